@@ -1,0 +1,106 @@
+/*
+ * ephemera/proto.h - the binary request/response protocol between the shim
+ * (libephemera.so, in every function process) and ephemerad.
+ *
+ * Transport: a SOCK_SEQPACKET unix socket at $EPHEMERA_SOCK (each message is
+ * one struct, boundaries kept by the kernel).  One connection per process,
+ * opened lazily on the first managed path and re-opened in a fork child.
+ * File descriptors travel with SCM_RIGHTS on the response.
+ *
+ * Only namespace changes and budget decisions go through here; reads, writes,
+ * seeks and stats on in-memory files never do (see shm.h).
+ *
+ * The control protocol for the Tenant Manager (JSON lines, versioned) is a
+ * different socket and is documented in docs/PROTOCOL.md.
+ */
+#ifndef EPHEMERA_PROTO_H
+#define EPHEMERA_PROTO_H
+
+#include <stdint.h>
+
+#include "ephemera/shm.h"
+
+#define EPH_PROTO_VERSION 1u
+
+enum eph_op {
+    /* -> resp.fd = the shared region (memfd), resp.arg = its size, resp.arg2 = daemon pid */
+    EPH_OP_HELLO = 1,
+    /*
+     * Open-or-create path in memory.  req.flags = open(2) flags, req.mode =
+     * mode already masked by the caller's umask, req.uid/gid = caller's fsuid/fsgid.
+     * Results:
+     *   resp.status = 0, resp.where = EPH_WHERE_MEM: resp.inode/gen name the
+     *     inode (already counted in open_count: the caller owns one reference
+     *     and must attach a desc or drop it), resp.fd = an O_RDWR fd of the memfd.
+     *   resp.status = 0, resp.where = EPH_WHERE_DISK: not placed in memory
+     *     (path exists on disk, no room, name too long, table full): the caller
+     *     opens the path with the real open(2) itself.
+     *   resp.status = -errno: fail the open with that errno (ENOENT for a
+     *     missing parent, ENOTDIR, EEXIST with O_EXCL, EISDIR, EACCES...).
+     */
+    EPH_OP_CREATE = 2,
+    /* Unlink path.  -ENOENT if not in memory (the caller then tries the disk). */
+    EPH_OP_UNLINK = 3,
+    /*
+     * renameat2 semantics for path -> path2 with req.flags = RENAME_NOREPLACE |
+     * RENAME_EXCHANGE.  The daemon handles every mix of in-memory and on-disk
+     * source/target, including directories that contain in-memory files.
+     * status 0 or -errno.  resp.where = EPH_WHERE_DISK means neither side is in
+     * memory and the caller should call the real renameat2 itself.
+     */
+    EPH_OP_RENAME = 4,
+    /* rmdir path: -ENOTEMPTY if an in-memory file lives below it, else the daemon rmdirs on disk. */
+    EPH_OP_RMDIR = 5,
+    /*
+     * The caller wants inode req.inode (gen req.gen) to grow its capacity to
+     * req.arg bytes and the budget has no room.  The daemon evicts other files
+     * (closed first, then LRU) and then either reserves the room (status 0,
+     * where=MEM; the daemon has already added the bytes to bytes_in_memory and
+     * the caller must ftruncate the memfd to req.arg and store capacity) or moves
+     * this file to disk (status 0, where=DISK; the caller swaps its fd).
+     */
+    EPH_OP_RESERVE = 6,
+    /* Move every in-memory file to disk (before exec of a program that cannot load the shim). */
+    EPH_OP_MATERIALISE_ALL = 7,
+    /* Move one file (req.inode/gen) to disk: before link(2), or when the app wants kernel semantics we lack. */
+    EPH_OP_EVICT = 8,
+    /* Hint: inode req.inode may be freed (nlink==0 and open_count reached 0).  No response needed but one is sent. */
+    EPH_OP_RELEASE = 9,
+};
+
+enum eph_where {
+    EPH_WHERE_NONE = 0,
+    EPH_WHERE_MEM = 1,
+    EPH_WHERE_DISK = 2,
+};
+
+struct eph_req {
+    uint32_t version;  /* EPH_PROTO_VERSION */
+    uint32_t op;       /* enum eph_op */
+    int32_t flags;     /* open/rename flags */
+    uint32_t mode;     /* create mode, umask applied */
+    uint32_t uid, gid; /* caller's fsuid/fsgid (daemon may run as someone else) */
+    uint32_t inode;    /* for RESERVE/EVICT/RELEASE */
+    uint32_t gen;
+    int32_t pid;       /* caller pid, for logs */
+    uint32_t pad;
+    uint64_t arg;      /* RESERVE: wanted capacity */
+    char path[EPH_PATH_MAX];  /* absolute, normalised */
+    char path2[EPH_PATH_MAX]; /* RENAME target */
+};
+
+struct eph_resp {
+    uint32_t version;
+    uint32_t op;       /* echo of the request op */
+    int32_t status;    /* 0 or -errno */
+    uint32_t where;    /* enum eph_where */
+    uint32_t inode;
+    uint32_t gen;
+    uint64_t arg;      /* op-specific */
+    uint64_t arg2;
+    /* resp carries at most one fd via SCM_RIGHTS; has_fd says whether it does */
+    uint32_t has_fd;
+    uint32_t pad;
+};
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * ephemera/shm.h - the shared-memory region that ephemerad and every shimmed
+ * process of one function instance map MAP_SHARED.
+ *
+ * Why shared memory: the fast path (read/write/lseek/fstat on an in-memory
+ * file) must not make a syscall or a round trip to the daemon.  Everything
+ * the fast path needs - file sizes, states, open file descriptions with their
+ * offsets - therefore lives here.  Mutations of the *namespace* (create,
+ * unlink, rename, evict) are done by the daemon alone, so the path hash table
+ * has a single writer and readers use a seqlock.
+ *
+ * Layout of the region (all offsets from the header, all page aligned):
+ *   struct eph_shm_header
+ *   struct eph_inode   inodes[ninodes]
+ *   struct eph_desc    descs[ndescs]
+ *   uint32_t           buckets[nbuckets]   (inode index + 1, 0 = empty)
+ *
+ * Ownership rules (who may write which field) are on each field:
+ *   [D]  daemon only
+ *   [S]  shim (any process), with the stated synchronisation
+ *   [DS] both, with the stated synchronisation
+ */
+#ifndef EPHEMERA_SHM_H
+#define EPHEMERA_SHM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EPH_SHM_MAGIC 0x31534d4850455045ull /* "EPEPHMS1" */
+#define EPH_SHM_VERSION 1u
+#define EPH_PATH_MAX 1024        /* longer managed paths are kept on disk */
+#define EPH_DEFAULT_INODES 16384u
+#define EPH_DEFAULT_DESCS 65536u
+
+/* Inode states.  Only the daemon moves a file out of MEM. */
+enum eph_state {
+    EPH_FREE = 0,   /* slot unused */
+    EPH_MEM = 1,    /* bytes live in the memfd; fast path allowed */
+    EPH_MOVING = 2, /* daemon is copying it to disk; fast path must back off and wait */
+    EPH_DISK = 3,   /* bytes live in the disk file (disk_fd); processes swap their fds */
+};
+
+/*
+ * A process-shared lock usable by the daemon and the shim.  Three-state futex
+ * mutex (0 free, 1 locked, 2 locked with waiters).  Implemented in
+ * include/ephemera/lock.h so both sides share one implementation.
+ */
+typedef struct { _Atomic uint32_t word; } eph_lock_t;
+
+struct eph_inode {
+    _Atomic uint32_t state;      /* [D] enum eph_state; shim reads with acquire */
+    _Atomic uint32_t epoch;      /* [D] bumped when the bytes move (MEM->DISK); futex word for waiters */
+    _Atomic int32_t inflight;    /* [S] fast-path operations in progress (Dekker with state) */
+    _Atomic uint32_t gen;        /* [D] bumped each time the slot is reused; guards stale references */
+    eph_lock_t lock;             /* [DS] serialises size/capacity changes and MEM->MOVING */
+    _Atomic uint32_t open_count; /* [S] open file descriptions (eph_desc) referring to this inode */
+    _Atomic uint32_t nlink;      /* [D] 1 while named in the namespace, 0 after unlink */
+    _Atomic uint32_t pinned;     /* [S] set when the app mmap()s it or hands it to the kernel: never evict */
+    int32_t mem_fd;              /* [D] memfd number inside the daemon (open via /proc/<pid>/fd/N) */
+    int32_t disk_fd;             /* [D] disk file number inside the daemon, valid once state==DISK */
+    _Atomic uint64_t size;       /* [DS] logical size; changed under lock, read lock-free */
+    _Atomic uint64_t capacity;   /* [DS] kernel size (ftruncate) of the memfd, >= size; under lock */
+    _Atomic uint64_t last_use;   /* [S] CLOCK_MONOTONIC_COARSE ns of the last access, for LRU */
+    uint64_t ino;                /* [D] st_ino (the memfd's own, so it is unique) */
+    uint64_t dev;                /* [D] st_dev reported for the file */
+    uint32_t mode;               /* [DS] st_mode incl. S_IFREG; chmod under lock */
+    uint32_t uid, gid;           /* [DS] owner; chown under lock */
+    uint32_t next;               /* [D] next inode index + 1 in the hash chain, 0 = end */
+    uint32_t hash;               /* [D] eph_path_hash(path) */
+    _Atomic int64_t atime_ns;    /* [S] times as ns since the epoch (CLOCK_REALTIME_COARSE) */
+    _Atomic int64_t mtime_ns;
+    _Atomic int64_t ctime_ns;
+    int64_t btime_ns;            /* [D] birth time */
+    char path[EPH_PATH_MAX];     /* [D] absolute normalised path; "" after unlink */
+};
+
+struct eph_desc {                /* an open file description, shared by dup and fork */
+    _Atomic uint32_t refs;       /* [S] fds (in all processes) that refer to it; 0 = free slot */
+    uint32_t inode;              /* [S] inode index, set at allocation */
+    uint32_t inode_gen;          /* [S] inode gen at open */
+    _Atomic uint32_t flags;      /* [S] O_ACCMODE|O_APPEND|O_NONBLOCK|O_DIRECT... as the app asked (F_SETFL) */
+    eph_lock_t lock;             /* [S] serialises offset updates (read/write/lseek on this description) */
+    uint32_t pad;
+    _Atomic uint64_t offset;     /* [S] file offset */
+};
+
+struct eph_counters {            /* monotonically increasing; shim adds in batches */
+    _Atomic uint64_t fast_reads;     /* reads served by memcpy without a syscall */
+    _Atomic uint64_t fast_writes;    /* writes served by memcpy without a syscall */
+    _Atomic uint64_t fast_seeks;     /* lseeks served without a syscall */
+    _Atomic uint64_t fast_stats;     /* stat/fstat served from this region */
+    _Atomic uint64_t bytes_read;     /* bytes copied by fast reads */
+    _Atomic uint64_t bytes_written;  /* bytes copied by fast writes */
+    _Atomic uint64_t slow_ops;       /* ops on managed fds that went to the kernel (disk state, stdio sync...) */
+    _Atomic uint64_t files_created;  /* files created in memory */
+    _Atomic uint64_t files_on_disk;  /* creates placed straight on disk (no room / too big) */
+    _Atomic uint64_t evictions;      /* files moved memory -> disk */
+    _Atomic uint64_t bytes_evicted;  /* bytes written to disk by evictions */
+    _Atomic uint64_t materialisations; /* evict-all before exec of a program that cannot load the shim */
+    _Atomic uint64_t files_in_memory;      /* current */
+    _Atomic uint64_t files_in_memory_peak;
+    _Atomic uint64_t bytes_in_memory;      /* current: sum of capacity over MEM inodes */
+    _Atomic uint64_t bytes_in_memory_peak;
+};
+
+struct eph_shm_header {
+    uint64_t magic;              /* EPH_SHM_MAGIC */
+    uint32_t version;            /* EPH_SHM_VERSION */
+    uint32_t header_size;        /* sizeof(struct eph_shm_header), checked by the shim */
+    uint32_t ninodes;
+    uint32_t ndescs;
+    uint32_t nbuckets;           /* power of two */
+    int32_t daemon_pid;
+    uint64_t inodes_off;         /* byte offsets of the arrays from the header */
+    uint64_t descs_off;
+    uint64_t buckets_off;
+    uint64_t total_size;         /* size of the whole region */
+    _Atomic uint64_t ns_seq;     /* [D] seqlock over buckets/next/path: odd while the daemon writes */
+    _Atomic uint32_t inode_hwm;  /* [D] 1 + highest inode index ever used (bounds scans) */
+    _Atomic uint32_t desc_hint;  /* [S] where to start looking for a free desc */
+    _Atomic uint64_t budget;     /* [D] bytes the in-memory files may occupy now */
+    _Atomic uint64_t grow_step_max; /* [D] largest single capacity step (bytes) */
+    struct eph_counters c;
+};
+
+static inline struct eph_inode *eph_inodes(struct eph_shm_header *h)
+{
+    return (struct eph_inode *)((char *)h + h->inodes_off);
+}
+static inline struct eph_desc *eph_descs(struct eph_shm_header *h)
+{
+    return (struct eph_desc *)((char *)h + h->descs_off);
+}
+static inline _Atomic uint32_t *eph_buckets(struct eph_shm_header *h)
+{
+    return (_Atomic uint32_t *)((char *)h + h->buckets_off);
+}
+
+/* FNV-1a; both sides must hash identically. */
+static inline uint32_t eph_path_hash(const char *p)
+{
+    uint32_t x = 2166136261u;
+    while (*p) {
+        x ^= (unsigned char)*p++;
+        x *= 16777619u;
+    }
+    return x;
+}
+
+/* Atomically raise *peak to at least v. */
+static inline void eph_atomic_max(_Atomic uint64_t *peak, uint64_t v)
+{
+    uint64_t cur = atomic_load_explicit(peak, memory_order_relaxed);
+    while (cur < v &&
+           !atomic_compare_exchange_weak_explicit(peak, &cur, v, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
+#endif
