@@ -1,0 +1,118 @@
+/**
+ * The one table of Ephemera's error codes.
+ *
+ * Every error the control plane raises is an {@link EphemeraError} whose `code` is a key of
+ * {@link ERROR_CODES}. Callers match on `code`, never on the message. Codes are stable: once
+ * released, a code keeps its meaning; a new failure gets a new code. Every code is documented in
+ * docs/ERRORS.md (a test enforces it).
+ *
+ * Messages follow one rule: say what was wrong, the value received, and what to do about it.
+ */
+
+/** How a code ends the CLI: 2 for a usage mistake the user can fix on the command line, 1 otherwise. */
+export type ExitStatus = 1 | 2;
+
+interface CodeInfo {
+  /** One line: what kind of failure this is. */
+  readonly summary: string;
+  readonly exit: ExitStatus;
+}
+
+export const ERROR_CODES = {
+  EPH_CLI_USAGE: {
+    summary: 'the command line is malformed: unknown subcommand or flag, missing value, missing `--` or command',
+    exit: 2,
+  },
+  EPH_CLI_BAD_SIZE: {
+    summary: 'a size argument (e.g. --budget, --memory) is not a number of bytes with an optional unit',
+    exit: 2,
+  },
+  EPH_CLI_BAD_ROOT: {
+    summary: 'a managed root does not exist, is not a directory, or is not usable',
+    exit: 2,
+  },
+  EPH_CLI_CONFLICT: {
+    summary: 'two flags that exclude each other were both given',
+    exit: 2,
+  },
+  EPH_BUILD_MISSING: {
+    summary: 'a build output (build/ephemerad, build/libephemera.so, build/iobench) is missing',
+    exit: 1,
+  },
+  EPH_RUN_DIR: {
+    summary: 'the private run directory for the daemon could not be created',
+    exit: 1,
+  },
+  EPH_RUN_SPAWN: {
+    summary: 'the command to run could not be started',
+    exit: 1,
+  },
+  EPH_RUN_STATS_WRITE: {
+    summary: 'the --stats file could not be written',
+    exit: 1,
+  },
+  EPH_DAEMON_START: {
+    summary: 'ephemerad exited or timed out before it reported ready',
+    exit: 1,
+  },
+  EPH_DAEMON_CONNECT: {
+    summary: "the daemon's control socket could not be reached",
+    exit: 1,
+  },
+  EPH_DAEMON_PROTOCOL: {
+    summary: 'the daemon sent something that is not a valid control-protocol message',
+    exit: 1,
+  },
+  EPH_DAEMON_REPLY: {
+    summary: 'the daemon answered a request with an error (its own code is in `daemonCode`)',
+    exit: 1,
+  },
+  EPH_DAEMON_CLOSED: {
+    summary: 'the control connection closed while a request was waiting for its answer',
+    exit: 1,
+  },
+  EPH_DAEMON_TIMEOUT: {
+    summary: 'the daemon did not answer a request in time',
+    exit: 1,
+  },
+  EPH_BENCH_NEEDS_ROOT: {
+    summary: 'a benchmark contender needs root (e.g. to mount a tmpfs) and was skipped',
+    exit: 1,
+  },
+  EPH_BENCH_FAILED: {
+    summary: 'a benchmark program failed or printed output that could not be parsed',
+    exit: 1,
+  },
+} as const satisfies Record<string, CodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface EphemeraErrorOptions {
+  /** The underlying error, kept for diagnosis. */
+  readonly cause?: unknown;
+  /** Structured detail, e.g. the daemon's own error code. */
+  readonly detail?: Readonly<Record<string, unknown>>;
+}
+
+/** An error with a stable {@link ErrorCode}. */
+export class EphemeraError extends Error {
+  readonly code: ErrorCode;
+  readonly detail: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, options: EphemeraErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'EphemeraError';
+    this.code = code;
+    this.detail = options.detail ?? {};
+  }
+
+  /** The CLI's exit status for this error. */
+  get exitStatus(): ExitStatus {
+    return ERROR_CODES[this.code].exit;
+  }
+}
+
+/** True when `err` is an {@link EphemeraError}, optionally with the given code. */
+export function isEphemeraError(err: unknown, code?: ErrorCode): err is EphemeraError {
+  return err instanceof EphemeraError && (code === undefined || err.code === code);
+}
