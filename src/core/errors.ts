@@ -83,6 +83,42 @@ export const ERROR_CODES = {
     summary: 'a benchmark program failed or printed output that could not be parsed',
     exit: 1,
   },
+  EPH_CGROUP_NOT_ROOT: {
+    summary: 'creating or writing a memory cgroup (e.g. for --memory) needs root',
+    exit: 1,
+  },
+  EPH_CGROUP_UNAVAILABLE: {
+    summary: 'no cgroup hierarchy with the memory controller is mounted',
+    exit: 1,
+  },
+  EPH_CGROUP_NOT_WRITABLE: {
+    summary: 'the memory cgroup hierarchy is read-only or a cgroup directory could not be created',
+    exit: 1,
+  },
+  EPH_CGROUP_EXISTS: {
+    summary: 'a cgroup with the requested name already exists',
+    exit: 1,
+  },
+  EPH_CGROUP_IO: {
+    summary: 'a cgroup control file could not be read or written, or held something unexpected',
+    exit: 1,
+  },
+  EPH_LIMIT_INVALID: {
+    summary: 'a memory limit or cgroup name is not acceptable (not a positive integer, bad characters)',
+    exit: 1,
+  },
+  EPH_LIMIT_BELOW_USAGE: {
+    summary: 'the kernel refused a memory limit below what the instance uses and cannot reclaim (cgroup v1 EBUSY)',
+    exit: 1,
+  },
+  EPH_DOCKER_API: {
+    summary: 'the Docker Engine API could not be reached or answered with an error',
+    exit: 1,
+  },
+  EPH_RESIZE_FAILED: {
+    summary: 'an instance could not be resized safely; its limit was left where it was',
+    exit: 1,
+  },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
