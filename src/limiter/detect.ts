@@ -90,8 +90,8 @@ export function cgroupDir(mount: CgroupMount, path: string): string {
     // the best we can name is the mount itself.
     return mount.mountPoint;
   }
-  const rel = path.slice(root.length);
-  return posix.normalize(join(mount.mountPoint, rel));
+  const dir = posix.normalize(join(mount.mountPoint, path.slice(root.length)));
+  return dir.length > 1 && dir.endsWith('/') ? dir.slice(0, -1) : dir;
 }
 
 /**
