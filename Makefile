@@ -12,11 +12,39 @@ SHIM_SRC := $(sort $(wildcard shim/*.c))
 DAEMON_SRC := $(sort $(wildcard daemon/*.c))
 HEADERS := $(wildcard include/ephemera/*.h shim/*.h daemon/*.h)
 
-.PHONY: all native cli deps test test-c test-ts demo bench clean
+TS_SRC := $(shell find src -name '*.ts' -o -name tsconfig.json) tsconfig.json tsconfig.base.json
+NODE_STAMP := node_modules/.package-lock.json
+
+# Test targets run in this order by `make test`; a makefile fragment may append to it
+# (TEST_TARGETS += test-foo) and define the rule.
+TEST_TARGETS := test-ts
+
+.PHONY: all native cli deps test test-ts demo bench clean
 
 all: native cli
 
-native: $(BUILD)/libephemera.so $(BUILD)/ephemerad
+native: $(BUILD)/libephemera.so $(BUILD)/ephemerad $(BUILD)/iobench
+
+# The CLI: TypeScript compiled by project references into build/js/, started by build/ephemera.
+cli: $(BUILD)/ephemera $(BUILD)/.tsc-stamp
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+$(BUILD)/.tsc-stamp: $(TS_SRC) $(NODE_STAMP)
+	@mkdir -p $(BUILD)
+	node_modules/.bin/tsc -b
+	@touch $@
+
+$(BUILD)/ephemera:
+	@mkdir -p $(BUILD)
+	printf '%s\n' '#!/bin/sh' 'exec node "$$(dirname "$$(readlink -f "$$0")")/js/cli/main.js" "$$@"' > $@
+	chmod +x $@
+
+# Native timed loops for `ephemera bench io`: no Node.js inside a measurement.
+$(BUILD)/iobench: bench/native/iobench.c
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@ $<
 
 $(BUILD)/libephemera.so: $(SHIM_SRC) $(HEADERS)
 	@mkdir -p $(BUILD)
@@ -26,6 +54,29 @@ $(BUILD)/libephemera.so: $(SHIM_SRC) $(HEADERS)
 $(BUILD)/ephemerad: $(DAEMON_SRC) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@ $(DAEMON_SRC) -lpthread
+
+# Installs the system and npm packages; fast when all is present already.
+deps:
+	@scripts/deps.sh
+
+-include test/tests.mk
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@set -e; for t in $(TEST_TARGETS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t; done
+	@echo "== all tests passed"
+
+# Unit and integration tests of the TypeScript code, compiled beside it (*.test.js).
+test-ts: cli native
+	node --test build/js/
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/ephemera bench demo
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/ephemera bench io
 
 clean:
 	rm -rf $(BUILD)

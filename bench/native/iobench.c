@@ -1,0 +1,331 @@
+/*
+ * iobench - one timed I/O loop over one file, for `ephemera bench io`.
+ *
+ * The timed loops live here, in native code, so that the harness's own runtime is never part of a
+ * measurement.  One invocation runs one workload on one target and prints one JSON line:
+ *
+ *   iobench WORKLOAD (--dir DIR | --memcpy) [--ops N] [--size BYTES] [--block BYTES]
+ *           [--passes N] [--seed N]
+ *
+ * WORKLOAD is rand-pread, rand-pwrite, rand-read (lseek+read), rand-write (lseek+write),
+ * seq-write, seq-read or meta (open+fstat+close of an existing file).  --memcpy runs the same
+ * access pattern as plain memcpy on a malloc'd arena: the physical limit for the data workloads.
+ *
+ * Data is checked, so a fast wrong answer cannot pass: block k of the file holds the word
+ * (k ^ seed) in its first and last 8 bytes and a fixed filler in between.  Reads check both marker
+ * words inside the timed loop (every contender pays the same two compares); after the loop, the
+ * whole file is verified untimed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IB_OK 0
+#define IB_ERR 1
+
+enum ib_workload { IB_RAND_PREAD, IB_RAND_PWRITE, IB_RAND_READ, IB_RAND_WRITE, IB_SEQ_WRITE, IB_SEQ_READ, IB_META };
+
+static const char *const ib_names[] = {"rand-pread", "rand-pwrite", "rand-read", "rand-write", "seq-write", "seq-read", "meta"};
+
+struct ib_opts {
+    enum ib_workload wl;
+    const char *dir;      /* target directory, or NULL with --memcpy */
+    uint64_t ops;         /* random and meta workloads: operations timed */
+    uint64_t size;        /* file (or arena) size in bytes */
+    uint64_t block;       /* bytes per read/write */
+    uint64_t passes;      /* sequential workloads: whole-file passes timed */
+    uint64_t seed;
+};
+
+struct ib_target {
+    int fd;               /* the file, or -1 for memcpy */
+    unsigned char *arena; /* the memcpy arena, or NULL */
+    char path[4096];
+};
+
+static char ib_errbuf[512];
+
+static int ib_fail(const char *what) {
+    snprintf(ib_errbuf, sizeof ib_errbuf, "%s: %s", what, strerror(errno));
+    return IB_ERR;
+}
+
+static uint64_t ib_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Marker words of block k; the filler between them is 0xA5. */
+static void ib_mark(unsigned char *buf, uint64_t block, uint64_t k, uint64_t seed) {
+    uint64_t w = k ^ seed;
+    memcpy(buf, &w, 8);
+    memcpy(buf + block - 8, &w, 8);
+}
+
+static int ib_check(const unsigned char *buf, uint64_t block, uint64_t k, uint64_t seed) {
+    uint64_t a, b, w = k ^ seed;
+    memcpy(&a, buf, 8);
+    memcpy(&b, buf + block - 8, 8);
+    return a == w && b == w;
+}
+
+/* Full-write with retry on short writes; used only outside timed loops. */
+static int ib_pwrite_all(int fd, const unsigned char *buf, uint64_t n, uint64_t off) {
+    while (n > 0) {
+        ssize_t w = pwrite(fd, buf, n, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return ib_fail("pwrite");
+        }
+        buf += w;
+        n -= (uint64_t)w;
+        off += (uint64_t)w;
+    }
+    return IB_OK;
+}
+
+static int ib_fill(struct ib_target *t, const struct ib_opts *o, unsigned char *buf) {
+    uint64_t nblocks = o->size / o->block;
+    for (uint64_t k = 0; k < nblocks; k++) {
+        ib_mark(buf, o->block, k, o->seed);
+        if (t->arena) memcpy(t->arena + k * o->block, buf, o->block);
+        else if (ib_pwrite_all(t->fd, buf, o->block, k * o->block) != IB_OK) return IB_ERR;
+    }
+    return IB_OK;
+}
+
+static int ib_verify(struct ib_target *t, const struct ib_opts *o, unsigned char *buf, unsigned char *filler) {
+    uint64_t nblocks = o->size / o->block;
+    for (uint64_t k = 0; k < nblocks; k++) {
+        const unsigned char *p = buf;
+        if (t->arena) {
+            p = t->arena + k * o->block;
+        } else {
+            ssize_t r = pread(t->fd, buf, o->block, (off_t)(k * o->block));
+            if (r < 0) return ib_fail("pread (verify)");
+            if ((uint64_t)r != o->block) {
+                snprintf(ib_errbuf, sizeof ib_errbuf, "verify: short read of block %" PRIu64 " (%zd bytes)", k, r);
+                return IB_ERR;
+            }
+        }
+        if (!ib_check(p, o->block, k, o->seed) || memcmp(p + 8, filler, o->block - 16) != 0) {
+            snprintf(ib_errbuf, sizeof ib_errbuf, "verify: block %" PRIu64 " holds wrong data", k);
+            return IB_ERR;
+        }
+    }
+    return IB_OK;
+}
+
+/* xorshift64*: cheap, and the offsets are drawn before timing anyway. */
+static uint64_t ib_rand(uint64_t *s) {
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ull;
+}
+
+static int ib_random(struct ib_target *t, const struct ib_opts *o, unsigned char *buf, uint64_t *ns, uint64_t *sum) {
+    uint64_t nblocks = o->size / o->block, state = o->seed * 2 + 1, bad = 0;
+    uint64_t *ks = malloc(o->ops * sizeof *ks);
+    int writing = o->wl == IB_RAND_PWRITE || o->wl == IB_RAND_WRITE;
+    int seek = o->wl == IB_RAND_READ || o->wl == IB_RAND_WRITE;
+    int rc = IB_ERR;
+
+    if (!ks) return ib_fail("malloc");
+    for (uint64_t i = 0; i < o->ops; i++) ks[i] = ib_rand(&state) % nblocks;
+
+    uint64_t t0 = ib_now_ns();
+    for (uint64_t i = 0; i < o->ops; i++) {
+        uint64_t k = ks[i], off = k * o->block;
+        ssize_t n;
+        if (writing) ib_mark(buf, o->block, k, o->seed);
+        if (t->arena) {
+            if (writing) memcpy(t->arena + off, buf, o->block);
+            else memcpy(buf, t->arena + off, o->block);
+            n = (ssize_t)o->block;
+        } else if (seek) {
+            if (lseek(t->fd, (off_t)off, SEEK_SET) < 0) { ib_fail("lseek"); goto err; }
+            n = writing ? write(t->fd, buf, o->block) : read(t->fd, buf, o->block);
+        } else {
+            n = writing ? pwrite(t->fd, buf, o->block, (off_t)off) : pread(t->fd, buf, o->block, (off_t)off);
+        }
+        if (n != (ssize_t)o->block) { ib_fail(writing ? "write" : "read"); goto err; }
+        if (!writing) bad += !ib_check(buf, o->block, k, o->seed);
+        *sum += buf[8];
+    }
+    *ns = ib_now_ns() - t0;
+    if (bad) {
+        snprintf(ib_errbuf, sizeof ib_errbuf, "%" PRIu64 " of %" PRIu64 " reads returned wrong data", bad, o->ops);
+        goto err;
+    }
+    rc = IB_OK;
+err:
+    free(ks);
+    return rc;
+}
+
+static int ib_seq(struct ib_target *t, const struct ib_opts *o, unsigned char *buf, uint64_t *ns, uint64_t *sum) {
+    uint64_t nblocks = o->size / o->block, bad = 0;
+    int writing = o->wl == IB_SEQ_WRITE;
+    uint64_t t0 = ib_now_ns();
+    for (uint64_t p = 0; p < o->passes; p++) {
+        if (!t->arena) {
+            if (writing) {
+                if (close(t->fd) < 0) return ib_fail("close");
+                t->fd = open(t->path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+                if (t->fd < 0) return ib_fail("open O_TRUNC");
+            } else if (lseek(t->fd, 0, SEEK_SET) < 0) {
+                return ib_fail("lseek");
+            }
+        }
+        for (uint64_t k = 0; k < nblocks; k++) {
+            if (writing) ib_mark(buf, o->block, k, o->seed);
+            if (t->arena) {
+                if (writing) memcpy(t->arena + k * o->block, buf, o->block);
+                else memcpy(buf, t->arena + k * o->block, o->block);
+            } else {
+                ssize_t n = writing ? write(t->fd, buf, o->block) : read(t->fd, buf, o->block);
+                if (n != (ssize_t)o->block) return ib_fail(writing ? "write" : "read");
+            }
+            if (!writing) bad += !ib_check(buf, o->block, k, o->seed);
+            *sum += buf[8];
+        }
+    }
+    *ns = ib_now_ns() - t0;
+    if (bad) {
+        snprintf(ib_errbuf, sizeof ib_errbuf, "%" PRIu64 " sequential reads returned wrong data", bad);
+        return IB_ERR;
+    }
+    return IB_OK;
+}
+
+static int ib_meta(struct ib_target *t, const struct ib_opts *o, uint64_t *ns, uint64_t *sum) {
+    struct stat st = {0};
+    uint64_t t0 = ib_now_ns();
+    for (uint64_t i = 0; i < o->ops; i++) {
+        int fd = open(t->path, O_RDONLY);
+        if (fd < 0) return ib_fail("open");
+        if (fstat(fd, &st) < 0) return ib_fail("fstat");
+        if (close(fd) < 0) return ib_fail("close");
+        *sum += (uint64_t)st.st_size;
+    }
+    *ns = ib_now_ns() - t0;
+    if ((uint64_t)st.st_size != o->size) {
+        snprintf(ib_errbuf, sizeof ib_errbuf, "fstat reports size %jd, expected %" PRIu64, (intmax_t)st.st_size, o->size);
+        return IB_ERR;
+    }
+    return IB_OK;
+}
+
+static int ib_parse_u64(const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-') return IB_ERR;
+    *out = v;
+    return IB_OK;
+}
+
+static int ib_usage(const char *why) {
+    fprintf(stderr,
+            "iobench: %s\n"
+            "usage: iobench WORKLOAD (--dir DIR | --memcpy) [--ops N] [--size BYTES] [--block BYTES] [--passes N] [--seed N]\n"
+            "WORKLOAD: rand-pread rand-pwrite rand-read rand-write seq-write seq-read meta\n",
+            why);
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    struct ib_opts o = {.wl = IB_RAND_PREAD, .dir = NULL, .ops = 500000, .size = 32u << 20, .block = 8192, .passes = 4, .seed = 42};
+    struct ib_target t = {.fd = -1, .arena = NULL, .path = {0}};
+    unsigned char *buf = NULL, *filler = NULL;
+    int memcpy_mode = 0, found = 0, rc = 1;
+    uint64_t ns = 0, sum = 0, ops;
+
+    if (argc < 2) return ib_usage("no workload given");
+    for (size_t i = 0; i < sizeof ib_names / sizeof ib_names[0]; i++) {
+        if (strcmp(argv[1], ib_names[i]) == 0) {
+            o.wl = (enum ib_workload)i;
+            found = 1;
+        }
+    }
+    if (!found) return ib_usage("unknown workload");
+    for (int i = 2; i < argc; i++) {
+        uint64_t *num = NULL;
+        if (strcmp(argv[i], "--memcpy") == 0) { memcpy_mode = 1; continue; }
+        if (i + 1 >= argc) return ib_usage("flag without a value");
+        if (strcmp(argv[i], "--dir") == 0) { o.dir = argv[++i]; continue; }
+        if (strcmp(argv[i], "--ops") == 0) num = &o.ops;
+        else if (strcmp(argv[i], "--size") == 0) num = &o.size;
+        else if (strcmp(argv[i], "--block") == 0) num = &o.block;
+        else if (strcmp(argv[i], "--passes") == 0) num = &o.passes;
+        else if (strcmp(argv[i], "--seed") == 0) num = &o.seed;
+        else return ib_usage("unknown flag");
+        if (ib_parse_u64(argv[++i], num) != IB_OK) return ib_usage("a number flag needs a non-negative integer");
+    }
+    if (memcpy_mode == (o.dir != NULL)) return ib_usage("give exactly one of --dir DIR and --memcpy");
+    if (o.block < 16 || o.size < o.block || o.size % o.block) return ib_usage("--block must be >= 16 and divide --size");
+    if (memcpy_mode && o.wl == IB_META) return ib_usage("meta has no memcpy form");
+
+    buf = malloc(o.block);
+    filler = malloc(o.block);
+    if (!buf || !filler) { ib_fail("malloc"); goto err; }
+    memset(buf, 0xA5, o.block);
+    memset(filler, 0xA5, o.block);
+
+    if (memcpy_mode) {
+        t.arena = malloc(o.size);
+        if (!t.arena) { ib_fail("malloc arena"); goto err; }
+    } else {
+        snprintf(t.path, sizeof t.path, "%s/iobench-%d.dat", o.dir, (int)getpid());
+        t.fd = open(t.path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (t.fd < 0) { ib_fail("open"); goto err; }
+    }
+    /* Sequential writes create the file themselves; everything else needs it filled first. */
+    if (o.wl != IB_SEQ_WRITE || memcpy_mode) {
+        if (ib_fill(&t, &o, buf) != IB_OK) goto err;
+    }
+
+    switch (o.wl) {
+    case IB_RAND_PREAD: case IB_RAND_PWRITE: case IB_RAND_READ: case IB_RAND_WRITE:
+        if (ib_random(&t, &o, buf, &ns, &sum) != IB_OK) goto err;
+        ops = o.ops;
+        break;
+    case IB_SEQ_WRITE: case IB_SEQ_READ:
+        if (ib_seq(&t, &o, buf, &ns, &sum) != IB_OK) goto err;
+        ops = o.passes * (o.size / o.block);
+        break;
+    case IB_META:
+        if (close(t.fd) < 0) { ib_fail("close"); goto err; }
+        t.fd = -1;
+        if (ib_meta(&t, &o, &ns, &sum) != IB_OK) goto err;
+        ops = o.ops;
+        t.fd = open(t.path, O_RDONLY);
+        if (t.fd < 0) { ib_fail("reopen"); goto err; }
+        break;
+    default:
+        goto err;
+    }
+    if (ib_verify(&t, &o, buf, filler) != IB_OK) goto err;
+
+    printf("{\"workload\":\"%s\",\"target\":\"%s\",\"ops\":%" PRIu64 ",\"block\":%" PRIu64 ",\"size\":%" PRIu64
+           ",\"ns\":%" PRIu64 ",\"ns_per_op\":%.3f,\"checksum\":%" PRIu64 "}\n",
+           ib_names[o.wl], memcpy_mode ? "memcpy" : o.dir, ops, o.block, o.size, ns, (double)ns / (double)ops, sum);
+    rc = 0;
+err:
+    if (rc) fprintf(stderr, "iobench %s: %s\n", ib_names[o.wl], ib_errbuf);
+    if (t.fd >= 0) close(t.fd);
+    if (t.path[0]) unlink(t.path);
+    free(t.arena);
+    free(buf);
+    free(filler);
+    return rc;
+}

@@ -1,0 +1,362 @@
+/**
+ * `ephemera bench io`: the file-system micro-benchmark of issue 2.
+ *
+ * Every timed loop runs in native code (bench/native/iobench.c); this harness only places the
+ * contenders, repeats the runs in interleaved order, takes medians and prints one table of ratios,
+ * all from one run:
+ *
+ * - ephemera: iobench under `ephemera run`, its directory a managed root;
+ * - tmpfs: a tmpfs this harness mounts (needs root);
+ * - disk: a directory on the machine's disk file system (page cache);
+ * - memcpy: the same access pattern as plain memcpy, the physical limit.
+ *
+ * Pass-through overhead is measured separately: the same loop on a directory that is *not* managed,
+ * with the shim loaded (and a daemon running) against without it.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+import { EphemeraError } from '../core/errors.js';
+import { formatSize } from '../core/size.js';
+
+const execFileP = promisify(execFile);
+
+/** What the harness needs from the build. */
+export interface IoBenchTools {
+  /** build/ephemera */
+  readonly ephemera: string;
+  /** build/iobench */
+  readonly iobench: string;
+}
+
+export interface IoBenchOptions {
+  /** Runs of each (workload, contender); the median is reported. @default 5 */
+  readonly repeats: number;
+  /** Operations per random/meta run. @default 500000 */
+  readonly ops: number;
+  /** Whole-file passes per sequential run. @default 8 */
+  readonly passes: number;
+  /** Directory on disk for the work files. @default /var/tmp */
+  readonly workBase: string;
+  /** Progress lines go here (stderr), the table to `print`. */
+  readonly progress: (line: string) => void;
+}
+
+export const IO_DEFAULTS = { repeats: 5, ops: 500_000, passes: 8, workBase: '/var/tmp' } as const;
+
+const FILE_SIZE = 32 * 1024 * 1024;
+const BLOCK = 8192;
+
+export type Contender = 'ephemera' | 'tmpfs' | 'disk' | 'memcpy';
+const CONTENDERS: readonly Contender[] = ['ephemera', 'tmpfs', 'disk', 'memcpy'];
+
+type Kind = 'random' | 'sequential' | 'meta';
+
+interface Workload {
+  readonly name: string;
+  readonly label: string;
+  readonly kind: Kind;
+}
+
+const WORKLOADS: readonly Workload[] = [
+  { name: 'rand-pread', label: 'random 8 KiB pread', kind: 'random' },
+  { name: 'rand-pwrite', label: 'random 8 KiB pwrite', kind: 'random' },
+  { name: 'rand-read', label: 'random 8 KiB lseek+read', kind: 'random' },
+  { name: 'rand-write', label: 'random 8 KiB lseek+write', kind: 'random' },
+  { name: 'seq-write', label: 'sequential 8 KiB write', kind: 'sequential' },
+  { name: 'seq-read', label: 'sequential 8 KiB read', kind: 'sequential' },
+  { name: 'meta', label: 'open+fstat+close', kind: 'meta' },
+];
+
+/** Pass-through loops: on an unmanaged directory, with and without the shim. */
+const PASS_THROUGH: readonly Workload[] = [
+  { name: 'rand-pread', label: 'random 8 KiB pread, unmanaged', kind: 'random' },
+  { name: 'meta', label: 'open+fstat+close, unmanaged', kind: 'meta' },
+];
+
+/** One line of iobench output. */
+export interface IobenchResult {
+  readonly workload: string;
+  readonly target: string;
+  readonly ops: number;
+  readonly ns: number;
+  readonly ns_per_op: number;
+}
+
+/** The median of a non-empty list. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  const hi = s[mid] ?? NaN;
+  return s.length % 2 === 1 ? hi : ((s[mid - 1] ?? NaN) + hi) / 2;
+}
+
+/**
+ * Parse iobench's one JSON line.
+ *
+ * @throws {EphemeraError} `EPH_BENCH_FAILED` when it is not what iobench prints
+ */
+export function parseIobench(stdout: string): IobenchResult {
+  const line = stdout.trim().split('\n').pop() ?? '';
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    throw new EphemeraError('EPH_BENCH_FAILED', `iobench printed ${JSON.stringify(line.slice(0, 200))}, not a JSON result; rebuild with make`);
+  }
+  const r = v as Partial<Record<keyof IobenchResult, unknown>>;
+  if (typeof r.workload !== 'string' || typeof r.ns_per_op !== 'number' || typeof r.ops !== 'number' || typeof r.ns !== 'number' || typeof r.target !== 'string') {
+    throw new EphemeraError('EPH_BENCH_FAILED', `iobench result lacks workload/target/ops/ns/ns_per_op: ${line.slice(0, 200)}`);
+  }
+  return { workload: r.workload, target: r.target, ops: r.ops, ns: r.ns, ns_per_op: r.ns_per_op };
+}
+
+async function run(argv: readonly string[]): Promise<string> {
+  const [file, ...args] = argv;
+  try {
+    const { stdout } = await execFileP(file ?? '', args, { maxBuffer: 1 << 20 });
+    return stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new EphemeraError('EPH_BENCH_FAILED', `${argv.join(' ')} failed: ${(e.stderr ?? '').trim() || e.message}`, { cause: err });
+  }
+}
+
+interface Places {
+  readonly work: string;
+  readonly ephRoot: string;
+  readonly disk: string;
+  readonly unmanaged: string;
+  readonly tmpfs: string | undefined;
+}
+
+async function mountTmpfs(dir: string): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) {
+    return new EphemeraError('EPH_BENCH_NEEDS_ROOT', `the tmpfs contender mounts a tmpfs and needs root (uid is ${String(process.getuid?.())}); run the benchmark as root to include it`).message;
+  }
+  mkdirSync(dir);
+  await run(['mount', '-t', 'tmpfs', '-o', `size=${4 * FILE_SIZE},mode=0700`, 'ephemera-bench', dir]);
+  return undefined;
+}
+
+/** Statistics from the last ephemera run, to show the data really was served from memory. */
+interface FastOps {
+  reads: number;
+  writes: number;
+}
+
+function readFastOps(statsFile: string): FastOps {
+  const s = JSON.parse(readFileSync(statsFile, 'utf8')) as { fast_reads?: unknown; fast_writes?: unknown };
+  return { reads: Number(s.fast_reads ?? 0), writes: Number(s.fast_writes ?? 0) };
+}
+
+function iobenchArgs(tools: IoBenchTools, w: Workload, opts: IoBenchOptions, target: string | 'memcpy'): string[] {
+  return [
+    tools.iobench,
+    w.name,
+    ...(target === 'memcpy' ? ['--memcpy'] : ['--dir', target]),
+    '--ops', String(opts.ops),
+    '--passes', String(opts.passes),
+    '--size', String(FILE_SIZE),
+    '--block', String(BLOCK),
+  ];
+}
+
+function underEphemera(tools: IoBenchTools, places: Places, statsFile: string, argv: readonly string[]): string[] {
+  return [tools.ephemera, 'run', '--root', places.ephRoot, '--discard', '--stats', statsFile, '--', ...argv];
+}
+
+export interface IoBenchReport {
+  /** Median ns per operation by workload and contender; absent when skipped. */
+  readonly medians: Record<string, Partial<Record<Contender, number>>>;
+  readonly passThrough: Record<string, { shim: number; plain: number }>;
+  readonly fastOps: Record<string, FastOps>;
+  readonly skipped: readonly string[];
+  readonly table: string;
+}
+
+/**
+ * Run the whole benchmark and build the table.
+ *
+ * @throws {EphemeraError} `EPH_BENCH_FAILED` when a run fails or the work directory is on a tmpfs
+ */
+export async function runIoBench(tools: IoBenchTools, opts: IoBenchOptions): Promise<IoBenchReport> {
+  if (isTmpfs(opts.workBase)) {
+    throw new EphemeraError('EPH_BENCH_FAILED', `${opts.workBase} is on a tmpfs, so the "disk" contender would not be a disk; give --work DIR on a disk file system`);
+  }
+  const work = mkdtempSync(join(opts.workBase, 'ephemera-bench-'));
+  const skipped: string[] = [];
+  let tmpfsMounted = false;
+  try {
+    const places: Places = await (async () => {
+      const ephRoot = join(work, 'managed');
+      const disk = join(work, 'disk');
+      const unmanaged = join(work, 'unmanaged');
+      for (const d of [ephRoot, disk, unmanaged]) mkdirSync(d);
+      const tmpfs = join(work, 'tmpfs');
+      const skip = await mountTmpfs(tmpfs);
+      tmpfsMounted = skip === undefined;
+      if (skip !== undefined) skipped.push(`tmpfs: ${skip}`);
+      return { work, ephRoot, disk, unmanaged, tmpfs: skip === undefined ? tmpfs : undefined };
+    })();
+    const statsFile = join(work, 'stats.json');
+    const samples = new Map<string, number[]>();
+    const add = (key: string, v: number): void => {
+      const list = samples.get(key) ?? [];
+      list.push(v);
+      samples.set(key, list);
+    };
+    const fastOps: Record<string, FastOps> = {};
+    const total = opts.repeats * (WORKLOADS.length * CONTENDERS.length + PASS_THROUGH.length * 2);
+    let done = 0;
+    const t0 = Date.now();
+    const tick = (what: string): void => {
+      done++;
+      const eta = ((Date.now() - t0) / done) * (total - done);
+      opts.progress(`[${done}/${total}] ${what} (eta ${Math.round(eta / 1000)} s)`);
+    };
+
+    for (let r = 0; r < opts.repeats; r++) {
+      for (const w of WORKLOADS) {
+        for (const c of CONTENDERS) {
+          if (c === 'memcpy' && w.kind === 'meta') continue;
+          if (c === 'tmpfs' && places.tmpfs === undefined) continue;
+          const target = c === 'ephemera' ? places.ephRoot : c === 'tmpfs' ? (places.tmpfs ?? '') : c === 'disk' ? places.disk : 'memcpy';
+          const argv = iobenchArgs(tools, w, opts, target);
+          const out = await run(c === 'ephemera' ? underEphemera(tools, places, statsFile, argv) : argv);
+          add(`${w.name}/${c}`, parseIobench(out).ns_per_op);
+          if (c === 'ephemera') fastOps[w.name] = readFastOps(statsFile);
+          tick(`${w.name} on ${c}`);
+        }
+      }
+      for (const w of PASS_THROUGH) {
+        const argv = iobenchArgs(tools, w, opts, places.unmanaged);
+        // Alternate which goes first, so a warming machine favours neither.
+        const order = r % 2 === 0 ? (['shim', 'plain'] as const) : (['plain', 'shim'] as const);
+        for (const mode of order) {
+          const out = await run(mode === 'shim' ? underEphemera(tools, places, statsFile, argv) : argv);
+          add(`pass/${w.name}/${mode}`, parseIobench(out).ns_per_op);
+          tick(`${w.name} unmanaged ${mode === 'shim' ? 'with' : 'without'} the shim`);
+        }
+      }
+    }
+
+    const medians: Record<string, Partial<Record<Contender, number>>> = {};
+    for (const w of WORKLOADS) {
+      const row: Partial<Record<Contender, number>> = {};
+      for (const c of CONTENDERS) {
+        const s = samples.get(`${w.name}/${c}`);
+        if (s !== undefined) row[c] = median(s);
+      }
+      medians[w.name] = row;
+    }
+    const passThrough: Record<string, { shim: number; plain: number }> = {};
+    for (const w of PASS_THROUGH) {
+      passThrough[w.name] = {
+        shim: median(samples.get(`pass/${w.name}/shim`) ?? []),
+        plain: median(samples.get(`pass/${w.name}/plain`) ?? []),
+      };
+    }
+    const table = renderTable(medians, passThrough, fastOps, opts, skipped);
+    return { medians, passThrough, fastOps, skipped, table };
+  } finally {
+    if (tmpfsMounted) await run(['umount', join(work, 'tmpfs')]).catch(() => undefined);
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function fmtUs(ns: number | undefined): string {
+  return ns === undefined ? 'n/a' : (ns / 1000).toFixed(3);
+}
+
+function fmtX(x: number | undefined): string {
+  return x === undefined || !Number.isFinite(x) ? 'n/a' : `${x.toFixed(2)}×`;
+}
+
+interface Verdict {
+  readonly target: string;
+  readonly met: boolean | undefined;
+}
+
+/** The issue's targets, as a check on the medians. */
+export function verdict(kind: Kind, row: Partial<Record<Contender, number>>): Verdict {
+  const eph = row.ephemera;
+  const tmpfs = row.tmpfs;
+  const mem = row.memcpy;
+  const both = (a: number | undefined, b: number | undefined): boolean => a !== undefined && b !== undefined;
+  switch (kind) {
+    case 'random': {
+      const speed = both(eph, tmpfs) ? (tmpfs ?? 0) / (eph ?? 1) : undefined;
+      const toMem = both(eph, mem) ? (eph ?? 0) / (mem ?? 1) : undefined;
+      return {
+        target: '≥2.5× tmpfs, ≤1.3× memcpy',
+        met: speed === undefined || toMem === undefined ? undefined : speed >= 2.5 && toMem <= 1.3,
+      };
+    }
+    case 'sequential':
+      return { target: '≥1.0× tmpfs', met: both(eph, tmpfs) ? (tmpfs ?? 0) / (eph ?? 1) >= 1 : undefined };
+    case 'meta':
+      return { target: 'time ≤1.5× tmpfs', met: both(eph, tmpfs) ? (eph ?? 0) / (tmpfs ?? 1) <= 1.5 : undefined };
+  }
+}
+
+function renderTable(
+  medians: Record<string, Partial<Record<Contender, number>>>,
+  passThrough: Record<string, { shim: number; plain: number }>,
+  fastOps: Record<string, FastOps>,
+  opts: IoBenchOptions,
+  skipped: readonly string[],
+): string {
+  const rows: string[][] = [];
+  rows.push(['workload', 'ephemera µs/op', 'tmpfs µs/op', 'disk µs/op', 'memcpy µs/op', 'vs tmpfs', 'vs disk', 'ephemera/memcpy', 'fast ops', 'target', 'met']);
+  for (const w of WORKLOADS) {
+    const row = medians[w.name] ?? {};
+    const eph = row.ephemera;
+    const ratio = (other: number | undefined): number | undefined => (eph === undefined || other === undefined ? undefined : other / eph);
+    const f = fastOps[w.name];
+    const v = verdict(w.kind, row);
+    rows.push([
+      w.label,
+      fmtUs(eph),
+      fmtUs(row.tmpfs),
+      fmtUs(row.disk),
+      fmtUs(row.memcpy),
+      fmtX(ratio(row.tmpfs)),
+      fmtX(ratio(row.disk)),
+      eph === undefined || row.memcpy === undefined ? 'n/a' : fmtX(eph / row.memcpy),
+      f === undefined ? 'n/a' : String(f.reads + f.writes),
+      v.target,
+      v.met === undefined ? 'n/a' : v.met ? 'yes' : 'NO',
+    ]);
+  }
+  const pass: string[][] = [['pass-through loop', 'with shim µs/op', 'without µs/op', 'overhead', 'target', 'met']];
+  for (const w of PASS_THROUGH) {
+    const p = passThrough[w.name];
+    if (p === undefined) continue;
+    const overhead = p.shim / p.plain - 1;
+    pass.push([w.label, fmtUs(p.shim), fmtUs(p.plain), `${(overhead * 100).toFixed(1)}%`, '≤3%', overhead <= 0.03 ? 'yes' : 'NO']);
+  }
+  const header = [
+    `ephemera bench io: ${formatSize(FILE_SIZE)} file, ${formatSize(BLOCK)} blocks, ${opts.ops} random/meta ops, ${opts.passes} sequential passes, median of ${opts.repeats} runs`,
+    '"vs X" = X time / ephemera time (higher is better for ephemera); "fast ops" = reads+writes the last ephemera run served from memory',
+  ];
+  return [...header, '', markdown(rows), '', markdown(pass), ...skipped.map((s) => `skipped: ${s}`)].join('\n');
+}
+
+/** A markdown table, columns padded so it also reads well on a terminal. */
+export function markdown(rows: readonly (readonly string[])[]): string {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 3, cell.length)));
+  const line = (r: readonly string[]): string => `| ${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  const [head, ...body] = rows;
+  if (head === undefined) return '';
+  return [line(head), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...body.map(line)].join('\n');
+}
+
+/** True when `dir` is on a tmpfs (then "disk" would not be a disk). */
+export function isTmpfs(dir: string): boolean {
+  const TMPFS_MAGIC = 0x01021994;
+  return statfsSync(dir).type === TMPFS_MAGIC;
+}

@@ -1,0 +1,98 @@
+/**
+ * A small, strict command-line flag parser: every flag is declared, nothing unknown is ignored.
+ *
+ * Accepts `--name VALUE`, `--name=VALUE` and boolean `--name`. A lone `--` ends the flags; what
+ * follows is returned untouched as `rest`. Positional arguments before `--` are returned in
+ * `positionals`, in order, when the spec allows them.
+ */
+import { EphemeraError } from '../core/errors.js';
+
+export interface FlagSpec {
+  /** Takes a value (`--budget 64M`) rather than being a switch (`--keep`). */
+  readonly value: boolean;
+  /** May be given more than once (`--root A --root B`). */
+  readonly repeatable?: boolean;
+}
+
+export interface ParsedFlags {
+  /** Values by flag name; a switch is recorded as `''`. */
+  readonly values: ReadonlyMap<string, readonly string[]>;
+  readonly positionals: readonly string[];
+  /** Everything after `--`, or `undefined` when there was no `--`. */
+  readonly rest: readonly string[] | undefined;
+}
+
+/**
+ * @param argv the arguments after the subcommand
+ * @param spec the flags this subcommand knows, by name without `--`
+ * @param context the subcommand, named in error messages (e.g. `ephemera run`)
+ * @param maxPositionals how many arguments before `--` are allowed @default 0
+ * @throws {EphemeraError} `EPH_CLI_USAGE` for an unknown flag, a missing or unexpected value,
+ *   a repeated flag that is not repeatable, or too many positional arguments
+ */
+export function parseFlags(
+  argv: readonly string[],
+  spec: Readonly<Record<string, FlagSpec>>,
+  context: string,
+  maxPositionals = 0,
+): ParsedFlags {
+  const values = new Map<string, string[]>();
+  const positionals: string[] = [];
+  const usage = (msg: string): EphemeraError =>
+    new EphemeraError('EPH_CLI_USAGE', `${context}: ${msg}; see \`ephemera help ${context.replace(/^ephemera /, '')}\``);
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '--') return { values, positionals, rest: argv.slice(i + 1) };
+    if (!arg.startsWith('-') || arg === '-') {
+      if (positionals.length >= maxPositionals) {
+        throw usage(
+          maxPositionals === 0
+            ? `unexpected argument ${JSON.stringify(arg)}; put the command after \`--\``
+            : `unexpected extra argument ${JSON.stringify(arg)}`,
+        );
+      }
+      positionals.push(arg);
+      continue;
+    }
+    if (!arg.startsWith('--')) throw usage(`unknown flag ${JSON.stringify(arg)} (flags are spelled --name)`);
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const flag = Object.hasOwn(spec, name) ? spec[name] : undefined;
+    if (flag === undefined) {
+      const known = Object.keys(spec).map((k) => `--${k}`).join(', ');
+      throw usage(`unknown flag ${JSON.stringify(`--${name}`)}; known flags: ${known}`);
+    }
+    let value: string;
+    if (flag.value) {
+      if (eq >= 0) {
+        value = arg.slice(eq + 1);
+      } else {
+        const next = argv[i + 1];
+        if (next === undefined || next === '--') throw usage(`--${name} needs a value`);
+        value = next;
+        i++;
+      }
+    } else {
+      if (eq >= 0) throw usage(`--${name} takes no value, got ${JSON.stringify(arg.slice(eq + 1))}`);
+      value = '';
+    }
+    const list = values.get(name) ?? [];
+    if (list.length > 0 && flag.repeatable !== true) {
+      throw usage(`--${name} given twice (${JSON.stringify(list[0])} and ${JSON.stringify(value)}); give it once`);
+    }
+    list.push(value);
+    values.set(name, list);
+  }
+  return { values, positionals, rest: undefined };
+}
+
+/** The single value of a non-repeatable flag, or `undefined`. */
+export function flagValue(parsed: ParsedFlags, name: string): string | undefined {
+  return parsed.values.get(name)?.[0];
+}
+
+/** Whether a switch was given. */
+export function flagSet(parsed: ParsedFlags, name: string): boolean {
+  return parsed.values.has(name);
+}

@@ -1,0 +1,415 @@
+/**
+ * `ephemera run`: one function instance around one command.
+ *
+ * Starts ephemerad in a private run directory, waits until it listens, runs the command with the
+ * shim preloaded, and when the command ends collects the stats, shuts the daemon down (writing every
+ * in-memory file back to disk unless --discard) and exits with the command's status.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { constants as osConstants } from 'node:os';
+import { delimiter, isAbsolute, join, relative, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+
+import { EphemeraError, isEphemeraError } from '../core/errors.js';
+import { parseSize } from '../core/size.js';
+import { DaemonClient, type DaemonStats, type ShutdownMode } from '../daemon-client/client.js';
+import { createInstanceCgroup, type InstanceCgroup } from '../limiter/cgroup.js';
+import { flagSet, flagValue, parseFlags, type FlagSpec } from './flags.js';
+import { buildOutput } from './paths.js';
+
+export const RUN_USAGE = `usage: ephemera run [--root DIR]... [--budget SIZE] [--memory SIZE] [--headroom SIZE]
+                    [--stats FILE] [--log FILE] [--keep|--discard] -- CMD [ARGS...]
+
+Runs CMD with the files under each managed root (default /tmp) kept in memory, and exits with
+CMD's exit status (128+N when CMD is killed by signal N).
+
+  --root DIR       manage DIR (repeatable; default /tmp). It must exist and be a directory.
+  --budget SIZE    at most SIZE bytes of files in memory; the rest goes to disk.
+  --memory SIZE    run the daemon and CMD in a fresh memory cgroup limited to SIZE (root only);
+                   the budget then follows the cgroup live. With --budget as well, --budget is
+                   used only when the cgroup cannot be created.
+  --headroom SIZE  memory kept free for CMD itself when the budget follows a cgroup.
+  --stats FILE     write the daemon's counters as JSON to FILE when CMD ends.
+  --log FILE       append daemon and shim diagnostics to FILE (never to CMD's stdout/stderr).
+  --keep           when CMD ends, write in-memory files back to their paths on disk (default).
+  --discard        when CMD ends, drop in-memory files (scratch data of a finished invocation).
+
+SIZE is bytes with an optional unit: 123, 64K, 64M, 1.5G (powers of 1024), 64KiB, 500MB (powers
+of 1000).`;
+
+const RUN_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  root: { value: true, repeatable: true },
+  budget: { value: true },
+  memory: { value: true },
+  headroom: { value: true },
+  stats: { value: true },
+  log: { value: true },
+  keep: { value: false },
+  discard: { value: false },
+};
+
+export interface RunOptions {
+  /** Absolute, existing directories. */
+  readonly roots: readonly string[];
+  readonly budget?: number;
+  readonly memory?: number;
+  readonly headroom?: number;
+  readonly statsFile?: string;
+  readonly logFile?: string;
+  readonly onExit: ShutdownMode;
+  readonly command: readonly [string, ...string[]];
+}
+
+/** The default managed root when no --root is given. */
+export const DEFAULT_ROOT = '/tmp';
+
+/**
+ * Check one --root: absolute after resolution, an existing directory, not `/`, no `:`.
+ *
+ * @throws {EphemeraError} `EPH_CLI_BAD_ROOT`
+ */
+export function checkRoot(text: string): string {
+  const root = resolve(text);
+  const bad = (why: string): EphemeraError => new EphemeraError('EPH_CLI_BAD_ROOT', `--root ${JSON.stringify(text)}: ${why}`);
+  if (root === '/') throw bad('refusing to manage the whole file system; give a scratch directory such as /tmp');
+  if (root.includes(':')) throw bad("the path contains ':', which separates roots in EPHEMERA_ROOTS; use a directory without ':'");
+  let isDir: boolean;
+  try {
+    isDir = statSync(root).isDirectory();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw bad(code === 'ENOENT' ? `${root} does not exist; create it first (mkdir -p ${root})` : `cannot stat ${root}: ${code}`);
+  }
+  if (!isDir) throw bad(`${root} is not a directory; give a directory`);
+  return root;
+}
+
+/**
+ * Parse and check `ephemera run`'s arguments.
+ *
+ * @throws {EphemeraError} `EPH_CLI_USAGE`, `EPH_CLI_BAD_SIZE`, `EPH_CLI_BAD_ROOT`, `EPH_CLI_CONFLICT`
+ */
+export function parseRunOptions(argv: readonly string[]): RunOptions {
+  const parsed = parseFlags(argv, RUN_FLAGS, 'ephemera run');
+  if (parsed.rest === undefined) {
+    throw new EphemeraError('EPH_CLI_USAGE', 'ephemera run: no `--` before the command; write e.g. `ephemera run --root /tmp -- python3 app.py`');
+  }
+  const [cmd, ...args] = parsed.rest;
+  if (cmd === undefined || cmd === '') {
+    throw new EphemeraError('EPH_CLI_USAGE', 'ephemera run: no command after `--`; write e.g. `ephemera run -- python3 app.py`');
+  }
+  if (flagSet(parsed, 'keep') && flagSet(parsed, 'discard')) {
+    throw new EphemeraError('EPH_CLI_CONFLICT', 'ephemera run: --keep and --discard both given; --keep writes files back to disk at the end, --discard drops them: choose one');
+  }
+  const roots = [...new Set((parsed.values.get('root') ?? [DEFAULT_ROOT]).map(checkRoot))];
+  const size = (name: string): number | undefined => {
+    const v = flagValue(parsed, name);
+    return v === undefined ? undefined : parseSize(v, `--${name}`);
+  };
+  const budget = size('budget');
+  const memory = size('memory');
+  const headroom = size('headroom');
+  if (memory === 0) {
+    throw new EphemeraError('EPH_CLI_BAD_SIZE', 'ephemera run: --memory 0 leaves no memory for the command; give a positive size such as 256M');
+  }
+  const statsFile = flagValue(parsed, 'stats');
+  const logFile = flagValue(parsed, 'log');
+  for (const [flag, v] of [['--stats', statsFile], ['--log', logFile]] as const) {
+    if (v === '') throw new EphemeraError('EPH_CLI_USAGE', `ephemera run: ${flag} needs a file name, got an empty string`);
+  }
+  return {
+    roots,
+    ...(budget === undefined ? {} : { budget }),
+    ...(memory === undefined ? {} : { memory }),
+    ...(headroom === undefined ? {} : { headroom }),
+    ...(statsFile === undefined ? {} : { statsFile: resolve(statsFile) }),
+    ...(logFile === undefined ? {} : { logFile: resolve(logFile) }),
+    onExit: flagSet(parsed, 'discard') ? 'discard' : 'writeback',
+    command: [cmd, ...args],
+  };
+}
+
+function isUnder(path: string, root: string): boolean {
+  const rel = relative(root, path);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/**
+ * A fresh private directory for the daemon's sockets, never inside a managed root (the daemon's own
+ * files must not be managed by itself).
+ *
+ * @throws {EphemeraError} `EPH_RUN_DIR` when no candidate is usable
+ */
+export function makeRunDir(roots: readonly string[], env: NodeJS.ProcessEnv = process.env): string {
+  const uid = process.getuid?.() ?? 0;
+  const bases = [
+    ...(uid === 0 ? ['/run/ephemera'] : []),
+    ...(env['XDG_RUNTIME_DIR'] !== undefined && env['XDG_RUNTIME_DIR'] !== '' ? [join(env['XDG_RUNTIME_DIR'], 'ephemera')] : []),
+    join(tmpdir(), `ephemera-${uid}`),
+    `/var/tmp/ephemera-${uid}`,
+  ];
+  const tried: string[] = [];
+  for (const base of bases) {
+    if (roots.some((r) => isUnder(base, r))) {
+      tried.push(`${base} (inside a managed root)`);
+      continue;
+    }
+    try {
+      mkdirSync(base, { recursive: true, mode: 0o700 });
+      return mkdtempSync(join(base, 'run-'));
+    } catch (err) {
+      tried.push(`${base} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+  }
+  throw new EphemeraError('EPH_RUN_DIR', `cannot create a run directory for the daemon; tried ${tried.join(', ')}; set XDG_RUNTIME_DIR to a writable directory outside the managed roots`);
+}
+
+/**
+ * Find CMD the way exec would, so a typo gets a clear message rather than a shell's exit 127.
+ *
+ * @throws {EphemeraError} `EPH_RUN_SPAWN`
+ */
+export function resolveCommand(cmd: string, pathVar: string | undefined): string {
+  const executable = (p: string): boolean => {
+    try {
+      accessSync(p, constants.X_OK);
+      return statSync(p).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (cmd.includes('/')) {
+    if (executable(cmd)) return cmd;
+    throw new EphemeraError('EPH_RUN_SPAWN', `ephemera run: command ${JSON.stringify(cmd)} does not exist or is not an executable file`);
+  }
+  for (const dir of (pathVar ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter)) {
+    const p = join(dir === '' ? '.' : dir, cmd);
+    if (executable(p)) return p;
+  }
+  throw new EphemeraError('EPH_RUN_SPAWN', `ephemera run: command ${JSON.stringify(cmd)} not found in PATH (${pathVar ?? ''}); check its name or give its full path`);
+}
+
+/** LD_PRELOAD with the shim first, keeping what the caller already preloads. */
+export function preloadWith(lib: string, existing: string | undefined): string {
+  const others = (existing ?? '').split(/[:\s]+/).filter((p) => p !== '' && p !== lib);
+  return [lib, ...others].join(':');
+}
+
+/** The environment contract of docs/ARCHITECTURE.md. */
+export function shimEnv(base: NodeJS.ProcessEnv, lib: string, runDir: string, roots: readonly string[], logFile: string | undefined): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...base,
+    LD_PRELOAD: preloadWith(lib, base['LD_PRELOAD']),
+    EPHEMERA_SOCK: join(runDir, 'shim.sock'),
+    EPHEMERA_ROOTS: roots.join(':'),
+    EPHEMERA_LIB: lib,
+  };
+  delete env['EPHEMERA_FDMAP'];
+  if (logFile !== undefined) env['EPHEMERA_LOG'] = logFile;
+  else delete env['EPHEMERA_LOG'];
+  return env;
+}
+
+const READY_TIMEOUT_MS = 15_000;
+const DAEMON_EXIT_TIMEOUT_MS = 120_000;
+
+function waitForReady(daemon: ChildProcess, logFile: string | undefined): Promise<void> {
+  const hint = logFile === undefined ? 'rerun with --log FILE to see why' : `see ${logFile}`;
+  return new Promise((resolve, reject) => {
+    const readyPipe = daemon.stdio[3] as Readable | null | undefined;
+    let seen = '';
+    const done = (err?: EphemeraError): void => {
+      clearTimeout(timer);
+      daemon.off('exit', onExit);
+      daemon.off('error', onError);
+      readyPipe?.off('data', onData);
+      readyPipe?.destroy();
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.toString('utf8');
+      if (seen.includes('ready\n')) done();
+    };
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+      done(new EphemeraError('EPH_DAEMON_START', `ephemerad exited before it was ready (${signal ?? `status ${String(code)}`}); ${hint}`));
+    };
+    const onError = (err: Error): void => {
+      done(new EphemeraError('EPH_DAEMON_START', `cannot start ephemerad: ${err.message}; run \`make\``, { cause: err }));
+    };
+    const timer = setTimeout(() => {
+      done(new EphemeraError('EPH_DAEMON_START', `ephemerad did not report ready within ${READY_TIMEOUT_MS} ms; ${hint}`));
+    }, READY_TIMEOUT_MS);
+    readyPipe?.on('data', onData);
+    daemon.on('exit', onExit);
+    daemon.on('error', onError);
+  });
+}
+
+function waitForExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  }
+  return new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      resolve({ code, signal });
+    });
+  });
+}
+
+/** Exit status the way a shell reports it. */
+export function exitStatusOf(code: number | null, signal: NodeJS.Signals | null): number {
+  if (signal !== null) return 128 + (osConstants.signals[signal] ?? 0);
+  return code ?? 1;
+}
+
+function warn(message: string): void {
+  process.stderr.write(`ephemera run: ${message}\n`);
+}
+
+/** Cgroup failures that --budget may stand in for. */
+const FALLBACK_CODES = new Set(['EPH_CGROUP_NOT_ROOT', 'EPH_CGROUP_UNAVAILABLE', 'EPH_CGROUP_NOT_WRITABLE']);
+
+async function setUpCgroup(opts: RunOptions): Promise<InstanceCgroup | undefined> {
+  if (opts.memory === undefined) return undefined;
+  try {
+    return await createInstanceCgroup({ memoryLimit: opts.memory });
+  } catch (err) {
+    if (opts.budget !== undefined && isEphemeraError(err) && FALLBACK_CODES.has(err.code)) {
+      warn(`--memory not applied (${err.message}); falling back to --budget ${opts.budget} bytes as asked`);
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+/** The signals `ephemera run` passes on to the command. */
+function forwardedSignals(): NodeJS.Signals[] {
+  // A terminal's ^C already reaches CMD, which shares our process group; forwarding SIGINT too
+  // would deliver it twice. Without a terminal, SIGINT can only have been sent to us.
+  return process.stdin.isTTY ? ['SIGTERM', 'SIGHUP', 'SIGQUIT'] : ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
+}
+
+/**
+ * Run the instance. Resolves with the exit status for the CLI.
+ *
+ * @throws {EphemeraError} when the instance cannot be set up, or the daemon fails
+ */
+export async function runInstance(opts: RunOptions): Promise<number> {
+  const ephemerad = buildOutput('ephemerad', true);
+  const lib = buildOutput('libephemera.so', false);
+  const cmdPath = resolveCommand(opts.command[0], process.env['PATH']);
+  const cg = await setUpCgroup(opts);
+  const runDir = makeRunDir(opts.roots);
+  const useBudget = opts.budget !== undefined && cg === undefined;
+  if (opts.budget !== undefined && cg !== undefined) warn('the budget follows the --memory cgroup; --budget is not used');
+
+  let daemon: ChildProcess | undefined;
+  let client: DaemonClient | undefined;
+  let cmd: ChildProcess | undefined;
+  let pendingSignal: NodeJS.Signals | undefined;
+  const signals = forwardedSignals();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (cmd?.pid !== undefined && cmd.exitCode === null && cmd.signalCode === null) cmd.kill(sig);
+    else pendingSignal ??= sig;
+  };
+  for (const s of signals) process.on(s, onSignal);
+  // ^C on a terminal reaches us too; CMD decides what it means, we wait for it.
+  const ignoreInt = (): void => undefined;
+  if (!signals.includes('SIGINT')) process.on('SIGINT', ignoreInt);
+
+  try {
+    const daemonArgv = [
+      ephemerad,
+      '--rundir', runDir,
+      ...opts.roots.flatMap((r) => ['--root', r]),
+      ...(useBudget ? ['--budget', String(opts.budget)] : []),
+      ...(opts.headroom === undefined ? [] : ['--headroom', String(opts.headroom)]),
+      ...(opts.logFile === undefined ? [] : ['--log', opts.logFile]),
+      '--ready-fd', '3',
+      '--on-exit', opts.onExit,
+    ];
+    const [dFile, ...dArgs] = cg === undefined ? daemonArgv : cg.command(daemonArgv);
+    // Own process group: a terminal's ^C must not kill the daemon before the files are safe.
+    daemon = spawn(dFile ?? ephemerad, dArgs, { stdio: ['ignore', 'inherit', 'inherit', 'pipe'], detached: true });
+    await waitForReady(daemon, opts.logFile);
+    client = await DaemonClient.connect(join(runDir, 'control.sock'));
+
+    let status: number;
+    let cmdResult: { code: number | null; signal: NodeJS.Signals | null } = { code: null, signal: pendingSignal ?? null };
+    const started = process.hrtime.bigint();
+    if (pendingSignal === undefined) {
+      const cmdArgv = [cmdPath, ...opts.command.slice(1)];
+      const [cFile, ...cArgs] = cg === undefined ? cmdArgv : cg.command(cmdArgv);
+      cmd = spawn(cFile ?? cmdPath, cArgs, {
+        stdio: 'inherit',
+        env: shimEnv(process.env, lib, runDir, opts.roots, opts.logFile),
+        argv0: opts.command[0],
+      });
+      const spawnFailed = new Promise<never>((_, reject) => {
+        cmd?.once('error', (err) => {
+          reject(new EphemeraError('EPH_RUN_SPAWN', `ephemera run: cannot start ${JSON.stringify(opts.command[0])}: ${err.message}`, { cause: err }));
+        });
+      });
+      cmdResult = await Promise.race([waitForExit(cmd), spawnFailed]);
+    }
+    const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+    status = exitStatusOf(cmdResult.code, cmdResult.signal);
+
+    let stats: DaemonStats;
+    try {
+      stats = await client.stats();
+      await client.shutdown(opts.onExit);
+    } catch (err) {
+      // CMD's own failure is the more useful status; a daemon failure after a clean CMD is still one.
+      if (isEphemeraError(err)) warn(`${err.code}: ${err.message}`);
+      else throw err;
+      return status === 0 ? 1 : status;
+    }
+    if (opts.statsFile !== undefined) {
+      // Read before cg.destroy(): the memory benchmarks compare OOM kills across contenders.
+      const cgroupReport = cg === undefined ? {} : { cgroup_path: cg.path, oom_kills: await cg.oomKills(), cgroup_peak: await cg.peak() };
+      const report = {
+        ...stats,
+        command: opts.command,
+        exit_status: status,
+        signal: cmdResult.signal,
+        elapsed_ms: Math.round(elapsedMs * 1000) / 1000,
+        on_exit: opts.onExit,
+        roots: opts.roots,
+        cgroup_limit: cg === undefined ? null : (opts.memory ?? null),
+        ...cgroupReport,
+      };
+      try {
+        writeFileSync(opts.statsFile, JSON.stringify(report, null, 2) + '\n');
+      } catch (err) {
+        throw new EphemeraError('EPH_RUN_STATS_WRITE', `cannot write --stats ${opts.statsFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; give a writable path`, { cause: err });
+      }
+    }
+    const exited = await Promise.race([
+      waitForExit(daemon),
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), DAEMON_EXIT_TIMEOUT_MS).unref()),
+    ]);
+    if (exited === undefined) warn(`ephemerad did not exit within ${DAEMON_EXIT_TIMEOUT_MS} ms after shutdown; leaving it running (pid ${String(daemon.pid)})`);
+    else if (exited.code !== 0) warn(`ephemerad exited with ${exited.signal ?? `status ${String(exited.code)}`} after shutdown`);
+    return status;
+  } finally {
+    client?.close();
+    for (const s of signals) process.off(s, onSignal);
+    process.off('SIGINT', ignoreInt);
+    if (daemon !== undefined && daemon.exitCode === null && daemon.signalCode === null && client === undefined) {
+      // Never got going: SIGTERM still writes back whatever is in memory.
+      daemon.kill('SIGTERM');
+      await waitForExit(daemon);
+    }
+    rmSync(runDir, { recursive: true, force: true });
+    await cg?.destroy();
+  }
+}
+
+/** `ephemera run ARGS`: parse, run, return the exit status. */
+export async function runMain(argv: readonly string[]): Promise<number> {
+  return runInstance(parseRunOptions(argv));
+}
