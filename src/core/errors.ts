@@ -119,6 +119,18 @@ export const ERROR_CODES = {
     summary: 'an instance could not be resized safely; its limit was left where it was',
     exit: 1,
   },
+  EPH_IMAGE_BUILD: {
+    summary: 'the function image could not be built from Debian packages (images/build-rootfs.sh failed)',
+    exit: 1,
+  },
+  EPH_EVAL_NO_SANDBOX: {
+    summary: 'the evaluation found neither a Docker engine nor a writable memory cgroup to run functions in',
+    exit: 1,
+  },
+  EPH_EVAL_DIGEST_MISMATCH: {
+    summary: 'a workload produced different output digests in two storage modes',
+    exit: 1,
+  },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,47 @@
+/**
+ * A tiny image for testing container plumbing: a static busybox and its applet links, imported
+ * from the host's busybox-static package in well under a second. Test support only.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, symlink, copyFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import type { ContainerEngine } from './engine.js';
+import { REPO_DIR } from './repo.js';
+
+export const BUSYBOX_REF = 'ephemera-test-busybox:1';
+const BUSYBOX = '/bin/busybox';
+const APPLETS = ['sh', 'echo', 'cat', 'dd', 'sleep', 'head', 'true', 'ls', 'mkdir', 'rm'];
+
+/**
+ * Starts the Docker engine if needed. Returns null when it is up, otherwise the reason it is not
+ * (the script's last line), so a test can skip with that reason.
+ */
+export function ensureDockerForTests(): string | null {
+  const r = spawnSync(join(REPO_DIR, 'scripts/docker.sh'), ['ensure'], { encoding: 'utf8' });
+  if (r.status === 0) return null;
+  return (r.stdout + r.stderr).trim().split('\n').pop() ?? 'scripts/docker.sh failed';
+}
+
+export async function ensureBusyboxImage(engine: ContainerEngine): Promise<string> {
+  if (await engine.hasImage(BUSYBOX_REF)) return BUSYBOX_REF;
+  if (!existsSync(BUSYBOX)) {
+    const r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'busybox-static'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    if (r.status !== 0) throw new Error('apt-get install busybox-static failed; the container tests need a static busybox');
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'eph-busybox-'));
+  try {
+    await mkdir(join(dir, 'bin'));
+    await mkdir(join(dir, 'tmp'), { mode: 0o1777 });
+    await copyFile(BUSYBOX, join(dir, 'bin/busybox'));
+    for (const a of APPLETS) await symlink('busybox', join(dir, 'bin', a));
+    const tar = spawn('tar', ['-C', dir, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const [repo, tag] = BUSYBOX_REF.split(':') as [string, string];
+    await engine.importImage(tar.stdout, repo, tag);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return BUSYBOX_REF;
+}
