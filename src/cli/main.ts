@@ -3,6 +3,7 @@
  */
 import { isEphemeraError } from '../core/errors.js';
 import { BENCH_USAGE, benchMain } from './bench.js';
+import { CTL_USAGE, ctlMain } from './ctl.js';
 import { RUN_USAGE, runMain } from './run.js';
 
 interface Command {
@@ -13,6 +14,11 @@ interface Command {
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   run: { summary: 'run a command with its scratch directories in memory', usage: RUN_USAGE, main: runMain },
+  ctl: {
+    summary: 'send a control request (stats, shrink, grow, subscribe, shutdown) to a running daemon',
+    usage: CTL_USAGE,
+    main: (argv) => ctlMain(argv),
+  },
   bench: { summary: 'run a benchmark and print a table of results', usage: BENCH_USAGE, main: benchMain },
 };
 
