@@ -1,0 +1,531 @@
+/*
+ * budget.c - the memory adapter: how much the in-memory files may occupy.
+ *
+ *   budget = limit - (usage - bytes of our in-memory files) - headroom
+ *
+ * Mechanism (see "Daemon" in docs/ARCHITECTURE.md for the reasoning):
+ *   - a 20 ms timerfd re-reads two small cgroup files (limit and usage) with
+ *     pread on fds kept open: a few microseconds per tick, and it bounds the
+ *     reaction to the function's growth or a limit change to ~20 ms plus
+ *     the eviction itself;
+ *   - kernel notifications wake us earlier where they exist: cgroup v2
+ *     memory.events (inotify IN_MODIFY on high/max/oom), cgroup v1
+ *     memory.pressure_level "medium" through cgroup.event_control;
+ *   - every RESERVE (a file growing past what the budget allowed) re-reads
+ *     the cgroup before deciding.
+ * Page cache is reclaimable by the kernel, so when the raw formula says we
+ * must evict, memory.stat is read and clean file pages are not counted as
+ * the function's own memory (otherwise the page cache that our own
+ * evictions create would trigger more evictions).
+ */
+#include "budget.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "daemon.h"
+#include "evict.h"
+#include "log.h"
+#include "loop.h"
+#include "namespace.h"
+
+#define BUDGET_POLL_NS (20ll * 1000 * 1000)
+#define BUDGET_IDLE_NS (1000ll * 1000 * 1000)
+#define BUDGET_UNLIMITED (1ll << 60)
+#define SHORTFALL_INTERVAL_NS (250ull * 1000 * 1000)
+
+static struct {
+    int64_t static_budget;      /* --budget or -1 */
+    int64_t headroom_opt;       /* --headroom or -1 */
+    int version;                /* 1, 2, 0 = no cgroup */
+    char base[PATH_MAX];        /* our own cgroup directory */
+    char dir[PATH_MAX];         /* the directory whose limit binds (base or an ancestor) */
+    char mount[PATH_MAX];       /* hierarchy mount point: the walk stops there */
+    int fd_limit, fd_usage;     /* open on dir, read with pread */
+    int64_t limit;              /* cgroup limit, -1 unlimited */
+    int64_t usage;              /* cgroup usage, -1 unknown */
+    int64_t own;                /* last computed own memory, -1 unknown */
+    int64_t override;           /* limit adopted by shrink/grow, -1 none */
+    int64_t memavail_half;
+    uint64_t headroom;          /* in effect */
+    uint64_t ticks;
+    uint64_t last_shortfall;
+    struct loop_ev timer;
+    struct loop_ev notify;
+} B = {.fd_limit = -1, .fd_usage = -1, .override = -1, .limit = -1, .usage = -1, .own = -1};
+
+static int64_t budget_read_fd(int fd)
+{
+    char buf[64];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return -2;
+    buf[n] = 0;
+    if (strncmp(buf, "max", 3) == 0)
+        return -1;
+    char *end;
+    long long v = strtoll(buf, &end, 10);
+    if (end == buf)
+        return -2;
+    return v >= BUDGET_UNLIMITED ? -1 : v;
+}
+
+static int64_t budget_read_file(const char *dir, const char *name)
+{
+    char p[PATH_MAX + 64];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -2;
+    int64_t v = budget_read_fd(fd);
+    close(fd);
+    return v;
+}
+
+static const char *budget_limit_name(void)
+{
+    return B.version == 2 ? "memory.max" : "memory.limit_in_bytes";
+}
+
+static const char *budget_usage_name(void)
+{
+    return B.version == 2 ? "memory.current" : "memory.usage_in_bytes";
+}
+
+/* Sum of the named counters in dir/memory.stat. */
+static int64_t budget_stat_sum(const char *dir, const char *const *names, const int *signs, int n)
+{
+    char p[PATH_MAX + 64], line[256];
+    snprintf(p, sizeof p, "%s/memory.stat", dir);
+    FILE *f = fopen(p, "re");
+    if (!f)
+        return -1;
+    int64_t sum = 0;
+    while (fgets(line, sizeof line, f)) {
+        for (int i = 0; i < n; i++) {
+            size_t l = strlen(names[i]);
+            if (strncmp(line, names[i], l) == 0 && line[l] == ' ')
+                sum += signs[i] * strtoll(line + l + 1, NULL, 10);
+        }
+    }
+    fclose(f);
+    return sum < 0 ? 0 : sum;
+}
+
+/* Clean page cache the kernel can reclaim without swap. */
+static int64_t budget_reclaimable(void)
+{
+    static const char *v1[] = {"total_inactive_file", "total_active_file", "total_dirty",
+                               "total_writeback"};
+    static const char *v2[] = {"inactive_file", "active_file", "file_dirty", "file_writeback"};
+    static const int signs[] = {1, 1, -1, -1};
+    if (B.version == 0)
+        return 0;
+    int64_t r = budget_stat_sum(B.dir, B.version == 2 ? v2 : v1, signs, 4);
+    return r < 0 ? 0 : r;
+}
+
+/* Pick, between our cgroup and its ancestors up to the mount point, the
+ * one with the smallest limit, and keep its limit and usage files open. */
+static void budget_rescan(void)
+{
+    char cur[PATH_MAX], best[PATH_MAX];
+    int64_t best_limit = -1;
+    snprintf(cur, sizeof cur, "%s", B.base);
+    snprintf(best, sizeof best, "%s", B.base);
+    size_t mlen = strlen(B.mount);
+    for (;;) {
+        int64_t l = budget_read_file(cur, budget_limit_name());
+        if (l >= 0 && (best_limit < 0 || l < best_limit)) {
+            best_limit = l;
+            snprintf(best, sizeof best, "%s", cur);
+        }
+        if (strlen(cur) <= mlen)
+            break;
+        char *s = strrchr(cur, '/');
+        if (!s || s == cur)
+            break;
+        *s = 0;
+    }
+    if (strcmp(best, B.dir) == 0 && B.fd_limit >= 0)
+        return;
+    if (B.fd_limit >= 0)
+        close(B.fd_limit);
+    if (B.fd_usage >= 0)
+        close(B.fd_usage);
+    snprintf(B.dir, sizeof B.dir, "%s", best);
+    char p[PATH_MAX + 64];
+    snprintf(p, sizeof p, "%s/%s", B.dir, budget_limit_name());
+    B.fd_limit = open(p, O_RDONLY | O_CLOEXEC);
+    snprintf(p, sizeof p, "%s/%s", B.dir, budget_usage_name());
+    B.fd_usage = open(p, O_RDONLY | O_CLOEXEC);
+    log_msg(LOG_INFO, "cgroup v%d: limit from %s (%lld)", B.version, B.dir, (long long)best_limit);
+}
+
+static void budget_memavail(void)
+{
+    FILE *f = fopen("/proc/meminfo", "re");
+    char line[128];
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "MemAvailable:", 13) == 0)
+            B.memavail_half = strtoll(line + 13, NULL, 10) * 1024 / 2;
+    fclose(f);
+}
+
+static uint64_t budget_headroom_for(int64_t limit)
+{
+    if (B.headroom_opt >= 0)
+        return (uint64_t)B.headroom_opt;
+    if (limit < 0)
+        return 0;
+    /* Enough for what a function can allocate between two polls, without
+     * wasting a large share of small containers. */
+    uint64_t h = (uint64_t)limit / 16;
+    if (h < (8u << 20))
+        h = 8u << 20;
+    if (h > (64u << 20))
+        h = 64u << 20;
+    return h;
+}
+
+static int64_t budget_limit_eff(void)
+{
+    int64_t l = B.limit;
+    if (B.override >= 0 && (l < 0 || B.override < l))
+        l = B.override;
+    return l;
+}
+
+/* Recompute from the last readings; `precise` reads memory.stat. */
+static uint64_t budget_compute(int precise)
+{
+    int64_t L = budget_limit_eff();
+    uint64_t ours = atomic_load(&D.h->c.bytes_in_memory);
+    B.headroom = budget_headroom_for(L);
+    int64_t budget = -1;
+    B.own = -1;
+    if (L >= 0) {
+        if (B.usage >= 0) {
+            int64_t own = B.usage - (int64_t)ours;
+            if (precise)
+                own -= budget_reclaimable();
+            if (own < 0)
+                own = 0;
+            B.own = own;
+            budget = L - own - (int64_t)B.headroom;
+        } else {
+            budget = L - (int64_t)B.headroom;
+        }
+        if (budget < 0)
+            budget = 0;
+    }
+    if (B.static_budget >= 0 && (budget < 0 || B.static_budget < budget))
+        budget = B.static_budget;
+    if (budget < 0)
+        budget = B.memavail_half;
+    return (uint64_t)budget;
+}
+
+void budget_refresh(void)
+{
+    if (B.version && B.fd_usage >= 0) {
+        int64_t l = budget_read_fd(B.fd_limit), u = budget_read_fd(B.fd_usage);
+        if (l != -2)
+            B.limit = l;
+        if (u >= 0)
+            B.usage = u;
+    }
+    uint64_t budget = budget_compute(0);
+    uint64_t ours = atomic_load(&D.h->c.bytes_in_memory);
+    if (ours > budget && B.version)
+        budget = budget_compute(1);
+    atomic_store(&D.h->budget, budget);
+    if (ours > budget) {
+        log_msg(LOG_INFO, "budget %llu < %llu bytes in memory: evicting", (unsigned long long)budget,
+                (unsigned long long)ours);
+        evict_down_to(budget, 0);
+    }
+    int64_t L = budget_limit_eff();
+    if (L >= 0 && B.own >= 0 && (uint64_t)B.own + B.headroom > (uint64_t)L) {
+        uint64_t now = ephd_mono_ns();
+        if (now - B.last_shortfall >= SHORTFALL_INTERVAL_NS) {
+            B.last_shortfall = now;
+            uint64_t bytes = (uint64_t)B.own + B.headroom - (uint64_t)L;
+            log_msg(LOG_WARN, "shortfall: own %lld + headroom %llu > limit %lld",
+                    (long long)B.own, (unsigned long long)B.headroom, (long long)L);
+            ctl_emit_shortfall(bytes, L, B.usage, atomic_load(&D.h->c.bytes_in_memory));
+        }
+    }
+}
+
+void budget_set_override(int64_t limit)
+{
+    B.override = limit;
+}
+
+int64_t budget_override(void)
+{
+    return B.override;
+}
+
+void budget_snapshot(struct budget_snapshot *s)
+{
+    s->limit = budget_limit_eff();
+    s->usage = B.usage;
+    s->budget = atomic_load(&D.h->budget);
+    s->headroom = B.headroom;
+    s->cgroup = B.version ? B.dir : NULL;
+    s->version = B.version;
+    s->own = B.own;
+}
+
+int budget_fits(int64_t limit, int64_t *excess)
+{
+    int64_t need;
+    if (B.version && B.fd_usage >= 0) {
+        int64_t u = budget_read_fd(B.fd_usage);
+        if (u >= 0)
+            B.usage = u;
+        need = B.usage - budget_reclaimable();
+    } else {
+        need = (int64_t)atomic_load(&D.h->c.bytes_in_memory);
+    }
+    int64_t room = limit - (int64_t)budget_headroom_for(limit);
+    *excess = need > room ? need - room : 0;
+    return need <= room;
+}
+
+static void budget_on_tick(struct loop_ev *ev, uint32_t events)
+{
+    (void)events;
+    uint64_t n;
+    if (read(ev->fd, &n, sizeof n) < 0)
+        return;
+    B.ticks += n;
+    uint64_t per_sec = B.version ? (uint64_t)(1000000000ll / BUDGET_POLL_NS) : 1;
+    if (B.ticks % per_sec < n) {
+        /* Once a second: limits set on ancestors, MemAvailable, and the
+         * garbage left by processes that died without closing. */
+        if (B.version)
+            budget_rescan();
+        else
+            budget_memavail();
+        ns_gc_all();
+    }
+    budget_refresh();
+}
+
+static void budget_on_notify(struct loop_ev *ev, uint32_t events)
+{
+    (void)events;
+    char buf[512];
+    if (read(ev->fd, buf, sizeof buf) < 0)
+        return;
+    budget_refresh();
+}
+
+/* Our cgroup from /proc/self/cgroup and the hierarchy mount from
+ * /proc/self/mountinfo.  v1's memory controller wins on hybrid systems,
+ * because that is where the limit lives there. */
+static int budget_find(char *err, size_t errlen)
+{
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    char line[PATH_MAX + 128], v1path[PATH_MAX] = "", v2path[PATH_MAX] = "";
+    int have1 = 0, have2 = 0;
+    if (!f) {
+        snprintf(err, errlen, "cannot read /proc/self/cgroup: %s", strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c1 = *c2 = 0;
+        char *ctrl = c1 + 1, *path = c2 + 1;
+        if (strcmp(line, "0") == 0 && !*ctrl) {
+            snprintf(v2path, sizeof v2path, "%s", path);
+            have2 = 1;
+            continue;
+        }
+        for (char *t = strtok(ctrl, ","); t; t = strtok(NULL, ","))
+            if (strcmp(t, "memory") == 0) {
+                snprintf(v1path, sizeof v1path, "%s", path);
+                have1 = 1;
+            }
+    }
+    fclose(f);
+    f = fopen("/proc/self/mountinfo", "re");
+    if (!f) {
+        snprintf(err, errlen, "cannot read /proc/self/mountinfo: %s", strerror(errno));
+        return -1;
+    }
+    char m1[PATH_MAX] = "", r1[PATH_MAX] = "", m2[PATH_MAX] = "", r2[PATH_MAX] = "";
+    while (fgets(line, sizeof line, f)) {
+        char root[PATH_MAX], mnt[PATH_MAX], rest[PATH_MAX];
+        if (sscanf(line, "%*s %*s %*s %4095s %4095s %4095[^\n]", root, mnt, rest) != 3)
+            continue;
+        char *dash = strstr(rest, " - ");
+        if (!dash)
+            continue;
+        char fstype[64], src[256], opts[1024] = "";
+        if (sscanf(dash + 3, "%63s %255s %1023s", fstype, src, opts) < 2)
+            continue;
+        if (strcmp(fstype, "cgroup2") == 0 && !m2[0]) {
+            snprintf(m2, sizeof m2, "%s", mnt);
+            snprintf(r2, sizeof r2, "%s", root);
+        } else if (strcmp(fstype, "cgroup") == 0 && !m1[0]) {
+            for (char *t = strtok(opts, ","); t; t = strtok(NULL, ","))
+                if (strcmp(t, "memory") == 0) {
+                    snprintf(m1, sizeof m1, "%s", mnt);
+                    snprintf(r1, sizeof r1, "%s", root);
+                }
+        }
+    }
+    fclose(f);
+    const char *path, *mnt, *root;
+    if (have1 && m1[0]) {
+        B.version = 1;
+        path = v1path, mnt = m1, root = r1;
+    } else if (have2 && m2[0]) {
+        B.version = 2;
+        path = v2path, mnt = m2, root = r2;
+    } else {
+        return 0;
+    }
+    /* Inside a container the mount's root is our cgroup's ancestor. */
+    size_t rl = strlen(root);
+    if (strcmp(root, "/") != 0 && strncmp(path, root, rl) == 0)
+        path += rl;
+    snprintf(B.mount, sizeof B.mount, "%s", mnt);
+    snprintf(B.base, sizeof B.base, "%s%s", mnt, strcmp(path, "/") == 0 ? "" : path);
+    struct stat st;
+    char probe[PATH_MAX + 64];
+    snprintf(probe, sizeof probe, "%s/%s", B.base, budget_usage_name());
+    if (stat(probe, &st) < 0) {
+        snprintf(B.base, sizeof B.base, "%s", mnt);
+        snprintf(probe, sizeof probe, "%s/%s", B.base, budget_usage_name());
+        if (stat(probe, &st) < 0) {
+            log_msg(LOG_INFO, "cgroup v%d found but no memory controller files; no live budget",
+                    B.version);
+            B.version = 0;
+        }
+    }
+    return 0;
+}
+
+static void budget_watch(void)
+{
+    B.notify.fd = -1;
+    if (B.version == 2) {
+        int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        char p[PATH_MAX + 64];
+        snprintf(p, sizeof p, "%s/memory.events", B.dir);
+        if (fd >= 0 && inotify_add_watch(fd, p, IN_MODIFY) >= 0)
+            B.notify.fd = fd;
+        else if (fd >= 0)
+            close(fd);
+    } else if (B.version == 1) {
+        char p[PATH_MAX + 64], msg[64];
+        snprintf(p, sizeof p, "%s/memory.pressure_level", B.dir);
+        int pfd = open(p, O_RDONLY | O_CLOEXEC);
+        snprintf(p, sizeof p, "%s/cgroup.event_control", B.dir);
+        int cfd = open(p, O_WRONLY | O_CLOEXEC);
+        int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (pfd >= 0 && cfd >= 0 && efd >= 0) {
+            int n = snprintf(msg, sizeof msg, "%d %d medium", efd, pfd);
+            if (write(cfd, msg, (size_t)n) == n) {
+                B.notify.fd = efd;
+                efd = -1;
+            }
+        }
+        if (pfd >= 0)
+            close(pfd);
+        if (cfd >= 0)
+            close(cfd);
+        if (efd >= 0)
+            close(efd);
+    }
+    if (B.notify.fd >= 0) {
+        B.notify.fn = budget_on_notify;
+        if (loop_add(&B.notify, EPOLLIN) < 0) {
+            close(B.notify.fd);
+            B.notify.fd = -1;
+        }
+    }
+    log_msg(LOG_INFO, "cgroup notifications: %s",
+            B.notify.fd < 0 ? "none (polling only)"
+                            : B.version == 2 ? "memory.events" : "memory.pressure_level");
+}
+
+int budget_init(const struct budget_opts *o, char *err, size_t errlen)
+{
+    B.static_budget = o->static_budget;
+    B.headroom_opt = o->headroom;
+    if (strcmp(o->cgroup, "none") == 0) {
+        B.version = 0;
+    } else if (strcmp(o->cgroup, "auto") == 0) {
+        if (budget_find(err, errlen) < 0)
+            return -1;
+    } else {
+        struct stat st;
+        char p[PATH_MAX + 64];
+        snprintf(B.base, sizeof B.base, "%s", o->cgroup);
+        snprintf(B.mount, sizeof B.mount, "%s", o->cgroup);
+        snprintf(p, sizeof p, "%s/memory.max", o->cgroup);
+        if (stat(p, &st) == 0) {
+            B.version = 2;
+        } else {
+            snprintf(p, sizeof p, "%s/memory.limit_in_bytes", o->cgroup);
+            if (stat(p, &st) < 0) {
+                snprintf(err, errlen,
+                         "--cgroup '%s' is not a cgroup directory with a memory controller (no "
+                         "memory.max or memory.limit_in_bytes); pass a directory under "
+                         "/sys/fs/cgroup, 'auto' or 'none'",
+                         o->cgroup);
+                return -1;
+            }
+            B.version = 1;
+        }
+        /* An explicit cgroup is the one that binds: no walk to ancestors. */
+    }
+    budget_memavail();
+    if (B.version) {
+        budget_rescan();
+        budget_watch();
+    }
+    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (tfd < 0) {
+        snprintf(err, errlen, "timerfd_create: %s", strerror(errno));
+        return -1;
+    }
+    long long period = B.version ? BUDGET_POLL_NS : BUDGET_IDLE_NS;
+    struct itimerspec its = {{period / 1000000000, period % 1000000000},
+                             {period / 1000000000, period % 1000000000}};
+    timerfd_settime(tfd, 0, &its, NULL);
+    B.timer.fd = tfd;
+    B.timer.fn = budget_on_tick;
+    if (loop_add(&B.timer, EPOLLIN) < 0) {
+        snprintf(err, errlen, "epoll_ctl(timerfd): %s", strerror(errno));
+        close(tfd);
+        return -1;
+    }
+    budget_refresh();
+    log_msg(LOG_INFO, "budget %llu bytes (static %lld, cgroup %s, limit %lld, headroom %llu)",
+            (unsigned long long)atomic_load(&D.h->budget), (long long)B.static_budget,
+            B.version ? B.dir : "none", (long long)B.limit, (unsigned long long)B.headroom);
+    return 0;
+}

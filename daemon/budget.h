@@ -1,0 +1,41 @@
+/*
+ * budget.h - how many bytes the in-memory files may occupy, derived from a
+ * static --budget and/or live from the instance's cgroup (v1 or v2):
+ *   budget = limit - (usage - bytes of our in-memory files) - headroom
+ */
+#ifndef EPHD_BUDGET_H
+#define EPHD_BUDGET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct budget_opts {
+    int64_t static_budget; /* --budget, -1 when not given */
+    int64_t headroom;      /* --headroom, -1 for the default */
+    const char *cgroup;    /* "auto", "none" or a cgroup directory */
+};
+
+struct budget_snapshot {
+    int64_t limit;         /* effective limit, -1 = unlimited */
+    int64_t usage;         /* cgroup usage, -1 = no cgroup */
+    uint64_t budget;
+    uint64_t headroom;
+    const char *cgroup;    /* path or NULL */
+    int version;           /* 1, 2 or 0 */
+    int64_t own;           /* function's own memory (usage - our files - reclaimable cache), -1 unknown */
+};
+
+int budget_init(const struct budget_opts *o, char *err, size_t errlen);
+/* Re-read the cgroup and recompute; evict at once if the files exceed the
+ * new budget; raise a shortfall event when even that is not enough. */
+void budget_refresh(void);
+/* Adopt an effective limit below the cgroup's (shrink) or lift it (grow).
+ * limit < 0 clears the override. */
+void budget_set_override(int64_t limit);
+int64_t budget_override(void);
+void budget_snapshot(struct budget_snapshot *s);
+/* Would (usage - reclaimable) fit limit - headroom?  For shrink acks; fills
+ * *excess with the bytes still missing. */
+int budget_fits(int64_t limit, int64_t *excess);
+
+#endif

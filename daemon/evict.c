@@ -1,0 +1,335 @@
+/*
+ * evict.c - move in-memory files to disk.
+ *
+ * The protocol (docs/ARCHITECTURE.md, "Eviction of a file in use"):
+ *   1. take the inode lock, set MOVING, drop the lock: no size or capacity
+ *      change can start any more, and new fast-path operations back off;
+ *   2. wait until inflight drains (bounded, so a process killed in the
+ *      middle of a memcpy cannot stall the daemon forever);
+ *   3. copy the bytes to the file's real path (through a temporary name and
+ *      rename, so the path never shows a half-written file), or to an
+ *      O_TMPFILE in its root when the file was unlinked;
+ *   4. keep the disk fd as inode->disk_fd, set DISK, bump epoch, wake the
+ *      waiters: every process swaps its fd to the disk file;
+ *   5. only then free the memory (punch + truncate the memfd), fix the
+ *      counters and drop the path from the namespace, so new opens go to
+ *      the kernel.
+ * Any failure before step 4 puts the file back to MEM: nothing is lost.
+ */
+#include "evict.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "ephemera/lock.h"
+#include "log.h"
+#include "namespace.h"
+
+#define EVICT_DRAIN_TIMEOUT_NS (500ull * 1000 * 1000)
+
+static void evict_drain(uint32_t idx, struct eph_inode *in)
+{
+    uint64_t start = ephd_mono_ns();
+    for (unsigned spins = 0; atomic_load(&in->inflight) > 0; spins++) {
+        if (spins < 200) {
+            __builtin_ia32_pause();
+            continue;
+        }
+        if (ephd_mono_ns() - start > EVICT_DRAIN_TIMEOUT_NS) {
+            /* A process died inside a fast-path operation (or is stopped):
+             * its count will never drop.  Its memcpy is over or will
+             * never happen; moving on loses nothing that was written. */
+            log_msg(LOG_WARN, "inode %u: inflight stuck at %d for 500 ms; evicting anyway", idx,
+                    (int)atomic_load(&in->inflight));
+            atomic_store(&in->inflight, 0);
+            return;
+        }
+        struct timespec ts = {0, 20 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Copy [0, size) from src to dst, skipping holes. */
+static int evict_copy(int src, int dst, uint64_t size)
+{
+    static char buf[64 * 1024];
+    off_t pos = 0;
+    while ((uint64_t)pos < size) {
+        off_t data = lseek(src, pos, SEEK_DATA);
+        if (data < 0) {
+            if (errno == ENXIO)
+                break; /* only a hole remains */
+            data = pos; /* SEEK_DATA unsupported: copy everything */
+        }
+        if ((uint64_t)data >= size)
+            break;
+        off_t hole = lseek(src, data, SEEK_HOLE);
+        if (hole < 0 || (uint64_t)hole > size)
+            hole = (off_t)size;
+        off_t in_off = data;
+        if (lseek(dst, data, SEEK_SET) < 0)
+            return -errno;
+        while (in_off < hole) {
+            ssize_t n = sendfile(dst, src, &in_off, (size_t)(hole - in_off));
+            if (n > 0)
+                continue;
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n == 0)
+                return -EIO; /* the memfd is shorter than its size: cannot happen */
+            /* sendfile refused these two files: plain copy. */
+            ssize_t r = pread(src, buf, sizeof buf < (size_t)(hole - in_off) ? sizeof buf : (size_t)(hole - in_off), in_off);
+            if (r <= 0)
+                return r < 0 ? -errno : -EIO;
+            for (ssize_t w = 0; w < r;) {
+                ssize_t k = pwrite(dst, buf + w, (size_t)(r - w), in_off + w);
+                if (k < 0) {
+                    if (errno == EINTR)
+                        continue;
+                    return -errno;
+                }
+                w += k;
+            }
+            in_off += r;
+        }
+        pos = hole;
+    }
+    if (ftruncate(dst, (off_t)size) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Destination for a file that has no name any more: an anonymous file on
+ * the root's file system. */
+static int evict_open_anon(uint32_t idx)
+{
+    const char *root = D.roots[D.inode_root[idx] < D.nroots ? D.inode_root[idx] : 0];
+    int fd = open(root, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+        return fd >= 0 ? fd : -errno;
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/.ephemera-%d-%u", root, (int)D.pid, idx);
+    fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    unlink(tmp);
+    return fd;
+}
+
+int evict_inode(uint32_t idx, int flags)
+{
+    struct eph_inode *in = &D.inodes[idx];
+    uint32_t st = atomic_load(&in->state);
+    if (st == EPH_DISK)
+        return 0;
+    if (st != EPH_MEM)
+        return -ESTALE;
+    int pinned = atomic_load(&in->pinned) != 0;
+    if (pinned && !(flags & EVICT_FORCE))
+        return -EBUSY;
+
+    eph_lock(&in->lock);
+    atomic_store(&in->state, EPH_MOVING); /* seq_cst: Dekker with inflight */
+    eph_unlock(&in->lock);
+    evict_drain(idx, in);
+
+    uint64_t size = atomic_load(&in->size);
+    char tmp[EPH_PATH_MAX + 64] = "";
+    int dfd = -1, e = 0;
+    if (in->path[0]) {
+        char *slash = strrchr(in->path, '/');
+        snprintf(tmp, sizeof tmp, "%.*s/.ephemera-%d-%u-%u", (int)(slash - in->path), in->path,
+                 (int)D.pid, idx, atomic_load(&in->gen));
+        dfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (dfd < 0 && errno != ENOENT && errno != ENOTDIR) {
+            e = -errno;
+            log_msg(LOG_ERR, "evict %s: open(%s): %s", in->path, tmp, strerror(-e));
+            tmp[0] = 0;
+            goto err;
+        }
+        if (dfd < 0) {
+            /* The directory vanished under us (removed by a program
+             * without the shim): the name is gone, the bytes must not be. */
+            log_msg(LOG_WARN, "evict %s: open(%s): %s; keeping it anonymous", in->path, tmp,
+                    strerror(errno));
+            tmp[0] = 0;
+        }
+    }
+    if (dfd < 0)
+        dfd = evict_open_anon(idx);
+    if (dfd < 0) {
+        e = dfd;
+        log_msg(LOG_ERR, "evict inode %u: no destination: %s", idx, strerror(-e));
+        goto err;
+    }
+    if ((e = evict_copy(in->mem_fd, dfd, size)) < 0) {
+        log_msg(LOG_ERR, "evict inode %u (%s): copy of %llu bytes: %s", idx, in->path,
+                (unsigned long long)size, strerror(-e));
+        goto err;
+    }
+    if (fchown(dfd, in->uid, in->gid) < 0 && errno != EPERM)
+        log_msg(LOG_WARN, "evict %s: fchown: %s", in->path, strerror(errno));
+    /* After fchown: chown clears set-id bits. */
+    if (fchmod(dfd, in->mode & 07777) < 0)
+        log_msg(LOG_WARN, "evict %s: fchmod: %s", in->path, strerror(errno));
+    struct timespec ts[2] = {
+        {atomic_load(&in->atime_ns) / 1000000000, atomic_load(&in->atime_ns) % 1000000000},
+        {atomic_load(&in->mtime_ns) / 1000000000, atomic_load(&in->mtime_ns) % 1000000000},
+    };
+    futimens(dfd, ts);
+    if (tmp[0] && rename(tmp, in->path) < 0) {
+        e = -errno;
+        log_msg(LOG_ERR, "evict: rename(%s, %s): %s", tmp, in->path, strerror(-e));
+        goto err;
+    }
+    /* Start writeback now, without waiting: clean pages are what the
+     * kernel can reclaim when the function needs the memory back. */
+    if (flags & EVICT_DROP_CACHE) {
+        fdatasync(dfd);
+        posix_fadvise(dfd, 0, 0, POSIX_FADV_DONTNEED);
+    } else {
+        sync_file_range(dfd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    }
+
+    in->disk_fd = dfd;
+    eph_lock(&in->lock);
+    atomic_store(&in->state, EPH_DISK);
+    atomic_fetch_add(&in->epoch, 1);
+    eph_unlock(&in->lock);
+    eph_wake_all(&in->epoch);
+
+    uint64_t cap = atomic_load(&in->capacity);
+    if (!pinned && !(flags & EVICT_KEEP_PAGES)) {
+        fallocate(in->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)cap);
+        if (ftruncate(in->mem_fd, 0) < 0)
+            log_msg(LOG_WARN, "evict inode %u: ftruncate(memfd, 0): %s", idx, strerror(errno));
+        atomic_store(&in->capacity, 0);
+    }
+    struct eph_counters *c = &D.h->c;
+    atomic_fetch_sub(&c->files_in_memory, 1);
+    atomic_fetch_sub(&c->bytes_in_memory, cap);
+    atomic_fetch_add(&c->evictions, 1);
+    atomic_fetch_add(&c->bytes_evicted, size);
+    log_msg(LOG_INFO, "evicted inode %u %s (%llu bytes, open %u)", idx,
+            in->path[0] ? in->path : "(unlinked)", (unsigned long long)size,
+            atomic_load(&in->open_count));
+    if (in->path[0]) {
+        ns_write_begin();
+        ns_remove(idx);
+        ns_write_end();
+    }
+    ns_maybe_gc(idx);
+    return 0;
+err:
+    if (dfd >= 0)
+        close(dfd);
+    if (tmp[0])
+        unlink(tmp);
+    eph_lock(&in->lock);
+    atomic_store(&in->state, EPH_MEM);
+    atomic_fetch_add(&in->epoch, 1);
+    eph_unlock(&in->lock);
+    eph_wake_all(&in->epoch);
+    return e;
+}
+
+/* LRU victim: closed files first, then the oldest last_use.  Empty files
+ * free nothing and are left alone. */
+static int evict_pick(int64_t exclude)
+{
+    uint32_t hwm = atomic_load(&D.h->inode_hwm);
+    int best = -1, best_open = 1;
+    uint64_t best_use = UINT64_MAX;
+    for (uint32_t i = 0; i < hwm; i++) {
+        struct eph_inode *in = &D.inodes[i];
+        if ((int64_t)i == exclude || atomic_load(&in->state) != EPH_MEM ||
+            atomic_load(&in->pinned) || atomic_load(&in->capacity) == 0)
+            continue;
+        int open = atomic_load(&in->open_count) != 0;
+        uint64_t use = atomic_load(&in->last_use);
+        if (open < best_open || (open == best_open && use < best_use)) {
+            best = (int)i;
+            best_open = open;
+            best_use = use;
+        }
+    }
+    return best;
+}
+
+static int evict_until(uint64_t target, uint64_t need, int64_t exclude, int flags)
+{
+    /* Bounded: each round evicts one file or gives up. */
+    uint32_t rounds = atomic_load(&D.h->inode_hwm) + 1;
+    while (atomic_load(&D.h->c.bytes_in_memory) + need > target) {
+        if (rounds-- == 0)
+            return -1;
+        int v = evict_pick(exclude);
+        if (v < 0)
+            return -1;
+        if (evict_inode((uint32_t)v, flags) < 0) {
+            /* Could not write it out (disk full?): pin it so the loop
+             * moves on; the file stays intact in memory. */
+            atomic_store(&D.inodes[v].pinned, 1);
+            log_msg(LOG_ERR, "inode %d cannot be evicted; keeping it in memory", v);
+        }
+    }
+    return 0;
+}
+
+int evict_make_room(uint64_t need, int64_t exclude, int flags)
+{
+    return evict_until(atomic_load(&D.h->budget), need, exclude, flags);
+}
+
+int evict_down_to(uint64_t target, int flags)
+{
+    return evict_until(target, 0, -1, flags);
+}
+
+int evict_all(int flags, int named_only)
+{
+    uint32_t hwm = atomic_load(&D.h->inode_hwm);
+    int n = 0;
+    for (uint32_t i = 0; i < hwm; i++) {
+        struct eph_inode *in = &D.inodes[i];
+        if (atomic_load(&in->state) != EPH_MEM || (named_only && !in->path[0]))
+            continue;
+        if (evict_inode(i, flags) == 0)
+            n++;
+    }
+    return n;
+}
+
+int evict_below(const char *dir, int flags)
+{
+    size_t n = strlen(dir);
+    uint32_t hwm = atomic_load(&D.h->inode_hwm);
+    int k = 0;
+    for (uint32_t i = 0; i < hwm; i++) {
+        struct eph_inode *in = &D.inodes[i];
+        if (atomic_load(&in->state) == EPH_MEM && strncmp(in->path, dir, n) == 0 &&
+            in->path[n] == '/' && evict_inode(i, flags) == 0)
+            k++;
+    }
+    return k;
+}
+
+uint64_t evict_evictable_bytes(void)
+{
+    uint32_t hwm = atomic_load(&D.h->inode_hwm);
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < hwm; i++) {
+        struct eph_inode *in = &D.inodes[i];
+        if (atomic_load(&in->state) == EPH_MEM && !atomic_load(&in->pinned))
+            sum += atomic_load(&in->capacity);
+    }
+    return sum;
+}

@@ -1,0 +1,30 @@
+/*
+ * evict.h - moving in-memory files to disk without losing a byte, while
+ * other processes may be using them (protocol in docs/ARCHITECTURE.md).
+ */
+#ifndef EPHD_EVICT_H
+#define EPHD_EVICT_H
+
+#include <stdint.h>
+
+enum {
+    EVICT_FORCE = 1,      /* also pinned files (explicit EVICT, materialise, shutdown) */
+    EVICT_KEEP_PAGES = 2, /* leave the memfd pages (the app mmap()ed it; we are exiting) */
+    EVICT_DROP_CACHE = 4, /* fdatasync + drop the page cache: memory is really freed (shrink) */
+};
+
+/* Move inode idx to disk.  0 (also when it already was on disk) or -errno. */
+int evict_inode(uint32_t idx, int flags);
+/* Evict least recently used files (closed first, pinned never, `exclude`
+ * never) until bytes_in_memory + need <= budget.  0 when that holds. */
+int evict_make_room(uint64_t need, int64_t exclude, int flags);
+/* Evict until bytes_in_memory <= target.  0 when that holds. */
+int evict_down_to(uint64_t target, int flags);
+/* Evict every in-memory file (named only if named_only).  Number evicted. */
+int evict_all(int flags, int named_only);
+/* Evict every in-memory file named below directory dir. */
+int evict_below(const char *dir, int flags);
+/* Bytes that LRU eviction could free right now (unpinned, in memory). */
+uint64_t evict_evictable_bytes(void);
+
+#endif

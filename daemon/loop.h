@@ -1,0 +1,24 @@
+/*
+ * loop.h - a minimal epoll loop (after Redis ae.c): each watched fd carries
+ * a handler.  One event per epoll_wait so a handler may close any other
+ * watched fd without leaving a stale pointer in a batch.
+ */
+#ifndef EPHD_LOOP_H
+#define EPHD_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop_ev {
+    int fd;
+    void (*fn)(struct loop_ev *ev, uint32_t events);
+};
+
+int loop_init(char *err, size_t errlen);
+int loop_add(struct loop_ev *ev, uint32_t events);
+int loop_mod(struct loop_ev *ev, uint32_t events);
+void loop_del(struct loop_ev *ev);
+/* Run until D.stop is set. */
+void loop_run(void);
+
+#endif

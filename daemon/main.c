@@ -1,0 +1,310 @@
+/*
+ * main.c - ephemerad: command line, start-up, signals, shutdown.
+ *
+ *   ephemerad --rundir DIR [--root DIR]... [--budget BYTES] [--headroom BYTES]
+ *             [--cgroup auto|none|PATH] [--log FILE] [--ready-fd N] [--inodes N]
+ *             [--on-exit writeback|discard]
+ *
+ * stdout is never written; stderr only for errors that stop the start-up.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "budget.h"
+#include "control.h"
+#include "daemon.h"
+#include "evict.h"
+#include "log.h"
+#include "loop.h"
+#include "namespace.h"
+#include "region.h"
+#include "shimsrv.h"
+
+struct ephd D = {.region_fd = -1};
+
+static const char ephd_usage[] =
+    "usage: ephemerad --rundir DIR [--root DIR]... [--budget BYTES] [--headroom BYTES]\n"
+    "                 [--cgroup auto|none|PATH] [--log FILE] [--ready-fd N] [--inodes N]\n"
+    "                 [--on-exit writeback|discard]\n"
+    "sizes take a K, M, G or T suffix (powers of 1024), e.g. --budget 256M\n";
+
+static void ephd_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void ephd_die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("ephemerad: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
+}
+
+uint64_t ephd_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int64_t ephd_real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+int ephd_root_of(const char *path)
+{
+    for (int i = 0; i < D.nroots; i++) {
+        size_t n = D.rootlen[i];
+        if (strncmp(path, D.roots[i], n) == 0 && path[n] == '/' && path[n + 1])
+            return i;
+    }
+    return -1;
+}
+
+/* "256M" -> bytes; -1 if it does not parse. */
+static int64_t ephd_parse_size(const char *s)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-' || *s == '+')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    unsigned shift = 0;
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    case 't': case 'T': shift = 40; end++; break;
+    default: break;
+    }
+    if (shift && *end == 'i')
+        end++;
+    if (*end == 'B' || *end == 'b')
+        end++;
+    if (*end)
+        return -1;
+    if (v > ((1ull << 62) >> shift))
+        return -1;
+    return (int64_t)(v << shift);
+}
+
+static int64_t ephd_size_arg(const char *flag, const char *v)
+{
+    int64_t n = ephd_parse_size(v);
+    if (n < 0)
+        ephd_die("%s: cannot parse size '%s' (use bytes or a number with a K, M, G or T "
+                 "suffix, e.g. 256M)",
+                 flag, v);
+    return n;
+}
+
+static long ephd_int_arg(const char *flag, const char *v, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < lo || n > hi)
+        ephd_die("%s: '%s' is not an integer between %ld and %ld", flag, v, lo, hi);
+    return n;
+}
+
+static void ephd_add_root(const char *r)
+{
+    struct stat st;
+    if (D.nroots == EPHD_MAX_ROOTS)
+        ephd_die("--root: at most %d roots are supported ('%s' is one too many)", EPHD_MAX_ROOTS, r);
+    if (r[0] != '/')
+        ephd_die("--root: '%s' is not an absolute path", r);
+    if (stat(r, &st) < 0)
+        ephd_die("--root: '%s': %s", r, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        ephd_die("--root: '%s' is not a directory", r);
+    char *p = strdup(r);
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/')
+        p[--n] = 0;
+    if (n == 1)
+        ephd_die("--root: '/' cannot be managed; pick a scratch directory such as /tmp");
+    if (n >= EPH_PATH_MAX / 2)
+        ephd_die("--root: '%s' is too long (at most %d bytes)", r, EPH_PATH_MAX / 2);
+    D.roots[D.nroots] = p;
+    D.rootlen[D.nroots++] = n;
+}
+
+void ephd_finish(enum ephd_exit_mode mode)
+{
+    if (D.exit_done)
+        return;
+    D.exit_done = 1;
+    if (mode == EPHD_EXIT_WRITEBACK) {
+        int n = evict_all(EVICT_FORCE | EVICT_KEEP_PAGES, 1);
+        log_msg(LOG_INFO, "shutdown: wrote %d in-memory files back to disk", n);
+    } else {
+        log_msg(LOG_INFO, "shutdown: discarding %llu in-memory files",
+                (unsigned long long)atomic_load(&D.h->c.files_in_memory));
+    }
+}
+
+static struct loop_ev ephd_sig_ev;
+
+static void ephd_on_signal(struct loop_ev *ev, uint32_t events)
+{
+    (void)events;
+    struct signalfd_siginfo si;
+    if (read(ev->fd, &si, sizeof si) != sizeof si)
+        return;
+    log_msg(LOG_INFO, "signal %u: shutting down (%s)", si.ssi_signo,
+            D.on_exit == EPHD_EXIT_WRITEBACK ? "writeback" : "discard");
+    ephd_finish(D.on_exit);
+    D.stop = 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *rundir = NULL, *logpath = NULL, *cgroup = "auto";
+    int64_t budget = -1, headroom = -1;
+    long ready_fd = -1, inodes = EPH_DEFAULT_INODES;
+    int debug = 0;
+    char err[EPHD_ERRLEN] = "";
+
+    D.on_exit = EPHD_EXIT_WRITEBACK;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(ephd_usage, stderr);
+            return 0;
+        }
+        if (strcmp(a, "--debug") == 0) {
+            debug = 1;
+            continue;
+        }
+        /* --flag VALUE and --flag=VALUE */
+        char name[64];
+        const char *eq = strchr(a, '=');
+        if (strncmp(a, "--", 2) == 0 && eq && (size_t)(eq - a) < sizeof name) {
+            snprintf(name, sizeof name, "%.*s", (int)(eq - a), a);
+            v = eq + 1;
+            a = name;
+        } else if (strncmp(a, "--", 2) == 0) {
+            if (i + 1 >= argc)
+                ephd_die("%s needs a value\n%s", a, ephd_usage);
+            v = argv[++i];
+        } else {
+            ephd_die("unexpected argument '%s'\n%s", a, ephd_usage);
+        }
+        if (strcmp(a, "--rundir") == 0)
+            rundir = v;
+        else if (strcmp(a, "--root") == 0)
+            ephd_add_root(v);
+        else if (strcmp(a, "--budget") == 0)
+            budget = ephd_size_arg(a, v);
+        else if (strcmp(a, "--headroom") == 0)
+            headroom = ephd_size_arg(a, v);
+        else if (strcmp(a, "--cgroup") == 0)
+            cgroup = v;
+        else if (strcmp(a, "--log") == 0)
+            logpath = v;
+        else if (strcmp(a, "--ready-fd") == 0)
+            ready_fd = ephd_int_arg(a, v, 0, INT_MAX);
+        else if (strcmp(a, "--inodes") == 0)
+            inodes = ephd_int_arg(a, v, REGION_MIN_INODES, REGION_MAX_INODES);
+        else if (strcmp(a, "--on-exit") == 0) {
+            if (strcmp(v, "writeback") == 0)
+                D.on_exit = EPHD_EXIT_WRITEBACK;
+            else if (strcmp(v, "discard") == 0)
+                D.on_exit = EPHD_EXIT_DISCARD;
+            else
+                ephd_die("--on-exit: '%s' is not 'writeback' or 'discard'", v);
+        } else
+            ephd_die("unknown option '%s'\n%s", a, ephd_usage);
+    }
+    if (!rundir)
+        ephd_die("--rundir DIR is required\n%s", ephd_usage);
+    struct stat st;
+    if (stat(rundir, &st) < 0)
+        ephd_die("--rundir: '%s': %s", rundir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        ephd_die("--rundir: '%s' is not a directory", rundir);
+    if (cgroup[0] != '/' && strcmp(cgroup, "auto") != 0 && strcmp(cgroup, "none") != 0)
+        ephd_die("--cgroup: '%s' is not 'auto', 'none' or an absolute cgroup directory", cgroup);
+    if (ready_fd >= 0 && fcntl((int)ready_fd, F_GETFD) < 0)
+        ephd_die("--ready-fd: %ld is not an open file descriptor", ready_fd);
+    if (D.nroots == 0)
+        ephd_add_root("/tmp");
+    snprintf(D.rundir, sizeof D.rundir, "%s", rundir);
+    D.pid = getpid();
+
+    /* Every in-memory file holds a memfd and possibly a disk fd here. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t ss;
+    sigemptyset(&ss);
+    sigaddset(&ss, SIGTERM);
+    sigaddset(&ss, SIGINT);
+    sigaddset(&ss, SIGHUP);
+    sigprocmask(SIG_BLOCK, &ss, NULL);
+
+    char path[PATH_MAX + 32];
+    if (!logpath) {
+        snprintf(path, sizeof path, "%s/ephemerad.log", rundir);
+        logpath = path;
+    }
+    if (log_open(logpath, debug ? LOG_DEBUG : LOG_INFO, err, sizeof err) < 0)
+        ephd_die("--log: %s", err);
+    if (loop_init(err, sizeof err) < 0 ||
+        region_create((uint32_t)inodes, (uint32_t)inodes * 4, err, sizeof err) < 0 ||
+        ns_init(err, sizeof err) < 0)
+        ephd_die("%s", err);
+    struct budget_opts bo = {.static_budget = budget, .headroom = headroom, .cgroup = cgroup};
+    if (budget_init(&bo, err, sizeof err) < 0)
+        ephd_die("%s", err);
+    snprintf(path, sizeof path, "%s/shim.sock", rundir);
+    if (shim_listen(path, err, sizeof err) < 0)
+        ephd_die("%s", err);
+    snprintf(path, sizeof path, "%s/control.sock", rundir);
+    if (ctl_listen(path, err, sizeof err) < 0)
+        ephd_die("%s", err);
+    ephd_sig_ev.fd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
+    ephd_sig_ev.fn = ephd_on_signal;
+    if (ephd_sig_ev.fd < 0 || loop_add(&ephd_sig_ev, EPOLLIN) < 0)
+        ephd_die("signalfd: %s", strerror(errno));
+
+    for (int i = 0; i < D.nroots; i++)
+        log_msg(LOG_INFO, "managing %s", D.roots[i]);
+    log_msg(LOG_INFO, "ready: %s, %ld inodes, region %zu bytes", rundir, inodes, D.region_size);
+    if (ready_fd >= 0) {
+        if (write((int)ready_fd, "ready\n", 6) != 6)
+            log_msg(LOG_WARN, "--ready-fd %ld: write: %s", ready_fd, strerror(errno));
+        close((int)ready_fd);
+    }
+
+    loop_run();
+
+    ephd_finish(D.on_exit);
+    shim_close();
+    ctl_close();
+    log_msg(LOG_INFO, "exit");
+    log_close();
+    return 0;
+}

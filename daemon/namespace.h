@@ -1,0 +1,50 @@
+/*
+ * namespace.h - the path -> inode hash in the shared region, and inode slot
+ * allocation.  The daemon is the only writer; shim processes read the hash
+ * lock-free under the seqlock header->ns_seq, so every change to buckets,
+ * chains or paths happens between ns_write_begin() and ns_write_end().
+ */
+#ifndef EPHD_NAMESPACE_H
+#define EPHD_NAMESPACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int ns_init(char *err, size_t errlen);
+
+/* Inode index named by path, or -1. */
+int ns_lookup(const char *path);
+/* 1 when idx names a live inode of generation gen. */
+int ns_valid(uint32_t idx, uint32_t gen);
+
+/* New in-memory inode (state MEM, nlink 0, open_count 0, not yet named):
+ * index, or -errno (-ENFILE when the table is full, memfd errors). */
+int ns_new_inode(int root, uint32_t mode, uint32_t uid, uint32_t gid);
+/* Return a slot to the free list: closes its fds, fixes the counters. */
+void ns_free(uint32_t idx);
+/* Free idx if nothing refers to it any more (unnamed and no open
+ * descriptions).  1 if freed. */
+int ns_maybe_gc(uint32_t idx);
+/* ns_maybe_gc over the whole table (periodic tick). */
+void ns_gc_all(void);
+
+void ns_write_begin(void);
+void ns_write_end(void);
+/* Name idx as path (nlink 1).  Inside a write section; path fits EPH_PATH_MAX. */
+void ns_insert(uint32_t idx, const char *path);
+/* Drop idx's name (nlink 0).  Inside a write section. */
+void ns_remove(uint32_t idx);
+
+/* 1 if some in-memory file is named below directory dir ("dir/..."). */
+int ns_has_below(const char *dir);
+/* 1 if a proper ancestor directory of path is an in-memory file (ENOTDIR). */
+int ns_ancestor_is_file(const char *path);
+/* Longest path (strlen) that renaming every file below `from` to below `to`
+ * would produce, or 0 if no file lives below `from`. */
+size_t ns_longest_renamed(const char *from, const char *to);
+/* Rename every in-memory path below `a` to below `b`; with exchange, also
+ * those below `b` to below `a`, from the paths as they were before the call.
+ * Inside a write section; the caller checked lengths.  Number renamed. */
+size_t ns_rename_prefix(const char *a, const char *b, int exchange);
+
+#endif

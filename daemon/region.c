@@ -1,0 +1,85 @@
+/*
+ * region.c - lay out and create the shared region.
+ *
+ * The region is sized for the configured number of inodes and descriptions
+ * up front (a memfd cannot move under the processes that mapped it), but it
+ * costs only the pages actually touched: inode slots are used from the
+ * bottom (inode_hwm bounds every scan) and the memfd is sparse.
+ */
+#include "region.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "daemon.h"
+
+static size_t region_align(size_t v, size_t a)
+{
+    return (v + a - 1) & ~(a - 1);
+}
+
+int region_create(uint32_t ninodes, uint32_t ndescs, char *err, size_t errlen)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uint32_t nbuckets = 1;
+    while (nbuckets < ninodes * 2)
+        nbuckets <<= 1;
+
+    size_t inodes_off = region_align(sizeof(struct eph_shm_header), page);
+    size_t descs_off = region_align(inodes_off + (size_t)ninodes * sizeof(struct eph_inode), page);
+    size_t buckets_off = region_align(descs_off + (size_t)ndescs * sizeof(struct eph_desc), page);
+    size_t total = region_align(buckets_off + (size_t)nbuckets * sizeof(uint32_t), page);
+
+    int fd = memfd_create("ephemera-region", MFD_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "memfd_create(region): %s", strerror(errno));
+        return -1;
+    }
+    if (ftruncate(fd, (off_t)total) < 0) {
+        snprintf(err, errlen, "ftruncate(region, %zu): %s", total, strerror(errno));
+        goto err;
+    }
+    void *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        snprintf(err, errlen, "mmap(region, %zu): %s", total, strerror(errno));
+        goto err;
+    }
+    struct eph_shm_header *h = p;
+    h->version = EPH_SHM_VERSION;
+    h->header_size = sizeof *h;
+    h->ninodes = ninodes;
+    h->ndescs = ndescs;
+    h->nbuckets = nbuckets;
+    h->daemon_pid = (int32_t)getpid();
+    h->inodes_off = inodes_off;
+    h->descs_off = descs_off;
+    h->buckets_off = buckets_off;
+    h->total_size = total;
+    atomic_store(&h->grow_step_max, 64ull << 20);
+    /* The magic goes last: a shim that maps a half-initialised region sees
+     * no magic and refuses it. */
+    atomic_thread_fence(memory_order_release);
+    h->magic = EPH_SHM_MAGIC;
+
+    D.h = h;
+    D.inodes = eph_inodes(h);
+    D.region_fd = fd;
+    D.region_size = total;
+    return 0;
+err:
+    close(fd);
+    return -1;
+}
+
+void region_destroy(void)
+{
+    if (D.h)
+        munmap(D.h, D.region_size);
+    if (D.region_fd >= 0)
+        close(D.region_fd);
+    D.h = NULL;
+    D.region_fd = -1;
+}

@@ -1,0 +1,12 @@
+/*
+ * shimsrv.h - the SOCK_SEQPACKET server for the shim protocol (proto.h).
+ */
+#ifndef EPHD_SHIMSRV_H
+#define EPHD_SHIMSRV_H
+
+#include <stddef.h>
+
+int shim_listen(const char *path, char *err, size_t errlen);
+void shim_close(void);
+
+#endif
