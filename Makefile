@@ -55,6 +55,11 @@ $(BUILD)/ephemerad: $(DAEMON_SRC) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@ $(DAEMON_SRC) -lpthread
 
+# ephemerad under ASan/UBSan, for the sanitised test runs (test/c/daemon_proto_test uses it).
+$(BUILD)/asan/ephemerad: $(DAEMON_SRC) $(HEADERS)
+	@mkdir -p $(BUILD)/asan
+	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -o $@ $(DAEMON_SRC) -lpthread
+
 # Installs the system and npm packages; fast when all is present already.
 deps:
 	@scripts/deps.sh
