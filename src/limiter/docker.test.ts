@@ -1,31 +1,34 @@
 /**
- * DockerLimiter against a stand-in Engine API served on a unix socket in a temporary directory
- * (the process seam). It records the requests so the test can check what reached "Docker".
+ * DockerLimiter: first against a stand-in Engine API on a unix socket (the process seam), which
+ * records what reached "Docker"; then against the real engine with a busybox container.
  */
-import { test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 
 import { DockerLimiter } from './docker.js';
+import { DockerEngine } from '../container/engine.js';
+import { ensureBusyboxImage, ensureDockerForTests } from '../container/testimage.js';
 import { isEphemeraError } from '../core/errors.js';
 
-interface Engine {
-  server: Server;
-  socketPath: string;
+const MiB = 1024 * 1024;
+
+interface StandIn {
+  engine: DockerEngine;
   requests: Array<{ method: string; url: string; body: unknown }>;
-  state: { pid: number; memory: number; oomKilled: boolean };
+  state: { pid: number; running: boolean; memory: number; oomKilled: boolean };
   close(): Promise<void>;
 }
 
-async function engine(): Promise<Engine> {
+async function standIn(): Promise<StandIn> {
   const dir = await mkdtemp(join(tmpdir(), 'eph-docker-'));
   const socketPath = join(dir, 'docker.sock');
-  const requests: Engine['requests'] = [];
-  const state = { pid: 0, memory: 128 << 20, oomKilled: false };
+  const requests: StandIn['requests'] = [];
+  const state = { pid: 0, running: false, memory: 128 * MiB, oomKilled: false };
   const server = createServer((req, res) => {
     let text = '';
     req.setEncoding('utf8');
@@ -36,23 +39,20 @@ async function engine(): Promise<Engine> {
       const send = (status: number, obj: unknown): void => {
         res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(obj));
       };
-      if (!(req.url ?? '').startsWith('/containers/fn1/')) return send(404, { message: 'No such container: x' });
-      if (req.url === '/containers/fn1/json') return send(200, { State: { Pid: state.pid, Running: true, OOMKilled: state.oomKilled }, HostConfig: { Memory: state.memory, MemorySwap: state.memory } });
-      if (req.url?.startsWith('/containers/fn1/stats')) return send(200, { memory_stats: { usage: 5000, max_usage: 9000, limit: state.memory } });
+      if (req.url === '/containers/fn1/json') {
+        return send(200, { Id: 'fn1', State: { Pid: state.pid, Running: state.running, OOMKilled: state.oomKilled, ExitCode: 0 }, HostConfig: { Memory: state.memory, MemorySwap: state.memory } });
+      }
       if (req.url === '/containers/fn1/update' && req.method === 'POST') {
-        const b = body as { Memory: number; MemorySwap: number };
-        if (b.MemorySwap < b.Memory) return send(409, { message: 'Minimum memoryswap limit should be larger than memory limit' });
-        state.memory = b.Memory;
+        state.memory = (body as { Memory: number }).Memory;
         return send(200, { Warnings: [] });
       }
-      return send(404, { message: 'page not found' });
+      return send(404, { message: 'No such container: nope' });
     });
   });
   server.listen(socketPath);
   await once(server, 'listening');
   return {
-    server,
-    socketPath,
+    engine: new DockerEngine({ socketPath }),
     requests,
     state,
     close: async () => {
@@ -62,62 +62,105 @@ async function engine(): Promise<Engine> {
   };
 }
 
-test('setLimit sends Memory and MemorySwap together and equal', async () => {
-  const e = await engine();
+test('setLimit sends Memory and MemorySwap together and equal; null and bad values are refused', async () => {
+  const s = await standIn();
   try {
-    const l = new DockerLimiter('fn1', { socketPath: e.socketPath });
+    const l = new DockerLimiter(s.engine, 'fn1');
     assert.equal(l.kind, 'docker');
-    assert.equal(await l.getLimit(), 128 << 20);
-    await l.setLimit(64 << 20);
-    assert.deepEqual(e.requests.at(-1), { method: 'POST', url: '/containers/fn1/update', body: { Memory: 64 << 20, MemorySwap: 64 << 20 } });
-    assert.equal(await l.getLimit(), 64 << 20);
+    assert.equal(await l.getLimit(), 128 * MiB);
+    await l.setLimit(64 * MiB);
+    assert.deepEqual(s.requests.at(-1), { method: 'POST', url: '/containers/fn1/update', body: { Memory: 64 * MiB, MemorySwap: 64 * MiB } });
+    assert.equal(await l.getLimit(), 64 * MiB);
+    const before = s.requests.length;
     await assert.rejects(l.setLimit(null), (err) => isEphemeraError(err, 'EPH_LIMIT_INVALID'));
     await assert.rejects(l.setLimit(-1), (err) => isEphemeraError(err, 'EPH_LIMIT_INVALID'));
+    assert.equal(s.requests.length, before);
   } finally {
-    await e.close();
+    await s.close();
   }
 });
 
-test('without a visible cgroup, usage, peak and OOM come from stats and inspect', async () => {
-  const e = await engine();
-  try {
-    const l = new DockerLimiter('fn1', { socketPath: e.socketPath });
-    assert.equal(await l.getUsage(), 5000);
-    assert.equal(await l.getPeak(), 9000);
-    assert.equal(await l.oomKills(), 0);
-    e.state.oomKilled = true;
-    assert.equal(await l.oomKills(), 1);
-  } finally {
-    await e.close();
-  }
-});
-
-test('with the container\'s pid visible, readings come from its memory cgroup', async (t) => {
-  const e = await engine();
+test('readings come from the memory cgroup of the container\'s init pid', async (t) => {
+  const s = await standIn();
   try {
     // Stand in for the container's init with this very process: its cgroup is real.
-    e.state.pid = process.pid;
-    const l = new DockerLimiter('fn1', { socketPath: e.socketPath });
+    Object.assign(s.state, { pid: process.pid, running: true });
+    const l = new DockerLimiter(s.engine, 'fn1');
     let usage: number;
     try {
       usage = await l.getUsage();
     } catch (err) {
-      t.skip(`no readable memory cgroup here: ${(err as Error).message}`);
+      t.skip(`no readable memory cgroup on this machine: ${(err as Error).message}`);
       return;
     }
-    assert.ok(usage > 1 << 20 && usage !== 5000, String(usage));
-    assert.equal(e.requests.some((r) => r.url.includes('/stats')), false);
+    assert.ok(usage > MiB, String(usage));
+    assert.equal(await l.oomKills(), 0);
   } finally {
-    await e.close();
+    await s.close();
   }
 });
 
-test('API errors and an absent engine are EPH_DOCKER_API with the cause', async () => {
-  const e = await engine();
+test('a stopped container: usage is a clear error, OOM kills come from Docker\'s flag', async () => {
+  const s = await standIn();
   try {
-    await assert.rejects(new DockerLimiter('nope', { socketPath: e.socketPath }).getLimit(), (err) => isEphemeraError(err, 'EPH_DOCKER_API') && err.message.includes('404') && err.message.includes('No such container'));
+    const l = new DockerLimiter(s.engine, 'fn1');
+    await assert.rejects(l.getUsage(), (err) => isEphemeraError(err, 'EPH_DOCKER_API') && err.message.includes('not running'));
+    assert.equal(await l.oomKills(), 0);
+    s.state.oomKilled = true;
+    assert.equal(await l.oomKills(), 1);
+    await assert.rejects(new DockerLimiter(s.engine, 'nope').getLimit(), (err) => isEphemeraError(err, 'EPH_DOCKER_API') && err.message.includes('404'));
   } finally {
-    await e.close();
+    await s.close();
   }
-  await assert.rejects(new DockerLimiter('fn1', { socketPath: e.socketPath }).getLimit(), (err) => isEphemeraError(err, 'EPH_DOCKER_API') && err.message.includes('is dockerd running'));
+});
+
+describe('DockerLimiter against the real engine', () => {
+  const engine = new DockerEngine();
+  let image = '';
+  let skip: string | null = null;
+
+  before(async () => {
+    skip = ensureDockerForTests();
+    if (skip === null) image = await ensureBusyboxImage(engine);
+  });
+
+  test('reads and changes the limit of a running container; usage and peak from its cgroup', async (t) => {
+    if (skip !== null) return t.skip(`no Docker engine: ${skip}`);
+    const id = await engine.create({ image, cmd: ['sleep', '600'], memory: 64 * MiB });
+    try {
+      await engine.start(id);
+      const l = new DockerLimiter(engine, id);
+      assert.equal(await l.getLimit(), 64 * MiB);
+      await l.setLimit(96 * MiB);
+      assert.equal(await l.getLimit(), 96 * MiB);
+      const state = await engine.inspect(id);
+      assert.equal(state.memorySwap, 96 * MiB);
+      await l.setLimit(48 * MiB);
+      assert.equal(await l.getLimit(), 48 * MiB);
+      const usage = await l.getUsage();
+      assert.ok(usage > 0 && usage < 48 * MiB, String(usage));
+      const peak = await l.getPeak();
+      assert.ok(peak === null || peak >= usage);
+      assert.equal(await l.oomKills(), 0);
+    } finally {
+      await engine.remove(id);
+    }
+  });
+
+  test('an OOM kill inside the container is counted', async (t) => {
+    if (skip !== null) return t.skip(`no Docker engine: ${skip}`);
+    const id = await engine.create({ image, cmd: ['sh', '-c', 'dd if=/dev/zero of=/scratch/f bs=1M count=64; sleep 600'], memory: 32 * MiB, mounts: [{ type: 'tmpfs', target: '/scratch' }] });
+    try {
+      await engine.start(id);
+      const l = new DockerLimiter(engine, id);
+      let kills = 0;
+      for (let i = 0; i < 200 && kills === 0; i++) {
+        kills = await l.oomKills();
+        if (kills === 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(kills >= 1, 'the dd into the tmpfs must have been OOM-killed');
+    } finally {
+      await engine.remove(id);
+    }
+  });
 });
