@@ -411,7 +411,11 @@ static int budget_find(char *err, size_t errlen)
     if (strcmp(root, "/") != 0 && strncmp(path, root, rl) == 0)
         path += rl;
     snprintf(B.mount, sizeof B.mount, "%s", mnt);
-    snprintf(B.base, sizeof B.base, "%s%s", mnt, strcmp(path, "/") == 0 ? "" : path);
+    if (snprintf(B.base, sizeof B.base, "%s%s", mnt, strcmp(path, "/") == 0 ? "" : path) >=
+        (int)sizeof B.base) {
+        snprintf(err, errlen, "cgroup path %s%s is too long", mnt, path);
+        return -1;
+    }
     struct stat st;
     char probe[PATH_MAX + 64];
     snprintf(probe, sizeof probe, "%s/%s", B.base, budget_usage_name());
