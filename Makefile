@@ -17,13 +17,13 @@ NODE_STAMP := node_modules/.package-lock.json
 
 # Test targets run in this order by `make test`; a makefile fragment may append to it
 # (TEST_TARGETS += test-foo) and define the rule.
-TEST_TARGETS := test-ts
+TEST_TARGETS := lint test-ts
 
-.PHONY: all native cli deps test test-ts demo bench clean
+.PHONY: all native cli deps lint test test-ts demo bench clean
 
 all: native cli
 
-native: $(BUILD)/libephemera.so $(BUILD)/ephemerad $(BUILD)/iobench
+native: $(BUILD)/libephemera.so $(BUILD)/ephemerad $(BUILD)/iobench $(BUILD)/microbench
 
 # The CLI: TypeScript compiled by project references into build/js/, started by build/ephemera.
 cli: $(BUILD)/ephemera $(BUILD)/.tsc-stamp
@@ -45,6 +45,12 @@ $(BUILD)/ephemera:
 $(BUILD)/iobench: bench/native/iobench.c
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@ $<
+
+# --- memory harvesting (issue 3): the paper's micro benchmark for `ephemera bench fig7|fig8|fig9`.
+$(BUILD)/microbench: bench/native/microbench.c
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@ $<
+# --- end memory harvesting
 
 $(BUILD)/libephemera.so: $(SHIM_SRC) $(HEADERS)
 	@mkdir -p $(BUILD)
@@ -70,6 +76,10 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@set -e; for t in $(TEST_TARGETS); do echo "== make $$t"; $(MAKE) --no-print-directory $$t; done
 	@echo "== all tests passed"
+
+# typescript-eslint strictTypeChecked (eslint.config.js), incl. no-floating-promises.
+lint: $(NODE_STAMP)
+	node_modules/.bin/eslint src
 
 # Unit and integration tests of the TypeScript code, compiled beside it (*.test.js).
 test-ts: cli native

@@ -12,7 +12,8 @@ import { once } from 'node:events';
 
 import { DockerLimiter } from './docker.js';
 import { DockerEngine } from '../container/engine.js';
-import { ensureBusyboxImage, ensureDockerForTests } from '../container/testimage.js';
+import { ensureDockerEngine } from '../container/dockerd.js';
+import { ensureBusyboxImage } from '../container/testimage.js';
 import { isEphemeraError } from '../core/errors.js';
 
 const MiB = 1024 * 1024;
@@ -120,7 +121,7 @@ describe('DockerLimiter against the real engine', () => {
   let skip: string | null = null;
 
   before(async () => {
-    skip = ensureDockerForTests();
+    skip = ensureDockerEngine();
     if (skip === null) image = await ensureBusyboxImage(engine);
   });
 

@@ -1,0 +1,189 @@
+/**
+ * Running one point of a micro-benchmark sweep for one contender, in a memory cgroup with the
+ * point's limit:
+ *
+ * - disk: the files in a fresh directory on the disk file system (page cache, written back when
+ *   the cgroup runs short): the analogue of a container's OverlayFS upper layer;
+ * - tmpfs: the files on a tmpfs mounted for the run; its pages are charged to the cgroup;
+ * - ephemera: `ephemera run --memory LIMIT --root DIR`, which makes its own cgroup with that limit
+ *   and starts both ephemerad and the benchmark in it.
+ *
+ * The timed loops are bench/native/microbench.c; this module only starts it and collects what it
+ * printed, its exit, and the cgroup's OOM-kill count and peak.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { EphemeraError } from '../../core/errors.js';
+import { createInstanceCgroup } from '../../limiter/cgroup.js';
+import type { Point } from './figures.js';
+
+export type Contender = 'disk' | 'tmpfs' | 'ephemera';
+export const CONTENDERS: readonly Contender[] = ['disk', 'tmpfs', 'ephemera'];
+
+/** The build outputs a run needs. */
+export interface MicroTools {
+  /** build/ephemera */
+  readonly ephemera: string;
+  /** build/microbench */
+  readonly microbench: string;
+}
+
+/** microbench's JSON line. */
+export interface MicrobenchOutput {
+  readonly create_ns: number;
+  readonly ops_ns: number;
+  readonly total_ns: number;
+  readonly ops: number;
+  readonly file_size: number;
+}
+
+/** What the daemon reported (ephemera only). */
+export interface EphemeraCounters {
+  readonly evictions: number;
+  readonly bytes_evicted: number;
+  readonly bytes_in_memory_peak: number;
+  readonly fast_reads: number;
+  readonly fast_writes: number;
+}
+
+export interface RunResult {
+  readonly contender: Contender;
+  /** The benchmark's timings, or null when it did not finish (OOM-killed or failed). */
+  readonly output: MicrobenchOutput | null;
+  /** `ok`, `killed by SIGKILL`, `exit status 1`... */
+  readonly exit: string;
+  readonly oomKills: number;
+  /** Highest cgroup usage during the run, bytes. */
+  readonly peak: number | null;
+  readonly counters: EphemeraCounters | null;
+  /** stderr of a failed run, for the report. */
+  readonly error: string;
+}
+
+interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function collect(argv: readonly string[]): Promise<Exit> {
+  const [file, ...args] = argv;
+  return new Promise((resolve, reject) => {
+    const child = spawn(file ?? '', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', (err) => {
+      reject(new EphemeraError('EPH_BENCH_FAILED', `cannot start ${file ?? ''}: ${err.message}; run make`, { cause: err }));
+    });
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+async function must(argv: readonly string[]): Promise<void> {
+  const r = await collect(argv);
+  if (r.code !== 0) {
+    throw new EphemeraError('EPH_BENCH_FAILED', `${argv.join(' ')} failed (${describeExit(r)}): ${r.stderr.trim()}`);
+  }
+}
+
+function describeExit(r: Pick<Exit, 'code' | 'signal'>): string {
+  if (r.signal !== null) return `killed by ${r.signal}`;
+  return r.code === 0 ? 'ok' : `exit status ${String(r.code)}`;
+}
+
+/** Parses microbench's JSON line, or returns null when there is none. */
+export function parseMicrobench(stdout: string): MicrobenchOutput | null {
+  const line = stdout
+    .trim()
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('{"file_size"'));
+  if (line === undefined) return null;
+  const v = JSON.parse(line) as Partial<Record<keyof MicrobenchOutput, unknown>>;
+  for (const k of ['create_ns', 'ops_ns', 'total_ns', 'ops', 'file_size'] as const) {
+    if (typeof v[k] !== 'number') throw new EphemeraError('EPH_BENCH_FAILED', `microbench output lacks ${k}: ${line}`);
+  }
+  return v as MicrobenchOutput;
+}
+
+function microArgs(tools: MicroTools, dir: string, p: Point): string[] {
+  return [tools.microbench, '--dir', dir, '--file-size', String(p.fileSize), '--ops', String(p.ops)];
+}
+
+/** Runs microbench in a fresh cgroup with the point's limit, files in `dir`. */
+async function inCgroup(contender: Contender, tools: MicroTools, dir: string, p: Point): Promise<RunResult> {
+  const cg = await createInstanceCgroup({ memoryLimit: p.limit });
+  try {
+    const r = await collect(cg.command(microArgs(tools, dir, p)));
+    const oomKills = await cg.oomKills();
+    const output = r.code === 0 ? parseMicrobench(r.stdout) : null;
+    return { contender, output, exit: describeExit(r), oomKills, peak: await cg.peak(), counters: null, error: r.code === 0 ? '' : r.stderr.trim() };
+  } finally {
+    await cg.destroy();
+  }
+}
+
+async function underEphemera(tools: MicroTools, dir: string, work: string, p: Point): Promise<RunResult> {
+  const statsFile = join(work, 'ephemera-stats.json');
+  const r = await collect([tools.ephemera, 'run', '--memory', String(p.limit), '--root', dir, '--stats', statsFile, '--discard', '--', ...microArgs(tools, dir, p)]);
+  let stats: Record<string, unknown> | null = null;
+  try {
+    stats = JSON.parse(await readFile(statsFile, 'utf8')) as Record<string, unknown>;
+  } catch {
+    // No stats: the instance did not get to the end; reported through exit and error below.
+  }
+  const num = (k: string): number => (typeof stats?.[k] === 'number' ? stats[k] : 0);
+  const killed = r.code === 137 || r.signal === 'SIGKILL';
+  const oomKills = typeof stats?.['oom_kills'] === 'number' ? stats['oom_kills'] : killed ? 1 : 0;
+  const ok = r.code === 0;
+  return {
+    contender: 'ephemera',
+    output: ok ? parseMicrobench(r.stdout) : null,
+    exit: describeExit(r),
+    oomKills,
+    peak: typeof stats?.['cgroup_peak'] === 'number' ? stats['cgroup_peak'] : null,
+    counters:
+      stats === null
+        ? null
+        : { evictions: num('evictions'), bytes_evicted: num('bytes_evicted'), bytes_in_memory_peak: num('bytes_in_memory_peak'), fast_reads: num('fast_reads'), fast_writes: num('fast_writes') },
+    error: ok ? '' : r.stderr.trim(),
+  };
+}
+
+/**
+ * One run of one contender at one point, in a fresh directory under `workBase` (a disk directory).
+ * @throws {EphemeraError} `EPH_BENCH_FAILED` when the contender cannot be set up at all; a
+ *   benchmark that is killed or fails is a result, not an exception.
+ */
+export async function runContender(contender: Contender, p: Point, tools: MicroTools, workBase: string): Promise<RunResult> {
+  const work = await mkdtemp(join(workBase, `ephemera-micro-${contender}-`));
+  // Dirty pages of the previous run must not be written back on this run's time.
+  await must(['sync']);
+  try {
+    switch (contender) {
+      case 'disk':
+        return await inCgroup(contender, tools, work, p);
+      case 'tmpfs': {
+        // Large enough that only the cgroup limit can stop the writes, as in a container with a tmpfs mount.
+        await must(['mount', '-t', 'tmpfs', '-o', `size=${2 * p.fileSize + 64 * 1024 * 1024},mode=0700`, 'ephemera-micro', work]);
+        try {
+          return await inCgroup(contender, tools, work, p);
+        } finally {
+          await must(['umount', work]);
+        }
+      }
+      case 'ephemera': {
+        const root = join(work, 'root');
+        await mkdir(root);
+        return await underEphemera(tools, root, work, p);
+      }
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

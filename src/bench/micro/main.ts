@@ -1,0 +1,64 @@
+/**
+ * `ephemera bench fig7|fig8|fig9`: the paper's micro benchmark (§5.2) under memory limits, each
+ * point run for disk, tmpfs and ephemera in one go, contenders interleaved per repetition so that
+ * drift in the machine's load hits all of them alike.
+ */
+import { EphemeraError } from '../../core/errors.js';
+import { isTmpfs } from '../io.js';
+import { CONTENDERS, runContender, type Contender, type MicroTools, type RunResult } from './contenders.js';
+import { DEFAULT_OPS, figure, type FigureId } from './figures.js';
+import { renderSweep, summarise, type PointSummary, type Sweep } from './report.js';
+
+export interface MicroBenchOptions {
+  /** Runs per (point, contender); the median is reported. @default 3 */
+  readonly reps: number;
+  /** Random operations per run for figs. 7 and 8. @default 100000 */
+  readonly ops: number;
+  /** A directory on disk for the work files. @default /var/tmp */
+  readonly workBase: string;
+  /** Which contenders to run. @default all */
+  readonly contenders: readonly Contender[];
+  readonly progress: (line: string) => void;
+}
+
+export const MICRO_DEFAULTS = { reps: 3, ops: DEFAULT_OPS, workBase: '/var/tmp', contenders: CONTENDERS } as const;
+
+export interface MicroBenchReport {
+  readonly table: string;
+  readonly sweep: Sweep;
+  /** Every run, for --json. */
+  readonly runs: ReadonlyArray<{ readonly point: string; readonly rep: number } & RunResult>;
+}
+
+/**
+ * Runs one figure's sweep and renders its table.
+ * @throws {EphemeraError} `EPH_BENCH_NEEDS_ROOT` without root (cgroups and tmpfs need it),
+ *   `EPH_BENCH_FAILED` when the work directory is on a tmpfs or a contender cannot be set up
+ */
+export async function runMicroBench(id: FigureId, tools: MicroTools, opts: MicroBenchOptions): Promise<MicroBenchReport> {
+  if (process.getuid?.() !== 0) {
+    throw new EphemeraError('EPH_BENCH_NEEDS_ROOT', `ephemera bench ${id} puts every contender in a memory cgroup and mounts a tmpfs, which needs root (uid is ${String(process.getuid?.())}); run it as root`);
+  }
+  if (isTmpfs(opts.workBase)) {
+    throw new EphemeraError('EPH_BENCH_FAILED', `--work ${opts.workBase} is on a tmpfs, so the "disk" contender would not be a disk; point --work at a directory on a disk file system`);
+  }
+  const fig = figure(id, { ops: opts.ops });
+  const runs: Array<{ point: string; rep: number } & RunResult> = [];
+  const points: Array<{ point: (typeof fig.points)[number]; summary: PointSummary }> = [];
+  for (const point of fig.points) {
+    const byContender = new Map<Contender, RunResult[]>();
+    for (let rep = 1; rep <= opts.reps; rep++) {
+      for (const c of opts.contenders) {
+        opts.progress(`${id} ${fig.axis} ${point.label}: ${c} run ${rep}/${opts.reps}`);
+        const r = await runContender(c, point, tools, opts.workBase);
+        runs.push({ point: point.label, rep, ...r });
+        byContender.set(c, [...(byContender.get(c) ?? []), r]);
+      }
+    }
+    const summary: PointSummary = {};
+    for (const [c, rs] of byContender) summary[c] = summarise(rs);
+    points.push({ point, summary });
+  }
+  const sweep: Sweep = { figure: fig, reps: opts.reps, contenders: opts.contenders, points };
+  return { table: renderSweep(sweep), sweep, runs };
+}
