@@ -123,7 +123,7 @@ export async function runDemo(tools: DemoTools, opts: DemoOptions): Promise<Demo
       rows.push([mode, t.toFixed(3), `${(disk / t).toFixed(2)}×`, median(wall[mode]).toFixed(3)]);
     }
     const keys = ['fast_reads', 'fast_writes', 'files_in_memory_peak', 'bytes_in_memory_peak', 'evictions', 'bytes_evicted', 'budget'];
-    const statRows = [['ephemera stat (last run)', 'value'], ...keys.map((k) => [k, String(stats[k] ?? 'n/a')])];
+    const statRows = [['ephemera stat (last run)', 'value'], ...keys.map((k) => [k, JSON.stringify(stats[k] ?? 'n/a')])];
     const table = [
       `ephemera demo: workloads/demo/scratch_io.py (scale ${opts.scale}, ${formatSize(written)} written per run), median of ${opts.repeats} runs, same digest in every mode (${[...digests][0] ?? ''})`,
       '',

@@ -152,7 +152,8 @@ function readFastOps(statsFile: string): FastOps {
   return { reads: Number(s.fast_reads ?? 0), writes: Number(s.fast_writes ?? 0) };
 }
 
-function iobenchArgs(tools: IoBenchTools, w: Workload, opts: IoBenchOptions, target: string | 'memcpy'): string[] {
+/** `target` is a directory, or `memcpy`. */
+function iobenchArgs(tools: IoBenchTools, w: Workload, opts: IoBenchOptions, target: string): string[] {
   return [
     tools.iobench,
     w.name,
@@ -190,17 +191,15 @@ export async function runIoBench(tools: IoBenchTools, opts: IoBenchOptions): Pro
   const skipped: string[] = [];
   let tmpfsMounted = false;
   try {
-    const places: Places = await (async () => {
-      const ephRoot = join(work, 'managed');
-      const disk = join(work, 'disk');
-      const unmanaged = join(work, 'unmanaged');
-      for (const d of [ephRoot, disk, unmanaged]) mkdirSync(d);
-      const tmpfs = join(work, 'tmpfs');
-      const skip = await mountTmpfs(tmpfs);
-      tmpfsMounted = skip === undefined;
-      if (skip !== undefined) skipped.push(`tmpfs: ${skip}`);
-      return { work, ephRoot, disk, unmanaged, tmpfs: skip === undefined ? tmpfs : undefined };
-    })();
+    const ephRoot = join(work, 'managed');
+    const disk = join(work, 'disk');
+    const unmanaged = join(work, 'unmanaged');
+    for (const d of [ephRoot, disk, unmanaged]) mkdirSync(d);
+    const tmpfsDir = join(work, 'tmpfs');
+    const skip = await mountTmpfs(tmpfsDir);
+    tmpfsMounted = skip === undefined;
+    if (skip !== undefined) skipped.push(`tmpfs: ${skip}`);
+    const places: Places = { work, ephRoot, disk, unmanaged, tmpfs: tmpfsMounted ? tmpfsDir : undefined };
     const statsFile = join(work, 'stats.json');
     const samples = new Map<string, number[]>();
     const add = (key: string, v: number): void => {

@@ -261,7 +261,7 @@ function waitForExit(child: ChildProcess): Promise<{ code: number | null; signal
 
 /** Exit status the way a shell reports it. */
 export function exitStatusOf(code: number | null, signal: NodeJS.Signals | null): number {
-  if (signal !== null) return 128 + (osConstants.signals[signal] ?? 0);
+  if (signal !== null) return 128 + osConstants.signals[signal];
   return code ?? 1;
 }
 
@@ -337,7 +337,6 @@ export async function runInstance(opts: RunOptions): Promise<number> {
     await waitForReady(daemon, opts.logFile);
     client = await DaemonClient.connect(join(runDir, 'control.sock'));
 
-    let status: number;
     let cmdResult: { code: number | null; signal: NodeJS.Signals | null } = { code: null, signal: pendingSignal ?? null };
     const started = process.hrtime.bigint();
     if (pendingSignal === undefined) {
@@ -356,7 +355,7 @@ export async function runInstance(opts: RunOptions): Promise<number> {
       cmdResult = await Promise.race([waitForExit(cmd), spawnFailed]);
     }
     const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
-    status = exitStatusOf(cmdResult.code, cmdResult.signal);
+    const status = exitStatusOf(cmdResult.code, cmdResult.signal);
 
     let stats: DaemonStats;
     try {

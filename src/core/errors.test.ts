@@ -24,7 +24,7 @@ test('codes are stable identifiers and summaries are single lines', () => {
   for (const [code, info] of Object.entries(ERROR_CODES)) {
     assert.match(code, /^EPH_[A-Z]+(_[A-Z]+)*$/);
     assert.ok(info.summary.length > 0 && !info.summary.includes('\n'), code);
-    assert.ok(info.exit === 1 || info.exit === 2, code);
+    assert.ok([1, 2].includes(info.exit), code);
   }
 });
 
