@@ -3,7 +3,8 @@ import { before, describe, test } from 'node:test';
 
 import { EphemeraError } from '../core/errors.js';
 import { DockerEngine, demuxLogs } from './engine.js';
-import { ensureBusyboxImage, ensureDockerForTests } from './testimage.js';
+import { ensureDockerEngine } from './dockerd.js';
+import { ensureBusyboxImage } from './testimage.js';
 
 const MiB = 1024 * 1024;
 
@@ -35,7 +36,7 @@ describe('DockerEngine against the real engine', () => {
   let skip: string | null = null;
 
   before(async () => {
-    skip = ensureDockerForTests();
+    skip = ensureDockerEngine();
     if (skip === null) image = await ensureBusyboxImage(engine);
   });
 

@@ -9,21 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import type { ContainerEngine } from './engine.js';
-import { REPO_DIR } from './repo.js';
 
 export const BUSYBOX_REF = 'ephemera-test-busybox:1';
 const BUSYBOX = '/bin/busybox';
 const APPLETS = ['sh', 'echo', 'cat', 'dd', 'sleep', 'head', 'true', 'ls', 'mkdir', 'rm'];
-
-/**
- * Starts the Docker engine if needed. Returns null when it is up, otherwise the reason it is not
- * (the script's last line), so a test can skip with that reason.
- */
-export function ensureDockerForTests(): string | null {
-  const r = spawnSync(join(REPO_DIR, 'scripts/docker.sh'), ['ensure'], { encoding: 'utf8' });
-  if (r.status === 0) return null;
-  return (r.stdout + r.stderr).trim().split('\n').pop() ?? 'scripts/docker.sh failed';
-}
 
 export async function ensureBusyboxImage(engine: ContainerEngine): Promise<string> {
   if (await engine.hasImage(BUSYBOX_REF)) return BUSYBOX_REF;
