@@ -1,0 +1,913 @@
+/*
+ * shim/fastpath.c - data operations on in-memory files without a syscall.
+ *
+ * Locking (see also ARCHITECTURE.md, "The fast path"):
+ *   - desc->lock serialises the offset of one open file description;
+ *   - ino->lock serialises size/capacity changes and writes (the kernel also
+ *     holds the inode lock for writes), and keeps the daemon from starting an
+ *     eviction while it is held;
+ *   - readers take no inode lock: they bump ino->inflight and re-check state
+ *     (Dekker with the daemon, which sets MOVING and then waits for inflight
+ *     to drain).
+ * Order: desc->lock before ino->lock.  Nobody waits for anything while
+ * holding an inflight count, so the drains in truncate and eviction finish.
+ *
+ * Invariant: bytes in [size, capacity) of a memfd are zero, so holes and
+ * extension by truncate read back as zeros without touching them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/falloc.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define MIN_STEP (1ull << 20)
+#define DEFAULT_STEP_MAX (64ull << 20)
+#define PAGE 4096ull
+#define DAY_NS (86400ll * 1000000000ll)
+
+static inline uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+
+/* ---- descriptions ------------------------------------------------------- */
+
+int fp_desc_alloc(uint32_t inode, uint32_t gen, int flags, uint32_t *out)
+{
+    struct eph_shm_header *h = sh.hdr;
+    uint32_t n = h->ndescs;
+    uint32_t start = atomic_load_explicit(&h->desc_hint, memory_order_relaxed) % n;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t idx = (start + i) % n;
+        struct eph_desc *d = &sh.descs[idx];
+        uint32_t zero = 0;
+        if (atomic_load_explicit(&d->refs, memory_order_relaxed) != 0 ||
+            !atomic_compare_exchange_strong(&d->refs, &zero, 1))
+            continue;
+        d->inode = inode;
+        d->inode_gen = gen;
+        atomic_store(&d->flags, (uint32_t)flags);
+        atomic_store(&d->lock.word, 0);
+        atomic_store(&d->offset, 0);
+        atomic_store_explicit(&h->desc_hint, idx + 1, memory_order_relaxed);
+        *out = idx;
+        return 0;
+    }
+    return -ENFILE;
+}
+
+void fp_desc_ref(uint32_t desc) { atomic_fetch_add(&sh.descs[desc].refs, 1); }
+
+void fp_inode_release(uint32_t inode, uint32_t gen)
+{
+    struct eph_inode *ino = &sh.inodes[inode];
+    if (atomic_load(&ino->gen) != gen)
+        return;
+    if (atomic_fetch_sub(&ino->open_count, 1) != 1)
+        return;
+    /* Last open description: an unlinked file (or an evicted one) can now be freed. */
+    if (atomic_load(&ino->nlink) == 0 || atomic_load(&ino->state) != EPH_MEM) {
+        struct eph_req req;
+        struct eph_resp resp;
+        int fd;
+        rpc_req_init(&req, EPH_OP_RELEASE);
+        req.inode = inode;
+        req.gen = gen;
+        if (rpc_call(&req, &resp, &fd) == 0 && fd >= 0)
+            sys.close(fd);
+    }
+}
+
+void fp_desc_unref(uint32_t desc)
+{
+    struct eph_desc *d = &sh.descs[desc];
+    uint32_t inode = d->inode, gen = d->inode_gen;
+    if (atomic_fetch_sub(&d->refs, 1) == 1)
+        fp_inode_release(inode, gen);
+}
+
+/* ---- times -------------------------------------------------------------- */
+
+static void touch_atime(struct eph_inode *ino)
+{
+    /* relatime, as tmpfs is mounted by default */
+    int64_t a = atomic_load_explicit(&ino->atime_ns, memory_order_relaxed);
+    int64_t now = sh_now_ns();
+    if (a <= atomic_load_explicit(&ino->mtime_ns, memory_order_relaxed) ||
+        a <= atomic_load_explicit(&ino->ctime_ns, memory_order_relaxed) || now - a >= DAY_NS)
+        if (a != now)
+            atomic_store_explicit(&ino->atime_ns, now, memory_order_relaxed);
+    atomic_store_explicit(&ino->last_use, (uint64_t)now, memory_order_relaxed);
+}
+
+static void touch_mtime(struct eph_inode *ino)
+{
+    int64_t now = sh_now_ns();
+    atomic_store_explicit(&ino->mtime_ns, now, memory_order_relaxed);
+    atomic_store_explicit(&ino->ctime_ns, now, memory_order_relaxed);
+    atomic_store_explicit(&ino->last_use, (uint64_t)now, memory_order_relaxed);
+}
+
+/* ---- leaving the memory state ------------------------------------------ */
+
+/* The daemon moved the file to disk: put its disk fd under our fd number. */
+static int swap_to_disk(int fd, struct eph_inode *ino)
+{
+    if (ft_fds[fd].flags & FT_DISK)
+        return 1;
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, ino->disk_fd);
+    int nfd = sys.open(p, O_RDWR | O_CLOEXEC);
+    if (nfd < 0) {
+        sh_log("cannot open evicted file %s: %s", p, strerror(errno));
+        return -EIO;
+    }
+    int fdflags = sys.fcntl(fd, F_GETFD);
+    ft_lock();
+    int r = 1;
+    if (!(ft_fds[fd].flags & FT_DISK)) {
+        if (sys.dup3(nfd, fd, (fdflags >= 0 && (fdflags & FD_CLOEXEC)) ? O_CLOEXEC : 0) < 0)
+            r = -errno;
+    }
+    ft_unlock();
+    sys.close(nfd);
+    if (r == 1)
+        ft_mark_disk(fd);
+    return r;
+}
+
+/*
+ * Called without locks when the inode is not in MEM: wait out a move, then
+ * swap.  Returns 0 if the file is back in MEM (not expected, but harmless),
+ * 1 if fd now refers to the disk file, or -errno.
+ */
+int fp_settle(int fd)
+{
+    struct eph_desc *d = fp_desc(fd);
+    struct eph_inode *ino = fp_inode_of(d);
+    if (ft_fds[fd].flags & FT_DISK)
+        return 1;
+    for (;;) {
+        uint32_t e = atomic_load_explicit(&ino->epoch, memory_order_acquire);
+        uint32_t st = atomic_load_explicit(&ino->state, memory_order_acquire);
+        if (st == EPH_MEM)
+            return 0;
+        if (st == EPH_DISK)
+            return swap_to_disk(fd, ino);
+        if (st != EPH_MOVING)
+            return -EIO;
+        eph_wait_change(&ino->epoch, e, 20 * 1000 * 1000);
+    }
+}
+
+/* ---- kernel I/O on an evicted file ------------------------------------- */
+
+static ssize_t disk_io(int fd, const struct iovec *iov, int cnt, off_t pos, int is_write)
+{
+    struct eph_desc *d = fp_desc(fd);
+    ssize_t r;
+    sh_tc.slow++;
+    if (pos >= 0 && !(is_write && (atomic_load(&d->flags) & O_APPEND)))
+        return is_write ? sys.pwritev(fd, iov, cnt, pos) : sys.preadv(fd, iov, cnt, pos);
+    eph_lock(&d->lock);
+    uint64_t off = atomic_load(&d->offset);
+    if (is_write && (atomic_load(&d->flags) & O_APPEND)) {
+        struct stat st;
+        if (sys.fstat(fd, &st) < 0) {
+            r = -1;
+            goto out;
+        }
+        off = (uint64_t)st.st_size;
+    }
+    r = is_write ? sys.pwritev(fd, iov, cnt, (off_t)off) : sys.preadv(fd, iov, cnt, (off_t)off);
+    if (r > 0 && pos < 0)
+        atomic_store(&d->offset, off + (uint64_t)r);
+out:
+    eph_unlock(&d->lock);
+    return r;
+}
+
+/* ---- budget and capacity ----------------------------------------------- */
+
+static int budget_take(uint64_t delta)
+{
+    struct eph_shm_header *h = sh.hdr;
+    uint64_t budget = atomic_load_explicit(&h->budget, memory_order_relaxed);
+    uint64_t cur = atomic_load_explicit(&h->c.bytes_in_memory, memory_order_relaxed);
+    do {
+        if (cur + delta > budget || cur + delta < cur)
+            return 0;
+    } while (!atomic_compare_exchange_weak(&h->c.bytes_in_memory, &cur, cur + delta));
+    eph_atomic_max(&h->c.bytes_in_memory_peak, cur + delta);
+    return 1;
+}
+
+static void budget_give(uint64_t delta)
+{
+    if (delta)
+        atomic_fetch_sub(&sh.hdr->c.bytes_in_memory, delta);
+}
+
+/*
+ * Make capacity >= need.  Called with ino->lock held.  Returns 0, -errno, or
+ * -EAGAIN when the daemon must be asked (the caller drops its locks and calls
+ * reserve_slow, then retries).
+ */
+static int grow_locked(struct eph_inode *ino, int kfd, uint64_t need)
+{
+    uint64_t cap = atomic_load(&ino->capacity);
+    if (need <= cap)
+        return 0;
+    uint64_t step_max = atomic_load(&sh.hdr->grow_step_max);
+    if (!step_max)
+        step_max = DEFAULT_STEP_MAX;
+    uint64_t step = cap < MIN_STEP ? MIN_STEP : cap;
+    if (step > step_max)
+        step = step_max;
+    uint64_t want = round_up(need > cap + step ? need : cap + step, 64 * 1024);
+    uint64_t minimal = round_up(need, PAGE);
+    uint64_t newcap;
+    if (budget_take(want - cap))
+        newcap = want;
+    else if (minimal < want && budget_take(minimal - cap))
+        newcap = minimal;
+    else
+        return -EAGAIN;
+    if (sys.ftruncate(kfd, (off_t)newcap) < 0) {
+        int e = errno;
+        budget_give(newcap - cap);
+        return -e;
+    }
+    atomic_store(&ino->capacity, newcap);
+    return 0;
+}
+
+/* No budget left: ask the daemon to make room or to move this file to disk. */
+static int reserve_slow(int fd, struct eph_inode *ino, uint32_t inode, uint64_t need)
+{
+    (void)fd;
+    struct eph_req req;
+    struct eph_resp resp;
+    int rfd;
+    rpc_req_init(&req, EPH_OP_RESERVE);
+    req.inode = inode;
+    req.gen = atomic_load(&ino->gen);
+    req.arg = round_up(need, PAGE);
+    int rc = rpc_call(&req, &resp, &rfd);
+    if (rfd >= 0)
+        sys.close(rfd);
+    if (rc < 0)
+        return -ENOSPC;
+    if (resp.status < 0)
+        return resp.status;
+    /* MEM: the daemon made room and grew the memfd itself; DISK: it moved the
+     * file.  Either way the caller's retry sees the new state. */
+    return 0;
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+static size_t iov_total(const struct iovec *iov, int cnt, int *err)
+{
+    size_t t = 0;
+    if (cnt < 0 || cnt > IOV_MAX) {
+        *err = EINVAL;
+        return 0;
+    }
+    for (int i = 0; i < cnt; i++) {
+        if (iov[i].iov_len > (size_t)SSIZE_MAX - t) {
+            *err = EINVAL;
+            return 0;
+        }
+        t += iov[i].iov_len;
+    }
+    *err = 0;
+    return t;
+}
+
+static void copy_out(const struct iovec *iov, int cnt, const char *src, size_t n)
+{
+    for (int i = 0; i < cnt && n; i++) {
+        size_t k = iov[i].iov_len < n ? iov[i].iov_len : n;
+        memcpy(iov[i].iov_base, src, k);
+        src += k;
+        n -= k;
+    }
+}
+
+static void copy_in(char *dst, const struct iovec *iov, int cnt)
+{
+    for (int i = 0; i < cnt; i++) {
+        memcpy(dst, iov[i].iov_base, iov[i].iov_len);
+        dst += iov[i].iov_len;
+    }
+}
+
+static ssize_t do_read(int fd, const struct iovec *iov, int cnt, off_t pos)
+{
+    struct eph_desc *d = fp_desc(fd);
+    int err;
+    if ((atomic_load_explicit(&d->flags, memory_order_relaxed) & O_ACCMODE) == O_WRONLY) {
+        errno = EBADF;
+        return -1;
+    }
+    size_t n = iov_total(iov, cnt, &err);
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    if (unlikely(ft_fds[fd].flags & FT_DISK))
+        return disk_io(fd, iov, cnt, pos, 0);
+    struct eph_inode *ino = fp_inode_of(d);
+    struct ft_map *m = ft_map_of(d->inode);
+    if (pos < 0)
+        eph_lock(&d->lock);
+    for (;;) {
+        atomic_fetch_add_explicit(&ino->inflight, 1, memory_order_seq_cst);
+        if (likely(atomic_load_explicit(&ino->state, memory_order_seq_cst) == EPH_MEM))
+            break;
+        atomic_fetch_sub_explicit(&ino->inflight, 1, memory_order_release);
+        if (pos < 0)
+            eph_unlock(&d->lock);
+        int r = fp_settle(fd);
+        if (r < 0) {
+            errno = -r;
+            return -1;
+        }
+        if (r == 1)
+            return disk_io(fd, iov, cnt, pos, 0);
+        if (pos < 0)
+            eph_lock(&d->lock);
+    }
+    uint64_t off = pos < 0 ? atomic_load_explicit(&d->offset, memory_order_relaxed) : (uint64_t)pos;
+    uint64_t size = atomic_load_explicit(&ino->size, memory_order_acquire);
+    size_t got = 0;
+    if (off < size && n) {
+        got = size - off < n ? (size_t)(size - off) : n;
+        char *base = ft_map_covering(m, fd, off + got);
+        if (unlikely(!base)) {
+            atomic_fetch_sub_explicit(&ino->inflight, 1, memory_order_release);
+            if (pos < 0)
+                eph_unlock(&d->lock);
+            errno = ENOMEM;
+            return -1;
+        }
+        if (cnt == 1)
+            memcpy(iov[0].iov_base, base + off, got);
+        else
+            copy_out(iov, cnt, base + off, got);
+        if (pos < 0)
+            atomic_store_explicit(&d->offset, off + got, memory_order_relaxed);
+    }
+    atomic_fetch_sub_explicit(&ino->inflight, 1, memory_order_release);
+    if (pos < 0)
+        eph_unlock(&d->lock);
+    if (n)
+        touch_atime(ino);
+    sh_tc.reads++;
+    sh_tc.bytes_read += got;
+    sh_count_tick();
+    return (ssize_t)got;
+}
+
+ssize_t fp_read(int fd, void *buf, size_t n)
+{
+    struct iovec v = {buf, n};
+    return do_read(fd, &v, 1, -1);
+}
+
+ssize_t fp_pread(int fd, void *buf, size_t n, off_t off)
+{
+    if (off < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct iovec v = {buf, n};
+    return do_read(fd, &v, 1, off);
+}
+
+ssize_t fp_readv(int fd, const struct iovec *iov, int cnt, off_t off, int use_off)
+{
+    if (use_off && off < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    return do_read(fd, iov, cnt, use_off ? off : -1);
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+static ssize_t do_write(int fd, const struct iovec *iov, int cnt, off_t pos)
+{
+    struct eph_desc *d = fp_desc(fd);
+    int err;
+    uint32_t fl = atomic_load_explicit(&d->flags, memory_order_relaxed);
+    if ((fl & O_ACCMODE) == O_RDONLY) {
+        errno = EBADF;
+        return -1;
+    }
+    size_t n = iov_total(iov, cnt, &err);
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    if (unlikely(ft_fds[fd].flags & FT_DISK))
+        return disk_io(fd, iov, cnt, pos, 1);
+    if (n == 0)
+        return 0;
+    struct eph_inode *ino = fp_inode_of(d);
+    uint32_t inode = d->inode;
+    struct ft_map *m = ft_map_of(inode);
+retry:
+    if (pos < 0)
+        eph_lock(&d->lock);
+    eph_lock(&ino->lock);
+    if (unlikely(atomic_load_explicit(&ino->state, memory_order_acquire) != EPH_MEM)) {
+        eph_unlock(&ino->lock);
+        if (pos < 0)
+            eph_unlock(&d->lock);
+        int r = fp_settle(fd);
+        if (r < 0) {
+            errno = -r;
+            return -1;
+        }
+        if (r == 1)
+            return disk_io(fd, iov, cnt, pos, 1);
+        goto retry;
+    }
+    uint64_t size = atomic_load_explicit(&ino->size, memory_order_relaxed);
+    uint64_t off = (fl & O_APPEND) ? size
+                 : pos < 0 ? atomic_load_explicit(&d->offset, memory_order_relaxed) : (uint64_t)pos;
+    uint64_t end = off + n;
+    if (end < off || end > (uint64_t)LLONG_MAX) {
+        eph_unlock(&ino->lock);
+        if (pos < 0)
+            eph_unlock(&d->lock);
+        errno = EFBIG;
+        return -1;
+    }
+    if (end > atomic_load_explicit(&ino->capacity, memory_order_relaxed)) {
+        int r = grow_locked(ino, fd, end);
+        if (r < 0) {
+            eph_unlock(&ino->lock);
+            if (pos < 0)
+                eph_unlock(&d->lock);
+            if (r == -EAGAIN) {
+                r = reserve_slow(fd, ino, inode, end);
+                if (r == 0)
+                    goto retry;
+            }
+            errno = -r;
+            return -1;
+        }
+    }
+    char *base = ft_map_covering(m, fd, end);
+    if (unlikely(!base)) {
+        eph_unlock(&ino->lock);
+        if (pos < 0)
+            eph_unlock(&d->lock);
+        errno = ENOMEM;
+        return -1;
+    }
+    if (cnt == 1)
+        memcpy(base + off, iov[0].iov_base, n);
+    else
+        copy_in(base + off, iov, cnt);
+    if (end > size)
+        atomic_store_explicit(&ino->size, end, memory_order_release);
+    touch_mtime(ino);
+    eph_unlock(&ino->lock);
+    if (pos < 0) {
+        atomic_store_explicit(&d->offset, end, memory_order_relaxed);
+        eph_unlock(&d->lock);
+    }
+    sh_tc.writes++;
+    sh_tc.bytes_written += n;
+    sh_count_tick();
+    return (ssize_t)n;
+}
+
+ssize_t fp_write(int fd, const void *buf, size_t n)
+{
+    struct iovec v = {(void *)buf, n};
+    return do_write(fd, &v, 1, -1);
+}
+
+ssize_t fp_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    if (off < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct iovec v = {(void *)buf, n};
+    return do_write(fd, &v, 1, off);
+}
+
+ssize_t fp_writev(int fd, const struct iovec *iov, int cnt, off_t off, int use_off)
+{
+    if (use_off && off < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    return do_write(fd, iov, cnt, use_off ? off : -1);
+}
+
+/* ---- seeking ------------------------------------------------------------ */
+
+off_t fp_lseek(int fd, off_t off, int whence)
+{
+    struct eph_desc *d = fp_desc(fd);
+    if (unlikely(ft_fds[fd].flags & FT_DISK)) {
+        eph_lock(&d->lock);
+        off_t r = sys.lseek(fd, (off_t)atomic_load(&d->offset), SEEK_SET);
+        if (r >= 0)
+            r = sys.lseek(fd, off, whence);
+        if (r >= 0)
+            atomic_store(&d->offset, (uint64_t)r);
+        eph_unlock(&d->lock);
+        sh_tc.slow++;
+        return r;
+    }
+    struct eph_inode *ino = fp_inode_of(d);
+    int64_t nw;
+    eph_lock(&d->lock);
+    int64_t size = (int64_t)atomic_load_explicit(&ino->size, memory_order_acquire);
+    switch (whence) {
+    case SEEK_SET:
+        nw = off;
+        break;
+    case SEEK_CUR:
+        if (__builtin_add_overflow((int64_t)atomic_load(&d->offset), (int64_t)off, &nw))
+            nw = -1;
+        break;
+    case SEEK_END:
+        if (__builtin_add_overflow(size, (int64_t)off, &nw))
+            nw = -1;
+        break;
+    case SEEK_DATA:
+    case SEEK_HOLE:
+        if (off < 0 || off >= size) {
+            eph_unlock(&d->lock);
+            errno = ENXIO;
+            return -1;
+        }
+        /* The memfd knows its real holes; clamp to the logical size. */
+        nw = sys.lseek(fd, off, whence);
+        if (nw < 0 || nw > size) {
+            if (whence == SEEK_DATA) {
+                eph_unlock(&d->lock);
+                errno = ENXIO;
+                return -1;
+            }
+            nw = size;
+        }
+        break;
+    default:
+        eph_unlock(&d->lock);
+        errno = EINVAL;
+        return -1;
+    }
+    if (nw < 0) {
+        eph_unlock(&d->lock);
+        errno = EINVAL;
+        return -1;
+    }
+    atomic_store(&d->offset, (uint64_t)nw);
+    eph_unlock(&d->lock);
+    sh_tc.seeks++;
+    sh_count_tick();
+    return (off_t)nw;
+}
+
+/* ---- stat --------------------------------------------------------------- */
+
+void fp_fill_stat(struct eph_inode *ino, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    uint64_t size = atomic_load(&ino->size);
+    st->st_dev = (dev_t)ino->dev;
+    st->st_ino = (ino_t)ino->ino;
+    st->st_mode = ino->mode;
+    st->st_nlink = atomic_load(&ino->nlink);
+    st->st_uid = ino->uid;
+    st->st_gid = ino->gid;
+    st->st_size = (off_t)size;
+    st->st_blksize = 4096;
+    /* pages covering the size: holes are counted as allocated (see ARCHITECTURE.md) */
+    st->st_blocks = (blkcnt_t)(round_up(size, PAGE) / 512);
+    int64_t a = atomic_load(&ino->atime_ns), mt = atomic_load(&ino->mtime_ns),
+            c = atomic_load(&ino->ctime_ns);
+    st->st_atim.tv_sec = a / 1000000000;
+    st->st_atim.tv_nsec = a % 1000000000;
+    st->st_mtim.tv_sec = mt / 1000000000;
+    st->st_mtim.tv_nsec = mt % 1000000000;
+    st->st_ctim.tv_sec = c / 1000000000;
+    st->st_ctim.tv_nsec = c % 1000000000;
+}
+
+int fp_fill_statx(struct eph_inode *ino, unsigned mask, struct statx *stx)
+{
+    (void)mask; /* everything is at hand: fill all basic fields and btime */
+    memset(stx, 0, sizeof *stx);
+    uint64_t size = atomic_load(&ino->size);
+    stx->stx_mask = STATX_BASIC_STATS | STATX_BTIME;
+    stx->stx_blksize = 4096;
+    stx->stx_nlink = atomic_load(&ino->nlink);
+    stx->stx_uid = ino->uid;
+    stx->stx_gid = ino->gid;
+    stx->stx_mode = (uint16_t)ino->mode;
+    stx->stx_ino = ino->ino;
+    stx->stx_size = size;
+    stx->stx_blocks = round_up(size, PAGE) / 512;
+    int64_t t[4] = {atomic_load(&ino->atime_ns), ino->btime_ns, atomic_load(&ino->ctime_ns),
+                    atomic_load(&ino->mtime_ns)};
+    struct statx_timestamp *ts[4] = {&stx->stx_atime, &stx->stx_btime, &stx->stx_ctime,
+                                     &stx->stx_mtime};
+    for (int i = 0; i < 4; i++) {
+        ts[i]->tv_sec = t[i] / 1000000000;
+        ts[i]->tv_nsec = (uint32_t)(t[i] % 1000000000);
+    }
+    stx->stx_dev_major = major((dev_t)ino->dev);
+    stx->stx_dev_minor = minor((dev_t)ino->dev);
+    return 0;
+}
+
+int fp_fstat(int fd, struct stat *st)
+{
+    if (unlikely(ft_fds[fd].flags & FT_DISK)) {
+        sh_tc.slow++;
+        return sys.fstat(fd, st);
+    }
+    fp_fill_stat(fp_inode_of(fp_desc(fd)), st);
+    sh_tc.stats++;
+    sh_count_tick();
+    return 0;
+}
+
+/* ---- size changes ------------------------------------------------------- */
+
+/*
+ * Set the logical size of an in-memory inode through kernel fd kfd.
+ * Returns 0, -errno, or 1 if the inode left memory (caller retries on disk).
+ */
+static int set_size(struct eph_inode *ino, uint32_t inode, int kfd, uint64_t len, int always_touch)
+{
+retry:
+    eph_lock(&ino->lock);
+    if (atomic_load(&ino->state) != EPH_MEM) {
+        eph_unlock(&ino->lock);
+        return 1;
+    }
+    uint64_t size = atomic_load(&ino->size);
+    if (len > size) {
+        int r = grow_locked(ino, kfd, len);
+        if (r == -EAGAIN) {
+            eph_unlock(&ino->lock);
+            r = reserve_slow(kfd, ino, inode, len);
+            if (r == 0)
+                goto retry;
+            return r;
+        }
+        if (r < 0) {
+            eph_unlock(&ino->lock);
+            return r;
+        }
+        atomic_store_explicit(&ino->size, len, memory_order_release);
+    } else if (len < size) {
+        atomic_store_explicit(&ino->size, len, memory_order_seq_cst);
+        /* Readers that saw the old size may still be copying from the tail. */
+        while (atomic_load_explicit(&ino->inflight, memory_order_seq_cst) != 0)
+            sched_yield();
+        /* Truncating the memfd zeroes the partial page and frees the rest,
+         * which keeps the "zeros beyond size" invariant. */
+        uint64_t cap = atomic_load(&ino->capacity);
+        if (sys.ftruncate(kfd, (off_t)len) < 0) {
+            int e = errno;
+            eph_unlock(&ino->lock);
+            return -e;
+        }
+        atomic_store(&ino->capacity, len);
+        budget_give(cap - len);
+    }
+    /* ftruncate and O_TRUNC stamp the times even when the size stays; truncate(2) does not. */
+    if (len != size || always_touch)
+        touch_mtime(ino);
+    eph_unlock(&ino->lock);
+    return 0;
+}
+
+int fp_ftruncate(int fd, off_t len)
+{
+    struct eph_desc *d = fp_desc(fd);
+    if (len < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if ((atomic_load(&d->flags) & O_ACCMODE) == O_RDONLY) {
+        errno = EINVAL; /* the kernel says EINVAL for a read-only fd */
+        return -1;
+    }
+    for (;;) {
+        if (ft_fds[fd].flags & FT_DISK) {
+            sh_tc.slow++;
+            return sys.ftruncate(fd, len);
+        }
+        int r = set_size(fp_inode_of(d), d->inode, fd, (uint64_t)len, 1);
+        if (r == 0)
+            return 0;
+        if (r < 0) {
+            errno = -r;
+            return -1;
+        }
+        r = fp_settle(fd);
+        if (r < 0) {
+            errno = -r;
+            return -1;
+        }
+    }
+}
+
+/*
+ * O_TRUNC at open.  The daemon already set size 0 but keeps the capacity, so
+ * the old bytes are still in the memfd: free them, which also restores the
+ * "zeros beyond size" invariant.  Skipped if someone wrote in between.
+ */
+void fp_open_trunc(int fd)
+{
+    struct eph_desc *d = fp_desc(fd);
+    struct eph_inode *ino = fp_inode_of(d);
+    eph_lock(&ino->lock);
+    uint64_t cap = atomic_load(&ino->capacity);
+    if (atomic_load(&ino->state) == EPH_MEM && cap > 0 && atomic_load(&ino->size) == 0) {
+        while (atomic_load_explicit(&ino->inflight, memory_order_seq_cst) != 0)
+            sched_yield();
+        if (sys.ftruncate(fd, 0) == 0) {
+            atomic_store(&ino->capacity, 0);
+            budget_give(cap);
+        }
+    }
+    eph_unlock(&ino->lock);
+}
+
+int fp_set_size_fd(int fd, uint64_t len)
+{
+    struct eph_desc *d = fp_desc(fd);
+    for (;;) {
+        if (ft_fds[fd].flags & FT_DISK)
+            return sys.ftruncate(fd, (off_t)len) < 0 ? -errno : 0;
+        int r = set_size(fp_inode_of(d), d->inode, fd, len, 1);
+        if (r <= 0)
+            return r;
+        r = fp_settle(fd);
+        if (r < 0)
+            return r;
+    }
+}
+
+/* truncate(path) on an in-memory inode: borrow a kernel fd on the memfd. */
+int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
+{
+    struct eph_inode *ino = &sh.inodes[inode];
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, ino->mem_fd);
+    int kfd = sys.open(p, O_RDWR | O_CLOEXEC);
+    if (kfd < 0)
+        return -EIO;
+    int r = -ENOENT;
+    if (atomic_load(&ino->gen) == gen)
+        r = set_size(ino, inode, kfd, (uint64_t)len, 0);
+    sys.close(kfd);
+    return r == 1 ? -EAGAIN : r;
+}
+
+int fp_fallocate(int fd, int mode, off_t off, off_t len)
+{
+    struct eph_desc *d = fp_desc(fd);
+    if (off < 0 || len <= 0)
+        return -EINVAL;
+    if ((atomic_load(&d->flags) & O_ACCMODE) == O_RDONLY)
+        return -EBADF;
+    if (ft_fds[fd].flags & FT_DISK)
+        return sys.fallocate(fd, mode, off, len) < 0 ? -errno : 0;
+    struct eph_inode *ino = fp_inode_of(d);
+    uint64_t end = (uint64_t)off + (uint64_t)len;
+    if (mode == 0) {
+        if (end <= atomic_load(&ino->size))
+            return 0;
+        int r = set_size(ino, d->inode, fd, end, 0);
+        if (r == 1)
+            return fp_settle(fd) < 0 ? -EIO : (sys.fallocate(fd, mode, off, len) < 0 ? -errno : 0);
+        return r;
+    }
+    if (mode == FALLOC_FL_KEEP_SIZE)
+        return 0; /* pages come on first write; the budget is charged then */
+    if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
+        eph_lock(&ino->lock);
+        uint64_t cap = atomic_load(&ino->capacity);
+        int r = 0;
+        if ((uint64_t)off < cap)
+            r = sys.fallocate(fd, mode, off, (off_t)(end > cap ? cap - (uint64_t)off : (uint64_t)len)) < 0 ? -errno : 0;
+        if (r == 0)
+            touch_mtime(ino);
+        eph_unlock(&ino->lock);
+        return r;
+    }
+    /* Other modes: the memfd is shmem like tmpfs, so it gives tmpfs's answer. */
+    return sys.fallocate(fd, mode, off, len) < 0 ? -errno : 0;
+}
+
+/* ---- handing the file to the kernel ------------------------------------ */
+
+int fp_sync_kernel(int fd, int trim)
+{
+    struct eph_desc *d = fp_desc(fd);
+    if (ft_fds[fd].flags & FT_DISK) {
+        sys.lseek(fd, (off_t)atomic_load(&d->offset), SEEK_SET);
+        return 0;
+    }
+    struct eph_inode *ino = fp_inode_of(d);
+    sys.lseek(fd, (off_t)atomic_load(&d->offset), SEEK_SET);
+    if (!trim)
+        return 0;
+    eph_lock(&ino->lock);
+    uint64_t size = atomic_load(&ino->size), cap = atomic_load(&ino->capacity);
+    int r = 0;
+    /* No drain needed: readers never touch bytes beyond size. */
+    if (atomic_load(&ino->state) == EPH_MEM && cap != size) {
+        if (sys.ftruncate(fd, (off_t)size) == 0) {
+            atomic_store(&ino->capacity, size);
+            budget_give(cap - size);
+        } else {
+            r = -errno;
+        }
+    }
+    eph_unlock(&ino->lock);
+    return r;
+}
+
+int fp_pin(int fd)
+{
+    struct eph_inode *ino = fp_inode_of(fp_desc(fd));
+    atomic_store(&ino->pinned, 1);
+    return fp_sync_kernel(fd, 1);
+}
+
+/* ---- the shared namespace ---------------------------------------------- */
+
+int ns_lookup(const char *abs, uint32_t *inode, uint32_t *gen)
+{
+    struct eph_shm_header *h = sh.hdr;
+    uint32_t hash = eph_path_hash(abs);
+    for (int tries = 0; tries < 100000; tries++) {
+        uint64_t s1 = atomic_load_explicit(&h->ns_seq, memory_order_acquire);
+        if (s1 & 1) {
+            __builtin_ia32_pause();
+            continue;
+        }
+        int found = -1;
+        uint32_t g = 0;
+        uint32_t idx = atomic_load_explicit(&sh.buckets[hash & (h->nbuckets - 1)], memory_order_relaxed);
+        for (uint32_t steps = 0; idx && idx <= h->ninodes && steps < h->ninodes; steps++) {
+            struct eph_inode *ino = &sh.inodes[idx - 1];
+            if (ino->hash == hash && strncmp(ino->path, abs, EPH_PATH_MAX) == 0) {
+                found = (int)(idx - 1);
+                g = atomic_load_explicit(&ino->gen, memory_order_relaxed);
+                break;
+            }
+            idx = ino->next;
+        }
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&h->ns_seq, memory_order_relaxed) != s1)
+            continue;
+        if (found < 0)
+            return -ENOENT;
+        *inode = (uint32_t)found;
+        *gen = g;
+        return 0;
+    }
+    return -EAGAIN;
+}
+
+int ns_stat(const char *abs, struct stat *st)
+{
+    uint32_t inode, gen;
+    for (int tries = 0; tries < 100; tries++) {
+        int r = ns_lookup(abs, &inode, &gen);
+        if (r < 0)
+            return r;
+        struct eph_inode *ino = &sh.inodes[inode];
+        fp_fill_stat(ino, st);
+        /* The slot may have been freed and reused while we copied. */
+        if (atomic_load(&ino->gen) == gen && atomic_load(&ino->state) != EPH_FREE) {
+            sh_tc.stats++;
+            sh_count_tick();
+            return 0;
+        }
+    }
+    return -ENOENT;
+}

@@ -1,0 +1,215 @@
+/*
+ * shim/fdtable.c - the per-process fd table and mapping cache.
+ *
+ * ft_fds is a flat array indexed by fd, so the pass-through test on every
+ * read/write is one load.  It is allocated with MAP_NORESERVE: untouched pages
+ * cost nothing.  Each in-memory inode that this process has open is mapped
+ * once (ft_map), with a generous virtual reservation so growth of the file
+ * rarely needs a new mapping; superseded mappings stay valid until the last
+ * local fd of the inode closes, because other threads may still be reading
+ * through them.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define FT_MIN_RESERVE (1ull << 30)
+
+struct ft_entry *ft_fds;
+uint32_t ft_nfds;
+_Atomic uint32_t ft_hwm;
+static struct ft_map *ft_maps;
+static pthread_mutex_t ft_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void ft_lock(void) { pthread_mutex_lock(&ft_mu); }
+void ft_unlock(void) { pthread_mutex_unlock(&ft_mu); }
+
+int ft_init(void)
+{
+    struct rlimit rl;
+    uint64_t n = 1u << 16;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max > n)
+        n = rl.rlim_max;
+    if (n > (1u << 20))
+        n = 1u << 20;
+    void *t = sys.mmap(NULL, n * sizeof(struct ft_entry), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (t == MAP_FAILED)
+        return -ENOMEM;
+    void *m = sys.mmap(NULL, (size_t)sh.hdr->ninodes * sizeof(struct ft_map), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) {
+        munmap(t, n * sizeof(struct ft_entry));
+        return -ENOMEM;
+    }
+    ft_maps = m;
+    ft_nfds = (uint32_t)n;
+    atomic_thread_fence(memory_order_release);
+    ft_fds = t;
+    return 0;
+}
+
+struct ft_map *ft_map_of(uint32_t inode) { return &ft_maps[inode]; }
+
+static uint64_t reserve_for(uint64_t need)
+{
+    uint64_t r = FT_MIN_RESERVE;
+    while (r < need * 2 && r < (1ull << 46))
+        r <<= 1;
+    return r;
+}
+
+static void map_drop_all(struct ft_map *m)
+{
+    char *b = atomic_load(&m->base);
+    if (b)
+        munmap(b, atomic_load(&m->len));
+    for (int i = 0; i < 8; i++)
+        if (m->old_base[i]) {
+            munmap(m->old_base[i], m->old_len[i]);
+            m->old_base[i] = NULL;
+        }
+    atomic_store(&m->len, 0);
+    atomic_store(&m->base, NULL);
+}
+
+int ft_install(int fd, uint32_t desc, int kfd_for_map)
+{
+    if (fd < 0 || (unsigned)fd >= ft_nfds)
+        return -EMFILE;
+    struct eph_desc *d = &sh.descs[desc];
+    struct eph_inode *ino = &sh.inodes[d->inode];
+    struct ft_map *m = &ft_maps[d->inode];
+    ft_lock();
+    if (m->refs == 0 || m->gen != d->inode_gen) {
+        if (m->refs != 0)
+            sh_log("stale mapping for inode %u (gen %u vs %u)", d->inode, m->gen, d->inode_gen);
+        map_drop_all(m);
+        uint64_t len = reserve_for(atomic_load(&ino->capacity));
+        void *b = sys.mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                           kfd_for_map, 0);
+        if (b == MAP_FAILED) {
+            int e = errno;
+            ft_unlock();
+            return -e;
+        }
+        m->gen = d->inode_gen;
+        m->refs = 0;
+        atomic_store(&m->base, b);
+        atomic_store(&m->len, len);
+    }
+    m->refs++;
+    ft_fds[fd].flags = 0;
+    ft_fds[fd].desc1 = desc + 1;
+    if ((uint32_t)fd + 1 > atomic_load(&ft_hwm))
+        atomic_store(&ft_hwm, (uint32_t)fd + 1);
+    ft_unlock();
+    return 0;
+}
+
+int ft_install_disk(int fd, uint32_t desc)
+{
+    if (fd < 0 || (unsigned)fd >= ft_nfds)
+        return -EMFILE;
+    ft_lock();
+    ft_fds[fd].flags = FT_DISK;
+    ft_fds[fd].desc1 = desc + 1;
+    if ((uint32_t)fd + 1 > atomic_load(&ft_hwm))
+        atomic_store(&ft_hwm, (uint32_t)fd + 1);
+    ft_unlock();
+    return 0;
+}
+
+void ft_after_fork_child(void)
+{
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    memcpy(&ft_mu, &fresh, sizeof fresh);
+}
+
+/* Called with ft_mu held. */
+static void map_unref(uint32_t inode)
+{
+    struct ft_map *m = &ft_maps[inode];
+    if (m->refs > 0 && --m->refs == 0)
+        map_drop_all(m);
+}
+
+void ft_forget(int fd)
+{
+    ft_lock();
+    struct ft_entry e = ft_fds[fd];
+    ft_fds[fd].desc1 = 0;
+    ft_fds[fd].flags = 0;
+    if (e.desc1 && !(e.flags & FT_DISK))
+        map_unref(sh.descs[e.desc1 - 1].inode);
+    ft_unlock();
+    if (e.desc1)
+        fp_desc_unref(e.desc1 - 1);
+}
+
+/* After a swap to the disk file: the fd no longer uses the mapping. */
+void ft_mark_disk(int fd)
+{
+    ft_lock();
+    if (ft_fds[fd].desc1 && !(ft_fds[fd].flags & FT_DISK)) {
+        ft_fds[fd].flags |= FT_DISK;
+        map_unref(sh.descs[ft_fds[fd].desc1 - 1].inode);
+    }
+    ft_unlock();
+}
+
+/* A dup of a managed fd: same desc, one more reference, one more map user. */
+int ft_install_dup(int newfd, int oldfd)
+{
+    if ((unsigned)newfd >= ft_nfds)
+        return -EMFILE;
+    ft_lock();
+    struct ft_entry e = ft_fds[oldfd];
+    if (!e.desc1) {
+        ft_unlock();
+        return -EBADF;
+    }
+    fp_desc_ref(e.desc1 - 1);
+    if (!(e.flags & FT_DISK))
+        ft_maps[sh.descs[e.desc1 - 1].inode].refs++;
+    ft_fds[newfd] = e;
+    if ((uint32_t)newfd + 1 > atomic_load(&ft_hwm))
+        atomic_store(&ft_hwm, (uint32_t)newfd + 1);
+    ft_unlock();
+    return 0;
+}
+
+char *ft_map_covering(struct ft_map *m, int fd, uint64_t need)
+{
+    if (atomic_load_explicit(&m->len, memory_order_acquire) >= need)
+        return atomic_load_explicit(&m->base, memory_order_acquire);
+    ft_lock();
+    char *b = atomic_load(&m->base);
+    if (atomic_load(&m->len) < need) {
+        uint64_t len = reserve_for(need);
+        void *nb = sys.mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+        if (nb == MAP_FAILED) {
+            ft_unlock();
+            return NULL;
+        }
+        int slot = -1;
+        for (int i = 0; i < 8 && slot < 0; i++)
+            if (!m->old_base[i])
+                slot = i;
+        if (slot >= 0 && b) {
+            m->old_base[slot] = b;
+            m->old_len[slot] = atomic_load(&m->len);
+        }
+        /* base before len: a reader that sees the new len must see the new base */
+        atomic_store_explicit(&m->base, nb, memory_order_release);
+        atomic_store_explicit(&m->len, len, memory_order_release);
+        b = nb;
+    }
+    ft_unlock();
+    return b;
+}

@@ -1,0 +1,250 @@
+/*
+ * shim/init.c - resolution of the real libc symbols into one table, global
+ * state, lazy attachment to ephemerad, diagnostics and counters.
+ *
+ * The constructor resolves every symbol eagerly.  Wrappers called before it
+ * (by an earlier library's constructor) resolve on demand, because sys_resolve
+ * is idempotent and never calls back into the shim.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+struct sys_table sys;
+struct sh_global sh = {.log_fd = -1};
+__thread int sh_busy;
+__thread struct sh_tcount sh_tc;
+
+static _Atomic int sys_resolved;
+static _Atomic uint32_t sh_umask_cache;
+static pthread_mutex_t attach_mu = PTHREAD_MUTEX_INITIALIZER;
+
+struct sym { const char *name; size_t off; int optional; };
+#define S(n) {#n, offsetof(struct sys_table, n), 0}
+#define O(n) {#n, offsetof(struct sys_table, n), 1}
+static const struct sym syms[] = {
+    S(open), S(openat), S(close), S(read), S(write), S(pread), S(pwrite), S(readv), S(writev),
+    S(preadv), S(pwritev), O(preadv2), O(pwritev2), S(lseek), S(dup), S(dup2), S(dup3), S(fcntl),
+    S(ioctl), S(isatty), S(ftruncate), S(truncate), S(fsync), S(fdatasync), S(fallocate), S(posix_fallocate),
+    S(posix_fadvise), S(stat), S(lstat), S(fstat), S(fstatat), O(statx), S(access), S(faccessat),
+    S(euidaccess), S(unlink), S(unlinkat), S(rename), S(renameat), O(renameat2), S(mkdir),
+    S(mkdirat), S(rmdir), S(link), S(linkat), S(symlink), S(symlinkat), S(readlink), S(readlinkat),
+    S(chmod), S(fchmod), S(fchmodat), S(chown), S(lchown), S(fchown), S(fchownat), S(utimensat),
+    S(futimens), S(utimes), S(utime), S(chdir), S(fchdir), S(opendir), S(fdopendir), S(readdir),
+    S(readdir64), S(readdir_r), S(closedir), S(rewinddir), S(telldir), S(seekdir), S(dirfd),
+    S(fopen), S(fdopen), S(freopen), S(fork), S(execve), S(execvpe), S(fexecve), S(posix_spawn),
+    S(posix_spawnp), S(mmap), S(sendfile), O(copy_file_range), S(splice), O(close_range),
+};
+#undef S
+#undef O
+
+void sys_resolve(void)
+{
+    if (atomic_load_explicit(&sys_resolved, memory_order_acquire))
+        return;
+    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
+        void *p = dlsym(RTLD_NEXT, syms[i].name);
+        if (!p && !syms[i].optional) {
+            /* Without the real call we cannot even pass through: say so and stop. */
+            static const char msg[] = "libephemera: cannot resolve a libc symbol; aborting\n";
+            int lfd = sh.log_fd >= 0 ? sh.log_fd : 2;
+            ssize_t r = write(lfd, msg, sizeof msg - 1);
+            (void)r;
+            abort();
+        }
+        memcpy((char *)&sys + syms[i].off, &p, sizeof p);
+    }
+    /* The pre-2.33 stat ABI only exists as compat symbols, which plain dlsym does not see. */
+    sys.__xstat = dlvsym(RTLD_NEXT, "__xstat", "GLIBC_2.2.5");
+    sys.__lxstat = dlvsym(RTLD_NEXT, "__lxstat", "GLIBC_2.2.5");
+    sys.__fxstat = dlvsym(RTLD_NEXT, "__fxstat", "GLIBC_2.2.5");
+    sys.__fxstatat = dlvsym(RTLD_NEXT, "__fxstatat", "GLIBC_2.4");
+    atomic_store_explicit(&sys_resolved, 1, memory_order_release);
+}
+
+void sh_log(const char *fmt, ...)
+{
+    if (sh.log_fd < 0)
+        return;
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf, "ephemera[%d]: ", (int)getpid());
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        return;
+    size_t len = (size_t)n + ((size_t)m < sizeof buf - (size_t)n - 1 ? (size_t)m : sizeof buf - (size_t)n - 2);
+    buf[len++] = '\n';
+    ssize_t r = sys.write(sh.log_fd, buf, len);
+    (void)r;
+}
+
+int64_t sh_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+uint32_t sh_umask(void) { return atomic_load_explicit(&sh_umask_cache, memory_order_relaxed); }
+
+/* umask is wrapped only to cache it: reading it otherwise means setting it. */
+SH_EXPORT mode_t umask(mode_t m)
+{
+    mode_t old = (mode_t)syscall(SYS_umask, m);
+    atomic_store_explicit(&sh_umask_cache, m & 0777, memory_order_relaxed);
+    return old;
+}
+
+void sh_flush_counters(void)
+{
+    struct sh_tcount *t = &sh_tc;
+    struct eph_shm_header *h = sh.hdr;
+    t->pending = 0;
+    if (!h)
+        return;
+#define ADD(field, v) \
+    if (v) { atomic_fetch_add_explicit(&h->c.field, v, memory_order_relaxed); v = 0; }
+    ADD(fast_reads, t->reads);
+    ADD(fast_writes, t->writes);
+    ADD(fast_seeks, t->seeks);
+    ADD(fast_stats, t->stats);
+    ADD(bytes_read, t->bytes_read);
+    ADD(bytes_written, t->bytes_written);
+    ADD(slow_ops, t->slow);
+#undef ADD
+}
+
+/* Flush the exiting thread's counters too, not only the main thread's. */
+static pthread_key_t flush_key;
+static void flush_on_thread_exit(void *p)
+{
+    (void)p;
+    sh_flush_counters();
+}
+
+int sh_attach(void)
+{
+    if (atomic_load_explicit(&sh.attached, memory_order_acquire))
+        return 0;
+    if (sh.disabled)
+        return -ENOSYS;
+    int rc = 0, fd = -1;
+    void *map = MAP_FAILED;
+    pthread_mutex_lock(&attach_mu);
+    if (atomic_load_explicit(&sh.attached, memory_order_acquire))
+        goto out;
+    if (sh.disabled) {
+        rc = -ENOSYS;
+        goto out;
+    }
+    struct eph_req req;
+    struct eph_resp resp;
+    rpc_req_init(&req, EPH_OP_HELLO);
+    rc = rpc_call(&req, &resp, &fd);
+    if (rc < 0 || resp.status < 0 || fd < 0) {
+        sh_log("HELLO to %s failed (%s); passing everything through", sh.sock_path,
+               strerror(rc < 0 ? -rc : resp.status < 0 ? -resp.status : EPROTO));
+        goto err;
+    }
+    map = sys.mmap(NULL, resp.arg, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        sh_log("mmap of the shared region (%llu bytes) failed: %s", (unsigned long long)resp.arg,
+               strerror(errno));
+        goto err;
+    }
+    struct eph_shm_header *h = map;
+    if (h->magic != EPH_SHM_MAGIC || h->version != EPH_SHM_VERSION ||
+        h->header_size != sizeof(struct eph_shm_header) || h->total_size > resp.arg) {
+        sh_log("shared region has the wrong magic/version/header size; passing through");
+        goto err;
+    }
+    sys.close(fd);
+    fd = -1;
+    sh.hdr = h;
+    sh.inodes = eph_inodes(h);
+    sh.descs = eph_descs(h);
+    sh.buckets = eph_buckets(h);
+    sh.daemon_pid = h->daemon_pid ? h->daemon_pid : (int)resp.arg2;
+    if (ft_init() < 0) {
+        sh_log("cannot allocate the fd table; passing through");
+        sh.hdr = NULL;
+        goto err;
+    }
+    atomic_store_explicit(&sh.attached, 1, memory_order_release);
+    goto out;
+err:
+    if (map != MAP_FAILED)
+        munmap(map, resp.arg);
+    if (fd >= 0)
+        sys.close(fd);
+    sh.disabled = 1;
+    rc = -ENOSYS;
+out:
+    pthread_mutex_unlock(&attach_mu);
+    return rc;
+}
+
+__attribute__((constructor(101))) static void sh_init(void)
+{
+    sys_resolve();
+    mode_t m = (mode_t)syscall(SYS_umask, 022);
+    syscall(SYS_umask, m);
+    atomic_store(&sh_umask_cache, m);
+
+    const char *lg = getenv("EPHEMERA_LOG");
+    if (lg && *lg)
+        sh.log_fd = sys.open(lg, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (sh.log_fd >= 0 && sh.log_fd < 3) {
+        /* Never hold a std stream number: a later open of stdout would land on our log. */
+        int nfd = sys.fcntl(sh.log_fd, F_DUPFD_CLOEXEC, 100);
+        sys.close(sh.log_fd);
+        sh.log_fd = nfd;
+    }
+    if (lg && strlen(lg) < sizeof sh.log_env)
+        strcpy(sh.log_env, lg);
+    const char *rt = getenv("EPHEMERA_ROOTS");
+    if (rt && strlen(rt) < sizeof sh.roots_env)
+        strcpy(sh.roots_env, rt);
+    const char *lib = getenv("EPHEMERA_LIB");
+    if (lib && strlen(lib) < sizeof sh.lib_path) {
+        strcpy(sh.lib_path, lib);
+    } else {
+        /* Find ourselves, so LD_PRELOAD can be restored across exec. */
+        Dl_info di;
+        if (dladdr((void *)sh_log, &di) && di.dli_fname && di.dli_fname[0] == '/' &&
+            strlen(di.dli_fname) < sizeof sh.lib_path)
+            strcpy(sh.lib_path, di.dli_fname);
+    }
+    const char *sock = getenv("EPHEMERA_SOCK");
+    if (!sock || !*sock || strlen(sock) >= sizeof sh.sock_path) {
+        sh.disabled = 1;
+        return;
+    }
+    strcpy(sh.sock_path, sock);
+    pthread_key_create(&flush_key, flush_on_thread_exit);
+    path_init();
+    proc_init_inherited();
+}
+
+__attribute__((destructor)) static void sh_fini(void)
+{
+    sh_flush_counters();
+}
+
+/* Each thread registers for a flush at its exit on its first counted op. */
+void sh_register_thread_flush(void)
+{
+    sh_tc.registered = 1;
+    pthread_setspecific(flush_key, (void *)1);
+}

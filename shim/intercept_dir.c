@@ -1,0 +1,311 @@
+/*
+ * shim/intercept_dir.c - directory streams under managed roots.  Directories
+ * are real; a stream on one is wrapped so that, after the kernel's entries,
+ * it yields the in-memory files whose parent is that directory.  Our DIR is
+ * told apart from glibc's by a magic at offset 0 (glibc's starts with the fd
+ * and a lock word, which can never form the magic).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define DIR_MAGIC 0x45504844495252ULL /* "EPHDIRR" */
+
+struct mem_ent {
+    uint64_t ino;
+    char name[256];
+};
+
+struct eph_dir {
+    uint64_t magic;
+    DIR *real;
+    char path[EPH_PATH_MAX];
+    size_t plen;
+    struct mem_ent *mem;         /* in-memory entries, snapshot at open/rewind */
+    uint32_t nmem, pos;
+    int phase;                   /* 0: kernel entries, 1: in-memory entries */
+    struct dirent ent;
+};
+
+static inline struct eph_dir *ours(DIR *d)
+{
+    return d && ((struct eph_dir *)(void *)d)->magic == DIR_MAGIC ? (struct eph_dir *)(void *)d : NULL;
+}
+
+static void snapshot(struct eph_dir *e)
+{
+    struct eph_shm_header *h = sh.hdr;
+    free(e->mem);
+    e->mem = NULL;
+    e->nmem = e->pos = 0;
+    for (int tries = 0; tries < 1000; tries++) {
+        uint64_t s1 = atomic_load_explicit(&h->ns_seq, memory_order_acquire);
+        if (s1 & 1)
+            continue;
+        uint32_t hwm = atomic_load(&h->inode_hwm), cap = 0, n = 0;
+        struct mem_ent *m = NULL;
+        for (uint32_t i = 0; i < hwm && i < h->ninodes; i++) {
+            struct eph_inode *ino = &sh.inodes[i];
+            if (atomic_load_explicit(&ino->state, memory_order_relaxed) == EPH_FREE || !ino->path[0] ||
+                !pn_parent_is(ino->path, e->path, e->plen))
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                struct mem_ent *nm = realloc(m, cap * sizeof *m);
+                if (!nm)
+                    break;
+                m = nm;
+            }
+            m[n].ino = ino->ino;
+            const char *base = strrchr(ino->path, '/') + 1;
+            snprintf(m[n].name, sizeof m[n].name, "%s", base);
+            n++;
+        }
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&h->ns_seq, memory_order_relaxed) == s1) {
+            e->mem = m;
+            e->nmem = n;
+            return;
+        }
+        free(m);
+    }
+}
+
+static DIR *wrap(DIR *real, const char *abs)
+{
+    struct eph_dir *e = calloc(1, sizeof *e);
+    if (!e) {
+        sys.closedir(real);
+        errno = ENOMEM;
+        return NULL;
+    }
+    e->magic = DIR_MAGIC;
+    e->real = real;
+    e->plen = strlen(abs);
+    memcpy(e->path, abs, e->plen + 1);
+    snapshot(e);
+    return (DIR *)(void *)e;
+}
+
+SH_EXPORT DIR *opendir(const char *path)
+{
+    char abs[EPH_PATH_MAX];
+    int t;
+    if (likely(!path_maybe_managed(AT_FDCWD, path)) || sh_busy ||
+        path_resolve(AT_FDCWD, path, abs, &t) <= 0 || sh_attach() < 0)
+        return REAL(opendir)(path);
+    uint32_t inode, gen;
+    if (ns_lookup(abs, &inode, &gen) == 0) {
+        errno = ENOTDIR;
+        return NULL;
+    }
+    DIR *real = sys.opendir(path);
+    return real ? wrap(real, abs) : NULL;
+}
+
+SH_EXPORT DIR *fdopendir(int fd)
+{
+    if (ft_managed(fd)) {
+        errno = ENOTDIR;
+        return NULL;
+    }
+    DIR *real = REAL(fdopendir)(fd);
+    if (!real || sh.disabled || sh_busy)
+        return real;
+    char abs[EPH_PATH_MAX];
+    int t;
+    if (path_resolve(fd, ".", abs, &t) <= 0 || sh_attach() < 0)
+        return real;
+    return wrap(real, abs);
+}
+
+static struct dirent *next_mem(struct eph_dir *e)
+{
+    if (e->pos >= e->nmem)
+        return NULL;
+    struct mem_ent *m = &e->mem[e->pos++];
+    e->ent.d_ino = m->ino;
+    e->ent.d_off = -(long)(e->pos + 1);
+    e->ent.d_type = DT_REG;
+    e->ent.d_reclen = sizeof e->ent;
+    memcpy(e->ent.d_name, m->name, strlen(m->name) + 1);
+    return &e->ent;
+}
+
+SH_EXPORT struct dirent *readdir(DIR *d)
+{
+    struct eph_dir *e = ours(d);
+    if (likely(!e))
+        return REAL(readdir)(d);
+    if (e->phase == 0) {
+        int saved = errno;
+        errno = 0;
+        struct dirent *r = sys.readdir(e->real);
+        if (r || errno)
+            return r;
+        errno = saved;
+        e->phase = 1;
+    }
+    return next_mem(e);
+}
+
+SH_EXPORT struct dirent64 *readdir64(DIR *d)
+{
+    if (likely(!ours(d)))
+        return REAL(readdir64)(d);
+    return (struct dirent64 *)(void *)readdir(d);
+}
+
+SH_EXPORT int readdir_r(DIR *d, struct dirent *entry, struct dirent **result)
+{
+    struct eph_dir *e = ours(d);
+    if (likely(!e))
+        return REAL(readdir_r)(d, entry, result);
+    int saved = errno;
+    errno = 0;
+    struct dirent *r = readdir(d);
+    int err = errno;
+    errno = saved;
+    if (!r) {
+        *result = NULL;
+        return err;
+    }
+    memcpy(entry, r, sizeof *r);
+    *result = entry;
+    return 0;
+}
+
+SH_EXPORT int readdir64_r(DIR *d, struct dirent64 *entry, struct dirent64 **result)
+{
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    return readdir_r(d, (struct dirent *)(void *)entry, (struct dirent **)(void *)result);
+#pragma GCC diagnostic pop
+}
+
+SH_EXPORT int closedir(DIR *d)
+{
+    struct eph_dir *e = ours(d);
+    if (likely(!e))
+        return REAL(closedir)(d);
+    int r = sys.closedir(e->real);
+    free(e->mem);
+    e->magic = 0;
+    free(e);
+    return r;
+}
+
+SH_EXPORT void rewinddir(DIR *d)
+{
+    struct eph_dir *e = ours(d);
+    if (likely(!e)) {
+        REAL(rewinddir)(d);
+        return;
+    }
+    sys.rewinddir(e->real);
+    e->phase = 0;
+    snapshot(e);
+}
+
+/* Kernel positions are non-negative; in-memory entries use -2, -3, ... */
+SH_EXPORT long telldir(DIR *d)
+{
+    struct eph_dir *e = ours(d);
+    if (likely(!e))
+        return REAL(telldir)(d);
+    if (e->phase == 0)
+        return sys.telldir(e->real);
+    return -(long)e->pos - 2;
+}
+
+SH_EXPORT void seekdir(DIR *d, long pos)
+{
+    struct eph_dir *e = ours(d);
+    if (likely(!e)) {
+        REAL(seekdir)(d, pos);
+        return;
+    }
+    if (pos >= 0) {
+        e->phase = 0;
+        sys.seekdir(e->real, pos);
+        return;
+    }
+    e->phase = 1;
+    long idx = -pos - 2;
+    e->pos = idx < 0 ? 0 : (uint32_t)idx;
+}
+
+SH_EXPORT int dirfd(DIR *d)
+{
+    struct eph_dir *e = ours(d);
+    return REAL(dirfd)(e ? e->real : d);
+}
+
+/* glibc's scandir opens the directory internally, past our opendir. */
+static int scandir_impl(const char *path, struct dirent ***list, int (*sel)(const struct dirent *),
+                        int (*cmp)(const struct dirent **, const struct dirent **))
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    size_t n = 0, cap = 0;
+    struct dirent **v = NULL, *ent;
+    int saved = errno;
+    errno = 0;
+    while ((ent = readdir(d)) != NULL) {
+        if (sel && !sel(ent)) {
+            errno = 0;
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            struct dirent **nv = realloc(v, cap * sizeof *v);
+            if (!nv)
+                goto err;
+            v = nv;
+        }
+        size_t sz = offsetof(struct dirent, d_name) + strlen(ent->d_name) + 1;
+        struct dirent *c = malloc(sz < sizeof *c ? sizeof *c : sz);
+        if (!c)
+            goto err;
+        memcpy(c, ent, sz);
+        v[n++] = c;
+        errno = 0;
+    }
+    if (errno)
+        goto err;
+    closedir(d);
+    if (cmp && n > 1)
+        qsort(v, n, sizeof *v, (int (*)(const void *, const void *))cmp);
+    errno = saved;
+    *list = v;
+    return (int)n;
+err:;
+    int e = errno ? errno : ENOMEM;
+    while (n)
+        free(v[--n]);
+    free(v);
+    closedir(d);
+    errno = e;
+    return -1;
+}
+
+SH_EXPORT int scandir(const char *path, struct dirent ***list, int (*sel)(const struct dirent *),
+                      int (*cmp)(const struct dirent **, const struct dirent **))
+{
+    return scandir_impl(path, list, sel, cmp);
+}
+
+/* struct dirent64 and struct dirent are the same layout on 64-bit Linux. */
+SH_EXPORT int scandir64(const char *path, struct dirent64 ***list, int (*sel)(const struct dirent64 *),
+                        int (*cmp)(const struct dirent64 **, const struct dirent64 **))
+{
+    return scandir_impl(path, (struct dirent ***)(void *)list, (int (*)(const struct dirent *))(void *)sel,
+                        (int (*)(const struct dirent **, const struct dirent **))(void *)cmp);
+}

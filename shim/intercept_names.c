@@ -1,0 +1,519 @@
+/*
+ * shim/intercept_names.c - namespace and metadata calls on paths.
+ * Namespace changes that involve an in-memory file go to the daemon (the only
+ * writer of the path table); metadata of an in-memory inode (mode, owner,
+ * times) is changed here under the inode lock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <utime.h>
+
+#include "shim.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int in_group(gid_t g)
+{
+    if (g == getegid())
+        return 1;
+    gid_t list[256];
+    int n = getgroups(256, list);
+    for (int i = 0; i < n; i++)
+        if (list[i] == g)
+            return 1;
+    return 0;
+}
+
+int names_access_ok(struct eph_inode *ino, int amode, int effective)
+{
+    uid_t uid = effective ? geteuid() : getuid();
+    uint32_t mode = ino->mode;
+    if (amode == F_OK)
+        return 1;
+    if (uid == 0)
+        return !(amode & X_OK) || (mode & 0111);
+    uint32_t bits;
+    if (uid == ino->uid)
+        bits = (mode >> 6) & 7;
+    else if ((effective ? in_group(ino->gid) : (ino->gid == getgid() || in_group(ino->gid))))
+        bits = (mode >> 3) & 7;
+    else
+        bits = mode & 7;
+    return ((uint32_t)amode & bits) == (uint32_t)amode;
+}
+
+/* Resolve a managed path to its in-memory inode: 1 found, 0 not in memory / not managed. */
+static int lookup(int dirfd, const char *path, uint32_t *inode, uint32_t *gen, int *trailing)
+{
+    char abs[EPH_PATH_MAX];
+    if (sh_busy || path_resolve(dirfd, path, abs, trailing) <= 0 || sh_attach() < 0)
+        return 0;
+    return ns_lookup(abs, inode, gen) == 0;
+}
+
+static int fail(int e)
+{
+    errno = e;
+    return -1;
+}
+
+static int simple_rpc(uint32_t op, const char *abs, const char *abs2, int flags, struct eph_resp *resp)
+{
+    struct eph_req req;
+    int fd;
+    rpc_req_init(&req, op);
+    req.flags = flags;
+    memcpy(req.path, abs, strlen(abs) + 1);
+    if (abs2)
+        memcpy(req.path2, abs2, strlen(abs2) + 1);
+    int rc = rpc_call(&req, resp, &fd);
+    if (fd >= 0)
+        sys.close(fd);
+    return rc;
+}
+
+/* ---- unlink, rmdir, rename ---------------------------------------------- */
+
+static int unlink_impl(int dirfd, const char *path, int flags)
+{
+    char abs[EPH_PATH_MAX];
+    int trailing;
+    if (!sh_busy && path_resolve(dirfd, path, abs, &trailing) > 0 && !path_is_root(abs) &&
+        sh_attach() == 0) {
+        uint32_t inode, gen;
+        struct eph_resp resp;
+        if (flags & AT_REMOVEDIR) {
+            if (simple_rpc(EPH_OP_RMDIR, abs, NULL, 0, &resp) == 0)
+                return resp.status < 0 ? fail(-resp.status) : 0;
+        } else if (ns_lookup(abs, &inode, &gen) == 0) {
+            if (trailing)
+                return fail(ENOTDIR);
+            if (simple_rpc(EPH_OP_UNLINK, abs, NULL, 0, &resp) == 0 && resp.status != -ENOENT)
+                return resp.status < 0 ? fail(-resp.status) : 0;
+        }
+    }
+    return REAL(unlinkat)(dirfd, path, flags);
+}
+
+SH_EXPORT int unlink(const char *path)
+{
+    if (likely(!path_maybe_managed(AT_FDCWD, path)))
+        return REAL(unlink)(path);
+    return unlink_impl(AT_FDCWD, path, 0);
+}
+
+SH_EXPORT int unlinkat(int dirfd, const char *path, int flags)
+{
+    if (likely(!path_maybe_managed(dirfd, path)))
+        return REAL(unlinkat)(dirfd, path, flags);
+    return unlink_impl(dirfd, path, flags);
+}
+
+SH_EXPORT int rmdir(const char *path)
+{
+    if (likely(!path_maybe_managed(AT_FDCWD, path)))
+        return REAL(rmdir)(path);
+    return unlink_impl(AT_FDCWD, path, AT_REMOVEDIR);
+}
+
+static int rename_impl(int od, const char *op, int nd, const char *np, unsigned flags)
+{
+    char a[EPH_PATH_MAX], b[EPH_PATH_MAX];
+    int t1 = 0, t2 = 0;
+    int m1 = path_resolve(od, op, a, &t1) > 0, m2 = path_resolve(nd, np, b, &t2) > 0;
+    if (!sh_busy && (m1 || m2) && sh_attach() == 0 && (m1 || path_absolute(od, op, a, &t1) > 0) &&
+        (m2 || path_absolute(nd, np, b, &t2) > 0)) {
+        struct eph_resp resp;
+        if (simple_rpc(EPH_OP_RENAME, a, b, (int)flags, &resp) == 0 && resp.where != EPH_WHERE_DISK) {
+            if (resp.status < 0)
+                return fail(-resp.status);
+            return 0;
+        }
+    }
+    if (!REAL(renameat2) || flags == 0)
+        return REAL(renameat)(od, op, nd, np);
+    return sys.renameat2(od, op, nd, np, flags);
+}
+
+SH_EXPORT int rename(const char *o, const char *n)
+{
+    if (likely(!path_maybe_managed(AT_FDCWD, o) && !path_maybe_managed(AT_FDCWD, n)))
+        return REAL(rename)(o, n);
+    return rename_impl(AT_FDCWD, o, AT_FDCWD, n, 0);
+}
+
+SH_EXPORT int renameat(int od, const char *o, int nd, const char *n)
+{
+    if (likely(!path_maybe_managed(od, o) && !path_maybe_managed(nd, n)))
+        return REAL(renameat)(od, o, nd, n);
+    return rename_impl(od, o, nd, n, 0);
+}
+
+SH_EXPORT int renameat2(int od, const char *o, int nd, const char *n, unsigned flags)
+{
+    if (likely(!path_maybe_managed(od, o) && !path_maybe_managed(nd, n))) {
+        if (!REAL(renameat2))
+            return fail(ENOSYS);
+        return sys.renameat2(od, o, nd, n, flags);
+    }
+    return rename_impl(od, o, nd, n, flags);
+}
+
+/* ---- directories and links: real on disk, but must not shadow a file ---- */
+
+static int exists_in_memory(int dirfd, const char *path)
+{
+    uint32_t inode, gen;
+    int trailing;
+    return path_maybe_managed(dirfd, path) && lookup(dirfd, path, &inode, &gen, &trailing);
+}
+
+SH_EXPORT int mkdir(const char *path, mode_t mode)
+{
+    if (exists_in_memory(AT_FDCWD, path))
+        return fail(EEXIST);
+    return REAL(mkdir)(path, mode);
+}
+
+SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
+{
+    if (exists_in_memory(dirfd, path))
+        return fail(EEXIST);
+    return REAL(mkdirat)(dirfd, path, mode);
+}
+
+SH_EXPORT int symlink(const char *target, const char *path)
+{
+    if (exists_in_memory(AT_FDCWD, path))
+        return fail(EEXIST);
+    return REAL(symlink)(target, path);
+}
+
+SH_EXPORT int symlinkat(const char *target, int dirfd, const char *path)
+{
+    if (exists_in_memory(dirfd, path))
+        return fail(EEXIST);
+    return REAL(symlinkat)(target, dirfd, path);
+}
+
+SH_EXPORT ssize_t readlink(const char *path, char *buf, size_t n)
+{
+    if (exists_in_memory(AT_FDCWD, path))
+        return fail(EINVAL);
+    return REAL(readlink)(path, buf, n);
+}
+
+SH_EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t n)
+{
+    if (exists_in_memory(dirfd, path))
+        return fail(EINVAL);
+    return REAL(readlinkat)(dirfd, path, buf, n);
+}
+
+/* A hard link needs a real inode: move the file to disk first, then link there. */
+static int link_impl(int od, const char *o, int nd, const char *n, int flags)
+{
+    uint32_t inode, gen;
+    int trailing;
+    if (exists_in_memory(nd, n))
+        return fail(EEXIST);
+    if (path_maybe_managed(od, o) && lookup(od, o, &inode, &gen, &trailing)) {
+        struct eph_req req;
+        struct eph_resp resp;
+        int fd;
+        rpc_req_init(&req, EPH_OP_EVICT);
+        req.inode = inode;
+        req.gen = gen;
+        if (rpc_call(&req, &resp, &fd) == 0) {
+            if (fd >= 0)
+                sys.close(fd);
+            if (resp.status < 0)
+                return fail(-resp.status);
+        }
+    }
+    return REAL(linkat)(od, o, nd, n, flags);
+}
+
+SH_EXPORT int link(const char *o, const char *n) { return link_impl(AT_FDCWD, o, AT_FDCWD, n, 0); }
+
+SH_EXPORT int linkat(int od, const char *o, int nd, const char *n, int flags)
+{
+    return link_impl(od, o, nd, n, flags);
+}
+
+/* ---- truncate ----------------------------------------------------------- */
+
+SH_EXPORT int truncate(const char *path, off_t len)
+{
+    uint32_t inode, gen;
+    int trailing;
+    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &trailing))
+        return REAL(truncate)(path, len);
+    if (trailing)
+        return fail(ENOTDIR);
+    if (len < 0)
+        return fail(EINVAL);
+    if (!names_access_ok(&sh.inodes[inode], W_OK, 1))
+        return fail(EACCES);
+    int r = fp_truncate_inode(inode, gen, len);
+    if (r == -EAGAIN || r == -ENOENT)
+        return REAL(truncate)(path, len);
+    return r < 0 ? fail(-r) : 0;
+}
+
+SH_EXPORT int truncate64(const char *path, off_t len) __attribute__((alias("truncate")));
+
+/* ---- modes and owners --------------------------------------------------- */
+
+static int chmod_inode(struct eph_inode *ino, mode_t mode)
+{
+    uid_t uid = geteuid();
+    if (uid != 0 && uid != ino->uid)
+        return fail(EPERM);
+    uint32_t m = (uint32_t)(mode & 07777);
+    if (uid != 0 && !in_group(ino->gid))
+        m &= ~(uint32_t)S_ISGID;
+    eph_lock(&ino->lock);
+    ino->mode = S_IFREG | m;
+    atomic_store(&ino->ctime_ns, sh_now_ns());
+    eph_unlock(&ino->lock);
+    return 0;
+}
+
+static int chown_inode(struct eph_inode *ino, uid_t u, gid_t g)
+{
+    uid_t me = geteuid();
+    if (me != 0) {
+        if ((u != (uid_t)-1 && u != ino->uid) || me != ino->uid ||
+            (g != (gid_t)-1 && g != ino->gid && !in_group(g)))
+            return fail(EPERM);
+    }
+    eph_lock(&ino->lock);
+    if (u != (uid_t)-1)
+        ino->uid = u;
+    if (g != (gid_t)-1)
+        ino->gid = g;
+    /* like notify_change: a chown clears set-user-ID, and set-group-ID when group-executable */
+    uint32_t m = ino->mode & ~(uint32_t)S_ISUID;
+    if (m & S_IXGRP)
+        m &= ~(uint32_t)S_ISGID;
+    ino->mode = m;
+    atomic_store(&ino->ctime_ns, sh_now_ns());
+    eph_unlock(&ino->lock);
+    return 0;
+}
+
+static struct eph_inode *mem_inode_of_fd(int fd)
+{
+    if (!ft_managed(fd) || (ft_fds[fd].flags & FT_DISK))
+        return NULL;
+    return fp_inode_of(fp_desc(fd));
+}
+
+SH_EXPORT int chmod(const char *path, mode_t mode)
+{
+    uint32_t inode, gen;
+    int t;
+    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &t))
+        return REAL(chmod)(path, mode);
+    return t ? fail(ENOTDIR) : chmod_inode(&sh.inodes[inode], mode);
+}
+
+SH_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
+{
+    uint32_t inode, gen;
+    int t;
+    if (likely(!path_maybe_managed(dirfd, path)) || !lookup(dirfd, path, &inode, &gen, &t))
+        return REAL(fchmodat)(dirfd, path, mode, flags);
+    return t ? fail(ENOTDIR) : chmod_inode(&sh.inodes[inode], mode);
+}
+
+SH_EXPORT int fchmod(int fd, mode_t mode)
+{
+    struct eph_inode *ino = mem_inode_of_fd(fd);
+    return ino ? chmod_inode(ino, mode) : REAL(fchmod)(fd, mode);
+}
+
+SH_EXPORT int chown(const char *path, uid_t u, gid_t g)
+{
+    uint32_t inode, gen;
+    int t;
+    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &t))
+        return REAL(chown)(path, u, g);
+    return t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g);
+}
+
+SH_EXPORT int lchown(const char *path, uid_t u, gid_t g)
+{
+    uint32_t inode, gen;
+    int t;
+    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &t))
+        return REAL(lchown)(path, u, g);
+    return t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g);
+}
+
+SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
+{
+    uint32_t inode, gen;
+    int t;
+    __asm__("" : "+r"(path)); /* declared nonnull, but the kernel takes NULL */
+    if (path && !path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
+        return chown_inode(mem_inode_of_fd(dirfd), u, g);
+    if (likely(!path_maybe_managed(dirfd, path)) || !lookup(dirfd, path, &inode, &gen, &t))
+        return REAL(fchownat)(dirfd, path, u, g, flags);
+    return t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g);
+}
+
+SH_EXPORT int fchown(int fd, uid_t u, gid_t g)
+{
+    struct eph_inode *ino = mem_inode_of_fd(fd);
+    return ino ? chown_inode(ino, u, g) : REAL(fchown)(fd, u, g);
+}
+
+/* ---- times -------------------------------------------------------------- */
+
+static int64_t ts_ns(const struct timespec *t) { return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec; }
+
+static int utimens_inode(struct eph_inode *ino, const struct timespec ts[2])
+{
+    int set_now = !ts || (ts[0].tv_nsec == UTIME_NOW && ts[1].tv_nsec == UTIME_NOW);
+    if (ts)
+        for (int i = 0; i < 2; i++)
+            if (ts[i].tv_nsec != UTIME_NOW && ts[i].tv_nsec != UTIME_OMIT &&
+                (ts[i].tv_nsec < 0 || ts[i].tv_nsec >= 1000000000))
+                return fail(EINVAL);
+    uid_t me = geteuid();
+    if (me != 0 && me != ino->uid) {
+        if (!set_now)
+            return fail(EPERM);
+        if (!names_access_ok(ino, W_OK, 1))
+            return fail(EACCES);
+    }
+    if (ts && ts[0].tv_nsec == UTIME_OMIT && ts[1].tv_nsec == UTIME_OMIT)
+        return 0;
+    int64_t now = sh_now_ns();
+    eph_lock(&ino->lock);
+    if (!ts || ts[0].tv_nsec != UTIME_OMIT)
+        atomic_store(&ino->atime_ns, (!ts || ts[0].tv_nsec == UTIME_NOW) ? now : ts_ns(&ts[0]));
+    if (!ts || ts[1].tv_nsec != UTIME_OMIT)
+        atomic_store(&ino->mtime_ns, (!ts || ts[1].tv_nsec == UTIME_NOW) ? now : ts_ns(&ts[1]));
+    atomic_store(&ino->ctime_ns, now);
+    eph_unlock(&ino->lock);
+    return 0;
+}
+
+SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2], int flags)
+{
+    uint32_t inode, gen;
+    int t;
+    __asm__("" : "+r"(path)); /* declared nonnull, but utimensat(fd, NULL, ...) is futimens */
+    if (!path) {
+        struct eph_inode *ino = mem_inode_of_fd(dirfd);
+        return ino ? utimens_inode(ino, ts) : REAL(utimensat)(dirfd, path, ts, flags);
+    }
+    if (!path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
+        return utimens_inode(mem_inode_of_fd(dirfd), ts);
+    if (likely(!path_maybe_managed(dirfd, path)) || !lookup(dirfd, path, &inode, &gen, &t))
+        return REAL(utimensat)(dirfd, path, ts, flags);
+    return t ? fail(ENOTDIR) : utimens_inode(&sh.inodes[inode], ts);
+}
+
+SH_EXPORT int futimens(int fd, const struct timespec ts[2])
+{
+    struct eph_inode *ino = mem_inode_of_fd(fd);
+    return ino ? utimens_inode(ino, ts) : REAL(futimens)(fd, ts);
+}
+
+static const struct timespec *tv_to_ts(const struct timeval tv[2], struct timespec out[2])
+{
+    if (!tv)
+        return NULL;
+    for (int i = 0; i < 2; i++) {
+        out[i].tv_sec = tv[i].tv_sec;
+        out[i].tv_nsec = tv[i].tv_usec * 1000;
+    }
+    return out;
+}
+
+SH_EXPORT int utimes(const char *path, const struct timeval tv[2])
+{
+    struct timespec ts[2];
+    if (tv && (tv[0].tv_usec < 0 || tv[0].tv_usec >= 1000000 || tv[1].tv_usec < 0 || tv[1].tv_usec >= 1000000))
+        return fail(EINVAL);
+    return utimensat(AT_FDCWD, path, tv_to_ts(tv, ts), 0);
+}
+
+SH_EXPORT int lutimes(const char *path, const struct timeval tv[2])
+{
+    struct timespec ts[2];
+    return utimensat(AT_FDCWD, path, tv_to_ts(tv, ts), AT_SYMLINK_NOFOLLOW);
+}
+
+SH_EXPORT int futimes(int fd, const struct timeval tv[2])
+{
+    struct timespec ts[2];
+    return futimens(fd, tv_to_ts(tv, ts));
+}
+
+SH_EXPORT int utime(const char *path, const struct utimbuf *ub)
+{
+    if (!ub)
+        return utimensat(AT_FDCWD, path, NULL, 0);
+    struct timespec ts[2] = {{ub->actime, 0}, {ub->modtime, 0}};
+    return utimensat(AT_FDCWD, path, ts, 0);
+}
+
+/* ---- access ------------------------------------------------------------- */
+
+static int access_impl(int dirfd, const char *path, int amode, int flags)
+{
+    uint32_t inode, gen;
+    int t;
+    if (likely(!path_maybe_managed(dirfd, path)) || !lookup(dirfd, path, &inode, &gen, &t))
+        return REAL(faccessat)(dirfd, path, amode, flags);
+    if (t)
+        return fail(ENOTDIR);
+    if (amode & ~(R_OK | W_OK | X_OK))
+        return fail(EINVAL);
+    return names_access_ok(&sh.inodes[inode], amode, flags & AT_EACCESS) ? 0 : fail(EACCES);
+}
+
+SH_EXPORT int access(const char *path, int amode) { return access_impl(AT_FDCWD, path, amode, 0); }
+SH_EXPORT int faccessat(int dirfd, const char *path, int amode, int flags)
+{
+    return access_impl(dirfd, path, amode, flags);
+}
+SH_EXPORT int euidaccess(const char *path, int amode) { return access_impl(AT_FDCWD, path, amode, AT_EACCESS); }
+SH_EXPORT int eaccess(const char *path, int amode) { return access_impl(AT_FDCWD, path, amode, AT_EACCESS); }
+
+/* ---- the working directory ---------------------------------------------- */
+
+static void refresh_cwd(void)
+{
+    char buf[EPH_PATH_MAX];
+    if (syscall(SYS_getcwd, buf, sizeof buf) > 0)
+        path_set_cwd(buf);
+    else
+        path_set_cwd("");
+}
+
+SH_EXPORT int chdir(const char *path)
+{
+    int r = REAL(chdir)(path);
+    if (r == 0 && !sh.disabled)
+        refresh_cwd();
+    return r;
+}
+
+SH_EXPORT int fchdir(int fd)
+{
+    int r = REAL(fchdir)(fd);
+    if (r == 0 && !sh.disabled)
+        refresh_cwd();
+    return r;
+}

@@ -1,0 +1,181 @@
+/*
+ * shim/intercept_open.c - the open family.  A managed path that names an
+ * in-memory file, or an O_CREAT of a managed path, asks the daemon (CREATE);
+ * it answers with a memfd fd or tells us to use the disk.  Everything else
+ * goes to the kernel untouched.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+/* Status flags the description keeps (what F_GETFL reports, minus O_LARGEFILE). */
+#define DESC_FLAGS (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME | O_SYNC | O_DSYNC | O_ASYNC)
+
+/* The kernel handed out fd: if our table still names it, that entry is stale. */
+static void claim_fd(int fd)
+{
+    if (fd >= 0 && ft_managed(fd))
+        ft_forget(fd);
+}
+
+int open_real(int dirfd, const char *path, int flags, mode_t mode);
+int open_real(int dirfd, const char *path, int flags, mode_t mode)
+{
+    int fd = REAL(openat)(dirfd, path, flags, mode);
+    claim_fd(fd);
+    return fd;
+}
+
+/* An in-memory file opened by the daemon: attach a description to kfd. */
+static int adopt(int kfd, uint32_t inode, uint32_t gen, int flags)
+{
+    uint32_t desc;
+    int e;
+    claim_fd(kfd);
+    if (!(flags & O_CLOEXEC) && sys.fcntl(kfd, F_SETFD, 0) < 0)
+        goto err_errno;
+    if ((e = fp_desc_alloc(inode, gen, flags & DESC_FLAGS, &desc)) < 0) {
+        fp_inode_release(inode, gen);
+        sys.close(kfd);
+        errno = -e;
+        return -1;
+    }
+    if ((e = ft_install(kfd, desc, kfd)) < 0) {
+        fp_desc_unref(desc);
+        sys.close(kfd);
+        errno = -e;
+        return -1;
+    }
+    if (flags & O_TRUNC) {
+        if (atomic_load(&sh.inodes[inode].size) > 0 && (e = fp_set_size_fd(kfd, 0)) < 0) {
+            ft_forget(kfd);
+            sys.close(kfd);
+            errno = -e;
+            return -1;
+        }
+        fp_open_trunc(kfd);
+    }
+    return kfd;
+err_errno:
+    e = errno;
+    fp_inode_release(inode, gen);
+    sys.close(kfd);
+    errno = e;
+    return -1;
+}
+
+int open_managed(int dirfd, const char *path, int flags, mode_t mode);
+int open_managed(int dirfd, const char *path, int flags, mode_t mode)
+{
+    char abs[EPH_PATH_MAX];
+    int trailing = 0;
+    int tmpfile = (flags & O_TMPFILE) == O_TMPFILE;
+    if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0 ||
+        (path_is_root(abs) && !tmpfile) || sh_attach() < 0)
+        return open_real(dirfd, path, flags, mode);
+    uint32_t inode, gen;
+    int in_mem = !tmpfile && ns_lookup(abs, &inode, &gen) == 0;
+    if (!in_mem && !(flags & O_CREAT) && !tmpfile)
+        return open_real(dirfd, path, flags, mode);
+    if (in_mem) {
+        if (flags & O_DIRECTORY || trailing) {
+            errno = ENOTDIR;
+            return -1;
+        }
+        if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) {
+            errno = EEXIST;
+            return -1;
+        }
+        if (flags & O_PATH) {
+            /* An O_PATH fd only names the file: give the kernel's view of the memfd. */
+            char p[64];
+            snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, sh.inodes[inode].mem_fd);
+            return open_real(AT_FDCWD, p, O_PATH | (flags & O_CLOEXEC), 0);
+        }
+    } else if (!tmpfile && (trailing || (flags & (O_DIRECTORY | O_PATH)))) {
+        return open_real(dirfd, path, flags, mode);
+    }
+    struct eph_req req;
+    struct eph_resp resp;
+    int kfd;
+    rpc_req_init(&req, EPH_OP_CREATE);
+    req.flags = flags;
+    req.mode = (uint32_t)(mode & 07777 & ~sh_umask());
+    memcpy(req.path, abs, strlen(abs) + 1);
+    if (rpc_call(&req, &resp, &kfd) < 0)
+        return open_real(dirfd, path, flags, mode);
+    if (resp.status < 0) {
+        if (kfd >= 0)
+            sys.close(kfd);
+        errno = -resp.status;
+        return -1;
+    }
+    if (resp.where != EPH_WHERE_MEM || kfd < 0) {
+        if (kfd >= 0)
+            sys.close(kfd);
+        if (resp.where == EPH_WHERE_MEM)
+            fp_inode_release(resp.inode, resp.gen);
+        return open_real(dirfd, path, flags, mode);
+    }
+    return adopt(kfd, resp.inode, resp.gen, flags);
+}
+
+static inline int open_common(int dirfd, const char *path, int flags, mode_t mode)
+{
+    if (likely(!path_maybe_managed(dirfd, path)))
+        return open_real(dirfd, path, flags, mode);
+    return open_managed(dirfd, path, flags, mode);
+}
+
+#define TAKE_MODE(flags, last)                                   \
+    mode_t mode = 0;                                             \
+    if ((flags) & O_CREAT || ((flags) & O_TMPFILE) == O_TMPFILE) { \
+        va_list ap;                                              \
+        va_start(ap, last);                                      \
+        mode = (mode_t)va_arg(ap, int);                          \
+        va_end(ap);                                              \
+    }
+
+SH_EXPORT int open(const char *path, int flags, ...)
+{
+    TAKE_MODE(flags, flags);
+    return open_common(AT_FDCWD, path, flags, mode);
+}
+
+SH_EXPORT int open64(const char *path, int flags, ...)
+{
+    TAKE_MODE(flags, flags);
+    return open_common(AT_FDCWD, path, flags, mode);
+}
+
+SH_EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+    TAKE_MODE(flags, flags);
+    return open_common(dirfd, path, flags, mode);
+}
+
+SH_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
+{
+    TAKE_MODE(flags, flags);
+    return open_common(dirfd, path, flags, mode);
+}
+
+SH_EXPORT int creat(const char *path, mode_t mode)
+{
+    return open_common(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+SH_EXPORT int creat64(const char *path, mode_t mode)
+{
+    return open_common(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+/* Fortified entry points: called without a mode (the compiler proved O_CREAT absent). */
+SH_EXPORT int __open_2(const char *path, int flags) { return open_common(AT_FDCWD, path, flags, 0); }
+SH_EXPORT int __open64_2(const char *path, int flags) { return open_common(AT_FDCWD, path, flags, 0); }
+SH_EXPORT int __openat_2(int dirfd, const char *path, int flags) { return open_common(dirfd, path, flags, 0); }
+SH_EXPORT int __openat64_2(int dirfd, const char *path, int flags) { return open_common(dirfd, path, flags, 0); }

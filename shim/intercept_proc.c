@@ -1,0 +1,528 @@
+/*
+ * shim/intercept_proc.c - processes.
+ *
+ * fork: the child shares every managed description with the parent, so each
+ * gets one more reference, taken in the parent before the fork so a racing
+ * close in the parent can never free a description the child still names.
+ * vfork is served by fork: a vfork child shares our tables, and any wrapper
+ * it calls (dup2 before exec is typical) would corrupt the parent's.
+ *
+ * exec: the new image inherits the references of fds that survive exec, and
+ * learns about them from EPHEMERA_FDMAP ("fd:desc:gen:flags,..."; fd -1 marks
+ * an O_CLOEXEC fd whose reference the new image must drop).  Nothing is
+ * released before exec, so a failed exec changes nothing.  LD_PRELOAD and the
+ * EPHEMERA_* variables are put back if the caller's environment lost them.  A
+ * target that cannot load the shim (static, 32-bit, setuid, or
+ * EPHEMERA_NO_PRELOAD set) gets every in-memory file materialised on disk
+ * first, and inherited fds synced to the kernel (offset and exact size).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+extern char **environ;
+
+/* ---- fork --------------------------------------------------------------- */
+
+static void ref_all(int delta)
+{
+    uint32_t hwm = atomic_load(&ft_hwm);
+    for (uint32_t fd = 0; fd < hwm; fd++) {
+        uint32_t d1 = ft_fds[fd].desc1;
+        if (!d1)
+            continue;
+        if (delta > 0)
+            fp_desc_ref(d1 - 1);
+        else
+            fp_desc_unref(d1 - 1);
+    }
+}
+
+static void child_reset(void)
+{
+    ft_after_fork_child();
+    rpc_after_fork();
+    memset(&sh_tc, 0, sizeof sh_tc);
+}
+
+SH_EXPORT pid_t fork(void)
+{
+    if (!ft_fds)
+        return REAL(fork)();
+    sh_flush_counters();
+    ft_lock();
+    ref_all(+1);
+    pid_t pid = sys.fork();
+    if (pid == 0) {
+        child_reset();
+        return 0;
+    }
+    int e = errno;
+    ft_unlock();
+    if (pid < 0) {
+        ref_all(-1);
+        errno = e;
+    }
+    return pid;
+}
+
+SH_EXPORT pid_t vfork(void)
+{
+    return fork();
+}
+
+/* ---- exec preparation --------------------------------------------------- */
+
+static int file_is_setid(int fd)
+{
+    struct stat st;
+    return sys.fstat(fd, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID));
+}
+
+/* 1 if the program at path (or fd) will load LD_PRELOAD libraries. */
+static int target_loads_shim(const char *path, int fd_in, int depth)
+{
+    int fd = fd_in >= 0 ? fd_in : sys.open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 1; /* the exec will fail anyway */
+    unsigned char buf[4096];
+    ssize_t n = sys.pread(fd, buf, sizeof buf, 0);
+    int setid = file_is_setid(fd);
+    if (fd_in < 0)
+        sys.close(fd);
+    if (setid && getuid() != 0)
+        return 0;
+    if (n <= 0)
+        return 1;
+    char interp[256];
+    switch (elf_classify(buf, (size_t)n, interp, sizeof interp)) {
+    case ELF_STATIC:
+        return 0;
+    case ELF_SCRIPT:
+        return depth < 4 ? target_loads_shim(interp, -1, depth + 1) : 1;
+    default:
+        return 1;
+    }
+}
+
+static int find_in_path(const char *file, char *out, size_t n)
+{
+    if (strchr(file, '/')) {
+        if (strlen(file) >= n)
+            return -1;
+        strcpy(out, file);
+        return 0;
+    }
+    const char *p = getenv("PATH");
+    if (!p)
+        p = "/bin:/usr/bin";
+    while (*p) {
+        const char *e = strchr(p, ':');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l + 1 + strlen(file) + 1 <= n) {
+            memcpy(out, l ? p : ".", l ? l : 1);
+            size_t k = l ? l : 1;
+            out[k] = '/';
+            strcpy(out + k + 1, file);
+            if (REAL(access)(out, X_OK) == 0)
+                return 0;
+        }
+        p += l;
+        if (*p == ':')
+            p++;
+    }
+    return -1;
+}
+
+static int env_has(char *const env[], const char *name, size_t nl, const char **val)
+{
+    for (size_t i = 0; env && env[i]; i++)
+        if (strncmp(env[i], name, nl) == 0 && env[i][nl] == '=') {
+            if (val)
+                *val = env[i] + nl + 1;
+            return 1;
+        }
+    return 0;
+}
+
+struct exec_prep {
+    char **env;                 /* the environment to pass */
+    int materialised;
+};
+
+/*
+ * Everything an exec or spawn needs, built in caller-provided storage (no
+ * malloc: this also runs in children between fork and exec).
+ * for_spawn: the child is a new process, so the parent keeps its references
+ * and takes new ones for the fds the child inherits.
+ */
+static size_t fdmap_build(char *out, size_t cap, int can_load, int for_spawn)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    if (!ft_fds)
+        return 0;
+    uint32_t hwm = atomic_load(&ft_hwm);
+    for (uint32_t fd = 0; fd < hwm; fd++) {
+        struct ft_entry e = ft_fds[fd];
+        if (!e.desc1)
+            continue;
+        int fdfl = sys.fcntl((int)fd, F_GETFD);
+        if (fdfl < 0) {
+            ft_forget((int)fd); /* closed behind our back */
+            continue;
+        }
+        uint32_t desc = e.desc1 - 1;
+        int cloexec = fdfl & FD_CLOEXEC;
+        if (cloexec && for_spawn)
+            continue;
+        if (!cloexec) {
+            fp_sync_kernel((int)fd, !can_load);
+            if (for_spawn)
+                fp_desc_ref(desc);
+        }
+        char item[64];
+        int k = snprintf(item, sizeof item, "%d:%u:%u:%u,", cloexec ? -1 : (int)fd, desc,
+                         sh.descs[desc].inode_gen, e.flags);
+        if (len + (size_t)k + 1 < cap) {
+            memcpy(out + len, item, (size_t)k + 1);
+            len += (size_t)k;
+        }
+    }
+    return len;
+}
+
+static void fdmap_unref_spawned(const char *map)
+{
+    /* The spawn failed: drop the references taken for its child. */
+    for (const char *p = map; *p;) {
+        int fd;
+        unsigned desc, gen, fl;
+        if (sscanf(p, "%d:%u:%u:%u", &fd, &desc, &gen, &fl) == 4 && fd >= 0)
+            fp_desc_unref(desc);
+        p = strchr(p, ',');
+        if (!p)
+            break;
+        p++;
+    }
+}
+
+#define ENV_EXTRA 8
+
+/*
+ * Fill env (room for n_in + ENV_EXTRA pointers) from in, replacing our
+ * variables.  Strings live in bufs (one per variable).
+ */
+struct env_bufs {
+    char preload[2 * EPH_PATH_MAX + 32];
+    char sock[160];
+    char roots[EPH_PATH_MAX + 32];
+    char log[EPH_PATH_MAX + 32];
+    char lib[EPH_PATH_MAX + 32];
+};
+
+static void env_build(char **env, char *const in[], const char *fdmap_var, struct env_bufs *b)
+{
+    size_t k = 0;
+    const char *pre = NULL;
+    for (size_t i = 0; in && in[i]; i++) {
+        if (strncmp(in[i], "EPHEMERA_FDMAP=", 15) == 0)
+            continue;
+        if (strncmp(in[i], "LD_PRELOAD=", 11) == 0) {
+            pre = in[i] + 11;
+            continue;
+        }
+        env[k++] = in[i];
+    }
+    if (sh.lib_path[0]) {
+        if (pre && strstr(pre, sh.lib_path))
+            snprintf(b->preload, sizeof b->preload, "LD_PRELOAD=%s", pre);
+        else if (pre && *pre)
+            snprintf(b->preload, sizeof b->preload, "LD_PRELOAD=%s %s", sh.lib_path, pre);
+        else
+            snprintf(b->preload, sizeof b->preload, "LD_PRELOAD=%s", sh.lib_path);
+        env[k++] = b->preload;
+        if (!env_has(in, "EPHEMERA_LIB", 12, NULL)) {
+            snprintf(b->lib, sizeof b->lib, "EPHEMERA_LIB=%s", sh.lib_path);
+            env[k++] = b->lib;
+        }
+    } else if (pre) {
+        snprintf(b->preload, sizeof b->preload, "LD_PRELOAD=%s", pre);
+        env[k++] = b->preload;
+    }
+    if (!env_has(in, "EPHEMERA_SOCK", 13, NULL)) {
+        snprintf(b->sock, sizeof b->sock, "EPHEMERA_SOCK=%s", sh.sock_path);
+        env[k++] = b->sock;
+    }
+    if (sh.roots_env[0] && !env_has(in, "EPHEMERA_ROOTS", 14, NULL)) {
+        snprintf(b->roots, sizeof b->roots, "EPHEMERA_ROOTS=%s", sh.roots_env);
+        env[k++] = b->roots;
+    }
+    if (sh.log_env[0] && !env_has(in, "EPHEMERA_LOG", 12, NULL)) {
+        snprintf(b->log, sizeof b->log, "EPHEMERA_LOG=%s", sh.log_env);
+        env[k++] = b->log;
+    }
+    if (fdmap_var && fdmap_var[15])
+        env[k++] = (char *)fdmap_var;
+    env[k] = NULL;
+}
+
+static size_t env_count(char *const e[])
+{
+    size_t n = 0;
+    while (e && e[n])
+        n++;
+    return n;
+}
+
+static void materialise_all(void)
+{
+    struct eph_req req;
+    struct eph_resp resp;
+    int fd;
+    if (sh_attach() < 0)
+        return;
+    rpc_req_init(&req, EPH_OP_MATERIALISE_ALL);
+    if (rpc_call(&req, &resp, &fd) == 0 && fd >= 0)
+        sys.close(fd);
+    sh_log("materialised in-memory files before exec of a program that cannot load the shim");
+}
+
+/* Run fn with the prepared environment.  kind: 0 execve(path), 1 execvpe(file), 2 fexecve(fd). */
+static int exec_prepared(int kind, const char *file, int fd, char *const argv[], char *const envp[])
+{
+    if (sh.disabled || sh_busy) {
+        if (kind == 0)
+            return REAL(execve)(file, argv, envp);
+        if (kind == 1)
+            return REAL(execvpe)(file, argv, envp);
+        return REAL(fexecve)(fd, argv, envp);
+    }
+    char target[EPH_PATH_MAX];
+    int can_load = !env_has(envp, "EPHEMERA_NO_PRELOAD", 19, NULL);
+    if (can_load) {
+        if (kind == 2)
+            can_load = target_loads_shim(NULL, fd, 0);
+        else if (find_in_path(file, target, sizeof target) == 0)
+            can_load = target_loads_shim(target, -1, 0);
+    }
+    if (!can_load)
+        materialise_all();
+    uint32_t nm = ft_fds ? atomic_load(&ft_hwm) : 0;
+    size_t cap = 16 + (size_t)(nm < 4096 ? nm : 4096) * 40;
+    char fdmap[cap];
+    memcpy(fdmap, "EPHEMERA_FDMAP=", 16);
+    fdmap_build(fdmap + 15, cap - 15, can_load, 0);
+    size_t n = env_count(envp);
+    char *env[n + ENV_EXTRA];
+    struct env_bufs bufs;
+    env_build(env, envp, fdmap, &bufs);
+    sh_flush_counters();
+    if (kind == 0)
+        return REAL(execve)(file, argv, env);
+    if (kind == 1)
+        return REAL(execvpe)(file, argv, env);
+    return REAL(fexecve)(fd, argv, env);
+}
+
+SH_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    return exec_prepared(0, path, -1, argv, envp);
+}
+
+SH_EXPORT int execv(const char *path, char *const argv[])
+{
+    return exec_prepared(0, path, -1, argv, environ);
+}
+
+SH_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    return exec_prepared(1, file, -1, argv, envp);
+}
+
+SH_EXPORT int execvp(const char *file, char *const argv[])
+{
+    return exec_prepared(1, file, -1, argv, environ);
+}
+
+SH_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    return exec_prepared(2, NULL, fd, argv, envp);
+}
+
+/* execl*: collect the variadic list on the stack (no malloc after vfork/fork). */
+#define COLLECT_ARGS(first, ap, extra_env)                        \
+    size_t argc = 1;                                              \
+    va_list cnt;                                                  \
+    va_copy(cnt, ap);                                             \
+    while (va_arg(cnt, char *))                                   \
+        argc++;                                                   \
+    va_end(cnt);                                                  \
+    char *argv[argc + 1];                                         \
+    argv[0] = (char *)(first);                                    \
+    for (size_t i = 1; i <= argc; i++)                            \
+        argv[i] = va_arg(ap, char *);                             \
+    char *const *extra_env = (char *const *)va_arg(ap, char **);
+
+SH_EXPORT int execl(const char *path, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    COLLECT_ARGS(arg, ap, unused_env);
+    (void)unused_env;
+    va_end(ap);
+    return exec_prepared(0, path, -1, argv, environ);
+}
+
+SH_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    COLLECT_ARGS(arg, ap, unused_env);
+    (void)unused_env;
+    va_end(ap);
+    return exec_prepared(1, file, -1, argv, environ);
+}
+
+SH_EXPORT int execle(const char *path, const char *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    COLLECT_ARGS(arg, ap, envp);
+    va_end(ap);
+    return exec_prepared(0, path, -1, argv, envp);
+}
+
+/* ---- posix_spawn -------------------------------------------------------- */
+
+static int spawn_common(int p, pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                        const posix_spawnattr_t *at, char *const argv[], char *const envp[])
+{
+    if (sh.disabled || sh_busy)
+        return p ? REAL(posix_spawnp)(pid, file, fa, at, argv, envp)
+                 : REAL(posix_spawn)(pid, file, fa, at, argv, envp);
+    char target[EPH_PATH_MAX];
+    int can_load = !env_has(envp, "EPHEMERA_NO_PRELOAD", 19, NULL);
+    if (can_load && (p ? find_in_path(file, target, sizeof target) == 0 : (strlen(file) < sizeof target && strcpy(target, file))))
+        can_load = target_loads_shim(target, -1, 0);
+    if (!can_load)
+        materialise_all();
+    uint32_t nm = ft_fds ? atomic_load(&ft_hwm) : 0;
+    size_t cap = 16 + (size_t)(nm < 4096 ? nm : 4096) * 40;
+    char fdmap[cap];
+    memcpy(fdmap, "EPHEMERA_FDMAP=", 16);
+    if (ft_fds)
+        ft_lock();
+    fdmap_build(fdmap + 15, cap - 15, can_load, 1);
+    if (ft_fds)
+        ft_unlock();
+    size_t n = env_count(envp);
+    char *env[n + ENV_EXTRA];
+    struct env_bufs bufs;
+    env_build(env, envp, fdmap, &bufs);
+    int r = p ? REAL(posix_spawnp)(pid, file, fa, at, argv, env)
+              : REAL(posix_spawn)(pid, file, fa, at, argv, env);
+    if (r != 0)
+        fdmap_unref_spawned(fdmap + 15);
+    return r;
+}
+
+SH_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                          const posix_spawnattr_t *at, char *const argv[], char *const envp[])
+{
+    return spawn_common(0, pid, path, fa, at, argv, envp);
+}
+
+SH_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                           const posix_spawnattr_t *at, char *const argv[], char *const envp[])
+{
+    return spawn_common(1, pid, file, fa, at, argv, envp);
+}
+
+/* glibc's system() spawns internally, past our exec wrapper: redo it with fork+exec. */
+SH_EXPORT int system(const char *cmd)
+{
+    if (!cmd)
+        return 1;
+    struct sigaction ign = {.sa_handler = SIG_IGN}, oint, oquit;
+    sigset_t block, omask;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGINT, &ign, &oint);
+    sigaction(SIGQUIT, &ign, &oquit);
+    sigemptyset(&block);
+    sigaddset(&block, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &block, &omask);
+    int status = -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigaction(SIGINT, &oint, NULL);
+        sigaction(SIGQUIT, &oquit, NULL);
+        sigprocmask(SIG_SETMASK, &omask, NULL);
+        execl("/bin/sh", "sh", "-c", "--", cmd, (char *)NULL);
+        _exit(127);
+    }
+    if (pid > 0) {
+        while (waitpid(pid, &status, 0) < 0) {
+            if (errno != EINTR) {
+                status = -1;
+                break;
+            }
+        }
+    }
+    int e = errno;
+    sigaction(SIGINT, &oint, NULL);
+    sigaction(SIGQUIT, &oquit, NULL);
+    sigprocmask(SIG_SETMASK, &omask, NULL);
+    errno = e;
+    return status;
+}
+
+/* ---- start of a new image ----------------------------------------------- */
+
+void proc_init_inherited(void)
+{
+    const char *map = getenv("EPHEMERA_FDMAP");
+    if (!map || !*map)
+        return;
+    if (sh_attach() < 0)
+        return;
+    for (const char *p = map; *p;) {
+        int fd;
+        unsigned desc, gen, fl;
+        if (sscanf(p, "%d:%u:%u:%u", &fd, &desc, &gen, &fl) == 4 && desc < sh.hdr->ndescs) {
+            struct eph_desc *d = &sh.descs[desc];
+            struct eph_inode *ino = &sh.inodes[d->inode];
+            int valid = atomic_load(&d->refs) > 0 && d->inode_gen == gen;
+            if (!valid) {
+                sh_log("FDMAP entry %d:%u:%u is stale; ignored", fd, desc, gen);
+            } else if (fd < 0) {
+                fp_desc_unref(desc); /* it was O_CLOEXEC: the kernel closed it */
+            } else {
+                struct stat st;
+                int open_ok = sys.fcntl(fd, F_GETFD) >= 0 && sys.fstat(fd, &st) == 0;
+                if (open_ok && (fl & FT_DISK))
+                    ft_install_disk(fd, desc);
+                else if (open_ok && st.st_ino == ino->ino)
+                    ft_install(fd, desc, fd);
+                else
+                    fp_desc_unref(desc); /* a spawn file action closed or replaced it */
+            }
+        }
+        p = strchr(p, ',');
+        if (!p)
+            break;
+        p++;
+    }
+    /* Our children get a fresh map; do not let a stale one leak into them. */
+    unsetenv("EPHEMERA_FDMAP");
+    stdio_replace_std();
+}

@@ -1,0 +1,202 @@
+/*
+ * shim/intercept_stdio.c - stdio on managed files.  glibc's FILE code calls
+ * its own internal read/write/lseek, which LD_PRELOAD cannot see, so a FILE
+ * on a managed fd is a fopencookie stream whose callbacks are our wrappers.
+ * _fileno is set so fileno() works.  Standard streams inherited on a managed
+ * fd are replaced the same way at start-up.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+static ssize_t ck_read(void *c, char *buf, size_t n)
+{
+    ssize_t r = read((int)(intptr_t)c, buf, n);
+    return r;
+}
+
+static ssize_t ck_write(void *c, const char *buf, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write((int)(intptr_t)c, buf + done, n - done);
+        if (w <= 0)
+            return done ? (ssize_t)done : -1;
+        done += (size_t)w;
+    }
+    return (ssize_t)done;
+}
+
+static int ck_seek(void *c, off64_t *pos, int whence)
+{
+    off_t r = lseek((int)(intptr_t)c, (off_t)*pos, whence);
+    if (r < 0)
+        return -1;
+    *pos = r;
+    return 0;
+}
+
+static int ck_close(void *c)
+{
+    return close((int)(intptr_t)c);
+}
+
+FILE *stdio_cookie_open(int fd, const char *mode)
+{
+    cookie_io_functions_t io = {ck_read, ck_write, ck_seek, ck_close};
+    FILE *f = fopencookie((void *)(intptr_t)fd, mode, io);
+    if (f)
+        f->_fileno = fd;
+    return f;
+}
+
+/* fopen mode string -> open flags, as glibc parses it. */
+static int mode_flags(const char *m, int *flags)
+{
+    int acc, fl = 0;
+    switch (m[0]) {
+    case 'r': acc = O_RDONLY; break;
+    case 'w': acc = O_WRONLY; fl = O_CREAT | O_TRUNC; break;
+    case 'a': acc = O_WRONLY; fl = O_CREAT | O_APPEND; break;
+    default: return -1;
+    }
+    for (const char *p = m + 1; *p && p < m + 7; p++) {
+        if (*p == '+')
+            acc = O_RDWR;
+        else if (*p == 'x')
+            fl |= O_EXCL;
+        else if (*p == 'e')
+            fl |= O_CLOEXEC;
+        else if (*p == ',')
+            break;
+    }
+    *flags = acc | fl;
+    return 0;
+}
+
+static FILE *fopen_managed(const char *path, const char *mode)
+{
+    int flags;
+    if (mode_flags(mode, &flags) < 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    int fd = open(path, flags, 0666);
+    if (fd < 0)
+        return NULL;
+    if (!ft_managed(fd)) {
+        FILE *f = REAL(fdopen)(fd, mode);
+        if (!f) {
+            int e = errno;
+            sys.close(fd);
+            errno = e;
+        }
+        return f;
+    }
+    FILE *f = stdio_cookie_open(fd, mode);
+    if (!f) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return f;
+}
+
+SH_EXPORT FILE *fopen(const char *path, const char *mode)
+{
+    if (likely(!path_maybe_managed(AT_FDCWD, path)) || sh.disabled)
+        return REAL(fopen)(path, mode);
+    return fopen_managed(path, mode);
+}
+
+SH_EXPORT FILE *fopen64(const char *path, const char *mode) __attribute__((alias("fopen")));
+
+SH_EXPORT FILE *fdopen(int fd, const char *mode)
+{
+    if (likely(!ft_managed(fd)))
+        return REAL(fdopen)(fd, mode);
+    int flags;
+    if (mode_flags(mode, &flags) < 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct eph_desc *d = fp_desc(fd);
+    uint32_t acc = atomic_load(&d->flags) & O_ACCMODE;
+    int want = flags & O_ACCMODE;
+    /* like glibc: the stream may not ask for more access than the fd has */
+    if ((want == O_RDWR && acc != O_RDWR) || (want == O_RDONLY && acc == O_WRONLY) ||
+        (want == O_WRONLY && acc == O_RDONLY)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if ((flags & O_APPEND) && !(atomic_load(&d->flags) & O_APPEND))
+        atomic_fetch_or(&d->flags, O_APPEND);
+    return stdio_cookie_open(fd, mode);
+}
+
+/*
+ * freopen must keep the FILE object the caller holds, which a cookie stream
+ * cannot take over.  For an in-memory file we move it to disk first and let
+ * glibc reopen the real path: slower, but every byte stays coherent.
+ */
+static FILE *freopen_impl(const char *path, const char *mode, FILE *stream)
+{
+    if (path && path_maybe_managed(AT_FDCWD, path) && !sh.disabled) {
+        char abs[EPH_PATH_MAX];
+        int t;
+        uint32_t inode, gen;
+        if (path_resolve(AT_FDCWD, path, abs, &t) > 0 && sh_attach() == 0 &&
+            ns_lookup(abs, &inode, &gen) == 0) {
+            struct eph_req req;
+            struct eph_resp resp;
+            int fd;
+            rpc_req_init(&req, EPH_OP_EVICT);
+            req.inode = inode;
+            req.gen = gen;
+            if (rpc_call(&req, &resp, &fd) == 0 && fd >= 0)
+                sys.close(fd);
+        }
+    }
+    /* glibc closes the old fd internally: forget it first if it was ours. */
+    int oldfd = stream ? stream->_fileno : -1;
+    if (oldfd >= 0 && ft_managed(oldfd)) {
+        fflush(stream);
+        ft_forget(oldfd);
+    }
+    return REAL(freopen)(path, mode, stream);
+}
+
+SH_EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream)
+{
+    return freopen_impl(path, mode, stream);
+}
+
+SH_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream)
+{
+    return freopen_impl(path, mode, stream);
+}
+
+void stdio_replace_std(void)
+{
+    if (ft_managed(0)) {
+        FILE *f = stdio_cookie_open(0, "r");
+        if (f)
+            stdin = f;
+    }
+    if (ft_managed(1)) {
+        FILE *f = stdio_cookie_open(1, "w");
+        if (f)
+            stdout = f;
+    }
+    if (ft_managed(2)) {
+        FILE *f = stdio_cookie_open(2, "w");
+        if (f) {
+            setvbuf(f, NULL, _IONBF, 0);
+            stderr = f;
+        }
+    }
+}

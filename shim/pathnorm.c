@@ -1,0 +1,140 @@
+/*
+ * shim/pathnorm.c - pure path and exec-target helpers (see pathnorm.h).
+ */
+#include "pathnorm.h"
+
+#include <elf.h>
+#include <string.h>
+
+int pn_normalize(const char *base, const char *p, char *out, size_t outsz, int *trailing)
+{
+    size_t len = 0;
+    if (outsz < 2)
+        return -1;
+    if (p[0] != '/') {
+        size_t bl = strlen(base);
+        if (bl + 1 > outsz)
+            return -1;
+        memcpy(out, base, bl);
+        len = bl;
+        if (len == 1) /* base is "/" */
+            len = 0;
+    }
+    out[len] = '\0';
+    if (trailing) {
+        size_t pl = strlen(p);
+        *trailing = pl > 0 && (p[pl - 1] == '/' || (p[pl - 1] == '.' &&
+                    (pl == 1 || p[pl - 2] == '/' || (p[pl - 2] == '.' && (pl == 2 || p[pl - 3] == '/')))));
+    }
+    const char *s = p;
+    while (*s) {
+        while (*s == '/')
+            s++;
+        if (!*s)
+            break;
+        const char *e = s;
+        while (*e && *e != '/')
+            e++;
+        size_t cl = (size_t)(e - s);
+        if (cl == 1 && s[0] == '.') {
+            /* nothing */
+        } else if (cl == 2 && s[0] == '.' && s[1] == '.') {
+            while (len > 0 && out[len - 1] != '/')
+                len--;
+            if (len > 0)
+                len--; /* drop the '/' too */
+            out[len] = '\0';
+        } else {
+            if (len + 1 + cl + 1 > outsz)
+                return -1;
+            out[len++] = '/';
+            memcpy(out + len, s, cl);
+            len += cl;
+            out[len] = '\0';
+        }
+        s = e;
+    }
+    if (len == 0) {
+        out[0] = '/';
+        out[1] = '\0';
+        len = 1;
+    }
+    return (int)len;
+}
+
+int pn_under(const char *path, const char *root, size_t rootlen)
+{
+    if (rootlen == 1 && root[0] == '/')
+        return path[0] == '/';
+    return strncmp(path, root, rootlen) == 0 && (path[rootlen] == '\0' || path[rootlen] == '/');
+}
+
+int pn_parent_is(const char *path, const char *dir, size_t dirlen)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash[1] == '\0')
+        return 0;
+    size_t plen = (size_t)(slash - path);
+    if (dirlen == 1 && dir[0] == '/')
+        return plen == 0;
+    return plen == dirlen && memcmp(path, dir, dirlen) == 0;
+}
+
+int pn_is_ancestor(const char *dir, const char *root)
+{
+    size_t dl = strlen(dir);
+    if (dl == 1 && dir[0] == '/')
+        return 1;
+    return strncmp(root, dir, dl) == 0 && (root[dl] == '\0' || root[dl] == '/');
+}
+
+int pn_has_dotdot(const char *p)
+{
+    for (const char *s = p; (s = strstr(s, "..")) != NULL; s += 2)
+        if ((s == p || s[-1] == '/') && (s[2] == '\0' || s[2] == '/'))
+            return 1;
+    return 0;
+}
+
+int elf_classify(const unsigned char *buf, size_t n, char *interp, size_t interpsz)
+{
+    if (n >= 2 && buf[0] == '#' && buf[1] == '!') {
+        size_t i = 2;
+        while (i < n && (buf[i] == ' ' || buf[i] == '\t'))
+            i++;
+        size_t j = 0;
+        while (i < n && buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' && buf[i] != '\0') {
+            if (j + 1 >= interpsz)
+                return ELF_UNKNOWN;
+            interp[j++] = (char)buf[i++];
+        }
+        if (interpsz)
+            interp[j] = '\0';
+        return j ? ELF_SCRIPT : ELF_UNKNOWN;
+    }
+    if (n < sizeof(Elf64_Ehdr) || memcmp(buf, ELFMAG, SELFMAG) != 0)
+        return ELF_UNKNOWN;
+    /* The program headers of real binaries sit right after the ELF header,
+     * inside the first page the caller reads; if not, assume dynamic (the
+     * common case) rather than materialise needlessly. */
+    if (buf[EI_CLASS] == ELFCLASS64) {
+        Elf64_Ehdr eh;
+        memcpy(&eh, buf, sizeof eh);
+        if (eh.e_phentsize != sizeof(Elf64_Phdr))
+            return ELF_UNKNOWN;
+        for (unsigned k = 0; k < eh.e_phnum; k++) {
+            size_t o = (size_t)eh.e_phoff + (size_t)k * sizeof(Elf64_Phdr);
+            if (o < (size_t)eh.e_phoff || o + sizeof(Elf64_Phdr) > n)
+                return ELF_DYNAMIC;
+            Elf64_Phdr ph;
+            memcpy(&ph, buf + o, sizeof ph);
+            if (ph.p_type == PT_INTERP)
+                return ELF_DYNAMIC;
+        }
+        return ELF_STATIC;
+    }
+    /* A 32-bit program cannot load our 64-bit shim, interpreter or not. */
+    if (buf[EI_CLASS] == ELFCLASS32)
+        return ELF_STATIC;
+    return ELF_UNKNOWN;
+}

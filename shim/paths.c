@@ -1,0 +1,162 @@
+/*
+ * shim/paths.c - which paths are managed.  Roots come from EPHEMERA_ROOTS
+ * (default /tmp) and are matched lexically against the normalised absolute
+ * path; symlinks inside a root are not followed (see "Shim" in ARCHITECTURE.md).
+ *
+ * Pass-through must cost almost nothing, so path_maybe_managed does one prefix
+ * compare per root for absolute paths and a flag test for relative ones; only
+ * when that says "maybe" do we normalise.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+#define MAX_ROOTS 16
+
+static struct { char path[EPH_PATH_MAX]; size_t len; } roots[MAX_ROOTS];
+static int nroots;
+
+static pthread_mutex_t cwd_mu = PTHREAD_MUTEX_INITIALIZER;
+static char cwd[EPH_PATH_MAX];
+static _Atomic int cwd_valid;
+/* cwd lies under a root, or is an ancestor of one: relative names may be managed */
+static _Atomic int cwd_relevant;
+
+static void add_root(const char *r, size_t n)
+{
+    char tmp[EPH_PATH_MAX];
+    if (n == 0 || n >= sizeof tmp || nroots == MAX_ROOTS || r[0] != '/')
+        return;
+    memcpy(tmp, r, n);
+    tmp[n] = '\0';
+    int len = pn_normalize("/", tmp, roots[nroots].path, sizeof roots[nroots].path, NULL);
+    if (len > 0)
+        roots[nroots++].len = (size_t)len;
+}
+
+static int under_root(const char *abs)
+{
+    for (int i = 0; i < nroots; i++)
+        if (pn_under(abs, roots[i].path, roots[i].len))
+            return 1;
+    return 0;
+}
+
+static void cwd_classify(void)
+{
+    int rel = 0;
+    for (int i = 0; i < nroots && !rel; i++)
+        rel = pn_under(cwd, roots[i].path, roots[i].len) || pn_is_ancestor(cwd, roots[i].path);
+    atomic_store(&cwd_relevant, rel);
+}
+
+void path_init(void)
+{
+    const char *env = getenv("EPHEMERA_ROOTS");
+    if (!env || !*env)
+        env = "/tmp";
+    for (const char *s = env; *s;) {
+        const char *e = strchr(s, ':');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        add_root(s, n);
+        s += n;
+        if (*s == ':')
+            s++;
+    }
+    if (syscall(SYS_getcwd, cwd, sizeof cwd) > 0 && cwd[0] == '/') {
+        atomic_store(&cwd_valid, 1);
+        cwd_classify();
+    }
+}
+
+void path_set_cwd(const char *abs)
+{
+    pthread_mutex_lock(&cwd_mu);
+    size_t n = strlen(abs);
+    if (n < sizeof cwd && abs[0] == '/') {
+        memcpy(cwd, abs, n + 1);
+        atomic_store(&cwd_valid, 1);
+        cwd_classify();
+    } else {
+        atomic_store(&cwd_valid, 0);
+        atomic_store(&cwd_relevant, 1);
+    }
+    pthread_mutex_unlock(&cwd_mu);
+}
+
+int path_is_root(const char *abs)
+{
+    for (int i = 0; i < nroots; i++)
+        if (strcmp(abs, roots[i].path) == 0)
+            return 1;
+    return 0;
+}
+
+int path_maybe_managed(int dirfd, const char *p)
+{
+    if (unlikely(!p || sh.disabled || !p[0]))
+        return 0;
+    if (p[0] == '/') {
+        if (p[1] == '/' || p[1] == '.')
+            return 1;
+        for (int i = 0; i < nroots; i++)
+            if (strncmp(p, roots[i].path, roots[i].len) == 0 &&
+                (p[roots[i].len] == '/' || p[roots[i].len] == '\0' || roots[i].len == 1))
+                return 1;
+        return 0;
+    }
+    if (dirfd != AT_FDCWD)
+        return 1;
+    return atomic_load_explicit(&cwd_relevant, memory_order_relaxed) || pn_has_dotdot(p);
+}
+
+static int fd_path(int dirfd, char *out, size_t n)
+{
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
+    ssize_t r = sys.readlink(link, out, n - 1);
+    if (r <= 0 || (size_t)r >= n - 1)
+        return -1;
+    out[r] = '\0';
+    return out[0] == '/' ? 0 : -1;
+}
+
+int path_absolute(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing_slash)
+{
+    char base[EPH_PATH_MAX];
+    if (!p || !p[0])
+        return 0;
+    if (p[0] != '/') {
+        if (dirfd == AT_FDCWD) {
+            pthread_mutex_lock(&cwd_mu);
+            int ok = atomic_load(&cwd_valid);
+            if (ok)
+                memcpy(base, cwd, strlen(cwd) + 1);
+            pthread_mutex_unlock(&cwd_mu);
+            if (!ok && (syscall(SYS_getcwd, base, sizeof base) <= 0 || base[0] != '/'))
+                return 0;
+        } else if (fd_path(dirfd, base, sizeof base) < 0) {
+            return 0; /* not a directory fd we can name: the kernel decides */
+        }
+    } else {
+        base[0] = '/';
+        base[1] = '\0';
+    }
+    if (pn_normalize(base, p, out, EPH_PATH_MAX, trailing_slash) < 0)
+        return -ENAMETOOLONG;
+    return 1;
+}
+
+int path_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing_slash)
+{
+    if (!path_maybe_managed(dirfd, p))
+        return 0;
+    int r = path_absolute(dirfd, p, out, trailing_slash);
+    return r <= 0 ? r : under_root(out);
+}

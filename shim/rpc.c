@@ -1,0 +1,125 @@
+/*
+ * shim/rpc.c - the client side of proto.h: one SOCK_SEQPACKET connection per
+ * process, opened lazily, serialised by a mutex (namespace calls are the slow
+ * path), re-opened after fork so parent and child never share a stream.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+static int rpc_fd = -1;
+static pthread_mutex_t rpc_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void rpc_req_init(struct eph_req *req, uint32_t op)
+{
+    /* Only the fixed part is zeroed; paths are NUL-terminated by the caller
+     * and the daemon reads up to the NUL. */
+    memset(req, 0, offsetof(struct eph_req, path));
+    req->path[0] = '\0';
+    req->path2[0] = '\0';
+    req->version = EPH_PROTO_VERSION;
+    req->op = op;
+    req->pid = (int32_t)getpid();
+    req->uid = (uint32_t)geteuid();
+    req->gid = (uint32_t)getegid();
+}
+
+void rpc_after_fork(void)
+{
+    /* The child must not speak on the parent's connection: responses would interleave. */
+    if (rpc_fd >= 0)
+        sys.close(rpc_fd);
+    rpc_fd = -1;
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    memcpy(&rpc_mu, &fresh, sizeof fresh);
+}
+
+static int rpc_connect(void)
+{
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, sh.sock_path, strlen(sh.sock_path) + 1);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        int e = errno;
+        sys.close(fd);
+        return -e;
+    }
+    /* Keep the socket off the numbers the application expects to get next. */
+    if (fd < 100) {
+        int nfd = sys.fcntl(fd, F_DUPFD_CLOEXEC, 100);
+        if (nfd >= 0) {
+            sys.close(fd);
+            fd = nfd;
+        }
+    }
+    return fd;
+}
+
+/* Returns 0, -errno, or 1 when sending failed (the daemon never saw the request). */
+static int rpc_exchange(const struct eph_req *req, struct eph_resp *resp, int *fd_out)
+{
+    ssize_t w;
+    do
+        w = send(rpc_fd, req, sizeof *req, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w != (ssize_t)sizeof *req)
+        return 1;
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } cm;
+    struct iovec iov = {resp, sizeof *resp};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                        .msg_controllen = sizeof cm.buf};
+    ssize_t r;
+    do
+        r = recvmsg(rpc_fd, &mh, MSG_CMSG_CLOEXEC);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return -errno;
+    if (r != (ssize_t)sizeof *resp)
+        return -EPROTO;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            memcpy(fd_out, CMSG_DATA(c), sizeof(int));
+    return 0;
+}
+
+int rpc_call(struct eph_req *req, struct eph_resp *resp, int *fd_out)
+{
+    int rc;
+    *fd_out = -1;
+    sh_busy++;
+    pthread_mutex_lock(&rpc_mu);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (rpc_fd < 0) {
+            rc = rpc_connect();
+            if (rc < 0)
+                break;
+            rpc_fd = rc;
+        }
+        rc = rpc_exchange(req, resp, fd_out);
+        if (rc == 0)
+            break;
+        sys.close(rpc_fd);
+        rpc_fd = -1;
+        /* Retry only what the daemon never saw: a CREATE with O_EXCL must not run twice. */
+        if (rc < 0)
+            break;
+        rc = -ECONNRESET;
+    }
+    pthread_mutex_unlock(&rpc_mu);
+    sh_busy--;
+    if (rc < 0)
+        sh_log("rpc op %u failed: %s", req->op, strerror(-rc));
+    return rc;
+}

@@ -1,0 +1,292 @@
+/*
+ * shim/shim.h - internal interfaces of libephemera.so.  Nothing here is
+ * exported: the library is built with -fvisibility=hidden and only the libc
+ * names listed in shim/exports.map leave it.
+ *
+ * Module prefixes: sys_ (syscall table, init.c), sh_ (global state, init.c),
+ * pn_ (pure path helpers, pathnorm.c), path_ (root checks and resolution,
+ * paths.c), ft_ (fd table and mapping cache, fdtable.c), fp_ (fast path,
+ * fastpath.c), rpc_ (daemon client, rpc.c), ns_ (shared namespace lookups,
+ * fastpath.c), elf_ (exec target check, elfcheck.c), proc_ (fork/exec, intercept_proc.c),
+ * stdio_ (cookie streams, intercept_stdio.c).
+ */
+#ifndef SHIM_SHIM_H
+#define SHIM_SHIM_H
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "ephemera/lock.h"
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+#include "pathnorm.h"
+
+#define SH_EXPORT __attribute__((visibility("default")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+struct statx;
+struct dirent64;
+
+/*
+ * Every real call goes through this one table (SQLite os_unix aSyscall
+ * style), resolved once with dlsym(RTLD_NEXT).  Tests may overwrite an entry
+ * to inject ENOSPC, EINTR or short transfers.
+ */
+struct sys_table {
+    int (*open)(const char *, int, ...);
+    int (*openat)(int, const char *, int, ...);
+    int (*close)(int);
+    ssize_t (*read)(int, void *, size_t);
+    ssize_t (*write)(int, const void *, size_t);
+    ssize_t (*pread)(int, void *, size_t, off_t);
+    ssize_t (*pwrite)(int, const void *, size_t, off_t);
+    ssize_t (*readv)(int, const struct iovec *, int);
+    ssize_t (*writev)(int, const struct iovec *, int);
+    ssize_t (*preadv)(int, const struct iovec *, int, off_t);
+    ssize_t (*pwritev)(int, const struct iovec *, int, off_t);
+    ssize_t (*preadv2)(int, const struct iovec *, int, off_t, int);
+    ssize_t (*pwritev2)(int, const struct iovec *, int, off_t, int);
+    off_t (*lseek)(int, off_t, int);
+    int (*dup)(int);
+    int (*dup2)(int, int);
+    int (*dup3)(int, int, int);
+    int (*fcntl)(int, int, ...);
+    int (*ioctl)(int, unsigned long, ...);
+    int (*isatty)(int);
+    int (*ftruncate)(int, off_t);
+    int (*truncate)(const char *, off_t);
+    int (*fsync)(int);
+    int (*fdatasync)(int);
+    int (*fallocate)(int, int, off_t, off_t);
+    int (*posix_fallocate)(int, off_t, off_t);
+    int (*posix_fadvise)(int, off_t, off_t, int);
+    int (*stat)(const char *, struct stat *);
+    int (*lstat)(const char *, struct stat *);
+    int (*fstat)(int, struct stat *);
+    int (*fstatat)(int, const char *, struct stat *, int);
+    int (*statx)(int, const char *, int, unsigned, struct statx *);
+    int (*__xstat)(int, const char *, struct stat *);
+    int (*__lxstat)(int, const char *, struct stat *);
+    int (*__fxstat)(int, int, struct stat *);
+    int (*__fxstatat)(int, int, const char *, struct stat *, int);
+    int (*access)(const char *, int);
+    int (*faccessat)(int, const char *, int, int);
+    int (*euidaccess)(const char *, int);
+    int (*unlink)(const char *);
+    int (*unlinkat)(int, const char *, int);
+    int (*rename)(const char *, const char *);
+    int (*renameat)(int, const char *, int, const char *);
+    int (*renameat2)(int, const char *, int, const char *, unsigned);
+    int (*mkdir)(const char *, mode_t);
+    int (*mkdirat)(int, const char *, mode_t);
+    int (*rmdir)(const char *);
+    int (*link)(const char *, const char *);
+    int (*linkat)(int, const char *, int, const char *, int);
+    int (*symlink)(const char *, const char *);
+    int (*symlinkat)(const char *, int, const char *);
+    ssize_t (*readlink)(const char *, char *, size_t);
+    ssize_t (*readlinkat)(int, const char *, char *, size_t);
+    int (*chmod)(const char *, mode_t);
+    int (*fchmod)(int, mode_t);
+    int (*fchmodat)(int, const char *, mode_t, int);
+    int (*chown)(const char *, uid_t, gid_t);
+    int (*lchown)(const char *, uid_t, gid_t);
+    int (*fchown)(int, uid_t, gid_t);
+    int (*fchownat)(int, const char *, uid_t, gid_t, int);
+    int (*utimensat)(int, const char *, const struct timespec *, int);
+    int (*futimens)(int, const struct timespec *);
+    int (*utimes)(const char *, const struct timeval *);
+    int (*utime)(const char *, const void *);
+    int (*chdir)(const char *);
+    int (*fchdir)(int);
+    DIR *(*opendir)(const char *);
+    DIR *(*fdopendir)(int);
+    struct dirent *(*readdir)(DIR *);
+    struct dirent64 *(*readdir64)(DIR *);
+    int (*readdir_r)(DIR *, struct dirent *, struct dirent **);
+    int (*closedir)(DIR *);
+    void (*rewinddir)(DIR *);
+    long (*telldir)(DIR *);
+    void (*seekdir)(DIR *, long);
+    int (*dirfd)(DIR *);
+    FILE *(*fopen)(const char *, const char *);
+    FILE *(*fdopen)(int, const char *);
+    FILE *(*freopen)(const char *, const char *, FILE *);
+    pid_t (*fork)(void);
+    int (*execve)(const char *, char *const[], char *const[]);
+    int (*execvpe)(const char *, char *const[], char *const[]);
+    int (*fexecve)(int, char *const[], char *const[]);
+    int (*posix_spawn)(pid_t *, const char *, const void *, const void *, char *const[],
+                       char *const[]);
+    int (*posix_spawnp)(pid_t *, const char *, const void *, const void *, char *const[],
+                        char *const[]);
+    void *(*mmap)(void *, size_t, int, int, int, off_t);
+    ssize_t (*sendfile)(int, int, off_t *, size_t);
+    ssize_t (*copy_file_range)(int, off_t *, int, off_t *, size_t, unsigned);
+    ssize_t (*splice)(int, off_t *, int, off_t *, size_t, unsigned);
+    int (*close_range)(unsigned, unsigned, int);
+};
+extern struct sys_table sys;
+void sys_resolve(void);
+/* A wrapper may run before our constructor (another library's constructor): resolve then. */
+#define REAL(f) (likely(sys.f != NULL) ? sys.f : (sys_resolve(), sys.f))
+
+/* Re-entrancy guard: set while the shim itself runs libc code that may call back in. */
+extern __thread int sh_busy;
+
+/* ---- global state (init.c) ---------------------------------------------- */
+struct sh_global {
+    _Atomic int attached;              /* 1 once the shared region is mapped */
+    int disabled;                      /* no EPHEMERA_SOCK or attach failed: pass everything */
+    struct eph_shm_header *hdr;        /* the shared region */
+    struct eph_inode *inodes;
+    struct eph_desc *descs;
+    _Atomic uint32_t *buckets;
+    int daemon_pid;
+    char sock_path[108];
+    char lib_path[EPH_PATH_MAX];       /* EPHEMERA_LIB, to restore LD_PRELOAD across exec */
+    int log_fd;                        /* EPHEMERA_LOG or -1 */
+    char roots_env[EPH_PATH_MAX];      /* EPHEMERA_ROOTS as we got it, restored across exec */
+    char log_env[EPH_PATH_MAX];        /* EPHEMERA_LOG as we got it */
+};
+extern struct sh_global sh;
+
+int sh_attach(void);                   /* 0, or -errno; idempotent and thread-safe */
+void sh_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+uint32_t sh_umask(void);
+int64_t sh_now_ns(void);               /* CLOCK_REALTIME_COARSE, like the kernel's file times */
+
+/* Thread-local operation counters, added to hdr->c in batches. */
+struct sh_tcount {
+    uint64_t reads, writes, seeks, stats, bytes_read, bytes_written, slow;
+    uint32_t pending;
+    uint32_t registered;                /* thread-exit flush registered */
+};
+extern __thread struct sh_tcount sh_tc;
+void sh_flush_counters(void);
+void sh_register_thread_flush(void);
+static inline void sh_count_tick(void)
+{
+    if (unlikely(++sh_tc.pending >= 1024))
+        sh_flush_counters();
+    else if (unlikely(!sh_tc.registered))
+        sh_register_thread_flush();
+}
+
+/* ---- paths (paths.c) ---------------------------------------------------- */
+void path_init(void);                   /* reads EPHEMERA_ROOTS and the cwd */
+void path_set_cwd(const char *abs);     /* after a successful chdir */
+/*
+ * Resolve (dirfd, p) lexically.  Returns 1 if the result lies under a managed
+ * root (out holds it, *trailing_slash tells whether p ended in '/'), 0 if not
+ * managed (caller passes through), or -errno (ENAMETOOLONG: also pass through).
+ */
+int path_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing_slash);
+/* Normalise (dirfd, p) to an absolute path whether managed or not: 1, 0 (cannot name it), -errno. */
+int path_absolute(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing_slash);
+/* The cheap pre-check: can p (relative to dirfd) possibly be managed? */
+int path_maybe_managed(int dirfd, const char *p);
+int path_is_root(const char *abs);      /* abs is exactly a managed root */
+
+/* ---- fd table (fdtable.c) ----------------------------------------------- */
+struct ft_entry {
+    uint32_t desc1;                     /* desc index + 1; 0 = fd not managed */
+    uint32_t flags;                     /* FT_DISK once swapped to the disk file */
+};
+#define FT_DISK 1u
+extern struct ft_entry *ft_fds;         /* flat array indexed by fd, NULL before init */
+extern uint32_t ft_nfds;
+extern _Atomic uint32_t ft_hwm;         /* 1 + highest fd ever installed: bounds scans */
+
+static inline int ft_managed(int fd)
+{
+    struct ft_entry *t = ft_fds;
+    return t && (unsigned)fd < ft_nfds && t[fd].desc1 != 0;
+}
+
+/* per-process view of one inode: the mapping of its memfd */
+struct ft_map {
+    _Atomic(char *) base;               /* current mapping (NULL if none) */
+    _Atomic uint64_t len;               /* bytes reserved by that mapping */
+    uint32_t gen;                       /* inode gen the mapping belongs to */
+    int refs;                           /* local fds using this inode, under ft_lock */
+    char *old_base[8];                  /* superseded mappings, unmapped on last close */
+    uint64_t old_len[8];
+};
+
+int ft_init(void);
+struct ft_map *ft_map_of(uint32_t inode);
+/* Install fd -> desc (new reference already held on desc); maps the memfd on first use. */
+int ft_install(int fd, uint32_t desc, int kfd_for_map);
+/* Install an fd that already refers to the evicted file's disk copy. */
+int ft_install_disk(int fd, uint32_t desc);
+void ft_after_fork_child(void);
+/* Forget fd locally and drop its desc reference (does not close the kernel fd). */
+void ft_forget(int fd);
+/* Grow the local mapping so it covers at least need bytes. */
+char *ft_map_covering(struct ft_map *m, int fd, uint64_t need);
+void ft_mark_disk(int fd);
+int ft_install_dup(int newfd, int oldfd);
+void ft_lock(void);
+void ft_unlock(void);
+
+/* ---- descriptions and inodes (fastpath.c) ------------------------------- */
+static inline struct eph_desc *fp_desc(int fd) { return &sh.descs[ft_fds[fd].desc1 - 1]; }
+static inline struct eph_inode *fp_inode_of(struct eph_desc *d) { return &sh.inodes[d->inode]; }
+int fp_desc_alloc(uint32_t inode, uint32_t gen, int flags, uint32_t *out);
+void fp_desc_ref(uint32_t desc);
+void fp_desc_unref(uint32_t desc);      /* drops the open_count on the inode at 0 */
+
+ssize_t fp_read(int fd, void *buf, size_t n);
+ssize_t fp_pread(int fd, void *buf, size_t n, off_t off);
+ssize_t fp_write(int fd, const void *buf, size_t n);
+ssize_t fp_pwrite(int fd, const void *buf, size_t n, off_t off);
+ssize_t fp_readv(int fd, const struct iovec *iov, int cnt, off_t off, int use_off);
+ssize_t fp_writev(int fd, const struct iovec *iov, int cnt, off_t off, int use_off);
+off_t fp_lseek(int fd, off_t off, int whence);
+int fp_fstat(int fd, struct stat *st);
+int fp_ftruncate(int fd, off_t len);
+int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len);
+int fp_fallocate(int fd, int mode, off_t off, off_t len);
+/* Make the kernel's view match: kernel offset and memfd size = logical size. */
+int fp_sync_kernel(int fd, int trim);
+int fp_pin(int fd);
+/* Truncate through an fd regardless of its access mode (O_TRUNC at open). */
+int fp_set_size_fd(int fd, uint64_t len);
+void fp_open_trunc(int fd);
+void fp_inode_release(uint32_t inode, uint32_t gen);
+/* For swapping: make sure fd is usable for kernel I/O (evicted files). */
+int fp_settle(int fd);
+
+/* stat helpers */
+void fp_fill_stat(struct eph_inode *ino, struct stat *st);
+int fp_fill_statx(struct eph_inode *ino, unsigned mask, struct statx *stx);
+
+/* namespace lookups in the shared hash (seqlock readers) */
+int ns_lookup(const char *abs, uint32_t *inode, uint32_t *gen);
+int ns_stat(const char *abs, struct stat *st);    /* 0, -ENOENT if not in memory */
+
+/* ---- daemon client (rpc.c) ---------------------------------------------- */
+/* Send req (version/pid filled in), wait for resp; *fd_out gets a received fd or -1. */
+int rpc_call(struct eph_req *req, struct eph_resp *resp, int *fd_out);
+void rpc_after_fork(void);
+void rpc_req_init(struct eph_req *req, uint32_t op);
+
+/* ---- exec (intercept_proc.c, elfcheck.c) -------------------------------- */
+void proc_init_inherited(void);         /* EPHEMERA_FDMAP and std streams at start */
+
+/* ---- stdio (intercept_stdio.c) ------------------------------------------ */
+FILE *stdio_cookie_open(int fd, const char *mode);
+void stdio_replace_std(void);
+
+/* ---- access checks (intercept_names.c) ---------------------------------- */
+int names_access_ok(struct eph_inode *ino, int amode, int effective);
+
+#endif
