@@ -659,7 +659,8 @@ static int ctl_dispatch(struct ctl_conn *c, char *line, size_t len)
             return sent;
         struct budget_snapshot s;
         budget_snapshot(&s);
-        return s.limit >= 0 && n < s.limit ? ctl_shrink(c, id, n) : ctl_grow(c, id, n);
+        /* Without a known limit, any new limit may be lower than what is used. */
+        return s.limit < 0 || n < s.limit ? ctl_shrink(c, id, n) : ctl_grow(c, id, n);
     }
     if (strcmp(name, "subscribe") == 0) {
         struct jfield *ev = jget(&o, "events");

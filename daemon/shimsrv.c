@@ -45,8 +45,11 @@
 
 struct shim_conn {
     struct loop_ev ev;
-    pid_t pid; /* from SO_PEERCRED, for logs */
+    pid_t pid;              /* from SO_PEERCRED, for logs */
+    struct shim_conn *next; /* all connections, closed at exit */
 };
+
+static struct shim_conn *shim_conns;
 
 static struct loop_ev shim_listener = {.fd = -1};
 static char shim_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -547,6 +550,11 @@ static int op_release(const struct eph_req *q)
 
 static void shim_drop(struct shim_conn *c)
 {
+    for (struct shim_conn **pp = &shim_conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
     loop_del(&c->ev);
     close(c->ev.fd);
     free(c);
@@ -664,7 +672,10 @@ static void shim_on_accept(struct loop_ev *ev, uint32_t events)
     if (loop_add(&c->ev, EPOLLIN) < 0) {
         close(fd);
         free(c);
+        return;
     }
+    c->next = shim_conns;
+    shim_conns = c;
 }
 
 int shim_listen(const char *path, char *err, size_t errlen)
@@ -707,6 +718,8 @@ err:
 
 void shim_close(void)
 {
+    while (shim_conns)
+        shim_drop(shim_conns);
     if (shim_listener.fd >= 0) {
         loop_del(&shim_listener);
         close(shim_listener.fd);

@@ -1,0 +1,847 @@
+/*
+ * daemon_proto_test.c - drives a real ephemerad over both of its sockets,
+ * playing the shim's part by hand (proto.h requests, writes through a
+ * mapping of the memfd, size updates in the shared region) and the Tenant
+ * Manager's (JSON lines on control.sock), and checks what reaches the disk.
+ *
+ *   daemon_proto_test [PATH-TO-EPHEMERAD]     (default build/ephemerad,
+ *                                              or $EPHEMERAD)
+ * Exit status 0 when every check passed.  Build with
+ * -fsanitize=address,undefined to run it sanitised.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ephemera/lock.h"
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+static int failures, checks;
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        checks++;                                                          \
+        if (!(cond)) {                                                     \
+            failures++;                                                    \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                  \
+            fputc('\n', stderr);                                           \
+        }                                                                  \
+    } while (0)
+
+/* Short on purpose: socket paths must fit sun_path. */
+static char base[64], rundir[80], root[80], outside[80];
+static const char *daemon_bin;
+
+struct daemon {
+    pid_t pid;
+    int shim;                     /* SEQPACKET connection */
+    struct eph_shm_header *h;
+    size_t size;
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void sock_addr(struct sockaddr_un *a, const char *name)
+{
+    size_t n = strlen(rundir), m = strlen(name);
+    memset(a, 0, sizeof *a);
+    a->sun_family = AF_UNIX;
+    memcpy(a->sun_path, rundir, n);
+    a->sun_path[n] = '/';
+    memcpy(a->sun_path + n + 1, name, m + 1);
+}
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("daemon_proto_test: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
+}
+
+static char *pj(char *buf, const char *dir, const char *name)
+{
+    snprintf(buf, PATH_MAX, "%s/%s", dir, name);
+    return buf;
+}
+
+static void write_file(const char *path, const char *data)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, data, strlen(data)) != (ssize_t)strlen(data))
+        die("write %s: %s", path, strerror(errno));
+    close(fd);
+}
+
+/* Whole file into buf (NUL-terminated); -1 if it cannot be read. */
+static ssize_t read_file(const char *path, char *buf, size_t n)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t r = read(fd, buf, n - 1);
+    close(fd);
+    if (r >= 0)
+        buf[r] = 0;
+    return r;
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static int start_daemon(struct daemon *d, const char *extra1, const char *extra2)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        die("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 3);
+        const char *argv[16] = {daemon_bin, "--rundir", rundir, "--root", root, "--cgroup", "none",
+                                "--ready-fd", "3", "--debug"};
+        int n = 10;
+        if (extra1)
+            argv[n++] = extra1;
+        if (extra2)
+            argv[n++] = extra2;
+        argv[n] = NULL;
+        execv(daemon_bin, (char **)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    char buf[16] = "";
+    struct pollfd pf = {.fd = p[0], .events = POLLIN};
+    if (poll(&pf, 1, 10000) != 1 || read(p[0], buf, sizeof buf - 1) != 6 || strcmp(buf, "ready\n"))
+        die("%s did not report ready", daemon_bin);
+    close(p[0]);
+    d->pid = pid;
+    struct sockaddr_un a;
+    sock_addr(&a, "shim.sock");
+    d->shim = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (connect(d->shim, (struct sockaddr *)&a, sizeof a) < 0)
+        die("connect %s: %s", a.sun_path, strerror(errno));
+    return 0;
+}
+
+static struct eph_resp call(struct daemon *d, uint32_t op, const char *path, const char *path2,
+                            int flags, uint32_t inode, uint32_t gen, uint64_t arg, int *fd)
+{
+    static struct eph_req q;
+    memset(&q, 0, sizeof q);
+    q.version = EPH_PROTO_VERSION;
+    q.op = op;
+    q.flags = flags;
+    q.mode = 0640;
+    q.uid = getuid();
+    q.gid = getgid();
+    q.inode = inode;
+    q.gen = gen;
+    q.pid = getpid();
+    q.arg = arg;
+    if (path)
+        snprintf(q.path, sizeof q.path, "%s", path);
+    if (path2)
+        snprintf(q.path2, sizeof q.path2, "%s", path2);
+    if (send(d->shim, &q, sizeof q, 0) != sizeof q)
+        die("send: %s", strerror(errno));
+    struct eph_resp r;
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = {.iov_base = &r, .iov_len = sizeof r};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                       .msg_controllen = sizeof u.buf};
+    memset(&r, 0, sizeof r);
+    if (recvmsg(d->shim, &m, MSG_CMSG_CLOEXEC) != sizeof r)
+        die("recvmsg (op %u): %s", op, strerror(errno));
+    int got = -1;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    if (cm && cm->cmsg_type == SCM_RIGHTS)
+        memcpy(&got, CMSG_DATA(cm), sizeof got);
+    if (fd)
+        *fd = got;
+    else if (got >= 0)
+        close(got);
+    return r;
+}
+
+static struct eph_inode *inode_at(struct daemon *d, uint32_t i)
+{
+    return &eph_inodes(d->h)[i];
+}
+
+/* The shim's lock-free lookup under the seqlock. */
+static int lookup(struct daemon *d, const char *path)
+{
+    for (;;) {
+        uint64_t s = atomic_load_explicit(&d->h->ns_seq, memory_order_acquire);
+        if (s & 1)
+            continue;
+        uint32_t hv = eph_path_hash(path);
+        uint32_t i = atomic_load(&eph_buckets(d->h)[hv & (d->h->nbuckets - 1)]);
+        int found = -1;
+        for (int guard = 0; i && guard < 100000; guard++) {
+            struct eph_inode *in = inode_at(d, i - 1);
+            if (in->hash == hv && strncmp(in->path, path, EPH_PATH_MAX) == 0) {
+                found = (int)(i - 1);
+                break;
+            }
+            i = in->next;
+        }
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&d->h->ns_seq, memory_order_relaxed) == s)
+            return found;
+    }
+}
+
+/* CREATE path for writing; returns the inode index or -1, fd in *fd. */
+static int create(struct daemon *d, const char *path, int *fd)
+{
+    struct eph_resp r = call(d, EPH_OP_CREATE, path, NULL, O_CREAT | O_RDWR, 0, 0, 0, fd);
+    if (r.status != 0 || r.where != EPH_WHERE_MEM)
+        return -1;
+    return (int)r.inode;
+}
+
+/* What the shim does for a write at offset 0: make room, copy through its
+ * own mapping, publish the size under the inode lock. */
+static int put_bytes(struct daemon *d, int idx, int fd, const char *data, size_t len)
+{
+    struct eph_inode *in = inode_at(d, (uint32_t)idx);
+    if (len > atomic_load(&in->capacity)) {
+        struct eph_resp r = call(d, EPH_OP_RESERVE, NULL, NULL, 0, (uint32_t)idx,
+                                 atomic_load(&in->gen), len, NULL);
+        if (r.status != 0 || r.where != EPH_WHERE_MEM)
+            return -1;
+    }
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        return -1;
+    atomic_fetch_add(&in->inflight, 1);
+    if (atomic_load(&in->state) != EPH_MEM) {
+        atomic_fetch_sub(&in->inflight, 1);
+        munmap(p, len);
+        return -1;
+    }
+    memcpy(p, data, len);
+    eph_lock(&in->lock);
+    if (atomic_load(&in->size) < len)
+        atomic_store(&in->size, len);
+    eph_unlock(&in->lock);
+    atomic_fetch_sub(&in->inflight, 1);
+    munmap(p, len);
+    return 0;
+}
+
+/* close(2) of the shim: drop the description's reference, RELEASE at 0. */
+static void shim_close_inode(struct daemon *d, int idx, int fd)
+{
+    struct eph_inode *in = inode_at(d, (uint32_t)idx);
+    uint32_t gen = atomic_load(&in->gen);
+    if (atomic_fetch_sub(&in->open_count, 1) == 1)
+        call(d, EPH_OP_RELEASE, NULL, NULL, 0, (uint32_t)idx, gen, 0, NULL);
+    if (fd >= 0)
+        close(fd);
+}
+
+/* ---- control socket ------------------------------------------------------ */
+
+static int ctl_connect(void)
+{
+    struct sockaddr_un a;
+    sock_addr(&a, "control.sock");
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
+        die("connect control.sock: %s", strerror(errno));
+    return fd;
+}
+
+/* One line from fd (without the newline), with a 10 s limit. */
+static int ctl_line(int fd, char *buf, size_t n)
+{
+    size_t k = 0;
+    while (k + 1 < n) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 10000) != 1)
+            return -1;
+        ssize_t r = read(fd, buf + k, 1);
+        if (r <= 0)
+            return -1;
+        if (buf[k] == '\n')
+            break;
+        k++;
+    }
+    buf[k] = 0;
+    return (int)k;
+}
+
+static void ctl_req(int fd, const char *line, char *reply, size_t n)
+{
+    size_t len = strlen(line);
+    if (write(fd, line, len) != (ssize_t)len || write(fd, "\n", 1) != 1)
+        die("control write: %s", strerror(errno));
+    if (ctl_line(fd, reply, n) < 0)
+        die("no reply to %s", line);
+}
+
+/* The integer after "key": in a flat JSON reply, or -1. */
+static long long json_int(const char *json, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(json, pat);
+    return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
+}
+
+/* ---- tests ----------------------------------------------------------------- */
+
+static void test_hello(struct daemon *d)
+{
+    int fd;
+    struct eph_resp r = call(d, EPH_OP_HELLO, NULL, NULL, 0, 0, 0, 0, &fd);
+    CHECK(r.status == 0 && r.has_fd && fd >= 0, "status %d fd %d", r.status, fd);
+    CHECK(r.arg2 == (uint64_t)d->pid, "pid %llu", (unsigned long long)r.arg2);
+    d->size = r.arg;
+    d->h = mmap(NULL, d->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (d->h == MAP_FAILED)
+        die("mmap region: %s", strerror(errno));
+    close(fd);
+    CHECK(d->h->magic == EPH_SHM_MAGIC && d->h->version == EPH_SHM_VERSION &&
+              d->h->header_size == sizeof(struct eph_shm_header),
+          "bad header");
+    CHECK(d->h->total_size == d->size, "size %llu", (unsigned long long)d->h->total_size);
+}
+
+static void test_create_unlink(struct daemon *d)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    int fd, fd2;
+    pj(a, root, "a");
+    int idx = create(d, a, &fd);
+    CHECK(idx >= 0 && fd >= 0, "create %s", a);
+    CHECK(lookup(d, a) == idx, "lookup %d", lookup(d, a));
+    CHECK(!exists(a), "an in-memory file must not be on disk");
+    struct eph_inode *in = inode_at(d, (uint32_t)idx);
+    CHECK(atomic_load(&in->open_count) == 1 && atomic_load(&in->nlink) == 1, "counts");
+    CHECK(in->mode == (S_IFREG | 0640), "mode %o", in->mode);
+    CHECK(put_bytes(d, idx, fd, "hello world", 11) == 0, "write");
+
+    struct eph_resp r = call(d, EPH_OP_CREATE, a, NULL, O_CREAT | O_EXCL | O_RDWR, 0, 0, 0, NULL);
+    CHECK(r.status == -EEXIST, "O_EXCL gives %d", r.status);
+    r = call(d, EPH_OP_CREATE, a, NULL, O_RDONLY | O_DIRECTORY, 0, 0, 0, NULL);
+    CHECK(r.status == -ENOTDIR, "O_DIRECTORY gives %d", r.status);
+    r = call(d, EPH_OP_CREATE, a, NULL, O_RDONLY, 0, 0, 0, &fd2);
+    CHECK(r.status == 0 && r.where == EPH_WHERE_MEM && (int)r.inode == idx && fd2 >= 0,
+          "reopen: status %d where %u", r.status, r.where);
+    CHECK(atomic_load(&in->open_count) == 2, "open_count %u", atomic_load(&in->open_count));
+    /* A fresh description: its kernel offset is its own. */
+    lseek(fd, 5, SEEK_SET);
+    CHECK(lseek(fd2, 0, SEEK_CUR) == 0, "offset shared between CREATEs");
+    char buf[32] = "";
+    CHECK(pread(fd2, buf, 11, 0) == 11 && memcmp(buf, "hello world", 11) == 0, "bytes via fd2");
+    shim_close_inode(d, idx, fd2);
+
+    r = call(d, EPH_OP_CREATE, pj(b, root, "a/x"), NULL, O_CREAT | O_RDWR, 0, 0, 0, NULL);
+    CHECK(r.status == -ENOTDIR, "below a memory file: %d", r.status);
+    r = call(d, EPH_OP_CREATE, pj(b, root, "nodir/x"), NULL, O_CREAT | O_RDWR, 0, 0, 0, NULL);
+    CHECK(r.status == -ENOENT, "missing parent: %d", r.status);
+    r = call(d, EPH_OP_CREATE, pj(b, outside, "x"), NULL, O_CREAT | O_RDWR, 0, 0, 0, NULL);
+    CHECK(r.status == 0 && r.where == EPH_WHERE_DISK, "outside the roots: where %u", r.where);
+    write_file(pj(b, root, "ondisk"), "disk");
+    r = call(d, EPH_OP_CREATE, b, NULL, O_CREAT | O_RDWR, 0, 0, 0, NULL);
+    CHECK(r.status == 0 && r.where == EPH_WHERE_DISK, "existing disk file: where %u", r.where);
+    r = call(d, EPH_OP_CREATE, pj(b, root, "nothere"), NULL, O_RDONLY, 0, 0, 0, NULL);
+    CHECK(r.status == 0 && r.where == EPH_WHERE_DISK, "no O_CREAT: where %u", r.where);
+
+    /* O_TRUNC on an existing file. */
+    r = call(d, EPH_OP_CREATE, a, NULL, O_WRONLY | O_TRUNC, 0, 0, 0, &fd2);
+    CHECK(r.status == 0 && atomic_load(&in->size) == 0, "O_TRUNC: size %llu",
+          (unsigned long long)atomic_load(&in->size));
+    shim_close_inode(d, idx, fd2);
+
+    /* Unlink while open: the inode lives until the last close. */
+    r = call(d, EPH_OP_UNLINK, a, NULL, 0, 0, 0, 0, NULL);
+    CHECK(r.status == 0, "unlink %d", r.status);
+    CHECK(lookup(d, a) < 0 && atomic_load(&in->nlink) == 0, "still named");
+    CHECK(atomic_load(&in->state) == EPH_MEM, "freed while open");
+    r = call(d, EPH_OP_UNLINK, a, NULL, 0, 0, 0, 0, NULL);
+    CHECK(r.status == -ENOENT, "second unlink %d", r.status);
+    uint64_t files = atomic_load(&d->h->c.files_in_memory);
+    shim_close_inode(d, idx, fd);
+    CHECK(atomic_load(&in->state) == EPH_FREE, "not freed after the last close");
+    CHECK(atomic_load(&d->h->c.files_in_memory) == files - 1, "files_in_memory");
+
+    /* Unlink of a closed file frees it at once; its slot's gen moves on. */
+    idx = create(d, a, &fd);
+    uint32_t gen = atomic_load(&inode_at(d, (uint32_t)idx)->gen);
+    shim_close_inode(d, idx, fd);
+    CHECK(atomic_load(&inode_at(d, (uint32_t)idx)->state) == EPH_MEM, "closed file dropped");
+    call(d, EPH_OP_UNLINK, a, NULL, 0, 0, 0, 0, NULL);
+    CHECK(atomic_load(&inode_at(d, (uint32_t)idx)->state) == EPH_FREE, "closed+unlinked kept");
+    CHECK(atomic_load(&inode_at(d, (uint32_t)idx)->gen) != gen, "gen not bumped");
+    r = call(d, EPH_OP_EVICT, NULL, NULL, 0, (uint32_t)idx, gen, 0, NULL);
+    CHECK(r.status == -ESTALE, "stale inode: %d", r.status);
+}
+
+static void test_evict(struct daemon *d)
+{
+    char a[PATH_MAX];
+    int fd, dfd;
+    pj(a, root, "ev");
+    int idx = create(d, a, &fd);
+    CHECK(idx >= 0, "create");
+    const char *text = "bytes that must survive eviction";
+    put_bytes(d, idx, fd, text, strlen(text));
+    struct eph_inode *in = inode_at(d, (uint32_t)idx);
+    uint64_t evictions = atomic_load(&d->h->c.evictions);
+    uint32_t epoch = atomic_load(&in->epoch);
+    struct eph_resp r =
+        call(d, EPH_OP_EVICT, NULL, NULL, 0, (uint32_t)idx, atomic_load(&in->gen), 0, &dfd);
+    CHECK(r.status == 0 && r.where == EPH_WHERE_DISK && dfd >= 0, "evict: %d where %u fd %d",
+          r.status, r.where, dfd);
+    CHECK(atomic_load(&in->state) == EPH_DISK && atomic_load(&in->epoch) != epoch, "state/epoch");
+    CHECK(lookup(d, a) < 0, "evicted path still in memory namespace");
+    char buf[128];
+    CHECK(read_file(a, buf, sizeof buf) == (ssize_t)strlen(text) && strcmp(buf, text) == 0,
+          "disk content '%s'", buf);
+    struct stat st;
+    CHECK(stat(a, &st) == 0 && (st.st_mode & 07777) == 0640, "disk mode %o", st.st_mode);
+    CHECK(pread(dfd, buf, 5, 0) == 5 && memcmp(buf, "bytes", 5) == 0, "disk fd reads");
+    CHECK(atomic_load(&d->h->c.evictions) == evictions + 1, "evictions counter");
+    struct stat ms;
+    CHECK(fstat(fd, &ms) == 0 && ms.st_size == 0, "memfd not truncated: %lld",
+          (long long)ms.st_size);
+    close(dfd);
+    shim_close_inode(d, idx, fd);
+    CHECK(atomic_load(&in->state) == EPH_FREE, "evicted+closed inode not freed");
+    unlink(a);
+
+    /* An unlinked open file goes to an anonymous disk file. */
+    idx = create(d, a, &fd);
+    put_bytes(d, idx, fd, "anon", 4);
+    call(d, EPH_OP_UNLINK, a, NULL, 0, 0, 0, 0, NULL);
+    in = inode_at(d, (uint32_t)idx);
+    r = call(d, EPH_OP_EVICT, NULL, NULL, 0, (uint32_t)idx, atomic_load(&in->gen), 0, &dfd);
+    CHECK(r.status == 0 && dfd >= 0 && !exists(a), "unlinked evict %d", r.status);
+    CHECK(dfd >= 0 && pread(dfd, buf, 4, 0) == 4 && memcmp(buf, "anon", 4) == 0, "anon bytes");
+    if (dfd >= 0)
+        close(dfd);
+    shim_close_inode(d, idx, fd);
+}
+
+static void test_rename(struct daemon *d)
+{
+    char a[PATH_MAX], b[PATH_MAX], c[PATH_MAX], buf[256];
+    int fa, fb, ia, ib;
+    struct eph_resp r;
+
+    /* memory -> new name */
+    ia = create(d, pj(a, root, "r1"), &fa);
+    put_bytes(d, ia, fa, "one", 3);
+    r = call(d, EPH_OP_RENAME, a, pj(b, root, "r2"), 0, 0, 0, 0, NULL);
+    CHECK(r.status == 0 && lookup(d, b) == ia && lookup(d, a) < 0, "mem->new: %d", r.status);
+
+    /* memory over memory; the replaced closed file is freed */
+    ib = create(d, a, &fb);
+    shim_close_inode(d, ib, fb);
+    r = call(d, EPH_OP_RENAME, b, a, RENAME_NOREPLACE, 0, 0, 0, NULL);
+    CHECK(r.status == -EEXIST, "NOREPLACE: %d", r.status);
+    r = call(d, EPH_OP_RENAME, b, a, 0, 0, 0, 0, NULL);
+    CHECK(r.status == 0 && lookup(d, a) == ia && lookup(d, b) < 0, "mem->mem: %d", r.status);
+    CHECK(atomic_load(&inode_at(d, (uint32_t)ib)->state) == EPH_FREE, "replaced not freed");
+
+    /* exchange two memory files */
+    ib = create(d, b, &fb);
+    r = call(d, EPH_OP_RENAME, a, b, RENAME_EXCHANGE, 0, 0, 0, NULL);
+    CHECK(r.status == 0 && lookup(d, a) == ib && lookup(d, b) == ia, "exchange: %d", r.status);
+    shim_close_inode(d, ib, fb);
+    call(d, EPH_OP_UNLINK, a, NULL, 0, 0, 0, 0, NULL);
+
+    /* memory over a disk file: the disk file is replaced */
+    write_file(pj(c, root, "diskfile"), "old disk bytes");
+    r = call(d, EPH_OP_RENAME, b, c, 0, 0, 0, 0, NULL);
+    CHECK(r.status == 0 && lookup(d, c) == ia && !exists(c), "mem->disk: %d", r.status);
+
+    /* disk file over a memory file */
+    write_file(pj(a, root, "disk2"), "from disk");
+    r = call(d, EPH_OP_RENAME, a, c, 0, 0, 0, 0, NULL);
+    CHECK(r.status == 0 && lookup(d, c) < 0 && !exists(a), "disk->mem: %d", r.status);
+    CHECK(read_file(c, buf, sizeof buf) == 9 && strcmp(buf, "from disk") == 0, "content '%s'", buf);
+    CHECK(atomic_load(&inode_at(d, (uint32_t)ia)->nlink) == 0, "replaced memory file named");
+    shim_close_inode(d, ia, fa);
+    unlink(c);
+
+    /* exchange a memory file with a disk file */
+    ia = create(d, pj(a, root, "xm"), &fa);
+    put_bytes(d, ia, fa, "memory side", 11);
+    write_file(pj(b, root, "xd"), "disk side");
+    r = call(d, EPH_OP_RENAME, a, b, RENAME_EXCHANGE, 0, 0, 0, NULL);
+    CHECK(r.status == 0, "exchange mem/disk: %d", r.status);
+    CHECK(read_file(a, buf, sizeof buf) > 0 && strcmp(buf, "disk side") == 0, "a='%s'", buf);
+    CHECK(read_file(b, buf, sizeof buf) > 0 && strcmp(buf, "memory side") == 0, "b='%s'", buf);
+    shim_close_inode(d, ia, fa);
+    unlink(a);
+    unlink(b);
+
+    /* directory holding memory files: the paths follow the directory */
+    mkdir(pj(a, root, "dir1"), 0755);
+    mkdir(pj(c, root, "dir1/sub"), 0755);
+    ia = create(d, pj(b, root, "dir1/sub/f"), &fa);
+    put_bytes(d, ia, fa, "in dir", 6);
+    r = call(d, EPH_OP_RENAME, a, pj(c, root, "dir1/sub/deeper"), 0, 0, 0, 0, NULL);
+    CHECK(r.status == -EINVAL, "dir into itself: %d", r.status);
+    r = call(d, EPH_OP_RENAME, a, pj(c, root, "dir2"), 0, 0, 0, 0, NULL);
+    CHECK(r.status == 0 && exists(c) && !exists(a), "dir rename: %d", r.status);
+    CHECK(lookup(d, pj(buf, root, "dir2/sub/f")) == ia && lookup(d, b) < 0, "prefix rename");
+
+    /* rmdir of a directory holding a memory file */
+    r = call(d, EPH_OP_RMDIR, pj(a, root, "dir2/sub"), NULL, 0, 0, 0, 0, NULL);
+    CHECK(r.status == -ENOTEMPTY && exists(a), "rmdir non-empty: %d", r.status);
+
+    /* type mismatches */
+    mkdir(pj(b, root, "emptydir"), 0755);
+    pj(c, root, "dir2/sub/f");
+    r = call(d, EPH_OP_RENAME, c, b, 0, 0, 0, 0, NULL);
+    CHECK(r.status == -EISDIR, "file over dir: %d", r.status);
+    r = call(d, EPH_OP_RENAME, b, c, 0, 0, 0, 0, NULL);
+    CHECK(r.status == -ENOTDIR, "dir over file: %d", r.status);
+    r = call(d, EPH_OP_RENAME, b, pj(a, root, "dir2"), 0, 0, 0, 0, NULL);
+    CHECK(r.status == -ENOTEMPTY, "dir over dir with memory files: %d", r.status);
+    r = call(d, EPH_OP_RENAME, pj(a, root, "missing"), b, 0, 0, 0, 0, NULL);
+    CHECK(r.status == 0 && r.where == EPH_WHERE_DISK, "disk-only goes to the caller: where %u",
+          r.where);
+    r = call(d, EPH_OP_RENAME, c, pj(a, root, "missing/x"), 0, 0, 0, 0, NULL);
+    CHECK(r.status == -ENOENT, "missing target dir: %d", r.status);
+
+    /* memory file leaving the managed roots lands on disk there */
+    r = call(d, EPH_OP_RENAME, c, pj(a, outside, "moved"), 0, 0, 0, 0, NULL);
+    CHECK(r.status == 0 && lookup(d, c) < 0, "leave roots: %d", r.status);
+    CHECK(read_file(a, buf, sizeof buf) == 6 && strcmp(buf, "in dir") == 0, "outside '%s'", buf);
+    shim_close_inode(d, ia, fa);
+
+    r = call(d, EPH_OP_RMDIR, pj(a, root, "dir2/sub"), NULL, 0, 0, 0, 0, NULL);
+    CHECK(r.status == 0 && !exists(a), "rmdir: %d", r.status);
+    r = call(d, EPH_OP_RMDIR, pj(a, root, "dir2/sub"), NULL, 0, 0, 0, 0, NULL);
+    CHECK(r.status == -ENOENT, "rmdir missing: %d", r.status);
+
+    /* directory leaving the roots takes its memory files to disk */
+    mkdir(pj(a, root, "dir3"), 0755);
+    ia = create(d, pj(b, root, "dir3/g"), &fa);
+    put_bytes(d, ia, fa, "gone out", 8);
+    r = call(d, EPH_OP_RENAME, a, pj(c, outside, "dir3"), 0, 0, 0, 0, NULL);
+    CHECK(r.status == 0, "dir leaves roots: %d", r.status);
+    CHECK(read_file(pj(buf, outside, "dir3/g"), buf, sizeof buf) == 8 && !strcmp(buf, "gone out"),
+          "moved dir content '%s'", buf);
+    shim_close_inode(d, ia, fa);
+}
+
+static void test_budget(struct daemon *d)
+{
+    /* The daemon runs with --budget 1M here. */
+    char a[PATH_MAX], big[400 * 1024];
+    int fds[3], idx[3];
+    memset(big, 'x', sizeof big);
+    for (int i = 0; i < 3; i++) {
+        snprintf(a, sizeof a, "%s/b%d", root, i);
+        idx[i] = create(d, a, &fds[i]);
+        big[0] = (char)('0' + i);
+        CHECK(put_bytes(d, idx[i], fds[i], big, sizeof big) == 0, "write b%d", i);
+        if (i == 0)
+            shim_close_inode(d, idx[0], fds[0]); /* closed: the first victim */
+    }
+    CHECK(atomic_load(&inode_at(d, (uint32_t)idx[0])->state) == EPH_FREE,
+          "closed b0 should have been evicted (and freed)");
+    CHECK(atomic_load(&d->h->c.bytes_in_memory) <= atomic_load(&d->h->budget), "over budget");
+    char buf[8];
+    snprintf(a, sizeof a, "%s/b0", root);
+    CHECK(read_file(a, buf, 2) == 1 && buf[0] == '0', "b0 on disk");
+    struct stat st;
+    CHECK(stat(a, &st) == 0 && st.st_size == (off_t)sizeof big, "b0 size %lld",
+          (long long)st.st_size);
+
+    /* A file bigger than the whole budget never enters memory. */
+    struct eph_inode *in = inode_at(d, (uint32_t)idx[1]);
+    int dfd;
+    struct eph_resp r = call(d, EPH_OP_RESERVE, NULL, NULL, 0, (uint32_t)idx[1],
+                             atomic_load(&in->gen), 4u << 20, &dfd);
+    CHECK(r.status == 0 && r.where == EPH_WHERE_DISK && dfd >= 0, "too big: where %u", r.where);
+    CHECK(atomic_load(&in->state) == EPH_DISK, "too big stays in memory");
+    if (dfd >= 0)
+        close(dfd);
+
+    /* Materialise: every named file is visible on disk. */
+    r = call(d, EPH_OP_MATERIALISE_ALL, NULL, NULL, 0, 0, 0, 0, NULL);
+    CHECK(r.status == 0 && atomic_load(&d->h->c.files_in_memory) == 0, "materialise: %d",
+          r.status);
+    snprintf(a, sizeof a, "%s/b2", root);
+    CHECK(stat(a, &st) == 0 && st.st_size == (off_t)sizeof big, "b2 on disk");
+    shim_close_inode(d, idx[1], fds[1]);
+    shim_close_inode(d, idx[2], fds[2]);
+}
+
+static void test_control(struct daemon *d)
+{
+    char reply[70000];
+    int c = ctl_connect();
+    ctl_req(c, "{\"v\":1,\"id\":1,\"op\":\"stats\"}", reply, sizeof reply);
+    CHECK(strstr(reply, "\"id\":1,\"ok\":true") && json_int(reply, "evictions") >= 1 &&
+              strstr(reply, "\"fast_reads\":") && strstr(reply, "\"limit\":"),
+          "stats: %s", reply);
+    ctl_req(c, "{\"v\":1,\"id\":2,\"op\":\"explode\"}", reply, sizeof reply);
+    CHECK(strstr(reply, "\"id\":2,\"ok\":false") && strstr(reply, "EPH_UNKNOWN_OP"), "%s", reply);
+    ctl_req(c, "{\"v\":1,\"id\":3,\"op\":\"shrink\",\"bytes\":\"12x\"}", reply, sizeof reply);
+    CHECK(strstr(reply, "EPH_BAD_REQUEST") && strstr(reply, "bytes"), "%s", reply);
+    ctl_req(c, "{\"v\":1,\"id\":4,\"op\":\"shrink\",\"bytes\":-5}", reply, sizeof reply);
+    CHECK(strstr(reply, "EPH_BAD_REQUEST"), "%s", reply);
+    ctl_req(c, "{\"v\":1,\"id\":5,\"op\":\"grow\",\"bytes\":1.5}", reply, sizeof reply);
+    CHECK(strstr(reply, "EPH_BAD_REQUEST"), "%s", reply);
+    ctl_req(c, "{\"v\":1, \"id\":6 \"op\":\"stats\"}", reply, sizeof reply);
+    CHECK(strstr(reply, "\"id\":null") && strstr(reply, "EPH_BAD_JSON"), "%s", reply);
+    ctl_req(c, "[1,2]", reply, sizeof reply);
+    CHECK(strstr(reply, "EPH_BAD_JSON"), "%s", reply);
+    ctl_req(c, "{\"v\":1,\"id\":7,\"op\":\"stats\"} trailing", reply, sizeof reply);
+    CHECK(strstr(reply, "EPH_BAD_JSON"), "%s", reply);
+    ctl_req(c, "{\"v\":2,\"id\":8,\"op\":\"stats\"}", reply, sizeof reply);
+    CHECK(strstr(reply, "\"id\":8") && strstr(reply, "EPH_BAD_VERSION"), "%s", reply);
+    ctl_req(c, "{\"id\":9,\"op\":\"stats\"}", reply, sizeof reply);
+    CHECK(strstr(reply, "EPH_BAD_VERSION"), "%s", reply);
+    ctl_req(c, "{\"v\":1,\"id\":10,\"id\":11,\"op\":\"stats\"}", reply, sizeof reply);
+    CHECK(strstr(reply, "EPH_BAD_REQUEST") && strstr(reply, "twice"), "%s", reply);
+    ctl_req(c, "{\"v\":1,\"id\":12,\"op\":\"stats\",\"x\":{\"y\":1}}", reply, sizeof reply);
+    CHECK(strstr(reply, "EPH_BAD_REQUEST") && strstr(reply, "nested"), "%s", reply);
+    ctl_req(c, "{\"v\":1,\"id\":\"s\\u00e9\",\"op\":\"st\\u0061ts\"}", reply, sizeof reply);
+    CHECK(strstr(reply, "\"id\":\"s\\u00e9\",\"ok\":true"), "escapes: %s", reply);
+    ctl_req(c, "{\"v\":1,\"id\":13,\"op\":\"subscribe\",\"events\":[\"nope\"]}", reply,
+            sizeof reply);
+    CHECK(strstr(reply, "EPH_BAD_REQUEST") && strstr(reply, "nope"), "%s", reply);
+    ctl_req(c, "{\"v\":1,\"id\":14,\"op\":\"shutdown\",\"mode\":\"later\"}", reply, sizeof reply);
+    CHECK(strstr(reply, "EPH_BAD_REQUEST"), "%s", reply);
+    ctl_req(c, "", reply, sizeof reply);
+    CHECK(strstr(reply, "EPH_BAD_JSON"), "empty line: %s", reply);
+
+    /* An oversized line gets one error, and the connection stays usable. */
+    static char huge[80000];
+    memset(huge, ' ', sizeof huge - 1);
+    huge[0] = '{';
+    huge[sizeof huge - 1] = 0;
+    ctl_req(c, huge, reply, sizeof reply);
+    CHECK(strstr(reply, "EPH_BAD_JSON") && strstr(reply, "longer"), "oversized: %s", reply);
+    ctl_req(c, "{\"v\":1,\"id\":15,\"op\":\"stats\"}", reply, sizeof reply);
+    CHECK(strstr(reply, "\"id\":15,\"ok\":true"), "after oversized: %s", reply);
+
+    /* A client that disconnects mid-line does not disturb the daemon. */
+    int c2 = ctl_connect();
+    const char *partial = "{\"v\":1,\"id\":99,\"op\":\"sta";
+    CHECK(write(c2, partial, strlen(partial)) == (ssize_t)strlen(partial), "partial write");
+    close(c2);
+    c2 = ctl_connect();
+    if (write(c2, "{\"v\":1,\"id\":98,\"op\":\"stats\"}\n", 29) != 29)
+        die("write");
+    close(c2); /* gone before reading its reply */
+    ctl_req(c, "{\"v\":1,\"id\":16,\"op\":\"stats\"}", reply, sizeof reply);
+    CHECK(strstr(reply, "\"id\":16,\"ok\":true"), "after disconnects: %s", reply);
+
+    /* shrink evicts and acks after; grow restores the budget. */
+    char a[PATH_MAX], big[256 * 1024];
+    int fd;
+    memset(big, 'z', sizeof big);
+    int idx = create(d, pj(a, root, "s1"), &fd);
+    put_bytes(d, idx, fd, big, sizeof big);
+    CHECK(atomic_load(&inode_at(d, (uint32_t)idx)->state) == EPH_MEM, "s1 in memory");
+    /* Below the default headroom (8 MiB) nothing can fit: a structured refusal. */
+    ctl_req(c, "{\"v\":1,\"id\":20,\"op\":\"shrink\",\"bytes\":100000}", reply, sizeof reply);
+    CHECK(strstr(reply, "\"id\":20,\"ok\":false") && strstr(reply, "EPH_CANNOT_SHRINK") &&
+              strstr(reply, "\"detail\":{"),
+          "impossible shrink: %s", reply);
+    /* 8 MiB + 100000: room for 100000 bytes of files, so s1 must go. */
+    ctl_req(c, "{\"v\":1,\"id\":17,\"op\":\"set-limit\",\"limit\":8488608}", reply, sizeof reply);
+    CHECK(strstr(reply, "\"id\":17,\"ok\":true") && json_int(reply, "file_bytes_memory") == 0,
+          "shrink: %s", reply);
+    CHECK(atomic_load(&inode_at(d, (uint32_t)idx)->state) == EPH_DISK, "s1 not evicted");
+    struct stat st;
+    CHECK(stat(a, &st) == 0 && st.st_size == (off_t)sizeof big, "s1 on disk");
+    ctl_req(c, "{\"v\":1,\"id\":18,\"op\":\"grow\",\"bytes\":1073741824}", reply, sizeof reply);
+    CHECK(strstr(reply, "\"id\":18,\"ok\":true") && json_int(reply, "budget") == 1 << 20,
+          "grow: %s", reply);
+    shim_close_inode(d, idx, fd);
+
+    ctl_req(c, "{\"v\":1,\"id\":19,\"op\":\"subscribe\",\"events\":[\"shortfall\"]}", reply,
+            sizeof reply);
+    CHECK(strstr(reply, "\"id\":19,\"ok\":true"), "subscribe: %s", reply);
+    close(c);
+}
+
+static void test_shutdown(struct daemon *d, int by_signal)
+{
+    char a[PATH_MAX], buf[64], reply[16384];
+    int fd;
+    snprintf(a, sizeof a, "%s/keep%d", root, by_signal);
+    int idx = create(d, a, &fd);
+    put_bytes(d, idx, fd, "written back", 12);
+    CHECK(!exists(a), "already on disk");
+    if (by_signal) {
+        kill(d->pid, SIGTERM);
+    } else {
+        int c = ctl_connect();
+        ctl_req(c, "{\"v\":1,\"id\":\"bye\",\"op\":\"shutdown\",\"mode\":\"writeback\"}", reply,
+                sizeof reply);
+        CHECK(strstr(reply, "\"id\":\"bye\",\"ok\":true"), "shutdown: %s", reply);
+        close(c);
+    }
+    int status = 0;
+    waitpid(d->pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "daemon exit status %d", status);
+    CHECK(read_file(a, buf, sizeof buf) == 12 && strcmp(buf, "written back") == 0,
+          "writeback: '%s'", buf);
+    close(fd);
+    close(d->shim);
+    munmap(d->h, d->size);
+    snprintf(a, sizeof a, "%s/shim.sock", rundir);
+    CHECK(!exists(a), "shim.sock left behind");
+}
+
+static void test_flags(void)
+{
+    /* Bad flags name the value and exit non-zero with nothing on stdout. */
+    const char *cases[][3] = {
+        {"--budget", "12x", "12x"},
+        {"--inodes", "3", "3"},
+        {"--on-exit", "maybe", "maybe"},
+        {"--root", "/nonexistent-ephemera-root", "nonexistent"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int out[2], err[2];
+        if (pipe(out) < 0 || pipe(err) < 0)
+            die("pipe");
+        pid_t pid = fork();
+        if (pid == 0) {
+            dup2(out[1], 1);
+            dup2(err[1], 2);
+            execl(daemon_bin, daemon_bin, "--rundir", rundir, cases[i][0], cases[i][1],
+                  (char *)NULL);
+            _exit(127);
+        }
+        close(out[1]);
+        close(err[1]);
+        char eb[1024] = "", ob[64] = "";
+        size_t en = 0;
+        for (ssize_t k; en < sizeof eb - 1 && (k = read(err[0], eb + en, sizeof eb - 1 - en)) > 0;)
+            en += (size_t)k;
+        ssize_t on = read(out[0], ob, sizeof ob - 1);
+        int status;
+        waitpid(pid, &status, 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s %s: status %d", cases[i][0],
+              cases[i][1], status);
+        CHECK(strstr(eb, cases[i][2]) != NULL, "%s: message '%s'", cases[i][0], eb);
+        CHECK(on == 0, "stdout written: %s", ob);
+        close(out[0]);
+        close(err[0]);
+    }
+}
+
+static int rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return 0;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *dir = opendir(path);
+        struct dirent *e;
+        char sub[PATH_MAX];
+        while (dir && (e = readdir(dir))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+            rm_rf(sub);
+        }
+        if (dir)
+            closedir(dir);
+        return rmdir(path);
+    }
+    return unlink(path);
+}
+
+int main(int argc, char **argv)
+{
+    daemon_bin = argc > 1 ? argv[1] : getenv("EPHEMERAD") ? getenv("EPHEMERAD") : "build/ephemerad";
+    if (access(daemon_bin, X_OK) < 0)
+        die("%s: %s (build it with make, or pass its path)", daemon_bin, strerror(errno));
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(base, sizeof base, "/tmp/ephd-test-XXXXXX");
+    if (!mkdtemp(base))
+        die("mkdtemp: %s", strerror(errno));
+    snprintf(rundir, sizeof rundir, "%s/run", base);
+    snprintf(root, sizeof root, "%s/root", base);
+    snprintf(outside, sizeof outside, "%s/outside", base);
+    mkdir(rundir, 0700);
+    mkdir(root, 0755);
+    mkdir(outside, 0755);
+
+    struct daemon d = {0};
+    start_daemon(&d, "--budget", "1M");
+    test_hello(&d);
+    test_create_unlink(&d);
+    test_evict(&d);
+    test_rename(&d);
+    test_budget(&d);
+    test_control(&d);
+    test_shutdown(&d, 0);
+
+    memset(&d, 0, sizeof d);
+    start_daemon(&d, "--budget", "1M");
+    test_hello(&d);
+    test_shutdown(&d, 1);
+
+    test_flags();
+
+    if (failures) {
+        char log[PATH_MAX + 32], line[512];
+        snprintf(log, sizeof log, "%s/ephemerad.log", rundir);
+        FILE *f = fopen(log, "r");
+        fprintf(stderr, "--- %s (last lines)\n", log);
+        int n = 0;
+        while (f && fgets(line, sizeof line, f))
+            n++;
+        if (f) {
+            rewind(f);
+            for (int i = 0; fgets(line, sizeof line, f); i++)
+                if (i >= n - 40)
+                    fputs(line, stderr);
+            fclose(f);
+        }
+        fprintf(stderr, "daemon_proto_test: %d of %d checks failed (files kept in %s)\n", failures,
+                checks, base);
+        return 1;
+    }
+    rm_rf(base);
+    printf("daemon_proto_test: all %d checks passed\n", checks);
+    return 0;
+}
