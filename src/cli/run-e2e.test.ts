@@ -146,3 +146,30 @@ time.sleep(60)
   assert.equal(readFileSync(join(root, 'bye.txt'), 'utf8'), 'terminated cleanly\n');
   noDaemonLeft(root);
 });
+
+test('--memory runs daemon and command in a fresh cgroup with that limit', (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip('needs root to create a memory cgroup');
+    return;
+  }
+  const root = freshRoot('memory');
+  const statsFile = join(base, 'memory-stats.json');
+  const r = run(['--root', root, '--memory', '256M', '--stats', statsFile, '--', PYTHON, '-c', SCRIPT, root]);
+  if (r.status === 1 && /EPH_CGROUP_UNAVAILABLE/.test(r.stderr)) {
+    t.skip(`no memory cgroup controller here: ${r.stderr.trim()}`);
+    return;
+  }
+  assert.equal(r.status, 7, r.stderr);
+  assert.equal(r.stdout.trim(), expectedDigest());
+  const s = stats(statsFile);
+  assert.equal(s['cgroup_limit'], 256 * 1024 * 1024);
+  assert.equal(s['oom_kills'], 0);
+  assert.equal(typeof s['cgroup_path'], 'string');
+  // The daemon found the cgroup it was started in and follows its limit.
+  const daemonCgroup = s['cgroup'];
+  const cgroupPath = s['cgroup_path'];
+  assert.ok(typeof daemonCgroup === 'string' && typeof cgroupPath === 'string' && cgroupPath.endsWith(daemonCgroup), `daemon cgroup ${JSON.stringify(daemonCgroup)} vs ${JSON.stringify(cgroupPath)}`);
+  assert.equal(s['limit'], 256 * 1024 * 1024);
+  assert.ok(!existsSync(cgroupPath), 'the cgroup was removed');
+  noDaemonLeft(root);
+});
