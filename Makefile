@@ -71,6 +71,7 @@ deps:
 	@scripts/deps.sh
 
 -include test/tests.mk
+include daemon/daemon.mk
 
 test: deps
 	@$(MAKE) --no-print-directory all
