@@ -4,6 +4,7 @@
  * writer of the path table); metadata of an in-memory inode (mode, owner,
  * times) is changed here under the inode lock.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -516,4 +517,55 @@ SH_EXPORT int fchdir(int fd)
     if (r == 0 && !sh.disabled)
         refresh_cwd();
     return r;
+}
+
+/* ---- extended attributes: an in-memory file has none (ls -l asks) ------- */
+
+#include <sys/xattr.h>
+
+static int xattr_mem(const char *path)
+{
+    uint32_t inode, gen;
+    int t;
+    return path_maybe_managed(AT_FDCWD, path) && lookup(AT_FDCWD, path, &inode, &gen, &t);
+}
+
+SH_EXPORT ssize_t getxattr(const char *path, const char *name, void *v, size_t n)
+{
+    static ssize_t (*real)(const char *, const char *, void *, size_t);
+    if (xattr_mem(path))
+        return fail(ENODATA);
+    if (!real)
+        real = (ssize_t (*)(const char *, const char *, void *, size_t))dlsym(RTLD_NEXT, "getxattr");
+    return real(path, name, v, n);
+}
+
+SH_EXPORT ssize_t lgetxattr(const char *path, const char *name, void *v, size_t n)
+{
+    static ssize_t (*real)(const char *, const char *, void *, size_t);
+    if (xattr_mem(path))
+        return fail(ENODATA);
+    if (!real)
+        real = (ssize_t (*)(const char *, const char *, void *, size_t))dlsym(RTLD_NEXT, "lgetxattr");
+    return real(path, name, v, n);
+}
+
+SH_EXPORT ssize_t listxattr(const char *path, char *list, size_t n)
+{
+    static ssize_t (*real)(const char *, char *, size_t);
+    if (xattr_mem(path))
+        return 0;
+    if (!real)
+        real = (ssize_t (*)(const char *, char *, size_t))dlsym(RTLD_NEXT, "listxattr");
+    return real(path, list, n);
+}
+
+SH_EXPORT ssize_t llistxattr(const char *path, char *list, size_t n)
+{
+    static ssize_t (*real)(const char *, char *, size_t);
+    if (xattr_mem(path))
+        return 0;
+    if (!real)
+        real = (ssize_t (*)(const char *, char *, size_t))dlsym(RTLD_NEXT, "llistxattr");
+    return real(path, list, n);
 }
