@@ -50,6 +50,7 @@ $(BUILD)/iobench: bench/native/iobench.c
 $(BUILD)/microbench: bench/native/microbench.c
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@ $<
+-include test/memory/memory.mk
 # --- end memory harvesting
 
 $(BUILD)/libephemera.so: $(SHIM_SRC) $(HEADERS)
