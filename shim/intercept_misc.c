@@ -68,6 +68,8 @@ static int after_dup(int oldfd, int newfd)
             errno = -e;
             return -1;
         }
+        if (newfd <= 2)
+            stdio_std_managed(newfd);
     }
     return newfd;
 }

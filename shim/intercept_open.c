@@ -59,6 +59,8 @@ static int adopt(int kfd, uint32_t inode, uint32_t gen, int flags)
         }
         fp_open_trunc(kfd);
     }
+    if (kfd <= 2)
+        stdio_std_managed(kfd);
     return kfd;
 err_errno:
     e = errno;

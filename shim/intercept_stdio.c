@@ -180,23 +180,33 @@ SH_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream)
     return freopen_impl(path, mode, stream);
 }
 
+/* The cookie streams we installed as stdin/stdout/stderr, so each is replaced once. */
+static FILE *std_cookie[3];
+
+/*
+ * fd (0, 1 or 2) now names a managed file: its standard stream must stop
+ * writing through glibc's internal syscalls.  Called at start-up and when a
+ * dup2 or open lands on a standard fd (sort -o, shells built on stdio).
+ */
+void stdio_std_managed(int fd)
+{
+    FILE **slot = fd == 0 ? &stdin : fd == 1 ? &stdout : &stderr;
+    if (fd < 0 || fd > 2 || (*slot && *slot == std_cookie[fd]))
+        return;
+    if (*slot && fd > 0)
+        fflush(*slot);
+    FILE *f = stdio_cookie_open(fd, fd == 0 ? "r" : "w");
+    if (!f)
+        return;
+    if (fd == 2)
+        setvbuf(f, NULL, _IONBF, 0);
+    std_cookie[fd] = f;
+    *slot = f;
+}
+
 void stdio_replace_std(void)
 {
-    if (ft_managed(0)) {
-        FILE *f = stdio_cookie_open(0, "r");
-        if (f)
-            stdin = f;
-    }
-    if (ft_managed(1)) {
-        FILE *f = stdio_cookie_open(1, "w");
-        if (f)
-            stdout = f;
-    }
-    if (ft_managed(2)) {
-        FILE *f = stdio_cookie_open(2, "w");
-        if (f) {
-            setvbuf(f, NULL, _IONBF, 0);
-            stderr = f;
-        }
-    }
+    for (int fd = 0; fd < 3; fd++)
+        if (ft_managed(fd))
+            stdio_std_managed(fd);
 }

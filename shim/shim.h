@@ -285,6 +285,7 @@ void proc_init_inherited(void);         /* EPHEMERA_FDMAP and std streams at sta
 /* ---- stdio (intercept_stdio.c) ------------------------------------------ */
 FILE *stdio_cookie_open(int fd, const char *mode);
 void stdio_replace_std(void);
+void stdio_std_managed(int fd);
 
 /* ---- access checks (intercept_names.c) ---------------------------------- */
 int names_access_ok(struct eph_inode *ino, int amode, int effective);
