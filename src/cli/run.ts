@@ -310,6 +310,7 @@ export async function runInstance(opts: RunOptions): Promise<number> {
   let client: DaemonClient | undefined;
   let cmd: ChildProcess | undefined;
   let pendingSignal: NodeJS.Signals | undefined;
+  let shutdownSent = false;
   const signals = forwardedSignals();
   const onSignal = (sig: NodeJS.Signals): void => {
     if (cmd?.pid !== undefined && cmd.exitCode === null && cmd.signalCode === null) cmd.kill(sig);
@@ -360,6 +361,7 @@ export async function runInstance(opts: RunOptions): Promise<number> {
     let stats: DaemonStats;
     try {
       stats = await client.stats();
+      shutdownSent = true;
       await client.shutdown(opts.onExit);
     } catch (err) {
       // CMD's own failure is the more useful status; a daemon failure after a clean CMD is still one.
@@ -398,8 +400,8 @@ export async function runInstance(opts: RunOptions): Promise<number> {
     client?.close();
     for (const s of signals) process.off(s, onSignal);
     process.off('SIGINT', ignoreInt);
-    if (daemon !== undefined && daemon.exitCode === null && daemon.signalCode === null && client === undefined) {
-      // Never got going: SIGTERM still writes back whatever is in memory.
+    if (daemon !== undefined && daemon.exitCode === null && daemon.signalCode === null && !shutdownSent) {
+      // Set-up or CMD failed before the orderly shutdown: SIGTERM still applies the --on-exit policy.
       daemon.kill('SIGTERM');
       await waitForExit(daemon);
     }
