@@ -75,7 +75,7 @@ test('command() runs the program inside the cgroup from its first instruction', 
     const r = await runIn(cg, ['/bin/cat', '/proc/self/cgroup']);
     assert.equal(r.code, 0);
     const memLine = r.stdout.split('\n').find((l) => (cg.version === 1 ? /^\d+:memory:/.test(l) : l.startsWith('0::')));
-    assert.ok(memLine?.endsWith('/' + cg.path.split('/').pop()), `${String(memLine)} should name ${cg.path}`);
+    assert.ok(memLine?.endsWith(`/${cg.path.split('/').pop() ?? ''}`), `${String(memLine)} should name ${cg.path}`);
     assert.throws(() => cg.command([]), (err) => isEphemeraError(err, 'EPH_LIMIT_INVALID'));
   });
 });

@@ -53,7 +53,7 @@ test('pure v1 layout', async () => {
   const text = '35 30 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory';
   const loc = await locateMemoryCgroup(parseMountinfo(text), parseProcCgroup('4:memory:/\n'), noMemory);
   assert.equal(loc?.layout, 'v1');
-  assert.equal(loc?.dir, '/sys/fs/cgroup/memory');
+  assert.equal(loc.dir, '/sys/fs/cgroup/memory');
 });
 
 test('pure v2 layout', async () => {

@@ -220,7 +220,7 @@ test('a subscriber hears shortfall when the function itself outgrows limit minus
       await client.subscribe(['shortfall'], (e) => events.push(e));
       // 60 MiB of the function's own memory: with 8 MiB headroom that cannot fit in 64 MiB.
       const [file, ...args] = cg.command([PYTHON, '-c', `import time\nb = b"x" * (${60 * MiB})\nprint("holding", flush=True)\ntime.sleep(30)`]);
-      hog = spawn(file ?? PYTHON, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+      hog = spawn(file, args, { stdio: ['ignore', 'pipe', 'inherit'] });
       await once(hog.stdout ?? hog, 'data');
       for (let i = 0; i < 100 && events.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
       const e = events[0];
