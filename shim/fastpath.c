@@ -28,7 +28,6 @@
 
 #include "shim.h"
 
-#define MIN_STEP (1ull << 20)
 #define DEFAULT_STEP_MAX (64ull << 20)
 #define PAGE 4096ull
 #define DAY_NS (86400ll * 1000000000ll)
@@ -226,10 +225,10 @@ static int grow_locked(struct eph_inode *ino, int kfd, uint64_t need)
     uint64_t step_max = atomic_load(&sh.hdr->grow_step_max);
     if (!step_max)
         step_max = DEFAULT_STEP_MAX;
-    uint64_t step = cap < MIN_STEP ? MIN_STEP : cap;
-    if (step > step_max)
-        step = step_max;
-    uint64_t want = round_up(need > cap + step ? need : cap + step, 64 * 1024);
+    /* Double (bounded by step_max) so appends cost O(log n) ftruncates, but
+     * start from the page: capacity is what the budget is charged for. */
+    uint64_t step = cap < step_max ? cap : step_max;
+    uint64_t want = round_up(need > cap + step ? need : cap + step, PAGE);
     uint64_t minimal = round_up(need, PAGE);
     uint64_t newcap;
     if (budget_take(want - cap))
@@ -848,6 +847,31 @@ int fp_sync_kernel(int fd, int trim)
     }
     eph_unlock(&ino->lock);
     return r;
+}
+
+/*
+ * The last description of an inode is closing: give back the growth slack,
+ * so a closed file is charged for its pages only.
+ */
+void fp_trim_on_close(int fd)
+{
+    struct eph_desc *d = fp_desc(fd);
+    if ((ft_fds[fd].flags & FT_DISK) || atomic_load(&d->refs) != 1)
+        return;
+    struct eph_inode *ino = fp_inode_of(d);
+    if (atomic_load(&ino->open_count) != 1 || atomic_load(&ino->pinned))
+        return;
+    uint64_t cap = atomic_load(&ino->capacity);
+    if (cap == round_up(atomic_load(&ino->size), PAGE))
+        return;
+    eph_lock(&ino->lock);
+    uint64_t want = round_up(atomic_load(&ino->size), PAGE);
+    cap = atomic_load(&ino->capacity);
+    if (atomic_load(&ino->state) == EPH_MEM && cap > want && sys.ftruncate(fd, (off_t)want) == 0) {
+        atomic_store(&ino->capacity, want);
+        budget_give(cap - want);
+    }
+    eph_unlock(&ino->lock);
 }
 
 int fp_pin(int fd)

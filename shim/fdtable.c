@@ -8,8 +8,15 @@
  * rarely needs a new mapping; superseded mappings stay valid until the last
  * local fd of the inode closes, because other threads may still be reading
  * through them.
+ *
+ * After the last local close, the mapping and a private O_CLOEXEC fd on the
+ * memfd (numbered >= FT_PRIV_MIN, away from the numbers applications expect)
+ * stay cached for a while, so reopening a file is a dup instead of a round
+ * trip to the daemon.  At most FT_IDLE_MAX idle inodes are kept; the daemon
+ * truncates a memfd when it frees the inode, so a stale cache pins no pages.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -19,11 +26,14 @@
 #include "shim.h"
 
 #define FT_MIN_RESERVE (1ull << 30)
+#define FT_PRIV_MIN 512
+#define FT_IDLE_MAX 64
 
 struct ft_entry *ft_fds;
 uint32_t ft_nfds;
 _Atomic uint32_t ft_hwm;
 static struct ft_map *ft_maps;
+static int ft_idle;                     /* cached inodes with refs == 0, under ft_mu */
 static pthread_mutex_t ft_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void ft_lock(void) { pthread_mutex_lock(&ft_mu); }
@@ -42,12 +52,14 @@ int ft_init(void)
     if (t == MAP_FAILED)
         return -ENOMEM;
     void *m = sys.mmap(NULL, (size_t)sh.hdr->ninodes * sizeof(struct ft_map), PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
         munmap(t, n * sizeof(struct ft_entry));
         return -ENOMEM;
     }
     ft_maps = m;
+    for (uint32_t i = 0; i < sh.hdr->ninodes; i++)
+        ft_maps[i].kfd = -1;
     ft_nfds = (uint32_t)n;
     atomic_thread_fence(memory_order_release);
     ft_fds = t;
@@ -66,6 +78,15 @@ static uint64_t reserve_for(uint64_t need)
 
 static void map_drop_all(struct ft_map *m)
 {
+    if (m->kfd >= 0) {
+        if ((unsigned)m->kfd < ft_nfds)
+            ft_fds[m->kfd].flags = 0;
+        sys.close(m->kfd);
+        m->kfd = -1;
+    }
+    if (m->cached && m->refs == 0)
+        ft_idle--;
+    m->cached = 0;
     char *b = atomic_load(&m->base);
     if (b)
         munmap(b, atomic_load(&m->len));
@@ -86,7 +107,9 @@ int ft_install(int fd, uint32_t desc, int kfd_for_map)
     struct eph_inode *ino = &sh.inodes[d->inode];
     struct ft_map *m = &ft_maps[d->inode];
     ft_lock();
-    if (m->refs == 0 || m->gen != d->inode_gen) {
+    if (m->cached && m->refs == 0 && m->gen == d->inode_gen) {
+        ft_idle--; /* an idle cached mapping comes back into use */
+    } else if (m->refs == 0 || m->gen != d->inode_gen) {
         if (m->refs != 0)
             sh_log("stale mapping for inode %u (gen %u vs %u)", d->inode, m->gen, d->inode_gen);
         map_drop_all(m);
@@ -100,8 +123,13 @@ int ft_install(int fd, uint32_t desc, int kfd_for_map)
         }
         m->gen = d->inode_gen;
         m->refs = 0;
+        m->cached = 1;
+        m->inode = d->inode;
         atomic_store(&m->base, b);
         atomic_store(&m->len, len);
+        m->kfd = sys.fcntl(kfd_for_map, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
+        if (m->kfd >= 0 && (unsigned)m->kfd < ft_nfds)
+            ft_fds[m->kfd].flags = FT_PRIV;
     }
     m->refs++;
     ft_fds[fd].flags = 0;
@@ -135,8 +163,46 @@ void ft_after_fork_child(void)
 static void map_unref(uint32_t inode)
 {
     struct ft_map *m = &ft_maps[inode];
-    if (m->refs > 0 && --m->refs == 0)
-        map_drop_all(m);
+    if (m->refs > 0 && --m->refs == 0) {
+        struct eph_inode *ino = &sh.inodes[inode];
+        if (ft_idle < FT_IDLE_MAX && m->kfd >= 0 && atomic_load(&ino->state) == EPH_MEM &&
+            atomic_load(&ino->nlink) > 0 && atomic_load(&ino->gen) == m->gen)
+            ft_idle++;
+        else
+            map_drop_all(m);
+    }
+}
+
+/* A private fd of ours is being closed or replaced by the application. */
+void ft_priv_lost(int fd)
+{
+    ft_lock();
+    if ((unsigned)fd < ft_nfds && (ft_fds[fd].flags & FT_PRIV)) {
+        ft_fds[fd].flags = 0;
+        for (uint32_t i = 0; i < sh.hdr->ninodes; i++)
+            if (ft_maps[i].kfd == fd) {
+                ft_maps[i].kfd = -1; /* the caller's close will take the fd itself */
+                if (ft_maps[i].refs == 0)
+                    map_drop_all(&ft_maps[i]);
+                break;
+            }
+    }
+    ft_unlock();
+}
+
+/*
+ * Reopen of a cached inode: a new kernel fd on its memfd, numbered like
+ * open(2) would, or -1 if nothing usable is cached.
+ */
+int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec)
+{
+    struct ft_map *m = &ft_maps[inode];
+    int fd = -1;
+    ft_lock();
+    if (m->cached && m->gen == gen && m->kfd >= 0)
+        fd = sys.fcntl(m->kfd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+    ft_unlock();
+    return fd;
 }
 
 void ft_forget(int fd)

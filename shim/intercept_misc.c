@@ -15,8 +15,13 @@
 
 SH_EXPORT int close(int fd)
 {
-    if (likely(!ft_managed(fd)))
+    if (likely(!ft_touched(fd)))
         return REAL(close)(fd);
+    if (!ft_fds[fd].desc1) {
+        ft_priv_lost(fd);
+        return sys.close(fd);
+    }
+    fp_trim_on_close(fd);
     /* Forget before the kernel frees the number, so a racing open cannot get a stale entry. */
     ft_forget(fd);
     return sys.close(fd);
@@ -26,9 +31,12 @@ static void forget_range(unsigned first, unsigned last)
 {
     if (!ft_fds)
         return;
-    for (unsigned fd = first; fd < ft_nfds && fd <= last; fd++)
+    for (unsigned fd = first; fd < ft_nfds && fd <= last; fd++) {
         if (ft_fds[fd].desc1)
             ft_forget((int)fd);
+        else if (ft_fds[fd].flags & FT_PRIV)
+            ft_priv_lost((int)fd);
+    }
 }
 
 SH_EXPORT int close_range(unsigned first, unsigned last, int flags)
@@ -61,6 +69,8 @@ static int after_dup(int oldfd, int newfd)
         return newfd;
     if (ft_managed(newfd))
         ft_forget(newfd);
+    else if (ft_touched(newfd))
+        ft_priv_lost(newfd);
     if (ft_managed(oldfd)) {
         int e = ft_install_dup(newfd, oldfd);
         if (e < 0) {

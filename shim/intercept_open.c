@@ -31,12 +31,12 @@ int open_real(int dirfd, const char *path, int flags, mode_t mode)
 }
 
 /* An in-memory file opened by the daemon: attach a description to kfd. */
-static int adopt(int kfd, uint32_t inode, uint32_t gen, int flags)
+static int adopt(int kfd, uint32_t inode, uint32_t gen, int flags, int cloexec_right)
 {
     uint32_t desc;
     int e;
     claim_fd(kfd);
-    if (!(flags & O_CLOEXEC) && sys.fcntl(kfd, F_SETFD, 0) < 0)
+    if (!cloexec_right && !(flags & O_CLOEXEC) && sys.fcntl(kfd, F_SETFD, 0) < 0)
         goto err_errno;
     if ((e = fp_desc_alloc(inode, gen, flags & DESC_FLAGS, &desc)) < 0) {
         fp_inode_release(inode, gen);
@@ -70,6 +70,42 @@ err_errno:
     return -1;
 }
 
+/*
+ * Reopen of an in-memory file this process has cached: no daemon round trip.
+ * Takes the open_count reference itself, then checks that the name still
+ * leads to the same live inode (the daemon frees an inode only when it is
+ * both unnamed and unopened, so after that check it cannot go away).
+ * Returns the fd, -1 with errno, or -2 to take the daemon path.
+ */
+static int open_cached(const char *abs, uint32_t inode, uint32_t gen, int flags)
+{
+    struct eph_inode *ino = &sh.inodes[inode];
+    int acc = flags & O_ACCMODE, want = 0;
+    if (acc == O_RDONLY || acc == O_RDWR)
+        want |= R_OK;
+    if (acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC))
+        want |= W_OK;
+    atomic_fetch_add(&ino->open_count, 1);
+    uint32_t i2, g2;
+    if (atomic_load(&ino->state) != EPH_MEM || atomic_load(&ino->gen) != gen ||
+        ns_lookup(abs, &i2, &g2) < 0 || i2 != inode || g2 != gen) {
+        fp_inode_release(inode, gen);
+        return -2;
+    }
+    if (!names_access_ok(ino, want, 1)) {
+        fp_inode_release(inode, gen);
+        errno = EACCES;
+        return -1;
+    }
+    int fd = ft_cached_dup(inode, gen, flags & O_CLOEXEC);
+    if (fd < 0) {
+        fp_inode_release(inode, gen);
+        return -2;
+    }
+    atomic_store_explicit(&ino->last_use, (uint64_t)sh_now_ns(), memory_order_relaxed);
+    return adopt(fd, inode, gen, flags, 1);
+}
+
 int open_managed(int dirfd, const char *path, int flags, mode_t mode);
 int open_managed(int dirfd, const char *path, int flags, mode_t mode)
 {
@@ -98,6 +134,9 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
             snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, sh.inodes[inode].mem_fd);
             return open_real(AT_FDCWD, p, O_PATH | (flags & O_CLOEXEC), 0);
         }
+        int fd = open_cached(abs, inode, gen, flags);
+        if (fd != -2)
+            return fd;
     } else if (!tmpfile && (trailing || (flags & (O_DIRECTORY | O_PATH)))) {
         return open_real(dirfd, path, flags, mode);
     }
@@ -123,7 +162,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
             fp_inode_release(resp.inode, resp.gen);
         return open_real(dirfd, path, flags, mode);
     }
-    return adopt(kfd, resp.inode, resp.gen, flags);
+    return adopt(kfd, resp.inode, resp.gen, flags, 0);
 }
 
 static inline int open_common(int dirfd, const char *path, int flags, mode_t mode)

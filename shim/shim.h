@@ -200,7 +200,8 @@ struct ft_entry {
     uint32_t desc1;                     /* desc index + 1; 0 = fd not managed */
     uint32_t flags;                     /* FT_DISK once swapped to the disk file */
 };
-#define FT_DISK 1u
+#define FT_DISK 1u                      /* the fd was swapped to the evicted file's disk copy */
+#define FT_PRIV 2u                      /* desc1 == 0: one of our own cached memfd fds */
 extern struct ft_entry *ft_fds;         /* flat array indexed by fd, NULL before init */
 extern uint32_t ft_nfds;
 extern _Atomic uint32_t ft_hwm;         /* 1 + highest fd ever installed: bounds scans */
@@ -217,6 +218,9 @@ struct ft_map {
     _Atomic uint64_t len;               /* bytes reserved by that mapping */
     uint32_t gen;                       /* inode gen the mapping belongs to */
     int refs;                           /* local fds using this inode, under ft_lock */
+    int kfd;                            /* private O_CLOEXEC fd on the memfd, or -1 */
+    int cached;                         /* mapping valid (in use or idle) */
+    uint32_t inode;
     char *old_base[8];                  /* superseded mappings, unmapped on last close */
     uint64_t old_len[8];
 };
@@ -228,6 +232,14 @@ int ft_install(int fd, uint32_t desc, int kfd_for_map);
 /* Install an fd that already refers to the evicted file's disk copy. */
 int ft_install_disk(int fd, uint32_t desc);
 void ft_after_fork_child(void);
+void ft_priv_lost(int fd);
+int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec);
+/* The fd is managed or one of our private fds: close/dup2 must look. */
+static inline int ft_touched(int fd)
+{
+    struct ft_entry *t = ft_fds;
+    return t && (unsigned)fd < ft_nfds && (t[fd].desc1 | t[fd].flags) != 0;
+}
 /* Forget fd locally and drop its desc reference (does not close the kernel fd). */
 void ft_forget(int fd);
 /* Grow the local mapping so it covers at least need bytes. */
@@ -258,6 +270,7 @@ int fp_fallocate(int fd, int mode, off_t off, off_t len);
 /* Make the kernel's view match: kernel offset and memfd size = logical size. */
 int fp_sync_kernel(int fd, int trim);
 int fp_pin(int fd);
+void fp_trim_on_close(int fd);
 /* Truncate through an fd regardless of its access mode (O_TRUNC at open). */
 int fp_set_size_fd(int fd, uint64_t len);
 void fp_open_trunc(int fd);
