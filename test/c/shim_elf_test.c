@@ -1,0 +1,111 @@
+/*
+ * Unit tests for elf_classify (shim/pathnorm.c): the check that decides
+ * whether an exec target can load the shim or needs the files materialised.
+ */
+// test-sources: shim/pathnorm.c
+#include <elf.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../shim/pathnorm.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                      \
+    do {                                                      \
+        if (!(cond)) {                                        \
+            failures++;                                       \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+            fprintf(stderr, __VA_ARGS__);                     \
+            fputc('\n', stderr);                              \
+        }                                                     \
+    } while (0)
+
+/* An ELF64 image with the given program header types. */
+static size_t make_elf64(unsigned char *buf, size_t cap, const uint32_t *types, int n)
+{
+    Elf64_Ehdr eh;
+    memset(&eh, 0, sizeof eh);
+    memcpy(eh.e_ident, ELFMAG, SELFMAG);
+    eh.e_ident[EI_CLASS] = ELFCLASS64;
+    eh.e_ident[EI_DATA] = ELFDATA2LSB;
+    eh.e_type = ET_DYN;
+    eh.e_phoff = sizeof eh;
+    eh.e_phentsize = sizeof(Elf64_Phdr);
+    eh.e_phnum = (uint16_t)n;
+    memset(buf, 0, cap);
+    memcpy(buf, &eh, sizeof eh);
+    for (int i = 0; i < n; i++) {
+        Elf64_Phdr ph;
+        memset(&ph, 0, sizeof ph);
+        ph.p_type = types[i];
+        memcpy(buf + sizeof eh + (size_t)i * sizeof ph, &ph, sizeof ph);
+    }
+    return sizeof eh + (size_t)n * sizeof(Elf64_Phdr);
+}
+
+static int classify_file(const char *path)
+{
+    unsigned char buf[4096];
+    char interp[256];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    return n > 0 ? elf_classify(buf, (size_t)n, interp, sizeof interp) : -1;
+}
+
+int main(void)
+{
+    unsigned char buf[1024];
+    char interp[64];
+
+    uint32_t dyn[] = {PT_PHDR, PT_INTERP, PT_LOAD, PT_DYNAMIC};
+    size_t n = make_elf64(buf, sizeof buf, dyn, 4);
+    CHECK(elf_classify(buf, n, interp, sizeof interp) == ELF_DYNAMIC, "PT_INTERP means dynamic");
+
+    uint32_t stat_[] = {PT_LOAD, PT_LOAD, PT_NOTE, PT_TLS};
+    n = make_elf64(buf, sizeof buf, stat_, 4);
+    CHECK(elf_classify(buf, n, interp, sizeof interp) == ELF_STATIC, "no PT_INTERP means static");
+
+    /* program headers cut off by the read: assume dynamic rather than materialise needlessly */
+    n = make_elf64(buf, sizeof buf, stat_, 4);
+    CHECK(elf_classify(buf, n - 8, interp, sizeof interp) == ELF_DYNAMIC, "truncated headers");
+
+    /* 32-bit: cannot load a 64-bit shim either way */
+    unsigned char e32[64] = {0x7f, 'E', 'L', 'F', ELFCLASS32, ELFDATA2LSB};
+    CHECK(elf_classify(e32, sizeof e32, interp, sizeof interp) == ELF_STATIC, "32-bit ELF");
+
+    const char *sh = "#!/bin/sh -e\necho hi\n";
+    CHECK(elf_classify((const unsigned char *)sh, strlen(sh), interp, sizeof interp) == ELF_SCRIPT &&
+              strcmp(interp, "/bin/sh") == 0, "script interpreter: %s", interp);
+    const char *sp = "#!  /usr/bin/python3\n";
+    CHECK(elf_classify((const unsigned char *)sp, strlen(sp), interp, sizeof interp) == ELF_SCRIPT &&
+              strcmp(interp, "/usr/bin/python3") == 0, "spaces after #!: %s", interp);
+    const char *empty = "#!\n";
+    CHECK(elf_classify((const unsigned char *)empty, strlen(empty), interp, sizeof interp) == ELF_UNKNOWN,
+          "empty interpreter");
+    char longi[300] = "#!/";
+    memset(longi + 3, 'a', 250);
+    CHECK(elf_classify((const unsigned char *)longi, strlen(longi), interp, 16) == ELF_UNKNOWN,
+          "interpreter longer than the buffer");
+    CHECK(elf_classify((const unsigned char *)"\x7f" "EL", 3, interp, sizeof interp) == ELF_UNKNOWN,
+          "short garbage");
+    CHECK(elf_classify((const unsigned char *)"hello", 5, interp, sizeof interp) == ELF_UNKNOWN, "text");
+
+    /* real binaries of this system */
+    CHECK(classify_file("/bin/sh") == ELF_DYNAMIC || classify_file("/bin/sh") == ELF_SCRIPT,
+          "/bin/sh is dynamic");
+    if (access("build/test/static_reader", R_OK) == 0)
+        CHECK(classify_file("build/test/static_reader") == ELF_STATIC, "static_reader is static");
+
+    if (failures) {
+        fprintf(stderr, "shim_elf_test: %d failure(s)\n", failures);
+        return 1;
+    }
+    printf("shim_elf_test: ok\n");
+    return 0;
+}
