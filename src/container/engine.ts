@@ -65,8 +65,16 @@ export interface RunResult extends ContainerLogs {
 }
 
 /** The seam the harness and the Tenant Manager depend on; {@link DockerEngine} implements it. */
+export interface EngineInfo {
+  readonly serverVersion: string;
+  readonly storageDriver: string;
+  readonly cgroupVersion: string;
+  readonly kernelVersion: string;
+}
+
 export interface ContainerEngine {
   ping(): Promise<{ apiVersion: string }>;
+  info(): Promise<EngineInfo>;
   hasImage(ref: string): Promise<boolean>;
   importImage(rootfsTar: Readable, repo: string, tag: string): Promise<void>;
   removeImage(ref: string): Promise<void>;
@@ -114,6 +122,12 @@ export class DockerEngine implements ContainerEngine {
     const r = await this.#call('GET', '/version');
     const v = JSON.parse(r.body.toString('utf8')) as { ApiVersion?: string };
     return { apiVersion: v.ApiVersion ?? 'unknown' };
+  }
+
+  async info(): Promise<EngineInfo> {
+    const r = await this.#call('GET', '/info');
+    const v = JSON.parse(r.body.toString('utf8')) as { ServerVersion?: string; Driver?: string; CgroupVersion?: string; KernelVersion?: string };
+    return { serverVersion: v.ServerVersion ?? '?', storageDriver: v.Driver ?? '?', cgroupVersion: v.CgroupVersion ?? '?', kernelVersion: v.KernelVersion ?? '?' };
   }
 
   async hasImage(ref: string): Promise<boolean> {
@@ -266,13 +280,15 @@ export class DockerEngine implements ContainerEngine {
 
   #send(method: string, path: string, headers: Record<string, string>, body: Buffer | Readable | undefined, timeoutMs: number): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, path, method, headers, ...(timeoutMs > 0 ? { timeout: timeoutMs } : {}) }, (res: IncomingMessage) => {
+      // agent: false: Node's global agent keeps sockets alive with a 5 s idle timeout, which would
+      // cut off long requests (an image import, a wait) that legitimately stay silent.
+      const req = request({ socketPath: this.socketPath, path, method, headers, agent: false, ...(timeoutMs > 0 ? { timeout: timeoutMs } : {}) }, (res: IncomingMessage) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
         res.on('error', reject);
       });
-      req.on('timeout', () => req.destroy(apiError(`${method} ${path} got no answer within ${timeoutMs} ms`, 0)));
+      if (timeoutMs > 0) req.on('timeout', () => req.destroy(apiError(`${method} ${path} got no answer within ${timeoutMs} ms`, 0)));
       req.on('error', (e: NodeJS.ErrnoException) => {
         if (e instanceof EphemeraError) reject(e);
         else

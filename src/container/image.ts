@@ -67,6 +67,8 @@ export async function ensureFunctionImage(engine: ContainerEngine, options: Func
     child.on('close', (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : 15)));
   });
   const imported = engine.importImage(child.stdout, FUNCTION_IMAGE_REPO, tag);
+  // If the engine gives up on the import, the builder has nowhere to write: stop it.
+  imported.catch(() => child.kill('SIGTERM'));
   let status: number;
   try {
     status = await exited;
