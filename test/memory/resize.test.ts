@@ -60,8 +60,8 @@ test('lowering and raising the limit under a running writer and reader loses not
     inst.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     inst.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
     const exited = once(inst, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-    let finished = false;
-    void exited.then(() => (finished = true));
+    const state = { finished: false };
+    void exited.then(() => (state.finished = true));
 
     const shimSock = await waitForFile(info, 15_000);
     const client = await DaemonClient.connect(join(dirname(shimSock), 'control.sock'));
@@ -71,13 +71,13 @@ test('lowering and raising the limit under a running writer and reader loses not
       assert.ok(s.cgroup !== null, 'ephemera run --memory must report its cgroup');
       const limiter = s.cgroup_version === 2 ? new CgroupV2Limiter(s.cgroup) : new CgroupV1Limiter(s.cgroup);
       assert.equal(await limiter.getLimit(), 256 * MiB);
-      for (let i = 0; !finished; i++) {
+      for (let i = 0; !state.finished; i++) {
         const target = LIMITS[i % LIMITS.length] ?? 256 * MiB;
         try {
           resizes.push(await resizeInstance(limiter, client, target));
         } catch (e) {
           // The instance may end between two steps; anything else is a failure.
-          if (finished) break;
+          if (state.finished) break;
           throw e;
         }
         assert.equal(await limiter.getLimit(), target);
@@ -106,7 +106,7 @@ test('lowering and raising the limit under a running writer and reader loses not
       assert.ok((await readFile(join(root, `f${i}.dat`))).equals(want), `f${i}.dat differs on disk after the run`);
     }
     assert.equal(await readFile(join(root, 'journal.log'), 'utf8'), Array.from({ length: FILES }, (_, i) => `${i}\n`).join(''));
-    t.diagnostic(`${lowered} lowerings, ${raised} raisings, ${resizes.reduce((a, r) => a + r.attempts, 0)} shrink rounds; evictions ${stats['evictions']}, OOM kills 0, reader passes ${String(reader?.['passes'])}`);
+    t.diagnostic(`${lowered} lowerings, ${raised} raisings, ${resizes.reduce((a, r) => a + r.attempts, 0)} shrink rounds; evictions ${stats['evictions']}, OOM kills 0, reader passes ${String(reader['passes'])}`);
   } finally {
     await rm(work, { recursive: true, force: true });
   }
