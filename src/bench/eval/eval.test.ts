@@ -5,7 +5,7 @@ import { EphemeraError } from '../../core/errors.js';
 import { EXPERIMENTS, MEMORY } from './experiments.js';
 import { ioShare } from './intensity.js';
 import { openSandbox, parseEvalArgs } from './main.js';
-import type { FunctionSandbox, Mode } from './sandbox.js';
+import type { FunctionSandbox, Mode, RunOutcome } from './sandbox.js';
 import { MODES, parseRunOutput } from './sandbox.js';
 import { invocation, WORKLOAD_NAMES } from './workloads.js';
 
@@ -57,7 +57,7 @@ describe('every workload writes the same output in every available mode (tiny in
           t.diagnostic(`mode ${mode} not available: ${why}`);
           continue;
         }
-        const o = await sandbox.run({ invocation: invocation(w), size: 'tiny', mode, memory: MEMORY[w], cpuset: '0', timeoutMs: 300_000 });
+        const o: RunOutcome = await sandbox.run({ invocation: invocation(w), size: 'tiny', mode, memory: MEMORY[w], cpuset: '0', timeoutMs: 300_000 });
         assert.ok(o.ok, `${w} in ${mode}: ${o.error ?? ''}\n${o.stderrTail}`);
         assert.equal(o.launch?.exit, 0);
         digests[mode] = o.workload?.digest ?? '';
