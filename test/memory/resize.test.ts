@@ -62,6 +62,7 @@ test('lowering and raising the limit under a running writer and reader loses not
     const exited = once(inst, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
     const state = { finished: false };
     void exited.then(() => (state.finished = true));
+    const running = (): boolean => !state.finished;
 
     const shimSock = await waitForFile(info, 15_000);
     const client = await DaemonClient.connect(join(dirname(shimSock), 'control.sock'));
@@ -71,13 +72,13 @@ test('lowering and raising the limit under a running writer and reader loses not
       assert.ok(s.cgroup !== null, 'ephemera run --memory must report its cgroup');
       const limiter = s.cgroup_version === 2 ? new CgroupV2Limiter(s.cgroup) : new CgroupV1Limiter(s.cgroup);
       assert.equal(await limiter.getLimit(), 256 * MiB);
-      for (let i = 0; !state.finished; i++) {
+      for (let i = 0; running(); i++) {
         const target = LIMITS[i % LIMITS.length] ?? 256 * MiB;
         try {
           resizes.push(await resizeInstance(limiter, client, target));
         } catch (e) {
           // The instance may end between two steps; anything else is a failure.
-          if (state.finished) break;
+          if (!running()) break;
           throw e;
         }
         assert.equal(await limiter.getLimit(), target);
