@@ -693,7 +693,7 @@ retry:
         atomic_store(&ino->capacity, len);
         budget_give(cap - len);
     }
-    /* ftruncate and O_TRUNC stamp the times even when the size stays; truncate(2) does not. */
+    /* truncate, ftruncate and O_TRUNC stamp the times even when the size stays (tmpfs). */
     if (len != size || always_touch)
         touch_mtime(ino);
     eph_unlock(&ino->lock);
@@ -750,6 +750,8 @@ void fp_open_trunc(int fd)
             budget_give(cap);
         }
     }
+    if (atomic_load(&ino->state) == EPH_MEM)
+        touch_mtime(ino); /* O_TRUNC stamps the times even on an empty file */
     eph_unlock(&ino->lock);
 }
 
@@ -779,7 +781,7 @@ int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
         return -EIO;
     int r = -ENOENT;
     if (atomic_load(&ino->gen) == gen)
-        r = set_size(ino, inode, kfd, (uint64_t)len, 0);
+        r = set_size(ino, inode, kfd, (uint64_t)len, 1);
     sys.close(kfd);
     return r == 1 ? -EAGAIN : r;
 }
@@ -795,16 +797,19 @@ int fp_fallocate(int fd, int mode, off_t off, off_t len)
         return sys.fallocate(fd, mode, off, len) < 0 ? -errno : 0;
     struct eph_inode *ino = fp_inode_of(d);
     uint64_t end = (uint64_t)off + (uint64_t)len;
-    if (mode == 0) {
-        if (end <= atomic_load(&ino->size))
+    if (mode == 0 || mode == FALLOC_FL_KEEP_SIZE) {
+        /* tmpfs stamps the times even when nothing grows */
+        if (mode == FALLOC_FL_KEEP_SIZE || end <= atomic_load(&ino->size)) {
+            eph_lock(&ino->lock);
+            touch_mtime(ino);
+            eph_unlock(&ino->lock);
             return 0;
-        int r = set_size(ino, d->inode, fd, end, 0);
+        }
+        int r = set_size(ino, d->inode, fd, end, 1);
         if (r == 1)
             return fp_settle(fd) < 0 ? -EIO : (sys.fallocate(fd, mode, off, len) < 0 ? -errno : 0);
         return r;
     }
-    if (mode == FALLOC_FL_KEEP_SIZE)
-        return 0; /* pages come on first write; the budget is charged then */
     if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
         eph_lock(&ino->lock);
         uint64_t cap = atomic_load(&ino->capacity);
@@ -934,4 +939,54 @@ int ns_stat(const char *abs, struct stat *st)
         }
     }
     return -ENOENT;
+}
+
+/*
+ * What the kernel's walk to abs's parent would fail with: 0 if every proper
+ * ancestor is a directory, else -ENOTDIR or -ENOENT for the first one that
+ * is not (an in-memory file counts as a file, although the disk has nothing).
+ */
+int ns_walk_error(const char *abs)
+{
+    char buf[EPH_PATH_MAX];
+    size_t n = strlen(abs);
+    if (n >= sizeof buf)
+        return 0;
+    memcpy(buf, abs, n + 1);
+    uint32_t inode, gen;
+    for (char *s = strchr(buf + 1, '/'); s; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        struct stat st;
+        int e = 0;
+        if (ns_lookup(buf, &inode, &gen) == 0)
+            e = -ENOTDIR;
+        else if (sys.stat(buf, &st) < 0)
+            e = -errno;
+        else if (!S_ISDIR(st.st_mode))
+            e = -ENOTDIR;
+        *s = '/';
+        if (e)
+            return e;
+    }
+    return 0;
+}
+
+int ns_ancestor_is_file(const char *abs)
+{
+    return ns_walk_error(abs) == -ENOTDIR;
+}
+
+void sh_enoent(int dirfd, const char *path)
+{
+    char abs[EPH_PATH_MAX];
+    int t;
+    if (sh_busy || !path_maybe_managed(dirfd, path) || sh_attach() < 0)
+        return;
+    if (pn_has_dotdot(path) && path_dotdot_error(dirfd, path) == -ENOTDIR) {
+        errno = ENOTDIR;
+        return;
+    }
+    if (path_resolve(dirfd, path, abs, &t) <= 0)
+        return;
+    errno = ns_ancestor_is_file(abs) ? ENOTDIR : ENOENT;
 }

@@ -92,7 +92,8 @@ void sh_log(const char *fmt, ...)
 int64_t sh_now_ns(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    /* Not the coarse clock: tmpfs has fine-grained (multigrain) timestamps. */
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
@@ -237,9 +238,23 @@ __attribute__((constructor(101))) static void sh_init(void)
     proc_init_inherited();
 }
 
+/*
+ * Normal exit: the kernel will close our fds, but the description references
+ * live in shared memory and must be dropped by us, or unlinked files would
+ * stay allocated until the instance ends.  Streams are flushed first: glibc
+ * flushes them only after the destructors, and by then the fds are no longer
+ * ours.  (A process killed by a signal or _exit leaks its references.)
+ */
 __attribute__((destructor)) static void sh_fini(void)
 {
     sh_flush_counters();
+    if (!ft_fds)
+        return;
+    fflush(NULL);
+    uint32_t hwm = atomic_load(&ft_hwm);
+    for (uint32_t fd = 0; fd < hwm; fd++)
+        if (ft_fds[fd].desc1)
+            ft_forget((int)fd);
 }
 
 /* Each thread registers for a flush at its exit on its first counted op. */

@@ -106,6 +106,8 @@ SH_EXPORT DIR *opendir(const char *path)
         return NULL;
     }
     DIR *real = sys.opendir(path);
+    if (!real && errno == ENOENT)
+        sh_enoent(AT_FDCWD, path);
     return real ? wrap(real, abs) : NULL;
 }
 

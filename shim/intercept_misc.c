@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -242,6 +243,14 @@ SH_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
 {
     if (likely(flags & MAP_ANONYMOUS) || likely(!ft_managed(fd)))
         return REAL(mmap)(addr, len, prot, flags, fd, off);
+    /* The kernel fd is O_RDWR: apply the access rules of the application's mode. */
+    uint32_t fl = atomic_load(&fp_desc(fd)->flags);
+    if ((fl & O_ACCMODE) == O_WRONLY ||
+        ((flags & MAP_TYPE) == MAP_SHARED && (prot & PROT_WRITE) &&
+         (fl & O_ACCMODE) != O_RDWR)) {
+        errno = EACCES;
+        return MAP_FAILED;
+    }
     /* The kernel will serve this mapping: give it the exact size and never evict the file. */
     fp_pin(fd);
     return sys.mmap(addr, len, prot, flags, fd, off);
@@ -252,51 +261,74 @@ SH_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_
 
 /*
  * Copies that involve a managed fd run through our own read/write, so the
- * logical size and shared offsets stay right.  The kernel would see only the
- * memfd's capacity and its own offset.
+ * logical size and shared offsets stay right (the kernel would see only the
+ * memfd's capacity and its own offset).  Like the kernel, a seekable side
+ * without an explicit offset works from the position it had at the start, so
+ * copying a file onto itself reads and writes the same range.
  */
 static ssize_t copy_loop(int in, off_t *in_off, int out, off_t *out_off, size_t count)
 {
     char buf[65536];
     size_t done = 0;
+    int in_pos = in_off || ft_managed(in), out_pos = out_off || ft_managed(out);
+    off_t ip = in_off ? *in_off : in_pos ? lseek(in, 0, SEEK_CUR) : 0;
+    off_t op = out_off ? *out_off : out_pos ? lseek(out, 0, SEEK_CUR) : 0;
+    if (ip < 0 || op < 0)
+        return -1;
+    ssize_t err = 0;
     while (done < count) {
         size_t want = count - done < sizeof buf ? count - done : sizeof buf;
-        ssize_t r = in_off ? pread(in, buf, want, *in_off) : read(in, buf, want);
-        if (r < 0) {
-            if (done)
-                break;
-            return -1;
-        }
-        if (r == 0)
+        ssize_t r = in_pos ? pread(in, buf, want, ip) : read(in, buf, want);
+        if (r <= 0) {
+            err = r;
             break;
+        }
         size_t put = 0;
         while (put < (size_t)r) {
-            ssize_t w = out_off ? pwrite(out, buf + put, (size_t)r - put, *out_off)
-                                : write(out, buf + put, (size_t)r - put);
+            ssize_t w = out_pos ? pwrite(out, buf + put, (size_t)r - put, op) : write(out, buf + put, (size_t)r - put);
             if (w <= 0) {
-                if (done + put)
-                    goto partial;
-                return -1;
+                err = -1;
+                break;
             }
             put += (size_t)w;
-            if (out_off)
-                *out_off += w;
+            op += w;
         }
-        if (in_off)
-            *in_off += r;
+        ip += (off_t)put;
         done += put;
-        if ((size_t)r < want)
+        if (err || (size_t)r < want)
             break;
     }
+    if (in_off)
+        *in_off = ip;
+    else if (in_pos)
+        lseek(in, ip, SEEK_SET);
+    if (out_off)
+        *out_off = op;
+    else if (out_pos)
+        lseek(out, op, SEEK_SET);
+    if (done == 0 && err < 0)
+        return -1;
     return (ssize_t)done;
-partial:
-    return (ssize_t)done;
+}
+
+/* The access checks the kernel makes before copying a byte. */
+static int copy_access_ok(int in, int out)
+{
+    int fi = ft_managed(in) ? (int)atomic_load(&fp_desc(in)->flags) : sys.fcntl(in, F_GETFL);
+    int fo = ft_managed(out) ? (int)atomic_load(&fp_desc(out)->flags) : sys.fcntl(out, F_GETFL);
+    if (fi < 0 || fo < 0 || (fi & O_ACCMODE) == O_WRONLY || (fo & O_ACCMODE) == O_RDONLY) {
+        errno = EBADF;
+        return 0;
+    }
+    return 1;
 }
 
 SH_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
 {
     if (likely(!ft_managed(out) && !ft_managed(in)))
         return REAL(sendfile)(out, in, off, count);
+    if (!copy_access_ok(in, out))
+        return -1;
     if (ft_managed(out) && (atomic_load(&fp_desc(out)->flags) & O_APPEND)) {
         errno = EINVAL; /* the kernel refuses an O_APPEND target */
         return -1;
@@ -319,6 +351,22 @@ SH_EXPORT ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off
     if (flags) {
         errno = EINVAL;
         return -1;
+    }
+    if (!copy_access_ok(in, out))
+        return -1;
+    if ((in_off && *in_off < 0) || (out_off && *out_off < 0)) {
+        errno = EOVERFLOW; /* what this kernel's tmpfs answers */
+        return -1;
+    }
+    struct stat si, so;
+    if (fstat(in, &si) == 0 && fstat(out, &so) == 0 && si.st_ino == so.st_ino && si.st_dev == so.st_dev) {
+        /* the kernel refuses overlapping ranges within one file (count clamped to the size) */
+        off_t ip = in_off ? *in_off : lseek(in, 0, SEEK_CUR), op = out_off ? *out_off : lseek(out, 0, SEEK_CUR);
+        off_t cnt = ip >= si.st_size ? 0 : (off_t)len < si.st_size - ip ? (off_t)len : si.st_size - ip;
+        if (op + cnt > ip && op < ip + cnt) {
+            errno = EINVAL;
+            return -1;
+        }
     }
     if ((ft_managed(in) && (atomic_load(&fp_desc(in)->flags) & O_ACCMODE) == O_WRONLY) ||
         (ft_managed(out) && (atomic_load(&fp_desc(out)->flags) & O_ACCMODE) == O_RDONLY) ||

@@ -98,7 +98,7 @@ static int unlink_impl(int dirfd, const char *path, int flags)
                 return resp.status < 0 ? fail(-resp.status) : 0;
         }
     }
-    return REAL(unlinkat)(dirfd, path, flags);
+    return ENOENT_FIX(dirfd, path, REAL(unlinkat)(dirfd, path, flags));
 }
 
 SH_EXPORT int unlink(const char *path)
@@ -122,23 +122,50 @@ SH_EXPORT int rmdir(const char *path)
     return unlink_impl(AT_FDCWD, path, AT_REMOVEDIR);
 }
 
+/* The rename failed with ENOENT: the kernel walks both parents first. */
+static int rename_enoent(const char *a, const char *b)
+{
+    int e = ns_walk_error(a);
+    if (e == 0)
+        e = ns_walk_error(b);
+    return e == -ENOTDIR ? ENOTDIR : ENOENT;
+}
+
 static int rename_impl(int od, const char *op, int nd, const char *np, unsigned flags)
 {
     char a[EPH_PATH_MAX], b[EPH_PATH_MAX];
     int t1 = 0, t2 = 0;
     int m1 = path_resolve(od, op, a, &t1) > 0, m2 = path_resolve(nd, np, b, &t2) > 0;
-    if (!sh_busy && (m1 || m2) && sh_attach() == 0 && (m1 || path_absolute(od, op, a, &t1) > 0) &&
-        (m2 || path_absolute(nd, np, b, &t2) > 0)) {
+    int named = (m1 || path_absolute(od, op, a, &t1) > 0) && (m2 || path_absolute(nd, np, b, &t2) > 0);
+    if (!sh_busy && (m1 || m2) && named && sh_attach() == 0) {
+        uint32_t i, g;
+        int src_mem = m1 && ns_lookup(a, &i, &g) == 0, dst_mem = m2 && ns_lookup(b, &i, &g) == 0;
+        struct stat st;
+        int src_exists = src_mem || REAL(lstat)(a, &st) == 0;
+        if (!src_exists)
+            return fail(rename_enoent(a, b));
+        /* a trailing slash demands a directory, which an in-memory file is not */
+        if ((t1 && src_mem) || (t2 && (dst_mem || src_mem)))
+            return fail(ENOTDIR);
+        if ((flags & RENAME_NOREPLACE) && strcmp(a, b) == 0)
+            return fail(EEXIST);
+        /* the target may not be an ancestor of the source */
+        if (strcmp(a, b) != 0 && pn_under(a, b, strlen(b)))
+            return fail(ENOTEMPTY);
         struct eph_resp resp;
         if (simple_rpc(EPH_OP_RENAME, a, b, (int)flags, &resp) == 0 && resp.where != EPH_WHERE_DISK) {
+            if (resp.status == -ENOENT)
+                return fail(rename_enoent(a, b));
             if (resp.status < 0)
                 return fail(-resp.status);
             return 0;
         }
     }
-    if (!REAL(renameat2) || flags == 0)
-        return REAL(renameat)(od, op, nd, np);
-    return sys.renameat2(od, op, nd, np, flags);
+    int r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np)
+                                             : sys.renameat2(od, op, nd, np, flags);
+    if (r < 0 && errno == ENOENT && (m1 || m2) && named && !sh_busy && sh_attach() == 0)
+        errno = rename_enoent(a, b);
+    return r;
 }
 
 SH_EXPORT int rename(const char *o, const char *n)
@@ -178,42 +205,42 @@ SH_EXPORT int mkdir(const char *path, mode_t mode)
 {
     if (exists_in_memory(AT_FDCWD, path))
         return fail(EEXIST);
-    return REAL(mkdir)(path, mode);
+    return ENOENT_FIX(AT_FDCWD, path, REAL(mkdir)(path, mode));
 }
 
 SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 {
     if (exists_in_memory(dirfd, path))
         return fail(EEXIST);
-    return REAL(mkdirat)(dirfd, path, mode);
+    return ENOENT_FIX(dirfd, path, REAL(mkdirat)(dirfd, path, mode));
 }
 
 SH_EXPORT int symlink(const char *target, const char *path)
 {
     if (exists_in_memory(AT_FDCWD, path))
         return fail(EEXIST);
-    return REAL(symlink)(target, path);
+    return ENOENT_FIX(AT_FDCWD, path, REAL(symlink)(target, path));
 }
 
 SH_EXPORT int symlinkat(const char *target, int dirfd, const char *path)
 {
     if (exists_in_memory(dirfd, path))
         return fail(EEXIST);
-    return REAL(symlinkat)(target, dirfd, path);
+    return ENOENT_FIX(dirfd, path, REAL(symlinkat)(target, dirfd, path));
 }
 
 SH_EXPORT ssize_t readlink(const char *path, char *buf, size_t n)
 {
     if (exists_in_memory(AT_FDCWD, path))
         return fail(EINVAL);
-    return REAL(readlink)(path, buf, n);
+    return ENOENT_FIX(AT_FDCWD, path, REAL(readlink)(path, buf, n));
 }
 
 SH_EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t n)
 {
     if (exists_in_memory(dirfd, path))
         return fail(EINVAL);
-    return REAL(readlinkat)(dirfd, path, buf, n);
+    return ENOENT_FIX(dirfd, path, REAL(readlinkat)(dirfd, path, buf, n));
 }
 
 /* A hard link needs a real inode: move the file to disk first, then link there. */
@@ -237,7 +264,7 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
                 return fail(-resp.status);
         }
     }
-    return REAL(linkat)(od, o, nd, n, flags);
+    return ENOENT_FIX(nd, n, ENOENT_FIX(od, o, REAL(linkat)(od, o, nd, n, flags)));
 }
 
 SH_EXPORT int link(const char *o, const char *n) { return link_impl(AT_FDCWD, o, AT_FDCWD, n, 0); }
@@ -254,7 +281,7 @@ SH_EXPORT int truncate(const char *path, off_t len)
     uint32_t inode, gen;
     int trailing;
     if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &trailing))
-        return REAL(truncate)(path, len);
+        return ENOENT_FIX(AT_FDCWD, path, REAL(truncate)(path, len));
     if (trailing)
         return fail(ENOTDIR);
     if (len < 0)
@@ -321,7 +348,7 @@ SH_EXPORT int chmod(const char *path, mode_t mode)
     uint32_t inode, gen;
     int t;
     if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &t))
-        return REAL(chmod)(path, mode);
+        return ENOENT_FIX(AT_FDCWD, path, REAL(chmod)(path, mode));
     return t ? fail(ENOTDIR) : chmod_inode(&sh.inodes[inode], mode);
 }
 
@@ -330,7 +357,7 @@ SH_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
     uint32_t inode, gen;
     int t;
     if (likely(!path_maybe_managed(dirfd, path)) || !lookup(dirfd, path, &inode, &gen, &t))
-        return REAL(fchmodat)(dirfd, path, mode, flags);
+        return ENOENT_FIX(dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags));
     return t ? fail(ENOTDIR) : chmod_inode(&sh.inodes[inode], mode);
 }
 
@@ -345,7 +372,7 @@ SH_EXPORT int chown(const char *path, uid_t u, gid_t g)
     uint32_t inode, gen;
     int t;
     if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &t))
-        return REAL(chown)(path, u, g);
+        return ENOENT_FIX(AT_FDCWD, path, REAL(chown)(path, u, g));
     return t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g);
 }
 
@@ -354,7 +381,7 @@ SH_EXPORT int lchown(const char *path, uid_t u, gid_t g)
     uint32_t inode, gen;
     int t;
     if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &t))
-        return REAL(lchown)(path, u, g);
+        return ENOENT_FIX(AT_FDCWD, path, REAL(lchown)(path, u, g));
     return t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g);
 }
 
@@ -366,7 +393,7 @@ SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
     if (path && !path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
         return chown_inode(mem_inode_of_fd(dirfd), u, g);
     if (likely(!path_maybe_managed(dirfd, path)) || !lookup(dirfd, path, &inode, &gen, &t))
-        return REAL(fchownat)(dirfd, path, u, g, flags);
+        return ENOENT_FIX(dirfd, path, REAL(fchownat)(dirfd, path, u, g, flags));
     return t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g);
 }
 
@@ -420,7 +447,7 @@ SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2]
     if (!path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
         return utimens_inode(mem_inode_of_fd(dirfd), ts);
     if (likely(!path_maybe_managed(dirfd, path)) || !lookup(dirfd, path, &inode, &gen, &t))
-        return REAL(utimensat)(dirfd, path, ts, flags);
+        return ENOENT_FIX(dirfd, path, REAL(utimensat)(dirfd, path, ts, flags));
     return t ? fail(ENOTDIR) : utimens_inode(&sh.inodes[inode], ts);
 }
 
@@ -476,7 +503,7 @@ static int access_impl(int dirfd, const char *path, int amode, int flags)
     uint32_t inode, gen;
     int t;
     if (likely(!path_maybe_managed(dirfd, path)) || !lookup(dirfd, path, &inode, &gen, &t))
-        return REAL(faccessat)(dirfd, path, amode, flags);
+        return ENOENT_FIX(dirfd, path, REAL(faccessat)(dirfd, path, amode, flags));
     if (t)
         return fail(ENOTDIR);
     if (amode & ~(R_OK | W_OK | X_OK))

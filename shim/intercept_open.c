@@ -12,8 +12,8 @@
 
 #include "shim.h"
 
-/* Status flags the description keeps (what F_GETFL reports, minus O_LARGEFILE). */
-#define DESC_FLAGS (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME | O_SYNC | O_DSYNC | O_ASYNC)
+/* The kernel keeps every open flag in f_flags except these (F_GETFL shows the rest). */
+#define DESC_FLAGS (~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC))
 
 /* The kernel handed out fd: if our table still names it, that entry is stale. */
 static void claim_fd(int fd)
@@ -119,7 +119,13 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
     int in_mem = !tmpfile && ns_lookup(abs, &inode, &gen) == 0;
     if (!in_mem && !(flags & O_CREAT) && !tmpfile)
         return open_real(dirfd, path, flags, mode);
+    if (!tmpfile && (flags & (O_CREAT | O_DIRECTORY)) == (O_CREAT | O_DIRECTORY))
+        return open_real(dirfd, path, flags, mode); /* the kernel's EINVAL */
     if (in_mem) {
+        if (trailing && (flags & O_CREAT)) {
+            errno = EISDIR;
+            return -1;
+        }
         if (flags & O_DIRECTORY || trailing) {
             errno = ENOTDIR;
             return -1;
@@ -169,7 +175,7 @@ static inline int open_common(int dirfd, const char *path, int flags, mode_t mod
 {
     if (likely(!path_maybe_managed(dirfd, path)))
         return open_real(dirfd, path, flags, mode);
-    return open_managed(dirfd, path, flags, mode);
+    return ENOENT_FIX(dirfd, path, open_managed(dirfd, path, flags, mode));
 }
 
 #define TAKE_MODE(flags, last)                                   \

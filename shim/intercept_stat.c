@@ -37,7 +37,7 @@ SH_EXPORT int stat(const char *path, struct stat *st)
 {
     int rc;
     if (likely(!path_maybe_managed(AT_FDCWD, path)) || !stat_managed(AT_FDCWD, path, st, 0, &rc))
-        return REAL(stat)(path, st);
+        return ENOENT_FIX(AT_FDCWD, path, REAL(stat)(path, st));
     return rc;
 }
 
@@ -47,7 +47,7 @@ SH_EXPORT int lstat(const char *path, struct stat *st)
 {
     int rc;
     if (likely(!path_maybe_managed(AT_FDCWD, path)) || !stat_managed(AT_FDCWD, path, st, 0, &rc))
-        return REAL(lstat)(path, st);
+        return ENOENT_FIX(AT_FDCWD, path, REAL(lstat)(path, st));
     return rc;
 }
 
@@ -68,7 +68,7 @@ SH_EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int flags)
     __asm__("" : "+r"(path)); /* declared nonnull, but the kernel accepts NULL with AT_EMPTY_PATH */
     if ((likely(!path_maybe_managed(dirfd, path)) && !(path && !path[0] && ft_managed(dirfd))) ||
         !stat_managed(dirfd, path, st, flags, &rc))
-        return REAL(fstatat)(dirfd, path, st, flags);
+        return ENOENT_FIX(dirfd, path, REAL(fstatat)(dirfd, path, st, flags));
     return rc;
 }
 
@@ -113,7 +113,7 @@ real:
         errno = ENOSYS;
         return -1;
     }
-    return sys.statx(dirfd, path, flags, mask, stx);
+    return ENOENT_FIX(dirfd, path, sys.statx(dirfd, path, flags, mask, stx));
 }
 
 /* The old ABI: glibc < 2.33 binaries call these with a version number. */

@@ -49,8 +49,12 @@ FILE *stdio_cookie_open(int fd, const char *mode)
 {
     cookie_io_functions_t io = {ck_read, ck_write, ck_seek, ck_close};
     FILE *f = fopencookie((void *)(intptr_t)fd, mode, io);
-    if (f)
+    if (f) {
         f->_fileno = fd;
+        /* glibc positions a write-only append stream at the end on open; ftell shows it */
+        if (mode[0] == 'a' && !strchr(mode, '+'))
+            fseeko(f, 0, SEEK_END);
+    }
     return f;
 }
 

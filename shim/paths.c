@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -153,10 +154,50 @@ int path_absolute(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailin
     return 1;
 }
 
+/*
+ * The kernel resolves ".." physically: "x/.." needs x to be a directory.  For
+ * the rare path with "..", check each component that is followed by ".."; if
+ * one is not a directory, leave the whole call to the kernel, which fails it.
+ */
+int path_dotdot_error(int dirfd, const char *p)
+{
+    char pre[EPH_PATH_MAX];
+    size_t n = strlen(p);
+    if (n >= sizeof pre)
+        return -ENAMETOOLONG;
+    for (size_t i = 0; i + 2 <= n; i++) {
+        if (p[i] == '.' && p[i + 1] == '.' && (i == 0 || p[i - 1] == '/') && (p[i + 2] == '/' || p[i + 2] == '\0')) {
+            if (i == 0)
+                continue;
+            memcpy(pre, p, i);
+            pre[i] = '\0';
+            char abs[EPH_PATH_MAX];
+            uint32_t inode, gen;
+            struct stat st;
+            if (path_absolute(dirfd, pre, abs, NULL) <= 0)
+                return -ENOENT;
+            int e = sh.hdr ? ns_walk_error(abs) : 0;
+            if (e < 0)
+                return e;
+            if (sh.hdr && ns_lookup(abs, &inode, &gen) == 0)
+                return -ENOTDIR;
+            if (REAL(fstatat)(dirfd, pre, &st, 0) < 0)
+                return -errno;
+            if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        }
+    }
+    return 0;
+}
+
 int path_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing_slash)
 {
     if (!path_maybe_managed(dirfd, p))
         return 0;
     int r = path_absolute(dirfd, p, out, trailing_slash);
-    return r <= 0 ? r : under_root(out);
+    if (r <= 0 || !under_root(out))
+        return r <= 0 ? r : 0;
+    if (unlikely(pn_has_dotdot(p)) && path_dotdot_error(dirfd, p) < 0)
+        return 0;
+    return 1;
 }

@@ -161,7 +161,7 @@ extern struct sh_global sh;
 int sh_attach(void);                   /* 0, or -errno; idempotent and thread-safe */
 void sh_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint32_t sh_umask(void);
-int64_t sh_now_ns(void);               /* CLOCK_REALTIME_COARSE, like the kernel's file times */
+int64_t sh_now_ns(void);               /* CLOCK_REALTIME, for file times */
 
 /* Thread-local operation counters, added to hdr->c in batches. */
 struct sh_tcount {
@@ -193,7 +193,9 @@ int path_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing
 int path_absolute(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing_slash);
 /* The cheap pre-check: can p (relative to dirfd) possibly be managed? */
 int path_maybe_managed(int dirfd, const char *p);
-int path_is_root(const char *abs);      /* abs is exactly a managed root */
+int path_is_root(const char *abs);
+/* For a path with "..": the error the kernel's physical walk gives (0, -ENOTDIR, -ENOENT...). */
+int path_dotdot_error(int dirfd, const char *p);      /* abs is exactly a managed root */
 
 /* ---- fd table (fdtable.c) ----------------------------------------------- */
 struct ft_entry {
@@ -285,6 +287,19 @@ int fp_fill_statx(struct eph_inode *ino, unsigned mask, struct statx *stx);
 /* namespace lookups in the shared hash (seqlock readers) */
 int ns_lookup(const char *abs, uint32_t *inode, uint32_t *gen);
 int ns_stat(const char *abs, struct stat *st);    /* 0, -ENOENT if not in memory */
+
+/* 1 if a proper ancestor of abs is an in-memory file (the kernel would say ENOTDIR). */
+int ns_ancestor_is_file(const char *abs);
+int ns_walk_error(const char *abs);
+/* After a real call on a managed path failed with ENOENT: make it ENOTDIR where tmpfs would. */
+void sh_enoent(int dirfd, const char *path);
+#define ENOENT_FIX(dirfd, path, call)                                \
+    ({                                                               \
+        __typeof__(call) r_ = (call);                                \
+        if (r_ < 0 && errno == ENOENT)                               \
+            sh_enoent(dirfd, path);                                  \
+        r_;                                                          \
+    })
 
 /* ---- daemon client (rpc.c) ---------------------------------------------- */
 /* Send req (version/pid filled in), wait for resp; *fd_out gets a received fd or -1. */
