@@ -11,6 +11,10 @@
  * seq-write, seq-read or meta (open+fstat+close of an existing file).  --memcpy runs the same
  * access pattern as plain memcpy on a malloc'd arena: the physical limit for the data workloads.
  *
+ * Each loop is timed as a whole and in up to IB_BATCHES laps (random and meta: equal slices of
+ * the operations; sequential: one lap per pass).  On a shared machine the median lap is a steadier
+ * estimate than the total, because a burst of someone else's work spoils one lap, not the run.
+ *
  * Data is checked, so a fast wrong answer cannot pass: block k of the file holds the word
  * (k ^ seed) in its first and last 8 bytes and a fixed filler in between.  Reads check both marker
  * words inside the timed loop (every contender pays the same two compares); after the loop, the
@@ -50,6 +54,17 @@ struct ib_target {
     char path[4096];
 };
 
+#define IB_BATCHES 10
+
+/* Lap times of one timed loop. */
+struct ib_clock {
+    uint64_t start;                 /* when the loop began */
+    uint64_t last;                  /* end of the previous lap */
+    uint64_t lap_ns[IB_BATCHES];    /* duration of each lap */
+    uint64_t lap_ops[IB_BATCHES];   /* operations in each lap */
+    int laps;
+};
+
 static char ib_errbuf[512];
 
 static int ib_fail(const char *what) {
@@ -61,6 +76,42 @@ static uint64_t ib_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void ib_clock_start(struct ib_clock *c) {
+    c->laps = 0;
+    c->start = c->last = ib_now_ns();
+}
+
+static void ib_clock_lap(struct ib_clock *c, uint64_t ops) {
+    uint64_t now = ib_now_ns();
+    if (c->laps < IB_BATCHES) {
+        c->lap_ns[c->laps] = now - c->last;
+        c->lap_ops[c->laps] = ops;
+        c->laps++;
+    }
+    c->last = now;
+}
+
+/* Is lap i (operation index i, 0-based) the last of its slice of n operations? */
+static int ib_lap_due(uint64_t i, uint64_t n) {
+    uint64_t per = n / IB_BATCHES ? n / IB_BATCHES : 1;
+    return (i + 1) % per == 0 && (i + 1) / per <= IB_BATCHES;
+}
+
+static int ib_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median and minimum ns per operation over the laps. */
+static void ib_clock_summary(const struct ib_clock *c, double *median, double *min) {
+    double per[IB_BATCHES];
+    int n = c->laps;
+    for (int i = 0; i < n; i++) per[i] = (double)c->lap_ns[i] / (double)(c->lap_ops[i] ? c->lap_ops[i] : 1);
+    qsort(per, (size_t)n, sizeof per[0], ib_cmp_double);
+    *min = n ? per[0] : 0;
+    *median = n == 0 ? 0 : n % 2 ? per[n / 2] : (per[n / 2 - 1] + per[n / 2]) / 2;
 }
 
 /* Marker words of block k; the filler between them is 0xA5. */
@@ -132,7 +183,7 @@ static uint64_t ib_rand(uint64_t *s) {
     return *s * 2685821657736338717ull;
 }
 
-static int ib_random(struct ib_target *t, const struct ib_opts *o, unsigned char *buf, uint64_t *ns, uint64_t *sum) {
+static int ib_random(struct ib_target *t, const struct ib_opts *o, unsigned char *buf, struct ib_clock *clk, uint64_t *sum) {
     uint64_t nblocks = o->size / o->block, state = o->seed * 2 + 1, bad = 0;
     uint64_t *ks = malloc(o->ops * sizeof *ks);
     int writing = o->wl == IB_RAND_PWRITE || o->wl == IB_RAND_WRITE;
@@ -142,7 +193,8 @@ static int ib_random(struct ib_target *t, const struct ib_opts *o, unsigned char
     if (!ks) return ib_fail("malloc");
     for (uint64_t i = 0; i < o->ops; i++) ks[i] = ib_rand(&state) % nblocks;
 
-    uint64_t t0 = ib_now_ns();
+    uint64_t lap_first = 0;
+    ib_clock_start(clk);
     for (uint64_t i = 0; i < o->ops; i++) {
         uint64_t k = ks[i], off = k * o->block;
         ssize_t n;
@@ -160,8 +212,12 @@ static int ib_random(struct ib_target *t, const struct ib_opts *o, unsigned char
         if (n != (ssize_t)o->block) { ib_fail(writing ? "write" : "read"); goto err; }
         if (!writing) bad += !ib_check(buf, o->block, k, o->seed);
         *sum += buf[8];
+        if (ib_lap_due(i, o->ops)) {
+            ib_clock_lap(clk, i + 1 - lap_first);
+            lap_first = i + 1;
+        }
     }
-    *ns = ib_now_ns() - t0;
+    clk->last = ib_now_ns();
     if (bad) {
         snprintf(ib_errbuf, sizeof ib_errbuf, "%" PRIu64 " of %" PRIu64 " reads returned wrong data", bad, o->ops);
         goto err;
@@ -172,10 +228,10 @@ err:
     return rc;
 }
 
-static int ib_seq(struct ib_target *t, const struct ib_opts *o, unsigned char *buf, uint64_t *ns, uint64_t *sum) {
+static int ib_seq(struct ib_target *t, const struct ib_opts *o, unsigned char *buf, struct ib_clock *clk, uint64_t *sum) {
     uint64_t nblocks = o->size / o->block, bad = 0;
     int writing = o->wl == IB_SEQ_WRITE;
-    uint64_t t0 = ib_now_ns();
+    ib_clock_start(clk);
     for (uint64_t p = 0; p < o->passes; p++) {
         if (!t->arena) {
             if (writing) {
@@ -198,8 +254,9 @@ static int ib_seq(struct ib_target *t, const struct ib_opts *o, unsigned char *b
             if (!writing) bad += !ib_check(buf, o->block, k, o->seed);
             *sum += buf[8];
         }
+        ib_clock_lap(clk, nblocks);
     }
-    *ns = ib_now_ns() - t0;
+    clk->last = ib_now_ns();
     if (bad) {
         snprintf(ib_errbuf, sizeof ib_errbuf, "%" PRIu64 " sequential reads returned wrong data", bad);
         return IB_ERR;
@@ -207,17 +264,22 @@ static int ib_seq(struct ib_target *t, const struct ib_opts *o, unsigned char *b
     return IB_OK;
 }
 
-static int ib_meta(struct ib_target *t, const struct ib_opts *o, uint64_t *ns, uint64_t *sum) {
+static int ib_meta(struct ib_target *t, const struct ib_opts *o, struct ib_clock *clk, uint64_t *sum) {
     struct stat st = {0};
-    uint64_t t0 = ib_now_ns();
+    uint64_t lap_first = 0;
+    ib_clock_start(clk);
     for (uint64_t i = 0; i < o->ops; i++) {
         int fd = open(t->path, O_RDONLY);
         if (fd < 0) return ib_fail("open");
         if (fstat(fd, &st) < 0) return ib_fail("fstat");
         if (close(fd) < 0) return ib_fail("close");
         *sum += (uint64_t)st.st_size;
+        if (ib_lap_due(i, o->ops)) {
+            ib_clock_lap(clk, i + 1 - lap_first);
+            lap_first = i + 1;
+        }
     }
-    *ns = ib_now_ns() - t0;
+    clk->last = ib_now_ns();
     if ((uint64_t)st.st_size != o->size) {
         snprintf(ib_errbuf, sizeof ib_errbuf, "fstat reports size %jd, expected %" PRIu64, (intmax_t)st.st_size, o->size);
         return IB_ERR;
@@ -248,7 +310,9 @@ int main(int argc, char **argv) {
     struct ib_target t = {.fd = -1, .arena = NULL, .path = {0}};
     unsigned char *buf = NULL, *filler = NULL;
     int memcpy_mode = 0, found = 0, rc = 1;
-    uint64_t ns = 0, sum = 0, ops;
+    struct ib_clock clk = {0};
+    uint64_t sum = 0, ops;
+    double lap_median, lap_min;
 
     if (argc < 2) return ib_usage("no workload given");
     for (size_t i = 0; i < sizeof ib_names / sizeof ib_names[0]; i++) {
@@ -296,17 +360,17 @@ int main(int argc, char **argv) {
 
     switch (o.wl) {
     case IB_RAND_PREAD: case IB_RAND_PWRITE: case IB_RAND_READ: case IB_RAND_WRITE:
-        if (ib_random(&t, &o, buf, &ns, &sum) != IB_OK) goto err;
+        if (ib_random(&t, &o, buf, &clk, &sum) != IB_OK) goto err;
         ops = o.ops;
         break;
     case IB_SEQ_WRITE: case IB_SEQ_READ:
-        if (ib_seq(&t, &o, buf, &ns, &sum) != IB_OK) goto err;
+        if (ib_seq(&t, &o, buf, &clk, &sum) != IB_OK) goto err;
         ops = o.passes * (o.size / o.block);
         break;
     case IB_META:
         if (close(t.fd) < 0) { ib_fail("close"); goto err; }
         t.fd = -1;
-        if (ib_meta(&t, &o, &ns, &sum) != IB_OK) goto err;
+        if (ib_meta(&t, &o, &clk, &sum) != IB_OK) goto err;
         ops = o.ops;
         t.fd = open(t.path, O_RDONLY);
         if (t.fd < 0) { ib_fail("reopen"); goto err; }
@@ -316,9 +380,13 @@ int main(int argc, char **argv) {
     }
     if (ib_verify(&t, &o, buf, filler) != IB_OK) goto err;
 
+    ib_clock_summary(&clk, &lap_median, &lap_min);
+    uint64_t ns = clk.last - clk.start;
     printf("{\"workload\":\"%s\",\"target\":\"%s\",\"ops\":%" PRIu64 ",\"block\":%" PRIu64 ",\"size\":%" PRIu64
-           ",\"ns\":%" PRIu64 ",\"ns_per_op\":%.3f,\"checksum\":%" PRIu64 "}\n",
-           ib_names[o.wl], memcpy_mode ? "memcpy" : o.dir, ops, o.block, o.size, ns, (double)ns / (double)ops, sum);
+           ",\"ns\":%" PRIu64 ",\"ns_per_op\":%.3f,\"laps\":%d,\"lap_median_ns_per_op\":%.3f,\"lap_min_ns_per_op\":%.3f"
+           ",\"checksum\":%" PRIu64 "}\n",
+           ib_names[o.wl], memcpy_mode ? "memcpy" : o.dir, ops, o.block, o.size, ns, (double)ns / (double)ops, clk.laps,
+           lap_median, lap_min, sum);
     rc = 0;
 err:
     if (rc) fprintf(stderr, "iobench %s: %s\n", ib_names[o.wl], ib_errbuf);

@@ -11,8 +11,9 @@ test('median', () => {
 });
 
 test('parseIobench takes the last line and checks the fields', () => {
-  const r = parseIobench('noise\n{"workload":"rand-pread","target":"memcpy","ops":10,"block":8192,"size":1,"ns":100,"ns_per_op":10.0,"checksum":1}\n');
+  const r = parseIobench('noise\n{"workload":"rand-pread","target":"memcpy","ops":10,"block":8192,"size":1,"ns":100,"ns_per_op":10.0,"laps":10,"lap_median_ns_per_op":9.5,"lap_min_ns_per_op":9,"checksum":1}\n');
   assert.equal(r.ns_per_op, 10);
+  assert.equal(r.lap_median_ns_per_op, 9.5);
   assert.throws(() => parseIobench('oops'), (err: unknown) => isEphemeraError(err, 'EPH_BENCH_FAILED'));
   assert.throws(() => parseIobench('{"workload":"x"}'), (err: unknown) => isEphemeraError(err, 'EPH_BENCH_FAILED'));
 });

@@ -1,0 +1,48 @@
+// The benchmark commands end to end, at a tiny size: they run, every contender produces a number,
+// and the data was served from memory. Timing is never asserted (that is the benchmark's job).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const EPHEMERA = fileURLToPath(new URL('../../ephemera', import.meta.url));
+const ROOT = process.getuid?.() === 0;
+
+function bench(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(EPHEMERA, ['bench', ...args], { encoding: 'utf8', timeout: 300_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function cells(table: string, label: string): string[] {
+  const line = table.split('\n').find((l) => l.startsWith(`| ${label} `));
+  assert.ok(line !== undefined, `no row for ${label} in\n${table}`);
+  return line.split('|').slice(1, -1).map((c) => c.trim());
+}
+
+test('bench io: one table, a number for every contender, fast ops counted', () => {
+  const r = bench('io', '--repeats', '1', '--ops', '2000', '--passes', '1');
+  assert.equal(r.status, 0, r.stderr);
+  for (const label of ['random 8 KiB pread', 'random 8 KiB pwrite', 'random 8 KiB lseek+read', 'random 8 KiB lseek+write', 'sequential 8 KiB write', 'sequential 8 KiB read']) {
+    const [, eph, tmpfs, disk, mem, , , , fast] = cells(r.stdout, label);
+    for (const v of [eph, disk, mem, ...(ROOT ? [tmpfs] : [])]) assert.match(v ?? '', /^\d+\.\d{3}$/, `${label}: ${String(v)}`);
+    assert.ok(Number(fast) > 0, `${label}: the ephemera run served nothing from memory`);
+  }
+  const [, eph] = cells(r.stdout, 'open+fstat+close');
+  assert.match(eph ?? '', /^\d+\.\d{3}$/);
+  assert.match(cells(r.stdout, 'random 8 KiB pread, unmanaged')[3] ?? '', /^-?\d+\.\d%$/);
+});
+
+test('bench demo: the function computes the same digest under ephemera, on tmpfs and on disk', () => {
+  const r = bench('demo', '--repeats', '1');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /same digest in every mode/);
+  for (const mode of ['ephemera', 'tmpfs', 'disk']) assert.match(cells(r.stdout, mode)[1] ?? '', /^\d+\.\d{3}$/);
+  assert.ok(Number(cells(r.stdout, 'fast_writes')[1]) > 0);
+});
+
+test('bench with an unknown experiment or a bad number is a usage error', () => {
+  assert.equal(bench('nope').status, 2);
+  const r = bench('io', '--repeats', '0');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /EPH_CLI_USAGE: .*--repeats must be a positive integer, got "0"/);
+});
