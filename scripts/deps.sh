@@ -15,6 +15,8 @@ APT_PACKAGES=(
   strace           # tests check what reached the kernel
   util-linux       # mount (tmpfs contender), nsenter
   procps           # ps, pkill-free process inspection in tests
+  busybox-static   # a tiny image for the container engine tests
+  fonts-dejavu-core  # text in the PNG plots of the evaluation
 )
 
 missing=()

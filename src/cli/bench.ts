@@ -7,7 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { EphemeraError } from '../core/errors.js';
 import { DEMO_DEFAULTS, runDemo } from '../bench/demo.js';
 import { IO_DEFAULTS, runIoBench } from '../bench/io.js';
-import { flagValue, parseFlags, type ParsedFlags } from './flags.js';
+import { EVAL_EXPERIMENTS, EVAL_USAGE, runEvalBench } from '../bench/eval/main.js';
+import { flagPositiveInt, flagValue, parseFlags, type ParsedFlags } from './flags.js';
+import { MICRO_USAGE, microBenchMain } from './bench-micro.js';
 import { buildOutput } from './paths.js';
 
 export const BENCH_USAGE = `usage: ephemera bench EXPERIMENT [FLAGS]
@@ -19,16 +21,13 @@ experiments:
         --json FILE (also write the medians as JSON). Mounting the tmpfs needs root.
   demo  a small I/O-heavy Python function under ephemera, on tmpfs and on disk (make demo).
         Flags: --repeats N (default ${DEMO_DEFAULTS.repeats}), --scale N (default ${DEMO_DEFAULTS.scale}), --work DIR.
+${MICRO_USAGE}
+${EVAL_USAGE}
 
 Timed loops are native code or whole processes; the harness only starts them and takes medians.`;
 
 function positiveInt(parsed: ParsedFlags, name: string, fallback: number): number {
-  const v = flagValue(parsed, name);
-  if (v === undefined) return fallback;
-  if (!/^[1-9]\d*$/.test(v) || !Number.isSafeInteger(Number(v))) {
-    throw new EphemeraError('EPH_CLI_USAGE', `ephemera bench: --${name} must be a positive integer, got ${JSON.stringify(v)}`);
-  }
-  return Number(v);
+  return flagPositiveInt(parsed, name, 'ephemera bench', fallback);
 }
 
 const progress = (line: string): void => {
@@ -78,7 +77,14 @@ async function demo(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<number>>> = { io, demo };
+const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<number>>> = {
+  io,
+  demo,
+  fig7: (argv) => microBenchMain('fig7', argv),
+  fig8: (argv) => microBenchMain('fig8', argv),
+  fig9: (argv) => microBenchMain('fig9', argv),
+  ...Object.fromEntries(EVAL_EXPERIMENTS.map((name) => [name, (argv: readonly string[]) => runEvalBench([name, ...argv])])),
+};
 
 /** `ephemera bench EXPERIMENT ...` */
 export async function benchMain(argv: readonly string[]): Promise<number> {

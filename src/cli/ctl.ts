@@ -65,7 +65,7 @@ function count(n: number): string {
 export function formatStats(s: DaemonStats): string {
   const rows: Array<[string, string]> = [
     ['limit', s.limit === null ? 'unlimited' : formatSize(s.limit)],
-    ['usage', formatSize(s.usage)],
+    ['usage', s.usage === null ? 'n/a (no cgroup)' : formatSize(s.usage)],
     ['budget', formatSize(s.budget)],
     ['headroom', formatSize(s.headroom)],
     ['files in memory', `${count(s.files_in_memory)} (peak ${count(s.files_in_memory_peak)})`],

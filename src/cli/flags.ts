@@ -96,3 +96,17 @@ export function flagValue(parsed: ParsedFlags, name: string): string | undefined
 export function flagSet(parsed: ParsedFlags, name: string): boolean {
   return parsed.values.has(name);
 }
+
+/**
+ * The value of a flag that must be a positive integer (a count), or `fallback` when absent.
+ *
+ * @throws {EphemeraError} `EPH_CLI_USAGE` naming the flag and the value
+ */
+export function flagPositiveInt(parsed: ParsedFlags, name: string, context: string, fallback: number): number {
+  const v = flagValue(parsed, name);
+  if (v === undefined) return fallback;
+  if (!/^[1-9]\d*$/.test(v) || !Number.isSafeInteger(Number(v))) {
+    throw new EphemeraError('EPH_CLI_USAGE', `${context}: --${name} must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+  return Number(v);
+}

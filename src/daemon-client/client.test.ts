@@ -108,6 +108,19 @@ test('stats are validated and extra fields kept; a chunked response is reassembl
   }
 });
 
+test('usage and limit may be null (a daemon without a cgroup)', async () => {
+  const d = await fakeDaemon((req, sock) => {
+    reply(sock, { v: 1, id: req['id'], ok: true, result: { ...STATS, usage: null, limit: null } });
+  });
+  const c = await DaemonClient.connect(d.path);
+  try {
+    assert.equal((await c.stats()).usage, null);
+  } finally {
+    c.close();
+    d.dispose();
+  }
+});
+
 test('a stats result with a wrong field is a protocol error naming the field', async () => {
   const d = await fakeDaemon((req, sock) => {
     reply(sock, { v: 1, id: req['id'], ok: true, result: { ...STATS, evictions: '7' } });

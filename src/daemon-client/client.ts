@@ -15,7 +15,8 @@ export const MAX_LINE_BYTES = 64 * 1024;
 /** The `stats` result. The daemon may add fields; they are kept as they came. */
 export interface DaemonStats {
   readonly limit: number | null;
-  readonly usage: number;
+  /** The cgroup's memory usage; null when the daemon has no cgroup (static --budget). */
+  readonly usage: number | null;
   readonly file_bytes_memory: number;
   readonly file_bytes_disk: number;
   readonly files_in_memory: number;
@@ -55,7 +56,6 @@ interface Pending {
 }
 
 const COUNT_FIELDS = [
-  'usage',
   'file_bytes_memory',
   'file_bytes_disk',
   'files_in_memory',
@@ -79,14 +79,16 @@ export function parseStats(result: Record<string, unknown>): DaemonStats {
     new EphemeraError(
       'EPH_DAEMON_PROTOCOL',
       `stats result field '${field}' is ${JSON.stringify(result[field])}, expected ${
-        field === 'limit' ? 'an integer or null' : field === 'cgroup' ? 'a string or null' : 'a non-negative integer'
+        field === 'limit' || field === 'usage' ? 'an integer or null' : field === 'cgroup' ? 'a string or null' : 'a non-negative integer'
       }; the daemon and the CLI may come from different builds: run make`,
     );
   for (const f of COUNT_FIELDS) {
     const v = result[f];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw bad(f);
   }
-  if (result['limit'] !== null && !Number.isInteger(result['limit'])) throw bad('limit');
+  for (const f of ['limit', 'usage'] as const) {
+    if (result[f] !== null && !Number.isInteger(result[f])) throw bad(f);
+  }
   if (result['cgroup'] !== null && typeof result['cgroup'] !== 'string') throw bad('cgroup');
   const cv = result['cgroup_version'];
   if (cv !== null && cv !== 1 && cv !== 2) throw bad('cgroup_version');
