@@ -97,9 +97,14 @@ SH_EXPORT DIR *opendir(const char *path)
 {
     char abs[EPH_PATH_MAX];
     int t;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)) || sh_busy ||
-        path_resolve(AT_FDCWD, path, abs, &t) <= 0 || sh_attach() < 0)
+    if (likely(!path_maybe_managed(AT_FDCWD, path)))
         return REAL(opendir)(path);
+    if (sh_busy || path_resolve(AT_FDCWD, path, abs, &t) <= 0 || sh_attach() < 0) {
+        DIR *d = REAL(opendir)(path);
+        if (!d && errno == ENOENT)
+            sh_enoent(AT_FDCWD, path);
+        return d;
+    }
     uint32_t inode, gen;
     if (ns_lookup(abs, &inode, &gen) == 0) {
         errno = ENOTDIR;
@@ -108,7 +113,13 @@ SH_EXPORT DIR *opendir(const char *path)
     DIR *real = sys.opendir(path);
     if (!real && errno == ENOENT)
         sh_enoent(AT_FDCWD, path);
-    return real ? wrap(real, abs) : NULL;
+    if (!real)
+        return NULL;
+    /* list the in-memory files of the directory itself, whatever symlink led here */
+    int t2;
+    if (path_resolve(sys.dirfd(real), ".", abs, &t2) <= 0)
+        return real;
+    return wrap(real, abs);
 }
 
 SH_EXPORT DIR *fdopendir(int fd)

@@ -316,7 +316,8 @@ static int copy_access_ok(int in, int out)
 {
     int fi = ft_managed(in) ? (int)atomic_load(&fp_desc(in)->flags) : sys.fcntl(in, F_GETFL);
     int fo = ft_managed(out) ? (int)atomic_load(&fp_desc(out)->flags) : sys.fcntl(out, F_GETFL);
-    if (fi < 0 || fo < 0 || (fi & O_ACCMODE) == O_WRONLY || (fo & O_ACCMODE) == O_RDONLY) {
+    if (fi < 0 || fo < 0 || (fi & O_PATH) || (fo & O_PATH) || (fi & O_ACCMODE) == O_WRONLY ||
+        (fo & O_ACCMODE) == O_RDONLY) {
         errno = EBADF;
         return 0;
     }
@@ -327,6 +328,10 @@ SH_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
 {
     if (likely(!ft_managed(out) && !ft_managed(in)))
         return REAL(sendfile)(out, in, off, count);
+    if (off && *off < 0) {
+        errno = EINVAL;
+        return -1;
+    }
     if (!copy_access_ok(in, out))
         return -1;
     if (ft_managed(out) && (atomic_load(&fp_desc(out)->flags) & O_APPEND)) {

@@ -49,12 +49,24 @@ int names_access_ok(struct eph_inode *ino, int amode, int effective)
 }
 
 /* Resolve a managed path to its in-memory inode: 1 found, 0 not in memory / not managed. */
-static int lookup(int dirfd, const char *path, uint32_t *inode, uint32_t *gen, int *trailing)
+static int lookup_f(int dirfd, const char *path, uint32_t *inode, uint32_t *gen, int *trailing, int follow)
 {
     char abs[EPH_PATH_MAX];
     if (sh_busy || path_resolve(dirfd, path, abs, trailing) <= 0 || sh_attach() < 0)
         return 0;
-    return ns_lookup(abs, inode, gen) == 0;
+    return ns_lookup(abs, inode, gen) == 0 || (path_canon(abs, follow) > 0 && ns_lookup(abs, inode, gen) == 0);
+}
+
+/* Calls that follow a final symlink (chmod, truncate, access...). */
+static int lookup(int dirfd, const char *path, uint32_t *inode, uint32_t *gen, int *trailing)
+{
+    return lookup_f(dirfd, path, inode, gen, trailing, 1);
+}
+
+/* Calls that act on the name itself (mkdir, symlink, readlink, lchown). */
+static int lookup_nofollow(int dirfd, const char *path, uint32_t *inode, uint32_t *gen, int *trailing)
+{
+    return lookup_f(dirfd, path, inode, gen, trailing, 0);
 }
 
 static int fail(int e)
@@ -88,9 +100,14 @@ static int unlink_impl(int dirfd, const char *path, int flags)
         sh_attach() == 0) {
         uint32_t inode, gen;
         struct eph_resp resp;
+        if (path_canon(abs, 0) < 0)
+            return REAL(unlinkat)(dirfd, path, flags);
         if (flags & AT_REMOVEDIR) {
-            if (simple_rpc(EPH_OP_RMDIR, abs, NULL, 0, &resp) == 0)
+            if (simple_rpc(EPH_OP_RMDIR, abs, NULL, 0, &resp) == 0) {
+                if (resp.status == -ENOENT && ns_ancestor_is_file(abs))
+                    return fail(ENOTDIR);
                 return resp.status < 0 ? fail(-resp.status) : 0;
+            }
         } else if (ns_lookup(abs, &inode, &gen) == 0) {
             if (trailing)
                 return fail(ENOTDIR);
@@ -128,7 +145,7 @@ static int rename_enoent(const char *a, const char *b)
     int e = ns_walk_error(a);
     if (e == 0)
         e = ns_walk_error(b);
-    return e == -ENOTDIR ? ENOTDIR : ENOENT;
+    return e ? -e : ENOENT;
 }
 
 static int rename_impl(int od, const char *op, int nd, const char *np, unsigned flags)
@@ -137,17 +154,30 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
     int t1 = 0, t2 = 0;
     int m1 = path_resolve(od, op, a, &t1) > 0, m2 = path_resolve(nd, np, b, &t2) > 0;
     int named = (m1 || path_absolute(od, op, a, &t1) > 0) && (m2 || path_absolute(nd, np, b, &t2) > 0);
+    if (m1 && path_canon(a, 0) < 0)
+        m1 = 0;
+    if (m2 && path_canon(b, 0) < 0)
+        m2 = 0;
     if (!sh_busy && (m1 || m2) && named && sh_attach() == 0) {
         uint32_t i, g;
         int src_mem = m1 && ns_lookup(a, &i, &g) == 0, dst_mem = m2 && ns_lookup(b, &i, &g) == 0;
+        /* the kernel walks both parents before it looks at the names */
+        int we = ns_walk_error(a);
+        if (we == 0)
+            we = ns_walk_error(b);
+        if (we < 0)
+            return fail(-we);
         struct stat st;
         int src_exists = src_mem || REAL(lstat)(a, &st) == 0;
         if (!src_exists)
-            return fail(rename_enoent(a, b));
-        /* a trailing slash demands a directory, which an in-memory file is not */
-        if ((t1 && src_mem) || (t2 && (dst_mem || src_mem)))
+            return fail(ENOENT);
+        /* a trailing slash demands a directory */
+        int src_dir = !src_mem && S_ISDIR(st.st_mode);
+        if ((t1 || t2) && !src_dir)
             return fail(ENOTDIR);
-        if ((flags & RENAME_NOREPLACE) && strcmp(a, b) == 0)
+        if (t2 && dst_mem)
+            return fail(ENOTDIR);
+        if ((flags & RENAME_NOREPLACE) && (dst_mem || REAL(lstat)(b, &st) == 0))
             return fail(EEXIST);
         /* the target may not be an ancestor of the source */
         if (strcmp(a, b) != 0 && pn_under(a, b, strlen(b)))
@@ -198,7 +228,7 @@ static int exists_in_memory(int dirfd, const char *path)
 {
     uint32_t inode, gen;
     int trailing;
-    return path_maybe_managed(dirfd, path) && lookup(dirfd, path, &inode, &gen, &trailing);
+    return path_maybe_managed(dirfd, path) && lookup_nofollow(dirfd, path, &inode, &gen, &trailing);
 }
 
 SH_EXPORT int mkdir(const char *path, mode_t mode)
@@ -250,7 +280,7 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
     int trailing;
     if (exists_in_memory(nd, n))
         return fail(EEXIST);
-    if (path_maybe_managed(od, o) && lookup(od, o, &inode, &gen, &trailing)) {
+    if (path_maybe_managed(od, o) && lookup_f(od, o, &inode, &gen, &trailing, flags & AT_SYMLINK_FOLLOW)) {
         struct eph_req req;
         struct eph_resp resp;
         int fd;
@@ -356,7 +386,7 @@ SH_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
 {
     uint32_t inode, gen;
     int t;
-    if (likely(!path_maybe_managed(dirfd, path)) || !lookup(dirfd, path, &inode, &gen, &t))
+    if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)))
         return ENOENT_FIX(dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags));
     return t ? fail(ENOTDIR) : chmod_inode(&sh.inodes[inode], mode);
 }
@@ -380,7 +410,7 @@ SH_EXPORT int lchown(const char *path, uid_t u, gid_t g)
 {
     uint32_t inode, gen;
     int t;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &t))
+    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup_nofollow(AT_FDCWD, path, &inode, &gen, &t))
         return ENOENT_FIX(AT_FDCWD, path, REAL(lchown)(path, u, g));
     return t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g);
 }
@@ -392,7 +422,7 @@ SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
     __asm__("" : "+r"(path)); /* declared nonnull, but the kernel takes NULL */
     if (path && !path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
         return chown_inode(mem_inode_of_fd(dirfd), u, g);
-    if (likely(!path_maybe_managed(dirfd, path)) || !lookup(dirfd, path, &inode, &gen, &t))
+    if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)))
         return ENOENT_FIX(dirfd, path, REAL(fchownat)(dirfd, path, u, g, flags));
     return t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g);
 }
@@ -446,7 +476,7 @@ SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2]
     }
     if (!path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
         return utimens_inode(mem_inode_of_fd(dirfd), ts);
-    if (likely(!path_maybe_managed(dirfd, path)) || !lookup(dirfd, path, &inode, &gen, &t))
+    if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)))
         return ENOENT_FIX(dirfd, path, REAL(utimensat)(dirfd, path, ts, flags));
     return t ? fail(ENOTDIR) : utimens_inode(&sh.inodes[inode], ts);
 }
@@ -502,7 +532,7 @@ static int access_impl(int dirfd, const char *path, int amode, int flags)
 {
     uint32_t inode, gen;
     int t;
-    if (likely(!path_maybe_managed(dirfd, path)) || !lookup(dirfd, path, &inode, &gen, &t))
+    if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)))
         return ENOENT_FIX(dirfd, path, REAL(faccessat)(dirfd, path, amode, flags));
     if (t)
         return fail(ENOTDIR);

@@ -117,6 +117,13 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         return open_real(dirfd, path, flags, mode);
     uint32_t inode, gen;
     int in_mem = !tmpfile && ns_lookup(abs, &inode, &gen) == 0;
+    if (!in_mem && !tmpfile) {
+        int c = path_canon(abs, !(flags & O_NOFOLLOW));
+        if (c < 0)
+            return open_real(dirfd, path, flags, mode);
+        if (c > 0)
+            in_mem = ns_lookup(abs, &inode, &gen) == 0;
+    }
     if (!in_mem && !(flags & O_CREAT) && !tmpfile)
         return open_real(dirfd, path, flags, mode);
     if (!tmpfile && (flags & (O_CREAT | O_DIRECTORY)) == (O_CREAT | O_DIRECTORY))

@@ -10,7 +10,7 @@
 #include "shim.h"
 
 /* 1 = answered into st (or failed with errno set; *rc holds the result), 0 = not ours. */
-static int stat_managed(int dirfd, const char *path, struct stat *st, int flags, int *rc)
+static int stat_managed(int dirfd, const char *path, struct stat *st, int flags, int *rc, int follow)
 {
     if (path && !path[0] && (flags & AT_EMPTY_PATH)) {
         if (!ft_managed(dirfd))
@@ -22,7 +22,7 @@ static int stat_managed(int dirfd, const char *path, struct stat *st, int flags,
     int trailing;
     if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
         return 0;
-    if (ns_stat(abs, st) < 0)
+    if (ns_stat(abs, st) < 0 && (path_canon(abs, follow) <= 0 || ns_stat(abs, st) < 0))
         return 0;
     if (trailing) {
         errno = ENOTDIR;
@@ -36,7 +36,7 @@ static int stat_managed(int dirfd, const char *path, struct stat *st, int flags,
 SH_EXPORT int stat(const char *path, struct stat *st)
 {
     int rc;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !stat_managed(AT_FDCWD, path, st, 0, &rc))
+    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !stat_managed(AT_FDCWD, path, st, 0, &rc, 1))
         return ENOENT_FIX(AT_FDCWD, path, REAL(stat)(path, st));
     return rc;
 }
@@ -46,7 +46,7 @@ SH_EXPORT int stat64(const char *path, struct stat64 *st) { return stat(path, (s
 SH_EXPORT int lstat(const char *path, struct stat *st)
 {
     int rc;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !stat_managed(AT_FDCWD, path, st, 0, &rc))
+    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !stat_managed(AT_FDCWD, path, st, 0, &rc, 0))
         return ENOENT_FIX(AT_FDCWD, path, REAL(lstat)(path, st));
     return rc;
 }
@@ -67,7 +67,7 @@ SH_EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int flags)
     int rc;
     __asm__("" : "+r"(path)); /* declared nonnull, but the kernel accepts NULL with AT_EMPTY_PATH */
     if ((likely(!path_maybe_managed(dirfd, path)) && !(path && !path[0] && ft_managed(dirfd))) ||
-        !stat_managed(dirfd, path, st, flags, &rc))
+        !stat_managed(dirfd, path, st, flags, &rc, !(flags & AT_SYMLINK_NOFOLLOW)))
         return ENOENT_FIX(dirfd, path, REAL(fstatat)(dirfd, path, st, flags));
     return rc;
 }
@@ -94,7 +94,7 @@ SH_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struc
     if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
         goto real;
     for (int tries = 0; tries < 100; tries++) {
-        if (ns_lookup(abs, &inode, &gen) < 0)
+        if (ns_lookup(abs, &inode, &gen) < 0 && (tries || path_canon(abs, !(flags & AT_SYMLINK_NOFOLLOW)) <= 0 || ns_lookup(abs, &inode, &gen) < 0))
             goto real;
         struct eph_inode *ino = &sh.inodes[inode];
         fp_fill_statx(ino, mask, stx);

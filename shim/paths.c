@@ -201,3 +201,66 @@ int path_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing
         return 0;
     return 1;
 }
+
+/*
+ * Roots are matched lexically, but a directory under a root may be reached
+ * through a symlink.  The namespace keys files by their canonical parent, so
+ * before a miss is believed (or a file is created) the parent is resolved by
+ * the kernel: open O_PATH, read back its name.  Returns 1 if abs changed and
+ * is still managed, 0 if unchanged, -1 if it now lies outside every root.
+ */
+static int canon_parent(char abs[EPH_PATH_MAX])
+{
+    char *slash = strrchr(abs, '/');
+    if (!slash || slash == abs)
+        return 0;
+    *slash = '\0';
+    int fd = REAL(open)(abs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    *slash = '/';
+    if (fd < 0)
+        return 0;
+    char link[64], real[EPH_PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = sys.readlink(link, real, sizeof real - 1);
+    sys.close(fd);
+    if (n <= 0 || real[0] != '/')
+        return 0;
+    real[n] = '\0';
+    size_t plen = (size_t)(slash - abs), blen = strlen(slash);
+    if ((size_t)n == plen && memcmp(real, abs, plen) == 0)
+        return 0;
+    if ((size_t)n + blen + 1 > EPH_PATH_MAX)
+        return -1;
+    memmove(abs + n, slash, blen + 1);
+    memcpy(abs, real, (size_t)n);
+    return 1;
+}
+
+int path_canon(char abs[EPH_PATH_MAX], int follow)
+{
+    int changed = 0;
+    for (int hops = 0; hops < 40; hops++) {
+        int c = canon_parent(abs);
+        if (c < 0)
+            return -1;
+        changed |= c;
+        struct stat st;
+        if (!follow || REAL(lstat)(abs, &st) < 0 || !S_ISLNK(st.st_mode))
+            return changed ? (under_root(abs) ? 1 : -1) : 0;
+        /* a symlink on disk may point at an in-memory file: follow it by hand */
+        char target[EPH_PATH_MAX], parent[EPH_PATH_MAX];
+        ssize_t n = sys.readlink(abs, target, sizeof target - 1);
+        if (n <= 0)
+            return -1;
+        target[n] = '\0';
+        size_t plen = (size_t)(strrchr(abs, '/') - abs);
+        memcpy(parent, abs, plen);
+        parent[plen ? plen : 1] = '\0';
+        if (plen == 0)
+            parent[0] = '/';
+        if (pn_normalize(parent, target, abs, EPH_PATH_MAX, NULL) < 0)
+            return -1;
+        changed = 1;
+    }
+    return -1; /* ELOOP: let the kernel say so */
+}

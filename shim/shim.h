@@ -194,6 +194,12 @@ int path_absolute(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailin
 /* The cheap pre-check: can p (relative to dirfd) possibly be managed? */
 int path_maybe_managed(int dirfd, const char *p);
 int path_is_root(const char *abs);
+/*
+ * On a namespace miss: resolve abs's parent through the kernel (symlinked
+ * directories) and, if follow, a final symlink (which may name an in-memory
+ * file).  1 changed and still managed, 0 unchanged, -1 now unmanaged.
+ */
+int path_canon(char abs[EPH_PATH_MAX], int follow);
 /* For a path with "..": the error the kernel's physical walk gives (0, -ENOTDIR, -ENOENT...). */
 int path_dotdot_error(int dirfd, const char *p);      /* abs is exactly a managed root */
 
