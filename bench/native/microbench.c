@@ -2,13 +2,16 @@
  * microbench - the paper's micro benchmark (Table 3: "multiple file operations on two files of the
  * same size"), for `ephemera bench fig7|fig8|fig9`.
  *
- *   microbench --dir DIR --file-size BYTES --ops N [--block BYTES] [--seed N] [--keep]
+ *   microbench (--dir DIR | --memcpy) --file-size BYTES --ops N [--block BYTES] [--seed N] [--keep]
  *
  * One run is one function invocation: it creates two files of --file-size bytes in DIR with
  * sequential writes, then performs --ops random block-sized operations, each on a random file at a
  * random block, half preads and half pwrites, and finally removes the files (unless --keep).  It
  * prints one JSON line with the time of each phase; the harness runs it in a memory cgroup, on
  * disk, on tmpfs, or under `ephemera run --memory`.
+ *
+ * --memcpy runs the same operations as memcpy on two malloc'd arenas instead of files: the
+ * physical limit of any in-memory file system on this machine.
  *
  * The data is checked so a fast wrong answer cannot pass: block k of file f carries the word
  * (k ^ seed ^ f << 48) in its first and last 8 bytes.  Every write puts the same words back,
@@ -35,6 +38,14 @@ struct mb_opts {
     uint64_t block;      /* bytes per operation */
     uint64_t seed;
     int keep;            /* leave the files behind (for inspection) */
+    int memcpy_mode;     /* --memcpy: arenas instead of files */
+};
+
+/* The two "files": kernel fds, or arenas with --memcpy. */
+struct mb_files {
+    int fd[2];
+    unsigned char *arena[2];
+    char path[2][4096];
 };
 
 static char mb_errbuf[640];
@@ -98,6 +109,10 @@ static int mb_parse(int argc, char **argv, struct mb_opts *o) {
             o->keep = 1;
             continue;
         }
+        if (strcmp(a, "--memcpy") == 0) {
+            o->memcpy_mode = 1;
+            continue;
+        }
         if (v == NULL) {
             fprintf(stderr, "microbench: %s needs a value (or is unknown)\n", a);
             return MB_ERR;
@@ -109,14 +124,14 @@ static int mb_parse(int argc, char **argv, struct mb_opts *o) {
         else if (strcmp(a, "--block") == 0) rc = mb_parse_u64(a, v, &o->block);
         else if (strcmp(a, "--seed") == 0) rc = mb_parse_u64(a, v, &o->seed);
         else {
-            fprintf(stderr, "microbench: unknown flag %s; flags: --dir --file-size --ops --block --seed --keep\n", a);
+            fprintf(stderr, "microbench: unknown flag %s; flags: --dir --memcpy --file-size --ops --block --seed --keep\n", a);
             return MB_ERR;
         }
         if (rc != MB_OK) return MB_ERR;
         i++;
     }
-    if (o->dir == NULL || o->file_size == 0) {
-        fprintf(stderr, "usage: microbench --dir DIR --file-size BYTES --ops N [--block BYTES] [--seed N] [--keep]\n");
+    if ((o->dir == NULL) == !o->memcpy_mode || o->file_size == 0) {
+        fprintf(stderr, "usage: microbench (--dir DIR | --memcpy) --file-size BYTES --ops N [--block BYTES] [--seed N] [--keep]\n");
         return MB_ERR;
     }
     if (o->block < 16 || o->file_size % o->block != 0) {
@@ -126,23 +141,45 @@ static int mb_parse(int argc, char **argv, struct mb_opts *o) {
     return MB_OK;
 }
 
+/* One block in or out: pread/pwrite on a file, or memcpy on an arena.  Inlined into each loop. */
+static inline int mb_put(const struct mb_opts *o, struct mb_files *fs, uint64_t f, const unsigned char *buf, uint64_t off) {
+    if (o->memcpy_mode) {
+        memcpy(fs->arena[f] + off, buf, o->block);
+        return MB_OK;
+    }
+    return pwrite(fs->fd[f], buf, o->block, (off_t)off) == (ssize_t)o->block ? MB_OK : mb_fail("pwrite", fs->path[f]);
+}
+
+static inline int mb_get(const struct mb_opts *o, struct mb_files *fs, uint64_t f, unsigned char *buf, uint64_t off) {
+    if (o->memcpy_mode) {
+        memcpy(buf, fs->arena[f] + off, o->block);
+        return MB_OK;
+    }
+    return pread(fs->fd[f], buf, o->block, (off_t)off) == (ssize_t)o->block ? MB_OK : mb_fail("pread", fs->path[f]);
+}
+
 /* Sequential create: what a function does when it writes its scratch inputs. */
-static int mb_create(const struct mb_opts *o, int *fds, char (*paths)[4096], unsigned char *buf) {
+static int mb_create(const struct mb_opts *o, struct mb_files *fs, unsigned char *buf) {
     memset(buf, 0xA5, o->block);
     for (uint64_t f = 0; f < MB_FILES; f++) {
-        snprintf(paths[f], sizeof paths[f], "%s/microbench-%d-%" PRIu64 ".dat", o->dir, (int)getpid(), f);
-        fds[f] = open(paths[f], O_RDWR | O_CREAT | O_TRUNC, 0644);
-        if (fds[f] < 0) return mb_fail("open", paths[f]);
+        if (o->memcpy_mode) {
+            snprintf(fs->path[f], sizeof fs->path[f], "arena %" PRIu64, f);
+            fs->arena[f] = malloc(o->file_size);
+            if (fs->arena[f] == NULL) return mb_fail("malloc", fs->path[f]);
+        } else {
+            snprintf(fs->path[f], sizeof fs->path[f], "%s/microbench-%d-%" PRIu64 ".dat", o->dir, (int)getpid(), f);
+            fs->fd[f] = open(fs->path[f], O_RDWR | O_CREAT | O_TRUNC, 0644);
+            if (fs->fd[f] < 0) return mb_fail("open", fs->path[f]);
+        }
         for (uint64_t k = 0; k < o->file_size / o->block; k++) {
             mb_mark(buf, o->block, f, k, o->seed);
-            ssize_t n = pwrite(fds[f], buf, o->block, (off_t)(k * o->block));
-            if (n != (ssize_t)o->block) return mb_fail("pwrite", paths[f]);
+            if (mb_put(o, fs, f, buf, k * o->block) != MB_OK) return MB_ERR;
         }
     }
     return MB_OK;
 }
 
-static int mb_ops(const struct mb_opts *o, const int *fds, char (*paths)[4096], unsigned char *buf, uint64_t *reads) {
+static int mb_ops(const struct mb_opts *o, struct mb_files *fs, unsigned char *buf, uint64_t *reads) {
     uint64_t rng = o->seed * 0x9E3779B97F4A7C15ull + 1;
     uint64_t blocks = o->file_size / o->block;
     for (uint64_t i = 0; i < o->ops; i++) {
@@ -150,28 +187,27 @@ static int mb_ops(const struct mb_opts *o, const int *fds, char (*paths)[4096], 
         uint64_t f = r & 1;
         int is_read = (r >> 1) & 1;
         uint64_t k = (r >> 2) % blocks;
-        off_t off = (off_t)(k * o->block);
         if (is_read) {
-            if (pread(fds[f], buf, o->block, off) != (ssize_t)o->block) return mb_fail("pread", paths[f]);
+            if (mb_get(o, fs, f, buf, k * o->block) != MB_OK) return MB_ERR;
             if (!mb_check(buf, o->block, f, k, o->seed)) {
-                snprintf(mb_errbuf, sizeof mb_errbuf, "wrong data in %s at block %" PRIu64 " (op %" PRIu64 ")", paths[f], k, i);
+                snprintf(mb_errbuf, sizeof mb_errbuf, "wrong data in %s at block %" PRIu64 " (op %" PRIu64 ")", fs->path[f], k, i);
                 return MB_ERR;
             }
             (*reads)++;
         } else {
             mb_mark(buf, o->block, f, k, o->seed);
-            if (pwrite(fds[f], buf, o->block, off) != (ssize_t)o->block) return mb_fail("pwrite", paths[f]);
+            if (mb_put(o, fs, f, buf, k * o->block) != MB_OK) return MB_ERR;
         }
     }
     return MB_OK;
 }
 
-static int mb_verify(const struct mb_opts *o, const int *fds, char (*paths)[4096], unsigned char *buf) {
+static int mb_verify(const struct mb_opts *o, struct mb_files *fs, unsigned char *buf) {
     for (uint64_t f = 0; f < MB_FILES; f++) {
         for (uint64_t k = 0; k < o->file_size / o->block; k++) {
-            if (pread(fds[f], buf, o->block, (off_t)(k * o->block)) != (ssize_t)o->block) return mb_fail("pread (verify)", paths[f]);
+            if (mb_get(o, fs, f, buf, k * o->block) != MB_OK) return MB_ERR;
             if (!mb_check(buf, o->block, f, k, o->seed)) {
-                snprintf(mb_errbuf, sizeof mb_errbuf, "verify: wrong data in %s at block %" PRIu64, paths[f], k);
+                snprintf(mb_errbuf, sizeof mb_errbuf, "verify: wrong data in %s at block %" PRIu64, fs->path[f], k);
                 return MB_ERR;
             }
         }
@@ -181,30 +217,28 @@ static int mb_verify(const struct mb_opts *o, const int *fds, char (*paths)[4096
 
 int main(int argc, char **argv) {
     struct mb_opts o;
-    int fds[MB_FILES] = {-1, -1};
-    char paths[MB_FILES][4096];
+    struct mb_files fs = {.fd = {-1, -1}, .arena = {NULL, NULL}};
     unsigned char *buf = NULL;
     uint64_t reads = 0, t0, t1, t2, t3;
     int rc = MB_ERR;
 
     if (mb_parse(argc, argv, &o) != MB_OK) return 2;
-    memset(paths, 0, sizeof paths);
     buf = malloc(o.block);
     if (buf == NULL) {
         snprintf(mb_errbuf, sizeof mb_errbuf, "malloc %" PRIu64 " bytes failed", o.block);
         goto err;
     }
     t0 = mb_now_ns();
-    if (mb_create(&o, fds, paths, buf) != MB_OK) goto err;
+    if (mb_create(&o, &fs, buf) != MB_OK) goto err;
     t1 = mb_now_ns();
-    if (mb_ops(&o, fds, paths, buf, &reads) != MB_OK) goto err;
+    if (mb_ops(&o, &fs, buf, &reads) != MB_OK) goto err;
     t2 = mb_now_ns();
-    if (mb_verify(&o, fds, paths, buf) != MB_OK) goto err;
-    for (int f = 0; f < MB_FILES; f++) {
-        close(fds[f]);
-        fds[f] = -1;
-        if (!o.keep && unlink(paths[f]) != 0) {
-            mb_fail("unlink", paths[f]);
+    if (mb_verify(&o, &fs, buf) != MB_OK) goto err;
+    for (int f = 0; f < MB_FILES && !o.memcpy_mode; f++) {
+        close(fs.fd[f]);
+        fs.fd[f] = -1;
+        if (!o.keep && unlink(fs.path[f]) != 0) {
+            mb_fail("unlink", fs.path[f]);
             goto err;
         }
     }
@@ -215,8 +249,10 @@ int main(int argc, char **argv) {
     rc = MB_OK;
 err:
     if (rc != MB_OK) fprintf(stderr, "microbench: %s\n", mb_errbuf);
-    for (int f = 0; f < MB_FILES; f++)
-        if (fds[f] >= 0) close(fds[f]);
+    for (int f = 0; f < MB_FILES; f++) {
+        if (fs.fd[f] >= 0) close(fs.fd[f]);
+        free(fs.arena[f]);
+    }
     free(buf);
     return rc == MB_OK ? 0 : 1;
 }

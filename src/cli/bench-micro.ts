@@ -17,7 +17,7 @@ export const MICRO_USAGE = `  fig7  the paper's micro benchmark (two files, rand
         Each point runs disk, tmpfs and ephemera (ephemera run --memory) in memory cgroups with the
         same limit and prints latency, change vs disk and OOM kills. Needs root. Flags: --reps N
         (default ${MICRO_DEFAULTS.reps}), --ops N (figs. 7-8, default ${MICRO_DEFAULTS.ops}), --work DIR (a disk directory,
-        default ${MICRO_DEFAULTS.workBase}), --only disk,tmpfs,ephemera, --json FILE (every run).`;
+        default ${MICRO_DEFAULTS.workBase}), --only disk,tmpfs,ephemera,memcpy, --json FILE (every run).`;
 
 const FLAGS = { reps: { value: true }, ops: { value: true }, work: { value: true }, only: { value: true }, json: { value: true } } as const;
 

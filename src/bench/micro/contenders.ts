@@ -6,7 +6,9 @@
  *   the cgroup runs short): the analogue of a container's OverlayFS upper layer;
  * - tmpfs: the files on a tmpfs mounted for the run; its pages are charged to the cgroup;
  * - ephemera: `ephemera run --memory LIMIT --root DIR`, which makes its own cgroup with that limit
- *   and starts both ephemerad and the benchmark in it.
+ *   and starts both ephemerad and the benchmark in it;
+ * - memcpy: the same operations as memcpy on malloc'd memory, without a cgroup: the physical limit
+ *   of any in-memory file system on this machine (a reference, not a contender under the limit).
  *
  * The timed loops are bench/native/microbench.c; this module only starts it and collects what it
  * printed, its exit, and the cgroup's OOM-kill count and peak.
@@ -19,8 +21,8 @@ import { EphemeraError } from '../../core/errors.js';
 import { createInstanceCgroup } from '../../limiter/cgroup.js';
 import type { Point } from './figures.js';
 
-export type Contender = 'disk' | 'tmpfs' | 'ephemera';
-export const CONTENDERS: readonly Contender[] = ['disk', 'tmpfs', 'ephemera'];
+export type Contender = 'disk' | 'tmpfs' | 'ephemera' | 'memcpy';
+export const CONTENDERS: readonly Contender[] = ['disk', 'tmpfs', 'ephemera', 'memcpy'];
 
 /** The build outputs a run needs. */
 export interface MicroTools {
@@ -161,6 +163,11 @@ async function underEphemera(tools: MicroTools, dir: string, work: string, p: Po
  *   benchmark that is killed or fails is a result, not an exception.
  */
 export async function runContender(contender: Contender, p: Point, tools: MicroTools, workBase: string): Promise<RunResult> {
+  if (contender === 'memcpy') {
+    const r = await collect([tools.microbench, '--memcpy', '--file-size', String(p.fileSize), '--ops', String(p.ops)]);
+    const output = r.code === 0 ? parseMicrobench(r.stdout) : null;
+    return { contender, output, exit: describeExit(r), oomKills: 0, peak: null, counters: null, error: r.code === 0 ? '' : r.stderr.trim() };
+  }
   const work = await mkdtemp(join(workBase, `ephemera-micro-${contender}-`));
   // Dirty pages of the previous run must not be written back on this run's time.
   await must(['sync']);

@@ -50,6 +50,8 @@ test('verdicts: the speed-up target, the 5% rule and zero OOM kills', () => {
   assert.deepEqual(good.map((v) => v.met), [true, true, true]);
   const slow = pointVerdicts(p, { disk: summarise([run('disk', 100)]), ephemera: summarise([run('ephemera', 106)]) });
   assert.deepEqual(slow.map((v) => [v.label, v.met]), [['no OOM kill', true], ['≤ disk +5%', false], ['≥ 2.5× disk', false]]);
+  const bounded = pointVerdicts(p, { disk: summarise([run('disk', 300)]), ephemera: summarise([run('ephemera', 200)]), memcpy: summarise([run('memcpy', 190)]) });
+  assert.match(bounded[2]?.detail ?? '', /^1\.50×; memcpy itself: 1\.58×$/);
   const killed = pointVerdicts(p, { disk: summarise([run('disk', 100)]), ephemera: summarise([run('ephemera', null)]) });
   assert.deepEqual(killed.map((v) => v.met), [false, false]);
 });
