@@ -638,6 +638,8 @@ int fp_fill_statx(struct eph_inode *ino, unsigned mask, struct statx *stx)
 
 int fp_fstat(int fd, struct stat *st)
 {
+    if (unlikely(atomic_load_explicit(&fp_inode_of(fp_desc(fd))->state, memory_order_acquire) != EPH_MEM))
+        fp_settle(fd); /* moved to disk: answer from the disk file, as the kernel will from now on */
     if (unlikely(ft_fds[fd].flags & FT_DISK)) {
         sh_tc.slow++;
         return sys.fstat(fd, st);

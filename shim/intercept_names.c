@@ -259,17 +259,29 @@ SH_EXPORT int symlinkat(const char *target, int dirfd, const char *path)
     return ENOENT_FIX(dirfd, path, REAL(symlinkat)(target, dirfd, path));
 }
 
+/* readlink of an in-memory file: not a symlink (EINVAL), or ENOTDIR with a trailing slash. */
+static int readlink_mem_errno(int dirfd, const char *path)
+{
+    uint32_t inode, gen;
+    int trailing = 0;
+    if (!path_maybe_managed(dirfd, path) || !lookup_nofollow(dirfd, path, &inode, &gen, &trailing))
+        return 0;
+    return trailing ? ENOTDIR : EINVAL;
+}
+
 SH_EXPORT ssize_t readlink(const char *path, char *buf, size_t n)
 {
-    if (exists_in_memory(AT_FDCWD, path))
-        return fail(EINVAL);
+    int e = readlink_mem_errno(AT_FDCWD, path);
+    if (e)
+        return fail(e);
     return ENOENT_FIX(AT_FDCWD, path, REAL(readlink)(path, buf, n));
 }
 
 SH_EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t n)
 {
-    if (exists_in_memory(dirfd, path))
-        return fail(EINVAL);
+    int e = readlink_mem_errno(dirfd, path);
+    if (e)
+        return fail(e);
     return ENOENT_FIX(dirfd, path, REAL(readlinkat)(dirfd, path, buf, n));
 }
 
@@ -294,7 +306,20 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
                 return fail(-resp.status);
         }
     }
-    return ENOENT_FIX(nd, n, ENOENT_FIX(od, o, REAL(linkat)(od, o, nd, n, flags)));
+    int r = REAL(linkat)(od, o, nd, n, flags);
+    if (r < 0 && errno == ENOENT) {
+        /* the kernel looks the source up first */
+        uint32_t i2, g2;
+        int t2;
+        struct stat st;
+        int src = (path_maybe_managed(od, o) && lookup_nofollow(od, o, &i2, &g2, &t2)) ||
+                  REAL(fstatat)(od, o, &st, AT_SYMLINK_NOFOLLOW) == 0;
+        if (src)
+            sh_enoent(nd, n);
+        else
+            sh_enoent(od, o);
+    }
+    return r;
 }
 
 SH_EXPORT int link(const char *o, const char *n) { return link_impl(AT_FDCWD, o, AT_FDCWD, n, 0); }
@@ -368,7 +393,11 @@ static int chown_inode(struct eph_inode *ino, uid_t u, gid_t g)
 
 static struct eph_inode *mem_inode_of_fd(int fd)
 {
-    if (!ft_managed(fd) || (ft_fds[fd].flags & FT_DISK))
+    if (!ft_managed(fd))
+        return NULL;
+    if (atomic_load(&fp_inode_of(fp_desc(fd))->state) != EPH_MEM)
+        fp_settle(fd); /* evicted: from now on the kernel's file is the truth */
+    if (ft_fds[fd].flags & FT_DISK)
         return NULL;
     return fp_inode_of(fp_desc(fd));
 }

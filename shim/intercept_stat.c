@@ -81,6 +81,8 @@ SH_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struc
 {
     __asm__("" : "+r"(path));
     if (path && !path[0] && (flags & AT_EMPTY_PATH) && ft_managed(dirfd)) {
+        if (atomic_load(&fp_inode_of(fp_desc(dirfd))->state) != EPH_MEM)
+            fp_settle(dirfd);
         if (ft_fds[dirfd].flags & FT_DISK)
             return REAL(statx)(dirfd, path, flags, mask, stx);
         sh_tc.stats++;
