@@ -521,6 +521,8 @@ ssize_t fp_writev(int fd, const struct iovec *iov, int cnt, off_t off, int use_o
 off_t fp_lseek(int fd, off_t off, int whence)
 {
     struct eph_desc *d = fp_desc(fd);
+    if (unlikely(atomic_load_explicit(&fp_inode_of(d)->state, memory_order_acquire) != EPH_MEM))
+        fp_settle(fd);
     if (unlikely(ft_fds[fd].flags & FT_DISK)) {
         eph_lock(&d->lock);
         off_t r = sys.lseek(fd, (off_t)atomic_load(&d->offset), SEEK_SET);

@@ -106,7 +106,7 @@ SH_EXPORT DIR *opendir(const char *path)
         return d;
     }
     uint32_t inode, gen;
-    if (ns_lookup(abs, &inode, &gen) == 0) {
+    if (ns_lookup(abs, &inode, &gen) == 0 || (path_canon(abs, 1) > 0 && ns_lookup(abs, &inode, &gen) == 0)) {
         errno = ENOTDIR;
         return NULL;
     }

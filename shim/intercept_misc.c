@@ -295,7 +295,9 @@ static ssize_t copy_loop(int in, off_t *in_off, int out, off_t *out_off, size_t 
         }
         ip += (off_t)put;
         done += put;
-        if (err || (size_t)r < want)
+        /* a file may grow while we copy (a copy onto itself does): read until EOF,
+         * as the kernel does; a pipe gives what it has */
+        if (err || !in_pos)
             break;
     }
     if (in_off)
@@ -334,7 +336,8 @@ SH_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
     }
     if (!copy_access_ok(in, out))
         return -1;
-    if (ft_managed(out) && (atomic_load(&fp_desc(out)->flags) & O_APPEND)) {
+    int ofl = ft_managed(out) ? (int)atomic_load(&fp_desc(out)->flags) : sys.fcntl(out, F_GETFL);
+    if (ofl >= 0 && (ofl & O_APPEND)) {
         errno = EINVAL; /* the kernel refuses an O_APPEND target */
         return -1;
     }

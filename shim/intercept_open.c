@@ -118,7 +118,8 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
     uint32_t inode, gen;
     int in_mem = !tmpfile && ns_lookup(abs, &inode, &gen) == 0;
     if (!in_mem && !tmpfile) {
-        int c = path_canon(abs, !(flags & O_NOFOLLOW));
+        /* O_CREAT|O_EXCL never follows a final symlink */
+        int c = path_canon(abs, !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL));
         if (c < 0)
             return open_real(dirfd, path, flags, mode);
         if (c > 0)

@@ -98,6 +98,8 @@ static FILE *fopen_managed(const char *path, const char *mode)
             int e = errno;
             sys.close(fd);
             errno = e;
+        } else if (mode[0] == 'a' && !strchr(mode, '+')) {
+            fseeko(f, 0, SEEK_END); /* as fopen would have */
         }
         return f;
     }
