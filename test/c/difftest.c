@@ -818,7 +818,7 @@ static void print_statx(const struct statx *sx, int o)
 
 /* ---------------------------------------------------------------- ops */
 
-static char *g_buf, *g_buf2;
+static char *g_buf;
 #define BUFMAX (1 << 20)
 
 static size_t pick_len(struct rng *r)
@@ -2450,8 +2450,7 @@ int main(int argc, char **argv)
         die("--procs must be 1..64");
     opt.selfcheck = getenv("DIFFTEST_SELFCHECK") != NULL;
     g_buf = malloc(BUFMAX);
-    g_buf2 = malloc(BUFMAX);
-    if (!g_buf || !g_buf2)
+    if (!g_buf)
         die("out of memory");
     ssize_t k = readlink("/proc/self/exe", opt.self_exe, sizeof opt.self_exe - 1);
     if (k < 0)

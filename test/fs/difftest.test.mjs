@@ -1,0 +1,166 @@
+// Differential tests: the same seeded operation sequence (test/c/difftest.c) runs on a real tmpfs
+// directory and under the shim on a managed root; the canonical traces must be identical.
+//
+// Reproduce a failure with the seed it prints:
+//   DIFFTEST_SEED=<seed> node --test test/fs/difftest.test.mjs
+// or run the two sides by hand, as the failure message shows.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { BUILD, TEST_BIN, asanOptions, ephemeraRun, requireBuilt, run, scratch, startDaemon, tmpfsScratch } from './lib/harness.mjs';
+
+const DIFFTEST = join(TEST_BIN, 'difftest');
+const DIFFTEST_ASAN = join(BUILD, 'asan', 'difftest');
+const DAEMON_ASAN = join(BUILD, 'asan', 'ephemerad');
+
+const BASE_SEED = process.env.DIFFTEST_SEED ? Number(process.env.DIFFTEST_SEED) : Math.floor(Math.random() * 1e9);
+const BISECT = process.env.DIFFTEST_BISECT !== '0';
+/** Small enough that files move to disk while the sequence runs. */
+const TINY_BUDGET = 512 * 1024;
+const FEATURES = ['paths', 'symlink', 'link', 'tmpfile', 'mmap', 'copy', 'falloc', 'stdio', 'chmod', 'rename2', 'dirfd'];
+
+console.log(`# difftest base seed ${BASE_SEED} (reproduce with DIFFTEST_SEED=${BASE_SEED})`);
+
+function difftestArgs(c, dir, extra = []) {
+  const a = ['--dir', dir, '--seed', String(c.seed), '--ops', String(c.ops), '--mode', c.mode];
+  if (c.procs) a.push('--procs', String(c.procs));
+  if (c.loose) a.push('--loose');
+  if (c.features) a.push('--features', c.features);
+  return [...a, ...extra];
+}
+
+async function reference(c, bin, extra) {
+  const ref = tmpfsScratch('ref');
+  try {
+    const r = await run(bin, difftestArgs(c, ref.dir, extra), { env: { ...process.env, ASAN_OPTIONS: asanOptions() } });
+    assert.equal(r.status, 0, `difftest on tmpfs failed (a tester bug, not a shim bug): ${r.stderr}`);
+    return r.stdout.toString();
+  } finally {
+    ref.done();
+  }
+}
+
+/** Run one side under the shim; returns { trace, stats, stderr, root, status }. */
+async function underShim(c, bin, extra, sc, daemonBin) {
+  const root = sc.sub(`root-${Math.random().toString(36).slice(2, 8)}`);
+  const args = difftestArgs(c, root, extra);
+  const env = { ASAN_OPTIONS: asanOptions() };
+  if (daemonBin) {
+    const d = await startDaemon({ daemon: daemonBin, root, budget: c.budget });
+    const r = await run(bin, args, { env: { ...d.env, ...env }, timeoutMs: 300_000 });
+    const stop = await d.stop();
+    const daemonErr = stop.stderr;
+    return { trace: r.stdout.toString(), stats: stop.stats, stderr: `${r.stderr}\n--- daemon ---\n${daemonErr}`, root, status: r.status, daemonExit: stop.exit };
+  }
+  const r = await ephemeraRun({ root, budget: c.budget, cmd: bin, args, env, statsDir: sc.dir, timeoutMs: 300_000 });
+  return { trace: r.stdout.toString(), stats: r.stats, stderr: r.stderr.toString(), root, status: r.status };
+}
+
+function firstDifference(a, b) {
+  const la = a.split('\n');
+  const lb = b.split('\n');
+  const n = Math.max(la.length, lb.length);
+  for (let i = 0; i < n; i++) {
+    if (la[i] !== lb[i]) {
+      const ctx = (l) => l.slice(Math.max(0, i - 6), i + 3).map((x, k) => `${Math.max(0, i - 6) + k === i ? '>>' : '  '} ${x ?? '<end of trace>'}`).join('\n');
+      return { line: i + 1, tmpfs: la[i] ?? '<end of trace>', shim: lb[i] ?? '<end of trace>', context: `--- tmpfs ---\n${ctx(la)}\n--- shim ---\n${ctx(lb)}` };
+    }
+  }
+  return null;
+}
+
+/** On a mismatch: which single feature group, when left out, makes the traces agree? */
+async function bisectFeatures(c, bin, sc) {
+  if (c.features && c.features !== 'all') return 'bisect skipped (explicit feature list)';
+  const culprits = [];
+  for (const f of FEATURES) {
+    if (f === 'link' && !c.loose) continue;
+    const extra = ['--without', f];
+    const ref = await reference(c, bin, extra);
+    const shim = await underShim(c, bin, extra, sc);
+    if (shim.status === 0 && ref === shim.trace) culprits.push(f);
+  }
+  if (culprits.length) return `the traces agree when any one of these feature groups is left out: ${culprits.join(', ')} (difftest --without ${culprits[0]})`;
+  const core = { ...c, features: 'none' };
+  const ref = await reference(core, bin, []);
+  const shim = await underShim(core, bin, [], sc);
+  return ref === shim.trace && shim.status === 0
+    ? 'no single feature group explains it, but the core operations alone (--features none) agree'
+    : 'the core operations alone (--features none) already disagree';
+}
+
+async function differential(t, c) {
+  const bin = c.asanDifftest ? DIFFTEST_ASAN : DIFFTEST;
+  requireBuilt(bin);
+  if (c.daemon) requireBuilt(c.daemon);
+  const sc = scratch(`difftest-${c.name}`);
+  const ref = await reference(c, bin, []);
+  const shim = await underShim(c, bin, [], sc, c.daemon);
+  const repro =
+    `reproduce: mkdir -p /dev/shm/ref R && ${bin} ${difftestArgs(c, '/dev/shm/ref').join(' ')} > tmpfs.txt\n` +
+    `           build/ephemera run --root $PWD/R${c.budget ? ` --budget ${c.budget}` : ''} -- ${bin} ${difftestArgs(c, '$PWD/R').join(' ')} > shim.txt`;
+  writeFileSync(join(sc.dir, 'tmpfs.trace'), ref);
+  writeFileSync(join(sc.dir, 'shim.trace'), shim.trace);
+  t.diagnostic(`seed ${c.seed}, ${c.ops} ops, mode ${c.mode}${c.budget ? `, budget ${c.budget}` : ''}; traces in ${sc.dir}`);
+
+  const diff = firstDifference(ref, shim.trace);
+  if (shim.status !== 0 || diff) {
+    const why = diff ? `traces differ at line ${diff.line}:\n  tmpfs: ${diff.tmpfs}\n  shim:  ${diff.shim}\n${diff.context}` : '';
+    const bis = BISECT && !c.daemon && !c.asanDifftest ? await bisectFeatures(c, bin, sc) : 'bisect skipped';
+    assert.fail(
+      `difftest ${c.name} (seed ${c.seed}): ${shim.status !== 0 ? `difftest under the shim exited with ${shim.status}; ` : ''}${why}\n` +
+        `${bis}\n${repro}\ntraces kept in ${sc.dir}\n--- stderr under the shim (tail) ---\n${shim.stderr.slice(-3000)}`,
+    );
+  }
+
+  // The data was really served from memory, and the tiny budget really moved files mid-sequence.
+  const s = shim.stats;
+  assert.ok(s, `no stats from the shim run (${repro})`);
+  assert.ok(s.fast_reads > 0 && s.fast_writes > 0, `fast_reads=${s.fast_reads} fast_writes=${s.fast_writes}: the run did not use the in-memory fast path`);
+  if (c.budget) assert.ok(s.evictions > 0, `budget ${c.budget} but evictions=${s.evictions}: nothing was evicted mid-sequence (stats ${JSON.stringify(s)})`);
+  t.diagnostic(`fast_reads=${s.fast_reads} fast_writes=${s.fast_writes} evictions=${s.evictions} files_in_memory_peak=${s.files_in_memory_peak}`);
+  if (c.daemon) assert.equal(shim.daemonExit?.code, 0, `the sanitised daemon exited with ${JSON.stringify(shim.daemonExit)}:\n${shim.stderr.slice(-4000)}`);
+
+  // Nothing lost: after the daemon wrote everything back, the plain disk tree equals the final
+  // tree the program saw through the shim.
+  const scan = await run(bin, ['--scan', shim.root]);
+  assert.equal(scan.status, 0, scan.stderr.toString());
+  const seen = shim.trace.slice(shim.trace.indexOf('# final tree\n') + '# final tree\n'.length, shim.trace.lastIndexOf('# end\n'));
+  const d2 = firstDifference(seen, scan.stdout.toString());
+  assert.equal(d2, null, `after shutdown (writeback) the files on disk differ from what the program saw: ${JSON.stringify(d2, null, 2)}`);
+  sc.done();
+}
+
+let k = 0;
+const cases = [
+  { name: 'single', mode: 'single', ops: 30000 },
+  { name: 'single-evicting', mode: 'single', ops: 30000, loose: true, budget: TINY_BUDGET },
+  { name: 'multi-evicting', mode: 'multi', procs: 3, ops: 24000, loose: true, budget: TINY_BUDGET },
+  { name: 'fork', mode: 'fork', ops: 3000 },
+  { name: 'fork-evicting', mode: 'fork', ops: 9000, loose: true, budget: TINY_BUDGET },
+  // sanitised: difftest itself under ASan/UBSan with the shim preloaded, and the ASan daemon
+  { name: 'asan-difftest', mode: 'single', ops: 4000, asanDifftest: true },
+  { name: 'asan-daemon', mode: 'single', ops: 10000, loose: true, budget: TINY_BUDGET, daemon: DAEMON_ASAN },
+  { name: 'asan-daemon-multi', mode: 'multi', procs: 2, ops: 4000, loose: true, budget: TINY_BUDGET, daemon: DAEMON_ASAN },
+];
+for (const c of cases) {
+  c.seed = BASE_SEED + k++;
+  test(`difftest ${c.name}: ${c.ops} ops, tmpfs vs shim`, { timeout: 900_000 }, async (t) => differential(t, c));
+}
+
+test('difftest is deterministic and file-system neutral (tmpfs vs ext4, no shim)', async () => {
+  requireBuilt(DIFFTEST);
+  const sc = scratch('difftest-self');
+  const c = { seed: BASE_SEED + 100, ops: 5000, mode: 'single', loose: true };
+  const a = await reference(c, DIFFTEST, []);
+  const b = await reference(c, DIFFTEST, []);
+  assert.equal(firstDifference(a, b), null, 'two tmpfs runs of one seed differ: the tester is not deterministic');
+  const disk = sc.sub('ext');
+  const r = await run(DIFFTEST, difftestArgs(c, disk));
+  assert.equal(r.status, 0, r.stderr.toString());
+  assert.equal(firstDifference(a, r.stdout.toString()), null, '--loose traces differ between tmpfs and the disk file system: the trace is not canonical');
+  mkdirSync(join(sc.dir, 'unused'), { recursive: true });
+  sc.done();
+});

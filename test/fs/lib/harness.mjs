@@ -1,0 +1,294 @@
+// Shared helpers for the file-system suites: scratch directories, running a command under
+// `ephemera run` (or under a daemon started by hand, e.g. the ASan build), and the checks every
+// suite makes (data really served from memory).
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const BUILD = join(REPO, 'build');
+export const EPHEMERA = join(BUILD, 'ephemera');
+export const SHIM = join(BUILD, 'libephemera.so');
+export const DAEMON = join(BUILD, 'ephemerad');
+export const TEST_BIN = join(BUILD, 'test');
+/** Debian's interpreter, not whatever `python3` a developer has first in PATH. */
+export const PYTHON = '/usr/bin/python3';
+
+const SCRATCH = join(BUILD, 'test', 'scratch');
+
+/**
+ * A fresh directory for one test, under build/test/scratch (never the real /tmp, which a default
+ * shim configuration would manage).  Removed by `done()` when the test passed; left for
+ * inspection otherwise.
+ */
+export function scratch(name) {
+  mkdirSync(SCRATCH, { recursive: true });
+  const dir = mkdtempSync(join(SCRATCH, `${name.replace(/[^A-Za-z0-9_.-]/g, '_')}-`));
+  return {
+    dir,
+    /** A subdirectory, created. */
+    sub(rel) {
+      const p = join(dir, rel);
+      mkdirSync(p, { recursive: true });
+      return p;
+    },
+    done() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A directory on a real tmpfs, the reference the shim is compared with. */
+export function tmpfsScratch(name) {
+  const base = '/dev/shm';
+  const mounts = readFileSync('/proc/mounts', 'utf8');
+  if (!mounts.split('\n').some((l) => l.split(' ')[1] === base && l.split(' ')[2] === 'tmpfs')) {
+    throw new Error(`${base} is not a tmpfs mount; the differential tests need a real tmpfs to compare with`);
+  }
+  const dir = mkdtempSync(join(base, `ephemera-test-${name}-`));
+  return { dir, done: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function requireBuilt(...paths) {
+  for (const p of paths) {
+    if (!existsSync(p)) throw new Error(`${p} is missing: run \`make\` (and \`make test-build\`) first`);
+  }
+}
+
+/**
+ * Run a command; never throws on a non-zero status.  Returns { status, signal, stdout, stderr }
+ * with stdout/stderr as Buffers.
+ */
+export function run(cmd, args, { env = process.env, cwd = REPO, input, timeoutMs = 120_000 } = {}) {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { env, cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out = [];
+    const err = [];
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.stdout.on('data', (b) => out.push(b));
+    child.stderr.on('data', (b) => err.push(b));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      const r = { status, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err), timedOut: killed };
+      if (killed) r.stderr = Buffer.concat([r.stderr, Buffer.from(`\n[harness: killed after ${timeoutMs} ms]\n`)]);
+      resolvePromise(r);
+    });
+    child.stdin.on('error', () => {});
+    if (input !== undefined) child.stdin.end(input);
+    else child.stdin.end();
+  });
+}
+
+/**
+ * Run `ephemera run --root ROOT... --stats FILE [--budget B] -- CMD ARGS` and return the result
+ * plus the parsed stats.  `roots` defaults to [root].
+ */
+export async function ephemeraRun({ root, roots, budget, cmd, args = [], env = {}, cwd, input, timeoutMs, statsDir, discard }) {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const rs = roots ?? [root];
+  const statsFile = join(statsDir ?? dirname(rs[0]), `stats-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
+  const flags = [];
+  for (const r of rs) flags.push('--root', r);
+  if (budget !== undefined) flags.push('--budget', String(budget));
+  if (discard) flags.push('--discard');
+  flags.push('--stats', statsFile);
+  const fullEnv = { ...cleanEnv(), ...env };
+  const r = await run(EPHEMERA, ['run', ...flags, '--', cmd, ...args], { env: fullEnv, cwd: cwd ?? rs[0], input, timeoutMs });
+  let stats = null;
+  try {
+    stats = JSON.parse(readFileSync(statsFile, 'utf8'));
+    rmSync(statsFile, { force: true });
+  } catch {
+    stats = null;
+  }
+  return { ...r, stats, statsFile };
+}
+
+/** The environment for a child: ours minus anything that would change what is under test. */
+export function cleanEnv() {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('EPHEMERA_')) delete env[k];
+  delete env.LD_PRELOAD;
+  env.LC_ALL = 'C';
+  // Python from pyenv shims, node_modules/.bin... must not shadow Debian's programs.
+  env.PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+  return env;
+}
+
+/** Text of a run for assertion messages. */
+export function describe(r) {
+  const tail = (b) => {
+    const s = b.toString('utf8');
+    return s.length > 4000 ? `...${s.slice(-4000)}` : s;
+  };
+  return `exit status ${r.status}${r.signal ? ` (signal ${r.signal})` : ''}\n--- stdout ---\n${tail(r.stdout)}\n--- stderr ---\n${tail(r.stderr)}`;
+}
+
+export function assertExit0(r, what) {
+  assert.equal(r.status, 0, `${what} failed: ${describe(r)}`);
+}
+
+/**
+ * The point of the suites: the data was served from memory.  A pass-through shim (or one that
+ * silently gave up on the root) leaves these counters at zero.
+ */
+export function assertServedFromMemory(stats, what) {
+  assert.ok(stats, `${what}: ephemera run wrote no --stats JSON`);
+  const show = JSON.stringify(
+    Object.fromEntries(['fast_reads', 'fast_writes', 'files_in_memory_peak', 'bytes_in_memory_peak', 'evictions', 'slow_ops', 'files_on_disk'].map((k) => [k, stats[k]])),
+  );
+  assert.ok(stats.fast_reads > 0, `${what}: stats.fast_reads is ${stats.fast_reads}: no read was served from memory (${show})`);
+  assert.ok(stats.fast_writes > 0, `${what}: stats.fast_writes is ${stats.fast_writes}: no write was served from memory (${show})`);
+  assert.ok(stats.files_in_memory_peak > 0, `${what}: stats.files_in_memory_peak is 0: no file was kept in memory (${show})`);
+}
+
+export function sha256(buf) {
+  return createHash('sha256').update(buf).digest('hex');
+}
+
+/** Deterministic pseudo-random bytes (SHA-256 in counter mode), so expected digests are computed here. */
+export function prandBytes(n, seed = 1) {
+  const b = Buffer.alloc(n);
+  for (let off = 0, i = 0; off < n; off += 32, i++) {
+    createHash('sha256').update(`${seed}:${i}`).digest().copy(b, off, 0, Math.min(32, n - off));
+  }
+  return b;
+}
+
+/** Text lines with a deterministic pseudo-random order, for sort tests. */
+export function prandLines(n, seed = 1) {
+  const lines = [];
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    lines.push(`line ${(x % 100000).toString().padStart(5, '0')} ${i} ${'xyz'.repeat(x % 7)}`);
+  }
+  return lines;
+}
+
+/** Every regular file under dir, relative path -> sha256, sorted. */
+export function treeDigest(dir) {
+  const out = {};
+  const walk = (rel) => {
+    const abs = join(dir, rel);
+    for (const name of readdirSync(abs).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const st = statSync(join(dir, r), { throwIfNoEntry: false });
+      if (!st) continue;
+      if (st.isDirectory()) walk(r);
+      else if (st.isFile()) out[r] = sha256(readFileSync(join(dir, r)));
+    }
+  };
+  walk('');
+  return out;
+}
+
+/**
+ * Start a daemon by hand (e.g. build/asan/ephemerad) and return the environment that makes a
+ * process use it, plus `stop()` which shuts it down and returns the final stats.
+ */
+export async function startDaemon({ daemon = DAEMON, root, budget, logFile, extraArgs = [] }) {
+  requireBuilt(daemon, SHIM);
+  const rundir = mkdtempSync(join(dirname(root), 'rundir-'));
+  const args = ['--rundir', rundir, '--root', root, '--ready-fd', '3', '--log', logFile ?? join(rundir, 'ephemerad.log'), ...extraArgs];
+  if (budget !== undefined) args.push('--budget', String(budget));
+  const child = spawn(daemon, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env: { ...cleanEnv(), ASAN_OPTIONS: asanOptions() } });
+  const errChunks = [];
+  child.stderr.on('data', (b) => errChunks.push(b));
+  child.stdout.on('data', (b) => errChunks.push(b));
+  const exited = new Promise((res) => child.on('exit', (code, signal) => res({ code, signal })));
+  await new Promise((res, rej) => {
+    let buf = '';
+    const timer = setTimeout(() => rej(new Error(`${daemon} not ready after 15 s: ${Buffer.concat(errChunks)}`)), 15_000);
+    child.stdio[3].on('data', (b) => {
+      buf += b.toString();
+      if (buf.includes('ready\n')) {
+        clearTimeout(timer);
+        res();
+      }
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      rej(new Error(`${daemon} exited before ready (${signal ?? code}): ${Buffer.concat(errChunks)}`));
+    });
+  });
+  const env = {
+    ...cleanEnv(),
+    LD_PRELOAD: SHIM,
+    EPHEMERA_SOCK: join(rundir, 'shim.sock'),
+    EPHEMERA_ROOTS: root,
+    EPHEMERA_LIB: SHIM,
+    EPHEMERA_LOG: join(rundir, 'shim.log'),
+  };
+  return {
+    env,
+    rundir,
+    stderr: () => Buffer.concat(errChunks).toString(),
+    async control(req) {
+      return controlRequest(join(rundir, 'control.sock'), req);
+    },
+    async stop() {
+      let stats = null;
+      try {
+        const resp = await controlRequest(join(rundir, 'control.sock'), { op: 'shutdown', mode: 'writeback' });
+        stats = resp.result ?? null;
+      } catch {
+        child.kill('SIGTERM');
+      }
+      const st = await Promise.race([exited, new Promise((res) => setTimeout(() => res(null), 20_000))]);
+      if (st === null) child.kill('SIGKILL');
+      return { stats, exit: st, stderr: Buffer.concat(errChunks).toString() };
+    },
+  };
+}
+
+/** One JSON request on a control socket (docs/PROTOCOL.md). */
+export function controlRequest(sock, req) {
+  return new Promise((res, rej) => {
+    const c = createConnection(sock);
+    let buf = '';
+    const timer = setTimeout(() => {
+      c.destroy();
+      rej(new Error(`no reply from ${sock} within 30 s`));
+    }, 30_000);
+    c.on('connect', () => c.write(`${JSON.stringify({ v: 1, id: 1, ...req })}\n`));
+    c.on('data', (b) => {
+      buf += b.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        c.end();
+        try {
+          res(JSON.parse(buf.slice(0, nl)));
+        } catch (e) {
+          rej(e);
+        }
+      }
+    });
+    c.on('error', (e) => {
+      clearTimeout(timer);
+      rej(e);
+    });
+  });
+}
+
+/** ASan settings for sanitised binaries: fail loudly, and tolerate a preloaded shim. */
+export function asanOptions() {
+  return 'abort_on_error=0:halt_on_error=1:exitcode=86:detect_leaks=1:verify_asan_link_order=0';
+}

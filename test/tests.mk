@@ -1,0 +1,51 @@
+# Test programs and targets for the file-system suites (owner: tests).  Included by the top-level
+# Makefile; `make test` runs the targets in TEST_TARGETS in order.
+#
+#   make test-c       C unit tests (test/c/*_test.c), plain
+#   make test-c-asan  the same under ASan/UBSan, plus the testers' own self-checks sanitised
+#   make test-fs      node --test test/fs/*.test.mjs: differential tests, real programs, exports,
+#                     threads (needs the shim, the daemon and the CLI built)
+#   make test-build   only build the test programs
+TEST_BUILD := $(BUILD)/test
+ASAN_BUILD := $(BUILD)/asan
+
+TEST_PROGS := $(TEST_BUILD)/difftest $(TEST_BUILD)/mt_hammer $(TEST_BUILD)/static_reader \
+              $(ASAN_BUILD)/difftest $(ASAN_BUILD)/mt_hammer $(ASAN_BUILD)/ephemerad
+
+TEST_TARGETS := test-c test-c-asan $(TEST_TARGETS) test-fs
+
+.PHONY: test-build test-c test-c-asan test-fs
+
+test-build: $(TEST_PROGS)
+
+$(TEST_BUILD)/difftest: test/c/difftest.c
+	@mkdir -p $(TEST_BUILD)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@ $<
+
+$(ASAN_BUILD)/difftest: test/c/difftest.c
+	@mkdir -p $(ASAN_BUILD)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -o $@ $<
+
+$(TEST_BUILD)/mt_hammer: test/c/mt_hammer.c
+	@mkdir -p $(TEST_BUILD)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@ $< -lpthread
+
+$(ASAN_BUILD)/mt_hammer: test/c/mt_hammer.c
+	@mkdir -p $(ASAN_BUILD)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -o $@ $< -lpthread
+
+# Static on purpose: it cannot load the shim, so in-memory files must be materialised for it.
+$(TEST_BUILD)/static_reader: test/c/static_reader.c
+	@mkdir -p $(TEST_BUILD)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -static -o $@ $<
+
+TEST_C_ENV = CC="$(CC)" CFLAGS_COMMON="$(CFLAGS_COMMON)" SAN="$(SAN)"
+
+test-c: native $(TEST_PROGS)
+	@$(TEST_C_ENV) test/c/run_c_tests.sh plain
+
+test-c-asan: native $(TEST_PROGS)
+	@$(TEST_C_ENV) test/c/run_c_tests.sh asan
+
+test-fs: all $(TEST_PROGS)
+	node --test --test-reporter=spec test/fs/*.test.mjs
