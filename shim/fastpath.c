@@ -171,22 +171,34 @@ static ssize_t disk_io(int fd, const struct iovec *iov, int cnt, off_t pos, int 
     struct eph_desc *d = fp_desc(fd);
     ssize_t r;
     sh_tc.slow++;
-    if (pos >= 0 && !(is_write && (atomic_load(&d->flags) & O_APPEND)))
-        return is_write ? sys.pwritev(fd, iov, cnt, pos) : sys.preadv(fd, iov, cnt, pos);
+    if (pos >= 0 && !is_write)
+        return sys.preadv(fd, iov, cnt, pos);
     eph_lock(&d->lock);
-    uint64_t off = atomic_load(&d->offset);
     if (is_write && (atomic_load(&d->flags) & O_APPEND)) {
-        struct stat st;
-        if (sys.fstat(fd, &st) < 0) {
-            r = -1;
-            goto out;
+        /* Appenders in other descriptions race with us: let the kernel append
+         * atomically (the disk fd carries O_APPEND), then read back where it put us. */
+        int kfl = sys.fcntl(fd, F_GETFL);
+        if (kfl >= 0 && !(kfl & O_APPEND))
+            sys.fcntl(fd, F_SETFL, kfl | O_APPEND);
+        r = sys.writev(fd, iov, cnt);
+        if (r >= 0) {
+            off_t end = sys.lseek(fd, 0, SEEK_CUR);
+            if (end >= 0 && pos < 0)
+                atomic_store(&d->offset, (uint64_t)end);
         }
-        off = (uint64_t)st.st_size;
+        eph_unlock(&d->lock);
+        return r;
     }
+    if (is_write) {
+        /* pwrite on an O_APPEND kernel fd appends: drop a flag left by an earlier append */
+        int kfl = sys.fcntl(fd, F_GETFL);
+        if (kfl >= 0 && (kfl & O_APPEND))
+            sys.fcntl(fd, F_SETFL, kfl & ~O_APPEND);
+    }
+    uint64_t off = pos >= 0 ? (uint64_t)pos : atomic_load(&d->offset);
     r = is_write ? sys.pwritev(fd, iov, cnt, (off_t)off) : sys.preadv(fd, iov, cnt, (off_t)off);
     if (r > 0 && pos < 0)
         atomic_store(&d->offset, off + (uint64_t)r);
-out:
     eph_unlock(&d->lock);
     return r;
 }

@@ -376,10 +376,9 @@ SH_EXPORT ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off
             return -1;
         }
     }
-    if ((ft_managed(in) && (atomic_load(&fp_desc(in)->flags) & O_ACCMODE) == O_WRONLY) ||
-        (ft_managed(out) && (atomic_load(&fp_desc(out)->flags) & O_ACCMODE) == O_RDONLY) ||
-        (ft_managed(out) && (atomic_load(&fp_desc(out)->flags) & O_APPEND))) {
-        errno = EBADF;
+    int ofl = ft_managed(out) ? (int)atomic_load(&fp_desc(out)->flags) : sys.fcntl(out, F_GETFL);
+    if (ofl >= 0 && (ofl & O_APPEND)) {
+        errno = EBADF; /* copy_file_range refuses an O_APPEND target */
         return -1;
     }
     return copy_loop(in, in_off, out, out_off, len);
