@@ -290,9 +290,13 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
 {
     uint32_t inode, gen;
     int trailing;
-    if (exists_in_memory(nd, n))
+    int src_mem = path_maybe_managed(od, o) && lookup_f(od, o, &inode, &gen, &trailing, flags & AT_SYMLINK_FOLLOW);
+    struct stat st;
+    /* the kernel looks at the source first, then refuses an existing target */
+    if ((src_mem || REAL(fstatat)(od, o, &st, (flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW) == 0) &&
+        exists_in_memory(nd, n))
         return fail(EEXIST);
-    if (path_maybe_managed(od, o) && lookup_f(od, o, &inode, &gen, &trailing, flags & AT_SYMLINK_FOLLOW)) {
+    if (src_mem) {
         struct eph_req req;
         struct eph_resp resp;
         int fd;
