@@ -209,7 +209,17 @@ static int64_t budget_limit_eff(void)
     return l;
 }
 
-/* Recompute from the last readings; `precise` reads memory.stat. */
+/* Clean page cache, re-read from memory.stat only when usage moved by more
+ * than this since the last reading (or when we are about to evict). */
+#define BUDGET_RESTAT_BYTES (4ll << 20)
+/* A growing function gets this many ticks of its current growth rate as
+ * extra headroom: evicting takes time (disk speed), so start early. */
+#define BUDGET_SURGE_TICKS 10
+
+static int64_t budget_reclaim_cache, budget_raw_at_stat = -1;
+static int64_t budget_prev_own = -1, budget_surge;
+
+/* Recompute from the last readings; `precise` re-reads memory.stat. */
 static uint64_t budget_compute(int precise)
 {
     int64_t L = budget_limit_eff();
@@ -219,13 +229,17 @@ static uint64_t budget_compute(int precise)
     B.own = -1;
     if (L >= 0) {
         if (B.usage >= 0) {
-            int64_t own = B.usage - (int64_t)ours;
-            if (precise)
-                own -= budget_reclaimable();
+            int64_t raw = B.usage - (int64_t)ours;
+            if (B.version && (precise || budget_raw_at_stat < 0 ||
+                              llabs(raw - budget_raw_at_stat) > BUDGET_RESTAT_BYTES)) {
+                budget_reclaim_cache = budget_reclaimable();
+                budget_raw_at_stat = raw;
+            }
+            int64_t own = raw - budget_reclaim_cache;
             if (own < 0)
                 own = 0;
             B.own = own;
-            budget = L - own - (int64_t)B.headroom;
+            budget = L - own - (int64_t)B.headroom - budget_surge;
         } else {
             budget = L - (int64_t)B.headroom;
         }
@@ -239,7 +253,7 @@ static uint64_t budget_compute(int precise)
     return (uint64_t)budget;
 }
 
-void budget_refresh(void)
+static void budget_read(void)
 {
     if (B.version && B.fd_usage >= 0) {
         int64_t l = budget_read_fd(B.fd_limit), u = budget_read_fd(B.fd_usage);
@@ -248,14 +262,19 @@ void budget_refresh(void)
         if (u >= 0)
             B.usage = u;
     }
+}
+
+static void budget_apply(void)
+{
     uint64_t budget = budget_compute(0);
     uint64_t ours = atomic_load(&D.h->c.bytes_in_memory);
     if (ours > budget && B.version)
         budget = budget_compute(1);
     atomic_store(&D.h->budget, budget);
     if (ours > budget) {
-        log_msg(LOG_INFO, "budget %llu < %llu bytes in memory: evicting", (unsigned long long)budget,
-                (unsigned long long)ours);
+        log_msg(LOG_INFO, "budget %llu < %llu bytes in memory (own %lld, surge %lld): evicting",
+                (unsigned long long)budget, (unsigned long long)ours, (long long)B.own,
+                (long long)budget_surge);
         evict_down_to(budget, 0);
     }
     int64_t L = budget_limit_eff();
@@ -269,6 +288,27 @@ void budget_refresh(void)
             ctl_emit_shortfall(bytes, L, B.usage, atomic_load(&D.h->c.bytes_in_memory));
         }
     }
+}
+
+void budget_refresh(void)
+{
+    budget_read();
+    budget_apply();
+}
+
+/* Once per tick: the growth of the function's own memory since the last
+ * tick sets the surge reserve, which decays when the growth stops. */
+static void budget_track_growth(void)
+{
+    budget_surge = budget_surge * 4 / 5;
+    if (B.own < 0)
+        return;
+    if (budget_prev_own >= 0) {
+        int64_t d = B.own - budget_prev_own;
+        if (d > 0 && d * BUDGET_SURGE_TICKS > budget_surge)
+            budget_surge = d * BUDGET_SURGE_TICKS;
+    }
+    budget_prev_own = B.own;
 }
 
 void budget_set_override(int64_t limit)
@@ -325,7 +365,10 @@ static void budget_on_tick(struct loop_ev *ev, uint32_t events)
             budget_memavail();
         ns_gc_all();
     }
-    budget_refresh();
+    budget_read();
+    budget_compute(0);
+    budget_track_growth();
+    budget_apply();
 }
 
 static void budget_on_notify(struct loop_ev *ev, uint32_t events)
@@ -510,6 +553,7 @@ int budget_init(const struct budget_opts *o, char *err, size_t errlen)
     if (B.version) {
         budget_rescan();
         budget_watch();
+        evict_set_sync(1);
     }
     int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (tfd < 0) {

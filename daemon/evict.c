@@ -57,11 +57,64 @@ static void evict_drain(uint32_t idx, struct eph_inode *in)
     }
 }
 
-/* Copy [0, size) from src to dst, skipping holes. */
-static int evict_copy(int src, int dst, uint64_t size)
+#define EVICT_CHUNK (4u << 20)
+
+static int evict_sync_mode; /* evict_set_sync(): write through, free as we go */
+
+void evict_set_sync(int on)
+{
+    evict_sync_mode = on;
+}
+
+/* Copy [off, off+len) from src to dst: sendfile, or read/write where the
+ * kernel refuses sendfile for this pair of files. */
+static int evict_copy_range(int src, int dst, off_t off, size_t len)
 {
     static char buf[64 * 1024];
+    off_t in_off = off, end = off + (off_t)len;
+    if (lseek(dst, off, SEEK_SET) < 0)
+        return -errno;
+    while (in_off < end) {
+        ssize_t n = sendfile(dst, src, &in_off, (size_t)(end - in_off));
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0)
+            return -EIO; /* the memfd is shorter than its size: cannot happen */
+        size_t want = (size_t)(end - in_off) < sizeof buf ? (size_t)(end - in_off) : sizeof buf;
+        ssize_t r = pread(src, buf, want, in_off);
+        if (r <= 0)
+            return r < 0 ? -errno : -EIO;
+        for (ssize_t w = 0; w < r;) {
+            ssize_t k = pwrite(dst, buf + w, (size_t)(r - w), in_off + w);
+            if (k < 0) {
+                if (errno == EINTR)
+                    continue;
+                return -errno;
+            }
+            w += k;
+        }
+        in_off += r;
+    }
+    return 0;
+}
+
+/*
+ * Copy [0, size) from the memfd src to dst, skipping holes.
+ *
+ * In sync mode (a cgroup limit is in force, or a shrink must really free
+ * memory) each 4 MiB chunk is written through to the disk, dropped from the
+ * page cache and punched out of the memfd before the next one: copying a
+ * file into the page cache of the same cgroup would otherwise need as much
+ * memory again, at the moment memory is short.  No process reads the memfd
+ * while the inode is MOVING, so punching early is invisible.  *freed_upto
+ * tells the caller how much was punched, to restore it on failure.
+ */
+static int evict_copy(int src, int dst, uint64_t size, int sync, off_t *freed_upto)
+{
     off_t pos = 0;
+    *freed_upto = 0;
     while ((uint64_t)pos < size) {
         off_t data = lseek(src, pos, SEEK_DATA);
         if (data < 0) {
@@ -74,37 +127,38 @@ static int evict_copy(int src, int dst, uint64_t size)
         off_t hole = lseek(src, data, SEEK_HOLE);
         if (hole < 0 || (uint64_t)hole > size)
             hole = (off_t)size;
-        off_t in_off = data;
-        if (lseek(dst, data, SEEK_SET) < 0)
-            return -errno;
-        while (in_off < hole) {
-            ssize_t n = sendfile(dst, src, &in_off, (size_t)(hole - in_off));
-            if (n > 0)
-                continue;
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n == 0)
-                return -EIO; /* the memfd is shorter than its size: cannot happen */
-            /* sendfile refused these two files: plain copy. */
-            ssize_t r = pread(src, buf, sizeof buf < (size_t)(hole - in_off) ? sizeof buf : (size_t)(hole - in_off), in_off);
-            if (r <= 0)
-                return r < 0 ? -errno : -EIO;
-            for (ssize_t w = 0; w < r;) {
-                ssize_t k = pwrite(dst, buf + w, (size_t)(r - w), in_off + w);
-                if (k < 0) {
-                    if (errno == EINTR)
-                        continue;
+        for (off_t off = data; off < hole;) {
+            size_t len = (size_t)(hole - off) < EVICT_CHUNK ? (size_t)(hole - off) : EVICT_CHUNK;
+            int e = evict_copy_range(src, dst, off, len);
+            if (e < 0)
+                return e;
+            if (sync) {
+                if (sync_file_range(dst, off, (off_t)len,
+                                    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                        SYNC_FILE_RANGE_WAIT_AFTER) < 0)
                     return -errno;
-                }
-                w += k;
+                posix_fadvise(dst, off, (off_t)len, POSIX_FADV_DONTNEED);
+                fallocate(src, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)len);
+                *freed_upto = off + (off_t)len;
             }
-            in_off += r;
+            off += (off_t)len;
         }
         pos = hole;
     }
     if (ftruncate(dst, (off_t)size) < 0)
         return -errno;
     return 0;
+}
+
+/* After a failed sync copy: bring the punched part back into the memfd. */
+static void evict_restore(int memfd, int dst, off_t upto)
+{
+    for (off_t off = 0; off < upto; off += EVICT_CHUNK) {
+        size_t len = (size_t)(upto - off) < EVICT_CHUNK ? (size_t)(upto - off) : EVICT_CHUNK;
+        if (evict_copy_range(dst, memfd, off, len) < 0)
+            log_msg(LOG_ERR, "restoring bytes %lld..%lld of an evicted memfd failed: %s",
+                    (long long)off, (long long)(off + (off_t)len), strerror(errno));
+    }
 }
 
 /* Destination for a file that has no name any more: an anonymous file on
@@ -144,6 +198,7 @@ int evict_inode(uint32_t idx, int flags)
     uint64_t size = atomic_load(&in->size);
     char tmp[EPH_PATH_MAX + 64] = "";
     int dfd = -1, e = 0;
+    off_t freed = 0;
     if (in->path[0]) {
         char *slash = strrchr(in->path, '/');
         snprintf(tmp, sizeof tmp, "%.*s/.ephemera-%d-%u-%u", (int)(slash - in->path), in->path,
@@ -170,7 +225,12 @@ int evict_inode(uint32_t idx, int flags)
         log_msg(LOG_ERR, "evict inode %u: no destination: %s", idx, strerror(-e));
         goto err;
     }
-    if ((e = evict_copy(in->mem_fd, dfd, size)) < 0) {
+    int sync = evict_sync_mode || (flags & EVICT_DROP_CACHE);
+    if (pinned)
+        sync = 0; /* the app's mapping must keep its pages */
+    if ((e = evict_copy(in->mem_fd, dfd, size, sync, &freed)) < 0) {
+        if (freed)
+            evict_restore(in->mem_fd, dfd, freed);
         log_msg(LOG_ERR, "evict inode %u (%s): copy of %llu bytes: %s", idx, in->path,
                 (unsigned long long)size, strerror(-e));
         goto err;
@@ -187,17 +247,15 @@ int evict_inode(uint32_t idx, int flags)
     futimens(dfd, ts);
     if (tmp[0] && rename(tmp, in->path) < 0) {
         e = -errno;
+        if (freed)
+            evict_restore(in->mem_fd, dfd, freed);
         log_msg(LOG_ERR, "evict: rename(%s, %s): %s", tmp, in->path, strerror(-e));
         goto err;
     }
-    /* Start writeback now, without waiting: clean pages are what the
-     * kernel can reclaim when the function needs the memory back. */
-    if (flags & EVICT_DROP_CACHE) {
-        fdatasync(dfd);
-        posix_fadvise(dfd, 0, 0, POSIX_FADV_DONTNEED);
-    } else {
+    /* Otherwise start writeback now, without waiting: clean pages are
+     * what the kernel can reclaim when the function needs memory back. */
+    if (!sync)
         sync_file_range(dfd, 0, 0, SYNC_FILE_RANGE_WRITE);
-    }
 
     in->disk_fd = dfd;
     eph_lock(&in->lock);

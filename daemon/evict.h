@@ -10,9 +10,12 @@
 enum {
     EVICT_FORCE = 1,      /* also pinned files (explicit EVICT, materialise, shutdown) */
     EVICT_KEEP_PAGES = 2, /* leave the memfd pages (the app mmap()ed it; we are exiting) */
-    EVICT_DROP_CACHE = 4, /* fdatasync + drop the page cache: memory is really freed (shrink) */
+    EVICT_DROP_CACHE = 4, /* write through and drop the page cache: memory is really freed (shrink) */
 };
 
+/* Write evicted bytes through to disk chunk by chunk, freeing memory as
+ * they go (on while a cgroup limit is in force). */
+void evict_set_sync(int on);
 /* Move inode idx to disk.  0 (also when it already was on disk) or -errno. */
 int evict_inode(uint32_t idx, int flags);
 /* Evict least recently used files (closed first, pinned never, `exclude`

@@ -116,6 +116,8 @@ static int exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
+static const char *cgroup_opt = "none";
+
 static int start_daemon(struct daemon *d, const char *extra1, const char *extra2)
 {
     int p[2];
@@ -124,7 +126,7 @@ static int start_daemon(struct daemon *d, const char *extra1, const char *extra2
     pid_t pid = fork();
     if (pid == 0) {
         dup2(p[1], 3);
-        const char *argv[16] = {daemon_bin, "--rundir", rundir, "--root", root, "--cgroup", "none",
+        const char *argv[16] = {daemon_bin, "--rundir", rundir, "--root", root, "--cgroup", cgroup_opt,
                                 "--ready-fd", "3", "--debug"};
         int n = 10;
         if (extra1)
@@ -767,6 +769,152 @@ static void test_flags(void)
     }
 }
 
+/* ---- a real memory cgroup ------------------------------------------------ */
+
+static int write_str(const char *path, const char *v)
+{
+    int fd = open(path, O_WRONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t n = write(fd, v, strlen(v));
+    close(fd);
+    return n == (ssize_t)strlen(v) ? 0 : -1;
+}
+
+static long long read_ll(const char *path, const char *key)
+{
+    char buf[4096];
+    if (read_file(path, buf, sizeof buf) < 0)
+        return -1;
+    if (!key)
+        return strtoll(buf, NULL, 10);
+    const char *p = strstr(buf, key);
+    return p ? strtoll(p + strlen(key), NULL, 10) : -1;
+}
+
+/* A function whose heap grows to ~75% of its 128 MiB limit while 48 MiB of
+ * it were in-memory files: the daemon (in the same cgroup, live budget)
+ * must evict in time, so nobody is OOM-killed and the file is intact. */
+static void test_cgroup(void)
+{
+    char cg[PATH_MAX], p[PATH_MAX + 64];
+    int v2 = 0;
+    if (geteuid() != 0) {
+        printf("daemon_proto_test: cgroup test skipped: needs root\n");
+        return;
+    }
+    if (access("/sys/fs/cgroup/memory/memory.limit_in_bytes", F_OK) == 0) {
+        snprintf(cg, sizeof cg, "/sys/fs/cgroup/memory/ephd-test-%d", (int)getpid());
+    } else if (read_file("/sys/fs/cgroup/cgroup.controllers", p, sizeof p) > 0 && strstr(p, "memory")) {
+        v2 = 1;
+        write_str("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
+        snprintf(cg, sizeof cg, "/sys/fs/cgroup/ephd-test-%d", (int)getpid());
+    } else {
+        printf("daemon_proto_test: cgroup test skipped: no memory controller\n");
+        return;
+    }
+    if (mkdir(cg, 0755) < 0) {
+        printf("daemon_proto_test: cgroup test skipped: mkdir %s: %s\n", cg, strerror(errno));
+        return;
+    }
+    const long long limit = 128ll << 20, file = 48ll << 20, heap = 96ll << 20;
+    char num[32];
+    snprintf(num, sizeof num, "%lld", limit);
+    snprintf(p, sizeof p, "%s/%s", cg, v2 ? "memory.max" : "memory.limit_in_bytes");
+    CHECK(write_str(p, num) == 0, "set limit: %s", strerror(errno));
+    if (v2) {
+        snprintf(p, sizeof p, "%s/memory.swap.max", cg);
+        write_str(p, "0");
+    }
+
+    pid_t child = fork();
+    if (child == 0) {
+        /* The function instance: daemon and "function" in the cgroup. */
+        snprintf(p, sizeof p, "%s/cgroup.procs", cg);
+        if (write_str(p, "0") < 0)
+            _exit(3);
+        cgroup_opt = "auto";
+        struct daemon d = {0};
+        start_daemon(&d, NULL, NULL);
+        test_hello(&d);
+        char a[PATH_MAX];
+        int fd;
+        int idx = create(&d, pj(a, root, "cgfile"), &fd);
+        /* Written straight into the memfd, so the test itself holds no
+         * second copy in its heap. */
+        struct eph_inode *in = idx >= 0 ? inode_at(&d, (uint32_t)idx) : NULL;
+        if (!in || call(&d, EPH_OP_RESERVE, NULL, NULL, 0, (uint32_t)idx, atomic_load(&in->gen),
+                        (uint64_t)file, NULL).where != EPH_WHERE_MEM)
+            _exit(4);
+        unsigned char *m = mmap(NULL, (size_t)file, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED)
+            _exit(4);
+        atomic_fetch_add(&in->inflight, 1);
+        for (long long i = 0; i < file; i++)
+            m[i] = (unsigned char)(i * 7 + 3);
+        eph_lock(&in->lock);
+        atomic_store(&in->size, (uint64_t)file);
+        eph_unlock(&in->lock);
+        atomic_fetch_sub(&in->inflight, 1);
+        munmap(m, (size_t)file);
+        if (atomic_load(&in->state) != EPH_MEM)
+            _exit(4);
+        /* The heap grows in 8 MiB steps, 10 ms apart. */
+        for (long long got = 0; got < heap; got += 8 << 20) {
+            char *h = malloc(8 << 20);
+            memset(h, 1, 8 << 20);
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        /* Heap plus file exceed the limit: the file must be on its way
+         * out (the write-through may still be running). */
+        for (int i = 0; i < 100 && atomic_load(&in->state) != EPH_DISK; i++)
+            eph_wait_change(&in->epoch, atomic_load(&in->epoch), 100 * 1000 * 1000);
+        int evicted = atomic_load(&in->state) == EPH_DISK;
+        int same = 1;
+        FILE *f = fopen(a, "r");
+        long long i = 0;
+        for (int ch; f && (ch = getc(f)) != EOF; i++)
+            same &= ch == (unsigned char)(i * 7 + 3);
+        same &= f != NULL && i == file;
+        if (f)
+            fclose(f);
+        kill(d.pid, SIGTERM);
+        waitpid(d.pid, NULL, 0);
+        _exit(evicted && same ? 0 : 5);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    /* A daemon orphaned by a killed child must not keep the cgroup busy. */
+    snprintf(p, sizeof p, "%s/cgroup.procs", cg);
+    FILE *procs = fopen(p, "r");
+    for (int pid; procs && fscanf(procs, "%d", &pid) == 1;)
+        kill(pid, SIGKILL);
+    if (procs)
+        fclose(procs);
+    for (int i = 0; i < 100 && rmdir(cg) < 0 && errno == EBUSY; i++)
+        usleep(10000);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "function under a %lld MiB cgroup: %s %d (3 join, 4 write, 5 not evicted/corrupt)",
+          limit >> 20, WIFSIGNALED(status) ? "killed by signal" : "exit",
+          WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    long long ooms;
+    if (v2) {
+        snprintf(p, sizeof p, "%s/memory.events", cg);
+        ooms = read_ll(p, "oom_kill ");
+    } else {
+        snprintf(p, sizeof p, "%s/memory.oom_control", cg);
+        ooms = read_ll(p, "oom_kill ");
+    }
+    CHECK(ooms <= 0, "OOM kills in the cgroup: %lld", ooms);
+    char a[PATH_MAX];
+    unlink(pj(a, root, "cgfile"));
+    if (access(cg, F_OK) == 0 && rmdir(cg) < 0)
+        fprintf(stderr, "daemon_proto_test: rmdir %s: %s\n", cg, strerror(errno));
+    else
+        printf("daemon_proto_test: cgroup v%d test done (%s)\n", v2 ? 2 : 1, cg);
+}
+
 static int rm_rf(const char *path)
 {
     struct stat st;
@@ -821,6 +969,7 @@ int main(int argc, char **argv)
     test_shutdown(&d, 1);
 
     test_flags();
+    test_cgroup();
 
     if (failures) {
         char log[PATH_MAX + 32], line[512];
