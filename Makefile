@@ -72,7 +72,6 @@ deps:
 	@scripts/deps.sh
 
 -include test/tests.mk
-include daemon/daemon.mk
 
 test: deps
 	@$(MAKE) --no-print-directory all
