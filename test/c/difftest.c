@@ -233,6 +233,14 @@ static void res(long r, int e)
         tr(" = %ld\n", r);
 }
 
+/* Evaluate the call first, then read errno: argument order is unspecified in C. */
+#define RES(call)                   \
+    do {                            \
+        long res_r_ = (long)(call); \
+        int res_e_ = errno;         \
+        res(res_r_, res_e_);        \
+    } while (0)
+
 static void write_all(int fd, const char *p, size_t n)
 {
     while (n) {
@@ -1534,7 +1542,7 @@ static void op_fsync(struct rng *r)
         return;
     int data = chance(r, 500);
     op("%s h%d", data ? "fdatasync" : "fsync", h);
-    res(data ? fdatasync(g_h[h].fd) : fsync(g_h[h].fd), errno);
+    RES(data ? fdatasync(g_h[h].fd) : fsync(g_h[h].fd));
 }
 
 static void op_link(struct rng *r)
@@ -1612,13 +1620,13 @@ static void op_chmod(struct rng *r)
         if (h < 0)
             return;
         op("fchmod h%d %o", h, m);
-        res(fchmod(g_h[h].fd, m), errno);
+        RES(fchmod(g_h[h].fd, m));
         return;
     }
     struct pth p;
     make_path(r, &p, chance(r, 150));
     op("chmod %s %o", p.show, m);
-    res(p.dirfd == AT_FDCWD ? chmod(p.use, m) : fchmodat(p.dirfd, p.use, m, 0), errno);
+    RES(p.dirfd == AT_FDCWD ? chmod(p.use, m) : fchmodat(p.dirfd, p.use, m, 0));
 }
 
 static void op_mmap(struct rng *r)
@@ -2062,11 +2070,11 @@ static void mode_multi(void)
             char dir[16];
             sfmt(dir, sizeof dir, "p%d", c);
             op("mkdir %s", dir);
-            res(mkdir(dir, 0755), errno);
+            RES(mkdir(dir, 0755));
             dir_add(dir);
             sfmt(dir, sizeof dir, "p%d/w", c);
             op("mkdir %s", dir);
-            res(mkdir(dir, 0755), errno);
+            RES(mkdir(dir, 0755));
             dir_add(dir);
             int myapp = open("shared/app", O_WRONLY | O_APPEND);
             int mygrid = open("shared/grid", O_RDWR);
@@ -2141,7 +2149,7 @@ static void turn_ops(struct rng *r, int fd, const char *who, int nops)
             size_t len = pick_len(r) % 20000;
             fill(r, g_buf, len);
             op("%s write %zu", who, len);
-            res(write(fd, g_buf, len), errno);
+            RES(write(fd, g_buf, len));
         } else if (k < 55) {
             size_t len = pick_len(r);
             op("%s read %zu", who, len);
@@ -2156,7 +2164,7 @@ static void turn_ops(struct rng *r, int fd, const char *who, int nops)
             off_t off = (off_t)below(r, 30000) - 10000;
             int wh = (int)below(r, 3);
             op("%s lseek %ld %d", who, (long)off, wh);
-            res(lseek(fd, off, wh == 0 ? SEEK_SET : wh == 1 ? SEEK_CUR : SEEK_END), errno);
+            RES(lseek(fd, off, wh == 0 ? SEEK_SET : wh == 1 ? SEEK_CUR : SEEK_END));
         } else if (k < 78) {
             struct stat st;
             op("%s fstat", who);
@@ -2167,12 +2175,12 @@ static void turn_ops(struct rng *r, int fd, const char *who, int nops)
         } else if (k < 83) {
             off_t len = (off_t)below(r, 60000);
             op("%s ftruncate %ld", who, (long)len);
-            res(ftruncate(fd, len), errno);
+            RES(ftruncate(fd, len));
         } else if (k < 88) {
             int fl = fcntl(fd, F_GETFL);
             fl = chance(r, 500) ? fl | O_APPEND : fl & ~O_APPEND;
             op("%s setfl 0x%x", who, fl);
-            res(fcntl(fd, F_SETFL, fl), errno);
+            RES(fcntl(fd, F_SETFL, fl));
         } else if (k < 93) {
             size_t len = pick_len(r);
             off_t off = (off_t)below(r, 70000);
