@@ -22,6 +22,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -258,6 +259,20 @@ static int grow_locked(struct eph_inode *ino, int kfd, uint64_t need)
     return 0;
 }
 
+/*
+ * An append just grew the memfd: fault the new pages in with one call rather
+ * than one page fault per 4 KiB during the memcpy.  Only for appends (a write
+ * far past the end must leave a hole) and at most 1 MiB ahead, so the growth
+ * slack does not become resident memory.
+ */
+static void populate(struct ft_map *m, int kfd, uint64_t from, uint64_t to)
+{
+    char *base = ft_map_covering(m, kfd, to);
+    from &= ~(PAGE - 1);
+    if (base && to > from)
+        madvise(base + from, to - from, MADV_POPULATE_WRITE);
+}
+
 /* No budget left: ask the daemon to make room or to move this file to disk. */
 static int reserve_slow(int fd, struct eph_inode *ino, uint32_t inode, uint64_t need)
 {
@@ -462,7 +477,8 @@ retry:
         errno = EFBIG;
         return -1;
     }
-    if (end > atomic_load_explicit(&ino->capacity, memory_order_relaxed)) {
+    uint64_t oldcap = atomic_load_explicit(&ino->capacity, memory_order_relaxed);
+    if (end > oldcap) {
         int r = grow_locked(ino, fd, end);
         if (r < 0) {
             eph_unlock(&ino->lock);
@@ -477,6 +493,9 @@ retry:
             return -1;
         }
     }
+    uint64_t newcap = atomic_load_explicit(&ino->capacity, memory_order_relaxed);
+    if (newcap > oldcap && off <= size)
+        populate(m, fd, off > oldcap ? off : oldcap, newcap < end + (1u << 20) ? newcap : round_up(end + (1u << 20), PAGE));
     char *base = ft_map_covering(m, fd, end);
     if (unlikely(!base)) {
         eph_unlock(&ino->lock);
