@@ -39,6 +39,7 @@
 #include "log.h"
 #include "loop.h"
 #include "namespace.h"
+#include "shimsrv.h"
 
 #define BUDGET_POLL_NS (20ll * 1000 * 1000)
 #define BUDGET_IDLE_NS (1000ll * 1000 * 1000)
@@ -364,6 +365,7 @@ static void budget_on_tick(struct loop_ev *ev, uint32_t events)
         else
             budget_memavail();
         ns_gc_all();
+        ns_sweep_orphans(shim_nconns(), shim_accepts());
     }
     budget_read();
     budget_compute(0);

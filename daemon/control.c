@@ -10,6 +10,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #define CTL_MAX_OUT (1u << 20)
 #define CTL_MAX_FIELDS 32
 #define CTL_MAX_ITEMS 16
+#define CTL_WALK_MAX 100000 /* entries visited to measure file_bytes_disk */
 
 struct ctl_conn {
     struct loop_ev ev;
@@ -487,6 +489,36 @@ static void ctl_i64(char *buf, size_t n, int64_t v)
         snprintf(buf, n, "%lld", (long long)v);
 }
 
+static uint64_t ctl_walk_bytes;
+static long ctl_walk_entries;
+
+static int ctl_walk_one(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+    (void)path;
+    (void)f;
+    if (type == FTW_F && S_ISREG(st->st_mode))
+        ctl_walk_bytes += (uint64_t)st->st_size;
+    return ++ctl_walk_entries >= CTL_WALK_MAX;
+}
+
+/* Bytes of regular files on disk under the managed roots (the function's
+ * file usage that is not in memory).  A bounded walk, cached for a second:
+ * the Manager may poll stats often. */
+static uint64_t ctl_disk_bytes(void)
+{
+    static uint64_t cached, at;
+    uint64_t now = ephd_mono_ns();
+    if (at && now - at < 1000000000ull)
+        return cached;
+    ctl_walk_bytes = 0;
+    ctl_walk_entries = 0;
+    for (int i = 0; i < D.nroots && ctl_walk_entries < CTL_WALK_MAX; i++)
+        nftw(D.roots[i], ctl_walk_one, 16, FTW_PHYS | FTW_MOUNT);
+    cached = ctl_walk_bytes;
+    at = now;
+    return cached;
+}
+
 /* The stats object (PROTOCOL.md "stats"). */
 static void ctl_stats_json(char *buf, size_t n)
 {
@@ -500,12 +532,7 @@ static void ctl_stats_json(char *buf, size_t n)
         ctl_quote(cg, sizeof cg, s.cgroup);
     else
         snprintf(cg, sizeof cg, "null");
-    /* Bytes of files the daemon moved to disk that are still open somewhere. */
-    uint64_t disk = 0;
-    uint32_t hwm = atomic_load(&D.h->inode_hwm);
-    for (uint32_t i = 0; i < hwm; i++)
-        if (atomic_load(&D.inodes[i].state) == EPH_DISK)
-            disk += atomic_load(&D.inodes[i].size);
+    uint64_t disk = ctl_disk_bytes();
     snprintf(buf, n,
              "{\"limit\":%s,\"usage\":%s,\"file_bytes_memory\":%llu,\"file_bytes_disk\":%llu,"
              "\"files_in_memory\":%llu,\"budget\":%llu,\"headroom\":%llu,\"evictions\":%llu,"

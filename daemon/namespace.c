@@ -3,6 +3,8 @@
  */
 #include "namespace.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -315,4 +317,78 @@ size_t ns_rename_prefix(const char *a, const char *b, int exchange)
     free(movers);
     free(side);
     return moved;
+}
+
+/* 1 if a process other than the daemon has the region mapped. */
+static int ns_region_mapped_elsewhere(void)
+{
+    struct stat st;
+    if (fstat(D.region_fd, &st) < 0)
+        return 1;
+    DIR *proc = opendir("/proc");
+    if (!proc)
+        return 1;
+    int found = 0;
+    char path[300], line[512];
+    for (struct dirent *e; !found && (e = readdir(proc));) {
+        if (!isdigit((unsigned char)e->d_name[0]) || atoi(e->d_name) == (int)D.pid)
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/maps", e->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        while (fgets(line, sizeof line, f)) {
+            unsigned long ino;
+            if (sscanf(line, "%*s %*s %*s %*s %lu", &ino) == 1 && ino == st.st_ino &&
+                strstr(line, "ephemera-region")) {
+                found = 1;
+                break;
+            }
+        }
+        fclose(f);
+    }
+    closedir(proc);
+    return found;
+}
+
+void ns_sweep_orphans(int nconns, uint64_t accepts)
+{
+    static uint64_t first_seen, first_accepts;
+    if (nconns > 0) {
+        first_seen = 0;
+        return;
+    }
+    uint32_t hwm = ns_hwm(), held = 0;
+    for (uint32_t i = 0; i < hwm; i++)
+        if (atomic_load(&D.inodes[i].state) != EPH_FREE && atomic_load(&D.inodes[i].open_count))
+            held++;
+    if (!held || ns_region_mapped_elsewhere()) {
+        first_seen = 0;
+        return;
+    }
+    /* Twice, a second apart, with no new connection in between: a process
+     * between exec(2) and its first request maps nothing for a moment. */
+    uint64_t now = ephd_mono_ns();
+    if (!first_seen || first_accepts != accepts) {
+        first_seen = now;
+        first_accepts = accepts;
+        return;
+    }
+    if (now - first_seen < 1000000000ull)
+        return;
+    first_seen = 0;
+    log_msg(LOG_INFO, "no process maps the region any more: dropping %u leaked open counts", held);
+    /* Zero the description table without touching its untouched pages. */
+    fallocate(D.region_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)D.h->descs_off,
+              (off_t)(D.h->buckets_off - D.h->descs_off));
+    atomic_store(&D.h->desc_hint, 0);
+    for (uint32_t i = 0; i < hwm; i++) {
+        struct eph_inode *in = &D.inodes[i];
+        if (atomic_load(&in->state) == EPH_FREE)
+            continue;
+        atomic_store(&in->open_count, 0);
+        atomic_store(&in->pinned, 0);
+        atomic_store(&in->inflight, 0);
+        ns_maybe_gc(i);
+    }
 }

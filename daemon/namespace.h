@@ -28,6 +28,11 @@ int ns_maybe_gc(uint32_t idx);
 /* ns_maybe_gc over the whole table (periodic tick). */
 void ns_gc_all(void);
 
+/* Processes killed by a signal never drop their open counts.  When no shim
+ * is connected and no other process maps the region (twice, a second
+ * apart), every count is a leak: reset them and collect. */
+void ns_sweep_orphans(int nconns, uint64_t accepts);
+
 void ns_write_begin(void);
 void ns_write_end(void);
 /* Name idx as path (nlink 1).  Inside a write section; path fits EPH_PATH_MAX. */

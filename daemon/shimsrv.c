@@ -50,6 +50,18 @@ struct shim_conn {
 };
 
 static struct shim_conn *shim_conns;
+static int shim_count;
+static uint64_t shim_accepted;
+
+int shim_nconns(void)
+{
+    return shim_count;
+}
+
+uint64_t shim_accepts(void)
+{
+    return shim_accepted;
+}
 
 static struct loop_ev shim_listener = {.fd = -1};
 static char shim_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -553,6 +565,7 @@ static void shim_drop(struct shim_conn *c)
     for (struct shim_conn **pp = &shim_conns; *pp; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;
+            shim_count--;
             break;
         }
     loop_del(&c->ev);
@@ -676,6 +689,8 @@ static void shim_on_accept(struct loop_ev *ev, uint32_t events)
     }
     c->next = shim_conns;
     shim_conns = c;
+    shim_count++;
+    shim_accepted++;
 }
 
 int shim_listen(const char *path, char *err, size_t errlen)

@@ -118,6 +118,15 @@ static int exists(const char *path)
 
 static const char *cgroup_opt = "none";
 
+static void shim_connect(struct daemon *d)
+{
+    struct sockaddr_un a;
+    sock_addr(&a, "shim.sock");
+    d->shim = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (connect(d->shim, (struct sockaddr *)&a, sizeof a) < 0)
+        die("connect %s: %s", a.sun_path, strerror(errno));
+}
+
 static int start_daemon(struct daemon *d, const char *extra1, const char *extra2)
 {
     int p[2];
@@ -144,11 +153,7 @@ static int start_daemon(struct daemon *d, const char *extra1, const char *extra2
         die("%s did not report ready", daemon_bin);
     close(p[0]);
     d->pid = pid;
-    struct sockaddr_un a;
-    sock_addr(&a, "shim.sock");
-    d->shim = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (connect(d->shim, (struct sockaddr *)&a, sizeof a) < 0)
-        die("connect %s: %s", a.sun_path, strerror(errno));
+    shim_connect(d);
     return 0;
 }
 
@@ -615,7 +620,8 @@ static void test_control(struct daemon *d)
     int c = ctl_connect();
     ctl_req(c, "{\"v\":1,\"id\":1,\"op\":\"stats\"}", reply, sizeof reply);
     CHECK(strstr(reply, "\"id\":1,\"ok\":true") && json_int(reply, "evictions") >= 1 &&
-              strstr(reply, "\"fast_reads\":") && strstr(reply, "\"limit\":"),
+              strstr(reply, "\"fast_reads\":") && strstr(reply, "\"limit\":") &&
+              json_int(reply, "file_bytes_disk") >= 3 * 400 * 1024,
           "stats: %s", reply);
     ctl_req(c, "{\"v\":1,\"id\":2,\"op\":\"explode\"}", reply, sizeof reply);
     CHECK(strstr(reply, "\"id\":2,\"ok\":false") && strstr(reply, "EPH_UNKNOWN_OP"), "%s", reply);
@@ -699,6 +705,39 @@ static void test_control(struct daemon *d)
             sizeof reply);
     CHECK(strstr(reply, "\"id\":19,\"ok\":true"), "subscribe: %s", reply);
     close(c);
+}
+
+/* A process killed by a signal leaves its open count behind; once nobody
+ * maps the region any more the daemon collects the unlinked file. */
+static void test_orphans(struct daemon *d)
+{
+    char a[PATH_MAX], reply[16384];
+    close(d->shim);
+    pid_t child = fork();
+    if (child == 0) {
+        int fd;
+        shim_connect(d);
+        test_hello(d);
+        int idx = create(d, pj(a, root, "orphan"), &fd);
+        put_bytes(d, idx, fd, "leaked", 6);
+        call(d, EPH_OP_UNLINK, a, NULL, 0, 0, 0, 0, NULL);
+        raise(SIGKILL);
+        _exit(1);
+    }
+    waitpid(child, NULL, 0);
+    int c = ctl_connect();
+    long long files = -1;
+    for (int i = 0; i < 60; i++) {
+        ctl_req(c, "{\"v\":1,\"id\":1,\"op\":\"stats\"}", reply, sizeof reply);
+        files = json_int(reply, "files_in_memory");
+        if (files == 0)
+            break;
+        usleep(100 * 1000);
+    }
+    CHECK(files == 0, "leaked file of a killed process still in memory: %s", reply);
+    close(c);
+    shim_connect(d);
+    test_hello(d);
 }
 
 static void test_shutdown(struct daemon *d, int by_signal)
@@ -965,7 +1004,7 @@ int main(int argc, char **argv)
 
     memset(&d, 0, sizeof d);
     start_daemon(&d, "--budget", "1M");
-    test_hello(&d);
+    test_orphans(&d);
     test_shutdown(&d, 1);
 
     test_flags();
