@@ -7,7 +7,9 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { open, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { EphemeraError } from '../core/errors.js';
@@ -56,33 +58,38 @@ export async function ensureFunctionImage(engine: ContainerEngine, options: Func
   const t0 = performance.now();
   options.onProgress?.(`building image ${ref} from Debian packages (a few minutes, once per recipe)`);
   const script = join(recipeDir, 'build-rootfs.sh');
-  const child = spawn(script, [], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const stderr: string[] = [];
-  child.stderr.setEncoding('utf8').on('data', (s: string) => {
-    stderr.push(s);
-    for (const line of s.split('\n')) if (line.trim() !== '') options.onProgress?.(line.trim());
-  });
-  const exited = new Promise<number>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : 15)));
-  });
-  const imported = engine.importImage(child.stdout, FUNCTION_IMAGE_REPO, tag);
-  // If the engine gives up on the import, the builder has nowhere to write: stop it.
-  imported.catch(() => child.kill('SIGTERM'));
-  let status: number;
+  // The root file system goes to a file first: mmdebstrap is silent for minutes before it writes
+  // the tar, and a file can be imported (and retried) independently of the build.
+  const tarPath = join(tmpdir(), `ephemera-rootfs-${tag}.tar`);
+  const out = await open(tarPath, 'w');
   try {
-    status = await exited;
-  } catch (err) {
-    throw new EphemeraError('EPH_IMAGE_BUILD', `could not start ${script}: ${(err as Error).message}; check that the file is executable`, { cause: err });
-  }
-  if (status !== 0) {
-    await imported.catch(() => undefined);
-    await engine.removeImage(ref).catch(() => undefined);
-    const tail = stderr.join('').trim().split('\n').slice(-5).join(' | ');
-    throw new EphemeraError('EPH_IMAGE_BUILD', `${script} exited with status ${status}: ${tail}; it needs root, mmdebstrap and Debian's package archive`, {
-      detail: { status },
+    const child = spawn(script, [], { stdio: ['ignore', out.fd, 'pipe'] });
+    const stderr: string[] = [];
+    child.stderr?.setEncoding('utf8').on('data', (s: string) => {
+      stderr.push(s);
+      for (const line of s.split('\n')) if (line.trim() !== '') options.onProgress?.(line.trim());
     });
+    let status: number;
+    try {
+      status = await new Promise<number>((resolve, reject) => {
+        child.on('error', reject);
+        child.on('close', (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : 15)));
+      });
+    } catch (err) {
+      throw new EphemeraError('EPH_IMAGE_BUILD', `could not start ${script}: ${(err as Error).message}; check that the file is executable`, { cause: err });
+    }
+    if (status !== 0) {
+      const tail = stderr.join('').trim().split('\n').slice(-5).join(' | ');
+      throw new EphemeraError('EPH_IMAGE_BUILD', `${script} exited with status ${status}: ${tail}; it needs root, mmdebstrap and Debian's package archive`, {
+        detail: { status },
+      });
+    }
+    await out.close();
+    options.onProgress?.(`importing ${ref} into Docker`);
+    await engine.importImage(createReadStream(tarPath), FUNCTION_IMAGE_REPO, tag);
+  } finally {
+    await out.close().catch(() => undefined);
+    await rm(tarPath, { force: true });
   }
-  await imported;
   return { ref, built: true, buildMs: performance.now() - t0 };
 }
