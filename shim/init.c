@@ -42,7 +42,7 @@ static const struct sym syms[] = {
     S(futimens), S(utimes), S(utime), S(chdir), S(fchdir), S(opendir), S(fdopendir), S(readdir),
     S(readdir64), S(readdir_r), S(closedir), S(rewinddir), S(telldir), S(seekdir), S(dirfd),
     S(fopen), S(fdopen), S(freopen), S(fork), S(execve), S(execvpe), S(fexecve), S(posix_spawn),
-    S(posix_spawnp), S(mmap), S(sendfile), O(copy_file_range), S(splice), O(close_range),
+    S(posix_spawnp), S(mmap), S(sendfile), O(copy_file_range), S(splice), O(close_range), S(syscall),
 };
 #undef S
 #undef O

@@ -390,3 +390,62 @@ SH_EXPORT ssize_t splice(int in, off_t *in_off, int out, off_t *out_off, size_t 
         return REAL(splice)(in, in_off, out, out_off, len, flags);
     return copy_loop(in, in_off, out, out_off, len);
 }
+
+/*
+ * Some runtimes call the kernel through syscall(3) rather than the libc
+ * wrappers (libuv does for statx).  The file calls among those are routed to
+ * our wrappers; everything else goes straight through.
+ */
+SH_EXPORT long syscall(long nr, ...)
+{
+    va_list ap;
+    va_start(ap, nr);
+    long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
+    long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
+    va_end(ap);
+    if (likely(!sh.disabled)) {
+        switch (nr) {
+        case SYS_statx:
+            return statx((int)a1, (const char *)a2, (int)a3, (unsigned)a4, (struct statx *)a5);
+        case SYS_newfstatat:
+            return fstatat((int)a1, (const char *)a2, (struct stat *)a3, (int)a4);
+        case SYS_fstat:
+            return fstat((int)a1, (struct stat *)a2);
+        case SYS_stat:
+            return stat((const char *)a1, (struct stat *)a2);
+        case SYS_lstat:
+            return lstat((const char *)a1, (struct stat *)a2);
+        case SYS_open:
+            return open((const char *)a1, (int)a2, (mode_t)a3);
+        case SYS_openat:
+            return openat((int)a1, (const char *)a2, (int)a3, (mode_t)a4);
+        case SYS_close:
+            return close((int)a1);
+        case SYS_read:
+            return read((int)a1, (void *)a2, (size_t)a3);
+        case SYS_write:
+            return write((int)a1, (const void *)a2, (size_t)a3);
+        case SYS_pread64:
+            return pread((int)a1, (void *)a2, (size_t)a3, (off_t)a4);
+        case SYS_pwrite64:
+            return pwrite((int)a1, (const void *)a2, (size_t)a3, (off_t)a4);
+        case SYS_readv:
+            return readv((int)a1, (const struct iovec *)a2, (int)a3);
+        case SYS_writev:
+            return writev((int)a1, (const struct iovec *)a2, (int)a3);
+        case SYS_lseek:
+            return lseek((int)a1, (off_t)a2, (int)a3);
+        case SYS_ftruncate:
+            return ftruncate((int)a1, (off_t)a2);
+        case SYS_copy_file_range:
+            return copy_file_range((int)a1, (off_t *)a2, (int)a3, (off_t *)a4, (size_t)a5, (unsigned)a6);
+        case SYS_unlinkat:
+            return unlinkat((int)a1, (const char *)a2, (int)a3);
+        case SYS_renameat2:
+            return renameat2((int)a1, (const char *)a2, (int)a3, (const char *)a4, (unsigned)a5);
+        default:
+            break;
+        }
+    }
+    return REAL(syscall)(nr, a1, a2, a3, a4, a5, a6);
+}

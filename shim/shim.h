@@ -132,6 +132,7 @@ struct sys_table {
     ssize_t (*copy_file_range)(int, off_t *, int, off_t *, size_t, unsigned);
     ssize_t (*splice)(int, off_t *, int, off_t *, size_t, unsigned);
     int (*close_range)(unsigned, unsigned, int);
+    long (*syscall)(long, ...);
 };
 extern struct sys_table sys;
 void sys_resolve(void);
