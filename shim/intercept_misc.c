@@ -23,6 +23,7 @@ SH_EXPORT int close(int fd)
         return sys.close(fd);
     }
     fp_trim_on_close(fd);
+    sh_flush_counters();
     /* Forget before the kernel frees the number, so a racing open cannot get a stale entry. */
     ft_forget(fd);
     return sys.close(fd);

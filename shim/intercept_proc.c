@@ -412,7 +412,7 @@ static int spawn_common(int p, pid_t *pid, const char *file, const posix_spawn_f
                  : REAL(posix_spawn)(pid, file, fa, at, argv, envp);
     char target[EPH_PATH_MAX];
     int can_load = !env_has(envp, "EPHEMERA_NO_PRELOAD", 19, NULL);
-    if (can_load && (p ? find_in_path(file, target, sizeof target) == 0 : (strlen(file) < sizeof target && strcpy(target, file))))
+    if (can_load && find_in_path(file, target, sizeof target) == 0 && (p || strchr(file, '/')))
         can_load = target_loads_shim(target, -1, 0);
     if (!can_load)
         materialise_all();
