@@ -148,6 +148,22 @@ describe('DockerLimiter against the real engine', () => {
     }
   });
 
+  test('a limit below unreclaimable usage is EPH_LIMIT_BELOW_USAGE and leaves the limit alone', async (t) => {
+    if (skip !== null) return t.skip(`no Docker engine: ${skip}`);
+    // 40 MiB on a tmpfs: shmem, which cannot be reclaimed without swap.
+    const id = await engine.create({ image, cmd: ['sh', '-c', 'dd if=/dev/zero of=/scratch/f bs=1M count=40 && echo filled && sleep 600'], memory: 64 * MiB, mounts: [{ type: 'tmpfs', target: '/scratch' }] });
+    try {
+      await engine.start(id);
+      for (let i = 0; i < 100 && !(await engine.logs(id)).stdout.includes('filled'); i++) await new Promise((r) => setTimeout(r, 50));
+      const l = new DockerLimiter(engine, id);
+      await assert.rejects(l.setLimit(16 * MiB), (err) => isEphemeraError(err, 'EPH_LIMIT_BELOW_USAGE') && err.message.includes('shrink'));
+      assert.equal(await l.getLimit(), 64 * MiB);
+      assert.equal(await l.oomKills(), 0);
+    } finally {
+      await engine.remove(id);
+    }
+  });
+
   test('an OOM kill inside the container is counted', async (t) => {
     if (skip !== null) return t.skip(`no Docker engine: ${skip}`);
     const id = await engine.create({ image, cmd: ['sh', '-c', 'dd if=/dev/zero of=/scratch/f bs=1M count=64; sleep 600'], memory: 32 * MiB, mounts: [{ type: 'tmpfs', target: '/scratch' }] });

@@ -7,7 +7,7 @@
  * pid: the Tenant Manager runs on the same node, and the cgroup is exact where Docker's stats
  * are sampled. When the container is not running, only Docker's OOM flag is left.
  */
-import { EphemeraError } from '../core/errors.js';
+import { EphemeraError, isEphemeraError } from '../core/errors.js';
 import type { ContainerEngine } from '../container/engine.js';
 import { CgroupV1Limiter } from './cgroup-v1.js';
 import { CgroupV2Limiter } from './cgroup-v2.js';
@@ -45,7 +45,18 @@ export class DockerLimiter implements MemoryLimiter {
         detail: { target: this.target },
       });
     }
-    await this.#engine.update(this.target, { memory: bytes, memorySwap: bytes });
+    try {
+      await this.#engine.update(this.target, { memory: bytes, memorySwap: bytes });
+    } catch (err) {
+      // runc relays the kernel's EBUSY (cgroup v1) as text; resizeInstance retries on this code.
+      if (isEphemeraError(err, 'EPH_DOCKER_API') && /unable to set memory limit|device or resource busy/i.test(err.message)) {
+        throw new EphemeraError('EPH_LIMIT_BELOW_USAGE', `Docker could not lower container ${this.target} to ${bytes} bytes: more memory is in use than that and cannot be reclaimed; evict first (ephemera ctl SOCKET shrink) or choose a higher limit (${err.message.trim()})`, {
+          cause: err,
+          detail: { container: this.target, bytes },
+        });
+      }
+      throw err;
+    }
   }
 
   async getUsage(): Promise<number> {
