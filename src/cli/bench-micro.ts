@@ -8,7 +8,7 @@ import { EphemeraError } from '../core/errors.js';
 import { CONTENDERS, type Contender } from '../bench/micro/contenders.js';
 import { FIGURES, type FigureId } from '../bench/micro/figures.js';
 import { MICRO_DEFAULTS, runMicroBench } from '../bench/micro/main.js';
-import { flagValue, parseFlags } from './flags.js';
+import { flagPositiveInt, flagValue, parseFlags } from './flags.js';
 import { buildOutput } from './paths.js';
 
 export const MICRO_USAGE = `  fig7  the paper's micro benchmark (two files, random 8 KiB ops) at memory limits 32-256 MiB
@@ -20,14 +20,6 @@ export const MICRO_USAGE = `  fig7  the paper's micro benchmark (two files, rand
         default ${MICRO_DEFAULTS.workBase}), --only disk,tmpfs,ephemera,memcpy, --json FILE (every run).`;
 
 const FLAGS = { reps: { value: true }, ops: { value: true }, work: { value: true }, only: { value: true }, json: { value: true } } as const;
-
-function positive(text: string | undefined, flag: string, context: string, fallback: number): number {
-  if (text === undefined) return fallback;
-  if (!/^[1-9]\d*$/.test(text) || !Number.isSafeInteger(Number(text))) {
-    throw new EphemeraError('EPH_CLI_USAGE', `${context}: ${flag} must be a positive integer, got ${JSON.stringify(text)}`);
-  }
-  return Number(text);
-}
 
 function contenders(text: string | undefined, context: string): readonly Contender[] {
   if (text === undefined) return CONTENDERS;
@@ -50,8 +42,8 @@ export async function microBenchMain(id: FigureId, argv: readonly string[]): Pro
     process.stderr.write(process.stderr.isTTY ? `\r\x1b[K${line}` : `${line}\n`);
   };
   const report = await runMicroBench(id, tools, {
-    reps: positive(flagValue(parsed, 'reps'), '--reps', context, MICRO_DEFAULTS.reps),
-    ops: positive(flagValue(parsed, 'ops'), '--ops', context, MICRO_DEFAULTS.ops),
+    reps: flagPositiveInt(parsed, 'reps', context, MICRO_DEFAULTS.reps),
+    ops: flagPositiveInt(parsed, 'ops', context, MICRO_DEFAULTS.ops),
     workBase: flagValue(parsed, 'work') ?? MICRO_DEFAULTS.workBase,
     contenders: contenders(flagValue(parsed, 'only'), context),
     progress,
