@@ -451,6 +451,30 @@ static void test_evict(struct daemon *d)
     CHECK(atomic_load(&in->state) == EPH_FREE, "evicted+closed inode not freed");
     unlink(a);
 
+    /* Holes stay holes on disk. */
+    idx = create(d, pj(a, root, "sparse"), &fd);
+    in = inode_at(d, (uint32_t)idx);
+    const size_t span = 768u << 10; /* below the 1 MiB budget */
+    r = call(d, EPH_OP_RESERVE, NULL, NULL, 0, (uint32_t)idx, atomic_load(&in->gen), span, NULL);
+    CHECK(r.status == 0 && r.where == EPH_WHERE_MEM && atomic_load(&in->capacity) >= span,
+          "reserve 768 KiB: %d where %u", r.status, r.where);
+    CHECK(pwrite(fd, "A", 1, 0) == 1 && pwrite(fd, "B", 1, (off_t)span - 1) == 1, "pwrite");
+    eph_lock(&in->lock);
+    atomic_store(&in->size, span);
+    eph_unlock(&in->lock);
+    r = call(d, EPH_OP_EVICT, NULL, NULL, 0, (uint32_t)idx, atomic_load(&in->gen), 0, NULL);
+    CHECK(r.status == 0 && stat(a, &st) == 0 && st.st_size == (off_t)span, "sparse evict");
+    CHECK(st.st_blocks * 512 < (off_t)span / 2, "holes filled: %lld blocks",
+          (long long)st.st_blocks);
+    int sfd = open(a, O_RDONLY);
+    char ab[2] = "";
+    CHECK(pread(sfd, ab, 1, 0) == 1 && pread(sfd, ab + 1, 1, (off_t)span - 1) == 1 &&
+              ab[0] == 'A' && ab[1] == 'B',
+          "sparse content");
+    close(sfd);
+    shim_close_inode(d, idx, fd);
+    unlink(a);
+
     /* An unlinked open file goes to an anonymous disk file. */
     idx = create(d, a, &fd);
     put_bytes(d, idx, fd, "anon", 4);
@@ -808,6 +832,74 @@ static void test_flags(void)
     }
 }
 
+/* ---- a cgroup v2 directory stand-in (the kernel seam) ---------------------- */
+
+static void put_num(const char *dir, const char *name, const char *v)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    write_file(p, v);
+}
+
+/* The daemon reads memory.max/memory.current like any file: drive them. */
+static void test_fake_v2(void)
+{
+    static char cg[200];
+    snprintf(cg, sizeof cg, "%s/fakecg", base);
+    mkdir(cg, 0755);
+    put_num(cg, "memory.max", "max\n");
+    put_num(cg, "memory.current", "10000000\n");
+    put_num(cg, "memory.stat", "anon 9000000\nfile 1000000\nactive_file 0\ninactive_file 0\n"
+                               "file_dirty 0\nfile_writeback 0\nshmem 0\n");
+    put_num(cg, "memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n");
+    cgroup_opt = cg;
+    struct daemon d = {0};
+    start_daemon(&d, NULL, NULL);
+    cgroup_opt = "none";
+    test_hello(&d);
+    char a[PATH_MAX], reply[16384];
+    int fd;
+    int idx = create(&d, pj(a, root, "v2file"), &fd);
+    static char mb[1 << 20];
+    memset(mb, 'v', sizeof mb);
+    CHECK(put_bytes(&d, idx, fd, mb, sizeof mb) == 0, "write 1 MiB");
+    struct eph_inode *in = inode_at(&d, (uint32_t)idx);
+    int c = ctl_connect();
+    ctl_req(c, "{\"v\":1,\"id\":1,\"op\":\"stats\"}", reply, sizeof reply);
+    CHECK(strstr(reply, "\"limit\":null") && strstr(reply, "\"cgroup_version\":2"),
+          "unlimited v2: %s", reply);
+    /* The limit drops to what the function uses plus a little: the file
+     * must leave memory soon after, without any request from us. */
+    put_num(cg, "memory.current", "11048576\n");
+    put_num(cg, "memory.max", "16000000\n");
+    uint64_t t0 = (uint64_t)time(NULL);
+    struct timespec t1, t2;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    while (atomic_load(&in->state) != EPH_DISK && (uint64_t)time(NULL) - t0 < 10)
+        eph_wait_change(&in->epoch, atomic_load(&in->epoch), 5 * 1000 * 1000);
+    clock_gettime(CLOCK_MONOTONIC, &t2);
+    CHECK(atomic_load(&in->state) == EPH_DISK, "not evicted after the limit dropped");
+    printf("daemon_proto_test: fake v2 limit drop -> eviction after %.1f ms\n",
+           (double)(t2.tv_sec - t1.tv_sec) * 1e3 + (double)(t2.tv_nsec - t1.tv_nsec) / 1e6);
+    ctl_req(c, "{\"v\":1,\"id\":2,\"op\":\"stats\"}", reply, sizeof reply);
+    CHECK(json_int(reply, "limit") == 16000000 && json_int(reply, "usage") == 11048576 &&
+              json_int(reply, "budget") < (1 << 20),
+          "stats after the drop: %s", reply);
+    /* The function's own memory passes the limit: a subscriber hears it. */
+    ctl_req(c, "{\"v\":1,\"id\":3,\"op\":\"subscribe\",\"events\":[\"shortfall\"]}", reply,
+            sizeof reply);
+    put_num(cg, "memory.current", "15900000\n");
+    int got = ctl_line(c, reply, sizeof reply);
+    CHECK(got > 0 && strstr(reply, "\"event\":\"shortfall\"") && json_int(reply, "limit") == 16000000,
+          "shortfall event: %s", got > 0 ? reply : "(none)");
+    close(c);
+    shim_close_inode(&d, idx, fd);
+    kill(d.pid, SIGTERM);
+    waitpid(d.pid, NULL, 0);
+    close(d.shim);
+    munmap(d.h, d.size);
+}
+
 /* ---- a real memory cgroup ------------------------------------------------ */
 
 static int write_str(const char *path, const char *v)
@@ -1008,6 +1100,7 @@ int main(int argc, char **argv)
     test_shutdown(&d, 1);
 
     test_flags();
+    test_fake_v2();
     test_cgroup();
 
     if (failures) {
