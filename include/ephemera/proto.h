@@ -37,6 +37,11 @@ enum eph_op {
      *     opens the path with the real open(2) itself.
      *   resp.status = -errno: fail the open with that errno (ENOENT for a
      *     missing parent, ENOTDIR, EEXIST with O_EXCL, EISDIR, EACCES...).
+     * The daemon applies O_TRUNC to an existing in-memory file itself (size
+     * 0 under the inode lock; capacity kept).  Every fd it sends is a fresh
+     * open file description (reopened through /proc/self/fd), so its kernel
+     * offset belongs to the caller alone.  With O_TMPFILE, path names the
+     * directory and the inode has no name (nlink 0).
      */
     EPH_OP_CREATE = 2,
     /* Unlink path.  -ENOENT if not in memory (the caller then tries the disk). */
@@ -58,11 +63,17 @@ enum eph_op {
      * where=MEM; the daemon has already added the bytes to bytes_in_memory and
      * the caller must ftruncate the memfd to req.arg and store capacity) or moves
      * this file to disk (status 0, where=DISK; the caller swaps its fd).
+     * In the MEM case the daemon has in fact already ftruncated the memfd and
+     * stored capacity (resp.arg = the new capacity), so the caller's repeat is
+     * harmless.  A DISK answer carries the disk fd (has_fd).  Never call this
+     * (or any op) holding the inode lock or an inflight count: the daemon may
+     * evict this very inode and waits for both.
      */
     EPH_OP_RESERVE = 6,
     /* Move every in-memory file to disk (before exec of a program that cannot load the shim). */
     EPH_OP_MATERIALISE_ALL = 7,
-    /* Move one file (req.inode/gen) to disk: before link(2), or when the app wants kernel semantics we lack. */
+    /* Move one file (req.inode/gen) to disk: before link(2), or when the app wants kernel semantics we lack.
+     * The response carries the disk fd (also when the file was already on disk). */
     EPH_OP_EVICT = 8,
     /* Hint: inode req.inode may be freed (nlink==0 and open_count reached 0).  No response needed but one is sent. */
     EPH_OP_RELEASE = 9,
