@@ -993,12 +993,18 @@ int ns_walk_error(const char *abs)
         *s = '\0';
         struct stat st;
         int e = 0;
-        if (ns_lookup(buf, &inode, &gen) == 0)
+        if (ns_lookup(buf, &inode, &gen) == 0) {
             e = -ENOTDIR;
-        else if (sys.stat(buf, &st) < 0)
+        } else if (sys.stat(buf, &st) < 0) {
             e = -errno;
-        else if (!S_ISDIR(st.st_mode))
+            /* a symlink on disk that leads to an in-memory file is a file too */
+            char tgt[EPH_PATH_MAX];
+            memcpy(tgt, buf, strlen(buf) + 1);
+            if (e == -ENOENT && path_canon(tgt, 1) > 0 && ns_lookup(tgt, &inode, &gen) == 0)
+                e = -ENOTDIR;
+        } else if (!S_ISDIR(st.st_mode)) {
             e = -ENOTDIR;
+        }
         *s = '/';
         if (e)
             return e;
@@ -1023,5 +1029,8 @@ void sh_enoent(int dirfd, const char *path)
     }
     if (path_resolve(dirfd, path, abs, &t) <= 0)
         return;
-    errno = ns_ancestor_is_file(abs) ? ENOTDIR : ENOENT;
+    if (ns_ancestor_is_file(abs) || (path_canon(abs, 1) > 0 && ns_ancestor_is_file(abs)))
+        errno = ENOTDIR;
+    else
+        errno = ENOENT;
 }

@@ -363,24 +363,31 @@ SH_EXPORT ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off
     }
     if (!copy_access_ok(in, out))
         return -1;
+    int ofl = ft_managed(out) ? (int)atomic_load(&fp_desc(out)->flags) : sys.fcntl(out, F_GETFL);
+    if (ofl >= 0 && (ofl & O_APPEND)) {
+        errno = EBADF; /* copy_file_range refuses an O_APPEND target */
+        return -1;
+    }
     if ((in_off && *in_off < 0) || (out_off && *out_off < 0)) {
         errno = EOVERFLOW; /* what this kernel's tmpfs answers */
         return -1;
     }
     struct stat si, so;
-    if (fstat(in, &si) == 0 && fstat(out, &so) == 0 && si.st_ino == so.st_ino && si.st_dev == so.st_dev) {
-        /* the kernel refuses overlapping ranges within one file (count clamped to the size) */
-        off_t ip = in_off ? *in_off : lseek(in, 0, SEEK_CUR), op = out_off ? *out_off : lseek(out, 0, SEEK_CUR);
+    if (fstat(in, &si) == 0) {
+        /* the kernel clamps the count to the source's size at the start */
+        off_t ip = in_off ? *in_off : lseek(in, 0, SEEK_CUR);
         off_t cnt = ip >= si.st_size ? 0 : (off_t)len < si.st_size - ip ? (off_t)len : si.st_size - ip;
-        if (op + cnt > ip && op < ip + cnt) {
-            errno = EINVAL;
-            return -1;
+        if (fstat(out, &so) == 0 && si.st_ino == so.st_ino && si.st_dev == so.st_dev) {
+            /* and refuses overlapping ranges within one file */
+            off_t op = out_off ? *out_off : lseek(out, 0, SEEK_CUR);
+            if (op + cnt > ip && op < ip + cnt) {
+                errno = EINVAL;
+                return -1;
+            }
         }
-    }
-    int ofl = ft_managed(out) ? (int)atomic_load(&fp_desc(out)->flags) : sys.fcntl(out, F_GETFL);
-    if (ofl >= 0 && (ofl & O_APPEND)) {
-        errno = EBADF; /* copy_file_range refuses an O_APPEND target */
-        return -1;
+        if (cnt == 0)
+            return 0;
+        len = (size_t)cnt;
     }
     return copy_loop(in, in_off, out, out_off, len);
 }

@@ -116,7 +116,11 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         (path_is_root(abs) && !tmpfile) || sh_attach() < 0)
         return open_real(dirfd, path, flags, mode);
     uint32_t inode, gen;
-    int in_mem = !tmpfile && ns_lookup(abs, &inode, &gen) == 0;
+    int in_mem = ns_lookup(abs, &inode, &gen) == 0;
+    if (tmpfile && (in_mem || (path_canon(abs, 1) > 0 && ns_lookup(abs, &inode, &gen) == 0))) {
+        errno = ENOTDIR; /* O_TMPFILE names a directory */
+        return -1;
+    }
     if (!in_mem && !tmpfile) {
         /* O_CREAT|O_EXCL never follows a final symlink */
         int c = path_canon(abs, !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL));
