@@ -648,6 +648,8 @@ static void make_path(struct rng *r, struct pth *p, int want_dir)
          * normalises to a valid-looking name */
         sfmt(p->use, sizeof p->use, "%s%s/../%s/%s", g_base, parent, parent, name);
         sfmt(p->show, PLEN, "%s/../%s/%s", parent, parent, name);
+        /* the model walks it too: when the parent is a symlink, ".." leaves its target */
+        sfmt(p->canon, PLEN, "%s", p->use);
     } else if ((opt.feat & F_PATHS) && form < 290) {
         sfmt(p->use, sizeof p->use, "%s/", p->canon);
         sfmt(p->show, PLEN, "%s/", rel);
@@ -1649,6 +1651,8 @@ static void op_mmap(struct rng *r)
     tr(" = ok #%016" PRIx64, fnv64(m, len, FNV_INIT));
     if (wr) {
         size_t off = below(r, (uint32_t)len), n = below(r, (uint32_t)(len - off) + 1);
+        if (n > BUFMAX)
+            n = BUFMAX;
         fill(r, g_buf, n);
         memcpy(m + off, g_buf, n);
         tr(" wrote %zu@%zu", n, off);
