@@ -206,8 +206,8 @@ __attribute__((constructor(101))) static void sh_init(void)
     const char *lg = getenv("EPHEMERA_LOG");
     if (lg && *lg)
         sh.log_fd = sys.open(lg, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (sh.log_fd >= 0 && sh.log_fd < 3) {
-        /* Never hold a std stream number: a later open of stdout would land on our log. */
+    if (sh.log_fd >= 0 && sh.log_fd < 100) {
+        /* Keep off the low numbers: the application expects its opens to get them. */
         int nfd = sys.fcntl(sh.log_fd, F_DUPFD_CLOEXEC, 100);
         sys.close(sh.log_fd);
         sh.log_fd = nfd;

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -286,8 +287,35 @@ SH_EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t n)
 }
 
 /* A hard link needs a real inode: move the file to disk first, then link there. */
+/*
+ * The source of a link names an fd (linkat(fd, "", ..., AT_EMPTY_PATH) or
+ * "/proc/self/fd/N"), as done to give an O_TMPFILE file its name: if that fd
+ * is an in-memory file, move it to disk first so the kernel can link it.
+ */
+static void link_fd_source(int od, const char *o, int flags)
+{
+    int fd = -1;
+    if (!o[0] && (flags & AT_EMPTY_PATH))
+        fd = od;
+    else if (strncmp(o, "/proc/self/fd/", 14) == 0)
+        fd = atoi(o + 14);
+    if (fd < 0 || !ft_managed(fd) || (ft_fds[fd].flags & FT_DISK))
+        return;
+    struct eph_desc *d = fp_desc(fd);
+    struct eph_req req;
+    struct eph_resp resp;
+    int rfd;
+    rpc_req_init(&req, EPH_OP_EVICT);
+    req.inode = d->inode;
+    req.gen = d->inode_gen;
+    if (rpc_call(&req, &resp, &rfd) == 0 && rfd >= 0)
+        sys.close(rfd);
+    fp_settle(fd);
+}
+
 static int link_impl(int od, const char *o, int nd, const char *n, int flags)
 {
+    link_fd_source(od, o, flags);
     uint32_t inode, gen;
     int trailing;
     int src_mem = path_maybe_managed(od, o) && lookup_f(od, o, &inode, &gen, &trailing, flags & AT_SYMLINK_FOLLOW);
