@@ -981,7 +981,14 @@ int ns_stat(const char *abs, struct stat *st)
  * ancestor is a directory, else -ENOTDIR or -ENOENT for the first one that
  * is not (an in-memory file counts as a file, although the disk has nothing).
  */
+static int walk_error(const char *abs, int depth);
+
 int ns_walk_error(const char *abs)
+{
+    return walk_error(abs, 0);
+}
+
+static int walk_error(const char *abs, int depth)
 {
     char buf[EPH_PATH_MAX];
     size_t n = strlen(abs);
@@ -1000,8 +1007,12 @@ int ns_walk_error(const char *abs)
             /* a symlink on disk that leads to an in-memory file is a file too */
             char tgt[EPH_PATH_MAX];
             memcpy(tgt, buf, strlen(buf) + 1);
-            if (e == -ENOENT && path_canon(tgt, 1) > 0 && ns_lookup(tgt, &inode, &gen) == 0)
-                e = -ENOTDIR;
+            if (e == -ENOENT && depth < 8 && path_canon(tgt, 1) > 0) {
+                if (ns_lookup(tgt, &inode, &gen) == 0)
+                    e = -ENOTDIR;
+                else if (walk_error(tgt, depth + 1) == -ENOTDIR)
+                    e = -ENOTDIR;
+            }
         } else if (!S_ISDIR(st.st_mode)) {
             e = -ENOTDIR;
         }
