@@ -10,7 +10,8 @@ import { promisify } from 'node:util';
 
 import { EphemeraError } from '../core/errors.js';
 import { formatSize } from '../core/size.js';
-import { isTmpfs, markdown, median } from './io.js';
+import { markdown, median } from './io.js';
+import { makeScratch } from './scratch.js';
 
 const execFileP = promisify(execFile);
 
@@ -77,23 +78,18 @@ export interface DemoReport {
  * @throws {EphemeraError} `EPH_BENCH_FAILED` when a run fails or the modes disagree on the result
  */
 export async function runDemo(tools: DemoTools, opts: DemoOptions): Promise<DemoReport> {
-  if (isTmpfs(opts.workBase)) {
-    throw new EphemeraError('EPH_BENCH_FAILED', `${opts.workBase} is on a tmpfs, so the "disk" run would not touch a disk; give --work DIR on a disk file system`);
-  }
-  const work = mkdtempSync(join(opts.workBase, 'ephemera-demo-'));
+  const scratch = makeScratch({ base: opts.workBase, prefix: 'ephemera-demo-', tmpfsBytes: 512 * 1024 * 1024 });
+  const work = scratch.dir;
   const notes: string[] = [];
-  let mounted: string | undefined;
   let shmDir: string | undefined;
   try {
-    const dirs: Record<Mode, string> = { ephemera: join(work, 'managed'), tmpfs: join(work, 'tmpfs'), disk: join(work, 'disk') };
-    for (const d of Object.values(dirs)) mkdirSync(d);
-    if (process.getuid?.() === 0) {
-      await execFileP('mount', ['-t', 'tmpfs', '-o', 'size=512m,mode=0700', 'ephemera-demo', dirs.tmpfs]);
-      mounted = dirs.tmpfs;
-    } else {
+    const dirs: Record<Mode, string> = { ephemera: join(work, 'managed'), tmpfs: scratch.tmpfs ?? '', disk: join(work, 'disk') };
+    mkdirSync(dirs.ephemera);
+    mkdirSync(dirs.disk);
+    if (scratch.tmpfs === undefined) {
       shmDir = mkdtempSync('/dev/shm/ephemera-demo-');
       dirs.tmpfs = shmDir;
-      notes.push(`not root: used ${dirs.tmpfs} (the machine's shared tmpfs) instead of mounting one`);
+      notes.push(`not root: used ${shmDir} (the machine's shared tmpfs) instead of mounting one`);
     }
     const statsFile = join(work, 'stats.json');
     const wall: Record<Mode, number[]> = { ephemera: [], tmpfs: [], disk: [] };
@@ -134,8 +130,7 @@ export async function runDemo(tools: DemoTools, opts: DemoOptions): Promise<Demo
     ].join('\n');
     return { table, stats };
   } finally {
-    if (mounted !== undefined) await execFileP('umount', [mounted]).catch(() => undefined);
     if (shmDir !== undefined) rmSync(shmDir, { recursive: true, force: true });
-    rmSync(work, { recursive: true, force: true });
+    scratch.dispose();
   }
 }

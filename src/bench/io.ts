@@ -17,12 +17,13 @@
  * of the two, which cancels libc's own cost and most of the noise of a shared machine.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { EphemeraError } from '../core/errors.js';
 import { formatSize } from '../core/size.js';
+import { makeScratch } from './scratch.js';
 
 const execFileP = promisify(execFile);
 
@@ -164,14 +165,6 @@ interface Places {
   readonly tmpfs: string | undefined;
 }
 
-async function mountTmpfs(dir: string): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) {
-    return new EphemeraError('EPH_BENCH_NEEDS_ROOT', `the tmpfs contender mounts a tmpfs and needs root (uid is ${String(process.getuid?.())}); run the benchmark as root to include it`).message;
-  }
-  mkdirSync(dir);
-  await run(['mount', '-t', 'tmpfs', '-o', `size=${4 * FILE_SIZE},mode=0700`, 'ephemera-bench', dir]);
-  return undefined;
-}
 
 /** Statistics from the last ephemera run, to show the data really was served from memory. */
 interface FastOps {
@@ -216,22 +209,15 @@ export interface IoBenchReport {
  * @throws {EphemeraError} `EPH_BENCH_FAILED` when a run fails or the work directory is on a tmpfs
  */
 export async function runIoBench(tools: IoBenchTools, opts: IoBenchOptions): Promise<IoBenchReport> {
-  if (isTmpfs(opts.workBase)) {
-    throw new EphemeraError('EPH_BENCH_FAILED', `${opts.workBase} is on a tmpfs, so the "disk" contender would not be a disk; give --work DIR on a disk file system`);
-  }
-  const work = mkdtempSync(join(opts.workBase, 'ephemera-bench-'));
-  const skipped: string[] = [];
-  let tmpfsMounted = false;
+  const scratch = makeScratch({ base: opts.workBase, prefix: 'ephemera-bench-', tmpfsBytes: 4 * FILE_SIZE });
+  const work = scratch.dir;
+  const skipped: string[] = scratch.tmpfsSkipped === undefined ? [] : [`tmpfs: ${scratch.tmpfsSkipped}`];
   try {
     const ephRoot = join(work, 'managed');
     const disk = join(work, 'disk');
     const unmanaged = join(work, 'unmanaged');
     for (const d of [ephRoot, disk, unmanaged]) mkdirSync(d);
-    const tmpfsDir = join(work, 'tmpfs');
-    const skip = await mountTmpfs(tmpfsDir);
-    tmpfsMounted = skip === undefined;
-    if (skip !== undefined) skipped.push(`tmpfs: ${skip}`);
-    const places: Places = { work, ephRoot, disk, unmanaged, tmpfs: tmpfsMounted ? tmpfsDir : undefined };
+    const places: Places = { work, ephRoot, disk, unmanaged, tmpfs: scratch.tmpfs };
     const statsFile = join(work, 'stats.json');
     const samples = new Map<string, number[]>();
     const add = (key: string, v: number): void => {
@@ -293,8 +279,7 @@ export async function runIoBench(tools: IoBenchTools, opts: IoBenchOptions): Pro
     const table = renderTable(medians, passThrough, fastOps, opts, skipped);
     return { medians, passThrough, fastOps, skipped, table };
   } finally {
-    if (tmpfsMounted) await run(['umount', join(work, 'tmpfs')]).catch(() => undefined);
-    rmSync(work, { recursive: true, force: true });
+    scratch.dispose();
   }
 }
 
@@ -394,10 +379,4 @@ export function markdown(rows: readonly (readonly string[])[]): string {
   const [head, ...body] = rows;
   if (head === undefined) return '';
   return [line(head), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...body.map(line)].join('\n');
-}
-
-/** True when `dir` is on a tmpfs (then "disk" would not be a disk). */
-export function isTmpfs(dir: string): boolean {
-  const TMPFS_MAGIC = 0x01021994;
-  return statfsSync(dir).type === TMPFS_MAGIC;
 }

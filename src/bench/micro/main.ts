@@ -4,7 +4,7 @@
  * drift in the machine's load hits all of them alike.
  */
 import { EphemeraError } from '../../core/errors.js';
-import { isTmpfs } from '../io.js';
+import { isTmpfs } from '../scratch.js';
 import { CONTENDERS, runContender, type Contender, type MicroTools, type RunResult } from './contenders.js';
 import { DEFAULT_OPS, figure, type FigureId } from './figures.js';
 import { renderSweep, summarise, type PointSummary, type Sweep } from './report.js';
