@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -154,18 +155,11 @@ static int env_has(char *const env[], const char *name, size_t nl, const char **
     return 0;
 }
 
-struct exec_prep {
-    char **env;                 /* the environment to pass */
-    int materialised;
-};
-
 /*
- * Everything an exec or spawn needs, built in caller-provided storage (no
- * malloc: this also runs in children between fork and exec).
- * for_spawn: the child is a new process, so the parent keeps its references
- * and takes new ones for the fds the child inherits.
+ * EPHEMERA_FDMAP for an exec, built in caller-provided storage (no malloc:
+ * this runs in children between fork and exec).
  */
-static size_t fdmap_build(char *out, size_t cap, int can_load, int for_spawn)
+static size_t fdmap_build(char *out, size_t cap, int can_load)
 {
     size_t len = 0;
     out[0] = '\0';
@@ -183,13 +177,8 @@ static size_t fdmap_build(char *out, size_t cap, int can_load, int for_spawn)
         }
         uint32_t desc = e.desc1 - 1;
         int cloexec = fdfl & FD_CLOEXEC;
-        if (cloexec && for_spawn)
-            continue;
-        if (!cloexec) {
+        if (!cloexec)
             fp_sync_kernel((int)fd, !can_load);
-            if (for_spawn)
-                fp_desc_ref(desc);
-        }
         char item[64];
         int k = snprintf(item, sizeof item, "%d:%u:%u:%u,", cloexec ? -1 : (int)fd, desc,
                          sh.descs[desc].inode_gen, e.flags);
@@ -199,21 +188,6 @@ static size_t fdmap_build(char *out, size_t cap, int can_load, int for_spawn)
         }
     }
     return len;
-}
-
-static void fdmap_unref_spawned(const char *map)
-{
-    /* The spawn failed: drop the references taken for its child. */
-    for (const char *p = map; *p;) {
-        int fd;
-        unsigned desc, gen, fl;
-        if (sscanf(p, "%d:%u:%u:%u", &fd, &desc, &gen, &fl) == 4 && fd >= 0)
-            fp_desc_unref(desc);
-        p = strchr(p, ',');
-        if (!p)
-            break;
-        p++;
-    }
 }
 
 #define ENV_EXTRA 8
@@ -321,7 +295,7 @@ static int exec_prepared(int kind, const char *file, int fd, char *const argv[],
     size_t cap = 16 + (size_t)(nm < 4096 ? nm : 4096) * 40;
     char fdmap[cap];
     memcpy(fdmap, "EPHEMERA_FDMAP=", 16);
-    fdmap_build(fdmap + 15, cap - 15, can_load, 0);
+    fdmap_build(fdmap + 15, cap - 15, can_load);
     size_t n = env_count(envp);
     char *env[n + ENV_EXTRA];
     struct env_bufs bufs;
@@ -404,36 +378,208 @@ SH_EXPORT int execle(const char *path, const char *arg, ...)
 
 /* ---- posix_spawn -------------------------------------------------------- */
 
+/*
+ * glibc runs spawn file actions in a CLONE_VM child with its internal calls,
+ * so a dup2 of a managed fd, or an open of an in-memory path, would bypass
+ * the shim.  When either could happen we run the spawn ourselves: fork (our
+ * wrapper), the file actions through our wrappers, the attributes through
+ * their public getters, exec (our wrapper), and the exec errno back over a
+ * pipe.  The file actions have no public reader: this is glibc's layout
+ * (stable since 2.x), checked for sanity before use.
+ */
+struct spawn_action {
+    enum { SA_CLOSE, SA_DUP2, SA_OPEN, SA_CHDIR, SA_FCHDIR, SA_CLOSEFROM, SA_TCSETPGRP } tag;
+    union {
+        struct { int fd; } close_action;
+        struct { int fd; int newfd; } dup2_action;
+        struct { int fd; char *path; int oflag; mode_t mode; } open_action;
+        struct { char *path; } chdir_action;
+        struct { int fd; } fchdir_action;
+        struct { int from; } closefrom_action;
+        struct { int fd; } setpgrp_action;
+    } action;
+};
+
+struct spawn_fa {
+    int allocated;
+    int used;
+    struct spawn_action *actions;
+    int pad[16];
+};
+
+/* 0: glibc may spawn; 1: we must; -1: the actions are not in the layout we know. */
+static int spawn_needs_us(const posix_spawn_file_actions_t *fa)
+{
+    int managed = 0;
+    uint32_t hwm = ft_fds ? atomic_load(&ft_hwm) : 0;
+    for (uint32_t fd = 0; fd < hwm && !managed; fd++)
+        managed = ft_fds[fd].desc1 != 0;
+    if (!fa)
+        return managed;
+    const struct spawn_fa *f = (const void *)fa;
+    if (f->used < 0 || f->used > f->allocated || (f->used && !f->actions))
+        return -1;
+    for (int i = 0; i < f->used; i++) {
+        const struct spawn_action *a = &f->actions[i];
+        if ((unsigned)a->tag > SA_TCSETPGRP)
+            return -1;
+        if (a->tag == SA_OPEN && path_maybe_managed(AT_FDCWD, a->action.open_action.path))
+            managed = 1;
+    }
+    return managed;
+}
+
+static int spawn_child(const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *at)
+{
+    short fl = 0;
+    if (at && posix_spawnattr_getflags(at, &fl) != 0)
+        return EINVAL;
+    if (fl & POSIX_SPAWN_SETSID && setsid() < 0)
+        return errno;
+    if (fl & POSIX_SPAWN_SETPGROUP) {
+        pid_t pg = 0;
+        posix_spawnattr_getpgroup(at, &pg);
+        if (setpgid(0, pg) < 0)
+            return errno;
+    }
+    if (fl & POSIX_SPAWN_SETSIGDEF) {
+        sigset_t def;
+        posix_spawnattr_getsigdefault(at, &def);
+        struct sigaction sa = {.sa_handler = SIG_DFL};
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sigismember(&def, sig) == 1)
+                sigaction(sig, &sa, NULL);
+    }
+    if (fl & POSIX_SPAWN_SETSIGMASK) {
+        sigset_t mask;
+        posix_spawnattr_getsigmask(at, &mask);
+        sigprocmask(SIG_SETMASK, &mask, NULL);
+    }
+    if (fl & POSIX_SPAWN_RESETIDS && (setgid(getgid()) < 0 || setuid(getuid()) < 0))
+        return errno;
+    if (fl & (POSIX_SPAWN_SETSCHEDULER | POSIX_SPAWN_SETSCHEDPARAM)) {
+        struct sched_param sp;
+        int pol = 0;
+        posix_spawnattr_getschedparam(at, &sp);
+        posix_spawnattr_getschedpolicy(at, &pol);
+        int r = (fl & POSIX_SPAWN_SETSCHEDULER) ? sched_setscheduler(0, pol, &sp) : sched_setparam(0, &sp);
+        if (r < 0)
+            return errno;
+    }
+    const struct spawn_fa *f = (const void *)fa;
+    for (int i = 0; f && i < f->used; i++) {
+        const struct spawn_action *a = &f->actions[i];
+        switch (a->tag) {
+        case SA_CLOSE:
+            close(a->action.close_action.fd); /* EBADF is ignored, as glibc does */
+            break;
+        case SA_DUP2:
+            if (a->action.dup2_action.fd == a->action.dup2_action.newfd) {
+                int fdf = fcntl(a->action.dup2_action.fd, F_GETFD);
+                if (fdf < 0 || fcntl(a->action.dup2_action.fd, F_SETFD, fdf & ~FD_CLOEXEC) < 0)
+                    return errno;
+            } else if (dup2(a->action.dup2_action.fd, a->action.dup2_action.newfd) < 0) {
+                return errno;
+            }
+            break;
+        case SA_OPEN: {
+            int nfd = open(a->action.open_action.path, a->action.open_action.oflag, a->action.open_action.mode);
+            if (nfd < 0)
+                return errno;
+            if (nfd != a->action.open_action.fd) {
+                if (dup2(nfd, a->action.open_action.fd) < 0)
+                    return errno;
+                close(nfd);
+            }
+            break;
+        }
+        case SA_CHDIR:
+            if (chdir(a->action.chdir_action.path) < 0)
+                return errno;
+            break;
+        case SA_FCHDIR:
+            if (fchdir(a->action.fchdir_action.fd) < 0)
+                return errno;
+            break;
+        case SA_CLOSEFROM:
+            closefrom(a->action.closefrom_action.from);
+            break;
+        case SA_TCSETPGRP:
+            if (tcsetpgrp(a->action.setpgrp_action.fd, getpgrp()) < 0)
+                return errno;
+            break;
+        }
+    }
+    return 0;
+}
+
+static int spawn_ourselves(int p, pid_t *pidp, const char *file, const posix_spawn_file_actions_t *fa,
+                           const posix_spawnattr_t *at, char *const argv[], char *const envp[])
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        sys.close(pfd[0]);
+        sys.close(pfd[1]);
+        return e;
+    }
+    if (pid == 0) {
+        sys.close(pfd[0]);
+        int e = spawn_child(fa, at);
+        if (e == 0) {
+            if (p)
+                execvpe(file, argv, envp);
+            else
+                execve(file, argv, envp);
+            e = errno;
+        }
+        ssize_t w = sys.write(pfd[1], &e, sizeof e);
+        (void)w;
+        _exit(127);
+    }
+    sys.close(pfd[1]);
+    int e = 0;
+    ssize_t n;
+    do
+        n = sys.read(pfd[0], &e, sizeof e);
+    while (n < 0 && errno == EINTR);
+    sys.close(pfd[0]);
+    if (n == (ssize_t)sizeof e && e != 0) {
+        waitpid(pid, NULL, 0); /* the child failed before exec: reap it, as glibc does */
+        return e;
+    }
+    if (pidp)
+        *pidp = pid;
+    return 0;
+}
+
 static int spawn_common(int p, pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
                         const posix_spawnattr_t *at, char *const argv[], char *const envp[])
 {
     if (sh.disabled || sh_busy)
         return p ? REAL(posix_spawnp)(pid, file, fa, at, argv, envp)
                  : REAL(posix_spawn)(pid, file, fa, at, argv, envp);
+    int need = spawn_needs_us(fa);
+    if (need > 0)
+        return spawn_ourselves(p, pid, file, fa, at, argv, envp);
+    if (need < 0)
+        sh_log("posix_spawn file actions in an unknown layout; letting glibc run them");
+    /* No managed fd can reach the child: glibc's fast spawn, with our environment. */
     char target[EPH_PATH_MAX];
     int can_load = !env_has(envp, "EPHEMERA_NO_PRELOAD", 19, NULL);
     if (can_load && find_in_path(file, target, sizeof target) == 0 && (p || strchr(file, '/')))
         can_load = target_loads_shim(target, -1, 0);
     if (!can_load)
         materialise_all();
-    uint32_t nm = ft_fds ? atomic_load(&ft_hwm) : 0;
-    size_t cap = 16 + (size_t)(nm < 4096 ? nm : 4096) * 40;
-    char fdmap[cap];
-    memcpy(fdmap, "EPHEMERA_FDMAP=", 16);
-    if (ft_fds)
-        ft_lock();
-    fdmap_build(fdmap + 15, cap - 15, can_load, 1);
-    if (ft_fds)
-        ft_unlock();
     size_t n = env_count(envp);
     char *env[n + ENV_EXTRA];
     struct env_bufs bufs;
-    env_build(env, envp, fdmap, &bufs);
-    int r = p ? REAL(posix_spawnp)(pid, file, fa, at, argv, env)
-              : REAL(posix_spawn)(pid, file, fa, at, argv, env);
-    if (r != 0)
-        fdmap_unref_spawned(fdmap + 15);
-    return r;
+    env_build(env, envp, NULL, &bufs);
+    return p ? REAL(posix_spawnp)(pid, file, fa, at, argv, env)
+             : REAL(posix_spawn)(pid, file, fa, at, argv, env);
 }
 
 SH_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
