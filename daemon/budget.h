@@ -13,6 +13,7 @@ struct budget_opts {
     int64_t static_budget; /* --budget, -1 when not given */
     int64_t headroom;      /* --headroom, -1 for the default */
     const char *cgroup;    /* "auto", "none" or a cgroup directory */
+    int oom_guard;         /* --oom-guard on: hold the kernel's OOM killer while we can evict */
 };
 
 struct budget_snapshot {
@@ -26,6 +27,8 @@ struct budget_snapshot {
 };
 
 int budget_init(const struct budget_opts *o, char *err, size_t errlen);
+/* Restore the cgroup knobs the OOM guard changed. */
+void budget_fini(void);
 /* Re-read the cgroup and recompute; evict at once if the files exceed the
  * new budget; raise a shortfall event when even that is not enough. */
 void budget_refresh(void);

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -59,11 +60,65 @@ static void evict_drain(uint32_t idx, struct eph_inode *in)
 
 #define EVICT_CHUNK (4u << 20)
 
+#define EVICT_BOUNCE (256u << 10) /* small: it is resident in every instance */
+
 static int evict_sync_mode; /* evict_set_sync(): write through, free as we go */
+static char *evict_bounce;  /* aligned, touched once: charged before any pressure */
+static uint64_t *evict_retry_at; /* per inode: failed eviction, do not pick before (mono ns) */
 
 void evict_set_sync(int on)
 {
     evict_sync_mode = on;
+    if (on && !evict_bounce) {
+        void *p = NULL;
+        if (posix_memalign(&p, 4096, EVICT_BOUNCE) == 0) {
+            memset(p, 0, EVICT_BOUNCE);
+            evict_bounce = p;
+        }
+    }
+}
+
+void evict_fini(void)
+{
+    free(evict_bounce);
+    evict_bounce = NULL;
+    free(evict_retry_at);
+    evict_retry_at = NULL;
+}
+
+/*
+ * The memory-neutral copy: read a chunk of the memfd into the bounce buffer
+ * (no new charge), write it with O_DIRECT (no page cache, so no charge
+ * either), then punch it out of the memfd.  Every step frees or keeps
+ * memory, never takes any, so it works even when the cgroup is at its limit
+ * and every allocation in it would block (the OOM guard in budget.c relies
+ * on this).  -EINVAL when the file system refuses O_DIRECT: the caller then
+ * uses the buffered copy.
+ */
+static int evict_copy_direct(int src, int dst, off_t data, off_t hole, off_t *freed_upto)
+{
+    for (off_t off = data & ~(off_t)4095; off < hole;) {
+        size_t len = (size_t)(hole - off) < EVICT_BOUNCE ? (size_t)(hole - off) : EVICT_BOUNCE;
+        size_t alen = (len + 4095) & ~(size_t)4095;
+        ssize_t r = pread(src, evict_bounce, alen, off);
+        if (r < 0)
+            return -errno;
+        if ((size_t)r < alen)
+            memset(evict_bounce + r, 0, alen - (size_t)r);
+        for (size_t w = 0; w < alen;) {
+            ssize_t k = pwrite(dst, evict_bounce + w, alen - w, off + (off_t)w);
+            if (k < 0) {
+                if (errno == EINTR)
+                    continue;
+                return -errno;
+            }
+            w += (size_t)k;
+        }
+        fallocate(src, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)alen);
+        off += (off_t)alen;
+        *freed_upto = off;
+    }
+    return 0;
 }
 
 /* Copy [off, off+len) from src to dst: sendfile, or read/write where the
@@ -115,6 +170,8 @@ static int evict_copy(int src, int dst, uint64_t size, int sync, off_t *freed_up
 {
     off_t pos = 0;
     *freed_upto = 0;
+    int fl = fcntl(dst, F_GETFL);
+    int direct = sync && evict_bounce && fl >= 0 && fcntl(dst, F_SETFL, fl | O_DIRECT) == 0;
     while ((uint64_t)pos < size) {
         off_t data = lseek(src, pos, SEEK_DATA);
         if (data < 0) {
@@ -127,6 +184,20 @@ static int evict_copy(int src, int dst, uint64_t size, int sync, off_t *freed_up
         off_t hole = lseek(src, data, SEEK_HOLE);
         if (hole < 0 || (uint64_t)hole > size)
             hole = (off_t)size;
+        if (direct) {
+            int e = evict_copy_direct(src, dst, data, hole, freed_upto);
+            if (e == -EINVAL && *freed_upto <= data) {
+                /* O_DIRECT accepted by open but refused on write: buffered. */
+                fcntl(dst, F_SETFL, fl);
+                direct = 0;
+            } else if (e < 0) {
+                fcntl(dst, F_SETFL, fl);
+                return e;
+            } else {
+                pos = hole;
+                continue;
+            }
+        }
         for (off_t off = data; off < hole;) {
             size_t len = (size_t)(hole - off) < EVICT_CHUNK ? (size_t)(hole - off) : EVICT_CHUNK;
             int e = evict_copy_range(src, dst, off, len);
@@ -145,6 +216,9 @@ static int evict_copy(int src, int dst, uint64_t size, int sync, off_t *freed_up
         }
         pos = hole;
     }
+    /* The disk fd is handed to processes: no O_DIRECT on it. */
+    if (direct)
+        fcntl(dst, F_SETFL, fl);
     if (ftruncate(dst, (off_t)size) < 0)
         return -errno;
     return 0;
@@ -303,13 +377,15 @@ err:
  * free nothing and are left alone. */
 static int evict_pick(int64_t exclude)
 {
+    uint64_t now = ephd_mono_ns();
     uint32_t hwm = atomic_load(&D.h->inode_hwm);
     int best = -1, best_open = 1;
     uint64_t best_use = UINT64_MAX;
     for (uint32_t i = 0; i < hwm; i++) {
         struct eph_inode *in = &D.inodes[i];
         if ((int64_t)i == exclude || atomic_load(&in->state) != EPH_MEM ||
-            atomic_load(&in->pinned) || atomic_load(&in->capacity) == 0)
+            atomic_load(&in->pinned) || atomic_load(&in->capacity) == 0 ||
+            (evict_retry_at && evict_retry_at[i] > now))
             continue;
         int open = atomic_load(&in->open_count) != 0;
         uint64_t use = atomic_load(&in->last_use);
@@ -324,6 +400,10 @@ static int evict_pick(int64_t exclude)
 
 static int evict_until(uint64_t target, uint64_t need, int64_t exclude, int flags)
 {
+    if (!evict_retry_at)
+        evict_retry_at = calloc(D.h->ninodes, sizeof *evict_retry_at);
+    if (!evict_retry_at)
+        return -1;
     /* Bounded: each round evicts one file or gives up. */
     uint32_t rounds = atomic_load(&D.h->inode_hwm) + 1;
     while (atomic_load(&D.h->c.bytes_in_memory) + need > target) {
@@ -333,10 +413,10 @@ static int evict_until(uint64_t target, uint64_t need, int64_t exclude, int flag
         if (v < 0)
             return -1;
         if (evict_inode((uint32_t)v, flags) < 0) {
-            /* Could not write it out (disk full?): pin it so the loop
-             * moves on; the file stays intact in memory. */
-            atomic_store(&D.inodes[v].pinned, 1);
-            log_msg(LOG_ERR, "inode %d cannot be evicted; keeping it in memory", v);
+            /* Could not write it out (disk full, no memory for an inode):
+             * it stays intact in memory and is skipped for a second. */
+            evict_retry_at[v] = ephd_mono_ns() + 1000000000ull;
+            log_msg(LOG_ERR, "inode %d cannot be evicted now; keeping it in memory", v);
         }
     }
     return 0;

@@ -16,6 +16,7 @@ enum {
 /* Write evicted bytes through to disk chunk by chunk, freeing memory as
  * they go (on while a cgroup limit is in force). */
 void evict_set_sync(int on);
+void evict_fini(void);
 /* Move inode idx to disk.  0 (also when it already was on disk) or -errno. */
 int evict_inode(uint32_t idx, int flags);
 /* Evict least recently used files (closed first, pinned never, `exclude`

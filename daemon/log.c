@@ -14,6 +14,20 @@
 
 static int log_fd = -1;
 static int log_level = LOG_INFO;
+static int log_held;
+static unsigned long log_dropped;
+
+void log_hold(int on)
+{
+    if (log_held == on)
+        return;
+    log_held = on;
+    if (!on && log_dropped) {
+        unsigned long n = log_dropped;
+        log_dropped = 0;
+        log_msg(LOG_WARN, "%lu messages dropped while the cgroup was at its limit", n);
+    }
+}
 
 int log_open(const char *path, int level, char *err, size_t errlen)
 {
@@ -34,6 +48,10 @@ void log_msg(int level, const char *fmt, ...)
     static const char *names[] = {"debug", "info", "warn", "error"};
     if (log_fd < 0 || level < log_level)
         return;
+    if (log_held) {
+        log_dropped++;
+        return;
+    }
     int saved = errno;
     char buf[1024];
     struct timespec ts;

@@ -13,5 +13,8 @@ enum { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERR = 3 };
 int log_open(const char *path, int level, char *err, size_t errlen);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_close(void);
+/* While held, messages are counted, not written (a write may need memory
+ * the cgroup does not have); releasing reports how many were dropped. */
+void log_hold(int on);
 
 #endif

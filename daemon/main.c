@@ -37,7 +37,7 @@ struct ephd D = {.region_fd = -1};
 static const char ephd_usage[] =
     "usage: ephemerad --rundir DIR [--root DIR]... [--budget BYTES] [--headroom BYTES]\n"
     "                 [--cgroup auto|none|PATH] [--log FILE] [--ready-fd N] [--inodes N]\n"
-    "                 [--on-exit writeback|discard]\n"
+    "                 [--on-exit writeback|discard] [--oom-guard on|off] [--debug]\n"
     "sizes take a K, M, G or T suffix (powers of 1024), e.g. --budget 256M\n";
 
 static void ephd_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -181,7 +181,7 @@ int main(int argc, char **argv)
     const char *rundir = NULL, *logpath = NULL, *cgroup = "auto";
     int64_t budget = -1, headroom = -1;
     long ready_fd = -1, inodes = EPH_DEFAULT_INODES;
-    int debug = 0;
+    int debug = 0, oom_guard = 1;
     char err[EPHD_ERRLEN] = "";
 
     D.on_exit = EPHD_EXIT_WRITEBACK;
@@ -225,7 +225,14 @@ int main(int argc, char **argv)
             ready_fd = ephd_int_arg(a, v, 0, INT_MAX);
         else if (strcmp(a, "--inodes") == 0)
             inodes = ephd_int_arg(a, v, REGION_MIN_INODES, REGION_MAX_INODES);
-        else if (strcmp(a, "--on-exit") == 0) {
+        else if (strcmp(a, "--oom-guard") == 0) {
+            if (strcmp(v, "on") == 0)
+                oom_guard = 1;
+            else if (strcmp(v, "off") == 0)
+                oom_guard = 0;
+            else
+                ephd_die("--oom-guard: '%s' is not 'on' or 'off'", v);
+        } else if (strcmp(a, "--on-exit") == 0) {
             if (strcmp(v, "writeback") == 0)
                 D.on_exit = EPHD_EXIT_WRITEBACK;
             else if (strcmp(v, "discard") == 0)
@@ -276,7 +283,8 @@ int main(int argc, char **argv)
         region_create((uint32_t)inodes, (uint32_t)inodes * 4, err, sizeof err) < 0 ||
         ns_init(err, sizeof err) < 0)
         ephd_die("%s", err);
-    struct budget_opts bo = {.static_budget = budget, .headroom = headroom, .cgroup = cgroup};
+    struct budget_opts bo = {
+        .static_budget = budget, .headroom = headroom, .cgroup = cgroup, .oom_guard = oom_guard};
     if (budget_init(&bo, err, sizeof err) < 0)
         ephd_die("%s", err);
     snprintf(path, sizeof path, "%s/shim.sock", rundir);
@@ -304,6 +312,8 @@ int main(int argc, char **argv)
     ephd_finish(D.on_exit);
     shim_close();
     ctl_close();
+    budget_fini();
+    evict_fini();
     log_msg(LOG_INFO, "exit");
     log_close();
     return 0;
