@@ -19,6 +19,12 @@ const BASE_SEED = process.env.DIFFTEST_SEED ? Number(process.env.DIFFTEST_SEED) 
 const BISECT = process.env.DIFFTEST_BISECT !== '0';
 /** Small enough that files move to disk while the sequence runs. */
 const TINY_BUDGET = 512 * 1024;
+/**
+ * For the strict (non --loose) runs: a fixed budget far above what the sequence writes, so no file
+ * leaves memory (the default budget follows the cgroup, which other processes share) and inode
+ * numbers must stay stable.
+ */
+const LARGE_BUDGET = 4 * 1024 * 1024 * 1024;
 const FEATURES = ['paths', 'symlink', 'link', 'tmpfile', 'mmap', 'copy', 'falloc', 'stdio', 'chmod', 'rename2', 'dirfd'];
 
 console.log(`# difftest base seed ${BASE_SEED} (reproduce with DIFFTEST_SEED=${BASE_SEED})`);
@@ -48,13 +54,13 @@ async function underShim(c, bin, extra, sc, daemonBin) {
   const args = difftestArgs(c, root, extra);
   const env = { ASAN_OPTIONS: asanOptions() };
   if (daemonBin) {
-    const d = await startDaemon({ daemon: daemonBin, root, budget: c.budget });
+    const d = await startDaemon({ daemon: daemonBin, root, budget: c.budget ?? LARGE_BUDGET });
     const r = await run(bin, args, { env: { ...d.env, ...env }, timeoutMs: 300_000 });
     const stop = await d.stop();
     const daemonErr = stop.stderr;
     return { trace: r.stdout.toString(), stats: stop.stats, stderr: `${r.stderr}\n--- daemon ---\n${daemonErr}`, root, status: r.status, daemonExit: stop.exit };
   }
-  const r = await ephemeraRun({ root, budget: c.budget, cmd: bin, args, env, statsDir: sc.dir, timeoutMs: 300_000 });
+  const r = await ephemeraRun({ root, budget: c.budget ?? LARGE_BUDGET, cmd: bin, args, env, statsDir: sc.dir, timeoutMs: 300_000 });
   return { trace: r.stdout.toString(), stats: r.stats, stderr: r.stderr.toString(), root, status: r.status };
 }
 
@@ -100,7 +106,7 @@ async function differential(t, c) {
   const shim = await underShim(c, bin, [], sc, c.daemon);
   const repro =
     `reproduce: mkdir -p /dev/shm/ref R && ${bin} ${difftestArgs(c, '/dev/shm/ref').join(' ')} > tmpfs.txt\n` +
-    `           build/ephemera run --root $PWD/R${c.budget ? ` --budget ${c.budget}` : ''} -- ${bin} ${difftestArgs(c, '$PWD/R').join(' ')} > shim.txt`;
+    `           build/ephemera run --root $PWD/R --budget ${c.budget ?? LARGE_BUDGET} -- ${bin} ${difftestArgs(c, '$PWD/R').join(' ')} > shim.txt`;
   writeFileSync(join(sc.dir, 'tmpfs.trace'), ref);
   writeFileSync(join(sc.dir, 'shim.trace'), shim.trace);
   t.diagnostic(`seed ${c.seed}, ${c.ops} ops, mode ${c.mode}${c.budget ? `, budget ${c.budget}` : ''}; traces in ${sc.dir}`);
@@ -119,6 +125,7 @@ async function differential(t, c) {
   const s = shim.stats;
   assert.ok(s, `no stats from the shim run (${repro})`);
   assert.ok(s.fast_reads > 0 && s.fast_writes > 0, `fast_reads=${s.fast_reads} fast_writes=${s.fast_writes}: the run did not use the in-memory fast path`);
+  if (!c.budget) assert.equal(s.evictions, 0, `a strict run evicted ${s.evictions} files although the budget (${LARGE_BUDGET}) was never reached`);
   if (c.budget) assert.ok(s.evictions > 0, `budget ${c.budget} but evictions=${s.evictions}: nothing was evicted mid-sequence (stats ${JSON.stringify(s)})`);
   t.diagnostic(`fast_reads=${s.fast_reads} fast_writes=${s.fast_writes} evictions=${s.evictions} files_in_memory_peak=${s.files_in_memory_peak}`);
   if (c.daemon) assert.equal(shim.daemonExit?.code, 0, `the sanitised daemon exited with ${JSON.stringify(shim.daemonExit)}:\n${shim.stderr.slice(-4000)}`);
