@@ -463,10 +463,13 @@ int evict_below(const char *dir, int flags)
 uint64_t evict_evictable_bytes(void)
 {
     uint32_t hwm = atomic_load(&D.h->inode_hwm);
-    uint64_t sum = 0;
+    uint64_t sum = 0, now = ephd_mono_ns();
     for (uint32_t i = 0; i < hwm; i++) {
         struct eph_inode *in = &D.inodes[i];
-        if (atomic_load(&in->state) == EPH_MEM && !atomic_load(&in->pinned))
+        /* A file that just failed to go out (disk full) does not count:
+         * the OOM guard must not hold the function on a promise. */
+        if (atomic_load(&in->state) == EPH_MEM && !atomic_load(&in->pinned) &&
+            !(evict_retry_at && evict_retry_at[i] > now))
             sum += atomic_load(&in->capacity);
     }
     return sum;
