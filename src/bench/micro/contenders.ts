@@ -157,33 +157,33 @@ async function underEphemera(tools: MicroTools, dir: string, work: string, p: Po
   };
 }
 
+/** Where runs put their files: a disk directory and a mounted tmpfs (bench/scratch.ts). */
+export interface Places {
+  readonly disk: string;
+  readonly tmpfs: string;
+}
+
 /**
- * One run of one contender at one point, in a fresh directory under `workBase` (a disk directory).
+ * One run of one contender at one point, in a fresh directory under `places`.
  * @throws {EphemeraError} `EPH_BENCH_FAILED` when the contender cannot be set up at all; a
  *   benchmark that is killed or fails is a result, not an exception.
  */
-export async function runContender(contender: Contender, p: Point, tools: MicroTools, workBase: string): Promise<RunResult> {
+export async function runContender(contender: Contender, p: Point, tools: MicroTools, places: Places): Promise<RunResult> {
   if (contender === 'memcpy') {
     const r = await collect([tools.microbench, '--memcpy', '--file-size', String(p.fileSize), '--ops', String(p.ops)]);
     const output = r.code === 0 ? parseMicrobench(r.stdout) : null;
     return { contender, output, exit: describeExit(r), oomKills: 0, peak: null, counters: null, error: r.code === 0 ? '' : r.stderr.trim() };
   }
-  const work = await mkdtemp(join(workBase, `ephemera-micro-${contender}-`));
+  // A killed run leaves its files behind: on the tmpfs they would stay charged, so each run gets
+  // its own directory, removed afterwards.
+  const work = await mkdtemp(join(contender === 'tmpfs' ? places.tmpfs : places.disk, `${contender}-`));
   // Dirty pages of the previous run must not be written back on this run's time.
   await must(['sync']);
   try {
     switch (contender) {
       case 'disk':
+      case 'tmpfs':
         return await inCgroup(contender, tools, work, p);
-      case 'tmpfs': {
-        // Large enough that only the cgroup limit can stop the writes, as in a container with a tmpfs mount.
-        await must(['mount', '-t', 'tmpfs', '-o', `size=${2 * p.fileSize + 64 * 1024 * 1024},mode=0700`, 'ephemera-micro', work]);
-        try {
-          return await inCgroup(contender, tools, work, p);
-        } finally {
-          await must(['umount', work]);
-        }
-      }
       case 'ephemera': {
         const root = join(work, 'root');
         await mkdir(root);

@@ -4,9 +4,9 @@
  * drift in the machine's load hits all of them alike.
  */
 import { EphemeraError } from '../../core/errors.js';
-import { isTmpfs } from '../scratch.js';
-import { CONTENDERS, runContender, type Contender, type MicroTools, type RunResult } from './contenders.js';
-import { DEFAULT_OPS, figure, type FigureId } from './figures.js';
+import { makeScratch } from '../scratch.js';
+import { CONTENDERS, runContender, type Contender, type MicroTools, type Places, type RunResult } from './contenders.js';
+import { DEFAULT_OPS, figure, type Figure, type FigureId } from './figures.js';
 import { renderSweep, summarise, type PointSummary, type Sweep } from './report.js';
 
 export interface MicroBenchOptions {
@@ -33,16 +33,26 @@ export interface MicroBenchReport {
 /**
  * Runs one figure's sweep and renders its table.
  * @throws {EphemeraError} `EPH_BENCH_NEEDS_ROOT` without root (cgroups and tmpfs need it),
- *   `EPH_BENCH_FAILED` when the work directory is on a tmpfs or a contender cannot be set up
+ *   `EPH_BENCH_FAILED` when the work directory is on a tmpfs, the tmpfs cannot be mounted, or a
+ *   contender cannot be set up
  */
 export async function runMicroBench(id: FigureId, tools: MicroTools, opts: MicroBenchOptions): Promise<MicroBenchReport> {
   if (process.getuid?.() !== 0) {
     throw new EphemeraError('EPH_BENCH_NEEDS_ROOT', `ephemera bench ${id} puts every contender in a memory cgroup and mounts a tmpfs, which needs root (uid is ${String(process.getuid?.())}); run it as root`);
   }
-  if (isTmpfs(opts.workBase)) {
-    throw new EphemeraError('EPH_BENCH_FAILED', `--work ${opts.workBase} is on a tmpfs, so the "disk" contender would not be a disk; point --work at a directory on a disk file system`);
-  }
   const fig = figure(id, { ops: opts.ops });
+  const largest = Math.max(...fig.points.map((p) => p.fileSize));
+  // The tmpfs is sized so that only the cgroup limit can stop the writes, as in a container.
+  const scratch = makeScratch({ base: opts.workBase, prefix: `ephemera-${id}-`, tmpfsBytes: 2 * largest + 64 * 1024 * 1024 });
+  try {
+    if (scratch.tmpfs === undefined) throw new EphemeraError('EPH_BENCH_NEEDS_ROOT', scratch.tmpfsSkipped ?? 'no tmpfs could be mounted');
+    return await sweep(id, fig, tools, opts, { disk: scratch.dir, tmpfs: scratch.tmpfs });
+  } finally {
+    scratch.dispose();
+  }
+}
+
+async function sweep(id: FigureId, fig: Figure, tools: MicroTools, opts: MicroBenchOptions, places: Places): Promise<MicroBenchReport> {
   const runs: Array<{ point: string; rep: number } & RunResult> = [];
   const points: Array<{ point: (typeof fig.points)[number]; summary: PointSummary }> = [];
   for (const point of fig.points) {
@@ -50,7 +60,7 @@ export async function runMicroBench(id: FigureId, tools: MicroTools, opts: Micro
     for (let rep = 1; rep <= opts.reps; rep++) {
       for (const c of opts.contenders) {
         opts.progress(`${id} ${fig.axis} ${point.label}: ${c} run ${rep}/${opts.reps}`);
-        const r = await runContender(c, point, tools, opts.workBase);
+        const r = await runContender(c, point, tools, places);
         runs.push({ point: point.label, rep, ...r });
         byContender.set(c, [...(byContender.get(c) ?? []), r]);
       }
