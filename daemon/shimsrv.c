@@ -46,6 +46,8 @@
 struct shim_conn {
     struct loop_ev ev;
     pid_t pid;              /* from SO_PEERCRED, for logs */
+    uid_t uid;              /* SO_PEERCRED: a non-root peer cannot claim another identity */
+    gid_t gid;
     struct shim_conn *next; /* all connections, closed at exit */
 };
 
@@ -609,6 +611,12 @@ static void shim_handle(struct shim_conn *c, struct eph_req *q)
     int fd = -1;
     q->path[EPH_PATH_MAX - 1] = 0;
     q->path2[EPH_PATH_MAX - 1] = 0;
+    /* The socket is open to every user of the instance and the daemon may
+     * be root: only a root peer may act as someone else (its fsuid). */
+    if (c->uid != 0) {
+        q->uid = c->uid;
+        q->gid = c->gid;
+    }
     int st;
     if (q->version != EPH_PROTO_VERSION) {
         st = -EPROTONOSUPPORT;
@@ -678,8 +686,13 @@ static void shim_on_accept(struct loop_ev *ev, uint32_t events)
     }
     struct ucred cr;
     socklen_t len = sizeof cr;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0)
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0) {
         c->pid = cr.pid;
+        c->uid = cr.uid;
+        c->gid = cr.gid;
+    } else {
+        c->uid = c->gid = (uid_t)-1; /* unknown: nobody */
+    }
     c->ev.fd = fd;
     c->ev.fn = shim_on_conn;
     if (loop_add(&c->ev, EPOLLIN) < 0) {
