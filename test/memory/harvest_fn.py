@@ -15,11 +15,16 @@ root, limit = sys.argv[1], int(sys.argv[2])
 NFILES = 6
 STEP = 4 << 20          # heap growth per step
 PAUSE = 0.05            # 4 MiB per 50 ms: the daemon must react within 100 ms
-size = (int(limit * 0.6) // NFILES) & ~0xFFFF
+size = (int(limit * 0.6) // NFILES) & ~0xFFFFF  # whole MiB
 
 
-def content(i, n):
-    return hashlib.sha256(b"scratch-%d" % i).digest() * (n // 32)
+CHUNK = 1 << 20
+
+
+def chunk(i):
+    """1 MiB of file i's content: its pattern, generated per chunk so that writing the files
+    does not grow the function's own memory."""
+    return hashlib.sha256(b"scratch-%d" % i).digest() * (CHUNK // 32)
 
 
 def rss():
@@ -36,12 +41,13 @@ def rss():
 digests = {}
 for i in range(NFILES):
     path = os.path.join(root, "scratch-%d.bin" % i)
-    data = content(i, size)
+    data = chunk(i)
+    h = hashlib.sha256()
     with open(path, "wb") as f:
-        for off in range(0, len(data), 1 << 20):
-            f.write(data[off:off + (1 << 20)])
-    digests[path] = hashlib.sha256(data).hexdigest()
-    del data
+        for _ in range(size // CHUNK):
+            f.write(data)
+            h.update(data)
+    digests[path] = h.hexdigest()
 
 heap = []
 while rss() + STEP <= int(limit * 0.9):
