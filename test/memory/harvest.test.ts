@@ -32,7 +32,7 @@ function expected(i: number, size: number): string {
   return h.digest('hex');
 }
 
-test('heap to 90% of the limit with 60% in files: ephemera evicts and finishes, tmpfs is OOM-killed', { skip: SKIP }, async (t) => {
+test('heap to 90% of the limit with 60% in files: ephemera evicts and finishes, tmpfs is OOM-killed', { skip: SKIP, timeout: 180_000 }, async (t) => {
   const work = await mkdtemp('/var/tmp/eph-harvest-');
   try {
     // ephemera: daemon and function in a fresh 128 MiB cgroup.

@@ -27,7 +27,7 @@ function expectError(resp: Record<string, unknown>, id: unknown, code: string, m
   if (mentions !== undefined) assert.match(err.message, mentions);
 }
 
-describe('control protocol on a daemon with a static budget', () => {
+describe('control protocol on a daemon with a static budget', { timeout: 120_000 }, () => {
   let d: Daemon;
   before(async () => {
     d = await startDaemon({ budget: 64 * MiB, headroom: 4 * MiB });
@@ -172,7 +172,7 @@ describe('control protocol on a daemon with a static budget', () => {
   });
 });
 
-test('shutdown discard answers with the final stats and the daemon exits', async () => {
+test('shutdown discard answers with the final stats and the daemon exits', { timeout: 30_000 }, async () => {
   const d = await startDaemon({ budget: 16 * MiB });
   try {
     const c = await RawConn.open(d.control);
@@ -188,7 +188,7 @@ test('shutdown discard answers with the final stats and the daemon exits', async
   }
 });
 
-test('shutdown with the default mode (writeback) through the typed client', async () => {
+test('shutdown with the default mode (writeback) through the typed client', { timeout: 30_000 }, async () => {
   const d = await startDaemon({ budget: 16 * MiB });
   try {
     const client = await DaemonClient.connect(d.control);
@@ -205,7 +205,7 @@ test('shutdown with the default mode (writeback) through the typed client', asyn
 
 const SKIP = await cgroupSkipReason();
 
-test('a subscriber hears shortfall when the function itself outgrows limit minus headroom', { skip: SKIP }, async () => {
+test('a subscriber hears shortfall when the function itself outgrows limit minus headroom', { skip: SKIP, timeout: 60_000 }, async () => {
   const cg = await createInstanceCgroup({ memoryLimit: 64 * MiB });
   let d: Daemon | undefined;
   let hog: ReturnType<typeof spawn> | undefined;

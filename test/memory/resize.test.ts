@@ -38,7 +38,7 @@ async function waitForFile(path: string, ms: number): Promise<string> {
   }
 }
 
-test('lowering and raising the limit under a running writer and reader loses nothing and kills nothing', { skip: SKIP }, async (t) => {
+test('lowering and raising the limit under a running writer and reader loses nothing and kills nothing', { skip: SKIP, timeout: 180_000 }, async (t) => {
   const work = await mkdtemp('/var/tmp/eph-resize-');
   try {
     const root = join(work, 'root');
