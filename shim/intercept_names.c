@@ -153,6 +153,16 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
 {
     char a[EPH_PATH_MAX], b[EPH_PATH_MAX];
     int t1 = 0, t2 = 0;
+    /* ".." is resolved physically: a file before it fails the walk */
+    if (!sh_busy && sh_attach() == 0) {
+        int e = pn_has_dotdot(op) ? path_dotdot_error(od, op) : 0;
+        if (e == 0 && path_absolute(od, op, a, &t1) > 0)
+            e = ns_walk_error(a);
+        if (e == 0 && pn_has_dotdot(np))
+            e = path_dotdot_error(nd, np);
+        if (e < 0)
+            return fail(-e);
+    }
     int m1 = path_resolve(od, op, a, &t1) > 0, m2 = path_resolve(nd, np, b, &t2) > 0;
     int named = (m1 || path_absolute(od, op, a, &t1) > 0) && (m2 || path_absolute(nd, np, b, &t2) > 0);
     if (m1 && path_canon(a, 0) < 0)
@@ -172,17 +182,27 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
         int src_exists = src_mem || REAL(lstat)(a, &st) == 0;
         if (!src_exists)
             return fail(ENOENT);
-        /* a trailing slash demands a directory */
+        /* the kernel's order of checks (do_renameat2) */
         int src_dir = !src_mem && S_ISDIR(st.st_mode);
-        if ((t1 || t2) && !src_dir)
-            return fail(ENOTDIR);
-        if (t2 && dst_mem)
-            return fail(ENOTDIR);
-        if ((flags & RENAME_NOREPLACE) && (dst_mem || REAL(lstat)(b, &st) == 0))
+        struct stat dst;
+        int dst_exists = dst_mem || REAL(lstat)(b, &dst) == 0;
+        int dst_dir = !dst_mem && dst_exists && S_ISDIR(dst.st_mode);
+        if ((flags & RENAME_NOREPLACE) && dst_exists)
             return fail(EEXIST);
-        /* the target may not be an ancestor of the source */
+        if (flags & RENAME_EXCHANGE) {
+            if (!dst_exists)
+                return fail(ENOENT);
+            if (!dst_dir && t2)
+                return fail(ENOTDIR);
+        }
+        /* a trailing slash demands a directory */
+        if (!src_dir && (t1 || (!(flags & RENAME_EXCHANGE) && t2)))
+            return fail(ENOTDIR);
+        /* the source may not be an ancestor of the target, nor the target of the source */
+        if (strcmp(a, b) != 0 && pn_under(b, a, strlen(a)))
+            return fail(EINVAL);
         if (strcmp(a, b) != 0 && pn_under(a, b, strlen(b)))
-            return fail(ENOTEMPTY);
+            return fail((flags & RENAME_EXCHANGE) ? EINVAL : ENOTEMPTY);
         struct eph_resp resp;
         if (simple_rpc(EPH_OP_RENAME, a, b, (int)flags, &resp) == 0 && resp.where != EPH_WHERE_DISK) {
             if (resp.status == -ENOENT)
