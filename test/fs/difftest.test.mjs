@@ -17,6 +17,8 @@ const DAEMON_ASAN = join(BUILD, 'asan', 'ephemerad');
 
 const BASE_SEED = process.env.DIFFTEST_SEED ? Number(process.env.DIFFTEST_SEED) : Math.floor(Math.random() * 1e9);
 const BISECT = process.env.DIFFTEST_BISECT !== '0';
+/** Bisecting costs a minute; do it for the first failing case only. */
+let bisected = false;
 /** Small enough that files move to disk while the sequence runs. */
 const TINY_BUDGET = 512 * 1024;
 /**
@@ -114,7 +116,11 @@ async function differential(t, c) {
   const diff = firstDifference(ref, shim.trace);
   if (shim.status !== 0 || diff) {
     const why = diff ? `traces differ at line ${diff.line}:\n  tmpfs: ${diff.tmpfs}\n  shim:  ${diff.shim}\n${diff.context}` : '';
-    const bis = BISECT && !c.daemon && !c.asanDifftest ? await bisectFeatures(c, bin, sc) : 'bisect skipped';
+    let bis = 'feature bisect skipped (done for the first failing case only; DIFFTEST_BISECT=0 disables it)';
+    if (BISECT && !bisected && !c.daemon && !c.asanDifftest) {
+      bisected = true;
+      bis = await bisectFeatures(c, bin, sc);
+    }
     assert.fail(
       `difftest ${c.name} (seed ${c.seed}): ${shim.status !== 0 ? `difftest under the shim exited with ${shim.status}; ` : ''}${why}\n` +
         `${bis}\n${repro}\ntraces kept in ${sc.dir}\n--- stderr under the shim (tail) ---\n${shim.stderr.slice(-3000)}`,
@@ -144,6 +150,7 @@ let k = 0;
 const cases = [
   { name: 'single', mode: 'single', ops: 30000 },
   { name: 'single-evicting', mode: 'single', ops: 30000, loose: true, budget: TINY_BUDGET },
+  { name: 'multi', mode: 'multi', procs: 3, ops: 9000 },
   { name: 'multi-evicting', mode: 'multi', procs: 3, ops: 24000, loose: true, budget: TINY_BUDGET },
   { name: 'fork', mode: 'fork', ops: 3000 },
   { name: 'fork-evicting', mode: 'fork', ops: 9000, loose: true, budget: TINY_BUDGET },
