@@ -399,7 +399,7 @@ static void guard_update(void)
 {
     if (G.ctl_fd < 0)
         return;
-    int want = evict_evictable_bytes() > 0;
+    int want = evict_has_evictable();
     if (B.version == 1) {
         if (want != G.armed) {
             if (guard_write(want ? "1" : "0") == 0) {

@@ -373,8 +373,15 @@ err:
     return e;
 }
 
-/* LRU victim: closed files first, then the oldest last_use.  Empty files
- * free nothing and are left alone. */
+/* May LRU eviction take inode i now?  In memory, not pinned, not empty
+ * (an empty file frees nothing), not backing off after a failure. */
+static int evict_candidate(uint32_t i, struct eph_inode *in, uint64_t now)
+{
+    return atomic_load(&in->state) == EPH_MEM && !atomic_load(&in->pinned) &&
+           atomic_load(&in->capacity) != 0 && !(evict_retry_at && evict_retry_at[i] > now);
+}
+
+/* LRU victim: closed files first, then the oldest last_use. */
 static int evict_pick(int64_t exclude)
 {
     uint64_t now = ephd_mono_ns();
@@ -383,9 +390,7 @@ static int evict_pick(int64_t exclude)
     uint64_t best_use = UINT64_MAX;
     for (uint32_t i = 0; i < hwm; i++) {
         struct eph_inode *in = &D.inodes[i];
-        if ((int64_t)i == exclude || atomic_load(&in->state) != EPH_MEM ||
-            atomic_load(&in->pinned) || atomic_load(&in->capacity) == 0 ||
-            (evict_retry_at && evict_retry_at[i] > now))
+        if ((int64_t)i == exclude || !evict_candidate(i, in, now))
             continue;
         int open = atomic_load(&in->open_count) != 0;
         uint64_t use = atomic_load(&in->last_use);
@@ -460,17 +465,16 @@ int evict_below(const char *dir, int flags)
     return k;
 }
 
-uint64_t evict_evictable_bytes(void)
+int evict_has_evictable(void)
 {
+    if (atomic_load(&D.h->c.bytes_in_memory) == 0)
+        return 0;
     uint32_t hwm = atomic_load(&D.h->inode_hwm);
-    uint64_t sum = 0, now = ephd_mono_ns();
+    uint64_t now = ephd_mono_ns();
     for (uint32_t i = 0; i < hwm; i++) {
         struct eph_inode *in = &D.inodes[i];
-        /* A file that just failed to go out (disk full) does not count:
-         * the OOM guard must not hold the function on a promise. */
-        if (atomic_load(&in->state) == EPH_MEM && !atomic_load(&in->pinned) &&
-            !(evict_retry_at && evict_retry_at[i] > now))
-            sum += atomic_load(&in->capacity);
+        if (evict_candidate(i, in, now))
+            return 1;
     }
-    return sum;
+    return 0;
 }

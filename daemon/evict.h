@@ -28,7 +28,8 @@ int evict_down_to(uint64_t target, int flags);
 int evict_all(int flags, int named_only);
 /* Evict every in-memory file named below directory dir. */
 int evict_below(const char *dir, int flags);
-/* Bytes that LRU eviction could free right now (unpinned, in memory). */
-uint64_t evict_evictable_bytes(void);
+/* Whether LRU eviction could free anything right now (cheap: stops at the
+ * first candidate; runs on every budget tick). */
+int evict_has_evictable(void);
 
 #endif
