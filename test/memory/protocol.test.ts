@@ -218,6 +218,8 @@ test('a subscriber hears shortfall when the function itself outgrows limit minus
       assert.equal(before.cgroup, cg.path);
       const events: Array<Record<string, unknown>> = [];
       await client.subscribe(['shortfall'], (e) => events.push(e));
+      // The same event through the CLI.
+      const ctl = run([EPHEMERA, 'ctl', d.control, 'subscribe', 'shortfall', '--count', '1', '--json']);
       // 60 MiB of the function's own memory: with 8 MiB headroom that cannot fit in 64 MiB.
       const [file, ...args] = cg.command([PYTHON, '-c', `import time\nb = b"x" * (${60 * MiB})\nprint("holding", flush=True)\ntime.sleep(30)`]);
       hog = spawn(file, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -232,6 +234,9 @@ test('a subscriber hears shortfall when the function itself outgrows limit minus
       assert.ok(typeof e['usage'] === 'number' && e['usage'] > 60 * MiB);
       assert.equal(typeof e['file_bytes_memory'], 'number');
       assert.equal('id' in e, false);
+      const viaCtl = await ctl;
+      assert.equal(viaCtl.code, 0, viaCtl.stderr);
+      assert.equal((JSON.parse(viaCtl.stdout) as Record<string, unknown>)['event'], 'shortfall');
     } finally {
       client.close();
     }
