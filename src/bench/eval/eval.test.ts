@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 
 import { EphemeraError } from '../../core/errors.js';
+import { CgroupSandbox } from './cgroup-sandbox.js';
 import { EXPERIMENTS, MEMORY } from './experiments.js';
 import { ioShare } from './intensity.js';
 import { openSandbox, parseEvalArgs } from './main.js';
@@ -75,5 +76,40 @@ describe('every workload writes the same output in every available mode (tiny in
     const rows = o.launch?.strace ?? {};
     assert.ok((rows['write']?.calls ?? 0) >= 2000, `strace saw the 2000 writes: ${JSON.stringify(rows['write'])}`);
     assert.ok(ioShare(rows).byCalls > 0.5);
+  });
+});
+
+describe('the cgroup fallback (no Docker): same outputs, and a tmpfs past the limit is an OOM kill', () => {
+  const MiB = 1024 * 1024;
+  let sandbox: FunctionSandbox | undefined;
+  let skip: string | null = null;
+  before(async () => {
+    if (process.getuid?.() !== 0) {
+      skip = 'needs root';
+      return;
+    }
+    sandbox = await CgroupSandbox.open((line) => process.stderr.write(`# ${line}\n`));
+  });
+
+  test('overlay and tmpfs agree on the digest', async (t) => {
+    if (skip !== null || sandbox === undefined) return t.skip(skip ?? 'no sandbox');
+    const digests = [];
+    for (const mode of ['overlay', 'tmpfs'] as const) {
+      const o: RunOutcome = await sandbox.run({ invocation: invocation('gzip'), size: 'tiny', mode, memory: MEMORY.gzip, cpuset: '0', timeoutMs: 120_000 });
+      assert.ok(o.ok, `${mode}: ${o.error ?? ''}\n${o.stderrTail}`);
+      digests.push(o.workload?.digest);
+    }
+    assert.equal(digests[0], digests[1]);
+  });
+
+  test('a 64 MiB file under a 48 MiB limit: overlay finishes, tmpfs is OOM-killed and reported so', async (t) => {
+    if (skip !== null || sandbox === undefined) return t.skip(skip ?? 'no sandbox');
+    const inv = invocation('diskio-seq', ['--file-mb', '64', '--ops', '8192']);
+    const overlay = await sandbox.run({ invocation: inv, size: 'tiny', mode: 'overlay', memory: 48 * MiB, cpuset: '0', timeoutMs: 120_000 });
+    assert.ok(overlay.ok, `${overlay.error ?? ''}\n${overlay.stderrTail}`);
+    const tmpfs = await sandbox.run({ invocation: inv, size: 'tiny', mode: 'tmpfs', memory: 48 * MiB, cpuset: '0', timeoutMs: 120_000 });
+    assert.equal(tmpfs.ok, false);
+    assert.equal(tmpfs.oomKilled, true);
+    assert.equal(tmpfs.error, 'OOM-killed');
   });
 });
