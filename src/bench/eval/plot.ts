@@ -49,7 +49,7 @@ export function plotSpec(e: ExperimentResult, metricTitles: Readonly<Record<stri
     data: { values },
     facet: {
       column: { field: 'group', type: 'nominal', title: null, sort: [...new Set(values.map((v) => v.group))] },
-      row: { field: 'metric', type: 'nominal', title: null },
+      row: { field: 'metric', type: 'nominal', title: null, sort: Object.values(metricTitles) },
     },
     spec: {
       width: 38 * contenders.length,
@@ -59,7 +59,7 @@ export function plotSpec(e: ExperimentResult, metricTitles: Readonly<Record<stri
           mark: 'bar',
           encoding: {
             x: { field: 'contender', type: 'nominal', sort: contenders, title: null, axis: { labelAngle: -40 } },
-            y: { field: 'median', type: 'quantitative', title: 'seconds (median)' },
+            y: { field: 'median', type: 'quantitative', title: 'median (s)' },
             color: { field: 'contender', type: 'nominal', sort: contenders, scale: { domain: contenders, range: COLORS.filter((_, i) => contenders.includes(ORDER[i] ?? '')) }, legend: null },
           },
         },
