@@ -271,7 +271,9 @@ static ssize_t copy_loop(int in, off_t *in_off, int out, off_t *out_off, size_t 
 {
     char buf[65536];
     size_t done = 0;
-    int in_pos = in_off || ft_managed(in), out_pos = out_off || ft_managed(out);
+    /* a side is positioned if it is seekable (a file), not a pipe or socket */
+    int in_pos = in_off || ft_managed(in) || REAL(lseek)(in, 0, SEEK_CUR) >= 0;
+    int out_pos = out_off || ft_managed(out) || REAL(lseek)(out, 0, SEEK_CUR) >= 0;
     off_t ip = in_off ? *in_off : in_pos ? lseek(in, 0, SEEK_CUR) : 0;
     off_t op = out_off ? *out_off : out_pos ? lseek(out, 0, SEEK_CUR) : 0;
     if (ip < 0 || op < 0)

@@ -389,10 +389,10 @@ SH_EXPORT int truncate(const char *path, off_t len)
     int trailing;
     if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &trailing))
         return ENOENT_FIX(AT_FDCWD, path, REAL(truncate)(path, len));
-    if (trailing)
-        return fail(ENOTDIR);
     if (len < 0)
         return fail(EINVAL);
+    if (trailing)
+        return fail(ENOTDIR);
     if (!names_access_ok(&sh.inodes[inode], W_OK, 1))
         return fail(EACCES);
     int r = fp_truncate_inode(inode, gen, len);
