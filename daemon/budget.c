@@ -104,37 +104,46 @@ static const char *budget_usage_name(void)
     return B.version == 2 ? "memory.current" : "memory.usage_in_bytes";
 }
 
-/* Sum of the named counters in dir/memory.stat. */
-static int64_t budget_stat_sum(const char *dir, const char *const *names, const int *signs, int n)
+/* What memory.stat tells us beyond usage. */
+struct budget_mstat {
+    int64_t reclaimable; /* clean file pages: the kernel takes them back without swap */
+    int64_t shmem;       /* shared memory charged here: our memfds' resident pages (and any /dev/shm) */
+};
+
+static int budget_read_stat(struct budget_mstat *m)
 {
+    /* v1 total_* are hierarchical; shmem sits on the anon LRU, so the file
+     * lists never contain our memfds. */
+    static const char *v1[] = {"total_inactive_file", "total_active_file", "total_dirty",
+                               "total_writeback", "total_shmem"};
+    static const char *v2[] = {"inactive_file", "active_file", "file_dirty", "file_writeback",
+                               "shmem"};
+    const char *const *names = B.version == 2 ? v2 : v1;
+    int64_t val[5] = {0};
     char p[PATH_MAX + 64], line[256];
-    snprintf(p, sizeof p, "%s/memory.stat", dir);
+    snprintf(p, sizeof p, "%s/memory.stat", B.dir);
     FILE *f = fopen(p, "re");
     if (!f)
         return -1;
-    int64_t sum = 0;
     while (fgets(line, sizeof line, f)) {
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < 5; i++) {
             size_t l = strlen(names[i]);
             if (strncmp(line, names[i], l) == 0 && line[l] == ' ')
-                sum += signs[i] * strtoll(line + l + 1, NULL, 10);
+                val[i] = strtoll(line + l + 1, NULL, 10);
         }
     }
     fclose(f);
-    return sum < 0 ? 0 : sum;
+    m->reclaimable = val[0] + val[1] - val[2] - val[3];
+    if (m->reclaimable < 0)
+        m->reclaimable = 0;
+    m->shmem = val[4];
+    return 0;
 }
 
-/* Clean page cache the kernel can reclaim without swap. */
 static int64_t budget_reclaimable(void)
 {
-    static const char *v1[] = {"total_inactive_file", "total_active_file", "total_dirty",
-                               "total_writeback"};
-    static const char *v2[] = {"inactive_file", "active_file", "file_dirty", "file_writeback"};
-    static const int signs[] = {1, 1, -1, -1};
-    if (B.version == 0)
-        return 0;
-    int64_t r = budget_stat_sum(B.dir, B.version == 2 ? v2 : v1, signs, 4);
-    return r < 0 ? 0 : r;
+    struct budget_mstat m;
+    return B.version && budget_read_stat(&m) == 0 ? m.reclaimable : 0;
 }
 
 /* Pick, between our cgroup and its ancestors up to the mount point, the
@@ -210,14 +219,16 @@ static int64_t budget_limit_eff(void)
     return l;
 }
 
-/* Clean page cache, re-read from memory.stat only when usage moved by more
- * than this since the last reading (or when we are about to evict). */
+/* memory.stat is re-read only when usage moved by more than this since the
+ * last reading, when we are about to evict, or on every tick while files
+ * are in memory under a limit (then the growth estimate needs it fresh). */
 #define BUDGET_RESTAT_BYTES (4ll << 20)
 /* A growing function gets this many ticks of its current growth rate as
  * extra headroom: evicting takes time (disk speed), so start early. */
 #define BUDGET_SURGE_TICKS 10
 
-static int64_t budget_reclaim_cache, budget_raw_at_stat = -1;
+static struct budget_mstat budget_ms;
+static int64_t budget_raw_at_stat = -1;
 static int64_t budget_prev_own = -1, budget_surge;
 
 /* Recompute from the last readings; `precise` re-reads memory.stat. */
@@ -231,15 +242,22 @@ static uint64_t budget_compute(int precise)
     if (L >= 0) {
         if (B.usage >= 0) {
             int64_t raw = B.usage - (int64_t)ours;
-            if (B.version && (precise || budget_raw_at_stat < 0 ||
-                              llabs(raw - budget_raw_at_stat) > BUDGET_RESTAT_BYTES)) {
-                budget_reclaim_cache = budget_reclaimable();
+            if (B.version && (precise || ours > 0 || budget_raw_at_stat < 0 ||
+                              llabs(raw - budget_raw_at_stat) > BUDGET_RESTAT_BYTES) &&
+                budget_read_stat(&budget_ms) == 0)
                 budget_raw_at_stat = raw;
-            }
-            int64_t own = raw - budget_reclaim_cache;
+            /* Our files are charged by their resident pages, which fill the
+             * capacity only gradually: subtracting capacity would make our
+             * own writes look like the function growing. */
+            int64_t charged = B.version ? budget_ms.shmem : (int64_t)ours;
+            if (charged > (int64_t)ours)
+                charged = (int64_t)ours;
+            int64_t own = B.usage - charged - (B.version ? budget_ms.reclaimable : 0);
             if (own < 0)
                 own = 0;
             B.own = own;
+            /* Capacity not yet resident will be charged when it is
+             * written: it must fit as well. */
             budget = L - own - (int64_t)B.headroom - budget_surge;
         } else {
             budget = L - (int64_t)B.headroom;
