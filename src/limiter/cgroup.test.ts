@@ -136,6 +136,7 @@ test('destroy() kills what still runs and removes the directory; twice is fine',
 
 test('bad names, bad limits and taken names get clear errors', { skip: SKIP }, async () => {
   await assert.rejects(createInstanceCgroup({ name: '../escape', memoryLimit: MiB }), (err) => isEphemeraError(err, 'EPH_LIMIT_INVALID') && err.message.includes('../escape'));
+  await assert.rejects(createInstanceCgroup({ name: '..', memoryLimit: MiB }), (err) => isEphemeraError(err, 'EPH_LIMIT_INVALID'));
   await assert.rejects(createInstanceCgroup({ memoryLimit: 0 }), (err) => isEphemeraError(err, 'EPH_LIMIT_INVALID'));
   const name = `eph-test-${process.pid}`;
   const first = await createInstanceCgroup({ name, memoryLimit: 16 * MiB });

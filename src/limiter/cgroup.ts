@@ -100,7 +100,7 @@ async function defaultParent(loc: MemoryCgroupLocation): Promise<string> {
  */
 export async function createInstanceCgroup(options: InstanceCgroupOptions): Promise<InstanceCgroup> {
   const name = options.name ?? `ephemera-${process.pid}-${randomBytes(4).toString('hex')}`;
-  if (!NAME.test(name)) {
+  if (!NAME.test(name) || name === '.' || name === '..') {
     throw new EphemeraError('EPH_LIMIT_INVALID', `cgroup name ${JSON.stringify(name)} is not usable; use 1-64 letters, digits, '.', '_' or '-'`, {
       detail: { name },
     });
