@@ -71,18 +71,33 @@ interface Exit {
   readonly stderr: string;
 }
 
+/** A run that takes longer than this is stopped and reported as timed out (a hang is a result). */
+const RUN_TIMEOUT_MS = 600_000;
+
 function collect(argv: readonly string[]): Promise<Exit> {
   const [file, ...args] = argv;
   return new Promise((resolve, reject) => {
     const child = spawn(file ?? '', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
+    let timedOut = false;
+    // SIGTERM first: `ephemera run` forwards it and removes its cgroup; SIGKILL if that hangs too.
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+    }, RUN_TIMEOUT_MS);
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', (err) => {
+      clearTimeout(timer);
       reject(new EphemeraError('EPH_BENCH_FAILED', `cannot start ${file ?? ''}: ${err.message}; run make`, { cause: err }));
     });
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (timedOut) stderr = `timed out after ${RUN_TIMEOUT_MS / 1000} s (hung?)\n${stderr}`;
+      resolve({ code: timedOut ? null : code, signal, stdout, stderr });
+    });
   });
 }
 
