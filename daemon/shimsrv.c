@@ -367,30 +367,13 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
     }
     if (fl & RENAME_WHITEOUT)
         return -EINVAL;
+    /* The checks in the order the kernel makes them (do_renameat2): both
+     * paths' directories, the source, NOREPLACE, EXCHANGE's target, the
+     * ancestry traps, then the types (vfs_rename). */
     if (ks < 0)
         return ks;
-    if (ks == K_NONE)
-        return -ENOENT;
     if (kd < 0)
         return kd;
-    if (exchange && kd == K_NONE)
-        return -ENOENT;
-    if (strcmp(src, dst) == 0)
-        return 0;
-    if (ks == K_DIR && rn_is_below(dst, src))
-        return -EINVAL;
-    if (exchange && kd == K_DIR && rn_is_below(src, dst))
-        return -EINVAL;
-    if (!exchange) {
-        if (noreplace && kd != K_NONE)
-            return -EEXIST;
-        if (ks == K_DIR && (kd == K_MEM || kd == K_OTHER))
-            return -ENOTDIR;
-        if (ks != K_DIR && kd == K_DIR)
-            return -EISDIR;
-        if (ks == K_DIR && kd == K_DIR && ns_has_below(dst))
-            return -ENOTEMPTY;
-    }
     if (kd == K_NONE) {
         char parent[EPH_PATH_MAX];
         struct stat st;
@@ -399,6 +382,26 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
             return -errno;
         if (!S_ISDIR(st.st_mode))
             return -ENOTDIR;
+    }
+    if (ks == K_NONE)
+        return -ENOENT;
+    if (noreplace && kd != K_NONE)
+        return -EEXIST;
+    if (exchange && kd == K_NONE)
+        return -ENOENT;
+    if (ks == K_DIR && rn_is_below(dst, src))
+        return -EINVAL;
+    if (rn_is_below(src, dst))
+        return exchange ? -EINVAL : -ENOTEMPTY;
+    if (strcmp(src, dst) == 0)
+        return 0;
+    if (!exchange) {
+        if (ks == K_DIR && (kd == K_MEM || kd == K_OTHER))
+            return -ENOTDIR;
+        if (ks != K_DIR && kd == K_DIR)
+            return -EISDIR;
+        if (ks == K_DIR && kd == K_DIR && ns_has_below(dst))
+            return -ENOTEMPTY;
     }
     int e;
 
@@ -465,6 +468,39 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
         if (e == 0)
             ns_maybe_gc((uint32_t)d);
         return e;
+    }
+    if (exchange && (ks == K_MEM) != (kd == K_MEM) && droot >= 0 && ephd_root_of(src) >= 0) {
+        /* A memory file trades places with a disk entry (file, symlink,
+         * directory): the disk entry moves with the real rename (NOREPLACE:
+         * nothing may sit under the memory file's name on disk), the memory
+         * file moves in the namespace, all in one write section.  The file
+         * stays in memory and keeps its inode number, as on tmpfs. */
+        const char *mpath = ks == K_MEM ? src : dst, *dpath = ks == K_MEM ? dst : src;
+        int m = ks == K_MEM ? s : d, kdisk = ks == K_MEM ? kd : ks;
+        struct eph_inode *mi = &D.inodes[m];
+        if ((e = shim_dir_writable(mpath, q, mi->uid, NULL)) < 0)
+            return e;
+        if (kdisk != K_DIR || ns_longest_renamed(dpath, mpath) < EPH_PATH_MAX) {
+            int sw = shim_as_caller(q);
+            ns_write_begin();
+            e = renameat2(AT_FDCWD, dpath, AT_FDCWD, mpath, RENAME_NOREPLACE) < 0 ? -errno : 0;
+            if (e == 0) {
+                ns_remove((uint32_t)m);
+                if (kdisk == K_DIR)
+                    ns_rename_prefix(dpath, mpath, 0);
+                ns_insert((uint32_t)m, dpath);
+            }
+            ns_write_end();
+            shim_as_self(sw);
+            if (e == 0) {
+                D.inode_root[m] = (uint8_t)ephd_root_of(dpath);
+                atomic_store(&mi->ctime_ns, ephd_real_ns());
+                return 0;
+            }
+            if (e != -EEXIST)
+                return e;
+            /* Something on disk hides behind the memory name: fall back. */
+        }
     }
     /* Everything else (exchanges with disk entries, memory files leaving
      * the managed roots, directories holding memory files): put the memory

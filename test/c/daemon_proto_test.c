@@ -537,9 +537,40 @@ static void test_rename(struct daemon *d)
     r = call(d, EPH_OP_RENAME, a, b, RENAME_EXCHANGE, 0, 0, 0, NULL);
     CHECK(r.status == 0, "exchange mem/disk: %d", r.status);
     CHECK(read_file(a, buf, sizeof buf) > 0 && strcmp(buf, "disk side") == 0, "a='%s'", buf);
-    CHECK(read_file(b, buf, sizeof buf) > 0 && strcmp(buf, "memory side") == 0, "b='%s'", buf);
+    /* The memory side stays in memory (same inode, as tmpfs keeps it). */
+    CHECK(lookup(d, b) == ia && !exists(b) &&
+              atomic_load(&inode_at(d, (uint32_t)ia)->state) == EPH_MEM,
+          "memory side evicted or lost");
+    CHECK(pread(fa, buf, 11, 0) == 11 && memcmp(buf, "memory side", 11) == 0, "memory bytes");
+    /* ... and back, now with the disk entry as the source. */
+    r = call(d, EPH_OP_RENAME, a, b, RENAME_EXCHANGE, 0, 0, 0, NULL);
+    CHECK(r.status == 0 && lookup(d, a) == ia && read_file(b, buf, sizeof buf) > 0 &&
+              strcmp(buf, "disk side") == 0,
+          "exchange back: %d", r.status);
+    /* exchange with a directory holding a memory file */
+    mkdir(pj(c, root, "xdir"), 0755);
+    int ic, fc;
+    char cf[PATH_MAX];
+    ic = create(d, pj(cf, root, "xdir/inner"), &fc);
+    r = call(d, EPH_OP_RENAME, a, c, RENAME_EXCHANGE, 0, 0, 0, NULL);
+    CHECK(r.status == 0 && lookup(d, c) == ia && lookup(d, pj(cf, root, "xm/inner")) == ic,
+          "exchange with a directory: %d", r.status);
+    struct stat xst;
+    CHECK(stat(a, &xst) == 0 && S_ISDIR(xst.st_mode), "directory not moved");
+    /* the ancestry traps, in the kernel's order */
+    r = call(d, EPH_OP_RENAME, cf, a, 0, 0, 0, 0, NULL);
+    CHECK(r.status == -ENOTEMPTY, "target is an ancestor of the source: %d", r.status);
+    r = call(d, EPH_OP_RENAME, cf, a, RENAME_EXCHANGE, 0, 0, 0, NULL);
+    CHECK(r.status == -EINVAL, "exchange with an ancestor: %d", r.status);
+    r = call(d, EPH_OP_RENAME, c, c, RENAME_NOREPLACE, 0, 0, 0, NULL);
+    CHECK(r.status == -EEXIST, "NOREPLACE onto itself: %d", r.status);
+    r = call(d, EPH_OP_RENAME, c, c, 0, 0, 0, 0, NULL);
+    CHECK(r.status == 0, "onto itself: %d", r.status);
+    shim_close_inode(d, ic, fc);
+    call(d, EPH_OP_UNLINK, cf, NULL, 0, 0, 0, 0, NULL);
+    call(d, EPH_OP_UNLINK, c, NULL, 0, 0, 0, 0, NULL);
     shim_close_inode(d, ia, fa);
-    unlink(a);
+    rmdir(a);
     unlink(b);
 
     /* directory holding memory files: the paths follow the directory */
