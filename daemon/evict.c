@@ -264,7 +264,7 @@ int evict_inode(uint32_t idx, int flags)
     if (pinned && !(flags & EVICT_FORCE))
         return -EBUSY;
 
-    eph_lock(&in->lock);
+    ns_lock(idx);
     atomic_store(&in->state, EPH_MOVING); /* seq_cst: Dekker with inflight */
     eph_unlock(&in->lock);
     evict_drain(idx, in);
@@ -332,7 +332,7 @@ int evict_inode(uint32_t idx, int flags)
         sync_file_range(dfd, 0, 0, SYNC_FILE_RANGE_WRITE);
 
     in->disk_fd = dfd;
-    eph_lock(&in->lock);
+    ns_lock(idx);
     atomic_store(&in->state, EPH_DISK);
     atomic_fetch_add(&in->epoch, 1);
     eph_unlock(&in->lock);
@@ -365,7 +365,7 @@ err:
         close(dfd);
     if (tmp[0])
         unlink(tmp);
-    eph_lock(&in->lock);
+    ns_lock(idx);
     atomic_store(&in->state, EPH_MEM);
     atomic_fetch_add(&in->epoch, 1);
     eph_unlock(&in->lock);

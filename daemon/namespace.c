@@ -18,6 +18,8 @@
 #include "ephemera/lock.h"
 #include "log.h"
 
+#define NS_LOCK_STEAL_NS (1000ull * 1000 * 1000)
+
 static uint32_t *ns_freelist; /* stack of free slot indices below inode_hwm */
 static uint32_t ns_nfree;
 
@@ -390,5 +392,28 @@ void ns_sweep_orphans(int nconns, uint64_t accepts)
         atomic_store(&in->pinned, 0);
         atomic_store(&in->inflight, 0);
         ns_maybe_gc(i);
+    }
+}
+
+void ns_lock(uint32_t idx)
+{
+    struct eph_inode *in = &D.inodes[idx];
+    if (eph_trylock(&in->lock))
+        return;
+    uint64_t start = ephd_mono_ns();
+    for (;;) {
+        uint32_t w = atomic_load(&in->lock.word);
+        if (w == 0 && eph_trylock(&in->lock))
+            return;
+        if (ephd_mono_ns() - start > NS_LOCK_STEAL_NS) {
+            /* Critical sections are a memcpy long: a holder that stays
+             * this long was killed inside one.  Take the lock over, or
+             * the whole instance would hang behind a dead process. */
+            log_msg(LOG_WARN, "inode %u: lock held for 1 s; taking it over from a dead holder", idx);
+            atomic_store(&in->lock.word, 1);
+            return;
+        }
+        if (w != 0)
+            eph_futex(&in->lock.word, FUTEX_WAIT, w, &(struct timespec){0, 10 * 1000 * 1000});
     }
 }

@@ -33,6 +33,11 @@ void ns_gc_all(void);
  * apart), every count is a leak: reset them and collect. */
 void ns_sweep_orphans(int nconns, uint64_t accepts);
 
+/* Take inode idx's lock (eph_unlock releases it).  Unlike eph_lock it
+ * gives up waiting on a holder after a second and takes the lock over: the
+ * daemon must not hang behind a process killed inside a critical section. */
+void ns_lock(uint32_t idx);
+
 void ns_write_begin(void);
 void ns_write_end(void);
 /* Name idx as path (nlink 1).  Inside a write section; path fits EPH_PATH_MAX. */

@@ -225,7 +225,7 @@ static int op_create(const struct eph_req *q, struct eph_resp *r, int *fd)
         if (flags & O_TRUNC) {
             /* Capacity is kept: another process may be reading through
              * its mapping, and shrinking the memfd would fault it. */
-            eph_lock(&in->lock);
+            ns_lock((uint32_t)idx);
             atomic_store(&in->size, 0);
             int64_t now = ephd_real_ns();
             atomic_store(&in->mtime_ns, now);
@@ -544,7 +544,7 @@ static int op_reserve(const struct eph_req *q, struct eph_resp *r, int *fd)
     }
     if (pinned && evict_make_room(want - cap, q->inode, 0) < 0)
         log_msg(LOG_WARN, "inode %u is mapped by the app: growing past the budget", q->inode);
-    eph_lock(&in->lock);
+    ns_lock(q->inode);
     cap = atomic_load(&in->capacity);
     if (want > cap) {
         if (ftruncate(in->mem_fd, (off_t)want) < 0) {

@@ -451,6 +451,19 @@ static void test_evict(struct daemon *d)
     CHECK(atomic_load(&in->state) == EPH_FREE, "evicted+closed inode not freed");
     unlink(a);
 
+    /* A process killed inside a critical section (lock held, inflight
+     * counted) must not hang the daemon: it takes over and moves on. */
+    idx = create(d, pj(a, root, "deadholder"), &fd);
+    put_bytes(d, idx, fd, "still here", 10);
+    in = inode_at(d, (uint32_t)idx);
+    atomic_store(&in->lock.word, 1);
+    atomic_fetch_add(&in->inflight, 1);
+    r = call(d, EPH_OP_EVICT, NULL, NULL, 0, (uint32_t)idx, atomic_load(&in->gen), 0, NULL);
+    CHECK(r.status == 0 && atomic_load(&in->state) == EPH_DISK, "dead holder: %d", r.status);
+    CHECK(read_file(a, buf, sizeof buf) == 10 && strcmp(buf, "still here") == 0, "'%s'", buf);
+    shim_close_inode(d, idx, fd);
+    unlink(a);
+
     /* Holes stay holes on disk. */
     idx = create(d, pj(a, root, "sparse"), &fd);
     in = inode_at(d, (uint32_t)idx);
