@@ -60,15 +60,16 @@ SH_EXPORT pid_t fork(void)
     if (!ft_fds)
         return REAL(fork)();
     sh_flush_counters();
+    /* Not held across the fork: atfork handlers may close fds through us. */
     ft_lock();
     ref_all(+1);
+    ft_unlock();
     pid_t pid = sys.fork();
     if (pid == 0) {
         child_reset();
         return 0;
     }
     int e = errno;
-    ft_unlock();
     if (pid < 0) {
         ref_all(-1);
         errno = e;
