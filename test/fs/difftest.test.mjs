@@ -57,7 +57,10 @@ async function underShim(c, bin, extra, sc, daemonBin) {
   const env = { ASAN_OPTIONS: asanOptions() };
   if (daemonBin) {
     const d = await startDaemon({ daemon: daemonBin, root, budget: c.budget ?? LARGE_BUDGET });
-    const r = await run(bin, args, { env: { ...d.env, ...env }, timeoutMs: 300_000 });
+    const r = await run(bin, args, { env: { ...d.env, ...env }, timeoutMs: 300_000 }).catch(async (e) => {
+      await d.stop(); // never leave the daemon running
+      throw e;
+    });
     const stop = await d.stop();
     const daemonErr = stop.stderr;
     return { trace: r.stdout.toString(), stats: stop.stats, stderr: `${r.stderr}\n--- daemon ---\n${daemonErr}`, root, status: r.status, daemonExit: stop.exit };
