@@ -244,3 +244,30 @@ test('the memory check rejects a run the shim did not serve (what a pass-through
   assert.throws(() => assertServedFromMemory(r.stats, 'pass-through'), /fast_reads is 0/);
   sc.done();
 });
+
+test('the fast path makes no syscall: strace sees almost none of 20000 preads/pwrites', async (t) => {
+  const sc = scratch('strace');
+  const root = sc.sub('root');
+  const trace = join(sc.dir, 'strace.txt');
+  const py = [
+    'import os, sys',
+    `fd = os.open(${JSON.stringify(`${root}/f`)}, os.O_RDWR | os.O_CREAT, 0o644)`,
+    "os.write(fd, b'x' * 65536)",
+    'for i in range(10000):',
+    "    os.pwrite(fd, b'y' * 512, (i * 4096) % 65536)",
+    '    assert len(os.pread(fd, 512, (i * 8192) % 65536)) == 512',
+    'os.close(fd)',
+  ].join('\n');
+  const r = await ephemeraRun({
+    root,
+    cmd: 'strace',
+    args: ['-f', '-qq', '-e', 'trace=pread64,pwrite64,read,write,lseek', '-o', trace, '/usr/bin/python3', '-c', py],
+    statsDir: sc.dir,
+  });
+  assert.equal(r.status, 0, describe(r));
+  assertServedFromMemory(r.stats, 'strace workload');
+  const calls = readFileSync(trace, 'utf8').split('\n').filter((l) => /\b(pread64|pwrite64)\(/.test(l));
+  t.diagnostic(`pread64/pwrite64 syscalls seen by strace: ${calls.length} for 20000 calls by the program`);
+  assert.ok(calls.length < 200, `${calls.length} pread64/pwrite64 syscalls reached the kernel for 20000 calls on an in-memory file (first: ${calls.slice(0, 3).join(' | ')})`);
+  sc.done();
+});
