@@ -1,25 +1,43 @@
 /**
  * The `ephemera` command: the one place where the components are wired together.
+ *
+ * Each command's module is loaded only when that command runs: the benchmark harnesses pull in
+ * plotting libraries, and `ephemera run` should start a function without paying for them.
  */
 import { isEphemeraError } from '../core/errors.js';
-import { BENCH_USAGE, benchMain } from './bench.js';
-import { CTL_USAGE, ctlMain } from './ctl.js';
-import { RUN_USAGE, runMain } from './run.js';
 
-interface Command {
-  readonly summary: string;
+interface LoadedCommand {
   readonly usage: string;
   readonly main: (argv: readonly string[]) => Promise<number>;
 }
 
+interface Command {
+  readonly summary: string;
+  readonly load: () => Promise<LoadedCommand>;
+}
+
 const COMMANDS: Readonly<Record<string, Command>> = {
-  run: { summary: 'run a command with its scratch directories in memory', usage: RUN_USAGE, main: runMain },
+  run: {
+    summary: 'run a command with its scratch directories in memory',
+    load: async () => {
+      const m = await import('./run.js');
+      return { usage: m.RUN_USAGE, main: m.runMain };
+    },
+  },
   ctl: {
     summary: 'send a control request (stats, shrink, grow, subscribe, shutdown) to a running daemon',
-    usage: CTL_USAGE,
-    main: (argv) => ctlMain(argv),
+    load: async () => {
+      const m = await import('./ctl.js');
+      return { usage: m.CTL_USAGE, main: (argv) => m.ctlMain(argv) };
+    },
   },
-  bench: { summary: 'run a benchmark and print a table of results', usage: BENCH_USAGE, main: benchMain },
+  bench: {
+    summary: 'run a benchmark and print a table of results',
+    load: async () => {
+      const m = await import('./bench.js');
+      return { usage: m.BENCH_USAGE, main: m.benchMain };
+    },
+  },
 };
 
 function overview(): string {
@@ -46,7 +64,7 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`ephemera: EPH_CLI_USAGE: no help for unknown command ${JSON.stringify(topic)}\n\n${overview()}\n`);
       return 2;
     }
-    process.stdout.write(`${cmd?.usage ?? overview()}\n`);
+    process.stdout.write(`${cmd === undefined ? overview() : (await cmd.load()).usage}\n`);
     return name === undefined ? 2 : 0;
   }
   const cmd = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
@@ -54,11 +72,12 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`ephemera: EPH_CLI_USAGE: unknown command ${JSON.stringify(name)}\n\n${overview()}\n`);
     return 2;
   }
+  const loaded = await cmd.load();
   if (rest[0] === '--help' || rest[0] === '-h') {
-    process.stdout.write(`${cmd.usage}\n`);
+    process.stdout.write(`${loaded.usage}\n`);
     return 0;
   }
-  return cmd.main(rest);
+  return loaded.main(rest);
 }
 
 try {
