@@ -1040,8 +1040,10 @@ void sh_enoent(int dirfd, const char *path)
     }
     if (path_resolve(dirfd, path, abs, &t) <= 0)
         return;
-    if (ns_ancestor_is_file(abs) || (path_canon(abs, 1) > 0 && ns_ancestor_is_file(abs)))
-        errno = ENOTDIR;
+    uint32_t inode, gen;
+    if (ns_ancestor_is_file(abs) ||
+        (path_canon(abs, 1) > 0 && (ns_ancestor_is_file(abs) || (t && ns_lookup(abs, &inode, &gen) == 0))))
+        errno = ENOTDIR; /* a trailing slash through a symlink to an in-memory file, too */
     else
         errno = ENOENT;
 }

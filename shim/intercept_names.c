@@ -55,7 +55,7 @@ static int lookup_f(int dirfd, const char *path, uint32_t *inode, uint32_t *gen,
     char abs[EPH_PATH_MAX];
     if (sh_busy || path_resolve(dirfd, path, abs, trailing) <= 0 || sh_attach() < 0)
         return 0;
-    return ns_lookup(abs, inode, gen) == 0 || (path_canon(abs, follow) > 0 && ns_lookup(abs, inode, gen) == 0);
+    return ns_lookup(abs, inode, gen) == 0 || (path_canon(abs, follow || *trailing) > 0 && ns_lookup(abs, inode, gen) == 0);
 }
 
 /* Calls that follow a final symlink (chmod, truncate, access...). */

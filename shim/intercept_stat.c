@@ -22,7 +22,7 @@ static int stat_managed(int dirfd, const char *path, struct stat *st, int flags,
     int trailing;
     if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
         return 0;
-    if (ns_stat(abs, st) < 0 && (path_canon(abs, follow) <= 0 || ns_stat(abs, st) < 0))
+    if (ns_stat(abs, st) < 0 && (path_canon(abs, follow || trailing) <= 0 || ns_stat(abs, st) < 0))
         return 0;
     if (trailing) {
         errno = ENOTDIR;
@@ -96,7 +96,7 @@ SH_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struc
     if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
         goto real;
     for (int tries = 0; tries < 100; tries++) {
-        if (ns_lookup(abs, &inode, &gen) < 0 && (tries || path_canon(abs, !(flags & AT_SYMLINK_NOFOLLOW)) <= 0 || ns_lookup(abs, &inode, &gen) < 0))
+        if (ns_lookup(abs, &inode, &gen) < 0 && (tries || path_canon(abs, !(flags & AT_SYMLINK_NOFOLLOW) || trailing) <= 0 || ns_lookup(abs, &inode, &gen) < 0))
             goto real;
         struct eph_inode *ino = &sh.inodes[inode];
         fp_fill_statx(ino, mask, stx);

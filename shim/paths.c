@@ -181,8 +181,14 @@ int path_dotdot_error(int dirfd, const char *p)
                 return e;
             if (sh.hdr && ns_lookup(abs, &inode, &gen) == 0)
                 return -ENOTDIR;
-            if (REAL(fstatat)(dirfd, pre, &st, 0) < 0)
-                return -errno;
+            if (REAL(fstatat)(dirfd, pre, &st, 0) < 0) {
+                int e2 = -errno;
+                /* a symlink that leads to an in-memory file */
+                if (e2 == -ENOENT && sh.hdr && path_canon(abs, 1) > 0 &&
+                    (ns_lookup(abs, &inode, &gen) == 0 || ns_walk_error(abs) == -ENOTDIR))
+                    return -ENOTDIR;
+                return e2;
+            }
             if (!S_ISDIR(st.st_mode))
                 return -ENOTDIR;
         }
