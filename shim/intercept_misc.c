@@ -451,6 +451,14 @@ SH_EXPORT long syscall(long nr, ...)
             return copy_file_range((int)a1, (off_t *)a2, (int)a3, (off_t *)a4, (size_t)a5, (unsigned)a6);
         case SYS_unlinkat:
             return unlinkat((int)a1, (const char *)a2, (int)a3);
+        case SYS_close_range:
+            return close_range((unsigned)a1, (unsigned)a2, (int)a3);
+        case SYS_dup:
+            return dup((int)a1);
+        case SYS_dup2:
+            return dup2((int)a1, (int)a2);
+        case SYS_dup3:
+            return dup3((int)a1, (int)a2, (int)a3);
         case SYS_renameat2:
             return renameat2((int)a1, (const char *)a2, (int)a3, (const char *)a4, (unsigned)a5);
         default:
