@@ -251,10 +251,15 @@ __attribute__((destructor)) static void sh_fini(void)
     if (!ft_fds)
         return;
     fflush(NULL);
+    /* Mappings stay: other threads may still be inside a read while we exit. */
     uint32_t hwm = atomic_load(&ft_hwm);
-    for (uint32_t fd = 0; fd < hwm; fd++)
-        if (ft_fds[fd].desc1)
-            ft_forget((int)fd);
+    for (uint32_t fd = 0; fd < hwm; fd++) {
+        uint32_t d1 = ft_fds[fd].desc1;
+        if (!d1)
+            continue;
+        ft_fds[fd].desc1 = 0;
+        fp_desc_unref(d1 - 1);
+    }
 }
 
 /* Each thread registers for a flush at its exit on its first counted op. */
