@@ -15,10 +15,9 @@ root, limit = sys.argv[1], int(sys.argv[2])
 NFILES = 6
 STEP = 4 << 20          # heap growth per step
 PAUSE = 0.05            # 4 MiB per 50 ms: the daemon must react within 100 ms
-size = (int(limit * 0.6) // NFILES) & ~0xFFFFF  # whole MiB
-
-
 CHUNK = 1 << 20
+# At least 60% of the limit in all, in whole MiB per file.
+size = -(-int(limit * 0.6) // (NFILES * CHUNK)) * CHUNK
 
 
 def chunk(i):
