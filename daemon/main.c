@@ -184,6 +184,17 @@ int main(int argc, char **argv)
     int debug = 0, oom_guard = 1;
     char err[EPHD_ERRLEN] = "";
 
+    /* We never read stdin or write stdout; holding them open would keep a
+     * pipe the caller waits on from reaching EOF.  Done first, so no fd of
+     * ours can land on 0 or 1.  stderr stays for start-up errors and the
+     * sanitisers' reports. */
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        if (devnull > 2)
+            close(devnull);
+    }
     D.on_exit = EPHD_EXIT_WRITEBACK;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -298,16 +309,6 @@ int main(int argc, char **argv)
     if (ephd_sig_ev.fd < 0 || loop_add(&ephd_sig_ev, EPOLLIN) < 0)
         ephd_die("signalfd: %s", strerror(errno));
 
-    /* We never read stdin or write stdout; holding them open would keep a
-     * pipe the caller waits on from reaching EOF.  stderr stays for the
-     * sanitisers' reports. */
-    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (devnull >= 0) {
-        dup2(devnull, 0);
-        dup2(devnull, 1);
-        if (devnull > 1)
-            close(devnull);
-    }
     for (int i = 0; i < D.nroots; i++)
         log_msg(LOG_INFO, "managing %s", D.roots[i]);
     log_msg(LOG_INFO, "ready: %s, %ld inodes, region %zu bytes", rundir, inodes, D.region_size);
