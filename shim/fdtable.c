@@ -57,9 +57,7 @@ int ft_init(void)
         munmap(t, n * sizeof(struct ft_entry));
         return -ENOMEM;
     }
-    ft_maps = m;
-    for (uint32_t i = 0; i < sh.hdr->ninodes; i++)
-        ft_maps[i].kfd = -1;
+    ft_maps = m; /* zero pages: kfd1 == 0 means no private fd, and nothing is touched */
     ft_nfds = (uint32_t)n;
     atomic_thread_fence(memory_order_release);
     ft_fds = t;
@@ -78,11 +76,12 @@ static uint64_t reserve_for(uint64_t need)
 
 static void map_drop_all(struct ft_map *m)
 {
-    if (m->kfd >= 0) {
-        if ((unsigned)m->kfd < ft_nfds)
-            ft_fds[m->kfd].flags = 0;
-        sys.close(m->kfd);
-        m->kfd = -1;
+    if (m->kfd1) {
+        int kfd = m->kfd1 - 1;
+        if ((unsigned)kfd < ft_nfds)
+            ft_fds[kfd].flags = 0;
+        sys.close(kfd);
+        m->kfd1 = 0;
     }
     if (m->cached && m->refs == 0)
         ft_idle--;
@@ -127,9 +126,10 @@ int ft_install(int fd, uint32_t desc, int kfd_for_map)
         m->inode = d->inode;
         atomic_store(&m->base, b);
         atomic_store(&m->len, len);
-        m->kfd = sys.fcntl(kfd_for_map, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
-        if (m->kfd >= 0 && (unsigned)m->kfd < ft_nfds)
-            ft_fds[m->kfd].flags = FT_PRIV;
+        int kfd = sys.fcntl(kfd_for_map, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
+        m->kfd1 = kfd + 1;
+        if (kfd >= 0 && (unsigned)kfd < ft_nfds)
+            ft_fds[kfd].flags = FT_PRIV | (d->inode << FT_PRIV_SHIFT);
     }
     m->refs++;
     ft_fds[fd].flags = 0;
@@ -165,7 +165,7 @@ static void map_unref(uint32_t inode)
     struct ft_map *m = &ft_maps[inode];
     if (m->refs > 0 && --m->refs == 0) {
         struct eph_inode *ino = &sh.inodes[inode];
-        if (ft_idle < FT_IDLE_MAX && m->kfd >= 0 && atomic_load(&ino->state) == EPH_MEM &&
+        if (ft_idle < FT_IDLE_MAX && m->kfd1 && atomic_load(&ino->state) == EPH_MEM &&
             atomic_load(&ino->nlink) > 0 && atomic_load(&ino->gen) == m->gen)
             ft_idle++;
         else
@@ -178,14 +178,14 @@ void ft_priv_lost(int fd)
 {
     ft_lock();
     if ((unsigned)fd < ft_nfds && (ft_fds[fd].flags & FT_PRIV)) {
+        uint32_t inode = ft_fds[fd].flags >> FT_PRIV_SHIFT;
         ft_fds[fd].flags = 0;
-        for (uint32_t i = 0; i < sh.hdr->ninodes; i++)
-            if (ft_maps[i].kfd == fd) {
-                ft_maps[i].kfd = -1; /* the caller's close will take the fd itself */
-                if (ft_maps[i].refs == 0)
-                    map_drop_all(&ft_maps[i]);
-                break;
-            }
+        struct ft_map *m = &ft_maps[inode];
+        if (inode < sh.hdr->ninodes && m->kfd1 == fd + 1) {
+            m->kfd1 = 0; /* the caller's close takes the fd itself */
+            if (m->refs == 0)
+                map_drop_all(m);
+        }
     }
     ft_unlock();
 }
@@ -199,8 +199,8 @@ int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec)
     struct ft_map *m = &ft_maps[inode];
     int fd = -1;
     ft_lock();
-    if (m->cached && m->gen == gen && m->kfd >= 0)
-        fd = sys.fcntl(m->kfd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+    if (m->cached && m->gen == gen && m->kfd1)
+        fd = sys.fcntl(m->kfd1 - 1, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
     ft_unlock();
     return fd;
 }

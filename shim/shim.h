@@ -211,6 +211,7 @@ struct ft_entry {
 };
 #define FT_DISK 1u                      /* the fd was swapped to the evicted file's disk copy */
 #define FT_PRIV 2u                      /* desc1 == 0: one of our own cached memfd fds */
+#define FT_PRIV_SHIFT 2                 /* ...whose inode index is flags >> FT_PRIV_SHIFT */
 extern struct ft_entry *ft_fds;         /* flat array indexed by fd, NULL before init */
 extern uint32_t ft_nfds;
 extern _Atomic uint32_t ft_hwm;         /* 1 + highest fd ever installed: bounds scans */
@@ -227,7 +228,7 @@ struct ft_map {
     _Atomic uint64_t len;               /* bytes reserved by that mapping */
     uint32_t gen;                       /* inode gen the mapping belongs to */
     int refs;                           /* local fds using this inode, under ft_lock */
-    int kfd;                            /* private O_CLOEXEC fd on the memfd, or -1 */
+    int kfd1;                           /* private O_CLOEXEC fd on the memfd + 1, 0 = none */
     int cached;                         /* mapping valid (in use or idle) */
     uint32_t inode;
     char *old_base[8];                  /* superseded mappings, unmapped on last close */
