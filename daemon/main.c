@@ -184,17 +184,6 @@ int main(int argc, char **argv)
     int debug = 0, oom_guard = 1;
     char err[EPHD_ERRLEN] = "";
 
-    /* We never read stdin or write stdout; holding them open would keep a
-     * pipe the caller waits on from reaching EOF.  Done first, so no fd of
-     * ours can land on 0 or 1.  stderr stays for start-up errors and the
-     * sanitisers' reports. */
-    int devnull = open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-        dup2(devnull, 0);
-        dup2(devnull, 1);
-        if (devnull > 2)
-            close(devnull);
-    }
     D.on_exit = EPHD_EXIT_WRITEBACK;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -264,6 +253,16 @@ int main(int argc, char **argv)
         ephd_die("--cgroup: '%s' is not 'auto', 'none' or an absolute cgroup directory", cgroup);
     if (ready_fd >= 0 && fcntl((int)ready_fd, F_GETFD) < 0)
         ephd_die("--ready-fd: %ld is not an open file descriptor", ready_fd);
+    /* We never read stdin or write stdout; holding them open would keep a
+     * pipe the caller waits on from reaching EOF.  Done before we open
+     * anything, so no fd of ours lands on 0 or 1.  stderr stays for
+     * start-up errors and the sanitisers' reports. */
+    int devnull = open("/dev/null", O_RDWR);
+    for (int fd = 0; devnull >= 0 && fd < 2; fd++)
+        if (fd != ready_fd && fd != devnull)
+            dup2(devnull, fd);
+    if (devnull > 2)
+        close(devnull);
     if (D.nroots == 0)
         ephd_add_root("/tmp");
     snprintf(D.rundir, sizeof D.rundir, "%s", rundir);
