@@ -6,9 +6,9 @@
  *      change can start any more, and new fast-path operations back off;
  *   2. wait until inflight drains (bounded, so a process killed in the
  *      middle of a memcpy cannot stall the daemon forever);
- *   3. copy the bytes to the file's real path (through a temporary name and
- *      rename, so the path never shows a half-written file), or to an
- *      O_TMPFILE in its root when the file was unlinked;
+ *   3. copy the bytes to an O_TMPFILE in the file's directory and link it at
+ *      the real path when complete (so the path never shows a half-written
+ *      file), or keep it unnamed in its root when the file was unlinked;
  *   4. keep the disk fd as inode->disk_fd, set DISK, bump epoch, wake the
  *      waiters: every process swaps its fd to the disk file;
  *   5. only then free the memory (punch + truncate the memfd), fix the
@@ -235,6 +235,27 @@ static void evict_restore(int memfd, int dst, off_t upto)
     }
 }
 
+/* A staging name beside path, for file systems without O_TMPFILE. */
+static void evict_staging_name(char *buf, size_t n, const char *path, uint32_t idx)
+{
+    const char *slash = strrchr(path, '/');
+    snprintf(buf, n, "%.*s/.ephemera-%d-%u-%u", (int)(slash - path), path, (int)D.pid, idx,
+             atomic_load(&D.inodes[idx].gen));
+}
+
+/* Give the O_TMPFILE fd a name.  0 or -errno. */
+static int evict_link(int fd, const char *path)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, p, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+        return 0;
+    if (errno != ENOENT || access("/proc/self/fd", F_OK) == 0)
+        return -errno;
+    /* No /proc: the privileged way. */
+    return linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0 ? 0 : -errno;
+}
+
 /* Destination for a file that has no name any more: an anonymous file on
  * the root's file system. */
 static int evict_open_anon(uint32_t idx)
@@ -273,11 +294,24 @@ int evict_inode(uint32_t idx, int flags)
     char tmp[EPH_PATH_MAX + 64] = "";
     int dfd = -1, e = 0;
     off_t freed = 0;
+    int unnamed = 0; /* dfd is an O_TMPFILE to be linked at in->path */
     if (in->path[0]) {
         char *slash = strrchr(in->path, '/');
-        snprintf(tmp, sizeof tmp, "%.*s/.ephemera-%d-%u-%u", (int)(slash - in->path), in->path,
-                 (int)D.pid, idx, atomic_load(&in->gen));
-        dfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        snprintf(tmp, sizeof tmp, "%.*s", (int)(slash - in->path), in->path);
+        if (!tmp[0])
+            snprintf(tmp, sizeof tmp, "/");
+        /* Preferably an unnamed file linked in place when complete: no
+         * reader ever sees a half-written file or a staging name. */
+        dfd = open(tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (dfd >= 0) {
+            unnamed = 1;
+            tmp[0] = 0;
+        } else if (errno == ENOENT || errno == ENOTDIR) {
+            tmp[0] = 0; /* the directory is gone: handled below */
+        } else {
+            evict_staging_name(tmp, sizeof tmp, in->path, idx);
+            dfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        }
         if (dfd < 0 && errno != ENOENT && errno != ENOTDIR) {
             e = -errno;
             log_msg(LOG_ERR, "evict %s: open(%s): %s", in->path, tmp, strerror(-e));
@@ -319,6 +353,20 @@ int evict_inode(uint32_t idx, int flags)
         {atomic_load(&in->mtime_ns) / 1000000000, atomic_load(&in->mtime_ns) % 1000000000},
     };
     futimens(dfd, ts);
+    if (unnamed && (e = evict_link(dfd, in->path)) == -EEXIST) {
+        /* A program without the shim made an entry under the in-memory
+         * name: ours replaces it, through a staging link and rename. */
+        evict_staging_name(tmp, sizeof tmp, in->path, idx);
+        unlink(tmp);
+        e = evict_link(dfd, tmp);
+    }
+    if (unnamed && e < 0) {
+        tmp[0] = 0;
+        if (freed)
+            evict_restore(in->mem_fd, dfd, freed);
+        log_msg(LOG_ERR, "evict: linking %s: %s", in->path, strerror(-e));
+        goto err;
+    }
     if (tmp[0] && rename(tmp, in->path) < 0) {
         e = -errno;
         if (freed)

@@ -451,6 +451,25 @@ static void test_evict(struct daemon *d)
     CHECK(atomic_load(&in->state) == EPH_FREE, "evicted+closed inode not freed");
     unlink(a);
 
+    /* A program without the shim made an entry under the in-memory name:
+     * the evicted file replaces it, and no staging name is left behind. */
+    idx = create(d, pj(a, root, "shadowed"), &fd);
+    put_bytes(d, idx, fd, "memory wins", 11);
+    write_file(a, "stale disk");
+    in = inode_at(d, (uint32_t)idx);
+    r = call(d, EPH_OP_EVICT, NULL, NULL, 0, (uint32_t)idx, atomic_load(&in->gen), 0, NULL);
+    CHECK(r.status == 0 && read_file(a, buf, sizeof buf) == 11 && strcmp(buf, "memory wins") == 0,
+          "shadowed: %d '%s'", r.status, buf);
+    DIR *dir = opendir(root);
+    int staging = 0;
+    for (struct dirent *de; dir && (de = readdir(dir));)
+        staging += strncmp(de->d_name, ".ephemera-", 10) == 0;
+    if (dir)
+        closedir(dir);
+    CHECK(staging == 0, "%d staging files left", staging);
+    shim_close_inode(d, idx, fd);
+    unlink(a);
+
     /* A process killed inside a critical section (lock held, inflight
      * counted) must not hang the daemon: it takes over and moves on. */
     idx = create(d, pj(a, root, "deadholder"), &fd);
