@@ -86,6 +86,7 @@ static struct {
     const char *mode;
     char self_exe[PATH_MAX];
     int selfcheck;       /* DIFFTEST_SELFCHECK=1: report model/kernel size disagreements on stderr */
+    int paranoid;        /* DIFFTEST_PARANOID=N: offset and size of every open file after each op >= N */
 } opt;
 
 /* ------------------------------------------------------------ utilities */
@@ -1912,6 +1913,19 @@ static const struct weights g_ops[] = {
 };
 #define NOPS (sizeof g_ops / sizeof g_ops[0])
 
+/* Debugging aid: makes a divergence show at the operation that caused it. */
+static void paranoid_dump(void)
+{
+    for (int i = 0; i < MAXH; i++) {
+        if (g_h[i].kind != H_FILE)
+            continue;
+        struct stat st;
+        off_t off = lseek(g_h[i].fd, 0, SEEK_CUR);
+        int rc = fstat(g_h[i].fd, &st);
+        tr("%s  . h%d off=%ld size=%ld\n", g_tag, i, (long)off, rc == 0 ? (long)st.st_size : -1L);
+    }
+}
+
 static void run_sequence(struct rng *r, long n)
 {
     int total = 0;
@@ -1926,6 +1940,8 @@ static void run_sequence(struct rng *r, long n)
             if (x < g_ops[i].w) {
                 g_opno++;
                 g_ops[i].fn(r);
+                if (opt.paranoid && g_opno >= opt.paranoid)
+                    paranoid_dump();
                 break;
             }
             x -= g_ops[i].w;
@@ -2461,6 +2477,8 @@ int main(int argc, char **argv)
     if (opt.procs < 1 || opt.procs > 64)
         die("--procs must be 1..64");
     opt.selfcheck = getenv("DIFFTEST_SELFCHECK") != NULL;
+    /* DIFFTEST_PARANOID=N: from operation N on (a dump perturbs the shim's state less when late) */
+    opt.paranoid = getenv("DIFFTEST_PARANOID") ? atoi(getenv("DIFFTEST_PARANOID")) : 0;
     g_buf = malloc(BUFMAX);
     if (!g_buf)
         die("out of memory");
