@@ -144,6 +144,16 @@ static int shim_reopen(int fd, int *owned)
     return fd;
 }
 
+/* A name appeared in or left path's directory without the kernel seeing
+ * it: move the directory's mtime/ctime as it would (atime untouched). */
+static void shim_touch_parent(const char *path)
+{
+    char parent[EPH_PATH_MAX];
+    shim_parent(path, parent, sizeof parent);
+    struct timespec ts[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
+    utimensat(AT_FDCWD, parent, ts, 0);
+}
+
 static void shim_touch(struct eph_inode *in)
 {
     atomic_store(&in->last_use, ephd_mono_ns());
@@ -274,6 +284,7 @@ static int op_create(const struct eph_req *q, struct eph_resp *r, int *fd)
     ns_write_begin();
     ns_insert((uint32_t)idx, path);
     ns_write_end();
+    shim_touch_parent(path);
     r->where = EPH_WHERE_MEM;
     r->inode = (uint32_t)idx;
     r->gen = atomic_load(&in->gen);
@@ -294,6 +305,7 @@ static int op_unlink(const struct eph_req *q)
     ns_remove((uint32_t)idx);
     ns_write_end();
     atomic_store(&in->ctime_ns, ephd_real_ns());
+    shim_touch_parent(q->path);
     ns_maybe_gc((uint32_t)idx);
     return 0;
 }
@@ -423,6 +435,8 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
         D.inode_root[d] = sr;
         atomic_store(&si->ctime_ns, now);
         atomic_store(&di->ctime_ns, now);
+        shim_touch_parent(src);
+        shim_touch_parent(dst);
         if (!exchange)
             ns_maybe_gc((uint32_t)d);
         return 0;
@@ -450,6 +464,9 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
         shim_as_self(sw);
         D.inode_root[s] = (uint8_t)droot;
         atomic_store(&si->ctime_ns, ephd_real_ns());
+        shim_touch_parent(src);
+        if (kd == K_NONE)
+            shim_touch_parent(dst);
         return 0;
     }
     if (ks == K_OTHER && kd == K_MEM && !exchange) {

@@ -376,6 +376,18 @@ static void test_create_unlink(struct daemon *d)
     CHECK(pread(fd2, buf, 11, 0) == 11 && memcmp(buf, "hello world", 11) == 0, "bytes via fd2");
     shim_close_inode(d, idx, fd2);
 
+    /* The directory's mtime moves as on tmpfs, its atime does not. */
+    struct timespec past[2] = {{1000, 0}, {1000, 0}};
+    utimensat(AT_FDCWD, root, past, 0);
+    int tmpidx = create(d, pj(b, root, "touch"), &fd2);
+    struct stat dst;
+    CHECK(stat(root, &dst) == 0 && dst.st_mtime > 1000 && dst.st_atime == 1000,
+          "parent times after create: m %ld a %ld", (long)dst.st_mtime, (long)dst.st_atime);
+    shim_close_inode(d, tmpidx, fd2);
+    utimensat(AT_FDCWD, root, past, 0);
+    call(d, EPH_OP_UNLINK, b, NULL, 0, 0, 0, 0, NULL);
+    CHECK(stat(root, &dst) == 0 && dst.st_mtime > 1000, "parent mtime after unlink");
+
     r = call(d, EPH_OP_CREATE, pj(b, root, "a/x"), NULL, O_CREAT | O_RDWR, 0, 0, 0, NULL);
     CHECK(r.status == -ENOTDIR, "below a memory file: %d", r.status);
     r = call(d, EPH_OP_CREATE, pj(b, root, "nodir/x"), NULL, O_CREAT | O_RDWR, 0, 0, 0, NULL);
