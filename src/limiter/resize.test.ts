@@ -109,6 +109,14 @@ test('a kernel that keeps refusing ends in EPH_RESIZE_FAILED after the attempts'
   });
 });
 
+test('the margin takes at most half of a small target', async () => {
+  await withDir(String(128 * MiB), async (dir) => {
+    const log: string[] = [];
+    await resizeInstance(new RecordingLimiter(dir, log), daemon(log), 1024, { margin: MiB });
+    assert.deepEqual(log, ['shrink 512', 'cgroup 1024', 'grow 1024']);
+  });
+});
+
 test('bad targets are refused before anything happens', async () => {
   await withDir(String(128 * MiB), async (dir) => {
     const log: string[] = [];

@@ -83,8 +83,8 @@ async function lower(limiter: MemoryLimiter, daemon: ResizeDaemon, from: number 
   let margin = options.margin ?? Math.max(MiB, Math.floor(target / 64));
   let lastError: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    const shrinkTo = target - margin;
-    if (shrinkTo <= 0) break;
+    // The margin never takes more than half of a small target.
+    const shrinkTo = target - Math.min(margin, Math.floor(target / 2));
     try {
       await daemon.shrink(shrinkTo);
     } catch (err) {
