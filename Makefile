@@ -53,10 +53,13 @@ $(BUILD)/microbench: bench/native/microbench.c
 -include test/memory/memory.mk
 # --- end memory harvesting
 
-$(BUILD)/libephemera.so: $(SHIM_SRC) $(HEADERS)
+# Built aside and renamed into place: processes running with the old library keep its inode
+# (rewriting a mapped .so in place crashes them).
+$(BUILD)/libephemera.so: $(SHIM_SRC) $(HEADERS) shim/exports.map
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -fPIC -shared -fvisibility=hidden \
-	  -Wl,--version-script=shim/exports.map -o $@ $(SHIM_SRC) -ldl -lpthread
+	  -Wl,--version-script=shim/exports.map -o $@.tmp $(SHIM_SRC) -ldl -lpthread
+	mv -f $@.tmp $@
 
 $(BUILD)/ephemerad: $(DAEMON_SRC) $(HEADERS)
 	@mkdir -p $(BUILD)

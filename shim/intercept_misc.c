@@ -228,14 +228,23 @@ SH_EXPORT int ioctl(int fd, unsigned long req, ...)
     va_start(ap, req);
     void *arg = va_arg(ap, void *);
     va_end(ap);
-    if (likely(!ft_managed(fd)) || (ft_fds[fd].flags & FT_DISK))
+    if (likely(!ft_managed(fd)))
         return REAL(ioctl)(fd, req, arg);
     if (req == FIONREAD) {
+        /* size minus our offset, as the kernel computes it (the kernel's own offset is stale) */
         struct eph_desc *d = fp_desc(fd);
-        uint64_t size = atomic_load(&fp_inode_of(d)->size), off = atomic_load(&d->offset);
-        *(int *)arg = off < size ? (int)(size - off > 0x7fffffff ? 0x7fffffff : size - off) : 0;
+        int64_t size = (int64_t)atomic_load(&fp_inode_of(d)->size);
+        if (ft_fds[fd].flags & FT_DISK) {
+            struct stat st;
+            if (sys.fstat(fd, &st) < 0)
+                return -1;
+            size = st.st_size;
+        }
+        *(int *)arg = (int)(size - (int64_t)atomic_load(&d->offset));
         return 0;
     }
+    if (ft_fds[fd].flags & FT_DISK)
+        return sys.ioctl(fd, req, arg);
     /* The memfd lives on shmem, the same code as tmpfs: its answer is tmpfs's answer. */
     return sys.ioctl(fd, req, arg);
 }
