@@ -228,6 +228,7 @@ static int64_t budget_limit_eff(void)
 #define BUDGET_SURGE_TICKS 10
 
 static struct budget_mstat budget_ms;
+static uint64_t budget_usage_seq, budget_stat_seq; /* readings of usage / of memory.stat */
 static int64_t budget_raw_at_stat = -1;
 static int64_t budget_prev_own = -1, budget_surge;
 
@@ -242,10 +243,15 @@ static uint64_t budget_compute(int precise)
     if (L >= 0) {
         if (B.usage >= 0) {
             int64_t raw = B.usage - (int64_t)ours;
-            if (B.version && (precise || ours > 0 || budget_raw_at_stat < 0 ||
-                              llabs(raw - budget_raw_at_stat) > BUDGET_RESTAT_BYTES) &&
-                budget_read_stat(&budget_ms) == 0)
+            /* Once per usage reading at most, unless asked to be precise. */
+            if (B.version &&
+                (precise || budget_raw_at_stat < 0 ||
+                 (budget_stat_seq != budget_usage_seq &&
+                  (ours > 0 || llabs(raw - budget_raw_at_stat) > BUDGET_RESTAT_BYTES))) &&
+                budget_read_stat(&budget_ms) == 0) {
                 budget_raw_at_stat = raw;
+                budget_stat_seq = budget_usage_seq;
+            }
             /* Our files are charged by their resident pages, which fill the
              * capacity only gradually: subtracting capacity would make our
              * own writes look like the function growing. */
@@ -280,6 +286,7 @@ static void budget_read(void)
             B.limit = l;
         if (u >= 0)
             B.usage = u;
+        budget_usage_seq++;
     }
 }
 
