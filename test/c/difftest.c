@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -63,6 +64,8 @@ enum {
     F_RENAME2 = 1 << 9,   /* renameat2 NOREPLACE / EXCHANGE */
     F_DIRFD = 1 << 10,    /* *at calls with directory fds */
     F_SEEKHOLE = 1 << 11, /* SEEK_DATA / SEEK_HOLE (off by default) */
+    F_TIMES = 1 << 12,    /* utimensat, futimens with explicit, UTIME_NOW and UTIME_OMIT times */
+    F_IOCTL = 1 << 13,    /* isatty, ioctl(FIONREAD) */
 };
 
 static const struct {
@@ -72,6 +75,7 @@ static const struct {
     {"paths", F_PATHS},   {"symlink", F_SYMLINK}, {"link", F_LINK},     {"tmpfile", F_TMPFILE},
     {"mmap", F_MMAP},     {"copy", F_COPY},       {"falloc", F_FALLOC}, {"stdio", F_STDIO},
     {"chmod", F_CHMOD},   {"rename2", F_RENAME2}, {"dirfd", F_DIRFD},   {"seekhole", F_SEEKHOLE},
+    {"times", F_TIMES},   {"ioctl", F_IOCTL},
 };
 #define NFEATURES (sizeof g_features / sizeof g_features[0])
 
@@ -1737,6 +1741,10 @@ static void op_falloc(struct rng *r)
     }
 }
 
+/* Streams a failed freopen left closed but allocated; kept reachable for the leak checker. */
+FILE *g_dead_streams[4096];
+static int g_ndead;
+
 static void op_stdio(struct rng *r)
 {
     static const char *modes[] = {"r", "w", "a", "r+", "w+", "a+", "wx", "re"};
@@ -1745,12 +1753,46 @@ static void op_stdio(struct rng *r)
     if (p.dirfd != AT_FDCWD)
         return;
     const char *m = modes[below(r, 8)];
-    op("fopen %s %s", p.show, m);
+    int how = (int)below(r, 10); /* 0-5 fopen, 6-7 open+fdopen, 8-9 freopen */
+    static const char *hown[] = {"fopen", "fopen", "fopen", "fopen", "fopen", "fopen", "fdopen", "fdopen", "freopen", "freopen"};
+    op("%s %s %s", hown[how], p.show, m);
     int o = -1;
     char rp[PLEN];
     int kind = model_kind(p.canon, 1, &o, rp);
     int64_t lo = now_ns(CLOCK_REALTIME_COARSE);
-    FILE *f = fopen(p.use, m);
+    FILE *f;
+    if (how < 6) {
+        f = fopen(p.use, m);
+    } else if (how < 8) {
+        /* the open(2) flags fopen would use, then a stream on the fd */
+        int fl = m[0] == 'r' ? O_RDONLY : O_WRONLY | O_CREAT | (m[0] == 'w' ? O_TRUNC : O_APPEND);
+        if (m[1] == '+')
+            fl = (fl & ~O_ACCMODE) | O_RDWR;
+        if (m[1] == 'x')
+            fl |= O_EXCL;
+        if (m[1] == 'e')
+            fl |= O_CLOEXEC;
+        int fd = open(p.use, fl, 0666);
+        if (fd < 0) {
+            res(-1, errno);
+            return;
+        }
+        char fm[4] = {m[0], m[1] == '+' ? '+' : 0, 0, 0};
+        f = fdopen(fd, fm);
+        if (!f) {
+            int e = errno;
+            close(fd);
+            res(-1, e);
+            return;
+        }
+    } else {
+        FILE *old = fopen("/dev/null", "r");
+        if (!old)
+            die("fopen /dev/null: %s", strerror(errno));
+        f = freopen(p.use, m, old);
+        if (!f && g_ndead < 4096)
+            g_dead_streams[g_ndead++] = old; /* glibc closed it but cannot free it */
+    }
     if (!f) {
         res(-1, errno);
         return;
@@ -1786,6 +1828,74 @@ static void op_stdio(struct rng *r)
     }
     int rc = fclose(f);
     tr(" fclose=%d\n", rc);
+}
+
+static void op_times(struct rng *r)
+{
+    /* whole seconds in 2001: far from "now", so a lost update cannot pass for a fresh one */
+    struct timespec ts[2];
+    int64_t want = 1000000000LL + (int64_t)below(r, 1000000) * 1000000000LL + below(r, 1000000000);
+    ts[0].tv_sec = 1000000000 + (time_t)below(r, 1000000);
+    ts[0].tv_nsec = (long)below(r, 1000000000);
+    ts[1].tv_sec = (time_t)(want / 1000000000);
+    ts[1].tv_nsec = (long)(want % 1000000000);
+    int k = (int)below(r, 10);
+    if (k == 0)
+        ts[1].tv_nsec = UTIME_NOW;
+    else if (k == 1)
+        ts[1].tv_nsec = UTIME_OMIT;
+    const char *what = k == 0 ? "now" : k == 1 ? "omit" : "set";
+    int64_t lo = now_ns(CLOCK_REALTIME_COARSE);
+    int rc, o = -1;
+    if (chance(r, 500)) {
+        int h = pick_handle(r, H_ANY);
+        if (h < 0)
+            return;
+        o = hobj(h);
+        op("futimens h%d %s", h, what);
+        rc = futimens(g_h[h].fd, ts);
+    } else {
+        struct pth p;
+        make_path(r, &p, chance(r, 150));
+        int fl = chance(r, 300) ? AT_SYMLINK_NOFOLLOW : 0;
+        if (model_kind(p.canon, !fl, &o, NULL) != K_FILE)
+            o = -1;
+        op("utimensat %s 0x%x %s", p.show, fl, what);
+        rc = utimensat(p.dirfd, p.use, ts, fl);
+    }
+    int e = errno;
+    int64_t hi = now_ns(CLOCK_REALTIME);
+    res(rc, e);
+    if (rc == 0 && o >= 0) {
+        if (k == 0)
+            obj_touch_sure(o, lo, hi);
+        else if (k > 1)
+            obj_touch_sure(o, want, want);
+    }
+}
+
+static void op_ioctl(struct rng *r)
+{
+    int h = pick_handle(r, H_ANY);
+    if (h < 0)
+        return;
+    if (chance(r, 400)) {
+        op("isatty h%d", h);
+        errno = 0;
+        int t = isatty(g_h[h].fd);
+        int e = errno;
+        tr(" = %d %s\n", t, t ? "" : en(e));
+        return;
+    }
+    /* bytes between the offset and the end, from the kernel's answer or the shim's */
+    int n = -1;
+    op("ioctl h%d FIONREAD", h);
+    int rc = ioctl(g_h[h].fd, FIONREAD, &n);
+    int e = errno;
+    if (rc < 0)
+        res(-1, e);
+    else
+        tr(" = %d n=%d\n", rc, n);
 }
 
 static void op_readall(struct rng *r)
@@ -1910,6 +2020,7 @@ static const struct weights g_ops[] = {
     {15, op_readall, 0},    {8, op_link, F_LINK}, {8, op_symlink, F_SYMLINK},
     {10, op_chmod, F_CHMOD}, {8, op_mmap, F_MMAP}, {12, op_copy, F_COPY},
     {6, op_falloc, F_FALLOC}, {12, op_stdio, F_STDIO}, {2, w_tick, 0},
+    {8, op_times, F_TIMES}, {6, op_ioctl, F_IOCTL},
 };
 #define NOPS (sizeof g_ops / sizeof g_ops[0])
 

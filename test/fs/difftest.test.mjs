@@ -27,7 +27,7 @@ const TINY_BUDGET = 512 * 1024;
  * numbers must stay stable.
  */
 const LARGE_BUDGET = 4 * 1024 * 1024 * 1024;
-const FEATURES = ['paths', 'symlink', 'link', 'tmpfile', 'mmap', 'copy', 'falloc', 'stdio', 'chmod', 'rename2', 'dirfd'];
+const FEATURES = ['paths', 'symlink', 'link', 'tmpfile', 'mmap', 'copy', 'falloc', 'stdio', 'chmod', 'rename2', 'dirfd', 'times', 'ioctl'];
 
 console.log(`# difftest base seed ${BASE_SEED} (reproduce with DIFFTEST_SEED=${BASE_SEED})`);
 
