@@ -66,9 +66,8 @@ void fp_desc_ref(uint32_t desc) { atomic_fetch_add(&sh.descs[desc].refs, 1); }
 void fp_inode_release(uint32_t inode, uint32_t gen)
 {
     struct eph_inode *ino = &sh.inodes[inode];
-    if (atomic_load(&ino->gen) != gen)
-        return;
-    if (atomic_fetch_sub(&ino->open_count, 1) != 1)
+    /* A reference taken on a slot that was reused meanwhile is still ours to give back. */
+    if (atomic_fetch_sub(&ino->open_count, 1) != 1 || atomic_load(&ino->gen) != gen)
         return;
     /* Last open description: an unlinked file (or an evicted one) can now be freed. */
     if (atomic_load(&ino->nlink) == 0 || atomic_load(&ino->state) != EPH_MEM) {
@@ -809,15 +808,19 @@ int fp_set_size_fd(int fd, uint64_t len)
 int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
 {
     struct eph_inode *ino = &sh.inodes[inode];
+    /* Hold an open reference meanwhile, so the daemon cannot free the inode under us. */
+    atomic_fetch_add(&ino->open_count, 1);
+    if (atomic_load(&ino->gen) != gen || atomic_load(&ino->state) != EPH_MEM) {
+        fp_inode_release(inode, gen);
+        return -EAGAIN;
+    }
     char p[64];
     snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, ino->mem_fd);
     int kfd = sys.open(p, O_RDWR | O_CLOEXEC);
-    if (kfd < 0)
-        return -EIO;
-    int r = -ENOENT;
-    if (atomic_load(&ino->gen) == gen)
-        r = set_size(ino, inode, kfd, (uint64_t)len, 1);
-    sys.close(kfd);
+    int r = kfd < 0 ? -EAGAIN : set_size(ino, inode, kfd, (uint64_t)len, 1);
+    if (kfd >= 0)
+        sys.close(kfd);
+    fp_inode_release(inode, gen);
     return r == 1 ? -EAGAIN : r;
 }
 

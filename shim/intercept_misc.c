@@ -233,6 +233,8 @@ SH_EXPORT int ioctl(int fd, unsigned long req, ...)
     if (req == FIONREAD) {
         /* size minus our offset, as the kernel computes it (the kernel's own offset is stale) */
         struct eph_desc *d = fp_desc(fd);
+        if (atomic_load(&fp_inode_of(d)->state) != EPH_MEM)
+            fp_settle(fd);
         int64_t size = (int64_t)atomic_load(&fp_inode_of(d)->size);
         if (ft_fds[fd].flags & FT_DISK) {
             struct stat st;
@@ -342,6 +344,12 @@ SH_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
 {
     if (likely(!ft_managed(out) && !ft_managed(in)))
         return REAL(sendfile)(out, in, off, count);
+    /* the kernel's order: source readable, offset valid, target writable, target not O_APPEND */
+    int ifl = ft_managed(in) ? (int)atomic_load(&fp_desc(in)->flags) : sys.fcntl(in, F_GETFL);
+    if (ifl < 0 || (ifl & O_PATH) || (ifl & O_ACCMODE) == O_WRONLY) {
+        errno = EBADF;
+        return -1;
+    }
     if (off && *off < 0) {
         errno = EINVAL;
         return -1;

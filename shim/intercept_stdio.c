@@ -51,9 +51,7 @@ FILE *stdio_cookie_open(int fd, const char *mode)
     FILE *f = fopencookie((void *)(intptr_t)fd, mode, io);
     if (f) {
         f->_fileno = fd;
-        /* glibc positions a write-only append stream at the end on open; ftell shows it */
-        if (mode[0] == 'a' && !strchr(mode, '+'))
-            fseeko(f, 0, SEEK_END);
+
     }
     return f;
 }
@@ -108,6 +106,8 @@ static FILE *fopen_managed(const char *path, const char *mode)
         int e = errno;
         close(fd);
         errno = e;
+    } else if (mode[0] == 'a' && !strchr(mode, '+')) {
+        fseeko(f, 0, SEEK_END); /* fopen (not fdopen) puts a write-only append stream at the end */
     }
     return f;
 }
@@ -173,7 +173,10 @@ static FILE *freopen_impl(const char *path, const char *mode, FILE *stream)
         fflush(stream);
         ft_forget(oldfd);
     }
-    return REAL(freopen)(path, mode, stream);
+    FILE *f = REAL(freopen)(path, mode, stream);
+    if (!f && errno == ENOENT && path)
+        sh_enoent(AT_FDCWD, path);
+    return f;
 }
 
 SH_EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream)
