@@ -301,11 +301,9 @@ export async function runInstance(opts: RunOptions): Promise<number> {
   const ephemerad = buildOutput('ephemerad', true);
   const lib = buildOutput('libephemera.so', false);
   const cmdPath = resolveCommand(opts.command[0], process.env['PATH']);
-  const cg = await setUpCgroup(opts);
-  const runDir = makeRunDir(opts.roots);
-  const useBudget = opts.budget !== undefined && cg === undefined;
-  if (opts.budget !== undefined && cg !== undefined) warn('the budget follows the --memory cgroup; --budget is not used');
 
+  let cg: InstanceCgroup | undefined;
+  let runDir: string | undefined;
   let daemon: ChildProcess | undefined;
   let client: DaemonClient | undefined;
   let cmd: ChildProcess | undefined;
@@ -322,6 +320,10 @@ export async function runInstance(opts: RunOptions): Promise<number> {
   if (!signals.includes('SIGINT')) process.on('SIGINT', ignoreInt);
 
   try {
+    cg = await setUpCgroup(opts);
+    runDir = makeRunDir(opts.roots);
+    const useBudget = opts.budget !== undefined && cg === undefined;
+    if (opts.budget !== undefined && cg !== undefined) warn('the budget follows the --memory cgroup; --budget is not used');
     const daemonArgv = [
       ephemerad,
       '--rundir', runDir,
@@ -332,7 +334,8 @@ export async function runInstance(opts: RunOptions): Promise<number> {
       '--ready-fd', '3',
       '--on-exit', opts.onExit,
     ];
-    const [dFile, ...dArgs] = cg === undefined ? daemonArgv : cg.command(daemonArgv);
+    const inCgroup = (argv: string[]): string[] => (cg === undefined ? argv : cg.command(argv));
+    const [dFile, ...dArgs] = inCgroup(daemonArgv);
     // Own process group: a terminal's ^C must not kill the daemon before the files are safe.
     daemon = spawn(dFile ?? ephemerad, dArgs, { stdio: ['ignore', 'inherit', 'inherit', 'pipe'], detached: true });
     await waitForReady(daemon, opts.logFile);
@@ -342,7 +345,7 @@ export async function runInstance(opts: RunOptions): Promise<number> {
     const started = process.hrtime.bigint();
     if (pendingSignal === undefined) {
       const cmdArgv = [cmdPath, ...opts.command.slice(1)];
-      const [cFile, ...cArgs] = cg === undefined ? cmdArgv : cg.command(cmdArgv);
+      const [cFile, ...cArgs] = inCgroup(cmdArgv);
       cmd = spawn(cFile ?? cmdPath, cArgs, {
         stdio: 'inherit',
         env: shimEnv(process.env, lib, runDir, opts.roots, opts.logFile),
@@ -405,7 +408,7 @@ export async function runInstance(opts: RunOptions): Promise<number> {
       daemon.kill('SIGTERM');
       await waitForExit(daemon);
     }
-    rmSync(runDir, { recursive: true, force: true });
+    if (runDir !== undefined) rmSync(runDir, { recursive: true, force: true });
     await cg?.destroy();
   }
 }
