@@ -324,6 +324,7 @@ int main(int argc, char **argv)
     ctl_close();
     budget_fini();
     evict_fini();
+    region_destroy();
     log_msg(LOG_INFO, "exit");
     log_close();
     return 0;
