@@ -49,6 +49,8 @@ test('misconfiguration gets the right code and a message with the value', () => 
     [['--keep', '--discard', '--', 'true'], 'EPH_CLI_CONFLICT', /--keep and --discard both given/],
     [['--stats', '', '--', 'true'], 'EPH_CLI_USAGE', /--stats needs a file name/],
     [['--frobnicate', '--', 'true'], 'EPH_CLI_USAGE', /unknown flag "--frobnicate"/],
+    [['--stats', '/nonexistent-dir/s.json', '--', 'true'], 'EPH_CLI_USAGE', /--stats "\/nonexistent-dir\/s.json": its directory \/nonexistent-dir is not a writable directory/],
+    [['--log', join(file, 'x.log'), '--', 'true'], 'EPH_CLI_USAGE', /--log .* is not a writable directory \(ENOTDIR\)/],
   ];
   for (const [argv, code, re] of cases) {
     assert.throws(() => parseRunOptions(argv), (err: unknown) => isEphemeraError(err, code) && re.test(err.message), argv.join(' '));

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { constants as osConstants } from 'node:os';
-import { delimiter, isAbsolute, join, relative, resolve } from 'node:path';
+import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 
 import { EphemeraError, isEphemeraError } from '../core/errors.js';
@@ -86,6 +86,17 @@ export function checkRoot(text: string): string {
   return root;
 }
 
+function checkWritableParent(flag: string, file: string): void {
+  const dir = dirname(file);
+  try {
+    if (!statSync(dir).isDirectory()) throw new Error('ENOTDIR');
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new EphemeraError('EPH_CLI_USAGE', `ephemera run: ${flag} ${JSON.stringify(file)}: its directory ${dir} is not a writable directory (${code}); create it or choose another path`);
+  }
+}
+
 /**
  * Parse and check `ephemera run`'s arguments.
  *
@@ -118,6 +129,8 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
   const logFile = flagValue(parsed, 'log');
   for (const [flag, v] of [['--stats', statsFile], ['--log', logFile]] as const) {
     if (v === '') throw new EphemeraError('EPH_CLI_USAGE', `ephemera run: ${flag} needs a file name, got an empty string`);
+    // Found out now rather than after CMD has run.
+    if (v !== undefined) checkWritableParent(flag, resolve(v));
   }
   return {
     roots,
@@ -216,7 +229,7 @@ const READY_TIMEOUT_MS = 15_000;
 const DAEMON_EXIT_TIMEOUT_MS = 120_000;
 
 function waitForReady(daemon: ChildProcess, logFile: string | undefined): Promise<void> {
-  const hint = logFile === undefined ? 'rerun with --log FILE to see why' : `see ${logFile}`;
+  const hint = logFile === undefined ? 'its message, if any, is above; rerun with --log FILE for more' : `its message is above and in ${logFile}`;
   return new Promise((resolve, reject) => {
     const readyPipe = daemon.stdio[3] as Readable | null | undefined;
     let seen = '';
