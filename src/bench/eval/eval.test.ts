@@ -20,7 +20,8 @@ test('parseEvalArgs: defaults, composites, and usage errors that name the bad va
   assert.equal(q.size, 'small');
   assert.deepEqual(q.modes, ['overlay', 'tmpfs']);
   assert.ok(q.experiments.length > 1);
-  for (const bad of [[], ['fig99'], ['fig10', '--size', 'huge'], ['fig10', '--repeats', '0'], ['fig10', '--modes', 'ramfs'], ['fig10', '--cpuset', 'x'], ['fig10', '--bogus']]) {
+  assert.deepEqual(parseEvalArgs(['fig13', '--workloads', 'factorial,video']).workloads, ['factorial', 'video']);
+  for (const bad of [[], ['fig99'], ['fig10', '--size', 'huge'], ['fig10', '--repeats', '0'], ['fig10', '--modes', 'ramfs'], ['fig10', '--cpuset', 'x'], ['fig10', '--bogus'], ['fig13', '--workloads', 'sql']]) {
     assert.throws(() => parseEvalArgs(bad), (e: unknown) => e instanceof EphemeraError && e.code === 'EPH_CLI_USAGE', JSON.stringify(bad));
   }
 });

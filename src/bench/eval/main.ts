@@ -24,8 +24,8 @@ import { buildResult, formatResult, toCsv } from './report.js';
 import { runCells, runCount } from './runner.js';
 import type { FunctionSandbox, Mode } from './sandbox.js';
 import { MODES } from './sandbox.js';
-import type { Size } from './workloads.js';
-import { SIZES } from './workloads.js';
+import type { Size, WorkloadName } from './workloads.js';
+import { SIZES, WORKLOAD_NAMES } from './workloads.js';
 
 export const EVAL_EXPERIMENTS = [...Object.keys(EXPERIMENTS), ...Object.keys(COMPOSITES)];
 
@@ -35,7 +35,8 @@ export const EVAL_USAGE = `  fig3 fig10 fig11 fig12 fig13 table3 all quick
         --size tiny|small|full (default full; quick: small), --repeats N (default 3; quick: 2),
         --modes overlay,tmpfs,ephemera, --cpuset CPUS (default: the last CPU),
         --sandbox auto|docker|cgroup (default auto: Docker, else a cgroup), --out DIR
-        (default results/eval), --timeout SECONDS per run (default 900), --no-plot.`;
+        (default results/eval), --timeout SECONDS per run (default 900), --no-plot,
+        --workloads NAME,... (only these workloads of the experiment).`;
 
 export interface EvalOptions {
   readonly experiments: readonly string[];
@@ -47,6 +48,8 @@ export interface EvalOptions {
   readonly outDir: string;
   readonly timeoutMs: number;
   readonly plot: boolean;
+  /** Only cells of these workloads; empty = all. */
+  readonly workloads: readonly WorkloadName[];
 }
 
 function usage(message: string): EphemeraError {
@@ -69,6 +72,7 @@ export function parseEvalArgs(argv: readonly string[]): EvalOptions {
         out: { type: 'string' },
         timeout: { type: 'string' },
         'no-plot': { type: 'boolean' },
+        workloads: { type: 'string' },
       },
     });
   } catch (err) {
@@ -91,6 +95,8 @@ export function parseEvalArgs(argv: readonly string[]): EvalOptions {
   if (!/^\d+([-,]\d+)*$/.test(cpuset)) throw usage(`--cpuset takes CPU numbers like 1, 0-1 or 0,2, got ${JSON.stringify(cpuset)}`);
   const sandbox = values.sandbox ?? 'auto';
   if (sandbox !== 'auto' && sandbox !== 'docker' && sandbox !== 'cgroup') throw usage(`--sandbox must be auto, docker or cgroup, got ${JSON.stringify(sandbox)}`);
+  const workloads = values.workloads === undefined ? [] : values.workloads.split(',').map((w) => w.trim());
+  for (const w of workloads) if (!WORKLOAD_NAMES.includes(w as WorkloadName)) throw usage(`--workloads takes a comma-separated list of ${WORKLOAD_NAMES.join(', ')}, got ${JSON.stringify(w)}`);
   const timeoutText = values.timeout ?? '900';
   if (!/^[1-9]\d*$/.test(timeoutText)) throw usage(`--timeout takes whole seconds, got ${JSON.stringify(timeoutText)}`);
   return {
@@ -103,6 +109,7 @@ export function parseEvalArgs(argv: readonly string[]): EvalOptions {
     outDir: values.out ?? join(REPO_DIR, 'results', 'eval'),
     timeoutMs: Number(timeoutText) * 1000,
     plot: values['no-plot'] !== true,
+    workloads: workloads as WorkloadName[],
   };
 }
 
@@ -154,7 +161,8 @@ export async function runEval(o: EvalOptions): Promise<{ status: number; results
   const plan = o.experiments.map((name) => {
     const exp = EXPERIMENTS[name];
     if (exp === undefined) throw usage(`unknown experiment ${name}`);
-    return { exp, cells: exp.cells(o.size, modes) };
+    const cells = exp.cells(o.size, modes).filter((c) => o.workloads.length === 0 || o.workloads.includes(c.invocation.workload));
+    return { exp, cells };
   });
   const total = plan.reduce((n, p) => n + runCount(p.cells, o.repeats), 0);
   say(`${sandbox.description}; ${total} runs (size ${o.size}, ${o.repeats} repeats, cpuset ${o.cpuset}, modes ${modes.join(',')})`);
