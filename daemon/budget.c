@@ -424,7 +424,8 @@ static void guard_update(void)
 {
     if (G.ctl_fd < 0)
         return;
-    int want = evict_has_evictable();
+    /* Only under a real limit: an unlimited cgroup has nothing to guard. */
+    int want = B.limit >= 0 && evict_has_evictable();
     if (B.version == 1) {
         if (want != G.armed) {
             if (guard_write(want ? "1" : "0") == 0) {
@@ -468,6 +469,12 @@ static void guard_init(void)
     char p[PATH_MAX + 64];
     if (!G.on || !B.version)
         return;
+    /* Only our own cgroup, the instance's: a limit that binds higher up
+     * (a slice shared with other services) is not ours to bend. */
+    if (strcmp(B.dir, B.base) != 0) {
+        log_msg(LOG_INFO, "oom guard off: the binding limit is on %s, not our cgroup", B.dir);
+        return;
+    }
     snprintf(p, sizeof p, "%s/%s", B.dir, B.version == 1 ? "memory.oom_control" : "memory.high");
     G.ctl_fd = open(p, O_RDWR | O_CLOEXEC);
     if (G.ctl_fd < 0) {
@@ -486,7 +493,17 @@ static void guard_init(void)
         }
         return;
     }
-    /* v1: probe that we may write it, then listen for OOM. */
+    /* v1: leave it alone if someone already disabled the OOM killer;
+     * otherwise probe that we may write it, then listen for OOM. */
+    char cur[256];
+    ssize_t n0 = pread(G.ctl_fd, cur, sizeof cur - 1, 0);
+    cur[n0 > 0 ? n0 : 0] = 0;
+    if (strstr(cur, "oom_kill_disable 1")) {
+        log_msg(LOG_INFO, "oom guard off: oom_kill_disable is already set on %s", B.dir);
+        close(G.ctl_fd);
+        G.ctl_fd = -1;
+        return;
+    }
     if (guard_write("0") < 0) {
         log_msg(LOG_INFO, "oom guard unavailable: write(%s): %s", p, strerror(errno));
         close(G.ctl_fd);
