@@ -7,9 +7,9 @@ import { ERROR_CODES, EphemeraError, isEphemeraError, type ErrorCode } from './e
 // build/js/core/errors.test.js -> repository root
 const docs = readFileSync(new URL('../../../docs/ERRORS.md', import.meta.url), 'utf8');
 
-test('every error code is documented in docs/ERRORS.md', () => {
-  for (const code of Object.keys(ERROR_CODES)) {
-    assert.match(docs, new RegExp(`^\\| \`${code}\` \\|`, 'm'), `${code} has no row in docs/ERRORS.md`);
+test('every error code is documented in docs/ERRORS.md with its exit status', () => {
+  for (const [code, info] of Object.entries(ERROR_CODES)) {
+    assert.match(docs, new RegExp(`^\\| \`${code}\` \\| ${info.exit} \\|`, 'm'), `${code} has no row with exit ${info.exit} in docs/ERRORS.md`);
   }
 });
 
