@@ -151,16 +151,16 @@ async function differential(t, c) {
 
 let k = 0;
 const cases = [
-  { name: 'single', mode: 'single', ops: 30000 },
-  { name: 'single-evicting', mode: 'single', ops: 30000, loose: true, budget: TINY_BUDGET },
-  { name: 'multi', mode: 'multi', procs: 3, ops: 9000 },
-  { name: 'multi-evicting', mode: 'multi', procs: 3, ops: 24000, loose: true, budget: TINY_BUDGET },
-  { name: 'fork', mode: 'fork', ops: 3000 },
-  { name: 'fork-evicting', mode: 'fork', ops: 9000, loose: true, budget: TINY_BUDGET },
+  { name: 'single', mode: 'single', ops: 50000 },
+  { name: 'single-evicting', mode: 'single', ops: 50000, loose: true, budget: TINY_BUDGET },
+  { name: 'multi', mode: 'multi', procs: 3, ops: 15000 },
+  { name: 'multi-evicting', mode: 'multi', procs: 3, ops: 36000, loose: true, budget: TINY_BUDGET },
+  { name: 'fork', mode: 'fork', ops: 5000 },
+  { name: 'fork-evicting', mode: 'fork', ops: 15000, loose: true, budget: TINY_BUDGET },
   // sanitised: difftest itself under ASan/UBSan with the shim preloaded, and the ASan daemon
-  { name: 'asan-difftest', mode: 'single', ops: 4000, asanDifftest: true },
-  { name: 'asan-daemon', mode: 'single', ops: 10000, loose: true, budget: TINY_BUDGET, daemon: DAEMON_ASAN },
-  { name: 'asan-daemon-multi', mode: 'multi', procs: 2, ops: 4000, loose: true, budget: TINY_BUDGET, daemon: DAEMON_ASAN },
+  { name: 'asan-difftest', mode: 'single', ops: 6000, asanDifftest: true },
+  { name: 'asan-daemon', mode: 'single', ops: 15000, loose: true, budget: TINY_BUDGET, daemon: DAEMON_ASAN },
+  { name: 'asan-daemon-multi', mode: 'multi', procs: 2, ops: 6000, loose: true, budget: TINY_BUDGET, daemon: DAEMON_ASAN },
 ];
 for (const c of cases) {
   c.seed = BASE_SEED + k++;
