@@ -88,11 +88,27 @@ def stop_daemon(proc, rundir):
         stats = {"error": f"control socket: {e}"}
         proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=15)
+        _, _, ru = wait4_timeout(proc, 15)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait()
+        _, _, ru = os.wait4(proc.pid, 0)
+    if isinstance(stats, dict):
+        # The daemon shares the instance's CPU set: its own CPU time is part of Ephemera's cost.
+        stats["daemon_utime_s"] = ru.ru_utime
+        stats["daemon_stime_s"] = ru.ru_stime
     return stats
+
+
+def wait4_timeout(proc, seconds):
+    deadline = time.monotonic() + seconds
+    while True:
+        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return pid, status, ru
+        if time.monotonic() > deadline:
+            raise subprocess.TimeoutExpired(proc.args, seconds)
+        time.sleep(0.01)
 
 
 def parse_strace(path):

@@ -16,18 +16,29 @@ export const IO_SYSCALLS: ReadonlySet<string> = new Set([
   'getdents64', 'sendfile', 'copy_file_range', 'splice',
 ]);
 
+/**
+ * Calls that mostly wait for another process or for time to pass. `strace -c` charges them the
+ * time they were blocked, which is neither kernel work nor I/O, so they are left out of the total
+ * (otherwise a parent waiting for its MapReduce mappers would look like a kernel-bound program).
+ */
+export const WAIT_SYSCALLS: ReadonlySet<string> = new Set([
+  'wait4', 'waitid', 'futex', 'poll', 'ppoll', 'select', 'pselect6', 'epoll_wait', 'epoll_pwait', 'epoll_pwait2',
+  'nanosleep', 'clock_nanosleep', 'pause', 'rt_sigsuspend', 'rt_sigtimedwait',
+]);
+
 export interface SyscallRow {
   readonly seconds: number;
   readonly calls: number;
 }
 
-/** p: the I/O share of syscall time (by calls when strace measured no time at all). */
+/** p: the I/O share of syscall time and of syscall count, waiting calls excluded. */
 export function ioShare(rows: Readonly<Record<string, SyscallRow>>): { byTime: number; byCalls: number } {
   let t = 0;
   let tIo = 0;
   let c = 0;
   let cIo = 0;
   for (const [name, r] of Object.entries(rows)) {
+    if (WAIT_SYSCALLS.has(name)) continue;
     t += r.seconds;
     c += r.calls;
     if (IO_SYSCALLS.has(name)) {

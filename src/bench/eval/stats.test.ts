@@ -17,8 +17,8 @@ test('reductionPct: positive when faster than the baseline', () => {
   assert.ok(Number.isNaN(reductionPct(1, 0)));
 });
 
-test('I/O intensity follows t_k × p / (t_k + t_u)', () => {
-  const rows = { read: { seconds: 0.6, calls: 10 }, write: { seconds: 0.2, calls: 10 }, mmap: { seconds: 0.2, calls: 80 } };
+test('I/O intensity follows t_k × p / (t_k + t_u), with waiting calls left out of p', () => {
+  const rows = { read: { seconds: 0.6, calls: 10 }, write: { seconds: 0.2, calls: 10 }, mmap: { seconds: 0.2, calls: 80 }, wait4: { seconds: 9, calls: 2 } };
   const p = ioShare(rows);
   assert.ok(Math.abs(p.byTime - 0.8) < 1e-12);
   assert.ok(Math.abs(p.byCalls - 0.2) < 1e-12);
