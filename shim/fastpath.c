@@ -126,6 +126,7 @@ static int swap_to_disk(int fd, struct eph_inode *ino)
         sh_log("cannot open evicted file %s: %s", p, strerror(errno));
         return -EIO;
     }
+    sh_log("fd %d: inode %u moved to disk; now on %s", fd, (unsigned)(ino - sh.inodes), p);
     int fdflags = sys.fcntl(fd, F_GETFD);
     ft_lock();
     int r = 1;

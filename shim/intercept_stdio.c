@@ -7,23 +7,38 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "shim.h"
 
+/*
+ * The cookie is a small record rather than the fd itself, so freopen can
+ * point an existing stream at another file (glibc's own freopen crashes on a
+ * fopencookie stream).  Live streams are listed to find their record.
+ */
+struct ck {
+    int fd;
+    FILE *f;
+    struct ck *next;
+};
+static struct ck *ck_list;
+static pthread_mutex_t ck_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static ssize_t ck_read(void *c, char *buf, size_t n)
 {
-    ssize_t r = read((int)(intptr_t)c, buf, n);
-    return r;
+    return read(((struct ck *)c)->fd, buf, n);
 }
 
 static ssize_t ck_write(void *c, const char *buf, size_t n)
 {
+    int fd = ((struct ck *)c)->fd;
     size_t done = 0;
     while (done < n) {
-        ssize_t w = write((int)(intptr_t)c, buf + done, n - done);
+        ssize_t w = write(fd, buf + done, n - done);
         if (w <= 0)
             return done ? (ssize_t)done : -1;
         done += (size_t)w;
@@ -33,7 +48,7 @@ static ssize_t ck_write(void *c, const char *buf, size_t n)
 
 static int ck_seek(void *c, off64_t *pos, int whence)
 {
-    off_t r = lseek((int)(intptr_t)c, (off_t)*pos, whence);
+    off_t r = lseek(((struct ck *)c)->fd, (off_t)*pos, whence);
     if (r < 0)
         return -1;
     *pos = r;
@@ -42,18 +57,48 @@ static int ck_seek(void *c, off64_t *pos, int whence)
 
 static int ck_close(void *c)
 {
-    return close((int)(intptr_t)c);
+    struct ck *k = c;
+    pthread_mutex_lock(&ck_mu);
+    for (struct ck **p = &ck_list; *p; p = &(*p)->next)
+        if (*p == k) {
+            *p = k->next;
+            break;
+        }
+    pthread_mutex_unlock(&ck_mu);
+    int r = close(k->fd);
+    free(k);
+    return r;
 }
 
 FILE *stdio_cookie_open(int fd, const char *mode)
 {
+    struct ck *k = malloc(sizeof *k);
+    if (!k)
+        return NULL;
+    k->fd = fd;
     cookie_io_functions_t io = {ck_read, ck_write, ck_seek, ck_close};
-    FILE *f = fopencookie((void *)(intptr_t)fd, mode, io);
-    if (f) {
-        f->_fileno = fd;
-
+    FILE *f = fopencookie(k, mode, io);
+    if (!f) {
+        free(k);
+        return NULL;
     }
+    f->_fileno = fd;
+    k->f = f;
+    pthread_mutex_lock(&ck_mu);
+    k->next = ck_list;
+    ck_list = k;
+    pthread_mutex_unlock(&ck_mu);
     return f;
+}
+
+static struct ck *ck_of(FILE *f)
+{
+    struct ck *k;
+    pthread_mutex_lock(&ck_mu);
+    for (k = ck_list; k && k->f != f; k = k->next)
+        ;
+    pthread_mutex_unlock(&ck_mu);
+    return k;
 }
 
 /* fopen mode string -> open flags, as glibc parses it. */
@@ -151,20 +196,53 @@ SH_EXPORT FILE *fdopen(int fd, const char *mode)
  */
 static FILE *freopen_impl(const char *path, const char *mode, FILE *stream)
 {
+    struct ck *k = stream ? ck_of(stream) : NULL;
+    if (k) {
+        /* one of our streams: point its record at the new file (any file: the
+         * callbacks are our wrappers, which pass unmanaged fds through) */
+        int flags;
+        fflush(stream);
+        if (!path) {
+            clearerr(stream);
+            return stream; /* a mode change of the same file: nothing to reopen */
+        }
+        if (mode_flags(mode, &flags) < 0) {
+            errno = EINVAL;
+            return NULL;
+        }
+        close(k->fd);
+        int fd = open(path, flags, 0666);
+        k->fd = fd < 0 ? -1 : fd;
+        stream->_fileno = k->fd;
+        if (fd < 0) {
+            int e = errno;
+            fclose(stream); /* freopen closes the stream when the open fails */
+            errno = e;
+            return NULL;
+        }
+        clearerr(stream);
+        fseeko(stream, 0, SEEK_SET);
+        if (mode[0] == 'a' && !strchr(mode, '+'))
+            fseeko(stream, 0, SEEK_END);
+        return stream;
+    }
     if (path && path_maybe_managed(AT_FDCWD, path) && !sh.disabled) {
         char abs[EPH_PATH_MAX];
         int t;
         uint32_t inode, gen;
         if (path_resolve(AT_FDCWD, path, abs, &t) > 0 && sh_attach() == 0 &&
-            ns_lookup(abs, &inode, &gen) == 0) {
+            (ns_lookup(abs, &inode, &gen) == 0 || (path_canon(abs, 1) > 0 && ns_lookup(abs, &inode, &gen) == 0))) {
             struct eph_req req;
             struct eph_resp resp;
             int fd;
             rpc_req_init(&req, EPH_OP_EVICT);
             req.inode = inode;
             req.gen = gen;
-            if (rpc_call(&req, &resp, &fd) == 0 && fd >= 0)
+            int rc = rpc_call(&req, &resp, &fd);
+            if (fd >= 0)
                 sys.close(fd);
+            if (rc < 0 || resp.status < 0)
+                sh_log("freopen %s: moving it to disk failed (%d/%d)", abs, rc, rc < 0 ? 0 : resp.status);
         }
     }
     /* glibc closes the old fd internally: forget it first if it was ours. */
