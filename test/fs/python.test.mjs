@@ -12,12 +12,13 @@ import { PYTHON, REPO, TEST_BIN, assertServedFromMemory, describe, ephemeraRun, 
 const PY = join(REPO, 'test', 'fs', 'py');
 const STATIC_READER = join(TEST_BIN, 'static_reader');
 
-async function pyWorkload(t, script, { extraArgs = () => [], verify } = {}) {
+async function pyWorkload(t, script, { extraArgs = () => [], verify, budget } = {}) {
   const sc = scratch(`py-${script}`);
   const root = sc.sub('root');
   const outside = sc.sub('outside');
   const r = await ephemeraRun({
     root,
+    budget,
     cmd: PYTHON,
     args: [join(PY, `${script}.py`), root, ...extraArgs({ outside })],
     env: { TMPDIR: root, PYTHONDONTWRITEBYTECODE: '1' },
@@ -29,7 +30,8 @@ async function pyWorkload(t, script, { extraArgs = () => [], verify } = {}) {
   assert.ok(line, `${script}.py printed no RESULT line: ${describe(r)}`);
   const result = JSON.parse(line.slice('RESULT '.length));
   assertServedFromMemory(r.stats, `python ${script}.py`);
-  t.diagnostic(`fast_reads=${r.stats.fast_reads} fast_writes=${r.stats.fast_writes} files_in_memory_peak=${r.stats.files_in_memory_peak}`);
+  t.diagnostic(`fast_reads=${r.stats.fast_reads} fast_writes=${r.stats.fast_writes} files_in_memory_peak=${r.stats.files_in_memory_peak} evictions=${r.stats.evictions}`);
+  if (budget !== undefined) assert.ok(r.stats.evictions > 0, `${script}.py with a ${budget}-byte budget evicted nothing: ${JSON.stringify(r.stats)}`);
   if (verify) verify(result, root);
   sc.done();
 }
@@ -98,4 +100,30 @@ test('python: threads doing file I/O at once', async (t) => {
   await pyWorkload(t, 'threads_ops', {
     verify: (res, root) => onDisk(root, 'shared.bin', res.shared),
   });
+});
+
+// The same workloads with a budget far below what they write: files move to disk while open, and
+// nothing may be lost or differ.
+const SMALL = 1024 * 1024;
+
+test('python, 1 MiB budget (evictions): open/read/write/seek/truncate/append', async (t) => {
+  await pyWorkload(t, 'basic_io', {
+    budget: SMALL,
+    verify: (res, root) => {
+      onDisk(root, 'data.bin', res['data.bin']);
+      onDisk(root, 'text.txt', res['text.txt']);
+    },
+  });
+});
+
+test('python, 1 MiB budget (evictions): sqlite3', async (t) => {
+  await pyWorkload(t, 'sqlite_ops', { budget: SMALL, verify: (res) => assert.deepEqual(res, { DELETE: 6693055123, WAL: 6693055123 }) });
+});
+
+test('python, 1 MiB budget (evictions): subprocess gzip, static binary, env={}', async (t) => {
+  await pyWorkload(t, 'subprocess_ops', { budget: SMALL, extraArgs: () => [STATIC_READER], verify: (res, root) => onDisk(root, 'a', res.a) });
+});
+
+test('python, 1 MiB budget (evictions): threads', async (t) => {
+  await pyWorkload(t, 'threads_ops', { budget: SMALL, verify: (res, root) => onDisk(root, 'shared.bin', res.shared) });
 });
