@@ -173,3 +173,19 @@ test('--memory runs daemon and command in a fresh cgroup with that limit', (t) =
   assert.ok(!existsSync(cgroupPath), 'the cgroup was removed');
   noDaemonLeft(root);
 });
+
+test('a daemon that dies under a running command is reported, and the run fails', async () => {
+  const root = freshRoot('daemon-dies');
+  const child = spawn(EPHEMERA, ['run', '--root', root, '--', 'sh', '-c', 'echo started; sleep 2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+  const ps = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout;
+  const line = ps.split('\n').find((l) => l.includes('ephemerad') && l.includes(root));
+  assert.ok(line !== undefined, 'the daemon runs');
+  process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGKILL');
+  const status = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  assert.equal(status, 1, err);
+  assert.match(err, /EPH_DAEMON_CLOSED/);
+  noDaemonLeft(root);
+});
