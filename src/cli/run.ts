@@ -381,8 +381,14 @@ export async function runInstance(opts: RunOptions): Promise<number> {
       await client.shutdown(opts.onExit);
     } catch (err) {
       // CMD's own failure is the more useful status; a daemon failure after a clean CMD is still one.
-      if (isEphemeraError(err)) warn(`${err.code}: ${err.message}`);
-      else throw err;
+      if (!isEphemeraError(err)) throw err;
+      // The socket closing and the exit being reaped are separate events; give the second a moment.
+      await Promise.race([waitForExit(daemon), new Promise((resolve) => setTimeout(resolve, 500).unref())]);
+      const gone = daemon.exitCode !== null || daemon.signalCode !== null;
+      warn(
+        `${err.code}: ${err.message}` +
+          (gone ? `; ephemerad ended (${daemon.signalCode ?? `status ${String(daemon.exitCode)}`}) before the command finished, so files it held in memory were not written back` : ''),
+      );
       return status === 0 ? 1 : status;
     }
     if (opts.statsFile !== undefined) {
