@@ -93,6 +93,10 @@ async function bisectFeatures(c, bin, sc) {
     const shim = await underShim(c, bin, extra, sc);
     if (shim.status === 0 && ref === shim.trace) culprits.push(f);
   }
+  if (culprits.length > 3) {
+    return `leaving out any of ${culprits.join(', ')} changes the sequence enough to hide it: not attributable to one feature group; ` +
+      'run both sides with DIFFTEST_PARANOID=N, or bisect --ops on the final tree, to find the operation that goes wrong';
+  }
   if (culprits.length) return `the traces agree when any one of these feature groups is left out: ${culprits.join(', ')} (difftest --without ${culprits[0]})`;
   const core = { ...c, features: 'none' };
   const ref = await reference(core, bin, []);
