@@ -2,7 +2,8 @@
 # Find the first operation after which the shim's final tree differs from tmpfs's, for one
 # difftest sequence.  A trace mismatch is often seen long after the operation that caused it (a
 # write lost into the wrong file shows only when the file is read); the final tree after N
-# operations shows it at once, so bisecting N pins the culprit.
+# operations shows it at once, so bisecting N pins the culprit.  It assumes a difference, once
+# there, stays; when later operations overwrite the bad bytes it may stop at an earlier culprit.
 #
 #   test/c/difftest_bisect.sh --seed S --ops N [--mode M] [--loose] [--budget B] [other difftest args]
 #
