@@ -1038,9 +1038,12 @@ void sh_enoent(int dirfd, const char *path)
     int t;
     if (sh_busy || !path_maybe_managed(dirfd, path) || sh_attach() < 0)
         return;
-    if (pn_has_dotdot(path) && path_dotdot_error(dirfd, path) == -ENOTDIR) {
-        errno = ENOTDIR;
-        return;
+    if (pn_has_dotdot(path)) {
+        int e = path_physical_error(dirfd, path);
+        if (e == -ENOTDIR) {
+            errno = ENOTDIR;
+            return;
+        }
     }
     if (path_resolve(dirfd, path, abs, &t) <= 0)
         return;

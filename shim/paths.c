@@ -203,8 +203,32 @@ int path_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing
     int r = path_absolute(dirfd, p, out, trailing_slash);
     if (r <= 0 || !under_root(out))
         return r <= 0 ? r : 0;
-    if (unlikely(pn_has_dotdot(p)) && path_dotdot_error(dirfd, p) < 0)
-        return 0;
+    if (unlikely(pn_has_dotdot(p))) {
+        if (path_dotdot_error(dirfd, p) < 0)
+            return 0;
+        /* ".." after a symlink goes to the target's parent: let the kernel resolve the directory part */
+        char dir[EPH_PATH_MAX], real[EPH_PATH_MAX], link[64];
+        const char *last = strrchr(p, '/');
+        size_t dl = last ? (size_t)(last - p) : 0;
+        if (last && dl < sizeof dir && last[1] && strcmp(last + 1, "..") != 0 && strcmp(last + 1, ".") != 0) {
+            memcpy(dir, p, dl);
+            dir[dl ? dl : 1] = '\0';
+            if (dl == 0)
+                dir[0] = '/';
+            int fd = REAL(openat)(dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (fd >= 0) {
+                snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+                ssize_t n = sys.readlink(link, real, sizeof real - 1);
+                sys.close(fd);
+                if (n > 0 && real[0] == '/') {
+                    real[n] = '\0';
+                    if (pn_normalize(real, last + 1, out, EPH_PATH_MAX, NULL) < 0)
+                        return -ENAMETOOLONG;
+                    return under_root(out);
+                }
+            }
+        }
+    }
     return 1;
 }
 
@@ -269,4 +293,57 @@ int path_canon(char abs[EPH_PATH_MAX], int follow)
         changed = 1;
     }
     return -1; /* ELOOP: let the kernel say so */
+}
+
+/*
+ * The error the kernel's physical walk of p's directory part would give,
+ * one component at a time (".." after a symlink included), counting
+ * in-memory files (and symlinks to them) as files: 0, -ENOTDIR, -ENOENT...
+ */
+int path_physical_error(int dirfd, const char *p)
+{
+    char comp[256], cur[EPH_PATH_MAX], link[64], abs[EPH_PATH_MAX];
+    int fd = REAL(openat)(p[0] == '/' ? AT_FDCWD : dirfd, p[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int err = 0;
+    const char *s = p;
+    for (;;) {
+        while (*s == '/')
+            s++;
+        const char *e = s;
+        while (*e && *e != '/')
+            e++;
+        const char *rest = e;
+        while (*rest == '/')
+            rest++;
+        if (!*rest)
+            break; /* s..e is the last component: the walk of the directories is done */
+        size_t n = (size_t)(e - s);
+        if (n >= sizeof comp)
+            break;
+        memcpy(comp, s, n);
+        comp[n] = '\0';
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t k = sys.readlink(link, cur, sizeof cur - 1);
+        if (k <= 0)
+            break;
+        cur[k] = '\0';
+        uint32_t inode, gen;
+        if (strcmp(comp, ".") && strcmp(comp, "..") && pn_normalize(cur, comp, abs, sizeof abs, NULL) > 0 &&
+            sh.hdr && (ns_lookup(abs, &inode, &gen) == 0 || (path_canon(abs, 1) > 0 && ns_lookup(abs, &inode, &gen) == 0))) {
+            err = -ENOTDIR;
+            break;
+        }
+        int nfd = REAL(openat)(fd, comp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (nfd < 0) {
+            err = -errno;
+            break;
+        }
+        sys.close(fd);
+        fd = nfd;
+        s = rest;
+    }
+    sys.close(fd);
+    return err;
 }

@@ -202,7 +202,8 @@ int path_is_root(const char *abs);
  */
 int path_canon(char abs[EPH_PATH_MAX], int follow);
 /* For a path with "..": the error the kernel's physical walk gives (0, -ENOTDIR, -ENOENT...). */
-int path_dotdot_error(int dirfd, const char *p);      /* abs is exactly a managed root */
+int path_dotdot_error(int dirfd, const char *p);
+int path_physical_error(int dirfd, const char *p);      /* abs is exactly a managed root */
 
 /* ---- fd table (fdtable.c) ----------------------------------------------- */
 struct ft_entry {
