@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -15,6 +15,7 @@ import { DaemonClient } from '../../build/js/daemon-client/client.js';
 import { CgroupV1Limiter } from '../../build/js/limiter/cgroup-v1.js';
 import { CgroupV2Limiter } from '../../build/js/limiter/cgroup-v2.js';
 import { resizeInstance, type ResizeResult } from '../../build/js/limiter/resize.js';
+import { isEphemeraError } from '../../build/js/core/errors.js';
 import { cgroupSkipReason, EPHEMERA, MiB, PYTHON, REPO } from './harness.js';
 
 const IO = join(REPO, 'test/memory/resize_io.py');
@@ -110,6 +111,51 @@ test('lowering and raising the limit under a running writer and reader loses not
     }
     assert.equal(await readFile(join(root, 'journal.log'), 'utf8'), Array.from({ length: FILES }, (_, i) => `${i}\n`).join(''));
     t.diagnostic(`${lowered} lowerings, ${raised} raisings, ${resizes.reduce((a, r) => a + r.attempts, 0)} shrink rounds; evictions ${stats['evictions']}, OOM kills 0, reader passes ${String(reader['passes'])}`);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+});
+
+test('a limit below what the function itself uses is refused safely: EPH_RESIZE_FAILED, limit kept, nothing killed', { skip: SKIP, timeout: 120_000 }, async () => {
+  const work = await mkdtemp('/var/tmp/eph-resize-');
+  try {
+    const root = join(work, 'root');
+    await mkdir(root);
+    const info = join(work, 'sock');
+    const statsFile = join(work, 'stats.json');
+    // 48 MiB of the function's own memory, held until the test says so.
+    const release = join(work, 'release');
+    const hold = `import os, time\nb = b"x" * (${48 * MiB})\nopen(${JSON.stringify(join(work, 'holding'))}, "w").close()\nwhile not os.path.exists(${JSON.stringify(release)}): time.sleep(0.02)\nprint(len(b))`;
+    const script = `echo "$EPHEMERA_SOCK" > ${info}\nexec ${PYTHON} -c '${hold}'`;
+    const inst = spawn(EPHEMERA, ['run', '--memory', String(128 * MiB), '--root', root, '--stats', statsFile, '--', '/bin/sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    inst.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    inst.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const exited = once(inst, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    const shimSock = await waitForFile(info, 15_000);
+    await waitForFile(join(work, 'holding'), 15_000).catch(() => undefined);
+    const client = await DaemonClient.connect(join(dirname(shimSock), 'control.sock'));
+    try {
+      const s = await client.stats();
+      assert.ok(s.cgroup !== null);
+      const limiter = s.cgroup_version === 2 ? new CgroupV2Limiter(s.cgroup) : new CgroupV1Limiter(s.cgroup);
+      await assert.rejects(resizeInstance(limiter, client, 32 * MiB), (e) => isEphemeraError(e, 'EPH_RESIZE_FAILED') && e.detail['limit'] === 128 * MiB);
+      assert.equal(await limiter.getLimit(), 128 * MiB, 'the cgroup limit must be left alone');
+      // The daemon got its old limit back and still serves.
+      assert.equal((await client.stats()).limit, 128 * MiB);
+      // A reachable target still works afterwards.
+      const ok = await resizeInstance(limiter, client, 96 * MiB);
+      assert.equal(ok.direction, 'lower');
+    } finally {
+      client.close();
+    }
+    await writeFile(release, '');
+    const [code] = await exited;
+    assert.equal(code, 0, err);
+    assert.equal(out.trim(), String(48 * MiB));
+    const stats = JSON.parse(await readFile(statsFile, 'utf8')) as Record<string, number>;
+    assert.equal(stats['oom_kills'], 0);
   } finally {
     await rm(work, { recursive: true, force: true });
   }
