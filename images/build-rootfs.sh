@@ -14,7 +14,9 @@ MIRROR=${EPHEMERA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 if ! command -v mmdebstrap >/dev/null 2>&1; then
   echo "images: installing mmdebstrap (one time)" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends mmdebstrap >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends mmdebstrap >&2 ||
+    { apt-get update >&2 && apt-get install -y --no-install-recommends mmdebstrap >&2; }
 fi
 
 pkgs=$(grep -v '^\s*#' "$here/function.packages" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')

@@ -71,7 +71,8 @@ case "${1:-ensure}" in
   ensure)
     if ! engine_answers; then
       install_docker
-      start_dockerd
+      # The package's own init script may have started an engine already; never start a second.
+      engine_answers || start_dockerd
     fi
     drv=$(check_overlay2)
     echo "docker: ok (socket $SOCK, storage $drv)"
