@@ -858,40 +858,12 @@ void ctl_emit_shortfall(uint64_t bytes, int64_t limit, int64_t usage, uint64_t f
 
 int ctl_listen(const char *path, char *err, size_t errlen)
 {
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof a.sun_path) {
-        snprintf(err, errlen, "socket path '%s' is longer than %zu bytes; use a shorter --rundir",
-                 path, sizeof a.sun_path - 1);
-        return -1;
-    }
-    strcpy(a.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "socket(AF_UNIX, SOCK_STREAM): %s", strerror(errno));
-        return -1;
-    }
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        snprintf(err, errlen, "bind(%s): %s", path, strerror(errno));
-        goto err;
-    }
     /* The control socket resizes memory: only the daemon's owner. */
-    chmod(path, 0600);
-    if (listen(fd, 16) < 0) {
-        snprintf(err, errlen, "listen(%s): %s", path, strerror(errno));
-        goto err;
-    }
-    ctl_listener.fd = fd;
     ctl_listener.fn = ctl_on_accept;
-    if (loop_add(&ctl_listener, EPOLLIN) < 0) {
-        snprintf(err, errlen, "epoll_ctl(%s): %s", path, strerror(errno));
-        goto err;
-    }
+    if (loop_listen_unix(&ctl_listener, path, SOCK_STREAM, 0600, 16, err, errlen) < 0)
+        return -1;
     snprintf(ctl_path, sizeof ctl_path, "%s", path);
     return 0;
-err:
-    close(fd);
-    return -1;
 }
 
 void ctl_close(void)

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -58,4 +61,42 @@ void loop_run(void)
             ev->fn(ev, e.events);
         }
     }
+}
+
+int loop_listen_unix(struct loop_ev *ev, const char *path, int type, unsigned mode, int backlog,
+                     char *err, size_t errlen)
+{
+    const char *tname = type == SOCK_SEQPACKET ? "SOCK_SEQPACKET" : "SOCK_STREAM";
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof a.sun_path) {
+        snprintf(err, errlen, "socket path '%s' is longer than %zu bytes; use a shorter --rundir",
+                 path, sizeof a.sun_path - 1);
+        return -1;
+    }
+    strcpy(a.sun_path, path);
+    int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket(AF_UNIX, %s): %s", tname, strerror(errno));
+        return -1;
+    }
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        snprintf(err, errlen, "bind(%s): %s", path, strerror(errno));
+        goto err;
+    }
+    chmod(path, mode);
+    if (listen(fd, backlog) < 0) {
+        snprintf(err, errlen, "listen(%s): %s", path, strerror(errno));
+        goto err;
+    }
+    ev->fd = fd;
+    if (loop_add(ev, EPOLLIN) < 0) {
+        snprintf(err, errlen, "epoll_ctl(%s): %s", path, strerror(errno));
+        ev->fd = -1;
+        goto err;
+    }
+    return 0;
+err:
+    close(fd);
+    return -1;
 }

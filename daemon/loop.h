@@ -18,6 +18,13 @@ int loop_init(char *err, size_t errlen);
 int loop_add(struct loop_ev *ev, uint32_t events);
 int loop_mod(struct loop_ev *ev, uint32_t events);
 void loop_del(struct loop_ev *ev);
+/*
+ * Create a listening unix socket of `type` (SOCK_STREAM or SOCK_SEQPACKET) at
+ * `path` with permissions `mode`, and watch it with ev (ev->fn set by the
+ * caller).  On failure returns -1 with a message naming the failing call.
+ */
+int loop_listen_unix(struct loop_ev *ev, const char *path, int type, unsigned mode, int backlog,
+                     char *err, size_t errlen);
 /* Run until D.stop is set. */
 void loop_run(void);
 

@@ -761,40 +761,12 @@ static void shim_on_accept(struct loop_ev *ev, uint32_t events)
 
 int shim_listen(const char *path, char *err, size_t errlen)
 {
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof a.sun_path) {
-        snprintf(err, errlen, "socket path '%s' is longer than %zu bytes; use a shorter --rundir",
-                 path, sizeof a.sun_path - 1);
-        return -1;
-    }
-    strcpy(a.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "socket(AF_UNIX, SOCK_SEQPACKET): %s", strerror(errno));
-        return -1;
-    }
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        snprintf(err, errlen, "bind(%s): %s", path, strerror(errno));
-        goto err;
-    }
     /* Any user of the instance may run shimmed programs. */
-    chmod(path, 0777);
-    if (listen(fd, 128) < 0) {
-        snprintf(err, errlen, "listen(%s): %s", path, strerror(errno));
-        goto err;
-    }
-    shim_listener.fd = fd;
     shim_listener.fn = shim_on_accept;
-    if (loop_add(&shim_listener, EPOLLIN) < 0) {
-        snprintf(err, errlen, "epoll_ctl(%s): %s", path, strerror(errno));
-        goto err;
-    }
+    if (loop_listen_unix(&shim_listener, path, SOCK_SEQPACKET, 0777, 128, err, errlen) < 0)
+        return -1;
     snprintf(shim_path, sizeof shim_path, "%s", path);
     return 0;
-err:
-    close(fd);
-    return -1;
 }
 
 void shim_close(void)
