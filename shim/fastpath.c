@@ -260,17 +260,40 @@ static int grow_locked(struct eph_inode *ino, int kfd, uint64_t need)
 }
 
 /*
- * An append just grew the memfd: fault the new pages in with one call rather
- * than one page fault per 4 KiB during the memcpy.  Only for appends (a write
- * far past the end must leave a hole) and at most 1 MiB ahead, so the growth
- * slack does not become resident memory.
+ * Stale-tail invariant: bytes in [size, capacity) may hold old data (an
+ * O_TRUNC open keeps the pages, so rewriting a file is a memcpy rather than
+ * a page fault and zero-fill per 4 KiB).  Whatever extends the size without
+ * writing - truncate up, a write past the end - first makes the gap read as
+ * zeros with this: whole pages are punched (a hole, as tmpfs would have),
+ * partial ones overwritten.  Only the kernel fd is used, so callers without
+ * a mapping (truncate by path) can call it.  [from, to) lies below capacity.
  */
-static void populate(struct ft_map *m, int kfd, uint64_t from, uint64_t to)
+static int zero_gap(int kfd, uint64_t from, uint64_t to)
 {
-    char *base = ft_map_covering(m, kfd, to);
-    from &= ~(PAGE - 1);
-    if (base && to > from)
-        madvise(base + from, to - from, MADV_POPULATE_WRITE);
+    static const char zeros[PAGE];
+    if (from >= to)
+        return 0;
+    uint64_t a = round_up(from, PAGE), b = to & ~(PAGE - 1);
+    if (b > a && sys.fallocate(kfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a, (off_t)(b - a)) == 0) {
+        if (a > from && sys.pwrite(kfd, zeros, a - from, (off_t)from) != (ssize_t)(a - from))
+            return -EIO;
+        from = b;
+    }
+    while (from < to) {
+        size_t k = to - from < PAGE ? (size_t)(to - from) : PAGE;
+        if (sys.pwrite(kfd, zeros, k, (off_t)from) != (ssize_t)k)
+            return -EIO;
+        from += k;
+    }
+    return 0;
+}
+
+/* The local hint of how far this process knows the memfd's pages to be populated may only drop. */
+static void filled_lower(uint32_t inode, uint64_t to)
+{
+    struct ft_map *m = ft_map_of(inode);
+    if (atomic_load_explicit(&m->filled, memory_order_relaxed) > to)
+        atomic_store_explicit(&m->filled, to, memory_order_relaxed);
 }
 
 /* No budget left: ask the daemon to make room or to move this file to disk. */
@@ -493,21 +516,50 @@ retry:
             return -1;
         }
     }
-    uint64_t newcap = atomic_load_explicit(&ino->capacity, memory_order_relaxed);
-    if (newcap > oldcap && off <= size)
-        populate(m, fd, off > oldcap ? off : oldcap, newcap < end + (1u << 20) ? newcap : round_up(end + (1u << 20), PAGE));
-    char *base = ft_map_covering(m, fd, end);
-    if (unlikely(!base)) {
-        eph_unlock(&ino->lock);
-        if (pos < 0)
-            eph_unlock(&d->lock);
-        errno = ENOMEM;
-        return -1;
+    if (unlikely(off > size)) {
+        /* beyond the old capacity the pages are fresh from ftruncate: zero already */
+        int r = zero_gap(fd, size, off < oldcap ? off : oldcap);
+        if (r < 0) {
+            eph_unlock(&ino->lock);
+            if (pos < 0)
+                eph_unlock(&d->lock);
+            errno = -r;
+            return -1;
+        }
     }
-    if (cnt == 1)
-        memcpy(base + off, iov[0].iov_base, n);
-    else
-        copy_in(base + off, iov, cnt);
+    uint64_t filled = atomic_load_explicit(&m->filled, memory_order_relaxed);
+    if (end > (filled > size ? filled : size)) {
+        /* Pages this process does not know to be populated: the kernel's shmem
+         * write allocates them without the fault + zero-fill per 4 KiB that a
+         * memcpy through the mapping costs (measured 1.5-2x faster creation). */
+        ssize_t w = cnt == 1 ? sys.pwrite(fd, iov[0].iov_base, n, (off_t)off)
+                             : sys.pwritev(fd, iov, cnt, (off_t)off);
+        if (unlikely(w <= 0)) {
+            int e = w < 0 ? errno : EIO;
+            eph_unlock(&ino->lock);
+            if (pos < 0)
+                eph_unlock(&d->lock);
+            errno = e;
+            return -1;
+        }
+        n = (size_t)w;
+        end = off + n;
+        if (end > filled)
+            atomic_store_explicit(&m->filled, end, memory_order_relaxed);
+    } else {
+        char *base = ft_map_covering(m, fd, end);
+        if (unlikely(!base)) {
+            eph_unlock(&ino->lock);
+            if (pos < 0)
+                eph_unlock(&d->lock);
+            errno = ENOMEM;
+            return -1;
+        }
+        if (cnt == 1)
+            memcpy(base + off, iov[0].iov_base, n);
+        else
+            copy_in(base + off, iov, cnt);
+    }
     if (end > size)
         atomic_store_explicit(&ino->size, end, memory_order_release);
     touch_mtime(ino);
@@ -685,6 +737,8 @@ int fp_fstat(int fd, struct stat *st)
 
 /* ---- size changes ------------------------------------------------------- */
 
+#define SZ_KEEP_PAGES 2 /* set_size flag: shrinking keeps the memfd's pages (O_TRUNC at open) */
+
 /*
  * Set the logical size of an in-memory inode through kernel fd kfd.
  * Returns 0, -errno, or 1 if the inode left memory (caller retries on disk).
@@ -699,7 +753,10 @@ retry:
     }
     uint64_t size = atomic_load(&ino->size);
     if (len > size) {
-        int r = grow_locked(ino, kfd, len);
+        uint64_t oldcap = atomic_load(&ino->capacity);
+        int r = zero_gap(kfd, size, len < oldcap ? len : oldcap);
+        if (r == 0)
+            r = grow_locked(ino, kfd, len);
         if (r == -EAGAIN) {
             eph_unlock(&ino->lock);
             r = reserve_slow(kfd, ino, inode, len);
@@ -711,6 +768,9 @@ retry:
             eph_unlock(&ino->lock);
             return r;
         }
+        atomic_store_explicit(&ino->size, len, memory_order_release);
+    } else if (len < size && (always_touch & SZ_KEEP_PAGES) && !atomic_load(&ino->pinned)) {
+        /* O_TRUNC: keep the pages for the rewrite that usually follows (stale tail, see zero_gap) */
         atomic_store_explicit(&ino->size, len, memory_order_release);
     } else if (len < size) {
         atomic_store_explicit(&ino->size, len, memory_order_seq_cst);
@@ -727,6 +787,7 @@ retry:
         }
         atomic_store(&ino->capacity, len);
         budget_give(cap - len);
+        filled_lower(inode, len);
     }
     /* truncate, ftruncate and O_TRUNC stamp the times even when the size stays (tmpfs). */
     if (len != size || always_touch)
@@ -767,9 +828,12 @@ int fp_ftruncate(int fd, off_t len)
 }
 
 /*
- * O_TRUNC at open.  The daemon already set size 0 but keeps the capacity, so
- * the old bytes are still in the memfd: free them, which also restores the
- * "zeros beyond size" invariant.  Skipped if someone wrote in between.
+ * O_TRUNC at open.  The daemon already set size 0 but keeps the capacity and
+ * the old bytes.  They stay (stale tail, see zero_gap): a file rewritten in
+ * place - the common case - then costs a memcpy per page instead of a fault,
+ * and the last close trims what the new contents do not use.  A file the
+ * application has mapped is the exception: its mapping must not show old
+ * bytes, so those are freed.  Skipped if someone wrote in between.
  */
 void fp_open_trunc(int fd)
 {
@@ -777,12 +841,14 @@ void fp_open_trunc(int fd)
     struct eph_inode *ino = fp_inode_of(d);
     eph_lock(&ino->lock);
     uint64_t cap = atomic_load(&ino->capacity);
-    if (atomic_load(&ino->state) == EPH_MEM && cap > 0 && atomic_load(&ino->size) == 0) {
+    if (atomic_load(&ino->state) == EPH_MEM && cap > 0 && atomic_load(&ino->size) == 0 &&
+        atomic_load(&ino->pinned)) {
         while (atomic_load_explicit(&ino->inflight, memory_order_seq_cst) != 0)
             sched_yield();
         if (sys.ftruncate(fd, 0) == 0) {
             atomic_store(&ino->capacity, 0);
             budget_give(cap);
+            filled_lower(d->inode, 0);
         }
     }
     if (atomic_load(&ino->state) == EPH_MEM)
@@ -796,7 +862,7 @@ int fp_set_size_fd(int fd, uint64_t len)
     for (;;) {
         if (ft_fds[fd].flags & FT_DISK)
             return sys.ftruncate(fd, (off_t)len) < 0 ? -errno : 0;
-        int r = set_size(fp_inode_of(d), d->inode, fd, len, 1);
+        int r = set_size(fp_inode_of(d), d->inode, fd, len, 1 | SZ_KEEP_PAGES);
         if (r <= 0)
             return r;
         r = fp_settle(fd);
@@ -885,6 +951,7 @@ int fp_sync_kernel(int fd, int trim)
         if (sys.ftruncate(fd, (off_t)size) == 0) {
             atomic_store(&ino->capacity, size);
             budget_give(cap - size);
+            filled_lower(d->inode, size);
         } else {
             r = -errno;
         }
@@ -914,6 +981,7 @@ void fp_trim_on_close(int fd)
     if (atomic_load(&ino->state) == EPH_MEM && cap > want && sys.ftruncate(fd, (off_t)want) == 0) {
         atomic_store(&ino->capacity, want);
         budget_give(cap - want);
+        filled_lower(d->inode, want);
     }
     eph_unlock(&ino->lock);
 }

@@ -96,6 +96,7 @@ static void map_drop_all(struct ft_map *m)
         }
     atomic_store(&m->len, 0);
     atomic_store(&m->base, NULL);
+    atomic_store(&m->filled, 0);
 }
 
 int ft_install(int fd, uint32_t desc, int kfd_for_map)

@@ -227,6 +227,7 @@ static inline int ft_managed(int fd)
 struct ft_map {
     _Atomic(char *) base;               /* current mapping (NULL if none) */
     _Atomic uint64_t len;               /* bytes reserved by that mapping */
+    _Atomic uint64_t filled;            /* hint: memfd pages below this are populated (write picks memcpy or pwrite) */
     uint32_t gen;                       /* inode gen the mapping belongs to */
     int refs;                           /* local fds using this inode, under ft_lock */
     int kfd1;                           /* private O_CLOEXEC fd on the memfd + 1, 0 = none */
