@@ -216,7 +216,9 @@ int path_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing
             if (dl == 0)
                 dir[0] = '/';
             int fd = REAL(openat)(dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-            if (fd >= 0) {
+            if (fd < 0)
+                return 0; /* the kernel fails the walk; sh_enoent refines its errno */
+            {
                 snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
                 ssize_t n = sys.readlink(link, real, sizeof real - 1);
                 sys.close(fd);
