@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -114,6 +115,101 @@ static void touch_mtime(struct eph_inode *ino)
 
 /* ---- leaving the memory state ------------------------------------------ */
 
+/*
+ * Identity across eviction.  A file that moves to disk gets the disk file's
+ * inode number, but programs compare the st_ino of an open fd with a later
+ * stat of its path (SQLite refuses to write a database that "moved").  So
+ * each process remembers, for the files it had open when they moved, the
+ * disk identity and keeps reporting the in-memory one, on its fds and on
+ * stats of the path, while it has them open.
+ */
+#define IDMAP_MAX 64
+static struct idmap {
+    uint64_t ddev, dino;   /* the disk file */
+    uint64_t mdev, mino;   /* what we reported while it was in memory */
+    uint32_t inode;        /* slot, to forget the entry at the last local close */
+    int used;
+} idmap[IDMAP_MAX];
+static pthread_mutex_t idmap_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int idmap_n;
+
+static void idmap_add(int fd, struct eph_inode *ino)
+{
+    struct stat st;
+    if (sys.fstat(fd, &st) < 0)
+        return;
+    pthread_mutex_lock(&idmap_mu);
+    int slot = -1;
+    for (int i = 0; i < IDMAP_MAX; i++) {
+        if (idmap[i].used && idmap[i].ddev == (uint64_t)st.st_dev && idmap[i].dino == (uint64_t)st.st_ino) {
+            slot = -2;
+            break;
+        }
+        if (!idmap[i].used && slot == -1)
+            slot = i;
+    }
+    if (slot >= 0) {
+        idmap[slot] = (struct idmap){(uint64_t)st.st_dev, (uint64_t)st.st_ino, ino->dev, ino->ino,
+                                     (uint32_t)(ino - sh.inodes), 1};
+        atomic_fetch_add(&idmap_n, 1);
+    }
+    pthread_mutex_unlock(&idmap_mu);
+}
+
+void fp_idmap_forget(uint32_t inode)
+{
+    if (!atomic_load_explicit(&idmap_n, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&idmap_mu);
+    for (int i = 0; i < IDMAP_MAX; i++)
+        if (idmap[i].used && idmap[i].inode == inode) {
+            idmap[i].used = 0;
+            atomic_fetch_sub(&idmap_n, 1);
+        }
+    pthread_mutex_unlock(&idmap_mu);
+}
+
+void fp_idmap_translate(struct stat *st)
+{
+    if (!atomic_load_explicit(&idmap_n, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&idmap_mu);
+    for (int i = 0; i < IDMAP_MAX; i++)
+        if (idmap[i].used && idmap[i].ddev == (uint64_t)st->st_dev && idmap[i].dino == (uint64_t)st->st_ino) {
+            st->st_dev = (dev_t)idmap[i].mdev;
+            st->st_ino = (ino_t)idmap[i].mino;
+            break;
+        }
+    pthread_mutex_unlock(&idmap_mu);
+}
+
+void fp_idmap_translate_x(struct statx *stx)
+{
+    if (!atomic_load_explicit(&idmap_n, memory_order_relaxed))
+        return;
+    struct stat st;
+    st.st_dev = makedev(stx->stx_dev_major, stx->stx_dev_minor);
+    st.st_ino = (ino_t)stx->stx_ino;
+    fp_idmap_translate(&st);
+    stx->stx_dev_major = major(st.st_dev);
+    stx->stx_dev_minor = minor(st.st_dev);
+    stx->stx_ino = st.st_ino;
+}
+
+/* Before a stat of a disk path: swap any of our fds whose file has moved, so its identity is known. */
+void fp_settle_moved(void)
+{
+    if (!ft_fds)
+        return;
+    uint32_t hwm = atomic_load(&ft_hwm);
+    for (uint32_t fd = 0; fd < hwm; fd++) {
+        struct ft_entry e = ft_fds[fd];
+        if (e.desc1 && !(e.flags & FT_DISK) &&
+            atomic_load_explicit(&sh.inodes[sh.descs[e.desc1 - 1].inode].state, memory_order_relaxed) != EPH_MEM)
+            fp_settle((int)fd);
+    }
+}
+
 /* The daemon moved the file to disk: put its disk fd under our fd number. */
 static int swap_to_disk(int fd, struct eph_inode *ino)
 {
@@ -136,8 +232,10 @@ static int swap_to_disk(int fd, struct eph_inode *ino)
     }
     ft_unlock();
     sys.close(nfd);
-    if (r == 1)
+    if (r == 1) {
         ft_mark_disk(fd);
+        idmap_add(fd, ino);
+    }
     return r;
 }
 
@@ -727,7 +825,10 @@ int fp_fstat(int fd, struct stat *st)
         fp_settle(fd); /* moved to disk: answer from the disk file, as the kernel will from now on */
     if (unlikely(ft_fds[fd].flags & FT_DISK)) {
         sh_tc.slow++;
-        return sys.fstat(fd, st);
+        int r = sys.fstat(fd, st);
+        if (r == 0)
+            fp_idmap_translate(st);
+        return r;
     }
     fp_fill_stat(fp_inode_of(fp_desc(fd)), st);
     sh_tc.stats++;

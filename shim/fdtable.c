@@ -214,7 +214,19 @@ void ft_forget(int fd)
     ft_fds[fd].flags = 0;
     if (e.desc1 && !(e.flags & FT_DISK))
         map_unref(sh.descs[e.desc1 - 1].inode);
+    uint32_t inode = e.desc1 ? sh.descs[e.desc1 - 1].inode : 0;
+    int last_disk = 0;
+    if (e.desc1 && (e.flags & FT_DISK)) {
+        /* the moved file's identity is kept while any local fd still names it */
+        last_disk = 1;
+        uint32_t hwm = atomic_load(&ft_hwm);
+        for (uint32_t i = 0; i < hwm && last_disk; i++)
+            if (ft_fds[i].desc1 && sh.descs[ft_fds[i].desc1 - 1].inode == inode)
+                last_disk = 0;
+    }
     ft_unlock();
+    if (last_disk)
+        fp_idmap_forget(inode);
     if (e.desc1)
         fp_desc_unref(e.desc1 - 1);
 }

@@ -33,11 +33,23 @@ static int stat_managed(int dirfd, const char *path, struct stat *st, int flags,
     return 1;
 }
 
+/* A managed path answered by the kernel: it may be a file this process had open when it moved. */
+static int disk_stat_done(int rc, struct stat *st)
+{
+    if (rc == 0 && ft_fds)
+        fp_idmap_translate(st);
+    return rc;
+}
+
 SH_EXPORT int stat(const char *path, struct stat *st)
 {
     int rc;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !stat_managed(AT_FDCWD, path, st, 0, &rc, 1))
-        return ENOENT_FIX(AT_FDCWD, path, REAL(stat)(path, st));
+    if (likely(!path_maybe_managed(AT_FDCWD, path)))
+        return REAL(stat)(path, st);
+    if (!stat_managed(AT_FDCWD, path, st, 0, &rc, 1)) {
+        fp_settle_moved();
+        return disk_stat_done(ENOENT_FIX(AT_FDCWD, path, REAL(stat)(path, st)), st);
+    }
     return rc;
 }
 
@@ -46,8 +58,12 @@ SH_EXPORT int stat64(const char *path, struct stat64 *st) { return stat(path, (s
 SH_EXPORT int lstat(const char *path, struct stat *st)
 {
     int rc;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !stat_managed(AT_FDCWD, path, st, 0, &rc, 0))
-        return ENOENT_FIX(AT_FDCWD, path, REAL(lstat)(path, st));
+    if (likely(!path_maybe_managed(AT_FDCWD, path)))
+        return REAL(lstat)(path, st);
+    if (!stat_managed(AT_FDCWD, path, st, 0, &rc, 0)) {
+        fp_settle_moved();
+        return disk_stat_done(ENOENT_FIX(AT_FDCWD, path, REAL(lstat)(path, st)), st);
+    }
     return rc;
 }
 
@@ -66,9 +82,12 @@ SH_EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int flags)
 {
     int rc;
     __asm__("" : "+r"(path)); /* declared nonnull, but the kernel accepts NULL with AT_EMPTY_PATH */
-    if ((likely(!path_maybe_managed(dirfd, path)) && !(path && !path[0] && ft_managed(dirfd))) ||
-        !stat_managed(dirfd, path, st, flags, &rc, !(flags & AT_SYMLINK_NOFOLLOW)))
-        return ENOENT_FIX(dirfd, path, REAL(fstatat)(dirfd, path, st, flags));
+    if (likely(!path_maybe_managed(dirfd, path)) && !(path && !path[0] && ft_managed(dirfd)))
+        return REAL(fstatat)(dirfd, path, st, flags);
+    if (!stat_managed(dirfd, path, st, flags, &rc, !(flags & AT_SYMLINK_NOFOLLOW))) {
+        fp_settle_moved();
+        return disk_stat_done(ENOENT_FIX(dirfd, path, REAL(fstatat)(dirfd, path, st, flags)), st);
+    }
     return rc;
 }
 
@@ -83,8 +102,12 @@ SH_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struc
     if (path && !path[0] && (flags & AT_EMPTY_PATH) && ft_managed(dirfd)) {
         if (atomic_load(&fp_inode_of(fp_desc(dirfd))->state) != EPH_MEM)
             fp_settle(dirfd);
-        if (ft_fds[dirfd].flags & FT_DISK)
-            return REAL(statx)(dirfd, path, flags, mask, stx);
+        if (ft_fds[dirfd].flags & FT_DISK) {
+            int r = REAL(statx)(dirfd, path, flags, mask, stx);
+            if (r == 0)
+                fp_idmap_translate_x(stx);
+            return r;
+        }
         sh_tc.stats++;
         return fp_fill_statx(fp_inode_of(fp_desc(dirfd)), mask, stx);
     }
@@ -115,7 +138,13 @@ real:
         errno = ENOSYS;
         return -1;
     }
-    return ENOENT_FIX(dirfd, path, sys.statx(dirfd, path, flags, mask, stx));
+    if (!ft_fds || !path_maybe_managed(dirfd, path))
+        return sys.statx(dirfd, path, flags, mask, stx);
+    fp_settle_moved();
+    int r = ENOENT_FIX(dirfd, path, sys.statx(dirfd, path, flags, mask, stx));
+    if (r == 0)
+        fp_idmap_translate_x(stx);
+    return r;
 }
 
 /* The old ABI: glibc < 2.33 binaries call these with a version number. */

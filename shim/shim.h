@@ -289,6 +289,11 @@ void fp_open_trunc(int fd);
 void fp_inode_release(uint32_t inode, uint32_t gen);
 /* For swapping: make sure fd is usable for kernel I/O (evicted files). */
 int fp_settle(int fd);
+/* Keep reporting the in-memory identity of files this process had open when they moved. */
+void fp_idmap_translate(struct stat *st);
+void fp_idmap_translate_x(struct statx *stx);
+void fp_idmap_forget(uint32_t inode);
+void fp_settle_moved(void);
 
 /* stat helpers */
 void fp_fill_stat(struct eph_inode *ino, struct stat *st);
