@@ -289,9 +289,19 @@ static ssize_t copy_loop(int in, off_t *in_off, int out, off_t *out_off, size_t 
     off_t op = out_off ? *out_off : out_pos ? lseek(out, 0, SEEK_CUR) : 0;
     if (ip < 0 || op < 0)
         return -1;
+    /*
+     * Copying forward onto an overlapping range of the same file: the kernel's
+     * splice reads pages it is writing, which repeats the leading bytes like a
+     * forward byte copy.  Chunks no longer than the distance do the same.
+     */
+    size_t chunk = sizeof buf;
+    struct stat si, so;
+    if (in_pos && out_pos && op > ip && (size_t)(op - ip) < count && fstat(in, &si) == 0 &&
+        fstat(out, &so) == 0 && si.st_ino == so.st_ino && si.st_dev == so.st_dev && (size_t)(op - ip) < chunk)
+        chunk = (size_t)(op - ip);
     ssize_t err = 0;
     while (done < count) {
-        size_t want = count - done < sizeof buf ? count - done : sizeof buf;
+        size_t want = count - done < chunk ? count - done : chunk;
         ssize_t r = in_pos ? pread(in, buf, want, ip) : read(in, buf, want);
         if (r <= 0) {
             err = r;
