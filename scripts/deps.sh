@@ -17,6 +17,7 @@ APT_PACKAGES=(
   procps           # ps, pkill-free process inspection in tests
   busybox-static   # a tiny image for the container engine tests
   fonts-dejavu-core  # text in the PNG plots of the evaluation
+  python3-opencv   # test/fs/opencv.test.mjs: OpenCV's AVI writer under the shim
 )
 
 missing=()
