@@ -21,8 +21,8 @@
 
 struct sys_table sys;
 struct sh_global sh = {.log_fd = -1};
-__thread int sh_busy;
-__thread struct sh_tcount sh_tc;
+SH_TLS int sh_busy;
+SH_TLS struct sh_tcount sh_tc;
 
 static _Atomic int sys_resolved;
 static _Atomic uint32_t sh_umask_cache;

@@ -139,8 +139,16 @@ void sys_resolve(void);
 /* A wrapper may run before our constructor (another library's constructor): resolve then. */
 #define REAL(f) (likely(sys.f != NULL) ? sys.f : (sys_resolve(), sys.f))
 
+/*
+ * Our thread-locals use the initial-exec model: the library is loaded at
+ * start-up (LD_PRELOAD), so they live in static TLS and an access is one
+ * %fs-relative load, where the default model for a shared library calls
+ * __tls_get_addr on every read and write of the fast path.
+ */
+#define SH_TLS __thread __attribute__((tls_model("initial-exec")))
+
 /* Re-entrancy guard: set while the shim itself runs libc code that may call back in. */
-extern __thread int sh_busy;
+extern SH_TLS int sh_busy;
 
 /* ---- global state (init.c) ---------------------------------------------- */
 struct sh_global {
@@ -170,7 +178,7 @@ struct sh_tcount {
     uint32_t pending;
     uint32_t registered;                /* thread-exit flush registered */
 };
-extern __thread struct sh_tcount sh_tc;
+extern SH_TLS struct sh_tcount sh_tc;
 void sh_flush_counters(void);
 void sh_register_thread_flush(void);
 static inline void sh_count_tick(void)
