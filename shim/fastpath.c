@@ -280,7 +280,9 @@ static ssize_t disk_io(int fd, const struct iovec *iov, int cnt, off_t pos, int 
         if (kfl >= 0 && !(kfl & O_APPEND))
             sys.fcntl(fd, F_SETFL, kfl | O_APPEND);
         r = sys.writev(fd, iov, cnt);
-        if (r >= 0) {
+        /* An empty write appends nothing and leaves the offset alone (the
+         * kernel fd's own position is stale: it is not the shared offset). */
+        if (r > 0) {
             off_t end = sys.lseek(fd, 0, SEEK_CUR);
             if (end >= 0 && pos < 0)
                 atomic_store(&d->offset, (uint64_t)end);
