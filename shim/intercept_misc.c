@@ -272,6 +272,21 @@ SH_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_
     __attribute__((alias("mmap")));
 
 /*
+ * fstat for "are these the same file": a file that moved to disk keeps, in
+ * this process, the identity it had in memory, whether the fd was open before
+ * the move (swapped) or opened by path after it.  Fds whose file moved are
+ * swapped first so the translation knows the disk identity.
+ */
+static int file_ident(int fd, struct stat *st)
+{
+    if (fstat(fd, st) < 0)
+        return -1;
+    if (!ft_managed(fd))
+        fp_idmap_translate(st);
+    return 0;
+}
+
+/*
  * Copies that involve a managed fd run through our own read/write, so the
  * logical size and shared offsets stay right (the kernel would see only the
  * memfd's capacity and its own offset).  Like the kernel, a seekable side
@@ -296,8 +311,8 @@ static ssize_t copy_loop(int in, off_t *in_off, int out, off_t *out_off, size_t 
      */
     size_t chunk = sizeof buf;
     struct stat si, so;
-    if (in_pos && out_pos && op > ip && (size_t)(op - ip) < count && fstat(in, &si) == 0 &&
-        fstat(out, &so) == 0 && si.st_ino == so.st_ino && si.st_dev == so.st_dev && (size_t)(op - ip) < chunk)
+    if (in_pos && out_pos && op > ip && (size_t)(op - ip) < count && (fp_settle_moved(), 1) &&
+        file_ident(in, &si) == 0 && file_ident(out, &so) == 0 && si.st_ino == so.st_ino && si.st_dev == so.st_dev && (size_t)(op - ip) < chunk)
         chunk = (size_t)(op - ip);
     ssize_t err = 0;
     while (done < count) {
@@ -402,11 +417,12 @@ SH_EXPORT ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off
         return -1;
     }
     struct stat si, so;
-    if (fstat(in, &si) == 0) {
+    fp_settle_moved();
+    if (file_ident(in, &si) == 0) {
         /* the kernel clamps the count to the source's size at the start */
         off_t ip = in_off ? *in_off : lseek(in, 0, SEEK_CUR);
         off_t cnt = ip >= si.st_size ? 0 : (off_t)len < si.st_size - ip ? (off_t)len : si.st_size - ip;
-        if (fstat(out, &so) == 0 && si.st_ino == so.st_ino && si.st_dev == so.st_dev) {
+        if (file_ident(out, &so) == 0 && si.st_ino == so.st_ino && si.st_dev == so.st_dev) {
             /* and refuses overlapping ranges within one file */
             off_t op = out_off ? *out_off : lseek(out, 0, SEEK_CUR);
             if (op + cnt > ip && op < ip + cnt) {
