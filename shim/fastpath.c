@@ -975,11 +975,27 @@ int fp_set_size_fd(int fd, uint64_t len)
 }
 
 /* truncate(path) on an in-memory inode: borrow a kernel fd on the memfd. */
+/*
+ * Wait while the daemon moves the file to disk.  Mid-move the disk file is
+ * not linked at the path yet, so a caller that falls back to the kernel on the
+ * path when the file left memory would get ENOENT; after it, it will not.
+ */
+void fp_wait_moving(struct eph_inode *ino, uint32_t gen)
+{
+    for (;;) {
+        uint32_t e = atomic_load_explicit(&ino->epoch, memory_order_acquire);
+        if (atomic_load(&ino->gen) != gen || atomic_load(&ino->state) != EPH_MOVING)
+            return;
+        eph_wait_change(&ino->epoch, e, 20 * 1000 * 1000);
+    }
+}
+
 int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
 {
     struct eph_inode *ino = &sh.inodes[inode];
     /* Hold an open reference meanwhile, so the daemon cannot free the inode under us. */
     atomic_fetch_add(&ino->open_count, 1);
+    fp_wait_moving(ino, gen);
     if (atomic_load(&ino->gen) != gen || atomic_load(&ino->state) != EPH_MEM) {
         fp_inode_release(inode, gen);
         return -EAGAIN;
@@ -990,6 +1006,8 @@ int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
     int r = kfd < 0 ? -EAGAIN : set_size(ino, inode, kfd, (uint64_t)len, 1);
     if (kfd >= 0)
         sys.close(kfd);
+    if (r == 1)
+        fp_wait_moving(ino, gen);
     fp_inode_release(inode, gen);
     return r == 1 ? -EAGAIN : r;
 }
@@ -1098,14 +1116,39 @@ int fp_pin(int fd)
 
 /* ---- the shared namespace ---------------------------------------------- */
 
+/*
+ * A namespace reader met the daemon inside (or racing) a write section.  Spin
+ * briefly, then let the daemon run: on a busy machine it can be preempted in
+ * the middle of a write, and a reader that gave up after a fixed number of
+ * spins reported existing files as missing (ENOENT, absent from readdir).
+ * 0: try again; -EAGAIN after about 5 s (a daemon that died mid-write).
+ */
+int ns_backoff(unsigned tries)
+{
+    if (tries < 64) {
+        __builtin_ia32_pause();
+        return 0;
+    }
+    if (tries < 128) {
+        sched_yield();
+        return 0;
+    }
+    if (tries > 128 + 100000)
+        return -EAGAIN;
+    struct timespec ts = {0, 50 * 1000};
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
 int ns_lookup(const char *abs, uint32_t *inode, uint32_t *gen)
 {
     struct eph_shm_header *h = sh.hdr;
     uint32_t hash = eph_path_hash(abs);
-    for (int tries = 0; tries < 100000; tries++) {
+    for (unsigned tries = 0;; tries++) {
         uint64_t s1 = atomic_load_explicit(&h->ns_seq, memory_order_acquire);
         if (s1 & 1) {
-            __builtin_ia32_pause();
+            if (ns_backoff(tries) < 0)
+                return -EAGAIN;
             continue;
         }
         int found = -1;
@@ -1121,15 +1164,17 @@ int ns_lookup(const char *abs, uint32_t *inode, uint32_t *gen)
             idx = ino->next;
         }
         atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&h->ns_seq, memory_order_relaxed) != s1)
+        if (atomic_load_explicit(&h->ns_seq, memory_order_relaxed) != s1) {
+            if (ns_backoff(tries) < 0)
+                return -EAGAIN;
             continue;
+        }
         if (found < 0)
             return -ENOENT;
         *inode = (uint32_t)found;
         *gen = g;
         return 0;
     }
-    return -EAGAIN;
 }
 
 int ns_stat(const char *abs, struct stat *st)

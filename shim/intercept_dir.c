@@ -19,6 +19,8 @@
 
 struct mem_ent {
     uint64_t ino;
+    uint32_t hash;   /* eph_path_hash(name): the snapshot is sorted by it */
+    int on_disk;     /* the kernel listed this name already: do not repeat it */
     char name[256];
 };
 
@@ -38,13 +40,40 @@ static inline struct eph_dir *ours(DIR *d)
     return d && ((struct eph_dir *)(void *)d)->magic == DIR_MAGIC ? (struct eph_dir *)(void *)d : NULL;
 }
 
+static int ent_cmp(const void *a, const void *b)
+{
+    uint32_t x = ((const struct mem_ent *)a)->hash, y = ((const struct mem_ent *)b)->hash;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * The snapshot is taken before the kernel's entries are read, so a file that
+ * moves to disk in between (linked at its path before it leaves the
+ * namespace) is in both: the kernel's listing marks it, and the in-memory
+ * phase skips it.
+ */
+static void mark_on_disk(struct eph_dir *e, const char *name)
+{
+    uint32_t hash = eph_path_hash(name), lo = 0, hi = e->nmem;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (e->mem[mid].hash < hash)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < e->nmem && e->mem[lo].hash == hash; lo++)
+        if (strcmp(e->mem[lo].name, name) == 0)
+            e->mem[lo].on_disk = 1;
+}
+
 static void snapshot(struct eph_dir *e)
 {
     struct eph_shm_header *h = sh.hdr;
     free(e->mem);
     e->mem = NULL;
     e->nmem = e->pos = 0;
-    for (int tries = 0; tries < 1000; tries++) {
+    for (unsigned tries = 0; ns_backoff(tries) == 0; tries++) {
         uint64_t s1 = atomic_load_explicit(&h->ns_seq, memory_order_acquire);
         if (s1 & 1)
             continue;
@@ -65,10 +94,14 @@ static void snapshot(struct eph_dir *e)
             m[n].ino = ino->ino;
             const char *base = strrchr(ino->path, '/') + 1;
             snprintf(m[n].name, sizeof m[n].name, "%s", base);
+            m[n].hash = eph_path_hash(m[n].name);
+            m[n].on_disk = 0;
             n++;
         }
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&h->ns_seq, memory_order_relaxed) == s1) {
+            if (n > 1)
+                qsort(m, n, sizeof *m, ent_cmp);
             e->mem = m;
             e->nmem = n;
             return;
@@ -140,6 +173,8 @@ SH_EXPORT DIR *fdopendir(int fd)
 
 static struct dirent *next_mem(struct eph_dir *e)
 {
+    while (e->pos < e->nmem && e->mem[e->pos].on_disk)
+        e->pos++;
     if (e->pos >= e->nmem)
         return NULL;
     struct mem_ent *m = &e->mem[e->pos++];
@@ -160,6 +195,8 @@ SH_EXPORT struct dirent *readdir(DIR *d)
         int saved = errno;
         errno = 0;
         struct dirent *r = sys.readdir(e->real);
+        if (r && e->nmem)
+            mark_on_disk(e, r->d_name);
         if (r || errno)
             return r;
         errno = saved;

@@ -309,6 +309,8 @@ int fp_fill_statx(struct eph_inode *ino, unsigned mask, struct statx *stx);
 
 /* namespace lookups in the shared hash (seqlock readers) */
 int ns_lookup(const char *abs, uint32_t *inode, uint32_t *gen);
+int ns_backoff(unsigned tries); /* seqlock reader wait: 0 retry, -EAGAIN give up */
+void fp_wait_moving(struct eph_inode *ino, uint32_t gen); /* until a move to disk is over */
 int ns_stat(const char *abs, struct stat *st);    /* 0, -ENOENT if not in memory */
 
 /* 1 if a proper ancestor of abs is an in-memory file (the kernel would say ENOTDIR). */
