@@ -95,14 +95,16 @@ void fp_desc_unref(uint32_t desc)
 
 static void touch_atime(struct eph_inode *ino)
 {
-    /* relatime, as tmpfs is mounted by default */
+    /* relatime, as tmpfs is mounted by default: most reads leave atime alone, so
+     * the fine clock is read only when it changes (the day test needs no precision) */
     int64_t a = atomic_load_explicit(&ino->atime_ns, memory_order_relaxed);
-    int64_t now = sh_now_ns();
     if (a <= atomic_load_explicit(&ino->mtime_ns, memory_order_relaxed) ||
-        a <= atomic_load_explicit(&ino->ctime_ns, memory_order_relaxed) || now - a >= DAY_NS)
+        a <= atomic_load_explicit(&ino->ctime_ns, memory_order_relaxed) || sh_coarse_ns() - a >= DAY_NS) {
+        int64_t now = sh_now_ns();
         if (a != now)
             atomic_store_explicit(&ino->atime_ns, now, memory_order_relaxed);
-    atomic_store_explicit(&ino->last_use, (uint64_t)now, memory_order_relaxed);
+    }
+    atomic_store_explicit(&ino->last_use, sh_lru_ns(), memory_order_relaxed);
 }
 
 static void touch_mtime(struct eph_inode *ino)
@@ -110,7 +112,7 @@ static void touch_mtime(struct eph_inode *ino)
     int64_t now = sh_now_ns();
     atomic_store_explicit(&ino->mtime_ns, now, memory_order_relaxed);
     atomic_store_explicit(&ino->ctime_ns, now, memory_order_relaxed);
-    atomic_store_explicit(&ino->last_use, (uint64_t)now, memory_order_relaxed);
+    atomic_store_explicit(&ino->last_use, sh_lru_ns(), memory_order_relaxed);
 }
 
 /* ---- leaving the memory state ------------------------------------------ */

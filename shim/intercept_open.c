@@ -102,7 +102,7 @@ static int open_cached(const char *abs, uint32_t inode, uint32_t gen, int flags)
         fp_inode_release(inode, gen);
         return -2;
     }
-    atomic_store_explicit(&ino->last_use, (uint64_t)sh_now_ns(), memory_order_relaxed);
+    atomic_store_explicit(&ino->last_use, sh_lru_ns(), memory_order_relaxed);
     return adopt(fd, inode, gen, flags, 1);
 }
 

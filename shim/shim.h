@@ -171,6 +171,8 @@ int sh_attach(void);                   /* 0, or -errno; idempotent and thread-sa
 void sh_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint32_t sh_umask(void);
 int64_t sh_now_ns(void);               /* CLOCK_REALTIME, for file times */
+int64_t sh_coarse_ns(void);            /* CLOCK_REALTIME_COARSE: cheap, for comparisons at day scale */
+uint64_t sh_lru_ns(void);              /* CLOCK_MONOTONIC_COARSE, for inode last_use (the daemon's clock) */
 
 /* Thread-local operation counters, added to hdr->c in batches. */
 struct sh_tcount {
