@@ -12,8 +12,10 @@
  * Order: desc->lock before ino->lock.  Nobody waits for anything while
  * holding an inflight count, so the drains in truncate and eviction finish.
  *
- * Invariant: bytes in [size, capacity) of a memfd are zero, so holes and
- * extension by truncate read back as zeros without touching them.
+ * Invariant: bytes in [size, capacity) of a memfd may be stale (O_TRUNC
+ * keeps the pages), so whatever raises the size without writing first zeroes
+ * the gap (zero_gap), and the kernel only ever sees the file trimmed to its
+ * size (fp_sync_kernel).  See ARCHITECTURE.md, "The stale tail".
  */
 #include <errno.h>
 #include <fcntl.h>
