@@ -340,6 +340,8 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
     int trailing;
     int src_mem = path_maybe_managed(od, o) && lookup_f(od, o, &inode, &gen, &trailing, flags & AT_SYMLINK_FOLLOW);
     struct stat st;
+    if (src_mem && trailing)
+        return fail(ENOTDIR); /* the source's lookup: "file/" is not a directory */
     /* the kernel looks at the source first, then refuses an existing target */
     if ((src_mem || REAL(fstatat)(od, o, &st, (flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW) == 0) &&
         exists_in_memory(nd, n))
