@@ -286,6 +286,13 @@ int evict_inode(uint32_t idx, int flags)
         return -EBUSY;
 
     ns_lock(idx);
+    /* Again under the lock: the shim pins (an app mmap) under it, and must
+     * then be sure its mapping of the memfd stays valid. */
+    pinned = atomic_load(&in->pinned) != 0;
+    if (pinned && !(flags & EVICT_FORCE)) {
+        eph_unlock(&in->lock);
+        return -EBUSY;
+    }
     atomic_store(&in->state, EPH_MOVING); /* seq_cst: Dekker with inflight */
     eph_unlock(&in->lock);
     evict_drain(idx, in);

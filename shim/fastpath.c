@@ -1114,7 +1114,24 @@ void fp_trim_on_close(int fd)
 int fp_pin(int fd)
 {
     struct eph_inode *ino = fp_inode_of(fp_desc(fd));
-    atomic_store(&ino->pinned, 1);
+    /*
+     * Under the inode lock, which the daemon holds when it checks pinned and
+     * sets MOVING: either the file stays in memory for good, or it is already
+     * moving and the mapping must be of the disk file (the memfd's pages are
+     * about to be punched: the app would read zeros or SIGBUS).
+     */
+    while (!(ft_fds[fd].flags & FT_DISK)) {
+        eph_lock(&ino->lock);
+        int mem = atomic_load(&ino->state) == EPH_MEM;
+        if (mem)
+            atomic_store(&ino->pinned, 1);
+        eph_unlock(&ino->lock);
+        if (mem)
+            break;
+        int r = fp_settle(fd);
+        if (r < 0)
+            return r;
+    }
     return fp_sync_kernel(fd, 1);
 }
 

@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -287,6 +289,65 @@ static int file_ident(int fd, struct stat *st)
 }
 
 /*
+ * The other half of the kernel's copy onto an overlapping range of one file
+ * (tmpfs): splice takes up to 16 pipe buffers of at most a page each before it
+ * writes them, and a buffer over a page that is a hole is the shared zero
+ * page, not the file's page.  So bytes read from a hole stay zeros even when
+ * the copy itself has written there meanwhile, while data pages show what was
+ * written.  holes_fill() records, for the next such batch, which pages are
+ * holes (SEEK_DATA on a private description of the file).
+ */
+#define SPLICE_BUFS 16
+#define PG 4096
+struct holes {
+    int fd;             /* own description, for SEEK_DATA; -1 when not needed */
+    off_t start, end;   /* the batch [start, end), page-split like the pipe */
+    unsigned char hole[SPLICE_BUFS + 1];
+};
+
+static int holes_open(int fd)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    return sys.open(p, O_RDONLY | O_CLOEXEC);
+}
+
+static void holes_fill(struct holes *h, int in, off_t ip, size_t left)
+{
+    off_t len = (off_t)SPLICE_BUFS * PG - (ip % PG);
+    if ((off_t)left < len)
+        len = (off_t)left;
+    /* a batch ends at the size the file has when it is read */
+    struct stat st;
+    if (fstat(in, &st) == 0 && st.st_size > ip && st.st_size - ip < len)
+        len = st.st_size - ip;
+    h->start = ip;
+    h->end = ip + len;
+    for (int i = 0; i <= SPLICE_BUFS; i++) {
+        off_t pg = (ip / PG + i) * PG;
+        if (pg >= h->end) {
+            h->hole[i] = 0;
+            continue;
+        }
+        off_t d = sys.lseek(h->fd, pg < ip ? ip : pg, SEEK_DATA);
+        h->hole[i] = d < 0 || d >= pg + PG;
+    }
+}
+
+static void holes_zero(const struct holes *h, char *buf, off_t ip, size_t n)
+{
+    for (size_t k = 0; k < n;) {
+        off_t at = ip + (off_t)k;
+        size_t run = (size_t)(PG - at % PG);
+        if (run > n - k)
+            run = n - k;
+        if (at >= h->start && at < h->end && h->hole[at / PG - h->start / PG])
+            memset(buf + k, 0, run);
+        k += run;
+    }
+}
+
+/*
  * Copies that involve a managed fd run through our own read/write, so the
  * logical size and shared offsets stay right (the kernel would see only the
  * memfd's capacity and its own offset).  Like the kernel, a seekable side
@@ -311,17 +372,26 @@ static ssize_t copy_loop(int in, off_t *in_off, int out, off_t *out_off, size_t 
      */
     size_t chunk = sizeof buf;
     struct stat si, so;
+    struct holes hs = {.fd = -1};
     if (in_pos && out_pos && op > ip && (size_t)(op - ip) < count && (fp_settle_moved(), 1) &&
-        file_ident(in, &si) == 0 && file_ident(out, &so) == 0 && si.st_ino == so.st_ino && si.st_dev == so.st_dev && (size_t)(op - ip) < chunk)
+        file_ident(in, &si) == 0 && file_ident(out, &so) == 0 && si.st_ino == so.st_ino && si.st_dev == so.st_dev && (size_t)(op - ip) < chunk) {
         chunk = (size_t)(op - ip);
+        hs.fd = holes_open(in);
+    }
     ssize_t err = 0;
     while (done < count) {
         size_t want = count - done < chunk ? count - done : chunk;
+        if (hs.fd >= 0 && ip >= hs.end)
+            holes_fill(&hs, in, ip, count - done);
+        if (hs.fd >= 0 && (off_t)want > hs.end - ip)
+            want = (size_t)(hs.end - ip); /* the next batch is read after this one is written */
         ssize_t r = in_pos ? pread(in, buf, want, ip) : read(in, buf, want);
         if (r <= 0) {
             err = r;
             break;
         }
+        if (hs.fd >= 0)
+            holes_zero(&hs, buf, ip, (size_t)r);
         size_t put = 0;
         while (put < (size_t)r) {
             ssize_t w = out_pos ? pwrite(out, buf + put, (size_t)r - put, op) : write(out, buf + put, (size_t)r - put);
@@ -339,6 +409,8 @@ static ssize_t copy_loop(int in, off_t *in_off, int out, off_t *out_off, size_t 
         if (err || !in_pos)
             break;
     }
+    if (hs.fd >= 0)
+        sys.close(hs.fd);
     if (in_off)
         *in_off = ip;
     else if (in_pos)
