@@ -41,17 +41,6 @@ test('parseRunOutput finds the workload line and the launcher line among other o
   assert.equal(r.launch?.stime_s, 2);
 });
 
-/**
- * Failures this test has found and that are open with the owner of the failing component. The
- * test still runs them and reports them as TODO (not as passes) while the signature matches.
- */
-const KNOWN_BUGS: Readonly<Record<string, { signature: string; why: string }>> = {
-  'video/ephemera': {
-    signature: 'cap_mjpeg_encoder.cpp',
-    why: "shim bug: OpenCV's MJPEG writer asserts in put_bits when it writes a grayscale AVI into a managed directory (repro in COORD.md, 2026-11-26)",
-  },
-};
-
 describe('every workload writes the same output in every available mode (tiny inputs, real sandboxes)', () => {
   let sandbox: FunctionSandbox | undefined;
   let avail: Record<Mode, string | null> | undefined;
@@ -71,8 +60,6 @@ describe('every workload writes the same output in every available mode (tiny in
           continue;
         }
         const o: RunOutcome = await sandbox.run({ invocation: invocation(w), size: 'tiny', mode, memory: MEMORY[w], cpuset: '0', timeoutMs: 300_000 });
-        const known = KNOWN_BUGS[`${w}/${mode}`];
-        if (!o.ok && known !== undefined && o.stderrTail.includes(known.signature)) t.todo(known.why);
         assert.ok(o.ok, `${w} in ${mode}: ${o.error ?? ''}\n${o.stderrTail}`);
         assert.equal(o.launch?.exit, 0);
         digests[mode] = o.workload?.digest ?? '';
