@@ -436,10 +436,17 @@ static int evict_candidate(uint32_t i, struct eph_inode *in, uint64_t now)
            atomic_load(&in->capacity) != 0 && !(evict_retry_at && evict_retry_at[i] > now);
 }
 
-/* LRU victim: closed files first, then the oldest last_use. */
-static int evict_pick(int64_t exclude)
+/*
+ * LRU victim: closed files first, then the oldest last_use.  With
+ * EVICT_SPARE_BUSY (room for a growing file), open files used within
+ * EVICT_BUSY_NS are not candidates: swapping a hot file out for another hot
+ * file only moves the disk traffic around and costs a copy each time (two
+ * files that do not fit together would push each other out in turn).
+ */
+static int evict_pick(int64_t exclude, int flags)
 {
     uint64_t now = ephd_mono_ns();
+    uint64_t busy_since = (flags & EVICT_SPARE_BUSY) && now > EVICT_BUSY_NS ? now - EVICT_BUSY_NS : 0;
     uint32_t hwm = atomic_load(&D.h->inode_hwm);
     int best = -1, best_open = 1;
     uint64_t best_use = UINT64_MAX;
@@ -449,6 +456,8 @@ static int evict_pick(int64_t exclude)
             continue;
         int open = atomic_load(&in->open_count) != 0;
         uint64_t use = atomic_load(&in->last_use);
+        if (open && busy_since && use > busy_since)
+            continue;
         if (open < best_open || (open == best_open && use < best_use)) {
             best = (int)i;
             best_open = open;
@@ -469,10 +478,10 @@ static int evict_until(uint64_t target, uint64_t need, int64_t exclude, int flag
     while (atomic_load(&D.h->c.bytes_in_memory) + need > target) {
         if (rounds-- == 0)
             return -1;
-        int v = evict_pick(exclude);
+        int v = evict_pick(exclude, flags);
         if (v < 0)
             return -1;
-        if (evict_inode((uint32_t)v, flags) < 0) {
+        if (evict_inode((uint32_t)v, flags & ~EVICT_SPARE_BUSY) < 0) {
             /* Could not write it out (disk full, no memory for an inode):
              * it stays intact in memory and is skipped for a second. */
             evict_retry_at[v] = ephd_mono_ns() + 1000000000ull;

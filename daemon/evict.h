@@ -11,7 +11,12 @@ enum {
     EVICT_FORCE = 1,      /* also pinned files (explicit EVICT, materialise, shutdown) */
     EVICT_KEEP_PAGES = 2, /* leave the memfd pages (the app mmap()ed it; we are exiting) */
     EVICT_DROP_CACHE = 4, /* write through and drop the page cache: memory is really freed (shrink) */
+    EVICT_SPARE_BUSY = 8, /* victim choice only: leave open files used within EVICT_BUSY_NS alone */
 };
+
+/* An open file touched this recently is in use: making room for another
+ * file's growth must not move it (the grower goes to disk instead). */
+#define EVICT_BUSY_NS 1000000000ull
 
 /* Write evicted bytes through to disk chunk by chunk, freeing memory as
  * they go (on while a cgroup limit is in force). */

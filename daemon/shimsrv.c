@@ -552,8 +552,9 @@ static int op_reserve(const struct eph_req *q, struct eph_resp *r, int *fd)
     int pinned = atomic_load(&in->pinned) != 0;
     budget_refresh(); /* a growth is the moment to look at the cgroup again */
     uint64_t budget = atomic_load(&D.h->budget);
-    if (!pinned && (want > budget || evict_make_room(want - cap, q->inode, 0) < 0)) {
-        /* Files bigger than the budget never enter memory (no thrashing). */
+    if (!pinned && (want > budget || evict_make_room(want - cap, q->inode, EVICT_SPARE_BUSY) < 0)) {
+        /* Files bigger than the budget never enter memory, and a growing file
+         * does not push out files in use: it goes to disk itself (no thrashing). */
         int e = evict_inode(q->inode, 0);
         if (e < 0)
             return e;
