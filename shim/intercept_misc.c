@@ -295,22 +295,16 @@ static int file_ident(int fd, struct stat *st)
  * page, not the file's page.  So bytes read from a hole stay zeros even when
  * the copy itself has written there meanwhile, while data pages show what was
  * written.  holes_fill() records, for the next such batch, which pages are
- * holes (SEEK_DATA on a private description of the file).
+ * holes (SEEK_DATA on a private description of the file, opened per batch:
+ * the file may move to disk in the middle of the copy, and the fd with it).
  */
 #define SPLICE_BUFS 16
 #define PG 4096
 struct holes {
-    int fd;             /* own description, for SEEK_DATA; -1 when not needed */
+    int fd;             /* 0: in use; -1 when not needed */
     off_t start, end;   /* the batch [start, end), page-split like the pipe */
     unsigned char hole[SPLICE_BUFS + 1];
 };
-
-static int holes_open(int fd)
-{
-    char p[64];
-    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-    return sys.open(p, O_RDONLY | O_CLOEXEC);
-}
 
 static void holes_fill(struct holes *h, int in, off_t ip, size_t left)
 {
@@ -323,15 +317,20 @@ static void holes_fill(struct holes *h, int in, off_t ip, size_t left)
         len = st.st_size - ip;
     h->start = ip;
     h->end = ip + len;
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", in);
+    int fd = sys.open(p, O_RDONLY | O_CLOEXEC);
     for (int i = 0; i <= SPLICE_BUFS; i++) {
         off_t pg = (ip / PG + i) * PG;
         if (pg >= h->end) {
             h->hole[i] = 0;
             continue;
         }
-        off_t d = sys.lseek(h->fd, pg < ip ? ip : pg, SEEK_DATA);
+        off_t d = fd < 0 ? pg : sys.lseek(fd, pg < ip ? ip : pg, SEEK_DATA);
         h->hole[i] = d < 0 || d >= pg + PG;
     }
+    if (fd >= 0)
+        sys.close(fd);
 }
 
 static void holes_zero(const struct holes *h, char *buf, off_t ip, size_t n)
@@ -376,7 +375,7 @@ static ssize_t copy_loop(int in, off_t *in_off, int out, off_t *out_off, size_t 
     if (in_pos && out_pos && op > ip && (size_t)(op - ip) < count && (fp_settle_moved(), 1) &&
         file_ident(in, &si) == 0 && file_ident(out, &so) == 0 && si.st_ino == so.st_ino && si.st_dev == so.st_dev && (size_t)(op - ip) < chunk) {
         chunk = (size_t)(op - ip);
-        hs.fd = holes_open(in);
+        hs.fd = 0;
     }
     ssize_t err = 0;
     while (done < count) {
@@ -409,8 +408,6 @@ static ssize_t copy_loop(int in, off_t *in_off, int out, off_t *out_off, size_t 
         if (err || !in_pos)
             break;
     }
-    if (hs.fd >= 0)
-        sys.close(hs.fd);
     if (in_off)
         *in_off = ip;
     else if (in_pos)
@@ -437,9 +434,32 @@ static int copy_access_ok(int in, int out)
     return 1;
 }
 
+/*
+ * A file that moved to disk and was opened there afterwards has plain kernel
+ * fds, yet it is still one of ours: a copy onto itself must give tmpfs's bytes
+ * (holes read as zeros, see holes_fill), not those of the disk's file system
+ * (ext4 splices zero-filled page-cache pages, which the copy then overwrites).
+ * Costs two fstats per sendfile between unmanaged fds once attached.
+ */
+static int managed_self_copy(int out, int in)
+{
+    struct stat a, b;
+    if (!sh.hdr || sh.disabled || sys.fstat(in, &a) < 0 || !S_ISREG(a.st_mode) ||
+        sys.fstat(out, &b) < 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+        return 0;
+    char link[64], p[EPH_PATH_MAX], abs[EPH_PATH_MAX];
+    int t;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", in);
+    ssize_t r = sys.readlink(link, p, sizeof p - 1);
+    if (r <= 0 || (size_t)r >= sizeof p - 1)
+        return 0;
+    p[r] = '\0';
+    return path_resolve(AT_FDCWD, p, abs, &t) > 0;
+}
+
 SH_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
 {
-    if (likely(!ft_managed(out) && !ft_managed(in)))
+    if (likely(!ft_managed(out) && !ft_managed(in)) && likely(!managed_self_copy(out, in)))
         return REAL(sendfile)(out, in, off, count);
     /* the kernel's order: source readable, offset valid, target writable, target not O_APPEND */
     int ifl = ft_managed(in) ? (int)atomic_load(&fp_desc(in)->flags) : sys.fcntl(in, F_GETFL);

@@ -408,6 +408,28 @@ SH_EXPORT int truncate64(const char *path, off_t len) __attribute__((alias("trun
 
 /* ---- modes and owners --------------------------------------------------- */
 
+/*
+ * The attribute changes below are made under the inode lock while the file
+ * is in memory.  Once the daemon has set MOVING it copies mode, owner and
+ * times to the disk file at its own pace, so a change made then would be
+ * lost: wait for the move and change the disk file (through the daemon's fd)
+ * instead.  1: *p names the disk file; 0: back in memory, retry; -1: gone.
+ */
+static int moved_file(struct eph_inode *ino, char *p, size_t n)
+{
+    uint32_t gen = atomic_load(&ino->gen);
+    fp_wait_moving(ino, gen);
+    uint32_t st = atomic_load(&ino->state);
+    if (st == EPH_MEM)
+        return 0;
+    if (st != EPH_DISK || atomic_load(&ino->gen) != gen) {
+        errno = ENOENT;
+        return -1;
+    }
+    snprintf(p, n, "/proc/%d/fd/%d", sh.daemon_pid, ino->disk_fd);
+    return 1;
+}
+
 static int chmod_inode(struct eph_inode *ino, mode_t mode)
 {
     uid_t uid = geteuid();
@@ -417,6 +439,14 @@ static int chmod_inode(struct eph_inode *ino, mode_t mode)
     if (uid != 0 && !in_group(ino->gid))
         m &= ~(uint32_t)S_ISGID;
     eph_lock(&ino->lock);
+    while (atomic_load(&ino->state) != EPH_MEM) {
+        eph_unlock(&ino->lock);
+        char p[64];
+        int r = moved_file(ino, p, sizeof p);
+        if (r)
+            return r < 0 ? -1 : REAL(chmod)(p, mode);
+        eph_lock(&ino->lock);
+    }
     ino->mode = S_IFREG | m;
     atomic_store(&ino->ctime_ns, sh_now_ns());
     eph_unlock(&ino->lock);
@@ -432,6 +462,14 @@ static int chown_inode(struct eph_inode *ino, uid_t u, gid_t g)
             return fail(EPERM);
     }
     eph_lock(&ino->lock);
+    while (atomic_load(&ino->state) != EPH_MEM) {
+        eph_unlock(&ino->lock);
+        char p[64];
+        int r = moved_file(ino, p, sizeof p);
+        if (r)
+            return r < 0 ? -1 : REAL(chown)(p, u, g);
+        eph_lock(&ino->lock);
+    }
     if (u != (uid_t)-1)
         ino->uid = u;
     if (g != (gid_t)-1)
@@ -540,6 +578,14 @@ static int utimens_inode(struct eph_inode *ino, const struct timespec ts[2])
         return 0;
     int64_t now = sh_now_ns();
     eph_lock(&ino->lock);
+    while (atomic_load(&ino->state) != EPH_MEM) {
+        eph_unlock(&ino->lock);
+        char p[64];
+        int r = moved_file(ino, p, sizeof p);
+        if (r)
+            return r < 0 ? -1 : REAL(utimensat)(AT_FDCWD, p, ts, 0);
+        eph_lock(&ino->lock);
+    }
     if (!ts || ts[0].tv_nsec != UTIME_OMIT)
         atomic_store(&ino->atime_ns, (!ts || ts[0].tv_nsec == UTIME_NOW) ? now : ts_ns(&ts[0]));
     if (!ts || ts[1].tv_nsec != UTIME_OMIT)
