@@ -340,6 +340,17 @@ int path_physical_error(int dirfd, const char *p)
         int nfd = REAL(openat)(fd, comp, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (nfd < 0) {
             err = -errno;
+            /* a symlink whose target runs into or through an in-memory file:
+             * the kernel, which would know the file, says ENOTDIR */
+            char tgt[EPH_PATH_MAX];
+            ssize_t t;
+            if (err == -ENOENT && sh.hdr && (t = sys.readlinkat(fd, comp, tgt, sizeof tgt - 1)) > 0 &&
+                (size_t)t < sizeof tgt - 1) {
+                tgt[t] = '\0';
+                if (pn_normalize(cur, tgt, abs, sizeof abs, NULL) > 0 &&
+                    (ns_lookup(abs, &inode, &gen) == 0 || ns_ancestor_is_file(abs)))
+                    err = -ENOTDIR;
+            }
             break;
         }
         sys.close(fd);
