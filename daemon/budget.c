@@ -133,9 +133,14 @@ static int budget_read_stat(struct budget_mstat *m)
         }
     }
     fclose(f);
-    m->reclaimable = val[0] + val[1] - val[2] - val[3];
-    if (m->reclaimable < 0)
-        m->reclaimable = 0;
+    /* Dirty and writeback pages count as reclaimable too: under the cgroup's
+     * pressure the kernel writes them back and frees them (v1 reclaim waits
+     * on writeback, v2 throttles the writer) instead of OOM-killing.  Counting
+     * them as the function's own memory made the page cache of a file that
+     * had just gone to disk push the other files out of memory as well. */
+    (void)val[2];
+    (void)val[3];
+    m->reclaimable = val[0] + val[1];
     m->shmem = val[4];
     return 0;
 }
@@ -298,7 +303,19 @@ static void budget_apply(void)
     uint64_t ours = atomic_load(&D.h->c.bytes_in_memory);
     if (ours > budget && B.version)
         budget = budget_compute(1);
-    atomic_store(&D.h->budget, budget);
+    /* The shim grows files on its own while they fit under the published
+     * budget; past it, RESERVE decides without pushing out files in use.
+     * Publishing a little less than the eviction threshold keeps small
+     * moves of the live budget (a tick's own-memory and surge estimate)
+     * from landing in the tick's eviction below, whose victim is simply the
+     * least recently used file, possibly one in use. */
+    uint64_t slack = 0;
+    if (B.version && budget_limit_eff() >= 0) {
+        slack = budget / 16;
+        if (slack < (1u << 20))
+            slack = budget < (2u << 20) ? budget / 2 : (1u << 20);
+    }
+    atomic_store(&D.h->budget, budget - slack);
     if (ours > budget) {
         log_msg(LOG_INFO, "budget %llu < %llu bytes in memory (own %lld, surge %lld): evicting",
                 (unsigned long long)budget, (unsigned long long)ours, (long long)B.own,
