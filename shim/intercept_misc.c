@@ -505,7 +505,11 @@ SH_EXPORT ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off
         return -1;
     }
     if ((in_off && *in_off < 0) || (out_off && *out_off < 0)) {
-        errno = EOVERFLOW; /* what this kernel's tmpfs answers */
+        /* generic_copy_file_checks adds the count to each position as unsigned
+         * (a wrap is EOVERFLOW); rw_verify_area then refuses a negative one */
+        int wrap = (in_off && *in_off < 0 && len >= (size_t)0 - (size_t)*in_off) ||
+                   (out_off && *out_off < 0 && len >= (size_t)0 - (size_t)*out_off);
+        errno = wrap ? EOVERFLOW : EINVAL;
         return -1;
     }
     struct stat si, so;
