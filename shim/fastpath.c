@@ -392,35 +392,6 @@ static int zero_gap(int kfd, uint64_t from, uint64_t to)
     return 0;
 }
 
-/*
- * Pages written with pwrite are in the memfd but not in this process's page
- * tables: the first memcpy on each would take a minor fault (about 1 µs here;
- * random 8 KiB operations on a file just written paid two per operation, which
- * made a short run slower than the disk).  Contiguous pwritten ranges are
- * collected and mapped a MiB at a time with MADV_POPULATE_WRITE: the pages
- * exist, so this only fills page-table entries, one syscall per 128 writes.
- * Only whole pages this process wrote are populated, never holes.  Called
- * under the inode lock, which also guards pop_lo/pop_hi.
- */
-#define POPULATE_BATCH (1u << 20)
-static void populate_written(struct ft_map *m, int fd, uint64_t off, uint64_t end)
-{
-    static _Atomic int unsupported;
-    uint64_t lo = (off + 4095) & ~4095ull, hi = end & ~4095ull;
-    if (hi <= lo || atomic_load_explicit(&unsupported, memory_order_relaxed))
-        return;
-    if (lo != m->pop_hi || m->pop_hi == m->pop_lo)
-        m->pop_lo = lo; /* not contiguous with the pending run: start a new one */
-    m->pop_hi = hi;
-    if (m->pop_hi - m->pop_lo < POPULATE_BATCH)
-        return;
-    char *base = ft_map_covering(m, fd, m->pop_hi);
-    if (base && madvise(base + m->pop_lo, m->pop_hi - m->pop_lo, MADV_POPULATE_WRITE) < 0 &&
-        errno == EINVAL)
-        atomic_store_explicit(&unsupported, 1, memory_order_relaxed); /* kernel before 5.14 */
-    m->pop_lo = m->pop_hi;
-}
-
 /* The local hint of how far this process knows the memfd's pages to be populated may only drop. */
 static void filled_lower(uint32_t inode, uint64_t to)
 {
@@ -679,9 +650,6 @@ retry:
         end = off + n;
         if (end > filled)
             atomic_store_explicit(&m->filled, end, memory_order_relaxed);
-        int saved = errno;
-        populate_written(m, fd, off, end);
-        errno = saved;
     } else {
         char *base = ft_map_covering(m, fd, end);
         if (unlikely(!base)) {

@@ -243,7 +243,6 @@ struct ft_map {
     int kfd1;                           /* private O_CLOEXEC fd on the memfd + 1, 0 = none */
     int cached;                         /* mapping valid (in use or idle) */
     uint32_t inode;
-    uint64_t pop_lo, pop_hi;            /* pwritten pages not yet in our page tables, under the inode lock */
     char *old_base[8];                  /* superseded mappings, unmapped on last close */
     uint64_t old_len[8];
 };
