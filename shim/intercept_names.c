@@ -413,7 +413,8 @@ SH_EXPORT int truncate64(const char *path, off_t len) __attribute__((alias("trun
  * is in memory.  Once the daemon has set MOVING it copies mode, owner and
  * times to the disk file at its own pace, so a change made then would be
  * lost: wait for the move and change the disk file (through the daemon's fd)
- * instead.  1: *p names the disk file; 0: back in memory, retry; -1: gone.
+ * instead.  1: *p names the disk file; 0: back in memory, retry; -2: freed
+ * after the move (the caller that has a path uses the kernel on it).
  */
 static int moved_file(struct eph_inode *ino, char *p, size_t n)
 {
@@ -422,10 +423,8 @@ static int moved_file(struct eph_inode *ino, char *p, size_t n)
     uint32_t st = atomic_load(&ino->state);
     if (st == EPH_MEM)
         return 0;
-    if (st != EPH_DISK || atomic_load(&ino->gen) != gen) {
-        errno = ENOENT;
-        return -1;
-    }
+    if (st != EPH_DISK || atomic_load(&ino->gen) != gen)
+        return -2; /* moved and already freed: the path names the disk file */
     snprintf(p, n, "/proc/%d/fd/%d", sh.daemon_pid, ino->disk_fd);
     return 1;
 }
@@ -444,7 +443,7 @@ static int chmod_inode(struct eph_inode *ino, mode_t mode)
         char p[64];
         int r = moved_file(ino, p, sizeof p);
         if (r)
-            return r < 0 ? -1 : REAL(chmod)(p, mode);
+            return r < 0 ? r : REAL(chmod)(p, mode);
         eph_lock(&ino->lock);
     }
     ino->mode = S_IFREG | m;
@@ -467,7 +466,7 @@ static int chown_inode(struct eph_inode *ino, uid_t u, gid_t g)
         char p[64];
         int r = moved_file(ino, p, sizeof p);
         if (r)
-            return r < 0 ? -1 : REAL(chown)(p, u, g);
+            return r < 0 ? r : REAL(chown)(p, u, g);
         eph_lock(&ino->lock);
     }
     if (u != (uid_t)-1)
@@ -499,18 +498,22 @@ SH_EXPORT int chmod(const char *path, mode_t mode)
 {
     uint32_t inode, gen;
     int t;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &t))
+    int r = 0;
+    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &t) ||
+        (r = t ? fail(ENOTDIR) : chmod_inode(&sh.inodes[inode], mode)) == -2)
         return ENOENT_FIX(AT_FDCWD, path, REAL(chmod)(path, mode));
-    return t ? fail(ENOTDIR) : chmod_inode(&sh.inodes[inode], mode);
+    return r;
 }
 
 SH_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
 {
     uint32_t inode, gen;
     int t;
-    if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)))
+    int r = 0;
+    if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)) ||
+        (r = t ? fail(ENOTDIR) : chmod_inode(&sh.inodes[inode], mode)) == -2)
         return ENOENT_FIX(dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags));
-    return t ? fail(ENOTDIR) : chmod_inode(&sh.inodes[inode], mode);
+    return r;
 }
 
 SH_EXPORT int fchmod(int fd, mode_t mode)
@@ -523,18 +526,22 @@ SH_EXPORT int chown(const char *path, uid_t u, gid_t g)
 {
     uint32_t inode, gen;
     int t;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &t))
+    int r = 0;
+    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &t) ||
+        (r = t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g)) == -2)
         return ENOENT_FIX(AT_FDCWD, path, REAL(chown)(path, u, g));
-    return t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g);
+    return r;
 }
 
 SH_EXPORT int lchown(const char *path, uid_t u, gid_t g)
 {
     uint32_t inode, gen;
     int t;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup_nofollow(AT_FDCWD, path, &inode, &gen, &t))
+    int r = 0;
+    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup_nofollow(AT_FDCWD, path, &inode, &gen, &t) ||
+        (r = t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g)) == -2)
         return ENOENT_FIX(AT_FDCWD, path, REAL(lchown)(path, u, g));
-    return t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g);
+    return r;
 }
 
 SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
@@ -544,9 +551,11 @@ SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
     __asm__("" : "+r"(path)); /* declared nonnull, but the kernel takes NULL */
     if (path && !path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
         return chown_inode(mem_inode_of_fd(dirfd), u, g);
-    if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)))
+    int r = 0;
+    if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)) ||
+        (r = t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g)) == -2)
         return ENOENT_FIX(dirfd, path, REAL(fchownat)(dirfd, path, u, g, flags));
-    return t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g);
+    return r;
 }
 
 SH_EXPORT int fchown(int fd, uid_t u, gid_t g)
@@ -583,7 +592,7 @@ static int utimens_inode(struct eph_inode *ino, const struct timespec ts[2])
         char p[64];
         int r = moved_file(ino, p, sizeof p);
         if (r)
-            return r < 0 ? -1 : REAL(utimensat)(AT_FDCWD, p, ts, 0);
+            return r < 0 ? r : REAL(utimensat)(AT_FDCWD, p, ts, 0);
         eph_lock(&ino->lock);
     }
     if (!ts || ts[0].tv_nsec != UTIME_OMIT)
@@ -606,9 +615,11 @@ SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2]
     }
     if (!path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
         return utimens_inode(mem_inode_of_fd(dirfd), ts);
-    if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)))
+    int r = 0;
+    if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)) ||
+        (r = t ? fail(ENOTDIR) : utimens_inode(&sh.inodes[inode], ts)) == -2)
         return ENOENT_FIX(dirfd, path, REAL(utimensat)(dirfd, path, ts, flags));
-    return t ? fail(ENOTDIR) : utimens_inode(&sh.inodes[inode], ts);
+    return r;
 }
 
 SH_EXPORT int futimens(int fd, const struct timespec ts[2])
