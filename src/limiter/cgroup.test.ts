@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { access, readFile } from 'node:fs/promises';
+import { access, chmod, cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
@@ -147,8 +148,16 @@ test('bad names, bad limits and taken names get clear errors', { skip: SKIP }, a
   }
 });
 
-test('without root: EPH_CGROUP_NOT_ROOT telling to use --budget', { skip: SKIP }, async () => {
-  const module = fileURLToPath(new URL('./cgroup.js', import.meta.url));
+test('without root: EPH_CGROUP_NOT_ROOT telling to use --budget', { skip: SKIP }, async (t) => {
+  // The unprivileged child must be able to read the compiled modules, wherever the checkout lives
+  // (CI clones into a folder of its own, often below a 0700 home): give it a world-readable copy.
+  const compiled = fileURLToPath(new URL('..', import.meta.url));
+  const copy = await mkdtemp(join(tmpdir(), 'eph-nonroot-'));
+  t.after(() => rm(copy, { recursive: true, force: true }));
+  await cp(join(compiled, 'limiter'), join(copy, 'limiter'), { recursive: true });
+  await cp(join(compiled, 'core'), join(copy, 'core'), { recursive: true });
+  await chmodTree(copy);
+  const module = join(copy, 'limiter', 'cgroup.js');
   const script = `import(${JSON.stringify(module)}).then((m) => m.createInstanceCgroup({ memoryLimit: 1 << 24 })).then(() => console.log('created'), (e) => console.log(e.code + ' ' + e.message));`;
   const child = spawn(process.execPath, ['-e', script], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
@@ -156,3 +165,13 @@ test('without root: EPH_CGROUP_NOT_ROOT telling to use --budget', { skip: SKIP }
   await once(child, 'exit');
   assert.match(out, /^EPH_CGROUP_NOT_ROOT .*uid 65534.*--budget/);
 });
+
+/** Makes a directory tree readable (and its directories searchable) by every user. */
+async function chmodTree(dir: string): Promise<void> {
+  await chmod(dir, 0o755);
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) await chmodTree(p);
+    else await chmod(p, 0o644);
+  }
+}
