@@ -3,19 +3,39 @@
 //
 // Reproduce a failure with the seed it prints:
 //   DIFFTEST_SEED=<seed> node --test test/fs/difftest.test.mjs
+// Explore new sequences with DIFFTEST_SEED=random (see baseSeed below for the default).
 // or run the two sides by hand, as the failure message shows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { BUILD, TEST_BIN, asanOptions, ephemeraRun, requireBuilt, run, scratch, startDaemon, tmpfsScratch } from './lib/harness.mjs';
 
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DIFFTEST = join(TEST_BIN, 'difftest');
 const DIFFTEST_ASAN = join(BUILD, 'asan', 'difftest');
 const DAEMON_ASAN = join(BUILD, 'asan', 'ephemerad');
 
-const BASE_SEED = process.env.DIFFTEST_SEED ? Number(process.env.DIFFTEST_SEED) : Math.floor(Math.random() * 1e9);
+/**
+ * The base seed: DIFFTEST_SEED when given; a fresh random one with DIFFTEST_SEED=random; otherwise
+ * one derived from the committed trees of the code under test (shim, daemon, include, test). A given
+ * source tree thus always runs the same sequences, so a CI verdict belongs to the change that was
+ * submitted and not to the draw; every change to those trees draws new sequences.
+ */
+function baseSeed() {
+  const env = process.env.DIFFTEST_SEED;
+  if (env !== undefined && env !== 'random') return Number(env);
+  if (env === undefined) {
+    const r = spawnSync('git', ['rev-parse', 'HEAD:shim', 'HEAD:daemon', 'HEAD:include', 'HEAD:test'], { cwd: REPO, encoding: 'utf8' });
+    if (r.status === 0) return createHash('sha256').update(r.stdout).digest().readUInt32BE(0) % 1e9;
+  }
+  return Math.floor(Math.random() * 1e9);
+}
+const BASE_SEED = baseSeed();
 const BISECT = process.env.DIFFTEST_BISECT !== '0';
 /** Bisecting costs a minute or two; do it for the first failing case only, within a time budget. */
 const BISECT_BUDGET_MS = 100_000;
