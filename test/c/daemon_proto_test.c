@@ -36,18 +36,7 @@
 #define RENAME_EXCHANGE (1 << 1)
 #endif
 
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        checks++;                                                          \
-        if (!(cond)) {                                                     \
-            failures++;                                                    \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-        }                                                                  \
-    } while (0)
+#include "check.h"
 
 /* Short on purpose: socket paths must fit sun_path. */
 static char base[64], rundir[80], root[80], outside[80];

@@ -11,17 +11,7 @@
 
 #include "../../shim/pathnorm.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                      \
-    do {                                                      \
-        if (!(cond)) {                                        \
-            failures++;                                       \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                     \
-            fputc('\n', stderr);                              \
-        }                                                     \
-    } while (0)
+#include "check.h"
 
 /* An ELF64 image with the given program header types. */
 static size_t make_elf64(unsigned char *buf, size_t cap, const uint32_t *types, int n)

@@ -8,17 +8,7 @@
 
 #include "../../shim/pathnorm.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                      \
-    do {                                                      \
-        if (!(cond)) {                                        \
-            failures++;                                       \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                     \
-            fputc('\n', stderr);                              \
-        }                                                     \
-    } while (0)
+#include "check.h"
 
 static void norm(const char *base, const char *p, const char *want, int want_trailing)
 {
