@@ -461,19 +461,29 @@ static void copy_in(char *dst, const struct iovec *iov, int cnt)
     }
 }
 
-static ssize_t do_read(int fd, const struct iovec *iov, int cnt, off_t pos)
+/* What every read and write checks first, in the kernel's order: the access
+ * mode (EBADF), then the iovec (EINVAL).  *n gets the total length. */
+static inline int io_check(struct eph_desc *d, uint32_t denied_mode, const struct iovec *iov, int cnt,
+                           size_t *n)
 {
-    struct eph_desc *d = fp_desc(fd);
-    int err;
-    if ((atomic_load_explicit(&d->flags, memory_order_relaxed) & O_ACCMODE) == O_WRONLY) {
-        errno = EBADF;
-        return -1;
-    }
-    size_t n = iov_total(iov, cnt, &err);
+    int err = 0;
+    if ((atomic_load_explicit(&d->flags, memory_order_relaxed) & O_ACCMODE) == denied_mode)
+        err = EBADF;
+    else
+        *n = iov_total(iov, cnt, &err);
     if (err) {
         errno = err;
         return -1;
     }
+    return 0;
+}
+
+static ssize_t do_read(int fd, const struct iovec *iov, int cnt, off_t pos)
+{
+    struct eph_desc *d = fp_desc(fd);
+    size_t n;
+    if (unlikely(io_check(d, O_WRONLY, iov, cnt, &n) < 0))
+        return -1;
     if (unlikely(ft_fds[fd].flags & FT_DISK))
         return disk_io(fd, iov, cnt, pos, 0);
     struct eph_inode *ino = fp_inode_of(d);
@@ -558,17 +568,10 @@ ssize_t fp_readv(int fd, const struct iovec *iov, int cnt, off_t off, int use_of
 static ssize_t do_write(int fd, const struct iovec *iov, int cnt, off_t pos)
 {
     struct eph_desc *d = fp_desc(fd);
-    int err;
+    size_t n;
+    if (unlikely(io_check(d, O_RDONLY, iov, cnt, &n) < 0))
+        return -1;
     uint32_t fl = atomic_load_explicit(&d->flags, memory_order_relaxed);
-    if ((fl & O_ACCMODE) == O_RDONLY) {
-        errno = EBADF;
-        return -1;
-    }
-    size_t n = iov_total(iov, cnt, &err);
-    if (err) {
-        errno = err;
-        return -1;
-    }
     if (unlikely(ft_fds[fd].flags & FT_DISK))
         return disk_io(fd, iov, cnt, pos, 1);
     if (n == 0)

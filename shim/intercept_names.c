@@ -522,27 +522,22 @@ SH_EXPORT int fchmod(int fd, mode_t mode)
     return ino ? chmod_inode(ino, mode) : REAL(fchmod)(fd, mode);
 }
 
-SH_EXPORT int chown(const char *path, uid_t u, gid_t g)
+/* chown and lchown by path: an in-memory file changes in the region, anything else in the kernel. */
+static int chown_path(const char *path, uid_t u, gid_t g, int follow)
 {
     uint32_t inode, gen;
     int t;
     int r = 0;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &t) ||
+    if (likely(!path_maybe_managed(AT_FDCWD, path)) ||
+        !(follow ? lookup : lookup_nofollow)(AT_FDCWD, path, &inode, &gen, &t) ||
         (r = t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g)) == -2)
-        return ENOENT_FIX(AT_FDCWD, path, REAL(chown)(path, u, g));
+        return ENOENT_FIX(AT_FDCWD, path, follow ? REAL(chown)(path, u, g) : REAL(lchown)(path, u, g));
     return r;
 }
 
-SH_EXPORT int lchown(const char *path, uid_t u, gid_t g)
-{
-    uint32_t inode, gen;
-    int t;
-    int r = 0;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup_nofollow(AT_FDCWD, path, &inode, &gen, &t) ||
-        (r = t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g)) == -2)
-        return ENOENT_FIX(AT_FDCWD, path, REAL(lchown)(path, u, g));
-    return r;
-}
+SH_EXPORT int chown(const char *path, uid_t u, gid_t g) { return chown_path(path, u, g, 1); }
+
+SH_EXPORT int lchown(const char *path, uid_t u, gid_t g) { return chown_path(path, u, g, 0); }
 
 SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
 {
