@@ -39,6 +39,8 @@ def start_daemon(a, rundir):
     r, w = os.pipe()
     argv = [a.daemon, "--rundir", rundir, "--root", a.root, "--cgroup", "auto",
             "--ready-fd", str(w), "--log", os.path.join(rundir, "daemon.log")]
+    # Extra daemon flags for a diagnosis run (e.g. --debug), never set by the harness.
+    argv += os.environ.get("EPHEMERA_DAEMON_ARGS", "").split()
     try:
         proc = subprocess.Popen(argv, pass_fds=(w,), stdin=subprocess.DEVNULL)
     except OSError as e:
