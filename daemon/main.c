@@ -63,7 +63,11 @@ int64_t ephd_real_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+    int64_t now = (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+    /* A file time: the shim's coarse stamps must not fall below it (shm.h time_floor). */
+    if (D.h)
+        eph_atomic_max(&D.h->time_floor, (uint64_t)now);
+    return now;
 }
 
 int ephd_root_of(const char *path)

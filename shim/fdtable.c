@@ -32,7 +32,7 @@
 struct ft_entry *ft_fds;
 uint32_t ft_nfds;
 _Atomic uint32_t ft_hwm;
-static struct ft_map *ft_maps;
+struct ft_map *ft_maps;
 static int ft_idle;                     /* cached inodes with refs == 0, under ft_mu */
 static pthread_mutex_t ft_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -63,8 +63,6 @@ int ft_init(void)
     ft_fds = t;
     return 0;
 }
-
-struct ft_map *ft_map_of(uint32_t inode) { return &ft_maps[inode]; }
 
 static uint64_t reserve_for(uint64_t need)
 {
@@ -263,10 +261,8 @@ int ft_install_dup(int newfd, int oldfd)
     return 0;
 }
 
-char *ft_map_covering(struct ft_map *m, int fd, uint64_t need)
+char *ft_map_grow(struct ft_map *m, int fd, uint64_t need)
 {
-    if (atomic_load_explicit(&m->len, memory_order_acquire) >= need)
-        return atomic_load_explicit(&m->base, memory_order_acquire);
     ft_lock();
     char *b = atomic_load(&m->base);
     if (atomic_load(&m->len) < need) {

@@ -247,8 +247,10 @@ struct ft_map {
     uint64_t old_len[8];
 };
 
+extern struct ft_map *ft_maps;          /* indexed by inode slot */
+
 int ft_init(void);
-struct ft_map *ft_map_of(uint32_t inode);
+static inline struct ft_map *ft_map_of(uint32_t inode) { return &ft_maps[inode]; }
 /* Install fd -> desc (new reference already held on desc); maps the memfd on first use. */
 int ft_install(int fd, uint32_t desc, int kfd_for_map);
 /* Install an fd that already refers to the evicted file's disk copy. */
@@ -265,7 +267,14 @@ static inline int ft_touched(int fd)
 /* Forget fd locally and drop its desc reference (does not close the kernel fd). */
 void ft_forget(int fd);
 /* Grow the local mapping so it covers at least need bytes. */
-char *ft_map_covering(struct ft_map *m, int fd, uint64_t need);
+char *ft_map_grow(struct ft_map *m, int fd, uint64_t need);
+/* The mapping covering [0, need): every fast read and write asks, so the common case is inline. */
+static inline char *ft_map_covering(struct ft_map *m, int fd, uint64_t need)
+{
+    if (likely(atomic_load_explicit(&m->len, memory_order_acquire) >= need))
+        return atomic_load_explicit(&m->base, memory_order_acquire);
+    return ft_map_grow(m, fd, need);
+}
 void ft_mark_disk(int fd);
 int ft_install_dup(int newfd, int oldfd);
 void ft_lock(void);

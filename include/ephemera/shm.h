@@ -68,6 +68,9 @@ struct eph_inode {
     uint32_t uid, gid;           /* [DS] owner; chown under lock */
     uint32_t next;               /* [D] next inode index + 1 in the hash chain, 0 = end */
     uint32_t hash;               /* [D] eph_path_hash(path) */
+    _Atomic uint32_t times_seen; /* [S] a stat read the times since they last changed: the next
+                                  * change within the same coarse tick takes the fine clock (multigrain,
+                                  * as tmpfs; see ARCHITECTURE.md "Timestamps").  Stale 1 is harmless. */
     _Atomic int64_t atime_ns;    /* [S] times as ns since the epoch (CLOCK_REALTIME_COARSE) */
     _Atomic int64_t mtime_ns;
     _Atomic int64_t ctime_ns;
@@ -122,6 +125,8 @@ struct eph_shm_header {
     _Atomic uint64_t budget;     /* [D] bytes the in-memory files may occupy now */
     _Atomic uint64_t grow_step_max; /* [D] largest single capacity step (bytes) */
     struct eph_counters c;
+    _Atomic uint64_t time_floor; /* [DS] latest fine-grained file time handed out: a coarse stamp is
+                                  * raised to it, so a later change never looks older (multigrain floor) */
 };
 
 static inline struct eph_inode *eph_inodes(struct eph_shm_header *h)
