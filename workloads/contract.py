@@ -10,12 +10,20 @@ container), does its work there, and prints exactly one JSON object as the last 
 ``total_s`` covers only the function's own work, never input generation (``setup_s``), so the
 three storage modes are compared on what a function invocation would do. The digest depends only
 on the parameters, so overlay, tmpfs and ephemera must agree on it.
+
+The measured phases also report their CPU time (``cpu``: user and kernel seconds of the process
+and of the children it waited for), and with ``EPHEMERA_TRACE_OUT=FILE`` in the environment they
+run under ``strace -f -c`` attached for those phases only, so the I/O intensity of Table 3
+describes the function and not the interpreter's start-up or the input generation.
 """
 
 import argparse
 import hashlib
 import json
 import os
+import resource
+import signal
+import subprocess
 import sys
 import time
 
@@ -39,16 +47,86 @@ def prepare_scratch(path):
     return work
 
 
-class Phases:
-    """Wall-clock timings of named phases, in seconds, measured with a monotonic clock."""
+TRACE_ATTACH_TIMEOUT_S = 15.0
 
-    def __init__(self):
+
+class FunctionTrace:
+    """``strace -f -c`` attached to this process (every thread, and the children it starts) only
+    while the measured phases run; its summary table goes to ``out``."""
+
+    def __init__(self, out):
+        self.out = out
+        self.proc = None
+
+    def start(self):
+        tids = sorted(os.listdir("/proc/self/task"), key=int)
+        argv = ["strace", "-f", "-c", "-qq", "-o", self.out]
+        for t in tids:
+            argv += ["-p", t]
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        except OSError as e:
+            sys.exit(f"workload: cannot start strace for the I/O table: {e}; install strace")
+        deadline = time.monotonic() + TRACE_ATTACH_TIMEOUT_S
+        while not all(_tracer_pid(t) for t in tids):
+            if self.proc.poll() is not None:
+                sys.exit(f"workload: strace exited with status {self.proc.returncode} before it "
+                         "attached; tracing needs CAP_SYS_PTRACE (docker run --cap-add SYS_PTRACE)")
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                sys.exit(f"workload: strace did not attach within {TRACE_ATTACH_TIMEOUT_S:.0f} s")
+            time.sleep(0.005)
+
+    def stop(self):
+        # SIGINT makes strace detach and write its summary.
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait()
+
+
+def _tracer_pid(tid):
+    try:
+        with open(f"/proc/self/task/{tid}/status") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        return 1  # the thread has exited: nothing left to wait for
+    return 0
+
+
+def _cpu_now():
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + kids.ru_utime, me.ru_stime + kids.ru_stime
+
+
+class Phases:
+    """Wall-clock timings of named phases, in seconds, measured with a monotonic clock.
+
+    ``measured`` names the phases that make up ``total_s`` (the function's own work), in the
+    order they run; their CPU time is summed, and they are the ones traced for the I/O table."""
+
+    def __init__(self, measured):
         self.timings = {}
+        self.measured = tuple(measured)
+        self.cpu = {"utime_s": 0.0, "stime_s": 0.0}
+        out = os.environ.get("EPHEMERA_TRACE_OUT")
+        self._trace = FunctionTrace(out) if out else None
 
     def run(self, name, fn, *args):
+        measured = name in self.measured
+        if measured and self._trace is not None and self._trace.proc is None:
+            self._trace.start()
+        u0, s0 = _cpu_now()
         t0 = time.perf_counter()
         result = fn(*args)
         self.timings[name + "_s"] = time.perf_counter() - t0
+        u1, s1 = _cpu_now()
+        if measured:
+            self.cpu["utime_s"] += u1 - u0
+            self.cpu["stime_s"] += s1 - s0
+            if self._trace is not None and name == self.measured[-1]:
+                self._trace.stop()
         return result
 
 
@@ -66,15 +144,16 @@ def digest_files(paths):
     return h.hexdigest()
 
 
-def emit(workload, params, phases, measured, setup, digest):
-    """Print the result line; ``measured`` names the phases that make up total_s."""
+def emit(workload, params, phases, setup, digest):
+    """Print the result line; total_s is the sum of the measured phases."""
     timings = dict(phases.timings)
-    timings["total_s"] = sum(phases.timings[m + "_s"] for m in measured)
+    timings["total_s"] = sum(phases.timings[m + "_s"] for m in phases.measured)
     out = {
         "workload": workload,
         "params": params,
         "timings": timings,
         "setup_s": sum(phases.timings.get(s + "_s", 0.0) for s in setup),
+        "cpu": phases.cpu,
         "digest": digest,
         "pid": os.getpid(),
     }

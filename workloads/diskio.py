@@ -125,7 +125,7 @@ def main():
 
     work = contract.prepare_scratch(a.scratch)
     path = os.path.join(work, f"diskio-{a.pattern}.dat")
-    ph = contract.Phases()
+    ph = contract.Phases(["write", "read"])
     offs = ph.run("gen_offsets", offsets, a.pattern, file_bytes, a.block, ops)
     data = ph.run("gen_blocks", blocks, a.block)
     if a.access == "mmap":
@@ -138,7 +138,7 @@ def main():
     os.unlink(path)
     params = {"pattern": a.pattern, "access": a.access, "file_mb": file_mb, "ops": ops,
               "block": a.block}
-    contract.emit(f"diskio-{a.pattern}", params, ph, ["write", "read"],
+    contract.emit(f"diskio-{a.pattern}", params, ph,
                   ["gen_offsets", "gen_blocks"], f"{digest}:{crc:08x}")
 
 

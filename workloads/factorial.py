@@ -25,10 +25,10 @@ def main():
     n = a.n or PRESETS[a.size]
     if n < 0:
         raise SystemExit(f"factorial: --n {n} must be non-negative")
-    ph = contract.Phases()
+    ph = contract.Phases(["compute"])
     value = ph.run("compute", factorial, n)
     raw = value.to_bytes((value.bit_length() + 7) // 8 or 1, "little")
-    contract.emit("factorial", {"n": n}, ph, ["compute"], [],
+    contract.emit("factorial", {"n": n}, ph, [],
                   hashlib.sha256(raw).hexdigest())
 
 

@@ -42,7 +42,7 @@ def main():
     work = contract.prepare_scratch(a.scratch)
     src = os.path.join(work, "gzip-input.bin")
     dst = os.path.join(work, "gzip-output.gz")
-    ph = contract.Phases()
+    ph = contract.Phases(["disk", "compress"])
     data = ph.run("gen", make_data, mb)
     ph.run("disk", write_file, src, data)
     del data
@@ -50,7 +50,7 @@ def main():
     digest = contract.digest_files([dst])
     os.unlink(src)
     os.unlink(dst)
-    contract.emit("gzip", {"mb": mb}, ph, ["disk", "compress"], ["gen"], digest)
+    contract.emit("gzip", {"mb": mb}, ph, ["gen"], digest)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ This is the container's entry point in every mode (the harness passes the same C
     budget follows the container's own memory cgroup), waits until it reports ready, runs CMD
     under ``LD_PRELOAD`` with the scratch root managed, and shuts the daemon down afterwards,
     keeping its final statistics;
-  * with ``--strace FILE`` CMD runs under ``strace -f -c`` (syscall time per syscall, for the
-    I/O-intensity table);
+  * with ``--strace FILE`` the workload runs its measured phases under ``strace -f -c`` (syscall
+    time per syscall, for the I/O-intensity table; see contract.py);
   * always, the CPU times of CMD and its descendants come from ``wait4``'s rusage.
 
 CMD's own output passes through untouched; the launcher prints one more JSON line at the end:
@@ -157,7 +157,8 @@ def main():
             "EPHEMERA_LOG": os.path.join(a.rundir, "shim.log"),
         })
     if a.strace:
-        cmd = ["strace", "-f", "-c", "-qq", "-o", a.strace] + cmd
+        # The workload attaches strace to itself for its measured phases only (contract.py).
+        env["EPHEMERA_TRACE_OUT"] = a.strace
 
     t0 = time.perf_counter()
     try:

@@ -106,7 +106,7 @@ def main():
         return
     nbytes = PRESETS[a.size]
     work = contract.prepare_scratch(a.scratch)
-    ph = contract.Phases()
+    ph = contract.Phases(["function"])
     inputs = ph.run("gen", make_inputs, work, nbytes)
     dst = os.path.join(work, "mr-output.tsv")
     parts = ph.run("function", run_function, inputs, work, dst)
@@ -116,7 +116,7 @@ def main():
     for f in inputs + [dst]:
         os.unlink(f)
     contract.emit("mapreduce", {"input_bytes": nbytes, "mappers": MAPPERS,
-                                "partitions": PARTITIONS}, ph, ["function"], ["gen"], digest)
+                                "partitions": PARTITIONS}, ph, ["gen"], digest)
 
 
 if __name__ == "__main__":

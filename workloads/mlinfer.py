@@ -76,7 +76,7 @@ def main():
     a = p.parse_args()
     rounds, epochs = PRESETS[a.size]
     work = contract.prepare_scratch(a.scratch)
-    ph = contract.Phases()
+    ph = contract.Phases(["function"])
     model_path, images_path = ph.run("train", train, work, epochs)
     parts, outputs = ph.run("function", infer, model_path, images_path, work, rounds)
     for k, v in parts.items():
@@ -84,7 +84,7 @@ def main():
     digest = contract.digest_files(outputs)
     for f in outputs + [model_path, images_path]:
         os.unlink(f)
-    contract.emit("mlinfer", {"rounds": rounds, "epochs": epochs}, ph, ["function"], ["train"], digest)
+    contract.emit("mlinfer", {"rounds": rounds, "epochs": epochs}, ph, ["train"], digest)
 
 
 if __name__ == "__main__":

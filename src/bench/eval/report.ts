@@ -71,7 +71,9 @@ function cellResult(cell: Cell, samples: readonly Sample[]): CellResult {
   }
   const launches = ok.map((s) => s.outcome.launch).filter((l) => l !== null);
   const traced = launches.find((l) => l.strace !== undefined);
-  const untraced = cell.strace === true ? [] : launches;
+  // CPU time of the function's measured phases when the workload reports it (setup and the
+  // interpreter's start-up left out, as strace is), else of the whole invocation.
+  const cpus = cell.strace === true ? [] : ok.map((s) => s.outcome.workload?.cpu ?? s.outcome.launch).filter((c) => c != null);
   const last = ok.at(-1);
   return {
     id: cell.id,
@@ -86,7 +88,7 @@ function cellResult(cell: Cell, samples: readonly Sample[]): CellResult {
     oomKills: samples.filter((s) => s.outcome.oomKilled).length,
     failures: samples.filter((s) => !s.outcome.ok).map((s) => s.outcome.error ?? 'failed'),
     metrics,
-    cpu: untraced.length > 0 ? { utime_s: summarize(untraced.map((l) => l.utime_s)).median, stime_s: summarize(untraced.map((l) => l.stime_s)).median } : null,
+    cpu: cpus.length > 0 ? { utime_s: summarize(cpus.map((c) => c.utime_s)).median, stime_s: summarize(cpus.map((c) => c.stime_s)).median } : null,
     strace: traced?.strace ?? null,
     digests: [...new Set(ok.map((s) => s.outcome.workload?.digest ?? ''))],
     daemon: last?.outcome.launch?.daemon ?? null,

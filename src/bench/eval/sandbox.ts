@@ -18,7 +18,7 @@ export interface RunRequest {
   /** Memory limit in bytes (no swap). */
   readonly memory: number;
   readonly cpuset: string;
-  /** Run under `strace -f -c` and return its per-syscall table. */
+  /** Trace the measured phases with `strace -f -c` and return its per-syscall table. */
   readonly strace?: boolean;
   readonly timeoutMs: number;
 }
@@ -40,6 +40,8 @@ export interface WorkloadReport {
   readonly params: Record<string, unknown>;
   readonly timings: Record<string, number>;
   readonly setup_s: number;
+  /** CPU seconds of the measured phases (the process and the children it waited for). */
+  readonly cpu?: { readonly utime_s: number; readonly stime_s: number };
   readonly digest: string;
 }
 
