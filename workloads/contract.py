@@ -59,10 +59,9 @@ class FunctionTrace:
         self.proc = None
 
     def start(self):
-        tids = sorted(os.listdir("/proc/self/task"), key=int)
-        argv = ["strace", "-f", "-c", "-qq", "-o", self.out]
-        for t in tids:
-            argv += ["-p", t]
+        # With -f, strace attaches to every thread of the process it is given.
+        tids = os.listdir("/proc/self/task")
+        argv = ["strace", "-f", "-c", "-qq", "-o", self.out, "-p", str(os.getpid())]
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
         except OSError as e:
