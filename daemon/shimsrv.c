@@ -25,6 +25,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -614,6 +615,154 @@ static int op_release(const struct eph_req *q)
     return 0;
 }
 
+/* ---- per-process ledgers ----------------------------------------------- */
+
+/*
+ * Each shimmed process registers its fd table (a memfd it keeps current; see
+ * EPH_OP_LEDGER).  A pidfd tells us when the process is gone, however it
+ * died; whatever its table still lists was never closed, so we drop those
+ * description references here.  Without this, a function killed at its
+ * timeout would keep its unlinked files' memory until the instance ends.
+ */
+struct shim_proc {
+    struct loop_ev ev;      /* the pidfd */
+    pid_t pid;
+    int table_fd;
+    struct shim_proc *next;
+};
+
+static struct shim_proc *shim_procs;
+static uint64_t shim_ledger_refs;       /* references dropped for dead processes */
+
+uint64_t shim_ledger_dropped(void)
+{
+    return shim_ledger_refs;
+}
+
+static void ledger_unref(uint32_t desc)
+{
+    struct eph_desc *d = &eph_descs(D.h)[desc];
+    /* Our reference keeps the slot from being reused until we drop it. */
+    uint32_t inode = d->inode, gen = d->inode_gen;
+    uint32_t r = atomic_load(&d->refs);
+    do {
+        if (r == 0)
+            return;
+    } while (!atomic_compare_exchange_weak(&d->refs, &r, r - 1));
+    shim_ledger_refs++;
+    if (r != 1 || inode >= D.h->ninodes)
+        return;
+    struct eph_inode *in = &D.inodes[inode];
+    uint32_t oc = atomic_load(&in->open_count);
+    do {
+        if (oc == 0)
+            return;
+    } while (!atomic_compare_exchange_weak(&in->open_count, &oc, oc - 1));
+    if (oc == 1 && atomic_load(&in->gen) == gen)
+        ns_maybe_gc(inode);
+}
+
+static void ledger_release(int table_fd, pid_t pid)
+{
+    struct { uint32_t desc1, flags; } buf[512];
+    uint64_t before = shim_ledger_refs;
+    off_t off = 0;
+    /* Only the pages the process touched hold entries: skip the holes. */
+    for (;;) {
+        off_t data = lseek(table_fd, off, SEEK_DATA);
+        if (data < 0)
+            break;
+        off_t end = lseek(table_fd, data, SEEK_HOLE);
+        if (end <= data)
+            break;
+        for (off_t p = data & ~(off_t)(sizeof buf[0] - 1); p < end;) {
+            size_t want = sizeof buf;
+            if ((off_t)want > end - p)
+                want = (size_t)(end - p);
+            ssize_t n = pread(table_fd, buf, want, p);
+            if (n <= 0)
+                break;
+            for (size_t i = 0; i < (size_t)n / sizeof buf[0]; i++)
+                if (buf[i].desc1 && buf[i].desc1 <= D.h->ndescs)
+                    ledger_unref(buf[i].desc1 - 1);
+            p += n;
+        }
+        off = end;
+    }
+    if (shim_ledger_refs != before)
+        log_msg(LOG_INFO, "pid %d ended holding %llu open file references; dropped them", (int)pid,
+                (unsigned long long)(shim_ledger_refs - before));
+}
+
+static void ledger_forget(struct shim_proc *p)
+{
+    for (struct shim_proc **pp = &shim_procs; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    loop_del(&p->ev);
+    close(p->ev.fd);
+    close(p->table_fd);
+    free(p);
+}
+
+static void ledger_on_exit(struct loop_ev *ev, uint32_t events)
+{
+    (void)events;
+    struct shim_proc *p = (struct shim_proc *)ev;
+    ledger_release(p->table_fd, p->pid);
+    ledger_forget(p);
+}
+
+static int op_ledger(struct shim_conn *c, const struct eph_req *q, int *tfd)
+{
+    int self = !(q->flags & 1);
+    pid_t pid = self ? c->pid : (pid_t)q->arg;
+    if (*tfd < 0 || pid <= 0)
+        return -EINVAL;
+    struct shim_proc *p = shim_procs;
+    while (p && p->pid != pid)
+        p = p->next;
+    if (p) {
+        /* A new image after exec replaces the old table; a parent's late
+         * registration of a child that registered itself is stale. */
+        if (self) {
+            close(p->table_fd);
+            p->table_fd = *tfd;
+            *tfd = -1;
+        }
+        return 0;
+    }
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pfd < 0) {
+        if (errno != ESRCH)
+            return -errno;
+        ledger_release(*tfd, pid); /* already gone (and reaped) */
+        return 0;
+    }
+    p = calloc(1, sizeof *p);
+    if (!p) {
+        close(pfd);
+        return -ENOMEM;
+    }
+    fcntl(pfd, F_SETFD, FD_CLOEXEC);
+    p->ev.fd = pfd;
+    p->ev.fn = ledger_on_exit;
+    p->pid = pid;
+    p->table_fd = *tfd;
+    if (loop_add(&p->ev, EPOLLIN) < 0) {
+        int e = errno;
+        close(pfd);
+        free(p);
+        return -e;
+    }
+    *tfd = -1;
+    p->next = shim_procs;
+    shim_procs = p;
+    return 0;
+}
+
 /* ---- transport -------------------------------------------------------- */
 
 static void shim_drop(struct shim_conn *c)
@@ -656,7 +805,7 @@ static int shim_reply(struct shim_conn *c, struct eph_resp *r, int fd)
     return n == (ssize_t)sizeof *r ? 0 : -1;
 }
 
-static void shim_handle(struct shim_conn *c, struct eph_req *q)
+static void shim_handle(struct shim_conn *c, struct eph_req *q, int in_fd)
 {
     struct eph_resp r;
     memset(&r, 0, sizeof r);
@@ -690,10 +839,13 @@ static void shim_handle(struct shim_conn *c, struct eph_req *q)
         case EPH_OP_MATERIALISE_ALL: st = op_materialise(&r); break;
         case EPH_OP_EVICT: st = op_evict(q, &r, &fd); break;
         case EPH_OP_RELEASE: st = op_release(q); break;
+        case EPH_OP_LEDGER: st = op_ledger(c, q, &in_fd); break;
         default: st = -EOPNOTSUPP; break;
         }
     }
     r.status = st;
+    if (in_fd >= 0)
+        close(in_fd);
     if (st < 0)
         fd = -1;
     log_msg(LOG_DEBUG, "pid %d op %u %s%s%s -> %d where %u inode %u", (int)q->pid, q->op, q->path,
@@ -710,21 +862,38 @@ static void shim_on_conn(struct loop_ev *ev, uint32_t events)
 {
     struct shim_conn *c = (struct shim_conn *)ev;
     static struct eph_req q; /* 2 KiB: static, the loop is single-threaded */
-    ssize_t n = recv(ev->fd, &q, sizeof q, MSG_DONTWAIT | MSG_TRUNC);
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } cm;
+    struct iovec iov = {&q, sizeof q};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                        .msg_controllen = sizeof cm.buf};
+    ssize_t n = recvmsg(ev->fd, &mh, MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     (void)events;
+    int in_fd = -1;
+    for (struct cmsghdr *h = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL; h; h = CMSG_NXTHDR(&mh, h))
+        if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS && in_fd < 0)
+            memcpy(&in_fd, CMSG_DATA(h), sizeof(int));
+    if (n > 0 && (size_t)n == sizeof q && in_fd >= 0 && q.op != EPH_OP_LEDGER) {
+        close(in_fd);
+        in_fd = -1;
+    }
     if (n <= 0) {
         shim_drop(c);
         return;
     }
     if ((size_t)n != sizeof q) {
+        if (in_fd >= 0)
+            close(in_fd);
         log_msg(LOG_WARN, "shim pid %d: request of %zd bytes, expected %zu; dropping it",
                 (int)c->pid, n, sizeof q);
         shim_drop(c);
         return;
     }
-    shim_handle(c, &q);
+    shim_handle(c, &q, in_fd);
 }
 
 static void shim_on_accept(struct loop_ev *ev, uint32_t events)
@@ -774,6 +943,8 @@ void shim_close(void)
 {
     while (shim_conns)
         shim_drop(shim_conns);
+    while (shim_procs)
+        ledger_forget(shim_procs);
     if (shim_listener.fd >= 0) {
         loop_del(&shim_listener);
         close(shim_listener.fd);

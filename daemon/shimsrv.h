@@ -12,5 +12,7 @@ void shim_close(void);
 /* Open shim connections now, and connections accepted since start. */
 int shim_nconns(void);
 uint64_t shim_accepts(void);
+/* Open-file references dropped on behalf of processes that died holding them. */
+uint64_t shim_ledger_dropped(void);
 
 #endif

@@ -39,6 +39,23 @@ static pthread_mutex_t ft_mu = PTHREAD_MUTEX_INITIALIZER;
 void ft_lock(void) { pthread_mutex_lock(&ft_mu); }
 void ft_unlock(void) { pthread_mutex_unlock(&ft_mu); }
 
+static size_t ft_bytes;                 /* size of the ft_fds mapping */
+
+/* Hand the daemon the table of child (0: our own). */
+static void ledger_register(int table_fd, pid_t child)
+{
+    struct eph_req req;
+    struct eph_resp resp;
+    int fd;
+    rpc_req_init(&req, EPH_OP_LEDGER);
+    if (child > 0) {
+        req.flags = 1;
+        req.arg = (uint64_t)child;
+    }
+    if (rpc_call_fd(&req, &resp, &fd, table_fd) == 0 && fd >= 0)
+        sys.close(fd);
+}
+
 int ft_init(void)
 {
     struct rlimit rl;
@@ -47,8 +64,20 @@ int ft_init(void)
         n = rl.rlim_max;
     if (n > (1u << 20))
         n = 1u << 20;
-    void *t = sys.mmap(NULL, n * sizeof(struct ft_entry), PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    /* The table doubles as this process's ledger of description references:
+     * the daemon keeps the memfd and, when we die, drops what it still lists. */
+    ft_bytes = n * sizeof(struct ft_entry);
+    void *t = MAP_FAILED;
+    int mfd = memfd_create("ephemera-fdtable", MFD_CLOEXEC);
+    if (mfd >= 0 && sys.ftruncate(mfd, (off_t)ft_bytes) == 0)
+        t = sys.mmap(NULL, ft_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, mfd, 0);
+    if (t == MAP_FAILED)
+        t = sys.mmap(NULL, ft_bytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    else
+        ledger_register(mfd, 0);
+    if (mfd >= 0)
+        sys.close(mfd);
     if (t == MAP_FAILED)
         return -ENOMEM;
     void *m = sys.mmap(NULL, (size_t)sh.hdr->ninodes * sizeof(struct ft_map), PROT_READ | PROT_WRITE,
@@ -150,6 +179,56 @@ int ft_install_disk(int fd, uint32_t desc)
         atomic_store(&ft_hwm, (uint32_t)fd + 1);
     ft_unlock();
     return 0;
+}
+
+/*
+ * A forked child must not write into its parent's table (it is a shared
+ * mapping now), so the parent prepares a copy while it takes the child's
+ * references, both under ft_lock: the copy lists exactly the references taken.
+ */
+int ft_ledger_fork_copy(void)
+{
+    int mfd = memfd_create("ephemera-fdtable", MFD_CLOEXEC);
+    if (mfd < 0)
+        return -1;
+    size_t used = (size_t)atomic_load(&ft_hwm) * sizeof(struct ft_entry);
+    if (sys.ftruncate(mfd, (off_t)ft_bytes) < 0 ||
+        (used && sys.pwrite(mfd, ft_fds, used, 0) != (ssize_t)used)) {
+        sys.close(mfd);
+        return -1;
+    }
+    return mfd;
+}
+
+void ft_ledger_child(int copy_fd)
+{
+    void *t = MAP_FAILED;
+    if (copy_fd >= 0) {
+        t = sys.mmap(ft_fds, ft_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
+                     copy_fd, 0);
+        sys.close(copy_fd);
+    }
+    if (t != MAP_FAILED)
+        return;
+    /* No copy: a private one keeps the parent's table intact (our references
+     * then go unlisted and leak if we are killed). */
+    size_t used = (size_t)atomic_load(&ft_hwm) * sizeof(struct ft_entry);
+    void *p = sys.mmap(NULL, ft_bytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return;
+    memcpy(p, ft_fds, used);
+    if (mremap(p, ft_bytes, ft_bytes, MREMAP_MAYMOVE | MREMAP_FIXED, ft_fds) == MAP_FAILED)
+        munmap(p, ft_bytes);
+}
+
+void ft_ledger_parent(int copy_fd, pid_t child)
+{
+    if (copy_fd < 0)
+        return;
+    if (child > 0)
+        ledger_register(copy_fd, child);
+    sys.close(copy_fd);
 }
 
 void ft_after_fork_child(void)

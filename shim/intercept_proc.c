@@ -63,17 +63,19 @@ SH_EXPORT pid_t fork(void)
     /* Not held across the fork: atfork handlers may close fds through us. */
     ft_lock();
     ref_all(+1);
+    int ledger = ft_ledger_fork_copy();
     ft_unlock();
     pid_t pid = sys.fork();
     if (pid == 0) {
+        ft_ledger_child(ledger);
         child_reset();
         return 0;
     }
     int e = errno;
-    if (pid < 0) {
+    ft_ledger_parent(ledger, pid);
+    if (pid < 0)
         ref_all(-1);
-        errno = e;
-    }
+    errno = e;
     return pid;
 }
 

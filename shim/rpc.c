@@ -65,11 +65,27 @@ static int rpc_connect(void)
 }
 
 /* Returns 0, -errno, or 1 when sending failed (the daemon never saw the request). */
-static int rpc_exchange(const struct eph_req *req, struct eph_resp *resp, int *fd_out)
+static int rpc_exchange(const struct eph_req *req, struct eph_resp *resp, int *fd_out, int send_fd)
 {
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } out;
+    struct iovec oiov = {(void *)req, sizeof *req};
+    struct msghdr omh = {.msg_iov = &oiov, .msg_iovlen = 1};
+    if (send_fd >= 0) {
+        memset(&out, 0, sizeof out);
+        omh.msg_control = out.buf;
+        omh.msg_controllen = sizeof out.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&omh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &send_fd, sizeof(int));
+    }
     ssize_t w;
     do
-        w = send(rpc_fd, req, sizeof *req, MSG_NOSIGNAL);
+        w = sendmsg(rpc_fd, &omh, MSG_NOSIGNAL);
     while (w < 0 && errno == EINTR);
     if (w != (ssize_t)sizeof *req)
         return 1;
@@ -96,6 +112,11 @@ static int rpc_exchange(const struct eph_req *req, struct eph_resp *resp, int *f
 
 int rpc_call(struct eph_req *req, struct eph_resp *resp, int *fd_out)
 {
+    return rpc_call_fd(req, resp, fd_out, -1);
+}
+
+int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int send_fd)
+{
     int rc;
     *fd_out = -1;
     sh_busy++;
@@ -107,7 +128,7 @@ int rpc_call(struct eph_req *req, struct eph_resp *resp, int *fd_out)
                 break;
             rpc_fd = rc;
         }
-        rc = rpc_exchange(req, resp, fd_out);
+        rc = rpc_exchange(req, resp, fd_out, send_fd);
         if (rc == 0)
             break;
         sys.close(rpc_fd);

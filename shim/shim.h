@@ -256,6 +256,11 @@ int ft_install(int fd, uint32_t desc, int kfd_for_map);
 /* Install an fd that already refers to the evicted file's disk copy. */
 int ft_install_disk(int fd, uint32_t desc);
 void ft_after_fork_child(void);
+/* Fork: a copy of the fd table for the child (before fork, under ft_lock), adopted by the
+ * child and registered with the daemon by the parent (see EPH_OP_LEDGER). */
+int ft_ledger_fork_copy(void);
+void ft_ledger_child(int copy_fd);
+void ft_ledger_parent(int copy_fd, pid_t child);
 void ft_priv_lost(int fd);
 int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec);
 /* The fd is managed or one of our private fds: close/dup2 must look. */
@@ -340,6 +345,7 @@ void sh_enoent(int dirfd, const char *path);
 /* ---- daemon client (rpc.c) ---------------------------------------------- */
 /* Send req (version/pid filled in), wait for resp; *fd_out gets a received fd or -1. */
 int rpc_call(struct eph_req *req, struct eph_resp *resp, int *fd_out);
+int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int send_fd); /* also sends send_fd */
 void rpc_after_fork(void);
 void rpc_req_init(struct eph_req *req, uint32_t op);
 

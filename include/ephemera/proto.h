@@ -77,6 +77,17 @@ enum eph_op {
     EPH_OP_EVICT = 8,
     /* Hint: inode req.inode may be freed (nlink==0 and open_count reached 0).  No response needed but one is sent. */
     EPH_OP_RELEASE = 9,
+    /*
+     * Register the fd table of process req.pid (the caller itself, or a child
+     * it just forked): a memfd sent with SCM_RIGHTS holding struct ft_entry
+     * {uint32 desc1, uint32 flags}[] indexed by fd, kept up to date by that
+     * process.  Every entry with desc1 != 0 holds one reference on desc
+     * desc1 - 1.  When the process dies (even by SIGKILL) the daemon drops the
+     * references its last registered table still holds.  A registration from
+     * the process itself replaces an older one (exec); one made on behalf of
+     * another pid is ignored if that pid already registered.
+     */
+    EPH_OP_LEDGER = 10,
 };
 
 enum eph_where {

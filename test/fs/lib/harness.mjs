@@ -251,7 +251,9 @@ export async function startDaemon({ daemon = DAEMON, root, budget, logFile, extr
       } catch {
         child.kill('SIGTERM');
       }
-      const st = await Promise.race([exited, new Promise((res) => setTimeout(() => res(null), 20_000))]);
+      let timer;
+      const st = await Promise.race([exited, new Promise((res) => (timer = setTimeout(() => res(null), 20_000)))]);
+      clearTimeout(timer);
       if (st === null) child.kill('SIGKILL');
       return { stats, exit: st, stderr: Buffer.concat(errChunks).toString() };
     },

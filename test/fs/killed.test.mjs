@@ -1,0 +1,180 @@
+// A process killed with SIGKILL (a function at its timeout) never closes its files.  The daemon
+// must give back what it held: an unlinked file's memory returns once no live process has it
+// open, while files other processes still use stay intact, and a file a killed process shared
+// with its (still running) child stays until that child dies too.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+import { PYTHON, requireBuilt, scratch, startDaemon } from './lib/harness.mjs';
+
+const HOLDER = `
+import hashlib, os, sys
+root = sys.argv[1]
+data = bytes((i * 7 + 3) % 251 for i in range(1 << 20))
+fd = os.open(os.path.join(root, 'keep.bin'), os.O_CREAT | os.O_RDWR, 0o644)
+os.write(fd, data)
+print('ready', flush=True)
+sys.stdin.readline()
+os.lseek(fd, 0, os.SEEK_SET)
+a = os.read(fd, 2 << 20)
+with open(os.path.join(root, 'keep.bin'), 'rb') as f:
+    b = f.read()
+with open(os.path.join(root, 'closed.bin'), 'rb') as f:
+    c = f.read()
+ok = a == data and b == data and c == b'x' * (4 << 20)
+print('ok' if ok else 'bad %d %d %d' % (len(a), len(b), len(c)), flush=True)
+`;
+
+const VICTIM = `
+import os, sys, time
+root = sys.argv[1]
+keep = os.open(os.path.join(root, 'keep.bin'), os.O_RDWR)
+os.read(keep, 4096)
+with open(os.path.join(root, 'closed.bin'), 'wb') as f:
+    f.write(b'x' * (4 << 20))
+gone = os.open(os.path.join(root, 'gone.bin'), os.O_CREAT | os.O_RDWR, 0o600)
+os.write(gone, b'g' * (8 << 20))
+os.unlink(os.path.join(root, 'gone.bin'))
+dup = os.dup(gone)
+shared = os.open(os.path.join(root, 'shared.bin'), os.O_CREAT | os.O_RDWR, 0o600)
+os.write(shared, b's' * (2 << 20))
+os.unlink(os.path.join(root, 'shared.bin'))
+pid = os.fork()
+if pid == 0:
+    os.close(gone)
+    os.close(dup)
+    while True:
+        time.sleep(10)
+os.close(shared)
+print('ready', pid, flush=True)
+while True:
+    time.sleep(10)
+`;
+
+const BYSTANDER = `
+import os, sys
+with open(os.path.join(sys.argv[1], 'by.txt'), 'w') as f:
+    f.write('by')
+print('ready', flush=True)
+sys.stdin.readline()
+`;
+
+function startPython(env, script, root) {
+  const child = spawn(PYTHON, ['-c', script, root], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (b) => (out += b.toString()));
+  child.stderr.on('data', (b) => (err += b.toString()));
+  const exited = new Promise((res) => child.on('exit', (code, signal) => res({ code, signal })));
+  return {
+    child,
+    exited,
+    output: () => out,
+    async line(re, ms = 20_000) {
+      const start = Date.now();
+      while (Date.now() - start < ms) {
+        const m = out.match(re);
+        if (m) return m;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`no ${re} from python within ${ms} ms; stdout=${out} stderr=${err}`);
+    },
+  };
+}
+
+async function statsUntil(d, pred, ms = 10_000) {
+  const start = Date.now();
+  let s;
+  while (Date.now() - start < ms) {
+    s = (await d.control({ op: 'stats' })).result;
+    if (pred(s)) return s;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return s;
+}
+
+test('SIGKILLed processes give back the files they held open', async () => {
+  requireBuilt();
+  const sc = scratch('killed');
+  const root = sc.sub('root');
+  const d = await startDaemon({ root });
+  const MiB = 1 << 20;
+  try {
+    const holder = startPython(d.env, HOLDER, root);
+    await holder.line(/ready/);
+    const victim = startPython(d.env, VICTIM, root);
+    const m = await victim.line(/ready (\d+)/);
+    const grandchild = Number(m[1]);
+    const before = (await d.control({ op: 'stats' })).result;
+    assert.equal(before.files_in_memory, 4, `keep, closed, gone and shared in memory: ${JSON.stringify(before)}`);
+
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+    // gone.bin (8 MiB, unlinked, open only in the victim) is freed; shared.bin stays: the
+    // victim's child still has it open.
+    const afterVictim = await statsUntil(d, (s) => s.files_in_memory === 3);
+    assert.equal(afterVictim.files_in_memory, 3, `the killed process's unlinked file was not freed: ${JSON.stringify(afterVictim)}`);
+    assert.ok(afterVictim.file_bytes_memory <= before.file_bytes_memory - 8 * MiB,
+      `its 8 MiB did not return: ${before.file_bytes_memory} -> ${afterVictim.file_bytes_memory}`);
+
+    process.kill(grandchild, 'SIGKILL');
+    const afterChild = await statsUntil(d, (s) => s.files_in_memory === 2);
+    assert.equal(afterChild.files_in_memory, 2, `the file the killed child shared was not freed: ${JSON.stringify(afterChild)}`);
+    assert.ok(afterChild.file_bytes_memory <= before.file_bytes_memory - 10 * MiB);
+
+    // The surviving process's files and its open fd are intact.
+    holder.child.stdin.write('go\n');
+    await holder.line(/^(ok|bad.*)$/m);
+    const st = await holder.exited;
+    assert.match(holder.output(), /^ok$/m, `holder: ${holder.output()}`);
+    assert.equal(st.code, 0);
+    const end = await statsUntil(d, (s) => s.files_in_memory === 2);
+    assert.equal(end.files_in_memory, 2, 'keep.bin and closed.bin are still named');
+  } finally {
+    const { stderr } = await d.stop();
+    if (stderr) process.stderr.write(stderr);
+  }
+});
+
+test('a file held across exec is given back when the new image is killed', async () => {
+  requireBuilt();
+  const sc = scratch('killed-exec');
+  const root = sc.sub('root');
+  const d = await startDaemon({ root });
+  try {
+    // A bystander keeps the instance alive (with no process left the daemon drops every count).
+    const by = startPython(d.env, BYSTANDER, root);
+    await by.line(/ready/);
+    // sh opens the file, a child writes through the inherited fd, sh unlinks it and becomes
+    // sleep, which inherits fd 3 (and its reference) through exec.
+    const script = `exec 3<>"$R/e.bin"; head -c 3000000 /dev/zero >&3; rm "$R/e.bin"; echo ready; exec sleep 1000`;
+    const sh = spawn('/bin/sh', ['-c', script], { env: { ...d.env, R: root }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    sh.stdout.on('data', (b) => (out += b.toString()));
+    const exited = new Promise((res) => sh.on('exit', res));
+    const start = Date.now();
+    while (!out.includes('ready') && Date.now() - start < 20_000) await new Promise((r) => setTimeout(r, 20));
+    assert.match(out, /ready/);
+    const held = await statsUntil(d, (s) => s.files_in_memory === 2 && /sleep/.test(procComm(sh.pid)));
+    assert.equal(held.files_in_memory, 2, 'the unlinked file is still open in sleep');
+    sh.kill('SIGKILL');
+    await exited;
+    const after = await statsUntil(d, (s) => s.files_in_memory === 1);
+    assert.equal(after.files_in_memory, 1, `not given back: ${JSON.stringify(after)}`);
+    assert.ok(after.file_bytes_memory < 3000000);
+    by.child.stdin.end('go\n');
+    assert.equal((await by.exited).code, 0);
+  } finally {
+    await d.stop();
+  }
+});
+
+function procComm(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8');
+  } catch {
+    return '';
+  }
+}
