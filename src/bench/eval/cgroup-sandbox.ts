@@ -34,17 +34,18 @@ async function packageList(): Promise<string[]> {
 export class CgroupSandbox implements FunctionSandbox {
   readonly kind = 'cgroup' as const;
   readonly description: string;
-  readonly #buildDir = join(REPO_DIR, 'build');
+  readonly #buildDir: string;
 
-  private constructor(description: string) {
+  private constructor(description: string, buildDir: string) {
     this.description = description;
+    this.#buildDir = buildDir;
   }
 
   /**
    * Checks root, installs the workloads' Debian packages on the host when missing.
    * @throws {EphemeraError} `EPH_EVAL_NO_SANDBOX` when not root or the packages cannot be had.
    */
-  static async open(say: (line: string) => void): Promise<CgroupSandbox> {
+  static async open(say: (line: string) => void, buildDir = join(REPO_DIR, 'build')): Promise<CgroupSandbox> {
     if (process.getuid?.() !== 0) throw new EphemeraError('EPH_EVAL_NO_SANDBOX', 'the cgroup fallback needs root (memory cgroups, overlay and tmpfs mounts); run ephemera bench as root');
     if (!sh([PYTHON, '-c', 'import numpy, PIL, sklearn, cv2']).ok || !sh(['strace', '-V']).ok) {
       const pkgs = await packageList();
@@ -53,7 +54,7 @@ export class CgroupSandbox implements FunctionSandbox {
       if (r.status !== 0) throw new EphemeraError('EPH_EVAL_NO_SANDBOX', `apt-get install ${pkgs.join(' ')} failed; install them by hand to run the cgroup fallback`);
     }
     await mkdir(WORK_BASE, { recursive: true });
-    return new CgroupSandbox(`memory cgroup on the host (no Docker), scratch under ${WORK_BASE}`);
+    return new CgroupSandbox(`memory cgroup on the host (no Docker), scratch under ${WORK_BASE}`, buildDir);
   }
 
   availability(): Promise<Record<Mode, string | null>> {

@@ -21,6 +21,8 @@ test('parseEvalArgs: defaults, composites, and usage errors that name the bad va
   assert.deepEqual(q.modes, ['overlay', 'tmpfs']);
   assert.ok(q.experiments.length > 1);
   assert.deepEqual(parseEvalArgs(['fig13', '--workloads', 'factorial,video']).workloads, ['factorial', 'video']);
+  assert.ok(o.nativeDir.endsWith('/build'), o.nativeDir);
+  assert.equal(parseEvalArgs(['fig13', '--native', '/opt/eph/build']).nativeDir, '/opt/eph/build');
   for (const bad of [[], ['fig99'], ['fig10', '--size', 'huge'], ['fig10', '--repeats', '0'], ['fig10', '--modes', 'ramfs'], ['fig10', '--cpuset', 'x'], ['fig10', '--bogus'], ['fig13', '--workloads', 'sql']]) {
     assert.throws(() => parseEvalArgs(bad), (e: unknown) => e instanceof EphemeraError && e.code === 'EPH_CLI_USAGE', JSON.stringify(bad));
   }

@@ -4,9 +4,10 @@
  * memory limit and CPU set in each storage mode; the results go to results/eval/ as JSON, CSV,
  * SVG and PNG, and a table of medians and reductions is printed.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, release, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { DockerEngine } from '../../container/engine.js';
@@ -36,7 +37,8 @@ export const EVAL_USAGE = `  fig3 fig10 fig11 fig12 fig13 table3 all quick
         --modes overlay,tmpfs,ephemera, --cpuset CPUS (default: the last CPU),
         --sandbox auto|docker|cgroup (default auto: Docker, else a cgroup), --out DIR
         (default results/eval), --timeout SECONDS per run (default 900), --no-plot,
-        --workloads NAME,... (only these workloads of the experiment).`;
+        --workloads NAME,... (only these workloads of the experiment), --native DIR (where
+        ephemerad and libephemera.so come from; default build/).`;
 
 export interface EvalOptions {
   readonly experiments: readonly string[];
@@ -50,6 +52,8 @@ export interface EvalOptions {
   readonly plot: boolean;
   /** Only cells of these workloads; empty = all. */
   readonly workloads: readonly WorkloadName[];
+  /** Directory holding the ephemerad and libephemera.so under test. */
+  readonly nativeDir: string;
 }
 
 function usage(message: string): EphemeraError {
@@ -73,6 +77,7 @@ export function parseEvalArgs(argv: readonly string[]): EvalOptions {
         timeout: { type: 'string' },
         'no-plot': { type: 'boolean' },
         workloads: { type: 'string' },
+        native: { type: 'string' },
       },
     });
   } catch (err) {
@@ -110,6 +115,7 @@ export function parseEvalArgs(argv: readonly string[]): EvalOptions {
     timeoutMs: Number(timeoutText) * 1000,
     plot: values['no-plot'] !== true,
     workloads: workloads as WorkloadName[],
+    nativeDir: resolve(values.native ?? join(REPO_DIR, 'build')),
   };
 }
 
@@ -118,7 +124,7 @@ export function parseEvalArgs(argv: readonly string[]): EvalOptions {
  * memory cgroup on the host, saying why.
  * @throws {EphemeraError} `EPH_EVAL_NO_SANDBOX` when neither is possible.
  */
-export async function openSandbox(kind: EvalOptions['sandbox'], say: (line: string) => void): Promise<FunctionSandbox> {
+export async function openSandbox(kind: EvalOptions['sandbox'], say: (line: string) => void, nativeDir = join(REPO_DIR, 'build')): Promise<FunctionSandbox> {
   let dockerProblem: string | null = null;
   if (kind !== 'cgroup') {
     dockerProblem = ensureDockerEngine();
@@ -127,16 +133,25 @@ export async function openSandbox(kind: EvalOptions['sandbox'], say: (line: stri
       const info = await engine.info();
       const image = await ensureFunctionImage(engine, { onProgress: (l) => say(`  ${l}`) });
       if (image.built) say(`built image ${image.ref} in ${(image.buildMs / 1000).toFixed(0)} s`);
-      return new DockerSandbox(engine, image.ref, `Docker ${info.serverVersion}, storage ${info.storageDriver}, cgroup v${info.cgroupVersion}, image ${image.ref}`);
+      return new DockerSandbox(engine, image.ref, `Docker ${info.serverVersion}, storage ${info.storageDriver}, cgroup v${info.cgroupVersion}, image ${image.ref}`, nativeDir);
     }
     if (kind === 'docker') throw new EphemeraError('EPH_EVAL_NO_SANDBOX', `no Docker engine: ${dockerProblem}; run scripts/docker.sh ensure as root, or pass --sandbox cgroup`);
     say(`Docker is not available (${dockerProblem}); falling back to a memory cgroup with overlay/tmpfs mounts on the host`);
   }
-  return CgroupSandbox.open(say);
+  return CgroupSandbox.open(say, nativeDir);
+}
+
+/** The checkout's commit, with "+dirty" when tracked files differ from it (null outside git). */
+function sourceCommit(): string | null {
+  const head = spawnSync('git', ['-C', REPO_DIR, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
+  if (head.status !== 0) return null;
+  const dirty = spawnSync('git', ['-C', REPO_DIR, 'diff', '--quiet', 'HEAD', '--'], { encoding: 'utf8' }).status !== 0;
+  return `${head.stdout.trim()}${dirty ? '+dirty' : ''}`;
 }
 
 function machineInfo(sandbox: FunctionSandbox): Record<string, unknown> {
   return {
+    commit: sourceCommit(),
     cpu: cpus()[0]?.model ?? 'unknown',
     cpus: availableParallelism(),
     memoryBytes: totalmem(),
@@ -149,7 +164,7 @@ function machineInfo(sandbox: FunctionSandbox): Record<string, unknown> {
 /** Runs the experiments; returns the exit status (1 when two modes disagreed on an output). */
 export async function runEval(o: EvalOptions): Promise<{ status: number; results: ExperimentResult[] }> {
   const say = (line: string): void => void process.stderr.write(`${line}\n`);
-  const sandbox = await openSandbox(o.sandbox, say);
+  const sandbox = await openSandbox(o.sandbox, say, o.nativeDir);
   const avail = await sandbox.availability();
   const modes = o.modes.filter((m) => {
     const why = avail[m];
@@ -180,7 +195,7 @@ export async function runEval(o: EvalOptions): Promise<{ status: number; results
     progress.end();
     process.stdout.write(`${formatResult(result, titles)}\n`);
     const base = join(o.outDir, exp.name);
-    const options = { size: o.size, repeats: o.repeats, modes, cpuset: o.cpuset };
+    const options = { size: o.size, repeats: o.repeats, modes, cpuset: o.cpuset, nativeDir: o.nativeDir };
     await writeFile(`${base}.json`, `${JSON.stringify({ ...result, machine, options, startedAt: new Date(t0).toISOString(), durationS: (Date.now() - t0) / 1000, samples: samples.map((s) => ({ cell: s.cell.id, repeat: s.repeat, ...s.outcome })) }, null, 2)}\n`);
     await writeFile(`${base}.csv`, toCsv([result]));
     const written = [`${base}.json`, `${base}.csv`];
