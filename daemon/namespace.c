@@ -73,6 +73,19 @@ static int ns_alloc_slot(void)
     return (int)hwm;
 }
 
+static uint64_t ns_root_devs[EPHD_MAX_ROOTS];
+
+static uint64_t ns_root_dev(int root, uint64_t fallback)
+{
+    if (root < 0 || root >= D.nroots)
+        return fallback;
+    if (!ns_root_devs[root]) {
+        struct stat st;
+        ns_root_devs[root] = stat(D.roots[root], &st) == 0 ? (uint64_t)st.st_dev : fallback;
+    }
+    return ns_root_devs[root];
+}
+
 int ns_new_inode(int root, uint32_t mode, uint32_t uid, uint32_t gid)
 {
     int idx = ns_alloc_slot();
@@ -101,8 +114,11 @@ int ns_new_inode(int root, uint32_t mode, uint32_t uid, uint32_t gid)
     atomic_store(&in->size, 0);
     atomic_store(&in->capacity, 0);
     atomic_store(&in->last_use, ephd_mono_ns());
-    in->ino = st.st_ino;
-    in->dev = st.st_dev;
+    /* Identity as a file of its root's file system (find -xdev, FTW_MOUNT and
+     * du -x must not take it for a mount point), with an inode number tagged
+     * so that it can never equal a disk file's there (shutil's samefile). */
+    in->ino = st.st_ino | EPH_INO_TAG;
+    in->dev = ns_root_dev(root, st.st_dev);
     in->mode = S_IFREG | (mode & 07777);
     in->uid = uid;
     in->gid = gid;

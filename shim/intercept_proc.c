@@ -660,7 +660,7 @@ void proc_init_inherited(void)
                 int open_ok = sys.fcntl(fd, F_GETFD) >= 0 && sys.fstat(fd, &st) == 0;
                 if (open_ok && (fl & FT_DISK))
                     ft_install_disk(fd, desc);
-                else if (open_ok && st.st_ino == ino->ino)
+                else if (open_ok && (st.st_ino | EPH_INO_TAG) == ino->ino)
                     ft_install(fd, desc, fd);
                 else
                     fp_desc_unref(desc); /* a spawn file action closed or replaced it */

@@ -32,6 +32,9 @@
 #define EPH_PATH_MAX 1024        /* longer managed paths are kept on disk */
 #define EPH_DEFAULT_INODES 16384u
 #define EPH_DEFAULT_DESCS 65536u
+/* Set in eph_inode.ino: in-memory files report their root's st_dev, and no disk
+ * file there has an inode number this high (below 2^53: exact in a double). */
+#define EPH_INO_TAG (1ull << 44)
 
 /* Inode states.  Only the daemon moves a file out of MEM. */
 enum eph_state {
@@ -62,8 +65,8 @@ struct eph_inode {
     _Atomic uint64_t size;       /* [DS] logical size; changed under lock, read lock-free */
     _Atomic uint64_t capacity;   /* [DS] kernel size (ftruncate) of the memfd, >= size; under lock */
     _Atomic uint64_t last_use;   /* [S] CLOCK_MONOTONIC_COARSE ns of the last access, for LRU */
-    uint64_t ino;                /* [D] st_ino (the memfd's own, so it is unique) */
-    uint64_t dev;                /* [D] st_dev reported for the file */
+    uint64_t ino;                /* [D] st_ino: the memfd's own | EPH_INO_TAG (unique on dev) */
+    uint64_t dev;                /* [D] st_dev reported for the file: its root's file system */
     uint32_t mode;               /* [DS] st_mode incl. S_IFREG; chmod under lock */
     uint32_t uid, gid;           /* [DS] owner; chown under lock */
     uint32_t next;               /* [D] next inode index + 1 in the hash chain, 0 = end */
