@@ -133,6 +133,7 @@ struct sys_table {
     ssize_t (*splice)(int, off_t *, int, off_t *, size_t, unsigned);
     int (*close_range)(unsigned, unsigned, int);
     long (*syscall)(long, ...);
+    int (*glob)(const char *, int, int (*)(const char *, int), void *); /* glob_t */
 };
 extern struct sys_table sys;
 void sys_resolve(void);

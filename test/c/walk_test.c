@@ -1,0 +1,394 @@
+/*
+ * walk_test.c - glob(3) and nftw(3)/ftw(3) under the shim.
+ *
+ *   walk_test            starts $EPHEMERAD on a scratch root and re-runs itself
+ *                        with the shim ($EPHEMERA_SHIM) preloaded
+ *
+ * Two checks, both in the shimmed child:
+ *  1. The shim's own nftw/ftw against glibc's (looked up in libc.so.6) on a disk
+ *     tree with symlinks, a loop, a dangling link, and callbacks that skip
+ *     and stop: the traces (paths, type flags, level, base, cwd) and return
+ *     values must be identical, for every flag combination.
+ *  2. The same tree built under a managed root, files in memory, against a
+ *     copy on disk: glob and nftw must list the in-memory files exactly as
+ *     the disk ones (glibc's own glob and nftw, which cannot see them, must
+ *     not: that shows the check has teeth).
+ */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <glob.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+
+typedef int (*nftw_fn)(const char *, int (*)(const char *, const struct stat *, int, struct FTW *), int, int);
+typedef int (*ftw_fn)(const char *, int (*)(const char *, const struct stat *, int), int);
+typedef int (*glob_fn)(const char *, int, int (*)(const char *, int), glob_t *);
+
+/* glibc's own definition (RTLD_NEXT from the program would find the preloaded shim's). */
+static void *libc_sym(const char *name)
+{
+    static void *libc;
+    if (!libc)
+        libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    return libc ? dlsym(libc, name) : NULL;
+}
+
+static char trace[65536];
+static size_t tlen;
+static size_t strip; /* prefix of reported paths to hide (the scratch directory) */
+static int cb_flags;
+static int allow_stop; /* only under the start that tests FTW_STOP: it would hide the rest */
+
+static void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void emit(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(trace + tlen, sizeof trace - tlen, fmt, ap);
+    va_end(ap);
+    if (n > 0 && tlen + (size_t)n < sizeof trace)
+        tlen += (size_t)n;
+}
+
+static int on_nftw(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    char cwd[PATH_MAX] = "";
+    if (cb_flags & FTW_CHDIR) {
+        if (!getcwd(cwd, sizeof cwd))
+            strcpy(cwd, "?");
+    }
+    const char *base = path + f->base;
+    emit("%s flag=%d level=%d base=%s size=%lld cwd=%s\n", strlen(path) >= strip ? path + strip : path,
+         flag, f->level, base, flag == FTW_F ? (long long)st->st_size : -1LL,
+         strlen(cwd) >= strip ? cwd + strip : cwd);
+    if (!(cb_flags & FTW_ACTIONRETVAL))
+        return 0;
+    if (strcmp(base, "skipsub") == 0)
+        return FTW_SKIP_SUBTREE;
+    if (strcmp(base, "skipsib") == 0)
+        return FTW_SKIP_SIBLINGS;
+    if (strcmp(base, "stop") == 0 && allow_stop)
+        return FTW_STOP;
+    return FTW_CONTINUE;
+}
+
+static int on_ftw(const char *path, const struct stat *st, int flag)
+{
+    emit("%s flag=%d size=%lld\n", strlen(path) >= strip ? path + strip : path, flag,
+         flag == FTW_F ? (long long)st->st_size : -1LL);
+    return 0;
+}
+
+static void put(const char *path, const char *data)
+{
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    CHECK(fd >= 0, "create %s: %s", path, strerror(errno));
+    if (fd >= 0) {
+        CHECK(write(fd, data, strlen(data)) == (ssize_t)strlen(data), "write %s", path);
+        close(fd);
+    }
+}
+
+static void build_tree(const char *t)
+{
+    char p[PATH_MAX];
+#define P(...) (snprintf(p, sizeof p, __VA_ARGS__), p)
+    mkdir(t, 0755);
+    put(P("%s/a", t), "a-data");
+    mkdir(P("%s/b", t), 0755);
+    put(P("%s/b/c", t), "cc");
+    mkdir(P("%s/b/d", t), 0755);
+    put(P("%s/b/d/e", t), "eee");
+    mkdir(P("%s/b/skipsub", t), 0755);
+    put(P("%s/b/skipsub/f", t), "f");
+    CHECK(symlink("../a", P("%s/b/lnk", t)) == 0, "symlink: %s", strerror(errno));
+    CHECK(symlink("nowhere", P("%s/b/dang", t)) == 0, "symlink: %s", strerror(errno));
+    CHECK(symlink("..", P("%s/b/loop", t)) == 0, "symlink: %s", strerror(errno));
+    mkdir(P("%s/z", t), 0755);
+    put(P("%s/z/skipsib", t), "s");
+    put(P("%s/z/y", t), "yy");
+    put(P("%s/z/x", t), "xxx");
+    mkdir(P("%s/s", t), 0755);
+    put(P("%s/s/stop", t), "stop");
+    put(P("%s/s/after", t), "after");
+#undef P
+}
+
+static int cmp_lines(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The trace with its lines sorted (readdir orders differ between memory and disk). */
+static char *sorted(const char *t)
+{
+    char *copy = strdup(t), *lines[2048];
+    size_t n = 0;
+    for (char *s = strtok(copy, "\n"); s && n < 2048; s = strtok(NULL, "\n"))
+        lines[n++] = s;
+    qsort(lines, n, sizeof lines[0], cmp_lines);
+    char *out = malloc(strlen(t) + 2);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        strcat(out, lines[i]);
+        strcat(out, "\n");
+    }
+    free(copy);
+    return out;
+}
+
+static int run_nftw(nftw_fn f, const char *start, int flags, size_t strip_len)
+{
+    tlen = 0;
+    trace[0] = '\0';
+    strip = strip_len;
+    cb_flags = flags;
+    errno = 0;
+    int r = f(start, on_nftw, 4, flags);
+    emit("=> %d errno=%d\n", r, r < 0 ? errno : 0);
+    return r;
+}
+
+static const int FLAG_SETS[] = {
+    0, FTW_PHYS, FTW_DEPTH, FTW_PHYS | FTW_DEPTH, FTW_CHDIR, FTW_CHDIR | FTW_DEPTH, FTW_MOUNT,
+    FTW_ACTIONRETVAL, FTW_ACTIONRETVAL | FTW_DEPTH, FTW_ACTIONRETVAL | FTW_CHDIR | FTW_PHYS,
+    FTW_ACTIONRETVAL | FTW_CHDIR | FTW_DEPTH, FTW_PHYS | FTW_CHDIR | FTW_DEPTH | FTW_MOUNT,
+};
+#define NFLAGS (sizeof FLAG_SETS / sizeof FLAG_SETS[0])
+
+/* 1. ours against glibc's on a disk tree */
+static void check_against_glibc(const char *disk)
+{
+    nftw_fn real_nftw = (nftw_fn)libc_sym("nftw");
+    ftw_fn real_ftw = (ftw_fn)libc_sym("ftw");
+    CHECK(real_nftw && real_ftw, "glibc's nftw/ftw not found");
+    if (!real_nftw || !real_ftw)
+        return;
+    char t[PATH_MAX], start[PATH_MAX + 8];
+    snprintf(t, sizeof t, "%s/tree", disk);
+    build_tree(t);
+    char cwd0[PATH_MAX];
+    CHECK(getcwd(cwd0, sizeof cwd0) != NULL, "getcwd");
+    const char *starts[] = {"%s", "%s/", "%s/b", "%s/a", "%s/b/dang", "%s/b/lnk", "%s/missing", "%s/b/loop", "%s/s"};
+    for (size_t s = 0; s < sizeof starts / sizeof starts[0]; s++) {
+        snprintf(start, sizeof start, starts[s], t);
+        allow_stop = strcmp(starts[s], "%s/s") == 0;
+        for (size_t i = 0; i < NFLAGS; i++) {
+            int ra = run_nftw(real_nftw, start, FLAG_SETS[i], strlen(disk));
+            char *want = strdup(trace);
+            char c1[PATH_MAX];
+            CHECK(getcwd(c1, sizeof c1) && strcmp(c1, cwd0) == 0, "glibc left the cwd at %s", c1);
+            int rb = run_nftw(nftw, start, FLAG_SETS[i], strlen(disk));
+            CHECK(ra == rb && strcmp(want, trace) == 0, "nftw(%s, flags %#x): glibc\n%s-- shim\n%s", start,
+                  FLAG_SETS[i], want, trace);
+            CHECK(getcwd(c1, sizeof c1) && strcmp(c1, cwd0) == 0, "nftw left the cwd at %s", c1);
+            free(want);
+        }
+        tlen = 0;
+        strip = strlen(disk);
+        int ra = real_ftw(start, on_ftw, 4);
+        emit("=> %d\n", ra);
+        char *want = strdup(trace);
+        tlen = 0;
+        int rb = ftw(start, on_ftw, 4);
+        emit("=> %d\n", rb);
+        CHECK(strcmp(want, trace) == 0, "ftw(%s): glibc\n%s-- shim\n%s", start, want, trace);
+        free(want);
+    }
+    errno = 0;
+    CHECK(nftw(t, on_nftw, 4, 0x4000) == -1 && errno == EINVAL, "unknown flag: EINVAL");
+    errno = 0;
+    CHECK(nftw("", on_nftw, 4, 0) == -1 && errno == ENOENT, "empty path: ENOENT");
+}
+
+static char *glob_list(glob_fn g, const char *pat, int flags, size_t strip_len)
+{
+    glob_t gl;
+    memset(&gl, 0, sizeof gl);
+    int r = g(pat, flags, NULL, &gl);
+    size_t cap = 64;
+    for (size_t i = 0; r == 0 && i < gl.gl_pathc; i++)
+        cap += strlen(gl.gl_pathv[i]) + 2;
+    char *out = malloc(cap);
+    snprintf(out, cap, "r=%d:", r);
+    for (size_t i = 0; r == 0 && i < gl.gl_pathc; i++) {
+        const char *p = gl.gl_pathv[i];
+        strcat(out, " ");
+        strcat(out, strlen(p) >= strip_len ? p + strip_len : p);
+    }
+    if (r == 0 || r == GLOB_NOMATCH)
+        globfree(&gl);
+    return out;
+}
+
+/* 2. in-memory files against the same tree on disk */
+static void check_memory_vs_disk(const char *root, const char *disk)
+{
+    char mt[PATH_MAX], dt[PATH_MAX];
+    snprintf(mt, sizeof mt, "%s/t", root);
+    snprintf(dt, sizeof dt, "%s/t", disk);
+    build_tree(mt);
+    build_tree(dt);
+    /* make sure the files really are in memory: not on disk under their names */
+    allow_stop = 0;
+    char probe[PATH_MAX + 8];
+    snprintf(probe, sizeof probe, "%s/b/c", mt);
+    int (*real_stat)(const char *, struct stat *) = (int (*)(const char *, struct stat *))libc_sym("stat");
+    struct stat st;
+    CHECK(real_stat && real_stat(probe, &st) < 0, "%s is on disk: the shim did not keep it in memory", probe);
+
+    static const char *pats[] = {"%s/t/*", "%s/t/b/*", "%s/t/*/*", "%s/t/b/[cd]*", "%s/t/*/e",
+                                 "%s/t/b/c", "%s/t/z/?", "%s/t/nothing*", "%s/t/*/*/*"};
+    static const int gflags[] = {0, GLOB_MARK, GLOB_ONLYDIR, GLOB_NOCHECK, GLOB_NOSORT | GLOB_MARK};
+    char pm[PATH_MAX + 32], pd[PATH_MAX + 32];
+    for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++) {
+        for (size_t j = 0; j < sizeof gflags / sizeof gflags[0]; j++) {
+            snprintf(pm, sizeof pm, pats[i], root);
+            snprintf(pd, sizeof pd, pats[i], disk);
+            char *a = glob_list(glob, pm, gflags[j], strlen(root));
+            char *b = glob_list(glob, pd, gflags[j], strlen(disk));
+            if (gflags[j] & GLOB_NOSORT) {
+                /* order is the directory's: compare as sets */
+                for (char *s = a; *s; s++) if (*s == ' ') *s = '\n';
+                for (char *s = b; *s; s++) if (*s == ' ') *s = '\n';
+                char *sa = sorted(a), *sb = sorted(b);
+                free(a);
+                free(b);
+                a = sa;
+                b = sb;
+            }
+            CHECK(strcmp(a, b) == 0, "glob(%s, %#x): memory [%s] disk [%s]", pats[i], gflags[j], a, b);
+            free(a);
+            free(b);
+        }
+    }
+    /* GLOB_ALTDIRFUNC from the caller is respected: glibc's readdir sees only the disk */
+    {
+        glob_t gl;
+        memset(&gl, 0, sizeof gl);
+        gl.gl_opendir = (void *(*)(const char *))libc_sym("opendir");
+        gl.gl_readdir = (struct dirent * (*)(void *)) libc_sym("readdir");
+        gl.gl_closedir = (void (*)(void *))libc_sym("closedir");
+        gl.gl_lstat = lstat;
+        gl.gl_stat = stat;
+        snprintf(pm, sizeof pm, "%s/t/b/*", root);
+        int r = glob(pm, GLOB_ALTDIRFUNC, NULL, &gl);
+        CHECK(r == 0 && gl.gl_pathc == 5, "caller's GLOB_ALTDIRFUNC: r=%d n=%zu (want the 5 disk entries)", r,
+              gl.gl_pathc);
+        if (r == 0)
+            globfree(&gl);
+    }
+    /* glibc's own glob misses the in-memory files: the comparison above has teeth */
+    glob_fn real_glob = (glob_fn)libc_sym("glob");
+    snprintf(pm, sizeof pm, "%s/t/b/*", root);
+    snprintf(pd, sizeof pd, "%s/t/b/*", disk);
+    char *a = glob_list(real_glob, pm, 0, strlen(root)), *b = glob_list(glob, pd, 0, strlen(disk));
+    CHECK(strcmp(a, b) != 0, "glibc's glob saw the in-memory files too (%s)", a);
+    free(a);
+    free(b);
+
+    for (size_t i = 0; i < NFLAGS; i++) {
+        if (FLAG_SETS[i] & FTW_ACTIONRETVAL)
+            continue; /* skips depend on readdir order */
+        run_nftw(nftw, mt, FLAG_SETS[i], strlen(root));
+        char *m = sorted(trace);
+        run_nftw(nftw, dt, FLAG_SETS[i], strlen(disk));
+        char *d = sorted(trace);
+        CHECK(strcmp(m, d) == 0, "nftw flags %#x: memory\n%s-- disk\n%s", FLAG_SETS[i], m, d);
+        free(m);
+        free(d);
+    }
+    nftw_fn real_nftw = (nftw_fn)libc_sym("nftw");
+    run_nftw(real_nftw, mt, FTW_PHYS, strlen(root));
+    char *m = sorted(trace);
+    run_nftw(nftw, dt, FTW_PHYS, strlen(disk));
+    char *d = sorted(trace);
+    CHECK(strcmp(m, d) != 0, "glibc's nftw saw the in-memory files too");
+    free(m);
+    free(d);
+}
+
+static int child_main(const char *root, const char *disk)
+{
+    check_against_glibc(disk);
+    check_memory_vs_disk(root, disk);
+    printf("walk_test: %d checks, %d failures\n", checks, failures);
+    return failures != 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "--child") == 0)
+        return child_main(argv[2], argv[3]);
+    const char *daemon = getenv("EPHEMERAD") ? getenv("EPHEMERAD") : "build/ephemerad";
+    const char *shim = getenv("EPHEMERA_SHIM") ? getenv("EPHEMERA_SHIM") : "build/libephemera.so";
+    char base[] = "build/test/walk-XXXXXX";
+    mkdir("build/test", 0755);
+    if (!mkdtemp(base)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char dir[PATH_MAX], root[PATH_MAX + 8], disk[PATH_MAX + 8], rundir[PATH_MAX + 8], sock[PATH_MAX + 32];
+    if (!realpath(base, dir))
+        return 1;
+    snprintf(root, sizeof root, "%s/root", dir);
+    snprintf(disk, sizeof disk, "%s/disk", dir);
+    snprintf(rundir, sizeof rundir, "%s/run", dir);
+    snprintf(sock, sizeof sock, "%s/shim.sock", rundir);
+    mkdir(root, 0755);
+    mkdir(disk, 0755);
+    mkdir(rundir, 0755);
+    int ready[2];
+    if (pipe(ready) < 0)
+        return 1;
+    pid_t d = fork();
+    if (d == 0) {
+        dup2(ready[1], 3);
+        execl(daemon, daemon, "--rundir", rundir, "--root", root, "--ready-fd", "3", (char *)NULL);
+        perror(daemon);
+        _exit(127);
+    }
+    close(ready[1]);
+    char buf[16] = "";
+    ssize_t n = read(ready[0], buf, sizeof buf - 1);
+    if (n <= 0 || strncmp(buf, "ready", 5) != 0) {
+        fprintf(stderr, "walk_test: %s did not become ready\n", daemon);
+        return 1;
+    }
+    pid_t c = fork();
+    if (c == 0) {
+        setenv("LD_PRELOAD", shim, 1);
+        setenv("EPHEMERA_LIB", shim, 1);
+        setenv("EPHEMERA_SOCK", sock, 1);
+        setenv("EPHEMERA_ROOTS", root, 1);
+        const char *asan = getenv("ASAN_OPTIONS");
+        char opts[512];
+        snprintf(opts, sizeof opts, "%s%sverify_asan_link_order=0", asan ? asan : "", asan ? ":" : "");
+        setenv("ASAN_OPTIONS", opts, 1);
+        execl("/proc/self/exe", argv[0], "--child", root, disk, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(c, &st, 0);
+    kill(d, SIGTERM);
+    int dst;
+    waitpid(d, &dst, 0);
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "walk_test: could not remove %s\n", dir);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "walk_test: failed (status %#x)\n", st);
+        return 1;
+    }
+    return 0;
+}
