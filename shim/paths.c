@@ -99,6 +99,30 @@ int path_is_root(const char *abs)
     return 0;
 }
 
+/*
+ * Does p start with root r (len bytes)?  Eight bytes at a time while they lie
+ * in one page of p (r is a full EPH_PATH_MAX array), so a path outside the
+ * roots costs a few word compares and no libc call, even a sibling with a
+ * long common prefix.  Bytes of p past its NUL may be loaded (never past its
+ * page, so never a fault) but only decide a mismatch the byte loop confirms:
+ * hence no ASan on this function.
+ */
+__attribute__((no_sanitize_address)) static inline size_t common_prefix(const char *p, const char *r, size_t len)
+{
+    size_t i = 0;
+    while (i + 8 <= len && ((uintptr_t)(p + i) & 4095) <= 4096 - 8) {
+        uint64_t a, b;
+        memcpy(&a, p + i, 8);
+        memcpy(&b, r + i, 8);
+        if (a != b)
+            break;
+        i += 8;
+    }
+    while (i < len && p[i] == r[i])
+        i++;
+    return i;
+}
+
 int path_maybe_managed(int dirfd, const char *p)
 {
     if (unlikely(!p || sh.disabled || !p[0]))
@@ -106,10 +130,11 @@ int path_maybe_managed(int dirfd, const char *p)
     if (p[0] == '/') {
         if (p[1] == '/' || p[1] == '.')
             return 1;
-        for (int i = 0; i < nroots; i++)
-            if (strncmp(p, roots[i].path, roots[i].len) == 0 &&
-                (p[roots[i].len] == '/' || p[roots[i].len] == '\0' || roots[i].len == 1))
+        for (int i = 0; i < nroots; i++) {
+            size_t len = roots[i].len;
+            if (common_prefix(p, roots[i].path, len) == len && (p[len] == '/' || p[len] == '\0' || len == 1))
                 return 1;
+        }
         return 0;
     }
     if (dirfd != AT_FDCWD)

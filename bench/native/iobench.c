@@ -9,10 +9,15 @@
  *
  * WORKLOAD is rand-pread, rand-pwrite, rand-read (lseek+read), rand-write (lseek+write),
  * seq-write, seq-read or meta (open+fstat+close of an existing file).  pass-pread and pass-meta
- * measure what an interposed library costs on calls it passes through: laps alternate between the
- * libc entry points (which an LD_PRELOAD library replaces) and the same system calls issued with
- * the syscall instruction itself (which it cannot see), so both halves share the machine's moment-to-moment load.  --memcpy runs the same
- * access pattern as plain memcpy on a malloc'd arena: the physical limit for the data workloads.
+ * measure what an interposed library costs on calls it passes through: IB_PAIRS pairs of short
+ * laps, one calling open/fstat/close/pread by name (which an LD_PRELOAD library interposes) and
+ * one calling libc's own definitions through pointers looked up in libc.so.6 itself (which no
+ * preloaded library sees), in ABBA order.  Both halves run the same libc code and system calls in
+ * the same process - same address-space layout, same file, same moment - so their ratio is the
+ * interposer's cost alone (about 1.00 without one).  Each pair gives one ratio from two laps a
+ * millisecond apart, so a burst of someone else's work spoils a pair, not the estimate: the
+ * result is the median of the pair ratios (and its quartiles).  --memcpy runs the same access pattern as plain memcpy on a malloc'd arena: the
+ * physical limit for the data workloads.
  *
  * Each loop is timed as a whole and in up to IB_BATCHES laps (random and meta: equal slices of
  * the operations; sequential: one lap per pass).  On a shared machine the median lap is a steadier
@@ -23,6 +28,7 @@
  * words inside the timed loop (every contender pays the same two compares); after the loop, the
  * whole file is verified untimed.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -31,7 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +68,7 @@ struct ib_target {
 };
 
 #define IB_BATCHES 10
+#define IB_PAIRS 250            /* pass-through: libc/syscall lap pairs */
 
 /* Lap times of one timed loop. */
 struct ib_clock {
@@ -295,31 +301,36 @@ static int ib_meta(struct ib_target *t, const struct ib_opts *o, struct ib_clock
     return IB_OK;
 }
 
-/*
- * A system call no preloaded library can intercept: the shim interposes syscall(3) too, so the
- * raw half of a pass-through loop issues the instruction itself.  Returns -1 with errno set.
- */
-#if defined(__x86_64__)
-static long ib_sys(long nr, long a, long b, long c, long d) {
-    long ret;
-    register long r10 __asm__("r10") = d;
-    register long r8 __asm__("r8") = 0;
-    __asm__ volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8) : "rcx", "r11", "memory");
-    if (ret < 0 && ret > -4096) {
-        errno = (int)-ret;
-        return -1;
-    }
-    return ret;
-}
-#else
-#error "iobench's pass-through loops need the x86-64 syscall instruction; port ib_sys to this architecture"
-#endif
+/* libc's own definitions, looked up in libc.so.6 so that an interposer is bypassed. */
+static struct {
+    int (*open)(const char *, int, ...);
+    int (*fstat)(int, struct stat *);
+    int (*close)(int);
+    ssize_t (*pread)(int, void *, size_t, off_t);
+} ib_libc;
 
-/* One op of a pass-through loop, through libc (raw = 0) or around it (raw = 1). */
-static int ib_pass_op(struct ib_target *t, const struct ib_opts *o, unsigned char *buf, uint64_t k, int raw, uint64_t *sum) {
+static int ib_libc_resolve(void) {
+    void *h = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    if (!h) {
+        snprintf(ib_errbuf, sizeof ib_errbuf, "dlopen libc.so.6: %s", dlerror());
+        return IB_ERR;
+    }
+    *(void **)&ib_libc.open = dlsym(h, "open");
+    *(void **)&ib_libc.fstat = dlsym(h, "fstat");
+    *(void **)&ib_libc.close = dlsym(h, "close");
+    *(void **)&ib_libc.pread = dlsym(h, "pread");
+    if (!ib_libc.open || !ib_libc.fstat || !ib_libc.close || !ib_libc.pread) {
+        snprintf(ib_errbuf, sizeof ib_errbuf, "libc.so.6 lacks open/fstat/close/pread: %s", dlerror());
+        return IB_ERR;
+    }
+    return IB_OK;
+}
+
+/* One op of a pass-through loop: by name (direct = 0, what an interposer sees) or straight into libc. */
+static int ib_pass_op(struct ib_target *t, const struct ib_opts *o, unsigned char *buf, uint64_t k, int direct, uint64_t *sum) {
     if (o->wl == IB_PASS_PREAD) {
         off_t off = (off_t)(k * o->block);
-        ssize_t n = raw ? (ssize_t)ib_sys(SYS_pread64, t->fd, (long)buf, (long)o->block, (long)off) : pread(t->fd, buf, o->block, off);
+        ssize_t n = direct ? ib_libc.pread(t->fd, buf, o->block, off) : pread(t->fd, buf, o->block, off);
         if (n != (ssize_t)o->block) return ib_fail("pread");
         if (!ib_check(buf, o->block, k, o->seed)) {
             snprintf(ib_errbuf, sizeof ib_errbuf, "pread of block %" PRIu64 " returned wrong data", k);
@@ -328,32 +339,56 @@ static int ib_pass_op(struct ib_target *t, const struct ib_opts *o, unsigned cha
         *sum += buf[8];
         return IB_OK;
     }
-    /* The raw half issues what glibc 2.36 issues for open/fstat/close, so only the wrapper differs. */
     struct stat st;
-    int fd = raw ? (int)ib_sys(SYS_openat, AT_FDCWD, (long)t->path, O_RDONLY, 0) : open(t->path, O_RDONLY);
+    int fd = direct ? ib_libc.open(t->path, O_RDONLY) : open(t->path, O_RDONLY);
     if (fd < 0) return ib_fail("open");
-    if ((raw ? (int)ib_sys(SYS_newfstatat, fd, (long)"", (long)&st, AT_EMPTY_PATH) : fstat(fd, &st)) < 0) return ib_fail("fstat");
-    if ((raw ? (int)ib_sys(SYS_close, fd, 0, 0, 0) : close(fd)) < 0) return ib_fail("close");
+    if ((direct ? ib_libc.fstat(fd, &st) : fstat(fd, &st)) < 0) return ib_fail("fstat");
+    if ((direct ? ib_libc.close(fd) : close(fd)) < 0) return ib_fail("close");
     *sum += (uint64_t)st.st_size;
     return IB_OK;
 }
 
+/* Pass-through result: the quartiles of the per-pair by-name/direct ratios, and the by-name laps' total. */
+struct ib_pass_result {
+    double q1, median, q3;
+    uint64_t lib_ns, lib_ops;
+};
+
 static int ib_pass(struct ib_target *t, const struct ib_opts *o, unsigned char *buf, struct ib_clock *lib,
-                   struct ib_clock *raw, uint64_t *sum) {
+                   struct ib_clock *direct, struct ib_pass_result *res, uint64_t *sum) {
     uint64_t nblocks = o->size / o->block, state = o->seed * 2 + 1;
-    uint64_t per_lap = o->ops / (2 * IB_BATCHES) ? o->ops / (2 * IB_BATCHES) : 1;
+    uint64_t per_lap = o->ops / (2 * IB_PAIRS) ? o->ops / (2 * IB_PAIRS) : 1;
+    static double ratio[IB_PAIRS];
     ib_clock_start(lib);
-    ib_clock_start(raw);
-    for (int lap = 0; lap < 2 * IB_BATCHES; lap++) {
-        /* Alternate which half goes first in each pair of laps. */
-        int is_raw = (lap ^ (lap >> 1)) & 1;
-        struct ib_clock *c = is_raw ? raw : lib;
-        c->last = ib_now_ns();
-        for (uint64_t i = 0; i < per_lap; i++) {
-            if (ib_pass_op(t, o, buf, ib_rand(&state) % nblocks, is_raw, sum) != IB_OK) return IB_ERR;
+    ib_clock_start(direct);
+    if (ib_libc_resolve() != IB_OK) return IB_ERR;
+    res->lib_ns = res->lib_ops = 0;
+    for (int pair = 0; pair < IB_PAIRS; pair++) {
+        uint64_t ns[2];
+        for (int half = 0; half < 2; half++) {
+            /* ABBA: which half goes first alternates, so a trend in the machine's speed cancels */
+            int is_direct = half ^ (pair & 1);
+            uint64_t t0 = ib_now_ns();
+            for (uint64_t i = 0; i < per_lap; i++) {
+                if (ib_pass_op(t, o, buf, ib_rand(&state) % nblocks, is_direct, sum) != IB_OK) return IB_ERR;
+            }
+            ns[is_direct] = ib_now_ns() - t0;
         }
-        ib_clock_lap(c, per_lap);
+        ratio[pair] = (double)ns[0] / (double)(ns[1] ? ns[1] : 1);
+        res->lib_ns += ns[0];
+        res->lib_ops += per_lap;
+        /* the lap clocks keep IB_BATCHES laps each, for the per-op columns */
+        if ((pair + 1) % (IB_PAIRS / IB_BATCHES) == 0) {
+            lib->lap_ns[lib->laps] = ns[0];
+            lib->lap_ops[lib->laps++] = per_lap;
+            direct->lap_ns[direct->laps] = ns[1];
+            direct->lap_ops[direct->laps++] = per_lap;
+        }
     }
+    qsort(ratio, IB_PAIRS, sizeof ratio[0], ib_cmp_double);
+    res->q1 = ratio[IB_PAIRS / 4];
+    res->median = (ratio[(IB_PAIRS - 1) / 2] + ratio[IB_PAIRS / 2]) / 2;
+    res->q3 = ratio[(3 * IB_PAIRS) / 4];
     return IB_OK;
 }
 
@@ -380,9 +415,10 @@ int main(int argc, char **argv) {
     struct ib_target t = {.fd = -1, .arena = NULL, .path = {0}};
     unsigned char *buf = NULL, *filler = NULL;
     int memcpy_mode = 0, found = 0, rc = 1;
-    struct ib_clock clk = {0}, raw = {0};
+    struct ib_clock clk = {0}, direct = {0};
     uint64_t sum = 0, ops;
-    double lap_median, lap_min, raw_median = 0, raw_min = 0;
+    double lap_median, lap_min, direct_median = 0, direct_min = 0;
+    struct ib_pass_result pass = {0};
 
     if (argc < 2) return ib_usage("no workload given");
     for (size_t i = 0; i < sizeof ib_names / sizeof ib_names[0]; i++) {
@@ -448,9 +484,9 @@ int main(int argc, char **argv) {
         if (t.fd < 0) { ib_fail("reopen"); goto err; }
         break;
     case IB_PASS_PREAD: case IB_PASS_META:
-        if (ib_pass(&t, &o, buf, &clk, &raw, &sum) != IB_OK) goto err;
-        ib_clock_summary(&raw, &raw_median, &raw_min);
-        ops = o.ops / (2 * IB_BATCHES) * IB_BATCHES;
+        if (ib_pass(&t, &o, buf, &clk, &direct, &pass, &sum) != IB_OK) goto err;
+        ib_clock_summary(&direct, &direct_median, &direct_min);
+        ops = pass.lib_ops;
         break;
     default:
         goto err;
@@ -459,15 +495,14 @@ int main(int argc, char **argv) {
 
     ib_clock_summary(&clk, &lap_median, &lap_min);
     uint64_t ns = clk.last - clk.start;
-    if (o.wl == IB_PASS_PREAD || o.wl == IB_PASS_META) {
-        ns = 0; /* only the libc half counts as the measured loop */
-        for (int i = 0; i < clk.laps; i++) ns += clk.lap_ns[i];
-    }
+    if (o.wl == IB_PASS_PREAD || o.wl == IB_PASS_META) ns = pass.lib_ns; /* only the libc half is the measured loop */
     printf("{\"workload\":\"%s\",\"target\":\"%s\",\"ops\":%" PRIu64 ",\"block\":%" PRIu64 ",\"size\":%" PRIu64
            ",\"ns\":%" PRIu64 ",\"ns_per_op\":%.3f,\"laps\":%d,\"lap_median_ns_per_op\":%.3f,\"lap_min_ns_per_op\":%.3f"
-           ",\"raw_lap_median_ns_per_op\":%.3f,\"raw_lap_min_ns_per_op\":%.3f,\"checksum\":%" PRIu64 "}\n",
+           ",\"direct_lap_median_ns_per_op\":%.3f,\"direct_lap_min_ns_per_op\":%.3f"
+           ",\"pairs\":%d,\"pair_ratio_q1\":%.5f,\"pair_ratio_median\":%.5f,\"pair_ratio_q3\":%.5f,\"checksum\":%" PRIu64 "}\n",
            ib_names[o.wl], memcpy_mode ? "memcpy" : o.dir, ops, o.block, o.size, ns, (double)ns / (double)(ops ? ops : 1),
-           clk.laps, lap_median, lap_min, raw_median, raw_min, sum);
+           clk.laps, lap_median, lap_min, direct_median, direct_min, pass.median > 0 ? IB_PAIRS : 0, pass.q1, pass.median,
+           pass.q3, sum);
     rc = 0;
 err:
     if (rc) fprintf(stderr, "iobench %s: %s\n", ib_names[o.wl], ib_errbuf);
