@@ -531,7 +531,7 @@ static int reserve_slow(int fd, struct eph_inode *ino, uint32_t inode, uint64_t 
 
 /* ---- reads -------------------------------------------------------------- */
 
-static size_t iov_total(const struct iovec *iov, int cnt, int *err)
+static inline size_t iov_total(const struct iovec *iov, int cnt, int *err)
 {
     size_t t = 0;
     if (cnt < 0 || cnt > IOV_MAX) {
@@ -584,7 +584,8 @@ static inline int io_check(struct eph_desc *d, uint32_t denied_mode, const struc
     return 0;
 }
 
-static ssize_t do_read(int fd, const struct iovec *iov, int cnt, off_t pos)
+/* Inlined into each entry point: read/pread (one buffer) then compile to straight-line code. */
+static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struct iovec *iov, int cnt, off_t pos)
 {
     struct eph_desc *d = fp_desc(fd);
     size_t n;
@@ -671,7 +672,7 @@ ssize_t fp_readv(int fd, const struct iovec *iov, int cnt, off_t off, int use_of
 
 /* ---- writes ------------------------------------------------------------- */
 
-static ssize_t do_write(int fd, const struct iovec *iov, int cnt, off_t pos)
+static inline __attribute__((always_inline)) ssize_t do_write(int fd, const struct iovec *iov, int cnt, off_t pos)
 {
     struct eph_desc *d = fp_desc(fd);
     size_t n;
