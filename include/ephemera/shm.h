@@ -73,7 +73,7 @@ struct eph_inode {
     uint32_t hash;               /* [D] eph_path_hash(path) */
     _Atomic uint32_t times_seen; /* [S] a stat read the times since they last changed: the next
                                   * change within the same coarse tick takes the fine clock (multigrain,
-                                  * as tmpfs; see ARCHITECTURE.md "Timestamps").  Stale 1 is harmless. */
+                                  * as tmpfs; see ARCHITECTURE.md, Shim, "Times").  Stale 1 is harmless. */
     _Atomic int64_t atime_ns;    /* [S] times as ns since the epoch (CLOCK_REALTIME_COARSE) */
     _Atomic int64_t mtime_ns;
     _Atomic int64_t ctime_ns;
