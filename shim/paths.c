@@ -376,6 +376,10 @@ int path_physical_error(int dirfd, const char *p)
                     (ns_lookup(abs, &inode, &gen) == 0 || ns_ancestor_is_file(abs)))
                     err = -ENOTDIR;
             }
+            /* ...also at the end of a chain of symlinks (b -> f1 -> a/f3, a in memory) */
+            if (err == -ENOENT && sh.hdr && pn_normalize(cur, comp, abs, sizeof abs, NULL) > 0 &&
+                path_canon(abs, 1) > 0 && (ns_lookup(abs, &inode, &gen) == 0 || ns_walk_error(abs) == -ENOTDIR))
+                err = -ENOTDIR;
             break;
         }
         sys.close(fd);

@@ -1,0 +1,49 @@
+// Paths with ".." through symlinks whose chains end in (or under) an in-memory file: the kernel's
+// physical walk fails them with ENOTDIR, even though the disk alone has nothing there (it would
+// say ENOENT).  Same script on a real tmpfs and under the shim; the errnos must match.
+// Regression for difftest multi-evicting seed 643586309 c0:848 `open b/../b/f1` (b -> f1 -> a/f3,
+// a an in-memory file).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { PYTHON, ephemeraRun, run, scratch, tmpfsScratch } from './lib/harness.mjs';
+
+const SCRIPT = `
+import os, sys
+os.chdir(sys.argv[1])
+os.makedirs('p0/w')
+with open('p0/w/a', 'w') as f:
+    f.write('x')
+os.symlink('a/f3', 'p0/w/f1')   # into the in-memory file a
+os.symlink('f1', 'p0/w/b')      # a chain: b -> f1 -> a/f3
+os.symlink('a', 'p0/w/c')       # straight at it
+out = []
+for p in ['b/../b/f1', 'b/../f1', 'b/..', 'b/../b', 'f1/../x', 'b/x', 'c/../a', 'c/..', 'a/../a', 'w/../w/b/../a']:
+    for name, fn in [('open', lambda p: os.close(os.open(p, os.O_RDWR | os.O_APPEND))),
+                     ('stat', os.stat), ('lstat', os.lstat), ('mkdir', os.mkdir), ('unlink', os.unlink),
+                     ('creat', lambda p: os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644)))]:
+        try:
+            fn('p0/w/' + p)
+            out.append(f'{name} {p} ok')
+        except OSError as e:
+            out.append(f'{name} {p} {os.strerror(e.errno)}')
+print('\\n'.join(out))
+`;
+
+test("'..' after a chain of symlinks into an in-memory file: the kernel's ENOTDIR", async () => {
+  const ref = tmpfsScratch('dotdot');
+  let want;
+  try {
+    const r = await run(PYTHON, ['-c', SCRIPT, ref.dir]);
+    assert.equal(r.status, 0, r.stderr.toString());
+    want = r.stdout.toString();
+  } finally {
+    ref.done();
+  }
+  const sc = scratch('dotdot');
+  const root = sc.sub('root');
+  const r = await ephemeraRun({ root, cmd: PYTHON, args: ['-c', SCRIPT, root], statsDir: sc.dir });
+  assert.equal(r.status, 0, r.stderr.toString());
+  assert.ok(r.stats.files_created >= 1, 'a was created in memory');
+  assert.equal(r.stdout.toString(), want);
+});
