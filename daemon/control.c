@@ -26,6 +26,7 @@
 #include "evict.h"
 #include "log.h"
 #include "loop.h"
+#include "place.h"
 
 #define CTL_MAX_OUT (1u << 20)
 #define CTL_MAX_FIELDS 32
@@ -540,7 +541,8 @@ static void ctl_stats_json(char *buf, size_t n)
              "\"files_in_memory_peak\":%llu,\"bytes_in_memory_peak\":%llu,\"cgroup\":%s,"
              "\"cgroup_version\":%s,\"files_created\":%llu,\"files_on_disk\":%llu,"
              "\"materialisations\":%llu,\"slow_ops\":%llu,\"bytes_read\":%llu,"
-             "\"bytes_written\":%llu,\"fast_seeks\":%llu,\"fast_stats\":%llu,\"pid\":%d}",
+             "\"bytes_written\":%llu,\"fast_seeks\":%llu,\"fast_stats\":%llu,\"pid\":%d,"
+             "\"files_on_disk_predicted\":%llu}",
              lim, use, (unsigned long long)atomic_load(&c->bytes_in_memory),
              (unsigned long long)disk, (unsigned long long)atomic_load(&c->files_in_memory),
              (unsigned long long)s.budget, (unsigned long long)s.headroom,
@@ -558,7 +560,8 @@ static void ctl_stats_json(char *buf, size_t n)
              (unsigned long long)atomic_load(&c->bytes_read),
              (unsigned long long)atomic_load(&c->bytes_written),
              (unsigned long long)atomic_load(&c->fast_seeks),
-             (unsigned long long)atomic_load(&c->fast_stats), (int)D.pid);
+             (unsigned long long)atomic_load(&c->fast_stats), (int)D.pid,
+             (unsigned long long)place_predicted());
 }
 
 static int ctl_ok(struct ctl_conn *c, const char *id, const char *result)

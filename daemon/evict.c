@@ -295,6 +295,7 @@ int evict_inode(uint32_t idx, int flags)
     }
     atomic_store(&in->state, EPH_MOVING); /* seq_cst: Dekker with inflight */
     eph_unlock(&in->lock);
+    uint64_t t0 = ephd_mono_ns();
     evict_drain(idx, in);
 
     uint64_t size = atomic_load(&in->size);
@@ -405,9 +406,10 @@ int evict_inode(uint32_t idx, int flags)
     atomic_fetch_sub(&c->bytes_in_memory, cap);
     atomic_fetch_add(&c->evictions, 1);
     atomic_fetch_add(&c->bytes_evicted, size);
-    log_msg(LOG_INFO, "evicted inode %u %s (%llu bytes, open %u)", idx,
+    log_msg(LOG_INFO, "evicted inode %u %s (%llu bytes, open %u, %s, %.1f ms)", idx,
             in->path[0] ? in->path : "(unlinked)", (unsigned long long)size,
-            atomic_load(&in->open_count));
+            atomic_load(&in->open_count), sync ? "written through" : "via page cache",
+            (double)(ephd_mono_ns() - t0) / 1e6);
     if (in->path[0]) {
         ns_write_begin();
         ns_remove(idx);
@@ -465,6 +467,24 @@ static int evict_pick(int64_t exclude, int flags)
         }
     }
     return best;
+}
+
+uint64_t evict_busy_bytes(void)
+{
+    uint64_t now = ephd_mono_ns();
+    uint64_t busy_since = now > EVICT_BUSY_NS ? now - EVICT_BUSY_NS : 0;
+    uint32_t hwm = atomic_load(&D.h->inode_hwm);
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < hwm; i++) {
+        struct eph_inode *in = &D.inodes[i];
+        if (atomic_load(&in->state) != EPH_MEM)
+            continue;
+        if (evict_candidate(i, in, now) &&
+            !(atomic_load(&in->open_count) != 0 && atomic_load(&in->last_use) > busy_since))
+            continue;
+        sum += atomic_load(&in->capacity);
+    }
+    return sum;
 }
 
 static int evict_until(uint64_t target, uint64_t need, int64_t exclude, int flags)

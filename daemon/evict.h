@@ -27,6 +27,9 @@ int evict_inode(uint32_t idx, int flags);
 /* Evict least recently used files (closed first, pinned never, `exclude`
  * never) until bytes_in_memory + need <= budget.  0 when that holds. */
 int evict_make_room(uint64_t need, int64_t exclude, int flags);
+/* Bytes in memory that making room for a growing file would not move
+ * (pinned, failing, or open and used within EVICT_BUSY_NS). */
+uint64_t evict_busy_bytes(void);
 /* Evict until bytes_in_memory <= target.  0 when that holds. */
 int evict_down_to(uint64_t target, int flags);
 /* Evict every in-memory file (named only if named_only).  Number evicted. */

@@ -37,6 +37,7 @@
 #include "log.h"
 #include "loop.h"
 #include "namespace.h"
+#include "place.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -268,7 +269,7 @@ static int op_create(const struct eph_req *q, struct eph_resp *r, int *fd)
     int e = shim_dir_writable(path, q, -1, &pst);
     if (e < 0)
         return e;
-    if (atomic_load(&D.h->budget) == 0) {
+    if (place_predict_disk(path)) {
         r->where = EPH_WHERE_DISK;
         atomic_fetch_add(&D.h->c.files_on_disk, 1);
         return 0;
@@ -286,6 +287,7 @@ static int op_create(const struct eph_req *q, struct eph_resp *r, int *fd)
     ns_insert((uint32_t)idx, path);
     ns_write_end();
     shim_touch_parent(path);
+    place_note(idx, atomic_load(&in->gen), path);
     r->where = EPH_WHERE_MEM;
     r->inode = (uint32_t)idx;
     r->gen = atomic_load(&in->gen);
