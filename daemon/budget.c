@@ -235,7 +235,7 @@ static int64_t budget_limit_eff(void)
 static struct budget_mstat budget_ms;
 static uint64_t budget_usage_seq, budget_stat_seq; /* readings of usage / of memory.stat */
 static int64_t budget_raw_at_stat = -1;
-static int64_t budget_prev_own = -1, budget_surge;
+static int64_t budget_prev_own = -1, budget_prev_growth, budget_surge;
 
 /* Recompute from the last readings; `precise` re-reads memory.stat. */
 static uint64_t budget_compute(int precise)
@@ -342,18 +342,28 @@ void budget_refresh(void)
     budget_apply();
 }
 
-/* Once per tick: the growth of the function's own memory since the last
- * tick sets the surge reserve, which decays when the growth stops. */
+/* Once per tick: growth of the function's own memory sets the surge
+ * reserve once it has lasted two ticks (then ten ticks of the smaller step
+ * are reserved); a tick without growth halves it.  A single step - a buffer
+ * allocated once, then used - is already in `own` and predicts nothing:
+ * reserving ten times it, for ten ticks, zeroed the budget just when the
+ * function wrote that buffer to a file (FunctionBench's gzip does that).
+ * Fast growers still meet the OOM guard, which makes them wait, not die. */
 static void budget_track_growth(void)
 {
-    budget_surge = budget_surge * 4 / 5;
-    if (B.own < 0)
+    if (B.own < 0) {
+        budget_surge = budget_prev_growth = 0;
         return;
-    if (budget_prev_own >= 0) {
-        int64_t d = B.own - budget_prev_own;
-        if (d > 0 && d * BUDGET_SURGE_TICKS > budget_surge)
-            budget_surge = d * BUDGET_SURGE_TICKS;
     }
+    int64_t d = budget_prev_own >= 0 ? B.own - budget_prev_own : 0;
+    int64_t steady = d < budget_prev_growth ? d : budget_prev_growth;
+    if (d <= 0)
+        budget_surge /= 2;
+    else
+        budget_surge = budget_surge * 4 / 5;
+    if (steady > 0 && steady * BUDGET_SURGE_TICKS > budget_surge)
+        budget_surge = steady * BUDGET_SURGE_TICKS;
+    budget_prev_growth = d;
     budget_prev_own = B.own;
 }
 
