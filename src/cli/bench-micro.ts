@@ -17,9 +17,10 @@ export const MICRO_USAGE = `  fig7  the paper's micro benchmark (two files, rand
         Each point runs disk, tmpfs and ephemera (ephemera run --memory) in memory cgroups with the
         same limit and prints latency, change vs disk and OOM kills. Needs root. Flags: --reps N
         (default ${MICRO_DEFAULTS.reps}), --ops N (figs. 7-8, default ${MICRO_DEFAULTS.ops}), --work DIR (a disk directory,
-        default ${MICRO_DEFAULTS.workBase}), --only disk,tmpfs,ephemera,memcpy, --json FILE (every run).`;
+        default ${MICRO_DEFAULTS.workBase}), --only disk,tmpfs,ephemera,memcpy, --points 32,64 (a subset
+        of the sweep, by the numbers of its labels), --json FILE (every run).`;
 
-const FLAGS = { reps: { value: true }, ops: { value: true }, work: { value: true }, only: { value: true }, json: { value: true } } as const;
+const FLAGS = { reps: { value: true }, ops: { value: true }, work: { value: true }, only: { value: true }, points: { value: true }, json: { value: true } } as const;
 
 function contenders(text: string | undefined, context: string): readonly Contender[] {
   if (text === undefined) return CONTENDERS;
@@ -46,6 +47,7 @@ export async function microBenchMain(id: FigureId, argv: readonly string[]): Pro
     ops: flagPositiveInt(parsed, 'ops', context, MICRO_DEFAULTS.ops),
     workBase: flagValue(parsed, 'work') ?? MICRO_DEFAULTS.workBase,
     contenders: contenders(flagValue(parsed, 'only'), context),
+    ...(flagValue(parsed, 'points') === undefined ? {} : { points: (flagValue(parsed, 'points') ?? '').split(',').map((x) => x.trim()) }),
     progress,
   });
   if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');

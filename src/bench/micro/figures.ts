@@ -98,5 +98,20 @@ export function figure(id: FigureId, params: FigureParams = { ops: DEFAULT_OPS }
   }
 }
 
+/**
+ * The points of `fig` named in `wanted` by the number of their label (`32` for `32 MiB`, `5000` for
+ * `5,000`), in the figure's order; all points when `wanted` is undefined.
+ * @throws {Error} naming the valid values when one of `wanted` is not a point of the figure
+ */
+export function selectPoints(fig: Figure, wanted: readonly string[] | undefined): Figure {
+  if (wanted === undefined) return fig;
+  const key = (label: string): string => label.replace(/[^0-9]/g, '');
+  const keys = fig.points.map((p) => key(p.label));
+  for (const w of wanted) {
+    if (!keys.includes(key(w)) || key(w) === '') throw new Error(`${fig.id} has no point ${JSON.stringify(w)}; its points are ${keys.join(', ')}`);
+  }
+  return { ...fig, points: fig.points.filter((p) => wanted.some((w) => key(w) === key(p.label))) };
+}
+
 /** Issue 3: ephemera may never be slower than disk by more than this fraction, at any point. */
 export const MAX_SLOWDOWN = 0.05;

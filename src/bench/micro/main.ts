@@ -6,7 +6,7 @@
 import { EphemeraError } from '../../core/errors.js';
 import { makeScratch } from '../scratch.js';
 import { CONTENDERS, runContender, type Contender, type MicroTools, type Places, type RunResult } from './contenders.js';
-import { DEFAULT_OPS, figure, type Figure, type FigureId } from './figures.js';
+import { DEFAULT_OPS, figure, selectPoints, type Figure, type FigureId } from './figures.js';
 import { renderSweep, summarise, type PointSummary, type Sweep } from './report.js';
 
 export interface MicroBenchOptions {
@@ -18,6 +18,8 @@ export interface MicroBenchOptions {
   readonly workBase: string;
   /** Which contenders to run. @default all */
   readonly contenders: readonly Contender[];
+  /** Which points of the sweep, by the number of their label (see selectPoints). @default all */
+  readonly points?: readonly string[];
   readonly progress: (line: string) => void;
 }
 
@@ -40,7 +42,12 @@ export async function runMicroBench(id: FigureId, tools: MicroTools, opts: Micro
   if (process.getuid?.() !== 0) {
     throw new EphemeraError('EPH_BENCH_NEEDS_ROOT', `ephemera bench ${id} puts every contender in a memory cgroup and mounts a tmpfs, which needs root (uid is ${String(process.getuid?.())}); run it as root`);
   }
-  const fig = figure(id, { ops: opts.ops });
+  let fig: Figure;
+  try {
+    fig = selectPoints(figure(id, { ops: opts.ops }), opts.points);
+  } catch (err) {
+    throw new EphemeraError('EPH_CLI_USAGE', `ephemera bench ${id} --points: ${(err as Error).message}`);
+  }
   const largest = Math.max(...fig.points.map((p) => p.fileSize));
   // The tmpfs is sized so that only the cgroup limit can stop the writes, as in a container.
   const scratch = makeScratch({ base: opts.workBase, prefix: `ephemera-${id}-`, tmpfsBytes: 2 * largest + 64 * 1024 * 1024 });

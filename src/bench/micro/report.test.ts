@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { figure, FIGURES } from './figures.js';
+import { figure, FIGURES, selectPoints } from './figures.js';
 import { change, pointVerdicts, renderSweep, summarise } from './report.js';
 import { parseMicrobench, type RunResult } from './contenders.js';
 
@@ -30,6 +30,13 @@ test('the sweeps follow the paper: limits, file usage, operation counts', () => 
   assert.deepEqual(FIGURES, ['fig7', 'fig8', 'fig9']);
 });
 
+test('selectPoints picks points by the numbers of their labels and names the valid ones', () => {
+  assert.deepEqual(selectPoints(figure('fig7'), ['64', '32 MiB']).points.map((p) => p.label), ['32 MiB', '64 MiB']);
+  assert.deepEqual(selectPoints(figure('fig9'), ['5,000']).points.map((p) => p.ops), [5000]);
+  assert.equal(selectPoints(figure('fig8'), undefined).points.length, 5);
+  assert.throws(() => selectPoints(figure('fig7'), ['48']), /fig7 has no point "48"; its points are 32, 64, 128, 256/);
+});
+
 test('change() prints latency change the way the paper does', () => {
   assert.equal(change(45.27, 100), '−54.7%');
   assert.equal(change(103, 100), '+3.0%');
@@ -41,6 +48,18 @@ test('summaries take the median of finished runs and count OOM kills of all', ()
   assert.equal(s.failed, 1);
   assert.equal(s.oomKills, 1);
   assert.deepEqual(s.exits, ['killed by SIGKILL']);
+});
+
+test('the spread of runs is reported beside a missed 5% rule, which stays missed', () => {
+  const p = figure('fig7').points[0];
+  assert.ok(p);
+  const disk = summarise([run('disk', 90), run('disk', 100), run('disk', 130)]);
+  assert.equal(disk.spread, 0.2);
+  assert.equal(summarise([run('disk', 90)]).spread, null);
+  const v = pointVerdicts(p, { disk, ephemera: summarise([run('ephemera', 110)]) });
+  assert.deepEqual(v.map((x) => [x.met, x.detail]), [[true, '0 OOM kills'], [false, '+10.0%; disk runs ±20%']]);
+  const text = renderSweep({ figure: figure('fig7'), reps: 3, contenders: ['disk', 'ephemera'], points: [{ point: p, summary: { disk, ephemera: summarise([run('ephemera', 110)]) } }] });
+  assert.match(text, /run-to-run spread \(half the range over the median\): 32 MiB: disk ±20%$/m);
 });
 
 test('verdicts: the speed-up target, the 5% rule and zero OOM kills', () => {
