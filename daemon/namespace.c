@@ -109,6 +109,7 @@ int ns_new_inode(int root, uint32_t mode, uint32_t uid, uint32_t gid)
     atomic_store(&in->open_count, 0);
     atomic_store(&in->nlink, 0);
     atomic_store(&in->pinned, 0);
+    atomic_store(&in->holes, 0);
     in->mem_fd = fd;
     in->disk_fd = -1;
     atomic_store(&in->size, 0);

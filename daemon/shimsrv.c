@@ -239,6 +239,7 @@ static int op_create(const struct eph_req *q, struct eph_resp *r, int *fd)
              * its mapping, and shrinking the memfd would fault it. */
             ns_lock((uint32_t)idx);
             atomic_store(&in->size, 0);
+            atomic_store(&in->holes, 0);
             int64_t now = ephd_real_ns();
             atomic_store(&in->mtime_ns, now);
             atomic_store(&in->ctime_ns, now);

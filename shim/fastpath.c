@@ -483,6 +483,10 @@ static int zero_gap(int kfd, uint64_t from, uint64_t to)
     static const char zeros[PAGE];
     if (from >= to)
         return 0;
+    /* One punch zeroes partial pages in place and frees whole ones, and never
+     * allocates a page that was a hole (tmpfs keeps those holes too). */
+    if (sys.fallocate(kfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from)) == 0)
+        return 0;
     uint64_t a = round_up(from, PAGE), b = to & ~(PAGE - 1);
     if (b > a && sys.fallocate(kfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a, (off_t)(b - a)) == 0) {
         if (a > from && sys.pwrite(kfd, zeros, a - from, (off_t)from) != (ssize_t)(a - from))
@@ -585,6 +589,29 @@ static inline int io_check(struct eph_desc *d, uint32_t denied_mode, const struc
 }
 
 /* Inlined into each entry point: read/pread (one buffer) then compile to straight-line code. */
+/*
+ * A file with holes is read through the kernel: a fault on a hole through our
+ * shared mapping would allocate a page there, where tmpfs's read leaves the
+ * hole (st_blocks, SEEK_DATA and the budget would all see the difference).
+ */
+static __attribute__((noinline)) size_t read_holes(int fd, const struct iovec *iov, int cnt, const char *base,
+                                                   uint64_t off, size_t got)
+{
+    size_t done = 0;
+    for (int i = 0; i < cnt && done < got; i++) {
+        size_t k = iov[i].iov_len < got - done ? iov[i].iov_len : got - done;
+        ssize_t r = sys.pread(fd, iov[i].iov_base, k, (off_t)(off + done));
+        if (r < 0) { /* cannot happen on a memfd within its size; keep the bytes right anyway */
+            memcpy(iov[i].iov_base, base + off + done, k);
+            r = (ssize_t)k;
+        }
+        done += (size_t)r;
+        if ((size_t)r < k)
+            break;
+    }
+    return done;
+}
+
 static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struct iovec *iov, int cnt, off_t pos)
 {
     struct eph_desc *d = fp_desc(fd);
@@ -627,7 +654,9 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
             errno = ENOMEM;
             return -1;
         }
-        if (cnt == 1)
+        if (unlikely(atomic_load_explicit(&ino->holes, memory_order_relaxed)))
+            got = read_holes(fd, iov, cnt, base, off, got);
+        else if (cnt == 1)
             memcpy(iov[0].iov_base, base + off, got);
         else
             copy_out(iov, cnt, base + off, got);
@@ -731,6 +760,8 @@ retry:
         }
     }
     if (unlikely(off > size)) {
+        if (round_up(size, PAGE) < (off & ~(PAGE - 1)))
+            atomic_store_explicit(&ino->holes, 1, memory_order_relaxed);
         /* beyond the old capacity the pages are fresh from ftruncate: zero already */
         int r = zero_gap(fd, size, off < oldcap ? off : oldcap);
         if (r < 0) {
@@ -884,6 +915,22 @@ off_t fp_lseek(int fd, off_t off, int whence)
 
 /* ---- stat --------------------------------------------------------------- */
 
+/*
+ * 512-byte blocks the memfd has allocated, as the kernel counts them (written
+ * and fallocated pages; SEEK_DATA would miss the latter).  Pages past size
+ * (growth slack, a stale tail) cannot count, hence the cap.
+ */
+static __attribute__((noinline)) uint64_t allocated_blocks(struct eph_inode *ino, uint64_t size)
+{
+    char p[64];
+    struct stat st;
+    uint64_t cap = round_up(size, PAGE) / 512;
+    snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, ino->mem_fd);
+    if (sys.stat(p, &st) < 0 || (uint64_t)st.st_blocks > cap)
+        return cap;
+    return (uint64_t)st.st_blocks;
+}
+
 void fp_fill_stat(struct eph_inode *ino, struct stat *st)
 {
     times_observed(ino);
@@ -897,8 +944,10 @@ void fp_fill_stat(struct eph_inode *ino, struct stat *st)
     st->st_gid = ino->gid;
     st->st_size = (off_t)size;
     st->st_blksize = 4096;
-    /* pages covering the size: holes are counted as allocated (see ARCHITECTURE.md) */
+    /* pages covering the size; a file with holes asks the kernel which are allocated */
     st->st_blocks = (blkcnt_t)(round_up(size, PAGE) / 512);
+    if (unlikely(atomic_load_explicit(&ino->holes, memory_order_relaxed)))
+        st->st_blocks = (blkcnt_t)allocated_blocks(ino, size);
     int64_t a = atomic_load(&ino->atime_ns), mt = atomic_load(&ino->mtime_ns),
             c = atomic_load(&ino->ctime_ns);
     st->st_atim.tv_sec = a / 1000000000;
@@ -924,6 +973,8 @@ int fp_fill_statx(struct eph_inode *ino, unsigned mask, struct statx *stx)
     stx->stx_ino = ino->ino;
     stx->stx_size = size;
     stx->stx_blocks = round_up(size, PAGE) / 512;
+    if (unlikely(atomic_load_explicit(&ino->holes, memory_order_relaxed)))
+        stx->stx_blocks = allocated_blocks(ino, size);
     int64_t t[4] = {atomic_load(&ino->atime_ns), ino->btime_ns, atomic_load(&ino->ctime_ns),
                     atomic_load(&ino->mtime_ns)};
     struct statx_timestamp *ts[4] = {&stx->stx_atime, &stx->stx_btime, &stx->stx_ctime,
@@ -973,7 +1024,11 @@ retry:
     uint64_t size = atomic_load(&ino->size);
     if (len > size) {
         uint64_t oldcap = atomic_load(&ino->capacity);
-        int r = zero_gap(kfd, size, len < oldcap ? len : oldcap);
+        /* up to the page end: tmpfs leaves even the last partial page a hole */
+        uint64_t to = round_up(len, PAGE);
+        if (round_up(size, PAGE) < to)
+            atomic_store_explicit(&ino->holes, 1, memory_order_relaxed);
+        int r = zero_gap(kfd, size, to < oldcap ? to : oldcap);
         if (r == 0)
             r = grow_locked(ino, kfd, len);
         if (r == -EAGAIN) {
@@ -1008,6 +1063,8 @@ retry:
         budget_give(cap - len);
         filled_lower(inode, len);
     }
+    if (len == 0)
+        atomic_store_explicit(&ino->holes, 0, memory_order_relaxed); /* nothing below size */
     /* truncate, ftruncate and O_TRUNC stamp the times even when the size stays (tmpfs). */
     if (len != size || always_touch)
         touch_mtime(ino);
@@ -1128,6 +1185,17 @@ int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
     return r == 1 ? -EAGAIN : r;
 }
 
+/* fallocate on a file with holes allocates the pages below size, as tmpfs would (st_blocks, SEEK_DATA). */
+static void fill_holes(struct eph_inode *ino, int fd, uint64_t off, uint64_t end)
+{
+    uint64_t size = atomic_load(&ino->size);
+    if (!atomic_load(&ino->holes) || atomic_load(&ino->state) != EPH_MEM || off >= size)
+        return;
+    if (end > size)
+        end = size;
+    sys.fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(end - off));
+}
+
 int fp_fallocate(int fd, int mode, off_t off, off_t len)
 {
     struct eph_desc *d = fp_desc(fd);
@@ -1144,12 +1212,18 @@ int fp_fallocate(int fd, int mode, off_t off, off_t len)
         if (mode == FALLOC_FL_KEEP_SIZE || end <= atomic_load(&ino->size)) {
             eph_lock(&ino->lock);
             touch_mtime(ino);
+            fill_holes(ino, fd, (uint64_t)off, end);
             eph_unlock(&ino->lock);
             return 0;
         }
         int r = set_size(ino, d->inode, fd, end, 1);
         if (r == 1)
             return fp_settle(fd) < 0 ? -EIO : (sys.fallocate(fd, mode, off, len) < 0 ? -errno : 0);
+        if (r == 0) {
+            eph_lock(&ino->lock);
+            fill_holes(ino, fd, (uint64_t)off, end);
+            eph_unlock(&ino->lock);
+        }
         return r;
     }
     if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
@@ -1158,6 +1232,9 @@ int fp_fallocate(int fd, int mode, off_t off, off_t len)
         int r = 0;
         if ((uint64_t)off < cap)
             r = sys.fallocate(fd, mode, off, (off_t)(end > cap ? cap - (uint64_t)off : (uint64_t)len)) < 0 ? -errno : 0;
+        if (r == 0 && round_up((uint64_t)off, PAGE) < (end & ~(PAGE - 1)) &&
+            round_up((uint64_t)off, PAGE) < atomic_load(&ino->size))
+            atomic_store(&ino->holes, 1);
         if (r == 0)
             touch_mtime(ino);
         eph_unlock(&ino->lock);

@@ -62,6 +62,10 @@ struct eph_inode {
     _Atomic uint32_t pinned;     /* [S] set when the app mmap()s it or hands it to the kernel: never evict */
     int32_t mem_fd;              /* [D] memfd number inside the daemon (open via /proc/<pid>/fd/N) */
     int32_t disk_fd;             /* [D] disk file number inside the daemon, valid once state==DISK */
+    _Atomic uint32_t holes;      /* [DS] 1 once a size change or punch left a hole below size: reads
+                                  * then use pread (a fault through the mapping would allocate the
+                                  * page, tmpfs's read does not) and st_blocks counts pages; 0 again
+                                  * when the size drops to 0 */
     _Atomic uint64_t size;       /* [DS] logical size; changed under lock, read lock-free */
     _Atomic uint64_t capacity;   /* [DS] kernel size (ftruncate) of the memfd, >= size; under lock */
     _Atomic uint64_t last_use;   /* [S] CLOCK_MONOTONIC_COARSE ns of the last access, for LRU */
