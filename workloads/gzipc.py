@@ -11,8 +11,8 @@ of its disk latency) and from a seeded generator, so the digest is the same in e
 """
 
 import gzip
+import hashlib
 import os
-import random
 
 import contract
 
@@ -21,7 +21,9 @@ SEED = 20240502
 
 
 def make_data(mb):
-    return random.Random(SEED + mb).randbytes(mb << 20)
+    # One buffer of incompressible bytes, allocated once as os.urandom's would be (a seeded
+    # generator that builds a big integer first would need twice the memory for a moment).
+    return hashlib.shake_256(f"{SEED}:{mb}".encode()).digest(mb << 20)
 
 
 def write_file(path, data):
