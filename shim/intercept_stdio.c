@@ -208,10 +208,78 @@ SH_EXPORT FILE *fdopen(int fd, const char *mode)
 }
 
 /*
- * freopen must keep the FILE object the caller holds, which a cookie stream
- * cannot take over.  For an in-memory file we move it to disk first and let
- * glibc reopen the real path: slower, but every byte stays coherent.
+ * freopen must keep the FILE object the caller holds.  A glibc stream (not
+ * one of our cookie streams) on an in-memory file would read and write the
+ * memfd behind the shim's back, so it becomes a cookie stream in place: glibc
+ * first closes and resets it (by reopening /dev/null), then the fields of a
+ * fresh cookie stream on our fd - vtable, mangled callbacks, lock pointer -
+ * are copied over it.  Every heap FILE glibc makes has room for that after
+ * its _IO_FILE_plus (its lock and wide-data block, which a byte stream no
+ * longer uses); the fresh stream stays allocated for the lock.  The standard
+ * streams are static objects with no such room: their fd is redirected and
+ * the stdin/stdout/stderr variables get cookie streams, as when they are
+ * inherited on a managed fd.  Only if any of this fails does the file move to
+ * disk, so that glibc can open it.
  */
+extern char _IO_2_1_stdin_[], _IO_2_1_stdout_[], _IO_2_1_stderr_[];
+
+static int std_slot(FILE *f)
+{
+    return f == (FILE *)(void *)_IO_2_1_stdin_ ? 0 : f == (FILE *)(void *)_IO_2_1_stdout_ ? 1
+         : f == (FILE *)(void *)_IO_2_1_stderr_ ? 2 : -1;
+}
+
+/* Open path for freopen through our open(), so an in-memory file stays there: the fd, or -1. */
+static int freopen_open(const char *path, const char *mode)
+{
+    int flags;
+    if (mode_flags(mode, &flags) < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    return open(path, flags, 0666);
+}
+
+static FILE *freopen_into_cookie(FILE *stream, int fd, const char *mode)
+{
+    int oldfd = stream->_fileno;
+    fflush(stream);
+    /* glibc's own close and reset of the stream (buffer freed, list kept) */
+    if (!REAL(freopen)("/dev/null", "r", stream)) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return NULL; /* glibc closed it: the caller's stream is gone either way */
+    }
+    sys.close(stream->_fileno);
+    if (oldfd >= 0 && oldfd != fd && fcntl(oldfd, F_GETFD) < 0 && dup2(fd, oldfd) == oldfd) {
+        close(fd); /* glibc keeps the fd number of the stream */
+        fd = oldfd;
+    }
+    FILE *c = stdio_cookie_open(fd, mode);
+    if (!c) {
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* after the FILE: the vtable pointer, then the cookie and its callbacks */
+    const size_t cookie = sizeof(void *) + sizeof(cookie_io_functions_t);
+    FILE *chain = stream->_chain;
+    memcpy(stream, c, sizeof(FILE));
+    stream->_chain = chain;            /* its place in glibc's list of streams */
+    memcpy((char *)stream + sizeof(FILE), (char *)c + sizeof(FILE), sizeof(void *) + cookie);
+    struct ck *k = ck_of(c);
+    if (k) {
+        pthread_mutex_lock(&ck_mu);
+        k->f = stream;
+        pthread_mutex_unlock(&ck_mu);
+    }
+    /* c stays allocated (stream's lock lives in it) and empty: nothing to flush at exit */
+    if (mode[0] == 'a' && !strchr(mode, '+'))
+        fseeko(stream, 0, SEEK_END);
+    return stream;
+}
+
 static FILE *freopen_impl(const char *path, const char *mode, FILE *stream)
 {
     struct ck *k = stream ? ck_of(stream) : NULL;
@@ -228,8 +296,13 @@ static FILE *freopen_impl(const char *path, const char *mode, FILE *stream)
             errno = EINVAL;
             return NULL;
         }
+        int oldfd = k->fd;
         close(k->fd);
         int fd = open(path, flags, 0666);
+        if (fd >= 0 && oldfd >= 0 && fd != oldfd && dup2(fd, oldfd) == oldfd) {
+            close(fd); /* the stream keeps its fd number, as glibc's freopen does */
+            fd = oldfd;
+        }
         k->fd = fd < 0 ? -1 : fd;
         stream->_fileno = k->fd;
         if (fd < 0) {
@@ -238,11 +311,62 @@ static FILE *freopen_impl(const char *path, const char *mode, FILE *stream)
             errno = e;
             return NULL;
         }
+        /* the new mode: glibc's _IO_NO_READS, _IO_NO_WRITES and _IO_IS_APPENDING
+         * bits, as its own fopen sets them (stable libio values) */
+        int acc = flags & O_ACCMODE;
+        stream->_flags = (stream->_flags & ~(0x0004 | 0x0008 | 0x1000)) |
+                         (acc == O_WRONLY ? 0x0004 : 0) | (acc == O_RDONLY ? 0x0008 : 0) |
+                         ((flags & O_APPEND) ? 0x1000 : 0);
         clearerr(stream);
         fseeko(stream, 0, SEEK_SET);
         if (mode[0] == 'a' && !strchr(mode, '+'))
             fseeko(stream, 0, SEEK_END);
         return stream;
+    }
+    int fd = -1;
+    if (stream && path && path_maybe_managed(AT_FDCWD, path) && !sh.disabled && sh_attach() == 0) {
+        fd = freopen_open(path, mode);
+        if (fd < 0) {
+            int e = errno;
+            fflush(stream);
+            if (REAL(freopen)("/dev/null", "r", stream))
+                fclose(stream); /* freopen closes the stream when the open fails */
+            errno = e;
+            return NULL;
+        }
+        if (!ft_managed(fd)) {
+            /* on disk after all: glibc reopens what we opened (created, truncated) */
+            char p[64], m[8];
+            size_t j = 0;
+            for (const char *q = mode; *q && j < sizeof m - 1; q++)
+                if (*q != 'x')
+                    m[j++] = *q;
+            m[j] = '\0';
+            snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+            FILE *f = REAL(freopen)(p, m, stream);
+            int e = errno;
+            sys.close(fd);
+            errno = e;
+            return f;
+        }
+        int slot = std_slot(stream);
+        if (slot >= 0) {
+            /* a static stream: redirect its fd; the variable gets a cookie stream */
+            fflush(stream);
+            int r = dup2(fd, slot);
+            int e = errno;
+            close(fd);
+            if (r != slot) {
+                errno = e;
+                return NULL;
+            }
+            FILE **var = slot == 0 ? &stdin : slot == 1 ? &stdout : &stderr;
+            return *var;
+        }
+        FILE *f = freopen_into_cookie(stream, fd, mode);
+        if (f)
+            return f;
+        return NULL;
     }
     if (path && path_maybe_managed(AT_FDCWD, path) && !sh.disabled) {
         char abs[EPH_PATH_MAX];
@@ -252,13 +376,13 @@ static FILE *freopen_impl(const char *path, const char *mode, FILE *stream)
             (ns_lookup(abs, &inode, &gen) == 0 || (path_canon(abs, 1) > 0 && ns_lookup(abs, &inode, &gen) == 0))) {
             struct eph_req req;
             struct eph_resp resp;
-            int fd;
+            int rfd;
             rpc_req_init(&req, EPH_OP_EVICT);
             req.inode = inode;
             req.gen = gen;
-            int rc = rpc_call(&req, &resp, &fd);
-            if (fd >= 0)
-                sys.close(fd);
+            int rc = rpc_call(&req, &resp, &rfd);
+            if (rfd >= 0)
+                sys.close(rfd);
             if (rc < 0 || resp.status < 0)
                 sh_log("freopen %s: moving it to disk failed (%d/%d)", abs, rc, rc < 0 ? 0 : resp.status);
         }

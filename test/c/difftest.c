@@ -1754,8 +1754,6 @@ static void op_stdio(struct rng *r)
         return;
     const char *m = modes[below(r, 8)];
     int how = (int)below(r, 10); /* 0-5 fopen, 6-7 open+fdopen, 8-9 freopen */
-    if (how >= 8 && !opt.loose)
-        how = 0; /* freopen moves an in-memory file to disk (by design), changing its inode */
     static const char *hown[] = {"fopen", "fopen", "fopen", "fopen", "fopen", "fopen", "fdopen", "fdopen", "freopen", "freopen"};
     op("%s %s %s", hown[how], p.show, m);
     int o = -1;

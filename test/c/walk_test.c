@@ -1,8 +1,7 @@
 /*
  * walk_test.c - glob(3) and nftw(3)/ftw(3) under the shim.
  *
- *   walk_test            starts $EPHEMERAD on a scratch root and re-runs itself
- *                        with the shim ($EPHEMERA_SHIM) preloaded
+ *   walk_test            (runs itself under the shim: see shimmed.h)
  *
  * Two checks, both in the shimmed child:
  *  1. The shim's own nftw/ftw against glibc's (looked up in libc.so.6) on a disk
@@ -31,19 +30,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "shimmed.h"
 
 typedef int (*nftw_fn)(const char *, int (*)(const char *, const struct stat *, int, struct FTW *), int, int);
 typedef int (*ftw_fn)(const char *, int (*)(const char *, const struct stat *, int), int);
 typedef int (*glob_fn)(const char *, int, int (*)(const char *, int), glob_t *);
-
-/* glibc's own definition (RTLD_NEXT from the program would find the preloaded shim's). */
-static void *libc_sym(const char *name)
-{
-    static void *libc;
-    if (!libc)
-        libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
-    return libc ? dlsym(libc, name) : NULL;
-}
 
 static char trace[65536];
 static size_t tlen;
@@ -327,68 +318,5 @@ static int child_main(const char *root, const char *disk)
 
 int main(int argc, char **argv)
 {
-    if (argc == 4 && strcmp(argv[1], "--child") == 0)
-        return child_main(argv[2], argv[3]);
-    const char *daemon = getenv("EPHEMERAD") ? getenv("EPHEMERAD") : "build/ephemerad";
-    const char *shim = getenv("EPHEMERA_SHIM") ? getenv("EPHEMERA_SHIM") : "build/libephemera.so";
-    char base[] = "build/test/walk-XXXXXX";
-    mkdir("build/test", 0755);
-    if (!mkdtemp(base)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    char dir[PATH_MAX], root[PATH_MAX + 8], disk[PATH_MAX + 8], rundir[PATH_MAX + 8], sock[PATH_MAX + 32];
-    if (!realpath(base, dir))
-        return 1;
-    snprintf(root, sizeof root, "%s/root", dir);
-    snprintf(disk, sizeof disk, "%s/disk", dir);
-    snprintf(rundir, sizeof rundir, "%s/run", dir);
-    snprintf(sock, sizeof sock, "%s/shim.sock", rundir);
-    mkdir(root, 0755);
-    mkdir(disk, 0755);
-    mkdir(rundir, 0755);
-    int ready[2];
-    if (pipe(ready) < 0)
-        return 1;
-    pid_t d = fork();
-    if (d == 0) {
-        dup2(ready[1], 3);
-        execl(daemon, daemon, "--rundir", rundir, "--root", root, "--ready-fd", "3", (char *)NULL);
-        perror(daemon);
-        _exit(127);
-    }
-    close(ready[1]);
-    char buf[16] = "";
-    ssize_t n = read(ready[0], buf, sizeof buf - 1);
-    if (n <= 0 || strncmp(buf, "ready", 5) != 0) {
-        fprintf(stderr, "walk_test: %s did not become ready\n", daemon);
-        return 1;
-    }
-    pid_t c = fork();
-    if (c == 0) {
-        setenv("LD_PRELOAD", shim, 1);
-        setenv("EPHEMERA_LIB", shim, 1);
-        setenv("EPHEMERA_SOCK", sock, 1);
-        setenv("EPHEMERA_ROOTS", root, 1);
-        const char *asan = getenv("ASAN_OPTIONS");
-        char opts[512];
-        snprintf(opts, sizeof opts, "%s%sverify_asan_link_order=0", asan ? asan : "", asan ? ":" : "");
-        setenv("ASAN_OPTIONS", opts, 1);
-        execl("/proc/self/exe", argv[0], "--child", root, disk, (char *)NULL);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(c, &st, 0);
-    kill(d, SIGTERM);
-    int dst;
-    waitpid(d, &dst, 0);
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "walk_test: could not remove %s\n", dir);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fprintf(stderr, "walk_test: failed (status %#x)\n", st);
-        return 1;
-    }
-    return 0;
+    return shimmed_main(argc, argv, "walk_test", child_main);
 }

@@ -1,0 +1,105 @@
+/*
+ * shimmed.h - run a C test under the shim: start $EPHEMERAD on a scratch root
+ * and re-run the test program itself with $EPHEMERA_SHIM preloaded.
+ *
+ *   int main(int argc, char **argv)
+ *   {
+ *       return shimmed_main(argc, argv, "name", child_main);
+ *   }
+ *
+ * child_main(root, disk) runs in the shimmed process: root is managed, disk
+ * is a plain directory beside it.  The scratch directory is removed at the end.
+ */
+#ifndef EPH_TEST_SHIMMED_H
+#define EPH_TEST_SHIMMED_H
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* glibc's own definition (RTLD_NEXT from the program would find the preloaded shim's). */
+static inline void *libc_sym(const char *name)
+{
+    static void *libc;
+    if (!libc)
+        libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    return libc ? dlsym(libc, name) : NULL;
+}
+
+static inline int shimmed_main(int argc, char **argv, const char *name, int (*child)(const char *, const char *))
+{
+    if (argc == 4 && strcmp(argv[1], "--child") == 0)
+        return child(argv[2], argv[3]);
+    const char *daemon = getenv("EPHEMERAD") ? getenv("EPHEMERAD") : "build/ephemerad";
+    const char *shim = getenv("EPHEMERA_SHIM") ? getenv("EPHEMERA_SHIM") : "build/libephemera.so";
+    char base[PATH_MAX];
+    snprintf(base, sizeof base, "build/test/%s-XXXXXX", name);
+    mkdir("build", 0755);
+    mkdir("build/test", 0755);
+    if (!mkdtemp(base)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char dir[PATH_MAX], root[PATH_MAX + 8], disk[PATH_MAX + 8], rundir[PATH_MAX + 8], sock[PATH_MAX + 32];
+    if (!realpath(base, dir))
+        return 1;
+    snprintf(root, sizeof root, "%s/root", dir);
+    snprintf(disk, sizeof disk, "%s/disk", dir);
+    snprintf(rundir, sizeof rundir, "%s/run", dir);
+    snprintf(sock, sizeof sock, "%s/shim.sock", rundir);
+    mkdir(root, 0755);
+    mkdir(disk, 0755);
+    mkdir(rundir, 0755);
+    int ready[2];
+    if (pipe(ready) < 0)
+        return 1;
+    pid_t d = fork();
+    if (d == 0) {
+        dup2(ready[1], 3);
+        execl(daemon, daemon, "--rundir", rundir, "--root", root, "--ready-fd", "3", (char *)NULL);
+        perror(daemon);
+        _exit(127);
+    }
+    close(ready[1]);
+    char buf[16] = "";
+    ssize_t n = read(ready[0], buf, sizeof buf - 1);
+    if (n <= 0 || strncmp(buf, "ready", 5) != 0) {
+        fprintf(stderr, "%s: %s did not become ready\n", name, daemon);
+        return 1;
+    }
+    pid_t c = fork();
+    if (c == 0) {
+        setenv("LD_PRELOAD", shim, 1);
+        setenv("EPHEMERA_LIB", shim, 1);
+        setenv("EPHEMERA_SOCK", sock, 1);
+        setenv("EPHEMERA_ROOTS", root, 1);
+        const char *asan = getenv("ASAN_OPTIONS");
+        char opts[512];
+        snprintf(opts, sizeof opts, "%s%sverify_asan_link_order=0", asan ? asan : "", asan ? ":" : "");
+        setenv("ASAN_OPTIONS", opts, 1);
+        execl("/proc/self/exe", argv[0], "--child", root, disk, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(c, &st, 0);
+    kill(d, SIGTERM);
+    int dst;
+    waitpid(d, &dst, 0);
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "%s: could not remove %s\n", name, dir);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "%s: failed (status %#x)\n", name, st);
+        return 1;
+    }
+    return 0;
+}
+
+#endif
