@@ -225,16 +225,22 @@ static int64_t budget_limit_eff(void)
 }
 
 /* memory.stat is re-read only when usage moved by more than this since the
- * last reading, when we are about to evict, or on every tick while files
- * are in memory under a limit (then the growth estimate needs it fresh). */
+ * last reading, or when we are about to evict.  While files are in memory
+ * under a limit the growth estimate wants it fresher: then a move of usage
+ * by more than BUDGET_RESTAT_LIVE, or BUDGET_RESTAT_TICKS ticks, is enough.
+ * (The function's own memory cannot grow by more than usage moved, so
+ * skipping the read of a flat tick loses no growth; the read costs
+ * 0.2-0.35 ms of CPU, on the function's CPU in a one-CPU container.) */
 #define BUDGET_RESTAT_BYTES (4ll << 20)
+#define BUDGET_RESTAT_LIVE (1ll << 20)
+#define BUDGET_RESTAT_TICKS 5
 /* A growing function gets this many ticks of its current growth rate as
  * extra headroom: evicting takes time (disk speed), so start early. */
 #define BUDGET_SURGE_TICKS 10
 
 static struct budget_mstat budget_ms;
 static uint64_t budget_usage_seq, budget_stat_seq; /* readings of usage / of memory.stat */
-static int64_t budget_raw_at_stat = -1;
+static int64_t budget_raw_at_stat = -1, budget_usage_at_stat = -1;
 static int64_t budget_prev_own = -1, budget_prev_growth, budget_surge;
 
 /* Recompute from the last readings; `precise` re-reads memory.stat. */
@@ -252,9 +258,12 @@ static uint64_t budget_compute(int precise)
             if (B.version &&
                 (precise || budget_raw_at_stat < 0 ||
                  (budget_stat_seq != budget_usage_seq &&
-                  (ours > 0 || llabs(raw - budget_raw_at_stat) > BUDGET_RESTAT_BYTES))) &&
+                  ((ours > 0 && (llabs(B.usage - budget_usage_at_stat) > BUDGET_RESTAT_LIVE ||
+                                 budget_usage_seq - budget_stat_seq >= BUDGET_RESTAT_TICKS)) ||
+                   llabs(raw - budget_raw_at_stat) > BUDGET_RESTAT_BYTES))) &&
                 budget_read_stat(&budget_ms) == 0) {
                 budget_raw_at_stat = raw;
+                budget_usage_at_stat = B.usage;
                 budget_stat_seq = budget_usage_seq;
             }
             /* Our files are charged by their resident pages, which fill the
