@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/single_threaded.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -533,6 +534,18 @@ static int reserve_slow(int fd, struct eph_inode *ino, uint32_t inode, uint64_t 
     return 0;
 }
 
+/*
+ * The offset lock of a description serialises read/write/lseek of everyone
+ * sharing it.  A single-threaded process holding the only reference (no dup,
+ * no fork, no thread) shares it with nobody, and nothing can add a sharer
+ * while it is inside this call, so the two atomic operations are skipped:
+ * the kernel's f_pos_lock makes the same exception.
+ */
+static inline int desc_shared(struct eph_desc *d)
+{
+    return !__libc_single_threaded || atomic_load_explicit(&d->refs, memory_order_relaxed) != 1;
+}
+
 /* ---- reads -------------------------------------------------------------- */
 
 static inline size_t iov_total(const struct iovec *iov, int cnt, int *err)
@@ -588,7 +601,6 @@ static inline int io_check(struct eph_desc *d, uint32_t denied_mode, const struc
     return 0;
 }
 
-/* Inlined into each entry point: read/pread (one buffer) then compile to straight-line code. */
 /*
  * A file with holes is read through the kernel: a fault on a hole through our
  * shared mapping would allocate a page there, where tmpfs's read leaves the
@@ -612,6 +624,7 @@ static __attribute__((noinline)) size_t read_holes(int fd, const struct iovec *i
     return done;
 }
 
+/* Inlined into each entry point: read/pread (one buffer) then compile to straight-line code. */
 static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struct iovec *iov, int cnt, off_t pos)
 {
     struct eph_desc *d = fp_desc(fd);
@@ -622,14 +635,15 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
         return disk_io(fd, iov, cnt, pos, 0);
     struct eph_inode *ino = fp_inode_of(d);
     struct ft_map *m = ft_map_of(d->inode);
-    if (pos < 0)
+    const int dl = pos < 0 && desc_shared(d);
+    if (dl)
         eph_lock(&d->lock);
     for (;;) {
         atomic_fetch_add_explicit(&ino->inflight, 1, memory_order_seq_cst);
         if (likely(atomic_load_explicit(&ino->state, memory_order_seq_cst) == EPH_MEM))
             break;
         atomic_fetch_sub_explicit(&ino->inflight, 1, memory_order_release);
-        if (pos < 0)
+        if (dl)
             eph_unlock(&d->lock);
         int r = fp_settle(fd);
         if (r < 0) {
@@ -638,7 +652,7 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
         }
         if (r == 1)
             return disk_io(fd, iov, cnt, pos, 0);
-        if (pos < 0)
+        if (dl)
             eph_lock(&d->lock);
     }
     uint64_t off = pos < 0 ? atomic_load_explicit(&d->offset, memory_order_relaxed) : (uint64_t)pos;
@@ -649,7 +663,7 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
         char *base = ft_map_covering(m, fd, off + got);
         if (unlikely(!base)) {
             atomic_fetch_sub_explicit(&ino->inflight, 1, memory_order_release);
-            if (pos < 0)
+            if (dl)
                 eph_unlock(&d->lock);
             errno = ENOMEM;
             return -1;
@@ -664,7 +678,7 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
             atomic_store_explicit(&d->offset, off + got, memory_order_relaxed);
     }
     atomic_fetch_sub_explicit(&ino->inflight, 1, memory_order_release);
-    if (pos < 0)
+    if (dl)
         eph_unlock(&d->lock);
     if (n)
         touch_atime(ino);
@@ -715,13 +729,14 @@ static inline __attribute__((always_inline)) ssize_t do_write(int fd, const stru
     struct eph_inode *ino = fp_inode_of(d);
     uint32_t inode = d->inode;
     struct ft_map *m = ft_map_of(inode);
+    const int dl = pos < 0 && desc_shared(d);
 retry:
-    if (pos < 0)
+    if (dl)
         eph_lock(&d->lock);
     eph_lock(&ino->lock);
     if (unlikely(atomic_load_explicit(&ino->state, memory_order_acquire) != EPH_MEM)) {
         eph_unlock(&ino->lock);
-        if (pos < 0)
+        if (dl)
             eph_unlock(&d->lock);
         int r = fp_settle(fd);
         if (r < 0) {
@@ -738,7 +753,7 @@ retry:
     uint64_t end = off + n;
     if (end < off || end > (uint64_t)LLONG_MAX) {
         eph_unlock(&ino->lock);
-        if (pos < 0)
+        if (dl)
             eph_unlock(&d->lock);
         errno = EFBIG;
         return -1;
@@ -748,7 +763,7 @@ retry:
         int r = grow_locked(ino, fd, end);
         if (r < 0) {
             eph_unlock(&ino->lock);
-            if (pos < 0)
+            if (dl)
                 eph_unlock(&d->lock);
             if (r == -EAGAIN) {
                 r = reserve_slow(fd, ino, inode, end);
@@ -766,7 +781,7 @@ retry:
         int r = zero_gap(fd, size, off < oldcap ? off : oldcap);
         if (r < 0) {
             eph_unlock(&ino->lock);
-            if (pos < 0)
+            if (dl)
                 eph_unlock(&d->lock);
             errno = -r;
             return -1;
@@ -782,7 +797,7 @@ retry:
         if (unlikely(w <= 0)) {
             int e = w < 0 ? errno : EIO;
             eph_unlock(&ino->lock);
-            if (pos < 0)
+            if (dl)
                 eph_unlock(&d->lock);
             errno = e;
             return -1;
@@ -795,7 +810,7 @@ retry:
         char *base = ft_map_covering(m, fd, end);
         if (unlikely(!base)) {
             eph_unlock(&ino->lock);
-            if (pos < 0)
+            if (dl)
                 eph_unlock(&d->lock);
             errno = ENOMEM;
             return -1;
@@ -811,7 +826,8 @@ retry:
     eph_unlock(&ino->lock);
     if (pos < 0) {
         atomic_store_explicit(&d->offset, end, memory_order_relaxed);
-        eph_unlock(&d->lock);
+        if (dl)
+            eph_unlock(&d->lock);
     }
     sh_tc.writes++;
     sh_tc.bytes_written += n;
@@ -864,7 +880,9 @@ off_t fp_lseek(int fd, off_t off, int whence)
     }
     struct eph_inode *ino = fp_inode_of(d);
     int64_t nw;
-    eph_lock(&d->lock);
+    const int dl = desc_shared(d);
+    if (dl)
+        eph_lock(&d->lock);
     int64_t size = (int64_t)atomic_load_explicit(&ino->size, memory_order_acquire);
     switch (whence) {
     case SEEK_SET:
@@ -881,7 +899,8 @@ off_t fp_lseek(int fd, off_t off, int whence)
     case SEEK_DATA:
     case SEEK_HOLE:
         if (off < 0 || off >= size) {
-            eph_unlock(&d->lock);
+            if (dl)
+                eph_unlock(&d->lock);
             errno = ENXIO;
             return -1;
         }
@@ -889,7 +908,8 @@ off_t fp_lseek(int fd, off_t off, int whence)
         nw = sys.lseek(fd, off, whence);
         if (nw < 0 || nw > size) {
             if (whence == SEEK_DATA) {
-                eph_unlock(&d->lock);
+                if (dl)
+                    eph_unlock(&d->lock);
                 errno = ENXIO;
                 return -1;
             }
@@ -897,17 +917,20 @@ off_t fp_lseek(int fd, off_t off, int whence)
         }
         break;
     default:
-        eph_unlock(&d->lock);
+        if (dl)
+            eph_unlock(&d->lock);
         errno = EINVAL;
         return -1;
     }
     if (nw < 0) {
-        eph_unlock(&d->lock);
+        if (dl)
+            eph_unlock(&d->lock);
         errno = EINVAL;
         return -1;
     }
-    atomic_store(&d->offset, (uint64_t)nw);
-    eph_unlock(&d->lock);
+    atomic_store_explicit(&d->offset, (uint64_t)nw, memory_order_relaxed); /* the unlock publishes it */
+    if (dl)
+        eph_unlock(&d->lock);
     sh_tc.seeks++;
     sh_count_tick();
     return (off_t)nw;
