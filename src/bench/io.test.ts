@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { markdown, median, parseIobench, passThroughOverhead, summarisePassThrough, verdict } from './io.js';
+import { fmtPct, markdown, median, parseIobench, passThroughOverhead, summarisePassThrough, verdict } from './io.js';
 import { isEphemeraError } from '../core/errors.js';
 
 test('median', () => {
@@ -56,4 +56,10 @@ test('pass-through summary: medians over repeats, and the range of per-repeat ov
   assert.ok(Math.abs(p.range[0] - 0) < 1e-12);
   assert.ok(Math.abs(p.range[1] - 0.2) < 1e-12);
   assert.ok(Math.abs(passThroughOverhead(p) - (1.2 / 1.1 - 1)) < 1e-12);
+});
+
+test('percentages: one decimal, no negative zero', () => {
+  assert.equal(fmtPct(0.0123), '1.2%');
+  assert.equal(fmtPct(-0.0004), '0.0%');
+  assert.equal(fmtPct(-0.012), '-1.2%');
 });

@@ -328,6 +328,12 @@ function fmtUs(ns: number | undefined): string {
   return ns === undefined ? 'n/a' : (ns / 1000).toFixed(3);
 }
 
+/** A fraction as a signed percentage with one decimal ("-0.0%" reads as 0.0%). */
+export function fmtPct(x: number): string {
+  const p = Math.round(x * 1000) / 10;
+  return `${p === 0 ? '0.0' : p.toFixed(1)}%`;
+}
+
 function fmtX(x: number | undefined): string {
   return x === undefined || !Number.isFinite(x) ? 'n/a' : `${x.toFixed(2)}×`;
 }
@@ -399,8 +405,8 @@ function renderTable(
       fmtUs(p.plain),
       p.shimRatio.toFixed(3),
       p.plainRatio.toFixed(3),
-      `${(overhead * 100).toFixed(1)}%`,
-      `${(p.range[0] * 100).toFixed(1)}% … ${(p.range[1] * 100).toFixed(1)}%`,
+      fmtPct(overhead),
+      `${fmtPct(p.range[0])} … ${fmtPct(p.range[1])}`,
       '≤3%',
       overhead <= 0.03 ? 'yes' : 'NO',
     ]);
