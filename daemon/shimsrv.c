@@ -720,7 +720,7 @@ static void ledger_on_exit(struct loop_ev *ev, uint32_t events)
 
 static int op_ledger(struct shim_conn *c, const struct eph_req *q, int *tfd)
 {
-    int self = !(q->flags & 1);
+    int self = !(q->flags & EPH_LEDGER_CHILD);
     pid_t pid = self ? c->pid : (pid_t)q->arg;
     if (*tfd < 0 || pid <= 0)
         return -EINVAL;
@@ -849,6 +849,8 @@ static void shim_handle(struct shim_conn *c, struct eph_req *q, int in_fd)
     r.status = st;
     if (in_fd >= 0)
         close(in_fd);
+    if (q->op == EPH_OP_LEDGER && (q->flags & EPH_LEDGER_NOREPLY))
+        return; /* the caller did not wait */
     if (st < 0)
         fd = -1;
     log_msg(LOG_DEBUG, "pid %d op %u %s%s%s -> %d where %u inode %u", (int)q->pid, q->op, q->path,

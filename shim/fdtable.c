@@ -40,8 +40,10 @@ void ft_lock(void) { pthread_mutex_lock(&ft_mu); }
 void ft_unlock(void) { pthread_mutex_unlock(&ft_mu); }
 
 static size_t ft_bytes;                 /* size of the ft_fds mapping */
+static int ft_ledger_on;                /* ft_fds is a memfd the daemon holds as our ledger */
+static int ft_ledger_tried;             /* promotion failed once: stay private */
 
-/* Hand the daemon the table of child (0: our own). */
+/* Hand the daemon the table of child (0: our own; a child's goes without waiting for an answer). */
 static void ledger_register(int table_fd, pid_t child)
 {
     struct eph_req req;
@@ -49,11 +51,53 @@ static void ledger_register(int table_fd, pid_t child)
     int fd;
     rpc_req_init(&req, EPH_OP_LEDGER);
     if (child > 0) {
-        req.flags = 1;
+        req.flags = EPH_LEDGER_CHILD | EPH_LEDGER_NOREPLY;
         req.arg = (uint64_t)child;
+        rpc_send_fd(&req, table_fd);
+        return;
     }
     if (rpc_call_fd(&req, &resp, &fd, table_fd) == 0 && fd >= 0)
         sys.close(fd);
+}
+
+/* A memfd holding the first used entries of the table, or -1. */
+static int ledger_copy(void)
+{
+    int mfd = memfd_create("ephemera-fdtable", MFD_CLOEXEC);
+    if (mfd < 0)
+        return -1;
+    size_t used = (size_t)atomic_load(&ft_hwm) * sizeof(struct ft_entry);
+    if (sys.ftruncate(mfd, (off_t)ft_bytes) < 0 ||
+        (used && sys.pwrite(mfd, ft_fds, used, 0) != (ssize_t)used)) {
+        sys.close(mfd);
+        return -1;
+    }
+    return mfd;
+}
+
+/*
+ * Under ft_lock, before a process whose table is still private takes its
+ * first reference: the table becomes a registered memfd (same address, same
+ * entries), so the references it records are dropped if we are killed.
+ */
+static void ledger_promote(void)
+{
+    ft_ledger_tried = 1;
+    int mfd = ledger_copy();
+    if (mfd < 0)
+        return;
+    void *t = sys.mmap(ft_fds, ft_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, mfd, 0);
+    if (t != MAP_FAILED) {
+        ft_ledger_on = 1;
+        ledger_register(mfd, 0);
+    }
+    sys.close(mfd);
+}
+
+static inline void ledger_before_ref(void)
+{
+    if (unlikely(!ft_ledger_on) && !ft_ledger_tried)
+        ledger_promote();
 }
 
 int ft_init(void)
@@ -71,11 +115,13 @@ int ft_init(void)
     int mfd = memfd_create("ephemera-fdtable", MFD_CLOEXEC);
     if (mfd >= 0 && sys.ftruncate(mfd, (off_t)ft_bytes) == 0)
         t = sys.mmap(NULL, ft_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, mfd, 0);
-    if (t == MAP_FAILED)
+    if (t == MAP_FAILED) {
         t = sys.mmap(NULL, ft_bytes, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    else
+    } else {
+        ft_ledger_on = 1;
         ledger_register(mfd, 0);
+    }
     if (mfd >= 0)
         sys.close(mfd);
     if (t == MAP_FAILED)
@@ -134,6 +180,7 @@ int ft_install(int fd, uint32_t desc, int kfd_for_map)
     struct eph_inode *ino = &sh.inodes[d->inode];
     struct ft_map *m = &ft_maps[d->inode];
     ft_lock();
+    ledger_before_ref();
     if (m->cached && m->refs == 0 && m->gen == d->inode_gen) {
         ft_idle--; /* an idle cached mapping comes back into use */
     } else if (m->refs == 0 || m->gen != d->inode_gen) {
@@ -173,6 +220,7 @@ int ft_install_disk(int fd, uint32_t desc)
     if (fd < 0 || (unsigned)fd >= ft_nfds)
         return -EMFILE;
     ft_lock();
+    ledger_before_ref();
     ft_fds[fd].flags = FT_DISK;
     ft_fds[fd].desc1 = desc + 1;
     if ((uint32_t)fd + 1 > atomic_load(&ft_hwm))
@@ -182,22 +230,21 @@ int ft_install_disk(int fd, uint32_t desc)
 }
 
 /*
- * A forked child must not write into its parent's table (it is a shared
- * mapping now), so the parent prepares a copy while it takes the child's
- * references, both under ft_lock: the copy lists exactly the references taken.
+ * A forked child must not write into its parent's table (a shared mapping),
+ * so the parent prepares the child's while it takes the child's references,
+ * both under ft_lock: the copy lists exactly the references taken.  With no
+ * reference to hand over (FT_LEDGER_NONE), the child takes a private copy and
+ * registers one only if it ever takes a reference itself.
  */
 int ft_ledger_fork_copy(void)
 {
-    int mfd = memfd_create("ephemera-fdtable", MFD_CLOEXEC);
-    if (mfd < 0)
-        return -1;
-    size_t used = (size_t)atomic_load(&ft_hwm) * sizeof(struct ft_entry);
-    if (sys.ftruncate(mfd, (off_t)ft_bytes) < 0 ||
-        (used && sys.pwrite(mfd, ft_fds, used, 0) != (ssize_t)used)) {
-        sys.close(mfd);
-        return -1;
-    }
-    return mfd;
+    uint32_t hwm = atomic_load(&ft_hwm);
+    int refs = 0;
+    for (uint32_t fd = 0; fd < hwm && !refs; fd++)
+        refs = ft_fds[fd].desc1 != 0;
+    if (!refs)
+        return FT_LEDGER_NONE;
+    return ledger_copy();
 }
 
 void ft_ledger_child(int copy_fd)
@@ -208,18 +255,25 @@ void ft_ledger_child(int copy_fd)
                      copy_fd, 0);
         sys.close(copy_fd);
     }
-    if (t != MAP_FAILED)
+    ft_ledger_on = t != MAP_FAILED;
+    ft_ledger_tried = copy_fd == -1; /* no copy although references came with us: they go unlisted */
+    if (ft_ledger_on || !ft_fds)
         return;
-    /* No copy: a private one keeps the parent's table intact (our references
-     * then go unlisted and leak if we are killed). */
+    /* The only thread of the child: a private table in place, same entries.
+     * Only calls the parent has bound already (a first call through the PLT
+     * costs each child a symbol lookup). */
+    static struct ft_entry keep[8192];
     size_t used = (size_t)atomic_load(&ft_hwm) * sizeof(struct ft_entry);
-    void *p = sys.mmap(NULL, ft_bytes, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    char *p = used <= sizeof keep ? (char *)keep
+            : sys.mmap(NULL, used, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return;
     memcpy(p, ft_fds, used);
-    if (mremap(p, ft_bytes, ft_bytes, MREMAP_MAYMOVE | MREMAP_FIXED, ft_fds) == MAP_FAILED)
-        munmap(p, ft_bytes);
+    if (sys.mmap(ft_fds, ft_bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) != MAP_FAILED)
+        memcpy(ft_fds, p, used);
+    if (p != (char *)keep)
+        munmap(p, used);
 }
 
 void ft_ledger_parent(int copy_fd, pid_t child)
@@ -325,6 +379,7 @@ int ft_install_dup(int newfd, int oldfd)
     if ((unsigned)newfd >= ft_nfds)
         return -EMFILE;
     ft_lock();
+    ledger_before_ref();
     struct ft_entry e = ft_fds[oldfd];
     if (!e.desc1) {
         ft_unlock();

@@ -64,8 +64,8 @@ static int rpc_connect(void)
     return fd;
 }
 
-/* Returns 0, -errno, or 1 when sending failed (the daemon never saw the request). */
-static int rpc_exchange(const struct eph_req *req, struct eph_resp *resp, int *fd_out, int send_fd)
+/* 0, or 1 when sending failed (the daemon never saw the request). */
+static int rpc_send(const struct eph_req *req, int send_fd)
 {
     union {
         char buf[CMSG_SPACE(sizeof(int))];
@@ -87,7 +87,13 @@ static int rpc_exchange(const struct eph_req *req, struct eph_resp *resp, int *f
     do
         w = sendmsg(rpc_fd, &omh, MSG_NOSIGNAL);
     while (w < 0 && errno == EINTR);
-    if (w != (ssize_t)sizeof *req)
+    return w != (ssize_t)sizeof *req;
+}
+
+/* Returns 0, -errno, or 1 when sending failed (the daemon never saw the request). */
+static int rpc_exchange(const struct eph_req *req, struct eph_resp *resp, int *fd_out, int send_fd)
+{
+    if (rpc_send(req, send_fd))
         return 1;
     union {
         char buf[CMSG_SPACE(sizeof(int))];
@@ -113,6 +119,23 @@ static int rpc_exchange(const struct eph_req *req, struct eph_resp *resp, int *f
 int rpc_call(struct eph_req *req, struct eph_resp *resp, int *fd_out)
 {
     return rpc_call_fd(req, resp, fd_out, -1);
+}
+
+void rpc_send_fd(struct eph_req *req, int send_fd)
+{
+    sh_busy++;
+    pthread_mutex_lock(&rpc_mu);
+    if (rpc_fd < 0) {
+        int rc = rpc_connect();
+        if (rc >= 0)
+            rpc_fd = rc;
+    }
+    if (rpc_fd >= 0 && rpc_send(req, send_fd)) {
+        sys.close(rpc_fd);
+        rpc_fd = -1;
+    }
+    pthread_mutex_unlock(&rpc_mu);
+    sh_busy--;
 }
 
 int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int send_fd)

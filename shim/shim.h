@@ -259,6 +259,7 @@ int ft_install_disk(int fd, uint32_t desc);
 void ft_after_fork_child(void);
 /* Fork: a copy of the fd table for the child (before fork, under ft_lock), adopted by the
  * child and registered with the daemon by the parent (see EPH_OP_LEDGER). */
+#define FT_LEDGER_NONE (-2)             /* ft_ledger_fork_copy: no reference to hand over */
 int ft_ledger_fork_copy(void);
 void ft_ledger_child(int copy_fd);
 void ft_ledger_parent(int copy_fd, pid_t child);
@@ -347,6 +348,7 @@ void sh_enoent(int dirfd, const char *path);
 /* Send req (version/pid filled in), wait for resp; *fd_out gets a received fd or -1. */
 int rpc_call(struct eph_req *req, struct eph_resp *resp, int *fd_out);
 int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int send_fd); /* also sends send_fd */
+void rpc_send_fd(struct eph_req *req, int send_fd); /* a request the daemon does not answer */
 void rpc_after_fork(void);
 void rpc_req_init(struct eph_req *req, uint32_t op);
 

@@ -90,6 +90,10 @@ enum eph_op {
     EPH_OP_LEDGER = 10,
 };
 
+/* EPH_OP_LEDGER req.flags */
+#define EPH_LEDGER_CHILD 1u   /* req.arg is the pid of a child the caller just forked */
+#define EPH_LEDGER_NOREPLY 2u /* send no response (the caller does not wait) */
+
 enum eph_where {
     EPH_WHERE_NONE = 0,
     EPH_WHERE_MEM = 1,

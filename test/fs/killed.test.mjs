@@ -178,3 +178,43 @@ function procComm(pid) {
     return '';
   }
 }
+
+test('a child forked with no file open registers when it opens one, and gives it back when killed', async () => {
+  requireBuilt();
+  const sc = scratch('killed-lazy');
+  const root = sc.sub('root');
+  const d = await startDaemon({ root });
+  try {
+    const by = startPython(d.env, BYSTANDER, root);
+    await by.line(/ready/);
+    // The parent touched the root (so the shim is attached) but holds no file when it forks.
+    const script = `
+import os, sys, time
+root = sys.argv[1]
+os.stat(os.path.join(root, 'by.txt'))
+pid = os.fork()
+if pid == 0:
+    fd = os.open(os.path.join(root, 'lazy.bin'), os.O_CREAT | os.O_RDWR, 0o600)
+    os.write(fd, b'z' * (1 << 20))
+    os.unlink(os.path.join(root, 'lazy.bin'))
+    print('ready', os.getpid(), flush=True)
+    while True:
+        time.sleep(10)
+os.waitpid(pid, 0)
+print('reaped', flush=True)
+`;
+    const parent = startPython(d.env, script, root);
+    const m = await parent.line(/ready (\d+)/);
+    const held = await statsUntil(d, (s) => s.files_in_memory === 2);
+    assert.equal(held.files_in_memory, 2, 'by.txt and the unlinked lazy.bin');
+    process.kill(Number(m[1]), 'SIGKILL');
+    await parent.line(/reaped/);
+    const after = await statsUntil(d, (s) => s.files_in_memory === 1);
+    assert.equal(after.files_in_memory, 1, `not given back: ${JSON.stringify(after)}`);
+    assert.equal((await parent.exited).code, 0);
+    by.child.stdin.end('go\n');
+    assert.equal((await by.exited).code, 0);
+  } finally {
+    await d.stop();
+  }
+});
