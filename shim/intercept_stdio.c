@@ -240,6 +240,15 @@ static int freopen_open(const char *path, const char *mode)
     return open(path, flags, 0666);
 }
 
+/* A stream of glibc's plain file kind (fopen, fdopen): the vtable the static stdin has. */
+static int plain_file_stream(FILE *f)
+{
+    void *vt, *file_vt;
+    memcpy(&vt, (char *)f + sizeof(FILE), sizeof vt);
+    memcpy(&file_vt, _IO_2_1_stdin_ + sizeof(FILE), sizeof file_vt);
+    return vt == file_vt;
+}
+
 static FILE *freopen_into_cookie(FILE *stream, int fd, const char *mode)
 {
     int oldfd = stream->_fileno;
@@ -363,10 +372,10 @@ static FILE *freopen_impl(const char *path, const char *mode, FILE *stream)
             FILE **var = slot == 0 ? &stdin : slot == 1 ? &stdout : &stderr;
             return *var;
         }
-        FILE *f = freopen_into_cookie(stream, fd, mode);
-        if (f)
-            return f;
-        return NULL;
+        /* other kinds (popen's) may lack the room the cookie fields need */
+        if (plain_file_stream(stream))
+            return freopen_into_cookie(stream, fd, mode);
+        close(fd);
     }
     if (path && path_maybe_managed(AT_FDCWD, path) && !sh.disabled) {
         char abs[EPH_PATH_MAX];
