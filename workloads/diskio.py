@@ -41,10 +41,11 @@ def blocks(block):
     return [rng.randbytes(block) for _ in range(16)]
 
 
-def write_syscalls(path, file_bytes, offs, data):
+def write_syscalls(path, file_bytes, offs, data, presize):
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.ftruncate(fd, file_bytes)
+        if presize:
+            os.ftruncate(fd, file_bytes)
         n = len(data)
         pos = 0
         for i, off in enumerate(offs):
@@ -132,7 +133,9 @@ def main():
         ph.run("write", write_mmap, path, file_bytes, offs, data)
         crc = ph.run("read", read_mmap, path, offs, a.block)
     else:
-        ph.run("write", write_syscalls, path, file_bytes, offs, data)
+        # Random writes land anywhere, so the file is sized first and every read stays inside
+        # it; sequential writes grow it from 0 as FunctionBench's do, with no hole in it.
+        ph.run("write", write_syscalls, path, file_bytes, offs, data, a.pattern == "rand")
         crc = ph.run("read", read_syscalls, path, offs, a.block)
     digest = contract.digest_files([path])
     os.unlink(path)
