@@ -624,6 +624,28 @@ static __attribute__((noinline)) size_t read_holes(int fd, const struct iovec *i
     return done;
 }
 
+/*
+ * The holes flag says a hole was made once, not that one is left: a file
+ * created by ftruncate and then written in full (FunctionBench's disk I/O)
+ * must not read through the kernel for good.  One SEEK_HOLE tells whether any
+ * hole is left below the size; if none is, the flag is cleared - under the
+ * inode lock, which whoever makes a hole holds, and only by trylock: a reader
+ * holds an inflight count and must not wait.  1 if holes are left.
+ */
+static __attribute__((noinline)) int holes_left(int fd, struct eph_inode *ino)
+{
+    off_t h = sys.lseek(fd, 0, SEEK_HOLE);
+    if (h < 0 || (uint64_t)h < atomic_load_explicit(&ino->size, memory_order_acquire))
+        return 1;
+    if (eph_trylock(&ino->lock)) {
+        h = sys.lseek(fd, 0, SEEK_HOLE);
+        if (h >= 0 && (uint64_t)h >= atomic_load(&ino->size))
+            atomic_store_explicit(&ino->holes, 0, memory_order_relaxed);
+        eph_unlock(&ino->lock);
+    }
+    return 0;
+}
+
 /* Inlined into each entry point: read/pread (one buffer) then compile to straight-line code. */
 static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struct iovec *iov, int cnt, off_t pos)
 {
@@ -668,7 +690,7 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
             errno = ENOMEM;
             return -1;
         }
-        if (unlikely(atomic_load_explicit(&ino->holes, memory_order_relaxed)))
+        if (unlikely(atomic_load_explicit(&ino->holes, memory_order_relaxed)) && holes_left(fd, ino))
             got = read_holes(fd, iov, cnt, base, off, got);
         else if (cnt == 1)
             memcpy(iov[0].iov_base, base + off, got);

@@ -1,0 +1,57 @@
+// A file that had holes reads through the kernel (a fault through the shared mapping would
+// allocate a hole's page, which tmpfs leaves alone), but only while a hole is left: FunctionBench's
+// disk I/O ftruncates its file and then writes every page, and its reads must take the fast path
+// again.  Under the shim, the reads of the filled file make no read system call (syscr in
+// /proc/self/io); a file that stays sparse keeps its holes (st_blocks as on tmpfs).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { PYTHON, assertServedFromMemory, cleanEnv, describe, ephemeraRun, requireBuilt, run, scratch, tmpfsScratch } from './lib/harness.mjs';
+
+const SCRIPT = `
+import os, sys
+d, shim = sys.argv[1], sys.argv[2] == "shim"
+def fail(*a):
+    print("FAIL", *a); sys.exit(1)
+def read_syscalls():
+    for line in open("/proc/self/io"):
+        if line.startswith("syscr:"):
+            return int(line.split()[1])
+    return 0
+size = 4 << 20
+fd = os.open(os.path.join(d, "filled"), os.O_RDWR | os.O_CREAT, 0o644)
+os.ftruncate(fd, size)  # all holes...
+for off in range(0, size, 65536):
+    os.pwrite(fd, bytes([off >> 16 & 255]) * 65536, off)  # ...then every page written
+before = read_syscalls()
+for i in range(4000):
+    off = (i * 7919 % 512) * 8192
+    if os.pread(fd, 8192, off) != bytes([off >> 16 & 255]) * 8192: fail("data at", off)
+calls = read_syscalls() - before - 1  # the look at /proc/self/io itself
+if shim and calls > 100: fail("4000 reads of the filled file made %d read system calls" % calls)
+g = os.open(os.path.join(d, "sparse"), os.O_RDWR | os.O_CREAT, 0o644)
+os.ftruncate(g, 1 << 20); os.pwrite(g, b"x", 500000)
+for i in range(50):
+    if os.pread(g, 4096, 0) != b"\\0" * 4096: fail("hole reads", os.pread(g, 16, 0))
+print("blocks", os.fstat(g).st_blocks, os.fstat(fd).st_blocks)
+print("holes ok")
+`;
+
+test('a file whose holes were all written reads from memory again; a sparse one keeps its holes', async (t) => {
+  requireBuilt(PYTHON);
+  const ref = tmpfsScratch('holes-filled');
+  const r0 = await run(PYTHON, ['-c', SCRIPT, ref.dir, 'tmpfs'], { env: cleanEnv(), cwd: ref.dir });
+  assert.equal(r0.status, 0, `reference run on tmpfs: ${describe(r0)}`);
+  ref.done();
+  const sc = scratch('holes-filled');
+  const root = sc.sub('root');
+  const r = await ephemeraRun({ root, cmd: PYTHON, args: ['-c', SCRIPT, root, 'shim'], statsDir: sc.dir });
+  assert.equal(r.status, 0, `under the shim: ${describe(r)}\n(scratch kept in ${sc.dir})`);
+  assert.match(r.stdout.toString(), /holes ok/);
+  // st_blocks of both files as on tmpfs: the sparse one keeps its holes
+  const blocks = (out) => /blocks (\d+) (\d+)/.exec(out)?.slice(1);
+  assert.deepEqual(blocks(r.stdout.toString()), blocks(r0.stdout.toString()));
+  assertServedFromMemory(r.stats, 'holes-filled');
+  t.diagnostic(`fast_reads=${r.stats.fast_reads} slow_ops=${r.stats.slow_ops}`);
+  sc.done();
+});
