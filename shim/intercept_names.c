@@ -156,10 +156,14 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
     /* ".." is resolved physically: a file before it fails the walk */
     if (!sh_busy && sh_attach() == 0) {
         int e = pn_has_dotdot(op) ? path_dotdot_error(od, op) : 0;
+        if (e == 0 && pn_has_dotdot(op))
+            e = path_physical_error(od, op); /* what follows a ".." walks from the physical parent */
         if (e == 0 && path_absolute(od, op, a, &t1) > 0)
             e = ns_walk_error(a);
         if (e == 0 && pn_has_dotdot(np))
             e = path_dotdot_error(nd, np);
+        if (e == 0 && pn_has_dotdot(np))
+            e = path_physical_error(nd, np); /* a -> b/c, then a/../x/y: b/x must be a directory */
         if (e < 0)
             return fail(-e);
     }

@@ -2,7 +2,8 @@
 // physical walk fails them with ENOTDIR, even though the disk alone has nothing there (it would
 // say ENOENT).  Same script on a real tmpfs and under the shim; the errnos must match.
 // Regression for difftest multi-evicting seed 643586309 c0:848 `open b/../b/f1` (b -> f1 -> a/f3,
-// a an in-memory file).
+// a an in-memory file) and multi seed 79215754 c0:2474 `rename a/a a/../a/a` (a -> b/c, a directory,
+// and b/a an in-memory file).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -27,6 +28,23 @@ for p in ['b/../b/f1', 'b/../f1', 'b/..', 'b/../b', 'f1/../x', 'b/x', 'c/../a', 
             out.append(f'{name} {p} ok')
         except OSError as e:
             out.append(f'{name} {p} {os.strerror(e.errno)}')
+# a symlink to a real directory, then '..' and on into an in-memory file (the kernel walks
+# from the link target's parent: s/../m is d/m, a file)
+os.makedirs('p0/w/d/e')
+with open('p0/w/d/m', 'w') as f:
+    f.write('m')
+with open('p0/w/d/e/q', 'w') as f:
+    f.write('q')
+os.symlink('d/e', 'p0/w/s')
+for name, fn in [('rename', lambda: os.rename('p0/w/s/nothere', 'p0/w/s/../m/q')),
+                 ('rename-existing', lambda: os.rename('p0/w/s/q', 'p0/w/s/../m/q')),
+                 ('rename-back', lambda: os.rename('p0/w/s/../m/q', 'p0/w/s/q')),
+                 ('link', lambda: os.link('p0/w/s/q', 'p0/w/s/../m/q'))]:
+    try:
+        fn()
+        out.append(f'{name} ok')
+    except OSError as e:
+        out.append(f'{name} {os.strerror(e.errno)}')
 print('\\n'.join(out))
 `;
 
