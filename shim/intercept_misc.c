@@ -306,7 +306,7 @@ struct holes {
     unsigned char hole[SPLICE_BUFS + 1];
 };
 
-static void holes_fill(struct holes *h, int in, off_t ip, size_t left, off_t w0, off_t w1)
+static void holes_fill(struct holes *h, int in, off_t ip, size_t left)
 {
     off_t len = (off_t)SPLICE_BUFS * PG - (ip % PG);
     if ((off_t)left < len)
@@ -330,18 +330,9 @@ static void holes_fill(struct holes *h, int in, off_t ip, size_t left, off_t w0,
         }
         off_t d = fd < 0 ? pg : sys.lseek(fd, pg < ip ? ip : pg, SEEK_DATA);
         h->hole[i] = d < 0 || d >= pg + PG;
-        /* Reading a hole through our mapping of the memfd (the fast read path)
-         * allocates a zero page where tmpfs's read() leaves a hole; a page
-         * whose bytes are all zeros is taken for a hole, unless this copy
-         * wrote it ([w0, w1)): then it is data on tmpfs too. */
-        char z[PG];
-        off_t zend = pg + PG < st.st_size ? pg + PG : st.st_size;
-        if (!h->hole[i] && fd >= 0 && zend > pg && !(w0 < w1 && w0 < pg + PG && pg < w1) && sys.pread(fd, z, (size_t)(zend - pg), pg) == zend - pg) {
-            int all0 = 1;
-            for (off_t k = 0; k < zend - pg && all0; k++)
-                all0 = z[k] == 0;
-            h->hole[i] = all0;
-        }
+        /* SEEK_DATA is exact: a file with holes is read with pread, which
+         * (like tmpfs's read) leaves them holes.  A page the application's
+         * mapping faulted in is data, on tmpfs too, even when all zeros. */
     }
     if (fd >= 0)
         sys.close(fd);
@@ -391,12 +382,11 @@ static ssize_t copy_loop(int in, off_t *in_off, int out, off_t *out_off, size_t 
         chunk = (size_t)(op - ip);
         hs.fd = 0;
     }
-    off_t op0 = op;
     ssize_t err = 0;
     while (done < count) {
         size_t want = count - done < chunk ? count - done : chunk;
         if (hs.fd >= 0 && ip >= hs.end)
-            holes_fill(&hs, in, ip, count - done, op0, op);
+            holes_fill(&hs, in, ip, count - done);
         if (hs.fd >= 0 && (off_t)want > hs.end - ip)
             want = (size_t)(hs.end - ip); /* the next batch is read after this one is written */
         ssize_t r = in_pos ? pread(in, buf, want, ip) : read(in, buf, want);
