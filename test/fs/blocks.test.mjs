@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { PYTHON, ephemeraRun, run, scratch, tmpfsScratch } from './lib/harness.mjs';
+import { runOnTmpfsAndShim } from './lib/harness.mjs';
 
 const SCRIPT = `
 import os, sys
@@ -66,20 +66,9 @@ print('\\n'.join(out))
 `;
 
 test('st_blocks of sparse in-memory files matches tmpfs', async () => {
-  const ref = tmpfsScratch('blocks');
-  let want;
-  try {
-    const r = await run(PYTHON, ['-c', SCRIPT, ref.dir]);
-    assert.equal(r.status, 0, r.stderr.toString());
-    want = r.stdout.toString();
-  } finally {
-    ref.done();
-  }
-  const sc = scratch('blocks');
-  const root = sc.sub('root');
-  const r = await ephemeraRun({ root, cmd: PYTHON, args: ['-c', SCRIPT, root], statsDir: sc.dir });
-  assert.equal(r.status, 0, r.stderr.toString());
-  assert.ok(r.stats.files_created >= 3, 'the files were created in memory');
-  assert.ok(r.stats.fast_reads > 0, 'reads were served by the shim');
-  assert.equal(r.stdout.toString(), want);
+  const { tmpfs, shim, sc } = await runOnTmpfsAndShim('blocks', SCRIPT);
+  assert.ok(shim.stats.files_created >= 3, 'the files were created in memory');
+  assert.ok(shim.stats.fast_reads > 0, 'reads were served by the shim');
+  assert.equal(shim.stdout.toString(), tmpfs.stdout.toString());
+  sc.done();
 });

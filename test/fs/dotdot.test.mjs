@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { PYTHON, ephemeraRun, run, scratch, tmpfsScratch } from './lib/harness.mjs';
+import { runOnTmpfsAndShim } from './lib/harness.mjs';
 
 const SCRIPT = `
 import os, sys
@@ -49,19 +49,8 @@ print('\\n'.join(out))
 `;
 
 test("'..' after a chain of symlinks into an in-memory file: the kernel's ENOTDIR", async () => {
-  const ref = tmpfsScratch('dotdot');
-  let want;
-  try {
-    const r = await run(PYTHON, ['-c', SCRIPT, ref.dir]);
-    assert.equal(r.status, 0, r.stderr.toString());
-    want = r.stdout.toString();
-  } finally {
-    ref.done();
-  }
-  const sc = scratch('dotdot');
-  const root = sc.sub('root');
-  const r = await ephemeraRun({ root, cmd: PYTHON, args: ['-c', SCRIPT, root], statsDir: sc.dir });
-  assert.equal(r.status, 0, r.stderr.toString());
-  assert.ok(r.stats.files_created >= 1, 'a was created in memory');
-  assert.equal(r.stdout.toString(), want);
+  const { tmpfs, shim, sc } = await runOnTmpfsAndShim('dotdot', SCRIPT);
+  assert.ok(shim.stats.files_created >= 1, 'a was created in memory');
+  assert.equal(shim.stdout.toString(), tmpfs.stdout.toString());
+  sc.done();
 });

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { PYTHON, assertServedFromMemory, cleanEnv, describe, ephemeraRun, requireBuilt, run, scratch, tmpfsScratch } from './lib/harness.mjs';
+import { PYTHON, assertServedFromMemory, requireBuilt, runOnTmpfsAndShim } from './lib/harness.mjs';
 
 const SCRIPT = `
 import os, sys
@@ -39,14 +39,7 @@ print("holes ok")
 
 test('a file whose holes were all written reads from memory again; a sparse one keeps its holes', async (t) => {
   requireBuilt(PYTHON);
-  const ref = tmpfsScratch('holes-filled');
-  const r0 = await run(PYTHON, ['-c', SCRIPT, ref.dir, 'tmpfs'], { env: cleanEnv(), cwd: ref.dir });
-  assert.equal(r0.status, 0, `reference run on tmpfs: ${describe(r0)}`);
-  ref.done();
-  const sc = scratch('holes-filled');
-  const root = sc.sub('root');
-  const r = await ephemeraRun({ root, cmd: PYTHON, args: ['-c', SCRIPT, root, 'shim'], statsDir: sc.dir });
-  assert.equal(r.status, 0, `under the shim: ${describe(r)}\n(scratch kept in ${sc.dir})`);
+  const { tmpfs: r0, shim: r, sc } = await runOnTmpfsAndShim('holes-filled', SCRIPT, { args: (side) => [side] });
   assert.match(r.stdout.toString(), /holes ok/);
   // st_blocks of both files as on tmpfs: the sparse one keeps its holes
   const blocks = (out) => /blocks (\d+) (\d+)/.exec(out)?.slice(1);

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { PYTHON, assertServedFromMemory, cleanEnv, describe, ephemeraRun, requireBuilt, run, scratch, tmpfsScratch } from './lib/harness.mjs';
+import { PYTHON, assertServedFromMemory, requireBuilt, runOnTmpfsAndShim } from './lib/harness.mjs';
 
 const SCRIPT = `
 import os, sys, time
@@ -44,14 +44,7 @@ print("mtime ok")
 
 test('writes stamp mtime like tmpfs multigrain timestamps: every stat after a write sees it', async (t) => {
   requireBuilt(PYTHON);
-  const ref = tmpfsScratch('mtime');
-  const r0 = await run(PYTHON, ['-c', SCRIPT, ref.dir], { env: cleanEnv(), cwd: ref.dir });
-  assert.equal(r0.status, 0, `reference run on tmpfs: ${describe(r0)}`);
-  ref.done();
-  const sc = scratch('mtime');
-  const root = sc.sub('root');
-  const r = await ephemeraRun({ root, cmd: PYTHON, args: ['-c', SCRIPT, root], statsDir: sc.dir });
-  assert.equal(r.status, 0, `under the shim: ${describe(r)}\n(scratch kept in ${sc.dir})`);
+  const { shim: r, sc } = await runOnTmpfsAndShim('mtime', SCRIPT);
   assert.match(r.stdout.toString(), /mtime ok/);
   assertServedFromMemory(r.stats, 'mtime');
   t.diagnostic(`fast_writes=${r.stats.fast_writes} fast_stats=${r.stats.fast_stats}`);

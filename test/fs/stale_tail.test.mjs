@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
-import { PYTHON, TEST_BIN, assertServedFromMemory, cleanEnv, describe, ephemeraRun, requireBuilt, run, scratch, tmpfsScratch } from './lib/harness.mjs';
+import { PYTHON, TEST_BIN, assertServedFromMemory, requireBuilt, runOnTmpfsAndShim } from './lib/harness.mjs';
 
 const SCRIPT = `
 import mmap, os, subprocess, sys
@@ -54,14 +54,7 @@ print("stale tail ok")
 test('files rewritten after O_TRUNC never show their old bytes (stale tail)', async (t) => {
   const reader = join(TEST_BIN, 'static_reader');
   requireBuilt(PYTHON, reader);
-  const ref = tmpfsScratch('stale-tail');
-  const r0 = await run(PYTHON, ['-c', SCRIPT, ref.dir, reader], { env: cleanEnv(), cwd: ref.dir });
-  assert.equal(r0.status, 0, `reference run on tmpfs: ${describe(r0)}`);
-  ref.done();
-  const sc = scratch('stale-tail');
-  const root = sc.sub('root');
-  const r = await ephemeraRun({ root, cmd: PYTHON, args: ['-c', SCRIPT, root, reader], statsDir: sc.dir });
-  assert.equal(r.status, 0, `under the shim: ${describe(r)}\n(scratch kept in ${sc.dir})`);
+  const { shim: r, sc } = await runOnTmpfsAndShim('stale-tail', SCRIPT, { args: () => [reader] });
   assert.match(r.stdout.toString(), /stale tail ok/);
   assertServedFromMemory(r.stats, 'stale tail');
   t.diagnostic(`fast_reads=${r.stats.fast_reads} fast_writes=${r.stats.fast_writes}`);

@@ -154,6 +154,29 @@ export function assertServedFromMemory(stats, what) {
   assert.ok(stats.files_in_memory_peak > 0, `${what}: stats.files_in_memory_peak is 0: no file was kept in memory (${show})`);
 }
 
+/**
+ * The pattern of the tmpfs-referenced suites: run a Python script with a fresh tmpfs directory as
+ * its first argument (the reference), then under `ephemera run` with a managed root in its place.
+ * Both must exit 0.  `args(side)` gives the arguments after the directory, `side` being 'tmpfs' or
+ * 'shim'.  Returns both results and the shim side's scratch (the caller calls `sc.done()` once its
+ * own checks passed, so a failure leaves the files for inspection).
+ */
+export async function runOnTmpfsAndShim(name, script, { args = () => [] } = {}) {
+  const ref = tmpfsScratch(name);
+  let tmpfs;
+  try {
+    tmpfs = await run(PYTHON, ['-c', script, ref.dir, ...args('tmpfs')], { env: cleanEnv(), cwd: ref.dir });
+  } finally {
+    ref.done();
+  }
+  assert.equal(tmpfs.status, 0, `reference run on tmpfs: ${describe(tmpfs)}`);
+  const sc = scratch(name);
+  const root = sc.sub('root');
+  const shim = await ephemeraRun({ root, cmd: PYTHON, args: ['-c', script, root, ...args('shim')], statsDir: sc.dir });
+  assert.equal(shim.status, 0, `under the shim: ${describe(shim)}\n(scratch kept in ${sc.dir})`);
+  return { tmpfs, shim, sc };
+}
+
 export function sha256(buf) {
   return createHash('sha256').update(buf).digest('hex');
 }
