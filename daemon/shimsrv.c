@@ -109,18 +109,25 @@ static int shim_may(uint32_t mode, uint32_t ouid, uint32_t ogid, const struct ep
     return (bits & want) == want;
 }
 
+/* Stat path's parent, which must be a directory: 0 or -errno. */
+static int shim_parent_dir(const char *path, struct stat *st)
+{
+    char parent[EPH_PATH_MAX];
+    shim_parent(path, parent, sizeof parent);
+    if (stat(parent, st) < 0)
+        return -errno;
+    return S_ISDIR(st->st_mode) ? 0 : -ENOTDIR;
+}
+
 /* May the caller add or remove an entry (owned by file_uid) in path's
  * parent directory?  0 or -errno; *pst receives the parent's stat. */
 static int shim_dir_writable(const char *path, const struct eph_req *q, int64_t file_uid,
                              struct stat *pst)
 {
-    char parent[EPH_PATH_MAX];
     struct stat st;
-    shim_parent(path, parent, sizeof parent);
-    if (stat(parent, &st) < 0)
-        return -errno;
-    if (!S_ISDIR(st.st_mode))
-        return -ENOTDIR;
+    int rc = shim_parent_dir(path, &st);
+    if (rc < 0)
+        return rc;
     if (pst)
         *pst = st;
     if (!shim_may(st.st_mode, st.st_uid, st.st_gid, q, W_OK | X_OK))
@@ -391,13 +398,10 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
     if (kd < 0)
         return kd;
     if (kd == K_NONE) {
-        char parent[EPH_PATH_MAX];
         struct stat st;
-        shim_parent(dst, parent, sizeof parent);
-        if (stat(parent, &st) < 0)
-            return -errno;
-        if (!S_ISDIR(st.st_mode))
-            return -ENOTDIR;
+        int rc = shim_parent_dir(dst, &st);
+        if (rc < 0)
+            return rc;
     }
     if (ks == K_NONE)
         return -ENOENT;
@@ -784,22 +788,12 @@ static void shim_drop(struct shim_conn *c)
 static int shim_reply(struct shim_conn *c, struct eph_resp *r, int fd)
 {
     struct iovec iov = {.iov_base = r, .iov_len = sizeof *r};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
+    union eph_fd_cmsg u;
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
     int owned = 0;
     if (fd >= 0) {
         fd = shim_reopen(fd, &owned);
-        memset(&u, 0, sizeof u);
-        m.msg_control = u.buf;
-        m.msg_controllen = sizeof u.buf;
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+        eph_msg_attach_fd(&m, &u, fd);
         r->has_fd = 1;
     }
     ssize_t n = sendmsg(c->ev.fd, &m, MSG_NOSIGNAL);
@@ -867,21 +861,15 @@ static void shim_on_conn(struct loop_ev *ev, uint32_t events)
 {
     struct shim_conn *c = (struct shim_conn *)ev;
     static struct eph_req q; /* 2 KiB: static, the loop is single-threaded */
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } cm;
+    union eph_fd_cmsg cm;
     struct iovec iov = {&q, sizeof q};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
-                        .msg_controllen = sizeof cm.buf};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    eph_msg_control(&mh, &cm);
     ssize_t n = recvmsg(ev->fd, &mh, MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     (void)events;
-    int in_fd = -1;
-    for (struct cmsghdr *h = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL; h; h = CMSG_NXTHDR(&mh, h))
-        if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS && in_fd < 0)
-            memcpy(&in_fd, CMSG_DATA(h), sizeof(int));
+    int in_fd = n > 0 ? eph_msg_fd(&mh) : -1;
     if (n > 0 && (size_t)n == sizeof q && in_fd >= 0 && q.op != EPH_OP_LEDGER) {
         close(in_fd);
         in_fd = -1;

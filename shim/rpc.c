@@ -67,22 +67,11 @@ static int rpc_connect(void)
 /* 0, or 1 when sending failed (the daemon never saw the request). */
 static int rpc_send(const struct eph_req *req, int send_fd)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } out;
+    union eph_fd_cmsg out;
     struct iovec oiov = {(void *)req, sizeof *req};
     struct msghdr omh = {.msg_iov = &oiov, .msg_iovlen = 1};
-    if (send_fd >= 0) {
-        memset(&out, 0, sizeof out);
-        omh.msg_control = out.buf;
-        omh.msg_controllen = sizeof out.buf;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&omh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &send_fd, sizeof(int));
-    }
+    if (send_fd >= 0)
+        eph_msg_attach_fd(&omh, &out, send_fd);
     ssize_t w;
     do
         w = sendmsg(rpc_fd, &omh, MSG_NOSIGNAL);
@@ -95,13 +84,10 @@ static int rpc_exchange(const struct eph_req *req, struct eph_resp *resp, int *f
 {
     if (rpc_send(req, send_fd))
         return 1;
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } cm;
+    union eph_fd_cmsg cm;
     struct iovec iov = {resp, sizeof *resp};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
-                        .msg_controllen = sizeof cm.buf};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    eph_msg_control(&mh, &cm);
     ssize_t r;
     do
         r = recvmsg(rpc_fd, &mh, MSG_CMSG_CLOEXEC);
@@ -110,9 +96,7 @@ static int rpc_exchange(const struct eph_req *req, struct eph_resp *resp, int *f
         return -errno;
     if (r != (ssize_t)sizeof *resp)
         return -EPROTO;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            memcpy(fd_out, CMSG_DATA(c), sizeof(int));
+    *fd_out = eph_msg_fd(&mh);
     return 0;
 }
 

@@ -17,6 +17,8 @@
 #define EPHEMERA_PROTO_H
 
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #include "ephemera/shm.h"
 
@@ -128,5 +130,46 @@ struct eph_resp {
     uint32_t has_fd;
     uint32_t pad;
 };
+
+/*
+ * At most one fd rides with a message, either way (SCM_RIGHTS).  Both ends
+ * build and read it with these, so the control-message layout lives here.
+ */
+union eph_fd_cmsg {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+};
+
+/* Give m a control buffer that can receive one fd. */
+static inline void eph_msg_control(struct msghdr *m, union eph_fd_cmsg *u)
+{
+    memset(u, 0, sizeof *u);
+    m->msg_control = u->buf;
+    m->msg_controllen = sizeof u->buf;
+}
+
+/* Attach fd to the message m is about to send. */
+static inline void eph_msg_attach_fd(struct msghdr *m, union eph_fd_cmsg *u, int fd)
+{
+    eph_msg_control(m, u);
+    struct cmsghdr *c = CMSG_FIRSTHDR(m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+}
+
+/* The fd a received message carried, or -1. */
+static inline int eph_msg_fd(struct msghdr *m)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c), sizeof fd);
+            return fd;
+        }
+    }
+    return -1;
+}
 
 #endif

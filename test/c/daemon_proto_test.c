@@ -168,20 +168,14 @@ static struct eph_resp call(struct daemon *d, uint32_t op, const char *path, con
     if (send(d->shim, &q, sizeof q, 0) != sizeof q)
         die("send: %s", strerror(errno));
     struct eph_resp r;
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
+    union eph_fd_cmsg u;
     struct iovec iov = {.iov_base = &r, .iov_len = sizeof r};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                       .msg_controllen = sizeof u.buf};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    eph_msg_control(&m, &u);
     memset(&r, 0, sizeof r);
     if (recvmsg(d->shim, &m, MSG_CMSG_CLOEXEC) != sizeof r)
         die("recvmsg (op %u): %s", op, strerror(errno));
-    int got = -1;
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-    if (cm && cm->cmsg_type == SCM_RIGHTS)
-        memcpy(&got, CMSG_DATA(cm), sizeof got);
+    int got = eph_msg_fd(&m);
     if (fd)
         *fd = got;
     else if (got >= 0)
