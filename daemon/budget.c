@@ -243,6 +243,20 @@ static uint64_t budget_usage_seq, budget_stat_seq; /* readings of usage / of mem
 static int64_t budget_raw_at_stat = -1, budget_usage_at_stat = -1;
 static int64_t budget_prev_own = -1, budget_prev_growth, budget_surge;
 
+/* Is the last memory.stat reading too old for the current usage reading?
+ * At most once per usage reading (see BUDGET_RESTAT_*). */
+static int budget_stat_stale(int64_t raw, uint64_t ours)
+{
+    if (budget_raw_at_stat < 0)
+        return 1;
+    if (budget_stat_seq == budget_usage_seq)
+        return 0;
+    if (llabs(raw - budget_raw_at_stat) > BUDGET_RESTAT_BYTES)
+        return 1;
+    return ours > 0 && (llabs(B.usage - budget_usage_at_stat) > BUDGET_RESTAT_LIVE ||
+                        budget_usage_seq - budget_stat_seq >= BUDGET_RESTAT_TICKS);
+}
+
 /* Recompute from the last readings; `precise` re-reads memory.stat. */
 static uint64_t budget_compute(int precise)
 {
@@ -254,14 +268,7 @@ static uint64_t budget_compute(int precise)
     if (L >= 0) {
         if (B.usage >= 0) {
             int64_t raw = B.usage - (int64_t)ours;
-            /* Once per usage reading at most, unless asked to be precise. */
-            if (B.version &&
-                (precise || budget_raw_at_stat < 0 ||
-                 (budget_stat_seq != budget_usage_seq &&
-                  ((ours > 0 && (llabs(B.usage - budget_usage_at_stat) > BUDGET_RESTAT_LIVE ||
-                                 budget_usage_seq - budget_stat_seq >= BUDGET_RESTAT_TICKS)) ||
-                   llabs(raw - budget_raw_at_stat) > BUDGET_RESTAT_BYTES))) &&
-                budget_read_stat(&budget_ms) == 0) {
+            if (B.version && (precise || budget_stat_stale(raw, ours)) && budget_read_stat(&budget_ms) == 0) {
                 budget_raw_at_stat = raw;
                 budget_usage_at_stat = B.usage;
                 budget_stat_seq = budget_usage_seq;
