@@ -108,22 +108,12 @@ int ft_init(void)
         n = rl.rlim_max;
     if (n > (1u << 20))
         n = 1u << 20;
-    /* The table doubles as this process's ledger of description references:
-     * the daemon keeps the memfd and, when we die, drops what it still lists. */
+    /* The table doubles as this process's ledger of description references
+     * (the daemon keeps a memfd of it and, when we die, drops what it still
+     * lists).  It starts private: ledger_promote turns it into that memfd
+     * before the first reference, so a process that only looks pays nothing. */
     ft_bytes = n * sizeof(struct ft_entry);
-    void *t = MAP_FAILED;
-    int mfd = memfd_create("ephemera-fdtable", MFD_CLOEXEC);
-    if (mfd >= 0 && sys.ftruncate(mfd, (off_t)ft_bytes) == 0)
-        t = sys.mmap(NULL, ft_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, mfd, 0);
-    if (t == MAP_FAILED) {
-        t = sys.mmap(NULL, ft_bytes, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    } else {
-        ft_ledger_on = 1;
-        ledger_register(mfd, 0);
-    }
-    if (mfd >= 0)
-        sys.close(mfd);
+    void *t = sys.mmap(NULL, ft_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (t == MAP_FAILED)
         return -ENOMEM;
     void *m = sys.mmap(NULL, (size_t)sh.hdr->ninodes * sizeof(struct ft_map), PROT_READ | PROT_WRITE,
@@ -249,6 +239,10 @@ int ft_ledger_fork_copy(void)
 
 void ft_ledger_child(int copy_fd)
 {
+    if (!ft_ledger_on && copy_fd == FT_LEDGER_NONE) {
+        ft_ledger_tried = 0; /* the parent's table was private: fork gave us our own copy already */
+        return;
+    }
     void *t = MAP_FAILED;
     if (copy_fd >= 0) {
         t = sys.mmap(ft_fds, ft_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
