@@ -270,6 +270,18 @@ void ft_ledger_child(int copy_fd)
         munmap(p, used);
 }
 
+/*
+ * A new image whose predecessor left references (EPHEMERA_FDMAP): the old
+ * image's table is still registered under our pid and lists them, so ours
+ * must replace it before any of them is dropped or taken over.
+ */
+void ft_ledger_exec(void)
+{
+    ft_lock();
+    ledger_before_ref();
+    ft_unlock();
+}
+
 void ft_ledger_parent(int copy_fd, pid_t child)
 {
     if (copy_fd < 0)

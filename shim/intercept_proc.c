@@ -644,6 +644,7 @@ void proc_init_inherited(void)
         return;
     if (sh_attach() < 0)
         return;
+    ft_ledger_exec();
     for (const char *p = map; *p;) {
         int fd;
         unsigned desc, gen, fl;

@@ -218,3 +218,50 @@ print('reaped', flush=True)
     await d.stop();
   }
 });
+
+test('a reference the kernel dropped at exec (O_CLOEXEC) is not dropped a second time when the new image is killed', async () => {
+  requireBuilt();
+  const sc = scratch('killed-cloexec');
+  const root = sc.sub('root');
+  const d = await startDaemon({ root });
+  let parent;
+  try {
+    // The parent keeps an unlinked file open; its child shares the description until it execs
+    // sleep, where O_CLOEXEC closes it and the new image drops the child's reference.  Killing
+    // sleep must leave the parent's reference (and the file) alone.
+    const script = `
+import os, sys
+root = sys.argv[1]
+data = bytes((i * 7 + 3) % 251 for i in range(1 << 20))
+fd = os.open(os.path.join(root, 'c.bin'), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+os.write(fd, data)
+os.unlink(os.path.join(root, 'c.bin'))
+pid = os.fork()
+if pid == 0:
+    os.execv('/bin/sleep', ['sleep', '1000'])
+print('ready', pid, flush=True)
+sys.stdin.readline()
+os.waitpid(pid, 0)
+os.lseek(fd, 0, os.SEEK_SET)
+print('ok' if os.read(fd, 2 << 20) == data else 'bad', flush=True)
+`;
+    parent = startPython(d.env, script, root);
+    const m = await parent.line(/ready (\d+)/);
+    const pid = Number(m[1]);
+    const start = Date.now();
+    while (!/sleep/.test(procComm(pid)) && Date.now() - start < 20_000) await new Promise((r) => setTimeout(r, 20));
+    // The new image has attached and dropped its inherited reference once its shim ran; give it a moment.
+    await new Promise((r) => setTimeout(r, 300));
+    process.kill(pid, 'SIGKILL');
+    // A double drop would free the parent's file: it would leave memory within a few ticks.
+    const after = await statsUntil(d, (s) => s.files_in_memory === 0, 1_500);
+    assert.equal(after.files_in_memory, 1, `the parent's file was freed under it: ${JSON.stringify(after)}`);
+    parent.child.stdin.end('go\n');
+    assert.equal((await parent.line(/ok|bad/))[0], 'ok');
+    assert.equal((await parent.exited).code, 0);
+    sc.done();
+  } finally {
+    parent?.child.kill('SIGKILL'); // still waiting on stdin if an assertion failed
+    await d.stop();
+  }
+});
