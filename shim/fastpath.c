@@ -625,18 +625,29 @@ static __attribute__((noinline)) size_t read_holes(int fd, const struct iovec *i
 }
 
 /*
- * The holes flag says a hole was made once, not that one is left: a file
- * created by ftruncate and then written in full (FunctionBench's disk I/O)
- * must not read through the kernel for good.  One SEEK_HOLE tells whether any
- * hole is left below the size; if none is, the flag is cleared - under the
- * inode lock, which whoever makes a hole holds, and only by trylock: a reader
- * holds an inflight count and must not wait.  1 if holes are left.
+ * The holes flag says a hole was made once, not that one is left.  The check
+ * is per range: if the first hole at or after off lies at or past the end of
+ * the range, the bytes are all data and the mapping serves them (a still-sparse
+ * file's written parts are read by memcpy).  A file created by ftruncate and
+ * then written in full (FunctionBench's disk I/O) must also lose the flag, or
+ * it pays that lseek for good: when the range runs hole-free to the end of the
+ * file, every 32nd such read asks from 0 whether any hole is left at all, and
+ * if none is clears the flag - under the inode lock, which whoever makes a hole
+ * holds, and only by trylock: a reader holds an inflight count and must not
+ * wait.  (A per-process count, so that a file whose only hole is at its start
+ * pays one extra lseek per 32 reads, not per read.)  1 if the range has a hole.
  */
-static __attribute__((noinline)) int holes_left(int fd, struct eph_inode *ino)
+static __attribute__((noinline)) int range_has_hole(int fd, struct eph_inode *ino, uint64_t off, uint64_t end)
 {
-    off_t h = sys.lseek(fd, 0, SEEK_HOLE);
-    if (h < 0 || (uint64_t)h < atomic_load_explicit(&ino->size, memory_order_acquire))
+    static _Atomic unsigned probes;
+    uint64_t size = atomic_load_explicit(&ino->size, memory_order_acquire);
+    off_t h = sys.lseek(fd, (off_t)off, SEEK_HOLE);
+    if (h < 0 || (uint64_t)h < end)
         return 1;
+    if ((uint64_t)h < size || (off && atomic_fetch_add_explicit(&probes, 1, memory_order_relaxed) % 32))
+        return 0;
+    if (off && ((h = sys.lseek(fd, 0, SEEK_HOLE)) < 0 || (uint64_t)h < size))
+        return 0;
     if (eph_trylock(&ino->lock)) {
         h = sys.lseek(fd, 0, SEEK_HOLE);
         if (h >= 0 && (uint64_t)h >= atomic_load(&ino->size))
@@ -690,7 +701,7 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
             errno = ENOMEM;
             return -1;
         }
-        if (unlikely(atomic_load_explicit(&ino->holes, memory_order_relaxed)) && holes_left(fd, ino))
+        if (unlikely(atomic_load_explicit(&ino->holes, memory_order_relaxed)) && range_has_hole(fd, ino, off, off + got))
             got = read_holes(fd, iov, cnt, base, off, got);
         else if (cnt == 1)
             memcpy(iov[0].iov_base, base + off, got);
