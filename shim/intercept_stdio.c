@@ -216,10 +216,9 @@ SH_EXPORT FILE *fdopen(int fd, const char *mode)
  * are copied over it.  Every heap FILE glibc makes has room for that after
  * its _IO_FILE_plus (its lock and wide-data block, which a byte stream no
  * longer uses); the fresh stream stays allocated for the lock.  The standard
- * streams are static objects with no such room: their fd is redirected and
- * the stdin/stdout/stderr variables get cookie streams, as when they are
- * inherited on a managed fd.  Only if any of this fails does the file move to
- * disk, so that glibc can open it.
+ * streams are static objects with no such room, and must stay the streams
+ * (to_disk): their file moves to disk and glibc reopens it there.  Otherwise
+ * the file moves to disk only if any of this fails, so that glibc can open it.
  */
 extern char _IO_2_1_stdin_[], _IO_2_1_stdout_[], _IO_2_1_stderr_[];
 
@@ -247,6 +246,31 @@ static int plain_file_stream(FILE *f)
     memcpy(&vt, (char *)f + sizeof(FILE), sizeof vt);
     memcpy(&file_vt, _IO_2_1_stdin_ + sizeof(FILE), sizeof file_vt);
     return vt == file_vt;
+}
+
+/*
+ * Move the file open on fd to disk and swap fd onto the disk copy.  For a
+ * static standard stream: glibc's _IO_2_1_stdout_ and friends must stay the
+ * stream (a pointer copied before freopen, C++'s std::cout, and the order of
+ * their buffered bytes against printf's all depend on one FILE), and that
+ * object writes through glibc's internal syscalls, which land in a memfd
+ * without moving the logical size.  On disk the kernel's size is the truth.
+ */
+static void to_disk(int fd)
+{
+    struct eph_desc *d = fp_desc(fd);
+    struct eph_req req;
+    struct eph_resp resp;
+    int rfd;
+    rpc_req_init(&req, EPH_OP_EVICT);
+    req.inode = d->inode;
+    req.gen = d->inode_gen;
+    int rc = rpc_call(&req, &resp, &rfd);
+    if (rfd >= 0)
+        sys.close(rfd);
+    if (rc < 0 || (resp.status < 0 && resp.status != -ESTALE))
+        sh_log("freopen: moving inode %u to disk failed (%d/%d)", d->inode, rc, rc < 0 ? 0 : resp.status);
+    fp_settle(fd);
 }
 
 static FILE *freopen_into_cookie(FILE *stream, int fd, const char *mode)
@@ -343,8 +367,12 @@ static FILE *freopen_impl(const char *path, const char *mode, FILE *stream)
             errno = e;
             return NULL;
         }
-        if (!ft_managed(fd)) {
-            /* on disk after all: glibc reopens what we opened (created, truncated) */
+        int slot = std_slot(stream);
+        if (slot >= 0 && ft_managed(fd))
+            to_disk(fd);
+        if (!ft_managed(fd) || (ft_fds[fd].flags & FT_DISK)) {
+            /* on disk (by placement, or moved there for a static stream):
+             * glibc reopens what we opened (created, truncated) */
             char p[64], m[8];
             size_t j = 0;
             for (const char *q = mode; *q && j < sizeof m - 1; q++)
@@ -352,25 +380,16 @@ static FILE *freopen_impl(const char *path, const char *mode, FILE *stream)
                     m[j++] = *q;
             m[j] = '\0';
             snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+            int oldfd = stream->_fileno;
+            if (oldfd >= 0 && oldfd != fd && ft_managed(oldfd)) {
+                fflush(stream);
+                ft_forget(oldfd); /* glibc closes it internally */
+            }
             FILE *f = REAL(freopen)(p, m, stream);
             int e = errno;
-            sys.close(fd);
+            close(fd);
             errno = e;
             return f;
-        }
-        int slot = std_slot(stream);
-        if (slot >= 0) {
-            /* a static stream: redirect its fd; the variable gets a cookie stream */
-            fflush(stream);
-            int r = dup2(fd, slot);
-            int e = errno;
-            close(fd);
-            if (r != slot) {
-                errno = e;
-                return NULL;
-            }
-            FILE **var = slot == 0 ? &stdin : slot == 1 ? &stdout : &stderr;
-            return *var;
         }
         /* other kinds (popen's) may lack the room the cookie fields need */
         if (plain_file_stream(stream))
