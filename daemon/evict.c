@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -166,6 +167,42 @@ static int evict_copy_range(int src, int dst, off_t off, size_t len)
  * while the inode is MOVING, so punching early is invisible.  *freed_upto
  * tells the caller how much was punched, to restore it on failure.
  */
+/*
+ * The extended attributes the shim stored on the memfd (user.*, trusted.*,
+ * security.*) go with the bytes.  A destination file system without them
+ * (ENOTSUP) or a name it refuses is logged: the bytes must move regardless.
+ */
+static void evict_copy_xattrs(int src, int dst, const char *what)
+{
+    char names[4096], *list = names, *big = NULL;
+    ssize_t n = flistxattr(src, names, sizeof names);
+    if (n < 0 && errno == ERANGE && (n = flistxattr(src, NULL, 0)) > 0 && (big = malloc((size_t)n)))
+        n = flistxattr(src, list = big, (size_t)n);
+    if (n < 0)
+        log_msg(LOG_WARN, "evict %s: flistxattr: %s", what, strerror(errno));
+    char small[512], *val = small;
+    size_t cap = sizeof small;
+    for (ssize_t i = 0; i < n; i += (ssize_t)strlen(list + i) + 1) {
+        const char *name = list + i;
+        ssize_t v = fgetxattr(src, name, val, cap);
+        if (v < 0 && errno == ERANGE && (v = fgetxattr(src, name, NULL, 0)) >= 0) {
+            char *nv = realloc(val == small ? NULL : val, (size_t)v + 1);
+            if (!nv) {
+                v = -1;
+            } else {
+                val = nv;
+                cap = (size_t)v + 1;
+                v = fgetxattr(src, name, val, cap);
+            }
+        }
+        if (v < 0 || fsetxattr(dst, name, val, (size_t)v, 0) < 0)
+            log_msg(LOG_WARN, "evict %s: extended attribute %s not copied: %s", what, name, strerror(errno));
+    }
+    if (val != small)
+        free(val);
+    free(big);
+}
+
 static int evict_copy(int src, int dst, uint64_t size, int sync, off_t *freed_upto)
 {
     off_t pos = 0;
@@ -356,6 +393,7 @@ int evict_inode(uint32_t idx, int flags)
     /* After fchown: chown clears set-id bits. */
     if (fchmod(dfd, in->mode & 07777) < 0)
         log_msg(LOG_WARN, "evict %s: fchmod: %s", in->path, strerror(errno));
+    evict_copy_xattrs(in->mem_fd, dfd, in->path);
     struct timespec ts[2] = {
         {atomic_load(&in->atime_ns) / 1000000000, atomic_load(&in->atime_ns) % 1000000000},
         {atomic_load(&in->mtime_ns) / 1000000000, atomic_load(&in->mtime_ns) % 1000000000},
