@@ -43,7 +43,7 @@ static const struct sym syms[] = {
     S(readdir64), S(readdir_r), S(closedir), S(rewinddir), S(telldir), S(seekdir), S(dirfd),
     S(fopen), S(fdopen), S(freopen), S(fork), S(execve), S(execvpe), S(fexecve), S(posix_spawn),
     S(posix_spawnp), S(mmap), S(sendfile), O(copy_file_range), S(splice), O(close_range), S(syscall),
-    O(glob),
+    O(glob), S(flock), S(dlopen),
 };
 #undef S
 #undef O

@@ -4,6 +4,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim.h"
@@ -130,3 +135,80 @@ SH_EXPORT off_t lseek(int fd, off_t off, int whence)
 }
 
 SH_EXPORT off_t lseek64(int fd, off_t off, int whence) __attribute__((alias("lseek")));
+
+/* ---- flock -------------------------------------------------------------- */
+
+/* 0: a and b share one open file description; 1: they do not; -1: kcmp is not allowed here. */
+static int same_description(int a, int b)
+{
+    pid_t me = getpid();
+    long r = sys.syscall(SYS_kcmp, me, me, KCMP_FILE, a, b);
+    return r < 0 ? -1 : r != 0;
+}
+
+/* Where kcmp is refused (a container's seccomp profile): fds this process already gave their own description. */
+static uint32_t *own_desc1;
+
+/*
+ * flock() locks belong to the open file description.  A reopen of an
+ * in-memory file is a dup of the process's cached fd on its memfd, so every
+ * open of it in one process shares one kernel description: two opens would
+ * never conflict.  Before a lock, give fd (and its own dups here) a
+ * description of its own, as open(2) would have.  An fd inherited through
+ * fork or exec keeps sharing it, as the kernel's would.
+ */
+static void own_description(int fd)
+{
+    uint32_t desc1 = ft_fds[fd].desc1;
+    uint32_t inode = sh.descs[desc1 - 1].inode;
+    ft_lock();
+    if (!own_desc1)
+        own_desc1 = calloc(ft_nfds, sizeof *own_desc1);
+    uint32_t hwm = atomic_load(&ft_hwm);
+    int shared = 0, nokcmp = 0;
+    for (uint32_t g = 0; g < hwm && !shared; g++) {
+        struct ft_entry e = ft_fds[g];
+        int other = (e.desc1 && e.desc1 != desc1 && !(e.flags & FT_DISK) && sh.descs[e.desc1 - 1].inode == inode) ||
+                    (!e.desc1 && (e.flags & FT_PRIV) && (e.flags >> FT_PRIV_SHIFT) == inode);
+        if (!other)
+            continue;
+        int s = same_description(fd, (int)g);
+        if (s < 0)
+            nokcmp = 1;
+        shared = s == 0 || (s < 0 && !(own_desc1 && own_desc1[fd] == desc1));
+    }
+    char p[64];
+    int nfd = -1;
+    if (shared) {
+        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+        int kfl = sys.fcntl(fd, F_GETFL);
+        nfd = sys.open(p, (kfl >= 0 ? kfl & (O_ACCMODE | O_APPEND | O_NONBLOCK) : O_RDWR) | O_CLOEXEC);
+    }
+    for (uint32_t g = 0; nfd >= 0 && g < hwm; g++) {
+        if (ft_fds[g].desc1 != desc1)
+            continue;
+        int fdfl = sys.fcntl((int)g, F_GETFD);
+        if (sys.dup3(nfd, (int)g, fdfl >= 0 && (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) >= 0 && nokcmp && own_desc1)
+            own_desc1[g] = desc1;
+    }
+    ft_unlock();
+    if (nfd >= 0)
+        sys.close(nfd);
+}
+
+/*
+ * A lock lives on the memfd's kernel inode and would not follow the file to
+ * disk, so a locked file is pinned in memory (as an mmap()ed one is).
+ */
+SH_EXPORT int flock(int fd, int op)
+{
+    if (likely(!ft_managed(fd)) || (ft_fds[fd].flags & FT_DISK) || (op & ~LOCK_NB) == LOCK_UN)
+        return REAL(flock)(fd, op);
+    own_description(fd);
+    int r = fp_pin(fd);
+    if (r < 0) {
+        errno = -r;
+        return -1;
+    }
+    return REAL(flock)(fd, op);
+}

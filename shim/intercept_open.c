@@ -238,3 +238,18 @@ SH_EXPORT int __open_2(const char *path, int flags) { return open_common(AT_FDCW
 SH_EXPORT int __open64_2(const char *path, int flags) { return open_common(AT_FDCWD, path, flags, 0); }
 SH_EXPORT int __openat_2(int dirfd, const char *path, int flags) { return open_common(dirfd, path, flags, 0); }
 SH_EXPORT int __openat64_2(int dirfd, const char *path, int flags) { return open_common(dirfd, path, flags, 0); }
+
+/*
+ * ld.so opens a library with its own internal open, past the shim: a library
+ * written into a root (a Python extension unpacked to /tmp, a freshly linked
+ * .so) moves to disk first.  The real dlopen must see our caller's return
+ * address, which it uses for $ORIGIN and the caller's RUNPATH, so it is
+ * reached by a tail call (test/fs/programs_more.test.mjs checks a bare-name
+ * dlopen through the caller's RUNPATH still works).
+ */
+SH_EXPORT void *dlopen(const char *file, int mode)
+{
+    if (file && strchr(file, '/'))
+        names_to_disk(AT_FDCWD, file);
+    return REAL(dlopen)(file, mode);
+}

@@ -134,6 +134,8 @@ struct sys_table {
     int (*close_range)(unsigned, unsigned, int);
     long (*syscall)(long, ...);
     int (*glob)(const char *, int, int (*)(const char *, int), void *); /* glob_t */
+    int (*flock)(int, int);
+    void *(*dlopen)(const char *, int);
 };
 extern struct sys_table sys;
 void sys_resolve(void);
@@ -363,5 +365,7 @@ void stdio_std_managed(int fd);
 
 /* ---- access checks (intercept_names.c) ---------------------------------- */
 int names_access_ok(struct eph_inode *ino, int amode, int effective);
+/* The kernel is about to read path by itself (exec, ld.so): an in-memory file moves to disk. */
+void names_to_disk(int dirfd, const char *path);
 
 #endif
