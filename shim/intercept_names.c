@@ -729,53 +729,195 @@ SH_EXPORT int fchdir(int fd)
     return r;
 }
 
-/* ---- extended attributes: an in-memory file has none (ls -l asks) ------- */
+/* ---- extended attributes ------------------------------------------------- */
+
+/*
+ * An in-memory file keeps its extended attributes on its memfd (tmpfs, so
+ * user.*, trusted.* and security.* behave as on a tmpfs root), reached by
+ * path through the daemon's /proc/<pid>/fd/N or on a managed fd (the memfd
+ * itself).  Eviction copies them to the disk file (daemon/evict.c).  A change
+ * is made under the inode lock while the file is in memory, like chmod, so a
+ * move that starts later copies it; once the file has moved the disk file is
+ * changed instead.  The memfd belongs to the daemon and has mode 0777, so the
+ * permission tmpfs would check for user.* (read to get, write to set) is
+ * checked here against the file's own mode.
+ */
 
 #include <sys/xattr.h>
 
-static int xattr_mem(const char *path)
+enum { XA_GET, XA_LIST, XA_SET, XA_REMOVE };
+
+struct xa {
+    int op;
+    const char *name;
+    void *value;
+    size_t size;
+    int flags;
+};
+
+static void *xa_real(const char *sym, void **slot)
+{
+    if (!*slot)
+        *slot = dlsym(RTLD_NEXT, sym);
+    return *slot;
+}
+
+#define XA_REAL(fn) ((__typeof__(&fn))xa_real(#fn, &real_##fn))
+static void *real_getxattr, *real_lgetxattr, *real_fgetxattr, *real_setxattr, *real_lsetxattr,
+    *real_fsetxattr, *real_listxattr, *real_llistxattr, *real_flistxattr, *real_removexattr,
+    *real_lremovexattr, *real_fremovexattr;
+
+/* The call on a path the kernel resolves (the memfd or disk file through /proc, or an unmanaged path). */
+static ssize_t xa_path(const char *p, const struct xa *a, int follow)
+{
+    switch (a->op) {
+    case XA_GET:
+        return follow ? XA_REAL(getxattr)(p, a->name, a->value, a->size)
+                      : XA_REAL(lgetxattr)(p, a->name, a->value, a->size);
+    case XA_LIST:
+        return follow ? XA_REAL(listxattr)(p, a->value, a->size) : XA_REAL(llistxattr)(p, a->value, a->size);
+    case XA_SET:
+        return follow ? XA_REAL(setxattr)(p, a->name, a->value, a->size, a->flags)
+                      : XA_REAL(lsetxattr)(p, a->name, a->value, a->size, a->flags);
+    default:
+        return follow ? XA_REAL(removexattr)(p, a->name) : XA_REAL(lremovexattr)(p, a->name);
+    }
+}
+
+static ssize_t xa_fd(int fd, const struct xa *a)
+{
+    switch (a->op) {
+    case XA_GET: return XA_REAL(fgetxattr)(fd, a->name, a->value, a->size);
+    case XA_LIST: return XA_REAL(flistxattr)(fd, a->value, a->size);
+    case XA_SET: return XA_REAL(fsetxattr)(fd, a->name, a->value, a->size, a->flags);
+    default: return XA_REAL(fremovexattr)(fd, a->name);
+    }
+}
+
+/* tmpfs's xattr_permission for user.*: read access to look, write access to change. */
+static int xa_allowed(struct eph_inode *ino, const struct xa *a)
+{
+    if (a->op == XA_LIST || strncmp(a->name, "user.", 5) != 0)
+        return 1;
+    return names_access_ok(ino, a->op == XA_GET ? R_OK : W_OK, 1);
+}
+
+/*
+ * On an in-memory inode; fd >= 0 is a managed fd on it (its memfd), else the
+ * daemon's fd is used.  -2: the file moved to disk and was freed meanwhile
+ * (the caller with a path asks the kernel).
+ */
+static ssize_t xa_inode(struct eph_inode *ino, int fd, const struct xa *a)
+{
+    char p[64];
+    if (!xa_allowed(ino, a))
+        return fail(EACCES);
+    int change = a->op == XA_SET || a->op == XA_REMOVE;
+    if (change)
+        eph_lock(&ino->lock);
+    while (atomic_load(&ino->state) != EPH_MEM) {
+        if (change)
+            eph_unlock(&ino->lock);
+        if (fd >= 0) {
+            fp_settle(fd); /* the fd now names the disk file */
+            return xa_fd(fd, a);
+        }
+        int r = moved_file(ino, p, sizeof p);
+        if (r)
+            return r < 0 ? r : xa_path(p, a, 1);
+        if (change)
+            eph_lock(&ino->lock);
+    }
+    ssize_t r;
+    if (fd >= 0) {
+        r = xa_fd(fd, a);
+    } else {
+        snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, ino->mem_fd);
+        r = xa_path(p, a, 1);
+    }
+    if (change) {
+        if (r == 0)
+            atomic_store(&ino->ctime_ns, sh_now_ns()); /* as tmpfs's simple_xattr_set */
+        eph_unlock(&ino->lock);
+    }
+    return r;
+}
+
+static ssize_t xa_on_path(const char *path, const struct xa *a, int follow)
 {
     uint32_t inode, gen;
     int t;
-    return path_maybe_managed(AT_FDCWD, path) && lookup(AT_FDCWD, path, &inode, &gen, &t);
+    ssize_t r = 0;
+    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup_f(AT_FDCWD, path, &inode, &gen, &t, follow) ||
+        (r = t ? fail(ENOTDIR) : xa_inode(&sh.inodes[inode], -1, a)) == -2)
+        return ENOENT_FIX(AT_FDCWD, path, xa_path(path, a, follow));
+    return r;
+}
+
+static ssize_t xa_on_fd(int fd, const struct xa *a)
+{
+    if (likely(!ft_managed(fd)) || (ft_fds[fd].flags & FT_DISK))
+        return xa_fd(fd, a);
+    struct eph_inode *ino = mem_inode_of_fd(fd);
+    return ino ? xa_inode(ino, fd, a) : xa_fd(fd, a);
 }
 
 SH_EXPORT ssize_t getxattr(const char *path, const char *name, void *v, size_t n)
 {
-    static ssize_t (*real)(const char *, const char *, void *, size_t);
-    if (xattr_mem(path))
-        return fail(ENODATA);
-    if (!real)
-        real = (ssize_t (*)(const char *, const char *, void *, size_t))dlsym(RTLD_NEXT, "getxattr");
-    return real(path, name, v, n);
+    return xa_on_path(path, &(struct xa){XA_GET, name, v, n, 0}, 1);
 }
 
 SH_EXPORT ssize_t lgetxattr(const char *path, const char *name, void *v, size_t n)
 {
-    static ssize_t (*real)(const char *, const char *, void *, size_t);
-    if (xattr_mem(path))
-        return fail(ENODATA);
-    if (!real)
-        real = (ssize_t (*)(const char *, const char *, void *, size_t))dlsym(RTLD_NEXT, "lgetxattr");
-    return real(path, name, v, n);
+    return xa_on_path(path, &(struct xa){XA_GET, name, v, n, 0}, 0);
+}
+
+SH_EXPORT ssize_t fgetxattr(int fd, const char *name, void *v, size_t n)
+{
+    return xa_on_fd(fd, &(struct xa){XA_GET, name, v, n, 0});
 }
 
 SH_EXPORT ssize_t listxattr(const char *path, char *list, size_t n)
 {
-    static ssize_t (*real)(const char *, char *, size_t);
-    if (xattr_mem(path))
-        return 0;
-    if (!real)
-        real = (ssize_t (*)(const char *, char *, size_t))dlsym(RTLD_NEXT, "listxattr");
-    return real(path, list, n);
+    return xa_on_path(path, &(struct xa){XA_LIST, NULL, list, n, 0}, 1);
 }
 
 SH_EXPORT ssize_t llistxattr(const char *path, char *list, size_t n)
 {
-    static ssize_t (*real)(const char *, char *, size_t);
-    if (xattr_mem(path))
-        return 0;
-    if (!real)
-        real = (ssize_t (*)(const char *, char *, size_t))dlsym(RTLD_NEXT, "llistxattr");
-    return real(path, list, n);
+    return xa_on_path(path, &(struct xa){XA_LIST, NULL, list, n, 0}, 0);
+}
+
+SH_EXPORT ssize_t flistxattr(int fd, char *list, size_t n)
+{
+    return xa_on_fd(fd, &(struct xa){XA_LIST, NULL, list, n, 0});
+}
+
+SH_EXPORT int setxattr(const char *path, const char *name, const void *v, size_t n, int flags)
+{
+    return (int)xa_on_path(path, &(struct xa){XA_SET, name, (void *)v, n, flags}, 1);
+}
+
+SH_EXPORT int lsetxattr(const char *path, const char *name, const void *v, size_t n, int flags)
+{
+    return (int)xa_on_path(path, &(struct xa){XA_SET, name, (void *)v, n, flags}, 0);
+}
+
+SH_EXPORT int fsetxattr(int fd, const char *name, const void *v, size_t n, int flags)
+{
+    return (int)xa_on_fd(fd, &(struct xa){XA_SET, name, (void *)v, n, flags});
+}
+
+SH_EXPORT int removexattr(const char *path, const char *name)
+{
+    return (int)xa_on_path(path, &(struct xa){XA_REMOVE, name, NULL, 0, 0}, 1);
+}
+
+SH_EXPORT int lremovexattr(const char *path, const char *name)
+{
+    return (int)xa_on_path(path, &(struct xa){XA_REMOVE, name, NULL, 0, 0}, 0);
+}
+
+SH_EXPORT int fremovexattr(int fd, const char *name)
+{
+    return (int)xa_on_fd(fd, &(struct xa){XA_REMOVE, name, NULL, 0, 0});
 }
