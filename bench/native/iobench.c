@@ -1,11 +1,12 @@
 /*
- * iobench - one timed I/O loop over one file, for `ephemera bench io`.
+ * iobench - timed I/O loops over files, for `ephemera bench io`.
  *
  * The timed loops live here, in native code, so that the harness's own runtime is never part of a
- * measurement.  One invocation runs one workload on one target and prints one JSON line:
+ * measurement.  One invocation runs one workload and prints one JSON line:
  *
- *   iobench WORKLOAD (--dir DIR | --memcpy) [--ops N] [--size BYTES] [--block BYTES]
- *           [--passes N] [--seed N]
+ *   iobench WORKLOAD TARGET... [--ops N] [--size BYTES] [--block BYTES] [--passes N] [--seed N]
+ *           [--lap-ops N]
+ *   TARGET: --dir DIR | --by-name NAME=DIR | --direct NAME=DIR | --memcpy
  *
  * WORKLOAD is rand-pread, rand-pwrite, rand-read (lseek+read), rand-write (lseek+write),
  * seq-write, seq-read or meta (open+fstat+close of an existing file).  pass-pread and pass-meta
@@ -16,17 +17,27 @@
  * the same process - same address-space layout, same file, same moment - so their ratio is the
  * interposer's cost alone (about 1.00 without one).  Each pair gives one ratio from two laps a
  * millisecond apart, so a burst of someone else's work spoils a pair, not the estimate: the
- * result is the median of the pair ratios (and its quartiles).  --memcpy runs the same access pattern as plain memcpy on a malloc'd arena: the
- * physical limit for the data workloads.
+ * result is the median of the pair ratios (and its quartiles).
  *
- * Each loop is timed as a whole and in up to IB_BATCHES laps (random and meta: equal slices of
- * the operations; sequential: one lap per pass).  On a shared machine the median lap is a steadier
- * estimate than the total, because a burst of someone else's work spoils one lap, not the run.
+ * A target is a file in a directory, reached by name (--dir, --by-name: open/pread/... as the
+ * program calls them, so an interposer sees them) or straight into libc (--direct: pointers from
+ * libc.so.6, so an interposer in the process costs that target nothing), or --memcpy: the same
+ * access pattern as plain memcpy on a malloc'd arena, the physical limit of a copying design.
+ *
+ * With one target, a loop is timed in IB_BATCHES laps (random and meta: equal slices of the
+ * operations; sequential: one lap per pass) and the median lap is reported: a burst of someone
+ * else's work spoils one lap, not the run.  With several targets (data workloads only) the run is
+ * paired: every target gets its own file, and the targets take turns, one lap each per round
+ * (--lap-ops random operations, or one sequential pass), in rotating order that reverses every
+ * other cycle, so each target runs in each position and after each other target equally often.
+ * Every target runs the same offsets in the same round.  All targets of a round share the moment,
+ * so the per-round ratios of their laps compare them without the +-10% that separate processes
+ * differ by; the JSON lists each target's laps (ns per operation) in round order.
  *
  * Data is checked, so a fast wrong answer cannot pass: block k of the file holds the word
  * (k ^ seed) in its first and last 8 bytes and a fixed filler in between.  Reads check both marker
- * words inside the timed loop (every contender pays the same two compares); after the loop, the
- * whole file is verified untimed.
+ * words inside the timed loop (every target pays the same two compares); before and after the
+ * timed loops, the whole file is verified untimed (the first check also warms every target up).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -53,27 +64,49 @@ static const char *const ib_names[] = {"rand-pread", "rand-pwrite", "rand-read",
 
 struct ib_opts {
     enum ib_workload wl;
-    const char *dir;      /* target directory, or NULL with --memcpy */
-    uint64_t ops;         /* random and meta workloads: operations timed */
+    uint64_t ops;         /* random and meta workloads: operations timed (per target) */
     uint64_t size;        /* file (or arena) size in bytes */
     uint64_t block;       /* bytes per read/write */
     uint64_t passes;      /* sequential workloads: whole-file passes timed */
     uint64_t seed;
+    uint64_t lap_ops;     /* paired random runs: operations per lap */
 };
 
+/* How a target's file is reached: by name (what an interposer sees) or libc's own definitions. */
+struct ib_io {
+    int (*open)(const char *, int, ...);
+    int (*close)(int);
+    int (*fstat)(int, struct stat *);
+    ssize_t (*pread)(int, void *, size_t, off_t);
+    ssize_t (*pwrite)(int, const void *, size_t, off_t);
+    ssize_t (*read)(int, void *, size_t);
+    ssize_t (*write)(int, const void *, size_t);
+    off_t (*lseek)(int, off_t, int);
+};
+
+static const struct ib_io ib_by_name = {open, close, fstat, pread, pwrite, read, write, lseek};
+static struct ib_io ib_libc;
+
+#define IB_MAX_TARGETS 8
+
 struct ib_target {
-    int fd;               /* the file, or -1 for memcpy */
-    unsigned char *arena; /* the memcpy arena, or NULL */
+    const char *name;
+    const char *dir;          /* NULL for memcpy */
+    const struct ib_io *io;
+    int fd;                   /* the file, or -1 for memcpy */
+    unsigned char *arena;     /* the memcpy arena, or NULL */
     char path[4096];
+    uint64_t *lap_ns;         /* duration of each lap */
+    uint64_t *lap_ops;        /* operations in each lap */
+    uint64_t laps;
+    uint64_t bad;             /* reads that returned wrong marker words */
 };
 
 #define IB_BATCHES 10
 #define IB_PAIRS 250            /* pass-through: libc/syscall lap pairs */
 
-/* Lap times of one timed loop. */
+/* Lap times of a pass-through loop's halves. */
 struct ib_clock {
-    uint64_t start;                 /* when the loop began */
-    uint64_t last;                  /* end of the previous lap */
     uint64_t lap_ns[IB_BATCHES];    /* duration of each lap */
     uint64_t lap_ops[IB_BATCHES];   /* operations in each lap */
     int laps;
@@ -92,40 +125,23 @@ static uint64_t ib_now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void ib_clock_start(struct ib_clock *c) {
-    c->laps = 0;
-    c->start = c->last = ib_now_ns();
-}
-
-static void ib_clock_lap(struct ib_clock *c, uint64_t ops) {
-    uint64_t now = ib_now_ns();
-    if (c->laps < IB_BATCHES) {
-        c->lap_ns[c->laps] = now - c->last;
-        c->lap_ops[c->laps] = ops;
-        c->laps++;
-    }
-    c->last = now;
-}
-
-/* Is lap i (operation index i, 0-based) the last of its slice of n operations? */
-static int ib_lap_due(uint64_t i, uint64_t n) {
-    uint64_t per = n / IB_BATCHES ? n / IB_BATCHES : 1;
-    return (i + 1) % per == 0 && (i + 1) / per <= IB_BATCHES;
-}
-
 static int ib_cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-/* Median and minimum ns per operation over the laps. */
-static void ib_clock_summary(const struct ib_clock *c, double *median, double *min) {
-    double per[IB_BATCHES];
-    int n = c->laps;
-    for (int i = 0; i < n; i++) per[i] = (double)c->lap_ns[i] / (double)(c->lap_ops[i] ? c->lap_ops[i] : 1);
+/* Median and minimum ns per operation over n laps. */
+static void ib_lap_summary(const uint64_t *lap_ns, const uint64_t *lap_ops, uint64_t n, double *median, double *min) {
+    double *per = malloc((n ? n : 1) * sizeof *per);
+    *min = *median = 0;
+    if (!per) return;
+    for (uint64_t i = 0; i < n; i++) per[i] = (double)lap_ns[i] / (double)(lap_ops[i] ? lap_ops[i] : 1);
     qsort(per, (size_t)n, sizeof per[0], ib_cmp_double);
-    *min = n ? per[0] : 0;
-    *median = n == 0 ? 0 : n % 2 ? per[n / 2] : (per[n / 2 - 1] + per[n / 2]) / 2;
+    if (n) {
+        *min = per[0];
+        *median = n % 2 ? per[n / 2] : (per[n / 2 - 1] + per[n / 2]) / 2;
+    }
+    free(per);
 }
 
 /* Marker words of block k; the filler between them is 0xA5. */
@@ -169,6 +185,10 @@ static int ib_fill(struct ib_target *t, const struct ib_opts *o, unsigned char *
 
 static int ib_verify(struct ib_target *t, const struct ib_opts *o, unsigned char *buf, unsigned char *filler) {
     uint64_t nblocks = o->size / o->block;
+    if (t->bad) {
+        snprintf(ib_errbuf, sizeof ib_errbuf, "%s: %" PRIu64 " timed reads returned wrong data", t->name, t->bad);
+        return IB_ERR;
+    }
     for (uint64_t k = 0; k < nblocks; k++) {
         const unsigned char *p = buf;
         if (t->arena) {
@@ -177,12 +197,12 @@ static int ib_verify(struct ib_target *t, const struct ib_opts *o, unsigned char
             ssize_t r = pread(t->fd, buf, o->block, (off_t)(k * o->block));
             if (r < 0) return ib_fail("pread (verify)");
             if ((uint64_t)r != o->block) {
-                snprintf(ib_errbuf, sizeof ib_errbuf, "verify: short read of block %" PRIu64 " (%zd bytes)", k, r);
+                snprintf(ib_errbuf, sizeof ib_errbuf, "%s: verify: short read of block %" PRIu64 " (%zd bytes)", t->name, k, r);
                 return IB_ERR;
             }
         }
         if (!ib_check(p, o->block, k, o->seed) || memcmp(p + 8, filler, o->block - 16) != 0) {
-            snprintf(ib_errbuf, sizeof ib_errbuf, "verify: block %" PRIu64 " holds wrong data", k);
+            snprintf(ib_errbuf, sizeof ib_errbuf, "%s: verify: block %" PRIu64 " holds wrong data", t->name, k);
             return IB_ERR;
         }
     }
@@ -197,103 +217,116 @@ static uint64_t ib_rand(uint64_t *s) {
     return *s * 2685821657736338717ull;
 }
 
-static int ib_random(struct ib_target *t, const struct ib_opts *o, unsigned char *buf, struct ib_clock *clk, uint64_t *sum) {
-    uint64_t nblocks = o->size / o->block, state = o->seed * 2 + 1, bad = 0;
-    uint64_t *ks = malloc(o->ops * sizeof *ks);
-    int writing = o->wl == IB_RAND_PWRITE || o->wl == IB_RAND_WRITE;
-    int seek = o->wl == IB_RAND_READ || o->wl == IB_RAND_WRITE;
-    int rc = IB_ERR;
+static void ib_lap_record(struct ib_target *t, uint64_t ns, uint64_t ops) {
+    t->lap_ns[t->laps] = ns;
+    t->lap_ops[t->laps++] = ops;
+}
 
-    if (!ks) return ib_fail("malloc");
-    for (uint64_t i = 0; i < o->ops; i++) ks[i] = ib_rand(&state) % nblocks;
+/*
+ * One timed lap of a data workload on one target: random operations ks[from, to), or (ks NULL)
+ * one sequential pass over blocks [from, to), which a write pass begins with open(O_TRUNC) and a
+ * read pass with lseek to 0.
+ */
+static int ib_lap(struct ib_target *t, const struct ib_opts *o, const uint64_t *ks, uint64_t from, uint64_t to,
+                  unsigned char *buf, uint64_t *sum) {
+    const struct ib_io *io = t->io;
+    int writing = o->wl == IB_RAND_PWRITE || o->wl == IB_RAND_WRITE || o->wl == IB_SEQ_WRITE;
+    int positioned = o->wl == IB_RAND_PREAD || o->wl == IB_RAND_PWRITE;
+    uint64_t bad = 0, t0 = ib_now_ns();
 
-    uint64_t lap_first = 0;
-    ib_clock_start(clk);
-    for (uint64_t i = 0; i < o->ops; i++) {
-        uint64_t k = ks[i], off = k * o->block;
+    if (!ks && !t->arena) {
+        if (writing) {
+            if (io->close(t->fd) < 0) return ib_fail("close");
+            t->fd = io->open(t->path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+            if (t->fd < 0) return ib_fail("open O_TRUNC");
+        } else if (io->lseek(t->fd, 0, SEEK_SET) < 0) {
+            return ib_fail("lseek");
+        }
+    }
+    for (uint64_t i = from; i < to; i++) {
+        uint64_t k = ks ? ks[i] : i, off = k * o->block;
         ssize_t n;
         if (writing) ib_mark(buf, o->block, k, o->seed);
         if (t->arena) {
             if (writing) memcpy(t->arena + off, buf, o->block);
             else memcpy(buf, t->arena + off, o->block);
             n = (ssize_t)o->block;
-        } else if (seek) {
-            if (lseek(t->fd, (off_t)off, SEEK_SET) < 0) { ib_fail("lseek"); goto err; }
-            n = writing ? write(t->fd, buf, o->block) : read(t->fd, buf, o->block);
+        } else if (positioned) {
+            n = writing ? io->pwrite(t->fd, buf, o->block, (off_t)off) : io->pread(t->fd, buf, o->block, (off_t)off);
         } else {
-            n = writing ? pwrite(t->fd, buf, o->block, (off_t)off) : pread(t->fd, buf, o->block, (off_t)off);
+            if (ks && io->lseek(t->fd, (off_t)off, SEEK_SET) < 0) return ib_fail("lseek");
+            n = writing ? io->write(t->fd, buf, o->block) : io->read(t->fd, buf, o->block);
         }
-        if (n != (ssize_t)o->block) { ib_fail(writing ? "write" : "read"); goto err; }
+        if (n != (ssize_t)o->block) return ib_fail(writing ? "write" : "read");
         if (!writing) bad += !ib_check(buf, o->block, k, o->seed);
         *sum += buf[8];
-        if (ib_lap_due(i, o->ops)) {
-            ib_clock_lap(clk, i + 1 - lap_first);
-            lap_first = i + 1;
+    }
+    ib_lap_record(t, ib_now_ns() - t0, to - from);
+    t->bad += bad;
+    return IB_OK;
+}
+
+/*
+ * The data workloads: rounds of one lap per target.  With one target, IB_BATCHES laps.  With
+ * several, round r runs them from target r mod n onwards, forwards in even cycles of n rounds and
+ * backwards in odd ones.
+ */
+static int ib_data(struct ib_target *ts, int nt, const struct ib_opts *o, unsigned char *buf, uint64_t *sum,
+                   uint64_t *rounds_out, uint64_t *lap_ops_out) {
+    int random = o->wl <= IB_RAND_WRITE;
+    uint64_t nblocks = o->size / o->block, state = o->seed * 2 + 1;
+    uint64_t lap_ops = !random ? nblocks : nt > 1 ? o->lap_ops : o->ops / IB_BATCHES;
+    if (lap_ops == 0) lap_ops = 1;
+    uint64_t rounds = !random ? o->passes : (o->ops + lap_ops - 1) / lap_ops;
+    uint64_t *ks = NULL;
+    int rc = IB_ERR;
+
+    if (random) {
+        ks = malloc(o->ops * sizeof *ks);
+        if (!ks) return ib_fail("malloc");
+        for (uint64_t i = 0; i < o->ops; i++) ks[i] = ib_rand(&state) % nblocks;
+    }
+    for (int j = 0; j < nt; j++) {
+        ts[j].lap_ns = calloc(rounds ? rounds : 1, sizeof *ts[j].lap_ns);
+        ts[j].lap_ops = calloc(rounds ? rounds : 1, sizeof *ts[j].lap_ops);
+        if (!ts[j].lap_ns || !ts[j].lap_ops) { ib_fail("calloc"); goto err; }
+    }
+    for (uint64_t r = 0; r < rounds; r++) {
+        uint64_t from = random ? r * lap_ops : 0;
+        uint64_t to = random ? (from + lap_ops < o->ops ? from + lap_ops : o->ops) : nblocks;
+        int backwards = (r / (uint64_t)nt) % 2;
+        for (int j = 0; j < nt; j++) {
+            int idx = (int)((r + (uint64_t)(backwards ? nt - j : j)) % (uint64_t)nt);
+            if (ib_lap(&ts[idx], o, ks, from, to, buf, sum) != IB_OK) goto err;
         }
     }
-    clk->last = ib_now_ns();
-    if (bad) {
-        snprintf(ib_errbuf, sizeof ib_errbuf, "%" PRIu64 " of %" PRIu64 " reads returned wrong data", bad, o->ops);
-        goto err;
-    }
+    *rounds_out = rounds;
+    *lap_ops_out = lap_ops;
     rc = IB_OK;
 err:
     free(ks);
     return rc;
 }
 
-static int ib_seq(struct ib_target *t, const struct ib_opts *o, unsigned char *buf, struct ib_clock *clk, uint64_t *sum) {
-    uint64_t nblocks = o->size / o->block, bad = 0;
-    int writing = o->wl == IB_SEQ_WRITE;
-    ib_clock_start(clk);
-    for (uint64_t p = 0; p < o->passes; p++) {
-        if (!t->arena) {
-            if (writing) {
-                if (close(t->fd) < 0) return ib_fail("close");
-                t->fd = open(t->path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-                if (t->fd < 0) return ib_fail("open O_TRUNC");
-            } else if (lseek(t->fd, 0, SEEK_SET) < 0) {
-                return ib_fail("lseek");
-            }
-        }
-        for (uint64_t k = 0; k < nblocks; k++) {
-            if (writing) ib_mark(buf, o->block, k, o->seed);
-            if (t->arena) {
-                if (writing) memcpy(t->arena + k * o->block, buf, o->block);
-                else memcpy(buf, t->arena + k * o->block, o->block);
-            } else {
-                ssize_t n = writing ? write(t->fd, buf, o->block) : read(t->fd, buf, o->block);
-                if (n != (ssize_t)o->block) return ib_fail(writing ? "write" : "read");
-            }
-            if (!writing) bad += !ib_check(buf, o->block, k, o->seed);
-            *sum += buf[8];
-        }
-        ib_clock_lap(clk, nblocks);
-    }
-    clk->last = ib_now_ns();
-    if (bad) {
-        snprintf(ib_errbuf, sizeof ib_errbuf, "%" PRIu64 " sequential reads returned wrong data", bad);
-        return IB_ERR;
-    }
-    return IB_OK;
-}
-
-static int ib_meta(struct ib_target *t, const struct ib_opts *o, struct ib_clock *clk, uint64_t *sum) {
+static int ib_meta(struct ib_target *t, const struct ib_opts *o, uint64_t *sum) {
     struct stat st = {0};
-    uint64_t lap_first = 0;
-    ib_clock_start(clk);
+    uint64_t per = o->ops / IB_BATCHES ? o->ops / IB_BATCHES : 1, t0 = ib_now_ns(), first = 0;
+    t->lap_ns = calloc(IB_BATCHES + 1, sizeof *t->lap_ns);
+    t->lap_ops = calloc(IB_BATCHES + 1, sizeof *t->lap_ops);
+    if (!t->lap_ns || !t->lap_ops) return ib_fail("calloc");
     for (uint64_t i = 0; i < o->ops; i++) {
         int fd = open(t->path, O_RDONLY);
         if (fd < 0) return ib_fail("open");
         if (fstat(fd, &st) < 0) return ib_fail("fstat");
         if (close(fd) < 0) return ib_fail("close");
         *sum += (uint64_t)st.st_size;
-        if (ib_lap_due(i, o->ops)) {
-            ib_clock_lap(clk, i + 1 - lap_first);
-            lap_first = i + 1;
+        if ((i + 1) % per == 0 && t->laps < IB_BATCHES) {
+            uint64_t now = ib_now_ns();
+            ib_lap_record(t, now - t0, i + 1 - first);
+            t0 = now;
+            first = i + 1;
         }
     }
-    clk->last = ib_now_ns();
     if ((uint64_t)st.st_size != o->size) {
         snprintf(ib_errbuf, sizeof ib_errbuf, "fstat reports size %jd, expected %" PRIu64, (intmax_t)st.st_size, o->size);
         return IB_ERR;
@@ -302,13 +335,6 @@ static int ib_meta(struct ib_target *t, const struct ib_opts *o, struct ib_clock
 }
 
 /* libc's own definitions, looked up in libc.so.6 so that an interposer is bypassed. */
-static struct {
-    int (*open)(const char *, int, ...);
-    int (*fstat)(int, struct stat *);
-    int (*close)(int);
-    ssize_t (*pread)(int, void *, size_t, off_t);
-} ib_libc;
-
 static int ib_libc_resolve(void) {
     void *h = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
     if (!h) {
@@ -316,11 +342,17 @@ static int ib_libc_resolve(void) {
         return IB_ERR;
     }
     *(void **)&ib_libc.open = dlsym(h, "open");
-    *(void **)&ib_libc.fstat = dlsym(h, "fstat");
     *(void **)&ib_libc.close = dlsym(h, "close");
+    *(void **)&ib_libc.fstat = dlsym(h, "fstat");
     *(void **)&ib_libc.pread = dlsym(h, "pread");
-    if (!ib_libc.open || !ib_libc.fstat || !ib_libc.close || !ib_libc.pread) {
-        snprintf(ib_errbuf, sizeof ib_errbuf, "libc.so.6 lacks open/fstat/close/pread: %s", dlerror());
+    *(void **)&ib_libc.pwrite = dlsym(h, "pwrite");
+    *(void **)&ib_libc.read = dlsym(h, "read");
+    *(void **)&ib_libc.write = dlsym(h, "write");
+    *(void **)&ib_libc.lseek = dlsym(h, "lseek");
+    if (!ib_libc.open || !ib_libc.close || !ib_libc.fstat || !ib_libc.pread || !ib_libc.pwrite || !ib_libc.read ||
+        !ib_libc.write || !ib_libc.lseek) {
+        snprintf(ib_errbuf, sizeof ib_errbuf, "libc.so.6 lacks one of open/close/fstat/pread/pwrite/read/write/lseek: %s",
+                 dlerror());
         return IB_ERR;
     }
     return IB_OK;
@@ -328,9 +360,10 @@ static int ib_libc_resolve(void) {
 
 /* One op of a pass-through loop: by name (direct = 0, what an interposer sees) or straight into libc. */
 static int ib_pass_op(struct ib_target *t, const struct ib_opts *o, unsigned char *buf, uint64_t k, int direct, uint64_t *sum) {
+    const struct ib_io *io = direct ? &ib_libc : &ib_by_name;
     if (o->wl == IB_PASS_PREAD) {
         off_t off = (off_t)(k * o->block);
-        ssize_t n = direct ? ib_libc.pread(t->fd, buf, o->block, off) : pread(t->fd, buf, o->block, off);
+        ssize_t n = io->pread(t->fd, buf, o->block, off);
         if (n != (ssize_t)o->block) return ib_fail("pread");
         if (!ib_check(buf, o->block, k, o->seed)) {
             snprintf(ib_errbuf, sizeof ib_errbuf, "pread of block %" PRIu64 " returned wrong data", k);
@@ -340,10 +373,10 @@ static int ib_pass_op(struct ib_target *t, const struct ib_opts *o, unsigned cha
         return IB_OK;
     }
     struct stat st;
-    int fd = direct ? ib_libc.open(t->path, O_RDONLY) : open(t->path, O_RDONLY);
+    int fd = io->open(t->path, O_RDONLY);
     if (fd < 0) return ib_fail("open");
-    if ((direct ? ib_libc.fstat(fd, &st) : fstat(fd, &st)) < 0) return ib_fail("fstat");
-    if ((direct ? ib_libc.close(fd) : close(fd)) < 0) return ib_fail("close");
+    if (io->fstat(fd, &st) < 0) return ib_fail("fstat");
+    if (io->close(fd) < 0) return ib_fail("close");
     *sum += (uint64_t)st.st_size;
     return IB_OK;
 }
@@ -359,9 +392,7 @@ static int ib_pass(struct ib_target *t, const struct ib_opts *o, unsigned char *
     uint64_t nblocks = o->size / o->block, state = o->seed * 2 + 1;
     uint64_t per_lap = o->ops / (2 * IB_PAIRS) ? o->ops / (2 * IB_PAIRS) : 1;
     static double ratio[IB_PAIRS];
-    ib_clock_start(lib);
-    ib_clock_start(direct);
-    if (ib_libc_resolve() != IB_OK) return IB_ERR;
+    lib->laps = direct->laps = 0;
     res->lib_ns = res->lib_ops = 0;
     for (int pair = 0; pair < IB_PAIRS; pair++) {
         uint64_t ns[2];
@@ -404,22 +435,48 @@ static int ib_parse_u64(const char *s, uint64_t *out) {
 static int ib_usage(const char *why) {
     fprintf(stderr,
             "iobench: %s\n"
-            "usage: iobench WORKLOAD (--dir DIR | --memcpy) [--ops N] [--size BYTES] [--block BYTES] [--passes N] [--seed N]\n"
+            "usage: iobench WORKLOAD TARGET... [--ops N] [--size BYTES] [--block BYTES] [--passes N] [--seed N] [--lap-ops N]\n"
+            "TARGET: --dir DIR | --by-name NAME=DIR | --direct NAME=DIR | --memcpy (several targets: data workloads only)\n"
             "WORKLOAD: rand-pread rand-pwrite rand-read rand-write seq-write seq-read meta pass-pread pass-meta\n",
             why);
     return 2;
 }
 
+/* NAME=DIR of --by-name/--direct; NAME must be non-empty and safe to print in JSON. */
+static int ib_parse_target(char *arg, struct ib_target *t) {
+    char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || !eq[1]) return IB_ERR;
+    *eq = 0;
+    for (const char *c = arg; *c; c++)
+        if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20) return IB_ERR;
+    t->name = arg;
+    t->dir = eq + 1;
+    return IB_OK;
+}
+
+/* Print a JSON string of a path: escapes for '"', '\\' and control bytes. */
+static void ib_json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20) printf("\\u%04x", (unsigned char)*s);
+        else putchar(*s);
+    }
+    putchar('"');
+}
+
 int main(int argc, char **argv) {
-    struct ib_opts o = {.wl = IB_RAND_PREAD, .dir = NULL, .ops = 500000, .size = 32u << 20, .block = 8192, .passes = 4, .seed = 42};
-    struct ib_target t = {.fd = -1, .arena = NULL, .path = {0}};
+    struct ib_opts o = {.wl = IB_RAND_PREAD, .ops = 500000, .size = 32u << 20, .block = 8192, .passes = 4, .seed = 42,
+                        .lap_ops = 5000};
+    struct ib_target ts[IB_MAX_TARGETS];
     unsigned char *buf = NULL, *filler = NULL;
-    int memcpy_mode = 0, found = 0, rc = 1;
-    struct ib_clock clk = {0}, direct = {0};
-    uint64_t sum = 0, ops;
-    double lap_median, lap_min, direct_median = 0, direct_min = 0;
+    int nt = 0, found = 0, rc = 1, need_libc = 0;
+    struct ib_clock lib = {0}, direct = {0};
+    uint64_t sum = 0, rounds = 0, lap_ops = 0;
     struct ib_pass_result pass = {0};
 
+    memset(ts, 0, sizeof ts);
+    for (int j = 0; j < IB_MAX_TARGETS; j++) ts[j].fd = -1;
     if (argc < 2) return ib_usage("no workload given");
     for (size_t i = 0; i < sizeof ib_names / sizeof ib_names[0]; i++) {
         if (strcmp(argv[1], ib_names[i]) == 0) {
@@ -430,22 +487,46 @@ int main(int argc, char **argv) {
     if (!found) return ib_usage("unknown workload");
     for (int i = 2; i < argc; i++) {
         uint64_t *num = NULL;
-        if (strcmp(argv[i], "--memcpy") == 0) { memcpy_mode = 1; continue; }
+        const char *a = argv[i];
+        int is_target = !strcmp(a, "--memcpy") || !strcmp(a, "--dir") || !strcmp(a, "--by-name") || !strcmp(a, "--direct");
+        if (is_target && nt == IB_MAX_TARGETS) return ib_usage("too many targets");
+        if (!strcmp(a, "--memcpy")) {
+            ts[nt].name = "memcpy";
+            ts[nt++].io = &ib_by_name;
+            continue;
+        }
         if (i + 1 >= argc) return ib_usage("flag without a value");
-        if (strcmp(argv[i], "--dir") == 0) { o.dir = argv[++i]; continue; }
-        if (strcmp(argv[i], "--ops") == 0) num = &o.ops;
-        else if (strcmp(argv[i], "--size") == 0) num = &o.size;
-        else if (strcmp(argv[i], "--block") == 0) num = &o.block;
-        else if (strcmp(argv[i], "--passes") == 0) num = &o.passes;
-        else if (strcmp(argv[i], "--seed") == 0) num = &o.seed;
+        if (!strcmp(a, "--dir")) {
+            ts[nt].name = ts[nt].dir = argv[++i];
+            ts[nt++].io = &ib_by_name;
+            continue;
+        }
+        if (!strcmp(a, "--by-name") || !strcmp(a, "--direct")) {
+            if (ib_parse_target(argv[++i], &ts[nt]) != IB_OK) return ib_usage("a target needs NAME=DIR (NAME without quotes or backslashes)");
+            need_libc |= a[2] == 'd';
+            ts[nt++].io = a[2] == 'd' ? &ib_libc : &ib_by_name;
+            continue;
+        }
+        if (strcmp(a, "--ops") == 0) num = &o.ops;
+        else if (strcmp(a, "--size") == 0) num = &o.size;
+        else if (strcmp(a, "--block") == 0) num = &o.block;
+        else if (strcmp(a, "--passes") == 0) num = &o.passes;
+        else if (strcmp(a, "--seed") == 0) num = &o.seed;
+        else if (strcmp(a, "--lap-ops") == 0) num = &o.lap_ops;
         else return ib_usage("unknown flag");
         if (ib_parse_u64(argv[++i], num) != IB_OK) return ib_usage("a number flag needs a non-negative integer");
     }
-    if (memcpy_mode == (o.dir != NULL)) return ib_usage("give exactly one of --dir DIR and --memcpy");
+    int data = o.wl <= IB_SEQ_READ;
+    if (nt == 0) return ib_usage("give a target: --dir DIR, --by-name NAME=DIR, --direct NAME=DIR or --memcpy");
+    if (nt > 1 && !data) return ib_usage("meta and pass-* take exactly one target");
+    if (!data && !ts[0].dir) return ib_usage("meta and pass-* have no memcpy form");
+    if (!data && ts[0].io != &ib_by_name) return ib_usage("meta and pass-* call by name: use --dir");
+    for (int j = 0; j < nt; j++)
+        for (int k = 0; k < j; k++)
+            if (!strcmp(ts[j].name, ts[k].name)) return ib_usage("two targets share a name");
     if (o.block < 16 || o.size < o.block || o.size % o.block) return ib_usage("--block must be >= 16 and divide --size");
-    if (memcpy_mode && (o.wl == IB_META || o.wl == IB_PASS_PREAD || o.wl == IB_PASS_META)) {
-        return ib_usage("meta and pass-* have no memcpy form");
-    }
+    if (o.wl <= IB_RAND_WRITE && o.ops == 0) return ib_usage("--ops must be positive");
+    if ((need_libc || o.wl == IB_PASS_PREAD || o.wl == IB_PASS_META) && ib_libc_resolve() != IB_OK) goto err;
 
     buf = malloc(o.block);
     filler = malloc(o.block);
@@ -453,62 +534,93 @@ int main(int argc, char **argv) {
     memset(buf, 0xA5, o.block);
     memset(filler, 0xA5, o.block);
 
-    if (memcpy_mode) {
-        t.arena = malloc(o.size);
-        if (!t.arena) { ib_fail("malloc arena"); goto err; }
-    } else {
-        snprintf(t.path, sizeof t.path, "%s/iobench-%d.dat", o.dir, (int)getpid());
-        t.fd = open(t.path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-        if (t.fd < 0) { ib_fail("open"); goto err; }
-    }
-    /* Sequential writes create the file themselves; everything else needs it filled first. */
-    if (o.wl != IB_SEQ_WRITE || memcpy_mode) {
-        if (ib_fill(&t, &o, buf) != IB_OK) goto err;
+    for (int j = 0; j < nt; j++) {
+        struct ib_target *t = &ts[j];
+        if (!t->dir) {
+            t->arena = malloc(o.size);
+            if (!t->arena) { ib_fail("malloc arena"); goto err; }
+        } else {
+            snprintf(t->path, sizeof t->path, "%s/iobench-%d-%d.dat", t->dir, (int)getpid(), j);
+            t->fd = t->io->open(t->path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+            if (t->fd < 0) { ib_fail("open"); goto err; }
+        }
+        /* Sequential writes create the file themselves; everything else needs it filled first.
+         * The untimed check after the fill also warms up: every target starts the timed rounds
+         * with its pages in place (an in-memory file's mapping populated, as the program's own
+         * earlier reads would have left it), so the first round does not carry page faults. */
+        if ((o.wl != IB_SEQ_WRITE || t->arena) &&
+            (ib_fill(t, &o, buf) != IB_OK || ib_verify(t, &o, buf, filler) != IB_OK))
+            goto err;
     }
 
+    uint64_t ops;
     switch (o.wl) {
-    case IB_RAND_PREAD: case IB_RAND_PWRITE: case IB_RAND_READ: case IB_RAND_WRITE:
-        if (ib_random(&t, &o, buf, &clk, &sum) != IB_OK) goto err;
-        ops = o.ops;
-        break;
-    case IB_SEQ_WRITE: case IB_SEQ_READ:
-        if (ib_seq(&t, &o, buf, &clk, &sum) != IB_OK) goto err;
-        ops = o.passes * (o.size / o.block);
+    case IB_RAND_PREAD: case IB_RAND_PWRITE: case IB_RAND_READ: case IB_RAND_WRITE: case IB_SEQ_WRITE: case IB_SEQ_READ:
+        if (ib_data(ts, nt, &o, buf, &sum, &rounds, &lap_ops) != IB_OK) goto err;
+        ops = data && o.wl >= IB_SEQ_WRITE ? o.passes * (o.size / o.block) : o.ops;
         break;
     case IB_META:
-        if (close(t.fd) < 0) { ib_fail("close"); goto err; }
-        t.fd = -1;
-        if (ib_meta(&t, &o, &clk, &sum) != IB_OK) goto err;
+        if (close(ts[0].fd) < 0) { ib_fail("close"); goto err; }
+        ts[0].fd = -1;
+        if (ib_meta(&ts[0], &o, &sum) != IB_OK) goto err;
         ops = o.ops;
-        t.fd = open(t.path, O_RDONLY);
-        if (t.fd < 0) { ib_fail("reopen"); goto err; }
+        ts[0].fd = open(ts[0].path, O_RDONLY);
+        if (ts[0].fd < 0) { ib_fail("reopen"); goto err; }
         break;
     case IB_PASS_PREAD: case IB_PASS_META:
-        if (ib_pass(&t, &o, buf, &clk, &direct, &pass, &sum) != IB_OK) goto err;
-        ib_clock_summary(&direct, &direct_median, &direct_min);
+        if (ib_pass(&ts[0], &o, buf, &lib, &direct, &pass, &sum) != IB_OK) goto err;
         ops = pass.lib_ops;
         break;
     default:
         goto err;
     }
-    if (ib_verify(&t, &o, buf, filler) != IB_OK) goto err;
+    for (int j = 0; j < nt; j++)
+        if (ib_verify(&ts[j], &o, buf, filler) != IB_OK) goto err;
 
-    ib_clock_summary(&clk, &lap_median, &lap_min);
-    uint64_t ns = clk.last - clk.start;
-    if (o.wl == IB_PASS_PREAD || o.wl == IB_PASS_META) ns = pass.lib_ns; /* only the libc half is the measured loop */
-    printf("{\"workload\":\"%s\",\"target\":\"%s\",\"ops\":%" PRIu64 ",\"block\":%" PRIu64 ",\"size\":%" PRIu64
-           ",\"ns\":%" PRIu64 ",\"ns_per_op\":%.3f,\"laps\":%d,\"lap_median_ns_per_op\":%.3f,\"lap_min_ns_per_op\":%.3f"
-           ",\"direct_lap_median_ns_per_op\":%.3f,\"direct_lap_min_ns_per_op\":%.3f"
-           ",\"pairs\":%d,\"pair_ratio_q1\":%.5f,\"pair_ratio_median\":%.5f,\"pair_ratio_q3\":%.5f,\"checksum\":%" PRIu64 "}\n",
-           ib_names[o.wl], memcpy_mode ? "memcpy" : o.dir, ops, o.block, o.size, ns, (double)ns / (double)(ops ? ops : 1),
-           clk.laps, lap_median, lap_min, direct_median, direct_min, pass.median > 0 ? IB_PAIRS : 0, pass.q1, pass.median,
-           pass.q3, sum);
+    if (nt > 1) {
+        /* paired: every target's laps in round order, ns per operation */
+        printf("{\"workload\":\"%s\",\"paired\":true,\"ops\":%" PRIu64 ",\"block\":%" PRIu64 ",\"size\":%" PRIu64
+               ",\"rounds\":%" PRIu64 ",\"lap_ops\":%" PRIu64 ",\"laps\":{",
+               ib_names[o.wl], ops, o.block, o.size, rounds, lap_ops);
+        for (int j = 0; j < nt; j++) {
+            printf("%s", j ? "," : "");
+            ib_json_str(ts[j].name);
+            printf(":[");
+            for (uint64_t l = 0; l < ts[j].laps; l++)
+                printf("%s%.3f", l ? "," : "", (double)ts[j].lap_ns[l] / (double)(ts[j].lap_ops[l] ? ts[j].lap_ops[l] : 1));
+            putchar(']');
+        }
+        printf("},\"checksum\":%" PRIu64 "}\n", sum);
+    } else {
+        double lap_median, lap_min, direct_median = 0, direct_min = 0;
+        uint64_t ns = 0;
+        if (o.wl == IB_PASS_PREAD || o.wl == IB_PASS_META) {
+            ib_lap_summary(lib.lap_ns, lib.lap_ops, (uint64_t)lib.laps, &lap_median, &lap_min);
+            ib_lap_summary(direct.lap_ns, direct.lap_ops, (uint64_t)direct.laps, &direct_median, &direct_min);
+            ns = pass.lib_ns; /* only the by-name half is the measured loop */
+        } else {
+            ib_lap_summary(ts[0].lap_ns, ts[0].lap_ops, ts[0].laps, &lap_median, &lap_min);
+            for (uint64_t l = 0; l < ts[0].laps; l++) ns += ts[0].lap_ns[l];
+        }
+        printf("{\"workload\":\"%s\",\"target\":", ib_names[o.wl]);
+        ib_json_str(ts[0].name);
+        printf(",\"ops\":%" PRIu64 ",\"block\":%" PRIu64 ",\"size\":%" PRIu64
+               ",\"ns\":%" PRIu64 ",\"ns_per_op\":%.3f,\"laps\":%d,\"lap_median_ns_per_op\":%.3f,\"lap_min_ns_per_op\":%.3f"
+               ",\"direct_lap_median_ns_per_op\":%.3f,\"direct_lap_min_ns_per_op\":%.3f"
+               ",\"pairs\":%d,\"pair_ratio_q1\":%.5f,\"pair_ratio_median\":%.5f,\"pair_ratio_q3\":%.5f,\"checksum\":%" PRIu64 "}\n",
+               ops, o.block, o.size, ns, (double)ns / (double)(ops ? ops : 1), (int)(o.wl >= IB_PASS_PREAD ? lib.laps : (int)ts[0].laps),
+               lap_median, lap_min, direct_median, direct_min, pass.median > 0 ? IB_PAIRS : 0, pass.q1, pass.median, pass.q3, sum);
+    }
     rc = 0;
 err:
     if (rc) fprintf(stderr, "iobench %s: %s\n", ib_names[o.wl], ib_errbuf);
-    if (t.fd >= 0) close(t.fd);
-    if (t.path[0]) unlink(t.path);
-    free(t.arena);
+    for (int j = 0; j < nt; j++) {
+        if (ts[j].fd >= 0) close(ts[j].fd);
+        if (ts[j].path[0]) unlink(ts[j].path);
+        free(ts[j].arena);
+        free(ts[j].lap_ns);
+        free(ts[j].lap_ops);
+    }
     free(buf);
     free(filler);
     return rc;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { fmtPct, markdown, median, parseIobench, passThroughOverhead, summarisePassThrough, verdict } from './io.js';
+import { fmtPct, fmtQ, markdown, median, pairedTargets, parseIobench, parsePaired, passThroughOverhead, quartiles, roundRatios, summarisePaired, summarisePassThrough, verdict } from './io.js';
 import { isEphemeraError } from '../core/errors.js';
 
 test('median', () => {
@@ -26,14 +26,60 @@ test('parseIobench reads the pair ratio of a pass-through loop, and insists on i
 });
 
 test('verdicts follow the targets: random ≥2.5× tmpfs and ≤1.3× memcpy, sequential ≥ tmpfs, meta ≤1.5× tmpfs time', () => {
-  assert.equal(verdict('random', { ephemera: 1, tmpfs: 2.5, memcpy: 1 / 1.3 }).met, true);
-  assert.equal(verdict('random', { ephemera: 1, tmpfs: 2.4, memcpy: 1 }).met, false);
-  assert.equal(verdict('random', { ephemera: 1, tmpfs: 3, memcpy: 0.7 }).met, false);
-  assert.equal(verdict('random', { ephemera: 1, memcpy: 1 }).met, undefined);
-  assert.equal(verdict('sequential', { ephemera: 1, tmpfs: 1 }).met, true);
-  assert.equal(verdict('sequential', { ephemera: 1.1, tmpfs: 1 }).met, false);
-  assert.equal(verdict('meta', { ephemera: 1.5, tmpfs: 1 }).met, true);
-  assert.equal(verdict('meta', { ephemera: 1.6, tmpfs: 1 }).met, false);
+  assert.equal(verdict('random', { vsTmpfs: 2.5, toMemcpy: 1.3 }).met, true);
+  assert.equal(verdict('random', { vsTmpfs: 2.4, toMemcpy: 1 }).met, false);
+  assert.equal(verdict('random', { vsTmpfs: 3, toMemcpy: 1.31 }).met, false);
+  assert.equal(verdict('random', { vsTmpfs: undefined, toMemcpy: 1 }).met, undefined);
+  assert.equal(verdict('sequential', { vsTmpfs: 1, toMemcpy: undefined }).met, true);
+  assert.equal(verdict('sequential', { vsTmpfs: 0.9, toMemcpy: undefined }).met, false);
+  assert.equal(verdict('meta', { vsTmpfs: 1 / 1.5, toMemcpy: undefined }).met, true);
+  assert.equal(verdict('meta', { vsTmpfs: 1 / 1.6, toMemcpy: undefined }).met, false);
+});
+
+test('quartiles interpolate between ranks', () => {
+  assert.deepEqual(quartiles([4, 1, 3, 2, 5]), [2, 3, 4]);
+  assert.deepEqual(quartiles([1, 2, 3, 4]), [1.75, 2.5, 3.25]);
+  assert.deepEqual(quartiles([7]), [7, 7, 7]);
+  assert.equal(fmtQ([2.4, 2.61, 2.7]), '2.61× (2.40–2.70)');
+  assert.equal(fmtQ(undefined), 'n/a');
+});
+
+const PAIRED = '{"workload":"rand-pread","paired":true,"ops":4,"block":8192,"size":1,"rounds":2,"lap_ops":2,"laps":{"ephemera":[1000,1100],"tmpfs":[2600,2200],"disk":[2000,2200],"memcpy":[900,1000]},"checksum":1}';
+
+test('parsePaired reads every contender\'s laps and rejects what is not a paired run', () => {
+  const r = parsePaired(`noise\n${PAIRED}\n`);
+  assert.equal(r.workload, 'rand-pread');
+  assert.deepEqual(r.laps.tmpfs, [2600, 2200]);
+  const bad = (text: string): void => assert.throws(() => parsePaired(text), (err: unknown) => isEphemeraError(err, 'EPH_BENCH_FAILED'));
+  bad('oops');
+  bad('{"workload":"rand-pread","target":"/x","ns_per_op":1}'); // a single-target result
+  bad('{"workload":"rand-pread","paired":true,"laps":{"ephemera":[1,2],"tmpfs":[1]}}'); // lap counts differ
+  bad('{"workload":"rand-pread","paired":true,"laps":{"ramfs":[1]}}'); // unknown contender
+  bad('{"workload":"rand-pread","paired":true,"laps":{"ephemera":[0]}}'); // a lap that took no time
+});
+
+test('paired ratios are taken per round, then summarised over all rounds of all runs', () => {
+  const a = parsePaired(PAIRED);
+  const b = parsePaired(PAIRED.replace('"tmpfs":[2600,2200]', '"tmpfs":[3000,2400]'));
+  // round by round: 2.6, 2.0 in run a; 3.0, 2.182 in run b (not the quotient of the medians)
+  assert.deepEqual(roundRatios([a, b], 'tmpfs', 'ephemera').map((x) => Math.round(x * 1000) / 1000), [2.6, 2, 3, 2.182]);
+  const s = summarisePaired([a, b]);
+  assert.equal(s.rounds, 4);
+  assert.equal(s.lap.ephemera, 1050);
+  assert.equal(s.lap.memcpy, 950);
+  assert.ok(Math.abs((s.vsTmpfs?.[1] ?? 0) - (2400 / 1100 + 2.6) / 2) < 1e-9);
+  assert.ok(Math.abs((s.bound?.[1] ?? 0) - median([2600 / 900, 2200 / 1000, 3000 / 900, 2400 / 1000])) < 1e-9);
+  assert.ok(Math.abs((s.toMemcpy?.[1] ?? 0) - median([1000 / 900, 1.1, 1000 / 900, 1.1])) < 1e-9);
+  // without a tmpfs (not root) the tmpfs ratios are absent, the rest stays
+  const noTmpfs = summarisePaired([parsePaired(PAIRED.replace('"tmpfs":[2600,2200],', ''))]);
+  assert.equal(noTmpfs.vsTmpfs, undefined);
+  assert.equal(noTmpfs.bound, undefined);
+  assert.ok(noTmpfs.vsDisk !== undefined);
+});
+
+test('paired targets: ephemera by name through the shim, tmpfs and disk straight into libc, memcpy', () => {
+  assert.deepEqual(pairedTargets({ ephRoot: '/w/m', disk: '/w/d', tmpfs: '/w/t' }), ['--by-name', 'ephemera=/w/m', '--direct', 'tmpfs=/w/t', '--direct', 'disk=/w/d', '--memcpy']);
+  assert.deepEqual(pairedTargets({ ephRoot: '/w/m', disk: '/w/d', tmpfs: undefined }), ['--by-name', 'ephemera=/w/m', '--direct', 'disk=/w/d', '--memcpy']);
 });
 
 test('markdown pads columns', () => {

@@ -23,7 +23,7 @@ test('bench io: one table, a number for every contender, fast ops counted', () =
   const r = bench('io', '--repeats', '1', '--ops', '2000', '--passes', '1');
   assert.equal(r.status, 0, r.stderr);
   for (const label of ['random 8 KiB pread', 'random 8 KiB pwrite', 'random 8 KiB lseek+read', 'random 8 KiB lseek+write', 'sequential 8 KiB write', 'sequential 8 KiB read']) {
-    const [, eph, tmpfs, disk, mem, , , , fast] = cells(r.stdout, label);
+    const [, eph, tmpfs, disk, mem, , , , , fast] = cells(r.stdout, label);
     for (const v of [eph, disk, mem, ...(ROOT ? [tmpfs] : [])]) assert.match(v ?? '', /^\d+\.\d{3}$/, `${label}: ${String(v)}`);
     assert.ok(Number(fast) > 0, `${label}: the ephemera run served nothing from memory`);
   }

@@ -55,7 +55,7 @@ async function io(argv: readonly string[]): Promise<number> {
   process.stdout.write(`${report.table}\n`);
   const json = flagValue(parsed, 'json');
   if (json !== undefined) {
-    writeFileSync(json, JSON.stringify({ medians_ns_per_op: report.medians, pass_through: report.passThrough, fast_ops: report.fastOps, skipped: report.skipped }, null, 2) + '\n');
+    writeFileSync(json, JSON.stringify({ medians_ns_per_op: report.medians, paired_ratios: report.paired, pass_through: report.passThrough, fast_ops: report.fastOps, skipped: report.skipped }, null, 2) + '\n');
   }
   return 0;
 }
