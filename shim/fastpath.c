@@ -156,18 +156,23 @@ static int64_t fine_stamp(void)
     return now;
 }
 
-static void touch_atime(struct eph_inode *ino)
+static __attribute__((noinline)) void atime_update(struct eph_inode *ino, int64_t a)
+{
+    int64_t now = sh_now_ns();
+    if (a != now)
+        atomic_store_explicit(&ino->atime_ns, now, memory_order_relaxed);
+}
+
+/* Inlined into every read (a call would cost more than the check: it saves five registers). */
+static inline __attribute__((always_inline)) void touch_atime(struct eph_inode *ino)
 {
     /* relatime, as tmpfs is mounted by default: most reads leave atime alone, so
      * the fine clock is read only when it changes (the day test needs no precision) */
     struct coarse_now t = coarse_by_mono();
     int64_t a = atomic_load_explicit(&ino->atime_ns, memory_order_relaxed);
     if (unlikely(a <= atomic_load_explicit(&ino->mtime_ns, memory_order_relaxed) ||
-                 a <= atomic_load_explicit(&ino->ctime_ns, memory_order_relaxed) || t.real - a >= DAY_NS)) {
-        int64_t now = sh_now_ns();
-        if (a != now)
-            atomic_store_explicit(&ino->atime_ns, now, memory_order_relaxed);
-    }
+                 a <= atomic_load_explicit(&ino->ctime_ns, memory_order_relaxed) || t.real - a >= DAY_NS))
+        atime_update(ino, a);
     stamp_lru(ino, t.mono);
 }
 
