@@ -18,6 +18,7 @@ APT_PACKAGES=(
   busybox-static   # a tiny image for the container engine tests
   fonts-dejavu-core  # text in the PNG plots of the evaluation
   python3-opencv   # test/fs/opencv.test.mjs: OpenCV's AVI writer under the shim
+  git zip unzip rsync  # test/fs/programs_more.test.mjs: more real programs under the shim
 )
 
 missing=()
