@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <glob.h>
+#include <limits.h>
 #include <search.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,3 +334,639 @@ SH_EXPORT int ftw64(const char *dir, int (*fn)(const char *, const struct stat64
 {
     return ftw(dir, (int (*)(const char *, const struct stat *, int))(void *)fn, nopenfd);
 }
+
+/* ---- fts -------------------------------------------------------------------- */
+
+/*
+ * glibc's fts (io/fts.c, the 4.4BSD walker) also reads directories and stats
+ * names through internal calls.  This is our own walker over the interposed
+ * calls with the same observable behaviour: entry order (directory order, or
+ * the caller's compar), fts_info codes, fts_path/fts_accpath/fts_name, the
+ * working directory while FTS_NOCHDIR is off (entered by fchdir on the
+ * directory read, checked by dev/ino, left by "..", the saved start fd or a
+ * followed symlink's fd), fts_set's instructions, fts_children, and the
+ * FTS_NOSTAT shortcut (entries whose d_type says "not a directory" are
+ * FTS_NSOK, and so is everything once st_nlink says no subdirectory is left).
+ * gnulib's fts (find, du, rm -r) is compiled into those programs and already
+ * calls the interposed functions.
+ */
+#include <fts.h>
+#include <stddef.h>
+
+#define FW_ON(sp, opt) ((sp)->fts_options & (opt))
+#define FW_ISDOT(n) ((n)[0] == '.' && (!(n)[1] || ((n)[1] == '.' && !(n)[2])))
+/* where a child's name starts in fts_path: after the parent's path, one '/' between */
+#define FW_APPEND(p) ((p)->fts_path[(p)->fts_pathlen - 1] == '/' ? (p)->fts_pathlen - 1 : (p)->fts_pathlen)
+
+enum { FW_CHILDREN = 1, FW_NAMES, FW_READ }; /* what fw_build lists for */
+
+/* An entry, its name and its stat buffer in one block (freed with the entry). */
+static FTSENT *fw_alloc(FTS *sp, const char *name, size_t len)
+{
+    size_t al = _Alignof(struct stat);
+    size_t off = (offsetof(FTSENT, fts_name) + len + 1 + al - 1) & ~(al - 1);
+    FTSENT *p = malloc(off + sizeof(struct stat));
+    if (!p)
+        return NULL;
+    memset(p, 0, offsetof(FTSENT, fts_name));
+    memcpy(p->fts_name, name, len);
+    p->fts_name[len] = '\0';
+    p->fts_namelen = (unsigned short)len;
+    p->fts_statp = (struct stat *)(void *)((char *)p + off);
+    p->fts_path = sp->fts_path;
+    p->fts_instr = FTS_NOINSTR;
+    return p;
+}
+
+static void fw_lfree(FTSENT *p)
+{
+    while (p) {
+        FTSENT *next = p->fts_link;
+        free(p);
+        p = next;
+    }
+}
+
+/* Grow the path buffer by more (+256); fts_pathlen in an entry is 16 bits, so that is the limit. */
+static int fw_palloc(FTS *sp, size_t more)
+{
+    size_t want = (size_t)sp->fts_pathlen + more + 256;
+    if (want >= USHRT_MAX) {
+        free(sp->fts_path);
+        sp->fts_path = NULL;
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    char *p = realloc(sp->fts_path, want);
+    if (!p) {
+        free(sp->fts_path);
+        sp->fts_path = NULL;
+        return -1;
+    }
+    sp->fts_path = p;
+    sp->fts_pathlen = (int)want;
+    return 0;
+}
+
+/* The path buffer moved: every live entry that points into it follows. */
+static void fw_padjust(FTS *sp, FTSENT *head)
+{
+    char *base = sp->fts_path;
+#define FW_ADJUST(p)                                                      \
+    do {                                                                  \
+        if ((p)->fts_accpath != (p)->fts_name)                            \
+            (p)->fts_accpath = base + ((p)->fts_accpath - (p)->fts_path); \
+        (p)->fts_path = base;                                             \
+    } while (0)
+    for (FTSENT *p = sp->fts_child; p; p = p->fts_link)
+        FW_ADJUST(p);
+    for (FTSENT *p = head; p->fts_level >= FTS_ROOTLEVEL;) {
+        FW_ADJUST(p);
+        p = p->fts_link ? p->fts_link : p->fts_parent;
+    }
+#undef FW_ADJUST
+}
+
+static unsigned short fw_stat(FTS *sp, FTSENT *p, int follow)
+{
+    struct stat *sb = p->fts_statp;
+    if (FW_ON(sp, FTS_LOGICAL) || follow) {
+        if (stat(p->fts_accpath, sb) < 0) {
+            int e = errno;
+            if (lstat(p->fts_accpath, sb) == 0) {
+                errno = 0;
+                return FTS_SLNONE;
+            }
+            p->fts_errno = e;
+            memset(sb, 0, sizeof *sb);
+            return FTS_NS;
+        }
+    } else if (lstat(p->fts_accpath, sb) < 0) {
+        p->fts_errno = errno;
+        memset(sb, 0, sizeof *sb);
+        return FTS_NS;
+    }
+    /* glibc fills these for directories only (a root that is a symlink leaves
+     * fts_dev, which FTS_XDEV compares with, unset); any stat'ed entry's here */
+    p->fts_dev = sb->st_dev;
+    p->fts_ino = sb->st_ino;
+    p->fts_nlink = sb->st_nlink;
+    if (S_ISDIR(sb->st_mode)) {
+        if (FW_ISDOT(p->fts_name))
+            return FTS_DOT;
+        /* a cycle: the same directory further up this branch */
+        for (FTSENT *t = p->fts_parent; t->fts_level >= FTS_ROOTLEVEL; t = t->fts_parent)
+            if (t->fts_ino == p->fts_ino && t->fts_dev == p->fts_dev) {
+                p->fts_cycle = t;
+                return FTS_DC;
+            }
+        return FTS_D;
+    }
+    return S_ISLNK(sb->st_mode) ? FTS_SL : S_ISREG(sb->st_mode) ? FTS_F : FTS_DEFAULT;
+}
+
+static FTSENT *fw_sort(FTS *sp, FTSENT *head, int n)
+{
+    if (n > sp->fts_nitems) {
+        FTSENT **a = realloc(sp->fts_array, (size_t)(n + 40) * sizeof *a);
+        if (!a) {
+            free(sp->fts_array);
+            sp->fts_array = NULL;
+            sp->fts_nitems = 0;
+            return head; /* unsorted rather than nothing */
+        }
+        sp->fts_array = a;
+        sp->fts_nitems = n + 40;
+    }
+    FTSENT **a = sp->fts_array;
+    int i = 0;
+    for (FTSENT *p = head; p; p = p->fts_link)
+        a[i++] = p;
+    qsort(a, (size_t)n, sizeof *a, sp->fts_compar);
+    for (i = 0; i < n - 1; i++)
+        a[i]->fts_link = a[i + 1];
+    a[n - 1]->fts_link = NULL;
+    return a[0];
+}
+
+static int fw_fchdir(FTS *sp, int fd)
+{
+    return !FW_ON(sp, FTS_NOCHDIR) && fchdir(fd) != 0;
+}
+
+/*
+ * Enter p's directory through fd (or path opened here), refusing a
+ * directory that is not the one p was stat'ed as (replaced meanwhile).
+ */
+static int fw_changedir(FTS *sp, FTSENT *p, int fd, const char *path)
+{
+    if (FW_ON(sp, FTS_NOCHDIR))
+        return 0;
+    int dfd = fd;
+    if (fd < 0 && (dfd = open(path, O_RDONLY)) < 0)
+        return -1;
+    struct stat sb;
+    int r;
+    if (fstat(dfd, &sb) < 0) {
+        r = -1;
+    } else if (sb.st_dev != p->fts_dev || sb.st_ino != p->fts_ino) {
+        errno = ENOENT;
+        r = -1;
+    } else {
+        r = fchdir(dfd);
+    }
+    int e = errno;
+    if (fd < 0)
+        close(dfd);
+    errno = e;
+    return r;
+}
+
+/* List the current directory's entries (stat'ed unless FW_NAMES or FTS_NOSTAT allow not to). */
+static FTSENT *fw_build(FTS *sp, int type)
+{
+    FTSENT *cur = sp->fts_cur;
+    DIR *dir = opendir(cur->fts_accpath);
+    if (!dir) {
+        if (type == FW_READ) {
+            cur->fts_info = FTS_DNR;
+            cur->fts_errno = errno;
+        }
+        return NULL;
+    }
+    /* subdirectories possibly left to find when cheating on stats; 0: stat none; -1: stat all */
+    long nlinks = -1;
+    int nostat = 0;
+    if (type == FW_NAMES) {
+        nlinks = 0;
+    } else if (FW_ON(sp, FTS_NOSTAT) && FW_ON(sp, FTS_PHYSICAL)) {
+        nlinks = (long)cur->fts_nlink - (FW_ON(sp, FTS_SEEDOT) ? 0 : 2);
+        nostat = 1;
+    }
+    int descend = 0;
+    if (nlinks || type == FW_READ) {
+        if (fw_changedir(sp, cur, dirfd(dir), NULL)) {
+            if (nlinks && type == FW_READ)
+                cur->fts_errno = errno;
+            cur->fts_flags |= FTS_DONTCHDIR;
+            closedir(dir);
+            dir = NULL;
+        } else {
+            descend = 1;
+        }
+    }
+    size_t len = FW_APPEND(cur);
+    char *cp = NULL;
+    if (FW_ON(sp, FTS_NOCHDIR)) {
+        cp = sp->fts_path + len;
+        *cp++ = '/';
+    }
+    len++;
+    size_t maxlen = (size_t)sp->fts_pathlen - len;
+    FTSENT *head = NULL, *tail = NULL;
+    int n = 0, adjust = 0;
+    struct dirent *d;
+    while (dir && (d = readdir(dir)) != NULL) {
+        if (!FW_ON(sp, FTS_SEEDOT) && FW_ISDOT(d->d_name))
+            continue;
+        size_t nl = strlen(d->d_name);
+        FTSENT *p = fw_alloc(sp, d->d_name, nl);
+        if (!p)
+            goto fail;
+        if (nl >= maxlen) {
+            char *old = sp->fts_path;
+            if (fw_palloc(sp, nl + len + 1) < 0) {
+                free(p);
+                goto fail;
+            }
+            if (old != sp->fts_path) {
+                adjust = 1;
+                if (FW_ON(sp, FTS_NOCHDIR))
+                    cp = sp->fts_path + len;
+            }
+            maxlen = (size_t)sp->fts_pathlen - len;
+        }
+        if (len + nl >= USHRT_MAX) {
+            free(p);
+            fw_lfree(head);
+            closedir(dir);
+            cur->fts_info = FTS_ERR;
+            sp->fts_options |= FTS_STOP;
+            errno = ENAMETOOLONG;
+            return NULL;
+        }
+        p->fts_level = (short)(cur->fts_level + 1);
+        p->fts_parent = sp->fts_cur;
+        p->fts_pathlen = (unsigned short)(len + nl);
+        if (nlinks == 0 || (nostat && d->d_type != DT_DIR && d->d_type != DT_UNKNOWN)) {
+            p->fts_accpath = FW_ON(sp, FTS_NOCHDIR) ? p->fts_path : p->fts_name;
+            p->fts_info = FTS_NSOK;
+        } else {
+            if (FW_ON(sp, FTS_NOCHDIR)) {
+                p->fts_accpath = p->fts_path;
+                memmove(cp, p->fts_name, nl + 1);
+            } else {
+                p->fts_accpath = p->fts_name;
+            }
+            p->fts_info = fw_stat(sp, p, 0);
+            if (nlinks > 0 && (p->fts_info == FTS_D || p->fts_info == FTS_DC || p->fts_info == FTS_DOT))
+                nlinks--;
+        }
+        if (tail)
+            tail->fts_link = p;
+        else
+            head = p;
+        tail = p;
+        n++;
+    }
+    if (dir)
+        closedir(dir);
+    if (adjust)
+        fw_padjust(sp, head);
+    if (FW_ON(sp, FTS_NOCHDIR)) {
+        if (len == (size_t)sp->fts_pathlen || n == 0)
+            cp--;
+        *cp = '\0';
+    }
+    /* listed for fts_children, or nothing to visit: back to where we were */
+    if (descend && (type == FW_CHILDREN || n == 0) &&
+        (cur->fts_level == FTS_ROOTLEVEL ? fw_fchdir(sp, sp->fts_rfd) : fw_changedir(sp, cur->fts_parent, -1, ".."))) {
+        cur->fts_info = FTS_ERR;
+        sp->fts_options |= FTS_STOP;
+        fw_lfree(head);
+        return NULL;
+    }
+    if (n == 0) {
+        if (type == FW_READ)
+            cur->fts_info = FTS_DP;
+        return NULL;
+    }
+    return sp->fts_compar && n > 1 ? fw_sort(sp, head, n) : head;
+
+fail: {
+        int e = errno;
+        fw_lfree(head);
+        closedir(dir);
+        cur->fts_info = FTS_ERR;
+        sp->fts_options |= FTS_STOP;
+        errno = e;
+        return NULL;
+    }
+}
+
+SH_EXPORT FTS *fts_open(char *const *argv, int options, int (*compar)(const FTSENT **, const FTSENT **))
+{
+    if (options & ~FTS_OPTIONMASK) {
+        errno = EINVAL;
+        return NULL;
+    }
+    FTS *sp = calloc(1, sizeof *sp);
+    if (!sp)
+        return NULL;
+    sp->fts_compar = (int (*)(const void *, const void *))compar;
+    sp->fts_options = options;
+    if (options & FTS_LOGICAL)
+        sp->fts_options |= FTS_NOCHDIR; /* symlinks make ".." ambiguous */
+    size_t maxarg = 0;
+    for (char *const *a = argv; *a; a++)
+        if (strlen(*a) > maxarg)
+            maxarg = strlen(*a);
+    if (fw_palloc(sp, maxarg + 1 > 1024 ? maxarg + 1 : 1024) < 0) {
+        free(sp);
+        return NULL;
+    }
+    FTSENT *parent = NULL, *root = NULL, *tail = NULL;
+    if (*argv) {
+        if (!(parent = fw_alloc(sp, "", 0)))
+            goto fail;
+        parent->fts_level = FTS_ROOTPARENTLEVEL;
+    }
+    int n = 0;
+    for (; *argv; argv++, n++) {
+        size_t len = strlen(*argv);
+        if (len == 0) {
+            errno = ENOENT;
+            goto fail;
+        }
+        FTSENT *p = fw_alloc(sp, *argv, len);
+        if (!p)
+            goto fail;
+        p->fts_level = FTS_ROOTLEVEL;
+        p->fts_parent = parent;
+        p->fts_accpath = p->fts_name;
+        p->fts_info = fw_stat(sp, p, FW_ON(sp, FTS_COMFOLLOW));
+        if (p->fts_info == FTS_DOT)
+            p->fts_info = FTS_D; /* "." and ".." named by the caller are directories to walk */
+        if (compar) {
+            p->fts_link = root; /* sorted below */
+            root = p;
+        } else {
+            if (tail)
+                tail->fts_link = p;
+            else
+                root = p;
+            tail = p;
+        }
+    }
+    if (compar && n > 1)
+        root = fw_sort(sp, root, n);
+    /* the node "before" the roots: fts_read moves on from it */
+    if (!(sp->fts_cur = fw_alloc(sp, "", 0)))
+        goto fail;
+    sp->fts_cur->fts_link = root;
+    sp->fts_cur->fts_info = FTS_INIT;
+    if (!FW_ON(sp, FTS_NOCHDIR) && (sp->fts_rfd = open(".", O_RDONLY)) < 0)
+        sp->fts_options |= FTS_NOCHDIR;
+    return sp;
+
+fail: {
+        int e = errno;
+        fw_lfree(root);
+        free(parent);
+        free(sp->fts_path);
+        free(sp);
+        errno = e;
+        return NULL;
+    }
+}
+
+/* A root becomes current: its path is the buffer, its name the last component. */
+static void fw_load(FTS *sp, FTSENT *p)
+{
+    size_t len = p->fts_namelen;
+    p->fts_pathlen = (unsigned short)len;
+    memmove(sp->fts_path, p->fts_name, len + 1);
+    char *cp = strrchr(p->fts_name, '/');
+    if (cp && (cp != p->fts_name || cp[1])) {
+        len = strlen(++cp);
+        memmove(p->fts_name, cp, len + 1);
+        p->fts_namelen = (unsigned short)len;
+    }
+    p->fts_accpath = p->fts_path = sp->fts_path;
+    sp->fts_dev = p->fts_dev;
+}
+
+/* FTS_FOLLOW on a symlink: stat through it, and keep a way back if it is a directory we will enter. */
+static void fw_follow(FTS *sp, FTSENT *p)
+{
+    p->fts_info = fw_stat(sp, p, 1);
+    if (p->fts_info == FTS_D && !FW_ON(sp, FTS_NOCHDIR)) {
+        if ((p->fts_symfd = open(".", O_RDONLY)) < 0) {
+            p->fts_errno = errno;
+            p->fts_info = FTS_ERR;
+        } else {
+            p->fts_flags |= FTS_SYMFOLLOW;
+        }
+    }
+}
+
+SH_EXPORT FTSENT *fts_read(FTS *sp)
+{
+    if (!sp->fts_cur || FW_ON(sp, FTS_STOP))
+        return NULL;
+    FTSENT *p = sp->fts_cur;
+    int instr = p->fts_instr;
+    p->fts_instr = FTS_NOINSTR;
+    if (instr == FTS_AGAIN) {
+        p->fts_info = fw_stat(sp, p, 0);
+        return p;
+    }
+    if (instr == FTS_FOLLOW && (p->fts_info == FTS_SL || p->fts_info == FTS_SLNONE)) {
+        fw_follow(sp, p);
+        return p;
+    }
+    if (p->fts_info == FTS_D) {
+        /* skipped, or another file system under FTS_XDEV: straight to its post-order visit */
+        if (instr == FTS_SKIP || (FW_ON(sp, FTS_XDEV) && p->fts_dev != sp->fts_dev)) {
+            if (p->fts_flags & FTS_SYMFOLLOW)
+                close(p->fts_symfd);
+            if (sp->fts_child) {
+                fw_lfree(sp->fts_child);
+                sp->fts_child = NULL;
+            }
+            p->fts_info = FTS_DP;
+            return p;
+        }
+        /* fts_children listed names only: list again, with stats */
+        if (sp->fts_child && FW_ON(sp, FTS_NAMEONLY)) {
+            sp->fts_options &= ~FTS_NAMEONLY;
+            fw_lfree(sp->fts_child);
+            sp->fts_child = NULL;
+        }
+        if (sp->fts_child) {
+            /* listed by fts_children: only enter it; failing that, children keep the parent's path */
+            if (fw_changedir(sp, p, -1, p->fts_accpath)) {
+                p->fts_errno = errno;
+                p->fts_flags |= FTS_DONTCHDIR;
+                for (FTSENT *c = sp->fts_child; c; c = c->fts_link)
+                    c->fts_accpath = c->fts_parent->fts_accpath;
+            }
+        } else if (!(sp->fts_child = fw_build(sp, FW_READ))) {
+            return FW_ON(sp, FTS_STOP) ? NULL : p;
+        }
+        p = sp->fts_child;
+        sp->fts_child = NULL;
+        goto name;
+    }
+    /* the next sibling, skipping those the caller skipped */
+    for (;;) {
+        FTSENT *prev = p;
+        if (!(p = p->fts_link)) {
+            p = prev;
+            break;
+        }
+        sp->fts_cur = p;
+        free(prev);
+        if (p->fts_level == FTS_ROOTLEVEL) {
+            /* the next root: from the starting directory */
+            if (fw_fchdir(sp, sp->fts_rfd)) {
+                sp->fts_options |= FTS_STOP;
+                return NULL;
+            }
+            fw_load(sp, p);
+            return p;
+        }
+        if (p->fts_instr == FTS_SKIP)
+            continue;
+        if (p->fts_instr == FTS_FOLLOW) {
+            fw_follow(sp, p);
+            p->fts_instr = FTS_NOINSTR;
+        }
+        goto name;
+    }
+    /* no sibling left: the parent's post-order visit */
+    {
+        FTSENT *done = p;
+        p = done->fts_parent;
+        sp->fts_cur = p;
+        free(done);
+    }
+    if (p->fts_level == FTS_ROOTPARENTLEVEL) {
+        free(p);
+        errno = 0; /* the end, not an error */
+        return sp->fts_cur = NULL;
+    }
+    sp->fts_path[p->fts_pathlen] = '\0';
+    if (p->fts_level == FTS_ROOTLEVEL) {
+        if (fw_fchdir(sp, sp->fts_rfd)) {
+            sp->fts_options |= FTS_STOP;
+            return NULL;
+        }
+    } else if (p->fts_flags & FTS_SYMFOLLOW) {
+        if (fw_fchdir(sp, p->fts_symfd)) {
+            int e = errno;
+            close(p->fts_symfd);
+            errno = e;
+            sp->fts_options |= FTS_STOP;
+            return NULL;
+        }
+        close(p->fts_symfd);
+    } else if (!(p->fts_flags & FTS_DONTCHDIR) && fw_changedir(sp, p->fts_parent, -1, "..")) {
+        sp->fts_options |= FTS_STOP;
+        return NULL;
+    }
+    p->fts_info = p->fts_errno ? FTS_ERR : FTS_DP;
+    return p;
+
+name:
+    sp->fts_cur = p;
+    {
+        char *t = sp->fts_path + FW_APPEND(p->fts_parent);
+        *t++ = '/';
+        memmove(t, p->fts_name, (size_t)p->fts_namelen + 1);
+    }
+    return p;
+}
+
+SH_EXPORT int fts_set(FTS *sp, FTSENT *p, int instr)
+{
+    (void)sp;
+    if (instr != 0 && instr != FTS_AGAIN && instr != FTS_FOLLOW && instr != FTS_NOINSTR && instr != FTS_SKIP) {
+        errno = EINVAL;
+        return 1;
+    }
+    p->fts_instr = (unsigned short)instr;
+    return 0;
+}
+
+SH_EXPORT FTSENT *fts_children(FTS *sp, int instr)
+{
+    if (instr != 0 && instr != FTS_NAMEONLY) {
+        errno = EINVAL;
+        return NULL;
+    }
+    FTSENT *p = sp->fts_cur;
+    errno = 0; /* an empty directory is not an error */
+    if (FW_ON(sp, FTS_STOP))
+        return NULL;
+    if (p->fts_info == FTS_INIT)
+        return p->fts_link; /* the roots */
+    if (p->fts_info != FTS_D)
+        return NULL;
+    if (sp->fts_child)
+        fw_lfree(sp->fts_child);
+    int type = FW_CHILDREN;
+    if (instr == FTS_NAMEONLY) {
+        sp->fts_options |= FTS_NAMEONLY;
+        type = FW_NAMES;
+    }
+    /* A relative root before fts_read entered it: come back to where we are now. */
+    if (p->fts_level != FTS_ROOTLEVEL || p->fts_accpath[0] == '/' || FW_ON(sp, FTS_NOCHDIR))
+        return sp->fts_child = fw_build(sp, type);
+    int fd = open(".", O_RDONLY);
+    if (fd < 0)
+        return sp->fts_child = NULL;
+    sp->fts_child = fw_build(sp, type);
+    if (fchdir(fd) < 0)
+        return NULL;
+    close(fd);
+    return sp->fts_child;
+}
+
+SH_EXPORT int fts_close(FTS *sp)
+{
+    if (sp->fts_cur) {
+        /* the current node, its siblings after it, then up: the root list ends at the root parent */
+        FTSENT *p = sp->fts_cur;
+        while (p->fts_level >= FTS_ROOTLEVEL) {
+            FTSENT *f = p;
+            p = p->fts_link ? p->fts_link : p->fts_parent;
+            free(f);
+        }
+        free(p);
+    }
+    fw_lfree(sp->fts_child);
+    free(sp->fts_array);
+    free(sp->fts_path);
+    if (!FW_ON(sp, FTS_NOCHDIR)) {
+        int e = fchdir(sp->fts_rfd) < 0 ? errno : 0;
+        close(sp->fts_rfd);
+        if (e) {
+            free(sp);
+            errno = e;
+            return -1;
+        }
+    }
+    free(sp);
+    return 0;
+}
+
+/* FTS64/FTSENT64 have the same layout on LP64 (ino64_t == ino_t, stat64 == stat). */
+SH_EXPORT FTS64 *fts64_open(char *const *argv, int options, int (*compar)(const FTSENT64 **, const FTSENT64 **))
+{
+    return (FTS64 *)(void *)fts_open(argv, options, (int (*)(const FTSENT **, const FTSENT **))(void *)compar);
+}
+
+SH_EXPORT FTSENT64 *fts64_read(FTS64 *sp) { return (FTSENT64 *)(void *)fts_read((FTS *)(void *)sp); }
+
+SH_EXPORT FTSENT64 *fts64_children(FTS64 *sp, int instr)
+{
+    return (FTSENT64 *)(void *)fts_children((FTS *)(void *)sp, instr);
+}
+
+SH_EXPORT int fts64_set(FTS64 *sp, FTSENT64 *p, int instr)
+{
+    return fts_set((FTS *)(void *)sp, (FTSENT *)(void *)p, instr);
+}
+
+SH_EXPORT int fts64_close(FTS64 *sp) { return fts_close((FTS *)(void *)sp); }
