@@ -155,26 +155,32 @@ export function assertServedFromMemory(stats, what) {
 }
 
 /**
- * The pattern of the tmpfs-referenced suites: run a Python script with a fresh tmpfs directory as
- * its first argument (the reference), then under `ephemera run` with a managed root in its place.
- * Both must exit 0.  `args(side)` gives the arguments after the directory, `side` being 'tmpfs' or
- * 'shim'.  Returns both results and the shim side's scratch (the caller calls `sc.done()` once its
- * own checks passed, so a failure leaves the files for inspection).
+ * The pattern of the tmpfs-referenced suites: run a command with a fresh tmpfs directory as its
+ * working directory (the reference), then under `ephemera run` with a managed root in its place.
+ * `argv(dir, side)` gives the arguments, `side` being 'tmpfs' or 'shim'; `env(dir)` extra
+ * environment.  Both must exit 0.  Returns both results, both directories (`tmpfsDir` is gone by
+ * then) and the shim side's scratch (the caller calls `sc.done()` once its own checks passed, so a
+ * failure leaves the files for inspection).
  */
-export async function runOnTmpfsAndShim(name, script, { args = () => [] } = {}) {
+export async function runCmdOnTmpfsAndShim(name, cmd, argv, { env = () => ({}), budget } = {}) {
   const ref = tmpfsScratch(name);
   let tmpfs;
   try {
-    tmpfs = await run(PYTHON, ['-c', script, ref.dir, ...args('tmpfs')], { env: cleanEnv(), cwd: ref.dir });
+    tmpfs = await run(cmd, argv(ref.dir, 'tmpfs'), { env: { ...cleanEnv(), ...env(ref.dir) }, cwd: ref.dir });
   } finally {
     ref.done();
   }
   assert.equal(tmpfs.status, 0, `reference run on tmpfs: ${describe(tmpfs)}`);
   const sc = scratch(name);
   const root = sc.sub('root');
-  const shim = await ephemeraRun({ root, cmd: PYTHON, args: ['-c', script, root, ...args('shim')], statsDir: sc.dir });
+  const shim = await ephemeraRun({ root, budget, cmd, args: argv(root, 'shim'), env: env(root), statsDir: sc.dir });
   assert.equal(shim.status, 0, `under the shim: ${describe(shim)}\n(scratch kept in ${sc.dir})`);
-  return { tmpfs, shim, sc };
+  return { tmpfs, shim, sc, tmpfsDir: ref.dir, root };
+}
+
+/** runCmdOnTmpfsAndShim for `python3 -c SCRIPT DIR ARGS...`; `args(side)` gives ARGS. */
+export async function runOnTmpfsAndShim(name, script, { args = () => [] } = {}) {
+  return runCmdOnTmpfsAndShim(name, PYTHON, (dir, side) => ['-c', script, dir, ...args(side)]);
 }
 
 export function sha256(buf) {
