@@ -5,11 +5,13 @@
  * _fileno is set so fileno() works.  Standard streams inherited on a managed
  * fd are replaced the same way at start-up.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -441,14 +443,59 @@ SH_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream)
 static FILE *std_cookie[3];
 
 /*
- * fd (0, 1 or 2) now names a managed file: its standard stream must stop
- * writing through glibc's internal syscalls.  Called at start-up and when a
- * dup2 or open lands on a standard fd (sort -o, shells built on stdio).
+ * The C++ runtime binds std::cin/cout/cerr to glibc's static streams when it
+ * starts, so once a C++ program points fd 0-2 at a file itself (open, dup2),
+ * those keep writing through glibc's internal calls whatever the stdin/
+ * stdout/stderr variables say.  Such a file moves to disk, and every local fd
+ * of its description becomes one plain kernel description at the shared
+ * offset (with the access mode asked for): the kernel then keeps the offset,
+ * the size and the order of the bytes for printf and std::cout alike.
  */
-void stdio_std_managed(int fd)
+static int std_fd_to_disk(int fd)
+{
+    struct eph_desc *d = fp_desc(fd);
+    uint32_t desc1 = ft_fds[fd].desc1;
+    uint32_t fl = atomic_load(&d->flags);
+    to_disk(fd);
+    if (!(ft_fds[fd].flags & FT_DISK))
+        return -1;
+    char p[32];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    int nfd = sys.open(p, (int)(fl & (O_ACCMODE | O_APPEND)) | O_CLOEXEC);
+    if (nfd < 0)
+        return -1;
+    if (sys.lseek(nfd, (off_t)atomic_load(&d->offset), SEEK_SET) < 0) {
+        sys.close(nfd);
+        return -1;
+    }
+    uint32_t hwm = atomic_load(&ft_hwm);
+    for (uint32_t i = 0; i < hwm && i < ft_nfds; i++) {
+        if (ft_fds[i].desc1 != desc1)
+            continue;
+        int cloexec = sys.fcntl((int)i, F_GETFD);
+        ft_forget((int)i);
+        sys.dup3(nfd, (int)i, cloexec > 0 && (cloexec & FD_CLOEXEC) ? O_CLOEXEC : 0);
+    }
+    sys.close(nfd);
+    return 0;
+}
+
+/* The process this image started as: a forked child that redirects fd 0-2 is
+ * about to exec (spawns from C++ programs such as Node.js); its streams stay. */
+static pid_t std_image_pid;
+
+__attribute__((constructor)) static void std_note_image(void)
+{
+    std_image_pid = getpid();
+}
+
+static void std_managed(int fd, int at_start)
 {
     FILE **slot = fd == 0 ? &stdin : fd == 1 ? &stdout : &stderr;
     if (fd < 0 || fd > 2 || (*slot && *slot == std_cookie[fd]))
+        return;
+    if (!at_start && *slot == (FILE *)(void *)(fd == 0 ? _IO_2_1_stdin_ : fd == 1 ? _IO_2_1_stdout_ : _IO_2_1_stderr_) &&
+        dlsym(RTLD_DEFAULT, "_ZSt4cout") && getpid() == std_image_pid && std_fd_to_disk(fd) == 0)
         return;
     if (*slot && fd > 0)
         fflush(*slot);
@@ -461,9 +508,20 @@ void stdio_std_managed(int fd)
     *slot = f;
 }
 
+/*
+ * fd (0, 1 or 2) now names a managed file: its standard stream must stop
+ * writing through glibc's internal syscalls.  Called when a dup2 or open
+ * lands on a standard fd (sort -o, shells built on stdio).
+ */
+void stdio_std_managed(int fd)
+{
+    std_managed(fd, 0);
+}
+
+/* At start-up, before any C++ stream exists: the cookie streams serve them too. */
 void stdio_replace_std(void)
 {
     for (int fd = 0; fd < 3; fd++)
         if (ft_managed(fd))
-            stdio_std_managed(fd);
+            std_managed(fd, 1);
 }

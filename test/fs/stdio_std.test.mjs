@@ -1,4 +1,4 @@
-// freopen of a standard stream onto a file under a root.  glibc's static stdout/stdin/stderr
+// freopen of a standard stream onto a file under a root, and a C++ program's own dup2 onto fd 1/2.  glibc's static stdout/stdin/stderr
 // objects must stay the streams: a FILE pointer saved before the freopen, and C++'s std::cout/cin/
 // cerr (which hold glibc's objects), write and read through them alongside printf, and the bytes
 // and their order must be those tmpfs gives.  The programs are compiled here (C++ with g++, C
@@ -54,6 +54,46 @@ int main(int argc, char **argv)
 }
 `;
 
+// A C++ program pointing fd 1 and 2 at a file itself (open + dup2, as "> log 2>&1" in-process),
+// then a forked child redirecting its stdout before exec (the spawn pattern of C++ runtimes).
+const CPP_DUP = String.raw`
+#include <cstdio>
+#include <fcntl.h>
+#include <iostream>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+    std::string d = argv[1];
+    int fd = open((d + "/dup.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || dup2(fd, 1) != 1 || dup2(fd, 2) != 2) return 2;
+    close(fd);
+    std::cout << "cout 1\n";
+    printf("printf 2\n");
+    std::cerr << "cerr 3\n";
+    fprintf(stderr, "stderr 4\n");
+    std::cout << "cout 5" << std::endl;
+    fflush(stdout);
+    if (write(1, "write 6\n", 8) != 8 || write(2, "write 7\n", 8) != 8) return 3;
+    std::cout << "cout 8" << std::flush;
+    std::cout << "\n";
+    fflush(stdout);
+    pid_t c = fork();
+    if (c == 0) {
+        int o = open((d + "/child.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(o, 1);
+        close(o);
+        execl("/bin/echo", "echo", "from the child", (char *)nullptr);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(c, &st, 0);
+    std::cout << "child " << WEXITSTATUS(st) << '\n';
+    return 0;
+}
+`;
+
 const C = String.raw`
 #include <stdio.h>
 #include <string.h>
@@ -83,11 +123,11 @@ int main(int argc, char **argv)
 
 const DRIVER = `
 import os, subprocess, sys
-d, cpp, c = sys.argv[1], sys.argv[2], sys.argv[3]
+d, progs = sys.argv[1], sys.argv[2:]
 with open(os.path.join(d, "in.txt"), "w") as f:
     f.write("first rest of line one\\nsecond third\\n")
 open(os.path.join(d, "x.txt"), "w").close()
-for prog in (cpp, c):
+for prog in progs:
     r = subprocess.run([prog, d])
     print(os.path.basename(prog), "exit", r.returncode)
 for name in sorted(os.listdir(d)):
@@ -98,21 +138,25 @@ for name in sorted(os.listdir(d)):
     sys.stdout.write(data.decode())
 `;
 
-test('freopen of stdout/stdin/stderr: std::cout and saved FILE pointers match tmpfs byte for byte', async () => {
+test('freopen and dup2 onto stdout/stdin/stderr: std::cout and saved FILE pointers match tmpfs byte for byte', async () => {
   requireBuilt(PYTHON);
   const sc = scratch('stdio-std-bin');
   try {
     const cpp = join(sc.dir, 'std_cpp');
     const c = join(sc.dir, 'std_c');
+    const dup = join(sc.dir, 'std_dup');
     writeFileSync(`${cpp}.cpp`, CPP);
+    writeFileSync(`${dup}.cpp`, CPP_DUP);
     writeFileSync(`${c}.c`, C);
     let r = await run('g++', ['-O1', '-Wall', '-o', cpp, `${cpp}.cpp`]);
     assert.equal(r.status, 0, `g++: ${describe(r)}`);
+    r = await run('g++', ['-O1', '-Wall', '-o', dup, `${dup}.cpp`]);
+    assert.equal(r.status, 0, `g++: ${describe(r)}`);
     r = await run('gcc', ['-O1', '-Wall', '-o', c, `${c}.c`]);
     assert.equal(r.status, 0, `gcc: ${describe(r)}`);
-    const { tmpfs, shim, sc: s2 } = await runOnTmpfsAndShim('stdio-std', DRIVER, { args: () => [cpp, c] });
+    const { tmpfs, shim, sc: s2 } = await runOnTmpfsAndShim('stdio-std', DRIVER, { args: () => [cpp, c, dup] });
     const want = tmpfs.stdout.toString();
-    assert.match(want, /std_cpp exit 0\nstd_c exit 0\n/);
+    assert.match(want, /std_cpp exit 0\nstd_c exit 0\nstd_dup exit 0\n/);
     assert.match(want, /saved 3\ncout 4\n/);
     assert.equal(shim.stdout.toString(), want, `under the shim the files differ from tmpfs\n${describe(shim)}`);
     s2.done();
