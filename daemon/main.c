@@ -140,10 +140,15 @@ static void ephd_add_root(const char *r)
         ephd_die("--root: '%s': %s", r, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         ephd_die("--root: '%s' is not a directory", r);
-    char *p = strdup(r);
+    /*
+     * The canonical path: the shim re-checks a namespace miss through the
+     * kernel's resolution of the parent, which never goes through a symlink,
+     * so a root named through one would manage nothing.
+     */
+    char *p = realpath(r, NULL);
+    if (!p)
+        ephd_die("--root: '%s': %s", r, strerror(errno));
     size_t n = strlen(p);
-    while (n > 1 && p[n - 1] == '/')
-        p[--n] = 0;
     if (n == 1)
         ephd_die("--root: '/' cannot be managed; pick a scratch directory such as /tmp");
     if (n >= EPH_PATH_MAX / 2)

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +38,24 @@ static void add_root(const char *r, size_t n)
     memcpy(tmp, r, n);
     tmp[n] = '\0';
     int len = pn_normalize("/", tmp, roots[nroots].path, sizeof roots[nroots].path, NULL);
-    if (len > 0)
-        roots[nroots++].len = (size_t)len;
+    if (len <= 0)
+        return;
+    const char *given = roots[nroots++].path;
+    /*
+     * The daemon manages the root's canonical path, and a miss is re-checked
+     * through the kernel's resolution (path_canon), which yields that path: a
+     * root given through a symlink must be known under both spellings, or
+     * every file created through the link would land on disk.
+     */
+    char canon[PATH_MAX];
+    if (nroots < MAX_ROOTS && REAL(realpath)(given, canon) && strcmp(canon, given) != 0 &&
+        strlen(canon) < sizeof roots[nroots].path) {
+        for (int i = 0; i < nroots; i++)
+            if (strcmp(roots[i].path, canon) == 0)
+                return;
+        strcpy(roots[nroots].path, canon);
+        roots[nroots++].len = strlen(canon);
+    }
 }
 
 static int under_root(const char *abs)

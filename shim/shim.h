@@ -136,6 +136,9 @@ struct sys_table {
     int (*glob)(const char *, int, int (*)(const char *, int), void *); /* glob_t */
     int (*flock)(int, int);
     void *(*dlopen)(const char *, int);
+    char *(*realpath)(const char *, char *);
+    int (*mkostemps)(char *, int, int);
+    FILE *(*tmpfile)(void);
 };
 extern struct sys_table sys;
 void sys_resolve(void);

@@ -1,0 +1,296 @@
+/*
+ * shim/intercept_libc.c - realpath(3) and the temporary-file makers.
+ *
+ * These glibc functions reach the file system through glibc's internal calls,
+ * which an LD_PRELOAD library never sees:
+ *
+ *   - realpath (and canonicalize_file_name, __realpath_chk) asks readlink of
+ *     every component.  The kernel has never heard of an in-memory file, so
+ *     the last step failed with ENOENT, and with it Node's
+ *     fs.realpathSync.native and every C program that canonicalises a name.
+ *     glibc's answer stands whenever it succeeds or fails for another reason
+ *     (an in-memory file is never a directory or a symlink, so it can only be
+ *     the step glibc could not take); on ENOENT or ENOTDIR the same algorithm
+ *     runs again here on the interposed readlink and faccessat.
+ *
+ *   - mkstemp and its relatives, and tmpfile, create their file with glibc's
+ *     internal open: the file went to disk, though it lives in a managed root
+ *     and is exactly the scratch data the roots are for.  When the template
+ *     (or P_tmpdir) is managed, the same loop runs here on the interposed
+ *     open; otherwise glibc's own function runs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+/* ---- realpath ----------------------------------------------------------------- */
+
+#define RP_MAXLINKS 40 /* glibc's MAXSYMLINKS */
+
+/* Does what follows a component ("/", "/.", "/..", "//" ...) require it to be a directory? */
+static int rp_suffix_needs_dir(const char *end)
+{
+    while (*end == '/') {
+        do
+            end++;
+        while (*end == '/');
+        switch (*end++) {
+        default:
+            return 0;
+        case '\0':
+            return 1;
+        case '.':
+            break;
+        }
+        if (!*end || (*end == '.' && (!end[1] || end[1] == '/')))
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * glibc's algorithm (stdlib/canonicalize.c) on the interposed calls.  out has
+ * room for PATH_MAX bytes.  Returns 0, or -1 with errno set and out holding
+ * the prefix that failed (as glibc leaves it).
+ */
+static int rp_resolve(const char *name, char *out)
+{
+    char rname[2 * PATH_MAX], link[PATH_MAX], rest[2 * PATH_MAX];
+    char *const lim = rname + sizeof rname - 1;
+    char *dest;
+    const char *start, *end;
+    int links = 0, err = 0;
+
+    if (name[0] != '/') {
+        if (!getcwd(rname, PATH_MAX))
+            return -1;
+        dest = rname + strlen(rname);
+    } else {
+        rname[0] = '/';
+        dest = rname + 1;
+    }
+    for (start = name; *start; start = end) {
+        while (*start == '/')
+            start++;
+        for (end = start; *end && *end != '/'; end++)
+            ;
+        size_t len = (size_t)(end - start);
+        if (len == 0)
+            break;
+        if (len == 1 && start[0] == '.')
+            continue;
+        if (len == 2 && start[0] == '.' && start[1] == '.') {
+            if (dest > rname + 1)
+                for (--dest; dest > rname && dest[-1] != '/'; --dest)
+                    ;
+            continue;
+        }
+        if (dest[-1] != '/')
+            *dest++ = '/';
+        if ((size_t)(lim - dest) < len) {
+            err = ENAMETOOLONG;
+            goto fail;
+        }
+        memcpy(dest, start, len);
+        dest += len;
+        *dest = '\0';
+        ssize_t n = readlink(rname, link, sizeof link - 1);
+        if (n >= 0) {
+            if (++links > RP_MAXLINKS) {
+                err = ELOOP;
+                goto fail;
+            }
+            link[n] = '\0';
+            size_t tail = strlen(end);
+            if ((size_t)n + tail >= sizeof rest) {
+                err = ENAMETOOLONG;
+                goto fail;
+            }
+            /* The link's text, then what was left of the name: resolve that next. */
+            memmove(rest + n, end, tail + 1);
+            memcpy(rest, link, (size_t)n);
+            end = rest;
+            if (link[0] == '/')
+                dest = rname + 1;
+            else if (dest > rname + 1)
+                for (--dest; dest > rname && dest[-1] != '/'; --dest)
+                    ;
+        } else {
+            int e = errno;
+            if (rp_suffix_needs_dir(end)) {
+                /* "x/" or "x/..": x must be a directory, as glibc checks with access("x/"). */
+                dest[0] = '/';
+                dest[1] = '\0';
+                int ok = faccessat(AT_FDCWD, rname, F_OK, AT_EACCESS) == 0;
+                dest[0] = '\0';
+                if (!ok) {
+                    err = errno;
+                    goto fail;
+                }
+            } else if (e != EINVAL) {
+                err = e;
+                goto fail;
+            }
+        }
+    }
+    if (dest > rname + 1 && dest[-1] == '/')
+        --dest;
+    *dest = '\0';
+    if ((size_t)(dest - rname) >= PATH_MAX) {
+        err = ENAMETOOLONG;
+        goto fail;
+    }
+    memcpy(out, rname, (size_t)(dest - rname) + 1);
+    return 0;
+fail:
+    *dest = '\0';
+    if ((size_t)(dest - rname) < PATH_MAX)
+        memcpy(out, rname, (size_t)(dest - rname) + 1);
+    errno = err;
+    return -1;
+}
+
+SH_EXPORT char *realpath(const char *name, char *resolved)
+{
+    /* glibc's answer goes to a buffer of ours: a retry must not see what it left in resolved. */
+    char buf[PATH_MAX];
+    int saved = errno;
+    buf[0] = '\0';
+    int ok = REAL(realpath)(name, buf) != NULL;
+    if (!ok && (errno == ENOENT || errno == ENOTDIR) && name && *name && !sh_busy) {
+        errno = saved;
+        buf[0] = '\0';
+        ok = rp_resolve(name, buf) == 0;
+    }
+    if (!ok) {
+        /* As glibc: the prefix that failed is left only for a name missing or not searchable. */
+        int e = errno;
+        if (resolved && (e == ENOENT || e == EACCES) && buf[0])
+            memcpy(resolved, buf, strlen(buf) + 1);
+        errno = e;
+        return NULL;
+    }
+    if (resolved)
+        return memcpy(resolved, buf, strlen(buf) + 1);
+    char *r = strdup(buf);
+    if (!r)
+        errno = ENOMEM;
+    return r;
+}
+
+SH_EXPORT char *canonicalize_file_name(const char *name)
+{
+    return realpath(name, NULL);
+}
+
+/* The _FORTIFY_SOURCE entry: glibc aborts when the buffer is smaller than PATH_MAX. */
+SH_EXPORT char *__realpath_chk(const char *name, char *resolved, size_t resolvedlen)
+{
+    if (resolvedlen < PATH_MAX)
+        abort();
+    return realpath(name, resolved);
+}
+
+/* ---- mkstemp and tmpfile ----------------------------------------------------------- */
+
+#define TMP_ATTEMPTS (62 * 62 * 62) /* glibc's TMP_MAX-like bound */
+
+static uint64_t tmp_random(void)
+{
+    static _Atomic uint64_t counter;
+    uint64_t v;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
+        return v;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    v = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 16);
+    v += atomic_fetch_add(&counter, 0x9e3779b97f4a7c15ull);
+    v ^= v >> 31;
+    v *= 0xbf58476d1ce4e5b9ull;
+    return v ^ (v >> 29);
+}
+
+/*
+ * glibc's __gen_tempname for files: fill the six X's before the suffix and
+ * create the name with O_EXCL until it is new.  The template is left as the
+ * last name tried, as glibc leaves it.
+ */
+static int tmp_create(char *tmpl, int suffixlen, int flags)
+{
+    static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    size_t len = strlen(tmpl);
+    if (suffixlen < 0 || len < 6 + (size_t)suffixlen || memcmp(&tmpl[len - 6 - (size_t)suffixlen], "XXXXXX", 6) != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    char *x = &tmpl[len - 6 - (size_t)suffixlen];
+    int saved = errno;
+    for (unsigned attempt = 0; attempt < TMP_ATTEMPTS; attempt++) {
+        uint64_t v = tmp_random();
+        for (int i = 0; i < 6; i++, v /= 62)
+            x[i] = letters[v % 62];
+        int fd = open(tmpl, (flags & ~O_ACCMODE) | O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd >= 0) {
+            errno = saved;
+            return fd;
+        }
+        if (errno != EEXIST)
+            return -1;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+static int tmp_mkostemps(char *tmpl, int suffixlen, int flags)
+{
+    if (!tmpl || !path_maybe_managed(AT_FDCWD, tmpl) || sh_busy)
+        return REAL(mkostemps)(tmpl, suffixlen, flags);
+    return tmp_create(tmpl, suffixlen, flags);
+}
+
+SH_EXPORT int mkstemp(char *tmpl) { return tmp_mkostemps(tmpl, 0, 0); }
+SH_EXPORT int mkstemp64(char *tmpl) { return tmp_mkostemps(tmpl, 0, 0); }
+SH_EXPORT int mkostemp(char *tmpl, int flags) { return tmp_mkostemps(tmpl, 0, flags); }
+SH_EXPORT int mkostemp64(char *tmpl, int flags) { return tmp_mkostemps(tmpl, 0, flags); }
+SH_EXPORT int mkstemps(char *tmpl, int suffixlen) { return tmp_mkostemps(tmpl, suffixlen, 0); }
+SH_EXPORT int mkstemps64(char *tmpl, int suffixlen) { return tmp_mkostemps(tmpl, suffixlen, 0); }
+SH_EXPORT int mkostemps(char *tmpl, int suffixlen, int flags) { return tmp_mkostemps(tmpl, suffixlen, flags); }
+SH_EXPORT int mkostemps64(char *tmpl, int suffixlen, int flags) { return tmp_mkostemps(tmpl, suffixlen, flags); }
+
+/*
+ * tmpfile: glibc creates an O_TMPFILE in P_tmpdir, or failing that a name it
+ * unlinks at once, and wraps the fd in a "w+" stream.  Ours does the same
+ * through the interposed calls when P_tmpdir is managed, so the stream is
+ * one of our cookie streams over a memfd.
+ */
+SH_EXPORT FILE *tmpfile(void)
+{
+    if (!path_maybe_managed(AT_FDCWD, P_tmpdir) || sh_busy)
+        return REAL(tmpfile)();
+    int fd = open(P_tmpdir, O_RDWR | O_TMPFILE | O_EXCL, 0600);
+    if (fd < 0) {
+        char name[] = P_tmpdir "/tmpfXXXXXX";
+        fd = tmp_create(name, 0, 0);
+        if (fd < 0)
+            return NULL;
+        unlink(name);
+    }
+    FILE *f = fdopen(fd, "w+");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return f;
+}
+
+SH_EXPORT FILE *tmpfile64(void) { return tmpfile(); }

@@ -1,0 +1,253 @@
+// glibc functions that reach files through glibc's internal calls: realpath(3) (and
+// canonicalize_file_name, the fortified __realpath_chk, Node's fs.realpathSync.native), the
+// mkstemp family and tmpfile.  Before shim/intercept_libc.c, realpath of an in-memory file failed
+// with ENOENT (glibc asked the kernel's readlink), and mkstemp/tmpfile created their files on
+// disk.  A C program runs the same cases on a real tmpfs and under `ephemera run`; its output
+// (paths relative to the directory) must be identical, and the files it made must have been in
+// memory.  Also: a --root given through a symlink manages its files (it managed nothing before).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { assertServedFromMemory, describe, ephemeraRun, run, runCmdOnTmpfsAndShim, scratch } from './lib/harness.mjs';
+
+const C = String.raw`
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *D;
+static size_t DL;
+
+static const char *rel(const char *p)
+{
+    static char bufs[2][PATH_MAX + 8];
+    static int turn;
+    char *b = bufs[turn++ & 1];
+    if (strncmp(p, D, DL) == 0) {
+        snprintf(b, PATH_MAX + 8, "D%s", p + DL);
+        return b;
+    }
+    return p;
+}
+
+static void rp(const char *name)
+{
+    char buf[PATH_MAX];
+    memset(buf, 0, sizeof buf);
+    errno = 0;
+    char *r = realpath(name, buf);
+    if (r)
+        printf("realpath %s -> %s\n", rel(name), rel(r));
+    else
+        printf("realpath %s -> error %s, prefix %s\n", rel(name), strerrorname_np(errno), rel(buf));
+    char *m = canonicalize_file_name(name);
+    printf("  canonicalize %s\n", m ? rel(m) : strerrorname_np(errno));
+    free(m);
+}
+
+static void fill(int fd, const char *what)
+{
+    char b[256];
+    int n = snprintf(b, sizeof b, "%s: the quick brown fox\n", what);
+    for (int i = 0; i < 300; i++)
+        if (write(fd, b, (size_t)n) != n)
+            printf("write failed: %s\n", strerrorname_np(errno));
+    struct stat st;
+    fstat(fd, &st);
+    printf("  size %lld mode %o\n", (long long)st.st_size, (unsigned)(st.st_mode & 07777));
+    lseek(fd, 0, SEEK_SET);
+    char back[64] = "";
+    if (read(fd, back, 20) != 20)
+        printf("  read failed\n");
+    printf("  reads back [%.20s]\n", back);
+}
+
+static void templ(const char *kind, char *t, int fd, size_t suffix)
+{
+    size_t n = strlen(t);
+    if (fd < 0) {
+        printf("%s -> error %s\n", kind, strerrorname_np(errno));
+        return;
+    }
+    int ok = n > 6 + suffix && strncmp(t + n - 6 - suffix, "XXXXXX", 6) != 0;
+    printf("%s -> fd, name %s, X's replaced %d, exists %d, cloexec %d, append %d\n", kind,
+           n > 6 + suffix ? "kept its length" : "short", ok, access(t, F_OK) == 0,
+           (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0, (fcntl(fd, F_GETFL) & O_APPEND) != 0);
+    fill(fd, kind);
+    close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    D = argv[1];
+    DL = strlen(D);
+    char p[PATH_MAX], q[PATH_MAX];
+#define P(fmt, ...) (snprintf(p, sizeof p, fmt, __VA_ARGS__), p)
+
+    /* realpath */
+    int fd = open(P("%s/file", D), O_CREAT | O_WRONLY, 0644);
+    close(fd);
+    mkdir(P("%s/dir", D), 0755);
+    fd = open(P("%s/dir/inner", D), O_CREAT | O_WRONLY, 0644);
+    close(fd);
+    if (symlink("file", P("%s/link", D)) != 0)
+        return 9;
+    if (symlink("dir/../link", P("%s/chain", D)) != 0)
+        return 9;
+    snprintf(q, sizeof q, "%s/dir/inner", D);
+    if (symlink(q, P("%s/abslink", D)) != 0)
+        return 9;
+    if (symlink("loop", P("%s/loop", D)) != 0)
+        return 9;
+    if (symlink("nowhere", P("%s/dangling", D)) != 0)
+        return 9;
+    const char *names[] = {"file", "./file", "dir/../file", "dir/inner", "dir//inner/", "link", "chain",
+                           "abslink", "file/", "file/.", "file/..", "file/x", "nope", "nope/x", "dir/nope",
+                           "loop", "dangling", "dir/.././/dir/inner", ".", "dir", "dir/", ""};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        rp(names[i]); /* relative: the cwd is D */
+        if (*names[i])
+            rp(P("%s/%s", D, names[i]));
+    }
+    char *r = realpath(P("%s/file", D), NULL);
+    printf("realpath(NULL buffer) %s\n", r ? rel(r) : strerrorname_np(errno));
+    free(r);
+
+    /* the mkstemp family */
+    strcpy(q, D);
+    strcat(q, "/tmp.XXXXXX");
+    templ("mkstemp", q, mkstemp(q), 0);
+    strcpy(q, D);
+    strcat(q, "/tmpo.XXXXXX");
+    templ("mkostemp", q, mkostemp(q, O_APPEND | O_CLOEXEC), 0);
+    strcpy(q, D);
+    strcat(q, "/tmps.XXXXXX.txt");
+    templ("mkstemps", q, mkstemps(q, 4), 4);
+    strcpy(q, D);
+    strcat(q, "/tmpos.XXXXXXsfx");
+    templ("mkostemps", q, mkostemps(q, 3, O_CLOEXEC), 3);
+    strcpy(q, D);
+    strcat(q, "/bad.XXXXX");
+    templ("mkstemp (5 X's)", q, mkstemp(q), 0);
+    strcpy(q, D);
+    strcat(q, "/bad.XXXXXX.c");
+    templ("mkstemps (suffix too long)", q, mkstemps(q, 9), 9);
+    strcpy(q, D);
+    strcat(q, "/nodir/t.XXXXXX");
+    templ("mkstemp (no directory)", q, mkstemp(q), 0);
+    strcpy(q, D);
+    strcat(q, "/file/t.XXXXXX");
+    templ("mkstemp (under a file)", q, mkstemp(q), 0);
+    return 0;
+}
+`;
+
+// Lists what the program left: file names (random parts masked) and sizes.
+const LIST = String.raw`ls "$1" | sed 's/\.[A-Za-z0-9]\{6\}/.??????/' | sort; wc -c "$1"/tmp* | sed "s#$1#D#" | sed 's/\.[A-Za-z0-9]\{6\}/.??????/' | sort`;
+
+async function compile(sc, name, source) {
+  const bin = join(sc.dir, name);
+  writeFileSync(`${bin}.c`, source);
+  const r = await run('gcc', ['-O1', '-Wall', '-Werror', '-D_FORTIFY_SOURCE=2', '-o', bin, `${bin}.c`]);
+  assert.equal(r.status, 0, `gcc: ${describe(r)}`);
+  return bin;
+}
+
+test('realpath, canonicalize_file_name and the mkstemp family on in-memory files match tmpfs', async () => {
+  const sc = scratch('libc-names-bin');
+  try {
+    const bin = await compile(sc, 'names', C);
+    const res = await runCmdOnTmpfsAndShim('libc-names', 'sh', (dir) => ['-c', `"$0" "$1" && ${LIST}`, bin, dir]);
+    const want = res.tmpfs.stdout.toString();
+    assert.match(want, /realpath D\/chain -> D\/file\n/);
+    assert.match(want, /realpath file\/ -> error ENOTDIR/);
+    assert.match(want, /mkstemps -> fd, name kept its length, X's replaced 1, exists 1/);
+    assert.equal(res.shim.stdout.toString(), want, `under the shim the results differ from tmpfs\n${describe(res.shim)}`);
+    // The four temporary files and the two regular ones were made in memory.
+    assert.ok(res.shim.stats.files_in_memory_peak >= 6, `files_in_memory_peak ${res.shim.stats.files_in_memory_peak}: mkstemp's files went to disk`);
+    assertServedFromMemory(res.shim.stats, 'mkstemp files');
+    res.sc.done();
+  } finally {
+    sc.done();
+  }
+});
+
+test("Node's fs.realpathSync.native and fs.promises.realpath see in-memory files", async () => {
+  const sc = scratch('libc-names-node');
+  const root = sc.sub('root');
+  const script = `
+const fs = require('fs'), path = require('path');
+const d = process.argv[1];
+fs.writeFileSync(path.join(d, 'f'), 'x'.repeat(100000));
+fs.symlinkSync('f', path.join(d, 'l'));
+const out = [fs.realpathSync.native(path.join(d, 'f')), fs.realpathSync.native(path.join(d, 'l')), fs.readFileSync(path.join(d, 'l')).length];
+try { fs.realpathSync.native(path.join(d, 'f') + '/'); } catch (e) { out.push(e.code); }
+fs.promises.realpath(path.join(d, 'l')).then((p) => { out.push(p); console.log(JSON.stringify(out)); });`;
+  const r = await ephemeraRun({ root, cmd: process.execPath, args: ['-e', script, root], statsDir: sc.dir });
+  assert.equal(r.status, 0, describe(r));
+  assert.deepEqual(JSON.parse(r.stdout.toString()), [join(root, 'f'), join(root, 'f'), 100000, 'ENOTDIR', join(root, 'f')]);
+  assert.ok(r.stats.files_in_memory_peak >= 1, `files_in_memory_peak ${r.stats.files_in_memory_peak}`);
+  sc.done();
+});
+
+test('tmpfile() in a managed /tmp is an in-memory file', async () => {
+  const sc = scratch('libc-tmpfile');
+  try {
+    const bin = await compile(sc, 'tmpf', String.raw`
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+int main(void)
+{
+    FILE *f = tmpfile();
+    if (!f) { perror("tmpfile"); return 2; }
+    for (int i = 0; i < 5000; i++) fprintf(f, "line %d\n", i);
+    rewind(f);
+    char b[64];
+    int n = 0;
+    while (fgets(b, sizeof b, f)) n++;
+    struct stat st;
+    fstat(fileno(f), &st);
+    printf("%d lines, %lld bytes, links %ld, in memory %d\n", n, (long long)st.st_size, (long)st.st_nlink,
+           (int)((st.st_ino >> 44) & 1));
+    return fclose(f) != 0;
+}`);
+    const plain = await run(bin, []);
+    assert.equal(plain.stdout.toString(), '5000 lines, 48890 bytes, links 0, in memory 0\n', describe(plain));
+    const root = sc.sub('root');
+    const r = await ephemeraRun({ roots: [root, '/tmp'], discard: true, cmd: bin, statsDir: sc.dir });
+    assert.equal(r.status, 0, describe(r));
+    assert.equal(r.stdout.toString(), '5000 lines, 48890 bytes, links 0, in memory 1\n');
+    assert.ok(r.stats.fast_writes > 0 && r.stats.files_in_memory_peak >= 1, JSON.stringify(r.stats));
+  } finally {
+    sc.done();
+  }
+});
+
+test('a --root given through a symlink keeps its files in memory', async () => {
+  const sc = scratch('libc-root-link');
+  const real = sc.sub('real');
+  const link = join(sc.dir, 'link');
+  symlinkSync(real, link);
+  mkdirSync(join(real, 'sub'));
+  const r = await ephemeraRun({
+    root: link,
+    cmd: 'sh',
+    args: ['-c', 'for i in 1 2 3; do echo "$i" > "$0/f$i"; done; cat "$0"/f* "$1"/f2; echo x > "$0/sub/g"; cat "$1/sub/g"', link, real],
+    statsDir: sc.dir,
+  });
+  assert.equal(r.status, 0, describe(r));
+  assert.equal(r.stdout.toString(), '1\n2\n3\n2\nx\n');
+  assert.ok(r.stats.files_in_memory_peak >= 4, `files_in_memory_peak ${r.stats.files_in_memory_peak}: the files went to disk`);
+  assert.equal(readFileSync(join(real, 'sub', 'g'), 'utf8'), 'x\n', 'written back to the canonical directory at exit');
+  sc.done();
+});
