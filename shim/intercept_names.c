@@ -342,6 +342,124 @@ void names_to_disk(int dirfd, const char *path)
 }
 
 /*
+ * The libraries ld.so will load for a program (DT_NEEDED, searched as ld.so
+ * does: DT_RPATH unless there is a DT_RUNPATH, LD_LIBRARY_PATH, DT_RUNPATH,
+ * with $ORIGIN) are opened by ld.so past the shim too.  A library found in
+ * memory moves to disk, and so, transitively, do the ones it needs.  *left
+ * bounds the objects read, depth the chain.
+ */
+static void libs_to_disk(const char *obj, const char *ldpath, int depth, int *left);
+
+static int origin_expand(const char *el, size_t n, const char *origin, char *out, size_t outsz)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        size_t skip = 0;
+        if (strncmp(el + i, "$ORIGIN", 7) == 0 && i + 7 <= n)
+            skip = 7;
+        else if (strncmp(el + i, "${ORIGIN}", 9) == 0 && i + 9 <= n)
+            skip = 9;
+        const char *src = skip ? origin : el + i;
+        size_t len = skip ? strlen(origin) : 1;
+        if (o + len >= outsz)
+            return -1;
+        memcpy(out + o, src, len);
+        o += len;
+        i += skip ? skip : 1;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* 1 if cand exists (ld.so's search stops there); a managed one moves to disk with what it needs. */
+static int lib_try(const char *cand, const char *ldpath, int depth, int *left)
+{
+    int managed = path_maybe_managed(AT_FDCWD, cand);
+    uint32_t inode, gen;
+    int trailing;
+    if (managed && lookup(AT_FDCWD, cand, &inode, &gen, &trailing) && !trailing)
+        evict_inode(inode, gen);
+    else if (REAL(access)(cand, F_OK) != 0)
+        return 0;
+    if (managed)
+        libs_to_disk(cand, ldpath, depth + 1, left);
+    return 1;
+}
+
+static void libs_to_disk(const char *obj, const char *ldpath, int depth, int *left)
+{
+    if (depth > 6 || --*left < 0)
+        return;
+    int fd = sys.open(obj, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char needed[2048], rpath[1024], runpath[1024], origin[EPH_PATH_MAX];
+    int n = elf_dynamic(fd, sys.pread, needed, sizeof needed, rpath, sizeof rpath, runpath, sizeof runpath);
+    sys.close(fd);
+    if (n <= 0)
+        return;
+    const char *slash = strrchr(obj, '/');
+    size_t ol = slash ? (size_t)(slash - obj) : 0;
+    if (!slash)
+        strcpy(origin, ".");
+    else {
+        if (ol == 0)
+            ol = 1; /* "/prog": origin is "/" */
+        if (ol >= sizeof origin)
+            return;
+        memcpy(origin, obj, ol);
+        origin[ol] = '\0';
+    }
+    const char *search[3] = {runpath[0] ? "" : rpath, ldpath ? ldpath : "", runpath};
+    for (const char *name = needed; *name; name += strlen(name) + 1) {
+        if (strchr(name, '/')) {
+            lib_try(name, ldpath, depth, left);
+            continue;
+        }
+        int found = 0;
+        for (int k = 0; k < 3 && !found; k++) {
+            for (const char *s = search[k]; *s && !found;) {
+                size_t l = strcspn(s, ":");
+                char dir[EPH_PATH_MAX], cand[EPH_PATH_MAX];
+                if (origin_expand(s, l, origin, dir, sizeof dir) == 0 &&
+                    snprintf(cand, sizeof cand, "%s/%s", dir[0] ? dir : ".", name) < (int)sizeof cand)
+                    found = lib_try(cand, ldpath, depth, left);
+                s += l;
+                if (*s == ':')
+                    s++;
+            }
+        }
+    }
+}
+
+void names_exec_to_disk(const char *prog, char *const envp[])
+{
+    const char *ldpath = NULL;
+    for (size_t i = 0; envp && envp[i]; i++)
+        if (strncmp(envp[i], "LD_LIBRARY_PATH=", 16) == 0)
+            ldpath = envp[i] + 16;
+    /* Only a program in a root, or a library path through one, can need a file in memory. */
+    int relevant = prog && path_maybe_managed(AT_FDCWD, prog);
+    for (const char *s = ldpath; s && *s && !relevant;) {
+        size_t l = strcspn(s, ":");
+        char dir[EPH_PATH_MAX];
+        if (l && l < sizeof dir) {
+            memcpy(dir, s, l);
+            dir[l] = '\0';
+            relevant = path_maybe_managed(AT_FDCWD, dir);
+        }
+        s += l;
+        if (*s == ':')
+            s++;
+    }
+    if (!relevant || sh_busy || sh_attach() < 0)
+        return;
+    names_to_disk(AT_FDCWD, prog);
+    int left = 64;
+    libs_to_disk(prog, ldpath, 0, &left);
+}
+
+/*
  * The source of a link names an fd (linkat(fd, "", ..., AT_EMPTY_PATH) or
  * "/proc/self/fd/N"), as done to give an O_TMPFILE file its name: if that fd
  * is an in-memory file, move it to disk first so the kernel can link it.

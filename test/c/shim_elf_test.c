@@ -1,6 +1,7 @@
 /*
  * Unit tests for elf_classify (shim/pathnorm.c): the check that decides
- * whether an exec target can load the shim or needs the files materialised.
+ * whether an exec target can load the shim or needs the files materialised;
+ * and elf_dynamic, which lists the libraries ld.so will load.
  */
 // test-sources: shim/pathnorm.c
 #include <elf.h>
@@ -91,6 +92,34 @@ int main(void)
           "/bin/sh is dynamic");
     if (access("build/test/static_reader", R_OK) == 0)
         CHECK(classify_file("build/test/static_reader") == ELF_STATIC, "static_reader is static");
+
+    /* elf_dynamic: what ld.so will load (the exec path moves in-memory libraries to disk) */
+    char needed[2048], rpath[256], runpath[256];
+    int fd = open("/bin/sh", O_RDONLY);
+    int nn = fd >= 0 ? elf_dynamic(fd, pread, needed, sizeof needed, rpath, sizeof rpath, runpath, sizeof runpath) : -2;
+    int libc = 0;
+    for (const char *p = needed; nn > 0 && *p; p += strlen(p) + 1)
+        libc |= strcmp(p, "libc.so.6") == 0;
+    CHECK(nn >= 1 && libc && rpath[0] == '\0' && runpath[0] == '\0', "/bin/sh needs libc.so.6, no search path");
+    if (fd >= 0)
+        close(fd);
+    CHECK(elf_dynamic(fd, pread, needed, 4, rpath, sizeof rpath, runpath, sizeof runpath) == -1, "a closed fd");
+    fd = open("/bin/sh", O_RDONLY);
+    CHECK(fd >= 0 && elf_dynamic(fd, pread, needed, 4, rpath, sizeof rpath, runpath, sizeof runpath) == 0 &&
+              needed[0] == '\0',
+          "names longer than the buffer are left out");
+    close(fd);
+    if (access("build/test/static_reader", R_OK) == 0) {
+        fd = open("build/test/static_reader", O_RDONLY);
+        CHECK(elf_dynamic(fd, pread, needed, sizeof needed, rpath, sizeof rpath, runpath, sizeof runpath) == 0,
+              "a static program needs nothing");
+        close(fd);
+    }
+    fd = open("test/c/shim_elf_test.c", O_RDONLY);
+    CHECK(fd < 0 || elf_dynamic(fd, pread, needed, sizeof needed, rpath, sizeof rpath, runpath, sizeof runpath) == -1,
+          "a text file is not ELF");
+    if (fd >= 0)
+        close(fd);
 
     if (failures) {
         fprintf(stderr, "shim_elf_test: %d failure(s)\n", failures);
