@@ -30,6 +30,9 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "shim.h"
 
@@ -551,6 +554,57 @@ static inline int desc_shared(struct eph_desc *d)
     return !__libc_single_threaded || atomic_load_explicit(&d->refs, memory_order_relaxed) != 1;
 }
 
+/* ---- copying ------------------------------------------------------------ */
+
+/*
+ * glibc's memcpy moves 2 KiB and more with rep movsb, and on this machine
+ * (AMD Zen 3, FSRM) rep movsb runs 4-5x slower when the destination lies 1-31
+ * bytes past the source modulo 4 KiB: 8 KiB in ~5.5 us instead of ~1.1 (the
+ * kernel's copy_to_user has the same cliff, so tmpfs pays it too).  That is
+ * exactly where a malloc'd buffer of 128 KiB or more lands when a program
+ * reads a page-aligned range into it: glibc hands out such buffers 16 bytes
+ * into a page.  A loop of 32-byte loads and stores has no cliff, and in the
+ * other cases measured within a few percent of memcpy either way, so it is
+ * used for those distances only.  Correct for any size and alignment: whole
+ * 128-byte blocks by the loop, the rest by memcpy.
+ */
+#if defined(__x86_64__)
+static int fp_have_avx2;
+
+__attribute__((constructor)) static void fp_copy_init(void)
+{
+    __builtin_cpu_init();
+    fp_have_avx2 = __builtin_cpu_supports("avx2");
+}
+
+static __attribute__((noinline, target("avx2"))) void copy_avx2(char *dst, const char *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 128 <= n; i += 128) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(src + i));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(src + i + 32));
+        __m256i c = _mm256_loadu_si256((const __m256i *)(src + i + 64));
+        __m256i d = _mm256_loadu_si256((const __m256i *)(src + i + 96));
+        _mm256_storeu_si256((__m256i *)(dst + i), a);
+        _mm256_storeu_si256((__m256i *)(dst + i + 32), b);
+        _mm256_storeu_si256((__m256i *)(dst + i + 64), c);
+        _mm256_storeu_si256((__m256i *)(dst + i + 96), d);
+    }
+    memcpy(dst + i, src + i, n - i);
+}
+#endif
+
+static inline __attribute__((always_inline)) void fp_copy(void *dst, const void *src, size_t n)
+{
+#if defined(__x86_64__)
+    if (unlikely(n >= 2048 && ((((uintptr_t)dst - (uintptr_t)src) & 4095) - 1) < 31 && fp_have_avx2)) {
+        copy_avx2(dst, src, n);
+        return;
+    }
+#endif
+    memcpy(dst, src, n);
+}
+
 /* ---- reads -------------------------------------------------------------- */
 
 static inline size_t iov_total(const struct iovec *iov, int cnt, int *err)
@@ -575,7 +629,7 @@ static void copy_out(const struct iovec *iov, int cnt, const char *src, size_t n
 {
     for (int i = 0; i < cnt && n; i++) {
         size_t k = iov[i].iov_len < n ? iov[i].iov_len : n;
-        memcpy(iov[i].iov_base, src, k);
+        fp_copy(iov[i].iov_base, src, k);
         src += k;
         n -= k;
     }
@@ -584,7 +638,7 @@ static void copy_out(const struct iovec *iov, int cnt, const char *src, size_t n
 static void copy_in(char *dst, const struct iovec *iov, int cnt)
 {
     for (int i = 0; i < cnt; i++) {
-        memcpy(dst, iov[i].iov_base, iov[i].iov_len);
+        fp_copy(dst, iov[i].iov_base, iov[i].iov_len);
         dst += iov[i].iov_len;
     }
 }
@@ -709,7 +763,7 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
         if (unlikely(atomic_load_explicit(&ino->holes, memory_order_relaxed)) && range_has_hole(fd, ino, off, off + got))
             got = read_holes(fd, iov, cnt, base, off, got);
         else if (cnt == 1)
-            memcpy(iov[0].iov_base, base + off, got);
+            fp_copy(iov[0].iov_base, base + off, got);
         else
             copy_out(iov, cnt, base + off, got);
         if (pos < 0)
@@ -854,7 +908,7 @@ retry:
             return -1;
         }
         if (cnt == 1)
-            memcpy(base + off, iov[0].iov_base, n);
+            fp_copy(base + off, iov[0].iov_base, n);
         else
             copy_in(base + off, iov, cnt);
     }
