@@ -240,7 +240,8 @@ int ft_ledger_fork_copy(void)
 void ft_ledger_child(int copy_fd)
 {
     if (!ft_ledger_on && copy_fd == FT_LEDGER_NONE) {
-        ft_ledger_tried = 0; /* the parent's table was private: fork gave us our own copy already */
+        if (ft_ledger_tried)
+            ft_ledger_tried = 0; /* the parent's table was private: fork gave us our own copy already */
         return;
     }
     void *t = MAP_FAILED;
@@ -249,8 +250,12 @@ void ft_ledger_child(int copy_fd)
                      copy_fd, 0);
         sys.close(copy_fd);
     }
-    ft_ledger_on = t != MAP_FAILED;
-    ft_ledger_tried = copy_fd == -1; /* no copy although references came with us: they go unlisted */
+    /* Stores only where the value changes: a child that execs or exits at
+     * once then copies none of our pages (fork+_exit loops). */
+    if (ft_ledger_on != (t != MAP_FAILED))
+        ft_ledger_on = t != MAP_FAILED;
+    if (ft_ledger_tried != (copy_fd == -1))
+        ft_ledger_tried = copy_fd == -1; /* no copy although references came with us: they go unlisted */
     if (ft_ledger_on || !ft_fds)
         return;
     /* The only thread of the child: a private table in place, same entries.
@@ -291,10 +296,13 @@ void ft_ledger_parent(int copy_fd, pid_t child)
     sys.close(copy_fd);
 }
 
+/* Only if another thread held it at fork: an unwritten page stays shared with the parent. */
 void ft_after_fork_child(void)
 {
-    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
-    memcpy(&ft_mu, &fresh, sizeof fresh);
+    if (ft_mu.__data.__lock) {
+        pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+        memcpy(&ft_mu, &fresh, sizeof fresh);
+    }
 }
 
 /* Called with ft_mu held. */

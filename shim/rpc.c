@@ -15,6 +15,7 @@
 #include "shim.h"
 
 static int rpc_fd = -1;
+static pid_t rpc_pid;                   /* the process that opened rpc_fd */
 static pthread_mutex_t rpc_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void rpc_req_init(struct eph_req *req, uint32_t op)
@@ -27,18 +28,35 @@ void rpc_req_init(struct eph_req *req, uint32_t op)
     req->version = EPH_PROTO_VERSION;
     req->op = op;
     req->pid = (int32_t)getpid();
-    req->uid = (uint32_t)geteuid();
-    req->gid = (uint32_t)getegid();
+    /* The identity only where the daemon acts with the caller's rights (two
+     * syscalls saved on the others: a fork registers its child's ledger). */
+    if (op == EPH_OP_CREATE || op == EPH_OP_UNLINK || op == EPH_OP_RENAME || op == EPH_OP_RMDIR) {
+        req->uid = (uint32_t)geteuid();
+        req->gid = (uint32_t)getegid();
+    }
 }
 
+/*
+ * The child must not speak on the parent's connection (responses would
+ * interleave): its first request opens its own (rpc_own).  Nothing is written
+ * here unless another thread held the lock at fork, so a child that only
+ * execs or exits copies none of our pages.
+ */
 void rpc_after_fork(void)
 {
-    /* The child must not speak on the parent's connection: responses would interleave. */
-    if (rpc_fd >= 0)
+    if (rpc_mu.__data.__lock) {
+        pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+        memcpy(&rpc_mu, &fresh, sizeof fresh);
+    }
+}
+
+/* Under rpc_mu: drop a connection inherited through fork. */
+static void rpc_own(const struct eph_req *req)
+{
+    if (rpc_fd >= 0 && rpc_pid != req->pid) {
         sys.close(rpc_fd);
-    rpc_fd = -1;
-    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
-    memcpy(&rpc_mu, &fresh, sizeof fresh);
+        rpc_fd = -1;
+    }
 }
 
 static int rpc_connect(void)
@@ -109,10 +127,13 @@ void rpc_send_fd(struct eph_req *req, int send_fd)
 {
     sh_busy++;
     pthread_mutex_lock(&rpc_mu);
+    rpc_own(req);
     if (rpc_fd < 0) {
         int rc = rpc_connect();
-        if (rc >= 0)
+        if (rc >= 0) {
             rpc_fd = rc;
+            rpc_pid = req->pid;
+        }
     }
     if (rpc_fd >= 0 && rpc_send(req, send_fd)) {
         sys.close(rpc_fd);
@@ -128,12 +149,14 @@ int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int sen
     *fd_out = -1;
     sh_busy++;
     pthread_mutex_lock(&rpc_mu);
+    rpc_own(req);
     for (int attempt = 0; attempt < 2; attempt++) {
         if (rpc_fd < 0) {
             rc = rpc_connect();
             if (rc < 0)
                 break;
             rpc_fd = rc;
+            rpc_pid = req->pid;
         }
         rc = rpc_exchange(req, resp, fd_out, send_fd);
         if (rc == 0)
