@@ -93,6 +93,7 @@ static void build_tree(const char *t, const char *other_fs)
     put(P("%s/z/y", t), "yy");
     put(P("%s/z/x", t), "xxx");
     mkdir(P("%s/empty", t), 0755);
+    CHECK(mkfifo(P("%s/z/fifo", t), 0644) == 0, "mkfifo: %s", strerror(errno)); /* FTS_DEFAULT */
 #undef P
 }
 
