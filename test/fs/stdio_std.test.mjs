@@ -1,4 +1,5 @@
-// freopen of a standard stream onto a file under a root, and a C++ program's own dup2 onto fd 1/2.  glibc's static stdout/stdin/stderr
+// freopen of a standard stream onto a file under a root, a C++ program's own dup2 onto fd 1/2, and
+// one started with fd 1/2 on such a file.  glibc's static stdout/stdin/stderr
 // objects must stay the streams: a FILE pointer saved before the freopen, and C++'s std::cout/cin/
 // cerr (which hold glibc's objects), write and read through them alongside printf, and the bytes
 // and their order must be those tmpfs gives.  The programs are compiled here (C++ with g++, C
@@ -94,6 +95,27 @@ int main(int argc, char **argv)
 }
 `;
 
+// A C++ program started with fd 1 and 2 already on a file under the root (the shell's "> f 2>&1").
+const CPP_START = String.raw`
+#include <cstdio>
+#include <iostream>
+int main()
+{
+    std::cout << "cout 1\n";
+    printf("printf 2\n");
+    std::cout << "cout 3" << std::endl;
+    std::cerr << "cerr 4\n";
+    fprintf(stderr, "stderr 5\n");
+    for (int i = 0; i < 500; i++) {
+        if (i % 2)
+            std::cout << "line " << i << " cout\n";
+        else
+            printf("line %d printf\n", i);
+    }
+    return 0;
+}
+`;
+
 const C = String.raw`
 #include <stdio.h>
 #include <string.h>
@@ -127,9 +149,12 @@ d, progs = sys.argv[1], sys.argv[2:]
 with open(os.path.join(d, "in.txt"), "w") as f:
     f.write("first rest of line one\\nsecond third\\n")
 open(os.path.join(d, "x.txt"), "w").close()
-for prog in progs:
+for prog in progs[:-1]:
     r = subprocess.run([prog, d])
     print(os.path.basename(prog), "exit", r.returncode)
+with open(os.path.join(d, "start.txt"), "w") as f:
+    r = subprocess.run([progs[-1]], stdout=f, stderr=subprocess.STDOUT)
+print(os.path.basename(progs[-1]), "exit", r.returncode)
 for name in sorted(os.listdir(d)):
     p = os.path.join(d, name)
     with open(p, "rb") as f:
@@ -145,18 +170,22 @@ test('freopen and dup2 onto stdout/stdin/stderr: std::cout and saved FILE pointe
     const cpp = join(sc.dir, 'std_cpp');
     const c = join(sc.dir, 'std_c');
     const dup = join(sc.dir, 'std_dup');
+    const start = join(sc.dir, 'std_start');
     writeFileSync(`${cpp}.cpp`, CPP);
     writeFileSync(`${dup}.cpp`, CPP_DUP);
+    writeFileSync(`${start}.cpp`, CPP_START);
     writeFileSync(`${c}.c`, C);
     let r = await run('g++', ['-O1', '-Wall', '-o', cpp, `${cpp}.cpp`]);
     assert.equal(r.status, 0, `g++: ${describe(r)}`);
     r = await run('g++', ['-O1', '-Wall', '-o', dup, `${dup}.cpp`]);
     assert.equal(r.status, 0, `g++: ${describe(r)}`);
+    r = await run('g++', ['-O1', '-Wall', '-o', start, `${start}.cpp`]);
+    assert.equal(r.status, 0, `g++: ${describe(r)}`);
     r = await run('gcc', ['-O1', '-Wall', '-o', c, `${c}.c`]);
     assert.equal(r.status, 0, `gcc: ${describe(r)}`);
-    const { tmpfs, shim, sc: s2 } = await runOnTmpfsAndShim('stdio-std', DRIVER, { args: () => [cpp, c, dup] });
+    const { tmpfs, shim, sc: s2 } = await runOnTmpfsAndShim('stdio-std', DRIVER, { args: () => [cpp, c, dup, start] });
     const want = tmpfs.stdout.toString();
-    assert.match(want, /std_cpp exit 0\nstd_c exit 0\nstd_dup exit 0\n/);
+    assert.match(want, /std_cpp exit 0\nstd_c exit 0\nstd_dup exit 0\nstd_start exit 0\n/);
     assert.match(want, /saved 3\ncout 4\n/);
     assert.equal(shim.stdout.toString(), want, `under the shim the files differ from tmpfs\n${describe(shim)}`);
     s2.done();
