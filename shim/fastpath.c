@@ -288,6 +288,36 @@ void fp_idmap_forget(uint32_t inode)
     pthread_mutex_unlock(&idmap_mu);
 }
 
+/*
+ * link() moved an in-memory file to disk to give it a second name: this
+ * process saw the in-memory identity a moment ago (git's local clone lstat()s
+ * the source, links, and checks the new name has the same st_ino), so both
+ * names keep it here.  No fd pins these entries (inode UINT32_MAX never
+ * matches fp_idmap_forget); when the table is full the oldest of them goes.
+ */
+void fp_idmap_remember(uint64_t ddev, uint64_t dino, uint64_t mdev, uint64_t mino)
+{
+    static int next;
+    pthread_mutex_lock(&idmap_mu);
+    int slot = -1;
+    for (int i = 0; i < IDMAP_MAX && slot < 0; i++)
+        if (!idmap[i].used || (idmap[i].ddev == ddev && idmap[i].dino == dino))
+            slot = i;
+    for (int k = 0; k < IDMAP_MAX && slot < 0; k++) {
+        int i = (next + k) % IDMAP_MAX;
+        if (idmap[i].inode == UINT32_MAX) {
+            slot = i;
+            next = i + 1;
+        }
+    }
+    if (slot >= 0) {
+        if (!idmap[slot].used)
+            atomic_fetch_add(&idmap_n, 1);
+        idmap[slot] = (struct idmap){ddev, dino, mdev, mino, UINT32_MAX, 1};
+    }
+    pthread_mutex_unlock(&idmap_mu);
+}
+
 void fp_idmap_translate(struct stat *st)
 {
     if (!atomic_load_explicit(&idmap_n, memory_order_relaxed))

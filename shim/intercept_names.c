@@ -491,12 +491,23 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
     if ((src_mem || REAL(fstatat)(od, o, &st, (flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW) == 0) &&
         exists_in_memory(nd, n))
         return fail(EEXIST);
+    uint64_t mdev = 0, mino = 0;
     if (src_mem) {
+        /* the identity it had in memory, read before the slot can be reused */
+        mdev = sh.inodes[inode].dev;
+        mino = sh.inodes[inode].ino;
+        if (atomic_load(&sh.inodes[inode].gen) != gen)
+            mino = 0;
         int e = evict_inode(inode, gen);
         if (e < 0)
             return fail(-e);
     }
     int r = REAL(linkat)(od, o, nd, n, flags);
+    if (r == 0 && mino) {
+        struct stat ds;
+        if (REAL(fstatat)(nd, n, &ds, AT_SYMLINK_NOFOLLOW) == 0)
+            fp_idmap_remember((uint64_t)ds.st_dev, (uint64_t)ds.st_ino, mdev, mino);
+    }
     if (r < 0 && errno == ENOENT) {
         /* the kernel looks the source up first */
         uint32_t i2, g2;

@@ -325,6 +325,7 @@ int fp_settle(int fd);
 void fp_idmap_translate(struct stat *st);
 void fp_idmap_translate_x(struct statx *stx);
 void fp_idmap_forget(uint32_t inode);
+void fp_idmap_remember(uint64_t ddev, uint64_t dino, uint64_t mdev, uint64_t mino);
 void fp_settle_moved(void);
 
 /* stat helpers */
