@@ -95,6 +95,8 @@ static int file_is_setid(int fd)
 /* 1 if the program at path (or fd) will load LD_PRELOAD libraries. */
 static int target_loads_shim(const char *path, int fd_in, int depth)
 {
+    if (fd_in < 0)
+        names_to_disk(AT_FDCWD, path); /* the kernel reads a script's interpreter by path */
     int fd = fd_in >= 0 ? fd_in : sys.open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 1; /* the exec will fail anyway */
@@ -137,7 +139,7 @@ static int find_in_path(const char *file, char *out, size_t n)
             size_t k = l ? l : 1;
             out[k] = '/';
             strcpy(out + k + 1, file);
-            if (REAL(access)(out, X_OK) == 0)
+            if (access(out, X_OK) == 0) /* ours: a program in memory counts */
                 return 0;
         }
         p += l;
@@ -289,8 +291,11 @@ static int exec_prepared(int kind, const char *file, int fd, char *const argv[],
     if (can_load) {
         if (kind == 2)
             can_load = target_loads_shim(NULL, fd, 0);
-        else if (find_in_path(file, target, sizeof target) == 0)
+        else if (find_in_path(file, target, sizeof target) == 0) {
+            /* the kernel and ld.so read the program and its libraries by path */
+            names_exec_to_disk(target, envp);
             can_load = target_loads_shim(target, -1, 0);
+        }
     }
     if (!can_load)
         materialise_all();
