@@ -158,7 +158,8 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
         int e = pn_has_dotdot(op) ? path_dotdot_error(od, op) : 0;
         if (e == 0 && pn_has_dotdot(op))
             e = path_physical_error(od, op); /* what follows a ".." walks from the physical parent */
-        if (e == 0 && path_absolute(od, op, a, &t1) > 0)
+        /* (with a "..", the physical walk above is the kernel's: the lexical path may not exist) */
+        if (e == 0 && !pn_has_dotdot(op) && path_absolute(od, op, a, &t1) > 0)
             e = ns_walk_error(a);
         if (e == 0 && pn_has_dotdot(np))
             e = path_dotdot_error(nd, np);
