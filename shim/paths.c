@@ -40,6 +40,7 @@ static void add_root(const char *r, size_t n)
     int len = pn_normalize("/", tmp, roots[nroots].path, sizeof roots[nroots].path, NULL);
     if (len <= 0)
         return;
+    roots[nroots].len = (size_t)len;
     const char *given = roots[nroots++].path;
     /*
      * The daemon manages the root's canonical path, and a miss is re-checked
