@@ -310,6 +310,21 @@ static int evict_open_anon(uint32_t idx)
     return fd;
 }
 
+/*
+ * Does anyone hold a record lock (fcntl F_SETLK or OFD) on the memfd?  Such a
+ * lock lives on the memfd's kernel inode: it would not follow the file to
+ * disk, and another process would then get the same lock on the disk file.
+ * Asked after the drain: the shim rechecks the state after taking a lock
+ * (with inflight raised), so a lock taken later sees MOVING and is taken
+ * again on the disk file.  flock() locks do not conflict with this probe:
+ * the shim pins a flock()ed file instead.
+ */
+static int evict_locked(int memfd)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0, .l_pid = 0};
+    return fcntl(memfd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+}
+
 int evict_inode(uint32_t idx, int flags)
 {
     struct eph_inode *in = &D.inodes[idx];
@@ -340,6 +355,10 @@ int evict_inode(uint32_t idx, int flags)
     int dfd = -1, e = 0;
     off_t freed = 0;
     int unnamed = 0; /* dfd is an O_TMPFILE to be linked at in->path */
+    if (!(flags & EVICT_FORCE) && evict_locked(in->mem_fd)) {
+        e = -EBUSY;
+        goto err;
+    }
     if (in->path[0]) {
         char *slash = strrchr(in->path, '/');
         snprintf(tmp, sizeof tmp, "%.*s", (int)(slash - in->path), in->path);
@@ -539,7 +558,12 @@ static int evict_until(uint64_t target, uint64_t need, int64_t exclude, int flag
         int v = evict_pick(exclude, flags);
         if (v < 0)
             return -1;
-        if (evict_inode((uint32_t)v, flags & ~EVICT_SPARE_BUSY) < 0) {
+        int r = evict_inode((uint32_t)v, flags & ~EVICT_SPARE_BUSY);
+        if (r == -EBUSY) {
+            /* Record-locked: the next candidate now, this one again soon (locks are short). */
+            evict_retry_at[v] = ephd_mono_ns() + 100000000ull;
+            log_msg(LOG_INFO, "inode %d is record-locked; evicting another file", v);
+        } else if (r < 0) {
             /* Could not write it out (disk full, no memory for an inode):
              * it stays intact in memory and is skipped for a second. */
             evict_retry_at[v] = ephd_mono_ns() + 1000000000ull;

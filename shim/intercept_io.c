@@ -157,7 +157,7 @@ static uint32_t *own_desc1;
  * description of its own, as open(2) would have.  An fd inherited through
  * fork or exec keeps sharing it, as the kernel's would.
  */
-static void own_description(int fd)
+void io_own_description(int fd)
 {
     uint32_t desc1 = ft_fds[fd].desc1;
     uint32_t inode = sh.descs[desc1 - 1].inode;
@@ -204,7 +204,7 @@ SH_EXPORT int flock(int fd, int op)
 {
     if (likely(!ft_managed(fd)) || (ft_fds[fd].flags & FT_DISK) || (op & ~LOCK_NB) == LOCK_UN)
         return REAL(flock)(fd, op);
-    own_description(fd);
+    io_own_description(fd);
     int r = fp_pin(fd);
     if (r < 0) {
         errno = -r;

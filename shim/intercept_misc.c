@@ -116,6 +116,46 @@ SH_EXPORT int dup3(int oldfd, int newfd, int flags)
 #define SETFL_MASK (O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME)
 #define KERNEL_O_LARGEFILE 0100000
 
+/*
+ * Record locks (F_SETLK and OFD locks) live on the kernel inode under the fd:
+ * the memfd while the file is in memory, the disk file after a move.  The
+ * daemon does not move a file anyone holds such a lock on (it probes with
+ * F_OFD_GETLK after draining inflight), so a lock taken here is rechecked
+ * the way a fast-path operation is: with inflight raised, is the file still
+ * in memory and unmoved since we looked?  If not, the lock we got is on the
+ * memfd left behind, and it is taken again on the file's new home.  A file
+ * not in memory is settled first, so the lock and its queries land on the
+ * disk file every other process uses.
+ */
+static int record_lock(int fd, int cmd, unsigned long arg)
+{
+    const struct flock *fl = (const struct flock *)arg;
+    if ((cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW) && !(ft_fds[fd].flags & FT_DISK))
+        io_own_description(fd);
+    for (;;) {
+        if (ft_fds[fd].flags & FT_DISK)
+            return sys.fcntl(fd, cmd, arg);
+        struct eph_inode *ino = fp_inode_of(fp_desc(fd));
+        uint32_t epoch = atomic_load(&ino->epoch);
+        if (atomic_load(&ino->state) != EPH_MEM) {
+            int r = fp_settle(fd);
+            if (r < 0) {
+                errno = -r;
+                return -1;
+            }
+            continue;
+        }
+        int r = sys.fcntl(fd, cmd, arg);
+        if (r < 0 || cmd == F_GETLK || cmd == F_OFD_GETLK || fl->l_type == F_UNLCK)
+            return r;
+        atomic_fetch_add(&ino->inflight, 1); /* seq_cst: Dekker with the daemon's MOVING */
+        int stayed = atomic_load(&ino->state) == EPH_MEM && atomic_load(&ino->epoch) == epoch;
+        atomic_fetch_sub(&ino->inflight, 1);
+        if (stayed)
+            return r;
+    }
+}
+
 static int fcntl_impl(int fd, int cmd, unsigned long arg)
 {
     if (likely(!ft_managed(fd)))
@@ -135,6 +175,13 @@ static int fcntl_impl(int fd, int cmd, unsigned long arg)
         while (!atomic_compare_exchange_weak(&d->flags, &old, nw));
         return 0;
     }
+    case F_SETLK:
+    case F_SETLKW:
+    case F_GETLK:
+    case F_OFD_SETLK:
+    case F_OFD_SETLKW:
+    case F_OFD_GETLK:
+        return record_lock(fd, cmd, arg);
     default:
         return sys.fcntl(fd, cmd, arg);
     }

@@ -371,6 +371,8 @@ void stdio_std_managed(int fd);
 int names_access_ok(struct eph_inode *ino, int amode, int effective);
 /* The kernel is about to read path by itself (exec, ld.so): an in-memory file moves to disk. */
 void names_to_disk(int dirfd, const char *path);
+/* Before a lock that belongs to the open file description (flock, OFD): give fd one of its own (intercept_io.c). */
+void io_own_description(int fd);
 /* Before exec of prog with envp: the program and the libraries ld.so will load from roots go to disk. */
 void names_exec_to_disk(const char *prog, char *const envp[]);
 

@@ -179,8 +179,8 @@ export async function runCmdOnTmpfsAndShim(name, cmd, argv, { env = () => ({}), 
 }
 
 /** runCmdOnTmpfsAndShim for `python3 -c SCRIPT DIR ARGS...`; `args(side)` gives ARGS. */
-export async function runOnTmpfsAndShim(name, script, { args = () => [] } = {}) {
-  return runCmdOnTmpfsAndShim(name, PYTHON, (dir, side) => ['-c', script, dir, ...args(side)]);
+export async function runOnTmpfsAndShim(name, script, { args = () => [], budget } = {}) {
+  return runCmdOnTmpfsAndShim(name, PYTHON, (dir, side) => ['-c', script, dir, ...args(side)], { budget });
 }
 
 export function sha256(buf) {

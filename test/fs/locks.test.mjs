@@ -1,0 +1,69 @@
+// Record locks on in-memory files, under memory pressure.  A POSIX (fcntl/lockf) or OFD lock lives
+// on the kernel inode under the fd: the memfd while the file is in memory.  Before the fix an
+// eviction moved a locked file to disk, the holder's fd was swapped to the disk file, and another
+// process got the "held" lock on the disk file (SQLite's and lockf's exclusion gone).  Now the
+// daemon leaves a record-locked file in memory until it is unlocked, and a lock taken while a
+// move is under way is taken again on the file's new home.  The script runs on tmpfs and under
+// `ephemera run` with a budget small enough that files are evicted while the locks are held.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { runOnTmpfsAndShim } from './lib/harness.mjs';
+
+const SCRIPT = String.raw`
+import fcntl, os, struct, subprocess, sys, time
+d = sys.argv[1]
+os.chdir(d)
+PROBE = 'import fcntl,sys\ntry:\n fcntl.lockf(open(sys.argv[1],"r+"), fcntl.LOCK_EX|fcntl.LOCK_NB, int(sys.argv[2]), int(sys.argv[3])); print("got")\nexcept OSError as e: print("busy", e.errno)'
+def probe(name, length=0, start=0):
+    return subprocess.run([sys.executable, '-c', PROBE, name, str(length), str(start)], capture_output=True, text=True).stdout.strip()
+keep = []
+def pressure(first, n):
+    for i in range(first, first + n):
+        f = open('big%d' % i, 'wb')
+        f.write(os.urandom(200000))
+        f.flush()
+        keep.append(f)
+out = []
+with open('K', 'w') as f:
+    f.write('k' * 100000)
+g = open('K', 'r+')
+fcntl.lockf(g, fcntl.LOCK_EX, 1000, 0)
+time.sleep(1.2)  # K is no longer 'recently used': the first file eviction would take
+pressure(0, 12)
+out.append(('held through pressure', probe('K', 1000, 0), probe('K', 1000, 5000)))
+fcntl.lockf(g, fcntl.LOCK_UN, 1000, 0)
+time.sleep(1.2)
+pressure(12, 12)
+fcntl.lockf(g, fcntl.LOCK_EX, 0, 0)
+out.append(('taken again', probe('K'), g.read(5)))
+fcntl.lockf(g, fcntl.LOCK_UN, 0, 0)
+out.append(('released', probe('K')))
+# OFD locks belong to the open file description: two opens in one process conflict.
+a = os.open('O', os.O_RDWR | os.O_CREAT, 0o644)
+os.write(a, b'o' * 5000)
+b = os.open('O', os.O_RDWR)
+lk = struct.pack('hhqqi4x', fcntl.F_WRLCK, 0, 0, 0, 0)
+fcntl.fcntl(a, fcntl.F_OFD_SETLK, lk)
+try:
+    fcntl.fcntl(b, fcntl.F_OFD_SETLK, lk)
+    out.append('second OFD lock granted')
+except OSError as e:
+    out.append(('second OFD lock refused', e.errno))
+time.sleep(1.2)
+pressure(24, 6)
+out.append(('OFD held through pressure', probe('O')))
+os.close(a)
+out.append(('OFD released by close', probe('O')))
+print(out)
+`;
+
+test('fcntl/lockf and OFD locks on in-memory files hold while other files are evicted', async () => {
+  const { tmpfs, shim, sc } = await runOnTmpfsAndShim('locks', SCRIPT, { budget: '600K' });
+  const want = tmpfs.stdout.toString();
+  assert.match(want, /\('held through pressure', 'busy 11', 'got'\)/);
+  assert.match(want, /\('second OFD lock refused', 11\)/);
+  assert.equal(shim.stdout.toString(), want);
+  assert.ok(shim.stats.evictions >= 3, `only ${shim.stats.evictions} evictions: no memory pressure, nothing tested`);
+  sc.done();
+});
