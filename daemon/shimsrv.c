@@ -564,9 +564,14 @@ static int op_reserve(const struct eph_req *q, struct eph_resp *r, int *fd)
         /* Files bigger than the budget never enter memory, and a growing file
          * does not push out files in use: it goes to disk itself (no thrashing). */
         int e = evict_inode(q->inode, 0);
-        if (e < 0)
+        if (e == -EBUSY)
+            /* Record-locked: its lock would not follow it to disk.  Like a
+             * mapped file it grows in memory, past the budget if it must. */
+            log_msg(LOG_WARN, "inode %u is record-locked: growing in memory", q->inode);
+        else if (e < 0)
             return e;
-        return shim_send_disk(r, in, q->inode, fd);
+        else
+            return shim_send_disk(r, in, q->inode, fd);
     }
     if (pinned && evict_make_room(want - cap, q->inode, 0) < 0)
         log_msg(LOG_WARN, "inode %u is mapped by the app: growing past the budget", q->inode);
@@ -580,7 +585,8 @@ static int op_reserve(const struct eph_req *q, struct eph_resp *r, int *fd)
                     (unsigned long long)want, strerror(e));
             if (pinned)
                 return -e;
-            if ((e = evict_inode(q->inode, 0)) < 0)
+            /* No memory for it at all: the bytes go to disk, even from under a record lock. */
+            if ((e = evict_inode(q->inode, EVICT_FORCE)) < 0)
                 return e;
             return shim_send_disk(r, in, q->inode, fd);
         }

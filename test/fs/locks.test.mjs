@@ -25,6 +25,11 @@ def pressure(first, n):
         f.flush()
         keep.append(f)
 out = []
+h = open('G', 'wb+')
+h.write(b'g')
+h.flush()
+fcntl.lockf(h, fcntl.LOCK_EX)
+h.seek(0)
 with open('K', 'w') as f:
     f.write('k' * 100000)
 g = open('K', 'r+')
@@ -55,6 +60,14 @@ pressure(24, 6)
 out.append(('OFD held through pressure', probe('O')))
 os.close(a)
 out.append(('OFD released by close', probe('O')))
+# A locked file that outgrows the budget (opened and locked first, below): it cannot go to disk
+# without its lock, so it grows in memory.
+chunks = [os.urandom(100000) for _ in range(10)]
+for c in chunks:
+    h.write(c)
+    h.flush()
+h.seek(0)
+out.append(('locked file grew', h.read() == b''.join(chunks), os.fstat(h.fileno()).st_size, probe('G')))
 print(out)
 `;
 
@@ -63,6 +76,7 @@ test('fcntl/lockf and OFD locks on in-memory files hold while other files are ev
   const want = tmpfs.stdout.toString();
   assert.match(want, /\('held through pressure', 'busy 11', 'got'\)/);
   assert.match(want, /\('second OFD lock refused', 11\)/);
+  assert.match(want, /\('locked file grew', True, 1000000, 'busy 11'\)/);
   assert.equal(shim.stdout.toString(), want);
   assert.ok(shim.stats.evictions >= 3, `only ${shim.stats.evictions} evictions: no memory pressure, nothing tested`);
   sc.done();
