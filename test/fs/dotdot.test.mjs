@@ -37,27 +37,24 @@ with open('p0/w/d/m', 'w') as f:
 with open('p0/w/d/e/q', 'w') as f:
     f.write('q')
 os.symlink('d/e', 'p0/w/s')
-for name, fn in [('rename', lambda: os.rename('p0/w/s/nothere', 'p0/w/s/../m/q')),
-                 ('rename-existing', lambda: os.rename('p0/w/s/q', 'p0/w/s/../m/q')),
-                 ('rename-back', lambda: os.rename('p0/w/s/../m/q', 'p0/w/s/q')),
-                 ('link', lambda: os.link('p0/w/s/q', 'p0/w/s/../m/q'))]:
-    try:
-        fn()
-        out.append(f'{name} ok')
-    except OSError as e:
-        out.append(f'{name} {os.strerror(e.errno)}')
+def attempt(cases):
+    for name, fn in cases:
+        try:
+            fn()
+            out.append(f'{name} ok')
+        except OSError as e:
+            out.append(f'{name} {os.strerror(e.errno)}')
+attempt([('rename', lambda: os.rename('p0/w/s/nothere', 'p0/w/s/../m/q')),
+         ('rename-existing', lambda: os.rename('p0/w/s/q', 'p0/w/s/../m/q')),
+         ('rename-back', lambda: os.rename('p0/w/s/../m/q', 'p0/w/s/q')),
+         ('link', lambda: os.link('p0/w/s/q', 'p0/w/s/../m/q'))])
 # a source with '..' after a symlink to a directory, whose lexical spelling names nothing: the
 # kernel walks it physically (s2/.. is w/d) and refuses a move into itself with EINVAL
 os.makedirs('p0/w/d/sub/in')
 os.symlink('d/e', 'p0/w/s2')
-for name, fn in [('rename-into-itself', lambda: os.rename('p0/w/s2/../sub/in', 'p0/w/s2/../sub/in/x')),
-                 ('rename-dotdot-src', lambda: os.rename('p0/w/s2/../sub/in', 'p0/w/s2/../sub/in2')),
-                 ('rename-dotdot-back', lambda: os.rename('p0/w/s2/../sub/in2', 'p0/w/d/sub/in'))]:
-    try:
-        fn()
-        out.append(f'{name} ok')
-    except OSError as e:
-        out.append(f'{name} {os.strerror(e.errno)}')
+attempt([('rename-into-itself', lambda: os.rename('p0/w/s2/../sub/in', 'p0/w/s2/../sub/in/x')),
+         ('rename-dotdot-src', lambda: os.rename('p0/w/s2/../sub/in', 'p0/w/s2/../sub/in2')),
+         ('rename-dotdot-back', lambda: os.rename('p0/w/s2/../sub/in2', 'p0/w/d/sub/in'))])
 print('\\n'.join(out))
 `;
 
