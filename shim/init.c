@@ -44,7 +44,7 @@ static const struct sym syms[] = {
     S(fopen), S(fdopen), S(freopen), S(fork), S(execve), S(execvpe), S(fexecve), S(posix_spawn),
     S(posix_spawnp), S(mmap), S(sendfile), O(copy_file_range), S(splice), O(close_range), S(syscall),
     O(glob), S(flock), S(dlopen),
-    S(realpath), S(mkostemps), S(tmpfile),
+    S(realpath), S(mkostemps), S(tmpfile), S(popen), S(pclose),
 };
 #undef S
 #undef O

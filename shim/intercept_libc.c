@@ -1,5 +1,5 @@
 /*
- * shim/intercept_libc.c - realpath(3) and the temporary-file makers.
+ * shim/intercept_libc.c - realpath(3), the temporary-file makers, popen(3).
  *
  * These glibc functions reach the file system through glibc's internal calls,
  * which an LD_PRELOAD library never sees:
@@ -22,11 +22,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -294,3 +297,123 @@ SH_EXPORT FILE *tmpfile(void)
 }
 
 SH_EXPORT FILE *tmpfile64(void) { return tmpfile(); }
+
+/* ---- popen ---------------------------------------------------------------------- */
+
+/*
+ * glibc's popen starts its shell with its internal posix_spawn, which the
+ * interposer never sees: a managed fd the child inherits arrived without its
+ * EPHEMERA_FDMAP entry, so the child read the memfd through the kernel (its
+ * whole capacity, zeros past the file's end, and its own offset).  With a
+ * managed fd open, popen runs here on the interposed posix_spawn, which
+ * passes them on; the streams it makes are closed by our pclose.
+ */
+struct po_stream {
+    FILE *f;
+    pid_t pid;
+    struct po_stream *next;
+};
+static struct po_stream *po_list;
+static pthread_mutex_t po_mu = PTHREAD_MUTEX_INITIALIZER;
+
+extern char **environ;
+
+SH_EXPORT FILE *popen(const char *cmd, const char *mode)
+{
+    if (!ft_any_managed() || sh_busy)
+        return REAL(popen)(cmd, mode);
+    int rd = 0, wr = 0, cloexec = 0;
+    for (const char *m = mode; *m; m++) {
+        if (*m == 'r')
+            rd = 1;
+        else if (*m == 'w')
+            wr = 1;
+        else if (*m == 'e')
+            cloexec = 1;
+        else
+            rd = wr = 1; /* invalid, as glibc sees it */
+    }
+    if (rd == wr) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct po_stream *ps = malloc(sizeof *ps);
+    int p[2];
+    if (!ps || pipe2(p, O_CLOEXEC) < 0) {
+        free(ps);
+        return NULL;
+    }
+    int mine = rd ? p[0] : p[1], theirs = rd ? p[1] : p[0], target = rd ? 1 : 0;
+    if (theirs == target) {
+        /* fd 0 or 1 was closed: the dup2 below would leave it close-on-exec. */
+        int moved = fcntl(theirs, F_DUPFD_CLOEXEC, 3);
+        close(theirs);
+        theirs = moved;
+    }
+    posix_spawn_file_actions_t fa;
+    int err = theirs < 0 ? errno : posix_spawn_file_actions_init(&fa);
+    if (err) {
+        close(mine);
+        if (theirs >= 0)
+            close(theirs);
+        free(ps);
+        errno = err;
+        return NULL;
+    }
+    pthread_mutex_lock(&po_mu);
+    err = posix_spawn_file_actions_adddup2(&fa, theirs, target);
+    /* POSIX: the child does not keep the streams of earlier popen calls. */
+    for (struct po_stream *o = po_list; o && !err; o = o->next)
+        if (fileno(o->f) != target)
+            err = posix_spawn_file_actions_addclose(&fa, fileno(o->f));
+    char *argv[] = {(char *)"sh", (char *)"-c", (char *)"--", (char *)cmd, NULL};
+    int spawned = 0;
+    if (!err)
+        spawned = (err = posix_spawn(&ps->pid, "/bin/sh", &fa, NULL, argv, environ)) == 0;
+    posix_spawn_file_actions_destroy(&fa);
+    close(theirs);
+    FILE *f = NULL;
+    if (!err) {
+        if (!cloexec)
+            fcntl(mine, F_SETFD, 0);
+        f = fdopen(mine, rd ? "r" : "w");
+        err = f ? 0 : errno;
+    }
+    if (f) {
+        ps->f = f;
+        ps->next = po_list;
+        po_list = ps;
+    }
+    pthread_mutex_unlock(&po_mu);
+    if (!f) {
+        close(mine);
+        while (spawned && waitpid(ps->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        free(ps);
+        errno = err;
+    }
+    return f;
+}
+
+SH_EXPORT int pclose(FILE *f)
+{
+    pthread_mutex_lock(&po_mu);
+    struct po_stream **pp = &po_list, *ps = NULL;
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->f == f) {
+            ps = *pp;
+            *pp = ps->next;
+            break;
+        }
+    pthread_mutex_unlock(&po_mu);
+    if (!ps)
+        return REAL(pclose)(f);
+    pid_t pid = ps->pid;
+    free(ps);
+    fclose(f);
+    int status;
+    pid_t r;
+    while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    return r < 0 ? -1 : status;
+}

@@ -418,10 +418,7 @@ struct spawn_fa {
 /* 0: glibc may spawn; 1: we must; -1: the actions are not in the layout we know. */
 static int spawn_needs_us(const posix_spawn_file_actions_t *fa)
 {
-    int managed = 0;
-    uint32_t hwm = ft_fds ? atomic_load(&ft_hwm) : 0;
-    for (uint32_t fd = 0; fd < hwm && !managed; fd++)
-        managed = ft_fds[fd].desc1 != 0;
+    int managed = ft_any_managed();
     if (!fa)
         return managed;
     const struct spawn_fa *f = (const void *)fa;

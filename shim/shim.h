@@ -139,6 +139,8 @@ struct sys_table {
     char *(*realpath)(const char *, char *);
     int (*mkostemps)(char *, int, int);
     FILE *(*tmpfile)(void);
+    FILE *(*popen)(const char *, const char *);
+    int (*pclose)(FILE *);
 };
 extern struct sys_table sys;
 void sys_resolve(void);
@@ -237,6 +239,16 @@ static inline int ft_managed(int fd)
 {
     struct ft_entry *t = ft_fds;
     return t && (unsigned)fd < ft_nfds && t[fd].desc1 != 0;
+}
+
+/* Does this process hold any managed fd (one a child could inherit)? */
+static inline int ft_any_managed(void)
+{
+    uint32_t hwm = ft_fds ? atomic_load(&ft_hwm) : 0;
+    for (uint32_t fd = 0; fd < hwm; fd++)
+        if (ft_fds[fd].desc1 != 0)
+            return 1;
+    return 0;
 }
 
 /* per-process view of one inode: the mapping of its memfd */

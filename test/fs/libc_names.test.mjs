@@ -1,6 +1,7 @@
 // glibc functions that reach files through glibc's internal calls: realpath(3) (and
 // canonicalize_file_name, the fortified __realpath_chk, Node's fs.realpathSync.native), the
-// mkstemp family and tmpfile.  Before shim/intercept_libc.c, realpath of an in-memory file failed
+// mkstemp family, tmpfile and popen (its shell inherited managed fds without their map, and read
+// the memfd's whole capacity).  Before shim/intercept_libc.c, realpath of an in-memory file failed
 // with ENOENT (glibc asked the kernel's readlink), and mkstemp/tmpfile created their files on
 // disk.  A C program runs the same cases on a real tmpfs and under `ephemera run`; its output
 // (paths relative to the directory) must be identical, and the files it made must have been in
@@ -250,4 +251,67 @@ test('a --root given through a symlink keeps its files in memory', async () => {
   assert.ok(r.stats.files_in_memory_peak >= 4, `files_in_memory_peak ${r.stats.files_in_memory_peak}: the files went to disk`);
   assert.equal(readFileSync(join(real, 'sub', 'g'), 'utf8'), 'x\n', 'written back to the canonical directory at exit');
   sc.done();
+});
+
+const POPEN = String.raw`
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+    (void)argc;
+    const char *d = argv[1];
+    char cmd[1024], line[256];
+    /* before any managed fd: glibc's own popen, closed by pclose */
+    FILE *p = popen("echo first; exit 3", "r");
+    if (!p || !fgets(line, sizeof line, p)) return 2;
+    printf("glibc popen: %s  pclose %d\n", strtok(line, "\n"), pclose(p));
+    snprintf(cmd, sizeof cmd, "%s/in.txt", d);
+    int fd = open(cmd, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    for (int i = 0; i < 100; i++)
+        if (write(fd, "hello world\n", 12) != 12) return 3;
+    lseek(fd, 600, SEEK_SET);
+    /* the shell inherits fd: its bytes, its size, its offset */
+    snprintf(cmd, sizeof cmd, "wc -c <&%d; wc -c < %s/in.txt; gzip -c < %s/in.txt > %s/out.gz; wc -c < %s/out.gz", fd, d, d, d, d);
+    p = popen(cmd, "r");
+    while (p && fgets(line, sizeof line, p))
+        printf("child: %s", line);
+    printf("pclose %d, offset after %ld\n", p ? pclose(p) : -9, (long)lseek(fd, 0, SEEK_CUR));
+    /* two writers at once: the second child must not hold the first one's pipe open */
+    snprintf(cmd, sizeof cmd, "cat > %s/a.txt", d);
+    FILE *a = popen(cmd, "we");
+    snprintf(cmd, sizeof cmd, "cat > %s/b.txt; exit 5", d);
+    FILE *b = popen(cmd, "w");
+    if (!a || !b) return 4;
+    fputs("to a\n", a);
+    fputs("to b\n", b);
+    printf("pclose a %d\n", pclose(a));
+    printf("pclose b %d\n", pclose(b));
+    errno = 0;
+    printf("mode rw: %s\n", popen("true", "rw") ? "accepted" : strerror(errno));
+    snprintf(cmd, sizeof cmd, "cat %s/a.txt %s/b.txt", d, d);
+    p = popen(cmd, "r");
+    while (p && fgets(line, sizeof line, p))
+        printf("files: %s", line);
+    printf("pclose %d\n", p ? pclose(p) : -9);
+    return 0;
+}
+`;
+
+test('popen with a managed fd open: the shell inherits it as tmpfs would give it', async () => {
+  const sc = scratch('libc-popen-bin');
+  try {
+    const bin = await compile(sc, 'popen', POPEN);
+    const res = await runCmdOnTmpfsAndShim('libc-popen', bin, (dir) => [dir]);
+    const want = res.tmpfs.stdout.toString();
+    assert.match(want, /child: 600\nchild: 1200\n/);
+    assert.match(want, /pclose a 0\npclose b 1280\n/);
+    assert.equal(res.shim.stdout.toString(), want, describe(res.shim));
+    assert.ok(res.shim.stats.files_in_memory_peak >= 3, JSON.stringify(res.shim.stats));
+    res.sc.done();
+  } finally {
+    sc.done();
+  }
 });
