@@ -78,16 +78,8 @@ void fp_inode_release(uint32_t inode, uint32_t gen)
     if (atomic_fetch_sub(&ino->open_count, 1) != 1 || atomic_load(&ino->gen) != gen)
         return;
     /* Last open description: an unlinked file (or an evicted one) can now be freed. */
-    if (atomic_load(&ino->nlink) == 0 || atomic_load(&ino->state) != EPH_MEM) {
-        struct eph_req req;
-        struct eph_resp resp;
-        int fd;
-        rpc_req_init(&req, EPH_OP_RELEASE);
-        req.inode = inode;
-        req.gen = gen;
-        if (rpc_call(&req, &resp, &fd) == 0 && fd >= 0)
-            sys.close(fd);
-    }
+    if (atomic_load(&ino->nlink) == 0 || atomic_load(&ino->state) != EPH_MEM)
+        rpc_inode_call(EPH_OP_RELEASE, inode, gen);
 }
 
 void fp_desc_unref(uint32_t desc)

@@ -319,19 +319,10 @@ SH_EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t n)
  * errno from the daemon (-ESTALE: it left memory meanwhile, which is what we
  * wanted, counts as 0).
  */
-static int evict_inode(uint32_t inode, uint32_t gen)
+int names_evict(uint32_t inode, uint32_t gen)
 {
-    struct eph_req req;
-    struct eph_resp resp;
-    int fd;
-    rpc_req_init(&req, EPH_OP_EVICT);
-    req.inode = inode;
-    req.gen = gen;
-    if (rpc_call(&req, &resp, &fd) != 0)
-        return 0;
-    if (fd >= 0)
-        sys.close(fd);
-    return resp.status < 0 && resp.status != -ESTALE ? resp.status : 0;
+    int st = rpc_inode_call(EPH_OP_EVICT, inode, gen);
+    return st < 0 && st != -ESTALE ? st : 0;
 }
 
 void names_to_disk(int dirfd, const char *path)
@@ -339,7 +330,7 @@ void names_to_disk(int dirfd, const char *path)
     uint32_t inode, gen;
     int trailing;
     if (path && path_maybe_managed(dirfd, path) && lookup(dirfd, path, &inode, &gen, &trailing) && !trailing)
-        evict_inode(inode, gen);
+        names_evict(inode, gen);
 }
 
 /*
@@ -379,7 +370,7 @@ static int lib_try(const char *cand, const char *ldpath, int depth, int *left)
     uint32_t inode, gen;
     int trailing;
     if (managed && lookup(AT_FDCWD, cand, &inode, &gen, &trailing) && !trailing)
-        evict_inode(inode, gen);
+        names_evict(inode, gen);
     else if (REAL(access)(cand, F_OK) != 0)
         return 0;
     if (managed)
@@ -475,7 +466,7 @@ static void link_fd_source(int od, const char *o, int flags)
     if (fd < 0 || !ft_managed(fd) || (ft_fds[fd].flags & FT_DISK))
         return;
     struct eph_desc *d = fp_desc(fd);
-    evict_inode(d->inode, d->inode_gen);
+    names_evict(d->inode, d->inode_gen);
     fp_settle(fd);
 }
 
@@ -499,7 +490,7 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
         mino = sh.inodes[inode].ino;
         if (atomic_load(&sh.inodes[inode].gen) != gen)
             mino = 0;
-        int e = evict_inode(inode, gen);
+        int e = names_evict(inode, gen);
         if (e < 0)
             return fail(-e);
     }

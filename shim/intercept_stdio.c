@@ -261,17 +261,9 @@ static int plain_file_stream(FILE *f)
 static void to_disk(int fd)
 {
     struct eph_desc *d = fp_desc(fd);
-    struct eph_req req;
-    struct eph_resp resp;
-    int rfd;
-    rpc_req_init(&req, EPH_OP_EVICT);
-    req.inode = d->inode;
-    req.gen = d->inode_gen;
-    int rc = rpc_call(&req, &resp, &rfd);
-    if (rfd >= 0)
-        sys.close(rfd);
-    if (rc < 0 || (resp.status < 0 && resp.status != -ESTALE))
-        sh_log("freopen: moving inode %u to disk failed (%d/%d)", d->inode, rc, rc < 0 ? 0 : resp.status);
+    int e = names_evict(d->inode, d->inode_gen);
+    if (e < 0)
+        sh_log("standard stream: moving inode %u to disk failed: %s", d->inode, strerror(-e));
     fp_settle(fd);
 }
 
@@ -398,25 +390,9 @@ static FILE *freopen_impl(const char *path, const char *mode, FILE *stream)
             return freopen_into_cookie(stream, fd, mode);
         close(fd);
     }
-    if (path && path_maybe_managed(AT_FDCWD, path) && !sh.disabled) {
-        char abs[EPH_PATH_MAX];
-        int t;
-        uint32_t inode, gen;
-        if (path_resolve(AT_FDCWD, path, abs, &t) > 0 && sh_attach() == 0 &&
-            (ns_lookup(abs, &inode, &gen) == 0 || (path_canon(abs, 1) > 0 && ns_lookup(abs, &inode, &gen) == 0))) {
-            struct eph_req req;
-            struct eph_resp resp;
-            int rfd;
-            rpc_req_init(&req, EPH_OP_EVICT);
-            req.inode = inode;
-            req.gen = gen;
-            int rc = rpc_call(&req, &resp, &rfd);
-            if (rfd >= 0)
-                sys.close(rfd);
-            if (rc < 0 || resp.status < 0)
-                sh_log("freopen %s: moving it to disk failed (%d/%d)", abs, rc, rc < 0 ? 0 : resp.status);
-        }
-    }
+    /* in memory but not reopened above: on disk, glibc can open it */
+    if (!sh.disabled)
+        names_to_disk(AT_FDCWD, path);
     /* glibc closes the old fd internally: forget it first if it was ours. */
     int oldfd = stream ? stream->_fileno : -1;
     if (oldfd >= 0 && ft_managed(oldfd)) {

@@ -586,14 +586,10 @@ static FTSENT *fw_build(FTS *sp, int type)
             }
             maxlen = (size_t)sp->fts_pathlen - len;
         }
-        if (len + nl >= USHRT_MAX) {
+        if (len + nl >= USHRT_MAX) { /* an entry's fts_pathlen is 16 bits */
             free(p);
-            fw_lfree(head);
-            closedir(dir);
-            cur->fts_info = FTS_ERR;
-            sp->fts_options |= FTS_STOP;
             errno = ENAMETOOLONG;
-            return NULL;
+            goto fail;
         }
         p->fts_level = (short)(cur->fts_level + 1);
         p->fts_parent = sp->fts_cur;

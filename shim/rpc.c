@@ -123,6 +123,21 @@ int rpc_call(struct eph_req *req, struct eph_resp *resp, int *fd_out)
     return rpc_call_fd(req, resp, fd_out, -1);
 }
 
+int rpc_inode_call(uint32_t op, uint32_t inode, uint32_t gen)
+{
+    struct eph_req req;
+    struct eph_resp resp;
+    int fd;
+    rpc_req_init(&req, op);
+    req.inode = inode;
+    req.gen = gen;
+    if (rpc_call(&req, &resp, &fd) != 0)
+        return 0;
+    if (fd >= 0)
+        sys.close(fd);
+    return resp.status;
+}
+
 void rpc_send_fd(struct eph_req *req, int send_fd)
 {
     sh_busy++;

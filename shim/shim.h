@@ -366,6 +366,8 @@ void sh_enoent(int dirfd, const char *path);
 /* ---- daemon client (rpc.c) ---------------------------------------------- */
 /* Send req (version/pid filled in), wait for resp; *fd_out gets a received fd or -1. */
 int rpc_call(struct eph_req *req, struct eph_resp *resp, int *fd_out);
+/* A request about one inode (RELEASE, EVICT): the daemon's status; 0 if it could not be asked (logged). */
+int rpc_inode_call(uint32_t op, uint32_t inode, uint32_t gen);
 int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int send_fd); /* also sends send_fd */
 void rpc_send_fd(struct eph_req *req, int send_fd); /* a request the daemon does not answer */
 void rpc_after_fork(void);
@@ -383,6 +385,8 @@ void stdio_std_managed(int fd);
 int names_access_ok(struct eph_inode *ino, int amode, int effective);
 /* The kernel is about to read path by itself (exec, ld.so): an in-memory file moves to disk. */
 void names_to_disk(int dirfd, const char *path);
+/* Move an in-memory inode to disk (EVICT): 0, or the daemon's -errno (-ESTALE counts as 0). */
+int names_evict(uint32_t inode, uint32_t gen);
 /* Before a lock that belongs to the open file description (flock, OFD): give fd one of its own (intercept_io.c). */
 void io_own_description(int fd);
 /* Before exec of prog with envp: the program and the libraries ld.so will load from roots go to disk. */

@@ -28,6 +28,7 @@
 
 #include "check.h"
 #include "shimmed.h"
+#include "trace.h"
 
 struct fts_api {
     FTS *(*open)(char *const *, int, int (*)(const FTSENT **, const FTSENT **));
@@ -37,20 +38,7 @@ struct fts_api {
     int (*close)(FTS *);
 };
 
-static char trace[1 << 18];
-static size_t tlen;
 static const char *strip; /* prefix hidden in reported paths (the scratch directory) */
-
-static void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void emit(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(trace + tlen, sizeof trace - tlen, fmt, ap);
-    va_end(ap);
-    if (n > 0 && tlen + (size_t)n < sizeof trace)
-        tlen += (size_t)n;
-}
 
 static const char *rel(const char *p)
 {
@@ -58,43 +46,17 @@ static const char *rel(const char *p)
     return p && strncmp(p, strip, n) == 0 ? p + n : p ? p : "(null)";
 }
 
-static void put(const char *path, const char *data)
-{
-    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    CHECK(fd >= 0, "create %s: %s", path, strerror(errno));
-    if (fd >= 0) {
-        CHECK(write(fd, data, strlen(data)) == (ssize_t)strlen(data), "write %s", path);
-        close(fd);
-    }
-}
-
 static void build_tree(const char *t, const char *other_fs)
 {
-    char p[PATH_MAX];
-#define P(...) (snprintf(p, sizeof p, __VA_ARGS__), p)
-    mkdir(t, 0755);
-    put(P("%s/a", t), "a-data");
-    mkdir(P("%s/b", t), 0755);
-    put(P("%s/b/c", t), "cc");
-    put(P("%s/b/again", t), "again!");
-    mkdir(P("%s/b/d", t), 0755);
-    put(P("%s/b/d/e", t), "eee");
-    mkdir(P("%s/b/d/deeper", t), 0755);
-    put(P("%s/b/d/deeper/f", t), "ffff");
-    mkdir(P("%s/b/skipsub", t), 0755);
-    put(P("%s/b/skipsub/hidden", t), "h");
-    CHECK(symlink("../a", P("%s/b/lnk", t)) == 0, "symlink: %s", strerror(errno));
-    CHECK(symlink("d", P("%s/b/followdir", t)) == 0, "symlink: %s", strerror(errno));
-    CHECK(symlink("nowhere", P("%s/b/dang", t)) == 0, "symlink: %s", strerror(errno));
-    CHECK(symlink("..", P("%s/b/loop", t)) == 0, "symlink: %s", strerror(errno));
+    tree_common(t);
+    put(TP("%s/b/again", t), "again!");
+    mkdir(TP("%s/b/d/deeper", t), 0755);
+    put(TP("%s/b/d/deeper/f", t), "ffff");
+    CHECK(symlink("d", TP("%s/b/followdir", t)) == 0, "symlink: %s", strerror(errno));
     if (other_fs)
-        CHECK(symlink(other_fs, P("%s/b/otherfs", t)) == 0, "symlink: %s", strerror(errno));
-    mkdir(P("%s/z", t), 0755);
-    put(P("%s/z/y", t), "yy");
-    put(P("%s/z/x", t), "xxx");
-    mkdir(P("%s/empty", t), 0755);
-    CHECK(mkfifo(P("%s/z/fifo", t), 0644) == 0, "mkfifo: %s", strerror(errno)); /* FTS_DEFAULT */
-#undef P
+        CHECK(symlink(other_fs, TP("%s/b/otherfs", t)) == 0, "symlink: %s", strerror(errno));
+    mkdir(TP("%s/empty", t), 0755);
+    CHECK(mkfifo(TP("%s/z/fifo", t), 0644) == 0, "mkfifo: %s", strerror(errno)); /* FTS_DEFAULT */
 }
 
 static int by_name(const FTSENT **a, const FTSENT **b) { return strcmp((*a)->fts_name, (*b)->fts_name); }
@@ -245,24 +207,6 @@ static void check_against_glibc(const struct fts_api *real, const struct fts_api
         CHECK(0, "rm %s", shm);
 }
 
-static int cmp_lines(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static char *sorted(const char *t)
-{
-    char *copy = strdup(t), *lines[4096];
-    size_t n = 0;
-    for (char *s = strtok(copy, "\n"); s && n < 4096; s = strtok(NULL, "\n"))
-        lines[n++] = s;
-    qsort(lines, n, sizeof lines[0], cmp_lines);
-    char *out = malloc(strlen(t) + 2);
-    out[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        strcat(out, lines[i]);
-        strcat(out, "\n");
-    }
-    free(copy);
-    return out;
-}
 
 /* 2. in-memory files against the same tree on disk */
 static void check_memory_vs_disk(const struct fts_api *real, const struct fts_api *ours, const char *root, const char *disk,

@@ -31,27 +31,15 @@
 
 #include "check.h"
 #include "shimmed.h"
+#include "trace.h"
 
 typedef int (*nftw_fn)(const char *, int (*)(const char *, const struct stat *, int, struct FTW *), int, int);
 typedef int (*ftw_fn)(const char *, int (*)(const char *, const struct stat *, int), int);
 typedef int (*glob_fn)(const char *, int, int (*)(const char *, int), glob_t *);
 
-static char trace[65536];
-static size_t tlen;
 static size_t strip; /* prefix of reported paths to hide (the scratch directory) */
 static int cb_flags;
 static int allow_stop; /* only under the start that tests FTW_STOP: it would hide the rest */
-
-static void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void emit(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(trace + tlen, sizeof trace - tlen, fmt, ap);
-    va_end(ap);
-    if (n > 0 && tlen + (size_t)n < sizeof trace)
-        tlen += (size_t)n;
-}
 
 static int on_nftw(const char *path, const struct stat *st, int flag, struct FTW *f)
 {
@@ -82,60 +70,15 @@ static int on_ftw(const char *path, const struct stat *st, int flag)
     return 0;
 }
 
-static void put(const char *path, const char *data)
-{
-    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    CHECK(fd >= 0, "create %s: %s", path, strerror(errno));
-    if (fd >= 0) {
-        CHECK(write(fd, data, strlen(data)) == (ssize_t)strlen(data), "write %s", path);
-        close(fd);
-    }
-}
-
 static void build_tree(const char *t)
 {
-    char p[PATH_MAX];
-#define P(...) (snprintf(p, sizeof p, __VA_ARGS__), p)
-    mkdir(t, 0755);
-    put(P("%s/a", t), "a-data");
-    mkdir(P("%s/b", t), 0755);
-    put(P("%s/b/c", t), "cc");
-    mkdir(P("%s/b/d", t), 0755);
-    put(P("%s/b/d/e", t), "eee");
-    mkdir(P("%s/b/skipsub", t), 0755);
-    put(P("%s/b/skipsub/f", t), "f");
-    CHECK(symlink("../a", P("%s/b/lnk", t)) == 0, "symlink: %s", strerror(errno));
-    CHECK(symlink("nowhere", P("%s/b/dang", t)) == 0, "symlink: %s", strerror(errno));
-    CHECK(symlink("..", P("%s/b/loop", t)) == 0, "symlink: %s", strerror(errno));
-    mkdir(P("%s/z", t), 0755);
-    put(P("%s/z/skipsib", t), "s");
-    put(P("%s/z/y", t), "yy");
-    put(P("%s/z/x", t), "xxx");
-    mkdir(P("%s/s", t), 0755);
-    put(P("%s/s/stop", t), "stop");
-    put(P("%s/s/after", t), "after");
-#undef P
+    tree_common(t);
+    put(TP("%s/z/skipsib", t), "s");
+    mkdir(TP("%s/s", t), 0755);
+    put(TP("%s/s/stop", t), "stop");
+    put(TP("%s/s/after", t), "after");
 }
 
-static int cmp_lines(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* The trace with its lines sorted (readdir orders differ between memory and disk). */
-static char *sorted(const char *t)
-{
-    char *copy = strdup(t), *lines[2048];
-    size_t n = 0;
-    for (char *s = strtok(copy, "\n"); s && n < 2048; s = strtok(NULL, "\n"))
-        lines[n++] = s;
-    qsort(lines, n, sizeof lines[0], cmp_lines);
-    char *out = malloc(strlen(t) + 2);
-    out[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        strcat(out, lines[i]);
-        strcat(out, "\n");
-    }
-    free(copy);
-    return out;
-}
 
 static int run_nftw(nftw_fn f, const char *start, int flags, size_t strip_len)
 {
