@@ -166,6 +166,14 @@ void io_own_description(int fd)
         own_desc1 = calloc(ft_nfds, sizeof *own_desc1);
     uint32_t hwm = atomic_load(&ft_hwm);
     int shared = 0, nokcmp = 0;
+    /* The cached fd sits above the high-water mark, and after a fork it is
+     * the only other holder here of a description the siblings share. */
+    int kfd = (int)ft_map_of(inode)->kfd1 - 1;
+    if (kfd >= 0 && kfd != fd) {
+        int s = same_description(fd, kfd);
+        nokcmp = s < 0;
+        shared = s == 0 || (s < 0 && !(own_desc1 && own_desc1[fd] == desc1));
+    }
     for (uint32_t g = 0; g < hwm && !shared; g++) {
         struct ft_entry e = ft_fds[g];
         int other = (e.desc1 && e.desc1 != desc1 && !(e.flags & FT_DISK) && sh.descs[e.desc1 - 1].inode == inode) ||

@@ -1,0 +1,115 @@
+// Real programs with several processes at once, under a budget small enough that files are evicted
+// while they are open, locked and being written.  Each script runs on a real tmpfs directory (the
+// reference) and under `ephemera run --budget` with a managed root in its place; outputs must be
+// identical, final contents are checked byte for byte, and every test asserts that evictions
+// happened (otherwise nothing was tested).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { PYTHON, assertServedFromMemory, describe, runCmdOnTmpfsAndShim, runOnTmpfsAndShim } from './lib/harness.mjs';
+
+/**
+ * runOnTmpfsAndShim for a script that must be a file (multiprocessing's spawn and forkserver
+ * children import the main module by path): it is written into the directory under test first.
+ */
+function runFileOnTmpfsAndShim(name, script, opts) {
+  const boot = "import os, runpy, sys\np = os.path.join(sys.argv[1], 'main.py')\nopen(p, 'w').write(sys.argv[2])\nsys.argv = [p, sys.argv[1]]\nrunpy.run_path(p, run_name='__main__')";
+  return runCmdOnTmpfsAndShim(name, PYTHON, (dir) => ['-c', boot, dir, script], opts);
+}
+
+function assertEvicted(t, stats, what) {
+  assert.ok(stats.evictions > 0, `${what}: stats.evictions is ${stats.evictions}: no memory pressure, nothing tested`);
+  t.diagnostic(`${what}: fast_reads=${stats.fast_reads} fast_writes=${stats.fast_writes} evictions=${stats.evictions} files_in_memory_peak=${stats.files_in_memory_peak}`);
+}
+
+// Workers of multiprocessing (fork, forkserver and spawn) append records to one shared file under
+// flock, lockf or an OFD lock, bump a counter file inside the lock (a lost update shows as a count
+// below the total), write their own files and churn scratch files; a reader re-reads everything
+// while they run.  Before the fix, flock and OFD locks did not exclude forked workers at all: each
+// worker's open was a dup of the parent's cached memfd fd, one open file description for all.
+const LOCKS = String.raw`
+import fcntl, hashlib, multiprocessing as mp, os, struct, sys
+os.chdir(sys.argv[1])
+N, K = 4, 60
+KINDS = ('flock', 'lockf', 'ofd')
+def rec(w, k):
+    return ('%d:%04d:' % (w, k)).encode() + hashlib.sha256(b'%d/%d' % (w, k)).hexdigest().encode() * (1 + (w * 7 + k) % 20) + b'\n'
+def lock(f, kind, on):
+    if kind == 'flock':
+        fcntl.flock(f, fcntl.LOCK_EX if on else fcntl.LOCK_UN)
+    elif kind == 'lockf':
+        fcntl.lockf(f, fcntl.LOCK_EX if on else fcntl.LOCK_UN)
+    else:
+        fcntl.fcntl(f, fcntl.F_OFD_SETLKW, struct.pack('hhqqi4x', fcntl.F_WRLCK if on else fcntl.F_UNLCK, 0, 0, 0, 0))
+def worker(method, kind, w):
+    own = open('own-%s-%s-%d' % (method, kind, w), 'wb')
+    for k in range(K):
+        r = rec(w, k)
+        with open('shared-%s-%s' % (method, kind), 'ab') as f:
+            lock(f, kind, True)
+            try:
+                inside = os.open('inside-%s-%s' % (method, kind), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                os.close(inside)
+            except FileExistsError:
+                print('overlap', method, kind, w, k, flush=True)
+                os._exit(3)
+            with open('counter-%s-%s' % (method, kind), 'r+b') as c:
+                n = int(c.read() or b'0')
+                c.seek(0)
+                c.write(b'%08d' % (n + 1))
+            f.write(r)
+            f.flush()
+            os.unlink('inside-%s-%s' % (method, kind))
+            lock(f, kind, False)
+        own.write(r * 3)
+        own.flush()
+        if k % 10 == 0:
+            with open('scratch-%s-%s-%d' % (method, kind, w), 'wb') as s:
+                s.write(os.urandom(40000))
+    own.close()
+def reader(method, stop, q):
+    bad = 0
+    while not stop.is_set():
+        for kind in KINDS:
+            with open('shared-%s-%s' % (method, kind), 'rb') as f:
+                data = f.read()
+            for line in data.split(b'\n')[:-1]:
+                w, k, _ = line.split(b':', 2)
+                bad += line + b'\n' != rec(int(w), int(k))
+    q.put(bad)
+if __name__ == '__main__':
+    for method in ('fork', 'forkserver', 'spawn'):
+        ctx = mp.get_context(method)
+        for kind in KINDS:
+            open('shared-%s-%s' % (method, kind), 'wb').close()
+            open('counter-%s-%s' % (method, kind), 'wb').close()
+        stop, q = ctx.Event(), ctx.Queue()
+        r = ctx.Process(target=reader, args=(method, stop, q))
+        r.start()
+        ps = [ctx.Process(target=worker, args=(method, kind, w)) for kind in KINDS for w in range(N)]
+        for p in ps: p.start()
+        for p in ps: p.join()
+        stop.set()
+        print(method, 'torn lines seen by the reader', q.get())
+        r.join()
+        print(method, 'exit codes', [p.exitcode for p in ps], r.exitcode)
+        for kind in KINDS:
+            lines = open('shared-%s-%s' % (method, kind), 'rb').read().split(b'\n')[:-1]
+            print(method, kind, len(lines), open('counter-%s-%s' % (method, kind), 'rb').read(),
+                  sorted(l + b'\n' for l in lines) == sorted(rec(w, k) for w in range(N) for k in range(K)),
+                  all([l for l in lines if l.startswith(b'%d:' % w)] == [rec(w, k)[:-1] for k in range(K)] for w in range(N)),
+                  all(open('own-%s-%s-%d' % (method, kind, w), 'rb').read() == b''.join(rec(w, k) * 3 for k in range(K)) for w in range(N)))
+`;
+
+test('multiprocessing workers append under flock, lockf and OFD locks while files are evicted', async (t) => {
+  const { tmpfs, shim, sc } = await runFileOnTmpfsAndShim('mp-locks', LOCKS, { budget: '300K' });
+  const want = tmpfs.stdout.toString();
+  for (const m of ['fork', 'forkserver', 'spawn']) {
+    assert.match(want, new RegExp(`${m} exit codes \\[${Array(12).fill('0').join(', ')}\\] 0`));
+    for (const k of ['flock', 'lockf', 'ofd']) assert.match(want, new RegExp(`${m} ${k} 240 b'00000240' True True True`));
+  }
+  assert.equal(shim.stdout.toString(), want, describe(shim));
+  assertServedFromMemory(shim.stats, 'mp-locks');
+  assertEvicted(t, shim.stats, 'mp-locks');
+  sc.done();
+});
