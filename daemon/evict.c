@@ -293,6 +293,58 @@ static int evict_link(int fd, const char *path)
     return linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0 ? 0 : -errno;
 }
 
+/* stat of path's directory, its name left in dir.  1 if it could be read. */
+static int evict_dir_stat(const char *path, char *dir, size_t n, struct stat *st)
+{
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, n, "%.*s", slash ? (int)(slash - path) : 0, path);
+    if (!dir[0])
+        snprintf(dir, n, "/");
+    return stat(dir, st) == 0;
+}
+
+static int64_t evict_ts_ns(struct timespec t)
+{
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/*
+ * Our link (or staging rename) in dir moved its ctime and mtime; tmpfs's
+ * would not have moved.  Record the new kernel times and the ones to show
+ * instead (struct eph_dirtime).  A directory we evicted into before and that
+ * has not changed since keeps the times it showed then.
+ */
+static void evict_hide_dir_times(const char *dir, const struct stat *before)
+{
+    struct stat now;
+    if (stat(dir, &now) < 0 || now.st_dev != before->st_dev || now.st_ino != before->st_ino)
+        return;
+    struct eph_shm_header *h = D.h;
+    int64_t c = evict_ts_ns(before->st_ctim), m = evict_ts_ns(before->st_mtim);
+    uint32_t used = atomic_load(&h->dirtimes_used);
+    struct eph_dirtime *e = NULL;
+    for (uint32_t i = 0; i < used && !e; i++)
+        if (atomic_load(&h->dirtimes[i].ino) == now.st_ino && atomic_load(&h->dirtimes[i].dev) == now.st_dev)
+            e = &h->dirtimes[i];
+    if (e && atomic_load(&e->kctime_ns) == c && atomic_load(&e->kmtime_ns) == m) {
+        c = atomic_load(&e->ctime_ns);
+        m = atomic_load(&e->mtime_ns);
+    }
+    static uint32_t next; /* round robin once the table is full */
+    if (!e)
+        e = &h->dirtimes[used < EPH_DIRTIMES ? used : next++ % EPH_DIRTIMES];
+    atomic_fetch_add(&e->seq, 1);
+    atomic_store(&e->dev, (uint64_t)now.st_dev);
+    atomic_store(&e->ino, (uint64_t)now.st_ino);
+    atomic_store(&e->kctime_ns, evict_ts_ns(now.st_ctim));
+    atomic_store(&e->kmtime_ns, evict_ts_ns(now.st_mtim));
+    atomic_store(&e->ctime_ns, c);
+    atomic_store(&e->mtime_ns, m);
+    atomic_fetch_add(&e->seq, 1);
+    if (used < EPH_DIRTIMES && e == &h->dirtimes[used])
+        atomic_store(&h->dirtimes_used, used + 1);
+}
+
 /* Destination for a file that has no name any more: an anonymous file on
  * the root's file system. */
 static int evict_open_anon(uint32_t idx)
@@ -355,6 +407,9 @@ int evict_inode(uint32_t idx, int flags)
     int dfd = -1, e = 0;
     off_t freed = 0;
     int unnamed = 0; /* dfd is an O_TMPFILE to be linked at in->path */
+    char dir[EPH_PATH_MAX];
+    struct stat dir_before;
+    int dir_known = 0;
     if (!(flags & EVICT_FORCE) && evict_locked(in->mem_fd)) {
         e = -EBUSY;
         goto err;
@@ -374,6 +429,7 @@ int evict_inode(uint32_t idx, int flags)
             tmp[0] = 0; /* the directory is gone: handled below */
         } else {
             evict_staging_name(tmp, sizeof tmp, in->path, idx);
+            dir_known = evict_dir_stat(in->path, dir, sizeof dir, &dir_before);
             dfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         }
         if (dfd < 0 && errno != ENOENT && errno != ENOTDIR) {
@@ -418,6 +474,8 @@ int evict_inode(uint32_t idx, int flags)
         {atomic_load(&in->mtime_ns) / 1000000000, atomic_load(&in->mtime_ns) % 1000000000},
     };
     futimens(dfd, ts);
+    if (unnamed)
+        dir_known = evict_dir_stat(in->path, dir, sizeof dir, &dir_before);
     if (unnamed && (e = evict_link(dfd, in->path)) == -EEXIST) {
         /* A program without the shim made an entry under the in-memory
          * name: ours replaces it, through a staging link and rename. */
@@ -439,6 +497,8 @@ int evict_inode(uint32_t idx, int flags)
         log_msg(LOG_ERR, "evict: rename(%s, %s): %s", tmp, in->path, strerror(-e));
         goto err;
     }
+    if (dir_known)
+        evict_hide_dir_times(dir, &dir_before);
     /* Otherwise start writeback now, without waiting: clean pages are
      * what the kernel can reclaim when the function needs memory back. */
     if (!sync)

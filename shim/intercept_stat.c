@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "shim.h"
 
@@ -33,11 +34,78 @@ static int stat_managed(int dirfd, const char *path, struct stat *st, int flags,
     return 1;
 }
 
+/*
+ * A directory where an eviction linked a file shows the times it had before
+ * (struct eph_dirtime), as long as the kernel's are still the ones that
+ * link left.  1 if *c and *m were replaced.
+ */
+static __attribute__((noinline)) int dir_times_shown(uint64_t dev, uint64_t ino, int64_t *c, int64_t *m)
+{
+    struct eph_shm_header *h = sh.hdr;
+    uint32_t used = atomic_load_explicit(&h->dirtimes_used, memory_order_acquire);
+    for (uint32_t i = 0; i < used && i < EPH_DIRTIMES; i++) {
+        struct eph_dirtime *e = &h->dirtimes[i];
+        if (atomic_load_explicit(&e->ino, memory_order_relaxed) != ino)
+            continue;
+        for (int tries = 0; tries < 1000; tries++) {
+            uint32_t s = atomic_load(&e->seq);
+            if (s & 1)
+                continue; /* the daemon is between two stores: a few instructions */
+            uint64_t d = atomic_load(&e->dev), in = atomic_load(&e->ino);
+            int64_t kc = atomic_load(&e->kctime_ns), km = atomic_load(&e->kmtime_ns);
+            int64_t sc = atomic_load(&e->ctime_ns), sm = atomic_load(&e->mtime_ns);
+            if (atomic_load(&e->seq) != s)
+                continue;
+            if (d != dev || in != ino || kc != *c || km != *m)
+                break;
+            *c = sc;
+            *m = sm;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static inline int64_t ts_ns(struct timespec t)
+{
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* For every stat result the kernel gave: only directories can have an entry. */
+static inline void dir_times(int rc, struct stat *st)
+{
+    if (likely(rc != 0 || !S_ISDIR(st->st_mode)) || !atomic_load_explicit(&sh.attached, memory_order_acquire) ||
+        !atomic_load_explicit(&sh.hdr->dirtimes_used, memory_order_relaxed))
+        return;
+    int64_t c = ts_ns(st->st_ctim), m = ts_ns(st->st_mtim);
+    if (dir_times_shown(st->st_dev, st->st_ino, &c, &m)) {
+        st->st_ctim = (struct timespec){c / 1000000000, c % 1000000000};
+        st->st_mtim = (struct timespec){m / 1000000000, m % 1000000000};
+    }
+}
+
+static inline void dir_times_x(int rc, struct statx *x)
+{
+    if (likely(rc != 0 || !S_ISDIR(x->stx_mode)) || !(x->stx_mask & STATX_CTIME) || !(x->stx_mask & STATX_MTIME) ||
+        !atomic_load_explicit(&sh.attached, memory_order_acquire) ||
+        !atomic_load_explicit(&sh.hdr->dirtimes_used, memory_order_relaxed))
+        return;
+    int64_t c = (int64_t)x->stx_ctime.tv_sec * 1000000000 + x->stx_ctime.tv_nsec;
+    int64_t m = (int64_t)x->stx_mtime.tv_sec * 1000000000 + x->stx_mtime.tv_nsec;
+    if (dir_times_shown(makedev(x->stx_dev_major, x->stx_dev_minor), x->stx_ino, &c, &m)) {
+        x->stx_ctime.tv_sec = c / 1000000000;
+        x->stx_ctime.tv_nsec = (uint32_t)(c % 1000000000);
+        x->stx_mtime.tv_sec = m / 1000000000;
+        x->stx_mtime.tv_nsec = (uint32_t)(m % 1000000000);
+    }
+}
+
 /* A managed path answered by the kernel: it may be a file this process had open when it moved. */
 static int disk_stat_done(int rc, struct stat *st)
 {
     if (rc == 0 && ft_fds)
         fp_idmap_translate(st);
+    dir_times(rc, st);
     return rc;
 }
 
@@ -71,8 +139,11 @@ SH_EXPORT int lstat64(const char *path, struct stat64 *st) { return lstat(path, 
 
 SH_EXPORT int fstat(int fd, struct stat *st)
 {
-    if (likely(!ft_managed(fd)))
-        return REAL(fstat)(fd, st);
+    if (likely(!ft_managed(fd))) {
+        int r = REAL(fstat)(fd, st);
+        dir_times(r, st); /* tar's check of a directory it read through an fd */
+        return r;
+    }
     return fp_fstat(fd, st);
 }
 
@@ -82,8 +153,11 @@ SH_EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int flags)
 {
     int rc;
     __asm__("" : "+r"(path)); /* declared nonnull, but the kernel accepts NULL with AT_EMPTY_PATH */
-    if (likely(!path_maybe_managed(dirfd, path)) && !(path && !path[0] && ft_managed(dirfd)))
-        return REAL(fstatat)(dirfd, path, st, flags);
+    if (likely(!path_maybe_managed(dirfd, path)) && !(path && !path[0] && ft_managed(dirfd))) {
+        int r = REAL(fstatat)(dirfd, path, st, flags);
+        dir_times(r, st);
+        return r;
+    }
     if (!stat_managed(dirfd, path, st, flags, &rc, !(flags & AT_SYMLINK_NOFOLLOW))) {
         fp_settle_moved();
         return disk_stat_done(ENOENT_FIX(dirfd, path, REAL(fstatat)(dirfd, path, st, flags)), st);
@@ -138,12 +212,16 @@ real:
         errno = ENOSYS;
         return -1;
     }
-    if (!ft_fds || !path_maybe_managed(dirfd, path))
-        return sys.statx(dirfd, path, flags, mask, stx);
+    if (!ft_fds || !path_maybe_managed(dirfd, path)) {
+        int r = sys.statx(dirfd, path, flags, mask, stx);
+        dir_times_x(r, stx);
+        return r;
+    }
     fp_settle_moved();
     int r = ENOENT_FIX(dirfd, path, sys.statx(dirfd, path, flags, mask, stx));
     if (r == 0)
         fp_idmap_translate_x(stx);
+    dir_times_x(r, stx);
     return r;
 }
 

@@ -114,6 +114,23 @@ struct eph_counters {            /* monotonically increasing; shim adds in batch
     _Atomic uint64_t bytes_in_memory_peak;
 };
 
+/*
+ * Directory times an eviction changed.  Linking the evicted file at its path
+ * moves the directory's ctime and mtime, which tmpfs would not (the move is
+ * ours, not the program's): `tar c` then says "file changed as we read it".
+ * The daemon records the times the kernel reports after its link and those
+ * it reported before; the shim shows the earlier ones for as long as the
+ * kernel's are still exactly the recorded ones (any later change moves them).
+ */
+#define EPH_DIRTIMES 64
+struct eph_dirtime {
+    _Atomic uint32_t seq;        /* [D] seqlock: odd while the daemon rewrites the entry */
+    uint32_t pad;
+    _Atomic uint64_t dev, ino;   /* [D] the directory; ino 0 = unused */
+    _Atomic int64_t kctime_ns, kmtime_ns; /* [D] the kernel's times right after the eviction's link */
+    _Atomic int64_t ctime_ns, mtime_ns;   /* [D] the times shown instead */
+};
+
 struct eph_shm_header {
     uint64_t magic;              /* EPH_SHM_MAGIC */
     uint32_t version;            /* EPH_SHM_VERSION */
@@ -134,6 +151,8 @@ struct eph_shm_header {
     struct eph_counters c;
     _Atomic uint64_t time_floor; /* [DS] latest fine-grained file time handed out: a coarse stamp is
                                   * raised to it, so a later change never looks older (multigrain floor) */
+    _Atomic uint32_t dirtimes_used; /* [D] entries of dirtimes ever filled (0: nothing to look up) */
+    struct eph_dirtime dirtimes[EPH_DIRTIMES]; /* [D] */
 };
 
 static inline struct eph_inode *eph_inodes(struct eph_shm_header *h)

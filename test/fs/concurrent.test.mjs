@@ -113,3 +113,74 @@ test('multiprocessing workers append under flock, lockf and OFD locks while file
   assertEvicted(t, shim.stats, 'mp-locks');
   sc.done();
 });
+
+// Programs a function runs side by side on its scratch directory.  `sort` bigger than its -S
+// buffer puts its temporary files (mkstemp) in the root; split + `xargs -P2 gzip`; tar extracting
+// many files while another process reads them back; `tar c` of a directory whose files are evicted
+// while it reads them; `python3 -m compileall -j 2`.  Before the fix, `tar c` exited 1 with "src:
+// file changed as we read it": the eviction's link of a file into src moved the directory's ctime.
+const PROGRAMS = String.raw`
+set -u
+cd "$R"
+python3 -c "
+import random
+r = random.Random(7)
+with open('in.txt', 'w') as f:
+    for i in range(60000): f.write('%08d %s\n' % (r.randrange(10**8), 'x' * r.randrange(40)))
+"
+mkdir -p tmp
+sort -S 64K -T "$R/tmp" --parallel=2 in.txt > sorted.txt &
+sort -S 64K -T "$R/tmp" -r -k2 in.txt > rsorted.txt &
+wait
+sort -c sorted.txt && echo sorted ok; md5sum sorted.txt rsorted.txt; ls tmp | wc -l
+split -b 100000 -d -a 3 in.txt part.
+ls part.* | xargs -P2 -n3 gzip -9
+ls part.* | head -3; zcat $(ls part.*.gz | sort) | cmp - in.txt && echo split gzip ok
+ls part.*.gz | xargs -P2 -n2 gunzip
+cat $(ls part.* | sort) | md5sum
+mkdir src && for i in $(seq 1 120); do head -c $((i * 997)) in.txt > src/f$i; done
+stat -c '%y %z' src > times.before
+mkdir other && for i in $(seq 1 8); do head -c 100000 in.txt > other/p$i; done
+stat -c '%y %z' src | cmp - times.before && echo directory times kept
+tar cf t.tar src; echo "tar c exit $?"
+touch src/new && stat -c '%y %z' src | cmp -s - times.before || echo a real change shows
+rm -rf src
+( tar xf t.tar ) &
+python3 - <<'PY' &
+import os, time
+whole = open('in.txt', 'rb').read()
+seen = set()
+deadline = time.time() + 30
+while time.time() < deadline and len(seen) < 120:
+    for i in range(1, 121):
+        try:
+            with open('src/f%d' % i, 'rb') as f:
+                b = f.read()
+        except FileNotFoundError:
+            continue
+        assert whole[:len(b)] == b, i
+        if len(b) == i * 997:
+            seen.add(i)
+print('reader saw', len(seen))
+PY
+wait
+for i in $(seq 1 120); do head -c $((i * 997)) in.txt | cmp - src/f$i || echo BAD $i; done; echo tar x done
+mkdir -p pkg/sub && for i in $(seq 1 30); do printf 'X = %d\ndef f():\n    return X * 2\n' $i > pkg/m$i.py; done
+printf 'from . import m1\n' > pkg/__init__.py; cp pkg/m1.py pkg/sub/__init__.py
+python3 -m compileall -q -j 2 pkg && ls pkg/__pycache__ | wc -l
+python3 -c "import sys; sys.path.insert(0, '.'); import pkg.m7, pkg.sub; print(pkg.m7.f(), pkg.sub.X, pkg.m7.__cached__.split('/')[-1])"
+`;
+
+test('sort -T, split + xargs -P2 gzip, tar c/x with a concurrent reader, compileall -j 2, under a 300K budget', async (t) => {
+  const { tmpfs, shim, sc } = await runCmdOnTmpfsAndShim('programs', '/bin/bash', (dir) => ['-c', PROGRAMS, 'bash', dir], {
+    env: (dir) => ({ R: dir }),
+    budget: '300K',
+  });
+  const want = `${tmpfs.stdout}\n--- stderr ---\n${tmpfs.stderr}`;
+  for (const line of ['sorted ok', 'split gzip ok', 'directory times kept', 'tar c exit 0', 'a real change shows', 'reader saw 120', 'tar x done', '14 1 m7.cpython-311.pyc'])
+    assert.ok(want.includes(line), `reference run lacks "${line}": ${want}`);
+  assert.equal(`${shim.stdout}\n--- stderr ---\n${shim.stderr}`, want, describe(shim));
+  assertServedFromMemory(shim.stats, 'programs');
+  assertEvicted(t, shim.stats, 'programs');
+  sc.done();
+});
