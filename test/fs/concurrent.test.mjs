@@ -184,3 +184,84 @@ test('sort -T, split + xargs -P2 gzip, tar c/x with a concurrent reader, compile
   assertEvicted(t, shim.stats, 'programs');
   sc.done();
 });
+
+// Three Python sqlite3 processes and the sqlite3 CLI insert into one database in the root at once
+// (BEGIN IMMEDIATE, busy_timeout), in rollback-journal and in WAL mode, while each writer churns
+// its own files; the database outgrows the budget.  Then a writer is SIGKILLed inside a large
+// transaction while other files push the budget: the next connection must roll the hot journal
+// back (or ignore the uncommitted WAL frames) and find the database intact.
+const SQLITE = String.raw`
+import os, signal, sqlite3, subprocess, sys
+os.chdir(sys.argv[1])
+W = '''
+import os, sqlite3, sys
+w, db = int(sys.argv[1]), sys.argv[2]
+c = sqlite3.connect(db, timeout=60, isolation_level=None)
+c.execute('PRAGMA busy_timeout=60000')
+for k in range(40):
+    c.execute('BEGIN IMMEDIATE')
+    for j in range(5):
+        c.execute('insert into t values (?,?,?,?)', (w, k * 5 + j, w * 1000 + k * 5 + j, bytes([w]) * 1500))
+    c.execute('COMMIT')
+    with open('own-%s-%d-%d' % (db, w, k % 4), 'wb') as f:
+        f.write(os.urandom(60000))
+'''
+for mode in ('delete', 'wal'):
+    db = 'db-' + mode
+    c = sqlite3.connect(db)
+    c.execute('PRAGMA journal_mode=%s' % mode)
+    c.execute('create table t(w int, i int, v int, pad blob)')
+    c.commit()
+    c.close()
+    procs = [subprocess.Popen([sys.executable, '-c', W, str(w), db]) for w in range(3)]
+    sql = 'PRAGMA busy_timeout=60000;\n' + ''.join('BEGIN IMMEDIATE;\n' + ''.join(
+        'insert into t values (9,%d,%d,zeroblob(1500));\n' % (k * 5 + j, 9000 + k * 5 + j) for j in range(5)) + 'COMMIT;\n' for k in range(40))
+    cli = subprocess.run(['sqlite3', db], input=sql, text=True, capture_output=True)
+    print(mode, 'exit codes', [p.wait() for p in procs], cli.returncode, cli.stderr)
+    c = sqlite3.connect(db)
+    print(mode, c.execute('PRAGMA integrity_check').fetchall(), c.execute('select count(*), sum(v), count(distinct w) from t').fetchall(),
+          c.execute('select w, count(*), min(i), max(i), sum(i) from t group by w order by w').fetchall())
+    c.close()
+VICTIM = '''
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], timeout=60, isolation_level=None)
+c.execute('BEGIN IMMEDIATE')
+c.execute('update t set v = v + 1000000, pad = randomblob(2500)')
+c.execute('insert into t select w + 100, i, v, pad from t')
+print('inside', flush=True)
+sys.stdin.readline()
+'''
+for mode in ('delete', 'wal'):
+    db = 'db-' + mode
+    p = subprocess.Popen([sys.executable, '-c', VICTIM, db], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == 'inside'
+    keep = []
+    for i in range(6):
+        f = open('push-%s-%d' % (mode, i), 'wb')
+        f.write(os.urandom(150000))
+        f.flush()
+        keep.append(f)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    print(mode, 'killed', p.returncode, sorted(x for x in os.listdir('.') if x.startswith(db)))
+    c = sqlite3.connect(db, timeout=60, isolation_level=None)
+    print(mode, 'after kill', c.execute('PRAGMA integrity_check').fetchall(), c.execute('select count(*), sum(v) from t').fetchall())
+    c.execute('insert into t values (-1, -1, -1, x\'00\')')
+    print(mode, 'writable', c.execute('select count(*), sum(v) from t').fetchall())
+    c.close()
+    print(mode, sorted(x for x in os.listdir('.') if x.startswith(db)))
+`;
+
+test('sqlite3: four writers at once (Python and the CLI), journal and WAL, then a writer SIGKILLed mid-transaction, under a 300K budget', async (t) => {
+  const { tmpfs, shim, sc } = await runOnTmpfsAndShim('sqlite', SQLITE, { budget: '300K' });
+  const want = tmpfs.stdout.toString();
+  for (const m of ['delete', 'wal']) {
+    assert.match(want, new RegExp(`${m} exit codes \\[0, 0, 0\\] 0 \n`));
+    assert.match(want, new RegExp(`${m} \\[\\('ok',\\)\\] \\[\\(800, 2479600, 4\\)\\]`));
+    assert.match(want, new RegExp(`${m} after kill \\[\\('ok',\\)\\] \\[\\(800, 2479600\\)\\]`));
+  }
+  assert.equal(shim.stdout.toString(), want, describe(shim));
+  assertServedFromMemory(shim.stats, 'sqlite');
+  assertEvicted(t, shim.stats, 'sqlite');
+  sc.done();
+});
