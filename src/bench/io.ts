@@ -184,6 +184,20 @@ export function quartiles(xs: readonly number[]): Quartiles {
   return [at(0.25), at(0.5), at(0.75)];
 }
 
+/**
+ * iobench's result: the last line of its output, parsed.
+ *
+ * @throws {EphemeraError} `EPH_BENCH_FAILED` when that line is not JSON
+ */
+function lastJsonLine(stdout: string): { readonly line: string; readonly v: unknown } {
+  const line = stdout.trim().split('\n').pop() ?? '';
+  try {
+    return { line, v: JSON.parse(line) as unknown };
+  } catch {
+    throw new EphemeraError('EPH_BENCH_FAILED', `iobench printed ${JSON.stringify(line.slice(0, 200))}, not a JSON result; rebuild with make`);
+  }
+}
+
 /** One paired iobench run: each contender's laps in ns per operation, in round order. */
 export interface PairedRun {
   readonly workload: string;
@@ -196,13 +210,7 @@ export interface PairedRun {
  * @throws {EphemeraError} `EPH_BENCH_FAILED` when it is not a paired result with equal lap counts
  */
 export function parsePaired(stdout: string): PairedRun {
-  const line = stdout.trim().split('\n').pop() ?? '';
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch {
-    throw new EphemeraError('EPH_BENCH_FAILED', `iobench printed ${JSON.stringify(line.slice(0, 200))}, not a JSON result; rebuild with make`);
-  }
+  const { line, v } = lastJsonLine(stdout);
   const r = v as { workload?: unknown; paired?: unknown; laps?: unknown };
   if (typeof r.workload !== 'string' || r.paired !== true || typeof r.laps !== 'object' || r.laps === null) {
     throw new EphemeraError('EPH_BENCH_FAILED', `iobench result is not a paired run (workload, paired, laps): ${line.slice(0, 200)}; rebuild with make`);
@@ -284,13 +292,7 @@ export function median(xs: readonly number[]): number {
  * @throws {EphemeraError} `EPH_BENCH_FAILED` when it is not what iobench prints
  */
 export function parseIobench(stdout: string): IobenchResult {
-  const line = stdout.trim().split('\n').pop() ?? '';
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch {
-    throw new EphemeraError('EPH_BENCH_FAILED', `iobench printed ${JSON.stringify(line.slice(0, 200))}, not a JSON result; rebuild with make`);
-  }
+  const { line, v } = lastJsonLine(stdout);
   const r = v as Partial<Record<keyof IobenchResult, unknown>>;
   if (
     typeof r.workload !== 'string' ||
