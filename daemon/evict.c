@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -368,13 +369,36 @@ static int evict_open_anon(uint32_t idx)
  * disk, and another process would then get the same lock on the disk file.
  * Asked after the drain: the shim rechecks the state after taking a lock
  * (with inflight raised), so a lock taken later sees MOVING and is taken
- * again on the disk file.  flock() locks do not conflict with this probe:
- * the shim pins a flock()ed file instead.
+ * again on the disk file.  flock() locks (evict_flocked) likewise.
  */
+/*
+ * Does some description hold a flock() on the memfd?  There is no query for
+ * flock (taking one to test would make a program's LOCK_NB fail at that
+ * instant), so the kernel's list is read: "N: FLOCK ADVISORY WRITE pid
+ * maj:min:ino ...".  Only when an eviction is about to happen.
+ */
+static int evict_flocked(int memfd)
+{
+    struct stat st;
+    if (fstat(memfd, &st) < 0)
+        return 0;
+    char want[64];
+    snprintf(want, sizeof want, " %02x:%02x:%llu ", major(st.st_dev), minor(st.st_dev), (unsigned long long)st.st_ino);
+    FILE *f = fopen("/proc/locks", "re");
+    if (!f)
+        return 0;
+    char line[256];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, " FLOCK ") && strstr(line, want);
+    fclose(f);
+    return found;
+}
+
 static int evict_locked(int memfd)
 {
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0, .l_pid = 0};
-    return fcntl(memfd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+    return (fcntl(memfd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) || evict_flocked(memfd);
 }
 
 int evict_inode(uint32_t idx, int flags)

@@ -167,9 +167,15 @@ void io_own_description(int fd)
     uint32_t hwm = atomic_load(&ft_hwm);
     int shared = 0, nokcmp = 0;
     /* The cached fd sits above the high-water mark, and after a fork it is
-     * the only other holder here of a description the siblings share. */
+     * the only other holder here of a description the siblings share.  But
+     * an fd inherited through exec, whose cached fd was made from it, shares
+     * its description with the parent by right: the desc is then referenced
+     * by more fds than this process has. */
+    uint32_t local = 0;
+    for (uint32_t g = 0; g < hwm; g++)
+        local += ft_fds[g].desc1 == desc1;
     int kfd = (int)ft_map_of(inode)->kfd1 - 1;
-    if (kfd >= 0 && kfd != fd) {
+    if (kfd >= 0 && kfd != fd && atomic_load(&sh.descs[desc1 - 1].refs) <= local) {
         int s = same_description(fd, kfd);
         nokcmp = s < 0;
         shared = s == 0 || (s < 0 && !(own_desc1 && own_desc1[fd] == desc1));
@@ -206,17 +212,36 @@ void io_own_description(int fd)
 
 /*
  * A lock lives on the memfd's kernel inode and would not follow the file to
- * disk, so a locked file is pinned in memory (as an mmap()ed one is).
+ * disk.  The daemon leaves a file in memory while someone holds a flock on
+ * it (it reads /proc/locks after the drain), so the file goes back to
+ * being evictable once unlocked; a lock taken while the file was moving
+ * is taken again on the disk file, as record_lock does for fcntl locks.
  */
 SH_EXPORT int flock(int fd, int op)
 {
     if (likely(!ft_managed(fd)) || (ft_fds[fd].flags & FT_DISK) || (op & ~LOCK_NB) == LOCK_UN)
         return REAL(flock)(fd, op);
     io_own_description(fd);
-    int r = fp_pin(fd);
-    if (r < 0) {
-        errno = -r;
-        return -1;
+    for (;;) {
+        if (ft_fds[fd].flags & FT_DISK)
+            return REAL(flock)(fd, op);
+        struct eph_inode *ino = fp_inode_of(fp_desc(fd));
+        uint32_t epoch = atomic_load(&ino->epoch);
+        if (atomic_load(&ino->state) != EPH_MEM) {
+            int r = fp_settle(fd);
+            if (r < 0) {
+                errno = -r;
+                return -1;
+            }
+            continue;
+        }
+        int r = REAL(flock)(fd, op);
+        if (r < 0)
+            return r;
+        atomic_fetch_add(&ino->inflight, 1); /* seq_cst: Dekker with the daemon's MOVING */
+        int stayed = atomic_load(&ino->state) == EPH_MEM && atomic_load(&ino->epoch) == epoch;
+        atomic_fetch_sub(&ino->inflight, 1);
+        if (stayed)
+            return r;
     }
-    return REAL(flock)(fd, op);
 }

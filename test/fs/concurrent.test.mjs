@@ -265,3 +265,44 @@ test('sqlite3: four writers at once (Python and the CLI), journal and WAL, then 
   assertEvicted(t, shim.stats, 'sqlite');
   sc.done();
 });
+
+// A flock()ed file stays in memory while the lock is held (it lives on the memfd) and goes back to
+// being evictable once unlocked.  Before, flock() pinned the file for the rest of its life, so a
+// lock file or a dbm database that was ever flock()ed could never give its memory back.
+const FLOCK_RELEASE = String.raw`
+import fcntl, os, subprocess, sys, time
+os.chdir(sys.argv[1])
+PROBE = 'import fcntl,sys\ntry:\n fcntl.flock(open(sys.argv[1],"rb"), fcntl.LOCK_EX|fcntl.LOCK_NB); print("got")\nexcept OSError as e: print("busy", e.errno)'
+def probe(n):
+    return subprocess.run([sys.executable, '-c', PROBE, n], capture_output=True, text=True).stdout.strip()
+def pressure(first, n):
+    for i in range(first, first + n):
+        with open('big%d' % i, 'wb') as f:
+            f.write(os.urandom(150000))
+out = []
+with open('L', 'wb') as f:
+    f.write(b'l' * 300000)
+g = open('L', 'rb')
+fcntl.flock(g, fcntl.LOCK_EX)
+time.sleep(1.2)  # L is the least recently used file from here on
+pressure(0, 8)
+out.append(('held through pressure', probe('L'), g.read(3)))
+fcntl.flock(g, fcntl.LOCK_UN)
+g.close()
+time.sleep(1.2)
+pressure(8, 8)
+out.append(('released', probe('L'), open('L', 'rb').read() == b'l' * 300000))
+print(out)
+# In-memory files report an inode number tagged with bit 44 (EPH_INO_TAG); tmpfs's never have it.
+print('L still in memory after the lock was released and other files pushed', os.stat('L').st_ino >= 1 << 44)
+`;
+
+test('a flock()ed file stays in memory while locked and can be evicted once unlocked (600K budget)', async (t) => {
+  const { tmpfs, shim, sc } = await runOnTmpfsAndShim('flock-release', FLOCK_RELEASE, { budget: '600K' });
+  const want = tmpfs.stdout.toString();
+  assert.match(want, /\('held through pressure', 'busy 11', b'lll'\), \('released', 'got', True\)/);
+  assert.match(want, /pushed False/);
+  assert.equal(shim.stdout.toString(), want, describe(shim));
+  assertEvicted(t, shim.stats, 'flock-release');
+  sc.done();
+});
