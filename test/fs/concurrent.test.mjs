@@ -306,3 +306,57 @@ test('a flock()ed file stays in memory while locked and can be evicted once unlo
   assertEvicted(t, shim.stats, 'flock-release');
   sc.done();
 });
+
+// Temporary files in the root, by the programs' own means: SQLite's (SQLITE_TMPDIR) for VACUUM,
+// VACUUM INTO and the backup API; Python's TemporaryFile (O_TMPFILE) and NamedTemporaryFile in a
+// process pool; `sort --compress-program=gzip` with its children inheriting the temp files.
+const TEMPFILES = String.raw`
+cd "$R"
+export SQLITE_TMPDIR="$R" TMPDIR="$R"
+python3 - <<'PY'
+import sqlite3, os
+c = sqlite3.connect('v.db')
+c.execute('create table t(i integer primary key, pad blob)')
+c.executemany('insert into t values(?, ?)', ((i, bytes([i % 251]) * 3000) for i in range(400)))
+c.commit()
+c.execute('delete from t where i % 3 = 0'); c.commit()
+c.execute('create index ix on t(pad)')
+c.execute('VACUUM'); c.execute("VACUUM INTO 'v2.db'")
+b = sqlite3.connect('v3.db'); c.backup(b); b.close()
+for n in ('v.db', 'v2.db', 'v3.db'):
+    d = sqlite3.connect(n)
+    print(n, d.execute('pragma integrity_check').fetchone(), d.execute('select count(*), sum(length(pad)), sum(i) from t').fetchone())
+PY
+python3 - <<'PY'
+import tempfile, os, multiprocessing as mp, hashlib
+def w(k):
+    hs = []
+    for j in range(20):
+        with tempfile.TemporaryFile() as f:
+            data = hashlib.sha256(b'%d-%d' % (k, j)).digest() * (2000 + j * 50)
+            f.write(data); f.flush()
+            with tempfile.NamedTemporaryFile(delete=True) as g:
+                g.write(data[::-1]); g.flush(); g.seek(0)
+                f.seek(0)
+                hs.append(hashlib.sha256(f.read() + g.read()).hexdigest()[:8])
+    return hs
+with mp.Pool(3) as p: r = p.map(w, range(6))
+print(hashlib.sha256(repr(r).encode()).hexdigest()[:16])
+PY
+seq 1 200000 | shuf --random-source=<(yes) > s.txt
+sort -n -S 100K -T "$R" --compress-program=gzip s.txt | md5sum
+ls "$R" | grep -v -e '^v' -e '^s.txt' | wc -l
+`;
+
+test('temporary files: sqlite VACUUM/backup, tempfile in a Pool, sort --compress-program, under a 300K budget', async (t) => {
+  const { tmpfs, shim, sc } = await runCmdOnTmpfsAndShim('tempfiles', '/bin/bash', (dir) => ['-c', TEMPFILES, 'bash', dir], {
+    env: (dir) => ({ R: dir }),
+    budget: '300K',
+  });
+  const want = `${tmpfs.stdout}\n--- stderr ---\n${tmpfs.stderr}`;
+  assert.match(want, /v3\.db \('ok',\) \(266, 798000, 53067\)/);
+  assert.equal(`${shim.stdout}\n--- stderr ---\n${shim.stderr}`, want, describe(shim));
+  assertServedFromMemory(shim.stats, 'tempfiles');
+  assertEvicted(t, shim.stats, 'tempfiles');
+  sc.done();
+});
