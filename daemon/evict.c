@@ -38,7 +38,8 @@
 
 #define EVICT_DRAIN_TIMEOUT_NS (500ull * 1000 * 1000)
 
-static void evict_drain(uint32_t idx, struct eph_inode *in)
+/* 1 if it gave up waiting: a holder may still be inside its copy. */
+static int evict_drain(uint32_t idx, struct eph_inode *in)
 {
     uint64_t start = ephd_mono_ns();
     for (unsigned spins = 0; atomic_load(&in->inflight) > 0; spins++) {
@@ -47,17 +48,22 @@ static void evict_drain(uint32_t idx, struct eph_inode *in)
             continue;
         }
         if (ephd_mono_ns() - start > EVICT_DRAIN_TIMEOUT_NS) {
-            /* A process died inside a fast-path operation (or is stopped):
-             * its count will never drop.  Its memcpy is over or will
-             * never happen; moving on loses nothing that was written. */
-            log_msg(LOG_WARN, "inode %u: inflight stuck at %d for 500 ms; evicting anyway", idx,
-                    (int)atomic_load(&in->inflight));
+            /* A process died inside a fast-path read (its count will never
+             * drop), or is stopped or starved there.  Readers change no
+             * bytes; a live one sees the state or epoch moved when it
+             * resumes and reads again from the disk file (fastpath.c,
+             * read_again), so moving on loses nothing. */
+            log_msg(LOG_WARN,
+                    "inode %u: inflight stuck at %d for 500 ms; evicting anyway (a stalled reader will read "
+                    "again from disk when it resumes)",
+                    idx, (int)atomic_load(&in->inflight));
             atomic_store(&in->inflight, 0);
-            return;
+            return 1;
         }
         struct timespec ts = {0, 20 * 1000};
         nanosleep(&ts, NULL);
     }
+    return 0;
 }
 
 #define EVICT_CHUNK (4u << 20)
@@ -413,7 +419,7 @@ int evict_inode(uint32_t idx, int flags)
     if (pinned && !(flags & EVICT_FORCE))
         return -EBUSY;
 
-    ns_lock(idx);
+    int stalled = ns_lock(idx); /* a holder may still be inside its copy */
     /* Again under the lock: the shim pins (an app mmap) under it, and must
      * then be sure its mapping of the memfd stays valid. */
     pinned = atomic_load(&in->pinned) != 0;
@@ -424,7 +430,7 @@ int evict_inode(uint32_t idx, int flags)
     atomic_store(&in->state, EPH_MOVING); /* seq_cst: Dekker with inflight */
     eph_unlock(&in->lock);
     uint64_t t0 = ephd_mono_ns();
-    evict_drain(idx, in);
+    stalled |= evict_drain(idx, in);
 
     uint64_t size = atomic_load(&in->size);
     char tmp[EPH_PATH_MAX + 64] = "";
@@ -538,7 +544,10 @@ int evict_inode(uint32_t idx, int flags)
     uint64_t cap = atomic_load(&in->capacity);
     if (!pinned && !(flags & EVICT_KEEP_PAGES)) {
         fallocate(in->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)cap);
-        if (ftruncate(in->mem_fd, 0) < 0)
+        /* A stalled holder's copy through its mapping would SIGBUS past a
+         * shrunk size; at the old size it lands in fresh pages, and the
+         * holder then redoes it on disk and punches them (fastpath.c). */
+        if (!stalled && ftruncate(in->mem_fd, 0) < 0)
             log_msg(LOG_WARN, "evict inode %u: ftruncate(memfd, 0): %s", idx, strerror(errno));
         atomic_store(&in->capacity, 0);
     }

@@ -412,23 +412,28 @@ void ns_sweep_orphans(int nconns, uint64_t accepts)
     }
 }
 
-void ns_lock(uint32_t idx)
+int ns_lock(uint32_t idx)
 {
     struct eph_inode *in = &D.inodes[idx];
     if (eph_trylock(&in->lock))
-        return;
+        return 0;
     uint64_t start = ephd_mono_ns();
     for (;;) {
         uint32_t w = atomic_load(&in->lock.word);
         if (w == 0 && eph_trylock(&in->lock))
-            return;
+            return 0;
         if (ephd_mono_ns() - start > NS_LOCK_STEAL_NS) {
             /* Critical sections are a memcpy long: a holder that stays
-             * this long was killed inside one.  Take the lock over, or
-             * the whole instance would hang behind a dead process. */
-            log_msg(LOG_WARN, "inode %u: lock held for 1 s; taking it over from a dead holder", idx);
+             * this long was killed inside one, or is stopped or starved.
+             * Take the lock over, or the whole instance would hang behind
+             * a dead process; a live one sees the state or epoch moved when
+             * it resumes and redoes its write (fastpath.c, write_again). */
+            log_msg(LOG_WARN,
+                    "inode %u: lock held for 1 s; taking it over (a dead holder, or a stalled one that will "
+                    "redo its write when it resumes)",
+                    idx);
             atomic_store(&in->lock.word, 1);
-            return;
+            return 1;
         }
         if (w != 0)
             eph_futex(&in->lock.word, FUTEX_WAIT, w, &(struct timespec){0, 10 * 1000 * 1000});

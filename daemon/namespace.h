@@ -36,7 +36,7 @@ void ns_sweep_orphans(int nconns, uint64_t accepts);
 /* Take inode idx's lock (eph_unlock releases it).  Unlike eph_lock it
  * gives up waiting on a holder after a second and takes the lock over: the
  * daemon must not hang behind a process killed inside a critical section. */
-void ns_lock(uint32_t idx);
+int ns_lock(uint32_t idx); /* 1: taken over from a holder stuck for 1 s */
 
 void ns_write_begin(void);
 void ns_write_end(void);

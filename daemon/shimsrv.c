@@ -244,7 +244,11 @@ static int op_create(const struct eph_req *q, struct eph_resp *r, int *fd)
         if (flags & O_TRUNC) {
             /* Capacity is kept: another process may be reading through
              * its mapping, and shrinking the memfd would fault it. */
-            ns_lock((uint32_t)idx);
+            if (ns_lock((uint32_t)idx))
+                /* Taken over from a stalled writer: when it resumes it must
+                 * not publish the size it computed before this truncate, but
+                 * write again (fastpath.c write_again) and zero the gap. */
+                atomic_fetch_add(&in->epoch, 1);
             atomic_store(&in->size, 0);
             atomic_store(&in->holes, 0);
             int64_t now = ephd_real_ns();

@@ -738,6 +738,71 @@ static __attribute__((noinline)) int range_has_hole(int fd, struct eph_inode *in
     return 0;
 }
 
+/*
+ * A copy that a move overtook.  The daemon waits 1 s for the inode lock and
+ * 500 ms for inflight, then assumes the holder died and moves the file anyway
+ * (a dead holder must not hang the instance).  A holder that was only stalled
+ * (SIGSTOP, a frozen or throttled cgroup) finds the state or the epoch changed
+ * when its copy ends: the daemon may have copied the file before our bytes
+ * went in, or punched the pages we read.  It drops its copy and does the
+ * operation again, which now meets the file's new home.  The lock was taken
+ * over, so it is not ours to release (the daemon changes state and epoch only
+ * under it).  Both checks are loads of the inode's first cache line, already
+ * read by this operation.  No fence before them: the daemon takes over only
+ * after a stall of a second, which entered the kernel (a full barrier).
+ */
+static inline int copy_overtaken(struct eph_inode *ino, uint32_t epoch)
+{
+    atomic_thread_fence(memory_order_acquire); /* the copy's loads before the checks */
+    return atomic_load_explicit(&ino->state, memory_order_relaxed) != EPH_MEM ||
+           atomic_load_explicit(&ino->epoch, memory_order_relaxed) != epoch;
+}
+
+/* The memfd of a file now on disk is dead, but a late copy through our mapping
+ * faulted pages into it again (the daemon keeps its size when a holder stalled,
+ * so the copy does not SIGBUS): give them back.  Under ft_lock and only while
+ * fd still is that memfd (swap_to_disk's dup3 and close's forget hold it). */
+static void overtaken_pages_free(int fd, uint32_t desc1, struct eph_inode *ino, uint64_t off, uint64_t len)
+{
+    if (atomic_load(&ino->state) != EPH_DISK || atomic_load(&ino->pinned))
+        return;
+    ft_lock();
+    if (ft_fds[fd].desc1 == desc1 && !(ft_fds[fd].flags & FT_DISK))
+        sys.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+    ft_unlock();
+}
+
+static __attribute__((noinline, cold)) ssize_t read_again(int fd, const struct iovec *iov, int cnt, off_t pos,
+                                                          uint64_t off, size_t len)
+{
+    struct eph_desc *d = fp_desc(fd);
+    sh_log("fd %d: a read of inode %u overlapped its move to disk; reading again", fd, d->inode);
+    overtaken_pages_free(fd, ft_fds[fd].desc1, fp_inode_of(d), off, len);
+    /* At the offset it started from: a read() does not move the shared offset
+     * until it is served, so nothing else read from there meanwhile. */
+    ssize_t r = fp_readv(fd, iov, cnt, (off_t)off, 1);
+    if (r >= 0 && pos < 0)
+        atomic_store_explicit(&d->offset, off + (uint64_t)r, memory_order_relaxed);
+    return r;
+}
+
+static __attribute__((noinline, cold)) ssize_t write_again(int fd, const struct iovec *iov, int cnt, off_t pos,
+                                                           uint64_t off, size_t len)
+{
+    struct eph_desc *d = fp_desc(fd);
+    sh_log("fd %d: a write of inode %u overlapped its move to disk; writing again", fd, d->inode);
+    overtaken_pages_free(fd, ft_fds[fd].desc1, fp_inode_of(d), off, len);
+    /* An append was never published (size stayed): it appends again at the
+     * file's end now, which may have moved past it meanwhile.  Anything else
+     * goes to exactly the offset it had. */
+    if (atomic_load_explicit(&d->flags, memory_order_relaxed) & O_APPEND)
+        return fp_writev(fd, iov, cnt, pos, pos >= 0);
+    ssize_t r = fp_writev(fd, iov, cnt, (off_t)off, 1);
+    if (r >= 0 && pos < 0)
+        atomic_store_explicit(&d->offset, off + (uint64_t)r, memory_order_relaxed);
+    return r;
+}
+
 /* Inlined into each entry point: read/pread (one buffer) then compile to straight-line code. */
 static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struct iovec *iov, int cnt, off_t pos)
 {
@@ -769,6 +834,7 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
         if (dl)
             eph_lock(&d->lock);
     }
+    const uint32_t epoch = atomic_load_explicit(&ino->epoch, memory_order_relaxed);
     uint64_t off = pos < 0 ? atomic_load_explicit(&d->offset, memory_order_relaxed) : (uint64_t)pos;
     uint64_t size = atomic_load_explicit(&ino->size, memory_order_acquire);
     size_t got = 0;
@@ -788,6 +854,12 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
             fp_copy(iov[0].iov_base, base + off, got);
         else
             copy_out(iov, cnt, base + off, got);
+        if (unlikely(copy_overtaken(ino, epoch))) {
+            atomic_fetch_sub_explicit(&ino->inflight, 1, memory_order_release);
+            if (dl)
+                eph_unlock(&d->lock);
+            return read_again(fd, iov, cnt, pos, off, got);
+        }
         if (pos < 0)
             atomic_store_explicit(&d->offset, off + got, memory_order_relaxed);
     }
@@ -861,6 +933,7 @@ retry:
             return disk_io(fd, iov, cnt, pos, 1);
         goto retry;
     }
+    const uint32_t epoch = atomic_load_explicit(&ino->epoch, memory_order_relaxed);
     uint64_t size = atomic_load_explicit(&ino->size, memory_order_relaxed);
     uint64_t off = (fl & O_APPEND) ? size
                  : pos < 0 ? atomic_load_explicit(&d->offset, memory_order_relaxed) : (uint64_t)pos;
@@ -933,6 +1006,12 @@ retry:
             fp_copy(base + off, iov[0].iov_base, n);
         else
             copy_in(base + off, iov, cnt);
+    }
+    if (unlikely(copy_overtaken(ino, epoch))) {
+        /* the size it would publish is stale too: leave it (and the lock) */
+        if (dl)
+            eph_unlock(&d->lock);
+        return write_again(fd, iov, cnt, pos, off, n);
     }
     if (end > size)
         atomic_store_explicit(&ino->size, end, memory_order_release);
