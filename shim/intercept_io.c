@@ -217,31 +217,16 @@ void io_own_description(int fd)
  * being evictable once unlocked; a lock taken while the file was moving
  * is taken again on the disk file, as record_lock does for fcntl locks.
  */
+static int flock_call(int fd, int op, unsigned long unused)
+{
+    (void)unused;
+    return REAL(flock)(fd, op);
+}
+
 SH_EXPORT int flock(int fd, int op)
 {
     if (likely(!ft_managed(fd)) || (ft_fds[fd].flags & FT_DISK) || (op & ~LOCK_NB) == LOCK_UN)
         return REAL(flock)(fd, op);
     io_own_description(fd);
-    for (;;) {
-        if (ft_fds[fd].flags & FT_DISK)
-            return REAL(flock)(fd, op);
-        struct eph_inode *ino = fp_inode_of(fp_desc(fd));
-        uint32_t epoch = atomic_load(&ino->epoch);
-        if (atomic_load(&ino->state) != EPH_MEM) {
-            int r = fp_settle(fd);
-            if (r < 0) {
-                errno = -r;
-                return -1;
-            }
-            continue;
-        }
-        int r = REAL(flock)(fd, op);
-        if (r < 0)
-            return r;
-        atomic_fetch_add(&ino->inflight, 1); /* seq_cst: Dekker with the daemon's MOVING */
-        int stayed = atomic_load(&ino->state) == EPH_MEM && atomic_load(&ino->epoch) == epoch;
-        atomic_fetch_sub(&ino->inflight, 1);
-        if (stayed)
-            return r;
-    }
+    return lock_on_home(fd, flock_call, op, 0, 1);
 }

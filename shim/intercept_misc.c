@@ -127,14 +127,11 @@ SH_EXPORT int dup3(int oldfd, int newfd, int flags)
  * not in memory is settled first, so the lock and its queries land on the
  * disk file every other process uses.
  */
-static int record_lock(int fd, int cmd, unsigned long arg)
+int lock_on_home(int fd, int (*call)(int, int, unsigned long), int cmd, unsigned long arg, int recheck)
 {
-    const struct flock *fl = (const struct flock *)arg;
-    if ((cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW) && !(ft_fds[fd].flags & FT_DISK))
-        io_own_description(fd);
     for (;;) {
         if (ft_fds[fd].flags & FT_DISK)
-            return sys.fcntl(fd, cmd, arg);
+            return call(fd, cmd, arg);
         struct eph_inode *ino = fp_inode_of(fp_desc(fd));
         uint32_t epoch = atomic_load(&ino->epoch);
         if (atomic_load(&ino->state) != EPH_MEM) {
@@ -145,8 +142,8 @@ static int record_lock(int fd, int cmd, unsigned long arg)
             }
             continue;
         }
-        int r = sys.fcntl(fd, cmd, arg);
-        if (r < 0 || cmd == F_GETLK || cmd == F_OFD_GETLK || fl->l_type == F_UNLCK)
+        int r = call(fd, cmd, arg);
+        if (r < 0 || !recheck)
             return r;
         atomic_fetch_add(&ino->inflight, 1); /* seq_cst: Dekker with the daemon's MOVING */
         int stayed = atomic_load(&ino->state) == EPH_MEM && atomic_load(&ino->epoch) == epoch;
@@ -154,6 +151,18 @@ static int record_lock(int fd, int cmd, unsigned long arg)
         if (stayed)
             return r;
     }
+}
+
+static int fcntl_call(int fd, int cmd, unsigned long arg) { return sys.fcntl(fd, cmd, arg); }
+
+static int record_lock(int fd, int cmd, unsigned long arg)
+{
+    if ((cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW) && !(ft_fds[fd].flags & FT_DISK))
+        io_own_description(fd);
+    /* An unlock is rechecked too (harmless: unlocking again on the disk file
+     * is a no-op), so the caller's struct is never read here: a bad pointer
+     * gets the kernel's EFAULT. */
+    return lock_on_home(fd, fcntl_call, cmd, arg, cmd != F_GETLK && cmd != F_OFD_GETLK);
 }
 
 static int fcntl_impl(int fd, int cmd, unsigned long arg)

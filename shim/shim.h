@@ -389,6 +389,13 @@ void names_to_disk(int dirfd, const char *path);
 int names_evict(uint32_t inode, uint32_t gen);
 /* Before a lock that belongs to the open file description (flock, OFD): give fd one of its own (intercept_io.c). */
 void io_own_description(int fd);
+/*
+ * A lock call on a managed fd, made on the file's current home (settled first
+ * if it is not in memory); with recheck, taken again there if the file moved
+ * while the call ran (intercept_misc.c: the daemon probes for locks after
+ * draining inflight, so a lock that saw MEM with inflight raised is seen).
+ */
+int lock_on_home(int fd, int (*call)(int, int, unsigned long), int cmd, unsigned long arg, int recheck);
 /* Before exec of prog with envp: the program and the libraries ld.so will load from roots go to disk. */
 void names_exec_to_disk(const char *prog, char *const envp[]);
 
