@@ -370,14 +370,6 @@ static int evict_open_anon(uint32_t idx)
 }
 
 /*
- * Does anyone hold a record lock (fcntl F_SETLK or OFD) on the memfd?  Such a
- * lock lives on the memfd's kernel inode: it would not follow the file to
- * disk, and another process would then get the same lock on the disk file.
- * Asked after the drain: the shim rechecks the state after taking a lock
- * (with inflight raised), so a lock taken later sees MOVING and is taken
- * again on the disk file.  flock() locks (evict_flocked) likewise.
- */
-/*
  * Does some description hold a flock() on the memfd?  There is no query for
  * flock (taking one to test would make a program's LOCK_NB fail at that
  * instant), so the kernel's list is read: "N: FLOCK ADVISORY WRITE pid
@@ -389,7 +381,8 @@ static int evict_flocked(int memfd)
     if (fstat(memfd, &st) < 0)
         return 0;
     char want[64];
-    snprintf(want, sizeof want, " %02x:%02x:%llu ", major(st.st_dev), minor(st.st_dev), (unsigned long long)st.st_ino);
+    snprintf(want, sizeof want, " %02x:%02x:%llu ", major(st.st_dev), minor(st.st_dev),
+             (unsigned long long)st.st_ino);
     FILE *f = fopen("/proc/locks", "re");
     if (!f)
         return 0;
@@ -401,6 +394,14 @@ static int evict_flocked(int memfd)
     return found;
 }
 
+/*
+ * Does anyone hold a record lock (fcntl F_SETLK or OFD) on the memfd?  Such a
+ * lock lives on the memfd's kernel inode: it would not follow the file to
+ * disk, and another process would then get the same lock on the disk file.
+ * Asked after the drain: the shim rechecks the state after taking a lock
+ * (with inflight raised), so a lock taken later sees MOVING and is taken
+ * again on the disk file.  flock() locks (evict_flocked) likewise.
+ */
 static int evict_locked(int memfd)
 {
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0, .l_pid = 0};
