@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
-import { PYTHON, requireBuilt, scratch, startDaemon } from './lib/harness.mjs';
+import { PYTHON, requireBuilt, scratch, spawnWatched, startDaemon } from './lib/harness.mjs';
 
 const HOLDER = `
 import hashlib, os, sys
@@ -62,24 +62,19 @@ sys.stdin.readline()
 `;
 
 function startPython(env, script, root) {
-  const child = spawn(PYTHON, ['-c', script, root], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (b) => (out += b.toString()));
-  child.stderr.on('data', (b) => (err += b.toString()));
-  const exited = new Promise((res) => child.on('exit', (code, signal) => res({ code, signal })));
+  const w = spawnWatched(PYTHON, ['-c', script, root], { env, stdin: 'pipe' });
   return {
-    child,
-    exited,
-    output: () => out,
+    child: w.child,
+    exited: w.exited,
+    output: w.stdout,
     async line(re, ms = 20_000) {
       const start = Date.now();
       while (Date.now() - start < ms) {
-        const m = out.match(re);
+        const m = w.stdout().match(re);
         if (m) return m;
         await new Promise((r) => setTimeout(r, 20));
       }
-      throw new Error(`no ${re} from python within ${ms} ms; stdout=${out} stderr=${err}`);
+      throw new Error(`no ${re} from python within ${ms} ms; stdout=${w.stdout()} stderr=${w.stderr()}`);
     },
   };
 }

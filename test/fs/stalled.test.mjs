@@ -8,11 +8,10 @@
 // lets it go and checks every byte.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { PYTHON, scratch, startDaemon } from './lib/harness.mjs';
+import { PYTHON, scratch, spawnWatched, startDaemon } from './lib/harness.mjs';
 
 const CHUNK = 8 << 20;
 const CHUNKS = 4;
@@ -62,22 +61,18 @@ print(json.dumps({'last': last, 'bad': bad, 'ops': i - CHUNKS}), flush=True)
 `;
 
 function startWorker(env, mode, path) {
-  const child = spawn(PYTHON, ['-c', WORKER, mode, path], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (b) => (out += b.toString()));
-  child.stderr.on('data', (b) => (err += b.toString()));
-  const exited = new Promise((res) => child.on('exit', (code, signal) => res({ code, signal })));
+  const w = spawnWatched(PYTHON, ['-c', WORKER, mode, path], { env });
+  const both = () => `${w.stdout()}${w.stderr()}`;
   return {
-    child,
-    exited,
-    output: () => `${out}${err}`,
+    child: w.child,
+    exited: w.exited,
+    output: both,
     async ready() {
-      for (let t = 0; t < 3000 && !out.includes('ready\n'); t++) {
-        const st = await Promise.race([exited, new Promise((r) => setTimeout(() => r(null), 20))]);
-        if (st) throw new Error(`worker exited early (${JSON.stringify(st)}): ${out}${err}`);
+      for (let t = 0; t < 3000 && !w.stdout().includes('ready\n'); t++) {
+        const st = await Promise.race([w.exited, new Promise((r) => setTimeout(() => r(null), 20))]);
+        if (st) throw new Error(`worker exited early (${JSON.stringify(st)}): ${both()}`);
       }
-      assert.ok(out.includes('ready\n'), `worker not ready: ${out}${err}`);
+      assert.ok(w.stdout().includes('ready\n'), `worker not ready: ${both()}`);
     },
   };
 }

@@ -323,3 +323,17 @@ export function controlRequest(sock, req) {
 export function asanOptions() {
   return 'abort_on_error=0:halt_on_error=1:exitcode=86:detect_leaks=1:verify_asan_link_order=0';
 }
+
+/**
+ * Spawn a long-lived child whose output the test watches while it runs: returns the child, a
+ * promise of its { code, signal } at exit, and its stdout and stderr so far.
+ */
+export function spawnWatched(cmd, args, { env = process.env, stdin = 'ignore' } = {}) {
+  const child = spawn(cmd, args, { env, stdio: [stdin, 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (b) => (out += b.toString()));
+  child.stderr.on('data', (b) => (err += b.toString()));
+  const exited = new Promise((res) => child.on('exit', (code, signal) => res({ code, signal })));
+  return { child, exited, stdout: () => out, stderr: () => err };
+}
