@@ -656,6 +656,14 @@ uint64_t shim_ledger_dropped(void)
     return shim_ledger_refs;
 }
 
+int shim_proc_registered(int pid)
+{
+    for (struct shim_proc *p = shim_procs; p; p = p->next)
+        if (p->pid == pid)
+            return 1;
+    return 0;
+}
+
 static void ledger_unref(uint32_t desc)
 {
     struct eph_desc *d = &eph_descs(D.h)[desc];

@@ -14,5 +14,7 @@ int shim_nconns(void);
 uint64_t shim_accepts(void);
 /* Open-file references dropped on behalf of processes that died holding them. */
 uint64_t shim_ledger_dropped(void);
+/* 1 if pid registered a ledger and is alive (as far as its pidfd told us yet). */
+int shim_proc_registered(int pid);
 
 #endif

@@ -1528,8 +1528,8 @@ int fp_pin(int fd)
     while (!(ft_fds[fd].flags & FT_DISK)) {
         eph_lock(&ino->lock);
         int mem = atomic_load(&ino->state) == EPH_MEM;
-        if (mem)
-            atomic_store(&ino->pinned, 1);
+        if (mem) /* a count, never 0: the daemon sees a pin taken during its scan (evict.c) */
+            atomic_store(&ino->pinned, atomic_load(&ino->pinned) + 1 ?: 1);
         eph_unlock(&ino->lock);
         if (mem)
             break;

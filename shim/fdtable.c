@@ -180,6 +180,8 @@ int ft_install(int fd, uint32_t desc, int kfd_for_map)
         uint64_t len = reserve_for(atomic_load(&ino->capacity));
         void *b = sys.mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
                            kfd_for_map, 0);
+        if (b != MAP_FAILED) /* our view: out of core dumps, and told apart from the app's (evict.c) */
+            madvise(b, len, MADV_DONTDUMP);
         if (b == MAP_FAILED) {
             int e = errno;
             ft_unlock();
@@ -416,6 +418,8 @@ char *ft_map_grow(struct ft_map *m, int fd, uint64_t need)
     if (atomic_load(&m->len) < need) {
         uint64_t len = reserve_for(need);
         void *nb = sys.mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+        if (nb != MAP_FAILED) /* as in ft_map */
+            madvise(nb, len, MADV_DONTDUMP);
         if (nb == MAP_FAILED) {
             ft_unlock();
             return NULL;

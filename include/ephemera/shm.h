@@ -59,7 +59,8 @@ struct eph_inode {
     eph_lock_t lock;             /* [DS] serialises size/capacity changes and MEM->MOVING */
     _Atomic uint32_t open_count; /* [S] open file descriptions (eph_desc) referring to this inode */
     _Atomic uint32_t nlink;      /* [D] 1 while named in the namespace, 0 after unlink */
-    _Atomic uint32_t pinned;     /* [S] set when the app mmap()s it or hands it to the kernel: never evict */
+    _Atomic uint32_t pinned;     /* [SD] nonzero while the app may mmap() it: never evict.  A count the
+                                  * shim bumps per mapping; the daemon clears it once nobody maps it */
     int32_t mem_fd;              /* [D] memfd number inside the daemon (open via /proc/<pid>/fd/N) */
     int32_t disk_fd;             /* [D] disk file number inside the daemon, valid once state==DISK */
     _Atomic uint32_t holes;      /* [DS] 1 once a size change or punch left a hole below size: reads
