@@ -302,19 +302,20 @@ static int evict_link(int fd, const char *path)
     return linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0 ? 0 : -errno;
 }
 
-/* stat of path's directory, its name left in dir.  1 if it could be read. */
-static int evict_dir_stat(const char *path, char *dir, size_t n, struct stat *st)
+/* The directory of an absolute path ("/" for "/name"). */
+static void evict_dir_of(const char *path, char *dir, size_t n)
 {
     const char *slash = strrchr(path, '/');
     snprintf(dir, n, "%.*s", slash ? (int)(slash - path) : 0, path);
     if (!dir[0])
         snprintf(dir, n, "/");
-    return stat(dir, st) == 0;
 }
 
-static int64_t evict_ts_ns(struct timespec t)
+/* stat of path's directory, its name left in dir.  1 if it could be read. */
+static int evict_dir_stat(const char *path, char *dir, size_t n, struct stat *st)
 {
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+    evict_dir_of(path, dir, n);
+    return stat(dir, st) == 0;
 }
 
 /*
@@ -329,7 +330,7 @@ static void evict_hide_dir_times(const char *dir, const struct stat *before)
     if (stat(dir, &now) < 0 || now.st_dev != before->st_dev || now.st_ino != before->st_ino)
         return;
     struct eph_shm_header *h = D.h;
-    int64_t c = evict_ts_ns(before->st_ctim), m = evict_ts_ns(before->st_mtim);
+    int64_t c = eph_ns(before->st_ctim.tv_sec, before->st_ctim.tv_nsec), m = eph_ns(before->st_mtim.tv_sec, before->st_mtim.tv_nsec);
     uint32_t used = atomic_load(&h->dirtimes_used);
     struct eph_dirtime *e = NULL;
     for (uint32_t i = 0; i < used && !e; i++)
@@ -345,8 +346,8 @@ static void evict_hide_dir_times(const char *dir, const struct stat *before)
     atomic_fetch_add(&e->seq, 1);
     atomic_store(&e->dev, (uint64_t)now.st_dev);
     atomic_store(&e->ino, (uint64_t)now.st_ino);
-    atomic_store(&e->kctime_ns, evict_ts_ns(now.st_ctim));
-    atomic_store(&e->kmtime_ns, evict_ts_ns(now.st_mtim));
+    atomic_store(&e->kctime_ns, eph_ns(now.st_ctim.tv_sec, now.st_ctim.tv_nsec));
+    atomic_store(&e->kmtime_ns, eph_ns(now.st_mtim.tv_sec, now.st_mtim.tv_nsec));
     atomic_store(&e->ctime_ns, c);
     atomic_store(&e->mtime_ns, m);
     atomic_fetch_add(&e->seq, 1);
@@ -377,14 +378,26 @@ static int evict_open_anon(uint32_t idx)
  * instant), so the kernel's list is read: "N: FLOCK ADVISORY WRITE pid
  * maj:min:ino ...".  Only when an eviction is about to happen.
  */
-static int evict_flocked(int memfd)
+/* The memfd's kernel identity, as /proc/locks and /proc/<pid>/maps print it.  0 if known. */
+static int evict_memfd_id(int memfd, unsigned *maj, unsigned *min, unsigned long long *ino)
 {
     struct stat st;
     if (fstat(memfd, &st) < 0)
+        return -1;
+    *maj = major(st.st_dev);
+    *min = minor(st.st_dev);
+    *ino = (unsigned long long)st.st_ino;
+    return 0;
+}
+
+static int evict_flocked(int memfd)
+{
+    unsigned maj, min;
+    unsigned long long ino;
+    if (evict_memfd_id(memfd, &maj, &min, &ino) < 0)
         return 0;
     char want[64];
-    snprintf(want, sizeof want, " %02x:%02x:%llu ", major(st.st_dev), minor(st.st_dev),
-             (unsigned long long)st.st_ino);
+    snprintf(want, sizeof want, " %02x:%02x:%llu ", maj, min, ino);
     FILE *f = fopen("/proc/locks", "re");
     if (!f)
         return 0;
@@ -448,10 +461,7 @@ int evict_inode(uint32_t idx, int flags)
         goto err;
     }
     if (in->path[0]) {
-        char *slash = strrchr(in->path, '/');
-        snprintf(tmp, sizeof tmp, "%.*s", (int)(slash - in->path), in->path);
-        if (!tmp[0])
-            snprintf(tmp, sizeof tmp, "/");
+        evict_dir_of(in->path, tmp, sizeof tmp);
         /* Preferably an unnamed file linked in place when complete: no
          * reader ever sees a half-written file or a staging name. */
         dfd = open(tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -678,8 +688,9 @@ static void evict_unpin_unmapped(void)
         if (atomic_load(&in->state) != EPH_MEM || !atomic_load(&in->pinned) ||
             atomic_load(&in->open_count) != 0)
             continue;
-        struct stat st;
-        if (fstat(in->mem_fd, &st) < 0)
+        unsigned maj, min;
+        unsigned long long ino;
+        if (evict_memfd_id(in->mem_fd, &maj, &min, &ino) < 0)
             continue;
         if (n == cap) {
             size_t nc = cap ? cap * 2 : 16;
@@ -691,8 +702,7 @@ static void evict_unpin_unmapped(void)
         }
         /* pinned before open_count (both seq_cst): see above. */
         c[n] = (struct unpin_cand){ .idx = i, .gen = atomic_load(&in->gen),
-                                    .pinned = atomic_load(&in->pinned), .maj = major(st.st_dev),
-                                    .min = minor(st.st_dev), .ino = (unsigned long long)st.st_ino };
+                                    .pinned = atomic_load(&in->pinned), .maj = maj, .min = min, .ino = ino };
         if (c[n].pinned && atomic_load(&in->open_count) == 0)
             n++;
     }

@@ -518,12 +518,7 @@ static int zero_gap(int kfd, uint64_t from, uint64_t to)
      * allocates a page that was a hole (tmpfs keeps those holes too). */
     if (sys.fallocate(kfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from)) == 0)
         return 0;
-    uint64_t a = round_up(from, PAGE), b = to & ~(PAGE - 1);
-    if (b > a && sys.fallocate(kfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a, (off_t)(b - a)) == 0) {
-        if (a > from && sys.pwrite(kfd, zeros, a - from, (off_t)from) != (ssize_t)(a - from))
-            return -EIO;
-        from = b;
-    }
+    /* No punching here (a second try over whole pages would fail the same way): write zeros. */
     while (from < to) {
         size_t k = to - from < PAGE ? (size_t)(to - from) : PAGE;
         if (sys.pwrite(kfd, zeros, k, (off_t)from) != (ssize_t)k)
@@ -772,32 +767,23 @@ static void overtaken_pages_free(int fd, uint32_t desc1, struct eph_inode *ino, 
     ft_unlock();
 }
 
-static __attribute__((noinline, cold)) ssize_t read_again(int fd, const struct iovec *iov, int cnt, off_t pos,
-                                                          uint64_t off, size_t len)
+/*
+ * Do a read or write again after a move overtook its copy.  A read starts
+ * again where it started (a read() does not move the shared offset until it
+ * is served, so nothing else read from there meanwhile).  An append was never
+ * published (size stayed): it appends again at the file's end now, which may
+ * have moved past it.  Anything else goes to exactly the offset it had.
+ */
+static __attribute__((noinline, cold)) ssize_t io_again(int fd, const struct iovec *iov, int cnt, off_t pos,
+                                                        uint64_t off, size_t len, int is_write)
 {
     struct eph_desc *d = fp_desc(fd);
-    sh_log("fd %d: a read of inode %u overlapped its move to disk; reading again", fd, d->inode);
+    sh_log("fd %d: a %s of inode %u overlapped its move to disk; doing it again", fd, is_write ? "write" : "read",
+           d->inode);
     overtaken_pages_free(fd, ft_fds[fd].desc1, fp_inode_of(d), off, len);
-    /* At the offset it started from: a read() does not move the shared offset
-     * until it is served, so nothing else read from there meanwhile. */
-    ssize_t r = fp_readv(fd, iov, cnt, (off_t)off, 1);
-    if (r >= 0 && pos < 0)
-        atomic_store_explicit(&d->offset, off + (uint64_t)r, memory_order_relaxed);
-    return r;
-}
-
-static __attribute__((noinline, cold)) ssize_t write_again(int fd, const struct iovec *iov, int cnt, off_t pos,
-                                                           uint64_t off, size_t len)
-{
-    struct eph_desc *d = fp_desc(fd);
-    sh_log("fd %d: a write of inode %u overlapped its move to disk; writing again", fd, d->inode);
-    overtaken_pages_free(fd, ft_fds[fd].desc1, fp_inode_of(d), off, len);
-    /* An append was never published (size stayed): it appends again at the
-     * file's end now, which may have moved past it meanwhile.  Anything else
-     * goes to exactly the offset it had. */
-    if (atomic_load_explicit(&d->flags, memory_order_relaxed) & O_APPEND)
+    if (is_write && (atomic_load_explicit(&d->flags, memory_order_relaxed) & O_APPEND))
         return fp_writev(fd, iov, cnt, pos, pos >= 0);
-    ssize_t r = fp_writev(fd, iov, cnt, (off_t)off, 1);
+    ssize_t r = is_write ? fp_writev(fd, iov, cnt, (off_t)off, 1) : fp_readv(fd, iov, cnt, (off_t)off, 1);
     if (r >= 0 && pos < 0)
         atomic_store_explicit(&d->offset, off + (uint64_t)r, memory_order_relaxed);
     return r;
@@ -858,7 +844,7 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
             atomic_fetch_sub_explicit(&ino->inflight, 1, memory_order_release);
             if (dl)
                 eph_unlock(&d->lock);
-            return read_again(fd, iov, cnt, pos, off, got);
+            return io_again(fd, iov, cnt, pos, off, got, 0);
         }
         if (pos < 0)
             atomic_store_explicit(&d->offset, off + got, memory_order_relaxed);
@@ -1011,7 +997,7 @@ retry:
         /* the size it would publish is stale too: leave it (and the lock) */
         if (dl)
             eph_unlock(&d->lock);
-        return write_again(fd, iov, cnt, pos, off, n);
+        return io_again(fd, iov, cnt, pos, off, n, 1);
     }
     if (end > size)
         atomic_store_explicit(&ino->size, end, memory_order_release);

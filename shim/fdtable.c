@@ -230,11 +230,7 @@ int ft_install_disk(int fd, uint32_t desc)
  */
 int ft_ledger_fork_copy(void)
 {
-    uint32_t hwm = atomic_load(&ft_hwm);
-    int refs = 0;
-    for (uint32_t fd = 0; fd < hwm && !refs; fd++)
-        refs = ft_fds[fd].desc1 != 0;
-    if (!refs)
+    if (!ft_any_managed())
         return FT_LEDGER_NONE;
     return ledger_copy();
 }

@@ -699,8 +699,6 @@ SH_EXPORT int fchown(int fd, uid_t u, gid_t g)
 
 /* ---- times -------------------------------------------------------------- */
 
-static int64_t ts_ns(const struct timespec *t) { return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec; }
-
 static int utimens_inode(struct eph_inode *ino, const struct timespec ts[2])
 {
     int set_now = !ts || (ts[0].tv_nsec == UTIME_NOW && ts[1].tv_nsec == UTIME_NOW);
@@ -729,9 +727,9 @@ static int utimens_inode(struct eph_inode *ino, const struct timespec ts[2])
         eph_lock(&ino->lock);
     }
     if (!ts || ts[0].tv_nsec != UTIME_OMIT)
-        atomic_store(&ino->atime_ns, (!ts || ts[0].tv_nsec == UTIME_NOW) ? now : ts_ns(&ts[0]));
+        atomic_store(&ino->atime_ns, (!ts || ts[0].tv_nsec == UTIME_NOW) ? now : eph_ns(ts[0].tv_sec, ts[0].tv_nsec));
     if (!ts || ts[1].tv_nsec != UTIME_OMIT)
-        atomic_store(&ino->mtime_ns, (!ts || ts[1].tv_nsec == UTIME_NOW) ? now : ts_ns(&ts[1]));
+        atomic_store(&ino->mtime_ns, (!ts || ts[1].tv_nsec == UTIME_NOW) ? now : eph_ns(ts[1].tv_sec, ts[1].tv_nsec));
     atomic_store(&ino->ctime_ns, now);
     eph_unlock(&ino->lock);
     return 0;

@@ -66,18 +66,13 @@ static __attribute__((noinline)) int dir_times_shown(uint64_t dev, uint64_t ino,
     return 0;
 }
 
-static inline int64_t ts_ns(struct timespec t)
-{
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
 /* For every stat result the kernel gave: only directories can have an entry. */
 static inline void dir_times(int rc, struct stat *st)
 {
     if (likely(rc != 0 || !S_ISDIR(st->st_mode)) || !atomic_load_explicit(&sh.attached, memory_order_acquire) ||
         !atomic_load_explicit(&sh.hdr->dirtimes_used, memory_order_relaxed))
         return;
-    int64_t c = ts_ns(st->st_ctim), m = ts_ns(st->st_mtim);
+    int64_t c = eph_ns(st->st_ctim.tv_sec, st->st_ctim.tv_nsec), m = eph_ns(st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
     if (dir_times_shown(st->st_dev, st->st_ino, &c, &m)) {
         st->st_ctim = (struct timespec){c / 1000000000, c % 1000000000};
         st->st_mtim = (struct timespec){m / 1000000000, m % 1000000000};
@@ -90,8 +85,7 @@ static inline void dir_times_x(int rc, struct statx *x)
         !atomic_load_explicit(&sh.attached, memory_order_acquire) ||
         !atomic_load_explicit(&sh.hdr->dirtimes_used, memory_order_relaxed))
         return;
-    int64_t c = (int64_t)x->stx_ctime.tv_sec * 1000000000 + x->stx_ctime.tv_nsec;
-    int64_t m = (int64_t)x->stx_mtime.tv_sec * 1000000000 + x->stx_mtime.tv_nsec;
+    int64_t c = eph_ns(x->stx_ctime.tv_sec, x->stx_ctime.tv_nsec), m = eph_ns(x->stx_mtime.tv_sec, x->stx_mtime.tv_nsec);
     if (dir_times_shown(makedev(x->stx_dev_major, x->stx_dev_minor), x->stx_ino, &c, &m)) {
         x->stx_ctime.tv_sec = c / 1000000000;
         x->stx_ctime.tv_nsec = (uint32_t)(c % 1000000000);

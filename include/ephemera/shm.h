@@ -36,6 +36,9 @@
  * file there has an inode number this high (below 2^53: exact in a double). */
 #define EPH_INO_TAG (1ull << 44)
 
+/* A kernel timestamp (seconds, nanoseconds) as the nanoseconds the region keeps. */
+static inline int64_t eph_ns(int64_t sec, int64_t nsec) { return sec * 1000000000 + nsec; }
+
 /* Inode states.  Only the daemon moves a file out of MEM. */
 enum eph_state {
     EPH_FREE = 0,   /* slot unused */
