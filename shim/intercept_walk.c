@@ -130,11 +130,20 @@ static int reserve(struct walk *w, size_t need)
     return 0;
 }
 
+/* "." or "..": never reported by a walk. */
+#define IS_DOT(n) ((n)[0] == '.' && (!(n)[1] || ((n)[1] == '.' && !(n)[2])))
+
+/* The working directory, to come back to: an fd no exec'd child of the program inherits. */
+static int open_cwd(void)
+{
+    return open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 static int walk_dir(struct walk *w, const struct stat *st, DIR *parent);
 
 static int walk_entry(struct walk *w, DIR *dir, const char *name)
 {
-    if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0')))
+    if (IS_DOT(name))
         return 0;
     size_t nl = strlen(name);
     if (reserve(w, (size_t)w->ftw.base + nl + 1) < 0)
@@ -252,7 +261,7 @@ static int walk_start(const char *dir, struct walk *w)
     int result = 0, cwdfd = -1;
     char *cwd = NULL;
     if (w->flags & FTW_CHDIR) {
-        cwdfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cwdfd = open_cwd();
         if (cwdfd < 0 && (errno != EACCES || !(cwd = getcwd(NULL, 0))))
             result = -1;
         else if (w->ftw.base > 0) {
@@ -354,7 +363,6 @@ SH_EXPORT int ftw64(const char *dir, int (*fn)(const char *, const struct stat64
 #include <stddef.h>
 
 #define FW_ON(sp, opt) ((sp)->fts_options & (opt))
-#define FW_ISDOT(n) ((n)[0] == '.' && (!(n)[1] || ((n)[1] == '.' && !(n)[2])))
 /* where a child's name starts in fts_path: after the parent's path, one '/' between */
 #define FW_APPEND(p) ((p)->fts_path[(p)->fts_pathlen - 1] == '/' ? (p)->fts_pathlen - 1 : (p)->fts_pathlen)
 
@@ -452,7 +460,7 @@ static unsigned short fw_stat(FTS *sp, FTSENT *p, int follow)
     p->fts_ino = sb->st_ino;
     p->fts_nlink = sb->st_nlink;
     if (S_ISDIR(sb->st_mode)) {
-        if (FW_ISDOT(p->fts_name))
+        if (IS_DOT(p->fts_name))
             return FTS_DOT;
         /* a cycle: the same directory further up this branch */
         for (FTSENT *t = p->fts_parent; t->fts_level >= FTS_ROOTLEVEL; t = t->fts_parent)
@@ -567,7 +575,7 @@ static FTSENT *fw_build(FTS *sp, int type)
     int n = 0, adjust = 0;
     struct dirent *d;
     while (dir && (d = readdir(dir)) != NULL) {
-        if (!FW_ON(sp, FTS_SEEDOT) && FW_ISDOT(d->d_name))
+        if (!FW_ON(sp, FTS_SEEDOT) && IS_DOT(d->d_name))
             continue;
         size_t nl = strlen(d->d_name);
         FTSENT *p = fw_alloc(sp, d->d_name, nl);
@@ -711,7 +719,7 @@ SH_EXPORT FTS *fts_open(char *const *argv, int options, int (*compar)(const FTSE
         goto fail;
     sp->fts_cur->fts_link = root;
     sp->fts_cur->fts_info = FTS_INIT;
-    if (!FW_ON(sp, FTS_NOCHDIR) && (sp->fts_rfd = open(".", O_RDONLY)) < 0)
+    if (!FW_ON(sp, FTS_NOCHDIR) && (sp->fts_rfd = open_cwd()) < 0)
         sp->fts_options |= FTS_NOCHDIR;
     return sp;
 
@@ -747,7 +755,7 @@ static void fw_follow(FTS *sp, FTSENT *p)
 {
     p->fts_info = fw_stat(sp, p, 1);
     if (p->fts_info == FTS_D && !FW_ON(sp, FTS_NOCHDIR)) {
-        if ((p->fts_symfd = open(".", O_RDONLY)) < 0) {
+        if ((p->fts_symfd = open_cwd()) < 0) {
             p->fts_errno = errno;
             p->fts_info = FTS_ERR;
         } else {
@@ -909,14 +917,13 @@ SH_EXPORT FTSENT *fts_children(FTS *sp, int instr)
     /* A relative root before fts_read entered it: come back to where we are now. */
     if (p->fts_level != FTS_ROOTLEVEL || p->fts_accpath[0] == '/' || FW_ON(sp, FTS_NOCHDIR))
         return sp->fts_child = fw_build(sp, type);
-    int fd = open(".", O_RDONLY);
+    int fd = open_cwd();
     if (fd < 0)
         return sp->fts_child = NULL;
     sp->fts_child = fw_build(sp, type);
-    if (fchdir(fd) < 0)
-        return NULL;
+    int r = fchdir(fd);
     close(fd);
-    return sp->fts_child;
+    return r < 0 ? NULL : sp->fts_child;
 }
 
 SH_EXPORT int fts_close(FTS *sp)
