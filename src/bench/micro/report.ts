@@ -1,6 +1,7 @@
 /**
  * Summaries and the printed table of a micro-benchmark sweep. Pure: no I/O.
  */
+import { summarize } from '../eval/stats.js';
 import { median, markdown } from '../io.js';
 import { MAX_SLOWDOWN, type Figure, type Point } from './figures.js';
 import type { Contender, RunResult } from './contenders.js';
@@ -36,7 +37,7 @@ export function summarise(runs: readonly RunResult[]): Summary {
     peak: peaks.length > 0 ? Math.max(...peaks) : null,
     evictions: mid?.counters?.evictions ?? null,
     exits: runs.filter((r) => r.output === null).map((r) => (r.error === '' ? r.exit : `${r.exit}: ${r.error.split('\n').pop() ?? ''}`)),
-    spread: ns !== null && ns > 0 && times.length >= 2 ? (Math.max(...times) - Math.min(...times)) / 2 / ns : null,
+    spread: times.length >= 2 ? summarize(times).spread / 2 : null,
   };
 }
 
