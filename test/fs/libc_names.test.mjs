@@ -8,10 +8,10 @@
 // memory.  Also: a --root given through a symlink manages its files (it managed nothing before).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { assertServedFromMemory, describe, ephemeraRun, run, runCmdOnTmpfsAndShim, scratch } from './lib/harness.mjs';
+import { assertServedFromMemory, compileProgram, describe, ephemeraRun, run, runCmdOnTmpfsAndShim, scratch } from './lib/harness.mjs';
 
 const C = String.raw`
 #define _GNU_SOURCE
@@ -155,12 +155,8 @@ int main(int argc, char **argv)
 // Lists what the program left: file names (random parts masked) and sizes.
 const LIST = String.raw`ls "$1" | sed 's/\.[A-Za-z0-9]\{6\}/.??????/' | sort; wc -c "$1"/tmp* | sed "s#$1#D#" | sed 's/\.[A-Za-z0-9]\{6\}/.??????/' | sort`;
 
-async function compile(sc, name, source) {
-  const bin = join(sc.dir, name);
-  writeFileSync(`${bin}.c`, source);
-  const r = await run('gcc', ['-O1', '-Wall', '-Werror', '-D_FORTIFY_SOURCE=2', '-o', bin, `${bin}.c`]);
-  assert.equal(r.status, 0, `gcc: ${describe(r)}`);
-  return bin;
+function compile(sc, name, source) {
+  return compileProgram(sc, name, source, { flags: ['-O1', '-Wall', '-Werror', '-D_FORTIFY_SOURCE=2'] });
 }
 
 test('realpath, canonicalize_file_name and the mkstemp family on in-memory files match tmpfs', async () => {

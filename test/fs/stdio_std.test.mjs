@@ -10,10 +10,8 @@
 // the file's logical size and were lost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 
-import { PYTHON, describe, requireBuilt, run, runOnTmpfsAndShim, scratch } from './lib/harness.mjs';
+import { PYTHON, compileProgram, describe, requireBuilt, runOnTmpfsAndShim, scratch } from './lib/harness.mjs';
 
 const CPP = String.raw`
 #include <cstdio>
@@ -167,22 +165,10 @@ test('freopen and dup2 onto stdout/stdin/stderr: std::cout and saved FILE pointe
   requireBuilt(PYTHON);
   const sc = scratch('stdio-std-bin');
   try {
-    const cpp = join(sc.dir, 'std_cpp');
-    const c = join(sc.dir, 'std_c');
-    const dup = join(sc.dir, 'std_dup');
-    const start = join(sc.dir, 'std_start');
-    writeFileSync(`${cpp}.cpp`, CPP);
-    writeFileSync(`${dup}.cpp`, CPP_DUP);
-    writeFileSync(`${start}.cpp`, CPP_START);
-    writeFileSync(`${c}.c`, C);
-    let r = await run('g++', ['-O1', '-Wall', '-o', cpp, `${cpp}.cpp`]);
-    assert.equal(r.status, 0, `g++: ${describe(r)}`);
-    r = await run('g++', ['-O1', '-Wall', '-o', dup, `${dup}.cpp`]);
-    assert.equal(r.status, 0, `g++: ${describe(r)}`);
-    r = await run('g++', ['-O1', '-Wall', '-o', start, `${start}.cpp`]);
-    assert.equal(r.status, 0, `g++: ${describe(r)}`);
-    r = await run('gcc', ['-O1', '-Wall', '-o', c, `${c}.c`]);
-    assert.equal(r.status, 0, `gcc: ${describe(r)}`);
+    const cpp = await compileProgram(sc, 'std_cpp', CPP, { cxx: true });
+    const dup = await compileProgram(sc, 'std_dup', CPP_DUP, { cxx: true });
+    const start = await compileProgram(sc, 'std_start', CPP_START, { cxx: true });
+    const c = await compileProgram(sc, 'std_c', C);
     const { tmpfs, shim, sc: s2 } = await runOnTmpfsAndShim('stdio-std', DRIVER, { args: () => [cpp, c, dup, start] });
     const want = tmpfs.stdout.toString();
     assert.match(want, /std_cpp exit 0\nstd_c exit 0\nstd_dup exit 0\nstd_start exit 0\n/);

@@ -3,7 +3,7 @@
 // suite makes (data really served from memory).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -336,4 +336,18 @@ export function spawnWatched(cmd, args, { env = process.env, stdin = 'ignore' } 
   child.stderr.on('data', (b) => (err += b.toString()));
   const exited = new Promise((res) => child.on('exit', (code, signal) => res({ code, signal })));
   return { child, exited, stdout: () => out, stderr: () => err };
+}
+
+/**
+ * Compile a test program from its source text into the scratch `sc`: C with gcc by default, C++
+ * with `{ cxx: true }` (g++).  Returns the binary's path; a compiler error fails the test.
+ */
+export async function compileProgram(sc, name, source, { cxx = false, flags = ['-O1', '-Wall'] } = {}) {
+  const bin = join(sc.dir, name);
+  const src = `${bin}.${cxx ? 'cpp' : 'c'}`;
+  writeFileSync(src, source);
+  const cc = cxx ? 'g++' : 'gcc';
+  const r = await run(cc, [...flags, '-o', bin, src]);
+  assert.equal(r.status, 0, `${cc}: ${describe(r)}`);
+  return bin;
 }
