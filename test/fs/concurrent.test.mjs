@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { PYTHON, assertServedFromMemory, describe, runCmdOnTmpfsAndShim, runOnTmpfsAndShim } from './lib/harness.mjs';
+import { PYTHON, assertServedFromMemory, describe, runCmdOnTmpfsAndShim, runOnTmpfsAndShim, sameOnTmpfsAndShim } from './lib/harness.mjs';
 
 /**
  * runOnTmpfsAndShim for a script that must be a file (multiprocessing's spawn and forkserver
@@ -172,17 +172,10 @@ python3 -c "import sys; sys.path.insert(0, '.'); import pkg.m7, pkg.sub; print(p
 `;
 
 test('sort -T, split + xargs -P2 gzip, tar c/x with a concurrent reader, compileall -j 2, under a 300K budget', async (t) => {
-  const { tmpfs, shim, sc } = await runCmdOnTmpfsAndShim('programs', '/bin/bash', (dir) => ['-c', PROGRAMS, 'bash', dir], {
-    env: (dir) => ({ R: dir }),
-    budget: '300K',
-  });
-  const want = `${tmpfs.stdout}\n--- stderr ---\n${tmpfs.stderr}`;
+  const { out, stats } = await sameOnTmpfsAndShim(t, 'programs', '', { argv: (dir) => ['-c', PROGRAMS, 'bash', dir], budget: '300K' });
   for (const line of ['sorted ok', 'split gzip ok', 'directory times kept', 'tar c exit 0', 'a real change shows', 'reader saw 120', 'tar x done', '14 1 m7.cpython-311.pyc'])
-    assert.ok(want.includes(line), `reference run lacks "${line}": ${want}`);
-  assert.equal(`${shim.stdout}\n--- stderr ---\n${shim.stderr}`, want, describe(shim));
-  assertServedFromMemory(shim.stats, 'programs');
-  assertEvicted(t, shim.stats, 'programs');
-  sc.done();
+    assert.ok(out.includes(line), `the runs lack "${line}": ${out}`);
+  assertEvicted(t, stats, 'programs');
 });
 
 // Three Python sqlite3 processes and the sqlite3 CLI insert into one database in the root at once
@@ -349,14 +342,7 @@ ls "$R" | grep -v -e '^v' -e '^s.txt' | wc -l
 `;
 
 test('temporary files: sqlite VACUUM/backup, tempfile in a Pool, sort --compress-program, under a 300K budget', async (t) => {
-  const { tmpfs, shim, sc } = await runCmdOnTmpfsAndShim('tempfiles', '/bin/bash', (dir) => ['-c', TEMPFILES, 'bash', dir], {
-    env: (dir) => ({ R: dir }),
-    budget: '300K',
-  });
-  const want = `${tmpfs.stdout}\n--- stderr ---\n${tmpfs.stderr}`;
-  assert.match(want, /v3\.db \('ok',\) \(266, 798000, 53067\)/);
-  assert.equal(`${shim.stdout}\n--- stderr ---\n${shim.stderr}`, want, describe(shim));
-  assertServedFromMemory(shim.stats, 'tempfiles');
-  assertEvicted(t, shim.stats, 'tempfiles');
-  sc.done();
+  const { out, stats } = await sameOnTmpfsAndShim(t, 'tempfiles', '', { argv: (dir) => ['-c', TEMPFILES, 'bash', dir], budget: '300K' });
+  assert.match(out, /v3\.db \('ok',\) \(266, 798000, 53067\)/);
+  assertEvicted(t, stats, 'tempfiles');
 });

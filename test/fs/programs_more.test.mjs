@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { PYTHON, REPO, assertServedFromMemory, cleanEnv, describe, requireBuilt, runCmdOnTmpfsAndShim } from './lib/harness.mjs';
+import { PYTHON, REPO, cleanEnv, requireBuilt, sameOnTmpfsAndShim } from './lib/harness.mjs';
 
 /**
  * Every program the scripts run must be installed (scripts/deps.sh installs them): a missing one
@@ -28,20 +28,6 @@ test.before(() => {
   assert.deepEqual(missing, [], `programs missing for test/fs/programs_more.test.mjs: ${missing.join(' ')}; run scripts/deps.sh (make test does)`);
   requireBuilt(PYTHON);
 });
-
-/** Both runs' stdout+stderr with the directory spelled $R; assert equal; return the shim's stats. */
-async function sameOnTmpfsAndShim(t, name, script, { budget, cmd = '/bin/bash', argv } = {}) {
-  const args = argv ?? ((dir) => ['-c', `set -u\ncd "$R"\n${script}`, 'bash', dir]);
-  const { tmpfs, shim, sc, tmpfsDir, root } = await runCmdOnTmpfsAndShim(name, cmd, args, { env: (dir) => ({ R: dir, HOME: dir }), budget });
-  const norm = (r, dir) => `${r.stdout}\n--- stderr ---\n${r.stderr}`.split(dir).join('$R');
-  const refOut = norm(tmpfs, tmpfsDir);
-  const shimOut = norm(shim, root);
-  assert.equal(shimOut, refOut, `${name}: output under the shim differs from tmpfs\n${describe(shim)}\n(scratch kept in ${sc.dir})`);
-  assertServedFromMemory(shim.stats, name);
-  t.diagnostic(`fast_reads=${shim.stats.fast_reads} fast_writes=${shim.stats.fast_writes} files_in_memory_peak=${shim.stats.files_in_memory_peak} evictions=${shim.stats.evictions}`);
-  sc.done();
-  return { out: shimOut, stats: shim.stats };
-}
 
 const GIT_ENV = `export GIT_AUTHOR_NAME=a GIT_AUTHOR_EMAIL=a@example.org GIT_COMMITTER_NAME=a GIT_COMMITTER_EMAIL=a@example.org
 export GIT_AUTHOR_DATE=2020-01-01T00:00:00Z GIT_COMMITTER_DATE=2020-01-01T00:00:00Z GIT_CONFIG_NOSYSTEM=1

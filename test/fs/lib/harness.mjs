@@ -351,3 +351,21 @@ export async function compileProgram(sc, name, source, { cxx = false, flags = ['
   assert.equal(r.status, 0, `${cc}: ${describe(r)}`);
   return bin;
 }
+
+/**
+ * A bash script (or `argv(dir)` for `cmd`) run on tmpfs and under the shim with R (and HOME) set to
+ * the directory: both runs' stdout+stderr, with the directory spelled $R, must be equal, and the
+ * shim's run must have been served from memory.  Returns the output and the shim's stats.
+ */
+export async function sameOnTmpfsAndShim(t, name, script, { budget, cmd = '/bin/bash', argv } = {}) {
+  const args = argv ?? ((dir) => ['-c', `set -u\ncd "$R"\n${script}`, 'bash', dir]);
+  const { tmpfs, shim, sc, tmpfsDir, root } = await runCmdOnTmpfsAndShim(name, cmd, args, { env: (dir) => ({ R: dir, HOME: dir }), budget });
+  const norm = (r, dir) => `${r.stdout}\n--- stderr ---\n${r.stderr}`.split(dir).join('$R');
+  const refOut = norm(tmpfs, tmpfsDir);
+  const shimOut = norm(shim, root);
+  assert.equal(shimOut, refOut, `${name}: output under the shim differs from tmpfs\n${describe(shim)}\n(scratch kept in ${sc.dir})`);
+  assertServedFromMemory(shim.stats, name);
+  t.diagnostic(`fast_reads=${shim.stats.fast_reads} fast_writes=${shim.stats.fast_writes} files_in_memory_peak=${shim.stats.files_in_memory_peak} evictions=${shim.stats.evictions}`);
+  sc.done();
+  return { out: shimOut, stats: shim.stats };
+}
