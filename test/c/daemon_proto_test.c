@@ -37,6 +37,7 @@
 #endif
 
 #include "check.h"
+#include "ephd.h"
 
 /* Short on purpose: socket paths must fit sun_path. */
 static char base[64], rundir[80], root[80], outside[80];
@@ -118,29 +119,10 @@ static void shim_connect(struct daemon *d)
 
 static int start_daemon(struct daemon *d, const char *extra1, const char *extra2)
 {
-    int p[2];
-    if (pipe(p) < 0)
-        die("pipe: %s", strerror(errno));
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(p[1], 3);
-        const char *argv[16] = {daemon_bin, "--rundir", rundir, "--root", root, "--cgroup", cgroup_opt,
-                                "--ready-fd", "3", "--debug"};
-        int n = 10;
-        if (extra1)
-            argv[n++] = extra1;
-        if (extra2)
-            argv[n++] = extra2;
-        argv[n] = NULL;
-        execv(daemon_bin, (char **)argv);
-        _exit(127);
-    }
-    close(p[1]);
-    char buf[16] = "";
-    struct pollfd pf = {.fd = p[0], .events = POLLIN};
-    if (poll(&pf, 1, 10000) != 1 || read(p[0], buf, sizeof buf - 1) != 6 || strcmp(buf, "ready\n"))
+    const char *extra[] = {"--cgroup", cgroup_opt, "--debug", extra1, extra2, NULL};
+    pid_t pid = ephd_start(daemon_bin, rundir, root, extra);
+    if (pid < 0)
         die("%s did not report ready", daemon_bin);
-    close(p[0]);
     d->pid = pid;
     shim_connect(d);
     return 0;
@@ -1121,28 +1103,6 @@ static void test_cgroup(void)
         fprintf(stderr, "daemon_proto_test: rmdir %s: %s\n", cg, strerror(errno));
     else
         printf("daemon_proto_test: cgroup v%d test done (%s)\n", v2 ? 2 : 1, cg);
-}
-
-static int rm_rf(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) < 0)
-        return 0;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *dir = opendir(path);
-        struct dirent *e;
-        char sub[PATH_MAX];
-        while (dir && (e = readdir(dir))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            rm_rf(sub);
-        }
-        if (dir)
-            closedir(dir);
-        return rmdir(path);
-    }
-    return unlink(path);
 }
 
 int main(int argc, char **argv)

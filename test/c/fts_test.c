@@ -201,10 +201,7 @@ static void check_against_glibc(const struct fts_api *real, const struct fts_api
         CHECK(ours->children(fs, 99) == NULL && errno == EINVAL, "fts_children 99: EINVAL");
         CHECK(ours->close(fs) == 0, "fts_close in the middle");
     }
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", shm);
-    if (system(cmd) != 0)
-        CHECK(0, "rm %s", shm);
+    CHECK(rm_rf(shm) == 0, "rm %s", shm);
 }
 
 

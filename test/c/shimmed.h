@@ -23,6 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ephd.h"
+
 /* glibc's own definition (RTLD_NEXT from the program would find the preloaded shim's). */
 static inline void *libc_sym(const char *name)
 {
@@ -56,21 +58,10 @@ static inline int shimmed_main(int argc, char **argv, const char *name, int (*ch
     mkdir(root, 0755);
     mkdir(disk, 0755);
     mkdir(rundir, 0755);
-    int ready[2];
-    if (pipe(ready) < 0)
-        return 1;
-    pid_t d = fork();
-    if (d == 0) {
-        dup2(ready[1], 3);
-        execl(daemon, daemon, "--rundir", rundir, "--root", root, "--ready-fd", "3", (char *)NULL);
-        perror(daemon);
-        _exit(127);
-    }
-    close(ready[1]);
-    char buf[16] = "";
-    ssize_t n = read(ready[0], buf, sizeof buf - 1);
-    if (n <= 0 || strncmp(buf, "ready", 5) != 0) {
+    pid_t d = ephd_start(daemon, rundir, root, NULL);
+    if (d < 0) {
         fprintf(stderr, "%s: %s did not become ready\n", name, daemon);
+        rm_rf(dir);
         return 1;
     }
     pid_t c = fork();
@@ -91,9 +82,7 @@ static inline int shimmed_main(int argc, char **argv, const char *name, int (*ch
     kill(d, SIGTERM);
     int dst;
     waitpid(d, &dst, 0);
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
+    if (rm_rf(dir) != 0)
         fprintf(stderr, "%s: could not remove %s\n", name, dir);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         fprintf(stderr, "%s: failed (status %#x)\n", name, st);

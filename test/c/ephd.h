@@ -1,0 +1,72 @@
+/*
+ * ephd.h - for the C tests: start an ephemerad on a scratch root and wait
+ * until it reports ready, and remove a scratch tree.
+ */
+#ifndef EPH_TEST_EPHD_H
+#define EPH_TEST_EPHD_H
+
+#include <dirent.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/*
+ * Start bin --rundir RUNDIR --root ROOT --ready-fd 3 EXTRA... and wait (10 s
+ * at most) for its "ready\n".  The daemon's pid, or -1 (it is then killed).
+ */
+static inline pid_t ephd_start(const char *bin, const char *rundir, const char *root, const char *const *extra)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 3);
+        const char *argv[24] = {bin, "--rundir", rundir, "--root", root, "--ready-fd", "3"};
+        int n = 7;
+        for (int i = 0; extra && extra[i] && n < 23; i++)
+            argv[n++] = extra[i];
+        argv[n] = NULL;
+        execv(bin, (char **)argv);
+        perror(bin);
+        _exit(127);
+    }
+    close(p[1]);
+    char buf[16] = "";
+    struct pollfd pf = {.fd = p[0], .events = POLLIN};
+    int ok = pid > 0 && poll(&pf, 1, 10000) == 1 && read(p[0], buf, sizeof buf - 1) == 6 && !strcmp(buf, "ready\n");
+    close(p[0]);
+    if (!ok && pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return ok ? pid : -1;
+}
+
+static inline int rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return 0;
+    if (!S_ISDIR(st.st_mode))
+        return unlink(path);
+    DIR *dir = opendir(path);
+    struct dirent *e;
+    char sub[PATH_MAX + 256];
+    while (dir && (e = readdir(dir))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) < (int)sizeof sub)
+            rm_rf(sub);
+    }
+    if (dir)
+        closedir(dir);
+    return rmdir(path);
+}
+
+#endif
