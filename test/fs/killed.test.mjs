@@ -4,7 +4,6 @@
 // with its (still running) child stays until that child dies too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 import { PYTHON, requireBuilt, scratch, spawnWatched, startDaemon } from './lib/harness.mjs';
@@ -133,38 +132,45 @@ test('SIGKILLed processes give back the files they held open', async () => {
   }
 });
 
-test('a file held across exec is given back when the new image is killed', async () => {
+/*
+ * A test with a bystander process that keeps the instance alive (with no process left the daemon
+ * drops every count): body(d, root) runs while it waits; then it must exit cleanly.
+ */
+async function withBystander(name, body) {
   requireBuilt();
-  const sc = scratch('killed-exec');
+  const sc = scratch(name);
   const root = sc.sub('root');
   const d = await startDaemon({ root });
   try {
-    // A bystander keeps the instance alive (with no process left the daemon drops every count).
     const by = startPython(d.env, BYSTANDER, root);
     await by.line(/ready/);
-    // sh opens the file, a child writes through the inherited fd, sh unlinks it and becomes
-    // sleep, which inherits fd 3 (and its reference) through exec.
-    const script = `exec 3<>"$R/e.bin"; head -c 3000000 /dev/zero >&3; rm "$R/e.bin"; echo ready; exec sleep 1000`;
-    const sh = spawn('/bin/sh', ['-c', script], { env: { ...d.env, R: root }, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    sh.stdout.on('data', (b) => (out += b.toString()));
-    const exited = new Promise((res) => sh.on('exit', res));
-    const start = Date.now();
-    while (!out.includes('ready') && Date.now() - start < 20_000) await new Promise((r) => setTimeout(r, 20));
-    assert.match(out, /ready/);
-    const held = await statsUntil(d, (s) => s.files_in_memory === 2 && /sleep/.test(procComm(sh.pid)));
-    assert.equal(held.files_in_memory, 2, 'the unlinked file is still open in sleep');
-    sh.kill('SIGKILL');
-    await exited;
-    const after = await statsUntil(d, (s) => s.files_in_memory === 1);
-    assert.equal(after.files_in_memory, 1, `not given back: ${JSON.stringify(after)}`);
-    assert.ok(after.file_bytes_memory < 3000000);
+    await body(d, root);
     by.child.stdin.end('go\n');
     assert.equal((await by.exited).code, 0);
+    sc.done();
   } finally {
     await d.stop();
   }
-});
+}
+
+test('a file held across exec is given back when the new image is killed', () =>
+  withBystander('killed-exec', async (d, root) => {
+    // sh opens the file, a child writes through the inherited fd, sh unlinks it and becomes
+    // sleep, which inherits fd 3 (and its reference) through exec.
+    const script = `exec 3<>"$R/e.bin"; head -c 3000000 /dev/zero >&3; rm "$R/e.bin"; echo ready; exec sleep 1000`;
+    const w = spawnWatched('/bin/sh', ['-c', script], { env: { ...d.env, R: root } });
+    const sh = w.child;
+    const start = Date.now();
+    while (!w.stdout().includes('ready') && Date.now() - start < 20_000) await new Promise((r) => setTimeout(r, 20));
+    assert.match(w.stdout(), /ready/, w.stderr());
+    const held = await statsUntil(d, (s) => s.files_in_memory === 2 && /sleep/.test(procComm(sh.pid)));
+    assert.equal(held.files_in_memory, 2, 'the unlinked file is still open in sleep');
+    sh.kill('SIGKILL');
+    await w.exited;
+    const after = await statsUntil(d, (s) => s.files_in_memory === 1);
+    assert.equal(after.files_in_memory, 1, `not given back: ${JSON.stringify(after)}`);
+    assert.ok(after.file_bytes_memory < 3000000);
+  }));
 
 function procComm(pid) {
   try {
@@ -174,14 +180,8 @@ function procComm(pid) {
   }
 }
 
-test('a child forked with no file open registers when it opens one, and gives it back when killed', async () => {
-  requireBuilt();
-  const sc = scratch('killed-lazy');
-  const root = sc.sub('root');
-  const d = await startDaemon({ root });
-  try {
-    const by = startPython(d.env, BYSTANDER, root);
-    await by.line(/ready/);
+test('a child forked with no file open registers when it opens one, and gives it back when killed', () =>
+  withBystander('killed-lazy', async (d, root) => {
     // The parent touched the root (so the shim is attached) but holds no file when it forks.
     const script = `
 import os, sys, time
@@ -207,12 +207,7 @@ print('reaped', flush=True)
     const after = await statsUntil(d, (s) => s.files_in_memory === 1);
     assert.equal(after.files_in_memory, 1, `not given back: ${JSON.stringify(after)}`);
     assert.equal((await parent.exited).code, 0);
-    by.child.stdin.end('go\n');
-    assert.equal((await by.exited).code, 0);
-  } finally {
-    await d.stop();
-  }
-});
+  }));
 
 test('a reference the kernel dropped at exec (O_CLOEXEC) is not dropped a second time when the new image is killed', async () => {
   requireBuilt();
