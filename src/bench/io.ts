@@ -274,7 +274,7 @@ export function summarisePaired(runs: readonly PairedRun[]): PairedSummary {
     vsDisk: q('disk', 'ephemera'),
     toMemcpy: q('ephemera', 'memcpy'),
     bound: q('tmpfs', 'memcpy'),
-    rounds: roundRatios(runs, 'ephemera', 'ephemera').length,
+    rounds: runs.reduce((n, r) => n + (r.laps.ephemera?.length ?? 0), 0),
   };
 }
 
