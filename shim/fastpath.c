@@ -364,13 +364,10 @@ static int swap_to_disk(int fd, struct eph_inode *ino)
         return -EIO;
     }
     sh_log("fd %d: inode %u moved to disk; now on %s", fd, (unsigned)(ino - sh.inodes), p);
-    int fdflags = sys.fcntl(fd, F_GETFD);
     ft_lock();
     int r = 1;
-    if (!(ft_fds[fd].flags & FT_DISK)) {
-        if (sys.dup3(nfd, fd, (fdflags >= 0 && (fdflags & FD_CLOEXEC)) ? O_CLOEXEC : 0) < 0)
-            r = -errno;
-    }
+    if (!(ft_fds[fd].flags & FT_DISK) && ft_dup_over(nfd, fd) < 0)
+        r = -errno;
     ft_unlock();
     sys.close(nfd);
     if (r == 1) {

@@ -349,6 +349,13 @@ int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec)
     return fd;
 }
 
+/* Put nfd's open file description under fd, keeping fd's close-on-exec flag. */
+int ft_dup_over(int nfd, int fd)
+{
+    int fl = sys.fcntl(fd, F_GETFD);
+    return sys.dup3(nfd, fd, fl >= 0 && (fl & FD_CLOEXEC) ? O_CLOEXEC : 0);
+}
+
 void ft_forget(int fd)
 {
     ft_lock();

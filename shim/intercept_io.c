@@ -201,8 +201,7 @@ void io_own_description(int fd)
     for (uint32_t g = 0; nfd >= 0 && g < hwm; g++) {
         if (ft_fds[g].desc1 != desc1)
             continue;
-        int fdfl = sys.fcntl((int)g, F_GETFD);
-        if (sys.dup3(nfd, (int)g, fdfl >= 0 && (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0) >= 0 && nokcmp && own_desc1)
+        if (ft_dup_over(nfd, (int)g) >= 0 && nokcmp && own_desc1)
             own_desc1[g] = desc1;
     }
     ft_unlock();

@@ -448,9 +448,8 @@ static int std_fd_to_disk(int fd)
     for (uint32_t i = 0; i < hwm && i < ft_nfds; i++) {
         if (ft_fds[i].desc1 != desc1)
             continue;
-        int cloexec = sys.fcntl((int)i, F_GETFD);
         ft_forget((int)i);
-        sys.dup3(nfd, (int)i, cloexec > 0 && (cloexec & FD_CLOEXEC) ? O_CLOEXEC : 0);
+        ft_dup_over(nfd, (int)i);
     }
     sys.close(nfd);
     return 0;

@@ -268,6 +268,8 @@ struct ft_map {
 extern struct ft_map *ft_maps;          /* indexed by inode slot */
 
 int ft_init(void);
+/* Put nfd's open file description under fd, keeping fd's close-on-exec flag: dup3's result. */
+int ft_dup_over(int nfd, int fd);
 static inline struct ft_map *ft_map_of(uint32_t inode) { return &ft_maps[inode]; }
 /* Install fd -> desc (new reference already held on desc); maps the memfd on first use. */
 int ft_install(int fd, uint32_t desc, int kfd_for_map);
