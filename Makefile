@@ -83,9 +83,11 @@ test: deps
 	  $(MAKE) --no-print-directory $$t || failed="$$failed $$t"; done; \
 	if [ -n "$$failed" ]; then echo "== FAILED:$$failed"; exit 1; fi; echo "== all tests passed"
 
-# typescript-eslint strictTypeChecked (eslint.config.js), incl. no-floating-promises.
+# typescript-eslint strictTypeChecked (eslint.config.js), incl. no-floating-promises; and the
+# daemon's files must call each other in layers, never in a circle (scripts/c-layers.mjs).
 lint: $(NODE_STAMP)
 	node_modules/.bin/eslint src
+	node scripts/c-layers.mjs --self-test daemon
 
 # Unit and integration tests of the TypeScript code, compiled beside it (*.test.js).
 test-ts: cli native

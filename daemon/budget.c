@@ -30,16 +30,13 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "control.h"
 #include "daemon.h"
 #include "evict.h"
+#include "guard.h"
 #include "log.h"
 #include "loop.h"
-#include "namespace.h"
-#include "shimsrv.h"
 
 #define BUDGET_POLL_NS (20ll * 1000 * 1000)
 #define BUDGET_IDLE_NS (1000ll * 1000 * 1000)
@@ -62,7 +59,7 @@ static struct {
     uint64_t headroom;          /* in effect */
     uint64_t ticks;
     uint64_t last_shortfall;
-    struct loop_ev timer;
+    struct loop_timer timer;
     struct loop_ev notify;
 } B = {.fd_limit = -1, .fd_usage = -1, .override = -1, .limit = -1, .usage = -1, .own = -1};
 
@@ -239,6 +236,7 @@ static int64_t budget_limit_eff(void)
 #define BUDGET_SURGE_TICKS 10
 
 static struct budget_mstat budget_ms;
+static budget_shortfall_cb budget_shortfall_fn;
 static uint64_t budget_usage_seq, budget_stat_seq; /* readings of usage / of memory.stat */
 static int64_t budget_raw_at_stat = -1, budget_usage_at_stat = -1;
 static int64_t budget_prev_own = -1, budget_prev_growth, budget_surge;
@@ -311,8 +309,6 @@ static void budget_read(void)
     }
 }
 
-static void guard_update(void);
-
 static void budget_apply(void)
 {
     uint64_t budget = budget_compute(0);
@@ -346,10 +342,13 @@ static void budget_apply(void)
             uint64_t bytes = (uint64_t)B.own + B.headroom - (uint64_t)L;
             log_msg(LOG_WARN, "shortfall: own %lld + headroom %llu > limit %lld",
                     (long long)B.own, (unsigned long long)B.headroom, (long long)L);
-            ctl_emit_shortfall(bytes, L, B.usage, atomic_load(&D.h->c.bytes_in_memory));
+            if (budget_shortfall_fn)
+                budget_shortfall_fn(bytes, L, B.usage, atomic_load(&D.h->c.bytes_in_memory));
         }
     }
-    guard_update();
+    /* Only under a real limit: an unlimited cgroup has nothing to guard. */
+    if (guard_active())
+        guard_update(B.limit, B.headroom, B.limit >= 0 && evict_has_evictable());
 }
 
 void budget_refresh(void)
@@ -381,6 +380,11 @@ static void budget_track_growth(void)
         budget_surge = steady * BUDGET_SURGE_TICKS;
     budget_prev_growth = d;
     budget_prev_own = B.own;
+}
+
+void budget_on_shortfall(budget_shortfall_cb fn)
+{
+    budget_shortfall_fn = fn;
 }
 
 void budget_set_override(int64_t limit)
@@ -420,188 +424,22 @@ int budget_fits(int64_t limit, int64_t *excess)
     return need <= room;
 }
 
-/* ---- the OOM guard ---------------------------------------------------------
- *
- * Polling cannot outrun a function that allocates faster than the disk can
- * take evicted files (hundreds of MB in a few ms).  Plain disk would let such
- * a function finish, so we must too: while we hold evictable files, the
- * kernel is told to *wait* instead of killing.
- *   v1: memory.oom_control oom_kill_disable=1 - at the limit, charging tasks
- *       sleep until memory is uncharged; an eventfd on memory.oom_control
- *       wakes us at once, we evict, the punch uncharges and wakes them.
- *   v2: memory.high a little below memory.max - above it the kernel
- *       throttles the allocating tasks, and memory.events wakes us.
- * The eviction path takes no memory (O_DIRECT from a pre-charged buffer, see
- * evict.c), so the daemon cannot block on the very limit it is freeing.
- * With nothing left to evict the guard is lifted, so a function that really
- * outgrows its limit meets the kernel's normal OOM handling, as on disk.
- * The original values are restored at exit.
- */
-static struct {
-    int on;                  /* --oom-guard */
-    int armed;
-    int ctl_fd;              /* v1 memory.oom_control, v2 memory.high (read-write) */
-    char orig[32];           /* v2: memory.high as found */
-    int64_t high;            /* v2: value we wrote, -1 = "max" */
-    struct loop_ev oom;      /* v1: OOM notification eventfd */
-} G = {.ctl_fd = -1, .high = -2, .oom = {.fd = -1}};
-
-static int guard_write(const char *v)
-{
-    ssize_t n = pwrite(G.ctl_fd, v, strlen(v), 0);
-    return n == (ssize_t)strlen(v) ? 0 : -1;
-}
-
-static int guard_under_oom(void)
-{
-    char buf[256];
-    ssize_t n = pread(G.ctl_fd, buf, sizeof buf - 1, 0);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    char *p = strstr(buf, "under_oom ");
-    return p && p[10] == '1';
-}
-
-static void guard_update(void)
-{
-    if (G.ctl_fd < 0)
-        return;
-    /* Only under a real limit: an unlimited cgroup has nothing to guard. */
-    int want = B.limit >= 0 && evict_has_evictable();
-    if (B.version == 1) {
-        if (want != G.armed) {
-            if (guard_write(want ? "1" : "0") == 0) {
-                G.armed = want;
-                log_msg(LOG_INFO, "oom guard %s (oom_kill_disable=%d)", want ? "armed" : "lifted", want);
-            }
-        }
-        /* Writing to the log may need a page of page cache: not while the
-         * cgroup is frozen at its limit. */
-        log_hold(G.armed && guard_under_oom());
-    } else {
-        int64_t high = -1;
-        if (want && B.limit >= 0)
-            high = B.limit - (int64_t)B.headroom / 2;
-        if (high != G.high && (high < 0 || G.high < 0 || llabs(high - G.high) > (1 << 20))) {
-            char v[32];
-            if (high < 0)
-                snprintf(v, sizeof v, "max");
-            else
-                snprintf(v, sizeof v, "%lld", (long long)high);
-            if (guard_write(v) == 0) {
-                G.high = high;
-                G.armed = high >= 0;
-                log_msg(LOG_INFO, "oom guard: memory.high=%s", v);
-            }
-        }
-    }
-}
-
-static void guard_on_oom(struct loop_ev *ev, uint32_t events)
-{
-    (void)events;
-    uint64_t n;
-    if (read(ev->fd, &n, sizeof n) < 0)
-        return;
-    budget_refresh();
-}
-
-static void guard_init(void)
-{
-    char p[PATH_MAX + 64];
-    if (!G.on || !B.version)
-        return;
-    /* Only our own cgroup, the instance's: a limit that binds higher up
-     * (a slice shared with other services) is not ours to bend. */
-    if (strcmp(B.dir, B.base) != 0) {
-        log_msg(LOG_INFO, "oom guard off: the binding limit is on %s, not our cgroup", B.dir);
-        return;
-    }
-    snprintf(p, sizeof p, "%s/%s", B.dir, B.version == 1 ? "memory.oom_control" : "memory.high");
-    G.ctl_fd = open(p, O_RDWR | O_CLOEXEC);
-    if (G.ctl_fd < 0) {
-        log_msg(LOG_INFO, "oom guard unavailable: open(%s): %s", p, strerror(errno));
-        return;
-    }
-    if (B.version == 2) {
-        ssize_t n = pread(G.ctl_fd, G.orig, sizeof G.orig - 1, 0);
-        G.orig[n > 0 ? n : 0] = 0;
-        G.orig[strcspn(G.orig, "\n")] = 0;
-        /* Someone else manages memory.high: leave it to them. */
-        if (strcmp(G.orig, "max") != 0) {
-            log_msg(LOG_INFO, "oom guard off: memory.high is already %s", G.orig);
-            close(G.ctl_fd);
-            G.ctl_fd = -1;
-        }
-        return;
-    }
-    /* v1: leave it alone if someone already disabled the OOM killer;
-     * otherwise probe that we may write it, then listen for OOM. */
-    char cur[256];
-    ssize_t n0 = pread(G.ctl_fd, cur, sizeof cur - 1, 0);
-    cur[n0 > 0 ? n0 : 0] = 0;
-    if (strstr(cur, "oom_kill_disable 1")) {
-        log_msg(LOG_INFO, "oom guard off: oom_kill_disable is already set on %s", B.dir);
-        close(G.ctl_fd);
-        G.ctl_fd = -1;
-        return;
-    }
-    if (guard_write("0") < 0) {
-        log_msg(LOG_INFO, "oom guard unavailable: write(%s): %s", p, strerror(errno));
-        close(G.ctl_fd);
-        G.ctl_fd = -1;
-        return;
-    }
-    snprintf(p, sizeof p, "%s/cgroup.event_control", B.dir);
-    int cfd = open(p, O_WRONLY | O_CLOEXEC);
-    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    char msg[64];
-    int n = snprintf(msg, sizeof msg, "%d %d", efd, G.ctl_fd);
-    if (cfd >= 0 && efd >= 0 && write(cfd, msg, (size_t)n) == n) {
-        G.oom.fd = efd;
-        G.oom.fn = guard_on_oom;
-        if (loop_add(&G.oom, EPOLLIN) < 0) {
-            close(efd);
-            G.oom.fd = -1;
-        }
-    } else if (efd >= 0) {
-        close(efd);
-    }
-    if (cfd >= 0)
-        close(cfd);
-}
-
 void budget_fini(void)
 {
-    if (G.ctl_fd >= 0) {
-        if (B.version == 1 && G.armed)
-            guard_write("0");
-        else if (B.version == 2 && G.high != -2)
-            guard_write(G.orig);
-        close(G.ctl_fd);
-        G.ctl_fd = -1;
-    }
-    log_hold(0);
+    loop_cancel(&B.timer);
+    guard_fini();
 }
 
-static void budget_on_tick(struct loop_ev *ev, uint32_t events)
+static void budget_on_tick(uint64_t n)
 {
-    (void)events;
-    uint64_t n;
-    if (read(ev->fd, &n, sizeof n) < 0)
-        return;
     B.ticks += n;
     uint64_t per_sec = B.version ? (uint64_t)(1000000000ll / BUDGET_POLL_NS) : 1;
     if (B.ticks % per_sec < n) {
-        /* Once a second: limits set on ancestors, MemAvailable, and the
-         * garbage left by processes that died without closing. */
+        /* Once a second: limits set on ancestors, and MemAvailable. */
         if (B.version)
             budget_rescan();
         else
             budget_memavail();
-        ns_gc_all();
-        ns_sweep_orphans(shim_nconns(), shim_accepts());
     }
     budget_read();
     budget_compute(0);
@@ -792,25 +630,16 @@ int budget_init(const struct budget_opts *o, char *err, size_t errlen)
         budget_rescan();
         budget_watch();
         evict_set_sync(1);
-        G.on = o->oom_guard;
-        guard_init();
+        /* Only our own cgroup, the instance's: a limit that binds higher up
+         * (a slice shared with other services) is not ours to bend. */
+        if (o->oom_guard && strcmp(B.dir, B.base) != 0)
+            log_msg(LOG_INFO, "oom guard off: the binding limit is on %s, not our cgroup", B.dir);
+        else if (o->oom_guard)
+            guard_init(B.version, B.dir, budget_refresh);
     }
-    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (tfd < 0) {
-        snprintf(err, errlen, "timerfd_create: %s", strerror(errno));
+    if (loop_every(&B.timer, (uint64_t)(B.version ? BUDGET_POLL_NS : BUDGET_IDLE_NS),
+                   budget_on_tick, err, errlen) < 0)
         return -1;
-    }
-    long long period = B.version ? BUDGET_POLL_NS : BUDGET_IDLE_NS;
-    struct itimerspec its = {{period / 1000000000, period % 1000000000},
-                             {period / 1000000000, period % 1000000000}};
-    timerfd_settime(tfd, 0, &its, NULL);
-    B.timer.fd = tfd;
-    B.timer.fn = budget_on_tick;
-    if (loop_add(&B.timer, EPOLLIN) < 0) {
-        snprintf(err, errlen, "epoll_ctl(timerfd): %s", strerror(errno));
-        close(tfd);
-        return -1;
-    }
     budget_refresh();
     log_msg(LOG_INFO, "budget %llu bytes (static %lld, cgroup %s, limit %lld, headroom %llu)",
             (unsigned long long)atomic_load(&D.h->budget), (long long)B.static_budget,

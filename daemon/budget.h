@@ -27,8 +27,15 @@ struct budget_snapshot {
 };
 
 int budget_init(const struct budget_opts *o, char *err, size_t errlen);
-/* Restore the cgroup knobs the OOM guard changed. */
+/* Stop the tick; restore the cgroup knobs the OOM guard changed. */
 void budget_fini(void);
+/* Who hears of a shortfall: the function's own memory plus the headroom no
+ * longer fit the limit, even with every file on disk (bytes missing, the
+ * effective limit, cgroup usage, bytes of files in memory).  Registered by
+ * the control module, which sends the event to its subscribers; NULL: none. */
+typedef void (*budget_shortfall_cb)(uint64_t bytes, int64_t limit, int64_t usage,
+                                    uint64_t file_bytes);
+void budget_on_shortfall(budget_shortfall_cb fn);
 /* Re-read the cgroup and recompute; evict at once if the files exceed the
  * new budget; raise a shortfall event when even that is not enough. */
 void budget_refresh(void);

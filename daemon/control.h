@@ -10,9 +10,13 @@
 
 #define CTL_MAX_LINE 65536
 
-int ctl_listen(const char *path, char *err, size_t errlen);
+#include "daemon.h"
+
+/* Listen at path.  A "shutdown" request calls on_shutdown (main carries it
+ * out) before its reply; shortfall events are registered with the budget
+ * here.  0, or -1 with err filled. */
+int ctl_listen(const char *path, void (*on_shutdown)(enum ephd_exit_mode mode), char *err,
+               size_t errlen);
 void ctl_close(void);
-/* Send a shortfall event to every subscriber. */
-void ctl_emit_shortfall(uint64_t bytes, int64_t limit, int64_t usage, uint64_t file_bytes);
 
 #endif

@@ -1,10 +1,12 @@
 /*
- * daemon.h - state shared by the modules of ephemerad.
+ * daemon.h - state shared by the modules of ephemerad, the clocks and the
+ * root lookup (daemon.c).  The bottom layer: it calls no other module.
  *
  * ephemerad is single-threaded: one epoll loop serves the shim socket, the
  * control socket, the budget timer and signals.  That makes the daemon the
  * single writer of the namespace without any lock of its own, and keeps its
- * footprint to a few hundred KiB (it runs in every function container).  The
+ * footprint small (it runs in every function container; docs/ARCHITECTURE.md
+ * "Daemon" has the measured RSS).  The
  * only concurrency is with the shim processes, through the shared region and
  * the per-inode locks of shm.h.
  */
@@ -20,6 +22,7 @@
 #define EPHD_MAX_ROOTS 16
 #define EPHD_ERRLEN 256
 
+/* What to do with in-memory files at exit (--on-exit, or a shutdown request). */
 enum ephd_exit_mode { EPHD_EXIT_WRITEBACK = 0, EPHD_EXIT_DISCARD = 1 };
 
 struct ephd {
@@ -33,9 +36,6 @@ struct ephd {
     size_t rootlen[EPHD_MAX_ROOTS];
     int nroots;
     uint8_t *inode_root;       /* daemon-private: root index of each inode (for O_TMPFILE eviction) */
-    enum ephd_exit_mode on_exit;
-    int stop;                  /* set to leave the loop */
-    int exit_done;             /* writeback/discard already performed */
 };
 
 extern struct ephd D;
@@ -44,8 +44,7 @@ extern struct ephd D;
 int ephd_root_of(const char *path);
 /* CLOCK_MONOTONIC in ns, and CLOCK_REALTIME in ns. */
 uint64_t ephd_mono_ns(void);
+/* A file time: also raises the shim's time floor (shm.h time_floor). */
 int64_t ephd_real_ns(void);
-/* Perform the --on-exit (or requested) policy once: writeback or discard. */
-void ephd_finish(enum ephd_exit_mode mode);
 
 #endif

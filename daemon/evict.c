@@ -36,7 +36,7 @@
 #include "ephemera/lock.h"
 #include "log.h"
 #include "namespace.h"
-#include "shimsrv.h"
+#include "pins.h"
 
 #define EVICT_DRAIN_TIMEOUT_NS (500ull * 1000 * 1000)
 
@@ -378,23 +378,11 @@ static int evict_open_anon(uint32_t idx)
  * instant), so the kernel's list is read: "N: FLOCK ADVISORY WRITE pid
  * maj:min:ino ...".  Only when an eviction is about to happen.
  */
-/* The memfd's kernel identity, as /proc/locks and /proc/<pid>/maps print it.  0 if known. */
-static int evict_memfd_id(int memfd, unsigned *maj, unsigned *min, unsigned long long *ino)
-{
-    struct stat st;
-    if (fstat(memfd, &st) < 0)
-        return -1;
-    *maj = major(st.st_dev);
-    *min = minor(st.st_dev);
-    *ino = (unsigned long long)st.st_ino;
-    return 0;
-}
-
 static int evict_flocked(int memfd)
 {
     unsigned maj, min;
     unsigned long long ino;
-    if (evict_memfd_id(memfd, &maj, &min, &ino) < 0)
+    if (pins_memfd_id(memfd, &maj, &min, &ino) < 0)
         return 0;
     char want[64];
     snprintf(want, sizeof want, " %02x:%02x:%llu ", maj, min, ino);
@@ -423,169 +411,210 @@ static int evict_locked(int memfd)
     return (fcntl(memfd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) || evict_flocked(memfd);
 }
 
-int evict_inode(uint32_t idx, int flags)
-{
-    struct eph_inode *in = &D.inodes[idx];
-    uint32_t st = atomic_load(&in->state);
-    if (st == EPH_DISK)
-        return 0;
-    if (st != EPH_MEM)
-        return -ESTALE;
-    int pinned = atomic_load(&in->pinned) != 0;
-    if (pinned && !(flags & EVICT_FORCE))
-        return -EBUSY;
+/* One eviction in progress: what its steps hand to each other. */
+struct evict_job {
+    uint32_t idx;
+    struct eph_inode *in;
+    int flags;
+    int pinned;               /* an app maps it: its pages stay, no write-through */
+    int stalled;              /* a holder may still be inside its copy */
+    uint64_t size, t0;
+    int dfd;                  /* the disk file, -1 until opened */
+    int unnamed;              /* dfd is an O_TMPFILE to be linked at in->path */
+    int sync;                 /* written through, freeing memory as it goes */
+    off_t freed;              /* bytes punched out of the memfd so far */
+    char tmp[EPH_PATH_MAX + 64]; /* staging name to rename into place, or "" */
+    char dir[EPH_PATH_MAX];   /* the directory our link or rename changes */
+    struct stat dir_before;
+    int dir_known;
+};
 
-    int stalled = ns_lock(idx); /* a holder may still be inside its copy */
+/* Step 1: set MOVING and let the fast paths drain.  0, or -EBUSY for a
+ * pinned file without EVICT_FORCE (nothing changed then). */
+static int evict_begin(struct evict_job *j)
+{
+    struct eph_inode *in = j->in;
+    j->pinned = atomic_load(&in->pinned) != 0;
+    if (j->pinned && !(j->flags & EVICT_FORCE))
+        return -EBUSY;
+    j->stalled = ns_lock(j->idx);
     /* Again under the lock: the shim pins (an app mmap) under it, and must
      * then be sure its mapping of the memfd stays valid. */
-    pinned = atomic_load(&in->pinned) != 0;
-    if (pinned && !(flags & EVICT_FORCE)) {
+    j->pinned = atomic_load(&in->pinned) != 0;
+    if (j->pinned && !(j->flags & EVICT_FORCE)) {
         eph_unlock(&in->lock);
         return -EBUSY;
     }
     atomic_store(&in->state, EPH_MOVING); /* seq_cst: Dekker with inflight */
     eph_unlock(&in->lock);
-    uint64_t t0 = ephd_mono_ns();
-    stalled |= evict_drain(idx, in);
+    j->t0 = ephd_mono_ns();
+    j->stalled |= evict_drain(j->idx, in);
+    j->size = atomic_load(&in->size);
+    return 0;
+}
 
-    uint64_t size = atomic_load(&in->size);
-    char tmp[EPH_PATH_MAX + 64] = "";
-    int dfd = -1, e = 0;
-    off_t freed = 0;
-    int unnamed = 0; /* dfd is an O_TMPFILE to be linked at in->path */
-    char dir[EPH_PATH_MAX];
-    struct stat dir_before;
-    int dir_known = 0;
-    if (!(flags & EVICT_FORCE) && evict_locked(in->mem_fd)) {
-        e = -EBUSY;
-        goto err;
-    }
+/* Step 2: the disk file.  Preferably an unnamed file in the file's
+ * directory, linked in place when complete (no reader ever sees a
+ * half-written file or a staging name); else a staging name beside it; an
+ * anonymous file in the root when the file has no name or its directory
+ * vanished.  0 or -errno. */
+static int evict_open_dest(struct evict_job *j)
+{
+    struct eph_inode *in = j->in;
     if (in->path[0]) {
-        evict_dir_of(in->path, tmp, sizeof tmp);
-        /* Preferably an unnamed file linked in place when complete: no
-         * reader ever sees a half-written file or a staging name. */
-        dfd = open(tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-        if (dfd >= 0) {
-            unnamed = 1;
-            tmp[0] = 0;
+        evict_dir_of(in->path, j->tmp, sizeof j->tmp);
+        j->dfd = open(j->tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (j->dfd >= 0) {
+            j->unnamed = 1;
+            j->tmp[0] = 0;
         } else if (errno == ENOENT || errno == ENOTDIR) {
-            tmp[0] = 0; /* the directory is gone: handled below */
+            j->tmp[0] = 0; /* the directory is gone: handled below */
         } else {
-            evict_staging_name(tmp, sizeof tmp, in->path, idx);
-            dir_known = evict_dir_stat(in->path, dir, sizeof dir, &dir_before);
-            dfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+            evict_staging_name(j->tmp, sizeof j->tmp, in->path, j->idx);
+            j->dir_known = evict_dir_stat(in->path, j->dir, sizeof j->dir, &j->dir_before);
+            j->dfd = open(j->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         }
-        if (dfd < 0 && errno != ENOENT && errno != ENOTDIR) {
-            e = -errno;
-            log_msg(LOG_ERR, "evict %s: open(%s): %s", in->path, tmp, strerror(-e));
-            tmp[0] = 0;
-            goto err;
+        if (j->dfd < 0 && errno != ENOENT && errno != ENOTDIR) {
+            int e = -errno;
+            log_msg(LOG_ERR, "evict %s: open(%s): %s", in->path, j->tmp, strerror(-e));
+            j->tmp[0] = 0;
+            return e;
         }
-        if (dfd < 0) {
+        if (j->dfd < 0) {
             /* The directory vanished under us (removed by a program
              * without the shim): the name is gone, the bytes must not be. */
-            log_msg(LOG_WARN, "evict %s: open(%s): %s; keeping it anonymous", in->path, tmp,
+            log_msg(LOG_WARN, "evict %s: open(%s): %s; keeping it anonymous", in->path, j->tmp,
                     strerror(errno));
-            tmp[0] = 0;
+            j->tmp[0] = 0;
         }
     }
-    if (dfd < 0)
-        dfd = evict_open_anon(idx);
-    if (dfd < 0) {
-        e = dfd;
-        log_msg(LOG_ERR, "evict inode %u: no destination: %s", idx, strerror(-e));
-        goto err;
+    if (j->dfd < 0)
+        j->dfd = evict_open_anon(j->idx);
+    if (j->dfd < 0) {
+        int e = j->dfd;
+        log_msg(LOG_ERR, "evict inode %u: no destination: %s", j->idx, strerror(-e));
+        return e;
     }
-    int sync = evict_sync_mode || (flags & EVICT_DROP_CACHE);
-    if (pinned)
-        sync = 0; /* the app's mapping must keep its pages */
-    if ((e = evict_copy(in->mem_fd, dfd, size, sync, &freed)) < 0) {
-        if (freed)
-            evict_restore(in->mem_fd, dfd, freed);
-        log_msg(LOG_ERR, "evict inode %u (%s): copy of %llu bytes: %s", idx, in->path,
-                (unsigned long long)size, strerror(-e));
-        goto err;
+    return 0;
+}
+
+/* Step 3: the bytes, then owner, mode, extended attributes and times.
+ * 0, or -errno with the punched part of the memfd restored. */
+static int evict_write(struct evict_job *j)
+{
+    struct eph_inode *in = j->in;
+    j->sync = (evict_sync_mode || (j->flags & EVICT_DROP_CACHE)) && !j->pinned;
+    int e = evict_copy(in->mem_fd, j->dfd, j->size, j->sync, &j->freed);
+    if (e < 0) {
+        if (j->freed)
+            evict_restore(in->mem_fd, j->dfd, j->freed);
+        log_msg(LOG_ERR, "evict inode %u (%s): copy of %llu bytes: %s", j->idx, in->path,
+                (unsigned long long)j->size, strerror(-e));
+        return e;
     }
-    if (fchown(dfd, in->uid, in->gid) < 0 && errno != EPERM)
+    if (fchown(j->dfd, in->uid, in->gid) < 0 && errno != EPERM)
         log_msg(LOG_WARN, "evict %s: fchown: %s", in->path, strerror(errno));
     /* After fchown: chown clears set-id bits. */
-    if (fchmod(dfd, in->mode & 07777) < 0)
+    if (fchmod(j->dfd, in->mode & 07777) < 0)
         log_msg(LOG_WARN, "evict %s: fchmod: %s", in->path, strerror(errno));
-    evict_copy_xattrs(in->mem_fd, dfd, in->path);
+    evict_copy_xattrs(in->mem_fd, j->dfd, in->path);
     struct timespec ts[2] = {
         {atomic_load(&in->atime_ns) / 1000000000, atomic_load(&in->atime_ns) % 1000000000},
         {atomic_load(&in->mtime_ns) / 1000000000, atomic_load(&in->mtime_ns) % 1000000000},
     };
-    futimens(dfd, ts);
-    if (unnamed)
-        dir_known = evict_dir_stat(in->path, dir, sizeof dir, &dir_before);
-    if (unnamed && (e = evict_link(dfd, in->path)) == -EEXIST) {
+    futimens(j->dfd, ts);
+    return 0;
+}
+
+/* Step 4: the complete file takes the in-memory file's name (link of the
+ * unnamed file, or rename of the staging name), with the directory's times
+ * kept as tmpfs would show them.  0, or -errno with the memfd restored. */
+static int evict_name(struct evict_job *j)
+{
+    struct eph_inode *in = j->in;
+    int e = 0;
+    if (j->unnamed)
+        j->dir_known = evict_dir_stat(in->path, j->dir, sizeof j->dir, &j->dir_before);
+    if (j->unnamed && (e = evict_link(j->dfd, in->path)) == -EEXIST) {
         /* A program without the shim made an entry under the in-memory
          * name: ours replaces it, through a staging link and rename. */
-        evict_staging_name(tmp, sizeof tmp, in->path, idx);
-        unlink(tmp);
-        e = evict_link(dfd, tmp);
+        evict_staging_name(j->tmp, sizeof j->tmp, in->path, j->idx);
+        unlink(j->tmp);
+        e = evict_link(j->dfd, j->tmp);
     }
-    if (unnamed && e < 0) {
-        tmp[0] = 0;
-        if (freed)
-            evict_restore(in->mem_fd, dfd, freed);
+    if (j->unnamed && e < 0) {
+        j->tmp[0] = 0;
+        if (j->freed)
+            evict_restore(in->mem_fd, j->dfd, j->freed);
         log_msg(LOG_ERR, "evict: linking %s: %s", in->path, strerror(-e));
-        goto err;
+        return e;
     }
-    if (tmp[0] && rename(tmp, in->path) < 0) {
+    if (j->tmp[0] && rename(j->tmp, in->path) < 0) {
         e = -errno;
-        if (freed)
-            evict_restore(in->mem_fd, dfd, freed);
-        log_msg(LOG_ERR, "evict: rename(%s, %s): %s", tmp, in->path, strerror(-e));
-        goto err;
+        if (j->freed)
+            evict_restore(in->mem_fd, j->dfd, j->freed);
+        log_msg(LOG_ERR, "evict: rename(%s, %s): %s", j->tmp, in->path, strerror(-e));
+        return e;
     }
-    if (dir_known)
-        evict_hide_dir_times(dir, &dir_before);
-    /* Otherwise start writeback now, without waiting: clean pages are
-     * what the kernel can reclaim when the function needs memory back. */
-    if (!sync)
-        sync_file_range(dfd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    if (j->dir_known)
+        evict_hide_dir_times(j->dir, &j->dir_before);
+    return 0;
+}
 
-    in->disk_fd = dfd;
-    ns_lock(idx);
+/* Step 5: DISK, every process swaps to the disk file; then the memory is
+ * freed, the counters fixed and the name leaves the namespace. */
+static void evict_commit(struct evict_job *j)
+{
+    struct eph_inode *in = j->in;
+    /* Without write-through, start writeback now, without waiting: clean
+     * pages are what the kernel can reclaim when the function needs memory
+     * back. */
+    if (!j->sync)
+        sync_file_range(j->dfd, 0, 0, SYNC_FILE_RANGE_WRITE);
+
+    in->disk_fd = j->dfd;
+    ns_lock(j->idx);
     atomic_store(&in->state, EPH_DISK);
     atomic_fetch_add(&in->epoch, 1);
     eph_unlock(&in->lock);
     eph_wake_all(&in->epoch);
 
     uint64_t cap = atomic_load(&in->capacity);
-    if (!pinned && !(flags & EVICT_KEEP_PAGES)) {
+    if (!j->pinned && !(j->flags & EVICT_KEEP_PAGES)) {
         fallocate(in->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)cap);
         /* A stalled holder's copy through its mapping would SIGBUS past a
          * shrunk size; at the old size it lands in fresh pages, and the
          * holder then redoes it on disk and punches them (fastpath.c). */
-        if (!stalled && ftruncate(in->mem_fd, 0) < 0)
-            log_msg(LOG_WARN, "evict inode %u: ftruncate(memfd, 0): %s", idx, strerror(errno));
+        if (!j->stalled && ftruncate(in->mem_fd, 0) < 0)
+            log_msg(LOG_WARN, "evict inode %u: ftruncate(memfd, 0): %s", j->idx, strerror(errno));
         atomic_store(&in->capacity, 0);
     }
     struct eph_counters *c = &D.h->c;
     atomic_fetch_sub(&c->files_in_memory, 1);
     atomic_fetch_sub(&c->bytes_in_memory, cap);
     atomic_fetch_add(&c->evictions, 1);
-    atomic_fetch_add(&c->bytes_evicted, size);
-    log_msg(LOG_INFO, "evicted inode %u %s (%llu bytes, open %u, %s, %.1f ms)", idx,
-            in->path[0] ? in->path : "(unlinked)", (unsigned long long)size,
-            atomic_load(&in->open_count), sync ? "written through" : "via page cache",
-            (double)(ephd_mono_ns() - t0) / 1e6);
+    atomic_fetch_add(&c->bytes_evicted, j->size);
+    log_msg(LOG_INFO, "evicted inode %u %s (%llu bytes, open %u, %s, %.1f ms)", j->idx,
+            in->path[0] ? in->path : "(unlinked)", (unsigned long long)j->size,
+            atomic_load(&in->open_count), j->sync ? "written through" : "via page cache",
+            (double)(ephd_mono_ns() - j->t0) / 1e6);
     if (in->path[0]) {
         ns_write_begin();
-        ns_remove(idx);
+        ns_remove(j->idx);
         ns_write_end();
     }
-    ns_maybe_gc(idx);
-    return 0;
-err:
-    if (dfd >= 0)
-        close(dfd);
-    if (tmp[0])
-        unlink(tmp);
-    ns_lock(idx);
+    ns_maybe_gc(j->idx);
+}
+
+/* A step failed before step 5: the file goes back to MEM, intact. */
+static int evict_abort(struct evict_job *j, int e)
+{
+    struct eph_inode *in = j->in;
+    if (j->dfd >= 0)
+        close(j->dfd);
+    if (j->tmp[0])
+        unlink(j->tmp);
+    ns_lock(j->idx);
     atomic_store(&in->state, EPH_MEM);
     atomic_fetch_add(&in->epoch, 1);
     eph_unlock(&in->lock);
@@ -593,163 +622,23 @@ err:
     return e;
 }
 
-/*
- * Pins nobody needs any more.  An app's mmap pins its file (the kernel
- * serves that mapping from the memfd's pages), and nothing tells us when the
- * mapping ends: munmap, a process's exit or exec, a fork child's copy.  So
- * when eviction has work to do, at most once per EVICT_UNPIN_NS, files that
- * are pinned and no longer open anywhere are looked for in /proc/<pid>/smaps
- * of every process (not only the ledger's: a child forked after the fd was
- * closed inherits the mapping and never registers).  The shim marks its own
- * fast-path mappings MADV_DONTDUMP, so a mapping of the memfd without 'dd'
- * in its VmFlags is the program's.  /proc/<pid>/maps comes first: it costs
- * no page walk, and smaps is read only for a process that maps a candidate.
- *
- * The shim bumps pinned (a count, never 0) under the inode lock before each
- * mapping, with the fd open: so a mapping made or about to be made since we
- * saw open_count == 0 changes pinned, and we compare it under the lock
- * before clearing.  A shim process we cannot read could map it: then
- * nothing is unpinned.  Not covered: an app that marks its own mapping
- * MADV_DONTDUMP, and a mapping carried by a fork child whose pid /proc
- * listed before the child existed while its parent unmapped behind us.
- */
-#define EVICT_UNPIN_NS 1000000000ull
-
-struct unpin_cand {
-    uint32_t idx, gen, pinned;
-    int mapped;
-    unsigned maj, min;
-    unsigned long long ino;
-};
-
-/* 1: the line is a mapping header naming candidate *k's memfd. */
-static int evict_map_line(const char *line, const struct unpin_cand *c, size_t n, size_t *k)
+int evict_inode(uint32_t idx, int flags)
 {
-    unsigned maj, min;
-    unsigned long long ino;
-    if (sscanf(line, "%*x-%*x %*s %*x %x:%x %llu", &maj, &min, &ino) != 3)
-        return -1; /* not a header (an smaps field) */
-    for (size_t i = 0; i < n; i++)
-        if (c[i].ino == ino && c[i].maj == maj && c[i].min == min) {
-            *k = i;
-            return 1;
-        }
-    return 0;
-}
-
-/* Marks the candidates process pid maps itself; -1 if it cannot be read. */
-static int evict_scan_pid(const char *pid, struct unpin_cand *c, size_t n, char **buf, size_t *cap)
-{
-    char p[300]; /* a d_name is at most 255 bytes */
-    snprintf(p, sizeof p, "/proc/%s/maps", pid);
-    FILE *f = fopen(p, "re");
-    if (!f)
-        return errno == ENOENT || errno == ESRCH ? 0 : -1;
-    int any = 0;
-    size_t k;
-    while (!any && getline(buf, cap, f) > 0)
-        any = evict_map_line(*buf, c, n, &k) == 1 && !c[k].mapped;
-    fclose(f);
-    if (!any)
+    struct evict_job j = {.idx = idx, .in = &D.inodes[idx], .flags = flags, .dfd = -1};
+    uint32_t st = atomic_load(&j.in->state);
+    if (st == EPH_DISK)
         return 0;
-    snprintf(p, sizeof p, "/proc/%s/smaps", pid);
-    if (!(f = fopen(p, "re")))
-        return errno == ENOENT || errno == ESRCH ? 0 : -1;
-    int cur = -1;
-    while (getline(buf, cap, f) > 0) {
-        int h = evict_map_line(*buf, c, n, &k);
-        if (h >= 0) {
-            cur = h ? (int)k : -1;
-        } else if (cur >= 0 && strncmp(*buf, "VmFlags:", 8) == 0) {
-            const char *dd = strstr(*buf, " dd");
-            if (!dd || (dd[3] != ' ' && dd[3] != '\n' && dd[3] != '\0'))
-                c[cur].mapped = 1;
-            cur = -1;
-        }
-    }
-    fclose(f);
+    if (st != EPH_MEM)
+        return -ESTALE;
+    int e = evict_begin(&j);
+    if (e < 0)
+        return e;
+    if (!(flags & EVICT_FORCE) && evict_locked(j.in->mem_fd))
+        return evict_abort(&j, -EBUSY);
+    if ((e = evict_open_dest(&j)) < 0 || (e = evict_write(&j)) < 0 || (e = evict_name(&j)) < 0)
+        return evict_abort(&j, e);
+    evict_commit(&j);
     return 0;
-}
-
-static void evict_unpin_unmapped(void)
-{
-    static uint64_t next_at;
-    uint64_t now = ephd_mono_ns();
-    if (now < next_at)
-        return;
-    next_at = now + EVICT_UNPIN_NS;
-    uint32_t hwm = atomic_load(&D.h->inode_hwm);
-    struct unpin_cand *c = NULL;
-    size_t n = 0, cap = 0;
-    char *line = NULL;
-    DIR *d = NULL;
-    for (uint32_t i = 0; i < hwm; i++) {
-        struct eph_inode *in = &D.inodes[i];
-        if (atomic_load(&in->state) != EPH_MEM || !atomic_load(&in->pinned) ||
-            atomic_load(&in->open_count) != 0)
-            continue;
-        unsigned maj, min;
-        unsigned long long ino;
-        if (evict_memfd_id(in->mem_fd, &maj, &min, &ino) < 0)
-            continue;
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            struct unpin_cand *g = realloc(c, nc * sizeof *c);
-            if (!g)
-                goto out;
-            c = g;
-            cap = nc;
-        }
-        /* pinned before open_count (both seq_cst): see above. */
-        c[n] = (struct unpin_cand){ .idx = i, .gen = atomic_load(&in->gen),
-                                    .pinned = atomic_load(&in->pinned), .maj = maj, .min = min, .ino = ino };
-        if (c[n].pinned && atomic_load(&in->open_count) == 0)
-            n++;
-    }
-    if (n == 0)
-        goto out;
-    uint64_t t0 = ephd_mono_ns();
-    if (!(d = opendir("/proc")))
-        goto out;
-    char self[16];
-    snprintf(self, sizeof self, "%d", (int)getpid());
-    size_t lcap = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] < '1' || de->d_name[0] > '9' || strcmp(de->d_name, self) == 0)
-            continue;
-        /* Only a process the shim runs in could have mapped a memfd (a fork
-         * child has its parent's credentials): others we may not read (a
-         * container's init) are skipped. */
-        if (evict_scan_pid(de->d_name, c, n, &line, &lcap) < 0 &&
-            (errno != EACCES || shim_proc_registered(atoi(de->d_name)))) {
-            log_msg(LOG_INFO, "cannot read /proc/%s/maps (%s): keeping mmap pins", de->d_name,
-                    strerror(errno));
-            goto out;
-        }
-    }
-    int freed = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct eph_inode *in = &D.inodes[c[i].idx];
-        if (c[i].mapped)
-            continue;
-        /* Taken over from a stuck holder: whatever it was doing, leave the pin. */
-        int ok = !ns_lock(c[i].idx) && atomic_load(&in->state) == EPH_MEM &&
-                 atomic_load(&in->gen) == c[i].gen && atomic_load(&in->pinned) == c[i].pinned &&
-                 atomic_load(&in->open_count) == 0;
-        if (ok)
-            atomic_store(&in->pinned, 0);
-        eph_unlock(&in->lock);
-        freed += ok;
-    }
-    log_msg(freed ? LOG_INFO : LOG_DEBUG,
-            "mmap pins: %d of %zu closed pinned files no longer mapped, unpinned (scan %llu us)", freed,
-            n, (unsigned long long)((ephd_mono_ns() - t0) / 1000));
-out:
-    if (d)
-        closedir(d);
-    free(line);
-    free(c);
 }
 
 /* May LRU eviction take inode i now?  In memory, not pinned, not empty
@@ -818,7 +707,7 @@ static int evict_until(uint64_t target, uint64_t need, int64_t exclude, int flag
     /* Bounded: each round evicts one file or gives up. */
     uint32_t rounds = atomic_load(&D.h->inode_hwm) + 1;
     if (atomic_load(&D.h->c.bytes_in_memory) + need > target)
-        evict_unpin_unmapped();
+        pins_release_unmapped();
     while (atomic_load(&D.h->c.bytes_in_memory) + need > target) {
         if (rounds-- == 0)
             return -1;

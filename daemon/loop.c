@@ -9,13 +9,14 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "log.h"
 
 static int loop_fd = -1;
+static int loop_stopping;
 
 int loop_init(char *err, size_t errlen)
 {
@@ -44,16 +45,63 @@ void loop_del(struct loop_ev *ev)
     epoll_ctl(loop_fd, EPOLL_CTL_DEL, ev->fd, NULL);
 }
 
+void loop_stop(void)
+{
+    loop_stopping = 1;
+}
+
+static void loop_on_timer(struct loop_ev *ev, uint32_t events)
+{
+    (void)events;
+    struct loop_timer *t = (struct loop_timer *)ev;
+    uint64_t n;
+    if (read(ev->fd, &n, sizeof n) != sizeof n)
+        return;
+    t->fn(n);
+}
+
+int loop_every(struct loop_timer *t, uint64_t period_ns, void (*fn)(uint64_t expirations),
+               char *err, size_t errlen)
+{
+    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (tfd < 0) {
+        snprintf(err, errlen, "timerfd_create: %s", strerror(errno));
+        return -1;
+    }
+    struct timespec p = {(time_t)(period_ns / 1000000000ull), (long)(period_ns % 1000000000ull)};
+    struct itimerspec its = {p, p};
+    timerfd_settime(tfd, 0, &its, NULL);
+    t->ev.fd = tfd;
+    t->ev.fn = loop_on_timer;
+    t->fn = fn;
+    if (loop_add(&t->ev, EPOLLIN) < 0) {
+        snprintf(err, errlen, "epoll_ctl(timerfd): %s", strerror(errno));
+        close(tfd);
+        t->ev.fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+void loop_cancel(struct loop_timer *t)
+{
+    if (t->ev.fd < 0 || !t->fn)
+        return;
+    loop_del(&t->ev);
+    close(t->ev.fd);
+    t->ev.fd = -1;
+}
+
 void loop_run(void)
 {
-    while (!D.stop) {
+    while (!loop_stopping) {
         struct epoll_event e;
         int n = epoll_wait(loop_fd, &e, 1, -1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             log_msg(LOG_ERR, "epoll_wait: %s", strerror(errno));
-            D.stop = 1;
+            loop_stopping = 1;
             break;
         }
         if (n == 1) {

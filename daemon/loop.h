@@ -1,7 +1,9 @@
 /*
  * loop.h - a minimal epoll loop (after Redis ae.c): each watched fd carries
  * a handler.  One event per epoll_wait so a handler may close any other
- * watched fd without leaving a stale pointer in a batch.
+ * watched fd without leaving a stale pointer in a batch.  The loop also owns
+ * the periodic ticks (timerfds) and the decision to stop: modules request,
+ * main carries out.
  */
 #ifndef EPHD_LOOP_H
 #define EPHD_LOOP_H
@@ -25,7 +27,19 @@ void loop_del(struct loop_ev *ev);
  */
 int loop_listen_unix(struct loop_ev *ev, const char *path, int type, unsigned mode, int backlog,
                      char *err, size_t errlen);
-/* Run until D.stop is set. */
+/* A periodic tick: fn(expirations) every period_ns, from the loop. */
+struct loop_timer {
+    struct loop_ev ev;
+    void (*fn)(uint64_t expirations);
+};
+/* Start t; 0, or -1 with err naming the failing call. */
+int loop_every(struct loop_timer *t, uint64_t period_ns, void (*fn)(uint64_t expirations),
+               char *err, size_t errlen);
+void loop_cancel(struct loop_timer *t);
+
+/* Run until loop_stop() (or an epoll failure). */
 void loop_run(void);
+/* Leave loop_run once the current handler returns. */
+void loop_stop(void);
 
 #endif

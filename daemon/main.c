@@ -1,11 +1,15 @@
 /*
- * main.c - ephemerad: command line, start-up, signals, shutdown.
+ * main.c - ephemerad: command line, start-up, signals, shutdown.  The top
+ * layer: it wires the modules together (the callbacks through which lower
+ * layers report up) and carries out a shutdown, whoever requested it.
  *
- *   ephemerad --rundir DIR [--root DIR]... [--budget BYTES] [--headroom BYTES]
+ *   ephemerad --rundir DIR [--root DIR]... [--budget SIZE] [--headroom SIZE]
  *             [--cgroup auto|none|PATH] [--log FILE] [--ready-fd N] [--inodes N]
- *             [--on-exit writeback|discard]
+ *             [--on-exit writeback|discard] [--oom-guard on|off] [--debug]
  *
- * stdout is never written; stderr only for errors that stop the start-up.
+ * Sizes are read as the CLI reads them (size.h): 256M or 1.5GiB in powers of
+ * 1024, 500MB in powers of 1000.  stdout is never written; stderr only for
+ * errors that stop the start-up.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,19 +30,23 @@
 #include "control.h"
 #include "daemon.h"
 #include "evict.h"
+#include "ledger.h"
 #include "log.h"
 #include "loop.h"
 #include "namespace.h"
 #include "region.h"
 #include "shimsrv.h"
+#include "size.h"
 
-struct ephd D = {.region_fd = -1};
+static enum ephd_exit_mode ephd_on_exit = EPHD_EXIT_WRITEBACK;
+static int ephd_exit_done; /* writeback/discard already performed */
 
 static const char ephd_usage[] =
     "usage: ephemerad --rundir DIR [--root DIR]... [--budget BYTES] [--headroom BYTES]\n"
     "                 [--cgroup auto|none|PATH] [--log FILE] [--ready-fd N] [--inodes N]\n"
     "                 [--on-exit writeback|discard] [--oom-guard on|off] [--debug]\n"
-    "sizes take a K, M, G or T suffix (powers of 1024), e.g. --budget 256M\n";
+    "sizes are bytes with an optional unit: K, M, G, T, KiB, MiB, GiB, TiB are powers of 1024,\n"
+    "KB, MB, GB, TB powers of 1000 (as in `ephemera run`), e.g. --budget 256M or 1.5GiB\n";
 
 static void ephd_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void ephd_die(const char *fmt, ...)
@@ -52,69 +60,13 @@ static void ephd_die(const char *fmt, ...)
     exit(2);
 }
 
-uint64_t ephd_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-int64_t ephd_real_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-    /* A file time: the shim's coarse stamps must not fall below it (shm.h time_floor). */
-    if (D.h)
-        eph_atomic_max(&D.h->time_floor, (uint64_t)now);
-    return now;
-}
-
-int ephd_root_of(const char *path)
-{
-    for (int i = 0; i < D.nroots; i++) {
-        size_t n = D.rootlen[i];
-        if (strncmp(path, D.roots[i], n) == 0 && path[n] == '/' && path[n + 1])
-            return i;
-    }
-    return -1;
-}
-
-/* "256M" -> bytes; -1 if it does not parse. */
-static int64_t ephd_parse_size(const char *s)
-{
-    char *end;
-    errno = 0;
-    if (!*s || *s == '-' || *s == '+')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        return -1;
-    unsigned shift = 0;
-    switch (*end) {
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
-    case 't': case 'T': shift = 40; end++; break;
-    default: break;
-    }
-    if (shift && *end == 'i')
-        end++;
-    if (*end == 'B' || *end == 'b')
-        end++;
-    if (*end)
-        return -1;
-    if (v > ((1ull << 62) >> shift))
-        return -1;
-    return (int64_t)(v << shift);
-}
-
 static int64_t ephd_size_arg(const char *flag, const char *v)
 {
-    int64_t n = ephd_parse_size(v);
+    int64_t n = size_parse(v);
     if (n < 0)
-        ephd_die("%s: cannot parse size '%s' (use bytes or a number with a K, M, G or T "
-                 "suffix, e.g. 256M)",
+        ephd_die("%s: cannot parse size '%s'; write a number of bytes with an optional unit, "
+                 "e.g. 123, 64M, 1.5GiB or 500MB (K, M, G, T, KiB... are powers of 1024; KB, MB, "
+                 "GB, TB powers of 1000)",
                  flag, v);
     return n;
 }
@@ -157,11 +109,12 @@ static void ephd_add_root(const char *r)
     D.rootlen[D.nroots++] = n;
 }
 
-void ephd_finish(enum ephd_exit_mode mode)
+/* Perform the exit policy once: writeback or discard. */
+static void ephd_finish(enum ephd_exit_mode mode)
 {
-    if (D.exit_done)
+    if (ephd_exit_done)
         return;
-    D.exit_done = 1;
+    ephd_exit_done = 1;
     if (mode == EPHD_EXIT_WRITEBACK) {
         int n = evict_all(EVICT_FORCE | EVICT_KEEP_PAGES, 1);
         log_msg(LOG_INFO, "shutdown: wrote %d in-memory files back to disk", n);
@@ -180,9 +133,27 @@ static void ephd_on_signal(struct loop_ev *ev, uint32_t events)
     if (read(ev->fd, &si, sizeof si) != sizeof si)
         return;
     log_msg(LOG_INFO, "signal %u: shutting down (%s)", si.ssi_signo,
-            D.on_exit == EPHD_EXIT_WRITEBACK ? "writeback" : "discard");
-    ephd_finish(D.on_exit);
-    D.stop = 1;
+            ephd_on_exit == EPHD_EXIT_WRITEBACK ? "writeback" : "discard");
+    ephd_finish(ephd_on_exit);
+    loop_stop();
+}
+
+/* A shutdown requested on the control socket: the files are written back
+ * (or dropped) before the reply, and the loop ends once it has been sent. */
+static void ephd_on_shutdown_request(enum ephd_exit_mode mode)
+{
+    ephd_finish(mode);
+    loop_stop();
+}
+
+/* Once a second: the garbage left by processes that died without closing. */
+static struct loop_timer ephd_gc_timer;
+
+static void ephd_gc_tick(uint64_t expirations)
+{
+    (void)expirations;
+    ns_gc_all();
+    ns_sweep_orphans(shim_nconns(), shim_accepts());
 }
 
 int main(int argc, char **argv)
@@ -193,7 +164,6 @@ int main(int argc, char **argv)
     int debug = 0, oom_guard = 1;
     char err[EPHD_ERRLEN] = "";
 
-    D.on_exit = EPHD_EXIT_WRITEBACK;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -243,9 +213,9 @@ int main(int argc, char **argv)
                 ephd_die("--oom-guard: '%s' is not 'on' or 'off'", v);
         } else if (strcmp(a, "--on-exit") == 0) {
             if (strcmp(v, "writeback") == 0)
-                D.on_exit = EPHD_EXIT_WRITEBACK;
+                ephd_on_exit = EPHD_EXIT_WRITEBACK;
             else if (strcmp(v, "discard") == 0)
-                D.on_exit = EPHD_EXIT_DISCARD;
+                ephd_on_exit = EPHD_EXIT_DISCARD;
             else
                 ephd_die("--on-exit: '%s' is not 'writeback' or 'discard'", v);
         } else
@@ -310,7 +280,8 @@ int main(int argc, char **argv)
     if (shim_listen(path, err, sizeof err) < 0)
         ephd_die("%s", err);
     snprintf(path, sizeof path, "%s/control.sock", rundir);
-    if (ctl_listen(path, err, sizeof err) < 0)
+    if (ctl_listen(path, ephd_on_shutdown_request, err, sizeof err) < 0 ||
+        loop_every(&ephd_gc_timer, 1000000000ull, ephd_gc_tick, err, sizeof err) < 0)
         ephd_die("%s", err);
     ephd_sig_ev.fd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
     ephd_sig_ev.fn = ephd_on_signal;
@@ -328,8 +299,10 @@ int main(int argc, char **argv)
 
     loop_run();
 
-    ephd_finish(D.on_exit);
+    ephd_finish(ephd_on_exit);
+    loop_cancel(&ephd_gc_timer);
     shim_close();
+    ledger_close();
     ctl_close();
     budget_fini();
     evict_fini();

@@ -1,5 +1,6 @@
 /*
- * shimsrv.h - the SOCK_SEQPACKET server for the shim protocol (proto.h).
+ * shimsrv.h - the SOCK_SEQPACKET server for the shim protocol (proto.h):
+ * connections and datagrams; shimops.c handles the requests.
  */
 #ifndef EPHD_SHIMSRV_H
 #define EPHD_SHIMSRV_H
@@ -12,9 +13,5 @@ void shim_close(void);
 /* Open shim connections now, and connections accepted since start. */
 int shim_nconns(void);
 uint64_t shim_accepts(void);
-/* Open-file references dropped on behalf of processes that died holding them. */
-uint64_t shim_ledger_dropped(void);
-/* 1 if pid registered a ledger and is alive (as far as its pidfd told us yet). */
-int shim_proc_registered(int pid);
 
 #endif

@@ -874,6 +874,31 @@ static void test_flags(void)
 
 /* ---- a cgroup v2 directory stand-in (the kernel seam) ---------------------- */
 
+/* --budget reads sizes as `ephemera run` does: 500MB is 500 * 1000^2 bytes,
+ * 1.5M is 1.5 * 1024^2 (issue 14 item 6). */
+static void test_size_units(void)
+{
+    static const struct {
+        const char *arg;
+        long long bytes;
+    } cases[] = {{"500MB", 500000000ll}, {"1.5M", 1572864ll}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct daemon d = {0};
+        start_daemon(&d, "--budget", cases[i].arg);
+        char reply[70000];
+        int c = ctl_connect();
+        ctl_req(c, "{\"v\":1,\"id\":1,\"op\":\"stats\"}", reply, sizeof reply);
+        CHECK(json_int(reply, "budget") == cases[i].bytes, "--budget %s: budget %lld, want %lld",
+              cases[i].arg, json_int(reply, "budget"), cases[i].bytes);
+        ctl_req(c, "{\"v\":1,\"id\":2,\"op\":\"shutdown\"}", reply, sizeof reply);
+        close(c);
+        int status = 0;
+        waitpid(d.pid, &status, 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "daemon exit status %d", status);
+        close(d.shim);
+    }
+}
+
 static void put_num(const char *dir, const char *name, const char *v)
 {
     char p[PATH_MAX];
@@ -1137,6 +1162,7 @@ int main(int argc, char **argv)
     test_shutdown(&d, 1);
 
     test_flags();
+    test_size_units();
     test_fake_v2();
     test_cgroup();
 

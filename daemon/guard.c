@@ -1,0 +1,183 @@
+/*
+ * guard.c - the OOM guard (guard.h).
+ *
+ * Polling cannot outrun a function that allocates faster than the disk can
+ * take evicted files (hundreds of MB in a few ms).  Plain disk would let such
+ * a function finish, so we must too: while we hold evictable files, the
+ * kernel is told to *wait* instead of killing.
+ *   v1: memory.oom_control oom_kill_disable=1 - at the limit, charging tasks
+ *       sleep until memory is uncharged; an eventfd on memory.oom_control
+ *       wakes us at once, we evict, the punch uncharges and wakes them.
+ *   v2: memory.high a little below memory.max - above it the kernel
+ *       throttles the allocating tasks, and memory.events wakes us.
+ * The eviction path takes no memory (O_DIRECT from a pre-charged buffer, see
+ * evict.c), so the daemon cannot block on the very limit it is freeing.
+ * With nothing left to evict the guard is lifted, so a function that really
+ * outgrows its limit meets the kernel's normal OOM handling, as on disk.
+ * The original values are restored at exit.
+ */
+#include "guard.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+
+static struct {
+    int version;             /* 1 or 2 */
+    int armed;
+    int ctl_fd;              /* v1 memory.oom_control, v2 memory.high (read-write) */
+    char orig[32];           /* v2: memory.high as found */
+    int64_t high;            /* v2: value we wrote, -1 = "max" */
+    struct loop_ev oom;      /* v1: OOM notification eventfd */
+    void (*on_oom)(void);
+} G = {.ctl_fd = -1, .high = -2, .oom = {.fd = -1}};
+
+static int guard_write(const char *v)
+{
+    ssize_t n = pwrite(G.ctl_fd, v, strlen(v), 0);
+    return n == (ssize_t)strlen(v) ? 0 : -1;
+}
+
+static int guard_under_oom(void)
+{
+    char buf[256];
+    ssize_t n = pread(G.ctl_fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *p = strstr(buf, "under_oom ");
+    return p && p[10] == '1';
+}
+
+int guard_active(void)
+{
+    return G.ctl_fd >= 0;
+}
+
+void guard_update(int64_t limit, uint64_t headroom, int want)
+{
+    if (G.ctl_fd < 0)
+        return;
+    if (G.version == 1) {
+        if (want != G.armed) {
+            if (guard_write(want ? "1" : "0") == 0) {
+                G.armed = want;
+                log_msg(LOG_INFO, "oom guard %s (oom_kill_disable=%d)", want ? "armed" : "lifted", want);
+            }
+        }
+        /* Writing to the log may need a page of page cache: not while the
+         * cgroup is frozen at its limit. */
+        log_hold(G.armed && guard_under_oom());
+    } else {
+        int64_t high = -1;
+        if (want && limit >= 0)
+            high = limit - (int64_t)headroom / 2;
+        if (high != G.high && (high < 0 || G.high < 0 || llabs(high - G.high) > (1 << 20))) {
+            char v[32];
+            if (high < 0)
+                snprintf(v, sizeof v, "max");
+            else
+                snprintf(v, sizeof v, "%lld", (long long)high);
+            if (guard_write(v) == 0) {
+                G.high = high;
+                G.armed = high >= 0;
+                log_msg(LOG_INFO, "oom guard: memory.high=%s", v);
+            }
+        }
+    }
+}
+
+static void guard_on_oom(struct loop_ev *ev, uint32_t events)
+{
+    (void)events;
+    uint64_t n;
+    if (read(ev->fd, &n, sizeof n) < 0)
+        return;
+    G.on_oom();
+}
+
+void guard_init(int version, const char *dir, void (*on_oom)(void))
+{
+    char p[PATH_MAX + 64];
+    G.version = version;
+    G.on_oom = on_oom;
+    snprintf(p, sizeof p, "%s/%s", dir, version == 1 ? "memory.oom_control" : "memory.high");
+    G.ctl_fd = open(p, O_RDWR | O_CLOEXEC);
+    if (G.ctl_fd < 0) {
+        log_msg(LOG_INFO, "oom guard unavailable: open(%s): %s", p, strerror(errno));
+        return;
+    }
+    if (version == 2) {
+        ssize_t n = pread(G.ctl_fd, G.orig, sizeof G.orig - 1, 0);
+        G.orig[n > 0 ? n : 0] = 0;
+        G.orig[strcspn(G.orig, "\n")] = 0;
+        /* Someone else manages memory.high: leave it to them. */
+        if (strcmp(G.orig, "max") != 0) {
+            log_msg(LOG_INFO, "oom guard off: memory.high is already %s", G.orig);
+            close(G.ctl_fd);
+            G.ctl_fd = -1;
+        }
+        return;
+    }
+    /* v1: leave it alone if someone already disabled the OOM killer;
+     * otherwise probe that we may write it, then listen for OOM. */
+    char cur[256];
+    ssize_t n0 = pread(G.ctl_fd, cur, sizeof cur - 1, 0);
+    cur[n0 > 0 ? n0 : 0] = 0;
+    if (strstr(cur, "oom_kill_disable 1")) {
+        log_msg(LOG_INFO, "oom guard off: oom_kill_disable is already set on %s", dir);
+        close(G.ctl_fd);
+        G.ctl_fd = -1;
+        return;
+    }
+    if (guard_write("0") < 0) {
+        log_msg(LOG_INFO, "oom guard unavailable: write(%s): %s", p, strerror(errno));
+        close(G.ctl_fd);
+        G.ctl_fd = -1;
+        return;
+    }
+    snprintf(p, sizeof p, "%s/cgroup.event_control", dir);
+    int cfd = open(p, O_WRONLY | O_CLOEXEC);
+    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    char msg[64];
+    int n = snprintf(msg, sizeof msg, "%d %d", efd, G.ctl_fd);
+    if (cfd >= 0 && efd >= 0 && write(cfd, msg, (size_t)n) == n) {
+        G.oom.fd = efd;
+        G.oom.fn = guard_on_oom;
+        if (loop_add(&G.oom, EPOLLIN) < 0) {
+            close(efd);
+            G.oom.fd = -1;
+        }
+    } else if (efd >= 0) {
+        close(efd);
+    }
+    if (cfd >= 0)
+        close(cfd);
+}
+
+void guard_fini(void)
+{
+    if (G.ctl_fd >= 0) {
+        if (G.version == 1 && G.armed)
+            guard_write("0");
+        else if (G.version == 2 && G.high != -2)
+            guard_write(G.orig);
+        close(G.ctl_fd);
+        G.ctl_fd = -1;
+    }
+    if (G.oom.fd >= 0) {
+        loop_del(&G.oom);
+        close(G.oom.fd);
+        G.oom.fd = -1;
+    }
+    log_hold(0);
+}

@@ -1,0 +1,24 @@
+/*
+ * guard.h - the OOM guard: while the daemon holds files it could evict, the
+ * kernel is told to make an allocating function wait at its cgroup limit
+ * instead of killing it (cgroup v1 oom_kill_disable, v2 memory.high).
+ * The budget decides when (guard_update); the guard only talks to the
+ * cgroup, and reports an OOM stall through the callback given at init.
+ */
+#ifndef EPHD_GUARD_H
+#define EPHD_GUARD_H
+
+#include <stdint.h>
+
+/* Take over the guard of cgroup dir (version 1 or 2) if nobody else manages
+ * it; on_oom runs from the loop when the kernel reports an OOM stall. */
+void guard_init(int version, const char *dir, void (*on_oom)(void));
+/* 1 when guard_init found a knob it may write. */
+int guard_active(void);
+/* Arm the guard (want) or lift it, for a cgroup limit (-1: none) and the
+ * budget's headroom. */
+void guard_update(int64_t limit, uint64_t headroom, int want);
+/* Restore the cgroup knobs the guard changed. */
+void guard_fini(void);
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * ledger.h - each shimmed process's table of open in-memory files (a memfd
+ * it keeps current, EPH_OP_LEDGER), and a pidfd per process: when it ends,
+ * however it died, the references its table still lists are dropped.
+ */
+#ifndef EPHD_LEDGER_H
+#define EPHD_LEDGER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Register the table *tfd of process pid (self: sent by pid itself, else by
+ * its parent for a child).  Takes *tfd (sets it to -1) when kept.  0 or
+ * -errno. */
+int ledger_register(pid_t pid, int self, int *tfd);
+/* 1 if pid registered a ledger and is alive (as far as its pidfd told us yet). */
+int ledger_registered(int pid);
+/* Open-file references dropped on behalf of processes that died holding them. */
+uint64_t ledger_dropped(void);
+/* Forget every ledger (exit). */
+void ledger_close(void);
+
+#endif
