@@ -155,8 +155,9 @@ class TenantManager implements Manager {
       case 'register':
         this.checkInfo(event.container, (id) => this.index.has(id));
         this.addSlot(event.container);
-        // An idle warm donor may lend at once when the flag is on.
-        if (this.config.lendWhileIdle) this.lend();
+        // An idle warm donor may lend at once when the flag is on; and every event, this one too,
+        // repairs what a failed move of the previous batch left undone.
+        this.rebalance();
         break;
       case 'forget': {
         const slot = this.get(event.id, 'forget');

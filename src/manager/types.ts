@@ -188,6 +188,13 @@ export interface Manager {
   /**
    * Applies one event to the model and returns the moves it decided, in the order to carry them
    * out. The model assumes they will succeed; a failure comes back as a `move-failed` event.
+   *
+   * The caller serializes per tenant: it carries out a batch (and reports its failures, last move
+   * first) before it sends the next event. Every event re-runs both phases, so whatever a failed
+   * move left undone is repaired by the next event. `forget` comes before the container is removed:
+   * the shell carries out the returned moves (which return what it borrowed and take back what it
+   * lent), then removes it; for such a move, a side on the forgotten container that can no longer be
+   * carried out counts as done, and the other side is carried out regardless.
    * @throws EphemeraError `EPH_MANAGER_EVENT` for an event that does not fit the state (unknown id,
    *   second registration, another tenant's container, negative sizes).
    */
