@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { createManager } from './core.js';
+import { seededRandom } from './random.js';
 import { spawnManager } from './client.js';
 import type { ContainerInfo, Manager, ManagerConfig, ManagerEvent, Usage } from './types.js';
 
@@ -77,17 +78,6 @@ export interface ManagerBenchReport {
   readonly table: string;
 }
 
-/** mulberry32, seeded: the same event stream on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function percentiles(samples: Float64Array | number[]): Percentiles {
   const sorted = Float64Array.from(samples).sort();
@@ -113,7 +103,7 @@ export function benchPool(size: number, tenant: string): { infos: ContainerInfo[
 
 /** A seeded stream of invocation starts and ends over the pool, valid in order. */
 export function benchEvents(infos: readonly ContainerInfo[], used: ReadonlyMap<string, Usage>, count: number, seed: number): ManagerEvent[] {
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const running = new Set<string>();
   const events: ManagerEvent[] = [];
   while (events.length < count) {

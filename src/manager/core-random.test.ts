@@ -18,6 +18,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { createManager, mayShare } from './core.js';
+import { seededRandom } from './random.js';
 import type { ContainerInfo, Manager, ManagerConfig, ManagerEvent, ManagerSnapshot, Move, PoolEntry, SharingScope, Usage } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -25,17 +26,6 @@ const EVENTS = Number(process.env.EPH_MANAGER_EVENTS ?? 120_000);
 const TRACE = process.env.EPH_MANAGER_TRACE;
 const SEED = Number(process.env.EPH_MANAGER_SEED ?? Math.floor(Math.random() * 2 ** 32));
 
-/** mulberry32: small, fast, good enough to drive a test, and reproducible from one number. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface LiveBox {
   readonly info: ContainerInfo;
@@ -59,7 +49,7 @@ class World {
   stats = { events: 0, moves: 0, halfMoves: 0, failures: 0, crashes: 0, recoveries: 0, lends: 0 };
 
   constructor(seed: number) {
-    this.random = rng(seed);
+    this.random = seededRandom(seed);
     for (let t = 0; t < 3; t++) {
       const config: ManagerConfig = {
         tenant: `tenant${String(t)}`,
