@@ -28,4 +28,7 @@ test('ephemera bench manager runs every kind of row', { timeout: 60_000 }, async
   assert.deepEqual(report.rows.map((r) => r.kind), ['back-to-back', 'back-to-back', 'paced', 'process']);
   for (const r of report.rows) assert.ok(r.stats.n > 0 && r.stats.p50Ns > 0 && r.movingShare > 0, JSON.stringify(r));
   assert.match(report.table, /target: the decision alone <= 1 µs at p50/);
+  // Lending while idle can only meet more of the recipients' need than lending while running.
+  assert.equal(report.coverage.length, 2);
+  for (const c of report.coverage) assert.ok(c.paperRule > 0 && c.paperRule <= c.lendWhileIdle && c.lendWhileIdle <= 1, JSON.stringify(c));
 });
