@@ -4,12 +4,13 @@
  * disk — with the times side by side and the daemon's stats.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { EphemeraError } from '../core/errors.js';
 import { formatSize } from '../core/size.js';
+import { readStatsFile, type DaemonStats } from '../daemon-client/stats.js';
 import { markdown, median } from './io.js';
 import { makeScratch } from './scratch.js';
 
@@ -69,7 +70,7 @@ async function timed(argv: readonly string[], mode: Mode): Promise<{ result: Fun
 
 export interface DemoReport {
   readonly table: string;
-  readonly stats: Record<string, unknown> | undefined;
+  readonly stats: DaemonStats;
 }
 
 /**
@@ -111,15 +112,15 @@ export async function runDemo(tools: DemoTools, opts: DemoOptions): Promise<Demo
     if (digests.size !== 1) {
       throw new EphemeraError('EPH_BENCH_FAILED', `the demo function computed different results on different file systems: ${[...digests].join(', ')}; this is a bug, please report it`);
     }
-    const stats = JSON.parse(readFileSync(statsFile, 'utf8')) as Record<string, unknown>;
+    const stats = readStatsFile(statsFile);
     const disk = median(inner.disk);
     const rows = [['mode', 'function time (s)', 'vs disk', 'wall incl. start/stop (s)']];
     for (const mode of ['ephemera', 'tmpfs', 'disk'] as const) {
       const t = median(inner[mode]);
       rows.push([mode, t.toFixed(3), `${(disk / t).toFixed(2)}×`, median(wall[mode]).toFixed(3)]);
     }
-    const keys = ['fast_reads', 'fast_writes', 'files_in_memory_peak', 'bytes_in_memory_peak', 'evictions', 'bytes_evicted', 'budget'];
-    const statRows = [['ephemera stat (last run)', 'value'], ...keys.map((k) => [k, JSON.stringify(stats[k] ?? 'n/a')])];
+    const keys = ['fast_reads', 'fast_writes', 'files_in_memory_peak', 'bytes_in_memory_peak', 'evictions', 'bytes_evicted', 'budget'] as const;
+    const statRows = [['ephemera stat (last run)', 'value'], ...keys.map((k) => [k, String(stats[k])])];
     const table = [
       `ephemera demo: workloads/demo/scratch_io.py (scale ${opts.scale}, ${formatSize(written)} written per run), median of ${opts.repeats} runs, same digest in every mode (${[...digests][0] ?? ''})`,
       '',

@@ -30,12 +30,13 @@
  * (and a daemon running) and without it (the control, about 1.00); the overhead is their quotient.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { EphemeraError } from '../core/errors.js';
 import { formatSize } from '../core/size.js';
+import { readStatsFile } from '../daemon-client/stats.js';
 import { makeScratch } from './scratch.js';
 
 const execFileP = promisify(execFile);
@@ -349,9 +350,8 @@ interface FastOps {
 }
 
 function readFastOps(statsFile: string): FastOps {
-  const s = JSON.parse(readFileSync(statsFile, 'utf8')) as Record<string, unknown>;
-  const n = (k: string): number => (typeof s[k] === 'number' ? s[k] : 0);
-  return { reads: n('fast_reads'), writes: n('fast_writes'), seeks: n('fast_seeks'), stats: n('fast_stats') };
+  const s = readStatsFile(statsFile);
+  return { reads: s.fast_reads, writes: s.fast_writes, seeks: s.fast_seeks, stats: s.fast_stats };
 }
 
 /** `targets`: iobench's target flags (`--dir DIR`, `--memcpy`, ...). */

@@ -30,6 +30,16 @@ const STATS: DaemonStats = {
   bytes_in_memory_peak: 80 << 20,
   cgroup: '/sys/fs/cgroup/memory/x',
   cgroup_version: 1,
+  files_created: 7,
+  files_on_disk: 1,
+  files_on_disk_predicted: 0,
+  materialisations: 0,
+  slow_ops: 12,
+  bytes_read: 2 ** 30,
+  bytes_written: 2 ** 31,
+  fast_seeks: 40,
+  fast_stats: 50,
+  pid: 4242,
 };
 
 interface Daemon {
