@@ -12,6 +12,7 @@ import { EphemeraError } from '../core/errors.js';
 import { formatSize } from '../core/size.js';
 import { readStatsFile, type DaemonStats } from '../daemon-client/stats.js';
 import { markdown, median } from './io.js';
+import type { Progress } from './progress.js';
 import { makeScratch } from './scratch.js';
 
 const execFileP = promisify(execFile);
@@ -29,7 +30,8 @@ export interface DemoOptions {
   readonly repeats: number;
   readonly scale: number;
   readonly workBase: string;
-  readonly progress: (line: string) => void;
+  /** Told about each run (stderr); the table is returned. */
+  readonly progress: Progress;
 }
 
 export const DEMO_DEFAULTS = { repeats: 3, scale: 1, workBase: '/var/tmp' } as const;
@@ -98,11 +100,14 @@ export async function runDemo(tools: DemoTools, opts: DemoOptions): Promise<Demo
     const digests = new Set<string>();
     let written = 0;
     const fn = (dir: string): string[] => [tools.python, tools.script, dir, '--scale', String(opts.scale)];
+    opts.progress.begin(opts.repeats * 3);
     for (let r = 0; r < opts.repeats; r++) {
       for (const mode of ['ephemera', 'tmpfs', 'disk'] as const) {
         const argv = mode === 'ephemera' ? [tools.ephemera, 'run', '--root', dirs.ephemera, '--stats', statsFile, '--', ...fn(dirs.ephemera)] : fn(dirs[mode]);
-        opts.progress(`run ${r + 1}/${opts.repeats}: ${mode}`);
+        const what = `run ${r + 1}/${opts.repeats}: ${mode}`;
+        opts.progress.start(what);
         const { result, wall: w } = await timed(argv, mode);
+        opts.progress.finish(what, `${result.seconds.toFixed(3)}s`);
         wall[mode].push(w);
         inner[mode].push(result.seconds);
         digests.add(result.digest);

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { EphemeraError } from '../core/errors.js';
 import { DEMO_DEFAULTS, runDemo } from '../bench/demo.js';
 import { IO_DEFAULTS, runIoBench } from '../bench/io.js';
+import { Progress } from '../bench/progress.js';
 import { EVAL_EXPERIMENTS } from '../bench/eval/main.js';
 import { EVAL_USAGE, evalBenchMain } from './bench-eval.js';
 import { flagPositiveInt, flagValue, parseFlags, type ParsedFlags } from './flags.js';
@@ -31,17 +32,9 @@ function positiveInt(parsed: ParsedFlags, name: string, fallback: number): numbe
   return flagPositiveInt(parsed, name, 'ephemera bench', fallback);
 }
 
-const progress = (line: string): void => {
-  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}`);
-  else process.stderr.write(`${line}\n`);
-};
-
-const endProgress = (): void => {
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
-};
-
 async function io(argv: readonly string[]): Promise<number> {
   const parsed = parseFlags(argv, { repeats: { value: true }, ops: { value: true }, passes: { value: true }, work: { value: true }, json: { value: true } }, 'ephemera bench io');
+  const progress = new Progress();
   const report = await runIoBench(
     { ephemera: buildOutput('ephemera', true), iobench: buildOutput('iobench', true) },
     {
@@ -52,7 +45,7 @@ async function io(argv: readonly string[]): Promise<number> {
       progress,
     },
   );
-  endProgress();
+  progress.end();
   process.stdout.write(`${report.table}\n`);
   const json = flagValue(parsed, 'json');
   if (json !== undefined) {
@@ -63,6 +56,7 @@ async function io(argv: readonly string[]): Promise<number> {
 
 async function demo(argv: readonly string[]): Promise<number> {
   const parsed = parseFlags(argv, { repeats: { value: true }, scale: { value: true }, work: { value: true } }, 'ephemera bench demo');
+  const progress = new Progress();
   const script = fileURLToPath(new URL('../../../workloads/demo/scratch_io.py', import.meta.url));
   const report = await runDemo(
     { ephemera: buildOutput('ephemera', true), script, python: '/usr/bin/python3' },
@@ -73,7 +67,7 @@ async function demo(argv: readonly string[]): Promise<number> {
       progress,
     },
   );
-  endProgress();
+  progress.end();
   process.stdout.write(`${report.table}\n`);
   return 0;
 }

@@ -18,7 +18,7 @@ import { CgroupSandbox } from './cgroup-sandbox.js';
 import { DockerSandbox } from './docker-sandbox.js';
 import { COMPOSITES, EXPERIMENTS } from './experiments.js';
 import { writePlot, plotSpec } from './plot.js';
-import { Progress } from './progress.js';
+import { Progress } from '../progress.js';
 import type { ExperimentResult } from './report.js';
 import { buildResult, formatResult, toCsv } from './report.js';
 import { runCells, runCount } from './runner.js';
