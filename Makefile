@@ -83,9 +83,10 @@ test: deps
 	  $(MAKE) --no-print-directory $$t || failed="$$failed $$t"; done; \
 	if [ -n "$$failed" ]; then echo "== FAILED:$$failed"; exit 1; fi; echo "== all tests passed"
 
-# typescript-eslint strictTypeChecked (eslint.config.js), incl. no-floating-promises.
+# typescript-eslint strictTypeChecked for the TypeScript, ESLint's recommended rules for the .mjs
+# test harnesses (eslint.config.js).
 lint: $(NODE_STAMP)
-	node_modules/.bin/eslint src
+	node_modules/.bin/eslint src test
 
 # Unit and integration tests of the TypeScript code, compiled beside it (*.test.js).
 test-ts: cli native

@@ -1,3 +1,4 @@
+// test-tier: unit
 /**
  * `ephemera ctl` against a stand-in daemon on a unix socket (the process seam): what it sends,
  * what it prints, and how it fails. test/memory/protocol.test.ts runs it against the real ephemerad.
