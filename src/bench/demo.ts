@@ -1,5 +1,5 @@
 /**
- * `ephemera bench demo` (what `make demo` runs): a small I/O-heavy Python function
+ * `ephemera bench demo`: a small I/O-heavy Python function
  * (workloads/demo/scratch_io.py) run three ways — under `ephemera run`, on a tmpfs and on the plain
  * disk — with the times side by side and the daemon's stats.
  */

@@ -21,7 +21,7 @@ experiments:
         overhead. Flags: --repeats N (default ${IO_DEFAULTS.repeats}), --ops N (default ${IO_DEFAULTS.ops}),
         --passes N (default ${IO_DEFAULTS.passes}), --work DIR (a disk directory, default ${IO_DEFAULTS.workBase}),
         --json FILE (also write the medians as JSON). Mounting the tmpfs needs root.
-  demo  a small I/O-heavy Python function under ephemera, on tmpfs and on disk (make demo).
+  demo  a small I/O-heavy Python function under ephemera, on tmpfs and on disk, on the host.
         Flags: --repeats N (default ${DEMO_DEFAULTS.repeats}), --scale N (default ${DEMO_DEFAULTS.scale}), --work DIR.
 ${MICRO_USAGE}
 ${EVAL_USAGE}
