@@ -83,13 +83,15 @@ test: deps
 	  $(MAKE) --no-print-directory $$t || failed="$$failed $$t"; done; \
 	if [ -n "$$failed" ]; then echo "== FAILED:$$failed"; exit 1; fi; echo "== all tests passed"
 
-# typescript-eslint strictTypeChecked (eslint.config.js), incl. no-floating-promises; and the
-# daemon's files must call each other in layers, never in a circle (scripts/c-layers.mjs).
+# typescript-eslint strictTypeChecked for the TypeScript, ESLint's recommended rules for the .mjs
+# test harnesses (eslint.config.js); and the daemon's files must call each other in layers, never
+# in a circle (scripts/c-layers.mjs).
 lint: $(NODE_STAMP)
-	node_modules/.bin/eslint src
+	node_modules/.bin/eslint src test
 	node scripts/c-layers.mjs --self-test daemon
 
-# Unit and integration tests of the TypeScript code, compiled beside it (*.test.js).
+# Unit and integration tests of the TypeScript code, compiled beside it (*.test.js). Node 22+
+# takes globs, not directories: `node --test build/js/` runs nothing and fails.
 test-ts: cli native
 	node --test 'build/js/**/*.test.js'
 

@@ -5,6 +5,8 @@
 #   make test-c-asan  the same under ASan/UBSan, plus the testers' own self-checks sanitised
 #   make test-fs      node --test test/fs/*.test.mjs: differential tests, real programs, exports,
 #                     threads (needs the shim, the daemon and the CLI built)
+#   make test-unit    the pure unit tests only (C and TypeScript), in well under a minute; not
+#                     part of `make test`, whose test-c, test-c-asan and test-ts run them too
 #   make test-build   only build the test programs
 TEST_BUILD := $(BUILD)/test
 ASAN_BUILD := $(BUILD)/asan
@@ -14,7 +16,7 @@ TEST_PROGS := $(TEST_BUILD)/difftest $(TEST_BUILD)/mt_hammer $(TEST_BUILD)/stati
 
 TEST_TARGETS := test-c test-c-asan $(TEST_TARGETS) test-fs
 
-.PHONY: test-build test-c test-c-asan test-fs
+.PHONY: test-build test-c test-c-asan test-fs test-unit
 
 test-build: $(TEST_PROGS)
 
@@ -49,3 +51,14 @@ test-c-asan: native $(TEST_PROGS)
 
 test-fs: all $(TEST_PROGS)
 	node --test --test-reporter=spec test/fs/*.test.mjs
+
+# --- The unit tier.  A test joins it by carrying the line `// test-tier: unit` (a *.test.ts under
+# src/, or a test/c/*_test.c): a test of a pure core, with no daemon, shim, cgroup, Docker or child
+# process (fakes at the seams are fine) that takes well under a second.  New components mark their
+# cores' tests the same way; nothing here needs to change for them.  test/README.md lists the tiers.
+UNIT_TS := $(shell grep -rlx --include='*.test.ts' '// test-tier: unit' src 2>/dev/null | sort)
+
+test-unit: cli
+	node --test $(patsubst src/%.ts,$(BUILD)/js/%.js,$(UNIT_TS))
+	@$(TEST_C_ENV) test/c/run_c_tests.sh plain unit
+	@$(TEST_C_ENV) test/c/run_c_tests.sh asan unit

@@ -1,16 +1,18 @@
 /**
- * `ephemera bench demo` (what `make demo` runs): a small I/O-heavy Python function
+ * `ephemera bench demo`: a small I/O-heavy Python function
  * (workloads/demo/scratch_io.py) run three ways — under `ephemera run`, on a tmpfs and on the plain
  * disk — with the times side by side and the daemon's stats.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { EphemeraError } from '../core/errors.js';
 import { formatSize } from '../core/size.js';
+import { readStatsFile, type DaemonStats } from '../daemon-client/stats.js';
 import { markdown, median } from './io.js';
+import type { Progress } from './progress.js';
 import { makeScratch } from './scratch.js';
 
 const execFileP = promisify(execFile);
@@ -28,7 +30,8 @@ export interface DemoOptions {
   readonly repeats: number;
   readonly scale: number;
   readonly workBase: string;
-  readonly progress: (line: string) => void;
+  /** Told about each run (stderr); the table is returned. */
+  readonly progress: Progress;
 }
 
 export const DEMO_DEFAULTS = { repeats: 3, scale: 1, workBase: '/var/tmp' } as const;
@@ -69,7 +72,7 @@ async function timed(argv: readonly string[], mode: Mode): Promise<{ result: Fun
 
 export interface DemoReport {
   readonly table: string;
-  readonly stats: Record<string, unknown> | undefined;
+  readonly stats: DaemonStats;
 }
 
 /**
@@ -97,11 +100,14 @@ export async function runDemo(tools: DemoTools, opts: DemoOptions): Promise<Demo
     const digests = new Set<string>();
     let written = 0;
     const fn = (dir: string): string[] => [tools.python, tools.script, dir, '--scale', String(opts.scale)];
+    opts.progress.begin(opts.repeats * 3);
     for (let r = 0; r < opts.repeats; r++) {
       for (const mode of ['ephemera', 'tmpfs', 'disk'] as const) {
         const argv = mode === 'ephemera' ? [tools.ephemera, 'run', '--root', dirs.ephemera, '--stats', statsFile, '--', ...fn(dirs.ephemera)] : fn(dirs[mode]);
-        opts.progress(`run ${r + 1}/${opts.repeats}: ${mode}`);
+        const what = `run ${r + 1}/${opts.repeats}: ${mode}`;
+        opts.progress.start(what);
         const { result, wall: w } = await timed(argv, mode);
+        opts.progress.finish(what, `${result.seconds.toFixed(3)}s`);
         wall[mode].push(w);
         inner[mode].push(result.seconds);
         digests.add(result.digest);
@@ -111,15 +117,15 @@ export async function runDemo(tools: DemoTools, opts: DemoOptions): Promise<Demo
     if (digests.size !== 1) {
       throw new EphemeraError('EPH_BENCH_FAILED', `the demo function computed different results on different file systems: ${[...digests].join(', ')}; this is a bug, please report it`);
     }
-    const stats = JSON.parse(readFileSync(statsFile, 'utf8')) as Record<string, unknown>;
+    const stats = readStatsFile(statsFile);
     const disk = median(inner.disk);
     const rows = [['mode', 'function time (s)', 'vs disk', 'wall incl. start/stop (s)']];
     for (const mode of ['ephemera', 'tmpfs', 'disk'] as const) {
       const t = median(inner[mode]);
       rows.push([mode, t.toFixed(3), `${(disk / t).toFixed(2)}×`, median(wall[mode]).toFixed(3)]);
     }
-    const keys = ['fast_reads', 'fast_writes', 'files_in_memory_peak', 'bytes_in_memory_peak', 'evictions', 'bytes_evicted', 'budget'];
-    const statRows = [['ephemera stat (last run)', 'value'], ...keys.map((k) => [k, JSON.stringify(stats[k] ?? 'n/a')])];
+    const keys = ['fast_reads', 'fast_writes', 'files_in_memory_peak', 'bytes_in_memory_peak', 'evictions', 'bytes_evicted', 'budget'] as const;
+    const statRows = [['ephemera stat (last run)', 'value'], ...keys.map((k) => [k, String(stats[k])])];
     const table = [
       `ephemera demo: workloads/demo/scratch_io.py (scale ${opts.scale}, ${formatSize(written)} written per run), median of ${opts.repeats} runs, same digest in every mode (${[...digests][0] ?? ''})`,
       '',

@@ -30,12 +30,14 @@
  * (and a daemon running) and without it (the control, about 1.00); the overhead is their quotient.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { EphemeraError } from '../core/errors.js';
 import { formatSize } from '../core/size.js';
+import { readStatsFile } from '../daemon-client/stats.js';
+import type { Progress } from './progress.js';
 import { makeScratch } from './scratch.js';
 
 const execFileP = promisify(execFile);
@@ -57,8 +59,8 @@ export interface IoBenchOptions {
   readonly passes: number;
   /** Directory on disk for the work files. @default /var/tmp */
   readonly workBase: string;
-  /** Progress lines go here (stderr), the table to `print`. */
-  readonly progress: (line: string) => void;
+  /** Told about each run (stderr); the table is returned. */
+  readonly progress: Progress;
 }
 
 export const IO_DEFAULTS = { repeats: 5, ops: 500_000, passes: 8, workBase: '/var/tmp' } as const;
@@ -349,9 +351,8 @@ interface FastOps {
 }
 
 function readFastOps(statsFile: string): FastOps {
-  const s = JSON.parse(readFileSync(statsFile, 'utf8')) as Record<string, unknown>;
-  const n = (k: string): number => (typeof s[k] === 'number' ? s[k] : 0);
-  return { reads: n('fast_reads'), writes: n('fast_writes'), seeks: n('fast_seeks'), stats: n('fast_stats') };
+  const s = readStatsFile(statsFile);
+  return { reads: s.fast_reads, writes: s.fast_writes, seeks: s.fast_seeks, stats: s.fast_stats };
 }
 
 /** `targets`: iobench's target flags (`--dir DIR`, `--memcpy`, ...). */
@@ -425,13 +426,8 @@ export async function runIoBench(tools: IoBenchTools, opts: IoBenchOptions): Pro
     const data = WORKLOADS.filter((w) => w.kind !== 'meta');
     const meta = WORKLOADS.filter((w) => w.kind === 'meta');
     const total = opts.repeats * (data.length + meta.length * metaContenders.length + PASS_THROUGH.length * 2);
-    let done = 0;
-    const t0 = Date.now();
-    const tick = (what: string): void => {
-      done++;
-      const eta = ((Date.now() - t0) / done) * (total - done);
-      opts.progress(`[${done}/${total}] ${what} (eta ${Math.round(eta / 1000)} s)`);
-    };
+    opts.progress.begin(total);
+    const tick = (what: string): void => opts.progress.finish(what, 'done');
 
     for (let r = 0; r < opts.repeats; r++) {
       for (const w of data) {

@@ -8,6 +8,7 @@ import { EphemeraError } from '../core/errors.js';
 import { CONTENDERS, type Contender } from '../bench/micro/contenders.js';
 import { FIGURES, type FigureId } from '../bench/micro/figures.js';
 import { MICRO_DEFAULTS, runMicroBench } from '../bench/micro/main.js';
+import { Progress } from '../bench/progress.js';
 import { flagPositiveInt, flagValue, parseFlags } from './flags.js';
 import { buildOutput } from './paths.js';
 
@@ -39,9 +40,7 @@ export async function microBenchMain(id: FigureId, argv: readonly string[]): Pro
   const context = `ephemera bench ${id}`;
   const parsed = parseFlags(argv, FLAGS, context);
   const tools = { ephemera: buildOutput('ephemera', true), microbench: buildOutput('microbench', true) };
-  const progress = (line: string): void => {
-    process.stderr.write(process.stderr.isTTY ? `\r\x1b[K${line}` : `${line}\n`);
-  };
+  const progress = new Progress();
   const report = await runMicroBench(id, tools, {
     reps: flagPositiveInt(parsed, 'reps', context, MICRO_DEFAULTS.reps),
     ops: flagPositiveInt(parsed, 'ops', context, MICRO_DEFAULTS.ops),
@@ -50,7 +49,7 @@ export async function microBenchMain(id: FigureId, argv: readonly string[]): Pro
     ...(flagValue(parsed, 'points') === undefined ? {} : { points: (flagValue(parsed, 'points') ?? '').split(',').map((x) => x.trim()) }),
     progress,
   });
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  progress.end();
   process.stdout.write(`${report.table}\n`);
   const json = flagValue(parsed, 'json');
   if (json !== undefined) writeFileSync(json, JSON.stringify({ figure: id, runs: report.runs }, null, 2) + '\n');

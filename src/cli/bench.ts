@@ -7,8 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { EphemeraError } from '../core/errors.js';
 import { DEMO_DEFAULTS, runDemo } from '../bench/demo.js';
 import { IO_DEFAULTS, runIoBench } from '../bench/io.js';
-import { EVAL_EXPERIMENTS, EVAL_USAGE, runEvalBench } from '../bench/eval/main.js';
+import { Progress } from '../bench/progress.js';
+import { EVAL_EXPERIMENTS } from '../bench/eval/main.js';
 import { MANAGER_BENCH_DEFAULTS, runManagerBench } from '../manager/bench.js';
+import { EVAL_USAGE, evalBenchMain } from './bench-eval.js';
 import { flagPositiveInt, flagSet, flagValue, parseFlags, type ParsedFlags } from './flags.js';
 import { MICRO_USAGE, microBenchMain } from './bench-micro.js';
 import { buildOutput } from './paths.js';
@@ -20,7 +22,7 @@ experiments:
         overhead. Flags: --repeats N (default ${IO_DEFAULTS.repeats}), --ops N (default ${IO_DEFAULTS.ops}),
         --passes N (default ${IO_DEFAULTS.passes}), --work DIR (a disk directory, default ${IO_DEFAULTS.workBase}),
         --json FILE (also write the medians as JSON). Mounting the tmpfs needs root.
-  demo  a small I/O-heavy Python function under ephemera, on tmpfs and on disk (make demo).
+  demo  a small I/O-heavy Python function under ephemera, on tmpfs and on disk, on the host.
         Flags: --repeats N (default ${DEMO_DEFAULTS.repeats}), --scale N (default ${DEMO_DEFAULTS.scale}), --work DIR.
   manager  the Tenant Manager's decision time per event (target <= 1 µs at p50), back to back on
         pools of 2, 8 and 32 containers, paced at 200-1000 events/s (Fig. 16a's decision half), and
@@ -36,17 +38,9 @@ function positiveInt(parsed: ParsedFlags, name: string, fallback: number): numbe
   return flagPositiveInt(parsed, name, 'ephemera bench', fallback);
 }
 
-const progress = (line: string): void => {
-  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}`);
-  else process.stderr.write(`${line}\n`);
-};
-
-const endProgress = (): void => {
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
-};
-
 async function io(argv: readonly string[]): Promise<number> {
   const parsed = parseFlags(argv, { repeats: { value: true }, ops: { value: true }, passes: { value: true }, work: { value: true }, json: { value: true } }, 'ephemera bench io');
+  const progress = new Progress();
   const report = await runIoBench(
     { ephemera: buildOutput('ephemera', true), iobench: buildOutput('iobench', true) },
     {
@@ -57,7 +51,7 @@ async function io(argv: readonly string[]): Promise<number> {
       progress,
     },
   );
-  endProgress();
+  progress.end();
   process.stdout.write(`${report.table}\n`);
   const json = flagValue(parsed, 'json');
   if (json !== undefined) {
@@ -68,6 +62,7 @@ async function io(argv: readonly string[]): Promise<number> {
 
 async function demo(argv: readonly string[]): Promise<number> {
   const parsed = parseFlags(argv, { repeats: { value: true }, scale: { value: true }, work: { value: true } }, 'ephemera bench demo');
+  const progress = new Progress();
   const script = fileURLToPath(new URL('../../../workloads/demo/scratch_io.py', import.meta.url));
   const report = await runDemo(
     { ephemera: buildOutput('ephemera', true), script, python: '/usr/bin/python3' },
@@ -78,7 +73,7 @@ async function demo(argv: readonly string[]): Promise<number> {
       progress,
     },
   );
-  endProgress();
+  progress.end();
   process.stdout.write(`${report.table}\n`);
   return 0;
 }
@@ -89,6 +84,7 @@ async function manager(argv: readonly string[]): Promise<number> {
     { events: { value: true }, seconds: { value: true }, 'process-events': { value: true }, 'no-process': { value: false }, 'lend-while-idle': { value: false }, spin: { value: false }, json: { value: true } },
     'ephemera bench manager',
   );
+  const progress = new Progress();
   const report = await runManagerBench({
     ...MANAGER_BENCH_DEFAULTS,
     events: positiveInt(parsed, 'events', MANAGER_BENCH_DEFAULTS.events),
@@ -96,9 +92,11 @@ async function manager(argv: readonly string[]): Promise<number> {
     processEvents: flagSet(parsed, 'no-process') ? 0 : positiveInt(parsed, 'process-events', MANAGER_BENCH_DEFAULTS.processEvents),
     lendWhileIdle: flagSet(parsed, 'lend-while-idle'),
     spin: flagSet(parsed, 'spin'),
-    progress,
+    progress: (line) => {
+      progress.start(line);
+    },
   });
-  endProgress();
+  progress.end();
   process.stdout.write(`${report.table}\n`);
   const json = flagValue(parsed, 'json');
   if (json !== undefined) writeFileSync(json, JSON.stringify({ rows: report.rows, need_met: report.coverage, timer_ns: report.timerNs }, null, 2) + '\n');
@@ -112,7 +110,7 @@ const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<
   fig7: (argv) => microBenchMain('fig7', argv),
   fig8: (argv) => microBenchMain('fig8', argv),
   fig9: (argv) => microBenchMain('fig9', argv),
-  ...Object.fromEntries(EVAL_EXPERIMENTS.map((name) => [name, (argv: readonly string[]) => runEvalBench([name, ...argv])])),
+  ...Object.fromEntries(EVAL_EXPERIMENTS.map((name) => [name, (argv: readonly string[]) => evalBenchMain([name, ...argv])])),
 };
 
 /** `ephemera bench EXPERIMENT ...` */

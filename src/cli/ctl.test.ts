@@ -1,3 +1,4 @@
+// test-tier: unit
 /**
  * `ephemera ctl` against a stand-in daemon on a unix socket (the process seam): what it sends,
  * what it prints, and how it fails. test/memory/protocol.test.ts runs it against the real ephemerad.
@@ -30,6 +31,16 @@ const STATS: DaemonStats = {
   bytes_in_memory_peak: 80 << 20,
   cgroup: '/sys/fs/cgroup/memory/x',
   cgroup_version: 1,
+  files_created: 7,
+  files_on_disk: 1,
+  files_on_disk_predicted: 0,
+  materialisations: 0,
+  slow_ops: 12,
+  bytes_read: 2 ** 30,
+  bytes_written: 2 ** 31,
+  fast_seeks: 40,
+  fast_stats: 50,
+  pid: 4242,
 };
 
 interface Daemon {

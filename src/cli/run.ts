@@ -10,11 +10,11 @@ import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, statSync, writeF
 import { tmpdir } from 'node:os';
 import { constants as osConstants } from 'node:os';
 import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
 
 import { EphemeraError, isEphemeraError } from '../core/errors.js';
 import { parseSize } from '../core/size.js';
 import { DaemonClient, type DaemonStats, type ShutdownMode } from '../daemon-client/client.js';
+import { spawnDaemon, waitForReady } from '../daemon-client/start.js';
 import { createInstanceCgroup, type InstanceCgroup } from '../limiter/cgroup.js';
 import { flagSet, flagValue, parseFlags, type FlagSpec } from './flags.js';
 import { buildOutput } from './paths.js';
@@ -228,39 +228,6 @@ export function shimEnv(base: NodeJS.ProcessEnv, lib: string, runDir: string, ro
 const READY_TIMEOUT_MS = 15_000;
 const DAEMON_EXIT_TIMEOUT_MS = 120_000;
 
-function waitForReady(daemon: ChildProcess, logFile: string | undefined): Promise<void> {
-  const hint = logFile === undefined ? 'its message, if any, is above; rerun with --log FILE for more' : `its message is above and in ${logFile}`;
-  return new Promise((resolve, reject) => {
-    const readyPipe = daemon.stdio[3] as Readable | null | undefined;
-    let seen = '';
-    const done = (err?: EphemeraError): void => {
-      clearTimeout(timer);
-      daemon.off('exit', onExit);
-      daemon.off('error', onError);
-      readyPipe?.off('data', onData);
-      readyPipe?.destroy();
-      if (err === undefined) resolve();
-      else reject(err);
-    };
-    const onData = (chunk: Buffer): void => {
-      seen += chunk.toString('utf8');
-      if (seen.includes('ready\n')) done();
-    };
-    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
-      done(new EphemeraError('EPH_DAEMON_START', `ephemerad exited before it was ready (${signal ?? `status ${String(code)}`}); ${hint}`));
-    };
-    const onError = (err: Error): void => {
-      done(new EphemeraError('EPH_DAEMON_START', `cannot start ephemerad: ${err.message}; run \`make\``, { cause: err }));
-    };
-    const timer = setTimeout(() => {
-      done(new EphemeraError('EPH_DAEMON_START', `ephemerad did not report ready within ${READY_TIMEOUT_MS} ms; ${hint}`));
-    }, READY_TIMEOUT_MS);
-    readyPipe?.on('data', onData);
-    daemon.on('exit', onExit);
-    daemon.on('error', onError);
-  });
-}
-
 function waitForExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (child.exitCode !== null || child.signalCode !== null) {
     return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
@@ -344,14 +311,16 @@ export async function runInstance(opts: RunOptions): Promise<number> {
       ...(useBudget ? ['--budget', String(opts.budget)] : []),
       ...(opts.headroom === undefined ? [] : ['--headroom', String(opts.headroom)]),
       ...(opts.logFile === undefined ? [] : ['--log', opts.logFile]),
-      '--ready-fd', '3',
       '--on-exit', opts.onExit,
     ];
     const inCgroup = (argv: string[]): string[] => (cg === undefined ? argv : cg.command(argv));
-    const [dFile, ...dArgs] = inCgroup(daemonArgv);
     // Own process group: a terminal's ^C must not kill the daemon before the files are safe.
-    daemon = spawn(dFile ?? ephemerad, dArgs, { stdio: ['ignore', 'inherit', 'inherit', 'pipe'], detached: true });
-    await waitForReady(daemon, opts.logFile);
+    daemon = spawnDaemon({ argv: daemonArgv, wrap: inCgroup, detached: true });
+    const logFile = opts.logFile;
+    await waitForReady(daemon, {
+      timeoutMs: READY_TIMEOUT_MS,
+      hint: () => (logFile === undefined ? 'its message, if any, is above; rerun with --log FILE for more' : `its message is above and in ${logFile}`),
+    });
     client = await DaemonClient.connect(join(runDir, 'control.sock'));
 
     let cmdResult: { code: number | null; signal: NodeJS.Signals | null } = { code: null, signal: pendingSignal ?? null };

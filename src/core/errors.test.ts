@@ -1,6 +1,7 @@
+// test-tier: unit
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 import { ERROR_CODES, EphemeraError, isEphemeraError, type ErrorCode } from './errors.js';
 
@@ -45,4 +46,36 @@ test('EphemeraError carries code, detail, cause and exit status', () => {
   assert.ok(isEphemeraError(err, 'EPH_CLI_BAD_ROOT'));
   assert.ok(!isEphemeraError(err, 'EPH_CLI_USAGE'));
   assert.ok(!isEphemeraError(cause));
+});
+
+/** The source files below `dir` (relative to the repository) whose names end in one of `exts`. */
+function sources(dir: string, exts: readonly string[]): string[] {
+  const root = new URL(`../../../${dir}/`, import.meta.url);
+  return readdirSync(root, { recursive: true, encoding: 'utf8' })
+    .filter((f) => exts.some((e) => f.endsWith(e)) && !f.endsWith('.test.ts'))
+    .map((f) => readFileSync(new URL(f, root), 'utf8'));
+}
+
+/** Codes written as string literals ('EPH_X' or "EPH_X"): what the code can send. */
+function literalCodes(texts: readonly string[]): Set<string> {
+  return new Set(texts.flatMap((t) => [...t.matchAll(/['"](EPH_[A-Z_]+)['"]/g)].map((m) => m[1] ?? '')));
+}
+
+function documentedCodes(section: string): string[] {
+  const part = docs.split(/^## /m).find((s) => s.startsWith(section));
+  assert.ok(part, `docs/ERRORS.md has a "## ${section}" section`);
+  return [...part.matchAll(/^\| `(EPH_[A-Z_]+)` \|/gm)].map((m) => m[1] ?? '').sort();
+}
+
+test('every daemon code in docs/ERRORS.md is sent by the daemon, and every code it sends is documented', () => {
+  const sent = [...literalCodes(sources('daemon', ['.c', '.h']))].sort();
+  assert.deepEqual(documentedCodes('Daemon'), sent, 'docs/ERRORS.md "Daemon" table vs the "EPH_..." literals in daemon/');
+  const protocol = readFileSync(new URL('../../../docs/PROTOCOL.md', import.meta.url), 'utf8');
+  const inProtocol = [...(protocol.split(/^## /m).find((s) => s.startsWith('Error codes')) ?? '').matchAll(/^\| `(EPH_[A-Z_]+)` \|/gm)].map((m) => m[1] ?? '');
+  assert.deepEqual(inProtocol.sort(), sent, 'docs/PROTOCOL.md "Error codes" table vs the daemon');
+});
+
+test('every control-plane code is raised somewhere in src/', () => {
+  const used = literalCodes(sources('src', ['.ts']).filter((t) => !t.includes('export const ERROR_CODES = {')));
+  for (const code of Object.keys(ERROR_CODES)) assert.ok(used.has(code), `${code} is in ERROR_CODES and docs/ERRORS.md but no code in src/ raises it`);
 });

@@ -75,6 +75,10 @@ export const ERROR_CODES = {
     summary: 'the daemon did not answer a request in time',
     exit: 1,
   },
+  EPH_STATS_FILE: {
+    summary: 'a stats file (ephemera run --stats FILE) could not be read or is not JSON',
+    exit: 1,
+  },
   EPH_BENCH_NEEDS_ROOT: {
     summary: 'a benchmark contender needs root (e.g. to mount a tmpfs) and was skipped',
     exit: 1,

@@ -1,3 +1,4 @@
+// test-tier: unit
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -25,6 +26,16 @@ const STATS = {
   cgroup: null,
   cgroup_version: null,
   extra_counter: 13,
+  files_created: 14,
+  files_on_disk: 15,
+  files_on_disk_predicted: 16,
+  materialisations: 17,
+  slow_ops: 18,
+  bytes_read: 19,
+  bytes_written: 20,
+  fast_seeks: 21,
+  fast_stats: 22,
+  pid: 23,
 };
 
 type Handler = (req: Record<string, unknown>, sock: Socket) => void;
@@ -152,6 +163,19 @@ test('a daemon error becomes EPH_DAEMON_REPLY with the daemon code; the connecti
       return true;
     });
     assert.equal((await c.stats()).usage, 1);
+  } finally {
+    c.close();
+    d.dispose();
+  }
+});
+
+test('an error response without a code is malformed, not a daemon code the client made up', async () => {
+  const d = await fakeDaemon((req, sock) => {
+    reply(sock, { v: 1, id: req['id'], ok: false, error: { message: 'something failed' } });
+  });
+  const c = await DaemonClient.connect(d.path);
+  try {
+    await assert.rejects(c.stats(), (err: unknown) => isEphemeraError(err, 'EPH_DAEMON_PROTOCOL') && err.message.includes('malformed response'));
   } finally {
     c.close();
     d.dispose();

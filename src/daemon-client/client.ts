@@ -7,31 +7,13 @@
 import { connect as netConnect, type Socket } from 'node:net';
 
 import { EphemeraError } from '../core/errors.js';
+import { parseStats, type DaemonStats } from './stats.js';
+
+export { parseStats, type DaemonStats } from './stats.js';
 
 export const PROTOCOL_VERSION = 1;
 /** The protocol's limit on one line, in bytes, newline included. */
 export const MAX_LINE_BYTES = 64 * 1024;
-
-/** The `stats` result. The daemon may add fields; they are kept as they came. */
-export interface DaemonStats {
-  readonly limit: number | null;
-  /** The cgroup's memory usage; null when the daemon has no cgroup (static --budget). */
-  readonly usage: number | null;
-  readonly file_bytes_memory: number;
-  readonly file_bytes_disk: number;
-  readonly files_in_memory: number;
-  readonly budget: number;
-  readonly headroom: number;
-  readonly evictions: number;
-  readonly bytes_evicted: number;
-  readonly fast_reads: number;
-  readonly fast_writes: number;
-  readonly files_in_memory_peak: number;
-  readonly bytes_in_memory_peak: number;
-  readonly cgroup: string | null;
-  readonly cgroup_version: 1 | 2 | null;
-  readonly [extra: string]: unknown;
-}
 
 /** An unsolicited message from a subscription, e.g. `shortfall`. */
 export interface DaemonEvent {
@@ -53,46 +35,6 @@ interface Pending {
   readonly resolve: (result: Record<string, unknown>) => void;
   readonly reject: (err: EphemeraError) => void;
   readonly timer: NodeJS.Timeout | undefined;
-}
-
-const COUNT_FIELDS = [
-  'file_bytes_memory',
-  'file_bytes_disk',
-  'files_in_memory',
-  'budget',
-  'headroom',
-  'evictions',
-  'bytes_evicted',
-  'fast_reads',
-  'fast_writes',
-  'files_in_memory_peak',
-  'bytes_in_memory_peak',
-] as const;
-
-/**
- * Check a `stats` result at the edge, so callers can trust the types.
- *
- * @throws {EphemeraError} `EPH_DAEMON_PROTOCOL` when a field is missing or of the wrong type
- */
-export function parseStats(result: Record<string, unknown>): DaemonStats {
-  const bad = (field: string): EphemeraError =>
-    new EphemeraError(
-      'EPH_DAEMON_PROTOCOL',
-      `stats result field '${field}' is ${JSON.stringify(result[field])}, expected ${
-        field === 'limit' || field === 'usage' ? 'an integer or null' : field === 'cgroup' ? 'a string or null' : 'a non-negative integer'
-      }; the daemon and the CLI may come from different builds: run make`,
-    );
-  for (const f of COUNT_FIELDS) {
-    const v = result[f];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw bad(f);
-  }
-  for (const f of ['limit', 'usage'] as const) {
-    if (result[f] !== null && !Number.isInteger(result[f])) throw bad(f);
-  }
-  if (result['cgroup'] !== null && typeof result['cgroup'] !== 'string') throw bad('cgroup');
-  const cv = result['cgroup_version'];
-  if (cv !== null && cv !== 1 && cv !== 2) throw bad('cgroup_version');
-  return result as unknown as DaemonStats;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -197,22 +139,22 @@ export class DaemonClient {
 
   /** @returns the daemon's counters; see {@link DaemonStats} */
   async stats(): Promise<DaemonStats> {
-    return parseStats(await this.request('stats'));
+    return parseStats(await this.request('stats'), `${this.#path}: the reply to 'stats'`);
   }
 
   /** Ask the daemon to fit under `bytes`; resolves once the memory is really freed. */
   async shrink(bytes: number): Promise<DaemonStats> {
-    return parseStats(await this.request('shrink', { bytes }));
+    return parseStats(await this.request('shrink', { bytes }), `${this.#path}: the reply to 'shrink'`);
   }
 
   /** Tell the daemon its limit was raised to `bytes` (raise the cgroup first). */
   async grow(bytes: number): Promise<DaemonStats> {
-    return parseStats(await this.request('grow', { bytes }));
+    return parseStats(await this.request('grow', { bytes }), `${this.#path}: the reply to 'grow'`);
   }
 
   /** End the instance; resolves with the final stats, after which the daemon exits. */
   async shutdown(mode: ShutdownMode = 'writeback'): Promise<DaemonStats> {
-    const stats = parseStats(await this.request('shutdown', { mode }));
+    const stats = parseStats(await this.request('shutdown', { mode }), `${this.#path}: the reply to 'shutdown'`);
     // The daemon closes its side next; that is not a failure of this client.
     this.#closedError ??= new EphemeraError('EPH_DAEMON_CLOSED', `the daemon at ${this.#path} was shut down`);
     return stats;
@@ -282,11 +224,12 @@ export class DaemonClient {
     }
     this.#pending.delete(id);
     if (pending.timer !== undefined) clearTimeout(pending.timer);
+    const e = isRecord(msg['error']) ? msg['error'] : undefined;
+    const daemonCode = e?.['code'];
     if (msg['ok'] === true && isRecord(msg['result'])) {
       pending.resolve(msg['result']);
-    } else if (msg['ok'] === false && isRecord(msg['error'])) {
-      const e = msg['error'];
-      const daemonCode = typeof e['code'] === 'string' ? e['code'] : 'EPH_INTERNAL';
+    } else if (msg['ok'] === false && e !== undefined && typeof daemonCode === 'string') {
+      // An error without a code is malformed (docs/PROTOCOL.md) and falls to the branch below.
       const message = typeof e['message'] === 'string' ? e['message'] : JSON.stringify(e);
       pending.reject(
         new EphemeraError('EPH_DAEMON_REPLY', `daemon refused '${pending.op}': ${daemonCode}: ${message}`, {

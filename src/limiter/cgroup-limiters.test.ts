@@ -1,3 +1,4 @@
+// test-tier: unit
 /**
  * The v1 and v2 limiters against a temporary directory standing in for a cgroup (the kernel seam).
  * What only the kernel enforces (write order, EBUSY) is covered by cgroup.test.ts on real cgroups.

@@ -1,3 +1,4 @@
+// test-tier: unit
 /**
  * The order of operations in resizeInstance, with a recording limiter over a temporary cgroup
  * directory and a scripted daemon standing in for the control socket. The same function against

@@ -1,3 +1,4 @@
+// test-tier: unit
 /**
  * The decision benchmark runs end to end on small numbers and reports every row; its event stream
  * is valid for the core (no start of a running container, no end of an idle one).

@@ -1,3 +1,4 @@
+// test-tier: unit
 /**
  * The core against long random event sequences: a few tenants, each with its own Manager and its
  * own containers, and a simulated node agent that carries each batch out move by move in the safe

@@ -1,3 +1,4 @@
+// test-tier: unit
 /**
  * The pure core, by tables that show each formula and by small scenarios that spell out the moves
  * of §3.3 (both arrival orders, the flag, the safeguard, the sharing scopes, undo and recovery).

@@ -1,3 +1,4 @@
+// test-tier: unit
 /*
  * json_test.c - the control protocol's request reader (daemon/json.c) on
  * its own: what it accepts, what it decodes, and the code and message of

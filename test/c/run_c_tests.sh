@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build and run every C unit test, test/c/*_test.c, plainly or under ASan/UBSan.
 #
-#   test/c/run_c_tests.sh plain|asan
+#   test/c/run_c_tests.sh plain|asan [unit]
 #
 # Convention for test authors: a test is one file test/c/NAME_test.c with a main() that exits 0
 # when all its checks pass.  Extra sources it links with go on one comment line in that file:
@@ -9,10 +9,18 @@
 # It runs from the repository root with EPHEMERAD (the daemon binary of the same flavour) and
 # EPHEMERA_SHIM (build/libephemera.so) in its environment.  In asan mode the sanitised tester
 # programs (difftest, mt_hammer) also run their own self-checks on a tmpfs directory.
+# A pure unit test (no daemon, no shim, no processes: `make test-unit`) says so on a line of its own:
+#   // test-tier: unit
+# and `unit` as the second argument runs only those, without the self-checks.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-mode=${1:?usage: run_c_tests.sh plain|asan}
+mode=${1:?usage: run_c_tests.sh plain|asan [unit]}
+tier=${2:-all}
+case $tier in
+  all|unit) ;;
+  *) echo "run_c_tests.sh: the tier must be unit (or absent for all), got '$tier'" >&2; exit 2 ;;
+esac
 CC=${CC:-gcc}
 CFLAGS_COMMON=${CFLAGS_COMMON:--std=gnu11 -D_GNU_SOURCE -Iinclude -Wall -Wextra -Werror -g}
 SAN=${SAN:--fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined}
@@ -53,6 +61,7 @@ run() {
 
 for src in test/c/*_test.c; do
   [ -e "$src" ] || continue
+  [ "$tier" = unit ] && ! grep -qx '// test-tier: unit' "$src" && continue
   name=$(basename "$src" .c)
   extra=$(sed -n 's|^// test-sources:||p' "$src" | head -n 1)
   # shellcheck disable=SC2086
@@ -66,7 +75,7 @@ for src in test/c/*_test.c; do
   run "$name [$mode]" "$out/$name"
 done
 
-if [ "$mode" = asan ]; then
+if [ "$mode" = asan ] && [ "$tier" = all ]; then
   # The testers' own code, sanitised, on a real tmpfs (no shim): a tester bug must not pass as a shim bug.
   ref=$(mktemp -d /dev/shm/ephemera-ctest-XXXXXX)
   disk=$(mktemp -d "$PWD/build/test/ctest-XXXXXX")
@@ -85,7 +94,9 @@ if [ "$mode" = asan ]; then
   rm -rf "$ref" "$disk"
 fi
 
-summary="C tests ($mode): $passed passed, $failed failed"
+label=$mode
+[ "$tier" = unit ] && label+=", unit tier"
+summary="C tests ($label): $passed passed, $failed failed"
 [ "$failed" -gt 0 ] && summary+=": ${failures[*]}"
 echo "$summary"
 [ "$failed" -eq 0 ]

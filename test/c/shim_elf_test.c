@@ -1,3 +1,4 @@
+// test-tier: unit
 /*
  * Unit tests for elf_classify (shim/pathnorm.c): the check that decides
  * whether an exec target can load the shim or needs the files materialised;

@@ -1,3 +1,4 @@
+// test-tier: unit
 /*
  * Unit tests for the shim's lexical path helpers (shim/pathnorm.c): the
  * normalisation every managed path goes through, and root matching.

@@ -1,3 +1,4 @@
+// test-tier: unit
 /*
  * size_test.c - the daemon's size parser (daemon/size.c) reads sizes as the
  * CLI does (src/core/size.ts): K/M/G/T and KiB... in powers of 1024, KB/MB/

@@ -29,7 +29,7 @@ async function pyWorkload(t, script, { extraArgs = () => [], verify, budget } = 
   const line = r.stdout.toString().split('\n').find((l) => l.startsWith('RESULT '));
   assert.ok(line, `${script}.py printed no RESULT line: ${describe(r)}`);
   const result = JSON.parse(line.slice('RESULT '.length));
-  assertServedFromMemory(r.stats, `python ${script}.py`);
+  assertServedFromMemory(r.stats, `python ${script}.py`, { evicting: budget !== undefined });
   t.diagnostic(`fast_reads=${r.stats.fast_reads} fast_writes=${r.stats.fast_writes} files_in_memory_peak=${r.stats.files_in_memory_peak} evictions=${r.stats.evictions}`);
   if (budget !== undefined) assert.ok(r.stats.evictions > 0, `${script}.py with a ${budget}-byte budget evicted nothing: ${JSON.stringify(r.stats)}`);
   if (verify) verify(result, root);

@@ -13,6 +13,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { startDaemon as startDaemonReady } from '../../build/js/daemon-client/start.js';
 import { findMemoryCgroup } from '../../build/js/limiter/detect.js';
 import type { InstanceCgroup } from '../../build/js/limiter/cgroup.js';
 
@@ -67,31 +68,26 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     '--rundir', rundir,
     '--root', root,
     '--cgroup', opts.cgroup ?? 'none',
-    '--ready-fd', '3',
     ...(opts.budget === undefined ? [] : ['--budget', String(opts.budget)]),
     ...(opts.headroom === undefined ? [] : ['--headroom', String(opts.headroom)]),
   ];
-  const [file, ...args] = opts.inCgroup === undefined ? argv : opts.inCgroup.command(argv);
-  const proc = spawn(file ?? EPHEMERAD, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+  const cg = opts.inCgroup;
   let stderr = '';
-  proc.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const ready = proc.stdio[3];
-  if (ready === null || ready === undefined) throw new Error('no ready pipe');
-  await new Promise<void>((resolve, reject) => {
-    let got = '';
-    const timer = setTimeout(() => reject(new Error(`ephemerad not ready within 10 s: ${stderr}`)), 10_000);
-    ready.on('data', (d: Buffer) => {
-      got += d.toString();
-      if (got.includes('ready\n')) {
-        clearTimeout(timer);
-        resolve();
-      }
+  let proc: ChildProcess;
+  try {
+    proc = await startDaemonReady({
+      argv,
+      ...(cg === undefined ? {} : { wrap: (a: string[]) => cg.command(a) }),
+      stdout: 'ignore',
+      stderr: 'pipe',
+      timeoutMs: 10_000,
+      onSpawn: (p) => p.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d)),
+      hint: () => `its stderr: ${stderr}`,
     });
-    proc.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`ephemerad exited (${String(code ?? signal)}) before ready: ${stderr}`));
-    });
-  });
+  } catch (err) {
+    await rm(base, { recursive: true, force: true });
+    throw err;
+  }
   return {
     proc,
     rundir,

@@ -1,32 +1,19 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 
-import { EphemeraError } from '../../core/errors.js';
+import { REPO_DIR } from '../../container/repo.js';
+import { notServedFromMemory, parseStats } from '../../daemon-client/stats.js';
 import { CgroupSandbox } from './cgroup-sandbox.js';
 import { EXPERIMENTS, MEMORY } from './experiments.js';
 import { ioShare } from './intensity.js';
-import { openSandbox, parseEvalArgs } from './main.js';
+import { openSandbox } from './main.js';
 import type { FunctionSandbox, Mode, RunOutcome } from './sandbox.js';
 import { MODES, parseRunOutput } from './sandbox.js';
-import { invocation, WORKLOAD_NAMES } from './workloads.js';
-
-test('parseEvalArgs: defaults, composites, and usage errors that name the bad value', () => {
-  const o = parseEvalArgs(['fig12']);
-  assert.deepEqual(o.experiments, ['fig12']);
-  assert.equal(o.size, 'full');
-  assert.equal(o.repeats, 3);
-  assert.deepEqual(o.modes, MODES);
-  const q = parseEvalArgs(['quick', '--modes', 'tmpfs,overlay']);
-  assert.equal(q.size, 'small');
-  assert.deepEqual(q.modes, ['overlay', 'tmpfs']);
-  assert.ok(q.experiments.length > 1);
-  assert.deepEqual(parseEvalArgs(['fig13', '--workloads', 'factorial,video']).workloads, ['factorial', 'video']);
-  assert.ok(o.nativeDir.endsWith('/build'), o.nativeDir);
-  assert.equal(parseEvalArgs(['fig13', '--native', '/opt/eph/build']).nativeDir, '/opt/eph/build');
-  for (const bad of [[], ['fig99'], ['fig10', '--size', 'huge'], ['fig10', '--repeats', '0'], ['fig10', '--modes', 'ramfs'], ['fig10', '--cpuset', 'x'], ['fig10', '--bogus'], ['fig13', '--workloads', 'sql']]) {
-    assert.throws(() => parseEvalArgs(bad), (e: unknown) => e instanceof EphemeraError && e.code === 'EPH_CLI_USAGE', JSON.stringify(bad));
-  }
-});
+import { invocation, WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from './workloads.js';
 
 test('every experiment makes cells with unique ids, and groups share one workload invocation', () => {
   for (const exp of Object.values(EXPERIMENTS)) {
@@ -43,7 +30,16 @@ test('parseRunOutput finds the workload line and the launcher line among other o
   assert.equal(r.launch?.stime_s, 2);
 });
 
-describe('every workload writes the same output in every available mode (tiny inputs, real sandboxes)', () => {
+/**
+ * Why the daemon's final stats of an ephemera-mode run do not show its files served from memory
+ * (undefined when they do). A workload without file I/O (factorial) only needs valid stats.
+ */
+function ephemeraProblem(w: WorkloadName, o: RunOutcome): string | undefined {
+  const stats = parseStats(o.launch?.daemon, `${w} in ephemera mode: the launcher's daemon stats`);
+  return WORKLOADS[w].fileIo ? notServedFromMemory(stats) : undefined;
+}
+
+describe('every workload writes the same output in every available mode, ephemera from memory (tiny inputs, real sandboxes)', () => {
   let sandbox: FunctionSandbox | undefined;
   let avail: Record<Mode, string | null> | undefined;
   before(async () => {
@@ -64,6 +60,10 @@ describe('every workload writes the same output in every available mode (tiny in
         const o: RunOutcome = await sandbox.run({ invocation: invocation(w), size: 'tiny', mode, memory: MEMORY[w], cpuset: '0', timeoutMs: 300_000 });
         assert.ok(o.ok, `${w} in ${mode}: ${o.error ?? ''}\n${o.stderrTail}`);
         assert.equal(o.launch?.exit, 0);
+        if (mode === 'ephemera') {
+          const why = ephemeraProblem(w, o);
+          assert.equal(why, undefined, `${w} in ephemera mode was not served from memory: ${why ?? ''}`);
+        }
         digests[mode] = o.workload?.digest ?? '';
       }
       const distinct = new Set(Object.values(digests));
@@ -71,6 +71,25 @@ describe('every workload writes the same output in every available mode (tiny in
       assert.equal(distinct.size, 1, `digests differ between modes: ${JSON.stringify(digests)}`);
     });
   }
+
+  test('the memory check fails a run under a pass-through shim, whose outputs still match', async (t) => {
+    if (sandbox === undefined || avail === undefined) throw new Error('sandbox not opened');
+    if (avail.ephemera !== null) return t.skip(`ephemera mode not available: ${avail.ephemera}`);
+    // The real daemon beside a preload library that intercepts nothing: every file goes to the
+    // scratch directory's own file system, as if Ephemera were not there.
+    const dir = mkdtempSync(join(tmpdir(), 'eph-eval-passthrough-'));
+    try {
+      copyFileSync(join(REPO_DIR, 'build', 'ephemerad'), join(dir, 'ephemerad'));
+      writeFileSync(join(dir, 'empty.c'), 'int ephemera_pass_through_shim;\n');
+      execFileSync('gcc', ['-shared', '-fPIC', '-o', join(dir, 'libephemera.so'), join(dir, 'empty.c')]);
+      const passThrough = await openSandbox(sandbox.kind, (line) => process.stderr.write(`# ${line}\n`), dir);
+      const o = await passThrough.run({ invocation: invocation('diskio-seq'), size: 'tiny', mode: 'ephemera', memory: MEMORY['diskio-seq'], cpuset: '0', timeoutMs: 300_000 });
+      assert.ok(o.ok, `${o.error ?? ''}\n${o.stderrTail}`);
+      assert.match(ephemeraProblem('diskio-seq', o) ?? '', /fast_reads is 0/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   test('strace inside the sandbox gives the I/O syscall table of a run', async () => {
     if (sandbox === undefined) throw new Error('sandbox not opened');

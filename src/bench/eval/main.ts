@@ -7,8 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, release, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { join } from 'node:path';
 
 import { DockerEngine } from '../../container/engine.js';
 import { ensureDockerEngine } from '../../container/dockerd.js';
@@ -19,26 +18,14 @@ import { CgroupSandbox } from './cgroup-sandbox.js';
 import { DockerSandbox } from './docker-sandbox.js';
 import { COMPOSITES, EXPERIMENTS } from './experiments.js';
 import { writePlot, plotSpec } from './plot.js';
-import { Progress } from './progress.js';
+import { Progress } from '../progress.js';
 import type { ExperimentResult } from './report.js';
 import { buildResult, formatResult, toCsv } from './report.js';
 import { runCells, runCount } from './runner.js';
 import type { FunctionSandbox, Mode } from './sandbox.js';
-import { MODES } from './sandbox.js';
 import type { Size, WorkloadName } from './workloads.js';
-import { SIZES, WORKLOAD_NAMES } from './workloads.js';
 
 export const EVAL_EXPERIMENTS = [...Object.keys(EXPERIMENTS), ...Object.keys(COMPOSITES)];
-
-export const EVAL_USAGE = `  fig3 fig10 fig11 fig12 fig13 table3 all quick
-        the paper's evaluation in Docker containers: overlay vs tmpfs vs ephemera under the same
-        --memory limit and CPU set (fig3: + mmap; table3: I/O intensity via strace). Flags:
-        --size tiny|small|full (default full; quick: small), --repeats N (default 3; quick: 2),
-        --modes overlay,tmpfs,ephemera, --cpuset CPUS (default: the last CPU),
-        --sandbox auto|docker|cgroup (default auto: Docker, else a cgroup), --out DIR
-        (default results/eval), --timeout SECONDS per run (default 900), --no-plot,
-        --workloads NAME,... (only these workloads of the experiment), --native DIR (where
-        ephemerad and libephemera.so come from; default build/).`;
 
 export interface EvalOptions {
   readonly experiments: readonly string[];
@@ -58,65 +45,6 @@ export interface EvalOptions {
 
 function usage(message: string): EphemeraError {
   return new EphemeraError('EPH_CLI_USAGE', `ephemera bench: ${message}`);
-}
-
-/** Parses `EXPERIMENT [flags]`. @throws {EphemeraError} `EPH_CLI_USAGE` with what was wrong. */
-export function parseEvalArgs(argv: readonly string[]): EvalOptions {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: {
-        size: { type: 'string' },
-        repeats: { type: 'string' },
-        modes: { type: 'string' },
-        cpuset: { type: 'string' },
-        sandbox: { type: 'string' },
-        out: { type: 'string' },
-        timeout: { type: 'string' },
-        'no-plot': { type: 'boolean' },
-        workloads: { type: 'string' },
-        native: { type: 'string' },
-      },
-    });
-  } catch (err) {
-    throw usage(`${(err as Error).message}; see ephemera help bench`);
-  }
-  const { values, positionals } = parsed;
-  const name = positionals[0];
-  if (name === undefined || positionals.length > 1) throw usage(`expected one experiment (${EVAL_EXPERIMENTS.join(', ')}), got ${JSON.stringify(positionals)}`);
-  const experiments = COMPOSITES[name] ?? (EXPERIMENTS[name] !== undefined ? [name] : undefined);
-  if (experiments === undefined) throw usage(`unknown experiment ${JSON.stringify(name)}; choose one of ${EVAL_EXPERIMENTS.join(', ')}`);
-  const quick = name === 'quick';
-
-  const size = (values.size ?? (quick ? 'small' : 'full')) as Size;
-  if (!SIZES.includes(size)) throw usage(`--size must be one of ${SIZES.join(', ')}, got ${JSON.stringify(values.size)}`);
-  const repeatsText = values.repeats ?? (quick ? '2' : '3');
-  if (!/^[1-9]\d{0,2}$/.test(repeatsText)) throw usage(`--repeats must be an integer from 1 to 999, got ${JSON.stringify(repeatsText)}`);
-  const modes = (values.modes ?? MODES.join(',')).split(',').map((m) => m.trim());
-  for (const m of modes) if (!MODES.includes(m as Mode)) throw usage(`--modes takes a comma-separated list of ${MODES.join(', ')}, got ${JSON.stringify(m)}`);
-  const cpuset = values.cpuset ?? String(availableParallelism() - 1);
-  if (!/^\d+([-,]\d+)*$/.test(cpuset)) throw usage(`--cpuset takes CPU numbers like 1, 0-1 or 0,2, got ${JSON.stringify(cpuset)}`);
-  const sandbox = values.sandbox ?? 'auto';
-  if (sandbox !== 'auto' && sandbox !== 'docker' && sandbox !== 'cgroup') throw usage(`--sandbox must be auto, docker or cgroup, got ${JSON.stringify(sandbox)}`);
-  const workloads = values.workloads === undefined ? [] : values.workloads.split(',').map((w) => w.trim());
-  for (const w of workloads) if (!WORKLOAD_NAMES.includes(w as WorkloadName)) throw usage(`--workloads takes a comma-separated list of ${WORKLOAD_NAMES.join(', ')}, got ${JSON.stringify(w)}`);
-  const timeoutText = values.timeout ?? '900';
-  if (!/^[1-9]\d*$/.test(timeoutText)) throw usage(`--timeout takes whole seconds, got ${JSON.stringify(timeoutText)}`);
-  return {
-    experiments,
-    size,
-    repeats: Number(repeatsText),
-    modes: MODES.filter((m) => modes.includes(m)),
-    cpuset,
-    sandbox,
-    outDir: values.out ?? join(REPO_DIR, 'results', 'eval'),
-    timeoutMs: Number(timeoutText) * 1000,
-    plot: values['no-plot'] !== true,
-    workloads: workloads as WorkloadName[],
-    nativeDir: resolve(values.native ?? join(REPO_DIR, 'build')),
-  };
 }
 
 /**
@@ -209,9 +137,4 @@ export async function runEval(o: EvalOptions): Promise<{ status: number; results
     process.stderr.write(`ephemera: ${e.code}: ${e.message}\n`);
   }
   return { status, results };
-}
-
-/** Entry point for the CLI: `ephemera bench <experiment> [flags]`. Returns the exit status. */
-export async function runEvalBench(argv: readonly string[]): Promise<number> {
-  return (await runEval(parseEvalArgs(argv))).status;
 }

@@ -3,7 +3,7 @@
  * drift of the machine spreads over all contenders instead of favouring one).
  */
 import type { Cell } from './experiments.js';
-import { Progress } from './progress.js';
+import { Progress } from '../progress.js';
 import type { FunctionSandbox, RunOutcome } from './sandbox.js';
 
 export interface Sample {

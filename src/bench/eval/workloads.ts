@@ -16,15 +16,16 @@ export interface WorkloadInvocation {
   readonly args: readonly string[];
 }
 
-export const WORKLOADS: Readonly<Record<WorkloadName, { script: string; args: readonly string[]; title: string }>> = {
-  'diskio-seq': { script: 'diskio.py', args: ['--pattern', 'seq'], title: 'Sequential disk I/O' },
-  'diskio-rand': { script: 'diskio.py', args: ['--pattern', 'rand'], title: 'Random disk I/O' },
-  gzip: { script: 'gzipc.py', args: [], title: 'Gzip compression' },
-  image: { script: 'image.py', args: [], title: 'Image processing' },
-  mapreduce: { script: 'mapreduce.py', args: [], title: 'MapReduce' },
-  mlinfer: { script: 'mlinfer.py', args: [], title: 'ML inference' },
-  video: { script: 'video.py', args: [], title: 'Video processing' },
-  factorial: { script: 'factorial.py', args: [], title: 'Large integer factorial' },
+/** `fileIo`: the workload reads and writes files in its scratch directory (factorial is the CPU-only control). */
+export const WORKLOADS: Readonly<Record<WorkloadName, { script: string; args: readonly string[]; title: string; fileIo: boolean }>> = {
+  'diskio-seq': { script: 'diskio.py', args: ['--pattern', 'seq'], title: 'Sequential disk I/O', fileIo: true },
+  'diskio-rand': { script: 'diskio.py', args: ['--pattern', 'rand'], title: 'Random disk I/O', fileIo: true },
+  gzip: { script: 'gzipc.py', args: [], title: 'Gzip compression', fileIo: true },
+  image: { script: 'image.py', args: [], title: 'Image processing', fileIo: true },
+  mapreduce: { script: 'mapreduce.py', args: [], title: 'MapReduce', fileIo: true },
+  mlinfer: { script: 'mlinfer.py', args: [], title: 'ML inference', fileIo: true },
+  video: { script: 'video.py', args: [], title: 'Video processing', fileIo: true },
+  factorial: { script: 'factorial.py', args: [], title: 'Large integer factorial', fileIo: false },
 };
 
 export const WORKLOAD_NAMES = Object.keys(WORKLOADS) as WorkloadName[];

@@ -14,10 +14,11 @@
  * printed, its exit, and the cgroup's OOM-kill count and peak.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { EphemeraError } from '../../core/errors.js';
+import { EphemeraError, isEphemeraError } from '../../core/errors.js';
+import { readStatsFile, type DaemonStats } from '../../daemon-client/stats.js';
 import { createInstanceCgroup } from '../../limiter/cgroup.js';
 import type { Point } from './figures.js';
 
@@ -148,26 +149,28 @@ async function inCgroup(contender: Contender, tools: MicroTools, dir: string, p:
 async function underEphemera(tools: MicroTools, dir: string, work: string, p: Point): Promise<RunResult> {
   const statsFile = join(work, 'ephemera-stats.json');
   const r = await collect([tools.ephemera, 'run', '--memory', String(p.limit), '--root', dir, '--stats', statsFile, '--discard', '--', ...microArgs(tools, dir, p)]);
-  let stats: Record<string, unknown> | null = null;
+  let stats: DaemonStats | null = null;
   try {
-    stats = JSON.parse(await readFile(statsFile, 'utf8')) as Record<string, unknown>;
-  } catch {
-    // No stats: the instance did not get to the end; reported through exit and error below.
+    stats = readStatsFile(statsFile);
+  } catch (err) {
+    // No stats file: the instance did not get to the end; reported through exit and error below.
+    // A file whose counters are wrong is a bug to report, not a run without counters.
+    if (!isEphemeraError(err, 'EPH_STATS_FILE')) throw err;
   }
-  const num = (k: string): number => (typeof stats?.[k] === 'number' ? stats[k] : 0);
+  const count = (k: string): number | null => (stats !== null && typeof stats[k] === 'number' ? stats[k] : null);
   const killed = r.code === 137 || r.signal === 'SIGKILL';
-  const oomKills = typeof stats?.['oom_kills'] === 'number' ? stats['oom_kills'] : killed ? 1 : 0;
+  const oomKills = count('oom_kills') ?? (killed ? 1 : 0);
   const ok = r.code === 0;
   return {
     contender: 'ephemera',
     output: ok ? parseMicrobench(r.stdout) : null,
     exit: describeExit(r),
     oomKills,
-    peak: typeof stats?.['cgroup_peak'] === 'number' ? stats['cgroup_peak'] : null,
+    peak: count('cgroup_peak'),
     counters:
       stats === null
         ? null
-        : { evictions: num('evictions'), bytes_evicted: num('bytes_evicted'), bytes_in_memory_peak: num('bytes_in_memory_peak'), fast_reads: num('fast_reads'), fast_writes: num('fast_writes') },
+        : { evictions: stats.evictions, bytes_evicted: stats.bytes_evicted, bytes_in_memory_peak: stats.bytes_in_memory_peak, fast_reads: stats.fast_reads, fast_writes: stats.fast_writes },
     error: ok ? '' : r.stderr.trim(),
   };
 }

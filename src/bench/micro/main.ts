@@ -4,6 +4,7 @@
  * drift in the machine's load hits all of them alike.
  */
 import { EphemeraError } from '../../core/errors.js';
+import type { Progress } from '../progress.js';
 import { makeScratch } from '../scratch.js';
 import { CONTENDERS, runContender, type Contender, type MicroTools, type Places, type RunResult } from './contenders.js';
 import { DEFAULT_OPS, figure, selectPoints, type Figure, type FigureId } from './figures.js';
@@ -20,7 +21,8 @@ export interface MicroBenchOptions {
   readonly contenders: readonly Contender[];
   /** Which points of the sweep, by the number of their label (see selectPoints). @default all */
   readonly points?: readonly string[];
-  readonly progress: (line: string) => void;
+  /** Told about each run (stderr); the table is returned. */
+  readonly progress: Progress;
 }
 
 export const MICRO_DEFAULTS = { reps: 3, ops: DEFAULT_OPS, workBase: '/var/tmp', contenders: CONTENDERS } as const;
@@ -62,12 +64,15 @@ export async function runMicroBench(id: FigureId, tools: MicroTools, opts: Micro
 async function sweep(id: FigureId, fig: Figure, tools: MicroTools, opts: MicroBenchOptions, places: Places): Promise<MicroBenchReport> {
   const runs: Array<{ point: string; rep: number } & RunResult> = [];
   const points: Array<{ point: (typeof fig.points)[number]; summary: PointSummary }> = [];
+  opts.progress.begin(fig.points.length * opts.reps * opts.contenders.length);
   for (const point of fig.points) {
     const byContender = new Map<Contender, RunResult[]>();
     for (let rep = 1; rep <= opts.reps; rep++) {
       for (const c of opts.contenders) {
-        opts.progress(`${id} ${fig.axis} ${point.label}: ${c} run ${rep}/${opts.reps}`);
+        const what = `${id} ${fig.axis} ${point.label}: ${c} run ${rep}/${opts.reps}`;
+        opts.progress.start(what);
         const r = await runContender(c, point, tools, places);
+        opts.progress.finish(what, r.exit);
         runs.push({ point: point.label, rep, ...r });
         byContender.set(c, [...(byContender.get(c) ?? []), r]);
       }

@@ -1,22 +1,38 @@
 /**
- * Progress of a long benchmark: on a terminal one line redrawn in place with the elapsed time and
- * an ETA from the mean time per finished run; elsewhere one plain line per finished run.
+ * Progress of a long benchmark, the one reporter of every `ephemera bench` experiment: on a
+ * terminal one line redrawn in place with the elapsed time and an ETA from the mean time per
+ * finished run; elsewhere (a log, CI) one plain line per finished run. It writes to stderr so
+ * that stdout holds only the table.
  */
 
+/** Where the lines go: a stream, and whether it is a terminal. */
+export interface ProgressOutput {
+  readonly isTTY?: boolean;
+  write(text: string): unknown;
+}
+
 export class Progress {
-  readonly #total: number;
-  readonly #out: NodeJS.WriteStream;
+  readonly #out: ProgressOutput;
   readonly #tty: boolean;
-  readonly #t0 = performance.now();
+  #total = 0;
+  #t0 = performance.now();
   #done = 0;
 
-  constructor(total: number, out: NodeJS.WriteStream = process.stderr) {
-    this.#total = total;
+  /** @param total runs to come; {@link begin} sets it later when only the benchmark knows it */
+  constructor(total = 0, out: ProgressOutput = process.stderr) {
     this.#out = out;
-    this.#tty = out.isTTY;
+    this.#tty = out.isTTY === true;
+    this.#total = total;
   }
 
-  /** Shows what is about to run. */
+  /** Starts counting `total` runs from now. */
+  begin(total: number): void {
+    this.#total = total;
+    this.#done = 0;
+    this.#t0 = performance.now();
+  }
+
+  /** Shows what is about to run (on a terminal only). */
   start(what: string): void {
     if (this.#tty) this.#out.write(`\r\x1b[2K${this.#line(what)}`);
   }
@@ -33,6 +49,7 @@ export class Progress {
     this.#out.write(this.#tty ? `\r\x1b[2K${message}\n` : `${message}\n`);
   }
 
+  /** Clears the progress line, before the table is printed. */
   end(): void {
     if (this.#tty) this.#out.write('\r\x1b[2K');
   }
