@@ -2,7 +2,7 @@
  * The Tenant Manager's pure core (§3.3): pools, priority, lifecycle and safeguard as a state machine
  * over one tenant's containers on one node. No I/O; the caller passes `now`.
  *
- * Every event runs the same two phases over the whole (small) pool:
+ * Every event runs the same two phases over the pool (see `rebalance` for when they may look at less):
  *  1. give back: recipients return what they no longer need, then lenders take back what they need
  *     for themselves (or everything, when they stopped being donors);
  *  2. lend: running recipients that still miss memory get it from eligible donors, neediest last
@@ -138,7 +138,7 @@ class TenantManager implements Manager {
   private readonly slots: Slot[] = [];
   private readonly index = new Map<string, Slot>();
   private seq = 0;
-  /** The last non-empty batch, for `move-failed`; `undoable` of its moves (a prefix) may still be undone, last first. */
+  /** The last event's batch, for `move-failed`; the first `undoable` of its moves may still be undone, last first. */
   private lastBatch: readonly Move[] = [];
   private undoable = 0;
   /** The batch being built by the current event; null while it is empty (most events move nothing). */
