@@ -155,6 +155,10 @@ export const ERROR_CODES = {
     summary: 'a profile, profile measurement or ephemera.profile-inputs annotation is malformed',
     exit: 1,
   },
+  EPH_PROFILE_RUN_FAILED: {
+    summary: 'a profiling run of an action on one of its dummy inputs failed or timed out',
+    exit: 1,
+  },
   EPH_EXTENDER_BAD_REQUEST: {
     summary: 'a kube-scheduler extender request is not valid ExtenderArgs JSON (HTTP 400)',
     exit: 1,
