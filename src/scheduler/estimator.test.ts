@@ -32,7 +32,7 @@ test('the estimator falls back to the largest T_mem seen while data are few, the
   e.observe({ ownPeak: 50 * MiB, filePeak: 40 * MiB, inputBytes: 20 * MiB });
   const small = e.estimate(MiB);
   assert.equal(small?.basis, 'fit');
-  assert.ok(small !== undefined && small.bytes < 70 * MiB && small.bytes >= 52 * MiB, `small input: ${small?.bytes}`);
+  assert.ok(small.bytes < 70 * MiB && small.bytes >= 52 * MiB, `small input: ${small.bytes}`);
   assert.throws(() => e.observe({ ownPeak: -1, filePeak: 0, inputBytes: 0 }), (err: unknown) => isEphemeraError(err, 'EPH_PROFILE_INVALID') && /ownPeak.*-1/.test(err.message));
   assert.throws(() => new InputSensitiveEstimator({ window: 1 }), (err: unknown) => isEphemeraError(err, 'EPH_PROFILE_INVALID'));
 });

@@ -162,7 +162,7 @@ export class FitIndex {
 
   /** Removes an entry; returns false when it was not there. */
   remove(key: number, ordinal: number): boolean {
-    let found = false;
+    let found = false as boolean;
     const takeMin = (n: TreeNode): { rest: TreeNode | null; min: TreeNode } => {
       if (n.left === null) return { rest: n.right, min: n };
       const { rest, min } = takeMin(n.left);

@@ -45,7 +45,13 @@ export function profileFromRuns(runs: readonly RunPeaks[], source: ProfileSource
 export const taskOf = (profile: Profile, limit: number): TaskProfile => ({ limit, mem: profile.tMem });
 
 /** Size of an invocation's input as the estimator counts it: the UTF-8 bytes of its JSON. */
-export const payloadBytes = (params: unknown): number => Buffer.byteLength(JSON.stringify(params) ?? '', 'utf8');
+export const payloadBytes = (params: unknown): number => Buffer.byteLength((JSON.stringify(params) as string | undefined) ?? '', 'utf8');
+
+/** A value as JSON for an error message, cut at `max` characters (`undefined` for nothing at all). */
+export function shown(value: unknown, max = 80): string {
+  const text = JSON.stringify(value) as string | undefined;
+  return text === undefined ? 'undefined' : text.slice(0, max);
+}
 
 /** One profiling run, as the node agent is asked to do it. */
 export interface ProfileRunRequest {
@@ -108,10 +114,10 @@ export function parseProfileInputs(value: unknown): Record<string, unknown>[] {
       throw invalid(`${PROFILE_INPUTS_ANNOTATION}: not JSON (${e instanceof Error ? e.message : String(e)}); write a list of parameter objects, e.g. [{"n": 1}, {"n": 1000}]`);
     }
   }
-  if (!Array.isArray(v) || v.length === 0) throw invalid(`${PROFILE_INPUTS_ANNOTATION}: expected a non-empty list of parameter objects, got ${JSON.stringify(v)?.slice(0, 80)}`);
+  if (!Array.isArray(v) || v.length === 0) throw invalid(`${PROFILE_INPUTS_ANNOTATION}: expected a non-empty list of parameter objects, got ${shown(v)}`);
   if (v.length > MAX_PROFILE_INPUTS) throw invalid(`${PROFILE_INPUTS_ANNOTATION}: ${v.length} inputs, at most ${MAX_PROFILE_INPUTS} (each runs in its own container); keep the smallest and the largest`);
   return v.map((item: unknown, i) => {
-    if (typeof item !== 'object' || item === null || Array.isArray(item)) throw invalid(`${PROFILE_INPUTS_ANNOTATION}[${i}]: expected a parameter object, got ${JSON.stringify(item)?.slice(0, 80)}`);
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) throw invalid(`${PROFILE_INPUTS_ANNOTATION}[${i}]: expected a parameter object, got ${shown(item)}`);
     return item as Record<string, unknown>;
   });
 }
@@ -146,7 +152,7 @@ export function decodeProfile(value: unknown): Profile {
       throw invalid(`${PROFILE_ANNOTATION}: not JSON (${e instanceof Error ? e.message : String(e)}); write e.g. {"tMem": "258M"}`);
     }
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(`${PROFILE_ANNOTATION}: expected an object such as {"tMem": "258M"}, got ${JSON.stringify(v)?.slice(0, 80)}`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(`${PROFILE_ANNOTATION}: expected an object such as {"tMem": "258M"}, got ${shown(v)}`);
   const o = v as Record<string, unknown>;
   const own = bytesField(o, 'ownPeak', false);
   const file = bytesField(o, 'filePeak', false);
