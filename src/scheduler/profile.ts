@@ -45,7 +45,7 @@ export function profileFromRuns(runs: readonly RunPeaks[], source: ProfileSource
 export const taskOf = (profile: Profile, limit: number): TaskProfile => ({ limit, mem: profile.tMem });
 
 /** Size of an invocation's input as the estimator counts it: the UTF-8 bytes of its JSON. */
-export const payloadBytes = (params: unknown): number => Buffer.byteLength((JSON.stringify(params) as string | undefined) ?? '', 'utf8');
+export const payloadBytes = (params: unknown): number => (params === undefined ? 0 : Buffer.byteLength(shown(params, Infinity), 'utf8'));
 
 /** A value as JSON for an error message, cut at `max` characters (`undefined` for nothing at all). */
 export function shown(value: unknown, max = 80): string {
