@@ -10,6 +10,7 @@ import { IO_DEFAULTS, runIoBench } from '../bench/io.js';
 import { EVAL_EXPERIMENTS, EVAL_USAGE, runEvalBench } from '../bench/eval/main.js';
 import { flagPositiveInt, flagValue, parseFlags, type ParsedFlags } from './flags.js';
 import { MICRO_USAGE, microBenchMain } from './bench-micro.js';
+import { SCHEDULER_BENCH_USAGE, fig16cMain, table4ModelMain } from './bench-scheduler.js';
 import { buildOutput } from './paths.js';
 
 export const BENCH_USAGE = `usage: ephemera bench EXPERIMENT [FLAGS]
@@ -22,6 +23,7 @@ experiments:
   demo  a small I/O-heavy Python function under ephemera, on tmpfs and on disk (make demo).
         Flags: --repeats N (default ${DEMO_DEFAULTS.repeats}), --scale N (default ${DEMO_DEFAULTS.scale}), --work DIR.
 ${MICRO_USAGE}
+${SCHEDULER_BENCH_USAGE}
 ${EVAL_USAGE}
 
 Timed loops are native code or whole processes; the harness only starts them and takes medians.`;
@@ -83,6 +85,12 @@ const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<
   fig7: (argv) => microBenchMain('fig7', argv),
   fig8: (argv) => microBenchMain('fig8', argv),
   fig9: (argv) => microBenchMain('fig9', argv),
+  fig16c: async (argv) => {
+    const status = await fig16cMain(argv, progress);
+    endProgress();
+    return status;
+  },
+  'table4-model': (argv) => Promise.resolve(table4ModelMain(argv)),
   ...Object.fromEntries(EVAL_EXPERIMENTS.map((name) => [name, (argv: readonly string[]) => runEvalBench([name, ...argv])])),
 };
 

@@ -131,6 +131,45 @@ function lastUpTo(n: TreeNode | null, k: number, o: number, need: number): TreeN
   return lastAny(n.left, need);
 }
 
+function insertNode(n: TreeNode | null, key: number, ordinal: number, free: number): TreeNode {
+  if (n === null) return { key, ordinal, free, maxFree: free, height: 1, left: null, right: null };
+  const c = compare(key, ordinal, n.key, n.ordinal);
+  if (c === 0) throw new Error(`FitIndex.insert: entry (${key}, ${ordinal}) is already present`);
+  if (c < 0) n.left = insertNode(n.left, key, ordinal, free);
+  else n.right = insertNode(n.right, key, ordinal, free);
+  return rebalance(n);
+}
+
+/** The subtree without its leftmost entry, which is put in `out[0]`. */
+function takeMin(n: TreeNode, out: TreeNode[]): TreeNode | null {
+  if (n.left === null) {
+    out[0] = n;
+    return n.right;
+  }
+  n.left = takeMin(n.left, out);
+  return rebalance(n);
+}
+
+function removeNode(n: TreeNode | null, key: number, ordinal: number, result: { found: boolean }): TreeNode | null {
+  if (n === null) return null;
+  const c = compare(key, ordinal, n.key, n.ordinal);
+  if (c < 0) n.left = removeNode(n.left, key, ordinal, result);
+  else if (c > 0) n.right = removeNode(n.right, key, ordinal, result);
+  else {
+    result.found = true;
+    if (n.left === null) return n.right;
+    if (n.right === null) return n.left;
+    const out: TreeNode[] = [];
+    const rest = takeMin(n.right, out);
+    const min = out[0];
+    if (min === undefined) return n; // unreachable: a non-empty subtree has a leftmost entry
+    min.left = n.left;
+    min.right = rest;
+    return rebalance(min);
+  }
+  return rebalance(n);
+}
+
 const view = (n: TreeNode | null): FitEntry | undefined => (n === null ? undefined : { key: n.key, ordinal: n.ordinal, free: n.free });
 
 export class FitIndex {
@@ -148,46 +187,16 @@ export class FitIndex {
 
   /** Adds an entry; throws when (key, ordinal) is already present, which would be a caller's bug. */
   insert(key: number, ordinal: number, free: number): void {
-    const ins = (n: TreeNode | null): TreeNode => {
-      if (n === null) return { key, ordinal, free, maxFree: free, height: 1, left: null, right: null };
-      const c = compare(key, ordinal, n.key, n.ordinal);
-      if (c === 0) throw new Error(`FitIndex.insert: entry (${key}, ${ordinal}) is already present`);
-      if (c < 0) n.left = ins(n.left);
-      else n.right = ins(n.right);
-      return rebalance(n);
-    };
-    this.root = ins(this.root);
+    this.root = insertNode(this.root, key, ordinal, free);
     this.count++;
   }
 
   /** Removes an entry; returns false when it was not there. */
   remove(key: number, ordinal: number): boolean {
-    let found = false as boolean;
-    const takeMin = (n: TreeNode): { rest: TreeNode | null; min: TreeNode } => {
-      if (n.left === null) return { rest: n.right, min: n };
-      const { rest, min } = takeMin(n.left);
-      n.left = rest;
-      return { rest: rebalance(n), min };
-    };
-    const rem = (n: TreeNode | null): TreeNode | null => {
-      if (n === null) return null;
-      const c = compare(key, ordinal, n.key, n.ordinal);
-      if (c < 0) n.left = rem(n.left);
-      else if (c > 0) n.right = rem(n.right);
-      else {
-        found = true;
-        if (n.left === null) return n.right;
-        if (n.right === null) return n.left;
-        const { rest, min } = takeMin(n.right);
-        min.left = n.left;
-        min.right = rest;
-        return rebalance(min);
-      }
-      return rebalance(n);
-    };
-    this.root = rem(this.root);
-    if (found) this.count--;
-    return found;
+    const found = { found: false };
+    this.root = removeNode(this.root, key, ordinal, found);
+    if (found.found) this.count--;
+    return found.found;
   }
 
   /** Changes an entry's free memory in place (its position does not depend on it); false when absent. */

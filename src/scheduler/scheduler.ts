@@ -400,13 +400,17 @@ export class Scheduler implements NodeStateSource {
   /** {@link add} and keep the indices right. */
   private change(n: NodeState, tenant: string, task: TaskProfile, sign: number): void {
     const oldFree = freeOf(n.lim, n.node);
-    const oldGaps = new Map([[tenant, gapOf(n.tenants.get(tenant) ?? { alloc: 0, req: 0 })]]);
+    const before = n.tenants.get(tenant);
+    const oldGap = before === undefined ? 0 : gapOf(before);
     this.add(n, tenant, task, sign);
-    this.reindex(n, oldFree, oldGaps);
+    this.reindex(n, oldFree, tenant, oldGap);
   }
 
-  /** Moves the node in every index after its free memory or some tenants' gaps changed. */
-  private reindex(n: NodeState, oldFree: number, oldGaps: ReadonlyMap<string, number>): void {
+  /**
+   * Moves the node in every index after its free memory or some tenants' gaps changed: `oldGaps`
+   * maps a tenant to its gap before, or `oldGaps` is one tenant's name and `oneOldGap` its gap.
+   */
+  private reindex(n: NodeState, oldFree: number, oldGaps: ReadonlyMap<string, number> | string, oneOldGap = 0): void {
     const free = freeOf(n.lim, n.node);
     if (this.policy === 'most-free') {
       if (free !== oldFree) {
@@ -418,7 +422,7 @@ export class Scheduler implements NodeStateSource {
     for (const [t, index] of this.tenantIndex) {
       const tf = n.tenants.get(t);
       const gap = tf === undefined ? 0 : gapOf(tf);
-      const oldGap = oldGaps.get(t) ?? gap;
+      const oldGap = typeof oldGaps === 'string' ? (t === oldGaps ? oneOldGap : gap) : (oldGaps.get(t) ?? gap);
       if (oldGap !== gap) {
         index.remove(oldGap, n.ordinal);
         index.insert(gap, n.ordinal, free);
