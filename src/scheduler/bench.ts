@@ -254,7 +254,7 @@ export function fig16cPlotSpec(rows: readonly Fig16cRow[]): TopLevelSpec {
           x: { field: 'nodes', type: 'quantitative', scale: { type: 'log' }, title: 'nodes' },
           y: { field: 'us', type: 'quantitative', scale: { type: 'log' }, title: 'decision time (µs)' },
           color: { field: 'arm', type: 'nominal', sort: [...FIG16C_ARMS], title: null },
-          strokeDash: { field: 'stat', type: 'nominal', title: null },
+          strokeDash: { field: 'stat', type: 'nominal', title: null, legend: { symbolType: 'stroke' } },
         },
       },
       {
