@@ -52,6 +52,12 @@ export class WaitQueue<T> {
     return this.entries.length;
   }
 
+  /** Whether the oldest waiting item has waited `agingMs` or more (then nothing may pass it). */
+  hasAged(now: number): boolean {
+    const head = this.entries[0];
+    return head !== undefined && now - head.since >= this.agingMs;
+  }
+
   /** When the oldest item times out (for the platform's timer), or undefined when empty. */
   nextDeadline(): number | undefined {
     const head = this.entries[0];
