@@ -208,6 +208,9 @@ test('bad input is refused with EPH_SCHED_BAD_INPUT naming the field and the val
   bad(() => s.report(report('a', 1, 1.5), 0), /N_lim.*1\.5/);
   bad(() => s.report(report('', 1, 100), 0), /non-empty node name/);
   bad(() => s.report(report('a', 1, 100, 0, 0, { t: { alloc: -1, req: 0 } }), 0), /tenants\["t"\]\.alloc.*-1/);
+  bad(() => s.report({ ...report('a', 1, 100), tenants: null as unknown as Record<string, Figures> }, 0), /tenants for node a must be an object.*null/);
+  bad(() => s.report({ ...report('a', 1, 100), tenants: { t: 5 as unknown as Figures } }, 0), /tenants\["t"\] for node a must be \{alloc, req\}, got 5/);
+  bad(() => s.report({ ...report('a', 1, 100), running: 'x' as unknown as string[] }, 0), /running for node a must be a list/);
   s.report(report('a', 1, 100), 0);
   bad(() => s.schedule({ id: 'x', tenant: 't', task: { limit: 0, mem: 1 } }, 0), /T_lim.*above 0/);
   bad(() => s.schedule({ id: 'x', tenant: 't', task: { limit: 10, mem: Number.NaN } }, 0), /T_mem.*null/);

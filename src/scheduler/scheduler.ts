@@ -206,8 +206,14 @@ export class Scheduler implements NodeStateSource {
     checkBytes(r.alloc, `report.alloc (N_alloc) for node ${r.node}`);
     checkBytes(r.req, `report.req (N_req) for node ${r.node}`);
     if (!Array.isArray(r.running)) throw badInput(`report.running for node ${r.node} must be a list of placement ids`);
+    const tenantsValue: unknown = r.tenants;
+    if (typeof tenantsValue !== 'object' || tenantsValue === null || Array.isArray(tenantsValue)) {
+      throw badInput(`report.tenants for node ${r.node} must be an object of tenant figures, got ${JSON.stringify(tenantsValue)}`);
+    }
     const tenantEntries = Object.entries(r.tenants);
     for (const [t, f] of tenantEntries) {
+      const fv: unknown = f;
+      if (typeof fv !== 'object' || fv === null) throw badInput(`report.tenants[${JSON.stringify(t)}] for node ${r.node} must be {alloc, req}, got ${JSON.stringify(fv)}`);
       checkBytes(f.alloc, `report.tenants[${JSON.stringify(t)}].alloc for node ${r.node}`);
       checkBytes(f.req, `report.tenants[${JSON.stringify(t)}].req for node ${r.node}`);
     }
