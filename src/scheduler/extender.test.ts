@@ -6,6 +6,7 @@ import Fastify from 'fastify';
 import { isEphemeraError } from '../core/errors.js';
 import { extenderFilter, extenderPrioritize, parseQuantity, POD_ANNOTATIONS, type ExtenderFilterResult, type HostPriority } from './extender.js';
 import { extenderRoutes } from './extender-routes.js';
+import { mulberry32, randomInt } from './random.js';
 import { Scheduler } from './scheduler.js';
 
 const MiB = 1024 * 1024;
@@ -226,5 +227,34 @@ test('routes: a real server on port 0 answers kube-scheduler-shaped requests (No
     assert.ok(((await bad.json()) as { Error: string }).Error.length > 0);
   } finally {
     await app.close();
+  }
+});
+
+test('property: the extender agrees with the scheduler: filter passes exactly the fitting nodes, and the node Algorithm 1 picks scores 10', { timeout: 20_000 }, () => {
+  for (let seed = 1; seed <= 200; seed++) {
+    const rnd = mulberry32(seed);
+    const s = new Scheduler({ policy: 'ephemera' });
+    const names: string[] = [];
+    for (let i = 0; i < randomInt(rnd, 1, 12); i++) {
+      const name = `n${i}`;
+      names.push(name);
+      const tAlloc = randomInt(rnd, 0, 8) * 16 * MiB;
+      const tReq = randomInt(rnd, 0, 8) * 16 * MiB;
+      const other = randomInt(rnd, 0, 8) * 16 * MiB;
+      s.report({ node: name, seq: 1, lim: randomInt(rnd, 4, 16) * 64 * MiB, alloc: tAlloc + other, req: tReq + other, tenants: { 'team-a': { alloc: tAlloc, req: tReq }, other: { alloc: other, req: other } }, running: [] }, 0);
+    }
+    const limit = randomInt(rnd, 1, 8) * 32 * MiB;
+    const mem = randomInt(rnd, 0, 16) * 32 * MiB;
+    const p = pod({ [POD_ANNOTATIONS.profile]: JSON.stringify({ tMem: mem }) }, String(limit));
+    const args = { Pod: p, NodeNames: names };
+    const passed = extenderFilter(args, s).body.NodeNames ?? [];
+    assert.deepEqual(passed, names.filter((n) => {
+      const f = s.figures(n);
+      return f !== undefined && f.node.alloc + limit <= f.lim;
+    }), `seed ${seed}`);
+    const scores = extenderPrioritize(args, s).body as HostPriority[];
+    const chosen = s.peek('team-a', { limit, mem });
+    if (chosen === undefined) assert.ok(scores.every((h) => h.Score === 0), `seed ${seed}: nothing fits, all 0`);
+    else assert.equal(scores.find((h) => h.Host === chosen)?.Score, 10, `seed ${seed}: ${chosen} is Algorithm 1's choice`);
   }
 });
