@@ -135,20 +135,20 @@ test('keys match without regard to case, as Go\'s encoding/json does', { timeout
   assert.deepEqual(r.body.NodeNames, ['node-a']);
 });
 
-test('malformed requests get 400 with the reason in Error', { timeout: 5_000 }, () => {
-  const cases: readonly [string, unknown, RegExp][] = [
-    ['not an object', [1, 2], /expected ExtenderArgs/],
-    ['no Pod', { NodeNames: [] }, /Pod is missing/],
-    ['neither form', { Pod: pod() }, /neither Nodes .* nor NodeNames; check nodeCacheCapable/],
-    ['NodeNames not strings', { Pod: pod(), NodeNames: [1] }, /NodeNames must be a list of node names/],
-    ['node without a name', { Pod: pod(), Nodes: { items: [{ metadata: {} }] } }, /items\[0\] has no metadata\.name/],
-    ['bad profile', cacheArgs(pod({ [POD_ANNOTATIONS.profile]: '{"tMem": -1}' })), /team-a\/io-task-7f9c: annotation ephemera\.dev\/profile: .*-1/],
-    ['no memory limit', cacheArgs(pod(undefined, null)), /container action has no memory limit/],
-    ['bad quantity', cacheArgs(pod(undefined, '150 MB')), /"150 MB" is not a Kubernetes quantity/],
+test('malformed requests get 400 with the reason in Error; a bad pod gets it in a 200 filter result, where kube-scheduler reports it', { timeout: 5_000 }, () => {
+  const cases: readonly [string, unknown, RegExp, 200 | 400][] = [
+    ['not an object', [1, 2], /expected ExtenderArgs/, 400],
+    ['no Pod', { NodeNames: [] }, /Pod is missing/, 400],
+    ['neither form', { Pod: pod() }, /neither Nodes .* nor NodeNames; check nodeCacheCapable/, 400],
+    ['NodeNames not strings', { Pod: pod(), NodeNames: [1] }, /NodeNames must be a list of node names/, 400],
+    ['node without a name', { Pod: pod(), Nodes: { items: [{ metadata: {} }] } }, /items\[0\] has no metadata\.name/, 400],
+    ['bad profile', cacheArgs(pod({ [POD_ANNOTATIONS.profile]: '{"tMem": -1}' })), /team-a\/io-task-7f9c: annotation ephemera\.dev\/profile: .*-1/, 200],
+    ['no memory limit', cacheArgs(pod(undefined, null)), /container action has no memory limit/, 200],
+    ['bad quantity', cacheArgs(pod(undefined, '150 MB')), /"150 MB" is not a Kubernetes quantity/, 200],
   ];
-  for (const [name, body, re] of cases) {
+  for (const [name, body, re, filterStatus] of cases) {
     const f = extenderFilter(body, cluster());
-    assert.equal(f.status, 400, name);
+    assert.equal(f.status, filterStatus, name);
     assert.match(f.body.Error, re, name);
     assert.equal(f.body.NodeNames, null, name);
     const p = extenderPrioritize(body, cluster());

@@ -183,7 +183,15 @@ export function decodeExtenderArgs(body: unknown): ExtenderRequest {
   } else {
     throw bad('ExtenderArgs has neither Nodes (a v1.NodeList) nor NodeNames; check nodeCacheCapable in the scheduler configuration');
   }
-  return { podName, task: taskOfPod(podName, meta, spec), tenant, names, nodeList };
+  let task: TaskProfile | null;
+  try {
+    task = taskOfPod(podName, meta, spec);
+  } catch (e) {
+    // A well-formed request about a pod we cannot schedule: see extenderFilter.
+    if (e instanceof EphemeraError) throw new EphemeraError(e.code, e.message, { detail: { scope: 'pod' } });
+    throw e;
+  }
+  return { podName, task, tenant, names, nodeList };
 }
 
 const MiB = 1024 * 1024;
@@ -199,7 +207,11 @@ export function extenderFilter(body: unknown, source: NodeStateSource): Extender
   try {
     req = decodeExtenderArgs(body);
   } catch (e) {
-    return { status: 400, body: { ...emptyFilterResult(), Error: e instanceof Error ? e.message : String(e) } };
+    // A malformed request is a 400. A well-formed one whose pod has bad annotations or limits is
+    // answered 200 with Error set: kube-scheduler drops the body of any non-200 answer and logs only
+    // the status, but it reports a filter result's Error on the pod, where its owner sees it.
+    const status = e instanceof EphemeraError && e.detail['scope'] === 'pod' ? 200 : 400;
+    return { status, body: { ...emptyFilterResult(), Error: e instanceof Error ? e.message : String(e) } };
   }
   const result = emptyFilterResult();
   const passed: string[] = [];
