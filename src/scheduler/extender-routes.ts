@@ -9,8 +9,7 @@
  */
 import type { FastifyError, FastifyPluginAsync } from 'fastify';
 
-import { extenderFilter, extenderPrioritize } from './extender.js';
-import type { NodeStateSource } from './scheduler.js';
+import { extenderFilter, extenderPrioritize, type NodeStateSource } from './extender.js';
 
 export interface ExtenderRoutesOptions {
   readonly source: NodeStateSource;

@@ -14,10 +14,22 @@
  * limits. A pod without `ephemera.dev/profile` is not ours: every node passes and scores 0.
  */
 import { EphemeraError } from '../core/errors.js';
-import { freeOf, gapOf, type TaskProfile } from './algorithm.js';
+import { freeOf, gapOf, type Figures, type TaskProfile } from './algorithm.js';
 import { estimateWith } from './estimator.js';
 import { decodeProfile, shown } from './profile.js';
-import type { NodeStateSource } from './scheduler.js';
+
+/** A node's figures as the extender reads them (node-wide for the filter, per tenant for the score). */
+export interface NodeFigures {
+  readonly lim: number;
+  readonly node: Figures;
+  readonly tenants: ReadonlyMap<string, Figures>;
+}
+
+/** Where the extender reads node state: the node agents' reports (the `Scheduler` is one). */
+export interface NodeStateSource {
+  /** The named node's figures, or undefined when no agent reports it. */
+  figures(node: string): NodeFigures | undefined;
+}
 
 /** The pod annotations the extender reads. */
 export const POD_ANNOTATIONS = {

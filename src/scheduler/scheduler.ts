@@ -17,6 +17,7 @@
  */
 import { EphemeraError } from '../core/errors.js';
 import { freeOf, gapOf, type Figures, type NodeView, type SchedulerPolicy, type TaskProfile } from './algorithm.js';
+import type { NodeFigures, NodeStateSource } from './extender.js';
 import { FitIndex } from './fit-index.js';
 
 /** What a node agent reports, node-wide and per tenant (whole bytes). */
@@ -54,19 +55,6 @@ export interface SchedulerOptions {
 }
 
 export const DEFAULT_RESERVATION_TTL_MS = 30_000;
-
-/** Node figures as a {@link NodeStateSource} hands them out: the last report plus live reservations. */
-export interface NodeFigures {
-  readonly lim: number;
-  readonly node: Figures;
-  readonly tenants: ReadonlyMap<string, Figures>;
-}
-
-/** Where the extender and the platform read node state; the scheduler is one. */
-export interface NodeStateSource {
-  /** The named node's figures, or undefined when no agent reports it. */
-  figures(node: string): NodeFigures | undefined;
-}
 
 export interface ReportOutcome {
   readonly status: 'applied' | 'stale';
@@ -174,6 +162,7 @@ export class Scheduler implements NodeStateSource {
     return this.reservations.size;
   }
 
+  /** The last report plus the live reservations (what the extender reads). */
   figures(node: string): NodeFigures | undefined {
     const n = this.nodes.get(node);
     return n === undefined ? undefined : { lim: n.lim, node: n.node, tenants: n.tenants };
