@@ -149,12 +149,16 @@ export class InputSensitiveEstimator {
     return this.model;
   }
 
-  /** `T_mem` to reserve for an input of `inputBytes`; undefined before any sample. */
-  estimate(inputBytes: number): Estimate | undefined {
+  /**
+   * `T_mem` to reserve for an input of `inputBytes`; undefined before any sample. `worst` is a
+   * largest `T_mem` known from elsewhere (the dummy-input profile), counted with the samples'.
+   */
+  estimate(inputBytes: number, worst = 0): Estimate | undefined {
     if (this.samples.length === 0) return undefined;
     const model = this.currentModel();
     // The largest ever seen stays the fallback, even once it has left the window.
-    if (model === null) return { bytes: this.maxSeen, basis: 'max' };
-    return { bytes: estimateWith(model, inputBytes, this.maxSeen), basis: 'fit' };
+    const largest = Math.max(this.maxSeen, worst);
+    if (model === null) return { bytes: largest, basis: 'max' };
+    return { bytes: estimateWith(model, inputBytes, largest), basis: 'fit' };
   }
 }
