@@ -10,7 +10,7 @@ import { IO_DEFAULTS, runIoBench } from '../bench/io.js';
 import { EVAL_EXPERIMENTS, EVAL_USAGE, runEvalBench } from '../bench/eval/main.js';
 import { flagPositiveInt, flagValue, parseFlags, type ParsedFlags } from './flags.js';
 import { MICRO_USAGE, microBenchMain } from './bench-micro.js';
-import { SCHEDULER_BENCH_USAGE, fig16cMain, table4ModelMain } from './bench-scheduler.js';
+import { SCHEDULER_BENCH_USAGE, fig16bMain, fig16cMain, table4ModelMain } from './bench-scheduler.js';
 import { buildOutput } from './paths.js';
 
 export const BENCH_USAGE = `usage: ephemera bench EXPERIMENT [FLAGS]
@@ -85,6 +85,11 @@ const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<
   fig7: (argv) => microBenchMain('fig7', argv),
   fig8: (argv) => microBenchMain('fig8', argv),
   fig9: (argv) => microBenchMain('fig9', argv),
+  fig16b: async (argv) => {
+    const status = await fig16bMain(argv, progress);
+    endProgress();
+    return status;
+  },
   fig16c: async (argv) => {
     const status = await fig16cMain(argv, progress);
     endProgress();

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { compile } from 'vega-lite';
 
 import { FIG16C_ARMS, fig16cCsv, fig16cPlotSpec, formatFig16c, runFig16c } from './bench.js';
+import { formatFig16b, runFig16b } from './bench-fig16b.js';
 import { formatTable4Model } from './table4.js';
 
 test('fig16c runs every arm on every cluster size and reports what it measured (no timing asserted)', { timeout: 30_000 }, () => {
@@ -30,4 +31,12 @@ test('the Table 4 model prints our rows and the baseline beside the paper', { ti
   assert.match(text, /wasted .* 188 MB \(paper: 190 MB\)/);
   assert.match(text, /wasted .* 592 MB \(paper: 592 MB\)/);
   assert.equal(result.ephemera.length, 2);
+});
+
+test('fig16b paces requests over one second on two model nodes, for both policies', { timeout: 20_000 }, async () => {
+  const started = performance.now();
+  const rows = await runFig16b({ rates: [40], holdMs: 5, seed: 2 });
+  assert.ok(performance.now() - started >= 2 * 975, 'the warm-up second and one second per policy, paced');
+  assert.deepEqual(rows.map((r) => [r.rate, r.policy, r.samples, r.placed]), [[40, 'ephemera', 40, 40], [40, 'most-free', 40, 40]]);
+  assert.match(formatFig16b(rows, 5), /released 5 ms later[\s\S]*\n\s+40\s+[\d.]+ \/ [\d.]+ \/ [\d.]+/);
 });

@@ -48,7 +48,7 @@ export interface Fig16cRow {
   readonly meanUs: number;
 }
 
-interface ModelNode {
+export interface ModelNode {
   readonly name: string;
   readonly lim: number;
   readonly alloc: number;
@@ -56,15 +56,15 @@ interface ModelNode {
   readonly tenants: Record<string, { alloc: number; req: number }>;
 }
 
-interface Request {
+export interface ModelRequest {
   readonly tenant: string;
   readonly task: TaskProfile;
 }
 
-const TENANTS = ['t0', 't1', 't2', 't3'];
+export const TENANTS = ['t0', 't1', 't2', 't3'];
 
 /** A cluster of `n` model nodes (16 to 64 GiB, a third to two thirds given out, spread over four tenants). */
-function modelCluster(n: number, seed: number): ModelNode[] {
+export function modelCluster(n: number, seed: number): ModelNode[] {
   const rnd = mulberry32(seed + n);
   const nodes: ModelNode[] = [];
   for (let i = 0; i < n; i++) {
@@ -85,7 +85,7 @@ function modelCluster(n: number, seed: number): ModelNode[] {
 }
 
 /** Tasks shaped like the paper's: I/O-bound (T_mem above T_lim) and CPU-bound (far below). */
-function modelRequests(count: number, seed: number): Request[] {
+export function modelRequests(count: number, seed: number): ModelRequest[] {
   const rnd = mulberry32(seed);
   return Array.from({ length: count }, () => {
     const limit = randomInt(rnd, 128, 512) * MiB;
@@ -95,7 +95,7 @@ function modelRequests(count: number, seed: number): Request[] {
   });
 }
 
-function percentile(sorted: readonly number[], p: number): number {
+export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
   return sorted[i] ?? Number.NaN;
@@ -106,7 +106,7 @@ function summarize(nodes: number, arm: Fig16cArm, ns: readonly number[]): Fig16c
   return { nodes, arm, samples: us.length, p50Us: percentile(us, 0.5), p90Us: percentile(us, 0.9), meanUs: us.reduce((s, x) => s + x, 0) / us.length };
 }
 
-function timeIndexed(policy: 'ephemera' | 'most-free', cluster: readonly ModelNode[], requests: readonly Request[], rounds: number): number[] {
+function timeIndexed(policy: 'ephemera' | 'most-free', cluster: readonly ModelNode[], requests: readonly ModelRequest[], rounds: number): number[] {
   const s = new Scheduler({ policy, reservationTtlMs: 3_600_000 });
   for (const n of cluster) s.report({ node: n.name, seq: 1, lim: n.lim, alloc: n.alloc, req: n.req, tenants: n.tenants, running: [] }, 0);
   for (const t of TENANTS) s.peek(t, { limit: 1, mem: 0 }); // builds each tenant's index before timing
@@ -135,7 +135,7 @@ interface LinearView {
   readonly tenant: { alloc: number; req: number };
 }
 
-function timeLinear(cluster: readonly ModelNode[], requests: readonly Request[], rounds: number): number[] {
+function timeLinear(cluster: readonly ModelNode[], requests: readonly ModelRequest[], rounds: number): number[] {
   // One view array per tenant, as Algorithm 1 reads it: the node-wide figures (one object per node,
   // shared by every tenant's view) for the filter, the tenant's own for the score.
   const nodeFigures = cluster.map((n) => ({ alloc: n.alloc, req: n.req }));
