@@ -13,6 +13,7 @@ import { MANAGER_BENCH_DEFAULTS, runManagerBench } from '../manager/bench.js';
 import { EVAL_USAGE, evalBenchMain } from './bench-eval.js';
 import { flagPositiveInt, flagSet, flagValue, parseFlags, type ParsedFlags } from './flags.js';
 import { MICRO_USAGE, microBenchMain } from './bench-micro.js';
+import { SCHEDULER_BENCH_USAGE, fig16bMain, fig16cMain, table4ModelMain } from './bench-scheduler.js';
 import { buildOutput } from './paths.js';
 
 export const BENCH_USAGE = `usage: ephemera bench EXPERIMENT [FLAGS]
@@ -30,6 +31,7 @@ experiments:
         rate (default ${String(MANAGER_BENCH_DEFAULTS.seconds)}), --process-events N (default ${String(MANAGER_BENCH_DEFAULTS.processEvents)}), --no-process,
         --lend-while-idle, --spin (also pace by busy-waiting: warm caches), --json FILE.
 ${MICRO_USAGE}
+${SCHEDULER_BENCH_USAGE}
 ${EVAL_USAGE}
 
 Timed loops are native code or whole processes; the harness only starts them and takes medians.`;
@@ -78,25 +80,33 @@ async function demo(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
+/** Runs a benchmark that reports what it is about to do as one line at a time, on the one progress reporter. */
+async function withProgressLine<T>(run: (line: (what: string) => void) => Promise<T>): Promise<T> {
+  const progress = new Progress();
+  try {
+    return await run((what) => {
+      progress.start(what);
+    });
+  } finally {
+    progress.end();
+  }
+}
+
 async function manager(argv: readonly string[]): Promise<number> {
   const parsed = parseFlags(
     argv,
     { events: { value: true }, seconds: { value: true }, 'process-events': { value: true }, 'no-process': { value: false }, 'lend-while-idle': { value: false }, spin: { value: false }, json: { value: true } },
     'ephemera bench manager',
   );
-  const progress = new Progress();
-  const report = await runManagerBench({
+  const report = await withProgressLine((line) => runManagerBench({
     ...MANAGER_BENCH_DEFAULTS,
     events: positiveInt(parsed, 'events', MANAGER_BENCH_DEFAULTS.events),
     seconds: positiveInt(parsed, 'seconds', MANAGER_BENCH_DEFAULTS.seconds),
     processEvents: flagSet(parsed, 'no-process') ? 0 : positiveInt(parsed, 'process-events', MANAGER_BENCH_DEFAULTS.processEvents),
     lendWhileIdle: flagSet(parsed, 'lend-while-idle'),
     spin: flagSet(parsed, 'spin'),
-    progress: (line) => {
-      progress.start(line);
-    },
-  });
-  progress.end();
+    progress: line,
+  }));
   process.stdout.write(`${report.table}\n`);
   const json = flagValue(parsed, 'json');
   if (json !== undefined) writeFileSync(json, JSON.stringify({ rows: report.rows, need_met: report.coverage, timer_ns: report.timerNs }, null, 2) + '\n');
@@ -110,6 +120,9 @@ const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<
   fig7: (argv) => microBenchMain('fig7', argv),
   fig8: (argv) => microBenchMain('fig8', argv),
   fig9: (argv) => microBenchMain('fig9', argv),
+  fig16b: (argv) => withProgressLine((line) => fig16bMain(argv, line)),
+  fig16c: (argv) => withProgressLine((line) => fig16cMain(argv, line)),
+  'table4-model': (argv) => Promise.resolve(table4ModelMain(argv)),
   ...Object.fromEntries(EVAL_EXPERIMENTS.map((name) => [name, (argv: readonly string[]) => evalBenchMain([name, ...argv])])),
 };
 

@@ -159,6 +159,38 @@ export const ERROR_CODES = {
     summary: 'a Manager process did not answer a request in time',
     exit: 1,
   },
+  EPH_SCHED_BAD_INPUT: {
+    summary: 'a task profile, node report or placement given to the scheduler is malformed (not whole bytes, empty name, reused id)',
+    exit: 1,
+  },
+  EPH_SCHED_UNKNOWN_POLICY: {
+    summary: 'the scheduler policy named (e.g. --scheduler) is not one of ephemera, most-free',
+    exit: 2,
+  },
+  EPH_SCHED_NEVER_FITS: {
+    summary: "a task's memory limit is larger than every node's, so waiting cannot help",
+    exit: 1,
+  },
+  EPH_SCHED_QUEUE_FULL: {
+    summary: 'no node fits the task now and the wait queue is full (HTTP 503)',
+    exit: 1,
+  },
+  EPH_SCHED_WAIT_TIMEOUT: {
+    summary: 'a task waited in the queue for a node longer than its bound (HTTP 503)',
+    exit: 1,
+  },
+  EPH_PROFILE_INVALID: {
+    summary: 'a profile, profile measurement or ephemera.profile-inputs annotation is malformed',
+    exit: 1,
+  },
+  EPH_PROFILE_RUN_FAILED: {
+    summary: 'a profiling run of an action on one of its dummy inputs failed or timed out',
+    exit: 1,
+  },
+  EPH_EXTENDER_BAD_REQUEST: {
+    summary: 'a kube-scheduler extender request is not valid ExtenderArgs JSON (HTTP 400)',
+    exit: 1,
+  },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,87 @@
+/**
+ * `ephemera bench fig16b|fig16c|table4-model`: the scheduler's benchmarks on in-memory model nodes
+ * (src/scheduler/bench.ts, src/scheduler/table4.ts); this file parses flags and writes the results.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { EphemeraError } from '../core/errors.js';
+import { writePlot } from '../bench/eval/plot.js';
+import { FIG16C_DEFAULTS, fig16cCsv, fig16cPlotSpec, formatFig16c, runFig16c } from '../scheduler/bench.js';
+import { FIG16B_DEFAULTS, formatFig16b, runFig16b } from '../scheduler/bench-fig16b.js';
+import { formatTable4Model } from '../scheduler/table4.js';
+import { flagPositiveInt, flagSet, flagValue, parseFlags } from './flags.js';
+import { BUILD_DIR } from './paths.js';
+
+export const SCHEDULER_BENCH_USAGE = `  fig16c  scheduling decision time (p50/p90) for 200 requests on 200 to 100,000 in-memory model
+        nodes fed to the real scheduler code: ours (O(log n) index), the paper's linear scan and the
+        most-free baseline. Flags: --nodes 200,1000,... (default ${FIG16C_DEFAULTS.nodes.join(',')}),
+        --requests N (default ${FIG16C_DEFAULTS.requests}), --rounds N (default ${FIG16C_DEFAULTS.rounds}), --out DIR (default
+        results/scheduler), --no-plot.
+  fig16b  the same on two model nodes with 200 to 1000 requests arriving evenly within one second
+        (ours and most-free; placed tasks released after --hold-ms, default ${FIG16B_DEFAULTS.holdMs}). Flags:
+        --rates 200,400,... (default ${FIG16B_DEFAULTS.rates.join(',')}), --hold-ms N, --out DIR.
+  table4-model  Table 4's allocation (six tasks on two 1024 MB nodes) through the real scheduler,
+        ours vs the most-free baseline, beside the paper's rows. Flags: --out DIR.`;
+
+const defaultOut = (): string => join(BUILD_DIR, '..', 'results', 'scheduler');
+
+function countList(text: string | undefined, fallback: readonly number[], flag: string, context: string): readonly number[] {
+  if (text === undefined) return fallback;
+  const list = text.split(',').map((s) => s.trim());
+  return list.map((s) => {
+    if (!/^[1-9]\d*$/.test(s) || Number(s) > 1_000_000) {
+      throw new EphemeraError('EPH_CLI_USAGE', `${context}: --${flag} takes a comma-separated list of whole numbers from 1 to 1000000; got ${JSON.stringify(s)}`);
+    }
+    return Number(s);
+  });
+}
+
+export async function fig16cMain(argv: readonly string[], progress: (line: string) => void): Promise<number> {
+  const context = 'ephemera bench fig16c';
+  const parsed = parseFlags(argv, { nodes: { value: true }, requests: { value: true }, rounds: { value: true }, out: { value: true }, 'no-plot': { value: false } }, context);
+  const options = {
+    nodes: countList(flagValue(parsed, 'nodes'), FIG16C_DEFAULTS.nodes, 'nodes', context),
+    requests: flagPositiveInt(parsed, 'requests', context, FIG16C_DEFAULTS.requests),
+    rounds: flagPositiveInt(parsed, 'rounds', context, FIG16C_DEFAULTS.rounds),
+    seed: FIG16C_DEFAULTS.seed,
+    progress,
+  };
+  const rows = runFig16c(options);
+  process.stdout.write(`${formatFig16c(rows, options)}\n`);
+  const out = flagValue(parsed, 'out') ?? defaultOut();
+  mkdirSync(out, { recursive: true });
+  const base = join(out, 'fig16c');
+  writeFileSync(`${base}.json`, JSON.stringify({ experiment: 'fig16c', model_nodes: true, requests: options.requests, rounds: options.rounds, rows }, null, 2) + '\n');
+  writeFileSync(`${base}.csv`, fig16cCsv(rows));
+  const written = [`${base}.json`, `${base}.csv`];
+  if (!flagSet(parsed, 'no-plot')) written.push(...(await writePlot(fig16cPlotSpec(rows), base)));
+  process.stdout.write(`results: ${written.join(' ')}\n`);
+  return 0;
+}
+
+export async function fig16bMain(argv: readonly string[], progress: (line: string) => void): Promise<number> {
+  const context = 'ephemera bench fig16b';
+  const parsed = parseFlags(argv, { rates: { value: true }, 'hold-ms': { value: true }, out: { value: true } }, context);
+  const holdMs = flagPositiveInt(parsed, 'hold-ms', context, FIG16B_DEFAULTS.holdMs);
+  const rows = await runFig16b({ rates: countList(flagValue(parsed, 'rates'), FIG16B_DEFAULTS.rates, 'rates', context), holdMs, seed: FIG16B_DEFAULTS.seed, progress });
+  process.stdout.write(`${formatFig16b(rows, holdMs)}\n`);
+  const out = flagValue(parsed, 'out') ?? defaultOut();
+  mkdirSync(out, { recursive: true });
+  const file = join(out, 'fig16b.json');
+  writeFileSync(file, JSON.stringify({ experiment: 'fig16b', model_nodes: true, rows }, null, 2) + '\n');
+  process.stdout.write(`results: ${file}\n`);
+  return 0;
+}
+
+export function table4ModelMain(argv: readonly string[]): number {
+  const parsed = parseFlags(argv, { out: { value: true } }, 'ephemera bench table4-model');
+  const { text, result } = formatTable4Model();
+  process.stdout.write(`${text}\n`);
+  const out = flagValue(parsed, 'out') ?? defaultOut();
+  mkdirSync(out, { recursive: true });
+  const file = join(out, 'table4-model.json');
+  writeFileSync(file, JSON.stringify({ experiment: 'table4-model', rows: result }, null, 2) + '\n');
+  process.stdout.write(`results: ${file}\n`);
+  return 0;
+}
