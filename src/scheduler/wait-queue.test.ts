@@ -1,3 +1,4 @@
+// test-tier: unit
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
