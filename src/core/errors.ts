@@ -167,6 +167,30 @@ export const ERROR_CODES = {
     summary: 'the node agent state directory cannot be used (not creatable, socket path too long, another agent owns it)',
     exit: 1,
   },
+  EPH_MANAGER_CONFIG: {
+    summary: "a Tenant Manager's configuration is invalid (sharing scope, threshold, margin, engine minimum)",
+    exit: 1,
+  },
+  EPH_MANAGER_EVENT: {
+    summary: 'a Tenant Manager was given an event that does not fit its state (unknown or repeated id, another tenant, bad size)',
+    exit: 1,
+  },
+  EPH_MANAGER_PROTOCOL: {
+    summary: 'a line on a Manager socket is not a valid request or reply of the Manager protocol',
+    exit: 1,
+  },
+  EPH_MANAGER_START: {
+    summary: 'a Manager process exited or timed out before it reported ready',
+    exit: 1,
+  },
+  EPH_MANAGER_UNAVAILABLE: {
+    summary: "a Manager process's socket could not be reached, or closed while a request waited",
+    exit: 1,
+  },
+  EPH_MANAGER_TIMEOUT: {
+    summary: 'a Manager process did not answer a request in time',
+    exit: 1,
+  },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

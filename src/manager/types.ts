@@ -48,7 +48,8 @@ export interface ContainerInfo {
  * - `return`: a recipient gives borrowed memory back (its invocation ended, or it is forgotten);
  * - `reclaim`: a donor takes its memory back (its invocation ended under the paper's rules, its
  *   next invocation starts, or it is forgotten);
- * - `safeguard`: a container that ran short takes back what it lent, or is granted more (§3.3.3);
+ * - `safeguard`: a container that ran short takes back what it lent (§3.3.3); what it is granted
+ *   beyond that from other donors is an ordinary `lend`;
  * - `restore`: recovery after a crash puts every container back at its initial quota.
  */
 export type MoveReason = 'lend' | 'return' | 'reclaim' | 'safeguard' | 'restore';
@@ -139,6 +140,10 @@ export interface PoolEntry {
   readonly adjustedQuota: Bytes;
   /** The least limit this container keeps while it lends: max(T_mem + margin, engine minimum), capped at its quota. */
   readonly floor: Bytes;
+  /** The limit it wants for its current (or next) invocation: T_mem, or more after a shortfall. */
+  readonly wantedBytes: Bytes;
+  /** Whether a profile or a finished invocation told the Manager its usage (unprofiled: self-sufficient). */
+  readonly profiled: boolean;
   /** Containers this one lent to, with amounts (a donor's list in §3.3.2). */
   readonly lentTo: readonly Partner[];
   /** Containers this one borrowed from, with amounts (a recipient's list in §3.3.2). */
@@ -146,6 +151,8 @@ export interface PoolEntry {
   /** False from a shortfall until its invocation ends: nobody takes memory from it. */
   readonly reclaimable: boolean;
   readonly running: boolean;
+  /** The `now` of the invocation-start event while running, else null. */
+  readonly runningSince: number | null;
 }
 
 export interface TenantTotals {
@@ -181,6 +188,13 @@ export interface Manager {
   /**
    * Applies one event to the model and returns the moves it decided, in the order to carry them
    * out. The model assumes they will succeed; a failure comes back as a `move-failed` event.
+   *
+   * The caller serializes per tenant: it carries out a batch (and reports its failures, last move
+   * first) before it sends the next event. Every event re-runs both phases, so whatever a failed
+   * move left undone is repaired by the next event. `forget` comes before the container is removed:
+   * the shell carries out the returned moves (which return what it borrowed and take back what it
+   * lent), then removes it; for such a move, a side on the forgotten container that can no longer be
+   * carried out counts as done, and the other side is carried out regardless.
    * @throws EphemeraError `EPH_MANAGER_EVENT` for an event that does not fit the state (unknown id,
    *   second registration, another tenant's container, negative sizes).
    */
