@@ -99,6 +99,8 @@ interface Instance {
   maxGranted: number;
   shortfallPending: boolean;
   removed: boolean;
+  /** The container exited (its action died): moves count its side as done. */
+  gone: boolean;
 }
 
 export class NodeAgent {
@@ -308,6 +310,7 @@ export class NodeAgent {
       if (timedOut || broken) {
         // As OpenWhisk's invoker does: a container whose action timed out or died is not reused.
         i.busy = false;
+        i.gone = broken && (await this.#o.engine.inspect(id).catch(() => undefined))?.running !== true;
         await this.remove(id).catch((e: unknown) => this.#log(`removing container ${id} after its failed run: ${(e as Error).message}`));
         const zero: RunReply['ephemera']['stats'] = { fast_reads: 0, fast_writes: 0, slow_ops: 0, evictions: 0, bytes_in_memory_peak: before.bytes_in_memory_peak };
         return {
@@ -542,6 +545,7 @@ export class NodeAgent {
         maxGranted: info.initialQuota,
         shortfallPending: false,
         removed: false,
+        gone: false,
       };
       await daemon.subscribe(['shortfall'], (event) => {
         this.#onShortfall(instance, typeof event['bytes'] === 'number' ? event['bytes'] : 0);
@@ -613,7 +617,7 @@ export class NodeAgent {
     return {
       party: (id): MoveParty | undefined => {
         const i = this.#instances.get(id);
-        return i === undefined ? undefined : { id: i.id, tenant: i.tenant, limiter: i.limiter, daemon: i.daemon };
+        return i === undefined ? undefined : { id: i.id, tenant: i.tenant, limiter: i.limiter, daemon: i.daemon, gone: i.gone };
       },
       hold: (id) => this.#sync.hold(id),
       release: (id, bytes) => {
@@ -626,7 +630,7 @@ export class NodeAgent {
   }
 }
 
-function report(r: BatchResult): EventReply & { refused: BatchResult['refused'] } {
+function report(r: BatchResult): EventReply {
   const moves: MoveReport[] = r.done.map((m) => ({ from: m.from, to: m.to, bytes: m.bytes, reason: m.reason, durationUs: m.durationUs }));
   return { moves, refused: r.refused };
 }

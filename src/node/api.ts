@@ -160,8 +160,17 @@ export interface MoveReport {
   readonly durationUs: number;
 }
 
+/** A move of the Manager's that the agent did not carry out (nothing of it was applied). */
+export interface RefusedMoveReport {
+  readonly move: { readonly from: string | null; readonly to: string | null; readonly bytes: number; readonly reason: string };
+  /** `EPH_NODE_CROSS_TENANT` or `EPH_NODE_MOVE_FAILED`. */
+  readonly code: string;
+  readonly message: string;
+}
+
 export interface EventReply {
   readonly moves: readonly MoveReport[];
+  readonly refused: readonly RefusedMoveReport[];
 }
 
 /** Every error answer: status 4xx/5xx with this body. */

@@ -23,6 +23,8 @@ export interface MoveParty {
   /** The container's cgroup (the limit the kernel enforces). */
   readonly limiter: MemoryLimiter;
   readonly daemon: ResizeDaemon;
+  /** The container has exited: its side of a move counts as done (its memory is free already). */
+  readonly gone?: boolean;
 }
 
 export type StepKind = 'shrink' | 'lower' | 'raise' | 'grow';
@@ -100,7 +102,7 @@ export async function carryOut(tenant: string, move: Move, ctx: MoveContext): Pr
   const giver = move.from === null ? undefined : ctx.party(move.from);
   const receiver = move.to === null ? undefined : ctx.party(move.to);
   const limits: Record<string, number> = {};
-  const held = [giver, receiver].filter((p): p is MoveParty => p !== undefined);
+  const held = [giver, receiver].filter((p): p is MoveParty => p !== undefined && p.gone !== true);
   for (const p of held) await ctx.hold(p.id);
   const before = new Map<string, number>();
   try {
@@ -111,7 +113,7 @@ export async function carryOut(tenant: string, move: Move, ctx: MoveContext): Pr
       }
       before.set(p.id, limit);
     }
-    if (giver !== undefined) {
+    if (giver !== undefined && giver.gone !== true) {
       const from = before.get(giver.id) ?? 0;
       const target = from - move.bytes;
       if (target < ENGINE_MINIMUM_BYTES) {
@@ -122,13 +124,13 @@ export async function carryOut(tenant: string, move: Move, ctx: MoveContext): Pr
       await resizeSide(giver, target, ctx, move);
       limits[giver.id] = target;
     }
-    if (receiver !== undefined) {
+    if (receiver !== undefined && receiver.gone !== true) {
       const target = (before.get(receiver.id) ?? 0) + move.bytes;
       try {
         await resizeSide(receiver, target, ctx, move);
       } catch (err) {
         // Step 3 or 4 failed: the bytes go back to the giver, raised in the same safe way.
-        if (giver !== undefined) await resizeSide(giver, before.get(giver.id) ?? 0, ctx, move).catch(() => undefined);
+        if (giver !== undefined && giver.gone !== true) await resizeSide(giver, before.get(giver.id) ?? 0, ctx, move).catch(() => undefined);
         throw err;
       }
       limits[receiver.id] = target;

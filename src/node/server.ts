@@ -20,6 +20,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   EPH_NODE_MOVE_FAILED: 500,
   EPH_NODE_RUNTIME: 502,
   EPH_DOCKER_API: 502,
+  EPH_MANAGER_EVENT: 409,
 };
 
 type IdParams = { Params: { id: string } };

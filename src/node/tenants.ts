@@ -122,7 +122,14 @@ export class TenantHost {
         const move = batch[i];
         if (move === undefined) continue;
         const reason = i === failedAt ? (refused.at(-1)?.message ?? 'failed') : 'skipped after an earlier move of its batch failed';
-        next.push(...(await manager.apply({ kind: 'move-failed', move, reason })));
+        try {
+          next.push(...(await manager.apply({ kind: 'move-failed', move, reason })));
+        } catch (err) {
+          // A Manager that does not know its own move (a buggy one) cannot undo it; the limits
+          // are right regardless, since the agent applied nothing of it.
+          if (!isEphemeraError(err)) throw err;
+          this.#log(`tenant ${tenant}: the Manager did not take move-failed for move ${move.seq}: ${err.message}`);
+        }
       }
       batch = next;
     }

@@ -88,7 +88,7 @@ export async function startTestNode(
 }
 
 /** The engine leaves the parent cgroup behind in every hierarchy; empty ones are removed. */
-async function removeParentCgroups(name: string): Promise<void> {
+export async function removeParentCgroups(name: string): Promise<void> {
   const root = '/sys/fs/cgroup';
   const dirs = [join(root, name), ...(await readdir(root).catch(() => [])).map((h) => join(root, h, name))];
   for (const d of dirs) await rmdir(d).catch(() => undefined);
