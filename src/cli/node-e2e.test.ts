@@ -34,7 +34,7 @@ async function startAgent(stateDir: string): Promise<Agent> {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const stderr: string[] = [];
-  child.stderr?.setEncoding('utf8').on('data', (s: string) => stderr.push(s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => stderr.push(s));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const deadline = Date.now() + 120_000;
   while (!stderr.join('').includes('listening on')) {
