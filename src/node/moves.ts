@@ -130,7 +130,16 @@ export async function carryOut(tenant: string, move: Move, ctx: MoveContext): Pr
         await resizeSide(receiver, target, ctx, move);
       } catch (err) {
         // Step 3 or 4 failed: the bytes go back to the giver, raised in the same safe way.
-        if (giver !== undefined && giver.gone !== true) await resizeSide(giver, before.get(giver.id) ?? 0, ctx, move).catch(() => undefined);
+        if (giver !== undefined && giver.gone !== true) {
+          const back = before.get(giver.id) ?? 0;
+          try {
+            await resizeSide(giver, back, ctx, move);
+            limits[giver.id] = back;
+          } catch {
+            // Still lowered: the release below reads where the limit stands.
+            Reflect.deleteProperty(limits, giver.id);
+          }
+        }
         throw err;
       }
       limits[receiver.id] = target;
