@@ -14,7 +14,7 @@ import { DockerEngine } from '../container/engine.js';
 import { ensureFunctionImage } from '../container/image.js';
 import type { SharingScope } from '../manager/types.js';
 import { NodeAgent } from '../node/agent.js';
-import { inProcessManagers, managerDefaults } from '../node/managers.js';
+import { managerDefaults, processManagers } from '../node/managers.js';
 import { buildServer, listenOnSocket } from '../node/server.js';
 import { flagSet, flagValue, parseFlags, type FlagSpec } from './flags.js';
 import { buildOutput, BUILD_DIR } from './paths.js';
@@ -136,7 +136,7 @@ export async function nodeMain(argv: readonly string[]): Promise<number> {
     image,
     buildDir: BUILD_DIR,
     engine,
-    managers: inProcessManagers(managerDefaults(flags.sharing)),
+    managers: processManagers(managerDefaults(flags.sharing), join(flags.stateDir, 'm')).factory,
     log: say,
   });
   await agent.prepare();

@@ -120,7 +120,7 @@ export class NodeAgent {
       quietMs: options.recordQuietMs ?? 50,
       onError: (id, err) => this.#log(`docker update of ${id} failed (the cgroup limit stays right; retried on the next move): ${(err as Error).message}`),
     });
-    this.#tenants = new TenantHost(options.managers, (tenant) => this.#moveContext(tenant), this.#log);
+    this.#tenants = new TenantHost(options.managers, (tenant) => this.#moveContext(tenant), (tenant) => this.#liveOf(tenant), this.#log);
   }
 
   get node(): string {
@@ -436,25 +436,10 @@ export class NodeAgent {
         await rm(path, { force: true });
       }
     }
-    const byTenant = new Map<string, LiveContainer[]>();
-    for (const i of this.#instances.values()) {
-      const limitBytes = (await i.limiter.getLimit()) ?? i.initialBytes;
-      const info: ContainerInfo = {
-        id: i.id,
-        tenant: i.tenant,
-        fn: i.fn,
-        ...(i.workflow !== undefined ? { workflow: i.workflow } : {}),
-        initialQuota: i.initialBytes,
-        ...(i.profile !== undefined ? { profile: i.profile } : {}),
-      };
-      const list = byTenant.get(i.tenant) ?? [];
-      list.push({ info, limitBytes });
-      byTenant.set(i.tenant, list);
-    }
     const done: BatchResult['done'][number][] = [];
     const refused: BatchResult['refused'][number][] = [];
-    for (const [tenant, live] of byTenant) {
-      const r = await this.#tenants.recover(tenant, live);
+    for (const tenant of new Set([...this.#instances.values()].map((i) => i.tenant))) {
+      const r = await this.#tenants.recover(tenant, await this.#liveOf(tenant));
       done.push(...r.done);
       refused.push(...r.refused);
     }
@@ -560,15 +545,16 @@ export class NodeAgent {
 
   async #register(i: Instance): Promise<void> {
     this.#sync.track(i.id, i.initialBytes);
-    const info: ContainerInfo = {
-      id: i.id,
-      tenant: i.tenant,
-      fn: i.fn,
-      ...(i.workflow !== undefined ? { workflow: i.workflow } : {}),
-      initialQuota: i.initialBytes,
-      ...(i.profile !== undefined ? { profile: i.profile } : {}),
-    };
-    await this.#tenants.event(i.tenant, { kind: 'register', container: info });
+    await this.#tenants.event(i.tenant, { kind: 'register', container: infoOf(i) });
+  }
+
+  /** The tenant's containers with the limits in force: what a Manager is rebuilt from. */
+  async #liveOf(tenant: string): Promise<LiveContainer[]> {
+    const live: LiveContainer[] = [];
+    for (const i of this.#instances.values()) {
+      if (i.tenant === tenant && !i.removed) live.push({ info: infoOf(i), limitBytes: (await i.limiter.getLimit()) ?? i.initialBytes });
+    }
+    return live;
   }
 
   /** The Manager forgets the container (its loans come back), then the agent lets go of it. */
@@ -628,6 +614,17 @@ export class NodeAgent {
       onStep: (step) => this.#o.onStep?.(tenant, step),
     };
   }
+}
+
+function infoOf(i: Instance): ContainerInfo {
+  return {
+    id: i.id,
+    tenant: i.tenant,
+    fn: i.fn,
+    ...(i.workflow !== undefined ? { workflow: i.workflow } : {}),
+    initialQuota: i.initialBytes,
+    ...(i.profile !== undefined ? { profile: i.profile } : {}),
+  };
 }
 
 function report(r: BatchResult): EventReply {
