@@ -64,6 +64,7 @@ export async function startTestNode(
       options.onStep?.(tenant, step);
     },
     recordQuietMs: 20,
+    log: (msg) => process.stderr.write(`[agent] ${msg}\n`),
   });
   await agent.prepare();
   const app: FastifyInstance = buildServer(agent);
