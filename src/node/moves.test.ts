@@ -70,6 +70,7 @@ test('a move shrinks and lowers the giver before it raises the receiver and tell
   const d = party('d', 'acme', 256 * MiB, j);
   const r = party('r', 'acme', 64 * MiB, j);
   const out = await carryOut('acme', lend('d', 'r', 50), context([d, r], j));
+  // (The giver's closing grow is sent here but not waited for: the receiver's raise goes out with it.)
   assert.deepEqual(j, ['hold d', 'hold r', 'shrink d 202.78125', 'limit d 206', 'grow d 206', 'limit r 114', 'grow r 114', 'release d 206', 'release r 114']);
   assert.deepEqual(out.limits, { d: 206 * MiB, r: 114 * MiB });
 });
