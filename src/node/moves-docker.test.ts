@@ -245,3 +245,58 @@ describe('a Manager process killed with a loan out', { timeout: 200_000 }, () =>
     for (const c of [donor, recipient]) await client.removeContainer(c.id);
   });
 });
+
+/** Sleeps, then grows its own memory by 8 MiB every 50 ms (160 MiB/s) and holds it. */
+const GROWER = `
+import time
+def main(args):
+    time.sleep(args["wait"])
+    held = []
+    for _ in range(args["steps"]):
+        held.append(bytearray(b"g") * (8 << 20))
+        time.sleep(0.05)
+    return {"heldMiB": 8 * len(held)}
+`;
+
+describe('the safeguard: a donor that outgrows its profile gets its memory back', { timeout: 200_000 }, () => {
+  let skip: string | null = null;
+  let node: TestNode | undefined;
+  const stepTimes: { kind: string; id: string; at: number }[] = [];
+
+  before(async () => {
+    skip = await dockerReady();
+    if (skip === null) {
+      node = await startTestNode(inProcessManagers(managerDefaults('tenant')), {
+        onStep: (_tenant, step) => stepTimes.push({ kind: step.kind, id: step.id, at: Date.now() }),
+      });
+    }
+  });
+  after(async () => {
+    await node?.close();
+  });
+
+  test('its daemon reports the shortfall, the agent forwards it, the loan comes back before the limit: no OOM kill', { timeout: 150_000 }, async (t) => {
+    if (skip !== null || node === undefined) return t.skip(skip ?? 'no node');
+    const client = node.client;
+    const donor = await client.createContainer({ tenant: 'acme', function: 'grower', memoryBytes: 256 * MiB, profile: { ownPeakBytes: 20 * MiB, filePeakBytes: 0 } });
+    const recipient = await client.createContainer({ tenant: 'acme', function: 'io', memoryBytes: 64 * MiB, profile: { ownPeakBytes: 20 * MiB, filePeakBytes: 80 * MiB } });
+    assert.equal((await client.init(donor.id, { value: { code: GROWER } })).statusCode, 200);
+    // The donor's run starts (it lends while it runs), then the recipient starts and borrows.
+    const running = client.run(donor.id, { value: { wait: 1.5, steps: 27 }, timeoutMs: 60_000 });
+    await sleep(500);
+    const lent = await client.invocationStart(recipient.id);
+    const loan = lent.moves.find((m) => m.from === donor.id && m.to === recipient.id);
+    assert.ok(loan !== undefined && loan.bytes >= 32 * MiB, `the donor lent enough that its growth needs it back: ${JSON.stringify(lent)}`);
+    const run = await running;
+    const done = Date.now();
+    assert.equal(run.statusCode, 200, JSON.stringify(run));
+    assert.deepEqual(run.body, { heldMiB: 216 });
+    assert.equal(run.oom, undefined, 'not OOM-killed');
+    // The donor's limit went back up while its run was still going: the safeguard, not its end.
+    const raised = stepTimes.find((s) => s.kind === 'raise' && s.id === donor.id);
+    assert.ok(raised !== undefined && raised.at < done, `the donor got its memory back during its run: ${JSON.stringify(stepTimes)}`);
+    await client.invocationEnd(recipient.id, { ownPeakBytes: 20 * MiB, filePeakBytes: 80 * MiB });
+    for (const v of await client.listContainers('acme')) assert.equal(v.grantedBytes, v.initialBytes, `${v.function} is back at its quota`);
+    for (const c of [donor, recipient]) await client.removeContainer(c.id);
+  });
+});
