@@ -10,7 +10,7 @@
  * and carries out the moves that give every lent byte back.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { EphemeraError, isEphemeraError } from '../core/errors.js';
@@ -472,8 +472,10 @@ export class NodeAgent {
       i.stopLogs?.();
       i.daemon.close();
     }
+    const empty = this.#instances.size === 0 || options.removeContainers;
     this.#instances.clear();
     await this.#tenants.close();
+    if (empty) await removeParentCgroup(this.#o.parentCgroup);
   }
 
   // --- internals ---------------------------------------------------------------------------------
@@ -614,6 +616,16 @@ export class NodeAgent {
       onStep: (step) => this.#o.onStep?.(tenant, step),
     };
   }
+}
+
+/**
+ * The engine creates the parent cgroup in every hierarchy and never removes it; once the agent's
+ * containers are gone, the empty directories go too (a busy one stays: rmdir refuses it).
+ */
+async function removeParentCgroup(parent: string): Promise<void> {
+  const root = '/sys/fs/cgroup';
+  const hierarchies = await readdir(root).catch(() => [] as string[]);
+  for (const dir of [join(root, parent), ...hierarchies.map((h) => join(root, h, parent))]) await rmdir(dir).catch(() => undefined);
 }
 
 function infoOf(i: Instance): ContainerInfo {
