@@ -169,7 +169,14 @@ export class NodeAgent {
     const snapshots = new Map<string, ManagerSnapshot>();
     for (const i of this.#instances.values()) {
       if (tenant !== undefined && i.tenant !== tenant) continue;
-      if (!snapshots.has(i.tenant)) snapshots.set(i.tenant, await this.#tenants.snapshot(i.tenant));
+      if (!snapshots.has(i.tenant)) {
+        // A Manager that cannot answer (lost, being replaced) leaves the pool columns at their defaults.
+        const snap = await this.#tenants.snapshot(i.tenant).catch((err: unknown) => {
+          this.#log(`snapshot of tenant ${i.tenant}: ${(err as Error).message}`);
+          return undefined;
+        });
+        if (snap !== undefined) snapshots.set(i.tenant, snap);
+      }
       const entry = snapshots.get(i.tenant)?.containers.find((c) => c.id === i.id);
       views.push(await this.#view(i, entry));
     }
