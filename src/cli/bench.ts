@@ -106,7 +106,7 @@ async function manager(argv: readonly string[]): Promise<number> {
   endProgress();
   process.stdout.write(`${report.table}\n`);
   const json = flagValue(parsed, 'json');
-  if (json !== undefined) writeFileSync(json, JSON.stringify({ rows: report.rows, timer_ns: report.timerNs }, null, 2) + '\n');
+  if (json !== undefined) writeFileSync(json, JSON.stringify({ rows: report.rows, need_met: report.coverage, timer_ns: report.timerNs }, null, 2) + '\n');
   return 0;
 }
 

@@ -193,8 +193,9 @@ export async function spawnManager(opts: SpawnManagerOptions): Promise<ManagerPr
   child.stderr.on('data', (c: string) => {
     if (stderr.length < 16_384) stderr += c;
   });
+  // 'close', not 'exit': it comes once stderr is drained too, so a start failure carries its reason.
   const exited = new Promise<number | string>((resolve) => {
-    child.once('exit', (code, signal) => {
+    child.once('close', (code, signal) => {
       resolve(code ?? signal ?? 'unknown');
     });
   });
