@@ -42,7 +42,7 @@ import { NODE_API_VERSION } from './api.js';
 import { LABEL, containerLabels, parseLabels } from './labels.js';
 import type { MoveContext, MoveParty, MoveStep } from './moves.js';
 import { RecordedLimitSync } from './recorded-limit.js';
-import { TenantHost, type BatchResult, type ManagerFactory } from './tenants.js';
+import { TenantHost, type BatchResult, type ManagerFactory, type RecoveryView } from './tenants.js';
 import { invocationUsage, requestedBytes, runStats } from './usage.js';
 
 /** Where things are inside a function container. */
@@ -120,7 +120,7 @@ export class NodeAgent {
       quietMs: options.recordQuietMs ?? 50,
       onError: (id, err) => this.#log(`docker update of ${id} failed (the cgroup limit stays right; retried on the next move): ${(err as Error).message}`),
     });
-    this.#tenants = new TenantHost(options.managers, (tenant) => this.#moveContext(tenant), (tenant) => this.#liveOf(tenant), this.#log);
+    this.#tenants = new TenantHost(options.managers, (tenant) => this.#moveContext(tenant), (tenant) => this.#recoveryView(tenant), this.#log);
   }
 
   get node(): string {
@@ -566,10 +566,17 @@ export class NodeAgent {
     return live;
   }
 
+  async #recoveryView(tenant: string): Promise<RecoveryView> {
+    const running = [...this.#instances.values()].filter((i) => i.tenant === tenant && !i.removed && i.busy).map((i) => i.id);
+    return { live: await this.#liveOf(tenant), running };
+  }
+
   /** The Manager forgets the container (its loans come back), then the agent lets go of it. */
   async #drop(i: Instance): Promise<void> {
     if (i.removed) return;
+    // A stopped container's side of the returning moves counts as done (the Manager's contract).
     i.removed = true;
+    if (i.origin === 'created' && (await this.#o.engine.inspect(i.id).catch(() => undefined))?.running !== true) i.gone = true;
     try {
       await this.#tenants.event(i.tenant, { kind: 'forget', id: i.id });
     } catch (err) {
