@@ -329,7 +329,11 @@ export class NodeAgent {
           ...(oom ? { oom: true as const } : {}),
         };
       }
-      const after = await i.daemon.stats();
+      // The Manager must hear the end even if the daemon cannot answer now (its counters then stand still).
+      const after = await i.daemon.stats().catch((err: unknown) => {
+        this.#log(`stats of ${id} after its run: ${(err as Error).message}`);
+        return before;
+      });
       const used = invocationUsage(before, after, await i.limiter.getPeak().catch(() => null));
       await this.#tenants.event(i.tenant, { kind: 'invocation-end', id, used });
       i.profile = used;
