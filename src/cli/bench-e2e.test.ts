@@ -22,7 +22,7 @@ function cells(table: string, label: string): string[] {
   return line.split('|').slice(1, -1).map((c) => c.trim());
 }
 
-test('bench io: one table, a number for every contender, fast ops counted', () => {
+test('bench io: one table, a number for every contender, fast ops counted', { timeout: 300_000 }, () => {
   const r = bench('io', '--repeats', '1', '--ops', '2000', '--passes', '1');
   assert.equal(r.status, 0, r.stderr);
   for (const label of ['random 8 KiB pread', 'random 8 KiB pwrite', 'random 8 KiB lseek+read', 'random 8 KiB lseek+write', 'sequential 8 KiB write', 'sequential 8 KiB read']) {
