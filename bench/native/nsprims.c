@@ -17,8 +17,9 @@
  *           memfd taken from a pool and given back emptied (ftruncate to 0);
  *   handoff an fd for a memfd another process holds: open(/proc/PID/fd/N) (reference),
  *           pidfd_getfd, a request answered with SCM_RIGHTS over a SOCK_SEQPACKET socket (today's
- *           daemon round trip), the same round trip without an fd, and an fd passed with
- *           SCM_RIGHTS to oneself (the transfer without the context switches);
+ *           daemon round trip), the same round trip without an fd, a request answered with 32 fds
+ *           in one message (a pool refill; per fd), and an fd passed with SCM_RIGHTS to oneself
+ *           (the transfer without the context switches);
  *   small   4 KiB reads and writes of a small memfd: pread (reference), pwrite, memcpy from and to a
  *           mapping, and mmap + munmap of it (what a mapping costs a file opened once);
  *   lock    an uncontended lock and unlock in MAP_SHARED memory: the project's futex lock
@@ -144,7 +145,8 @@ typedef void (*np_fn)(struct np_ctx *, uint64_t n);
 struct np_prim {
     const char *name;
     np_fn fn;
-    uint64_t ops; /* per lap at 100% */
+    uint64_t ops;     /* per lap at 100% */
+    uint64_t quantum; /* a lap's operations are a multiple of this (0: any) */
 };
 
 /* --- birth: a 4 KiB file made, written, destroyed --- */
@@ -248,6 +250,28 @@ static void np_round_trip(struct np_ctx *c, uint64_t n, uint32_t want_fd) {
 }
 
 static void np_scm_round_trip(struct np_ctx *c, uint64_t n) { np_round_trip(c, n, 1); }
+
+/* A pool refill: one request answered with NP_BATCH fds in one message; n counts fds. */
+#define NP_BATCH 32
+static void np_scm_batch(struct np_ctx *c, uint64_t n) {
+    for (uint64_t done = 0; done < n; done += NP_BATCH) {
+        uint32_t want = NP_BATCH;
+        if (send(c->sock, &want, sizeof want, 0) != sizeof want) np_die("send (batch)");
+        uint32_t reply;
+        struct iovec iov = {&reply, sizeof reply};
+        union { char buf[CMSG_SPACE(NP_BATCH * sizeof(int))]; struct cmsghdr align; } u;
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+        if (recvmsg(c->sock, &m, MSG_CMSG_CLOEXEC) != sizeof reply) np_die("recvmsg (batch)");
+        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+        if (!h || h->cmsg_type != SCM_RIGHTS || h->cmsg_len != CMSG_LEN(NP_BATCH * sizeof(int)) || (m.msg_flags & MSG_CTRUNC)) {
+            errno = EPROTO;
+            np_die("the batch did not carry all its fds");
+        }
+        int fds[NP_BATCH];
+        memcpy(fds, CMSG_DATA(h), sizeof fds);
+        for (int i = 0; i < NP_BATCH; i++) close(fds[i]);
+    }
+}
 static void np_bare_round_trip(struct np_ctx *c, uint64_t n) { np_round_trip(c, n, 0); }
 
 static void np_scm_self(struct np_ctx *c, uint64_t n) {
@@ -331,26 +355,27 @@ struct np_group {
 
 static const struct np_group np_groups[] = {
     {"birth", "a 4 KiB file made, written, destroyed",
-     {{"tmpfs openat(O_CREAT)+write+close+unlink", np_tmpfs_create, 200},
-      {"memfd_create+ftruncate+mmap+memcpy+munmap+close", np_memfd_mapped, 200},
-      {"memfd_create+pwrite+close", np_memfd_pwrite, 200},
-      {"pooled memfd: pwrite+ftruncate(0)", np_pool_pwrite, 200},
-      {"design: table insert+F_DUPFD pooled memfd+pwrite+close+table remove+ftruncate(0)", np_design_create, 200}}},
+     {{"tmpfs openat(O_CREAT)+write+close+unlink", np_tmpfs_create, 200, 0},
+      {"memfd_create+ftruncate+mmap+memcpy+munmap+close", np_memfd_mapped, 200, 0},
+      {"memfd_create+pwrite+close", np_memfd_pwrite, 200, 0},
+      {"pooled memfd: pwrite+ftruncate(0)", np_pool_pwrite, 200, 0},
+      {"design: table insert+F_DUPFD pooled memfd+pwrite+close+table remove+ftruncate(0)", np_design_create, 200, 0}}},
     {"handoff", "an fd for a memfd another process holds",
-     {{"open(/proc/PID/fd/N)+close", np_proc_open, 200},
-      {"pidfd_getfd+close", np_pidfd_getfd, 200},
-      {"SEQPACKET request, answer with SCM_RIGHTS, close", np_scm_round_trip, 200},
-      {"SEQPACKET request and answer, no fd", np_bare_round_trip, 200},
-      {"SCM_RIGHTS to oneself, close", np_scm_self, 200}}},
+     {{"open(/proc/PID/fd/N)+close", np_proc_open, 200, 0},
+      {"pidfd_getfd+close", np_pidfd_getfd, 200, 0},
+      {"SEQPACKET request, answer with SCM_RIGHTS, close", np_scm_round_trip, 200, 0},
+      {"SEQPACKET request and answer, no fd", np_bare_round_trip, 200, 0},
+      {"a batch of 32 fds in one SCM_RIGHTS answer, per fd (close included)", np_scm_batch, 640, NP_BATCH},
+      {"SCM_RIGHTS to oneself, close", np_scm_self, 200, 0}}},
     {"small", "4 KiB I/O on a 4 KiB memfd",
-     {{"pread 4 KiB", np_pread, 2000},
-      {"pwrite 4 KiB", np_pwrite, 2000},
-      {"memcpy 4 KiB from a mapping", np_map_read, 2000},
-      {"memcpy 4 KiB to a mapping", np_map_write, 2000},
-      {"mmap+first touch+munmap", np_mmap_munmap, 500}}},
+     {{"pread 4 KiB", np_pread, 2000, 0},
+      {"pwrite 4 KiB", np_pwrite, 2000, 0},
+      {"memcpy 4 KiB from a mapping", np_map_read, 2000, 0},
+      {"memcpy 4 KiB to a mapping", np_map_write, 2000, 0},
+      {"mmap+first touch+munmap", np_mmap_munmap, 500, 0}}},
     {"lock", "uncontended lock+unlock in MAP_SHARED memory",
-     {{"eph_lock+eph_unlock (lock.h)", np_eph_lock, 20000},
-      {"robust pshared pthread_mutex lock+unlock", np_robust_lock, 20000}}},
+     {{"eph_lock+eph_unlock (lock.h)", np_eph_lock, 20000, 0},
+      {"robust pshared pthread_mutex lock+unlock", np_robust_lock, 20000, 0}}},
 };
 
 static int np_cmp(const void *a, const void *b) {
@@ -377,8 +402,9 @@ static void np_group(struct np_ctx *c, const struct np_group *g, int rounds, uns
         int backwards = (r / np) % 2;
         for (int k = 0; k < np; k++) {
             int j = (r + (backwards ? np - k : k)) % np;
-            uint64_t n = g->prims[j].ops * scale / 100;
+            uint64_t n = g->prims[j].ops * scale / 100, q = g->prims[j].quantum;
             if (n == 0) n = 1;
+            if (q) n = (n + q - 1) / q * q;
             uint64_t t0 = np_now();
             g->prims[j].fn(c, n);
             lap[j * rounds + r] = (double)(np_now() - t0) / (double)n;
@@ -408,7 +434,21 @@ static void np_holder_loop(int sock, int memfd) {
         struct iovec iov = {&reply, sizeof reply};
         struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
         union eph_fd_cmsg u;
-        if (want) eph_msg_attach_fd(&m, &u, memfd);
+        union { char buf[CMSG_SPACE(NP_BATCH * sizeof(int))]; struct cmsghdr align; } ub;
+        if (want == NP_BATCH) {
+            int fds[NP_BATCH];
+            for (int i = 0; i < NP_BATCH; i++) fds[i] = memfd;
+            memset(&ub, 0, sizeof ub);
+            m.msg_control = ub.buf;
+            m.msg_controllen = sizeof ub.buf;
+            struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+            h->cmsg_level = SOL_SOCKET;
+            h->cmsg_type = SCM_RIGHTS;
+            h->cmsg_len = CMSG_LEN(sizeof fds);
+            memcpy(CMSG_DATA(h), fds, sizeof fds);
+        } else if (want) {
+            eph_msg_attach_fd(&m, &u, memfd);
+        }
         if (sendmsg(sock, &m, 0) != sizeof reply) _exit(1);
     }
 }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +67,18 @@ test('bench tools refuses a scale above 100%', { timeout: 60_000 }, () => {
   const r = bench('tools', '--scale', '150');
   assert.equal(r.status, 2);
   assert.match(r.stderr, /EPH_CLI_USAGE: .*--scale is a percentage of the default sizes, 1-100, got 150/);
+});
+
+test('nsprims: every building block runs, and a robust mutex whose holder was killed comes back as EOWNERDEAD', { timeout: 120_000 }, () => {
+  const nsprims = fileURLToPath(new URL('../../nsprims', import.meta.url));
+  const dir = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  const r = spawnSync(nsprims, ['--dir', dir, '--rounds', '4', '--scale', '2'], { encoding: 'utf8', timeout: 100_000 });
+  assert.equal(r.status, 0, r.stderr);
+  for (const row of ['tmpfs openat(O_CREAT)+write+close+unlink', 'pooled memfd: pwrite+ftruncate(0)', 'pidfd_getfd+close', 'a batch of 32 fds in one SCM_RIGHTS answer', 'mmap+first touch+munmap', 'robust pshared pthread_mutex lock+unlock']) {
+    assert.match(r.stdout, new RegExp(`\\| ${row.replace(/[()+]/g, '\\$&')}[^|]* \\| \\d+ \\| \\d+\\.\\d{3}× \\(`), row);
+  }
+  assert.match(r.stdout, /EOWNERDEAD every time: yes; usable after pthread_mutex_consistent: yes/);
+  assert.equal(spawnSync(nsprims, ['--rounds', '1']).status, 2);
 });
 
 test('bench demo: the function computes the same digest under ephemera, on tmpfs and on disk', () => {
