@@ -14,11 +14,11 @@
  * md-rename (one file of a set of --entries files: the set is created, then each renamed, then each
  * stat'ed, then each unlinked), md-mkdir (mkdir and rmdir of a subdirectory), md-readdir
  * (opendir, readdir of --entries files, closedir) or md-lock (fcntl F_SETLK write lock and unlock
- * of the whole file).  Each target of a namespace workload works in a directory of its own.  pass-pread and pass-meta
- * measure what an interposed library costs on calls it passes through: IB_PAIRS pairs of short
- * laps, one calling open/fstat/close/pread by name (which an LD_PRELOAD library interposes) and
- * one calling libc's own definitions through pointers looked up in libc.so.6 itself (which no
- * preloaded library sees), in ABBA order.  Both halves run the same libc code and system calls in
+ * of the whole file).  Each target of a namespace workload works in a directory of its own.
+ * pass-pread and pass-meta measure what an interposed library costs on calls it passes through:
+ * IB_PAIRS pairs of short laps, one calling open/fstat/close/pread by name (which an LD_PRELOAD
+ * library interposes) and one calling libc's own definitions through pointers looked up in
+ * libc.so.6 itself (which no preloaded library sees), in ABBA order.  Both halves run the same libc code and system calls in
  * the same process - same address-space layout, same file, same moment - so their ratio is the
  * interposer's cost alone (about 1.00 without one).  Each pair gives one ratio from two laps a
  * millisecond apart, so a burst of someone else's work spoils a pair, not the estimate: the
