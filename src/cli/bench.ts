@@ -21,7 +21,8 @@ export const BENCH_USAGE = `usage: ephemera bench EXPERIMENT [FLAGS]
 experiments:
   io    file-system micro-benchmark: ephemera vs tmpfs vs disk vs memcpy, namespace rows
         (create, rename, mkdir, readdir, locks), plus pass-through overhead. Flags: --repeats N
-        (default ${IO_DEFAULTS.repeats}), --ops N (default ${IO_DEFAULTS.ops}), --passes N (default ${IO_DEFAULTS.passes}), --work DIR (a disk directory, default ${IO_DEFAULTS.workBase}),
+        (default ${IO_DEFAULTS.repeats}), --ops N (default ${IO_DEFAULTS.ops}), --passes N (default ${IO_DEFAULTS.passes}),
+        --work DIR (a disk directory, default ${IO_DEFAULTS.workBase}),
         --json FILE (also write the medians as JSON). Mounting the tmpfs needs root.
   tools real programs' scratch work (sort -T, tar, SQLite rollback and WAL, git, gcc, Python
         tempfile, zip) under ephemera vs tmpfs vs disk, timed inside the process, and
