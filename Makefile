@@ -23,7 +23,7 @@ TEST_TARGETS := lint test-ts
 
 all: native cli
 
-native: $(BUILD)/libephemera.so $(BUILD)/ephemerad $(BUILD)/iobench $(BUILD)/microbench
+native: $(BUILD)/libephemera.so $(BUILD)/ephemerad $(BUILD)/iobench $(BUILD)/microbench $(BUILD)/nsprims
 
 # The CLI: TypeScript compiled by project references into build/js/, started by build/ephemera.
 cli: $(BUILD)/ephemera $(BUILD)/.tsc-stamp
@@ -45,6 +45,12 @@ $(BUILD)/ephemera:
 $(BUILD)/iobench: bench/native/iobench.c
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@ $<
+
+# The building blocks of issue 15's design measured side by side (docs/ARCHITECTURE.md, "Design:
+# metadata at memory speed"): run build/nsprims [--dir TMPFS_DIR].
+$(BUILD)/nsprims: bench/native/nsprims.c include/ephemera/lock.h include/ephemera/proto.h include/ephemera/shm.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@ $< -lpthread
 
 # --- memory harvesting (issue 3): the paper's micro benchmark for `ephemera bench fig7|fig8|fig9`.
 $(BUILD)/microbench: bench/native/microbench.c

@@ -5,15 +5,20 @@
  * measurement.  One invocation runs one workload and prints one JSON line:
  *
  *   iobench WORKLOAD TARGET... [--ops N] [--size BYTES] [--block BYTES] [--passes N] [--seed N]
- *           [--lap-ops N] [--buf-offset N]
+ *           [--lap-ops N] [--buf-offset N] [--entries N]
  *   TARGET: --dir DIR | --by-name NAME=DIR | --direct NAME=DIR | --memcpy
  *
  * WORKLOAD is rand-pread, rand-pwrite, rand-read (lseek+read), rand-write (lseek+write),
- * seq-write, seq-read or meta (open+fstat+close of an existing file).  pass-pread and pass-meta
- * measure what an interposed library costs on calls it passes through: IB_PAIRS pairs of short
- * laps, one calling open/fstat/close/pread by name (which an LD_PRELOAD library interposes) and
- * one calling libc's own definitions through pointers looked up in libc.so.6 itself (which no
- * preloaded library sees), in ABBA order.  Both halves run the same libc code and system calls in
+ * seq-write, seq-read or meta (open+fstat+close of an existing file), or one of the namespace
+ * workloads (issue 15), whose operation is: md-create (create, write 4 KiB, close, unlink),
+ * md-rename (one file of a set of --entries files: the set is created, then each renamed, then each
+ * stat'ed, then each unlinked), md-mkdir (mkdir and rmdir of a subdirectory), md-readdir
+ * (opendir, readdir of --entries files, closedir) or md-lock (fcntl F_SETLK write lock and unlock
+ * of the whole file).  Each target of a namespace workload works in a directory of its own.
+ * pass-pread and pass-meta measure what an interposed library costs on calls it passes through:
+ * IB_PAIRS pairs of short laps, one calling open/fstat/close/pread by name (which an LD_PRELOAD
+ * library interposes) and one calling libc's own definitions through pointers looked up in
+ * libc.so.6 itself (which no preloaded library sees), in ABBA order.  Both halves run the same libc code and system calls in
  * the same process - same address-space layout, same file, same moment - so their ratio is the
  * interposer's cost alone (about 1.00 without one).  Each pair gives one ratio from two laps a
  * millisecond apart, so a burst of someone else's work spoils a pair, not the estimate: the
@@ -26,7 +31,8 @@
  *
  * With one target, a loop is timed in IB_BATCHES laps (random and meta: equal slices of the
  * operations; sequential: one lap per pass) and the median lap is reported: a burst of someone
- * else's work spoils one lap, not the run.  With several targets (data workloads only) the run is
+ * else's work spoils one lap, not the run.  With several targets (data and namespace workloads;
+ * a namespace lap is --lap-ops operations, md-rename's one set of --entries files) the run is
  * paired: every target gets its own file, and the targets take turns, one lap each per round
  * (--lap-ops random operations, or one sequential pass), in rotating order that reverses every
  * other cycle, so each target runs in each position and after each other target equally often.
@@ -46,6 +52,7 @@
  * words inside the timed loop (every target pays the same two compares); before and after the
  * timed loops, the whole file is verified untimed (the first check also warms every target up).
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -63,11 +70,16 @@
 
 enum ib_workload {
     IB_RAND_PREAD, IB_RAND_PWRITE, IB_RAND_READ, IB_RAND_WRITE, IB_SEQ_WRITE, IB_SEQ_READ, IB_META,
-    IB_PASS_PREAD, IB_PASS_META
+    IB_PASS_PREAD, IB_PASS_META,
+    IB_MD_CREATE, IB_MD_RENAME, IB_MD_MKDIR, IB_MD_READDIR, IB_MD_LOCK
 };
 
 static const char *const ib_names[] = {"rand-pread", "rand-pwrite", "rand-read", "rand-write", "seq-write",
-                                       "seq-read",   "meta",        "pass-pread", "pass-meta"};
+                                       "seq-read",   "meta",        "pass-pread", "pass-meta",
+                                       "md-create",  "md-rename",   "md-mkdir",   "md-readdir", "md-lock"};
+
+/* Bytes md-create writes into each file. */
+#define IB_MD_WRITE 4096
 
 struct ib_opts {
     enum ib_workload wl;
@@ -78,6 +90,7 @@ struct ib_opts {
     uint64_t seed;
     uint64_t lap_ops;     /* paired random runs: operations per lap */
     uint64_t buf_offset;  /* the I/O buffer's offset into a page, or IB_MALLOC_BUF */
+    uint64_t entries;     /* md-readdir: files listed; md-rename: files per set */
 };
 
 #define IB_MALLOC_BUF UINT64_MAX
@@ -92,9 +105,19 @@ struct ib_io {
     ssize_t (*read)(int, void *, size_t);
     ssize_t (*write)(int, const void *, size_t);
     off_t (*lseek)(int, off_t, int);
+    int (*unlink)(const char *);
+    int (*rename)(const char *, const char *);
+    int (*stat)(const char *, struct stat *);
+    int (*mkdir)(const char *, mode_t);
+    int (*rmdir)(const char *);
+    DIR *(*opendir)(const char *);
+    struct dirent *(*readdir)(DIR *);
+    int (*closedir)(DIR *);
+    int (*fcntl)(int, int, ...);
 };
 
-static const struct ib_io ib_by_name = {open, close, fstat, pread, pwrite, read, write, lseek};
+static const struct ib_io ib_by_name = {open,   close, fstat, pread, pwrite,  read,    write,   lseek,   unlink,
+                                        rename, stat,  mkdir, rmdir, opendir, readdir, closedir, fcntl};
 static struct ib_io ib_libc;
 
 #define IB_MAX_TARGETS 8
@@ -296,6 +319,12 @@ static int ib_lap(struct ib_target *t, const struct ib_opts *o, const uint64_t *
     return IB_OK;
 }
 
+/* Which target takes turn j of round r: from r mod n onwards, backwards in every other cycle of n rounds. */
+static int ib_turn(uint64_t r, int j, int nt) {
+    int backwards = (r / (uint64_t)nt) % 2;
+    return (int)((r + (uint64_t)(backwards ? nt - j : j)) % (uint64_t)nt);
+}
+
 /*
  * The data workloads: rounds of one lap per target.  With one target, IB_BATCHES laps.  With
  * several, round r runs them from target r mod n onwards, forwards in even cycles of n rounds and
@@ -324,9 +353,8 @@ static int ib_data(struct ib_target *ts, int nt, const struct ib_opts *o, unsign
     for (uint64_t r = 0; r < rounds; r++) {
         uint64_t from = random ? r * lap_ops : 0;
         uint64_t to = random ? (from + lap_ops < o->ops ? from + lap_ops : o->ops) : nblocks;
-        int backwards = (r / (uint64_t)nt) % 2;
         for (int j = 0; j < nt; j++) {
-            int idx = (int)((r + (uint64_t)(backwards ? nt - j : j)) % (uint64_t)nt);
+            int idx = ib_turn(r, j, nt);
             if (nt > 1 && random && ib_warm(&ts[idx], o, buf, sum) != IB_OK) goto err;
             if (ib_lap(&ts[idx], o, ks, from, to, buf, sum) != IB_OK) goto err;
         }
@@ -337,6 +365,152 @@ static int ib_data(struct ib_target *ts, int nt, const struct ib_opts *o, unsign
 err:
     free(ks);
     return rc;
+}
+
+/* PATH = DIR/NAME<i>; the namespace laps build their names with it (every target pays the same). */
+static void ib_name(char *path, size_t len, const char *dir, const char *name, uint64_t i) {
+    snprintf(path, len, "%s/%s%" PRIu64, dir, name, i);
+}
+
+/*
+ * A namespace workload's directory for target t (t->path, made through the target's own calls, so
+ * the ephemera target's files are created by the shim as a program's would be): md-readdir fills it
+ * with o->entries empty files, md-lock opens one file in it.
+ */
+static int ib_md_setup(struct ib_target *t, const struct ib_opts *o) {
+    char p[4200];
+    if (t->io->mkdir(t->path, 0755) < 0) return ib_fail("mkdir (set-up)");
+    if (o->wl == IB_MD_READDIR) {
+        for (uint64_t i = 0; i < o->entries; i++) {
+            ib_name(p, sizeof p, t->path, "e", i);
+            int fd = t->io->open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+            if (fd < 0 || t->io->close(fd) < 0) return ib_fail("create (set-up)");
+        }
+    } else if (o->wl == IB_MD_LOCK) {
+        ib_name(p, sizeof p, t->path, "lock", 0);
+        t->fd = t->io->open(p, O_RDWR | O_CREAT | O_EXCL, 0644);
+        if (t->fd < 0) return ib_fail("create (set-up)");
+        if (t->io->write(t->fd, "lock", 4) != 4) return ib_fail("write (set-up)");
+    }
+    return IB_OK;
+}
+
+/* Remove what ib_md_setup made (best effort: called on the way out, also after a failure). */
+static void ib_md_teardown(struct ib_target *t, const struct ib_opts *o) {
+    char p[4200];
+    if (t->fd >= 0) t->io->close(t->fd);
+    t->fd = -1;
+    if (o->wl == IB_MD_READDIR)
+        for (uint64_t i = 0; i < o->entries; i++) {
+            ib_name(p, sizeof p, t->path, "e", i);
+            t->io->unlink(p);
+        }
+    if (o->wl == IB_MD_LOCK) {
+        ib_name(p, sizeof p, t->path, "lock", 0);
+        t->io->unlink(p);
+    }
+    t->io->rmdir(t->path);
+}
+
+/* One timed lap of a namespace workload: n operations on target t. */
+static int ib_md_lap(struct ib_target *t, const struct ib_opts *o, uint64_t n, uint64_t *sum) {
+    static const unsigned char buf[IB_MD_WRITE] = {0xA5};
+    const struct ib_io *io = t->io;
+    char a[4200], b[4200];
+    struct stat st;
+    uint64_t t0 = ib_now_ns();
+    switch (o->wl) {
+    case IB_MD_CREATE:
+        for (uint64_t i = 0; i < n; i++) {
+            ib_name(a, sizeof a, t->path, "c", i);
+            int fd = io->open(a, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0) return ib_fail("open O_CREAT");
+            if (io->write(fd, buf, IB_MD_WRITE) != IB_MD_WRITE) return ib_fail("write");
+            if (io->close(fd) < 0) return ib_fail("close");
+            if (io->unlink(a) < 0) return ib_fail("unlink");
+        }
+        break;
+    case IB_MD_RENAME:
+        for (uint64_t i = 0; i < n; i++) {
+            ib_name(a, sizeof a, t->path, "f", i);
+            int fd = io->open(a, O_WRONLY | O_CREAT | O_EXCL, 0644);
+            if (fd < 0) return ib_fail("open O_CREAT|O_EXCL");
+            if (io->close(fd) < 0) return ib_fail("close");
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            ib_name(a, sizeof a, t->path, "f", i);
+            ib_name(b, sizeof b, t->path, "r", i);
+            if (io->rename(a, b) < 0) return ib_fail("rename");
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            ib_name(b, sizeof b, t->path, "r", i);
+            if (io->stat(b, &st) < 0) return ib_fail("stat");
+            *sum += (uint64_t)st.st_size + 1;
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            ib_name(b, sizeof b, t->path, "r", i);
+            if (io->unlink(b) < 0) return ib_fail("unlink");
+        }
+        break;
+    case IB_MD_MKDIR:
+        for (uint64_t i = 0; i < n; i++) {
+            ib_name(a, sizeof a, t->path, "d", i);
+            if (io->mkdir(a, 0755) < 0) return ib_fail("mkdir");
+            if (io->rmdir(a) < 0) return ib_fail("rmdir");
+        }
+        break;
+    case IB_MD_READDIR:
+        for (uint64_t i = 0; i < n; i++) {
+            DIR *d = io->opendir(t->path);
+            uint64_t count = 0;
+            if (!d) return ib_fail("opendir");
+            errno = 0;
+            while (io->readdir(d)) count++;
+            if (errno) return ib_fail("readdir");
+            if (io->closedir(d) < 0) return ib_fail("closedir");
+            if (count != o->entries + 2) { /* "." and ".." */
+                snprintf(ib_errbuf, sizeof ib_errbuf, "%s: readdir listed %" PRIu64 " entries, expected %" PRIu64, t->name, count, o->entries + 2);
+                return IB_ERR;
+            }
+            *sum += count;
+        }
+        break;
+    case IB_MD_LOCK:
+        for (uint64_t i = 0; i < n; i++) {
+            struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+            if (io->fcntl(t->fd, F_SETLK, &lk) < 0) return ib_fail("fcntl F_SETLK F_WRLCK");
+            lk.l_type = F_UNLCK;
+            if (io->fcntl(t->fd, F_SETLK, &lk) < 0) return ib_fail("fcntl F_SETLK F_UNLCK");
+        }
+        break;
+    default:
+        snprintf(ib_errbuf, sizeof ib_errbuf, "%s is not a namespace workload", ib_names[o->wl]);
+        return IB_ERR;
+    }
+    ib_lap_record(t, ib_now_ns() - t0, n);
+    return IB_OK;
+}
+
+/*
+ * The namespace workloads: rounds of one lap per target, in the data workloads' rotating order.
+ * A lap is --lap-ops operations, md-rename's one set of --entries files.
+ */
+static int ib_md(struct ib_target *ts, int nt, const struct ib_opts *o, uint64_t *sum,
+                 uint64_t *rounds_out, uint64_t *lap_ops_out) {
+    uint64_t lap_ops = o->wl == IB_MD_RENAME ? o->entries : nt > 1 ? o->lap_ops : o->ops / IB_BATCHES;
+    if (lap_ops == 0) lap_ops = 1;
+    uint64_t rounds = (o->ops + lap_ops - 1) / lap_ops;
+    for (int j = 0; j < nt; j++) {
+        ts[j].lap_ns = calloc(rounds ? rounds : 1, sizeof *ts[j].lap_ns);
+        ts[j].lap_ops = calloc(rounds ? rounds : 1, sizeof *ts[j].lap_ops);
+        if (!ts[j].lap_ns || !ts[j].lap_ops) return ib_fail("calloc");
+    }
+    for (uint64_t r = 0; r < rounds; r++)
+        for (int j = 0; j < nt; j++)
+            if (ib_md_lap(&ts[ib_turn(r, j, nt)], o, lap_ops, sum) != IB_OK) return IB_ERR;
+    *rounds_out = rounds;
+    *lap_ops_out = lap_ops;
+    return IB_OK;
 }
 
 static int ib_meta(struct ib_target *t, const struct ib_opts *o, uint64_t *sum) {
@@ -372,19 +546,23 @@ static int ib_libc_resolve(void) {
         snprintf(ib_errbuf, sizeof ib_errbuf, "dlopen libc.so.6: %s", dlerror());
         return IB_ERR;
     }
-    *(void **)&ib_libc.open = dlsym(h, "open");
-    *(void **)&ib_libc.close = dlsym(h, "close");
-    *(void **)&ib_libc.fstat = dlsym(h, "fstat");
-    *(void **)&ib_libc.pread = dlsym(h, "pread");
-    *(void **)&ib_libc.pwrite = dlsym(h, "pwrite");
-    *(void **)&ib_libc.read = dlsym(h, "read");
-    *(void **)&ib_libc.write = dlsym(h, "write");
-    *(void **)&ib_libc.lseek = dlsym(h, "lseek");
-    if (!ib_libc.open || !ib_libc.close || !ib_libc.fstat || !ib_libc.pread || !ib_libc.pwrite || !ib_libc.read ||
-        !ib_libc.write || !ib_libc.lseek) {
-        snprintf(ib_errbuf, sizeof ib_errbuf, "libc.so.6 lacks one of open/close/fstat/pread/pwrite/read/write/lseek: %s",
-                 dlerror());
-        return IB_ERR;
+    static const struct { void **slot; const char *name; } syms[] = {
+        {(void **)&ib_libc.open, "open"},         {(void **)&ib_libc.close, "close"},
+        {(void **)&ib_libc.fstat, "fstat"},       {(void **)&ib_libc.pread, "pread"},
+        {(void **)&ib_libc.pwrite, "pwrite"},     {(void **)&ib_libc.read, "read"},
+        {(void **)&ib_libc.write, "write"},       {(void **)&ib_libc.lseek, "lseek"},
+        {(void **)&ib_libc.unlink, "unlink"},     {(void **)&ib_libc.rename, "rename"},
+        {(void **)&ib_libc.stat, "stat"},         {(void **)&ib_libc.mkdir, "mkdir"},
+        {(void **)&ib_libc.rmdir, "rmdir"},       {(void **)&ib_libc.opendir, "opendir"},
+        {(void **)&ib_libc.readdir, "readdir"},   {(void **)&ib_libc.closedir, "closedir"},
+        {(void **)&ib_libc.fcntl, "fcntl"},
+    };
+    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
+        *syms[i].slot = dlsym(h, syms[i].name);
+        if (!*syms[i].slot) {
+            snprintf(ib_errbuf, sizeof ib_errbuf, "libc.so.6 lacks %s: %s", syms[i].name, dlerror());
+            return IB_ERR;
+        }
     }
     return IB_OK;
 }
@@ -467,9 +645,10 @@ static int ib_usage(const char *why) {
     fprintf(stderr,
             "iobench: %s\n"
             "usage: iobench WORKLOAD TARGET... [--ops N] [--size BYTES] [--block BYTES] [--passes N] [--seed N] [--lap-ops N]\n"
-            "       [--buf-offset N]\n"
-            "TARGET: --dir DIR | --by-name NAME=DIR | --direct NAME=DIR | --memcpy (several targets: data workloads only)\n"
-            "WORKLOAD: rand-pread rand-pwrite rand-read rand-write seq-write seq-read meta pass-pread pass-meta\n",
+            "       [--buf-offset N] [--entries N]\n"
+            "TARGET: --dir DIR | --by-name NAME=DIR | --direct NAME=DIR | --memcpy (several targets: data and md-* workloads)\n"
+            "WORKLOAD: rand-pread rand-pwrite rand-read rand-write seq-write seq-read meta pass-pread pass-meta\n"
+            "          md-create md-rename md-mkdir md-readdir md-lock (--entries N: files listed / per rename set)\n",
             why);
     return 2;
 }
@@ -499,7 +678,7 @@ static void ib_json_str(const char *s) {
 
 int main(int argc, char **argv) {
     struct ib_opts o = {.wl = IB_RAND_PREAD, .ops = 500000, .size = 32u << 20, .block = 8192, .passes = 4, .seed = 42,
-                        .lap_ops = 5000, .buf_offset = IB_MALLOC_BUF};
+                        .lap_ops = 5000, .buf_offset = IB_MALLOC_BUF, .entries = 1000};
     struct ib_target ts[IB_MAX_TARGETS];
     unsigned char *buf = NULL, *buf_alloc = NULL, *filler = NULL;
     int nt = 0, found = 0, rc = 1, need_libc = 0;
@@ -546,14 +725,19 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--seed") == 0) num = &o.seed;
         else if (strcmp(a, "--lap-ops") == 0) num = &o.lap_ops;
         else if (strcmp(a, "--buf-offset") == 0) num = &o.buf_offset;
+        else if (strcmp(a, "--entries") == 0) num = &o.entries;
         else return ib_usage("unknown flag");
         if (ib_parse_u64(argv[++i], num) != IB_OK) return ib_usage("a number flag needs a non-negative integer");
     }
-    int data = o.wl <= IB_SEQ_READ;
+    int data = o.wl <= IB_SEQ_READ, md = o.wl >= IB_MD_CREATE;
     if (nt == 0) return ib_usage("give a target: --dir DIR, --by-name NAME=DIR, --direct NAME=DIR or --memcpy");
-    if (nt > 1 && !data) return ib_usage("meta and pass-* take exactly one target");
-    if (!data && !ts[0].dir) return ib_usage("meta and pass-* have no memcpy form");
-    if (!data && ts[0].io != &ib_by_name) return ib_usage("meta and pass-* call by name: use --dir");
+    if (nt > 1 && !data && !md) return ib_usage("meta and pass-* take exactly one target");
+    if (!data && !md && !ts[0].dir) return ib_usage("meta and pass-* have no memcpy form");
+    if (!data && !md && ts[0].io != &ib_by_name) return ib_usage("meta and pass-* call by name: use --dir");
+    for (int j = 0; j < nt; j++)
+        if (md && !ts[j].dir) return ib_usage("namespace workloads (md-*) have no memcpy form");
+    if (md && (o.ops == 0 || (o.wl == IB_MD_RENAME && o.entries == 0)))
+        return ib_usage("namespace workloads need --ops > 0 (and md-rename --entries > 0)");
     for (int j = 0; j < nt; j++)
         for (int k = 0; k < j; k++)
             if (!strcmp(ts[j].name, ts[k].name)) return ib_usage("two targets share a name");
@@ -573,7 +757,11 @@ int main(int argc, char **argv) {
     memset(buf, 0xA5, o.block);
     memset(filler, 0xA5, o.block);
 
-    for (int j = 0; j < nt; j++) {
+    for (int j = 0; j < nt && md; j++) {
+        snprintf(ts[j].path, sizeof ts[j].path, "%s/iobench-%d-%d.d", ts[j].dir, (int)getpid(), j);
+        if (ib_md_setup(&ts[j], &o) != IB_OK) goto err;
+    }
+    for (int j = 0; j < nt && !md; j++) {
         struct ib_target *t = &ts[j];
         if (!t->dir) {
             t->arena = malloc(o.size);
@@ -610,10 +798,14 @@ int main(int argc, char **argv) {
         if (ib_pass(&ts[0], &o, buf, &lib, &direct, &pass, &sum) != IB_OK) goto err;
         ops = pass.lib_ops;
         break;
+    case IB_MD_CREATE: case IB_MD_RENAME: case IB_MD_MKDIR: case IB_MD_READDIR: case IB_MD_LOCK:
+        if (ib_md(ts, nt, &o, &sum, &rounds, &lap_ops) != IB_OK) goto err;
+        ops = rounds * lap_ops;
+        break;
     default:
         goto err;
     }
-    for (int j = 0; j < nt; j++)
+    for (int j = 0; j < nt && !md; j++)
         if (ib_verify(&ts[j], &o, buf, filler) != IB_OK) goto err;
 
     if (nt > 1) {
@@ -654,8 +846,9 @@ int main(int argc, char **argv) {
 err:
     if (rc) fprintf(stderr, "iobench %s: %s\n", ib_names[o.wl], ib_errbuf);
     for (int j = 0; j < nt; j++) {
+        if (md && ts[j].path[0]) ib_md_teardown(&ts[j], &o);
         if (ts[j].fd >= 0) close(ts[j].fd);
-        if (ts[j].path[0]) unlink(ts[j].path);
+        if (ts[j].path[0] && !md) unlink(ts[j].path);
         free(ts[j].arena);
         free(ts[j].lap_ns);
         free(ts[j].lap_ops);

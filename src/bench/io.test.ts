@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { fmtPct, fmtQ, markdown, median, pairedTargets, parseIobench, parsePaired, passThroughOverhead, quartiles, roundRatios, summarisePaired, summarisePassThrough, verdict } from './io.js';
+import { fmtPct, fmtQ, markdown, median, namespaceSizes, NS_ROUNDS, pairedTargets, parseIobench, parsePaired, passThroughOverhead, quartiles, roundRatios, summarisePaired, summarisePassThrough, verdict } from './io.js';
 import { isEphemeraError } from '../core/errors.js';
 
 test('median', () => {
@@ -81,6 +81,8 @@ test('paired ratios are taken per round, then summarised over all rounds of all 
 test('paired targets: ephemera by name through the shim, tmpfs and disk straight into libc, memcpy', () => {
   assert.deepEqual(pairedTargets({ ephRoot: '/w/m', disk: '/w/d', tmpfs: '/w/t' }), ['--by-name', 'ephemera=/w/m', '--direct', 'tmpfs=/w/t', '--direct', 'disk=/w/d', '--memcpy']);
   assert.deepEqual(pairedTargets({ ephRoot: '/w/m', disk: '/w/d', tmpfs: undefined }), ['--by-name', 'ephemera=/w/m', '--direct', 'disk=/w/d', '--memcpy']);
+  // namespace workloads have no memcpy form
+  assert.deepEqual(pairedTargets({ ephRoot: '/w/m', disk: '/w/d', tmpfs: '/w/t' }, false), ['--by-name', 'ephemera=/w/m', '--direct', 'tmpfs=/w/t', '--direct', 'disk=/w/d']);
 });
 
 test('markdown pads columns', () => {
@@ -109,4 +111,32 @@ test('percentages: one decimal, no negative zero', () => {
   assert.equal(fmtPct(0.0123), '1.2%');
   assert.equal(fmtPct(-0.0004), '0.0%');
   assert.equal(fmtPct(-0.012), '-1.2%');
+});
+
+test('namespace rows: laps scale with --ops, a rename lap is one set, a listing keeps its 1000 entries', () => {
+  const create = { name: 'md-create', label: 'c', kind: 'namespace', lapOps: 200 } as const;
+  const rename = { name: 'md-rename', label: 'r', kind: 'namespace', entries: 1000, scaleEntries: true } as const;
+  const readdir = { name: 'md-readdir', label: 'l', kind: 'namespace', lapOps: 5, entries: 1000 } as const;
+  assert.deepEqual(namespaceSizes(create, 500_000), { lapOps: 200, entries: 1000, ops: 200 * NS_ROUNDS });
+  assert.deepEqual(namespaceSizes(create, 250_000), { lapOps: 100, entries: 1000, ops: 100 * NS_ROUNDS });
+  assert.deepEqual(namespaceSizes(create, 10), { lapOps: 2, entries: 1000, ops: 2 * NS_ROUNDS });
+  assert.deepEqual(namespaceSizes(rename, 500_000), { lapOps: 1000, entries: 1000, ops: 1000 * NS_ROUNDS });
+  assert.deepEqual(namespaceSizes(rename, 2000), { lapOps: 10, entries: 10, ops: 10 * NS_ROUNDS });
+  assert.deepEqual(namespaceSizes(readdir, 2000), { lapOps: 2, entries: 1000, ops: 2 * NS_ROUNDS });
+  assert.equal(NS_ROUNDS % 6, 0, 'every contender takes every position equally often');
+});
+
+test('namespace verdict: ephemera\'s time at most tmpfs\'s', () => {
+  assert.equal(verdict('namespace', { vsTmpfs: 1, toMemcpy: undefined }).met, true);
+  assert.equal(verdict('namespace', { vsTmpfs: 0.99, toMemcpy: undefined }).met, false);
+  assert.equal(verdict('namespace', { vsTmpfs: undefined, toMemcpy: undefined }).met, undefined);
+});
+
+test('summarisePaired of a namespace run: per-round ratios without a memcpy contender', () => {
+  const run = parsePaired('{"workload":"md-create","paired":true,"laps":{"ephemera":[100,300],"tmpfs":[10,20],"disk":[50,60]}}');
+  const p = summarisePaired([run]);
+  assert.deepEqual(p.vsTmpfs, quartiles([0.1, 20 / 300]));
+  assert.deepEqual(p.vsDisk, quartiles([0.5, 0.2]));
+  assert.equal(p.toMemcpy, undefined);
+  assert.equal(p.rounds, 2);
 });

@@ -81,9 +81,9 @@ export const LAP_OPS = 25_000;
 export type Contender = 'ephemera' | 'tmpfs' | 'disk' | 'memcpy';
 const CONTENDERS: readonly Contender[] = ['ephemera', 'tmpfs', 'disk', 'memcpy'];
 
-type Kind = 'random' | 'sequential' | 'meta';
+type Kind = 'random' | 'sequential' | 'meta' | 'namespace';
 
-interface Workload {
+export interface Workload {
   /** iobench's workload name. */
   readonly name: string;
   /** The row's key in the report (defaults to `name`). */
@@ -94,6 +94,12 @@ interface Workload {
   readonly bufOffset?: number;
   /** Shown for what it tells, not one of the issue's targets. */
   readonly informational?: true;
+  /** Namespace workloads: operations per lap at the default --ops (scaled with --ops). */
+  readonly lapOps?: number;
+  /** Namespace workloads: iobench --entries (files listed, or files per rename set; a rename lap is one set). */
+  readonly entries?: number;
+  /** Namespace workloads: whether --entries scales with --ops like a lap (a set) or stays fixed (a listing). */
+  readonly scaleEntries?: boolean;
 }
 
 const keyOf = (w: Workload): string => w.key ?? w.name;
@@ -109,7 +115,32 @@ const WORKLOADS: readonly Workload[] = [
   // glibc puts a malloc'd buffer of 128 KiB or more 16 bytes into a page; reading a page-aligned
   // range into it is where rep movsb (memcpy's and the kernel's copy) slows down 4-5x on AMD Zen 3.
   { name: 'rand-pread', key: 'rand-pread-buf16', label: 'random 8 KiB pread, buffer 16 B into a page', kind: 'random', bufOffset: 16, informational: true },
+  // Issue 15's namespace rows: paired like the data workloads, NS_ROUNDS laps per contender.
+  { name: 'md-create', label: 'create+write 4 KiB+close+unlink', kind: 'namespace', lapOps: 200 },
+  { name: 'md-rename', label: 'create/rename/stat/unlink, per file of a set', kind: 'namespace', entries: 1000, scaleEntries: true },
+  { name: 'md-mkdir', label: 'mkdir+rmdir', kind: 'namespace', lapOps: 200 },
+  { name: 'md-readdir', label: 'readdir of 1000 entries', kind: 'namespace', lapOps: 5, entries: 1000 },
+  { name: 'md-lock', label: 'fcntl lock+unlock', kind: 'namespace', lapOps: 2000 },
 ];
+
+/**
+ * Laps per contender of a namespace workload: a multiple of 2 × 3 contenders, so that the rotating
+ * order puts each contender in each position, after each other one, equally often.
+ */
+export const NS_ROUNDS = 12;
+
+/**
+ * A namespace workload's iobench sizes at a given --ops: the lap (and a rename set) shrink in
+ * proportion to --ops / its default, never below a few operations, so a tiny run still takes
+ * NS_ROUNDS laps of every contender.
+ */
+export function namespaceSizes(w: Workload, ops: number): { readonly lapOps: number; readonly entries: number; readonly ops: number } {
+  const scale = ops / IO_DEFAULTS.ops;
+  const scaled = (base: number, min: number): number => Math.max(min, Math.round(base * scale));
+  const entries = w.entries === undefined ? 1000 : w.scaleEntries === true ? scaled(w.entries, 10) : w.entries;
+  const lapOps = w.name === 'md-rename' ? entries : scaled(w.lapOps ?? 100, 2);
+  return { lapOps, entries, ops: lapOps * NS_ROUNDS };
+}
 
 /** Pass-through loops: on an unmanaged directory, with and without the shim. */
 const PASS_THROUGH: readonly Workload[] = [
@@ -357,6 +388,10 @@ function readFastOps(statsFile: string): FastOps {
 
 /** `targets`: iobench's target flags (`--dir DIR`, `--memcpy`, ...). */
 function iobenchArgs(tools: IoBenchTools, w: Workload, opts: IoBenchOptions, targets: readonly string[]): string[] {
+  if (w.kind === 'namespace') {
+    const n = namespaceSizes(w, opts.ops);
+    return [tools.iobench, w.name, ...targets, '--ops', String(n.ops), '--lap-ops', String(n.lapOps), '--entries', String(n.entries)];
+  }
   return [
     tools.iobench,
     w.name,
@@ -374,12 +409,12 @@ function iobenchArgs(tools: IoBenchTools, w: Workload, opts: IoBenchOptions, tar
  * The targets of a paired run: ephemera by name (through the shim), tmpfs and disk straight into
  * libc (the shim in the process costs them nothing), memcpy.
  */
-export function pairedTargets(places: { readonly ephRoot: string; readonly disk: string; readonly tmpfs: string | undefined }): string[] {
+export function pairedTargets(places: { readonly ephRoot: string; readonly disk: string; readonly tmpfs: string | undefined }, memcpy = true): string[] {
   return [
     '--by-name', `ephemera=${places.ephRoot}`,
     ...(places.tmpfs === undefined ? [] : ['--direct', `tmpfs=${places.tmpfs}`]),
     '--direct', `disk=${places.disk}`,
-    '--memcpy',
+    ...(memcpy ? ['--memcpy'] : []),
   ];
 }
 
@@ -431,7 +466,7 @@ export async function runIoBench(tools: IoBenchTools, opts: IoBenchOptions): Pro
 
     for (let r = 0; r < opts.repeats; r++) {
       for (const w of data) {
-        const out = await run(underEphemera(tools, places, statsFile, iobenchArgs(tools, w, opts, pairedTargets(places))));
+        const out = await run(underEphemera(tools, places, statsFile, iobenchArgs(tools, w, opts, pairedTargets(places, w.kind !== 'namespace'))));
         const res = parsePaired(out);
         pairedRuns.set(keyOf(w), [...(pairedRuns.get(keyOf(w)) ?? []), res]);
         fastOps[keyOf(w)] = readFastOps(statsFile);
@@ -523,6 +558,8 @@ export function verdict(kind: Kind, f: { readonly vsTmpfs: number | undefined; r
       return { target: '≥1.0× tmpfs', met: vsTmpfs === undefined ? undefined : vsTmpfs >= 1 };
     case 'meta':
       return { target: 'time ≤1.5× tmpfs', met: vsTmpfs === undefined ? undefined : 1 / vsTmpfs <= 1.5 };
+    case 'namespace':
+      return { target: 'time ≤1.0× tmpfs', met: vsTmpfs === undefined ? undefined : vsTmpfs >= 1 };
   }
 }
 
@@ -591,6 +628,7 @@ function renderTable(
   const rounds = Object.values(paired)[0]?.rounds ?? 0;
   const header = [
     `ephemera bench io: ${formatSize(FILE_SIZE)} file, ${formatSize(BLOCK)} blocks, ${opts.ops} random/meta ops, ${opts.passes} sequential passes, ${opts.repeats} runs`,
+    `namespace rows (issue 15): paired like the data workloads, ${String(NS_ROUNDS)} laps per contender per run, ephemera through the shim, tmpfs and disk straight into libc, each in a directory of its own; a rename row's lap is one set (create every file, then rename, stat and unlink each), its µs are per file`,
     `data workloads: one process per run times all contenders in turns (random: laps of ${Math.min(LAP_OPS, opts.ops)} ops, each after an untimed read of that contender's whole file, since 4 × 32 MiB cannot share the last-level cache; sequential: one pass a lap; rotating order), ephemera through the shim, tmpfs and disk straight into libc; µs/op = median lap over all runs; ratios = median (quartiles) of the per-round ratios, ${rounds} rounds for random workloads`,
     'the buffer row reads into a buffer 16 bytes into a page (where malloc puts buffers of 128 KiB or more): there rep movsb, in memcpy and in the kernel\'s copy, is 4-5× slower on AMD Zen 3; the shim copies with its own loop; not an issue target',
     '"vs X" = X time / ephemera time (higher is better for ephemera); "bound" = tmpfs time / memcpy time in the same round, the most any copying design can gain over tmpfs; meta: one process per contender, median over runs of each run\'s median lap; "fast ops" = reads, writes, seeks and fstats the last ephemera run served from memory without a system call',

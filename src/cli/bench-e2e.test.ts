@@ -3,6 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const EPHEMERA = fileURLToPath(new URL('../../ephemera', import.meta.url));
@@ -19,7 +22,7 @@ function cells(table: string, label: string): string[] {
   return line.split('|').slice(1, -1).map((c) => c.trim());
 }
 
-test('bench io: one table, a number for every contender, fast ops counted', () => {
+test('bench io: one table, a number for every contender, fast ops counted', { timeout: 300_000 }, () => {
   const r = bench('io', '--repeats', '1', '--ops', '2000', '--passes', '1');
   assert.equal(r.status, 0, r.stderr);
   for (const label of ['random 8 KiB pread', 'random 8 KiB pwrite', 'random 8 KiB lseek+read', 'random 8 KiB lseek+write', 'sequential 8 KiB write', 'sequential 8 KiB read']) {
@@ -30,6 +33,52 @@ test('bench io: one table, a number for every contender, fast ops counted', () =
   const [, eph] = cells(r.stdout, 'open+fstat+close');
   assert.match(eph ?? '', /^\d+\.\d{3}$/);
   assert.match(cells(r.stdout, 'random 8 KiB pread, unmanaged')[5] ?? '', /^-?\d+\.\d%$/);
+  // issue 15's namespace rows: a time for each contender and a ratio with its quartiles
+  for (const label of ['create+write 4 KiB+close+unlink', 'create/rename/stat/unlink, per file of a set', 'mkdir+rmdir', 'readdir of 1000 entries', 'fcntl lock+unlock']) {
+    const [, eph, tmpfs, disk, , vsTmpfs, vsDisk] = cells(r.stdout, label);
+    for (const v of [eph, disk, ...(ROOT ? [tmpfs] : [])]) assert.match(v ?? '', /^\d+\.\d{3}$/, `${label}: ${String(v)}`);
+    for (const v of [vsDisk, ...(ROOT ? [vsTmpfs] : [])]) assert.match(v ?? '', /^\d+\.\d\d× \(/, `${label}: ${String(v)}`);
+  }
+});
+
+test('bench tools: every real program runs under ephemera, tmpfs and disk, with files in memory and a start-up row', { timeout: 300_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-tools-e2e-'));
+  try {
+    const csv = join(dir, 'tools.csv');
+    const json = join(dir, 'tools.json');
+    const r = bench('tools', '--rounds', '1', '--scale', '2', '--csv', csv, '--json', json);
+    assert.equal(r.status, 0, r.stderr);
+    for (const label of ['sort -S 2M -T spilling 1 MB', "tar x then tar cz of this repository's sources", 'SQLite rollback journal, 10 transactions', 'SQLite WAL, 10 transactions', 'git add + commit of 10 files', 'gcc build of 2 C files, TMPDIR in the root', 'Python tempfile churn, 20 rounds', 'zip then unzip of 20 small files']) {
+      const [, eph, tmpfs, disk, vsTmpfs, vsDisk, inMemory] = cells(r.stdout, label);
+      for (const v of [eph, disk, ...(ROOT ? [tmpfs] : [])]) assert.match(v ?? '', /^\d+\.\d$/, `${label}: ${String(v)}`);
+      for (const v of [vsDisk, ...(ROOT ? [vsTmpfs] : [])]) assert.match(v ?? '', /^\d+\.\d\d× \(/, `${label}: ${String(v)}`);
+      assert.ok(Number(inMemory) > 0, `${label}: the ephemera run created no file in memory`);
+    }
+    assert.match(cells(r.stdout, 'ephemera run -- true')[3] ?? '', /^-?\d+\.\d \(/);
+    assert.match(readFileSync(csv, 'utf8'), /^workload,n,contender,median_us,/);
+    const parsed = JSON.parse(readFileSync(json, 'utf8')) as { rows: unknown[] };
+    assert.equal(parsed.rows.length, 8);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('bench tools refuses a scale above 100%', { timeout: 60_000 }, () => {
+  const r = bench('tools', '--scale', '150');
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /EPH_CLI_USAGE: .*--scale is a percentage of the default sizes, 1-100, got 150/);
+});
+
+test('nsprims: every building block runs, and a robust mutex whose holder was killed comes back as EOWNERDEAD', { timeout: 120_000 }, () => {
+  const nsprims = fileURLToPath(new URL('../../nsprims', import.meta.url));
+  const dir = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  const r = spawnSync(nsprims, ['--dir', dir, '--rounds', '4', '--scale', '2'], { encoding: 'utf8', timeout: 100_000 });
+  assert.equal(r.status, 0, r.stderr);
+  for (const row of ['tmpfs openat(O_CREAT)+write+close+unlink', 'pooled memfd: pwrite+ftruncate(0)', 'pidfd_getfd+close', 'a batch of 32 fds in one SCM_RIGHTS answer', 'mmap+first touch+munmap', 'robust pshared pthread_mutex lock+unlock']) {
+    assert.match(r.stdout, new RegExp(`\\| ${row.replace(/[()+]/g, '\\$&')}[^|]* \\| \\d+ \\| \\d+\\.\\d{3}× \\(`), row);
+  }
+  assert.match(r.stdout, /EOWNERDEAD every time: yes; usable after pthread_mutex_consistent: yes/);
+  assert.equal(spawnSync(nsprims, ['--rounds', '1']).status, 2);
 });
 
 test('bench demo: the function computes the same digest under ephemera, on tmpfs and on disk', () => {

@@ -8,6 +8,7 @@ import { EphemeraError } from '../core/errors.js';
 import { DEMO_DEFAULTS, runDemo } from '../bench/demo.js';
 import { IO_DEFAULTS, runIoBench } from '../bench/io.js';
 import { Progress } from '../bench/progress.js';
+import { TOOLS_DEFAULTS, renderToolsTable, runToolsBench, writeToolsReport } from '../bench/tools.js';
 import { EVAL_EXPERIMENTS } from '../bench/eval/main.js';
 import { MANAGER_BENCH_DEFAULTS, runManagerBench } from '../manager/bench.js';
 import { EVAL_USAGE, evalBenchMain } from './bench-eval.js';
@@ -20,10 +21,16 @@ import { buildOutput } from './paths.js';
 export const BENCH_USAGE = `usage: ephemera bench EXPERIMENT [FLAGS]
 
 experiments:
-  io    file-system micro-benchmark: ephemera vs tmpfs vs disk vs memcpy, plus pass-through
-        overhead. Flags: --repeats N (default ${IO_DEFAULTS.repeats}), --ops N (default ${IO_DEFAULTS.ops}),
-        --passes N (default ${IO_DEFAULTS.passes}), --work DIR (a disk directory, default ${IO_DEFAULTS.workBase}),
+  io    file-system micro-benchmark: ephemera vs tmpfs vs disk vs memcpy, namespace rows
+        (create, rename, mkdir, readdir, locks), plus pass-through overhead. Flags: --repeats N
+        (default ${IO_DEFAULTS.repeats}), --ops N (default ${IO_DEFAULTS.ops}), --passes N (default ${IO_DEFAULTS.passes}),
+        --work DIR (a disk directory, default ${IO_DEFAULTS.workBase}),
         --json FILE (also write the medians as JSON). Mounting the tmpfs needs root.
+  tools real programs' scratch work (sort -T, tar, SQLite rollback and WAL, git, gcc, Python
+        tempfile, zip) under ephemera vs tmpfs vs disk, timed inside the process, and
+        \`ephemera run -- true\` against \`true\`. Flags: --rounds N (default ${String(TOOLS_DEFAULTS.rounds)}),
+        --scale PERCENT of the default sizes (default ${String(TOOLS_DEFAULTS.scale)}), --work DIR (default ${TOOLS_DEFAULTS.workBase}),
+        --json FILE, --csv FILE. Mounting the tmpfs needs root.
   demo  a small I/O-heavy Python function under ephemera, on tmpfs and on disk, on the host.
         Flags: --repeats N (default ${DEMO_DEFAULTS.repeats}), --scale N (default ${DEMO_DEFAULTS.scale}), --work DIR.
   manager  the Tenant Manager's decision time per event (target <= 1 µs at p50), back to back on
@@ -64,6 +71,25 @@ async function io(argv: readonly string[]): Promise<number> {
   if (json !== undefined) {
     writeFileSync(json, JSON.stringify({ medians_ns_per_op: report.medians, paired_ratios: report.paired, pass_through: report.passThrough, fast_ops: report.fastOps, skipped: report.skipped }, null, 2) + '\n');
   }
+  return 0;
+}
+
+async function tools(argv: readonly string[]): Promise<number> {
+  const parsed = parseFlags(argv, { rounds: { value: true }, scale: { value: true }, work: { value: true }, json: { value: true }, csv: { value: true } }, 'ephemera bench tools');
+  const scale = positiveInt(parsed, 'scale', TOOLS_DEFAULTS.scale);
+  if (scale > 100) throw new EphemeraError('EPH_CLI_USAGE', `ephemera bench tools: --scale is a percentage of the default sizes, 1-100, got ${String(scale)}`);
+  const progress = new Progress();
+  const report = await runToolsBench(
+    {
+      ephemera: buildOutput('ephemera', true),
+      script: fileURLToPath(new URL('../../../workloads/tools/toolbench.sh', import.meta.url)),
+      repo: fileURLToPath(new URL('../../../', import.meta.url)),
+    },
+    { rounds: positiveInt(parsed, 'rounds', TOOLS_DEFAULTS.rounds), scale, workBase: flagValue(parsed, 'work') ?? TOOLS_DEFAULTS.workBase, progress },
+  );
+  progress.end();
+  process.stdout.write(`${renderToolsTable(report)}\n`);
+  writeToolsReport(report, flagValue(parsed, 'json'), flagValue(parsed, 'csv'));
   return 0;
 }
 
@@ -136,6 +162,7 @@ async function move(argv: readonly string[]): Promise<number> {
 
 const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<number>>> = {
   io,
+  tools,
   demo,
   manager,
   move,
