@@ -103,6 +103,8 @@ export class Invoker {
   private readonly now: () => number;
   private readonly graceMs: number;
   private closed = false;
+  /** Activations started since this invoker began (sequences count each component too). */
+  started = 0;
 
   constructor(private readonly opts: InvokerOptions) {
     this.now = opts.now ?? Date.now;
@@ -123,6 +125,7 @@ export class Invoker {
    * Never rejects: every failure becomes a record.
    */
   activate(action: ActionDoc, params: Readonly<Record<string, unknown>>, ctx: ActivationContext, cause?: string): Promise<ActivationRecord> {
+    this.started++;
     this.opts.ledger.begin({
       activationId: ctx.activationId,
       namespace: action.namespace,

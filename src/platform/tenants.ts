@@ -13,6 +13,9 @@ import { ADMIN_TENANT, type Tenant } from './store.js';
 
 export const GUEST_TENANT = 'guest';
 
+/** The node agent's rule for tenant names (they label containers and cgroups). */
+const TENANT_RE = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
+
 /** Where the wskprops files go: $EPHEMERA_HOME, else ~/.ephemera. */
 export function ephemeraHome(env: NodeJS.ProcessEnv = process.env): string {
   const h = env.EPHEMERA_HOME;
@@ -39,7 +42,7 @@ export function writeWskprops(home: string, tenant: Tenant, apihost: string): st
  * @throws {EphemeraError} `EPH_TENANT_NAME` when it is not a valid namespace name or is reserved
  */
 export function checkTenantName(name: string): string {
-  const bad = nameProblem(name);
+  const bad = nameProblem(name) ?? (TENANT_RE.test(name) ? null : 'a tenant also labels containers and cgroups: start with a letter or digit, then letters, digits, ".", "_", "@" or "-", at most 128 characters');
   if (bad !== null) throw new EphemeraError('EPH_TENANT_NAME', `tenant name ${JSON.stringify(name)} is not valid: ${bad}`);
   if (name === ADMIN_TENANT || name === '_') {
     throw new EphemeraError('EPH_TENANT_NAME', `tenant name ${JSON.stringify(name)} is reserved for the operator; choose another name`);
