@@ -55,7 +55,7 @@ export async function startNodeProcess(
     ...cli.slice(1),
     'node',
     '--state-dir', spec.stateDir,
-    '--name', spec.name,
+    '--node-name', spec.name,
     ...(spec.memoryBytes === undefined ? [] : ['--memory', String(spec.memoryBytes)]),
     ...(spec.extraArgs ?? []),
   ];

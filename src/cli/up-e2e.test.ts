@@ -1,0 +1,161 @@
+/**
+ * `ephemera up` end to end: the real CLI process, a real node agent, real Docker containers with
+ * the action runtime, ephemerad and libephemera.so, driven by the official `openwhisk` client.
+ * Ends with SIGTERM and checks that nothing is left running.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import openwhisk from 'openwhisk';
+
+import { ensureDockerEngine } from '../container/dockerd.js';
+import { readProps } from '../platform/harness.js';
+
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+const NAME = `platform-e2e-${String(process.pid)}`;
+const NODE = `${NAME}-node-1`;
+
+type Ann = { annotations?: { key: string; value: unknown }[] };
+const ann = (r: Ann, key: string): unknown => r.annotations?.find((a) => a.key === key)?.value;
+
+function containersOfNode(): string[] {
+  const r = spawnSync('docker', ['ps', '-aq', '--filter', `label=ephemera.node=${NODE}`], { encoding: 'utf8', timeout: 30_000 });
+  return r.stdout.split('\n').filter((l) => l !== '');
+}
+
+const IO_ACTION = `
+import os
+def main(args):
+    n = int(args.get("mb", 4))
+    block = b"e" * (1 << 20)
+    with open("/tmp/scratch.bin", "wb") as f:
+        for _ in range(n):
+            f.write(block)
+    total = 0
+    with open("/tmp/scratch.bin", "rb") as f:
+        while True:
+            b = f.read(1 << 16)
+            if not b:
+                break
+            total += len(b)
+    print("wrote and read", total)
+    return {"bytes": total, "who": args.get("who")}
+`;
+
+describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, () => {
+  let skip: string | null = null;
+  let dir = '';
+  let up: ChildProcess | undefined;
+  let url = '';
+  let ow: openwhisk.Client | undefined;
+
+  before(async () => {
+    skip = ensureDockerEngine();
+    if (skip !== null) return;
+    dir = mkdtempSync('/tmp/platform-up-');
+    const child = spawn(process.execPath, [MAIN, 'up', '--port', '0', '--state-dir', join(dir, 'state'), '--name', NAME, '--keep-alive-ms', '120000'], {
+      env: { ...process.env, EPHEMERA_HOME: join(dir, 'home') },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    up = child;
+    const lines = createInterface({ input: child.stdout });
+    url = await new Promise<string>((resolve, reject) => {
+      // The first start may build the function image.
+      const timer = setTimeout(() => { reject(new Error('ephemera up did not print its API address within 600 s')); }, 600_000);
+      lines.on('line', (l) => {
+        const m = /API on (http:\/\/\S+)/.exec(l);
+        if (m?.[1] !== undefined) { clearTimeout(timer); resolve(m[1]); }
+      });
+      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`ephemera up exited with ${String(code)}`)); });
+    });
+    ow = openwhisk({ apihost: url, api_key: readProps(join(dir, 'home', 'guest.wskprops')).AUTH ?? '' });
+  });
+
+  after(async () => {
+    if (up !== undefined && up.exitCode === null && up.signalCode === null) {
+      const child = up;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => child.kill('SIGKILL'), 120_000);
+        child.once('exit', () => { clearTimeout(t); resolve(); });
+        child.kill('SIGTERM');
+      });
+    }
+    for (const id of containersOfNode()) spawnSync('docker', ['rm', '-f', id], { timeout: 30_000 });
+    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('an I/O action runs in a container on Ephemera; the record carries the node, the grant and the fast operations', async (t) => {
+    if (skip !== null || ow === undefined) return t.skip(skip ?? 'no platform');
+    await ow.actions.create({ name: 'io', action: IO_ACTION, kind: 'python:3', params: { who: 'default' }, limits: { memory: 256, timeout: 60_000 } });
+    const rec = await ow.actions.invoke({ name: 'io', blocking: true, params: { mb: 8 } });
+    const res = rec.response;
+    assert.ok(res !== undefined);
+    assert.deepEqual(res.result, { bytes: 8 << 20, who: 'default' });
+    assert.equal(res.status, 'success');
+    assert.ok(rec.logs.some((l) => /stdout: wrote and read 8388608$/.test(l)), JSON.stringify(rec.logs));
+    assert.equal(typeof ann(rec, 'initTime'), 'number');
+    const e = ann(rec, 'ephemera') as Record<string, unknown>;
+    assert.equal(e.node, NODE);
+    assert.equal(e.initialBytes, 256 << 20);
+    assert.equal(typeof e.grantedBytes, 'number');
+    assert.equal(typeof e.pool, 'string');
+    assert.ok((e.fast_writes as number) > 0, `writes served from memory: ${JSON.stringify(e)}`);
+    assert.ok((e.fast_reads as number) > 0, `reads served from memory: ${JSON.stringify(e)}`);
+    assert.ok((e.bytes_in_memory_peak as number) >= 8 << 20, JSON.stringify(e));
+    const warm = await ow.actions.invoke({ name: 'io', blocking: true, params: { mb: 1, who: 'me' } });
+    assert.deepEqual(warm.response?.result, { bytes: 1 << 20, who: 'me' });
+    assert.equal(ann(warm, 'initTime'), undefined, 'the second activation reused the warm container');
+    const prof = ann(await ow.actions.get({ name: 'io' }), 'ephemera.profile') as Record<string, unknown>;
+    assert.equal(prof.source, 'observed');
+    assert.ok((prof.filePeakBytes as number) >= 8 << 20, JSON.stringify(prof));
+  });
+
+  test('a sequence runs end to end in containers', async (t) => {
+    if (skip !== null || ow === undefined) return t.skip(skip ?? 'no platform');
+    await ow.actions.create({ name: 'add', action: 'def main(a):\n    return {"n": a["n"] + a.get("k", 1)}\n', kind: 'python:3', params: { k: 5 } });
+    await ow.actions.create({ name: 'sq', action: 'def main(a):\n    return {"n": a["n"] * a["n"]}\n', kind: 'python:3' });
+    await ow.actions.create({ name: 'flow', sequence: ['add', 'sq'] } as unknown as Parameters<typeof ow.actions.create>[0]);
+    assert.deepEqual(await ow.actions.invoke({ name: 'flow', blocking: true, result: true, params: { n: 1 } }), { n: 36 });
+  });
+
+  test('past limits.timeout: the developer error, and the platform keeps serving', async (t) => {
+    if (skip !== null || ow === undefined) return t.skip(skip ?? 'no platform');
+    await ow.actions.create({ name: 'sleep', action: 'import time\ndef main(a):\n    time.sleep(a.get("s", 30))\n    return {"slept": a.get("s", 30)}\n', kind: 'python:3', limits: { timeout: 2000 } });
+    await assert.rejects(ow.actions.invoke({ name: 'sleep', blocking: true }), (err: { statusCode?: number; error?: { response?: { result?: { error?: string } } } }) => {
+      assert.equal(err.statusCode, 502);
+      assert.equal(err.error?.response?.result?.error, 'The action exceeded its time limits of 2000 milliseconds.');
+      return true;
+    });
+    assert.deepEqual(await ow.actions.invoke({ name: 'sleep', blocking: true, result: true, params: { s: 0 } }), { slept: 0 });
+  });
+
+  test('an action that exhausts its memory ends with "exhausted its memory", not a timeout', async (t) => {
+    if (skip !== null || ow === undefined) return t.skip(skip ?? 'no platform');
+    const hog = 'def main(a):\n    chunks = []\n    for _ in range(2000):\n        chunks.append(bytearray(1 << 20))\n    return {"held": len(chunks)}\n';
+    await ow.actions.create({ name: 'hog', action: hog, kind: 'python:3', limits: { memory: 128, timeout: 120_000 } });
+    await assert.rejects(ow.actions.invoke({ name: 'hog', blocking: true }), (err: { statusCode?: number; error?: { response?: { result?: { error?: string } }; annotations?: { key: string; value: unknown }[] } }) => {
+      assert.equal(err.statusCode, 502);
+      assert.equal(err.error?.response?.result?.error, 'The action exhausted its memory and was aborted.');
+      assert.equal(ann(err.error ?? {}, 'timeout'), false);
+      return true;
+    });
+    assert.deepEqual(await ow.actions.invoke({ name: 'add', blocking: true, result: true, params: { n: 1 } }), { n: 6 }, 'the platform keeps serving');
+  });
+
+  test('SIGTERM stops it cleanly: exit 0, no container left', async (t) => {
+    if (skip !== null || up === undefined) return t.skip(skip ?? 'no platform');
+    assert.ok(containersOfNode().length > 0, 'warm containers exist before the stop');
+    const child = up;
+    const code = await new Promise<number | null>((resolve) => {
+      child.once('exit', (c) => { resolve(c); });
+      child.kill('SIGTERM');
+    });
+    assert.equal(code, 0);
+    assert.deepEqual(containersOfNode(), []);
+  });
+});
