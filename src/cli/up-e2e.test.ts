@@ -147,6 +147,36 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
     assert.deepEqual(await ow.actions.invoke({ name: 'add', blocking: true, result: true, params: { n: 1 } }), { n: 6 }, 'the platform keeps serving');
   });
 
+  test("a tenant's I/O-heavy action gets memory from its CPU-bound action through the Manager", async (t) => {
+    if (skip !== null || ow === undefined) return t.skip(skip ?? 'no platform');
+    const MiB = 1 << 20;
+    const cpu = 'import time\ndef main(a):\n    end = time.time() + a.get("s", 1)\n    n = 0\n    while time.time() < end:\n        n += 1\n    return {"spins": n}\n';
+    // Profiles set by hand (the profiler's job later): the CPU action needs little of its 256 MiB, the
+    // I/O action more files than its 128 MiB hold.
+    await ow.actions.create({ name: 'spin', action: cpu, kind: 'python:3', limits: { memory: 256 }, annotations: { 'ephemera.profile': { ownPeakBytes: 12 * MiB, filePeakBytes: 0 } } });
+    await ow.actions.create({ name: 'heavy', action: IO_ACTION, kind: 'python:3', limits: { memory: 128 }, annotations: { 'ephemera.profile': { ownPeakBytes: 24 * MiB, filePeakBytes: 160 * MiB } } });
+    const spinning = ow.actions.invoke({ name: 'spin', blocking: true, params: { s: 8 } });
+    // Wait until the CPU action's container runs (it lends only while running).
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const running = spawnSync('docker', ['ps', '-q', '--filter', `label=ephemera.node=${NODE}`, '--filter', 'label=ephemera.function=guest/spin'], { encoding: 'utf8', timeout: 10_000 }).stdout.trim();
+      if (running !== '') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    const rec = await ow.actions.invoke({ name: 'heavy', blocking: true, params: { mb: 100 } });
+    const e = ann(rec, 'ephemera') as Record<string, number | string>;
+    t.diagnostic(`I/O action's ephemera annotation: ${JSON.stringify(e)}`);
+    const spun = await spinning;
+    assert.equal(spun.response?.success, true);
+    assert.equal(ann(spun, 'ephemera') !== undefined, true);
+    assert.equal(e.pool, 'allocation', JSON.stringify(e));
+    assert.equal(e.initialBytes, 128 * MiB);
+    assert.ok((e.grantedBytes as number) > 128 * MiB, `the I/O action was granted more than its 128 MiB: ${JSON.stringify(e)}`);
+    assert.ok((e.fast_writes as number) > 0, JSON.stringify(e));
+    assert.equal((ann(spun, 'ephemera') as Record<string, unknown>).pool, 'harvest');
+  });
+
   test('SIGTERM stops it cleanly: exit 0, no container left', async (t) => {
     if (skip !== null || up === undefined) return t.skip(skip ?? 'no platform');
     assert.ok(containersOfNode().length > 0, 'warm containers exist before the stop');
