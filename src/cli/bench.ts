@@ -10,7 +10,8 @@ import { IO_DEFAULTS, runIoBench } from '../bench/io.js';
 import { EVAL_EXPERIMENTS, EVAL_USAGE, runEvalBench } from '../bench/eval/main.js';
 import { flagPositiveInt, flagValue, parseFlags, type ParsedFlags } from './flags.js';
 import { MICRO_USAGE, microBenchMain } from './bench-micro.js';
-import { buildOutput } from './paths.js';
+import { BUILD_DIR, buildOutput } from './paths.js';
+import { PLATFORM_DEFAULTS, plotPlatformBench, runPlatformBench } from '../bench/platform.js';
 
 export const BENCH_USAGE = `usage: ephemera bench EXPERIMENT [FLAGS]
 
@@ -19,6 +20,11 @@ experiments:
         overhead. Flags: --repeats N (default ${IO_DEFAULTS.repeats}), --ops N (default ${IO_DEFAULTS.ops}),
         --passes N (default ${IO_DEFAULTS.passes}), --work DIR (a disk directory, default ${IO_DEFAULTS.workBase}),
         --json FILE (also write the medians as JSON). Mounting the tmpfs needs root.
+  platform  warm invoke latency through the platform vs straight to the container's /run, from
+        1, 4 and 16 clients, and the cold start split into engine, runtime and Ephemera parts.
+        Flags: --calls N (per client count, default ${PLATFORM_DEFAULTS.calls}), --rounds N (turns, default
+        ${PLATFORM_DEFAULTS.rounds}), --colds N (default ${PLATFORM_DEFAULTS.colds}), --json FILE, --csv FILE, --plot BASE
+        (writes BASE.svg and BASE.png). Needs Docker; take numbers on a quiet machine.
   demo  a small I/O-heavy Python function under ephemera, on tmpfs and on disk (make demo).
         Flags: --repeats N (default ${DEMO_DEFAULTS.repeats}), --scale N (default ${DEMO_DEFAULTS.scale}), --work DIR.
 ${MICRO_USAGE}
@@ -77,8 +83,34 @@ async function demo(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
+async function platform(argv: readonly string[]): Promise<number> {
+  const parsed = parseFlags(argv, { calls: { value: true }, rounds: { value: true }, colds: { value: true }, json: { value: true }, csv: { value: true }, plot: { value: true } }, 'ephemera bench platform');
+  buildOutput('ephemerad', true);
+  buildOutput('libephemera.so', false);
+  const report = await runPlatformBench({
+    cli: [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))],
+    buildDir: BUILD_DIR,
+    calls: positiveInt(parsed, 'calls', PLATFORM_DEFAULTS.calls),
+    rounds: positiveInt(parsed, 'rounds', PLATFORM_DEFAULTS.rounds),
+    colds: positiveInt(parsed, 'colds', PLATFORM_DEFAULTS.colds),
+    clients: PLATFORM_DEFAULTS.clients,
+    progress,
+  });
+  endProgress();
+  process.stdout.write(`${report.table}\n`);
+  const json = flagValue(parsed, 'json');
+  if (json !== undefined) writeFileSync(json, `${JSON.stringify({ latency: report.latency, ratios: report.ratios, cold: report.cold }, null, 2)}\n`);
+  const csv = flagValue(parsed, 'csv');
+  if (csv !== undefined) writeFileSync(csv, report.csv);
+  const plot = flagValue(parsed, 'plot');
+  if (plot !== undefined) process.stdout.write(`plots: ${(await plotPlatformBench(report, plot)).join(', ')}\n`);
+  const failed = report.latency.reduce((s, l) => s + l.failed, 0);
+  return failed === 0 ? 0 : 1;
+}
+
 const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<number>>> = {
   io,
+  platform,
   demo,
   fig7: (argv) => microBenchMain('fig7', argv),
   fig8: (argv) => microBenchMain('fig8', argv),
