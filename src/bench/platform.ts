@@ -10,11 +10,11 @@
  *    and the shim, minus the plain one), and the node agent's bookkeeping (its create minus the
  *    container with Ephemera), plus the platform's view (waitTime, initTime).
  */
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-
-import { pino } from 'pino';
+import { fileURLToPath } from 'node:url';
 
 import { EphemeraError } from '../core/errors.js';
 import { ensureDockerEngine } from '../container/dockerd.js';
@@ -22,11 +22,8 @@ import { DockerEngine } from '../container/engine.js';
 import { ensureFunctionImage } from '../container/image.js';
 import { actionRequest } from '../node/action-client.js';
 import { NodeClient } from '../node/client.js';
-import type { NodeAgent } from '../platform/agent.js';
-import { startController, type RunningController } from '../platform/controller.js';
-import { connectNode } from '../platform/node-adapter.js';
-import { startNodeProcess } from '../platform/node-procs.js';
-import { MostFreeSelector } from '../platform/selector.js';
+import { startAnnounced, stopChild } from '../platform/child.js';
+import { readProps } from '../platform/harness.js';
 import { summarize } from './eval/stats.js';
 import { writePlot } from './eval/plot.js';
 
@@ -89,27 +86,18 @@ const IN_RUNTIME = '/opt/ephemera/runtime/ow_runtime.py';
 
 const NOOP = 'def main(args):\n    return {}\n';
 
+const FAKE_CONTROLLER = fileURLToPath(new URL('../platform/fake-controller.js', import.meta.url));
+
 interface Sample { ms: number; ok: boolean }
 
-/** A node whose containers answer at once: what is left is the controller's own cost. */
-const INSTANT: NodeAgent = {
-  name: 'instant',
-  create: () => Promise.resolve({ id: 'instant' }),
-  init: () => Promise.resolve({ statusCode: 200, body: {} }),
-  run: () => Promise.resolve({ statusCode: 200, body: {}, logs: [], durationMs: 0 }),
-  remove: () => Promise.resolve(),
-  state: () => Promise.resolve({ node: 'instant', memory: { limit: 1, allocated: 0, requested: 0 } }),
-};
-
-async function serveNoop(ctl: RunningController, tenantName: string): Promise<() => Promise<boolean>> {
-  const tenant = ctl.store.ensureTenant(tenantName);
-  const auth = `Basic ${Buffer.from(`${tenant.uuid}:${tenant.key}`).toString('base64')}`;
-  const put = await fetch(`${ctl.url}/api/v1/namespaces/_/actions/noop`, {
+/** Creates the no-op action; returns the call that invokes it (blocking, result only). */
+async function serveNoop(base: string, auth: string): Promise<() => Promise<boolean>> {
+  const put = await fetch(`${base}/api/v1/namespaces/_/actions/noop`, {
     method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' },
     body: JSON.stringify({ exec: { kind: 'python:3', code: NOOP }, limits: { memory: 128 } }),
   });
   if (put.status !== 200) throw new EphemeraError('EPH_BENCH_FAILED', `creating the no-op action answered ${put.status}: ${await put.text()}`);
-  const url = `${ctl.url}/api/v1/namespaces/_/actions/noop?blocking=true&result=true`;
+  const url = `${base}/api/v1/namespaces/_/actions/noop?blocking=true&result=true`;
   return async () => {
     const r = await fetch(url, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: '{}', signal: AbortSignal.timeout(60_000) });
     await r.arrayBuffer();
@@ -173,30 +161,35 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
   const dir = mkdtempSync('/tmp/platform-bench-');
   const name = `platform-bench-${String(process.pid)}`;
   const maxClients = Math.max(...opts.clients);
-  opts.progress('bench platform: starting a node agent and the controller');
-  const node = await startNodeProcess(opts.cli, { name, stateDir: join(dir, 'node'), memoryBytes: (maxClients + 8) * 128 * 1024 * 1024 }, connectNode);
-  const nodeClient = new NodeClient(join(dir, 'node', 'node.sock'));
-  let ctl: RunningController | undefined;
-  let bare: RunningController | undefined;
+  opts.progress('bench platform: starting ephemera up (a node agent and the controller) and a controller with an instant node');
+  // Both controllers in processes of their own, as in production: the clients here do not share
+  // their event loop.
+  const home = join(dir, 'home');
+  const nodeDir = join(dir, 'up', 'nodes', `${name}-node-1`);
+  const children: ChildProcess[] = [];
   try {
-    bare = await startController({
-      stateDir: join(dir, 'bare'), home: join(dir, 'home'), host: '127.0.0.1', port: 0, tenants: ['bench'],
-      nodes: [INSTANT], selector: new MostFreeSelector(), log: pino({ level: 'silent' }), keepAliveMs: 600_000, blockingWaitMs: 60_000,
-    });
-    const invokeBare = await serveNoop(bare, 'bench');
-    ctl = await startController({
-      stateDir: join(dir, 'state'), home: join(dir, 'home'), host: '127.0.0.1', port: 0, tenants: ['bench'],
-      nodes: [node.agent], selector: new MostFreeSelector(), log: pino({ level: 'silent' }), keepAliveMs: 600_000, blockingWaitMs: 60_000,
-    });
-    const invoke = await serveNoop(ctl, 'bench');
-    const tenant = ctl.store.ensureTenant('bench');
-    const auth = `Basic ${Buffer.from(`${tenant.uuid}:${tenant.key}`).toString('base64')}`;
+    const up = await startAnnounced(
+      [...opts.cli, 'up', '--port', '0', '--state-dir', join(dir, 'up'), '--name', name, '--tenant', 'bench', '--keep-alive-ms', '600000'],
+      /API on (http:\/\/\S+)/, 600_000, { env: { ...process.env, EPHEMERA_HOME: home }, stderr: 'ignore' },
+    );
+    children.push(up.child);
+    const bare = await startAnnounced(
+      [process.execPath, FAKE_CONTROLLER, join(dir, 'bare'), join(dir, 'bare-home'), 'instant'],
+      /^\{"url":"([^"]+)"\}$/, 60_000, { stderr: 'ignore' },
+    );
+    children.push(bare.child);
+    const basic = (props: string): string => `Basic ${Buffer.from(readProps(props).AUTH ?? '').toString('base64')}`;
+    const auth = basic(join(home, 'bench.wskprops'));
+    const base = up.match[1] ?? '';
+    const invoke = await serveNoop(base, auth);
+    const invokeBare = await serveNoop(bare.match[1] ?? '', basic(join(dir, 'bare-home', 'bench.wskprops')));
+    const nodeClient = new NodeClient(join(nodeDir, 'node.sock'));
 
     // Warm as many containers as the most clients need.
     opts.progress(`bench platform: warming ${maxClients} containers`);
     await drive(maxClients, 5, invoke);
     const views = await nodeClient.listContainers('bench');
-    const sockets = views.map((v) => join(dir, 'node', 'c', v.name.slice(`eph-${name}-`.length), 'action.sock'));
+    const sockets = views.map((v) => join(nodeDir, 'c', v.name.slice(`eph-${name}-node-1-`.length), 'action.sock'));
     let seq = 0;
     const direct = async (c: number): Promise<boolean> => {
       const socket = sockets[c % sockets.length] ?? '';
@@ -234,7 +227,7 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
     }
 
     // Cold starts: by hand (engine / runtime / Ephemera), through the node agent, through the platform.
-    const parts: Record<string, number[]> = { engine: [], runtime: [], ephemera: [], 'node agent': [], 'platform waitTime': [], 'platform initTime': [] };
+    const parts: Record<string, number[]> = { engine: [], runtime: [], ephemera: [], 'node create (all)': [], 'platform waitTime': [], 'platform initTime': [] };
     for (let i = 0; i < opts.colds; i++) {
       opts.progress(`bench platform: cold start ${i + 1}/${opts.colds}`);
       const timeStart = async (cmd: readonly string[] | null): Promise<number> => {
@@ -271,12 +264,12 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
       parts.engine?.push(engineMs);
       parts.runtime?.push(plainMs - engineMs);
       parts.ephemera?.push(ephMs - plainMs);
-      parts['node agent']?.push(nodeMs - ephMs);
+      parts['node create (all)']?.push(nodeMs);
       // A new version of the action is a cold start through the platform.
-      await fetch(`${ctl.url}/api/v1/namespaces/_/actions/noop?overwrite=true`, {
+      await fetch(`${base}/api/v1/namespaces/_/actions/noop?overwrite=true`, {
         method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ exec: { kind: 'python:3', code: NOOP } }),
       });
-      const rec = (await (await fetch(`${ctl.url}/api/v1/namespaces/_/actions/noop?blocking=true`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: '{}' })).json()) as { annotations?: { key: string; value: unknown }[] };
+      const rec = (await (await fetch(`${base}/api/v1/namespaces/_/actions/noop?blocking=true`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: '{}' })).json()) as { annotations?: { key: string; value: unknown }[] };
       const get = (k: string): number => Number(rec.annotations?.find((a) => a.key === k)?.value ?? Number.NaN);
       parts['platform waitTime']?.push(get('waitTime'));
       parts['platform initTime']?.push(get('initTime'));
@@ -292,10 +285,8 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
     });
     return { latency, cold, ratios, table: table(latency, cold, ratios), csv: csv(latency, cold) };
   } finally {
-    await ctl?.close();
-    await bare?.close();
-    await node.stop();
-    for (const c of await engine.list([`ephemera.node=${name}`]).catch(() => [])) await engine.remove(c.id).catch(() => undefined);
+    await Promise.all(children.map((c) => stopChild(c, 'SIGTERM', 60_000)));
+    for (const c of await engine.list([`ephemera.node=${name}-node-1`]).catch(() => [])) await engine.remove(c.id).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -316,7 +307,10 @@ function table(latency: readonly LatencyRow[], cold: readonly ColdRow[], ratios:
     '',
     'cold start (ms; median, min, max)',
     ...cold.map((c) => `  ${c.part.padEnd(18)} ${f1(c.medianMs).padStart(7)} ${f1(c.minMs).padStart(7)} ${f1(c.maxMs).padStart(7)}`),
-    `Ephemera's share of a cold start: ${f1(cold.find((c) => c.part === 'ephemera')?.medianMs ?? Number.NaN)} ms in the container (target <= 5 ms) + ${f1(cold.find((c) => c.part === 'node agent')?.medianMs ?? Number.NaN)} ms of node-agent bookkeeping`,
+    'engine: create + start a container of the function image; runtime: until its /health answers, without',
+    'Ephemera; ephemera: the same runtime with ephemerad and the shim, minus without; node create: the node',
+    "agent's whole create (all three, cgroup, daemon connection, Manager); waitTime includes it.",
+    `Ephemera's share of a cold start: ${f1(cold.find((c) => c.part === 'ephemera')?.medianMs ?? Number.NaN)} ms (target <= 5 ms)`,
   ];
   return lines.join('\n');
 }

@@ -4,16 +4,16 @@
  * Ends with SIGTERM and checks that nothing is left running.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import openwhisk from 'openwhisk';
 
 import { ensureDockerEngine } from '../container/dockerd.js';
+import { startAnnounced, stopChild } from '../platform/child.js';
 import { readProps } from '../platform/harness.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -58,33 +58,20 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
     skip = ensureDockerEngine();
     if (skip !== null) return;
     dir = mkdtempSync('/tmp/platform-up-');
-    const child = spawn(process.execPath, [MAIN, 'up', '--port', '0', '--state-dir', join(dir, 'state'), '--name', NAME, '--keep-alive-ms', '120000'], {
-      env: { ...process.env, EPHEMERA_HOME: join(dir, 'home') },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    up = child;
-    const lines = createInterface({ input: child.stdout });
-    url = await new Promise<string>((resolve, reject) => {
-      // The first start may build the function image.
-      const timer = setTimeout(() => { reject(new Error('ephemera up did not print its API address within 600 s')); }, 600_000);
-      lines.on('line', (l) => {
-        const m = /API on (http:\/\/\S+)/.exec(l);
-        if (m?.[1] !== undefined) { clearTimeout(timer); resolve(m[1]); }
-      });
-      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`ephemera up exited with ${String(code)}`)); });
-    });
+    // The first start may build the function image.
+    const started = await startAnnounced(
+      [process.execPath, MAIN, 'up', '--port', '0', '--state-dir', join(dir, 'state'), '--name', NAME, '--keep-alive-ms', '120000'],
+      /API on (http:\/\/\S+)/,
+      600_000,
+      { env: { ...process.env, EPHEMERA_HOME: join(dir, 'home') } },
+    );
+    up = started.child;
+    url = started.match[1] ?? '';
     ow = openwhisk({ apihost: url, api_key: readProps(join(dir, 'home', 'guest.wskprops')).AUTH ?? '' });
   });
 
   after(async () => {
-    if (up !== undefined && up.exitCode === null && up.signalCode === null) {
-      const child = up;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => child.kill('SIGKILL'), 120_000);
-        child.once('exit', () => { clearTimeout(t); resolve(); });
-        child.kill('SIGTERM');
-      });
-    }
+    if (up !== undefined) await stopChild(up, 'SIGTERM', 120_000);
     for (const id of containersOfNode()) spawnSync('docker', ['rm', '-f', id], { timeout: 30_000 });
     if (dir !== '') rmSync(dir, { recursive: true, force: true });
   });
@@ -180,12 +167,7 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
   test('SIGTERM stops it cleanly: exit 0, no container left', async (t) => {
     if (skip !== null || up === undefined) return t.skip(skip ?? 'no platform');
     assert.ok(containersOfNode().length > 0, 'warm containers exist before the stop');
-    const child = up;
-    const code = await new Promise<number | null>((resolve) => {
-      child.once('exit', (c) => { resolve(c); });
-      child.kill('SIGTERM');
-    });
-    assert.equal(code, 0);
+    assert.equal(await stopChild(up, 'SIGTERM', 120_000), 0);
     assert.deepEqual(containersOfNode(), []);
   });
 });

@@ -5,12 +5,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 
 import type openwhisk from 'openwhisk';
 
 import { FakeNode } from './fake-node.js';
-import { readProps, startTestPlatform, type TestPlatform } from './harness.js';
+import { readProps, scratchDir, startTestPlatform, type TestPlatform } from './harness.js';
 
 const ECHO = `
 import os, sys
@@ -21,12 +21,14 @@ def main(args):
 `;
 
 async function withPlatform(tag: string, body: (p: TestPlatform, node: FakeNode) => Promise<void>, opts: Parameters<typeof startTestPlatform>[2] = {}): Promise<void> {
-  const node = new FakeNode();
+  const code = scratchDir(`${tag}-code`);
+  const node = new FakeNode(code);
   const p = await startTestPlatform(tag, node, opts);
   try {
     await body(p, node);
   } finally {
     await p.close();
+    rmSync(code, { recursive: true, force: true });
   }
 }
 
@@ -315,24 +317,25 @@ test('an action past its time limit ends with OpenWhisk\'s developer error and i
     // The next activation gets a fresh container and works.
     assert.deepEqual(await ow.actions.invoke({ name: 'slow', blocking: true, result: true, params: { s: 0 } }), {});
     assert.equal(node.created, 2);
+    // An action that raises is a developer error: 502 with the record, and the client throws.
+    await ow.actions.create({ name: 'crash', action: 'def main(a):\n    raise ValueError("bad")\n', kind: 'python:3' });
+    const c = await p.request('POST', '/api/v1/namespaces/_/actions/crash?blocking=true', { tenant: 'guest', body: '{}' });
+    assert.equal(c.status, 502);
+    assert.equal((c.body as { code: string }).code, 'EPH_ACTION_FAILED');
+    await assert.rejects(ow.actions.invoke({ name: 'crash', blocking: true }), (e: { statusCode?: number }) => e.statusCode === 502);
   });
 });
 
-test('a blocking invoke that outlives its wait answers 202 with the id; a developer error answers 502', { timeout: 60_000 }, async () => {
+test('a blocking invoke that outlives its wait answers 202 with the id, and the record comes later', { timeout: 60_000 }, async () => {
   await withPlatform('wait', async (p) => {
     const ow = p.client('guest');
-    await ow.actions.create({ name: 'sleepy', action: 'import time\ndef main(a):\n    time.sleep(1.5)\n    return {"done": True}\n', kind: 'python:3' });
+    await ow.actions.create({ name: 'sleepy', action: 'import time\ndef main(a):\n    time.sleep(3)\n    return {"done": True}\n', kind: 'python:3' });
     const r = await p.request('POST', '/api/v1/namespaces/_/actions/sleepy?blocking=true', { tenant: 'guest', body: '{}' });
     assert.equal(r.status, 202);
     const id = (r.body as { activationId: string }).activationId;
     assert.equal(r.headers.get('x-openwhisk-activation-id'), id);
     const rec = await waitRecord(ow, id);
     assert.deepEqual(rec.response?.result, { done: true });
-    await ow.actions.create({ name: 'crash', action: 'def main(a):\n    raise ValueError("bad")\n', kind: 'python:3' });
-    const c = await p.request('POST', '/api/v1/namespaces/_/actions/crash?blocking=true', { tenant: 'guest', body: '{}' });
-    assert.equal(c.status, 502);
-    assert.equal((c.body as { code: string }).code, 'EPH_ACTION_FAILED');
-    await assert.rejects(ow.actions.invoke({ name: 'crash', blocking: true }), (e: { statusCode?: number }) => e.statusCode === 502);
   }, { blockingWaitMs: 500 });
 });
 

@@ -2,19 +2,21 @@
  * A controller process for the restart tests: the real controller (store, API, invoker) with the
  * FakeNode at the node seam, so a test can SIGKILL it and start it again on the same state.
  *
- *   node build/js/platform/fake-controller.js STATE_DIR HOME_DIR
+ *   node build/js/platform/fake-controller.js STATE_DIR HOME_DIR [instant]
  *
+ * With `instant`, containers answer at once (InstantNode): `ephemera bench platform` times the
+ * controller's own cost with it.
  * Prints one JSON line `{"url": ...}` on stdout once it listens.
  */
 import { pino } from 'pino';
 
 import { startController } from './controller.js';
-import { FakeNode } from './fake-node.js';
+import { FakeNode, InstantNode } from './fake-node.js';
 import { MostFreeSelector } from './selector.js';
 
-const [stateDir, home] = process.argv.slice(2);
+const [stateDir, home, mode] = process.argv.slice(2);
 if (stateDir === undefined || home === undefined) {
-  process.stderr.write('usage: fake-controller.js STATE_DIR HOME_DIR\n');
+  process.stderr.write('usage: fake-controller.js STATE_DIR HOME_DIR [instant]\n');
   process.exit(2);
 }
 const ctl = await startController({
@@ -22,8 +24,8 @@ const ctl = await startController({
   home,
   host: '127.0.0.1',
   port: 0,
-  tenants: ['guest'],
-  nodes: [new FakeNode()],
+  tenants: ['guest', 'bench'],
+  nodes: [mode === 'instant' ? new InstantNode() : new FakeNode(stateDir)],
   selector: new MostFreeSelector(),
   log: pino({ level: 'warn' }, pino.destination(2)),
   keepAliveMs: 60_000,

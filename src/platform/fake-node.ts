@@ -4,7 +4,7 @@
  * invoker tests use it to exercise the controller quickly; the end-to-end test runs the real node
  * agent instead. Python-only; blackbox "images" are not run.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,10 +27,14 @@ interface Box {
   codePath: string | undefined;
   main: string;
   inits: number;
+  running: ChildProcess | undefined;
 }
 
 export class FakeNode implements NodeAgent {
   readonly name = 'fake';
+  /** @param baseDir where the containers' code goes (a test's scratch directory) */
+  constructor(private readonly baseDir: string = tmpdir()) {}
+
   readonly boxes = new Map<string, Box>();
   created = 0;
   removed = 0;
@@ -38,7 +42,7 @@ export class FakeNode implements NodeAgent {
 
   create(spec: ContainerSpec): Promise<{ id: string }> {
     const id = `fake-${++this.next}`;
-    this.boxes.set(id, { spec, dir: undefined, codePath: undefined, main: 'main', inits: 0 });
+    this.boxes.set(id, { spec, dir: undefined, codePath: undefined, main: 'main', inits: 0, running: undefined });
     this.created++;
     return Promise.resolve({ id });
   }
@@ -47,7 +51,7 @@ export class FakeNode implements NodeAgent {
     const box = this.boxes.get(id);
     if (box === undefined) return Promise.resolve({ statusCode: 404, body: { error: `no container ${id}` } });
     if (++box.inits > 1) return Promise.resolve({ statusCode: 403, body: { error: 'Cannot initialize the action more than once.' } });
-    box.dir = mkdtempSync(join(tmpdir(), 'ephemera-platform-fake-'));
+    box.dir = mkdtempSync(join(this.baseDir, 'fake-container-'));
     box.codePath = join(box.dir, value.binary ? 'action.zip' : 'action.py');
     writeFileSync(box.codePath, value.binary ? Buffer.from(value.code, 'base64') : value.code);
     box.main = value.main;
@@ -62,6 +66,7 @@ export class FakeNode implements NodeAgent {
       const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
       for (const [k, v] of Object.entries(req)) if (k !== 'value' && k !== 'timeoutMs') env[`__OW_${k.toUpperCase()}`] = String(v);
       const child = spawn('python3', ['-c', HARNESS, box.codePath ?? '', box.main], { env, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+      box.running = child;
       let out = '';
       let err = '';
       let result = '';
@@ -106,6 +111,7 @@ export class FakeNode implements NodeAgent {
 
   remove(id: string): Promise<void> {
     const box = this.boxes.get(id);
+    box?.running?.kill('SIGKILL');
     if (box?.dir !== undefined) rmSync(box.dir, { recursive: true, force: true });
     if (this.boxes.delete(id)) this.removed++;
     return Promise.resolve();
@@ -115,5 +121,25 @@ export class FakeNode implements NodeAgent {
     let allocated = 0;
     for (const b of this.boxes.values()) allocated += b.spec.memoryBytes;
     return Promise.resolve({ node: this.name, memory: { limit: 8 << 30, allocated, requested: allocated } });
+  }
+}
+
+/** A node whose containers answer at once: timing the controller against it leaves its own cost. */
+export class InstantNode implements NodeAgent {
+  readonly name = 'instant';
+  create(): Promise<{ id: string }> {
+    return Promise.resolve({ id: 'instant' });
+  }
+  init(): Promise<{ statusCode: number; body: unknown }> {
+    return Promise.resolve({ statusCode: 200, body: {} });
+  }
+  run(): Promise<RunResult> {
+    return Promise.resolve({ statusCode: 200, body: {}, logs: [], durationMs: 0 });
+  }
+  remove(): Promise<void> {
+    return Promise.resolve();
+  }
+  state(): Promise<NodeLoad> {
+    return Promise.resolve({ node: this.name, memory: { limit: 1, allocated: 0, requested: 0 } });
   }
 }

@@ -4,37 +4,25 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 import openwhisk from 'openwhisk';
 
+import { startAnnounced, stopChild } from './child.js';
 import { readProps, scratchDir } from './harness.js';
 
 const CHILD = fileURLToPath(new URL('./fake-controller.js', import.meta.url));
 
 async function startChild(state: string, home: string): Promise<{ child: ChildProcess; url: string }> {
   // Its own process group, so that killing the group also ends the python3 it runs.
-  const child = spawn(process.execPath, [CHILD, state, home], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
-  const lines = createInterface({ input: child.stdout });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error('the controller did not start within 15 s')); }, 15_000);
-    lines.once('line', (l) => { clearTimeout(timer); resolve((JSON.parse(l) as { url: string }).url); });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the controller exited with ${code}`)); });
-  });
-  return { child, url };
+  const { child, match } = await startAnnounced([process.execPath, CHILD, state, home], /^\{"url":"([^"]+)"\}$/, 15_000, { detached: true });
+  return { child, url: match[1] ?? '' };
 }
 
-function killGroup(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) { resolve(); return; }
-    child.once('exit', () => { resolve(); });
-    try { process.kill(-(child.pid ?? 0), 'SIGKILL'); } catch { resolve(); }
-  });
-}
+const killGroup = (child: ChildProcess): Promise<number | null> => stopChild(child, 'SIGKILL', 10_000, true);
 
 test('after SIGKILL the controller keeps every action and finished activation, and reports the one in flight failed', { timeout: 60_000 }, async () => {
   const dir = scratchDir('sigkill');
