@@ -53,6 +53,7 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
   let up: ChildProcess | undefined;
   let url = '';
   let ow: openwhisk.Client | undefined;
+  let other: openwhisk.Client | undefined;
 
   before(async () => {
     skip = ensureDockerEngine();
@@ -60,7 +61,7 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
     dir = mkdtempSync('/tmp/platform-up-');
     // The first start may build the function image.
     const started = await startAnnounced(
-      [process.execPath, MAIN, 'up', '--port', '0', '--state-dir', join(dir, 'state'), '--name', NAME, '--keep-alive-ms', '120000'],
+      [process.execPath, MAIN, 'up', '--port', '0', '--state-dir', join(dir, 'state'), '--name', NAME, '--keep-alive-ms', '120000', '--tenant', 'other'],
       /API on (http:\/\/\S+)/,
       600_000,
       { env: { ...process.env, EPHEMERA_HOME: join(dir, 'home') } },
@@ -68,6 +69,7 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
     up = started.child;
     url = started.match[1] ?? '';
     ow = openwhisk({ apihost: url, api_key: readProps(join(dir, 'home', 'guest.wskprops')).AUTH ?? '' });
+    other = openwhisk({ apihost: url, api_key: readProps(join(dir, 'home', 'other.wskprops')).AUTH ?? '' });
   });
 
   after(async () => {
@@ -162,6 +164,21 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
     assert.ok((e.grantedBytes as number) > 128 * MiB, `the I/O action was granted more than its 128 MiB: ${JSON.stringify(e)}`);
     assert.ok((e.fast_writes as number) > 0, JSON.stringify(e));
     assert.equal((ann(spun, 'ephemera') as Record<string, unknown>).pool, 'harvest');
+  });
+
+  test("another tenant's I/O-heavy action never receives this tenant's memory", async (t) => {
+    if (skip !== null || ow === undefined || other === undefined) return t.skip(skip ?? 'no platform');
+    const MiB = 1 << 20;
+    await other.actions.create({ name: 'heavy', action: IO_ACTION, kind: 'python:3', limits: { memory: 128 }, annotations: { 'ephemera.profile': { ownPeakBytes: 24 * MiB, filePeakBytes: 160 * MiB } } });
+    const spinning = ow.actions.invoke({ name: 'spin', blocking: true, params: { s: 6 } });
+    await new Promise((r) => setTimeout(r, 1500));
+    const rec = await other.actions.invoke({ name: 'heavy', blocking: true, params: { mb: 100 } });
+    await spinning;
+    const e = ann(rec, 'ephemera') as Record<string, number | string>;
+    t.diagnostic(`other tenant's I/O action: ${JSON.stringify(e)}`);
+    assert.equal(rec.response?.success, true);
+    assert.equal(e.initialBytes, 128 * MiB);
+    assert.equal(e.grantedBytes, 128 * MiB, 'no memory crossed from guest to other');
   });
 
   test('SIGTERM stops it cleanly: exit 0, no container left', async (t) => {
