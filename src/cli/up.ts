@@ -24,7 +24,7 @@ export const UP_USAGE = `usage: ephemera up [--port N] [--tenant NAME]... [--nod
 
 Starts the platform in the foreground: Docker (scripts/docker.sh), one node agent (\`ephemera
 node\`) or --nodes N of them, each confined to --node-memory, and the OpenWhisk-compatible API on
-http://127.0.0.1:3233 (--port). Ctrl-C or SIGTERM stops it: containers removed, limits restored.
+http://127.0.0.1:3233 (--port). Ctrl-C, SIGTERM or SIGHUP stops it: containers removed, limits restored.
 
 Tenants are OpenWhisk namespaces. \`guest\` always exists; --tenant NAME (repeatable) adds more.
 Each tenant's key is written to ~/.ephemera/NAME.wskprops (wsk format; $EPHEMERA_HOME moves the
@@ -163,6 +163,7 @@ Ctrl-C stops everything.
     const on = (sig: NodeJS.Signals): void => { void shutdown(sig).then(resolve); };
     process.once('SIGINT', on);
     process.once('SIGTERM', on);
+    process.once('SIGHUP', on);
     for (const p of procs) {
       p.child.once('exit', (code, sig) => {
         if (stopping === undefined) {

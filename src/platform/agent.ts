@@ -85,6 +85,11 @@ export interface Placement {
   readonly function: string;
   readonly memoryBytes: number;
   readonly profile?: { readonly ownPeakBytes: number; readonly filePeakBytes: number };
+  /**
+   * Bytes of containers being created on each node (by name) right now: a node's own figures do
+   * not count them yet, and concurrent cold starts would otherwise all pick the same node.
+   */
+  readonly pending: ReadonlyMap<string, number>;
 }
 
 /**

@@ -8,22 +8,27 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 
 import type { ContainerSpec, InitValue, NodeAgent, NodeLoad, RunRequest, RunResult } from './agent.js';
+import { EphemeraError } from '../core/errors.js';
 import { Invoker } from './invoker.js';
 import { buildAction, type ActionDoc, type ActivationRecord, type Profile } from './model.js';
 import { MostFreeSelector } from './selector.js';
 
 class ScriptedNode implements NodeAgent {
-  readonly name = 'scripted';
+  constructor(readonly name = 'scripted', readonly limit = 1) {}
   readonly log: string[] = [];
   private n = 0;
   createFails = false;
+  full = false;
+  allocated = 0;
   initReply: { statusCode: number; body: unknown } = { statusCode: 200, body: { ok: true } };
   runReply: (req: RunRequest) => Promise<RunResult> = (req) => Promise.resolve({ statusCode: 200, body: { echo: req.value }, logs: [], durationMs: 1 });
   create(spec: ContainerSpec): Promise<{ id: string }> {
     if (this.createFails) return Promise.reject(new Error('EPH_NODE_FULL: the node has no memory left'));
-    const id = `c${++this.n}`;
+    if (this.full) return Promise.reject(new EphemeraError('EPH_NODE_FULL', `node ${this.name} is full`));
+    const id = `${this.name === 'scripted' ? '' : `${this.name}-`}c${++this.n}`;
     this.log.push(`create ${id} ${spec.function} ${spec.memoryBytes}${spec.profile === undefined ? '' : ` profile ${spec.profile.ownPeakBytes}/${spec.profile.filePeakBytes}`}`);
-    return Promise.resolve({ id });
+    // The node's own figures count a container once its creation is done.
+    return new Promise((resolve) => setTimeout(() => { this.allocated += spec.memoryBytes; resolve({ id }); }, 20));
   }
   init(id: string, value: InitValue): Promise<{ statusCode: number; body: unknown }> {
     this.log.push(`init ${id} ${value.name}`);
@@ -38,17 +43,17 @@ class ScriptedNode implements NodeAgent {
     return Promise.resolve();
   }
   state(): Promise<NodeLoad> {
-    return Promise.resolve({ node: this.name, memory: { limit: 1, allocated: 0, requested: 0 } });
+    return Promise.resolve({ node: this.name, memory: { limit: this.limit, allocated: this.allocated, requested: this.allocated } });
   }
 }
 
-function setup(node: ScriptedNode, opts: { keepAliveMs?: number; graceMs?: number } = {}) {
+function setup(node: ScriptedNode | ScriptedNode[], opts: { keepAliveMs?: number; graceMs?: number } = {}) {
   const records = new Map<string, ActivationRecord>();
   const begun: string[] = [];
   const actions = new Map<string, ActionDoc>();
   const profiles = new Map<string, Profile>();
   const invoker = new Invoker({
-    nodes: [node],
+    nodes: Array.isArray(node) ? node : [node],
     selector: new MostFreeSelector(),
     ledger: { begin: (m) => begun.push(m.activationId), finish: (r) => records.set(r.activationId, r) },
     actions: { getAction: (ns, name) => actions.get(`${ns}/${name}`) },
@@ -136,5 +141,28 @@ test('warm reuse per version; an update retires old containers; idle ones go aft
   await new Promise((r) => setTimeout(r, 400));
   assert.ok(node.log.includes('remove c2'), 'removed after the keep-alive');
   assert.deepEqual(invoker.containers(), { warm: 0, busy: 0 });
+  await invoker.close();
+});
+
+test('concurrent cold starts spread over the nodes; a full node is skipped for the next', { timeout: 10_000 }, async () => {
+  const a = new ScriptedNode('a', 1 << 30);
+  const b = new ScriptedNode('b', 1 << 30);
+  const { invoker, put, ctx } = setup([a, b]);
+  const action = put('p');
+  {
+    const recs = await Promise.all([1, 2, 3, 4].map(() => invoker.activate(action, {}, ctx())));
+    assert.ok(recs.every((r) => r.response.success));
+    assert.equal(a.log.filter((l) => l.startsWith('create')).length, 2, a.log.join('; '));
+    assert.equal(b.log.filter((l) => l.startsWith('create')).length, 2, b.log.join('; '));
+
+  }
+  // b is emptier now but full by its own account: the container goes to a.
+  a.allocated = 900 << 20;
+  b.allocated = 0;
+  b.full = true;
+  const other = put('q');
+  const r = await invoker.activate(other, {}, ctx());
+  assert.equal(r.response.success, true);
+  assert.ok(a.log.some((l) => l.includes('t/q')), a.log.join('; '));
   await invoker.close();
 });

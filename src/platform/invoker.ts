@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 
 import type { Logger } from 'pino';
 
-import type { NodeAgent, NodeSelector, RunResult } from './agent.js';
+import { isEphemeraError } from '../core/errors.js';
+import type { NodeAgent, NodeSelector, Placement, RunResult } from './agent.js';
 import {
   MAX_SEQUENCE_ACTIONS,
   MESSAGES,
@@ -100,6 +101,10 @@ function message(err: unknown): string {
 export class Invoker {
   private readonly slots = new Map<string, Slot[]>();
   private readonly removing = new Set<Promise<void>>();
+  /** Bytes of containers being created, by node name. */
+  private readonly pending = new Map<string, number>();
+  /** Selections run one at a time, so that each sees the bytes the previous ones placed. */
+  private selecting: Promise<unknown> = Promise.resolve();
   private readonly now: () => number;
   private readonly graceMs: number;
   private closed = false;
@@ -317,21 +322,17 @@ export class Invoker {
       tenant: action.namespace,
       function: key,
       memoryBytes,
+      pending: this.pending,
       ...(profile === undefined ? {} : { profile: { ownPeakBytes: profile.ownPeakBytes, filePeakBytes: profile.filePeakBytes } }),
     };
-    let agent: NodeAgent;
-    let id: string;
+    let placed: { agent: NodeAgent; id: string };
     try {
-      agent = await within(this.opts.selector.select(this.opts.nodes, placement), 30_000, `scheduler ${this.opts.selector.name}`);
-      ({ id } = await within(
-        agent.create({ ...placement, ...(action.exec.kind === 'blackbox' && action.exec.image !== undefined ? { image: action.exec.image } : {}) }),
-        120_000,
-        'container creation',
-      ));
+      placed = await this.create(action, placement, log);
     } catch (err) {
       log.error({ err: message(err) }, 'container creation failed');
       return { failure: response(3, { error: `whisk internal error: no container could be created for ${key}: ${message(err)}` }), start: this.now() };
     }
+    const { agent, id } = placed;
     const slot: Slot = { id, agent, key, version: action.version, busy: true, gone: false, timer: undefined };
     this.slots.set(key, [...(this.slots.get(key) ?? []), slot]);
     log.info({ container: id, node: agent.name }, 'cold start: container created');
@@ -364,6 +365,46 @@ export class Invoker {
         start,
         initTime,
       };
+    }
+  }
+
+  /**
+   * Selects a node and creates the container there; a node that turns out full (its own check,
+   * `EPH_NODE_FULL`) is left out and the next is tried.
+   */
+  private async create(action: ActionDoc, placement: Placement, log: Logger): Promise<{ agent: NodeAgent; id: string }> {
+    let candidates = [...this.opts.nodes];
+    for (;;) {
+      const nodes = candidates;
+      const chosen = this.selecting.then(async () => {
+        const a = await within(this.opts.selector.select(nodes, placement), 30_000, `scheduler ${this.opts.selector.name}`);
+        this.pending.set(a.name, (this.pending.get(a.name) ?? 0) + placement.memoryBytes);
+        return a;
+      });
+      this.selecting = chosen.catch(() => undefined);
+      const agent = await chosen;
+      try {
+        const { id } = await within(
+          agent.create({
+            tenant: placement.tenant,
+            function: placement.function,
+            memoryBytes: placement.memoryBytes,
+            ...(placement.profile === undefined ? {} : { profile: placement.profile }),
+            ...(action.exec.kind === 'blackbox' && action.exec.image !== undefined ? { image: action.exec.image } : {}),
+          }),
+          120_000,
+          'container creation',
+        );
+        return { agent, id };
+      } catch (err) {
+        candidates = candidates.filter((n) => n !== agent);
+        if (!isEphemeraError(err, 'EPH_NODE_FULL') || candidates.length === 0) throw err;
+        log.warn({ node: agent.name, err: message(err) }, 'node full; trying another');
+      } finally {
+        const left = (this.pending.get(agent.name) ?? 0) - placement.memoryBytes;
+        if (left > 0) this.pending.set(agent.name, left);
+        else this.pending.delete(agent.name);
+      }
     }
   }
 

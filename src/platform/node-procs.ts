@@ -3,7 +3,7 @@
  * directory (and so its own `node.sock`), its log file, and a bounded start and stop.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { EphemeraError } from '../core/errors.js';
@@ -25,6 +25,30 @@ export interface NodeProcess {
   readonly logPath: string;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
   stop(graceMs?: number): Promise<void>;
+}
+
+const CGROUP_ROOT = '/sys/fs/cgroup';
+
+/**
+ * Removes the empty parent cgroups Docker made for an agent's containers (`--cgroup-parent`
+ * /ephemera-NAME, the agent's default), in every v1 hierarchy or the v2 tree, once the agent has
+ * removed its containers. A cgroup still in use (EBUSY) or absent is left alone.
+ */
+export function removeParentCgroups(node: string, root = CGROUP_ROOT): void {
+  const name = `ephemera-${node}`;
+  let dirs: string[];
+  try {
+    dirs = [root, ...readdirSync(root).map((d) => join(root, d))];
+  } catch {
+    return;
+  }
+  for (const d of dirs) {
+    try {
+      rmdirSync(join(d, name));
+    } catch {
+      // absent, not a cgroup directory, or still holding a process
+    }
+  }
 }
 
 function tail(path: string, lines = 8): string {
@@ -59,7 +83,9 @@ export async function startNodeProcess(
     ...(spec.memoryBytes === undefined ? [] : ['--memory', String(spec.memoryBytes)]),
     ...(spec.extraArgs ?? []),
   ];
-  const child = spawn(cli[0] ?? process.execPath, args, { stdio: ['ignore', fd, fd] });
+  // Its own process group: a Ctrl-C at the terminal reaches `ephemera up`, which stops the
+  // controller (removing the containers through the agents) before it stops the agents.
+  const child = spawn(cli[0] ?? process.execPath, args, { stdio: ['ignore', fd, fd], detached: true });
   closeSync(fd);
   const agent = connect(join(spec.stateDir, 'node.sock'), spec.name);
   const exited = new Promise<never>((_resolve, reject) => {
@@ -72,7 +98,11 @@ export async function startNodeProcess(
     new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) { resolve(); return; }
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      child.once('exit', () => { clearTimeout(timer); resolve(); });
+      child.once('exit', () => {
+        clearTimeout(timer);
+        removeParentCgroups(spec.name);
+        resolve();
+      });
       child.kill('SIGTERM');
     });
   const deadline = Date.now() + startMs;
