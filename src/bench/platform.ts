@@ -69,6 +69,8 @@ export interface PlatformBenchReport {
   readonly latency: readonly LatencyRow[];
   readonly cold: readonly ColdRow[];
   readonly ratios: readonly { clients: number; p50Ratio: number }[];
+  /** Warm containers the node and direct paths spread their clients over. */
+  readonly containers: number;
   readonly table: string;
   readonly csv: string;
 }
@@ -283,7 +285,7 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
       const d = latency.find((l) => l.clients === clients && l.path === 'direct');
       return { clients, p50Ratio: p !== undefined && d !== undefined ? p.p50Ms / d.p50Ms : Number.NaN };
     });
-    return { latency, cold, ratios, table: table(latency, cold, ratios), csv: csv(latency, cold) };
+    return { latency, cold, ratios, containers: ids.length, table: table(latency, cold, ratios, ids.length), csv: csv(latency, cold) };
   } finally {
     await Promise.all(children.map((c) => stopChild(c, 'SIGTERM', 60_000)));
     for (const c of await engine.list([`ephemera.node=${name}-node-1`]).catch(() => [])) await engine.remove(c.id).catch(() => undefined);
@@ -294,9 +296,9 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
 const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 
-function table(latency: readonly LatencyRow[], cold: readonly ColdRow[], ratios: readonly { clients: number; p50Ratio: number }[]): string {
+function table(latency: readonly LatencyRow[], cold: readonly ColdRow[], ratios: readonly { clients: number; p50Ratio: number }[], containers: number): string {
   const lines = [
-    'warm invocations of a no-op python:3 action (ms)',
+    `warm invocations of a no-op python:3 action (ms); ${containers} warm containers (node and direct use at most one client each)`,
     'clients  path        calls  failed    p50    p90    p99   calls/s',
     ...latency.map((l) => `${String(l.clients).padStart(7)}  ${l.path.padEnd(10)} ${String(l.calls).padStart(6)} ${String(l.failed).padStart(7)} ${f2(l.p50Ms).padStart(6)} ${f2(l.p90Ms).padStart(6)} ${f2(l.p99Ms).padStart(6)} ${f1(l.throughputPerS).padStart(9)}`),
     '',
