@@ -6,7 +6,13 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import openwhisk from 'openwhisk';
+
+import { startAnnounced, stopChild } from '../platform/child.js';
+import { readProps } from '../platform/harness.js';
+
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+const FAKE_CONTROLLER = fileURLToPath(new URL('../platform/fake-controller.js', import.meta.url));
 
 function cli(home: string, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...process.env, EPHEMERA_HOME: home }, timeout: 30_000 });
@@ -59,6 +65,24 @@ test('bad tenant names and bad up flags exit 2 with the code and what to do', { 
       assert.equal(r.stdout, '');
     }
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a tenant added while the controller runs is accepted at once, at the address it serves on', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync('/tmp/platform-tenant-');
+  const state = join(dir, 'state');
+  const { child, match } = await startAnnounced([process.execPath, FAKE_CONTROLLER, state, join(dir, 'ctl-home')], /^\{"url":"([^"]+)"\}$/, 20_000);
+  try {
+    const home = join(dir, 'home');
+    const r = cli(home, 'tenant', 'add', 'late', '--state-dir', state);
+    assert.equal(r.status, 0, r.stderr);
+    const props = readProps(join(home, 'late.wskprops'));
+    assert.equal(props.APIHOST, match[1]);
+    const ow = openwhisk({ apihost: props.APIHOST ?? '', api_key: props.AUTH ?? '' });
+    assert.deepEqual(await ow.actions.list(), []);
+  } finally {
+    await stopChild(child, 'SIGTERM', 10_000);
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { EphemeraError } from '../core/errors.js';
 import { parseSize } from '../core/size.js';
 import { ensureDockerEngine } from '../container/dockerd.js';
-import { startController } from '../platform/controller.js';
+import { lastApihost, startController } from '../platform/controller.js';
 import { connectNode } from '../platform/node-adapter.js';
 import { startNodeProcess, type NodeProcess } from '../platform/node-procs.js';
 import { MostFreeSelector, SCHEDULERS } from '../platform/selector.js';
@@ -42,7 +42,8 @@ The controller writes its log as JSON lines to <state-dir>/controller.log.`;
 export const TENANT_USAGE = `usage: ephemera tenant add NAME [--state-dir DIR] [--apihost URL]
 
 Adds a tenant (an OpenWhisk namespace) with a generated uuid:key and writes
-~/.ephemera/NAME.wskprops (mode 0600). A running \`ephemera up\` accepts the key at once.`;
+~/.ephemera/NAME.wskprops (mode 0600). A running \`ephemera up\` on the same --state-dir accepts the
+key at once; APIHOST is --apihost, else the address that \`ephemera up\` last served on.`;
 
 const CLI_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -184,11 +185,12 @@ export function tenantMain(argv: readonly string[]): Promise<number> {
     throw new EphemeraError('EPH_CLI_USAGE', `${ctx}: expected \`ephemera tenant add NAME\`, got ${JSON.stringify(parsed.positionals.join(' '))}`);
   }
   checkTenantName(name);
-  const store = Store.open(flagValue(parsed, 'state-dir') ?? defaultStateDir());
+  const stateDir = flagValue(parsed, 'state-dir') ?? defaultStateDir();
+  const store = Store.open(stateDir);
   try {
     const existed = store.tenant(name) !== undefined;
     const t = store.ensureTenant(name);
-    const path = writeWskprops(ephemeraHome(), t, flagValue(parsed, 'apihost') ?? 'http://127.0.0.1:3233');
+    const path = writeWskprops(ephemeraHome(), t, flagValue(parsed, 'apihost') ?? lastApihost(stateDir) ?? 'http://127.0.0.1:3233');
     process.stdout.write(`${existed ? 'tenant exists' : 'tenant added'}: ${name}\n${path}\n`);
   } finally {
     store.close();

@@ -2,6 +2,9 @@
  * The controller process: opens the store, settles activations a previous controller left running,
  * makes sure the tenants exist and their wskprops files are current, and serves the API.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 
@@ -11,6 +14,21 @@ import { buildController } from './api.js';
 import { Invoker } from './invoker.js';
 import { ADMIN_TENANT, Store } from './store.js';
 import { writeWskprops } from './tenants.js';
+
+/** Where a running controller leaves its address in its state directory. */
+export function apihostFile(stateDir: string): string {
+  return join(stateDir, 'apihost');
+}
+
+/** The address of the controller that last ran on `stateDir`, or undefined. */
+export function lastApihost(stateDir: string): string | undefined {
+  try {
+    const text = readFileSync(apihostFile(stateDir), 'utf8').trim();
+    return text === '' ? undefined : text;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface ControllerConfig {
   readonly stateDir: string;
@@ -62,6 +80,8 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : cfg.port;
   const url = `http://${cfg.host}:${port}`;
+  // `ephemera tenant add` writes this address into the wskprops files it makes.
+  writeFileSync(apihostFile(cfg.stateDir), `${url}\n`);
   const props = new Map<string, string>();
   for (const name of cfg.tenants) props.set(name, writeWskprops(cfg.home, store.ensureTenant(name), url));
   props.set(ADMIN_TENANT, writeWskprops(cfg.home, store.ensureTenant(ADMIN_TENANT, true), url));

@@ -166,8 +166,11 @@ export class Store implements ActivationLedger, ActionLookup, ProfileBook {
     return row === undefined ? undefined : (JSON.parse(str(row, 'profile')) as Profile);
   }
 
+  /** Folds one activation's peaks into the action's observed profile; writes only when it grew. */
   observePeaks(action: ActionDoc, ownPeakBytes: number, filePeakBytes: number): void {
-    const next = foldPeaks(this.observedProfile(action.namespace, action.name), action, ownPeakBytes, filePeakBytes);
+    const prev = this.observedProfile(action.namespace, action.name);
+    const next = foldPeaks(prev, action, ownPeakBytes, filePeakBytes);
+    if (prev !== undefined && prev.ownPeakBytes === next.ownPeakBytes && prev.filePeakBytes === next.filePeakBytes && prev.T_mem === next.T_mem) return;
     this.q('INSERT INTO profiles (namespace, name, profile, samples) VALUES (?, ?, ?, 1) ON CONFLICT (namespace, name) DO UPDATE SET profile = excluded.profile, samples = samples + 1')
       .run(action.namespace, action.name, JSON.stringify(next));
   }
