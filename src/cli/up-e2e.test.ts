@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -99,6 +99,19 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
     const warm = await ow.actions.invoke({ name: 'io', blocking: true, params: { mb: 1, who: 'me' } });
     assert.deepEqual(warm.response?.result, { bytes: 1 << 20, who: 'me' });
     assert.equal(ann(warm, 'initTime'), undefined, 'the second activation reused the warm container');
+    // The rest of the client's surface against the real platform.
+    assert.deepEqual((await ow.actions.list()).map((a) => a.name), ['io']);
+    const listed = await ow.activations.list({ name: 'io' });
+    assert.deepEqual(listed.map((a) => a.activationId).sort(), [rec.activationId, warm.activationId].sort());
+    assert.deepEqual(await ow.activations.get({ name: rec.activationId }), rec);
+    assert.deepEqual(await ow.activations.logs({ name: rec.activationId }), { logs: rec.logs });
+    assert.deepEqual(await ow.activations.result({ name: rec.activationId }), rec.response);
+    const { activationId } = await ow.actions.invoke({ name: 'io', params: { mb: 1 } });
+    for (let i = 0; i < 300; i++) {
+      const got = await ow.activations.get({ name: activationId }).catch(() => undefined);
+      if (got !== undefined) { assert.equal(got.response?.success, true); break; }
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const prof = ann(await ow.actions.get({ name: 'io' }), 'ephemera.profile') as Record<string, unknown>;
     assert.equal(prof.source, 'observed');
     assert.ok((prof.filePeakBytes as number) >= 8 << 20, JSON.stringify(prof));
@@ -186,5 +199,7 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
     assert.ok(containersOfNode().length > 0, 'warm containers exist before the stop');
     assert.equal(await stopChild(up, 'SIGTERM', 120_000), 0);
     assert.deepEqual(containersOfNode(), []);
+    const cgroups = readdirSync('/sys/fs/cgroup').flatMap((h) => [join('/sys/fs/cgroup', h, `ephemera-${NODE}`)]).concat(join('/sys/fs/cgroup', `ephemera-${NODE}`)).filter((d) => existsSync(d));
+    assert.deepEqual(cgroups, [], 'the node agent\'s parent cgroups are removed');
   });
 });
