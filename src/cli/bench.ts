@@ -8,7 +8,9 @@ import { EphemeraError } from '../core/errors.js';
 import { DEMO_DEFAULTS, runDemo } from '../bench/demo.js';
 import { IO_DEFAULTS, runIoBench } from '../bench/io.js';
 import { EVAL_EXPERIMENTS, EVAL_USAGE, runEvalBench } from '../bench/eval/main.js';
-import { flagPositiveInt, flagValue, parseFlags, type ParsedFlags } from './flags.js';
+import { MANAGER_BENCH_DEFAULTS, runManagerBench } from '../manager/bench.js';
+import { MOVE_BENCH_DEFAULTS, runMoveBench } from '../node/bench-move.js';
+import { flagPositiveInt, flagSet, flagValue, parseFlags, type ParsedFlags } from './flags.js';
 import { MICRO_USAGE, microBenchMain } from './bench-micro.js';
 import { BUILD_DIR, buildOutput } from './paths.js';
 import { PLATFORM_DEFAULTS, plotPlatformBench, runPlatformBench } from '../bench/platform.js';
@@ -27,6 +29,15 @@ experiments:
         (writes BASE.svg and BASE.png). Needs Docker; take numbers on a quiet machine.
   demo  a small I/O-heavy Python function under ephemera, on tmpfs and on disk (make demo).
         Flags: --repeats N (default ${DEMO_DEFAULTS.repeats}), --scale N (default ${DEMO_DEFAULTS.scale}), --work DIR.
+  manager  the Tenant Manager's decision time per event (target <= 1 µs at p50), back to back on
+        pools of 2, 8 and 32 containers, paced at 200-1000 events/s (Fig. 16a's decision half), and
+        through a real Manager process. Flags: --events N (default ${String(MANAGER_BENCH_DEFAULTS.events)}), --seconds N per
+        rate (default ${String(MANAGER_BENCH_DEFAULTS.seconds)}), --process-events N (default ${String(MANAGER_BENCH_DEFAULTS.processEvents)}), --no-process,
+        --lend-while-idle, --spin (also pace by busy-waiting: warm caches), --json FILE.
+  move  one memory move between two real containers through the node agent (targets: decision
+        <= 1 µs, whole move <= 1 ms at p50, donor without files): decision alone, through the
+        Manager process, the move (daemon ack + both limits), and the whole. Flags: --rounds N
+        (default ${String(MOVE_BENCH_DEFAULTS.rounds)}), --decisions N (default ${String(MOVE_BENCH_DEFAULTS.decisions)}), --json FILE.
 ${MICRO_USAGE}
 ${EVAL_USAGE}
 
@@ -108,10 +119,51 @@ async function platform(argv: readonly string[]): Promise<number> {
   return failed === 0 ? 0 : 1;
 }
 
+async function manager(argv: readonly string[]): Promise<number> {
+  const parsed = parseFlags(
+    argv,
+    { events: { value: true }, seconds: { value: true }, 'process-events': { value: true }, 'no-process': { value: false }, 'lend-while-idle': { value: false }, spin: { value: false }, json: { value: true } },
+    'ephemera bench manager',
+  );
+  const report = await runManagerBench({
+    ...MANAGER_BENCH_DEFAULTS,
+    events: positiveInt(parsed, 'events', MANAGER_BENCH_DEFAULTS.events),
+    seconds: positiveInt(parsed, 'seconds', MANAGER_BENCH_DEFAULTS.seconds),
+    processEvents: flagSet(parsed, 'no-process') ? 0 : positiveInt(parsed, 'process-events', MANAGER_BENCH_DEFAULTS.processEvents),
+    lendWhileIdle: flagSet(parsed, 'lend-while-idle'),
+    spin: flagSet(parsed, 'spin'),
+    progress,
+  });
+  endProgress();
+  process.stdout.write(`${report.table}\n`);
+  const json = flagValue(parsed, 'json');
+  if (json !== undefined) writeFileSync(json, JSON.stringify({ rows: report.rows, need_met: report.coverage, timer_ns: report.timerNs }, null, 2) + '\n');
+  return 0;
+}
+
+async function move(argv: readonly string[]): Promise<number> {
+  const parsed = parseFlags(argv, { rounds: { value: true }, decisions: { value: true }, json: { value: true } }, 'ephemera bench move');
+  const report = await runMoveBench({
+    rounds: positiveInt(parsed, 'rounds', MOVE_BENCH_DEFAULTS.rounds),
+    decisions: positiveInt(parsed, 'decisions', MOVE_BENCH_DEFAULTS.decisions),
+    progress,
+  });
+  endProgress();
+  process.stdout.write(`${report.table}\n`);
+  const json = flagValue(parsed, 'json');
+  if (json !== undefined) {
+    const figures = { decisionCore: report.decisionCore, decisionProcess: report.decisionProcess, move: report.move, whole: report.whole, steps: report.steps, cgroupVersion: report.cgroupVersion };
+    writeFileSync(json, JSON.stringify({ unit: 'us', ...figures }, null, 2) + '\n');
+  }
+  return 0;
+}
+
 const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<number>>> = {
   io,
   platform,
   demo,
+  manager,
+  move,
   fig7: (argv) => microBenchMain('fig7', argv),
   fig8: (argv) => microBenchMain('fig8', argv),
   fig9: (argv) => microBenchMain('fig9', argv),

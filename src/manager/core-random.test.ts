@@ -18,6 +18,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { createManager, mayShare } from './core.js';
+import { isEphemeraError } from '../core/errors.js';
+import { seededRandom } from './random.js';
 import type { ContainerInfo, Manager, ManagerConfig, ManagerEvent, ManagerSnapshot, Move, PoolEntry, SharingScope, Usage } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -25,17 +27,6 @@ const EVENTS = Number(process.env.EPH_MANAGER_EVENTS ?? 120_000);
 const TRACE = process.env.EPH_MANAGER_TRACE;
 const SEED = Number(process.env.EPH_MANAGER_SEED ?? Math.floor(Math.random() * 2 ** 32));
 
-/** mulberry32: small, fast, good enough to drive a test, and reproducible from one number. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface LiveBox {
   readonly info: ContainerInfo;
@@ -56,10 +47,10 @@ const SCOPES: readonly SharingScope[] = ['none', 'function', 'workflow', 'tenant
 class World {
   readonly random: () => number;
   readonly tenants: Tenant[] = [];
-  stats = { events: 0, moves: 0, halfMoves: 0, failures: 0, crashes: 0, recoveries: 0, lends: 0 };
+  stats = { events: 0, moves: 0, halfMoves: 0, failures: 0, crashes: 0, recoveries: 0, lends: 0, refusedForeign: 0 };
 
   constructor(seed: number) {
-    this.random = rng(seed);
+    this.random = seededRandom(seed);
     for (let t = 0; t < 3; t++) {
       const config: ManagerConfig = {
         tenant: `tenant${String(t)}`,
@@ -125,6 +116,15 @@ class World {
       event = { kind: 'forget', id };
     } else if (r < 0.935) {
       this.crash(tenant, undefined);
+      return;
+    } else if (r < 0.945) {
+      // Another tenant's container is refused, and the refusal changes nothing.
+      const other = this.pick(this.tenants.filter((t) => t !== tenant));
+      const before = JSON.stringify(tenant.manager.snapshot());
+      const foreign: ContainerInfo = { id: `${other.name}/c${String(other.next)}`, tenant: other.name, fn: 'f0', initialQuota: 64 * MiB };
+      assert.throws(() => tenant.manager.apply({ kind: 'register', container: foreign }, this.stats.events), (e) => isEphemeraError(e, 'EPH_MANAGER_EVENT'));
+      assert.equal(JSON.stringify(tenant.manager.snapshot()), before);
+      this.stats.refusedForeign++;
       return;
     }
     if (event === undefined) return;
@@ -360,6 +360,6 @@ test(`randomized: ${String(EVENTS)} events over 3 tenants keep conservation, iso
   }
   // The sequence must exercise what it claims to.
   const s = world.stats;
-  assert.ok(s.lends > 1000 && s.failures > 100 && s.crashes > 100 && s.recoveries === s.crashes, JSON.stringify(s));
+  assert.ok(s.lends > 1000 && s.failures > 100 && s.crashes > 100 && s.recoveries === s.crashes && s.refusedForeign > 100, JSON.stringify(s));
   console.log(`core-random: seed ${String(SEED)} ${JSON.stringify(s)} configs ${JSON.stringify(world.tenants.map((t) => [t.config.sharing, t.config.lendWhileIdle]))}`);
 });

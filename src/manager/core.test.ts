@@ -35,6 +35,14 @@ function brief(moves: readonly Move[]): string[] {
   return moves.map((m) => `${m.from ?? '-'}>${m.to ?? '-'} ${String(m.bytes / MiB)}M ${m.reason}`);
 }
 
+/** A Manager with these containers registered, then these started in this order (their moves unchecked). */
+function given(config: ManagerConfig, containers: readonly ContainerInfo[], running: readonly string[] = []): Manager {
+  const m = createManager(config);
+  for (const container of containers) m.apply({ kind: 'register', container }, 0);
+  for (const id of running) m.apply({ kind: 'invocation-start', id }, 1);
+  return m;
+}
+
 function entry(m: Manager, id: string): PoolEntry {
   const found = m.snapshot().containers.find((c) => c.id === id);
   assert.ok(found, `${id} is in the snapshot`);
@@ -129,9 +137,10 @@ test('paper §3.3.2 example: A short runs first, B arrives and lends, B finishes
 });
 
 test('the other arrival order: a running donor lends to a recipient that starts; the recipient returns at its end', T, () => {
-  const m = createManager(BASE);
-  m.apply({ kind: 'register', container: info('cpu', 512, usage(4, 0)) }, 0);
-  m.apply({ kind: 'register', container: info('io', 64, usage(8, 120)) }, 0);
+  const m = given(BASE, [
+    info('cpu', 512, usage(4, 0)),
+    info('io', 64, usage(8, 120)),
+  ]);
   assert.deepEqual(m.apply({ kind: 'invocation-start', id: 'cpu' }, 1), []);
   assert.deepEqual(brief(m.apply({ kind: 'invocation-start', id: 'io' }, 2)), ['cpu>io 64M lend']);
   assert.deepEqual(brief(m.apply({ kind: 'invocation-end', id: 'io', used: usage(8, 120) }, 3)), ['io>cpu 64M return']);
@@ -139,14 +148,12 @@ test('the other arrival order: a running donor lends to a recipient that starts;
 });
 
 test('priority: take from the donor with the most spare first; serve the recipient that needs the least first', T, () => {
-  const m = createManager({ ...BASE, donorMarginBytes: 0, engineMinimumBytes: 0 });
-  m.apply({ kind: 'register', container: info('d-small', 100, usage(70, 0)) }, 0); // spare 30
-  m.apply({ kind: 'register', container: info('d-big', 100, usage(50, 0)) }, 0); // spare 50
-  m.apply({ kind: 'register', container: info('r-20', 100, usage(10, 110)) }, 0); // needs 20
-  m.apply({ kind: 'register', container: info('r-70', 100, usage(10, 160)) }, 0); // needs 70
-  m.apply({ kind: 'invocation-start', id: 'r-70' }, 1);
-  m.apply({ kind: 'invocation-start', id: 'r-20' }, 1);
-  m.apply({ kind: 'invocation-start', id: 'd-small' }, 1);
+  const m = given({ ...BASE, donorMarginBytes: 0, engineMinimumBytes: 0 }, [
+    info('d-small', 100, usage(70, 0)), // spare 30
+    info('d-big', 100, usage(50, 0)), // spare 50
+    info('r-20', 100, usage(10, 110)), // needs 20
+    info('r-70', 100, usage(10, 160)), // needs 70
+  ], ['r-70', 'r-20', 'd-small']);
   // d-small alone (spare 30): r-20 first (needs least), r-70 gets the remaining 10.
   // Then d-big (spare 50) arrives: r-70 still misses 60 and takes all 50.
   const moves = brief(m.apply({ kind: 'invocation-start', id: 'd-big' }, 2));
@@ -154,20 +161,19 @@ test('priority: take from the donor with the most spare first; serve the recipie
   assert.deepEqual(limits(m), { 'd-big': 50, 'd-small': 70, 'r-20': 120, 'r-70': 160 });
 
   // Both donors present at once: the recipient takes from the one with most spare first.
-  const m2 = createManager({ ...BASE, donorMarginBytes: 0, engineMinimumBytes: 0 });
-  m2.apply({ kind: 'register', container: info('d-small', 100, usage(70, 0)) }, 0);
-  m2.apply({ kind: 'register', container: info('d-big', 100, usage(50, 0)) }, 0);
-  m2.apply({ kind: 'register', container: info('r', 100, usage(10, 160)) }, 0);
-  m2.apply({ kind: 'invocation-start', id: 'd-small' }, 1);
-  m2.apply({ kind: 'invocation-start', id: 'd-big' }, 1);
+  const m2 = given({ ...BASE, donorMarginBytes: 0, engineMinimumBytes: 0 }, [
+    info('d-small', 100, usage(70, 0)),
+    info('d-big', 100, usage(50, 0)),
+    info('r', 100, usage(10, 160)),
+  ], ['d-small', 'd-big']);
   assert.deepEqual(brief(m2.apply({ kind: 'invocation-start', id: 'r' }, 2)), ['d-big>r 50M lend', 'd-small>r 20M lend']);
 });
 
 test('a donor never goes below its floor, nor below the engine minimum', T, () => {
-  const m = createManager({ ...BASE, donorMarginBytes: 4 * MiB, engineMinimumBytes: 6 * MiB });
-  m.apply({ kind: 'register', container: info('tiny', 64, usage(1, 0)) }, 0); // floor max(5, 6) = 6
-  m.apply({ kind: 'register', container: info('io', 64, usage(8, 1000)) }, 0);
-  m.apply({ kind: 'invocation-start', id: 'tiny' }, 1);
+  const m = given({ ...BASE, donorMarginBytes: 4 * MiB, engineMinimumBytes: 6 * MiB }, [
+    info('tiny', 64, usage(1, 0)), // floor max(5, 6) = 6
+    info('io', 64, usage(8, 1000)),
+  ], ['tiny']);
   assert.deepEqual(brief(m.apply({ kind: 'invocation-start', id: 'io' }, 2)), ['tiny>io 58M lend']);
   const tiny = entry(m, 'tiny');
   assert.equal(tiny.floor, 6 * MiB);
@@ -175,9 +181,9 @@ test('a donor never goes below its floor, nor below the engine minimum', T, () =
 });
 
 test('invocation end re-classifies from what was used', T, () => {
-  const m = createManager(BASE);
-  m.apply({ kind: 'register', container: info('x', 128, usage(4, 0)) }, 0);
-  m.apply({ kind: 'invocation-start', id: 'x' }, 1);
+  const m = given(BASE, [
+    info('x', 128, usage(4, 0)),
+  ], ['x']);
   m.apply({ kind: 'invocation-end', id: 'x', used: usage(100, 100) }, 2);
   const x = entry(m, 'x');
   assert.equal(x.pool, 'allocation');
@@ -189,18 +195,18 @@ test('invocation end re-classifies from what was used', T, () => {
 });
 
 test('unprofiled containers are self-sufficient: they neither lend nor borrow', T, () => {
-  const m = createManager(BASE);
-  m.apply({ kind: 'register', container: info('u', 512) }, 0);
-  m.apply({ kind: 'register', container: info('io', 64, usage(8, 120)) }, 0);
-  m.apply({ kind: 'invocation-start', id: 'u' }, 1);
+  const m = given(BASE, [
+    info('u', 512),
+    info('io', 64, usage(8, 120)),
+  ], ['u']);
   assert.deepEqual(m.apply({ kind: 'invocation-start', id: 'io' }, 2), []);
   assert.equal(entry(m, 'u').pool, 'self-sufficient');
 });
 
 test('lendWhileIdle: an idle warm donor keeps lending, and takes back what it needs before its next invocation', T, () => {
-  const m = createManager({ ...BASE, lendWhileIdle: true, donorMarginBytes: 0, engineMinimumBytes: 0 });
-  m.apply({ kind: 'register', container: info('io', 64, usage(8, 120)) }, 0);
-  m.apply({ kind: 'invocation-start', id: 'io' }, 1);
+  const m = given({ ...BASE, lendWhileIdle: true, donorMarginBytes: 0, engineMinimumBytes: 0 }, [
+    info('io', 64, usage(8, 120)),
+  ], ['io']);
   // The donor lends as soon as it is registered, idle.
   assert.deepEqual(brief(m.apply({ kind: 'register', container: info('cpu', 100, usage(50, 0)) }, 2)), ['cpu>io 50M lend']);
   // Its invocation starts with a larger estimate (80): it takes back 30 from the running io first.
@@ -209,8 +215,9 @@ test('lendWhileIdle: an idle warm donor keeps lending, and takes back what it ne
   assert.deepEqual(brief(m.apply({ kind: 'invocation-end', id: 'cpu', used: usage(20, 0) }, 4)), ['cpu>io 44M lend']);
   assert.deepEqual(limits(m), { cpu: 36, io: 128 });
   // Without the flag, the same end reclaims everything.
-  const p = createManager({ ...BASE, donorMarginBytes: 0, engineMinimumBytes: 0 });
-  p.apply({ kind: 'register', container: info('io', 64, usage(8, 120)) }, 0);
+  const p = given({ ...BASE, donorMarginBytes: 0, engineMinimumBytes: 0 }, [
+    info('io', 64, usage(8, 120)),
+  ]);
   assert.deepEqual(p.apply({ kind: 'register', container: info('cpu', 100, usage(50, 0)) }, 0), [], 'idle donors do not lend without the flag');
   p.apply({ kind: 'invocation-start', id: 'io' }, 1);
   assert.deepEqual(brief(p.apply({ kind: 'invocation-start', id: 'cpu' }, 2)), ['cpu>io 50M lend']);
@@ -218,12 +225,11 @@ test('lendWhileIdle: an idle warm donor keeps lending, and takes back what it ne
 });
 
 test('safeguard: a short donor takes back all it lent, then is granted more; it lends to nobody until its end', T, () => {
-  const m = createManager({ ...BASE, donorMarginBytes: 0, engineMinimumBytes: 0 });
-  m.apply({ kind: 'register', container: info('d1', 100, usage(20, 0)) }, 0);
-  m.apply({ kind: 'register', container: info('d2', 100, usage(40, 0)) }, 0);
-  m.apply({ kind: 'register', container: info('r', 100, usage(10, 140)) }, 0);
-  m.apply({ kind: 'invocation-start', id: 'd1' }, 1);
-  m.apply({ kind: 'invocation-start', id: 'r' }, 1);
+  const m = given({ ...BASE, donorMarginBytes: 0, engineMinimumBytes: 0 }, [
+    info('d1', 100, usage(20, 0)),
+    info('d2', 100, usage(40, 0)),
+    info('r', 100, usage(10, 140)),
+  ], ['d1', 'r']);
   assert.deepEqual(limits(m), { d1: 50, d2: 100, r: 150 });
   m.apply({ kind: 'invocation-start', id: 'd2' }, 2);
   // d1 runs short by 60 at limit 50: it takes back its 50 (safeguard), then borrows 10 from d2
@@ -243,11 +249,10 @@ test('safeguard: a short donor takes back all it lent, then is granted more; it 
 });
 
 test('safeguard: a short recipient or self-sufficient container is granted more from a donor', T, () => {
-  const m = createManager({ ...BASE, donorMarginBytes: 0, engineMinimumBytes: 0 });
-  m.apply({ kind: 'register', container: info('d', 100, usage(20, 0)) }, 0);
-  m.apply({ kind: 'register', container: info('s', 100, usage(90, 0)) }, 0);
-  m.apply({ kind: 'invocation-start', id: 'd' }, 1);
-  m.apply({ kind: 'invocation-start', id: 's' }, 1);
+  const m = given({ ...BASE, donorMarginBytes: 0, engineMinimumBytes: 0 }, [
+    info('d', 100, usage(20, 0)),
+    info('s', 100, usage(90, 0)),
+  ], ['d', 's']);
   assert.deepEqual(brief(m.apply({ kind: 'shortfall', id: 's', neededBytes: 30 * MiB }, 2)), ['d>s 30M lend']);
   assert.equal(entry(m, 's').reclaimable, false);
 });
@@ -268,18 +273,19 @@ test('sharing scopes decide who lends (Fig. 15 scenarios)', T, () => {
     assert.equal(m.snapshot().totals.lentBytes, lent * MiB, sharing);
   }
   // Two instances of one function share under `function`.
-  const f = createManager({ ...BASE, sharing: 'function' });
-  f.apply({ kind: 'register', container: info('io-1', 512, usage(4, 0), { fn: 'rw' }) }, 0);
-  f.apply({ kind: 'register', container: info('io-2', 64, usage(8, 120), { fn: 'rw' }) }, 0);
-  f.apply({ kind: 'invocation-start', id: 'io-1' }, 1);
+  const f = given({ ...BASE, sharing: 'function' }, [
+    info('io-1', 512, usage(4, 0), { fn: 'rw' }),
+    info('io-2', 64, usage(8, 120), { fn: 'rw' }),
+  ], ['io-1']);
   assert.deepEqual(brief(f.apply({ kind: 'invocation-start', id: 'io-2' }, 1)), ['io-1>io-2 64M lend']);
 });
 
 test('forget: a lender takes back what it lent, a borrower returns it, before it leaves', T, () => {
-  const m = createManager({ ...BASE, lendWhileIdle: true, donorMarginBytes: 0, engineMinimumBytes: 0 });
-  m.apply({ kind: 'register', container: info('d', 100, usage(50, 0)) }, 0);
-  m.apply({ kind: 'register', container: info('d2', 100, usage(80, 0)) }, 0);
-  m.apply({ kind: 'register', container: info('r', 100, usage(10, 140)) }, 0);
+  const m = given({ ...BASE, lendWhileIdle: true, donorMarginBytes: 0, engineMinimumBytes: 0 }, [
+    info('d', 100, usage(50, 0)),
+    info('d2', 100, usage(80, 0)),
+    info('r', 100, usage(10, 140)),
+  ]);
   assert.deepEqual(brief(m.apply({ kind: 'invocation-start', id: 'r' }, 1)), ['d>r 50M lend']);
   // d leaves: r gives its 50 back, and d2 (spare 20) covers what it can.
   assert.deepEqual(brief(m.apply({ kind: 'forget', id: 'd' }, 2)), ['r>d 50M reclaim', 'd2>r 20M lend']);
@@ -288,12 +294,11 @@ test('forget: a lender takes back what it lent, a borrower returns it, before it
 });
 
 test('move-failed undoes the last batch, last move first, and nothing else', T, () => {
-  const m = createManager({ ...BASE, donorMarginBytes: 0, engineMinimumBytes: 0 });
-  m.apply({ kind: 'register', container: info('a', 100, usage(50, 0)) }, 0);
-  m.apply({ kind: 'register', container: info('b', 100, usage(70, 0)) }, 0);
-  m.apply({ kind: 'register', container: info('r', 100, usage(10, 170)) }, 0);
-  m.apply({ kind: 'invocation-start', id: 'a' }, 1);
-  m.apply({ kind: 'invocation-start', id: 'b' }, 1);
+  const m = given({ ...BASE, donorMarginBytes: 0, engineMinimumBytes: 0 }, [
+    info('a', 100, usage(50, 0)),
+    info('b', 100, usage(70, 0)),
+    info('r', 100, usage(10, 170)),
+  ], ['a', 'b']);
   const batch = m.apply({ kind: 'invocation-start', id: 'r' }, 2);
   assert.deepEqual(brief(batch), ['a>r 50M lend', 'b>r 30M lend']);
   const [first, second] = batch;
@@ -308,8 +313,9 @@ test('move-failed undoes the last batch, last move first, and nothing else', T, 
 });
 
 test('events that do not fit the state are refused with EPH_MANAGER_EVENT', T, () => {
-  const m = createManager(BASE);
-  m.apply({ kind: 'register', container: info('a', 64) }, 0);
+  const m = given(BASE, [
+    info('a', 64),
+  ]);
   const bad: [string, () => unknown][] = [
     ['another tenant', () => m.apply({ kind: 'register', container: { ...info('x', 64), tenant: 't2' } }, 0)],
     ['repeated id', () => m.apply({ kind: 'register', container: info('a', 64) }, 0)],

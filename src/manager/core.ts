@@ -2,7 +2,7 @@
  * The Tenant Manager's pure core (§3.3): pools, priority, lifecycle and safeguard as a state machine
  * over one tenant's containers on one node. No I/O; the caller passes `now`.
  *
- * Every event runs the same two phases over the whole (small) pool:
+ * Every event runs the same two phases over the pool (see `rebalance` for when they may look at less):
  *  1. give back: recipients return what they no longer need, then lenders take back what they need
  *     for themselves (or everything, when they stopped being donors);
  *  2. lend: running recipients that still miss memory get it from eligible donors, neediest last
@@ -30,6 +30,8 @@ import type {
 } from './types.js';
 
 const SCOPES: readonly SharingScope[] = ['none', 'function', 'workflow', 'tenant'];
+/** The answer of every event that moves nothing (most of them): one shared, frozen empty batch. */
+const NO_MOVES: readonly Move[] = Object.freeze([]);
 
 /** One container in the model. Mutable on purpose: one object per container for its whole life. */
 interface Slot {
@@ -136,11 +138,17 @@ class TenantManager implements Manager {
   private readonly slots: Slot[] = [];
   private readonly index = new Map<string, Slot>();
   private seq = 0;
-  /** The last non-empty batch, for `move-failed`; `undoable` of its moves (a prefix) may still be undone, last first. */
+  /** The last event's batch, for `move-failed`; the first `undoable` of its moves may still be undone, last first. */
   private lastBatch: readonly Move[] = [];
   private undoable = 0;
-  /** The batch being built by the current event. */
-  private out: Move[] = [];
+  /** The batch being built by the current event; null while it is empty (most events move nothing). */
+  private out: Move[] | null = null;
+  /**
+   * False once an event's batch settled the pool: then only the next event's own container can have
+   * bytes to return or take back. True after a failed move (or before the first event): the next
+   * event looks at every container.
+   */
+  private unsettled = true;
   /** Scratch lists reused by every event (no allocation per event beyond the moves themselves). */
   private readonly recipients: Slot[] = [];
   private readonly donors: Slot[] = [];
@@ -150,20 +158,21 @@ class TenantManager implements Manager {
   }
 
   apply(event: ManagerEvent, now: number): readonly Move[] {
-    this.out = [];
+    this.out = null;
     switch (event.kind) {
-      case 'register':
+      case 'register': {
         this.checkInfo(event.container, (id) => this.index.has(id));
-        this.addSlot(event.container);
+        const slot = this.addSlot(event.container);
         // An idle warm donor may lend at once when the flag is on; and every event, this one too,
         // repairs what a failed move of the previous batch left undone.
-        this.rebalance();
+        this.rebalance(slot);
         break;
+      }
       case 'forget': {
         const slot = this.get(event.id, 'forget');
         slot.leaving = true;
         slot.running = false;
-        this.giveBack();
+        this.giveBack(slot);
         this.remove(slot);
         this.lend();
         break;
@@ -179,7 +188,7 @@ class TenantManager implements Manager {
         }
         slot.running = true;
         slot.runningSince = now;
-        this.rebalance();
+        this.rebalance(slot);
         break;
       }
       case 'invocation-end': {
@@ -190,7 +199,7 @@ class TenantManager implements Manager {
         slot.runningSince = null;
         slot.reclaimable = true;
         this.setUsage(slot, event.used);
-        this.rebalance();
+        this.rebalance(slot);
         break;
       }
       case 'shortfall': {
@@ -200,17 +209,24 @@ class TenantManager implements Manager {
         }
         slot.reclaimable = false;
         slot.wanted = Math.max(slot.wanted, slot.limit + event.neededBytes);
-        this.rebalance();
+        this.rebalance(slot);
         break;
       }
       case 'move-failed':
         this.undo(event.move);
-        return this.out;
+        this.unsettled = true;
+        return NO_MOVES;
     }
     // Only this batch may be undone from now on: the shell reports its failures before the next event.
-    this.lastBatch = this.out;
-    this.undoable = this.out.length;
-    return this.out;
+    const batch = this.built();
+    this.lastBatch = batch;
+    this.undoable = batch.length;
+    return batch;
+  }
+
+  /** The batch the current event built (a method: the compiler cannot see transfer() filling it). */
+  private built(): readonly Move[] {
+    return this.out ?? NO_MOVES;
   }
 
   recover(live: readonly LiveContainer[]): readonly Move[] {
@@ -225,6 +241,7 @@ class TenantManager implements Manager {
     this.slots.length = 0;
     this.index.clear();
     for (const { info } of live) this.addSlot(info);
+    this.unsettled = false; // every container at its quota, nothing lent
 
     // Lower before raising: lower-only moves (nobody is short), then pairs, then raise-only
     // (bytes lost between steps 2 and 3 of a move), so the sum of limits never exceeds the quotas.
@@ -328,7 +345,7 @@ class TenantManager implements Manager {
     if (info.profile !== undefined) checkUsage('register profile', info.id, info.profile);
   }
 
-  private addSlot(info: ContainerInfo): void {
+  private addSlot(info: ContainerInfo): Slot {
     const slot: Slot = {
       info,
       id: info.id,
@@ -352,6 +369,7 @@ class TenantManager implements Manager {
     if (info.profile !== undefined) this.setUsage(slot, info.profile);
     this.slots.push(slot);
     this.index.set(slot.id, slot);
+    return slot;
   }
 
   private setUsage(slot: Slot, usage: Usage): void {
@@ -376,9 +394,17 @@ class TenantManager implements Manager {
     this.slots.splice(i, 1);
   }
 
-  private rebalance(): void {
-    this.giveBack();
-    this.lend();
+  private rebalance(focus: Slot): void {
+    const full = this.unsettled;
+    this.giveBack(focus);
+    // The pool was saturated after the last batch (no recipient in need next to a donor with spare
+    // that it may share with). If phase 1 moved nothing, only `focus` changed, so phase 2 has work
+    // only if `focus` itself now needs memory or has some to lend.
+    if (full || this.out !== null || this.needs(focus) || (this.isDonor(focus) && focus.limit > focus.floor)) this.lend();
+  }
+
+  private needs(r: Slot): boolean {
+    return r.running && !r.leaving && r.wanted > r.limit;
   }
 
   // --- the two phases -------------------------------------------------------------------------
@@ -388,51 +414,64 @@ class TenantManager implements Manager {
     return d.pool === 'harvest' && d.reclaimable && !d.leaving && (d.running || this.config.lendWhileIdle) && this.config.sharing !== 'none';
   }
 
-  /** Phase 1: recipients return what they do not need, then lenders take back what they need. */
-  private giveBack(): void {
-    for (const r of this.slots) {
-      if (r.borrowedTotal === 0) continue;
-      let surplus: Bytes;
-      if (!r.running || r.leaving) surplus = r.borrowedTotal;
-      else if (r.reclaimable) surplus = Math.min(r.borrowedTotal, Math.max(0, r.limit - Math.max(r.wanted, r.quota)));
-      else surplus = 0; // non-reclaimable until its invocation ends (§3.3.3)
-      // Give back first to the lender with the least spare (ineligible lenders want everything back).
-      while (surplus > 0) {
-        let best: Slot | undefined;
-        let bestSpare = 0;
-        for (const d of r.borrowed.keys()) {
-          const spare = this.isDonor(d) ? d.limit - d.floor : -Infinity;
-          if (best === undefined || spare < bestSpare || (spare === bestSpare && d.id < best.id)) {
-            best = d;
-            bestSpare = spare;
-          }
-        }
-        if (best === undefined) break;
-        const bytes = Math.min(surplus, r.borrowed.get(best) ?? 0);
-        this.transfer(r, best, bytes, 'return');
-        surplus -= bytes;
-      }
+  /**
+   * Phase 1: recipients return what they do not need, then lenders take back what they need. After a
+   * settled batch only `focus` (the event's container) can have either, so only it is looked at.
+   */
+  private giveBack(focus: Slot): void {
+    if (!this.unsettled) {
+      this.returnSurplus(focus);
+      this.takeBackDue(focus);
+      return;
     }
-    for (const d of this.slots) {
-      if (d.lentTotal === 0) continue;
-      const donor = this.isDonor(d);
-      let due = donor ? Math.max(0, d.floor - d.limit) : d.lentTotal;
-      const reason = d.reclaimable ? 'reclaim' : 'safeguard';
-      // Take back from the largest loan first: as few recipients disturbed as possible.
-      while (due > 0) {
-        let best: Slot | undefined;
-        let bestBytes = 0;
-        for (const [r, bytes] of d.lent) {
-          if (best === undefined || bytes > bestBytes || (bytes === bestBytes && r.id < best.id)) {
-            best = r;
-            bestBytes = bytes;
-          }
+    this.unsettled = false;
+    for (const r of this.slots) this.returnSurplus(r);
+    for (const d of this.slots) this.takeBackDue(d);
+  }
+
+  private returnSurplus(r: Slot): void {
+    if (r.borrowedTotal === 0) return;
+    let surplus: Bytes;
+    if (!r.running || r.leaving) surplus = r.borrowedTotal;
+    else if (r.reclaimable) surplus = Math.min(r.borrowedTotal, Math.max(0, r.limit - Math.max(r.wanted, r.quota)));
+    else surplus = 0; // non-reclaimable until its invocation ends (§3.3.3)
+    // Give back first to the lender with the least spare (ineligible lenders want everything back).
+    while (surplus > 0) {
+      let best: Slot | undefined;
+      let bestSpare = 0;
+      for (const d of r.borrowed.keys()) {
+        const spare = this.isDonor(d) ? d.limit - d.floor : -Infinity;
+        if (best === undefined || spare < bestSpare || (spare === bestSpare && d.id < best.id)) {
+          best = d;
+          bestSpare = spare;
         }
-        if (best === undefined) break;
-        const bytes = Math.min(due, bestBytes);
-        this.transfer(best, d, bytes, reason);
-        due -= bytes;
       }
+      if (best === undefined) break;
+      const bytes = Math.min(surplus, r.borrowed.get(best) ?? 0);
+      this.transfer(r, best, bytes, 'return');
+      surplus -= bytes;
+    }
+  }
+
+  private takeBackDue(d: Slot): void {
+    if (d.lentTotal === 0) return;
+    const donor = this.isDonor(d);
+    let due = donor ? Math.max(0, d.floor - d.limit) : d.lentTotal;
+    const reason = d.reclaimable ? 'reclaim' : 'safeguard';
+    // Take back from the largest loan first: as few recipients disturbed as possible.
+    while (due > 0) {
+      let best: Slot | undefined;
+      let bestBytes = 0;
+      for (const [r, bytes] of d.lent) {
+        if (best === undefined || bytes > bestBytes || (bytes === bestBytes && r.id < best.id)) {
+          best = r;
+          bestBytes = bytes;
+        }
+      }
+      if (best === undefined) break;
+      const bytes = Math.min(due, bestBytes);
+      this.transfer(best, d, bytes, reason);
+      due -= bytes;
     }
   }
 
@@ -444,7 +483,7 @@ class TenantManager implements Manager {
     recipients.length = 0;
     donors.length = 0;
     for (const s of this.slots) {
-      if (s.running && !s.leaving && s.wanted > s.limit) recipients.push(s);
+      if (this.needs(s)) recipients.push(s);
       else if (this.isDonor(s) && s.limit > s.floor) donors.push(s);
     }
     if (recipients.length === 0 || donors.length === 0) return;
@@ -478,7 +517,7 @@ class TenantManager implements Manager {
     else addLoan(to, from, -bytes);
     from.limit -= bytes;
     to.limit += bytes;
-    this.out.push({ seq: ++this.seq, from: from.id, to: to.id, bytes, reason });
+    (this.out ??= []).push({ seq: ++this.seq, from: from.id, to: to.id, bytes, reason });
   }
 
   /** `move-failed`: the shell left both limits as they were, so the model forgets the move. */

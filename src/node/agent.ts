@@ -10,7 +10,7 @@
  * and carries out the moves that give every lent byte back.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { EphemeraError, isEphemeraError } from '../core/errors.js';
@@ -42,7 +42,7 @@ import { NODE_API_VERSION } from './api.js';
 import { LABEL, containerLabels, parseLabels } from './labels.js';
 import type { MoveContext, MoveParty, MoveStep } from './moves.js';
 import { RecordedLimitSync } from './recorded-limit.js';
-import { TenantHost, type BatchResult, type ManagerFactory } from './tenants.js';
+import { TenantHost, type BatchResult, type ManagerFactory, type RecoveryView } from './tenants.js';
 import { invocationUsage, requestedBytes, runStats } from './usage.js';
 
 /** Where things are inside a function container. */
@@ -120,7 +120,7 @@ export class NodeAgent {
       quietMs: options.recordQuietMs ?? 50,
       onError: (id, err) => this.#log(`docker update of ${id} failed (the cgroup limit stays right; retried on the next move): ${(err as Error).message}`),
     });
-    this.#tenants = new TenantHost(options.managers, (tenant) => this.#moveContext(tenant), this.#log);
+    this.#tenants = new TenantHost(options.managers, (tenant) => this.#moveContext(tenant), (tenant) => this.#recoveryView(tenant), this.#log);
   }
 
   get node(): string {
@@ -169,7 +169,14 @@ export class NodeAgent {
     const snapshots = new Map<string, ManagerSnapshot>();
     for (const i of this.#instances.values()) {
       if (tenant !== undefined && i.tenant !== tenant) continue;
-      if (!snapshots.has(i.tenant)) snapshots.set(i.tenant, await this.#tenants.snapshot(i.tenant));
+      if (!snapshots.has(i.tenant)) {
+        // A Manager that cannot answer (lost, being replaced) leaves the pool columns at their defaults.
+        const snap = await this.#tenants.snapshot(i.tenant).catch((err: unknown) => {
+          this.#log(`snapshot of tenant ${i.tenant}: ${(err as Error).message}`);
+          return undefined;
+        });
+        if (snap !== undefined) snapshots.set(i.tenant, snap);
+      }
       const entry = snapshots.get(i.tenant)?.containers.find((c) => c.id === i.id);
       views.push(await this.#view(i, entry));
     }
@@ -436,25 +443,10 @@ export class NodeAgent {
         await rm(path, { force: true });
       }
     }
-    const byTenant = new Map<string, LiveContainer[]>();
-    for (const i of this.#instances.values()) {
-      const limitBytes = (await i.limiter.getLimit()) ?? i.initialBytes;
-      const info: ContainerInfo = {
-        id: i.id,
-        tenant: i.tenant,
-        fn: i.fn,
-        ...(i.workflow !== undefined ? { workflow: i.workflow } : {}),
-        initialQuota: i.initialBytes,
-        ...(i.profile !== undefined ? { profile: i.profile } : {}),
-      };
-      const list = byTenant.get(i.tenant) ?? [];
-      list.push({ info, limitBytes });
-      byTenant.set(i.tenant, list);
-    }
     const done: BatchResult['done'][number][] = [];
     const refused: BatchResult['refused'][number][] = [];
-    for (const [tenant, live] of byTenant) {
-      const r = await this.#tenants.recover(tenant, live);
+    for (const tenant of new Set([...this.#instances.values()].map((i) => i.tenant))) {
+      const r = await this.#tenants.recover(tenant, await this.#liveOf(tenant));
       done.push(...r.done);
       refused.push(...r.refused);
     }
@@ -487,8 +479,10 @@ export class NodeAgent {
       i.stopLogs?.();
       i.daemon.close();
     }
+    const empty = this.#instances.size === 0 || options.removeContainers;
     this.#instances.clear();
     await this.#tenants.close();
+    if (empty) await removeParentCgroup(this.#o.parentCgroup);
   }
 
   // --- internals ---------------------------------------------------------------------------------
@@ -560,21 +554,29 @@ export class NodeAgent {
 
   async #register(i: Instance): Promise<void> {
     this.#sync.track(i.id, i.initialBytes);
-    const info: ContainerInfo = {
-      id: i.id,
-      tenant: i.tenant,
-      fn: i.fn,
-      ...(i.workflow !== undefined ? { workflow: i.workflow } : {}),
-      initialQuota: i.initialBytes,
-      ...(i.profile !== undefined ? { profile: i.profile } : {}),
-    };
-    await this.#tenants.event(i.tenant, { kind: 'register', container: info });
+    await this.#tenants.event(i.tenant, { kind: 'register', container: infoOf(i) });
+  }
+
+  /** The tenant's containers with the limits in force: what a Manager is rebuilt from. */
+  async #liveOf(tenant: string): Promise<LiveContainer[]> {
+    const live: LiveContainer[] = [];
+    for (const i of this.#instances.values()) {
+      if (i.tenant === tenant && !i.removed) live.push({ info: infoOf(i), limitBytes: (await i.limiter.getLimit()) ?? i.initialBytes });
+    }
+    return live;
+  }
+
+  async #recoveryView(tenant: string): Promise<RecoveryView> {
+    const running = [...this.#instances.values()].filter((i) => i.tenant === tenant && !i.removed && i.busy).map((i) => i.id);
+    return { live: await this.#liveOf(tenant), running };
   }
 
   /** The Manager forgets the container (its loans come back), then the agent lets go of it. */
   async #drop(i: Instance): Promise<void> {
     if (i.removed) return;
+    // A stopped container's side of the returning moves counts as done (the Manager's contract).
     i.removed = true;
+    if (i.origin === 'created' && (await this.#o.engine.inspect(i.id).catch(() => undefined))?.running !== true) i.gone = true;
     try {
       await this.#tenants.event(i.tenant, { kind: 'forget', id: i.id });
     } catch (err) {
@@ -628,6 +630,27 @@ export class NodeAgent {
       onStep: (step) => this.#o.onStep?.(tenant, step),
     };
   }
+}
+
+/**
+ * The engine creates the parent cgroup in every hierarchy and never removes it; once the agent's
+ * containers are gone, the empty directories go too (a busy one stays: rmdir refuses it).
+ */
+async function removeParentCgroup(parent: string): Promise<void> {
+  const root = '/sys/fs/cgroup';
+  const hierarchies = await readdir(root).catch(() => [] as string[]);
+  for (const dir of [join(root, parent), ...hierarchies.map((h) => join(root, h, parent))]) await rmdir(dir).catch(() => undefined);
+}
+
+function infoOf(i: Instance): ContainerInfo {
+  return {
+    id: i.id,
+    tenant: i.tenant,
+    fn: i.fn,
+    ...(i.workflow !== undefined ? { workflow: i.workflow } : {}),
+    initialQuota: i.initialBytes,
+    ...(i.profile !== undefined ? { profile: i.profile } : {}),
+  };
 }
 
 function report(r: BatchResult): EventReply {

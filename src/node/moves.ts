@@ -105,6 +105,7 @@ export async function carryOut(tenant: string, move: Move, ctx: MoveContext): Pr
   const held = [giver, receiver].filter((p): p is MoveParty => p !== undefined && p.gone !== true);
   for (const p of held) await ctx.hold(p.id);
   const before = new Map<string, number>();
+  const deferred: Promise<unknown>[] = [];
   try {
     for (const p of held) {
       const limit = await p.limiter.getLimit();
@@ -121,7 +122,7 @@ export async function carryOut(tenant: string, move: Move, ctx: MoveContext): Pr
           detail: { move, limit: from },
         });
       }
-      await resizeSide(giver, target, ctx, move);
+      await resizeSide(giver, target, ctx, move, deferred);
       limits[giver.id] = target;
     }
     if (receiver !== undefined && receiver.gone !== true) {
@@ -130,19 +131,36 @@ export async function carryOut(tenant: string, move: Move, ctx: MoveContext): Pr
         await resizeSide(receiver, target, ctx, move);
       } catch (err) {
         // Step 3 or 4 failed: the bytes go back to the giver, raised in the same safe way.
-        if (giver !== undefined && giver.gone !== true) await resizeSide(giver, before.get(giver.id) ?? 0, ctx, move).catch(() => undefined);
+        if (giver !== undefined && giver.gone !== true) {
+          const back = before.get(giver.id) ?? 0;
+          try {
+            await resizeSide(giver, back, ctx, move);
+            limits[giver.id] = back;
+          } catch {
+            // Still lowered: the release below reads where the limit stands.
+            Reflect.deleteProperty(limits, giver.id);
+          }
+        }
         throw err;
       }
       limits[receiver.id] = target;
     }
   } finally {
+    await Promise.all(deferred);
     for (const p of held) ctx.release(p.id, limits[p.id] ?? (await p.limiter.getLimit().catch(() => null)) ?? before.get(p.id) ?? 0);
   }
   return { from: move.from, to: move.to, bytes: move.bytes, reason: move.reason, durationUs: Math.round((performance.now() - t0) * 1000), limits };
 }
 
-async function resizeSide(p: MoveParty, target: number, ctx: MoveContext, move: Move): Promise<void> {
+/**
+ * Resizes one side (resize.ts orders it against its daemon). A giver's closing `grow` (which only
+ * lets its daemon use the margin below its already lowered limit again) is not waited for: it goes
+ * out with the receiver's raise, and the move awaits it at the end. Should it fail, the daemon
+ * keeps the lower limit, which is safe.
+ */
+async function resizeSide(p: MoveParty, target: number, ctx: MoveContext, move: Move, deferred?: Promise<unknown>[]): Promise<void> {
   const step = (kind: StepKind, bytes: number): void => ctx.onStep?.({ kind, id: p.id, bytes });
+  let lowered = false;
   const daemon: ResizeDaemon = {
     shrink: async (bytes) => {
       const r = await p.daemon.shrink(bytes);
@@ -150,9 +168,15 @@ async function resizeSide(p: MoveParty, target: number, ctx: MoveContext, move: 
       return r;
     },
     grow: async (bytes) => {
-      const r = await p.daemon.grow(bytes);
-      step('grow', bytes);
-      return r;
+      const growing = p.daemon.grow(bytes).then((r) => {
+        step('grow', bytes);
+        return r;
+      });
+      if (lowered && deferred !== undefined) {
+        deferred.push(growing.catch(() => undefined));
+        return undefined;
+      }
+      return growing;
     },
   };
   let current: number | null = null;
@@ -162,7 +186,8 @@ async function resizeSide(p: MoveParty, target: number, ctx: MoveContext, move: 
     getLimit: async () => (current = await p.limiter.getLimit()),
     setLimit: async (bytes) => {
       await p.limiter.setLimit(bytes);
-      step(current !== null && bytes !== null && bytes < current ? 'lower' : 'raise', bytes ?? 0);
+      lowered = current !== null && bytes !== null && bytes < current;
+      step(lowered ? 'lower' : 'raise', bytes ?? 0);
       current = bytes;
     },
     getUsage: () => p.limiter.getUsage(),

@@ -33,14 +33,24 @@ export interface RefusedMove {
 }
 
 export interface BatchResult {
-  readonly done: readonly MoveOutcome[];
-  readonly refused: readonly RefusedMove[];
+  readonly done: MoveOutcome[];
+  readonly refused: RefusedMove[];
+}
+
+/** What a replacement Manager is rebuilt from. */
+export interface RecoveryView {
+  readonly live: readonly LiveContainer[];
+  /** Containers running an invocation now. */
+  readonly running: readonly string[];
 }
 
 interface Tenant {
   manager: Promise<TenantManagerPort>;
   queue: Promise<unknown>;
 }
+
+/** Errors that mean the Manager process is gone or stuck, not that it refused the event. */
+const LOST: ReadonlySet<string> = new Set(['EPH_MANAGER_UNAVAILABLE', 'EPH_MANAGER_TIMEOUT', 'EPH_MANAGER_PROTOCOL']);
 
 /** How many rounds of `move-failed` answers are followed before the agent stops. */
 const MAX_ROUNDS = 4;
@@ -51,9 +61,16 @@ export class TenantHost {
   readonly #tenants = new Map<string, Tenant>();
   readonly #log: (msg: string) => void;
 
-  constructor(factory: ManagerFactory, moves: (tenant: string) => MoveContext, log: (msg: string) => void) {
+  readonly #live: (tenant: string) => Promise<RecoveryView>;
+
+  /**
+   * @param live the tenant's containers with their limits in force, and those running an
+   *   invocation now, for a Manager that must be rebuilt after its process was lost
+   */
+  constructor(factory: ManagerFactory, moves: (tenant: string) => MoveContext, live: (tenant: string) => Promise<RecoveryView>, log: (msg: string) => void) {
     this.#factory = factory;
     this.#moves = moves;
+    this.#live = live;
     this.#log = log;
   }
 
@@ -69,9 +86,50 @@ export class TenantHost {
     return run;
   }
 
-  /** Tells the tenant's Manager one event and carries out its moves. */
+  /**
+   * Tells the tenant's Manager one event and carries out its moves. A Manager whose process is
+   * gone (killed, stuck) is replaced first: the new one is rebuilt from the live containers and
+   * its restoring moves carried out (every loan returned), then it gets the event, unless the
+   * event no longer fits the rebuilt state (an invocation-end for a container it now sees idle).
+   */
   event(tenant: string, event: ManagerEvent): Promise<BatchResult> {
-    return this.serialize(tenant, async (m) => this.execute(tenant, m, await m.apply(event)));
+    return this.serialize(tenant, async (m) => {
+      let moves: readonly Move[];
+      try {
+        moves = await m.apply(event);
+      } catch (err) {
+        if (!isEphemeraError(err) || !LOST.has(err.code)) throw err;
+        this.#log(`tenant ${tenant}: its Manager is lost (${err.message}); starting a new one and recovering`);
+        const fresh = await this.#replace(tenant, m);
+        const view = await this.#live(tenant);
+        const restored = await this.execute(tenant, fresh, await fresh.recover(view.live));
+        // The invocations still in flight start again in the new model (its contract, step 5.4).
+        for (const id of view.running) {
+          if (event.kind === 'invocation-start' && event.id === id) continue;
+          const r = await this.execute(tenant, fresh, await fresh.apply({ kind: 'invocation-start', id }));
+          restored.done.push(...r.done);
+          restored.refused.push(...r.refused);
+        }
+        try {
+          moves = await fresh.apply(event);
+        } catch (again) {
+          if (!isEphemeraError(again, 'EPH_MANAGER_EVENT')) throw again;
+          this.#log(`tenant ${tenant}: after recovery, ${event.kind} no longer applies: ${again.message}`);
+          return restored;
+        }
+        const next = await this.execute(tenant, fresh, moves);
+        return { done: [...restored.done, ...next.done], refused: [...restored.refused, ...next.refused] };
+      }
+      return this.execute(tenant, m, moves);
+    });
+  }
+
+  async #replace(tenant: string, lost: TenantManagerPort): Promise<TenantManagerPort> {
+    await lost.close().catch(() => undefined);
+    const t = this.#tenant(tenant);
+    const fresh = this.#factory(tenant);
+    t.manager = fresh;
+    return fresh;
   }
 
   /** Rebuilds the tenant's Manager from its live containers and carries out the restoring moves. */

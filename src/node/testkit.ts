@@ -64,6 +64,7 @@ export async function startTestNode(
       options.onStep?.(tenant, step);
     },
     recordQuietMs: 20,
+    log: (msg) => process.stderr.write(`[agent] ${msg}\n`),
   });
   await agent.prepare();
   const app: FastifyInstance = buildServer(agent);
@@ -82,7 +83,6 @@ export async function startTestNode(
       // Whatever the agent lost track of (a failed test) goes too.
       for (const c of await engine.list([`ephemera.node=${node}`])) await engine.remove(c.id);
       if (options.stateDir === undefined) await rm(stateDir, { recursive: true, force: true });
-      await removeParentCgroups(`ephemera-node-test-${node}`);
     },
   };
 }

@@ -1,0 +1,63 @@
+/**
+ * The Manager's HTTP API through fastify.inject (the real process is in process.test.ts): every
+ * event example in docs/PROTOCOL.md is accepted by the schema, and what the schema refuses.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+
+import { buildManagerApp } from './server.js';
+import type { ManagerConfig } from './types.js';
+
+const CONFIG: ManagerConfig = { tenant: 'acme', sharing: 'tenant', harvestThresholdBytes: 0, donorMarginBytes: 0, engineMinimumBytes: 0, lendWhileIdle: false };
+const T = { timeout: 10_000 };
+
+// build/js/manager/server.test.js -> repository root
+const protocol = readFileSync(new URL('../../../docs/PROTOCOL.md', import.meta.url), 'utf8');
+
+function post(app: ReturnType<typeof buildManagerApp>, url: string, payload: unknown): Promise<{ statusCode: number; json: () => unknown }> {
+  return app.inject({ method: 'POST', url, payload: payload as Record<string, unknown> });
+}
+
+test('every event example in docs/PROTOCOL.md passes the schema, in the documented order', T, async () => {
+  const section = protocol.slice(protocol.indexOf('# Tenant Manager process API'));
+  const examples = [...section.matchAll(/^\{"kind":.*\}$/gm)].map((m) => JSON.parse(m[0]) as { kind: string });
+  assert.deepEqual(examples.map((e) => e.kind), ['register', 'forget', 'invocation-start', 'invocation-end', 'shortfall', 'move-failed']);
+  const app = buildManagerApp(CONFIG);
+  try {
+    for (const event of examples) {
+      const res = await post(app, '/v1/events', { event, now: 5 });
+      // The examples are shapes, not one story: a schema refusal would be 400; the core may refuse (409).
+      assert.ok(res.statusCode === 200 || res.statusCode === 409, `${event.kind}: ${String(res.statusCode)} ${JSON.stringify(res.json())}`);
+    }
+  } finally {
+    await app.close();
+  }
+});
+
+test('the schema refuses wrong types, unknown fields and unknown kinds with EPH_MANAGER_PROTOCOL naming the value', T, async () => {
+  const app = buildManagerApp(CONFIG);
+  try {
+    const rows: [unknown, RegExp][] = [
+      [{ event: { kind: 'shortfall', id: 'a', neededBytes: '12' } }, /neededBytes must be integer \(got "12"\)/],
+      [{ event: { kind: 'shortfall', id: 'a', neededBytes: 0 } }, /neededBytes must be >= 1/],
+      [{ event: { kind: 'forget', id: 'a', extra: 1 } }, /unknown field "extra"/],
+      [{ event: { kind: 'explode' } }, /tag "kind"/],
+      [{ event: { kind: 'register', container: { id: 'x', tenant: 'acme', fn: 'f', initialQuota: 1.5 } } }, /initialQuota must be integer/],
+      [{ live: 'nope' }, /must have required property 'event'/],
+    ];
+    for (const [body, message] of rows) {
+      const res = await post(app, '/v1/events', body);
+      const reply = res.json() as { code: string; message: string };
+      assert.equal(res.statusCode, 400, JSON.stringify(body));
+      assert.equal(reply.code, 'EPH_MANAGER_PROTOCOL');
+      assert.match(reply.message, message);
+    }
+    const recover = await post(app, '/v1/recover', { live: [{ info: { id: 'x', tenant: 'acme', fn: 'f', initialQuota: 10 }, limitBytes: -1 }] });
+    assert.equal(recover.statusCode, 400);
+    const snap = await app.inject({ method: 'GET', url: '/v1/snapshot' });
+    assert.equal(snap.json<{ totals: { containers: number } }>().totals.containers, 0, 'nothing refused changed the state');
+  } finally {
+    await app.close();
+  }
+});
