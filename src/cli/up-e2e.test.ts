@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import openwhisk from 'openwhisk';
 
 import { ensureDockerEngine } from '../container/dockerd.js';
+import { DockerEngine } from '../container/engine.js';
+import { ensureFunctionImage } from '../container/image.js';
 import { startAnnounced, stopChild } from '../platform/child.js';
 import { readProps } from '../platform/harness.js';
 
@@ -123,6 +125,24 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
     await ow.actions.create({ name: 'sq', action: 'def main(a):\n    return {"n": a["n"] * a["n"]}\n', kind: 'python:3' });
     await ow.actions.create({ name: 'flow', sequence: ['add', 'sq'] } as unknown as Parameters<typeof ow.actions.create>[0]);
     assert.deepEqual(await ow.actions.invoke({ name: 'flow', blocking: true, result: true, params: { n: 1 } }), { n: 36 });
+  });
+
+  test('a blackbox action runs in the local image it names; a missing image is a whisk internal error naming it', async (t) => {
+    if (skip !== null || ow === undefined) return t.skip(skip ?? 'no platform');
+    const image = (await ensureFunctionImage(new DockerEngine())).ref;
+    // With an action object, the client sends it as the body as it is (parameters included).
+    const box = { exec: { kind: 'blackbox', image, code: 'def main(a):\n    return {"in": "box", "a": a}\n' }, parameters: [{ key: 'p', value: 1 }] };
+    await ow.actions.create({ name: 'box', action: box });
+    assert.deepEqual(await ow.actions.invoke({ name: 'box', blocking: true, result: true }), { in: 'box', a: { p: 1 } });
+    await ow.actions.create({ name: 'nobox', action: { exec: { kind: 'blackbox', image: 'ephemera-platform-no-such-image:1' } } as unknown as openwhisk.Action });
+    await assert.rejects(ow.actions.invoke({ name: 'nobox', blocking: true }), (err: { statusCode?: number; error?: { response: { status: string; result: { error?: string } } } }) => {
+      assert.equal(err.statusCode, 500);
+      const r = err.error?.response;
+      assert.ok(r !== undefined);
+      assert.equal(r.status, 'whisk internal error');
+      assert.match(String(r.result.error), /ephemera-platform-no-such-image/);
+      return true;
+    });
   });
 
   test('past limits.timeout: the developer error, and the platform keeps serving', async (t) => {
