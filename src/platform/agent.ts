@@ -83,6 +83,8 @@ export interface NodeAgent {
 export interface Placement {
   readonly tenant: string;
   readonly function: string;
+  /** The sequence a component's container is created for. */
+  readonly workflow?: string;
   readonly memoryBytes: number;
   readonly profile?: { readonly ownPeakBytes: number; readonly filePeakBytes: number };
   /**

@@ -1,3 +1,4 @@
+// test-tier: unit
 /**
  * The invoker's decisions at the NodeAgent seam, with a scripted agent: what becomes of an OOM, a
  * failed create or init, a node that never answers, an update, the keep-alive.
@@ -26,7 +27,7 @@ class ScriptedNode implements NodeAgent {
     if (this.createFails) return Promise.reject(new Error('EPH_NODE_FULL: the node has no memory left'));
     if (this.full) return Promise.reject(new EphemeraError('EPH_NODE_FULL', `node ${this.name} is full`));
     const id = `${this.name === 'scripted' ? '' : `${this.name}-`}c${++this.n}`;
-    this.log.push(`create ${id} ${spec.function} ${spec.memoryBytes}${spec.profile === undefined ? '' : ` profile ${spec.profile.ownPeakBytes}/${spec.profile.filePeakBytes}`}`);
+    this.log.push(`create ${id} ${spec.function}${spec.workflow === undefined ? '' : ` in ${spec.workflow}`} ${spec.memoryBytes}${spec.profile === undefined ? '' : ` profile ${spec.profile.ownPeakBytes}/${spec.profile.filePeakBytes}`}`);
     // The node's own figures count a container once its creation is done.
     return new Promise((resolve) => setTimeout(() => { this.allocated += spec.memoryBytes; resolve({ id }); }, 20));
   }
@@ -164,5 +165,19 @@ test('concurrent cold starts spread over the nodes; a full node is skipped for t
   const r = await invoker.activate(other, {}, ctx());
   assert.equal(r.response.success, true);
   assert.ok(a.log.some((l) => l.includes('t/q')), a.log.join('; '));
+  await invoker.close();
+});
+
+test("a sequence's components are created in its workflow, each with its own record", { timeout: 10_000 }, async () => {
+  const node = new ScriptedNode();
+  const { invoker, put, ctx, records } = setup(node);
+  put('one');
+  put('two');
+  const seq = buildAction('t', 'flow', { exec: { kind: 'sequence', components: ['/t/one', 'two'] } }, undefined, Date.now());
+  node.runReply = (req) => Promise.resolve({ statusCode: 200, body: { n: ((req.value as { n?: number }).n ?? 0) + 1 }, logs: [], durationMs: 1 });
+  const rec = await invoker.activate(seq, { n: 1 }, ctx());
+  assert.deepEqual(rec.response.result, { n: 3 });
+  assert.deepEqual(node.log.filter((l) => l.startsWith('create')), ['create c1 t/one in t/flow 268435456', 'create c2 t/two in t/flow 268435456']);
+  assert.equal(records.size, 3);
   await invoker.close();
 });

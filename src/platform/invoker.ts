@@ -129,7 +129,7 @@ export class Invoker {
    * this returns its promise, so a caller that answers 202 right away has the activation on record.
    * Never rejects: every failure becomes a record.
    */
-  activate(action: ActionDoc, params: Readonly<Record<string, unknown>>, ctx: ActivationContext, cause?: string): Promise<ActivationRecord> {
+  activate(action: ActionDoc, params: Readonly<Record<string, unknown>>, ctx: ActivationContext, cause?: { activationId: string; workflow: string }): Promise<ActivationRecord> {
     this.started++;
     this.opts.ledger.begin({
       activationId: ctx.activationId,
@@ -139,12 +139,12 @@ export class Invoker {
       version: action.version,
       start: ctx.received,
     });
-    const run = action.exec.kind === 'sequence' ? this.runSequence(action, params, ctx, { count: 0 }) : this.runAction(action, params, ctx, cause);
+    const run = action.exec.kind === 'sequence' ? this.runSequence(action, params, ctx, { count: 0 }) : this.runAction(action, params, ctx, cause?.activationId, cause?.workflow);
     return run
       .catch((err: unknown): ActivationRecord => {
         const at = this.now();
         this.opts.log.error({ activationId: ctx.activationId, err }, 'activation failed inside the invoker');
-        return this.record(action, ctx, cause, { start: at, end: at, logs: [], response: response(3, { error: `whisk internal error: ${message(err)}` }), waitTime: at - ctx.received, timedOut: false });
+        return this.record(action, ctx, cause?.activationId, { start: at, end: at, logs: [], response: response(3, { error: `whisk internal error: ${message(err)}` }), waitTime: at - ctx.received, timedOut: false });
       })
       .then((rec) => {
         this.opts.ledger.finish(rec);
@@ -218,7 +218,9 @@ export class Invoker {
         rec = await this.runSequence(action, merged, child, budget);
         this.opts.ledger.finish({ ...rec, cause: ctx.activationId });
       } else {
-        rec = await this.activate(action, merged, child, ctx.activationId);
+        // The component's container (when this creates one) belongs to the sequence's workflow:
+        // the node's `workflow` sharing scope pools it with the sequence's other components.
+        rec = await this.activate(action, merged, child, { activationId: ctx.activationId, workflow: `${seq.namespace}/${seq.name}` });
       }
       last = rec.response;
       if (!last.success) break;
@@ -228,13 +230,13 @@ export class Invoker {
     return this.record(seq, ctx, undefined, { start, end, logs: ids, response: last, waitTime: start - ctx.received, timedOut: false, topmost: true });
   }
 
-  private async runAction(action: ActionDoc, params: Readonly<Record<string, unknown>>, ctx: ActivationContext, cause: string | undefined): Promise<ActivationRecord> {
+  private async runAction(action: ActionDoc, params: Readonly<Record<string, unknown>>, ctx: ActivationContext, cause: string | undefined, workflow: string | undefined): Promise<ActivationRecord> {
     if (this.closed) {
       const at = this.now();
       return this.record(action, ctx, cause, { start: at, end: at, logs: [], response: response(3, { error: 'The platform is shutting down; invoke again once it is back up.' }), waitTime: at - ctx.received, timedOut: false });
     }
     const log = this.opts.log.child({ activationId: ctx.activationId });
-    const got = await this.acquire(action, log);
+    const got = await this.acquire(action, log, workflow);
     const start = got.start;
     const waitTime = start - ctx.received;
     if ('failure' in got) {
@@ -301,7 +303,7 @@ export class Invoker {
   }
 
   /** A warm container of this action version, or a new one created and initialised. */
-  private async acquire(action: ActionDoc, log: Logger): Promise<
+  private async acquire(action: ActionDoc, log: Logger, workflow: string | undefined): Promise<
     { slot: Slot; start: number; initTime?: number } | { failure: ActivationResponse; start: number; initTime?: number }
   > {
     const key = `${action.namespace}/${action.name}`;
@@ -321,6 +323,7 @@ export class Invoker {
     const placement = {
       tenant: action.namespace,
       function: key,
+      ...(workflow === undefined ? {} : { workflow }),
       memoryBytes,
       pending: this.pending,
       ...(profile === undefined ? {} : { profile: { ownPeakBytes: profile.ownPeakBytes, filePeakBytes: profile.filePeakBytes } }),
@@ -388,6 +391,7 @@ export class Invoker {
           agent.create({
             tenant: placement.tenant,
             function: placement.function,
+            ...(placement.workflow === undefined ? {} : { workflow: placement.workflow }),
             memoryBytes: placement.memoryBytes,
             ...(placement.profile === undefined ? {} : { profile: placement.profile }),
             ...(action.exec.kind === 'blackbox' && action.exec.image !== undefined ? { image: action.exec.image } : {}),
