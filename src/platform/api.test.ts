@@ -6,11 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 import type openwhisk from 'openwhisk';
 
 import { FakeNode } from './fake-node.js';
 import { readProps, scratchDir, startTestPlatform, type TestPlatform } from './harness.js';
+import { Store } from './store.js';
 
 const ECHO = `
 import os, sys
@@ -352,4 +354,29 @@ test('tenants get wskprops files (mode 0600, APIHOST/AUTH/NAMESPACE) and an oper
     assert.notEqual(p.auth('guest'), p.auth('team-2'));
     return Promise.resolve();
   }, { tenants: ['guest', 'team-2'] });
+});
+
+test('a controller closed while an activation runs records it before the store closes', { timeout: 60_000 }, async () => {
+  const code = scratchDir('closing-code');
+  const node = new FakeNode(code);
+  const stateDir = join(code, 'state');
+  const p = await startTestPlatform('closing', node, { stateDir });
+  try {
+    const ow = p.client('guest');
+    await ow.actions.create({ name: 'slow', action: 'import time\ndef main(a):\n    time.sleep(30)\n    return {}\n', kind: 'python:3' });
+    const { activationId } = await ow.actions.invoke({ name: 'slow' });
+    await new Promise((r) => setTimeout(r, 500));
+    await p.ctl.close();
+    const store = Store.open(stateDir);
+    try {
+      const rec = store.getActivation('guest', activationId);
+      assert.ok(rec !== undefined && rec !== 'running', 'the activation has its record');
+      assert.equal(rec.response.success, false);
+    } finally {
+      store.close();
+    }
+  } finally {
+    await p.close();
+    rmSync(code, { recursive: true, force: true });
+  }
 });

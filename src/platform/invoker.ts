@@ -101,6 +101,8 @@ function message(err: unknown): string {
 export class Invoker {
   private readonly slots = new Map<string, Slot[]>();
   private readonly removing = new Set<Promise<void>>();
+  /** Activations not yet recorded: close() lets them finish before the ledger goes. */
+  private readonly inflight = new Set<Promise<ActivationRecord>>();
   /** Bytes of containers being created, by node name. */
   private readonly pending = new Map<string, number>();
   /** Selections run one at a time, so that each sees the bytes the previous ones placed. */
@@ -139,21 +141,30 @@ export class Invoker {
       version: action.version,
       start: ctx.received,
     });
-    const run = action.exec.kind === 'sequence' ? this.runSequence(action, params, ctx, { count: 0 }) : this.runAction(action, params, ctx, cause?.activationId, cause?.workflow);
-    return run
+    const run: Promise<ActivationRecord> = action.exec.kind === 'sequence' ? this.runSequence(action, params, ctx, { count: 0 }) : this.runAction(action, params, ctx, cause?.activationId, cause?.workflow);
+    const done = run
       .catch((err: unknown): ActivationRecord => {
         const at = this.now();
         this.opts.log.error({ activationId: ctx.activationId, err }, 'activation failed inside the invoker');
         return this.record(action, ctx, cause?.activationId, { start: at, end: at, logs: [], response: response(3, { error: `whisk internal error: ${message(err)}` }), waitTime: at - ctx.received, timedOut: false });
       })
       .then((rec) => {
-        this.opts.ledger.finish(rec);
+        try {
+          this.opts.ledger.finish(rec);
+        } catch (err) {
+          // The record still goes to a waiting caller; at the next start the ledger's running row
+          // becomes a whisk internal error, so the activation is not lost silently.
+          this.opts.log.error({ activationId: rec.activationId, err: message(err) }, 'the activation record could not be stored');
+        }
         this.opts.log.info(
           { activationId: rec.activationId, action: `${rec.namespace}/${rec.name}`, status: rec.response.status, duration: rec.duration },
           'activation finished',
         );
         return rec;
       });
+    this.inflight.add(done);
+    void done.finally(() => { this.inflight.delete(done); });
+    return done;
   }
 
   private record(
@@ -450,5 +461,12 @@ export class Invoker {
     while (this.containers().busy > 0 && this.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const list of [...this.slots.values()]) for (const s of list) this.destroy(s, this.opts.log, 'shutting down');
     await Promise.allSettled([...this.removing]);
+    // Runs cut short by the removals end now (as records); give them a bounded moment.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.inflight]),
+      new Promise((r) => { timer = setTimeout(r, 15_000); }),
+    ]);
+    clearTimeout(timer);
   }
 }
