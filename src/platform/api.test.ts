@@ -198,6 +198,18 @@ sys.stdout.buffer.write(b.getvalue())
       assert.equal(ann(c, 'causedBy'), 'sequence');
       assert.equal((c as unknown as { cause: string }).cause, rec.activationId);
     }
+    // A sequence may contain a sequence; its record has the outer one as its cause.
+    await ow.actions.create({ name: 'outer', sequence: ['pipeline', 'inc'] } as unknown as Parameters<typeof ow.actions.create>[0]);
+    const outer = await ow.actions.invoke({ name: 'outer', blocking: true, params: { n: 1 } });
+    assert.deepEqual(outer.response?.result, { n: 42 });
+    const inner = await ow.activations.get({ name: outer.logs[0] ?? '' });
+    assert.equal(inner.name, 'pipeline');
+    assert.equal((inner as unknown as { cause: string }).cause, outer.activationId);
+    assert.equal(inner.logs.length, 3);
+    // A sequence may not contain itself, even through another.
+    const cycle = await p.request('PUT', '/api/v1/namespaces/_/actions/pipeline?overwrite=true', { tenant: 'guest', body: JSON.stringify({ exec: { kind: 'sequence', components: ['inc', 'outer'] } }) });
+    assert.equal(cycle.status, 400);
+    assert.match((cycle.body as { error: string }).error, /would contain itself/);
     // A failing component stops the sequence and its error is the sequence's.
     await ow.actions.create({ name: 'boom', action: 'def main(a):\n    return {"error": "no way"}\n', kind: 'python:3' });
     await ow.actions.create({ name: 'p2', sequence: ['inc', 'boom', 'double'] } as unknown as Parameters<typeof ow.actions.create>[0]);

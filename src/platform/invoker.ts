@@ -149,22 +149,27 @@ export class Invoker {
         return this.record(action, ctx, cause?.activationId, { start: at, end: at, logs: [], response: response(3, { error: `whisk internal error: ${message(err)}` }), waitTime: at - ctx.received, timedOut: false });
       })
       .then((rec) => {
-        try {
-          this.opts.ledger.finish(rec);
-        } catch (err) {
-          // The record still goes to a waiting caller; at the next start the ledger's running row
-          // becomes a whisk internal error, so the activation is not lost silently.
-          this.opts.log.error({ activationId: rec.activationId, err: message(err) }, 'the activation record could not be stored');
-        }
-        this.opts.log.info(
-          { activationId: rec.activationId, action: `${rec.namespace}/${rec.name}`, status: rec.response.status, duration: rec.duration },
-          'activation finished',
-        );
+        this.finish(rec);
         return rec;
       });
     this.inflight.add(done);
     void done.finally(() => { this.inflight.delete(done); });
     return done;
+  }
+
+  /** Stores a finished record; a failed write is logged, never thrown. */
+  private finish(rec: ActivationRecord): void {
+    try {
+      this.opts.ledger.finish(rec);
+    } catch (err) {
+      // The record still goes to a waiting caller; at the next start the ledger's running row
+      // becomes a whisk internal error, so the activation is not lost silently.
+      this.opts.log.error({ activationId: rec.activationId, err: message(err) }, 'the activation record could not be stored');
+    }
+    this.opts.log.info(
+      { activationId: rec.activationId, action: `${rec.namespace}/${rec.name}`, status: rec.response.status, duration: rec.duration },
+      'activation finished',
+    );
   }
 
   private record(
@@ -227,7 +232,8 @@ export class Invoker {
       if (action.exec.kind === 'sequence') {
         this.opts.ledger.begin({ activationId: child.activationId, namespace: action.namespace, name: action.name, subject: ctx.subject, version: action.version, start: child.received });
         rec = await this.runSequence(action, merged, child, budget);
-        this.opts.ledger.finish({ ...rec, cause: ctx.activationId });
+        rec = { ...rec, cause: ctx.activationId };
+        this.finish(rec);
       } else {
         // The component's container (when this creates one) belongs to the sequence's workflow:
         // the node's `workflow` sharing scope pools it with the sequence's other components.
