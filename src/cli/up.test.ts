@@ -57,6 +57,7 @@ test('bad tenant names and bad up flags exit 2 with the code and what to do', { 
       [['up', '--port', 'http'], /EPH_CLI_USAGE: .*--port must be a TCP port/],
       [['up', '--node-memory', 'lots'], /EPH_CLI_BAD_SIZE/],
       [['up', '--tenant', '_'], /EPH_TENANT_NAME/],
+      [['up', '--sharing', 'cluster'], /EPH_CLI_USAGE: .*--sharing must be one of none, function, workflow, tenant/],
     ];
     for (const [args, re] of cases) {
       const r = cli(home, ...args);

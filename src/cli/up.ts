@@ -20,7 +20,8 @@ import { GUEST_TENANT, checkTenantName, ephemeraHome, writeWskprops } from '../p
 import { flagPositiveInt, flagValue, parseFlags } from './flags.js';
 
 export const UP_USAGE = `usage: ephemera up [--port N] [--tenant NAME]... [--nodes N] [--node-memory SIZE]
-                   [--scheduler ephemera|most-free] [--state-dir DIR] [--keep-alive-ms MS] [--name NAME]
+                   [--scheduler ephemera|most-free] [--sharing SCOPE] [--state-dir DIR]
+                   [--keep-alive-ms MS] [--name NAME]
 
 Starts the platform in the foreground: Docker (scripts/docker.sh), one node agent (\`ephemera
 node\`) or --nodes N of them, each confined to --node-memory, and the OpenWhisk-compatible API on
@@ -34,6 +35,8 @@ directory); admin.wskprops holds the operator key, which sees every namespace.
                        (default ~/.ephemera/state)
   --keep-alive-ms MS   how long an idle warm container is kept (default 600000, OpenWhisk's 10 min)
   --scheduler NAME     how a new container's node is chosen (default ephemera)
+  --sharing SCOPE      which containers lend memory to each other: none, function, workflow or
+                       tenant (the node agents' default, tenant)
   --name NAME          names the node agents NAME-node-1... (and so their cgroups /ephemera-NAME-node-1...);
                        give two platforms on one machine different names (default ephemera)
 
@@ -44,6 +47,9 @@ export const TENANT_USAGE = `usage: ephemera tenant add NAME [--state-dir DIR] [
 Adds a tenant (an OpenWhisk namespace) with a generated uuid:key and writes
 ~/.ephemera/NAME.wskprops (mode 0600). A running \`ephemera up\` on the same --state-dir accepts the
 key at once; APIHOST is --apihost, else the address that \`ephemera up\` last served on.`;
+
+/** The node agent's sharing scopes (`ephemera node --sharing`). */
+const SHARING: readonly string[] = ['none', 'function', 'workflow', 'tenant'];
 
 const CLI_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -62,7 +68,12 @@ export async function upMain(argv: readonly string[]): Promise<number> {
     'state-dir': { value: true },
     'keep-alive-ms': { value: true },
     name: { value: true },
+    sharing: { value: true },
   }, ctx);
+  const sharing = flagValue(parsed, 'sharing');
+  if (sharing !== undefined && !SHARING.includes(sharing)) {
+    throw new EphemeraError('EPH_CLI_USAGE', `${ctx}: --sharing must be one of ${SHARING.join(', ')}, got ${JSON.stringify(sharing)}`);
+  }
   const platformName = flagValue(parsed, 'name') ?? 'ephemera';
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$/.test(platformName)) {
     throw new EphemeraError('EPH_CLI_USAGE', `${ctx}: --name must be 1-41 letters, digits, '.', '_' or '-', got ${JSON.stringify(platformName)}`);
@@ -103,6 +114,7 @@ export async function upMain(argv: readonly string[]): Promise<number> {
         name,
         stateDir: join(stateDir, 'nodes', name),
         ...(nodeMemory === undefined ? {} : { memoryBytes: nodeMemory }),
+        ...(sharing === undefined ? {} : { extraArgs: ['--sharing', sharing] }),
       }, connectNode));
     }
   } catch (err) {
