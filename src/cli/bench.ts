@@ -14,6 +14,7 @@ import { flagPositiveInt, flagSet, flagValue, parseFlags, type ParsedFlags } fro
 import { MICRO_USAGE, microBenchMain } from './bench-micro.js';
 import { BUILD_DIR, buildOutput } from './paths.js';
 import { PLATFORM_DEFAULTS, plotPlatformBench, runPlatformBench } from '../bench/platform.js';
+import { runPlatformDemo } from '../bench/platform-demo.js';
 
 export const BENCH_USAGE = `usage: ephemera bench EXPERIMENT [FLAGS]
 
@@ -27,7 +28,10 @@ experiments:
         Flags: --calls N (per client count, default ${PLATFORM_DEFAULTS.calls}), --rounds N (turns, default
         ${PLATFORM_DEFAULTS.rounds}), --colds N (default ${PLATFORM_DEFAULTS.colds}), --json FILE, --csv FILE, --plot BASE
         (writes BASE.svg and BASE.png). Needs Docker; take numbers on a quiet machine.
-  demo  a small I/O-heavy Python function under ephemera, on tmpfs and on disk (make demo).
+  platform-demo  ephemera up, one tenant's CPU-bound and I/O-heavy actions invoked together with
+        the node's sharing off and on: latency, granted memory, file operations served from memory
+        (make demo). Needs Docker.
+  demo  a small I/O-heavy Python function under ephemera, on tmpfs and on disk.
         Flags: --repeats N (default ${DEMO_DEFAULTS.repeats}), --scale N (default ${DEMO_DEFAULTS.scale}), --work DIR.
   manager  the Tenant Manager's decision time per event (target <= 1 µs at p50), back to back on
         pools of 2, 8 and 32 containers, paced at 200-1000 events/s (Fig. 16a's decision half), and
@@ -158,9 +162,18 @@ async function move(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
+async function platformDemo(argv: readonly string[]): Promise<number> {
+  parseFlags(argv, {}, 'ephemera bench platform-demo');
+  const report = await runPlatformDemo({ cli: [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))], progress });
+  endProgress();
+  process.stdout.write(`${report.table}\n`);
+  return 0;
+}
+
 const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<number>>> = {
   io,
   platform,
+  'platform-demo': platformDemo,
   demo,
   manager,
   move,
