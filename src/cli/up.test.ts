@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -84,6 +85,22 @@ test('a tenant added while the controller runs is accepted at once, at the addre
     assert.deepEqual(await ow.actions.list(), []);
   } finally {
     await stopChild(child, 'SIGTERM', 10_000);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('up on a port that is taken fails at once with EPH_PLATFORM_START, before Docker or a node starts', { timeout: 30_000 }, async () => {
+  const dir = mkdtempSync('/tmp/platform-port-');
+  const busy = createServer();
+  await new Promise<void>((resolve) => { busy.listen({ host: '127.0.0.1', port: 0 }, resolve); });
+  try {
+    const port = String((busy.address() as AddressInfo).port);
+    const r = cli(join(dir, 'home'), 'up', '--port', port, '--state-dir', join(dir, 'state'));
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`EPH_PLATFORM_START: cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`));
+    assert.doesNotMatch(r.stderr, /starting Docker/);
+  } finally {
+    busy.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

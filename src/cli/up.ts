@@ -3,6 +3,7 @@
  * and the OpenWhisk-compatible controller — and `ephemera tenant add`.
  */
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -98,6 +99,8 @@ export async function upMain(argv: readonly string[]): Promise<number> {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
 
   const say = (line: string): void => { process.stderr.write(`${line}\n`); };
+  // Before Docker and the node agents start: a taken port fails at once, not after a minute.
+  await checkPortFree('127.0.0.1', Number(portText));
   say('ephemera up: starting Docker');
   const docker = ensureDockerEngine();
   if (docker !== null) throw new EphemeraError('EPH_PLATFORM_START', `Docker is not available: ${docker}`);
@@ -187,6 +190,18 @@ Ctrl-C stops everything.
     }
   });
   return 0;
+}
+
+/** @throws {EphemeraError} `EPH_PLATFORM_START` when something already listens on host:port */
+async function checkPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      reject(new EphemeraError('EPH_PLATFORM_START', `cannot listen on ${host}:${port} (${err.code ?? err.message}); stop what uses the port (another ephemera up?) or pass --port`));
+    });
+    probe.listen({ host, port }, () => { probe.close(() => { resolve(); }); });
+  });
 }
 
 export function tenantMain(argv: readonly string[]): Promise<number> {
