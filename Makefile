@@ -101,10 +101,12 @@ lint: $(NODE_STAMP)
 test-ts: cli native
 	node --test 'build/js/**/*.test.js'
 
-# The main job: the paper's workloads in real containers (overlay vs tmpfs vs ephemera), quick
-# sizes. It starts dockerd and builds the function image when they are missing.
+# The main job: the platform (ephemera up, one tenant's CPU-bound and I/O-heavy actions with
+# and without sharing), then the paper's workloads in real containers (overlay vs tmpfs vs
+# ephemera), quick sizes. It starts dockerd and builds the function image when they are missing.
 demo: deps
 	@$(MAKE) --no-print-directory all
+	$(BUILD)/ephemera bench platform-demo
 	$(BUILD)/ephemera bench quick
 
 bench: deps

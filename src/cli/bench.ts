@@ -16,7 +16,9 @@ import { MOVE_BENCH_DEFAULTS, runMoveBench } from '../node/bench-move.js';
 import { flagPositiveInt, flagSet, flagValue, parseFlags, type ParsedFlags } from './flags.js';
 import { MICRO_USAGE, microBenchMain } from './bench-micro.js';
 import { SCHEDULER_BENCH_USAGE, fig16bMain, fig16cMain, table4ModelMain } from './bench-scheduler.js';
-import { buildOutput } from './paths.js';
+import { BUILD_DIR, buildOutput } from './paths.js';
+import { PLATFORM_DEFAULTS, plotPlatformBench, runPlatformBench } from '../bench/platform.js';
+import { runPlatformDemo } from '../bench/platform-demo.js';
 
 export const BENCH_USAGE = `usage: ephemera bench EXPERIMENT [FLAGS]
 
@@ -31,6 +33,14 @@ experiments:
         \`ephemera run -- true\` against \`true\`. Flags: --rounds N (default ${String(TOOLS_DEFAULTS.rounds)}),
         --scale PERCENT of the default sizes (default ${String(TOOLS_DEFAULTS.scale)}), --work DIR (default ${TOOLS_DEFAULTS.workBase}),
         --json FILE, --csv FILE. Mounting the tmpfs needs root.
+  platform  warm invoke latency through the platform vs straight to the container's /run, from
+        1, 4 and 16 clients, and the cold start split into engine, runtime and Ephemera parts.
+        Flags: --calls N (per client count, default ${PLATFORM_DEFAULTS.calls}), --rounds N (turns, default
+        ${PLATFORM_DEFAULTS.rounds}), --colds N (default ${PLATFORM_DEFAULTS.colds}), --json FILE, --csv FILE, --plot BASE
+        (writes BASE.svg and BASE.png). Needs Docker; take numbers on a quiet machine.
+  platform-demo  ephemera up, one tenant's CPU-bound and I/O-heavy actions invoked together with
+        the node's sharing off and on: latency, granted memory, file operations served from memory
+        (make demo). Needs Docker.
   demo  a small I/O-heavy Python function under ephemera, on tmpfs and on disk, on the host.
         Flags: --repeats N (default ${DEMO_DEFAULTS.repeats}), --scale N (default ${DEMO_DEFAULTS.scale}), --work DIR.
   manager  the Tenant Manager's decision time per event (target <= 1 µs at p50), back to back on
@@ -123,6 +133,30 @@ async function withProgressLine<T>(run: (line: (what: string) => void) => Promis
   }
 }
 
+async function platform(argv: readonly string[]): Promise<number> {
+  const parsed = parseFlags(argv, { calls: { value: true }, rounds: { value: true }, colds: { value: true }, json: { value: true }, csv: { value: true }, plot: { value: true } }, 'ephemera bench platform');
+  buildOutput('ephemerad', true);
+  buildOutput('libephemera.so', false);
+  const report = await withProgressLine((line) => runPlatformBench({
+    cli: [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))],
+    buildDir: BUILD_DIR,
+    calls: positiveInt(parsed, 'calls', PLATFORM_DEFAULTS.calls),
+    rounds: positiveInt(parsed, 'rounds', PLATFORM_DEFAULTS.rounds),
+    colds: positiveInt(parsed, 'colds', PLATFORM_DEFAULTS.colds),
+    clients: PLATFORM_DEFAULTS.clients,
+    progress: line,
+  }));
+  process.stdout.write(`${report.table}\n`);
+  const json = flagValue(parsed, 'json');
+  if (json !== undefined) writeFileSync(json, `${JSON.stringify({ latency: report.latency, ratios: report.ratios, cold: report.cold, containers: report.containers }, null, 2)}\n`);
+  const csv = flagValue(parsed, 'csv');
+  if (csv !== undefined) writeFileSync(csv, report.csv);
+  const plot = flagValue(parsed, 'plot');
+  if (plot !== undefined) process.stdout.write(`plots: ${(await plotPlatformBench(report, plot)).join(', ')}\n`);
+  const failed = report.latency.reduce((s, l) => s + l.failed, 0);
+  return failed === 0 ? 0 : 1;
+}
+
 async function manager(argv: readonly string[]): Promise<number> {
   const parsed = parseFlags(
     argv,
@@ -160,9 +194,18 @@ async function move(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
+async function platformDemo(argv: readonly string[]): Promise<number> {
+  parseFlags(argv, {}, 'ephemera bench platform-demo');
+  const report = await withProgressLine((line) => runPlatformDemo({ cli: [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))], progress: line }));
+  process.stdout.write(`${report.table}\n`);
+  return 0;
+}
+
 const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<number>>> = {
   io,
   tools,
+  platform,
+  'platform-demo': platformDemo,
   demo,
   manager,
   move,

@@ -38,6 +38,20 @@ const COMMANDS: Readonly<Record<string, Command>> = {
       return { usage: m.NODE_USAGE, main: m.nodeMain };
     },
   },
+  up: {
+    summary: 'start the platform: Docker, node agents and the OpenWhisk-compatible API (Ctrl-C stops it)',
+    load: async () => {
+      const m = await import('./up.js');
+      return { usage: m.UP_USAGE, main: m.upMain };
+    },
+  },
+  tenant: {
+    summary: 'add a tenant (an OpenWhisk namespace) and write its ~/.ephemera/NAME.wskprops',
+    load: async () => {
+      const m = await import('./up.js');
+      return { usage: m.TENANT_USAGE, main: m.tenantMain };
+    },
+  },
   bench: {
     summary: 'run a benchmark and print a table of results',
     load: async () => {

@@ -135,6 +135,54 @@ export const ERROR_CODES = {
     summary: 'a workload produced different output digests in two storage modes',
     exit: 1,
   },
+  EPH_API_AUTH: {
+    summary: 'an API request had no Basic authorization, or its uuid:key is not a tenant\'s (HTTP 401)',
+    exit: 1,
+  },
+  EPH_API_FORBIDDEN: {
+    summary: 'an API request touched another tenant\'s namespace or action (HTTP 403)',
+    exit: 1,
+  },
+  EPH_API_NOT_FOUND: {
+    summary: 'an API request named an action, activation, namespace or route that does not exist (HTTP 404)',
+    exit: 1,
+  },
+  EPH_API_BAD_REQUEST: {
+    summary: 'an API request was malformed: bad JSON, an invalid name, limit, exec or parameter (HTTP 400)',
+    exit: 1,
+  },
+  EPH_API_CONFLICT: {
+    summary: 'an action was created where one exists already, without ?overwrite=true (HTTP 409)',
+    exit: 1,
+  },
+  EPH_API_TOO_LARGE: {
+    summary: 'an API request body was over the 1 MB limit (HTTP 413)',
+    exit: 1,
+  },
+  EPH_API_MEDIA_TYPE: {
+    summary: 'an API request body was not sent as application/json (HTTP 415)',
+    exit: 1,
+  },
+  EPH_API_INTERNAL: {
+    summary: 'the controller failed while serving a request; the activation or change may not have happened (HTTP 500)',
+    exit: 1,
+  },
+  EPH_ACTION_FAILED: {
+    summary: 'a blocking invoke ended in an application or developer error (HTTP 502, the body is the activation record)',
+    exit: 1,
+  },
+  EPH_STORE: {
+    summary: 'the platform\'s state directory or its SQLite store could not be opened or written',
+    exit: 1,
+  },
+  EPH_TENANT_NAME: {
+    summary: 'a tenant (namespace) name given on the command line is not valid or is reserved',
+    exit: 2,
+  },
+  EPH_PLATFORM_START: {
+    summary: '`ephemera up` could not start a part of the platform (Docker, a node agent, the HTTP port)',
+    exit: 1,
+  },
   EPH_NODE_BAD_REQUEST: {
     summary: 'a request to the node agent API has a missing, malformed or out-of-range field',
     exit: 2,

@@ -1,0 +1,343 @@
+/**
+ * `ephemera bench platform`: what the platform costs on top of the container it invokes.
+ *
+ * In one run, on one node agent and one controller started for the purpose:
+ *  - warm invocations of a no-op Python action through the whole platform (HTTP, auth, store,
+ *    invoker, node agent, runtime) from 1, 4 and 16 concurrent clients, in turns with the same
+ *    calls made straight to warm containers' `/run` (the runtime's unix socket: the physical limit);
+ *  - cold starts split into the engine's part (create and start a container), the runtime's part
+ *    (its /health answers, no Ephemera), Ephemera's part (the same runtime started with ephemerad
+ *    and the shim, minus the plain one), and the node agent's bookkeeping (its create minus the
+ *    container with Ephemera), plus the platform's view (waitTime, initTime).
+ */
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+import { EphemeraError } from '../core/errors.js';
+import { ensureDockerEngine } from '../container/dockerd.js';
+import { DockerEngine } from '../container/engine.js';
+import { ensureFunctionImage } from '../container/image.js';
+import { actionRequest } from '../node/action-client.js';
+import { NodeClient } from '../node/client.js';
+import { startAnnounced, stopChild } from '../platform/child.js';
+import { readProps } from '../platform/harness.js';
+import { summarize } from './eval/stats.js';
+import { writePlot } from './eval/plot.js';
+
+export const PLATFORM_DEFAULTS = { calls: 200, rounds: 4, colds: 5, clients: [1, 4, 16] } as const;
+
+export interface PlatformBenchOptions {
+  /** The argv that runs the ephemera CLI (to start `ephemera node`). */
+  readonly cli: readonly string[];
+  /** build/: ephemerad and libephemera.so for the containers started by hand. */
+  readonly buildDir: string;
+  readonly calls: number;
+  readonly rounds: number;
+  readonly colds: number;
+  readonly clients: readonly number[];
+  readonly progress: (line: string) => void;
+}
+
+/**
+ * platform: the whole path; controller: the same HTTP API, store and invoker with a node that
+ * answers at once (the controller's own cost); node: the node agent's /run; direct: the runtime's.
+ */
+export type Path = 'platform' | 'controller' | 'node' | 'direct';
+
+export interface LatencyRow {
+  readonly clients: number;
+  readonly path: Path;
+  readonly calls: number;
+  readonly failed: number;
+  readonly p50Ms: number;
+  readonly p90Ms: number;
+  readonly p99Ms: number;
+  readonly throughputPerS: number;
+}
+
+export interface ColdRow {
+  readonly part: string;
+  readonly medianMs: number;
+  readonly minMs: number;
+  readonly maxMs: number;
+}
+
+export interface PlatformBenchReport {
+  readonly latency: readonly LatencyRow[];
+  readonly cold: readonly ColdRow[];
+  readonly ratios: readonly { clients: number; p50Ratio: number }[];
+  /** Warm containers the node and direct paths spread their clients over. */
+  readonly containers: number;
+  readonly table: string;
+  readonly csv: string;
+}
+
+/** The q-quantile (0..1) of sorted samples, nearest rank. */
+export function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[i] ?? Number.NaN;
+}
+
+// Where the node agent puts the runtime and Ephemera inside a function container (src/node/agent.ts).
+const IN_RUN = '/run/ephemera';
+const IN_RUNTIME = '/opt/ephemera/runtime/ow_runtime.py';
+
+const NOOP = 'def main(args):\n    return {}\n';
+
+const FAKE_CONTROLLER = fileURLToPath(new URL('../platform/fake-controller.js', import.meta.url));
+
+interface Sample { ms: number; ok: boolean }
+
+/** Creates the no-op action; returns the call that invokes it (blocking, result only). */
+async function serveNoop(base: string, auth: string): Promise<() => Promise<boolean>> {
+  const put = await fetch(`${base}/api/v1/namespaces/_/actions/noop`, {
+    method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' },
+    body: JSON.stringify({ exec: { kind: 'python:3', code: NOOP }, limits: { memory: 128 } }),
+  });
+  if (put.status !== 200) throw new EphemeraError('EPH_BENCH_FAILED', `creating the no-op action answered ${put.status}: ${await put.text()}`);
+  const url = `${base}/api/v1/namespaces/_/actions/noop?blocking=true&result=true`;
+  return async () => {
+    const r = await fetch(url, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: '{}', signal: AbortSignal.timeout(60_000) });
+    await r.arrayBuffer();
+    return r.status === 200;
+  };
+}
+
+/** `clients` loops of `calls` sequential calls each; the samples of all. */
+async function drive(clients: number, calls: number, call: (client: number) => Promise<boolean>): Promise<{ samples: Sample[]; wallMs: number }> {
+  const samples: Sample[] = [];
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: clients }, async (_v, c) => {
+    for (let i = 0; i < calls; i++) {
+      const s = performance.now();
+      let ok = false;
+      try {
+        ok = await call(c);
+      } catch {
+        ok = false;
+      }
+      samples.push({ ms: performance.now() - s, ok });
+    }
+  }));
+  return { samples, wallMs: performance.now() - t0 };
+}
+
+function row(clients: number, path: Path, runs: { samples: Sample[]; wallMs: number }[]): LatencyRow {
+  const all = runs.flatMap((r) => r.samples);
+  const sorted = all.map((s) => s.ms).sort((a, b) => a - b);
+  const wall = runs.reduce((s, r) => s + r.wallMs, 0);
+  return {
+    clients,
+    path,
+    calls: all.length,
+    failed: all.filter((s) => !s.ok).length,
+    p50Ms: quantile(sorted, 0.5),
+    p90Ms: quantile(sorted, 0.9),
+    p99Ms: quantile(sorted, 0.99),
+    throughputPerS: wall > 0 ? (all.length / wall) * 1000 : 0,
+  };
+}
+
+async function untilHealthy(socket: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if ((await actionRequest(socket, 'GET', '/health', undefined, 1000)).statusCode === 200) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new EphemeraError('EPH_BENCH_FAILED', `a runtime started by the benchmark did not answer on ${socket} within ${timeoutMs} ms`);
+    await sleep(2);
+  }
+}
+
+export async function runPlatformBench(opts: PlatformBenchOptions): Promise<PlatformBenchReport> {
+  const docker = ensureDockerEngine();
+  if (docker !== null) throw new EphemeraError('EPH_BENCH_FAILED', `bench platform needs Docker: ${docker}`);
+  const engine = new DockerEngine();
+  const image = (await ensureFunctionImage(engine)).ref;
+  const dir = mkdtempSync('/tmp/platform-bench-');
+  const name = `platform-bench-${String(process.pid)}`;
+  const maxClients = Math.max(...opts.clients);
+  opts.progress('bench platform: starting ephemera up (a node agent and the controller) and a controller with an instant node');
+  // Both controllers in processes of their own, as in production: the clients here do not share
+  // their event loop.
+  const home = join(dir, 'home');
+  const nodeDir = join(dir, 'up', 'nodes', `${name}-node-1`);
+  const children: ChildProcess[] = [];
+  try {
+    const up = await startAnnounced(
+      [...opts.cli, 'up', '--port', '0', '--state-dir', join(dir, 'up'), '--name', name, '--tenant', 'bench', '--keep-alive-ms', '600000'],
+      /API on (http:\/\/\S+)/, 600_000, { env: { ...process.env, EPHEMERA_HOME: home }, stderr: 'ignore' },
+    );
+    children.push(up.child);
+    const bare = await startAnnounced(
+      [process.execPath, FAKE_CONTROLLER, join(dir, 'bare'), join(dir, 'bare-home'), 'instant'],
+      /^\{"url":"([^"]+)"\}$/, 60_000, { stderr: 'ignore' },
+    );
+    children.push(bare.child);
+    const basic = (props: string): string => `Basic ${Buffer.from(readProps(props).AUTH ?? '').toString('base64')}`;
+    const auth = basic(join(home, 'bench.wskprops'));
+    const base = up.match[1] ?? '';
+    const invoke = await serveNoop(base, auth);
+    const invokeBare = await serveNoop(bare.match[1] ?? '', basic(join(dir, 'bare-home', 'bench.wskprops')));
+    const nodeClient = new NodeClient(join(nodeDir, 'node.sock'));
+
+    // Warm as many containers as the most clients need.
+    opts.progress(`bench platform: warming ${maxClients} containers`);
+    await drive(maxClients, 5, invoke);
+    const views = await nodeClient.listContainers('bench');
+    const sockets = views.map((v) => join(nodeDir, 'c', v.name.slice(`eph-${name}-node-1-`.length), 'action.sock'));
+    let seq = 0;
+    const direct = async (c: number): Promise<boolean> => {
+      const socket = sockets[c % sockets.length] ?? '';
+      const r = await actionRequest(socket, 'POST', '/run', {
+        value: {}, namespace: 'bench', action_name: '/bench/noop', action_version: '0.0.1',
+        activation_id: (++seq).toString(16).padStart(32, '0'), transaction_id: 'bench', deadline: String(Date.now() + 60_000),
+      }, 60_000);
+      return r.statusCode === 200;
+    };
+
+    const ids = views.map((v) => v.id);
+    const viaNode = async (c: number): Promise<boolean> => {
+      const r = await nodeClient.run(ids[c % ids.length] ?? '', {
+        value: {}, namespace: 'bench', action_name: '/bench/noop', action_version: '0.0.1',
+        activation_id: (++seq).toString(16).padStart(32, '0'), transaction_id: 'bench', deadline: String(Date.now() + 60_000), timeoutMs: 60_000,
+      });
+      return r.statusCode === 200;
+    };
+
+    const latency: LatencyRow[] = [];
+    for (const clients of opts.clients) {
+      const platformRuns: { samples: Sample[]; wallMs: number }[] = [];
+      const directRuns: { samples: Sample[]; wallMs: number }[] = [];
+      const nodeRuns: { samples: Sample[]; wallMs: number }[] = [];
+      const bareRuns: { samples: Sample[]; wallMs: number }[] = [];
+      const per = Math.max(1, Math.ceil(opts.calls / opts.rounds / clients));
+      for (let r = 0; r < opts.rounds; r++) {
+        opts.progress(`bench platform: ${clients} client(s), round ${r + 1}/${opts.rounds}`);
+        platformRuns.push(await drive(clients, per, invoke));
+        bareRuns.push(await drive(clients, per, invokeBare));
+        nodeRuns.push(await drive(Math.min(clients, ids.length), per, viaNode));
+        directRuns.push(await drive(Math.min(clients, sockets.length), per, direct));
+      }
+      latency.push(row(clients, 'platform', platformRuns), row(clients, 'controller', bareRuns), row(clients, 'node', nodeRuns), row(clients, 'direct', directRuns));
+    }
+
+    // Cold starts: by hand (engine / runtime / Ephemera), through the node agent, through the platform.
+    const parts: Record<string, number[]> = { engine: [], runtime: [], ephemera: [], 'node create (all)': [], 'platform waitTime': [], 'platform initTime': [] };
+    for (let i = 0; i < opts.colds; i++) {
+      opts.progress(`bench platform: cold start ${i + 1}/${opts.colds}`);
+      const timeStart = async (cmd: readonly string[] | null): Promise<number> => {
+        const run = mkdtempSync(join(dir, 'run-'));
+        const t0 = performance.now();
+        const id = await engine.create({
+          name: `${name}-cold-${String(i)}-${String(cmd?.length ?? 0)}`,
+          image,
+          cmd: cmd ?? ['sleep', '60'],
+          memory: 128 * 1024 * 1024,
+          mounts: [
+            { type: 'bind', source: run, target: IN_RUN },
+            { type: 'bind', source: join(opts.buildDir, 'ephemerad'), target: '/opt/ephemera/bin/ephemerad', readOnly: true },
+            { type: 'bind', source: join(opts.buildDir, 'libephemera.so'), target: '/opt/ephemera/lib/libephemera.so', readOnly: true },
+          ],
+        });
+        try {
+          await engine.start(id);
+          if (cmd !== null) await untilHealthy(join(run, 'action.sock'), 30_000);
+          return performance.now() - t0;
+        } finally {
+          await engine.remove(id).catch(() => undefined);
+          rmSync(run, { recursive: true, force: true });
+        }
+      };
+      const runtimeCmd = ['python3', IN_RUNTIME, '--socket', `${IN_RUN}/action.sock`, '--rundir', IN_RUN, '--root', '/tmp'];
+      const engineMs = await timeStart(null);
+      const plainMs = await timeStart(runtimeCmd);
+      const ephMs = await timeStart([...runtimeCmd, '--ephemera']);
+      const t0 = performance.now();
+      const created = await nodeClient.createContainer({ tenant: 'bench', function: 'bench/cold', memoryBytes: 128 * 1024 * 1024 });
+      const nodeMs = performance.now() - t0;
+      await nodeClient.removeContainer(created.id);
+      parts.engine?.push(engineMs);
+      parts.runtime?.push(plainMs - engineMs);
+      parts.ephemera?.push(ephMs - plainMs);
+      parts['node create (all)']?.push(nodeMs);
+      // A new version of the action is a cold start through the platform.
+      await fetch(`${base}/api/v1/namespaces/_/actions/noop?overwrite=true`, {
+        method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ exec: { kind: 'python:3', code: NOOP } }),
+      });
+      const rec = (await (await fetch(`${base}/api/v1/namespaces/_/actions/noop?blocking=true`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: '{}' })).json()) as { annotations?: { key: string; value: unknown }[] };
+      const get = (k: string): number => Number(rec.annotations?.find((a) => a.key === k)?.value ?? Number.NaN);
+      parts['platform waitTime']?.push(get('waitTime'));
+      parts['platform initTime']?.push(get('initTime'));
+    }
+    const cold: ColdRow[] = Object.entries(parts).map(([part, v]) => {
+      const s = summarize(v);
+      return { part, medianMs: s.median, minMs: s.min, maxMs: s.max };
+    });
+    const ratios = opts.clients.map((clients) => {
+      const p = latency.find((l) => l.clients === clients && l.path === 'platform');
+      const d = latency.find((l) => l.clients === clients && l.path === 'direct');
+      return { clients, p50Ratio: p !== undefined && d !== undefined ? p.p50Ms / d.p50Ms : Number.NaN };
+    });
+    return { latency, cold, ratios, containers: ids.length, table: table(latency, cold, ratios, ids.length), csv: csv(latency, cold) };
+  } finally {
+    await Promise.all(children.map((c) => stopChild(c, 'SIGTERM', 60_000)));
+    for (const c of await engine.list([`ephemera.node=${name}-node-1`]).catch(() => [])) await engine.remove(c.id).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
+const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+
+function table(latency: readonly LatencyRow[], cold: readonly ColdRow[], ratios: readonly { clients: number; p50Ratio: number }[], containers: number): string {
+  const lines = [
+    `warm invocations of a no-op python:3 action (ms); ${containers} warm containers (node and direct use at most one client each)`,
+    'clients  path        calls  failed    p50    p90    p99   calls/s',
+    ...latency.map((l) => `${String(l.clients).padStart(7)}  ${l.path.padEnd(10)} ${String(l.calls).padStart(6)} ${String(l.failed).padStart(7)} ${f2(l.p50Ms).padStart(6)} ${f2(l.p90Ms).padStart(6)} ${f2(l.p99Ms).padStart(6)} ${f1(l.throughputPerS).padStart(9)}`),
+    '',
+    'platform = HTTP API + store + invoker + node agent + runtime; controller = the same with a node that answers at once;',
+    'node = the node agent\'s /run (Manager events, daemon stats, logs); direct = the runtime\'s /run over its unix socket',
+    'platform / direct /run, p50 (target <= 1.5 with 1 client):',
+    ...ratios.map((r) => `  ${String(r.clients).padStart(2)} client(s): ${f2(r.p50Ratio)}x`),
+    '',
+    'cold start (ms; median, min, max)',
+    ...cold.map((c) => `  ${c.part.padEnd(18)} ${f1(c.medianMs).padStart(7)} ${f1(c.minMs).padStart(7)} ${f1(c.maxMs).padStart(7)}`),
+    'engine: create + start a container of the function image; runtime: until its /health answers, without',
+    'Ephemera; ephemera: the same runtime with ephemerad and the shim, minus without; node create: the node',
+    "agent's whole create (all three, cgroup, daemon connection, Manager); waitTime includes it.",
+    `Ephemera's share of a cold start: ${f1(cold.find((c) => c.part === 'ephemera')?.medianMs ?? Number.NaN)} ms (target <= 5 ms)`,
+  ];
+  return lines.join('\n');
+}
+
+function csv(latency: readonly LatencyRow[], cold: readonly ColdRow[]): string {
+  return [
+    'kind,clients,path,calls,failed,p50_ms,p90_ms,p99_ms,throughput_per_s,part,median_ms,min_ms,max_ms',
+    ...latency.map((l) => `latency,${l.clients},${l.path},${l.calls},${l.failed},${l.p50Ms},${l.p90Ms},${l.p99Ms},${l.throughputPerS},,,,`),
+    ...cold.map((c) => `cold,,,,,,,,,${c.part},${c.medianMs},${c.minMs},${c.maxMs}`),
+  ].join('\n') + '\n';
+}
+
+/** A bar chart of p50 latency by clients, platform beside direct. */
+export async function plotPlatformBench(report: PlatformBenchReport, base: string): Promise<string[]> {
+  return writePlot({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Warm no-op invocation latency (p50, ms)',
+    data: { values: report.latency.map((l) => ({ clients: String(l.clients), path: l.path, p50: l.p50Ms })) },
+    mark: 'bar',
+    encoding: {
+      x: { field: 'clients', type: 'ordinal', title: 'concurrent clients', sort: report.latency.map((l) => String(l.clients)) },
+      xOffset: { field: 'path' },
+      y: { field: 'p50', type: 'quantitative', title: 'p50 latency (ms)' },
+      color: { field: 'path', type: 'nominal', title: null },
+    },
+    width: 300,
+  }, base);
+}

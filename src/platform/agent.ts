@@ -1,0 +1,104 @@
+/**
+ * What the invoker needs from a node: the seam between the platform and the node agent
+ * (`ephemera node`), which alone creates containers and writes their limits. The platform defines
+ * it; node-adapter.ts implements it over the node agent's own client, and tests may fake it.
+ */
+
+export interface ContainerSpec {
+  /** The tenant (OpenWhisk namespace): the Manager pools its containers' memory. */
+  readonly tenant: string;
+  /** The action, `namespace/name`. */
+  readonly function: string;
+  /** The enclosing sequence, for a sequence's components. */
+  readonly workflow?: string;
+  /** A blackbox action's image; the node's Python runtime image otherwise. */
+  readonly image?: string;
+  readonly memoryBytes: number;
+  readonly profile?: { readonly ownPeakBytes: number; readonly filePeakBytes: number };
+}
+
+/** OpenWhisk's /init `value`. */
+export interface InitValue {
+  readonly name: string;
+  readonly main: string;
+  readonly code: string;
+  readonly binary: boolean;
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** OpenWhisk's /run request, plus the bound the node enforces. */
+export interface RunRequest {
+  readonly value: Readonly<Record<string, unknown>>;
+  readonly namespace: string;
+  readonly action_name: string;
+  readonly action_version: string;
+  readonly activation_id: string;
+  readonly transaction_id: string;
+  /** Epoch milliseconds, as a string (OpenWhisk's `__OW_DEADLINE`). */
+  readonly deadline: string;
+  readonly timeoutMs: number;
+}
+
+export interface RunStats {
+  readonly fast_reads: number;
+  readonly fast_writes: number;
+  readonly slow_ops: number;
+  readonly evictions: number;
+  readonly bytes_in_memory_peak: number;
+  readonly ownPeakBytes?: number;
+  readonly filePeakBytes?: number;
+}
+
+export interface RunResult {
+  readonly statusCode: number;
+  readonly body: unknown;
+  readonly logs: readonly string[];
+  readonly durationMs: number;
+  readonly ephemera?: {
+    readonly pool: string;
+    readonly initialBytes: number;
+    readonly grantedBytes: number;
+    readonly node: string;
+    readonly stats: RunStats;
+  };
+  readonly timedOut?: boolean;
+  readonly oom?: boolean;
+}
+
+export interface NodeLoad {
+  readonly node: string;
+  readonly memory: { readonly limit: number; readonly allocated: number; readonly requested: number };
+}
+
+export interface NodeAgent {
+  /** A stable name for logs and records. */
+  readonly name: string;
+  create(spec: ContainerSpec): Promise<{ readonly id: string }>;
+  init(id: string, value: InitValue): Promise<{ readonly statusCode: number; readonly body: unknown }>;
+  run(id: string, request: RunRequest): Promise<RunResult>;
+  remove(id: string): Promise<void>;
+  state(): Promise<NodeLoad>;
+}
+
+export interface Placement {
+  readonly tenant: string;
+  readonly function: string;
+  /** The sequence a component's container is created for. */
+  readonly workflow?: string;
+  readonly memoryBytes: number;
+  readonly profile?: { readonly ownPeakBytes: number; readonly filePeakBytes: number };
+  /**
+   * Bytes of containers being created on each node (by name) right now: a node's own figures do
+   * not count them yet, and concurrent cold starts would otherwise all pick the same node.
+   */
+  readonly pending: ReadonlyMap<string, number>;
+}
+
+/**
+ * Picks the node for a new container. The scheduler (`--scheduler ephemera|most-free`) plugs in
+ * here; with one node there is nothing to choose.
+ */
+export interface NodeSelector {
+  readonly name: string;
+  select(nodes: readonly NodeAgent[], placement: Placement): Promise<NodeAgent>;
+}

@@ -1,0 +1,107 @@
+/**
+ * The controller process: opens the store, settles activations a previous controller left running,
+ * makes sure the tenants exist and their wskprops files are current, and serves the API.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+
+import { EphemeraError } from '../core/errors.js';
+import type { NodeAgent, NodeSelector } from './agent.js';
+import { buildController } from './api.js';
+import { Invoker } from './invoker.js';
+import { ADMIN_TENANT, Store } from './store.js';
+import { writeWskprops } from './tenants.js';
+
+/** Where a running controller leaves its address in its state directory. */
+export function apihostFile(stateDir: string): string {
+  return join(stateDir, 'apihost');
+}
+
+/** The address of the controller that last ran on `stateDir`, or undefined. */
+export function lastApihost(stateDir: string): string | undefined {
+  try {
+    const text = readFileSync(apihostFile(stateDir), 'utf8').trim();
+    return text === '' ? undefined : text;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ControllerConfig {
+  readonly stateDir: string;
+  /** Where the wskprops files are written. */
+  readonly home: string;
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  readonly tenants: readonly string[];
+  readonly nodes: readonly NodeAgent[];
+  readonly selector: NodeSelector;
+  readonly log: Logger;
+  readonly keepAliveMs: number;
+  readonly blockingWaitMs: number;
+}
+
+export interface RunningController {
+  readonly url: string;
+  readonly port: number;
+  readonly store: Store;
+  readonly invoker: Invoker;
+  readonly app: FastifyInstance;
+  /** wskprops path by tenant name (including `admin`). */
+  readonly props: ReadonlyMap<string, string>;
+  /** Stops serving, removes every container, closes the store. */
+  close(): Promise<void>;
+}
+
+export async function startController(cfg: ControllerConfig): Promise<RunningController> {
+  const store = Store.open(cfg.stateDir);
+  const lost = store.failInFlight(Date.now());
+  if (lost.length > 0) cfg.log.warn({ activationIds: lost }, 'activations left running by a previous controller were recorded as whisk internal errors');
+  const invoker = new Invoker({
+    nodes: cfg.nodes,
+    selector: cfg.selector,
+    ledger: store,
+    actions: store,
+    profiles: store,
+    log: cfg.log,
+    keepAliveMs: cfg.keepAliveMs,
+  });
+  const app = buildController({ store, invoker, log: cfg.log, blockingWaitMs: cfg.blockingWaitMs });
+  try {
+    await app.listen({ host: cfg.host, port: cfg.port });
+  } catch (err) {
+    store.close();
+    throw new EphemeraError('EPH_PLATFORM_START', `the controller could not listen on ${cfg.host}:${cfg.port}: ${err instanceof Error ? err.message : String(err)}; stop what uses the port or pass --port`, { cause: err });
+  }
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr !== null ? addr.port : cfg.port;
+  const url = `http://${cfg.host}:${port}`;
+  // `ephemera tenant add` writes this address into the wskprops files it makes.
+  writeFileSync(apihostFile(cfg.stateDir), `${url}\n`);
+  const props = new Map<string, string>();
+  for (const name of cfg.tenants) props.set(name, writeWskprops(cfg.home, store.ensureTenant(name), url));
+  props.set(ADMIN_TENANT, writeWskprops(cfg.home, store.ensureTenant(ADMIN_TENANT, true), url));
+  // Tenants added earlier (`ephemera tenant add`) get the current APIHOST too.
+  for (const t of store.tenants()) if (!props.has(t.name)) props.set(t.name, writeWskprops(cfg.home, t, url));
+  cfg.log.info({ url, tenants: [...props.keys()] }, 'controller listening');
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    store,
+    invoker,
+    app,
+    props,
+    close: () => {
+      closing ??= (async () => {
+        await Promise.all([app.close(), invoker.close()]);
+        store.close();
+      })();
+      return closing;
+    },
+  };
+}
