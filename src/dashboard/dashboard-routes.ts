@@ -114,14 +114,15 @@ export const dashboardRoutes: FastifyPluginAsync<DashboardRoutesOptions> = async
 
   app.get('/dashboard/session', async (request, reply) => {
     const auth = await who(request, 'GET /dashboard/session');
-    if (!auth.ok) return sendAuthFailure(reply, auth);
+    if (!auth.ok) return sendAuthFailure(reply, auth, false);
     return { viewer: auth.principal };
   });
   app.post('/dashboard/session', async (request, reply) => {
     // Only a Basic header opens a session: a cookie alone (a cross-site form) cannot.
     const key = keyFromBasicAuth(request.headers.authorization);
     const auth = await authenticate(key, options.authorizer, 'POST /dashboard/session');
-    if (!auth.ok || key === undefined) return sendAuthFailure(reply, auth.ok ? { ok: false, status: 401, code: 'EPH_VIEW_UNAUTHENTICATED', message: 'no key' } : auth);
+    if (!auth.ok) return sendAuthFailure(reply, auth, false);
+    if (key === undefined) throw new Error('unreachable: authenticate() accepted no key');
     sessions.delete(request.cookies[SESSION_COOKIE]);
     const token = sessions.create(key);
     void reply.setCookie(SESSION_COOKIE, token, {
@@ -140,7 +141,7 @@ export const dashboardRoutes: FastifyPluginAsync<DashboardRoutesOptions> = async
 
   app.get('/dashboard/api/view', async (request, reply) => {
     const auth = await who(request, 'GET /dashboard/api/view');
-    if (!auth.ok) return sendAuthFailure(reply, auth);
+    if (!auth.ok) return sendAuthFailure(reply, auth, false);
     const viewer = auth.principal;
     try {
       const [snapshot, recent] = await Promise.all([
@@ -155,7 +156,7 @@ export const dashboardRoutes: FastifyPluginAsync<DashboardRoutesOptions> = async
 
   app.get('/dashboard/events', async (request, reply) => {
     const auth = await who(request, 'GET /dashboard/events');
-    if (!auth.ok) return sendAuthFailure(reply, auth);
+    if (!auth.ok) return sendAuthFailure(reply, auth, false);
     if (streams.size >= maxStreams) {
       return reply.code(503).send({ code: 'EPH_VIEW_SOURCE', error: `the controller serves at most ${maxStreams} live dashboards; close one and retry` });
     }

@@ -44,8 +44,12 @@ export function requireAdmin(result: AuthResult, what: string): AuthResult {
   };
 }
 
-/** Sends a failed {@link AuthResult} as `{code, error}`. */
-export function sendAuthFailure(reply: FastifyReply, failure: Extract<AuthResult, { ok: false }>): FastifyReply {
-  if (failure.status === 401) void reply.header('www-authenticate', 'Basic realm="ephemera", charset="UTF-8"');
+/**
+ * Sends a failed {@link AuthResult} as `{code, error}`. With `challenge`, a 401 carries
+ * `WWW-Authenticate: Basic` (for curl and scrapers); the dashboard's routes answer without it,
+ * because a browser meets that header with its own password prompt, over the page's sign-in form.
+ */
+export function sendAuthFailure(reply: FastifyReply, failure: Extract<AuthResult, { ok: false }>, challenge: boolean): FastifyReply {
+  if (challenge && failure.status === 401) void reply.header('www-authenticate', 'Basic realm="ephemera", charset="UTF-8"');
   return reply.code(failure.status).send({ code: failure.code, error: failure.message });
 }

@@ -25,7 +25,7 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = (app, opt
 
   app.get('/metrics', async (request, reply) => {
     const auth = requireAdmin(await authenticate(keyFromBasicAuth(request.headers.authorization), options.authorizer, 'GET /metrics'), 'GET /metrics');
-    if (!auth.ok) return sendAuthFailure(reply, auth);
+    if (!auth.ok) return sendAuthFailure(reply, auth, true);
     let text: string;
     try {
       text = await metrics.registry.metrics();

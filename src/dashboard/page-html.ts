@@ -42,7 +42,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     <div><h2>Latency per action</h2><div class="chartbox"><canvas id="latency"></canvas></div></div>
     <div><h2>File operations served from memory</h2><div class="chartbox"><canvas id="fastshare"></canvas></div></div>
   </section>
-  <section><h2>Recent moves</h2><ul id="moves" class="moves"></ul></section>
+  <section><h2>Moves since this page opened</h2><ul id="moves" class="moves"><li id="no-moves">none yet</li></ul></section>
   <section><h2>Recent activations</h2>
     <table id="activations"><thead><tr><th>start</th><th>action</th><th>activation</th><th>status</th><th>duration</th><th>ephemera</th></tr></thead><tbody></tbody></table>
   </section>
@@ -76,7 +76,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .sw.quota { background: var(--quota); } .sw.granted { background: var(--granted); } .sw.used { background: var(--used); } .sw.files { background: var(--files); }
 .loans li, .moves li { font-family: ui-monospace, monospace; font-size: .85em; }
 .arrow { color: #3b82f6; }
-.charts { display: grid; grid-template-columns: 1fr 1fr; gap: 1em; }
+.charts { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1em; }
 .charts .chartbox { height: 260px; background: #fff; border: 1px solid #d9e2ec; border-radius: 6px; }
 #activations { border-collapse: collapse; font-size: .8em; width: 100%; background: #fff; }
 .status-success { color: #15803d; } .status-error { color: #b91c1c; }

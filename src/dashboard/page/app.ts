@@ -100,6 +100,7 @@ class Page {
 
   move(m: MoveEvent): void {
     const item = el('li', { 'data-move': String(m.seq) }, `${clock(m.at)} ${m.reason.padEnd(9)} ${m.from} `, el('span', { class: 'arrow' }, '→'), ` ${m.to} ${mib(m.bytes)} (${(m.durationSeconds * 1000).toFixed(1)} ms)`);
+    document.getElementById('no-moves')?.remove();
     this.#moves.prepend(item);
     while (this.#moves.children.length > KEEP_MOVES) this.#moves.lastElementChild?.remove();
   }

@@ -1,0 +1,183 @@
+/**
+ * The live dashboard in headless Chromium (Debian's `chromium`, driven by puppeteer-core): the
+ * page signs in with a key, draws the scripted cluster, follows it without reloading, and shows a
+ * tenant nothing of another tenant.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import Fastify, { type FastifyInstance } from 'fastify';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+
+import { basicAuthFor } from './auth.js';
+import { dashboardRoutes } from './dashboard-routes.js';
+import { MemoryClusterSource } from './memory-source.js';
+import { activation, KEYS, MiB, node, playScenario, scenarioAuthorizer, scenarioContainers } from './scenario.js';
+
+export const CHROMIUM = '/usr/bin/chromium';
+const STEP_MS = 15_000;
+
+export async function launchChromium(profile: string): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/deps.sh (it installs Debian's chromium)`);
+  return puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    userDataDir: profile,
+    timeout: 30_000,
+    protocolTimeout: 30_000,
+    // Root in a container: no user namespaces for Chromium's sandbox.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--no-default-browser-check'],
+  });
+}
+
+/** Closes the browser, killing it if it does not go within 5 s. */
+export async function closeChromium(browser: Browser): Promise<void> {
+  const proc = browser.process();
+  const timer = setTimeout(() => proc?.kill('SIGKILL'), 5000);
+  await browser.close().catch(() => proc?.kill('SIGKILL'));
+  clearTimeout(timer);
+}
+
+export async function signIn(page: Page, base: string, key: string): Promise<void> {
+  await page.goto(`${base}/dashboard`, { waitUntil: 'domcontentloaded', timeout: STEP_MS });
+  await page.waitForSelector('#login:not([hidden])', { timeout: STEP_MS });
+  await page.type('#key', key);
+  await page.click('#login button[type=submit]');
+  await page.waitForSelector('body[data-rendered="1"]', { timeout: STEP_MS });
+}
+
+// Page-side code is passed as strings: this file is compiled without the DOM library.
+async function inPage(page: Page, expression: string): Promise<unknown> {
+  return page.evaluate<[], () => unknown>(expression);
+}
+const all = (selector: string): string => `[...document.querySelectorAll(${JSON.stringify(selector)})]`;
+async function attrs(page: Page, selector: string, attr: string): Promise<(string | null)[]> {
+  return (await inPage(page, `${all(selector)}.map((e) => e.getAttribute(${JSON.stringify(attr)}))`)) as (string | null)[];
+}
+async function texts(page: Page, selector: string): Promise<string[]> {
+  return (await inPage(page, `${all(selector)}.map((e) => e.textContent)`)) as string[];
+}
+async function count(page: Page, selector: string): Promise<number> {
+  return (await inPage(page, `${all(selector)}.length`)) as number;
+}
+
+describe('the dashboard in headless Chromium', { timeout: 120_000 }, () => {
+  const source = new MemoryClusterSource();
+  let app: FastifyInstance;
+  let base: string;
+  let browser: Browser;
+  let profile: string;
+
+  before(async () => {
+    app = Fastify();
+    await app.register(dashboardRoutes, { source, authorizer: scenarioAuthorizer, refreshMs: 200 });
+    base = await app.listen({ host: '127.0.0.1', port: 0 });
+    playScenario(source);
+    profile = await mkdtemp(join(tmpdir(), 'ephemera-dashboard-chromium-'));
+    browser = await launchChromium(profile);
+  });
+  after(async () => {
+    await closeChromium(browser);
+    await app.close();
+    await rm(profile, { recursive: true, force: true });
+  });
+
+  test("a tenant's key shows its containers, pools and the loan between them", { timeout: 40_000 }, async () => {
+    // Each test signs in from a fresh browser context: no cookie carries over.
+    const context = await browser.createBrowserContext();
+    try {
+      const page = await context.newPage();
+      await signIn(page, base, KEYS.alpha);
+      assert.deepEqual(await attrs(page, '[data-container]', 'data-container'), ['alpha-gzip-0', 'alpha-resize-0']);
+      assert.deepEqual(await attrs(page, '[data-container]', 'data-pool'), ['allocation', 'harvest']);
+      assert.deepEqual(await attrs(page, '[data-loan]', 'data-from'), ['alpha-resize-0']);
+      assert.deepEqual(await attrs(page, '[data-loan]', 'data-to'), ['alpha-gzip-0']);
+      assert.deepEqual(await attrs(page, '[data-loan]', 'data-bytes'), [String(64 * MiB)]);
+      assert.match((await texts(page, '[data-loan]'))[0] ?? '', /alpha-resize-0 ══ 64\.0 MiB ══▶ alpha-gzip-0/);
+      // Each tenant's containers are drawn as Chart.js bars (a canvas), not hand-drawn SVG.
+      assert.equal(await count(page, '[data-tenant="alpha"] canvas'), 1);
+      assert.deepEqual(await texts(page, '#viewer'), ['tenant alpha']);
+      assert.deepEqual(await attrs(page, '#activations tbody tr', 'data-activation'), ['act-3', 'act-2', 'act-1']);
+      const firstRow = await texts(page, '#activations tbody tr:first-child td');
+      assert.deepEqual(firstRow.slice(1, 5), ['gzip', 'act-3', 'application error', '40 ms']);
+      assert.match(firstRow[5] ?? '', /node=node-1 fastOps=120 fileBytes=4194304/);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('the page follows new activations and moves without reloading', { timeout: 40_000 }, async () => {
+    const context = await browser.createBrowserContext();
+    try {
+      const page = await context.newPage();
+      await signIn(page, base, KEYS.alpha);
+      await inPage(page, 'window.stayed = true');
+      source.emit({ type: 'activation', activation: activation('act-4', 'alpha', 'resize', 95) });
+      source.emit({ type: 'activation', activation: activation('beta-act-1', 'beta', 'infer', 30) });
+      await page.waitForSelector('#activations tbody tr[data-activation="act-4"]', { timeout: STEP_MS });
+      assert.equal((await attrs(page, '#activations tbody tr', 'data-activation'))[0], 'act-4');
+      // The gzip container gives the 64 MiB back: the loan disappears from the live page.
+      const back = scenarioContainers(false);
+      source.setState([node('node-1', back)], back);
+      source.emit({ type: 'move', node: 'node-1', tenant: 'alpha', seq: 2, from: 'alpha-gzip-0', to: 'alpha-resize-0', bytes: 64 * MiB, reason: 'return', durationSeconds: 0.003, at: Date.now() });
+      await page.waitForSelector('[data-move="2"]', { timeout: STEP_MS });
+      await page.waitForFunction("document.querySelectorAll('[data-loan]').length === 0", { timeout: STEP_MS });
+      assert.equal(await inPage(page, 'window.stayed'), true, 'the page was not reloaded');
+      assert.equal(await inPage(page, "performance.getEntriesByType('navigation').length"), 1);
+      assert.equal(await page.$('[data-activation="beta-act-1"]'), null, "beta's activation is not shown to alpha");
+      const loan = scenarioContainers(true);
+      source.setState([node('node-1', loan)], loan);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("another tenant's key does not show these containers; the operator's shows all", { timeout: 40_000 }, async () => {
+    const context = await browser.createBrowserContext();
+    try {
+      const page = await context.newPage();
+      await signIn(page, base, KEYS.beta);
+      assert.deepEqual(await attrs(page, '[data-container]', 'data-container'), ['beta-ml-0']);
+      assert.equal(await count(page, '[data-loan]'), 0);
+      const html = await page.content();
+      for (const id of ['alpha-resize-0', 'alpha-gzip-0', 'alpha/', 'tenant alpha']) assert.ok(!html.includes(id), `${id} is not on beta's page`);
+      assert.deepEqual(await attrs(page, '#activations tbody tr', 'data-activation'), ['beta-act-1']);
+    } finally {
+      await context.close();
+    }
+    const adminContext = await browser.createBrowserContext();
+    try {
+      const admin = await adminContext.newPage();
+      await admin.setViewport({ width: 1280, height: 900 });
+      await signIn(admin, base, KEYS.admin);
+      await admin.waitForSelector('[data-loan]', { timeout: STEP_MS });
+      assert.deepEqual(await attrs(admin, '[data-container]', 'data-container'), ['alpha-gzip-0', 'alpha-resize-0', 'beta-ml-0']);
+      assert.deepEqual(await texts(admin, '#viewer'), ['operator (all tenants)']);
+      const shot = process.env['EPHEMERA_DASHBOARD_SCREENSHOT'] ?? join('build', 'test', 'dashboard.png');
+      await mkdir(dirname(shot), { recursive: true });
+      await admin.screenshot({ path: shot, fullPage: true });
+    } finally {
+      await adminContext.close();
+    }
+  });
+
+  test('the stream and the view need a key or a session; a bad key is refused on sign-in', { timeout: 10_000 }, async () => {
+    for (const path of ['/dashboard/events', '/dashboard/api/view', '/dashboard/session']) {
+      const res = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(5000) });
+      assert.equal(res.status, 401, path);
+      assert.equal(((await res.json()) as { code: string }).code, 'EPH_VIEW_UNAUTHENTICATED');
+    }
+    const bad = await fetch(`${base}/dashboard/session`, { method: 'POST', headers: { authorization: basicAuthFor('nobody:wrong') }, signal: AbortSignal.timeout(5000) });
+    assert.equal(bad.status, 401);
+    assert.equal(bad.headers.get('set-cookie'), null);
+    const ok = await fetch(`${base}/dashboard/session`, { method: 'POST', headers: { authorization: basicAuthFor(KEYS.beta) }, signal: AbortSignal.timeout(5000) });
+    assert.equal(ok.status, 200);
+    assert.match(ok.headers.get('set-cookie') ?? '', /^ephemera_session=[\w-]{43}; Max-Age=\d+; Path=\/dashboard; HttpOnly; SameSite=Strict$/);
+    const page = await fetch(`${base}/dashboard`, { signal: AbortSignal.timeout(5000) });
+    assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+  });
+});
