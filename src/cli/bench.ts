@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { EphemeraError } from '../core/errors.js';
 import { DEMO_DEFAULTS, runDemo } from '../bench/demo.js';
 import { IO_DEFAULTS, runIoBench } from '../bench/io.js';
+import { DASHBOARD_BENCH_DEFAULTS } from '../dashboard/bench-defaults.js';
 import { EVAL_EXPERIMENTS, EVAL_USAGE, runEvalBench } from '../bench/eval/main.js';
 import { flagPositiveInt, flagValue, parseFlags, type ParsedFlags } from './flags.js';
 import { MICRO_USAGE, microBenchMain } from './bench-micro.js';
@@ -21,6 +22,9 @@ experiments:
         --json FILE (also write the medians as JSON). Mounting the tmpfs needs root.
   demo  a small I/O-heavy Python function under ephemera, on tmpfs and on disk (make demo).
         Flags: --repeats N (default ${DEMO_DEFAULTS.repeats}), --scale N (default ${DEMO_DEFAULTS.scale}), --work DIR.
+  dashboard  the views' targets: GET /metrics with 1000 containers (in-memory models fed to the
+        real collectors) and the dashboard's first render in headless Chromium with 100 containers
+        and 1000 activations. Flags: --scrapes N (default ${DASHBOARD_BENCH_DEFAULTS.scrapes}), --renders N (default ${DASHBOARD_BENCH_DEFAULTS.renders}).
 ${MICRO_USAGE}
 ${EVAL_USAGE}
 
@@ -77,9 +81,25 @@ async function demo(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
+async function dashboard(argv: readonly string[]): Promise<number> {
+  const parsed = parseFlags(argv, { scrapes: { value: true }, renders: { value: true } }, 'ephemera bench dashboard');
+  // Loaded here: it drives Chromium through puppeteer-core, which no other command needs.
+  const { runDashboardBench } = await import('../dashboard/bench.js');
+  const report = await runDashboardBench({
+    ...DASHBOARD_BENCH_DEFAULTS,
+    scrapes: positiveInt(parsed, 'scrapes', DASHBOARD_BENCH_DEFAULTS.scrapes),
+    renders: positiveInt(parsed, 'renders', DASHBOARD_BENCH_DEFAULTS.renders),
+    progress,
+  });
+  endProgress();
+  process.stdout.write(`${report.table}\n`);
+  return 0;
+}
+
 const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<number>>> = {
   io,
   demo,
+  dashboard,
   fig7: (argv) => microBenchMain('fig7', argv),
   fig8: (argv) => microBenchMain('fig8', argv),
   fig9: (argv) => microBenchMain('fig9', argv),

@@ -4,45 +4,23 @@
  * tenant nothing of another tenant.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import Fastify, { type FastifyInstance } from 'fastify';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import type { Browser, Page } from 'puppeteer-core';
 
 import { basicAuthFor } from './auth.js';
+import { closeChromium, launchChromium } from './chromium.js';
 import { dashboardRoutes } from './dashboard-routes.js';
 import { MemoryClusterSource } from './memory-source.js';
 import { activation, KEYS, MiB, node, playScenario, scenarioAuthorizer, scenarioContainers } from './scenario.js';
 
-export const CHROMIUM = '/usr/bin/chromium';
 const STEP_MS = 15_000;
 
-export async function launchChromium(profile: string): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/deps.sh (it installs Debian's chromium)`);
-  return puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    userDataDir: profile,
-    timeout: 30_000,
-    protocolTimeout: 30_000,
-    // Root in a container: no user namespaces for Chromium's sandbox.
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--no-default-browser-check'],
-  });
-}
-
-/** Closes the browser, killing it if it does not go within 5 s. */
-export async function closeChromium(browser: Browser): Promise<void> {
-  const proc = browser.process();
-  const timer = setTimeout(() => proc?.kill('SIGKILL'), 5000);
-  await browser.close().catch(() => proc?.kill('SIGKILL'));
-  clearTimeout(timer);
-}
-
-export async function signIn(page: Page, base: string, key: string): Promise<void> {
+async function signIn(page: Page, base: string, key: string): Promise<void> {
   await page.goto(`${base}/dashboard`, { waitUntil: 'domcontentloaded', timeout: STEP_MS });
   await page.waitForSelector('#login:not([hidden])', { timeout: STEP_MS });
   await page.type('#key', key);

@@ -7,9 +7,53 @@
  * OOM kills, scheduling decisions, activations) arrive on the event stream and are counted into
  * counters and histograms; their labels are nodes, tenants, actions and fixed enums, never ids.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, type CounterConfiguration, type GaugeConfiguration } from 'prom-client';
 
-import type { ClusterEvent, ClusterSnapshot, ClusterSource, Unsubscribe } from './source.js';
+import type { ClusterEvent, ClusterSource, ContainerSnapshot, MemoryTotals, Unsubscribe } from './source.js';
+
+type Samples<L extends string> = Awaited<ReturnType<Gauge<L>['get']>>['values'];
+
+/**
+ * A gauge whose samples are read from the scrape's snapshot instead of being kept between
+ * scrapes: what the snapshot no longer has (a removed container) is simply not there, and no
+ * label set is hashed into a map that the next scrape would throw away.
+ */
+class SnapshotGauge<L extends string> extends Gauge<L> {
+  readonly #read: () => Promise<Samples<L>>;
+  constructor(config: GaugeConfiguration<L>, read: () => Promise<Samples<L>>) {
+    super(config);
+    this.#read = read;
+  }
+  override async get(): ReturnType<Gauge<L>['get']> {
+    return { ...(await super.get()), values: await this.#read() };
+  }
+}
+
+/** The counter twin of {@link SnapshotGauge}, for the daemons' cumulative counters. */
+class SnapshotCounter<L extends string> extends Counter<L> {
+  readonly #read: () => Promise<Samples<L>>;
+  constructor(config: CounterConfiguration<L>, read: () => Promise<Samples<L>>) {
+    super(config);
+    this.#read = read;
+  }
+  override async get(): ReturnType<Counter<L>['get']> {
+    return { ...(await super.get()), values: await this.#read() };
+  }
+}
+
+type ContainerLabel = 'node' | 'tenant' | 'action' | 'container';
+
+/** One scrape's snapshot, with the label objects built once for all the metrics that share them. */
+interface ScrapeRows {
+  readonly nodes: readonly { readonly labels: Record<'node', string>; readonly memory: MemoryTotals }[];
+  readonly tenants: readonly { readonly labels: Record<'node' | 'tenant', string>; readonly memory: MemoryTotals }[];
+  readonly containers: readonly {
+    readonly labels: Record<ContainerLabel, string>;
+    readonly c: ContainerSnapshot;
+    readonly lent: number;
+    readonly borrowed: number;
+  }[];
+}
 
 const NODE = ['node'] as const;
 const TENANT = ['node', 'tenant'] as const;
@@ -22,21 +66,14 @@ const DECISION_BUCKETS = [0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.00
 /** Seconds; OpenWhisk's default timeout is 60 s. */
 const ACTIVATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
-type ContainerField = 'initial' | 'granted' | 'usage' | 'fileBytes' | 'files' | 'lent' | 'borrowed';
-type ContainerCounterField = 'evictions' | 'fastReads' | 'fastWrites' | 'slowOps';
+type ContainerField = 'initial' | 'granted' | 'usage' | 'fileBytes' | 'files' | 'lent' | 'borrowed' | 'evictions' | 'fastReads' | 'fastWrites' | 'slowOps';
 
 export class ClusterMetrics {
   /** The registry to expose; pass the controller's own to add these to its other metrics. */
   readonly registry: Registry;
   readonly #source: ClusterSource;
   readonly #unsubscribe: Unsubscribe;
-  #refreshing: Promise<void> | undefined;
-
-  readonly #nodeGauges: ReadonlyArray<readonly [Gauge<'node'>, 'limit' | 'allocated' | 'requested']>;
-  readonly #tenantGauges: ReadonlyArray<readonly [Gauge<'node' | 'tenant'>, 'limit' | 'allocated' | 'requested']>;
-  readonly #poolInfo: Gauge<'node' | 'tenant' | 'action' | 'container' | 'pool'>;
-  readonly #containerGauges: ReadonlyArray<readonly [Gauge<(typeof CONTAINER)[number]>, ContainerField]>;
-  readonly #containerCounters: ReadonlyArray<readonly [Counter<(typeof CONTAINER)[number]>, ContainerCounterField]>;
+  #scrape: Promise<ScrapeRows> | undefined;
 
   readonly #moves: Counter<'node' | 'tenant' | 'reason'>;
   readonly #movedBytes: Counter<'node' | 'tenant' | 'reason'>;
@@ -54,42 +91,46 @@ export class ClusterMetrics {
     this.#source = source;
     this.registry = registry;
     const registers = [registry];
-    const refresh = (): Promise<void> => this.#refresh();
-    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> =>
-      new Gauge({ name, help, labelNames, registers, collect: refresh });
-    const stateCounter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> =>
-      new Counter({ name, help, labelNames, registers, collect: refresh });
+    const rows = (): Promise<ScrapeRows> => this.#rows();
+    const nodeGauge = (name: string, help: string, field: keyof MemoryTotals): void => {
+      new SnapshotGauge({ name, help, labelNames: NODE, registers }, async () => (await rows()).nodes.map((r) => ({ labels: r.labels, value: r.memory[field] })));
+    };
+    const tenantGauge = (name: string, help: string, field: keyof MemoryTotals): void => {
+      new SnapshotGauge({ name, help, labelNames: TENANT, registers }, async () => (await rows()).tenants.map((r) => ({ labels: r.labels, value: r.memory[field] })));
+    };
+    const fieldOf = (r: ScrapeRows['containers'][number], field: ContainerField): number => (field === 'lent' ? r.lent : field === 'borrowed' ? r.borrowed : r.c[field]);
+    const containerGauge = (name: string, help: string, field: ContainerField): void => {
+      new SnapshotGauge({ name, help, labelNames: CONTAINER, registers }, async () => (await rows()).containers.map((r) => ({ labels: r.labels, value: fieldOf(r, field) })));
+    };
+    const containerCounter = (name: string, help: string, field: ContainerField): void => {
+      new SnapshotCounter({ name, help, labelNames: CONTAINER, registers }, async () => (await rows()).containers.map((r) => ({ labels: r.labels, value: fieldOf(r, field) })));
+    };
     const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> =>
       new Counter({ name, help, labelNames, registers });
     const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]): Histogram<L> =>
       new Histogram({ name, help, labelNames, buckets, registers });
 
-    this.#nodeGauges = [
-      [gauge('ephemera_node_memory_limit_bytes', 'N_lim: memory the node may hand out to containers', NODE), 'limit'],
-      [gauge('ephemera_node_memory_allocated_bytes', 'N_alloc: sum of the limits granted on the node', NODE), 'allocated'],
-      [gauge('ephemera_node_memory_requested_bytes', "N_req: sum of the functions' initial quotas on the node", NODE), 'requested'],
-    ];
-    this.#tenantGauges = [
-      [gauge('ephemera_tenant_memory_limit_bytes', "memory the tenant's Manager may hand out on the node", TENANT), 'limit'],
-      [gauge('ephemera_tenant_memory_allocated_bytes', "sum of the limits granted to the tenant's containers on the node", TENANT), 'allocated'],
-      [gauge('ephemera_tenant_memory_requested_bytes', "sum of the tenant's initial quotas on the node", TENANT), 'requested'],
-    ];
-    this.#poolInfo = gauge('ephemera_container_pool_info', "the container's pool (harvest, allocation, self-sufficient); value 1", [...CONTAINER, 'pool']);
-    this.#containerGauges = [
-      [gauge('ephemera_container_initial_quota_bytes', 'the memory quota the function asked for at creation', CONTAINER), 'initial'],
-      [gauge('ephemera_container_limit_bytes', 'the memory limit the Manager currently grants', CONTAINER), 'granted'],
-      [gauge('ephemera_container_memory_usage_bytes', "the container cgroup's memory usage", CONTAINER), 'usage'],
-      [gauge('ephemera_container_file_memory_bytes', "bytes of the function's files held in memory", CONTAINER), 'fileBytes'],
-      [gauge('ephemera_container_files_in_memory', 'number of files held in memory', CONTAINER), 'files'],
-      [gauge('ephemera_container_lent_bytes', 'memory this container currently lends to others of its tenant', CONTAINER), 'lent'],
-      [gauge('ephemera_container_borrowed_bytes', 'memory this container currently borrows from others of its tenant', CONTAINER), 'borrowed'],
-    ];
-    this.#containerCounters = [
-      [stateCounter('ephemera_container_evictions_total', 'files moved from memory to disk', CONTAINER), 'evictions'],
-      [stateCounter('ephemera_container_fast_reads_total', 'reads served from memory without a syscall', CONTAINER), 'fastReads'],
-      [stateCounter('ephemera_container_fast_writes_total', 'writes served from memory without a syscall', CONTAINER), 'fastWrites'],
-      [stateCounter('ephemera_container_slow_ops_total', 'file operations that went to the kernel', CONTAINER), 'slowOps'],
-    ];
+    nodeGauge('ephemera_node_memory_limit_bytes', 'N_lim: memory the node may hand out to containers', 'limit');
+    nodeGauge('ephemera_node_memory_allocated_bytes', 'N_alloc: sum of the limits granted on the node', 'allocated');
+    nodeGauge('ephemera_node_memory_requested_bytes', "N_req: sum of the functions' initial quotas on the node", 'requested');
+    tenantGauge('ephemera_tenant_memory_limit_bytes', "memory the tenant's Manager may hand out on the node", 'limit');
+    tenantGauge('ephemera_tenant_memory_allocated_bytes', "sum of the limits granted to the tenant's containers on the node", 'allocated');
+    tenantGauge('ephemera_tenant_memory_requested_bytes', "sum of the tenant's initial quotas on the node", 'requested');
+    new SnapshotGauge(
+      { name: 'ephemera_container_pool_info', help: "the container's pool (harvest, allocation, self-sufficient); value 1", labelNames: [...CONTAINER, 'pool'], registers },
+      async () => (await rows()).containers.map((r) => ({ labels: { ...r.labels, pool: r.c.pool }, value: 1 })),
+    );
+    containerGauge('ephemera_container_initial_quota_bytes', 'the memory quota the function asked for at creation', 'initial');
+    containerGauge('ephemera_container_limit_bytes', 'the memory limit the Manager currently grants', 'granted');
+    containerGauge('ephemera_container_memory_usage_bytes', "the container cgroup's memory usage", 'usage');
+    containerGauge('ephemera_container_file_memory_bytes', "bytes of the function's files held in memory", 'fileBytes');
+    containerGauge('ephemera_container_files_in_memory', 'number of files held in memory', 'files');
+    containerGauge('ephemera_container_lent_bytes', 'memory this container currently lends to others of its tenant', 'lent');
+    containerGauge('ephemera_container_borrowed_bytes', 'memory this container currently borrows from others of its tenant', 'borrowed');
+    containerCounter('ephemera_container_evictions_total', 'files moved from memory to disk', 'evictions');
+    containerCounter('ephemera_container_fast_reads_total', 'reads served from memory without a syscall', 'fastReads');
+    containerCounter('ephemera_container_fast_writes_total', 'writes served from memory without a syscall', 'fastWrites');
+    containerCounter('ephemera_container_slow_ops_total', 'file operations that went to the kernel', 'slowOps');
 
     this.#moves = counter('ephemera_manager_moves_total', 'memory moves between containers of a tenant', ['node', 'tenant', 'reason']);
     this.#movedBytes = counter('ephemera_manager_moved_bytes_total', 'bytes moved between containers of a tenant', ['node', 'tenant', 'reason']);
@@ -143,49 +184,28 @@ export class ClusterMetrics {
     }
   }
 
-  /** One snapshot per scrape: every state collector of a scrape waits on the same refresh. */
-  #refresh(): Promise<void> {
-    this.#refreshing ??= this.#source
+  /** One snapshot per scrape: every state metric of a scrape reads the same rows. */
+  #rows(): Promise<ScrapeRows> {
+    this.#scrape ??= this.#source
       .snapshot()
-      .then((snapshot) => {
-        this.#apply(snapshot);
+      .then((snapshot): ScrapeRows => {
+        const tenants: { labels: Record<'node' | 'tenant', string>; memory: MemoryTotals }[] = [];
+        for (const n of snapshot.nodes) for (const [tenant, memory] of Object.entries(n.tenants)) tenants.push({ labels: { node: n.name, tenant }, memory });
+        return {
+          nodes: snapshot.nodes.map((n) => ({ labels: { node: n.name }, memory: n.memory })),
+          tenants,
+          containers: snapshot.containers.map((c) => {
+            let lent = 0;
+            for (const share of c.lent) lent += share.bytes;
+            let borrowed = 0;
+            for (const share of c.borrowed) borrowed += share.bytes;
+            return { labels: { node: c.node, tenant: c.tenant, action: c.action, container: c.id }, c, lent, borrowed };
+          }),
+        };
       })
       .finally(() => {
-        this.#refreshing = undefined;
+        this.#scrape = undefined;
       });
-    return this.#refreshing;
-  }
-
-  #apply(snapshot: ClusterSnapshot): void {
-    for (const [g] of this.#nodeGauges) g.reset();
-    for (const [g] of this.#tenantGauges) g.reset();
-    for (const [g] of this.#containerGauges) g.reset();
-    for (const [c] of this.#containerCounters) c.reset();
-    this.#poolInfo.reset();
-    for (const n of snapshot.nodes) {
-      for (const [g, field] of this.#nodeGauges) g.set({ node: n.name }, n.memory[field]);
-      for (const [tenant, totals] of Object.entries(n.tenants)) {
-        for (const [g, field] of this.#tenantGauges) g.set({ node: n.name, tenant }, totals[field]);
-      }
-    }
-    for (const c of snapshot.containers) {
-      const labels = { node: c.node, tenant: c.tenant, action: c.action, container: c.id };
-      this.#poolInfo.set({ ...labels, pool: c.pool }, 1);
-      let lent = 0;
-      for (const s of c.lent) lent += s.bytes;
-      let borrowed = 0;
-      for (const s of c.borrowed) borrowed += s.bytes;
-      const values: Record<ContainerField, number> = {
-        initial: c.initial,
-        granted: c.granted,
-        usage: c.usage,
-        fileBytes: c.fileBytes,
-        files: c.files,
-        lent,
-        borrowed,
-      };
-      for (const [g, field] of this.#containerGauges) g.set(labels, values[field]);
-      for (const [counter, field] of this.#containerCounters) counter.inc(labels, c[field]);
-    }
+    return this.#scrape;
   }
 }
