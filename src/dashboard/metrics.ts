@@ -7,38 +7,21 @@
  * OOM kills, scheduling decisions, activations) arrive on the event stream and are counted into
  * counters and histograms; their labels are nodes, tenants, actions and fixed enums, never ids.
  */
-import { Counter, Gauge, Histogram, Registry, type CounterConfiguration, type GaugeConfiguration } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 import type { ClusterEvent, ClusterSource, ContainerSnapshot, MemoryTotals, Unsubscribe } from './source.js';
 
 type Samples<L extends string> = Awaited<ReturnType<Gauge<L>['get']>>['values'];
 
 /**
- * A gauge whose samples are read from the scrape's snapshot instead of being kept between
+ * Makes `metric` take its samples from the scrape's snapshot instead of keeping them between
  * scrapes: what the snapshot no longer has (a removed container) is simply not there, and no
- * label set is hashed into a map that the next scrape would throw away.
+ * label set is hashed into a map that the next scrape would throw away. The rest of `get()`
+ * (name, help, type) stays prom-client's own.
  */
-class SnapshotGauge<L extends string> extends Gauge<L> {
-  readonly #read: () => Promise<Samples<L>>;
-  constructor(config: GaugeConfiguration<L>, read: () => Promise<Samples<L>>) {
-    super(config);
-    this.#read = read;
-  }
-  override async get(): ReturnType<Gauge<L>['get']> {
-    return { ...(await super.get()), values: await this.#read() };
-  }
-}
-
-/** The counter twin of {@link SnapshotGauge}, for the daemons' cumulative counters. */
-class SnapshotCounter<L extends string> extends Counter<L> {
-  readonly #read: () => Promise<Samples<L>>;
-  constructor(config: CounterConfiguration<L>, read: () => Promise<Samples<L>>) {
-    super(config);
-    this.#read = read;
-  }
-  override async get(): ReturnType<Counter<L>['get']> {
-    return { ...(await super.get()), values: await this.#read() };
-  }
+function readAtScrape<L extends string>(metric: Gauge<L> | Counter<L>, read: () => Promise<Samples<L>>): void {
+  const own = metric.get.bind(metric);
+  metric.get = async () => ({ ...(await own()), values: await read() });
 }
 
 type ContainerLabel = 'node' | 'tenant' | 'action' | 'container';
@@ -93,17 +76,19 @@ export class ClusterMetrics {
     const registers = [registry];
     const rows = (): Promise<ScrapeRows> => this.#rows();
     const nodeGauge = (name: string, help: string, field: keyof MemoryTotals): void => {
-      new SnapshotGauge({ name, help, labelNames: NODE, registers }, async () => (await rows()).nodes.map((r) => ({ labels: r.labels, value: r.memory[field] })));
+      readAtScrape(new Gauge({ name, help, labelNames: NODE, registers }), async () => (await rows()).nodes.map((r) => ({ labels: r.labels, value: r.memory[field] })));
     };
     const tenantGauge = (name: string, help: string, field: keyof MemoryTotals): void => {
-      new SnapshotGauge({ name, help, labelNames: TENANT, registers }, async () => (await rows()).tenants.map((r) => ({ labels: r.labels, value: r.memory[field] })));
+      readAtScrape(new Gauge({ name, help, labelNames: TENANT, registers }), async () => (await rows()).tenants.map((r) => ({ labels: r.labels, value: r.memory[field] })));
     };
     const fieldOf = (r: ScrapeRows['containers'][number], field: ContainerField): number => (field === 'lent' ? r.lent : field === 'borrowed' ? r.borrowed : r.c[field]);
+    const containerSamples = (field: ContainerField) => async (): Promise<Samples<ContainerLabel>> =>
+      (await rows()).containers.map((r) => ({ labels: r.labels, value: fieldOf(r, field) }));
     const containerGauge = (name: string, help: string, field: ContainerField): void => {
-      new SnapshotGauge({ name, help, labelNames: CONTAINER, registers }, async () => (await rows()).containers.map((r) => ({ labels: r.labels, value: fieldOf(r, field) })));
+      readAtScrape(new Gauge({ name, help, labelNames: CONTAINER, registers }), containerSamples(field));
     };
     const containerCounter = (name: string, help: string, field: ContainerField): void => {
-      new SnapshotCounter({ name, help, labelNames: CONTAINER, registers }, async () => (await rows()).containers.map((r) => ({ labels: r.labels, value: fieldOf(r, field) })));
+      readAtScrape(new Counter({ name, help, labelNames: CONTAINER, registers }), containerSamples(field));
     };
     const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> =>
       new Counter({ name, help, labelNames, registers });
@@ -116,8 +101,8 @@ export class ClusterMetrics {
     tenantGauge('ephemera_tenant_memory_limit_bytes', "memory the tenant's Manager may hand out on the node", 'limit');
     tenantGauge('ephemera_tenant_memory_allocated_bytes', "sum of the limits granted to the tenant's containers on the node", 'allocated');
     tenantGauge('ephemera_tenant_memory_requested_bytes', "sum of the tenant's initial quotas on the node", 'requested');
-    new SnapshotGauge(
-      { name: 'ephemera_container_pool_info', help: "the container's pool (harvest, allocation, self-sufficient); value 1", labelNames: [...CONTAINER, 'pool'], registers },
+    readAtScrape(
+      new Gauge({ name: 'ephemera_container_pool_info', help: "the container's pool (harvest, allocation, self-sufficient); value 1", labelNames: [...CONTAINER, 'pool'], registers }),
       async () => (await rows()).containers.map((r) => ({ labels: { ...r.labels, pool: r.c.pool }, value: 1 })),
     );
     containerGauge('ephemera_container_initial_quota_bytes', 'the memory quota the function asked for at creation', 'initial');

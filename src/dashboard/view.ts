@@ -5,24 +5,13 @@
  * loans and the per-action shares are worked out (and tested) once.
  */
 import { maySee, type Principal } from './auth.js';
-import type { ActivationSummary, ClusterSnapshot, ContainerSnapshot, MemoryTotals, Pool } from './source.js';
+import type { ActivationSummary, ClusterSnapshot, ContainerSnapshot, MemoryTotals } from './source.js';
 
-export interface ContainerView {
-  readonly id: string;
-  readonly action: string;
-  readonly pool: Pool;
-  readonly initial: number;
-  readonly granted: number;
-  readonly usage: number;
-  readonly fileBytes: number;
-  readonly files: number;
-  readonly evictions: number;
-  readonly fastReads: number;
-  readonly fastWrites: number;
-  readonly slowOps: number;
+/** A container as the views show it: its loans summed (the loans themselves are in {@link DashboardView.loans}). */
+export type ContainerView = Omit<ContainerSnapshot, 'lent' | 'borrowed'> & {
   readonly lentBytes: number;
   readonly borrowedBytes: number;
-}
+};
 
 export interface TenantView {
   readonly tenant: string;
@@ -76,22 +65,8 @@ function sumShares(shares: ContainerSnapshot['lent']): number {
 }
 
 function containerView(c: ContainerSnapshot): ContainerView {
-  return {
-    id: c.id,
-    action: c.action,
-    pool: c.pool,
-    initial: c.initial,
-    granted: c.granted,
-    usage: c.usage,
-    fileBytes: c.fileBytes,
-    files: c.files,
-    evictions: c.evictions,
-    fastReads: c.fastReads,
-    fastWrites: c.fastWrites,
-    slowOps: c.slowOps,
-    lentBytes: sumShares(c.lent),
-    borrowedBytes: sumShares(c.borrowed),
-  };
+  const { lent, borrowed, ...rest } = c;
+  return { ...rest, lentBytes: sumShares(lent), borrowedBytes: sumShares(borrowed) };
 }
 
 /** The snapshot as `viewer` may see it: a tenant sees only its own tenants' rows and no node totals. */
