@@ -3,9 +3,9 @@
  * it live from one EventSource; it never reloads. Charts are Chart.js (loaded by the page from the
  * controller as a global).
  */
-import type { Chart as ChartClass, ChartConfiguration } from 'chart.js';
+import type { Chart as ChartClass, ChartConfiguration, Plugin } from 'chart.js';
 
-import type { DashboardView, TenantView, NodeView } from '../view.js';
+import type { DashboardView, LoanView, TenantView, NodeView } from '../view.js';
 import type { ActivationSummary, ClusterEvent } from '../source.js';
 
 declare const Chart: typeof ChartClass;
@@ -18,6 +18,53 @@ const POOL_MARK: Readonly<Record<string, string>> = { harvest: 'H', allocation: 
 const COLORS = ['#3b82f6', '#f59e0b', '#10b981', '#ef4444', '#8b5cf6', '#06b6d4', '#84cc16', '#ec4899'];
 
 type MoveEvent = Extract<ClusterEvent, { type: 'move' }>;
+
+/** A loan between two bars of one tenant's chart, by their indexes. */
+interface LoanMark {
+  readonly from: number;
+  readonly to: number;
+  readonly bytes: number;
+}
+
+/**
+ * A Chart.js plugin that draws the tenant's current loans between its containers' bars: a curve
+ * from the lender's row to the borrower's, an arrowhead at the borrower, the bytes beside it. It
+ * reads `state.loans` at each draw, so an update of the chart redraws the loans of the new view.
+ */
+function loanArrows(state: { loans: readonly LoanMark[] }): Plugin<'bar'> {
+  return {
+    id: 'ephemeraLoans',
+    afterDatasetsDraw(chart) {
+      const y = chart.scales['y'];
+      if (y === undefined || state.loans.length === 0) return;
+      const { ctx, chartArea } = chart;
+      ctx.save();
+      ctx.strokeStyle = '#1d4ed8';
+      ctx.fillStyle = '#1d4ed8';
+      ctx.lineWidth = 2;
+      ctx.font = '11px sans-serif';
+      ctx.textAlign = 'right';
+      state.loans.forEach((loan, i) => {
+        const y1 = y.getPixelForValue(loan.from);
+        const y2 = y.getPixelForValue(loan.to);
+        const x = chartArea.right - 6 - i * 16;
+        const bulge = Math.min(60, 16 + Math.abs(y2 - y1) / 2);
+        ctx.beginPath();
+        ctx.moveTo(x, y1);
+        ctx.bezierCurveTo(x - bulge, y1, x - bulge, y2, x - 6, y2);
+        ctx.stroke();
+        ctx.beginPath();
+        ctx.moveTo(x, y2);
+        ctx.lineTo(x - 9, y2 - 5);
+        ctx.lineTo(x - 9, y2 + 5);
+        ctx.closePath();
+        ctx.fill();
+        ctx.fillText(`lends ${mib(loan.bytes)}`, x - bulge * 0.75 - 4, (y1 + y2) / 2 + 4);
+      });
+      ctx.restore();
+    },
+  };
+}
 
 function byId(id: string): HTMLElement {
   const found = document.getElementById(id);
@@ -58,7 +105,7 @@ class Page {
   readonly #loans = byId('loans');
   readonly #moves = byId('moves');
   readonly #rows = Page.#tbody();
-  readonly #tenantCharts = new Map<string, { chart: ChartClass; box: HTMLDivElement; section: HTMLElement }>();
+  readonly #tenantCharts = new Map<string, { chart: ChartClass; box: HTMLDivElement; section: HTMLElement; state: { loans: readonly LoanMark[] } }>();
   #activations: ActivationSummary[] = [];
   #latency: ChartClass | undefined;
   #fastShare: ChartClass | undefined;
@@ -75,7 +122,7 @@ class Page {
   view(view: DashboardView): void {
     byId('viewer').textContent = view.viewer.role === 'admin' ? 'operator (all tenants)' : `tenant ${view.viewer.tenant}`;
     byId('updated').textContent = `state at ${clock(view.at)}`;
-    this.#drawNodes(view.nodes);
+    this.#drawNodes(view.nodes, view.loans);
     this.#drawLoans(view);
     this.#drawFastShare(view);
     this.#gotView = true;
@@ -125,7 +172,7 @@ class Page {
     );
   }
 
-  #drawNodes(nodes: readonly NodeView[]): void {
+  #drawNodes(nodes: readonly NodeView[], loans: readonly LoanView[]): void {
     const seen = new Set<string>();
     const sections: HTMLElement[] = [];
     for (const node of nodes) {
@@ -134,7 +181,7 @@ class Page {
       for (const tenant of node.tenants) {
         const key = `${node.name}\u0000${tenant.tenant}`;
         seen.add(key);
-        section.append(this.#tenant(key, tenant));
+        section.append(this.#tenant(key, tenant, loans.filter((l) => l.node === node.name && l.tenant === tenant.tenant)));
       }
       sections.push(section);
     }
@@ -147,7 +194,14 @@ class Page {
     this.#nodes.replaceChildren(...sections);
   }
 
-  #tenant(key: string, tenant: TenantView): HTMLElement {
+  #tenant(key: string, tenant: TenantView, loans: readonly LoanView[]): HTMLElement {
+    const row = new Map(tenant.containers.map((c, i) => [c.id, i]));
+    const marks: LoanMark[] = [];
+    for (const l of loans) {
+      const from = row.get(l.from);
+      const to = row.get(l.to);
+      if (from !== undefined && to !== undefined) marks.push({ from, to, bytes: l.bytes });
+    }
     const labels = tenant.containers.map((c) => `${c.id} [${POOL_MARK[c.pool] ?? '?'}] ${c.action}`);
     const mibOf = (f: (c: TenantView['containers'][number]) => number): number[] => tenant.containers.map((c) => f(c) / 1048576);
     const datasets = [
@@ -163,22 +217,26 @@ class Page {
       const box = el('div', { class: 'chartbox' }, chartCanvas);
       box.style.height = height;
       const section = el('div', { class: 'tenant', 'data-tenant': tenant.tenant });
+      const state = { loans: marks };
       const config: ChartConfiguration<'bar', number[], string> = {
         type: 'bar',
         data: { labels, datasets },
+        plugins: [loanArrows(state)],
         options: {
           indexAxis: 'y',
           animation: false,
           responsive: true,
           maintainAspectRatio: false,
           plugins: { legend: { display: false } },
-          scales: { x: { title: { display: true, text: 'MiB' }, beginAtZero: true } },
+          // Room on the right for the loans' arrows.
+          scales: { x: { title: { display: true, text: 'MiB' }, beginAtZero: true, grace: '30%' } },
         },
       };
-      entry = { chart: new Chart(chartCanvas, config), box, section };
+      entry = { chart: new Chart(chartCanvas, config), box, section, state };
       this.#tenantCharts.set(key, entry);
     } else {
       entry.box.style.height = height;
+      entry.state.loans = marks;
       entry.chart.data.labels = labels;
       entry.chart.data.datasets = datasets;
       entry.chart.update('none');
