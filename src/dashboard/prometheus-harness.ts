@@ -4,6 +4,7 @@
  * read by Prometheus's own parser, not by ours.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,10 @@ export const PROMETHEUS = '/usr/bin/prometheus';
 export const PROMTOOL = '/usr/bin/promtool';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function need(binary: string): void {
+  if (!existsSync(binary)) throw new Error(`${binary} is missing: run scripts/deps.sh (it installs Debian's prometheus package)`);
+}
 
 /** Polls `probe` every 100 ms until it returns a value, or throws `what` after `ms`. */
 export async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
@@ -42,6 +47,7 @@ export class PrometheusServer {
 
   /** Starts Prometheus scraping `target` (host:port) every 500 ms with the key as Basic credentials. */
   static async start(target: string, key: string): Promise<PrometheusServer> {
+    need(PROMETHEUS);
     const dir = await mkdtemp(join(tmpdir(), 'ephemera-dashboard-prom-'));
     const colon = key.indexOf(':');
     const config = [
@@ -105,6 +111,7 @@ export class PrometheusServer {
 
 /** `promtool check metrics` on `text`: its exit status and what it printed (lint problems). */
 export function promtoolCheck(text: string): Promise<{ status: number | null; output: string }> {
+  need(PROMTOOL);
   return new Promise((resolve, reject) => {
     const child = spawn(PROMTOOL, ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let output = '';
