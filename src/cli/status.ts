@@ -71,7 +71,8 @@ export async function fetchView(props: Props): Promise<{ view: DashboardView; ac
   } catch (err) {
     // fetch() says "fetch failed"; the reason (ECONNREFUSED, a timeout, a bad port) is its cause.
     const cause = err instanceof Error ? (err.cause as { code?: string; message?: string } | undefined) : undefined;
-    const why = cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
+    const timedOut = err instanceof Error && err.name === 'TimeoutError';
+    const why = timedOut ? `no answer within ${REQUEST_TIMEOUT_MS / 1000} s` : (cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err)));
     throw new EphemeraError('EPH_STATUS_CONTROLLER', `cannot reach the controller at ${props.apihost} (${why}); is \`ephemera up\` running? (APIHOST from ${props.file})`, { cause: err });
   }
   const text = await res.text();
