@@ -1,7 +1,7 @@
 /**
  * The live dashboard in headless Chromium (Debian's `chromium`, driven by puppeteer-core): the
  * page signs in with a key, draws the scripted cluster, follows it without reloading, and shows a
- * tenant nothing of another tenant.
+ * tenant nothing of another tenant; then the same over a real node agent with real containers.
  */
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -15,7 +15,10 @@ import type { Browser, Page } from 'puppeteer-core';
 import { basicAuthFor } from './auth.js';
 import { closeChromium, launchChromium } from './chromium.js';
 import { dashboardRoutes } from './dashboard-routes.js';
+import { inProcessManagers, managerDefaults } from '../node/managers.js';
+import { dockerReady, startTestNode, type TestNode } from '../node/testkit.js';
 import { MemoryClusterSource } from './memory-source.js';
+import { NodeAgentsSource } from './node-source.js';
 import { activation, KEYS, MiB, node, playScenario, scenarioAuthorizer, scenarioContainers } from './scenario.js';
 
 const STEP_MS = 15_000;
@@ -157,5 +160,85 @@ describe('the dashboard in headless Chromium', { timeout: 120_000 }, () => {
     assert.match(ok.headers.get('set-cookie') ?? '', /^ephemera_session=[\w-]{43}; Max-Age=\d+; Path=\/dashboard; HttpOnly; SameSite=Strict$/);
     const page = await fetch(`${base}/dashboard`, { signal: AbortSignal.timeout(5000) });
     assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+  });
+});
+
+describe('the dashboard over a real node agent (Docker), in headless Chromium', { timeout: 300_000 }, () => {
+  let skip: string | null = null;
+  let agent: TestNode | undefined;
+  before(async () => {
+    skip = await dockerReady();
+    if (skip === null) agent = await startTestNode(inProcessManagers(managerDefaults('tenant')), { node: `dashui${String(process.pid)}` });
+  });
+  after(async () => {
+    await agent?.close();
+  });
+
+  test("real containers: the agent's loan and a real activation on the tenant's page, nothing of it on another's", { timeout: 240_000 }, async (t) => {
+    if (skip !== null || agent === undefined) return t.skip(skip ?? 'no node');
+    const client = agent.client;
+    const donor = await client.createContainer({ tenant: 'alpha', function: 'factorial', memoryBytes: 256 * MiB, profile: { ownPeakBytes: 24 * MiB, filePeakBytes: 0 } });
+    const recipient = await client.createContainer({ tenant: 'alpha', function: 'io', memoryBytes: 80 * MiB, profile: { ownPeakBytes: 24 * MiB, filePeakBytes: 64 * MiB } });
+    // The donor runs once (a real activation); the recipient's profile (64 MiB of files in an
+    // 80 MiB quota) makes the Manager lend to it once both are running, below.
+    const code = 'def main(args):\n    with open("/tmp/x", "wb") as f:\n        f.write(b"e" * 1048576)\n    return {"ok": True}\n';
+    assert.equal((await client.init(donor.id, { value: { code } })).statusCode, 200);
+
+    // What the controller does with every run: the daemon counters and the activation to the views.
+    const source = new NodeAgentsSource([client]);
+    const start = Date.now();
+    const run = await client.run(donor.id, { value: {}, activation_id: 'real-act-1', timeoutMs: 60_000 });
+    assert.equal(run.statusCode, 200, JSON.stringify(run.body));
+    source.recordRun(donor.id, run.ephemera.stats);
+    source.emit({
+      type: 'activation',
+      activation: { activationId: 'real-act-1', tenant: 'alpha', action: 'factorial', status: 'success', start, durationMs: run.durationMs, ephemera: { node: run.ephemera.node, pool: run.ephemera.pool, fastWrites: run.ephemera.stats.fast_writes } },
+    });
+
+    const app = Fastify();
+    await app.register(dashboardRoutes, { source, authorizer: scenarioAuthorizer, refreshMs: 200 });
+    const base = await app.listen({ host: '127.0.0.1', port: 0 });
+    const profile = await mkdtemp(join(tmpdir(), 'ephemera-dashboard-chromium-'));
+    const browser = await launchChromium(profile);
+    // Both run now: the Manager lends the donor's spare memory to the recipient.
+    await client.invocationStart(donor.id);
+    await client.invocationStart(recipient.id);
+    try {
+      const alpha = await browser.createBrowserContext();
+      const page = await alpha.newPage();
+      await signIn(page, base, KEYS.alpha);
+      assert.deepEqual((await attrs(page, '[data-container]', 'data-container')).sort(), [donor.id, recipient.id].sort());
+      assert.equal(await inPage(page, `document.querySelector('[data-container="${donor.id}"]').getAttribute('data-pool')`), 'harvest');
+      assert.deepEqual(await attrs(page, '[data-loan]', 'data-from'), [donor.id]);
+      assert.deepEqual(await attrs(page, '[data-loan]', 'data-to'), [recipient.id]);
+      assert.ok(Number((await attrs(page, '[data-loan]', 'data-bytes'))[0]) > 0);
+      assert.deepEqual(await attrs(page, '#activations tbody tr', 'data-activation'), ['real-act-1']);
+      assert.match((await texts(page, '#activations tbody tr td'))[5] ?? '', /pool=harvest fastWrites=\d+/);
+      await alpha.close();
+
+      const beta = await browser.createBrowserContext();
+      const other = await beta.newPage();
+      await signIn(other, base, KEYS.beta);
+      assert.equal(await count(other, '[data-container]'), 0);
+      assert.equal(await count(other, '[data-loan]'), 0);
+      assert.ok(!(await other.content()).includes(donor.id));
+      await beta.close();
+
+      const operator = await browser.createBrowserContext();
+      const admin = await operator.newPage();
+      await admin.setViewport({ width: 1280, height: 900 });
+      await signIn(admin, base, KEYS.admin);
+      await admin.waitForSelector('[data-loan]', { timeout: STEP_MS });
+      const shot = process.env['EPHEMERA_DASHBOARD_AGENT_SCREENSHOT'] ?? join('build', 'test', 'dashboard-agent.png');
+      await mkdir(dirname(shot), { recursive: true });
+      await admin.screenshot({ path: shot, fullPage: true });
+      await operator.close();
+    } finally {
+      await client.invocationEnd(recipient.id).catch(() => undefined);
+      await client.invocationEnd(donor.id).catch(() => undefined);
+      await closeChromium(browser);
+      await app.close();
+      await rm(profile, { recursive: true, force: true });
+    }
   });
 });

@@ -31,6 +31,11 @@ export function columns(rows: readonly (readonly string[])[], right: ReadonlySet
   );
 }
 
+/** Docker's 64-hex ids shortened as `docker ps` does. */
+function short(id: string): string {
+  return /^[0-9a-f]{64}$/.test(id) ? id.slice(0, 12) : id;
+}
+
 function clock(ms: number): string {
   return new Date(ms).toISOString().slice(11, 19);
 }
@@ -66,7 +71,7 @@ export function renderStatus(view: DashboardView, activations: readonly Activati
       const rows = [
         ['CONTAINER', 'POOL', 'ACTION', 'QUOTA', 'GRANTED', 'USED', 'FILES IN MEMORY', 'EVICTIONS', 'FAST R/W', 'SLOW OPS', 'LENT', 'BORROWED'],
         ...tenant.containers.map((c) => [
-          c.id,
+          short(c.id),
           POOL_MARK[c.pool] ?? '?',
           c.action,
           formatBytes(c.initial),
@@ -87,7 +92,7 @@ export function renderStatus(view: DashboardView, activations: readonly Activati
 
   out.push('', 'LOANS');
   if (view.loans.length === 0) out.push('  none');
-  for (const l of view.loans) out.push(`  ${l.node}/${l.tenant}  ${l.from} ── ${formatBytes(l.bytes)} ──▶ ${l.to}`);
+  for (const l of view.loans) out.push(`  ${l.node}/${l.tenant}  ${short(l.from)} ── ${formatBytes(l.bytes)} ──▶ ${short(l.to)}`);
 
   const latencies = new Map<string, number[]>();
   for (const a of activations) {

@@ -89,6 +89,11 @@ function mib(bytes: number): string {
   return `${(bytes / 1048576).toFixed(bytes >= 1048576 * 100 ? 0 : 1)} MiB`;
 }
 
+/** Docker's 64-hex ids shortened as `docker ps` does; the full id stays in data attributes and titles. */
+function short(id: string): string {
+  return /^[0-9a-f]{64}$/.test(id) ? id.slice(0, 12) : id;
+}
+
 function clock(ms: number): string {
   return new Date(ms).toLocaleTimeString([], { hour12: false });
 }
@@ -146,7 +151,7 @@ class Page {
   }
 
   move(m: MoveEvent): void {
-    const item = el('li', { 'data-move': String(m.seq) }, `${clock(m.at)} ${m.reason.padEnd(9)} ${m.from} `, el('span', { class: 'arrow' }, '→'), ` ${m.to} ${mib(m.bytes)} (${(m.durationSeconds * 1000).toFixed(1)} ms)`);
+    const item = el('li', { 'data-move': String(m.seq) }, `${clock(m.at)} ${m.reason.padEnd(9)} ${short(m.from)} `, el('span', { class: 'arrow' }, '→'), ` ${short(m.to)} ${mib(m.bytes)} (${(m.durationSeconds * 1000).toFixed(1)} ms)`);
     document.getElementById('no-moves')?.remove();
     this.#moves.prepend(item);
     while (this.#moves.children.length > KEEP_MOVES) this.#moves.lastElementChild?.remove();
@@ -202,7 +207,7 @@ class Page {
       const to = row.get(l.to);
       if (from !== undefined && to !== undefined) marks.push({ from, to, bytes: l.bytes });
     }
-    const labels = tenant.containers.map((c) => `${c.id} [${POOL_MARK[c.pool] ?? '?'}] ${c.action}`);
+    const labels = tenant.containers.map((c) => `${short(c.id)} [${POOL_MARK[c.pool] ?? '?'}] ${c.action}`);
     const mibOf = (f: (c: TenantView['containers'][number]) => number): number[] => tenant.containers.map((c) => f(c) / 1048576);
     const datasets = [
       { label: 'initial quota', data: mibOf((c) => c.initial), backgroundColor: '#9aa5b1' },
@@ -253,7 +258,7 @@ class Page {
           el(
             'tr',
             { 'data-container': c.id, 'data-pool': c.pool },
-            el('td', {}, c.id),
+            el('td', { title: c.id }, short(c.id)),
             el('td', {}, el('b', { class: `pool ${c.pool}`, title: c.pool }, POOL_MARK[c.pool] ?? '?'), ` ${c.pool}`),
             el('td', {}, c.action),
             el('td', { class: 'num' }, mib(c.initial)),
@@ -278,9 +283,9 @@ class Page {
       el(
         'li',
         { 'data-loan': '', 'data-from': l.from, 'data-to': l.to, 'data-bytes': String(l.bytes) },
-        `${l.node}/${l.tenant}: ${l.from} `,
+        `${l.node}/${l.tenant}: ${short(l.from)} `,
         el('span', { class: 'arrow' }, `══ ${mib(l.bytes)} ══▶`),
-        ` ${l.to}`,
+        ` ${short(l.to)}`,
       ),
     );
     this.#loans.replaceChildren(...(items.length > 0 ? items : [el('li', {}, 'no memory is lent right now')]));
@@ -315,9 +320,13 @@ class Page {
 
   #drawLatency(): void {
     const series = new Map<string, { x: number; y: number }[]>();
+    let first = Infinity;
+    let last = -Infinity;
     for (let i = this.#activations.length - 1; i >= 0; i--) {
       const a = this.#activations[i];
       if (a === undefined) continue;
+      first = Math.min(first, a.start);
+      last = Math.max(last, a.start);
       const name = a.action;
       const points = series.get(name) ?? [];
       series.set(name, points);
@@ -326,6 +335,9 @@ class Page {
     const datasets = [...series.entries()]
       .sort(([a], [b]) => (a < b ? -1 : 1))
       .map(([label, data], i) => ({ label, data, borderColor: COLORS[i % COLORS.length] ?? '#3b82f6', backgroundColor: COLORS[i % COLORS.length] ?? '#3b82f6', pointRadius: 2, borderWidth: 1 }));
+    // A few points close together would get an axis of hours: show at least a minute.
+    const pad = Math.max(30_000 - (last - first) / 2, (last - first) * 0.02);
+    const range = Number.isFinite(first) ? { min: first - pad, max: last + pad } : {};
     if (this.#latency === undefined) {
       const config: ChartConfiguration<'line', { x: number; y: number }[]> = {
         type: 'line',
@@ -336,7 +348,7 @@ class Page {
           maintainAspectRatio: false,
           parsing: false,
           scales: {
-            x: { type: 'linear', ticks: { callback: (v) => clock(Number(v)) } },
+            x: { type: 'linear', ...range, ticks: { callback: (v) => clock(Number(v)) } },
             y: { beginAtZero: true, title: { display: true, text: 'ms' } },
           },
         },
@@ -344,6 +356,8 @@ class Page {
       this.#latency = new Chart(canvas('latency'), config);
     } else {
       this.#latency.data.datasets = datasets;
+      const x = this.#latency.options.scales?.['x'];
+      if (x !== undefined) Object.assign(x, range);
       this.#latency.update('none');
     }
   }
