@@ -19,6 +19,8 @@ APT_PACKAGES=(
   fonts-dejavu-core  # text in the PNG plots of the evaluation
   python3-opencv   # test/fs/opencv.test.mjs: OpenCV's AVI writer under the shim
   git zip unzip rsync  # test/fs/programs_more.test.mjs: more real programs under the shim
+  chromium         # src/dashboard: the dashboard test and bench drive it headless (puppeteer-core)
+  prometheus       # src/dashboard: the metrics test lints /metrics with promtool and scrapes it with a real Prometheus
 )
 
 missing=()

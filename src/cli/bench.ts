@@ -14,6 +14,7 @@ import { MANAGER_BENCH_DEFAULTS, runManagerBench } from '../manager/bench.js';
 import { EVAL_USAGE, evalBenchMain } from './bench-eval.js';
 import { MOVE_BENCH_DEFAULTS, runMoveBench } from '../node/bench-move.js';
 import { flagPositiveInt, flagSet, flagValue, parseFlags, type ParsedFlags } from './flags.js';
+import { DASHBOARD_BENCH_DEFAULTS } from '../dashboard/bench-defaults.js';
 import { MICRO_USAGE, microBenchMain } from './bench-micro.js';
 import { SCHEDULER_BENCH_USAGE, fig16bMain, fig16cMain, table4ModelMain } from './bench-scheduler.js';
 import { BUILD_DIR, buildOutput } from './paths.js';
@@ -52,6 +53,9 @@ experiments:
         <= 1 µs, whole move <= 1 ms at p50, donor without files): decision alone, through the
         Manager process, the move (daemon ack + both limits), and the whole. Flags: --rounds N
         (default ${String(MOVE_BENCH_DEFAULTS.rounds)}), --decisions N (default ${String(MOVE_BENCH_DEFAULTS.decisions)}), --json FILE.
+  dashboard  the views' targets: GET /metrics with 1000 containers (in-memory models fed to the
+        real collectors) and the dashboard's first render in headless Chromium with 100 containers
+        and 1000 activations. Flags: --scrapes N (default ${DASHBOARD_BENCH_DEFAULTS.scrapes}), --renders N (default ${DASHBOARD_BENCH_DEFAULTS.renders}).
 ${MICRO_USAGE}
 ${SCHEDULER_BENCH_USAGE}
 ${EVAL_USAGE}
@@ -201,6 +205,20 @@ async function platformDemo(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
+async function dashboard(argv: readonly string[]): Promise<number> {
+  const parsed = parseFlags(argv, { scrapes: { value: true }, renders: { value: true } }, 'ephemera bench dashboard');
+  // Loaded here: it drives Chromium through puppeteer-core, which no other command needs.
+  const { runDashboardBench } = await import('../dashboard/bench.js');
+  const report = await withProgressLine((line) => runDashboardBench({
+    ...DASHBOARD_BENCH_DEFAULTS,
+    scrapes: positiveInt(parsed, 'scrapes', DASHBOARD_BENCH_DEFAULTS.scrapes),
+    renders: positiveInt(parsed, 'renders', DASHBOARD_BENCH_DEFAULTS.renders),
+    progress: line,
+  }));
+  process.stdout.write(`${report.table}\n`);
+  return 0;
+}
+
 const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<number>>> = {
   io,
   tools,
@@ -209,6 +227,7 @@ const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<
   demo,
   manager,
   move,
+  dashboard,
   fig7: (argv) => microBenchMain('fig7', argv),
   fig8: (argv) => microBenchMain('fig8', argv),
   fig9: (argv) => microBenchMain('fig9', argv),

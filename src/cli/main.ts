@@ -52,6 +52,13 @@ const COMMANDS: Readonly<Record<string, Command>> = {
       return { usage: m.TENANT_USAGE, main: m.tenantMain };
     },
   },
+  status: {
+    summary: 'show nodes, tenants, containers, loans and recent activations from the controller (--watch)',
+    load: async () => {
+      const m = await import('./status.js');
+      return { usage: m.STATUS_USAGE, main: m.statusMain };
+    },
+  },
   bench: {
     summary: 'run a benchmark and print a table of results',
     load: async () => {

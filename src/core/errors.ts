@@ -183,6 +183,30 @@ export const ERROR_CODES = {
     summary: '`ephemera up` could not start a part of the platform (Docker, a node agent, the HTTP port)',
     exit: 1,
   },
+  EPH_VIEW_UNAUTHENTICATED: {
+    summary: 'a request to /metrics or the dashboard carried no key, or a key the controller does not know',
+    exit: 1,
+  },
+  EPH_VIEW_FORBIDDEN: {
+    summary: "the key is valid but may not see this view (a tenant's key on /metrics, which needs the operator key)",
+    exit: 1,
+  },
+  EPH_VIEW_SOURCE: {
+    summary: 'the controller could not read the cluster state (node agents, Managers) to answer a view',
+    exit: 1,
+  },
+  EPH_STATUS_PROPS: {
+    summary: 'the wsk props file for `ephemera status` is missing, unreadable, or lacks APIHOST or AUTH',
+    exit: 2,
+  },
+  EPH_STATUS_CONTROLLER: {
+    summary: 'the controller named by APIHOST could not be reached, timed out, or answered with an error',
+    exit: 1,
+  },
+  EPH_LOG_LEVEL: {
+    summary: 'a log level (EPHEMERA_LOG_LEVEL) is not one of fatal, error, warn, info, debug, trace, silent',
+    exit: 2,
+  },
   EPH_NODE_BAD_REQUEST: {
     summary: 'a request to the node agent API has a missing, malformed or out-of-range field',
     exit: 2,
