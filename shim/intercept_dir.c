@@ -13,7 +13,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+
+#include "compiler.h"
+#include "sys.h"
+#include "init.h"
+#include "pathnorm.h"
+#include "paths.h"
+#include "fdtable.h"
+#include "nsview.h"
 
 #define DIR_MAGIC 0x45504844495252ULL /* "EPHDIRR" */
 
@@ -73,7 +82,7 @@ static void snapshot(struct eph_dir *e)
     free(e->mem);
     e->mem = NULL;
     e->nmem = e->pos = 0;
-    for (unsigned tries = 0; ns_backoff(tries) == 0; tries++) {
+    for (unsigned tries = 0; nsv_backoff(tries) == 0; tries++) {
         uint64_t s1 = atomic_load_explicit(&h->ns_seq, memory_order_acquire);
         if (s1 & 1)
             continue;
@@ -135,17 +144,17 @@ SH_EXPORT DIR *opendir(const char *path)
     if (sh_busy || path_resolve(AT_FDCWD, path, abs, &t) <= 0 || sh_attach() < 0) {
         DIR *d = REAL(opendir)(path);
         if (!d && errno == ENOENT)
-            sh_enoent(AT_FDCWD, path);
+            nsv_enoent(AT_FDCWD, path);
         return d;
     }
     uint32_t inode, gen;
-    if (ns_lookup(abs, &inode, &gen) == 0 || (path_canon(abs, 1) > 0 && ns_lookup(abs, &inode, &gen) == 0)) {
+    if (nsv_lookup(abs, &inode, &gen) == 0 || (path_canon(abs, 1) > 0 && nsv_lookup(abs, &inode, &gen) == 0)) {
         errno = ENOTDIR;
         return NULL;
     }
     DIR *real = sys.opendir(path);
     if (!real && errno == ENOENT)
-        sh_enoent(AT_FDCWD, path);
+        nsv_enoent(AT_FDCWD, path);
     if (!real)
         return NULL;
     /* list the in-memory files of the directory itself, whatever symlink led here */

@@ -15,7 +15,23 @@
 #include <unistd.h>
 #include <utime.h>
 
-#include "shim.h"
+#include "ephemera/lock.h"
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+
+#include "intercept_names.h"
+#include "compiler.h"
+#include "sys.h"
+#include "init.h"
+#include "pathnorm.h"
+#include "elfcheck.h"
+#include "paths.h"
+#include "fdtable.h"
+#include "rpc.h"
+#include "fp_desc.h"
+#include "fp_settle.h"
+#include "fp_size.h"
+#include "nsview.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -55,7 +71,7 @@ static int lookup_f(int dirfd, const char *path, uint32_t *inode, uint32_t *gen,
     char abs[EPH_PATH_MAX];
     if (sh_busy || path_resolve(dirfd, path, abs, trailing) <= 0 || sh_attach() < 0)
         return 0;
-    return ns_lookup(abs, inode, gen) == 0 || (path_canon(abs, follow || *trailing) > 0 && ns_lookup(abs, inode, gen) == 0);
+    return nsv_lookup(abs, inode, gen) == 0 || (path_canon(abs, follow || *trailing) > 0 && nsv_lookup(abs, inode, gen) == 0);
 }
 
 /* Calls that follow a final symlink (chmod, truncate, access...). */
@@ -105,11 +121,11 @@ static int unlink_impl(int dirfd, const char *path, int flags)
             return REAL(unlinkat)(dirfd, path, flags);
         if (flags & AT_REMOVEDIR) {
             if (simple_rpc(EPH_OP_RMDIR, abs, NULL, 0, &resp) == 0) {
-                if (resp.status == -ENOENT && ns_ancestor_is_file(abs))
+                if (resp.status == -ENOENT && nsv_ancestor_is_file(abs))
                     return fail(ENOTDIR);
                 return resp.status < 0 ? fail(-resp.status) : 0;
             }
-        } else if (ns_lookup(abs, &inode, &gen) == 0) {
+        } else if (nsv_lookup(abs, &inode, &gen) == 0) {
             if (trailing)
                 return fail(ENOTDIR);
             if (simple_rpc(EPH_OP_UNLINK, abs, NULL, 0, &resp) == 0 && resp.status != -ENOENT)
@@ -143,9 +159,9 @@ SH_EXPORT int rmdir(const char *path)
 /* The rename failed with ENOENT: the kernel walks both parents first. */
 static int rename_enoent(const char *a, const char *b)
 {
-    int e = ns_walk_error(a);
+    int e = nsv_walk_error(a);
     if (e == 0)
-        e = ns_walk_error(b);
+        e = nsv_walk_error(b);
     return e ? -e : ENOENT;
 }
 
@@ -160,7 +176,7 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
             e = path_physical_error(od, op); /* what follows a ".." walks from the physical parent */
         /* (with a "..", the physical walk above is the kernel's: the lexical path may not exist) */
         if (e == 0 && !pn_has_dotdot(op) && path_absolute(od, op, a, &t1) > 0)
-            e = ns_walk_error(a);
+            e = nsv_walk_error(a);
         if (e == 0 && pn_has_dotdot(np))
             e = path_dotdot_error(nd, np);
         if (e == 0 && pn_has_dotdot(np))
@@ -176,11 +192,11 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
         m2 = 0;
     if (!sh_busy && (m1 || m2) && named && sh_attach() == 0) {
         uint32_t i, g;
-        int src_mem = m1 && ns_lookup(a, &i, &g) == 0, dst_mem = m2 && ns_lookup(b, &i, &g) == 0;
+        int src_mem = m1 && nsv_lookup(a, &i, &g) == 0, dst_mem = m2 && nsv_lookup(b, &i, &g) == 0;
         /* the kernel walks both parents before it looks at the names */
-        int we = ns_walk_error(a);
+        int we = nsv_walk_error(a);
         if (we == 0)
-            we = ns_walk_error(b);
+            we = nsv_walk_error(b);
         if (we < 0)
             return fail(-we);
         struct stat st;
@@ -508,9 +524,9 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
         int src = (path_maybe_managed(od, o) && lookup_nofollow(od, o, &i2, &g2, &t2)) ||
                   REAL(fstatat)(od, o, &st, AT_SYMLINK_NOFOLLOW) == 0;
         if (src)
-            sh_enoent(nd, n);
+            nsv_enoent(nd, n);
         else
-            sh_enoent(od, o);
+            nsv_enoent(od, o);
     }
     return r;
 }
@@ -874,42 +890,30 @@ struct xa {
     int flags;
 };
 
-static void *xa_real(const char *sym, void **slot)
-{
-    if (!*slot)
-        *slot = dlsym(RTLD_NEXT, sym);
-    return *slot;
-}
-
-#define XA_REAL(fn) ((__typeof__(&fn))xa_real(#fn, &real_##fn))
-static void *real_getxattr, *real_lgetxattr, *real_fgetxattr, *real_setxattr, *real_lsetxattr,
-    *real_fsetxattr, *real_listxattr, *real_llistxattr, *real_flistxattr, *real_removexattr,
-    *real_lremovexattr, *real_fremovexattr;
-
 /* The call on a path the kernel resolves (the memfd or disk file through /proc, or an unmanaged path). */
 static ssize_t xa_path(const char *p, const struct xa *a, int follow)
 {
     switch (a->op) {
     case XA_GET:
-        return follow ? XA_REAL(getxattr)(p, a->name, a->value, a->size)
-                      : XA_REAL(lgetxattr)(p, a->name, a->value, a->size);
+        return follow ? REAL(getxattr)(p, a->name, a->value, a->size)
+                      : REAL(lgetxattr)(p, a->name, a->value, a->size);
     case XA_LIST:
-        return follow ? XA_REAL(listxattr)(p, a->value, a->size) : XA_REAL(llistxattr)(p, a->value, a->size);
+        return follow ? REAL(listxattr)(p, a->value, a->size) : REAL(llistxattr)(p, a->value, a->size);
     case XA_SET:
-        return follow ? XA_REAL(setxattr)(p, a->name, a->value, a->size, a->flags)
-                      : XA_REAL(lsetxattr)(p, a->name, a->value, a->size, a->flags);
+        return follow ? REAL(setxattr)(p, a->name, a->value, a->size, a->flags)
+                      : REAL(lsetxattr)(p, a->name, a->value, a->size, a->flags);
     default:
-        return follow ? XA_REAL(removexattr)(p, a->name) : XA_REAL(lremovexattr)(p, a->name);
+        return follow ? REAL(removexattr)(p, a->name) : REAL(lremovexattr)(p, a->name);
     }
 }
 
 static ssize_t xa_fd(int fd, const struct xa *a)
 {
     switch (a->op) {
-    case XA_GET: return XA_REAL(fgetxattr)(fd, a->name, a->value, a->size);
-    case XA_LIST: return XA_REAL(flistxattr)(fd, a->value, a->size);
-    case XA_SET: return XA_REAL(fsetxattr)(fd, a->name, a->value, a->size, a->flags);
-    default: return XA_REAL(fremovexattr)(fd, a->name);
+    case XA_GET: return REAL(fgetxattr)(fd, a->name, a->value, a->size);
+    case XA_LIST: return REAL(flistxattr)(fd, a->value, a->size);
+    case XA_SET: return REAL(fsetxattr)(fd, a->name, a->value, a->size, a->flags);
+    default: return REAL(fremovexattr)(fd, a->name);
     }
 }
 

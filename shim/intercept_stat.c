@@ -8,7 +8,18 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
-#include "shim.h"
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+
+#include "compiler.h"
+#include "sys.h"
+#include "init.h"
+#include "paths.h"
+#include "fdtable.h"
+#include "fp_desc.h"
+#include "fp_settle.h"
+#include "fp_stat.h"
+#include "nsview.h"
 
 /* 1 = answered into st (or failed with errno set; *rc holds the result), 0 = not ours. */
 static int stat_managed(int dirfd, const char *path, struct stat *st, int flags, int *rc, int follow)
@@ -23,7 +34,7 @@ static int stat_managed(int dirfd, const char *path, struct stat *st, int flags,
     int trailing;
     if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
         return 0;
-    if (ns_stat(abs, st) < 0 && (path_canon(abs, follow || trailing) <= 0 || ns_stat(abs, st) < 0))
+    if (nsv_stat(abs, st) < 0 && (path_canon(abs, follow || trailing) <= 0 || nsv_stat(abs, st) < 0))
         return 0;
     if (trailing) {
         errno = ENOTDIR;
@@ -187,7 +198,7 @@ SH_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struc
     if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
         goto real;
     for (int tries = 0; tries < 100; tries++) {
-        if (ns_lookup(abs, &inode, &gen) < 0 && (tries || path_canon(abs, !(flags & AT_SYMLINK_NOFOLLOW) || trailing) <= 0 || ns_lookup(abs, &inode, &gen) < 0))
+        if (nsv_lookup(abs, &inode, &gen) < 0 && (tries || path_canon(abs, !(flags & AT_SYMLINK_NOFOLLOW) || trailing) <= 0 || nsv_lookup(abs, &inode, &gen) < 0))
             goto real;
         struct eph_inode *ino = &sh.inodes[inode];
         fp_fill_statx(ino, mask, stx);
