@@ -1,0 +1,173 @@
+/*
+ * The shim's syscall table with faults in front (build/test/libephemera-faults.so,
+ * EPHEMERA_FAULTS; see ephemera/systable.h): an error or a short transfer of
+ * the shim's own call reaches the program as the kernel would report it on a
+ * file, and no byte already written is lost.  Each case runs in its own
+ * shimmed process with its own rules and daemon.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "shimmed.h"
+
+#define CASE_ENV "SHIM_FAULTS_CASE"
+
+static void fill(char *b, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (char)((i * 131 + seed * 7 + (i >> 12)) & 0xff);
+}
+
+/* The whole file read back through the shim equals want[0, n). */
+static int same_bytes(const char *path, const char *want, size_t n)
+{
+    char *got = malloc(n + 1);
+    int fd = open(path, O_RDONLY);
+    ssize_t r = fd >= 0 ? pread(fd, got, n + 1, 0) : -1;
+    int ok = r == (ssize_t)n && memcmp(got, want, n) == 0;
+    if (fd >= 0)
+        close(fd);
+    free(got);
+    return ok;
+}
+
+/* pwrite:ENOSPC:on=mem:times=1 - the memfd refuses the first write of new pages. */
+static void case_mem_enospc(const char *root)
+{
+    char path[PATH_MAX + 16], b[8192];
+    snprintf(path, sizeof path, "%s/f", root);
+    fill(b, sizeof b, 1);
+    int fd = open(path, O_CREAT | O_RDWR, 0644);
+    CHECK(fd >= 0, "open %s: %s", path, strerror(errno));
+    errno = 0;
+    ssize_t w = write(fd, b, sizeof b);
+    CHECK(w == -1 && errno == ENOSPC, "write under pwrite:ENOSPC gave %zd (%s), want -1 ENOSPC", w, strerror(errno));
+    struct stat st;
+    CHECK(fstat(fd, &st) == 0 && st.st_size == 0, "a failed write changed the size to %lld", (long long)st.st_size);
+    CHECK(lseek(fd, 0, SEEK_CUR) == 0, "a failed write moved the offset");
+    CHECK(write(fd, b, sizeof b) == (ssize_t)sizeof b, "the write after the fault failed: %s", strerror(errno));
+    close(fd);
+    CHECK(same_bytes(path, b, sizeof b), "bytes differ after a refused write and a retry");
+}
+
+/* pwrite:short:on=mem:times=1 - the memfd takes half: the program sees a short write, as on a full disk. */
+static void case_mem_short(const char *root)
+{
+    char path[PATH_MAX + 16];
+    static char b[65536];
+    snprintf(path, sizeof path, "%s/f", root);
+    fill(b, sizeof b, 2);
+    int fd = open(path, O_CREAT | O_RDWR, 0644);
+    ssize_t w = write(fd, b, sizeof b);
+    CHECK(w == (ssize_t)sizeof b / 2, "write of 64 KiB under pwrite:short gave %zd, want 32768", w);
+    CHECK(lseek(fd, 0, SEEK_CUR) == w, "offset %lld after a short write of %zd", (long long)lseek(fd, 0, SEEK_CUR), w);
+    struct stat st;
+    CHECK(fstat(fd, &st) == 0 && st.st_size == w, "size %lld after a short write of %zd", (long long)st.st_size, w);
+    CHECK(write(fd, b + w, sizeof b - (size_t)w) == (ssize_t)sizeof b - w, "the rest did not go in: %s", strerror(errno));
+    close(fd);
+    CHECK(same_bytes(path, b, sizeof b), "bytes differ after a short write and the rest");
+}
+
+/* ftruncate:ENOSPC:on=mem:times=1 - growing the memfd fails: the write fails, nothing is half done. */
+static void case_grow_enospc(const char *root)
+{
+    char path[PATH_MAX + 16], b[8192];
+    snprintf(path, sizeof path, "%s/f", root);
+    fill(b, sizeof b, 3);
+    int fd = open(path, O_CREAT | O_RDWR, 0644);
+    errno = 0;
+    ssize_t w = write(fd, b, sizeof b);
+    CHECK(w == -1 && errno == ENOSPC, "write when the memfd cannot grow gave %zd (%s), want -1 ENOSPC", w,
+          strerror(errno));
+    CHECK(write(fd, b, sizeof b) == (ssize_t)sizeof b, "the write after the fault failed: %s", strerror(errno));
+    close(fd);
+    CHECK(same_bytes(path, b, sizeof b), "bytes differ after a failed growth and a retry");
+}
+
+/*
+ * pwritev:ENOSPC:on=disk:times=1 with a 64 KiB budget - a 512 KiB file moves
+ * to disk while it is written; the first write on the disk file fails as the
+ * full disk would, and everything written before and after is there.
+ */
+static void case_disk_enospc(const char *root)
+{
+    char path[PATH_MAX + 16];
+    static char b[512 * 1024];
+    snprintf(path, sizeof path, "%s/f", root);
+    fill(b, sizeof b, 4);
+    int fd = open(path, O_CREAT | O_RDWR, 0644);
+    int failed = 0;
+    for (size_t off = 0; off < sizeof b;) {
+        errno = 0;
+        ssize_t w = write(fd, b + off, 8192);
+        if (w < 0) {
+            CHECK(errno == ENOSPC, "write at %zu failed with %s, want ENOSPC", off, strerror(errno));
+            if (errno != ENOSPC || ++failed > 1)
+                break;
+            continue;
+        }
+        off += (size_t)w;
+    }
+    CHECK(failed == 1, "%d writes failed, want exactly the one faulted", failed);
+    close(fd);
+    int (*real_stat)(const char *, struct stat *) = (int (*)(const char *, struct stat *))libc_sym("stat");
+    struct stat st;
+    CHECK(real_stat && real_stat(path, &st) == 0 && st.st_size == (off_t)sizeof b,
+          "the file is not on disk in full (it should have moved there)");
+    CHECK(same_bytes(path, b, sizeof b), "bytes differ after a refused write on the disk file");
+}
+
+static const struct {
+    const char *name, *faults;
+    void (*run)(const char *root);
+    const char *budget;
+} cases[] = {
+    {"mem-enospc", "pwrite:ENOSPC:on=mem:times=1", case_mem_enospc, NULL},
+    {"mem-short", "pwrite:short:on=mem:times=1", case_mem_short, NULL},
+    {"grow-enospc", "ftruncate:ENOSPC:on=mem:times=1", case_grow_enospc, NULL},
+    {"disk-enospc", "pwritev:ENOSPC:on=disk:times=1", case_disk_enospc, "64K"},
+};
+
+static int child(const char *root, const char *disk)
+{
+    (void)disk;
+    const char *name = getenv(CASE_ENV);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (name && strcmp(name, cases[i].name) == 0)
+            cases[i].run(root);
+    printf("shim_faults_test %s: %d checks, %d failures\n", name ? name : "?", checks, failures);
+    return failures != 0 || checks == 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        return shimmed_main(argc, argv, "shim_faults", child);
+    /* The test build of the shim beside the production one (make test-build makes it). */
+    const char *shim = getenv("EPHEMERA_SHIM") ? getenv("EPHEMERA_SHIM") : "build/libephemera.so";
+    char faults_shim[PATH_MAX];
+    snprintf(faults_shim, sizeof faults_shim, "%.*s/test/libephemera-faults.so",
+             (int)(strrchr(shim, '/') ? strrchr(shim, '/') - shim : 1), strrchr(shim, '/') ? shim : ".");
+    if (access(faults_shim, R_OK) != 0) {
+        fprintf(stderr, "shim_faults_test: %s is missing; run `make test-build`\n", faults_shim);
+        return 1;
+    }
+    setenv("EPHEMERA_SHIM", faults_shim, 1);
+    int bad = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        setenv(CASE_ENV, cases[i].name, 1);
+        setenv("EPHEMERA_FAULTS", cases[i].faults, 1);
+        const char *args[] = {"--budget", cases[i].budget, NULL};
+        int r = shimmed_main_args(argc, argv, "shim_faults", child, cases[i].budget ? args : NULL);
+        fprintf(stderr, "%s: %s\n", cases[i].name, r == 0 ? "ok" : "FAILED");
+        bad |= r;
+    }
+    unsetenv("EPHEMERA_FAULTS");
+    return bad;
+}
