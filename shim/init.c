@@ -177,6 +177,9 @@ out:
 __attribute__((constructor(101))) static void sh_init(void)
 {
     sys_resolve();
+#ifdef EPH_FAULTS
+    sys_faults_install();
+#endif
     mode_t m = (mode_t)syscall(SYS_umask, 022);
     syscall(SYS_umask, m);
     atomic_store(&sh_umask_cache, m);

@@ -24,10 +24,6 @@ static _Atomic int sys_resolved;
 static const struct eph_sys_sym sys_syms[] = {SHIM_SYSCALLS(SYS_SYM)};
 #undef SYS_SYM
 
-#ifdef EPH_FAULTS
-static void sys_faults_install(void);
-#endif
-
 /* Without the real call we cannot even pass through: say so and stop. */
 static __attribute__((noreturn)) void sys_missing(const char *name)
 {
@@ -45,16 +41,14 @@ void sys_resolve(void)
     const char *missing = eph_systable_resolve(&sys, sys_syms, sizeof sys_syms / sizeof sys_syms[0], RTLD_NEXT);
     if (missing)
         sys_missing(missing);
-#ifdef EPH_FAULTS
-    sys_faults_install();
-#endif
     atomic_store_explicit(&sys_resolved, 1, memory_order_release);
 }
 
 #ifdef EPH_FAULTS
 /*
- * Test build only.  The rules are read once, when the table is resolved;
- * each faultable entry named by a rule is pointed at its wrapper, which calls
+ * Test build only.  The rules are read once, by the constructor (init.c:
+ * not at the first resolution, which a sanitizer's start-up can trigger
+ * before the environment is readable); each faultable entry named by a rule is pointed at its wrapper, which calls
  * the original through sys_orig.  Nothing of this is in the production
  * library (test/shim-exports.txt), and an entry no rule names is untouched.
  */
@@ -91,7 +85,7 @@ static __attribute__((noreturn)) void sys_faults_bad(const char *what, const cha
     abort();
 }
 
-static void sys_faults_install(void)
+void sys_faults_install(void)
 {
     const char *spec = getenv("EPHEMERA_FAULTS"), *bad = NULL;
     if (!spec || !*spec)

@@ -147,6 +147,9 @@ struct sys_table {
 
 extern struct sys_table sys;
 void sys_resolve(void);
+#ifdef EPH_FAULTS
+void sys_faults_install(void);          /* test builds: EPHEMERA_FAULTS, once, from the constructor */
+#endif
 /* A wrapper may run before our constructor (another library's constructor): resolve then. */
 #define REAL(f) (likely(sys.f != NULL) ? sys.f : (sys_resolve(), sys.f))
 
