@@ -40,6 +40,7 @@
 #include "ephemera/shm.h"
 
 #include "fp_io.h"
+#include "paths.h"
 #include "compiler.h"
 #include "sys.h"
 #include "init.h"
@@ -103,8 +104,13 @@ static inline __attribute__((always_inline)) void fp_copy(void *dst, const void 
 static inline size_t iov_total(const struct iovec *iov, int cnt, int *err)
 {
     size_t t = 0;
+    int bad = 0;
     if (cnt < 0 || cnt > IOV_MAX) {
         *err = EINVAL;
+        return 0;
+    }
+    if (unlikely(cnt && path_bad_ptr(iov))) {
+        *err = EFAULT; /* the kernel cannot copy the vector in */
         return 0;
     }
     for (int i = 0; i < cnt; i++) {
@@ -113,8 +119,11 @@ static inline size_t iov_total(const struct iovec *iov, int cnt, int *err)
             return 0;
         }
         t += iov[i].iov_len;
+        bad |= iov[i].iov_len && path_bad_ptr(iov[i].iov_base);
     }
-    *err = 0;
+    /* A buffer outside the address space: EFAULT where the kernel's copy would fault
+     * (here before any byte moves, also for a read at the end of the file). */
+    *err = unlikely(bad) ? EFAULT : 0;
     return t;
 }
 
@@ -441,8 +450,12 @@ retry:
         /* Pages this process does not know to be populated: the kernel's shmem
          * write allocates them without the fault + zero-fill per 4 KiB that a
          * memcpy through the mapping costs (measured 1.5-2x faster creation). */
-        ssize_t w = cnt == 1 ? sys.pwrite(fd, iov[0].iov_base, n, (off_t)off)
-                             : sys.pwritev(fd, iov, cnt, (off_t)off);
+        ssize_t w;
+        /* A write to a regular file is not interrupted by a signal (tmpfs's is not): on our
+         * memfd neither, whatever a signal did to our own call. */
+        do
+            w = cnt == 1 ? sys.pwrite(fd, iov[0].iov_base, n, (off_t)off) : sys.pwritev(fd, iov, cnt, (off_t)off);
+        while (unlikely(w < 0 && errno == EINTR));
         if (unlikely(w <= 0)) {
             int e = w < 0 ? errno : EIO;
             eph_unlock(&ino->lock);
@@ -478,6 +491,7 @@ retry:
     if (end > size)
         atomic_store_explicit(&ino->size, end, memory_order_release);
     fp_stamp_write(ino);
+    fp_write_setid(ino);
     eph_unlock(&ino->lock);
     if (pos < 0) {
         atomic_store_explicit(&d->offset, end, memory_order_relaxed);

@@ -125,6 +125,18 @@ void fp_idmap_translate(struct stat *st)
     pthread_mutex_unlock(&idmap_mu);
 }
 
+uint64_t fp_idmap_ino(uint64_t ddev, uint64_t dino)
+{
+    if (!atomic_load_explicit(&idmap_n, memory_order_relaxed))
+        return dino;
+    struct stat st;
+    st.st_dev = (dev_t)ddev;
+    st.st_ino = (ino_t)dino;
+    fp_idmap_translate(&st);
+    /* (a file that moved within its file system keeps its st_dev: only the number is shown) */
+    return (uint64_t)st.st_ino;
+}
+
 void fp_idmap_translate_x(struct statx *stx)
 {
     if (!atomic_load_explicit(&idmap_n, memory_order_relaxed))

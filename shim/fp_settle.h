@@ -28,6 +28,8 @@ ssize_t fp_disk_io(int fd, const struct iovec *iov, int cnt, off_t pos, int is_w
 /* Keep reporting the in-memory identity of files this process had open when they moved. */
 void fp_idmap_translate(struct stat *st);
 void fp_idmap_translate_x(struct statx *stx);
+/* The inode number to show for a directory entry (ddev: the directory's device). */
+uint64_t fp_idmap_ino(uint64_t ddev, uint64_t dino);
 void fp_idmap_forget(uint32_t inode);
 void fp_idmap_remember(uint64_t ddev, uint64_t dino, uint64_t mdev, uint64_t mino);
 

@@ -77,7 +77,10 @@ int fp_grow_locked(struct eph_inode *ino, int kfd, uint64_t need)
         newcap = minimal;
     else
         return -EAGAIN;
-    if (sys.ftruncate(kfd, (off_t)newcap) < 0) {
+    int t;
+    while ((t = sys.ftruncate(kfd, (off_t)newcap)) < 0 && errno == EINTR)
+        ;
+    if (t < 0) {
         int e = errno;
         fp_budget_give(newcap - cap);
         return -e;
@@ -204,8 +207,10 @@ retry:
     if (len == 0)
         atomic_store_explicit(&ino->holes, 0, memory_order_relaxed); /* nothing below size */
     /* truncate, ftruncate and O_TRUNC stamp the times even when the size stays (tmpfs). */
-    if (len != size || always_touch)
+    if (len != size || always_touch) {
         fp_touch_mtime(ino);
+        fp_write_setid(ino);
+    }
     eph_unlock(&ino->lock);
     return 0;
 }
@@ -265,8 +270,10 @@ void fp_open_trunc(int fd)
             fp_filled_lower(d->inode, 0);
         }
     }
-    if (atomic_load(&ino->state) == EPH_MEM)
+    if (atomic_load(&ino->state) == EPH_MEM) {
         fp_touch_mtime(ino); /* O_TRUNC stamps the times even on an empty file */
+        fp_write_setid(ino);
+    }
     eph_unlock(&ino->lock);
 }
 
@@ -299,6 +306,11 @@ int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
     char p[64];
     snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, ino->mem_fd);
     int kfd = sys.open(p, O_RDWR | O_CLOEXEC);
+    if (kfd < 0 && (errno == EACCES || errno == EPERM)) {
+        /* another user than the daemon's may not open its fds: the caller goes through an fd of its own */
+        fp_inode_release(inode, gen);
+        return -EPERM;
+    }
     int r = kfd < 0 ? -EAGAIN : set_size(ino, inode, kfd, (uint64_t)len, 1);
     if (kfd >= 0)
         sys.close(kfd);
@@ -335,6 +347,7 @@ int fp_fallocate(int fd, int mode, off_t off, off_t len)
         if (mode == FALLOC_FL_KEEP_SIZE || end <= atomic_load(&ino->size)) {
             eph_lock(&ino->lock);
             fp_touch_mtime(ino);
+            fp_write_setid(ino);
             fill_holes(ino, fd, (uint64_t)off, end);
             eph_unlock(&ino->lock);
             return 0;
@@ -358,8 +371,10 @@ int fp_fallocate(int fd, int mode, off_t off, off_t len)
         if (r == 0 && fp_round_up((uint64_t)off, FP_PAGE) < (end & ~(FP_PAGE - 1)) &&
             fp_round_up((uint64_t)off, FP_PAGE) < atomic_load(&ino->size))
             atomic_store(&ino->holes, 1);
-        if (r == 0)
+        if (r == 0) {
             fp_touch_mtime(ino);
+            fp_write_setid(ino);
+        }
         eph_unlock(&ino->lock);
         return r;
     }

@@ -19,6 +19,8 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "compiler.h"
@@ -40,6 +42,14 @@ int64_t fp_fine_stamp(void);
 void fp_atime_update(struct eph_inode *ino, int64_t a);
 /* Size changes, O_TRUNC, fallocate: a fine stamp of mtime and ctime. */
 void fp_touch_mtime(struct eph_inode *ino);
+/* A write or size change, under ino->lock: clear set-id bits as the kernel would for this writer. */
+void fp_drop_setid(struct eph_inode *ino);
+static inline void fp_write_setid(struct eph_inode *ino)
+{
+    if (unlikely(ino->mode & (S_ISUID | S_ISGID)))
+        fp_drop_setid(ino);
+}
+int fp_in_group(gid_t g);               /* g is the effective or a supplementary group */
 
 static inline int64_t fp_clock_ns(clockid_t id)
 {

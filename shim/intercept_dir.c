@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ephemera/proto.h"
@@ -22,6 +23,7 @@
 #include "pathnorm.h"
 #include "paths.h"
 #include "fdtable.h"
+#include "fp_settle.h"
 #include "nsview.h"
 
 #define DIR_MAGIC 0x45504844495252ULL /* "EPHDIRR" */
@@ -41,6 +43,7 @@ struct eph_dir {
     struct mem_ent *mem;         /* in-memory entries, snapshot at open/rewind */
     uint32_t nmem, pos;
     int phase;                   /* 0: kernel entries, 1: in-memory entries */
+    uint64_t dev;                /* the directory's st_dev, for the identity map of moved files */
     struct dirent ent;
 };
 
@@ -131,6 +134,10 @@ static DIR *wrap(DIR *real, const char *abs)
     e->real = real;
     e->plen = strlen(abs);
     memcpy(e->path, abs, e->plen + 1);
+    struct stat st;
+    if (sys.fstat(sys.dirfd(real), &st) == 0)
+        e->dev = (uint64_t)st.st_dev;
+    fp_settle_moved(); /* our open files that moved since: their identities, for d_ino (as stat does) */
     snapshot(e);
     return (DIR *)(void *)e;
 }
@@ -206,6 +213,8 @@ SH_EXPORT struct dirent *readdir(DIR *d)
         struct dirent *r = sys.readdir(e->real);
         if (r && e->nmem)
             mark_on_disk(e, r->d_name);
+        if (r) /* a file this process had open when it moved: its in-memory number, as stat shows */
+            r->d_ino = (ino_t)fp_idmap_ino(e->dev, (uint64_t)r->d_ino);
         if (r || errno)
             return r;
         errno = saved;

@@ -31,21 +31,11 @@
 #include "fp_desc.h"
 #include "fp_settle.h"
 #include "fp_size.h"
+#include "fp_times.h"
 #include "nsview.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static int in_group(gid_t g)
-{
-    if (g == getegid())
-        return 1;
-    gid_t list[256];
-    int n = getgroups(256, list);
-    for (int i = 0; i < n; i++)
-        if (list[i] == g)
-            return 1;
-    return 0;
-}
 
 int names_access_ok(struct eph_inode *ino, int amode, int effective)
 {
@@ -58,7 +48,7 @@ int names_access_ok(struct eph_inode *ino, int amode, int effective)
     uint32_t bits;
     if (uid == ino->uid)
         bits = (mode >> 6) & 7;
-    else if ((effective ? in_group(ino->gid) : (ino->gid == getgid() || in_group(ino->gid))))
+    else if ((effective ? fp_in_group(ino->gid) : (ino->gid == getgid() || fp_in_group(ino->gid))))
         bits = (mode >> 3) & 7;
     else
         bits = mode & 7;
@@ -169,6 +159,13 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
 {
     char a[EPH_PATH_MAX], b[EPH_PATH_MAX];
     int t1 = 0, t2 = 0;
+    if (path_bad_ptr(op) || path_bad_ptr(np)) {
+        /* The kernel copies both names in before looking at either: EFAULT (NULL: its own answer). */
+        if (op && np)
+            return fail(EFAULT);
+        return flags ? (REAL(renameat2) ? sys.renameat2(od, op, nd, np, flags) : fail(ENOSYS))
+                     : REAL(renameat)(od, op, nd, np);
+    }
     /* ".." is resolved physically: a file before it fails the walk */
     if (!sh_busy && sh_attach() == 0) {
         int e = pn_has_dotdot(op) ? path_dotdot_error(od, op) : 0;
@@ -488,6 +485,8 @@ static void link_fd_source(int od, const char *o, int flags)
 
 static int link_impl(int od, const char *o, int nd, const char *n, int flags)
 {
+    if (path_bad_ptr(o) || path_bad_ptr(n)) /* both names are copied in before any lookup */
+        return o && n ? fail(EFAULT) : REAL(linkat)(od, o, nd, n, flags);
     link_fd_source(od, o, flags);
     uint32_t inode, gen;
     int trailing;
@@ -555,6 +554,17 @@ SH_EXPORT int truncate(const char *path, off_t len)
     int r = fp_truncate_inode(inode, gen, len);
     if (r == -EAGAIN || r == -ENOENT)
         return REAL(truncate)(path, len);
+    if (r == -EPERM) {
+        /* No access to the daemon's fd (another user): through an fd of our own, as the kernel would. */
+        int fd = open(path, O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0)
+            return -1;
+        r = ftruncate(fd, len);
+        int e = errno;
+        close(fd);
+        errno = e;
+        return r;
+    }
     return r < 0 ? fail(-r) : 0;
 }
 
@@ -589,7 +599,7 @@ static int chmod_inode(struct eph_inode *ino, mode_t mode)
     if (uid != 0 && uid != ino->uid)
         return fail(EPERM);
     uint32_t m = (uint32_t)(mode & 07777);
-    if (uid != 0 && !in_group(ino->gid))
+    if (uid != 0 && !fp_in_group(ino->gid))
         m &= ~(uint32_t)S_ISGID;
     eph_lock(&ino->lock);
     while (atomic_load(&ino->state) != EPH_MEM) {
@@ -611,7 +621,7 @@ static int chown_inode(struct eph_inode *ino, uid_t u, gid_t g)
     uid_t me = geteuid();
     if (me != 0) {
         if ((u != (uid_t)-1 && u != ino->uid) || me != ino->uid ||
-            (g != (gid_t)-1 && g != ino->gid && !in_group(g)))
+            (g != (gid_t)-1 && g != ino->gid && !fp_in_group(g)))
             return fail(EPERM);
     }
     eph_lock(&ino->lock);
@@ -698,7 +708,7 @@ SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
     uint32_t inode, gen;
     int t;
     __asm__("" : "+r"(path)); /* declared nonnull, but the kernel takes NULL */
-    if (path && !path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
+    if (path && !path_bad_ptr(path) && !path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
         return chown_inode(mem_inode_of_fd(dirfd), u, g);
     int r = 0;
     if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)) ||
@@ -760,7 +770,7 @@ SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2]
         struct eph_inode *ino = mem_inode_of_fd(dirfd);
         return ino ? utimens_inode(ino, ts) : REAL(utimensat)(dirfd, path, ts, flags);
     }
-    if (!path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
+    if (!path_bad_ptr(path) && !path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
         return utimens_inode(mem_inode_of_fd(dirfd), ts);
     int r = 0;
     if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)) ||

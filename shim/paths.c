@@ -151,7 +151,7 @@ __attribute__((no_sanitize_address)) static inline size_t common_prefix(const ch
 
 int path_maybe_managed(int dirfd, const char *p)
 {
-    if (unlikely(!p || sh.disabled || !p[0]))
+    if (unlikely(path_bad_ptr(p) || sh.disabled || !p[0]))
         return 0;
     if (p[0] == '/') {
         if (p[1] == '/' || p[1] == '.')

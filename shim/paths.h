@@ -7,6 +7,22 @@
 
 #include "ephemera/proto.h"
 
+#include <stdint.h>
+
+#include "compiler.h"
+
+/*
+ * A pointer no call may read: the zero page, or past the top of the user
+ * address space (x86-64: 47 bits; (char *)-1, kernel addresses).  The kernel
+ * answers EFAULT for these, so the wrappers pass them straight through rather
+ * than read them.  (A user page mapped without read access is not caught:
+ * telling it apart costs a system call per path.)
+ */
+static inline int path_bad_ptr(const void *p)
+{
+    return unlikely((uintptr_t)p < 4096 || (uintptr_t)p >= (1ull << 47));
+}
+
 void path_init(void);                   /* reads EPHEMERA_ROOTS and the cwd */
 void path_set_cwd(const char *abs);     /* after a successful chdir */
 /*
@@ -17,7 +33,7 @@ void path_set_cwd(const char *abs);     /* after a successful chdir */
 int path_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing_slash);
 /* Normalise (dirfd, p) to an absolute path whether managed or not: 1, 0 (cannot name it), -errno. */
 int path_absolute(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing_slash);
-/* The cheap pre-check: can p (relative to dirfd) possibly be managed? */
+/* The cheap pre-check: can p (relative to dirfd) possibly be managed?  0 for a bad pointer. */
 int path_maybe_managed(int dirfd, const char *p);
 int path_is_root(const char *abs);
 /*

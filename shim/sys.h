@@ -19,6 +19,8 @@
 
 struct statx;
 struct dirent64;
+struct statvfs;
+struct statfs;
 
 #define SYS_R EPH_SYS_REQ
 #define SYS_O EPH_SYS_OPT
@@ -62,6 +64,10 @@ struct dirent64;
     X(__lxstat, int, (int, const char *, struct stat *), (), EPH_SYS_V("GLIBC_2.2.5"), NONE)                     \
     X(__fxstat, int, (int, int, struct stat *), (), EPH_SYS_V("GLIBC_2.2.5"), NONE)                              \
     X(__fxstatat, int, (int, int, const char *, struct stat *, int), (), EPH_SYS_V("GLIBC_2.4"), NONE)           \
+    X(statvfs, int, (const char *, struct statvfs *), (), SYS_R, NONE)                                         \
+    X(fstatvfs, int, (int, struct statvfs *), (), SYS_R, NONE)                                                 \
+    X(statfs, int, (const char *, struct statfs *), (), SYS_R, NONE)                                           \
+    X(fstatfs, int, (int, struct statfs *), (), SYS_R, NONE)                                                   \
     X(access, int, (const char *, int), (), SYS_R, NONE)                                                         \
     X(faccessat, int, (int, const char *, int, int), (), SYS_R, NONE)                                            \
     X(euidaccess, int, (const char *, int), (), SYS_R, NONE)                                                     \
