@@ -24,6 +24,16 @@ static void fill(char *b, size_t n, unsigned seed)
         b[i] = (char)((i * 131 + seed * 7 + (i >> 12)) & 0xff);
 }
 
+/* root/f, new, opened for reading and writing; b filled with the bytes to write. */
+static int new_file(const char *root, char *path, size_t pathsz, char *b, size_t n, unsigned seed)
+{
+    snprintf(path, pathsz, "%s/f", root);
+    fill(b, n, seed);
+    int fd = open(path, O_CREAT | O_RDWR, 0644);
+    CHECK(fd >= 0, "open %s: %s", path, strerror(errno));
+    return fd;
+}
+
 /* The whole file read back through the shim equals want[0, n). */
 static int same_bytes(const char *path, const char *want, size_t n)
 {
@@ -37,33 +47,31 @@ static int same_bytes(const char *path, const char *want, size_t n)
     return ok;
 }
 
-/* pwrite:ENOSPC:on=mem:times=1 - the memfd refuses the first write of new pages. */
-static void case_mem_enospc(const char *root)
+/* The first write of a new file fails with ENOSPC (what: which call refused), changes nothing, and a retry works. */
+static void refused_then_retried(const char *root, unsigned seed, const char *what)
 {
     char path[PATH_MAX + 16], b[8192];
-    snprintf(path, sizeof path, "%s/f", root);
-    fill(b, sizeof b, 1);
-    int fd = open(path, O_CREAT | O_RDWR, 0644);
-    CHECK(fd >= 0, "open %s: %s", path, strerror(errno));
+    int fd = new_file(root, path, sizeof path, b, sizeof b, seed);
     errno = 0;
     ssize_t w = write(fd, b, sizeof b);
-    CHECK(w == -1 && errno == ENOSPC, "write under pwrite:ENOSPC gave %zd (%s), want -1 ENOSPC", w, strerror(errno));
+    CHECK(w == -1 && errno == ENOSPC, "write when %s gave %zd (%s), want -1 ENOSPC", what, w, strerror(errno));
     struct stat st;
     CHECK(fstat(fd, &st) == 0 && st.st_size == 0, "a failed write changed the size to %lld", (long long)st.st_size);
     CHECK(lseek(fd, 0, SEEK_CUR) == 0, "a failed write moved the offset");
     CHECK(write(fd, b, sizeof b) == (ssize_t)sizeof b, "the write after the fault failed: %s", strerror(errno));
     close(fd);
-    CHECK(same_bytes(path, b, sizeof b), "bytes differ after a refused write and a retry");
+    CHECK(same_bytes(path, b, sizeof b), "bytes differ after a refused write (%s) and a retry", what);
 }
+
+/* pwrite:ENOSPC:on=mem:times=1 - the memfd refuses the first write of new pages. */
+static void case_mem_enospc(const char *root) { refused_then_retried(root, 1, "the memfd refuses the bytes"); }
 
 /* pwrite:short:on=mem:times=1 - the memfd takes half: the program sees a short write, as on a full disk. */
 static void case_mem_short(const char *root)
 {
     char path[PATH_MAX + 16];
     static char b[65536];
-    snprintf(path, sizeof path, "%s/f", root);
-    fill(b, sizeof b, 2);
-    int fd = open(path, O_CREAT | O_RDWR, 0644);
+    int fd = new_file(root, path, sizeof path, b, sizeof b, 2);
     ssize_t w = write(fd, b, sizeof b);
     CHECK(w == (ssize_t)sizeof b / 2, "write of 64 KiB under pwrite:short gave %zd, want 32768", w);
     CHECK(lseek(fd, 0, SEEK_CUR) == w, "offset %lld after a short write of %zd", (long long)lseek(fd, 0, SEEK_CUR), w);
@@ -75,20 +83,7 @@ static void case_mem_short(const char *root)
 }
 
 /* ftruncate:ENOSPC:on=mem:times=1 - growing the memfd fails: the write fails, nothing is half done. */
-static void case_grow_enospc(const char *root)
-{
-    char path[PATH_MAX + 16], b[8192];
-    snprintf(path, sizeof path, "%s/f", root);
-    fill(b, sizeof b, 3);
-    int fd = open(path, O_CREAT | O_RDWR, 0644);
-    errno = 0;
-    ssize_t w = write(fd, b, sizeof b);
-    CHECK(w == -1 && errno == ENOSPC, "write when the memfd cannot grow gave %zd (%s), want -1 ENOSPC", w,
-          strerror(errno));
-    CHECK(write(fd, b, sizeof b) == (ssize_t)sizeof b, "the write after the fault failed: %s", strerror(errno));
-    close(fd);
-    CHECK(same_bytes(path, b, sizeof b), "bytes differ after a failed growth and a retry");
-}
+static void case_grow_enospc(const char *root) { refused_then_retried(root, 3, "the memfd cannot grow"); }
 
 /*
  * pwritev:ENOSPC:on=disk:times=1 with a 64 KiB budget - a 512 KiB file moves
@@ -99,9 +94,7 @@ static void case_disk_enospc(const char *root)
 {
     char path[PATH_MAX + 16];
     static char b[512 * 1024];
-    snprintf(path, sizeof path, "%s/f", root);
-    fill(b, sizeof b, 4);
-    int fd = open(path, O_CREAT | O_RDWR, 0644);
+    int fd = new_file(root, path, sizeof path, b, sizeof b, 4);
     int failed = 0;
     for (size_t off = 0; off < sizeof b;) {
         errno = 0;
@@ -123,6 +116,20 @@ static void case_disk_enospc(const char *root)
     CHECK(same_bytes(path, b, sizeof b), "bytes differ after a refused write on the disk file");
 }
 
+/* pwrite:EINTR and ftruncate:EINTR once each - a write to a regular file is not interrupted: it goes in. */
+static void case_eintr(const char *root)
+{
+    char path[PATH_MAX + 16];
+    static char b[20000];
+    int fd = new_file(root, path, sizeof path, b, sizeof b, 5);
+    errno = 0;
+    ssize_t w = write(fd, b, sizeof b);
+    CHECK(w == (ssize_t)sizeof b, "write with EINTR on the shim's own calls gave %zd (%s), want all %zu bytes", w,
+          strerror(errno), sizeof b);
+    close(fd);
+    CHECK(same_bytes(path, b, sizeof b), "bytes differ after an interrupted internal write");
+}
+
 static const struct {
     const char *name, *faults;
     void (*run)(const char *root);
@@ -131,6 +138,7 @@ static const struct {
     {"mem-enospc", "pwrite:ENOSPC:on=mem:times=1", case_mem_enospc, NULL},
     {"mem-short", "pwrite:short:on=mem:times=1", case_mem_short, NULL},
     {"grow-enospc", "ftruncate:ENOSPC:on=mem:times=1", case_grow_enospc, NULL},
+    {"eintr", "pwrite:EINTR:on=mem:times=1,ftruncate:EINTR:on=mem:times=1", case_eintr, NULL},
     {"disk-enospc", "pwritev:ENOSPC:on=disk:times=1", case_disk_enospc, "64K"},
 };
 
