@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { PYTHON, describe, ephemeraRun, run, scratch } from './lib/harness.mjs';
 
 const PROGRAM = String.raw`
-import errno, json, os, sys
+import errno, json, os, socket, sys
 root, filler = sys.argv[1], sys.argv[2]
 K = 1024
 out = {}
@@ -52,6 +52,27 @@ out['c_size_at_error'] = os.fstat(fd).st_size
 out['a_ok'] = get('a.bin') == a
 out['b_ok'] = get('b.bin') == b
 out['c_prefix_ok'] = get('c.bin') == c[:n]
+
+# The instance is asked to shrink (the Tenant Manager taking memory back) while the disk is full:
+# the files that cannot be written out stay in memory, over the budget, intact.
+def control(req):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    s.connect(os.path.join(os.path.dirname(os.environ['EPHEMERA_SOCK']), 'control.sock'))
+    s.sendall(json.dumps(dict(v=1, id=1, **req)).encode() + b'\n')
+    buf = b''
+    while not buf.endswith(b'\n'):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    return json.loads(buf)
+rep = control({'op': 'shrink', 'bytes': 1 << 20})
+out['shrink_ok'] = rep.get('ok')
+out['files_in_memory_after_shrink'] = control({'op': 'stats'})['result']['files_in_memory']
+out['b_ok_after_shrink'] = get('b.bin') == b
+out['c_prefix_ok_after_shrink'] = get('c.bin') == c[:n]
 
 # Space again: the program finishes the file and nothing is lost.
 os.unlink(filler)
@@ -93,6 +114,9 @@ test('disk full: a write that needs room gets ENOSPC, nothing is lost, and the p
     assert.ok(out.c_written < 400 * 1024, `c.bin cannot have been written in full: ${show}`);
     assert.equal(out.c_size_at_error, out.c_written, `c.bin's size must be what the program was told it wrote: ${show}`);
     assert.ok(out.a_ok && out.b_ok && out.c_prefix_ok, `bytes lost while the disk was full: ${show}`);
+    assert.equal(out.shrink_ok, false, `a shrink with the disk full cannot succeed: ${show}`);
+    assert.ok(out.files_in_memory_after_shrink >= 1, `the files that could not be written out must stay in memory: ${show}`);
+    assert.ok(out.b_ok_after_shrink && out.c_prefix_ok_after_shrink, `bytes lost by a shrink with the disk full: ${show}`);
     assert.equal(out.c_after_errno, 0, `after space was freed the rest of c.bin must go in: ${show}`);
     assert.ok(out.c_ok && out.a_ok_end && out.b_ok_end, `bytes lost after space was freed: ${show}`);
     // a.bin went to disk while there was room; b.bin's eviction failed, so it stayed in memory
