@@ -212,3 +212,38 @@ for p in sorted(os.listdir('s')) + ['/'] + sorted(os.listdir('u')):
 test('sticky directories: unlink and rename fail and succeed for the users the kernel says', { timeout: 60_000, todo: 'other users cannot reach the daemon socket under ephemera run' }, async (t) => {
   await sameOnTmpfsAndShim(t, 'sticky', '', py(STICKY));
 });
+
+// S_ISGID inheritance from a set-group-ID directory, and chmod by a non-owner (EPERM) and by an
+// owner outside the file's group (S_ISGID silently dropped), as the kernel does.
+const SGID = String.raw`import errno, os, sys
+d = sys.argv[1]
+os.chmod(os.path.dirname(d), 0o755)
+os.chmod(d, 0o777)
+os.chdir(d)
+os.mkdir('g'); os.chown('g', 0, 1000); os.chmod('g', 0o2777)
+with open('g/f', 'wb') as f: f.write(b'x')
+st = os.stat('g/f'); print('inherit gid', st.st_gid, oct(st.st_mode & 0o7777))
+os.mkdir('g/sub'); st = os.stat('g/sub'); print('subdir gid', st.st_gid, oct(st.st_mode & 0o7777))
+with open('mine', 'wb') as f: f.write(b'y')
+os.chown('mine', 1000, 1000)
+def as_user(uid, gid, fn):
+    pid = os.fork()
+    if pid == 0:
+        os.setgroups([]); os.setgid(gid); os.setuid(uid)
+        try:
+            fn(); print('ok', flush=True)
+        except OSError as e:
+            print(errno.errorcode[e.errno], flush=True)
+        os._exit(0)
+    os.waitpid(pid, 0)
+print('1001 chmod mine:', end=' ', flush=True); as_user(1001, 1001, lambda: os.chmod('mine', 0o600))
+print('1000 chmod mine 2755 (in group):', end=' ', flush=True); as_user(1000, 1000, lambda: os.chmod('mine', 0o2755))
+os.chown('mine', 1000, 0)
+print('1000 chmod mine 2755 (not in group):', end=' ', flush=True); as_user(1000, 1000, lambda: os.chmod('mine', 0o2755))
+with open('mine', 'rb') as f: f.read()
+print('mine', oct(os.stat('mine').st_mode & 0o7777))
+`;
+
+test('set-group-ID directories pass their group on, and chmod by other users follows the kernel', { timeout: 60_000 }, async (t) => {
+  await sameOnTmpfsAndShim(t, 'sgid', '', py(SGID));
+});
