@@ -86,35 +86,45 @@ static void case_mem_short(const char *root)
 static void case_grow_enospc(const char *root) { refused_then_retried(root, 3, "the memfd cannot grow"); }
 
 /*
- * pwritev:ENOSPC:on=disk:times=1 with a 64 KiB budget - a 512 KiB file moves
- * to disk while it is written; the first write on the disk file fails as the
- * full disk would, and everything written before and after is there.
+ * A fault on pwritev:on=disk once, with a 64 KiB budget - a 512 KiB file moves
+ * to disk while it is written (writes then go to the disk file: the writeback
+ * path); the program sees the faulted write fail with want_err, or come back
+ * short (want_err 0), carries on, and everything written before and after is
+ * there.
  */
-static void case_disk_enospc(const char *root)
+static void disk_fault(const char *root, int want_err)
 {
     char path[PATH_MAX + 16];
     static char b[512 * 1024];
     int fd = new_file(root, path, sizeof path, b, sizeof b, 4);
-    int failed = 0;
+    int failed = 0, shorts = 0;
     for (size_t off = 0; off < sizeof b;) {
+        size_t len = sizeof b - off < 8192 ? sizeof b - off : 8192;
         errno = 0;
-        ssize_t w = write(fd, b + off, 8192);
+        ssize_t w = write(fd, b + off, len);
         if (w < 0) {
-            CHECK(errno == ENOSPC, "write at %zu failed with %s, want ENOSPC", off, strerror(errno));
-            if (errno != ENOSPC || ++failed > 1)
+            CHECK(errno == want_err, "write at %zu failed with %s, want %s", off, strerror(errno),
+                  want_err ? strerror(want_err) : "a short write");
+            if (errno != want_err || ++failed > 1)
                 break;
             continue;
         }
+        shorts += (size_t)w < len;
         off += (size_t)w;
     }
-    CHECK(failed == 1, "%d writes failed, want exactly the one faulted", failed);
+    CHECK(want_err ? failed == 1 : shorts == 1, "%d writes failed and %d were short, want exactly the one faulted",
+          failed, shorts);
     close(fd);
     int (*real_stat)(const char *, struct stat *) = (int (*)(const char *, struct stat *))libc_sym("stat");
     struct stat st;
     CHECK(real_stat && real_stat(path, &st) == 0 && st.st_size == (off_t)sizeof b,
-          "the file is not on disk in full (it should have moved there)");
-    CHECK(same_bytes(path, b, sizeof b), "bytes differ after a refused write on the disk file");
+          "the file is not on disk in full (it should have moved there): size %lld", (long long)st.st_size);
+    CHECK(same_bytes(path, b, sizeof b), "bytes differ after a faulted write on the disk file");
 }
+
+static void case_disk_enospc(const char *root) { disk_fault(root, ENOSPC); }
+static void case_disk_eio(const char *root) { disk_fault(root, EIO); }
+static void case_disk_short(const char *root) { disk_fault(root, 0); }
 
 /* pwrite:EINTR and ftruncate:EINTR once each - a write to a regular file is not interrupted: it goes in. */
 static void case_eintr(const char *root)
@@ -140,6 +150,8 @@ static const struct {
     {"grow-enospc", "ftruncate:ENOSPC:on=mem:times=1", case_grow_enospc, NULL},
     {"eintr", "pwrite:EINTR:on=mem:times=1,ftruncate:EINTR:on=mem:times=1", case_eintr, NULL},
     {"disk-enospc", "pwritev:ENOSPC:on=disk:times=1", case_disk_enospc, "64K"},
+    {"disk-eio", "pwritev:EIO:on=disk:times=1", case_disk_eio, "64K"},
+    {"disk-short", "pwritev:short:on=disk:times=1", case_disk_short, "64K"},
 };
 
 static int child(const char *root, const char *disk)
