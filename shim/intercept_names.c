@@ -36,7 +36,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-
 int names_access_ok(struct eph_inode *ino, int amode, int effective)
 {
     uid_t uid = effective ? geteuid() : getuid();
