@@ -23,7 +23,16 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+
+#include "fdtable.h"
+#include "compiler.h"
+#include "sys.h"
+#include "init.h"
+#include "rpc.h"
+#include "fp_desc.h"
+#include "fp_settle.h"
 
 #define FT_MIN_RESERVE (1ull << 30)
 #define FT_PRIV_MIN 512

@@ -1,77 +1,39 @@
 /*
- * shim/init.c - resolution of the real libc symbols into one table, global
- * state, lazy attachment to ephemerad, diagnostics and counters.
- *
- * The constructor resolves every symbol eagerly.  Wrappers called before it
- * (by an earlier library's constructor) resolve on demand, because sys_resolve
- * is idempotent and never calls back into the shim.
+ * shim/init.c - the constructor (which resolves the table of real calls,
+ * sys.c, eagerly), global state, lazy attachment to ephemerad, diagnostics
+ * and counters.
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
 
-struct sys_table sys;
+#include "init.h"
+#include "compiler.h"
+#include "sys.h"
+#include "paths.h"
+#include "fdtable.h"
+#include "rpc.h"
+#include "fp_desc.h"
+#include "intercept_proc.h"
+
 struct sh_global sh = {.log_fd = -1};
 SH_TLS int sh_busy;
 SH_TLS struct sh_tcount sh_tc;
 
-static _Atomic int sys_resolved;
 static _Atomic uint32_t sh_umask_cache;
 static pthread_mutex_t attach_mu = PTHREAD_MUTEX_INITIALIZER;
-
-struct sym { const char *name; size_t off; int optional; };
-#define S(n) {#n, offsetof(struct sys_table, n), 0}
-#define O(n) {#n, offsetof(struct sys_table, n), 1}
-static const struct sym syms[] = {
-    S(open), S(openat), S(close), S(read), S(write), S(pread), S(pwrite), S(readv), S(writev),
-    S(preadv), S(pwritev), O(preadv2), O(pwritev2), S(lseek), S(dup), S(dup2), S(dup3), S(fcntl),
-    S(ioctl), S(isatty), S(ftruncate), S(truncate), S(fsync), S(fdatasync), S(fallocate), S(posix_fallocate),
-    S(posix_fadvise), S(stat), S(lstat), S(fstat), S(fstatat), O(statx), S(access), S(faccessat),
-    S(euidaccess), S(unlink), S(unlinkat), S(rename), S(renameat), O(renameat2), S(mkdir),
-    S(mkdirat), S(rmdir), S(link), S(linkat), S(symlink), S(symlinkat), S(readlink), S(readlinkat),
-    S(chmod), S(fchmod), S(fchmodat), S(chown), S(lchown), S(fchown), S(fchownat), S(utimensat),
-    S(futimens), S(utimes), S(utime), S(chdir), S(fchdir), S(opendir), S(fdopendir), S(readdir),
-    S(readdir64), S(readdir_r), S(closedir), S(rewinddir), S(telldir), S(seekdir), S(dirfd),
-    S(fopen), S(fdopen), S(freopen), S(fork), S(execve), S(execvpe), S(fexecve), S(posix_spawn),
-    S(posix_spawnp), S(mmap), S(sendfile), O(copy_file_range), S(splice), O(close_range), S(syscall),
-    O(glob), S(flock), S(dlopen),
-    S(realpath), S(mkostemps), S(tmpfile), S(popen), S(pclose),
-};
-#undef S
-#undef O
-
-void sys_resolve(void)
-{
-    if (atomic_load_explicit(&sys_resolved, memory_order_acquire))
-        return;
-    for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
-        void *p = dlsym(RTLD_NEXT, syms[i].name);
-        if (!p && !syms[i].optional) {
-            /* Without the real call we cannot even pass through: say so and stop. */
-            static const char msg[] = "libephemera: cannot resolve a libc symbol; aborting\n";
-            int lfd = sh.log_fd >= 0 ? sh.log_fd : 2;
-            ssize_t r = write(lfd, msg, sizeof msg - 1);
-            (void)r;
-            abort();
-        }
-        memcpy((char *)&sys + syms[i].off, &p, sizeof p);
-    }
-    /* The pre-2.33 stat ABI only exists as compat symbols, which plain dlsym does not see. */
-    sys.__xstat = dlvsym(RTLD_NEXT, "__xstat", "GLIBC_2.2.5");
-    sys.__lxstat = dlvsym(RTLD_NEXT, "__lxstat", "GLIBC_2.2.5");
-    sys.__fxstat = dlvsym(RTLD_NEXT, "__fxstat", "GLIBC_2.2.5");
-    sys.__fxstatat = dlvsym(RTLD_NEXT, "__fxstatat", "GLIBC_2.4");
-    atomic_store_explicit(&sys_resolved, 1, memory_order_release);
-}
 
 void sh_log(const char *fmt, ...)
 {
@@ -215,6 +177,9 @@ out:
 __attribute__((constructor(101))) static void sh_init(void)
 {
     sys_resolve();
+#ifdef EPH_FAULTS
+    sys_faults_install();
+#endif
     mode_t m = (mode_t)syscall(SYS_umask, 022);
     syscall(SYS_umask, m);
     atomic_store(&sh_umask_cache, m);

@@ -11,9 +11,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+
+#include "compiler.h"
+#include "sys.h"
+#include "init.h"
+#include "pathnorm.h"
+#include "paths.h"
+#include "fdtable.h"
+#include "fp_settle.h"
+#include "nsview.h"
 
 #define DIR_MAGIC 0x45504844495252ULL /* "EPHDIRR" */
 
@@ -32,6 +43,7 @@ struct eph_dir {
     struct mem_ent *mem;         /* in-memory entries, snapshot at open/rewind */
     uint32_t nmem, pos;
     int phase;                   /* 0: kernel entries, 1: in-memory entries */
+    uint64_t dev;                /* the directory's st_dev, for the identity map of moved files */
     struct dirent ent;
 };
 
@@ -73,7 +85,7 @@ static void snapshot(struct eph_dir *e)
     free(e->mem);
     e->mem = NULL;
     e->nmem = e->pos = 0;
-    for (unsigned tries = 0; ns_backoff(tries) == 0; tries++) {
+    for (unsigned tries = 0; nsv_backoff(tries) == 0; tries++) {
         uint64_t s1 = atomic_load_explicit(&h->ns_seq, memory_order_acquire);
         if (s1 & 1)
             continue;
@@ -122,6 +134,10 @@ static DIR *wrap(DIR *real, const char *abs)
     e->real = real;
     e->plen = strlen(abs);
     memcpy(e->path, abs, e->plen + 1);
+    struct stat st;
+    if (sys.fstat(sys.dirfd(real), &st) == 0)
+        e->dev = (uint64_t)st.st_dev;
+    fp_settle_moved(); /* our open files that moved since: their identities, for d_ino (as stat does) */
     snapshot(e);
     return (DIR *)(void *)e;
 }
@@ -135,17 +151,17 @@ SH_EXPORT DIR *opendir(const char *path)
     if (sh_busy || path_resolve(AT_FDCWD, path, abs, &t) <= 0 || sh_attach() < 0) {
         DIR *d = REAL(opendir)(path);
         if (!d && errno == ENOENT)
-            sh_enoent(AT_FDCWD, path);
+            nsv_enoent(AT_FDCWD, path);
         return d;
     }
     uint32_t inode, gen;
-    if (ns_lookup(abs, &inode, &gen) == 0 || (path_canon(abs, 1) > 0 && ns_lookup(abs, &inode, &gen) == 0)) {
+    if (nsv_lookup(abs, &inode, &gen) == 0 || (path_canon(abs, 1) > 0 && nsv_lookup(abs, &inode, &gen) == 0)) {
         errno = ENOTDIR;
         return NULL;
     }
     DIR *real = sys.opendir(path);
     if (!real && errno == ENOENT)
-        sh_enoent(AT_FDCWD, path);
+        nsv_enoent(AT_FDCWD, path);
     if (!real)
         return NULL;
     /* list the in-memory files of the directory itself, whatever symlink led here */
@@ -197,6 +213,8 @@ SH_EXPORT struct dirent *readdir(DIR *d)
         struct dirent *r = sys.readdir(e->real);
         if (r && e->nmem)
             mark_on_disk(e, r->d_name);
+        if (r) /* a file this process had open when it moved: its in-memory number, as stat shows */
+            r->d_ino = (ino_t)fp_idmap_ino(e->dev, (uint64_t)r->d_ino);
         if (r || errno)
             return r;
         errno = saved;

@@ -11,7 +11,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "intercept_io.h"
+#include "compiler.h"
+#include "sys.h"
+#include "init.h"
+#include "fdtable.h"
+#include "fp_io.h"
+#include "intercept_misc.h"
 
 extern void __chk_fail(void) __attribute__((noreturn));
 
@@ -227,5 +233,5 @@ SH_EXPORT int flock(int fd, int op)
     if (likely(!ft_managed(fd)) || (ft_fds[fd].flags & FT_DISK) || (op & ~LOCK_NB) == LOCK_UN)
         return REAL(flock)(fd, op);
     io_own_description(fd);
-    return lock_on_home(fd, flock_call, op, 0, 1);
+    return misc_lock_on_home(fd, flock_call, op, 0, 1);
 }

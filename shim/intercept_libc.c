@@ -33,7 +33,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "compiler.h"
+#include "sys.h"
+#include "init.h"
+#include "paths.h"
+#include "fdtable.h"
 
 /* ---- realpath ----------------------------------------------------------------- */
 

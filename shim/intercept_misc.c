@@ -12,9 +12,23 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+
+#include "intercept_misc.h"
+#include "compiler.h"
+#include "sys.h"
+#include "init.h"
+#include "paths.h"
+#include "fdtable.h"
+#include "fp_desc.h"
+#include "fp_settle.h"
+#include "fp_size.h"
+#include "intercept_io.h"
+#include "intercept_stdio.h"
 
 SH_EXPORT int close(int fd)
 {
@@ -127,7 +141,7 @@ SH_EXPORT int dup3(int oldfd, int newfd, int flags)
  * not in memory is settled first, so the lock and its queries land on the
  * disk file every other process uses.
  */
-int lock_on_home(int fd, int (*call)(int, int, unsigned long), int cmd, unsigned long arg, int recheck)
+int misc_lock_on_home(int fd, int (*call)(int, int, unsigned long), int cmd, unsigned long arg, int recheck)
 {
     for (;;) {
         if (ft_fds[fd].flags & FT_DISK)
@@ -162,7 +176,7 @@ static int record_lock(int fd, int cmd, unsigned long arg)
     /* An unlock is rechecked too (harmless: unlocking again on the disk file
      * is a no-op), so the caller's struct is never read here: a bad pointer
      * gets the kernel's EFAULT. */
-    return lock_on_home(fd, fcntl_call, cmd, arg, cmd != F_GETLK && cmd != F_OFD_GETLK);
+    return misc_lock_on_home(fd, fcntl_call, cmd, arg, cmd != F_GETLK && cmd != F_OFD_GETLK);
 }
 
 static int fcntl_impl(int fd, int cmd, unsigned long arg)

@@ -15,21 +15,26 @@
 #include <unistd.h>
 #include <utime.h>
 
-#include "shim.h"
+#include "ephemera/lock.h"
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+
+#include "intercept_names.h"
+#include "compiler.h"
+#include "sys.h"
+#include "init.h"
+#include "pathnorm.h"
+#include "elfcheck.h"
+#include "paths.h"
+#include "fdtable.h"
+#include "rpc.h"
+#include "fp_desc.h"
+#include "fp_settle.h"
+#include "fp_size.h"
+#include "fp_times.h"
+#include "nsview.h"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static int in_group(gid_t g)
-{
-    if (g == getegid())
-        return 1;
-    gid_t list[256];
-    int n = getgroups(256, list);
-    for (int i = 0; i < n; i++)
-        if (list[i] == g)
-            return 1;
-    return 0;
-}
 
 int names_access_ok(struct eph_inode *ino, int amode, int effective)
 {
@@ -42,7 +47,7 @@ int names_access_ok(struct eph_inode *ino, int amode, int effective)
     uint32_t bits;
     if (uid == ino->uid)
         bits = (mode >> 6) & 7;
-    else if ((effective ? in_group(ino->gid) : (ino->gid == getgid() || in_group(ino->gid))))
+    else if ((effective ? fp_in_group(ino->gid) : (ino->gid == getgid() || fp_in_group(ino->gid))))
         bits = (mode >> 3) & 7;
     else
         bits = mode & 7;
@@ -55,7 +60,7 @@ static int lookup_f(int dirfd, const char *path, uint32_t *inode, uint32_t *gen,
     char abs[EPH_PATH_MAX];
     if (sh_busy || path_resolve(dirfd, path, abs, trailing) <= 0 || sh_attach() < 0)
         return 0;
-    return ns_lookup(abs, inode, gen) == 0 || (path_canon(abs, follow || *trailing) > 0 && ns_lookup(abs, inode, gen) == 0);
+    return nsv_lookup(abs, inode, gen) == 0 || (path_canon(abs, follow || *trailing) > 0 && nsv_lookup(abs, inode, gen) == 0);
 }
 
 /* Calls that follow a final symlink (chmod, truncate, access...). */
@@ -105,11 +110,11 @@ static int unlink_impl(int dirfd, const char *path, int flags)
             return REAL(unlinkat)(dirfd, path, flags);
         if (flags & AT_REMOVEDIR) {
             if (simple_rpc(EPH_OP_RMDIR, abs, NULL, 0, &resp) == 0) {
-                if (resp.status == -ENOENT && ns_ancestor_is_file(abs))
+                if (resp.status == -ENOENT && nsv_ancestor_is_file(abs))
                     return fail(ENOTDIR);
                 return resp.status < 0 ? fail(-resp.status) : 0;
             }
-        } else if (ns_lookup(abs, &inode, &gen) == 0) {
+        } else if (nsv_lookup(abs, &inode, &gen) == 0) {
             if (trailing)
                 return fail(ENOTDIR);
             if (simple_rpc(EPH_OP_UNLINK, abs, NULL, 0, &resp) == 0 && resp.status != -ENOENT)
@@ -143,9 +148,9 @@ SH_EXPORT int rmdir(const char *path)
 /* The rename failed with ENOENT: the kernel walks both parents first. */
 static int rename_enoent(const char *a, const char *b)
 {
-    int e = ns_walk_error(a);
+    int e = nsv_walk_error(a);
     if (e == 0)
-        e = ns_walk_error(b);
+        e = nsv_walk_error(b);
     return e ? -e : ENOENT;
 }
 
@@ -153,6 +158,13 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
 {
     char a[EPH_PATH_MAX], b[EPH_PATH_MAX];
     int t1 = 0, t2 = 0;
+    if (path_bad_ptr(op) || path_bad_ptr(np)) {
+        /* The kernel copies both names in before looking at either: EFAULT (NULL: its own answer). */
+        if (op && np)
+            return fail(EFAULT);
+        return flags ? (REAL(renameat2) ? sys.renameat2(od, op, nd, np, flags) : fail(ENOSYS))
+                     : REAL(renameat)(od, op, nd, np);
+    }
     /* ".." is resolved physically: a file before it fails the walk */
     if (!sh_busy && sh_attach() == 0) {
         int e = pn_has_dotdot(op) ? path_dotdot_error(od, op) : 0;
@@ -160,7 +172,7 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
             e = path_physical_error(od, op); /* what follows a ".." walks from the physical parent */
         /* (with a "..", the physical walk above is the kernel's: the lexical path may not exist) */
         if (e == 0 && !pn_has_dotdot(op) && path_absolute(od, op, a, &t1) > 0)
-            e = ns_walk_error(a);
+            e = nsv_walk_error(a);
         if (e == 0 && pn_has_dotdot(np))
             e = path_dotdot_error(nd, np);
         if (e == 0 && pn_has_dotdot(np))
@@ -176,11 +188,11 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
         m2 = 0;
     if (!sh_busy && (m1 || m2) && named && sh_attach() == 0) {
         uint32_t i, g;
-        int src_mem = m1 && ns_lookup(a, &i, &g) == 0, dst_mem = m2 && ns_lookup(b, &i, &g) == 0;
+        int src_mem = m1 && nsv_lookup(a, &i, &g) == 0, dst_mem = m2 && nsv_lookup(b, &i, &g) == 0;
         /* the kernel walks both parents before it looks at the names */
-        int we = ns_walk_error(a);
+        int we = nsv_walk_error(a);
         if (we == 0)
-            we = ns_walk_error(b);
+            we = nsv_walk_error(b);
         if (we < 0)
             return fail(-we);
         struct stat st;
@@ -472,6 +484,8 @@ static void link_fd_source(int od, const char *o, int flags)
 
 static int link_impl(int od, const char *o, int nd, const char *n, int flags)
 {
+    if (path_bad_ptr(o) || path_bad_ptr(n)) /* both names are copied in before any lookup */
+        return o && n ? fail(EFAULT) : REAL(linkat)(od, o, nd, n, flags);
     link_fd_source(od, o, flags);
     uint32_t inode, gen;
     int trailing;
@@ -508,9 +522,9 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
         int src = (path_maybe_managed(od, o) && lookup_nofollow(od, o, &i2, &g2, &t2)) ||
                   REAL(fstatat)(od, o, &st, AT_SYMLINK_NOFOLLOW) == 0;
         if (src)
-            sh_enoent(nd, n);
+            nsv_enoent(nd, n);
         else
-            sh_enoent(od, o);
+            nsv_enoent(od, o);
     }
     return r;
 }
@@ -539,6 +553,17 @@ SH_EXPORT int truncate(const char *path, off_t len)
     int r = fp_truncate_inode(inode, gen, len);
     if (r == -EAGAIN || r == -ENOENT)
         return REAL(truncate)(path, len);
+    if (r == -EPERM) {
+        /* No access to the daemon's fd (another user): through an fd of our own, as the kernel would. */
+        int fd = open(path, O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0)
+            return -1;
+        r = ftruncate(fd, len);
+        int e = errno;
+        close(fd);
+        errno = e;
+        return r;
+    }
     return r < 0 ? fail(-r) : 0;
 }
 
@@ -573,7 +598,7 @@ static int chmod_inode(struct eph_inode *ino, mode_t mode)
     if (uid != 0 && uid != ino->uid)
         return fail(EPERM);
     uint32_t m = (uint32_t)(mode & 07777);
-    if (uid != 0 && !in_group(ino->gid))
+    if (uid != 0 && !fp_in_group(ino->gid))
         m &= ~(uint32_t)S_ISGID;
     eph_lock(&ino->lock);
     while (atomic_load(&ino->state) != EPH_MEM) {
@@ -595,7 +620,7 @@ static int chown_inode(struct eph_inode *ino, uid_t u, gid_t g)
     uid_t me = geteuid();
     if (me != 0) {
         if ((u != (uid_t)-1 && u != ino->uid) || me != ino->uid ||
-            (g != (gid_t)-1 && g != ino->gid && !in_group(g)))
+            (g != (gid_t)-1 && g != ino->gid && !fp_in_group(g)))
             return fail(EPERM);
     }
     eph_lock(&ino->lock);
@@ -682,7 +707,7 @@ SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
     uint32_t inode, gen;
     int t;
     __asm__("" : "+r"(path)); /* declared nonnull, but the kernel takes NULL */
-    if (path && !path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
+    if (path && !path_bad_ptr(path) && !path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
         return chown_inode(mem_inode_of_fd(dirfd), u, g);
     int r = 0;
     if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)) ||
@@ -744,7 +769,7 @@ SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2]
         struct eph_inode *ino = mem_inode_of_fd(dirfd);
         return ino ? utimens_inode(ino, ts) : REAL(utimensat)(dirfd, path, ts, flags);
     }
-    if (!path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
+    if (!path_bad_ptr(path) && !path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
         return utimens_inode(mem_inode_of_fd(dirfd), ts);
     int r = 0;
     if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)) ||
@@ -874,42 +899,30 @@ struct xa {
     int flags;
 };
 
-static void *xa_real(const char *sym, void **slot)
-{
-    if (!*slot)
-        *slot = dlsym(RTLD_NEXT, sym);
-    return *slot;
-}
-
-#define XA_REAL(fn) ((__typeof__(&fn))xa_real(#fn, &real_##fn))
-static void *real_getxattr, *real_lgetxattr, *real_fgetxattr, *real_setxattr, *real_lsetxattr,
-    *real_fsetxattr, *real_listxattr, *real_llistxattr, *real_flistxattr, *real_removexattr,
-    *real_lremovexattr, *real_fremovexattr;
-
 /* The call on a path the kernel resolves (the memfd or disk file through /proc, or an unmanaged path). */
 static ssize_t xa_path(const char *p, const struct xa *a, int follow)
 {
     switch (a->op) {
     case XA_GET:
-        return follow ? XA_REAL(getxattr)(p, a->name, a->value, a->size)
-                      : XA_REAL(lgetxattr)(p, a->name, a->value, a->size);
+        return follow ? REAL(getxattr)(p, a->name, a->value, a->size)
+                      : REAL(lgetxattr)(p, a->name, a->value, a->size);
     case XA_LIST:
-        return follow ? XA_REAL(listxattr)(p, a->value, a->size) : XA_REAL(llistxattr)(p, a->value, a->size);
+        return follow ? REAL(listxattr)(p, a->value, a->size) : REAL(llistxattr)(p, a->value, a->size);
     case XA_SET:
-        return follow ? XA_REAL(setxattr)(p, a->name, a->value, a->size, a->flags)
-                      : XA_REAL(lsetxattr)(p, a->name, a->value, a->size, a->flags);
+        return follow ? REAL(setxattr)(p, a->name, a->value, a->size, a->flags)
+                      : REAL(lsetxattr)(p, a->name, a->value, a->size, a->flags);
     default:
-        return follow ? XA_REAL(removexattr)(p, a->name) : XA_REAL(lremovexattr)(p, a->name);
+        return follow ? REAL(removexattr)(p, a->name) : REAL(lremovexattr)(p, a->name);
     }
 }
 
 static ssize_t xa_fd(int fd, const struct xa *a)
 {
     switch (a->op) {
-    case XA_GET: return XA_REAL(fgetxattr)(fd, a->name, a->value, a->size);
-    case XA_LIST: return XA_REAL(flistxattr)(fd, a->value, a->size);
-    case XA_SET: return XA_REAL(fsetxattr)(fd, a->name, a->value, a->size, a->flags);
-    default: return XA_REAL(fremovexattr)(fd, a->name);
+    case XA_GET: return REAL(fgetxattr)(fd, a->name, a->value, a->size);
+    case XA_LIST: return REAL(flistxattr)(fd, a->value, a->size);
+    case XA_SET: return REAL(fsetxattr)(fd, a->name, a->value, a->size, a->flags);
+    default: return REAL(fremovexattr)(fd, a->name);
     }
 }
 

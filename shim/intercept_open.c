@@ -6,11 +6,25 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+
+#include "compiler.h"
+#include "sys.h"
+#include "init.h"
+#include "paths.h"
+#include "fdtable.h"
+#include "rpc.h"
+#include "fp_desc.h"
+#include "fp_size.h"
+#include "nsview.h"
+#include "intercept_names.h"
+#include "intercept_stdio.h"
 
 /* The kernel keeps every open flag in f_flags except these (F_GETFL shows the rest). */
 #define DESC_FLAGS (~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC))
@@ -88,7 +102,7 @@ static int open_cached(const char *abs, uint32_t inode, uint32_t gen, int flags)
     atomic_fetch_add(&ino->open_count, 1);
     uint32_t i2, g2;
     if (atomic_load(&ino->state) != EPH_MEM || atomic_load(&ino->gen) != gen ||
-        ns_lookup(abs, &i2, &g2) < 0 || i2 != inode || g2 != gen) {
+        nsv_lookup(abs, &i2, &g2) < 0 || i2 != inode || g2 != gen) {
         fp_inode_release(inode, gen);
         return -2;
     }
@@ -116,8 +130,8 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         (path_is_root(abs) && !tmpfile) || sh_attach() < 0)
         return open_real(dirfd, path, flags, mode);
     uint32_t inode, gen;
-    int in_mem = ns_lookup(abs, &inode, &gen) == 0;
-    if (tmpfile && (in_mem || (path_canon(abs, 1) > 0 && ns_lookup(abs, &inode, &gen) == 0))) {
+    int in_mem = nsv_lookup(abs, &inode, &gen) == 0;
+    if (tmpfile && (in_mem || (path_canon(abs, 1) > 0 && nsv_lookup(abs, &inode, &gen) == 0))) {
         errno = ENOTDIR; /* O_TMPFILE names a directory */
         return -1;
     }
@@ -127,7 +141,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         if (c < 0)
             return open_real(dirfd, path, flags, mode);
         if (c > 0)
-            in_mem = ns_lookup(abs, &inode, &gen) == 0;
+            in_mem = nsv_lookup(abs, &inode, &gen) == 0;
     }
     if (!in_mem && !(flags & O_CREAT) && !tmpfile)
         return open_real(dirfd, path, flags, mode);

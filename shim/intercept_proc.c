@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,21 @@
 #include <sched.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+
+#include "intercept_proc.h"
+#include "compiler.h"
+#include "sys.h"
+#include "init.h"
+#include "elfcheck.h"
+#include "paths.h"
+#include "fdtable.h"
+#include "rpc.h"
+#include "fp_desc.h"
+#include "fp_size.h"
+#include "intercept_names.h"
+#include "intercept_stdio.h"
 
 extern char **environ;
 

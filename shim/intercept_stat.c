@@ -5,10 +5,24 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 
-#include "shim.h"
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+
+#include "compiler.h"
+#include "sys.h"
+#include "init.h"
+#include "paths.h"
+#include "fdtable.h"
+#include "fp_desc.h"
+#include "fp_settle.h"
+#include "fp_stat.h"
+#include "nsview.h"
 
 /* 1 = answered into st (or failed with errno set; *rc holds the result), 0 = not ours. */
 static int stat_managed(int dirfd, const char *path, struct stat *st, int flags, int *rc, int follow)
@@ -16,17 +30,19 @@ static int stat_managed(int dirfd, const char *path, struct stat *st, int flags,
     if (path && !path[0] && (flags & AT_EMPTY_PATH)) {
         if (!ft_managed(dirfd))
             return 0;
-        *rc = fp_fstat(dirfd, st);
+        *rc = fstat(dirfd, st);
         return 1;
     }
     char abs[EPH_PATH_MAX];
     int trailing;
+    /* An unwritable st: the kernel finds the file first, then fails to copy out (EFAULT). */
+    struct stat tmp, *dst = path_bad_ptr(st) ? &tmp : st;
     if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
         return 0;
-    if (ns_stat(abs, st) < 0 && (path_canon(abs, follow || trailing) <= 0 || ns_stat(abs, st) < 0))
+    if (nsv_stat(abs, dst) < 0 && (path_canon(abs, follow || trailing) <= 0 || nsv_stat(abs, dst) < 0))
         return 0;
-    if (trailing) {
-        errno = ENOTDIR;
+    if (trailing || dst != st) {
+        errno = trailing ? ENOTDIR : EFAULT;
         *rc = -1;
     } else {
         *rc = 0;
@@ -138,6 +154,10 @@ SH_EXPORT int fstat(int fd, struct stat *st)
         dir_times(r, st); /* tar's check of a directory it read through an fd */
         return r;
     }
+    if (path_bad_ptr(st)) {
+        errno = EFAULT;
+        return -1;
+    }
     return fp_fstat(fd, st);
 }
 
@@ -147,7 +167,7 @@ SH_EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int flags)
 {
     int rc;
     __asm__("" : "+r"(path)); /* declared nonnull, but the kernel accepts NULL with AT_EMPTY_PATH */
-    if (likely(!path_maybe_managed(dirfd, path)) && !(path && !path[0] && ft_managed(dirfd))) {
+    if (likely(!path_maybe_managed(dirfd, path)) && !(path && !path_bad_ptr(path) && !path[0] && ft_managed(dirfd))) {
         int r = REAL(fstatat)(dirfd, path, st, flags);
         dir_times(r, st);
         return r;
@@ -167,7 +187,15 @@ SH_EXPORT int fstatat64(int dirfd, const char *path, struct stat64 *st, int flag
 SH_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *stx)
 {
     __asm__("" : "+r"(path));
-    if (path && !path[0] && (flags & AT_EMPTY_PATH) && ft_managed(dirfd)) {
+    if (path_bad_ptr(stx)) {
+        /* the kernel's answer, without our fill: EFAULT for a file it finds (in memory: ours) */
+        struct statx tmp;
+        int r = statx(dirfd, path, flags, mask, &tmp);
+        if (r == 0)
+            errno = EFAULT;
+        return r == 0 ? -1 : r;
+    }
+    if (path && !path_bad_ptr(path) && !path[0] && (flags & AT_EMPTY_PATH) && ft_managed(dirfd)) {
         if (atomic_load(&fp_inode_of(fp_desc(dirfd))->state) != EPH_MEM)
             fp_settle(dirfd);
         if (ft_fds[dirfd].flags & FT_DISK) {
@@ -187,7 +215,7 @@ SH_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struc
     if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
         goto real;
     for (int tries = 0; tries < 100; tries++) {
-        if (ns_lookup(abs, &inode, &gen) < 0 && (tries || path_canon(abs, !(flags & AT_SYMLINK_NOFOLLOW) || trailing) <= 0 || ns_lookup(abs, &inode, &gen) < 0))
+        if (nsv_lookup(abs, &inode, &gen) < 0 && (tries || path_canon(abs, !(flags & AT_SYMLINK_NOFOLLOW) || trailing) <= 0 || nsv_lookup(abs, &inode, &gen) < 0))
             goto real;
         struct eph_inode *ino = &sh.inodes[inode];
         fp_fill_statx(ino, mask, stx);
@@ -248,3 +276,89 @@ SH_EXPORT int __fxstatat(int ver, int dirfd, const char *path, struct stat *st, 
 }
 SH_EXPORT int __fxstatat64(int ver, int dirfd, const char *path, struct stat *st, int flags)
     __attribute__((alias("__fxstatat")));
+
+/*
+ * statvfs and statfs.  An in-memory file has no inode on disk, so the
+ * kernel's walk fails (ENOENT); the answer is the file system of its
+ * directory, where the file goes when memory runs short and which `df`
+ * reports for the root: its size and free space are what a program that
+ * checks for room before writing needs to see.
+ */
+/* 1 if (dirfd, path) names an in-memory file (dir: its directory), 0 if not ours, -1 errno set. */
+static int vfs_mem_dir(int dirfd, const char *path, char dir[EPH_PATH_MAX])
+{
+    char abs[EPH_PATH_MAX];
+    int trailing;
+    uint32_t inode, gen;
+    if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
+        return 0;
+    if (nsv_lookup(abs, &inode, &gen) < 0 && (path_canon(abs, 1) <= 0 || nsv_lookup(abs, &inode, &gen) < 0))
+        return 0;
+    if (trailing) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    char *slash = strrchr(abs, '/');
+    size_t n = slash == abs ? 1 : (size_t)(slash - abs);
+    memcpy(dir, abs, n);
+    dir[n] = '\0';
+    return 1;
+}
+
+/* The directory of the in-memory file behind managed fd (1), or 0 (unlinked: ask about the fd). */
+static int vfs_fd_dir(int fd, char dir[EPH_PATH_MAX])
+{
+    if (atomic_load(&fp_inode_of(fp_desc(fd))->state) != EPH_MEM)
+        fp_settle(fd);
+    if (ft_fds[fd].flags & FT_DISK)
+        return 0;
+    const char *p = fp_inode_of(fp_desc(fd))->path;
+    const char *slash = strrchr(p, '/');
+    if (p[0] != '/' || !slash)
+        return 0;
+    size_t n = slash == p ? 1 : (size_t)(slash - p);
+    memcpy(dir, p, n);
+    dir[n] = '\0';
+    return 1;
+}
+
+#define VFS_PATH(fn, T)                                                        \
+    SH_EXPORT int fn(const char *path, struct T *b)                            \
+    {                                                                          \
+        char dir[EPH_PATH_MAX];                                                \
+        if (likely(!path_maybe_managed(AT_FDCWD, path)))                       \
+            return REAL(fn)(path, b);                                          \
+        int m = vfs_mem_dir(AT_FDCWD, path, dir);                              \
+        if (m < 0)                                                             \
+            return -1;                                                         \
+        if (m > 0) {                                                           \
+            if (path_bad_ptr(b)) {                                             \
+                errno = EFAULT;                                                \
+                return -1;                                                     \
+            }                                                                  \
+            return sys.fn(dir, b);                                             \
+        }                                                                      \
+        return ENOENT_FIX(AT_FDCWD, path, sys.fn(path, b));                    \
+    }
+#define VFS_FD(fn, T, pathfn)                                                  \
+    SH_EXPORT int fn(int fd, struct T *b)                                      \
+    {                                                                          \
+        char dir[EPH_PATH_MAX];                                                \
+        if (likely(!ft_managed(fd)) || !vfs_fd_dir(fd, dir))                   \
+            return REAL(fn)(fd, b);                                            \
+        if (path_bad_ptr(b)) {                                                 \
+            errno = EFAULT;                                                    \
+            return -1;                                                         \
+        }                                                                      \
+        return sys.pathfn(dir, b);                                             \
+    }
+VFS_PATH(statvfs, statvfs)
+VFS_PATH(statfs, statfs)
+VFS_FD(fstatvfs, statvfs, statvfs)
+VFS_FD(fstatfs, statfs, statfs)
+#undef VFS_PATH
+#undef VFS_FD
+SH_EXPORT int statvfs64(const char *path, struct statvfs64 *b) { return statvfs(path, (struct statvfs *)b); }
+SH_EXPORT int statfs64(const char *path, struct statfs64 *b) { return statfs(path, (struct statfs *)b); }
+SH_EXPORT int fstatvfs64(int fd, struct statvfs64 *b) { return fstatvfs(fd, (struct statvfs *)b); }
+SH_EXPORT int fstatfs64(int fd, struct statfs64 *b) { return fstatfs(fd, (struct statfs *)b); }

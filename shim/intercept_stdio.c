@@ -15,7 +15,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "ephemera/shm.h"
+
+#include "intercept_stdio.h"
+#include "compiler.h"
+#include "sys.h"
+#include "init.h"
+#include "paths.h"
+#include "fdtable.h"
+#include "fp_desc.h"
+#include "fp_settle.h"
+#include "nsview.h"
+#include "intercept_names.h"
 
 /*
  * The cookie is a small record rather than the fd itself, so freopen can
@@ -401,7 +412,7 @@ static FILE *freopen_impl(const char *path, const char *mode, FILE *stream)
     }
     FILE *f = REAL(freopen)(path, mode, stream);
     if (!f && errno == ENOENT && path)
-        sh_enoent(AT_FDCWD, path);
+        nsv_enoent(AT_FDCWD, path);
     return f;
 }
 

@@ -24,7 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "compiler.h"
+#include "sys.h"
 
 /* ---- glob ------------------------------------------------------------------ */
 

@@ -15,9 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "ephemera/proto.h"
+
+#include "paths.h"
+#include "compiler.h"
+#include "sys.h"
+#include "init.h"
+#include "pathnorm.h"
+#include "nsview.h"
 
 #define MAX_ROOTS 16
 
@@ -143,7 +151,7 @@ __attribute__((no_sanitize_address)) static inline size_t common_prefix(const ch
 
 int path_maybe_managed(int dirfd, const char *p)
 {
-    if (unlikely(!p || sh.disabled || !p[0]))
+    if (unlikely(path_bad_ptr(p) || sh.disabled || !p[0]))
         return 0;
     if (p[0] == '/') {
         if (p[1] == '/' || p[1] == '.')
@@ -219,16 +227,16 @@ int path_dotdot_error(int dirfd, const char *p)
             struct stat st;
             if (path_absolute(dirfd, pre, abs, NULL) <= 0)
                 return -ENOENT;
-            int e = sh.hdr ? ns_walk_error(abs) : 0;
+            int e = sh.hdr ? nsv_walk_error(abs) : 0;
             if (e < 0)
                 return e;
-            if (sh.hdr && ns_lookup(abs, &inode, &gen) == 0)
+            if (sh.hdr && nsv_lookup(abs, &inode, &gen) == 0)
                 return -ENOTDIR;
             if (REAL(fstatat)(dirfd, pre, &st, 0) < 0) {
                 int e2 = -errno;
                 /* a symlink that leads to an in-memory file */
                 if (e2 == -ENOENT && sh.hdr && path_canon(abs, 1) > 0 &&
-                    (ns_lookup(abs, &inode, &gen) == 0 || ns_walk_error(abs) == -ENOTDIR))
+                    (nsv_lookup(abs, &inode, &gen) == 0 || nsv_walk_error(abs) == -ENOTDIR))
                     return -ENOTDIR;
                 return e2;
             }
@@ -260,7 +268,7 @@ int path_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing
                 dir[0] = '/';
             int fd = REAL(openat)(dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
             if (fd < 0)
-                return 0; /* the kernel fails the walk; sh_enoent refines its errno */
+                return 0; /* the kernel fails the walk; nsv_enoent refines its errno */
             {
                 snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
                 ssize_t n = sys.readlink(link, real, sizeof real - 1);
@@ -376,7 +384,7 @@ int path_physical_error(int dirfd, const char *p)
         cur[k] = '\0';
         uint32_t inode, gen;
         if (strcmp(comp, ".") && strcmp(comp, "..") && pn_normalize(cur, comp, abs, sizeof abs, NULL) > 0 &&
-            sh.hdr && (ns_lookup(abs, &inode, &gen) == 0 || (path_canon(abs, 1) > 0 && ns_lookup(abs, &inode, &gen) == 0))) {
+            sh.hdr && (nsv_lookup(abs, &inode, &gen) == 0 || (path_canon(abs, 1) > 0 && nsv_lookup(abs, &inode, &gen) == 0))) {
             err = -ENOTDIR;
             break;
         }
@@ -391,12 +399,12 @@ int path_physical_error(int dirfd, const char *p)
                 (size_t)t < sizeof tgt - 1) {
                 tgt[t] = '\0';
                 if (pn_normalize(cur, tgt, abs, sizeof abs, NULL) > 0 &&
-                    (ns_lookup(abs, &inode, &gen) == 0 || ns_ancestor_is_file(abs)))
+                    (nsv_lookup(abs, &inode, &gen) == 0 || nsv_ancestor_is_file(abs)))
                     err = -ENOTDIR;
             }
             /* ...also at the end of a chain of symlinks (b -> f1 -> a/f3, a in memory) */
             if (err == -ENOENT && sh.hdr && pn_normalize(cur, comp, abs, sizeof abs, NULL) > 0 &&
-                path_canon(abs, 1) > 0 && (ns_lookup(abs, &inode, &gen) == 0 || ns_walk_error(abs) == -ENOTDIR))
+                path_canon(abs, 1) > 0 && (nsv_lookup(abs, &inode, &gen) == 0 || nsv_walk_error(abs) == -ENOTDIR))
                 err = -ENOTDIR;
             break;
         }

@@ -12,7 +12,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "shim.h"
+#include "ephemera/proto.h"
+
+#include "rpc.h"
+#include "sys.h"
+#include "init.h"
 
 static int rpc_fd = -1;
 static pid_t rpc_pid;                   /* the process that opened rpc_fd */

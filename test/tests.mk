@@ -12,7 +12,8 @@ TEST_BUILD := $(BUILD)/test
 ASAN_BUILD := $(BUILD)/asan
 
 TEST_PROGS := $(TEST_BUILD)/difftest $(TEST_BUILD)/mt_hammer $(TEST_BUILD)/static_reader \
-              $(ASAN_BUILD)/difftest $(ASAN_BUILD)/mt_hammer $(ASAN_BUILD)/ephemerad
+              $(ASAN_BUILD)/difftest $(ASAN_BUILD)/mt_hammer $(ASAN_BUILD)/ephemerad \
+              $(TEST_BUILD)/libephemera-faults.so
 
 TEST_TARGETS := test-c test-c-asan $(TEST_TARGETS) test-fs
 
@@ -40,6 +41,15 @@ $(ASAN_BUILD)/mt_hammer: test/c/mt_hammer.c
 $(TEST_BUILD)/static_reader: test/c/static_reader.c
 	@mkdir -p $(TEST_BUILD)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -static -o $@ $<
+
+# The shim as tests build it: the same sources with -DEPH_FAULTS, so that EPHEMERA_FAULTS can put a
+# fault in front of an entry of its syscall table (shim/sys.c).  Never installed; the production
+# library above has no fault code at all.
+$(TEST_BUILD)/libephemera-faults.so: $(SHIM_SRC) $(HEADERS) shim/exports.map
+	@mkdir -p $(TEST_BUILD)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -DEPH_FAULTS -fPIC -shared -fvisibility=hidden \
+	  -Wl,--version-script=shim/exports.map -o $@.tmp $(SHIM_SRC) -ldl -lpthread
+	mv -f $@.tmp $@
 
 TEST_C_ENV = CC="$(CC)" CFLAGS_COMMON="$(CFLAGS_COMMON)" SAN="$(SAN)"
 

@@ -1,17 +1,17 @@
 // test-tier: unit
 /*
- * Unit tests for elf_classify (shim/pathnorm.c): the check that decides
+ * Unit tests for elf_classify (shim/elfcheck.c): the check that decides
  * whether an exec target can load the shim or needs the files materialised;
  * and elf_dynamic, which lists the libraries ld.so will load.
  */
-// test-sources: shim/pathnorm.c
+// test-sources: shim/elfcheck.c
 #include <elf.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "../../shim/pathnorm.h"
+#include "../../shim/elfcheck.h"
 
 #include "check.h"
 

@@ -9,6 +9,7 @@
  *
  * child_main(root, disk) runs in the shimmed process: root is managed, disk
  * is a plain directory beside it.  The scratch directory is removed at the end.
+ * shimmed_main_args() also passes extra arguments to the daemon (NULL-ended).
  */
 #ifndef EPH_TEST_SHIMMED_H
 #define EPH_TEST_SHIMMED_H
@@ -34,7 +35,8 @@ static inline void *libc_sym(const char *name)
     return libc ? dlsym(libc, name) : NULL;
 }
 
-static inline int shimmed_main(int argc, char **argv, const char *name, int (*child)(const char *, const char *))
+static inline int shimmed_main_args(int argc, char **argv, const char *name, int (*child)(const char *, const char *),
+                                    const char *const *daemon_args)
 {
     if (argc == 4 && strcmp(argv[1], "--child") == 0)
         return child(argv[2], argv[3]);
@@ -58,7 +60,7 @@ static inline int shimmed_main(int argc, char **argv, const char *name, int (*ch
     mkdir(root, 0755);
     mkdir(disk, 0755);
     mkdir(rundir, 0755);
-    pid_t d = ephd_start(daemon, rundir, root, NULL);
+    pid_t d = ephd_start(daemon, rundir, root, daemon_args);
     if (d < 0) {
         fprintf(stderr, "%s: %s did not become ready\n", name, daemon);
         rm_rf(dir);
@@ -89,6 +91,11 @@ static inline int shimmed_main(int argc, char **argv, const char *name, int (*ch
         return 1;
     }
     return 0;
+}
+
+static inline int shimmed_main(int argc, char **argv, const char *name, int (*child)(const char *, const char *))
+{
+    return shimmed_main_args(argc, argv, name, child, NULL);
 }
 
 #endif

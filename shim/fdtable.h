@@ -1,0 +1,97 @@
+/*
+ * shim/fdtable.h - the per-process fd table and mapping cache (fdtable.c):
+ * which fds are the shim's, and this process's mapping of each memfd.
+ */
+#ifndef SHIM_FDTABLE_H
+#define SHIM_FDTABLE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "compiler.h"
+
+struct ft_entry {
+    uint32_t desc1;                     /* desc index + 1; 0 = fd not managed */
+    uint32_t flags;                     /* FT_DISK once swapped to the disk file */
+};
+#define FT_DISK 1u                      /* the fd was swapped to the evicted file's disk copy */
+#define FT_PRIV 2u                      /* desc1 == 0: one of our own cached memfd fds */
+#define FT_PRIV_SHIFT 2                 /* ...whose inode index is flags >> FT_PRIV_SHIFT */
+extern struct ft_entry *ft_fds;         /* flat array indexed by fd, NULL before init */
+extern uint32_t ft_nfds;
+extern _Atomic uint32_t ft_hwm;         /* 1 + highest fd ever installed: bounds scans */
+
+static inline int ft_managed(int fd)
+{
+    struct ft_entry *t = ft_fds;
+    return t && (unsigned)fd < ft_nfds && t[fd].desc1 != 0;
+}
+
+/* Does this process hold any managed fd (one a child could inherit)? */
+static inline int ft_any_managed(void)
+{
+    uint32_t hwm = ft_fds ? atomic_load(&ft_hwm) : 0;
+    for (uint32_t fd = 0; fd < hwm; fd++)
+        if (ft_fds[fd].desc1 != 0)
+            return 1;
+    return 0;
+}
+
+/* per-process view of one inode: the mapping of its memfd */
+struct ft_map {
+    _Atomic(char *) base;               /* current mapping (NULL if none) */
+    _Atomic uint64_t len;               /* bytes reserved by that mapping */
+    _Atomic uint64_t filled;            /* hint: memfd pages below this are populated (write picks memcpy or pwrite) */
+    uint32_t gen;                       /* inode gen the mapping belongs to */
+    int refs;                           /* local fds using this inode, under ft_lock */
+    int kfd1;                           /* private O_CLOEXEC fd on the memfd + 1, 0 = none */
+    int cached;                         /* mapping valid (in use or idle) */
+    uint32_t inode;
+    char *old_base[8];                  /* superseded mappings, unmapped on last close */
+    uint64_t old_len[8];
+};
+
+extern struct ft_map *ft_maps;          /* indexed by inode slot */
+
+int ft_init(void);
+/* Put nfd's open file description under fd, keeping fd's close-on-exec flag: dup3's result. */
+int ft_dup_over(int nfd, int fd);
+static inline struct ft_map *ft_map_of(uint32_t inode) { return &ft_maps[inode]; }
+/* Install fd -> desc (new reference already held on desc); maps the memfd on first use. */
+int ft_install(int fd, uint32_t desc, int kfd_for_map);
+/* Install an fd that already refers to the evicted file's disk copy. */
+int ft_install_disk(int fd, uint32_t desc);
+void ft_after_fork_child(void);
+/* Fork: a copy of the fd table for the child (before fork, under ft_lock), adopted by the
+ * child and registered with the daemon by the parent (see EPH_OP_LEDGER). */
+#define FT_LEDGER_NONE (-2)             /* ft_ledger_fork_copy: no reference to hand over */
+int ft_ledger_fork_copy(void);
+void ft_ledger_child(int copy_fd);
+void ft_ledger_parent(int copy_fd, pid_t child);
+void ft_ledger_exec(void);         /* a new image with inherited references: replace the old image's ledger first */
+void ft_priv_lost(int fd);
+int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec);
+/* The fd is managed or one of our private fds: close/dup2 must look. */
+static inline int ft_touched(int fd)
+{
+    struct ft_entry *t = ft_fds;
+    return t && (unsigned)fd < ft_nfds && (t[fd].desc1 | t[fd].flags) != 0;
+}
+/* Forget fd locally and drop its desc reference (does not close the kernel fd). */
+void ft_forget(int fd);
+/* Grow the local mapping so it covers at least need bytes. */
+char *ft_map_grow(struct ft_map *m, int fd, uint64_t need);
+/* The mapping covering [0, need): every fast read and write asks, so the common case is inline. */
+static inline char *ft_map_covering(struct ft_map *m, int fd, uint64_t need)
+{
+    if (likely(atomic_load_explicit(&m->len, memory_order_acquire) >= need))
+        return atomic_load_explicit(&m->base, memory_order_acquire);
+    return ft_map_grow(m, fd, need);
+}
+void ft_mark_disk(int fd);
+int ft_install_dup(int newfd, int oldfd);
+void ft_lock(void);
+void ft_unlock(void);
+
+#endif

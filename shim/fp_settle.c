@@ -1,0 +1,271 @@
+/*
+ * shim/fp_settle.c - a file that left memory: waiting out the move, putting
+ * the disk file under the application's fd, kernel I/O on it, and the
+ * identity map that keeps reporting the in-memory st_dev/st_ino.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/falloc.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/single_threaded.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ephemera/lock.h"
+#include "ephemera/shm.h"
+
+#include "fp_settle.h"
+#include "sys.h"
+#include "init.h"
+#include "fdtable.h"
+#include "fp_desc.h"
+
+/*
+ * Identity across eviction.  A file that moves to disk gets the disk file's
+ * inode number, but programs compare the st_ino of an open fd with a later
+ * stat of its path (SQLite refuses to write a database that "moved").  So
+ * each process remembers, for the files it had open when they moved, the
+ * disk identity and keeps reporting the in-memory one, on its fds and on
+ * stats of the path, while it has them open.
+ */
+#define IDMAP_MAX 64
+static struct idmap {
+    uint64_t ddev, dino;   /* the disk file */
+    uint64_t mdev, mino;   /* what we reported while it was in memory */
+    uint32_t inode;        /* slot, to forget the entry at the last local close */
+    int used;
+} idmap[IDMAP_MAX];
+static pthread_mutex_t idmap_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int idmap_n;
+
+static void idmap_add(int fd, struct eph_inode *ino)
+{
+    struct stat st;
+    if (sys.fstat(fd, &st) < 0)
+        return;
+    pthread_mutex_lock(&idmap_mu);
+    int slot = -1;
+    for (int i = 0; i < IDMAP_MAX; i++) {
+        if (idmap[i].used && idmap[i].ddev == (uint64_t)st.st_dev && idmap[i].dino == (uint64_t)st.st_ino) {
+            slot = -2;
+            break;
+        }
+        if (!idmap[i].used && slot == -1)
+            slot = i;
+    }
+    if (slot >= 0) {
+        idmap[slot] = (struct idmap){(uint64_t)st.st_dev, (uint64_t)st.st_ino, ino->dev, ino->ino,
+                                     (uint32_t)(ino - sh.inodes), 1};
+        atomic_fetch_add(&idmap_n, 1);
+    }
+    pthread_mutex_unlock(&idmap_mu);
+}
+
+void fp_idmap_forget(uint32_t inode)
+{
+    if (!atomic_load_explicit(&idmap_n, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&idmap_mu);
+    for (int i = 0; i < IDMAP_MAX; i++)
+        if (idmap[i].used && idmap[i].inode == inode) {
+            idmap[i].used = 0;
+            atomic_fetch_sub(&idmap_n, 1);
+        }
+    pthread_mutex_unlock(&idmap_mu);
+}
+
+/*
+ * link() moved an in-memory file to disk to give it a second name: this
+ * process saw the in-memory identity a moment ago (git's local clone lstat()s
+ * the source, links, and checks the new name has the same st_ino), so both
+ * names keep it here.  No fd pins these entries (inode UINT32_MAX never
+ * matches fp_idmap_forget); when the table is full the oldest of them goes.
+ */
+void fp_idmap_remember(uint64_t ddev, uint64_t dino, uint64_t mdev, uint64_t mino)
+{
+    static int next;
+    pthread_mutex_lock(&idmap_mu);
+    int slot = -1;
+    for (int i = 0; i < IDMAP_MAX && slot < 0; i++)
+        if (!idmap[i].used || (idmap[i].ddev == ddev && idmap[i].dino == dino))
+            slot = i;
+    for (int k = 0; k < IDMAP_MAX && slot < 0; k++) {
+        int i = (next + k) % IDMAP_MAX;
+        if (idmap[i].inode == UINT32_MAX) {
+            slot = i;
+            next = i + 1;
+        }
+    }
+    if (slot >= 0) {
+        if (!idmap[slot].used)
+            atomic_fetch_add(&idmap_n, 1);
+        idmap[slot] = (struct idmap){ddev, dino, mdev, mino, UINT32_MAX, 1};
+    }
+    pthread_mutex_unlock(&idmap_mu);
+}
+
+void fp_idmap_translate(struct stat *st)
+{
+    if (!atomic_load_explicit(&idmap_n, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&idmap_mu);
+    for (int i = 0; i < IDMAP_MAX; i++)
+        if (idmap[i].used && idmap[i].ddev == (uint64_t)st->st_dev && idmap[i].dino == (uint64_t)st->st_ino) {
+            st->st_dev = (dev_t)idmap[i].mdev;
+            st->st_ino = (ino_t)idmap[i].mino;
+            break;
+        }
+    pthread_mutex_unlock(&idmap_mu);
+}
+
+uint64_t fp_idmap_ino(uint64_t ddev, uint64_t dino)
+{
+    if (!atomic_load_explicit(&idmap_n, memory_order_relaxed))
+        return dino;
+    struct stat st;
+    st.st_dev = (dev_t)ddev;
+    st.st_ino = (ino_t)dino;
+    fp_idmap_translate(&st);
+    /* (a file that moved within its file system keeps its st_dev: only the number is shown) */
+    return (uint64_t)st.st_ino;
+}
+
+void fp_idmap_translate_x(struct statx *stx)
+{
+    if (!atomic_load_explicit(&idmap_n, memory_order_relaxed))
+        return;
+    struct stat st;
+    st.st_dev = makedev(stx->stx_dev_major, stx->stx_dev_minor);
+    st.st_ino = (ino_t)stx->stx_ino;
+    fp_idmap_translate(&st);
+    stx->stx_dev_major = major(st.st_dev);
+    stx->stx_dev_minor = minor(st.st_dev);
+    stx->stx_ino = st.st_ino;
+}
+
+/* Before a stat of a disk path: swap any of our fds whose file has moved, so its identity is known. */
+void fp_settle_moved(void)
+{
+    if (!ft_fds)
+        return;
+    uint32_t hwm = atomic_load(&ft_hwm);
+    for (uint32_t fd = 0; fd < hwm; fd++) {
+        struct ft_entry e = ft_fds[fd];
+        if (e.desc1 && !(e.flags & FT_DISK) &&
+            atomic_load_explicit(&sh.inodes[sh.descs[e.desc1 - 1].inode].state, memory_order_relaxed) != EPH_MEM)
+            fp_settle((int)fd);
+    }
+}
+
+/* The daemon moved the file to disk: put its disk fd under our fd number. */
+static int swap_to_disk(int fd, struct eph_inode *ino)
+{
+    if (ft_fds[fd].flags & FT_DISK)
+        return 1;
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, ino->disk_fd);
+    int nfd = sys.open(p, O_RDWR | O_CLOEXEC);
+    if (nfd < 0) {
+        sh_log("cannot open evicted file %s: %s", p, strerror(errno));
+        return -EIO;
+    }
+    sh_log("fd %d: inode %u moved to disk; now on %s", fd, (unsigned)(ino - sh.inodes), p);
+    ft_lock();
+    int r = 1;
+    if (!(ft_fds[fd].flags & FT_DISK) && ft_dup_over(nfd, fd) < 0)
+        r = -errno;
+    ft_unlock();
+    sys.close(nfd);
+    if (r == 1) {
+        ft_mark_disk(fd);
+        idmap_add(fd, ino);
+    }
+    return r;
+}
+
+/*
+ * Called without locks when the inode is not in MEM: wait out a move, then
+ * swap.  Returns 0 if the file is back in MEM (not expected, but harmless),
+ * 1 if fd now refers to the disk file, or -errno.
+ */
+int fp_settle(int fd)
+{
+    struct eph_desc *d = fp_desc(fd);
+    struct eph_inode *ino = fp_inode_of(d);
+    if (ft_fds[fd].flags & FT_DISK)
+        return 1;
+    for (;;) {
+        uint32_t e = atomic_load_explicit(&ino->epoch, memory_order_acquire);
+        uint32_t st = atomic_load_explicit(&ino->state, memory_order_acquire);
+        if (st == EPH_MEM)
+            return 0;
+        if (st == EPH_DISK)
+            return swap_to_disk(fd, ino);
+        if (st != EPH_MOVING)
+            return -EIO;
+        eph_wait_change(&ino->epoch, e, 20 * 1000 * 1000);
+    }
+}
+
+/* ---- kernel I/O on an evicted file ------------------------------------- */
+
+ssize_t fp_disk_io(int fd, const struct iovec *iov, int cnt, off_t pos, int is_write)
+{
+    struct eph_desc *d = fp_desc(fd);
+    ssize_t r;
+    sh_tc.slow++;
+    if (pos >= 0 && !is_write)
+        return sys.preadv(fd, iov, cnt, pos);
+    eph_lock(&d->lock);
+    if (is_write && (atomic_load(&d->flags) & O_APPEND)) {
+        /* Appenders in other descriptions race with us: let the kernel append
+         * atomically (the disk fd carries O_APPEND), then read back where it put us. */
+        int kfl = sys.fcntl(fd, F_GETFL);
+        if (kfl >= 0 && !(kfl & O_APPEND))
+            sys.fcntl(fd, F_SETFL, kfl | O_APPEND);
+        r = sys.writev(fd, iov, cnt);
+        /* An empty write appends nothing and leaves the offset alone (the
+         * kernel fd's own position is stale: it is not the shared offset). */
+        if (r > 0) {
+            off_t end = sys.lseek(fd, 0, SEEK_CUR);
+            if (end >= 0 && pos < 0)
+                atomic_store(&d->offset, (uint64_t)end);
+        }
+        eph_unlock(&d->lock);
+        return r;
+    }
+    if (is_write) {
+        /* pwrite on an O_APPEND kernel fd appends: drop a flag left by an earlier append */
+        int kfl = sys.fcntl(fd, F_GETFL);
+        if (kfl >= 0 && (kfl & O_APPEND))
+            sys.fcntl(fd, F_SETFL, kfl & ~O_APPEND);
+    }
+    uint64_t off = pos >= 0 ? (uint64_t)pos : atomic_load(&d->offset);
+    r = is_write ? sys.pwritev(fd, iov, cnt, (off_t)off) : sys.preadv(fd, iov, cnt, (off_t)off);
+    if (r > 0 && pos < 0)
+        atomic_store(&d->offset, off + (uint64_t)r);
+    eph_unlock(&d->lock);
+    return r;
+}
+
+/*
+ * Wait while the daemon moves the file to disk.  Mid-move the disk file is
+ * not linked at the path yet, so a caller that falls back to the kernel on the
+ * path when the file left memory would get ENOENT; after it, it will not.
+ */
+void fp_wait_moving(struct eph_inode *ino, uint32_t gen)
+{
+    for (;;) {
+        uint32_t e = atomic_load_explicit(&ino->epoch, memory_order_acquire);
+        if (atomic_load(&ino->gen) != gen || atomic_load(&ino->state) != EPH_MOVING)
+            return;
+        eph_wait_change(&ino->epoch, e, 20 * 1000 * 1000);
+    }
+}

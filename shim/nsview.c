@@ -1,0 +1,183 @@
+/*
+ * shim/nsview.c - the shim's view of the daemon's namespace: seqlock reads
+ * of the shared path hash, and the errors the kernel's path walk would give.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/falloc.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/single_threaded.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+
+#include "nsview.h"
+#include "sys.h"
+#include "init.h"
+#include "pathnorm.h"
+#include "paths.h"
+#include "fp_stat.h"
+
+/*
+ * A namespace reader met the daemon inside (or racing) a write section.  Spin
+ * briefly, then let the daemon run: on a busy machine it can be preempted in
+ * the middle of a write, and a reader that gave up after a fixed number of
+ * spins reported existing files as missing (ENOENT, absent from readdir).
+ * 0: try again; -EAGAIN after about 5 s (a daemon that died mid-write).
+ */
+int nsv_backoff(unsigned tries)
+{
+    if (tries < 64) {
+        __builtin_ia32_pause();
+        return 0;
+    }
+    if (tries < 128) {
+        sched_yield();
+        return 0;
+    }
+    if (tries > 128 + 100000)
+        return -EAGAIN;
+    struct timespec ts = {0, 50 * 1000};
+    nanosleep(&ts, NULL);
+    return 0;
+}
+
+int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen)
+{
+    struct eph_shm_header *h = sh.hdr;
+    uint32_t hash = eph_path_hash(abs);
+    for (unsigned tries = 0;; tries++) {
+        uint64_t s1 = atomic_load_explicit(&h->ns_seq, memory_order_acquire);
+        if (s1 & 1) {
+            if (nsv_backoff(tries) < 0)
+                return -EAGAIN;
+            continue;
+        }
+        int found = -1;
+        uint32_t g = 0;
+        uint32_t idx = atomic_load_explicit(&sh.buckets[hash & (h->nbuckets - 1)], memory_order_relaxed);
+        for (uint32_t steps = 0; idx && idx <= h->ninodes && steps < h->ninodes; steps++) {
+            struct eph_inode *ino = &sh.inodes[idx - 1];
+            if (ino->hash == hash && strncmp(ino->path, abs, EPH_PATH_MAX) == 0) {
+                found = (int)(idx - 1);
+                g = atomic_load_explicit(&ino->gen, memory_order_relaxed);
+                break;
+            }
+            idx = ino->next;
+        }
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&h->ns_seq, memory_order_relaxed) != s1) {
+            if (nsv_backoff(tries) < 0)
+                return -EAGAIN;
+            continue;
+        }
+        if (found < 0)
+            return -ENOENT;
+        *inode = (uint32_t)found;
+        *gen = g;
+        return 0;
+    }
+}
+
+int nsv_stat(const char *abs, struct stat *st)
+{
+    uint32_t inode, gen;
+    for (int tries = 0; tries < 100; tries++) {
+        int r = nsv_lookup(abs, &inode, &gen);
+        if (r < 0)
+            return r;
+        struct eph_inode *ino = &sh.inodes[inode];
+        fp_fill_stat(ino, st);
+        /* The slot may have been freed and reused while we copied. */
+        if (atomic_load(&ino->gen) == gen && atomic_load(&ino->state) != EPH_FREE) {
+            sh_tc.stats++;
+            sh_count_tick();
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+/*
+ * What the kernel's walk to abs's parent would fail with: 0 if every proper
+ * ancestor is a directory, else -ENOTDIR or -ENOENT for the first one that
+ * is not (an in-memory file counts as a file, although the disk has nothing).
+ */
+static int walk_error(const char *abs, int depth);
+
+int nsv_walk_error(const char *abs)
+{
+    return walk_error(abs, 0);
+}
+
+static int walk_error(const char *abs, int depth)
+{
+    char buf[EPH_PATH_MAX];
+    size_t n = strlen(abs);
+    if (n >= sizeof buf)
+        return 0;
+    memcpy(buf, abs, n + 1);
+    uint32_t inode, gen;
+    for (char *s = strchr(buf + 1, '/'); s; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        struct stat st;
+        int e = 0;
+        if (nsv_lookup(buf, &inode, &gen) == 0) {
+            e = -ENOTDIR;
+        } else if (sys.stat(buf, &st) < 0) {
+            e = -errno;
+            /* a symlink on disk that leads to an in-memory file is a file too */
+            char tgt[EPH_PATH_MAX];
+            memcpy(tgt, buf, strlen(buf) + 1);
+            if (e == -ENOENT && depth < 8 && path_canon(tgt, 1) > 0) {
+                if (nsv_lookup(tgt, &inode, &gen) == 0)
+                    e = -ENOTDIR;
+                else if (walk_error(tgt, depth + 1) == -ENOTDIR)
+                    e = -ENOTDIR;
+            }
+        } else if (!S_ISDIR(st.st_mode)) {
+            e = -ENOTDIR;
+        }
+        *s = '/';
+        if (e)
+            return e;
+    }
+    return 0;
+}
+
+int nsv_ancestor_is_file(const char *abs)
+{
+    return nsv_walk_error(abs) == -ENOTDIR;
+}
+
+void nsv_enoent(int dirfd, const char *path)
+{
+    char abs[EPH_PATH_MAX];
+    int t;
+    if (sh_busy || !path_maybe_managed(dirfd, path) || sh_attach() < 0)
+        return;
+    if (pn_has_dotdot(path)) {
+        int e = path_physical_error(dirfd, path);
+        if (e == -ENOTDIR) {
+            errno = ENOTDIR;
+            return;
+        }
+    }
+    if (path_resolve(dirfd, path, abs, &t) <= 0)
+        return;
+    uint32_t inode, gen;
+    if (nsv_ancestor_is_file(abs) ||
+        (path_canon(abs, 1) > 0 && (nsv_ancestor_is_file(abs) || (t && nsv_lookup(abs, &inode, &gen) == 0))))
+        errno = ENOTDIR; /* a trailing slash through a symlink to an in-memory file, too */
+    else
+        errno = ENOENT;
+}

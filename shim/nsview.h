@@ -1,0 +1,33 @@
+/*
+ * shim/nsview.h - the shim's read-only view of the daemon's namespace
+ * (nsview.c): seqlock lookups in the shared path hash, and the errors the
+ * kernel's path walk would give where in-memory files stand in the way.
+ * (The daemon's own namespace, which writes the hash, is daemon/namespace.c.)
+ */
+#ifndef SHIM_NSVIEW_H
+#define SHIM_NSVIEW_H
+
+#include <errno.h>
+#include <stdint.h>
+
+struct stat;
+
+/* abs (normalised, managed) in the shared hash: 0 with its slot and gen, -ENOENT, or -EAGAIN. */
+int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen);
+int nsv_backoff(unsigned tries); /* seqlock reader wait: 0 retry, -EAGAIN give up */
+int nsv_stat(const char *abs, struct stat *st);    /* 0, -ENOENT if not in memory */
+
+/* 1 if a proper ancestor of abs is an in-memory file (the kernel would say ENOTDIR). */
+int nsv_ancestor_is_file(const char *abs);
+int nsv_walk_error(const char *abs);
+/* After a real call on a managed path failed with ENOENT: make it ENOTDIR where tmpfs would. */
+void nsv_enoent(int dirfd, const char *path);
+#define ENOENT_FIX(dirfd, path, call)                                \
+    ({                                                               \
+        __typeof__(call) r_ = (call);                                \
+        if (r_ < 0 && errno == ENOENT)                               \
+            nsv_enoent(dirfd, path);                                 \
+        r_;                                                          \
+    })
+
+#endif

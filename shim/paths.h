@@ -1,0 +1,49 @@
+/*
+ * shim/paths.h - managed roots and path resolution (paths.c): which paths
+ * the shim serves, and what the kernel's walk would make of them.
+ */
+#ifndef SHIM_PATHS_H
+#define SHIM_PATHS_H
+
+#include "ephemera/proto.h"
+
+#include <stdint.h>
+
+#include "compiler.h"
+
+/*
+ * A pointer no call may read: the zero page, or past the top of the user
+ * address space (x86-64: 47 bits; (char *)-1, kernel addresses).  The kernel
+ * answers EFAULT for these, so the wrappers pass them straight through rather
+ * than read them.  (A user page mapped without read access is not caught:
+ * telling it apart costs a system call per path.)
+ */
+static inline int path_bad_ptr(const void *p)
+{
+    return unlikely((uintptr_t)p < 4096 || (uintptr_t)p >= (1ull << 47));
+}
+
+void path_init(void);                   /* reads EPHEMERA_ROOTS and the cwd */
+void path_set_cwd(const char *abs);     /* after a successful chdir */
+/*
+ * Resolve (dirfd, p) lexically.  Returns 1 if the result lies under a managed
+ * root (out holds it, *trailing_slash tells whether p ended in '/'), 0 if not
+ * managed (caller passes through), or -errno (ENAMETOOLONG: also pass through).
+ */
+int path_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing_slash);
+/* Normalise (dirfd, p) to an absolute path whether managed or not: 1, 0 (cannot name it), -errno. */
+int path_absolute(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing_slash);
+/* The cheap pre-check: can p (relative to dirfd) possibly be managed?  0 for a bad pointer. */
+int path_maybe_managed(int dirfd, const char *p);
+int path_is_root(const char *abs);
+/*
+ * On a namespace miss: resolve abs's parent through the kernel (symlinked
+ * directories) and, if follow, a final symlink (which may name an in-memory
+ * file).  1 changed and still managed, 0 unchanged, -1 now unmanaged.
+ */
+int path_canon(char abs[EPH_PATH_MAX], int follow);
+/* For a path with "..": the error the kernel's physical walk gives (0, -ENOTDIR, -ENOENT...). */
+int path_dotdot_error(int dirfd, const char *p);
+int path_physical_error(int dirfd, const char *p);      /* abs is exactly a managed root */
+
+#endif

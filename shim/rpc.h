@@ -1,0 +1,20 @@
+/*
+ * shim/rpc.h - the daemon client (rpc.c): requests over the control socket.
+ */
+#ifndef SHIM_RPC_H
+#define SHIM_RPC_H
+
+#include <stdint.h>
+
+#include "ephemera/proto.h"
+
+/* Send req (version/pid filled in), wait for resp; *fd_out gets a received fd or -1. */
+int rpc_call(struct eph_req *req, struct eph_resp *resp, int *fd_out);
+/* A request about one inode (RELEASE, EVICT): the daemon's status; 0 if it could not be asked (logged). */
+int rpc_inode_call(uint32_t op, uint32_t inode, uint32_t gen);
+int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int send_fd); /* also sends send_fd */
+void rpc_send_fd(struct eph_req *req, int send_fd); /* a request the daemon does not answer */
+void rpc_after_fork(void);
+void rpc_req_init(struct eph_req *req, uint32_t op);
+
+#endif

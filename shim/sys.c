@@ -1,0 +1,112 @@
+/*
+ * shim/sys.c - the table of real libc calls (sys.h), resolved once, and in
+ * test builds (-DEPH_FAULTS) the faults that EPHEMERA_FAULTS puts in front of
+ * its entries.
+ *
+ * The constructor (init.c) resolves every symbol eagerly.  Wrappers called
+ * before it (by an earlier library's constructor) resolve on demand, because
+ * sys_resolve is idempotent and never calls back into the shim.
+ */
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sys.h"
+
+struct sys_table sys;
+static _Atomic int sys_resolved;
+
+#define SYS_SYM(name, ret, params, args, need, fault) EPH_SYS_SYM_ENTRY(struct sys_table, name, need)
+static const struct eph_sys_sym sys_syms[] = {SHIM_SYSCALLS(SYS_SYM)};
+#undef SYS_SYM
+
+/* Without the real call we cannot even pass through: say so and stop. */
+static __attribute__((noreturn)) void sys_missing(const char *name)
+{
+    char msg[160];
+    int n = snprintf(msg, sizeof msg, "libephemera: cannot resolve the libc symbol %s; aborting\n", name);
+    ssize_t r = syscall(SYS_write, 2, msg, (size_t)n);
+    (void)r;
+    abort();
+}
+
+void sys_resolve(void)
+{
+    if (atomic_load_explicit(&sys_resolved, memory_order_acquire))
+        return;
+    const char *missing = eph_systable_resolve(&sys, sys_syms, sizeof sys_syms / sizeof sys_syms[0], RTLD_NEXT);
+    if (missing)
+        sys_missing(missing);
+    atomic_store_explicit(&sys_resolved, 1, memory_order_release);
+}
+
+#ifdef EPH_FAULTS
+/*
+ * Test build only.  The rules are read once, by the constructor (init.c:
+ * not at the first resolution, which a sanitizer's start-up can trigger
+ * before the environment is readable); each faultable entry named by a rule is pointed at its wrapper, which calls
+ * the original through sys_orig.  Nothing of this is in the production
+ * library (test/shim-exports.txt), and an entry no rule names is untouched.
+ */
+static struct sys_table sys_orig;
+static struct eph_faults sys_faults;
+
+/* on=mem: a memfd of the daemon's that holds a file ("ephemera"; not the region or our fd-table ledger). */
+static int sys_fd_is_mem(int fd)
+{
+    static const char want[] = "/memfd:ephemera (deleted)";
+    char p[64], t[sizeof want];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    ssize_t n = sys_orig.readlink(p, t, sizeof t);
+    return n == (ssize_t)sizeof want - 1 && memcmp(t, want, sizeof want - 1) == 0;
+}
+
+#define EPH_FAULT_TABLE sys_faults
+#define EPH_FAULT_ORIG sys_orig
+SHIM_SYSCALLS(EPH_FAULT_WRAPPER)
+
+static const char *const sys_faultable[] = {SHIM_SYSCALLS(EPH_FAULT_NAME) NULL};
+
+/* A test asked for something this build cannot do: say what and stop, rather than run without it. */
+static __attribute__((noreturn)) void sys_faults_bad(const char *what, const char *rule)
+{
+    char msg[512];
+    int n = snprintf(msg, sizeof msg,
+                     "libephemera: EPHEMERA_FAULTS: %s at \"%.80s\"; expected "
+                     "CALL:ENOSPC|EIO|EINTR|EDQUOT|EFBIG|short[:on=mem|disk|any][:after=N][:times=N] with CALL "
+                     "one of the table's faultable entries (shim/sys.h: fault class ERR, XFER or XFERV)\n",
+                     what, rule);
+    ssize_t r = syscall(SYS_write, 2, msg, (size_t)n);
+    (void)r;
+    abort();
+}
+
+void sys_faults_install(void)
+{
+    const char *spec = getenv("EPHEMERA_FAULTS"), *bad = NULL;
+    if (!spec || !*spec)
+        return;
+    if (eph_faults_parse(spec, &sys_faults, &bad) < 0)
+        sys_faults_bad("cannot read the rule", bad);
+    const struct eph_fault *u = eph_faults_unknown(&sys_faults, sys_faultable);
+    if (u)
+        sys_faults_bad("no faultable call of that name", u->call);
+    sys_faults.fd_is_mem = sys_fd_is_mem;
+    sys_orig = sys;
+    struct sys_table wrapped = sys;
+#define EPH_FAULT_INSTALL_TARGET wrapped
+    SHIM_SYSCALLS(EPH_FAULT_SWAP)
+#undef EPH_FAULT_INSTALL_TARGET
+    /* Only the entries some rule names: the others stay the real call. */
+#define SYS_PICK(name, ret, params, args, need, fault)                               \
+    for (int i = 0; i < sys_faults.n; i++)                                          \
+        if (strcmp(sys_faults.rule[i].call, #name) == 0)                            \
+            sys.name = wrapped.name;
+    SHIM_SYSCALLS(SYS_PICK)
+#undef SYS_PICK
+}
+#endif

@@ -1,0 +1,249 @@
+// Conformance gaps of issue 9, item 4, each against tmpfs as the oracle: the same program runs in a
+// tmpfs directory and in a managed root, and must print the same.
+import { test } from 'node:test';
+
+import { PYTHON, sameOnTmpfsAndShim } from './lib/harness.mjs';
+
+const py = (script) => ({ cmd: PYTHON, argv: (dir) => ['-c', script, dir] });
+
+// statvfs/fstatvfs on an in-memory file answer (tmpfs answers for its mount; the shim for the
+// file system of the file's directory, where it goes when memory is short): the figures are a
+// file system's, and the errors of a bad path are the kernel's.
+const STATVFS = String.raw`
+import errno, os, sys
+d = sys.argv[1]
+p = os.path.join(d, 'f')
+with open(p, 'wb') as f:
+    f.write(b'x' * 10000)
+with open(p, 'rb') as f:
+    print('read', len(f.read()))
+def sane(v):
+    return (v.f_bsize > 0 and v.f_frsize > 0 and v.f_blocks > 0 and 0 <= v.f_bavail <= v.f_bfree <= v.f_blocks
+            and v.f_ffree <= v.f_files and v.f_namemax == 255)
+print('statvfs', sane(os.statvfs(p)))
+fd = os.open(p, os.O_RDONLY)
+print('fstatvfs', sane(os.fstatvfs(fd)))
+os.close(fd)
+for q in (p + '/', os.path.join(d, 'missing'), p + '/x'):
+    try:
+        os.statvfs(q)
+        print(q[len(d):], 'ok')
+    except OSError as e:
+        print(q[len(d):], errno.errorcode[e.errno])
+`;
+
+test('statvfs and fstatvfs of an in-memory file answer as on tmpfs', { timeout: 60_000 }, async (t) => {
+  await sameOnTmpfsAndShim(t, 'statvfs', '', py(STATVFS));
+});
+
+// readdir's d_ino is the st_ino that stat shows, also for a file this process has open while it
+// moves to disk (stat keeps showing its in-memory identity then).  Under a 64 KiB budget, a file
+// left idle for more than the daemon's busy window (1 s) is evicted to make room for another.
+const DINO = String.raw`
+import os, sys, time
+d = sys.argv[1]
+f = open(os.path.join(d, 'a'), 'wb'); f.write(b'x' * 40000); f.flush()
+time.sleep(1.5)
+g = open(os.path.join(d, 'b'), 'wb'); g.write(b'y' * 40000); g.flush()
+os.mkdir(os.path.join(d, 'sub'))
+with open(os.path.join(d, 'b'), 'rb') as r:
+    print('read', len(r.read()))
+for e in sorted(os.scandir(d), key=lambda e: e.name):
+    print(e.name, e.inode() == os.stat(e.path, follow_symlinks=False).st_ino)
+print('fd', os.fstat(f.fileno()).st_ino == os.stat(os.path.join(d, 'a')).st_ino)
+`;
+
+test("readdir's d_ino equals st_ino, also for an open file that moved to disk", { timeout: 60_000 }, async (t) => {
+  await sameOnTmpfsAndShim(t, 'dino', '', { ...py(DINO), budget: 65536 });
+});
+
+// Which times each call changes, on the file and on its directory: truncate and ftruncate (to a new
+// size and to the same size), link, rename (within a directory and across), as tmpfs does.
+const TIMES = String.raw`
+import os, sys, time
+d = sys.argv[1]
+os.mkdir(os.path.join(d, 'sub'))
+def put(n, data=b'abc'):
+    with open(os.path.join(d, n), 'wb') as f:
+        f.write(data)
+def times(p):
+    s = os.stat(p, follow_symlinks=False)
+    return (s.st_mtime_ns, s.st_ctime_ns)
+def step(what, fn, paths):
+    # 'a>b': the file was a before the call and is b after it
+    src = lambda p: p.split('>')[0]
+    dst = lambda p: p.split('>')[-1]
+    before = {p: times(os.path.join(d, src(p))) for p in paths}
+    time.sleep(0.02)
+    fn()
+    after = {}
+    for p in paths:
+        q = os.path.join(d, dst(p))
+        after[p] = times(q) if os.path.lexists(q) else None
+    for p in paths:
+        b, a = before[p], after[p]
+        if a is None:
+            print(what, p, 'gone')
+        else:
+            print(what, p, 'mtime', 'changed' if a[0] != b[0] else 'same', 'ctime', 'changed' if a[1] != b[1] else 'same')
+put('t'); step('truncate-grow', lambda: os.truncate(os.path.join(d, 't'), 100), ['t', '.'])
+step('truncate-same', lambda: os.truncate(os.path.join(d, 't'), 100), ['t', '.'])
+fd = os.open(os.path.join(d, 't'), os.O_RDWR)
+step('ftruncate-shrink', lambda: os.ftruncate(fd, 10), ['t', '.'])
+step('ftruncate-same', lambda: os.ftruncate(fd, 10), ['t', '.'])
+os.close(fd)
+put('l'); step('link', lambda: os.link(os.path.join(d, 'l'), os.path.join(d, 'l2')), ['l', '.'])
+print('link-nlink', os.stat(os.path.join(d, 'l')).st_nlink, os.stat(os.path.join(d, 'l')).st_ino == os.stat(os.path.join(d, 'l2')).st_ino)
+put('r'); step('rename', lambda: os.rename(os.path.join(d, 'r'), os.path.join(d, 'r2')), ['r>r2', '.'])
+print('rename-target', 'exists' if os.path.exists(os.path.join(d, 'r2')) else 'missing')
+put('m'); step('rename-across', lambda: os.rename(os.path.join(d, 'm'), os.path.join(d, 'sub', 'm')), ['m>sub/m', '.', 'sub'])
+put('o1', b'one'); put('o2', b'two')
+step('rename-over', lambda: os.rename(os.path.join(d, 'o1'), os.path.join(d, 'o2')), ['o1>o2', '.'])
+with open(os.path.join(d, 'o2'), 'rb') as f:
+    print('read', f.read())
+`;
+
+test('truncate, ftruncate, link and rename change the times that tmpfs changes', { timeout: 60_000 }, async (t) => {
+  await sameOnTmpfsAndShim(t, 'times', '', py(TIMES));
+});
+
+// Set-id bits: a write, truncate, ftruncate or O_TRUNC open by a user other than root (no
+// CAP_FSETID) clears S_ISUID, and S_ISGID when group-executable; root's writes keep them; a
+// set-group-ID file that is not group-executable keeps S_ISGID for a writer in its group.
+const SETID = String.raw`
+import os, sys
+d = sys.argv[1]
+os.chmod(d, 0o777)
+os.chdir(d)
+cases = [('w', 0o6777, 'write'), ('t', 0o6777, 'truncate'), ('f', 0o6777, 'ftruncate'), ('o', 0o6777, 'otrunc'),
+         ('g', 0o2766, 'write'), ('r', 0o6777, 'root-write')]
+for name, mode, _ in cases:
+    with open(name, 'wb') as f:
+        f.write(b'data')
+    os.chown(name, 0, 1000)
+    os.chmod(name, mode)
+def act(name, how):
+    if how in ('write', 'root-write'):
+        fd = os.open(name, os.O_WRONLY); os.write(fd, b'x'); os.close(fd)
+    elif how == 'truncate':
+        os.truncate(name, 1)
+    elif how == 'ftruncate':
+        fd = os.open(name, os.O_WRONLY); os.ftruncate(fd, 2); os.close(fd)
+    elif how == 'otrunc':
+        fd = os.open(name, os.O_WRONLY | os.O_TRUNC); os.close(fd)
+pid = os.fork()
+if pid == 0:
+    os.setgroups([])
+    os.setgid(1000)
+    os.setuid(1000)
+    for name, _, how in cases:
+        if how != 'root-write':
+            act(name, how)
+    os._exit(0)
+os.waitpid(pid, 0)
+act('r', 'root-write')
+for name, mode, how in cases:
+    with open(name, 'rb') as f:
+        f.read()
+    print(name, how, oct(os.stat(name).st_mode & 0o7777))
+`;
+
+test('a write or truncate by another user clears the set-id bits as on tmpfs', { timeout: 60_000 }, async (t) => {
+  await sameOnTmpfsAndShim(t, 'setid', '', py(SETID));
+});
+
+// Sticky directories: in a 1777 directory, a user may unlink or rename away only entries it owns
+// (or in a directory it owns); others get EPERM, as the kernel's may_delete says.
+const STICKY = String.raw`
+import errno, os, sys
+d = sys.argv[1]
+os.chmod(os.path.dirname(d), 0o755)  # the users must be able to reach d (see the SETID case for why not always)
+os.chmod(d, 0o777)
+os.chdir(d)
+os.mkdir('s'); os.chmod('s', 0o1777)
+os.mkdir('u'); os.chown('u', 1001, 1001); os.chmod('u', 0o1777)
+def as_user(uid, fn):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.setgroups([]); os.setgid(uid); os.setuid(uid)
+        try:
+            fn(); out = 'ok'
+        except OSError as e:
+            out = errno.errorcode[e.errno]
+        os.write(w, out.encode()); os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    out = os.read(r, 100).decode(); os.close(r)
+    return out
+def mk(path, uid):
+    def make():
+        with open(path, 'wb') as f:
+            f.write(b'data')
+    print('create', path, uid, as_user(uid, make) if uid else (make() or 'ok'))
+for n in ('a', 'b', 'c', 'e'):
+    mk('s/' + n, 1000)
+mk('s/r', 0)
+mk('u/x', 1000)
+mk('u/y', 1000)
+print('1001 unlink s/a', as_user(1001, lambda: os.unlink('s/a')))
+print('1001 rename s/b', as_user(1001, lambda: os.rename('s/b', 's/b2')))
+print('1001 rename onto s/c', as_user(1001, lambda: (open('s/mine', 'wb').close(), os.rename('s/mine', 's/c'))))
+print('1000 unlink s/a', as_user(1000, lambda: os.unlink('s/a')))
+print('1000 rename s/b', as_user(1000, lambda: os.rename('s/b', 's/b2')))
+print('1000 unlink s/r', as_user(1000, lambda: os.unlink('s/r')))
+print('1001 unlink u/x (owns the dir)', as_user(1001, lambda: os.unlink('u/x')))
+print('1001 rename u/y (owns the dir)', as_user(1001, lambda: os.rename('u/y', 'u/y2')))
+print('root unlink s/e', as_user(0, lambda: os.unlink('s/e')))
+for p in sorted(os.listdir('s')) + ['/'] + sorted(os.listdir('u')):
+    q = os.path.join('s', p) if p != '/' and os.path.exists(os.path.join('s', p)) else os.path.join('u', p)
+    if p != '/':
+        with open(q, 'rb') as f:
+            print(q, f.read())
+`;
+
+// Known gap (todo): under `ephemera run` the daemon's socket lives in a 0700 run directory, so a
+// process that switched to another user cannot ask the daemon anything ("rpc op 3 failed:
+// Permission denied" in the log); its unlink of root's in-memory file then falls back to the disk
+// and says ENOENT where the kernel says EPERM.  With the socket reachable (a daemon started by
+// hand on a 0755 run directory) the output is the same as tmpfs's.  The fix belongs to whoever
+// creates the run directory (src/cli/run.ts) and the socket's mode (daemon/).
+test('sticky directories: unlink and rename fail and succeed for the users the kernel says', { timeout: 60_000, todo: 'other users cannot reach the daemon socket under ephemera run' }, async (t) => {
+  await sameOnTmpfsAndShim(t, 'sticky', '', py(STICKY));
+});
+
+// S_ISGID inheritance from a set-group-ID directory, and chmod by a non-owner (EPERM) and by an
+// owner outside the file's group (S_ISGID silently dropped), as the kernel does.
+const SGID = String.raw`import errno, os, sys
+d = sys.argv[1]
+os.chmod(os.path.dirname(d), 0o755)
+os.chmod(d, 0o777)
+os.chdir(d)
+os.mkdir('g'); os.chown('g', 0, 1000); os.chmod('g', 0o2777)
+with open('g/f', 'wb') as f: f.write(b'x')
+st = os.stat('g/f'); print('inherit gid', st.st_gid, oct(st.st_mode & 0o7777))
+os.mkdir('g/sub'); st = os.stat('g/sub'); print('subdir gid', st.st_gid, oct(st.st_mode & 0o7777))
+with open('mine', 'wb') as f: f.write(b'y')
+os.chown('mine', 1000, 1000)
+def as_user(uid, gid, fn):
+    pid = os.fork()
+    if pid == 0:
+        os.setgroups([]); os.setgid(gid); os.setuid(uid)
+        try:
+            fn(); print('ok', flush=True)
+        except OSError as e:
+            print(errno.errorcode[e.errno], flush=True)
+        os._exit(0)
+    os.waitpid(pid, 0)
+print('1001 chmod mine:', end=' ', flush=True); as_user(1001, 1001, lambda: os.chmod('mine', 0o600))
+print('1000 chmod mine 2755 (in group):', end=' ', flush=True); as_user(1000, 1000, lambda: os.chmod('mine', 0o2755))
+os.chown('mine', 1000, 0)
+print('1000 chmod mine 2755 (not in group):', end=' ', flush=True); as_user(1000, 1000, lambda: os.chmod('mine', 0o2755))
+with open('mine', 'rb') as f: f.read()
+print('mine', oct(os.stat('mine').st_mode & 0o7777))
+`;
+
+test('set-group-ID directories pass their group on, and chmod by other users follows the kernel', { timeout: 60_000 }, async (t) => {
+  await sameOnTmpfsAndShim(t, 'sgid', '', py(SGID));
+});
