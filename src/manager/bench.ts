@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { createManager } from './core.js';
-import { seededRandom } from './random.js';
+import { mulberry32 } from '../core/random.js';
 import { spawnManager } from './client.js';
 import type { ContainerInfo, Manager, ManagerConfig, ManagerEvent, Usage } from './types.js';
 
@@ -111,7 +111,7 @@ export function benchPool(size: number, tenant: string): { infos: ContainerInfo[
 
 /** A seeded stream of invocation starts and ends over the pool, valid in order. */
 export function benchEvents(infos: readonly ContainerInfo[], used: ReadonlyMap<string, Usage>, count: number, seed: number): ManagerEvent[] {
-  const random = seededRandom(seed);
+  const random = mulberry32(seed);
   const running = new Set<string>();
   const events: ManagerEvent[] = [];
   while (events.length < count) {

@@ -20,7 +20,7 @@ import assert from 'node:assert/strict';
 
 import { createManager, mayShare } from './core.js';
 import { isEphemeraError } from '../core/errors.js';
-import { seededRandom } from './random.js';
+import { mulberry32 } from '../core/random.js';
 import type { ContainerInfo, Manager, ManagerConfig, ManagerEvent, ManagerSnapshot, Move, PoolEntry, SharingScope, Usage } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -51,7 +51,7 @@ class World {
   stats = { events: 0, moves: 0, halfMoves: 0, failures: 0, crashes: 0, recoveries: 0, lends: 0, refusedForeign: 0 };
 
   constructor(seed: number) {
-    this.random = seededRandom(seed);
+    this.random = mulberry32(seed);
     for (let t = 0; t < 3; t++) {
       const config: ManagerConfig = {
         tenant: `tenant${String(t)}`,

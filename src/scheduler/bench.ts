@@ -13,7 +13,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 
 import { algorithm1, type TaskProfile } from './algorithm.js';
-import { mulberry32, randomInt } from './random.js';
+import { mulberry32, randomInt } from '../core/random.js';
 import { Scheduler } from './scheduler.js';
 
 const MiB = 1024 * 1024;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { isEphemeraError } from '../core/errors.js';
 import { estimateWith, fitModel, InputSensitiveEstimator, runMem, type RunPeaks } from './estimator.js';
 import { profileFromRuns } from './profile.js';
-import { mulberry32 } from './random.js';
+import { mulberry32 } from '../core/random.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -7,7 +7,7 @@ import Fastify from 'fastify';
 import { isEphemeraError } from '../core/errors.js';
 import { extenderFilter, extenderPrioritize, parseQuantity, POD_ANNOTATIONS, type ExtenderFilterResult, type HostPriority } from './extender.js';
 import { extenderRoutes } from './extender-routes.js';
-import { mulberry32, randomInt } from './random.js';
+import { mulberry32, randomInt } from '../core/random.js';
 import { Scheduler } from './scheduler.js';
 
 const MiB = 1024 * 1024;

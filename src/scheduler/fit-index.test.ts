@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { FitIndex, type FitEntry } from './fit-index.js';
-import { mulberry32 } from './random.js';
+import { mulberry32 } from '../core/random.js';
 
 const cmp = (a: FitEntry, b: FitEntry): number => a.key - b.key || a.ordinal - b.ordinal;
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 
 import { isEphemeraError } from '../core/errors.js';
 import { fits, freeOf, linearDecision, SCHEDULER_POLICIES, score, type Figures, type NodeView, type TaskProfile } from './algorithm.js';
-import { mulberry32, randomInt } from './random.js';
+import { mulberry32, randomInt } from '../core/random.js';
 import { Scheduler, type NodeReport } from './scheduler.js';
 
 const report = (node: string, seq: number, lim: number, alloc = 0, req = 0, tenants: Record<string, Figures> = {}, running: string[] = []): NodeReport => ({
