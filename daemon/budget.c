@@ -357,6 +357,13 @@ void budget_refresh(void)
     budget_apply();
 }
 
+/* The guard's wake-up: the cgroup is at its limit with tasks waiting. */
+static void budget_on_oom(void)
+{
+    evict_test_touch();
+    budget_refresh();
+}
+
 /* Once per tick: growth of the function's own memory sets the surge
  * reserve once it has lasted two ticks (then ten ticks of the smaller step
  * are reserved); a tick without growth halves it.  A single step - a buffer
@@ -635,7 +642,7 @@ int budget_init(const struct budget_opts *o, char *err, size_t errlen)
         if (o->oom_guard && strcmp(B.dir, B.base) != 0)
             log_msg(LOG_INFO, "oom guard off: the binding limit is on %s, not our cgroup", B.dir);
         else if (o->oom_guard)
-            guard_init(B.version, B.dir, budget_refresh);
+            guard_init(B.version, B.dir, budget_on_oom);
     }
     if (loop_every(&B.timer, (uint64_t)(B.version ? BUDGET_POLL_NS : BUDGET_IDLE_NS),
                    budget_on_tick, err, errlen) < 0)

@@ -30,11 +30,13 @@
 #include "control.h"
 #include "daemon.h"
 #include "evict.h"
+#include "guard.h"
 #include "ledger.h"
 #include "log.h"
 #include "loop.h"
 #include "namespace.h"
 #include "region.h"
+#include "reserve.h"
 #include "shimsrv.h"
 #include "size.h"
 
@@ -164,6 +166,7 @@ int main(int argc, char **argv)
     int debug = 0, oom_guard = 1;
     char err[EPHD_ERRLEN] = "";
 
+    reserve_heap_policy();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -270,12 +273,26 @@ int main(int argc, char **argv)
         ephd_die("--log: %s", err);
     if (loop_init(err, sizeof err) < 0 ||
         region_create((uint32_t)inodes, (uint32_t)inodes * 4, err, sizeof err) < 0 ||
-        ns_init(err, sizeof err) < 0)
+        ns_init(err, sizeof err) < 0 || evict_init(err, sizeof err) < 0)
         ephd_die("%s", err);
+    const char *inject = getenv("EPHEMERAD_TEST_EVICT_ALLOC");
+    if (inject && *inject) {
+        int64_t n = size_parse(inject);
+        if (n < 0)
+            ephd_die("EPHEMERAD_TEST_EVICT_ALLOC: cannot parse size '%s'", inject);
+        evict_test_alloc((size_t)n);
+        log_msg(LOG_WARN, "test: every eviction allocates %lld bytes", (long long)n);
+    }
     struct budget_opts bo = {
         .static_budget = budget, .headroom = headroom, .cgroup = cgroup, .oom_guard = oom_guard};
     if (budget_init(&bo, err, sizeof err) < 0)
         ephd_die("%s", err);
+    /* Resident before the guard can be armed (reserve.h): what is allocated
+     * from here on comes from a heap reserve (1 MiB, and the test's injected
+     * allocation). */
+    if (guard_active())
+        log_msg(LOG_INFO, "working set %s",
+                reserve_lock((1u << 20) + evict_test_alloc_bytes(), D.h, D.region_size));
     snprintf(path, sizeof path, "%s/shim.sock", rundir);
     if (shim_listen(path, err, sizeof err) < 0)
         ephd_die("%s", err);

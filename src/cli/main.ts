@@ -31,6 +31,13 @@ const COMMANDS: Readonly<Record<string, Command>> = {
       return { usage: m.CTL_USAGE, main: (argv) => m.ctlMain(argv) };
     },
   },
+  watchdog: {
+    summary: "watch a memory cgroup from outside and end a stall of ephemerad's OOM guard within a bound",
+    load: async () => {
+      const m = await import('./watchdog.js');
+      return { usage: m.WATCHDOG_USAGE, main: m.watchdogMain };
+    },
+  },
   bench: {
     summary: 'run a benchmark and print a table of results',
     load: async () => {
