@@ -24,6 +24,7 @@ struct budget_snapshot {
     const char *cgroup;    /* path or NULL */
     int version;           /* 1, 2 or 0 */
     int64_t own;           /* function's own memory (usage - our files - reclaimable cache), -1 unknown */
+    int64_t own_peak;      /* the highest own measured on a fresh memory.stat, -1 unknown */
 };
 
 int budget_init(const struct budget_opts *o, char *err, size_t errlen);

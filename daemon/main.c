@@ -30,6 +30,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "evict.h"
+#include "filebytes.h"
 #include "guard.h"
 #include "ledger.h"
 #include "log.h"
@@ -148,7 +149,8 @@ static void ephd_on_shutdown_request(enum ephd_exit_mode mode)
     loop_stop();
 }
 
-/* Once a second: the garbage left by processes that died without closing. */
+/* Once a second: the garbage left by processes that died without closing,
+ * and a sample of the file bytes for their peak. */
 static struct loop_timer ephd_gc_timer;
 
 static void ephd_gc_tick(uint64_t expirations)
@@ -156,6 +158,7 @@ static void ephd_gc_tick(uint64_t expirations)
     (void)expirations;
     ns_gc_all();
     ns_sweep_orphans(shim_nconns(), shim_accepts());
+    fbytes_sample();
 }
 
 int main(int argc, char **argv)

@@ -687,6 +687,13 @@ static void test_control(struct daemon *d)
               strstr(reply, "\"fast_reads\":") && strstr(reply, "\"limit\":") &&
               json_int(reply, "file_bytes_disk") >= 3 * 400 * 1024,
           "stats: %s", reply);
+    /* The sizing peaks (PROTOCOL.md): no cgroup, so no own memory; the file
+     * peak covers the files on disk and in memory, and the memory peak. */
+    CHECK(strstr(reply, "\"own_memory_peak\":null") &&
+              json_int(reply, "file_bytes_peak") >=
+                  json_int(reply, "file_bytes_disk") + json_int(reply, "file_bytes_memory") &&
+              json_int(reply, "file_bytes_peak") >= json_int(reply, "bytes_in_memory_peak"),
+          "peaks: %s", reply);
     ctl_req(c, "{\"v\":1,\"id\":2,\"op\":\"explode\"}", reply, sizeof reply);
     CHECK(strstr(reply, "\"id\":2,\"ok\":false") && strstr(reply, "EPH_UNKNOWN_OP"), "%s", reply);
     ctl_req(c, "{\"v\":1,\"id\":3,\"op\":\"shrink\",\"bytes\":\"12x\"}", reply, sizeof reply);

@@ -10,6 +10,8 @@
  *   daemon once no file is left to evict, or by the watchdog), it is never left frozen, and the
  *   files written before are intact on disk.
  *
+ * The first case also checks the sizing peaks in the stats (own_memory_peak, file_bytes_peak).
+ *
  * GUARD_SOAK_RUNS=N runs the first case N times (`make soak`: 50, with the ASan daemon through
  * GUARD_SOAK_ASAN=1 and EPHEMERA_EPHEMERAD).
  */
@@ -77,6 +79,11 @@ for (let n = 0; n < RUNS; n++) {
     assert.equal(o.stats['oom_kills'], 0, `no OOM kill; ${o.out}`);
     assert.equal(o.stats['watchdog_lifts'], 0, `the guard must not need lifting when the heap fits; ${o.out}`);
     assert.ok(Number(o.stats['evictions']) >= 1, `files had to leave memory for the heap: ${JSON.stringify(o.stats)}`);
+    // The sizing peaks (docs/PROTOCOL.md): the heap is the function's own, the files are not.
+    const own = Number(o.stats['own_memory_peak']);
+    const files = Number(o.stats['file_bytes_peak']);
+    t.diagnostic(JSON.stringify({ own_memory_peak: own, file_bytes_peak: files }));
+    assert.ok(own >= HEAP_MIB * MiB && own < (HEAP_MIB + FILES_MIB) * MiB, `own_memory_peak ${String(own)}: the ${String(HEAP_MIB)} MiB heap, not the ${String(FILES_MIB)} MiB of files`);
     assert.ok(files >= FILES_MIB * MiB && files < 2 * FILES_MIB * MiB, `file_bytes_peak ${String(files)}: the ${String(FILES_MIB)} MiB of files`);
   });
 }
