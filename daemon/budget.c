@@ -649,7 +649,7 @@ int budget_init(const struct budget_opts *o, char *err, size_t errlen)
         if (o->oom_guard && strcmp(B.dir, B.base) != 0)
             log_msg(LOG_INFO, "oom guard off: the binding limit is on %s, not our cgroup", B.dir);
         else if (o->oom_guard)
-            guard_init(B.version, B.dir, budget_on_oom);
+            guard_init(B.version, B.dir, budget_on_oom, o->before_guard);
     }
     if (loop_every(&B.timer, (uint64_t)(B.version ? BUDGET_POLL_NS : BUDGET_IDLE_NS),
                    budget_on_tick, err, errlen) < 0)

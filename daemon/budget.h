@@ -14,6 +14,7 @@ struct budget_opts {
     int64_t headroom;      /* --headroom, -1 for the default */
     const char *cgroup;    /* "auto", "none" or a cgroup directory */
     int oom_guard;         /* --oom-guard on: hold the kernel's OOM killer while we can evict */
+    void (*before_guard)(void); /* once, before the guard is first set (guard.h) */
 };
 
 struct budget_snapshot {

@@ -44,6 +44,7 @@ static struct {
     int64_t high;            /* v2: value we wrote, -1 = "max" */
     struct loop_ev oom;      /* v1: OOM notification eventfd */
     void (*on_oom)(void);
+    void (*before_arm)(void); /* once, before the first arming */
     uint64_t rearm_at;       /* v1: not before (mono ns), after an outside lift */
 } G = {.ctl_fd = -1, .high = -2, .oom = {.fd = -1}};
 
@@ -79,6 +80,11 @@ void guard_update(int64_t limit, uint64_t headroom, int want)
 {
     if (G.ctl_fd < 0)
         return;
+    if (want && G.before_arm) {
+        void (*fn)(void) = G.before_arm;
+        G.before_arm = NULL;
+        fn();
+    }
     if (G.version == 1) {
         int disabled, under = guard_read_v1(&disabled);
         if (G.armed && disabled == 0) {
@@ -130,11 +136,12 @@ static void guard_on_oom(struct loop_ev *ev, uint32_t events)
     G.on_oom();
 }
 
-void guard_init(int version, const char *dir, void (*on_oom)(void))
+void guard_init(int version, const char *dir, void (*on_oom)(void), void (*before_arm)(void))
 {
     char p[PATH_MAX + 64];
     G.version = version;
     G.on_oom = on_oom;
+    G.before_arm = before_arm;
     snprintf(p, sizeof p, "%s/%s", dir, version == 1 ? "memory.oom_control" : "memory.high");
     G.ctl_fd = open(p, O_RDWR | O_CLOEXEC);
     if (G.ctl_fd < 0) {

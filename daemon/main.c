@@ -31,7 +31,6 @@
 #include "daemon.h"
 #include "evict.h"
 #include "filebytes.h"
-#include "guard.h"
 #include "ledger.h"
 #include "log.h"
 #include "loop.h"
@@ -147,6 +146,18 @@ static void ephd_on_shutdown_request(enum ephd_exit_mode mode)
 {
     ephd_finish(mode);
     loop_stop();
+}
+
+/* Just before the OOM guard is first set (files in memory under a limit):
+ * the working set made resident (reserve.h), and what is allocated from
+ * then on comes from a heap reserve (256 KiB: the wake-up path's stdio
+ * buffers, a /proc scan, control connections; and the test's injected
+ * allocation).  The eviction path itself allocates nothing.  Not before:
+ * an instance that never holds files under a limit pays nothing. */
+static void ephd_make_resident(void)
+{
+    log_msg(LOG_INFO, "working set %s",
+            reserve_lock((256u << 10) + evict_test_alloc_bytes(), D.h, D.region_size));
 }
 
 /* Once a second: the garbage left by processes that died without closing,
@@ -286,16 +297,13 @@ int main(int argc, char **argv)
         evict_test_alloc((size_t)n);
         log_msg(LOG_WARN, "test: every eviction allocates %lld bytes", (long long)n);
     }
-    struct budget_opts bo = {
-        .static_budget = budget, .headroom = headroom, .cgroup = cgroup, .oom_guard = oom_guard};
+    struct budget_opts bo = {.static_budget = budget,
+                             .headroom = headroom,
+                             .cgroup = cgroup,
+                             .oom_guard = oom_guard,
+                             .before_guard = ephd_make_resident};
     if (budget_init(&bo, err, sizeof err) < 0)
         ephd_die("%s", err);
-    /* Resident before the guard can be armed (reserve.h): what is allocated
-     * from here on comes from a heap reserve (1 MiB, and the test's injected
-     * allocation). */
-    if (guard_active())
-        log_msg(LOG_INFO, "working set %s",
-                reserve_lock((1u << 20) + evict_test_alloc_bytes(), D.h, D.region_size));
     snprintf(path, sizeof path, "%s/shim.sock", rundir);
     if (shim_listen(path, err, sizeof err) < 0)
         ephd_die("%s", err);

@@ -22,7 +22,7 @@
 
 /* Stack touched at start-up: the deepest path (an eviction from a request
  * handler, a few path buffers per frame) uses well under this. */
-#define RESERVE_STACK (256u << 10)
+#define RESERVE_STACK (128u << 10)
 
 void reserve_heap_policy(void)
 {

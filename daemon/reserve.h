@@ -4,7 +4,7 @@
  * faults in while its cgroup is at the limit puts it to sleep until memory
  * is freed - and freeing memory is its own job.  So the pages it will touch
  * on the wake-up and eviction paths are faulted in (stack, a heap reserve
- * that malloc keeps) and locked (mlock) at start-up, when there is a guard.
+ * that malloc keeps) and locked (mlock) just before the guard is first set.
  *
  * Not in the ASan build: locking would fault in the shadow memory.  There,
  * and wherever mlock is refused (no CAP_IPC_LOCK and a small

@@ -24,7 +24,7 @@ import { BUILD, EPHEMERA, MiB, PYTHON, REPO, cgroupSkipReason, run } from './har
 
 const FN = join(REPO, 'test/memory/guard_fn.py');
 const ASAN = process.env['GUARD_SOAK_ASAN'] === '1';
-const RUNS = Number(process.env['GUARD_SOAK_RUNS'] ?? '2');
+const RUNS = Number(process.env['GUARD_SOAK_RUNS'] ?? '3');
 // The ASan daemon is some 30 MiB larger: a larger limit, and more files so that they still do not
 // fit beside the heap.
 const LIMIT_MIB = ASAN ? 192 : 128;
