@@ -51,7 +51,7 @@ test-c-asan: native cli $(TEST_PROGS)
 	@$(TEST_C_ENV) test/c/run_c_tests.sh asan
 
 # The OOM guard under ASan (issue 9): the ASan daemon cannot lock its working set, so these runs
-# lean on the watchdog.  About 15 minutes.
+# lean on the watchdog.  About 9 minutes (measured on a busy 2-core machine).
 soak: all $(TEST_PROGS) $(BUILD)/.memtest-stamp
 	@$(MAKE) --no-print-directory test-c-asan
 	test/c/proto_soak.sh 50 120 $(ASAN_BUILD)/daemon_proto_test $(CURDIR)/$(ASAN_BUILD)/ephemerad
