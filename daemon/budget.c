@@ -54,6 +54,7 @@ static struct {
     int64_t limit;              /* cgroup limit, -1 unlimited */
     int64_t usage;              /* cgroup usage, -1 unknown */
     int64_t own;                /* last computed own memory, -1 unknown */
+    int64_t own_peak;           /* highest own on a fresh memory.stat, -1 unknown */
     int64_t override;           /* limit adopted by shrink/grow, -1 none */
     int64_t memavail_half;
     uint64_t headroom;          /* in effect */
@@ -61,7 +62,8 @@ static struct {
     uint64_t last_shortfall;
     struct loop_timer timer;
     struct loop_ev notify;
-} B = {.fd_limit = -1, .fd_usage = -1, .override = -1, .limit = -1, .usage = -1, .own = -1};
+} B = {.fd_limit = -1, .fd_usage = -1, .override = -1, .limit = -1, .usage = -1, .own = -1,
+       .own_peak = -1};
 
 static int64_t budget_read_fd(int fd)
 {
@@ -281,6 +283,10 @@ static uint64_t budget_compute(int precise)
             if (own < 0)
                 own = 0;
             B.own = own;
+            /* The peak only from a memory.stat read for this usage reading:
+             * an old one may still count page cache as the function's. */
+            if (B.version && budget_stat_seq == budget_usage_seq && own > B.own_peak)
+                B.own_peak = own;
             /* Capacity not yet resident will be charged when it is
              * written: it must fit as well. */
             budget = L - own - (int64_t)B.headroom - budget_surge;
@@ -357,6 +363,13 @@ void budget_refresh(void)
     budget_apply();
 }
 
+/* The guard's wake-up: the cgroup is at its limit with tasks waiting. */
+static void budget_on_oom(void)
+{
+    evict_test_touch();
+    budget_refresh();
+}
+
 /* Once per tick: growth of the function's own memory sets the surge
  * reserve once it has lasted two ticks (then ten ticks of the smaller step
  * are reserved); a tick without growth halves it.  A single step - a buffer
@@ -406,6 +419,7 @@ void budget_snapshot(struct budget_snapshot *s)
     s->cgroup = B.version ? B.dir : NULL;
     s->version = B.version;
     s->own = B.own;
+    s->own_peak = B.own_peak;
 }
 
 int budget_fits(int64_t limit, int64_t *excess)
@@ -635,7 +649,7 @@ int budget_init(const struct budget_opts *o, char *err, size_t errlen)
         if (o->oom_guard && strcmp(B.dir, B.base) != 0)
             log_msg(LOG_INFO, "oom guard off: the binding limit is on %s, not our cgroup", B.dir);
         else if (o->oom_guard)
-            guard_init(B.version, B.dir, budget_refresh);
+            guard_init(B.version, B.dir, budget_on_oom, o->before_guard);
     }
     if (loop_every(&B.timer, (uint64_t)(B.version ? BUDGET_POLL_NS : BUDGET_IDLE_NS),
                    budget_on_tick, err, errlen) < 0)

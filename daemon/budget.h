@@ -14,6 +14,7 @@ struct budget_opts {
     int64_t headroom;      /* --headroom, -1 for the default */
     const char *cgroup;    /* "auto", "none" or a cgroup directory */
     int oom_guard;         /* --oom-guard on: hold the kernel's OOM killer while we can evict */
+    void (*before_guard)(void); /* once, before the guard is first set (guard.h) */
 };
 
 struct budget_snapshot {
@@ -24,6 +25,7 @@ struct budget_snapshot {
     const char *cgroup;    /* path or NULL */
     int version;           /* 1, 2 or 0 */
     int64_t own;           /* function's own memory (usage - our files - reclaimable cache), -1 unknown */
+    int64_t own_peak;      /* the highest own measured on a fresh memory.stat, -1 unknown */
 };
 
 int budget_init(const struct budget_opts *o, char *err, size_t errlen);

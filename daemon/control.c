@@ -10,7 +10,6 @@
 #include "control.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,13 +23,13 @@
 #include "budget.h"
 #include "daemon.h"
 #include "evict.h"
+#include "filebytes.h"
 #include "json.h"
 #include "log.h"
 #include "loop.h"
 #include "place.h"
 
 #define CTL_MAX_OUT (1u << 20)
-#define CTL_WALK_MAX 100000 /* entries visited to measure file_bytes_disk */
 
 struct ctl_conn {
     struct loop_ev ev;
@@ -142,36 +141,6 @@ static void ctl_i64(char *buf, size_t n, int64_t v)
         snprintf(buf, n, "%lld", (long long)v);
 }
 
-static uint64_t ctl_walk_bytes;
-static long ctl_walk_entries;
-
-static int ctl_walk_one(const char *path, const struct stat *st, int type, struct FTW *f)
-{
-    (void)path;
-    (void)f;
-    if (type == FTW_F && S_ISREG(st->st_mode))
-        ctl_walk_bytes += (uint64_t)st->st_size;
-    return ++ctl_walk_entries >= CTL_WALK_MAX;
-}
-
-/* Bytes of regular files on disk under the managed roots (the function's
- * file usage that is not in memory).  A bounded walk, cached for a second:
- * the Manager may poll stats often. */
-static uint64_t ctl_disk_bytes(void)
-{
-    static uint64_t cached, at;
-    uint64_t now = ephd_mono_ns();
-    if (at && now - at < 1000000000ull)
-        return cached;
-    ctl_walk_bytes = 0;
-    ctl_walk_entries = 0;
-    for (int i = 0; i < D.nroots && ctl_walk_entries < CTL_WALK_MAX; i++)
-        nftw(D.roots[i], ctl_walk_one, 16, FTW_PHYS | FTW_MOUNT);
-    cached = ctl_walk_bytes;
-    at = now;
-    return cached;
-}
-
 /* The stats object (PROTOCOL.md "stats"). */
 static void ctl_stats_json(char *buf, size_t n)
 {
@@ -185,7 +154,9 @@ static void ctl_stats_json(char *buf, size_t n)
         ctl_quote(cg, sizeof cg, s.cgroup);
     else
         snprintf(cg, sizeof cg, "null");
-    uint64_t disk = ctl_disk_bytes();
+    uint64_t disk = fbytes_disk_for_stats();
+    char own_peak[32];
+    ctl_i64(own_peak, sizeof own_peak, s.own_peak);
     snprintf(buf, n,
              "{\"limit\":%s,\"usage\":%s,\"file_bytes_memory\":%llu,\"file_bytes_disk\":%llu,"
              "\"files_in_memory\":%llu,\"budget\":%llu,\"headroom\":%llu,\"evictions\":%llu,"
@@ -194,7 +165,7 @@ static void ctl_stats_json(char *buf, size_t n)
              "\"cgroup_version\":%s,\"files_created\":%llu,\"files_on_disk\":%llu,"
              "\"materialisations\":%llu,\"slow_ops\":%llu,\"bytes_read\":%llu,"
              "\"bytes_written\":%llu,\"fast_seeks\":%llu,\"fast_stats\":%llu,\"pid\":%d,"
-             "\"files_on_disk_predicted\":%llu}",
+             "\"files_on_disk_predicted\":%llu,\"own_memory_peak\":%s,\"file_bytes_peak\":%llu}",
              lim, use, (unsigned long long)atomic_load(&c->bytes_in_memory),
              (unsigned long long)disk, (unsigned long long)atomic_load(&c->files_in_memory),
              (unsigned long long)s.budget, (unsigned long long)s.headroom,
@@ -213,7 +184,7 @@ static void ctl_stats_json(char *buf, size_t n)
              (unsigned long long)atomic_load(&c->bytes_written),
              (unsigned long long)atomic_load(&c->fast_seeks),
              (unsigned long long)atomic_load(&c->fast_stats), (int)D.pid,
-             (unsigned long long)place_predicted());
+             (unsigned long long)place_predicted(), own_peak, (unsigned long long)fbytes_peak());
 }
 
 static int ctl_ok(struct ctl_conn *c, const char *id, const char *result)

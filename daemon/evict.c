@@ -76,6 +76,50 @@ static int evict_sync_mode; /* evict_set_sync(): write through, free as we go */
 static char *evict_bounce;  /* aligned, touched once: charged before any pressure */
 static uint64_t *evict_retry_at; /* per inode: failed eviction, do not pick before (mono ns) */
 
+static size_t evict_test_bytes;
+/* An eviction that failed for want of kernel memory is retried this soon;
+ * for this long after the first of a run of such failures, files backing
+ * off still count as evictable (then the guard is lifted even without a
+ * watchdog: bounded). */
+#define EVICT_NOMEM_RETRY_NS (20ull * 1000 * 1000)
+#define EVICT_NOMEM_HOLD_NS (10000ull * 1000 * 1000)
+static uint64_t evict_nomem_since; /* first ENOMEM since the last eviction that worked, or 0 */ /* evict_test_alloc(): bytes allocated in each eviction */
+
+int evict_init(char *err, size_t errlen)
+{
+    /* Allocated here, not on first use: the eviction path allocates nothing. */
+    evict_retry_at = calloc(D.h->ninodes, sizeof *evict_retry_at);
+    if (!evict_retry_at) {
+        snprintf(err, errlen, "calloc(eviction back-off table, %u): out of memory", D.h->ninodes);
+        return -1;
+    }
+    return 0;
+}
+
+void evict_test_alloc(size_t bytes)
+{
+    evict_test_bytes = bytes;
+}
+
+void evict_test_touch(void)
+{
+    if (!evict_test_bytes)
+        return;
+    /* Test only (EPHEMERAD_TEST_EVICT_ALLOC): an allocation, touched, as a
+     * careless change might add one to the wake-up or eviction path. */
+    char *p = malloc(evict_test_bytes);
+    if (p) {
+        memset(p, 0xa5, evict_test_bytes);
+        __asm__ volatile("" : : "r"(p) : "memory");
+        free(p);
+    }
+}
+
+size_t evict_test_alloc_bytes(void)
+{
+    return evict_test_bytes;
+}
+
 void evict_set_sync(int on)
 {
     evict_sync_mode = on;
@@ -447,6 +491,7 @@ static int evict_begin(struct evict_job *j)
     }
     atomic_store(&in->state, EPH_MOVING); /* seq_cst: Dekker with inflight */
     eph_unlock(&in->lock);
+    evict_test_touch();
     j->t0 = ephd_mono_ns();
     j->stalled |= evict_drain(j->idx, in);
     j->size = atomic_load(&in->size);
@@ -701,8 +746,6 @@ uint64_t evict_busy_bytes(void)
 static int evict_until(uint64_t target, uint64_t need, int64_t exclude, int flags)
 {
     if (!evict_retry_at)
-        evict_retry_at = calloc(D.h->ninodes, sizeof *evict_retry_at);
-    if (!evict_retry_at)
         return -1;
     /* Bounded: each round evicts one file or gives up. */
     uint32_t rounds = atomic_load(&D.h->inode_hwm) + 1;
@@ -715,13 +758,26 @@ static int evict_until(uint64_t target, uint64_t need, int64_t exclude, int flag
         if (v < 0)
             return -1;
         int r = evict_inode((uint32_t)v, flags & ~EVICT_SPARE_BUSY);
+        if (r == 0)
+            evict_nomem_since = 0;
         if (r == -EBUSY) {
             /* Record-locked: the next candidate now, this one again soon (locks are short). */
             evict_retry_at[v] = ephd_mono_ns() + 100000000ull;
             log_msg(LOG_INFO, "inode %d is record-locked; evicting another file", v);
+        } else if (r == -ENOMEM) {
+            /* The kernel had no memory for the move (an inode, a dentry)
+             * because the cgroup is at its limit: the file stays intact in
+             * memory, is tried again at the next tick, and still counts as
+             * evictable, so the guard holds the function while the
+             * watchdog outside grants the room (src/guard/). */
+            uint64_t now = ephd_mono_ns();
+            evict_retry_at[v] = now + EVICT_NOMEM_RETRY_NS;
+            if (!evict_nomem_since)
+                evict_nomem_since = now;
+            log_msg(LOG_WARN, "inode %d: no memory to move it now; trying again", v);
         } else if (r < 0) {
-            /* Could not write it out (disk full, no memory for an inode):
-             * it stays intact in memory and is skipped for a second. */
+            /* Could not write it out (disk full, an I/O error): it stays
+             * intact in memory and is skipped for a second. */
             evict_retry_at[v] = ephd_mono_ns() + 1000000000ull;
             log_msg(LOG_ERR, "inode %d cannot be evicted now; keeping it in memory", v);
         }
@@ -773,9 +829,12 @@ int evict_has_evictable(void)
         return 0;
     uint32_t hwm = atomic_load(&D.h->inode_hwm);
     uint64_t now = ephd_mono_ns();
+    /* After an ENOMEM a file backing off is still evictable: it waits for
+     * room, not for a fault to go away. */
+    uint64_t t = evict_nomem_since && now - evict_nomem_since < EVICT_NOMEM_HOLD_NS ? UINT64_MAX : now;
     for (uint32_t i = 0; i < hwm; i++) {
         struct eph_inode *in = &D.inodes[i];
-        if (evict_candidate(i, in, now))
+        if (evict_candidate(i, in, t))
             return 1;
     }
     return 0;

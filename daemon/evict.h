@@ -18,6 +18,15 @@ enum {
  * file's growth must not move it (the grower goes to disk instead). */
 #define EVICT_BUSY_NS 1000000000ull
 
+#include <stddef.h>
+
+/* Tables sized by the inode count (after ns_init).  0, or -1 with err. */
+int evict_init(char *err, size_t errlen);
+/* Test only: allocate and touch this many bytes in every eviction, and
+ * where evict_test_touch() is called (the OOM wake-up). */
+void evict_test_alloc(size_t bytes);
+void evict_test_touch(void);
+size_t evict_test_alloc_bytes(void);
 /* Write evicted bytes through to disk chunk by chunk, freeing memory as
  * they go (on while a cgroup limit is in force). */
 void evict_set_sync(int on);

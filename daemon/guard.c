@@ -28,8 +28,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "loop.h"
+
+/* After the watchdog outside the cgroup lifted the guard (a stall lasted
+ * too long), it stays lifted this long: the kernel's OOM handling decides. */
+#define GUARD_REARM_NS (5000ull * 1000 * 1000)
 
 static struct {
     int version;             /* 1 or 2 */
@@ -39,6 +44,8 @@ static struct {
     int64_t high;            /* v2: value we wrote, -1 = "max" */
     struct loop_ev oom;      /* v1: OOM notification eventfd */
     void (*on_oom)(void);
+    void (*before_arm)(void); /* once, before the first arming */
+    uint64_t rearm_at;       /* v1: not before (mono ns), after an outside lift */
 } G = {.ctl_fd = -1, .high = -2, .oom = {.fd = -1}};
 
 static int guard_write(const char *v)
@@ -47,13 +54,19 @@ static int guard_write(const char *v)
     return n == (ssize_t)strlen(v) ? 0 : -1;
 }
 
-static int guard_under_oom(void)
+/* v1 memory.oom_control: *disabled = oom_kill_disable, return under_oom
+ * (-1 each when unreadable).  A pread on an fd kept open: no allocation. */
+static int guard_read_v1(int *disabled)
 {
     char buf[256];
     ssize_t n = pread(G.ctl_fd, buf, sizeof buf - 1, 0);
+    *disabled = -1;
     if (n <= 0)
-        return 0;
+        return -1;
     buf[n] = 0;
+    char *d = strstr(buf, "oom_kill_disable ");
+    if (d)
+        *disabled = d[17] == '1';
     char *p = strstr(buf, "under_oom ");
     return p && p[10] == '1';
 }
@@ -67,7 +80,25 @@ void guard_update(int64_t limit, uint64_t headroom, int want)
 {
     if (G.ctl_fd < 0)
         return;
+    if (want && G.before_arm) {
+        void (*fn)(void) = G.before_arm;
+        G.before_arm = NULL;
+        fn();
+    }
     if (G.version == 1) {
+        int disabled, under = guard_read_v1(&disabled);
+        if (G.armed && disabled == 0) {
+            /* Not us: the watchdog outside the cgroup (src/guard/) found
+             * the instance stalled at its limit and lifted the guard. */
+            G.armed = 0;
+            G.rearm_at = ephd_mono_ns() + GUARD_REARM_NS;
+            log_hold(0);
+            log_msg(LOG_WARN, "oom guard lifted from outside the cgroup (a stall at the limit "
+                              "lasted too long); not re-armed for %llu s",
+                    (unsigned long long)(GUARD_REARM_NS / 1000000000ull));
+        }
+        if (want && G.rearm_at && ephd_mono_ns() < G.rearm_at)
+            want = 0;
         if (want != G.armed) {
             if (guard_write(want ? "1" : "0") == 0) {
                 G.armed = want;
@@ -76,7 +107,7 @@ void guard_update(int64_t limit, uint64_t headroom, int want)
         }
         /* Writing to the log may need a page of page cache: not while the
          * cgroup is frozen at its limit. */
-        log_hold(G.armed && guard_under_oom());
+        log_hold(G.armed && under == 1);
     } else {
         int64_t high = -1;
         if (want && limit >= 0)
@@ -105,11 +136,12 @@ static void guard_on_oom(struct loop_ev *ev, uint32_t events)
     G.on_oom();
 }
 
-void guard_init(int version, const char *dir, void (*on_oom)(void))
+void guard_init(int version, const char *dir, void (*on_oom)(void), void (*before_arm)(void))
 {
     char p[PATH_MAX + 64];
     G.version = version;
     G.on_oom = on_oom;
+    G.before_arm = before_arm;
     snprintf(p, sizeof p, "%s/%s", dir, version == 1 ? "memory.oom_control" : "memory.high");
     G.ctl_fd = open(p, O_RDWR | O_CLOEXEC);
     if (G.ctl_fd < 0) {

@@ -11,8 +11,10 @@
 #include <stdint.h>
 
 /* Take over the guard of cgroup dir (version 1 or 2) if nobody else manages
- * it; on_oom runs from the loop when the kernel reports an OOM stall. */
-void guard_init(int version, const char *dir, void (*on_oom)(void));
+ * it; on_oom runs from the loop when the kernel reports an OOM stall, and
+ * before_arm (if set) once, just before the guard is set the first time
+ * (the daemon makes its working set resident then: reserve.h). */
+void guard_init(int version, const char *dir, void (*on_oom)(void), void (*before_arm)(void));
 /* 1 when guard_init found a knob it may write. */
 int guard_active(void);
 /* Arm the guard (want) or lift it, for a cgroup limit (-1: none) and the

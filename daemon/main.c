@@ -30,11 +30,13 @@
 #include "control.h"
 #include "daemon.h"
 #include "evict.h"
+#include "filebytes.h"
 #include "ledger.h"
 #include "log.h"
 #include "loop.h"
 #include "namespace.h"
 #include "region.h"
+#include "reserve.h"
 #include "shimsrv.h"
 #include "size.h"
 
@@ -146,7 +148,20 @@ static void ephd_on_shutdown_request(enum ephd_exit_mode mode)
     loop_stop();
 }
 
-/* Once a second: the garbage left by processes that died without closing. */
+/* Just before the OOM guard is first set (files in memory under a limit):
+ * the working set made resident (reserve.h), and what is allocated from
+ * then on comes from a heap reserve (256 KiB: the wake-up path's stdio
+ * buffers, a /proc scan, control connections; and the test's injected
+ * allocation).  The eviction path itself allocates nothing.  Not before:
+ * an instance that never holds files under a limit pays nothing. */
+static void ephd_make_resident(void)
+{
+    log_msg(LOG_INFO, "working set %s",
+            reserve_lock((256u << 10) + evict_test_alloc_bytes(), D.h, D.region_size));
+}
+
+/* Once a second: the garbage left by processes that died without closing,
+ * and a sample of the file bytes for their peak. */
 static struct loop_timer ephd_gc_timer;
 
 static void ephd_gc_tick(uint64_t expirations)
@@ -154,6 +169,7 @@ static void ephd_gc_tick(uint64_t expirations)
     (void)expirations;
     ns_gc_all();
     ns_sweep_orphans(shim_nconns(), shim_accepts());
+    fbytes_sample();
 }
 
 int main(int argc, char **argv)
@@ -164,6 +180,7 @@ int main(int argc, char **argv)
     int debug = 0, oom_guard = 1;
     char err[EPHD_ERRLEN] = "";
 
+    reserve_heap_policy();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -270,10 +287,21 @@ int main(int argc, char **argv)
         ephd_die("--log: %s", err);
     if (loop_init(err, sizeof err) < 0 ||
         region_create((uint32_t)inodes, (uint32_t)inodes * 4, err, sizeof err) < 0 ||
-        ns_init(err, sizeof err) < 0)
+        ns_init(err, sizeof err) < 0 || evict_init(err, sizeof err) < 0)
         ephd_die("%s", err);
-    struct budget_opts bo = {
-        .static_budget = budget, .headroom = headroom, .cgroup = cgroup, .oom_guard = oom_guard};
+    const char *inject = getenv("EPHEMERAD_TEST_EVICT_ALLOC");
+    if (inject && *inject) {
+        int64_t n = size_parse(inject);
+        if (n < 0)
+            ephd_die("EPHEMERAD_TEST_EVICT_ALLOC: cannot parse size '%s'", inject);
+        evict_test_alloc((size_t)n);
+        log_msg(LOG_WARN, "test: every eviction allocates %lld bytes", (long long)n);
+    }
+    struct budget_opts bo = {.static_budget = budget,
+                             .headroom = headroom,
+                             .cgroup = cgroup,
+                             .oom_guard = oom_guard,
+                             .before_guard = ephd_make_resident};
     if (budget_init(&bo, err, sizeof err) < 0)
         ephd_die("%s", err);
     snprintf(path, sizeof path, "%s/shim.sock", rundir);

@@ -59,6 +59,9 @@ int region_create(uint32_t ninodes, uint32_t ndescs, char *err, size_t errlen)
     h->buckets_off = buckets_off;
     h->total_size = total;
     atomic_store(&h->grow_step_max, 64ull << 20);
+    /* Every lookup reads a bucket: fault the table in now, not in an OOM
+     * stall (reserve.h). */
+    memset((char *)p + buckets_off, 0, (size_t)nbuckets * sizeof(uint32_t));
     /* The magic goes last: a shim that maps a half-initialised region sees
      * no magic and refuses it. */
     atomic_thread_fence(memory_order_release);

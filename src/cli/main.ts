@@ -59,6 +59,13 @@ const COMMANDS: Readonly<Record<string, Command>> = {
       return { usage: m.STATUS_USAGE, main: m.statusMain };
     },
   },
+  watchdog: {
+    summary: "watch a memory cgroup from outside and end a stall of ephemerad's OOM guard within a bound",
+    load: async () => {
+      const m = await import('./watchdog.js');
+      return { usage: m.WATCHDOG_USAGE, main: m.watchdogMain };
+    },
+  },
   bench: {
     summary: 'run a benchmark and print a table of results',
     load: async () => {

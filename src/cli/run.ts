@@ -15,6 +15,7 @@ import { EphemeraError, isEphemeraError } from '../core/errors.js';
 import { parseSize } from '../core/size.js';
 import { DaemonClient, type DaemonStats, type ShutdownMode } from '../daemon-client/client.js';
 import { spawnDaemon, waitForReady } from '../daemon-client/start.js';
+import { GuardWatchdog, cgroupGuardKnobs } from '../guard/watchdog.js';
 import { createInstanceCgroup, type InstanceCgroup } from '../limiter/cgroup.js';
 import { flagSet, flagValue, parseFlags, type FlagSpec } from './flags.js';
 import { buildOutput } from './paths.js';
@@ -278,11 +279,13 @@ function forwardedSignals(): NodeJS.Signals[] {
  * @throws {EphemeraError} when the instance cannot be set up, or the daemon fails
  */
 export async function runInstance(opts: RunOptions): Promise<number> {
-  const ephemerad = buildOutput('ephemerad', true);
+  // EPHEMERA_EPHEMERAD: another build of the daemon (the soak runs the ASan one).
+  const ephemerad = process.env['EPHEMERA_EPHEMERAD'] ?? buildOutput('ephemerad', true);
   const lib = buildOutput('libephemera.so', false);
   const cmdPath = resolveCommand(opts.command[0], process.env['PATH']);
 
   let cg: InstanceCgroup | undefined;
+  let watchdog: GuardWatchdog | undefined;
   let runDir: string | undefined;
   let daemon: ChildProcess | undefined;
   let client: DaemonClient | undefined;
@@ -301,6 +304,11 @@ export async function runInstance(opts: RunOptions): Promise<number> {
 
   try {
     cg = await setUpCgroup(opts);
+    if (cg !== undefined) {
+      // From outside the cgroup: a stall of the daemon's OOM guard ends within a bound.
+      watchdog = new GuardWatchdog(cgroupGuardKnobs(cg.path, cg.version), { onEvent: (e) => warn(e.message) });
+      watchdog.start();
+    }
     runDir = makeRunDir(opts.roots);
     const useBudget = opts.budget !== undefined && cg === undefined;
     if (opts.budget !== undefined && cg !== undefined) warn('the budget follows the --memory cgroup; --budget is not used');
@@ -362,7 +370,16 @@ export async function runInstance(opts: RunOptions): Promise<number> {
     }
     if (opts.statsFile !== undefined) {
       // Read before cg.destroy(): the memory benchmarks compare OOM kills across contenders.
-      const cgroupReport = cg === undefined ? {} : { cgroup_path: cg.path, oom_kills: await cg.oomKills(), cgroup_peak: await cg.peak() };
+      const cgroupReport =
+        cg === undefined
+          ? {}
+          : {
+              cgroup_path: cg.path,
+              oom_kills: await cg.oomKills(),
+              cgroup_peak: await cg.peak(),
+              watchdog_graces: watchdog?.counts.graces ?? 0,
+              watchdog_lifts: watchdog?.counts.lifts ?? 0,
+            };
       const report = {
         ...stats,
         command: opts.command,
@@ -397,6 +414,7 @@ export async function runInstance(opts: RunOptions): Promise<number> {
       await waitForExit(daemon);
     }
     if (runDir !== undefined) rmSync(runDir, { recursive: true, force: true });
+    await watchdog?.stop();
     await cg?.destroy();
   }
 }

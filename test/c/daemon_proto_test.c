@@ -687,6 +687,13 @@ static void test_control(struct daemon *d)
               strstr(reply, "\"fast_reads\":") && strstr(reply, "\"limit\":") &&
               json_int(reply, "file_bytes_disk") >= 3 * 400 * 1024,
           "stats: %s", reply);
+    /* The sizing peaks (PROTOCOL.md): no cgroup, so no own memory; the file
+     * peak covers the files on disk and in memory, and the memory peak. */
+    CHECK(strstr(reply, "\"own_memory_peak\":null") &&
+              json_int(reply, "file_bytes_peak") >=
+                  json_int(reply, "file_bytes_disk") + json_int(reply, "file_bytes_memory") &&
+              json_int(reply, "file_bytes_peak") >= json_int(reply, "bytes_in_memory_peak"),
+          "peaks: %s", reply);
     ctl_req(c, "{\"v\":1,\"id\":2,\"op\":\"explode\"}", reply, sizeof reply);
     CHECK(strstr(reply, "\"id\":2,\"ok\":false") && strstr(reply, "EPH_UNKNOWN_OP"), "%s", reply);
     ctl_req(c, "{\"v\":1,\"id\":3,\"op\":\"shrink\",\"bytes\":\"12x\"}", reply, sizeof reply);
@@ -1010,8 +1017,15 @@ static long long read_ll(const char *path, const char *key)
 /* A function whose heap grows, as fast as it can, to ~75% of its 128 MiB
  * limit while 48 MiB of it are in-memory files: the daemon (in the same
  * cgroup, live budget, OOM guard) must get the file out without anybody
- * being OOM-killed, and the file must be intact on disk. */
-static void test_cgroup(void)
+ * being OOM-killed, and the file must be intact on disk.
+ *
+ * With stall (cgroup v1), the daemon is stopped (SIGSTOP) once the guard is
+ * armed, as if descheduled, so the function is sure to freeze at its limit
+ * (under_oom 1); then it is continued and must get everybody going again
+ * from there: on its locked working set (daemon/reserve.c), or, when it
+ * faults anyway (an allocation injected with EPHEMERAD_TEST_EVICT_ALLOC),
+ * through the watchdog's grace (src/guard/). */
+static void test_cgroup(int stall)
 {
     char cg[PATH_MAX], p[PATH_MAX + 64];
     int v2 = 0;
@@ -1029,6 +1043,10 @@ static void test_cgroup(void)
         printf("daemon_proto_test: cgroup test skipped: no memory controller\n");
         return;
     }
+    if (stall && v2) {
+        printf("daemon_proto_test: stalled cgroup test skipped: cgroup v2 has no freeze\n");
+        return;
+    }
     if (mkdir(cg, 0755) < 0) {
         printf("daemon_proto_test: cgroup test skipped: mkdir %s: %s\n", cg, strerror(errno));
         return;
@@ -1041,6 +1059,27 @@ static void test_cgroup(void)
     if (v2) {
         snprintf(p, sizeof p, "%s/memory.swap.max", cg);
         write_str(p, "0");
+    }
+
+    /* The OOM guard's watchdog, outside the cgroup, as `ephemera run --memory`
+     * runs it (src/guard/): a stall of the guard ends within a bound even if
+     * the daemon itself faults at the limit (the ASan build cannot lock its
+     * working set). */
+    pid_t watchdog = -1;
+    if (getenv("EPHD_TEST_NO_WATCHDOG")) {
+        /* To show the freeze the watchdog prevents (test/c/proto_soak.sh). */
+        printf("daemon_proto_test: the cgroup test runs without the watchdog (EPHD_TEST_NO_WATCHDOG)\n");
+    } else if (access("build/ephemera", X_OK) == 0) {
+        watchdog = fork();
+        if (watchdog == 0) {
+            int devnull = open("/dev/null", O_WRONLY);
+            if (devnull >= 0)
+                dup2(devnull, 1);
+            execl("build/ephemera", "ephemera", "watchdog", cg, (char *)NULL);
+            _exit(127);
+        }
+    } else {
+        printf("daemon_proto_test: build/ephemera missing: the cgroup test runs without the watchdog\n");
     }
 
     pid_t child = fork();
@@ -1075,6 +1114,16 @@ static void test_cgroup(void)
         munmap(m, (size_t)file);
         if (atomic_load(&in->state) != EPH_MEM)
             _exit(4);
+        if (stall) {
+            /* Once the guard is armed (a budget tick after the file is
+             * there), the daemon stops: the heap then meets the limit. */
+            snprintf(p, sizeof p, "%s/memory.oom_control", cg);
+            for (int i = 0; i < 200 && read_ll(p, "oom_kill_disable ") != 1; i++)
+                usleep(10000);
+            if (read_ll(p, "oom_kill_disable ") != 1)
+                _exit(6);
+            kill(d.pid, SIGSTOP);
+        }
         /* The heap grows as fast as memset can touch it: far faster than
          * any disk takes the file, so only the OOM guard can save us. */
         for (long long got = 0; got < heap; got += 8 << 20) {
@@ -1098,8 +1147,40 @@ static void test_cgroup(void)
         waitpid(d.pid, NULL, 0);
         _exit(evicted && same ? 0 : 5);
     }
-    int status = 0;
-    waitpid(child, &status, 0);
+    int status = 0, froze = 0, reaped = 0;
+    if (stall) {
+        /* Wait (bounded) for the function to freeze at its limit, then let
+         * the daemon go on: everything in the cgroup gets SIGCONT. */
+        snprintf(p, sizeof p, "%s/memory.oom_control", cg);
+        for (int i = 0; i < 2000 && !froze && !(reaped = waitpid(child, &status, WNOHANG) == child); i++) {
+            froze = read_ll(p, "under_oom ") == 1;
+            if (!froze)
+                usleep(10000);
+        }
+        snprintf(p, sizeof p, "%s/cgroup.procs", cg);
+        FILE *f = fopen(p, "r");
+        for (int pid; f && fscanf(f, "%d", &pid) == 1;)
+            kill(pid, SIGCONT);
+        if (f)
+            fclose(f);
+        printf("daemon_proto_test: with the daemon stopped, the function %s at its limit\n",
+               froze ? "froze" : "did not freeze");
+        CHECK(froze, "the function should have been held at its limit (under_oom 1) while the daemon was stopped");
+    }
+    if (!reaped)
+        waitpid(child, &status, 0);
+    long long ooms = -1;
+    if (v2) {
+        snprintf(p, sizeof p, "%s/memory.events", cg);
+        ooms = read_ll(p, "oom_kill ");
+    } else {
+        snprintf(p, sizeof p, "%s/memory.oom_control", cg);
+        ooms = read_ll(p, "oom_kill ");
+    }
+    if (!v2) {
+        snprintf(p, sizeof p, "%s/memory.failcnt", cg);
+        printf("daemon_proto_test: the cgroup reached its limit %lld times\n", read_ll(p, NULL));
+    }
     /* A daemon orphaned by a killed child must not keep the cgroup busy. */
     snprintf(p, sizeof p, "%s/cgroup.procs", cg);
     FILE *procs = fopen(p, "r");
@@ -1109,18 +1190,14 @@ static void test_cgroup(void)
         fclose(procs);
     for (int i = 0; i < 100 && rmdir(cg) < 0 && errno == EBUSY; i++)
         usleep(10000);
+    if (watchdog > 0) {
+        kill(watchdog, SIGTERM);
+        waitpid(watchdog, NULL, 0);
+    }
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-          "function under a %lld MiB cgroup: %s %d (3 join, 4 write, 5 not evicted/corrupt)",
+          "function under a %lld MiB cgroup: %s %d (3 join, 4 write, 5 not evicted/corrupt, 6 guard never armed)",
           limit >> 20, WIFSIGNALED(status) ? "killed by signal" : "exit",
           WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-    long long ooms;
-    if (v2) {
-        snprintf(p, sizeof p, "%s/memory.events", cg);
-        ooms = read_ll(p, "oom_kill ");
-    } else {
-        snprintf(p, sizeof p, "%s/memory.oom_control", cg);
-        ooms = read_ll(p, "oom_kill ");
-    }
     CHECK(ooms <= 0, "OOM kills in the cgroup: %lld", ooms);
     char a[PATH_MAX];
     unlink(pj(a, root, "cgfile"));
@@ -1164,7 +1241,8 @@ int main(int argc, char **argv)
     test_flags();
     test_size_units();
     test_fake_v2();
-    test_cgroup();
+    test_cgroup(0);
+    test_cgroup(1);
 
     if (failures) {
         char log[PATH_MAX + 32], line[512];

@@ -1,0 +1,23 @@
+/*
+ * filebytes.h - how many bytes the function's files take, in memory and on
+ * disk under the managed roots, and the peak of the two together: the
+ * Tenant Manager sizes an instance as own peak (budget.h) + file peak, so
+ * neither may count a file's bytes that the other already counts.
+ */
+#ifndef EPHD_FILEBYTES_H
+#define EPHD_FILEBYTES_H
+
+#include <stdint.h>
+
+/* Bytes of regular files on disk under the managed roots, for the stats:
+ * a bounded walk, reused for a second (the Manager may poll often).  The
+ * stats' total of memory + disk also counts as a sample for the peak. */
+uint64_t fbytes_disk_for_stats(void);
+/* The periodic sample for the peak: files in memory + on disk, the disk
+ * part walked at most every 5 s (its own walk, not the stats'). */
+void fbytes_sample(void);
+/* The highest file bytes seen: the largest sample, and never less than the
+ * peak of bytes in memory alone (which the shim keeps exactly). */
+uint64_t fbytes_peak(void);
+
+#endif
