@@ -314,13 +314,15 @@ export function buildController(opts: ControllerOptions): FastifyInstance {
 
   const answer = (reply: FastifyReply, rec: ActivationRecord, resultOnly: boolean): FastifyReply => {
     const r = rec.response;
-    const status = r.success ? 200 : r.statusCode === 3 ? 500 : 502;
+    // The scheduler had no room (queue full, waited too long, no node large enough): 503, its code.
+    const schedCode = typeof r.result.code === 'string' && r.result.code.startsWith('EPH_SCHED_') ? r.result.code : undefined;
+    const status = r.success ? 200 : schedCode !== undefined ? 503 : r.statusCode === 3 ? 500 : 502;
     const body: Record<string, unknown> = resultOnly ? { ...r.result } : { ...rec };
     if (!r.success) {
       // The record (or result) stays whole; `error` and `code` say what went wrong, as every error body does.
       const e = r.result.error;
       body.error = typeof e === 'string' ? e : `the action ended with ${r.status}: ${JSON.stringify(e ?? r.result)}`;
-      body.code = r.statusCode === 3 ? 'EPH_API_INTERNAL' : 'EPH_ACTION_FAILED';
+      body.code = schedCode ?? (r.statusCode === 3 ? 'EPH_API_INTERNAL' : 'EPH_ACTION_FAILED');
     }
     return reply.code(status).send(body);
   };

@@ -9,6 +9,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 
 import { EphemeraError } from '../core/errors.js';
+import { extenderRoutes } from '../scheduler/extender-routes.js';
+import type { NodeStateSource } from '../scheduler/extender.js';
 import type { NodeAgent, NodeSelector } from './agent.js';
 import { buildController } from './api.js';
 import { Invoker } from './invoker.js';
@@ -43,6 +45,8 @@ export interface ControllerConfig {
   readonly log: Logger;
   readonly keepAliveMs: number;
   readonly blockingWaitMs: number;
+  /** Node state for the kube-scheduler extender (`POST /extender/filter|prioritize`); none: not served. */
+  readonly extender?: NodeStateSource;
 }
 
 export interface RunningController {
@@ -71,6 +75,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     keepAliveMs: cfg.keepAliveMs,
   });
   const app = buildController({ store, invoker, log: cfg.log, blockingWaitMs: cfg.blockingWaitMs });
+  if (cfg.extender !== undefined) await app.register(extenderRoutes, { source: cfg.extender });
   try {
     await app.listen({ host: cfg.host, port: cfg.port });
   } catch (err) {
