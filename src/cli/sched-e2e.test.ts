@@ -33,6 +33,18 @@ const TASKS = [
   { kind: 'io', limit: 150, own: 8 * MiB, file: 250 * MiB },
 ] as const;
 
+const PROFILED = `
+def main(a):
+    held = bytearray(a.get("alloc", 40) << 20)
+    for i in range(0, len(held), 4096):
+        held[i] = 1
+    block = b"p" * (1 << 20)
+    with open("/tmp/profile.bin", "wb") as f:
+        for _ in range(a.get("mb", 24)):
+            f.write(block)
+    return {"held": len(held)}
+`;
+
 type Ann = { annotations?: { key: string; value: unknown }[] };
 const ann = (r: Ann, key: string): unknown => r.annotations?.find((a) => a.key === key)?.value;
 
@@ -154,6 +166,27 @@ describe('placement through the scheduler with ephemera up --nodes 2', { timeout
     // tasks together and the four I/O tasks together.
     assert.deepEqual(ours, ['cpu@node-1', 'io@node-2', 'io@node-1', 'cpu@node-2', 'io@node-1', 'io@node-1']);
     assert.deepEqual(base, ['cpu@node-1', 'io@node-2', 'io@node-2', 'cpu@node-1', 'io@node-2', 'io@node-2']);
+  });
+
+  test('the profiler runs profile-inputs in real containers: the peaks bracket what the action allocates and writes', { timeout: 300_000 }, async (t) => {
+    const p = platforms.find((x) => x.policy === 'ephemera');
+    if (skip !== null || p?.ow === undefined) return t.skip(skip ?? 'no platform');
+    const ow = p.ow;
+    await assert.rejects(
+      ow.actions.create({ name: 'bad-inputs', action: PROFILED, kind: 'python:3', annotations: { 'ephemera.profile-inputs': { mb: 1 } } }),
+      (err: { statusCode?: number; message?: string }) => err.statusCode === 400 && /profile-inputs.*list of parameter objects/.test(err.message ?? ''),
+    );
+    // 40 MiB of the action's own memory and a 24 MiB file at the largest input, in 256 MiB.
+    await ow.actions.create({ name: 'profiled', action: PROFILED, kind: 'python:3', limits: { memory: 256, timeout: 60_000 }, annotations: { 'ephemera.profile-inputs': [{ alloc: 8, mb: 4 }, { alloc: 40, mb: 24 }] } });
+    const prof = await until(async () => {
+      const v = ann(await ow.actions.get({ name: 'profiled' }), 'ephemera.profile') as { source?: string; ownPeakBytes?: number; filePeakBytes?: number } | undefined;
+      return v?.source === 'profiled' ? v : undefined;
+    }, 240_000, 'the profiled annotation');
+    t.diagnostic(`profile: ${JSON.stringify(prof)}`);
+    const own = prof.ownPeakBytes ?? 0;
+    const file = prof.filePeakBytes ?? 0;
+    assert.ok(own >= 40 * MiB && own < 256 * MiB, `own peak ${String(own)} bytes brackets the 40 MiB allocated, under the 256 MiB limit`);
+    assert.ok(file >= 24 * MiB && file < 256 * MiB, `file peak ${String(file)} bytes brackets the 24 MiB written`);
   });
 
   test('SIGTERM stops both platforms: no container left', async (t) => {
