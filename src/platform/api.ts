@@ -45,6 +45,8 @@ export interface ControllerOptions {
   readonly log: Logger;
   /** How long a blocking invoke waits before answering 202 (OpenWhisk: 60 s). */
   readonly blockingWaitMs: number;
+  /** Told of every saved action (the profiler runs those with `ephemera.profile-inputs`). */
+  readonly onActionSaved?: (doc: ActionDoc) => void;
 }
 
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
@@ -238,6 +240,7 @@ export function buildController(opts: ControllerOptions): FastifyInstance {
       if (doc.exec.kind === 'sequence') checkSequence(doc);
       store.putAction(doc);
       req.log.info({ action: `${ns}/${name}`, version: doc.version, kind: doc.exec.kind }, existing === undefined ? 'action created' : 'action updated');
+      opts.onActionSaved?.(doc);
       return reply.send(present(doc));
     },
   );

@@ -14,6 +14,7 @@ import type { NodeStateSource } from '../scheduler/extender.js';
 import type { NodeAgent, NodeSelector } from './agent.js';
 import { buildController } from './api.js';
 import { Invoker } from './invoker.js';
+import { Profiler } from './profiler.js';
 import { ADMIN_TENANT, Store } from './store.js';
 import { writeWskprops } from './tenants.js';
 
@@ -74,7 +75,8 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     log: cfg.log,
     keepAliveMs: cfg.keepAliveMs,
   });
-  const app = buildController({ store, invoker, log: cfg.log, blockingWaitMs: cfg.blockingWaitMs });
+  const profiler = new Profiler({ nodes: cfg.nodes, store, log: cfg.log });
+  const app = buildController({ store, invoker, log: cfg.log, blockingWaitMs: cfg.blockingWaitMs, onActionSaved: (doc) => { profiler.saved(doc); } });
   if (cfg.extender !== undefined) await app.register(extenderRoutes, { source: cfg.extender });
   try {
     await app.listen({ host: cfg.host, port: cfg.port });
@@ -103,7 +105,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     props,
     close: () => {
       closing ??= (async () => {
-        await Promise.all([app.close(), invoker.close()]);
+        await Promise.all([app.close(), invoker.close(), profiler.close()]);
         store.close();
       })();
       return closing;
