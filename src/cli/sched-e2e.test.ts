@@ -54,6 +54,7 @@ interface Platform {
   readonly dir: string;
   child: ChildProcess | undefined;
   ow: openwhisk.Client | undefined;
+  url?: string;
 }
 
 function nodeNames(p: Platform): string[] {
@@ -110,6 +111,7 @@ describe('placement through the scheduler with ephemera up --nodes 2', { timeout
         { env: { ...process.env, EPHEMERA_HOME: join(p.dir, 'home') } },
       );
       p.child = started.child;
+      p.url = started.match[1] ?? '';
       p.ow = openwhisk({ apihost: started.match[1] ?? '', api_key: readProps(join(p.dir, 'home', 'guest.wskprops')).AUTH ?? '' });
     }));
     for (const s of starts) if (s.status === 'rejected') throw s.reason;
@@ -166,6 +168,35 @@ describe('placement through the scheduler with ephemera up --nodes 2', { timeout
     // tasks together and the four I/O tasks together.
     assert.deepEqual(ours, ['cpu@node-1', 'io@node-2', 'io@node-1', 'cpu@node-2', 'io@node-1', 'io@node-1']);
     assert.deepEqual(base, ['cpu@node-1', 'io@node-2', 'io@node-2', 'cpu@node-1', 'io@node-2', 'io@node-2']);
+  });
+
+  test('the extender on the controller reads the real agents: a 300 MiB pod fits only beside the 450 MiB node', { timeout: 60_000 }, async (t) => {
+    const p = platforms.find((x) => x.policy === 'ephemera');
+    if (skip !== null || p?.url === undefined || placed.get('ephemera') === undefined) return t.skip(skip ?? 'no placements');
+    const [n1, n2] = nodeNames(p) as [string, string];
+    const pod = (memory: string): unknown => ({
+      metadata: { name: 'task', namespace: 'guest', annotations: { 'ephemera.dev/profile': JSON.stringify({ tMem: 4 * MiB }) } },
+      spec: { containers: [{ name: 'fn', resources: { limits: { memory } } }] },
+    });
+    const post = async (verb: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> | Record<string, unknown>[] }> => {
+      const res = await fetch(`${p.url ?? ''}/extender/${verb}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(20_000) });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    // Warm containers keep their limits: node-1 holds 750 MiB, node-2 450 MiB of 1024.
+    const filtered = await post('filter', { Pod: pod('300Mi'), Nodes: null, NodeNames: [n1, n2, 'elsewhere'] });
+    assert.equal(filtered.status, 200, JSON.stringify(filtered.body));
+    const f = filtered.body as { NodeNames: string[]; FailedNodes: Record<string, string>; FailedAndUnresolvableNodes: Record<string, string> };
+    assert.deepEqual(f.NodeNames, [n2]);
+    assert.deepEqual(Object.keys(f.FailedNodes), [n1]);
+    assert.deepEqual(Object.keys(f.FailedAndUnresolvableNodes), ['elsewhere']);
+    const prio = await post('prioritize', { Pod: pod('128Mi'), Nodes: null, NodeNames: [n1, n2] });
+    assert.equal(prio.status, 200);
+    const scores = prio.body as { Host: string; Score: number }[];
+    assert.deepEqual(scores.map((s) => s.Host), [n1, n2]);
+    for (const s of scores) assert.ok(Number.isInteger(s.Score) && s.Score >= 0 && s.Score <= 10, JSON.stringify(scores));
+    const bad = await fetch(`${p.url ?? ''}/extender/filter`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"Pod":', signal: AbortSignal.timeout(20_000) });
+    assert.equal(bad.status, 400);
+    assert.equal(typeof ((await bad.json()) as { Error?: unknown }).Error, 'string');
   });
 
   test('the profiler runs profile-inputs in real containers: the peaks bracket what the action allocates and writes', { timeout: 300_000 }, async (t) => {

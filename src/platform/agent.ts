@@ -127,6 +127,8 @@ export interface NodeSelector {
   created?(id: string, node: NodeAgent): void;
   /** The container of placement `id` is gone (removed, or its creation failed). */
   released?(id: string, node: NodeAgent): void;
+  /** How many placements wait for room now (an idle container is then removed, not kept warm). */
+  waiting?(): number;
   /** Stops background work (report polling, timers); pending selections fail. */
   close?(): void;
 }

@@ -462,6 +462,10 @@ export class Invoker {
       this.destroy(slot, log, 'shutting down');
       return;
     }
+    if ((this.opts.selector.waiting?.() ?? 0) > 0) {
+      this.destroy(slot, log, 'memory needed by a waiting invocation');
+      return;
+    }
     slot.busy = false;
     slot.timer = setTimeout(() => { this.destroy(slot, log, 'idle past keep-alive'); }, this.opts.keepAliveMs);
     slot.timer.unref();

@@ -55,7 +55,7 @@ export class ScheduledSelector implements NodeSelector {
   private readonly agents = new Map<string, NodeAgent>();
   /** Placement ids whose container exists, by node name. */
   private readonly live = new Map<string, Set<string>>();
-  private readonly waiting = new Map<string, Waiter>();
+  private readonly waiters = new Map<string, Waiter>();
   private readonly now: () => number;
   private readonly refreshMs: number;
   private readonly timer: NodeJS.Timeout;
@@ -140,7 +140,7 @@ export class ScheduledSelector implements NodeSelector {
     const got = this.dispatcher.submit(req, this.now());
     if (got.status === 'placed') return this.agentOf(got.placement);
     this.opts.log.info({ placement: placement.id, tenant: placement.tenant, task: req.task, position: got.position }, 'no node has room; the placement waits');
-    const waited = new Promise<NodeAgent>((resolve, reject) => { this.waiting.set(placement.id, { resolve, reject }); });
+    const waited = new Promise<NodeAgent>((resolve, reject) => { this.waiters.set(placement.id, { resolve, reject }); });
     placement.reclaim?.();
     return waited;
   }
@@ -156,11 +156,15 @@ export class ScheduledSelector implements NodeSelector {
     void this.refresh(node);
   }
 
+  waiting(): number {
+    return this.waiters.size;
+  }
+
   close(): void {
     this.closed = true;
     clearInterval(this.timer);
-    for (const [id, w] of this.waiting) {
-      this.waiting.delete(id);
+    for (const [id, w] of this.waiters) {
+      this.waiters.delete(id);
       w.reject(new Error('the platform is shutting down'));
     }
   }
@@ -174,8 +178,8 @@ export class ScheduledSelector implements NodeSelector {
   /** Answers the placements a drain placed or timed out. */
   private settle(r: DrainResult<ScheduleRequest, Decision>): void {
     for (const { item, placement, waitedMs } of r.placed) {
-      const w = this.waiting.get(item.id);
-      this.waiting.delete(item.id);
+      const w = this.waiters.get(item.id);
+      this.waiters.delete(item.id);
       if (w === undefined) {
         this.dispatcher.scheduler.release(item.id, this.now());
         continue;
@@ -184,8 +188,8 @@ export class ScheduledSelector implements NodeSelector {
       w.resolve(this.agentOf(placement));
     }
     for (const item of r.expired) {
-      const w = this.waiting.get(item.id);
-      this.waiting.delete(item.id);
+      const w = this.waiters.get(item.id);
+      this.waiters.delete(item.id);
       w?.reject(waitTimeoutError(this.maxWaitMs));
     }
   }
