@@ -98,6 +98,11 @@ export interface Placement {
   readonly memoryBytes: number;
   readonly profile?: { readonly ownPeakBytes: number; readonly filePeakBytes: number };
   /**
+   * `T_mem` for the scheduler when it differs from the profile's sum: the input-sensitive estimate
+   * for this invocation's input. Absent: the profile's `ownPeakBytes + filePeakBytes`, else the limit.
+   */
+  readonly taskMem?: number;
+  /**
    * Bytes of containers being created on each node (by name) right now: a node's own figures do
    * not count them yet, and concurrent cold starts would otherwise all pick the same node.
    */

@@ -12,6 +12,8 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 
 import { EphemeraError, isEphemeraError } from '../core/errors.js';
+import { ProfileBook as InputProfileBook } from '../scheduler/profile-book.js';
+import { payloadBytes } from '../scheduler/profile.js';
 import type { ContainerSpec, NodeAgent, NodeSelector, Placement, RunResult } from './agent.js';
 import {
   MAX_SEQUENCE_ACTIONS,
@@ -112,6 +114,11 @@ export class Invoker {
   private readonly now: () => number;
   private readonly graceMs: number;
   private closed = false;
+  /**
+   * Every action's activations with their input sizes: for an action without a hand-set or profiled
+   * profile, `T_mem` is the estimate for this invocation's input (src/scheduler/profile-book.ts).
+   */
+  private readonly estimates = new InputProfileBook();
   /** Activations started since this invoker began (sequences count each component too). */
   started = 0;
 
@@ -255,7 +262,7 @@ export class Invoker {
       return this.record(action, ctx, cause, { start: at, end: at, logs: [], response: response(3, { error: 'The platform is shutting down; invoke again once it is back up.' }), waitTime: at - ctx.received, timedOut: false });
     }
     const log = this.opts.log.child({ activationId: ctx.activationId });
-    const got = await this.acquire(action, log, workflow, ctx.activationId);
+    const got = await this.acquire(action, log, workflow, ctx.activationId, payloadBytes(params));
     const start = got.start;
     const waitTime = start - ctx.received;
     if ('failure' in got) {
@@ -300,7 +307,10 @@ export class Invoker {
     if (eph !== undefined) {
       const own = eph.stats.ownPeakBytes;
       const file = eph.stats.filePeakBytes ?? eph.stats.bytes_in_memory_peak;
-      if (own !== undefined || file > 0) this.opts.profiles.observePeaks(action, own ?? 0, file);
+      if (own !== undefined || file > 0) {
+        this.opts.profiles.observePeaks(action, own ?? 0, file);
+        this.estimates.observe(`${action.namespace}/${action.name}`, { ownPeak: own ?? 0, filePeak: file, inputBytes: payloadBytes(params) });
+      }
     }
     return this.record(action, ctx, cause, {
       start, end, logs: result.logs, response: resp, waitTime, timedOut: result.timedOut === true,
@@ -322,7 +332,7 @@ export class Invoker {
   }
 
   /** A warm container of this action version, or a new one created and initialised. */
-  private async acquire(action: ActionDoc, log: Logger, workflow: string | undefined, placementId: string): Promise<
+  private async acquire(action: ActionDoc, log: Logger, workflow: string | undefined, placementId: string, inputBytes: number): Promise<
     { slot: Slot; start: number; initTime?: number } | { failure: ActivationResponse; start: number; initTime?: number }
   > {
     const key = `${action.namespace}/${action.name}`;
@@ -339,6 +349,14 @@ export class Invoker {
     }
     const memoryBytes = action.limits.memory * 1024 * 1024;
     const profile = effectiveProfile(action, this.opts.profiles.observedProfile(action.namespace, action.name));
+    let taskMem: number | undefined;
+    if (profile?.source === 'observed') {
+      // Learned from activations: the largest seen (kept in the store across restarts) is the
+      // fallback; the estimate for this input replaces it once the fit has enough samples.
+      const largest = profile.ownPeakBytes + profile.filePeakBytes;
+      this.estimates.setProfile(key, { tMem: largest, ownPeak: profile.ownPeakBytes, filePeak: profile.filePeakBytes, source: 'activations', runs: 0 });
+      taskMem = this.estimates.task(key, memoryBytes, inputBytes).mem;
+    }
     const placement: Placement = {
       id: placementId,
       reclaim: () => { this.reclaim(log); },
@@ -347,6 +365,7 @@ export class Invoker {
       ...(workflow === undefined ? {} : { workflow }),
       memoryBytes,
       pending: this.pending,
+      ...(taskMem === undefined ? {} : { taskMem }),
       ...(profile === undefined ? {} : { profile: { ownPeakBytes: profile.ownPeakBytes, filePeakBytes: profile.filePeakBytes } }),
     };
     let placed: { agent: NodeAgent; id: string };

@@ -42,9 +42,9 @@ interface Waiter {
   readonly reject: (err: Error) => void;
 }
 
-/** `T_lim` and `T_mem` of a placement: the profile's peaks, or the limit when nothing is known. */
-export function taskOfPlacement(p: Pick<Placement, 'memoryBytes' | 'profile'>): TaskProfile {
-  return { limit: p.memoryBytes, mem: p.profile === undefined ? p.memoryBytes : p.profile.ownPeakBytes + p.profile.filePeakBytes };
+/** `T_lim` and `T_mem` of a placement: the estimate, else the profile's peaks, else the limit. */
+export function taskOfPlacement(p: Pick<Placement, 'memoryBytes' | 'profile' | 'taskMem'>): TaskProfile {
+  return { limit: p.memoryBytes, mem: p.taskMem ?? (p.profile === undefined ? p.memoryBytes : p.profile.ownPeakBytes + p.profile.filePeakBytes) };
 }
 
 export class ScheduledSelector implements NodeSelector {
