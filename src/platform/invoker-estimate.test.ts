@@ -9,7 +9,7 @@ import { test } from 'node:test';
 
 import { pino } from 'pino';
 
-import type { ContainerSpec, NodeAgent, NodeLoad, NodeSelector, Placement, RunRequest, RunResult } from './agent.js';
+import type { NodeAgent, NodeLoad, NodeSelector, Placement, RunRequest, RunResult } from './agent.js';
 import { Invoker } from './invoker.js';
 import { buildAction, type ActionDoc, type Profile } from './model.js';
 import { taskOfPlacement } from './scheduled-selector.js';
