@@ -3,8 +3,8 @@
  * side, `ephemera up --nodes 2 --node-memory 1024M` with `--scheduler ephemera` and with
  * `--scheduler most-free`; runs alternate between them. In a run, six tasks of one tenant arrive one
  * per second (C, I, I, C, I, I): the I/O task (limit 150 MB, profile 8 MiB own + 250 MiB files)
- * writes a 250 MiB file and reads it back, three times over (new files, the old ones kept, so that
- * the tasks overlap as in the paper); the CPU task (limit 300 MB, profile 4 MiB) spins for a
+ * writes a 250 MiB file and reads it back, three times over (the same file, so that the tasks
+ * overlap as in the paper with the profile's file peak); the CPU task (limit 300 MB, profile 4 MiB) spins for a
  * fixed time. While all six run, the agents' figures are sampled: per node memory requested
  * (`N_req`), allocated (`N_alloc`) and used (the containers' cgroup usage). A task's latency is its
  * activation's `waitTime + duration` (request to answer). Every container is the same: no CPU cap
@@ -30,11 +30,11 @@ const IO_CODE = `
 def main(a):
     block = b"i" * (1 << 20)
     total = 0
-    for p in range(a.get("passes", 3)):
-        with open("/tmp/table4-%d.bin" % p, "wb") as f:
+    for _p in range(a.get("passes", 3)):
+        with open("/tmp/table4.bin", "wb") as f:
             for _ in range(a.get("mb", 250)):
                 f.write(block)
-        with open("/tmp/table4-%d.bin" % p, "rb") as f:
+        with open("/tmp/table4.bin", "rb") as f:
             while True:
                 b = f.read(1 << 20)
                 if not b:
