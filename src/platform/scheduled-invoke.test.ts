@@ -31,7 +31,7 @@ let selector: ScheduledSelector | undefined;
 before(async () => {
   const node = new SmallNode(scratchDir('sched-invoke-node'));
   selector = new ScheduledSelector({ policy: 'ephemera', nodes: [node], log: pino({ level: 'silent' }), refreshMs: 200, queueCapacity: 1, maxWaitMs: 20_000 });
-  platform = await startTestPlatform('sched-invoke', node, { selector, keepAliveMs: 60_000 });
+  platform = await startTestPlatform('sched-invoke', node, { selector, extender: selector.scheduler, keepAliveMs: 60_000 });
 });
 
 after(async () => {
@@ -57,4 +57,25 @@ test('no room: the second invocation waits for the first container, a third find
   assert.deepEqual(await first, { done: 'a' });
   // a's container is removed rather than kept warm, since b waits: b then runs.
   assert.deepEqual(await second, { done: 'b' });
+});
+
+test('the extender is mounted on the controller: a filter round trip on the node\'s figures; bad JSON is a 400 with Error', { timeout: 20_000 }, async () => {
+  const p = platform;
+  assert.ok(p !== undefined);
+  const pod = (memory: string): unknown => ({ metadata: { name: 'x', namespace: 'guest', annotations: { 'ephemera.dev/profile': '{"tMem": 4194304}' } }, spec: { containers: [{ name: 'fn', resources: { limits: { memory } } }] } });
+  // b's warm container holds 256 of the node's 300 MiB: 32 MiB fit, 128 MiB do not.
+  const filter = async (memory: string): Promise<{ NodeNames: string[]; FailedNodes: Record<string, string>; FailedAndUnresolvableNodes: Record<string, string> }> => {
+    const r = await p.request('POST', '/extender/filter', { body: JSON.stringify({ Pod: pod(memory), Nodes: null, NodeNames: ['fake', 'gone'] }) });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body as { NodeNames: string[]; FailedNodes: Record<string, string>; FailedAndUnresolvableNodes: Record<string, string> };
+  };
+  const small = await filter('32Mi');
+  assert.deepEqual(small.NodeNames, ['fake']);
+  assert.deepEqual(Object.keys(small.FailedAndUnresolvableNodes), ['gone']);
+  const large = await filter('128Mi');
+  assert.deepEqual(large.NodeNames, []);
+  assert.deepEqual(Object.keys(large.FailedNodes), ['fake']);
+  const bad = await p.request('POST', '/extender/filter', { body: '{"Pod":' });
+  assert.equal(bad.status, 400, JSON.stringify(bad.body));
+  assert.match(String((bad.body as { Error?: string }).Error), /not valid JSON/);
 });
