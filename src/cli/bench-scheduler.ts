@@ -1,12 +1,15 @@
 /**
  * `ephemera bench fig16b|fig16c|table4-model`: the scheduler's benchmarks on in-memory model nodes
- * (src/scheduler/bench.ts, src/scheduler/table4.ts); this file parses flags and writes the results.
+ * (src/scheduler/bench.ts, src/scheduler/table4.ts), and `table4` on real containers
+ * (src/bench/table4.ts); this file parses flags and writes the results.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { EphemeraError } from '../core/errors.js';
 import { writePlot } from '../bench/eval/plot.js';
+import { runTable4 } from '../bench/table4.js';
 import { FIG16C_DEFAULTS, fig16cCsv, fig16cPlotSpec, formatFig16c, runFig16c } from '../scheduler/bench.js';
 import { FIG16B_DEFAULTS, formatFig16b, runFig16b } from '../scheduler/bench-fig16b.js';
 import { formatTable4Model } from '../scheduler/table4.js';
@@ -22,7 +25,30 @@ export const SCHEDULER_BENCH_USAGE = `  fig16c  scheduling decision time (p50/p9
         (ours and most-free; placed tasks released after --hold-ms, default ${FIG16B_DEFAULTS.holdMs}). Flags:
         --rates 200,400,... (default ${FIG16B_DEFAULTS.rates.join(',')}), --hold-ms N, --out DIR.
   table4-model  Table 4's allocation (six tasks on two 1024 MB nodes) through the real scheduler,
-        ours vs the most-free baseline, beside the paper's rows. Flags: --out DIR.`;
+        ours vs the most-free baseline, beside the paper's rows. Flags: --out DIR.
+  table4  Table 4 on real containers: two \`ephemera up --nodes 2 --node-memory 1024M\` platforms
+        (ephemera, most-free), runs alternated; average latency per task kind, per node memory
+        requested/allocated/used. Flags: --runs N (default 5), --cpu-seconds N (default 8),
+        --io-mib N (default 250), --out DIR.`;
+
+/** \`ephemera bench table4\` */
+export async function table4Main(argv: readonly string[], progress: (line: string) => void): Promise<number> {
+  const context = 'ephemera bench table4';
+  const parsed = parseFlags(argv, { runs: { value: true }, 'cpu-seconds': { value: true }, 'io-mib': { value: true }, out: { value: true } }, context);
+  const report = await runTable4({
+    cli: [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))],
+    runs: flagPositiveInt(parsed, 'runs', context, 5),
+    cpuSeconds: flagPositiveInt(parsed, 'cpu-seconds', context, 8),
+    ioMiB: flagPositiveInt(parsed, 'io-mib', context, 250),
+    progress,
+  });
+  const out = flagValue(parsed, 'out') ?? defaultOut();
+  mkdirSync(out, { recursive: true });
+  const file = join(out, 'table4.json');
+  writeFileSync(file, JSON.stringify({ experiment: 'table4', runs: report.runs, summary: report.summary, improvement: report.improvement, loadavg: report.loadavg }, null, 2) + '\n');
+  process.stdout.write(`${report.table}\nwrote ${file}\n`);
+  return report.runs.some((r) => r.failed > 0) ? 1 : 0;
+}
 
 const defaultOut = (): string => join(BUILD_DIR, '..', 'results', 'scheduler');
 

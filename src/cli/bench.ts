@@ -16,7 +16,7 @@ import { MOVE_BENCH_DEFAULTS, runMoveBench } from '../node/bench-move.js';
 import { flagPositiveInt, flagSet, flagValue, parseFlags, type ParsedFlags } from './flags.js';
 import { DASHBOARD_BENCH_DEFAULTS } from '../dashboard/bench-defaults.js';
 import { MICRO_USAGE, microBenchMain } from './bench-micro.js';
-import { SCHEDULER_BENCH_USAGE, fig16bMain, fig16cMain, table4ModelMain } from './bench-scheduler.js';
+import { SCHEDULER_BENCH_USAGE, fig16bMain, fig16cMain, table4Main, table4ModelMain } from './bench-scheduler.js';
 import { BUILD_DIR, buildOutput } from './paths.js';
 import { PLATFORM_DEFAULTS, plotPlatformBench, runPlatformBench } from '../bench/platform.js';
 import { runPlatformDemo } from '../bench/platform-demo.js';
@@ -234,6 +234,7 @@ const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<
   fig16b: (argv) => withProgressLine((line) => fig16bMain(argv, line)),
   fig16c: (argv) => withProgressLine((line) => fig16cMain(argv, line)),
   'table4-model': (argv) => Promise.resolve(table4ModelMain(argv)),
+  table4: (argv) => withProgressLine((line) => table4Main(argv, line)),
   ...Object.fromEntries(EVAL_EXPERIMENTS.map((name) => [name, (argv: readonly string[]) => evalBenchMain([name, ...argv])])),
 };
 

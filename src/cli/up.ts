@@ -15,7 +15,9 @@ import { ensureDockerEngine } from '../container/dockerd.js';
 import { lastApihost, startController } from '../platform/controller.js';
 import { connectNode } from '../platform/node-adapter.js';
 import { startNodeProcess, type NodeProcess } from '../platform/node-procs.js';
-import { MostFreeSelector, SCHEDULERS } from '../platform/selector.js';
+import { ScheduledSelector } from '../platform/scheduled-selector.js';
+import { parseSchedulerPolicy } from '../scheduler/algorithm.js';
+import { SCHEDULERS } from '../platform/selector.js';
 import { Store } from '../platform/store.js';
 import { GUEST_TENANT, checkTenantName, ephemeraHome, writeWskprops } from '../platform/tenants.js';
 import { flagPositiveInt, flagValue, parseFlags } from './flags.js';
@@ -124,7 +126,7 @@ export async function upMain(argv: readonly string[]): Promise<number> {
     await stopNodes();
     throw err;
   }
-  if (scheduler === 'ephemera' && nodes > 1) log.warn('the ephemera scheduler (Algorithm 1) is not wired in yet; placing containers on the node with the most free memory');
+  const selector = new ScheduledSelector({ policy: parseSchedulerPolicy(scheduler), nodes: procs.map((p) => p.agent), log });
   let ctl;
   try {
     ctl = await startController({
@@ -134,7 +136,8 @@ export async function upMain(argv: readonly string[]): Promise<number> {
       port: Number(portText),
       tenants,
       nodes: procs.map((p) => p.agent),
-      selector: new MostFreeSelector(scheduler),
+      selector,
+      extender: selector.scheduler,
       log,
       keepAliveMs,
       blockingWaitMs: 60_000,

@@ -65,9 +65,17 @@ export interface RunResult {
   readonly oom?: boolean;
 }
 
+export interface MemoryLoad {
+  readonly limit: number;
+  readonly allocated: number;
+  readonly requested: number;
+}
+
 export interface NodeLoad {
   readonly node: string;
-  readonly memory: { readonly limit: number; readonly allocated: number; readonly requested: number };
+  readonly memory: MemoryLoad;
+  /** The same figures per tenant (Algorithm 1's score uses the invoking tenant's). */
+  readonly tenants?: Readonly<Record<string, MemoryLoad>>;
 }
 
 export interface NodeAgent {
@@ -81,6 +89,8 @@ export interface NodeAgent {
 }
 
 export interface Placement {
+  /** Unique per container creation (the activation that causes it): the scheduler's reservation id. */
+  readonly id: string;
   readonly tenant: string;
   readonly function: string;
   /** The sequence a component's container is created for. */
@@ -88,10 +98,20 @@ export interface Placement {
   readonly memoryBytes: number;
   readonly profile?: { readonly ownPeakBytes: number; readonly filePeakBytes: number };
   /**
+   * `T_mem` for the scheduler when it differs from the profile's sum: the input-sensitive estimate
+   * for this invocation's input. Absent: the profile's `ownPeakBytes + filePeakBytes`, else the limit.
+   */
+  readonly taskMem?: number;
+  /**
    * Bytes of containers being created on each node (by name) right now: a node's own figures do
    * not count them yet, and concurrent cold starts would otherwise all pick the same node.
    */
   readonly pending: ReadonlyMap<string, number>;
+  /**
+   * Called when no node has room and the placement waits: the invoker then removes idle warm
+   * containers, whose memory the nodes still count, so that the wait ends.
+   */
+  readonly reclaim?: () => void;
 }
 
 /**
@@ -100,5 +120,20 @@ export interface Placement {
  */
 export interface NodeSelector {
   readonly name: string;
+  /**
+   * True when `select` reserves the memory itself (the scheduler): the invoker then neither runs
+   * selections one at a time nor counts pending bytes, and tells it about the container's life.
+   */
+  readonly reserves?: boolean;
+  /** The longest `select` may wait for room (the invoker's bound on it is a little longer). */
+  readonly maxWaitMs?: number;
   select(nodes: readonly NodeAgent[], placement: Placement): Promise<NodeAgent>;
+  /** The container of placement `id` now exists on `node`. */
+  created?(id: string, node: NodeAgent): void;
+  /** The container of placement `id` is gone (removed, or its creation failed). */
+  released?(id: string, node: NodeAgent): void;
+  /** How many placements wait for room now (an idle container is then removed, not kept warm). */
+  waiting?(): number;
+  /** Stops background work (report polling, timers); pending selections fail. */
+  close?(): void;
 }

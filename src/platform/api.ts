@@ -45,6 +45,8 @@ export interface ControllerOptions {
   readonly log: Logger;
   /** How long a blocking invoke waits before answering 202 (OpenWhisk: 60 s). */
   readonly blockingWaitMs: number;
+  /** Told of every saved action (the profiler runs those with `ephemera.profile-inputs`). */
+  readonly onActionSaved?: (doc: ActionDoc) => void;
 }
 
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
@@ -238,6 +240,7 @@ export function buildController(opts: ControllerOptions): FastifyInstance {
       if (doc.exec.kind === 'sequence') checkSequence(doc);
       store.putAction(doc);
       req.log.info({ action: `${ns}/${name}`, version: doc.version, kind: doc.exec.kind }, existing === undefined ? 'action created' : 'action updated');
+      opts.onActionSaved?.(doc);
       return reply.send(present(doc));
     },
   );
@@ -314,13 +317,15 @@ export function buildController(opts: ControllerOptions): FastifyInstance {
 
   const answer = (reply: FastifyReply, rec: ActivationRecord, resultOnly: boolean): FastifyReply => {
     const r = rec.response;
-    const status = r.success ? 200 : r.statusCode === 3 ? 500 : 502;
+    // The scheduler had no room (queue full, waited too long, no node large enough): 503, its code.
+    const schedCode = typeof r.result.code === 'string' && r.result.code.startsWith('EPH_SCHED_') ? r.result.code : undefined;
+    const status = r.success ? 200 : schedCode !== undefined ? 503 : r.statusCode === 3 ? 500 : 502;
     const body: Record<string, unknown> = resultOnly ? { ...r.result } : { ...rec };
     if (!r.success) {
       // The record (or result) stays whole; `error` and `code` say what went wrong, as every error body does.
       const e = r.result.error;
       body.error = typeof e === 'string' ? e : `the action ended with ${r.status}: ${JSON.stringify(e ?? r.result)}`;
-      body.code = r.statusCode === 3 ? 'EPH_API_INTERNAL' : 'EPH_ACTION_FAILED';
+      body.code = schedCode ?? (r.statusCode === 3 ? 'EPH_API_INTERNAL' : 'EPH_ACTION_FAILED');
     }
     return reply.code(status).send(body);
   };

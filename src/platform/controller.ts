@@ -9,9 +9,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 
 import { EphemeraError } from '../core/errors.js';
+import { extenderRoutes } from '../scheduler/extender-routes.js';
+import type { NodeStateSource } from '../scheduler/extender.js';
 import type { NodeAgent, NodeSelector } from './agent.js';
 import { buildController } from './api.js';
 import { Invoker } from './invoker.js';
+import { Profiler } from './profiler.js';
 import { ADMIN_TENANT, Store } from './store.js';
 import { writeWskprops } from './tenants.js';
 
@@ -43,6 +46,8 @@ export interface ControllerConfig {
   readonly log: Logger;
   readonly keepAliveMs: number;
   readonly blockingWaitMs: number;
+  /** Node state for the kube-scheduler extender (`POST /extender/filter|prioritize`); none: not served. */
+  readonly extender?: NodeStateSource;
 }
 
 export interface RunningController {
@@ -70,7 +75,9 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     log: cfg.log,
     keepAliveMs: cfg.keepAliveMs,
   });
-  const app = buildController({ store, invoker, log: cfg.log, blockingWaitMs: cfg.blockingWaitMs });
+  const profiler = new Profiler({ nodes: cfg.nodes, store, log: cfg.log });
+  const app = buildController({ store, invoker, log: cfg.log, blockingWaitMs: cfg.blockingWaitMs, onActionSaved: (doc) => { profiler.saved(doc); } });
+  if (cfg.extender !== undefined) await app.register(extenderRoutes, { source: cfg.extender });
   try {
     await app.listen({ host: cfg.host, port: cfg.port });
   } catch (err) {
@@ -98,7 +105,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     props,
     close: () => {
       closing ??= (async () => {
-        await Promise.all([app.close(), invoker.close()]);
+        await Promise.all([app.close(), invoker.close(), profiler.close()]);
         store.close();
       })();
       return closing;

@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import openwhisk from 'openwhisk';
 import { pino } from 'pino';
 
-import type { NodeAgent } from './agent.js';
+import type { NodeStateSource } from '../scheduler/extender.js';
+import type { NodeAgent, NodeSelector } from './agent.js';
 import { startController, type RunningController } from './controller.js';
 import { MostFreeSelector } from './selector.js';
 
@@ -46,7 +47,7 @@ export interface TestPlatform {
 export async function startTestPlatform(
   tag: string,
   node: NodeAgent,
-  opts: { tenants?: readonly string[]; blockingWaitMs?: number; keepAliveMs?: number; stateDir?: string } = {},
+  opts: { tenants?: readonly string[]; blockingWaitMs?: number; keepAliveMs?: number; stateDir?: string; selector?: NodeSelector; extender?: NodeStateSource } = {},
 ): Promise<TestPlatform> {
   const dir = scratchDir(tag);
   const ctl = await startController({
@@ -56,7 +57,8 @@ export async function startTestPlatform(
     port: 0,
     tenants: opts.tenants ?? ['guest'],
     nodes: [node],
-    selector: new MostFreeSelector(),
+    selector: opts.selector ?? new MostFreeSelector(),
+    ...(opts.extender === undefined ? {} : { extender: opts.extender }),
     log: pino({ level: process.env.EPHEMERA_TEST_LOG ?? 'silent' }),
     keepAliveMs: opts.keepAliveMs ?? 60_000,
     blockingWaitMs: opts.blockingWaitMs ?? 30_000,

@@ -11,8 +11,10 @@ import { randomBytes } from 'node:crypto';
 
 import type { Logger } from 'pino';
 
-import { isEphemeraError } from '../core/errors.js';
-import type { NodeAgent, NodeSelector, Placement, RunResult } from './agent.js';
+import { EphemeraError, isEphemeraError } from '../core/errors.js';
+import { ProfileBook as InputProfileBook } from '../scheduler/profile-book.js';
+import { payloadBytes } from '../scheduler/profile.js';
+import type { ContainerSpec, NodeAgent, NodeSelector, Placement, RunResult } from './agent.js';
 import {
   MAX_SEQUENCE_ACTIONS,
   MESSAGES,
@@ -68,6 +70,8 @@ export interface ActivationContext {
 
 interface Slot {
   readonly id: string;
+  /** The scheduler's reservation id for this container (the activation that created it). */
+  readonly placementId: string;
   readonly agent: NodeAgent;
   readonly key: string;
   readonly version: string;
@@ -110,6 +114,11 @@ export class Invoker {
   private readonly now: () => number;
   private readonly graceMs: number;
   private closed = false;
+  /**
+   * Every action's activations with their input sizes: for an action without a hand-set or profiled
+   * profile, `T_mem` is the estimate for this invocation's input (src/scheduler/profile-book.ts).
+   */
+  private readonly estimates = new InputProfileBook();
   /** Activations started since this invoker began (sequences count each component too). */
   started = 0;
 
@@ -253,7 +262,7 @@ export class Invoker {
       return this.record(action, ctx, cause, { start: at, end: at, logs: [], response: response(3, { error: 'The platform is shutting down; invoke again once it is back up.' }), waitTime: at - ctx.received, timedOut: false });
     }
     const log = this.opts.log.child({ activationId: ctx.activationId });
-    const got = await this.acquire(action, log, workflow);
+    const got = await this.acquire(action, log, workflow, ctx.activationId, payloadBytes(params));
     const start = got.start;
     const waitTime = start - ctx.received;
     if ('failure' in got) {
@@ -298,7 +307,10 @@ export class Invoker {
     if (eph !== undefined) {
       const own = eph.stats.ownPeakBytes;
       const file = eph.stats.filePeakBytes ?? eph.stats.bytes_in_memory_peak;
-      if (own !== undefined || file > 0) this.opts.profiles.observePeaks(action, own ?? 0, file);
+      if (own !== undefined || file > 0) {
+        this.opts.profiles.observePeaks(action, own ?? 0, file);
+        this.estimates.observe(`${action.namespace}/${action.name}`, { ownPeak: own ?? 0, filePeak: file, inputBytes: payloadBytes(params) });
+      }
     }
     return this.record(action, ctx, cause, {
       start, end, logs: result.logs, response: resp, waitTime, timedOut: result.timedOut === true,
@@ -320,7 +332,7 @@ export class Invoker {
   }
 
   /** A warm container of this action version, or a new one created and initialised. */
-  private async acquire(action: ActionDoc, log: Logger, workflow: string | undefined): Promise<
+  private async acquire(action: ActionDoc, log: Logger, workflow: string | undefined, placementId: string, inputBytes: number): Promise<
     { slot: Slot; start: number; initTime?: number } | { failure: ActivationResponse; start: number; initTime?: number }
   > {
     const key = `${action.namespace}/${action.name}`;
@@ -337,12 +349,23 @@ export class Invoker {
     }
     const memoryBytes = action.limits.memory * 1024 * 1024;
     const profile = effectiveProfile(action, this.opts.profiles.observedProfile(action.namespace, action.name));
-    const placement = {
+    let taskMem: number | undefined;
+    if (profile?.source === 'observed') {
+      // Learned from activations: the largest seen (kept in the store across restarts) is the
+      // fallback; the estimate for this input replaces it once the fit has enough samples.
+      const largest = profile.ownPeakBytes + profile.filePeakBytes;
+      this.estimates.setProfile(key, { tMem: largest, ownPeak: profile.ownPeakBytes, filePeak: profile.filePeakBytes, source: 'activations', runs: 0 });
+      taskMem = this.estimates.task(key, memoryBytes, inputBytes).mem;
+    }
+    const placement: Placement = {
+      id: placementId,
+      reclaim: () => { this.reclaim(log); },
       tenant: action.namespace,
       function: key,
       ...(workflow === undefined ? {} : { workflow }),
       memoryBytes,
       pending: this.pending,
+      ...(taskMem === undefined ? {} : { taskMem }),
       ...(profile === undefined ? {} : { profile: { ownPeakBytes: profile.ownPeakBytes, filePeakBytes: profile.filePeakBytes } }),
     };
     let placed: { agent: NodeAgent; id: string };
@@ -350,10 +373,13 @@ export class Invoker {
       placed = await this.create(action, placement, log);
     } catch (err) {
       log.error({ err: message(err) }, 'container creation failed');
-      return { failure: response(3, { error: `whisk internal error: no container could be created for ${key}: ${message(err)}` }), start: this.now() };
+      // The scheduler's refusals (a full queue, a wait past its bound, a task no node can hold)
+      // keep their code: the API answers them 503.
+      const code = err instanceof EphemeraError && err.code.startsWith('EPH_SCHED_') ? { code: err.code } : {};
+      return { failure: response(3, { error: `whisk internal error: no container could be created for ${key}: ${message(err)}`, ...code }), start: this.now() };
     }
     const { agent, id } = placed;
-    const slot: Slot = { id, agent, key, version: action.version, busy: true, gone: false, timer: undefined };
+    const slot: Slot = { id, placementId, agent, key, version: action.version, busy: true, gone: false, timer: undefined };
     this.slots.set(key, [...(this.slots.get(key) ?? []), slot]);
     log.info({ container: id, node: agent.name }, 'cold start: container created');
     const start = this.now();
@@ -394,8 +420,24 @@ export class Invoker {
    */
   private async create(action: ActionDoc, placement: Placement, log: Logger): Promise<{ agent: NodeAgent; id: string }> {
     let candidates = [...this.opts.nodes];
+    const selector = this.opts.selector;
     for (;;) {
       const nodes = candidates;
+      if (selector.reserves === true) {
+        // The scheduler reserves at decision time: no need to serialise, nor to count pending bytes.
+        const agent = await within(selector.select(nodes, placement), (selector.maxWaitMs ?? 30_000) + 5000, `scheduler ${selector.name}`);
+        try {
+          const { id } = await within(agent.create(this.containerSpec(action, placement)), 120_000, 'container creation');
+          selector.created?.(placement.id, agent);
+          return { agent, id };
+        } catch (err) {
+          selector.released?.(placement.id, agent);
+          candidates = candidates.filter((n) => n !== agent);
+          if (!isEphemeraError(err, 'EPH_NODE_FULL') || candidates.length === 0) throw err;
+          log.warn({ node: agent.name, err: message(err) }, 'node full; asking the scheduler again');
+          continue;
+        }
+      }
       const chosen = this.selecting.then(async () => {
         const a = await within(this.opts.selector.select(nodes, placement), 30_000, `scheduler ${this.opts.selector.name}`);
         this.pending.set(a.name, (this.pending.get(a.name) ?? 0) + placement.memoryBytes);
@@ -404,18 +446,7 @@ export class Invoker {
       this.selecting = chosen.catch(() => undefined);
       const agent = await chosen;
       try {
-        const { id } = await within(
-          agent.create({
-            tenant: placement.tenant,
-            function: placement.function,
-            ...(placement.workflow === undefined ? {} : { workflow: placement.workflow }),
-            memoryBytes: placement.memoryBytes,
-            ...(placement.profile === undefined ? {} : { profile: placement.profile }),
-            ...(action.exec.kind === 'blackbox' && action.exec.image !== undefined ? { image: action.exec.image } : {}),
-          }),
-          120_000,
-          'container creation',
-        );
+        const { id } = await within(agent.create(this.containerSpec(action, placement)), 120_000, 'container creation');
         return { agent, id };
       } catch (err) {
         candidates = candidates.filter((n) => n !== agent);
@@ -429,9 +460,29 @@ export class Invoker {
     }
   }
 
+  private containerSpec(action: ActionDoc, placement: Placement): ContainerSpec {
+    return {
+      tenant: placement.tenant,
+      function: placement.function,
+      ...(placement.workflow === undefined ? {} : { workflow: placement.workflow }),
+      memoryBytes: placement.memoryBytes,
+      ...(placement.profile === undefined ? {} : { profile: placement.profile }),
+      ...(action.exec.kind === 'blackbox' && action.exec.image !== undefined ? { image: action.exec.image } : {}),
+    };
+  }
+
+  /** A placement waits for room: idle warm containers give theirs back (OpenWhisk evicts them too). */
+  private reclaim(log: Logger): void {
+    for (const list of [...this.slots.values()]) for (const s of list) if (!s.busy) this.destroy(s, log, 'memory needed by a waiting invocation');
+  }
+
   private release(slot: Slot, log: Logger): void {
     if (this.closed) {
       this.destroy(slot, log, 'shutting down');
+      return;
+    }
+    if ((this.opts.selector.waiting?.() ?? 0) > 0) {
+      this.destroy(slot, log, 'memory needed by a waiting invocation');
       return;
     }
     slot.busy = false;
@@ -449,7 +500,10 @@ export class Invoker {
     const p = within(slot.agent.remove(slot.id), 60_000, `removal of container ${slot.id}`)
       .then(() => { log.info({ container: slot.id, why }, 'container removed'); })
       .catch((err: unknown) => { log.error({ container: slot.id, err: message(err) }, 'container removal failed'); })
-      .finally(() => { this.removing.delete(p); });
+      .finally(() => {
+        this.removing.delete(p);
+        this.opts.selector.released?.(slot.placementId, slot.agent);
+      });
     this.removing.add(p);
   }
 
@@ -463,6 +517,7 @@ export class Invoker {
    */
   async close(waitMs = 10_000): Promise<void> {
     this.closed = true;
+    this.opts.selector.close?.();
     const deadline = this.now() + waitMs;
     while (this.containers().busy > 0 && this.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const list of [...this.slots.values()]) for (const s of list) this.destroy(s, this.opts.log, 'shutting down');

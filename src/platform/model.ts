@@ -5,6 +5,7 @@
  * Shapes follow Apache OpenWhisk's controller (WhiskAction, WhiskActivation, ActivationResponse)
  * so that the official `openwhisk` npm client and the wsk CLI read them unchanged.
  */
+import { PROFILE_INPUTS_ANNOTATION, parseProfileInputs } from '../scheduler/profile.js';
 
 /** The kinds this platform runs. */
 export const KINDS = ['python:3', 'blackbox', 'sequence'] as const;
@@ -102,8 +103,11 @@ export interface Profile {
   readonly T_mem: number;
   readonly ownPeakBytes: number;
   readonly filePeakBytes: number;
-  /** `user` when set by hand on the action, `observed` when taken from activations. */
-  readonly source: 'user' | 'observed';
+  /**
+   * `user` when set by hand on the action, `profiled` when the profiler ran the action on its
+   * `ephemera.profile-inputs`, `observed` when taken from activations.
+   */
+  readonly source: 'user' | 'profiled' | 'observed';
 }
 
 export const PROFILE_ANNOTATION = 'ephemera.profile';
@@ -310,6 +314,14 @@ export function buildAction(
   annotations = withAnnotation(annotations, 'exec', exec.kind);
   const profile = annotation(annotations, PROFILE_ANNOTATION);
   if (profile !== undefined) annotations = withAnnotation(annotations, PROFILE_ANNOTATION, checkUserProfile(profile, limits));
+  const inputs = annotation(annotations, PROFILE_INPUTS_ANNOTATION);
+  if (inputs !== undefined) {
+    try {
+      parseProfileInputs(inputs);
+    } catch (err) {
+      throw new Invalid(`annotation ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
   return {
     namespace,
     name,
@@ -348,7 +360,7 @@ function checkUserProfile(value: unknown, limits: Limits): Profile {
 /** The profile an action runs with: the user's when set by hand, else the largest peaks observed. */
 export function effectiveProfile(action: ActionDoc, observed: Profile | undefined): Profile | undefined {
   const user = annotation(action.annotations, PROFILE_ANNOTATION) as Profile | undefined;
-  if (user !== undefined && user.source === 'user') return user;
+  if (user !== undefined && user.source !== 'observed') return user;
   return observed;
 }
 

@@ -36,7 +36,7 @@ export class NodeClientAgent implements NodeAgent {
 
   async state(): Promise<NodeLoad> {
     const info = await this.client.node();
-    return { node: info.node, memory: info.memory };
+    return { node: info.node, memory: info.memory, tenants: info.tenants };
   }
 }
 

@@ -1,8 +1,7 @@
 /**
- * Node selection for new containers. `most-free` places a container on the node with the most
- * memory not yet allocated (the baseline the paper compares Algorithm 1 against). The `ephemera`
- * policy (Algorithm 1) belongs to the scheduler (src/scheduler/); until it is wired in, asking for
- * it selects by most-free memory and says so in the log.
+ * The simple node selector: the node with the most memory not yet allocated, read from each node
+ * at every selection. `ephemera up` selects through the scheduler instead (scheduled-selector.ts,
+ * both policies); this one serves the route and invoker tests, which run one fake node.
  */
 import type { NodeAgent, NodeSelector, Placement } from './agent.js';
 

@@ -25,6 +25,18 @@ export const EXTENDER_DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 
 export const extenderRoutes: FastifyPluginAsync<ExtenderRoutesOptions> = (app, opts) => {
   const bodyLimit = opts.bodyLimit ?? EXTENDER_DEFAULT_BODY_LIMIT;
+  // Our own JSON parser, so that bad JSON is a 400 in the extender's shape whatever parser the
+  // application that mounts the plugin installed (the controller's answers in its own shape).
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, JSON.parse(typeof body === 'string' ? body : body.toString('utf8')));
+    } catch (e) {
+      const err = new Error(`the body is not valid JSON (${e instanceof Error ? e.message : String(e)}); send ExtenderArgs as kube-scheduler does`) as FastifyError;
+      err.statusCode = 400;
+      done(err, undefined);
+    }
+  });
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) request.log.error({ err }, 'extender request failed');
