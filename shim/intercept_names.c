@@ -117,8 +117,12 @@ static int unlink_impl(int dirfd, const char *path, int flags)
         } else if (nsv_lookup(abs, &inode, &gen) == 0) {
             if (trailing)
                 return fail(ENOTDIR);
-            if (simple_rpc(EPH_OP_UNLINK, abs, NULL, 0, &resp) == 0 && resp.status != -ENOENT)
-                return resp.status < 0 ? fail(-resp.status) : 0;
+            if (simple_rpc(EPH_OP_UNLINK, abs, NULL, 0, &resp) == 0 && resp.status != -ENOENT) {
+                if (resp.status < 0)
+                    return fail(-resp.status);
+                ft_sweep_idle(); /* a cached mapping must not keep the file's pages */
+                return 0;
+            }
         }
     }
     return ENOENT_FIX(dirfd, path, REAL(unlinkat)(dirfd, path, flags));
@@ -226,6 +230,7 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
                 return fail(rename_enoent(a, b));
             if (resp.status < 0)
                 return fail(-resp.status);
+            ft_sweep_idle(); /* the replaced target's cached mapping, if any */
             return 0;
         }
     }
