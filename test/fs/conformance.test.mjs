@@ -203,13 +203,10 @@ for p in sorted(os.listdir('s')) + ['/'] + sorted(os.listdir('u')):
             print(q, f.read())
 `;
 
-// Known gap (todo): under `ephemera run` the daemon's socket lives in a 0700 run directory, so a
-// process that switched to another user cannot ask the daemon anything ("rpc op 3 failed:
-// Permission denied" in the log); its unlink of root's in-memory file then falls back to the disk
-// and says ENOENT where the kernel says EPERM.  With the socket reachable (a daemon started by
-// hand on a 0755 run directory) the output is the same as tmpfs's.  The fix belongs to whoever
-// creates the run directory (src/cli/run.ts) and the socket's mode (daemon/).
-test('sticky directories: unlink and rename fail and succeed for the users the kernel says', { timeout: 60_000, todo: 'other users cannot reach the daemon socket under ephemera run' }, async (t) => {
+// Other users reach the daemon: `ephemera run` makes its run directory 0711 (src/cli/run.ts) and
+// shim.sock is 0777, so a process that switched user asks the daemon, which checks the sticky rule
+// with the caller's SO_PEERCRED identity, rather than falling back to the disk (ENOENT for EPERM).
+test('sticky directories: unlink and rename fail and succeed for the users the kernel says', { timeout: 60_000 }, async (t) => {
   await sameOnTmpfsAndShim(t, 'sticky', '', py(STICKY));
 });
 
