@@ -2176,6 +2176,20 @@ static void check_records(const char *name, int nchild, long per_child)
     free(p);
 }
 
+/* A child whose trace comes back through pf[0] (the child has only pf[1]). */
+static pid_t fork_traced(int pf[2])
+{
+    if (pipe(pf) < 0)
+        die("pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0)
+        close(pf[0]);
+    return pid;
+}
+
 static void mode_multi(void)
 {
     int nproc = opt.procs;
@@ -2194,14 +2208,8 @@ static void mode_multi(void)
     pid_t pids[64];
     for (int c = 0; c < nproc; c++) {
         int pf[2];
-        if (pipe(pf) < 0)
-            die("pipe: %s", strerror(errno));
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid < 0)
-            die("fork: %s", strerror(errno));
+        pid_t pid = fork_traced(pf);
         if (pid == 0) {
-            close(pf[0]);
             for (int j = 0; j < c; j++)
                 close(pipes[j]);
             T.n = 0;
@@ -2355,14 +2363,8 @@ static void mode_users(void)
     for (long t = 0; t < nturns; t++) {
         uid_t uid = uids[below(&turns, 3)];
         int pf[2];
-        if (pipe(pf) < 0)
-            die("pipe: %s", strerror(errno));
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid < 0)
-            die("fork: %s", strerror(errno));
+        pid_t pid = fork_traced(pf);
         if (pid == 0) {
-            close(pf[0]);
             T.n = 0;
             if (uid != 0 && (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0))
                 die("turn %ld: becoming uid %d: %s", t, (int)uid, strerror(errno));
