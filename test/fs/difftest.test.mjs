@@ -131,6 +131,10 @@ async function bisectFeatures(c, bin, sc) {
 }
 
 async function differential(t, c) {
+  if (c.mode === 'users' && process.getuid() !== 0) {
+    t.skip('--mode users switches to other uids: needs root');
+    return;
+  }
   const bin = c.asanDifftest ? DIFFTEST_ASAN : DIFFTEST;
   requireBuilt(bin);
   if (c.daemon) requireBuilt(c.daemon);
