@@ -12,8 +12,10 @@
  * After the last local close, the mapping and a private O_CLOEXEC fd on the
  * memfd (numbered >= FT_PRIV_MIN, away from the numbers applications expect)
  * stay cached for a while, so reopening a file is a dup instead of a round
- * trip to the daemon.  At most FT_IDLE_MAX idle inodes are kept; the daemon
- * truncates a memfd when it frees the inode, so a stale cache pins no pages.
+ * trip to the daemon.  At most FT_IDLE_MAX idle inodes are kept.  A cached
+ * memfd keeps its pages (charged to the cgroup) even after the daemon freed
+ * the inode, so the idle ones that lost their last name or left memory are
+ * dropped at this process's next unlink, rename or new mapping (ft_sweep_idle).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,7 +44,22 @@ struct ft_entry *ft_fds;
 uint32_t ft_nfds;
 _Atomic uint32_t ft_hwm;
 struct ft_map *ft_maps;
-static int ft_idle;                     /* cached inodes with refs == 0, under ft_mu */
+static uint32_t ft_idle_ino[FT_IDLE_MAX]; /* cached inodes with refs == 0, under ft_mu */
+static int ft_idle;                     /* how many of ft_idle_ino are used */
+
+static void idle_add(uint32_t inode)
+{
+    ft_idle_ino[ft_idle++] = inode;
+}
+
+static void idle_remove(uint32_t inode)
+{
+    for (int i = 0; i < ft_idle; i++)
+        if (ft_idle_ino[i] == inode) {
+            ft_idle_ino[i] = ft_idle_ino[--ft_idle];
+            return;
+        }
+}
 static pthread_mutex_t ft_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void ft_lock(void) { pthread_mutex_lock(&ft_mu); }
@@ -156,7 +173,7 @@ static void map_drop_all(struct ft_map *m)
         m->kfd1 = 0;
     }
     if (m->cached && m->refs == 0)
-        ft_idle--;
+        idle_remove(m->inode);
     m->cached = 0;
     char *b = atomic_load(&m->base);
     if (b)
@@ -171,6 +188,25 @@ static void map_drop_all(struct ft_map *m)
     atomic_store(&m->filled, 0);
 }
 
+/*
+ * Drop the idle cached mappings of inodes that are no longer a named file in
+ * memory (unlinked, replaced by a rename, moved to disk, or freed and reused).
+ * Their mapping and private fd would keep the memfd's pages alive, charged to
+ * the container's cgroup, after the daemon stopped counting them.
+ */
+static void sweep_locked(void)
+{
+    for (int i = 0; i < ft_idle;) {
+        struct ft_map *m = &ft_maps[ft_idle_ino[i]];
+        struct eph_inode *ino = &sh.inodes[ft_idle_ino[i]];
+        if (atomic_load(&ino->gen) != m->gen || atomic_load(&ino->state) != EPH_MEM ||
+            atomic_load(&ino->nlink) == 0)
+            map_drop_all(m); /* removes entry i: the last one moves into its place */
+        else
+            i++;
+    }
+}
+
 int ft_install(int fd, uint32_t desc, int kfd_for_map)
 {
     if (fd < 0 || (unsigned)fd >= ft_nfds)
@@ -181,11 +217,12 @@ int ft_install(int fd, uint32_t desc, int kfd_for_map)
     ft_lock();
     ledger_before_ref();
     if (m->cached && m->refs == 0 && m->gen == d->inode_gen) {
-        ft_idle--; /* an idle cached mapping comes back into use */
+        idle_remove(d->inode); /* an idle cached mapping comes back into use */
     } else if (m->refs == 0 || m->gen != d->inode_gen) {
         if (m->refs != 0)
             sh_log("stale mapping for inode %u (gen %u vs %u)", d->inode, m->gen, d->inode_gen);
         map_drop_all(m);
+        sweep_locked(); /* a new mapping: let go of the dead ones first */
         uint64_t len = reserve_for(atomic_load(&ino->capacity));
         void *b = sys.mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
                            kfd_for_map, 0);
@@ -320,10 +357,17 @@ static void map_unref(uint32_t inode)
         struct eph_inode *ino = &sh.inodes[inode];
         if (ft_idle < FT_IDLE_MAX && m->kfd1 && atomic_load(&ino->state) == EPH_MEM &&
             atomic_load(&ino->nlink) > 0 && atomic_load(&ino->gen) == m->gen)
-            ft_idle++;
+            idle_add(inode);
         else
             map_drop_all(m);
     }
+}
+
+void ft_sweep_idle(void)
+{
+    ft_lock();
+    sweep_locked();
+    ft_unlock();
 }
 
 /* A private fd of ours is being closed or replaced by the application. */

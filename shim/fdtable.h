@@ -71,6 +71,8 @@ void ft_ledger_child(int copy_fd);
 void ft_ledger_parent(int copy_fd, pid_t child);
 void ft_ledger_exec(void);         /* a new image with inherited references: replace the old image's ledger first */
 void ft_priv_lost(int fd);
+/* Drop cached mappings of inodes that left memory or lost their last name (their pages). */
+void ft_sweep_idle(void);
 int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec);
 /* The fd is managed or one of our private fds: close/dup2 must look. */
 static inline int ft_touched(int fd)

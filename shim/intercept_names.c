@@ -109,7 +109,11 @@ static int unlink_impl(int dirfd, const char *path, int flags)
         if (path_canon(abs, 0) < 0)
             return REAL(unlinkat)(dirfd, path, flags);
         if (flags & AT_REMOVEDIR) {
-            if (simple_rpc(EPH_OP_RMDIR, abs, NULL, 0, &resp) == 0) {
+            /* the kernel checks write and search on the parent before the type of the entry */
+            int may = nsv_parent_allows(abs, W_OK | X_OK);
+            if (!may && nsv_lookup(abs, &inode, &gen) == 0)
+                return fail(EACCES);
+            if (may && simple_rpc(EPH_OP_RMDIR, abs, NULL, 0, &resp) == 0) {
                 if (resp.status == -ENOENT && nsv_ancestor_is_file(abs))
                     return fail(ENOTDIR);
                 return resp.status < 0 ? fail(-resp.status) : 0;
@@ -117,8 +121,12 @@ static int unlink_impl(int dirfd, const char *path, int flags)
         } else if (nsv_lookup(abs, &inode, &gen) == 0) {
             if (trailing)
                 return fail(ENOTDIR);
-            if (simple_rpc(EPH_OP_UNLINK, abs, NULL, 0, &resp) == 0 && resp.status != -ENOENT)
-                return resp.status < 0 ? fail(-resp.status) : 0;
+            if (simple_rpc(EPH_OP_UNLINK, abs, NULL, 0, &resp) == 0 && resp.status != -ENOENT) {
+                if (resp.status < 0)
+                    return fail(-resp.status);
+                ft_sweep_idle(); /* a cached mapping must not keep the file's pages */
+                return 0;
+            }
         }
     }
     return ENOENT_FIX(dirfd, path, REAL(unlinkat)(dirfd, path, flags));
@@ -154,6 +162,44 @@ static int rename_enoent(const char *a, const char *b)
     return e ? -e : ENOENT;
 }
 
+/*
+ * The permission checks of the kernel's vfs_rename, which come before its
+ * checks of the entries' types and emptiness: write and search on the
+ * source's directory, the sticky rule there (its owner or the entry's may
+ * move it), write and search on the target's directory, and write on a
+ * directory that moves to another parent.  0 or the errno; root passes.
+ */
+static int rename_may(const char *a, const char *b, uid_t src_owner, int src_dir, int dst_exists, int dst_dir,
+                      unsigned flags)
+{
+    uid_t me = geteuid();
+    if (me == 0 || strcmp(a, b) == 0) /* renaming a file onto itself succeeds before any check */
+        return 0;
+    if (!nsv_parent_allows(a, W_OK | X_OK))
+        return EACCES;
+    char dir[EPH_PATH_MAX];
+    const char *slash = strrchr(a, '/');
+    size_t n = slash && slash != a ? (size_t)(slash - a) : 1;
+    struct stat ds;
+    if (n < sizeof dir) {
+        memcpy(dir, a, n);
+        dir[n] = '\0';
+        if (sys.stat(dir, &ds) == 0 && (ds.st_mode & S_ISVTX) && ds.st_uid != me && src_owner != me)
+            return EPERM;
+    }
+    if (!nsv_parent_allows(b, W_OK | X_OK))
+        return EACCES;
+    /* the replaced entry's type is checked with it (may_delete), before the ".." below */
+    if (dst_exists && !(flags & RENAME_EXCHANGE) && src_dir != dst_dir)
+        return src_dir ? ENOTDIR : EISDIR;
+    /* a directory that changes parent gets a new "..": it must be writable too */
+    const char *bslash = strrchr(b, '/');
+    size_t bn = bslash && bslash != b ? (size_t)(bslash - b) : 1;
+    if (src_dir && (bn != n || strncmp(a, b, n) != 0) && !nsv_dir_allows(a, W_OK))
+        return EACCES;
+    return 0;
+}
+
 static int rename_impl(int od, const char *op, int nd, const char *np, unsigned flags)
 {
     char a[EPH_PATH_MAX], b[EPH_PATH_MAX];
@@ -187,8 +233,8 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
     if (m2 && path_canon(b, 0) < 0)
         m2 = 0;
     if (!sh_busy && (m1 || m2) && named && sh_attach() == 0) {
-        uint32_t i, g;
-        int src_mem = m1 && nsv_lookup(a, &i, &g) == 0, dst_mem = m2 && nsv_lookup(b, &i, &g) == 0;
+        uint32_t i, g, i_src = 0;
+        int src_mem = m1 && nsv_lookup(a, &i_src, &g) == 0, dst_mem = m2 && nsv_lookup(b, &i, &g) == 0;
         /* the kernel walks both parents before it looks at the names */
         int we = nsv_walk_error(a);
         if (we == 0)
@@ -197,12 +243,14 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
             return fail(-we);
         struct stat st;
         int src_exists = src_mem || REAL(lstat)(a, &st) == 0;
-        if (!src_exists)
-            return fail(ENOENT);
+        if (!src_exists) /* a parent this user may not search: the kernel's EACCES, whether or not it exists */
+            return fail(errno == EACCES ? EACCES : ENOENT);
         /* the kernel's order of checks (do_renameat2) */
         int src_dir = !src_mem && S_ISDIR(st.st_mode);
         struct stat dst;
         int dst_exists = dst_mem || REAL(lstat)(b, &dst) == 0;
+        if (!dst_exists && errno == EACCES)
+            return fail(EACCES);
         int dst_dir = !dst_mem && dst_exists && S_ISDIR(dst.st_mode);
         if ((flags & RENAME_NOREPLACE) && dst_exists)
             return fail(EEXIST);
@@ -220,12 +268,17 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
             return fail(EINVAL);
         if (strcmp(a, b) != 0 && pn_under(a, b, strlen(b)))
             return fail((flags & RENAME_EXCHANGE) ? EINVAL : ENOTEMPTY);
+        int pe = src_mem && dst_mem && i_src == i ? 0 : rename_may(a, b, src_mem ? (uid_t)sh.inodes[i_src].uid : st.st_uid, src_dir,
+                                                               dst_exists, dst_dir, flags);
+        if (pe)
+            return fail(pe);
         struct eph_resp resp;
         if (simple_rpc(EPH_OP_RENAME, a, b, (int)flags, &resp) == 0 && resp.where != EPH_WHERE_DISK) {
             if (resp.status == -ENOENT)
                 return fail(rename_enoent(a, b));
             if (resp.status < 0)
                 return fail(-resp.status);
+            ft_sweep_idle(); /* the replaced target's cached mapping, if any */
             return 0;
         }
     }

@@ -145,6 +145,8 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
     }
     if (!in_mem && !(flags & O_CREAT) && !tmpfile)
         return open_real(dirfd, path, flags, mode);
+    if (!in_mem && (tmpfile ? !nsv_dir_allows(abs, W_OK | X_OK) : !nsv_parent_searchable(abs)))
+        return open_real(dirfd, path, flags, mode); /* the kernel's EACCES from its walk */
     if (!tmpfile && (flags & (O_CREAT | O_DIRECTORY)) == (O_CREAT | O_DIRECTORY))
         return open_real(dirfd, path, flags, mode); /* the kernel's EINVAL */
     if (in_mem) {

@@ -9,8 +9,11 @@
  * io/ftw.c semantics: the order of callbacks, FTW_PHYS, FTW_DEPTH, FTW_MOUNT,
  * FTW_CHDIR, FTW_ACTIONRETVAL, FTW_SLN for dangling symlinks, a directory
  * reached twice through symlinks visited once, and ftw's coarser type flags.
- * One directory stream stays open per level (glibc's nopenfd limit is not
- * reproduced: it only bounds descriptors, never changes what is reported).
+ * Entries are stat'ed and subdirectories opened relative to their directory's
+ * descriptor, so a tree deeper than PATH_MAX is walked as glibc walks it, and
+ * at most nopenfd streams are open at once, with glibc's ring (open_stream):
+ * which names are then reached by full path, and so which fail with
+ * ENAMETOOLONG in a deep tree, is the same.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -60,6 +63,13 @@ SH_EXPORT int glob64(const char *pattern, int flags, int (*errfunc)(const char *
 
 /* ---- nftw / ftw ------------------------------------------------------------ */
 
+/* One directory being listed: its stream, or (once its descriptor was taken back) its remaining names. */
+struct wdir {
+    DIR *stream;
+    int fd;                 /* dirfd(stream), -1 once closed */
+    char *content;          /* the names left when the stream was closed, each NUL-ended, then a NUL */
+};
+
 struct walk {
     int (*fn)(const char *, const struct stat *, int, struct FTW *); /* nftw */
     int (*ofn)(const char *, const struct stat *, int);              /* ftw */
@@ -69,6 +79,8 @@ struct walk {
     size_t cap;
     struct FTW ftw;
     void *seen;             /* directories entered, when symlinks are followed */
+    struct wdir **streams;  /* the nopenfd open streams, a ring as in glibc */
+    int maxdir, actdir;
 };
 
 struct seen_dir {
@@ -140,26 +152,92 @@ static int open_cwd(void)
     return open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
-static int walk_dir(struct walk *w, const struct stat *st, DIR *parent);
+/*
+ * Open the directory named at w->buf + base (relative to parent's descriptor
+ * while it has one, so depth is never limited by PATH_MAX).  Like glibc, at
+ * most nopenfd streams are open: the oldest one in the ring is read to the
+ * end into memory and closed first, and its directory's remaining entries are
+ * then named by their full path.
+ */
+static int open_stream(struct walk *w, struct wdir *parent, struct wdir *d)
+{
+    struct wdir *old = w->streams[w->actdir];
+    if (old) {
+        size_t cap = 1024, len = 0;
+        char *buf = malloc(cap);
+        struct dirent *e;
+        while (buf && (e = readdir(old->stream)) != NULL) {
+            size_t n = strlen(e->d_name);
+            if (len + n + 2 >= cap) {
+                char *nb = realloc(buf, cap = (cap + n) * 2);
+                if (!nb) {
+                    free(buf);
+                    buf = NULL;
+                    break;
+                }
+                buf = nb;
+            }
+            memcpy(buf + len, e->d_name, n + 1);
+            len += n + 1;
+        }
+        if (!buf) {
+            errno = ENOMEM;
+            return -1;
+        }
+        buf[len] = '\0';
+        closedir(old->stream);
+        old->stream = NULL;
+        old->fd = -1;
+        old->content = buf;
+        w->streams[w->actdir] = NULL;
+    }
+    if (parent && parent->fd != -1) {
+        int fd = openat(parent->fd, w->buf + w->ftw.base, O_RDONLY | O_DIRECTORY | O_NDELAY | O_CLOEXEC);
+        d->stream = NULL;
+        if (fd != -1 && (d->stream = fdopendir(fd)) == NULL) {
+            int e = errno;
+            close(fd);
+            errno = e;
+        }
+    } else {
+        const char *name = (w->flags & FTW_CHDIR) ? w->buf + w->ftw.base : w->buf;
+        d->stream = opendir(*name ? name : ".");
+    }
+    if (!d->stream)
+        return -1;
+    d->fd = dirfd(d->stream);
+    d->content = NULL;
+    w->streams[w->actdir] = d;
+    if (++w->actdir == w->maxdir)
+        w->actdir = 0;
+    return 0;
+}
 
-static int walk_entry(struct walk *w, DIR *dir, const char *name)
+static int walk_dir(struct walk *w, const struct stat *st, struct wdir *parent);
+
+static int walk_entry(struct walk *w, struct wdir *dir, const char *name)
 {
     if (IS_DOT(name))
         return 0;
     size_t nl = strlen(name);
-    if (reserve(w, (size_t)w->ftw.base + nl + 1) < 0)
+    if (reserve(w, (size_t)w->ftw.base + nl + 2) < 0)
         return -1;
     memcpy(w->buf + w->ftw.base, name, nl + 1);
-    /* with FTW_CHDIR we stand in the directory already */
-    const char *path = (w->flags & FTW_CHDIR) ? name : w->buf;
     struct stat st;
-    int flag = FTW_F, result = 0;
-    if (((w->flags & FTW_PHYS) ? lstat(path, &st) : stat(path, &st)) < 0) {
+    int flag = FTW_F, result = 0, r;
+    /* relative to the directory's descriptor while it is open, else by name (from the cwd with FTW_CHDIR) */
+    const char *path = (w->flags & FTW_CHDIR) ? name : w->buf;
+    if (dir->fd != -1)
+        r = fstatat(dir->fd, name, &st, (w->flags & FTW_PHYS) ? AT_SYMLINK_NOFOLLOW : 0);
+    else
+        r = (w->flags & FTW_PHYS) ? lstat(path, &st) : stat(path, &st);
+    if (r < 0) {
         if (errno != EACCES && errno != ENOENT)
             result = -1;
         else if (w->flags & FTW_PHYS)
             flag = FTW_NS;
-        else if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+        else if ((dir->fd != -1 ? fstatat(dir->fd, name, &st, AT_SYMLINK_NOFOLLOW) : lstat(path, &st)) == 0 &&
+                 S_ISLNK(st.st_mode))
             flag = FTW_SLN;
         else
             flag = FTW_NS;
@@ -179,32 +257,42 @@ static int walk_entry(struct walk *w, DIR *dir, const char *name)
     return result;
 }
 
-static int walk_dir(struct walk *w, const struct stat *st, DIR *parent)
+/* The ring slot just before actdir: the stream opened last. */
+static void forget_last(struct walk *w)
 {
-    const char *name = (w->flags & FTW_CHDIR) ? w->buf + w->ftw.base : w->buf;
-    DIR *d = opendir(*name ? name : ".");
-    if (!d)
+    if (w->actdir-- == 0)
+        w->actdir = w->maxdir - 1;
+    w->streams[w->actdir] = NULL;
+}
+
+static int walk_dir(struct walk *w, const struct stat *st, struct wdir *parent)
+{
+    struct wdir d;
+    if (open_stream(w, parent, &d) < 0)
         return errno == EACCES ? report(w, st, FTW_DNR) : -1;
     int result = 0;
     if (!(w->flags & FTW_DEPTH)) {
         result = report(w, st, FTW_D);
         if (result != 0) {
             int e = errno;
-            closedir(d);
+            closedir(d.stream);
+            forget_last(w);
             errno = e;
             return result;
         }
     }
-    if ((w->flags & FTW_CHDIR) && fchdir(dirfd(d)) < 0) {
+    if ((w->flags & FTW_CHDIR) && fchdir(d.fd) < 0) {
         int e = errno;
-        closedir(d);
+        closedir(d.stream);
+        forget_last(w);
         errno = e;
         return -1;
     }
     int prev_base = w->ftw.base;
     size_t len = strlen(w->buf);
     if (reserve(w, len + 2) < 0) {
-        closedir(d);
+        closedir(d.stream);
+        forget_last(w);
         errno = ENOMEM;
         return -1;
     }
@@ -214,14 +302,24 @@ static int walk_dir(struct walk *w, const struct stat *st, DIR *parent)
     w->ftw.level++;
     w->ftw.base = (int)len;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        result = walk_entry(w, d, e->d_name);
+    /* a deeper level may take the stream back (d.stream becomes NULL, the rest in d.content) */
+    while (d.stream && (e = readdir(d.stream)) != NULL) {
+        result = walk_entry(w, &d, e->d_name);
         if (result != 0)
             break;
     }
-    int err = errno;
-    closedir(d);
-    errno = err;
+    if (d.stream) {
+        int err = errno;
+        closedir(d.stream);
+        forget_last(w);
+        errno = err;
+    } else {
+        for (char *p = d.content; result == 0 && *p; p += strlen(p) + 1)
+            result = walk_entry(w, &d, p);
+        int err = errno;
+        free(d.content);
+        errno = err;
+    }
     w->buf[w->ftw.base - 1] = '\0';
     w->ftw.level--;
     w->ftw.base = prev_base;
@@ -231,22 +329,26 @@ static int walk_dir(struct walk *w, const struct stat *st, DIR *parent)
         result = report(w, st, FTW_DP);
     if (parent && (w->flags & FTW_CHDIR) &&
         (result == 0 || ((w->flags & FTW_ACTIONRETVAL) && result != -1 && result != FTW_STOP))) {
-        if (fchdir(dirfd(parent)) < 0 && chdir(w->ftw.base == 1 ? "/" : "..") < 0)
+        if ((parent->stream == NULL || fchdir(parent->fd) < 0) && chdir(w->ftw.base == 1 ? "/" : "..") < 0)
             result = -1;
     }
     return result;
 }
 
-static int walk_start(const char *dir, struct walk *w)
+static int walk_start(const char *dir, struct walk *w, int nopenfd)
 {
     if (!dir || dir[0] == '\0') {
         errno = ENOENT;
         return -1;
     }
+    w->maxdir = nopenfd < 1 ? 1 : nopenfd;
+    w->streams = calloc((size_t)w->maxdir, sizeof *w->streams);
     size_t n = strlen(dir);
     w->cap = n + 256;
     w->buf = malloc(w->cap);
-    if (!w->buf) {
+    if (!w->buf || !w->streams) {
+        free(w->buf);
+        free(w->streams);
         errno = ENOMEM;
         return -1;
     }
@@ -310,6 +412,7 @@ static int walk_start(const char *dir, struct walk *w)
     }
     tdestroy(w->seen, free);
     free(w->buf);
+    free(w->streams);
     errno = e;
     return result;
 }
@@ -317,13 +420,12 @@ static int walk_start(const char *dir, struct walk *w)
 SH_EXPORT int nftw(const char *dir, int (*fn)(const char *, const struct stat *, int, struct FTW *),
                    int nopenfd, int flags)
 {
-    (void)nopenfd;
     if (flags & ~(FTW_PHYS | FTW_MOUNT | FTW_CHDIR | FTW_DEPTH | FTW_ACTIONRETVAL)) {
         errno = EINVAL;
         return -1;
     }
     struct walk w = {.fn = fn, .flags = flags};
-    return walk_start(dir, &w);
+    return walk_start(dir, &w, nopenfd);
 }
 
 /* struct stat64 == struct stat on LP64 */
@@ -335,9 +437,8 @@ SH_EXPORT int nftw64(const char *dir, int (*fn)(const char *, const struct stat6
 
 SH_EXPORT int ftw(const char *dir, int (*fn)(const char *, const struct stat *, int), int nopenfd)
 {
-    (void)nopenfd;
     struct walk w = {.ofn = fn};
-    return walk_start(dir, &w);
+    return walk_start(dir, &w, nopenfd);
 }
 
 SH_EXPORT int ftw64(const char *dir, int (*fn)(const char *, const struct stat64 *, int), int nopenfd)

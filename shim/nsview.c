@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/single_threaded.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +52,44 @@ int nsv_backoff(unsigned tries)
     return 0;
 }
 
+/*
+ * May the caller walk to abs's parent?  The kernel needs search permission on
+ * every directory of the path before it looks at a name; the shared hash
+ * does not, so without this another user would reach an in-memory file
+ * through a directory it may not enter.  One faccessat of the parent checks
+ * the whole chain as the kernel's walk does (root with CAP_DAC_OVERRIDE
+ * passes, and skips the call).
+ */
+int nsv_dir_allows(const char *dir, int amode)
+{
+    if (geteuid() == 0)
+        return 1;
+    int saved = errno;
+    long r = syscall(SYS_faccessat2, AT_FDCWD, dir, amode, AT_EACCESS);
+    if (r < 0 && errno == ENOSYS)
+        r = sys.faccessat(AT_FDCWD, dir, amode, AT_EACCESS);
+    int ok = r == 0 || errno != EACCES;
+    errno = saved;
+    return ok;
+}
+
+int nsv_parent_allows(const char *abs, int amode)
+{
+    char parent[EPH_PATH_MAX];
+    const char *slash = strrchr(abs, '/');
+    size_t n = slash && slash != abs ? (size_t)(slash - abs) : 1;
+    if (n >= sizeof parent)
+        return 1;
+    memcpy(parent, abs, n);
+    parent[n] = '\0';
+    return nsv_dir_allows(parent, amode);
+}
+
+int nsv_parent_searchable(const char *abs)
+{
+    return nsv_parent_allows(abs, X_OK);
+}
+
 int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen)
 {
     struct eph_shm_header *h = sh.hdr;
@@ -82,6 +121,8 @@ int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen)
         }
         if (found < 0)
             return -ENOENT;
+        if (!nsv_parent_searchable(abs))
+            return -ENOENT; /* left to the kernel, whose walk fails with EACCES */
         *inode = (uint32_t)found;
         *gen = g;
         return 0;
@@ -151,7 +192,8 @@ static int walk_error(const char *abs, int depth)
         if (e)
             return e;
     }
-    return 0;
+    /* the kernel's walk also needs search permission on the last directory, for the final name */
+    return nsv_parent_searchable(abs) ? 0 : -EACCES;
 }
 
 int nsv_ancestor_is_file(const char *abs)

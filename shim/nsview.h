@@ -13,6 +13,12 @@
 struct stat;
 
 /* abs (normalised, managed) in the shared hash: 0 with its slot and gen, -ENOENT, or -EAGAIN. */
+/* May the caller search every directory down to abs's parent (as the kernel's walk requires)? */
+int nsv_parent_searchable(const char *abs);
+/* May it reach dir (abs's parent) with amode on it (W_OK | X_OK to change an entry)?  Root: yes,
+ * without a call.  Only a definite EACCES says no. */
+int nsv_dir_allows(const char *dir, int amode);
+int nsv_parent_allows(const char *abs, int amode);
 int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen);
 int nsv_backoff(unsigned tries); /* seqlock reader wait: 0 retry, -EAGAIN give up */
 int nsv_stat(const char *abs, struct stat *st);    /* 0, -ENOENT if not in memory */

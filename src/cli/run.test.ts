@@ -1,11 +1,11 @@
 // test-tier: unit
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
-import { checkRoot, exitStatusOf, makeRunDir, parseRunOptions, preloadWith, resolveCommand, shimEnv } from './run.js';
+import { RUN_DIR_MODE, checkRoot, exitStatusOf, makeRunDir, parseRunOptions, preloadWith, resolveCommand, shimEnv } from './run.js';
 import { isEphemeraError, type ErrorCode } from '../core/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'eph-run-test-'));
@@ -74,6 +74,9 @@ test('the run directory is never inside a managed root', () => {
   const inXdg = makeRunDir(['/nonexistent-root'], { XDG_RUNTIME_DIR: xdg });
   try {
     if (process.getuid?.() !== 0) assert.ok(inXdg.startsWith(join(xdg, 'ephemera') + '/'), inXdg);
+    // other users reach the shim's socket by name, but cannot list the directory or its base
+    assert.equal(statSync(inXdg).mode & 0o777, RUN_DIR_MODE, inXdg);
+    assert.equal(statSync(dirname(inXdg)).mode & 0o777, RUN_DIR_MODE, dirname(inXdg));
   } finally {
     rmSync(inXdg, { recursive: true, force: true });
   }

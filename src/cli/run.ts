@@ -6,7 +6,7 @@
  * in-memory file back to disk unless --discard) and exits with the command's status.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { constants as osConstants } from 'node:os';
 import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
@@ -151,7 +151,16 @@ function isUnder(path: string, root: string): boolean {
 }
 
 /**
- * A fresh private directory for the daemon's sockets, never inside a managed root (the daemon's own
+ * A run directory and its base are searchable but not listable by other users (0711): a shimmed
+ * program that switched user (setuid in a forked child, `su`, a server dropping privileges) must
+ * still reach `shim.sock` (0777; the daemon takes the caller's identity from SO_PEERCRED), or its
+ * calls on in-memory files would fall back to the disk and fail where the kernel would not.
+ * `control.sock` stays 0600 and is the only thing there that changes limits.
+ */
+export const RUN_DIR_MODE = 0o711;
+
+/**
+ * A fresh directory for the daemon's sockets, never inside a managed root (the daemon's own
  * files must not be managed by itself).
  *
  * @throws {EphemeraError} `EPH_RUN_DIR` when no candidate is usable
@@ -171,8 +180,11 @@ export function makeRunDir(roots: readonly string[], env: NodeJS.ProcessEnv = pr
       continue;
     }
     try {
-      mkdirSync(base, { recursive: true, mode: 0o700 });
-      return mkdtempSync(join(base, 'run-'));
+      mkdirSync(base, { recursive: true, mode: RUN_DIR_MODE });
+      if (statSync(base).uid === uid) chmodSync(base, RUN_DIR_MODE); // made 0700 by an older version
+      const dir = mkdtempSync(join(base, 'run-'));
+      chmodSync(dir, RUN_DIR_MODE);
+      return dir;
     } catch (err) {
       tried.push(`${base} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     }

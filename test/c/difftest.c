@@ -25,6 +25,10 @@
  *   multi   N children at once, each on its own subtree plus shared files
  *           (a fork-shared description, O_APPEND, disjoint pwrite regions)
  *   fork    parent, child and exec'd helpers take turns on one inherited fd
+ *   users   (as root) turns of forked children, each as root or one of two
+ *           unprivileged users (setuid), in a tree of shared, sticky, other
+ *           users' and private directories; each turn starts its model from
+ *           a scan of the tree, and the final tree shows owners
  */
 #include <dirent.h>
 #include <errno.h>
@@ -44,6 +48,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -196,6 +201,7 @@ static struct {
 } T;
 static long g_opno;
 static const char *g_tag = ""; /* "c1:" in multi-mode children */
+static int g_owners;            /* users mode: the final tree shows each entry's owner */
 
 static void tr(const char *fmt, ...)
 {
@@ -1958,6 +1964,8 @@ static void walk(const char *rel, int depth)
             tr("? %s lstat %s\n", p, en(errno));
             continue;
         }
+        if (g_owners)
+            tr("O %s %u:%u\n", p, (unsigned)st.st_uid, (unsigned)st.st_gid);
         if (S_ISDIR(st.st_mode)) {
             tr("D %s %o nlink=%lu\n", p, st.st_mode, (unsigned long)st.st_nlink);
             if (depth < 8)
@@ -2168,6 +2176,20 @@ static void check_records(const char *name, int nchild, long per_child)
     free(p);
 }
 
+/* A child whose trace comes back through pf[0] (the child has only pf[1]). */
+static pid_t fork_traced(int pf[2])
+{
+    if (pipe(pf) < 0)
+        die("pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0)
+        close(pf[0]);
+    return pid;
+}
+
 static void mode_multi(void)
 {
     int nproc = opt.procs;
@@ -2186,14 +2208,8 @@ static void mode_multi(void)
     pid_t pids[64];
     for (int c = 0; c < nproc; c++) {
         int pf[2];
-        if (pipe(pf) < 0)
-            die("pipe: %s", strerror(errno));
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid < 0)
-            die("fork: %s", strerror(errno));
+        pid_t pid = fork_traced(pf);
         if (pid == 0) {
-            close(pf[0]);
             for (int j = 0; j < c; j++)
                 close(pipes[j]);
             T.n = 0;
@@ -2269,6 +2285,113 @@ static void mode_multi(void)
     close(rec);
     check_records("shared/rec", nproc, nrec);
     check_records("shared/app", nproc, nrec);
+    g_tag = "";
+}
+
+/*
+ * users: strict turns, each a forked child that becomes root or one of two
+ * unprivileged users and runs a chunk of the sequence under w/.  The tree
+ * has a 0777 directory, a sticky 1777 one, a sticky one owned by user 2 and a
+ * 0755 one owned by root, so unlink, rename, open, chmod, truncate and times
+ * meet the kernel's permission rules (sticky deletion, set-id clearing, owner
+ * checks).  A turn cannot hand its model back, so each starts from a scan.
+ */
+#define USER1 1000
+#define USER2 1001
+#define NTURN_OPS 40
+
+static void scan_model(const char *rel, int depth)
+{
+    DIR *d = opendir(rel);
+    if (!d)
+        return;
+    struct dirent *de;
+    char *names[256];
+    int n = 0;
+    while ((de = readdir(d)) && n < 256)
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            names[n++] = strdup(de->d_name);
+    closedir(d);
+    qsort(names, (size_t)n, sizeof names[0], cmp_str); /* the model's order must not be the directory's */
+    for (int i = 0; i < n; i++) {
+        char p[PLEN];
+        struct stat st;
+        sfmt(p, sizeof p, "%s/%s", rel, names[i]);
+        free(names[i]);
+        if (lstat(p, &st) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            dir_add(p);
+            if (depth < 6)
+                scan_model(p, depth + 1);
+        } else if (S_ISLNK(st.st_mode)) {
+            char t[64];
+            ssize_t k = readlink(p, t, sizeof t - 1);
+            t[k < 0 ? 0 : k] = 0;
+            name_add(p, -2);
+            struct mname *m = name_find(p);
+            if (m)
+                sfmt(m->target, sizeof m->target, "%s", t);
+        } else {
+            name_add(p, -1);
+        }
+    }
+}
+
+static void mode_users(void)
+{
+    if (geteuid() != 0)
+        die("--mode users needs root (it switches to uids %d and %d)", USER1, USER2);
+    g_owners = 1;
+    /* the other users must reach the test directory: every ancestor searchable */
+    if (chmod(".", 0755) < 0)
+        die("chmod %s: %s", opt.dir, strerror(errno));
+    struct {
+        const char *p;
+        mode_t mode;
+        uid_t uid;
+    } dirs[] = {{"w", 0777, 0}, {"w/s", 01777, 0}, {"w/u", 01777, USER2}, {"w/r", 0755, 0}, {"w/m", 0755, USER1}};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        op("mkdir %s %o uid=%d", dirs[i].p, dirs[i].mode, (int)dirs[i].uid);
+        RES(mkdir(dirs[i].p, 0755));
+        if (chmod(dirs[i].p, dirs[i].mode) < 0 || chown(dirs[i].p, dirs[i].uid, dirs[i].uid) < 0)
+            die("setting up %s: %s", dirs[i].p, strerror(errno));
+    }
+    static const uid_t uids[] = {0, USER1, USER2};
+    struct rng turns = {opt.seed ^ 0x5eedull};
+    long nturns = (opt.ops + NTURN_OPS - 1) / NTURN_OPS;
+    for (long t = 0; t < nturns; t++) {
+        uid_t uid = uids[below(&turns, 3)];
+        int pf[2];
+        pid_t pid = fork_traced(pf);
+        if (pid == 0) {
+            T.n = 0;
+            if (uid != 0 && (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0))
+                die("turn %ld: becoming uid %d: %s", t, (int)uid, strerror(errno));
+            static char tag[24];
+            sfmt(tag, sizeof tag, "t%ld/u%d:", t, (int)uid);
+            g_tag = tag;
+            g_ninos = 0;
+            reset_model();
+            dir_add("w");
+            scan_model("w", 0);
+            struct rng r = {opt.seed * 1000003u + (uint64_t)t};
+            run_sequence(&r, NTURN_OPS);
+            close_all();
+            flush_trace(pf[1]);
+            _exit(0);
+        }
+        close(pf[1]);
+        size_t len;
+        char *p = read_fd_all(pf[0], &len);
+        close(pf[0]);
+        tr("%.*s", (int)len, p);
+        free(p);
+        int st;
+        waitpid(pid, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            tr("turn %ld exit=%d\n", t, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    }
     g_tag = "";
 }
 
@@ -2514,7 +2637,7 @@ static int helper_main(int argc, char **argv)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: difftest --dir DIR [--seed N] [--ops N] [--mode single|multi|fork]\n"
+            "usage: difftest --dir DIR [--seed N] [--ops N] [--mode single|multi|fork|users]\n"
             "                [--procs N] [--loose] [--features LIST] [--without LIST]\n"
             "       difftest --scan DIR      print only the final-tree listing of DIR\n"
             "features (comma separated, 'all' = default set):");
@@ -2635,6 +2758,8 @@ int main(int argc, char **argv)
         mode_multi();
     else if (!strcmp(opt.mode, "fork"))
         mode_fork();
+    else if (!strcmp(opt.mode, "users"))
+        mode_users();
     else
         usage();
     umask(022);

@@ -7,7 +7,8 @@
  *  1. The shim's own nftw/ftw against glibc's (looked up in libc.so.6) on a disk
  *     tree with symlinks, a loop, a dangling link, and callbacks that skip
  *     and stop: the traces (paths, type flags, level, base, cwd) and return
- *     values must be identical, for every flag combination.
+ *     values must be identical, for every flag combination; and on a tree
+ *     deeper than PATH_MAX that the callback removes, for several nopenfd.
  *  2. The same tree built under a managed root, files in memory, against a
  *     copy on disk: glob and nftw must list the in-memory files exactly as
  *     the disk ones (glibc's own glob and nftw, which cannot see them, must
@@ -40,6 +41,7 @@ typedef int (*glob_fn)(const char *, int, int (*)(const char *, int), glob_t *);
 static size_t strip; /* prefix of reported paths to hide (the scratch directory) */
 static int cb_flags;
 static int allow_stop; /* only under the start that tests FTW_STOP: it would hide the rest */
+static int deep;       /* a tree deeper than PATH_MAX: lengths instead of paths, and remove as rm does */
 
 static int on_nftw(const char *path, const struct stat *st, int flag, struct FTW *f)
 {
@@ -49,6 +51,19 @@ static int on_nftw(const char *path, const struct stat *st, int flag, struct FTW
             strcpy(cwd, "?");
     }
     const char *base = path + f->base;
+    if (deep) {
+        int r = 0;
+        /* glibc's nftw moves by its internal fchdir, which the shim does not see: let it see the cwd */
+        if ((cb_flags & FTW_CHDIR) && chdir(".") < 0)
+            emit("chdir(.): %s\n", strerror(errno));
+        if (flag == FTW_DP)
+            r = rmdir((cb_flags & FTW_CHDIR) ? base : path);
+        else if (flag == FTW_F)
+            r = unlink((cb_flags & FTW_CHDIR) ? base : path);
+        emit("len=%zu flag=%d level=%d base=%.4s cwd=%s rm=%d/%d\n", strlen(path), flag, f->level, base,
+             cwd[0] == '?' ? "?" : "ok", r, r < 0 ? errno : 0);
+        return 0;
+    }
     emit("%s flag=%d level=%d base=%s size=%lld cwd=%s\n", strlen(path) >= strip ? path + strip : path,
          flag, f->level, base, flag == FTW_F ? (long long)st->st_size : -1LL,
          strlen(cwd) >= strip ? cwd + strip : cwd);
@@ -80,16 +95,21 @@ static void build_tree(const char *t)
 }
 
 
-static int run_nftw(nftw_fn f, const char *start, int flags, size_t strip_len)
+static int run_nftw_fds(nftw_fn f, const char *start, int flags, size_t strip_len, int nopenfd)
 {
     tlen = 0;
     trace[0] = '\0';
     strip = strip_len;
     cb_flags = flags;
     errno = 0;
-    int r = f(start, on_nftw, 4, flags);
+    int r = f(start, on_nftw, nopenfd, flags);
     emit("=> %d errno=%d\n", r, r < 0 ? errno : 0);
     return r;
+}
+
+static int run_nftw(nftw_fn f, const char *start, int flags, size_t strip_len)
+{
+    return run_nftw_fds(f, start, flags, strip_len, 4);
 }
 
 static const int FLAG_SETS[] = {
@@ -142,6 +162,62 @@ static void check_against_glibc(const char *disk)
     CHECK(nftw(t, on_nftw, 4, 0x4000) == -1 && errno == EINVAL, "unknown flag: EINVAL");
     errno = 0;
     CHECK(nftw("", on_nftw, 4, 0) == -1 && errno == ENOENT, "empty path: ENOENT");
+}
+
+/* A chain of directories of 200-byte names, two files in each, built by mkdir + chdir. */
+static void build_deep(const char *t, int levels)
+{
+    char name[201];
+    memset(name, 'd', 200);
+    name[200] = '\0';
+    int top = open(".", O_RDONLY | O_DIRECTORY);
+    CHECK(mkdir(t, 0755) == 0 && chdir(t) == 0, "mkdir %s: %s", t, strerror(errno));
+    for (int i = 0; i < levels; i++) {
+        put("f", "x");
+        CHECK(mkdir(name, 0755) == 0 && chdir(name) == 0, "level %d: %s", i, strerror(errno));
+        put("g", "y");
+    }
+    CHECK(fchdir(top) == 0, "back to the start");
+    close(top);
+}
+
+/*
+ * 1b. A tree deeper than PATH_MAX, removed by the callback as a tree-removal
+ * tool does: glibc reaches the deep entries through its directory descriptors
+ * (up to nopenfd of them) and by full path beyond; ours must report and fail
+ * exactly the same.
+ */
+static void check_deep(const char *disk)
+{
+    nftw_fn real_nftw = (nftw_fn)libc_sym("nftw");
+    if (!real_nftw)
+        return;
+    static const int flags[] = {FTW_PHYS | FTW_DEPTH, FTW_DEPTH, FTW_PHYS | FTW_DEPTH | FTW_CHDIR, FTW_PHYS};
+    static const int fds[] = {1, 4, 64};
+    char t[PATH_MAX];
+    deep = 1;
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        for (size_t j = 0; j < sizeof fds / sizeof fds[0]; j++) {
+            /* glibc 2.36 itself aborts here (ftw.c:540, `startp != data->dirbuf`), without the shim too */
+            if ((flags[i] & FTW_CHDIR) && fds[j] > 1)
+                continue;
+            snprintf(t, sizeof t, "%s/deep-glibc", disk);
+            build_deep(t, 30);
+            run_nftw_fds(real_nftw, t, flags[i], 0, fds[j]);
+            char *want = strdup(trace);
+            snprintf(t, sizeof t, "%s/deep-shim_", disk);
+            build_deep(t, 30);
+            run_nftw_fds(nftw, t, flags[i], 0, fds[j]);
+            CHECK(strcmp(want, trace) == 0, "deep nftw(flags %#x, nopenfd %d): glibc\n%s-- shim\n%s", flags[i], fds[j],
+                  want, trace);
+            free(want);
+            /* what the walk could not remove, the kernel's own walk (rm -r) does */
+            char cmd[PATH_MAX + 64];
+            snprintf(cmd, sizeof cmd, "rm -rf '%s/deep-glibc' '%s/deep-shim_'", disk, disk);
+            CHECK(system(cmd) == 0, "%s", cmd);
+        }
+    }
+    deep = 0;
 }
 
 static char *glob_list(glob_fn g, const char *pat, int flags, size_t strip_len)
@@ -254,6 +330,7 @@ static void check_memory_vs_disk(const char *root, const char *disk)
 static int child_main(const char *root, const char *disk)
 {
     check_against_glibc(disk);
+    check_deep(disk);
     check_memory_vs_disk(root, disk);
     printf("walk_test: %d checks, %d failures\n", checks, failures);
     return failures != 0;

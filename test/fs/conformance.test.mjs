@@ -113,6 +113,9 @@ test('truncate, ftruncate, link and rename change the times that tmpfs changes',
 const SETID = String.raw`
 import os, sys
 d = sys.argv[1]
+# (the shim's scratch parent is 0700: the shim used to let other users through it, the kernel never)
+p = os.path.dirname(d); m = os.stat(p).st_mode
+if not m & 0o001: os.chmod(p, (m & 0o7777) | 0o011)  # the users must reach d, as on tmpfs; never loosen /dev/shm (1777) itself
 os.chmod(d, 0o777)
 os.chdir(d)
 cases = [('w', 0o6777, 'write'), ('t', 0o6777, 'truncate'), ('f', 0o6777, 'ftruncate'), ('o', 0o6777, 'otrunc'),
@@ -157,7 +160,8 @@ test('a write or truncate by another user clears the set-id bits as on tmpfs', {
 const STICKY = String.raw`
 import errno, os, sys
 d = sys.argv[1]
-os.chmod(os.path.dirname(d), 0o755)  # the users must be able to reach d (see the SETID case for why not always)
+p = os.path.dirname(d); m = os.stat(p).st_mode
+if not m & 0o001: os.chmod(p, (m & 0o7777) | 0o011)  # the users must reach d, as on tmpfs; never loosen /dev/shm (1777) itself
 os.chmod(d, 0o777)
 os.chdir(d)
 os.mkdir('s'); os.chmod('s', 0o1777)
@@ -203,13 +207,10 @@ for p in sorted(os.listdir('s')) + ['/'] + sorted(os.listdir('u')):
             print(q, f.read())
 `;
 
-// Known gap (todo): under `ephemera run` the daemon's socket lives in a 0700 run directory, so a
-// process that switched to another user cannot ask the daemon anything ("rpc op 3 failed:
-// Permission denied" in the log); its unlink of root's in-memory file then falls back to the disk
-// and says ENOENT where the kernel says EPERM.  With the socket reachable (a daemon started by
-// hand on a 0755 run directory) the output is the same as tmpfs's.  The fix belongs to whoever
-// creates the run directory (src/cli/run.ts) and the socket's mode (daemon/).
-test('sticky directories: unlink and rename fail and succeed for the users the kernel says', { timeout: 60_000, todo: 'other users cannot reach the daemon socket under ephemera run' }, async (t) => {
+// Other users reach the daemon: `ephemera run` makes its run directory 0711 (src/cli/run.ts) and
+// shim.sock is 0777, so a process that switched user asks the daemon, which checks the sticky rule
+// with the caller's SO_PEERCRED identity, rather than falling back to the disk (ENOENT for EPERM).
+test('sticky directories: unlink and rename fail and succeed for the users the kernel says', { timeout: 60_000 }, async (t) => {
   await sameOnTmpfsAndShim(t, 'sticky', '', py(STICKY));
 });
 
@@ -217,7 +218,8 @@ test('sticky directories: unlink and rename fail and succeed for the users the k
 // owner outside the file's group (S_ISGID silently dropped), as the kernel does.
 const SGID = String.raw`import errno, os, sys
 d = sys.argv[1]
-os.chmod(os.path.dirname(d), 0o755)
+p = os.path.dirname(d); m = os.stat(p).st_mode
+if not m & 0o001: os.chmod(p, (m & 0o7777) | 0o011)  # the users must reach d, as on tmpfs; never loosen /dev/shm (1777) itself
 os.chmod(d, 0o777)
 os.chdir(d)
 os.mkdir('g'); os.chown('g', 0, 1000); os.chmod('g', 0o2777)
@@ -246,4 +248,53 @@ print('mine', oct(os.stat('mine').st_mode & 0o7777))
 
 test('set-group-ID directories pass their group on, and chmod by other users follows the kernel', { timeout: 60_000 }, async (t) => {
   await sameOnTmpfsAndShim(t, 'sgid', '', py(SGID));
+});
+
+// Another user may not reach an in-memory file through a directory it cannot search (b is 0750,
+// owned by user 1000; user 1001 asks): open, stat, rename, rmdir and create there fail with the
+// kernel's EACCES, and the permission checks of rename come before its checks of types.
+const SEARCH = String.raw`
+import os, sys, errno
+d = sys.argv[1]; os.chdir(d)
+p = os.path.dirname(d); m = os.stat(p).st_mode
+if not m & 0o001: os.chmod(p, (m & 0o7777) | 0o011)  # never loosen /dev/shm (1777) itself
+os.chmod(d, 0o755)
+os.mkdir('b'); os.mkdir('b/c'); open('b/c/x','w').write('x'); open('b/y','w').write('y')
+open('b/k','w').write('k'); os.chown('b', 1000, 1000); os.chmod('b', 0o750)
+os.mkdir('a'); open('a/f1', 'w').write('f')
+def as_user(uid, fn):
+    r, w = os.pipe(); pid = os.fork()
+    if pid == 0:
+        os.close(r); os.setgroups([]); os.setgid(uid); os.setuid(uid)
+        try: fn(); out = 'ok'
+        except OSError as e: out = errno.errorcode[e.errno]
+        os.write(w, out.encode()); os._exit(0)
+    os.close(w); os.waitpid(pid, 0); out = os.read(r, 100).decode(); os.close(r); return out
+for name, fn in [('creat b/c/f0', lambda: os.open('b/c/f0', os.O_WRONLY|os.O_CREAT, 0o640)),
+                 ('open b/c/x', lambda: os.open('b/c/x', os.O_RDONLY)),
+                 ('open b/y', lambda: os.open('b/y', os.O_RDONLY)),
+                 ('stat b/y', lambda: os.stat('b/y')),
+                 ('stat b/c/x', lambda: os.stat('b/c/x')),
+                 ('rename b/y a/f1', lambda: os.rename('b/y', 'a/f1')),
+                 ('rename a/f1 b/z', lambda: os.rename('a/f1', 'b/z')),
+                 ('unlink b/y', lambda: os.unlink('b/y')),
+                 ('rmdir b/c/c', lambda: os.rmdir('b/c/c')),
+                 ('mkdir b/q', lambda: os.mkdir('b/q')),
+                 ('truncate b/y', lambda: os.truncate('b/y', 0)),
+                 ('chmod b/y', lambda: os.chmod('b/y', 0o600)),
+                 ('access b/y', lambda: os.access('b/y', os.R_OK) or (_ for _ in ()).throw(OSError(errno.EACCES, 'x'))),
+                 ('creat b/k/f0', lambda: os.open('b/k/f0', os.O_WRONLY|os.O_CREAT, 0o640)),
+                 ('creat /b/k/f0', lambda: os.open(os.path.join(d, 'b/k/f0'), os.O_RDWR|os.O_CREAT, 0o666)),
+                 ('rename b/k/x a/f1', lambda: os.rename('b/k/x', 'a/f1')),
+                 ('rmdir b/k/c', lambda: os.rmdir('b/k/c')),
+                 ('stat b/k/c', lambda: os.stat('b/k/c')),
+                 ('unlink b/k/c', lambda: os.unlink('b/k/c')),
+                 ('mkdir b/k/c', lambda: os.mkdir('b/k/c')),
+                 ]:
+    print(name, as_user(1001, fn))
+print('owner reads b/y', as_user(1000, lambda: open('b/y').read()))
+`;
+
+test('a directory another user cannot search hides its in-memory files from that user, as on tmpfs', { timeout: 60_000 }, async (t) => {
+  await sameOnTmpfsAndShim(t, 'search', '', py(SEARCH));
 });
