@@ -22,6 +22,7 @@ import { DockerEngine } from '../container/engine.js';
 import { ensureFunctionImage } from '../container/image.js';
 import { actionRequest } from '../node/action-client.js';
 import { NodeClient } from '../node/client.js';
+import { IN_DAEMON, IN_LIB, IN_RUN, runtimeCommand } from '../node/runtime-command.js';
 import { startAnnounced, stopChild } from '../platform/child.js';
 import { readProps } from '../platform/harness.js';
 import { summarize } from './eval/stats.js';
@@ -82,9 +83,6 @@ export function quantile(sorted: readonly number[], q: number): number {
   return sorted[i] ?? Number.NaN;
 }
 
-// Where the node agent puts the runtime and Ephemera inside a function container (src/node/agent.ts).
-const IN_RUN = '/run/ephemera';
-const IN_RUNTIME = '/opt/ephemera/runtime/ow_runtime.py';
 
 const NOOP = 'def main(args):\n    return {}\n';
 
@@ -232,18 +230,18 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
     const parts: Record<string, number[]> = { engine: [], runtime: [], ephemera: [], 'node create (all)': [], 'platform waitTime': [], 'platform initTime': [] };
     for (let i = 0; i < opts.colds; i++) {
       opts.progress(`bench platform: cold start ${i + 1}/${opts.colds}`);
-      const timeStart = async (cmd: readonly string[] | null): Promise<number> => {
+      const timeStart = async (tag: string, cmd: readonly string[] | null): Promise<number> => {
         const run = mkdtempSync(join(dir, 'run-'));
         const t0 = performance.now();
         const id = await engine.create({
-          name: `${name}-cold-${String(i)}-${String(cmd?.length ?? 0)}`,
+          name: `${name}-cold-${String(i)}-${tag}`,
           image,
           cmd: cmd ?? ['sleep', '60'],
           memory: 128 * 1024 * 1024,
           mounts: [
             { type: 'bind', source: run, target: IN_RUN },
-            { type: 'bind', source: join(opts.buildDir, 'ephemerad'), target: '/opt/ephemera/bin/ephemerad', readOnly: true },
-            { type: 'bind', source: join(opts.buildDir, 'libephemera.so'), target: '/opt/ephemera/lib/libephemera.so', readOnly: true },
+            { type: 'bind', source: join(opts.buildDir, 'ephemerad'), target: IN_DAEMON, readOnly: true },
+            { type: 'bind', source: join(opts.buildDir, 'libephemera.so'), target: IN_LIB, readOnly: true },
           ],
         });
         try {
@@ -255,10 +253,10 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
           rmSync(run, { recursive: true, force: true });
         }
       };
-      const runtimeCmd = ['python3', IN_RUNTIME, '--socket', `${IN_RUN}/action.sock`, '--rundir', IN_RUN, '--root', '/tmp'];
-      const engineMs = await timeStart(null);
-      const plainMs = await timeStart(runtimeCmd);
-      const ephMs = await timeStart([...runtimeCmd, '--ephemera']);
+      // The node agent's own command, with and without Ephemera (src/node/runtime-command.ts).
+      const engineMs = await timeStart('engine', null);
+      const plainMs = await timeStart('plain', runtimeCommand(false));
+      const ephMs = await timeStart('ephemera', runtimeCommand(true));
       const t0 = performance.now();
       const created = await nodeClient.createContainer({ tenant: 'bench', function: 'bench/cold', memoryBytes: 128 * 1024 * 1024 });
       const nodeMs = performance.now() - t0;
