@@ -84,10 +84,15 @@ export class TenantHost {
   serialize<T>(tenant: string, fn: (manager: TenantManagerPort) => Promise<T>): Promise<T> {
     const t = this.#tenant(tenant);
     t.pending++;
-    const run = t.queue.then(async () => fn(await t.manager));
-    t.queue = run.catch(() => undefined).finally(() => {
-      t.pending--;
+    // Counted down before the caller hears the answer, so that it sees the tenant idle at once.
+    const run = t.queue.then(async () => {
+      try {
+        return await fn(await t.manager);
+      } finally {
+        t.pending--;
+      }
     });
+    t.queue = run.catch(() => undefined);
     return run;
   }
 
