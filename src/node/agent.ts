@@ -159,6 +159,7 @@ export class NodeAgent {
   // --- queries ---------------------------------------------------------------------------------
 
   async info(): Promise<NodeInfo> {
+    await this.#settled();
     const tenants: Record<string, MemoryFigures> = {};
     let allocated = 0;
     let requested = 0;
@@ -181,6 +182,7 @@ export class NodeAgent {
   }
 
   async list(tenant?: string): Promise<ContainerView[]> {
+    await this.#settled(tenant);
     const views: ContainerView[] = [];
     const snapshots = new Map<string, ManagerSnapshot>();
     for (const i of this.#instances.values()) {
@@ -406,6 +408,14 @@ export class NodeAgent {
     } catch (err) {
       this.#log(`bookkeeping after the run of ${i.id}: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * Waits for the bookkeeping of every finished activation (of one tenant): a view taken after a
+   * run's reply then shows its invocation-end and that end's moves.
+   */
+  async #settled(tenant?: string): Promise<void> {
+    await Promise.all([...this.#instances.values()].filter((i) => tenant === undefined || i.tenant === tenant).map((i) => i.tail));
   }
 
   /** The container's pool in its tenant's Manager (once everything queued before is done). */
