@@ -1,6 +1,6 @@
 """The action runtime of the function image: Apache OpenWhisk's action protocol, Python stdlib only.
 
-    python3 ow_runtime.py --socket PATH [--port N] [--rundir DIR --daemon-pid PID --ready-fifo PATH]
+    python3 ow_runtime.py --socket PATH [--port N] [--rundir DIR --daemon-pid PID --ready-file PATH]
     sh ow_entry.sh RUNDIR ROOT --socket PATH [--port N]        (with Ephemera)
 
 It answers ``POST /init`` and ``POST /run`` exactly as an OpenWhisk action container does
@@ -23,7 +23,7 @@ With Ephemera the container's command is ``ow_entry.sh``: it starts ``ephemerad`
 (its budget follows the container's memory cgroup) in the background and execs this program with
 ``libephemera.so`` preloaded and the scratch root (``/tmp``) managed, so one interpreter starts, and
 every action and every program it starts reads and writes its scratch files from memory. The
-interpreter boots while the daemon does; it waits for the daemon's ready line (``--ready-fifo``)
+interpreter boots while the daemon does; it waits for the daemon's ready line (``--ready-file``)
 before it serves. The daemon's ``control.sock`` lies in ``--rundir``, which the node agent
 bind-mounts from the host to resize the instance.
 
@@ -41,7 +41,6 @@ import importlib.util
 import io
 import json
 import os
-import select
 import signal
 import socket
 import socketserver
@@ -65,40 +64,34 @@ def fail(msg):
 # --- boot: wait for the daemon that ow_entry.sh started beside us ----------------------------
 
 def wait_for_daemon(a):
-    """Blocks until the daemon wrote its ready line to the FIFO, or fails within READY_TIMEOUT_S.
+    """Returns once the daemon wrote its ready line to --ready-file; fails within READY_TIMEOUT_S.
 
-    The FIFO is opened read-write: a read-only open could see end-of-file before the daemon's side
-    has opened it. The daemon's death is seen by reaping it (it is our child: ow_entry.sh exec'd us).
-    Nothing may touch the managed root before this returns: the shim attaches to the daemon at its
-    first managed operation, and one that finds no daemon passes through for the process's life.
+    The daemon boots while this interpreter does, so the line is usually there at the first look;
+    until it is, the file is looked at every half millisecond, and the daemon's death is seen by
+    reaping it (it is our child: ow_entry.sh exec'd us). Nothing may touch the managed root before
+    this returns: the shim attaches to the daemon at its first managed operation, and one that
+    finds no daemon passes everything through for the rest of the process's life.
     """
-    try:
-        fd = os.open(a.ready_fifo, os.O_RDWR | os.O_NONBLOCK)
-    except OSError as e:
-        fail(f"cannot open the daemon's ready FIFO {a.ready_fifo}: {e}")
     deadline = time.monotonic() + READY_TIMEOUT_S
-    got = b""
-    try:
-        while b"\n" not in got:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                try:
-                    os.kill(a.daemon_pid, signal.SIGKILL)
-                except OSError:
-                    pass
-                fail(f"ephemerad was not ready within {READY_TIMEOUT_S:.0f} s; see {a.rundir}/daemon.log")
-            if select.select([fd], [], [], min(left, 0.05))[0]:
-                got += os.read(fd, 64)
-                continue
-            pid, status = os.waitpid(a.daemon_pid, os.WNOHANG)
-            if pid != 0:
-                fail(f"ephemerad exited with status {os.waitstatus_to_exitcode(status)} before it was ready; see {a.rundir}/daemon.log")
-    finally:
-        os.close(fd)
-    try:
-        os.unlink(a.ready_fifo)
-    except OSError:
-        pass
+    while True:
+        try:
+            with open(a.ready_file, "rb") as f:
+                if b"\n" in f.read(64):
+                    # Gone once read: a container started again never mistakes it for its daemon's.
+                    os.unlink(a.ready_file)
+                    return
+        except FileNotFoundError:
+            pass
+        pid, status = os.waitpid(a.daemon_pid, os.WNOHANG)
+        if pid != 0:
+            fail(f"ephemerad exited with status {os.waitstatus_to_exitcode(status)} before it was ready; see {a.rundir}/daemon.log")
+        if time.monotonic() > deadline:
+            try:
+                os.kill(a.daemon_pid, signal.SIGKILL)
+            except OSError:
+                pass
+            fail(f"ephemerad was not ready within {READY_TIMEOUT_S:.0f} s; see {a.rundir}/daemon.log")
+        time.sleep(0.0005)
 
 
 # --- the action ------------------------------------------------------------------------------
@@ -341,11 +334,11 @@ def main():
     p.add_argument("--port", type=int, help="also listen on this TCP port (inside the container)")
     p.add_argument("--rundir", default="/run/ephemera")
     p.add_argument("--daemon-pid", type=int, help="ephemerad's pid (ow_entry.sh passes it)")
-    p.add_argument("--ready-fifo", help="the FIFO ephemerad writes its ready line to (ow_entry.sh)")
+    p.add_argument("--ready-file", help="the file ephemerad writes its ready line to (ow_entry.sh)")
     a = p.parse_args()
-    if (a.daemon_pid is None) != (a.ready_fifo is None):
-        fail("--daemon-pid and --ready-fifo go together (ow_entry.sh passes both); run ow_entry.sh for Ephemera")
-    if a.ready_fifo is not None:
+    if (a.daemon_pid is None) != (a.ready_file is None):
+        fail("--daemon-pid and --ready-file go together (ow_entry.sh passes both); run ow_entry.sh for Ephemera")
+    if a.ready_file is not None:
         wait_for_daemon(a)
     serve(a)
 
