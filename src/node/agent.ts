@@ -675,10 +675,10 @@ export class NodeAgent {
   /** The Manager forgets the container (its loans come back), then the agent lets go of it. */
   async #drop(i: Instance): Promise<void> {
     if (i.removed) return;
-    await i.tail;
-    if (i.removed) return;
-    // A stopped container's side of the returning moves counts as done (the Manager's contract).
     i.removed = true;
+    // Its last activation's bookkeeping (invocation-end) goes to the Manager before the forget.
+    await i.tail;
+    // A stopped container's side of the returning moves counts as done (the Manager's contract).
     if (i.origin === 'created' && (await this.#o.engine.inspect(i.id).catch(() => undefined))?.running !== true) i.gone = true;
     try {
       await this.#tenants.event(i.tenant, { kind: 'forget', id: i.id });
