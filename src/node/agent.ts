@@ -298,7 +298,7 @@ export class NodeAgent {
    * Runs one activation: invocation-start to the Manager (and its moves), OpenWhisk's /run, the
    * activation's logs; invocation-end with what it used (and those moves) follows the reply.
    *
-   * What stays on the critical path, and why (docs/ARCHITECTURE.md, "The node agent's run path"):
+   * What stays on the critical path, and why (docs/ARCHITECTURE.md, node agent, "The run path"):
    * the Manager's invocation-start is awaited only when one of its moves may have to reach this
    * container before its action runs (it lends memory now, its estimate exceeds its limit, or a
    * move of its tenant is under way); otherwise it is queued, first in line, and the run starts at
