@@ -76,6 +76,13 @@ export interface NodeAgentOptions {
   readonly log?: (msg: string) => void;
 }
 
+/** What a Manager's snapshot said of a container (see Instance.standing). */
+interface Standing {
+  readonly pool: PoolName;
+  readonly noLoans: boolean;
+  readonly lendWhileIdle: boolean;
+}
+
 interface Instance {
   readonly id: string;
   readonly name: string;
@@ -103,10 +110,11 @@ interface Instance {
    */
   baseline: { stats: DaemonStats; oomKills: number } | undefined;
   /**
-   * Its pool after the last invocation-end: the pool its next invocation-start puts it in too, as
-   * the start's estimate is the usage that end reported. Undefined: ask the Manager.
+   * What its tenant's Manager showed after the last invocation-end: its pool (the one its next
+   * invocation-start puts it in too, as the start's estimate is the usage that end reported),
+   * whether it had no loan either way, and whether idle containers lend. Undefined: ask again.
    */
-  pool: PoolName | undefined;
+  standing: Standing | undefined;
   /** The last activation's bookkeeping after its reply (never rejects); the next run waits for it. */
   tail: Promise<void>;
   /** The one connection to the runtime (created containers). */
@@ -318,11 +326,20 @@ export class NodeAgent {
     try {
       await i.tail;
       if (i.removed) this.#get(id);
-      const urgent = i.baseline === undefined || i.pool === undefined || !this.#tenants.idle(i.tenant) || i.limitBytes < i.initialBytes || requestedBytes(i.profile, i.initialBytes) > i.limitBytes;
+      const st = i.standing;
+      // Events queued before this start may move memory to or from an idle container only if it
+      // has loans or idle containers lend; otherwise only this start's own answer can reach it.
+      const urgent =
+        i.baseline === undefined ||
+        st === undefined ||
+        !st.noLoans ||
+        i.limitBytes !== i.initialBytes ||
+        requestedBytes(i.profile, i.initialBytes) > i.limitBytes ||
+        (st.lendWhileIdle && !this.#tenants.idle(i.tenant));
       const started = this.#tenants.event(i.tenant, { kind: 'invocation-start', id, ...(i.profile !== undefined ? { estimate: i.profile } : {}) });
       // Queued right behind the start when it is not known: the pool the invocation started in.
-      const pool: Promise<PoolName> = i.pool !== undefined ? Promise.resolve(i.pool) : this.#poolOf(i);
-      i.pool = undefined;
+      const pool: Promise<PoolName> = st !== undefined ? Promise.resolve(st.pool) : this.#standingOf(i).then((x) => x.pool);
+      i.standing = undefined;
       if (urgent) await started;
       else started.catch((err: unknown) => this.#log(`invocation-start of ${id} (queued while it ran): ${(err as Error).message}`));
       i.maxGranted = i.limitBytes;
@@ -401,10 +418,12 @@ export class NodeAgent {
       await started.catch(() => undefined);
       await this.#tenants.event(i.tenant, { kind: 'invocation-end', id: i.id, used });
       const gen = i.moveGen;
-      const [pool, base] = await Promise.all([this.#poolOf(i), this.#baseline(i)]);
-      i.pool = pool;
+      const [standing, base] = await Promise.all([this.#standingOf(i), this.#baseline(i)]);
       // A move that resized the container meanwhile may have evicted files: read again next time.
-      if (gen === i.moveGen && !i.removed) i.baseline = base;
+      if (gen === i.moveGen && !i.removed) {
+        i.baseline = base;
+        i.standing = standing;
+      }
     } catch (err) {
       this.#log(`bookkeeping after the run of ${i.id}: ${(err as Error).message}`);
     }
@@ -418,13 +437,20 @@ export class NodeAgent {
     await Promise.all([...this.#instances.values()].filter((i) => tenant === undefined || i.tenant === tenant).map((i) => i.tail));
   }
 
-  /** The container's pool in its tenant's Manager (once everything queued before is done). */
-  #poolOf(i: Instance): Promise<PoolName> {
+  /**
+   * The container's standing in its tenant's Manager (once everything queued before is done). A
+   * Manager that cannot answer gives the default pool and a standing that sends the next run the
+   * safe way.
+   */
+  #standingOf(i: Instance): Promise<Standing> {
     return this.#tenants.snapshot(i.tenant).then(
-      (snap) => snap.containers.find((c) => c.id === i.id)?.pool ?? 'self-sufficient',
+      (snap) => {
+        const e = snap.containers.find((c) => c.id === i.id);
+        return { pool: e?.pool ?? 'self-sufficient', noLoans: e !== undefined && e.lentTo.length === 0 && e.borrowedFrom.length === 0, lendWhileIdle: snap.lendWhileIdle };
+      },
       (err: unknown) => {
         this.#log(`snapshot of tenant ${i.tenant} for container ${i.id}: ${(err as Error).message}`);
-        return 'self-sufficient' as const;
+        return { pool: 'self-sufficient' as const, noLoans: false, lendWhileIdle: true };
       },
     );
   }
@@ -634,7 +660,7 @@ export class NodeAgent {
         limitBytes,
         moveGen: 0,
         baseline: undefined,
-        pool: undefined,
+        standing: undefined,
         tail: Promise.resolve(),
         http: dir === undefined ? undefined : runtimeConnection(),
         maxGranted: info.initialQuota,
@@ -733,6 +759,7 @@ export class NodeAgent {
         i.limitBytes = bytes;
         i.moveGen++;
         i.baseline = undefined;
+        i.standing = undefined;
         if (i.busy) i.maxGranted = Math.max(i.maxGranted, bytes);
       },
       onStep: (step) => this.#o.onStep?.(tenant, step),

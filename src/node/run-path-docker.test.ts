@@ -2,7 +2,7 @@
  * The node agent's run path in real containers: what it waits for before an action runs and what
  * it leaves until after the reply. A Manager that holds its answers to invocation-start lets the
  * test see the order: a container no move can reach first runs while its start is still held; a
- * first run, or a run while its tenant's Manager is busy, waits for it. Each run's counters are its own, the Manager hears
+ * first run, or one that a move queued before its start may reach, waits for it. Each run's counters are its own, the Manager hears
  * start and end alternately, and the runtime answers other clients while the agent keeps its
  * connection open.
  */
@@ -12,7 +12,6 @@ import { after, before, describe, test } from 'node:test';
 
 import type { ManagerEvent, ManagerSnapshot, PoolName } from '../manager/types.js';
 import { actionRequest } from './action-client.js';
-import type { RunReply } from './api.js';
 import type { TenantManagerPort } from './tenants.js';
 import { dockerReady, startTestNode, type TestNode } from './testkit.js';
 
@@ -35,6 +34,8 @@ interface Held {
   release: () => void;
   /** Called when an invocation-start arrives while held. */
   onHeld: () => void;
+  /** What the snapshots say of lending while idle. */
+  lendWhileIdle: boolean;
 }
 
 /** A Manager that moves nothing, calls every container `harvest`, and can hold invocation-start. */
@@ -61,7 +62,7 @@ function holdingManager(state: Held): (tenant: string) => Promise<TenantManagerP
         return Promise.resolve({
           tenant,
           sharing: 'tenant',
-          lendWhileIdle: false,
+          lendWhileIdle: state.lendWhileIdle,
           containers: ids.map((id) => ({ id, fn: 'f', pool, initialQuota: 0, peakMemory: 0, maxFileSize: 0, adjustedQuota: 0, floor: 0, wantedBytes: 0, profiled: true, running: false, runningSince: null, reclaimable: true, lentTo: [], borrowedFrom: [] })),
           totals: { containers: ids.length, running: 0, initialQuotaBytes: 0, limitBytes: 0, lentBytes: 0, unmetBytes: 0 },
         });
@@ -69,6 +70,29 @@ function holdingManager(state: Held): (tenant: string) => Promise<TenantManagerP
       close: () => Promise.resolve(),
     });
   };
+}
+
+/**
+ * Holds the next invocation-start: `first` starts a run whose start is held; once the Manager has
+ * it, `during` runs; then the start is released and both are awaited.
+ */
+async function heldWhile(state: Held, first: () => Promise<unknown>, during: () => Promise<unknown>): Promise<void> {
+  state.hold = true;
+  let inner: Promise<unknown> = Promise.resolve();
+  const held = new Promise<void>((resolve) => {
+    state.onHeld = () => {
+      state.onHeld = () => undefined;
+      state.hold = false;
+      resolve();
+    };
+  });
+  const outer = first();
+  await held;
+  inner = during();
+  // `during` finishes first only if it did not wait for the held start; it is released either way.
+  await Promise.race([inner, new Promise((res) => setTimeout(res, 600))]);
+  state.release();
+  await Promise.all([outer, inner]);
 }
 
 const runReq = (write: boolean, id: string): Parameters<TestNode['client']['run']>[1] => ({
@@ -84,7 +108,7 @@ const runReq = (write: boolean, id: string): Parameters<TestNode['client']['run'
 describe("the node agent's run path", { timeout: 240_000 }, () => {
   let skip: string | null = null;
   let node: TestNode | undefined;
-  const state: Held = { events: [], hold: false, release: () => undefined, onHeld: () => undefined };
+  const state: Held = { events: [], hold: false, release: () => undefined, onHeld: () => undefined, lendWhileIdle: false };
 
   before(async () => {
     skip = await dockerReady();
@@ -95,7 +119,7 @@ describe("the node agent's run path", { timeout: 240_000 }, () => {
     await node?.close();
   });
 
-  test('a container no move can reach runs before its invocation-start is answered; a first run, or one while a move may be under way, waits', { timeout: 120_000 }, async (t) => {
+  test('a container no move can reach runs before its invocation-start is answered; a first run, or one a queued move may reach, waits', { timeout: 120_000 }, async (t) => {
     if (skip !== null || node === undefined) return t.skip(skip ?? 'no node');
     const { client } = node;
     const c = await client.createContainer({ tenant: 'alice', function: 'f', memoryBytes: 128 * MiB });
@@ -132,28 +156,33 @@ describe("the node agent's run path", { timeout: 240_000 }, () => {
     const socket = join(node.stateDir, 'c', (await client.listContainers('alice')).find((v) => v.id === c.id)?.name.split('-').pop() ?? '', 'action.sock');
     assert.equal((await actionRequest(socket, 'GET', '/health', undefined, 5000)).statusCode, 200);
 
-    // A first run (no baseline yet) waits for its start; and while the tenant's Manager is busy with
-    // it, even the container that could otherwise go at once waits: a move may be under way.
+    // A first run (no baseline yet) waits for its start. Meanwhile the tenant's queue is busy, but
+    // idle containers do not lend: nothing queued can reach the warm one, which runs at once.
     const big = await client.createContainer({ tenant: 'alice', function: 'f', memoryBytes: 128 * MiB });
     assert.equal((await client.init(big.id, { value: { code: ACTION } })).statusCode, 200);
-    state.hold = true;
-    let answered = 0;
-    let running: Promise<RunReply>[] = [];
-    await new Promise<void>((resolve) => {
-      state.onHeld = () => {
-        state.onHeld = () => undefined;
-        running = [...running, client.run(c.id, runReq(false, 'c4')).finally(() => { answered++; })];
-        // Give a run that (wrongly) did not wait ample time to answer first.
-        setTimeout(() => {
-          assert.equal(answered, 0, 'both runs must wait for the Manager to answer the held start');
-          state.hold = false;
-          state.release();
-          resolve();
-        }, 500);
-      };
-      running = [client.run(big.id, runReq(false, 'b1')).finally(() => { answered++; })];
+    const order: string[] = [];
+    await heldWhile(state, () => client.run(big.id, runReq(false, 'b1')).then(() => { order.push('big'); }), async () => {
+      await client.run(c.id, runReq(false, 'c4'));
+      order.push('warm');
     });
-    for (const r of await Promise.all(running)) assert.equal(r.statusCode, 200);
+    assert.deepEqual(order, ['warm', 'big']);
+
+    // When idle containers lend, a busy queue may hold a move that reaches the warm one: it waits.
+    state.lendWhileIdle = true;
+    await client.run(c.id, runReq(false, 'c5')); // its bookkeeping now knows
+    order.length = 0;
+    // big is warm now: its run goes at once, and its start, held, keeps the queue busy.
+    await heldWhile(state, async () => {
+      await client.run(big.id, runReq(false, 'b2'));
+      order.push('big');
+    }, async () => {
+      const r = client.run(c.id, runReq(false, 'c6')).then(() => { order.push('warm'); });
+      await new Promise((res) => setTimeout(res, 500));
+      order.push('checked');
+      return r;
+    });
+    assert.deepEqual(order, ['big', 'checked', 'warm'], 'the warm run waited for the held start');
+    state.lendWhileIdle = false;
     await client.removeContainer(big.id);
     await client.removeContainer(c.id);
   });
