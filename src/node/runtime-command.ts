@@ -8,16 +8,23 @@
 export const IN_RUN = '/run/ephemera';
 export const IN_DAEMON = '/opt/ephemera/bin/ephemerad';
 export const IN_LIB = '/opt/ephemera/lib/libephemera.so';
-export const IN_RUNTIME = '/opt/ephemera/runtime/ow_runtime.py';
-/** Starts ephemerad and execs the runtime under the shim (images/ow_entry.sh). */
-export const IN_ENTRY = '/opt/ephemera/runtime/ow_entry.sh';
+
+/** Where the command finds things; the defaults are the container's. */
+export interface RuntimePaths {
+  /** The tree with bin/ephemerad, lib/libephemera.so and runtime/ (ow_entry.sh reads EPHEMERA_OPT). */
+  readonly opt?: string;
+  readonly run?: string;
+  /** The managed scratch root. */
+  readonly root?: string;
+}
 
 /**
  * The container's command. With Ephemera, the entry script starts the daemon beside the one
- * Python interpreter; without, the runtime alone.
- * @param root the managed scratch root
+ * Python interpreter; without, the runtime alone. Another `opt` needs `EPHEMERA_OPT` set to it too.
  */
-export function runtimeCommand(ephemera: boolean, root = '/tmp'): string[] {
-  const serve = ['--socket', `${IN_RUN}/action.sock`];
-  return ephemera ? ['/bin/sh', IN_ENTRY, IN_RUN, root, ...serve] : ['python3', IN_RUNTIME, ...serve, '--rundir', IN_RUN];
+export function runtimeCommand(ephemera: boolean, paths: RuntimePaths = {}): string[] {
+  const opt = paths.opt ?? '/opt/ephemera';
+  const run = paths.run ?? IN_RUN;
+  const serve = ['--socket', `${run}/action.sock`];
+  return ephemera ? ['/bin/sh', `${opt}/runtime/ow_entry.sh`, run, paths.root ?? '/tmp', ...serve] : ['python3', `${opt}/runtime/ow_runtime.py`, ...serve, '--rundir', run];
 }
