@@ -1,7 +1,7 @@
 """The action runtime of the function image: Apache OpenWhisk's action protocol, Python stdlib only.
 
-    python3 ow_runtime.py --socket PATH [--port N] [--ephemera --daemon PATH --lib PATH
-                          --root DIR --rundir DIR]
+    python3 ow_runtime.py --socket PATH [--port N] [--rundir DIR --daemon-pid PID --ready-file PATH]
+    sh ow_entry.sh RUNDIR ROOT --socket PATH [--port N]        (with Ephemera)
 
 It answers ``POST /init`` and ``POST /run`` exactly as an OpenWhisk action container does
 (apache/openwhisk docs/actions-new.md; the Python and Go runtimes' proxies):
@@ -19,11 +19,13 @@ It answers ``POST /init`` and ``POST /run`` exactly as an OpenWhisk action conta
 The action runs in this process, the function's own: the runtime adds no resident process of its
 own beyond the function, as OpenWhisk's Python runtime does with its one long-lived interpreter.
 
-With ``--ephemera`` the runtime first starts ``ephemerad`` for the instance (its budget follows the
-container's memory cgroup) and waits for it to be ready, then re-executes itself with
-``libephemera.so`` preloaded and the scratch root (``/tmp``) managed, so every action and every
-program it starts reads and writes its scratch files from memory. The daemon's ``control.sock``
-lies in ``--rundir``, which the node agent bind-mounts from the host to resize the instance.
+With Ephemera the container's command is ``ow_entry.sh``: it starts ``ephemerad`` for the instance
+(its budget follows the container's memory cgroup) in the background and execs this program with
+``libephemera.so`` preloaded and the scratch root (``/tmp``) managed, so one interpreter starts, and
+every action and every program it starts reads and writes its scratch files from memory. The
+interpreter boots while the daemon does; it waits for the daemon's ready line (``--ready-file``)
+before it serves. The daemon's ``control.sock`` lies in ``--rundir``, which the node agent
+bind-mounts from the host to resize the instance.
 
 The agent reaches the runtime on ``--socket``, a unix socket in the same bind-mounted directory:
 the function containers have no network at all (``NetworkMode: none``), so a TCP port in the
@@ -39,11 +41,9 @@ import importlib.util
 import io
 import json
 import os
-import select
 import signal
 import socket
 import socketserver
-import subprocess
 import sys
 import threading
 import time
@@ -61,50 +61,37 @@ def fail(msg):
     sys.exit(97)
 
 
-# --- boot: the daemon, then this program again under the shim ---------------------------------
+# --- boot: wait for the daemon that ow_entry.sh started beside us ----------------------------
 
-def start_daemon(a):
-    os.makedirs(a.rundir, exist_ok=True)
-    r, w = os.pipe()
-    argv = [a.daemon, "--rundir", a.rundir, "--root", a.root, "--cgroup", "auto",
-            "--ready-fd", str(w), "--log", os.path.join(a.rundir, "daemon.log")]
-    try:
-        proc = subprocess.Popen(argv, pass_fds=(w,), stdin=subprocess.DEVNULL)
-    except OSError as e:
-        fail(f"cannot start {a.daemon}: {e}; the node agent bind-mounts build/ephemerad there")
-    os.close(w)
+def wait_for_daemon(a):
+    """Returns once the daemon wrote its ready line to --ready-file; fails within READY_TIMEOUT_S.
+
+    The daemon boots while this interpreter does, so the line is usually there at the first look;
+    until it is, the file is looked at every half millisecond, and the daemon's death is seen by
+    reaping it (it is our child: ow_entry.sh exec'd us). Nothing may touch the managed root before
+    this returns: the shim attaches to the daemon at its first managed operation, and one that
+    finds no daemon passes everything through for the rest of the process's life.
+    """
     deadline = time.monotonic() + READY_TIMEOUT_S
-    got = b""
-    while b"\n" not in got:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([r], [], [], left)[0]:
-            proc.kill()
+    while True:
+        try:
+            with open(a.ready_file, "rb") as f:
+                if b"\n" in f.read(64):
+                    # Gone once read: a container started again never mistakes it for its daemon's.
+                    os.unlink(a.ready_file)
+                    return
+        except FileNotFoundError:
+            pass
+        pid, status = os.waitpid(a.daemon_pid, os.WNOHANG)
+        if pid != 0:
+            fail(f"ephemerad exited with status {os.waitstatus_to_exitcode(status)} before it was ready; see {a.rundir}/daemon.log")
+        if time.monotonic() > deadline:
+            try:
+                os.kill(a.daemon_pid, signal.SIGKILL)
+            except OSError:
+                pass
             fail(f"ephemerad was not ready within {READY_TIMEOUT_S:.0f} s; see {a.rundir}/daemon.log")
-        chunk = os.read(r, 64)
-        if not chunk:
-            proc.wait()
-            fail(f"ephemerad exited with status {proc.returncode} before it was ready; see {a.rundir}/daemon.log")
-        got += chunk
-    os.close(r)
-    return proc.pid
-
-
-def exec_under_shim(a, daemon_pid):
-    """Replace this process by the server with the shim preloaded; the daemon stays our child."""
-    env = dict(os.environ)
-    env.update({
-        "LD_PRELOAD": a.lib,
-        "EPHEMERA_LIB": a.lib,
-        "EPHEMERA_SOCK": os.path.join(a.rundir, "shim.sock"),
-        "EPHEMERA_ROOTS": a.root,
-        "EPHEMERA_LOG": os.path.join(a.rundir, "shim.log"),
-        "PYTHONUNBUFFERED": "1",
-    })
-    argv = [sys.executable, os.path.abspath(__file__), "--socket", a.socket, "--serve",
-            "--daemon-pid", str(daemon_pid), "--rundir", a.rundir]
-    if a.port is not None:
-        argv += ["--port", str(a.port)]
-    os.execve(sys.executable, argv, env)
+        time.sleep(0.0005)
 
 
 # --- the action ------------------------------------------------------------------------------
@@ -278,7 +265,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.reply(status, result)
 
 
-class UnixServer(socketserver.UnixStreamServer):
+class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    # A thread per connection: the node agent keeps one connection open per container, and a
+    # /health probe or a direct client must not wait for it to close. Action.lock still runs one
+    # /init or /run at a time.
+    daemon_threads = True
+
     def get_request(self):
         conn, _ = super().get_request()
         # BaseHTTPRequestHandler logs and formats a client address; a unix peer has none.
@@ -297,7 +289,7 @@ def serve(a):
     servers = [UnixServer(a.socket, Handler)]
     os.chmod(a.socket, 0o600)
     if a.port is not None:
-        servers.append(http.server.HTTPServer(("0.0.0.0", a.port), Handler))
+        servers.append(http.server.ThreadingHTTPServer(("0.0.0.0", a.port), Handler))
 
     def stop(signum, frame):
         shutdown_daemon(a)
@@ -340,16 +332,14 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--socket", required=True, help="unix socket to serve /init and /run on")
     p.add_argument("--port", type=int, help="also listen on this TCP port (inside the container)")
-    p.add_argument("--ephemera", action="store_true", help="run the action with Ephemera")
-    p.add_argument("--daemon", default="/opt/ephemera/bin/ephemerad")
-    p.add_argument("--lib", default="/opt/ephemera/lib/libephemera.so")
-    p.add_argument("--root", default="/tmp", help="managed scratch root (default /tmp)")
     p.add_argument("--rundir", default="/run/ephemera")
-    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--daemon-pid", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--daemon-pid", type=int, help="ephemerad's pid (ow_entry.sh passes it)")
+    p.add_argument("--ready-file", help="the file ephemerad writes its ready line to (ow_entry.sh)")
     a = p.parse_args()
-    if a.ephemera and not a.serve:
-        exec_under_shim(a, start_daemon(a))
+    if (a.daemon_pid is None) != (a.ready_file is None):
+        fail("--daemon-pid and --ready-file go together (ow_entry.sh passes both); run ow_entry.sh for Ephemera")
+    if a.ready_file is not None:
+        wait_for_daemon(a)
     serve(a)
 
 

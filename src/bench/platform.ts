@@ -10,8 +10,8 @@
  *    and the shim, minus the plain one), and the node agent's bookkeeping (its create minus the
  *    container with Ephemera), plus the platform's view (waitTime, initTime).
  */
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -20,8 +20,10 @@ import { EphemeraError } from '../core/errors.js';
 import { ensureDockerEngine } from '../container/dockerd.js';
 import { DockerEngine } from '../container/engine.js';
 import { ensureFunctionImage } from '../container/image.js';
+import { REPO_DIR } from '../container/repo.js';
 import { actionRequest } from '../node/action-client.js';
 import { NodeClient } from '../node/client.js';
+import { IN_DAEMON, IN_LIB, IN_RUN, runtimeCommand } from '../node/runtime-command.js';
 import { startAnnounced, stopChild } from '../platform/child.js';
 import { readProps } from '../platform/harness.js';
 import { summarize } from './eval/stats.js';
@@ -82,9 +84,6 @@ export function quantile(sorted: readonly number[], q: number): number {
   return sorted[i] ?? Number.NaN;
 }
 
-// Where the node agent puts the runtime and Ephemera inside a function container (src/node/agent.ts).
-const IN_RUN = '/run/ephemera';
-const IN_RUNTIME = '/opt/ephemera/runtime/ow_runtime.py';
 
 const NOOP = 'def main(args):\n    return {}\n';
 
@@ -153,6 +152,50 @@ async function untilHealthy(socket: string, timeoutMs: number): Promise<void> {
     if (Date.now() > deadline) throw new EphemeraError('EPH_BENCH_FAILED', `a runtime started by the benchmark did not answer on ${socket} within ${timeoutMs} ms`);
     await sleep(2);
   }
+}
+
+/**
+ * Ephemera's share once more, on the host: the same two commands (the runtime alone; ow_entry.sh with
+ * ephemerad and the shim) started in turns `n` times each, without the engine's create and start,
+ * whose spread on a busy machine (tens of ms) hides a difference of a few. The paired differences
+ * (with minus the run just before without) give the share.
+ */
+async function hostColdStarts(buildDir: string, dir: string, n: number): Promise<{ plain: number[]; ephemera: number[]; share: number[] }> {
+  const opt = join(dir, 'host-opt');
+  for (const d of ['bin', 'lib', 'runtime']) mkdirSync(join(opt, d), { recursive: true });
+  symlinkSync(join(buildDir, 'ephemerad'), join(opt, 'bin', 'ephemerad'));
+  symlinkSync(join(buildDir, 'libephemera.so'), join(opt, 'lib', 'libephemera.so'));
+  for (const f of ['ow_runtime.py', 'ow_entry.sh']) symlinkSync(join(REPO_DIR, 'images', f), join(opt, 'runtime', f));
+  // Debian's interpreter for both, as in the image (not a version manager's wrapper script).
+  const env = { ...process.env, PATH: '/usr/bin:/bin', EPHEMERA_OPT: opt, PYTHONDONTWRITEBYTECODE: '1' };
+  const once = async (ephemera: boolean, k: number): Promise<number> => {
+    const run = join(dir, `host-run-${String(k)}`);
+    const root = join(dir, `host-root-${String(k)}`);
+    mkdirSync(run);
+    mkdirSync(root);
+    const t0 = performance.now();
+    const [cmd = 'sh', ...args] = runtimeCommand(ephemera, { opt, run, root });
+    const child = spawn(cmd, args, { env, stdio: 'ignore' });
+    try {
+      await untilHealthy(join(run, 'action.sock'), 30_000);
+      return performance.now() - t0;
+    } finally {
+      await stopChild(child, 'SIGTERM', 10_000);
+      rmSync(run, { recursive: true, force: true });
+      rmSync(root, { recursive: true, force: true });
+    }
+  };
+  const plain: number[] = [];
+  const ephemera: number[] = [];
+  const share: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const a = await once(false, 2 * k);
+    const b = await once(true, 2 * k + 1);
+    plain.push(a);
+    ephemera.push(b);
+    share.push(b - a);
+  }
+  return { plain, ephemera, share };
 }
 
 export async function runPlatformBench(opts: PlatformBenchOptions): Promise<PlatformBenchReport> {
@@ -232,18 +275,18 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
     const parts: Record<string, number[]> = { engine: [], runtime: [], ephemera: [], 'node create (all)': [], 'platform waitTime': [], 'platform initTime': [] };
     for (let i = 0; i < opts.colds; i++) {
       opts.progress(`bench platform: cold start ${i + 1}/${opts.colds}`);
-      const timeStart = async (cmd: readonly string[] | null): Promise<number> => {
+      const timeStart = async (tag: string, cmd: readonly string[] | null): Promise<number> => {
         const run = mkdtempSync(join(dir, 'run-'));
         const t0 = performance.now();
         const id = await engine.create({
-          name: `${name}-cold-${String(i)}-${String(cmd?.length ?? 0)}`,
+          name: `${name}-cold-${String(i)}-${tag}`,
           image,
           cmd: cmd ?? ['sleep', '60'],
           memory: 128 * 1024 * 1024,
           mounts: [
             { type: 'bind', source: run, target: IN_RUN },
-            { type: 'bind', source: join(opts.buildDir, 'ephemerad'), target: '/opt/ephemera/bin/ephemerad', readOnly: true },
-            { type: 'bind', source: join(opts.buildDir, 'libephemera.so'), target: '/opt/ephemera/lib/libephemera.so', readOnly: true },
+            { type: 'bind', source: join(opts.buildDir, 'ephemerad'), target: IN_DAEMON, readOnly: true },
+            { type: 'bind', source: join(opts.buildDir, 'libephemera.so'), target: IN_LIB, readOnly: true },
           ],
         });
         try {
@@ -255,10 +298,10 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
           rmSync(run, { recursive: true, force: true });
         }
       };
-      const runtimeCmd = ['python3', IN_RUNTIME, '--socket', `${IN_RUN}/action.sock`, '--rundir', IN_RUN, '--root', '/tmp'];
-      const engineMs = await timeStart(null);
-      const plainMs = await timeStart(runtimeCmd);
-      const ephMs = await timeStart([...runtimeCmd, '--ephemera']);
+      // The node agent's own command, with and without Ephemera (src/node/runtime-command.ts).
+      const engineMs = await timeStart('engine', null);
+      const plainMs = await timeStart('plain', runtimeCommand(false));
+      const ephMs = await timeStart('ephemera', runtimeCommand(true));
       const t0 = performance.now();
       const created = await nodeClient.createContainer({ tenant: 'bench', function: 'bench/cold', memoryBytes: 128 * 1024 * 1024 });
       const nodeMs = performance.now() - t0;
@@ -276,6 +319,11 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
       parts['platform waitTime']?.push(get('waitTime'));
       parts['platform initTime']?.push(get('initTime'));
     }
+    opts.progress('bench platform: cold starts on the host');
+    const host = await hostColdStarts(opts.buildDir, dir, opts.colds * 4);
+    parts['runtime (host)'] = host.plain;
+    parts['runtime+eph (host)'] = host.ephemera;
+    parts['ephemera (host)'] = host.share;
     const cold: ColdRow[] = Object.entries(parts).map(([part, v]) => {
       const s = summarize(v);
       return { part, medianMs: s.median, minMs: s.min, maxMs: s.max };
@@ -311,8 +359,9 @@ function table(latency: readonly LatencyRow[], cold: readonly ColdRow[], ratios:
     ...cold.map((c) => `  ${c.part.padEnd(18)} ${f1(c.medianMs).padStart(7)} ${f1(c.minMs).padStart(7)} ${f1(c.maxMs).padStart(7)}`),
     'engine: create + start a container of the function image; runtime: until its /health answers, without',
     'Ephemera; ephemera: the same runtime with ephemerad and the shim, minus without; node create: the node',
-    "agent's whole create (all three, cgroup, daemon connection, Manager); waitTime includes it.",
-    `Ephemera's share of a cold start: ${f1(cold.find((c) => c.part === 'ephemera')?.medianMs ?? Number.NaN)} ms (target <= 5 ms)`,
+    "agent's whole create (all three, cgroup, daemon connection, Manager); waitTime includes it. (host): the",
+    'same two runtime commands started on the host in turns, no engine; ephemera (host): the paired differences.',
+    `Ephemera's share of a cold start: ${f1(cold.find((c) => c.part === 'ephemera')?.medianMs ?? Number.NaN)} ms in containers, ${f1(cold.find((c) => c.part === 'ephemera (host)')?.medianMs ?? Number.NaN)} ms on the host (target <= 5 ms)`,
   ];
   return lines.join('\n');
 }

@@ -3,7 +3,7 @@
  * container, over the unix socket the container's bind-mounted run directory holds: the function
  * containers have no network, so the socket is the one way in.
  */
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { EphemeraError } from '../core/errors.js';
@@ -22,11 +22,22 @@ export class ActionRequestError extends EphemeraError {
 }
 
 /**
+ * The one connection kept open to a container's runtime: its activations run one at a time, so a
+ * single socket serves them all and no request pays for a connect (the runtime serves each
+ * connection on a thread of its own, so other clients are not blocked by it). A request that
+ * times out destroys the socket; the next one opens a new connection.
+ */
+export function runtimeConnection(): Agent {
+  return new Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
+}
+
+/**
  * One request to the runtime; the body is parsed as JSON when it is JSON, and kept as text
  * otherwise (OpenWhisk calls a non-JSON answer a developer error; the caller decides).
+ * @param agent a {@link runtimeConnection} to reuse; without it, a connection of its own
  * @throws {ActionRequestError} on timeout or a broken connection
  */
-export function actionRequest(socketPath: string, method: 'GET' | 'POST', path: string, body: unknown, timeoutMs: number): Promise<ActionReply> {
+export function actionRequest(socketPath: string, method: 'GET' | 'POST', path: string, body: unknown, timeoutMs: number, agent?: Agent): Promise<ActionReply> {
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
     let settled = false;
@@ -35,7 +46,7 @@ export function actionRequest(socketPath: string, method: 'GET' | 'POST', path: 
         socketPath,
         path,
         method,
-        agent: false,
+        agent: agent ?? false,
         headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(payload.length) },
       },
       (res) => {

@@ -10,19 +10,20 @@
  * and carries out the moves that give every lent byte back.
  */
 import { randomBytes } from 'node:crypto';
+import type { Agent } from 'node:http';
 import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { EphemeraError, isEphemeraError } from '../core/errors.js';
 import type { ContainerEngine, MountSpec } from '../container/engine.js';
-import { DaemonClient } from '../daemon-client/client.js';
+import { DaemonClient, type DaemonStats } from '../daemon-client/client.js';
 import { CgroupV1Limiter } from '../limiter/cgroup-v1.js';
 import { CgroupV2Limiter } from '../limiter/cgroup-v2.js';
 import { hasControl, writeControl } from '../limiter/cgroupfs.js';
 import { findMemoryCgroup } from '../limiter/detect.js';
 import type { MemoryLimiter } from '../limiter/limiter.js';
-import type { ContainerInfo, LiveContainer, ManagerSnapshot, PoolEntry, SharingScope, Usage } from '../manager/types.js';
-import { actionRequest, ActionRequestError, waitForRuntime } from './action-client.js';
+import type { ContainerInfo, LiveContainer, ManagerSnapshot, PoolEntry, PoolName, SharingScope, Usage } from '../manager/types.js';
+import { actionRequest, ActionRequestError, runtimeConnection, waitForRuntime } from './action-client.js';
 import { ActivationLog } from './activation-log.js';
 import type {
   ActionReply,
@@ -42,14 +43,10 @@ import { NODE_API_VERSION } from './api.js';
 import { LABEL, containerLabels, parseLabels } from './labels.js';
 import type { MoveContext, MoveParty, MoveStep } from './moves.js';
 import { RecordedLimitSync } from './recorded-limit.js';
+import { IN_DAEMON, IN_LIB, IN_RUN, runtimeCommand } from './runtime-command.js';
 import { TenantHost, type BatchResult, type ManagerFactory, type RecoveryView } from './tenants.js';
 import { invocationUsage, requestedBytes, runStats } from './usage.js';
 
-/** Where things are inside a function container. */
-const IN_RUN = '/run/ephemera';
-const IN_DAEMON = '/opt/ephemera/bin/ephemerad';
-const IN_LIB = '/opt/ephemera/lib/libephemera.so';
-const IN_RUNTIME = '/opt/ephemera/runtime/ow_runtime.py';
 /** Unix socket paths are limited to 107 bytes (sun_path). */
 const MAX_SOCKET_PATH = 107;
 const DEFAULT_RUN_TIMEOUT_MS = 60_000;
@@ -79,6 +76,13 @@ export interface NodeAgentOptions {
   readonly log?: (msg: string) => void;
 }
 
+/** What a Manager's snapshot said of a container (see Instance.standing). */
+interface Standing {
+  readonly pool: PoolName;
+  readonly noLoans: boolean;
+  readonly lendWhileIdle: boolean;
+}
+
 interface Instance {
   readonly id: string;
   readonly name: string;
@@ -95,6 +99,26 @@ interface Instance {
   readonly log: ActivationLog | undefined;
   stopLogs: (() => void) | undefined;
   busy: boolean;
+  /** The limit in force: read at attach, then set by every move that resizes the container. */
+  limitBytes: number;
+  /** Counts the moves that resized the container: a baseline read across one is stale. */
+  moveGen: number;
+  /**
+   * The daemon's counters and the OOM count after the last activation's bookkeeping, with the
+   * cgroup peak reset since: the next activation's "before", valid while no move touched the
+   * container (only its own action and a resize change them). Undefined: read them afresh.
+   */
+  baseline: { stats: DaemonStats; oomKills: number } | undefined;
+  /**
+   * What its tenant's Manager showed after the last invocation-end: its pool (the one its next
+   * invocation-start puts it in too, as the start's estimate is the usage that end reported),
+   * whether it had no loan either way, and whether idle containers lend. Undefined: ask again.
+   */
+  standing: Standing | undefined;
+  /** The last activation's bookkeeping after its reply (never rejects); the next run waits for it. */
+  tail: Promise<void>;
+  /** The one connection to the runtime (created containers). */
+  readonly http: Agent | undefined;
   /** The highest limit seen during the current invocation. */
   maxGranted: number;
   shortfallPending: boolean;
@@ -143,6 +167,7 @@ export class NodeAgent {
   // --- queries ---------------------------------------------------------------------------------
 
   async info(): Promise<NodeInfo> {
+    await this.#settled();
     const tenants: Record<string, MemoryFigures> = {};
     let allocated = 0;
     let requested = 0;
@@ -165,6 +190,7 @@ export class NodeAgent {
   }
 
   async list(tenant?: string): Promise<ContainerView[]> {
+    await this.#settled(tenant);
     const views: ContainerView[] = [];
     const snapshots = new Map<string, ManagerSnapshot>();
     for (const i of this.#instances.values()) {
@@ -239,7 +265,7 @@ export class NodeAgent {
       id = await this.#o.engine.create({
         name: `eph-${this.#o.node}-${short}`,
         image: req.image ?? this.#o.image,
-        cmd: ['python3', IN_RUNTIME, '--socket', `${IN_RUN}/action.sock`, '--ephemera', '--rundir', IN_RUN, '--root', '/tmp'],
+        cmd: runtimeCommand(true),
         env: { PYTHONDONTWRITEBYTECODE: '1', ...req.env },
         memory: req.memoryBytes,
         memorySwap: req.memoryBytes,
@@ -278,7 +304,16 @@ export class NodeAgent {
 
   /**
    * Runs one activation: invocation-start to the Manager (and its moves), OpenWhisk's /run, the
-   * activation's logs, then invocation-end with what it used (and those moves).
+   * activation's logs; invocation-end with what it used (and those moves) follows the reply.
+   *
+   * What stays on the critical path, and why (docs/ARCHITECTURE.md, node agent, "The run path"):
+   * the Manager's invocation-start is awaited only when one of its moves may have to reach this
+   * container before its action runs (it lends memory now, its estimate exceeds its limit, or a
+   * move of its tenant is under way); otherwise it is queued, first in line, and the run starts at
+   * once. The counters the run is measured against come from the previous activation's
+   * bookkeeping. After /run answers, the logs, the daemon's counters, the OOM count and the cgroup
+   * peak are read side by side; invocation-end, the peak reset and the next baseline come after
+   * the reply, and the container's next run waits for them.
    */
   async run(id: string, req: RunRequest): Promise<RunReply> {
     const i = this.#get(id);
@@ -287,13 +322,30 @@ export class NodeAgent {
       throw new EphemeraError('EPH_NODE_CONFLICT', `container ${id} is already running an activation; OpenWhisk containers run one at a time: wait for it or create another container`, { detail: { id } });
     }
     i.busy = true;
+    let released = false;
     try {
-      await this.#tenants.event(i.tenant, { kind: 'invocation-start', id, ...(i.profile !== undefined ? { estimate: i.profile } : {}) });
-      const pool = (await this.#tenants.snapshot(i.tenant)).containers.find((c) => c.id === id)?.pool ?? 'self-sufficient';
-      i.maxGranted = (await i.limiter.getLimit()) ?? i.initialBytes;
-      await this.#resetPeak(i);
-      const before = await i.daemon.stats();
-      const oomBefore = await i.limiter.oomKills().catch(() => 0);
+      await i.tail;
+      if (i.removed) this.#get(id);
+      const st = i.standing;
+      // Events queued before this start may move memory to or from an idle container only if it
+      // has loans or idle containers lend; otherwise only this start's own answer can reach it.
+      const urgent =
+        i.baseline === undefined ||
+        st === undefined ||
+        !st.noLoans ||
+        i.limitBytes !== i.initialBytes ||
+        requestedBytes(i.profile, i.initialBytes) > i.limitBytes ||
+        (st.lendWhileIdle && !this.#tenants.idle(i.tenant));
+      const started = this.#tenants.event(i.tenant, { kind: 'invocation-start', id, ...(i.profile !== undefined ? { estimate: i.profile } : {}) });
+      // Queued right behind the start when it is not known: the pool the invocation started in.
+      const pool: Promise<PoolName> = st !== undefined ? Promise.resolve(st.pool) : this.#standingOf(i).then((x) => x.pool);
+      i.standing = undefined;
+      if (urgent) await started;
+      else started.catch((err: unknown) => this.#log(`invocation-start of ${id} (queued while it ran): ${(err as Error).message}`));
+      i.maxGranted = i.limitBytes;
+      const base = i.baseline ?? (await this.#baseline(i));
+      i.baseline = undefined;
+      const before = base.stats;
       const timeoutMs = req.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
       const owRun: Record<string, unknown> = { ...req };
       delete owRun['timeoutMs'];
@@ -302,7 +354,7 @@ export class NodeAgent {
       let timedOut = false;
       let broken = false;
       try {
-        reply = await actionRequest(socket, 'POST', '/run', owRun, timeoutMs);
+        reply = await actionRequest(socket, 'POST', '/run', owRun, timeoutMs, i.http);
       } catch (err) {
         if (!(err instanceof ActionRequestError)) throw err;
         timedOut = err.failure === 'timeout';
@@ -312,41 +364,102 @@ export class NodeAgent {
           : { statusCode: 502, body: { error: `The action did not produce a valid response and exited unexpectedly (${err.message}).` } };
       }
       const durationMs = Math.round(performance.now() - t0);
-      const logs = i.log === undefined ? [] : await i.log.take(timedOut || broken ? 200 : LOG_WAIT_MS);
-      const oom = (await i.limiter.oomKills().catch(() => oomBefore)) > oomBefore || (broken && (await this.#o.engine.inspect(id).catch(() => undefined))?.oomKilled === true);
       if (timedOut || broken) {
+        const logs = i.log === undefined ? [] : await i.log.take(200);
+        const oom = (await i.limiter.oomKills().catch(() => base.oomKills)) > base.oomKills || (broken && (await this.#o.engine.inspect(id).catch(() => undefined))?.oomKilled === true);
         // As OpenWhisk's invoker does: a container whose action timed out or died is not reused.
         i.busy = false;
+        released = true;
         i.gone = broken && (await this.#o.engine.inspect(id).catch(() => undefined))?.running !== true;
+        await started.catch(() => undefined);
         await this.remove(id).catch((e: unknown) => this.#log(`removing container ${id} after its failed run: ${(e as Error).message}`));
         const zero: RunReply['ephemera']['stats'] = { fast_reads: 0, fast_writes: 0, slow_ops: 0, evictions: 0, bytes_in_memory_peak: before.bytes_in_memory_peak };
         return {
           ...reply,
           logs,
           durationMs,
-          ephemera: { pool, initialBytes: i.initialBytes, grantedBytes: i.maxGranted, node: this.#o.node, stats: zero },
+          ephemera: { pool: await pool, initialBytes: i.initialBytes, grantedBytes: i.maxGranted, node: this.#o.node, stats: zero },
           ...(timedOut ? { timedOut: true as const } : {}),
           ...(oom ? { oom: true as const } : {}),
         };
       }
-      // The Manager must hear the end even if the daemon cannot answer now (its counters then stand still).
-      const after = await i.daemon.stats().catch((err: unknown) => {
-        this.#log(`stats of ${id} after its run: ${(err as Error).message}`);
-        return before;
-      });
-      const used = invocationUsage(before, after, await i.limiter.getPeak().catch(() => null));
-      await this.#tenants.event(i.tenant, { kind: 'invocation-end', id, used });
+      const [logs, oomAfter, after, peak] = await Promise.all([
+        i.log === undefined ? Promise.resolve([]) : i.log.take(LOG_WAIT_MS),
+        i.limiter.oomKills().catch(() => base.oomKills),
+        // The Manager must hear the end even if the daemon cannot answer now (its counters then stand still).
+        i.daemon.stats().catch((err: unknown) => {
+          this.#log(`stats of ${id} after its run: ${(err as Error).message}`);
+          return before;
+        }),
+        i.limiter.getPeak().catch(() => null),
+      ]);
+      const used = invocationUsage(before, after, peak);
       i.profile = used;
-      return {
+      const result: RunReply = {
         ...reply,
         logs,
         durationMs,
-        ephemera: { pool, initialBytes: i.initialBytes, grantedBytes: i.maxGranted, node: this.#o.node, stats: runStats(before, after, used) },
-        ...(oom ? { oom: true as const } : {}),
+        ephemera: { pool: await pool, initialBytes: i.initialBytes, grantedBytes: i.maxGranted, node: this.#o.node, stats: runStats(before, after, used) },
+        ...(oomAfter > base.oomKills ? { oom: true as const } : {}),
       };
+      i.tail = this.#finish(i, started, used);
+      return result;
     } finally {
-      i.busy = false;
+      if (!released) i.busy = false;
     }
+  }
+
+  /**
+   * An activation's bookkeeping after its reply: invocation-end to the Manager (after its start,
+   * which may still be queued) and its moves, then the next activation's baseline. Never rejects.
+   */
+  async #finish(i: Instance, started: Promise<unknown>, used: Usage): Promise<void> {
+    try {
+      await started.catch(() => undefined);
+      await this.#tenants.event(i.tenant, { kind: 'invocation-end', id: i.id, used });
+      const gen = i.moveGen;
+      const [standing, base] = await Promise.all([this.#standingOf(i), this.#baseline(i)]);
+      // A move that resized the container meanwhile may have evicted files: read again next time.
+      if (gen === i.moveGen && !i.removed) {
+        i.baseline = base;
+        i.standing = standing;
+      }
+    } catch (err) {
+      this.#log(`bookkeeping after the run of ${i.id}: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Waits for the bookkeeping of every finished activation (of one tenant): a view taken after a
+   * run's reply then shows its invocation-end and that end's moves.
+   */
+  async #settled(tenant?: string): Promise<void> {
+    await Promise.all([...this.#instances.values()].filter((i) => tenant === undefined || i.tenant === tenant).map((i) => i.tail));
+  }
+
+  /**
+   * The container's standing in its tenant's Manager (once everything queued before is done). A
+   * Manager that cannot answer gives the default pool and a standing that sends the next run the
+   * safe way.
+   */
+  #standingOf(i: Instance): Promise<Standing> {
+    return this.#tenants.snapshot(i.tenant).then(
+      (snap) => {
+        const e = snap.containers.find((c) => c.id === i.id);
+        return { pool: e?.pool ?? 'self-sufficient', noLoans: e !== undefined && e.lentTo.length === 0 && e.borrowedFrom.length === 0, lendWhileIdle: snap.lendWhileIdle };
+      },
+      (err: unknown) => {
+        this.#log(`snapshot of tenant ${i.tenant} for container ${i.id}: ${(err as Error).message}`);
+        return { pool: 'self-sufficient' as const, noLoans: false, lendWhileIdle: true };
+      },
+    );
+  }
+
+  /** Resets the cgroup peak, then reads the daemon's counters and the OOM count (side by side). */
+  async #baseline(i: Instance): Promise<{ stats: DaemonStats; oomKills: number }> {
+    await this.#resetPeak(i);
+    const [stats, oomKills] = await Promise.all([i.daemon.stats(), i.limiter.oomKills().catch(() => 0)]);
+    return { stats, oomKills };
   }
 
   /** Stops and removes a container the agent created, after its lent memory came back. */
@@ -456,6 +569,7 @@ export class NodeAgent {
     }
     for (const i of this.#instances.values()) {
       const limit = (await i.limiter.getLimit()) ?? i.initialBytes;
+      i.limitBytes = limit;
       await i.daemon.grow(limit);
       this.#sync.track(i.id, (await this.#o.engine.inspect(i.id)).memory);
       this.#sync.release(i.id, limit);
@@ -480,8 +594,10 @@ export class NodeAgent {
     }
     await this.#sync.settle();
     for (const i of this.#instances.values()) {
+      await i.tail;
       i.stopLogs?.();
       i.daemon.close();
+      i.http?.destroy();
     }
     const empty = this.#instances.size === 0 || options.removeContainers;
     this.#instances.clear();
@@ -525,6 +641,7 @@ export class NodeAgent {
       const loc = await findMemoryCgroup({ pid: state.pid });
       const limiter: MemoryLimiter = loc.version === 1 ? new CgroupV1Limiter(loc.dir) : new CgroupV2Limiter(loc.dir);
       const daemon = await DaemonClient.connect(controlSocket ?? join(dir ?? '', 'control.sock'), { timeoutMs: 5000, requestTimeoutMs: 30_000 });
+      const limitBytes = (await limiter.getLimit().catch(() => null)) ?? info.initialQuota;
       const instance: Instance = {
         id,
         name,
@@ -540,6 +657,12 @@ export class NodeAgent {
         log,
         stopLogs,
         busy: false,
+        limitBytes,
+        moveGen: 0,
+        baseline: undefined,
+        standing: undefined,
+        tail: Promise.resolve(),
+        http: dir === undefined ? undefined : runtimeConnection(),
         maxGranted: info.initialQuota,
         shortfallPending: false,
         removed: false,
@@ -578,8 +701,10 @@ export class NodeAgent {
   /** The Manager forgets the container (its loans come back), then the agent lets go of it. */
   async #drop(i: Instance): Promise<void> {
     if (i.removed) return;
-    // A stopped container's side of the returning moves counts as done (the Manager's contract).
     i.removed = true;
+    // Its last activation's bookkeeping (invocation-end) goes to the Manager before the forget.
+    await i.tail;
+    // A stopped container's side of the returning moves counts as done (the Manager's contract).
     if (i.origin === 'created' && (await this.#o.engine.inspect(i.id).catch(() => undefined))?.running !== true) i.gone = true;
     try {
       await this.#tenants.event(i.tenant, { kind: 'forget', id: i.id });
@@ -591,6 +716,7 @@ export class NodeAgent {
     await this.#sync.untrack(i.id);
     i.stopLogs?.();
     i.daemon.close();
+    i.http?.destroy();
     if (i.origin === 'created') {
       await this.#o.engine.remove(i.id);
       if (i.dir !== undefined) await rm(i.dir, { recursive: true, force: true });
@@ -629,7 +755,12 @@ export class NodeAgent {
       release: (id, bytes) => {
         this.#sync.release(id, bytes);
         const i = this.#instances.get(id);
-        if (i !== undefined && i.busy) i.maxGranted = Math.max(i.maxGranted, bytes);
+        if (i === undefined) return;
+        i.limitBytes = bytes;
+        i.moveGen++;
+        i.baseline = undefined;
+        i.standing = undefined;
+        if (i.busy) i.maxGranted = Math.max(i.maxGranted, bytes);
       },
       onStep: (step) => this.#o.onStep?.(tenant, step),
     };

@@ -1,9 +1,9 @@
 /**
  * A typed client of the node agent's API (docs/PROTOCOL.md, "Node agent API", version 1), for the
  * platform, the profiler and the benchmarks. One HTTP request per call over the agent's unix
- * socket; an error answer becomes an {@link EphemeraError} with the agent's own code.
+ * socket (connections are reused); an error answer becomes an {@link EphemeraError} with the agent's own code.
  */
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 
 import { ERROR_CODES, EphemeraError, type ErrorCode } from '../core/errors.js';
 import type { Usage } from '../manager/types.js';
@@ -30,6 +30,12 @@ export interface NodeClientOptions {
 export class NodeClient {
   readonly socketPath: string;
   readonly #timeoutMs: number;
+  /**
+   * Connections kept open between calls (the platform runs every activation through here, and a
+   * connect per call was a measurable part of a warm invoke). Idle ones do not keep the process
+   * alive, and they are let go before the agent's server would close them (its Keep-Alive hint).
+   */
+  readonly #agent = new Agent({ keepAlive: true });
 
   /** @param socketPath `<state-dir>/node.sock` of a running `ephemera node` */
   constructor(socketPath: string, options: NodeClientOptions = {}) {
@@ -85,7 +91,7 @@ export class NodeClient {
     const headers = payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(payload.length) };
     const where = `${method} ${API_PREFIX}${path.split('?')[0] ?? path}`;
     return new Promise<T>((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, path: `${API_PREFIX}${path}`, method, headers, agent: false, timeout: timeoutMs }, (res) => {
+      const req = request({ socketPath: this.socketPath, path: `${API_PREFIX}${path}`, method, headers, agent: this.#agent, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', (e) => reject(unreachable(`${where}: the answer broke off (${e.message})`, e)));

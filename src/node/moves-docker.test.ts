@@ -115,7 +115,9 @@ describe('moves between real containers', { timeout: 300_000 }, () => {
     assert.equal(run.ephemera.pool, 'allocation');
     assert.ok(run.ephemera.grantedBytes > 80 * MiB, `the recipient ran with more than its quota: ${run.ephemera.grantedBytes}`);
 
-    // The order of the lending move, and of the return at the end.
+    // The order of the lending move, and of the return at the end (the run's invocation-end and
+    // its moves follow its reply; a listing waits for them).
+    await client.listContainers('acme');
     // The giver's own closing grow may go out with the receiver's raise; the rest is strict.
     const kinds = node.steps.map((s) => `${s.step.kind}:${s.step.id === donor.id ? 'donor' : 'recipient'}`);
     assert.equal(kinds.length, 10, kinds.join(' '));

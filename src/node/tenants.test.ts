@@ -56,6 +56,35 @@ test("one tenant's events run one at a time, in order", async () => {
   assert.deepEqual(order, ['start register', 'end register', 'start invocation-start', 'end invocation-start']);
 });
 
+test('a tenant is idle only when none of its events or snapshots is queued or running', async () => {
+  let finish: () => void = () => undefined;
+  const held: TenantManagerPort = {
+    apply: (e) => (e.kind === 'invocation-end' ? new Promise<Move[]>((res) => { finish = () => { res([]); }; }) : Promise.resolve([])),
+    recover: () => Promise.resolve([]),
+    snapshot: () => Promise.resolve({} as ManagerSnapshot),
+    close: () => Promise.resolve(),
+  };
+  const host = new TenantHost(() => Promise.resolve(held), () => noMoves, () => Promise.resolve({ live: [], running: [] }), () => undefined);
+  assert.equal(host.idle('t'), true, 'a tenant never seen has nothing queued');
+  await host.event('t', { kind: 'register', container: { id: 'c', tenant: 't', fn: 'f', initialQuota: 1 } });
+  assert.equal(host.idle('t'), true);
+  const ending = host.event('t', { kind: 'invocation-end', id: 'c', used: { ownPeakBytes: 1, filePeakBytes: 0 } });
+  const snap = host.snapshot('t');
+  assert.equal(host.idle('t'), false, 'an event in progress');
+  assert.equal(host.idle('u'), true, 'other tenants are independent');
+  await new Promise((res) => setImmediate(res));
+  finish();
+  await ending;
+  await snap;
+  await new Promise((res) => setImmediate(res));
+  assert.equal(host.idle('t'), true, 'everything done');
+  const failing = host.event('t', { kind: 'forget', id: 'nope' });
+  held.apply = () => Promise.reject(new EphemeraError('EPH_MANAGER_EVENT', 'no such container'));
+  await assert.rejects(failing);
+  await new Promise((res) => setImmediate(res));
+  assert.equal(host.idle('t'), true, 'a refused event is done too');
+});
+
 test('a lost Manager is replaced, rebuilt from the live containers, and its restoring moves carried out', async () => {
   const live: LiveContainer[] = [{ info: { id: 'c', tenant: 't', fn: 'f', initialQuota: 64 }, limitBytes: 32 }];
   const seen: string[] = [];

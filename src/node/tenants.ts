@@ -47,6 +47,8 @@ export interface RecoveryView {
 interface Tenant {
   manager: Promise<TenantManagerPort>;
   queue: Promise<unknown>;
+  /** Events and snapshots queued or running. */
+  pending: number;
 }
 
 /** Errors that mean the Manager process is gone or stuck, not that it refused the event. */
@@ -81,9 +83,25 @@ export class TenantHost {
   /** Runs `fn` after everything queued for the tenant before it. */
   serialize<T>(tenant: string, fn: (manager: TenantManagerPort) => Promise<T>): Promise<T> {
     const t = this.#tenant(tenant);
-    const run = t.queue.then(async () => fn(await t.manager));
+    t.pending++;
+    // Counted down before the caller hears the answer, so that it sees the tenant idle at once.
+    const run = t.queue.then(async () => {
+      try {
+        return await fn(await t.manager);
+      } finally {
+        t.pending--;
+      }
+    });
     t.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Whether nothing is queued or running for the tenant now: no event being applied, no move being
+   * carried out, so every limit of its containers is the one last written.
+   */
+  idle(tenant: string): boolean {
+    return (this.#tenants.get(tenant)?.pending ?? 0) === 0;
   }
 
   /**
@@ -198,7 +216,7 @@ export class TenantHost {
     let t = this.#tenants.get(tenant);
     if (t === undefined) {
       const manager = this.#factory(tenant);
-      const entry: Tenant = { manager, queue: Promise.resolve() };
+      const entry: Tenant = { manager, queue: Promise.resolve(), pending: 0 };
       // A Manager that failed to start is tried again on the tenant's next event.
       entry.queue = manager.catch(() => {
         if (this.#tenants.get(tenant) === entry) this.#tenants.delete(tenant);

@@ -1,0 +1,189 @@
+/**
+ * The node agent's run path in real containers: what it waits for before an action runs and what
+ * it leaves until after the reply. A Manager that holds its answers to invocation-start lets the
+ * test see the order: a container no move can reach first runs while its start is still held; a
+ * first run, or one that a move queued before its start may reach, waits for it. Each run's counters are its own, the Manager hears
+ * start and end alternately, and the runtime answers other clients while the agent keeps its
+ * connection open.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import type { ManagerEvent, ManagerSnapshot, PoolName } from '../manager/types.js';
+import { actionRequest } from './action-client.js';
+import type { TenantManagerPort } from './tenants.js';
+import { dockerReady, startTestNode, type TestNode } from './testkit.js';
+
+const MiB = 1024 * 1024;
+
+/** Writes a file in /tmp when asked to; otherwise does nothing. */
+const ACTION = `
+def main(args):
+    if args.get("write"):
+        with open("/tmp/run-path.txt", "w") as f:
+            f.write("y" * 50000)
+    return {"ok": True}
+`;
+
+interface Held {
+  /** Events in the order the Manager was given them. */
+  readonly events: ManagerEvent[];
+  /** While set, invocation-start answers only when `release` is called. */
+  hold: boolean;
+  release: () => void;
+  /** Called when an invocation-start arrives while held. */
+  onHeld: () => void;
+  /** What the snapshots say of lending while idle. */
+  lendWhileIdle: boolean;
+}
+
+/** A Manager that moves nothing, calls every container `harvest`, and can hold invocation-start. */
+function holdingManager(state: Held): (tenant: string) => Promise<TenantManagerPort> {
+  return (tenant) => {
+    const pool: PoolName = 'harvest';
+    return Promise.resolve({
+      apply: (e: ManagerEvent) => {
+        state.events.push(e);
+        if (e.kind !== 'invocation-start' || !state.hold) return Promise.resolve([]);
+        return new Promise((resolve) => {
+          // Bounded: a run path that waited for the start wrongly ends here, not in a hang.
+          const timer = setTimeout(() => { resolve([]); }, 10_000);
+          state.release = () => {
+            clearTimeout(timer);
+            resolve([]);
+          };
+          state.onHeld();
+        });
+      },
+      recover: () => Promise.resolve([]),
+      snapshot: (): Promise<ManagerSnapshot> => {
+        const ids = [...new Set(state.events.flatMap((e) => (e.kind === 'register' ? [e.container.id] : [])))];
+        return Promise.resolve({
+          tenant,
+          sharing: 'tenant',
+          lendWhileIdle: state.lendWhileIdle,
+          containers: ids.map((id) => ({ id, fn: 'f', pool, initialQuota: 0, peakMemory: 0, maxFileSize: 0, adjustedQuota: 0, floor: 0, wantedBytes: 0, profiled: true, running: false, runningSince: null, reclaimable: true, lentTo: [], borrowedFrom: [] })),
+          totals: { containers: ids.length, running: 0, initialQuotaBytes: 0, limitBytes: 0, lentBytes: 0, unmetBytes: 0 },
+        });
+      },
+      close: () => Promise.resolve(),
+    });
+  };
+}
+
+/**
+ * Holds the next invocation-start: `first` starts a run whose start is held; once the Manager has
+ * it, `during` runs; then the start is released and both are awaited.
+ */
+async function heldWhile(state: Held, first: () => Promise<unknown>, during: () => Promise<unknown>): Promise<void> {
+  state.hold = true;
+  let inner: Promise<unknown> = Promise.resolve();
+  const held = new Promise<void>((resolve) => {
+    state.onHeld = () => {
+      state.onHeld = () => undefined;
+      state.hold = false;
+      resolve();
+    };
+  });
+  const outer = first();
+  await held;
+  inner = during();
+  // `during` finishes first only if it did not wait for the held start; it is released either way.
+  await Promise.race([inner, new Promise((res) => setTimeout(res, 600))]);
+  state.release();
+  await Promise.all([outer, inner]);
+}
+
+const runReq = (write: boolean, id: string): Parameters<TestNode['client']['run']>[1] => ({
+  value: { write },
+  namespace: 'guest',
+  action_name: '/guest/f',
+  activation_id: id,
+  transaction_id: 't',
+  deadline: String(Date.now() + 60_000),
+  timeoutMs: 30_000,
+});
+
+describe("the node agent's run path", { timeout: 240_000 }, () => {
+  let skip: string | null = null;
+  let node: TestNode | undefined;
+  const state: Held = { events: [], hold: false, release: () => undefined, onHeld: () => undefined, lendWhileIdle: false };
+
+  before(async () => {
+    skip = await dockerReady();
+    if (skip === null) node = await startTestNode(holdingManager(state), { node: `runpath${String(process.pid)}` });
+  });
+  after(async () => {
+    state.release();
+    await node?.close();
+  });
+
+  test('a container no move can reach runs before its invocation-start is answered; a first run, or one a queued move may reach, waits', { timeout: 120_000 }, async (t) => {
+    if (skip !== null || node === undefined) return t.skip(skip ?? 'no node');
+    const { client } = node;
+    const c = await client.createContainer({ tenant: 'alice', function: 'f', memoryBytes: 128 * MiB });
+    assert.equal((await client.init(c.id, { value: { code: ACTION } })).statusCode, 200);
+
+    // The first run has no baseline yet: the start is awaited, then the counters read.
+    const first = await client.run(c.id, runReq(true, 'r1'));
+    assert.equal(first.statusCode, 200);
+    assert.ok(first.ephemera.stats.fast_writes > 0, JSON.stringify(first.ephemera.stats));
+    assert.equal(first.ephemera.pool, 'harvest');
+
+    // The second: its start is held by the Manager, and the run still answers.
+    state.hold = true;
+    let heldSeen = false;
+    state.onHeld = () => { heldSeen = true; };
+    const second = await client.run(c.id, runReq(false, 'r2'));
+    assert.equal(heldSeen, true, 'the Manager got the invocation-start');
+    const startsBefore = state.events.filter((e) => e.kind === 'invocation-start').length;
+    assert.equal(second.statusCode, 200);
+    assert.equal(second.ephemera.stats.fast_writes, 0, `this run wrote nothing; its counters are its own: ${JSON.stringify(second.ephemera.stats)}`);
+    assert.equal(second.ephemera.pool, 'harvest', 'the pool the start put it in, known from the last end');
+    assert.ok(!state.events.some((e, n) => e.kind === 'invocation-end' && n >= state.events.findLastIndex((x) => x.kind === 'invocation-start')), 'its end waits behind its held start');
+    state.hold = false;
+    state.release();
+
+    // The third writes again: its counters are its own too, and start and end alternate.
+    const third = await client.run(c.id, runReq(true, 'r3'));
+    assert.ok(third.ephemera.stats.fast_writes > 0, JSON.stringify(third.ephemera.stats));
+    assert.equal(state.events.filter((e) => e.kind === 'invocation-start').length, startsBefore + 1);
+    const kinds = state.events.filter((e) => (e.kind === 'invocation-start' || e.kind === 'invocation-end') && e.id === c.id).map((e) => e.kind);
+    for (let n = 0; n < kinds.length; n++) assert.equal(kinds[n], n % 2 === 0 ? 'invocation-start' : 'invocation-end', kinds.join(','));
+
+    // The runtime answers another client while the agent keeps its connection open.
+    const socket = join(node.stateDir, 'c', (await client.listContainers('alice')).find((v) => v.id === c.id)?.name.split('-').pop() ?? '', 'action.sock');
+    assert.equal((await actionRequest(socket, 'GET', '/health', undefined, 5000)).statusCode, 200);
+
+    // A first run (no baseline yet) waits for its start. Meanwhile the tenant's queue is busy, but
+    // idle containers do not lend: nothing queued can reach the warm one, which runs at once.
+    const big = await client.createContainer({ tenant: 'alice', function: 'f', memoryBytes: 128 * MiB });
+    assert.equal((await client.init(big.id, { value: { code: ACTION } })).statusCode, 200);
+    const order: string[] = [];
+    await heldWhile(state, () => client.run(big.id, runReq(false, 'b1')).then(() => { order.push('big'); }), async () => {
+      await client.run(c.id, runReq(false, 'c4'));
+      order.push('warm');
+    });
+    assert.deepEqual(order, ['warm', 'big']);
+
+    // When idle containers lend, a busy queue may hold a move that reaches the warm one: it waits.
+    state.lendWhileIdle = true;
+    await client.run(c.id, runReq(false, 'c5')); // its bookkeeping now knows
+    order.length = 0;
+    // big is warm now: its run goes at once, and its start, held, keeps the queue busy.
+    await heldWhile(state, async () => {
+      await client.run(big.id, runReq(false, 'b2'));
+      order.push('big');
+    }, async () => {
+      const r = client.run(c.id, runReq(false, 'c6')).then(() => { order.push('warm'); });
+      await new Promise((res) => setTimeout(res, 500));
+      order.push('checked');
+      return r;
+    });
+    assert.deepEqual(order, ['big', 'checked', 'warm'], 'the warm run waited for the held start');
+    state.lendWhileIdle = false;
+    await client.removeContainer(big.id);
+    await client.removeContainer(c.id);
+  });
+});
