@@ -165,7 +165,8 @@ static void ctl_stats_json(char *buf, size_t n)
              "\"cgroup_version\":%s,\"files_created\":%llu,\"files_on_disk\":%llu,"
              "\"materialisations\":%llu,\"slow_ops\":%llu,\"bytes_read\":%llu,"
              "\"bytes_written\":%llu,\"fast_seeks\":%llu,\"fast_stats\":%llu,\"pid\":%d,"
-             "\"files_on_disk_predicted\":%llu,\"own_memory_peak\":%s,\"file_bytes_peak\":%llu}",
+             "\"files_on_disk_predicted\":%llu,\"own_memory_peak\":%s,\"file_bytes_peak\":%llu,"
+             "\"eviction_failures\":%llu,\"writeback_failed\":%llu}",
              lim, use, (unsigned long long)atomic_load(&c->bytes_in_memory),
              (unsigned long long)disk, (unsigned long long)atomic_load(&c->files_in_memory),
              (unsigned long long)s.budget, (unsigned long long)s.headroom,
@@ -184,7 +185,8 @@ static void ctl_stats_json(char *buf, size_t n)
              (unsigned long long)atomic_load(&c->bytes_written),
              (unsigned long long)atomic_load(&c->fast_seeks),
              (unsigned long long)atomic_load(&c->fast_stats), (int)D.pid,
-             (unsigned long long)place_predicted(), own_peak, (unsigned long long)fbytes_peak());
+             (unsigned long long)place_predicted(), own_peak, (unsigned long long)fbytes_peak(),
+             (unsigned long long)evict_failures(), (unsigned long long)evict_writeback_failed());
 }
 
 static int ctl_ok(struct ctl_conn *c, const char *id, const char *result)

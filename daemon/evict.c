@@ -37,6 +37,16 @@
 #include "log.h"
 #include "namespace.h"
 #include "pins.h"
+#include "sys.h"
+
+/* A call interrupted by a signal is simply made again (the copy loops retry theirs themselves). */
+#define EVICT_NOINTR(call)                                                                                  \
+    __extension__({                                                                                      \
+        __typeof__(call) r_;                                                                             \
+        while ((r_ = (call)) < 0 && errno == EINTR)                                                      \
+            ;                                                                                            \
+        r_;                                                                                              \
+    })
 
 #define EVICT_DRAIN_TIMEOUT_NS (500ull * 1000 * 1000)
 
@@ -53,8 +63,8 @@ static int evict_drain(uint32_t idx, struct eph_inode *in)
             /* A process died inside a fast-path read (its count will never
              * drop), or is stopped or starved there.  Readers change no
              * bytes; a live one sees the state or epoch moved when it
-             * resumes and reads again from the disk file (fastpath.c,
-             * read_again), so moving on loses nothing. */
+             * resumes and reads again from the disk file (shim/fp_io.c,
+             * copy_overtaken and io_again), so moving on loses nothing. */
             log_msg(LOG_WARN,
                     "inode %u: inflight stuck at %d for 500 ms; evicting anyway (a stalled reader will read "
                     "again from disk when it resumes)",
@@ -154,13 +164,13 @@ static int evict_copy_direct(int src, int dst, off_t data, off_t hole, off_t *fr
     for (off_t off = data & ~(off_t)4095; off < hole;) {
         size_t len = (size_t)(hole - off) < EVICT_BOUNCE ? (size_t)(hole - off) : EVICT_BOUNCE;
         size_t alen = (len + 4095) & ~(size_t)4095;
-        ssize_t r = pread(src, evict_bounce, alen, off);
+        ssize_t r = EVICT_NOINTR(dsys.pread(src, evict_bounce, alen, off));
         if (r < 0)
             return -errno;
         if ((size_t)r < alen)
             memset(evict_bounce + r, 0, alen - (size_t)r);
         for (size_t w = 0; w < alen;) {
-            ssize_t k = pwrite(dst, evict_bounce + w, alen - w, off + (off_t)w);
+            ssize_t k = dsys.pwrite(dst, evict_bounce + w, alen - w, off + (off_t)w);
             if (k < 0) {
                 if (errno == EINTR)
                     continue;
@@ -168,7 +178,7 @@ static int evict_copy_direct(int src, int dst, off_t data, off_t hole, off_t *fr
             }
             w += (size_t)k;
         }
-        fallocate(src, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)alen);
+        dsys.fallocate(src, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)alen);
         off += (off_t)alen;
         *freed_upto = off;
     }
@@ -176,27 +186,33 @@ static int evict_copy_direct(int src, int dst, off_t data, off_t hole, off_t *fr
 }
 
 /* Copy [off, off+len) from src to dst: sendfile, or read/write where the
- * kernel refuses sendfile for this pair of files. */
+ * kernel refuses sendfile for this pair of files.  A short transfer or EINTR
+ * just goes on; any other error (ENOSPC, EIO...) is the answer: the
+ * read/write fallback would only meet it again. */
 static int evict_copy_range(int src, int dst, off_t off, size_t len)
 {
     static char buf[64 * 1024];
     off_t in_off = off, end = off + (off_t)len;
+    int refused = 0; /* sendfile is not for this pair: read/write to the end */
     if (lseek(dst, off, SEEK_SET) < 0)
         return -errno;
     while (in_off < end) {
-        ssize_t n = sendfile(dst, src, &in_off, (size_t)(end - in_off));
+        ssize_t n = refused ? -1 : dsys.sendfile(dst, src, &in_off, (size_t)(end - in_off));
         if (n > 0)
             continue;
-        if (n < 0 && errno == EINTR)
+        if (n < 0 && !refused && errno == EINTR)
             continue;
         if (n == 0)
             return -EIO; /* the memfd is shorter than its size: cannot happen */
+        if (!refused && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP && errno != EXDEV)
+            return -errno;
+        refused = 1;
         size_t want = (size_t)(end - in_off) < sizeof buf ? (size_t)(end - in_off) : sizeof buf;
-        ssize_t r = pread(src, buf, want, in_off);
+        ssize_t r = EVICT_NOINTR(dsys.pread(src, buf, want, in_off));
         if (r <= 0)
             return r < 0 ? -errno : -EIO;
         for (ssize_t w = 0; w < r;) {
-            ssize_t k = pwrite(dst, buf + w, (size_t)(r - w), in_off + w);
+            ssize_t k = dsys.pwrite(dst, buf + w, (size_t)(r - w), in_off + w);
             if (k < 0) {
                 if (errno == EINTR)
                     continue;
@@ -294,12 +310,12 @@ static int evict_copy(int src, int dst, uint64_t size, int sync, off_t *freed_up
             if (e < 0)
                 return e;
             if (sync) {
-                if (sync_file_range(dst, off, (off_t)len,
-                                    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                                        SYNC_FILE_RANGE_WAIT_AFTER) < 0)
+                if (EVICT_NOINTR(dsys.sync_file_range(dst, off, (off_t)len,
+                                                      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                                          SYNC_FILE_RANGE_WAIT_AFTER)) < 0)
                     return -errno;
                 posix_fadvise(dst, off, (off_t)len, POSIX_FADV_DONTNEED);
-                fallocate(src, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)len);
+                dsys.fallocate(src, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)len);
                 *freed_upto = off + (off_t)len;
             }
             off += (off_t)len;
@@ -309,7 +325,7 @@ static int evict_copy(int src, int dst, uint64_t size, int sync, off_t *freed_up
     /* The disk fd is handed to processes: no O_DIRECT on it. */
     if (direct)
         fcntl(dst, F_SETFL, fl);
-    if (ftruncate(dst, (off_t)size) < 0)
+    if (EVICT_NOINTR(dsys.ftruncate(dst, (off_t)size)) < 0)
         return -errno;
     return 0;
 }
@@ -338,12 +354,12 @@ static int evict_link(int fd, const char *path)
 {
     char p[64];
     snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-    if (linkat(AT_FDCWD, p, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+    if (EVICT_NOINTR(dsys.linkat(AT_FDCWD, p, AT_FDCWD, path, AT_SYMLINK_FOLLOW)) == 0)
         return 0;
     if (errno != ENOENT || access("/proc/self/fd", F_OK) == 0)
         return -errno;
     /* No /proc: the privileged way. */
-    return linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0 ? 0 : -errno;
+    return EVICT_NOINTR(dsys.linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH)) == 0 ? 0 : -errno;
 }
 
 /* The directory of an absolute path ("/" for "/name"). */
@@ -404,12 +420,12 @@ static void evict_hide_dir_times(const char *dir, const struct stat *before)
 static int evict_open_anon(uint32_t idx)
 {
     const char *root = D.roots[D.inode_root[idx] < D.nroots ? D.inode_root[idx] : 0];
-    int fd = open(root, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    int fd = dsys.open(root, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
         return fd >= 0 ? fd : -errno;
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s/.ephemera-%d-%u", root, (int)D.pid, idx);
-    fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    fd = dsys.open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
     unlink(tmp);
@@ -508,7 +524,7 @@ static int evict_open_dest(struct evict_job *j)
     struct eph_inode *in = j->in;
     if (in->path[0]) {
         evict_dir_of(in->path, j->tmp, sizeof j->tmp);
-        j->dfd = open(j->tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        j->dfd = dsys.open(j->tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
         if (j->dfd >= 0) {
             j->unnamed = 1;
             j->tmp[0] = 0;
@@ -517,7 +533,7 @@ static int evict_open_dest(struct evict_job *j)
         } else {
             evict_staging_name(j->tmp, sizeof j->tmp, in->path, j->idx);
             j->dir_known = evict_dir_stat(in->path, j->dir, sizeof j->dir, &j->dir_before);
-            j->dfd = open(j->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+            j->dfd = dsys.open(j->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         }
         if (j->dfd < 0 && errno != ENOENT && errno != ENOTDIR) {
             int e = -errno;
@@ -594,7 +610,7 @@ static int evict_name(struct evict_job *j)
         log_msg(LOG_ERR, "evict: linking %s: %s", in->path, strerror(-e));
         return e;
     }
-    if (j->tmp[0] && rename(j->tmp, in->path) < 0) {
+    if (j->tmp[0] && dsys.rename(j->tmp, in->path) < 0) {
         e = -errno;
         if (j->freed)
             evict_restore(in->mem_fd, j->dfd, j->freed);
@@ -615,7 +631,7 @@ static void evict_commit(struct evict_job *j)
      * pages are what the kernel can reclaim when the function needs memory
      * back. */
     if (!j->sync)
-        sync_file_range(j->dfd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        dsys.sync_file_range(j->dfd, 0, 0, SYNC_FILE_RANGE_WRITE);
 
     in->disk_fd = j->dfd;
     ns_lock(j->idx);
@@ -626,11 +642,12 @@ static void evict_commit(struct evict_job *j)
 
     uint64_t cap = atomic_load(&in->capacity);
     if (!j->pinned && !(j->flags & EVICT_KEEP_PAGES)) {
-        fallocate(in->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)cap);
+        dsys.fallocate(in->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)cap);
         /* A stalled holder's copy through its mapping would SIGBUS past a
          * shrunk size; at the old size it lands in fresh pages, and the
-         * holder then redoes it on disk and punches them (fastpath.c). */
-        if (!j->stalled && ftruncate(in->mem_fd, 0) < 0)
+         * holder then redoes it on disk and punches them (shim/fp_io.c,
+         * io_again and overtaken_pages_free). */
+        if (!j->stalled && EVICT_NOINTR(dsys.ftruncate(in->mem_fd, 0)) < 0)
             log_msg(LOG_WARN, "evict inode %u: ftruncate(memfd, 0): %s", j->idx, strerror(errno));
         atomic_store(&in->capacity, 0);
     }
@@ -667,6 +684,8 @@ static int evict_abort(struct evict_job *j, int e)
     return e;
 }
 
+static uint64_t evict_failed; /* evictions that failed: the file stayed in memory */
+
 int evict_inode(uint32_t idx, int flags)
 {
     struct evict_job j = {.idx = idx, .in = &D.inodes[idx], .flags = flags, .dfd = -1};
@@ -680,8 +699,10 @@ int evict_inode(uint32_t idx, int flags)
         return e;
     if (!(flags & EVICT_FORCE) && evict_locked(j.in->mem_fd))
         return evict_abort(&j, -EBUSY);
-    if ((e = evict_open_dest(&j)) < 0 || (e = evict_write(&j)) < 0 || (e = evict_name(&j)) < 0)
+    if ((e = evict_open_dest(&j)) < 0 || (e = evict_write(&j)) < 0 || (e = evict_name(&j)) < 0) {
+        evict_failed++;
         return evict_abort(&j, e);
+    }
     evict_commit(&j);
     return 0;
 }
@@ -807,6 +828,47 @@ int evict_all(int flags, int named_only)
             n++;
     }
     return n;
+}
+
+static uint64_t evict_unwritten;
+
+int evict_writeback(void)
+{
+    int n = evict_all(EVICT_FORCE | EVICT_KEEP_PAGES, 1), left = 0;
+    uint32_t hwm = atomic_load(&D.h->inode_hwm);
+    for (int pass = 0; pass < 2; pass++) {
+        left = 0;
+        for (uint32_t i = 0; i < hwm; i++) {
+            struct eph_inode *in = &D.inodes[i];
+            if (atomic_load(&in->state) != EPH_MEM || !in->path[0])
+                continue;
+            if (pass == 0 && evict_inode(i, EVICT_FORCE | EVICT_KEEP_PAGES) == 0) {
+                n++;
+                continue;
+            }
+            left++;
+            if (pass == 1)
+                log_msg(LOG_ERR, "shutdown: %s (%llu bytes) could not be written back to disk (see the error "
+                        "above); it is lost when the daemon exits",
+                        in->path, (unsigned long long)atomic_load(&in->size));
+        }
+        if (!left)
+            break;
+    }
+    evict_unwritten = (uint64_t)left;
+    log_msg(left ? LOG_ERR : LOG_INFO, "shutdown: wrote %d in-memory files back to disk, %d could not be written",
+            n, left);
+    return left;
+}
+
+uint64_t evict_failures(void)
+{
+    return evict_failed;
+}
+
+uint64_t evict_writeback_failed(void)
+{
+    return evict_unwritten;
 }
 
 int evict_below(const char *dir, int flags)

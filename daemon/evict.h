@@ -43,6 +43,14 @@ uint64_t evict_busy_bytes(void);
 int evict_down_to(uint64_t target, int flags);
 /* Evict every in-memory file (named only if named_only).  Number evicted. */
 int evict_all(int flags, int named_only);
+/* The exit writeback: every named in-memory file to disk, the ones that
+ * fail (disk full, an I/O error) tried once more, and each one still in
+ * memory then logged by name and size.  The number of files left unwritten. */
+int evict_writeback(void);
+/* Evictions that failed (the file stayed in memory), and files the exit
+ * writeback could not write (for stats). */
+uint64_t evict_failures(void);
+uint64_t evict_writeback_failed(void);
 /* Evict every in-memory file named below directory dir. */
 int evict_below(const char *dir, int flags);
 /* Whether LRU eviction could free anything right now (cheap: stops at the

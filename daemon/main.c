@@ -39,16 +39,22 @@
 #include "reserve.h"
 #include "shimsrv.h"
 #include "size.h"
+#include "sys.h"
 
 static enum ephd_exit_mode ephd_on_exit = EPHD_EXIT_WRITEBACK;
 static int ephd_exit_done; /* writeback/discard already performed */
+/* Exit status when the writeback at exit left files unwritten (they are lost). */
+#define EPHD_EXIT_UNWRITTEN 3
+static int ephd_exit_status;
 
 static const char ephd_usage[] =
     "usage: ephemerad --rundir DIR [--root DIR]... [--budget BYTES] [--headroom BYTES]\n"
     "                 [--cgroup auto|none|PATH] [--log FILE] [--ready-fd N] [--inodes N]\n"
     "                 [--on-exit writeback|discard] [--oom-guard on|off] [--debug]\n"
     "sizes are bytes with an optional unit: K, M, G, T, KiB, MiB, GiB, TiB are powers of 1024,\n"
-    "KB, MB, GB, TB powers of 1000 (as in `ephemera run`), e.g. --budget 256M or 1.5GiB\n";
+    "KB, MB, GB, TB powers of 1000 (as in `ephemera run`), e.g. --budget 256M or 1.5GiB\n"
+    "exit status: 0; 2 for bad arguments or a failed start; 3 when the writeback at exit could not\n"
+    "write every in-memory file to disk (the log names each one)\n";
 
 static void ephd_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void ephd_die(const char *fmt, ...)
@@ -118,8 +124,8 @@ static void ephd_finish(enum ephd_exit_mode mode)
         return;
     ephd_exit_done = 1;
     if (mode == EPHD_EXIT_WRITEBACK) {
-        int n = evict_all(EVICT_FORCE | EVICT_KEEP_PAGES, 1);
-        log_msg(LOG_INFO, "shutdown: wrote %d in-memory files back to disk", n);
+        if (evict_writeback() > 0)
+            ephd_exit_status = EPHD_EXIT_UNWRITTEN;
     } else {
         log_msg(LOG_INFO, "shutdown: discarding %llu in-memory files",
                 (unsigned long long)atomic_load(&D.h->c.files_in_memory));
@@ -285,6 +291,8 @@ int main(int argc, char **argv)
     }
     if (log_open(logpath, debug ? LOG_DEBUG : LOG_INFO, err, sizeof err) < 0)
         ephd_die("--log: %s", err);
+    if (dsys_faults_install(err, sizeof err) < 0)
+        ephd_die("%s", err);
     if (loop_init(err, sizeof err) < 0 ||
         region_create((uint32_t)inodes, (uint32_t)inodes * 4, err, sizeof err) < 0 ||
         ns_init(err, sizeof err) < 0 || evict_init(err, sizeof err) < 0)
@@ -337,5 +345,5 @@ int main(int argc, char **argv)
     region_destroy();
     log_msg(LOG_INFO, "exit");
     log_close();
-    return 0;
+    return ephd_exit_status;
 }

@@ -427,7 +427,7 @@ int ns_lock(uint32_t idx)
              * this long was killed inside one, or is stopped or starved.
              * Take the lock over, or the whole instance would hang behind
              * a dead process; a live one sees the state or epoch moved when
-             * it resumes and redoes its write (fastpath.c, write_again). */
+             * it resumes and redoes its write (shim/fp_io.c, io_again). */
             log_msg(LOG_WARN,
                     "inode %u: lock held for 1 s; taking it over (a dead holder, or a stalled one that will "
                     "redo its write when it resumes)",

@@ -198,7 +198,7 @@ static int op_create(const struct eph_req *q, struct eph_resp *r, int *fd)
             if (ns_lock((uint32_t)idx))
                 /* Taken over from a stalled writer: when it resumes it must
                  * not publish the size it computed before this truncate, but
-                 * write again (fastpath.c write_again) and zero the gap. */
+                 * write again (shim/fp_io.c, io_again) and zero the gap. */
                 atomic_fetch_add(&in->epoch, 1);
             atomic_store(&in->size, 0);
             atomic_store(&in->holes, 0);

@@ -15,7 +15,7 @@ ASAN_BUILD := $(BUILD)/asan
 
 TEST_PROGS := $(TEST_BUILD)/difftest $(TEST_BUILD)/mt_hammer $(TEST_BUILD)/static_reader \
               $(ASAN_BUILD)/difftest $(ASAN_BUILD)/mt_hammer $(ASAN_BUILD)/ephemerad \
-              $(TEST_BUILD)/libephemera-faults.so
+              $(TEST_BUILD)/libephemera-faults.so $(TEST_BUILD)/ephemerad-faults $(ASAN_BUILD)/ephemerad-faults
 
 TEST_TARGETS := test-c test-c-asan $(TEST_TARGETS) test-fs
 
@@ -52,6 +52,16 @@ $(TEST_BUILD)/libephemera-faults.so: $(SHIM_SRC) $(HEADERS) shim/exports.map
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -DEPH_FAULTS -fPIC -shared -fvisibility=hidden \
 	  -Wl,--version-script=shim/exports.map -o $@.tmp $(SHIM_SRC) -ldl -lpthread
 	mv -f $@.tmp $@
+
+# The daemon as tests build it: -DEPH_FAULTS, so that EPHEMERAD_FAULTS can put a fault in front of an
+# entry of the table of its eviction and writeback calls (daemon/sys.h).  Plain and sanitised.
+$(TEST_BUILD)/ephemerad-faults: $(DAEMON_SRC) $(HEADERS)
+	@mkdir -p $(TEST_BUILD)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -DEPH_FAULTS -o $@ $(DAEMON_SRC) -lpthread
+
+$(ASAN_BUILD)/ephemerad-faults: $(DAEMON_SRC) $(HEADERS)
+	@mkdir -p $(ASAN_BUILD)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -DEPH_FAULTS -o $@ $(DAEMON_SRC) -lpthread
 
 TEST_C_ENV = CC="$(CC)" CFLAGS_COMMON="$(CFLAGS_COMMON)" SAN="$(SAN)"
 

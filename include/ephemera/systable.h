@@ -28,7 +28,9 @@
  *   static const struct eph_sys_sym my_syms[] = { MY_SYSCALLS(MY_SYM) };
  *
  * and fills it with eph_systable_resolve(&table, my_syms, n, RTLD_NEXT) (the
- * shim, which interposes libc) or RTLD_DEFAULT (the daemon, which does not).
+ * shim, which interposes libc).  A component that interposes nothing (the
+ * daemon, daemon/sys.h) can instead initialise the table with libc's own
+ * functions, a `static const` in production so the calls compile direct.
  *
  * Fault injection is for test builds only: a component compiles the wrappers
  * (EPH_FAULT_WRAPPERS) and the install step when EPH_FAULTS is defined, and

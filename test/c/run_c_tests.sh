@@ -6,7 +6,8 @@
 # Convention for test authors: a test is one file test/c/NAME_test.c with a main() that exits 0
 # when all its checks pass.  Extra sources it links with go on one comment line in that file:
 #   // test-sources: shim/pathnorm.c shim/paths.c
-# It runs from the repository root with EPHEMERAD (the daemon binary of the same flavour) and
+# It runs from the repository root with EPHEMERAD (the daemon binary of the same flavour),
+# EPHEMERAD_FAULTY (its fault build, daemon/sys.h) and
 # EPHEMERA_SHIM (build/libephemera.so) in its environment.  In asan mode the sanitised tester
 # programs (difftest, mt_hammer) also run their own self-checks on a tmpfs directory.
 # A pure unit test (no daemon, no shim, no processes: `make test-unit`) says so on a line of its own:
@@ -28,8 +29,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1:abort_on_erro
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 case $mode in
-  plain) out=build/test; flags="-O2"; export EPHEMERAD=$PWD/build/ephemerad ;;
-  asan) out=build/asan; flags="-O1 $SAN"; export EPHEMERAD=$PWD/build/asan/ephemerad ;;
+  plain) out=build/test; flags="-O2"; export EPHEMERAD=$PWD/build/ephemerad EPHEMERAD_FAULTY=$PWD/build/test/ephemerad-faults ;;
+  asan) out=build/asan; flags="-O1 $SAN"; export EPHEMERAD=$PWD/build/asan/ephemerad EPHEMERAD_FAULTY=$PWD/build/asan/ephemerad-faults ;;
   *) echo "run_c_tests.sh: mode must be plain or asan, got '$mode'" >&2; exit 2 ;;
 esac
 export EPHEMERA_SHIM=$PWD/build/libephemera.so
