@@ -25,6 +25,8 @@ pkgs=$(grep -v '^\s*#' "$here/function.packages" | tr -s ' \n' ',' | sed 's/^,//
 # recommends), which keeps the image near the size of its Python stack.
 # Documentation, translations and static libraries are never unpacked. The hooks drop apt's
 # caches and leave /tmp as an empty 1777 directory: the scratch directory every mode shares.
+# The OpenWhisk action runtime (ow_runtime.py, Python stdlib only) goes to /opt/ephemera/runtime;
+# ephemerad and libephemera.so are bind-mounted from build/ by whoever starts the container.
 exec mmdebstrap --quiet --variant=essential --include="$pkgs" \
   --aptopt='APT::Install-Recommends "false"' \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
@@ -32,4 +34,6 @@ exec mmdebstrap --quiet --variant=essential --include="$pkgs" \
   --dpkgopt='path-exclude=/usr/lib/*.a' --dpkgopt='path-exclude=/usr/lib/*/*.a' \
   --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/*' \
   --customize-hook='mkdir -p "$1"/tmp && chmod 1777 "$1"/tmp' \
+  --customize-hook='mkdir -p "$1"/opt/ephemera/runtime "$1"/opt/ephemera/bin "$1"/opt/ephemera/lib "$1"/run/ephemera' \
+  --customize-hook="copy-in $here/ow_runtime.py /opt/ephemera/runtime" \
   --format=tar "$SUITE" - "deb $MIRROR $SUITE main"

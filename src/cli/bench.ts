@@ -11,6 +11,7 @@ import { Progress } from '../bench/progress.js';
 import { EVAL_EXPERIMENTS } from '../bench/eval/main.js';
 import { MANAGER_BENCH_DEFAULTS, runManagerBench } from '../manager/bench.js';
 import { EVAL_USAGE, evalBenchMain } from './bench-eval.js';
+import { MOVE_BENCH_DEFAULTS, runMoveBench } from '../node/bench-move.js';
 import { flagPositiveInt, flagSet, flagValue, parseFlags, type ParsedFlags } from './flags.js';
 import { MICRO_USAGE, microBenchMain } from './bench-micro.js';
 import { buildOutput } from './paths.js';
@@ -29,6 +30,10 @@ experiments:
         through a real Manager process. Flags: --events N (default ${String(MANAGER_BENCH_DEFAULTS.events)}), --seconds N per
         rate (default ${String(MANAGER_BENCH_DEFAULTS.seconds)}), --process-events N (default ${String(MANAGER_BENCH_DEFAULTS.processEvents)}), --no-process,
         --lend-while-idle, --spin (also pace by busy-waiting: warm caches), --json FILE.
+  move  one memory move between two real containers through the node agent (targets: decision
+        <= 1 µs, whole move <= 1 ms at p50, donor without files): decision alone, through the
+        Manager process, the move (daemon ack + both limits), and the whole. Flags: --rounds N
+        (default ${String(MOVE_BENCH_DEFAULTS.rounds)}), --decisions N (default ${String(MOVE_BENCH_DEFAULTS.decisions)}), --json FILE.
 ${MICRO_USAGE}
 ${EVAL_USAGE}
 
@@ -103,10 +108,31 @@ async function manager(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
+async function move(argv: readonly string[]): Promise<number> {
+  const parsed = parseFlags(argv, { rounds: { value: true }, decisions: { value: true }, json: { value: true } }, 'ephemera bench move');
+  const progress = new Progress();
+  const report = await runMoveBench({
+    rounds: positiveInt(parsed, 'rounds', MOVE_BENCH_DEFAULTS.rounds),
+    decisions: positiveInt(parsed, 'decisions', MOVE_BENCH_DEFAULTS.decisions),
+    progress: (line) => {
+      progress.start(line);
+    },
+  });
+  progress.end();
+  process.stdout.write(`${report.table}\n`);
+  const json = flagValue(parsed, 'json');
+  if (json !== undefined) {
+    const figures = { decisionCore: report.decisionCore, decisionProcess: report.decisionProcess, move: report.move, whole: report.whole, steps: report.steps, cgroupVersion: report.cgroupVersion };
+    writeFileSync(json, JSON.stringify({ unit: 'us', ...figures }, null, 2) + '\n');
+  }
+  return 0;
+}
+
 const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<number>>> = {
   io,
   demo,
   manager,
+  move,
   fig7: (argv) => microBenchMain('fig7', argv),
   fig8: (argv) => microBenchMain('fig8', argv),
   fig9: (argv) => microBenchMain('fig9', argv),

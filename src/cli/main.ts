@@ -31,6 +31,13 @@ const COMMANDS: Readonly<Record<string, Command>> = {
       return { usage: m.CTL_USAGE, main: (argv) => m.ctlMain(argv) };
     },
   },
+  node: {
+    summary: 'run the node agent: function containers, memory limits and the Tenant Managers (API on a unix socket)',
+    load: async () => {
+      const m = await import('./node.js');
+      return { usage: m.NODE_USAGE, main: m.nodeMain };
+    },
+  },
   bench: {
     summary: 'run a benchmark and print a table of results',
     load: async () => {

@@ -35,6 +35,18 @@ export interface ContainerSpec {
   /** Let the container use ptrace (strace) on its own processes. @default false */
   readonly allowPtrace?: boolean;
   readonly name?: string;
+  /** The cgroup under which the engine puts the container's own (`--cgroup-parent`). */
+  readonly cgroupParent?: string;
+  /** CPU time the container may use, in CPUs (`--cpus`, may be fractional). */
+  readonly cpus?: number;
+}
+
+/** A container as `GET /containers/json` lists it. */
+export interface ContainerSummary {
+  readonly id: string;
+  readonly name: string;
+  readonly running: boolean;
+  readonly labels: Readonly<Record<string, string>>;
 }
 
 export interface ContainerState {
@@ -86,6 +98,13 @@ export interface ContainerEngine {
   logs(id: string): Promise<ContainerLogs>;
   inspect(id: string): Promise<ContainerState>;
   remove(id: string): Promise<void>;
+  /** Containers (running or not) that carry every one of `labels` (`key=value`). */
+  list(labels: readonly string[]): Promise<ContainerSummary[]>;
+  /**
+   * The container's output from now on, as it is written: `onChunk` gets each piece with its
+   * stream. Resolves once the engine streams; the returned function stops following.
+   */
+  followLogs(id: string, onChunk: (stream: 'stdout' | 'stderr', text: string) => void): Promise<() => void>;
   /** create + start + wait + logs + inspect + remove, with the container always removed. */
   run(spec: ContainerSpec, options?: { timeoutMs?: number }): Promise<RunResult>;
 }
@@ -168,6 +187,8 @@ export class DockerEngine implements ContainerEngine {
       ...(spec.memory !== undefined ? { Memory: spec.memory, MemorySwap: spec.memorySwap ?? spec.memory } : {}),
       ...(spec.cpuset !== undefined ? { CpusetCpus: spec.cpuset } : {}),
       ...(spec.allowPtrace === true ? { CapAdd: ['SYS_PTRACE'] } : {}),
+      ...(spec.cgroupParent !== undefined ? { CgroupParent: spec.cgroupParent } : {}),
+      ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
     };
     const body = {
       Image: spec.image,
@@ -247,6 +268,39 @@ export class DockerEngine implements ContainerEngine {
     await this.#call('DELETE', `/containers/${id}?force=true&v=true`, undefined, [204, 404]);
   }
 
+  async list(labels: readonly string[]): Promise<ContainerSummary[]> {
+    const filters = encodeURIComponent(JSON.stringify({ label: labels }));
+    const r = await this.#call('GET', `/containers/json?all=true&filters=${filters}`);
+    const raw = JSON.parse(r.body.toString('utf8')) as { Id: string; Names?: string[]; State?: string; Labels?: Record<string, string> }[];
+    return raw.map((c) => ({ id: c.Id, name: (c.Names?.[0] ?? '').replace(/^\//, ''), running: c.State === 'running', labels: c.Labels ?? {} }));
+  }
+
+  followLogs(id: string, onChunk: (stream: 'stdout' | 'stderr', text: string) => void): Promise<() => void> {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    return new Promise((resolve, reject) => {
+      const req = request(
+        { socketPath: this.socketPath, path: `/containers/${id}/logs?follow=true&stdout=true&stderr=true&since=${since}`, method: 'GET', agent: false },
+        (res: IncomingMessage) => {
+          if (res.statusCode !== 200) {
+            res.resume();
+            reject(apiError(`following the logs of container ${id} answered ${String(res.statusCode)}`, res.statusCode ?? 0));
+            return;
+          }
+          const demux = new LogDemuxer(onChunk);
+          res.on('data', (c: Buffer) => {
+            demux.push(c);
+          });
+          res.on('error', () => undefined);
+          resolve(() => req.destroy());
+        },
+      );
+      req.on('error', (e) => {
+        reject(apiError(`cannot follow the logs of container ${id}: ${e.message}`, 0));
+      });
+      req.end();
+    });
+  }
+
   async run(spec: ContainerSpec, options: { timeoutMs?: number } = {}): Promise<RunResult> {
     const id = await this.create(spec);
     try {
@@ -311,6 +365,32 @@ export class DockerEngine implements ContainerEngine {
 
 function apiError(message: string, status: number): EphemeraError {
   return new EphemeraError('EPH_DOCKER_API', message, { detail: { status } });
+}
+
+/**
+ * Splits a multiplexed log stream that arrives in pieces (a frame may span several chunks); the
+ * framing is the one {@link demuxLogs} reads.
+ */
+export class LogDemuxer {
+  #pending: Buffer = Buffer.alloc(0);
+  readonly #onChunk: (stream: 'stdout' | 'stderr', text: string) => void;
+
+  constructor(onChunk: (stream: 'stdout' | 'stderr', text: string) => void) {
+    this.#onChunk = onChunk;
+  }
+
+  push(chunk: Buffer): void {
+    this.#pending = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
+    let off = 0;
+    while (off + 8 <= this.#pending.length) {
+      const len = this.#pending.readUInt32BE(off + 4);
+      if (off + 8 + len > this.#pending.length) break;
+      const stream = this.#pending[off] === 2 ? 'stderr' : 'stdout';
+      this.#onChunk(stream, this.#pending.subarray(off + 8, off + 8 + len).toString('utf8'));
+      off += 8 + len;
+    }
+    this.#pending = this.#pending.subarray(off);
+  }
 }
 
 /**

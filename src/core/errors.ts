@@ -135,6 +135,42 @@ export const ERROR_CODES = {
     summary: 'a workload produced different output digests in two storage modes',
     exit: 1,
   },
+  EPH_NODE_BAD_REQUEST: {
+    summary: 'a request to the node agent API has a missing, malformed or out-of-range field',
+    exit: 2,
+  },
+  EPH_NODE_UNKNOWN_CONTAINER: {
+    summary: 'the node agent knows no container with that id',
+    exit: 1,
+  },
+  EPH_NODE_CONFLICT: {
+    summary: 'the request does not fit the container state (already registered, already initialized, busy)',
+    exit: 1,
+  },
+  EPH_NODE_FULL: {
+    summary: 'the node has not enough unallocated memory (N_lim) for the new container',
+    exit: 1,
+  },
+  EPH_NODE_CROSS_TENANT: {
+    summary: "a Manager asked to move memory between two tenants' containers, and the agent refused",
+    exit: 1,
+  },
+  EPH_NODE_MOVE_FAILED: {
+    summary: 'a memory move could not be carried out; both limits were left as they were before it',
+    exit: 1,
+  },
+  EPH_NODE_RUNTIME: {
+    summary: "the action runtime in a function container did not answer, or answered outside OpenWhisk's protocol",
+    exit: 1,
+  },
+  EPH_NODE_UNREACHABLE: {
+    summary: 'the node agent API socket could not be reached, or it answered something that is not its protocol',
+    exit: 1,
+  },
+  EPH_NODE_STATE_DIR: {
+    summary: 'the node agent state directory cannot be used (not creatable, socket path too long, another agent owns it)',
+    exit: 1,
+  },
   EPH_MANAGER_CONFIG: {
     summary: "a Tenant Manager's configuration is invalid (sharing scope, threshold, margin, engine minimum)",
     exit: 1,

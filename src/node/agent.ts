@@ -1,0 +1,633 @@
+/**
+ * The node agent (`ephemera node`): the one process on a machine that talks to the container
+ * engine and writes cgroup memory limits. It creates, starts and removes function containers,
+ * forwards OpenWhisk's /init and /run to the runtime inside them, hosts one Tenant Manager per
+ * tenant, and carries out the Managers' moves (moves.ts) — refusing any that would cross tenants.
+ *
+ * Everything it knows can be rebuilt from the engine: each container carries its tenant, function,
+ * workflow, initial quota and profile as labels, and its live limit is its cgroup file. So after a
+ * crash {@link NodeAgent.recover} rebuilds the records, has each Manager rebuild its model from them,
+ * and carries out the moves that give every lent byte back.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { EphemeraError, isEphemeraError } from '../core/errors.js';
+import type { ContainerEngine, MountSpec } from '../container/engine.js';
+import { DaemonClient } from '../daemon-client/client.js';
+import { CgroupV1Limiter } from '../limiter/cgroup-v1.js';
+import { CgroupV2Limiter } from '../limiter/cgroup-v2.js';
+import { hasControl, writeControl } from '../limiter/cgroupfs.js';
+import { findMemoryCgroup } from '../limiter/detect.js';
+import type { MemoryLimiter } from '../limiter/limiter.js';
+import type { ContainerInfo, LiveContainer, ManagerSnapshot, PoolEntry, SharingScope, Usage } from '../manager/types.js';
+import { actionRequest, ActionRequestError, waitForRuntime } from './action-client.js';
+import { ActivationLog } from './activation-log.js';
+import type {
+  ActionReply,
+  ContainerCreated,
+  ContainerView,
+  CreateContainerRequest,
+  EventReply,
+  InitRequest,
+  MemoryFigures,
+  MoveReport,
+  NodeInfo,
+  RegisterRequest,
+  RunReply,
+  RunRequest,
+} from './api.js';
+import { NODE_API_VERSION } from './api.js';
+import { LABEL, containerLabels, parseLabels } from './labels.js';
+import type { MoveContext, MoveParty, MoveStep } from './moves.js';
+import { RecordedLimitSync } from './recorded-limit.js';
+import { TenantHost, type BatchResult, type ManagerFactory } from './tenants.js';
+import { invocationUsage, requestedBytes, runStats } from './usage.js';
+
+/** Where things are inside a function container. */
+const IN_RUN = '/run/ephemera';
+const IN_DAEMON = '/opt/ephemera/bin/ephemerad';
+const IN_LIB = '/opt/ephemera/lib/libephemera.so';
+const IN_RUNTIME = '/opt/ephemera/runtime/ow_runtime.py';
+/** Unix socket paths are limited to 107 bytes (sun_path). */
+const MAX_SOCKET_PATH = 107;
+const DEFAULT_RUN_TIMEOUT_MS = 60_000;
+/** How long the agent waits for an activation's log sentinels after its /run answered. */
+const LOG_WAIT_MS = 2000;
+
+export interface NodeAgentOptions {
+  readonly node: string;
+  readonly sharing: SharingScope;
+  /** N_lim: the memory the node's containers may be given, in bytes. */
+  readonly memoryBytes: number;
+  readonly stateDir: string;
+  /** The cgroup under which the engine puts this agent's containers (`--cgroup-parent`). */
+  readonly parentCgroup: string;
+  /** The function image (with the action runtime). */
+  readonly image: string;
+  /** Holds ephemerad and libephemera.so, bind-mounted into each container. */
+  readonly buildDir: string;
+  readonly engine: ContainerEngine;
+  readonly managers: ManagerFactory;
+  /** Told after every step of every move (tests check the tenant invariant here). */
+  readonly onStep?: (tenant: string, step: MoveStep) => void;
+  /** How long a container's limit must be still before Docker's record follows. @default 50 */
+  readonly recordQuietMs?: number;
+  /** How long a new container may take to answer. @default 30000 */
+  readonly startTimeoutMs?: number;
+  readonly log?: (msg: string) => void;
+}
+
+interface Instance {
+  readonly id: string;
+  readonly name: string;
+  readonly tenant: string;
+  readonly fn: string;
+  readonly workflow: string | undefined;
+  readonly initialBytes: number;
+  profile: Usage | undefined;
+  readonly origin: 'created' | 'registered';
+  readonly limiter: MemoryLimiter;
+  readonly daemon: DaemonClient;
+  /** The host directory bind-mounted at /run/ephemera (created containers). */
+  readonly dir: string | undefined;
+  readonly log: ActivationLog | undefined;
+  stopLogs: (() => void) | undefined;
+  busy: boolean;
+  /** The highest limit seen during the current invocation. */
+  maxGranted: number;
+  shortfallPending: boolean;
+  removed: boolean;
+  /** The container exited (its action died): moves count its side as done. */
+  gone: boolean;
+}
+
+export class NodeAgent {
+  readonly #o: NodeAgentOptions;
+  readonly #instances = new Map<string, Instance>();
+  readonly #tenants: TenantHost;
+  readonly #sync: RecordedLimitSync;
+  readonly #log: (msg: string) => void;
+  /** Quota reserved by creates in progress, so two cannot both take the last bytes. */
+  #reserved = 0;
+  #cgroupVersion: 1 | 2 = 1;
+
+  constructor(options: NodeAgentOptions) {
+    this.#o = options;
+    this.#log = options.log ?? (() => undefined);
+    this.#sync = new RecordedLimitSync((id, bytes) => options.engine.update(id, { memory: bytes, memorySwap: bytes }), {
+      quietMs: options.recordQuietMs ?? 50,
+      onError: (id, err) => this.#log(`docker update of ${id} failed (the cgroup limit stays right; retried on the next move): ${(err as Error).message}`),
+    });
+    this.#tenants = new TenantHost(options.managers, (tenant) => this.#moveContext(tenant), (tenant) => this.#liveOf(tenant), this.#log);
+  }
+
+  get node(): string {
+    return this.#o.node;
+  }
+
+  /** Checks the state directory's socket paths and detects the cgroup version. */
+  async prepare(): Promise<void> {
+    const probe = join(this.#o.stateDir, 'c', 'x'.repeat(12), 'control.sock');
+    if (Buffer.byteLength(probe) > MAX_SOCKET_PATH) {
+      throw new EphemeraError('EPH_NODE_STATE_DIR', `--state-dir ${this.#o.stateDir} is too long: the containers' sockets (${probe}) would exceed ${MAX_SOCKET_PATH} bytes; choose a shorter directory`, {
+        detail: { stateDir: this.#o.stateDir },
+      });
+    }
+    await mkdir(join(this.#o.stateDir, 'c'), { recursive: true, mode: 0o700 });
+    await mkdir(join(this.#o.stateDir, 'registered'), { recursive: true, mode: 0o700 });
+    this.#cgroupVersion = (await findMemoryCgroup()).version;
+  }
+
+  // --- queries ---------------------------------------------------------------------------------
+
+  async info(): Promise<NodeInfo> {
+    const tenants: Record<string, MemoryFigures> = {};
+    let allocated = 0;
+    let requested = 0;
+    for (const i of this.#instances.values()) {
+      const granted = (await i.limiter.getLimit().catch(() => null)) ?? i.initialBytes;
+      const t = (tenants[i.tenant] ??= { limit: 0, allocated: 0, requested: 0 });
+      const req = requestedBytes(i.profile, i.initialBytes);
+      tenants[i.tenant] = { limit: t.limit + granted, allocated: t.allocated + i.initialBytes, requested: t.requested + req };
+      allocated += i.initialBytes;
+      requested += req;
+    }
+    return {
+      version: NODE_API_VERSION,
+      node: this.#o.node,
+      sharing: this.#o.sharing,
+      cgroupVersion: this.#cgroupVersion,
+      memory: { limit: this.#o.memoryBytes, allocated, requested },
+      tenants,
+    };
+  }
+
+  async list(tenant?: string): Promise<ContainerView[]> {
+    const views: ContainerView[] = [];
+    const snapshots = new Map<string, ManagerSnapshot>();
+    for (const i of this.#instances.values()) {
+      if (tenant !== undefined && i.tenant !== tenant) continue;
+      if (!snapshots.has(i.tenant)) snapshots.set(i.tenant, await this.#tenants.snapshot(i.tenant));
+      const entry = snapshots.get(i.tenant)?.containers.find((c) => c.id === i.id);
+      views.push(await this.#view(i, entry));
+    }
+    return views;
+  }
+
+  async #view(i: Instance, entry: PoolEntry | undefined): Promise<ContainerView> {
+    const stats = await i.daemon.stats().catch(() => undefined);
+    return {
+      id: i.id,
+      name: i.name,
+      tenant: i.tenant,
+      function: i.fn,
+      ...(i.workflow !== undefined ? { workflow: i.workflow } : {}),
+      origin: i.origin,
+      pool: entry?.pool ?? 'self-sufficient',
+      running: entry?.running ?? i.busy,
+      initialBytes: i.initialBytes,
+      grantedBytes: (await i.limiter.getLimit().catch(() => null)) ?? 0,
+      usageBytes: await i.limiter.getUsage().catch(() => 0),
+      filesInMemory: stats?.files_in_memory ?? 0,
+      fileBytesInMemory: stats?.file_bytes_memory ?? 0,
+      lentTo: entry?.lentTo ?? [],
+      borrowedFrom: entry?.borrowedFrom ?? [],
+    };
+  }
+
+  // --- containers --------------------------------------------------------------------------------
+
+  /**
+   * Creates and starts a function container and registers it with its tenant's Manager.
+   * @throws {EphemeraError} `EPH_NODE_FULL`, `EPH_DOCKER_API`, `EPH_NODE_RUNTIME`
+   */
+  async create(req: CreateContainerRequest): Promise<ContainerCreated> {
+    const t0 = performance.now();
+    const allocated = [...this.#instances.values()].reduce((s, i) => s + i.initialBytes, 0) + this.#reserved;
+    if (allocated + req.memoryBytes > this.#o.memoryBytes) {
+      throw new EphemeraError('EPH_NODE_FULL', `node ${this.#o.node} cannot take a container of ${req.memoryBytes} bytes: ${allocated} of its ${this.#o.memoryBytes} bytes are allocated; remove containers or start the agent with a larger --memory`, {
+        detail: { requested: req.memoryBytes, allocated, limit: this.#o.memoryBytes },
+      });
+    }
+    this.#reserved += req.memoryBytes;
+    const short = randomBytes(6).toString('hex');
+    const dir = join(this.#o.stateDir, 'c', short);
+    let id: string | undefined;
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const info: Omit<ContainerInfo, 'id'> = {
+        tenant: req.tenant,
+        fn: req.function,
+        ...(req.workflow !== undefined ? { workflow: req.workflow } : {}),
+        initialQuota: req.memoryBytes,
+        ...(req.profile !== undefined ? { profile: req.profile } : {}),
+      };
+      const mounts: MountSpec[] = [
+        { type: 'bind', source: dir, target: IN_RUN },
+        { type: 'bind', source: join(this.#o.buildDir, 'ephemerad'), target: IN_DAEMON, readOnly: true },
+        { type: 'bind', source: join(this.#o.buildDir, 'libephemera.so'), target: IN_LIB, readOnly: true },
+      ];
+      id = await this.#o.engine.create({
+        name: `eph-${this.#o.node}-${short}`,
+        image: req.image ?? this.#o.image,
+        cmd: ['python3', IN_RUNTIME, '--socket', `${IN_RUN}/action.sock`, '--ephemera', '--rundir', IN_RUN, '--root', '/tmp'],
+        env: { PYTHONDONTWRITEBYTECODE: '1', ...req.env },
+        memory: req.memoryBytes,
+        memorySwap: req.memoryBytes,
+        ...(req.cpus !== undefined ? { cpus: req.cpus } : {}),
+        cgroupParent: this.#o.parentCgroup,
+        mounts,
+        labels: { ...req.labels, ...containerLabels(this.#o.node, short, info) },
+      });
+      await this.#o.engine.start(id);
+      // Following a container that has not started yet ends at once; the runtime prints nothing
+      // before it serves, so following right after the start loses no line.
+      const log = new ActivationLog();
+      const stopLogs = await this.#o.engine.followLogs(id, (stream, text) => log.push(stream, text));
+      const instance = await this.#attach(id, `eph-${this.#o.node}-${short}`, { ...info, id }, 'created', dir, log, stopLogs);
+      await this.#register(instance);
+      return { id, tenant: req.tenant, function: req.function, memoryBytes: req.memoryBytes, createdMs: Math.round(performance.now() - t0) };
+    } catch (err) {
+      if (id !== undefined) {
+        const known = this.#instances.get(id);
+        if (known !== undefined) await this.#drop(known).catch(() => undefined);
+        else await this.#o.engine.remove(id).catch(() => undefined);
+      }
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    } finally {
+      this.#reserved -= req.memoryBytes;
+    }
+  }
+
+  /** Forwards OpenWhisk's /init to the container's runtime. */
+  async init(id: string, req: InitRequest): Promise<ActionReply> {
+    const i = this.#get(id);
+    const socket = this.#runtimeSocket(i);
+    return actionRequest(socket, 'POST', '/init', req, 5 * 60_000);
+  }
+
+  /**
+   * Runs one activation: invocation-start to the Manager (and its moves), OpenWhisk's /run, the
+   * activation's logs, then invocation-end with what it used (and those moves).
+   */
+  async run(id: string, req: RunRequest): Promise<RunReply> {
+    const i = this.#get(id);
+    const socket = this.#runtimeSocket(i);
+    if (i.busy) {
+      throw new EphemeraError('EPH_NODE_CONFLICT', `container ${id} is already running an activation; OpenWhisk containers run one at a time: wait for it or create another container`, { detail: { id } });
+    }
+    i.busy = true;
+    try {
+      await this.#tenants.event(i.tenant, { kind: 'invocation-start', id, ...(i.profile !== undefined ? { estimate: i.profile } : {}) });
+      const pool = (await this.#tenants.snapshot(i.tenant)).containers.find((c) => c.id === id)?.pool ?? 'self-sufficient';
+      i.maxGranted = (await i.limiter.getLimit()) ?? i.initialBytes;
+      await this.#resetPeak(i);
+      const before = await i.daemon.stats();
+      const oomBefore = await i.limiter.oomKills().catch(() => 0);
+      const timeoutMs = req.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
+      const owRun: Record<string, unknown> = { ...req };
+      delete owRun['timeoutMs'];
+      const t0 = performance.now();
+      let reply: ActionReply;
+      let timedOut = false;
+      let broken = false;
+      try {
+        reply = await actionRequest(socket, 'POST', '/run', owRun, timeoutMs);
+      } catch (err) {
+        if (!(err instanceof ActionRequestError)) throw err;
+        timedOut = err.failure === 'timeout';
+        broken = !timedOut;
+        reply = timedOut
+          ? { statusCode: 502, body: { error: `The action exceeded its time limits of ${timeoutMs} milliseconds.` } }
+          : { statusCode: 502, body: { error: `The action did not produce a valid response and exited unexpectedly (${err.message}).` } };
+      }
+      const durationMs = Math.round(performance.now() - t0);
+      const logs = i.log === undefined ? [] : await i.log.take(timedOut || broken ? 200 : LOG_WAIT_MS);
+      const oom = (await i.limiter.oomKills().catch(() => oomBefore)) > oomBefore || (broken && (await this.#o.engine.inspect(id).catch(() => undefined))?.oomKilled === true);
+      if (timedOut || broken) {
+        // As OpenWhisk's invoker does: a container whose action timed out or died is not reused.
+        i.busy = false;
+        i.gone = broken && (await this.#o.engine.inspect(id).catch(() => undefined))?.running !== true;
+        await this.remove(id).catch((e: unknown) => this.#log(`removing container ${id} after its failed run: ${(e as Error).message}`));
+        const zero: RunReply['ephemera']['stats'] = { fast_reads: 0, fast_writes: 0, slow_ops: 0, evictions: 0, bytes_in_memory_peak: before.bytes_in_memory_peak };
+        return {
+          ...reply,
+          logs,
+          durationMs,
+          ephemera: { pool, initialBytes: i.initialBytes, grantedBytes: i.maxGranted, node: this.#o.node, stats: zero },
+          ...(timedOut ? { timedOut: true as const } : {}),
+          ...(oom ? { oom: true as const } : {}),
+        };
+      }
+      const after = await i.daemon.stats();
+      const used = invocationUsage(before, after, await i.limiter.getPeak().catch(() => null));
+      await this.#tenants.event(i.tenant, { kind: 'invocation-end', id, used });
+      i.profile = used;
+      return {
+        ...reply,
+        logs,
+        durationMs,
+        ephemera: { pool, initialBytes: i.initialBytes, grantedBytes: i.maxGranted, node: this.#o.node, stats: runStats(before, after, used) },
+        ...(oom ? { oom: true as const } : {}),
+      };
+    } finally {
+      i.busy = false;
+    }
+  }
+
+  /** Stops and removes a container the agent created, after its lent memory came back. */
+  async remove(id: string): Promise<void> {
+    const i = this.#get(id);
+    if (i.origin !== 'created') {
+      throw new EphemeraError('EPH_NODE_CONFLICT', `container ${id} was registered, not created, by this agent; forget it instead (POST /v1/containers/${id}/forget)`, { detail: { id } });
+    }
+    await this.#drop(i);
+  }
+
+  /**
+   * Takes over a running container the agent did not create: its cgroup limits and its daemon
+   * become the agent's to manage.
+   */
+  async registerExternal(id: string, req: RegisterRequest): Promise<ContainerView> {
+    const state = await this.#o.engine.inspect(id);
+    if (this.#instances.has(state.id)) {
+      throw new EphemeraError('EPH_NODE_CONFLICT', `container ${id} is already registered on node ${this.#o.node}`, { detail: { id } });
+    }
+    if (!state.running) {
+      throw new EphemeraError('EPH_NODE_CONFLICT', `container ${id} is not running; only a running container with an ephemerad can be registered`, { detail: { id } });
+    }
+    const info: ContainerInfo = {
+      id: state.id,
+      tenant: req.tenant,
+      fn: req.function,
+      ...(req.workflow !== undefined ? { workflow: req.workflow } : {}),
+      initialQuota: req.memoryBytes,
+      ...(req.profile !== undefined ? { profile: req.profile } : {}),
+    };
+    const instance = await this.#attach(state.id, id, info, 'registered', undefined, undefined, undefined, req.controlSocket);
+    await writeFile(join(this.#o.stateDir, 'registered', `${state.id}.json`), JSON.stringify({ info, controlSocket: req.controlSocket, name: id }));
+    await this.#register(instance);
+    return this.#view(instance, undefined);
+  }
+
+  /** Stops managing a registered container (its lent memory comes back first); it keeps running. */
+  async forget(id: string): Promise<void> {
+    const i = this.#get(id);
+    if (i.origin !== 'registered') {
+      throw new EphemeraError('EPH_NODE_CONFLICT', `container ${id} was created by this agent; remove it instead (DELETE /v1/containers/${id})`, { detail: { id } });
+    }
+    await this.#drop(i);
+  }
+
+  /** A raw invocation-start event (benchmarks drive the Manager with these). */
+  async invocationStart(id: string): Promise<EventReply> {
+    const i = this.#get(id);
+    return report(await this.#tenants.event(i.tenant, { kind: 'invocation-start', id, ...(i.profile !== undefined ? { estimate: i.profile } : {}) }));
+  }
+
+  /** A raw invocation-end event; without `used`, what the daemon and the cgroup show now. */
+  async invocationEnd(id: string, used?: Usage): Promise<EventReply> {
+    const i = this.#get(id);
+    let u = used;
+    if (u === undefined) {
+      const stats = await i.daemon.stats();
+      u = invocationUsage(stats, stats, await i.limiter.getPeak().catch(() => null));
+    }
+    return report(await this.#tenants.event(i.tenant, { kind: 'invocation-end', id, used: u }));
+  }
+
+  // --- recovery and shutdown ---------------------------------------------------------------------
+
+  /**
+   * Rebuilds the agent's state after a restart: every container labelled with this node comes
+   * back from its labels and live cgroup limit, each tenant's Manager rebuilds its model and its
+   * restoring moves are carried out (every lent byte returned), and every daemon is told the
+   * limit in force, so its own limit equals its cgroup's again. Containers that stopped, or whose
+   * runtime or daemon no longer answers, are removed.
+   * @returns the restoring moves carried out
+   */
+  async recover(): Promise<BatchResult> {
+    const found = await this.#o.engine.list([`${LABEL.node}=${this.#o.node}`]);
+    for (const c of found) {
+      const parsed = parseLabels(c.id, c.labels);
+      if (parsed === null) continue;
+      const dir = join(this.#o.stateDir, 'c', parsed.dir);
+      try {
+        if (!c.running) throw new Error('it is not running');
+        const log = new ActivationLog();
+        const stopLogs = await this.#o.engine.followLogs(c.id, (stream, text) => log.push(stream, text));
+        await this.#attach(c.id, c.name, parsed.info, 'created', dir, log, stopLogs);
+      } catch (err) {
+        this.#log(`recovery: removing container ${c.name}: ${(err as Error).message}`);
+        await this.#o.engine.remove(c.id).catch(() => undefined);
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
+    for (const file of await readdir(join(this.#o.stateDir, 'registered'))) {
+      const path = join(this.#o.stateDir, 'registered', file);
+      try {
+        const saved = JSON.parse(await readFile(path, 'utf8')) as { info: ContainerInfo; controlSocket: string; name: string };
+        await this.#attach(saved.info.id, saved.name, saved.info, 'registered', undefined, undefined, undefined, saved.controlSocket);
+      } catch (err) {
+        this.#log(`recovery: forgetting registered container ${file}: ${(err as Error).message}`);
+        await rm(path, { force: true });
+      }
+    }
+    const done: BatchResult['done'][number][] = [];
+    const refused: BatchResult['refused'][number][] = [];
+    for (const tenant of new Set([...this.#instances.values()].map((i) => i.tenant))) {
+      const r = await this.#tenants.recover(tenant, await this.#liveOf(tenant));
+      done.push(...r.done);
+      refused.push(...r.refused);
+    }
+    for (const i of this.#instances.values()) {
+      const limit = (await i.limiter.getLimit()) ?? i.initialBytes;
+      await i.daemon.grow(limit);
+      this.#sync.track(i.id, (await this.#o.engine.inspect(i.id)).memory);
+      this.#sync.release(i.id, limit);
+    }
+    return { done, refused };
+  }
+
+  /** Waits until Docker's recorded limits equal the cgroup limits. */
+  settleRecords(): Promise<void> {
+    return this.#sync.settle();
+  }
+
+  /**
+   * Shuts the agent down: with `removeContainers`, every container it created is removed (lent
+   * memory returned first); without, they keep running for the next agent to recover.
+   */
+  async close(options: { removeContainers: boolean }): Promise<void> {
+    if (options.removeContainers) {
+      for (const i of [...this.#instances.values()]) {
+        await (i.origin === 'created' ? this.#drop(i) : Promise.resolve()).catch((e: unknown) => this.#log(`removing ${i.id}: ${(e as Error).message}`));
+      }
+    }
+    await this.#sync.settle();
+    for (const i of this.#instances.values()) {
+      i.stopLogs?.();
+      i.daemon.close();
+    }
+    this.#instances.clear();
+    await this.#tenants.close();
+  }
+
+  // --- internals ---------------------------------------------------------------------------------
+
+  #get(id: string): Instance {
+    const i = this.#instances.get(id) ?? [...this.#instances.values()].find((x) => x.name === id || x.id.startsWith(id));
+    if (i === undefined || i.removed) {
+      throw new EphemeraError('EPH_NODE_UNKNOWN_CONTAINER', `node ${this.#o.node} has no container ${JSON.stringify(id)}; list them with GET /v1/containers`, { detail: { id } });
+    }
+    return i;
+  }
+
+  #runtimeSocket(i: Instance): string {
+    if (i.dir === undefined) {
+      throw new EphemeraError('EPH_NODE_CONFLICT', `container ${i.id} was registered, not created, by this agent: it has no action runtime the agent can reach; invoke it yourself and send invocations/start and /end`, { detail: { id: i.id } });
+    }
+    return join(i.dir, 'action.sock');
+  }
+
+  /** Connects to a started container: its runtime (created ones), cgroup and daemon. */
+  async #attach(
+    id: string,
+    name: string,
+    info: ContainerInfo,
+    origin: 'created' | 'registered',
+    dir: string | undefined,
+    log: ActivationLog | undefined,
+    stopLogs: (() => void) | undefined,
+    controlSocket?: string,
+  ): Promise<Instance> {
+    try {
+      if (dir !== undefined) {
+        await waitForRuntime(join(dir, 'action.sock'), this.#o.startTimeoutMs ?? 30_000, async () => (await this.#o.engine.inspect(id).catch(() => undefined))?.running === true);
+      }
+      const state = await this.#o.engine.inspect(id);
+      const loc = await findMemoryCgroup({ pid: state.pid });
+      const limiter: MemoryLimiter = loc.version === 1 ? new CgroupV1Limiter(loc.dir) : new CgroupV2Limiter(loc.dir);
+      const daemon = await DaemonClient.connect(controlSocket ?? join(dir ?? '', 'control.sock'), { timeoutMs: 5000, requestTimeoutMs: 30_000 });
+      const instance: Instance = {
+        id,
+        name,
+        tenant: info.tenant,
+        fn: info.fn,
+        workflow: info.workflow,
+        initialBytes: info.initialQuota,
+        profile: info.profile,
+        origin,
+        limiter,
+        daemon,
+        dir,
+        log,
+        stopLogs,
+        busy: false,
+        maxGranted: info.initialQuota,
+        shortfallPending: false,
+        removed: false,
+        gone: false,
+      };
+      await daemon.subscribe(['shortfall'], (event) => {
+        this.#onShortfall(instance, typeof event['bytes'] === 'number' ? event['bytes'] : 0);
+      });
+      this.#instances.set(id, instance);
+      return instance;
+    } catch (err) {
+      stopLogs?.();
+      throw err;
+    }
+  }
+
+  async #register(i: Instance): Promise<void> {
+    this.#sync.track(i.id, i.initialBytes);
+    await this.#tenants.event(i.tenant, { kind: 'register', container: infoOf(i) });
+  }
+
+  /** The tenant's containers with the limits in force: what a Manager is rebuilt from. */
+  async #liveOf(tenant: string): Promise<LiveContainer[]> {
+    const live: LiveContainer[] = [];
+    for (const i of this.#instances.values()) {
+      if (i.tenant === tenant && !i.removed) live.push({ info: infoOf(i), limitBytes: (await i.limiter.getLimit()) ?? i.initialBytes });
+    }
+    return live;
+  }
+
+  /** The Manager forgets the container (its loans come back), then the agent lets go of it. */
+  async #drop(i: Instance): Promise<void> {
+    if (i.removed) return;
+    i.removed = true;
+    try {
+      await this.#tenants.event(i.tenant, { kind: 'forget', id: i.id });
+    } catch (err) {
+      if (!isEphemeraError(err)) throw err;
+      this.#log(`forgetting ${i.id} in the Manager of ${i.tenant}: ${err.message}`);
+    }
+    this.#instances.delete(i.id);
+    await this.#sync.untrack(i.id);
+    i.stopLogs?.();
+    i.daemon.close();
+    if (i.origin === 'created') {
+      await this.#o.engine.remove(i.id);
+      if (i.dir !== undefined) await rm(i.dir, { recursive: true, force: true });
+    } else {
+      await rm(join(this.#o.stateDir, 'registered', `${i.id}.json`), { force: true });
+    }
+    if (![...this.#instances.values()].some((x) => x.tenant === i.tenant)) await this.#tenants.retire(i.tenant);
+  }
+
+  /** The safeguard's trigger: forwarded to the Manager at once, one at a time per container. */
+  #onShortfall(i: Instance, bytes: number): void {
+    if (i.shortfallPending || i.removed) return;
+    i.shortfallPending = true;
+    this.#tenants
+      .event(i.tenant, { kind: 'shortfall', id: i.id, neededBytes: Math.max(1, bytes) })
+      .catch((err: unknown) => this.#log(`shortfall of ${i.id}: ${(err as Error).message}`))
+      .finally(() => {
+        i.shortfallPending = false;
+      });
+  }
+
+  /** Resets the cgroup's peak so it covers one invocation (v1; v2 keeps its lifetime peak). */
+  async #resetPeak(i: Instance): Promise<void> {
+    if (i.limiter.kind === 'cgroup-v1' && (await hasControl(i.limiter.target, 'memory.max_usage_in_bytes'))) {
+      await writeControl(i.limiter.target, 'memory.max_usage_in_bytes', '0').catch(() => undefined);
+    }
+  }
+
+  #moveContext(tenant: string): MoveContext {
+    return {
+      party: (id): MoveParty | undefined => {
+        const i = this.#instances.get(id);
+        return i === undefined ? undefined : { id: i.id, tenant: i.tenant, limiter: i.limiter, daemon: i.daemon, gone: i.gone };
+      },
+      hold: (id) => this.#sync.hold(id),
+      release: (id, bytes) => {
+        this.#sync.release(id, bytes);
+        const i = this.#instances.get(id);
+        if (i !== undefined && i.busy) i.maxGranted = Math.max(i.maxGranted, bytes);
+      },
+      onStep: (step) => this.#o.onStep?.(tenant, step),
+    };
+  }
+}
+
+function infoOf(i: Instance): ContainerInfo {
+  return {
+    id: i.id,
+    tenant: i.tenant,
+    fn: i.fn,
+    ...(i.workflow !== undefined ? { workflow: i.workflow } : {}),
+    initialQuota: i.initialBytes,
+    ...(i.profile !== undefined ? { profile: i.profile } : {}),
+  };
+}
+
+function report(r: BatchResult): EventReply {
+  const moves: MoveReport[] = r.done.map((m) => ({ from: m.from, to: m.to, bytes: m.bytes, reason: m.reason, durationUs: m.durationUs }));
+  return { moves, refused: r.refused };
+}

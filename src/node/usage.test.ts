@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import type { DaemonStats } from '../daemon-client/client.js';
+import { invocationUsage, requestedBytes, runStats } from './usage.js';
+
+const MiB = 1 << 20;
+
+function stats(s: Partial<DaemonStats>): DaemonStats {
+  return {
+    limit: 128 * MiB,
+    usage: 0,
+    file_bytes_memory: 0,
+    file_bytes_disk: 0,
+    files_in_memory: 0,
+    budget: 0,
+    headroom: 8 * MiB,
+    evictions: 0,
+    bytes_evicted: 0,
+    fast_reads: 0,
+    fast_writes: 0,
+    files_in_memory_peak: 0,
+    bytes_in_memory_peak: 0,
+    files_created: 0,
+    files_on_disk: 0,
+    files_on_disk_predicted: 0,
+    materialisations: 0,
+    slow_ops: 0,
+    bytes_read: 0,
+    bytes_written: 0,
+    fast_seeks: 0,
+    fast_stats: 0,
+    pid: 1,
+    cgroup: null,
+    cgroup_version: 1,
+    ...s,
+  };
+}
+
+test('files are taken out of the cgroup peak once, at their peak in the run', () => {
+  // The run wrote 60 MiB of files (peak rose from 10 to 60) and deleted them; the cgroup peaked at 90.
+  const before = stats({ bytes_in_memory_peak: 10 * MiB });
+  const after = stats({ bytes_in_memory_peak: 60 * MiB });
+  assert.deepEqual(invocationUsage(before, after, 90 * MiB), { ownPeakBytes: 30 * MiB, filePeakBytes: 60 * MiB });
+  // Files still there at the end, some on disk: they count as file bytes.
+  const kept = stats({ bytes_in_memory_peak: 10 * MiB, file_bytes_memory: 8 * MiB, file_bytes_disk: 40 * MiB });
+  assert.deepEqual(invocationUsage(before, kept, 50 * MiB), { ownPeakBytes: 42 * MiB, filePeakBytes: 48 * MiB });
+  // A daemon that reports the split itself is believed.
+  assert.deepEqual(invocationUsage(before, stats({ own_peak_bytes: 7, file_peak_bytes: 9 }), 90 * MiB), { ownPeakBytes: 7, filePeakBytes: 9 });
+});
+
+test("run statistics are this run's deltas", () => {
+  const s = runStats(stats({ fast_reads: 10, evictions: 2, slow_ops: 1 }), stats({ fast_reads: 25, fast_writes: 4, evictions: 2, slow_ops: 3, bytes_in_memory_peak: 5 }), { ownPeakBytes: 1, filePeakBytes: 2 });
+  assert.deepEqual(s, { fast_reads: 15, fast_writes: 4, slow_ops: 2, evictions: 0, bytes_in_memory_peak: 5, ownPeakBytes: 1, filePeakBytes: 2 });
+  assert.equal(requestedBytes(undefined, 64), 64);
+  assert.equal(requestedBytes({ ownPeakBytes: 3, filePeakBytes: 4 }, 64), 7);
+});
