@@ -14,6 +14,7 @@ import { EVAL_USAGE, evalBenchMain } from './bench-eval.js';
 import { MOVE_BENCH_DEFAULTS, runMoveBench } from '../node/bench-move.js';
 import { flagPositiveInt, flagSet, flagValue, parseFlags, type ParsedFlags } from './flags.js';
 import { MICRO_USAGE, microBenchMain } from './bench-micro.js';
+import { SHARING_USAGE, fig16aMain, figureMain } from './bench-sharing.js';
 import { buildOutput } from './paths.js';
 
 export const BENCH_USAGE = `usage: ephemera bench EXPERIMENT [FLAGS]
@@ -36,6 +37,7 @@ experiments:
         (default ${String(MOVE_BENCH_DEFAULTS.rounds)}), --decisions N (default ${String(MOVE_BENCH_DEFAULTS.decisions)}), --json FILE.
 ${MICRO_USAGE}
 ${EVAL_USAGE}
+${SHARING_USAGE}
 
 Timed loops are native code or whole processes; the harness only starts them and takes medians.`;
 
@@ -136,6 +138,9 @@ const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<
   fig7: (argv) => microBenchMain('fig7', argv),
   fig8: (argv) => microBenchMain('fig8', argv),
   fig9: (argv) => microBenchMain('fig9', argv),
+  fig14: (argv) => figureMain('fig14', argv),
+  fig15: (argv) => figureMain('fig15', argv),
+  fig16a: fig16aMain,
   ...Object.fromEntries(EVAL_EXPERIMENTS.map((name) => [name, (argv: readonly string[]) => evalBenchMain([name, ...argv])])),
 };
 
