@@ -33,6 +33,21 @@ export interface AgentProcessOptions {
 
 const STOP_TIMEOUT_MS = 60_000;
 
+/** The agents this process started and has not stopped: a SIGINT or SIGTERM stops them first. */
+const live = new Set<AgentProcess>();
+let handlersInstalled = false;
+
+function stopAllOnSignal(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`${signal}: stopping ${String(live.size)} node agent(s) and their containers\n`);
+      void Promise.allSettled([...live].map((a) => a.stop())).then(() => process.exit(128 + (signal === 'SIGINT' ? 2 : 15)));
+    });
+  }
+}
+
 export class AgentProcess {
   readonly client: NodeClient;
   readonly node: string;
@@ -64,16 +79,18 @@ export class AgentProcess {
     const args = ['node', '--state-dir', stateDir, '--node-name', opts.name, '--parent-cgroup', `/${opts.name}`, '--sharing', opts.sharing, '--image', opts.image];
     const child = spawn(opts.ephemera, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let tail = '';
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       const lines = (tail + chunk).split('\n');
       tail = lines.pop() ?? '';
       for (const l of lines) opts.log(l);
     });
     const agent = new AgentProcess(child, stateDir, opts);
+    stopAllOnSignal();
+    live.add(agent);
     const deadline = performance.now() + (opts.readyTimeoutMs ?? 60_000);
     for (;;) {
       if (agent.#exitCode !== null) {
-        await agent.#cleanUp();
+        await agent.stop();
         throw new EphemeraError('EPH_NODE_UNREACHABLE', `the node agent ${opts.name} exited (${agent.#exitCode}) before it answered; its log lines above say why`);
       }
       try {
@@ -91,6 +108,7 @@ export class AgentProcess {
 
   /** SIGTERM (the agent returns its loans and removes its containers), SIGKILL after a bound; then whatever is left goes. */
   async stop(): Promise<void> {
+    live.delete(this);
     if (this.#exitCode === null) {
       this.#child.kill('SIGTERM');
       const timer = setTimeout(() => this.#child.kill('SIGKILL'), STOP_TIMEOUT_MS);

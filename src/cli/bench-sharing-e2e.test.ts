@@ -1,0 +1,127 @@
+/**
+ * `ephemera bench fig14|fig15|fig16a` end to end at tiny sizes (one run per arm, 1 MiB files): the
+ * real CLI, which starts real node agents as child processes and real containers through them;
+ * what it writes (table, JSON, CSV) and that no container or parent cgroup of its agents is left.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { DockerEngine } from '../container/engine.js';
+import { dockerReady } from '../node/testkit.js';
+
+const EPHEMERA = fileURLToPath(new URL('../../ephemera', import.meta.url));
+const TINY = ['--runs', '1', '--warmup', '0', '--file-mib', '1', '--ops', '200', '--n', '2000', '--no-plot'];
+
+interface Exit {
+  readonly code: number | null;
+  readonly pid: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function cli(args: readonly string[], timeoutMs: number): Promise<Exit> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(EPHEMERA, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    // SIGTERM lets the benchmark stop its agents (which remove their containers).
+    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, pid: child.pid ?? 0, stdout, stderr });
+    });
+  });
+}
+
+/** Containers and parent cgroups named after the benchmark process (its agents are `ephbench-<pid>-<scope>`). */
+async function leftovers(pid: number): Promise<string[]> {
+  const prefix = `ephbench-${String(pid)}-`;
+  const containers = (await new DockerEngine().list(['ephemera.node'])).filter((c) => (c.labels['ephemera.node'] ?? '').startsWith(prefix)).map((c) => c.id);
+  const cgroups: string[] = [];
+  for (const h of await readdir('/sys/fs/cgroup').catch(() => [])) {
+    for (const d of [join('/sys/fs/cgroup', h), '/sys/fs/cgroup']) {
+      for (const name of await readdir(d).catch(() => [])) if (name.startsWith(prefix)) cgroups.push(join(d, name));
+    }
+  }
+  return [...containers, ...new Set(cgroups)];
+}
+
+test('bench fig14/fig15/fig16a refuse bad flags with a usage error that names them', { timeout: 30_000 }, async () => {
+  for (const [args, what] of [
+    [['bench', 'fig14', '--runs', '0'], '--runs'],
+    [['bench', 'fig15', '--cpus', 'lots'], '--cpus'],
+    [['bench', 'fig16a', '--rates', '200,,400'], '--rates'],
+    [['bench', 'fig14', '--bogus'], '--bogus'],
+  ] as const) {
+    const r = await cli(args, 20_000);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.ok(r.stderr.includes(what), r.stderr);
+  }
+});
+
+describe('sharing benchmarks on real agents and containers', { timeout: 600_000 }, () => {
+  let skip: string | null = null;
+  let out = '';
+  before(async () => {
+    skip = await dockerReady();
+    out = await mkdtemp(join(tmpdir(), 'eph-bench-sharing-'));
+  });
+  after(async () => {
+    await rm(out, { recursive: true, force: true });
+  });
+
+  test('fig14: three arms, both tasks timed, no OOM kill, nothing left behind', { timeout: 240_000 }, async (t) => {
+    if (skip !== null) return t.skip(skip);
+    const r = await cli(['bench', 'fig14', ...TINY, '--out', out], 220_000);
+    assert.equal(r.code, 0, r.stderr);
+    for (const arm of ['overlay', 'none', 'tenant']) {
+      assert.match(r.stdout, new RegExp(`pair +${arm} +I/O \\(microbench\\) +1 `));
+      assert.match(r.stdout, new RegExp(`pair +${arm} +CPU \\(factorial\\) +1 `));
+    }
+    assert.match(r.stdout, /met {4}OOM kills in every run: 0: 0/);
+    const json = JSON.parse(readFileSync(join(out, 'fig14.json'), 'utf8')) as { samples: { ms: number; oom: boolean }[]; oomKills: number };
+    assert.equal(json.samples.length, 6);
+    assert.ok(json.samples.every((s) => s.ms > 0 && !s.oom));
+    assert.equal(readFileSync(join(out, 'fig14.csv'), 'utf8').trim().split('\n').length, 7);
+    assert.deepEqual(await leftovers(r.pid), []);
+  });
+
+  test('fig15: four variants in two scenarios', { timeout: 300_000 }, async (t) => {
+    if (skip !== null) return t.skip(skip);
+    const r = await cli(['bench', 'fig15', ...TINY, '--out', out], 280_000);
+    assert.equal(r.code, 0, r.stderr);
+    for (const scenario of ['concurrent', 'sequence']) {
+      for (const arm of ['none', 'function', 'workflow', 'tenant']) assert.match(r.stdout, new RegExp(`${scenario} +${arm} +I/O`));
+    }
+    const json = JSON.parse(readFileSync(join(out, 'fig15.json'), 'utf8')) as { samples: unknown[] };
+    // concurrent: 4 tasks, sequence: 2, in each of 4 variants
+    assert.equal(json.samples.length, 4 * (4 + 2));
+    assert.deepEqual(await leftovers(r.pid), []);
+  });
+
+  test('fig16a: the decision alone and the release through the agent, per rate', { timeout: 180_000 }, async (t) => {
+    if (skip !== null) return t.skip(skip);
+    const r = await cli(['bench', 'fig16a', '--rates', '200,400', '--seconds', '1', '--out', out], 160_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ {2}200 /m);
+    assert.match(r.stdout, /^ {2}400 /m);
+    assert.match(r.stdout, /Two cores cannot run 1000 real invocations a second/);
+    const json = JSON.parse(readFileSync(join(out, 'fig16a.json'), 'utf8')) as { rows: { release: { n: number; p50: number }; decision: { p50: number } }[] };
+    assert.equal(json.rows.length, 2);
+    for (const row of json.rows) {
+      assert.ok(row.release.n > 0 && row.release.p50 > 0);
+      assert.ok(row.decision.p50 > 0);
+    }
+    assert.ok(existsSync(join(out, 'fig16a.csv')));
+    assert.deepEqual(await leftovers(r.pid), []);
+  });
+});
