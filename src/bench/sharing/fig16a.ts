@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 
 import { EphemeraError } from '../../core/errors.js';
-import { MANAGER_BENCH_DEFAULTS, runManagerBench } from '../../manager/bench.js';
+import { MANAGER_BENCH_DEFAULTS, percentiles, runManagerBench } from '../../manager/bench.js';
 import type { Usage } from '../../manager/types.js';
 import { writePlot } from '../eval/plot.js';
 import type { Progress } from '../progress.js';
@@ -64,10 +64,10 @@ export interface Fig16aRow {
   readonly end: Stat;
 }
 
+/** The manager benchmark's percentiles, in the unit of the samples (µs here). */
 export function stat(xs: readonly number[]): Stat {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
-  return { n: s.length, p50: at(0.5), p90: at(0.9), mean: s.length === 0 ? Number.NaN : s.reduce((a, b) => a + b, 0) / s.length };
+  const p = percentiles([...xs]);
+  return { n: p.n, p50: p.p50Ns, p90: p.p90Ns, mean: p.meanNs };
 }
 
 export const FIG16A_NOTE = 'Two cores cannot run 1000 real invocations a second: each request is the agent\'s raw invocations/start (and /end) against two real containers, no action runs.';

@@ -67,7 +67,7 @@ test('the table, the CSV and the plot carry every cell', () => {
 
 test('fig16a: percentiles, and the table says that no action runs', () => {
   assert.deepEqual(stat([4, 1, 3, 2]), { n: 4, p50: 3, p90: 4, mean: 2.5 });
-  assert.ok(Number.isNaN(stat([]).p50));
+  assert.equal(stat([]).n, 0);
   const row = { rate: 200, achieved: 199, decision: stat([1]), release: stat([900]), move: stat([400]), end: stat([800]) };
   const t = fig16aTable([row]);
   assert.match(t, /^ {2}200 {5}199/m);
