@@ -27,6 +27,7 @@ import type { Usage } from '../../manager/types.js';
 import { writePlot } from '../eval/plot.js';
 import type { Progress } from '../progress.js';
 import { AgentProcess } from './agent-process.js';
+import { wrapLines } from './report.js';
 import { TENANT, type SharingTools } from './run.js';
 
 const MiB = 1024 * 1024;
@@ -97,7 +98,7 @@ export function fig16aPlotSpec(rows: readonly Fig16aRow[]): TopLevelSpec {
   ]);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Fig. 16a: Tenant Manager overhead per invocation (mean)', subtitle: [FIG16A_NOTE.slice(0, 62), FIG16A_NOTE.slice(62)] },
+    title: { text: 'Fig. 16a: Tenant Manager overhead per invocation (mean)', subtitle: wrapLines(FIG16A_NOTE, 80) },
     data: { values },
     mark: { type: 'line', point: true },
     encoding: {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { fig16aTable, stat, FIG16A_NOTE } from './fig16a.js';
-import { cells, cellsPlotSpec, fig14Verdicts, formatCells, samplesCsv, vsNone, vsOverlay, type Sample } from './report.js';
+import { cells, cellsPlotSpec, fig14Verdicts, formatCells, samplesCsv, vsNone, vsOverlay, wrapLines, type Sample } from './report.js';
 
 const MiB = 1024 * 1024;
 
@@ -38,7 +38,7 @@ test('fig14Verdicts: the I/O ratio, the factorial within its spread, and OOM kil
     [true, true, true],
   );
   assert.match(v[0]?.value ?? '', /^2\.49×$/);
-  // The factorial medians 1030 and 1035 are 0.49% apart, within each arm's spread (40/1030 = 3.9%);
+  // The factorial medians 1030 and 1035 are 0.49% apart, within each arm's spread (±20/1030 = ±1.9%);
   // 100 ms slower is not.
   const slower = FIG14.map((s) => (s.arm === 'tenant' && s.task === 'cpu' ? { ...s, ms: s.ms + 95 } : s));
   assert.equal(fig14Verdicts(cells(slower), 0)[1]?.met, false);
@@ -63,6 +63,11 @@ test('the table, the CSV and the plot carry every cell', () => {
   assert.equal(csv[0], 'scenario,arm,container,task,run,ms,agentMs,initialBytes,grantedBytes,evictions,ownPeakBytes,filePeakBytes,oom');
   const spec = cellsPlotSpec('Fig. 14', cs, 'setup') as { data: { values: unknown[] } };
   assert.equal(spec.data.values.length, 6);
+});
+
+test('wrapLines: at spaces, no line past the width unless one word is', () => {
+  assert.deepEqual(wrapLines('aa bb cc dddddd e', 5), ['aa bb', 'cc', 'dddddd', 'e']);
+  assert.deepEqual(wrapLines('', 5), []);
 });
 
 test('fig16a: percentiles, and the table says that no action runs', () => {
