@@ -14,14 +14,15 @@ import { DockerEngine } from '../container/engine.js';
 import { ensureFunctionImage } from '../container/image.js';
 import type { SharingScope } from '../manager/types.js';
 import { NodeAgent } from '../node/agent.js';
-import { managerDefaults, processManagers } from '../node/managers.js';
+import { managerDefaults, processManagers, type ManagerDefaults } from '../node/managers.js';
 import { buildServer, listenOnSocket } from '../node/server.js';
-import { flagSet, flagValue, parseFlags, type FlagSpec } from './flags.js';
+import { flagSet, flagValue, parseFlags, type FlagSpec, type ParsedFlags } from './flags.js';
 import { buildOutput, BUILD_DIR } from './paths.js';
 
 export const NODE_USAGE = `usage: ephemera node [--state-dir DIR] [--node-name NAME] [--memory SIZE]
                      [--sharing none|function|workflow|tenant] [--parent-cgroup NAME]
-                     [--image REF] [--keep-containers]
+                     [--image REF] [--keep-containers] [--lend-while-idle]
+                     [--harvest-threshold SIZE] [--donor-margin SIZE]
 
 Runs the node agent: the one process on this machine that creates function containers and writes
 their memory limits. It hosts one Tenant Manager per tenant and carries out the memory moves they
@@ -35,7 +36,11 @@ decide. Its API (docs/PROTOCOL.md, "Node agent API") listens on DIR/node.sock.
                        on one machine its own
   --image REF          the function image (default: built from images/ when missing)
   --keep-containers    on SIGTERM/SIGINT leave the containers running for the next agent to
-                       recover (default: remove them, returning every loan first)`;
+                       recover (default: remove them, returning every loan first)
+  --lend-while-idle    an idle warm donor keeps lending until its next invocation (beyond the
+                       paper, which lends only while the donor runs)
+  --harvest-threshold SIZE  a container is a donor when T_mem < T_lim - SIZE (default 16M)
+  --donor-margin SIZE  a donor keeps T_mem + SIZE (default 16M)`;
 
 const NODE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'state-dir': { value: true },
@@ -45,6 +50,9 @@ const NODE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'parent-cgroup': { value: true },
   image: { value: true },
   'keep-containers': { value: false },
+  'lend-while-idle': { value: false },
+  'harvest-threshold': { value: true },
+  'donor-margin': { value: true },
 };
 
 const SCOPES: readonly SharingScope[] = ['none', 'function', 'workflow', 'tenant'];
@@ -58,6 +66,7 @@ export interface NodeFlags {
   readonly parentCgroup: string;
   readonly image: string | undefined;
   readonly keepContainers: boolean;
+  readonly managers: ManagerDefaults;
 }
 
 /** @throws {EphemeraError} `EPH_CLI_USAGE` or `EPH_CLI_BAD_SIZE` naming the flag */
@@ -83,6 +92,19 @@ export function parseNodeFlags(argv: readonly string[]): NodeFlags {
     parentCgroup: parent.startsWith('/') ? parent : `/${parent}`,
     image: flagValue(f, 'image'),
     keepContainers: flagSet(f, 'keep-containers'),
+    managers: managerSettings(f, sharing as SharingScope),
+  };
+}
+
+function managerSettings(f: ParsedFlags, sharing: SharingScope): ManagerDefaults {
+  const d = managerDefaults(sharing);
+  const threshold = flagValue(f, 'harvest-threshold');
+  const margin = flagValue(f, 'donor-margin');
+  return {
+    ...d,
+    lendWhileIdle: flagSet(f, 'lend-while-idle'),
+    ...(threshold !== undefined ? { harvestThresholdBytes: parseSize(threshold, '--harvest-threshold') } : {}),
+    ...(margin !== undefined ? { donorMarginBytes: parseSize(margin, '--donor-margin') } : {}),
   };
 }
 
@@ -136,7 +158,7 @@ export async function nodeMain(argv: readonly string[]): Promise<number> {
     image,
     buildDir: BUILD_DIR,
     engine,
-    managers: processManagers(managerDefaults(flags.sharing), join(flags.stateDir, 'm')).factory,
+    managers: processManagers(flags.managers, join(flags.stateDir, 'm')).factory,
     log: say,
   });
   await agent.prepare();

@@ -10,7 +10,7 @@
  * and carries out the moves that give every lent byte back.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { EphemeraError, isEphemeraError } from '../core/errors.js';
@@ -42,7 +42,7 @@ import { NODE_API_VERSION } from './api.js';
 import { LABEL, containerLabels, parseLabels } from './labels.js';
 import type { MoveContext, MoveParty, MoveStep } from './moves.js';
 import { RecordedLimitSync } from './recorded-limit.js';
-import { TenantHost, type BatchResult, type ManagerFactory } from './tenants.js';
+import { TenantHost, type BatchResult, type ManagerFactory, type RecoveryView } from './tenants.js';
 import { invocationUsage, requestedBytes, runStats } from './usage.js';
 
 /** Where things are inside a function container. */
@@ -120,7 +120,7 @@ export class NodeAgent {
       quietMs: options.recordQuietMs ?? 50,
       onError: (id, err) => this.#log(`docker update of ${id} failed (the cgroup limit stays right; retried on the next move): ${(err as Error).message}`),
     });
-    this.#tenants = new TenantHost(options.managers, (tenant) => this.#moveContext(tenant), (tenant) => this.#liveOf(tenant), this.#log);
+    this.#tenants = new TenantHost(options.managers, (tenant) => this.#moveContext(tenant), (tenant) => this.#recoveryView(tenant), this.#log);
   }
 
   get node(): string {
@@ -169,7 +169,14 @@ export class NodeAgent {
     const snapshots = new Map<string, ManagerSnapshot>();
     for (const i of this.#instances.values()) {
       if (tenant !== undefined && i.tenant !== tenant) continue;
-      if (!snapshots.has(i.tenant)) snapshots.set(i.tenant, await this.#tenants.snapshot(i.tenant));
+      if (!snapshots.has(i.tenant)) {
+        // A Manager that cannot answer (lost, being replaced) leaves the pool columns at their defaults.
+        const snap = await this.#tenants.snapshot(i.tenant).catch((err: unknown) => {
+          this.#log(`snapshot of tenant ${i.tenant}: ${(err as Error).message}`);
+          return undefined;
+        });
+        if (snap !== undefined) snapshots.set(i.tenant, snap);
+      }
       const entry = snapshots.get(i.tenant)?.containers.find((c) => c.id === i.id);
       views.push(await this.#view(i, entry));
     }
@@ -322,7 +329,11 @@ export class NodeAgent {
           ...(oom ? { oom: true as const } : {}),
         };
       }
-      const after = await i.daemon.stats();
+      // The Manager must hear the end even if the daemon cannot answer now (its counters then stand still).
+      const after = await i.daemon.stats().catch((err: unknown) => {
+        this.#log(`stats of ${id} after its run: ${(err as Error).message}`);
+        return before;
+      });
       const used = invocationUsage(before, after, await i.limiter.getPeak().catch(() => null));
       await this.#tenants.event(i.tenant, { kind: 'invocation-end', id, used });
       i.profile = used;
@@ -472,8 +483,10 @@ export class NodeAgent {
       i.stopLogs?.();
       i.daemon.close();
     }
+    const empty = this.#instances.size === 0 || options.removeContainers;
     this.#instances.clear();
     await this.#tenants.close();
+    if (empty) await removeParentCgroup(this.#o.parentCgroup);
   }
 
   // --- internals ---------------------------------------------------------------------------------
@@ -557,10 +570,17 @@ export class NodeAgent {
     return live;
   }
 
+  async #recoveryView(tenant: string): Promise<RecoveryView> {
+    const running = [...this.#instances.values()].filter((i) => i.tenant === tenant && !i.removed && i.busy).map((i) => i.id);
+    return { live: await this.#liveOf(tenant), running };
+  }
+
   /** The Manager forgets the container (its loans come back), then the agent lets go of it. */
   async #drop(i: Instance): Promise<void> {
     if (i.removed) return;
+    // A stopped container's side of the returning moves counts as done (the Manager's contract).
     i.removed = true;
+    if (i.origin === 'created' && (await this.#o.engine.inspect(i.id).catch(() => undefined))?.running !== true) i.gone = true;
     try {
       await this.#tenants.event(i.tenant, { kind: 'forget', id: i.id });
     } catch (err) {
@@ -614,6 +634,16 @@ export class NodeAgent {
       onStep: (step) => this.#o.onStep?.(tenant, step),
     };
   }
+}
+
+/**
+ * The engine creates the parent cgroup in every hierarchy and never removes it; once the agent's
+ * containers are gone, the empty directories go too (a busy one stays: rmdir refuses it).
+ */
+async function removeParentCgroup(parent: string): Promise<void> {
+  const root = '/sys/fs/cgroup';
+  const hierarchies = await readdir(root).catch(() => [] as string[]);
+  for (const dir of [join(root, parent), ...hierarchies.map((h) => join(root, h, parent))]) await rmdir(dir).catch(() => undefined);
 }
 
 function infoOf(i: Instance): ContainerInfo {

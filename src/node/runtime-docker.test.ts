@@ -129,4 +129,22 @@ describe('the action runtime in a real container', { timeout: 240_000 }, () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  test('a run past its timeout and a run the OOM killer ends: 502, flagged, the container removed', { timeout: 120_000 }, async (t) => {
+    if (skip !== null || node === undefined) return t.skip(skip ?? 'no node');
+    const slow = await node.client.createContainer({ tenant: 'alice', function: 'slow', memoryBytes: 64 * MiB });
+    await node.client.init(slow.id, { value: { code: 'import time\ndef main(a):\n    print("starting")\n    time.sleep(30)\n    return {}\n' } });
+    const late = await node.client.run(slow.id, { value: {}, timeoutMs: 1500 });
+    assert.equal(late.statusCode, 502);
+    assert.equal(late.timedOut, true);
+    assert.deepEqual(late.body, { error: 'The action exceeded its time limits of 1500 milliseconds.' });
+    assert.ok(!(await node.client.listContainers()).some((v) => v.id === slow.id), 'a timed-out container is not reused');
+
+    const hog = await node.client.createContainer({ tenant: 'alice', function: 'hog', memoryBytes: 64 * MiB });
+    await node.client.init(hog.id, { value: { code: 'def main(a):\n    x = [bytearray(b"h") * (8 << 20) for _ in range(32)]\n    return {"n": len(x)}\n' } });
+    const dead = await node.client.run(hog.id, { value: {}, timeoutMs: 60_000 });
+    assert.equal(dead.statusCode, 502);
+    assert.equal(dead.oom, true, JSON.stringify(dead));
+    assert.ok(!(await node.client.listContainers()).some((v) => v.id === hog.id), 'a container whose action died is removed');
+  });
 });

@@ -26,7 +26,9 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 type IdParams = { Params: { id: string } };
 
 export function buildServer(agent: NodeAgent): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
+  // Strict schemas: an unknown field or a number sent as a string is refused, not silently
+  // dropped or converted (fastify's defaults), so a caller's mistake never passes unnoticed.
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024, ajv: { customOptions: { removeAdditional: false, coerceTypes: false } } });
 
   app.setErrorHandler((err: unknown, _req, reply: FastifyReply) => {
     if (isEphemeraError(err)) {

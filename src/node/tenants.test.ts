@@ -24,7 +24,7 @@ const noMoves: MoveContext = { party: () => undefined, hold: () => Promise.resol
 test('a refused move and the rest of its batch come back to the Manager as move-failed, last first', async () => {
   const seen: ManagerEvent[] = [];
   const batch: Move[] = [1, 2, 3].map((seq) => ({ seq, from: `a${seq}`, to: `b${seq}`, bytes: 1, reason: 'lend' as const }));
-  const host = new TenantHost(() => Promise.resolve(scripted(batch, seen)), () => noMoves, () => Promise.resolve([]), () => undefined);
+  const host = new TenantHost(() => Promise.resolve(scripted(batch, seen)), () => noMoves, () => Promise.resolve({ live: [], running: [] }), () => undefined);
   const r = await host.event('acme', { kind: 'invocation-start', id: 'x' });
   assert.equal(r.done.length, 0);
   assert.equal(r.refused.length, 1);
@@ -47,7 +47,7 @@ test("one tenant's events run one at a time, in order", async () => {
     snapshot: () => Promise.resolve({} as ManagerSnapshot),
     close: () => Promise.resolve(),
   };
-  const host = new TenantHost(() => Promise.resolve(slow), () => noMoves, () => Promise.resolve([]), () => undefined);
+  const host = new TenantHost(() => Promise.resolve(slow), () => noMoves, () => Promise.resolve({ live: [], running: [] }), () => undefined);
   await Promise.all([
     host.event('t', { kind: 'register', container: { id: 'c', tenant: 't', fn: 'f', initialQuota: 1 } }),
     host.event('t', { kind: 'invocation-start', id: 'c' }),
@@ -63,7 +63,7 @@ test('a lost Manager is replaced, rebuilt from the live containers, and its rest
     const n = ++started;
     return Promise.resolve({
       apply: (e) => {
-        seen.push(`${String(n)} ${e.kind}`);
+        seen.push(`${String(n)} ${e.kind}${e.kind === 'invocation-start' ? ` ${e.id}` : ''}`);
         return n === 1 ? Promise.reject(new EphemeraError('EPH_MANAGER_UNAVAILABLE', 'gone')) : Promise.resolve([]);
       },
       recover: (l) => {
@@ -76,9 +76,10 @@ test('a lost Manager is replaced, rebuilt from the live containers, and its rest
   };
   const raised: string[] = [];
   const ctx: MoveContext = { party: () => undefined, hold: () => Promise.resolve(), release: (id) => raised.push(id) };
-  const host = new TenantHost(factory, () => ctx, () => Promise.resolve(live), () => undefined);
+  const host = new TenantHost(factory, () => ctx, () => Promise.resolve({ live, running: ['c', 'other'] }), () => undefined);
   const r = await host.event('t', { kind: 'invocation-start', id: 'c' });
-  assert.deepEqual(seen, ['1 invocation-start', '2 recover 1', '2 move-failed', '2 invocation-start']);
+  // The invocation in flight elsewhere ("other") starts again in the new model; "c" gets its own event.
+  assert.deepEqual(seen, ['1 invocation-start c', '2 recover 1', '2 move-failed', '2 invocation-start other', '2 invocation-start c']);
   // The restore named a container this fake context does not hold: refused, nothing applied.
   assert.equal(r.refused.length, 1);
   assert.equal(started, 2);

@@ -33,8 +33,15 @@ export interface RefusedMove {
 }
 
 export interface BatchResult {
-  readonly done: readonly MoveOutcome[];
-  readonly refused: readonly RefusedMove[];
+  readonly done: MoveOutcome[];
+  readonly refused: RefusedMove[];
+}
+
+/** What a replacement Manager is rebuilt from. */
+export interface RecoveryView {
+  readonly live: readonly LiveContainer[];
+  /** Containers running an invocation now. */
+  readonly running: readonly string[];
 }
 
 interface Tenant {
@@ -54,13 +61,13 @@ export class TenantHost {
   readonly #tenants = new Map<string, Tenant>();
   readonly #log: (msg: string) => void;
 
-  readonly #live: (tenant: string) => Promise<LiveContainer[]>;
+  readonly #live: (tenant: string) => Promise<RecoveryView>;
 
   /**
-   * @param live the tenant's containers with their limits in force, for a Manager that must be
-   *   rebuilt after its process was lost
+   * @param live the tenant's containers with their limits in force, and those running an
+   *   invocation now, for a Manager that must be rebuilt after its process was lost
    */
-  constructor(factory: ManagerFactory, moves: (tenant: string) => MoveContext, live: (tenant: string) => Promise<LiveContainer[]>, log: (msg: string) => void) {
+  constructor(factory: ManagerFactory, moves: (tenant: string) => MoveContext, live: (tenant: string) => Promise<RecoveryView>, log: (msg: string) => void) {
     this.#factory = factory;
     this.#moves = moves;
     this.#live = live;
@@ -94,7 +101,15 @@ export class TenantHost {
         if (!isEphemeraError(err) || !LOST.has(err.code)) throw err;
         this.#log(`tenant ${tenant}: its Manager is lost (${err.message}); starting a new one and recovering`);
         const fresh = await this.#replace(tenant, m);
-        const restored = await this.execute(tenant, fresh, await fresh.recover(await this.#live(tenant)));
+        const view = await this.#live(tenant);
+        const restored = await this.execute(tenant, fresh, await fresh.recover(view.live));
+        // The invocations still in flight start again in the new model (its contract, step 5.4).
+        for (const id of view.running) {
+          if (event.kind === 'invocation-start' && event.id === id) continue;
+          const r = await this.execute(tenant, fresh, await fresh.apply({ kind: 'invocation-start', id }));
+          restored.done.push(...r.done);
+          restored.refused.push(...r.refused);
+        }
         try {
           moves = await fresh.apply(event);
         } catch (again) {

@@ -83,7 +83,6 @@ export async function startTestNode(
       // Whatever the agent lost track of (a failed test) goes too.
       for (const c of await engine.list([`ephemera.node=${node}`])) await engine.remove(c.id);
       if (options.stateDir === undefined) await rm(stateDir, { recursive: true, force: true });
-      await removeParentCgroups(`ephemera-node-test-${node}`);
     },
   };
 }
