@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import type { DaemonStats } from '../daemon-client/client.js';
-import { invocationUsage, requestedBytes, runStats } from './usage.js';
+import { invocationUsage, requestedBytes, runStats, samplePeaks } from './usage.js';
 
 const MiB = 1 << 20;
 
@@ -47,6 +47,22 @@ test('files are taken out of the cgroup peak once, at their peak in the run', ()
   assert.deepEqual(invocationUsage(before, kept, 50 * MiB), { ownPeakBytes: 42 * MiB, filePeakBytes: 48 * MiB });
   // A daemon that reports the split itself is believed.
   assert.deepEqual(invocationUsage(before, stats({ own_peak_bytes: 7, file_peak_bytes: 9 }), 90 * MiB), { ownPeakBytes: 7, filePeakBytes: 9 });
+});
+
+test('a scratch run after a bigger one: its files, created and deleted within the run, are known from the samples', () => {
+  // An earlier run reached 80 MiB of files in memory; this one wrote 2 × 32 MiB, 30 in memory and
+  // 34 on disk, and deleted them before it ended. Counters before and after show no files at all.
+  const before = stats({ bytes_in_memory_peak: 80 * MiB });
+  const after = stats({ bytes_in_memory_peak: 80 * MiB });
+  // Without samples the run looks file-less: the whole cgroup peak is taken for its own memory.
+  assert.deepEqual(invocationUsage(before, after, 64 * MiB), { ownPeakBytes: 64 * MiB, filePeakBytes: 0 });
+  let sampled = samplePeaks(undefined, before);
+  for (const [m, d] of [[10, 0], [30, 20], [30, 34], [0, 0]] as const) sampled = samplePeaks(sampled, stats({ file_bytes_memory: m * MiB, file_bytes_disk: d * MiB }));
+  assert.deepEqual(sampled, { memory: 30 * MiB, total: 64 * MiB });
+  assert.deepEqual(invocationUsage(before, after, 64 * MiB, sampled), { ownPeakBytes: 34 * MiB, filePeakBytes: 64 * MiB });
+  // The samples never lower what the counters show.
+  const kept = stats({ bytes_in_memory_peak: 80 * MiB, file_bytes_memory: 8 * MiB, file_bytes_disk: 40 * MiB });
+  assert.deepEqual(invocationUsage(before, kept, 50 * MiB, { memory: 0, total: 0 }), { ownPeakBytes: 42 * MiB, filePeakBytes: 48 * MiB });
 });
 
 test("run statistics are this run's deltas", () => {
