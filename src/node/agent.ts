@@ -351,7 +351,7 @@ export class NodeAgent {
         this.#log(`stats of ${id} after its run: ${(err as Error).message}`);
         return before;
       });
-      const used = invocationUsage(before, after, await i.limiter.getPeak().catch(() => null), sampled);
+      const used = invocationUsage(before, after, await i.limiter.getPeak().catch(() => null), samplePeaks(sampled, after));
       await this.#tenants.event(i.tenant, { kind: 'invocation-end', id, used });
       i.profile = used;
       return {

@@ -13,10 +13,10 @@ function count(stats: DaemonStats, field: string): number {
 }
 
 /**
- * The largest file bytes the daemon reported while a run went on (sampled by the agent): in
- * memory, and in memory plus on disk. The daemon's own `bytes_in_memory_peak` is over its whole
- * life, and a file created and deleted within the run (a scratch file) leaves no trace in the
- * counters after it, so without samples such a run would look as if it had used no files at all.
+ * The largest file bytes the daemon reported while a run went on (one `stats` every 100 ms, and
+ * the ones before and after): in memory, and in memory plus on disk. The daemon's own
+ * `bytes_in_memory_peak` is over its whole life, and a file created and deleted within the run (a
+ * scratch file) leaves no trace in the counters after it.
  */
 export interface FileSamples {
   readonly memory: number;
@@ -41,9 +41,12 @@ export function samplePeaks(so: FileSamples | undefined, stats: DaemonStats): Fi
  * largest of that, the samples of memory plus disk, and what is left at the end. A daemon that
  * reports `own_peak_bytes` and `file_peak_bytes` itself is believed instead.
  *
- * The page cache of files on disk is still in the cgroup peak, so for a run that spilled files to
- * disk `ownPeakBytes` is too high by the part of them that was resident: T_mem errs upwards, which
- * makes the container ask for more than it needs rather than lend what it needs.
+ * For a run with files, T_mem must be what keeps them in memory: besides the files and the
+ * function's own memory the daemon keeps its `headroom` free and publishes a budget a sixteenth
+ * below its eviction threshold (daemon/budget.c), so those two are counted in the own part. Without
+ * them a recipient granted exactly own + files spilled part of its files, the page cache of the
+ * spilled part counted as its own memory the next time, and its loans alternated between too
+ * small and too large. That page cache still makes T_mem err upwards after a run that spilled.
  */
 export function invocationUsage(before: DaemonStats, after: DaemonStats, cgroupPeak: number | null, sampled?: FileSamples): Usage {
   if (typeof after['own_peak_bytes'] === 'number' && typeof after['file_peak_bytes'] === 'number') {
@@ -53,7 +56,9 @@ export function invocationUsage(before: DaemonStats, after: DaemonStats, cgroupP
   const filesInMemory = Math.max(rose, before.file_bytes_memory, after.file_bytes_memory, sampled?.memory ?? 0);
   const filePeakBytes = Math.max(filesInMemory, after.file_bytes_memory + after.file_bytes_disk, sampled?.total ?? 0);
   const peak = cgroupPeak ?? after.usage ?? 0;
-  return { ownPeakBytes: Math.max(0, peak - Math.min(peak, filesInMemory)), filePeakBytes };
+  const own = Math.max(0, peak - Math.min(peak, filesInMemory));
+  const reserve = filePeakBytes > 0 ? after.headroom + Math.ceil(filePeakBytes / 16) : 0;
+  return { ownPeakBytes: own + reserve, filePeakBytes };
 }
 
 /** The run report's counters: deltas over the invocation, and the peaks. */
