@@ -27,6 +27,8 @@ export interface AgentProcessOptions {
   readonly engine: DockerEngine;
   /** Where the agent's log lines go (its stderr), one at a time. */
   readonly log: (line: string) => void;
+  /** `--lend-while-idle`: an idle warm donor keeps lending until its next invocation. */
+  readonly lendWhileIdle?: boolean;
   /** How long the agent may take to answer its first request. @default 60000 */
   readonly readyTimeoutMs?: number;
 }
@@ -76,7 +78,7 @@ export class AgentProcess {
   /** Starts the agent and waits until its API answers. */
   static async start(opts: AgentProcessOptions): Promise<AgentProcess> {
     const stateDir = await mkdtemp(join(tmpdir(), `${opts.name}-`));
-    const args = ['node', '--state-dir', stateDir, '--node-name', opts.name, '--parent-cgroup', `/${opts.name}`, '--sharing', opts.sharing, '--image', opts.image];
+    const args = ['node', '--state-dir', stateDir, '--node-name', opts.name, '--parent-cgroup', `/${opts.name}`, '--sharing', opts.sharing, '--image', opts.image, ...(opts.lendWhileIdle === true ? ['--lend-while-idle'] : [])];
     const child = spawn(opts.ephemera, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let tail = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {

@@ -28,6 +28,8 @@ export interface FigureOptions {
   readonly workload: Workload;
   readonly outDir: string;
   readonly plot: boolean;
+  /** The agents lend from idle warm donors too (`ephemera node --lend-while-idle`); the files get an `-idle` suffix. */
+  readonly lendWhileIdle: boolean;
 }
 
 export const FIGURE_DEFAULTS = {
@@ -60,6 +62,7 @@ export function fig14Plan(o: FigureOptions): SharingPlan {
     runs: o.runs,
     warmup: o.warmup,
     workload: o.workload,
+    lendWhileIdle: o.lendWhileIdle,
   };
 }
 
@@ -75,6 +78,7 @@ export function fig15Plan(o: FigureOptions): SharingPlan {
     runs: o.runs,
     warmup: o.warmup,
     workload: o.workload,
+    lendWhileIdle: o.lendWhileIdle,
   };
 }
 
@@ -88,7 +92,8 @@ export async function runFigure(fig: 'fig14' | 'fig15', o: FigureOptions, tools:
   const result = await runSharing(plan, tools, progress);
   const cs = cells(result.samples);
   const w = o.workload;
-  const setup = `${String(plan.runs)} runs per arm (after ${String(plan.warmup)} untimed), arms alternated; microbench: 2 × ${String(w.fileBytes / MiB)} MiB files, ${String(w.ops)} random 8 KiB ops (64 MiB quota); factorial n = ${String(w.n)} (512 MiB quota); --cpus ${String(w.cpus)} per container in every arm`;
+  const rule = o.lendWhileIdle ? 'idle warm donors lend too (--lend-while-idle)' : "the paper's rule: donors lend while they run";
+  const setup = `${rule}; ${String(plan.runs)} runs per arm (after ${String(plan.warmup)} untimed), arms alternated; microbench: 2 × ${String(w.fileBytes / MiB)} MiB files, ${String(w.ops)} random 8 KiB ops (64 MiB quota); factorial n = ${String(w.n)} (512 MiB quota); --cpus ${String(w.cpus)} per container in every arm`;
   const verdicts = fig === 'fig14' ? fig14Verdicts(cs, result.oomKills) : [{ what: 'OOM kills in every run: 0', value: String(result.oomKills), met: result.oomKills === 0 }];
   const paper =
     fig === 'fig14'
@@ -97,7 +102,7 @@ export async function runFigure(fig: 'fig14' | 'fig15', o: FigureOptions, tools:
   const title = fig === 'fig14' ? 'Fig. 14: memory sharing between a CPU task and an I/O task of one tenant (real node agent, real containers)' : 'Fig. 15: sharing scopes (none, single-function, single-workflow, single-tenant) in two scenarios';
   const table = formatCells(title, cs, verdicts, [setup, ...paper, `OOM kills (containers' memory cgroups and Docker's OOMKilled): ${String(result.oomKills)}`]);
   await mkdir(o.outDir, { recursive: true });
-  const base = join(o.outDir, fig);
+  const base = join(o.outDir, o.lendWhileIdle ? `${fig}-idle` : fig);
   const files = [`${base}.json`, `${base}.csv`];
   await writeFile(`${base}.json`, JSON.stringify({ figure: fig, setup, cells: cs, verdicts, oomKills: result.oomKills, samples: result.samples }, null, 2) + '\n');
   await writeFile(`${base}.csv`, samplesCsv(result.samples));

@@ -57,6 +57,8 @@ export interface SharingPlan {
   /** Untimed runs per arm and scenario first (warm containers; the Manager learns what each used). */
   readonly warmup: number;
   readonly workload: Workload;
+  /** Start the agents with `--lend-while-idle` (beyond the paper's rule). */
+  readonly lendWhileIdle: boolean;
 }
 
 export interface SharingTools {
@@ -94,6 +96,7 @@ export async function runSharing(plan: SharingPlan, tools: SharingTools, progres
         ephemera: tools.ephemera,
         image: tools.image,
         sharing,
+        lendWhileIdle: plan.lendWhileIdle,
         name: `ephbench-${String(process.pid)}-${sharing}`,
         engine: tools.engine,
         log: (line) => {
@@ -133,7 +136,7 @@ export async function runSharing(plan: SharingPlan, tools: SharingTools, progres
           const got: Sample[] = [];
           for (const phase of scenario.phases) got.push(...(await runPhase(plan, deployed, phase, arm, scenario.name, run)));
           if (run >= 0) samples.push(...got);
-          progress.finish(what, got.map((s) => `${s.container} ${s.ms.toFixed(0)} ms`).join(', '));
+          progress.finish(what, got.map((s) => `${s.container} ${s.ms.toFixed(0)} ms at ${(s.grantedBytes / 1048576).toFixed(0)} MiB`).join(', '));
         }
       }
     }
