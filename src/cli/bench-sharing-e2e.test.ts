@@ -16,7 +16,25 @@ import { DockerEngine } from '../container/engine.js';
 import { dockerReady } from '../node/testkit.js';
 
 const EPHEMERA = fileURLToPath(new URL('../../ephemera', import.meta.url));
-const TINY = ['--runs', '1', '--warmup', '0', '--file-mib', '1', '--ops', '200', '--n', '2000', '--no-plot'];
+// 2 × 24 MiB of files: with the declared 24 MiB of its own, the I/O task wants 72 MiB of its 64 MiB quota, so a loan is due;
+// the factorial (60000!, a fraction of a second) is still running when the I/O task starts.
+const TINY = ['--runs', '1', '--warmup', '0', '--file-mib', '24', '--ops', '200', '--n', '60000', '--no-plot'];
+
+interface SampleJson {
+  readonly scenario: string;
+  readonly arm: string;
+  readonly task: string;
+  readonly ms: number;
+  readonly oom: boolean;
+  readonly initialBytes: number;
+  readonly grantedBytes: number;
+}
+
+function loaned(samples: readonly SampleJson[], scenario: string, arm: string): boolean {
+  const io = samples.filter((s) => s.scenario === scenario && s.arm === arm && s.task === 'io');
+  assert.ok(io.length > 0, `no I/O sample for ${scenario}/${arm}`);
+  return io.every((s) => s.grantedBytes > s.initialBytes);
+}
 
 interface Exit {
   readonly code: number | null;
@@ -88,23 +106,33 @@ describe('sharing benchmarks on real agents and containers', { timeout: 600_000 
       assert.match(r.stdout, new RegExp(`pair +${arm} +CPU \\(factorial\\) +1 `));
     }
     assert.match(r.stdout, /met {4}OOM kills in every run: 0: 0/);
-    const json = JSON.parse(readFileSync(join(out, 'fig14.json'), 'utf8')) as { samples: { ms: number; oom: boolean }[]; oomKills: number };
+    const json = JSON.parse(readFileSync(join(out, 'fig14.json'), 'utf8')) as { samples: SampleJson[]; oomKills: number };
     assert.equal(json.samples.length, 6);
     assert.ok(json.samples.every((s) => s.ms > 0 && !s.oom));
+    // The loan reaches the I/O task with sharing only.
+    assert.equal(loaned(json.samples, 'pair', 'tenant'), true);
+    assert.equal(loaned(json.samples, 'pair', 'none'), false);
+    assert.equal(loaned(json.samples, 'pair', 'overlay'), false);
     assert.equal(readFileSync(join(out, 'fig14.csv'), 'utf8').trim().split('\n').length, 7);
     assert.deepEqual(await leftovers(r.pid), []);
   });
 
-  test('fig15: four variants in two scenarios', { timeout: 300_000 }, async (t) => {
+  test('fig15 with --lend-while-idle: four variants in two scenarios; in the sequence, only the scopes that hold the idle CPU task lend', { timeout: 300_000 }, async (t) => {
     if (skip !== null) return t.skip(skip);
-    const r = await cli(['bench', 'fig15', ...TINY, '--out', out], 280_000);
+    const r = await cli(['bench', 'fig15', ...TINY, '--lend-while-idle', '--out', out], 280_000);
     assert.equal(r.code, 0, r.stderr);
     for (const scenario of ['concurrent', 'sequence']) {
       for (const arm of ['none', 'function', 'workflow', 'tenant']) assert.match(r.stdout, new RegExp(`${scenario} +${arm} +I/O`));
     }
-    const json = JSON.parse(readFileSync(join(out, 'fig15.json'), 'utf8')) as { samples: unknown[] };
+    assert.match(r.stdout, /idle warm donors lend too/);
+    const json = JSON.parse(readFileSync(join(out, 'fig15-idle.json'), 'utf8')) as { samples: SampleJson[] };
     // concurrent: 4 tasks, sequence: 2, in each of 4 variants
     assert.equal(json.samples.length, 4 * (4 + 2));
+    // cpu1 (factorial, workflow A) has finished when io1 (microbench, workflow A) starts.
+    assert.equal(loaned(json.samples, 'sequence', 'tenant'), true);
+    assert.equal(loaned(json.samples, 'sequence', 'workflow'), true);
+    assert.equal(loaned(json.samples, 'sequence', 'function'), false);
+    assert.equal(loaned(json.samples, 'sequence', 'none'), false);
     assert.deepEqual(await leftovers(r.pid), []);
   });
 

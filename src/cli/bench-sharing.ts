@@ -24,7 +24,7 @@ export const SHARING_USAGE = `  fig14 fig15  memory sharing between a tenant's c
         CPU then I/O in sequence. Flags: --runs N (default ${String(D.runs)}), --warmup N (default ${String(D.warmup)}),
         --file-mib N per file (default ${String(D.fileMiB)}), --ops N (default ${String(D.ops)}), --n N factorial (default
         ${String(D.n)}), --cpus X per container (default ${String(D.cpus)}), --out DIR (default results/sharing),
-        --no-plot.
+        --no-plot, --lend-while-idle (the agents' flag: idle warm donors lend too; files get -idle).
   fig16a  the Manager's overhead per invocation at 200-1000 requests/s: the decision alone and
         the request through a real agent to its container released (limits written). Flags:
         --rates R,R,... (default ${FIG16A_DEFAULTS.rates.join(',')}), --seconds N per rate (default ${String(FIG16A_DEFAULTS.seconds)}),
@@ -54,7 +54,7 @@ function outDir(value: string | undefined): string {
 /** `ephemera bench fig14|fig15 [flags]`. */
 export async function figureMain(fig: 'fig14' | 'fig15', argv: readonly string[]): Promise<number> {
   const ctx = `${CONTEXT} ${fig}`;
-  const p = parseFlags(argv, { runs: { value: true }, warmup: { value: true }, 'file-mib': { value: true }, ops: { value: true }, n: { value: true }, cpus: { value: true }, out: { value: true }, 'no-plot': { value: false } }, ctx);
+  const p = parseFlags(argv, { runs: { value: true }, warmup: { value: true }, 'file-mib': { value: true }, ops: { value: true }, n: { value: true }, cpus: { value: true }, out: { value: true }, 'no-plot': { value: false }, 'lend-while-idle': { value: false } }, ctx);
   const warmupText = flagValue(p, 'warmup') ?? String(D.warmup);
   if (!/^\d{1,2}$/.test(warmupText)) throw usage(`--warmup takes 0 to 99 runs, got ${JSON.stringify(warmupText)}`);
   const cpusText = flagValue(p, 'cpus') ?? String(D.cpus);
@@ -70,6 +70,7 @@ export async function figureMain(fig: 'fig14' | 'fig15', argv: readonly string[]
       workload: { fileBytes: fileMiB * 1024 * 1024, ops: flagPositiveInt(p, 'ops', ctx, D.ops), n: flagPositiveInt(p, 'n', ctx, D.n), cpus },
       outDir: outDir(flagValue(p, 'out')),
       plot: !flagSet(p, 'no-plot'),
+      lendWhileIdle: flagSet(p, 'lend-while-idle'),
     },
     await tools(progress),
     progress,
