@@ -106,6 +106,7 @@ describe('sharing benchmarks on real agents and containers', { timeout: 600_000 
       assert.match(r.stdout, new RegExp(`pair +${arm} +CPU \\(factorial\\) +1 `));
     }
     assert.match(r.stdout, /met {4}OOM kills in every run: 0: 0/);
+    assert.match(r.stdout, /met {4}every loan back when no invocation runs \(limits at their quotas\): yes/);
     const json = JSON.parse(readFileSync(join(out, 'fig14.json'), 'utf8')) as { samples: SampleJson[]; oomKills: number };
     assert.equal(json.samples.length, 6);
     assert.ok(json.samples.every((s) => s.ms > 0 && !s.oom));

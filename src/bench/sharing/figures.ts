@@ -94,7 +94,8 @@ export async function runFigure(fig: 'fig14' | 'fig15', o: FigureOptions, tools:
   const w = o.workload;
   const rule = o.lendWhileIdle ? 'idle warm donors lend too (--lend-while-idle)' : "the paper's rule: donors lend while they run";
   const setup = `${rule}; ${String(plan.runs)} runs per arm (after ${String(plan.warmup)} untimed), arms alternated; microbench: 2 × ${String(w.fileBytes / MiB)} MiB files, ${String(w.ops)} random 8 KiB ops (64 MiB quota); factorial n = ${String(w.n)} (512 MiB quota); --cpus ${String(w.cpus)} per container in every arm`;
-  const verdicts = fig === 'fig14' ? fig14Verdicts(cs, result.oomKills) : [{ what: 'OOM kills in every run: 0', value: String(result.oomKills), met: result.oomKills === 0 }];
+  const returned = { what: 'every loan back when no invocation runs (limits at their quotas)', value: result.unreturned.length === 0 ? 'yes' : result.unreturned.join('; '), met: result.unreturned.length === 0 };
+  const verdicts = [...(fig === 'fig14' ? fig14Verdicts(cs, result.oomKills) : [{ what: 'OOM kills in every run: 0', value: String(result.oomKills), met: result.oomKills === 0 }]), returned];
   const paper =
     fig === 'fig14'
       ? ['paper (Fig. 14): I/O task vs OverlayFS −90.27% without sharing, −95.73% with; factorial 10.80 s → 10.66 s (within 1.29%)']
@@ -104,7 +105,7 @@ export async function runFigure(fig: 'fig14' | 'fig15', o: FigureOptions, tools:
   await mkdir(o.outDir, { recursive: true });
   const base = join(o.outDir, o.lendWhileIdle ? `${fig}-idle` : fig);
   const files = [`${base}.json`, `${base}.csv`];
-  await writeFile(`${base}.json`, JSON.stringify({ figure: fig, setup, cells: cs, verdicts, oomKills: result.oomKills, samples: result.samples }, null, 2) + '\n');
+  await writeFile(`${base}.json`, JSON.stringify({ figure: fig, setup, cells: cs, verdicts, oomKills: result.oomKills, unreturned: result.unreturned, samples: result.samples }, null, 2) + '\n');
   await writeFile(`${base}.csv`, samplesCsv(result.samples));
   if (o.plot) files.push(...(await writePlot(cellsPlotSpec(title, cs, setup), base)));
   return { table, files };

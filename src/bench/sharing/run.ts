@@ -72,6 +72,8 @@ export interface SharingResult {
   readonly samples: Sample[];
   /** OOM kills counted by the containers' memory cgroups over the whole benchmark, plus Docker's OOMKilled flags. */
   readonly oomKills: number;
+  /** Containers not back at their quota, or with a loan on record, once every run was over. */
+  readonly unreturned: string[];
 }
 
 const RUNNING_TIMEOUT_MS = 15_000;
@@ -142,10 +144,22 @@ export async function runSharing(plan: SharingPlan, tools: SharingTools, progres
     }
     const oomAfter = await oomCount(agents, tools.engine);
     const flagged = samples.filter((s) => s.oom).length;
-    return { samples, oomKills: Math.max(oomAfter - oomBefore, flagged) };
+    return { samples, oomKills: Math.max(oomAfter - oomBefore, flagged), unreturned: await unreturned(agents) };
   } finally {
     for (const { agent } of agents.values()) await agent.stop().catch((e: unknown) => progress.note(`stopping agent ${agent.node}: ${(e as Error).message}`));
   }
+}
+
+/** Every loan must have come back when no invocation runs: each container at its quota (its cgroup's limit), none lent or borrowed. */
+async function unreturned(agents: ReadonlyMap<SharingScope, Deployed>): Promise<string[]> {
+  const bad: string[] = [];
+  for (const [scope, { agent, ids }] of agents) {
+    const names = new Map([...ids].map(([name, id]) => [id, name]));
+    for (const v of await agent.client.listContainers(TENANT)) {
+      if (v.grantedBytes !== v.initialBytes || v.lentTo.length + v.borrowedFrom.length > 0) bad.push(`${scope}/${names.get(v.id) ?? v.id}: limit ${String(v.grantedBytes)} of quota ${String(v.initialBytes)}`);
+    }
+  }
+  return bad;
 }
 
 async function oomCount(agents: ReadonlyMap<SharingScope, Deployed>, engine: DockerEngine): Promise<number> {
