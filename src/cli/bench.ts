@@ -20,6 +20,7 @@ import { SCHEDULER_BENCH_USAGE, fig16bMain, fig16cMain, table4Main, table4ModelM
 import { BUILD_DIR, buildOutput } from './paths.js';
 import { PLATFORM_DEFAULTS, plotPlatformBench, runPlatformBench } from '../bench/platform.js';
 import { runPlatformDemo } from '../bench/platform-demo.js';
+import { SHARING_USAGE, fig16aMain, figureMain } from './bench-sharing.js';
 
 export const BENCH_USAGE = `usage: ephemera bench EXPERIMENT [FLAGS]
 
@@ -59,6 +60,7 @@ experiments:
 ${MICRO_USAGE}
 ${SCHEDULER_BENCH_USAGE}
 ${EVAL_USAGE}
+${SHARING_USAGE}
 
 Timed loops are native code or whole processes; the harness only starts them and takes medians.`;
 
@@ -235,6 +237,9 @@ const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<
   fig16c: (argv) => withProgressLine((line) => fig16cMain(argv, line)),
   'table4-model': (argv) => Promise.resolve(table4ModelMain(argv)),
   table4: (argv) => withProgressLine((line) => table4Main(argv, line)),
+  fig14: (argv) => figureMain('fig14', argv),
+  fig15: (argv) => figureMain('fig15', argv),
+  fig16a: fig16aMain,
   ...Object.fromEntries(EVAL_EXPERIMENTS.map((name) => [name, (argv: readonly string[]) => evalBenchMain([name, ...argv])])),
 };
 

@@ -45,13 +45,15 @@ import type { MoveContext, MoveParty, MoveStep } from './moves.js';
 import { RecordedLimitSync } from './recorded-limit.js';
 import { IN_DAEMON, IN_LIB, IN_RUN, runtimeCommand } from './runtime-command.js';
 import { TenantHost, type BatchResult, type ManagerFactory, type RecoveryView } from './tenants.js';
-import { invocationUsage, requestedBytes, runStats } from './usage.js';
+import { invocationUsage, requestedBytes, runStats, samplePeaks } from './usage.js';
 
 /** Unix socket paths are limited to 107 bytes (sun_path). */
 const MAX_SOCKET_PATH = 107;
 const DEFAULT_RUN_TIMEOUT_MS = 60_000;
 /** How long the agent waits for an activation's log sentinels after its /run answered. */
 const LOG_WAIT_MS = 2000;
+/** How often a running container's daemon is asked for its file bytes (usage.ts, FileSamples). */
+const FILE_SAMPLE_MS = 100;
 
 export interface NodeAgentOptions {
   readonly node: string;
@@ -353,6 +355,19 @@ export class NodeAgent {
       let reply: ActionReply;
       let timedOut = false;
       let broken = false;
+      // The daemon's file bytes while the run goes on: scratch files deleted before the end leave
+      // no trace in its counters afterwards (usage.ts).
+      let sampled = samplePeaks(undefined, before);
+      let asking = false;
+      const sampler = setInterval(() => {
+        if (asking) return;
+        asking = true;
+        i.daemon
+          .stats()
+          .then((s) => (sampled = samplePeaks(sampled, s)))
+          .catch(() => undefined)
+          .finally(() => (asking = false));
+      }, FILE_SAMPLE_MS);
       try {
         reply = await actionRequest(socket, 'POST', '/run', owRun, timeoutMs, i.http);
       } catch (err) {
@@ -362,6 +377,8 @@ export class NodeAgent {
         reply = timedOut
           ? { statusCode: 502, body: { error: `The action exceeded its time limits of ${timeoutMs} milliseconds.` } }
           : { statusCode: 502, body: { error: `The action did not produce a valid response and exited unexpectedly (${err.message}).` } };
+      } finally {
+        clearInterval(sampler);
       }
       const durationMs = Math.round(performance.now() - t0);
       if (timedOut || broken) {
@@ -393,7 +410,7 @@ export class NodeAgent {
         }),
         i.limiter.getPeak().catch(() => null),
       ]);
-      const used = invocationUsage(before, after, peak);
+      const used = invocationUsage(before, after, peak, samplePeaks(sampled, after));
       i.profile = used;
       const result: RunReply = {
         ...reply,
