@@ -20,8 +20,9 @@ import type { Browser, Page } from 'puppeteer-core';
 
 import { ensureDockerEngine } from '../container/dockerd.js';
 import { basicAuthFor } from '../dashboard/auth.js';
-import { closeChromium, launchChromium } from '../dashboard/chromium.js';
+import { attrs, closeChromium, inPage, launchChromium, signIn as signInAt } from '../dashboard/chromium.js';
 import { PrometheusServer, promtoolCheck, waitFor } from '../dashboard/prometheus-harness.js';
+import { CPU_ACTION, IO_ACTION } from '../bench/platform-demo.js';
 import { NodeClient } from '../node/client.js';
 import { startAnnounced, stopChild } from '../platform/child.js';
 import { readProps } from '../platform/harness.js';
@@ -31,27 +32,6 @@ const NAME = `views-e2e-${String(process.pid)}`;
 const NODE = `${NAME}-node-1`;
 const MiB = 1024 * 1024;
 const STEP_MS = 30_000;
-
-const CPU = 'import time\ndef main(a):\n    end = time.time() + a.get("s", 4)\n    n = 0\n    while time.time() < end:\n        n += 1\n    return {"spins": n}\n';
-const IO = `
-import os
-def main(args):
-    block = b"e" * (1 << 20)
-    names = []
-    for i in range(int(args.get("mb", 100)) // 4):
-        name = "/tmp/part-%d.bin" % i
-        with open(name, "wb") as f:
-            for _ in range(4):
-                f.write(block)
-        names.append(name)
-    total = 0
-    for name in names:
-        with open(name, "rb") as f:
-            total += len(f.read())
-    for name in names:
-        os.unlink(name)
-    return {"read": total}
-`;
 
 interface ActivationRecord {
   activationId: string;
@@ -65,20 +45,8 @@ function containersOfNode(): string[] {
   return r.stdout.split('\n').filter((l) => l !== '');
 }
 
-// Page-side code is passed as strings: this file is compiled without the DOM library.
-async function inPage(page: Page, expression: string): Promise<unknown> {
-  return page.evaluate<[], () => unknown>(expression);
-}
-async function attrs(page: Page, selector: string, attr: string): Promise<(string | null)[]> {
-  return (await inPage(page, `[...document.querySelectorAll(${JSON.stringify(selector)})].map((e) => e.getAttribute(${JSON.stringify(attr)}))`)) as (string | null)[];
-}
-
 async function signIn(page: Page, base: string, key: string): Promise<void> {
-  await page.goto(`${base}/dashboard`, { waitUntil: 'domcontentloaded', timeout: STEP_MS });
-  await page.waitForSelector('#login:not([hidden])', { timeout: STEP_MS });
-  await page.type('#key', key);
-  await page.click('#login button[type=submit]');
-  await page.waitForSelector('body[data-rendered="1"]', { timeout: STEP_MS });
+  await signInAt(page, base, key, STEP_MS);
   // Set once: a reload would lose it.
   await inPage(page, 'window.__noReload = "still here"');
 }
@@ -138,8 +106,8 @@ describe('the operator views on `ephemera up` (real node agent, Docker, Chromium
     // What the profiler would say: the CPU action needs little of its 256 MiB, the I/O action
     // more file space than its 128 MiB hold, so the Manager lends from one to the other.
     for (const [name, code, memory, profile] of [
-      ['cpu', CPU, 256, { ownPeakBytes: 12 * MiB, filePeakBytes: 0 }],
-      ['io', IO, 128, { ownPeakBytes: 24 * MiB, filePeakBytes: 160 * MiB }],
+      ['cpu', CPU_ACTION, 256, { ownPeakBytes: 12 * MiB, filePeakBytes: 0 }],
+      ['io', IO_ACTION, 128, { ownPeakBytes: 24 * MiB, filePeakBytes: 160 * MiB }],
     ] as const) {
       const r = await api('alpha', 'PUT', `actions/${name}`, { exec: { kind: 'python:3', code }, limits: { memory }, annotations: [{ key: 'ephemera.profile', value: profile }] });
       assert.equal(r.status, 200, JSON.stringify(r.json));

@@ -67,7 +67,7 @@ test('GET /v1/events reads the journal after a number; a bad query is refused at
   for (const q of ['after=-1', 'after=x', 'limit=0x', 'since=3']) {
     const res = await app.inject({ method: 'GET', url: `/v1/events?${q}` });
     assert.equal(res.statusCode, 400, q);
-    assert.equal((res.json() as { error: { code: string } }).error.code, 'EPH_NODE_BAD_REQUEST');
+    assert.equal(res.json<{ error: { code: string } }>().error.code, 'EPH_NODE_BAD_REQUEST');
   }
 });
 
