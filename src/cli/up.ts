@@ -139,12 +139,12 @@ export async function upMain(argv: readonly string[]): Promise<number> {
       port: Number(portText),
       tenants,
       nodes: procs.map((p) => p.agent),
-      // The operator's views read the agents' own API: a short timeout, so a stuck agent cannot hold a page.
-      views: procs.map((p) => ({ node: p.spec.name, client: new NodeClient(join(p.spec.stateDir, 'node.sock'), { timeoutMs: 5000 }) })),
       selector: new MostFreeSelector(scheduler),
       log,
       keepAliveMs,
       blockingWaitMs: 60_000,
+      // The operator's views read the agents' own API: a short timeout, so a stuck agent cannot hold a page.
+      views: procs.map((p) => ({ node: p.spec.name, client: new NodeClient(join(p.spec.stateDir, 'node.sock'), { timeoutMs: 5000 }) })),
     });
   } catch (err) {
     await stopNodes();
