@@ -9,14 +9,14 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 
 import { EphemeraError } from '../core/errors.js';
-import { NodeAgentsSource, type NodeAgentApi } from '../dashboard/node-source.js';
+import type { NodeAgentApi } from '../dashboard/node-source.js';
 import type { NodeAgent, NodeSelector } from './agent.js';
 import { buildController } from './api.js';
-import { AgentEventFeed, type JournalReader } from './event-feed.js';
+import type { JournalReader } from './event-feed.js';
 import { Invoker } from './invoker.js';
 import { ADMIN_TENANT, Store } from './store.js';
 import { writeWskprops } from './tenants.js';
-import { StoreAuthorizer, mountViews, observeSelections, viewsObserver } from './views.js';
+import { ControllerViews } from './views.js';
 
 /** Where a running controller leaves its address in its state directory. */
 export function apihostFile(stateDir: string): string {
@@ -69,12 +69,11 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   const store = Store.open(cfg.stateDir);
   const lost = store.failInFlight(Date.now());
   if (lost.length > 0) cfg.log.warn({ activationIds: lost }, 'activations left running by a previous controller were recorded as whisk internal errors');
-  const source = cfg.views === undefined ? undefined : new NodeAgentsSource(cfg.views.map((v) => v.client));
-  const feed = source === undefined || cfg.views === undefined ? undefined : new AgentEventFeed(cfg.views.map((v) => ({ node: v.node, reader: v.client })), (e) => { source.emit(e); }, cfg.log);
+  const views = cfg.views === undefined ? undefined : new ControllerViews(cfg.views, cfg.log);
   const invoker = new Invoker({
     nodes: cfg.nodes,
-    selector: source === undefined ? cfg.selector : observeSelections(cfg.selector, (e) => { source.emit(e); }),
-    ...(source === undefined ? {} : { observer: viewsObserver(source) }),
+    selector: views?.observe(cfg.selector) ?? cfg.selector,
+    ...(views === undefined ? {} : { observer: views.observer }),
     ledger: store,
     actions: store,
     profiles: store,
@@ -83,11 +82,10 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   });
   const app = buildController({ store, invoker, log: cfg.log, blockingWaitMs: cfg.blockingWaitMs });
   try {
-    if (source !== undefined) await mountViews(app, source, new StoreAuthorizer(store));
-    await feed?.start();
+    await views?.start(app, store);
     await app.listen({ host: cfg.host, port: cfg.port });
   } catch (err) {
-    await feed?.stop();
+    await views?.stop();
     store.close();
     throw new EphemeraError('EPH_PLATFORM_START', `the controller could not listen on ${cfg.host}:${cfg.port}: ${err instanceof Error ? err.message : String(err)}; stop what uses the port or pass --port`, { cause: err });
   }
@@ -113,7 +111,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     close: () => {
       closing ??= (async () => {
         await Promise.all([app.close(), invoker.close()]);
-        await feed?.stop();
+        await views?.stop();
         store.close();
       })();
       return closing;

@@ -7,13 +7,15 @@
  * (event-feed.ts).
  */
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 
 import type { Authorizer, Principal } from '../dashboard/auth.js';
 import { dashboardRoutes } from '../dashboard/dashboard-routes.js';
 import { metricsRoutes } from '../dashboard/metrics-routes.js';
-import type { NodeAgentsSource } from '../dashboard/node-source.js';
+import { NodeAgentsSource, type NodeAgentApi } from '../dashboard/node-source.js';
 import type { ActivationStatus, ActivationSummary, ClusterEvent } from '../dashboard/source.js';
 import type { NodeAgent, NodeSelector, Placement } from './agent.js';
+import { AgentEventFeed, type JournalReader } from './event-feed.js';
 import type { InvokerObserver } from './invoker.js';
 import type { ActivationRecord } from './model.js';
 import type { Tenant } from './store.js';
@@ -83,8 +85,37 @@ export function observeSelections(selector: NodeSelector, onDecision: (event: Ex
   };
 }
 
-/** Serves `/metrics` and `/dashboard` on the controller's app. */
-export async function mountViews(app: FastifyInstance, source: NodeAgentsSource, authorizer: Authorizer): Promise<void> {
-  await app.register(metricsRoutes, { source, authorizer });
-  await app.register(dashboardRoutes, { source, authorizer });
+/** The views' parts of one controller: the source, the journal feed, and the hooks into the invoker. */
+export class ControllerViews {
+  readonly source: NodeAgentsSource;
+  readonly #feed: AgentEventFeed;
+
+  /** @param agents the node agents as the views read them (their own API: state and journal) */
+  constructor(agents: readonly { readonly node: string; readonly client: NodeAgentApi & JournalReader }[], log: Logger) {
+    const source = new NodeAgentsSource(agents.map((a) => a.client));
+    this.source = source;
+    this.#feed = new AgentEventFeed(agents.map((a) => ({ node: a.node, reader: a.client })), (e) => { source.emit(e); }, log);
+  }
+
+  /** The invoker's observer: runs' daemon counters and finished activations. */
+  get observer(): InvokerObserver {
+    return viewsObserver(this.source);
+  }
+
+  /** The selector, with each of its decisions counted. */
+  observe(selector: NodeSelector): NodeSelector {
+    return observeSelections(selector, (e) => { this.source.emit(e); });
+  }
+
+  /** Serves `/metrics` and `/dashboard` on the controller's app (keys from the store) and starts following the journals. */
+  async start(app: FastifyInstance, keys: ConstructorParameters<typeof StoreAuthorizer>[0]): Promise<void> {
+    const authorizer = new StoreAuthorizer(keys);
+    await app.register(metricsRoutes, { source: this.source, authorizer });
+    await app.register(dashboardRoutes, { source: this.source, authorizer });
+    await this.#feed.start();
+  }
+
+  stop(): Promise<void> {
+    return this.#feed.stop();
+  }
 }
