@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import Fastify from 'fastify';
 import { pino } from 'pino';
 
 import type { ClusterEvent } from '../dashboard/source.js';
@@ -10,7 +11,7 @@ import type { NodeAgent, Placement } from './agent.js';
 import { AgentEventFeed, clusterEvent } from './event-feed.js';
 import { STATUSES, type ActivationRecord } from './model.js';
 import type { Tenant } from './store.js';
-import { StoreAuthorizer, activationSummary, observeSelections } from './views.js';
+import { ControllerViews, StoreAuthorizer, activationSummary, observeSelections } from './views.js';
 
 const tenant = (name: string, admin = false): Tenant => ({ name, uuid: `${name}-uuid`, key: `${name}-key`, admin, created: 0 });
 
@@ -82,4 +83,37 @@ test('the feed starts at the end of each journal, then emits what is new, and su
   await feed.poll();
   assert.deepEqual(got, [{ type: 'shortfall', node: 'n1', tenant: 't', container: 'new', bytes: 2, at: 5 }]);
   await feed.stop();
+});
+
+test('a starting controller shows the newest stored activations again but does not count them in /metrics', { timeout: 10_000 }, async () => {
+  const rec = (id: string, start: number): ActivationRecord => ({
+    activationId: id, namespace: 'alpha', name: 'io', subject: 's', version: '0.0.1', publish: false, start, end: start + 10, duration: 10, logs: [], annotations: [],
+    response: { status: 'success', statusCode: 0, success: true, result: {} },
+  }) as unknown as ActivationRecord;
+  const tenants = [tenant('admin', true), tenant('alpha')];
+  const store = {
+    authenticate: (uuid: string, key: string) => tenants.find((t) => t.uuid === uuid && t.key === key),
+    tenants: () => tenants,
+    listActivations: (ns: string, q: { limit: number }) => (ns === 'alpha' ? [rec('a3', 30), rec('a2', 20), rec('a1', 10)].slice(0, q.limit) : []),
+  };
+  const agent = {
+    node: () => Promise.resolve({ version: 1, node: 'n1', sharing: 'tenant' as const, cgroupVersion: 1 as const, memory: { limit: 1, allocated: 0, requested: 0 }, tenants: {} }),
+    listContainers: () => Promise.resolve([]),
+    events: (after: number): Promise<NodeEventsReply> => Promise.resolve({ events: [], next: after, missed: 0 }),
+  };
+  const views = new ControllerViews([{ node: 'n1', client: agent }], pino({ level: 'silent' }));
+  const app = Fastify();
+  try {
+    await views.start(app, store, 2);
+    const admin = `Basic ${Buffer.from('admin-uuid:admin-key').toString('base64')}`;
+    const res = await app.inject({ method: 'GET', url: '/dashboard/api/view', headers: { authorization: admin } });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(res.json<{ activations: { activationId: string; action: string }[] }>().activations.map((a) => [a.activationId, a.action]), [['a3', 'alpha/io'], ['a2', 'alpha/io']]);
+    const metrics = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: admin } });
+    assert.equal(metrics.statusCode, 200);
+    assert.doesNotMatch(metrics.body, /^ephemera_activations_total\{/m);
+  } finally {
+    await app.close();
+    await views.stop();
+  }
 });

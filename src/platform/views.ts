@@ -18,7 +18,7 @@ import type { NodeAgent, NodeSelector, Placement } from './agent.js';
 import { AgentEventFeed, type JournalReader } from './event-feed.js';
 import type { InvokerObserver } from './invoker.js';
 import type { ActivationRecord } from './model.js';
-import type { Tenant } from './store.js';
+import type { Store, Tenant } from './store.js';
 
 /** Keys to principals over the store: the operator's key sees every tenant, a tenant's its own. */
 export class StoreAuthorizer implements Authorizer {
@@ -85,6 +85,12 @@ export function observeSelections(selector: NodeSelector, onDecision: (event: Ex
   };
 }
 
+/** How many stored activations a starting controller shows again. */
+export const RESHOWN_ACTIVATIONS = 1000;
+
+/** What the views read of the platform's store. */
+export type ViewsStore = Pick<Store, 'authenticate' | 'tenants' | 'listActivations'>;
+
 /** The views' parts of one controller: the source, the journal feed, and the hooks into the invoker. */
 export class ControllerViews {
   readonly source: NodeAgentsSource;
@@ -107,9 +113,18 @@ export class ControllerViews {
     return observeSelections(selector, (e) => { this.source.emit(e); });
   }
 
-  /** Serves `/metrics` and `/dashboard` on the controller's app (keys from the store) and starts following the journals. */
-  async start(app: FastifyInstance, keys: ConstructorParameters<typeof StoreAuthorizer>[0]): Promise<void> {
-    const authorizer = new StoreAuthorizer(keys);
+  /**
+   * Serves `/metrics` and `/dashboard` on the controller's app (keys from the store) and starts
+   * following the journals. The newest `keep` stored activations are shown again (a restarted
+   * controller's page is not empty); `/metrics` counts from now on, as its counters say.
+   */
+  async start(app: FastifyInstance, store: ViewsStore, keep = RESHOWN_ACTIVATIONS): Promise<void> {
+    const stored: ActivationRecord[] = [];
+    for (const t of store.tenants()) stored.push(...store.listActivations(t.name, { skip: 0, limit: keep }));
+    stored.sort((a, b) => a.start - b.start);
+    // Before the metrics subscribe: these are kept for the views, not counted again.
+    for (const rec of stored.slice(-keep)) this.source.emit({ type: 'activation', activation: activationSummary(rec) });
+    const authorizer = new StoreAuthorizer(store);
     await app.register(metricsRoutes, { source: this.source, authorizer });
     await app.register(dashboardRoutes, { source: this.source, authorizer });
     await this.#feed.start();
