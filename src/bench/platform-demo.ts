@@ -15,9 +15,11 @@ import { readProps } from '../platform/harness.js';
 
 const MiB = 1024 * 1024;
 
-const CPU = 'import time\ndef main(a):\n    end = time.time() + a.get("s", 4)\n    n = 0\n    while time.time() < end:\n        n += 1\n    return {"spins": n}\n';
+/** A CPU-bound action: spins for `s` seconds. */
+export const CPU_ACTION = 'import time\ndef main(a):\n    end = time.time() + a.get("s", 4)\n    n = 0\n    while time.time() < end:\n        n += 1\n    return {"spins": n}\n';
 
-const IO = `
+/** An I/O-heavy action: writes `mb` MiB in 4 MiB files, reads them three times, removes them. */
+export const IO_ACTION = `
 import os
 def main(args):
     block = b"e" * (1 << 20)
@@ -107,8 +109,8 @@ export async function runPlatformDemo(opts: { cli: readonly string[]; progress: 
       };
       // The profiles say what the profiler would: the CPU action needs little of its 256 MiB, the
       // I/O action more file space than its 128 MiB hold.
-      await put('cpu', CPU, 256, { ownPeakBytes: 12 * MiB, filePeakBytes: 0 });
-      await put('io', IO, 128, { ownPeakBytes: 24 * MiB, filePeakBytes: 160 * MiB });
+      await put('cpu', CPU_ACTION, 256, { ownPeakBytes: 12 * MiB, filePeakBytes: 0 });
+      await put('io', IO_ACTION, 128, { ownPeakBytes: 24 * MiB, filePeakBytes: 160 * MiB });
       // Only the CPU action is warmed: a run replaces the hand-set profile with what it measured,
       // and the I/O action's first run is the one that shows the grant. Its cold start is not in
       // its latency (a record's duration is the run; the start is in waitTime and initTime).

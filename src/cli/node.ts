@@ -7,12 +7,15 @@ import { readFile, writeFile, mkdir, rm } from 'node:fs/promises';
 import { hostname, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 
+import { pino } from 'pino';
+
 import { EphemeraError } from '../core/errors.js';
 import { parseSize } from '../core/size.js';
 import { ensureDockerEngine } from '../container/dockerd.js';
 import { DockerEngine } from '../container/engine.js';
 import { ensureFunctionImage } from '../container/image.js';
 import type { SharingScope } from '../manager/types.js';
+import { createLogger } from '../log/logger.js';
 import { NodeAgent } from '../node/agent.js';
 import { managerDefaults, processManagers, type ManagerDefaults } from '../node/managers.js';
 import { buildServer, listenOnSocket } from '../node/server.js';
@@ -142,8 +145,10 @@ export async function nodeMain(argv: readonly string[]): Promise<number> {
   buildOutput('ephemerad', true);
   buildOutput('libephemera.so', false);
   const pidFile = await lockStateDir(flags.stateDir);
+  // JSON lines on stderr (`ephemera up` sends them to the node's agent.log).
+  const logger = createLogger({ component: 'node-agent', node: flags.node, destination: pino.destination({ dest: 2, sync: true }) });
   const say = (msg: string): void => {
-    process.stderr.write(`ephemera node: ${msg}\n`);
+    logger.info(msg);
   };
   const why = ensureDockerEngine();
   if (why !== null) throw new EphemeraError('EPH_DOCKER_API', `the node agent needs the Docker engine: ${why}`);
@@ -159,7 +164,10 @@ export async function nodeMain(argv: readonly string[]): Promise<number> {
     buildDir: BUILD_DIR,
     engine,
     managers: processManagers(flags.managers, join(flags.stateDir, 'm')).factory,
-    log: say,
+    log: (msg) => {
+      logger.warn(msg);
+    },
+    logger,
   });
   await agent.prepare();
   const recovered = await agent.recover();

@@ -12,6 +12,8 @@ import { pino } from 'pino';
 import { EphemeraError } from '../core/errors.js';
 import { parseSize } from '../core/size.js';
 import { ensureDockerEngine } from '../container/dockerd.js';
+import { createLogger } from '../log/logger.js';
+import { NodeClient } from '../node/client.js';
 import { lastApihost, startController } from '../platform/controller.js';
 import { connectNode } from '../platform/node-adapter.js';
 import { startNodeProcess, type NodeProcess } from '../platform/node-procs.js';
@@ -43,7 +45,10 @@ directory); admin.wskprops holds the operator key, which sees every namespace.
   --name NAME          names the node agents NAME-node-1... (and so their cgroups /ephemera-NAME-node-1...);
                        give two platforms on one machine different names (default ephemera)
 
-The controller writes its log as JSON lines to <state-dir>/controller.log.`;
+The controller also serves the operator's views: /dashboard (live, sign in with a key) and
+/metrics (Prometheus, operator key); \`ephemera status\` prints the same picture in a terminal.
+The controller writes its log as JSON lines to <state-dir>/controller.log, each node agent to
+<state-dir>/nodes/NAME/agent.log.`;
 
 export const TENANT_USAGE = `usage: ephemera tenant add NAME [--state-dir DIR] [--apihost URL]
 
@@ -107,7 +112,7 @@ export async function upMain(argv: readonly string[]): Promise<number> {
   const docker = ensureDockerEngine();
   if (docker !== null) throw new EphemeraError('EPH_PLATFORM_START', `Docker is not available: ${docker}`);
 
-  const log = pino({ level: 'info' }, pino.destination({ dest: join(stateDir, 'controller.log'), mkdir: true, sync: false }));
+  const log = createLogger({ component: 'controller', destination: pino.destination({ dest: join(stateDir, 'controller.log'), mkdir: true, sync: false }) });
   const procs: NodeProcess[] = [];
   let stopping: Promise<void> | undefined;
   const stopNodes = async (): Promise<void> => { await Promise.all(procs.map((p) => p.stop())); };
@@ -141,6 +146,8 @@ export async function upMain(argv: readonly string[]): Promise<number> {
       log,
       keepAliveMs,
       blockingWaitMs: 60_000,
+      // The operator's views read the agents' own API: a short timeout, so a stuck agent cannot hold a page.
+      views: procs.map((p) => ({ node: p.spec.name, client: new NodeClient(join(p.spec.stateDir, 'node.sock'), { timeoutMs: 5000 }) })),
     });
   } catch (err) {
     await stopNodes();
@@ -151,6 +158,8 @@ export async function upMain(argv: readonly string[]): Promise<number> {
   guest key:    ${running.props.get(GUEST_TENANT) ?? ''}
   operator key: ${running.props.get('admin') ?? ''}
   try:  WSK_CONFIG_FILE=${running.props.get(GUEST_TENANT) ?? ''} wsk action list
+  dashboard:    ${running.url}/dashboard (sign in with a key; the operator key sees every tenant)
+  metrics:      ${running.url}/metrics (operator key)
   log:  ${join(stateDir, 'controller.log')}
 Ctrl-C stops everything.
 `);

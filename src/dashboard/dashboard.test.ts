@@ -13,7 +13,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Browser, Page } from 'puppeteer-core';
 
 import { basicAuthFor } from './auth.js';
-import { closeChromium, launchChromium } from './chromium.js';
+import { attrs, closeChromium, inPage, launchChromium, signIn as signInAt } from './chromium.js';
 import { dashboardRoutes } from './dashboard-routes.js';
 import { inProcessManagers, managerDefaults } from '../node/managers.js';
 import { dockerReady, startTestNode, type TestNode } from '../node/testkit.js';
@@ -23,22 +23,8 @@ import { activation, KEYS, MiB, node, playScenario, scenarioAuthorizer, scenario
 
 const STEP_MS = 15_000;
 
-async function signIn(page: Page, base: string, key: string): Promise<void> {
-  await page.goto(`${base}/dashboard`, { waitUntil: 'domcontentloaded', timeout: STEP_MS });
-  await page.waitForSelector('#login:not([hidden])', { timeout: STEP_MS });
-  await page.type('#key', key);
-  await page.click('#login button[type=submit]');
-  await page.waitForSelector('body[data-rendered="1"]', { timeout: STEP_MS });
-}
-
-// Page-side code is passed as strings: this file is compiled without the DOM library.
-async function inPage(page: Page, expression: string): Promise<unknown> {
-  return page.evaluate<[], () => unknown>(expression);
-}
+const signIn = (page: Page, base: string, key: string): Promise<void> => signInAt(page, base, key, STEP_MS);
 const all = (selector: string): string => `[...document.querySelectorAll(${JSON.stringify(selector)})]`;
-async function attrs(page: Page, selector: string, attr: string): Promise<(string | null)[]> {
-  return (await inPage(page, `${all(selector)}.map((e) => e.getAttribute(${JSON.stringify(attr)}))`)) as (string | null)[];
-}
 async function texts(page: Page, selector: string): Promise<string[]> {
   return (await inPage(page, `${all(selector)}.map((e) => e.textContent)`)) as string[];
 }

@@ -93,8 +93,9 @@ export interface ActivationSummary {
   readonly ephemera?: Readonly<Record<string, unknown>>;
 }
 
-export type MoveReason = 'lend' | 'return' | 'reclaim' | 'safeguard';
-export const MOVE_REASONS: readonly MoveReason[] = ['lend', 'return', 'reclaim', 'safeguard'];
+export type MoveReason = 'lend' | 'return' | 'reclaim' | 'safeguard' | 'restore';
+/** `restore`: a node agent's recovery giving loans back after a restart (one side is the node). */
+export const MOVE_REASONS: readonly MoveReason[] = ['lend', 'return', 'reclaim', 'safeguard', 'restore'];
 
 /** Something that happened, pushed as it happens (the snapshot shows only the state it left). */
 export type ClusterEvent =

@@ -24,6 +24,7 @@ import { findMemoryCgroup } from '../limiter/detect.js';
 import type { MemoryLimiter } from '../limiter/limiter.js';
 import type { ContainerInfo, LiveContainer, ManagerSnapshot, PoolEntry, PoolName, SharingScope, Usage } from '../manager/types.js';
 import { actionRequest, ActionRequestError, runtimeConnection, waitForRuntime } from './action-client.js';
+import { activationLogger, type Logger } from '../log/logger.js';
 import { ActivationLog } from './activation-log.js';
 import type {
   ActionReply,
@@ -40,6 +41,7 @@ import type {
   RunRequest,
 } from './api.js';
 import { NODE_API_VERSION } from './api.js';
+import { NodeEventJournal } from './event-journal.js';
 import { LABEL, containerLabels, parseLabels } from './labels.js';
 import type { MoveContext, MoveParty, MoveStep } from './moves.js';
 import { RecordedLimitSync } from './recorded-limit.js';
@@ -76,6 +78,8 @@ export interface NodeAgentOptions {
   /** How long a new container may take to answer. @default 30000 */
   readonly startTimeoutMs?: number;
   readonly log?: (msg: string) => void;
+  /** Structured lines about activations (each carries its id); none by default. */
+  readonly logger?: Logger;
 }
 
 /** What a Manager's snapshot said of a container (see Instance.standing). */
@@ -135,6 +139,8 @@ export class NodeAgent {
   readonly #tenants: TenantHost;
   readonly #sync: RecordedLimitSync;
   readonly #log: (msg: string) => void;
+  /** Moves, shortfalls and OOM kills, for `GET /v1/events`. */
+  readonly journal = new NodeEventJournal();
   /** Quota reserved by creates in progress, so two cannot both take the last bytes. */
   #reserved = 0;
   #cgroupVersion: 1 | 2 = 1;
@@ -146,7 +152,9 @@ export class NodeAgent {
       quietMs: options.recordQuietMs ?? 50,
       onError: (id, err) => this.#log(`docker update of ${id} failed (the cgroup limit stays right; retried on the next move): ${(err as Error).message}`),
     });
-    this.#tenants = new TenantHost(options.managers, (tenant) => this.#moveContext(tenant), (tenant) => this.#recoveryView(tenant), this.#log);
+    this.#tenants = new TenantHost(options.managers, (tenant) => this.#moveContext(tenant), (tenant) => this.#recoveryView(tenant), this.#log, (tenant, m) => {
+      this.journal.push({ type: 'move', tenant, from: m.from, to: m.to, bytes: m.bytes, reason: m.reason, durationUs: m.durationUs });
+    });
   }
 
   get node(): string {
@@ -381,9 +389,20 @@ export class NodeAgent {
         clearInterval(sampler);
       }
       const durationMs = Math.round(performance.now() - t0);
+      // What the operator's views learn of every run: an OOM kill in the journal, a log line with the activation id.
+      const noteFinished = (oom: boolean): void => {
+        if (oom) this.journal.push({ type: 'oom-kill', tenant: i.tenant, container: id });
+        if (this.#o.logger !== undefined) {
+          activationLogger(this.#o.logger, { activationId: req.activation_id ?? '', tenant: i.tenant, action: i.fn }).info(
+            { container: id, statusCode: reply.statusCode, durationMs, timedOut, oom },
+            'run finished',
+          );
+        }
+      };
       if (timedOut || broken) {
         const logs = i.log === undefined ? [] : await i.log.take(200);
         const oom = (await i.limiter.oomKills().catch(() => base.oomKills)) > base.oomKills || (broken && (await this.#o.engine.inspect(id).catch(() => undefined))?.oomKilled === true);
+        noteFinished(oom);
         // As OpenWhisk's invoker does: a container whose action timed out or died is not reused.
         i.busy = false;
         released = true;
@@ -410,6 +429,7 @@ export class NodeAgent {
         }),
         i.limiter.getPeak().catch(() => null),
       ]);
+      noteFinished(oomAfter > base.oomKills);
       const used = invocationUsage(before, after, peak, samplePeaks(sampled, after));
       i.profile = used;
       const result: RunReply = {
@@ -747,6 +767,8 @@ export class NodeAgent {
   #onShortfall(i: Instance, bytes: number): void {
     if (i.shortfallPending || i.removed) return;
     i.shortfallPending = true;
+    // Journaled as the Manager hears it: one per container until the Manager has answered.
+    this.journal.push({ type: 'shortfall', tenant: i.tenant, container: i.id, bytes: Math.max(1, bytes) });
     this.#tenants
       .event(i.tenant, { kind: 'shortfall', id: i.id, neededBytes: Math.max(1, bytes) })
       .catch((err: unknown) => this.#log(`shortfall of ${i.id}: ${(err as Error).message}`))

@@ -173,6 +173,33 @@ export interface EventReply {
   readonly refused: readonly RefusedMoveReport[];
 }
 
+/** Something that happened on the node (`GET /v1/events`), without its number and time. */
+export type NodeEventBody =
+  | {
+      readonly type: 'move';
+      readonly tenant: string;
+      /** null only in recovery's restoring moves (`reason` `restore`). */
+      readonly from: string | null;
+      readonly to: string | null;
+      readonly bytes: number;
+      readonly reason: 'lend' | 'return' | 'reclaim' | 'safeguard' | 'restore';
+      readonly durationUs: number;
+    }
+  | { readonly type: 'shortfall'; readonly tenant: string; readonly container: string; readonly bytes: number }
+  | { readonly type: 'oom-kill'; readonly tenant: string; readonly container: string };
+
+/** A journal entry: numbered from 1 for the agent's lifetime, `at` in epoch ms. */
+export type NodeEvent = NodeEventBody & { readonly seq: number; readonly at: number };
+
+export interface NodeEventsReply {
+  /** Oldest first. */
+  readonly events: readonly NodeEvent[];
+  /** The `after` to ask with next time. */
+  readonly next: number;
+  /** Events after the requested `after` that the agent no longer keeps. */
+  readonly missed: number;
+}
+
 /** Every error answer: status 4xx/5xx with this body. */
 export interface ErrorBody {
   readonly error: { readonly code: string; readonly message: string; readonly detail?: Readonly<Record<string, unknown>> };
@@ -253,5 +280,14 @@ export const SCHEMAS = {
     type: 'object',
     additionalProperties: false,
     properties: { used: USAGE },
+  },
+  /** `GET /v1/events` query; the strings of a query string are read as integers here. */
+  events: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      after: { type: 'string', pattern: '^[0-9]{1,15}$' },
+      limit: { type: 'string', pattern: '^[0-9]{1,4}$' },
+    },
   },
 } as const;

@@ -16,6 +16,7 @@ import {
   type ErrorBody,
   type EventReply,
   type InitRequest,
+  type NodeEventsReply,
   type NodeInfo,
   type RegisterRequest,
   type RunReply,
@@ -50,6 +51,11 @@ export class NodeClient {
   /** Creates and starts a function container; resolves once its runtime answers. */
   createContainer(req: CreateContainerRequest): Promise<ContainerCreated> {
     return this.#call('POST', '/containers', req, 120_000);
+  }
+
+  /** Journal entries numbered after `after` (moves, shortfalls, OOM kills), oldest first. */
+  events(after: number, limit = 500): Promise<NodeEventsReply> {
+    return this.#call('GET', `/events?after=${String(after)}&limit=${String(limit)}`);
   }
 
   listContainers(tenant?: string): Promise<ContainerView[]> {

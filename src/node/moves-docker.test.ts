@@ -297,6 +297,13 @@ describe('the safeguard: a donor that outgrows its profile gets its memory back'
     // The donor's limit went back up while its run was still going: the safeguard, not its end.
     const raised = stepTimes.find((s) => s.kind === 'raise' && s.id === donor.id);
     assert.ok(raised !== undefined && raised.at < done, `the donor got its memory back during its run: ${JSON.stringify(stepTimes)}`);
+    // The agent's journal (GET /v1/events) has all of it: the lend, the donor's shortfall, the
+    // safeguard's move back to it; the controller's /metrics and dashboard read them from there.
+    const journal = (await client.events(0)).events;
+    assert.ok(journal.some((e) => e.type === 'move' && e.reason === 'lend' && e.from === donor.id && e.to === recipient.id), JSON.stringify(journal));
+    assert.ok(journal.some((e) => e.type === 'shortfall' && e.container === donor.id && e.tenant === 'acme'), JSON.stringify(journal));
+    assert.ok(journal.some((e) => e.type === 'move' && e.reason === 'safeguard' && e.to === donor.id && e.bytes > 0), JSON.stringify(journal));
+    assert.ok(!journal.some((e) => e.type === 'oom-kill'), JSON.stringify(journal));
     await client.invocationEnd(recipient.id, { ownPeakBytes: 20 * MiB, filePeakBytes: 80 * MiB });
     for (const v of await client.listContainers('acme')) assert.equal(v.grantedBytes, v.initialBytes, `${v.function} is back at its quota`);
     for (const c of [donor, recipient]) await client.removeContainer(c.id);

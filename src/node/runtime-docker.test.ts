@@ -145,6 +145,9 @@ describe('the action runtime in a real container', { timeout: 240_000 }, () => {
     const dead = await node.client.run(hog.id, { value: {}, timeoutMs: 60_000 });
     assert.equal(dead.statusCode, 502);
     assert.equal(dead.oom, true, JSON.stringify(dead));
+    // The agent's journal has the kill, for the controller's /metrics (ephemera_oom_kills_total).
+    const kills = (await node.client.events(0)).events.filter((e) => e.type === 'oom-kill');
+    assert.deepEqual(kills.map((e) => [e.tenant, e.container]), [['alice', hog.id]]);
     assert.ok(!(await node.client.listContainers()).some((v) => v.id === hog.id), 'a container whose action died is removed');
   });
 });

@@ -25,10 +25,11 @@ const noEngine = new Proxy({} as ContainerEngine, {
 let dir = '';
 let app: FastifyInstance;
 let client: NodeClient;
+let agent: NodeAgent;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'eph-node-api-'));
-  const agent = new NodeAgent({
+  agent = new NodeAgent({
     node: 'n1',
     sharing: 'tenant',
     memoryBytes: 1 << 30,
@@ -54,6 +55,20 @@ test('GET /v1/node reports the node with nothing allocated', async () => {
   assert.equal(info.node, 'n1');
   assert.deepEqual(info.memory, { limit: 1 << 30, allocated: 0, requested: 0 });
   assert.deepEqual(info.tenants, {});
+});
+
+test('GET /v1/events reads the journal after a number; a bad query is refused at the edge', { timeout: 10_000 }, async () => {
+  assert.deepEqual(await client.events(0), { events: [], next: 0, missed: 0 });
+  agent.journal.push({ type: 'shortfall', tenant: 'acme', container: 'c1', bytes: 4096 });
+  agent.journal.push({ type: 'oom-kill', tenant: 'acme', container: 'c1' });
+  const r = await client.events(1);
+  assert.deepEqual(r.events.map((e) => [e.seq, e.type]), [[2, 'oom-kill']]);
+  assert.equal(r.next, 2);
+  for (const q of ['after=-1', 'after=x', 'limit=0x', 'since=3']) {
+    const res = await app.inject({ method: 'GET', url: `/v1/events?${q}` });
+    assert.equal(res.statusCode, 400, q);
+    assert.equal(res.json<{ error: { code: string } }>().error.code, 'EPH_NODE_BAD_REQUEST');
+  }
 });
 
 test('a malformed create is refused at the edge with the field named', async () => {

@@ -45,6 +45,9 @@ export function buildServer(agent: NodeAgent): FastifyInstance {
   );
 
   app.get(`${API_PREFIX}/node`, () => agent.info());
+  app.get<{ Querystring: { after?: string; limit?: string } }>(`${API_PREFIX}/events`, { schema: { querystring: SCHEMAS.events } }, (req) =>
+    agent.journal.since(Number(req.query.after ?? 0), Math.min(1000, Math.max(1, Number(req.query.limit ?? 500)))),
+  );
   app.get<{ Querystring: { tenant?: string } }>(`${API_PREFIX}/containers`, (req) => agent.list(req.query.tenant));
   app.post<{ Body: CreateContainerRequest }>(`${API_PREFIX}/containers`, { schema: { body: SCHEMAS.create } }, async (req, reply) => {
     return reply.code(201).send(await agent.create(req.body));

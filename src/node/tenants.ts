@@ -64,16 +64,25 @@ export class TenantHost {
   readonly #log: (msg: string) => void;
 
   readonly #live: (tenant: string) => Promise<RecoveryView>;
+  readonly #onMove: (tenant: string, outcome: MoveOutcome) => void;
 
   /**
    * @param live the tenant's containers with their limits in force, and those running an
    *   invocation now, for a Manager that must be rebuilt after its process was lost
+   * @param onMove told of every move carried out, whatever asked for it (the agent's journal)
    */
-  constructor(factory: ManagerFactory, moves: (tenant: string) => MoveContext, live: (tenant: string) => Promise<RecoveryView>, log: (msg: string) => void) {
+  constructor(
+    factory: ManagerFactory,
+    moves: (tenant: string) => MoveContext,
+    live: (tenant: string) => Promise<RecoveryView>,
+    log: (msg: string) => void,
+    onMove: (tenant: string, outcome: MoveOutcome) => void = () => undefined,
+  ) {
     this.#factory = factory;
     this.#moves = moves;
     this.#live = live;
     this.#log = log;
+    this.#onMove = onMove;
   }
 
   tenants(): string[] {
@@ -183,7 +192,9 @@ export class TenantHost {
         const move = batch[i];
         if (move === undefined) continue;
         try {
-          done.push(await carryOut(tenant, move, this.#moves(tenant)));
+          const outcome = await carryOut(tenant, move, this.#moves(tenant));
+          done.push(outcome);
+          this.#onMove(tenant, outcome);
         } catch (err) {
           if (!isEphemeraError(err)) throw err;
           refused.push(refusal(move, err));

@@ -11,12 +11,15 @@ import type { Logger } from 'pino';
 import { EphemeraError } from '../core/errors.js';
 import { extenderRoutes } from '../scheduler/extender-routes.js';
 import type { NodeStateSource } from '../scheduler/extender.js';
+import type { NodeAgentApi } from '../dashboard/node-source.js';
 import type { NodeAgent, NodeSelector } from './agent.js';
 import { buildController } from './api.js';
+import type { JournalReader } from './event-feed.js';
 import { Invoker } from './invoker.js';
 import { Profiler } from './profiler.js';
 import { ADMIN_TENANT, Store } from './store.js';
 import { writeWskprops } from './tenants.js';
+import { ControllerViews } from './views.js';
 
 /** Where a running controller leaves its address in its state directory. */
 export function apihostFile(stateDir: string): string {
@@ -48,6 +51,11 @@ export interface ControllerConfig {
   readonly blockingWaitMs: number;
   /** Node state for the kube-scheduler extender (`POST /extender/filter|prioritize`); none: not served. */
   readonly extender?: NodeStateSource;
+  /**
+   * The node agents as the operator's views read them (their own API: state and journal); with
+   * them the controller serves `/metrics` and `/dashboard` (views.ts).
+   */
+  readonly views?: readonly { readonly node: string; readonly client: NodeAgentApi & JournalReader }[];
 }
 
 export interface RunningController {
@@ -66,9 +74,11 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   const store = Store.open(cfg.stateDir);
   const lost = store.failInFlight(Date.now());
   if (lost.length > 0) cfg.log.warn({ activationIds: lost }, 'activations left running by a previous controller were recorded as whisk internal errors');
+  const views = cfg.views === undefined ? undefined : new ControllerViews(cfg.views, cfg.log);
   const invoker = new Invoker({
     nodes: cfg.nodes,
-    selector: cfg.selector,
+    selector: views?.observe(cfg.selector) ?? cfg.selector,
+    ...(views === undefined ? {} : { observer: views.observer }),
     ledger: store,
     actions: store,
     profiles: store,
@@ -79,8 +89,10 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   const app = buildController({ store, invoker, log: cfg.log, blockingWaitMs: cfg.blockingWaitMs, onActionSaved: (doc) => { profiler.saved(doc); } });
   if (cfg.extender !== undefined) await app.register(extenderRoutes, { source: cfg.extender });
   try {
+    await views?.start(app, store);
     await app.listen({ host: cfg.host, port: cfg.port });
   } catch (err) {
+    await views?.stop();
     store.close();
     throw new EphemeraError('EPH_PLATFORM_START', `the controller could not listen on ${cfg.host}:${cfg.port}: ${err instanceof Error ? err.message : String(err)}; stop what uses the port or pass --port`, { cause: err });
   }
@@ -106,6 +118,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     close: () => {
       closing ??= (async () => {
         await Promise.all([app.close(), invoker.close(), profiler.close()]);
+        await views?.stop();
         store.close();
       })();
       return closing;

@@ -15,6 +15,7 @@ import { EphemeraError, isEphemeraError } from '../core/errors.js';
 import { ProfileBook as InputProfileBook } from '../scheduler/profile-book.js';
 import { payloadBytes } from '../scheduler/profile.js';
 import type { ContainerSpec, NodeAgent, NodeSelector, Placement, RunResult } from './agent.js';
+import { activationLogger } from '../log/logger.js';
 import {
   MAX_SEQUENCE_ACTIONS,
   MESSAGES,
@@ -47,6 +48,14 @@ export interface ProfileBook {
   observePeaks(action: ActionDoc, ownPeakBytes: number, filePeakBytes: number): void;
 }
 
+/** Told what the invoker sees, for the operator's views (views.ts); every method is optional. */
+export interface InvokerObserver {
+  /** A node answered a run of container `containerId` (its daemon counters are in `result.ephemera`). */
+  ran?(containerId: string, result: RunResult): void;
+  /** An activation's record was made (and handed to the ledger). */
+  recorded?(rec: ActivationRecord): void;
+}
+
 export interface InvokerOptions {
   readonly nodes: readonly NodeAgent[];
   readonly selector: NodeSelector;
@@ -59,6 +68,7 @@ export interface InvokerOptions {
   /** How long past an action's own timeout the invoker waits for the node before giving up. */
   readonly graceMs?: number;
   readonly now?: () => number;
+  readonly observer?: InvokerObserver;
 }
 
 export interface ActivationContext {
@@ -175,10 +185,11 @@ export class Invoker {
       // becomes a whisk internal error, so the activation is not lost silently.
       this.opts.log.error({ activationId: rec.activationId, err: message(err) }, 'the activation record could not be stored');
     }
-    this.opts.log.info(
-      { activationId: rec.activationId, action: `${rec.namespace}/${rec.name}`, status: rec.response.status, duration: rec.duration },
+    activationLogger(this.opts.log, { activationId: rec.activationId, tenant: rec.namespace, action: `${rec.namespace}/${rec.name}` }).info(
+      { status: rec.response.status, duration: rec.duration },
       'activation finished',
     );
+    this.opts.observer?.recorded?.(rec);
   }
 
   private record(
@@ -261,7 +272,7 @@ export class Invoker {
       const at = this.now();
       return this.record(action, ctx, cause, { start: at, end: at, logs: [], response: response(3, { error: 'The platform is shutting down; invoke again once it is back up.' }), waitTime: at - ctx.received, timedOut: false });
     }
-    const log = this.opts.log.child({ activationId: ctx.activationId });
+    const log = activationLogger(this.opts.log, { activationId: ctx.activationId, tenant: action.namespace, action: `${action.namespace}/${action.name}` });
     const got = await this.acquire(action, log, workflow, ctx.activationId, payloadBytes(params));
     const start = got.start;
     const waitTime = start - ctx.received;
@@ -297,6 +308,7 @@ export class Invoker {
       });
     }
     const end = this.now();
+    this.opts.observer?.ran?.(slot.id, result);
     let resp: ActivationResponse;
     if (result.timedOut === true) resp = response(2, { error: MESSAGES.timedOut(timeout) });
     else if (result.oom === true) resp = response(2, { error: MESSAGES.memoryExhausted });

@@ -292,7 +292,8 @@ class Page {
   }
 
   #drawFastShare(view: DashboardView): void {
-    const labels = view.actions.map((a) => (view.viewer.role === 'admin' ? `${a.tenant}/${a.action}` : a.action));
+    // The platform's actions are already qualified (`tenant/name`), as its containers name them.
+    const labels = view.actions.map((a) => (view.viewer.role === 'admin' && !a.action.startsWith(`${a.tenant}/`) ? `${a.tenant}/${a.action}` : a.action));
     const data = view.actions.map((a) => (a.fastShare === null ? 0 : Math.round(a.fastShare * 1000) / 10));
     if (this.#fastShare === undefined) {
       const config: ChartConfiguration<'bar', number[], string> = {

@@ -1,0 +1,265 @@
+/**
+ * The operator's views on the real platform: `ephemera up` as a process (a real node agent, Docker
+ * containers, ephemerad, the Manager), one tenant's CPU-bound and I/O-heavy actions deployed and
+ * invoked through the OpenWhisk API, then
+ * - the dashboard in headless Chromium: the Manager's loan appears, the activation list follows
+ *   without a reload, another tenant's key shows none of it (and a screenshot of the operator's page);
+ * - `/metrics` scraped by a real Prometheus with the operator key: its values are what happened
+ *   (the activation records, the agent's own journal and container list), `promtool` finds no problem;
+ * - `ephemera status` as a process against it;
+ * - the controller's and the agent's JSON log lines carry the activations' ids.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import type { Browser, Page } from 'puppeteer-core';
+
+import { ensureDockerEngine } from '../container/dockerd.js';
+import { basicAuthFor } from '../dashboard/auth.js';
+import { attrs, closeChromium, inPage, launchChromium, signIn as signInAt } from '../dashboard/chromium.js';
+import { PrometheusServer, promtoolCheck, waitFor } from '../dashboard/prometheus-harness.js';
+import { CPU_ACTION, IO_ACTION } from '../bench/platform-demo.js';
+import { NodeClient } from '../node/client.js';
+import { startAnnounced, stopChild } from '../platform/child.js';
+import { readProps } from '../platform/harness.js';
+
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+const NAME = `views-e2e-${String(process.pid)}`;
+const NODE = `${NAME}-node-1`;
+const MiB = 1024 * 1024;
+const STEP_MS = 30_000;
+
+interface ActivationRecord {
+  activationId: string;
+  name: string;
+  duration: number;
+  response: { status: string; success: boolean };
+}
+
+function containersOfNode(): string[] {
+  const r = spawnSync('docker', ['ps', '-aq', '--filter', `label=ephemera.node=${NODE}`], { encoding: 'utf8', timeout: 30_000 });
+  return r.stdout.split('\n').filter((l) => l !== '');
+}
+
+async function signIn(page: Page, base: string, key: string): Promise<void> {
+  await signInAt(page, base, key, STEP_MS);
+  // Set once: a reload would lose it.
+  await inPage(page, 'window.__noReload = "still here"');
+}
+
+describe('the operator views on `ephemera up` (real node agent, Docker, Chromium, Prometheus)', { timeout: 900_000 }, () => {
+  let skip: string | null = null;
+  let dir = '';
+  let up: ChildProcess | undefined;
+  let url = '';
+  let browser: Browser | undefined;
+  const key = (tenant: string): string => readProps(join(dir, 'home', `${tenant}.wskprops`)).AUTH ?? '';
+  const agent = (): NodeClient => new NodeClient(join(dir, 'state', 'nodes', NODE, 'node.sock'), { timeoutMs: 10_000 });
+  const records: ActivationRecord[] = [];
+
+  const api = async (tenant: string, method: string, path: string, body?: unknown, timeoutMs = 120_000): Promise<{ status: number; json: unknown }> => {
+    const res = await fetch(`${url}/api/v1/namespaces/_/${path}`, {
+      method,
+      headers: { authorization: basicAuthFor(key(tenant)), 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    return { status: res.status, json: await res.json() };
+  };
+  const invoke = async (action: string, params: object): Promise<ActivationRecord> => {
+    const r = await api('alpha', 'POST', `actions/${action}?blocking=true`, params);
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const rec = r.json as ActivationRecord;
+    records.push(rec);
+    return rec;
+  };
+
+  before(async () => {
+    skip = ensureDockerEngine();
+    if (skip !== null) return;
+    dir = mkdtempSync('/tmp/views-e2e-');
+    const started = await startAnnounced(
+      [process.execPath, MAIN, 'up', '--port', '0', '--state-dir', join(dir, 'state'), '--name', NAME, '--keep-alive-ms', '300000', '--tenant', 'alpha', '--tenant', 'beta'],
+      /API on (http:\/\/\S+)/,
+      600_000,
+      { env: { ...process.env, EPHEMERA_HOME: join(dir, 'home') }, stderr: 'ignore' },
+    );
+    up = started.child;
+    url = started.match[1] ?? '';
+    mkdirSync(join(dir, 'chromium'));
+    browser = await launchChromium(join(dir, 'chromium'));
+  });
+
+  after(async () => {
+    if (browser !== undefined) await closeChromium(browser);
+    if (up !== undefined) await stopChild(up, 'SIGTERM', 120_000);
+    for (const id of containersOfNode()) spawnSync('docker', ['rm', '-f', id], { timeout: 30_000 });
+    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the dashboard: the loan appears, activations arrive without a reload, another tenant sees none of it', { timeout: 400_000 }, async (t) => {
+    if (skip !== null || browser === undefined) return t.skip(skip ?? 'no browser');
+    // What the profiler would say: the CPU action needs little of its 256 MiB, the I/O action
+    // more file space than its 128 MiB hold, so the Manager lends from one to the other.
+    for (const [name, code, memory, profile] of [
+      ['cpu', CPU_ACTION, 256, { ownPeakBytes: 12 * MiB, filePeakBytes: 0 }],
+      ['io', IO_ACTION, 128, { ownPeakBytes: 24 * MiB, filePeakBytes: 160 * MiB }],
+    ] as const) {
+      const r = await api('alpha', 'PUT', `actions/${name}`, { exec: { kind: 'python:3', code }, limits: { memory }, annotations: [{ key: 'ephemera.profile', value: profile }] });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+    }
+    const alphaCtx = await browser.createBrowserContext();
+    const operatorCtx = await browser.createBrowserContext();
+    try {
+      const alpha = await alphaCtx.newPage();
+      await signIn(alpha, url, key('alpha'));
+      const operator = await operatorCtx.newPage();
+      await operator.setViewport({ width: 1280, height: 900 });
+      await signIn(operator, url, key('admin'));
+      assert.equal((await attrs(alpha, '#activations tbody tr[data-activation]', 'data-activation')).length, 0);
+
+      // One activation: it arrives in the open page.
+      const first = await invoke('cpu', { s: 0.1 });
+      await alpha.waitForSelector(`#activations tbody tr[data-activation="${first.activationId}"]`, { timeout: STEP_MS });
+
+      // Both actions together: the I/O action borrows what the CPU action does not use.
+      const cpu = invoke('cpu', { s: 8 });
+      await new Promise((r) => setTimeout(r, 1500));
+      const io = invoke('io', { mb: 160 });
+      await alpha.waitForSelector('[data-loan]', { timeout: STEP_MS });
+      await operator.waitForSelector('[data-loan]', { timeout: STEP_MS });
+      const mine = await agent().listContainers('alpha');
+      const donor = mine.find((c) => c.function === 'alpha/cpu');
+      const recipient = mine.find((c) => c.function === 'alpha/io');
+      assert.ok(donor !== undefined && recipient !== undefined, JSON.stringify(mine));
+      assert.deepEqual((await attrs(alpha, '[data-container]', 'data-container')).sort(), [donor.id, recipient.id].sort());
+      assert.deepEqual(await attrs(alpha, '[data-loan]', 'data-from'), [donor.id]);
+      assert.deepEqual(await attrs(alpha, '[data-loan]', 'data-to'), [recipient.id]);
+      assert.ok(Number((await attrs(alpha, '[data-loan]', 'data-bytes'))[0]) > 0);
+      assert.equal(await inPage(alpha, `document.querySelector('[data-container="${donor.id}"]').getAttribute('data-pool')`), 'harvest');
+
+      const [cpuRec, ioRec] = await Promise.all([cpu, io]);
+      for (const rec of [first, cpuRec, ioRec]) {
+        assert.equal(rec.response.status, 'success');
+        await alpha.waitForSelector(`#activations tbody tr[data-activation="${rec.activationId}"]`, { timeout: STEP_MS });
+      }
+      assert.equal(await inPage(alpha, 'window.__noReload'), 'still here');
+      const row = (await inPage(alpha, `document.querySelector('#activations tbody tr[data-activation="${ioRec.activationId}"]').textContent`)) as string;
+      assert.match(row, /pool=allocation/);
+      await operator.waitForSelector(`#activations tbody tr[data-activation="${ioRec.activationId}"]`, { timeout: STEP_MS });
+      const shot = process.env['EPHEMERA_DASHBOARD_UP_SCREENSHOT'] ?? join('build', 'test', 'dashboard-up.png');
+      mkdirSync(dirname(shot), { recursive: true });
+      await operator.screenshot({ path: shot, fullPage: true });
+
+      // Another tenant's key: none of alpha's containers, loans or activations.
+      const betaCtx = await browser.createBrowserContext();
+      try {
+        const beta = await betaCtx.newPage();
+        await signIn(beta, url, key('beta'));
+        assert.equal((await attrs(beta, '[data-container]', 'data-container')).length, 0);
+        assert.equal((await attrs(beta, '[data-loan]', 'data-from')).length, 0);
+        assert.equal((await attrs(beta, '#activations tbody tr[data-activation]', 'data-activation')).length, 0);
+        const html = await beta.content();
+        for (const id of [donor.id, recipient.id, first.activationId, ioRec.activationId]) assert.ok(!html.includes(id), `beta's page shows ${id}`);
+      } finally {
+        await betaCtx.close();
+      }
+    } finally {
+      await alphaCtx.close();
+      await operatorCtx.close();
+    }
+  });
+
+  test('/metrics, scraped by Prometheus with the operator key, says what happened', { timeout: 120_000 }, async (t) => {
+    if (skip !== null || records.length !== 3) return t.skip(skip ?? 'the dashboard test did not run its three activations');
+    assert.equal((await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) })).status, 401);
+    assert.equal((await fetch(`${url}/metrics`, { headers: { authorization: basicAuthFor(key('alpha')) }, signal: AbortSignal.timeout(10_000) })).status, 403);
+    const text = await (await fetch(`${url}/metrics`, { headers: { authorization: basicAuthFor(key('admin')) }, signal: AbortSignal.timeout(10_000) })).text();
+    const lint = await promtoolCheck(text);
+    assert.equal(lint.status, 0, lint.output);
+
+    // The ground truth: the agent's own journal and containers.
+    const journal = (await agent().events(0, 1000)).events;
+    const lends = journal.filter((e) => e.type === 'move' && e.reason === 'lend');
+    const shortfalls = journal.filter((e) => e.type === 'shortfall');
+    assert.ok(lends.length >= 1, JSON.stringify(journal));
+    assert.ok(shortfalls.length >= 1, `the I/O action ran short of memory at least once: ${JSON.stringify(journal)}`);
+
+    const prom = await PrometheusServer.start(new URL(url).host, key('admin'));
+    try {
+      const v = (q: string): Promise<number | undefined> => prom.value(q);
+      await waitFor('a scrape after the scenario', 30_000, async () => ((await v('sum(ephemera_activations_total)')) === 3 ? true : undefined));
+      assert.equal(await v('up{job="ephemera"}'), 1);
+      // Three activations: two of alpha/cpu, one of alpha/io, all successes; their durations are the records'.
+      assert.equal(await v('ephemera_activations_total{tenant="alpha",action="alpha/cpu",status="success"}'), 2);
+      assert.equal(await v('ephemera_activations_total{tenant="alpha",action="alpha/io",status="success"}'), 1);
+      assert.equal(await v('sum(ephemera_activation_duration_seconds_count)'), 3);
+      const seconds = records.reduce((s, r) => s + r.duration, 0) / 1000;
+      assert.ok(Math.abs(((await v('sum(ephemera_activation_duration_seconds_sum)')) ?? NaN) - seconds) < 1e-6);
+      // The Manager's moves and shortfalls are the journal's.
+      const bytesOf = (es: typeof journal): number => es.reduce((s, e) => s + ('bytes' in e ? e.bytes : 0), 0);
+      assert.equal(await v(`ephemera_manager_moves_total{node="${NODE}",tenant="alpha",reason="lend"}`), lends.length);
+      assert.equal(await v('sum(ephemera_manager_moved_bytes_total{reason="lend"})'), bytesOf(lends));
+      assert.equal(await v('sum(ephemera_manager_move_duration_seconds_count{reason="lend"})'), lends.length);
+      assert.equal(await v(`ephemera_manager_shortfalls_total{node="${NODE}",tenant="alpha"}`), shortfalls.length);
+      assert.equal(await v('sum(ephemera_manager_shortfall_bytes_total)'), bytesOf(shortfalls));
+      assert.equal(await v('sum(ephemera_oom_kills_total)'), undefined);
+      // Two cold starts: two placements.
+      assert.equal(await v('sum(ephemera_scheduler_decisions_total{outcome="placed"})'), 2);
+      // The state gauges are the agent's containers and node figures.
+      const info = await agent().node();
+      assert.equal(await v(`ephemera_node_memory_limit_bytes{node="${NODE}"}`), info.memory.limit);
+      assert.equal(await v(`ephemera_node_memory_allocated_bytes{node="${NODE}"}`), info.memory.allocated);
+      for (const c of await agent().listContainers('alpha')) {
+        const sel = `{container="${c.id}",tenant="alpha",action="${c.function}"}`;
+        assert.equal(await v(`ephemera_container_initial_quota_bytes${sel}`), c.initialBytes);
+        assert.equal(await v(`ephemera_container_limit_bytes${sel}`), c.grantedBytes);
+        assert.equal(await v(`ephemera_container_lent_bytes${sel}`), c.lentTo.reduce((s, l) => s + l.bytes, 0));
+        assert.equal(await v(`ephemera_container_borrowed_bytes${sel}`), c.borrowedFrom.reduce((s, l) => s + l.bytes, 0));
+      }
+      // The I/O action's file operations: its one run's counters, from its record's annotation.
+      const io = await api('alpha', 'GET', `activations/${records.find((r) => r.name === 'io')?.activationId ?? ''}`, undefined, 10_000);
+      const eph = ((io.json as { annotations: { key: string; value: Record<string, number> }[] }).annotations.find((a) => a.key === 'ephemera')?.value) ?? {};
+      assert.equal(await v('sum(ephemera_container_fast_writes_total{action="alpha/io"})'), eph['fast_writes']);
+      assert.equal(await v('sum(ephemera_container_fast_reads_total{action="alpha/io"})'), eph['fast_reads']);
+      assert.ok((eph['fast_writes'] ?? 0) > 0);
+    } finally {
+      await prom.stop();
+    }
+  });
+
+  test("`ephemera status` against it: the operator sees alpha's containers and activations, another tenant nothing", { timeout: 60_000 }, (t) => {
+    if (skip !== null || records.length !== 3) return t.skip(skip ?? 'the dashboard test did not run its three activations');
+    const status = (tenant: string): string => {
+      const r = spawnSync(process.execPath, [MAIN, 'status', '--props', join(dir, 'home', `${tenant}.wskprops`)], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout;
+    };
+    const admin = status('admin');
+    assert.match(admin, new RegExp(`NODE ${NODE}`));
+    assert.match(admin, /alpha\/cpu/);
+    assert.match(admin, /alpha\/io/);
+    for (const rec of records) assert.ok(admin.includes(rec.activationId), admin);
+    const beta = status('beta');
+    assert.ok(!beta.includes('alpha'), beta);
+    for (const rec of records) assert.ok(!beta.includes(rec.activationId), beta);
+  });
+
+  test("the controller's and the agent's logs are JSON lines that carry the activations' ids", { timeout: 30_000 }, (t) => {
+    if (skip !== null || records.length !== 3) return t.skip(skip ?? 'the dashboard test did not run its three activations');
+    const lines = (path: string): Record<string, unknown>[] => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const controller = lines(join(dir, 'state', 'controller.log'));
+    const node = lines(join(dir, 'state', 'nodes', NODE, 'agent.log'));
+    for (const l of [...controller, ...node]) assert.ok(typeof l['time'] === 'string' && typeof l['level'] === 'string' && typeof l['msg'] === 'string', JSON.stringify(l));
+    assert.ok(controller.every((l) => l['component'] === 'controller'));
+    assert.ok(node.every((l) => l['component'] === 'node-agent' && l['node'] === NODE));
+    for (const rec of records) {
+      assert.ok(controller.some((l) => l['activationId'] === rec.activationId && l['msg'] === 'activation finished' && l['tenant'] === 'alpha'), rec.activationId);
+      assert.ok(node.some((l) => l['activationId'] === rec.activationId && l['msg'] === 'run finished'), rec.activationId);
+    }
+  });
+});
