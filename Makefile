@@ -12,6 +12,11 @@ SHIM_SRC := $(sort $(wildcard shim/*.c))
 DAEMON_SRC := $(sort $(wildcard daemon/*.c))
 HEADERS := $(wildcard include/ephemera/*.h shim/*.h daemon/*.h)
 
+# Every node:test run: a test without its own timeout is stopped after 15 minutes (the first run
+# builds the function image inside a test), and the runner exits once the tests are done even if a
+# leaked child or handle would keep a test file's process alive: nothing in `make test` can hang.
+NODE_TEST := node --test --test-timeout=900000 --test-force-exit
+
 TS_SRC := $(shell find src -name '*.ts' -o -name tsconfig.json) tsconfig.json tsconfig.base.json
 NODE_STAMP := node_modules/.package-lock.json
 
@@ -99,7 +104,7 @@ lint: $(NODE_STAMP)
 # Unit and integration tests of the TypeScript code, compiled beside it (*.test.js). Node 22+
 # takes globs, not directories: `node --test build/js/` runs nothing and fails.
 test-ts: cli native
-	node --test 'build/js/**/*.test.js'
+	$(NODE_TEST) 'build/js/**/*.test.js'
 
 # The main job: the platform (ephemera up, one tenant's CPU-bound and I/O-heavy actions with
 # and without sharing), then the paper's workloads in real containers (overlay vs tmpfs vs

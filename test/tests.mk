@@ -80,7 +80,7 @@ soak: all $(TEST_PROGS) $(BUILD)/.memtest-stamp
 	GUARD_SOAK_ASAN=1 GUARD_SOAK_RUNS=50 node --test --test-concurrency=1 $(BUILD)/test-memory/guard.test.js
 
 test-fs: all $(TEST_PROGS)
-	node --test --test-reporter=spec test/fs/*.test.mjs
+	$(NODE_TEST) --test-reporter=spec test/fs/*.test.mjs
 
 # --- The unit tier.  A test joins it by carrying the line `// test-tier: unit` (a *.test.ts under
 # src/, or a test/c/*_test.c): a test of a pure core, with no daemon, shim, cgroup, Docker or child
@@ -89,6 +89,6 @@ test-fs: all $(TEST_PROGS)
 UNIT_TS := $(shell grep -rlx --include='*.test.ts' '// test-tier: unit' src 2>/dev/null | sort)
 
 test-unit: cli
-	node --test $(patsubst src/%.ts,$(BUILD)/js/%.js,$(UNIT_TS))
+	$(NODE_TEST) $(patsubst src/%.ts,$(BUILD)/js/%.js,$(UNIT_TS))
 	@$(TEST_C_ENV) test/c/run_c_tests.sh plain unit
 	@$(TEST_C_ENV) test/c/run_c_tests.sh asan unit

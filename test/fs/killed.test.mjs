@@ -141,14 +141,18 @@ async function withBystander(name, body) {
   const sc = scratch(name);
   const root = sc.sub('root');
   const d = await startDaemon({ root });
+  let by;
   try {
-    const by = startPython(d.env, BYSTANDER, root);
+    by = startPython(d.env, BYSTANDER, root);
     await by.line(/ready/);
     await body(d, root);
     by.child.stdin.end('go\n');
     assert.equal((await by.exited).code, 0);
     sc.done();
   } finally {
+    // A failed body leaves the bystander waiting on its stdin: it would keep this file's test
+    // process, and with it the whole suite, alive for ever.
+    if (by !== undefined && by.child.exitCode === null && by.child.signalCode === null) by.child.kill('SIGKILL');
     await d.stop();
   }
 }

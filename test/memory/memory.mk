@@ -7,6 +7,6 @@ $(BUILD)/.memtest-stamp: $(MEMTEST_SRC) $(BUILD)/.tsc-stamp
 
 .PHONY: test-memory
 test-memory: native cli $(BUILD)/.memtest-stamp
-	node --test --test-concurrency=1 'build/test-memory/**/*.test.js'
+	$(NODE_TEST) --test-concurrency=1 'build/test-memory/**/*.test.js'
 
 TEST_TARGETS += test-memory
