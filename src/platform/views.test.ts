@@ -117,3 +117,26 @@ test('a starting controller shows the newest stored activations again but does n
     await views.stop();
   }
 });
+
+test('the observed selector keeps what a reserving scheduler needs: reserves, created, released, waiting, close', { timeout: 5000 }, () => {
+  const calls: string[] = [];
+  const inner = {
+    name: 'ephemera',
+    reserves: true,
+    maxWaitMs: 10,
+    select: () => Promise.reject(new Error('unused')),
+    created: (id: string) => calls.push(`created ${id}`),
+    released: (id: string) => calls.push(`released ${id}`),
+    waiting: () => 3,
+    close: () => calls.push('close'),
+  };
+  const s = observeSelections(inner, () => undefined);
+  const node = { name: 'n1' } as NodeAgent;
+  assert.equal(s.reserves, true);
+  assert.equal(s.maxWaitMs, 10);
+  s.created?.('p1', node);
+  s.released?.('p1', node);
+  assert.equal(s.waiting?.(), 3);
+  s.close?.();
+  assert.deepEqual(calls, ['created p1', 'released p1', 'close']);
+});

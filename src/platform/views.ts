@@ -65,8 +65,16 @@ export function viewsObserver(source: NodeAgentsSource): InvokerObserver {
  * duration are told to `onDecision`: the scheduler needs no hook of its own, whichever is plugged in.
  */
 export function observeSelections(selector: NodeSelector, onDecision: (event: Extract<ClusterEvent, { type: 'schedule' }>) => void, now: () => number = performance.now.bind(performance)): NodeSelector {
+  // Everything but `select` is the wrapped selector's own: a scheduler that reserves must still
+  // hear of created and released containers, and be closed.
   return {
     name: selector.name,
+    ...(selector.reserves !== undefined ? { reserves: selector.reserves } : {}),
+    ...(selector.maxWaitMs !== undefined ? { maxWaitMs: selector.maxWaitMs } : {}),
+    ...(selector.created !== undefined ? { created: selector.created.bind(selector) } : {}),
+    ...(selector.released !== undefined ? { released: selector.released.bind(selector) } : {}),
+    ...(selector.waiting !== undefined ? { waiting: selector.waiting.bind(selector) } : {}),
+    ...(selector.close !== undefined ? { close: selector.close.bind(selector) } : {}),
     select: async (nodes: readonly NodeAgent[], placement: Placement): Promise<NodeAgent> => {
       const t0 = now();
       const tell = (outcome: 'placed' | 'unschedulable'): void => {
