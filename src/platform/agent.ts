@@ -3,6 +3,7 @@
  * (`ephemera node`), which alone creates containers and writes their limits. The platform defines
  * it; node-adapter.ts implements it over the node agent's own client, and tests may fake it.
  */
+import type { RunStats } from '../node/api.js';
 
 export interface ContainerSpec {
   /** The tenant (OpenWhisk namespace): the Manager pools its containers' memory. */
@@ -39,15 +40,8 @@ export interface RunRequest {
   readonly timeoutMs: number;
 }
 
-export interface RunStats {
-  readonly fast_reads: number;
-  readonly fast_writes: number;
-  readonly slow_ops: number;
-  readonly evictions: number;
-  readonly bytes_in_memory_peak: number;
-  readonly ownPeakBytes?: number;
-  readonly filePeakBytes?: number;
-}
+/** A run's counters, as the node agent's API reports them (one definition, the wire's). */
+export type { RunStats };
 
 export interface RunResult {
   readonly statusCode: number;
