@@ -61,17 +61,7 @@ int dsys_faults_install(char *err, size_t errlen)
     }
     dsys_faults.fd_is_mem = dsys_fd_is_mem;
     dsys_orig = dsys;
-    struct ephd_sys_table wrapped = dsys;
-#define EPH_FAULT_INSTALL_TARGET wrapped
-    EPHD_SYSCALLS(EPH_FAULT_SWAP)
-#undef EPH_FAULT_INSTALL_TARGET
-    /* Only the entries some rule names: the others stay the real call. */
-#define DSYS_PICK(name, ret, params, args, need, fault)                                \
-    for (int i = 0; i < dsys_faults.n; i++)                                           \
-        if (strcmp(dsys_faults.rule[i].call, #name) == 0)                             \
-            dsys.name = wrapped.name;
-    EPHD_SYSCALLS(DSYS_PICK)
-#undef DSYS_PICK
+    EPH_FAULT_INSTALL(EPHD_SYSCALLS, struct ephd_sys_table, dsys, dsys_faults);
     return 0;
 #endif
 }

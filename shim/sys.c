@@ -97,16 +97,6 @@ void sys_faults_install(void)
         sys_faults_bad("no faultable call of that name", u->call);
     sys_faults.fd_is_mem = sys_fd_is_mem;
     sys_orig = sys;
-    struct sys_table wrapped = sys;
-#define EPH_FAULT_INSTALL_TARGET wrapped
-    SHIM_SYSCALLS(EPH_FAULT_SWAP)
-#undef EPH_FAULT_INSTALL_TARGET
-    /* Only the entries some rule names: the others stay the real call. */
-#define SYS_PICK(name, ret, params, args, need, fault)                               \
-    for (int i = 0; i < sys_faults.n; i++)                                          \
-        if (strcmp(sys_faults.rule[i].call, #name) == 0)                            \
-            sys.name = wrapped.name;
-    SHIM_SYSCALLS(SYS_PICK)
-#undef SYS_PICK
+    EPH_FAULT_INSTALL(SHIM_SYSCALLS, struct sys_table, sys, sys_faults);
 }
 #endif

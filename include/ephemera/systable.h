@@ -316,4 +316,25 @@ static inline const struct eph_fault *eph_faults_unknown(const struct eph_faults
 #define EPH_FAULT_SWAP_XFER(name) EPH_FAULT_INSTALL_TARGET.name = eph_fault_##name;
 #define EPH_FAULT_SWAP_XFERV(name) EPH_FAULT_INSTALL_TARGET.name = eph_fault_##name;
 
+/* Point the entries of `live` that some rule of `rules` names at their wrappers; the others stay
+ * the real call.  LIST is the component's X-macro list, TYPE its table's struct: the one install
+ * step of the shim's and the daemon's fault builds. */
+#define EPH_FAULT_INSTALL(LIST, TYPE, live, rules)                                     \
+    do {                                                                               \
+        TYPE *eph_live_ = &(live);                                                     \
+        TYPE eph_wrapped_ = (live);                                                    \
+        const struct eph_faults *eph_rules_ = &(rules);                                \
+        LIST(EPH_FAULT_WRAP_ONE)                                                       \
+        LIST(EPH_FAULT_PICK_ONE)                                                       \
+    } while (0)
+#define EPH_FAULT_WRAP_ONE(name, ret, params, args, need, fault) EPH_FAULT_WRAP_##fault(name)
+#define EPH_FAULT_WRAP_NONE(name)
+#define EPH_FAULT_WRAP_ERR(name) eph_wrapped_.name = eph_fault_##name;
+#define EPH_FAULT_WRAP_XFER(name) eph_wrapped_.name = eph_fault_##name;
+#define EPH_FAULT_WRAP_XFERV(name) eph_wrapped_.name = eph_fault_##name;
+#define EPH_FAULT_PICK_ONE(name, ret, params, args, need, fault)                       \
+    for (int eph_i_ = 0; eph_i_ < eph_rules_->n; eph_i_++)                             \
+        if (strcmp(eph_rules_->rule[eph_i_].call, #name) == 0)                         \
+            eph_live_->name = eph_wrapped_.name;
+
 #endif
