@@ -21,6 +21,7 @@ export const CPU_ACTION = 'import time\ndef main(a):\n    end = time.time() + a.
 /** An I/O-heavy action: writes `mb` MiB in 4 MiB files, reads them three times, removes them. */
 export const IO_ACTION = `
 import os
+import time
 def main(args):
     block = b"e" * (1 << 20)
     names = []
@@ -39,6 +40,8 @@ def main(args):
                     if not b:
                         break
                     total += len(b)
+    # "hold": keep the files (and so the memory lent for them) this many seconds more.
+    time.sleep(float(args.get("hold", 0)))
     for name in names:
         os.unlink(name)
     return {"read": total}

@@ -129,7 +129,9 @@ describe('the operator views on `ephemera up` (real node agent, Docker, Chromium
       // Both actions together: the I/O action borrows what the CPU action does not use.
       const cpu = invoke('cpu', { s: 8 });
       await new Promise((r) => setTimeout(r, 1500));
-      const io = invoke('io', { mb: 160 });
+      // The files are held 4 s after the last read, so the loan outlasts the feed's 250 ms journal
+      // poll and the hub's refresh even on a loaded machine (alone it lasts ~250 ms).
+      const io = invoke('io', { mb: 160, hold: 4 });
       await alpha.waitForSelector('[data-loan]', { timeout: STEP_MS });
       await operator.waitForSelector('[data-loan]', { timeout: STEP_MS });
       const mine = await agent().listContainers('alpha');
