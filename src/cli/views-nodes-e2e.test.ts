@@ -1,0 +1,222 @@
+/**
+ * The operator's views across two nodes: `ephemera up --nodes 2 --node-memory 1024M` as a process
+ * (two real node agents, each in its own parent cgroup, Docker containers), the most-free scheduler
+ * (so a tenant's second action lands on the other node), two tenants' actions invoked through the
+ * OpenWhisk API, then
+ * - `/metrics` scraped by a real Prometheus has each node's series, labelled with its node, and each
+ *   container's series under the node whose agent runs it;
+ * - the dashboard in headless Chromium shows the operator both nodes with all their containers, and
+ *   a tenant only its own containers (and only the nodes where it has some);
+ * - `ephemera status` lists both nodes, each with its containers;
+ * - after the controller restarts on the same state directory, the dashboard's activation list and
+ *   `/metrics`' activation counters agree with the stored activation records (docs/ARCHITECTURE.md,
+ *   "The operator's view", says why the counters are seeded from the store).
+ */
+import assert from 'node:assert/strict';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import type { Browser, Page } from 'puppeteer-core';
+
+import { ensureDockerEngine } from '../container/dockerd.js';
+import { basicAuthFor } from '../dashboard/auth.js';
+import { attrs, closeChromium, launchChromium, signIn } from '../dashboard/chromium.js';
+import { PrometheusServer, promtoolCheck, waitFor } from '../dashboard/prometheus-harness.js';
+import { NodeClient } from '../node/client.js';
+import { startAnnounced, stopChild } from '../platform/child.js';
+import { readProps } from '../platform/harness.js';
+
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+const NAME = `views-nodes-${String(process.pid)}`;
+const NODES = [`${NAME}-node-1`, `${NAME}-node-2`] as const;
+const MiB = 1024 * 1024;
+const STEP_MS = 30_000;
+/** A quick action: the test is about where containers are, not what they do. */
+const QUICK_ACTION = 'def main(a):\n    return {"hello": a.get("name", "world")}\n';
+
+interface ActivationRecord {
+  activationId: string;
+  namespace: string;
+  name: string;
+  duration: number;
+  response: { status: string };
+  annotations: { key: string; value: unknown }[];
+}
+
+function containersOf(node: string): string[] {
+  const r = spawnSync('docker', ['ps', '-aq', '--filter', `label=ephemera.node=${node}`], { encoding: 'utf8', timeout: 30_000 });
+  return r.stdout.split('\n').filter((l) => l !== '');
+}
+
+describe('the operator views across two nodes (`ephemera up --nodes 2`, real agents, Docker, Chromium, Prometheus)', { timeout: 600_000 }, () => {
+  let skip: string | null = null;
+  let dir = '';
+  let up: ChildProcess | undefined;
+  let url = '';
+  let browser: Browser | undefined;
+  const key = (tenant: string): string => readProps(join(dir, 'home', `${tenant}.wskprops`)).AUTH ?? '';
+  const agent = (node: string): NodeClient => new NodeClient(join(dir, 'state', 'nodes', node, 'node.sock'), { timeoutMs: 10_000 });
+  const records: ActivationRecord[] = [];
+  /** Container id → the node whose agent runs it, after the invocations. */
+  const placed = new Map<string, { node: string; tenant: string; action: string }>();
+
+  const api = async (tenant: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> => {
+    const res = await fetch(`${url}/api/v1/namespaces/_/${path}`, {
+      method,
+      headers: { authorization: basicAuthFor(key(tenant)), 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(120_000),
+    });
+    return { status: res.status, json: await res.json() };
+  };
+  const startUp = async (): Promise<void> => {
+    const started = await startAnnounced(
+      [process.execPath, MAIN, 'up', '--port', '0', '--state-dir', join(dir, 'state'), '--name', NAME, '--nodes', '2', '--node-memory', '1024M',
+        '--scheduler', 'most-free', '--keep-alive-ms', '300000', '--tenant', 'alpha', '--tenant', 'beta'],
+      /API on (http:\/\/\S+)/,
+      600_000,
+      { env: { ...process.env, EPHEMERA_HOME: join(dir, 'home') }, stderr: 'ignore' },
+    );
+    up = started.child;
+    url = started.match[1] ?? '';
+  };
+  const stopUp = async (): Promise<void> => {
+    if (up !== undefined) await stopChild(up, 'SIGTERM', 120_000);
+    up = undefined;
+  };
+  const metricsText = async (): Promise<string> =>
+    (await fetch(`${url}/metrics`, { headers: { authorization: basicAuthFor(key('admin')) }, signal: AbortSignal.timeout(10_000) })).text();
+  const page = async (tenant: string): Promise<{ page: Page; close: () => Promise<void> }> => {
+    if (browser === undefined) throw new Error('no browser');
+    const ctx = await browser.createBrowserContext();
+    const p = await ctx.newPage();
+    await signIn(p, url, key(tenant), STEP_MS);
+    return { page: p, close: () => ctx.close() };
+  };
+
+  before(async () => {
+    skip = ensureDockerEngine();
+    if (skip !== null) return;
+    dir = mkdtempSync('/tmp/views-nodes-e2e-');
+    await startUp();
+    mkdirSync(join(dir, 'chromium'));
+    browser = await launchChromium(join(dir, 'chromium'));
+  });
+
+  after(async () => {
+    if (browser !== undefined) await closeChromium(browser);
+    await stopUp();
+    for (const node of NODES) for (const id of containersOf(node)) spawnSync('docker', ['rm', '-f', id], { timeout: 30_000 });
+    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the most-free scheduler puts a tenant\'s two actions on the two nodes', { timeout: 300_000 }, async (t) => {
+    if (skip !== null) return t.skip(skip);
+    for (const [tenant, action] of [['alpha', 'one'], ['alpha', 'two'], ['beta', 'three']] as const) {
+      const put = await api(tenant, 'PUT', `actions/${action}`, { exec: { kind: 'python:3', code: QUICK_ACTION }, limits: { memory: 256 } });
+      assert.equal(put.status, 200, JSON.stringify(put.json));
+      // One after the other: each placement sees the containers placed before it.
+      const r = await api(tenant, 'POST', `actions/${action}?blocking=true`, { name: action });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      records.push(r.json as ActivationRecord);
+    }
+    for (const node of NODES) {
+      for (const c of await agent(node).listContainers()) placed.set(c.id, { node, tenant: c.tenant, action: c.function });
+    }
+    t.diagnostic(`placed: ${JSON.stringify([...placed.values()])}`);
+    assert.equal(placed.size, 3);
+    const alphaNodes = [...placed.values()].filter((c) => c.tenant === 'alpha').map((c) => c.node).sort();
+    assert.deepEqual(alphaNodes, [...NODES], "alpha's second action goes to the node with more free memory");
+    // Each record's `ephemera` annotation names the node its container is on.
+    for (const rec of records) {
+      const eph = rec.annotations.find((a) => a.key === 'ephemera')?.value as { node?: string } | undefined;
+      const where = [...placed.values()].find((c) => c.action === `${rec.namespace}/${rec.name}`);
+      assert.equal(eph?.node, where?.node, JSON.stringify(rec.annotations));
+    }
+  });
+
+  test("/metrics has each node's series under its node label, and each container under its node", { timeout: 120_000 }, async (t) => {
+    if (skip !== null || placed.size !== 3) return t.skip(skip ?? 'the placement test did not place three containers');
+    const lint = await promtoolCheck(await metricsText());
+    assert.equal(lint.status, 0, lint.output);
+    const prom = await PrometheusServer.start(new URL(url).host, key('admin'));
+    try {
+      const v = (q: string): Promise<number | undefined> => prom.value(q);
+      await waitFor('a scrape after the invocations', 30_000, async () => ((await v('sum(ephemera_activations_total)')) === 3 ? true : undefined));
+      assert.equal(await v('count(ephemera_node_memory_limit_bytes)'), 2);
+      for (const node of NODES) {
+        const info = await agent(node).node();
+        assert.equal(info.memory.limit, 1024 * MiB);
+        assert.equal(await v(`ephemera_node_memory_limit_bytes{node="${node}"}`), info.memory.limit);
+        assert.equal(await v(`ephemera_node_memory_allocated_bytes{node="${node}"}`), info.memory.allocated);
+        assert.equal(await v(`ephemera_node_memory_requested_bytes{node="${node}"}`), info.memory.requested);
+        for (const [tenant, figures] of Object.entries(info.tenants)) {
+          assert.equal(await v(`ephemera_tenant_memory_allocated_bytes{node="${node}",tenant="${tenant}"}`), figures.allocated);
+        }
+      }
+      assert.equal(await v('count(ephemera_container_limit_bytes)'), 3);
+      for (const [id, c] of placed) {
+        assert.equal(await v(`ephemera_container_limit_bytes{node="${c.node}",tenant="${c.tenant}",action="${c.action}",container="${id}"}`), 256 * MiB);
+        assert.equal(await v(`count(ephemera_container_limit_bytes{container="${id}"})`), 1, `${id} is under one node only`);
+      }
+      for (const rec of records) {
+        assert.equal(await v(`ephemera_activations_total{tenant="${rec.namespace}",action="${rec.namespace}/${rec.name}",status="success"}`), 1);
+      }
+      assert.equal(await v('sum(ephemera_scheduler_decisions_total{policy="most-free",outcome="placed"})'), 3);
+    } finally {
+      await prom.stop();
+    }
+  });
+
+  test("the dashboard: the operator sees both nodes' containers, a tenant only its own", { timeout: 120_000 }, async (t) => {
+    if (skip !== null || placed.size !== 3) return t.skip(skip ?? 'the placement test did not place three containers');
+    const idsOn = (node: string, tenant?: string): string[] =>
+      [...placed].filter(([, c]) => c.node === node && (tenant === undefined || c.tenant === tenant)).map(([id]) => id).sort();
+    const operator = await page('admin');
+    try {
+      for (const id of placed.keys()) await operator.page.waitForSelector(`[data-container="${id}"]`, { timeout: STEP_MS });
+      assert.deepEqual((await attrs(operator.page, '[data-node]', 'data-node')).sort(), [...NODES]);
+      for (const node of NODES) {
+        assert.deepEqual((await attrs(operator.page, `[data-node="${node}"] [data-container]`, 'data-container')).sort(), idsOn(node));
+      }
+      for (const rec of records) await operator.page.waitForSelector(`#activations tbody tr[data-activation="${rec.activationId}"]`, { timeout: STEP_MS });
+    } finally {
+      await operator.close();
+    }
+    for (const tenant of ['alpha', 'beta']) {
+      const own = [...placed].filter(([, c]) => c.tenant === tenant);
+      const mine = await page(tenant);
+      try {
+        for (const [id] of own) await mine.page.waitForSelector(`[data-container="${id}"]`, { timeout: STEP_MS });
+        assert.deepEqual((await attrs(mine.page, '[data-container]', 'data-container')).sort(), own.map(([id]) => id).sort());
+        // Only the nodes where it has containers, each with just its own.
+        assert.deepEqual((await attrs(mine.page, '[data-node]', 'data-node')).sort(), [...new Set(own.map(([, c]) => c.node))].sort());
+        for (const node of NODES) {
+          assert.deepEqual((await attrs(mine.page, `[data-node="${node}"] [data-container]`, 'data-container')).sort(), idsOn(node, tenant));
+        }
+        const html = await mine.page.content();
+        for (const [id, c] of placed) if (c.tenant !== tenant) assert.ok(!html.includes(id), `${tenant}'s page shows ${id}`);
+        for (const rec of records) if (rec.namespace !== tenant) assert.ok(!html.includes(rec.activationId), `${tenant}'s page shows ${rec.activationId}`);
+      } finally {
+        await mine.close();
+      }
+    }
+  });
+
+  test('`ephemera status` lists both nodes, each with its containers', { timeout: 60_000 }, (t) => {
+    if (skip !== null || placed.size !== 3) return t.skip(skip ?? 'the placement test did not place three containers');
+    const r = spawnSync(process.execPath, [MAIN, 'status', '--props', join(dir, 'home', 'admin.wskprops')], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    // One section per node, from its NODE line to the next (the last one to the pools' legend).
+    const sections = new Map<string, string>();
+    for (const part of r.stdout.slice(0, r.stdout.indexOf('\nPOOLS')).split('\nNODE ').slice(1)) sections.set(part.slice(0, part.indexOf(' ')), part);
+    assert.deepEqual([...sections.keys()].sort(), [...NODES], r.stdout);
+    for (const c of placed.values()) assert.match(sections.get(c.node) ?? '', new RegExp(`TENANT ${c.tenant}[^]*${c.action}`), r.stdout);
+    for (const node of NODES) {
+      for (const c of placed.values()) if (c.node !== node) assert.ok(!(sections.get(node) ?? '').includes(c.action), `${c.action} is listed under ${node}:\n${r.stdout}`);
+    }
+  });
+});
