@@ -89,7 +89,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   const app = buildController({ store, invoker, log: cfg.log, blockingWaitMs: cfg.blockingWaitMs, onActionSaved: (doc) => { profiler.saved(doc); } });
   if (cfg.extender !== undefined) await app.register(extenderRoutes, { source: cfg.extender });
   try {
-    await views?.start(app, store);
+    await views?.start(app, store, { settled: lost });
     await app.listen({ host: cfg.host, port: cfg.port });
   } catch (err) {
     await views?.stop();

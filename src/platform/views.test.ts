@@ -85,33 +85,64 @@ test('the feed starts at the end of each journal, then emits what is new, and su
   await feed.stop();
 });
 
-test('a starting controller shows the newest stored activations again but does not count them in /metrics', { timeout: 10_000 }, async () => {
-  const rec = (id: string, start: number): ActivationRecord => ({
-    activationId: id, namespace: 'alpha', name: 'io', subject: 's', version: '0.0.1', publish: false, start, end: start + 10, duration: 10, logs: [], annotations: [],
-    response: { status: 'success', statusCode: 0, success: true, result: {} },
-  }) as unknown as ActivationRecord;
+/** A store of alpha's activations, newest first as the store lists them, and one node agent with nothing on it. */
+function storedFixture(records: readonly ActivationRecord[]) {
   const tenants = [tenant('admin', true), tenant('alpha')];
   const store = {
     authenticate: (uuid: string, key: string) => tenants.find((t) => t.uuid === uuid && t.key === key),
     tenants: () => tenants,
-    listActivations: (ns: string, q: { limit: number }) => (ns === 'alpha' ? [rec('a3', 30), rec('a2', 20), rec('a1', 10)].slice(0, q.limit) : []),
+    listActivations: (ns: string, q: { limit: number }) => (ns === 'alpha' ? [...records].sort((a, b) => b.start - a.start).slice(0, q.limit) : []),
+    getActivation: (ns: string, id: string) => (ns === 'alpha' ? records.find((r) => r.activationId === id) : undefined),
   };
   const agent = {
     node: () => Promise.resolve({ version: 1, node: 'n1', sharing: 'tenant' as const, cgroupVersion: 1 as const, memory: { limit: 1, allocated: 0, requested: 0 }, tenants: {} }),
     listContainers: () => Promise.resolve([]),
     events: (after: number): Promise<NodeEventsReply> => Promise.resolve({ events: [], next: after, missed: 0 }),
   };
-  const views = new ControllerViews([{ node: 'n1', client: agent }], pino({ level: 'silent' }));
+  return { store, views: new ControllerViews([{ node: 'n1', client: agent }], pino({ level: 'silent' })) };
+}
+
+const storedRecord = (id: string, start: number, status: (typeof STATUSES)[number] = 'success'): ActivationRecord => ({
+  activationId: id, namespace: 'alpha', name: 'io', subject: 's', version: '0.0.1', publish: false, start, end: start + 10, duration: 10, logs: [], annotations: [],
+  response: { status, statusCode: STATUSES.indexOf(status), success: status === 'success', result: {} },
+}) as unknown as ActivationRecord;
+
+const ADMIN = `Basic ${Buffer.from('admin-uuid:admin-key').toString('base64')}`;
+
+test('a starting controller shows the newest stored activations again but does not count them in /metrics', { timeout: 10_000 }, async () => {
+  const { store, views } = storedFixture([storedRecord('a3', 30), storedRecord('a2', 20), storedRecord('a1', 10)]);
   const app = Fastify();
   try {
-    await views.start(app, store, 2);
-    const admin = `Basic ${Buffer.from('admin-uuid:admin-key').toString('base64')}`;
-    const res = await app.inject({ method: 'GET', url: '/dashboard/api/view', headers: { authorization: admin } });
+    await views.start(app, store, { keep: 2 });
+    const res = await app.inject({ method: 'GET', url: '/dashboard/api/view', headers: { authorization: ADMIN } });
     assert.equal(res.statusCode, 200, res.body);
     assert.deepEqual(res.json<{ activations: { activationId: string; action: string }[] }>().activations.map((a) => [a.activationId, a.action]), [['a3', 'alpha/io'], ['a2', 'alpha/io']]);
-    const metrics = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: admin } });
+    const metrics = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: ADMIN } });
     assert.equal(metrics.statusCode, 200);
     assert.doesNotMatch(metrics.body, /^ephemera_activations_total\{/m);
+    // The counters count from the process's start, and say when that was.
+    const started = Number(/^process_start_time_seconds (\S+)$/m.exec(metrics.body)?.[1]);
+    assert.ok(Math.abs(started - performance.timeOrigin / 1000) <= 1, metrics.body);
+  } finally {
+    await app.close();
+    await views.stop();
+  }
+});
+
+test('activations the starting controller recorded as lost in flight are shown once and counted, as they finish now', { timeout: 10_000 }, async () => {
+  // a4 began before a3 and was still running when the previous controller stopped.
+  const { store, views } = storedFixture([storedRecord('a3', 30), storedRecord('a4', 25, 'whisk internal error'), storedRecord('a2', 20), storedRecord('a1', 10)]);
+  const app = Fastify();
+  try {
+    await views.start(app, store, { keep: 2, settled: ['a4'] });
+    const res = await app.inject({ method: 'GET', url: '/dashboard/api/view', headers: { authorization: ADMIN } });
+    assert.equal(res.statusCode, 200, res.body);
+    // Newest first: the lost one finished last.
+    assert.deepEqual(res.json<{ activations: { activationId: string; status: string }[] }>().activations.map((a) => [a.activationId, a.status]), [['a4', 'whisk internal error'], ['a3', 'success'], ['a2', 'success']]);
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: ADMIN } })).body;
+    assert.match(metrics, /^ephemera_activations_total\{tenant="alpha",action="alpha\/io",status="whisk internal error"\} 1$/m);
+    assert.doesNotMatch(metrics, /^ephemera_activations_total\{[^}]*status="success"/m);
+    assert.match(metrics, /^ephemera_activation_duration_seconds_count\{tenant="alpha",action="alpha\/io"\} 1$/m);
   } finally {
     await app.close();
     await views.stop();

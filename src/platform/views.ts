@@ -8,6 +8,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { Gauge, Registry } from 'prom-client';
 
 import type { Authorizer, Principal } from '../dashboard/auth.js';
 import { dashboardRoutes } from '../dashboard/dashboard-routes.js';
@@ -97,7 +98,7 @@ export function observeSelections(selector: NodeSelector, onDecision: (event: Ex
 export const RESHOWN_ACTIVATIONS = 1000;
 
 /** What the views read of the platform's store. */
-export type ViewsStore = Pick<Store, 'authenticate' | 'tenants' | 'listActivations'>;
+export type ViewsStore = Pick<Store, 'authenticate' | 'tenants' | 'listActivations' | 'getActivation'>;
 
 /** The views' parts of one controller: the source, the journal feed, and the hooks into the invoker. */
 export class ControllerViews {
@@ -124,17 +125,36 @@ export class ControllerViews {
   /**
    * Serves `/metrics` and `/dashboard` on the controller's app (keys from the store) and starts
    * following the journals. The newest `keep` stored activations are shown again (a restarted
-   * controller's page is not empty); `/metrics` counts from now on, as its counters say.
+   * controller's page is not empty) but not counted: `/metrics` counts what this controller
+   * finishes, from its start (`process_start_time_seconds`), as Prometheus expects of a counter.
+   * `settled` are the activations this controller itself just recorded as lost (left running by
+   * the one before it, `Store.failInFlight`): they finish now, so they are counted now.
+   * docs/ARCHITECTURE.md ("After a controller restart") says why.
    */
-  async start(app: FastifyInstance, store: ViewsStore, keep = RESHOWN_ACTIVATIONS): Promise<void> {
+  async start(app: FastifyInstance, store: ViewsStore, options: { readonly keep?: number; readonly settled?: readonly string[] } = {}): Promise<void> {
+    const keep = options.keep ?? RESHOWN_ACTIVATIONS;
+    const settledIds = new Set(options.settled ?? []);
     const stored: ActivationRecord[] = [];
-    for (const t of store.tenants()) stored.push(...store.listActivations(t.name, { skip: 0, limit: keep }));
+    for (const t of store.tenants()) stored.push(...store.listActivations(t.name, { skip: 0, limit: keep + settledIds.size }).filter((rec) => !settledIds.has(rec.activationId)));
     stored.sort((a, b) => a.start - b.start);
     // Before the metrics subscribe: these are kept for the views, not counted again.
     for (const rec of stored.slice(-keep)) this.source.emit({ type: 'activation', activation: activationSummary(rec) });
     const authorizer = new StoreAuthorizer(store);
-    await app.register(metricsRoutes, { source: this.source, authorizer });
+    const registry = new Registry();
+    // What prom-client's default process metrics would say (only this one of them: the rest cost a
+    // scrape time and tell nothing about Ephemera): the counters below count from then.
+    new Gauge({ name: 'process_start_time_seconds', help: 'Start time of the process since unix epoch in seconds.', registers: [registry] }).set(performance.timeOrigin / 1000);
+    await app.register(metricsRoutes, { source: this.source, authorizer, registry });
     await app.register(dashboardRoutes, { source: this.source, authorizer });
+    // After the metrics subscribe, and last in the list: this controller wrote them, just now.
+    const settled: ActivationRecord[] = [];
+    for (const id of settledIds) {
+      for (const t of store.tenants()) {
+        const rec = store.getActivation(t.name, id);
+        if (rec !== undefined && rec !== 'running') settled.push(rec);
+      }
+    }
+    for (const rec of settled.sort((a, b) => a.start - b.start)) this.source.emit({ type: 'activation', activation: activationSummary(rec) });
     await this.#feed.start();
   }
 
