@@ -74,7 +74,16 @@ export class PrometheusServer {
         const m = /msg="Listening on" address=127\.0\.0\.1:(\d+)/.exec(await readFile(log, 'utf8'));
         return m?.[1];
       });
-      return new PrometheusServer(child, dir, `http://127.0.0.1:${port}`);
+      const url = `http://127.0.0.1:${port}`;
+      // Listening is not ready: until its storage is open, Prometheus answers queries with 503
+      // "Service Unavailable" (seen under load as a failed views-e2e).
+      await waitFor('prometheus to be ready', 15_000, async () => {
+        if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}: ${await readFile(log, 'utf8')}`);
+        const res = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+        await res?.body?.cancel();
+        return res?.status === 200 ? true : undefined;
+      });
+      return new PrometheusServer(child, dir, url);
     } catch (err) {
       child.kill('SIGKILL');
       await rm(dir, { recursive: true, force: true });
