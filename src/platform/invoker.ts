@@ -338,6 +338,8 @@ export class Invoker {
           slow_ops: eph.stats.slow_ops,
           evictions: eph.stats.evictions,
           bytes_in_memory_peak: eph.stats.bytes_in_memory_peak,
+          ...(eph.stats.ownPeakBytes === undefined ? {} : { ownPeakBytes: eph.stats.ownPeakBytes }),
+          ...(eph.stats.filePeakBytes === undefined ? {} : { filePeakBytes: eph.stats.filePeakBytes }),
         },
       }),
     });

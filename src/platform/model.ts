@@ -91,7 +91,11 @@ export interface EphemeraStats {
   readonly fast_writes: number;
   readonly slow_ops: number;
   readonly evictions: number;
+  /** The run's peak bytes of in-memory files. */
   readonly bytes_in_memory_peak: number;
+  /** The run's own peak memory (with the reserve that keeps its files in memory) and peak file bytes. */
+  readonly ownPeakBytes?: number;
+  readonly filePeakBytes?: number;
 }
 
 /**
