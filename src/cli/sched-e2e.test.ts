@@ -175,7 +175,7 @@ describe('placement through the scheduler with ephemera up --nodes 2', { timeout
     if (skip !== null || p?.url === undefined || placed.get('ephemera') === undefined) return t.skip(skip ?? 'no placements');
     const [n1, n2] = nodeNames(p) as [string, string];
     const pod = (memory: string): unknown => ({
-      metadata: { name: 'task', namespace: 'guest', annotations: { 'ephemera.dev/profile': JSON.stringify({ tMem: 4 * MiB }) } },
+      metadata: { name: 'task', namespace: 'guest', annotations: { 'ephemera.dev/profile': JSON.stringify({ ownPeakBytes: 4 * MiB, filePeakBytes: 0 }) } },
       spec: { containers: [{ name: 'fn', resources: { limits: { memory } } }] },
     });
     const post = async (verb: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> | Record<string, unknown>[] }> => {
@@ -199,11 +199,9 @@ describe('placement through the scheduler with ephemera up --nodes 2', { timeout
     assert.equal(typeof ((await bad.json()) as { Error?: unknown }).Error, 'string');
   });
 
-  // todo: since the node agent samples a run's file bytes every 100 ms and the run path changed
-  // (figs and perf merged), a short profiling run sometimes measures a sample taken mid-write (16
-  // of 24 MiB, 2 of 6 full runs); the per-run file peak must come from the daemon's own peak, not
-  // from samples. The test still runs and prints what it measured.
-  test('the profiler runs profile-inputs in real containers: the peaks bracket what the action allocates and writes', { timeout: 300_000, todo: 'the file peak of a short run is sometimes a mid-write sample' }, async (t) => {
+  // Each profiling run's peaks are its own window of the daemon's `peaks` (opened before the run,
+  // read after): the file peak in memory is exact, so a short run is never a mid-write sample.
+  test('the profiler runs profile-inputs in real containers: the peaks bracket what the action allocates and writes', { timeout: 300_000 }, async (t) => {
     const p = platforms.find((x) => x.policy === 'ephemera');
     if (skip !== null || p?.ow === undefined) return t.skip(skip ?? 'no platform');
     const ow = p.ow;

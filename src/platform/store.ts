@@ -169,7 +169,7 @@ export class Store implements ActivationLedger, ActionLookup, ProfileBook {
   /** Folds one activation's peaks into the action's observed profile; writes only when it grew. */
   observePeaks(action: ActionDoc, ownPeakBytes: number, filePeakBytes: number): void {
     const prev = this.observedProfile(action.namespace, action.name);
-    const next = foldPeaks(prev, action, ownPeakBytes, filePeakBytes);
+    const next = foldPeaks(prev, ownPeakBytes, filePeakBytes);
     if (prev !== undefined && prev.ownPeakBytes === next.ownPeakBytes && prev.filePeakBytes === next.filePeakBytes && prev.T_mem === next.T_mem) return;
     this.q('INSERT INTO profiles (namespace, name, profile, samples) VALUES (?, ?, ?, 1) ON CONFLICT (namespace, name) DO UPDATE SET profile = excluded.profile, samples = samples + 1')
       .run(action.namespace, action.name, JSON.stringify(next));
