@@ -220,6 +220,21 @@ describe('placement through the scheduler with ephemera up --nodes 2', { timeout
     const file = prof.filePeakBytes ?? 0;
     assert.ok(own >= 40 * MiB && own < 256 * MiB, `own peak ${String(own)} bytes brackets the 40 MiB allocated, under the 256 MiB limit`);
     assert.ok(file >= 24 * MiB && file < 256 * MiB, `file peak ${String(file)} bytes brackets the 24 MiB written`);
+    assert.equal((prof as { T_mem?: number }).T_mem, own + file, 'T_mem is own + file');
+    // One profile format: the action's annotation, copied onto a pod as is, is what the extender reads.
+    const res = await fetch(`${p.url ?? ''}/extender/filter`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        Pod: { metadata: { name: 'profiled', namespace: 'guest', annotations: { 'ephemera.dev/profile': JSON.stringify(prof) } }, spec: { containers: [{ name: 'fn', resources: { limits: { memory: '256Mi' } } }] } },
+        Nodes: null,
+        NodeNames: nodeNames(p),
+      }),
+      signal: AbortSignal.timeout(20_000),
+    });
+    const body = (await res.json()) as { Error?: string; NodeNames?: string[] };
+    assert.equal(res.status, 200, JSON.stringify(body));
+    assert.equal(body.Error, '', JSON.stringify(body));
   });
 
   test('SIGTERM stops both platforms: no container left', async (t) => {
