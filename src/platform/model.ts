@@ -326,10 +326,20 @@ export function buildAction(
   };
 }
 
-/** A profile given on a saved action, checked (the one decoder: src/scheduler/profile.ts). */
+/**
+ * A profile given on a saved action, checked (the one decoder: src/scheduler/profile.ts). One the
+ * platform wrote (`profiled`, `observed`: GET shows it, and a client may send the action back with
+ * it) may predate the rule `T_mem = ownPeakBytes + filePeakBytes` (its `T_mem` was the limit then):
+ * its parts decide.
+ */
 function checkUserProfile(value: unknown): Profile {
+  let v = value;
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    const o = v as Record<string, unknown>;
+    if ((o['source'] === 'profiled' || o['source'] === 'observed') && o['ownPeakBytes'] !== undefined) v = { ...o, T_mem: undefined };
+  }
   try {
-    return decodeProfile(value);
+    return decodeProfile(v);
   } catch (err) {
     throw new Invalid(`annotation ${err instanceof Error ? err.message : String(err)}`);
   }
