@@ -55,6 +55,7 @@ static struct {
     int64_t usage;              /* cgroup usage, -1 unknown */
     int64_t own;                /* last computed own memory, -1 unknown */
     int64_t own_peak;           /* highest own on a fresh memory.stat, -1 unknown */
+    int64_t own_peak_win;       /* the same since budget_own_window(1) opened a window */
     int64_t override;           /* limit adopted by shrink/grow, -1 none */
     int64_t memavail_half;
     uint64_t headroom;          /* in effect */
@@ -63,7 +64,7 @@ static struct {
     struct loop_timer timer;
     struct loop_ev notify;
 } B = {.fd_limit = -1, .fd_usage = -1, .override = -1, .limit = -1, .usage = -1, .own = -1,
-       .own_peak = -1};
+       .own_peak = -1, .own_peak_win = -1};
 
 static int64_t budget_read_fd(int fd)
 {
@@ -285,8 +286,12 @@ static uint64_t budget_compute(int precise)
             B.own = own;
             /* The peak only from a memory.stat read for this usage reading:
              * an old one may still count page cache as the function's. */
-            if (B.version && budget_stat_seq == budget_usage_seq && own > B.own_peak)
-                B.own_peak = own;
+            if (B.version && budget_stat_seq == budget_usage_seq) {
+                if (own > B.own_peak)
+                    B.own_peak = own;
+                if (own > B.own_peak_win)
+                    B.own_peak_win = own;
+            }
             /* Capacity not yet resident will be charged when it is
              * written: it must fit as well. */
             budget = L - own - (int64_t)B.headroom - budget_surge;
@@ -420,6 +425,21 @@ void budget_snapshot(struct budget_snapshot *s)
     s->version = B.version;
     s->own = B.own;
     s->own_peak = B.own_peak;
+}
+
+int64_t budget_own_window(int reset)
+{
+    if (!B.version)
+        return -1;
+    /* A reading of usage and memory.stat now: the window's last sample (and
+     * the next one's first), then the usual apply (it may evict). */
+    budget_read();
+    budget_compute(1);
+    budget_apply();
+    int64_t peak = B.own_peak_win;
+    if (reset)
+        B.own_peak_win = budget_stat_seq == budget_usage_seq ? B.own : -1;
+    return peak;
 }
 
 int budget_fits(int64_t limit, int64_t *excess)

@@ -46,6 +46,10 @@ void budget_refresh(void);
 void budget_set_override(int64_t limit);
 int64_t budget_override(void);
 void budget_snapshot(struct budget_snapshot *s);
+/* The highest own memory since the last reset (or the start), after a fresh
+ * reading of usage and memory.stat; with `reset`, a new window opens at the
+ * own memory just read.  -1 without a cgroup (or before any reading). */
+int64_t budget_own_window(int reset);
 /* Would (usage - reclaimable) fit limit - headroom?  For shrink acks; fills
  * *excess with the bytes still missing. */
 int budget_fits(int64_t limit, int64_t *excess);

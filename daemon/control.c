@@ -175,7 +175,7 @@ static void ctl_stats_json(char *buf, size_t n)
              (unsigned long long)atomic_load(&c->fast_reads),
              (unsigned long long)atomic_load(&c->fast_writes),
              (unsigned long long)atomic_load(&c->files_in_memory_peak),
-             (unsigned long long)atomic_load(&c->bytes_in_memory_peak), cg,
+             (unsigned long long)fbytes_memory_peak(), cg,
              s.version ? (s.version == 1 ? "1" : "2") : "null",
              (unsigned long long)atomic_load(&c->files_created),
              (unsigned long long)atomic_load(&c->files_on_disk),
@@ -268,6 +268,25 @@ static int ctl_grow(struct ctl_conn *c, const char *id, int64_t limit)
     return ctl_ok_stats(c, id);
 }
 
+/* The peaks since the last reset (PROTOCOL.md "peaks"); `reset` opens a new
+ * window right after they are read. */
+static int ctl_peaks(struct ctl_conn *c, const char *id, int reset)
+{
+    int64_t own = budget_own_window(reset);
+    struct fbytes_window w;
+    fbytes_window(reset, &w);
+    char own_s[32], ms_s[32], res[512];
+    ctl_i64(own_s, sizeof own_s, own);
+    ctl_i64(ms_s, sizeof ms_s, w.ms);
+    snprintf(res, sizeof res,
+             "{\"own_memory_peak\":%s,\"file_bytes_peak\":%llu,\"file_bytes_memory_peak\":%llu,"
+             "\"file_bytes_memory\":%llu,\"file_bytes_disk\":%llu,\"window_ms\":%s,\"reset\":%s}",
+             own_s, (unsigned long long)w.peak, (unsigned long long)w.memory_peak,
+             (unsigned long long)w.memory, (unsigned long long)w.disk, ms_s,
+             reset ? "true" : "false");
+    return ctl_ok(c, id, res);
+}
+
 static int ctl_dispatch(struct ctl_conn *c, char *line, size_t len)
 {
     static char scratch[CTL_MAX_LINE + 8];
@@ -300,6 +319,16 @@ static int ctl_dispatch(struct ctl_conn *c, char *line, size_t len)
     int sent = 0;
     if (strcmp(name, "stats") == 0)
         return ctl_ok_stats(c, id);
+    if (strcmp(name, "peaks") == 0) {
+        struct jfield *r = json_get(&o, "reset");
+        if (r && r->type != J_BOOL) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "field 'reset' must be true or false, got %.*s",
+                     (int)(r->rawlen > 40 ? 40 : r->rawlen), r->raw);
+            return ctl_error(c, id, "EPH_BAD_REQUEST", msg, NULL);
+        }
+        return ctl_peaks(c, id, r && r->b);
+    }
     if (strcmp(name, "shrink") == 0 || strcmp(name, "shrink-to") == 0) {
         int64_t n = ctl_bytes_field(c, id, &o, "bytes", &sent);
         return n < 0 ? sent : ctl_shrink(c, id, n);
@@ -350,7 +379,8 @@ static int ctl_dispatch(struct ctl_conn *c, char *line, size_t len)
     char msg[200], q[120];
     ctl_quote(q, sizeof q, name);
     snprintf(msg, sizeof msg,
-             "unknown op %s (known: stats, shrink, set-limit, grow, subscribe, shutdown)", q);
+             "unknown op %s (known: stats, peaks, shrink, set-limit, grow, subscribe, shutdown)",
+             q);
     return ctl_error(c, id, "EPH_UNKNOWN_OP", msg, NULL);
 }
 

@@ -19,5 +19,19 @@ void fbytes_sample(void);
 /* The highest file bytes seen: the largest sample, and never less than the
  * peak of bytes in memory alone (which the shim keeps exactly). */
 uint64_t fbytes_peak(void);
+/* The daemon's lifetime peak of bytes in memory (the stats'
+ * bytes_in_memory_peak): the shared counter only holds the current window's. */
+uint64_t fbytes_memory_peak(void);
+
+/* The peaks of one window (control op `peaks`), from its opening to now. */
+struct fbytes_window {
+    uint64_t memory_peak; /* bytes in memory: exact, raised at every growth */
+    uint64_t peak;        /* memory + disk: the memory peak, the samples, and now */
+    uint64_t memory, disk; /* now: disk by a fresh walk */
+    int64_t ms;           /* how long the window has been open; -1: since the start */
+};
+/* Fills *w with the window so far; with `reset`, a new window opens now,
+ * at the bytes in memory and on disk just measured. */
+void fbytes_window(int reset, struct fbytes_window *w);
 
 #endif

@@ -115,7 +115,8 @@ struct eph_counters {            /* monotonically increasing; shim adds in batch
     _Atomic uint64_t files_in_memory;      /* current */
     _Atomic uint64_t files_in_memory_peak;
     _Atomic uint64_t bytes_in_memory;      /* current: sum of capacity over MEM inodes */
-    _Atomic uint64_t bytes_in_memory_peak;
+    _Atomic uint64_t bytes_in_memory_peak; /* since the daemon's last `peaks` reset (it keeps the
+                                             * lifetime peak itself); raised at every growth */
 };
 
 /*

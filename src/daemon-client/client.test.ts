@@ -132,6 +132,25 @@ test('usage and limit may be null (a daemon without a cgroup)', async () => {
   }
 });
 
+test('peaks sends reset as a boolean and checks the result: own peak and window may be null', async () => {
+  const seen: unknown[] = [];
+  const d = await fakeDaemon((req, sock) => {
+    seen.push(req['reset']);
+    const result = { own_memory_peak: req['reset'] === true ? null : 5, file_bytes_peak: 7, file_bytes_memory_peak: 6, file_bytes_memory: 1, file_bytes_disk: 1, window_ms: null, reset: req['reset'] };
+    reply(sock, { v: 1, id: req['id'], ok: true, result: req['reset'] === true ? result : { ...result, window_ms: 12, file_bytes_disk: -1 } });
+  });
+  const c = await DaemonClient.connect(d.path);
+  try {
+    const p = await c.peaks({ reset: true });
+    assert.deepEqual(p, { own_memory_peak: null, file_bytes_peak: 7, file_bytes_memory_peak: 6, file_bytes_memory: 1, file_bytes_disk: 1, window_ms: null, reset: true });
+    await assert.rejects(c.peaks(), (e: unknown) => isEphemeraError(e, 'EPH_DAEMON_PROTOCOL') && /'file_bytes_disk' is -1/.test(e.message));
+    assert.deepEqual(seen, [true, false]);
+  } finally {
+    c.close();
+    d.dispose();
+  }
+});
+
 test('a stats result with a wrong field is a protocol error naming the field', async () => {
   const d = await fakeDaemon((req, sock) => {
     reply(sock, { v: 1, id: req['id'], ok: true, result: { ...STATS, evictions: '7' } });

@@ -7,9 +7,11 @@
 import { connect as netConnect, type Socket } from 'node:net';
 
 import { EphemeraError } from '../core/errors.js';
+import { parsePeaks, type DaemonPeaks } from './peaks.js';
 import { parseStats, type DaemonStats } from './stats.js';
 
 export { parseStats, type DaemonStats } from './stats.js';
+export { parsePeaks, type DaemonPeaks } from './peaks.js';
 
 export const PROTOCOL_VERSION = 1;
 /** The protocol's limit on one line, in bytes, newline included. */
@@ -140,6 +142,14 @@ export class DaemonClient {
   /** @returns the daemon's counters; see {@link DaemonStats} */
   async stats(): Promise<DaemonStats> {
     return parseStats(await this.request('stats'), `${this.#path}: the reply to 'stats'`);
+  }
+
+  /**
+   * The peaks since the previous reset (or the daemon's start); with `reset`, a new window opens
+   * right after they are read, at the bytes there now. The node agent opens one per invocation.
+   */
+  async peaks(options: { readonly reset?: boolean } = {}): Promise<DaemonPeaks> {
+    return parsePeaks(await this.request('peaks', { reset: options.reset === true }), `${this.#path}: the reply to 'peaks'`);
   }
 
   /** Ask the daemon to fit under `bytes`; resolves once the memory is really freed. */

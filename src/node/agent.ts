@@ -19,7 +19,6 @@ import type { ContainerEngine, MountSpec } from '../container/engine.js';
 import { DaemonClient, type DaemonStats } from '../daemon-client/client.js';
 import { CgroupV1Limiter } from '../limiter/cgroup-v1.js';
 import { CgroupV2Limiter } from '../limiter/cgroup-v2.js';
-import { hasControl, writeControl } from '../limiter/cgroupfs.js';
 import { findMemoryCgroup } from '../limiter/detect.js';
 import type { MemoryLimiter } from '../limiter/limiter.js';
 import type { ContainerInfo, LiveContainer, ManagerSnapshot, PoolEntry, PoolName, SharingScope, Usage } from '../manager/types.js';
@@ -47,15 +46,14 @@ import type { MoveContext, MoveParty, MoveStep } from './moves.js';
 import { RecordedLimitSync } from './recorded-limit.js';
 import { IN_DAEMON, IN_LIB, IN_RUN, runtimeCommand } from './runtime-command.js';
 import { TenantHost, type BatchResult, type ManagerFactory, type RecoveryView } from './tenants.js';
-import { invocationUsage, requestedBytes, runStats, samplePeaks } from './usage.js';
+import { CgroupPeakWindow } from './cgroup-peak.js';
+import { requestedBytes, runStats, usageFromCounters, usageFromPeaks } from './usage.js';
 
 /** Unix socket paths are limited to 107 bytes (sun_path). */
 const MAX_SOCKET_PATH = 107;
 const DEFAULT_RUN_TIMEOUT_MS = 60_000;
 /** How long the agent waits for an activation's log sentinels after its /run answered. */
 const LOG_WAIT_MS = 2000;
-/** How often a running container's daemon is asked for its file bytes (usage.ts, FileSamples). */
-const FILE_SAMPLE_MS = 100;
 
 export interface NodeAgentOptions {
   readonly node: string;
@@ -82,6 +80,14 @@ export interface NodeAgentOptions {
   readonly logger?: Logger;
 }
 
+/** An activation's "before": the daemon's counters, the OOM count, and whether its `peaks` window is open. */
+interface Baseline {
+  readonly stats: DaemonStats;
+  readonly oomKills: number;
+  /** False when the daemon could not open a window (one without `peaks`): the run's usage comes from counters. */
+  readonly peaks: boolean;
+}
+
 /** What a Manager's snapshot said of a container (see Instance.standing). */
 interface Standing {
   readonly pool: PoolName;
@@ -100,6 +106,8 @@ interface Instance {
   readonly origin: 'created' | 'registered';
   readonly limiter: MemoryLimiter;
   readonly daemon: DaemonClient;
+  /** The cgroup's own peak over an invocation (the fallback for a daemon without `peaks`). */
+  readonly cgroupPeak: CgroupPeakWindow;
   /** The host directory bind-mounted at /run/ephemera (created containers). */
   readonly dir: string | undefined;
   readonly log: ActivationLog | undefined;
@@ -111,10 +119,11 @@ interface Instance {
   moveGen: number;
   /**
    * The daemon's counters and the OOM count after the last activation's bookkeeping, with the
-   * cgroup peak reset since: the next activation's "before", valid while no move touched the
-   * container (only its own action and a resize change them). Undefined: read them afresh.
+   * peak windows (the daemon's, the cgroup's) opened since: the next activation's "before", valid
+   * while no move touched the container (only its own action and a resize change them).
+   * Undefined: read them afresh.
    */
-  baseline: { stats: DaemonStats; oomKills: number } | undefined;
+  baseline: Baseline | undefined;
   /**
    * What its tenant's Manager showed after the last invocation-end: its pool (the one its next
    * invocation-start puts it in too, as the start's estimate is the usage that end reported),
@@ -321,9 +330,10 @@ export class NodeAgent {
    * container before its action runs (it lends memory now, its estimate exceeds its limit, or a
    * move of its tenant is under way); otherwise it is queued, first in line, and the run starts at
    * once. The counters the run is measured against come from the previous activation's
-   * bookkeeping. After /run answers, the logs, the daemon's counters, the OOM count and the cgroup
-   * peak are read side by side; invocation-end, the peak reset and the next baseline come after
-   * the reply, and the container's next run waits for them.
+   * bookkeeping, which also opened the run's peak window in the daemon. After /run answers, the
+   * logs, the daemon's counters and its window's peaks, and the OOM count are read side by side;
+   * invocation-end and the next baseline (with the next window) come after the reply, and the
+   * container's next run waits for them.
    */
   async run(id: string, req: RunRequest): Promise<RunReply> {
     const i = this.#get(id);
@@ -363,19 +373,6 @@ export class NodeAgent {
       let reply: ActionReply;
       let timedOut = false;
       let broken = false;
-      // The daemon's file bytes while the run goes on: scratch files deleted before the end leave
-      // no trace in its counters afterwards (usage.ts).
-      let sampled = samplePeaks(undefined, before);
-      let asking = false;
-      const sampler = setInterval(() => {
-        if (asking) return;
-        asking = true;
-        i.daemon
-          .stats()
-          .then((s) => (sampled = samplePeaks(sampled, s)))
-          .catch(() => undefined)
-          .finally(() => (asking = false));
-      }, FILE_SAMPLE_MS);
       try {
         reply = await actionRequest(socket, 'POST', '/run', owRun, timeoutMs, i.http);
       } catch (err) {
@@ -385,8 +382,6 @@ export class NodeAgent {
         reply = timedOut
           ? { statusCode: 502, body: { error: `The action exceeded its time limits of ${timeoutMs} milliseconds.` } }
           : { statusCode: 502, body: { error: `The action did not produce a valid response and exited unexpectedly (${err.message}).` } };
-      } finally {
-        clearInterval(sampler);
       }
       const durationMs = Math.round(performance.now() - t0);
       // What the operator's views learn of every run: an OOM kill in the journal, a log line with the activation id.
@@ -419,7 +414,7 @@ export class NodeAgent {
           ...(oom ? { oom: true as const } : {}),
         };
       }
-      const [logs, oomAfter, after, peak] = await Promise.all([
+      const [logs, oomAfter, after, peaks] = await Promise.all([
         i.log === undefined ? Promise.resolve([]) : i.log.take(LOG_WAIT_MS),
         i.limiter.oomKills().catch(() => base.oomKills),
         // The Manager must hear the end even if the daemon cannot answer now (its counters then stand still).
@@ -427,16 +422,23 @@ export class NodeAgent {
           this.#log(`stats of ${id} after its run: ${(err as Error).message}`);
           return before;
         }),
-        i.limiter.getPeak().catch(() => null),
+        // The run's window, opened with the baseline: its exact peaks (docs/PROTOCOL.md, peaks).
+        base.peaks
+          ? i.daemon.peaks().catch((err: unknown) => {
+              this.#log(`peaks of ${id} after its run (its usage falls back to counters): ${(err as Error).message}`);
+              return undefined;
+            })
+          : Promise.resolve(undefined),
       ]);
       noteFinished(oomAfter > base.oomKills);
-      const used = invocationUsage(before, after, peak, samplePeaks(sampled, after));
+      const cgroupPeak = i.cgroupPeak.read();
+      const used = peaks !== undefined ? usageFromPeaks(peaks, after, cgroupPeak) : usageFromCounters(before, after, cgroupPeak);
       i.profile = used;
       const result: RunReply = {
         ...reply,
         logs,
         durationMs,
-        ephemera: { pool: await pool, initialBytes: i.initialBytes, grantedBytes: i.maxGranted, node: this.#o.node, stats: runStats(before, after, used) },
+        ephemera: { pool: await pool, initialBytes: i.initialBytes, grantedBytes: i.maxGranted, node: this.#o.node, stats: runStats(before, after, used, peaks) },
         ...(oomAfter > base.oomKills ? { oom: true as const } : {}),
       };
       i.tail = this.#finish(i, started, used);
@@ -492,11 +494,27 @@ export class NodeAgent {
     );
   }
 
-  /** Resets the cgroup peak, then reads the daemon's counters and the OOM count (side by side). */
-  async #baseline(i: Instance): Promise<{ stats: DaemonStats; oomKills: number }> {
-    await this.#resetPeak(i);
-    const [stats, oomKills] = await Promise.all([i.daemon.stats(), i.limiter.oomKills().catch(() => 0)]);
-    return { stats, oomKills };
+  /**
+   * Opens the next activation's peak windows (the daemon's `peaks` and the cgroup's) and reads the
+   * daemon's counters and the OOM count, side by side. Taken after the previous activation's
+   * bookkeeping, or at the start when a move came between: the container runs nothing of its
+   * function in between (one activation at a time), so the window covers exactly the run, and the
+   * reset stays off the critical path.
+   */
+  async #baseline(i: Instance): Promise<Baseline> {
+    i.cgroupPeak.open();
+    const [peaks, stats, oomKills] = await Promise.all([
+      i.daemon.peaks({ reset: true }).then(
+        () => true,
+        (err: unknown) => {
+          this.#log(`the daemon of ${i.id} opened no peaks window (its runs' usage comes from counters): ${(err as Error).message}`);
+          return false;
+        },
+      ),
+      i.daemon.stats(),
+      i.limiter.oomKills().catch(() => 0),
+    ]);
+    return { stats, oomKills, peaks };
   }
 
   /** Stops and removes a container the agent created, after its lent memory came back. */
@@ -554,8 +572,11 @@ export class NodeAgent {
     const i = this.#get(id);
     let u = used;
     if (u === undefined) {
-      const stats = await i.daemon.stats();
-      u = invocationUsage(stats, stats, await i.limiter.getPeak().catch(() => null));
+      // The window since the last one this read (or the last run's baseline); the next opens now.
+      const [stats, peaks] = await Promise.all([i.daemon.stats(), i.daemon.peaks({ reset: true }).catch(() => undefined)]);
+      const cgroupPeak = i.cgroupPeak.read();
+      i.cgroupPeak.open();
+      u = peaks !== undefined ? usageFromPeaks(peaks, stats, cgroupPeak) : usageFromCounters(stats, stats, cgroupPeak);
     }
     return report(await this.#tenants.event(i.tenant, { kind: 'invocation-end', id, used: u }));
   }
@@ -634,6 +655,7 @@ export class NodeAgent {
       await i.tail;
       i.stopLogs?.();
       i.daemon.close();
+      i.cgroupPeak.close();
       i.http?.destroy();
     }
     const empty = this.#instances.size === 0 || options.removeContainers;
@@ -690,6 +712,7 @@ export class NodeAgent {
         origin,
         limiter,
         daemon,
+        cgroupPeak: new CgroupPeakWindow(loc.version, loc.dir),
         dir,
         log,
         stopLogs,
@@ -753,6 +776,7 @@ export class NodeAgent {
     await this.#sync.untrack(i.id);
     i.stopLogs?.();
     i.daemon.close();
+    i.cgroupPeak.close();
     i.http?.destroy();
     if (i.origin === 'created') {
       await this.#o.engine.remove(i.id);
@@ -775,13 +799,6 @@ export class NodeAgent {
       .finally(() => {
         i.shortfallPending = false;
       });
-  }
-
-  /** Resets the cgroup's peak so it covers one invocation (v1; v2 keeps its lifetime peak). */
-  async #resetPeak(i: Instance): Promise<void> {
-    if (i.limiter.kind === 'cgroup-v1' && (await hasControl(i.limiter.target, 'memory.max_usage_in_bytes'))) {
-      await writeControl(i.limiter.target, 'memory.max_usage_in_bytes', '0').catch(() => undefined);
-    }
   }
 
   #moveContext(tenant: string): MoveContext {

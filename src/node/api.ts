@@ -88,6 +88,11 @@ export interface RunStats {
   readonly bytes_in_memory_peak: number;
   readonly ownPeakBytes?: number;
   readonly filePeakBytes?: number;
+  /**
+   * Where the peaks come from: `daemon`, the run's own window of the daemon's `peaks`;
+   * `counters`, a daemon without `peaks` (its counters before and after and the cgroup's peak).
+   */
+  readonly peaks?: 'daemon' | 'counters';
 }
 
 export interface RunReply extends ActionReply {

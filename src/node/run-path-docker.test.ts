@@ -26,6 +26,18 @@ def main(args):
     return {"ok": True}
 `;
 
+/** Writes a scratch file of `scratch` MiB in /tmp and deletes it at once. */
+const SCRATCH = `
+import os
+def main(args):
+    mb = args.get("scratch", 0)
+    with open("/tmp/scratch.bin", "wb") as f:
+        for _ in range(mb):
+            f.write(b"s" * (1 << 20))
+    os.unlink("/tmp/scratch.bin")
+    return {"ok": True}
+`;
+
 interface Held {
   /** Events in the order the Manager was given them. */
   readonly events: ManagerEvent[];
@@ -185,5 +197,32 @@ describe("the node agent's run path", { timeout: 240_000 }, () => {
     state.lendWhileIdle = false;
     await client.removeContainer(big.id);
     await client.removeContainer(c.id);
+  });
+
+  test("each run's peaks are its own window of the daemon's: a scratch file deleted at once counts, a later smaller run reports its own", { timeout: 120_000 }, async (t) => {
+    if (skip !== null || node === undefined) return t.skip(skip ?? 'no node');
+    const { client } = node;
+    const c = await client.createContainer({ tenant: 'alice', function: 'scratch', memoryBytes: 128 * MiB });
+    try {
+      assert.equal((await client.init(c.id, { value: { code: SCRATCH } })).statusCode, 200);
+      const run = async (mb: number, id: string): Promise<NonNullable<Awaited<ReturnType<typeof client.run>>['ephemera']>['stats']> => {
+        const r = await client.run(c.id, { ...runReq(false, id), value: { scratch: mb } });
+        assert.equal(r.statusCode, 200, JSON.stringify(r.body));
+        return r.ephemera.stats;
+      };
+      const big = await run(24, 's1');
+      assert.equal(big.peaks, 'daemon', JSON.stringify(big));
+      assert.ok((big.filePeakBytes ?? 0) >= 24 * MiB && big.bytes_in_memory_peak >= 24 * MiB, `24 MiB written and deleted: ${JSON.stringify(big)}`);
+      // The next run's window opened after the first: its peak is its own 2 MiB, not the 24 before.
+      const small = await run(2, 's2');
+      assert.ok((small.filePeakBytes ?? 0) >= 2 * MiB && (small.filePeakBytes ?? 0) < 24 * MiB, `2 MiB written and deleted: ${JSON.stringify(small)}`);
+      assert.ok(small.bytes_in_memory_peak >= 2 * MiB && small.bytes_in_memory_peak < 24 * MiB, JSON.stringify(small));
+      // A run without files: no file peak, and no reserve for files in its own peak.
+      const none = await run(0, 's3');
+      assert.equal(none.filePeakBytes, 0, JSON.stringify(none));
+      assert.ok((none.ownPeakBytes ?? 0) > 0 && (none.ownPeakBytes ?? 0) < 128 * MiB, JSON.stringify(none));
+    } finally {
+      await client.removeContainer(c.id);
+    }
   });
 });

@@ -113,6 +113,7 @@ test('the openwhisk client creates, updates, gets, lists, invokes and deletes; r
     assert.deepEqual(ann(rec, 'ephemera'), {
       pool: 'allocation', initialBytes: 256 << 20, grantedBytes: 256 << 20, node: 'fake',
       fast_reads: 1, fast_writes: 2, slow_ops: 0, evictions: 0, bytes_in_memory_peak: 4096,
+      ownPeakBytes: 1 << 20, filePeakBytes: 4096,
     });
     // The second invocation is warm: same container, no initTime.
     const warm = await ow.actions.invoke({ name: 'echo', blocking: true });
@@ -160,7 +161,7 @@ test('the openwhisk client creates, updates, gets, lists, invokes and deletes; r
 
     // The profile observed from the runs is shown on the action.
     const prof = ann(await ow.actions.get({ name: 'echo' }), 'ephemera.profile') as Record<string, unknown>;
-    assert.deepEqual(prof, { T_mem: 256 << 20, ownPeakBytes: 1 << 20, filePeakBytes: 4096, source: 'observed' });
+    assert.deepEqual(prof, { T_mem: (1 << 20) + 4096, ownPeakBytes: 1 << 20, filePeakBytes: 4096, source: 'observed' });
 
     const deleted = await ow.actions.delete({ name: 'echo' });
     assert.equal(deleted.name, 'echo');

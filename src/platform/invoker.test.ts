@@ -132,6 +132,7 @@ test('warm reuse per version; an update retires old containers; idle ones go aft
   const r1 = await invoker.activate(a, {}, ctx());
   assert.deepEqual(r1.annotations.find((x) => x.key === 'ephemera')?.value, {
     pool: 'harvest', initialBytes: 1, grantedBytes: 2, node: 'scripted', fast_reads: 3, fast_writes: 4, slow_ops: 5, evictions: 6, bytes_in_memory_peak: 7,
+    ownPeakBytes: 100, filePeakBytes: 200,
   });
   assert.deepEqual(profiles.get('t/w'), { T_mem: 0, ownPeakBytes: 100, filePeakBytes: 200, source: 'observed' });
   await invoker.activate(a, {}, ctx());

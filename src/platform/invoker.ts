@@ -338,6 +338,8 @@ export class Invoker {
           slow_ops: eph.stats.slow_ops,
           evictions: eph.stats.evictions,
           bytes_in_memory_peak: eph.stats.bytes_in_memory_peak,
+          ...(eph.stats.ownPeakBytes === undefined ? {} : { ownPeakBytes: eph.stats.ownPeakBytes }),
+          ...(eph.stats.filePeakBytes === undefined ? {} : { filePeakBytes: eph.stats.filePeakBytes }),
         },
       }),
     });
@@ -365,8 +367,7 @@ export class Invoker {
     if (profile?.source === 'observed') {
       // Learned from activations: the largest seen (kept in the store across restarts) is the
       // fallback; the estimate for this input replaces it once the fit has enough samples.
-      const largest = profile.ownPeakBytes + profile.filePeakBytes;
-      this.estimates.setProfile(key, { tMem: largest, ownPeak: profile.ownPeakBytes, filePeak: profile.filePeakBytes, source: 'activations', runs: 0 });
+      this.estimates.setProfile(key, profile);
       taskMem = this.estimates.task(key, memoryBytes, inputBytes).mem;
     }
     const placement: Placement = {

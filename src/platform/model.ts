@@ -5,7 +5,9 @@
  * Shapes follow Apache OpenWhisk's controller (WhiskAction, WhiskActivation, ActivationResponse)
  * so that the official `openwhisk` npm client and the wsk CLI read them unchanged.
  */
-import { PROFILE_INPUTS_ANNOTATION, parseProfileInputs } from '../scheduler/profile.js';
+import { PROFILE_ANNOTATION, PROFILE_INPUTS_ANNOTATION, decodeProfile, parseProfileInputs, type Profile } from '../scheduler/profile.js';
+
+export { PROFILE_ANNOTATION, type Profile };
 
 /** The kinds this platform runs. */
 export const KINDS = ['python:3', 'blackbox', 'sequence'] as const;
@@ -91,26 +93,15 @@ export interface EphemeraStats {
   readonly fast_writes: number;
   readonly slow_ops: number;
   readonly evictions: number;
+  /** The run's peak bytes of in-memory files. */
   readonly bytes_in_memory_peak: number;
+  /** The run's own peak memory (with the reserve that keeps its files in memory) and peak file bytes. */
+  readonly ownPeakBytes?: number;
+  readonly filePeakBytes?: number;
 }
 
-/**
- * An action's memory profile, the `ephemera.profile` annotation: `T_mem` is the memory the action
- * asked for (its limit, bytes), `ownPeakBytes` the most its processes used, `filePeakBytes` the
- * most file bytes it held. The scheduler and the Tenant Manager read it.
- */
-export interface Profile {
-  readonly T_mem: number;
-  readonly ownPeakBytes: number;
-  readonly filePeakBytes: number;
-  /**
-   * `user` when set by hand on the action, `profiled` when the profiler ran the action on its
-   * `ephemera.profile-inputs`, `observed` when taken from activations.
-   */
-  readonly source: 'user' | 'profiled' | 'observed';
-}
-
-export const PROFILE_ANNOTATION = 'ephemera.profile';
+// An action's memory profile, the `ephemera.profile` annotation, is the scheduler's `Profile`
+// (src/scheduler/profile.ts): one format for the platform, the profile book and the extender.
 
 /** OpenWhisk's bound on the actions one sequence may run. */
 export const MAX_SEQUENCE_ACTIONS = 50;
@@ -313,7 +304,7 @@ export function buildAction(
   let annotations = [...(body.annotations ?? existing?.annotations ?? [])];
   annotations = withAnnotation(annotations, 'exec', exec.kind);
   const profile = annotation(annotations, PROFILE_ANNOTATION);
-  if (profile !== undefined) annotations = withAnnotation(annotations, PROFILE_ANNOTATION, checkUserProfile(profile, limits));
+  if (profile !== undefined) annotations = withAnnotation(annotations, PROFILE_ANNOTATION, checkUserProfile(profile));
   const inputs = annotation(annotations, PROFILE_INPUTS_ANNOTATION);
   if (inputs !== undefined) {
     try {
@@ -335,26 +326,23 @@ export function buildAction(
   };
 }
 
-function checkUserProfile(value: unknown, limits: Limits): Profile {
-  const v = value as Partial<Record<keyof Profile, unknown>> | null;
-  const num = (k: 'ownPeakBytes' | 'filePeakBytes' | 'T_mem'): number | undefined => {
-    const x = v?.[k];
-    if (x === undefined && k === 'T_mem') return undefined;
-    if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0) {
-      throw new Invalid(`annotation ${PROFILE_ANNOTATION}.${k} must be a non-negative integer number of bytes, got ${JSON.stringify(x)}`);
-    }
-    return x;
-  };
-  if (typeof v !== 'object' || v === null) {
-    throw new Invalid(`annotation ${PROFILE_ANNOTATION} must be an object {ownPeakBytes, filePeakBytes, T_mem?}, got ${JSON.stringify(value)}`);
+/**
+ * A profile given on a saved action, checked (the one decoder: src/scheduler/profile.ts). One the
+ * platform wrote (`profiled`, `observed`: GET shows it, and a client may send the action back with
+ * it) may predate the rule `T_mem = ownPeakBytes + filePeakBytes` (its `T_mem` was the limit then):
+ * its parts decide.
+ */
+function checkUserProfile(value: unknown): Profile {
+  let v = value;
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    const o = v as Record<string, unknown>;
+    if ((o['source'] === 'profiled' || o['source'] === 'observed') && o['ownPeakBytes'] !== undefined) v = { ...o, T_mem: undefined };
   }
-  if (v.source === 'observed') return v as Profile;
-  return {
-    T_mem: num('T_mem') ?? limits.memory * 1024 * 1024,
-    ownPeakBytes: num('ownPeakBytes') ?? 0,
-    filePeakBytes: num('filePeakBytes') ?? 0,
-    source: 'user',
-  };
+  try {
+    return decodeProfile(v);
+  } catch (err) {
+    throw new Invalid(`annotation ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 /** The profile an action runs with: the user's when set by hand, else the largest peaks observed. */
@@ -365,13 +353,10 @@ export function effectiveProfile(action: ActionDoc, observed: Profile | undefine
 }
 
 /** The observed profile after one more activation's peaks (the largest seen so far). */
-export function foldPeaks(prev: Profile | undefined, action: ActionDoc, ownPeakBytes: number, filePeakBytes: number): Profile {
-  return {
-    T_mem: action.limits.memory * 1024 * 1024,
-    ownPeakBytes: Math.max(prev?.ownPeakBytes ?? 0, ownPeakBytes),
-    filePeakBytes: Math.max(prev?.filePeakBytes ?? 0, filePeakBytes),
-    source: 'observed',
-  };
+export function foldPeaks(prev: Profile | undefined, ownPeakBytes: number, filePeakBytes: number): Profile {
+  const own = Math.max(prev?.ownPeakBytes ?? 0, ownPeakBytes);
+  const file = Math.max(prev?.filePeakBytes ?? 0, filePeakBytes);
+  return { T_mem: own + file, ownPeakBytes: own, filePeakBytes: file, source: 'observed' };
 }
 
 /** The list view of an action: OpenWhisk leaves the code out of collection listings. */

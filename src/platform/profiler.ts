@@ -100,8 +100,7 @@ export class Profiler {
       },
     };
     this.opts.log.info({ action: qualified, inputs: inputs.length }, 'profiling');
-    const p = await profileAction(runner, qualified, limit, inputs, action.limits.timeout);
-    const profile: Profile = { T_mem: limit, ownPeakBytes: p.ownPeak, filePeakBytes: p.filePeak, source: 'profiled' };
+    const profile: Profile = await profileAction(runner, qualified, limit, inputs, action.limits.timeout);
     const now = this.opts.store.getAction(action.namespace, action.name);
     if (now?.version !== action.version) {
       this.opts.log.warn({ action: qualified }, 'the action changed while it was profiled; the profile is not written');

@@ -62,7 +62,7 @@ test('no room: the second invocation waits for the first container, a third find
 test('the extender is mounted on the controller: a filter round trip on the node\'s figures; bad JSON is a 400 with Error', { timeout: 20_000 }, async () => {
   const p = platform;
   assert.ok(p !== undefined);
-  const pod = (memory: string): unknown => ({ metadata: { name: 'x', namespace: 'guest', annotations: { 'ephemera.dev/profile': '{"tMem": 4194304}' } }, spec: { containers: [{ name: 'fn', resources: { limits: { memory } } }] } });
+  const pod = (memory: string): unknown => ({ metadata: { name: 'x', namespace: 'guest', annotations: { 'ephemera.dev/profile': '{"ownPeakBytes": 4194304, "filePeakBytes": 0}' } }, spec: { containers: [{ name: 'fn', resources: { limits: { memory } } }] } });
   // b's warm container holds 256 of the node's 300 MiB: 32 MiB fit, 128 MiB do not.
   const filter = async (memory: string): Promise<{ NodeNames: string[]; FailedNodes: Record<string, string>; FailedAndUnresolvableNodes: Record<string, string> }> => {
     const r = await p.request('POST', '/extender/filter', { body: JSON.stringify({ Pod: pod(memory), Nodes: null, NodeNames: ['fake', 'gone'] }) });

@@ -15,6 +15,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 
 import { EphemeraError } from '../core/errors.js';
 import type { ActivationLedger, ActionLookup, ProfileBook } from './invoker.js';
+import { profileMem } from '../scheduler/profile.js';
 import { MESSAGES, foldPeaks, recordAnnotations, response, type ActionDoc, type ActivationRecord, type Profile } from './model.js';
 
 export interface Tenant {
@@ -163,13 +164,16 @@ export class Store implements ActivationLedger, ActionLookup, ProfileBook {
 
   observedProfile(namespace: string, name: string): Profile | undefined {
     const row = this.q('SELECT profile FROM profiles WHERE namespace = ? AND name = ?').get(namespace, name) as Row | undefined;
-    return row === undefined ? undefined : (JSON.parse(str(row, 'profile')) as Profile);
+    if (row === undefined) return undefined;
+    // A row written before T_mem = own + file held the limit there: the parts decide.
+    const p = JSON.parse(str(row, 'profile')) as Profile;
+    return { ...p, T_mem: profileMem(p) };
   }
 
   /** Folds one activation's peaks into the action's observed profile; writes only when it grew. */
   observePeaks(action: ActionDoc, ownPeakBytes: number, filePeakBytes: number): void {
     const prev = this.observedProfile(action.namespace, action.name);
-    const next = foldPeaks(prev, action, ownPeakBytes, filePeakBytes);
+    const next = foldPeaks(prev, ownPeakBytes, filePeakBytes);
     if (prev !== undefined && prev.ownPeakBytes === next.ownPeakBytes && prev.filePeakBytes === next.filePeakBytes && prev.T_mem === next.T_mem) return;
     this.q('INSERT INTO profiles (namespace, name, profile, samples) VALUES (?, ?, ?, 1) ON CONFLICT (namespace, name) DO UPDATE SET profile = excluded.profile, samples = samples + 1')
       .run(action.namespace, action.name, JSON.stringify(next));

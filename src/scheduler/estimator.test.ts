@@ -59,7 +59,7 @@ interface Outcome {
 function simulate(seed: number): { fixed: Outcome; estimated: Outcome; fitted: number } {
   const rnd = mulberry32(seed);
   const dummy = [256 * KiB, 8 * MiB, 64 * MiB].map((x) => syntheticRun(x, rnd));
-  let worst = profileFromRuns(dummy, 'dummy-inputs').tMem;
+  let worst = profileFromRuns(dummy, 'profiled').T_mem;
   const est = new InputSensitiveEstimator();
   for (const d of dummy) est.observe(d);
   const fixed = { reservedMiB: 0, shortfalls: 0 };

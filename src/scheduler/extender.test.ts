@@ -26,7 +26,7 @@ function cluster(): Scheduler {
 }
 
 /** A v1.Pod as kube-scheduler marshals it (API object: lower-case keys). */
-function pod(annotations: Record<string, string> = { [POD_ANNOTATIONS.profile]: JSON.stringify({ tMem: 258 * MiB }) }, memory: string | null = '150Mi'): Record<string, unknown> {
+function pod(annotations: Record<string, string> = { [POD_ANNOTATIONS.profile]: JSON.stringify({ T_mem: 258 * MiB }) }, memory: string | null = '150Mi'): Record<string, unknown> {
   return {
     metadata: { name: 'io-task-7f9c', namespace: 'team-a', uid: '3c1e7d2a-5f0b-4a7e-9c2d-0e6f1b2a3c4d', resourceVersion: '4711', creationTimestamp: '2026-12-06T03:00:00Z', annotations },
     spec: {
@@ -113,7 +113,7 @@ test('a pod without ephemera.dev/profile is not ours: every node passes and scor
 test('the tenant, the limit and an input-sensitive T_mem come from annotations', { timeout: 5_000 }, () => {
   const fit = { intercept: 4 * MiB, slope: 2, residual: 0, margin: 0, maxInput: 200 * MiB, maxMem: 600 * MiB, samples: 50 };
   const annotations = {
-    [POD_ANNOTATIONS.profile]: JSON.stringify({ tMem: 600 * MiB, source: 'activations', runs: 50, fit }),
+    [POD_ANNOTATIONS.profile]: JSON.stringify({ T_mem: 600 * MiB, source: 'observed', runs: 50, fit }),
     [POD_ANNOTATIONS.inputBytes]: String(50 * MiB),
     [POD_ANNOTATIONS.limit]: '200Mi',
     [POD_ANNOTATIONS.tenant]: 'team-a',
@@ -143,7 +143,7 @@ test('malformed requests get 400 with the reason in Error; a bad pod gets it in 
     ['neither form', { Pod: pod() }, /neither Nodes .* nor NodeNames; check nodeCacheCapable/, 400],
     ['NodeNames not strings', { Pod: pod(), NodeNames: [1] }, /NodeNames must be a list of node names/, 400],
     ['node without a name', { Pod: pod(), Nodes: { items: [{ metadata: {} }] } }, /items\[0\] has no metadata\.name/, 400],
-    ['bad profile', cacheArgs(pod({ [POD_ANNOTATIONS.profile]: '{"tMem": -1}' })), /team-a\/io-task-7f9c: annotation ephemera\.dev\/profile: .*-1/, 200],
+    ['bad profile', cacheArgs(pod({ [POD_ANNOTATIONS.profile]: '{"T_mem": -1}' })), /team-a\/io-task-7f9c: annotation ephemera\.dev\/profile: .*-1/, 200],
     ['no memory limit', cacheArgs(pod(undefined, null)), /container action has no memory limit/, 200],
     ['bad quantity', cacheArgs(pod(undefined, '150 MB')), /"150 MB" is not a Kubernetes quantity/, 200],
   ];
@@ -246,7 +246,7 @@ test('property: the extender agrees with the scheduler: filter passes exactly th
     }
     const limit = randomInt(rnd, 1, 8) * 32 * MiB;
     const mem = randomInt(rnd, 0, 16) * 32 * MiB;
-    const p = pod({ [POD_ANNOTATIONS.profile]: JSON.stringify({ tMem: mem }) }, String(limit));
+    const p = pod({ [POD_ANNOTATIONS.profile]: JSON.stringify({ T_mem: mem }) }, String(limit));
     const args = { Pod: p, NodeNames: names };
     const passed = extenderFilter(args, s).body.NodeNames ?? [];
     assert.deepEqual(passed, names.filter((n) => {

@@ -16,7 +16,7 @@
 import { EphemeraError } from '../core/errors.js';
 import { freeOf, gapOf, type Figures, type TaskProfile } from './algorithm.js';
 import { estimateWith } from './estimator.js';
-import { decodeProfile, shown } from './profile.js';
+import { decodeProfile, profileMem, shown } from './profile.js';
 
 /** A node's figures as the extender reads them (node-wide for the filter, per tenant for the score). */
 export interface NodeFigures {
@@ -148,12 +148,12 @@ function taskOfPod(podName: string, meta: Record<string, unknown>, spec: Record<
     limit = containers.reduce<number>((sum, c, i) => sum + memoryOf(c, podName, i), 0);
   }
   if (limit <= 0) throw bad(`pod ${podName}: memory limit (T_lim) is 0; give a positive limit`);
-  let mem = profile.tMem;
+  let mem = profileMem(profile);
   const inputText = ann[POD_ANNOTATIONS.inputBytes];
   if (profile.fit !== undefined && typeof inputText === 'string') {
     const x = Number(inputText);
     if (!Number.isSafeInteger(x) || x < 0) throw bad(`pod ${podName}: annotation ${POD_ANNOTATIONS.inputBytes} must be whole bytes, got ${JSON.stringify(inputText)}`);
-    mem = estimateWith(profile.fit, x, profile.tMem);
+    mem = estimateWith(profile.fit, x, mem);
   }
   return { limit, mem };
 }

@@ -14,18 +14,18 @@ test('an action never profiled nor run is a neutral task: T_mem = T_lim', { time
 
 test('with a profile and few activations, T_mem is the largest known; the dummy profile counts', { timeout: 5_000 }, () => {
   const book = new ProfileBook({ minSamples: 4 });
-  book.setProfile('/ns/a', { tMem: 300 * MiB, ownPeak: 50 * MiB, filePeak: 250 * MiB, source: 'dummy-inputs', runs: 2 });
+  book.setProfile('/ns/a', { T_mem: 300 * MiB, ownPeakBytes: 50 * MiB, filePeakBytes: 250 * MiB, source: 'profiled', runs: 2 });
   assert.equal(book.task('/ns/a', 150 * MiB, 1).mem, 300 * MiB);
   book.observe('/ns/a', { ownPeak: 40 * MiB, filePeak: 2 * MiB, inputBytes: MiB });
   assert.equal(book.task('/ns/a', 150 * MiB, 1).mem, 300 * MiB);
   book.observe('/ns/a', { ownPeak: 60 * MiB, filePeak: 300 * MiB, inputBytes: 150 * MiB });
   assert.equal(book.task('/ns/a', 150 * MiB, 1).mem, 360 * MiB);
-  assert.deepEqual(book.profile('/ns/a'), { tMem: 360 * MiB, ownPeak: 60 * MiB, filePeak: 300 * MiB, source: 'activations', runs: 4 });
+  assert.deepEqual(book.profile('/ns/a'), { T_mem: 360 * MiB, ownPeakBytes: 60 * MiB, filePeakBytes: 300 * MiB, source: 'observed', runs: 4 });
 });
 
 test('once learned, T_mem follows the input, and the written-back profile carries the fit', { timeout: 5_000 }, () => {
   const book = new ProfileBook({ minSamples: 4, margin: 0 });
-  book.setProfile('/ns/a', { tMem: 600 * MiB, ownPeak: 50 * MiB, filePeak: 550 * MiB, source: 'dummy-inputs', runs: 1 });
+  book.setProfile('/ns/a', { T_mem: 600 * MiB, ownPeakBytes: 50 * MiB, filePeakBytes: 550 * MiB, source: 'profiled', runs: 1 });
   for (const x of [1, 10, 50, 100, 200]) book.observe('/ns/a', { ownPeak: 50 * MiB, filePeak: 2 * x * MiB, inputBytes: x * MiB });
   const small = book.task('/ns/a', 128 * MiB, 5 * MiB).mem;
   assert.ok(small >= 60 * MiB && small < 70 * MiB, `5 MiB of input: ${small / MiB} MiB`);
@@ -33,8 +33,8 @@ test('once learned, T_mem follows the input, and the written-back profile carrie
   assert.ok(book.task('/ns/a', 128 * MiB, 1000 * MiB).mem > 2000 * MiB, 'far beyond: the slope');
   const p = book.profile('/ns/a');
   assert.ok(p?.fit !== undefined);
-  assert.equal(p.tMem, 600 * MiB);
-  assert.equal(p.source, 'dummy-inputs');
+  assert.equal(p.T_mem, 600 * MiB);
+  assert.equal(p.source, 'profiled');
   assert.equal(p.runs, 6);
   assert.deepEqual(decodeProfile(encodeProfile(p)), p);
 });

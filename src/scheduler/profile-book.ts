@@ -6,13 +6,13 @@
  * For an invocation with `inputBytes` of input, `T_mem` is, in order:
  * 1. the input-sensitive estimate, once the action's estimator has a model (never above the
  *    largest `T_mem` known for inputs within the sizes seen, never below it beyond them);
- * 2. otherwise the largest of the profile's `tMem` and every activation's (the paper's profile);
+ * 2. otherwise the largest of the profile's `T_mem` and every activation's (the paper's profile);
  * 3. otherwise, for an action never profiled nor run, `T_lim` itself: a task that neither lends
  *    nor borrows until something is known.
  */
 import type { TaskProfile } from './algorithm.js';
 import { InputSensitiveEstimator, runMem, type EstimatorOptions, type RunPeaks } from './estimator.js';
-import type { Profile } from './profile.js';
+import { profileMem, type Profile } from './profile.js';
 
 interface Entry {
   profile: Profile | undefined;
@@ -52,7 +52,7 @@ export class ProfileBook {
   /** The task for an invocation of `action` with memory limit `limit` and `inputBytes` of input. */
   task(action: string, limit: number, inputBytes: number): TaskProfile {
     const e = this.entries.get(action);
-    const profiled = e?.profile?.tMem ?? 0;
+    const profiled = e?.profile === undefined ? 0 : profileMem(e.profile);
     const estimate = e?.estimator.estimate(inputBytes, profiled);
     if (estimate !== undefined) return { limit, mem: estimate.bytes };
     return { limit, mem: profiled > 0 ? profiled : limit };
@@ -69,10 +69,10 @@ export class ProfileBook {
     const largest = e.largest;
     if (largest === undefined) return base;
     const runs = (base?.runs ?? 0) + e.observed;
-    const fromRuns = base === undefined || runMem(largest) > base.tMem;
+    const fromRuns = base === undefined || runMem(largest) > profileMem(base);
     const learned: Profile = fromRuns
-      ? { tMem: runMem(largest), ownPeak: largest.ownPeak, filePeak: largest.filePeak, source: 'activations', runs }
-      : { tMem: base.tMem, ownPeak: base.ownPeak, filePeak: base.filePeak, source: base.source, runs };
+      ? { T_mem: runMem(largest), ownPeakBytes: largest.ownPeak, filePeakBytes: largest.filePeak, source: 'observed', runs }
+      : { T_mem: profileMem(base), ownPeakBytes: base.ownPeakBytes, filePeakBytes: base.filePeakBytes, source: base.source, runs };
     const model = e.estimator.currentModel();
     return model === null ? learned : { ...learned, fit: model };
   }

@@ -15,11 +15,11 @@ test('T_mem is own peak (without file pages) plus peak file bytes, the largest r
       { ownPeak: 20 * MiB, filePeak: 238 * MiB, inputBytes: 2 },
       { ownPeak: 90 * MiB, filePeak: 20 * MiB, inputBytes: 3 },
     ],
-    'dummy-inputs',
+    'profiled',
   );
-  assert.deepEqual(p, { tMem: 258 * MiB, ownPeak: 20 * MiB, filePeak: 238 * MiB, source: 'dummy-inputs', runs: 3 });
+  assert.deepEqual(p, { T_mem: 258 * MiB, ownPeakBytes: 20 * MiB, filePeakBytes: 238 * MiB, source: 'profiled', runs: 3 });
   assert.deepEqual(taskOf(p, 150 * MiB), { limit: 150 * MiB, mem: 258 * MiB });
-  assert.throws(() => profileFromRuns([], 'dummy-inputs'), (e: unknown) => isEphemeraError(e, 'EPH_PROFILE_INVALID'));
+  assert.throws(() => profileFromRuns([], 'profiled'), (e: unknown) => isEphemeraError(e, 'EPH_PROFILE_INVALID'));
 });
 
 /** A runner at the node agent's seam, for the orchestration logic only (the real one runs containers). */
@@ -43,7 +43,8 @@ class ScriptedRunner implements ProfileRunner {
 test('profileAction runs every dummy input in parallel with the action limit and keeps the largest', { timeout: 5_000 }, async () => {
   const runner = new ScriptedRunner((input) => ({ ownPeak: 30 * MiB, filePeak: Number(input['n']) * MiB, inputBytes: payloadBytes(input) }));
   const p = await profileAction(runner, '/ns/act', 256 * MiB, [{ n: 1 }, { n: 100 }, { n: 10 }], 60_000);
-  assert.equal(p.tMem, 130 * MiB);
+  assert.equal(p.T_mem, 130 * MiB);
+  assert.equal(p.source, 'profiled');
   assert.equal(p.runs, 3);
   assert.equal(runner.maxInFlight, 3);
   assert.deepEqual(runner.requests.map((r) => [r.action, r.limit, r.timeoutMs]), Array(3).fill(['/ns/act', 256 * MiB, 60_000]));
@@ -69,19 +70,21 @@ test('ephemera.profile-inputs: a list of parameter objects, as a value or JSON t
   bad(Array(33).fill({}), /33 inputs, at most 32/);
 });
 
-test('ephemera.profile round-trips, accepts sizes with units and either tMem or its two parts', { timeout: 5_000 }, () => {
-  const p = profileFromRuns([{ ownPeak: 20 * MiB, filePeak: 238 * MiB, inputBytes: 5 }], 'dummy-inputs');
+test('ephemera.profile: one format, round-trips, accepts sizes with units and either T_mem or its two parts', { timeout: 5_000 }, () => {
+  const p = profileFromRuns([{ ownPeak: 20 * MiB, filePeak: 238 * MiB, inputBytes: 5 }], 'profiled');
   assert.deepEqual(decodeProfile(encodeProfile(p)), p);
-  assert.deepEqual(decodeProfile({ tMem: '258M' }), { tMem: 258 * MiB, ownPeak: 258 * MiB, filePeak: 0, source: 'manual', runs: 0 });
-  assert.equal(decodeProfile('{"ownPeak": 4194304, "filePeak": "1M"}').tMem, 5 * MiB);
-  const withFit = { ...p, source: 'activations' as const, fit: { intercept: 1, slope: 2, residual: 3, margin: 0.1, maxInput: 4, maxMem: 5, samples: 9 } };
+  assert.deepEqual(decodeProfile({ T_mem: '258M' }), { T_mem: 258 * MiB, ownPeakBytes: 258 * MiB, filePeakBytes: 0, source: 'user' });
+  assert.equal(decodeProfile('{"ownPeakBytes": 4194304, "filePeakBytes": "1M"}').T_mem, 5 * MiB);
+  const withFit = { ...p, source: 'observed' as const, fit: { intercept: 1, slope: 2, residual: 3, margin: 0.1, maxInput: 4, maxMem: 5, samples: 9 } };
   assert.deepEqual(decodeProfile(encodeProfile(withFit)), withFit);
   const bad = (v: unknown, re: RegExp): void => assert.throws(() => decodeProfile(v), (e: unknown) => isEphemeraError(e, 'EPH_PROFILE_INVALID') && re.test(e.message));
   bad('nope', /not JSON/);
-  bad({}, /missing "tMem"/);
-  bad({ tMem: -3 }, /"tMem" must be whole bytes.*-3/);
-  bad({ tMem: '12 parsecs' }, /cannot parse size/);
-  bad({ tMem: 10, ownPeak: 4, filePeak: 5 }, /tMem 10 is not ownPeak 4 \+ filePeak 5/);
-  bad({ tMem: 10, source: 'guess' }, /source must be/);
-  bad({ tMem: 10, fit: { slope: 'x' } }, /fit\.intercept/);
+  bad({}, /missing "T_mem"/);
+  bad({ filePeakBytes: 3 }, /missing "ownPeakBytes"/);
+  bad({ ownPeakBytes: 3 }, /missing "filePeakBytes"/);
+  bad({ T_mem: -3 }, /T_mem must be a non-negative integer.*-3/);
+  bad({ T_mem: '12 parsecs' }, /cannot parse size/);
+  bad({ T_mem: 10, ownPeakBytes: 4, filePeakBytes: 5 }, /T_mem 10 is not ownPeakBytes 4 \+ filePeakBytes 5/);
+  bad({ T_mem: 10, source: 'guess' }, /source must be/);
+  bad({ T_mem: 10, fit: { slope: 'x' } }, /fit\.intercept/);
 });

@@ -6,6 +6,9 @@
  * A run's `T_mem` is the function's own peak memory without file pages plus the peak bytes of its
  * files (in memory and on disk): the cgroup's own peak counts in-memory files and page cache, so it
  * would count the files twice. The profile keeps the largest run; `T_lim` is the action's limit.
+ *
+ * {@link Profile} is the one format of the `ephemera.profile` annotation: the platform writes and
+ * shows it on actions, the scheduler's profile book keeps it, the extender reads it from pods.
  */
 import { EphemeraError } from '../core/errors.js';
 import { parseSize } from '../core/size.js';
@@ -19,30 +22,41 @@ export const PROFILE_INPUTS_ANNOTATION = 'ephemera.profile-inputs';
 /** At most this many dummy inputs (they run in parallel, one container each). */
 export const MAX_PROFILE_INPUTS = 32;
 
-export type ProfileSource = 'dummy-inputs' | 'activations' | 'manual';
+/** `user`: set by hand; `profiled`: the profiler's runs on the dummy inputs; `observed`: learned from activations. */
+export type ProfileSource = 'user' | 'profiled' | 'observed';
 
+/**
+ * An action's profile: the one format of the `ephemera.profile` annotation, as the platform shows
+ * it on an action (and the profiler and the activations write it) and as the Kubernetes extender
+ * reads it from a pod's `ephemera.dev/profile`. Sizes in bytes.
+ */
 export interface Profile {
-  /** `T_mem`, bytes: the largest `ownPeak + filePeak` over the runs. */
-  readonly tMem: number;
-  /** The two parts of that run. */
-  readonly ownPeak: number;
-  readonly filePeak: number;
+  /** `T_mem` = `ownPeakBytes + filePeakBytes`: what the action needs, files in memory. */
+  readonly T_mem: number;
+  /** The function's own peak memory, without file pages. */
+  readonly ownPeakBytes: number;
+  /** The peak bytes of its files, in memory and on disk. */
+  readonly filePeakBytes: number;
   readonly source: ProfileSource;
-  readonly runs: number;
+  /** How many runs it was taken from (absent when set by hand). */
+  readonly runs?: number;
   /** The input-sensitive model, once learned from activations. */
   readonly fit?: InputModel;
 }
+
+/** `T_mem` of a profile, from its parts (a stored profile's `T_mem` may predate the rule). */
+export const profileMem = (p: Pick<Profile, 'ownPeakBytes' | 'filePeakBytes'>): number => p.ownPeakBytes + p.filePeakBytes;
 
 /** The profile of a set of runs: the largest `T_mem` (the first on ties). */
 export function profileFromRuns(runs: readonly RunPeaks[], source: ProfileSource): Profile {
   let best: RunPeaks | undefined;
   for (const r of runs) if (best === undefined || runMem(r) > runMem(best)) best = r;
   if (best === undefined) throw new EphemeraError('EPH_PROFILE_INVALID', 'a profile needs at least one run; give at least one dummy input');
-  return { tMem: runMem(best), ownPeak: best.ownPeak, filePeak: best.filePeak, source, runs: runs.length };
+  return { T_mem: runMem(best), ownPeakBytes: best.ownPeak, filePeakBytes: best.filePeak, source, runs: runs.length };
 }
 
 /** The scheduler's view of an action with this profile and memory limit. */
-export const taskOf = (profile: Profile, limit: number): TaskProfile => ({ limit, mem: profile.tMem });
+export const taskOf = (profile: Profile, limit: number): TaskProfile => ({ limit, mem: profileMem(profile) });
 
 /** Size of an invocation's input as the estimator counts it: the UTF-8 bytes of its JSON. */
 export const payloadBytes = (params: unknown): number => (params === undefined ? 0 : Buffer.byteLength(shown(params, Infinity), 'utf8'));
@@ -97,7 +111,7 @@ export async function profileAction(
       detail: { failures },
     });
   }
-  return profileFromRuns(runs, 'dummy-inputs');
+  return profileFromRuns(runs, 'profiled');
 }
 
 function invalid(message: string): EphemeraError {
@@ -125,7 +139,7 @@ export function parseProfileInputs(value: unknown): Record<string, unknown>[] {
 function bytesField(obj: Record<string, unknown>, key: string, required: boolean): number | undefined {
   const v = obj[key];
   if (v === undefined) {
-    if (required) throw invalid(`${PROFILE_ANNOTATION}: missing "${key}"; give it in bytes (e.g. 270532608) or with a unit (e.g. "258M")`);
+    if (required) throw invalid(`${PROFILE_ANNOTATION}: missing "${key}"; give ownPeakBytes and filePeakBytes (or T_mem alone) in bytes (e.g. 270532608) or with a unit (e.g. "258M")`);
     return undefined;
   }
   if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
@@ -136,12 +150,13 @@ function bytesField(obj: Record<string, unknown>, key: string, required: boolean
       throw invalid(e instanceof Error ? e.message : String(e));
     }
   }
-  throw invalid(`${PROFILE_ANNOTATION}: "${key}" must be whole bytes ≥ 0 or a size such as "258M", got ${JSON.stringify(v)}`);
+  throw invalid(`${PROFILE_ANNOTATION}.${key} must be a non-negative integer number of bytes or a size such as "258M", got ${JSON.stringify(v)}`);
 }
 
 /**
- * Reads an `ephemera.profile` value (an object or its JSON text). `tMem` may be given alone, or as
- * `ownPeak` and `filePeak` (then `tMem` is their sum; if all three are given they must agree).
+ * Reads an `ephemera.profile` value (an object or its JSON text): `ownPeakBytes` and `filePeakBytes`
+ * (then `T_mem`, if given, must be their sum), or `T_mem` alone (taken as the function's own).
+ * Sizes are whole bytes or sizes with a unit (`"258M"`). `source` defaults to `user`.
  */
 export function decodeProfile(value: unknown): Profile {
   let v = value;
@@ -149,26 +164,32 @@ export function decodeProfile(value: unknown): Profile {
     try {
       v = JSON.parse(v) as unknown;
     } catch (e) {
-      throw invalid(`${PROFILE_ANNOTATION}: not JSON (${e instanceof Error ? e.message : String(e)}); write e.g. {"tMem": "258M"}`);
+      throw invalid(`${PROFILE_ANNOTATION}: not JSON (${e instanceof Error ? e.message : String(e)}); write e.g. {"ownPeakBytes": "20M", "filePeakBytes": "238M"}`);
     }
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(`${PROFILE_ANNOTATION}: expected an object such as {"tMem": "258M"}, got ${shown(v)}`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid(`${PROFILE_ANNOTATION}: expected an object such as {"ownPeakBytes": "20M", "filePeakBytes": "238M"}, got ${shown(v)}`);
   const o = v as Record<string, unknown>;
-  const own = bytesField(o, 'ownPeak', false);
-  const file = bytesField(o, 'filePeak', false);
-  const tMem = bytesField(o, 'tMem', own === undefined || file === undefined);
-  const total = tMem ?? (own ?? 0) + (file ?? 0);
+  const own = bytesField(o, 'ownPeakBytes', o['filePeakBytes'] !== undefined);
+  const file = bytesField(o, 'filePeakBytes', own !== undefined);
+  const tMem = bytesField(o, 'T_mem', own === undefined);
   if (own !== undefined && file !== undefined && tMem !== undefined && own + file !== tMem) {
-    throw invalid(`${PROFILE_ANNOTATION}: tMem ${tMem} is not ownPeak ${own} + filePeak ${file}; give tMem alone or the two parts`);
+    throw invalid(`${PROFILE_ANNOTATION}: T_mem ${tMem} is not ownPeakBytes ${own} + filePeakBytes ${file}; give T_mem alone or the two parts`);
   }
-  const source = o['source'] ?? 'manual';
-  if (source !== 'dummy-inputs' && source !== 'activations' && source !== 'manual') throw invalid(`${PROFILE_ANNOTATION}: source must be dummy-inputs, activations or manual, got ${JSON.stringify(source)}`);
-  const runs = o['runs'] ?? 0;
-  if (typeof runs !== 'number' || !Number.isSafeInteger(runs) || runs < 0) throw invalid(`${PROFILE_ANNOTATION}: runs must be a whole number, got ${JSON.stringify(runs)}`);
+  const source = o['source'] ?? 'user';
+  if (source !== 'user' && source !== 'profiled' && source !== 'observed') throw invalid(`${PROFILE_ANNOTATION}.source must be user, profiled or observed, got ${JSON.stringify(source)}`);
+  const runs = o['runs'];
+  if (runs !== undefined && (typeof runs !== 'number' || !Number.isSafeInteger(runs) || runs < 0)) throw invalid(`${PROFILE_ANNOTATION}.runs must be a whole number, got ${JSON.stringify(runs)}`);
+  const ownPeakBytes = own ?? (tMem ?? 0);
+  const filePeakBytes = file ?? 0;
   const fit = o['fit'];
-  const base: Profile = { tMem: total, ownPeak: own ?? total, filePeak: file ?? 0, source, runs };
-  if (fit === undefined) return base;
-  return { ...base, fit: decodeModel(fit) };
+  return {
+    T_mem: ownPeakBytes + filePeakBytes,
+    ownPeakBytes,
+    filePeakBytes,
+    source,
+    ...(runs === undefined ? {} : { runs }),
+    ...(fit === undefined ? {} : { fit: decodeModel(fit) }),
+  };
 }
 
 function decodeModel(v: unknown): InputModel {

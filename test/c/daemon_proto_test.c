@@ -778,6 +778,70 @@ static void test_control(struct daemon *d)
     close(c);
 }
 
+/* `peaks` (PROTOCOL.md): the peaks of one window, an invocation's.  A
+ * scratch file written and deleted inside the window still counts; a reset
+ * opens the next window at what is there now; the lifetime peaks of `stats`
+ * are not reset. */
+static void test_peaks(struct daemon *d)
+{
+    char reply[16384], a[PATH_MAX];
+    int c = ctl_connect();
+    ctl_req(c, "{\"v\":1,\"id\":1,\"op\":\"stats\"}", reply, sizeof reply);
+    long long life = json_int(reply, "bytes_in_memory_peak");
+    ctl_req(c, "{\"v\":1,\"id\":2,\"op\":\"peaks\",\"reset\":true}", reply, sizeof reply);
+    CHECK(strstr(reply, "\"id\":2,\"ok\":true") && strstr(reply, "\"own_memory_peak\":null") &&
+              strstr(reply, "\"window_ms\":null") && strstr(reply, "\"reset\":true") &&
+              json_int(reply, "file_bytes_peak") >=
+                  json_int(reply, "file_bytes_memory") + json_int(reply, "file_bytes_disk"),
+          "first peaks: %s", reply);
+    long long mem0 = json_int(reply, "file_bytes_memory");
+    long long disk0 = json_int(reply, "file_bytes_disk");
+    /* The window opened at what is there: its memory peak is that, exactly. */
+    ctl_req(c, "{\"v\":1,\"id\":3,\"op\":\"peaks\"}", reply, sizeof reply);
+    CHECK(json_int(reply, "file_bytes_memory_peak") == mem0 &&
+              json_int(reply, "file_bytes_peak") == mem0 + disk0 &&
+              json_int(reply, "window_ms") >= 0 && strstr(reply, "\"reset\":false"),
+          "empty window: %s (memory %lld, disk %lld)", reply, mem0, disk0);
+    /* A scratch file of 300 KiB, written and deleted between two requests. */
+    static char scratch[300 * 1024];
+    memset(scratch, 's', sizeof scratch);
+    int fd, idx = create(d, pj(a, root, "scratch"), &fd);
+    CHECK(idx >= 0 && put_bytes(d, idx, fd, scratch, sizeof scratch) == 0, "write scratch");
+    uint64_t cap = atomic_load(&inode_at(d, (uint32_t)idx)->capacity);
+    call(d, EPH_OP_UNLINK, a, NULL, 0, 0, 0, 0, NULL);
+    shim_close_inode(d, idx, fd);
+    ctl_req(c, "{\"v\":1,\"id\":4,\"op\":\"peaks\",\"reset\":true}", reply, sizeof reply);
+    CHECK(json_int(reply, "file_bytes_memory_peak") == mem0 + (long long)cap &&
+              json_int(reply, "file_bytes_peak") >= mem0 + (long long)cap + disk0 &&
+              json_int(reply, "file_bytes_memory") == mem0 && cap >= sizeof scratch,
+          "the scratch file's peak (capacity %llu): %s", (unsigned long long)cap, reply);
+    /* The next window starts afresh; stats keep the lifetime peak. */
+    ctl_req(c, "{\"v\":1,\"id\":5,\"op\":\"peaks\",\"reset\":false}", reply, sizeof reply);
+    CHECK(json_int(reply, "file_bytes_memory_peak") == mem0 &&
+              json_int(reply, "file_bytes_peak") == mem0 + disk0,
+          "after the reset: %s", reply);
+    ctl_req(c, "{\"v\":1,\"id\":6,\"op\":\"stats\"}", reply, sizeof reply);
+    CHECK(json_int(reply, "bytes_in_memory_peak") >= life &&
+              json_int(reply, "bytes_in_memory_peak") >= mem0 + (long long)cap &&
+              json_int(reply, "file_bytes_peak") >= mem0 + (long long)cap,
+          "lifetime peaks after a reset: %s", reply);
+    /* Bytes written to a file on disk count at the next request. */
+    pj(a, root, "peaks-disk");
+    write_file(a, "0123456789");
+    ctl_req(c, "{\"v\":1,\"id\":7,\"op\":\"peaks\"}", reply, sizeof reply);
+    CHECK(json_int(reply, "file_bytes_disk") == disk0 + 10 &&
+              json_int(reply, "file_bytes_peak") == mem0 + disk0 + 10,
+          "a file on disk: %s", reply);
+    unlink(a);
+    ctl_req(c, "{\"v\":1,\"id\":8,\"op\":\"peaks\",\"reset\":1}", reply, sizeof reply);
+    CHECK(strstr(reply, "\"id\":8,\"ok\":false") && strstr(reply, "EPH_BAD_REQUEST") &&
+              strstr(reply, "reset"),
+          "reset 1: %s", reply);
+    ctl_req(c, "{\"v\":1,\"id\":9,\"op\":\"peaks\",\"reset\":\"yes\"}", reply, sizeof reply);
+    CHECK(strstr(reply, "EPH_BAD_REQUEST"), "reset \"yes\": %s", reply);
+    close(c);
+}
+
 /* A process killed by a signal leaves its open count behind; once nobody
  * maps the region any more the daemon collects the unlinked file. */
 static void test_orphans(struct daemon *d)
@@ -952,6 +1016,20 @@ static void test_fake_v2(void)
     }
     CHECK(strcmp(high, "59805696") == 0 && atomic_load(&in->state) == EPH_MEM,
           "memory.high with evictable files: '%s'", high);
+    /* The own-memory peak of a window: read afresh at each request (here
+     * memory.stat has no file pages, so own memory is usage). */
+    ctl_req(c, "{\"v\":1,\"id\":10,\"op\":\"peaks\",\"reset\":true}", reply, sizeof reply);
+    CHECK(json_int(reply, "own_memory_peak") == 10000000, "own peak at the start: %s", reply);
+    put_num(cg, "memory.current", "40000000\n");
+    ctl_req(c, "{\"v\":1,\"id\":11,\"op\":\"peaks\"}", reply, sizeof reply);
+    CHECK(json_int(reply, "own_memory_peak") == 40000000, "own peak after growth: %s", reply);
+    put_num(cg, "memory.current", "10000000\n");
+    ctl_req(c, "{\"v\":1,\"id\":12,\"op\":\"peaks\",\"reset\":true}", reply, sizeof reply);
+    CHECK(json_int(reply, "own_memory_peak") == 40000000, "own peak of the window: %s", reply);
+    ctl_req(c, "{\"v\":1,\"id\":13,\"op\":\"peaks\"}", reply, sizeof reply);
+    CHECK(json_int(reply, "own_memory_peak") == 10000000, "own peak after the reset: %s", reply);
+    ctl_req(c, "{\"v\":1,\"id\":14,\"op\":\"stats\"}", reply, sizeof reply);
+    CHECK(json_int(reply, "own_memory_peak") >= 40000000, "lifetime own peak: %s", reply);
     /* The limit drops to what the function uses plus a little: the file
      * must leave memory soon after, without any request from us. */
     put_num(cg, "memory.current", "11048576\n");
@@ -1231,6 +1309,7 @@ int main(int argc, char **argv)
     test_rename(&d);
     test_budget(&d);
     test_control(&d);
+    test_peaks(&d);
     test_shutdown(&d, 0);
 
     memset(&d, 0, sizeof d);
