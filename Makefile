@@ -52,7 +52,7 @@ $(BUILD)/ephemera: launcher/ephemera.sh
 LAUNCHER_SRC := $(sort $(wildcard launcher/*.c))
 $(BUILD)/ephemera-run: $(LAUNCHER_SRC) $(wildcard launcher/*.h)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@.tmp $(LAUNCHER_SRC) -lm
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@.tmp $(LAUNCHER_SRC)
 	mv -f $@.tmp $@
 
 # Native timed loops for `ephemera bench io`: no Node.js inside a measurement.

@@ -262,7 +262,7 @@ struct child {
 
 /* In the child: signals as libuv leaves them for a spawned process (default dispositions, none
  * blocked), then exec; on failure the errno goes up `errfd` and the child exits 127. */
-static void __attribute__((noreturn)) exec_child(const char *file, char *const *argv, char *const *envp, bool search, int errfd)
+static void __attribute__((noreturn)) exec_child(const char *file, char *const *argv, char *const *envp, int errfd)
 {
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     for (int s = 1; s < NSIG; s++)
@@ -271,10 +271,9 @@ static void __attribute__((noreturn)) exec_child(const char *file, char *const *
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    if (search)
-        execvpe(file, argv, envp);
-    else
-        execve(file, argv, envp);
+    /* execvp's rules, as libuv's spawn: a name without a slash is looked up in PATH, and a file
+     * the kernel cannot run (ENOEXEC: a script without #!) goes to /bin/sh. */
+    execvpe(file, argv, envp);
     int e = errno;
     if (write(errfd, &e, sizeof e) < 0) { /* the parent sees EOF and a 127 exit */
     }
@@ -430,7 +429,7 @@ static int spawn_daemon(struct run *r, int *ready_fd)
             fcntl(3, F_SETFD, 0);
         else
             dup2(ready[1], 3);
-        exec_child(r->ephemerad, argv, environ, strchr(r->ephemerad, '/') == NULL, err[1]);
+        exec_child(r->ephemerad, argv, environ, err[1]);
     }
     close(ready[1]);
     close(err[1]);
@@ -526,7 +525,7 @@ static int spawn_command(struct run *r)
     pid_t pid = fork();
     int fork_errno = errno;
     if (pid == 0)
-        exec_child(r->cmd_path, r->o->command, env, false, err[1]);
+        exec_child(r->cmd_path, r->o->command, env, err[1]);
     close(err[1]);
     env_free(env);
     struct jbuf q = {0};

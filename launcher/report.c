@@ -1,7 +1,6 @@
 /* The --stats report: see report.h. */
 #include "report.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +84,9 @@ static void run_value(struct jbuf *out, int k, const struct run_report *r)
         else
             js_quote(out, r->signal, strlen(r->signal));
         break;
-    case K_ELAPSED: js_number(out, round(r->elapsed_ms * 1000) / 1000); break; /* Math.round(ms*1000)/1000 */
+    case K_ELAPSED: /* Math.round(ms * 1000) / 1000, for a time that is never negative */
+        js_number(out, (double)(long long)(r->elapsed_ms * 1000 + 0.5) / 1000);
+        break;
     case K_ON_EXIT: js_quote(out, r->on_exit, strlen(r->on_exit)); break;
     case K_ROOTS: str_list(out, r->roots, r->nroots); break;
     default: jb_puts(out, "null"); break;
