@@ -260,3 +260,39 @@ test('a daemon that never becomes ready: a bounded wait, an error naming the dae
   const pid = readFileSync(join(dir, 'pid'), 'utf8').trim();
   assert.equal(existsSync(`/proc/${pid}`), false, 'the daemon was stopped and reaped');
 });
+
+// A terminal for `ephemera run` (Python's pty module): ^C is sent to the foreground process group,
+// so the command gets it from the terminal; the run must not pass it on a second time, nor end.
+const PTY = String.raw`
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+out = b''
+deadline = time.time() + 30
+while b'ready' not in out and time.time() < deadline:
+    out += os.read(fd, 1024)
+time.sleep(0.3)
+os.write(fd, b'\x03')
+while True:
+    try:
+        d = os.read(fd, 1024)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+_, st = os.waitpid(pid, 0)
+print(out.decode(errors='replace').replace('\r', '').replace('^C', ''), end='')
+print('status', os.waitstatus_to_exitcode(st))
+`;
+
+test('on a terminal, ^C reaches the command once and the run waits for it, as with Node', { timeout: 60_000 }, () => {
+  const root = freshDir('tty');
+  const cmd = ['--root', root, '--', 'sh', '-c', 'n=0; trap "n=$((n+1)); echo got INT" INT; echo ready; sleep 1; sleep 0.5; echo ints $n; exit 5'];
+  const viaPty = (argv: readonly string[]): string => spawnSync('/usr/bin/python3', ['-c', PTY, ...argv], { encoding: 'utf8', timeout: 40_000 }).stdout;
+  const got = viaPty([EPHEMERA, 'run', ...cmd]);
+  assert.equal(got, 'ready\ngot INT\nints 1\nstatus 5\n');
+  assert.equal(viaPty([process.execPath, MAIN_JS, 'run', ...cmd]), got);
+  noDaemonLeft(root);
+});
