@@ -601,6 +601,29 @@ static int write_stats(struct run *r, const struct jv *stats, int status, int si
     return 0;
 }
 
+/* A request whose result is the daemon's stats (`stats`, `shutdown`), checked as parseStats
+ * checks it: the reply, or NULL with *err set. */
+static struct jv *stats_request(struct run *r, const char *op, const char *fields, int timeout_ms, const struct jv **result,
+                                struct ctl_error *err)
+{
+    struct jv *reply = ctl_request(&r->ctl, op, fields, timeout_ms, result, err);
+    if (reply == NULL)
+        return NULL;
+    struct jbuf source = {0}, msg = {0};
+    jb_printf(&source, "%s: the reply to '%s'", r->ctl.path, op);
+    bool ok = report_check_stats(*result, source.s, &msg);
+    jb_free(&source);
+    if (ok) {
+        jb_free(&msg);
+        return reply;
+    }
+    err->code = "EPH_DAEMON_PROTOCOL";
+    jb_free(&err->msg);
+    err->msg = msg;
+    jv_free(reply);
+    return NULL;
+}
+
 /* runInstance after set-up: the status to exit with, or -1 with r->err_* set. */
 static int run_instance(struct run *r)
 {
@@ -641,44 +664,19 @@ static int run_instance(struct run *r)
 
     /* stats, then shutdown; a failure of either is reported after CMD's own status. */
     const struct jv *result = NULL;
-    struct jv *stats_reply = ctl_request(&r->ctl, "stats", "", STATS_TIMEOUT_MS, &result, &cerr);
-    struct jbuf source = {0};
-    if (stats_reply != NULL) {
-        jb_printf(&source, "%s: the reply to 'stats'", sock);
-        struct jbuf msg = {0};
-        if (!report_check_stats(result, source.s, &msg)) {
-            cerr.code = "EPH_DAEMON_PROTOCOL";
-            jb_free(&cerr.msg);
-            cerr.msg = msg;
-            jv_free(stats_reply);
-            stats_reply = NULL;
-        }
-    }
+    struct jv *stats_reply = stats_request(r, "stats", "", STATS_TIMEOUT_MS, &result, &cerr);
     phase("stats answered");
     if (stats_reply != NULL) {
         r->shutdown_sent = true;
         const struct jv *fin = NULL;
-        struct jv *shut = ctl_request(&r->ctl, "shutdown", r->o->discard ? "\"mode\":\"discard\"" : "\"mode\":\"writeback\"",
-                                      SHUTDOWN_TIMEOUT_MS, &fin, &cerr);
-        if (shut != NULL) {
-            source.len = 0;
-            jb_printf(&source, "%s: the reply to 'shutdown'", sock);
-            struct jbuf msg = {0};
-            if (!report_check_stats(fin, source.s, &msg)) {
-                cerr.code = "EPH_DAEMON_PROTOCOL";
-                jb_free(&cerr.msg);
-                cerr.msg = msg;
-                jv_free(shut);
-                shut = NULL;
-            }
-        }
+        struct jv *shut = stats_request(r, "shutdown", r->o->discard ? "\"mode\":\"discard\"" : "\"mode\":\"writeback\"",
+                                        SHUTDOWN_TIMEOUT_MS, &fin, &cerr);
         if (shut == NULL) {
             jv_free(stats_reply);
             stats_reply = NULL;
         }
         jv_free(shut);
     }
-    jb_free(&source);
     phase("shutdown answered");
     if (stats_reply == NULL) {
         /* The socket closing and the exit being reaped are separate events; give the second a moment. */
