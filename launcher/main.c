@@ -807,6 +807,9 @@ int main(int argc, char **argv)
     if (r.rundir == NULL)
         hand_to_node(argc, argv, "no run directory could be made");
     r.sigfd = signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK);
+    /* Node ignores SIGPIPE: a closed stderr must not end the run before the files are safe.
+     * The children get the default back (exec_child). */
+    signal(SIGPIPE, SIG_IGN);
 
     int status = run_instance(&r);
     clean_up(&r);
