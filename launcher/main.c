@@ -378,6 +378,14 @@ static void drain_signals(struct run *r)
     }
 }
 
+static void ready_hint(struct run *r)
+{
+    if (r->o->log_file == NULL)
+        jb_puts(&r->err_msg, "; its message, if any, is above; rerun with --log FILE for more");
+    else
+        jb_printf(&r->err_msg, "; its message is above and in %s", r->o->log_file);
+}
+
 static int spawn_daemon(struct run *r, int *ready_fd)
 {
     char budget[32], headroom[32];
@@ -444,18 +452,12 @@ static int spawn_daemon(struct run *r, int *ready_fd)
     if (e != 0) {
         close(ready[0]);
         wait_child(&r->daemon, 1000);
-        return fail(r, "EPH_DAEMON_START", "cannot start ephemerad: spawn %s %s; run `make`", r->ephemerad, errname(e));
+        fail(r, "EPH_DAEMON_START", "cannot start ephemerad: spawn %s %s; run `make`", r->ephemerad, errname(e));
+        ready_hint(r);
+        return -1;
     }
     *ready_fd = ready[0];
     return 0;
-}
-
-static void ready_hint(struct run *r)
-{
-    if (r->o->log_file == NULL)
-        jb_puts(&r->err_msg, "; its message, if any, is above; rerun with --log FILE for more");
-    else
-        jb_printf(&r->err_msg, "; its message is above and in %s", r->o->log_file);
 }
 
 /* waitForReady: `ready\n` on fd 3 within READY_TIMEOUT_MS, the daemon's early exit, or the bound. */

@@ -239,6 +239,12 @@ test('a daemon that exits before it is ready: the error names it and its status'
   assert.equal(r.stderr, 'ephemerad: cannot start: no memory here\nephemera: EPH_DAEMON_START: ephemerad exited before it was ready (status 3); its message, if any, is above; rerun with --log FILE for more\n');
   assert.deepEqual(r, viaNode(args, env));
   assert.equal(existsSync(join(dir, 'ran')), false);
+  // One that cannot be executed at all.
+  const missing = { ...process.env, EPHEMERA_EPHEMERAD: join(dir, 'no-such-ephemerad') };
+  const m = launcher(args, missing);
+  assert.equal(m.status, 1);
+  assert.match(m.stderr, /^ephemera: EPH_DAEMON_START: cannot start ephemerad: spawn \S+ ENOENT; run `make`; its message, if any, is above/);
+  assert.deepEqual(m, viaNode(args, missing));
 });
 
 test('a daemon that never becomes ready: a bounded wait, an error naming the daemon log, nothing left', { timeout: 60_000 }, () => {
