@@ -8,6 +8,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { mulberry32, randomInt } from '../core/random.js';
+
 const EPHEMERA = fileURLToPath(new URL('../../ephemera', import.meta.url));
 const MAIN_JS = fileURLToPath(new URL('./main.js', import.meta.url));
 const BUILD = fileURLToPath(new URL('../../', import.meta.url));
@@ -146,6 +148,35 @@ test('bad command lines: the same message and status as Node, and nothing starte
     assert.match(got.stderr, /^ephemera: EPH_[A-Z_]+: /, args.join(' '));
   }
   noDaemonLeft(root);
+});
+
+test('random command lines (seeded): the launcher and Node give the same status and output', { timeout: 120_000 }, () => {
+  // Flags, values and commands mixed at random: most lines are mistakes that go to Node, some run.
+  const dir = freshDir('random');
+  const sub = join(dir, 'd');
+  spawnSync('mkdir', ['-p', sub]);
+  writeFileSync(join(dir, 'f'), 'x');
+  const values = ['64M', '1.5G', '12x', '0', '-5', '1.5', '7b', ' 5', '1e3', '64KiB', '', sub, join(dir, 'f'), '/', 'd', '.', join(sub, 's.json'), '/nonexistent/x', '--keep', '--'];
+  const flags = ['--root', '--budget', '--headroom', '--stats', '--log', '--keep', '--discard', '--memory', '--frob', '-x', `--root=${sub}`, '--budget=1M', '--keep=1', '--stats=', 'word'];
+  const commands = [['true'], ['sh', '-c', 'exit 4'], ['no-such-command-ephemera'], [join(dir, 'f')], [''], []];
+  const rnd = mulberry32(15);
+  const pick = <T>(xs: readonly T[]): T => xs[randomInt(rnd, 0, xs.length - 1)] as T;
+  for (let i = 0; i < 30; i++) {
+    const args: string[] = [];
+    for (let k = randomInt(rnd, 0, 4); k > 0; k--) {
+      const f = pick(flags);
+      args.push(f);
+      if (rnd() < 0.7 && f.startsWith('--') && !f.includes('=')) args.push(pick(values));
+    }
+    if (rnd() < 0.9) args.push('--');
+    args.push(...pick(commands));
+    const run = (argv: readonly string[]): Result => {
+      const [file = '', ...rest] = argv;
+      const r = spawnSync(file, [...rest, 'run', ...args], { encoding: 'utf8', timeout: 60_000, cwd: dir });
+      return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+    };
+    assert.deepEqual(run([EPHEMERA]), run([process.execPath, MAIN_JS]), JSON.stringify(args));
+  }
 });
 
 test("exit statuses: the command's own, 128+N when a signal kills it", { timeout: 60_000 }, () => {
