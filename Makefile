@@ -55,6 +55,13 @@ $(BUILD)/ephemera-run: $(LAUNCHER_SRC) $(wildcard launcher/*.h)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@.tmp $(LAUNCHER_SRC)
 	mv -f $@.tmp $@
 
+# The launcher under ASan/UBSan for src/cli/launcher-e2e.test.ts, beside the real one: it finds the
+# daemon, the shim and the CLI next to itself.
+$(BUILD)/ephemera-run-asan: $(LAUNCHER_SRC) $(wildcard launcher/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -o $@.tmp $(LAUNCHER_SRC)
+	mv -f $@.tmp $@
+
 # Native timed loops for `ephemera bench io`: no Node.js inside a measurement.
 $(BUILD)/iobench: bench/native/iobench.c
 	@mkdir -p $(BUILD)
@@ -112,7 +119,7 @@ lint: $(NODE_STAMP)
 
 # Unit and integration tests of the TypeScript code, compiled beside it (*.test.js). Node 22+
 # takes globs, not directories: `node --test build/js/` runs nothing and fails.
-test-ts: cli native
+test-ts: cli native $(BUILD)/ephemera-run-asan
 	$(NODE_TEST) 'build/js/**/*.test.js'
 
 # The main job: the platform (ephemera up, one tenant's CPU-bound and I/O-heavy actions with

@@ -333,3 +333,42 @@ test('on a terminal, ^C reaches the command once and the run waits for it, as wi
   assert.equal(viaPty([process.execPath, MAIN_JS, 'run', ...cmd]), got);
   noDaemonLeft(root);
 });
+
+test('the launcher under ASan/UBSan: runs, failures and hand-overs without a sanitizer report', { timeout: 120_000 }, async (t) => {
+  const asan = join(BUILD, 'ephemera-run-asan');
+  if (!existsSync(asan)) {
+    t.skip('build/ephemera-run-asan is not built (make test-ts builds it)');
+    return;
+  }
+  const dir = freshDir('asan');
+  const env = { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:exitcode=86', UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1' };
+  const clean = (what: string, r: { status: number | null; stderr: string }): void => {
+    assert.notEqual(r.status, 86, `${what}: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /AddressSanitizer|LeakSanitizer|runtime error/, what);
+  };
+  const sync = (what: string, args: readonly string[], status: number, e: NodeJS.ProcessEnv = env): void => {
+    const r = spawnSync(asan, args, { encoding: 'utf8', timeout: 60_000, env: e });
+    clean(what, r);
+    assert.equal(r.status, status, `${what}: ${r.stderr}`);
+  };
+  const stats = join(dir, 'stats.json');
+  sync('a run with --stats', ['--root', dir, '--stats', stats, '--', 'sh', '-c', 'echo x > "$0/f"; exit 3', dir], 3);
+  assert.equal((JSON.parse(readFileSync(stats, 'utf8')) as { exit_status: number }).exit_status, 3);
+  sync('a killed command', ['--root', dir, '--discard', '--', 'sh', '-c', 'kill -TERM $$'], 143);
+  sync('a daemon that exits early', ['--root', dir, '--', 'true'], 1, { ...env, EPHEMERA_EPHEMERAD: '/bin/false' });
+  sync('an exec that fails', ['--root', dir, '--', 'true'], 1, { ...env, EPHEMERA_EPHEMERAD: join(dir, 'none') });
+  sync('a hand-over to Node', ['--budget', 'lots', '--', 'true'], 2);
+  // The daemon killed under the command: the control client's error path.
+  const child = spawn(asan, ['--root', dir, '--', 'sh', '-c', 'echo started; sleep 2'], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+  const line = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout.split('\n').find((l) => l.includes('ephemerad') && l.includes(dir));
+  assert.ok(line !== undefined, 'the daemon runs');
+  process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGKILL');
+  const status = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  clean('a daemon killed under the command', { status, stderr: err });
+  assert.equal(status, 1, err);
+  assert.match(err, /EPH_DAEMON_CLOSED: .*ephemerad ended \(SIGKILL\)/);
+  noDaemonLeft(dir);
+});
