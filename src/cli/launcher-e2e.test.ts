@@ -150,6 +150,25 @@ test('bad command lines: the same message and status as Node, and nothing starte
   noDaemonLeft(root);
 });
 
+test('the daemon gets the same command line and environment from the launcher as from Node', { timeout: 60_000 }, () => {
+  const dir = freshDir('daemon-argv');
+  const a = freshDir('daemon-argv-a');
+  const b = freshDir('daemon-argv-b');
+  // A wrapper that records what it was given, then is the real daemon.
+  const wrapper = script(dir, 'ephemerad', `printf '%s\\n' "$@" > "$(dirname "$0")/argv.$PPID"; env | grep -E '^(LD_PRELOAD|EPHEMERA_)' | sort > "$(dirname "$0")/env.$PPID"; exec ${join(BUILD, 'ephemerad')} "$@"`);
+  const env = { ...process.env, EPHEMERA_EPHEMERAD: wrapper, EPHEMERA_LOG: 'inherited' };
+  const args = ['--root', a, '--root', b, '--budget', '1.5M', '--headroom', '8M', '--log', join(dir, 'd.log'), '--discard', '--', 'true'];
+  const seen = (r: Result): string => {
+    assert.equal(r.status, 0, r.stderr);
+    const files = spawnSync('sh', ['-c', `cat ${dir}/argv.* ${dir}/env.*; rm -f ${dir}/argv.* ${dir}/env.*`], { encoding: 'utf8' }).stdout;
+    return files.replace(/run-[A-Za-z0-9]{6}/g, 'run-X');
+  };
+  const fromLauncher = seen(launcher(args, env));
+  assert.match(fromLauncher, /^--rundir\n\S+\/run-X\n--root\n/);
+  assert.match(fromLauncher, /--budget\n1572864\n--headroom\n8388608\n/);
+  assert.equal(fromLauncher, seen(viaNode(args, env)));
+});
+
 test('random command lines (seeded): the launcher and Node give the same status and output', { timeout: 120_000 }, () => {
   // Flags, values and commands mixed at random: most lines are mistakes that go to Node, some run.
   const dir = freshDir('random');
