@@ -79,6 +79,19 @@ test('the table: ms per contender, ratios with their spread, the target verdict 
   assert.match(t, /skipped: disk: test/);
 });
 
+test("the start-up row through Node's CLI, timed in the same rounds, is shown beside the launcher's", () => {
+  const r = { ...report(), startup: summariseStartup([9, 10, 11], [2, 3, 4], [120, 130, 125]) };
+  assert.deepEqual(r.startup.nodeCli, { ms: 125, overMs: [118, 121, 127] });
+  const t = renderToolsTable(r);
+  const row = (label: string): string[] => (t.split('\n').find((l) => l.startsWith(`| ${label} `)) ?? '').split('|').slice(1, -1).map((c) => c.trim());
+  assert.deepEqual(row('ephemera run -- true'), ['ephemera run -- true', '10.0', '3.0', '7.0 (7.0–7.0)', '≤10 ms over', 'yes']);
+  assert.deepEqual(row("the same through Node's CLI"), ["the same through Node's CLI", '125.0', '3.0', '121.0 (118.0–127.0)', 'comparison', '']);
+  const lines = toolsCsv(r).trim().split('\n');
+  assert.equal(lines.at(-2), 'startup,1,node-cli-run-true-over-true,121000,,,');
+  assert.equal(lines.at(-1), 'startup,1,ephemera-run-true-over-true,7000,,,');
+  assert.equal(summariseStartup([1], [1]).nodeCli, undefined);
+});
+
 test('the CSV: a line per workload and contender, and the start-up difference in µs', () => {
   const lines = toolsCsv(report()).trim().split('\n');
   assert.equal(lines[0], 'workload,n,contender,median_us,ephemera_div_median,ephemera_div_lowest,ephemera_div_highest');

@@ -31,6 +31,11 @@ export interface ToolsBenchTools {
   readonly script: string;
   /** The repository whose sources `tar` unpacks and packs. */
   readonly repo: string;
+  /**
+   * `ephemera run` through Node's CLI (`node build/js/cli/main.js run`), the path before the
+   * native launcher: timed beside it in the start-up row when given.
+   */
+  readonly nodeCli?: readonly string[];
 }
 
 export interface ToolsBenchOptions {
@@ -151,11 +156,25 @@ export interface StartupSummary {
   readonly trueMs: number;
   /** Median of the per-round differences, ms. */
   readonly overMs: Spread;
+  /** The same run through Node's CLI, when it was timed too: its median and its differences. */
+  readonly nodeCli?: { readonly ms: number; readonly overMs: Spread };
 }
 
-export function summariseStartup(ephemeraMs: readonly number[], trueMs: readonly number[]): StartupSummary {
-  const diffs = ephemeraMs.map((x, i) => x - (trueMs[i] ?? NaN)).filter((x) => Number.isFinite(x));
-  return { ephemeraMs: median(ephemeraMs), trueMs: median(trueMs), overMs: spread(diffs) ?? [NaN, NaN, NaN] };
+function overTrue(ms: readonly number[], trueMs: readonly number[]): Spread {
+  return spread(ms.map((x, i) => x - (trueMs[i] ?? NaN)).filter((x) => Number.isFinite(x))) ?? [NaN, NaN, NaN];
+}
+
+export function summariseStartup(ephemeraMs: readonly number[], trueMs: readonly number[], nodeCliMs: readonly number[] = []): StartupSummary {
+  return {
+    ephemeraMs: median(ephemeraMs),
+    trueMs: median(trueMs),
+    overMs: overTrue(ephemeraMs, trueMs),
+    ...(nodeCliMs.length === 0 ? {} : { nodeCli: { ms: median(nodeCliMs), overMs: overTrue(nodeCliMs, trueMs) } }),
+  };
+}
+
+function fmtOver(s: Spread): string {
+  return `${s[1].toFixed(1)} (${s[0].toFixed(1)}–${s[2].toFixed(1)})`;
 }
 
 /** "1.43× (1.30–1.60)": a median ratio and the lowest and highest round. */
@@ -203,13 +222,14 @@ export function renderToolsTable(r: ToolsReport): string {
   const s = r.startup;
   const start = [
     ['start-up', 'ephemera run -- true ms', 'true ms', 'over true ms (median, lowest–highest)', 'target', 'met'],
-    ['ephemera run -- true', s.ephemeraMs.toFixed(1), s.trueMs.toFixed(1), `${s.overMs[1].toFixed(1)} (${s.overMs[0].toFixed(1)}–${s.overMs[2].toFixed(1)})`, '≤10 ms over', s.overMs[1] <= 10 ? 'yes' : 'NO'],
+    ['ephemera run -- true', s.ephemeraMs.toFixed(1), s.trueMs.toFixed(1), fmtOver(s.overMs), '≤10 ms over', s.overMs[1] <= 10 ? 'yes' : 'NO'],
+    ...(s.nodeCli === undefined ? [] : [['the same through Node\'s CLI', s.nodeCli.ms.toFixed(1), s.trueMs.toFixed(1), fmtOver(s.nodeCli.overMs), 'comparison', '']]),
   ];
   const header = [
     `ephemera bench tools: ${String(r.rounds)} rounds, contenders in rotating order; times are measured inside the workload's own process (toolbench.sh, Python's perf_counter for SQLite and tempfile), so ephemera run's start-up is excluded; set-up and checks untimed`,
     'ephemera: the scratch directory in a managed root on disk under `ephemera run --discard`; tmpfs: a tmpfs mounted for the run; disk: a directory on the disk; TMPDIR is the scratch directory in every case',
     '"ephemera ÷ X" = ephemera time / X time per round (lower is better for ephemera): median (lowest–highest round); "files in memory" = files the last ephemera run created in memory',
-    'start-up: wall time of the whole process from the harness, `ephemera run --discard -- true` against `true`, one pair per round',
+    'start-up: wall time of the whole process from the harness, `ephemera run --discard -- true` (build/ephemera: the native launcher) against `true`, one pair per round; "through Node\'s CLI": `node build/js/cli/main.js run --discard -- true` in the same rounds',
   ];
   return [...header, '', markdown(rows), '', markdown(start), ...r.skipped.map((x) => `skipped: ${x}`)].join('\n');
 }
@@ -228,6 +248,8 @@ export function toolsCsv(r: ToolsReport): string {
       lines.push([row.key, String(row.n), c, us.toFixed(0), q?.[1].toFixed(4) ?? '', q?.[0].toFixed(4) ?? '', q?.[2].toFixed(4) ?? ''].join(','));
     }
   }
+  const node = r.startup.nodeCli;
+  if (node !== undefined) lines.push(['startup', '1', 'node-cli-run-true-over-true', (node.overMs[1] * 1000).toFixed(0), '', '', ''].join(','));
   lines.push(['startup', '1', 'ephemera-run-true-over-true', (r.startup.overMs[1] * 1000).toFixed(0), '', '', ''].join(','));
   return lines.join('\n') + '\n';
 }
@@ -264,11 +286,16 @@ export async function runToolsBench(tools: ToolsBenchTools, opts: ToolsBenchOpti
     const sortBytes = (sortWorkload === undefined ? 1 : scaledSize(sortWorkload, opts.scale)) * 1_000_000;
     await run(['bash', tools.script, 'prepare', inputs, String(sortBytes), tools.repo], process.env, 'preparing the inputs');
 
-    opts.progress.begin(opts.rounds * (TOOL_WORKLOADS.length * contenders.length + 2));
+    opts.progress.begin(opts.rounds * (TOOL_WORKLOADS.length * contenders.length + (tools.nodeCli === undefined ? 2 : 3)));
     const samples = new Map<string, Record<ToolContender, number[]>>();
     const filesInMemory = new Map<string, number>();
     const startEph: number[] = [];
     const startTrue: number[] = [];
+    const startNode: number[] = [];
+    const startArgv = { true: ['true'], ephemera: [tools.ephemera], node: tools.nodeCli ?? [] } as const;
+    const startWhat = { true: 'true', ephemera: 'ephemera run -- true', node: "ephemera run -- true through Node's CLI" } as const;
+    const startSamples = { true: startTrue, ephemera: startEph, node: startNode } as const;
+    const starters = tools.nodeCli === undefined ? (['true', 'ephemera'] as const) : (['true', 'ephemera', 'node'] as const);
     for (let r = 0; r < opts.rounds; r++) {
       for (const w of TOOL_WORKLOADS) {
         const n = scaledSize(w, opts.scale);
@@ -285,20 +312,20 @@ export async function runToolsBench(tools: ToolsBenchTools, opts: ToolsBenchOpti
           opts.progress.finish(`${w.key} on ${c}, round ${String(r + 1)}`, `${(got[c].at(-1) ?? 0) / 1000} ms`);
         }
       }
-      for (const which of r % 2 === 0 ? (['true', 'ephemera'] as const) : (['ephemera', 'true'] as const)) {
-        const argv = which === 'true' ? ['true'] : [tools.ephemera, 'run', '--root', managed, '--discard', '--', 'true'];
+      for (const which of roundOrder(starters, r)) {
+        const argv = which === 'true' ? startArgv.true : [...startArgv[which], 'run', '--root', managed, '--discard', '--', 'true'];
         const t0 = performance.now();
-        await run(argv, process.env, which === 'true' ? 'true' : 'ephemera run -- true');
+        await run(argv, process.env, startWhat[which]);
         const ms = performance.now() - t0;
-        (which === 'true' ? startTrue : startEph).push(ms);
-        opts.progress.finish(`${which === 'true' ? 'true' : 'ephemera run -- true'}, round ${String(r + 1)}`, `${ms.toFixed(1)} ms`);
+        startSamples[which].push(ms);
+        opts.progress.finish(`${startWhat[which]}, round ${String(r + 1)}`, `${ms.toFixed(1)} ms`);
       }
     }
     const rows = TOOL_WORKLOADS.map((w): ToolRow => {
       const n = scaledSize(w, opts.scale);
       return { key: w.key, label: w.label(n), n, summary: summariseTool(samples.get(w.key) ?? {}), filesInMemory: filesInMemory.get(w.key) };
     });
-    return { rows, startup: summariseStartup(startEph, startTrue), rounds: opts.rounds, skipped };
+    return { rows, startup: summariseStartup(startEph, startTrue, startNode), rounds: opts.rounds, skipped };
   } finally {
     scratch.dispose();
   }

@@ -100,6 +100,7 @@ async function tools(argv: readonly string[]): Promise<number> {
       ephemera: buildOutput('ephemera', true),
       script: fileURLToPath(new URL('../../../workloads/tools/toolbench.sh', import.meta.url)),
       repo: fileURLToPath(new URL('../../../', import.meta.url)),
+      nodeCli: [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))],
     },
     { rounds: positiveInt(parsed, 'rounds', TOOLS_DEFAULTS.rounds), scale, workBase: flagValue(parsed, 'work') ?? TOOLS_DEFAULTS.workBase, progress },
   );

@@ -1,0 +1,34 @@
+/*
+ * The launcher's side of the control protocol (docs/PROTOCOL.md): one connection to
+ * control.sock, one request at a time, every wait bounded.  Failures carry the code and message
+ * that src/daemon-client/client.ts gives the same failure.
+ */
+#ifndef EPHEMERA_LAUNCHER_CONTROL_H
+#define EPHEMERA_LAUNCHER_CONTROL_H
+
+#include "json.h"
+
+struct ctl_error {
+    const char *code; /* EPH_DAEMON_* */
+    struct jbuf msg;
+};
+
+struct ctl {
+    int fd;
+    const char *path;
+    int next_id;
+    struct jbuf in; /* bytes read past the last line */
+};
+
+/* Connect within timeout_ms.  0, or -1 with *err set (EPH_DAEMON_CONNECT). */
+int ctl_connect(struct ctl *c, const char *path, int timeout_ms, struct ctl_error *err);
+
+/* Send {fields..., "v":1, "id":N, "op":op} (fields_json: `"mode":"discard"` or "") and wait up to
+ * timeout_ms for its answer.  Returns the whole reply (free with jv_free) with *result pointing
+ * at its `result` object, or NULL with *err set. */
+struct jv *ctl_request(struct ctl *c, const char *op, const char *fields_json, int timeout_ms, const struct jv **result,
+                       struct ctl_error *err);
+
+void ctl_close(struct ctl *c);
+
+#endif

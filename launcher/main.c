@@ -1,0 +1,828 @@
+/*
+ * build/ephemera-run: `ephemera run` without Node.js on the path of a function's start.
+ *
+ * build/ephemera hands `run ARGS` here.  The launcher does what src/cli/run.ts does (the daemon in
+ * a private run directory, the wait for `ready`, the command with the shim preloaded, signals
+ * passed on, stats, shutdown with writeback or discard, the command's exit status) for every
+ * command line it reads exactly as run.ts does; anything else (a mistake, --memory, --help)
+ * goes to Node's CLI before anything has happened, so behaviour never differs.
+ * docs/ARCHITECTURE.md, "The native launcher", says why and what comes next.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "control.h"
+#include "env.h"
+#include "json.h"
+#include "report.h"
+
+extern char **environ;
+
+/* The bounds of run.ts, and the ones it lacks (a daemon that ignores SIGTERM, a reply that never
+ * comes): nothing here waits without one. */
+#define READY_TIMEOUT_MS 15000
+#define CONNECT_TIMEOUT_MS 5000
+#define STATS_TIMEOUT_MS 120000
+#define SHUTDOWN_TIMEOUT_MS 600000 /* writeback of every in-memory file to the disk */
+#define DAEMON_EXIT_TIMEOUT_MS 120000
+#define GONE_GRACE_MS 500
+
+static char build_dir[PATH_MAX];
+static long long t_start_us;
+#define BUILD_PATH_MAX (PATH_MAX + 32)
+static sigset_t old_mask;
+static bool debug;
+
+/* ---- small helpers ---- */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* With EPHEMERA_LAUNCHER_DEBUG set: where the start-up time goes, on stderr. */
+static void phase(const char *what)
+{
+    if (debug)
+        fprintf(stderr, "ephemera-run: %8.3f ms  %s\n", (double)(now_us() - t_start_us) / 1000.0, what);
+}
+
+static const char *errname(int e)
+{
+    const char *n = strerrorname_np(e);
+    return n ? n : "EUNKNOWN";
+}
+
+static void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void warn(const char *fmt, ...)
+{
+    struct jbuf b = {0};
+    char msg[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    jb_printf(&b, "ephemera run: %s\n", msg);
+    if (write(2, b.s, b.len) < 0) { /* nowhere left to say it */
+    }
+    jb_free(&b);
+}
+
+static void build_path(char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "%s/%s", build_dir, name);
+}
+
+/* ---- handing over to Node ---- */
+
+static void __attribute__((noreturn)) hand_to_node(int argc, char **argv, const char *why)
+{
+    if (debug)
+        fprintf(stderr, "ephemera-run: handing over to Node's CLI: %s\n", why);
+    char main_js[BUILD_PATH_MAX];
+    build_path(main_js, sizeof main_js, "js/cli/main.js");
+    char **nargv = calloc((size_t)argc + 3, sizeof *nargv);
+    if (nargv == NULL)
+        abort();
+    nargv[0] = "node";
+    nargv[1] = main_js;
+    nargv[2] = "run";
+    for (int i = 1; i < argc; i++)
+        nargv[i + 2] = argv[i];
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    execvp("node", nargv);
+    fprintf(stderr, "ephemera: cannot start node for `ephemera run` (%s): %s; is Node.js on PATH?\n", why, strerror(errno));
+    exit(127);
+}
+
+/* ---- checks that run.ts makes before it starts anything ---- */
+
+static bool is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool writable_parent(const char *file)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash != NULL)
+        *slash = '\0';
+    return is_dir(dir) && access(dir, W_OK) == 0;
+}
+
+static bool executable_file(const char *p)
+{
+    struct stat st;
+    return access(p, X_OK) == 0 && stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* resolveCommand: the path run.ts would exec, or NULL (Node then gives the error, or finds a
+ * command in a relative PATH entry, which spawn searches for again). */
+static char *resolve_command(const char *cmd)
+{
+    if (strchr(cmd, '/') != NULL)
+        return executable_file(cmd) ? strdup(cmd) : NULL;
+    const char *path = getenv("PATH");
+    if (path == NULL)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    for (const char *dir = path;;) {
+        const char *end = strchrnul(dir, ':');
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%.*s/%s", (int)(end - dir), dir, cmd);
+        if (executable_file(dir == end ? cmd : p))
+            return dir[0] == '/' ? strdup(p) : NULL;
+        if (*end == '\0')
+            return NULL;
+        dir = end + 1;
+    }
+}
+
+/* makeRunDir: a fresh 0711 directory outside every managed root, or NULL. */
+static char *make_run_dir(const struct run_opts *o)
+{
+    uid_t uid = getuid();
+    char bases[4][PATH_MAX];
+    int nb = 0;
+    if (uid == 0)
+        snprintf(bases[nb++], PATH_MAX, "/run/ephemera");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (xdg != NULL && xdg[0] != '\0')
+        snprintf(bases[nb++], PATH_MAX, "%s/ephemera", xdg);
+    /* os.tmpdir() */
+    const char *tmp = getenv("TMPDIR");
+    if (tmp == NULL || tmp[0] == '\0')
+        tmp = getenv("TMP");
+    if (tmp == NULL || tmp[0] == '\0')
+        tmp = getenv("TEMP");
+    if (tmp == NULL || tmp[0] == '\0')
+        tmp = "/tmp";
+    snprintf(bases[nb++], PATH_MAX, "%s/ephemera-%u", tmp, (unsigned)uid);
+    snprintf(bases[nb++], PATH_MAX, "/var/tmp/ephemera-%u", (unsigned)uid);
+    for (int i = 0; i < nb; i++) {
+        if (bases[i][0] != '/')
+            return NULL; /* a relative base: run.ts resolves it against its cwd; leave it to Node */
+        char *base = args_resolve("/", bases[i]);
+        bool inside = false;
+        for (size_t r = 0; r < o->nroots && !inside; r++)
+            inside = args_under(base, o->roots[r]);
+        bool ok = !inside;
+        if (ok) {
+            /* mkdirSync(base, { recursive: true, mode: 0o711 }) */
+            for (char *s = base + 1; ok; s++) {
+                if (*s == '/' || *s == '\0') {
+                    char c = *s;
+                    *s = '\0';
+                    if (mkdir(base, 0711) < 0 && errno != EEXIST)
+                        ok = false;
+                    *s = c;
+                    if (c == '\0')
+                        break;
+                }
+            }
+            struct stat st;
+            ok = ok && stat(base, &st) == 0 && S_ISDIR(st.st_mode);
+            if (ok && st.st_uid == uid && chmod(base, 0711) < 0)
+                ok = false;
+        }
+        if (ok) {
+            size_t n = strlen(base) + sizeof "/run-XXXXXX";
+            char *dir = malloc(n);
+            snprintf(dir, n, "%s/run-XXXXXX", base);
+            if (mkdtemp(dir) != NULL && chmod(dir, 0711) == 0) {
+                free(base);
+                return dir;
+            }
+            free(dir);
+        }
+        free(base);
+    }
+    return NULL;
+}
+
+static void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char p[PATH_MAX];
+            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+            struct stat st;
+            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+                remove_tree(p);
+            else
+                unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+/* ---- children ---- */
+
+struct child {
+    pid_t pid;
+    int pidfd;
+    bool done;
+    int code;   /* exit code, or -1 */
+    int signal; /* killing signal, or 0 */
+};
+
+/* In the child: signals as libuv leaves them for a spawned process (default dispositions, none
+ * blocked), then exec; on failure the errno goes up `errfd` and the child exits 127. */
+static void __attribute__((noreturn)) exec_child(const char *file, char *const *argv, char *const *envp, int errfd)
+{
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            sigaction(s, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* execvp's rules, as libuv's spawn: a name without a slash is looked up in PATH, and a file
+     * the kernel cannot run (ENOEXEC: a script without #!) goes to /bin/sh. */
+    execvpe(file, argv, envp);
+    int e = errno;
+    if (write(errfd, &e, sizeof e) < 0) { /* the parent sees EOF and a 127 exit */
+    }
+    _exit(127);
+}
+
+/* The errno of a failed exec, or 0 once it succeeded (the pipe closed on exec). */
+static int exec_result(int errfd)
+{
+    int e = 0;
+    ssize_t r;
+    do
+        r = read(errfd, &e, sizeof e);
+    while (r < 0 && errno == EINTR);
+    close(errfd);
+    return r == (ssize_t)sizeof e ? e : 0;
+}
+
+static void reap(struct child *c)
+{
+    siginfo_t si = {0};
+    if (c->done || waitid(P_PID, (id_t)c->pid, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+        return;
+    c->done = true;
+    if (si.si_code == CLD_EXITED) {
+        c->code = si.si_status;
+        c->signal = 0;
+    } else {
+        c->code = -1;
+        c->signal = si.si_status;
+    }
+    close(c->pidfd);
+    c->pidfd = -1;
+}
+
+/* Wait up to ms for the child to end. */
+static bool wait_child(struct child *c, int ms)
+{
+    long long deadline = now_ms() + ms;
+    while (!c->done) {
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd p = {.fd = c->pidfd, .events = POLLIN};
+        if (poll(&p, 1, (int)left) > 0)
+            reap(c);
+    }
+    return true;
+}
+
+static void how_it_ended(const struct child *c, char *buf, size_t n)
+{
+    if (c->signal)
+        report_signal_name(c->signal, buf, n);
+    else
+        snprintf(buf, n, "status %d", c->code);
+}
+
+/* ---- the run ---- */
+
+struct run {
+    struct run_opts *o;
+    const char *ephemerad, *lib, *cmd_path;
+    char *rundir;
+    struct child daemon, cmd;
+    bool daemon_started, cmd_started, shutdown_sent;
+    int sigfd;
+    sigset_t forwarded;
+    int pending_signal;
+    struct ctl ctl;
+    bool ctl_open;
+    /* The error that ends the run, printed as main.ts prints an EphemeraError. */
+    const char *err_code;
+    struct jbuf err_msg;
+};
+
+static int fail(struct run *r, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct run *r, const char *code, const char *fmt, ...)
+{
+    char msg[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->err_code = code;
+    jb_puts(&r->err_msg, msg);
+    return -1;
+}
+
+/* Signals that arrived: forwarded to the command while it runs, remembered before it starts. */
+static void drain_signals(struct run *r)
+{
+    struct signalfd_siginfo si;
+    while (read(r->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        int sig = (int)si.ssi_signo;
+        if (!sigismember(&r->forwarded, sig))
+            continue; /* ^C on a terminal: CMD got it too and decides what it means */
+        if (r->cmd_started && !r->cmd.done)
+            kill(r->cmd.pid, sig);
+        else if (r->pending_signal == 0)
+            r->pending_signal = sig;
+    }
+}
+
+static void ready_hint(struct run *r)
+{
+    if (r->o->log_file == NULL)
+        jb_puts(&r->err_msg, "; its message, if any, is above; rerun with --log FILE for more");
+    else
+        jb_printf(&r->err_msg, "; its message is above and in %s", r->o->log_file);
+}
+
+static int spawn_daemon(struct run *r, int *ready_fd)
+{
+    char budget[32], headroom[32];
+    char *argv[16 + 2 * r->o->nroots];
+    int n = 0;
+    argv[n++] = (char *)r->ephemerad;
+    argv[n++] = "--rundir";
+    argv[n++] = r->rundir;
+    for (size_t i = 0; i < r->o->nroots; i++) {
+        argv[n++] = "--root";
+        argv[n++] = r->o->roots[i];
+    }
+    if (r->o->budget >= 0) {
+        snprintf(budget, sizeof budget, "%lld", r->o->budget);
+        argv[n++] = "--budget";
+        argv[n++] = budget;
+    }
+    if (r->o->headroom >= 0) {
+        snprintf(headroom, sizeof headroom, "%lld", r->o->headroom);
+        argv[n++] = "--headroom";
+        argv[n++] = headroom;
+    }
+    if (r->o->log_file != NULL) {
+        argv[n++] = "--log";
+        argv[n++] = r->o->log_file;
+    }
+    argv[n++] = "--on-exit";
+    argv[n++] = r->o->discard ? "discard" : "writeback";
+    argv[n++] = "--ready-fd";
+    argv[n++] = "3";
+    argv[n] = NULL;
+
+    int ready[2], err[2];
+    if (pipe2(ready, O_CLOEXEC) < 0)
+        return fail(r, "EPH_DAEMON_START", "cannot start ephemerad: pipe: %s", strerror(errno));
+    if (pipe2(err, O_CLOEXEC) < 0) {
+        close(ready[0]);
+        close(ready[1]);
+        return fail(r, "EPH_DAEMON_START", "cannot start ephemerad: pipe: %s", strerror(errno));
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Its own session: a terminal's ^C must not stop it before the files are safe. */
+        setsid();
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null >= 0)
+            dup2(null, 0);
+        if (ready[1] == 3)
+            fcntl(3, F_SETFD, 0);
+        else
+            dup2(ready[1], 3);
+        exec_child(r->ephemerad, argv, environ, err[1]);
+    }
+    close(ready[1]);
+    close(err[1]);
+    if (pid < 0) {
+        close(ready[0]);
+        close(err[0]);
+        return fail(r, "EPH_DAEMON_START", "cannot start ephemerad: fork: %s", strerror(errno));
+    }
+    r->daemon = (struct child){.pid = pid, .pidfd = (int)syscall(SYS_pidfd_open, pid, 0), .code = -1};
+    r->daemon_started = true;
+    int e = exec_result(err[0]);
+    if (e != 0) {
+        close(ready[0]);
+        wait_child(&r->daemon, 1000);
+        fail(r, "EPH_DAEMON_START", "cannot start ephemerad: spawn %s %s; run `make`", r->ephemerad, errname(e));
+        ready_hint(r);
+        return -1;
+    }
+    *ready_fd = ready[0];
+    return 0;
+}
+
+/* waitForReady: `ready\n` on fd 3 within READY_TIMEOUT_MS, the daemon's early exit, or the bound. */
+static int wait_ready(struct run *r, int ready_fd)
+{
+    long long deadline = now_ms() + READY_TIMEOUT_MS;
+    char seen[256];
+    size_t len = 0;
+    bool eof = false;
+    int rc = 1;
+    while (rc == 1) {
+        long long left = deadline - now_ms();
+        if (left <= 0) {
+            fail(r, "EPH_DAEMON_START", "ephemerad did not report ready within %d ms", READY_TIMEOUT_MS);
+            ready_hint(r);
+            rc = -1;
+            break;
+        }
+        struct pollfd p[3] = {
+            {.fd = eof ? -1 : ready_fd, .events = POLLIN},
+            {.fd = r->daemon.pidfd, .events = POLLIN},
+            {.fd = r->sigfd, .events = POLLIN},
+        };
+        if (poll(p, 3, (int)left) < 0 && errno != EINTR)
+            continue;
+        if (p[2].revents & POLLIN)
+            drain_signals(r);
+        if (p[0].revents & (POLLIN | POLLHUP)) {
+            ssize_t got = read(ready_fd, seen + len, sizeof seen - 1 - len);
+            if (got > 0) {
+                len += (size_t)got;
+                seen[len] = '\0';
+                if (strstr(seen, "ready\n") != NULL) {
+                    rc = 0;
+                    break;
+                }
+                if (len == sizeof seen - 1) { /* keep the tail: `ready\n` may straddle */
+                    memmove(seen, seen + len - 8, 8);
+                    len = 8;
+                }
+            } else if (got == 0 || (errno != EINTR && errno != EAGAIN))
+                eof = true;
+        }
+        if (p[1].revents & POLLIN) {
+            reap(&r->daemon);
+            if (r->daemon.done) {
+                char how[32];
+                how_it_ended(&r->daemon, how, sizeof how);
+                fail(r, "EPH_DAEMON_START", "ephemerad exited before it was ready (%s)", how);
+                ready_hint(r);
+                rc = -1;
+            }
+        }
+    }
+    close(ready_fd);
+    return rc;
+}
+
+static int spawn_command(struct run *r)
+{
+    char **env = env_for_command(environ, r->lib, r->rundir, r->o->roots, r->o->nroots, r->o->log_file);
+    int err[2];
+    if (pipe2(err, O_CLOEXEC) < 0) {
+        env_free(env);
+        return fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start a pipe for the command: %s", strerror(errno));
+    }
+    pid_t pid = fork();
+    int fork_errno = errno;
+    if (pid == 0)
+        exec_child(r->cmd_path, r->o->command, env, err[1]);
+    close(err[1]);
+    env_free(env);
+    struct jbuf q = {0};
+    js_quote(&q, r->o->command[0], strlen(r->o->command[0]));
+    int rc = 0;
+    if (pid < 0) {
+        close(err[0]);
+        rc = fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start %s: spawn %s", q.s, errname(fork_errno));
+    } else {
+        r->cmd = (struct child){.pid = pid, .pidfd = (int)syscall(SYS_pidfd_open, pid, 0), .code = -1};
+        r->cmd_started = true;
+        int e = exec_result(err[0]);
+        if (e != 0) {
+            wait_child(&r->cmd, 1000);
+            r->cmd_started = false;
+            rc = fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start %s: spawn %s %s", q.s, r->cmd_path, errname(e));
+        }
+    }
+    jb_free(&q);
+    return rc;
+}
+
+/* The command runs until it ends; signals for us go to it meanwhile. */
+static void wait_command(struct run *r)
+{
+    while (!r->cmd.done) {
+        struct pollfd p[2] = {{.fd = r->cmd.pidfd, .events = POLLIN}, {.fd = r->sigfd, .events = POLLIN}};
+        if (poll(p, 2, -1) < 0)
+            continue;
+        if (p[1].revents & POLLIN)
+            drain_signals(r);
+        if (p[0].revents & POLLIN)
+            reap(&r->cmd);
+    }
+}
+
+static int write_stats(struct run *r, const struct jv *stats, int status, int sig, double elapsed_ms)
+{
+    char signame[32];
+    if (sig)
+        report_signal_name(sig, signame, sizeof signame);
+    struct run_report rep = {
+        .command = r->o->command,
+        .ncommand = r->o->ncommand,
+        .exit_status = status,
+        .signal = sig ? signame : NULL,
+        .elapsed_ms = elapsed_ms,
+        .on_exit = r->o->discard ? "discard" : "writeback",
+        .roots = r->o->roots,
+        .nroots = r->o->nroots,
+    };
+    struct jbuf out = {0};
+    report_json(&out, stats, &rep);
+    int e = 0;
+    int fd = open(r->o->stats_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0)
+        e = errno;
+    for (size_t done = 0; fd >= 0 && done < out.len;) {
+        ssize_t w = write(fd, out.s + done, out.len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            e = w < 0 ? errno : EIO;
+            break;
+        }
+        done += (size_t)w;
+    }
+    if (fd >= 0 && close(fd) < 0 && e == 0)
+        e = errno;
+    jb_free(&out);
+    if (e != 0)
+        return fail(r, "EPH_RUN_STATS_WRITE", "cannot write --stats %s: %s; give a writable path", r->o->stats_file, errname(e));
+    return 0;
+}
+
+/* A request whose result is the daemon's stats (`stats`, `shutdown`), checked as parseStats
+ * checks it: the reply, or NULL with *err set. */
+static struct jv *stats_request(struct run *r, const char *op, const char *fields, int timeout_ms, const struct jv **result,
+                                struct ctl_error *err)
+{
+    struct jv *reply = ctl_request(&r->ctl, op, fields, timeout_ms, result, err);
+    if (reply == NULL)
+        return NULL;
+    struct jbuf source = {0}, msg = {0};
+    jb_printf(&source, "%s: the reply to '%s'", r->ctl.path, op);
+    bool ok = report_check_stats(*result, source.s, &msg);
+    jb_free(&source);
+    if (ok) {
+        jb_free(&msg);
+        return reply;
+    }
+    err->code = "EPH_DAEMON_PROTOCOL";
+    jb_free(&err->msg);
+    err->msg = msg;
+    jv_free(reply);
+    return NULL;
+}
+
+/* runInstance after set-up: the status to exit with, or -1 with r->err_* set. */
+static int run_instance(struct run *r)
+{
+    int ready_fd = -1;
+    phase("set-up done");
+    if (spawn_daemon(r, &ready_fd) < 0)
+        return -1;
+    phase("daemon started");
+    if (wait_ready(r, ready_fd) < 0)
+        return -1;
+    phase("daemon ready");
+    char sock[PATH_MAX + 16];
+    snprintf(sock, sizeof sock, "%s/control.sock", r->rundir);
+    struct ctl_error cerr = {0};
+    if (ctl_connect(&r->ctl, sock, CONNECT_TIMEOUT_MS, &cerr) < 0) {
+        fail(r, cerr.code, "%s", cerr.msg.s);
+        jb_free(&cerr.msg);
+        return -1;
+    }
+    r->ctl_open = true;
+
+    drain_signals(r);
+    int sig = r->pending_signal, code = -1;
+    struct timespec ts0, ts1;
+    clock_gettime(CLOCK_MONOTONIC, &ts0);
+    if (sig == 0) {
+        if (spawn_command(r) < 0)
+            return -1;
+        phase("command started");
+        wait_command(r);
+        phase("command ended");
+        sig = r->cmd.signal;
+        code = r->cmd.code;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts1);
+    double elapsed_ms = (double)(ts1.tv_sec - ts0.tv_sec) * 1e3 + (double)(ts1.tv_nsec - ts0.tv_nsec) / 1e6;
+    int status = sig ? 128 + sig : code;
+
+    /* stats, then shutdown; a failure of either is reported after CMD's own status. */
+    const struct jv *result = NULL;
+    struct jv *stats_reply = stats_request(r, "stats", "", STATS_TIMEOUT_MS, &result, &cerr);
+    phase("stats answered");
+    if (stats_reply != NULL) {
+        r->shutdown_sent = true;
+        const struct jv *fin = NULL;
+        struct jv *shut = stats_request(r, "shutdown", r->o->discard ? "\"mode\":\"discard\"" : "\"mode\":\"writeback\"",
+                                        SHUTDOWN_TIMEOUT_MS, &fin, &cerr);
+        if (shut == NULL) {
+            jv_free(stats_reply);
+            stats_reply = NULL;
+        }
+        jv_free(shut);
+    }
+    phase("shutdown answered");
+    if (stats_reply == NULL) {
+        /* The socket closing and the exit being reaped are separate events; give the second a moment. */
+        wait_child(&r->daemon, GONE_GRACE_MS);
+        char how[32] = "";
+        if (r->daemon.done)
+            how_it_ended(&r->daemon, how, sizeof how);
+        warn("%s: %s%s%s%s", cerr.code, cerr.msg.s, r->daemon.done ? "; ephemerad ended (" : "", how,
+             r->daemon.done ? ") before the command finished, so files it held in memory were not written back" : "");
+        jb_free(&cerr.msg);
+        return status == 0 ? 1 : status;
+    }
+    jb_free(&cerr.msg);
+    if (r->o->stats_file != NULL) {
+        int rc = write_stats(r, result, status, sig, elapsed_ms);
+        if (rc < 0) {
+            jv_free(stats_reply);
+            return -1;
+        }
+    }
+    jv_free(stats_reply);
+    if (!wait_child(&r->daemon, DAEMON_EXIT_TIMEOUT_MS))
+        warn("ephemerad did not exit within %d ms after shutdown; leaving it running (pid %d)", DAEMON_EXIT_TIMEOUT_MS, (int)r->daemon.pid);
+    else if (r->daemon.signal != 0 || r->daemon.code != 0) {
+        char how[32];
+        how_it_ended(&r->daemon, how, sizeof how);
+        warn("ephemerad exited with %s after shutdown", how);
+    }
+    phase("daemon exited");
+    return status;
+}
+
+/* The `finally` of runInstance. */
+static void clean_up(struct run *r)
+{
+    if (r->ctl_open)
+        ctl_close(&r->ctl);
+    if (r->daemon_started && !r->daemon.done && !r->shutdown_sent) {
+        /* Set-up or CMD failed before the orderly shutdown: SIGTERM still applies --on-exit. */
+        kill(r->daemon.pid, SIGTERM);
+        if (!wait_child(&r->daemon, DAEMON_EXIT_TIMEOUT_MS))
+            warn("ephemerad did not exit within %d ms of SIGTERM; leaving it running (pid %d)", DAEMON_EXIT_TIMEOUT_MS, (int)r->daemon.pid);
+    }
+    if (r->rundir != NULL)
+        remove_tree(r->rundir);
+}
+
+/* Node opens /dev/null on a closed 0, 1 or 2 before anything else; so do we, so that no pipe of
+ * ours lands there. */
+static void stdio_open(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0) {
+            int n = open("/dev/null", O_RDWR);
+            if (n >= 0 && n != fd) {
+                dup2(n, fd);
+                close(n);
+            }
+        }
+}
+
+int main(int argc, char **argv)
+{
+    t_start_us = now_us();
+    stdio_open();
+    debug = getenv("EPHEMERA_LAUNCHER_DEBUG") != NULL && getenv("EPHEMERA_LAUNCHER_DEBUG")[0] != '\0';
+    sigset_t handled;
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGINT);
+    sigaddset(&handled, SIGTERM);
+    sigaddset(&handled, SIGHUP);
+    sigaddset(&handled, SIGQUIT);
+    /* From here a signal waits for us (run.ts has its handlers before it makes the run dir). */
+    sigprocmask(SIG_BLOCK, &handled, &old_mask);
+
+    ssize_t n = readlink("/proc/self/exe", build_dir, sizeof build_dir - 1);
+    if (n >= (ssize_t)sizeof build_dir - 1)
+        n = -1;
+    if (n <= 0) {
+        fprintf(stderr, "ephemera: cannot find the build directory (/proc/self/exe: %s)\n", strerror(errno));
+        return 1;
+    }
+    build_dir[n] = '\0';
+    *strrchr(build_dir, '/') = '\0';
+
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd) == NULL)
+        hand_to_node(argc, argv, "no working directory");
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+        hand_to_node(argc, argv, "--help");
+    struct run_opts o;
+    const char *why = args_parse(argc - 1, argv + 1, cwd, &o);
+    if (why != NULL)
+        hand_to_node(argc, argv, why);
+    for (size_t i = 0; i < o.nroots; i++)
+        if (!is_dir(o.roots[i]))
+            hand_to_node(argc, argv, "a --root that is not a directory");
+    if ((o.stats_file && !writable_parent(o.stats_file)) || (o.log_file && !writable_parent(o.log_file)))
+        hand_to_node(argc, argv, "a --stats or --log whose directory is not writable");
+    char ephemerad[BUILD_PATH_MAX], lib[BUILD_PATH_MAX];
+    const char *env_daemon = getenv("EPHEMERA_EPHEMERAD");
+    if (env_daemon != NULL) {
+        if (env_daemon[0] == '\0')
+            hand_to_node(argc, argv, "an empty EPHEMERA_EPHEMERAD");
+        snprintf(ephemerad, sizeof ephemerad, "%s", env_daemon);
+    } else {
+        build_path(ephemerad, sizeof ephemerad, "ephemerad");
+        if (access(ephemerad, X_OK) < 0)
+            hand_to_node(argc, argv, "build/ephemerad is missing");
+    }
+    build_path(lib, sizeof lib, "libephemera.so");
+    if (access(lib, R_OK) < 0)
+        hand_to_node(argc, argv, "build/libephemera.so is missing");
+    char *cmd_path = resolve_command(o.command[0]);
+    if (cmd_path == NULL)
+        hand_to_node(argc, argv, "a command that is not found");
+
+    struct run r = {.o = &o, .ephemerad = ephemerad, .lib = lib, .cmd_path = cmd_path, .sigfd = -1};
+    sigemptyset(&r.forwarded);
+    /* A terminal's ^C already reaches CMD, which shares our process group: passing SIGINT on as
+     * well would deliver it twice.  Without a terminal, SIGINT can only have been sent to us. */
+    if (!isatty(0))
+        sigaddset(&r.forwarded, SIGINT);
+    sigaddset(&r.forwarded, SIGTERM);
+    sigaddset(&r.forwarded, SIGHUP);
+    sigaddset(&r.forwarded, SIGQUIT);
+    r.rundir = make_run_dir(&o);
+    if (r.rundir == NULL)
+        hand_to_node(argc, argv, "no run directory could be made");
+    r.sigfd = signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK);
+    /* Node ignores SIGPIPE: a closed stderr must not end the run before the files are safe.
+     * The children get the default back (exec_child). */
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = run_instance(&r);
+    clean_up(&r);
+    if (status < 0) {
+        /* main.ts: `ephemera: CODE: message`; every code here ends with status 1. */
+        fprintf(stderr, "ephemera: %s: %s\n", r.err_code, r.err_msg.s);
+        status = 1;
+    }
+    jb_free(&r.err_msg);
+    free(r.rundir);
+    free(cmd_path);
+    args_free(&o);
+    return status;
+}
