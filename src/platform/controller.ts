@@ -71,7 +71,9 @@ export interface RunningController {
 }
 
 export async function startController(cfg: ControllerConfig): Promise<RunningController> {
-  const store = Store.open(cfg.stateDir);
+  const store = Store.open(cfg.stateDir, (err, activationIds) => {
+    cfg.log.error({ activationIds, err: err instanceof Error ? err.message : String(err) }, 'finished activation records could not be stored; they stay running and become whisk internal errors at the next start');
+  });
   const lost = store.failInFlight(Date.now());
   if (lost.length > 0) cfg.log.warn({ activationIds: lost }, 'activations left running by a previous controller were recorded as whisk internal errors');
   const views = cfg.views === undefined ? undefined : new ControllerViews(cfg.views, cfg.log);
