@@ -129,3 +129,44 @@ test('a finished record is read at once, committed by the end of the turn, and o
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('pruning keeps the newest records of each namespace and none past the age, in bounded batches; running ones stay', { timeout: 10_000 }, () => {
+  const dir = scratchDir('store-prune');
+  const store = Store.open(dir);
+  try {
+    const meta = (n: number, ns: string, start: number) => ({ activationId: id(n), namespace: ns, name: 'a', subject: ns, version: '0.0.1', start });
+    // alpha: 10 finished (start 100..109, two share start 109) and one still running (start 1);
+    // beta: 3 finished, old.
+    for (let n = 0; n < 10; n++) {
+      store.begin(meta(n, 'alpha', 100 + Math.min(n, 9)));
+      store.finish(record(id(n), 'alpha', 100 + Math.min(n, 9)));
+    }
+    store.begin(meta(10, 'alpha', 109));
+    store.finish(record(id(10), 'alpha', 109));
+    store.begin(meta(11, 'alpha', 1));
+    for (let n = 20; n < 23; n++) {
+      store.begin(meta(n, 'beta', 10 + n));
+      store.finish(record(id(n), 'beta', 10 + n));
+    }
+    const ids = (ns: string): string[] => store.listActivations(ns, { skip: 0, limit: 100 }).map((r) => r.activationId);
+    const before = ids('alpha');
+
+    assert.equal(store.prune({ keepPerNamespace: 4, maxAgeMs: 0 }, 1000, 3), 3, 'a batch deletes at most its size');
+    assert.equal(store.prune({ keepPerNamespace: 4, maxAgeMs: 0 }, 1000, 3), 3);
+    assert.equal(store.prune({ keepPerNamespace: 4, maxAgeMs: 0 }, 1000, 3), 1);
+    assert.equal(store.prune({ keepPerNamespace: 4, maxAgeMs: 0 }, 1000, 3), 0, 'nothing left to prune');
+    assert.deepEqual(ids('alpha'), before.slice(0, 4), 'the four newest, in list order (ties on start by id)');
+    assert.equal(ids('beta').length, 3, 'another namespace keeps its own four');
+    assert.equal(store.getActivation('alpha', before[4] ?? ''), undefined, 'a pruned id is gone');
+    assert.equal(store.getActivation('alpha', id(11)), 'running', 'a running activation is never pruned');
+
+    // Age: beta's records started at 30..32; at now = 1032 with a 1000 ms age, those before 32 go.
+    assert.equal(store.prune({ keepPerNamespace: 0, maxAgeMs: 1000 }, 1032, 100), 2);
+    assert.deepEqual(ids('beta'), [id(22)]);
+    assert.equal(ids('alpha').length, 4, 'alpha is younger than the age');
+    assert.equal(store.prune({ keepPerNamespace: 0, maxAgeMs: 0 }, 1_000_000, 100), 0, 'both rules off: nothing goes');
+  } finally {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -42,6 +42,15 @@ export interface ActivationQuery {
   readonly upto?: number;
 }
 
+/**
+ * How long finished activation records are kept: the newest `keepPerNamespace` of each namespace,
+ * none older than `maxAgeMs` (0 turns either rule off). Running activations are never pruned.
+ */
+export interface Retention {
+  readonly keepPerNamespace: number;
+  readonly maxAgeMs: number;
+}
+
 /** The reserved name of the operator's own namespace. */
 export const ADMIN_TENANT = 'admin';
 
@@ -368,6 +377,39 @@ export class Store implements ActivationLedger, ActionLookup, ProfileBook {
     if (q.upto !== undefined) { where.push('start <= ?'); args.push(q.upto); }
     const sql = `SELECT record FROM activations WHERE ${where.join(' AND ')} ORDER BY start DESC, id LIMIT ? OFFSET ?`;
     return (this.db.prepare(sql).all(...args, q.limit, q.skip) as Row[]).map((r) => JSON.parse(str(r, 'record')) as ActivationRecord);
+  }
+
+  /**
+   * Deletes finished records beyond `retention`, at most `batch` of them in one transaction (so a
+   * request never waits behind more than one batch); returns how many it deleted. A caller that
+   * gets `batch` back calls again (later) to go on.
+   */
+  prune(retention: Retention, now: number, batch: number): number {
+    this.flush();
+    let left = batch;
+    const remove = (where: string, ...args: (string | number)[]): void => {
+      if (left <= 0) return;
+      const r = this.q(`DELETE FROM activations WHERE rowid IN (SELECT rowid FROM activations WHERE running = 0 AND ${where} LIMIT ?)`).run(...args, left);
+      left -= Number(r.changes);
+    };
+    this.transaction(() => {
+      const namespaces = (this.q('SELECT DISTINCT namespace FROM activations').all() as Row[]).map((r) => str(r, 'namespace'));
+      for (const ns of namespaces) {
+        if (retention.maxAgeMs > 0) remove('namespace = ? AND start < ?', ns, now - retention.maxAgeMs);
+        if (retention.keepPerNamespace > 0) {
+          // The first record past the newest `keepPerNamespace`, in the order lists show them
+          // (start descending, then id): it and every record after it go.
+          const edge = this.q('SELECT start, id FROM activations WHERE namespace = ? AND running = 0 ORDER BY start DESC, id LIMIT 1 OFFSET ?')
+            .get(ns, retention.keepPerNamespace) as Row | undefined;
+          if (edge !== undefined) {
+            const start = Number(edge.start);
+            remove('namespace = ? AND (start < ? OR (start = ? AND id >= ?))', ns, start, start, str(edge, 'id'));
+          }
+        }
+        if (left <= 0) break;
+      }
+    });
+    return batch - left;
   }
 
   /**
