@@ -333,7 +333,9 @@ export class Store implements ActivationLedger, ActionLookup, ProfileBook {
   flush(): void {
     if (this.unwritten.size === 0 || this.closed) return;
     try {
-      this.transaction(() => { this.writeUnwritten(); });
+      // One record is one statement, which SQLite commits on its own; more share a transaction.
+      if (this.unwritten.size === 1) this.writeUnwritten();
+      else this.transaction(() => { this.writeUnwritten(); });
     } catch (err) {
       const ids = [...this.unwritten.keys()];
       this.unwritten.clear();
@@ -348,12 +350,12 @@ export class Store implements ActivationLedger, ActionLookup, ProfileBook {
   }
 
   private transaction(body: () => void): void {
-    this.db.exec('BEGIN IMMEDIATE');
+    this.q('BEGIN IMMEDIATE').run();
     try {
       body();
-      this.db.exec('COMMIT');
+      this.q('COMMIT').run();
     } catch (err) {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      if (this.db.isTransaction) this.q('ROLLBACK').run();
       throw err;
     }
   }
