@@ -124,7 +124,7 @@ export async function upMain(argv: readonly string[]): Promise<number> {
   const docker = ensureDockerEngine();
   if (docker !== null) throw new EphemeraError('EPH_PLATFORM_START', `Docker is not available: ${docker}`);
 
-  const log = createLogger({ component: 'controller', destination: pino.destination({ dest: join(stateDir, 'controller.log'), mkdir: true, sync: true }) });
+  const log = createLogger({ component: 'controller', destination: pino.destination({ dest: join(stateDir, 'controller.log'), mkdir: true, sync: false }) });
   const procs: NodeProcess[] = [];
   let stopping: Promise<void> | undefined;
   const stopNodes = async (): Promise<void> => { await Promise.all(procs.map((p) => p.stop())); };
