@@ -11,7 +11,7 @@
  *    container with Ephemera), plus the platform's view (waitTime, initTime).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -67,8 +67,24 @@ export interface ColdRow {
   readonly maxMs: number;
 }
 
+/**
+ * CPU time the platform's processes spent per warm call on the platform path (all their threads,
+ * from /proc/PID/task/TID/schedstat): the work each hop does, which a busy machine inflates far
+ * less than it inflates latency.
+ */
+export interface CpuRow {
+  readonly clients: number;
+  /** The `ephemera up` process: the controller (HTTP API, store, invoker) and the scheduler. */
+  readonly controllerMs: number;
+  /** The node agent and its tenants' Manager processes. */
+  readonly nodeMs: number;
+  /** The controller with a node that answers at once (the `controller` path), per its own call. */
+  readonly bareControllerMs: number;
+}
+
 export interface PlatformBenchReport {
   readonly latency: readonly LatencyRow[];
+  readonly cpu: readonly CpuRow[];
   readonly cold: readonly ColdRow[];
   readonly ratios: readonly { clients: number; p50Ratio: number }[];
   /** Warm containers the node and direct paths spread their clients over. */
@@ -139,6 +155,57 @@ function row(clients: number, path: Path, runs: { samples: Sample[]; wallMs: num
     p99Ms: quantile(sorted, 0.99),
     throughputPerS: wall > 0 ? (all.length / wall) * 1000 : 0,
   };
+}
+
+/** Nanoseconds on CPU of every thread of `pid`, or 0 once it is gone. */
+function cpuNs(pid: number): number {
+  let total = 0;
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${String(pid)}/task`);
+  } catch {
+    return 0;
+  }
+  for (const tid of tids) {
+    try {
+      total += Number(readFileSync(`/proc/${String(pid)}/task/${tid}/schedstat`, 'utf8').split(' ')[0] ?? 0);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return total;
+}
+
+/** The processes whose parent is `pid`, and theirs (from /proc/N/stat), `pid` excluded. */
+function descendants(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parent.set(Number(e), ppid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number): void => {
+    for (const [child, pp] of parent) {
+      if (pp === p) {
+        out.push(child);
+        walk(child);
+      }
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/** CPU ns of a set of processes, read now; the set is read again each time (Managers come and go). */
+function cpuOf(pids: () => readonly number[]): number {
+  return pids().reduce((s, p) => s + cpuNs(p), 0);
 }
 
 async function untilHealthy(socket: string, timeoutMs: number): Promise<void> {
@@ -254,8 +321,23 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
       return r.statusCode === 200;
     };
 
+    const upPid = up.child.pid ?? 0;
+    const barePid = bare.child.pid ?? 0;
+    // The node agent and its Managers: every descendant of `up` (the containers are Docker's).
+    const nodePids = (): number[] => descendants(upPid);
+    // What they spend with no call at all (the scheduler's and the views' polling, timers), per ms of
+    // wall time: taken off each round's figure, so that a slower round does not look costlier per call.
+    opts.progress('bench platform: the idle CPU of the controller and the node agent (2 s)');
+    const idle0 = { ctl: cpuNs(upPid), node: cpuOf(nodePids), bare: cpuNs(barePid), t: performance.now() };
+    await sleep(2000);
+    const idleMs = performance.now() - idle0.t;
+    const idle = { ctl: (cpuNs(upPid) - idle0.ctl) / idleMs, node: (cpuOf(nodePids) - idle0.node) / idleMs, bare: (cpuNs(barePid) - idle0.bare) / idleMs };
+    const cpu: CpuRow[] = [];
     const latency: LatencyRow[] = [];
     for (const clients of opts.clients) {
+      let ctlNs = 0;
+      let nodeNs = 0;
+      let bareNs = 0;
       const platformRuns: { samples: Sample[]; wallMs: number }[] = [];
       const directRuns: { samples: Sample[]; wallMs: number }[] = [];
       const nodeRuns: { samples: Sample[]; wallMs: number }[] = [];
@@ -263,12 +345,22 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
       const per = Math.max(1, Math.ceil(opts.calls / opts.rounds / clients));
       for (let r = 0; r < opts.rounds; r++) {
         opts.progress(`bench platform: ${clients} client(s), round ${r + 1}/${opts.rounds}`);
-        platformRuns.push(await drive(clients, per, invoke));
-        bareRuns.push(await drive(clients, per, invokeBare));
+        const c0 = cpuNs(upPid);
+        const n0 = cpuOf(nodePids);
+        const p = await drive(clients, per, invoke);
+        platformRuns.push(p);
+        ctlNs += cpuNs(upPid) - c0 - idle.ctl * p.wallMs;
+        nodeNs += cpuOf(nodePids) - n0 - idle.node * p.wallMs;
+        const b0 = cpuNs(barePid);
+        const b = await drive(clients, per, invokeBare);
+        bareRuns.push(b);
+        bareNs += cpuNs(barePid) - b0 - idle.bare * b.wallMs;
         nodeRuns.push(await drive(Math.min(clients, ids.length), per, viaNode));
         directRuns.push(await drive(Math.min(clients, sockets.length), per, direct));
       }
       latency.push(row(clients, 'platform', platformRuns), row(clients, 'controller', bareRuns), row(clients, 'node', nodeRuns), row(clients, 'direct', directRuns));
+      const calls = per * clients * opts.rounds;
+      cpu.push({ clients, controllerMs: ctlNs / calls / 1e6, nodeMs: nodeNs / calls / 1e6, bareControllerMs: bareNs / calls / 1e6 });
     }
 
     // Cold starts: by hand (engine / runtime / Ephemera), through the node agent, through the platform.
@@ -333,7 +425,7 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
       const d = latency.find((l) => l.clients === clients && l.path === 'direct');
       return { clients, p50Ratio: p !== undefined && d !== undefined ? p.p50Ms / d.p50Ms : Number.NaN };
     });
-    return { latency, cold, ratios, containers: ids.length, table: table(latency, cold, ratios, ids.length), csv: csv(latency, cold) };
+    return { latency, cpu, cold, ratios, containers: ids.length, table: table(latency, cpu, cold, ratios, ids.length), csv: csv(latency, cold) };
   } finally {
     await Promise.all(children.map((c) => stopChild(c, 'SIGTERM', 60_000)));
     for (const c of await engine.list([`ephemera.node=${name}-node-1`]).catch(() => [])) await engine.remove(c.id).catch(() => undefined);
@@ -344,7 +436,7 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
 const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 
-function table(latency: readonly LatencyRow[], cold: readonly ColdRow[], ratios: readonly { clients: number; p50Ratio: number }[], containers: number): string {
+function table(latency: readonly LatencyRow[], cpu: readonly CpuRow[], cold: readonly ColdRow[], ratios: readonly { clients: number; p50Ratio: number }[], containers: number): string {
   const lines = [
     `warm invocations of a no-op python:3 action (ms); ${containers} warm containers (node and direct use at most one client each)`,
     'clients  path        calls  failed    p50    p90    p99   calls/s',
@@ -354,6 +446,11 @@ function table(latency: readonly LatencyRow[], cold: readonly ColdRow[], ratios:
     'node = the node agent\'s /run (Manager events, daemon stats, logs); direct = the runtime\'s /run over its unix socket',
     'platform / direct /run, p50 (target <= 1.5 with 1 client):',
     ...ratios.map((r) => `  ${String(r.clients).padStart(2)} client(s): ${f2(r.p50Ratio)}x`),
+    '',
+    'CPU per warm call on the platform path (ms, every thread, less what each spends idle in as much time;',
+    'a busy machine inflates it less than latency)',
+    'clients  controller  node agent+Managers  controller with an instant node',
+    ...cpu.map((c) => `${String(c.clients).padStart(7)}  ${f2(c.controllerMs).padStart(10)}  ${f2(c.nodeMs).padStart(19)}  ${f2(c.bareControllerMs).padStart(31)}`),
     '',
     'cold start (ms; median, min, max)',
     ...cold.map((c) => `  ${c.part.padEnd(18)} ${f1(c.medianMs).padStart(7)} ${f1(c.minMs).padStart(7)} ${f1(c.maxMs).padStart(7)}`),

@@ -155,7 +155,7 @@ async function platform(argv: readonly string[]): Promise<number> {
   }));
   process.stdout.write(`${report.table}\n`);
   const json = flagValue(parsed, 'json');
-  if (json !== undefined) writeFileSync(json, `${JSON.stringify({ latency: report.latency, ratios: report.ratios, cold: report.cold, containers: report.containers }, null, 2)}\n`);
+  if (json !== undefined) writeFileSync(json, `${JSON.stringify({ latency: report.latency, ratios: report.ratios, cpu: report.cpu, cold: report.cold, containers: report.containers }, null, 2)}\n`);
   const csv = flagValue(parsed, 'csv');
   if (csv !== undefined) writeFileSync(csv, report.csv);
   const plot = flagValue(parsed, 'plot');

@@ -98,6 +98,19 @@ export function flagSet(parsed: ParsedFlags, name: string): boolean {
 }
 
 /**
+ * A whole number of zero or more (0 often means "no limit"), else the fallback when absent.
+ * @throws {EphemeraError} `EPH_CLI_USAGE` naming the flag and the value received
+ */
+export function flagCount(parsed: ParsedFlags, name: string, context: string, fallback: number): number {
+  const v = flagValue(parsed, name);
+  if (v === undefined) return fallback;
+  if (!/^(0|[1-9]\d*)$/.test(v) || !Number.isSafeInteger(Number(v))) {
+    throw new EphemeraError('EPH_CLI_USAGE', `${context}: --${name} must be a whole number (0 or more), got ${JSON.stringify(v)}`);
+  }
+  return Number(v);
+}
+
+/**
  * The value of a flag that must be a positive integer (a count), or `fallback` when absent.
  *
  * @throws {EphemeraError} `EPH_CLI_USAGE` naming the flag and the value

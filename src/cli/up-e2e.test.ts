@@ -15,6 +15,7 @@ import openwhisk from 'openwhisk';
 import { ensureDockerEngine } from '../container/dockerd.js';
 import { DockerEngine } from '../container/engine.js';
 import { ensureFunctionImage } from '../container/image.js';
+import { ensureBusyboxImage } from '../container/testimage.js';
 import { startAnnounced, stopChild } from '../platform/child.js';
 import { readProps } from '../platform/harness.js';
 
@@ -143,6 +144,25 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
       assert.match(String(r.result.error), /ephemera-platform-no-such-image/);
       return true;
     });
+  });
+
+  test('a blackbox image not built FROM the function image fails at once with its exit status, its output and what to build', async (t) => {
+    if (skip !== null || ow === undefined) return t.skip(skip ?? 'no platform');
+    // busybox has /bin/sh but neither python3 nor the runtime: the container exits at once.
+    const busybox = await ensureBusyboxImage(new DockerEngine());
+    await ow.actions.create({ name: 'foreign', action: { exec: { kind: 'blackbox', image: busybox } } as unknown as openwhisk.Action });
+    await assert.rejects(ow.actions.invoke({ name: 'foreign', blocking: true }), (err: { statusCode?: number; error?: { response: { status: string; result: { error?: string } } } }) => {
+      assert.equal(err.statusCode, 500);
+      const r = err.error?.response;
+      assert.ok(r !== undefined);
+      assert.equal(r.status, 'whisk internal error');
+      const msg = String(r.result.error);
+      assert.match(msg, /exited with status \d+ before its action runtime answered/);
+      assert.match(msg, /ow_entry\.sh/, 'the output names the missing entry point');
+      assert.ok(msg.includes(`image ${busybox} is not the function image: a blackbox image must be built FROM ephemera-fn:`), msg);
+      return true;
+    });
+    assert.deepEqual(await ow.actions.invoke({ name: 'box', blocking: true, result: true }), { in: 'box', a: { p: 1 } }, 'the platform serves on');
   });
 
   test('past limits.timeout: the developer error, and the platform keeps serving', async (t) => {

@@ -55,6 +55,8 @@ test('bad tenant names and bad up flags exit 2 with the code and what to do', { 
       [['up', '--scheduler', 'random'], /EPH_CLI_USAGE: .*--scheduler must be one of ephemera, most-free/],
       [['up', '--nodes', '2'], /EPH_CLI_USAGE: .*needs --node-memory/],
       [['up', '--nodes', '0'], /EPH_CLI_USAGE: .*positive integer/],
+      [['up', '--activations-keep', '-1'], /EPH_CLI_USAGE: .*--activations-keep must be a whole number \(0 or more\), got "-1"/],
+      [['up', '--activations-max-age-ms', '1d'], /EPH_CLI_USAGE: .*--activations-max-age-ms must be a whole number/],
       [['up', '--port', 'http'], /EPH_CLI_USAGE: .*--port must be a TCP port/],
       [['up', '--node-memory', 'lots'], /EPH_CLI_BAD_SIZE/],
       [['up', '--tenant', '_'], /EPH_TENANT_NAME/],

@@ -14,7 +14,7 @@ import { parseSize } from '../core/size.js';
 import { ensureDockerEngine } from '../container/dockerd.js';
 import { createLogger } from '../log/logger.js';
 import { NodeClient } from '../node/client.js';
-import { lastApihost, startController } from '../platform/controller.js';
+import { DEFAULT_RETENTION, lastApihost, startController } from '../platform/controller.js';
 import { connectNode } from '../platform/node-adapter.js';
 import { startNodeProcess, type NodeProcess } from '../platform/node-procs.js';
 import { ScheduledSelector } from '../platform/scheduled-selector.js';
@@ -22,11 +22,12 @@ import { parseSchedulerPolicy } from '../scheduler/algorithm.js';
 import { SCHEDULERS } from '../platform/selector.js';
 import { Store } from '../platform/store.js';
 import { GUEST_TENANT, checkTenantName, ephemeraHome, writeWskprops } from '../platform/tenants.js';
-import { flagPositiveInt, flagValue, parseFlags } from './flags.js';
+import { flagCount, flagPositiveInt, flagValue, parseFlags } from './flags.js';
 
 export const UP_USAGE = `usage: ephemera up [--port N] [--tenant NAME]... [--nodes N] [--node-memory SIZE]
                    [--scheduler ephemera|most-free] [--sharing SCOPE] [--state-dir DIR]
                    [--keep-alive-ms MS] [--name NAME]
+                   [--activations-keep N] [--activations-max-age-ms MS]
 
 Starts the platform in the foreground: Docker (scripts/docker.sh), one node agent (\`ephemera
 node\`) or --nodes N of them, each confined to --node-memory, and the OpenWhisk-compatible API on
@@ -39,6 +40,11 @@ directory); admin.wskprops holds the operator key, which sees every namespace.
   --state-dir DIR      actions, activations and tenants (SQLite) and the node agents' state
                        (default ~/.ephemera/state)
   --keep-alive-ms MS   how long an idle warm container is kept (default 600000, OpenWhisk's 10 min)
+  --activations-keep N finished activation records kept per namespace, newest first (default
+                       10000; 0: no limit); older ones are pruned every minute
+  --activations-max-age-ms MS
+                       finished activation records older than this are pruned (default 604800000,
+                       7 days; 0: no limit)
   --scheduler NAME     how a new container's node is chosen (default ephemera)
   --sharing SCOPE      which containers lend memory to each other: none, function, workflow or
                        tenant (the node agents' default, tenant)
@@ -77,6 +83,8 @@ export async function upMain(argv: readonly string[]): Promise<number> {
     'keep-alive-ms': { value: true },
     name: { value: true },
     sharing: { value: true },
+    'activations-keep': { value: true },
+    'activations-max-age-ms': { value: true },
   }, ctx);
   const sharing = flagValue(parsed, 'sharing');
   if (sharing !== undefined && !SHARING.includes(sharing)) {
@@ -103,6 +111,10 @@ export async function upMain(argv: readonly string[]): Promise<number> {
   const tenants = [GUEST_TENANT, ...(parsed.values.get('tenant') ?? []).map(checkTenantName)];
   const stateDir = flagValue(parsed, 'state-dir') ?? defaultStateDir();
   const keepAliveMs = flagPositiveInt(parsed, 'keep-alive-ms', ctx, 600_000);
+  const retention = {
+    keepPerNamespace: flagCount(parsed, 'activations-keep', ctx, DEFAULT_RETENTION.keepPerNamespace),
+    maxAgeMs: flagCount(parsed, 'activations-max-age-ms', ctx, DEFAULT_RETENTION.maxAgeMs),
+  };
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
 
   const say = (line: string): void => { process.stderr.write(`${line}\n`); };
@@ -146,6 +158,7 @@ export async function upMain(argv: readonly string[]): Promise<number> {
       log,
       keepAliveMs,
       blockingWaitMs: 60_000,
+      retention,
       // The operator's views read the agents' own API: a short timeout, so a stuck agent cannot hold a page.
       views: procs.map((p) => ({ node: p.spec.name, client: new NodeClient(join(p.spec.stateDir, 'node.sock'), { timeoutMs: 5000 }) })),
     });

@@ -302,16 +302,38 @@ export class NodeAgent {
       await this.#register(instance);
       return { id, tenant: req.tenant, function: req.function, memoryBytes: req.memoryBytes, createdMs: Math.round(performance.now() - t0) };
     } catch (err) {
+      let thrown = err;
       if (id !== undefined) {
+        if (isEphemeraError(err, 'EPH_NODE_RUNTIME')) thrown = await this.#exitedEarly(id, req.image ?? this.#o.image, err);
         const known = this.#instances.get(id);
         if (known !== undefined) await this.#drop(known).catch(() => undefined);
         else await this.#o.engine.remove(id).catch(() => undefined);
       }
       await rm(dir, { recursive: true, force: true });
-      throw err;
+      throw thrown;
     } finally {
       this.#reserved -= req.memoryBytes;
     }
+  }
+
+  /**
+   * When a new container's runtime never answered because the container exited: an error with its
+   * exit status and the end of its output, and, for an image other than the function image, what a
+   * blackbox image must bring. Otherwise the error as it was.
+   */
+  async #exitedEarly(id: string, image: string, err: EphemeraError): Promise<EphemeraError> {
+    const state = await this.#o.engine.inspect(id).catch(() => undefined);
+    if (state === undefined || state.running) return err;
+    const out = await this.#o.engine.logs(id).catch(() => ({ stdout: '', stderr: '' }));
+    const tail = `${out.stdout}${out.stderr}`.trim().split('\n').slice(-5).join(' | ').slice(-600);
+    const blackbox = image !== this.#o.image
+      ? `; image ${image} is not the function image: a blackbox image must be built FROM ${this.#o.image} (it brings /bin/sh, python3 and the action runtime under /opt/ephemera/runtime that the agent starts; images serving on :8080 are not supported)`
+      : '';
+    return new EphemeraError(
+      'EPH_NODE_RUNTIME',
+      `the container exited with status ${state.exitCode} before its action runtime answered${tail === '' ? ' (it printed nothing)' : `; its output ends: ${tail}`}${blackbox}`,
+      { cause: err, detail: { id, image, exitCode: state.exitCode } },
+    );
   }
 
   /** Forwards OpenWhisk's /init to the container's runtime. */

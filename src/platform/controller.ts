@@ -17,7 +17,7 @@ import { buildController } from './api.js';
 import type { JournalReader } from './event-feed.js';
 import { Invoker } from './invoker.js';
 import { Profiler } from './profiler.js';
-import { ADMIN_TENANT, Store } from './store.js';
+import { ADMIN_TENANT, Store, type Retention } from './store.js';
 import { writeWskprops } from './tenants.js';
 import { ControllerViews } from './views.js';
 
@@ -56,6 +56,52 @@ export interface ControllerConfig {
    * them the controller serves `/metrics` and `/dashboard` (views.ts).
    */
   readonly views?: readonly { readonly node: string; readonly client: NodeAgentApi & JournalReader }[];
+  /** Which finished activation records are kept; absent: {@link DEFAULT_RETENTION}. */
+  readonly retention?: Retention;
+  /** How often records beyond the retention are pruned, in ms. @default 60000 */
+  readonly pruneEveryMs?: number;
+}
+
+/** OpenWhisk keeps activations until an operator purges them; here the newest 10,000 of each namespace, for 7 days. */
+export const DEFAULT_RETENTION: Retention = { keepPerNamespace: 10_000, maxAgeMs: 7 * 24 * 3600 * 1000 };
+
+/** Records deleted per transaction, and transactions per pruning pass (the rest waits for the next). */
+const PRUNE_BATCH = 1000;
+const PRUNE_BATCHES_PER_PASS = 100;
+
+/**
+ * Prunes the store on a timer, off the request path: each pass deletes in batches of
+ * {@link PRUNE_BATCH}, yielding to the event loop between batches, so a request waits behind one
+ * batch at most. Returns the stop function (it waits for a pass under way).
+ */
+function startPruning(store: Store, retention: Retention, everyMs: number, log: Logger): () => Promise<void> {
+  let stopped = false;
+  let pass: Promise<void> = Promise.resolve();
+  const run = async (): Promise<void> => {
+    let deleted = 0;
+    for (let i = 0; i < PRUNE_BATCHES_PER_PASS && !stopped; i++) {
+      let n: number;
+      try {
+        n = store.prune(retention, Date.now(), PRUNE_BATCH);
+      } catch (err) {
+        log.error({ err: err instanceof Error ? err.message : String(err) }, 'pruning activation records failed; the next pass tries again');
+        return;
+      }
+      deleted += n;
+      if (n < PRUNE_BATCH) break;
+      await new Promise((r) => setImmediate(r));
+    }
+    if (deleted > 0) log.info({ deleted, retention }, 'activation records pruned');
+  };
+  const tick = (): void => { pass = pass.then(run); };
+  const timer = setInterval(tick, everyMs);
+  timer.unref();
+  tick();
+  return async () => {
+    stopped = true;
+    clearInterval(timer);
+    await pass;
+  };
 }
 
 export interface RunningController {
@@ -71,7 +117,9 @@ export interface RunningController {
 }
 
 export async function startController(cfg: ControllerConfig): Promise<RunningController> {
-  const store = Store.open(cfg.stateDir);
+  const store = Store.open(cfg.stateDir, (err, activationIds) => {
+    cfg.log.error({ activationIds, err: err instanceof Error ? err.message : String(err) }, 'finished activation records could not be stored; they stay running and become whisk internal errors at the next start');
+  });
   const lost = store.failInFlight(Date.now());
   if (lost.length > 0) cfg.log.warn({ activationIds: lost }, 'activations left running by a previous controller were recorded as whisk internal errors');
   const views = cfg.views === undefined ? undefined : new ControllerViews(cfg.views, cfg.log);
@@ -107,6 +155,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   // Tenants added earlier (`ephemera tenant add`) get the current APIHOST too.
   for (const t of store.tenants()) if (!props.has(t.name)) props.set(t.name, writeWskprops(cfg.home, t, url));
   cfg.log.info({ url, tenants: [...props.keys()] }, 'controller listening');
+  const stopPruning = startPruning(store, cfg.retention ?? DEFAULT_RETENTION, cfg.pruneEveryMs ?? 60_000, cfg.log);
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -117,7 +166,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     props,
     close: () => {
       closing ??= (async () => {
-        await Promise.all([app.close(), invoker.close(), profiler.close()]);
+        await Promise.all([app.close(), invoker.close(), profiler.close(), stopPruning()]);
         await views?.stop();
         store.close();
       })();

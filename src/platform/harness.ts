@@ -14,6 +14,7 @@ import type { NodeStateSource } from '../scheduler/extender.js';
 import type { NodeAgent, NodeSelector } from './agent.js';
 import { startController, type RunningController } from './controller.js';
 import { MostFreeSelector } from './selector.js';
+import type { Retention } from './store.js';
 
 /** build/test/platform, beside the compiled tests. */
 export const SCRATCH = fileURLToPath(new URL('../../test/platform/', import.meta.url));
@@ -47,7 +48,7 @@ export interface TestPlatform {
 export async function startTestPlatform(
   tag: string,
   node: NodeAgent,
-  opts: { tenants?: readonly string[]; blockingWaitMs?: number; keepAliveMs?: number; stateDir?: string; selector?: NodeSelector; extender?: NodeStateSource } = {},
+  opts: { tenants?: readonly string[]; blockingWaitMs?: number; keepAliveMs?: number; stateDir?: string; selector?: NodeSelector; extender?: NodeStateSource; retention?: Retention; pruneEveryMs?: number } = {},
 ): Promise<TestPlatform> {
   const dir = scratchDir(tag);
   const ctl = await startController({
@@ -59,6 +60,8 @@ export async function startTestPlatform(
     nodes: [node],
     selector: opts.selector ?? new MostFreeSelector(),
     ...(opts.extender === undefined ? {} : { extender: opts.extender }),
+    ...(opts.retention === undefined ? {} : { retention: opts.retention }),
+    ...(opts.pruneEveryMs === undefined ? {} : { pruneEveryMs: opts.pruneEveryMs }),
     log: pino({ level: process.env.EPHEMERA_TEST_LOG ?? 'silent' }),
     keepAliveMs: opts.keepAliveMs ?? 60_000,
     blockingWaitMs: opts.blockingWaitMs ?? 30_000,

@@ -10,8 +10,8 @@ import { pino } from 'pino';
 
 import type { ContainerSpec, InitValue, NodeAgent, NodeLoad, RunRequest, RunResult } from './agent.js';
 import { EphemeraError } from '../core/errors.js';
-import { Invoker } from './invoker.js';
-import { buildAction, type ActionDoc, type ActivationRecord, type Profile } from './model.js';
+import { Invoker, newActivationId } from './invoker.js';
+import { buildAction, isActivationId, type ActionDoc, type ActivationRecord, type Profile } from './model.js';
 import { MostFreeSelector } from './selector.js';
 
 class ScriptedNode implements NodeAgent {
@@ -181,4 +181,10 @@ test("a sequence's components are created in its workflow, each with its own rec
   assert.deepEqual(node.log.filter((l) => l.startsWith('create')), ['create c1 t/one in t/flow 268435456', 'create c2 t/two in t/flow 268435456']);
   assert.equal(records.size, 3);
   await invoker.close();
+});
+
+test('activation ids are 32 lowercase hex digits (as the API checks them) and do not repeat', { timeout: 5000 }, () => {
+  const ids = Array.from({ length: 2000 }, () => newActivationId());
+  for (const id of ids) assert.ok(isActivationId(id), id);
+  assert.equal(new Set(ids).size, ids.length);
 });
