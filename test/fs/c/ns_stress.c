@@ -1007,8 +1007,15 @@ static int reap_all(pid_t *pids, int n, int64_t end, int *bad_exit)
         for (int i = 0; i < n; i++) {
             int st;
             if (pids[i] > 0 && waitpid(pids[i], &st, WNOHANG) == pids[i]) {
-                if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
                     (*bad_exit)++;
+                    if (WIFSIGNALED(st))
+                        fail("worker process %d was killed by signal %d (%s)%s", (int)pids[i], WTERMSIG(st),
+                             sigabbrev_np(WTERMSIG(st)) ? sigabbrev_np(WTERMSIG(st)) : "?",
+                             WCOREDUMP(st) ? ", core dumped" : "");
+                    else
+                        fail("worker process %d exited with status %d", (int)pids[i], WEXITSTATUS(st));
+                }
                 pids[i] = 0;
                 left--;
             }
