@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { REPO, assertServedFromMemory, cleanEnv, compileProgram, describe, ephemeraRun, requireBuilt, run, scratch, startDaemon, tmpfsScratch } from './lib/harness.mjs';
+import { PYTHON, REPO, assertServedFromMemory, cleanEnv, compileProgram, describe, ephemeraRun, requireBuilt, run, scratch, spawnWatched, startDaemon, tmpfsScratch } from './lib/harness.mjs';
 
 const SOURCE = join(REPO, 'test/fs/c/ns_stress.c');
 /** Small enough that files move to disk all the time while the workers run. */
@@ -25,6 +25,8 @@ const RUN_CASES = [
   { seed: 15015, procs: 4, threads: 2, ops: 1500 },
   { seed: 4242, procs: 2, threads: 4, ops: 1500 },
 ];
+/** Attaches to the daemon (a file made and unlinked in the root), then holds nothing until told to go. */
+const BYSTANDER = "import os, sys\np = os.path.join(sys.argv[1], 'bystander')\nopen(p, 'w').write('b')\nos.unlink(p)\nprint('ready', flush=True)\nsys.stdin.readline()\n";
 const KILL_CASES = [
   { seed: 9150, procs: 3, threads: 2, killMs: 2500 },
   { seed: 777, procs: 4, threads: 1, killMs: 2500 },
@@ -46,11 +48,13 @@ function stressBin() {
   return built;
 }
 
-/** The count ns_stress prints for the known bug (see the todo test below), or NaN. */
-function vanished(out) {
-  const m = /renames over a vanishing target that failed with ENOENT: (\d+)/.exec(out);
+/** How many calls met known bug `name` (see the todo tests at the end), as ns_stress prints it, or NaN. */
+function known(out, name) {
+  const m = new RegExp(`^known bug ${name}, calls that met it: (\\d+)$`, 'm').exec(out);
   return m ? Number(m[1]) : NaN;
 }
+const KNOWN = ['rename-enoent', 'link-over-memory'];
+const knownSummary = (out) => KNOWN.map((b) => `${b} ${known(out, b)}`).join(', ');
 
 function repro(seed, args) {
   return `reproduce: NSCONC_SEED=${seed} node --test test/fs/nsconc.test.mjs, or by hand: ns_stress ${args.join(' ')} (on a tmpfs directory, or under \`build/ephemera run --root DIR --budget ${BUDGET}\`)`;
@@ -69,7 +73,7 @@ for (const { seed, procs, threads, ops } of withSeeds(RUN_CASES)) {
     try {
       const r = await run(prog, ['run', ref.dir, ...args], { env: cleanEnv(), timeoutMs: 90_000 });
       assert.equal(r.status, 0, `on tmpfs (a checker bug, not a file-system bug): seed ${seed}\n${describe(r)}\n${repro(seed, ['run', 'DIR', ...args])}`);
-      assert.equal(vanished(r.stdout.toString()), 0, `on tmpfs: ${r.stdout}`);
+      for (const b of KNOWN) assert.equal(known(r.stdout.toString(), b), 0, `on tmpfs: ${r.stdout}`);
       const c = await run(prog, ['check', ref.dir, '--workers', String(workers)], { env: cleanEnv(), timeoutMs: 60_000 });
       assert.equal(c.status, 0, `a fresh process's check on tmpfs: ${describe(c)}`);
     } finally {
@@ -78,7 +82,7 @@ for (const { seed, procs, threads, ops } of withSeeds(RUN_CASES)) {
     // Under the shim: the workers, then a fresh process's check, in one instance.
     const sc = scratch('nsconc');
     const root = sc.sub('root');
-    const script = 'd=$1; shift; "$0" run "$d" "$@" --tolerate-vanished-target && "$0" check "$d" --workers "$NSCONC_WORKERS"';
+    const script = 'd=$1; shift; "$0" run "$d" "$@" --tolerate-known-bugs && "$0" check "$d" --workers "$NSCONC_WORKERS"';
     const s = await ephemeraRun({ root, budget: BUDGET, cmd: '/bin/sh', args: ['-c', script, prog, root, ...args], env: { NSCONC_WORKERS: String(workers) }, statsDir: sc.dir, timeoutMs: 100_000 });
     const out = s.stdout.toString();
     shimRuns.push({ seed, out });
@@ -87,7 +91,7 @@ for (const { seed, procs, threads, ops } of withSeeds(RUN_CASES)) {
     assertServedFromMemory(s.stats, `nsconc seed ${seed}`, { evicting: true });
     assert.ok(s.stats.evictions > 0, `stats.evictions is ${s.stats.evictions} under a ${BUDGET} budget: no file moved to disk while the workers ran, so nothing was tested`);
     t.diagnostic(`seed ${seed}: ${out.split('\n').find((l) => l.startsWith('calls')) ?? ''}`);
-    t.diagnostic(`seed ${seed}: evictions=${s.stats.evictions} files_created=${s.stats.files_created} fast_reads=${s.stats.fast_reads} fast_writes=${s.stats.fast_writes} slow_ops=${s.stats.slow_ops}; known-bug renames ${vanished(out)}`);
+    t.diagnostic(`seed ${seed}: evictions=${s.stats.evictions} files_created=${s.stats.files_created} fast_reads=${s.stats.fast_reads} fast_writes=${s.stats.fast_writes} slow_ops=${s.stats.slow_ops}; calls that met the known bugs: ${knownSummary(out)}`);
     sc.done();
   });
 }
@@ -100,83 +104,124 @@ for (const { seed, procs, threads, ops } of withSeeds(RUN_CASES)) {
 // exactly as their calls left them; a killed writer's names as a prefix of one write), and exit; a
 // fresh process checks it again and unlinks every name; the daemon must then hold no file in
 // memory and the root on disk must be empty.
-for (const { seed, procs, threads, killMs } of withSeeds(KILL_CASES)) {
-  test(`writers (${procs} processes x ${threads} threads) SIGKILLed at random moments leave a consistent namespace, and nothing behind once every name is unlinked (seed ${seed})`, { timeout: 120_000 }, async (t) => {
-    requireBuilt();
-    const prog = await stressBin();
-    const sc = scratch('nskill');
-    const root = sc.sub('root');
-    const d = await startDaemon({ root, budget: BUDGET });
-    const args = ['--seed', String(seed), '--procs', String(procs), '--threads', String(threads), '--kill-ms', String(killMs), '--deadline-ms', '30000'];
-    const where = () => `seed ${seed}; ${repro(seed, ['kill', 'DIR', ...args])}\n(scratch kept in ${sc.dir}; daemon log ${join(d.rundir, 'ephemerad.log')})`;
-    let passed = false;
-    try {
-      const k = await run(prog, ['kill', root, ...args, '--tolerate-vanished-target'], { env: d.env, timeoutMs: 90_000 });
-      const out = k.stdout.toString();
-      shimRuns.push({ seed, out });
-      assert.equal(k.status, 0, `the workers or the survivors' checks failed: ${describe(k)}\n${where()}`);
-      const m = /^workers (\d+) kills (\d+) operations (\d+)$/m.exec(out);
-      assert.ok(m, `no summary line: ${out}`);
-      const [workers, kills, ops] = m.slice(1).map(Number);
-      assert.ok(kills >= 10, `only ${kills} processes were killed: ${out}`);
-      t.diagnostic(`seed ${seed}: ${kills} processes SIGKILLed, ${workers} workers in all, ${ops} operations`);
-
-      const c = await run(prog, ['check', root, '--workers', String(workers), '--partial-own'], { env: d.env, timeoutMs: 60_000 });
-      assert.equal(c.status, 0, `a fresh process finds the namespace inconsistent: ${describe(c)}\n${where()}`);
-      const mid = (await d.control({ op: 'stats' })).result;
-      assert.ok(mid.evictions > 0, `no eviction under a ${BUDGET} budget: ${JSON.stringify(mid)}`);
-
-      const cl = await run(prog, ['clean', root], { env: d.env, timeoutMs: 60_000 });
-      assert.equal(cl.status, 0, `unlinking every name: ${describe(cl)}\n${where()}`);
-      // Every process that had these files open is gone: the daemon must give all of it back.
-      let s;
-      const start = Date.now();
-      while (Date.now() - start < 10_000) {
-        s = (await d.control({ op: 'stats' })).result;
-        if (s.files_in_memory === 0 && s.file_bytes_memory === 0) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      t.diagnostic(`seed ${seed}: before the clean files_in_memory=${mid.files_in_memory} evictions=${mid.evictions}; ${Date.now() - start} ms after it files_in_memory=${s.files_in_memory} file_bytes_memory=${s.file_bytes_memory}`);
-      assert.equal(s.files_in_memory, 0, `${s.files_in_memory} files (${s.file_bytes_memory} bytes) still in memory 10 s after every name was unlinked and every process that opened them had exited: ${JSON.stringify(s)}\n${where()}`);
-      assert.equal(s.file_bytes_memory, 0, `file_bytes_memory ${s.file_bytes_memory} with no file left: ${JSON.stringify(s)}\n${where()}`);
-      assert.deepEqual(readdirSync(root), [], `the root on disk still holds names after every name was unlinked\n${where()}`);
-      passed = true;
-    } finally {
-      const { stderr } = await d.stop();
-      if (!passed && stderr) process.stderr.write(stderr);
+/**
+ * One SIGKILL run.  `bystander`: a process under the shim lives through it all, as a function's
+ * main process would; without one, once the last process is gone the daemon drops every open count
+ * it still holds (its last resort: no process maps the region), which hides references that the
+ * killed processes' ledgers did not give back.  `strict`: file_bytes_memory must return to 0 too.
+ */
+async function killRun(t, { seed, procs, threads, killMs, bystander, strict }) {
+  requireBuilt();
+  const prog = await stressBin();
+  const sc = scratch('nskill');
+  const root = sc.sub('root');
+  const d = await startDaemon({ root, budget: BUDGET });
+  const args = ['--seed', String(seed), '--procs', String(procs), '--threads', String(threads), '--kill-ms', String(killMs), '--deadline-ms', '30000'];
+  const by = bystander ? spawnWatched(PYTHON, ['-c', BYSTANDER, root], { env: d.env, stdin: 'pipe' }) : undefined;
+  const where = () => `seed ${seed}; ${repro(seed, ['kill', 'DIR', ...args])}\n(scratch kept in ${sc.dir}; daemon log ${join(d.rundir, 'ephemerad.log')})`;
+  let passed = false;
+  try {
+    if (by) {
+      const t0 = Date.now();
+      while (!by.stdout().includes('ready') && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 20));
+      assert.match(by.stdout(), /ready/, `the bystander did not start: ${by.stderr()}`);
     }
-    sc.done();
-  });
+    const k = await run(prog, ['kill', root, ...args, '--tolerate-known-bugs'], { env: d.env, timeoutMs: 90_000 });
+    const out = k.stdout.toString();
+    shimRuns.push({ seed, out });
+    assert.equal(k.status, 0, `the workers or the survivors' checks failed: ${describe(k)}\n${where()}`);
+    const m = /^workers (\d+) kills (\d+) operations (\d+)$/m.exec(out);
+    assert.ok(m, `no summary line: ${out}`);
+    const [workers, kills, ops] = m.slice(1).map(Number);
+    assert.ok(kills >= 10, `only ${kills} processes were killed: ${out}`);
+    t.diagnostic(`seed ${seed}: ${kills} processes SIGKILLed, ${workers} workers in all, ${ops} operations; calls that met the known bugs: ${knownSummary(out)}`);
+
+    const c = await run(prog, ['check', root, '--workers', String(workers), '--partial-own'], { env: d.env, timeoutMs: 60_000 });
+    assert.equal(c.status, 0, `a fresh process finds the namespace inconsistent: ${describe(c)}\n${where()}`);
+    const mid = (await d.control({ op: 'stats' })).result;
+    assert.ok(mid.evictions > 0, `no eviction under a ${BUDGET} budget: ${JSON.stringify(mid)}`);
+
+    const cl = await run(prog, ['clean', root], { env: d.env, timeoutMs: 60_000 });
+    assert.equal(cl.status, 0, `unlinking every name: ${describe(cl)}\n${where()}`);
+    // Every process that had these files open is gone: the daemon must give all of it back.
+    let s;
+    const start = Date.now();
+    while (Date.now() - start < 10_000) {
+      s = (await d.control({ op: 'stats' })).result;
+      if (s.files_in_memory === 0 && (!strict || s.file_bytes_memory === 0)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    t.diagnostic(`seed ${seed}: before the clean files_in_memory=${mid.files_in_memory} evictions=${mid.evictions}; ${Date.now() - start} ms after it files_in_memory=${s.files_in_memory} file_bytes_memory=${s.file_bytes_memory}${by ? ' (a bystander alive)' : ''}`);
+    assert.equal(s.files_in_memory, 0, `${s.files_in_memory} files (${s.file_bytes_memory} bytes) still in memory 10 s after every name was unlinked and every process that opened them had exited${by ? ' (a bystander process alive)' : ''}: ${JSON.stringify(s)}\n${where()}`);
+    if (strict) assert.equal(s.file_bytes_memory, 0, `file_bytes_memory ${s.file_bytes_memory} with no file left: ${JSON.stringify(s)}\n${where()}`);
+    assert.deepEqual(readdirSync(root), [], `the root on disk still holds names after every name was unlinked\n${where()}`);
+    if (by) {
+      by.child.stdin.end('go\n');
+      assert.equal((await by.exited).code, 0, `the bystander: ${by.stderr()}`);
+    }
+    passed = true;
+  } finally {
+    if (by && by.child.exitCode === null && by.child.signalCode === null) by.child.kill('SIGKILL');
+    const { stderr } = await d.stop();
+    if (!passed && stderr) process.stderr.write(stderr);
+  }
+  sc.done();
 }
 
-// The one bug the randomized runs find today, on its own (ns_stress vanish): a process renames a
-// fresh file over a name S again and again while another unlinks S at random moments, and the budget
-// keeps evicting S to disk.  The kernel replaces or creates the name, so no rename fails on tmpfs;
-// under the shim ephemerad's op_rename (daemon/shimops.c, "Memory file over nothing or over a disk
-// file") checks the target with lstat, then its unlink() of the disk file meets ENOENT and the
-// rename fails with it.  The test also counts the cases the randomized runs above tolerated
-// (--tolerate-vanished-target), so it stays red until both are gone.
-test('a rename over a name that another process unlinks at the same moment never fails with ENOENT', {
-  timeout: 60_000,
-  todo: 'known bug on main dd05ed5: ephemerad op_rename (daemon/shimops.c:418) returns the ENOENT of its unlink() of an evicted target that another process removed after its lstat; measured 2-5 of ~750-1060 renames in 2 s of ns_stress vanish under a 300K budget (0 of 14184 on tmpfs), and ns_stress run seeds 7, 10 and 17 (--procs 3 --threads 3 --ops 600, 384K) hit it',
-}, async (t) => {
+for (const c of withSeeds(KILL_CASES)) {
+  test(`writers (${c.procs} processes x ${c.threads} threads) SIGKILLed at random moments leave a consistent namespace, and no file once every name is unlinked (seed ${c.seed})`, { timeout: 120_000 }, (t) =>
+    killRun(t, { ...c, bystander: false, strict: false }));
+}
+
+// The same with a process alive throughout: references of the killed processes must come back
+// through their ledgers, and the bytes with them.
+test(`SIGKILLed writers' references are given back while another process lives on (seed ${withSeeds(KILL_CASES)[0].seed})`, {
+  timeout: 120_000,
+  todo: 'known bug killed-refs on main dd05ed5: with a bystander process alive, 8-24 unlinked files (0-4 KiB) stay in files_in_memory 10 s after the clean; ephemerad counts the open reference (daemon/shimops.c op_open, open_count) before its reply, and when the caller is killed before it records the fd in its ledger (the log shows "reply failed (Broken pipe)") nothing gives it back until no process maps the region ("dropping N leaked open counts"); and without a bystander file_bytes_memory often stays at 4-32 KiB with no file left',
+}, (t) => killRun(t, { ...withSeeds(KILL_CASES)[0], killMs: 2000, bystander: true, strict: true }));
+
+// The bugs the randomized runs find today, each on its own, as todo tests (test/README.md, "Known
+// bugs").  The randomized runs above tolerate them (--tolerate-known-bugs: counted apart, printed,
+// and the model repaired), so they keep guarding everything else; a todo test fails while its
+// focused reproducer meets the bug or any run above did.
+async function knownBugTest(t, { name, mode, budget, ms, want }) {
   const prog = await stressBin();
-  const args = ['--seed', '1', '--kill-ms', '2000'];
-  const ref = tmpfsScratch('nsconc-vanish');
+  const args = ['--seed', '1', '--kill-ms', String(ms)];
+  const ref = tmpfsScratch(`nsconc-${mode}`);
   try {
-    const r = await run(prog, ['vanish', ref.dir, ...args], { env: cleanEnv(), timeoutMs: 30_000 });
+    const r = await run(prog, [mode, ref.dir, ...args], { env: cleanEnv(), timeoutMs: 30_000 });
     assert.equal(r.status, 0, describe(r));
-    assert.match(r.stdout.toString(), /failed 0$/m, `tmpfs: ${r.stdout}`);
+    assert.match(r.stdout.toString(), want, `tmpfs: ${r.stdout}`);
   } finally {
     ref.done();
   }
-  const sc = scratch('nsconc-vanish');
+  const sc = scratch(`nsconc-${mode}`);
   const root = sc.sub('root');
-  const s = await ephemeraRun({ root, budget: '300K', cmd: prog, args: ['vanish', root, ...args], statsDir: sc.dir, timeoutMs: 40_000 });
+  const s = await ephemeraRun({ root, budget, cmd: prog, args: [mode, root, ...args], statsDir: sc.dir, timeoutMs: 40_000 });
   assert.equal(s.status, 0, describe(s));
   t.diagnostic(`under the shim: ${s.stdout.toString().trim().split('\n').pop()}; evictions=${s.stats?.evictions}`);
   sc.done();
-  const inRandomized = shimRuns.filter((x) => vanished(x.out) > 0).map((x) => `seed ${x.seed}: ${vanished(x.out)}`);
-  assert.deepEqual(inRandomized, [], 'renames that failed with ENOENT in the randomized runs above');
-  assert.match(s.stdout.toString(), /failed 0$/m, `renames over a vanishing target failed under the shim:\n${s.stdout}`);
-});
+  const inRandomized = shimRuns.filter((x) => known(x.out, name) > 0).map((x) => `seed ${x.seed}: ${known(x.out, name)}`);
+  assert.deepEqual(inRandomized, [], `calls that met ${name} in the randomized runs above`);
+  assert.match(s.stdout.toString(), want, `ns_stress ${mode} under the shim:\n${s.stdout}`);
+}
+
+// ns_stress vanish: a process renames a fresh file over a name S again and again while another
+// unlinks S at random moments, and the budget keeps evicting S to disk.  The kernel replaces or
+// creates the name, so no rename fails on tmpfs; under the shim, ephemerad's op_rename
+// (daemon/shimops.c, "Memory file over nothing or over a disk file") checks the target with lstat,
+// then its unlink() of the disk file meets ENOENT and the rename fails with it.
+test('a rename over a name that another process unlinks at the same moment never fails with ENOENT', {
+  timeout: 60_000,
+  todo: 'known bug rename-enoent on main dd05ed5: ephemerad op_rename (daemon/shimops.c:418) returns the ENOENT of its unlink() of an evicted target that another process removed after its lstat; measured 0-5 of 600-1200 renames in 2 s of ns_stress vanish (the test runs 3 s) under a 300K budget (0 of 14184 on tmpfs); met by about one ns_stress run in five at 1500 operations per worker',
+}, (t) => knownBugTest(t, { name: 'rename-enoent', mode: 'vanish', budget: '300K', ms: 3000, want: /failed 0$/m }));
+
+// ns_stress linkrace: link(S, X) again and again on an in-memory X while another process renames a
+// disk file to S and back.  The kernel answers EEXIST or ENOENT every time; the shim's link_impl
+// (shim/intercept_names.c) refuses an in-memory target only when it found the source, so when S
+// appears between its look and its kernel link(), the link succeeds and leaves a disk entry hidden
+// under X, which is still there after X is unlinked.
+test('link() onto a name that exists in memory fails with EEXIST even while the source comes and goes', {
+  timeout: 60_000,
+  todo: 'known bug link-over-memory on main dd05ed5: shim link_impl (shim/intercept_names.c:550) checks the in-memory target only if the source existed at its fstatat, then calls the kernel link(); measured 5-9 of ~30000 links in 2 s of ns_stress linkrace succeed (0 of ~100000 on tmpfs), each leaving a name that survives its unlink; met by ns_stress run seed 415 (--procs 2 --threads 4 --ops 1500, 256K)',
+}, (t) => knownBugTest(t, { name: 'link-over-memory', mode: 'linkrace', budget: undefined, ms: 2000, want: /succeeded 0 \(/ }));
