@@ -562,49 +562,25 @@ static void op_own_shared(struct wctx *c, enum op op, int k, uint32_t s)
     own_path(po, sizeof po, c->wid, (uint32_t)k);
     shared_path(ps, sizeof ps, s);
     int i = m->name[k];
-    int r;
-    switch (op) {
-    case OP_RENAME_OS:
-        r = rename(po, ps);
-        if (r < 0 && errno == ENOENT && i >= 0 && vanished_target(c, po, ps))
-            return;
-        if (!EXPECT(c, op, po, res_of(r), i < 0 ? ENOENT : 0) || r < 0)
-            return;
-        m->ino[i].exposed = 1; /* other own names of the inode now share it with s */
-        drop(m, k);
-        break;
-    case OP_NOREPL_OS:
-        r = renameat2(AT_FDCWD, po, AT_FDCWD, ps, RENAME_NOREPLACE);
-        if (i < 0) {
-            EXPECT(c, op, po, res_of(r), ENOENT);
-            return;
-        }
-        if (!EXPECT(c, op, po, res_of(r), 0, EEXIST) || r < 0)
-            return;
-        m->ino[i].exposed = 1;
-        drop(m, k);
-        break;
-    case OP_EXCH_OS:
-        r = renameat2(AT_FDCWD, po, AT_FDCWD, ps, RENAME_EXCHANGE);
-        if (i < 0) {
-            EXPECT(c, op, po, res_of(r), ENOENT);
-            return;
-        }
-        if (!EXPECT(c, op, po, res_of(r), 0, ENOENT) || r < 0)
-            return;
-        m->ino[i].exposed = 1;
-        set_foreign(m, k);
-        break;
-    default: /* OP_LINK_OS */
-        r = link(po, ps);
-        if (i < 0) {
-            EXPECT(c, op, po, res_of(r), ENOENT);
-            return;
-        }
-        if (EXPECT(c, op, po, res_of(r), 0, EEXIST) && r == 0)
-            m->ino[i].exposed = 1;
-        break;
+    int r = op == OP_RENAME_OS    ? rename(po, ps)
+            : op == OP_NOREPL_OS  ? renameat2(AT_FDCWD, po, AT_FDCWD, ps, RENAME_NOREPLACE)
+            : op == OP_EXCH_OS    ? renameat2(AT_FDCWD, po, AT_FDCWD, ps, RENAME_EXCHANGE)
+                                  : link(po, ps);
+    if (i < 0) { /* the kernel looks the source up first */
+        EXPECT(c, op, po, res_of(r), ENOENT);
+        return;
     }
+    if (op == OP_RENAME_OS && r < 0 && errno == ENOENT && vanished_target(c, po, ps))
+        return;
+    /* the race with other workers: s exists (NOREPLACE, link) or does not (EXCHANGE) */
+    int other = op == OP_EXCH_OS ? ENOENT : op == OP_RENAME_OS ? 0 : EEXIST;
+    if (!EXPECT(c, op, po, res_of(r), 0, other) || r < 0)
+        return;
+    m->ino[i].exposed = 1; /* s (and any other own name of the inode) now reach it */
+    if (op == OP_EXCH_OS)
+        set_foreign(m, k); /* k holds what s held */
+    else if (op != OP_LINK_OS)
+        drop(m, k); /* moved to s */
 }
 
 /* rename or link of shared s to own name k. */
@@ -1292,41 +1268,45 @@ int main(int argc, char **argv)
         return usage();
     const char *mode = argv[1];
     dir = argv[2];
-    int procs = 3, threads = 2, kill_ms = 3000, workers = 0, partial = 0;
-    long ops = 300;
+    long long o_seed = 0, procs = 3, threads = 2, ops = 300, kill_ms = 3000, workers = 0, deadline = 120000;
+    int partial = 0;
+    const struct {
+        const char *name;
+        long long *val; /* a number flag, or NULL: a switch */
+        int *on;
+    } flags[] = {{"--seed", &o_seed, NULL},        {"--procs", &procs, NULL},      {"--threads", &threads, NULL},
+                 {"--ops", &ops, NULL},            {"--kill-ms", &kill_ms, NULL},  {"--workers", &workers, NULL},
+                 {"--deadline-ms", &deadline, NULL}, {"--partial-own", NULL, &partial},
+                 {"--tolerate-known-bugs", NULL, &tolerate_known}};
     for (int i = 3; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--partial-own")) {
-            partial = 1;
+        size_t f = 0;
+        while (f < sizeof flags / sizeof flags[0] && strcmp(argv[i], flags[f].name) != 0)
+            f++;
+        if (f == sizeof flags / sizeof flags[0]) {
+            fprintf(stderr, "ns_stress: unknown flag %s\n", argv[i]);
+            return usage();
+        }
+        if (!flags[f].val) {
+            *flags[f].on = 1;
             continue;
         }
-        if (!strcmp(a, "--tolerate-known-bugs")) {
-            tolerate_known = 1;
-            continue;
+        char *end = NULL;
+        const char *v = i + 1 < argc ? argv[++i] : "";
+        *flags[f].val = strtoll(v, &end, 10);
+        if (!*v || *end || *flags[f].val < 0) {
+            fprintf(stderr, "ns_stress: %s needs a non-negative integer, got \"%s\"\n", flags[f].name, v);
+            return usage();
         }
-        if (!v)
-            return usage();
-        i++;
-        if (!strcmp(a, "--seed"))
-            seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--procs"))
-            procs = atoi(v);
-        else if (!strcmp(a, "--threads"))
-            threads = atoi(v);
-        else if (!strcmp(a, "--ops"))
-            ops = atol(v);
-        else if (!strcmp(a, "--kill-ms"))
-            kill_ms = atoi(v);
-        else if (!strcmp(a, "--workers"))
-            workers = atoi(v);
-        else if (!strcmp(a, "--deadline-ms"))
-            deadline_ms = atoi(v);
-        else
-            return usage();
     }
+    seed = (uint64_t)o_seed;
+    deadline_ms = (int)deadline;
     if (procs < 1 || procs > MAX_PROCS || threads < 1 || threads > MAX_THREADS || procs * threads > MAX_WORKERS ||
-        ops < 1 || workers < 0 || workers > MAX_WORKERS || deadline_ms < 1)
+        ops < 1 || workers > MAX_WORKERS || deadline < 1 || deadline > 3600000 || kill_ms > 3600000) {
+        fprintf(stderr, "ns_stress: out of range: --procs 1..%d, --threads 1..%d, at most %d workers in all, --ops >= 1, "
+                        "--workers <= %d, --deadline-ms and --kill-ms up to an hour\n",
+                MAX_PROCS, MAX_THREADS, MAX_WORKERS, MAX_WORKERS);
         return usage();
+    }
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 0; i < OP_N; i++)
         weight_total += op_weight[i];
@@ -1342,6 +1322,14 @@ int main(int argc, char **argv)
         return mode_vanish(kill_ms);
     if (!strcmp(mode, "linkrace"))
         return mode_linkrace(kill_ms);
+    /* the models start from nothing: a leftover name would be a wrong answer from the start */
+    char **left;
+    int nleft = list_dir(&left);
+    if (nleft != 0) {
+        fprintf(stderr, "ns_stress %s: %s must be an empty directory (it lists %d names%s%s)\n", mode, dir, nleft,
+                nleft > 0 ? ", the first " : "", nleft > 0 ? left[0] : "");
+        return 2;
+    }
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (sh == MAP_FAILED) {
         perror("mmap");
