@@ -181,7 +181,7 @@ for (const c of KILLS) {
 // through their ledgers, and the bytes with them.
 test(`SIGKILLed writers' references are given back while another process lives on (seed ${KILLS[0].seed})`, {
   timeout: 120_000,
-  todo: 'known bug killed-refs on main dd05ed5: with a bystander process alive, 8-24 unlinked files (0-4 KiB) stay in files_in_memory 10 s after the clean; ephemerad counts the open reference (daemon/shimops.c op_open, open_count) before its reply, and when the caller is killed before it records the fd in its ledger (the log shows "reply failed (Broken pipe)") nothing gives it back until no process maps the region ("dropping N leaked open counts"); and without a bystander file_bytes_memory often stays at 4-32 KiB with no file left',
+  todo: 'known bug killed-refs on main dd05ed5: with a bystander process alive, 8-24 unlinked files (0-4 KiB) stay in files_in_memory 10 s after the clean; ephemerad counts the open reference (daemon/shimops.c op_open, open_count) before its reply, and when the caller is killed before it records the fd in its ledger (the log shows "reply failed (Broken pipe)") nothing gives it back until no process maps the region ("dropping N leaked open counts"); and without a bystander file_bytes_memory stayed at 4 or 32 KiB with no file left in 2 of 14 runs',
 }, (t) => killRun(t, { ...KILLS[0], killMs: 2000, bystander: true, strict: true }));
 
 // The bugs the randomized runs find today, each on its own, as todo tests (test/README.md, "Known
