@@ -1149,10 +1149,18 @@ static int mode_clean(void)
         if (unlink(p) < 0)
             fail("clean: unlink %s: %s", v[i], strerror(errno)), bad++;
     }
+    for (int i = 0; i < n; i++)
+        free(v[i]);
+    if (n >= 0)
+        free(v);
     char **after;
     int m = list_dir(&after);
     if (m != 0)
         fail("clean: %d names still listed after unlinking every name (first: %s)", m, m > 0 ? after[0] : "?"), bad++;
+    for (int i = 0; i < m; i++)
+        free(after[i]);
+    if (m >= 0)
+        free(after);
     printf("ok: unlinked %d names\n", n);
     return bad ? 1 : 0;
 }
@@ -1351,6 +1359,7 @@ int main(int argc, char **argv)
                 nleft > 0 ? ", the first " : "", nleft > 0 ? left[0] : "");
         return 2;
     }
+    free(left);
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (sh == MAP_FAILED) {
         perror("mmap");
