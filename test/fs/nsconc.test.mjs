@@ -52,12 +52,15 @@ function stressBin() {
   return built;
 }
 
-/** How many calls met known bug `name` (see the todo tests at the end), as ns_stress prints it, or NaN. */
+/**
+ * How many calls met known bug `name` (see the todo tests at the end), summed over the lines
+ * ns_stress printed (a kill run and its fresh check print one each), or NaN without any.
+ */
 function known(out, name) {
-  const m = new RegExp(`^known bug ${name}, calls that met it: (\\d+)$`, 'm').exec(out);
-  return m ? Number(m[1]) : NaN;
+  const ms = [...out.matchAll(new RegExp(`^known bug ${name}, calls that met it: (\\d+)$`, 'gm'))];
+  return ms.length ? ms.reduce((a, m) => a + Number(m[1]), 0) : NaN;
 }
-const KNOWN = ['rename-enoent', 'link-over-memory'];
+const KNOWN = ['rename-enoent', 'link-over-memory', 'hidden-link'];
 const knownSummary = (out) => KNOWN.map((b) => `${b} ${known(out, b)}`).join(', ');
 
 function repro(seed, args) {
@@ -132,7 +135,8 @@ async function killRun(t, { seed, procs, threads, killMs, bystander, strict }) {
     }
     const k = await run(prog, ['kill', root, ...args, '--tolerate-known-bugs'], { env: d.env, timeoutMs: 90_000 });
     const out = k.stdout.toString();
-    shimRuns.push({ seed, out });
+    const run1 = { seed, out };
+    shimRuns.push(run1);
     assert.equal(k.status, 0, `the workers or the survivors' checks failed: ${describe(k)}\n${where()}`);
     const m = /^workers (\d+) kills (\d+) operations (\d+)$/m.exec(out);
     assert.ok(m, `no summary line: ${out}`);
@@ -140,7 +144,8 @@ async function killRun(t, { seed, procs, threads, killMs, bystander, strict }) {
     assert.ok(kills >= 10, `only ${kills} processes were killed: ${out}`);
     t.diagnostic(`seed ${seed}: ${kills} processes SIGKILLed, ${workers} workers in all, ${ops} operations; calls that met the known bugs: ${knownSummary(out)}`);
 
-    const c = await run(prog, ['check', root, '--workers', String(workers), '--partial-own'], { env: d.env, timeoutMs: 60_000 });
+    const c = await run(prog, ['check', root, '--workers', String(workers), '--partial-own', '--tolerate-known-bugs'], { env: d.env, timeoutMs: 60_000 });
+    run1.out += c.stdout.toString();
     assert.equal(c.status, 0, `a fresh process finds the namespace inconsistent: ${describe(c)}\n${where()}`);
     const mid = (await d.control({ op: 'stats' })).result;
     assert.ok(mid.evictions > 0, `no eviction under a ${BUDGET} budget: ${JSON.stringify(mid)}`);
@@ -183,6 +188,16 @@ test(`SIGKILLed writers' references are given back while another process lives o
   timeout: 120_000,
   todo: 'known bug killed-refs on main dd05ed5: with a bystander process alive, 8-24 unlinked files (0-4 KiB) stay in files_in_memory 10 s after the clean; ephemerad counts the open reference (daemon/shimops.c op_open, open_count) before its reply, and when the caller is killed before it records the fd in its ledger (the log shows "reply failed (Broken pipe)") nothing gives it back until no process maps the region ("dropping N leaked open counts"); and without a bystander file_bytes_memory stayed at 4 or 32 KiB with no file left in 2 of 14 runs',
 }, (t) => killRun(t, { ...KILLS[0], killMs: 2000, bystander: true, strict: true }));
+
+// The third known bug, from the SIGKILL runs above (no focused reproducer yet): a disk file whose
+// st_nlink is one more than the names the directory shows, i.e. a disk name hidden under an
+// in-memory one; the kill runs tolerate it (counted, printed) and this test fails while any met it.
+test('no SIGKILL run leaves a disk link hidden under an in-memory name', {
+  todo: 'known bug hidden-link on main dd05ed5: in about one kill run in 40 (4 processes x 1 thread; ns_stress kill seeds 1017, 2009 and 3066 met it once each, not again on a rerun) a disk file has st_nlink 2 and one visible name; the extra link goes when the instance writes its in-memory files back, so it is a disk name under an in-memory one; how it is made is not known yet',
+}, () => {
+  const met = shimRuns.filter((x) => known(x.out, 'hidden-link') > 0).map((x) => `seed ${x.seed}: ${known(x.out, 'hidden-link')}`);
+  assert.deepEqual(met, [], 'SIGKILL runs whose checks met a hidden link');
+});
 
 // The bugs the randomized runs find today, each on its own, as todo tests (test/README.md, "Known
 // bugs").  The randomized runs above tolerate them (--tolerate-known-bugs: counted apart, printed,

@@ -92,7 +92,7 @@ struct shared {
     _Atomic int phase; /* kill mode: 0 running, 1 survivors check, 2 exit */
     _Atomic int parked;
     _Atomic int failures;
-    _Atomic uint64_t known[2]; /* calls that met a known bug (known_bug) */
+    _Atomic uint64_t known[3]; /* calls that met a known bug (known_bug) */
     _Atomic uint64_t ok[32], err[32];
     struct worker_m w[MAX_WORKERS];
 };
@@ -526,14 +526,19 @@ static void op_own_own(struct wctx *c, enum op op, int a, int b)
  *     (link_impl only refuses an in-memory target when it found the source).  The kernel says
  *     EEXIST; the shim leaves a disk entry hidden under the in-memory name, which reappears once
  *     the in-memory file is unlinked.
+ *   hidden-link: after writers were SIGKILLed, a disk file's st_nlink is one more than the names
+ *     readdir shows for it (about one kill run in 40 with 4 processes of 1 thread; the extra link
+ *     is gone once the instance's write-back has run, so it is a disk name hidden under an
+ *     in-memory one; how it is made is not known yet).
  */
-enum known { KNOWN_RENAME_ENOENT, KNOWN_LINK_OVER_MEMORY };
-static const char *const known_name[] = {"rename-enoent", "link-over-memory"};
+enum known { KNOWN_RENAME_ENOENT, KNOWN_LINK_OVER_MEMORY, KNOWN_HIDDEN_LINK, KNOWN_N };
+static const char *const known_name[KNOWN_N] = {"rename-enoent", "link-over-memory", "hidden-link"};
+static uint64_t known_local[KNOWN_N]; /* the counts of a process without the shared block (check) */
 
 /* Count a call that met known bug b; 1 when it is tolerated (the caller then repairs its model). */
 static int known_bug(enum known b, const char *fmt, ...)
 {
-    uint64_t n = atomic_fetch_add(&sh->known[b], 1);
+    uint64_t n = sh ? atomic_fetch_add(&sh->known[b], 1) : known_local[b]++;
     if (n < 5) {
         char msg[600];
         va_list ap;
@@ -946,7 +951,11 @@ static int check_dir(int workers, int partial_own, const int *exact, int nexact)
                          (long long)es[j].size),
                         local_failures++;
             }
-        if (first == i && es[i].nlink != (nlink_t)names && es[i].nlink != (nlink_t)names_now(es, n, i))
+        int again = first == i && es[i].nlink != (nlink_t)names ? names_now(es, n, i) : names;
+        if (first == i && es[i].nlink != (nlink_t)names && es[i].nlink != (nlink_t)again &&
+            !(es[i].nlink == (nlink_t)again + 1 &&
+              known_bug(KNOWN_HIDDEN_LINK, "%s: st_nlink %lu but the directory has %d names of its inode", es[i].name,
+                        (unsigned long)es[i].nlink, again)))
             fail("check: %s: st_nlink %lu but the directory has %d names of its inode", es[i].name,
                  (unsigned long)es[i].nlink, names),
                 local_failures++;
@@ -1023,7 +1032,7 @@ static void report_counts(void)
                  op_name[i], sh->ok[i], sh->err[i]);
     }
     printf("calls %" PRIu64 " (succeeded/failed as allowed): %s\n", total, line);
-    for (int b = 0; b < 2; b++)
+    for (int b = 0; b < KNOWN_N; b++)
         printf("known bug %s, calls that met it: %" PRIu64 "\n", known_name[b], sh->known[b]);
 }
 
@@ -1341,6 +1350,8 @@ int main(int argc, char **argv)
         weight_total += op_weight[i];
     if (!strcmp(mode, "check")) {
         int ok = check_dir(workers, partial, NULL, 0);
+        printf("known bug %s, calls that met it: %" PRIu64 "\n", known_name[KNOWN_HIDDEN_LINK],
+               known_local[KNOWN_HIDDEN_LINK]);
         if (ok)
             printf("ok: a consistent directory\n");
         return ok ? 0 : 1;
