@@ -89,7 +89,7 @@ for (const { seed, procs, threads, ops } of RUNS) {
     // Under the shim: the workers, then a fresh process's check, in one instance.
     const sc = scratch('nsconc');
     const root = sc.sub('root');
-    const script = 'd=$1; shift; "$0" run "$d" "$@" --tolerate-known-bugs && "$0" check "$d" --workers "$NSCONC_WORKERS"';
+    const script = 'd=$1; shift; "$0" run "$d" "$@" --tolerate-known-bugs && "$0" check "$d" --workers "$NSCONC_WORKERS" --tolerate-known-bugs';
     const s = await ephemeraRun({ root, budget: BUDGET, cmd: '/bin/sh', args: ['-c', script, prog, root, ...args], env: { NSCONC_WORKERS: String(workers) }, statsDir: sc.dir, timeoutMs: 100_000 });
     const out = s.stdout.toString();
     shimRuns.push({ seed, out });
@@ -189,11 +189,12 @@ test(`SIGKILLed writers' references are given back while another process lives o
   todo: 'known bug killed-refs on main dd05ed5: with a bystander process alive, 8-24 unlinked files (0-4 KiB) stay in files_in_memory 10 s after the clean; ephemerad counts the open reference (daemon/shimops.c op_open, open_count) before its reply, and when the caller is killed before it records the fd in its ledger (the log shows "reply failed (Broken pipe)") nothing gives it back until no process maps the region ("dropping N leaked open counts"); and without a bystander file_bytes_memory stayed at 4 or 32 KiB with no file left in 2 of 14 runs',
 }, (t) => killRun(t, { ...KILLS[0], killMs: 2000, bystander: true, strict: true }));
 
-// The third known bug, from the SIGKILL runs above (no focused reproducer yet): a disk file whose
-// st_nlink is one more than the names the directory shows, i.e. a disk name hidden under an
-// in-memory one; the kill runs tolerate it (counted, printed) and this test fails while any met it.
+// A known bug the SIGKILL runs meet (no focused reproducer yet; the kills are not its cause, the
+// many processes are): a disk file whose st_nlink is one more than the names the directory shows,
+// a disk name hidden under an in-memory one (test/README.md, "Known bugs"); the kill runs tolerate
+// it (counted, printed) and this test fails while any met it.
 test('no SIGKILL run leaves a disk link hidden under an in-memory name', {
-  todo: 'known bug hidden-link on main dd05ed5: in about one kill run in 40 (4 processes x 1 thread; ns_stress kill seeds 1017, 2009 and 3066 met it once each, not again on a rerun) a disk file has st_nlink 2 and one visible name; the extra link goes when the instance writes its in-memory files back, so it is a disk name under an in-memory one; how it is made is not known yet',
+  todo: 'known bug hidden-link on main dd05ed5: in about one kill run in 40 (4 processes x 1 thread; seeds 1017, 2009, 3066, 7003, 7034) a disk file has st_nlink 2 and one visible name: a shim link(a, s) made s on disk between ephemerad op_rename\'s lstat(s) and its ns_insert of another process\'s rename(x, s) in memory (daemon debug log of seed 7003), so s is an in-memory file with a disk link hidden under it',
 }, () => {
   const met = shimRuns.filter((x) => known(x.out, 'hidden-link') > 0).map((x) => `seed ${x.seed}: ${known(x.out, 'hidden-link')}`);
   assert.deepEqual(met, [], 'SIGKILL runs whose checks met a hidden link');

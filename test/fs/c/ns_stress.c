@@ -526,10 +526,10 @@ static void op_own_own(struct wctx *c, enum op op, int a, int b)
  *     (link_impl only refuses an in-memory target when it found the source).  The kernel says
  *     EEXIST; the shim leaves a disk entry hidden under the in-memory name, which reappears once
  *     the in-memory file is unlinked.
- *   hidden-link: after writers were SIGKILLed, a disk file's st_nlink is one more than the names
- *     readdir shows for it (about one kill run in 40 with 4 processes of 1 thread; the extra link
- *     is gone once the instance's write-back has run, so it is a disk name hidden under an
- *     in-memory one; how it is made is not known yet).
+ *   hidden-link: a disk file's st_nlink is one more than the names readdir shows for it (about
+ *     one kill run in 40 with 4 processes of 1 thread): the shim's link(a, s) makes s on disk
+ *     between ephemerad's lstat(s) and its in-memory insert of another process's rename(x, s), so
+ *     s is an in-memory file with a disk link hidden under it.
  */
 enum known { KNOWN_RENAME_ENOENT, KNOWN_LINK_OVER_MEMORY, KNOWN_HIDDEN_LINK, KNOWN_N };
 static const char *const known_name[KNOWN_N] = {"rename-enoent", "link-over-memory", "hidden-link"};
@@ -578,8 +578,8 @@ static void op_own_shared(struct wctx *c, enum op op, int k, uint32_t s)
     if (op == OP_RENAME_OS && r < 0 && errno == ENOENT && vanished_target(c, po, ps))
         return;
     /* the race with other workers: s exists (NOREPLACE, link) or does not (EXCHANGE) */
-    int other = op == OP_EXCH_OS ? ENOENT : op == OP_RENAME_OS ? 0 : EEXIST;
-    if (!EXPECT(c, op, po, res_of(r), 0, other) || r < 0)
+    int other = op == OP_EXCH_OS ? ENOENT : EEXIST;
+    if (!(op == OP_RENAME_OS ? EXPECT(c, op, po, res_of(r), 0) : EXPECT(c, op, po, res_of(r), 0, other)) || r < 0)
         return;
     m->ino[i].exposed = 1; /* s (and any other own name of the inode) now reach it */
     if (op == OP_EXCH_OS)
