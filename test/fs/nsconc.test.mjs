@@ -1,0 +1,249 @@
+// Issue 15's namespace tests: several processes and threads create, write, rename (plain,
+// RENAME_NOREPLACE, RENAME_EXCHANGE), link, unlink, stat and list one directory at once, on tmpfs and
+// under the shim with a budget that evicts files in between; and writers SIGKILLed at random moments
+// of the same workload leave a namespace that survivors, a fresh process and the daemon's stats all
+// find consistent.  The workload is test/fs/c/ns_stress.c (its header says what it checks), built
+// here.  Interleavings differ between runs, so the checks are invariants that hold on both file
+// systems, not traces.
+//
+// Seeds are fixed, so `make test` runs the same workloads every time; NSCONC_SEED=<n> runs seed n,
+// NSCONC_SEED=random a fresh one (for soak runs: `while NSCONC_SEED=random node --test
+// test/fs/nsconc.test.mjs; do :; done`).  A failure names its seed and the commands to reproduce it.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { PYTHON, REPO, assertServedFromMemory, cleanEnv, compileProgram, describe, ephemeraRun, requireBuilt, run, scratch, spawnWatched, startDaemon, tmpfsScratch } from './lib/harness.mjs';
+
+const SOURCE = join(REPO, 'test/fs/c/ns_stress.c');
+/** Small enough that files move to disk all the time while the workers run. */
+const BUDGET = '384K';
+/** The workloads `make test` runs: processes x threads, and the seed unless NSCONC_SEED is set. */
+const RUN_CASES = [
+  { seed: 20261206, procs: 3, threads: 3, ops: 1500 },
+  { seed: 15015, procs: 4, threads: 2, ops: 1500 },
+  { seed: 4242, procs: 2, threads: 4, ops: 1500 },
+];
+/** Attaches to the daemon (a file made and unlinked in the root), then holds nothing until told to go. */
+const BYSTANDER = "import os, sys\np = os.path.join(sys.argv[1], 'bystander')\nopen(p, 'w').write('b')\nos.unlink(p)\nprint('ready', flush=True)\nsys.stdin.readline()\n";
+const KILL_CASES = [
+  { seed: 9150, procs: 3, threads: 2, killMs: 2500 },
+  { seed: 777, procs: 4, threads: 1, killMs: 2500 },
+];
+
+function withSeeds(cases) {
+  const env = process.env.NSCONC_SEED;
+  if (env === undefined || env === '') return cases;
+  if (env !== 'random' && !/^\d+$/.test(env)) throw new Error(`NSCONC_SEED is ${JSON.stringify(env)}: give a non-negative integer or "random"`);
+  return cases.map((c) => ({ ...c, seed: env === 'random' ? Math.floor(Math.random() * 1e9) : Number(env) }));
+}
+
+/** The cases with their seeds, drawn once (NSCONC_SEED=random draws one per case). */
+const RUNS = withSeeds(RUN_CASES);
+const KILLS = withSeeds(KILL_CASES);
+
+const bin = scratch('nsconc-bin');
+after(() => bin.done());
+let built;
+/** ns_stress, compiled once for this file. */
+function stressBin() {
+  built ??= compileProgram(bin, 'ns_stress', readFileSync(SOURCE, 'utf8'), { flags: ['-O2', '-g', '-Wall', '-Wextra', '-Werror', '-pthread'] });
+  return built;
+}
+
+/**
+ * How many calls met known bug `name` (see the todo tests at the end), summed over the lines
+ * ns_stress printed (a kill run and its fresh check print one each), or NaN without any.
+ */
+function known(out, name) {
+  const ms = [...out.matchAll(new RegExp(`^known bug ${name}, calls that met it: (\\d+)$`, 'gm'))];
+  return ms.length ? ms.reduce((a, m) => a + Number(m[1]), 0) : NaN;
+}
+const KNOWN = ['rename-enoent', 'link-over-memory', 'hidden-link'];
+const knownSummary = (out) => KNOWN.map((b) => `${b} ${known(out, b)}`).join(', ');
+
+function repro(seed, args) {
+  return `reproduce: NSCONC_SEED=${seed} node --test test/fs/nsconc.test.mjs, or by hand: ns_stress ${args.join(' ')} (on a tmpfs directory, or under \`build/ephemera run --root DIR --budget ${BUDGET}\`)`;
+}
+
+/** Every run under the shim, for the known-bug test. */
+const shimRuns = [];
+
+for (const { seed, procs, threads, ops } of RUNS) {
+  test(`${procs} processes x ${threads} threads change one directory at once, on tmpfs and evicting under the shim (seed ${seed})`, { timeout: 120_000 }, async (t) => {
+    const prog = await stressBin();
+    const workers = procs * threads;
+    const args = ['--seed', String(seed), '--procs', String(procs), '--threads', String(threads), '--ops', String(ops), '--deadline-ms', '60000'];
+    // tmpfs: the checker must find nothing wrong with the kernel's own answers, the known bugs included.
+    const ref = tmpfsScratch('nsconc');
+    try {
+      const r = await run(prog, ['run', ref.dir, ...args], { env: cleanEnv(), timeoutMs: 90_000 });
+      assert.equal(r.status, 0, `on tmpfs (a checker bug, not a file-system bug): seed ${seed}\n${describe(r)}\n${repro(seed, ['run', 'DIR', ...args])}`);
+      for (const b of KNOWN) assert.equal(known(r.stdout.toString(), b), 0, `on tmpfs: ${r.stdout}`);
+      const c = await run(prog, ['check', ref.dir, '--workers', String(workers)], { env: cleanEnv(), timeoutMs: 60_000 });
+      assert.equal(c.status, 0, `a fresh process's check on tmpfs: ${describe(c)}`);
+    } finally {
+      ref.done();
+    }
+    // Under the shim: the workers, then a fresh process's check, in one instance.
+    const sc = scratch('nsconc');
+    const root = sc.sub('root');
+    const script = 'd=$1; shift; "$0" run "$d" "$@" --tolerate-known-bugs && "$0" check "$d" --workers "$NSCONC_WORKERS" --tolerate-known-bugs';
+    const s = await ephemeraRun({ root, budget: BUDGET, cmd: '/bin/sh', args: ['-c', script, prog, root, ...args], env: { NSCONC_WORKERS: String(workers) }, statsDir: sc.dir, timeoutMs: 100_000 });
+    const out = s.stdout.toString();
+    shimRuns.push({ seed, out });
+    assert.equal(s.status, 0, `under the shim, seed ${seed}: ${describe(s)}\n${repro(seed, ['run', 'DIR', ...args])}\n(scratch kept in ${sc.dir})`);
+    assert.match(out, /^ok: a consistent directory$/m, describe(s));
+    assertServedFromMemory(s.stats, `nsconc seed ${seed}`, { evicting: true });
+    assert.ok(s.stats.evictions > 0, `stats.evictions is ${s.stats.evictions} under a ${BUDGET} budget: no file moved to disk while the workers ran, so nothing was tested`);
+    t.diagnostic(`seed ${seed}: ${out.split('\n').find((l) => l.startsWith('calls')) ?? ''}`);
+    t.diagnostic(`seed ${seed}: evictions=${s.stats.evictions} files_created=${s.stats.files_created} fast_reads=${s.stats.fast_reads} fast_writes=${s.stats.fast_writes} slow_ops=${s.stats.slow_ops}; calls that met the known bugs: ${knownSummary(out)}`);
+    sc.done();
+  });
+}
+
+// Writers SIGKILLed at random moments.  ns_stress kill runs 3 processes of 2 threads (and 4 of 1) under a
+// budget that evicts, and SIGKILLs one process every 5-65 ms (forking a replacement with new worker
+// numbers) for a few seconds: inside write(), rename, an RPC to the daemon, the shim's locks.  Then
+// the survivors finish their operation in progress (a survivor that does not, within the deadline,
+// is reported as a hang with the call it is in), check the directory themselves (their own names
+// exactly as their calls left them; a killed writer's names as a prefix of one write), and exit; a
+// fresh process checks it again and unlinks every name; the daemon must then hold no file in
+// memory and the root on disk must be empty.
+/**
+ * One SIGKILL run.  `bystander`: a process under the shim lives through it all, as a function's
+ * main process would; without one, once the last process is gone the daemon drops every open count
+ * it still holds (its last resort: no process maps the region), which hides references that the
+ * killed processes' ledgers did not give back.  `strict`: file_bytes_memory must return to 0 too.
+ */
+async function killRun(t, { seed, procs, threads, killMs, bystander, strict }) {
+  requireBuilt();
+  const prog = await stressBin();
+  const sc = scratch('nskill');
+  const root = sc.sub('root');
+  const d = await startDaemon({ root, budget: BUDGET });
+  const args = ['--seed', String(seed), '--procs', String(procs), '--threads', String(threads), '--kill-ms', String(killMs), '--deadline-ms', '30000'];
+  const by = bystander ? spawnWatched(PYTHON, ['-c', BYSTANDER, root], { env: d.env, stdin: 'pipe' }) : undefined;
+  const where = () => `seed ${seed}; ${repro(seed, ['kill', 'DIR', ...args])}\n(scratch kept in ${sc.dir}; daemon log ${join(d.rundir, 'ephemerad.log')})`;
+  let passed = false;
+  try {
+    if (by) {
+      const t0 = Date.now();
+      while (!by.stdout().includes('ready') && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 20));
+      assert.match(by.stdout(), /ready/, `the bystander did not start: ${by.stderr()}`);
+    }
+    const k = await run(prog, ['kill', root, ...args, '--tolerate-known-bugs'], { env: d.env, timeoutMs: 90_000 });
+    const out = k.stdout.toString();
+    const run1 = { seed, out };
+    shimRuns.push(run1);
+    assert.equal(k.status, 0, `the workers or the survivors' checks failed: ${describe(k)}\n${where()}`);
+    const m = /^workers (\d+) kills (\d+) operations (\d+)$/m.exec(out);
+    assert.ok(m, `no summary line: ${out}`);
+    const [workers, kills, ops] = m.slice(1).map(Number);
+    assert.ok(kills >= 10, `only ${kills} processes were killed: ${out}`);
+    t.diagnostic(`seed ${seed}: ${kills} processes SIGKILLed, ${workers} workers in all, ${ops} operations; calls that met the known bugs: ${knownSummary(out)}`);
+
+    const c = await run(prog, ['check', root, '--workers', String(workers), '--partial-own', '--tolerate-known-bugs'], { env: d.env, timeoutMs: 60_000 });
+    run1.out += c.stdout.toString();
+    assert.equal(c.status, 0, `a fresh process finds the namespace inconsistent: ${describe(c)}\n${where()}`);
+    const mid = (await d.control({ op: 'stats' })).result;
+    assert.ok(mid.evictions > 0, `no eviction under a ${BUDGET} budget: ${JSON.stringify(mid)}`);
+
+    const cl = await run(prog, ['clean', root], { env: d.env, timeoutMs: 60_000 });
+    assert.equal(cl.status, 0, `unlinking every name: ${describe(cl)}\n${where()}`);
+    // Every process that had these files open is gone: the daemon must give all of it back.
+    let s;
+    const start = Date.now();
+    while (Date.now() - start < 10_000) {
+      s = (await d.control({ op: 'stats' })).result;
+      if (s.files_in_memory === 0 && (!strict || s.file_bytes_memory === 0)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    t.diagnostic(`seed ${seed}: before the clean files_in_memory=${mid.files_in_memory} evictions=${mid.evictions}; ${Date.now() - start} ms after it files_in_memory=${s.files_in_memory} file_bytes_memory=${s.file_bytes_memory}${by ? ' (a bystander alive)' : ''}`);
+    assert.equal(s.files_in_memory, 0, `${s.files_in_memory} files (${s.file_bytes_memory} bytes) still in memory 10 s after every name was unlinked and every process that opened them had exited${by ? ' (a bystander process alive)' : ''}: ${JSON.stringify(s)}\n${where()}`);
+    if (strict) assert.equal(s.file_bytes_memory, 0, `file_bytes_memory ${s.file_bytes_memory} with no file left: ${JSON.stringify(s)}\n${where()}`);
+    assert.deepEqual(readdirSync(root), [], `the root on disk still holds names after every name was unlinked\n${where()}`);
+    if (by) {
+      by.child.stdin.end('go\n');
+      assert.equal((await by.exited).code, 0, `the bystander: ${by.stderr()}`);
+    }
+    passed = true;
+  } finally {
+    if (by && by.child.exitCode === null && by.child.signalCode === null) by.child.kill('SIGKILL');
+    const { stderr } = await d.stop();
+    if (!passed && stderr) process.stderr.write(stderr);
+    // A failure keeps the scratch (the daemon's log) for inspection, except in the known-bug case,
+    // which fails on every run until the bug is fixed.
+    if (passed || bystander) sc.done();
+  }
+}
+
+for (const c of KILLS) {
+  test(`writers (${c.procs} processes x ${c.threads} threads) SIGKILLed at random moments leave a consistent namespace, and no file once every name is unlinked (seed ${c.seed})`, { timeout: 120_000 }, (t) =>
+    killRun(t, { ...c, bystander: false, strict: false }));
+}
+
+// The same with a process alive throughout: references of the killed processes must come back
+// through their ledgers, and the bytes with them.
+test(`SIGKILLed writers' references are given back while another process lives on (seed ${KILLS[0].seed})`, {
+  timeout: 120_000,
+  todo: 'known bug killed-refs on main dd05ed5: with a bystander process alive, 8-24 unlinked files (0-4 KiB) stay in files_in_memory 10 s after the clean; ephemerad counts the open reference (daemon/shimops.c op_open, open_count) before its reply, and when the caller is killed before it records the fd in its ledger (the log shows "reply failed (Broken pipe)") nothing gives it back until no process maps the region ("dropping N leaked open counts"); and without a bystander file_bytes_memory stayed at 4 or 32 KiB with no file left in 2 of 14 runs',
+}, (t) => killRun(t, { ...KILLS[0], killMs: 2000, bystander: true, strict: true }));
+
+// A known bug the SIGKILL runs meet (no focused reproducer yet; the kills are not its cause, the
+// many processes are): a disk file whose st_nlink is one more than the names the directory shows,
+// a disk name hidden under an in-memory one (test/README.md, "Known bugs"); the kill runs tolerate
+// it (counted, printed) and this test fails while any met it.
+test('no SIGKILL run leaves a disk link hidden under an in-memory name', {
+  todo: 'known bug hidden-link on main dd05ed5: in about one kill run in 40 (4 processes x 1 thread; seeds 1017, 2009, 3066, 7003, 7034) a disk file has st_nlink 2 and one visible name: a shim link(a, s) made s on disk between ephemerad op_rename\'s lstat(s) and its ns_insert of another process\'s rename(x, s) in memory (daemon debug log of seed 7003), so s is an in-memory file with a disk link hidden under it',
+}, () => {
+  const met = shimRuns.filter((x) => known(x.out, 'hidden-link') > 0).map((x) => `seed ${x.seed}: ${known(x.out, 'hidden-link')}`);
+  assert.deepEqual(met, [], 'SIGKILL runs whose checks met a hidden link');
+});
+
+// The bugs the randomized runs find today, each on its own, as todo tests (test/README.md, "Known
+// bugs").  The randomized runs above tolerate them (--tolerate-known-bugs: counted apart, printed,
+// and the model repaired), so they keep guarding everything else; a todo test fails while its
+// focused reproducer meets the bug or any run above did.
+async function knownBugTest(t, { name, mode, budget, ms, want }) {
+  const prog = await stressBin();
+  const args = ['--seed', '1', '--kill-ms', String(ms)];
+  const ref = tmpfsScratch(`nsconc-${mode}`);
+  try {
+    const r = await run(prog, [mode, ref.dir, ...args], { env: cleanEnv(), timeoutMs: 30_000 });
+    assert.equal(r.status, 0, describe(r));
+    assert.match(r.stdout.toString(), want, `tmpfs: ${r.stdout}`);
+  } finally {
+    ref.done();
+  }
+  const sc = scratch(`nsconc-${mode}`);
+  const root = sc.sub('root');
+  const s = await ephemeraRun({ root, budget, cmd: prog, args: [mode, root, ...args], statsDir: sc.dir, timeoutMs: 40_000 });
+  assert.equal(s.status, 0, describe(s));
+  t.diagnostic(`under the shim: ${s.stdout.toString().trim().split('\n').pop()}; evictions=${s.stats?.evictions}`);
+  sc.done();
+  const inRandomized = shimRuns.filter((x) => known(x.out, name) > 0).map((x) => `seed ${x.seed}: ${known(x.out, name)}`);
+  assert.deepEqual(inRandomized, [], `calls that met ${name} in the randomized runs above`);
+  assert.match(s.stdout.toString(), want, `ns_stress ${mode} under the shim:\n${s.stdout}`);
+}
+
+// ns_stress vanish: a process renames a fresh file over a name S again and again while another
+// unlinks S at random moments, and the budget keeps evicting S to disk.  The kernel replaces or
+// creates the name, so no rename fails on tmpfs; under the shim, ephemerad's op_rename
+// (daemon/shimops.c, "Memory file over nothing or over a disk file") checks the target with lstat,
+// then its unlink() of the disk file meets ENOENT and the rename fails with it.
+test('a rename over a name that another process unlinks at the same moment never fails with ENOENT', {
+  timeout: 60_000,
+  todo: 'known bug rename-enoent on main dd05ed5: ephemerad op_rename (daemon/shimops.c:418) returns the ENOENT of its unlink() of an evicted target that another process removed after its lstat; measured 0-5 of 600-1200 renames in 2 s of ns_stress vanish (the test runs 3 s) under a 300K budget (0 of 14184 on tmpfs); met by about one ns_stress run in five at 1500 operations per worker',
+}, (t) => knownBugTest(t, { name: 'rename-enoent', mode: 'vanish', budget: '300K', ms: 3000, want: /failed 0$/m }));
+
+// ns_stress linkrace: link(S, X) again and again on an in-memory X while another process renames a
+// disk file to S and back.  The kernel answers EEXIST or ENOENT every time; the shim's link_impl
+// (shim/intercept_names.c) refuses an in-memory target only when it found the source, so when S
+// appears between its look and its kernel link(), the link succeeds and leaves a disk entry hidden
+// under X, which is still there after X is unlinked.
+test('link() onto a name that exists in memory fails with EEXIST even while the source comes and goes', {
+  timeout: 60_000,
+  todo: 'known bug link-over-memory on main dd05ed5: shim link_impl (shim/intercept_names.c:550) checks the in-memory target only if the source existed at its fstatat, then calls the kernel link(); measured 5-9 of ~30000 links in 2 s of ns_stress linkrace succeed (0 of ~100000 on tmpfs), each leaving a name that survives its unlink; met by ns_stress run seed 415 (--procs 2 --threads 4 --ops 1500, 256K)',
+}, (t) => knownBugTest(t, { name: 'link-over-memory', mode: 'linkrace', budget: undefined, ms: 2000, want: /succeeded 0 \(/ }));
