@@ -17,6 +17,9 @@ import { join } from 'node:path';
 import { EphemeraError, isEphemeraError } from '../core/errors.js';
 import type { ContainerEngine, MountSpec } from '../container/engine.js';
 import { DaemonClient, type DaemonStats } from '../daemon-client/client.js';
+import { cgroupGuardArm } from '../guard/arm.js';
+import { ContainerGuard } from '../guard/container-guard.js';
+import { cgroupGuardKnobs } from '../guard/watchdog.js';
 import { CgroupV1Limiter } from '../limiter/cgroup-v1.js';
 import { CgroupV2Limiter } from '../limiter/cgroup-v2.js';
 import { hasControl, writeControl } from '../limiter/cgroupfs.js';
@@ -80,6 +83,12 @@ export interface NodeAgentOptions {
   readonly log?: (msg: string) => void;
   /** Structured lines about activations (each carries its id); none by default. */
   readonly logger?: Logger;
+  /**
+   * Set each container's OOM guard from the host and watch it (src/guard/container-guard.ts):
+   * Docker mounts a container's cgroup read-only, so its daemon cannot. Off only to measure
+   * what the guard prevents. @default true
+   */
+  readonly oomGuard?: boolean;
 }
 
 /** What a Manager's snapshot said of a container (see Instance.standing). */
@@ -99,6 +108,8 @@ interface Instance {
   profile: Usage | undefined;
   readonly origin: 'created' | 'registered';
   readonly limiter: MemoryLimiter;
+  /** The container's OOM guard held from the host; undefined when off or it could not be set. */
+  readonly guard: ContainerGuard | undefined;
   readonly daemon: DaemonClient;
   /** The host directory bind-mounted at /run/ephemera (created containers). */
   readonly dir: string | undefined;
@@ -632,6 +643,9 @@ export class NodeAgent {
     await this.#sync.settle();
     for (const i of this.#instances.values()) {
       await i.tail;
+      // Running on for the next agent: nobody watches its stalls until then, so no guard either
+      // (the next agent sets it again when it takes the container over).
+      await i.guard?.stop({ disarm: true }).catch((e: unknown) => this.#log(`lifting the OOM guard of ${i.id}: ${(e as Error).message}`));
       i.stopLogs?.();
       i.daemon.close();
       i.http?.destroy();
@@ -676,7 +690,9 @@ export class NodeAgent {
       }
       const state = await this.#o.engine.inspect(id);
       const loc = await findMemoryCgroup({ pid: state.pid });
-      const limiter: MemoryLimiter = loc.version === 1 ? new CgroupV1Limiter(loc.dir) : new CgroupV2Limiter(loc.dir);
+      const guard = await this.#guard(loc.dir, loc.version);
+      const raw: MemoryLimiter = loc.version === 1 ? new CgroupV1Limiter(loc.dir) : new CgroupV2Limiter(loc.dir);
+      const limiter = guard?.limiter(raw) ?? raw;
       const daemon = await DaemonClient.connect(controlSocket ?? join(dir ?? '', 'control.sock'), { timeoutMs: 5000, requestTimeoutMs: 30_000 });
       const limitBytes = (await limiter.getLimit().catch(() => null)) ?? info.initialQuota;
       const instance: Instance = {
@@ -689,6 +705,7 @@ export class NodeAgent {
         profile: info.profile,
         origin,
         limiter,
+        guard,
         daemon,
         dir,
         log,
@@ -713,6 +730,23 @@ export class NodeAgent {
     } catch (err) {
       stopLogs?.();
       throw err;
+    }
+  }
+
+  /**
+   * Sets a container's OOM guard from the host and starts its watchdog. A guard that cannot be set
+   * is logged, not fatal: the container runs as it would without Ephemera's guard.
+   */
+  async #guard(dir: string, version: 1 | 2): Promise<ContainerGuard | undefined> {
+    if (this.#o.oomGuard === false) return undefined;
+    const guard = new ContainerGuard(cgroupGuardArm(dir, version), cgroupGuardKnobs(dir, version), { onEvent: (e) => this.#log(e.message) });
+    try {
+      await guard.start();
+      return guard;
+    } catch (err) {
+      await guard.stop({ disarm: false });
+      this.#log(`${dir}: the OOM guard could not be set (${(err as Error).message}); the container runs without it`);
+      return undefined;
     }
   }
 
@@ -751,6 +785,8 @@ export class NodeAgent {
     }
     this.#instances.delete(i.id);
     await this.#sync.untrack(i.id);
+    // A registered container runs on unwatched: its guard is lifted, so no stall can last.
+    await i.guard?.stop({ disarm: i.origin === 'registered' }).catch(() => undefined);
     i.stopLogs?.();
     i.daemon.close();
     i.http?.destroy();

@@ -1,0 +1,107 @@
+/**
+ * The OOM guard inside a real function container (issue 9 item 1). Docker mounts a container's
+ * cgroup read-only, so the daemon in it cannot set the guard (its log says so); the node agent sets
+ * it from the host and runs the watchdog. An action whose files plus heap exceed the container's
+ * limit, while its heap alone fits, must then finish: status 200, every file intact, no OOM kill,
+ * files evicted to make room. The host version is test/memory/guard.test.ts.
+ *
+ * Without the agent's guard (`oomGuard: false`) the same action was OOM-killed in 3 of 3 runs when
+ * this test was written (a heap touched at once outruns the daemon's 20 ms poll).
+ */
+import assert from 'node:assert/strict';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import type { ManagerSnapshot } from '../manager/types.js';
+import type { TenantManagerPort } from './tenants.js';
+import { dockerReady, startTestNode, type TestNode } from './testkit.js';
+
+const MiB = 1024 * 1024;
+const LIMIT_MIB = 160;
+const FILES_MIB = 96;
+const HEAP_MIB = 64;
+
+/** A Manager that never moves memory: the container keeps the limit it was created with. */
+function stillManager(tenant: string): Promise<TenantManagerPort> {
+  const snapshot: ManagerSnapshot = {
+    tenant,
+    sharing: 'none',
+    lendWhileIdle: false,
+    containers: [],
+    totals: { containers: 0, running: 0, initialQuotaBytes: 0, limitBytes: 0, lentBytes: 0, unmetBytes: 0 },
+  };
+  return Promise.resolve({
+    apply: () => Promise.resolve([]),
+    recover: () => Promise.resolve([]),
+    snapshot: () => Promise.resolve(snapshot),
+    close: () => Promise.resolve(),
+  });
+}
+
+/** test/memory/guard_fn.py's "fits" workload as an action: 8 MiB files in /tmp, then the heap at once. */
+const ACTION = `
+MiB = 1 << 20
+def pattern(i):
+    return bytes([(i * 37 + 11) & 0xFF]) * MiB
+def main(args):
+    nfiles = args["files_mib"] // 8
+    for i in range(nfiles):
+        block = pattern(i)
+        with open(f"/tmp/f{i}", "wb") as f:
+            for _ in range(8):
+                f.write(block)
+    heap = bytearray(b"\\x01") * (args["heap_mib"] * MiB)
+    bad = []
+    for i in range(nfiles):
+        block = pattern(i)
+        with open(f"/tmp/f{i}", "rb") as f:
+            for k in range(8):
+                if f.read(MiB) != block:
+                    bad.append(f"f{i} MiB {k}")
+                    break
+            if f.read(1):
+                bad.append(f"f{i} too long")
+    return {"files": nfiles, "heap_ok": heap[-1] == 1, "bad": bad}
+`;
+
+describe('the OOM guard in a real container, set by the node agent', { timeout: 300_000 }, () => {
+  let skip: string | null = null;
+  let node: TestNode | undefined;
+
+  before(async () => {
+    skip = await dockerReady();
+    if (skip === null) node = await startTestNode(stillManager);
+  });
+  after(async () => {
+    await node?.close();
+  });
+
+  test(`files + heap over a ${String(LIMIT_MIB)} MiB limit, heap alone under it: finishes, files intact, no OOM kill`, { timeout: 240_000 }, async (t) => {
+    if (skip !== null || node === undefined) return t.skip(skip ?? 'no node');
+    const stateDir = node.stateDir;
+    for (let round = 0; round < 2; round++) {
+      const c = await node.client.createContainer({ tenant: 'alice', function: `guarded${String(round)}`, memoryBytes: LIMIT_MIB * MiB });
+      // The one container's run directory (the previous one went with its container).
+      const dirs = await readdir(join(stateDir, 'c'));
+      assert.equal(dirs.length, 1, `one run directory: ${dirs.join(', ')}`);
+      const logFile = join(stateDir, 'c', dirs[0] ?? '', 'daemon.log');
+      assert.equal((await node.client.init(c.id, { value: { code: ACTION } })).statusCode, 200);
+      const run = await node.client.run(c.id, { value: { files_mib: FILES_MIB, heap_mib: HEAP_MIB }, timeoutMs: 120_000 });
+      const daemonLog = await readFile(logFile, 'utf8').catch((e: unknown) => `(no log: ${(e as Error).message})`);
+      const what = `${JSON.stringify({ statusCode: run.statusCode, body: run.body, oom: run.oom, stats: run.ephemera.stats })}\n--- daemon log ---\n${daemonLog.slice(-3000)}`;
+      assert.equal(run.statusCode, 200, what);
+      assert.deepEqual(run.body, { files: FILES_MIB / 8, heap_ok: true, bad: [] }, what);
+      assert.notEqual(run.oom, true, what);
+      // Files moved to disk to make room (the log, not the run's counters: these are read after
+      // the run and may miss an eviction the daemon made while the run was being answered).
+      assert.match(daemonLog, /evicted inode \d+ \/tmp\/f\d+/, `files moved to disk to make room: ${what}`);
+      // The daemon saw the knob read-only and followed the guard the agent set.
+      assert.match(daemonLog, /read-only \(a container's cgroup\); following the guard/, what);
+      assert.match(daemonLog, /oom guard armed from outside the container/, what);
+      await node.client.removeContainer(c.id);
+    }
+    const kills = (await node.client.events(0)).events.filter((e) => e.type === 'oom-kill');
+    assert.deepEqual(kills, []);
+  });
+});
