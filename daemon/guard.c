@@ -47,7 +47,9 @@ static struct {
     void (*before_arm)(void); /* once, before the first arming */
     uint64_t rearm_at;       /* v1: not before (mono ns), after an outside lift */
     int follow;              /* v1: the knob is read-only here (a container): the host arms it */
-} G = {.ctl_fd = -1, .high = -2, .oom = {.fd = -1}};
+    int want;                /* follow mode: the daemon's wish, as last reported (-1: never) */
+    void (*want_fn)(int want);
+} G = {.ctl_fd = -1, .high = -2, .oom = {.fd = -1}, .want = -1};
 
 static int guard_write(const char *v)
 {
@@ -77,18 +79,35 @@ int guard_active(void)
     return G.ctl_fd >= 0;
 }
 
+int guard_wanted(void)
+{
+    return G.follow ? G.want > 0 : -1;
+}
+
+void guard_on_want(void (*fn)(int want))
+{
+    G.want_fn = fn;
+}
+
 /*
  * Follow mode (v1): Docker mounts the container's cgroup read-only, so the
  * daemon cannot set oom_kill_disable; the node agent sets it from the host
- * (src/guard/arm.ts) and its watchdog bounds every stall.  The daemon reads
- * the knob at each budget tick: once it sees the guard set it makes its
- * working set resident (as before its own first arming), and while the
- * cgroup waits at its limit it holds its log.  Without cgroup.event_control
- * (read-only too) no eventfd wakes it: the 20 ms budget poll finds the
- * stall, since usage at the limit shrinks the budget and evicts.
+ * (src/guard/container-guard.ts) while the daemon wants it - the daemon
+ * reports each change of its wish (guard_on_want: a control-protocol event)
+ * - and the agent's watchdog bounds every stall.  The daemon reads the knob
+ * at each budget tick: once it sees the guard set it makes its working set
+ * resident (as before its own first arming), and while the cgroup waits at
+ * its limit it holds its log.  Without cgroup.event_control (read-only too)
+ * no eventfd wakes it: the 20 ms budget poll finds the stall, since usage at
+ * the limit shrinks the budget and evicts.
  */
-static void guard_follow(void)
+static void guard_follow(int want)
 {
+    if (want != G.want) {
+        G.want = want;
+        if (G.want_fn)
+            G.want_fn(want);
+    }
     int disabled, under = guard_read_v1(&disabled);
     int armed = disabled == 1;
     if (armed && G.before_arm) {
@@ -115,7 +134,7 @@ void guard_update(int64_t limit, uint64_t headroom, int want)
         fn();
     }
     if (G.follow) {
-        guard_follow();
+        guard_follow(want);
         return;
     }
     if (G.version == 1) {

@@ -50,13 +50,15 @@ test('guardHigh: the gap under the limit, whole pages for tiny limits, max for n
   assert.equal(guardHigh(4096), 4096);
 });
 
-test('v2: memory.high set under memory.max, moved with the limit in a safe order, lifted after a long throttle and set again', { timeout: 5000 }, async () => {
+test('v2: memory.high set and lifted as the daemon asks, moved with the limit in a safe order, lifted after a long throttle and set again after the cooling', { timeout: 5000 }, async () => {
   const dir = await fakeCgroup({ 'memory.high': 'max', 'memory.max': String(128 * MiB), 'memory.current': String(20 * MiB) });
   try {
     let now = 0;
     const events: ContainerGuardEvent[] = [];
     const g = new ContainerGuard(cgroupGuardArm(dir, 2), cgroupGuardKnobs(dir, 2), { rearmMs: 20, watchdog: { stallMs: 500, now: () => now, pollMs: 60_000 }, onEvent: (e) => events.push(e) });
-    await g.start();
+    g.start();
+    assert.equal(await read(dir, 'memory.high'), 'max', 'not set before the daemon asks');
+    await g.want(true);
     assert.equal(await read(dir, 'memory.high'), String(120 * MiB));
     assert.equal(g.armed, true);
 
@@ -68,22 +70,30 @@ test('v2: memory.high set under memory.max, moved with the limit in a safe order
     assert.deepEqual(log, [`max 96M (high ${String(88 * MiB)})`, `max 160M (high ${String(88 * MiB)})`]);
     assert.equal(await read(dir, 'memory.high'), String(152 * MiB));
 
+    // Nothing left to evict: lifted at once; a limit change then leaves it lifted.
+    await g.want(false);
+    assert.equal(await read(dir, 'memory.high'), 'max');
+    await lim.setLimit(150 * MiB);
+    assert.equal(await read(dir, 'memory.high'), 'max');
+    await g.want(true);
+    assert.equal(await read(dir, 'memory.high'), String(142 * MiB));
+
     // A throttle (usage above memory.high) that lasts: the watchdog lifts it...
-    await writeFile(join(dir, 'memory.current'), String(155 * MiB));
+    await writeFile(join(dir, 'memory.current'), String(145 * MiB));
     await g.watchdog.tick();
     now = 600;
     await g.watchdog.tick();
     assert.equal(await read(dir, 'memory.high'), 'max');
     assert.equal(g.armed, false);
-    // ...and a limit change meanwhile leaves it lifted.
-    await lim.setLimit(150 * MiB);
+    // ...the daemon's wish waits for the cooling...
+    await g.want(true);
     assert.equal(await read(dir, 'memory.high'), 'max');
-    // After rearmMs it is set again, under the limit in force.
+    // ...and after rearmMs it is set again, under the limit in force.
     const armed = (): boolean => g.armed; // read afresh (the timer sets it)
     for (let i = 0; i < 100 && !armed(); i++) await new Promise((r) => setTimeout(r, 5));
     assert.equal(await read(dir, 'memory.high'), String(142 * MiB));
-    assert.deepEqual(events.map((e) => e.action), ['arm', 'lift', 'arm']);
-    assert.match(events[2]?.message ?? '', /set again from the host/);
+    assert.deepEqual(events.map((e) => e.action), ['arm', 'disarm', 'arm', 'lift', 'arm']);
+    assert.match(events[1]?.message ?? '', /lifted at the daemon's request/);
 
     await g.stop({ disarm: true });
     assert.equal(await read(dir, 'memory.high'), 'max');
@@ -92,19 +102,26 @@ test('v2: memory.high set under memory.max, moved with the limit in a safe order
   }
 });
 
-test('v1: oom_kill_disable set, the limiter untouched, stop without disarm leaves it set', { timeout: 5000 }, async () => {
+test('v1: oom_kill_disable follows the wish, the limiter untouched, stop without disarm leaves it set', { timeout: 5000 }, async () => {
   const dir = await fakeCgroup({ 'memory.oom_control': 'oom_kill_disable 0\nunder_oom 0\n', 'memory.limit_in_bytes': String(128 * MiB), 'memory.usage_in_bytes': '0' });
   try {
     const g = new ContainerGuard(cgroupGuardArm(dir, 1), cgroupGuardKnobs(dir, 1), { watchdog: { pollMs: 60_000 } });
-    await g.start();
+    g.start();
+    await g.want(true);
     assert.equal(await read(dir, 'memory.oom_control'), '1');
+    await g.want(false);
+    assert.equal(await read(dir, 'memory.oom_control'), '0');
+    await g.want(true);
     const inner = fakeV2Limiter(dir, []);
     assert.equal(g.limiter(inner), inner);
     await g.stop({ disarm: false });
     assert.equal(await read(dir, 'memory.oom_control'), '1');
+    await g.want(false); // after stop: nothing is written any more
+    assert.equal(await read(dir, 'memory.oom_control'), '1');
 
     const g2 = new ContainerGuard(cgroupGuardArm(dir, 1), cgroupGuardKnobs(dir, 1), { watchdog: { pollMs: 60_000 } });
-    await g2.start();
+    g2.start();
+    await g2.want(true);
     await g2.stop({ disarm: true });
     assert.equal(await read(dir, 'memory.oom_control'), '0');
   } finally {

@@ -1,8 +1,10 @@
 /**
- * The OOM guard of one container, held from the host: the guard set for the container's life
- * ({@link GuardArm}), the {@link GuardWatchdog} that ends a stall within its bound, and the guard
- * set again a while after the watchdog lifted it (the container lived on: its next burst of
- * allocation must wait for the daemon again, not meet the OOM killer).
+ * The OOM guard of one container, held from the host. Docker mounts a container's cgroup
+ * read-only, so its daemon cannot set the guard; it says when it wants it (the control protocol's
+ * `guard` event: while it holds files it could evict) and this class sets it ({@link GuardArm})
+ * and lifts it accordingly, runs the {@link GuardWatchdog} that ends a stall within its bound, and
+ * after the watchdog lifted the guard leaves it lifted a while (the kernel's OOM handling decides
+ * meanwhile) before following the daemon's wish again.
  *
  * On cgroup v2 the guard is a `memory.high` tied to the hard limit, so the limit may only change
  * through {@link ContainerGuard.limiter}, which moves both in an order that never leaves
@@ -12,8 +14,8 @@ import type { MemoryLimiter } from '../limiter/limiter.js';
 import type { GuardArm } from './arm.js';
 import { GuardWatchdog, type GuardKnobs, type WatchdogEvent, type WatchdogOptions } from './watchdog.js';
 
-/** Events of the guard itself beside the watchdog's: the guard set (at start, or again after a lift). */
-export type ContainerGuardEvent = WatchdogEvent | { readonly action: 'arm'; readonly target: string; readonly message: string };
+/** Events of the guard itself beside the watchdog's: the guard set or lifted at the daemon's wish. */
+export type ContainerGuardEvent = WatchdogEvent | { readonly action: 'arm' | 'disarm'; readonly target: string; readonly message: string };
 
 export interface ContainerGuardOptions {
   /** The watchdog's sampling and stall bound (its defaults otherwise). */
@@ -34,8 +36,13 @@ export class ContainerGuard {
   readonly #rearmMs: number;
   readonly #onEvent: (e: ContainerGuardEvent) => void;
   #armed = false;
+  /** What the daemon last said it wants. */
+  #wanted = false;
+  /** After a lift by the watchdog, until this timer fires, the daemon's wish waits. */
+  #cooling: NodeJS.Timeout | undefined;
   #stopped = false;
-  #rearm: NodeJS.Timeout | undefined;
+  /** Serialises the writes, so the last wish is the one in force. */
+  #queue: Promise<void> = Promise.resolve();
 
   constructor(arm: GuardArm, knobs: GuardKnobs, options: ContainerGuardOptions = {}) {
     this.#arm = arm;
@@ -56,17 +63,26 @@ export class ContainerGuard {
     return this.#armed;
   }
 
-  /** Sets the guard and starts watching. */
-  async start(): Promise<void> {
-    await this.#set('set');
+  /** Starts watching (the guard waits for the daemon's wish). */
+  start(): void {
     this.watchdog.start();
+  }
+
+  /**
+   * The daemon's wish: set the guard (it holds files it could evict) or lift it (nothing to
+   * evict: the kernel's OOM handling should apply at once). Resolves once it is carried out.
+   */
+  want(wanted: boolean): Promise<void> {
+    this.#wanted = wanted;
+    return this.#follow();
   }
 
   /** Stops watching; with `disarm`, lifts the guard too (nobody would end a stall any more). */
   async stop(options: { disarm: boolean }): Promise<void> {
     this.#stopped = true;
-    if (this.#rearm !== undefined) clearTimeout(this.#rearm);
+    if (this.#cooling !== undefined) clearTimeout(this.#cooling);
     await this.watchdog.stop();
+    await this.#queue;
     if (options.disarm && this.#armed) {
       this.#armed = false;
       await this.#arm.disarm();
@@ -99,21 +115,34 @@ export class ContainerGuard {
   #lifted(): void {
     this.#armed = false;
     if (this.#stopped) return;
-    if (this.#rearm !== undefined) clearTimeout(this.#rearm);
-    this.#rearm = setTimeout(() => {
-      this.#rearm = undefined;
-      if (this.#stopped) return;
-      this.#set('set again').catch((err: unknown) => {
-        // The container went away, or its cgroup did: nothing to guard.
-        this.#onEvent({ action: 'error', target: this.#target, message: `${this.#target}: setting the OOM guard again: ${(err as Error).message}` });
-      });
+    if (this.#cooling !== undefined) clearTimeout(this.#cooling);
+    this.#cooling = setTimeout(() => {
+      this.#cooling = undefined;
+      this.#follow().catch(() => undefined);
     }, this.#rearmMs);
-    this.#rearm.unref();
+    this.#cooling.unref();
   }
 
-  async #set(how: string): Promise<void> {
-    await this.#arm.arm(await this.#arm.limit());
-    this.#armed = true;
-    this.#onEvent({ action: 'arm', target: this.#target, message: `${this.#target}: OOM guard ${how} from the host (the container's cgroup is read-only inside it)` });
+  /** Brings the guard in line with the daemon's wish (unless cooling after a lift, or stopped). */
+  #follow(): Promise<void> {
+    const step = async (): Promise<void> => {
+      if (this.#stopped || this.#cooling !== undefined || this.#wanted === this.#armed) return;
+      try {
+        if (this.#wanted) {
+          await this.#arm.arm(await this.#arm.limit());
+          this.#armed = true;
+          this.#onEvent({ action: 'arm', target: this.#target, message: `${this.#target}: OOM guard set from the host at the daemon's request (it holds files it can evict)` });
+        } else {
+          await this.#arm.disarm();
+          this.#armed = false;
+          this.#onEvent({ action: 'disarm', target: this.#target, message: `${this.#target}: OOM guard lifted at the daemon's request (no file left to evict)` });
+        }
+      } catch (err) {
+        // The container went away, or its cgroup did: nothing to guard.
+        this.#onEvent({ action: 'error', target: this.#target, message: `${this.#target}: ${this.#wanted ? 'setting' : 'lifting'} the OOM guard: ${(err as Error).message}` });
+      }
+    };
+    this.#queue = this.#queue.then(step);
+    return this.#queue;
   }
 }

@@ -684,15 +684,17 @@ export class NodeAgent {
     stopLogs: (() => void) | undefined,
     controlSocket?: string,
   ): Promise<Instance> {
+    let guard: ContainerGuard | undefined;
     try {
       if (dir !== undefined) {
         await waitForRuntime(join(dir, 'action.sock'), this.#o.startTimeoutMs ?? 30_000, async () => (await this.#o.engine.inspect(id).catch(() => undefined))?.running === true);
       }
       const state = await this.#o.engine.inspect(id);
       const loc = await findMemoryCgroup({ pid: state.pid });
-      const guard = await this.#guard(loc.dir, loc.version);
+      guard = this.#guard(loc.dir, loc.version);
+      const held = guard;
       const raw: MemoryLimiter = loc.version === 1 ? new CgroupV1Limiter(loc.dir) : new CgroupV2Limiter(loc.dir);
-      const limiter = guard?.limiter(raw) ?? raw;
+      const limiter = held?.limiter(raw) ?? raw;
       const daemon = await DaemonClient.connect(controlSocket ?? join(dir ?? '', 'control.sock'), { timeoutMs: 5000, requestTimeoutMs: 30_000 });
       const limitBytes = (await limiter.getLimit().catch(() => null)) ?? info.initialQuota;
       const instance: Instance = {
@@ -705,7 +707,7 @@ export class NodeAgent {
         profile: info.profile,
         origin,
         limiter,
-        guard,
+        guard: held,
         daemon,
         dir,
         log,
@@ -722,32 +724,28 @@ export class NodeAgent {
         removed: false,
         gone: false,
       };
-      await daemon.subscribe(['shortfall'], (event) => {
-        this.#onShortfall(instance, typeof event['bytes'] === 'number' ? event['bytes'] : 0);
+      await daemon.subscribe(held === undefined ? ['shortfall'] : ['shortfall', 'guard'], (event) => {
+        if (event.event === 'guard') void held?.want(event['want'] === true);
+        else if (event.event === 'shortfall') this.#onShortfall(instance, typeof event['bytes'] === 'number' ? event['bytes'] : 0);
       });
       this.#instances.set(id, instance);
       return instance;
     } catch (err) {
       stopLogs?.();
+      await guard?.stop({ disarm: true }).catch(() => undefined);
       throw err;
     }
   }
 
   /**
-   * Sets a container's OOM guard from the host and starts its watchdog. A guard that cannot be set
-   * is logged, not fatal: the container runs as it would without Ephemera's guard.
+   * Holds a container's OOM guard from the host and starts its watchdog; the guard is set and
+   * lifted as the container's daemon asks (its `guard` events, subscribed in #attach).
    */
-  async #guard(dir: string, version: 1 | 2): Promise<ContainerGuard | undefined> {
+  #guard(dir: string, version: 1 | 2): ContainerGuard | undefined {
     if (this.#o.oomGuard === false) return undefined;
     const guard = new ContainerGuard(cgroupGuardArm(dir, version), cgroupGuardKnobs(dir, version), { onEvent: (e) => this.#log(e.message) });
-    try {
-      await guard.start();
-      return guard;
-    } catch (err) {
-      await guard.stop({ disarm: false });
-      this.#log(`${dir}: the OOM guard could not be set (${(err as Error).message}); the container runs without it`);
-      return undefined;
-    }
+    guard.start();
+    return guard;
   }
 
   async #register(i: Instance): Promise<void> {
