@@ -35,7 +35,11 @@ export class ContainerGuard {
   readonly #target: string;
   readonly #rearmMs: number;
   readonly #onEvent: (e: ContainerGuardEvent) => void;
-  #armed = false;
+  /**
+   * Whether the guard is set; null until this host first wrote it (an agent that took over a
+   * running container does not know what its predecessor left: the first wish is always written).
+   */
+  #armed: boolean | null = null;
   /** What the daemon last said it wants. */
   #wanted = false;
   /** After a lift by the watchdog, until this timer fires, the daemon's wish waits. */
@@ -60,7 +64,7 @@ export class ContainerGuard {
 
   /** The guard is set (as far as this host knows). */
   get armed(): boolean {
-    return this.#armed;
+    return this.#armed === true;
   }
 
   /** Starts watching (the guard waits for the daemon's wish). */
@@ -83,7 +87,7 @@ export class ContainerGuard {
     if (this.#cooling !== undefined) clearTimeout(this.#cooling);
     await this.watchdog.stop();
     await this.#queue;
-    if (options.disarm && this.#armed) {
+    if (options.disarm && this.#armed !== false) {
       this.#armed = false;
       await this.#arm.disarm();
     }
@@ -105,9 +109,9 @@ export class ContainerGuard {
       setLimit: async (bytes) => {
         const before = await limiter.getLimit();
         const lowering = bytes !== null && (before === null || bytes < before);
-        if (lowering && this.#armed) await this.#arm.arm(bytes);
+        if (lowering && this.#armed === true) await this.#arm.arm(bytes);
         await limiter.setLimit(bytes);
-        if (!lowering && this.#armed) await this.#arm.arm(bytes);
+        if (!lowering && this.#armed === true) await this.#arm.arm(bytes);
       },
     };
   }
