@@ -13,12 +13,12 @@ import { ensureDockerEngine } from '../container/dockerd.js';
 import { DockerEngine } from '../container/engine.js';
 import { ensureFunctionImage } from '../container/image.js';
 import { REPO_DIR } from '../container/repo.js';
-import type { SharingScope } from '../manager/types.js';
+import type { ManagerSnapshot, SharingScope } from '../manager/types.js';
 import { NodeAgent } from './agent.js';
 import { NodeClient } from './client.js';
 import type { MoveStep } from './moves.js';
 import { buildServer, listenOnSocket } from './server.js';
-import type { ManagerFactory } from './tenants.js';
+import type { ManagerFactory, TenantManagerPort } from './tenants.js';
 
 export interface TestNode {
   readonly agent: NodeAgent;
@@ -31,6 +31,23 @@ export interface TestNode {
 }
 
 let image: string | undefined;
+
+/** A Manager that never moves memory: for suites about the runtime or the guard, not the pools. */
+export function stillManager(tenant: string): Promise<TenantManagerPort> {
+  const snapshot: ManagerSnapshot = {
+    tenant,
+    sharing: 'none',
+    lendWhileIdle: false,
+    containers: [],
+    totals: { containers: 0, running: 0, initialQuotaBytes: 0, limitBytes: 0, lentBytes: 0, unmetBytes: 0 },
+  };
+  return Promise.resolve({
+    apply: () => Promise.resolve([]),
+    recover: () => Promise.resolve([]),
+    snapshot: () => Promise.resolve(snapshot),
+    close: () => Promise.resolve(),
+  });
+}
 
 /** Null when Docker can run here, else why not (the suite then skips). */
 export async function dockerReady(): Promise<string | null> {
