@@ -28,10 +28,11 @@ const ACTION = readFileSync(join(REPO_DIR, 'test/memory/guard_fn.py'), 'utf8');
 describe('the OOM guard in a real container, set by the node agent', { timeout: 300_000 }, () => {
   let skip: string | null = null;
   let node: TestNode | undefined;
+  const agentLog: string[] = [];
 
   before(async () => {
     skip = await dockerReady();
-    if (skip === null) node = await startTestNode(stillManager);
+    if (skip === null) node = await startTestNode(stillManager, { onLog: (msg) => agentLog.push(msg) });
   });
   after(async () => {
     await node?.close();
@@ -63,5 +64,22 @@ describe('the OOM guard in a real container, set by the node agent', { timeout: 
     }
     const kills = (await node.client.events(0)).events.filter((e) => e.type === 'oom-kill');
     assert.deepEqual(kills, []);
+  });
+
+  test('a heap that alone outgrows the limit: the guard is lifted, the kernel kills, never a freeze', { timeout: 120_000 }, async (t) => {
+    if (skip !== null || node === undefined) return t.skip(skip ?? 'no node');
+    const c = await node.client.createContainer({ tenant: 'alice', function: 'outgrows', memoryBytes: 96 * MiB });
+    assert.equal((await node.client.init(c.id, { value: { code: ACTION } })).statusCode, 200);
+    const from = agentLog.length;
+    // 16 MiB of files (the daemon wants the guard), then 8 MiB more heap at a time without end.
+    const run = await node.client.run(c.id, { value: { mode: 'outgrows', files_mib: 16, step_mib: 8 }, timeoutMs: 60_000 });
+    const log = agentLog.slice(from).join('\n');
+    assert.equal(run.statusCode, 502, JSON.stringify(run));
+    assert.equal(run.oom, true, `${JSON.stringify(run)}\n--- agent ---\n${log}`);
+    assert.notEqual(run.timedOut, true);
+    // The guard was set while the files were in memory, and lifted (by the daemon's wish once every
+    // file was on disk, or at the latest by the watchdog) before the kill.
+    assert.match(log, /OOM guard set from the host at the daemon's request/, log);
+    assert.match(log, /OOM guard lifted at the daemon's request|lifting the OOM guard, the kernel's OOM handling applies/, log);
   });
 });

@@ -59,7 +59,7 @@ export async function dockerReady(): Promise<string | null> {
 
 export async function startTestNode(
   managers: ManagerFactory,
-  options: { sharing?: SharingScope; memoryBytes?: number; onStep?: (tenant: string, step: MoveStep) => void; stateDir?: string; node?: string } = {},
+  options: { sharing?: SharingScope; memoryBytes?: number; onStep?: (tenant: string, step: MoveStep) => void; stateDir?: string; node?: string; onLog?: (msg: string) => void } = {},
 ): Promise<TestNode> {
   if (image === undefined) throw new Error('call dockerReady() first');
   const engine = new DockerEngine();
@@ -81,7 +81,10 @@ export async function startTestNode(
       options.onStep?.(tenant, step);
     },
     recordQuietMs: 20,
-    log: (msg) => process.stderr.write(`[agent] ${msg}\n`),
+    log: (msg) => {
+      process.stderr.write(`[agent] ${msg}\n`);
+      options.onLog?.(msg);
+    },
   });
   await agent.prepare();
   const app: FastifyInstance = buildServer(agent);

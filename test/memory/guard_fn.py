@@ -1,5 +1,5 @@
 """The OOM guard's workloads (test/memory/guard.test.ts, and src/node/guard-docker.test.ts, which
-loads this file as an OpenWhisk action: main(args) runs the "fits" workload in /tmp).
+loads this file as an OpenWhisk action: main(args) runs a workload in /tmp).
 
     guard_fn.py ROOT fits FILES_MIB HEAP_MIB
         writes FILES_MIB of files under ROOT (8 MiB each), then touches HEAP_MIB of heap at once:
@@ -54,7 +54,9 @@ def outgrows(root, files_mib, step_mib):
 
 
 def main(args):
-    """The action: the "fits" workload in the container's managed /tmp."""
+    """The action: the "fits" workload (or with mode "outgrows", that one) in the managed /tmp."""
+    if args.get("mode") == "outgrows":
+        outgrows("/tmp", args["files_mib"], args["step_mib"])
     return {"files": args["files_mib"] // 8, "bad": fits("/tmp", args["files_mib"], args["heap_mib"])}
 
 
