@@ -46,7 +46,7 @@ static struct {
     void (*on_oom)(void);
     void (*before_arm)(void); /* once, before the first arming */
     uint64_t rearm_at;       /* v1: not before (mono ns), after an outside lift */
-    int follow;              /* v1: the knob is read-only here (a container): the host arms it */
+    int follow;              /* the knob is read-only here (a container): the host arms it */
     int want;                /* follow mode: the daemon's wish, as last reported (-1: never) */
     void (*want_fn)(int want);
 } G = {.ctl_fd = -1, .high = -2, .oom = {.fd = -1}, .want = -1};
@@ -90,8 +90,9 @@ void guard_on_want(void (*fn)(int want))
 }
 
 /*
- * Follow mode (v1): Docker mounts the container's cgroup read-only, so the
- * daemon cannot set oom_kill_disable; the node agent sets it from the host
+ * Follow mode: Docker mounts the container's cgroup read-only, so the
+ * daemon cannot set its guard (v1 oom_kill_disable, v2 memory.high); the
+ * node agent sets it from the host
  * (src/guard/container-guard.ts) while the daemon wants it - the daemon
  * reports each change of its wish (guard_on_want: a control-protocol event)
  * - and the agent's watchdog bounds every stall.  The daemon reads the knob
@@ -108,6 +109,8 @@ static void guard_follow(int want)
         if (G.want_fn)
             G.want_fn(want);
     }
+    if (G.version == 2)
+        return; /* memory.high throttles, it does not freeze: nothing to hold */
     int disabled, under = guard_read_v1(&disabled);
     int armed = disabled == 1;
     if (armed && G.before_arm) {
@@ -196,7 +199,7 @@ void guard_init(int version, const char *dir, void (*on_oom)(void), void (*befor
     G.before_arm = before_arm;
     snprintf(p, sizeof p, "%s/%s", dir, version == 1 ? "memory.oom_control" : "memory.high");
     G.ctl_fd = open(p, O_RDWR | O_CLOEXEC);
-    if (G.ctl_fd < 0 && errno == EROFS && version == 1) {
+    if (G.ctl_fd < 0 && errno == EROFS) {
         G.ctl_fd = open(p, O_RDONLY | O_CLOEXEC);
         if (G.ctl_fd >= 0) {
             G.follow = 1;
