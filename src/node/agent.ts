@@ -292,6 +292,8 @@ export class NodeAgent {
         memorySwap: req.memoryBytes,
         ...(req.cpus !== undefined ? { cpus: req.cpus } : {}),
         cgroupParent: this.#o.parentCgroup,
+        // The daemon locks its working set before the guard is first set (daemon/reserve.c).
+        allowMemoryLock: true,
         mounts,
         labels: { ...req.labels, ...containerLabels(this.#o.node, short, info) },
       });

@@ -60,6 +60,8 @@ describe('the OOM guard in a real container, set by the node agent', { timeout: 
       // The daemon saw the knob read-only and followed the guard the agent set.
       assert.match(daemonLog, /read-only \(a container's cgroup\); following the guard/, what);
       assert.match(daemonLog, /oom guard armed from outside the container/, what);
+      // Its working set resident and locked (the agent gives the container CAP_IPC_LOCK).
+      assert.match(daemonLog, /working set locked/, what);
       await node.client.removeContainer(c.id);
     }
     const kills = (await node.client.events(0)).events.filter((e) => e.type === 'oom-kill');
