@@ -24,12 +24,16 @@
 #include "daemon.h"
 #include "evict.h"
 #include "filebytes.h"
+#include "guard.h"
 #include "json.h"
 #include "log.h"
 #include "loop.h"
 #include "place.h"
 
 #define CTL_MAX_OUT (1u << 20)
+
+/* The events a connection may subscribe to. */
+enum { CTL_EV_SHORTFALL = 1, CTL_EV_GUARD = 2 };
 
 struct ctl_conn {
     struct loop_ev ev;
@@ -38,7 +42,7 @@ struct ctl_conn {
     int discarding;       /* skipping the rest of an oversized line */
     char *out;            /* pending output */
     size_t outlen, outcap;
-    int subscribed;
+    int subscribed;       /* CTL_EV_* bits */
     int closing;          /* shutdown reply queued: exit once flushed */
     struct ctl_conn *next;
 };
@@ -353,15 +357,33 @@ static int ctl_dispatch(struct ctl_conn *c, char *line, size_t len)
                              "field 'events' must be a non-empty array of event names, e.g. "
                              "[\"shortfall\"]",
                              NULL);
-        for (int i = 0; i < ev->nitems; i++)
-            if (strcmp(ev->items[i], "shortfall") != 0) {
+        int bits = 0;
+        for (int i = 0; i < ev->nitems; i++) {
+            if (strcmp(ev->items[i], "shortfall") == 0)
+                bits |= CTL_EV_SHORTFALL;
+            else if (strcmp(ev->items[i], "guard") == 0)
+                bits |= CTL_EV_GUARD;
+            else {
                 char msg[200], q[120];
                 ctl_quote(q, sizeof q, ev->items[i]);
-                snprintf(msg, sizeof msg, "unknown event %s (known: \"shortfall\")", q);
+                snprintf(msg, sizeof msg, "unknown event %s (known: \"shortfall\", \"guard\")", q);
                 return ctl_error(c, id, "EPH_BAD_REQUEST", msg, NULL);
             }
-        c->subscribed = 1;
-        return ctl_ok(c, id, "{\"events\":[\"shortfall\"]}");
+        }
+        c->subscribed |= bits;
+        char list[64];
+        snprintf(list, sizeof list, "{\"events\":[%s%s%s]}",
+                 c->subscribed & CTL_EV_SHORTFALL ? "\"shortfall\"" : "",
+                 (c->subscribed & CTL_EV_SHORTFALL) && (c->subscribed & CTL_EV_GUARD) ? "," : "",
+                 c->subscribed & CTL_EV_GUARD ? "\"guard\"" : "");
+        if (ctl_ok(c, id, list) < 0)
+            return -1;
+        /* The guard's subscriber learns the wish in force now; later, each change. */
+        int want = guard_wanted();
+        if ((bits & CTL_EV_GUARD) && want >= 0)
+            return ctl_send(c, want ? "{\"v\":1,\"event\":\"guard\",\"want\":true}"
+                                    : "{\"v\":1,\"event\":\"guard\",\"want\":false}");
+        return 0;
     }
     if (strcmp(name, "shutdown") == 0) {
         struct jfield *m = json_get(&o, "mode");
@@ -509,7 +531,19 @@ static void ctl_emit_shortfall(uint64_t bytes, int64_t limit, int64_t usage, uin
              (unsigned long long)file_bytes);
     for (struct ctl_conn *c = ctl_conns, *next; c; c = next) {
         next = c->next;
-        if (c->subscribed && ctl_send(c, line) < 0)
+        if ((c->subscribed & CTL_EV_SHORTFALL) && ctl_send(c, line) < 0)
+            ctl_drop(c);
+    }
+}
+
+/* Follow mode: the daemon's wish for the OOM guard changed (guard.h); its host sets it. */
+static void ctl_emit_guard(int want)
+{
+    const char *line = want ? "{\"v\":1,\"event\":\"guard\",\"want\":true}"
+                            : "{\"v\":1,\"event\":\"guard\",\"want\":false}";
+    for (struct ctl_conn *c = ctl_conns, *next; c; c = next) {
+        next = c->next;
+        if ((c->subscribed & CTL_EV_GUARD) && ctl_send(c, line) < 0)
             ctl_drop(c);
     }
 }
@@ -524,12 +558,14 @@ int ctl_listen(const char *path, void (*on_shutdown)(enum ephd_exit_mode mode), 
     snprintf(ctl_path, sizeof ctl_path, "%s", path);
     ctl_shutdown_fn = on_shutdown;
     budget_on_shortfall(ctl_emit_shortfall);
+    guard_on_want(ctl_emit_guard);
     return 0;
 }
 
 void ctl_close(void)
 {
     budget_on_shortfall(NULL);
+    guard_on_want(NULL);
     while (ctl_conns)
         ctl_drop(ctl_conns);
     if (ctl_listener.fd >= 0) {

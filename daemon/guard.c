@@ -46,7 +46,10 @@ static struct {
     void (*on_oom)(void);
     void (*before_arm)(void); /* once, before the first arming */
     uint64_t rearm_at;       /* v1: not before (mono ns), after an outside lift */
-} G = {.ctl_fd = -1, .high = -2, .oom = {.fd = -1}};
+    int follow;              /* the knob is read-only here (a container): the host arms it */
+    int want;                /* follow mode: the daemon's wish, as last reported (-1: never) */
+    void (*want_fn)(int want);
+} G = {.ctl_fd = -1, .high = -2, .oom = {.fd = -1}, .want = -1};
 
 static int guard_write(const char *v)
 {
@@ -76,6 +79,54 @@ int guard_active(void)
     return G.ctl_fd >= 0;
 }
 
+int guard_wanted(void)
+{
+    return G.follow ? G.want > 0 : -1;
+}
+
+void guard_on_want(void (*fn)(int want))
+{
+    G.want_fn = fn;
+}
+
+/*
+ * Follow mode: Docker mounts the container's cgroup read-only, so the
+ * daemon cannot set its guard (v1 oom_kill_disable, v2 memory.high); the
+ * node agent sets it from the host
+ * (src/guard/container-guard.ts) while the daemon wants it - the daemon
+ * reports each change of its wish (guard_on_want: a control-protocol event)
+ * - and the agent's watchdog bounds every stall.  The daemon reads the knob
+ * at each budget tick: once it sees the guard set it makes its working set
+ * resident (as before its own first arming), and while the cgroup waits at
+ * its limit it holds its log.  Without cgroup.event_control (read-only too)
+ * no eventfd wakes it: the 20 ms budget poll finds the stall, since usage at
+ * the limit shrinks the budget and evicts.
+ */
+static void guard_follow(int want)
+{
+    if (want != G.want) {
+        G.want = want;
+        if (G.want_fn)
+            G.want_fn(want);
+    }
+    if (G.version == 2)
+        return; /* memory.high throttles, it does not freeze: nothing to hold */
+    int disabled, under = guard_read_v1(&disabled);
+    int armed = disabled == 1;
+    if (armed && G.before_arm) {
+        void (*fn)(void) = G.before_arm;
+        G.before_arm = NULL;
+        fn();
+    }
+    if (armed != G.armed) {
+        G.armed = armed;
+        log_hold(0);
+        log_msg(LOG_INFO, "oom guard %s from outside the container (oom_kill_disable=%d)",
+                armed ? "armed" : "lifted", armed);
+    }
+    log_hold(armed && under == 1);
+}
+
 void guard_update(int64_t limit, uint64_t headroom, int want)
 {
     if (G.ctl_fd < 0)
@@ -84,6 +135,10 @@ void guard_update(int64_t limit, uint64_t headroom, int want)
         void (*fn)(void) = G.before_arm;
         G.before_arm = NULL;
         fn();
+    }
+    if (G.follow) {
+        guard_follow(want);
+        return;
     }
     if (G.version == 1) {
         int disabled, under = guard_read_v1(&disabled);
@@ -144,6 +199,15 @@ void guard_init(int version, const char *dir, void (*on_oom)(void), void (*befor
     G.before_arm = before_arm;
     snprintf(p, sizeof p, "%s/%s", dir, version == 1 ? "memory.oom_control" : "memory.high");
     G.ctl_fd = open(p, O_RDWR | O_CLOEXEC);
+    if (G.ctl_fd < 0 && errno == EROFS) {
+        G.ctl_fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (G.ctl_fd >= 0) {
+            G.follow = 1;
+            log_msg(LOG_INFO, "oom guard: %s is read-only (a container's cgroup); following the "
+                              "guard its host sets (ephemera node arms it)", p);
+            return;
+        }
+    }
     if (G.ctl_fd < 0) {
         log_msg(LOG_INFO, "oom guard unavailable: open(%s): %s", p, strerror(errno));
         return;
@@ -199,7 +263,9 @@ void guard_init(int version, const char *dir, void (*on_oom)(void), void (*befor
 void guard_fini(void)
 {
     if (G.ctl_fd >= 0) {
-        if (G.version == 1 && G.armed)
+        if (G.follow)
+            ; /* the host's knob: it lifts it when the container goes */
+        else if (G.version == 1 && G.armed)
             guard_write("0");
         else if (G.version == 2 && G.high != -2)
             guard_write(G.orig);

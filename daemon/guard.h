@@ -20,6 +20,13 @@ int guard_active(void);
 /* Arm the guard (want) or lift it, for a cgroup limit (-1: none) and the
  * budget's headroom. */
 void guard_update(int64_t limit, uint64_t headroom, int want);
+/* Follow mode (the knob is read-only here, a container's cgroup: its host
+ * sets the guard): 1 or 0, whether the daemon wants the guard set now;
+ * -1 when the daemon sets the guard itself (or there is none). */
+int guard_wanted(void);
+/* Follow mode: fn(want) runs on every change of that wish (the control
+ * socket tells its subscribers); NULL to stop. */
+void guard_on_want(void (*fn)(int want));
 /* Restore the cgroup knobs the guard changed. */
 void guard_fini(void);
 

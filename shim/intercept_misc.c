@@ -336,7 +336,15 @@ SH_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
         return MAP_FAILED;
     }
     /* The kernel will serve this mapping: give it the exact size and never evict the file. */
-    fp_pin(fd);
+    int r = fp_pin(fd);
+    if (r < 0 && !(ft_fds[fd].flags & FT_DISK) &&
+        atomic_load(&fp_inode_of(fp_desc(fd))->state) != EPH_MEM) {
+        /* It moved to disk and we cannot reach the disk file (another user's
+         * process: /proc of the daemon is closed to it): mapping the memfd,
+         * whose pages are gone, would end in SIGBUS at the first touch. */
+        errno = -r;
+        return MAP_FAILED;
+    }
     return sys.mmap(addr, len, prot, flags, fd, off);
 }
 

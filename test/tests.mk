@@ -73,11 +73,14 @@ test-c-asan: native cli $(TEST_PROGS)
 	@$(TEST_C_ENV) test/c/run_c_tests.sh asan
 
 # The OOM guard under ASan (issue 9): the ASan daemon cannot lock its working set, so these runs
-# lean on the watchdog.  About 9 minutes (measured on a busy 2-core machine).
+# lean on the watchdog.  About 9 minutes (measured on a busy 2-core machine).  Then the
+# differential tester's soak: 10 million operations compared with tmpfs under CPU contention,
+# bounded by SOAK_MINUTES (45 by default; SOAK_OPS, SOAK_SEED, SOAK_HOGS: test/README.md).
 soak: all $(TEST_PROGS) $(BUILD)/.memtest-stamp
 	@$(MAKE) --no-print-directory test-c-asan
 	test/c/proto_soak.sh 50 120 $(ASAN_BUILD)/daemon_proto_test $(CURDIR)/$(ASAN_BUILD)/ephemerad
 	GUARD_SOAK_ASAN=1 GUARD_SOAK_RUNS=50 node --test --test-concurrency=1 $(BUILD)/test-memory/guard.test.js
+	node test/fs/difftest_soak.mjs
 
 test-fs: all $(TEST_PROGS)
 	$(NODE_TEST) --test-reporter=spec test/fs/*.test.mjs

@@ -19,7 +19,9 @@ commands:
   shrink SIZE         evict until the instance fits in SIZE (e.g. 96M); answers once the memory
                       is really free, so the cgroup limit can be lowered to SIZE afterwards
   grow SIZE           tell the daemon its cgroup limit was raised to SIZE
-  subscribe [EVENT]   print events (default: shortfall) until interrupted or --count N arrived
+  subscribe [EVENT]   print events (shortfall, or guard: the OOM guard a containerised
+                      daemon asks its host to set; default: shortfall) until interrupted or
+                      --count N arrived
   shutdown [MODE]     end the instance; MODE is writeback (default: in-memory files go to their
                       paths on disk) or discard
 

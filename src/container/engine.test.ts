@@ -49,6 +49,21 @@ describe('DockerEngine against the real engine', () => {
     assert.equal(r.oomKilled, false);
   });
 
+  test('allowMemoryLock adds CAP_IPC_LOCK (beside SYS_PTRACE when both are asked), and only then', async (t) => {
+    if (skip !== null) return t.skip(skip);
+    const caps = async (spec: { allowMemoryLock?: boolean; allowPtrace?: boolean }): Promise<bigint> => {
+      const r = await engine.run({ image, cmd: ['sh', '-c', 'grep CapEff /proc/self/status'], ...spec });
+      assert.equal(r.exitCode, 0, r.stderr);
+      return BigInt(`0x${r.stdout.trim().split(/\s+/)[1] ?? '0'}`);
+    };
+    const IPC_LOCK = 1n << 14n;
+    const SYS_PTRACE = 1n << 19n;
+    assert.equal((await caps({})) & IPC_LOCK, 0n);
+    assert.equal((await caps({ allowMemoryLock: true })) & IPC_LOCK, IPC_LOCK);
+    const both = await caps({ allowMemoryLock: true, allowPtrace: true });
+    assert.equal(both & (IPC_LOCK | SYS_PTRACE), IPC_LOCK | SYS_PTRACE);
+  });
+
   test('memory limit and cpuset are applied, and update changes the limit in place', async (t) => {
     if (skip !== null) return t.skip(skip);
     const id = await engine.create({ image, cmd: ['sleep', '60'], memory: 64 * MiB, cpuset: '0' });

@@ -34,6 +34,12 @@ export interface ContainerSpec {
   readonly labels?: Readonly<Record<string, string>>;
   /** Let the container use ptrace (strace) on its own processes. @default false */
   readonly allowPtrace?: boolean;
+  /**
+   * Let the container lock memory beyond its memlock ulimit (CAP_IPC_LOCK): ephemerad locks its
+   * working set before its OOM guard is set. Locked pages are charged to the container's own
+   * cgroup, so this takes nothing from anyone else. @default false
+   */
+  readonly allowMemoryLock?: boolean;
   readonly name?: string;
   /** The cgroup under which the engine puts the container's own (`--cgroup-parent`). */
   readonly cgroupParent?: string;
@@ -186,7 +192,9 @@ export class DockerEngine implements ContainerEngine {
       Mounts: mounts,
       ...(spec.memory !== undefined ? { Memory: spec.memory, MemorySwap: spec.memorySwap ?? spec.memory } : {}),
       ...(spec.cpuset !== undefined ? { CpusetCpus: spec.cpuset } : {}),
-      ...(spec.allowPtrace === true ? { CapAdd: ['SYS_PTRACE'] } : {}),
+      ...(spec.allowPtrace === true || spec.allowMemoryLock === true
+        ? { CapAdd: [...(spec.allowPtrace === true ? ['SYS_PTRACE'] : []), ...(spec.allowMemoryLock === true ? ['IPC_LOCK'] : [])] }
+        : {}),
       ...(spec.cgroupParent !== undefined ? { CgroupParent: spec.cgroupParent } : {}),
       ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
     };

@@ -17,6 +17,9 @@ import { join } from 'node:path';
 import { EphemeraError, isEphemeraError } from '../core/errors.js';
 import type { ContainerEngine, MountSpec } from '../container/engine.js';
 import { DaemonClient, type DaemonStats } from '../daemon-client/client.js';
+import { cgroupGuardArm } from '../guard/arm.js';
+import { ContainerGuard } from '../guard/container-guard.js';
+import { cgroupGuardKnobs } from '../guard/watchdog.js';
 import { CgroupV1Limiter } from '../limiter/cgroup-v1.js';
 import { CgroupV2Limiter } from '../limiter/cgroup-v2.js';
 import { findMemoryCgroup } from '../limiter/detect.js';
@@ -78,6 +81,12 @@ export interface NodeAgentOptions {
   readonly log?: (msg: string) => void;
   /** Structured lines about activations (each carries its id); none by default. */
   readonly logger?: Logger;
+  /**
+   * Set each container's OOM guard from the host and watch it (src/guard/container-guard.ts):
+   * Docker mounts a container's cgroup read-only, so its daemon cannot. Off only to measure
+   * what the guard prevents. @default true
+   */
+  readonly oomGuard?: boolean;
 }
 
 /** An activation's "before": the daemon's counters, the OOM count, and whether its `peaks` window is open. */
@@ -105,6 +114,8 @@ interface Instance {
   profile: Usage | undefined;
   readonly origin: 'created' | 'registered';
   readonly limiter: MemoryLimiter;
+  /** The container's OOM guard held from the host; undefined when off or it could not be set. */
+  readonly guard: ContainerGuard | undefined;
   readonly daemon: DaemonClient;
   /** The cgroup's own peak over an invocation (the fallback for a daemon without `peaks`). */
   readonly cgroupPeak: CgroupPeakWindow;
@@ -290,6 +301,8 @@ export class NodeAgent {
         memorySwap: req.memoryBytes,
         ...(req.cpus !== undefined ? { cpus: req.cpus } : {}),
         cgroupParent: this.#o.parentCgroup,
+        // The daemon locks its working set before the guard is first set (daemon/reserve.c).
+        allowMemoryLock: true,
         mounts,
         labels: { ...req.labels, ...containerLabels(this.#o.node, short, info) },
       });
@@ -675,6 +688,9 @@ export class NodeAgent {
     await this.#sync.settle();
     for (const i of this.#instances.values()) {
       await i.tail;
+      // Running on for the next agent: nobody watches its stalls until then, so no guard either
+      // (the next agent sets it again when it takes the container over).
+      await i.guard?.stop({ disarm: true }).catch((e: unknown) => this.#log(`lifting the OOM guard of ${i.id}: ${(e as Error).message}`));
       i.stopLogs?.();
       i.daemon.close();
       i.cgroupPeak.close();
@@ -714,13 +730,17 @@ export class NodeAgent {
     stopLogs: (() => void) | undefined,
     controlSocket?: string,
   ): Promise<Instance> {
+    let guard: ContainerGuard | undefined;
     try {
       if (dir !== undefined) {
         await waitForRuntime(join(dir, 'action.sock'), this.#o.startTimeoutMs ?? 30_000, async () => (await this.#o.engine.inspect(id).catch(() => undefined))?.running === true);
       }
       const state = await this.#o.engine.inspect(id);
       const loc = await findMemoryCgroup({ pid: state.pid });
-      const limiter: MemoryLimiter = loc.version === 1 ? new CgroupV1Limiter(loc.dir) : new CgroupV2Limiter(loc.dir);
+      guard = this.#guard(loc.dir, loc.version);
+      const held = guard;
+      const raw: MemoryLimiter = loc.version === 1 ? new CgroupV1Limiter(loc.dir) : new CgroupV2Limiter(loc.dir);
+      const limiter = held?.limiter(raw) ?? raw;
       const daemon = await DaemonClient.connect(controlSocket ?? join(dir ?? '', 'control.sock'), { timeoutMs: 5000, requestTimeoutMs: 30_000 });
       const limitBytes = (await limiter.getLimit().catch(() => null)) ?? info.initialQuota;
       const instance: Instance = {
@@ -733,6 +753,7 @@ export class NodeAgent {
         profile: info.profile,
         origin,
         limiter,
+        guard: held,
         daemon,
         cgroupPeak: new CgroupPeakWindow(loc.version, loc.dir),
         dir,
@@ -750,15 +771,28 @@ export class NodeAgent {
         removed: false,
         gone: false,
       };
-      await daemon.subscribe(['shortfall'], (event) => {
-        this.#onShortfall(instance, typeof event['bytes'] === 'number' ? event['bytes'] : 0);
+      await daemon.subscribe(held === undefined ? ['shortfall'] : ['shortfall', 'guard'], (event) => {
+        if (event.event === 'guard') void held?.want(event['want'] === true);
+        else if (event.event === 'shortfall') this.#onShortfall(instance, typeof event['bytes'] === 'number' ? event['bytes'] : 0);
       });
       this.#instances.set(id, instance);
       return instance;
     } catch (err) {
       stopLogs?.();
+      await guard?.stop({ disarm: true }).catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * Holds a container's OOM guard from the host and starts its watchdog; the guard is set and
+   * lifted as the container's daemon asks (its `guard` events, subscribed in #attach).
+   */
+  #guard(dir: string, version: 1 | 2): ContainerGuard | undefined {
+    if (this.#o.oomGuard === false) return undefined;
+    const guard = new ContainerGuard(cgroupGuardArm(dir, version), cgroupGuardKnobs(dir, version), { onEvent: (e) => this.#log(e.message) });
+    guard.start();
+    return guard;
   }
 
   async #register(i: Instance): Promise<void> {
@@ -796,6 +830,8 @@ export class NodeAgent {
     }
     this.#instances.delete(i.id);
     await this.#sync.untrack(i.id);
+    // A registered container runs on unwatched: its guard is lifted, so no stall can last.
+    await i.guard?.stop({ disarm: i.origin === 'registered' }).catch(() => undefined);
     i.stopLogs?.();
     i.daemon.close();
     i.cgroupPeak.close();

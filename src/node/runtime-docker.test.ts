@@ -10,28 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import type { ManagerSnapshot } from '../manager/types.js';
-import type { TenantManagerPort } from './tenants.js';
-import { dockerReady, startTestNode, type TestNode } from './testkit.js';
+import { dockerReady, startTestNode, stillManager, type TestNode } from './testkit.js';
 
 const MiB = 1024 * 1024;
-
-/** A Manager that never moves memory: this suite is about the runtime, not the pools. */
-function stillManager(tenant: string): Promise<TenantManagerPort> {
-  const snapshot: ManagerSnapshot = {
-    tenant,
-    sharing: 'none',
-    lendWhileIdle: false,
-    containers: [],
-    totals: { containers: 0, running: 0, initialQuotaBytes: 0, limitBytes: 0, lentBytes: 0, unmetBytes: 0 },
-  };
-  return Promise.resolve({
-    apply: () => Promise.resolve([]),
-    recover: () => Promise.resolve([]),
-    snapshot: () => Promise.resolve(snapshot),
-    close: () => Promise.resolve(),
-  });
-}
 
 const ACTION = `
 import os, subprocess

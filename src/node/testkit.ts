@@ -13,12 +13,12 @@ import { ensureDockerEngine } from '../container/dockerd.js';
 import { DockerEngine } from '../container/engine.js';
 import { ensureFunctionImage } from '../container/image.js';
 import { REPO_DIR } from '../container/repo.js';
-import type { SharingScope } from '../manager/types.js';
+import type { ManagerSnapshot, SharingScope } from '../manager/types.js';
 import { NodeAgent } from './agent.js';
 import { NodeClient } from './client.js';
 import type { MoveStep } from './moves.js';
 import { buildServer, listenOnSocket } from './server.js';
-import type { ManagerFactory } from './tenants.js';
+import type { ManagerFactory, TenantManagerPort } from './tenants.js';
 
 export interface TestNode {
   readonly agent: NodeAgent;
@@ -32,6 +32,23 @@ export interface TestNode {
 
 let image: string | undefined;
 
+/** A Manager that never moves memory: for suites about the runtime or the guard, not the pools. */
+export function stillManager(tenant: string): Promise<TenantManagerPort> {
+  const snapshot: ManagerSnapshot = {
+    tenant,
+    sharing: 'none',
+    lendWhileIdle: false,
+    containers: [],
+    totals: { containers: 0, running: 0, initialQuotaBytes: 0, limitBytes: 0, lentBytes: 0, unmetBytes: 0 },
+  };
+  return Promise.resolve({
+    apply: () => Promise.resolve([]),
+    recover: () => Promise.resolve([]),
+    snapshot: () => Promise.resolve(snapshot),
+    close: () => Promise.resolve(),
+  });
+}
+
 /** Null when Docker can run here, else why not (the suite then skips). */
 export async function dockerReady(): Promise<string | null> {
   const why = ensureDockerEngine();
@@ -42,7 +59,7 @@ export async function dockerReady(): Promise<string | null> {
 
 export async function startTestNode(
   managers: ManagerFactory,
-  options: { sharing?: SharingScope; memoryBytes?: number; onStep?: (tenant: string, step: MoveStep) => void; stateDir?: string; node?: string } = {},
+  options: { sharing?: SharingScope; memoryBytes?: number; onStep?: (tenant: string, step: MoveStep) => void; stateDir?: string; node?: string; onLog?: (msg: string) => void } = {},
 ): Promise<TestNode> {
   if (image === undefined) throw new Error('call dockerReady() first');
   const engine = new DockerEngine();
@@ -64,7 +81,10 @@ export async function startTestNode(
       options.onStep?.(tenant, step);
     },
     recordQuietMs: 20,
-    log: (msg) => process.stderr.write(`[agent] ${msg}\n`),
+    log: (msg) => {
+      process.stderr.write(`[agent] ${msg}\n`);
+      options.onLog?.(msg);
+    },
   });
   await agent.prepare();
   const app: FastifyInstance = buildServer(agent);
