@@ -391,6 +391,15 @@ void ft_priv_lost(int fd)
  * Reopen of a cached inode: a new kernel fd on its memfd, numbered like
  * open(2) would, or -1 if nothing usable is cached.
  */
+int ft_cached_fd(uint32_t inode, uint32_t gen)
+{
+    struct ft_map *m = &ft_maps[inode];
+    ft_lock();
+    int fd = m->cached && m->gen == gen && m->kfd1 ? m->kfd1 - 1 : -1;
+    ft_unlock();
+    return fd;
+}
+
 int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec)
 {
     struct ft_map *m = &ft_maps[inode];

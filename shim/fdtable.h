@@ -74,6 +74,8 @@ void ft_priv_lost(int fd);
 /* Drop cached mappings of inodes that left memory or lost their last name (their pages). */
 void ft_sweep_idle(void);
 int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec);
+/* This process's private fd on inode's memfd (gen), or -1. */
+int ft_cached_fd(uint32_t inode, uint32_t gen);
 /* The fd is managed or one of our private fds: close/dup2 must look. */
 static inline int ft_touched(int fd)
 {

@@ -23,6 +23,7 @@
 #include "fp_desc.h"
 #include "fp_size.h"
 #include "nsview.h"
+#include "nsfast.h"
 #include "intercept_names.h"
 #include "intercept_stdio.h"
 
@@ -130,6 +131,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         (path_is_root(abs) && !tmpfile) || sh_attach() < 0)
         return open_real(dirfd, path, flags, mode);
     uint32_t inode, gen;
+    int absent = 0; /* path_canon's lstat found nothing at abs */
     int in_mem = nsv_lookup(abs, &inode, &gen) == 0;
     if (tmpfile && (in_mem || (path_canon(abs, 1) > 0 && nsv_lookup(abs, &inode, &gen) == 0))) {
         errno = ENOTDIR; /* O_TMPFILE names a directory */
@@ -140,6 +142,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         int c = path_canon(abs, !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL));
         if (c < 0)
             return open_real(dirfd, path, flags, mode);
+        absent = path_canon_absent;
         if (c > 0)
             in_mem = nsv_lookup(abs, &inode, &gen) == 0;
     }
@@ -173,6 +176,15 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
             return fd;
     } else if (!tmpfile && (trailing || (flags & (O_DIRECTORY | O_PATH)))) {
         return open_real(dirfd, path, flags, mode);
+    }
+    if (!in_mem && !tmpfile && !trailing && (flags & O_CREAT) && !(flags & (O_DIRECTORY | O_PATH))) {
+        /* A new name: made here, under the namespace lock, when it is the common case. */
+        uint32_t ni, ng;
+        int kfd = nsf_create(abs, flags, (mode_t)(mode & 07777 & ~sh_umask()), absent, &ni, &ng);
+        if (kfd >= 0)
+            return adopt(kfd, ni, ng, flags, 1);
+        if (kfd == -1)
+            return -1;
     }
     struct eph_req req;
     struct eph_resp resp;

@@ -319,17 +319,23 @@ static int canon_parent(char abs[EPH_PATH_MAX])
     return 1;
 }
 
+SH_TLS int path_canon_absent;
+
 int path_canon(char abs[EPH_PATH_MAX], int follow)
 {
     int changed = 0;
+    path_canon_absent = 0;
     for (int hops = 0; hops < 40; hops++) {
         int c = canon_parent(abs);
         if (c < 0)
             return -1;
         changed |= c;
         struct stat st;
-        if (!follow || REAL(lstat)(abs, &st) < 0 || !S_ISLNK(st.st_mode))
+        int lr = follow ? REAL(lstat)(abs, &st) : 1;
+        if (!follow || lr < 0 || !S_ISLNK(st.st_mode)) {
+            path_canon_absent = lr < 0 && errno == ENOENT;
             return changed ? (under_root(abs) ? 1 : -1) : 0;
+        }
         /* a symlink on disk may point at an in-memory file: follow it by hand */
         char target[EPH_PATH_MAX], parent[EPH_PATH_MAX];
         ssize_t n = sys.readlink(abs, target, sizeof target - 1);
