@@ -36,7 +36,6 @@
 #include "ephemera/lock.h"
 #include "log.h"
 #include "namespace.h"
-#include "place.h"
 #include "pins.h"
 #include "sys.h"
 
@@ -667,7 +666,7 @@ static void evict_commit(struct evict_job *j)
             atomic_load(&in->open_count), j->sync ? "written through" : "via page cache",
             (double)(ephd_mono_ns() - j->t0) / 1e6);
     if (in->path[0]) {
-        place_evicted(j->idx, atomic_load(&in->gen), in->path);
+        ns_recent_evicted(j->idx, atomic_load(&in->gen), in->path);
         ns_write_begin();
         ns_remove(j->idx);
         ns_write_end();

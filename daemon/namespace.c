@@ -652,3 +652,22 @@ void ns_reclaim(void)
     if (atomic_exchange(&D.h->reclaim_pending, 0))
         ns_gc_all();
 }
+
+/* ---- the recent creates (place_recent) ---------------------------------- */
+
+static char ns_recent_paths[EPH_PLACE_RECENT][EPH_PATH_MAX];
+
+char *ns_recent_path(uint32_t k)
+{
+    return ns_recent_paths[k % EPH_PLACE_RECENT];
+}
+
+void ns_recent_evicted(uint32_t idx, uint32_t gen, const char *path)
+{
+    uint64_t v = (uint64_t)(idx + 1) | (uint64_t)gen << 32;
+    for (uint32_t k = 0; k < EPH_PLACE_RECENT; k++)
+        if (atomic_load(&D.h->place_recent[k]) == v) {
+            snprintf(ns_recent_paths[k], EPH_PATH_MAX, "%s", path);
+            atomic_store(&D.h->place_recent[k], EPH_PLACE_DISK);
+        }
+}

@@ -37,6 +37,13 @@ void ns_pool_restock(void);
 /* Free the files shims unlinked, if any shim said so (reclaim_pending). */
 void ns_reclaim(void);
 
+/* The recent creates in the region (place_recent, read by place.c): the path
+ * kept for entry k of a file placed on disk, and the entries of inode idx
+ * (gen) turned into disk entries at path when an eviction names it there
+ * (under ns_lock). */
+char *ns_recent_path(uint32_t k);
+void ns_recent_evicted(uint32_t idx, uint32_t gen, const char *path);
+
 /* Inode index named by path, or -1. */
 int ns_lookup(const char *path);
 /* 1 when idx names a live inode of generation gen. */

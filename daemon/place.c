@@ -36,11 +36,11 @@
 /*
  * The recent creates live in the region (place_recent, under ns_lock), since
  * shims create files there too: an in-memory file as its inode and gen, one
- * placed on disk as EPH_PLACE_DISK with its path kept here, at the same index.
+ * placed on disk as EPH_PLACE_DISK with its path kept by the daemon at the same
+ * index (ns_recent_path: an eviction turns an entry into a disk one).
  * A shim creates in memory itself only while no recent file went to disk and
  * the cheap test below passes; otherwise it asks the daemon (shim/nsfast.c).
  */
-static char place_paths[EPH_PLACE_RECENT][EPH_PATH_MAX];
 static uint64_t place_disk;
 
 void place_note(int64_t idx, uint32_t gen, const char *path)
@@ -48,20 +48,8 @@ void place_note(int64_t idx, uint32_t gen, const char *path)
     struct eph_shm_header *h = D.h;
     uint32_t k = atomic_load(&h->place_next) % EPH_PLACE_RECENT;
     atomic_store(&h->place_next, (k + 1) % EPH_PLACE_RECENT);
-    snprintf(place_paths[k], sizeof place_paths[k], "%s", path ? path : "");
+    snprintf(ns_recent_path(k), EPH_PATH_MAX, "%s", path ? path : "");
     atomic_store(&h->place_recent[k], idx >= 0 ? ((uint64_t)(idx + 1) | (uint64_t)gen << 32) : EPH_PLACE_DISK);
-}
-
-/* An eviction is naming inode idx's disk file at path: the entries for it
- * become disk entries, read by path from now on (the slot will be freed). */
-void place_evicted(uint32_t idx, uint32_t gen, const char *path)
-{
-    uint64_t v = (uint64_t)(idx + 1) | (uint64_t)gen << 32;
-    for (uint32_t k = 0; k < EPH_PLACE_RECENT; k++)
-        if (atomic_load(&D.h->place_recent[k]) == v) {
-            snprintf(place_paths[k], sizeof place_paths[k], "%s", path);
-            atomic_store(&D.h->place_recent[k], EPH_PLACE_DISK);
-        }
 }
 
 /* Entry k's size now: from the inode while it lives (in memory, or moved to
@@ -82,7 +70,8 @@ static uint64_t place_size(uint32_t k)
             return fstat(in->disk_fd, &st) == 0 ? (uint64_t)st.st_size : 0;
         return atomic_load(&in->size);
     }
-    if (place_paths[k][0] && stat(place_paths[k], &st) == 0 && S_ISREG(st.st_mode))
+    const char *p = ns_recent_path(k);
+    if (p[0] && stat(p, &st) == 0 && S_ISREG(st.st_mode))
         return (uint64_t)st.st_size;
     return 0;
 }

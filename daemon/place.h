@@ -9,8 +9,6 @@
 
 /* Record a file just created (idx/gen when in memory, else idx = -1; path
  * may be "" for an unnamed file).  Its size is read back when predicting. */
-/* Inode idx (gen) is being named on disk at path by an eviction (under ns_lock). */
-void place_evicted(uint32_t idx, uint32_t gen, const char *path);
 void place_note(int64_t idx, uint32_t gen, const char *path);
 /* 1 when the new file at path should go straight to disk: the budget is
  * zero, or the files created last were larger than the room the budget has

@@ -122,7 +122,7 @@ static int unlink_impl(int dirfd, const char *path, int flags)
         } else if (nsv_lookup(abs, &inode, &gen) == 0) {
             if (trailing)
                 return fail(ENOTDIR);
-            int r = nsf_unlink(abs);
+            int r = nsf_unlink(abs, inode, gen);
             if (r == 0) {
                 ft_sweep_idle(); /* a cached mapping must not keep the file's pages */
                 return 0;

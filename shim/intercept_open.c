@@ -45,8 +45,9 @@ int open_real(int dirfd, const char *path, int flags, mode_t mode)
     return fd;
 }
 
-/* An in-memory file opened by the daemon: attach a description to kfd. */
-static int adopt(int kfd, uint32_t inode, uint32_t gen, int flags, int cloexec_right)
+/* An in-memory file opened by the daemon (or made by nsf_create, whose pool fd
+ * priv becomes our private fd of it; -1 otherwise): attach a description to kfd. */
+static int adopt_priv(int kfd, uint32_t inode, uint32_t gen, int flags, int cloexec_right, int priv)
 {
     uint32_t desc;
     int e;
@@ -56,10 +57,12 @@ static int adopt(int kfd, uint32_t inode, uint32_t gen, int flags, int cloexec_r
     if ((e = fp_desc_alloc(inode, gen, flags & DESC_FLAGS, &desc)) < 0) {
         fp_inode_release(inode, gen);
         sys.close(kfd);
+        if (priv >= 0)
+            sys.close(priv);
         errno = -e;
         return -1;
     }
-    if ((e = ft_install(kfd, desc, kfd)) < 0) {
+    if ((e = ft_install_priv(kfd, desc, kfd, priv)) < 0) {
         fp_desc_unref(desc);
         sys.close(kfd);
         errno = -e;
@@ -81,8 +84,15 @@ err_errno:
     e = errno;
     fp_inode_release(inode, gen);
     sys.close(kfd);
+    if (priv >= 0)
+        sys.close(priv);
     errno = e;
     return -1;
+}
+
+static int adopt(int kfd, uint32_t inode, uint32_t gen, int flags, int cloexec_right)
+{
+    return adopt_priv(kfd, inode, gen, flags, cloexec_right, -1);
 }
 
 /*
@@ -180,9 +190,10 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
     if (!in_mem && !tmpfile && !trailing && (flags & O_CREAT) && !(flags & (O_DIRECTORY | O_PATH))) {
         /* A new name: made here, under the namespace lock, when it is the common case. */
         uint32_t ni, ng;
-        int kfd = nsf_create(abs, flags, (mode_t)(mode & 07777 & ~sh_umask()), absent, &ni, &ng);
+        int priv;
+        int kfd = nsf_create(abs, flags, (mode_t)(mode & 07777 & ~sh_umask()), absent, &ni, &ng, &priv);
         if (kfd >= 0)
-            return adopt(kfd, ni, ng, flags, 1);
+            return adopt_priv(kfd, ni, ng, flags, 1, priv);
         if (kfd == -1)
             return -1;
     }

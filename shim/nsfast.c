@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -89,6 +90,9 @@ static int nsf_refill(void)
         }
         if (fd < 0)
             continue; /* the slot stays lent to us: taken back when we die or ask fresh */
+        /* Marked as a private fd: the program's close, dup2 or close_range over the
+         * number clears the mark (fdtable.c), and we never use it after that. */
+        ft_mark_priv(fd, pr.e[i].inode);
         nsf_pool[nsf_npool++] = (struct nsf_ent){pr.e[i].inode, pr.e[i].daemon_fd, fd};
     }
     return nsf_npool ? 0 : -1;
@@ -98,11 +102,18 @@ static int nsf_take(struct nsf_ent *e)
 {
     int rc = -1;
     pthread_mutex_lock(&nsf_mu);
-    if (nsf_npool == 0 && !nsf_refused)
-        nsf_refill();
-    if (nsf_npool > 0) {
+    for (;;) {
+        if (nsf_npool == 0 && !nsf_refused)
+            nsf_refill();
+        if (nsf_npool == 0)
+            break;
         *e = nsf_pool[--nsf_npool];
-        rc = 0;
+        /* The program closed or replaced the number: it is not ours any more (the
+         * slot stays lent to us, taken back when we exit or ask fresh). */
+        if (ft_is_priv(e->fd, e->inode)) {
+            rc = 0;
+            break;
+        }
     }
     pthread_mutex_unlock(&nsf_mu);
     return rc;
@@ -120,7 +131,10 @@ void nsf_after_fork(void)
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&nsf_mu, &fresh, sizeof fresh);
     for (int i = 0; i < nsf_npool; i++)
-        sys.close(nsf_pool[i].fd);
+        if (ft_is_priv(nsf_pool[i].fd, nsf_pool[i].inode)) {
+            ft_mark_priv(nsf_pool[i].fd, UINT32_MAX);
+            sys.close(nsf_pool[i].fd);
+        }
     nsf_npool = 0;
     nsf_fresh = 1;
     nsf_refused = 0;
@@ -236,7 +250,8 @@ static int nsf_place_ok(void)
 
 /* ---- create --------------------------------------------------------------- */
 
-int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *inode_out, uint32_t *gen_out)
+int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *inode_out, uint32_t *gen_out,
+               int *priv)
 {
     struct eph_shm_header *h = sh.hdr;
     struct stat st, pst;
@@ -327,8 +342,8 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
     atomic_fetch_add(&h->shim_creates, 1);
     eph_ns_unlock(h);
 
-    sys.close(e.fd);
     nsf_touch_parent(abs);
+    *priv = e.fd;
     *inode_out = e.inode;
     *gen_out = gen;
     return kfd;
@@ -339,8 +354,8 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
 /*
  * Under ns_lock, after a name left inode `in` (nlink now 0; stored before
  * open_count is read: the Dekker pair of fp_inode_release).  If nobody has it
- * open, its pages go back now, as the daemon's unlink gave them back (a
- * program deleting a file expects its memory charge to drop at once): through
+ * open or mapped, its pages go back now, as the daemon's unlink gave them back
+ * (a program deleting a file expects its memory charge to drop at once): through
  * our own fd of the memfd when we have one (ftruncate to 0; the slot stays for
  * the daemon to free in its loop, with reclaim_pending), else by asking the
  * daemon (returns 1: RELEASE after the unlock).  0 otherwise.
@@ -357,7 +372,9 @@ static int nsf_reclaim(uint32_t idx, uint32_t gen)
     if (fd < 0)
         return 1;
     eph_lock(&in->lock);
-    if (atomic_load(&in->state) == EPH_MEM && sys.ftruncate(fd, 0) == 0) {
+    /* Not while a program maps it (pinned): a mapping outlives the last close and
+     * the name, and its pages must stay; the daemon frees it when it is unmapped. */
+    if (atomic_load(&in->state) == EPH_MEM && !atomic_load(&in->pinned) && sys.ftruncate(fd, 0) == 0) {
         atomic_store(&in->size, 0);
         uint64_t cap = atomic_exchange(&in->capacity, 0);
         atomic_fetch_sub(&sh.hdr->c.bytes_in_memory, cap);
@@ -366,12 +383,9 @@ static int nsf_reclaim(uint32_t idx, uint32_t gen)
     return 0;
 }
 
-int nsf_unlink(const char *abs)
+int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen)
 {
     struct eph_shm_header *h = sh.hdr;
-    uint32_t idx, gen;
-    if (nsv_lookup(abs, &idx, &gen) < 0)
-        return -2;
     struct eph_inode *in = &sh.inodes[idx];
     if (atomic_load(&in->state) != EPH_MEM || nsf_dir_writable(abs, in->uid, nsf_ids(), NULL) < 0)
         return -2;
