@@ -53,6 +53,22 @@ static uint32_t ns_hwm(void)
 
 static int nsl_depth; /* the daemon is single-threaded: nested sections share one lock */
 
+/* Fds of freed slots, closed once the lock is released: closing a memfd frees
+ * its pages, which shims waiting for the lock should not wait for. */
+#define NSL_DEFER 256
+static int nsl_deferred[NSL_DEFER];
+static int nsl_ndeferred;
+
+static void nsl_close_later(int fd)
+{
+    if (fd < 0)
+        return;
+    if (nsl_depth > 0 && nsl_ndeferred < NSL_DEFER)
+        nsl_deferred[nsl_ndeferred++] = fd;
+    else
+        close(fd);
+}
+
 int nsl_enter(void)
 {
     if (nsl_depth++ > 0)
@@ -77,8 +93,11 @@ int nsl_enter(void)
 
 void nsl_exit(void)
 {
-    if (--nsl_depth == 0)
+    if (--nsl_depth == 0) {
         eph_ns_unlock(D.h);
+        while (nsl_ndeferred > 0)
+            close(nsl_deferred[--nsl_ndeferred]);
+    }
 }
 
 int ns_lookup(const char *path)
@@ -193,10 +212,8 @@ void ns_free(uint32_t idx)
         atomic_fetch_sub(&c->files_in_memory, 1);
         atomic_fetch_sub(&c->bytes_in_memory, cap);
     }
-    if (in->mem_fd >= 0)
-        close(in->mem_fd);
-    if (in->disk_fd >= 0)
-        close(in->disk_fd);
+    nsl_close_later(in->mem_fd);
+    nsl_close_later(in->disk_fd);
     in->mem_fd = in->disk_fd = -1;
     atomic_store(&in->capacity, 0);
     atomic_store(&in->size, 0);

@@ -155,11 +155,12 @@ static void shim_handle(struct shim_conn *c, struct eph_req *q, int in_fd)
         q->uid = c->uid;
         q->gid = c->gid;
     }
-    ns_reclaim(); /* files shims unlinked: freed before anything is decided on the budget */
     if (q->op == EPH_OP_POOL && q->version == EPH_PROTO_VERSION) {
         shim_pool(c, q);
+        ns_reclaim(); /* after the answer: off the caller's path */
         return;
     }
+    ns_reclaim(); /* files shims unlinked: freed before anything is decided on the budget */
     int st = q->version != EPH_PROTO_VERSION ? -EPROTONOSUPPORT
                                              : shimops_run(q, &r, &fd, c->pid, &in_fd);
     r.status = st;
