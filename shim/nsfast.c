@@ -293,9 +293,17 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
         return -1;
     }
     struct eph_inode *in = &sh.inodes[e.inode];
-    if (eph_chain_lookup(h, abs) >= 0 || e.inode >= h->ninodes || atomic_load(&in->state) != EPH_FREE ||
-        in->mem_fd != e.daemon_fd) {
-        /* Someone named it meanwhile (or the entry is not what was lent): the daemon decides. */
+    if (e.inode >= h->ninodes || atomic_load(&in->state) != EPH_FREE || in->mem_fd != e.daemon_fd) {
+        /* Not the free slot that was lent: another process made it a file (a child
+         * forked past our fork wrapper shares our pool).  The entry is dropped. */
+        eph_ns_unlock(h);
+        sys.close(kfd);
+        ft_mark_priv(e.fd, UINT32_MAX);
+        sys.close(e.fd);
+        return -2;
+    }
+    if (eph_chain_lookup(h, abs) >= 0) {
+        /* Someone named it meanwhile: the daemon decides, as for any existing name. */
         eph_ns_unlock(h);
         sys.close(kfd);
         nsf_put_back(&e);
