@@ -14,9 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,36 +22,12 @@
 #include "check.h"
 #include "shimmed.h"
 
-static char control_path[PATH_MAX];
-
-/* One request on the daemon's control socket; the reply line in buf. */
-static void control(const char *req, char *buf, size_t n)
-{
-    buf[0] = 0;
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    if (strlen(control_path) >= sizeof a.sun_path)
-        return;
-    memcpy(a.sun_path, control_path, strlen(control_path) + 1);
-    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct timeval tv = {30, 0};
-    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0 || write(s, req, strlen(req)) != (ssize_t)strlen(req)) {
-        if (s >= 0)
-            close(s);
-        return;
-    }
-    size_t got = 0;
-    ssize_t r;
-    while (got + 1 < n && (got == 0 || buf[got - 1] != '\n') && (r = read(s, buf + got, n - 1 - got)) > 0)
-        got += (size_t)r;
-    buf[got] = 0;
-    close(s);
-}
+static char run_dir[PATH_MAX]; /* the daemon's run directory (shimmed.h: beside the root) */
 
 static void ns_consistent(const char *when)
 {
     char buf[4096];
-    control("{\"v\":1,\"id\":1,\"op\":\"ns-check\"}\n", buf, sizeof buf);
+    ephd_control(run_dir, "{\"v\":1,\"id\":1,\"op\":\"ns-check\"}\n", buf, sizeof buf);
     CHECK(strstr(buf, "\"consistent\":true") != NULL, "ns-check %s: %s", when, buf);
 }
 
@@ -196,7 +170,7 @@ static void stopped_holder(const char *root)
 static int child(const char *root, const char *disk)
 {
     (void)disk;
-    snprintf(control_path, sizeof control_path, "%.*s/run/control.sock", (int)(strrchr(root, '/') - root), root);
+    snprintf(run_dir, sizeof run_dir, "%.*s/run", (int)(strrchr(root, '/') - root), root);
     static const char *points[] = {"building", "applying", "applied"};
     for (int op = CREATE; op <= RENAME; op++)
         for (int p = 0; p < 3; p++)
@@ -211,14 +185,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1)
         return shimmed_main(argc, argv, "nslock_kill", child);
-    const char *shim = getenv("EPHEMERA_SHIM") ? getenv("EPHEMERA_SHIM") : "build/libephemera.so";
-    char faults_shim[PATH_MAX];
-    snprintf(faults_shim, sizeof faults_shim, "%.*s/test/libephemera-faults.so",
-             (int)(strrchr(shim, '/') ? strrchr(shim, '/') - shim : 1), strrchr(shim, '/') ? shim : ".");
-    if (access(faults_shim, R_OK) != 0) {
-        fprintf(stderr, "nslock_kill_test: %s is missing; run `make test-build`\n", faults_shim);
+    /* EPHEMERA_NS_STALL is in the fault build of the shim only. */
+    if (shimmed_use_faults_build("nslock_kill_test"))
         return 1;
-    }
-    setenv("EPHEMERA_SHIM", faults_shim, 1);
     return shimmed_main(argc, argv, "nslock_kill", child);
 }
