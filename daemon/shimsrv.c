@@ -3,8 +3,9 @@
  *
  * Every request is one datagram of exactly sizeof(struct eph_req); every
  * response one struct eph_resp, with at most one fd in SCM_RIGHTS.  The
- * daemon is single-threaded, so each request runs to completion: that is
- * what makes it the single writer of the namespace.  This file is the
+ * daemon is single-threaded, so each request runs to completion; the
+ * namespace changes it makes for one run under the region's namespace lock,
+ * which shims take for the changes they make themselves.  This file is the
  * transport (connections, credentials, datagrams and fds); the requests'
  * handlers are in shimops.c.
  */

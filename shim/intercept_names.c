@@ -1,8 +1,9 @@
 /*
  * shim/intercept_names.c - namespace and metadata calls on paths.
- * Namespace changes that involve an in-memory file go to the daemon (the only
- * writer of the path table); metadata of an in-memory inode (mode, owner,
- * times) is changed here under the inode lock.
+ * An unlink or rename of an in-memory file is made here under the namespace
+ * lock when it is the common case (nsfast.c); every other namespace change
+ * that involves an in-memory file goes to the daemon.  Metadata of an
+ * in-memory inode (mode, owner, times) is changed here under the inode lock.
  */
 #include <dlfcn.h>
 #include <errno.h>

@@ -1,8 +1,9 @@
 /*
  * shim/intercept_open.c - the open family.  A managed path that names an
- * in-memory file, or an O_CREAT of a managed path, asks the daemon (CREATE);
- * it answers with a memfd fd or tells us to use the disk.  Everything else
- * goes to the kernel untouched.
+ * in-memory file is opened from this process's cache or through the daemon
+ * (CREATE); a new name is created here when it is the common case
+ * (nsfast.c), else the daemon answers with a memfd fd or tells us to use the
+ * disk.  Everything else goes to the kernel untouched.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -184,7 +184,8 @@ struct eph_shm_header {
     uint64_t descs_off;
     uint64_t buckets_off;
     uint64_t total_size;         /* size of the whole region */
-    _Atomic uint64_t ns_seq;     /* [D] seqlock over buckets/next/path: odd while the daemon writes */
+    _Atomic uint64_t ns_seq;     /* [DS] seqlock over buckets/next/path: odd while a holder of
+                                  * ns_lock applies a change */
     _Atomic uint32_t inode_hwm;  /* [D] 1 + highest inode index ever used (bounds scans) */
     _Atomic uint32_t desc_hint;  /* [S] where to start looking for a free desc */
     _Atomic uint64_t budget;     /* [D] bytes the in-memory files may occupy now */
