@@ -28,6 +28,7 @@
 #include "json.h"
 #include "log.h"
 #include "loop.h"
+#include "namespace.h"
 #include "place.h"
 
 #define CTL_MAX_OUT (1u << 20)
@@ -332,6 +333,15 @@ static int ctl_dispatch(struct ctl_conn *c, char *line, size_t len)
             return ctl_error(c, id, "EPH_BAD_REQUEST", msg, NULL);
         }
         return ctl_peaks(c, id, r && r->b);
+    }
+    if (strcmp(name, "ns-check") == 0) {
+        /* The namespace's invariants (namespace.c, ns_check), for tests and operators. */
+        char first[EPH_PATH_MAX + 200], q[2 * sizeof first + 8], res[sizeof q + 200];
+        int bad = ns_check(first, sizeof first);
+        ctl_quote(q, sizeof q, first);
+        snprintf(res, sizeof res, "{\"consistent\":%s,\"violations\":%d,\"first\":%s,\"recoveries\":%u}",
+                 bad ? "false" : "true", bad, q, atomic_load(&D.h->ns_recoveries));
+        return ctl_ok(c, id, res);
     }
     if (strcmp(name, "shrink") == 0 || strcmp(name, "shrink-to") == 0) {
         int64_t n = ctl_bytes_field(c, id, &o, "bytes", &sent);

@@ -419,7 +419,10 @@ static void evict_hide_dir_times(const char *dir, const struct stat *before)
  * the root's file system. */
 static int evict_open_anon(uint32_t idx)
 {
-    const char *root = D.roots[D.inode_root[idx] < D.nroots ? D.inode_root[idx] : 0];
+    /* A file a shim created has no root recorded (a slot lent by the pool):
+     * its path names it while it has one. */
+    int r = D.inodes[idx].path[0] ? ephd_root_of(D.inodes[idx].path) : -1;
+    const char *root = D.roots[r >= 0 ? r : D.inode_root[idx] < D.nroots ? D.inode_root[idx] : 0];
     int fd = dsys.open(root, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
         return fd >= 0 ? fd : -errno;
@@ -594,6 +597,8 @@ static int evict_name(struct evict_job *j)
 {
     struct eph_inode *in = j->in;
     int e = 0;
+    if (j->unnamed && !in->path[0])
+        return 0; /* a shim unlinked it during the copy: it stays anonymous on disk */
     if (j->unnamed)
         j->dir_known = evict_dir_stat(in->path, j->dir, sizeof j->dir, &j->dir_before);
     if (j->unnamed && (e = evict_link(j->dfd, in->path)) == -EEXIST) {
@@ -661,6 +666,7 @@ static void evict_commit(struct evict_job *j)
             atomic_load(&in->open_count), j->sync ? "written through" : "via page cache",
             (double)(ephd_mono_ns() - j->t0) / 1e6);
     if (in->path[0]) {
+        ns_recent_evicted(j->idx, atomic_load(&in->gen), in->path);
         ns_write_begin();
         ns_remove(j->idx);
         ns_write_end();
@@ -699,11 +705,23 @@ int evict_inode(uint32_t idx, int flags)
         return e;
     if (!(flags & EVICT_FORCE) && evict_locked(j.in->mem_fd))
         return evict_abort(&j, -EBUSY);
-    if ((e = evict_open_dest(&j)) < 0 || (e = evict_write(&j)) < 0 || (e = evict_name(&j)) < 0) {
+    if ((e = evict_open_dest(&j)) < 0 || (e = evict_write(&j)) < 0) {
+        evict_failed++;
+        return evict_abort(&j, e);
+    }
+    /* The name is read and linked under ns_lock: a shim's rename or unlink
+     * of the file lands before or after, never in between. */
+    if ((e = nsl_enter()) < 0) {
+        evict_failed++;
+        return evict_abort(&j, e);
+    }
+    if ((e = evict_name(&j)) < 0) {
+        nsl_exit();
         evict_failed++;
         return evict_abort(&j, e);
     }
     evict_commit(&j);
+    nsl_exit();
     return 0;
 }
 

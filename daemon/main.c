@@ -123,6 +123,7 @@ static void ephd_finish(enum ephd_exit_mode mode)
     if (ephd_exit_done)
         return;
     ephd_exit_done = 1;
+    ns_reclaim(); /* files shims unlinked are not files to write back or count */
     if (mode == EPHD_EXIT_WRITEBACK) {
         if (evict_writeback() > 0)
             ephd_exit_status = EPHD_EXIT_UNWRITTEN;
@@ -173,7 +174,11 @@ static struct loop_timer ephd_gc_timer;
 static void ephd_gc_tick(uint64_t expirations)
 {
     (void)expirations;
+    if (atomic_load(&D.h->ns_unchecked))
+        ns_check_and_log("after a shim's lock recovery");
     ns_gc_all();
+    ns_pool_take_back(0, 1); /* pool entries of processes that died */
+    ns_pool_restock();
     ns_sweep_orphans(shim_nconns(), shim_accepts());
     fbytes_sample();
 }

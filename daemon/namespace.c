@@ -1,9 +1,18 @@
 /*
- * namespace.c - single writer of the shared path hash and of inode slots.
+ * namespace.c - the daemon's side of the shared path hash, inode slots, the
+ * namespace lock (ephemera/nslock.h), the memfd pool lent to shims, the
+ * reclaim of files shims unlinked, and ns_check().
+ *
+ * Since region version 2 the shims change the hash too (create, unlink and
+ * rename of in-memory files, shim/nsfast.c), so every daemon change and every
+ * daemon read that a change depends on happens under ns_lock (nsl_enter).
+ * Slot allocation stays the daemon's: a shim only makes files of slots the
+ * daemon lent it (EPH_OP_POOL).
  */
 #include "namespace.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +25,7 @@
 
 #include "daemon.h"
 #include "ephemera/lock.h"
+#include "ephemera/nslock.h"
 #include "log.h"
 
 #define NS_LOCK_STEAL_NS (1000ull * 1000 * 1000)
@@ -39,19 +49,60 @@ static uint32_t ns_hwm(void)
     return atomic_load_explicit(&D.h->inode_hwm, memory_order_relaxed);
 }
 
+/* ---- ns_lock ----------------------------------------------------------- */
+
+static int nsl_depth; /* the daemon is single-threaded: nested sections share one lock */
+
+/* Fds of freed slots, closed once the lock is released: closing a memfd frees
+ * its pages, which shims waiting for the lock should not wait for. */
+#define NSL_DEFER 256
+static int nsl_deferred[NSL_DEFER];
+static int nsl_ndeferred;
+
+static void nsl_close_later(int fd)
+{
+    if (fd < 0)
+        return;
+    if (nsl_depth > 0 && nsl_ndeferred < NSL_DEFER)
+        nsl_deferred[nsl_ndeferred++] = fd;
+    else
+        close(fd);
+}
+
+int nsl_enter(void)
+{
+    if (nsl_depth++ > 0)
+        return 0;
+    int from = 0, redone = 0, holder = 0;
+    int e = eph_ns_lock(D.h, &from, &redone, &holder);
+    if (e < 0) {
+        nsl_depth--;
+        log_msg(LOG_ERR, "namespace lock: held by tid %d for 5 s (a stopped process?); giving up with EIO",
+                holder);
+        return e;
+    }
+    if (from) {
+        log_msg(LOG_WARN, "namespace lock recovered from tid %d (its change %s)", from,
+                redone ? "redone" : "discarded");
+        ns_check_and_log("after a lock recovery");
+    } else if (atomic_load_explicit(&D.h->ns_unchecked, memory_order_relaxed)) {
+        ns_check_and_log("after a shim's lock recovery");
+    }
+    return 0;
+}
+
+void nsl_exit(void)
+{
+    if (--nsl_depth == 0) {
+        eph_ns_unlock(D.h);
+        while (nsl_ndeferred > 0)
+            close(nsl_deferred[--nsl_ndeferred]);
+    }
+}
+
 int ns_lookup(const char *path)
 {
-    /* The daemon is the only writer, so it reads without the seqlock. */
-    uint32_t hv = eph_path_hash(path);
-    _Atomic uint32_t *b = eph_buckets(D.h);
-    uint32_t i = atomic_load_explicit(&b[hv & (D.h->nbuckets - 1)], memory_order_relaxed);
-    while (i) {
-        struct eph_inode *in = &D.inodes[i - 1];
-        if (in->hash == hv && strcmp(in->path, path) == 0)
-            return (int)(i - 1);
-        i = in->next;
-    }
-    return -1;
+    return eph_chain_lookup(D.h, path);
 }
 
 int ns_valid(uint32_t idx, uint32_t gen)
@@ -142,23 +193,27 @@ int ns_new_inode(int root, uint32_t mode, uint32_t uid, uint32_t gid)
 void ns_free(uint32_t idx)
 {
     struct eph_inode *in = &D.inodes[idx];
+    if (nsl_enter() < 0)
+        return; /* the next gc tick tries again */
     uint32_t st = atomic_load(&in->state);
-    if (st == EPH_FREE)
+    if (st == EPH_FREE) {
+        nsl_exit();
         return;
+    }
     if (in->path[0]) {
         ns_write_begin();
         ns_remove(idx);
         ns_write_end();
     }
+    /* Exactly once: a shim that unlinked the file may have given its pages back already (nsfast.c). */
+    uint64_t cap = atomic_exchange(&in->capacity, 0);
     if (st == EPH_MEM) {
         struct eph_counters *c = &D.h->c;
         atomic_fetch_sub(&c->files_in_memory, 1);
-        atomic_fetch_sub(&c->bytes_in_memory, atomic_load(&in->capacity));
+        atomic_fetch_sub(&c->bytes_in_memory, cap);
     }
-    if (in->mem_fd >= 0)
-        close(in->mem_fd);
-    if (in->disk_fd >= 0)
-        close(in->disk_fd);
+    nsl_close_later(in->mem_fd);
+    nsl_close_later(in->disk_fd);
     in->mem_fd = in->disk_fd = -1;
     atomic_store(&in->capacity, 0);
     atomic_store(&in->size, 0);
@@ -167,6 +222,7 @@ void ns_free(uint32_t idx)
     atomic_store_explicit(&in->state, EPH_FREE, memory_order_release);
     eph_wake_all(&in->epoch);
     ns_freelist[ns_nfree++] = idx;
+    nsl_exit();
 }
 
 int ns_maybe_gc(uint32_t idx)
@@ -177,9 +233,17 @@ int ns_maybe_gc(uint32_t idx)
     if (atomic_load(&in->state) == EPH_FREE || atomic_load(&in->nlink) != 0 ||
         atomic_load(&in->open_count) != 0)
         return 0;
-    log_msg(LOG_DEBUG, "gc inode %u", idx);
-    ns_free(idx);
-    return 1;
+    if (nsl_enter() < 0)
+        return 0;
+    /* Looked at again under the lock: a shim may have named it meanwhile. */
+    int gone = atomic_load(&in->state) != EPH_FREE && atomic_load(&in->nlink) == 0 &&
+               atomic_load(&in->open_count) == 0;
+    if (gone) {
+        log_msg(LOG_DEBUG, "gc inode %u", idx);
+        ns_free(idx);
+    }
+    nsl_exit();
+    return gone;
 }
 
 void ns_gc_all(void)
@@ -191,52 +255,25 @@ void ns_gc_all(void)
 
 void ns_write_begin(void)
 {
-    uint64_t s = atomic_load_explicit(&D.h->ns_seq, memory_order_relaxed);
-    atomic_store_explicit(&D.h->ns_seq, s + 1, memory_order_relaxed);
-    /* Readers that see the even value must not see any of our writes. */
-    atomic_thread_fence(memory_order_seq_cst);
+    if (nsl_depth == 0)
+        log_msg(LOG_ERR, "namespace write outside ns_lock (a bug)");
+    eph_ns_seq_begin(D.h);
 }
 
 void ns_write_end(void)
 {
-    uint64_t s = atomic_load_explicit(&D.h->ns_seq, memory_order_relaxed);
-    atomic_store_explicit(&D.h->ns_seq, s + 1, memory_order_release);
+    eph_ns_seq_end(D.h);
 }
 
 void ns_insert(uint32_t idx, const char *path)
 {
-    struct eph_inode *in = &D.inodes[idx];
-    size_t n = strlen(path);
-    memcpy(in->path, path, n + 1);
-    in->hash = eph_path_hash(path);
-    _Atomic uint32_t *b = &eph_buckets(D.h)[in->hash & (D.h->nbuckets - 1)];
-    in->next = atomic_load_explicit(b, memory_order_relaxed);
-    atomic_store_explicit(b, idx + 1, memory_order_release);
-    atomic_store(&in->nlink, 1);
+    eph_chain_insert(D.h, idx, path);
 }
 
 void ns_remove(uint32_t idx)
 {
-    struct eph_inode *in = &D.inodes[idx];
-    if (!in->path[0])
-        return;
-    _Atomic uint32_t *b = &eph_buckets(D.h)[in->hash & (D.h->nbuckets - 1)];
-    uint32_t i = atomic_load_explicit(b, memory_order_relaxed);
-    if (i == idx + 1) {
-        atomic_store_explicit(b, in->next, memory_order_release);
-    } else {
-        while (i) {
-            struct eph_inode *p = &D.inodes[i - 1];
-            if (p->next == idx + 1) {
-                p->next = in->next;
-                break;
-            }
-            i = p->next;
-        }
-    }
-    in->next = 0;
-    in->path[0] = 0;
-    atomic_store(&in->nlink, 0);
+    if (D.inodes[idx].path[0])
+        eph_chain_remove(D.h, idx);
 }
 
 /* Length of the directory prefix dir if path lies strictly below it, else 0. */
@@ -438,4 +475,216 @@ int ns_lock(uint32_t idx)
         if (w != 0)
             eph_futex(&in->lock.word, FUTEX_WAIT, w, &(struct timespec){0, 10 * 1000 * 1000});
     }
+}
+
+/* ---- ns_check: the invariants of the namespace ------------------------- */
+
+/*
+ * Checks, under ns_lock: the seqlock is even and the journal empty; every
+ * chained inode is live, named, hashed to its own bucket and chained once; no
+ * two chained inodes share a path; every live named inode is chained and has
+ * nlink 1, every unnamed one nlink 0; no FREE slot is chained.  It repairs
+ * what a dead holder can leave behind without breaking them: a live inode
+ * that nobody names or opens is freed (its unlinker died before the reclaim
+ * hint), and files_in_memory is recounted.  Returns the number of violations;
+ * the first is described in first.
+ */
+int ns_check(char *first, size_t n)
+{
+    int bad = 0;
+    first[0] = 0;
+#define NS_BAD(...)                                      \
+    do {                                                 \
+        if (!bad++)                                      \
+            snprintf(first, n, __VA_ARGS__);             \
+    } while (0)
+    if (nsl_enter() < 0) {
+        snprintf(first, n, "namespace lock not available within 5 s");
+        return 1;
+    }
+    struct eph_shm_header *h = D.h;
+    uint32_t hwm = ns_hwm();
+    if (atomic_load(&h->ns_seq) & 1)
+        NS_BAD("ns_seq is odd (%llu) with the lock held", (unsigned long long)atomic_load(&h->ns_seq));
+    if (atomic_load(&h->journal.state) != EPH_J_EMPTY)
+        NS_BAD("journal in state %u with the lock held", atomic_load(&h->journal.state));
+    uint8_t *seen = calloc(hwm ? hwm : 1, 1);
+    if (!seen) {
+        nsl_exit();
+        snprintf(first, n, "out of memory");
+        return 1;
+    }
+    _Atomic uint32_t *b = eph_buckets(h);
+    uint32_t chained = 0;
+    for (uint32_t k = 0; k < h->nbuckets; k++) {
+        uint32_t steps = 0;
+        for (uint32_t i = atomic_load(&b[k]); i; i = D.inodes[i - 1].next) {
+            if (i > hwm) {
+                NS_BAD("bucket %u chains slot %u beyond the high-water mark %u", k, i - 1, hwm);
+                break;
+            }
+            if (++steps > hwm) {
+                NS_BAD("bucket %u: a cycle", k);
+                break;
+            }
+            struct eph_inode *in = &D.inodes[i - 1];
+            if (seen[i - 1]++) {
+                NS_BAD("inode %u chained twice", i - 1);
+                break;
+            }
+            chained++;
+            if (atomic_load(&in->state) == EPH_FREE)
+                NS_BAD("free slot %u is chained (path '%s')", i - 1, in->path);
+            if (!in->path[0])
+                NS_BAD("inode %u chained without a name", i - 1);
+            else if (in->hash != eph_path_hash(in->path) || (in->hash & (h->nbuckets - 1)) != k)
+                NS_BAD("inode %u (%s) is on bucket %u, its hash says %u", i - 1, in->path, k,
+                       in->hash & (h->nbuckets - 1));
+            if (atomic_load(&in->nlink) != 1)
+                NS_BAD("named inode %u (%s) has nlink %u", i - 1, in->path, atomic_load(&in->nlink));
+            for (uint32_t j = in->next, s2 = 0; j && j <= hwm && s2 < hwm; j = D.inodes[j - 1].next, s2++)
+                if (strcmp(D.inodes[j - 1].path, in->path) == 0) {
+                    NS_BAD("two inodes (%u, %u) are named %s", i - 1, j - 1, in->path);
+                    break;
+                }
+        }
+    }
+    uint64_t mem = 0;
+    for (uint32_t i = 0; i < hwm; i++) {
+        struct eph_inode *in = &D.inodes[i];
+        uint32_t st = atomic_load(&in->state);
+        if (st == EPH_FREE)
+            continue;
+        if (st == EPH_MEM || st == EPH_MOVING)
+            mem++;
+        if (in->path[0] && !seen[i])
+            NS_BAD("inode %u is named %s but not chained", i, in->path);
+        if (!in->path[0] && atomic_load(&in->nlink) != 0)
+            NS_BAD("unnamed inode %u has nlink %u", i, atomic_load(&in->nlink));
+    }
+    free(seen);
+    atomic_store(&h->c.files_in_memory, mem);
+    atomic_store(&h->ns_unchecked, 0);
+    nsl_exit();
+    ns_gc_all();
+#undef NS_BAD
+    return bad;
+}
+
+void ns_check_and_log(const char *when)
+{
+    static int running;
+    if (running)
+        return;
+    running = 1;
+    char first[EPH_PATH_MAX + 200];
+    int bad = ns_check(first, sizeof first);
+    if (bad)
+        log_msg(LOG_ERR, "ns_check %s: %d violations; first: %s", when, bad, first);
+    else
+        log_msg(LOG_INFO, "ns_check %s: consistent", when);
+    running = 0;
+}
+
+/* ---- the memfd pool ------------------------------------------------------ */
+
+#define NS_STOCK 64
+static int ns_stock[NS_STOCK]; /* memfds made ahead of time */
+static int ns_nstock;
+
+/* Fill the stock of memfds (off every caller's path: after a reply, on the tick). */
+void ns_pool_restock(void)
+{
+    while (ns_nstock < NS_STOCK) {
+        int fd = memfd_create("ephemera", MFD_CLOEXEC);
+        if (fd < 0)
+            return;
+        ns_stock[ns_nstock++] = fd;
+    }
+}
+
+int ns_pool_lend(int32_t pid, int want, struct eph_pool_entry *out, int *fds)
+{
+    int n = 0;
+    while (n < want) {
+        int fd = ns_nstock ? ns_stock[--ns_nstock] : memfd_create("ephemera", MFD_CLOEXEC);
+        if (fd < 0)
+            break;
+        int idx = ns_alloc_slot();
+        if (idx < 0) {
+            ns_stock[ns_nstock++] = fd;
+            break;
+        }
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+            memset(&st, 0, sizeof st);
+        struct eph_inode *in = &D.inodes[idx];
+        in->mem_fd = fd;
+        in->disk_fd = -1;
+        in->ino = st.st_ino | EPH_INO_TAG;
+        in->path[0] = 0;
+        in->next = 0;
+        D.inode_root[idx] = 0; /* eviction takes the root from the path (evict.c) */
+        atomic_store(&in->lent_to, pid);
+        out[n] = (struct eph_pool_entry){.inode = (uint32_t)idx, .daemon_fd = fd};
+        fds[n] = fd;
+        n++;
+    }
+    return n;
+}
+
+/* Slot idx back from a pool (unused): close its memfd, free the slot. */
+static void ns_pool_return(uint32_t idx)
+{
+    struct eph_inode *in = &D.inodes[idx];
+    if (in->mem_fd >= 0)
+        close(in->mem_fd);
+    in->mem_fd = -1;
+    atomic_store(&in->lent_to, 0);
+    ns_freelist[ns_nfree++] = idx;
+}
+
+int ns_pool_take_back(int32_t pid, int only_dead)
+{
+    int n = 0;
+    if (nsl_enter() < 0)
+        return 0;
+    uint32_t hwm = ns_hwm();
+    for (uint32_t i = 0; i < hwm; i++) {
+        struct eph_inode *in = &D.inodes[i];
+        int32_t p = atomic_load(&in->lent_to);
+        if (!p || atomic_load(&in->state) != EPH_FREE)
+            continue;
+        if (only_dead ? !(kill(p, 0) < 0 && errno == ESRCH) : p != pid)
+            continue;
+        ns_pool_return(i);
+        n++;
+    }
+    nsl_exit();
+    return n;
+}
+
+void ns_reclaim(void)
+{
+    if (atomic_exchange(&D.h->reclaim_pending, 0))
+        ns_gc_all();
+}
+
+/* ---- the recent creates (place_recent) ---------------------------------- */
+
+static char ns_recent_paths[EPH_PLACE_RECENT][EPH_PATH_MAX];
+
+char *ns_recent_path(uint32_t k)
+{
+    return ns_recent_paths[k % EPH_PLACE_RECENT];
+}
+
+void ns_recent_evicted(uint32_t idx, uint32_t gen, const char *path)
+{
+    uint64_t v = (uint64_t)(idx + 1) | (uint64_t)gen << 32;
+    for (uint32_t k = 0; k < EPH_PLACE_RECENT; k++)
+        if (atomic_load(&D.h->place_recent[k]) == v) {
+            snprintf(ns_recent_paths[k], EPH_PATH_MAX, "%s", path);
+            atomic_store(&D.h->place_recent[k], EPH_PLACE_DISK);
+        }
 }

@@ -2,7 +2,8 @@
  * namespace.h - the path -> inode hash in the shared region, and inode slot
  * allocation.  The daemon is the only writer; shim processes read the hash
  * lock-free under the seqlock header->ns_seq, so every change to buckets,
- * chains or paths happens between ns_write_begin() and ns_write_end().
+ * chains or paths happens between ns_write_begin() and ns_write_end(), inside
+ * nsl_enter() (shims change the hash too, under the same lock).
  */
 #ifndef EPHD_NAMESPACE_H
 #define EPHD_NAMESPACE_H
@@ -10,7 +11,38 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ephemera/proto.h"
+
 int ns_init(char *err, size_t errlen);
+
+/* Take ns_lock (nested sections of the daemon share it): 0, or -EIO after
+ * 5 s behind a stopped holder.  A dead holder's change is recovered and
+ * ns_check() runs.  Every daemon change of the namespace is inside one. */
+int nsl_enter(void);
+void nsl_exit(void);
+
+/* The namespace's invariants (namespace.c): 0, or the number violated with
+ * the first described in first.  Frees inodes left unnamed and unopened. */
+int ns_check(char *first, size_t n);
+void ns_check_and_log(const char *when);
+
+/* The memfd pool (EPH_OP_POOL): lend up to want free slots, each with a
+ * fresh memfd, to process pid; out/fds receive them.  Number lent. */
+int ns_pool_lend(int32_t pid, int want, struct eph_pool_entry *out, int *fds);
+/* Take back the unused entries lent to pid (only_dead: to every pid that
+ * no longer exists).  Number taken back. */
+int ns_pool_take_back(int32_t pid, int only_dead);
+/* Make memfds ahead of time, off the callers' path. */
+void ns_pool_restock(void);
+/* Free the files shims unlinked, if any shim said so (reclaim_pending). */
+void ns_reclaim(void);
+
+/* The recent creates in the region (place_recent, read by place.c): the path
+ * kept for entry k of a file placed on disk, and the entries of inode idx
+ * (gen) turned into disk entries at path when an eviction names it there
+ * (under ns_lock). */
+char *ns_recent_path(uint32_t k);
+void ns_recent_evicted(uint32_t idx, uint32_t gen, const char *path);
 
 /* Inode index named by path, or -1. */
 int ns_lookup(const char *path);

@@ -33,41 +33,45 @@
 #include "log.h"
 #include "namespace.h"
 
-#define PLACE_RECENT 4
-
-struct place_entry {
-    int64_t idx; /* in-memory inode, or -1 */
-    uint32_t gen;
-    char path[EPH_PATH_MAX];
-};
-
-static struct place_entry place_ring[PLACE_RECENT];
-static unsigned place_next, place_count;
+/*
+ * The recent creates live in the region (place_recent, under ns_lock), since
+ * shims create files there too: an in-memory file as its inode and gen, one
+ * placed on disk as EPH_PLACE_DISK with its path kept by the daemon at the same
+ * index (ns_recent_path: an eviction turns an entry into a disk one).
+ * A shim creates in memory itself only while no recent file went to disk and
+ * the cheap test below passes; otherwise it asks the daemon (shim/nsfast.c).
+ */
 static uint64_t place_disk;
 
 void place_note(int64_t idx, uint32_t gen, const char *path)
 {
-    struct place_entry *e = &place_ring[place_next];
-    place_next = (place_next + 1) % PLACE_RECENT;
-    if (place_count < PLACE_RECENT)
-        place_count++;
-    e->idx = idx;
-    e->gen = gen;
-    snprintf(e->path, sizeof e->path, "%s", path ? path : "");
+    struct eph_shm_header *h = D.h;
+    uint32_t k = atomic_load(&h->place_next) % EPH_PLACE_RECENT;
+    atomic_store(&h->place_next, (k + 1) % EPH_PLACE_RECENT);
+    snprintf(ns_recent_path(k), EPH_PATH_MAX, "%s", path ? path : "");
+    atomic_store(&h->place_recent[k], idx >= 0 ? ((uint64_t)(idx + 1) | (uint64_t)gen << 32) : EPH_PLACE_DISK);
 }
 
-/* The entry's size now: from the inode while the daemon still tracks it
- * (in memory, or moved to disk with our fd), else from the path. */
-static uint64_t place_size(const struct place_entry *e)
+/* Entry k's size now: from the inode while it lives (in memory, or moved to
+ * disk with our fd), else from the path if it went to disk, else 0 (the file
+ * was deleted). */
+static uint64_t place_size(uint32_t k)
 {
     struct stat st;
-    if (e->idx >= 0 && ns_valid((uint32_t)e->idx, e->gen)) {
-        struct eph_inode *in = &D.inodes[e->idx];
+    uint64_t v = atomic_load(&D.h->place_recent[k]);
+    if (v == 0)
+        return 0;
+    if (v != EPH_PLACE_DISK) {
+        uint32_t idx = (uint32_t)(v & 0xffffffffu) - 1, gen = (uint32_t)(v >> 32);
+        if (!ns_valid(idx, gen))
+            return 0;
+        struct eph_inode *in = &D.inodes[idx];
         if (atomic_load(&in->state) == EPH_DISK && in->disk_fd >= 0)
             return fstat(in->disk_fd, &st) == 0 ? (uint64_t)st.st_size : 0;
         return atomic_load(&in->size);
     }
-    if (e->path[0] && stat(e->path, &st) == 0 && S_ISREG(st.st_mode))
+    const char *p = ns_recent_path(k);
+    if (p[0] && stat(p, &st) == 0 && S_ISREG(st.st_mode))
         return (uint64_t)st.st_size;
     return 0;
 }
@@ -80,8 +84,8 @@ int place_predict_disk(const char *path)
         return 1;
     }
     uint64_t guess = 0;
-    for (unsigned i = 0; i < place_count; i++) {
-        uint64_t s = place_size(&place_ring[i]);
+    for (uint32_t i = 0; i < EPH_PLACE_RECENT; i++) {
+        uint64_t s = place_size(i);
         if (s > guess)
             guess = s;
     }

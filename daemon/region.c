@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "ephemera/nslock.h"
 
 static size_t region_align(size_t v, size_t a)
 {
@@ -59,6 +60,12 @@ int region_create(uint32_t ninodes, uint32_t ndescs, char *err, size_t errlen)
     h->buckets_off = buckets_off;
     h->total_size = total;
     atomic_store(&h->grow_step_max, 64ull << 20);
+    int e = eph_ns_lock_init(h);
+    if (e) {
+        snprintf(err, errlen, "pthread_mutex_init(namespace lock, robust, shared): %s", strerror(e));
+        munmap(p, total);
+        goto err;
+    }
     /* Every lookup reads a bucket: fault the table in now, not in an OOM
      * stall (reserve.h). */
     memset((char *)p + buckets_off, 0, (size_t)nbuckets * sizeof(uint32_t));

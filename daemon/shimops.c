@@ -591,10 +591,20 @@ int shimops_run(struct eph_req *q, struct eph_resp *r, int *fd, pid_t peer, int 
         r->arg2 = (uint64_t)D.pid;
         *fd = D.region_fd;
         return 0;
-    case EPH_OP_CREATE: return op_create(q, r, fd);
-    case EPH_OP_UNLINK: return op_unlink(q);
-    case EPH_OP_RENAME: return op_rename(q, r);
-    case EPH_OP_RMDIR: return op_rmdir(q);
+    case EPH_OP_CREATE:
+    case EPH_OP_UNLINK:
+    case EPH_OP_RENAME:
+    case EPH_OP_RMDIR: {
+        /* Shims change the namespace too: decide and change under ns_lock. */
+        if (nsl_enter() < 0)
+            return -EIO;
+        int rc = q->op == EPH_OP_CREATE   ? op_create(q, r, fd)
+                 : q->op == EPH_OP_UNLINK ? op_unlink(q)
+                 : q->op == EPH_OP_RENAME ? op_rename(q, r)
+                                          : op_rmdir(q);
+        nsl_exit();
+        return rc;
+    }
     case EPH_OP_RESERVE: return op_reserve(q, r, fd);
     case EPH_OP_MATERIALISE_ALL: return op_materialise(r);
     case EPH_OP_EVICT: return op_evict(q, r, fd);

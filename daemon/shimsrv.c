@@ -3,8 +3,9 @@
  *
  * Every request is one datagram of exactly sizeof(struct eph_req); every
  * response one struct eph_resp, with at most one fd in SCM_RIGHTS.  The
- * daemon is single-threaded, so each request runs to completion: that is
- * what makes it the single writer of the namespace.  This file is the
+ * daemon is single-threaded, so each request runs to completion; the
+ * namespace changes it makes for one run under the region's namespace lock,
+ * which shims take for the changes they make themselves.  This file is the
  * transport (connections, credentials, datagrams and fds); the requests'
  * handlers are in shimops.c.
  */
@@ -24,6 +25,7 @@
 #include "ephemera/proto.h"
 #include "log.h"
 #include "loop.h"
+#include "namespace.h"
 #include "shimops.h"
 
 struct shim_conn {
@@ -98,6 +100,47 @@ static int shim_reply(struct shim_conn *c, struct eph_resp *r, int fd)
     return n == (ssize_t)sizeof *r ? 0 : -1;
 }
 
+/* EPH_OP_POOL: a batch of slots and memfds in one message. */
+static void shim_pool(struct shim_conn *c, struct eph_req *q)
+{
+    static struct eph_pool_resp pr;
+    int fds[EPH_POOL_MAX];
+    memset(&pr, 0, sizeof pr);
+    pr.r.version = EPH_PROTO_VERSION;
+    pr.r.op = q->op;
+    /* Only the peer's own pid: SO_PEERCRED, not what the request claims. */
+    int32_t pid = c->pid > 0 ? c->pid : q->pid;
+    if (q->flags & EPH_POOL_FRESH)
+        ns_pool_take_back(pid, 0);
+    int want = q->arg > EPH_POOL_MAX ? EPH_POOL_MAX : (int)q->arg;
+    int n = ns_pool_lend(pid, want, pr.e, fds);
+    pr.r.arg = (uint64_t)n;
+    pr.r.status = n > 0 ? 0 : -ENFILE;
+    union eph_pool_cmsg u;
+    struct iovec iov = {.iov_base = &pr, .iov_len = sizeof pr};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (n > 0) {
+        memset(&u, 0, sizeof u);
+        m.msg_control = u.buf;
+        m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)n);
+        pr.r.has_fd = 1;
+    }
+    log_msg(LOG_DEBUG, "pid %d pool %d -> %d", (int)pid, want, n);
+    if (sendmsg(c->ev.fd, &m, MSG_NOSIGNAL) != (ssize_t)sizeof pr) {
+        log_msg(LOG_INFO, "shim pid %d: pool reply failed (%s); dropping it", (int)c->pid, strerror(errno));
+        /* Nothing reached it: the slots come back now. */
+        ns_pool_take_back(pid, 0);
+        shim_drop(c);
+        return;
+    }
+    ns_pool_restock();
+}
+
 static void shim_handle(struct shim_conn *c, struct eph_req *q, int in_fd)
 {
     struct eph_resp r;
@@ -113,6 +156,12 @@ static void shim_handle(struct shim_conn *c, struct eph_req *q, int in_fd)
         q->uid = c->uid;
         q->gid = c->gid;
     }
+    if (q->op == EPH_OP_POOL && q->version == EPH_PROTO_VERSION) {
+        shim_pool(c, q);
+        ns_reclaim(); /* after the answer: off the caller's path */
+        return;
+    }
+    ns_reclaim(); /* files shims unlinked: freed before anything is decided on the budget */
     int st = q->version != EPH_PROTO_VERSION ? -EPROTONOSUPPORT
                                              : shimops_run(q, &r, &fd, c->pid, &in_fd);
     r.status = st;

@@ -186,6 +186,7 @@ static void map_drop_all(struct ft_map *m)
     atomic_store(&m->len, 0);
     atomic_store(&m->base, NULL);
     atomic_store(&m->filled, 0);
+    atomic_store(&m->lazy_ops, 0);
 }
 
 /*
@@ -209,8 +210,16 @@ static void sweep_locked(void)
 
 int ft_install(int fd, uint32_t desc, int kfd_for_map)
 {
-    if (fd < 0 || (unsigned)fd >= ft_nfds)
+    return ft_install_priv(fd, desc, kfd_for_map, -1);
+}
+
+int ft_install_priv(int fd, uint32_t desc, int kfd_for_map, int priv)
+{
+    if (fd < 0 || (unsigned)fd >= ft_nfds) {
+        if (priv >= 0)
+            sys.close(priv);
         return -EMFILE;
+    }
     struct eph_desc *d = &sh.descs[desc];
     struct eph_inode *ino = &sh.inodes[d->inode];
     struct ft_map *m = &ft_maps[d->inode];
@@ -223,27 +232,38 @@ int ft_install(int fd, uint32_t desc, int kfd_for_map)
             sh_log("stale mapping for inode %u (gen %u vs %u)", d->inode, m->gen, d->inode_gen);
         map_drop_all(m);
         sweep_locked(); /* a new mapping: let go of the dead ones first */
-        uint64_t len = reserve_for(atomic_load(&ino->capacity));
-        void *b = sys.mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                           kfd_for_map, 0);
-        if (b != MAP_FAILED) /* our view: out of core dumps, and told apart from the app's (evict.c) */
-            madvise(b, len, MADV_DONTDUMP);
-        if (b == MAP_FAILED) {
-            int e = errno;
-            ft_unlock();
-            return -e;
+        uint64_t cap = atomic_load(&ino->capacity), len = 0;
+        void *b = NULL;
+        if (cap > FT_LAZY_MAX) { /* a small file is mapped lazily (FT_LAZY_MAX) */
+            len = reserve_for(cap);
+            b = sys.mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, kfd_for_map, 0);
+            if (b != MAP_FAILED) /* our view: out of core dumps, and told apart from the app's (evict.c) */
+                madvise(b, len, MADV_DONTDUMP);
+            if (b == MAP_FAILED) {
+                int e = errno;
+                ft_unlock();
+                if (priv >= 0)
+                    sys.close(priv);
+                return -e;
+            }
         }
         m->gen = d->inode_gen;
         m->refs = 0;
         m->cached = 1;
         m->inode = d->inode;
+        atomic_store(&m->lazy_ops, 0);
         atomic_store(&m->base, b);
         atomic_store(&m->len, len);
-        int kfd = sys.fcntl(kfd_for_map, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
+        int kfd = priv >= FT_PRIV_MIN ? priv : sys.fcntl(kfd_for_map, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
+        if (priv >= 0 && kfd != priv)
+            sys.close(priv);
+        priv = -1;
         m->kfd1 = kfd + 1;
         if (kfd >= 0 && (unsigned)kfd < ft_nfds)
             ft_fds[kfd].flags = FT_PRIV | (d->inode << FT_PRIV_SHIFT);
     }
+    if (priv >= 0)
+        sys.close(priv);
     m->refs++;
     ft_fds[fd].flags = 0;
     ft_fds[fd].desc1 = desc + 1;
@@ -370,6 +390,24 @@ void ft_sweep_idle(void)
     ft_unlock();
 }
 
+void ft_mark_priv(int fd, uint32_t inode)
+{
+    if (fd < 0 || (unsigned)fd >= ft_nfds)
+        return;
+    ft_lock();
+    ft_fds[fd].desc1 = 0;
+    ft_fds[fd].flags = inode == UINT32_MAX ? 0 : FT_PRIV | (inode << FT_PRIV_SHIFT);
+    if (inode != UINT32_MAX && (uint32_t)fd + 1 > atomic_load(&ft_hwm))
+        atomic_store(&ft_hwm, (uint32_t)fd + 1);
+    ft_unlock();
+}
+
+int ft_is_priv(int fd, uint32_t inode)
+{
+    return fd >= 0 && (unsigned)fd < ft_nfds && !ft_fds[fd].desc1 &&
+           ft_fds[fd].flags == (FT_PRIV | (inode << FT_PRIV_SHIFT));
+}
+
 /* A private fd of ours is being closed or replaced by the application. */
 void ft_priv_lost(int fd)
 {
@@ -385,6 +423,15 @@ void ft_priv_lost(int fd)
         }
     }
     ft_unlock();
+}
+
+int ft_cached_fd(uint32_t inode, uint32_t gen)
+{
+    struct ft_map *m = &ft_maps[inode];
+    ft_lock();
+    int fd = m->cached && m->gen == gen && m->kfd1 ? m->kfd1 - 1 : -1;
+    ft_unlock();
+    return fd;
 }
 
 /*

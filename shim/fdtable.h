@@ -47,6 +47,7 @@ struct ft_map {
     int refs;                           /* local fds using this inode, under ft_lock */
     int kfd1;                           /* private O_CLOEXEC fd on the memfd + 1, 0 = none */
     int cached;                         /* mapping valid (in use or idle) */
+    _Atomic uint32_t lazy_ops;          /* I/O served by pread/pwrite while unmapped (FT_LAZY_*) */
     uint32_t inode;
     char *old_base[8];                  /* superseded mappings, unmapped on last close */
     uint64_t old_len[8];
@@ -60,6 +61,24 @@ int ft_dup_over(int nfd, int fd);
 static inline struct ft_map *ft_map_of(uint32_t inode) { return &ft_maps[inode]; }
 /* Install fd -> desc (new reference already held on desc); maps the memfd on first use. */
 int ft_install(int fd, uint32_t desc, int kfd_for_map);
+/* ft_install, and priv (an fd of the same memfd, >= 512) becomes this process's private fd of
+ * the inode instead of a dup of kfd_for_map; priv is consumed (closed if not needed). */
+int ft_install_priv(int fd, uint32_t desc, int kfd_for_map, int priv);
+
+/*
+ * Small files need no mapping (docs/ARCHITECTURE.md: mmap + first touch + munmap
+ * costs as much as 12-15 preads of 4 KiB).  A file installed while its capacity
+ * is at most FT_LAZY_MAX is not mapped: its reads and writes use pread/pwrite
+ * on the memfd, as tmpfs's would, until it grows past FT_LAZY_MAX or this
+ * process has made FT_LAZY_OPS such calls on it; then the first access maps it.
+ */
+#define FT_LAZY_MAX (64u << 10)
+#define FT_LAZY_OPS 16u
+static inline int ft_lazy(struct ft_map *m, uint64_t end)
+{
+    return atomic_load_explicit(&m->len, memory_order_acquire) < end && end <= FT_LAZY_MAX &&
+           atomic_fetch_add_explicit(&m->lazy_ops, 1, memory_order_relaxed) < FT_LAZY_OPS;
+}
 /* Install an fd that already refers to the evicted file's disk copy. */
 int ft_install_disk(int fd, uint32_t desc);
 void ft_after_fork_child(void);
@@ -74,6 +93,13 @@ void ft_priv_lost(int fd);
 /* Drop cached mappings of inodes that left memory or lost their last name (their pages). */
 void ft_sweep_idle(void);
 int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec);
+/* This process's private fd on inode's memfd (gen), or -1. */
+int ft_cached_fd(uint32_t inode, uint32_t gen);
+/* Record fd as a private fd of inode (a pool entry, nsfast.c: the application's close,
+ * dup2 or close_range over it then clears the mark); UINT32_MAX: forget the mark. */
+void ft_mark_priv(int fd, uint32_t inode);
+/* 1 while fd still carries the mark of a private fd of inode. */
+int ft_is_priv(int fd, uint32_t inode);
 /* The fd is managed or one of our private fds: close/dup2 must look. */
 static inline int ft_touched(int fd)
 {

@@ -174,6 +174,8 @@ static __attribute__((noinline)) size_t read_holes(int fd, const struct iovec *i
     for (int i = 0; i < cnt && done < got; i++) {
         size_t k = iov[i].iov_len < got - done ? iov[i].iov_len : got - done;
         ssize_t r = sys.pread(fd, iov[i].iov_base, k, (off_t)(off + done));
+        if (r < 0 && !base) /* not mapped (FT_LAZY_MAX): what was read */
+            break;
         if (r < 0) { /* cannot happen on a memfd within its size; keep the bytes right anyway */
             memcpy(iov[i].iov_base, base + off + done, k);
             r = (ssize_t)k;
@@ -311,15 +313,17 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
     size_t got = 0;
     if (off < size && n) {
         got = size - off < n ? (size_t)(size - off) : n;
-        char *base = ft_map_covering(m, fd, off + got);
-        if (unlikely(!base)) {
+        int lazy = ft_lazy(m, off + got); /* a small file: pread, no mapping */
+        char *base = lazy ? NULL : ft_map_covering(m, fd, off + got);
+        if (unlikely(!base && !lazy)) {
             atomic_fetch_sub_explicit(&ino->inflight, 1, memory_order_release);
             if (dl)
                 eph_unlock(&d->lock);
             errno = ENOMEM;
             return -1;
         }
-        if (unlikely(atomic_load_explicit(&ino->holes, memory_order_relaxed)) && range_has_hole(fd, ino, off, off + got))
+        if (lazy || (unlikely(atomic_load_explicit(&ino->holes, memory_order_relaxed)) &&
+                     range_has_hole(fd, ino, off, off + got)))
             got = read_holes(fd, iov, cnt, base, off, got);
         else if (cnt == 1)
             fp_copy(iov[0].iov_base, base + off, got);
@@ -446,7 +450,7 @@ retry:
         }
     }
     uint64_t filled = atomic_load_explicit(&m->filled, memory_order_relaxed);
-    if (end > (filled > size ? filled : size)) {
+    if (end > (filled > size ? filled : size) || ft_lazy(m, end)) {
         /* Pages this process does not know to be populated: the kernel's shmem
          * write allocates them without the fault + zero-fill per 4 KiB that a
          * memcpy through the mapping costs (measured 1.5-2x faster creation). */

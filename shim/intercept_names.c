@@ -1,8 +1,9 @@
 /*
  * shim/intercept_names.c - namespace and metadata calls on paths.
- * Namespace changes that involve an in-memory file go to the daemon (the only
- * writer of the path table); metadata of an in-memory inode (mode, owner,
- * times) is changed here under the inode lock.
+ * An unlink or rename of an in-memory file is made here under the namespace
+ * lock when it is the common case (nsfast.c); every other namespace change
+ * that involves an in-memory file goes to the daemon.  Metadata of an
+ * in-memory inode (mode, owner, times) is changed here under the inode lock.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -33,6 +34,7 @@
 #include "fp_size.h"
 #include "fp_times.h"
 #include "nsview.h"
+#include "nsfast.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -121,6 +123,13 @@ static int unlink_impl(int dirfd, const char *path, int flags)
         } else if (nsv_lookup(abs, &inode, &gen) == 0) {
             if (trailing)
                 return fail(ENOTDIR);
+            int r = nsf_unlink(abs, inode, gen);
+            if (r == 0) {
+                ft_sweep_idle(); /* a cached mapping must not keep the file's pages */
+                return 0;
+            }
+            if (r == -1)
+                return -1;
             if (simple_rpc(EPH_OP_UNLINK, abs, NULL, 0, &resp) == 0 && resp.status != -ENOENT) {
                 if (resp.status < 0)
                     return fail(-resp.status);
@@ -273,6 +282,15 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
         if (pe)
             return fail(pe);
         struct eph_resp resp;
+        if (src_mem && m2 && !t1 && !t2 && !(flags & RENAME_EXCHANGE) && (dst_mem || !dst_exists)) {
+            int r = nsf_rename(a, b, flags);
+            if (r == 0) {
+                ft_sweep_idle(); /* the replaced target's cached mapping, if any */
+                return 0;
+            }
+            if (r == -1)
+                return -1;
+        }
         if (simple_rpc(EPH_OP_RENAME, a, b, (int)flags, &resp) == 0 && resp.where != EPH_WHERE_DISK) {
             if (resp.status == -ENOENT)
                 return fail(rename_enoent(a, b));

@@ -1,8 +1,9 @@
 /*
  * shim/intercept_open.c - the open family.  A managed path that names an
- * in-memory file, or an O_CREAT of a managed path, asks the daemon (CREATE);
- * it answers with a memfd fd or tells us to use the disk.  Everything else
- * goes to the kernel untouched.
+ * in-memory file is opened from this process's cache or through the daemon
+ * (CREATE); a new name is created here when it is the common case
+ * (nsfast.c), else the daemon answers with a memfd fd or tells us to use the
+ * disk.  Everything else goes to the kernel untouched.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #include "fp_desc.h"
 #include "fp_size.h"
 #include "nsview.h"
+#include "nsfast.h"
 #include "intercept_names.h"
 #include "intercept_stdio.h"
 
@@ -44,8 +46,9 @@ int open_real(int dirfd, const char *path, int flags, mode_t mode)
     return fd;
 }
 
-/* An in-memory file opened by the daemon: attach a description to kfd. */
-static int adopt(int kfd, uint32_t inode, uint32_t gen, int flags, int cloexec_right)
+/* An in-memory file opened by the daemon (or made by nsf_create, whose pool fd
+ * priv becomes our private fd of it; -1 otherwise): attach a description to kfd. */
+static int adopt_priv(int kfd, uint32_t inode, uint32_t gen, int flags, int cloexec_right, int priv)
 {
     uint32_t desc;
     int e;
@@ -55,10 +58,12 @@ static int adopt(int kfd, uint32_t inode, uint32_t gen, int flags, int cloexec_r
     if ((e = fp_desc_alloc(inode, gen, flags & DESC_FLAGS, &desc)) < 0) {
         fp_inode_release(inode, gen);
         sys.close(kfd);
+        if (priv >= 0)
+            sys.close(priv);
         errno = -e;
         return -1;
     }
-    if ((e = ft_install(kfd, desc, kfd)) < 0) {
+    if ((e = ft_install_priv(kfd, desc, kfd, priv)) < 0) {
         fp_desc_unref(desc);
         sys.close(kfd);
         errno = -e;
@@ -80,8 +85,15 @@ err_errno:
     e = errno;
     fp_inode_release(inode, gen);
     sys.close(kfd);
+    if (priv >= 0)
+        sys.close(priv);
     errno = e;
     return -1;
+}
+
+static int adopt(int kfd, uint32_t inode, uint32_t gen, int flags, int cloexec_right)
+{
+    return adopt_priv(kfd, inode, gen, flags, cloexec_right, -1);
 }
 
 /*
@@ -130,6 +142,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         (path_is_root(abs) && !tmpfile) || sh_attach() < 0)
         return open_real(dirfd, path, flags, mode);
     uint32_t inode, gen;
+    int absent = 0; /* path_canon's lstat found nothing at abs */
     int in_mem = nsv_lookup(abs, &inode, &gen) == 0;
     if (tmpfile && (in_mem || (path_canon(abs, 1) > 0 && nsv_lookup(abs, &inode, &gen) == 0))) {
         errno = ENOTDIR; /* O_TMPFILE names a directory */
@@ -140,6 +153,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         int c = path_canon(abs, !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL));
         if (c < 0)
             return open_real(dirfd, path, flags, mode);
+        absent = path_canon_absent;
         if (c > 0)
             in_mem = nsv_lookup(abs, &inode, &gen) == 0;
     }
@@ -173,6 +187,16 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
             return fd;
     } else if (!tmpfile && (trailing || (flags & (O_DIRECTORY | O_PATH)))) {
         return open_real(dirfd, path, flags, mode);
+    }
+    if (!in_mem && !tmpfile && !trailing && (flags & O_CREAT) && !(flags & (O_DIRECTORY | O_PATH))) {
+        /* A new name: made here, under the namespace lock, when it is the common case. */
+        uint32_t ni, ng;
+        int priv;
+        int kfd = nsf_create(abs, flags, (mode_t)(mode & 07777 & ~sh_umask()), absent, &ni, &ng, &priv);
+        if (kfd >= 0)
+            return adopt_priv(kfd, ni, ng, flags, 1, priv);
+        if (kfd == -1)
+            return -1;
     }
     struct eph_req req;
     struct eph_resp resp;

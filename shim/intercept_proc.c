@@ -40,6 +40,7 @@
 #include "paths.h"
 #include "fdtable.h"
 #include "rpc.h"
+#include "nsfast.h"
 #include "fp_desc.h"
 #include "fp_size.h"
 #include "intercept_names.h"
@@ -68,6 +69,7 @@ static void child_reset(void)
 {
     ft_after_fork_child();
     rpc_after_fork();
+    nsf_after_fork();
 }
 
 SH_EXPORT pid_t fork(void)

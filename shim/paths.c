@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -298,7 +300,18 @@ static int canon_parent(char abs[EPH_PATH_MAX])
     if (!slash || slash == abs)
         return 0;
     *slash = '\0';
-    int fd = REAL(open)(abs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    /* The common case costs two calls, not three: a parent the kernel walks
+     * without meeting a symlink is already canonical (".." was resolved
+     * lexically before), so no readlink of /proc/self/fd is needed. */
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS};
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, abs, &how, sizeof how);
+    if (fd >= 0 || (errno != ELOOP && errno != ENOSYS && errno != EPERM && errno != EINVAL)) {
+        *slash = '/';
+        if (fd >= 0)
+            sys.close(fd);
+        return 0;
+    }
+    fd = REAL(open)(abs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     *slash = '/';
     if (fd < 0)
         return 0;
@@ -319,17 +332,23 @@ static int canon_parent(char abs[EPH_PATH_MAX])
     return 1;
 }
 
+SH_TLS int path_canon_absent;
+
 int path_canon(char abs[EPH_PATH_MAX], int follow)
 {
     int changed = 0;
+    path_canon_absent = 0;
     for (int hops = 0; hops < 40; hops++) {
         int c = canon_parent(abs);
         if (c < 0)
             return -1;
         changed |= c;
         struct stat st;
-        if (!follow || REAL(lstat)(abs, &st) < 0 || !S_ISLNK(st.st_mode))
+        int lr = follow ? REAL(lstat)(abs, &st) : 1;
+        if (!follow || lr < 0 || !S_ISLNK(st.st_mode)) {
+            path_canon_absent = lr < 0 && errno == ENOENT;
             return changed ? (under_root(abs) ? 1 : -1) : 0;
+        }
         /* a symlink on disk may point at an in-memory file: follow it by hand */
         char target[EPH_PATH_MAX], parent[EPH_PATH_MAX];
         ssize_t n = sys.readlink(abs, target, sizeof target - 1);

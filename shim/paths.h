@@ -42,6 +42,9 @@ int path_is_root(const char *abs);
  * file).  1 changed and still managed, 0 unchanged, -1 now unmanaged.
  */
 int path_canon(char abs[EPH_PATH_MAX], int follow);
+/* Set by path_canon: 1 if, following, its final lstat found no entry at the
+ * (canonical) abs it returned; the creator then needs no lstat of its own. */
+extern SH_TLS int path_canon_absent;
 /* For a path with "..": the error the kernel's physical walk gives (0, -ENOTDIR, -ENOENT...). */
 int path_dotdot_error(int dirfd, const char *p);
 int path_physical_error(int dirfd, const char *p);      /* abs is exactly a managed root */

@@ -193,3 +193,64 @@ int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int sen
         sh_log("rpc op %u failed: %s", req->op, strerror(-rc));
     return rc;
 }
+
+/*
+ * EPH_OP_POOL: one request, one answer carrying up to EPH_POOL_MAX fds.
+ * Returns the number of entries (fds[i] belongs to resp->e[i]), or -errno.
+ */
+int rpc_call_pool(struct eph_req *req, struct eph_pool_resp *resp, int *fds)
+{
+    int rc = -ECONNREFUSED, n = 0;
+    sh_busy++;
+    pthread_mutex_lock(&rpc_mu);
+    rpc_own(req);
+    if (rpc_fd < 0 && (rc = rpc_connect()) >= 0) {
+        rpc_fd = rc;
+        rpc_pid = req->pid;
+    }
+    if (rpc_fd >= 0) {
+        rc = 0;
+        if (rpc_send(req, -1)) {
+            rc = -ECONNRESET;
+        } else {
+            union eph_pool_cmsg cm;
+            memset(&cm, 0, sizeof cm);
+            struct iovec iov = {resp, sizeof *resp};
+            struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                                .msg_controllen = sizeof cm.buf};
+            ssize_t r;
+            do
+                r = recvmsg(rpc_fd, &mh, MSG_CMSG_CLOEXEC);
+            while (r < 0 && errno == EINTR);
+            for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); r > 0 && c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                    n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+                    if (n > EPH_POOL_MAX)
+                        n = EPH_POOL_MAX;
+                    memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)n);
+                }
+            if (r < 0)
+                rc = -errno;
+            else if (r != (ssize_t)sizeof *resp || (mh.msg_flags & MSG_CTRUNC))
+                rc = -EPROTO;
+        }
+        if (rc < 0) {
+            sys.close(rpc_fd);
+            rpc_fd = -1;
+        }
+    }
+    pthread_mutex_unlock(&rpc_mu);
+    sh_busy--;
+    if (rc < 0) {
+        for (int i = 0; i < n; i++)
+            sys.close(fds[i]);
+        sh_log("rpc pool failed: %s", strerror(-rc));
+        return rc;
+    }
+    if ((uint64_t)n != resp->r.arg) {
+        for (int i = 0; i < n; i++)
+            sys.close(fds[i]);
+        return -EPROTO;
+    }
+    return n;
+}

@@ -15,6 +15,8 @@ int rpc_inode_call(uint32_t op, uint32_t inode, uint32_t gen);
 int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int send_fd); /* also sends send_fd */
 void rpc_send_fd(struct eph_req *req, int send_fd); /* a request the daemon does not answer */
 void rpc_after_fork(void);
+/* EPH_OP_POOL: entries lent (fds[i] is resp->e[i]'s memfd), or -errno. */
+int rpc_call_pool(struct eph_req *req, struct eph_pool_resp *resp, int *fds);
 void rpc_req_init(struct eph_req *req, uint32_t op);
 
 #endif

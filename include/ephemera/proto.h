@@ -90,6 +90,29 @@ enum eph_op {
      * another pid is ignored if that pid already registered.
      */
     EPH_OP_LEDGER = 10,
+    /*
+     * Lend the caller up to req.arg (at most EPH_POOL_MAX) free inode slots, each
+     * with a fresh memfd, so that it can create files in memory without a round
+     * trip each (shim/nsfast.c).  The answer is one struct eph_pool_resp: r.arg =
+     * the number n lent, e[0..n) the slots with the daemon's own fd number of
+     * each memfd (which the daemon keeps: inode.mem_fd), and the n fds in one
+     * SCM_RIGHTS control message, in the same order.  They share their open file
+     * description with the daemon's copies (the daemon only uses positioned
+     * calls on them).  A lent slot stays FREE with lent_to = the caller's pid
+     * until the caller names it.  req.flags EPH_POOL_FRESH: the caller holds no
+     * entry from before (a new image after exec, a fork child): slots lent
+     * earlier to its pid are taken back first.  The daemon also takes back the
+     * entries of processes that died.
+     */
+    EPH_OP_POOL = 11,
+};
+
+#define EPH_POOL_MAX 32
+#define EPH_POOL_FRESH 1u
+
+struct eph_pool_entry {
+    uint32_t inode;
+    int32_t daemon_fd;
 };
 
 /* EPH_OP_LEDGER req.flags */
@@ -131,8 +154,19 @@ struct eph_resp {
     uint32_t pad;
 };
 
+struct eph_pool_resp {
+    struct eph_resp r;
+    struct eph_pool_entry e[EPH_POOL_MAX];
+};
+
+/* Control buffer for a pool answer's fds. */
+union eph_pool_cmsg {
+    char buf[CMSG_SPACE(sizeof(int) * EPH_POOL_MAX)];
+    struct cmsghdr align;
+};
+
 /*
- * At most one fd rides with a message, either way (SCM_RIGHTS).  Both ends
+ * At most one fd rides with a message (except the pool's answer), either way (SCM_RIGHTS).  Both ends
  * build and read it with these, so the control-message layout lives here.
  */
 union eph_fd_cmsg {

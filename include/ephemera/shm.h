@@ -6,8 +6,10 @@
  * file) must not make a syscall or a round trip to the daemon.  Everything
  * the fast path needs - file sizes, states, open file descriptions with their
  * offsets - therefore lives here.  Mutations of the *namespace* (create,
- * unlink, rename, evict) are done by the daemon alone, so the path hash table
- * has a single writer and readers use a seqlock.
+ * unlink, rename, evict) are made under one robust process-shared mutex
+ * (ns_lock, include/ephemera/nslock.h) by the daemon and, for the common
+ * cases (create, unlink and rename of an in-memory file), by the shim itself;
+ * readers use the ns_seq seqlock and take no lock.
  *
  * Layout of the region (all offsets from the header, all page aligned):
  *   struct eph_shm_header
@@ -23,12 +25,13 @@
 #ifndef EPHEMERA_SHM_H
 #define EPHEMERA_SHM_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define EPH_SHM_MAGIC 0x31534d4850455045ull /* "EPEPHMS1" */
-#define EPH_SHM_VERSION 1u
+#define EPH_SHM_VERSION 2u
 #define EPH_PATH_MAX 1024        /* longer managed paths are kept on disk */
 #define EPH_DEFAULT_INODES 16384u
 #define EPH_DEFAULT_DESCS 65536u
@@ -77,16 +80,19 @@ struct eph_inode {
     uint64_t dev;                /* [D] st_dev reported for the file: its root's file system */
     uint32_t mode;               /* [DS] st_mode incl. S_IFREG; chmod under lock */
     uint32_t uid, gid;           /* [DS] owner; chown under lock */
-    uint32_t next;               /* [D] next inode index + 1 in the hash chain, 0 = end */
-    uint32_t hash;               /* [D] eph_path_hash(path) */
+    uint32_t next;               /* [DS] next inode index + 1 in the hash chain, 0 = end; ns_lock */
+    uint32_t hash;               /* [DS] eph_path_hash(path); ns_lock */
+    _Atomic int32_t lent_to;     /* [DS] pid of the shim this FREE slot was lent to as a pool entry
+                                  * (EPH_OP_POOL), 0 otherwise; the shim clears it when it makes the
+                                  * slot a file, the daemon when it takes an unused entry back */
     _Atomic uint32_t times_seen; /* [S] a stat read the times since they last changed: the next
                                   * change within the same coarse tick takes the fine clock (multigrain,
                                   * as tmpfs; see ARCHITECTURE.md, Shim, "Times").  Stale 1 is harmless. */
     _Atomic int64_t atime_ns;    /* [S] times as ns since the epoch (CLOCK_REALTIME_COARSE) */
     _Atomic int64_t mtime_ns;
     _Atomic int64_t ctime_ns;
-    int64_t btime_ns;            /* [D] birth time */
-    char path[EPH_PATH_MAX];     /* [D] absolute normalised path; "" after unlink */
+    int64_t btime_ns;            /* [DS] birth time */
+    char path[EPH_PATH_MAX];     /* [DS] absolute normalised path; "" after unlink; ns_lock */
 };
 
 struct eph_desc {                /* an open file description, shared by dup and fork */
@@ -136,6 +142,37 @@ struct eph_dirtime {
     _Atomic int64_t ctime_ns, mtime_ns;   /* [D] the times shown instead */
 };
 
+/*
+ * The redo journal of the namespace change in progress (nslock.h).  The holder
+ * of ns_lock records the change as a few idempotent operations, sets COMMITTED,
+ * applies them inside an odd ns_seq, then sets EMPTY.  A locker that inherits
+ * the lock from a dead holder (EOWNERDEAD) applies a COMMITTED record again and
+ * discards any other: the namespace is then exactly before or after the change.
+ */
+#define EPH_JOURNAL_OPS 12
+enum eph_jstate { EPH_J_EMPTY = 0, EPH_J_BUILDING = 1, EPH_J_COMMITTED = 2 };
+enum eph_jkind {
+    EPH_JOP_SET32 = 1,  /* *(uint32_t *)(region + off) = val */
+    EPH_JOP_SET64 = 2,  /* *(uint64_t *)(region + off) = val */
+    EPH_JOP_REMOVE = 3, /* take inode off its hash chain; path "", nlink 0 (no-op if already off) */
+    EPH_JOP_INSERT = 4, /* name inode journal.path and chain it (no-op if already chained there) */
+};
+struct eph_jop {
+    uint32_t kind;
+    uint32_t arg;                /* SET: region offset; REMOVE/INSERT: inode index */
+    uint64_t val;
+};
+struct eph_journal {
+    _Atomic uint32_t state;      /* enum eph_jstate */
+    uint32_t n;
+    int32_t holder;              /* tid of the builder, for the recovery's log line */
+    uint32_t pad;
+    struct eph_jop op[EPH_JOURNAL_OPS];
+    char path[EPH_PATH_MAX];     /* the name an INSERT gives */
+};
+
+#define EPH_PLACE_RECENT 4
+
 struct eph_shm_header {
     uint64_t magic;              /* EPH_SHM_MAGIC */
     uint32_t version;            /* EPH_SHM_VERSION */
@@ -148,7 +185,8 @@ struct eph_shm_header {
     uint64_t descs_off;
     uint64_t buckets_off;
     uint64_t total_size;         /* size of the whole region */
-    _Atomic uint64_t ns_seq;     /* [D] seqlock over buckets/next/path: odd while the daemon writes */
+    _Atomic uint64_t ns_seq;     /* [DS] seqlock over buckets/next/path: odd while a holder of
+                                  * ns_lock applies a change */
     _Atomic uint32_t inode_hwm;  /* [D] 1 + highest inode index ever used (bounds scans) */
     _Atomic uint32_t desc_hint;  /* [S] where to start looking for a free desc */
     _Atomic uint64_t budget;     /* [D] bytes the in-memory files may occupy now */
@@ -158,7 +196,22 @@ struct eph_shm_header {
                                   * raised to it, so a later change never looks older (multigrain floor) */
     _Atomic uint32_t dirtimes_used; /* [D] entries of dirtimes ever filled (0: nothing to look up) */
     struct eph_dirtime dirtimes[EPH_DIRTIMES]; /* [D] */
+    /* ---- version 2: namespace changes by any process ---- */
+    pthread_mutex_t ns_lock;     /* [DS] ROBUST | PSHARED: every change of chains, paths, nlink */
+    struct eph_journal journal;  /* [DS] under ns_lock */
+    _Atomic uint32_t reclaim_pending; /* [S] 1: a shim unlinked a file nobody has open; the daemon
+                                  * frees such files (ns_reclaim) at its next request or tick */
+    _Atomic uint32_t ns_recoveries; /* [DS] times a locker recovered ns_lock from a dead holder */
+    _Atomic uint32_t ns_unchecked;  /* [DS] 1 after a recovery until the daemon ran ns_check() */
+    _Atomic uint32_t place_next;    /* [DS] next slot of place_recent; under ns_lock */
+    /* The last files created, as inode index + 1 | gen << 32, or EPH_PLACE_DISK for one placed on
+     * disk: the daemon's placement guess (daemon/place.c) reads their sizes; a shim creates in
+     * memory itself only while none of them went to disk and the largest fits. */
+    _Atomic uint64_t place_recent[EPH_PLACE_RECENT]; /* [DS] under ns_lock */
+    _Atomic uint64_t shim_creates;  /* [S] files the shims created without the daemon */
+    _Atomic uint64_t shim_unlinks;  /* [S] unlinks and renames the shims made without the daemon */
 };
+#define EPH_PLACE_DISK (~0ull)
 
 static inline struct eph_inode *eph_inodes(struct eph_shm_header *h)
 {

@@ -101,30 +101,7 @@ static int run_child(const char *self, struct inst *in, const char *mode, int pl
 /* One request on the control socket; the reply line in buf (empty on failure). */
 static void control(struct inst *in, const char *req, char *buf, size_t n)
 {
-    buf[0] = 0;
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/control.sock", in->run);
-    if (strlen(path) >= sizeof a.sun_path) {
-        fprintf(stderr, "control socket path too long for AF_UNIX: %s\n", path);
-        return;
-    }
-    memcpy(a.sun_path, path, strlen(path) + 1);
-    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct timeval tv = {30, 0};
-    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0 || write(s, req, strlen(req)) != (ssize_t)strlen(req)) {
-        fprintf(stderr, "control %s: %s\n", a.sun_path, strerror(errno));
-        if (s >= 0)
-            close(s);
-        return;
-    }
-    size_t got = 0;
-    ssize_t r;
-    while (got + 1 < n && (got == 0 || buf[got - 1] != '\n') && (r = read(s, buf + got, n - 1 - got)) > 0)
-        got += (size_t)r;
-    buf[got] = 0;
-    close(s);
+    ephd_control(in->run, req, buf, n);
 }
 
 /* A number field of the stats (-1 when absent). */

@@ -170,15 +170,8 @@ int main(int argc, char **argv)
     if (argc > 1)
         return shimmed_main(argc, argv, "shim_faults", child);
     /* The test build of the shim beside the production one (make test-build makes it). */
-    const char *shim = getenv("EPHEMERA_SHIM") ? getenv("EPHEMERA_SHIM") : "build/libephemera.so";
-    char faults_shim[PATH_MAX];
-    snprintf(faults_shim, sizeof faults_shim, "%.*s/test/libephemera-faults.so",
-             (int)(strrchr(shim, '/') ? strrchr(shim, '/') - shim : 1), strrchr(shim, '/') ? shim : ".");
-    if (access(faults_shim, R_OK) != 0) {
-        fprintf(stderr, "shim_faults_test: %s is missing; run `make test-build`\n", faults_shim);
+    if (shimmed_use_faults_build("shim_faults_test"))
         return 1;
-    }
-    setenv("EPHEMERA_SHIM", faults_shim, 1);
     int bad = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         setenv(CASE_ENV, cases[i].name, 1);

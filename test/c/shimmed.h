@@ -93,6 +93,25 @@ static inline int shimmed_main_args(int argc, char **argv, const char *name, int
     return 0;
 }
 
+/*
+ * Make the shimmed children use the fault build of the shim, build/test/libephemera-faults.so
+ * (beside the production $EPHEMERA_SHIM; `make test-build` makes it): 0, or 1 with a message
+ * naming `name` when it is missing.
+ */
+static inline int shimmed_use_faults_build(const char *name)
+{
+    const char *shim = getenv("EPHEMERA_SHIM") ? getenv("EPHEMERA_SHIM") : "build/libephemera.so";
+    char faults_shim[PATH_MAX];
+    snprintf(faults_shim, sizeof faults_shim, "%.*s/test/libephemera-faults.so",
+             (int)(strrchr(shim, '/') ? strrchr(shim, '/') - shim : 1), strrchr(shim, '/') ? shim : ".");
+    if (access(faults_shim, R_OK) != 0) {
+        fprintf(stderr, "%s: %s is missing; run `make test-build`\n", name, faults_shim);
+        return 1;
+    }
+    setenv("EPHEMERA_SHIM", faults_shim, 1);
+    return 0;
+}
+
 static inline int shimmed_main(int argc, char **argv, const char *name, int (*child)(const char *, const char *))
 {
     return shimmed_main_args(argc, argv, name, child, NULL);

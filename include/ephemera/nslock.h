@@ -1,0 +1,295 @@
+/*
+ * ephemera/nslock.h - the namespace lock of the shared region and its redo
+ * journal, used by the daemon and by every shim process.  Header-only, so the
+ * two sides share one implementation (as lock.h).
+ *
+ * ns_lock is a pthread mutex, ROBUST | PROCESS_SHARED: a holder killed inside
+ * the section hands the next locker EOWNERDEAD instead of a hang.  Every change
+ * is first written as a redo record (struct eph_journal) of idempotent
+ * operations, then COMMITTED, then applied inside an odd ns_seq (so lock-free
+ * readers retry), then EMPTY.  The locker that inherits a dead holder's lock
+ * applies a COMMITTED record again (each operation may run twice: stores of
+ * precomputed values, and chain removals and insertions that first look
+ * whether they were done) and discards any other.
+ *
+ * Waits are bounded: pthread_mutex_clocklock in 100 ms slices; after 5 s the
+ * caller gets -EIO (and logs the holder's tid), never a hang.  A holder that
+ * is stopped rather than dead is the only way to get there.
+ */
+#ifndef EPHEMERA_NSLOCK_H
+#define EPHEMERA_NSLOCK_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ephemera/shm.h"
+
+#define EPH_NS_WAIT_SLICE_NS (100 * 1000 * 1000L)
+#define EPH_NS_WAIT_MAX_NS (5 * 1000 * 1000 * 1000LL)
+
+/* Set up the mutex in a fresh region (the daemon, once). 0 or an errno. */
+static inline int eph_ns_lock_init(struct eph_shm_header *h)
+{
+    pthread_mutexattr_t a;
+    int e = pthread_mutexattr_init(&a);
+    if (!e)
+        e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (!e)
+        e = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (!e)
+        e = pthread_mutex_init(&h->ns_lock, &a);
+    pthread_mutexattr_destroy(&a);
+    return e;
+}
+
+/* ---- the hash chains (one implementation for both sides) -------------- */
+
+/* Take inode idx off its chain and clear its name.  Idempotent. */
+static inline void eph_chain_remove(struct eph_shm_header *h, uint32_t idx)
+{
+    struct eph_inode *inodes = eph_inodes(h), *in = &inodes[idx];
+    _Atomic uint32_t *b = &eph_buckets(h)[in->hash & (h->nbuckets - 1)];
+    uint32_t i = atomic_load_explicit(b, memory_order_relaxed);
+    if (i == idx + 1) {
+        atomic_store_explicit(b, in->next, memory_order_release);
+    } else {
+        for (uint32_t steps = 0; i && i <= h->ninodes && steps < h->ninodes; steps++) {
+            struct eph_inode *p = &inodes[i - 1];
+            if (p->next == idx + 1) {
+                p->next = in->next;
+                break;
+            }
+            i = p->next;
+        }
+    }
+    in->next = 0;
+    in->path[0] = 0;
+    atomic_store(&in->nlink, 0);
+}
+
+/* Give inode idx the name path and chain it.  Idempotent: an inode already
+ * on path's chain only gets its name (re)written. */
+static inline void eph_chain_insert(struct eph_shm_header *h, uint32_t idx, const char *path)
+{
+    struct eph_inode *inodes = eph_inodes(h), *in = &inodes[idx];
+    uint32_t hv = eph_path_hash(path);
+    _Atomic uint32_t *b = &eph_buckets(h)[hv & (h->nbuckets - 1)];
+    int chained = 0;
+    uint32_t i = atomic_load_explicit(b, memory_order_relaxed);
+    for (uint32_t steps = 0; i && i <= h->ninodes && steps < h->ninodes; steps++) {
+        if (i == idx + 1) {
+            chained = 1;
+            break;
+        }
+        i = inodes[i - 1].next;
+    }
+    if (in->path != path)
+        memcpy(in->path, path, strlen(path) + 1);
+    in->hash = hv;
+    if (!chained) {
+        in->next = atomic_load_explicit(b, memory_order_relaxed);
+        atomic_store_explicit(b, idx + 1, memory_order_release);
+    }
+    atomic_store(&in->nlink, 1);
+}
+
+/* The inode on path's chain, or -1.  Under ns_lock (or as its only writer). */
+static inline int eph_chain_lookup(struct eph_shm_header *h, const char *path)
+{
+    struct eph_inode *inodes = eph_inodes(h);
+    uint32_t hv = eph_path_hash(path);
+    uint32_t i = atomic_load_explicit(&eph_buckets(h)[hv & (h->nbuckets - 1)], memory_order_relaxed);
+    for (uint32_t steps = 0; i && i <= h->ninodes && steps < h->ninodes; steps++) {
+        struct eph_inode *in = &inodes[i - 1];
+        if (in->hash == hv && strcmp(in->path, path) == 0)
+            return (int)(i - 1);
+        i = in->next;
+    }
+    return -1;
+}
+
+/* ---- seqlock around applied changes ------------------------------------- */
+
+static inline void eph_ns_seq_begin(struct eph_shm_header *h)
+{
+    uint64_t s = atomic_load_explicit(&h->ns_seq, memory_order_relaxed);
+    atomic_store_explicit(&h->ns_seq, s + 1, memory_order_relaxed);
+    /* Readers that see the even value must not see any of our writes. */
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+static inline void eph_ns_seq_end(struct eph_shm_header *h)
+{
+    uint64_t s = atomic_load_explicit(&h->ns_seq, memory_order_relaxed);
+    atomic_store_explicit(&h->ns_seq, s + 1, memory_order_release);
+}
+
+/* ---- the journal ------------------------------------------------------- */
+
+static inline void eph_j_begin(struct eph_shm_header *h)
+{
+    struct eph_journal *j = &h->journal;
+    j->n = 0;
+    j->holder = h->ns_lock.__data.__owner & 0x3fffffff; /* our tid, without a syscall */
+    atomic_store_explicit(&j->state, EPH_J_BUILDING, memory_order_release);
+}
+
+static inline void eph_j_add(struct eph_shm_header *h, uint32_t kind, uint32_t arg, uint64_t val)
+{
+    struct eph_journal *j = &h->journal;
+    if (j->n < EPH_JOURNAL_OPS)
+        j->op[j->n++] = (struct eph_jop){kind, arg, val};
+    else
+        abort(); /* a change bigger than the record: a bug, and it must not half-apply */
+}
+
+/* Region offset of a field, for SET operations. */
+#define EPH_OFF(h, p) ((uint32_t)((char *)(p) - (char *)(h)))
+
+static inline void eph_j_set32(struct eph_shm_header *h, void *field, uint32_t v)
+{
+    eph_j_add(h, EPH_JOP_SET32, EPH_OFF(h, field), v);
+}
+
+static inline void eph_j_set64(struct eph_shm_header *h, void *field, uint64_t v)
+{
+    eph_j_add(h, EPH_JOP_SET64, EPH_OFF(h, field), v);
+}
+
+static inline void eph_j_apply_op(struct eph_shm_header *h, const struct eph_jop *o)
+{
+    switch (o->kind) {
+    case EPH_JOP_SET32:
+        atomic_store((_Atomic uint32_t *)(void *)((char *)h + o->arg), (uint32_t)o->val);
+        break;
+    case EPH_JOP_SET64:
+        atomic_store((_Atomic uint64_t *)(void *)((char *)h + o->arg), o->val);
+        break;
+    case EPH_JOP_REMOVE:
+        if (o->arg < h->ninodes)
+            eph_chain_remove(h, o->arg);
+        break;
+    case EPH_JOP_INSERT:
+        if (o->arg < h->ninodes)
+            eph_chain_insert(h, o->arg, h->journal.path);
+        break;
+    }
+}
+
+/* A test hook of the fault builds: EPHEMERA_NS_STALL=<point> stops the process
+ * (SIGSTOP) at that point of a change, lock held, for a test to kill it. */
+static inline void eph_ns_stall(const char *point)
+{
+#ifdef EPH_FAULTS
+    const char *s = getenv("EPHEMERA_NS_STALL");
+    if (s && strcmp(s, point) == 0)
+        raise(SIGSTOP);
+#else
+    (void)point;
+#endif
+}
+
+/* Commit the record and apply it, readers kept out by an odd ns_seq. */
+static inline void eph_j_commit(struct eph_shm_header *h)
+{
+    struct eph_journal *j = &h->journal;
+    eph_ns_stall("building");
+    atomic_store_explicit(&j->state, EPH_J_COMMITTED, memory_order_seq_cst);
+    eph_ns_seq_begin(h);
+    for (uint32_t k = 0; k < j->n; k++) {
+        eph_j_apply_op(h, &j->op[k]);
+        if (k == 0)
+            eph_ns_stall("applying");
+    }
+    eph_ns_seq_end(h);
+    eph_ns_stall("applied");
+    atomic_store_explicit(&j->state, EPH_J_EMPTY, memory_order_release);
+}
+
+/*
+ * Under a lock just inherited from a dead holder: finish or discard its
+ * change.  Returns 1 if a committed change was applied again, 0 if discarded.
+ */
+static inline int eph_ns_recover(struct eph_shm_header *h)
+{
+    struct eph_journal *j = &h->journal;
+    int redo = atomic_load(&j->state) == EPH_J_COMMITTED;
+    if (redo) {
+        if ((atomic_load(&h->ns_seq) & 1) == 0)
+            eph_ns_seq_begin(h);
+        for (uint32_t k = 0; k < j->n && k < EPH_JOURNAL_OPS; k++)
+            eph_j_apply_op(h, &j->op[k]);
+    }
+    if (atomic_load(&h->ns_seq) & 1)
+        eph_ns_seq_end(h);
+    atomic_store(&j->state, EPH_J_EMPTY);
+    atomic_fetch_add(&h->ns_recoveries, 1);
+    atomic_store(&h->ns_unchecked, 1);
+    return redo;
+}
+
+static inline int64_t eph_ns_mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/*
+ * Take ns_lock.  0, or -EIO after 5 s (*holder_tid then names the holder).
+ * A dead holder's change is recovered first; *recovered_from (if not NULL)
+ * receives its tid, else 0; *redone whether its committed change was redone.
+ */
+static inline int eph_ns_lock(struct eph_shm_header *h, int *recovered_from, int *redone, int *holder_tid)
+{
+    if (recovered_from)
+        *recovered_from = 0;
+    int e = pthread_mutex_trylock(&h->ns_lock);
+    if (e == EBUSY) {
+        int64_t start = eph_ns_mono_ns();
+        for (;;) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_nsec += EPH_NS_WAIT_SLICE_NS;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            e = pthread_mutex_clocklock(&h->ns_lock, CLOCK_MONOTONIC, &ts);
+            if (e != ETIMEDOUT && e != EINTR)
+                break;
+            if (eph_ns_mono_ns() - start >= EPH_NS_WAIT_MAX_NS) {
+                if (holder_tid)
+                    *holder_tid = h->ns_lock.__data.__owner & 0x3fffffff;
+                return -EIO;
+            }
+        }
+    }
+    if (e == EOWNERDEAD) {
+        int from = h->journal.holder;
+        int r = eph_ns_recover(h);
+        pthread_mutex_consistent(&h->ns_lock);
+        if (recovered_from)
+            *recovered_from = from ? from : -1;
+        if (redone)
+            *redone = r;
+        return 0;
+    }
+    if (e == ENOTRECOVERABLE || e != 0)
+        return -EIO;
+    return 0;
+}
+
+static inline void eph_ns_unlock(struct eph_shm_header *h)
+{
+    pthread_mutex_unlock(&h->ns_lock);
+}
+
+#endif

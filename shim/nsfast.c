@@ -1,0 +1,477 @@
+/*
+ * shim/nsfast.c - create, unlink and rename of in-memory files made by the
+ * calling process itself, without a round trip to the daemon (issue 15).
+ *
+ * The namespace is still the region's path hash (shm.h); since version 2 any
+ * process may change it under ns_lock, a robust process-shared mutex, with
+ * every change written first as a redo record (ephemera/nslock.h).  Slots and
+ * memfds come from a pool: the daemon lends a batch of EPH_POOL_MAX free slots,
+ * each with a fresh memfd, in one message (EPH_OP_POOL); the daemon keeps its
+ * own copy of every memfd (inode.mem_fd) for eviction and write-back.  The pool
+ * is refilled before the lock is taken, never inside it.
+ *
+ * Only the common cases are done here: a new name that is free on disk, in a
+ * parent that is a plain directory the caller may write; an unlink of an
+ * in-memory file; a rename of an in-memory file onto a free name or onto
+ * another in-memory file, within the managed roots.  Everything else (names on
+ * disk, directories, RENAME_EXCHANGE, a file being moved to disk, a budget
+ * the placement guess says is short) returns -2 and goes to the daemon as
+ * before, which decides exactly as it always did.
+ *
+ * The parent directory lives on disk, so its mtime/ctime are moved with one
+ * utimensat(UTIME_OMIT, UTIME_NOW), as the daemon did on our behalf (see
+ * docs/ARCHITECTURE.md, "What was built": the cheapest correct choice while
+ * directories are on disk).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ephemera/lock.h"
+#include "ephemera/nslock.h"
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+
+#include "nsfast.h"
+#include "sys.h"
+#include "init.h"
+#include "rpc.h"
+#include "fdtable.h"
+#include "fp_desc.h"
+#include "fp_times.h"
+#include "nsview.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
+#define NSF_POOL_FD_MIN 640 /* away from the numbers programs expect (and from fdtable's 512+) */
+
+/* ---- the pool ------------------------------------------------------------ */
+
+struct nsf_ent {
+    uint32_t inode;
+    int32_t daemon_fd;
+    int fd; /* our copy of the memfd */
+};
+
+static struct nsf_ent nsf_pool[EPH_POOL_MAX];
+static int nsf_npool;
+static int nsf_fresh = 1; /* the next request says we hold nothing from before */
+static int nsf_refused;   /* the daemon lent nothing (table full): do not ask on every create */
+static pthread_mutex_t nsf_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Under nsf_mu: a batch from the daemon, moved off the low fd numbers. */
+static int nsf_refill(void)
+{
+    struct eph_req req;
+    static struct eph_pool_resp pr;
+    int fds[EPH_POOL_MAX];
+    rpc_req_init(&req, EPH_OP_POOL);
+    req.arg = EPH_POOL_MAX;
+    req.flags = nsf_fresh ? EPH_POOL_FRESH : 0;
+    int n = rpc_call_pool(&req, &pr, fds);
+    if (n <= 0) {
+        nsf_refused = 1;
+        return -1;
+    }
+    nsf_fresh = 0;
+    for (int i = 0; i < n; i++) {
+        int fd = fds[i];
+        if (fd < NSF_POOL_FD_MIN) {
+            int nfd = sys.fcntl(fd, F_DUPFD_CLOEXEC, NSF_POOL_FD_MIN);
+            sys.close(fd);
+            fd = nfd;
+        }
+        if (fd < 0)
+            continue; /* the slot stays lent to us: taken back when we die or ask fresh */
+        /* Marked as a private fd: the program's close, dup2 or close_range over the
+         * number clears the mark (fdtable.c), and we never use it after that. */
+        ft_mark_priv(fd, pr.e[i].inode);
+        nsf_pool[nsf_npool++] = (struct nsf_ent){pr.e[i].inode, pr.e[i].daemon_fd, fd};
+    }
+    return nsf_npool ? 0 : -1;
+}
+
+static int nsf_take(struct nsf_ent *e)
+{
+    int rc = -1;
+    pthread_mutex_lock(&nsf_mu);
+    for (;;) {
+        if (nsf_npool == 0 && !nsf_refused)
+            nsf_refill();
+        if (nsf_npool == 0)
+            break;
+        *e = nsf_pool[--nsf_npool];
+        /* The program closed or replaced the number: it is not ours any more (the
+         * slot stays lent to us, taken back when we exit or ask fresh). */
+        if (ft_is_priv(e->fd, e->inode)) {
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&nsf_mu);
+    return rc;
+}
+
+static void nsf_put_back(const struct nsf_ent *e)
+{
+    pthread_mutex_lock(&nsf_mu);
+    nsf_pool[nsf_npool++] = *e;
+    pthread_mutex_unlock(&nsf_mu);
+}
+
+void nsf_after_fork(void)
+{
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    memcpy(&nsf_mu, &fresh, sizeof fresh);
+    for (int i = 0; i < nsf_npool; i++)
+        if (ft_is_priv(nsf_pool[i].fd, nsf_pool[i].inode)) {
+            ft_mark_priv(nsf_pool[i].fd, UINT32_MAX);
+            sys.close(nsf_pool[i].fd);
+        }
+    nsf_npool = 0;
+    nsf_fresh = 1;
+    nsf_refused = 0;
+}
+
+/* ---- the lock ------------------------------------------------------------- */
+
+static int nsf_lock(void)
+{
+    int from = 0, redone = 0, holder = 0;
+    int e = eph_ns_lock(sh.hdr, &from, &redone, &holder);
+    if (e < 0) {
+        sh_log("namespace lock held by tid %d for 5 s (a stopped process?): EIO", holder);
+        return e;
+    }
+    if (from)
+        sh_log("namespace lock recovered from tid %d (its change %s)", from, redone ? "redone" : "discarded");
+    return 0;
+}
+
+/* ---- checks the daemon made on our behalf -------------------------------- */
+
+static void nsf_parent(const char *abs, char *out)
+{
+    const char *s = strrchr(abs, '/');
+    size_t n = s && s != abs ? (size_t)(s - abs) : 1;
+    memcpy(out, abs, n);
+    out[n] = 0;
+}
+
+/* The daemon's shim_may: mode bits against the caller's effective ids. */
+static int nsf_may(const struct stat *st, uid_t uid, gid_t gid, int want)
+{
+    if (uid == 0)
+        return 1;
+    unsigned bits = uid == st->st_uid ? (st->st_mode >> 6) & 7 : gid == st->st_gid ? (st->st_mode >> 3) & 7 : st->st_mode & 7;
+    return (bits & (unsigned)want) == (unsigned)want;
+}
+
+/* The caller's effective ids, once per operation (the daemon got them in the request). */
+struct nsf_ids {
+    uid_t uid;
+    gid_t gid;
+};
+
+static struct nsf_ids nsf_ids(void)
+{
+    return (struct nsf_ids){geteuid(), getegid()};
+}
+
+/* May we add or remove (owner file_uid, -1 for a new name) in abs's parent?
+ * 0, or -2 for anything the daemon should answer (its errno included). */
+static int nsf_dir_writable(const char *abs, long long file_uid, struct nsf_ids id, struct stat *pst)
+{
+    char parent[EPH_PATH_MAX];
+    struct stat st;
+    nsf_parent(abs, parent);
+    if (sys.stat(parent, &st) < 0 || !S_ISDIR(st.st_mode))
+        return -2;
+    uid_t uid = id.uid;
+    if (!nsf_may(&st, uid, id.gid, W_OK | X_OK))
+        return -2;
+    if (file_uid >= 0 && uid != 0 && (st.st_mode & S_ISVTX) && uid != (uid_t)file_uid && uid != st.st_uid)
+        return -2;
+    if (pst)
+        *pst = st;
+    return 0;
+}
+
+static void nsf_touch_parent(const char *abs)
+{
+    char parent[EPH_PATH_MAX];
+    nsf_parent(abs, parent);
+    struct timespec ts[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
+    sys.utimensat(AT_FDCWD, parent, ts, 0);
+}
+
+/*
+ * The daemon's placement guess (daemon/place.c), its cheap half: a new file
+ * starts in memory when no recent create went to disk and the largest recent
+ * file fits in what the budget has left.  Anything else asks the daemon.
+ */
+static int nsf_place_ok(void)
+{
+    struct eph_shm_header *h = sh.hdr;
+    uint64_t budget = atomic_load(&h->budget), guess = 0;
+    if (budget == 0)
+        return 0;
+    for (int k = 0; k < EPH_PLACE_RECENT; k++) {
+        uint64_t v = atomic_load(&h->place_recent[k]);
+        if (v == 0)
+            continue;
+        if (v == EPH_PLACE_DISK)
+            return 0;
+        uint32_t idx = (uint32_t)(v & 0xffffffffu) - 1, gen = (uint32_t)(v >> 32);
+        if (idx >= h->ninodes)
+            return 0;
+        struct eph_inode *in = &sh.inodes[idx];
+        uint32_t st = atomic_load(&in->state);
+        if (atomic_load(&in->gen) != gen || st == EPH_FREE)
+            continue; /* gone: the daemon counts it as 0 too */
+        if (st != EPH_MEM)
+            return 0;
+        uint64_t s = atomic_load(&in->size);
+        if (s > guess)
+            guess = s;
+    }
+    if (guess == 0)
+        return 1;
+    uint64_t ours = atomic_load(&h->c.bytes_in_memory);
+    return ours < budget && guess <= budget - ours;
+}
+
+/* ---- create --------------------------------------------------------------- */
+
+int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *inode_out, uint32_t *gen_out,
+               int *priv)
+{
+    struct eph_shm_header *h = sh.hdr;
+    struct stat st, pst;
+    char parent[EPH_PATH_MAX];
+    uint32_t i, g;
+    if (strlen(abs) >= EPH_PATH_MAX || !nsf_place_ok())
+        return -2;
+    /* The name must be free on disk (else the kernel's open is the answer)
+     * and its parent a directory we may write, not an in-memory file. */
+    if (!absent && (sys.lstat(abs, &st) == 0 || errno != ENOENT))
+        return -2;
+    nsf_parent(abs, parent);
+    struct nsf_ids id = nsf_ids();
+    if (nsv_lookup(parent, &i, &g) == 0 || nsf_dir_writable(abs, -1, id, &pst) < 0)
+        return -2;
+    struct nsf_ent e;
+    if (nsf_take(&e) < 0)
+        return -2;
+    int cloexec = (flags & O_CLOEXEC) != 0;
+    int kfd = sys.fcntl(e.fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+    if (kfd < 0) {
+        int err = errno;
+        if (err == EBADF) {
+            /* The program closed our pool fds: ask for a fresh pool next time. */
+            pthread_mutex_lock(&nsf_mu);
+            nsf_npool = 0;
+            nsf_fresh = 1;
+            pthread_mutex_unlock(&nsf_mu);
+            return -2;
+        }
+        nsf_put_back(&e);
+        errno = err;
+        return -1; /* EMFILE: what the kernel's open would say */
+    }
+    if (nsf_lock() < 0) {
+        sys.close(kfd);
+        nsf_put_back(&e);
+        errno = EIO;
+        return -1;
+    }
+    struct eph_inode *in = &sh.inodes[e.inode];
+    if (e.inode >= h->ninodes || atomic_load(&in->state) != EPH_FREE || in->mem_fd != e.daemon_fd) {
+        /* Not the free slot that was lent: another process made it a file (a child
+         * forked past our fork wrapper shares our pool).  The entry is dropped. */
+        eph_ns_unlock(h);
+        sys.close(kfd);
+        ft_mark_priv(e.fd, UINT32_MAX);
+        sys.close(e.fd);
+        return -2;
+    }
+    if (eph_chain_lookup(h, abs) >= 0) {
+        /* Someone named it meanwhile: the daemon decides, as for any existing name. */
+        eph_ns_unlock(h);
+        sys.close(kfd);
+        nsf_put_back(&e);
+        return -2;
+    }
+    /* The slot is FREE and chained nowhere: invisible until the record applies. */
+    int64_t now = fp_fine_stamp();
+    uint32_t gen = atomic_load(&in->gen) + 1;
+    atomic_store(&in->gen, gen);
+    atomic_store(&in->epoch, 0);
+    atomic_store(&in->inflight, 0);
+    atomic_store(&in->lock.word, 0);
+    atomic_store(&in->open_count, 1); /* the caller's reference, as CREATE gives it */
+    atomic_store(&in->nlink, 0);
+    atomic_store(&in->pinned, 0);
+    atomic_store(&in->holes, 0);
+    in->disk_fd = -1;
+    atomic_store(&in->size, 0);
+    atomic_store(&in->capacity, 0);
+    atomic_store(&in->last_use, sh_lru_ns());
+    in->dev = pst.st_dev;
+    in->mode = S_IFREG | (mode & 07777);
+    in->uid = id.uid;
+    in->gid = (pst.st_mode & S_ISGID) ? pst.st_gid : id.gid;
+    atomic_store(&in->times_seen, 0);
+    atomic_store(&in->atime_ns, now);
+    atomic_store(&in->mtime_ns, now);
+    atomic_store(&in->ctime_ns, now);
+    in->btime_ns = now;
+    uint32_t k = atomic_load(&h->place_next) % EPH_PLACE_RECENT;
+
+    eph_j_begin(h);
+    memcpy(h->journal.path, abs, strlen(abs) + 1);
+    eph_j_add(h, EPH_JOP_INSERT, e.inode, 0);
+    eph_j_set32(h, &in->lent_to, 0);
+    eph_j_set64(h, &h->place_recent[k], (uint64_t)(e.inode + 1) | (uint64_t)gen << 32);
+    eph_j_set32(h, &h->place_next, (k + 1) % EPH_PLACE_RECENT);
+    eph_j_set32(h, &in->state, EPH_MEM);
+    eph_j_commit(h);
+
+    struct eph_counters *c = &h->c;
+    atomic_fetch_add(&c->files_created, 1);
+    eph_atomic_max(&c->files_in_memory_peak, atomic_fetch_add(&c->files_in_memory, 1) + 1);
+    atomic_fetch_add(&h->shim_creates, 1);
+    eph_ns_unlock(h);
+
+    nsf_touch_parent(abs);
+    *priv = e.fd;
+    *inode_out = e.inode;
+    *gen_out = gen;
+    return kfd;
+}
+
+/* ---- unlink and rename ------------------------------------------------------ */
+
+/*
+ * Under ns_lock, after a name left inode `in` (nlink now 0; stored before
+ * open_count is read: the Dekker pair of fp_inode_release).  If nobody has it
+ * open or mapped, its pages go back now, as the daemon's unlink gave them back
+ * (a program deleting a file expects its memory charge to drop at once): through
+ * our own fd of the memfd when we have one (ftruncate to 0; the slot stays for
+ * the daemon to free in its loop, with reclaim_pending), else by asking the
+ * daemon (returns 1: RELEASE after the unlock).  0 otherwise.
+ */
+static int nsf_reclaim(uint32_t idx, uint32_t gen)
+{
+    struct eph_inode *in = &sh.inodes[idx];
+    if (atomic_load(&in->open_count) != 0)
+        return 0;
+    atomic_store(&sh.hdr->reclaim_pending, 1);
+    if (atomic_load(&in->capacity) == 0)
+        return 0;
+    int fd = ft_cached_fd(idx, gen);
+    if (fd < 0)
+        return 1;
+    eph_lock(&in->lock);
+    /* Not while a program maps it (pinned): a mapping outlives the last close and
+     * the name, and its pages must stay; the daemon frees it when it is unmapped. */
+    if (atomic_load(&in->state) == EPH_MEM && !atomic_load(&in->pinned) && sys.ftruncate(fd, 0) == 0) {
+        atomic_store(&in->size, 0);
+        uint64_t cap = atomic_exchange(&in->capacity, 0);
+        atomic_fetch_sub(&sh.hdr->c.bytes_in_memory, cap);
+    }
+    eph_unlock(&in->lock);
+    return 0;
+}
+
+int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen)
+{
+    struct eph_shm_header *h = sh.hdr;
+    struct eph_inode *in = &sh.inodes[idx];
+    if (atomic_load(&in->state) != EPH_MEM || nsf_dir_writable(abs, in->uid, nsf_ids(), NULL) < 0)
+        return -2;
+    if (nsf_lock() < 0) {
+        errno = EIO;
+        return -1;
+    }
+    if (eph_chain_lookup(h, abs) != (int)idx || atomic_load(&in->gen) != gen ||
+        atomic_load(&in->state) != EPH_MEM) {
+        eph_ns_unlock(h);
+        return -2;
+    }
+    eph_j_begin(h);
+    eph_j_add(h, EPH_JOP_REMOVE, idx, 0);
+    eph_j_set64(h, &in->ctime_ns, (uint64_t)fp_fine_stamp());
+    eph_j_commit(h);
+    int release = nsf_reclaim(idx, gen);
+    atomic_fetch_add(&h->shim_unlinks, 1);
+    eph_ns_unlock(h);
+    if (release)
+        rpc_inode_call(EPH_OP_RELEASE, idx, gen);
+    nsf_touch_parent(abs);
+    return 0;
+}
+
+int nsf_rename(const char *a, const char *b, unsigned flags)
+{
+    struct eph_shm_header *h = sh.hdr;
+    uint32_t s, sg, d = 0, dg = 0;
+    struct stat st;
+    if ((flags & ~(unsigned)RENAME_NOREPLACE) || strlen(b) >= EPH_PATH_MAX || strcmp(a, b) == 0)
+        return -2;
+    if (nsv_lookup(a, &s, &sg) < 0)
+        return -2;
+    int dmem = nsv_lookup(b, &d, &dg) == 0;
+    if (dmem && (flags & RENAME_NOREPLACE)) {
+        errno = EEXIST;
+        return -1;
+    }
+    if (!dmem && (sys.lstat(b, &st) == 0 || errno != ENOENT))
+        return -2; /* a name on disk: the daemon renames over it */
+    struct eph_inode *si = &sh.inodes[s], *di = &sh.inodes[d];
+    if (atomic_load(&si->state) != EPH_MEM || (dmem && (d == s || atomic_load(&di->state) != EPH_MEM)))
+        return -2;
+    struct nsf_ids id = nsf_ids();
+    if (nsf_dir_writable(a, si->uid, id, NULL) < 0 || nsf_dir_writable(b, dmem ? (long long)di->uid : -1, id, NULL) < 0)
+        return -2;
+    if (nsf_lock() < 0) {
+        errno = EIO;
+        return -1;
+    }
+    if (eph_chain_lookup(h, a) != (int)s || atomic_load(&si->gen) != sg || atomic_load(&si->state) != EPH_MEM ||
+        eph_chain_lookup(h, b) != (dmem ? (int)d : -1) ||
+        (dmem && (atomic_load(&di->gen) != dg || atomic_load(&di->state) != EPH_MEM))) {
+        eph_ns_unlock(h);
+        return -2;
+    }
+    int64_t now = fp_fine_stamp();
+    eph_j_begin(h);
+    memcpy(h->journal.path, b, strlen(b) + 1);
+    if (dmem) {
+        eph_j_add(h, EPH_JOP_REMOVE, d, 0);
+        eph_j_set64(h, &di->ctime_ns, (uint64_t)now);
+    }
+    eph_j_add(h, EPH_JOP_REMOVE, s, 0);
+    eph_j_add(h, EPH_JOP_INSERT, s, 0);
+    eph_j_set64(h, &si->ctime_ns, (uint64_t)now);
+    eph_j_commit(h);
+    int release = dmem && nsf_reclaim(d, dg);
+    atomic_fetch_add(&h->shim_unlinks, 1);
+    eph_ns_unlock(h);
+    if (release)
+        rpc_inode_call(EPH_OP_RELEASE, d, dg);
+    char pa[EPH_PATH_MAX], pb[EPH_PATH_MAX];
+    nsf_parent(a, pa);
+    nsf_parent(b, pb);
+    nsf_touch_parent(a);
+    if (strcmp(pa, pb) != 0)
+        nsf_touch_parent(b);
+    return 0;
+}
