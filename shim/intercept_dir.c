@@ -93,8 +93,16 @@ static void snapshot(struct eph_dir *e)
         struct mem_ent *m = NULL;
         for (uint32_t i = 0; i < hwm && i < h->ninodes; i++) {
             struct eph_inode *ino = &sh.inodes[i];
-            if (atomic_load_explicit(&ino->state, memory_order_relaxed) == EPH_FREE || !ino->path[0] ||
-                !pn_parent_is(ino->path, e->path, e->plen))
+            if (atomic_load_explicit(&ino->state, memory_order_relaxed) == EPH_FREE || !ino->path[0])
+                continue;
+            /* The path may change under us (another thread's unlink or
+             * rename writes it in place while ns_seq is odd): read a bounded
+             * copy; a torn copy is thrown away below when ns_seq moved. */
+            char copy[EPH_PATH_MAX];
+            size_t len = strnlen(ino->path, sizeof copy - 1);
+            memcpy(copy, ino->path, len);
+            copy[len] = '\0';
+            if (!pn_parent_is(copy, e->path, e->plen))
                 continue;
             if (n == cap) {
                 cap = cap ? cap * 2 : 16;
@@ -103,9 +111,9 @@ static void snapshot(struct eph_dir *e)
                     break;
                 m = nm;
             }
+            const char *slash = strrchr(copy, '/');
             m[n].ino = ino->ino;
-            const char *base = strrchr(ino->path, '/') + 1;
-            snprintf(m[n].name, sizeof m[n].name, "%s", base);
+            snprintf(m[n].name, sizeof m[n].name, "%s", slash + 1);
             m[n].hash = eph_path_hash(m[n].name);
             m[n].on_disk = 0;
             n++;
