@@ -50,7 +50,7 @@ import { RecordedLimitSync } from './recorded-limit.js';
 import { IN_DAEMON, IN_LIB, IN_RUN, runtimeCommand } from './runtime-command.js';
 import { TenantHost, type BatchResult, type ManagerFactory, type RecoveryView } from './tenants.js';
 import { CgroupPeakWindow } from './cgroup-peak.js';
-import { requestedBytes, runStats, usageFromCounters, usageFromPeaks } from './usage.js';
+import { nextEstimate, requestedBytes, runStats, usageFromCounters, usageFromPeaks } from './usage.js';
 
 /** Unix socket paths are limited to 107 bytes (sun_path). */
 const MAX_SOCKET_PATH = 107;
@@ -112,6 +112,8 @@ interface Instance {
   readonly workflow: string | undefined;
   readonly initialBytes: number;
   profile: Usage | undefined;
+  /** The profile the container was created with (the user's or the profiler's): a floor for the estimates. */
+  readonly givenProfile: Usage | undefined;
   readonly origin: 'created' | 'registered';
   readonly limiter: MemoryLimiter;
   /** The container's OOM guard held from the host; undefined when off or it could not be set. */
@@ -468,7 +470,7 @@ export class NodeAgent {
       noteFinished(oomAfter > base.oomKills);
       const cgroupPeak = i.cgroupPeak.read();
       const used = peaks !== undefined ? usageFromPeaks(peaks, after, cgroupPeak) : usageFromCounters(before, after, cgroupPeak);
-      i.profile = used;
+      i.profile = nextEstimate(i.givenProfile, used);
       const result: RunReply = {
         ...reply,
         logs,
@@ -751,6 +753,7 @@ export class NodeAgent {
         workflow: info.workflow,
         initialBytes: info.initialQuota,
         profile: info.profile,
+        givenProfile: info.profile,
         origin,
         limiter,
         guard: held,

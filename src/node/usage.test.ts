@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import type { DaemonPeaks, DaemonStats } from '../daemon-client/client.js';
-import { requestedBytes, runStats, usageFromCounters, usageFromPeaks } from './usage.js';
+import { nextEstimate, requestedBytes, runStats, usageFromCounters, usageFromPeaks } from './usage.js';
 
 const MiB = 1 << 20;
 
@@ -90,4 +90,15 @@ test("run statistics are this run's deltas", () => {
   assert.deepEqual(runStats(before, after, { ownPeakBytes: 1, filePeakBytes: 2 }, peaks({ file_bytes_memory_peak: 3 })), { ...s, bytes_in_memory_peak: 3, peaks: 'daemon' });
   assert.equal(requestedBytes(undefined, 64), 64);
   assert.equal(requestedBytes({ ownPeakBytes: 3, filePeakBytes: 4 }, 64), 7);
+});
+
+test('the next estimate is the run usage, never below the profile the container was created with', () => {
+
+  const given = { ownPeakBytes: 24 * MiB, filePeakBytes: 48 * MiB };
+  // A short run whose second file went straight to disk and was deleted before a disk walk saw it.
+  assert.deepEqual(nextEstimate(given, { ownPeakBytes: 24 * MiB, filePeakBytes: 32 * MiB }), given);
+  // A run that needed more raises it.
+  assert.deepEqual(nextEstimate(given, { ownPeakBytes: 40 * MiB, filePeakBytes: 64 * MiB }), { ownPeakBytes: 40 * MiB, filePeakBytes: 64 * MiB });
+  // Without a given profile, the run's usage alone.
+  assert.deepEqual(nextEstimate(undefined, { ownPeakBytes: 1, filePeakBytes: 2 }), { ownPeakBytes: 1, filePeakBytes: 2 });
 });

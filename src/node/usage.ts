@@ -75,6 +75,18 @@ export function runStats(before: DaemonStats, after: DaemonStats, used: Usage, p
   };
 }
 
+/**
+ * The estimate the next invocation-start carries: this run's usage, never below the profile the
+ * container was created with. A run's file peak is a lower bound (a file placed straight on disk,
+ * written and deleted between two of the daemon's disk walks, is not seen), so a measured run may
+ * say less than the action needs; the given profile (the user's or the profiler's, itself a max
+ * over runs) keeps the Manager from lending less than that.
+ */
+export function nextEstimate(given: Usage | undefined, used: Usage): Usage {
+  if (given === undefined) return used;
+  return { ownPeakBytes: Math.max(given.ownPeakBytes, used.ownPeakBytes), filePeakBytes: Math.max(given.filePeakBytes, used.filePeakBytes) };
+}
+
 /** T_mem of a profile, or the quota when the container has none yet. */
 export function requestedBytes(profile: Usage | undefined, quota: number): number {
   return profile === undefined ? quota : profile.ownPeakBytes + profile.filePeakBytes;
