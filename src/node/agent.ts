@@ -46,7 +46,7 @@ import type { MoveContext, MoveParty, MoveStep } from './moves.js';
 import { RecordedLimitSync } from './recorded-limit.js';
 import { IN_DAEMON, IN_LIB, IN_RUN, runtimeCommand } from './runtime-command.js';
 import { TenantHost, type BatchResult, type ManagerFactory, type RecoveryView } from './tenants.js';
-import { CgroupPeakWindow } from './cgroup-peak.js';
+import { CgroupPeakWindow, OomKillCounter } from './cgroup-peak.js';
 import { requestedBytes, runStats, usageFromCounters, usageFromPeaks } from './usage.js';
 
 /** Unix socket paths are limited to 107 bytes (sun_path). */
@@ -108,6 +108,8 @@ interface Instance {
   readonly daemon: DaemonClient;
   /** The cgroup's own peak over an invocation (the fallback for a daemon without `peaks`). */
   readonly cgroupPeak: CgroupPeakWindow;
+  /** The cgroup's OOM-kill count, through a kept descriptor. */
+  readonly oom: OomKillCounter;
   /** The host directory bind-mounted at /run/ephemera (created containers). */
   readonly dir: string | undefined;
   readonly log: ActivationLog | undefined;
@@ -418,7 +420,7 @@ export class NodeAgent {
       };
       if (timedOut || broken) {
         const logs = i.log === undefined ? [] : await i.log.take(200);
-        const oom = (await i.limiter.oomKills().catch(() => base.oomKills)) > base.oomKills || (broken && (await this.#o.engine.inspect(id).catch(() => undefined))?.oomKilled === true);
+        const oom = oomCount(i, base.oomKills) > base.oomKills || (broken && (await this.#o.engine.inspect(id).catch(() => undefined))?.oomKilled === true);
         noteFinished(oom);
         // As OpenWhisk's invoker does: a container whose action timed out or died is not reused.
         i.busy = false;
@@ -436,17 +438,21 @@ export class NodeAgent {
           ...(oom ? { oom: true as const } : {}),
         };
       }
-      const [logs, oomAfter, after, peaks] = await Promise.all([
+      // A move that lands while these are read makes them no baseline for the next run (see #finish).
+      const readGen = i.moveGen;
+      const oomAfter = oomCount(i, base.oomKills);
+      const [logs, after, peaks] = await Promise.all([
         i.log === undefined ? Promise.resolve([]) : i.log.take(LOG_WAIT_MS),
-        i.limiter.oomKills().catch(() => base.oomKills),
         // The Manager must hear the end even if the daemon cannot answer now (its counters then stand still).
         i.daemon.stats().catch((err: unknown) => {
           this.#log(`stats of ${id} after its run: ${(err as Error).message}`);
           return before;
         }),
         // The run's window, opened with the baseline: its exact peaks (docs/PROTOCOL.md, peaks).
+        // The same request opens the next run's window (reset), which the container's next run
+        // keeps unless a move resizes it first (then #finish opens another).
         base.peaks
-          ? i.daemon.peaks().catch((err: unknown) => {
+          ? i.daemon.peaks({ reset: true }).catch((err: unknown) => {
               this.#log(`peaks of ${id} after its run (its usage falls back to counters): ${(err as Error).message}`);
               return undefined;
             })
@@ -463,7 +469,9 @@ export class NodeAgent {
         ephemera: { pool: await pool, initialBytes: i.initialBytes, grantedBytes: i.maxGranted, node: this.#o.node, stats: runStats(before, after, used, peaks) },
         ...(oomAfter > base.oomKills ? { oom: true as const } : {}),
       };
-      i.tail = this.#finish(i, started, used);
+      // The next run's "before": these counters and the window just opened, if no move comes between.
+      const next: Baseline | undefined = peaks !== undefined ? { stats: after, oomKills: oomAfter, peaks: true } : undefined;
+      i.tail = this.#finish(i, started, used, next, readGen);
       return result;
     } finally {
       if (!released) i.busy = false;
@@ -474,12 +482,17 @@ export class NodeAgent {
    * An activation's bookkeeping after its reply: invocation-end to the Manager (after its start,
    * which may still be queued) and its moves, then the next activation's baseline. Never rejects.
    */
-  async #finish(i: Instance, started: Promise<unknown>, used: Usage): Promise<void> {
+  async #finish(i: Instance, started: Promise<unknown>, used: Usage, next: Baseline | undefined, runGen: number): Promise<void> {
     try {
       await started.catch(() => undefined);
       await this.#tenants.event(i.tenant, { kind: 'invocation-end', id: i.id, used });
       const gen = i.moveGen;
-      const [standing, base] = await Promise.all([this.#standingOf(i), this.#baseline(i)]);
+      // With no move since the run's reads, its counters and the window its peaks read opened are
+      // the next run's "before" as they stand: the container ran nothing of its function since.
+      // The OOM count and the cgroup's peak window are taken now, as a full baseline would.
+      const reuse = next !== undefined && gen === runGen;
+      const fresh = reuse ? Promise.resolve(this.#carried(i, next)) : this.#baseline(i);
+      const [standing, base] = await Promise.all([this.#standingOf(i), fresh]);
       // A move that resized the container meanwhile may have evicted files: read again next time.
       if (gen === i.moveGen && !i.removed) {
         i.baseline = base;
@@ -523,6 +536,12 @@ export class NodeAgent {
    * function in between (one activation at a time), so the window covers exactly the run, and the
    * reset stays off the critical path.
    */
+  /** The baseline carried from the run's own reads: the OOM count and the cgroup window taken now. */
+  #carried(i: Instance, next: Baseline): Baseline {
+    i.cgroupPeak.open();
+    return { ...next, oomKills: oomCount(i, next.oomKills) };
+  }
+
   async #baseline(i: Instance): Promise<Baseline> {
     i.cgroupPeak.open();
     const [peaks, stats, oomKills] = await Promise.all([
@@ -534,7 +553,7 @@ export class NodeAgent {
         },
       ),
       i.daemon.stats(),
-      i.limiter.oomKills().catch(() => 0),
+      Promise.resolve(oomCount(i, 0)),
     ]);
     return { stats, oomKills, peaks };
   }
@@ -678,6 +697,7 @@ export class NodeAgent {
       i.stopLogs?.();
       i.daemon.close();
       i.cgroupPeak.close();
+      i.oom.close();
       i.http?.destroy();
     }
     const empty = this.#instances.size === 0 || options.removeContainers;
@@ -735,6 +755,7 @@ export class NodeAgent {
         limiter,
         daemon,
         cgroupPeak: new CgroupPeakWindow(loc.version, loc.dir),
+        oom: new OomKillCounter(loc.version, loc.dir),
         dir,
         log,
         stopLogs,
@@ -799,6 +820,7 @@ export class NodeAgent {
     i.stopLogs?.();
     i.daemon.close();
     i.cgroupPeak.close();
+    i.oom.close();
     i.http?.destroy();
     if (i.origin === 'created') {
       await this.#o.engine.remove(i.id);
@@ -853,6 +875,15 @@ async function removeParentCgroup(parent: string): Promise<void> {
   const root = '/sys/fs/cgroup';
   const hierarchies = await readdir(root).catch(() => [] as string[]);
   for (const dir of [join(root, parent), ...hierarchies.map((h) => join(root, h, parent))]) await rmdir(dir).catch(() => undefined);
+}
+
+/** The cgroup's OOM-kill count now, or `fallback` when it cannot be read. */
+function oomCount(i: Instance, fallback: number): number {
+  try {
+    return i.oom.read();
+  } catch {
+    return fallback;
+  }
 }
 
 function infoOf(i: Instance): ContainerInfo {
