@@ -485,14 +485,17 @@ export class NodeAgent {
   async #finish(i: Instance, started: Promise<unknown>, used: Usage, next: Baseline | undefined, runGen: number): Promise<void> {
     try {
       await started.catch(() => undefined);
-      await this.#tenants.event(i.tenant, { kind: 'invocation-end', id: i.id, used });
+      const ended = await this.#tenants.event(i.tenant, { kind: 'invocation-end', id: i.id, used });
       const gen = i.moveGen;
       // With no move since the run's reads, its counters and the window its peaks read opened are
       // the next run's "before" as they stand: the container ran nothing of its function since.
       // The OOM count and the cgroup's peak window are taken now, as a full baseline would.
       const reuse = next !== undefined && gen === runGen;
       const fresh = reuse ? Promise.resolve(this.#carried(i, next)) : this.#baseline(i);
-      const [standing, base] = await Promise.all([this.#standingOf(i), fresh]);
+      // An end whose batch was empty answered the standing itself: no snapshot round trip.
+      const st = ended.standing;
+      const known: Standing | undefined = st === undefined ? undefined : { pool: st.pool, noLoans: !st.lends && !st.borrows, lendWhileIdle: st.lendWhileIdle };
+      const [standing, base] = await Promise.all([known !== undefined ? Promise.resolve(known) : this.#standingOf(i), fresh]);
       // A move that resized the container meanwhile may have evicted files: read again next time.
       if (gen === i.moveGen && !i.removed) {
         i.baseline = base;
