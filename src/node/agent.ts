@@ -353,11 +353,13 @@ export class NodeAgent {
    * the Manager's invocation-start is awaited only when one of its moves may have to reach this
    * container before its action runs (it lends memory now, its estimate exceeds its limit, or a
    * move of its tenant is under way); otherwise it is queued, first in line, and the run starts at
-   * once. The counters the run is measured against come from the previous activation's
-   * bookkeeping, which also opened the run's peak window in the daemon. After /run answers, the
-   * logs, the daemon's counters and its window's peaks, and the OOM count are read side by side;
-   * invocation-end and the next baseline (with the next window) come after the reply, and the
-   * container's next run waits for them.
+   * once. The counters the run is measured against come from the previous activation (its reads
+   * after /run, or a fresh baseline when a move resized the container since), as does the run's
+   * peak window in the daemon. After /run answers, the logs, the daemon's counters and its window's
+   * peaks (the same request opening the next run's window) are read side by side, and the OOM count
+   * through a kept descriptor; invocation-end (whose answer carries the container's standing) and
+   * the next baseline's remaining parts come after the reply, and the container's next run waits
+   * for them.
    */
   async run(id: string, req: RunRequest): Promise<RunReply> {
     const i = this.#get(id);
@@ -441,12 +443,12 @@ export class NodeAgent {
       // A move that lands while these are read makes them no baseline for the next run (see #finish).
       const readGen = i.moveGen;
       const oomAfter = oomCount(i, base.oomKills);
-      const [logs, after, peaks] = await Promise.all([
+      const [logs, afterRead, peaks] = await Promise.all([
         i.log === undefined ? Promise.resolve([]) : i.log.take(LOG_WAIT_MS),
         // The Manager must hear the end even if the daemon cannot answer now (its counters then stand still).
         i.daemon.stats().catch((err: unknown) => {
           this.#log(`stats of ${id} after its run: ${(err as Error).message}`);
-          return before;
+          return undefined;
         }),
         // The run's window, opened with the baseline: its exact peaks (docs/PROTOCOL.md, peaks).
         // The same request opens the next run's window (reset), which the container's next run
@@ -458,6 +460,7 @@ export class NodeAgent {
             })
           : Promise.resolve(undefined),
       ]);
+      const after = afterRead ?? before;
       noteFinished(oomAfter > base.oomKills);
       const cgroupPeak = i.cgroupPeak.read();
       const used = peaks !== undefined ? usageFromPeaks(peaks, after, cgroupPeak) : usageFromCounters(before, after, cgroupPeak);
@@ -470,7 +473,7 @@ export class NodeAgent {
         ...(oomAfter > base.oomKills ? { oom: true as const } : {}),
       };
       // The next run's "before": these counters and the window just opened, if no move comes between.
-      const next: Baseline | undefined = peaks !== undefined ? { stats: after, oomKills: oomAfter, peaks: true } : undefined;
+      const next: Baseline | undefined = peaks !== undefined && afterRead !== undefined ? { stats: after, oomKills: oomAfter, peaks: true } : undefined;
       i.tail = this.#finish(i, started, used, next, readGen);
       return result;
     } finally {
