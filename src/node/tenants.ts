@@ -20,8 +20,9 @@ export interface TenantManagerPort {
   apply(event: ManagerEvent): Promise<readonly Move[]>;
   /**
    * The same as {@link apply}, also answering the standing of the event's container after the
-   * event (one round trip instead of an event and a snapshot). Optional: without it the agent
-   * asks for a snapshot.
+   * event (one round trip instead of an event and a snapshot). It must decide exactly as `apply`
+   * (a port that changes `apply`'s answers must change or drop this one too). Optional: without it
+   * the agent asks for a snapshot.
    */
   applyWithStanding?(event: ManagerEvent): Promise<{ readonly moves: readonly Move[]; readonly standing: ContainerStanding | undefined }>;
   recover(live: readonly LiveContainer[]): Promise<readonly Move[]>;
