@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 import { ERROR_CODES, EphemeraError, type ErrorCode } from '../core/errors.js';
 import { MANAGER_API_VERSION } from './server.js';
-import type { LiveContainer, ManagerConfig, ManagerEvent, ManagerSnapshot, Move } from './types.js';
+import type { ContainerStanding, LiveContainer, ManagerConfig, ManagerEvent, ManagerSnapshot, Move } from './types.js';
 
 /** The compiled entry the child runs. */
 export const MANAGER_MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -33,6 +33,8 @@ export interface ApplyReply {
   readonly moves: readonly Move[];
   /** How long `apply` took inside the Manager process, in nanoseconds. */
   readonly decisionNs: number;
+  /** The event's container's standing after the event (events that name one by `id`, while it is held). */
+  readonly standing?: ContainerStanding;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

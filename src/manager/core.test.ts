@@ -359,3 +359,28 @@ test('recover: every container back to its initial quota, lowering before raisin
     (e) => isEphemeraError(e, 'EPH_MANAGER_EVENT'),
   );
 });
+
+test("standing(id) is the container's pool and loans as the snapshot shows them, at every step", T, () => {
+  const m = createManager(BASE);
+  const check = (what: string): void => {
+    const snap = m.snapshot();
+    for (const c of snap.containers) {
+      assert.deepEqual(m.standing(c.id), { pool: c.pool, lends: c.lentTo.length > 0, borrows: c.borrowedFrom.length > 0, lendWhileIdle: snap.lendWhileIdle }, `${what}: ${c.id}`);
+    }
+  };
+  m.apply({ kind: 'register', container: info('A', 64, usage(8, 120)) }, 0);
+  m.apply({ kind: 'register', container: info('B', 512, usage(4, 0)) }, 0);
+  check('registered');
+  m.apply({ kind: 'invocation-start', id: 'A' }, 1);
+  m.apply({ kind: 'invocation-start', id: 'B' }, 2);
+  check('B lends to A');
+  assert.equal(m.standing('B')?.lends, true);
+  assert.equal(m.standing('A')?.borrows, true);
+  m.apply({ kind: 'invocation-end', id: 'B', used: usage(4, 0) }, 3);
+  check('B reclaimed');
+  m.apply({ kind: 'invocation-end', id: 'A', used: usage(70, 0) }, 4);
+  check('A re-classified by its end');
+  assert.equal(m.standing('nobody'), undefined);
+  m.apply({ kind: 'forget', id: 'A' }, 5);
+  assert.equal(m.standing('A'), undefined);
+});

@@ -15,6 +15,7 @@ import { EphemeraError } from '../core/errors.js';
 import type {
   Bytes,
   ContainerInfo,
+  ContainerStanding,
   LiveContainer,
   Manager,
   ManagerConfig,
@@ -282,6 +283,11 @@ class TenantManager implements Manager {
     this.lastBatch = [];
     this.undoable = 0;
     return moves;
+  }
+
+  standing(id: string): ContainerStanding | undefined {
+    const s = this.index.get(id);
+    return s === undefined ? undefined : { pool: s.pool, lends: s.lent.size > 0, borrows: s.borrowed.size > 0, lendWhileIdle: this.config.lendWhileIdle };
   }
 
   snapshot(): ManagerSnapshot {

@@ -61,3 +61,20 @@ test('the schema refuses wrong types, unknown fields and unknown kinds with EPH_
     await app.close();
   }
 });
+
+test("an event that names a container answers its standing after the event; a forgotten one has none", T, async () => {
+  const app = buildManagerApp(CONFIG);
+  try {
+    const container = { id: 'c1', tenant: 'acme', fn: 'f', initialQuota: 64 * 1024 * 1024, profile: { ownPeakBytes: 1024 * 1024, filePeakBytes: 0 } };
+    const reg = (await post(app, '/v1/events', { event: { kind: 'register', container } })).json() as Record<string, unknown>;
+    assert.equal(reg['standing'], undefined, 'register names no id');
+    const start = (await post(app, '/v1/events', { event: { kind: 'invocation-start', id: 'c1' } })).json() as Record<string, unknown>;
+    assert.deepEqual(start['standing'], { pool: 'harvest', lends: false, borrows: false, lendWhileIdle: false });
+    const end = (await post(app, '/v1/events', { event: { kind: 'invocation-end', id: 'c1', used: { ownPeakBytes: 100 * 1024 * 1024, filePeakBytes: 0 } } })).json() as Record<string, unknown>;
+    assert.deepEqual(end['standing'], { pool: 'allocation', lends: false, borrows: false, lendWhileIdle: false }, 'the pool its end re-classified it into');
+    const forgot = (await post(app, '/v1/events', { event: { kind: 'forget', id: 'c1' } })).json() as Record<string, unknown>;
+    assert.equal(forgot['standing'], undefined);
+  } finally {
+    await app.close();
+  }
+});

@@ -137,9 +137,13 @@ export function buildManagerApp(config: ManagerConfig, logLevel = 'warn'): Fasti
   app.post<{ Body: { event: ManagerEvent; now?: number } }>(`${prefix}/events`, { schema: { body: EVENT_BODY } }, (req) => {
     const now = req.body.now ?? Date.now();
     const t0 = process.hrtime.bigint();
-    const moves = manager.apply(req.body.event, now);
+    const event = req.body.event;
+    const moves = manager.apply(event, now);
     const decisionNs = Number(process.hrtime.bigint() - t0);
-    return { moves, decisionNs };
+    // The event's own container's standing after it, so that the agent needs no snapshot after an
+    // event whose batch is empty (docs/PROTOCOL.md, Manager process).
+    const standing = 'id' in event ? manager.standing(event.id) : undefined;
+    return { moves, decisionNs, ...(standing !== undefined ? { standing } : {}) };
   });
 
   app.get(`${prefix}/snapshot`, () => manager.snapshot());

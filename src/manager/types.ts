@@ -183,6 +183,20 @@ export interface LiveContainer {
   readonly limitBytes: Bytes;
 }
 
+/**
+ * One container's place in its tenant's pool, as a snapshot would show it: what the node agent
+ * needs after each invocation to decide how the next one starts, without a whole snapshot.
+ */
+export interface ContainerStanding {
+  readonly pool: PoolName;
+  /** It lends to at least one container. */
+  readonly lends: boolean;
+  /** It borrows from at least one container. */
+  readonly borrows: boolean;
+  /** Whether this tenant's idle containers lend (the Manager's setting). */
+  readonly lendWhileIdle: boolean;
+}
+
 /** The pure core's face: no I/O, time passed in. */
 export interface Manager {
   /**
@@ -200,6 +214,8 @@ export interface Manager {
    */
   apply(event: ManagerEvent, now: number): readonly Move[];
   snapshot(): ManagerSnapshot;
+  /** The container's standing now (as {@link snapshot} shows it), or undefined for one it does not hold. */
+  standing(id: string): ContainerStanding | undefined;
   /**
    * Rebuilds the model after a crash from the tenant's live containers, forgetting everything
    * before, and returns the moves that bring every container back to its initial quota in the safe

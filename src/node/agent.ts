@@ -49,7 +49,7 @@ import type { MoveContext, MoveParty, MoveStep } from './moves.js';
 import { RecordedLimitSync } from './recorded-limit.js';
 import { IN_DAEMON, IN_LIB, IN_RUN, runtimeCommand } from './runtime-command.js';
 import { TenantHost, type BatchResult, type ManagerFactory, type RecoveryView } from './tenants.js';
-import { CgroupPeakWindow } from './cgroup-peak.js';
+import { CgroupPeakWindow, OomKillCounter } from './cgroup-peak.js';
 import { nextEstimate, requestedBytes, runStats, usageFromCounters, usageFromPeaks } from './usage.js';
 
 /** Unix socket paths are limited to 107 bytes (sun_path). */
@@ -121,6 +121,8 @@ interface Instance {
   readonly daemon: DaemonClient;
   /** The cgroup's own peak over an invocation (the fallback for a daemon without `peaks`). */
   readonly cgroupPeak: CgroupPeakWindow;
+  /** The cgroup's OOM-kill count, through a kept descriptor. */
+  readonly oom: OomKillCounter;
   /** The host directory bind-mounted at /run/ephemera (created containers). */
   readonly dir: string | undefined;
   readonly log: ActivationLog | undefined;
@@ -366,11 +368,13 @@ export class NodeAgent {
    * the Manager's invocation-start is awaited only when one of its moves may have to reach this
    * container before its action runs (it lends memory now, its estimate exceeds its limit, or a
    * move of its tenant is under way); otherwise it is queued, first in line, and the run starts at
-   * once. The counters the run is measured against come from the previous activation's
-   * bookkeeping, which also opened the run's peak window in the daemon. After /run answers, the
-   * logs, the daemon's counters and its window's peaks, and the OOM count are read side by side;
-   * invocation-end and the next baseline (with the next window) come after the reply, and the
-   * container's next run waits for them.
+   * once. The counters the run is measured against come from the previous activation (its reads
+   * after /run, or a fresh baseline when a move resized the container since), as does the run's
+   * peak window in the daemon. After /run answers, the logs, the daemon's counters and its window's
+   * peaks (the same request opening the next run's window) are read side by side, and the OOM count
+   * through a kept descriptor; invocation-end (whose answer carries the container's standing) and
+   * the next baseline's remaining parts come after the reply, and the container's next run waits
+   * for them.
    */
   async run(id: string, req: RunRequest): Promise<RunReply> {
     const i = this.#get(id);
@@ -433,7 +437,7 @@ export class NodeAgent {
       };
       if (timedOut || broken) {
         const logs = i.log === undefined ? [] : await i.log.take(200);
-        const oom = (await i.limiter.oomKills().catch(() => base.oomKills)) > base.oomKills || (broken && (await this.#o.engine.inspect(id).catch(() => undefined))?.oomKilled === true);
+        const oom = oomCount(i, base.oomKills) > base.oomKills || (broken && (await this.#o.engine.inspect(id).catch(() => undefined))?.oomKilled === true);
         noteFinished(oom);
         // As OpenWhisk's invoker does: a container whose action timed out or died is not reused.
         i.busy = false;
@@ -451,22 +455,27 @@ export class NodeAgent {
           ...(oom ? { oom: true as const } : {}),
         };
       }
-      const [logs, oomAfter, after, peaks] = await Promise.all([
+      // A move that lands while these are read makes them no baseline for the next run (see #finish).
+      const readGen = i.moveGen;
+      const oomAfter = oomCount(i, base.oomKills);
+      const [logs, afterRead, peaks] = await Promise.all([
         i.log === undefined ? Promise.resolve([]) : i.log.take(LOG_WAIT_MS),
-        i.limiter.oomKills().catch(() => base.oomKills),
         // The Manager must hear the end even if the daemon cannot answer now (its counters then stand still).
         i.daemon.stats().catch((err: unknown) => {
           this.#log(`stats of ${id} after its run: ${(err as Error).message}`);
-          return before;
+          return undefined;
         }),
         // The run's window, opened with the baseline: its exact peaks (docs/PROTOCOL.md, peaks).
+        // The same request opens the next run's window (reset), which the container's next run
+        // keeps unless a move resizes it first (then #finish opens another).
         base.peaks
-          ? i.daemon.peaks().catch((err: unknown) => {
+          ? i.daemon.peaks({ reset: true }).catch((err: unknown) => {
               this.#log(`peaks of ${id} after its run (its usage falls back to counters): ${(err as Error).message}`);
               return undefined;
             })
           : Promise.resolve(undefined),
       ]);
+      const after = afterRead ?? before;
       noteFinished(oomAfter > base.oomKills);
       const cgroupPeak = i.cgroupPeak.read();
       const used = peaks !== undefined ? usageFromPeaks(peaks, after, cgroupPeak) : usageFromCounters(before, after, cgroupPeak);
@@ -478,7 +487,9 @@ export class NodeAgent {
         ephemera: { pool: await pool, initialBytes: i.initialBytes, grantedBytes: i.maxGranted, node: this.#o.node, stats: runStats(before, after, used, peaks) },
         ...(oomAfter > base.oomKills ? { oom: true as const } : {}),
       };
-      i.tail = this.#finish(i, started, used);
+      // The next run's "before": these counters and the window just opened, if no move comes between.
+      const next: Baseline | undefined = peaks !== undefined && afterRead !== undefined ? { stats: after, oomKills: oomAfter, peaks: true } : undefined;
+      i.tail = this.#finish(i, started, used, next, readGen);
       return result;
     } finally {
       if (!released) i.busy = false;
@@ -489,12 +500,20 @@ export class NodeAgent {
    * An activation's bookkeeping after its reply: invocation-end to the Manager (after its start,
    * which may still be queued) and its moves, then the next activation's baseline. Never rejects.
    */
-  async #finish(i: Instance, started: Promise<unknown>, used: Usage): Promise<void> {
+  async #finish(i: Instance, started: Promise<unknown>, used: Usage, next: Baseline | undefined, runGen: number): Promise<void> {
     try {
       await started.catch(() => undefined);
-      await this.#tenants.event(i.tenant, { kind: 'invocation-end', id: i.id, used });
+      const ended = await this.#tenants.event(i.tenant, { kind: 'invocation-end', id: i.id, used });
       const gen = i.moveGen;
-      const [standing, base] = await Promise.all([this.#standingOf(i), this.#baseline(i)]);
+      // With no move since the run's reads, its counters and the window its peaks read opened are
+      // the next run's "before" as they stand: the container ran nothing of its function since.
+      // The OOM count and the cgroup's peak window are taken now, as a full baseline would.
+      const reuse = next !== undefined && gen === runGen;
+      const fresh = reuse ? Promise.resolve(this.#carried(i, next)) : this.#baseline(i);
+      // An end whose batch was empty answered the standing itself: no snapshot round trip.
+      const st = ended.standing;
+      const known: Standing | undefined = st === undefined ? undefined : { pool: st.pool, noLoans: !st.lends && !st.borrows, lendWhileIdle: st.lendWhileIdle };
+      const [standing, base] = await Promise.all([known !== undefined ? Promise.resolve(known) : this.#standingOf(i), fresh]);
       // A move that resized the container meanwhile may have evicted files: read again next time.
       if (gen === i.moveGen && !i.removed) {
         i.baseline = base;
@@ -538,6 +557,12 @@ export class NodeAgent {
    * function in between (one activation at a time), so the window covers exactly the run, and the
    * reset stays off the critical path.
    */
+  /** The baseline carried from the run's own reads: the OOM count and the cgroup window taken now. */
+  #carried(i: Instance, next: Baseline): Baseline {
+    i.cgroupPeak.open();
+    return { ...next, oomKills: oomCount(i, next.oomKills) };
+  }
+
   async #baseline(i: Instance): Promise<Baseline> {
     i.cgroupPeak.open();
     const [peaks, stats, oomKills] = await Promise.all([
@@ -549,7 +574,7 @@ export class NodeAgent {
         },
       ),
       i.daemon.stats(),
-      i.limiter.oomKills().catch(() => 0),
+      Promise.resolve(oomCount(i, 0)),
     ]);
     return { stats, oomKills, peaks };
   }
@@ -696,6 +721,7 @@ export class NodeAgent {
       i.stopLogs?.();
       i.daemon.close();
       i.cgroupPeak.close();
+      i.oom.close();
       i.http?.destroy();
     }
     const empty = this.#instances.size === 0 || options.removeContainers;
@@ -759,6 +785,7 @@ export class NodeAgent {
         guard: held,
         daemon,
         cgroupPeak: new CgroupPeakWindow(loc.version, loc.dir),
+        oom: new OomKillCounter(loc.version, loc.dir),
         dir,
         log,
         stopLogs,
@@ -838,6 +865,7 @@ export class NodeAgent {
     i.stopLogs?.();
     i.daemon.close();
     i.cgroupPeak.close();
+    i.oom.close();
     i.http?.destroy();
     if (i.origin === 'created') {
       await this.#o.engine.remove(i.id);
@@ -892,6 +920,15 @@ async function removeParentCgroup(parent: string): Promise<void> {
   const root = '/sys/fs/cgroup';
   const hierarchies = await readdir(root).catch(() => [] as string[]);
   for (const dir of [join(root, parent), ...hierarchies.map((h) => join(root, h, parent))]) await rmdir(dir).catch(() => undefined);
+}
+
+/** The cgroup's OOM-kill count now, or `fallback` when it cannot be read. */
+function oomCount(i: Instance, fallback: number): number {
+  try {
+    return i.oom.read();
+  } catch {
+    return fallback;
+  }
 }
 
 function infoOf(i: Instance): ContainerInfo {

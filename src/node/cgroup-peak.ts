@@ -11,13 +11,22 @@
  *   ({@link CgroupPeakWindow.windowed}).
  *
  * The files are read and written synchronously behind the callers' async code, as in
- * src/limiter/cgroupfs.ts (a cgroup file is served from kernel memory in microseconds).
+ * src/limiter/cgroupfs.ts (a cgroup file is served from kernel memory in microseconds). Both
+ * versions keep the file open from the first window to {@link CgroupPeakWindow.close}: every run
+ * opens and reads a window, and an open, a stat and a close per access were most of the agent's
+ * system calls per warm run. A kept descriptor reads afresh with a pread at offset 0 (the kernel's
+ * seq_file regenerates the text for a read at 0), and v1's reset is a pwrite of `0` at offset 0.
+ *
+ * {@link OomKillCounter} keeps the OOM count's file open the same way.
  */
 import { closeSync, existsSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { EphemeraError } from '../core/errors.js';
+
 /** One open control file (v2's `memory.peak` held across a window). */
 export interface ControlHandle {
+  /** Writes `text` at offset 0 (pwrite). */
   write(text: string): void;
   /** The file's text from its start (pread at 0). */
   read(): string;
@@ -41,10 +50,10 @@ export const nodePeakFiles: PeakFiles = {
     const fd = openSync(path, 'r+');
     return {
       write: (text) => {
-        writeSync(fd, text);
+        writeSync(fd, text, 0);
       },
       read: () => {
-        const buf = Buffer.alloc(64);
+        const buf = Buffer.alloc(256);
         return buf.toString('utf8', 0, readSync(fd, buf, 0, buf.length, 0));
       },
       close: () => {
@@ -78,14 +87,12 @@ export class CgroupPeakWindow {
   open(): void {
     this.#windowed = false;
     try {
-      if (!this.#fs.exists(this.#file)) return;
-      if (this.#version === 1) {
-        this.#fs.writeText(this.#file, '0');
-        this.#windowed = true;
-        return;
+      if (this.#handle === undefined) {
+        if (!this.#fs.exists(this.#file)) return;
+        this.#handle = this.#fs.open(this.#file);
       }
-      this.#handle ??= this.#fs.open(this.#file);
-      this.#handle.write('reset\n');
+      // v1: any write sets max_usage_in_bytes to the usage now; v2: resets this descriptor's peak.
+      this.#handle.write(this.#version === 1 ? '0' : 'reset\n');
       this.#windowed = true;
     } catch {
       // v2 before Linux 6.12 (no per-file reset), or the cgroup is gone: the lifetime peak, or none.
@@ -95,11 +102,59 @@ export class CgroupPeakWindow {
   /** The peak in bytes (see {@link windowed}), or null when the kernel has none to give. Never throws. */
   read(): number | null {
     try {
-      if (this.#handle !== undefined && this.#windowed) return count(this.#handle.read());
+      // v1's handle reads the one peak there is; v2's reads its own window only when it reset one.
+      if (this.#handle !== undefined && (this.#windowed || this.#version === 1)) return count(this.#handle.read());
       return this.#fs.exists(this.#file) ? count(this.#fs.readText(this.#file)) : null;
     } catch {
       return null;
     }
+  }
+
+  close(): void {
+    try {
+      this.#handle?.close();
+    } catch {
+      // already gone with its cgroup
+    }
+    this.#handle = undefined;
+  }
+}
+
+/**
+ * The cgroup's OOM-kill count (`oom_kill` of v1's `memory.oom_control`, v2's `memory.events`),
+ * read twice per run through one kept descriptor.
+ */
+export class OomKillCounter {
+  readonly #file: string;
+  readonly #fs: PeakFiles;
+  #handle: ControlHandle | undefined;
+
+  constructor(version: 1 | 2, dir: string, fs: PeakFiles = nodePeakFiles) {
+    this.#file = join(dir, version === 1 ? 'memory.oom_control' : 'memory.events');
+    this.#fs = fs;
+  }
+
+  /**
+   * The count now.
+   * @throws {EphemeraError} `EPH_CGROUP_IO` when the file cannot be read or has no `oom_kill` line
+   */
+  read(): number {
+    let text: string;
+    try {
+      this.#handle ??= this.#fs.open(this.#file);
+      text = this.#handle.read();
+    } catch (err) {
+      this.close();
+      throw new EphemeraError('EPH_CGROUP_IO', `cannot read ${this.#file}: ${(err as Error).message}; is the cgroup still there and the memory controller enabled for it?`, {
+        cause: err,
+        detail: { path: this.#file },
+      });
+    }
+    const m = /^oom_kill (\d+)$/m.exec(text);
+    if (m?.[1] === undefined) {
+      throw new EphemeraError('EPH_CGROUP_IO', `${this.#file} has no oom_kill line; this kernel (older than 4.13) does not count OOM kills per cgroup`, { detail: { path: this.#file } });
+    }
+    return Number(m[1]);
   }
 
   close(): void {

@@ -27,6 +27,10 @@ export function inProcessManagers(defaults: ManagerDefaults): ManagerFactory {
     const m = createManager({ ...defaults, tenant });
     const port: TenantManagerPort = {
       apply: (event) => Promise.resolve(m.apply(event, Date.now())),
+      applyWithStanding: (event) => {
+        const moves = m.apply(event, Date.now());
+        return Promise.resolve({ moves, standing: 'id' in event ? m.standing(event.id) : undefined });
+      },
       recover: (live) => Promise.resolve(m.recover(live)),
       snapshot: () => Promise.resolve(m.snapshot()),
       close: () => Promise.resolve(),
@@ -54,6 +58,10 @@ export function processManagers(defaults: ManagerDefaults, root: string): Proces
     running.set(tenant, proc);
     const port: TenantManagerPort = {
       apply: async (event) => (await proc.client.apply(event)).moves,
+      applyWithStanding: async (event) => {
+        const r = await proc.client.apply(event);
+        return { moves: r.moves, standing: r.standing };
+      },
       recover: (live) => proc.client.recover(live),
       snapshot: () => proc.client.snapshot(),
       close: async () => {

@@ -165,8 +165,11 @@ describe('a Manager cannot move memory across tenants', { timeout: 200_000 }, ()
   const buggy: ManagerFactory = async (tenant) => {
     const real = await inProcessManagers(managerDefaults('tenant'))(tenant);
     if (tenant !== 'evil') return real;
+    // Only the raw apply: the standing variant would bypass the raids.
     return {
-      ...real,
+      recover: (live) => real.recover(live),
+      snapshot: () => real.snapshot(),
+      close: () => real.close(),
       apply: async (event) => {
         const moves = await real.apply(event);
         if (event.kind !== 'invocation-start') return moves;

@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 
 import type { ManagerEvent, ManagerSnapshot, PoolName } from '../manager/types.js';
 import { actionRequest } from './action-client.js';
+import { inProcessManagers, managerDefaults } from './managers.js';
 import type { TenantManagerPort } from './tenants.js';
 import { dockerReady, startTestNode, type TestNode } from './testkit.js';
 
@@ -224,5 +225,67 @@ describe("the node agent's run path", { timeout: 240_000 }, () => {
     } finally {
       await client.removeContainer(c.id);
     }
+  });
+});
+
+describe("the node agent's warm runs with the real Manager core", { timeout: 240_000 }, () => {
+  let skip: string | null = null;
+  let node: TestNode | undefined;
+  const calls = { snapshots: 0, withStanding: 0 };
+  let real: TenantManagerPort | undefined;
+
+  /** The real core in process, counting the snapshots the agent asks for. */
+  const counting = async (tenant: string): Promise<TenantManagerPort> => {
+    const m = await inProcessManagers(managerDefaults('tenant'))(tenant);
+    real = m;
+    return {
+      apply: (e) => m.apply(e),
+      applyWithStanding: (e) => {
+        calls.withStanding++;
+        return (m.applyWithStanding ?? ((x: ManagerEvent) => m.apply(x).then((moves) => ({ moves, standing: undefined }))))(e);
+      },
+      recover: (live) => m.recover(live),
+      snapshot: () => {
+        calls.snapshots++;
+        return m.snapshot();
+      },
+      close: () => m.close(),
+    };
+  };
+
+  before(async () => {
+    skip = await dockerReady();
+    if (skip === null) node = await startTestNode(counting, { node: `warmcore${String(process.pid)}` });
+  });
+  after(async () => {
+    await node?.close();
+  });
+
+  test('after an invocation-end that moved nothing the agent asks for no snapshot; each reply still has the pool a snapshot shows, and its own counters', { timeout: 120_000 }, async (t) => {
+    if (skip !== null || node === undefined) return t.skip(skip ?? 'no node');
+    const { client } = node;
+    const c = await client.createContainer({ tenant: 'carol', function: 'f', memoryBytes: 128 * MiB, profile: { ownPeakBytes: 8 * MiB, filePeakBytes: 0 } });
+    assert.equal((await client.init(c.id, { value: { code: ACTION } })).statusCode, 200);
+    const poolNow = async (): Promise<PoolName | undefined> => {
+      await client.listContainers(); // waits for the last run's bookkeeping (and counts one snapshot)
+      const snap = await real?.snapshot(); // the core itself, not counted
+      return snap?.containers.find((x) => x.id === c.id)?.pool;
+    };
+    const first = await client.run(c.id, runReq(true, 'w1'));
+    assert.equal(first.statusCode, 200);
+    await client.listContainers();
+    const afterFirst = calls.snapshots;
+    for (let n = 2; n <= 5; n++) {
+      const write = n % 2 === 1;
+      const r = await client.run(c.id, runReq(write, `w${String(n)}`));
+      assert.equal(r.statusCode, 200);
+      assert.equal(r.ephemera.stats.peaks, 'daemon');
+      if (write) assert.ok(r.ephemera.stats.fast_writes > 0, JSON.stringify(r.ephemera.stats));
+      else assert.equal(r.ephemera.stats.fast_writes, 0, `run ${String(n)} wrote nothing: its counters are its own: ${JSON.stringify(r.ephemera.stats)}`);
+      assert.equal(r.ephemera.pool, await poolNow(), 'the pool the Manager shows');
+    }
+    // listContainers itself takes one snapshot per call (its view); the runs took none.
+    assert.equal(calls.snapshots - afterFirst, 4, `only the four listings asked for a snapshot (${String(calls.snapshots - afterFirst)})`);
+    assert.ok(calls.withStanding >= 8, 'starts and ends went through the answer with the standing');
   });
 });

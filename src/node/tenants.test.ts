@@ -4,6 +4,7 @@ import { test } from 'node:test';
 
 import { EphemeraError } from '../core/errors.js';
 import type { LiveContainer, ManagerEvent, ManagerSnapshot, Move } from '../manager/types.js';
+import { inProcessManagers, managerDefaults } from './managers.js';
 import type { MoveContext } from './moves.js';
 import { TenantHost, type TenantManagerPort } from './tenants.js';
 
@@ -113,4 +114,52 @@ test('a lost Manager is replaced, rebuilt from the live containers, and its rest
   // The restore named a container this fake context does not hold: refused, nothing applied.
   assert.equal(r.refused.length, 1);
   assert.equal(started, 2);
+});
+
+test("an event whose batch is empty answers its container's standing, the same a snapshot then shows; one with moves answers none", { timeout: 5_000 }, async () => {
+  const MiB = 1024 * 1024;
+  const limits = new Map([
+    ['cpu', 512 * MiB],
+    ['io', 64 * MiB],
+  ]);
+  const moves: MoveContext = {
+    party: (id) => ({
+      id,
+      tenant: 'acme',
+      limiter: {
+        kind: 'cgroup-v1',
+        target: id,
+        getLimit: () => Promise.resolve(limits.get(id) ?? null),
+        setLimit: (bytes) => {
+          limits.set(id, bytes ?? 0);
+          return Promise.resolve();
+        },
+        getUsage: () => Promise.resolve(0),
+        getPeak: () => Promise.resolve(null),
+        oomKills: () => Promise.resolve(0),
+      },
+      daemon: { shrink: () => Promise.resolve(), grow: () => Promise.resolve() },
+    }),
+    hold: () => Promise.resolve(),
+    release: () => undefined,
+  };
+  const host = new TenantHost(inProcessManagers({ ...managerDefaults('tenant'), lendWhileIdle: false }), () => moves, () => Promise.resolve({ live: [], running: [] }), () => undefined);
+  const standingIn = async (id: string): Promise<unknown> => {
+    const snap = await host.snapshot('acme');
+    const c = snap.containers.find((x) => x.id === id);
+    return c === undefined ? undefined : { pool: c.pool, lends: c.lentTo.length > 0, borrows: c.borrowedFrom.length > 0, lendWhileIdle: snap.lendWhileIdle };
+  };
+  await host.event('acme', { kind: 'register', container: { id: 'cpu', tenant: 'acme', fn: 'cpu', initialQuota: 512 * MiB, profile: { ownPeakBytes: 4 * MiB, filePeakBytes: 0 } } });
+  await host.event('acme', { kind: 'register', container: { id: 'io', tenant: 'acme', fn: 'io', initialQuota: 64 * MiB, profile: { ownPeakBytes: 8 * MiB, filePeakBytes: 120 * MiB } } });
+  const warm = await host.event('acme', { kind: 'invocation-start', id: 'cpu' });
+  assert.equal(warm.done.length, 0);
+  assert.deepEqual(warm.standing, await standingIn('cpu'));
+  const ended = await host.event('acme', { kind: 'invocation-end', id: 'cpu', used: { ownPeakBytes: 4 * MiB, filePeakBytes: 0 } });
+  assert.deepEqual(ended.standing, { pool: 'harvest', lends: false, borrows: false, lendWhileIdle: false });
+  assert.deepEqual(ended.standing, await standingIn('cpu'));
+  await host.event('acme', { kind: 'invocation-start', id: 'cpu' });
+  const lent = await host.event('acme', { kind: 'invocation-start', id: 'io' });
+  assert.ok(lent.done.length > 0, `the running cpu container lends to io: ${JSON.stringify(lent.refused)}`);
+  assert.equal(lent.standing, undefined, 'after moves the agent must ask for a snapshot');
+  await host.close();
 });

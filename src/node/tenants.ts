@@ -12,12 +12,19 @@
  * as its contract asks: the failed move and every move of the batch after it, last first.
  */
 import { isEphemeraError, type EphemeraError } from '../core/errors.js';
-import type { LiveContainer, ManagerEvent, ManagerSnapshot, Move } from '../manager/types.js';
+import type { ContainerStanding, LiveContainer, ManagerEvent, ManagerSnapshot, Move } from '../manager/types.js';
 import { carryOut, type MoveContext, type MoveOutcome } from './moves.js';
 
 /** What the agent needs of a tenant's Manager (the manager's process client satisfies it). */
 export interface TenantManagerPort {
   apply(event: ManagerEvent): Promise<readonly Move[]>;
+  /**
+   * The same as {@link apply}, also answering the standing of the event's container after the
+   * event (one round trip instead of an event and a snapshot). It must decide exactly as `apply`
+   * (a port that changes `apply`'s answers must change or drop this one too). Optional: without it
+   * the agent asks for a snapshot.
+   */
+  applyWithStanding?(event: ManagerEvent): Promise<{ readonly moves: readonly Move[]; readonly standing: ContainerStanding | undefined }>;
   recover(live: readonly LiveContainer[]): Promise<readonly Move[]>;
   snapshot(): Promise<ManagerSnapshot>;
   close(): Promise<void>;
@@ -35,6 +42,11 @@ export interface RefusedMove {
 export interface BatchResult {
   readonly done: MoveOutcome[];
   readonly refused: RefusedMove[];
+  /**
+   * The event's container's standing after it, when the Manager answered one and the batch was
+   * empty (no move done or refused, no recovery): then it is what a snapshot taken next would show.
+   */
+  readonly standing?: ContainerStanding;
 }
 
 /** What a replacement Manager is rebuilt from. */
@@ -122,8 +134,10 @@ export class TenantHost {
   event(tenant: string, event: ManagerEvent): Promise<BatchResult> {
     return this.serialize(tenant, async (m) => {
       let moves: readonly Move[];
+      let standing: ContainerStanding | undefined;
       try {
-        moves = await m.apply(event);
+        if (m.applyWithStanding !== undefined && 'id' in event) ({ moves, standing } = await m.applyWithStanding(event));
+        else moves = await m.apply(event);
       } catch (err) {
         if (!isEphemeraError(err) || !LOST.has(err.code)) throw err;
         this.#log(`tenant ${tenant}: its Manager is lost (${err.message}); starting a new one and recovering`);
@@ -147,7 +161,8 @@ export class TenantHost {
         const next = await this.execute(tenant, fresh, moves);
         return { done: [...restored.done, ...next.done], refused: [...restored.refused, ...next.refused] };
       }
-      return this.execute(tenant, m, moves);
+      const result = await this.execute(tenant, m, moves);
+      return standing !== undefined && result.done.length === 0 && result.refused.length === 0 ? { ...result, standing } : result;
     });
   }
 
