@@ -123,3 +123,17 @@ export function flagPositiveInt(parsed: ParsedFlags, name: string, context: stri
   }
   return Number(v);
 }
+
+/**
+ * A CPU count for Docker's `--cpus` (NanoCpus): a decimal from 0.01 up to the cores of this
+ * machine, which is what the engine itself accepts (it refuses more than the host has at create).
+ */
+export function flagCpus(parsed: ParsedFlags, name: string, context: string, cores: number): number | undefined {
+  const v = flagValue(parsed, name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v) || n < 0.01 || n > cores) {
+    throw new EphemeraError('EPH_CLI_USAGE', `${context}: --${name} must be a number of CPUs from 0.01 to ${String(cores)} (this machine's cores), got ${JSON.stringify(v)}`);
+  }
+  return n;
+}

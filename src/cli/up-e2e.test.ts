@@ -22,6 +22,8 @@ import { readProps } from '../platform/harness.js';
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const NAME = `platform-e2e-${String(process.pid)}`;
 const NODE = `${NAME}-node-1`;
+/** `--container-cpus`: every action container of this platform gets this cap. */
+const CPUS = 1.5;
 
 type Ann = { annotations?: { key: string; value: unknown }[] };
 const ann = (r: Ann, key: string): unknown => r.annotations?.find((a) => a.key === key)?.value;
@@ -64,7 +66,7 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
     dir = mkdtempSync('/tmp/platform-up-');
     // The first start may build the function image.
     const started = await startAnnounced(
-      [process.execPath, MAIN, 'up', '--port', '0', '--state-dir', join(dir, 'state'), '--name', NAME, '--keep-alive-ms', '120000', '--tenant', 'other'],
+      [process.execPath, MAIN, 'up', '--port', '0', '--state-dir', join(dir, 'state'), '--name', NAME, '--keep-alive-ms', '120000', '--tenant', 'other', '--container-cpus', String(CPUS)],
       /API on (http:\/\/\S+)/,
       600_000,
       { env: { ...process.env, EPHEMERA_HOME: join(dir, 'home') } },
@@ -118,6 +120,18 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
     const prof = ann(await ow.actions.get({ name: 'io' }), 'ephemera.profile') as Record<string, unknown>;
     assert.equal(prof.source, 'observed');
     assert.ok((prof.filePeakBytes as number) >= 8 << 20, JSON.stringify(prof));
+  });
+
+  test('--container-cpus reaches the real container: its HostConfig.NanoCpus is the cap', async (t) => {
+    if (skip !== null || ow === undefined) { t.skip(skip ?? 'no client'); return; }
+    await ow.actions.update({ name: 'cap', action: 'def main(a):\n    return {"ok": True}\n', kind: 'python:3' });
+    const rec = await ow.actions.invoke({ name: 'cap', blocking: true, result: false }) as { response: { success: boolean } };
+    assert.equal(rec.response.success, true);
+    // The warm container stays for --keep-alive-ms: ask Docker what it was created with.
+    const ids = spawnSync('docker', ['ps', '-q', '--filter', `label=ephemera.node=${NODE}`, '--filter', 'label=ephemera.function=guest/cap'], { encoding: 'utf8', timeout: 30_000 }).stdout.split('\n').filter((l) => l !== '');
+    assert.equal(ids.length, 1, `one warm container of guest/cap, got ${JSON.stringify(ids)}`);
+    const nano = spawnSync('docker', ['inspect', '-f', '{{.HostConfig.NanoCpus}}', ids[0] ?? ''], { encoding: 'utf8', timeout: 30_000 }).stdout.trim();
+    assert.equal(Number(nano), CPUS * 1e9);
   });
 
   test('a sequence runs end to end in containers', async (t) => {

@@ -60,6 +60,10 @@ test('bad tenant names and bad up flags exit 2 with the code and what to do', { 
       [['up', '--port', 'http'], /EPH_CLI_USAGE: .*--port must be a TCP port/],
       [['up', '--node-memory', 'lots'], /EPH_CLI_BAD_SIZE/],
       [['up', '--tenant', '_'], /EPH_TENANT_NAME/],
+      [['up', '--container-cpus', '0'], /EPH_CLI_USAGE: .*--container-cpus must be a number of CPUs from 0.01 to \d+ \(this machine's cores\), got "0"/],
+      [['up', '--container-cpus', '1e3'], /EPH_CLI_USAGE: .*--container-cpus must be a number of CPUs.*got "1e3"/],
+      [['up', '--container-cpus', '4096'], /EPH_CLI_USAGE: .*--container-cpus must be a number of CPUs.*got "4096"/],
+      [['up', '--container-cpus', 'half'], /EPH_CLI_USAGE: .*--container-cpus must be a number of CPUs.*got "half"/],
       [['up', '--sharing', 'cluster'], /EPH_CLI_USAGE: .*--sharing must be one of none, function, workflow, tenant/],
     ];
     for (const [args, re] of cases) {

@@ -4,6 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,11 +23,11 @@ import { parseSchedulerPolicy } from '../scheduler/algorithm.js';
 import { SCHEDULERS } from '../platform/selector.js';
 import { Store } from '../platform/store.js';
 import { GUEST_TENANT, checkTenantName, ephemeraHome, writeWskprops } from '../platform/tenants.js';
-import { flagCount, flagPositiveInt, flagValue, parseFlags } from './flags.js';
+import { flagCount, flagCpus, flagPositiveInt, flagValue, parseFlags } from './flags.js';
 
 export const UP_USAGE = `usage: ephemera up [--port N] [--tenant NAME]... [--nodes N] [--node-memory SIZE]
                    [--scheduler ephemera|most-free] [--sharing SCOPE] [--state-dir DIR]
-                   [--keep-alive-ms MS] [--name NAME]
+                   [--keep-alive-ms MS] [--name NAME] [--container-cpus N]
                    [--activations-keep N] [--activations-max-age-ms MS]
 
 Starts the platform in the foreground: Docker (scripts/docker.sh), one node agent (\`ephemera
@@ -45,6 +46,8 @@ directory); admin.wskprops holds the operator key, which sees every namespace.
   --activations-max-age-ms MS
                        finished activation records older than this are pruned (default 604800000,
                        7 days; 0: no limit)
+  --container-cpus N   the CPU time every action container may use, in CPUs (Docker's --cpus;
+                       0.01 up to this machine's cores; default: no cap)
   --scheduler NAME     how a new container's node is chosen (default ephemera)
   --sharing SCOPE      which containers lend memory to each other: none, function, workflow or
                        tenant (the node agents' default, tenant)
@@ -85,6 +88,7 @@ export async function upMain(argv: readonly string[]): Promise<number> {
     sharing: { value: true },
     'activations-keep': { value: true },
     'activations-max-age-ms': { value: true },
+    'container-cpus': { value: true },
   }, ctx);
   const sharing = flagValue(parsed, 'sharing');
   if (sharing !== undefined && !SHARING.includes(sharing)) {
@@ -108,6 +112,7 @@ export async function upMain(argv: readonly string[]): Promise<number> {
   if (!(SCHEDULERS as readonly string[]).includes(scheduler)) {
     throw new EphemeraError('EPH_CLI_USAGE', `${ctx}: --scheduler must be one of ${SCHEDULERS.join(', ')}, got ${JSON.stringify(scheduler)}`);
   }
+  const containerCpus = flagCpus(parsed, 'container-cpus', ctx, availableParallelism());
   const tenants = [GUEST_TENANT, ...(parsed.values.get('tenant') ?? []).map(checkTenantName)];
   const stateDir = flagValue(parsed, 'state-dir') ?? defaultStateDir();
   const keepAliveMs = flagPositiveInt(parsed, 'keep-alive-ms', ctx, 600_000);
@@ -157,6 +162,7 @@ export async function upMain(argv: readonly string[]): Promise<number> {
       extender: selector.scheduler,
       log,
       keepAliveMs,
+      ...(containerCpus === undefined ? {} : { containerCpus }),
       blockingWaitMs: 60_000,
       retention,
       // The operator's views read the agents' own API: a short timeout, so a stuck agent cannot hold a page.

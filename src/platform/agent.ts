@@ -15,6 +15,8 @@ export interface ContainerSpec {
   /** A blackbox action's image; the node's Python runtime image otherwise. */
   readonly image?: string;
   readonly memoryBytes: number;
+  /** CPU time the container may use, in CPUs (Docker's NanoCpus); absent: no cap. */
+  readonly cpus?: number;
   readonly profile?: { readonly ownPeakBytes: number; readonly filePeakBytes: number };
 }
 

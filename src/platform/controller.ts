@@ -48,6 +48,8 @@ export interface ControllerConfig {
   readonly selector: NodeSelector;
   readonly log: Logger;
   readonly keepAliveMs: number;
+  /** The CPU cap of every action container, in CPUs; absent: none. */
+  readonly containerCpus?: number;
   readonly blockingWaitMs: number;
   /** Node state for the kube-scheduler extender (`POST /extender/filter|prioritize`); none: not served. */
   readonly extender?: NodeStateSource;
@@ -132,8 +134,9 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     profiles: store,
     log: cfg.log,
     keepAliveMs: cfg.keepAliveMs,
+    ...(cfg.containerCpus === undefined ? {} : { containerCpus: cfg.containerCpus }),
   });
-  const profiler = new Profiler({ nodes: cfg.nodes, store, log: cfg.log });
+  const profiler = new Profiler({ nodes: cfg.nodes, store, log: cfg.log, ...(cfg.containerCpus === undefined ? {} : { containerCpus: cfg.containerCpus }) });
   const app = buildController({ store, invoker, log: cfg.log, blockingWaitMs: cfg.blockingWaitMs, onActionSaved: (doc) => { profiler.saved(doc); } });
   if (cfg.extender !== undefined) await app.register(extenderRoutes, { source: cfg.extender });
   try {

@@ -65,6 +65,8 @@ export interface InvokerOptions {
   readonly log: Logger;
   /** How long an idle warm container is kept. */
   readonly keepAliveMs: number;
+  /** The CPU cap of every action container, in CPUs (`ephemera up --container-cpus`); absent: none. */
+  readonly containerCpus?: number;
   /** How long past an action's own timeout the invoker waits for the node before giving up. */
   readonly graceMs?: number;
   readonly now?: () => number;
@@ -484,6 +486,7 @@ export class Invoker {
       function: placement.function,
       ...(placement.workflow === undefined ? {} : { workflow: placement.workflow }),
       memoryBytes: placement.memoryBytes,
+      ...(this.opts.containerCpus === undefined ? {} : { cpus: this.opts.containerCpus }),
       ...(placement.profile === undefined ? {} : { profile: placement.profile }),
       ...(action.exec.kind === 'blackbox' && action.exec.image !== undefined ? { image: action.exec.image } : {}),
     };

@@ -25,11 +25,12 @@ export class AgentProfileRunner implements ProfileRunner {
   constructor(
     private readonly agent: NodeAgent,
     private readonly action: ActionDoc,
+    private readonly cpus?: number,
   ) {}
 
   async run(req: ProfileRunRequest): Promise<RunPeaks> {
     const a = this.action;
-    const { id } = await this.agent.create({ tenant: a.namespace, function: `${a.namespace}/${a.name}`, memoryBytes: req.limit });
+    const { id } = await this.agent.create({ tenant: a.namespace, function: `${a.namespace}/${a.name}`, memoryBytes: req.limit, ...(this.cpus === undefined ? {} : { cpus: this.cpus }) });
     try {
       const init = await this.agent.init(id, { name: a.name, main: a.exec.main ?? 'main', code: a.exec.code ?? '', binary: a.exec.binary ?? false, env: {} });
       if (init.statusCode !== 200) throw new Error(`the action did not initialise (${String(init.statusCode)}: ${JSON.stringify(init.body).slice(0, 200)})`);
@@ -65,6 +66,8 @@ export interface ProfilerOptions {
   readonly nodes: readonly NodeAgent[];
   readonly store: ProfilerStore;
   readonly log: Logger;
+  /** The same CPU cap as the action's own containers, so that a profile run sees what they see. */
+  readonly containerCpus?: number;
 }
 
 export class Profiler {
@@ -96,7 +99,7 @@ export class Profiler {
     const runner: ProfileRunner = {
       run: (req) => {
         const agent = nodes[this.next++ % nodes.length] as NodeAgent;
-        return new AgentProfileRunner(agent, action).run(req);
+        return new AgentProfileRunner(agent, action, this.opts.containerCpus).run(req);
       },
     };
     this.opts.log.info({ action: qualified, inputs: inputs.length }, 'profiling');
