@@ -7,8 +7,10 @@
  * overlap as in the paper with the profile's file peak); the CPU task (limit 300 MB, profile 4 MiB) spins for a
  * fixed time. While all six run, the agents' figures are sampled: per node memory requested
  * (`N_req`), allocated (`N_alloc`) and used (the containers' cgroup usage). A task's latency is its
- * activation's `waitTime + duration` (request to answer). Every container is the same: no CPU cap
- * in either arm.
+ * activation's `waitTime + duration` (request to answer). Every container in both arms gets the
+ * same CPU cap (`ephemera up --container-cpus`, Docker's NanoCpus); by default the machine's cores
+ * divided by the six tasks, so that the six together never ask for more CPU than there is and a
+ * task's latency is its own work plus where its files went, not who won the cores.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -51,6 +53,8 @@ export interface Table4Options {
   readonly cpuSeconds: number;
   /** MiB each I/O task writes and reads. */
   readonly ioMiB: number;
+  /** The CPU cap of every container in both arms, in CPUs. */
+  readonly containerCpus: number;
   readonly progress: (line: string) => void;
 }
 
@@ -78,6 +82,7 @@ export interface Table4Report {
   /** (most-free − ephemera) / most-free over the medians of the average latency of all tasks. */
   readonly improvement: number;
   readonly loadavg: readonly number[];
+  readonly containerCpus: number;
   readonly table: string;
 }
 
@@ -181,13 +186,13 @@ export async function runTable4(opts: Table4Options): Promise<Table4Report> {
   const platforms: Platform[] = [];
   const children: ChildProcess[] = [];
   try {
-    opts.progress('bench table4: starting two platforms (2 nodes of 1024M each): ephemera and most-free');
+    opts.progress(`bench table4: starting two platforms (2 nodes of 1024M each, every container capped at ${String(opts.containerCpus)} CPUs): ephemera and most-free`);
     const started = await Promise.allSettled(POLICIES.map(async (policy) => {
       const name = `t4-${policy.slice(0, 2)}-${String(process.pid)}`;
       const stateDir = join(dir, policy);
       const home = join(dir, `${policy}-home`);
       const up = await startAnnounced(
-        [...opts.cli, 'up', '--port', '0', '--state-dir', stateDir, '--name', name, '--nodes', '2', '--node-memory', '1024M', '--scheduler', policy, '--keep-alive-ms', '1000'],
+        [...opts.cli, 'up', '--port', '0', '--state-dir', stateDir, '--name', name, '--nodes', '2', '--node-memory', '1024M', '--scheduler', policy, '--keep-alive-ms', '1000', '--container-cpus', String(opts.containerCpus)],
         /API on (http:\/\/\S+)/, 600_000, { env: { ...process.env, EPHEMERA_HOME: home }, stderr: 'ignore' },
       );
       children.push(up.child);
@@ -222,16 +227,16 @@ export async function runTable4(opts: Table4Options): Promise<Table4Report> {
     const improvement = (summary['most-free'].all.median - summary.ephemera.all.median) / summary['most-free'].all.median;
     const { loadavg } = await import('node:os');
     const load = loadavg();
-    return { runs, summary, improvement, loadavg: load, table: format(runs, summary, improvement, load) };
+    return { runs, summary, improvement, loadavg: load, containerCpus: opts.containerCpus, table: format(runs, summary, improvement, load, opts.containerCpus) };
   } finally {
     await Promise.all(children.map((c) => stopChild(c, 'SIGTERM', 120_000)));
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function format(runs: readonly Table4Run[], summary: Table4Report['summary'], improvement: number, load: readonly number[]): string {
+function format(runs: readonly Table4Run[], summary: Table4Report['summary'], improvement: number, load: readonly number[], cpus: number): string {
   const s = (x: Stat): string => `${(x.median / 1000).toFixed(2)} s [${(x.min / 1000).toFixed(2)}–${(x.max / 1000).toFixed(2)}]`;
-  const lines = ['Table 4 on real containers (two nodes of 1024M; C,I,I,C,I,I one per second; median [min–max] over runs)', ''];
+  const lines = ['Table 4 on real containers (two nodes of 1024M; C,I,I,C,I,I one per second; median [min–max] over runs)', `every container in both arms capped at ${String(cpus)} CPUs (--container-cpus)`, ''];
   lines.push('policy      I/O task            CPU task            all tasks');
   for (const policy of POLICIES) {
     const x = summary[policy];

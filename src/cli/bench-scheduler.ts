@@ -4,6 +4,7 @@
  * (src/bench/table4.ts); this file parses flags and writes the results.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,8 +13,8 @@ import { writePlot } from '../bench/eval/plot.js';
 import { runTable4 } from '../bench/table4.js';
 import { FIG16C_DEFAULTS, fig16cCsv, fig16cPlotSpec, formatFig16c, runFig16c } from '../scheduler/bench.js';
 import { FIG16B_DEFAULTS, formatFig16b, runFig16b } from '../scheduler/bench-fig16b.js';
-import { formatTable4Model } from '../scheduler/table4.js';
-import { flagPositiveInt, flagSet, flagValue, parseFlags } from './flags.js';
+import { TABLE4_ARRIVALS, formatTable4Model } from '../scheduler/table4.js';
+import { flagCpus, flagPositiveInt, flagSet, flagValue, parseFlags } from './flags.js';
 import { BUILD_DIR } from './paths.js';
 
 export const SCHEDULER_BENCH_USAGE = `  fig16c  scheduling decision time (p50/p90) for 200 requests on 200 to 100,000 in-memory model
@@ -29,23 +30,27 @@ export const SCHEDULER_BENCH_USAGE = `  fig16c  scheduling decision time (p50/p9
   table4  Table 4 on real containers: two \`ephemera up --nodes 2 --node-memory 1024M\` platforms
         (ephemera, most-free), runs alternated; average latency per task kind, per node memory
         requested/allocated/used. Flags: --runs N (default 5), --cpu-seconds N (default 8),
-        --io-mib N (default 250), --out DIR.`;
+        --io-mib N (default 250), --container-cpus N (the CPU cap of every container in both arms;
+        default the machine's cores / 6, so that the six tasks never contend), --out DIR.`;
 
 /** \`ephemera bench table4\` */
 export async function table4Main(argv: readonly string[], progress: (line: string) => void): Promise<number> {
   const context = 'ephemera bench table4';
-  const parsed = parseFlags(argv, { runs: { value: true }, 'cpu-seconds': { value: true }, 'io-mib': { value: true }, out: { value: true } }, context);
+  const parsed = parseFlags(argv, { runs: { value: true }, 'cpu-seconds': { value: true }, 'io-mib': { value: true }, 'container-cpus': { value: true }, out: { value: true } }, context);
+  const cores = availableParallelism();
   const report = await runTable4({
     cli: [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))],
     runs: flagPositiveInt(parsed, 'runs', context, 5),
     cpuSeconds: flagPositiveInt(parsed, 'cpu-seconds', context, 8),
     ioMiB: flagPositiveInt(parsed, 'io-mib', context, 250),
+    // Default: the cores shared out over the six tasks, so that the six never contend.
+    containerCpus: flagCpus(parsed, 'container-cpus', context, cores) ?? Math.floor((cores / TABLE4_ARRIVALS.length) * 100) / 100,
     progress,
   });
   const out = flagValue(parsed, 'out') ?? defaultOut();
   mkdirSync(out, { recursive: true });
   const file = join(out, 'table4.json');
-  writeFileSync(file, JSON.stringify({ experiment: 'table4', runs: report.runs, summary: report.summary, improvement: report.improvement, loadavg: report.loadavg }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ experiment: 'table4', runs: report.runs, summary: report.summary, improvement: report.improvement, loadavg: report.loadavg, containerCpus: report.containerCpus }, null, 2) + '\n');
   process.stdout.write(`${report.table}\nwrote ${file}\n`);
   return report.runs.some((r) => r.failed > 0) ? 1 : 0;
 }
