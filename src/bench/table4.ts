@@ -72,6 +72,10 @@ export interface Table4Run {
   readonly ioMs: number;
   readonly cpuMs: number;
   readonly allMs: number;
+  /** Mean over the run's I/O tasks of the daemon's peak of file bytes held in memory (the rest went to disk). */
+  readonly ioInMemoryMiB: number;
+  /** Mean over the run's I/O tasks of the memory their container held at the end (its limit plus any loan). */
+  readonly ioGrantedMiB: number;
   readonly nodes: readonly NodeSample[];
   readonly failed: number;
 }
@@ -152,6 +156,8 @@ async function oneRun(p: Platform, run: number, opts: Table4Options): Promise<Ta
   await sleep(500);
   const nodes = await sample(p);
   const lat: Record<string, number[]> = { io: [], cpu: [] };
+  const inMemory: number[] = [];
+  const granted: number[] = [];
   let failed = 0;
   const deadline = Date.now() + 300_000;
   for (const { kind, id } of ids) {
@@ -162,6 +168,11 @@ async function oneRun(p: Platform, run: number, opts: Table4Options): Promise<Ta
         const wait = Number(rec.annotations?.find((a) => a.key === 'waitTime')?.value ?? 0);
         if (rec.response?.success !== true) failed++;
         (lat[kind] ?? []).push(wait + (rec.duration ?? 0));
+        if (kind === 'io') {
+          const e = (rec.annotations?.find((a) => a.key === 'ephemera')?.value ?? {}) as Record<string, unknown>;
+          inMemory.push(Number(e.bytes_in_memory_peak ?? NaN) / MiB);
+          granted.push(Number(e.grantedBytes ?? NaN) / MiB);
+        }
         break;
       }
       if (Date.now() > deadline) throw new EphemeraError('EPH_BENCH_FAILED', `table4: activation ${id} on ${p.policy} did not finish within 300 s`);
@@ -176,7 +187,7 @@ async function oneRun(p: Platform, run: number, opts: Table4Options): Promise<Ta
   }
   const io = lat.io ?? [];
   const cpu = lat.cpu ?? [];
-  return { policy: p.policy, run, ioMs: mean(io), cpuMs: mean(cpu), allMs: mean([...io, ...cpu]), nodes, failed };
+  return { policy: p.policy, run, ioMs: mean(io), cpuMs: mean(cpu), allMs: mean([...io, ...cpu]), ioInMemoryMiB: mean(inMemory), ioGrantedMiB: mean(granted), nodes, failed };
 }
 
 export async function runTable4(opts: Table4Options): Promise<Table4Report> {
@@ -241,6 +252,10 @@ function format(runs: readonly Table4Run[], summary: Table4Report['summary'], im
   for (const policy of POLICIES) {
     const x = summary[policy];
     lines.push(`${policy.padEnd(11)} ${s(x.io).padEnd(19)} ${s(x.cpu).padEnd(19)} ${s(x.all)}`);
+  }
+  for (const policy of POLICIES) {
+    const mine = runs.filter((r) => r.policy === policy);
+    lines.push(`${policy.padEnd(11)} I/O task's files in memory at peak ${stat(mine.map((r) => r.ioInMemoryMiB)).median.toFixed(0)} MiB, container ${stat(mine.map((r) => r.ioGrantedMiB)).median.toFixed(0)} MiB (medians of run means)`);
   }
   lines.push('', `average latency, ours against most-free: ${(-improvement * 100).toFixed(2)}% (paper: −44.92%)`, '', 'per node while all six run (last run of each policy), MiB: requested / allocated / used  tasks');
   for (const policy of POLICIES) {
