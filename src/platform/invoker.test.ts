@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import type { ContainerSpec, InitValue, NodeAgent, NodeLoad, RunRequest, RunResult } from './agent.js';
 import { EphemeraError } from '../core/errors.js';
 import { Invoker, newActivationId } from './invoker.js';
+import { AgentProfileRunner } from './profiler.js';
 import { buildAction, isActivationId, type ActionDoc, type ActivationRecord, type Profile } from './model.js';
 import { MostFreeSelector } from './selector.js';
 
@@ -27,7 +28,7 @@ class ScriptedNode implements NodeAgent {
     if (this.createFails) return Promise.reject(new Error('EPH_NODE_FULL: the node has no memory left'));
     if (this.full) return Promise.reject(new EphemeraError('EPH_NODE_FULL', `node ${this.name} is full`));
     const id = `${this.name === 'scripted' ? '' : `${this.name}-`}c${++this.n}`;
-    this.log.push(`create ${id} ${spec.function}${spec.workflow === undefined ? '' : ` in ${spec.workflow}`} ${spec.memoryBytes}${spec.profile === undefined ? '' : ` profile ${spec.profile.ownPeakBytes}/${spec.profile.filePeakBytes}`}`);
+    this.log.push(`create ${id} ${spec.function}${spec.workflow === undefined ? '' : ` in ${spec.workflow}`} ${spec.memoryBytes}${spec.profile === undefined ? '' : ` profile ${spec.profile.ownPeakBytes}/${spec.profile.filePeakBytes}`}${spec.cpus === undefined ? '' : ` cpus ${spec.cpus}`}`);
     // The node's own figures count a container once its creation is done.
     return new Promise((resolve) => setTimeout(() => { this.allocated += spec.memoryBytes; resolve({ id }); }, 20));
   }
@@ -48,7 +49,7 @@ class ScriptedNode implements NodeAgent {
   }
 }
 
-function setup(node: ScriptedNode | ScriptedNode[], opts: { keepAliveMs?: number; graceMs?: number } = {}) {
+function setup(node: ScriptedNode | ScriptedNode[], opts: { keepAliveMs?: number; graceMs?: number; containerCpus?: number } = {}) {
   const records = new Map<string, ActivationRecord>();
   const begun: string[] = [];
   const actions = new Map<string, ActionDoc>();
@@ -65,6 +66,7 @@ function setup(node: ScriptedNode | ScriptedNode[], opts: { keepAliveMs?: number
     log: pino({ level: 'silent' }),
     keepAliveMs: opts.keepAliveMs ?? 60_000,
     graceMs: opts.graceMs ?? 15_000,
+    ...(opts.containerCpus === undefined ? {} : { containerCpus: opts.containerCpus }),
   });
   const put = (name: string, prev?: ActionDoc, timeout = 1000): ActionDoc => {
     const a = buildAction('t', name, { exec: { kind: 'python:3', code: 'def main(a): return a' }, limits: { timeout } }, prev, Date.now());
@@ -187,4 +189,23 @@ test('activation ids are 32 lowercase hex digits (as the API checks them) and do
   const ids = Array.from({ length: 2000 }, () => newActivationId());
   for (const id of ids) assert.ok(isActivationId(id), id);
   assert.equal(new Set(ids).size, ids.length);
+});
+
+test('the CPU cap (ephemera up --container-cpus) is in every container spec: the action\'s and a profile run\'s', { timeout: 10_000 }, async () => {
+  const node = new ScriptedNode();
+  const { invoker, put, ctx } = setup(node, { containerCpus: 0.5 });
+  const a = put('capped');
+  const r = await invoker.activate(a, {}, ctx());
+  assert.equal(r.response.status, 'success');
+  assert.deepEqual(node.log.filter((l) => l.startsWith('create')), ['create c1 t/capped 268435456 cpus 0.5']);
+  await invoker.close();
+
+  const profiled = new ScriptedNode('profiling');
+  profiled.runReply = () => Promise.resolve({
+    statusCode: 200, body: {}, logs: [], durationMs: 1,
+    ephemera: { pool: 'allocation', initialBytes: 1, grantedBytes: 1, node: 'profiling', stats: { fast_reads: 0, fast_writes: 0, slow_ops: 0, evictions: 0, bytes_in_memory_peak: 0, ownPeakBytes: 1, filePeakBytes: 2 } },
+  });
+  const peaks = await new AgentProfileRunner(profiled, a, 0.5).run({ action: '/t/capped', limit: 64 << 20, input: {}, timeoutMs: 1000 });
+  assert.equal(peaks.ownPeak, 1);
+  assert.deepEqual(profiled.log.filter((l) => l.startsWith('create')), ['create profiling-c1 t/capped 67108864 cpus 0.5']);
 });
