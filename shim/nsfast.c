@@ -155,6 +155,24 @@ static int nsf_lock(void)
     return 0;
 }
 
+/* The lock around a kernel call that makes a disk name under a managed root
+ * (link_impl): every namespace change, the daemon's and the shims', looks at the
+ * disk and inserts under ns_lock, so a disk name made while we hold it cannot
+ * slip between another's look and its insert.  0, or -1 with errno EIO. */
+int nsf_hold(void)
+{
+    if (nsf_lock() < 0) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+void nsf_unhold(void)
+{
+    eph_ns_unlock(sh.hdr);
+}
+
 /* ---- checks the daemon made on our behalf -------------------------------- */
 
 static void nsf_parent(const char *abs, char *out)
