@@ -451,8 +451,6 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
         errno = EEXIST;
         return -1;
     }
-    if (!dmem && (sys.lstat(b, &st) == 0 || errno != ENOENT))
-        return -2; /* a name on disk: the daemon renames over it */
     struct eph_inode *si = &sh.inodes[s], *di = &sh.inodes[d];
     if (atomic_load(&si->state) != EPH_MEM || (dmem && (d == s || atomic_load(&di->state) != EPH_MEM)))
         return -2;
@@ -466,6 +464,13 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     if (eph_chain_lookup(h, a) != (int)s || atomic_load(&si->gen) != sg || atomic_load(&si->state) != EPH_MEM ||
         eph_chain_lookup(h, b) != (dmem ? (int)d : -1) ||
         (dmem && (atomic_load(&di->gen) != dg || atomic_load(&di->state) != EPH_MEM))) {
+        eph_ns_unlock(h);
+        return -2;
+    }
+    /* A name on disk: the daemon renames over it.  Looked at under the lock, as
+     * a kernel link() onto a managed name is made under it (link_impl): one made
+     * just before our insert would otherwise stay on disk, hidden under ours. */
+    if (!dmem && (sys.lstat(b, &st) == 0 || errno != ENOENT)) {
         eph_ns_unlock(h);
         return -2;
     }
