@@ -588,10 +588,16 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
     if (held && nsf_hold() < 0)
         return -1;
     if (held && exists_in_memory(nd, n)) {
-        /* The kernel looks the source up first: ENOENT if it is gone. */
-        int src = src_mem || REAL(fstatat)(od, o, &st, (flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW) == 0;
+        /* The kernel looks the source up first: its error if it is gone (ENOENT
+         * mended as below, for a path through an in-memory file), else EEXIST. */
+        int src = src_mem || REAL(fstatat)(od, o, &st, ((flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW) |
+                                                           (flags & AT_EMPTY_PATH)) == 0;
+        int e = src ? EEXIST : errno;
         nsf_unhold();
-        return fail(src ? EEXIST : ENOENT);
+        errno = e;
+        if (e == ENOENT)
+            nsv_enoent(od, o);
+        return -1;
     }
     int r = REAL(linkat)(od, o, nd, n, flags);
     if (held) {
