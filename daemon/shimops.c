@@ -415,7 +415,10 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
             return e;
         int sw = shim_as_caller(q);
         ns_write_begin();
-        if (kd == K_OTHER && unlink(dst) < 0) {
+        /* The disk entry's kernel unlink bypasses the daemon: one that vanished
+         * since rn_kind's lstat is simply not there any more (the kernel's rename
+         * creates the name then), not an error of this rename. */
+        if (kd == K_OTHER && unlink(dst) < 0 && errno != ENOENT) {
             e = -errno;
             ns_write_end();
             shim_as_self(sw);

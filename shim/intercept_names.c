@@ -579,7 +579,32 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
         if (e < 0)
             return fail(-e);
     }
+    /* The target's check and the kernel's link() under ns_lock: a name made in
+     * memory (a create, or a rename onto it, by the daemon or another process's
+     * shim, each deciding under the lock) can come neither between them (the
+     * link would make a disk name hidden under the in-memory one) nor after a
+     * look that found nothing. */
+    int held = path_maybe_managed(nd, n) && sh_attach() == 0;
+    if (held && nsf_hold() < 0)
+        return -1;
+    if (held && exists_in_memory(nd, n)) {
+        /* The kernel looks the source up first: its error if it is gone (ENOENT
+         * mended as below, for a path through an in-memory file), else EEXIST. */
+        int src = src_mem || REAL(fstatat)(od, o, &st, ((flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW) |
+                                                           (flags & AT_EMPTY_PATH)) == 0;
+        int e = src ? EEXIST : errno;
+        nsf_unhold();
+        errno = e;
+        if (e == ENOENT)
+            nsv_enoent(od, o);
+        return -1;
+    }
     int r = REAL(linkat)(od, o, nd, n, flags);
+    if (held) {
+        int e = errno;
+        nsf_unhold();
+        errno = e;
+    }
     if (r == 0 && mino) {
         struct stat ds;
         if (REAL(fstatat)(nd, n, &ds, AT_SYMLINK_NOFOLLOW) == 0)

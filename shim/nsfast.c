@@ -155,6 +155,24 @@ static int nsf_lock(void)
     return 0;
 }
 
+/* The lock around a kernel call that makes a disk name under a managed root
+ * (link_impl): every namespace change, the daemon's and the shims', looks at the
+ * disk and inserts under ns_lock, so a disk name made while we hold it cannot
+ * slip between another's look and its insert.  0, or -1 with errno EIO. */
+int nsf_hold(void)
+{
+    if (nsf_lock() < 0) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+void nsf_unhold(void)
+{
+    eph_ns_unlock(sh.hdr);
+}
+
 /* ---- checks the daemon made on our behalf -------------------------------- */
 
 static void nsf_parent(const char *abs, char *out)
@@ -433,8 +451,6 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
         errno = EEXIST;
         return -1;
     }
-    if (!dmem && (sys.lstat(b, &st) == 0 || errno != ENOENT))
-        return -2; /* a name on disk: the daemon renames over it */
     struct eph_inode *si = &sh.inodes[s], *di = &sh.inodes[d];
     if (atomic_load(&si->state) != EPH_MEM || (dmem && (d == s || atomic_load(&di->state) != EPH_MEM)))
         return -2;
@@ -448,6 +464,13 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     if (eph_chain_lookup(h, a) != (int)s || atomic_load(&si->gen) != sg || atomic_load(&si->state) != EPH_MEM ||
         eph_chain_lookup(h, b) != (dmem ? (int)d : -1) ||
         (dmem && (atomic_load(&di->gen) != dg || atomic_load(&di->state) != EPH_MEM))) {
+        eph_ns_unlock(h);
+        return -2;
+    }
+    /* A name on disk: the daemon renames over it.  Looked at under the lock, as
+     * a kernel link() onto a managed name is made under it (link_impl): one made
+     * just before our insert would otherwise stay on disk, hidden under ours. */
+    if (!dmem && (sys.lstat(b, &st) == 0 || errno != ENOENT)) {
         eph_ns_unlock(h);
         return -2;
     }

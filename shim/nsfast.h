@@ -33,6 +33,10 @@ int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen);
 int nsf_rename(const char *a, const char *b, unsigned flags);
 
 /* In a fork child: the parent's pool entries are not ours. */
+int nsf_hold(void);
+
+void nsf_unhold(void);
+
 void nsf_after_fork(void);
 
 #endif

@@ -191,21 +191,10 @@ test(`SIGKILLed writers' references are given back while another process lives o
   todo: 'known bug killed-refs on main dd05ed5: with a bystander process alive, 8-24 unlinked files (0-4 KiB) stay in files_in_memory 10 s after the clean; ephemerad counts the open reference (daemon/shimops.c op_open, open_count) before its reply, and when the caller is killed before it records the fd in its ledger (the log shows "reply failed (Broken pipe)") nothing gives it back until no process maps the region ("dropping N leaked open counts"); and without a bystander file_bytes_memory stayed at 4 or 32 KiB with no file left in 2 of 14 runs',
 }, (t) => killRun(t, { ...KILLS[0], killMs: 2000, bystander: true, strict: true }));
 
-// A known bug the SIGKILL runs meet (no focused reproducer yet; the kills are not its cause, the
-// many processes are): a disk file whose st_nlink is one more than the names the directory shows,
-// a disk name hidden under an in-memory one (test/README.md, "Known bugs"); the kill runs tolerate
-// it (counted, printed) and this test fails while any met it.
-test('no SIGKILL run leaves a disk link hidden under an in-memory name', {
-  todo: 'known bug hidden-link on main dd05ed5: in about one kill run in 40 (4 processes x 1 thread; seeds 1017, 2009, 3066, 7003, 7034) a disk file has st_nlink 2 and one visible name: a shim link(a, s) made s on disk between ephemerad op_rename\'s lstat(s) and its ns_insert of another process\'s rename(x, s) in memory (daemon debug log of seed 7003), so s is an in-memory file with a disk link hidden under it',
-}, () => {
-  const met = shimRuns.filter((x) => known(x.out, 'hidden-link') > 0).map((x) => `seed ${x.seed}: ${known(x.out, 'hidden-link')}`);
-  assert.deepEqual(met, [], 'SIGKILL runs whose checks met a hidden link');
-});
-
-// The bugs the randomized runs find today, each on its own, as todo tests (test/README.md, "Known
-// bugs").  The randomized runs above tolerate them (--tolerate-known-bugs: counted apart, printed,
-// and the model repaired), so they keep guarding everything else; a todo test fails while its
-// focused reproducer meets the bug or any run above did.
+// The bugs the randomized runs found, each on its own (test/README.md, "Known bugs" has the ones
+// still open).  The randomized runs above tolerate them (--tolerate-known-bugs: counted apart,
+// printed, and the model repaired), so they keep guarding everything else; each test below fails
+// while its focused reproducer meets the bug or any run above did.
 async function knownBugTest(t, { name, mode, budget, ms, want }) {
   const prog = await stressBin();
   const args = ['--seed', '1', '--kill-ms', String(ms)];
@@ -230,20 +219,31 @@ async function knownBugTest(t, { name, mode, budget, ms, want }) {
 
 // ns_stress vanish: a process renames a fresh file over a name S again and again while another
 // unlinks S at random moments, and the budget keeps evicting S to disk.  The kernel replaces or
-// creates the name, so no rename fails on tmpfs; under the shim, ephemerad's op_rename
-// (daemon/shimops.c, "Memory file over nothing or over a disk file") checks the target with lstat,
-// then its unlink() of the disk file meets ENOENT and the rename fails with it.
+// creates the name, so no rename fails on tmpfs.  Under the shim on main 8a5d10b, ephemerad's
+// op_rename (daemon/shimops.c, "Memory file over nothing or over a disk file") checked the target
+// with lstat, then its unlink() of the disk file met ENOENT and the rename failed with it (10-35 of
+// 578-2169 renames in 3 s, 0 after the fix: a vanished target is nothing to replace).
 test('a rename over a name that another process unlinks at the same moment never fails with ENOENT', {
   timeout: 60_000,
-  todo: 'known bug rename-enoent on main dd05ed5: ephemerad op_rename (daemon/shimops.c:418) returns the ENOENT of its unlink() of an evicted target that another process removed after its lstat; measured 0-5 of 600-1200 renames in 2 s of ns_stress vanish (the test runs 3 s) under a 300K budget (0 of 14184 on tmpfs); met by about one ns_stress run in five at 1500 operations per worker',
 }, (t) => knownBugTest(t, { name: 'rename-enoent', mode: 'vanish', budget: '300K', ms: 3000, want: /failed 0$/m }));
 
 // ns_stress linkrace: link(S, X) again and again on an in-memory X while another process renames a
-// disk file to S and back.  The kernel answers EEXIST or ENOENT every time; the shim's link_impl
-// (shim/intercept_names.c) refuses an in-memory target only when it found the source, so when S
-// appears between its look and its kernel link(), the link succeeds and leaves a disk entry hidden
-// under X, which is still there after X is unlinked.
+// disk file to S and back.  The kernel answers EEXIST or ENOENT every time.  On main 8a5d10b the
+// shim's link_impl (shim/intercept_names.c) refused an in-memory target only when it found the
+// source, so when S appeared between its look and its kernel link(), the link succeeded and left a
+// disk entry hidden under X, still there after X was unlinked (32-209 of 67,000-216,000 links in
+// 2 s; 0 after: the target's check and the kernel link() are made under ns_lock).
 test('link() onto a name that exists in memory fails with EEXIST even while the source comes and goes', {
   timeout: 60_000,
-  todo: 'known bug link-over-memory on main dd05ed5: shim link_impl (shim/intercept_names.c:550) checks the in-memory target only if the source existed at its fstatat, then calls the kernel link(); measured 5-9 of ~30000 links in 2 s of ns_stress linkrace succeed (0 of ~100000 on tmpfs), each leaving a name that survives its unlink; met by ns_stress run seed 415 (--procs 2 --threads 4 --ops 1500, 256K)',
 }, (t) => knownBugTest(t, { name: 'link-over-memory', mode: 'linkrace', budget: undefined, ms: 2000, want: /succeeded 0 \(/ }));
+
+// ns_stress hiddenlink: rounds in which a process renames a fresh in-memory file onto a free name S
+// while another links a disk file D to S at the same moment.  On the kernel the later call wins, so
+// D keeps st_nlink 1; on main 8a5d10b the link made S on disk between the rename's look at S (the
+// shim's nsf_rename, or ephemerad's op_rename) and its insert in memory, leaving D with st_nlink 2
+// and S showing the in-memory file (420-753 of 3,400-6,400 rounds in 3 s; the SIGKILL runs met it
+// about once in 40, seeds 1017, 2009, 3066, 7003, 7034).  Now the look and the insert are both
+// made under ns_lock, as is the kernel link() of a managed name.
+test('a link racing a rename of an in-memory file onto the same name leaves no disk link hidden under it', {
+  timeout: 60_000,
+}, (t) => knownBugTest(t, { name: 'hidden-link', mode: 'hiddenlink', budget: undefined, ms: 3000, want: /hidden 0$/m }));

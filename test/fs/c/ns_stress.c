@@ -9,6 +9,7 @@
  *   ns_stress clean DIR
  *   ns_stress vanish   DIR [--seed S] [--kill-ms D]   (known bug rename-enoent alone, for D ms)
  *   ns_stress linkrace DIR [--kill-ms D]              (known bug link-over-memory alone, for D ms)
+ *   ns_stress hiddenlink DIR [--seed S] [--kill-ms D] (known bug hidden-link alone, for D ms)
  *
  * Names.  Worker w (a thread; P processes of T threads each, forked before the threads start) owns
  * the names o<w>_0 .. o<w>_5, and every worker uses the shared names s0 .. s5.  A worker keeps a
@@ -1293,9 +1294,103 @@ static int mode_linkrace(int ms)
     return sh && atomic_load(&sh->failures) ? 1 : 0;
 }
 
+/*
+ * Known bug hidden-link on its own: rounds in which this process renames a fresh in-memory file x
+ * onto a free name S while a child links a disk file D to S at the same moment (both released by
+ * a spin barrier, each after a random spin of up to 30,000 iterations).  On the kernel the later call wins: the link
+ * fails with EEXIST, or it made S and the rename replaced it; either way D keeps st_nlink 1 unless
+ * S names D.  The bug: the link made S on disk between the rename's look at S and its insert in
+ * memory, so D has st_nlink 2 and S shows the in-memory file.  Prints the counts.
+ */
+static int mode_hiddenlink(int ms)
+{
+    char S[4200], D[4200], D2[4200], x[4200];
+    snprintf(S, sizeof S, "%s/S", dir);
+    snprintf(D, sizeof D, "%s/D", dir);
+    snprintf(D2, sizeof D2, "%s/D2", dir);
+    snprintf(x, sizeof x, "%s/x", dir);
+    int fd = open(D, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, "disk", 4) != 4 || close(fd) < 0 || link(D, D2) < 0 || unlink(D2) < 0) {
+        fail("hiddenlink: making %s: %s", D, strerror(errno));
+        return 1;
+    }
+    /* (the link put D on disk, under the shim) */
+    _Atomic long *bar = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (bar == MAP_FAILED) {
+        perror("mmap");
+        return 1;
+    }
+    atomic_store(&bar[0], 0); /* the round the parent released */
+    atomic_store(&bar[1], 0); /* the round the child finished */
+    atomic_store(&bar[2], 0); /* 1: stop */
+    int64_t end = now_ms() + ms;
+    pid_t kid = fork();
+    if (kid == 0) {
+        struct rng r = {mix(seed ^ 0x686c6eull)};
+        for (long round = 1;; round++) {
+            int64_t give_up = now_ms() + 10000;
+            while (atomic_load(&bar[0]) < round && !atomic_load(&bar[2]) && now_ms() < give_up) {
+            }
+            if (atomic_load(&bar[0]) < round)
+                _exit(0);
+            for (volatile uint32_t i = 0, n = below(&r, 30000); i < n; i++) {
+            }
+            (void)!link(D, S);
+            atomic_store(&bar[1], round);
+        }
+    }
+    if (kid < 0) {
+        perror("fork");
+        return 1;
+    }
+    long rounds = 0, hidden = 0, linked = 0;
+    struct stat ds;
+    struct rng r = {mix(seed ^ 0x72656eull)};
+    for (long round = 1; now_ms() < end; round++) {
+        for (int i = 0; i < 4 && unlink(S) == 0; i++) {
+        }
+        fd = open(x, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || write(fd, "memory", 6) != 6 || close(fd) < 0) {
+            fail("hiddenlink: writing %s: %s", x, strerror(errno));
+            break;
+        }
+        atomic_store(&bar[0], round);
+        for (volatile uint32_t i = 0, n = below(&r, 30000); i < n; i++) {
+        }
+        if (rename(x, S) < 0) {
+            fail("hiddenlink: rename(x, S): %s", strerror(errno));
+            break;
+        }
+        int64_t give_up = now_ms() + 10000;
+        while (atomic_load(&bar[1]) < round && now_ms() < give_up) {
+        }
+        if (atomic_load(&bar[1]) < round) {
+            fail("hiddenlink: the child did not finish round %ld in 10 s", round);
+            break;
+        }
+        rounds++;
+        struct stat ss;
+        if (lstat(D, &ds) < 0 || lstat(S, &ss) < 0) {
+            fail("hiddenlink: lstat: %s", strerror(errno));
+            break;
+        }
+        int names_d = ss.st_ino == ds.st_ino && ss.st_dev == ds.st_dev;
+        linked += names_d;
+        if ((long)ds.st_nlink != 1 + names_d && ++hidden <= 3)
+            printf("round %ld: D has st_nlink %lu, and S names %s\n", round, (unsigned long)ds.st_nlink,
+                   names_d ? "D" : "another file");
+    }
+    atomic_store(&bar[2], 1);
+    waitpid(kid, NULL, 0);
+    for (int i = 0; i < 4 && unlink(S) == 0; i++) {
+    }
+    printf("rounds %ld S names D %ld hidden %ld\n", rounds, linked, hidden);
+    return sh && atomic_load(&sh->failures) ? 1 : 0;
+}
+
 static int usage(void)
 {
-    fprintf(stderr, "usage: ns_stress run|kill|check|clean|vanish|linkrace DIR [--seed S] [--procs P] [--threads T] [--ops N]\n"
+    fprintf(stderr, "usage: ns_stress run|kill|check|clean|vanish|linkrace|hiddenlink DIR [--seed S] [--procs P] [--threads T] [--ops N]\n"
                     "         [--kill-ms D] [--workers W] [--partial-own] [--deadline-ms D] [--tolerate-known-bugs]\n");
     return 2;
 }
@@ -1362,6 +1457,8 @@ int main(int argc, char **argv)
         return mode_vanish(kill_ms);
     if (!strcmp(mode, "linkrace"))
         return mode_linkrace(kill_ms);
+    if (!strcmp(mode, "hiddenlink"))
+        return mode_hiddenlink(kill_ms);
     /* the models start from nothing: a leftover name would be a wrong answer from the start */
     char **left;
     int nleft = list_dir(&left);
