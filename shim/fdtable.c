@@ -322,6 +322,16 @@ void ft_ledger_child(int copy_fd)
         ft_ledger_tried = copy_fd == -1; /* no copy although references came with us: they go unlisted */
     if (ft_ledger_on || !ft_fds)
         return;
+    /* Until it is replaced here, ft_fds is still the parent's shared table, which
+     * the parent goes on changing now that fork has returned to it: an fd it opens
+     * meanwhile must not become ours (we hold no reference on it, and our fd of
+     * that number, if any, is another file).  With no reference handed over, the
+     * parent listed none under ft_lock: start from an empty table. */
+    if (copy_fd == FT_LEDGER_NONE) {
+        sys.mmap(ft_fds, ft_bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+        return;
+    }
     /* The only thread of the child: a private table in place, same entries.
      * Only calls the parent has bound already (a first call through the PLT
      * costs each child a symbol lookup). */
