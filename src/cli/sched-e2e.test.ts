@@ -18,7 +18,7 @@ import openwhisk from 'openwhisk';
 import { ensureDockerEngine } from '../container/dockerd.js';
 import { NodeClient } from '../node/client.js';
 import { startAnnounced, stopChild } from '../platform/child.js';
-import { readProps } from '../platform/harness.js';
+import { containersOfNode, readProps } from '../platform/harness.js';
 import { linearDecision, type NodeView, type SchedulerPolicy } from '../scheduler/algorithm.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -62,7 +62,7 @@ function nodeNames(p: Platform): string[] {
 }
 
 function containersOf(p: Platform): string[] {
-  return nodeNames(p).flatMap((n) => spawnSync('docker', ['ps', '-aq', '--filter', `label=ephemera.node=${n}`], { encoding: 'utf8', timeout: 30_000 }).stdout.split('\n').filter((l) => l !== ''));
+  return nodeNames(p).flatMap((n) => containersOfNode(n));
 }
 
 /** The nodes as the agents report them, for the invoking tenant `guest`. */

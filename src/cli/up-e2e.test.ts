@@ -17,7 +17,7 @@ import { DockerEngine } from '../container/engine.js';
 import { ensureFunctionImage } from '../container/image.js';
 import { ensureBusyboxImage } from '../container/testimage.js';
 import { startAnnounced, stopChild } from '../platform/child.js';
-import { readProps } from '../platform/harness.js';
+import { containersOfNode, readProps } from '../platform/harness.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const NAME = `platform-e2e-${String(process.pid)}`;
@@ -27,11 +27,6 @@ const CPUS = 1.5;
 
 type Ann = { annotations?: { key: string; value: unknown }[] };
 const ann = (r: Ann, key: string): unknown => r.annotations?.find((a) => a.key === key)?.value;
-
-function containersOfNode(): string[] {
-  const r = spawnSync('docker', ['ps', '-aq', '--filter', `label=ephemera.node=${NODE}`], { encoding: 'utf8', timeout: 30_000 });
-  return r.stdout.split('\n').filter((l) => l !== '');
-}
 
 const IO_ACTION = `
 import os
@@ -79,7 +74,7 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
 
   after(async () => {
     if (up !== undefined) await stopChild(up, 'SIGTERM', 120_000);
-    for (const id of containersOfNode()) spawnSync('docker', ['rm', '-f', id], { timeout: 30_000 });
+    for (const id of containersOfNode(NODE)) spawnSync('docker', ['rm', '-f', id], { timeout: 30_000 });
     if (dir !== '') rmSync(dir, { recursive: true, force: true });
   });
 
@@ -128,7 +123,7 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
     const rec = await ow.actions.invoke({ name: 'cap', blocking: true, result: false }) as { response: { success: boolean } };
     assert.equal(rec.response.success, true);
     // The warm container stays for --keep-alive-ms: ask Docker what it was created with.
-    const ids = spawnSync('docker', ['ps', '-q', '--filter', `label=ephemera.node=${NODE}`, '--filter', 'label=ephemera.function=guest/cap'], { encoding: 'utf8', timeout: 30_000 }).stdout.split('\n').filter((l) => l !== '');
+    const ids = containersOfNode(NODE, { running: true, labels: ['ephemera.function=guest/cap'] });
     assert.equal(ids.length, 1, `one warm container of guest/cap, got ${JSON.stringify(ids)}`);
     const nano = spawnSync('docker', ['inspect', '-f', '{{.HostConfig.NanoCpus}}', ids[0] ?? ''], { encoding: 'utf8', timeout: 30_000 }).stdout.trim();
     assert.equal(Number(nano), CPUS * 1e9);
@@ -215,8 +210,7 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
     // Wait until the CPU action's container runs (it lends only while running).
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
-      const running = spawnSync('docker', ['ps', '-q', '--filter', `label=ephemera.node=${NODE}`, '--filter', 'label=ephemera.function=guest/spin'], { encoding: 'utf8', timeout: 10_000 }).stdout.trim();
-      if (running !== '') break;
+      if (containersOfNode(NODE, { running: true, labels: ['ephemera.function=guest/spin'], timeoutMs: 10_000 }).length > 0) break;
       await new Promise((r) => setTimeout(r, 200));
     }
     await new Promise((r) => setTimeout(r, 1500));
@@ -250,9 +244,9 @@ describe('ephemera up with a real node agent and Docker', { timeout: 900_000 }, 
 
   test('SIGTERM stops it cleanly: exit 0, no container left', async (t) => {
     if (skip !== null || up === undefined) return t.skip(skip ?? 'no platform');
-    assert.ok(containersOfNode().length > 0, 'warm containers exist before the stop');
+    assert.ok(containersOfNode(NODE).length > 0, 'warm containers exist before the stop');
     assert.equal(await stopChild(up, 'SIGTERM', 120_000), 0);
-    assert.deepEqual(containersOfNode(), []);
+    assert.deepEqual(containersOfNode(NODE), []);
     const cgroups = readdirSync('/sys/fs/cgroup').flatMap((h) => [join('/sys/fs/cgroup', h, `ephemera-${NODE}`)]).concat(join('/sys/fs/cgroup', `ephemera-${NODE}`)).filter((d) => existsSync(d));
     assert.deepEqual(cgroups, [], 'the node agent\'s parent cgroups are removed');
   });

@@ -26,7 +26,7 @@ import { PrometheusServer, promtoolCheck, waitFor } from '../dashboard/prometheu
 import { CPU_ACTION, IO_ACTION } from '../bench/platform-demo.js';
 import { NodeClient } from '../node/client.js';
 import { startAnnounced, stopChild } from '../platform/child.js';
-import { readProps } from '../platform/harness.js';
+import { containersOfNode, readProps } from '../platform/harness.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const NAME = `views-e2e-${String(process.pid)}`;
@@ -83,11 +83,6 @@ interface ActivationRecord {
   response: { status: string; success: boolean; result?: unknown };
 }
 
-function containersOfNode(): string[] {
-  const r = spawnSync('docker', ['ps', '-aq', '--filter', `label=ephemera.node=${NODE}`], { encoding: 'utf8', timeout: 30_000 });
-  return r.stdout.split('\n').filter((l) => l !== '');
-}
-
 async function signIn(page: Page, base: string, key: string): Promise<void> {
   await signInAt(page, base, key, STEP_MS);
   // Set once: a reload would lose it.
@@ -140,7 +135,7 @@ describe('the operator views on `ephemera up` (real node agent, Docker, Chromium
   after(async () => {
     if (browser !== undefined) await closeChromium(browser);
     if (up !== undefined) await stopChild(up, 'SIGTERM', 120_000);
-    for (const id of containersOfNode()) spawnSync('docker', ['rm', '-f', id], { timeout: 30_000 });
+    for (const id of containersOfNode(NODE)) spawnSync('docker', ['rm', '-f', id], { timeout: 30_000 });
     if (dir !== '') rmSync(dir, { recursive: true, force: true });
   });
 

@@ -28,7 +28,7 @@ import { attrs, closeChromium, launchChromium, signIn } from '../dashboard/chrom
 import { PrometheusServer, promtoolCheck, waitFor } from '../dashboard/prometheus-harness.js';
 import { NodeClient } from '../node/client.js';
 import { startAnnounced, stopChild } from '../platform/child.js';
-import { readProps } from '../platform/harness.js';
+import { containersOfNode, readProps } from '../platform/harness.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const NAME = `views-nodes-${String(process.pid)}`;
@@ -45,11 +45,6 @@ interface ActivationRecord {
   duration: number;
   response: { status: string };
   annotations: { key: string; value: unknown }[];
-}
-
-function containersOf(node: string): string[] {
-  const r = spawnSync('docker', ['ps', '-aq', '--filter', `label=ephemera.node=${node}`], { encoding: 'utf8', timeout: 30_000 });
-  return r.stdout.split('\n').filter((l) => l !== '');
 }
 
 describe('the operator views across two nodes (`ephemera up --nodes 2`, real agents, Docker, Chromium, Prometheus)', { timeout: 600_000 }, () => {
@@ -110,7 +105,7 @@ describe('the operator views across two nodes (`ephemera up --nodes 2`, real age
   after(async () => {
     if (browser !== undefined) await closeChromium(browser);
     await stopUp();
-    for (const node of NODES) for (const id of containersOf(node)) spawnSync('docker', ['rm', '-f', id], { timeout: 30_000 });
+    for (const node of NODES) for (const id of containersOfNode(node)) spawnSync('docker', ['rm', '-f', id], { timeout: 30_000 });
     if (dir !== '') rmSync(dir, { recursive: true, force: true });
   });
 

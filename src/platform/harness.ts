@@ -3,6 +3,7 @@
  * Ephemera home under build/test/, the real `openwhisk` npm client per tenant, and raw requests
  * for the cases the client cannot send. Everything is removed by `close()`.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +23,16 @@ export const SCRATCH = fileURLToPath(new URL('../../test/platform/', import.meta
 export function scratchDir(tag: string): string {
   mkdirSync(SCRATCH, { recursive: true });
   return mkdtempSync(join(SCRATCH, `${tag}-`));
+}
+
+/**
+ * Ids of the Docker containers a node agent labelled as its own (`ephemera.node`), stopped ones
+ * included unless `running`; more `label=...` filters narrow them. Tests use it to find and clean up.
+ */
+export function containersOfNode(node: string, { running = false, labels = [] as readonly string[], timeoutMs = 30_000 } = {}): string[] {
+  const args = ['ps', '-q', ...(running ? [] : ['-a']), '--filter', `label=ephemera.node=${node}`, ...labels.flatMap((l) => ['--filter', `label=${l}`])];
+  const r = spawnSync('docker', args, { encoding: 'utf8', timeout: timeoutMs });
+  return r.stdout.split('\n').filter((l) => l !== '');
 }
 
 /** `KEY=value` lines of a wskprops file. */
