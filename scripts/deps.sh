@@ -21,6 +21,7 @@ APT_PACKAGES=(
   git zip unzip rsync  # test/fs/programs_more.test.mjs: more real programs under the shim
   chromium         # src/dashboard: the dashboard test and bench drive it headless (puppeteer-core)
   prometheus       # src/dashboard: the metrics test lints /metrics with promtool and scrapes it with a real Prometheus
+  inotify-tools    # test/fs/inotify.test.mjs: inotifywait watches in-memory files (issue 9 item 6)
 )
 
 missing=()

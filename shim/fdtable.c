@@ -35,6 +35,7 @@
 #include "rpc.h"
 #include "fp_desc.h"
 #include "fp_settle.h"
+#include "inotify.h"
 
 #define FT_MIN_RESERVE (1ull << 30)
 #define FT_PRIV_MIN 512
@@ -487,6 +488,8 @@ void ft_forget(int fd)
     ft_unlock();
     if (last_disk)
         fp_idmap_forget(inode);
+    if (e.desc1 && atomic_load_explicit(&ino_nshadow, memory_order_relaxed))
+        ino_forgot(e.desc1); /* the placeholder's last close here: IN_CLOSE_WRITE/NOWRITE */
     if (e.desc1)
         fp_desc_unref(e.desc1 - 1);
 }

@@ -49,6 +49,7 @@
 #include "fp_times.h"
 #include "fp_settle.h"
 #include "fp_size.h"
+#include "inotify.h"
 
 /*
  * glibc's memcpy moves 2 KiB and more with rep movsb, and on this machine
@@ -508,10 +509,18 @@ retry:
     return (ssize_t)n;
 }
 
+/* A write that moved bytes raises IN_MODIFY on the file's placeholder, when it has one. */
+static inline ssize_t wrote(int fd, ssize_t r)
+{
+    if (ino_on() && r > 0)
+        ino_wrote(fd, 0);
+    return r;
+}
+
 ssize_t fp_write(int fd, const void *buf, size_t n)
 {
     struct iovec v = {(void *)buf, n};
-    return do_write(fd, &v, 1, -1);
+    return wrote(fd, do_write(fd, &v, 1, -1));
 }
 
 ssize_t fp_pwrite(int fd, const void *buf, size_t n, off_t off)
@@ -521,7 +530,7 @@ ssize_t fp_pwrite(int fd, const void *buf, size_t n, off_t off)
         return -1;
     }
     struct iovec v = {(void *)buf, n};
-    return do_write(fd, &v, 1, off);
+    return wrote(fd, do_write(fd, &v, 1, off));
 }
 
 ssize_t fp_writev(int fd, const struct iovec *iov, int cnt, off_t off, int use_off)
@@ -530,7 +539,7 @@ ssize_t fp_writev(int fd, const struct iovec *iov, int cnt, off_t off, int use_o
         errno = EINVAL;
         return -1;
     }
-    return do_write(fd, iov, cnt, use_off ? off : -1);
+    return wrote(fd, do_write(fd, iov, cnt, use_off ? off : -1));
 }
 
 /* ---- seeking ------------------------------------------------------------ */

@@ -29,6 +29,7 @@
 #include "fp_size.h"
 #include "intercept_io.h"
 #include "intercept_stdio.h"
+#include "inotify.h"
 
 SH_EXPORT int close(int fd)
 {
@@ -232,7 +233,10 @@ SH_EXPORT int ftruncate(int fd, off_t len)
 {
     if (likely(!ft_managed(fd)))
         return REAL(ftruncate)(fd, len);
-    return fp_ftruncate(fd, len);
+    int r = fp_ftruncate(fd, len);
+    if (ino_on() && r == 0)
+        ino_wrote(fd, 1);
+    return r;
 }
 
 SH_EXPORT int ftruncate64(int fd, off_t len) __attribute__((alias("ftruncate")));
@@ -261,6 +265,8 @@ SH_EXPORT int fallocate(int fd, int mode, off_t off, off_t len)
         errno = -r;
         return -1;
     }
+    if (ino_on())
+        ino_wrote(fd, 0);
     return 0;
 }
 
@@ -270,7 +276,10 @@ SH_EXPORT int posix_fallocate(int fd, off_t off, off_t len)
 {
     if (likely(!ft_managed(fd)))
         return REAL(posix_fallocate)(fd, off, len);
-    return -fp_fallocate(fd, 0, off, len);
+    int r = -fp_fallocate(fd, 0, off, len);
+    if (ino_on() && r == 0)
+        ino_wrote(fd, 0);
+    return r;
 }
 
 SH_EXPORT int posix_fallocate64(int fd, off_t off, off_t len) __attribute__((alias("posix_fallocate")));

@@ -35,6 +35,7 @@
 #include "fp_times.h"
 #include "nsview.h"
 #include "nsfast.h"
+#include "inotify.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -100,16 +101,25 @@ static int simple_rpc(uint32_t op, const char *abs, const char *abs2, int flags,
 
 /* ---- unlink, rmdir, rename ---------------------------------------------- */
 
+/* A name left memory or disk: its placeholder goes too (inotify.c). */
+static int unlinked(const char *abs, int flags)
+{
+    if (ino_on())
+        (flags & AT_REMOVEDIR) ? ino_rmdir(abs) : ino_unlinked(abs);
+    return 0;
+}
+
 static int unlink_impl(int dirfd, const char *path, int flags)
 {
     char abs[EPH_PATH_MAX];
-    int trailing;
+    int trailing, named = 0;
     if (!sh_busy && path_resolve(dirfd, path, abs, &trailing) > 0 && !path_is_root(abs) &&
         sh_attach() == 0) {
         uint32_t inode, gen;
         struct eph_resp resp;
         if (path_canon(abs, 0) < 0)
             return REAL(unlinkat)(dirfd, path, flags);
+        named = 1;
         if (flags & AT_REMOVEDIR) {
             /* the kernel checks write and search on the parent before the type of the entry */
             int may = nsv_parent_allows(abs, W_OK | X_OK);
@@ -118,7 +128,7 @@ static int unlink_impl(int dirfd, const char *path, int flags)
             if (may && simple_rpc(EPH_OP_RMDIR, abs, NULL, 0, &resp) == 0) {
                 if (resp.status == -ENOENT && nsv_ancestor_is_file(abs))
                     return fail(ENOTDIR);
-                return resp.status < 0 ? fail(-resp.status) : 0;
+                return resp.status < 0 ? fail(-resp.status) : unlinked(abs, flags);
             }
         } else if (nsv_lookup(abs, &inode, &gen) == 0) {
             if (trailing)
@@ -126,7 +136,7 @@ static int unlink_impl(int dirfd, const char *path, int flags)
             int r = nsf_unlink(abs, inode, gen);
             if (r == 0) {
                 ft_sweep_idle(); /* a cached mapping must not keep the file's pages */
-                return 0;
+                return unlinked(abs, flags);
             }
             if (r == -1)
                 return -1;
@@ -134,11 +144,12 @@ static int unlink_impl(int dirfd, const char *path, int flags)
                 if (resp.status < 0)
                     return fail(-resp.status);
                 ft_sweep_idle(); /* a cached mapping must not keep the file's pages */
-                return 0;
+                return unlinked(abs, flags);
             }
         }
     }
-    return ENOENT_FIX(dirfd, path, REAL(unlinkat)(dirfd, path, flags));
+    int r = ENOENT_FIX(dirfd, path, REAL(unlinkat)(dirfd, path, flags));
+    return r == 0 && named ? unlinked(abs, flags) : r;
 }
 
 SH_EXPORT int unlink(const char *path)
@@ -206,6 +217,14 @@ static int rename_may(const char *a, const char *b, uid_t src_owner, int src_dir
     size_t bn = bslash && bslash != b ? (size_t)(bslash - b) : 1;
     if (src_dir && (bn != n || strncmp(a, b, n) != 0) && !nsv_dir_allows(a, W_OK))
         return EACCES;
+    return 0;
+}
+
+/* The placeholder follows the name (inotify.c). */
+static int renamed(const char *a, const char *b)
+{
+    if (ino_on())
+        ino_renamed(a, b);
     return 0;
 }
 
@@ -286,7 +305,7 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
             int r = nsf_rename(a, b, flags);
             if (r == 0) {
                 ft_sweep_idle(); /* the replaced target's cached mapping, if any */
-                return 0;
+                return renamed(a, b);
             }
             if (r == -1)
                 return -1;
@@ -297,13 +316,15 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
             if (resp.status < 0)
                 return fail(-resp.status);
             ft_sweep_idle(); /* the replaced target's cached mapping, if any */
-            return 0;
+            return (flags & RENAME_EXCHANGE) ? 0 : renamed(a, b);
         }
     }
     int r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np)
                                              : sys.renameat2(od, op, nd, np, flags);
     if (r < 0 && errno == ENOENT && (m1 || m2) && named && !sh_busy && sh_attach() == 0)
         errno = rename_enoent(a, b);
+    if (r == 0 && (m1 || m2) && named && !(flags & RENAME_EXCHANGE))
+        renamed(a, b);
     return r;
 }
 
@@ -340,18 +361,26 @@ static int exists_in_memory(int dirfd, const char *path)
     return path_maybe_managed(dirfd, path) && lookup_nofollow(dirfd, path, &inode, &gen, &trailing);
 }
 
+/* A new directory in a shadowed one gets its placeholder (inotify.c): IN_CREATE | IN_ISDIR. */
+static int made_dir(int dirfd, const char *path, int r)
+{
+    if (r == 0 && ino_on() && path_maybe_managed(dirfd, path))
+        ino_mkdir(dirfd, path);
+    return r;
+}
+
 SH_EXPORT int mkdir(const char *path, mode_t mode)
 {
     if (exists_in_memory(AT_FDCWD, path))
         return fail(EEXIST);
-    return ENOENT_FIX(AT_FDCWD, path, REAL(mkdir)(path, mode));
+    return made_dir(AT_FDCWD, path, ENOENT_FIX(AT_FDCWD, path, REAL(mkdir)(path, mode)));
 }
 
 SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 {
     if (exists_in_memory(dirfd, path))
         return fail(EEXIST);
-    return ENOENT_FIX(dirfd, path, REAL(mkdirat)(dirfd, path, mode));
+    return made_dir(dirfd, path, ENOENT_FIX(dirfd, path, REAL(mkdirat)(dirfd, path, mode)));
 }
 
 SH_EXPORT int symlink(const char *target, const char *path)
@@ -660,6 +689,8 @@ SH_EXPORT int truncate(const char *path, off_t len)
         errno = e;
         return r;
     }
+    if (r == 0 && ino_on())
+        ino_truncated(AT_FDCWD, path);
     return r < 0 ? fail(-r) : 0;
 }
 

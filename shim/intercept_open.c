@@ -25,6 +25,7 @@
 #include "fp_size.h"
 #include "nsview.h"
 #include "nsfast.h"
+#include "inotify.h"
 #include "intercept_names.h"
 #include "intercept_stdio.h"
 
@@ -80,6 +81,8 @@ static int adopt_priv(int kfd, uint32_t inode, uint32_t gen, int flags, int cloe
     }
     if (kfd <= 2)
         stdio_std_managed(kfd);
+    if (ino_on())
+        ino_opened(kfd, flags);
     return kfd;
 err_errno:
     e = errno;

@@ -9,6 +9,7 @@
 #define SHIM_SYS_H
 
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -129,6 +130,7 @@ struct statfs;
     X(glob, int, (const char *, int, int (*)(const char *, int), void *), (), SYS_O, NONE) /* glob_t */          \
     X(flock, int, (int, int), (), SYS_R, NONE)                                                                   \
     X(dlopen, void *, (const char *, int), (), SYS_R, NONE)                                                      \
+    X(inotify_add_watch, int, (int, const char *, uint32_t), (), SYS_R, NONE)                                    \
     X(realpath, char *, (const char *, char *), (), SYS_R, NONE)                                                 \
     X(mkostemps, int, (char *, int, int), (), SYS_R, NONE)                                                       \
     X(tmpfile, FILE *, (void), (), SYS_R, NONE)                                                                  \

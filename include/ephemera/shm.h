@@ -73,6 +73,10 @@ struct eph_inode {
                                   * then use pread (a fault through the mapping would allocate the
                                   * page, tmpfs's read does not) and st_blocks counts pages; 0 again
                                   * when the size drops to 0 */
+    _Atomic uint32_t shadowed;   /* [S] nonzero once an inotify placeholder was made for a file of this
+                                  * slot (shim/inotify.c): a write then looks for it.  A stale 1 after
+                                  * reuse costs that look only while something is watched (fills the
+                                  * padding before size: no other field moves) */
     _Atomic uint64_t size;       /* [DS] logical size; changed under lock, read lock-free */
     _Atomic uint64_t capacity;   /* [DS] kernel size (ftruncate) of the memfd, >= size; under lock */
     _Atomic uint64_t last_use;   /* [S] CLOCK_MONOTONIC_COARSE ns of the last access, for LRU */
@@ -172,6 +176,7 @@ struct eph_journal {
 };
 
 #define EPH_PLACE_RECENT 4
+#define EPH_WATCH_DIRS 64         /* directories with an inotify shadow (shim/inotify.c) */
 
 struct eph_shm_header {
     uint64_t magic;              /* EPH_SHM_MAGIC */
@@ -210,6 +215,13 @@ struct eph_shm_header {
     _Atomic uint64_t place_recent[EPH_PLACE_RECENT]; /* [DS] under ns_lock */
     _Atomic uint64_t shim_creates;  /* [S] files the shims created without the daemon */
     _Atomic uint64_t shim_unlinks;  /* [S] unlinks and renames the shims made without the daemon */
+    /* ---- inotify for in-memory files (shim/inotify.c, ARCHITECTURE.md "inotify") ---- */
+    /* [S] entries of watch_dirs ever filled; 0 while nothing under the roots was ever watched.  The
+     * write path loads it after each write: alone on its cache line, written only when a directory
+     * gets its shadow, so with nothing watched it stays shared in every core's cache. */
+    _Alignas(64) _Atomic uint32_t watch_used;
+    uint32_t watch_pad[15];
+    _Atomic uint64_t watch_dirs[EPH_WATCH_DIRS]; /* [S] 64-bit hash of each shadowed directory's path */
 };
 #define EPH_PLACE_DISK (~0ull)
 

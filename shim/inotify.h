@@ -1,0 +1,54 @@
+/*
+ * shim/inotify.h - inotify for in-memory files (inotify.c).
+ *
+ * The kernel never sees an in-memory file's name nor its writes, so it raises
+ * no event for them.  A watch on an in-memory file, or on a directory under a
+ * root, is redirected to a shadow: a real directory in the daemon's run
+ * directory holding one empty placeholder per in-memory file of the watched
+ * directory.  The process that changes a file through the shim repeats the
+ * same call on the placeholder (open, write, truncate, close, unlink, rename,
+ * mkdir, rmdir), so the kernel itself raises exactly the events, names,
+ * cookies and self events it would have raised on tmpfs, into a real inotify
+ * fd that the watcher reads, polls and epolls as usual.
+ */
+#ifndef SHIM_INOTIFY_H
+#define SHIM_INOTIFY_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "compiler.h"
+#include "init.h"
+
+/*
+ * Has any directory under the roots a shadow?  With nothing watched this is
+ * the only cost a hook adds: one load of a shared word that nobody writes.
+ */
+static inline int ino_on(void)
+{
+    struct eph_shm_header *h = sh.hdr;
+    return unlikely(h != NULL && atomic_load_explicit(&h->watch_used, memory_order_relaxed) != 0);
+}
+
+/* Shadow fds this process holds; the fd table's forget path looks only while nonzero. */
+extern _Atomic int ino_nshadow;
+
+/* inotify_add_watch of a managed path: the watch lands on the shadow. */
+int ino_add_watch(int ifd, const char *path, uint32_t mask);
+/* An open of an in-memory file succeeded on fd (and created it if flags has O_CREAT and the
+ * name was new): the same open on its placeholder, if it has one.  Returns fd, errno untouched. */
+int ino_opened(int fd, int flags);
+/* A write (trunc 0) or a size change (trunc 1) through fd succeeded. */
+void ino_wrote(int fd, int trunc);
+/* Name changes that succeeded, by the absolute path the call resolved (dirfd/path when the
+ * caller has not resolved one). */
+void ino_truncated(int dirfd, const char *path);
+void ino_unlinked(const char *abs);
+void ino_renamed(const char *a, const char *b);
+void ino_mkdir(int dirfd, const char *path);
+void ino_rmdir(const char *abs);
+/* This process dropped one of its fds on desc1 (the fd table's forget path). */
+void ino_forgot(uint32_t desc1);
+
+#endif
