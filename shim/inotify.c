@@ -10,6 +10,7 @@
  * byte long; its contents never matter.
  */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -492,4 +493,34 @@ SH_EXPORT int inotify_add_watch(int ifd, const char *path, uint32_t mask)
     if (likely(!path_maybe_managed(AT_FDCWD, path)))
         return REAL(inotify_add_watch)(ifd, path, mask);
     return ino_add_watch(ifd, path, mask);
+}
+
+/*
+ * Python's watchers (watchdog, inotify_simple, pyinotify) call inotify through
+ * ctypes on CDLL(find_library('c')): ctypes looks the name up with dlsym in
+ * libc's own handle, whose scope does not include preloaded libraries, so
+ * they would reach libc's inotify_add_watch past the shim.  dlsym of that one
+ * name, when it resolves to libc's definition, answers with the wrapper
+ * instead.  Every other lookup reaches glibc's dlsym by a tail call, so that
+ * RTLD_NEXT still finds the caller's object by its return address.
+ */
+typedef void *(*dlsym_fn)(void *, const char *);
+static dlsym_fn real_dlsym;
+
+static __attribute__((noinline)) void *dlsym_inotify(void *handle, const char *name)
+{
+    void *p = real_dlsym(handle, name);
+    return p && p == (void *)REAL(inotify_add_watch) ? (void *)inotify_add_watch : p;
+}
+
+SH_EXPORT void *dlsym(void *handle, const char *name)
+{
+    if (unlikely(!real_dlsym))
+        real_dlsym = (dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
+    if (unlikely(!real_dlsym)) /* glibc before 2.34: in libdl */
+        real_dlsym = (dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+    if (unlikely(handle != RTLD_NEXT && handle != RTLD_DEFAULT && name[0] == 'i' &&
+                 strcmp(name, "inotify_add_watch") == 0))
+        return dlsym_inotify(handle, name);
+    return real_dlsym(handle, name);
 }
