@@ -408,14 +408,21 @@ static int resolve(int dirfd, const char *path, char abs[EPH_PATH_MAX])
     return !sh_busy && path_resolve(dirfd, path, abs, &trailing) > 0 && path_canon(abs, 0) >= 0;
 }
 
-void ino_truncated(int dirfd, const char *path)
+/* truncate or mkdir by (dirfd, path): the same call on the placeholder */
+static void repeat_at(int dirfd, const char *path, int mkdir)
 {
     char abs[EPH_PATH_MAX], sp[EPH_PATH_MAX];
     int saved = errno;
-    if (resolve(dirfd, path, abs) && shadow_of(abs, sp))
-        (void)sys.truncate(sp, 0);
+    if (resolve(dirfd, path, abs) && shadow_of(abs, sp)) {
+        if (mkdir)
+            sys.mkdir(sp, 0777);
+        else
+            (void)sys.truncate(sp, 0);
+    }
     errno = saved;
 }
+
+void ino_truncated(int dirfd, const char *path) { repeat_at(dirfd, path, 0); }
 
 void ino_unlinked(const char *abs)
 {
@@ -426,14 +433,7 @@ void ino_unlinked(const char *abs)
     errno = saved;
 }
 
-void ino_mkdir(int dirfd, const char *path)
-{
-    char abs[EPH_PATH_MAX], sp[EPH_PATH_MAX];
-    int saved = errno;
-    if (resolve(dirfd, path, abs) && shadow_of(abs, sp))
-        sys.mkdir(sp, 0777);
-    errno = saved;
-}
+void ino_mkdir(int dirfd, const char *path) { repeat_at(dirfd, path, 1); }
 
 void ino_rmdir(const char *abs)
 {
