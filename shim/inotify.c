@@ -401,6 +401,21 @@ void ino_forgot(uint32_t desc1)
     }
 }
 
+void ino_attr(struct eph_inode *ino, mode_t mode, uid_t u, gid_t g, const struct timespec *ts, int times)
+{
+    char path[EPH_PATH_MAX], sp[EPH_PATH_MAX];
+    if (!atomic_load(&ino->shadowed) || !path_copy(ino, path) || !shadow_of(path, sp))
+        return;
+    int saved = errno;
+    if (times)
+        sys.utimensat(AT_FDCWD, sp, ts, AT_SYMLINK_NOFOLLOW);
+    else if (mode != (mode_t)-1)
+        sys.fchmodat(AT_FDCWD, sp, mode & 07777, 0);
+    else
+        sys.fchownat(AT_FDCWD, sp, u, g, AT_SYMLINK_NOFOLLOW);
+    errno = saved;
+}
+
 /* (dirfd, path) as the absolute path the namespace names it by, for the hooks that have none. */
 static int resolve(int dirfd, const char *path, char abs[EPH_PATH_MAX])
 {

@@ -48,6 +48,12 @@ void ino_unlinked(const char *abs);
 void ino_renamed(const char *a, const char *b);
 void ino_mkdir(int dirfd, const char *path);
 void ino_rmdir(const char *abs);
+/* chmod (mode != -1), chown (u or g != -1) or utimensat (times: ts, NULL meaning now) of an
+ * in-memory file succeeded: the same call on its placeholder (IN_ATTRIB, or what the kernel
+ * makes of those times). */
+struct eph_inode;
+struct timespec;
+void ino_attr(struct eph_inode *ino, mode_t mode, uid_t u, gid_t g, const struct timespec *ts, int times);
 /* This process dropped one of its fds on desc1 (the fd table's forget path). */
 void ino_forgot(uint32_t desc1);
 

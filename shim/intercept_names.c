@@ -739,6 +739,8 @@ static int chmod_inode(struct eph_inode *ino, mode_t mode)
     ino->mode = S_IFREG | m;
     atomic_store(&ino->ctime_ns, sh_now_ns());
     eph_unlock(&ino->lock);
+    if (ino_on())
+        ino_attr(ino, m, (uid_t)-1, (gid_t)-1, NULL, 0);
     return 0;
 }
 
@@ -770,6 +772,8 @@ static int chown_inode(struct eph_inode *ino, uid_t u, gid_t g)
     ino->mode = m;
     atomic_store(&ino->ctime_ns, sh_now_ns());
     eph_unlock(&ino->lock);
+    if (ino_on())
+        ino_attr(ino, (mode_t)-1, u, g, NULL, 0);
     return 0;
 }
 
@@ -884,6 +888,8 @@ static int utimens_inode(struct eph_inode *ino, const struct timespec ts[2])
         atomic_store(&ino->mtime_ns, (!ts || ts[1].tv_nsec == UTIME_NOW) ? now : eph_ns(ts[1].tv_sec, ts[1].tv_nsec));
     atomic_store(&ino->ctime_ns, now);
     eph_unlock(&ino->lock);
+    if (ino_on())
+        ino_attr(ino, (mode_t)-1, (uid_t)-1, (gid_t)-1, ts, 1);
     return 0;
 }
 
