@@ -298,8 +298,17 @@ real:
 
 /* ---- the changer's side ------------------------------------------------- */
 
+/* Placeholder fds live high, as the pool's do: a program may count on its next open taking the
+ * lowest free number (after close(0), open gives 0). */
+#define INO_FD_MIN 768
+
 static void shadow_keep(uint32_t desc1, int s)
 {
+    int high = sys.fcntl(s, F_DUPFD_CLOEXEC, INO_FD_MIN);
+    if (high >= 0) {
+        sys.close(s);
+        s = high;
+    }
     struct shadow_fd *t = shadow_table();
     if (!t) {
         sys.close(s);
@@ -470,22 +479,28 @@ void ino_rmdir(const char *abs)
  * following it, as it would on tmpfs); into a shadow from a directory nobody
  * watches, the placeholder comes from limbo (a lone IN_MOVED_TO).
  */
+static _Atomic unsigned limbo_seq;
+
 void ino_renamed(const char *a, const char *b)
 {
     char sa[EPH_PATH_MAX], sb[EPH_PATH_MAX], sd[EPH_PATH_MAX];
     int saved = errno;
+    struct stat st;
     int ha = shadow_of(a, sa), hb = shadow_of(b, sb);
+    if (ha && sys.lstat(sa, &st) < 0) {
+        errno = saved;
+        return; /* no placeholder in a shadowed directory: a file on disk, which is not reported */
+    }
     if (ha && !hb)
         hb = parent_shadow(b, sd) == 0 && shadow_of(b, sb);
     if (ha && hb) {
         sys.rename(sa, sb);
     } else if (hb) {
         char limbo[EPH_PATH_MAX], p[EPH_PATH_MAX];
-        struct stat st;
         const char *root = root_dir();
         int isdir = sys.stat(b, &st) == 0 && S_ISDIR(st.st_mode);
         if (root && snprintf(limbo, sizeof limbo, "%s/limbo", root) < (int)sizeof limbo &&
-            snprintf(p, sizeof p, "%s/%d.%ld", limbo, getpid(), (long)sh_lru_ns()) < (int)sizeof p) {
+            snprintf(p, sizeof p, "%s/%d.%u", limbo, getpid(), atomic_fetch_add(&limbo_seq, 1)) < (int)sizeof p) {
             sys.mkdir(limbo, 01777);
             if ((isdir ? sys.mkdir(p, 0777) : mknod(p, S_IFREG | 0666, 0)) == 0 && sys.rename(p, sb) < 0) {
                 if (isdir)
