@@ -35,7 +35,6 @@
 #include "rpc.h"
 #include "fp_desc.h"
 #include "fp_settle.h"
-#include "inotify.h"
 
 #define FT_MIN_RESERVE (1ull << 30)
 #define FT_PRIV_MIN 512
@@ -467,6 +466,8 @@ int ft_dup_over(int nfd, int fd)
     return sys.dup3(nfd, fd, fl >= 0 && (fl & FD_CLOEXEC) ? O_CLOEXEC : 0);
 }
 
+void (*_Atomic ft_forget_hook)(uint32_t desc1);
+
 void ft_forget(int fd)
 {
     ft_lock();
@@ -488,8 +489,9 @@ void ft_forget(int fd)
     ft_unlock();
     if (last_disk)
         fp_idmap_forget(inode);
-    if (e.desc1 && atomic_load_explicit(&ino_nshadow, memory_order_relaxed))
-        ino_forgot(e.desc1); /* the placeholder's last close here: IN_CLOSE_WRITE/NOWRITE */
+    void (*hook)(uint32_t) = atomic_load_explicit(&ft_forget_hook, memory_order_relaxed);
+    if (e.desc1 && hook)
+        hook(e.desc1);
     if (e.desc1)
         fp_desc_unref(e.desc1 - 1);
 }

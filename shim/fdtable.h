@@ -108,6 +108,10 @@ static inline int ft_touched(int fd)
 }
 /* Forget fd locally and drop its desc reference (does not close the kernel fd). */
 void ft_forget(int fd);
+/* While set, ft_forget calls it with the forgotten fd's desc + 1 after dropping the entry:
+ * inotify.c sets it once this process holds a placeholder fd, whose last close it decides
+ * (a callback, so that the fd table does not call up into inotify). */
+extern void (*_Atomic ft_forget_hook)(uint32_t desc1);
 /* Grow the local mapping so it covers at least need bytes. */
 char *ft_map_grow(struct ft_map *m, int fd, uint64_t need);
 /* The mapping covering [0, need): every fast read and write asks, so the common case is inline. */

@@ -32,8 +32,6 @@
 #include "nsview.h"
 #include "inotify.h"
 
-_Atomic int ino_nshadow;
-
 /* By desc index: this process's fd on the placeholder of the description's file. */
 struct shadow_fd {
     _Atomic int fd1;             /* fd + 1, 0 = none */
@@ -298,6 +296,39 @@ real:
 
 /* ---- the changer's side ------------------------------------------------- */
 
+/* This process dropped one of its fds on desc1 (ft_forget_hook). */
+static void ino_forgot(uint32_t desc1)
+{
+    struct shadow_fd *t = atomic_load(&shadows);
+    if (!t || !atomic_load(&t[desc1 - 1].fd1))
+        return;
+    uint32_t hwm = atomic_load(&ft_hwm);
+    for (uint32_t fd = 0; fd < hwm; fd++)
+        if (ft_fds[fd].desc1 == desc1)
+            return; /* another fd here still has the description open */
+    int f1 = atomic_exchange(&t[desc1 - 1].fd1, 0);
+    if (f1) {
+        int saved = errno;
+        sys.close(f1 - 1); /* the last close: IN_CLOSE_WRITE or IN_CLOSE_NOWRITE */
+        errno = saved;
+    }
+}
+
+void ino_attr(struct eph_inode *ino, mode_t mode, uid_t u, gid_t g, const struct timespec *ts, int times)
+{
+    char path[EPH_PATH_MAX], sp[EPH_PATH_MAX];
+    if (!atomic_load(&ino->shadowed) || !path_copy(ino, path) || !shadow_of(path, sp))
+        return;
+    int saved = errno;
+    if (times)
+        sys.utimensat(AT_FDCWD, sp, ts, AT_SYMLINK_NOFOLLOW);
+    else if (mode != (mode_t)-1)
+        sys.fchmodat(AT_FDCWD, sp, mode & 07777, 0);
+    else
+        sys.fchownat(AT_FDCWD, sp, u, g, AT_SYMLINK_NOFOLLOW);
+    errno = saved;
+}
+
 /* Placeholder fds live high, as the pool's do: a program may count on its next open taking the
  * lowest free number (after close(0), open gives 0). */
 #define INO_FD_MIN 768
@@ -317,14 +348,12 @@ static void shadow_keep(uint32_t desc1, int s)
     struct shadow_fd *e = &t[desc1 - 1];
     struct eph_desc *d = &sh.descs[desc1 - 1];
     int old = atomic_exchange(&e->fd1, 0);
-    if (old) {
+    if (old)
         sys.close(old - 1);
-        atomic_fetch_sub(&ino_nshadow, 1);
-    }
     e->inode = d->inode;
     e->gen = d->inode_gen;
     atomic_store(&e->fd1, s + 1);
-    atomic_fetch_add(&ino_nshadow, 1);
+    atomic_store(&ft_forget_hook, ino_forgot);
 }
 
 int ino_opened(int fd, int flags)
@@ -389,39 +418,6 @@ void ino_wrote(int fd, int trunc)
         else
             (void)!sys.pwrite(s, "", 1, 0);
     }
-    errno = saved;
-}
-
-void ino_forgot(uint32_t desc1)
-{
-    struct shadow_fd *t = atomic_load(&shadows);
-    if (!t || !atomic_load(&t[desc1 - 1].fd1))
-        return;
-    uint32_t hwm = atomic_load(&ft_hwm);
-    for (uint32_t fd = 0; fd < hwm; fd++)
-        if (ft_fds[fd].desc1 == desc1)
-            return; /* another fd here still has the description open */
-    int f1 = atomic_exchange(&t[desc1 - 1].fd1, 0);
-    if (f1) {
-        int saved = errno;
-        sys.close(f1 - 1); /* the last close: IN_CLOSE_WRITE or IN_CLOSE_NOWRITE */
-        atomic_fetch_sub(&ino_nshadow, 1);
-        errno = saved;
-    }
-}
-
-void ino_attr(struct eph_inode *ino, mode_t mode, uid_t u, gid_t g, const struct timespec *ts, int times)
-{
-    char path[EPH_PATH_MAX], sp[EPH_PATH_MAX];
-    if (!atomic_load(&ino->shadowed) || !path_copy(ino, path) || !shadow_of(path, sp))
-        return;
-    int saved = errno;
-    if (times)
-        sys.utimensat(AT_FDCWD, sp, ts, AT_SYMLINK_NOFOLLOW);
-    else if (mode != (mode_t)-1)
-        sys.fchmodat(AT_FDCWD, sp, mode & 07777, 0);
-    else
-        sys.fchownat(AT_FDCWD, sp, u, g, AT_SYMLINK_NOFOLLOW);
     errno = saved;
 }
 

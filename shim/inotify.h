@@ -31,9 +31,6 @@ static inline int ino_on(void)
     return unlikely(h != NULL && atomic_load_explicit(&h->watch_used, memory_order_relaxed) != 0);
 }
 
-/* Shadow fds this process holds; the fd table's forget path looks only while nonzero. */
-extern _Atomic int ino_nshadow;
-
 /* inotify_add_watch of a managed path: the watch lands on the shadow. */
 int ino_add_watch(int ifd, const char *path, uint32_t mask);
 /* An open of an in-memory file succeeded on fd (and created it if flags has O_CREAT and the
@@ -54,7 +51,5 @@ void ino_rmdir(const char *abs);
 struct eph_inode;
 struct timespec;
 void ino_attr(struct eph_inode *ino, mode_t mode, uid_t u, gid_t g, const struct timespec *ts, int times);
-/* This process dropped one of its fds on desc1 (the fd table's forget path). */
-void ino_forgot(uint32_t desc1);
 
 #endif
