@@ -287,9 +287,8 @@ int ino_add_watch(int ifd, const char *path, uint32_t mask)
     errno = saved;
     return REAL(inotify_add_watch)(ifd, sp, mask);
 real:
-    if (errno == ENOSPC) {
+    if (errno == ENOSPC)
         sh_log("inotify: %d directories have a shadow already; %s is watched on disk only", EPH_WATCH_DIRS, abs);
-    }
     errno = saved;
     return REAL(inotify_add_watch)(ifd, path, mask);
 }
