@@ -40,6 +40,7 @@
 #include "shimsrv.h"
 #include "size.h"
 #include "sys.h"
+#include "watchgc.h"
 
 static enum ephd_exit_mode ephd_on_exit = EPHD_EXIT_WRITEBACK;
 static int ephd_exit_done; /* writeback/discard already performed */
@@ -168,7 +169,7 @@ static void ephd_make_resident(void)
 }
 
 /* Once a second: the garbage left by processes that died without closing,
- * and a sample of the file bytes for their peak. */
+ * a sample of the file bytes for their peak, and inotify shadows nobody watches. */
 static struct loop_timer ephd_gc_timer;
 
 static void ephd_gc_tick(uint64_t expirations)
@@ -181,6 +182,7 @@ static void ephd_gc_tick(uint64_t expirations)
     ns_pool_restock();
     ns_sweep_orphans(shim_nconns(), shim_accepts());
     fbytes_sample();
+    watch_gc();
 }
 
 int main(int argc, char **argv)

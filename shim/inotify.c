@@ -30,12 +30,15 @@
 #include "paths.h"
 #include "fdtable.h"
 #include "nsview.h"
+#include "nsfast.h"
 #include "inotify.h"
 
 /* By desc index: this process's fd on the placeholder of the description's file. */
 struct shadow_fd {
     _Atomic int fd1;             /* fd + 1, 0 = none */
     uint32_t inode, gen;         /* the file it was opened for: a reused desc slot never inherits it */
+    uint64_t dir;                /* its directory's entry in watch_dirs: once the daemon drops that
+                                  * shadow (daemon/watchgc.c), the fd goes at the next write */
 };
 static struct shadow_fd *_Atomic shadows;
 
@@ -93,28 +96,45 @@ static int reg_has(uint64_t h)
     return 0;
 }
 
-/* 1 newly entered, 0 already there, -ENOSPC when the table is full. */
+/*
+ * 1 newly entered, 0 already there, -ENOSPC when the table is full, -EIO when
+ * ns_lock cannot be had.  Under ns_lock, which the daemon holds to drop an
+ * entry and lower watch_used (daemon/watchgc.c): the count is never lowered
+ * below an entry being made.
+ */
 static int reg_add(uint64_t h)
 {
     struct eph_shm_header *hd = sh.hdr;
+    if (nsf_hold() < 0)
+        return -EIO;
+    int r = -ENOSPC;
     for (uint32_t i = 0; i < EPH_WATCH_DIRS; i++) {
         uint64_t cur = 0;
         if (atomic_compare_exchange_strong(&hd->watch_dirs[i], &cur, h)) {
-            uint32_t u = atomic_load(&hd->watch_used);
-            while (u < i + 1 && !atomic_compare_exchange_weak(&hd->watch_used, &u, i + 1))
-                ;
-            return 1;
+            if (atomic_load(&hd->watch_used) < i + 1)
+                atomic_store(&hd->watch_used, i + 1);
+            r = 1;
+            break;
         }
-        if (cur == h)
-            return 0;
+        if (cur == h) {
+            r = 0;
+            break;
+        }
     }
-    return -ENOSPC;
+    nsf_unhold();
+    return r;
 }
 
 static int dir_path(uint64_t h, char out[EPH_PATH_MAX])
 {
     const char *root = root_dir();
     return root && snprintf(out, EPH_PATH_MAX, "%s/%016llx", root, (unsigned long long)h) < EPH_PATH_MAX;
+}
+
+static uint64_t parent_hash(const char *abs)
+{
+    const char *slash = strrchr(abs, '/');
+    return dir_hash(abs, !slash || slash == abs ? 1 : (size_t)(slash - abs));
 }
 
 /* The placeholder of abs when abs's directory has a shadow: 1 with its path in out, else 0. */
@@ -262,30 +282,43 @@ int ino_add_watch(int ifd, const char *path, uint32_t mask)
     uint32_t inode, gen;
     int in_mem = nsv_lookup(abs, &inode, &gen) == 0 ||
                  (path_canon(abs, follow || trailing) > 0 && nsv_lookup(abs, &inode, &gen) == 0);
-    if (in_mem) {
-        if (trailing) {
-            errno = ENOTDIR;
-            return -1;
-        }
-        char sd[EPH_PATH_MAX];
-        if (parent_shadow(abs, sd) < 0 || !shadow_of(abs, sp))
-            goto real;
-        struct eph_inode *ino = &sh.inodes[inode];
-        if (mknod(sp, S_IFREG | (ino->mode & 0777), 0) < 0 && errno != EEXIST)
-            goto real;
-        atomic_store(&ino->shadowed, 1);
-    } else {
+    if (in_mem && trailing) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    if (!in_mem) {
         /* a directory: by its canonical path, the one writers name their files by */
         char real[PATH_MAX];
         struct stat st;
         if ((follow ? sys.stat(abs, &st) : sys.lstat(abs, &st)) < 0 || !S_ISDIR(st.st_mode) ||
-            !REAL(realpath)(abs, real) || strlen(real) >= sizeof abs)
-            goto real;
-        if (path_resolve(AT_FDCWD, real, abs, &trailing) <= 0 || shadow_dir(abs, sp) < 0)
+            !REAL(realpath)(abs, real) || strlen(real) >= sizeof abs || path_resolve(AT_FDCWD, real, abs, &trailing) <= 0)
             goto real;
     }
-    errno = saved;
-    return REAL(inotify_add_watch)(ifd, sp, mask);
+    /* The daemon drops a shadow nobody watches (daemon/watchgc.c): one dropped between our entry
+     * and our watch is made again. */
+    for (int tries = 0; tries < 3; tries++) {
+        uint64_t h;
+        if (in_mem) {
+            char sd[EPH_PATH_MAX];
+            if (parent_shadow(abs, sd) < 0 || !shadow_of(abs, sp))
+                goto real;
+            struct eph_inode *ino = &sh.inodes[inode];
+            if (mknod(sp, S_IFREG | (ino->mode & 0777), 0) < 0 && errno != EEXIST)
+                goto real;
+            atomic_store(&ino->shadowed, 1);
+            h = parent_hash(abs);
+        } else {
+            if (shadow_dir(abs, sp) < 0)
+                goto real;
+            h = dir_hash(abs, strlen(abs));
+        }
+        errno = saved;
+        int wd = REAL(inotify_add_watch)(ifd, sp, mask);
+        if (reg_has(h))
+            return wd;
+        if (wd >= 0)
+            inotify_rm_watch(ifd, wd);
+    }
 real:
     if (errno == ENOSPC)
         sh_log("inotify: %d directories have a shadow already; %s is watched on disk only", EPH_WATCH_DIRS, abs);
@@ -332,7 +365,7 @@ void ino_attr(struct eph_inode *ino, mode_t mode, uid_t u, gid_t g, const struct
  * lowest free number (after close(0), open gives 0). */
 #define INO_FD_MIN 768
 
-static void shadow_keep(uint32_t desc1, int s)
+static void shadow_keep(uint32_t desc1, int s, uint64_t dir)
 {
     int high = sys.fcntl(s, F_DUPFD_CLOEXEC, INO_FD_MIN);
     if (high >= 0) {
@@ -351,6 +384,7 @@ static void shadow_keep(uint32_t desc1, int s)
         sys.close(old - 1);
     e->inode = d->inode;
     e->gen = d->inode_gen;
+    e->dir = dir;
     atomic_store(&e->fd1, s + 1);
     atomic_store(&ft_forget_hook, ino_forgot);
 }
@@ -372,7 +406,7 @@ int ino_opened(int fd, int flags)
                                          O_CLOEXEC | O_NOFOLLOW, ino->mode & 0777);
     if (s >= 0) {
         atomic_store(&ino->shadowed, 1);
-        shadow_keep(desc1, s);
+        shadow_keep(desc1, s, parent_hash(path));
     }
     errno = saved;
     return fd;
@@ -390,8 +424,13 @@ static int shadow_fd_for(int fd)
         return -1;
     struct shadow_fd *e = &t[desc1 - 1];
     int f1 = atomic_load(&e->fd1);
-    if (f1 && e->inode == d->inode && e->gen == d->inode_gen)
-        return f1 - 1;
+    if (f1 && e->inode == d->inode && e->gen == d->inode_gen) {
+        if (reg_has(e->dir))
+            return f1 - 1;
+        /* nobody watches that shadow any more: let the placeholder go */
+        if ((f1 = atomic_exchange(&e->fd1, 0)))
+            sys.close(f1 - 1);
+    }
     /* opened before the watch (tail -f of a log its writer holds open), or by exec's image */
     struct eph_inode *ino = &sh.inodes[d->inode];
     char path[EPH_PATH_MAX], sp[EPH_PATH_MAX];
@@ -402,7 +441,7 @@ static int shadow_fd_for(int fd)
     int s = sys.openat(AT_FDCWD, sp, (fl == O_ACCMODE ? O_RDONLY : (int)fl) | O_CLOEXEC | O_NOFOLLOW);
     if (s < 0)
         return -1;
-    shadow_keep(desc1, s);
+    shadow_keep(desc1, s, parent_hash(path));
     return s;
 }
 

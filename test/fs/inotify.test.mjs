@@ -224,3 +224,40 @@ test('with nothing watched no shadow directory is made', { timeout: 30_000 }, as
   assert.doesNotMatch(r.stdout.toString(), /inotify/, 'a shadow tree exists though nothing was watched');
   sc.done();
 });
+
+test('a shadow stays while watched and goes once its watcher has left; a new watch works after', { timeout: 60_000 }, async () => {
+  const sc = scratch('inotify_gc');
+  const root = sc.sub('root');
+  // The daemon looks every 2 s and drops a shadow found unwatched twice in a row.
+  const script = String.raw`
+import glob, os, subprocess, sys, time
+d = sys.argv[1]
+shadows = lambda: glob.glob(os.path.dirname(os.environ['EPHEMERA_SOCK']) + '/inotify/' + '[0-9a-f]' * 16)
+with open(d + '/f', 'w') as f:
+    f.write('x')
+def watch():
+    w = subprocess.Popen(['inotifywait', '-m', '-e', 'modify', '--format', '%e %f', d],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while 'Watches established' not in w.stderr.readline():
+        pass
+    return w
+def modified(w):
+    subprocess.run(['sh', '-c', 'echo y >> ' + d + '/f'], check=True)
+    return w.stdout.readline().strip()
+w = watch()
+time.sleep(5)
+print('watched for 5 s:', len(shadows()), modified(w))
+w.kill(); w.wait()
+deadline = time.monotonic() + 15
+while shadows() and time.monotonic() < deadline:
+    time.sleep(0.2)
+print('after the watcher left:', len(shadows()))
+w = watch()
+print('watched again:', len(shadows()), modified(w))
+w.kill(); w.wait()
+`;
+  const r = await ephemeraRun({ root, cmd: PYTHON, args: ['-c', script, root], statsDir: sc.dir, timeoutMs: 45_000 });
+  assert.equal(r.status, 0, describe(r));
+  assert.equal(r.stdout.toString(), 'watched for 5 s: 1 MODIFY f\nafter the watcher left: 0\nwatched again: 1 MODIFY f\n', describe(r));
+  sc.done();
+});
