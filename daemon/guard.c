@@ -182,6 +182,20 @@ void guard_update(int64_t limit, uint64_t headroom, int want)
     }
 }
 
+void guard_give_way(void)
+{
+    if (G.ctl_fd < 0 || G.follow || G.version != 1 || !G.armed)
+        return;
+    if (guard_write("0") == 0) {
+        G.armed = 0;
+        G.rearm_at = ephd_mono_ns() + GUARD_REARM_NS;
+        log_hold(0);
+        log_msg(LOG_WARN, "oom guard lifted: the daemon needs memory back to keep a file's bytes; not re-armed "
+                          "for %llu s",
+                (unsigned long long)(GUARD_REARM_NS / 1000000000ull));
+    }
+}
+
 static void guard_on_oom(struct loop_ev *ev, uint32_t events)
 {
     (void)events;
