@@ -34,6 +34,7 @@
 
 #include "daemon.h"
 #include "ephemera/lock.h"
+#include "guard.h"
 #include "log.h"
 #include "namespace.h"
 #include "pins.h"
@@ -164,11 +165,20 @@ static int evict_copy_direct(int src, int dst, off_t data, off_t hole, off_t *fr
     for (off_t off = data & ~(off_t)4095; off < hole;) {
         size_t len = (size_t)(hole - off) < EVICT_BOUNCE ? (size_t)(hole - off) : EVICT_BOUNCE;
         size_t alen = (len + 4095) & ~(size_t)4095;
-        ssize_t r = EVICT_NOINTR(dsys.pread(src, evict_bounce, alen, off));
-        if (r < 0)
-            return -errno;
-        if ((size_t)r < alen)
-            memset(evict_bounce + r, 0, alen - (size_t)r);
+        /* A short read is read on, not taken for the end: the chunk is
+         * punched below, so bytes we did not read would be gone.  Only the
+         * memfd's end stops it (the file reads as zeros past it). */
+        size_t r = 0;
+        while (r < alen) {
+            ssize_t k = EVICT_NOINTR(dsys.pread(src, evict_bounce + r, alen - r, off + (off_t)r));
+            if (k < 0)
+                return -errno;
+            if (k == 0)
+                break;
+            r += (size_t)k;
+        }
+        if (r < alen)
+            memset(evict_bounce + r, 0, alen - r);
         for (size_t w = 0; w < alen;) {
             ssize_t k = dsys.pwrite(dst, evict_bounce + w, alen - w, off + (off_t)w);
             if (k < 0) {
@@ -330,15 +340,66 @@ static int evict_copy(int src, int dst, uint64_t size, int sync, off_t *freed_up
     return 0;
 }
 
-/* After a failed sync copy: bring the punched part back into the memfd. */
-static void evict_restore(int memfd, int dst, off_t upto)
+/*
+ * After a failed sync copy: bring the punched part [0, upto) back into the
+ * memfd from the disk file, data segments only (holes stay holes), resuming
+ * at *done.  The disk file is read with O_DIRECT where it allows it (no page
+ * cache to charge); the memfd's pages are charged again, which at a v1
+ * cgroup's limit with the guard set fails with ENOMEM: the caller waits and
+ * calls again (evict_recover).  0 when all is back, or -errno.
+ */
+static int evict_restore(int memfd, int dst, off_t upto, off_t *done)
 {
-    for (off_t off = 0; off < upto; off += EVICT_CHUNK) {
-        size_t len = (size_t)(upto - off) < EVICT_CHUNK ? (size_t)(upto - off) : EVICT_CHUNK;
-        if (evict_copy_range(dst, memfd, off, len) < 0)
-            log_msg(LOG_ERR, "restoring bytes %lld..%lld of an evicted memfd failed: %s",
-                    (long long)off, (long long)(off + (off_t)len), strerror(errno));
+    static char small[64 * 1024];
+    char *buf = evict_bounce ? evict_bounce : small;
+    size_t cap = evict_bounce ? EVICT_BOUNCE : sizeof small;
+    int fl = fcntl(dst, F_GETFL);
+    int direct = evict_bounce && fl >= 0 && fcntl(dst, F_SETFL, fl | O_DIRECT) == 0;
+    int e = 0;
+    while (*done < upto) {
+        off_t data = lseek(dst, *done, SEEK_DATA);
+        if (data < 0 && errno == ENXIO)
+            break; /* only holes remain: nothing was punched there */
+        if (data < 0)
+            data = *done;
+        if (data >= upto)
+            break;
+        data &= ~(off_t)4095;
+        size_t want = (size_t)(upto - data) < cap ? (size_t)(upto - data) : cap;
+        want = (want + 4095) & ~(size_t)4095;
+        ssize_t r = EVICT_NOINTR(dsys.pread(dst, buf, want, data));
+        if (r < 0 && errno == EINVAL && direct) {
+            fcntl(dst, F_SETFL, fl); /* O_DIRECT refused on read: through the page cache */
+            direct = 0;
+            continue;
+        }
+        if (r < 0) {
+            e = -errno;
+            break;
+        }
+        if (r == 0)
+            break; /* the disk file ends: the rest was never data */
+        if (r > upto - data)
+            r = upto - data; /* past upto the memfd still holds its own bytes */
+        for (ssize_t w = 0; w < r;) {
+            ssize_t k = dsys.pwrite(memfd, buf + w, (size_t)(r - w), data + w);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0) {
+                e = k < 0 ? -errno : -EIO;
+                *done = data + w;
+                goto out;
+            }
+            w += k;
+        }
+        if (!direct)
+            posix_fadvise(dst, data, r, POSIX_FADV_DONTNEED);
+        *done = data + r;
     }
+out:
+    if (direct)
+        fcntl(dst, F_SETFL, fl);
+    return e;
 }
 
 /* A staging name beside path, for file systems without O_TMPFILE. */
@@ -486,6 +547,8 @@ struct evict_job {
     int unnamed;              /* dfd is an O_TMPFILE to be linked at in->path */
     int sync;                 /* written through, freeing memory as it goes */
     off_t freed;              /* bytes punched out of the memfd so far */
+    int copied;               /* every byte is in dfd, with its length: only the name is missing */
+    off_t restored;           /* of [0, freed), brought back into the memfd so far */
     char tmp[EPH_PATH_MAX + 64]; /* staging name to rename into place, or "" */
     char dir[EPH_PATH_MAX];   /* the directory our link or rename changes */
     struct stat dir_before;
@@ -570,8 +633,6 @@ static int evict_write(struct evict_job *j)
     j->sync = (evict_sync_mode || (j->flags & EVICT_DROP_CACHE)) && !j->pinned;
     int e = evict_copy(in->mem_fd, j->dfd, j->size, j->sync, &j->freed);
     if (e < 0) {
-        if (j->freed)
-            evict_restore(in->mem_fd, j->dfd, j->freed);
         log_msg(LOG_ERR, "evict inode %u (%s): copy of %llu bytes: %s", j->idx, in->path,
                 (unsigned long long)j->size, strerror(-e));
         return e;
@@ -587,12 +648,14 @@ static int evict_write(struct evict_job *j)
         {atomic_load(&in->mtime_ns) / 1000000000, atomic_load(&in->mtime_ns) % 1000000000},
     };
     futimens(j->dfd, ts);
+    j->copied = 1;
     return 0;
 }
 
 /* Step 4: the complete file takes the in-memory file's name (link of the
  * unnamed file, or rename of the staging name), with the directory's times
- * kept as tmpfs would show them.  0, or -errno with the memfd restored. */
+ * kept as tmpfs would show them.  0, or -errno (the memfd may lack what was
+ * punched: evict_recover). */
 static int evict_name(struct evict_job *j)
 {
     struct eph_inode *in = j->in;
@@ -610,15 +673,11 @@ static int evict_name(struct evict_job *j)
     }
     if (j->unnamed && e < 0) {
         j->tmp[0] = 0;
-        if (j->freed)
-            evict_restore(in->mem_fd, j->dfd, j->freed);
         log_msg(LOG_ERR, "evict: linking %s: %s", in->path, strerror(-e));
         return e;
     }
     if (j->tmp[0] && dsys.rename(j->tmp, in->path) < 0) {
         e = -errno;
-        if (j->freed)
-            evict_restore(in->mem_fd, j->dfd, j->freed);
         log_msg(LOG_ERR, "evict: rename(%s, %s): %s", j->tmp, in->path, strerror(-e));
         return e;
     }
@@ -692,6 +751,77 @@ static int evict_abort(struct evict_job *j, int e)
 
 static uint64_t evict_failed; /* evictions that failed: the file stayed in memory */
 
+/* Steps 4 and 5 under the namespace lock: a shim's rename or unlink of the
+ * file lands before or after, never in between.  0, or -errno with nothing
+ * committed. */
+static int evict_name_and_commit(struct evict_job *j)
+{
+    int e = nsl_enter();
+    if (e < 0)
+        return e;
+    if ((e = evict_name(j)) == 0)
+        evict_commit(j);
+    nsl_exit();
+    return e;
+}
+
+/* How long a failed move may wait for the disk or for memory before it
+ * gives up on the punched bytes, and after how long of ENOMEM the daemon
+ * lifts its own OOM guard to get memory (see evict_recover). */
+#define EVICT_RECOVER_NS (10000ull * 1000 * 1000)
+#define EVICT_RECOVER_GIVE_WAY_NS (1000ull * 1000 * 1000)
+
+/*
+ * The copy or the naming failed after the write-through copy had punched
+ * [0, freed) out of the memfd: those bytes are now only in the disk file.
+ * Putting the file back to MEM as it is would publish holes, later written
+ * back as zeros (the right length, the wrong bytes: the guard test's
+ * "bytes differ on disk").  The failure that gets here under memory
+ * pressure is ENOMEM from the link (a dentry is charged to the cgroup) at a
+ * v1 limit with oom_kill_disable set, where charging the memfd's pages
+ * back fails with ENOMEM too.  So both ways out are tried in turn until one
+ * works: forward (the copy was complete: name it again and commit, which
+ * frees memory) or back (restore the punched part into the memfd, resumed
+ * where it stopped).  Waiting for memory is bounded: after a second the
+ * daemon lifts its own guard, so the kernel's OOM handling frees memory (as
+ * on disk), and after EVICT_RECOVER_NS it gives up and says which bytes
+ * are lost.  0 when the move completed after all; else e, the file's bytes
+ * back in the memfd.
+ */
+static int evict_recover(struct evict_job *j, int e)
+{
+    uint64_t start = ephd_mono_ns();
+    int gave_way = 0;
+    for (unsigned tries = 1;; tries++) {
+        if (j->copied && evict_name_and_commit(j) == 0) {
+            log_msg(LOG_WARN, "evict inode %u: moved on retry %u (the first try failed: %s); no byte lost",
+                    j->idx, tries, strerror(-e));
+            return 0;
+        }
+        int r = evict_restore(j->in->mem_fd, j->dfd, j->freed, &j->restored);
+        if (r == 0) {
+            log_msg(LOG_WARN, "evict inode %u: %lld punched bytes restored to memory on retry %u (the move failed: %s); "
+                    "the file stays in memory, intact",
+                    j->idx, (long long)j->freed, tries, strerror(-e));
+            return e;
+        }
+        uint64_t waited = ephd_mono_ns() - start;
+        if (waited > EVICT_RECOVER_NS) {
+            log_msg(LOG_ERR, "evict inode %u (%s): bytes %lld..%lld are only in the failed disk copy and could "
+                    "not be restored in %llu s (%s); they are LOST",
+                    j->idx, j->in->path, (long long)j->restored, (long long)j->freed,
+                    (unsigned long long)(EVICT_RECOVER_NS / 1000000000ull), strerror(-r));
+            return e;
+        }
+        if (r == -ENOMEM && !gave_way && waited > EVICT_RECOVER_GIVE_WAY_NS) {
+            guard_give_way();
+            gave_way = 1;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int evict_inode(uint32_t idx, int flags)
 {
     struct evict_job j = {.idx = idx, .in = &D.inodes[idx], .flags = flags, .dfd = -1};
@@ -705,23 +835,14 @@ int evict_inode(uint32_t idx, int flags)
         return e;
     if (!(flags & EVICT_FORCE) && evict_locked(j.in->mem_fd))
         return evict_abort(&j, -EBUSY);
-    if ((e = evict_open_dest(&j)) < 0 || (e = evict_write(&j)) < 0) {
+    if ((e = evict_open_dest(&j)) == 0 && (e = evict_write(&j)) == 0)
+        e = evict_name_and_commit(&j);
+    if (e < 0 && j.freed)
+        e = evict_recover(&j, e);
+    if (e < 0) {
         evict_failed++;
         return evict_abort(&j, e);
     }
-    /* The name is read and linked under ns_lock: a shim's rename or unlink
-     * of the file lands before or after, never in between. */
-    if ((e = nsl_enter()) < 0) {
-        evict_failed++;
-        return evict_abort(&j, e);
-    }
-    if ((e = evict_name(&j)) < 0) {
-        nsl_exit();
-        evict_failed++;
-        return evict_abort(&j, e);
-    }
-    evict_commit(&j);
-    nsl_exit();
     return 0;
 }
 

@@ -127,6 +127,17 @@ static void guard_follow(int want)
     log_hold(armed && under == 1);
 }
 
+/* v1: the guard is off, and stays off for GUARD_REARM_NS, for the reason
+ * given (lifted from outside, or given way to by the daemon). */
+static void guard_off_for_a_while(const char *why)
+{
+    G.armed = 0;
+    G.rearm_at = ephd_mono_ns() + GUARD_REARM_NS;
+    log_hold(0);
+    log_msg(LOG_WARN, "oom guard lifted %s; not re-armed for %llu s", why,
+            (unsigned long long)(GUARD_REARM_NS / 1000000000ull));
+}
+
 void guard_update(int64_t limit, uint64_t headroom, int want)
 {
     if (G.ctl_fd < 0)
@@ -145,12 +156,7 @@ void guard_update(int64_t limit, uint64_t headroom, int want)
         if (G.armed && disabled == 0) {
             /* Not us: the watchdog outside the cgroup (src/guard/) found
              * the instance stalled at its limit and lifted the guard. */
-            G.armed = 0;
-            G.rearm_at = ephd_mono_ns() + GUARD_REARM_NS;
-            log_hold(0);
-            log_msg(LOG_WARN, "oom guard lifted from outside the cgroup (a stall at the limit "
-                              "lasted too long); not re-armed for %llu s",
-                    (unsigned long long)(GUARD_REARM_NS / 1000000000ull));
+            guard_off_for_a_while("from outside the cgroup (a stall at the limit lasted too long)");
         }
         if (want && G.rearm_at && ephd_mono_ns() < G.rearm_at)
             want = 0;
@@ -180,6 +186,14 @@ void guard_update(int64_t limit, uint64_t headroom, int want)
             }
         }
     }
+}
+
+void guard_give_way(void)
+{
+    if (G.ctl_fd < 0 || G.follow || G.version != 1 || !G.armed)
+        return;
+    if (guard_write("0") == 0)
+        guard_off_for_a_while("by the daemon: it needs memory back to keep a file's bytes");
 }
 
 static void guard_on_oom(struct loop_ev *ev, uint32_t events)

@@ -27,6 +27,12 @@ int guard_wanted(void);
 /* Follow mode: fn(want) runs on every change of that wish (the control
  * socket tells its subscribers); NULL to stop. */
 void guard_on_want(void (*fn)(int want));
+/* v1, armed by the daemon itself: lift the guard now, and for the rearm
+ * delay, because the daemon needs memory that only the kernel's OOM
+ * handling can give back (a file's punched bytes to restore, evict.c).
+ * Nothing in follow mode (the host's watchdog bounds the stall) or on v2
+ * (memory.high throttles, it does not fail the daemon's charges). */
+void guard_give_way(void);
 /* Restore the cgroup knobs the guard changed. */
 void guard_fini(void);
 

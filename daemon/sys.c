@@ -31,7 +31,7 @@ static int dsys_fd_is_mem(int fd)
 EPHD_SYSCALLS(EPH_FAULT_WRAPPER)
 
 static const char *const dsys_faultable[] = {EPHD_SYSCALLS(EPH_FAULT_NAME) NULL};
-static const char dsys_syntax[] = "CALL:ENOSPC|EIO|EINTR|EDQUOT|EFBIG|short[:on=mem|disk|any][:after=N][:times=N]";
+static const char dsys_syntax[] = "CALL:ENOSPC|EIO|EINTR|EDQUOT|EFBIG|ENOMEM|short[:on=mem|disk|any][:after=N][:times=N]";
 #endif
 
 int dsys_faults_install(char *err, size_t errlen)

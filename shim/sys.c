@@ -77,7 +77,7 @@ static __attribute__((noreturn)) void sys_faults_bad(const char *what, const cha
     char msg[512];
     int n = snprintf(msg, sizeof msg,
                      "libephemera: EPHEMERA_FAULTS: %s at \"%.80s\"; expected "
-                     "CALL:ENOSPC|EIO|EINTR|EDQUOT|EFBIG|short[:on=mem|disk|any][:after=N][:times=N] with CALL "
+                     "CALL:ENOSPC|EIO|EINTR|EDQUOT|EFBIG|ENOMEM|short[:on=mem|disk|any][:after=N][:times=N] with CALL "
                      "one of the table's faultable entries (shim/sys.h: fault class ERR, XFER or XFERV)\n",
                      what, rule);
     ssize_t r = syscall(SYS_write, 2, msg, (size_t)n);

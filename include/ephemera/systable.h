@@ -40,7 +40,7 @@
  *
  *   EPHEMERA_FAULTS="rule[,rule...]"
  *   rule = CALL:EFFECT[:on=mem|disk|any][:after=N][:times=N]
- *   EFFECT = ENOSPC | EIO | EINTR | EDQUOT | EFBIG | short
+ *   EFFECT = ENOSPC | EIO | EINTR | EDQUOT | EFBIG | ENOMEM | short
  *
  * after=N lets N matching calls through first (default 0); times=N faults N
  * calls then stops (default: every later call).  on= chooses by what the fd
@@ -119,6 +119,7 @@ static inline int eph_fault_errno(const char *s, size_t len)
 {
     static const struct { const char *name; int err; } names[] = {
         {"ENOSPC", ENOSPC}, {"EIO", EIO}, {"EINTR", EINTR}, {"EDQUOT", EDQUOT}, {"EFBIG", EFBIG},
+        {"ENOMEM", ENOMEM},
         {"short", EPH_FAULT_SHORT},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)

@@ -121,8 +121,41 @@ static void shrink(struct inst *in)
     control(in, "{\"v\":1,\"id\":1,\"op\":\"shrink\",\"bytes\":0}\n", buf, sizeof buf);
 }
 
+/* A cgroup v2 directory stand-in with no limit: enough for the daemon to copy
+ * the way it does under a limit (write-through with O_DIRECT from its bounce
+ * buffer, punching the memfd chunk by chunk). */
+static void fake_cgroup(const char *dir)
+{
+    static const char *const files[][2] = {
+        {"memory.max", "max\n"},
+        {"memory.current", "10000000\n"},
+        {"memory.stat", "anon 9000000\nfile 1000000\nactive_file 0\ninactive_file 0\nfile_dirty 0\n"
+                        "file_writeback 0\nshmem 0\n"},
+        {"memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n"},
+        {"memory.high", "max\n"},
+    };
+    mkdir(dir, 0755);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char p[PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/%s", dir, files[i][0]);
+        FILE *f = fopen(p, "w");
+        if (f) {
+            fputs(files[i][1], f);
+            fclose(f);
+        }
+    }
+}
+
+static int start_in(struct inst *in, const char *self, const char *name, const char *rules, int cgroup);
+
 /* A daemon of the fault build with these rules, and the test file written through the shim. */
 static int start(struct inst *in, const char *self, const char *name, const char *rules)
+{
+    return start_in(in, self, name, rules, 0);
+}
+
+/* The same, with the daemon given a cgroup (the stand-in above) when cgroup is set. */
+static int start_in(struct inst *in, const char *self, const char *name, const char *rules, int cgroup)
 {
     const char *daemon = getenv("EPHEMERAD_FAULTY") ? getenv("EPHEMERAD_FAULTY") : "build/test/ephemerad-faults";
     char base[PATH_MAX];
@@ -134,7 +167,11 @@ static int start(struct inst *in, const char *self, const char *name, const char
     snprintf(in->file, sizeof in->file, "%s/f", in->root);
     mkdir(in->root, 0755);
     mkdir(in->run, 0755);
-    static const char *const args[] = {"--cgroup", "none", "--budget", "64M", NULL};
+    char cg[PATH_MAX + 8];
+    snprintf(cg, sizeof cg, "%s/cg", in->dir);
+    if (cgroup)
+        fake_cgroup(cg);
+    const char *const args[] = {"--cgroup", cgroup ? cg : "none", "--budget", "64M", NULL};
     setenv("EPHEMERAD_FAULTS", rules, 1);
     in->pid = ephd_start(daemon, in->run, in->root, args);
     unsetenv("EPHEMERAD_FAULTS");
@@ -218,10 +255,10 @@ static void case_fail_then_retry(const char *self, const char *name, const char 
 }
 
 /* EINTR and short transfers: the first eviction succeeds, nothing lost. */
-static void case_transparent(const char *self, const char *name, const char *rules)
+static void case_transparent_in(const char *self, const char *name, const char *rules, int cgroup)
 {
     struct inst in = {.pid = -1};
-    CHECK(start(&in, self, name, rules) == 0, "%s: no daemon or no file", name);
+    CHECK(start_in(&in, self, name, rules, cgroup) == 0, "%s: no daemon or no file", name);
     if (in.pid < 0)
         return finish(&in);
     shrink(&in);
@@ -229,6 +266,56 @@ static void case_transparent(const char *self, const char *name, const char *rul
           "%s: evictions %lld, failures %lld after one shrink, want 1 and 0", name, stat_of(&in, "evictions"),
           stat_of(&in, "eviction_failures"));
     CHECK(run_child(self, &in, "--check", 1) == 0, "%s: the evicted file on disk differs", name);
+    finish(&in);
+}
+
+static void case_transparent(const char *self, const char *name, const char *rules)
+{
+    case_transparent_in(self, name, rules, 0);
+}
+
+/* The link of the complete disk file fails for want of memory (a dentry is
+ * charged to the cgroup, at its limit) after the write-through copy punched
+ * the whole memfd, and putting those bytes back into memory fails the same
+ * way.  They are only on disk then: the daemon names the file again (it had
+ * put the file back to memory with holes, and the next eviction or the exit
+ * writeback wrote zeros: guard.test.ts's "f2: bytes differ on disk"). */
+static void case_enomem_forward(const char *self, const char *name)
+{
+    struct inst in = {.pid = -1};
+    CHECK(start_in(&in, self, name, "linkat:ENOMEM:times=1,pwrite:ENOMEM:on=mem:times=1,sendfile:ENOMEM:on=mem:times=1",
+                   1) == 0,
+          "%s: no daemon or no file", name);
+    if (in.pid < 0)
+        return finish(&in);
+    shrink(&in);
+    CHECK(stat_of(&in, "evictions") == 1 && stat_of(&in, "files_in_memory") == 0,
+          "%s: evictions %lld, files in memory %lld after one shrink, want 1 and 0", name, stat_of(&in, "evictions"),
+          stat_of(&in, "files_in_memory"));
+    CHECK(run_child(self, &in, "--check", 1) == 0, "%s: the evicted file on disk differs", name);
+    CHECK(log_has(&in, "no byte lost"), "%s: the log does not say the move completed after the failed link", name);
+    CHECK(stop(&in) == 0, "%s: the daemon did not exit 0", name);
+    finish(&in);
+}
+
+/* The link keeps failing: the punched bytes go back into the memfd once it
+ * takes them (two ENOMEMs first), the file stays in memory, intact. */
+static void case_enomem_back(const char *self, const char *name)
+{
+    struct inst in = {.pid = -1};
+    CHECK(start_in(&in, self, name, "linkat:ENOMEM,pwrite:ENOMEM:on=mem:times=2,sendfile:ENOMEM:on=mem:times=2",
+                   1) == 0,
+          "%s: no daemon or no file", name);
+    if (in.pid < 0)
+        return finish(&in);
+    shrink(&in);
+    CHECK(stat_of(&in, "evictions") == 0 && stat_of(&in, "files_in_memory") == 1 &&
+              stat_of(&in, "eviction_failures") == 1,
+          "%s: evictions %lld, in memory %lld, failures %lld after one shrink, want 0, 1 and 1", name,
+          stat_of(&in, "evictions"), stat_of(&in, "files_in_memory"), stat_of(&in, "eviction_failures"));
+    CHECK(!on_disk(&in), "%s: a failed eviction left a file on disk", name);
+    CHECK(run_child(self, &in, "--check", 0) == 0, "%s: bytes lost after the failed eviction", name);
+    CHECK(log_has(&in, "restored to memory"), "%s: the log does not say the punched bytes were restored", name);
     finish(&in);
 }
 
@@ -295,6 +382,13 @@ int main(int argc, char **argv)
     case_transparent(self, "short", "sendfile:short:on=disk:times=4,pwrite:short:on=disk:times=2");
     case_writeback_retried(self);
     case_writeback_fails(self);
+    /* Memory pressure after the punch (issue 9, the guard test's lost bytes); only with a
+     * cgroup does an eviction punch as it copies (write-through with O_DIRECT from the bounce
+     * buffer).  And a short read of the memfd in that copy, which took the rest of the chunk
+     * for zeros and punched it. */
+    case_enomem_forward(self, "enomem-fwd-cg");
+    case_enomem_back(self, "enomem-back-cg");
+    case_transparent_in(self, "short-read-cg", "pread:short:on=mem:times=8", 1);
     printf("daemon_faults_test: %d checks, %d failed\n", checks, failures);
     return failures != 0;
 }

@@ -6,7 +6,7 @@ $(BUILD)/.memtest-stamp: $(MEMTEST_SRC) $(BUILD)/.tsc-stamp
 	@touch $@
 
 .PHONY: test-memory
-test-memory: native cli $(BUILD)/.memtest-stamp
+test-memory: native cli $(BUILD)/test/ephemerad-faults $(BUILD)/.memtest-stamp
 	$(NODE_TEST) --test-concurrency=1 'build/test-memory/**/*.test.js'
 
 TEST_TARGETS += test-memory
