@@ -489,7 +489,11 @@ export class NodeAgent {
       };
       // The next run's "before": these counters and the window just opened, if no move comes between.
       const next: Baseline | undefined = peaks !== undefined && afterRead !== undefined ? { stats: after, oomKills: oomAfter, peaks: true } : undefined;
-      i.tail = this.#finish(i, started, used, next, readGen);
+      // Begun once this turn is over, so that the reply is serialised and written first: begun at
+      // once, its first requests (invocation-end) went out ahead of the reply on this event loop.
+      i.tail = new Promise<void>((resolve) => {
+        setImmediate(() => { resolve(this.#finish(i, started, used, next, readGen)); });
+      });
       return result;
     } finally {
       if (!released) i.busy = false;
