@@ -428,14 +428,18 @@ export class NodeAgent {
           : { statusCode: 502, body: { error: `The action did not produce a valid response and exited unexpectedly (${err.message}).` } };
       }
       const durationMs = Math.round(performance.now() - t0);
-      // What the operator's views learn of every run: an OOM kill in the journal, a log line with the activation id.
+      // What the operator's views learn of every run: an OOM kill in the journal, a log line with the
+      // activation id (written once the reply is out: it is the log's, not the caller's).
       const noteFinished = (oom: boolean): void => {
         if (oom) this.journal.push({ type: 'oom-kill', tenant: i.tenant, container: id });
-        if (this.#o.logger !== undefined) {
-          activationLogger(this.#o.logger, { activationId: req.activation_id ?? '', tenant: i.tenant, action: i.fn }).info(
-            { container: id, statusCode: reply.statusCode, durationMs, timedOut, oom },
-            'run finished',
-          );
+        const logger = this.#o.logger;
+        if (logger !== undefined) {
+          setImmediate(() => {
+            activationLogger(logger, { activationId: req.activation_id ?? '', tenant: i.tenant, action: i.fn }).info(
+              { container: id, statusCode: reply.statusCode, durationMs, timedOut, oom },
+              'run finished',
+            );
+          });
         }
       };
       if (timedOut || broken) {
