@@ -177,15 +177,21 @@ async function counted(calls: string[]): Promise<TenantManagerPort> {
   };
 }
 
+/** A host over {@link counted}, with the calls list and the port. */
+async function countedHost(): Promise<{ calls: string[]; port: TenantManagerPort; host: TenantHost }> {
+  const calls: string[] = [];
+  const port = await counted(calls);
+  const host = new TenantHost(() => Promise.resolve(port), () => noMoves, () => Promise.resolve({ live: [], running: [] }), () => undefined);
+  return { calls, port, host };
+}
+
 const MiB = 1 << 20;
 const reg = (id: string, quota: number): ManagerEvent => ({ kind: 'register', container: { id, tenant: 't', fn: `f-${id}`, initialQuota: quota, profile: { ownPeakBytes: 8 * MiB, filePeakBytes: 0 } } });
 const start = (id: string): Extract<ManagerEvent, { kind: 'invocation-start' }> => ({ kind: 'invocation-start', id, estimate: { ownPeakBytes: 8 * MiB, filePeakBytes: 0 } });
 const end = (id: string, filePeakBytes = 0): ManagerEvent => ({ kind: 'invocation-end', id, used: { ownPeakBytes: 8 * MiB, filePeakBytes } });
 
 test('a held-back start goes with its own end in one round trip; the Manager sees start then end', async () => {
-  const calls: string[] = [];
-  const port = await counted(calls);
-  const host = new TenantHost(() => Promise.resolve(port), () => noMoves, () => Promise.resolve({ live: [], running: [] }), () => undefined);
+  const { calls, port, host } = await countedHost();
   assert.equal(host.quiet('t'), false, 'nothing is known of a tenant never seen');
   await host.event('t', reg('a', 256 * MiB));
   assert.equal(host.quiet('t'), true, 'the answer said quiet: nobody needs memory');
@@ -204,9 +210,7 @@ test('a held-back start goes with its own end in one round trip; the Manager see
 });
 
 test("a held-back start goes first, alone, when any other request of the tenant comes before its end", async () => {
-  const calls: string[] = [];
-  const port = await counted(calls);
-  const host = new TenantHost(() => Promise.resolve(port), () => noMoves, () => Promise.resolve({ live: [], running: [] }), () => undefined);
+  const { calls, host } = await countedHost();
   await host.event('t', reg('a', 256 * MiB));
   await host.event('t', reg('b', 256 * MiB));
   calls.length = 0;
@@ -227,9 +231,7 @@ test("a held-back start goes first, alone, when any other request of the tenant 
 });
 
 test('a start is not held back while the tenant is not quiet: a running container wants more than its limit', async () => {
-  const calls: string[] = [];
-  const port = await counted(calls);
-  const host = new TenantHost(() => Promise.resolve(port), () => noMoves, () => Promise.resolve({ live: [], running: [] }), () => undefined);
+  const { calls, host } = await countedHost();
   await host.event('t', reg('io', 64 * MiB));
   await host.event('t', reg('cpu', 512 * MiB));
   // io runs wanting 100 MiB of files against its 64 MiB: it needs memory; a start of cpu would lend it.
