@@ -78,6 +78,20 @@ export interface CpuRow {
   readonly controllerMs: number;
   /** The node agent and its tenants' Manager processes. */
   readonly nodeMs: number;
+  /** Of `nodeMs`: the node agent's process alone. */
+  readonly agentMs: number;
+  /** Of `nodeMs`: the tenants' Manager processes. */
+  readonly managersMs: number;
+  /**
+   * dockerd, containerd and the warm containers' shims: the containers' output (the log sentinel
+   * after every activation) goes through them to the agent. Shared with whatever else uses the
+   * engine meanwhile, so on a busy machine it is the noisiest figure.
+   */
+  readonly dockerMs: number;
+  /** The processes inside the warm containers (the runtime and ephemerad), per platform call. */
+  readonly containersMs: number;
+  /** The same, per direct `/run` call: the runtime's own work when nothing else is in the way. */
+  readonly directContainersMs: number;
   /** The controller with a node that answers at once (the `controller` path), per its own call. */
   readonly bareControllerMs: number;
 }
@@ -203,6 +217,51 @@ function descendants(pid: number): number[] {
   return out;
 }
 
+/** The processes whose CPU the bench reads per warm call (see {@link CpuRow}). */
+const CPU_PARTS = ['ctl', 'node', 'agent', 'managers', 'docker', 'inside', 'bare'] as const;
+type CpuPart = (typeof CPU_PARTS)[number];
+
+/** `pid`'s own children (from /proc/N/stat). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Processes whose /proc/N/cmdline or /proc/N/cgroup matches, read once. */
+function processesWhere(match: (comm: string, cmdline: string, cgroup: () => string) => boolean): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const comm = readFileSync(`/proc/${e}/comm`, 'utf8').trim();
+      const cmdline = readFileSync(`/proc/${e}/cmdline`, 'utf8');
+      if (match(comm, cmdline, () => readFileSync(`/proc/${e}/cgroup`, 'utf8'))) out.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** dockerd, containerd, and the shims of the given containers. */
+function dockerPids(containerIds: readonly string[]): number[] {
+  return processesWhere((comm, cmdline) => comm === 'dockerd' || comm === 'containerd' || (comm.startsWith('containerd-shim') && containerIds.some((id) => cmdline.includes(id))));
+}
+
+/** The processes inside the given containers (by their cgroup path, which names the container id). */
+function containerPids(containerIds: readonly string[]): number[] {
+  return processesWhere((comm, _cmdline, cgroup) => !comm.startsWith('containerd-shim') && containerIds.some((id) => cgroup().includes(id)));
+}
+
 /** CPU ns of a set of processes, read now; the set is read again each time (Managers come and go). */
 function cpuOf(pids: () => readonly number[]): number {
   return pids().reduce((s, p) => s + cpuNs(p), 0);
@@ -323,21 +382,35 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
 
     const upPid = up.child.pid ?? 0;
     const barePid = bare.child.pid ?? 0;
-    // The node agent and its Managers: every descendant of `up` (the containers are Docker's).
+    // The node agent (`up`'s child) and its Managers (the agent's children); the containers are Docker's.
+    const agentPids = (): number[] => childrenOf(upPid);
+    const managerPids = (): number[] => agentPids().flatMap((a) => descendants(a));
     const nodePids = (): number[] => descendants(upPid);
+    const enginePids = dockerPids(views.map((v) => v.id));
+    const insidePids = containerPids(views.map((v) => v.id));
     // What they spend with no call at all (the scheduler's and the views' polling, timers), per ms of
     // wall time: taken off each round's figure, so that a slower round does not look costlier per call.
-    opts.progress('bench platform: the idle CPU of the controller and the node agent (2 s)');
-    const idle0 = { ctl: cpuNs(upPid), node: cpuOf(nodePids), bare: cpuNs(barePid), t: performance.now() };
+    opts.progress('bench platform: the idle CPU of the controller, the node agent, Docker and the containers (2 s)');
+    const sample = (): Record<CpuPart, number> => ({
+      ctl: cpuNs(upPid), node: cpuOf(nodePids), agent: cpuOf(agentPids), managers: cpuOf(managerPids), docker: cpuOf(() => enginePids), inside: cpuOf(() => insidePids), bare: cpuNs(barePid),
+    });
+    const since = (a: Record<CpuPart, number>, b: Record<CpuPart, number>, wallMs: number, rate: Record<CpuPart, number> | undefined): Record<CpuPart, number> => {
+      const out = { ...a };
+      for (const k of CPU_PARTS) out[k] = b[k] - a[k] - (rate === undefined ? 0 : rate[k] * wallMs);
+      return out;
+    };
+    const i0 = sample();
+    const idleT0 = performance.now();
     await sleep(2000);
-    const idleMs = performance.now() - idle0.t;
-    const idle = { ctl: (cpuNs(upPid) - idle0.ctl) / idleMs, node: (cpuOf(nodePids) - idle0.node) / idleMs, bare: (cpuNs(barePid) - idle0.bare) / idleMs };
+    const idleMs = performance.now() - idleT0;
+    const idle = since(i0, sample(), 0, undefined);
+    for (const k of CPU_PARTS) idle[k] /= idleMs;
     const cpu: CpuRow[] = [];
     const latency: LatencyRow[] = [];
     for (const clients of opts.clients) {
-      let ctlNs = 0;
-      let nodeNs = 0;
-      let bareNs = 0;
+      const used: Record<CpuPart, number> = { ctl: 0, node: 0, agent: 0, managers: 0, docker: 0, inside: 0, bare: 0 };
+      let directInsideNs = 0;
+      let directCalls = 0;
       const platformRuns: { samples: Sample[]; wallMs: number }[] = [];
       const directRuns: { samples: Sample[]; wallMs: number }[] = [];
       const nodeRuns: { samples: Sample[]; wallMs: number }[] = [];
@@ -345,22 +418,29 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
       const per = Math.max(1, Math.ceil(opts.calls / opts.rounds / clients));
       for (let r = 0; r < opts.rounds; r++) {
         opts.progress(`bench platform: ${clients} client(s), round ${r + 1}/${opts.rounds}`);
-        const c0 = cpuNs(upPid);
-        const n0 = cpuOf(nodePids);
+        const c0 = sample();
         const p = await drive(clients, per, invoke);
         platformRuns.push(p);
-        ctlNs += cpuNs(upPid) - c0 - idle.ctl * p.wallMs;
-        nodeNs += cpuOf(nodePids) - n0 - idle.node * p.wallMs;
+        const c = since(c0, sample(), p.wallMs, idle);
+        for (const k of CPU_PARTS) if (k !== 'bare') used[k] += c[k];
         const b0 = cpuNs(barePid);
         const b = await drive(clients, per, invokeBare);
         bareRuns.push(b);
-        bareNs += cpuNs(barePid) - b0 - idle.bare * b.wallMs;
+        used.bare += cpuNs(barePid) - b0 - idle.bare * b.wallMs;
         nodeRuns.push(await drive(Math.min(clients, ids.length), per, viaNode));
-        directRuns.push(await drive(Math.min(clients, sockets.length), per, direct));
+        const d0 = cpuOf(() => insidePids);
+        const d = await drive(Math.min(clients, sockets.length), per, direct);
+        directRuns.push(d);
+        directInsideNs += cpuOf(() => insidePids) - d0 - idle.inside * d.wallMs;
+        directCalls += d.samples.length;
       }
       latency.push(row(clients, 'platform', platformRuns), row(clients, 'controller', bareRuns), row(clients, 'node', nodeRuns), row(clients, 'direct', directRuns));
       const calls = per * clients * opts.rounds;
-      cpu.push({ clients, controllerMs: ctlNs / calls / 1e6, nodeMs: nodeNs / calls / 1e6, bareControllerMs: bareNs / calls / 1e6 });
+      const ms = (ns: number, n = calls): number => ns / n / 1e6;
+      cpu.push({
+        clients, controllerMs: ms(used.ctl), nodeMs: ms(used.node), agentMs: ms(used.agent), managersMs: ms(used.managers),
+        dockerMs: ms(used.docker), containersMs: ms(used.inside), directContainersMs: ms(directInsideNs, directCalls), bareControllerMs: ms(used.bare),
+      });
     }
 
     // Cold starts: by hand (engine / runtime / Ephemera), through the node agent, through the platform.
@@ -448,9 +528,11 @@ function table(latency: readonly LatencyRow[], cpu: readonly CpuRow[], cold: rea
     ...ratios.map((r) => `  ${String(r.clients).padStart(2)} client(s): ${f2(r.p50Ratio)}x`),
     '',
     'CPU per warm call on the platform path (ms, every thread, less what each spends idle in as much time;',
-    'a busy machine inflates it less than latency)',
-    'clients  controller  node agent+Managers  controller with an instant node',
-    ...cpu.map((c) => `${String(c.clients).padStart(7)}  ${f2(c.controllerMs).padStart(10)}  ${f2(c.nodeMs).padStart(19)}  ${f2(c.bareControllerMs).padStart(31)}`),
+    'a busy machine inflates it less than latency): where the work of a call is, process by process',
+    'clients  controller  node agent  Managers  Docker  containers  | direct: containers | instant-node controller',
+    ...cpu.map((c) => `${String(c.clients).padStart(7)}  ${f2(c.controllerMs).padStart(10)}  ${f2(c.agentMs).padStart(10)}  ${f2(c.managersMs).padStart(8)}  ${f2(c.dockerMs).padStart(6)}  ${f2(c.containersMs).padStart(10)}  | ${f2(c.directContainersMs).padStart(18)} | ${f2(c.bareControllerMs).padStart(23)}`),
+    'Docker: dockerd, containerd and the containers\' shims (the output and its sentinels pass through them; shared',
+    'with anything else using the engine); containers: the runtime and ephemerad inside them.',
     '',
     'cold start (ms; median, min, max)',
     ...cold.map((c) => `  ${c.part.padEnd(18)} ${f1(c.medianMs).padStart(7)} ${f1(c.minMs).padStart(7)} ${f1(c.maxMs).padStart(7)}`),

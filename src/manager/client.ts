@@ -35,6 +35,14 @@ export interface ApplyReply {
   readonly decisionNs: number;
   /** The event's container's standing after the event (events that name one by `id`, while it is held). */
   readonly standing?: ContainerStanding;
+  /** The tenant is quiet after the event: no container needs memory, no failed move to repair. */
+  readonly quiet?: boolean;
+}
+
+/** The reply to a pair of events: the second is absent when the first decided moves. */
+export interface PairReply {
+  readonly first: ApplyReply;
+  readonly second?: ApplyReply;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -70,6 +78,19 @@ export class ManagerClient {
       throw new EphemeraError('EPH_MANAGER_PROTOCOL', `malformed reply to an event: ${JSON.stringify(body).slice(0, 200)}`);
     }
     return body as unknown as ApplyReply;
+  }
+
+  /**
+   * Sends two events in one round trip (an invocation's start and its end); the Manager applies the
+   * second only if the first decided no move, so the order of events and batches is as if sent apart.
+   */
+  async applyPair(first: ManagerEvent, firstNow: number, second: ManagerEvent, secondNow: number = Date.now()): Promise<PairReply> {
+    const body = await this.#call('POST', '/events/pair', { first: { event: first, now: firstNow }, second: { event: second, now: secondNow } });
+    const ok = (r: unknown): boolean => isRecord(r) && Array.isArray(r['moves']) && typeof r['decisionNs'] === 'number';
+    if (!isRecord(body) || !ok(body['first']) || (body['second'] !== undefined && !ok(body['second']))) {
+      throw new EphemeraError('EPH_MANAGER_PROTOCOL', `malformed reply to a pair of events: ${JSON.stringify(body).slice(0, 200)}`);
+    }
+    return body as unknown as PairReply;
   }
 
   async snapshot(): Promise<ManagerSnapshot> {

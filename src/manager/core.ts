@@ -290,6 +290,10 @@ class TenantManager implements Manager {
     return s === undefined ? undefined : { pool: s.pool, lends: s.lent.size > 0, borrows: s.borrowed.size > 0, lendWhileIdle: this.config.lendWhileIdle };
   }
 
+  quiet(): boolean {
+    return !this.unsettled && !this.slots.some((s) => this.needs(s));
+  }
+
   snapshot(): ManagerSnapshot {
     const containers: PoolEntry[] = [...this.slots].sort(byId).map((s) => {
       const entry: PoolEntry = {

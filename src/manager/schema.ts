@@ -73,6 +73,17 @@ export const EVENT_BODY = {
   properties: { event, now: { type: 'number' } },
 } as const;
 
+/**
+ * `POST /v1/events/pair`: two events in order (an invocation's start and end); the second is
+ * applied only if the first decided no move.
+ */
+export const PAIR_BODY = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['first', 'second'],
+  properties: { first: EVENT_BODY, second: EVENT_BODY },
+} as const;
+
 /** `POST /v1/recover`: the tenant's live containers with their labels and cgroup limits. */
 export const RECOVER_BODY = {
   type: 'object',

@@ -78,3 +78,38 @@ test("an event that names a container answers its standing after the event; a fo
     await app.close();
   }
 });
+
+test('every event answers whether the tenant is quiet; /v1/events/pair applies the second only after a first that decided no move', T, async () => {
+  const app = buildManagerApp({ ...CONFIG, harvestThresholdBytes: 16 * 1024 * 1024 });
+  const MiB = 1024 * 1024;
+  try {
+    const reg = (id: string, quota: number): Promise<unknown> => post(app, '/v1/events', { event: { kind: 'register', container: { id, tenant: 'acme', fn: id, initialQuota: quota, profile: { ownPeakBytes: 8 * MiB, filePeakBytes: 0 } } } });
+    await reg('cpu', 512 * MiB);
+    await reg('io', 64 * MiB);
+    const pair = (await post(app, '/v1/events/pair', {
+      first: { event: { kind: 'invocation-start', id: 'cpu' }, now: 1000 },
+      second: { event: { kind: 'invocation-end', id: 'cpu', used: { ownPeakBytes: 8 * MiB, filePeakBytes: 0 } }, now: 1005 },
+    })).json() as { first: Record<string, unknown>; second?: Record<string, unknown> };
+    assert.deepEqual(pair.first['moves'], []);
+    assert.equal(pair.first['quiet'], true);
+    assert.ok(pair.second !== undefined, 'the start decided no move: the end was applied');
+    assert.deepEqual(pair.second['moves'], []);
+    assert.deepEqual(pair.second['standing'], { pool: 'harvest', lends: false, borrows: false, lendWhileIdle: false });
+    // io runs wanting 100 MiB against its 64: the tenant is not quiet.
+    const io = (await post(app, '/v1/events', { event: { kind: 'invocation-start', id: 'io', estimate: { ownPeakBytes: 8 * MiB, filePeakBytes: 100 * MiB } } })).json() as Record<string, unknown>;
+    assert.equal(io['quiet'], false);
+    // cpu's start now lends to io: the pair stops there, its end is not applied.
+    const lent = (await post(app, '/v1/events/pair', {
+      first: { event: { kind: 'invocation-start', id: 'cpu' }, now: 2000 },
+      second: { event: { kind: 'invocation-end', id: 'cpu', used: { ownPeakBytes: 8 * MiB, filePeakBytes: 0 } }, now: 2005 },
+    })).json() as { first: { moves: { from: string; to: string }[] }; second?: unknown };
+    assert.ok(lent.first.moves.some((m) => m.from === 'cpu' && m.to === 'io'), JSON.stringify(lent));
+    assert.equal(lent.second, undefined);
+    const snap = (await app.inject({ method: 'GET', url: '/v1/snapshot' })).json<{ containers: { id: string; running: boolean; runningSince: number | null }[] }>();
+    assert.deepEqual(snap.containers.find((c) => c.id === 'cpu'), { ...snap.containers.find((c) => c.id === 'cpu'), running: true, runningSince: 2000 }, 'the start is applied at its own time, the end is not');
+    const bad = await post(app, '/v1/events/pair', { first: { event: { kind: 'forget', id: 'x' } } });
+    assert.equal(bad.statusCode, 400);
+  } finally {
+    await app.close();
+  }
+});

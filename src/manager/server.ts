@@ -16,8 +16,8 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 
 import { EphemeraError, isEphemeraError } from '../core/errors.js';
 import { createManager } from './core.js';
-import { EVENT_BODY, RECOVER_BODY } from './schema.js';
-import type { LiveContainer, ManagerConfig, ManagerEvent } from './types.js';
+import { EVENT_BODY, PAIR_BODY, RECOVER_BODY } from './schema.js';
+import type { ContainerStanding, LiveContainer, ManagerConfig, ManagerEvent, Move } from './types.js';
 
 /** The Manager process API version; the path prefix is `/v${MANAGER_API_VERSION}`. */
 export const MANAGER_API_VERSION = 1;
@@ -35,6 +35,17 @@ export interface ManagerServerOptions {
 export interface ManagerServer {
   readonly socketPath: string;
   close(): Promise<void>;
+}
+
+/** The answer to one event (`POST /v1/events`, and each half of `/v1/events/pair`). */
+export interface ApplyAnswer {
+  readonly moves: readonly Move[];
+  /** How long `apply` took inside the Manager process, in nanoseconds. */
+  readonly decisionNs: number;
+  /** The event's container's standing after the event (events that name one by `id`, while it is held). */
+  readonly standing?: ContainerStanding;
+  /** The tenant is quiet after the event (the core's `quiet()`). */
+  readonly quiet: boolean;
 }
 
 /** Reply body of every failed request. */
@@ -134,16 +145,24 @@ export function buildManagerApp(config: ManagerConfig, logLevel = 'warn'): Fasti
     lendWhileIdle: config.lendWhileIdle,
   }));
 
-  app.post<{ Body: { event: ManagerEvent; now?: number } }>(`${prefix}/events`, { schema: { body: EVENT_BODY } }, (req) => {
-    const now = req.body.now ?? Date.now();
+  type Timed = { event: ManagerEvent; now?: number };
+  const applyOne = (body: Timed): ApplyAnswer => {
+    const now = body.now ?? Date.now();
     const t0 = process.hrtime.bigint();
-    const event = req.body.event;
+    const event = body.event;
     const moves = manager.apply(event, now);
     const decisionNs = Number(process.hrtime.bigint() - t0);
     // The event's own container's standing after it, so that the agent needs no snapshot after an
-    // event whose batch is empty (docs/PROTOCOL.md, Manager process).
+    // event whose batch is empty, and whether the tenant is quiet (docs/PROTOCOL.md, Manager process).
     const standing = 'id' in event ? manager.standing(event.id) : undefined;
-    return { moves, decisionNs, ...(standing !== undefined ? { standing } : {}) };
+    return { moves, decisionNs, ...(standing !== undefined ? { standing } : {}), quiet: manager.quiet() };
+  };
+  app.post<{ Body: Timed }>(`${prefix}/events`, { schema: { body: EVENT_BODY } }, (req) => applyOne(req.body));
+  // Two events in one round trip: the second only once the first's batch is known to be empty, as
+  // the agent would have sent it after carrying out (nothing of) the first.
+  app.post<{ Body: { first: Timed; second: Timed } }>(`${prefix}/events/pair`, { schema: { body: PAIR_BODY } }, (req) => {
+    const first = applyOne(req.body.first);
+    return first.moves.length > 0 ? { first } : { first, second: applyOne(req.body.second) };
   });
 
   app.get(`${prefix}/snapshot`, () => manager.snapshot());

@@ -217,6 +217,12 @@ export interface Manager {
   /** The container's standing now (as {@link snapshot} shows it), or undefined for one it does not hold. */
   standing(id: string): ContainerStanding | undefined;
   /**
+   * Whether the tenant is quiet: no running container wants more than its limit and no failed move
+   * is waiting to be repaired. Then the invocation-start of a container that has no loans either way
+   * and whose estimate fits its limit decides no move (nothing needs memory, and it lends to no one).
+   */
+  quiet(): boolean;
+  /**
    * Rebuilds the model after a crash from the tenant's live containers, forgetting everything
    * before, and returns the moves that bring every container back to its initial quota in the safe
    * order (lowering moves before raising ones; no lending). Afterwards the model holds those

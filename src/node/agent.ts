@@ -397,7 +397,10 @@ export class NodeAgent {
         i.limitBytes !== i.initialBytes ||
         requestedBytes(i.profile, i.initialBytes) > i.limitBytes ||
         (st.lendWhileIdle && !this.#tenants.idle(i.tenant));
-      const started = this.#tenants.event(i.tenant, { kind: 'invocation-start', id, ...(i.profile !== undefined ? { estimate: i.profile } : {}) });
+      const start = { kind: 'invocation-start' as const, id, ...(i.profile !== undefined ? { estimate: i.profile } : {}) };
+      // When the tenant is quiet as well, this start decides no move at all: it is held back and
+      // goes with the invocation-end in one round trip (or first, ahead of any other event).
+      const started = !urgent && this.#tenants.quiet(i.tenant) ? this.#tenants.deferStart(i.tenant, start) : this.#tenants.event(i.tenant, start);
       // Queued right behind the start when it is not known: the pool the invocation started in.
       const pool: Promise<PoolName> = st !== undefined ? Promise.resolve(st.pool) : this.#standingOf(i).then((x) => x.pool);
       i.standing = undefined;
@@ -425,14 +428,18 @@ export class NodeAgent {
           : { statusCode: 502, body: { error: `The action did not produce a valid response and exited unexpectedly (${err.message}).` } };
       }
       const durationMs = Math.round(performance.now() - t0);
-      // What the operator's views learn of every run: an OOM kill in the journal, a log line with the activation id.
+      // What the operator's views learn of every run: an OOM kill in the journal, a log line with the
+      // activation id (written once the reply is out: it is the log's, not the caller's).
       const noteFinished = (oom: boolean): void => {
         if (oom) this.journal.push({ type: 'oom-kill', tenant: i.tenant, container: id });
-        if (this.#o.logger !== undefined) {
-          activationLogger(this.#o.logger, { activationId: req.activation_id ?? '', tenant: i.tenant, action: i.fn }).info(
-            { container: id, statusCode: reply.statusCode, durationMs, timedOut, oom },
-            'run finished',
-          );
+        const logger = this.#o.logger;
+        if (logger !== undefined) {
+          setImmediate(() => {
+            activationLogger(logger, { activationId: req.activation_id ?? '', tenant: i.tenant, action: i.fn }).info(
+              { container: id, statusCode: reply.statusCode, durationMs, timedOut, oom },
+              'run finished',
+            );
+          });
         }
       };
       if (timedOut || broken) {
@@ -443,6 +450,7 @@ export class NodeAgent {
         i.busy = false;
         released = true;
         i.gone = broken && (await this.#o.engine.inspect(id).catch(() => undefined))?.running !== true;
+        this.#tenants.flush(i.tenant);
         await started.catch(() => undefined);
         await this.remove(id).catch((e: unknown) => this.#log(`removing container ${id} after its failed run: ${(e as Error).message}`));
         const zero: RunReply['ephemera']['stats'] = { fast_reads: 0, fast_writes: 0, slow_ops: 0, evictions: 0, bytes_in_memory_peak: before.bytes_in_memory_peak };
@@ -489,7 +497,11 @@ export class NodeAgent {
       };
       // The next run's "before": these counters and the window just opened, if no move comes between.
       const next: Baseline | undefined = peaks !== undefined && afterRead !== undefined ? { stats: after, oomKills: oomAfter, peaks: true } : undefined;
-      i.tail = this.#finish(i, started, used, next, readGen);
+      // Begun once this turn is over, so that the reply is serialised and written first: begun at
+      // once, its first requests (invocation-end) went out ahead of the reply on this event loop.
+      i.tail = new Promise<void>((resolve) => {
+        setImmediate(() => { resolve(this.#finish(i, used, next, readGen)); });
+      });
       return result;
     } finally {
       if (!released) i.busy = false;
@@ -498,11 +510,12 @@ export class NodeAgent {
 
   /**
    * An activation's bookkeeping after its reply: invocation-end to the Manager (after its start,
-   * which may still be queued) and its moves, then the next activation's baseline. Never rejects.
+   * which may still be queued, or with it when it was held back) and its moves, then the next
+   * activation's baseline. Never rejects.
    */
-  async #finish(i: Instance, started: Promise<unknown>, used: Usage, next: Baseline | undefined, runGen: number): Promise<void> {
+  async #finish(i: Instance, used: Usage, next: Baseline | undefined, runGen: number): Promise<void> {
     try {
-      await started.catch(() => undefined);
+      // Queued behind its start (or sent with it, when the start was held back).
       const ended = await this.#tenants.event(i.tenant, { kind: 'invocation-end', id: i.id, used });
       const gen = i.moveGen;
       // With no move since the run's reads, its counters and the window its peaks read opened are

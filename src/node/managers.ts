@@ -8,10 +8,10 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 
-import { spawnManager, type ManagerProcess } from '../manager/client.js';
+import { spawnManager, type ApplyReply, type ManagerProcess } from '../manager/client.js';
 import { createManager } from '../manager/core.js';
-import type { ManagerConfig } from '../manager/types.js';
-import type { ManagerFactory, TenantManagerPort } from './tenants.js';
+import type { ManagerConfig, ManagerEvent } from '../manager/types.js';
+import type { Applied, ManagerFactory, TenantManagerPort } from './tenants.js';
 
 export type ManagerDefaults = Omit<ManagerConfig, 'tenant'>;
 
@@ -27,9 +27,17 @@ export function inProcessManagers(defaults: ManagerDefaults): ManagerFactory {
     const m = createManager({ ...defaults, tenant });
     const port: TenantManagerPort = {
       apply: (event) => Promise.resolve(m.apply(event, Date.now())),
-      applyWithStanding: (event) => {
-        const moves = m.apply(event, Date.now());
-        return Promise.resolve({ moves, standing: 'id' in event ? m.standing(event.id) : undefined });
+      applyWithStanding: (event, at) => {
+        const moves = m.apply(event, at ?? Date.now());
+        return Promise.resolve({ moves, standing: 'id' in event ? m.standing(event.id) : undefined, quiet: m.quiet() });
+      },
+      applyPair: (first, firstAt, second) => {
+        const one = (event: ManagerEvent, at: number): Applied => {
+          const moves = m.apply(event, at);
+          return { moves, standing: 'id' in event ? m.standing(event.id) : undefined, quiet: m.quiet() };
+        };
+        const a = one(first, firstAt);
+        return Promise.resolve(a.moves.length > 0 ? { first: a } : { first: a, second: one(second, Date.now()) });
       },
       recover: (live) => Promise.resolve(m.recover(live)),
       snapshot: () => Promise.resolve(m.snapshot()),
@@ -58,9 +66,14 @@ export function processManagers(defaults: ManagerDefaults, root: string): Proces
     running.set(tenant, proc);
     const port: TenantManagerPort = {
       apply: async (event) => (await proc.client.apply(event)).moves,
-      applyWithStanding: async (event) => {
-        const r = await proc.client.apply(event);
-        return { moves: r.moves, standing: r.standing };
+      applyWithStanding: async (event, at) => {
+        const r = await proc.client.apply(event, at);
+        return { moves: r.moves, standing: r.standing, ...(r.quiet !== undefined ? { quiet: r.quiet } : {}) };
+      },
+      applyPair: async (first, firstAt, second) => {
+        const r = await proc.client.applyPair(first, firstAt, second);
+        const applied = (a: ApplyReply): Applied => ({ moves: a.moves, standing: a.standing, ...(a.quiet !== undefined ? { quiet: a.quiet } : {}) });
+        return r.second === undefined ? { first: applied(r.first) } : { first: applied(r.first), second: applied(r.second) };
       },
       recover: (live) => proc.client.recover(live),
       snapshot: () => proc.client.snapshot(),

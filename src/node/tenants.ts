@@ -24,10 +24,24 @@ export interface TenantManagerPort {
    * (a port that changes `apply`'s answers must change or drop this one too). Optional: without it
    * the agent asks for a snapshot.
    */
-  applyWithStanding?(event: ManagerEvent): Promise<{ readonly moves: readonly Move[]; readonly standing: ContainerStanding | undefined }>;
+  applyWithStanding?(event: ManagerEvent, at?: number): Promise<Applied>;
+  /**
+   * Two events in one round trip (an invocation's start and its end): the Manager applies the second
+   * only if the first decided no move; otherwise `second` is absent and the caller carries out the
+   * first's moves and sends the second alone. Optional: without it, the events go one by one.
+   */
+  applyPair?(first: ManagerEvent, firstAt: number, second: ManagerEvent): Promise<{ readonly first: Applied; readonly second?: Applied }>;
   recover(live: readonly LiveContainer[]): Promise<readonly Move[]>;
   snapshot(): Promise<ManagerSnapshot>;
   close(): Promise<void>;
+}
+
+/** A Manager's answer to one event. */
+export interface Applied {
+  readonly moves: readonly Move[];
+  readonly standing: ContainerStanding | undefined;
+  /** The tenant is quiet after the event (no container needs memory, no failed move to repair); absent: unknown. */
+  readonly quiet?: boolean;
 }
 
 /** Starts the Manager of one tenant. */
@@ -61,6 +75,17 @@ interface Tenant {
   queue: Promise<unknown>;
   /** Events and snapshots queued or running. */
   pending: number;
+  /** The Manager's last answer said the tenant was quiet, and nothing has been sent since. */
+  quiet: boolean;
+  /** An invocation-start held back until the next request to the Manager (see {@link TenantHost.deferStart}). */
+  deferred: Deferred | undefined;
+}
+
+interface Deferred {
+  readonly event: Extract<ManagerEvent, { kind: 'invocation-start' }>;
+  readonly at: number;
+  readonly resolve: (r: BatchResult) => void;
+  readonly reject: (e: unknown) => void;
 }
 
 /** Errors that mean the Manager process is gone or stuck, not that it refused the event. */
@@ -101,14 +126,25 @@ export class TenantHost {
     return [...this.#tenants.keys()];
   }
 
-  /** Runs `fn` after everything queued for the tenant before it. */
-  serialize<T>(tenant: string, fn: (manager: TenantManagerPort) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` after everything queued for the tenant before it. A deferred invocation-start goes to
+   * the Manager first, so every request sees the events in the order they happened; `fn` gets it
+   * instead (to send it with its own event) when `takes` says it is the one to pair with.
+   */
+  serialize<T>(tenant: string, fn: (manager: TenantManagerPort, deferred: Deferred | undefined) => Promise<T>, takes?: (d: Deferred) => boolean): Promise<T> {
     const t = this.#tenant(tenant);
     t.pending++;
     // Counted down before the caller hears the answer, so that it sees the tenant idle at once.
     const run = t.queue.then(async () => {
       try {
-        return await fn(await t.manager);
+        const m = await t.manager;
+        t.quiet = false;
+        const d = t.deferred;
+        t.deferred = undefined;
+        if (d === undefined) return await fn(m, undefined);
+        if (takes?.(d) === true) return await fn(m, d);
+        await this.#send(tenant, m, d);
+        return await fn(await t.manager, undefined);
       } finally {
         t.pending--;
       }
@@ -122,7 +158,46 @@ export class TenantHost {
    * carried out, so every limit of its containers is the one last written.
    */
   idle(tenant: string): boolean {
-    return (this.#tenants.get(tenant)?.pending ?? 0) === 0;
+    const t = this.#tenants.get(tenant);
+    return t === undefined || (t.pending === 0 && t.deferred === undefined);
+  }
+
+  /**
+   * Whether an invocation-start may be deferred now: nothing is queued, running or deferred for the
+   * tenant, and the Manager's answer to the last event said the tenant was quiet. Then the start
+   * of a container with no loans either way whose estimate fits its limit decides no move.
+   */
+  quiet(tenant: string): boolean {
+    const t = this.#tenants.get(tenant);
+    return t !== undefined && t.pending === 0 && t.deferred === undefined && t.quiet;
+  }
+
+  /**
+   * Holds back an invocation-start that the caller has found to decide no move ({@link quiet}, and
+   * the container's own standing): it goes to the Manager ahead of the tenant's next request of any
+   * kind, or in one round trip with its own invocation-end when that is the next. The Manager sees
+   * the same events in the same order either way; its clock for the start is the time given here.
+   */
+  deferStart(tenant: string, event: Extract<ManagerEvent, { kind: 'invocation-start' }>): Promise<BatchResult> {
+    if (!this.quiet(tenant)) return this.event(tenant, event);
+    const t = this.#tenant(tenant);
+    return new Promise<BatchResult>((resolve, reject) => {
+      t.deferred = { event, at: Date.now(), resolve, reject };
+    });
+  }
+
+  /** Sends a deferred invocation-start now (it is otherwise sent with the tenant's next request). */
+  flush(tenant: string): void {
+    if (this.#tenants.get(tenant)?.deferred !== undefined) void this.serialize(tenant, () => Promise.resolve()).catch(() => undefined);
+  }
+
+  /** Sends a deferred start alone and settles its caller's promise with the outcome. */
+  async #send(tenant: string, m: TenantManagerPort, d: Deferred): Promise<void> {
+    try {
+      d.resolve(await this.#apply(tenant, m, d.event, d.at));
+    } catch (err) {
+      d.reject(err);
+    }
   }
 
   /**
@@ -132,38 +207,74 @@ export class TenantHost {
    * event no longer fits the rebuilt state (an invocation-end for a container it now sees idle).
    */
   event(tenant: string, event: ManagerEvent): Promise<BatchResult> {
-    return this.serialize(tenant, async (m) => {
-      let moves: readonly Move[];
-      let standing: ContainerStanding | undefined;
-      try {
-        if (m.applyWithStanding !== undefined && 'id' in event) ({ moves, standing } = await m.applyWithStanding(event));
-        else moves = await m.apply(event);
-      } catch (err) {
-        if (!isEphemeraError(err) || !LOST.has(err.code)) throw err;
-        this.#log(`tenant ${tenant}: its Manager is lost (${err.message}); starting a new one and recovering`);
-        const fresh = await this.#replace(tenant, m);
-        const view = await this.#live(tenant);
-        const restored = await this.execute(tenant, fresh, await fresh.recover(view.live));
-        // The invocations still in flight start again in the new model (its contract, step 5.4).
-        for (const id of view.running) {
-          if (event.kind === 'invocation-start' && event.id === id) continue;
-          const r = await this.execute(tenant, fresh, await fresh.apply({ kind: 'invocation-start', id }));
-          restored.done.push(...r.done);
-          restored.refused.push(...r.refused);
-        }
-        try {
-          moves = await fresh.apply(event);
-        } catch (again) {
-          if (!isEphemeraError(again, 'EPH_MANAGER_EVENT')) throw again;
-          this.#log(`tenant ${tenant}: after recovery, ${event.kind} no longer applies: ${again.message}`);
-          return restored;
-        }
-        const next = await this.execute(tenant, fresh, moves);
-        return { done: [...restored.done, ...next.done], refused: [...restored.refused, ...next.refused] };
+    // An invocation-end goes in one round trip with its own start when that start is still deferred.
+    const takes = (d: Deferred): boolean => event.kind === 'invocation-end' && d.event.id === event.id;
+    return this.serialize(tenant, async (m, d) => {
+      if (d === undefined) return this.#apply(tenant, m, event);
+      if (m.applyPair === undefined) {
+        await this.#send(tenant, m, d);
+        return this.#apply(tenant, await this.#tenant(tenant).manager, event);
       }
-      const result = await this.execute(tenant, m, moves);
-      return standing !== undefined && result.done.length === 0 && result.refused.length === 0 ? { ...result, standing } : result;
-    });
+      let pair: { readonly first: Applied; readonly second?: Applied };
+      try {
+        pair = await m.applyPair(d.event, d.at, event);
+      } catch (err) {
+        if (!isEphemeraError(err) || !LOST.has(err.code)) {
+          d.reject(err);
+          throw err;
+        }
+        // The Manager is gone: one by one, through the recovery that #apply does.
+        await this.#send(tenant, m, d);
+        return this.#apply(tenant, await this.#tenant(tenant).manager, event);
+      }
+      const started = await this.#batch(tenant, m, pair.first);
+      d.resolve(started);
+      // The start decided moves after all (its caller's reading was stale): now carried out, the
+      // end goes alone, as it would have.
+      if (pair.second === undefined) return this.#apply(tenant, m, event);
+      return this.#batch(tenant, m, pair.second);
+    }, takes);
+  }
+
+  /** Carries out one answer's moves; notes whether the tenant is quiet after it. */
+  async #batch(tenant: string, m: TenantManagerPort, a: Applied): Promise<BatchResult> {
+    const result = await this.execute(tenant, m, a.moves);
+    const empty = result.done.length === 0 && result.refused.length === 0;
+    this.#tenant(tenant).quiet = empty && a.quiet === true;
+    return a.standing !== undefined && empty ? { ...result, standing: a.standing } : result;
+  }
+
+  /** One event to the Manager and its moves carried out; a lost Manager is replaced first (see {@link event}). */
+  async #apply(tenant: string, m: TenantManagerPort, event: ManagerEvent, at?: number): Promise<BatchResult> {
+    let applied: Applied;
+    try {
+      if (m.applyWithStanding !== undefined) applied = await m.applyWithStanding(event, at);
+      else applied = { moves: await m.apply(event), standing: undefined };
+    } catch (err) {
+      if (!isEphemeraError(err) || !LOST.has(err.code)) throw err;
+      this.#log(`tenant ${tenant}: its Manager is lost (${err.message}); starting a new one and recovering`);
+      const fresh = await this.#replace(tenant, m);
+      const view = await this.#live(tenant);
+      const restored = await this.execute(tenant, fresh, await fresh.recover(view.live));
+      // The invocations still in flight start again in the new model (its contract, step 5.4).
+      for (const id of view.running) {
+        if (event.kind === 'invocation-start' && event.id === id) continue;
+        const r = await this.execute(tenant, fresh, await fresh.apply({ kind: 'invocation-start', id }));
+        restored.done.push(...r.done);
+        restored.refused.push(...r.refused);
+      }
+      let moves: readonly Move[];
+      try {
+        moves = await fresh.apply(event);
+      } catch (again) {
+        if (!isEphemeraError(again, 'EPH_MANAGER_EVENT')) throw again;
+        this.#log(`tenant ${tenant}: after recovery, ${event.kind} no longer applies: ${again.message}`);
+        return restored;
+      }
+      const next = await this.execute(tenant, fresh, moves);
+      return { done: [...restored.done, ...next.done], refused: [...restored.refused, ...next.refused] };
+    }
+    return this.#batch(tenant, m, applied);
   }
 
   async #replace(tenant: string, lost: TenantManagerPort): Promise<TenantManagerPort> {
@@ -185,6 +296,7 @@ export class TenantHost {
 
   /** Stops the tenant's Manager (its last container is gone). */
   async retire(tenant: string): Promise<void> {
+    this.flush(tenant);
     const t = this.#tenants.get(tenant);
     if (t === undefined) return;
     this.#tenants.delete(tenant);
@@ -242,7 +354,7 @@ export class TenantHost {
     let t = this.#tenants.get(tenant);
     if (t === undefined) {
       const manager = this.#factory(tenant);
-      const entry: Tenant = { manager, queue: Promise.resolve(), pending: 0 };
+      const entry: Tenant = { manager, queue: Promise.resolve(), pending: 0, quiet: false, deferred: undefined };
       // A Manager that failed to start is tried again on the tenant's next event.
       entry.queue = manager.catch(() => {
         if (this.#tenants.get(tenant) === entry) this.#tenants.delete(tenant);

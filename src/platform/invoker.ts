@@ -192,11 +192,15 @@ export class Invoker {
       // becomes a whisk internal error, so the activation is not lost silently.
       this.opts.log.error({ activationId: rec.activationId, err: message(err) }, 'the activation record could not be stored');
     }
-    activationLogger(this.opts.log, { activationId: rec.activationId, tenant: rec.namespace, action: `${rec.namespace}/${rec.name}` }).info(
-      { status: rec.response.status, duration: rec.duration },
-      'activation finished',
-    );
-    this.opts.observer?.recorded?.(rec);
+    // The log line and the views follow the answer: they run once this turn is over, after the
+    // reply to a waiting caller was written, and before the controller reads its next request.
+    setImmediate(() => {
+      activationLogger(this.opts.log, { activationId: rec.activationId, tenant: rec.namespace, action: `${rec.namespace}/${rec.name}` }).info(
+        { status: rec.response.status, duration: rec.duration },
+        'activation finished',
+      );
+      this.opts.observer?.recorded?.(rec);
+    });
   }
 
   private record(
