@@ -1,7 +1,10 @@
 /**
  * `peaks` through this client against a real ephemerad, with a real shimmed process writing the
  * files: one window per "invocation", a scratch file written and deleted inside it still counts,
- * and a reset opens the next window at what is left.
+ * and a reset opens the next window at what is left. Files on disk are counted at every size
+ * change: one moved there and one placed there straight, both deleted long before the daemon's
+ * next walk, count in full, and each way a size changes (writes, truncates by path and by
+ * descriptor, a copy, a rename over, stdio, unlink) leaves the count where the kernel's sizes are.
  */
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
@@ -150,25 +153,7 @@ os.unlink(os.environ["ROOT"] + "/kept")`);
 });
 
 test('peaks: a window per invocation, exact for in-memory files, reset to what is left', { skip, timeout: 30_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'peakop-peaks-'));
-  const run = join(dir, 'run');
-  const root = join(dir, 'root');
-  mkdirSync(run);
-  mkdirSync(root);
-  let daemon: ChildProcess | undefined;
-  let c: DaemonClient | undefined;
-  try {
-    daemon = await startDaemon({ argv: [DAEMON, '--rundir', run, '--root', root, '--cgroup', 'none', '--budget', '256M'], stdout: 'ignore', stderr: 'ignore', timeoutMs: 10_000 });
-    c = await DaemonClient.connect(join(run, 'control.sock'), { requestTimeoutMs: 10_000 });
-    // An invocation of the function, as the node agent would run it: the shim serves its files.
-    const invoke = (code: string): void => {
-      const r = spawnSync(PYTHON, ['-c', code], {
-        env: { ...process.env, LD_PRELOAD: SHIM, EPHEMERA_SOCK: join(run, 'shim.sock'), EPHEMERA_ROOTS: root, EPHEMERA_LIB: SHIM, ROOT: root },
-        timeout: 20_000,
-        encoding: 'utf8',
-      });
-      assert.equal(r.status, 0, r.stderr);
-    };
+  await withDaemon('256M', async (c, invoke) => {
     const opened = await c.peaks({ reset: true });
     assert.equal(opened.reset, true);
     assert.equal(opened.own_memory_peak, null, 'no cgroup: no own memory');
@@ -196,9 +181,5 @@ with open(os.environ["ROOT"] + "/second", "wb") as f:
     const again = await c.peaks();
     assert.equal(again.file_bytes_memory_peak, second.file_bytes_memory_peak);
     assert.ok((await c.stats()).bytes_in_memory_peak >= first.file_bytes_memory_peak);
-  } finally {
-    c?.close();
-    daemon?.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
