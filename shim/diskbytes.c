@@ -5,9 +5,12 @@
  * difference.  A pwrite inside what is already counted needs no fstat, so a
  * program rewriting a disk file in place pays nothing here.
  *
- * What is not counted (the daemon's walks still sample it): writes by a
- * process without the shim, through a descriptor inherited across exec (the
- * new image starts without marks) or through a shared mapping past an
+ * A counted descriptor that survives an exec is handed to the new image in
+ * EPHEMERA_FDMAP (desc DB_FDMAP_COUNTED), which counts it again from its
+ * fstat.  What is not counted (the daemon's walks still sample it): writes
+ * by a process without the shim, through a descriptor a fork child got from
+ * a parent that held no in-memory file (its fd table starts empty) or one
+ * posix_spawn passed natively, growth through a shared mapping past an
  * ftruncate this process did not make, and the bytes of a file unlinked
  * while still open (counted as gone at the unlink, as the walk would).
  */
@@ -32,6 +35,8 @@ static void db_mark(int fd, int slot)
     ft_lock();
     uint32_t keep = ft_fds[fd].desc1 ? (ft_fds[fd].flags & FT_DISK) : 0;
     ft_fds[fd].flags = keep | FT_SIZED | ((uint32_t)slot << FT_SLOT_SHIFT);
+    if ((uint32_t)fd + 1 > atomic_load(&ft_hwm)) /* exec hands the marks on (intercept_proc.c) */
+        atomic_store(&ft_hwm, (uint32_t)fd + 1);
     ft_unlock();
 }
 

@@ -19,6 +19,9 @@
 #define FT_SLOT_SHIFT 2
 #define FT_SLOT_MASK 0x3ffu
 
+/* In EPHEMERA_FDMAP (intercept_proc.c), the desc of a counted fd handed to the new image. */
+#define DB_FDMAP_COUNTED 0xffffffffu
+
 static inline int ft_sized(int fd)
 {
     struct ft_entry *t = ft_fds;

@@ -141,6 +141,18 @@ assert libc.fwrite(data, 1, len(data), f) == len(data)
 assert libc.fclose(f) == 0
 assert counted() == ${11 * MiB}, counted()
 os.unlink(r + "/stdio")`);
+    // Through a descriptor the new image inherits across exec (EPHEMERA_FDMAP hands the mark on).
+    invoke(`${COUNTED}
+import subprocess, sys
+with open(r + "/inherited", "wb") as f:
+    f.write(b"i" * ${6 * MiB})
+assert counted() == ${11 * MiB}, counted()
+fd = os.open(r + "/inherited", os.O_WRONLY | os.O_APPEND)
+child = "import os, sys; os.write(int(sys.argv[1]), b'j' * ${3 * MiB})"
+subprocess.run([sys.executable, "-c", child, str(fd)], pass_fds=[fd], check=True)
+assert os.path.getsize(r + "/inherited") == ${9 * MiB}
+assert counted() == ${14 * MiB}, counted()
+os.unlink(r + "/inherited")`);
     // A file the shim did not write (made by this test process) is the walks' alone; its
     // deletion by the shim leaves the count alone.
     writeFileSync(join(root, 'foreign'), Buffer.alloc(MiB));
