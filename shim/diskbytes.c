@@ -5,14 +5,14 @@
  * difference.  A pwrite inside what is already counted needs no fstat, so a
  * program rewriting a disk file in place pays nothing here.
  *
- * A counted descriptor that survives an exec is handed to the new image in
- * EPHEMERA_FDMAP (desc DB_FDMAP_COUNTED), which counts it again from its
- * fstat.  What is not counted (the daemon's walks still sample it): writes
- * by a process without the shim, through a descriptor a fork child got from
- * a parent that held no in-memory file (its fd table starts empty) or one
- * posix_spawn passed natively, growth through a shared mapping past an
- * ftruncate this process did not make, and the bytes of a file unlinked
- * while still open (counted as gone at the unlink, as the walk would).
+ * A fork child keeps the marks (fdtable.c copies them into a table that
+ * starts empty); a counted descriptor that survives an exec is handed to the
+ * new image in EPHEMERA_FDMAP (desc DB_FDMAP_COUNTED), which counts it again
+ * from its fstat.  What is not counted (the daemon's walks still sample it):
+ * writes by a process without the shim or through a descriptor posix_spawn
+ * passed natively, growth through a shared mapping past an ftruncate this
+ * process did not make, and the bytes of a file unlinked while still open
+ * (counted as gone at the unlink, as the walk would).
  */
 #include <errno.h>
 #include <fcntl.h>

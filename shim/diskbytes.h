@@ -12,13 +12,6 @@
 #include "compiler.h"
 #include "fdtable.h"
 
-/* An fd is counted when FT_SIZED is in its flags (desc1 == 0: a kernel fd on
- * a managed path; FT_DISK: a moved file's fd); bits FT_SLOT_SHIFT.. hold the
- * slot of its file, a guess checked against the file's identity. */
-#define FT_SIZED (1u << 31)
-#define FT_SLOT_SHIFT 2
-#define FT_SLOT_MASK 0x3ffu
-
 /* In EPHEMERA_FDMAP (intercept_proc.c), the desc of a counted fd handed to the new image. */
 #define DB_FDMAP_COUNTED 0xffffffffu
 

@@ -4,7 +4,8 @@
  * and a reset opens the next window at what is left. Files on disk are counted at every size
  * change: one moved there and one placed there straight, both deleted long before the daemon's
  * next walk, count in full, and each way a size changes (writes, truncates by path and by
- * descriptor, a copy, a rename over, stdio, unlink) leaves the count where the kernel's sizes are.
+ * descriptor, a copy, a rename over, stdio, unlink, a child across exec and across fork) leaves
+ * the count where the kernel's sizes are.
  */
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
@@ -152,6 +153,7 @@ child = "import os, sys; os.write(int(sys.argv[1]), b'j' * ${3 * MiB})"
 subprocess.run([sys.executable, "-c", child, str(fd)], pass_fds=[fd], check=True)
 assert os.path.getsize(r + "/inherited") == ${9 * MiB}
 assert counted() == ${14 * MiB}, counted()
+os.close(fd)
 os.unlink(r + "/inherited")`);
     // A file the shim did not write (made by this test process) is the walks' alone; its
     // deletion by the shim leaves the count alone.
@@ -161,6 +163,29 @@ os.unlink(os.environ["ROOT"] + "/foreign")
 os.unlink(os.environ["ROOT"] + "/kept")`);
     const end = await c.peaks({ reset: true });
     assert.equal(end.file_bytes_disk_counted, 0, JSON.stringify(end));
+  });
+});
+
+test('peaks: a fork child of a process that held in-memory files writes through a counted descriptor, and is counted', { skip, timeout: 30_000 }, async () => {
+  await withDaemon('4M', async (c, invoke) => {
+    // An in-memory file first: from then on this process's fd table is its ledger, which a fork
+    // child with no in-memory file to inherit does not share (its table starts empty).
+    invoke(`${COUNTED}
+with open(r + "/small", "wb") as f:
+    f.write(b"s")
+with open(r + "/big", "wb") as f:
+    f.write(b"b" * ${6 * MiB})
+assert counted() == ${6 * MiB}, counted()
+fd = os.open(r + "/big", os.O_WRONLY | os.O_APPEND)
+pid = os.fork()
+if pid == 0:
+    os.write(fd, b"k" * ${2 * MiB})
+    os._exit(0)
+assert os.waitpid(pid, 0)[1] == 0
+assert os.path.getsize(r + "/big") == ${8 * MiB}
+assert counted() == ${8 * MiB}, counted()`);
+    const st = await c.stats();
+    assert.ok(st.file_bytes_memory > 0, `"small" stayed in memory: ${JSON.stringify(st)}`);
   });
 });
 
