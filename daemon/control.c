@@ -171,7 +171,7 @@ static void ctl_stats_json(char *buf, size_t n)
              "\"materialisations\":%llu,\"slow_ops\":%llu,\"bytes_read\":%llu,"
              "\"bytes_written\":%llu,\"fast_seeks\":%llu,\"fast_stats\":%llu,\"pid\":%d,"
              "\"files_on_disk_predicted\":%llu,\"own_memory_peak\":%s,\"file_bytes_peak\":%llu,"
-             "\"eviction_failures\":%llu,\"writeback_failed\":%llu}",
+             "\"eviction_failures\":%llu,\"writeback_failed\":%llu,\"file_bytes_disk_counted\":%llu}",
              lim, use, (unsigned long long)atomic_load(&c->bytes_in_memory),
              (unsigned long long)disk, (unsigned long long)atomic_load(&c->files_in_memory),
              (unsigned long long)s.budget, (unsigned long long)s.headroom,
@@ -191,7 +191,8 @@ static void ctl_stats_json(char *buf, size_t n)
              (unsigned long long)atomic_load(&c->fast_seeks),
              (unsigned long long)atomic_load(&c->fast_stats), (int)D.pid,
              (unsigned long long)place_predicted(), own_peak, (unsigned long long)fbytes_peak(),
-             (unsigned long long)evict_failures(), (unsigned long long)evict_writeback_failed());
+             (unsigned long long)evict_failures(), (unsigned long long)evict_writeback_failed(),
+             (unsigned long long)atomic_load(&D.h->disk_bytes));
 }
 
 static int ctl_ok(struct ctl_conn *c, const char *id, const char *result)
@@ -280,14 +281,16 @@ static int ctl_peaks(struct ctl_conn *c, const char *id, int reset)
     int64_t own = budget_own_window(reset);
     struct fbytes_window w;
     fbytes_window(reset, &w);
-    char own_s[32], ms_s[32], res[512];
+    char own_s[32], ms_s[32], res[640];
     ctl_i64(own_s, sizeof own_s, own);
     ctl_i64(ms_s, sizeof ms_s, w.ms);
     snprintf(res, sizeof res,
              "{\"own_memory_peak\":%s,\"file_bytes_peak\":%llu,\"file_bytes_memory_peak\":%llu,"
-             "\"file_bytes_memory\":%llu,\"file_bytes_disk\":%llu,\"window_ms\":%s,\"reset\":%s}",
+             "\"file_bytes_counted_peak\":%llu,\"file_bytes_memory\":%llu,\"file_bytes_disk\":%llu,"
+             "\"file_bytes_disk_counted\":%llu,\"window_ms\":%s,\"reset\":%s}",
              own_s, (unsigned long long)w.peak, (unsigned long long)w.memory_peak,
-             (unsigned long long)w.memory, (unsigned long long)w.disk, ms_s,
+             (unsigned long long)w.counted_peak, (unsigned long long)w.memory,
+             (unsigned long long)w.disk, (unsigned long long)w.disk_counted, ms_s,
              reset ? "true" : "false");
     return ctl_ok(c, id, res);
 }

@@ -35,6 +35,7 @@
 #include "daemon.h"
 #include "ephemera/lock.h"
 #include "guard.h"
+#include "filebytes.h"
 #include "log.h"
 #include "namespace.h"
 #include "pins.h"
@@ -720,6 +721,8 @@ static void evict_commit(struct evict_job *j)
     atomic_fetch_sub(&c->bytes_in_memory, cap);
     atomic_fetch_add(&c->evictions, 1);
     atomic_fetch_add(&c->bytes_evicted, j->size);
+    if (in->path[0])
+        fbytes_count_moved(j->dfd); /* after its memory left bytes_in_memory: never counted twice */
     log_msg(LOG_INFO, "evicted inode %u %s (%llu bytes, open %u, %s, %.1f ms)", j->idx,
             in->path[0] ? in->path : "(unlinked)", (unsigned long long)j->size,
             atomic_load(&in->open_count), j->sync ? "written through" : "via page cache",

@@ -12,6 +12,14 @@
  * daemon at every RESERVE), so the in-memory peak of a window is exact if
  * the window's opening sets that counter back to the bytes in memory then.
  * The lifetime peak is kept here, folded in at each opening.
+ *
+ * Files on disk are counted too, exactly, where the shim makes their size
+ * changes (include/ephemera/diskbytes.h): the window's counted peak is the
+ * most of memory + counted disk bytes at any instant, and the walks remain
+ * for what the shims do not see.  Each `peaks` request checks every counted file
+ * against the walk it makes anyway: the size the kernel has, or the slot
+ * dropped when the file is no longer under a root (unlinked, moved away,
+ * or replaced by a process the count does not see).
  */
 #include "filebytes.h"
 
@@ -19,6 +27,8 @@
 #include <sys/stat.h>
 
 #include "daemon.h"
+#include "ephemera/diskbytes.h"
+#include "log.h"
 
 #define FBYTES_WALK_MAX 100000 /* entries visited per walk */
 
@@ -29,6 +39,14 @@ static uint64_t fbytes_memory_life; /* in-memory peaks of the windows before thi
 static uint64_t fbytes_win_max;     /* largest sample of memory + disk in this window */
 static uint64_t fbytes_win_at;      /* mono ns the window opened; 0: at the daemon's start */
 static uint64_t fbytes_win_disk_min = UINT64_MAX; /* fewest bytes on disk sampled in it */
+static uint64_t fbytes_counted_life; /* counted peaks of the windows before this one */
+
+/* The counted files a window's opening checks against its walk. */
+static struct fbytes_check {
+    int slot, seen;
+    uint64_t dev, ino, size;
+} fbytes_chk[EPH_DFILES];
+static int fbytes_nchk;
 
 /* A walk's result and when it was taken (mono ns, 0: never). */
 struct fbytes_walk {
@@ -39,8 +57,14 @@ static int fbytes_walk_one(const char *path, const struct stat *st, int type, st
 {
     (void)path;
     (void)f;
-    if (type == FTW_F && S_ISREG(st->st_mode))
+    if (type == FTW_F && S_ISREG(st->st_mode)) {
         fbytes_walk_sum += (uint64_t)st->st_size;
+        for (int i = 0; i < fbytes_nchk; i++)
+            if (fbytes_chk[i].ino == (uint64_t)st->st_ino && fbytes_chk[i].dev == (uint64_t)st->st_dev) {
+                fbytes_chk[i].seen = 1;
+                fbytes_chk[i].size = (uint64_t)st->st_size;
+            }
+    }
     return ++fbytes_walk_entries >= FBYTES_WALK_MAX;
 }
 
@@ -93,10 +117,65 @@ uint64_t fbytes_memory_peak(void)
     return win > fbytes_memory_life ? win : fbytes_memory_life;
 }
 
+static uint64_t fbytes_counted_peak(void)
+{
+    uint64_t win = atomic_load(&D.h->counted_peak);
+    return win > fbytes_counted_life ? win : fbytes_counted_life;
+}
+
 uint64_t fbytes_peak(void)
 {
-    uint64_t mem = fbytes_memory_peak();
+    uint64_t mem = fbytes_memory_peak(), counted = fbytes_counted_peak();
+    if (counted > mem)
+        mem = counted;
     return fbytes_max > mem ? fbytes_max : mem;
+}
+
+void fbytes_count_moved(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 0 &&
+        eph_db_add(D.h, (uint64_t)st.st_dev, (uint64_t)st.st_ino, (uint64_t)st.st_size) < 0)
+        log_msg(LOG_DEBUG, "all %d counted disk files taken: the walks sample the rest", EPH_DFILES);
+}
+
+/* Before the walk at a window's end (or opening): the counted files to look for. */
+static void fbytes_check_begin(void)
+{
+    struct eph_shm_header *h = D.h;
+    uint32_t n = atomic_load(&h->dfiles_hwm);
+    fbytes_nchk = 0;
+    for (uint32_t i = 0; i < n && i < EPH_DFILES; i++) {
+        struct eph_dfile *f = &h->dfiles[i];
+        if (atomic_load(&f->state) != EPH_DF_LIVE)
+            continue;
+        fbytes_chk[fbytes_nchk++] = (struct fbytes_check){
+            .slot = (int)i, .dev = atomic_load(&f->dev), .ino = atomic_load(&f->ino)};
+    }
+}
+
+/* After it: each counted file at the size the walk found, or dropped when the walk (a complete
+ * one) did not find it under the roots; bytes a late write left on a free slot leave too. */
+static void fbytes_check_end(void)
+{
+    struct eph_shm_header *h = D.h;
+    int complete = fbytes_walk_entries < FBYTES_WALK_MAX;
+    for (int i = 0; i < fbytes_nchk; i++) {
+        struct fbytes_check *c = &fbytes_chk[i];
+        if (!eph_db_is(h, c->slot, c->dev, c->ino))
+            continue;
+        if (c->seen)
+            eph_db_resize(h, c->slot, c->size, 1);
+        else if (complete)
+            eph_db_drop(h, c->slot);
+    }
+    fbytes_nchk = 0;
+    uint32_t n = atomic_load(&h->dfiles_hwm);
+    for (uint32_t i = 0; i < n && i < EPH_DFILES; i++) {
+        struct eph_dfile *f = &h->dfiles[i];
+        if (atomic_load(&f->state) == EPH_DF_FREE && atomic_load(&f->size) != 0)
+            atomic_fetch_sub(&h->disk_bytes, atomic_exchange(&f->size, 0));
+    }
 }
 
 void fbytes_window(int reset, struct fbytes_window *w)
@@ -104,7 +183,9 @@ void fbytes_window(int reset, struct fbytes_window *w)
     static struct fbytes_walk walk;
     uint64_t now = ephd_mono_ns();
     walk.at = 0; /* always a fresh walk: the window's end (or opening) is exact */
+    fbytes_check_begin();
     uint64_t disk = fbytes_disk(&walk, 1);
+    fbytes_check_end();
     fbytes_note(disk, walk.at);
     _Atomic uint64_t *peak = &D.h->c.bytes_in_memory_peak;
     uint64_t mem = atomic_load(&D.h->c.bytes_in_memory);
@@ -115,6 +196,14 @@ void fbytes_window(int reset, struct fbytes_window *w)
      * then held at least (about) the fewest bytes any sample found there. */
     uint64_t at_memory_peak = w->memory_peak + fbytes_win_disk_min;
     w->peak = fbytes_win_max > at_memory_peak ? fbytes_win_max : at_memory_peak;
+    /* Exact where the shims count: at any instant with counted bytes on disk, the
+     * counted peak saw memory + disk; at any other, memory alone is the sum. */
+    w->counted_peak = atomic_load(&D.h->counted_peak);
+    if (w->counted_peak < w->memory_peak)
+        w->counted_peak = w->memory_peak;
+    if (w->peak < w->counted_peak)
+        w->peak = w->counted_peak;
+    w->disk_counted = atomic_load(&D.h->disk_bytes);
     w->memory = mem;
     w->disk = disk;
     w->ms = fbytes_win_at ? (int64_t)((now - fbytes_win_at) / 1000000) : -1;
@@ -134,4 +223,10 @@ void fbytes_window(int reset, struct fbytes_window *w)
     fbytes_win_max = mem + disk;
     fbytes_win_disk_min = disk;
     fbytes_win_at = walk.at;
+    /* The counted peak starts at what is there now, with each counted file checked.  A
+     * growth of either side raises it after its own counter moved, so none is lost. */
+    uint64_t c = atomic_exchange(&D.h->counted_peak, 0);
+    if (c > fbytes_counted_life)
+        fbytes_counted_life = c;
+    eph_db_note_peak(D.h, atomic_load(&D.h->disk_bytes));
 }

@@ -26,12 +26,19 @@ uint64_t fbytes_memory_peak(void);
 /* The peaks of one window (control op `peaks`), from its opening to now. */
 struct fbytes_window {
     uint64_t memory_peak; /* bytes in memory: exact, raised at every growth */
-    uint64_t peak;        /* memory + disk: the memory peak, the samples, and now */
+    uint64_t counted_peak; /* memory + the disk files the shims count: exact, raised at every
+                            * growth of either (include/ephemera/diskbytes.h) */
+    uint64_t peak;        /* memory + disk: the counted peak, the memory peak, the samples, and now */
     uint64_t memory, disk; /* now: disk by a fresh walk */
+    uint64_t disk_counted; /* now: the bytes the shims count on disk */
     int64_t ms;           /* how long the window has been open; -1: since the start */
 };
 /* Fills *w with the window so far; with `reset`, a new window opens now,
  * at the bytes in memory and on disk just measured. */
 void fbytes_window(int reset, struct fbytes_window *w);
+
+/* A file just moved to disk (fd: its disk file), its memory already out of
+ * bytes_in_memory: its bytes are counted on disk from now on. */
+void fbytes_count_moved(int fd);
 
 #endif

@@ -23,6 +23,7 @@
 
 #include "budget.h"
 #include "daemon.h"
+#include "ephemera/diskbytes.h"
 #include "ephemera/lock.h"
 #include "evict.h"
 #include "ledger.h"
@@ -551,6 +552,7 @@ static int op_reserve(const struct eph_req *q, struct eph_resp *r, int *fd)
         atomic_store(&in->capacity, want);
         uint64_t b = atomic_fetch_add(&D.h->c.bytes_in_memory, want - cap) + (want - cap);
         eph_atomic_max(&D.h->c.bytes_in_memory_peak, b);
+        eph_db_memory_grew(D.h, b);
     }
     eph_unlock(&in->lock);
     r->where = EPH_WHERE_MEM;

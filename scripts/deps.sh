@@ -22,6 +22,7 @@ APT_PACKAGES=(
   chromium         # src/dashboard: the dashboard test and bench drive it headless (puppeteer-core)
   prometheus       # src/dashboard: the metrics test lints /metrics with promtool and scrapes it with a real Prometheus
   inotify-tools    # test/fs/inotify.test.mjs: inotifywait watches in-memory files (issue 9 item 6)
+  qemu-system-x86  # src/node/cgroup-v2-vm.test.ts: a guest kernel with cgroup v2's memory controller (hosts like this one bind it to v1)
 )
 
 missing=()
@@ -78,4 +79,25 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
    || [ package.json -nt node_modules/.package-lock.json ]; then
   echo "deps: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# The guest kernel of src/node/cgroup-v2-vm.test.ts: Debian's cloud kernel image, taken out of its
+# package without installing it (the host keeps its own kernel), into build/vm/vmlinuz. Without it
+# that test is skipped and says why, so a failed download only warns.
+VM_KERNEL=build/vm/vmlinuz
+if [ ! -s "$VM_KERNEL" ] && [ "$(uname -m)" = x86_64 ] && [ "$(id -u)" -eq 0 ]; then
+  kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ { print $2; exit }')
+  if [ -z "$kpkg" ]; then
+    apt-get update -qq
+    kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ { print $2; exit }')
+  fi
+  ktmp=$(mktemp -d)
+  if [ -n "$kpkg" ] && (cd "$ktmp" && apt-get download -qq "$kpkg" >/dev/null 2>&1) \
+     && dpkg-deb -x "$ktmp"/"$kpkg"_*.deb "$ktmp/x" && mkdir -p build/vm \
+     && cp "$ktmp"/x/boot/vmlinuz-* "$VM_KERNEL.tmp" && mv "$VM_KERNEL.tmp" "$VM_KERNEL"; then
+    echo "deps: guest kernel $kpkg in $VM_KERNEL"
+  else
+    echo "deps: warning: could not fetch Debian's cloud kernel (linux-image-cloud-amd64) into $VM_KERNEL; the cgroup v2 guest test will be skipped" >&2
+  fi
+  rm -rf "$ktmp"
 fi

@@ -328,8 +328,17 @@ void ft_ledger_child(int copy_fd)
      * that number, if any, is another file).  With no reference handed over, the
      * parent listed none under ft_lock: start from an empty table. */
     if (copy_fd == FT_LEDGER_NONE) {
+        /* The marks of counted disk files (FT_SIZED, desc1 0) hold no reference: they come
+         * along.  One the parent changes meanwhile is checked against the file at its use. */
+        static struct { uint32_t fd, flags; } sized[256];
+        uint32_t hwm = atomic_load(&ft_hwm), n = 0;
+        for (uint32_t fd = 0; fd < hwm && n < 256; fd++)
+            if (!ft_fds[fd].desc1 && (ft_fds[fd].flags & FT_SIZED))
+                sized[n].fd = fd, sized[n++].flags = ft_fds[fd].flags;
         sys.mmap(ft_fds, ft_bytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+        for (uint32_t i = 0; i < n; i++)
+            ft_fds[sized[i].fd].flags = sized[i].flags;
         return;
     }
     /* The only thread of the child: a private table in place, same entries.

@@ -18,6 +18,12 @@ struct ft_entry {
 #define FT_DISK 1u                      /* the fd was swapped to the evicted file's disk copy */
 #define FT_PRIV 2u                      /* desc1 == 0: one of our own cached memfd fds */
 #define FT_PRIV_SHIFT 2                 /* ...whose inode index is flags >> FT_PRIV_SHIFT */
+/* A file on disk whose size changes are counted (diskbytes.h): desc1 == 0, a kernel fd on a
+ * managed path; or with FT_DISK, a moved file's fd.  Bits FT_SLOT_SHIFT.. hold the slot of its
+ * file, a guess checked against the file's identity; no reference stands behind the mark. */
+#define FT_SIZED (1u << 31)
+#define FT_SLOT_SHIFT 2
+#define FT_SLOT_MASK 0x3ffu
 extern struct ft_entry *ft_fds;         /* flat array indexed by fd, NULL before init */
 extern uint32_t ft_nfds;
 extern _Atomic uint32_t ft_hwm;         /* 1 + highest fd ever installed: bounds scans */

@@ -25,6 +25,7 @@
 #include "sys.h"
 #include "init.h"
 #include "fdtable.h"
+#include "diskbytes.h"
 #include "fp_desc.h"
 
 /*
@@ -239,7 +240,7 @@ ssize_t fp_disk_io(int fd, const struct iovec *iov, int cnt, off_t pos, int is_w
                 atomic_store(&d->offset, (uint64_t)end);
         }
         eph_unlock(&d->lock);
-        return r;
+        return db_wrote(fd, r);
     }
     if (is_write) {
         /* pwrite on an O_APPEND kernel fd appends: drop a flag left by an earlier append */
@@ -252,7 +253,7 @@ ssize_t fp_disk_io(int fd, const struct iovec *iov, int cnt, off_t pos, int is_w
     if (r > 0 && pos < 0)
         atomic_store(&d->offset, off + (uint64_t)r);
     eph_unlock(&d->lock);
-    return r;
+    return is_write ? db_wrote_at(fd, (off_t)off, r) : r;
 }
 
 /*

@@ -21,11 +21,13 @@
 #include "ephemera/lock.h"
 #include "ephemera/proto.h"
 #include "ephemera/shm.h"
+#include "ephemera/diskbytes.h"
 
 #include "fp_size.h"
 #include "sys.h"
 #include "init.h"
 #include "fdtable.h"
+#include "diskbytes.h"
 #include "rpc.h"
 #include "fp_desc.h"
 #include "fp_times.h"
@@ -43,6 +45,7 @@ static int fp_budget_take(uint64_t delta)
             return 0;
     } while (!atomic_compare_exchange_weak(&h->c.bytes_in_memory, &cur, cur + delta));
     eph_atomic_max(&h->c.bytes_in_memory_peak, cur + delta);
+    eph_db_memory_grew(h, cur + delta);
     return 1;
 }
 
@@ -229,7 +232,10 @@ int fp_ftruncate(int fd, off_t len)
     for (;;) {
         if (ft_fds[fd].flags & FT_DISK) {
             sh_tc.slow++;
-            return sys.ftruncate(fd, len);
+            int r = sys.ftruncate(fd, len);
+            if (r == 0)
+                db_changed(fd, 1);
+            return r;
         }
         int r = set_size(fp_inode_of(d), d->inode, fd, (uint64_t)len, 1);
         if (r == 0)
@@ -281,8 +287,12 @@ int fp_set_size_fd(int fd, uint64_t len)
 {
     struct eph_desc *d = fp_desc(fd);
     for (;;) {
-        if (ft_fds[fd].flags & FT_DISK)
-            return sys.ftruncate(fd, (off_t)len) < 0 ? -errno : 0;
+        if (ft_fds[fd].flags & FT_DISK) {
+            if (sys.ftruncate(fd, (off_t)len) < 0)
+                return -errno;
+            db_changed(fd, 1);
+            return 0;
+        }
         int r = set_size(fp_inode_of(d), d->inode, fd, len, 1 | SZ_KEEP_PAGES);
         if (r <= 0)
             return r;
@@ -338,8 +348,12 @@ int fp_fallocate(int fd, int mode, off_t off, off_t len)
         return -EINVAL;
     if ((atomic_load(&d->flags) & O_ACCMODE) == O_RDONLY)
         return -EBADF;
-    if (ft_fds[fd].flags & FT_DISK)
-        return sys.fallocate(fd, mode, off, len) < 0 ? -errno : 0;
+    if (ft_fds[fd].flags & FT_DISK) {
+        if (sys.fallocate(fd, mode, off, len) < 0)
+            return -errno;
+        db_changed(fd, 1);
+        return 0;
+    }
     struct eph_inode *ino = fp_inode_of(d);
     uint64_t end = (uint64_t)off + (uint64_t)len;
     if (mode == 0 || mode == FALLOC_FL_KEEP_SIZE) {

@@ -17,6 +17,7 @@
 #include "init.h"
 #include "fdtable.h"
 #include "fp_io.h"
+#include "diskbytes.h"
 #include "intercept_misc.h"
 
 extern void __chk_fail(void) __attribute__((noreturn));
@@ -37,8 +38,11 @@ SH_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 
 SH_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
-    if (likely(!ft_managed(fd)))
+    if (likely(!ft_managed(fd))) {
+        if (unlikely(ft_sized(fd)))
+            return db_wrote(fd, REAL(write)(fd, buf, n));
         return REAL(write)(fd, buf, n);
+    }
     return fp_write(fd, buf, n);
 }
 
@@ -63,8 +67,11 @@ SH_EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off_t off, size_t b
 
 SH_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-    if (likely(!ft_managed(fd)))
+    if (likely(!ft_managed(fd))) {
+        if (unlikely(ft_sized(fd)))
+            return db_wrote_at(fd, off, REAL(pwrite)(fd, buf, n, off));
         return REAL(pwrite)(fd, buf, n, off);
+    }
     return fp_pwrite(fd, buf, n, off);
 }
 
@@ -79,8 +86,11 @@ SH_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 
 SH_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
-    if (likely(!ft_managed(fd)))
+    if (likely(!ft_managed(fd))) {
+        if (unlikely(ft_sized(fd)))
+            return db_wrote(fd, REAL(writev)(fd, iov, cnt));
         return REAL(writev)(fd, iov, cnt);
+    }
     return fp_writev(fd, iov, cnt, 0, 0);
 }
 
@@ -95,8 +105,11 @@ SH_EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off_t off) 
 
 SH_EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
-    if (likely(!ft_managed(fd)))
+    if (likely(!ft_managed(fd))) {
+        if (unlikely(ft_sized(fd)))
+            return db_wrote_at(fd, off, REAL(pwritev)(fd, iov, cnt, off));
         return REAL(pwritev)(fd, iov, cnt, off);
+    }
     return fp_writev(fd, iov, cnt, off, 1);
 }
 
@@ -125,6 +138,8 @@ SH_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, 
             errno = ENOSYS;
             return -1;
         }
+        if (unlikely(ft_sized(fd)))
+            return db_wrote(fd, sys.pwritev2(fd, iov, cnt, off, flags));
         return sys.pwritev2(fd, iov, cnt, off, flags);
     }
     return fp_writev(fd, iov, cnt, off, off != -1);

@@ -24,6 +24,7 @@
 #include "init.h"
 #include "paths.h"
 #include "fdtable.h"
+#include "diskbytes.h"
 #include "fp_desc.h"
 #include "fp_settle.h"
 #include "fp_size.h"
@@ -36,6 +37,7 @@ SH_EXPORT int close(int fd)
     if (likely(!ft_touched(fd)))
         return REAL(close)(fd);
     if (!ft_fds[fd].desc1) {
+        db_forget(fd);
         ft_priv_lost(fd);
         return sys.close(fd);
     }
@@ -55,6 +57,8 @@ static void forget_range(unsigned first, unsigned last)
             ft_forget((int)fd);
         else if (ft_fds[fd].flags & FT_PRIV)
             ft_priv_lost((int)fd);
+        else if (ft_fds[fd].flags & FT_SIZED)
+            db_forget((int)fd);
     }
 }
 
@@ -88,8 +92,11 @@ static int after_dup(int oldfd, int newfd)
         return newfd;
     if (ft_managed(newfd))
         ft_forget(newfd);
-    else if (ft_touched(newfd))
+    else if (ft_touched(newfd)) {
+        db_forget(newfd);
         ft_priv_lost(newfd);
+    }
+    db_dup(oldfd, newfd);
     if (ft_managed(oldfd)) {
         int e = ft_install_dup(newfd, oldfd);
         if (e < 0) {
@@ -182,8 +189,11 @@ static int record_lock(int fd, int cmd, unsigned long arg)
 
 static int fcntl_impl(int fd, int cmd, unsigned long arg)
 {
-    if (likely(!ft_managed(fd)))
+    if (likely(!ft_managed(fd))) {
+        if (unlikely(ft_sized(fd)) && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+            return after_dup(fd, sys.fcntl(fd, cmd, arg));
         return REAL(fcntl)(fd, cmd, arg);
+    }
     struct eph_desc *d = fp_desc(fd);
     switch (cmd) {
     case F_DUPFD:
@@ -231,8 +241,12 @@ SH_EXPORT int fcntl64(int fd, int cmd, ...)
 
 SH_EXPORT int ftruncate(int fd, off_t len)
 {
-    if (likely(!ft_managed(fd)))
-        return REAL(ftruncate)(fd, len);
+    if (likely(!ft_managed(fd))) {
+        int r = REAL(ftruncate)(fd, len);
+        if (unlikely(ft_sized(fd)) && r == 0)
+            db_changed(fd, 1);
+        return r;
+    }
     int r = fp_ftruncate(fd, len);
     if (ino_on() && r == 0)
         ino_wrote(fd, 1);
@@ -258,8 +272,12 @@ SH_EXPORT int fdatasync(int fd)
 
 SH_EXPORT int fallocate(int fd, int mode, off_t off, off_t len)
 {
-    if (likely(!ft_managed(fd)))
-        return REAL(fallocate)(fd, mode, off, len);
+    if (likely(!ft_managed(fd))) {
+        int k = REAL(fallocate)(fd, mode, off, len);
+        if (unlikely(ft_sized(fd)) && k == 0)
+            db_changed(fd, 1); /* a collapse or punch may shrink it */
+        return k;
+    }
     int r = fp_fallocate(fd, mode, off, len);
     if (r < 0) {
         errno = -r;
@@ -274,8 +292,12 @@ SH_EXPORT int fallocate64(int fd, int mode, off_t off, off_t len) __attribute__(
 
 SH_EXPORT int posix_fallocate(int fd, off_t off, off_t len)
 {
-    if (likely(!ft_managed(fd)))
-        return REAL(posix_fallocate)(fd, off, len);
+    if (likely(!ft_managed(fd))) {
+        int r = REAL(posix_fallocate)(fd, off, len);
+        if (unlikely(ft_sized(fd)) && r == 0)
+            db_changed(fd, 0);
+        return r;
+    }
     int r = -fp_fallocate(fd, 0, off, len);
     if (ino_on() && r == 0)
         ino_wrote(fd, 0);
@@ -551,8 +573,11 @@ static int managed_self_copy(int out, int in)
 
 SH_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
 {
-    if (likely(!ft_managed(out) && !ft_managed(in)) && likely(!managed_self_copy(out, in)))
+    if (likely(!ft_managed(out) && !ft_managed(in)) && likely(!managed_self_copy(out, in))) {
+        if (unlikely(ft_sized(out)))
+            return db_wrote(out, REAL(sendfile)(out, in, off, count));
         return REAL(sendfile)(out, in, off, count);
+    }
     /* the kernel's order: source readable, offset valid, target writable, target not O_APPEND */
     int ifl = ft_managed(in) ? (int)atomic_load(&fp_desc(in)->flags) : sys.fcntl(in, F_GETFL);
     if (ifl < 0 || (ifl & O_PATH) || (ifl & O_ACCMODE) == O_WRONLY) {
@@ -583,6 +608,8 @@ SH_EXPORT ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off
             errno = ENOSYS;
             return -1;
         }
+        if (unlikely(ft_sized(out)))
+            return db_wrote(out, sys.copy_file_range(in, in_off, out, out_off, len, flags));
         return sys.copy_file_range(in, in_off, out, out_off, len, flags);
     }
     if (flags) {
@@ -627,8 +654,11 @@ SH_EXPORT ssize_t copy_file_range(int in, off_t *in_off, int out, off_t *out_off
 
 SH_EXPORT ssize_t splice(int in, off_t *in_off, int out, off_t *out_off, size_t len, unsigned flags)
 {
-    if (likely(!ft_managed(out) && !ft_managed(in)))
+    if (likely(!ft_managed(out) && !ft_managed(in))) {
+        if (unlikely(ft_sized(out)))
+            return db_wrote(out, REAL(splice)(in, in_off, out, out_off, len, flags));
         return REAL(splice)(in, in_off, out, out_off, len, flags);
+    }
     return copy_loop(in, in_off, out, out_off, len);
 }
 

@@ -28,6 +28,7 @@
 #include "elfcheck.h"
 #include "paths.h"
 #include "fdtable.h"
+#include "diskbytes.h"
 #include "rpc.h"
 #include "fp_desc.h"
 #include "fp_settle.h"
@@ -113,6 +114,7 @@ static int unlink_impl(int dirfd, const char *path, int flags)
 {
     char abs[EPH_PATH_MAX];
     int trailing, named = 0;
+    struct db_victim gone = {.slot = -1};
     if (!sh_busy && path_resolve(dirfd, path, abs, &trailing) > 0 && !path_is_root(abs) &&
         sh_attach() == 0) {
         uint32_t inode, gen;
@@ -147,8 +149,12 @@ static int unlink_impl(int dirfd, const char *path, int flags)
                 return unlinked(abs, flags);
             }
         }
+        if (!(flags & AT_REMOVEDIR))
+            db_before_remove(abs, &gone); /* a counted file on disk */
     }
     int r = ENOENT_FIX(dirfd, path, REAL(unlinkat)(dirfd, path, flags));
+    if (r == 0)
+        db_removed(&gone);
     return r == 0 && named ? unlinked(abs, flags) : r;
 }
 
@@ -254,6 +260,7 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
         if (e < 0)
             return fail(-e);
     }
+    struct db_victim gone = {.slot = -1};
     int m1 = path_resolve(od, op, a, &t1) > 0, m2 = path_resolve(nd, np, b, &t2) > 0;
     int named = (m1 || path_absolute(od, op, a, &t1) > 0) && (m2 || path_absolute(nd, np, b, &t2) > 0);
     if (m1 && path_canon(a, 0) < 0)
@@ -301,6 +308,9 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
         if (pe)
             return fail(pe);
         struct eph_resp resp;
+        /* A counted file on disk that the rename replaces (an exchange keeps both). */
+        if (m2 && dst_exists && !dst_mem && !dst_dir && !(flags & RENAME_EXCHANGE))
+            db_before_remove(b, &gone);
         if (src_mem && m2 && !t1 && !t2 && !(flags & RENAME_EXCHANGE) && (dst_mem || !dst_exists)) {
             int r = nsf_rename(a, b, flags);
             if (r == 0) {
@@ -316,11 +326,14 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
             if (resp.status < 0)
                 return fail(-resp.status);
             ft_sweep_idle(); /* the replaced target's cached mapping, if any */
+            db_replaced(b, &gone);
             return (flags & RENAME_EXCHANGE) ? 0 : renamed(a, b);
         }
     }
     int r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np)
                                              : sys.renameat2(od, op, nd, np, flags);
+    if (r == 0)
+        db_replaced(b, &gone);
     if (r < 0 && errno == ENOENT && (m1 || m2) && named && !sh_busy && sh_attach() == 0)
         errno = rename_enoent(a, b);
     if (r == 0 && (m1 || m2) && named && !(flags & RENAME_EXCHANGE))
@@ -667,8 +680,16 @@ SH_EXPORT int truncate(const char *path, off_t len)
 {
     uint32_t inode, gen;
     int trailing;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &trailing))
+    if (likely(!path_maybe_managed(AT_FDCWD, path)))
         return ENOENT_FIX(AT_FDCWD, path, REAL(truncate)(path, len));
+    if (!lookup(AT_FDCWD, path, &inode, &gen, &trailing)) {
+        int r = ENOENT_FIX(AT_FDCWD, path, REAL(truncate)(path, len));
+        char abs[EPH_PATH_MAX];
+        int t;
+        if (r == 0 && !sh_busy && path_resolve(AT_FDCWD, path, abs, &t) > 0)
+            db_path_changed(abs); /* a counted file on disk */
+        return r;
+    }
     if (len < 0)
         return fail(EINVAL);
     if (trailing)

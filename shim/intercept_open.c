@@ -20,6 +20,7 @@
 #include "init.h"
 #include "paths.h"
 #include "fdtable.h"
+#include "diskbytes.h"
 #include "rpc.h"
 #include "fp_desc.h"
 #include "fp_size.h"
@@ -37,6 +38,8 @@ static void claim_fd(int fd)
 {
     if (fd >= 0 && ft_managed(fd))
         ft_forget(fd);
+    else
+        db_forget(fd);
 }
 
 int open_real(int dirfd, const char *path, int flags, mode_t mode);
@@ -135,6 +138,15 @@ static int open_cached(const char *abs, uint32_t inode, uint32_t gen, int flags)
     return adopt(fd, inode, gen, flags, 1);
 }
 
+/* A managed path the kernel opens (on disk): a writer's file has its bytes counted. */
+static int open_disk(int dirfd, const char *path, int flags, mode_t mode)
+{
+    int fd = open_real(dirfd, path, flags, mode);
+    if (fd >= 0 && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
+        db_opened(fd);
+    return fd;
+}
+
 int open_managed(int dirfd, const char *path, int flags, mode_t mode);
 int open_managed(int dirfd, const char *path, int flags, mode_t mode)
 {
@@ -155,17 +167,17 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         /* O_CREAT|O_EXCL never follows a final symlink */
         int c = path_canon(abs, !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL));
         if (c < 0)
-            return open_real(dirfd, path, flags, mode);
+            return open_disk(dirfd, path, flags, mode);
         absent = path_canon_absent;
         if (c > 0)
             in_mem = nsv_lookup(abs, &inode, &gen) == 0;
     }
     if (!in_mem && !(flags & O_CREAT) && !tmpfile)
-        return open_real(dirfd, path, flags, mode);
+        return open_disk(dirfd, path, flags, mode);
     if (!in_mem && (tmpfile ? !nsv_dir_allows(abs, W_OK | X_OK) : !nsv_parent_searchable(abs)))
-        return open_real(dirfd, path, flags, mode); /* the kernel's EACCES from its walk */
+        return open_disk(dirfd, path, flags, mode); /* the kernel's EACCES from its walk */
     if (!tmpfile && (flags & (O_CREAT | O_DIRECTORY)) == (O_CREAT | O_DIRECTORY))
-        return open_real(dirfd, path, flags, mode); /* the kernel's EINVAL */
+        return open_disk(dirfd, path, flags, mode); /* the kernel's EINVAL */
     if (in_mem) {
         if (trailing && (flags & O_CREAT)) {
             errno = EISDIR;
@@ -189,7 +201,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         if (fd != -2)
             return fd;
     } else if (!tmpfile && (trailing || (flags & (O_DIRECTORY | O_PATH)))) {
-        return open_real(dirfd, path, flags, mode);
+        return open_disk(dirfd, path, flags, mode);
     }
     if (!in_mem && !tmpfile && !trailing && (flags & O_CREAT) && !(flags & (O_DIRECTORY | O_PATH))) {
         /* A new name: made here, under the namespace lock, when it is the common case. */
@@ -209,7 +221,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
     req.mode = (uint32_t)(mode & 07777 & ~sh_umask());
     memcpy(req.path, abs, strlen(abs) + 1);
     if (rpc_call(&req, &resp, &kfd) < 0)
-        return open_real(dirfd, path, flags, mode);
+        return open_disk(dirfd, path, flags, mode);
     if (resp.status < 0) {
         if (kfd >= 0)
             sys.close(kfd);
@@ -221,7 +233,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
             sys.close(kfd);
         if (resp.where == EPH_WHERE_MEM)
             fp_inode_release(resp.inode, resp.gen);
-        return open_real(dirfd, path, flags, mode);
+        return open_disk(dirfd, path, flags, mode);
     }
     return adopt(kfd, resp.inode, resp.gen, flags, 0);
 }

@@ -39,6 +39,7 @@
 #include "elfcheck.h"
 #include "paths.h"
 #include "fdtable.h"
+#include "diskbytes.h"
 #include "rpc.h"
 #include "nsfast.h"
 #include "fp_desc.h"
@@ -190,8 +191,17 @@ static size_t fdmap_build(char *out, size_t cap, int can_load)
     uint32_t hwm = atomic_load(&ft_hwm);
     for (uint32_t fd = 0; fd < hwm; fd++) {
         struct ft_entry e = ft_fds[fd];
-        if (!e.desc1)
+        if (!e.desc1) {
+            /* a counted file on disk (diskbytes.h): the new image counts it too */
+            int fdfl = (e.flags & FT_SIZED) ? sys.fcntl((int)fd, F_GETFD) : -1;
+            char item[32];
+            int k = fdfl >= 0 && !(fdfl & FD_CLOEXEC) ? snprintf(item, sizeof item, "%u:%u:0:0,", fd, DB_FDMAP_COUNTED) : 0;
+            if (k > 0 && len + (size_t)k + 1 < cap) {
+                memcpy(out + len, item, (size_t)k + 1);
+                len += (size_t)k;
+            }
             continue;
+        }
         int fdfl = sys.fcntl((int)fd, F_GETFD);
         if (fdfl < 0) {
             ft_forget((int)fd); /* closed behind our back */
@@ -667,7 +677,10 @@ void proc_init_inherited(void)
     for (const char *p = map; *p;) {
         int fd;
         unsigned desc, gen, fl;
-        if (sscanf(p, "%d:%u:%u:%u", &fd, &desc, &gen, &fl) == 4 && desc < sh.hdr->ndescs) {
+        int got = sscanf(p, "%d:%u:%u:%u", &fd, &desc, &gen, &fl);
+        if (got == 4 && desc == DB_FDMAP_COUNTED && fd >= 0)
+            db_opened(fd);
+        else if (got == 4 && desc < sh.hdr->ndescs) {
             struct eph_desc *d = &sh.descs[desc];
             struct eph_inode *ino = &sh.inodes[d->inode];
             int valid = atomic_load(&d->refs) > 0 && d->inode_gen == gen;

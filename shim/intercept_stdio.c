@@ -23,6 +23,7 @@
 #include "init.h"
 #include "paths.h"
 #include "fdtable.h"
+#include "diskbytes.h"
 #include "fp_desc.h"
 #include "fp_settle.h"
 #include "nsview.h"
@@ -148,7 +149,7 @@ static FILE *fopen_managed(const char *path, const char *mode)
     int fd = open(path, flags, 0666);
     if (fd < 0)
         return NULL;
-    if (!ft_managed(fd)) {
+    if (!ft_managed(fd) && !ft_sized(fd)) {
         FILE *f = REAL(fdopen)(fd, mode);
         if (!f) {
             int e = errno;
@@ -197,10 +198,28 @@ SH_EXPORT FILE *fopen(const char *path, const char *mode)
 
 SH_EXPORT FILE *fopen64(const char *path, const char *mode) __attribute__((alias("fopen")));
 
+/* A stream on a counted disk file (diskbytes.h) writes through our write(), as glibc's own
+ * would not: glibc's checks first, then a cookie stream.  NULL: leave it to glibc. */
+static FILE *fdopen_counted(int fd, const char *mode)
+{
+    int flags, kfl = sys.fcntl(fd, F_GETFL);
+    if (kfl < 0 || mode_flags(mode, &flags) < 0)
+        return NULL;
+    int acc = kfl & O_ACCMODE, want = flags & O_ACCMODE;
+    if ((want == O_RDWR && acc != O_RDWR) || (want == O_RDONLY && acc == O_WRONLY) ||
+        (want == O_WRONLY && acc == O_RDONLY))
+        return NULL;
+    if ((flags & O_APPEND) && !(kfl & O_APPEND) && sys.fcntl(fd, F_SETFL, kfl | O_APPEND) < 0)
+        return NULL;
+    return stdio_cookie_open(fd, mode);
+}
+
 SH_EXPORT FILE *fdopen(int fd, const char *mode)
 {
-    if (likely(!ft_managed(fd)))
-        return REAL(fdopen)(fd, mode);
+    if (likely(!ft_managed(fd))) {
+        FILE *f = unlikely(ft_sized(fd)) ? fdopen_counted(fd, mode) : NULL;
+        return f ? f : REAL(fdopen)(fd, mode);
+    }
     int flags;
     if (mode_flags(mode, &flags) < 0) {
         errno = EINVAL;

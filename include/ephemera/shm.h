@@ -178,6 +178,19 @@ struct eph_journal {
 #define EPH_PLACE_RECENT 4
 #define EPH_WATCH_DIRS 64         /* directories with an inotify shadow (shim/inotify.c) */
 
+/*
+ * A managed file the kernel serves (placed straight on disk, or moved there):
+ * the bytes counted for it.  Claimed FREE -> FILLING -> LIVE; see diskbytes.h.
+ */
+#define EPH_DFILES 512
+enum eph_dfile_state { EPH_DF_FREE = 0, EPH_DF_FILLING = 1, EPH_DF_LIVE = 2 };
+struct eph_dfile {
+    _Atomic uint32_t state;      /* [DS] enum eph_dfile_state */
+    uint32_t pad;
+    _Atomic uint64_t dev, ino;   /* [DS] the disk file, set while FILLING */
+    _Atomic uint64_t size;       /* [DS] its bytes as counted in disk_bytes */
+};
+
 struct eph_shm_header {
     uint64_t magic;              /* EPH_SHM_MAGIC */
     uint32_t version;            /* EPH_SHM_VERSION */
@@ -222,6 +235,13 @@ struct eph_shm_header {
     _Alignas(64) _Atomic uint32_t watch_used;
     uint32_t watch_pad[15];
     _Atomic uint64_t watch_dirs[EPH_WATCH_DIRS]; /* [S] 64-bit hash of each shadowed directory's path */
+    /* ---- file bytes on disk, counted at every size change (include/ephemera/diskbytes.h) ---- */
+    _Atomic uint64_t disk_bytes;    /* [DS] sum of dfiles[].size: the managed files on disk we count */
+    _Atomic uint64_t counted_peak;  /* [DS] highest bytes_in_memory + disk_bytes at a growth of either
+                                     * while disk_bytes > 0, since the daemon's last `peaks` reset */
+    _Atomic uint32_t dfiles_hwm;    /* [DS] 1 + highest dfiles slot ever claimed (bounds scans) */
+    uint32_t dfiles_pad;
+    struct eph_dfile dfiles[EPH_DFILES]; /* [DS] */
 };
 #define EPH_PLACE_DISK (~0ull)
 

@@ -15,6 +15,14 @@ export interface DaemonPeaks {
   readonly file_bytes_peak: number;
   /** The peak bytes of in-memory files, raised at every growth: exact. */
   readonly file_bytes_memory_peak: number;
+  /**
+   * The peak of in-memory plus counted on-disk file bytes, raised at every growth of either: exact
+   * for every file the shim wrote (placed straight on disk or moved there). Absent from a daemon
+   * older than the count; `file_bytes_peak` is never below it.
+   */
+  readonly file_bytes_counted_peak?: number;
+  /** The bytes on disk the shims count now (absent from an older daemon). */
+  readonly file_bytes_disk_counted?: number;
   /** The bytes now, in memory and on disk (a fresh walk). */
   readonly file_bytes_memory: number;
   readonly file_bytes_disk: number;
@@ -43,6 +51,7 @@ export function parsePeaks(value: unknown, source = "the daemon's peaks"): Daemo
     });
   for (const f of COUNTS) if (!isCount(o[f])) throw bad(f, 'a non-negative integer');
   for (const f of ['own_memory_peak', 'window_ms'] as const) if (o[f] !== null && !isCount(o[f])) throw bad(f, 'a non-negative integer or null');
+  for (const f of ['file_bytes_counted_peak', 'file_bytes_disk_counted'] as const) if (f in o && !isCount(o[f])) throw bad(f, 'a non-negative integer, or absent');
   if (typeof o['reset'] !== 'boolean') throw bad('reset', 'true or false');
   return o as unknown as DaemonPeaks;
 }

@@ -50,7 +50,7 @@ import { RecordedLimitSync } from './recorded-limit.js';
 import { IN_DAEMON, IN_LIB, IN_RUN, runtimeCommand } from './runtime-command.js';
 import { TenantHost, type BatchResult, type ManagerFactory, type RecoveryView } from './tenants.js';
 import { CgroupPeakWindow, OomKillCounter } from './cgroup-peak.js';
-import { nextEstimate, requestedBytes, runStats, usageFromCounters, usageFromPeaks } from './usage.js';
+import { filePeakExact, nextEstimate, requestedBytes, runStats, usageFromCounters, usageFromPeaks } from './usage.js';
 
 /** Unix socket paths are limited to 107 bytes (sun_path). */
 const MAX_SOCKET_PATH = 107;
@@ -487,7 +487,7 @@ export class NodeAgent {
       noteFinished(oomAfter > base.oomKills);
       const cgroupPeak = i.cgroupPeak.read();
       const used = peaks !== undefined ? usageFromPeaks(peaks, after, cgroupPeak) : usageFromCounters(before, after, cgroupPeak);
-      i.profile = nextEstimate(i.givenProfile, used);
+      i.profile = nextEstimate(i.givenProfile, used, filePeakExact(peaks));
       const result: RunReply = {
         ...reply,
         logs,

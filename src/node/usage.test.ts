@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import type { DaemonPeaks, DaemonStats } from '../daemon-client/client.js';
-import { nextEstimate, requestedBytes, runStats, usageFromCounters, usageFromPeaks } from './usage.js';
+import { filePeakExact, nextEstimate, requestedBytes, runStats, usageFromCounters, usageFromPeaks } from './usage.js';
 
 const MiB = 1 << 20;
 
@@ -92,13 +92,21 @@ test("run statistics are this run's deltas", () => {
   assert.equal(requestedBytes({ ownPeakBytes: 3, filePeakBytes: 4 }, 64), 7);
 });
 
-test('the next estimate is the run usage, never below the profile the container was created with', () => {
-
+test('the next estimate: from a daemon that counts disk files, the run usage; from an older one, never below the given profile', () => {
   const given = { ownPeakBytes: 24 * MiB, filePeakBytes: 48 * MiB };
-  // A short run whose second file went straight to disk and was deleted before a disk walk saw it.
-  assert.deepEqual(nextEstimate(given, { ownPeakBytes: 24 * MiB, filePeakBytes: 32 * MiB }), given);
+  // An older daemon: a short run whose second file went straight to disk and was deleted before a
+  // disk walk saw it measures 32 MiB of files; the profile the container was created with stays.
+  assert.equal(filePeakExact(peaks({})), false);
+  assert.equal(filePeakExact(undefined), false);
+  assert.deepEqual(nextEstimate(given, { ownPeakBytes: 24 * MiB, filePeakBytes: 32 * MiB }, false), given);
   // A run that needed more raises it.
-  assert.deepEqual(nextEstimate(given, { ownPeakBytes: 40 * MiB, filePeakBytes: 64 * MiB }), { ownPeakBytes: 40 * MiB, filePeakBytes: 64 * MiB });
+  assert.deepEqual(nextEstimate(given, { ownPeakBytes: 40 * MiB, filePeakBytes: 64 * MiB }, false), { ownPeakBytes: 40 * MiB, filePeakBytes: 64 * MiB });
   // Without a given profile, the run's usage alone.
-  assert.deepEqual(nextEstimate(undefined, { ownPeakBytes: 1, filePeakBytes: 2 }), { ownPeakBytes: 1, filePeakBytes: 2 });
+  assert.deepEqual(nextEstimate(undefined, { ownPeakBytes: 1, filePeakBytes: 2 }, false), { ownPeakBytes: 1, filePeakBytes: 2 });
+  // A daemon that counts its disk files: the same file counted in the window (48 MiB), and a run
+  // that truly used less is taken at its word (the next loan is sized to it).
+  const counted = peaks({ file_bytes_peak: 48 * MiB, file_bytes_counted_peak: 48 * MiB });
+  assert.equal(filePeakExact(counted), true);
+  assert.equal(usageFromPeaks(counted, stats({ headroom: 0 }), null).filePeakBytes, 48 * MiB);
+  assert.deepEqual(nextEstimate(given, { ownPeakBytes: 20 * MiB, filePeakBytes: 16 * MiB }, true), { ownPeakBytes: 20 * MiB, filePeakBytes: 16 * MiB });
 });

@@ -76,15 +76,22 @@ export function runStats(before: DaemonStats, after: DaemonStats, used: Usage, p
 }
 
 /**
- * The estimate the next invocation-start carries: this run's usage, never below the profile the
- * container was created with. A run's file peak is a lower bound (a file placed straight on disk,
- * written and deleted between two of the daemon's disk walks, is not seen), so a measured run may
- * say less than the action needs; the given profile (the user's or the profiler's, itself a max
- * over runs) keeps the Manager from lending less than that.
+ * The estimate the next invocation-start carries: this run's usage. From a daemon that counts the
+ * bytes of files on disk at every size change (`file_bytes_counted_peak` in its `peaks`), the file
+ * peak is exact: a file placed straight on disk and deleted between two of its walks counts in
+ * full, so the run says what the action needs. From an older daemon, or without `peaks`, the file
+ * peak is a lower bound (such a file is not seen), and the estimate is never below the profile the
+ * container was created with (the user's or the profiler's, itself a max over runs), which keeps the
+ * Manager from lending less than that.
  */
-export function nextEstimate(given: Usage | undefined, used: Usage): Usage {
-  if (given === undefined) return used;
+export function nextEstimate(given: Usage | undefined, used: Usage, exactFiles: boolean): Usage {
+  if (given === undefined || exactFiles) return used;
   return { ownPeakBytes: Math.max(given.ownPeakBytes, used.ownPeakBytes), filePeakBytes: Math.max(given.filePeakBytes, used.filePeakBytes) };
+}
+
+/** Whether a run's file peak is exact: the daemon's window counted its disk files (docs/PROTOCOL.md, peaks). */
+export function filePeakExact(peaks: DaemonPeaks | undefined): boolean {
+  return peaks?.file_bytes_counted_peak !== undefined;
 }
 
 /** T_mem of a profile, or the quota when the container has none yet. */
