@@ -23,6 +23,7 @@
 #include "intercept_names.h"
 #include "compiler.h"
 #include "sys.h"
+#include "creds.h"
 #include "init.h"
 #include "pathnorm.h"
 #include "elfcheck.h"
@@ -40,7 +41,7 @@
 
 int names_access_ok(struct eph_inode *ino, int amode, int effective)
 {
-    uid_t uid = effective ? geteuid() : getuid();
+    uid_t uid = effective ? creds_euid() : getuid();
     uint32_t mode = ino->mode;
     if (amode == F_OK)
         return 1;
@@ -181,7 +182,7 @@ static int rename_enoent(const char *a, const char *b)
 static int rename_may(const char *a, const char *b, uid_t src_owner, int src_dir, int dst_exists, int dst_dir,
                       unsigned flags)
 {
-    uid_t me = geteuid();
+    uid_t me = creds_euid();
     if (me == 0 || strcmp(a, b) == 0) /* renaming a file onto itself succeeds before any check */
         return 0;
     if (!nsv_parent_allows(a, W_OK | X_OK))
@@ -690,7 +691,7 @@ static int moved_file(struct eph_inode *ino, char *p, size_t n)
 
 static int chmod_inode(struct eph_inode *ino, mode_t mode)
 {
-    uid_t uid = geteuid();
+    uid_t uid = creds_euid();
     if (uid != 0 && uid != ino->uid)
         return fail(EPERM);
     uint32_t m = (uint32_t)(mode & 07777);
@@ -713,7 +714,7 @@ static int chmod_inode(struct eph_inode *ino, mode_t mode)
 
 static int chown_inode(struct eph_inode *ino, uid_t u, gid_t g)
 {
-    uid_t me = geteuid();
+    uid_t me = creds_euid();
     if (me != 0) {
         if ((u != (uid_t)-1 && u != ino->uid) || me != ino->uid ||
             (g != (gid_t)-1 && g != ino->gid && !fp_in_group(g)))
@@ -828,7 +829,7 @@ static int utimens_inode(struct eph_inode *ino, const struct timespec ts[2])
             if (ts[i].tv_nsec != UTIME_NOW && ts[i].tv_nsec != UTIME_OMIT &&
                 (ts[i].tv_nsec < 0 || ts[i].tv_nsec >= 1000000000))
                 return fail(EINVAL);
-    uid_t me = geteuid();
+    uid_t me = creds_euid();
     if (me != 0 && me != ino->uid) {
         if (!set_now)
             return fail(EPERM);

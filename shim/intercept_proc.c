@@ -41,6 +41,7 @@
 #include "fdtable.h"
 #include "rpc.h"
 #include "nsfast.h"
+#include "creds.h"
 #include "fp_desc.h"
 #include "fp_size.h"
 #include "intercept_names.h"
@@ -70,6 +71,7 @@ static void child_reset(void)
     ft_after_fork_child();
     rpc_after_fork();
     nsf_after_fork();
+    creds_changed();
 }
 
 SH_EXPORT pid_t fork(void)

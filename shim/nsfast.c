@@ -39,6 +39,7 @@
 
 #include "nsfast.h"
 #include "sys.h"
+#include "creds.h"
 #include "init.h"
 #include "rpc.h"
 #include "fdtable.h"
@@ -200,7 +201,7 @@ struct nsf_ids {
 
 static struct nsf_ids nsf_ids(void)
 {
-    return (struct nsf_ids){geteuid(), getegid()};
+    return (struct nsf_ids){creds_euid(), creds_egid()};
 }
 
 /* May we add or remove (owner file_uid, -1 for a new name) in abs's parent?

@@ -23,6 +23,7 @@
 
 #include "nsview.h"
 #include "sys.h"
+#include "creds.h"
 #include "init.h"
 #include "pathnorm.h"
 #include "paths.h"
@@ -62,7 +63,7 @@ int nsv_backoff(unsigned tries)
  */
 int nsv_dir_allows(const char *dir, int amode)
 {
-    if (geteuid() == 0)
+    if (creds_euid() == 0)
         return 1;
     int saved = errno;
     long r = syscall(SYS_faccessat2, AT_FDCWD, dir, amode, AT_EACCESS);
