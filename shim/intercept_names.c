@@ -36,6 +36,7 @@
 #include "fp_times.h"
 #include "nsview.h"
 #include "nsfast.h"
+#include "dircache.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -117,6 +118,7 @@ static int unlink_impl(int dirfd, const char *path, int flags)
             if (!may && nsv_lookup(abs, &inode, &gen) == 0)
                 return fail(EACCES);
             if (may && simple_rpc(EPH_OP_RMDIR, abs, NULL, 0, &resp) == 0) {
+                dc_changed();
                 if (resp.status == -ENOENT && nsv_ancestor_is_file(abs))
                     return fail(ENOTDIR);
                 return resp.status < 0 ? fail(-resp.status) : 0;
@@ -139,7 +141,8 @@ static int unlink_impl(int dirfd, const char *path, int flags)
             }
         }
     }
-    return ENOENT_FIX(dirfd, path, REAL(unlinkat)(dirfd, path, flags));
+    /* a symlink or a directory on a path the dircache may hold */
+    return (int)dc_after(ENOENT_FIX(dirfd, path, REAL(unlinkat)(dirfd, path, flags)));
 }
 
 SH_EXPORT int unlink(const char *path)
@@ -152,14 +155,14 @@ SH_EXPORT int unlink(const char *path)
 SH_EXPORT int unlinkat(int dirfd, const char *path, int flags)
 {
     if (likely(!path_maybe_managed(dirfd, path)))
-        return REAL(unlinkat)(dirfd, path, flags);
+        return (flags & AT_REMOVEDIR) ? (int)dc_after(REAL(unlinkat)(dirfd, path, flags)) : REAL(unlinkat)(dirfd, path, flags);
     return unlink_impl(dirfd, path, flags);
 }
 
 SH_EXPORT int rmdir(const char *path)
 {
     if (likely(!path_maybe_managed(AT_FDCWD, path)))
-        return REAL(rmdir)(path);
+        return (int)dc_after(REAL(rmdir)(path));
     return unlink_impl(AT_FDCWD, path, AT_REMOVEDIR);
 }
 
@@ -194,7 +197,7 @@ static int rename_may(const char *a, const char *b, uid_t src_owner, int src_dir
     if (n < sizeof dir) {
         memcpy(dir, a, n);
         dir[n] = '\0';
-        if (sys.stat(dir, &ds) == 0 && (ds.st_mode & S_ISVTX) && ds.st_uid != me && src_owner != me)
+        if (dc_stat(dir, &ds) == 0 && (ds.st_mode & S_ISVTX) && ds.st_uid != me && src_owner != me)
             return EPERM;
     }
     if (!nsv_parent_allows(b, W_OK | X_OK))
@@ -293,6 +296,7 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
                 return -1;
         }
         if (simple_rpc(EPH_OP_RENAME, a, b, (int)flags, &resp) == 0 && resp.where != EPH_WHERE_DISK) {
+            dc_changed();
             if (resp.status == -ENOENT)
                 return fail(rename_enoent(a, b));
             if (resp.status < 0)
@@ -303,6 +307,7 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
     }
     int r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np)
                                              : sys.renameat2(od, op, nd, np, flags);
+    r = (int)dc_after(r);
     if (r < 0 && errno == ENOENT && (m1 || m2) && named && !sh_busy && sh_attach() == 0)
         errno = rename_enoent(a, b);
     return r;
@@ -311,14 +316,14 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
 SH_EXPORT int rename(const char *o, const char *n)
 {
     if (likely(!path_maybe_managed(AT_FDCWD, o) && !path_maybe_managed(AT_FDCWD, n)))
-        return REAL(rename)(o, n);
+        return (int)dc_after(REAL(rename)(o, n));
     return rename_impl(AT_FDCWD, o, AT_FDCWD, n, 0);
 }
 
 SH_EXPORT int renameat(int od, const char *o, int nd, const char *n)
 {
     if (likely(!path_maybe_managed(od, o) && !path_maybe_managed(nd, n)))
-        return REAL(renameat)(od, o, nd, n);
+        return (int)dc_after(REAL(renameat)(od, o, nd, n));
     return rename_impl(od, o, nd, n, 0);
 }
 
@@ -327,7 +332,7 @@ SH_EXPORT int renameat2(int od, const char *o, int nd, const char *n, unsigned f
     if (likely(!path_maybe_managed(od, o) && !path_maybe_managed(nd, n))) {
         if (!REAL(renameat2))
             return fail(ENOSYS);
-        return sys.renameat2(od, o, nd, n, flags);
+        return (int)dc_after(sys.renameat2(od, o, nd, n, flags));
     }
     return rename_impl(od, o, nd, n, flags);
 }
@@ -761,7 +766,7 @@ SH_EXPORT int chmod(const char *path, mode_t mode)
     int r = 0;
     if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &t) ||
         (r = t ? fail(ENOTDIR) : chmod_inode(&sh.inodes[inode], mode)) == -2)
-        return ENOENT_FIX(AT_FDCWD, path, REAL(chmod)(path, mode));
+        return (int)dc_after(ENOENT_FIX(AT_FDCWD, path, REAL(chmod)(path, mode)));
     return r;
 }
 
@@ -772,14 +777,14 @@ SH_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
     int r = 0;
     if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)) ||
         (r = t ? fail(ENOTDIR) : chmod_inode(&sh.inodes[inode], mode)) == -2)
-        return ENOENT_FIX(dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags));
+        return (int)dc_after(ENOENT_FIX(dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags)));
     return r;
 }
 
 SH_EXPORT int fchmod(int fd, mode_t mode)
 {
     struct eph_inode *ino = mem_inode_of_fd(fd);
-    return ino ? chmod_inode(ino, mode) : REAL(fchmod)(fd, mode);
+    return ino ? chmod_inode(ino, mode) : (int)dc_after(REAL(fchmod)(fd, mode));
 }
 
 /* chown and lchown by path: an in-memory file changes in the region, anything else in the kernel. */
@@ -791,7 +796,7 @@ static int chown_path(const char *path, uid_t u, gid_t g, int follow)
     if (likely(!path_maybe_managed(AT_FDCWD, path)) ||
         !(follow ? lookup : lookup_nofollow)(AT_FDCWD, path, &inode, &gen, &t) ||
         (r = t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g)) == -2)
-        return ENOENT_FIX(AT_FDCWD, path, follow ? REAL(chown)(path, u, g) : REAL(lchown)(path, u, g));
+        return (int)dc_after(ENOENT_FIX(AT_FDCWD, path, follow ? REAL(chown)(path, u, g) : REAL(lchown)(path, u, g)));
     return r;
 }
 
@@ -809,14 +814,14 @@ SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
     int r = 0;
     if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)) ||
         (r = t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g)) == -2)
-        return ENOENT_FIX(dirfd, path, REAL(fchownat)(dirfd, path, u, g, flags));
+        return (int)dc_after(ENOENT_FIX(dirfd, path, REAL(fchownat)(dirfd, path, u, g, flags)));
     return r;
 }
 
 SH_EXPORT int fchown(int fd, uid_t u, gid_t g)
 {
     struct eph_inode *ino = mem_inode_of_fd(fd);
-    return ino ? chown_inode(ino, u, g) : REAL(fchown)(fd, u, g);
+    return ino ? chown_inode(ino, u, g) : (int)dc_after(REAL(fchown)(fd, u, g));
 }
 
 /* ---- times -------------------------------------------------------------- */
@@ -857,6 +862,22 @@ static int utimens_inode(struct eph_inode *ino, const struct timespec ts[2])
     return 0;
 }
 
+/* A utimensat the kernel made (r == 0) of what may be a directory whose times a
+ * shim recorded in the region (nsfast.c): those give way to the ones set now. */
+static int utimens_disk_done(int r, int dirfd, const char *path, int flags)
+{
+    if (r != 0 || !atomic_load_explicit(&sh.attached, memory_order_acquire) ||
+        !atomic_load_explicit(&sh.hdr->dirtouch_used, memory_order_relaxed))
+        return r;
+    int e = errno;
+    struct stat st;
+    if ((path ? REAL(fstatat)(dirfd, path, &st, flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+              : REAL(fstat)(dirfd, &st)) == 0 && S_ISDIR(st.st_mode))
+        nsf_dir_untouch((uint64_t)st.st_dev, (uint64_t)st.st_ino);
+    errno = e;
+    return r;
+}
+
 SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2], int flags)
 {
     uint32_t inode, gen;
@@ -864,21 +885,21 @@ SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2]
     __asm__("" : "+r"(path)); /* declared nonnull, but utimensat(fd, NULL, ...) is futimens */
     if (!path) {
         struct eph_inode *ino = mem_inode_of_fd(dirfd);
-        return ino ? utimens_inode(ino, ts) : REAL(utimensat)(dirfd, path, ts, flags);
+        return ino ? utimens_inode(ino, ts) : utimens_disk_done(REAL(utimensat)(dirfd, path, ts, flags), dirfd, NULL, 0);
     }
     if (!path_bad_ptr(path) && !path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
         return utimens_inode(mem_inode_of_fd(dirfd), ts);
     int r = 0;
     if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)) ||
         (r = t ? fail(ENOTDIR) : utimens_inode(&sh.inodes[inode], ts)) == -2)
-        return ENOENT_FIX(dirfd, path, REAL(utimensat)(dirfd, path, ts, flags));
+        return utimens_disk_done(ENOENT_FIX(dirfd, path, REAL(utimensat)(dirfd, path, ts, flags)), dirfd, path, flags);
     return r;
 }
 
 SH_EXPORT int futimens(int fd, const struct timespec ts[2])
 {
     struct eph_inode *ino = mem_inode_of_fd(fd);
-    return ino ? utimens_inode(ino, ts) : REAL(futimens)(fd, ts);
+    return ino ? utimens_inode(ino, ts) : utimens_disk_done(REAL(futimens)(fd, ts), fd, NULL, 0);
 }
 
 static const struct timespec *tv_to_ts(const struct timeval tv[2], struct timespec out[2])
@@ -1123,30 +1144,30 @@ SH_EXPORT ssize_t flistxattr(int fd, char *list, size_t n)
 
 SH_EXPORT int setxattr(const char *path, const char *name, const void *v, size_t n, int flags)
 {
-    return (int)xa_on_path(path, &(struct xa){XA_SET, name, (void *)v, n, flags}, 1);
+    return (int)dc_after(xa_on_path(path, &(struct xa){XA_SET, name, (void *)v, n, flags}, 1));
 }
 
 SH_EXPORT int lsetxattr(const char *path, const char *name, const void *v, size_t n, int flags)
 {
-    return (int)xa_on_path(path, &(struct xa){XA_SET, name, (void *)v, n, flags}, 0);
+    return (int)dc_after(xa_on_path(path, &(struct xa){XA_SET, name, (void *)v, n, flags}, 0));
 }
 
 SH_EXPORT int fsetxattr(int fd, const char *name, const void *v, size_t n, int flags)
 {
-    return (int)xa_on_fd(fd, &(struct xa){XA_SET, name, (void *)v, n, flags});
+    return (int)dc_after(xa_on_fd(fd, &(struct xa){XA_SET, name, (void *)v, n, flags}));
 }
 
 SH_EXPORT int removexattr(const char *path, const char *name)
 {
-    return (int)xa_on_path(path, &(struct xa){XA_REMOVE, name, NULL, 0, 0}, 1);
+    return (int)dc_after(xa_on_path(path, &(struct xa){XA_REMOVE, name, NULL, 0, 0}, 1));
 }
 
 SH_EXPORT int lremovexattr(const char *path, const char *name)
 {
-    return (int)xa_on_path(path, &(struct xa){XA_REMOVE, name, NULL, 0, 0}, 0);
+    return (int)dc_after(xa_on_path(path, &(struct xa){XA_REMOVE, name, NULL, 0, 0}, 0));
 }
 
 SH_EXPORT int fremovexattr(int fd, const char *name)
 {
-    return (int)xa_on_fd(fd, &(struct xa){XA_REMOVE, name, NULL, 0, 0});
+    return (int)dc_after(xa_on_fd(fd, &(struct xa){XA_REMOVE, name, NULL, 0, 0}));
 }

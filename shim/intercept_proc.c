@@ -42,6 +42,7 @@
 #include "rpc.h"
 #include "nsfast.h"
 #include "creds.h"
+#include "dircache.h"
 #include "fp_desc.h"
 #include "fp_size.h"
 #include "intercept_names.h"
@@ -72,6 +73,7 @@ static void child_reset(void)
     rpc_after_fork();
     nsf_after_fork();
     creds_changed();
+    dc_after_fork();
 }
 
 SH_EXPORT pid_t fork(void)

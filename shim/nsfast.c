@@ -18,10 +18,11 @@
  * the placement guess says is short) returns -2 and goes to the daemon as
  * before, which decides exactly as it always did.
  *
- * The parent directory lives on disk, so its mtime/ctime are moved with one
- * utimensat(UTIME_OMIT, UTIME_NOW), as the daemon did on our behalf (see
- * docs/ARCHITECTURE.md, "What was built": the cheapest correct choice while
- * directories are on disk).
+ * The parent directory lives on disk; its stat comes from the process's
+ * dircache (dircache.c), and the times a change here gives it are recorded in
+ * the region's dirtouch table, which every shim's stat of the directory reads,
+ * rather than written to the disk with a utimensat (docs/ARCHITECTURE.md,
+ * "What is built").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,12 +41,14 @@
 #include "nsfast.h"
 #include "sys.h"
 #include "creds.h"
+#include "dircache.h"
 #include "init.h"
 #include "rpc.h"
 #include "fdtable.h"
 #include "fp_desc.h"
 #include "fp_times.h"
 #include "nsview.h"
+#include "dircache.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -211,7 +214,7 @@ static int nsf_dir_writable(const char *abs, long long file_uid, struct nsf_ids 
     char parent[EPH_PATH_MAX];
     struct stat st;
     nsf_parent(abs, parent);
-    if (sys.stat(parent, &st) < 0 || !S_ISDIR(st.st_mode))
+    if (dc_stat(parent, &st) < 0 || !S_ISDIR(st.st_mode))
         return -2;
     uid_t uid = id.uid;
     if (!nsf_may(&st, uid, id.gid, W_OK | X_OK))
@@ -223,12 +226,72 @@ static int nsf_dir_writable(const char *abs, long long file_uid, struct nsf_ids 
     return 0;
 }
 
-static void nsf_touch_parent(const char *abs)
+/*
+ * Under ns_lock: a name in directory d was added or removed at now.  Recorded
+ * in the region (struct eph_dirtouch), where every shim's stat of the directory
+ * finds it, instead of a utimensat of the disk directory: the disk does not see
+ * the in-memory names either.  0, or -1 when the table is full (the caller then
+ * moves the kernel's times after the unlock, nsf_touch_kernel).
+ */
+static int nsf_touch_dir(const struct stat *d, int64_t now)
+{
+    struct eph_shm_header *h = sh.hdr;
+    uint64_t ino = (uint64_t)d->st_ino, dev = (uint64_t)d->st_dev;
+    if (ino == 0)
+        return -1;
+    uint32_t i0 = nsv_dirtouch_slot(ino);
+    for (uint32_t k = 0; k < EPH_DIRTOUCH; k++) {
+        struct eph_dirtouch *e = &h->dirtouch[(i0 + k) % EPH_DIRTOUCH];
+        uint64_t ei = atomic_load(&e->ino);
+        if (ei != 0 && (ei != ino || atomic_load(&e->dev) != dev))
+            continue;
+        /* Odd while we write; even after, also if a holder died between the two. */
+        uint32_t s = atomic_load(&e->seq) | 1;
+        atomic_store(&e->seq, s);
+        if (ei == 0) {
+            atomic_store(&e->dev, dev);
+            atomic_store(&e->ino, ino);
+        }
+        atomic_store(&e->mtime_ns, now);
+        atomic_store(&e->ctime_ns, now);
+        atomic_store(&e->seq, s + 1);
+        if (ei == 0)
+            atomic_fetch_add(&h->dirtouch_used, 1);
+        return 0;
+    }
+    return -1;
+}
+
+/* The table is full: move the disk directory's own times, as the daemon did. */
+static void nsf_touch_kernel(const char *abs)
 {
     char parent[EPH_PATH_MAX];
     nsf_parent(abs, parent);
     struct timespec ts[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
     sys.utimensat(AT_FDCWD, parent, ts, 0);
+}
+
+void nsf_dir_untouch(uint64_t dev, uint64_t ino)
+{
+    struct eph_shm_header *h = sh.hdr;
+    if (nsf_lock() < 0)
+        return;
+    uint32_t i0 = nsv_dirtouch_slot(ino);
+    for (uint32_t k = 0; k < EPH_DIRTOUCH; k++) {
+        struct eph_dirtouch *e = &h->dirtouch[(i0 + k) % EPH_DIRTOUCH];
+        uint64_t ei = atomic_load(&e->ino);
+        if (ei == 0)
+            break;
+        if (ei != ino || atomic_load(&e->dev) != dev)
+            continue;
+        uint32_t s = atomic_load(&e->seq) | 1;
+        atomic_store(&e->seq, s);
+        atomic_store(&e->mtime_ns, 0);
+        atomic_store(&e->ctime_ns, 0);
+        atomic_store(&e->seq, s + 1);
+        break;
+    }
+    eph_ns_unlock(h);
 }
 
 /*
@@ -367,9 +430,11 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
     atomic_fetch_add(&c->files_created, 1);
     eph_atomic_max(&c->files_in_memory_peak, atomic_fetch_add(&c->files_in_memory, 1) + 1);
     atomic_fetch_add(&h->shim_creates, 1);
+    int full = nsf_touch_dir(&pst, now) < 0;
     eph_ns_unlock(h);
 
-    nsf_touch_parent(abs);
+    if (full)
+        nsf_touch_kernel(abs);
     *priv = e.fd;
     *inode_out = e.inode;
     *gen_out = gen;
@@ -414,7 +479,8 @@ int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen)
 {
     struct eph_shm_header *h = sh.hdr;
     struct eph_inode *in = &sh.inodes[idx];
-    if (atomic_load(&in->state) != EPH_MEM || nsf_dir_writable(abs, in->uid, nsf_ids(), NULL) < 0)
+    struct stat pst;
+    if (atomic_load(&in->state) != EPH_MEM || nsf_dir_writable(abs, in->uid, nsf_ids(), &pst) < 0)
         return -2;
     if (nsf_lock() < 0) {
         errno = EIO;
@@ -425,16 +491,19 @@ int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen)
         eph_ns_unlock(h);
         return -2;
     }
+    int64_t now = fp_fine_stamp();
     eph_j_begin(h);
     eph_j_add(h, EPH_JOP_REMOVE, idx, 0);
-    eph_j_set64(h, &in->ctime_ns, (uint64_t)fp_fine_stamp());
+    eph_j_set64(h, &in->ctime_ns, (uint64_t)now);
     eph_j_commit(h);
     int release = nsf_reclaim(idx, gen);
     atomic_fetch_add(&h->shim_unlinks, 1);
+    int full = nsf_touch_dir(&pst, now) < 0;
     eph_ns_unlock(h);
     if (release)
         rpc_inode_call(EPH_OP_RELEASE, idx, gen);
-    nsf_touch_parent(abs);
+    if (full)
+        nsf_touch_kernel(abs);
     return 0;
 }
 
@@ -456,7 +525,9 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     if (atomic_load(&si->state) != EPH_MEM || (dmem && (d == s || atomic_load(&di->state) != EPH_MEM)))
         return -2;
     struct nsf_ids id = nsf_ids();
-    if (nsf_dir_writable(a, si->uid, id, NULL) < 0 || nsf_dir_writable(b, dmem ? (long long)di->uid : -1, id, NULL) < 0)
+    struct stat pa_st, pb_st;
+    if (nsf_dir_writable(a, si->uid, id, &pa_st) < 0 ||
+        nsf_dir_writable(b, dmem ? (long long)di->uid : -1, id, &pb_st) < 0)
         return -2;
     if (nsf_lock() < 0) {
         errno = EIO;
@@ -488,14 +559,14 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     eph_j_commit(h);
     int release = dmem && nsf_reclaim(d, dg);
     atomic_fetch_add(&h->shim_unlinks, 1);
+    int two = pa_st.st_dev != pb_st.st_dev || pa_st.st_ino != pb_st.st_ino;
+    int full_a = nsf_touch_dir(&pa_st, now) < 0, full_b = two && nsf_touch_dir(&pb_st, now) < 0;
     eph_ns_unlock(h);
     if (release)
         rpc_inode_call(EPH_OP_RELEASE, d, dg);
-    char pa[EPH_PATH_MAX], pb[EPH_PATH_MAX];
-    nsf_parent(a, pa);
-    nsf_parent(b, pb);
-    nsf_touch_parent(a);
-    if (strcmp(pa, pb) != 0)
-        nsf_touch_parent(b);
+    if (full_a)
+        nsf_touch_kernel(a);
+    if (full_b)
+        nsf_touch_kernel(b);
     return 0;
 }

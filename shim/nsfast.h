@@ -39,4 +39,8 @@ void nsf_unhold(void);
 
 void nsf_after_fork(void);
 
+/* A utimensat of directory (dev, ino) through the shim: the times recorded for
+ * it in the region give way to the ones the program set. */
+void nsf_dir_untouch(uint64_t dev, uint64_t ino);
+
 #endif
