@@ -254,7 +254,9 @@ int ft_install_priv(int fd, uint32_t desc, int kfd_for_map, int priv)
         atomic_store(&m->lazy_ops, 0);
         atomic_store(&m->base, b);
         atomic_store(&m->len, len);
-        int kfd = priv >= FT_PRIV_MIN ? priv : sys.fcntl(kfd_for_map, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
+        int kfd = priv >= FT_PRIV_MIN ? priv
+                : priv == FT_NO_PRIV && cap <= FT_LAZY_MAX ? -1
+                : sys.fcntl(kfd_for_map, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
         if (priv >= 0 && kfd != priv)
             sys.close(priv);
         priv = -1;

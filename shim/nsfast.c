@@ -55,6 +55,10 @@
 #endif
 
 #define NSF_POOL_FD_MIN 640 /* away from the numbers programs expect (and from fdtable's 512+) */
+/* An unlinked file of at most this capacity, unopened, that we hold no fd of, is
+ * left to the daemon's reclaim tick rather than released now: 64 KiB for at most
+ * 20 ms, against a round trip per unlink. */
+#define NSF_LAZY_RECLAIM (64u << 10)
 
 /* ---- the pool ------------------------------------------------------------ */
 
@@ -68,6 +72,10 @@ static struct nsf_ent nsf_pool[EPH_POOL_MAX];
 static int nsf_npool;
 static int nsf_fresh = 1; /* the next request says we hold nothing from before */
 static int nsf_refused;   /* the daemon lent nothing (table full): do not ask on every create */
+/* Ask for slots without fds and open each memfd through /proc/<daemon>/fd/N when
+ * it becomes a file (EPH_POOL_NOFDS); 0 once such an open was refused (another
+ * user than the daemon's, without CAP_SYS_PTRACE): take fds in the batch. */
+static int nsf_procfd = 1;
 static pthread_mutex_t nsf_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* Under nsf_mu: a batch from the daemon, moved off the low fd numbers. */
@@ -78,13 +86,18 @@ static int nsf_refill(void)
     int fds[EPH_POOL_MAX];
     rpc_req_init(&req, EPH_OP_POOL);
     req.arg = EPH_POOL_MAX;
-    req.flags = nsf_fresh ? EPH_POOL_FRESH : 0;
+    req.flags = (nsf_fresh ? EPH_POOL_FRESH : 0) | (nsf_procfd ? EPH_POOL_NOFDS : 0);
     int n = rpc_call_pool(&req, &pr, fds);
     if (n <= 0) {
         nsf_refused = 1;
         return -1;
     }
     nsf_fresh = 0;
+    if (req.flags & EPH_POOL_NOFDS) {
+        for (int i = 0; i < n && i < EPH_POOL_MAX; i++)
+            nsf_pool[nsf_npool++] = (struct nsf_ent){pr.e[i].inode, pr.e[i].daemon_fd, -1};
+        return nsf_npool ? 0 : -1;
+    }
     for (int i = 0; i < n; i++) {
         int fd = fds[i];
         if (fd < NSF_POOL_FD_MIN) {
@@ -114,7 +127,7 @@ static int nsf_take(struct nsf_ent *e)
         *e = nsf_pool[--nsf_npool];
         /* The program closed or replaced the number: it is not ours any more (the
          * slot stays lent to us, taken back when we exit or ask fresh). */
-        if (ft_is_priv(e->fd, e->inode)) {
+        if (e->fd < 0 || ft_is_priv(e->fd, e->inode)) {
             rc = 0;
             break;
         }
@@ -135,7 +148,7 @@ void nsf_after_fork(void)
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&nsf_mu, &fresh, sizeof fresh);
     for (int i = 0; i < nsf_npool; i++)
-        if (ft_is_priv(nsf_pool[i].fd, nsf_pool[i].inode)) {
+        if (nsf_pool[i].fd >= 0 && ft_is_priv(nsf_pool[i].fd, nsf_pool[i].inode)) {
             ft_mark_priv(nsf_pool[i].fd, UINT32_MAX);
             sys.close(nsf_pool[i].fd);
         }
@@ -353,7 +366,25 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
     if (nsf_take(&e) < 0)
         return -2;
     int cloexec = (flags & O_CLOEXEC) != 0;
-    int kfd = sys.fcntl(e.fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+    int kfd;
+    if (e.fd < 0) {
+        /* The program's fd: a description of its own on the daemon's memfd, at the
+         * number open(2) gives, made by the one call open(2) makes. */
+        char p[64];
+        snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, e.daemon_fd);
+        kfd = sys.open(p, O_RDWR | (cloexec ? O_CLOEXEC : 0));
+        if (kfd < 0 && errno != EMFILE && errno != ENFILE) {
+            /* Not ours to open (another user): batches with fds from now on. */
+            pthread_mutex_lock(&nsf_mu);
+            nsf_procfd = 0;
+            nsf_npool = 0;
+            nsf_fresh = 1;
+            pthread_mutex_unlock(&nsf_mu);
+            return -2;
+        }
+    } else {
+        kfd = sys.fcntl(e.fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+    }
     if (kfd < 0) {
         int err = errno;
         if (err == EBADF) {
@@ -380,8 +411,10 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
          * forked past our fork wrapper shares our pool).  The entry is dropped. */
         eph_ns_unlock(h);
         sys.close(kfd);
-        ft_mark_priv(e.fd, UINT32_MAX);
-        sys.close(e.fd);
+        if (e.fd >= 0) {
+            ft_mark_priv(e.fd, UINT32_MAX);
+            sys.close(e.fd);
+        }
         return -2;
     }
     if (eph_chain_lookup(h, abs) >= 0) {
@@ -435,7 +468,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
 
     if (full)
         nsf_touch_kernel(abs);
-    *priv = e.fd;
+    *priv = e.fd >= 0 ? e.fd : FT_NO_PRIV;
     *inode_out = e.inode;
     *gen_out = gen;
     return kfd;
@@ -458,9 +491,14 @@ static int nsf_reclaim(uint32_t idx, uint32_t gen)
     if (atomic_load(&in->open_count) != 0)
         return 0;
     atomic_store(&sh.hdr->reclaim_pending, 1);
-    if (atomic_load(&in->capacity) == 0)
+    uint64_t cap = atomic_load(&in->capacity);
+    if (cap == 0)
         return 0;
     int fd = ft_cached_fd(idx, gen);
+    /* A small file we hold no fd of: the daemon frees it within its 20 ms reclaim
+     * tick (or at its next request), and no system call is made here. */
+    if (fd < 0 && cap <= NSF_LAZY_RECLAIM)
+        return 0;
     if (fd < 0)
         return 1;
     eph_lock(&in->lock);

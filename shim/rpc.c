@@ -248,6 +248,8 @@ int rpc_call_pool(struct eph_req *req, struct eph_pool_resp *resp, int *fds)
         sh_log("rpc pool failed: %s", strerror(-rc));
         return rc;
     }
+    if ((req->flags & EPH_POOL_NOFDS) && n == 0)
+        return (int)resp->r.arg; /* the slots only: the caller opens each memfd itself */
     if ((uint64_t)n != resp->r.arg) {
         for (int i = 0; i < n; i++)
             sys.close(fds[i]);
