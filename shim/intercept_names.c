@@ -260,9 +260,19 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
             return fail(errno == EACCES ? EACCES : ENOENT);
         /* the kernel's order of checks (do_renameat2) */
         int src_dir = !src_mem && S_ISDIR(st.st_mode);
+        /*
+         * An in-memory file renamed onto a name not in memory: nsf_rename looks at the
+         * disk for the target itself, under the namespace lock.  Here the target is
+         * first taken as absent (no lstat); every check below that could fail gives the
+         * same answer either way (the type checks of an existing target come after the
+         * permission checks), and if nsf_rename finds a disk name after all, the whole
+         * decision is made again with the kernel's answer.
+         */
+        int assume_absent = src_mem && !dst_mem && m2 && !t1 && !t2 && !(flags & RENAME_EXCHANGE);
+again:;
         struct stat dst;
-        int dst_exists = dst_mem || REAL(lstat)(b, &dst) == 0;
-        if (!dst_exists && errno == EACCES)
+        int dst_exists = dst_mem || (!assume_absent && REAL(lstat)(b, &dst) == 0);
+        if (!dst_exists && !assume_absent && errno == EACCES)
             return fail(EACCES);
         int dst_dir = !dst_mem && dst_exists && S_ISDIR(dst.st_mode);
         if ((flags & RENAME_NOREPLACE) && dst_exists)
@@ -294,6 +304,10 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
             }
             if (r == -1)
                 return -1;
+        }
+        if (assume_absent) {
+            assume_absent = 0;
+            goto again;
         }
         if (simple_rpc(EPH_OP_RENAME, a, b, (int)flags, &resp) == 0 && resp.where != EPH_WHERE_DISK) {
             dc_changed();
