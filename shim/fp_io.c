@@ -425,12 +425,16 @@ retry:
     /* Pages this process does not know to be populated, or a small file not worth a
      * mapping: the kernel's shmem write (below) allocates them without the fault +
      * zero-fill per 4 KiB that a memcpy through the mapping costs (measured 1.5-2x
-     * faster creation).  That write also extends the memfd: no ftruncate first. */
+     * faster creation).  Within a file's first page that write also extends the memfd,
+     * with no ftruncate first (the common tiny file: a lock, a journal header, a 4 KiB
+     * temporary); past it, capacity grows by doubling through ftruncate, so that a file
+     * written in many appends pays O(log n) of them and the budget is reserved ahead. */
     const int via_kernel = end > (filled > size ? filled : size) || ft_lazy(m, end);
+    const int by_write = via_kernel && end <= FP_PAGE;
     int grown_by_write = 0;
     if (end > oldcap) {
-        int r = via_kernel ? fp_grow_by_write(ino, end) : fp_grow_locked(ino, fd, end);
-        grown_by_write = via_kernel && r == 0;
+        int r = by_write ? fp_grow_by_write(ino, end) : fp_grow_locked(ino, fd, end);
+        grown_by_write = by_write && r == 0;
         if (r < 0) {
             eph_unlock(&ino->lock);
             if (dl)

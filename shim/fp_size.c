@@ -91,7 +91,8 @@ int fp_grow_locked(struct eph_inode *ino, int kfd, uint64_t need)
 
 /*
  * Make capacity == need for a write through the kernel fd (pwrite) that ends at
- * need: the write itself extends the memfd to need, so the kernel size equals
+ * need, within the file's first page (fp_io.c's do_write): the write itself
+ * extends the memfd to need, so the kernel size equals
  * the capacity again without an ftruncate (issue 15: no system call that tmpfs
  * would not make).  The budget is charged the exact bytes.  Called with
  * ino->lock held; 0, or -EAGAIN as fp_grow_locked.
