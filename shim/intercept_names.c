@@ -266,9 +266,11 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
          * first taken as absent (no lstat); every check below that could fail gives the
          * same answer either way (the type checks of an existing target come after the
          * permission checks), and if nsf_rename finds a disk name after all, the whole
-         * decision is made again with the kernel's answer.
+         * decision is made again with the kernel's answer.  Not with RENAME_NOREPLACE:
+         * there the kernel's EEXIST for an existing target comes before its permission
+         * checks.
          */
-        int assume_absent = src_mem && !dst_mem && m2 && !t1 && !t2 && !(flags & RENAME_EXCHANGE);
+        int assume_absent = src_mem && !dst_mem && m2 && !t1 && !t2 && !(flags & (RENAME_EXCHANGE | RENAME_NOREPLACE));
 again:;
         struct stat dst;
         int dst_exists = dst_mem || (!assume_absent && REAL(lstat)(b, &dst) == 0);
