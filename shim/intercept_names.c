@@ -298,7 +298,7 @@ again:;
         if (pe)
             return fail(pe);
         struct eph_resp resp;
-        if (src_mem && m2 && !t1 && !t2 && !(flags & RENAME_EXCHANGE) && (dst_mem || !dst_exists)) {
+        if (src_mem && m2 && !t1 && !t2 && !(flags & RENAME_EXCHANGE) && (dst_mem || !dst_exists || !dst_dir)) {
             int r = nsf_rename(a, b, flags);
             if (r == 0) {
                 ft_sweep_idle(); /* the replaced target's cached mapping, if any */

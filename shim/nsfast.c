@@ -12,8 +12,9 @@
  *
  * Only the common cases are done here: a new name that is free on disk, in a
  * parent that is a plain directory the caller may write; an unlink of an
- * in-memory file; a rename of an in-memory file onto a free name or onto
- * another in-memory file, within the managed roots.  Everything else (names on
+ * in-memory file; a rename of an in-memory file onto a free name, onto another
+ * in-memory file or onto a disk name that is not a directory, within the
+ * managed roots.  Everything else (names on
  * disk, directories, RENAME_EXCHANGE, a file being moved to disk, a budget
  * the placement guess says is short) returns -2 and goes to the daemon as
  * before, which decides exactly as it always did.
@@ -577,10 +578,32 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
         eph_ns_unlock(h);
         return -2;
     }
-    /* A name on disk: the daemon renames over it.  Looked at under the lock, as
-     * a kernel link() onto a managed name is made under it (link_impl): one made
-     * just before our insert would otherwise stay on disk, hidden under ours. */
-    if (!dmem && (sys.lstat(b, &st) == 0 || errno != ENOENT)) {
+    /* A name on disk, looked at under the lock, as a kernel link() onto a managed
+     * name is made under it (link_impl): one made just before our insert would
+     * otherwise stay on disk, hidden under ours.  A directory there goes to the
+     * daemon; anything else is unlinked by the kernel here, still under the lock
+     * and as the caller (so the kernel makes its own checks: the sticky bit, a
+     * read-only mount), and the name then goes to memory in the same section, as
+     * the daemon's op_rename does.  One that vanished meanwhile is simply gone. */
+    int disk_gone = 0;
+    if (!dmem && sys.lstat(b, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            eph_ns_unlock(h);
+            return -2;
+        }
+        if (flags & RENAME_NOREPLACE) {
+            eph_ns_unlock(h);
+            errno = EEXIST;
+            return -1;
+        }
+        if (sys.unlink(b) < 0 && errno != ENOENT) {
+            int e = errno;
+            eph_ns_unlock(h);
+            errno = e;
+            return -1;
+        }
+        disk_gone = 1;
+    } else if (!dmem && errno != ENOENT) {
         eph_ns_unlock(h);
         return -2;
     }
@@ -606,5 +629,7 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
         nsf_touch_kernel(a);
     if (full_b)
         nsf_touch_kernel(b);
+    if (disk_gone)
+        dc_changed(); /* it may have been a symlink on a path the dircache holds */
     return 0;
 }

@@ -27,7 +27,8 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
  * 0, -1 with errno, or -2: ask the daemon. */
 int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen);
 
-/* Rename in-memory file a to b (free, or another in-memory file), flags 0
+/* Rename in-memory file a to b (free, another in-memory file, or a disk name that
+ * is not a directory, which the kernel unlinks under the lock), flags 0
  * or RENAME_NOREPLACE; the caller made the kernel's checks of both paths.
  * 0, -1 with errno, or -2: ask the daemon. */
 int nsf_rename(const char *a, const char *b, unsigned flags);
