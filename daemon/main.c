@@ -171,6 +171,15 @@ static void ephd_make_resident(void)
 /* Once a second: the garbage left by processes that died without closing,
  * a sample of the file bytes for their peak, and inotify shadows nobody watches. */
 static struct loop_timer ephd_gc_timer;
+/* Every 20 ms: the pages of small files that shims unlinked without asking us
+ * (nsfast.c leaves them to this: no system call on their unlink). */
+static struct loop_timer ephd_reclaim_timer;
+
+static void ephd_reclaim_tick(uint64_t expirations)
+{
+    (void)expirations;
+    ns_reclaim();
+}
 
 static void ephd_gc_tick(uint64_t expirations)
 {
@@ -324,7 +333,8 @@ int main(int argc, char **argv)
         ephd_die("%s", err);
     snprintf(path, sizeof path, "%s/control.sock", rundir);
     if (ctl_listen(path, ephd_on_shutdown_request, err, sizeof err) < 0 ||
-        loop_every(&ephd_gc_timer, 1000000000ull, ephd_gc_tick, err, sizeof err) < 0)
+        loop_every(&ephd_gc_timer, 1000000000ull, ephd_gc_tick, err, sizeof err) < 0 ||
+        loop_every(&ephd_reclaim_timer, 20000000ull, ephd_reclaim_tick, err, sizeof err) < 0)
         ephd_die("%s", err);
     ephd_sig_ev.fd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
     ephd_sig_ev.fn = ephd_on_signal;

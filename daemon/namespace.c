@@ -590,7 +590,14 @@ void ns_check_and_log(const char *when)
 
 #define NS_STOCK 64
 static int ns_stock[NS_STOCK]; /* memfds made ahead of time */
+static uint64_t ns_stock_ino[NS_STOCK]; /* and their st_ino, read then too */
 static int ns_nstock;
+
+static uint64_t ns_memfd_ino(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
 
 /* Fill the stock of memfds (off every caller's path: after a reply, on the tick). */
 void ns_pool_restock(void)
@@ -599,6 +606,7 @@ void ns_pool_restock(void)
         int fd = memfd_create("ephemera", MFD_CLOEXEC);
         if (fd < 0)
             return;
+        ns_stock_ino[ns_nstock] = ns_memfd_ino(fd);
         ns_stock[ns_nstock++] = fd;
     }
 }
@@ -607,21 +615,22 @@ int ns_pool_lend(int32_t pid, int want, struct eph_pool_entry *out, int *fds)
 {
     int n = 0;
     while (n < want) {
-        int fd = ns_nstock ? ns_stock[--ns_nstock] : memfd_create("ephemera", MFD_CLOEXEC);
+        int stocked = ns_nstock > 0;
+        int fd = stocked ? ns_stock[--ns_nstock] : memfd_create("ephemera", MFD_CLOEXEC);
         if (fd < 0)
             break;
+        /* The stock's inode numbers were read when it was filled: no fstat while the caller waits. */
+        uint64_t ino = stocked ? ns_stock_ino[ns_nstock] : ns_memfd_ino(fd);
         int idx = ns_alloc_slot();
         if (idx < 0) {
+            ns_stock_ino[ns_nstock] = ino;
             ns_stock[ns_nstock++] = fd;
             break;
         }
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-            memset(&st, 0, sizeof st);
         struct eph_inode *in = &D.inodes[idx];
         in->mem_fd = fd;
         in->disk_fd = -1;
-        in->ino = st.st_ino | EPH_INO_TAG;
+        in->ino = ino | EPH_INO_TAG;
         in->path[0] = 0;
         in->next = 0;
         D.inode_root[idx] = 0; /* eviction takes the root from the path (evict.c) */

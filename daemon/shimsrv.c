@@ -119,7 +119,7 @@ static void shim_pool(struct shim_conn *c, struct eph_req *q)
     union eph_pool_cmsg u;
     struct iovec iov = {.iov_base = &pr, .iov_len = sizeof pr};
     struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (n > 0) {
+    if (n > 0 && !(q->flags & EPH_POOL_NOFDS)) {
         memset(&u, 0, sizeof u);
         m.msg_control = u.buf;
         m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);

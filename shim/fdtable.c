@@ -254,7 +254,9 @@ int ft_install_priv(int fd, uint32_t desc, int kfd_for_map, int priv)
         atomic_store(&m->lazy_ops, 0);
         atomic_store(&m->base, b);
         atomic_store(&m->len, len);
-        int kfd = priv >= FT_PRIV_MIN ? priv : sys.fcntl(kfd_for_map, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
+        int kfd = priv >= FT_PRIV_MIN ? priv
+                : priv == FT_NO_PRIV && cap <= FT_LAZY_MAX ? -1
+                : sys.fcntl(kfd_for_map, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
         if (priv >= 0 && kfd != priv)
             sys.close(priv);
         priv = -1;
@@ -541,6 +543,17 @@ int ft_install_dup(int newfd, int oldfd)
 char *ft_map_grow(struct ft_map *m, int fd, uint64_t need)
 {
     ft_lock();
+    /* A file installed small keeps no private fd (FT_NO_PRIV); mapped now, it is worth the
+     * cache of the idle ones again: the mapping outlives its last close for a fast reopen. */
+    if (!m->kfd1 && m->cached) {
+        int k = sys.fcntl(fd, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
+        if (k >= 0 && (unsigned)k < ft_nfds) {
+            m->kfd1 = k + 1;
+            ft_fds[k].flags = FT_PRIV | (m->inode << FT_PRIV_SHIFT);
+        } else if (k >= 0) {
+            sys.close(k);
+        }
+    }
     char *b = atomic_load(&m->base);
     if (atomic_load(&m->len) < need) {
         uint64_t len = reserve_for(need);

@@ -70,6 +70,10 @@ int ft_install(int fd, uint32_t desc, int kfd_for_map);
 /* ft_install, and priv (an fd of the same memfd, >= 512) becomes this process's private fd of
  * the inode instead of a dup of kfd_for_map; priv is consumed (closed if not needed). */
 int ft_install_priv(int fd, uint32_t desc, int kfd_for_map, int priv);
+/* priv for ft_install_priv: keep no private fd of a file too small to map (FT_LAZY_MAX):
+ * a reopen opens the memfd again, as the kernel's open would, rather than dup a
+ * private fd that another call made and a third closes. */
+#define FT_NO_PRIV (-2)
 
 /*
  * Small files need no mapping (docs/ARCHITECTURE.md: mmap + first touch + munmap

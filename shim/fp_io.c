@@ -422,8 +422,20 @@ retry:
         return -1;
     }
     uint64_t oldcap = atomic_load_explicit(&ino->capacity, memory_order_relaxed);
+    uint64_t filled = atomic_load_explicit(&m->filled, memory_order_relaxed);
+    /* Pages this process does not know to be populated, or a small file not worth a
+     * mapping: the kernel's shmem write (below) allocates them without the fault +
+     * zero-fill per 4 KiB that a memcpy through the mapping costs (measured 1.5-2x
+     * faster creation).  Within a file's first page that write also extends the memfd,
+     * with no ftruncate first (the common tiny file: a lock, a journal header, a 4 KiB
+     * temporary); past it, capacity grows by doubling through ftruncate, so that a file
+     * written in many appends pays O(log n) of them and the budget is reserved ahead. */
+    const int via_kernel = end > (filled > size ? filled : size) || ft_lazy(m, end);
+    const int by_write = via_kernel && end <= FP_PAGE;
+    int grown_by_write = 0;
     if (end > oldcap) {
-        int r = fp_grow_locked(ino, fd, end);
+        int r = by_write ? fp_grow_by_write(ino, end) : fp_grow_locked(ino, fd, end);
+        grown_by_write = by_write && r == 0;
         if (r < 0) {
             eph_unlock(&ino->lock);
             if (dl)
@@ -450,17 +462,15 @@ retry:
             return -1;
         }
     }
-    uint64_t filled = atomic_load_explicit(&m->filled, memory_order_relaxed);
-    if (end > (filled > size ? filled : size) || ft_lazy(m, end)) {
-        /* Pages this process does not know to be populated: the kernel's shmem
-         * write allocates them without the fault + zero-fill per 4 KiB that a
-         * memcpy through the mapping costs (measured 1.5-2x faster creation). */
+    if (via_kernel) {
         ssize_t w;
         /* A write to a regular file is not interrupted by a signal (tmpfs's is not): on our
          * memfd neither, whatever a signal did to our own call. */
         do
             w = cnt == 1 ? sys.pwrite(fd, iov[0].iov_base, n, (off_t)off) : sys.pwritev(fd, iov, cnt, (off_t)off);
         while (unlikely(w < 0 && errno == EINTR));
+        if (unlikely(grown_by_write && (w <= 0 || (size_t)w < n)))
+            fp_grow_by_write_short(ino, oldcap, off + (w > 0 ? (uint64_t)w : 0));
         if (unlikely(w <= 0)) {
             int e = w < 0 ? errno : EIO;
             eph_unlock(&ino->lock);

@@ -93,6 +93,36 @@ int fp_grow_locked(struct eph_inode *ino, int kfd, uint64_t need)
 }
 
 /*
+ * Make capacity == need for a write through the kernel fd (pwrite) that ends at
+ * need, within the file's first page (fp_io.c's do_write): the write itself
+ * extends the memfd to need, so the kernel size equals
+ * the capacity again without an ftruncate (issue 15: no system call that tmpfs
+ * would not make).  The budget is charged the exact bytes.  Called with
+ * ino->lock held; 0, or -EAGAIN as fp_grow_locked.
+ */
+int fp_grow_by_write(struct eph_inode *ino, uint64_t need)
+{
+    uint64_t cap = atomic_load(&ino->capacity);
+    if (need <= cap)
+        return 0;
+    if (!fp_budget_take(need - cap))
+        return -EAGAIN;
+    atomic_store(&ino->capacity, need);
+    return 0;
+}
+
+/* The write after fp_grow_by_write failed or stopped short at written_end: the
+ * memfd is as long as the larger of the old capacity and that; give the rest back. */
+void fp_grow_by_write_short(struct eph_inode *ino, uint64_t oldcap, uint64_t written_end)
+{
+    uint64_t cap = atomic_load(&ino->capacity), keep = written_end > oldcap ? written_end : oldcap;
+    if (cap > keep) {
+        atomic_store(&ino->capacity, keep);
+        fp_budget_give(cap - keep);
+    }
+}
+
+/*
  * Stale-tail invariant: bytes in [size, capacity) may hold old data (an
  * O_TRUNC open keeps the pages, so rewriting a file is a memcpy rather than
  * a page fault and zero-fill per 4 KiB).  Whatever extends the size without

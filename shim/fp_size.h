@@ -19,6 +19,8 @@ static inline uint64_t fp_round_up(uint64_t v, uint64_t a) { return (v + a - 1) 
  * -EAGAIN when the daemon must be asked (the caller drops its locks and calls
  * fp_reserve_slow, then retries).
  */
+int fp_grow_by_write(struct eph_inode *ino, uint64_t need);
+void fp_grow_by_write_short(struct eph_inode *ino, uint64_t oldcap, uint64_t written_end);
 int fp_grow_locked(struct eph_inode *ino, int kfd, uint64_t need);
 /* No budget left: ask the daemon to make room or to move this file to disk (0: retry). */
 int fp_reserve_slow(int fd, struct eph_inode *ino, uint32_t inode, uint64_t need);

@@ -12,6 +12,7 @@
 #include "ephemera/shm.h"
 
 #include "fp_times.h"
+#include "creds.h"
 #include "compiler.h"
 #include "init.h"
 
@@ -43,7 +44,7 @@ void fp_touch_mtime(struct eph_inode *ino)
 
 int fp_in_group(gid_t g)
 {
-    if (g == getegid())
+    if (g == creds_egid())
         return 1;
     gid_t list[256];
     int n = getgroups(256, list);
@@ -59,7 +60,7 @@ static int can_fsetid(void)
     struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct d[2];
     if (syscall(SYS_capget, &h, d) != 0)
-        return geteuid() == 0;
+        return creds_euid() == 0;
     return (d[CAP_FSETID / 32].effective >> (CAP_FSETID % 32)) & 1;
 }
 

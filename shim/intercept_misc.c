@@ -21,6 +21,7 @@
 #include "intercept_misc.h"
 #include "compiler.h"
 #include "sys.h"
+#include "creds.h"
 #include "init.h"
 #include "paths.h"
 #include "fdtable.h"
@@ -722,6 +723,15 @@ SH_EXPORT long syscall(long nr, ...)
             return dup3((int)a1, (int)a2, (int)a3);
         case SYS_renameat2:
             return renameat2((int)a1, (const char *)a2, (int)a3, (const char *)a4, (unsigned)a5);
+        case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid:
+        case SYS_setresuid: case SYS_setresgid: case SYS_setfsuid: case SYS_setfsgid: case SYS_unshare: {
+            /* The calling thread's ids may change: the cached ones (creds.c) go. */
+            long r = REAL(syscall)(nr, a1, a2, a3, a4, a5, a6);
+            int e = errno;
+            creds_changed();
+            errno = e;
+            return r;
+        }
         default:
             break;
         }

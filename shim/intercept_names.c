@@ -23,6 +23,7 @@
 #include "intercept_names.h"
 #include "compiler.h"
 #include "sys.h"
+#include "creds.h"
 #include "init.h"
 #include "pathnorm.h"
 #include "elfcheck.h"
@@ -37,12 +38,13 @@
 #include "nsview.h"
 #include "nsfast.h"
 #include "inotify.h"
+#include "dircache.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
 int names_access_ok(struct eph_inode *ino, int amode, int effective)
 {
-    uid_t uid = effective ? geteuid() : getuid();
+    uid_t uid = effective ? creds_euid() : getuid();
     uint32_t mode = ino->mode;
     if (amode == F_OK)
         return 1;
@@ -128,6 +130,7 @@ static int unlink_impl(int dirfd, const char *path, int flags)
             if (!may && nsv_lookup(abs, &inode, &gen) == 0)
                 return fail(EACCES);
             if (may && simple_rpc(EPH_OP_RMDIR, abs, NULL, 0, &resp) == 0) {
+                dc_changed();
                 if (resp.status == -ENOENT && nsv_ancestor_is_file(abs))
                     return fail(ENOTDIR);
                 return resp.status < 0 ? fail(-resp.status) : unlinked(abs, flags);
@@ -153,6 +156,7 @@ static int unlink_impl(int dirfd, const char *path, int flags)
             db_before_remove(abs, &gone); /* a counted file on disk */
     }
     int r = ENOENT_FIX(dirfd, path, REAL(unlinkat)(dirfd, path, flags));
+    r = (int)dc_after(r); /* a symlink or a directory on a path the dircache may hold */
     if (r == 0)
         db_removed(&gone);
     return r == 0 && named ? unlinked(abs, flags) : r;
@@ -168,14 +172,14 @@ SH_EXPORT int unlink(const char *path)
 SH_EXPORT int unlinkat(int dirfd, const char *path, int flags)
 {
     if (likely(!path_maybe_managed(dirfd, path)))
-        return REAL(unlinkat)(dirfd, path, flags);
+        return (flags & AT_REMOVEDIR) ? (int)dc_after(REAL(unlinkat)(dirfd, path, flags)) : REAL(unlinkat)(dirfd, path, flags);
     return unlink_impl(dirfd, path, flags);
 }
 
 SH_EXPORT int rmdir(const char *path)
 {
     if (likely(!path_maybe_managed(AT_FDCWD, path)))
-        return REAL(rmdir)(path);
+        return (int)dc_after(REAL(rmdir)(path));
     return unlink_impl(AT_FDCWD, path, AT_REMOVEDIR);
 }
 
@@ -198,7 +202,7 @@ static int rename_enoent(const char *a, const char *b)
 static int rename_may(const char *a, const char *b, uid_t src_owner, int src_dir, int dst_exists, int dst_dir,
                       unsigned flags)
 {
-    uid_t me = geteuid();
+    uid_t me = creds_euid();
     if (me == 0 || strcmp(a, b) == 0) /* renaming a file onto itself succeeds before any check */
         return 0;
     if (!nsv_parent_allows(a, W_OK | X_OK))
@@ -210,7 +214,7 @@ static int rename_may(const char *a, const char *b, uid_t src_owner, int src_dir
     if (n < sizeof dir) {
         memcpy(dir, a, n);
         dir[n] = '\0';
-        if (sys.stat(dir, &ds) == 0 && (ds.st_mode & S_ISVTX) && ds.st_uid != me && src_owner != me)
+        if (dc_stat(dir, &ds) == 0 && (ds.st_mode & S_ISVTX) && ds.st_uid != me && src_owner != me)
             return EPERM;
     }
     if (!nsv_parent_allows(b, W_OK | X_OK))
@@ -282,9 +286,21 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
             return fail(errno == EACCES ? EACCES : ENOENT);
         /* the kernel's order of checks (do_renameat2) */
         int src_dir = !src_mem && S_ISDIR(st.st_mode);
+        /*
+         * An in-memory file renamed onto a name not in memory: nsf_rename looks at the
+         * disk for the target itself, under the namespace lock.  Here the target is
+         * first taken as absent (no lstat); every check below that could fail gives the
+         * same answer either way (the type checks of an existing target come after the
+         * permission checks), and if nsf_rename finds a disk name after all, the whole
+         * decision is made again with the kernel's answer.  Not with RENAME_NOREPLACE:
+         * there the kernel's EEXIST for an existing target comes before its permission
+         * checks.
+         */
+        int assume_absent = src_mem && !dst_mem && m2 && !t1 && !t2 && !(flags & (RENAME_EXCHANGE | RENAME_NOREPLACE));
+again:;
         struct stat dst;
-        int dst_exists = dst_mem || REAL(lstat)(b, &dst) == 0;
-        if (!dst_exists && errno == EACCES)
+        int dst_exists = dst_mem || (!assume_absent && REAL(lstat)(b, &dst) == 0);
+        if (!dst_exists && !assume_absent && errno == EACCES)
             return fail(EACCES);
         int dst_dir = !dst_mem && dst_exists && S_ISDIR(dst.st_mode);
         if ((flags & RENAME_NOREPLACE) && dst_exists)
@@ -311,16 +327,22 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
         /* A counted file on disk that the rename replaces (an exchange keeps both). */
         if (m2 && dst_exists && !dst_mem && !dst_dir && !(flags & RENAME_EXCHANGE))
             db_before_remove(b, &gone);
-        if (src_mem && m2 && !t1 && !t2 && !(flags & RENAME_EXCHANGE) && (dst_mem || !dst_exists)) {
+        if (src_mem && m2 && !t1 && !t2 && !(flags & RENAME_EXCHANGE) && (dst_mem || !dst_exists || !dst_dir)) {
             int r = nsf_rename(a, b, flags);
             if (r == 0) {
                 ft_sweep_idle(); /* the replaced target's cached mapping, if any */
+                db_replaced(b, &gone); /* a counted disk file the rename unlinked */
                 return renamed(a, b);
             }
             if (r == -1)
                 return -1;
         }
+        if (assume_absent) {
+            assume_absent = 0;
+            goto again;
+        }
         if (simple_rpc(EPH_OP_RENAME, a, b, (int)flags, &resp) == 0 && resp.where != EPH_WHERE_DISK) {
+            dc_changed();
             if (resp.status == -ENOENT)
                 return fail(rename_enoent(a, b));
             if (resp.status < 0)
@@ -332,6 +354,7 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
     }
     int r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np)
                                              : sys.renameat2(od, op, nd, np, flags);
+    r = (int)dc_after(r);
     if (r == 0)
         db_replaced(b, &gone);
     if (r < 0 && errno == ENOENT && (m1 || m2) && named && !sh_busy && sh_attach() == 0)
@@ -344,14 +367,14 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
 SH_EXPORT int rename(const char *o, const char *n)
 {
     if (likely(!path_maybe_managed(AT_FDCWD, o) && !path_maybe_managed(AT_FDCWD, n)))
-        return REAL(rename)(o, n);
+        return (int)dc_after(REAL(rename)(o, n));
     return rename_impl(AT_FDCWD, o, AT_FDCWD, n, 0);
 }
 
 SH_EXPORT int renameat(int od, const char *o, int nd, const char *n)
 {
     if (likely(!path_maybe_managed(od, o) && !path_maybe_managed(nd, n)))
-        return REAL(renameat)(od, o, nd, n);
+        return (int)dc_after(REAL(renameat)(od, o, nd, n));
     return rename_impl(od, o, nd, n, 0);
 }
 
@@ -360,7 +383,7 @@ SH_EXPORT int renameat2(int od, const char *o, int nd, const char *n, unsigned f
     if (likely(!path_maybe_managed(od, o) && !path_maybe_managed(nd, n))) {
         if (!REAL(renameat2))
             return fail(ENOSYS);
-        return sys.renameat2(od, o, nd, n, flags);
+        return (int)dc_after(sys.renameat2(od, o, nd, n, flags));
     }
     return rename_impl(od, o, nd, n, flags);
 }
@@ -742,7 +765,7 @@ static int moved_file(struct eph_inode *ino, char *p, size_t n)
 
 static int chmod_inode(struct eph_inode *ino, mode_t mode)
 {
-    uid_t uid = geteuid();
+    uid_t uid = creds_euid();
     if (uid != 0 && uid != ino->uid)
         return fail(EPERM);
     uint32_t m = (uint32_t)(mode & 07777);
@@ -767,7 +790,7 @@ static int chmod_inode(struct eph_inode *ino, mode_t mode)
 
 static int chown_inode(struct eph_inode *ino, uid_t u, gid_t g)
 {
-    uid_t me = geteuid();
+    uid_t me = creds_euid();
     if (me != 0) {
         if ((u != (uid_t)-1 && u != ino->uid) || me != ino->uid ||
             (g != (gid_t)-1 && g != ino->gid && !fp_in_group(g)))
@@ -816,7 +839,7 @@ SH_EXPORT int chmod(const char *path, mode_t mode)
     int r = 0;
     if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &t) ||
         (r = t ? fail(ENOTDIR) : chmod_inode(&sh.inodes[inode], mode)) == -2)
-        return ENOENT_FIX(AT_FDCWD, path, REAL(chmod)(path, mode));
+        return (int)dc_after(ENOENT_FIX(AT_FDCWD, path, REAL(chmod)(path, mode)));
     return r;
 }
 
@@ -827,14 +850,14 @@ SH_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
     int r = 0;
     if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)) ||
         (r = t ? fail(ENOTDIR) : chmod_inode(&sh.inodes[inode], mode)) == -2)
-        return ENOENT_FIX(dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags));
+        return (int)dc_after(ENOENT_FIX(dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags)));
     return r;
 }
 
 SH_EXPORT int fchmod(int fd, mode_t mode)
 {
     struct eph_inode *ino = mem_inode_of_fd(fd);
-    return ino ? chmod_inode(ino, mode) : REAL(fchmod)(fd, mode);
+    return ino ? chmod_inode(ino, mode) : (int)dc_after(REAL(fchmod)(fd, mode));
 }
 
 /* chown and lchown by path: an in-memory file changes in the region, anything else in the kernel. */
@@ -846,7 +869,7 @@ static int chown_path(const char *path, uid_t u, gid_t g, int follow)
     if (likely(!path_maybe_managed(AT_FDCWD, path)) ||
         !(follow ? lookup : lookup_nofollow)(AT_FDCWD, path, &inode, &gen, &t) ||
         (r = t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g)) == -2)
-        return ENOENT_FIX(AT_FDCWD, path, follow ? REAL(chown)(path, u, g) : REAL(lchown)(path, u, g));
+        return (int)dc_after(ENOENT_FIX(AT_FDCWD, path, follow ? REAL(chown)(path, u, g) : REAL(lchown)(path, u, g)));
     return r;
 }
 
@@ -864,14 +887,14 @@ SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
     int r = 0;
     if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)) ||
         (r = t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g)) == -2)
-        return ENOENT_FIX(dirfd, path, REAL(fchownat)(dirfd, path, u, g, flags));
+        return (int)dc_after(ENOENT_FIX(dirfd, path, REAL(fchownat)(dirfd, path, u, g, flags)));
     return r;
 }
 
 SH_EXPORT int fchown(int fd, uid_t u, gid_t g)
 {
     struct eph_inode *ino = mem_inode_of_fd(fd);
-    return ino ? chown_inode(ino, u, g) : REAL(fchown)(fd, u, g);
+    return ino ? chown_inode(ino, u, g) : (int)dc_after(REAL(fchown)(fd, u, g));
 }
 
 /* ---- times -------------------------------------------------------------- */
@@ -884,7 +907,7 @@ static int utimens_inode(struct eph_inode *ino, const struct timespec ts[2])
             if (ts[i].tv_nsec != UTIME_NOW && ts[i].tv_nsec != UTIME_OMIT &&
                 (ts[i].tv_nsec < 0 || ts[i].tv_nsec >= 1000000000))
                 return fail(EINVAL);
-    uid_t me = geteuid();
+    uid_t me = creds_euid();
     if (me != 0 && me != ino->uid) {
         if (!set_now)
             return fail(EPERM);
@@ -914,6 +937,22 @@ static int utimens_inode(struct eph_inode *ino, const struct timespec ts[2])
     return 0;
 }
 
+/* A utimensat the kernel made (r == 0) of what may be a directory whose times a
+ * shim recorded in the region (nsfast.c): those give way to the ones set now. */
+static int utimens_disk_done(int r, int dirfd, const char *path, int flags)
+{
+    if (r != 0 || !atomic_load_explicit(&sh.attached, memory_order_acquire) ||
+        !atomic_load_explicit(&sh.hdr->dirtouch_used, memory_order_relaxed))
+        return r;
+    int e = errno;
+    struct stat st;
+    if ((path ? REAL(fstatat)(dirfd, path, &st, flags & (AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+              : REAL(fstat)(dirfd, &st)) == 0 && S_ISDIR(st.st_mode))
+        nsf_dir_untouch((uint64_t)st.st_dev, (uint64_t)st.st_ino);
+    errno = e;
+    return r;
+}
+
 SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2], int flags)
 {
     uint32_t inode, gen;
@@ -921,21 +960,21 @@ SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2]
     __asm__("" : "+r"(path)); /* declared nonnull, but utimensat(fd, NULL, ...) is futimens */
     if (!path) {
         struct eph_inode *ino = mem_inode_of_fd(dirfd);
-        return ino ? utimens_inode(ino, ts) : REAL(utimensat)(dirfd, path, ts, flags);
+        return ino ? utimens_inode(ino, ts) : utimens_disk_done(REAL(utimensat)(dirfd, path, ts, flags), dirfd, NULL, 0);
     }
     if (!path_bad_ptr(path) && !path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
         return utimens_inode(mem_inode_of_fd(dirfd), ts);
     int r = 0;
     if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)) ||
         (r = t ? fail(ENOTDIR) : utimens_inode(&sh.inodes[inode], ts)) == -2)
-        return ENOENT_FIX(dirfd, path, REAL(utimensat)(dirfd, path, ts, flags));
+        return utimens_disk_done(ENOENT_FIX(dirfd, path, REAL(utimensat)(dirfd, path, ts, flags)), dirfd, path, flags);
     return r;
 }
 
 SH_EXPORT int futimens(int fd, const struct timespec ts[2])
 {
     struct eph_inode *ino = mem_inode_of_fd(fd);
-    return ino ? utimens_inode(ino, ts) : REAL(futimens)(fd, ts);
+    return ino ? utimens_inode(ino, ts) : utimens_disk_done(REAL(futimens)(fd, ts), fd, NULL, 0);
 }
 
 static const struct timespec *tv_to_ts(const struct timeval tv[2], struct timespec out[2])
@@ -1180,30 +1219,30 @@ SH_EXPORT ssize_t flistxattr(int fd, char *list, size_t n)
 
 SH_EXPORT int setxattr(const char *path, const char *name, const void *v, size_t n, int flags)
 {
-    return (int)xa_on_path(path, &(struct xa){XA_SET, name, (void *)v, n, flags}, 1);
+    return (int)dc_after(xa_on_path(path, &(struct xa){XA_SET, name, (void *)v, n, flags}, 1));
 }
 
 SH_EXPORT int lsetxattr(const char *path, const char *name, const void *v, size_t n, int flags)
 {
-    return (int)xa_on_path(path, &(struct xa){XA_SET, name, (void *)v, n, flags}, 0);
+    return (int)dc_after(xa_on_path(path, &(struct xa){XA_SET, name, (void *)v, n, flags}, 0));
 }
 
 SH_EXPORT int fsetxattr(int fd, const char *name, const void *v, size_t n, int flags)
 {
-    return (int)xa_on_fd(fd, &(struct xa){XA_SET, name, (void *)v, n, flags});
+    return (int)dc_after(xa_on_fd(fd, &(struct xa){XA_SET, name, (void *)v, n, flags}));
 }
 
 SH_EXPORT int removexattr(const char *path, const char *name)
 {
-    return (int)xa_on_path(path, &(struct xa){XA_REMOVE, name, NULL, 0, 0}, 1);
+    return (int)dc_after(xa_on_path(path, &(struct xa){XA_REMOVE, name, NULL, 0, 0}, 1));
 }
 
 SH_EXPORT int lremovexattr(const char *path, const char *name)
 {
-    return (int)xa_on_path(path, &(struct xa){XA_REMOVE, name, NULL, 0, 0}, 0);
+    return (int)dc_after(xa_on_path(path, &(struct xa){XA_REMOVE, name, NULL, 0, 0}, 0));
 }
 
 SH_EXPORT int fremovexattr(int fd, const char *name)
 {
-    return (int)xa_on_fd(fd, &(struct xa){XA_REMOVE, name, NULL, 0, 0});
+    return (int)dc_after(xa_on_fd(fd, &(struct xa){XA_REMOVE, name, NULL, 0, 0}));
 }

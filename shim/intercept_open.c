@@ -129,13 +129,21 @@ static int open_cached(const char *abs, uint32_t inode, uint32_t gen, int flags)
         errno = EACCES;
         return -1;
     }
-    int fd = ft_cached_dup(inode, gen, flags & O_CLOEXEC);
+    int fd = ft_cached_dup(inode, gen, flags & O_CLOEXEC), priv = -1;
+    if (fd < 0) {
+        /* Nothing cached here (a small file keeps no private fd, FT_NO_PRIV): open
+         * the daemon's memfd, one call as the kernel's open; the daemon if refused. */
+        char p[64];
+        snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, ino->mem_fd);
+        fd = sys.open(p, O_RDWR | (flags & O_CLOEXEC));
+        priv = FT_NO_PRIV;
+    }
     if (fd < 0) {
         fp_inode_release(inode, gen);
         return -2;
     }
     atomic_store_explicit(&ino->last_use, sh_lru_ns(), memory_order_relaxed);
-    return adopt(fd, inode, gen, flags, 1);
+    return adopt_priv(fd, inode, gen, flags, 1, priv);
 }
 
 /* A managed path the kernel opens (on disk): a writer's file has its bytes counted. */

@@ -42,6 +42,8 @@
 #include "diskbytes.h"
 #include "rpc.h"
 #include "nsfast.h"
+#include "creds.h"
+#include "dircache.h"
 #include "fp_desc.h"
 #include "fp_size.h"
 #include "intercept_names.h"
@@ -71,6 +73,8 @@ static void child_reset(void)
     ft_after_fork_child();
     rpc_after_fork();
     nsf_after_fork();
+    creds_changed();
+    dc_after_fork();
 }
 
 SH_EXPORT pid_t fork(void)

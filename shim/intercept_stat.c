@@ -83,13 +83,27 @@ static __attribute__((noinline)) int dir_times_shown(uint64_t dev, uint64_t ino,
 }
 
 /* For every stat result the kernel gave: only directories can have an entry. */
+static inline int dir_times_any(void)
+{
+    return atomic_load_explicit(&sh.attached, memory_order_acquire) &&
+           (atomic_load_explicit(&sh.hdr->dirtimes_used, memory_order_relaxed) ||
+            atomic_load_explicit(&sh.hdr->dirtouch_used, memory_order_relaxed));
+}
+
+/* The eviction's times first (they replace the kernel's), then the later of those and
+ * the shims' in-memory changes (struct eph_dirtouch). */
+static int dir_times_of(uint64_t dev, uint64_t ino, int64_t *c, int64_t *m)
+{
+    int r = dir_times_shown(dev, ino, c, m);
+    return nsv_dir_touched(dev, ino, c, m) | r;
+}
+
 static inline void dir_times(int rc, struct stat *st)
 {
-    if (likely(rc != 0 || !S_ISDIR(st->st_mode)) || !atomic_load_explicit(&sh.attached, memory_order_acquire) ||
-        !atomic_load_explicit(&sh.hdr->dirtimes_used, memory_order_relaxed))
+    if (likely(rc != 0 || !S_ISDIR(st->st_mode)) || !dir_times_any())
         return;
     int64_t c = eph_ns(st->st_ctim.tv_sec, st->st_ctim.tv_nsec), m = eph_ns(st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
-    if (dir_times_shown(st->st_dev, st->st_ino, &c, &m)) {
+    if (dir_times_of(st->st_dev, st->st_ino, &c, &m)) {
         st->st_ctim = (struct timespec){c / 1000000000, c % 1000000000};
         st->st_mtim = (struct timespec){m / 1000000000, m % 1000000000};
     }
@@ -98,11 +112,10 @@ static inline void dir_times(int rc, struct stat *st)
 static inline void dir_times_x(int rc, struct statx *x)
 {
     if (likely(rc != 0 || !S_ISDIR(x->stx_mode)) || !(x->stx_mask & STATX_CTIME) || !(x->stx_mask & STATX_MTIME) ||
-        !atomic_load_explicit(&sh.attached, memory_order_acquire) ||
-        !atomic_load_explicit(&sh.hdr->dirtimes_used, memory_order_relaxed))
+        !dir_times_any())
         return;
     int64_t c = eph_ns(x->stx_ctime.tv_sec, x->stx_ctime.tv_nsec), m = eph_ns(x->stx_mtime.tv_sec, x->stx_mtime.tv_nsec);
-    if (dir_times_shown(makedev(x->stx_dev_major, x->stx_dev_minor), x->stx_ino, &c, &m)) {
+    if (dir_times_of(makedev(x->stx_dev_major, x->stx_dev_minor), x->stx_ino, &c, &m)) {
         x->stx_ctime.tv_sec = c / 1000000000;
         x->stx_ctime.tv_nsec = (uint32_t)(c % 1000000000);
         x->stx_mtime.tv_sec = m / 1000000000;

@@ -12,16 +12,18 @@
  *
  * Only the common cases are done here: a new name that is free on disk, in a
  * parent that is a plain directory the caller may write; an unlink of an
- * in-memory file; a rename of an in-memory file onto a free name or onto
- * another in-memory file, within the managed roots.  Everything else (names on
+ * in-memory file; a rename of an in-memory file onto a free name, onto another
+ * in-memory file or onto a disk name that is not a directory, within the
+ * managed roots.  Everything else (names on
  * disk, directories, RENAME_EXCHANGE, a file being moved to disk, a budget
  * the placement guess says is short) returns -2 and goes to the daemon as
  * before, which decides exactly as it always did.
  *
- * The parent directory lives on disk, so its mtime/ctime are moved with one
- * utimensat(UTIME_OMIT, UTIME_NOW), as the daemon did on our behalf (see
- * docs/ARCHITECTURE.md, "What was built": the cheapest correct choice while
- * directories are on disk).
+ * The parent directory lives on disk; its stat comes from the process's
+ * dircache (dircache.c), and the times a change here gives it are recorded in
+ * the region's dirtouch table, which every shim's stat of the directory reads,
+ * rather than written to the disk with a utimensat (docs/ARCHITECTURE.md,
+ * "What is built").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,18 +41,25 @@
 
 #include "nsfast.h"
 #include "sys.h"
+#include "creds.h"
+#include "dircache.h"
 #include "init.h"
 #include "rpc.h"
 #include "fdtable.h"
 #include "fp_desc.h"
 #include "fp_times.h"
 #include "nsview.h"
+#include "dircache.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
 #endif
 
 #define NSF_POOL_FD_MIN 640 /* away from the numbers programs expect (and from fdtable's 512+) */
+/* An unlinked file of at most this capacity, unopened, that we hold no fd of, is
+ * left to the daemon's reclaim tick rather than released now: 64 KiB for at most
+ * 20 ms, against a round trip per unlink. */
+#define NSF_LAZY_RECLAIM (64u << 10)
 
 /* ---- the pool ------------------------------------------------------------ */
 
@@ -64,6 +73,10 @@ static struct nsf_ent nsf_pool[EPH_POOL_MAX];
 static int nsf_npool;
 static int nsf_fresh = 1; /* the next request says we hold nothing from before */
 static int nsf_refused;   /* the daemon lent nothing (table full): do not ask on every create */
+/* Ask for slots without fds and open each memfd through /proc/<daemon>/fd/N when
+ * it becomes a file (EPH_POOL_NOFDS); 0 once such an open was refused (another
+ * user than the daemon's, without CAP_SYS_PTRACE): take fds in the batch. */
+static int nsf_procfd = 1;
 static pthread_mutex_t nsf_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* Under nsf_mu: a batch from the daemon, moved off the low fd numbers. */
@@ -74,13 +87,18 @@ static int nsf_refill(void)
     int fds[EPH_POOL_MAX];
     rpc_req_init(&req, EPH_OP_POOL);
     req.arg = EPH_POOL_MAX;
-    req.flags = nsf_fresh ? EPH_POOL_FRESH : 0;
+    req.flags = (nsf_fresh ? EPH_POOL_FRESH : 0) | (nsf_procfd ? EPH_POOL_NOFDS : 0);
     int n = rpc_call_pool(&req, &pr, fds);
     if (n <= 0) {
         nsf_refused = 1;
         return -1;
     }
     nsf_fresh = 0;
+    if (req.flags & EPH_POOL_NOFDS) {
+        for (int i = 0; i < n && i < EPH_POOL_MAX; i++)
+            nsf_pool[nsf_npool++] = (struct nsf_ent){pr.e[i].inode, pr.e[i].daemon_fd, -1};
+        return nsf_npool ? 0 : -1;
+    }
     for (int i = 0; i < n; i++) {
         int fd = fds[i];
         if (fd < NSF_POOL_FD_MIN) {
@@ -110,7 +128,7 @@ static int nsf_take(struct nsf_ent *e)
         *e = nsf_pool[--nsf_npool];
         /* The program closed or replaced the number: it is not ours any more (the
          * slot stays lent to us, taken back when we exit or ask fresh). */
-        if (ft_is_priv(e->fd, e->inode)) {
+        if (e->fd < 0 || ft_is_priv(e->fd, e->inode)) {
             rc = 0;
             break;
         }
@@ -131,7 +149,7 @@ void nsf_after_fork(void)
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&nsf_mu, &fresh, sizeof fresh);
     for (int i = 0; i < nsf_npool; i++)
-        if (ft_is_priv(nsf_pool[i].fd, nsf_pool[i].inode)) {
+        if (nsf_pool[i].fd >= 0 && ft_is_priv(nsf_pool[i].fd, nsf_pool[i].inode)) {
             ft_mark_priv(nsf_pool[i].fd, UINT32_MAX);
             sys.close(nsf_pool[i].fd);
         }
@@ -200,7 +218,7 @@ struct nsf_ids {
 
 static struct nsf_ids nsf_ids(void)
 {
-    return (struct nsf_ids){geteuid(), getegid()};
+    return (struct nsf_ids){creds_euid(), creds_egid()};
 }
 
 /* May we add or remove (owner file_uid, -1 for a new name) in abs's parent?
@@ -210,7 +228,7 @@ static int nsf_dir_writable(const char *abs, long long file_uid, struct nsf_ids 
     char parent[EPH_PATH_MAX];
     struct stat st;
     nsf_parent(abs, parent);
-    if (sys.stat(parent, &st) < 0 || !S_ISDIR(st.st_mode))
+    if (dc_stat(parent, &st) < 0 || !S_ISDIR(st.st_mode))
         return -2;
     uid_t uid = id.uid;
     if (!nsf_may(&st, uid, id.gid, W_OK | X_OK))
@@ -222,12 +240,72 @@ static int nsf_dir_writable(const char *abs, long long file_uid, struct nsf_ids 
     return 0;
 }
 
-static void nsf_touch_parent(const char *abs)
+/*
+ * Under ns_lock: a name in directory d was added or removed at now.  Recorded
+ * in the region (struct eph_dirtouch), where every shim's stat of the directory
+ * finds it, instead of a utimensat of the disk directory: the disk does not see
+ * the in-memory names either.  0, or -1 when the table is full (the caller then
+ * moves the kernel's times after the unlock, nsf_touch_kernel).
+ */
+static int nsf_touch_dir(const struct stat *d, int64_t now)
+{
+    struct eph_shm_header *h = sh.hdr;
+    uint64_t ino = (uint64_t)d->st_ino, dev = (uint64_t)d->st_dev;
+    if (ino == 0)
+        return -1;
+    uint32_t i0 = nsv_dirtouch_slot(ino);
+    for (uint32_t k = 0; k < EPH_DIRTOUCH; k++) {
+        struct eph_dirtouch *e = &h->dirtouch[(i0 + k) % EPH_DIRTOUCH];
+        uint64_t ei = atomic_load(&e->ino);
+        if (ei != 0 && (ei != ino || atomic_load(&e->dev) != dev))
+            continue;
+        /* Odd while we write; even after, also if a holder died between the two. */
+        uint32_t s = atomic_load(&e->seq) | 1;
+        atomic_store(&e->seq, s);
+        if (ei == 0) {
+            atomic_store(&e->dev, dev);
+            atomic_store(&e->ino, ino);
+        }
+        atomic_store(&e->mtime_ns, now);
+        atomic_store(&e->ctime_ns, now);
+        atomic_store(&e->seq, s + 1);
+        if (ei == 0)
+            atomic_fetch_add(&h->dirtouch_used, 1);
+        return 0;
+    }
+    return -1;
+}
+
+/* The table is full: move the disk directory's own times, as the daemon did. */
+static void nsf_touch_kernel(const char *abs)
 {
     char parent[EPH_PATH_MAX];
     nsf_parent(abs, parent);
     struct timespec ts[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
     sys.utimensat(AT_FDCWD, parent, ts, 0);
+}
+
+void nsf_dir_untouch(uint64_t dev, uint64_t ino)
+{
+    struct eph_shm_header *h = sh.hdr;
+    if (nsf_lock() < 0)
+        return;
+    uint32_t i0 = nsv_dirtouch_slot(ino);
+    for (uint32_t k = 0; k < EPH_DIRTOUCH; k++) {
+        struct eph_dirtouch *e = &h->dirtouch[(i0 + k) % EPH_DIRTOUCH];
+        uint64_t ei = atomic_load(&e->ino);
+        if (ei == 0)
+            break;
+        if (ei != ino || atomic_load(&e->dev) != dev)
+            continue;
+        uint32_t s = atomic_load(&e->seq) | 1;
+        atomic_store(&e->seq, s);
+        atomic_store(&e->mtime_ns, 0);
+        atomic_store(&e->ctime_ns, 0);
+        atomic_store(&e->seq, s + 1);
+        break;
+    }
+    eph_ns_unlock(h);
 }
 
 /*
@@ -289,7 +367,25 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
     if (nsf_take(&e) < 0)
         return -2;
     int cloexec = (flags & O_CLOEXEC) != 0;
-    int kfd = sys.fcntl(e.fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+    int kfd;
+    if (e.fd < 0) {
+        /* The program's fd: a description of its own on the daemon's memfd, at the
+         * number open(2) gives, made by the one call open(2) makes. */
+        char p[64];
+        snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, e.daemon_fd);
+        kfd = sys.open(p, O_RDWR | (cloexec ? O_CLOEXEC : 0));
+        if (kfd < 0 && errno != EMFILE && errno != ENFILE) {
+            /* Not ours to open (another user): batches with fds from now on. */
+            pthread_mutex_lock(&nsf_mu);
+            nsf_procfd = 0;
+            nsf_npool = 0;
+            nsf_fresh = 1;
+            pthread_mutex_unlock(&nsf_mu);
+            return -2;
+        }
+    } else {
+        kfd = sys.fcntl(e.fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+    }
     if (kfd < 0) {
         int err = errno;
         if (err == EBADF) {
@@ -316,8 +412,10 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
          * forked past our fork wrapper shares our pool).  The entry is dropped. */
         eph_ns_unlock(h);
         sys.close(kfd);
-        ft_mark_priv(e.fd, UINT32_MAX);
-        sys.close(e.fd);
+        if (e.fd >= 0) {
+            ft_mark_priv(e.fd, UINT32_MAX);
+            sys.close(e.fd);
+        }
         return -2;
     }
     if (eph_chain_lookup(h, abs) >= 0) {
@@ -366,10 +464,12 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
     atomic_fetch_add(&c->files_created, 1);
     eph_atomic_max(&c->files_in_memory_peak, atomic_fetch_add(&c->files_in_memory, 1) + 1);
     atomic_fetch_add(&h->shim_creates, 1);
+    int full = nsf_touch_dir(&pst, now) < 0;
     eph_ns_unlock(h);
 
-    nsf_touch_parent(abs);
-    *priv = e.fd;
+    if (full)
+        nsf_touch_kernel(abs);
+    *priv = e.fd >= 0 ? e.fd : FT_NO_PRIV;
     *inode_out = e.inode;
     *gen_out = gen;
     return kfd;
@@ -392,9 +492,14 @@ static int nsf_reclaim(uint32_t idx, uint32_t gen)
     if (atomic_load(&in->open_count) != 0)
         return 0;
     atomic_store(&sh.hdr->reclaim_pending, 1);
-    if (atomic_load(&in->capacity) == 0)
+    uint64_t cap = atomic_load(&in->capacity);
+    if (cap == 0)
         return 0;
     int fd = ft_cached_fd(idx, gen);
+    /* A small file we hold no fd of: the daemon frees it within its 20 ms reclaim
+     * tick (or at its next request), and no system call is made here. */
+    if (fd < 0 && cap <= NSF_LAZY_RECLAIM)
+        return 0;
     if (fd < 0)
         return 1;
     eph_lock(&in->lock);
@@ -413,7 +518,8 @@ int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen)
 {
     struct eph_shm_header *h = sh.hdr;
     struct eph_inode *in = &sh.inodes[idx];
-    if (atomic_load(&in->state) != EPH_MEM || nsf_dir_writable(abs, in->uid, nsf_ids(), NULL) < 0)
+    struct stat pst;
+    if (atomic_load(&in->state) != EPH_MEM || nsf_dir_writable(abs, in->uid, nsf_ids(), &pst) < 0)
         return -2;
     if (nsf_lock() < 0) {
         errno = EIO;
@@ -424,16 +530,19 @@ int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen)
         eph_ns_unlock(h);
         return -2;
     }
+    int64_t now = fp_fine_stamp();
     eph_j_begin(h);
     eph_j_add(h, EPH_JOP_REMOVE, idx, 0);
-    eph_j_set64(h, &in->ctime_ns, (uint64_t)fp_fine_stamp());
+    eph_j_set64(h, &in->ctime_ns, (uint64_t)now);
     eph_j_commit(h);
     int release = nsf_reclaim(idx, gen);
     atomic_fetch_add(&h->shim_unlinks, 1);
+    int full = nsf_touch_dir(&pst, now) < 0;
     eph_ns_unlock(h);
     if (release)
         rpc_inode_call(EPH_OP_RELEASE, idx, gen);
-    nsf_touch_parent(abs);
+    if (full)
+        nsf_touch_kernel(abs);
     return 0;
 }
 
@@ -455,7 +564,9 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     if (atomic_load(&si->state) != EPH_MEM || (dmem && (d == s || atomic_load(&di->state) != EPH_MEM)))
         return -2;
     struct nsf_ids id = nsf_ids();
-    if (nsf_dir_writable(a, si->uid, id, NULL) < 0 || nsf_dir_writable(b, dmem ? (long long)di->uid : -1, id, NULL) < 0)
+    struct stat pa_st, pb_st;
+    if (nsf_dir_writable(a, si->uid, id, &pa_st) < 0 ||
+        nsf_dir_writable(b, dmem ? (long long)di->uid : -1, id, &pb_st) < 0)
         return -2;
     if (nsf_lock() < 0) {
         errno = EIO;
@@ -467,10 +578,32 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
         eph_ns_unlock(h);
         return -2;
     }
-    /* A name on disk: the daemon renames over it.  Looked at under the lock, as
-     * a kernel link() onto a managed name is made under it (link_impl): one made
-     * just before our insert would otherwise stay on disk, hidden under ours. */
-    if (!dmem && (sys.lstat(b, &st) == 0 || errno != ENOENT)) {
+    /* A name on disk, looked at under the lock, as a kernel link() onto a managed
+     * name is made under it (link_impl): one made just before our insert would
+     * otherwise stay on disk, hidden under ours.  A directory there goes to the
+     * daemon; anything else is unlinked by the kernel here, still under the lock
+     * and as the caller (so the kernel makes its own checks: the sticky bit, a
+     * read-only mount), and the name then goes to memory in the same section, as
+     * the daemon's op_rename does.  One that vanished meanwhile is simply gone. */
+    int disk_gone = 0;
+    if (!dmem && sys.lstat(b, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            eph_ns_unlock(h);
+            return -2;
+        }
+        if (flags & RENAME_NOREPLACE) {
+            eph_ns_unlock(h);
+            errno = EEXIST;
+            return -1;
+        }
+        if (sys.unlink(b) < 0 && errno != ENOENT) {
+            int e = errno;
+            eph_ns_unlock(h);
+            errno = e;
+            return -1;
+        }
+        disk_gone = 1;
+    } else if (!dmem && errno != ENOENT) {
         eph_ns_unlock(h);
         return -2;
     }
@@ -487,14 +620,16 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     eph_j_commit(h);
     int release = dmem && nsf_reclaim(d, dg);
     atomic_fetch_add(&h->shim_unlinks, 1);
+    int two = pa_st.st_dev != pb_st.st_dev || pa_st.st_ino != pb_st.st_ino;
+    int full_a = nsf_touch_dir(&pa_st, now) < 0, full_b = two && nsf_touch_dir(&pb_st, now) < 0;
     eph_ns_unlock(h);
     if (release)
         rpc_inode_call(EPH_OP_RELEASE, d, dg);
-    char pa[EPH_PATH_MAX], pb[EPH_PATH_MAX];
-    nsf_parent(a, pa);
-    nsf_parent(b, pb);
-    nsf_touch_parent(a);
-    if (strcmp(pa, pb) != 0)
-        nsf_touch_parent(b);
+    if (full_a)
+        nsf_touch_kernel(a);
+    if (full_b)
+        nsf_touch_kernel(b);
+    if (disk_gone)
+        dc_changed(); /* it may have been a symlink on a path the dircache holds */
     return 0;
 }

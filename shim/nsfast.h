@@ -27,7 +27,8 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
  * 0, -1 with errno, or -2: ask the daemon. */
 int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen);
 
-/* Rename in-memory file a to b (free, or another in-memory file), flags 0
+/* Rename in-memory file a to b (free, another in-memory file, or a disk name that
+ * is not a directory, which the kernel unlinks under the lock), flags 0
  * or RENAME_NOREPLACE; the caller made the kernel's checks of both paths.
  * 0, -1 with errno, or -2: ask the daemon. */
 int nsf_rename(const char *a, const char *b, unsigned flags);
@@ -38,5 +39,9 @@ int nsf_hold(void);
 void nsf_unhold(void);
 
 void nsf_after_fork(void);
+
+/* A utimensat of directory (dev, ino) through the shim: the times recorded for
+ * it in the region give way to the ones the program set. */
+void nsf_dir_untouch(uint64_t dev, uint64_t ino);
 
 #endif

@@ -23,6 +23,8 @@
 
 #include "nsview.h"
 #include "sys.h"
+#include "creds.h"
+#include "dircache.h"
 #include "init.h"
 #include "pathnorm.h"
 #include "paths.h"
@@ -62,7 +64,7 @@ int nsv_backoff(unsigned tries)
  */
 int nsv_dir_allows(const char *dir, int amode)
 {
-    if (geteuid() == 0)
+    if (creds_euid() == 0)
         return 1;
     int saved = errno;
     long r = syscall(SYS_faccessat2, AT_FDCWD, dir, amode, AT_EACCESS);
@@ -174,7 +176,7 @@ static int walk_error(const char *abs, int depth)
         int e = 0;
         if (nsv_lookup(buf, &inode, &gen) == 0) {
             e = -ENOTDIR;
-        } else if (sys.stat(buf, &st) < 0) {
+        } else if (dc_stat(buf, &st) < 0) {
             e = -errno;
             /* a symlink on disk that leads to an in-memory file is a file too */
             char tgt[EPH_PATH_MAX];
@@ -222,4 +224,42 @@ void nsv_enoent(int dirfd, const char *path)
         errno = ENOTDIR; /* a trailing slash through a symlink to an in-memory file, too */
     else
         errno = ENOENT;
+}
+
+int nsv_dir_touched(uint64_t dev, uint64_t ino, int64_t *c, int64_t *m)
+{
+    struct eph_shm_header *h = sh.hdr;
+    if (!atomic_load_explicit(&h->dirtouch_used, memory_order_acquire))
+        return 0;
+    uint32_t i0 = nsv_dirtouch_slot(ino);
+    for (uint32_t k = 0; k < EPH_DIRTOUCH; k++) {
+        struct eph_dirtouch *e = &h->dirtouch[(i0 + k) % EPH_DIRTOUCH];
+        uint64_t ei = atomic_load_explicit(&e->ino, memory_order_acquire);
+        if (ei == 0)
+            return 0; /* entries are never removed: the probe ends at the first empty one */
+        if (ei != ino)
+            continue;
+        for (int tries = 0; tries < 1000; tries++) {
+            uint32_t s = atomic_load(&e->seq);
+            if (s & 1)
+                continue; /* a holder of ns_lock between two stores */
+            uint64_t d = atomic_load(&e->dev);
+            int64_t mt = atomic_load(&e->mtime_ns), ct = atomic_load(&e->ctime_ns);
+            if (atomic_load(&e->seq) != s)
+                continue;
+            if (d != dev)
+                break; /* another file system's directory of the same ino: probe on */
+            int moved = 0;
+            if (mt > *m) {
+                *m = mt;
+                moved = 1;
+            }
+            if (ct > *c) {
+                *c = ct;
+                moved = 1;
+            }
+            return moved;
+        }
+    }
+    return 0;
 }

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <stdint.h>
 
+#include "ephemera/shm.h"
+
 struct stat;
 
 /* abs (normalised, managed) in the shared hash: 0 with its slot and gen, -ENOENT, or -EAGAIN. */
@@ -26,6 +28,15 @@ int nsv_stat(const char *abs, struct stat *st);    /* 0, -ENOENT if not in memor
 /* 1 if a proper ancestor of abs is an in-memory file (the kernel would say ENOTDIR). */
 int nsv_ancestor_is_file(const char *abs);
 int nsv_walk_error(const char *abs);
+/* The first slot to probe for directory ino in the region's dirtouch table. */
+static inline uint32_t nsv_dirtouch_slot(uint64_t ino)
+{
+    return (uint32_t)((ino * 0x9E3779B97F4A7C15ull) >> 40) % EPH_DIRTOUCH;
+}
+/* Directory (dev, ino) as the kernel reported it, with its ctime *c and mtime *m:
+ * raise them to the times a shim's in-memory change recorded (struct
+ * eph_dirtouch).  1 if either moved. */
+int nsv_dir_touched(uint64_t dev, uint64_t ino, int64_t *c, int64_t *m);
 /* After a real call on a managed path failed with ENOENT: make it ENOTDIR where tmpfs would. */
 void nsv_enoent(int dirfd, const char *path);
 #define ENOENT_FIX(dirfd, path, call)                                \

@@ -31,7 +31,9 @@
 
 #define MAX_ROOTS 16
 
-static struct { char path[EPH_PATH_MAX]; size_t len; } roots[MAX_ROOTS];
+/* canonical: the kernel's resolution of the root gave exactly this path at start-up (realpath),
+ * so a name directly in it needs no canonicalisation (canon_parent). */
+static struct { char path[EPH_PATH_MAX]; size_t len; int canonical; } roots[MAX_ROOTS];
 static int nroots;
 
 static pthread_mutex_t cwd_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -59,14 +61,30 @@ static void add_root(const char *r, size_t n)
      * every file created through the link would land on disk.
      */
     char canon[PATH_MAX];
-    if (nroots < MAX_ROOTS && REAL(realpath)(given, canon) && strcmp(canon, given) != 0 &&
-        strlen(canon) < sizeof roots[nroots].path) {
+    int me = nroots - 1;
+    if (!REAL(realpath)(given, canon))
+        return;
+    if (strcmp(canon, given) == 0) {
+        roots[me].canonical = 1;
+        return;
+    }
+    if (nroots < MAX_ROOTS && strlen(canon) < sizeof roots[nroots].path) {
         for (int i = 0; i < nroots; i++)
             if (strcmp(roots[i].path, canon) == 0)
                 return;
         strcpy(roots[nroots].path, canon);
+        roots[nroots].canonical = 1;
         roots[nroots++].len = strlen(canon);
     }
+}
+
+/* Is dir (n bytes) exactly a root that was canonical at start-up? */
+static int is_canonical_root(const char *dir, size_t n)
+{
+    for (int i = 0; i < nroots; i++)
+        if (roots[i].canonical && roots[i].len == n && memcmp(roots[i].path, dir, n) == 0)
+            return 1;
+    return 0;
 }
 
 static int under_root(const char *abs)
@@ -298,6 +316,10 @@ static int canon_parent(char abs[EPH_PATH_MAX])
 {
     char *slash = strrchr(abs, '/');
     if (!slash || slash == abs)
+        return 0;
+    /* A name directly in a root: the root was canonical when we started, and a
+     * root is the daemon's, not replaced by a symlink while the instance runs. */
+    if (is_canonical_root(abs, (size_t)(slash - abs)))
         return 0;
     *slash = '\0';
     /* The common case costs two calls, not three: a parent the kernel walks

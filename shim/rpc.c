@@ -16,6 +16,7 @@
 
 #include "rpc.h"
 #include "sys.h"
+#include "creds.h"
 #include "init.h"
 
 static int rpc_fd = -1;
@@ -35,8 +36,8 @@ void rpc_req_init(struct eph_req *req, uint32_t op)
     /* The identity only where the daemon acts with the caller's rights (two
      * syscalls saved on the others: a fork registers its child's ledger). */
     if (op == EPH_OP_CREATE || op == EPH_OP_UNLINK || op == EPH_OP_RENAME || op == EPH_OP_RMDIR) {
-        req->uid = (uint32_t)geteuid();
-        req->gid = (uint32_t)getegid();
+        req->uid = (uint32_t)creds_euid();
+        req->gid = (uint32_t)creds_egid();
     }
 }
 
@@ -247,6 +248,8 @@ int rpc_call_pool(struct eph_req *req, struct eph_pool_resp *resp, int *fds)
         sh_log("rpc pool failed: %s", strerror(-rc));
         return rc;
     }
+    if ((req->flags & EPH_POOL_NOFDS) && n == 0)
+        return (int)resp->r.arg; /* the slots only: the caller opens each memfd itself */
     if ((uint64_t)n != resp->r.arg) {
         for (int i = 0; i < n; i++)
             sys.close(fds[i]);

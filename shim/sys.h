@@ -147,7 +147,16 @@ struct statfs;
     X(flistxattr, ssize_t, (int, char *, size_t), (), SYS_R, NONE)                                               \
     X(removexattr, int, (const char *, const char *), (), SYS_R, NONE)                                           \
     X(lremovexattr, int, (const char *, const char *), (), SYS_R, NONE)                                          \
-    X(fremovexattr, int, (int, const char *), (), SYS_R, NONE)
+    X(fremovexattr, int, (int, const char *), (), SYS_R, NONE)                                                   \
+    X(setuid, int, (uid_t), (), SYS_R, NONE)                                                                     \
+    X(setgid, int, (gid_t), (), SYS_R, NONE)                                                                     \
+    X(seteuid, int, (uid_t), (), SYS_R, NONE)                                                                    \
+    X(setegid, int, (gid_t), (), SYS_R, NONE)                                                                    \
+    X(setreuid, int, (uid_t, uid_t), (), SYS_R, NONE)                                                            \
+    X(setregid, int, (gid_t, gid_t), (), SYS_R, NONE)                                                            \
+    X(setresuid, int, (uid_t, uid_t, uid_t), (), SYS_R, NONE)                                                    \
+    X(setresgid, int, (gid_t, gid_t, gid_t), (), SYS_R, NONE)                                                    \
+    X(unshare, int, (int), (), SYS_R, NONE)
 
 struct sys_table {
     SHIM_SYSCALLS(EPH_SYS_MEMBER)

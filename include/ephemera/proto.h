@@ -101,14 +101,19 @@ enum eph_op {
      * calls on them).  A lent slot stays FREE with lent_to = the caller's pid
      * until the caller names it.  req.flags EPH_POOL_FRESH: the caller holds no
      * entry from before (a new image after exec, a fork child): slots lent
-     * earlier to its pid are taken back first.  The daemon also takes back the
-     * entries of processes that died.
+     * earlier to its pid are taken back first.  EPH_POOL_NOFDS: no fds in the
+     * answer; the caller opens a slot's memfd itself, through
+     * /proc/<daemon>/fd/<daemon_fd>, when it names the slot (one openat, the
+     * call the kernel's create makes, in place of a received fd that had to be
+     * moved above the program's numbers and later closed).  The daemon also
+     * takes back the entries of processes that died.
      */
     EPH_OP_POOL = 11,
 };
 
 #define EPH_POOL_MAX 32
 #define EPH_POOL_FRESH 1u
+#define EPH_POOL_NOFDS 2u
 
 struct eph_pool_entry {
     uint32_t inode;

@@ -191,6 +191,25 @@ struct eph_dfile {
     _Atomic uint64_t size;       /* [DS] its bytes as counted in disk_bytes */
 };
 
+/*
+ * Times of a disk directory that a shim moved by creating, removing or renaming
+ * an in-memory file in it (issue 15: no utimensat per create).  The kernel's own
+ * times of the directory stay where they were; a shim's stat of the directory
+ * shows the later of the kernel's and these, so a later change by the kernel
+ * still shows.  Open addressing by ino; an entry is never removed (a directory
+ * removed and its ino reused starts later than any time recorded for the old
+ * one), only zeroed by a utimensat of the directory through the shim.  Written
+ * under ns_lock; readers use the entry's seqlock.  Full: the shim moves the
+ * kernel's times with utimensat, as before.
+ */
+#define EPH_DIRTOUCH 256
+struct eph_dirtouch {
+    _Atomic uint32_t seq;        /* [S] odd while a holder of ns_lock rewrites the entry */
+    uint32_t pad;
+    _Atomic uint64_t dev, ino;   /* [S] the directory; ino 0 = unused */
+    _Atomic int64_t mtime_ns, ctime_ns; /* [S] the latest change made in memory */
+};
+
 struct eph_shm_header {
     uint64_t magic;              /* EPH_SHM_MAGIC */
     uint32_t version;            /* EPH_SHM_VERSION */
@@ -242,6 +261,13 @@ struct eph_shm_header {
     _Atomic uint32_t dfiles_hwm;    /* [DS] 1 + highest dfiles slot ever claimed (bounds scans) */
     uint32_t dfiles_pad;
     struct eph_dfile dfiles[EPH_DFILES]; /* [DS] */
+    /* Bumped by every change a shim makes, or asks the daemon to make, that may move a directory
+     * or change its mode or owner (rename, rmdir, chmod, chown, xattrs, unlink of a disk name):
+     * the stats of disk directories a shim keeps (shim/dircache.c) hold while it stays. */
+    _Atomic uint64_t dir_gen;       /* [S] */
+    _Atomic uint32_t dirtouch_used; /* [S] entries of dirtouch in use (0: nothing to look up) */
+    uint32_t pad2;
+    struct eph_dirtouch dirtouch[EPH_DIRTOUCH]; /* [S] under ns_lock */
 };
 #define EPH_PLACE_DISK (~0ull)
 

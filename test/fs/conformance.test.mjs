@@ -298,3 +298,54 @@ print('owner reads b/y', as_user(1000, lambda: open('b/y').read()))
 test('a directory another user cannot search hides its in-memory files from that user, as on tmpfs', { timeout: 60_000 }, async (t) => {
   await sameOnTmpfsAndShim(t, 'search', '', py(SEARCH));
 });
+
+// An in-memory file renamed over a name on disk (made by a program without the shim: a regular
+// file, a symlink, a directory, a file in a sticky directory owned by another user): the shim
+// unlinks the disk name itself under the namespace lock, as the caller, so the kernel's own checks
+// decide (the sticky bit's EPERM), and a directory is still refused as the kernel refuses it.
+const RENAME_OVER_DISK = String.raw`
+import errno, os, subprocess, sys
+d = sys.argv[1]
+p = os.path.dirname(d); m = os.stat(p).st_mode
+if not m & 0o001: os.chmod(p, (m & 0o7777) | 0o011)  # user 1002 must reach d, as in the set-id test
+os.chmod(d, 0o777)
+env = {k: v for k, v in os.environ.items() if k != 'LD_PRELOAD'}
+def disk(cmd):  # a shell without the shim: its files go straight to the disk
+    subprocess.run(['/bin/sh', '-c', cmd, 'sh', d], env=env, check=True)
+disk('cd "$1" && echo old > t1 && echo keep > keep && ln -s keep t2 && mkdir t3 && '
+     'mkdir -m 1777 sticky && echo theirs > sticky/t4 && chown 1001 sticky/t4')
+def new(name, text):
+    p = os.path.join(d, name)
+    with open(p, 'w') as f:
+        f.write(text)
+    return p
+for name in ('t1', 't2', 't3', 'sticky/t4'):
+    src = new(name.replace('/', '_') + '.new', 'new ' + name)
+    tgt = os.path.join(d, name)
+    if name == 'sticky/t4':  # another user may not replace 1001's file in a sticky directory
+        pid = os.fork()
+        if pid == 0:
+            os.chmod(src, 0o666)
+            os.setuid(1002)
+            try:
+                os.rename(src, tgt); print(name, 'renamed by 1002')
+            except OSError as e:
+                print(name, 'by 1002:', errno.errorcode[e.errno])
+            os._exit(0)
+        os.waitpid(pid, 0)
+    try:
+        os.rename(src, tgt)
+        print(name, 'renamed:', open(tgt).read(), os.path.islink(tgt), os.path.exists(src))
+    except OSError as e:
+        print(name, errno.errorcode[e.errno], os.path.exists(src))
+print('keep', open(os.path.join(d, 'keep')).read().strip())
+print(sorted(os.listdir(d)), sorted(os.listdir(os.path.join(d, 'sticky'))))
+`;
+
+test('an in-memory file renamed over a disk name (file, symlink, directory, sticky) answers as on tmpfs', { timeout: 60_000 }, async (t) => {
+  if (process.geteuid() !== 0) {
+    t.skip('needs root (chown and setuid of the sticky case)');
+    return;
+  }
+  await sameOnTmpfsAndShim(t, 'rename-over-disk', '', py(RENAME_OVER_DISK));
+});

@@ -50,3 +50,68 @@ test('writes stamp mtime like tmpfs multigrain timestamps: every stat after a wr
   t.diagnostic(`fast_writes=${r.stats.fast_writes} fast_stats=${r.stats.fast_stats}`);
   sc.done();
 });
+
+// A name added, removed or renamed moves its directory's mtime and ctime (issue 15 item 2: the shim
+// records them in the region instead of a utimensat of the disk directory).  Every look at the
+// directory, by path or through a directory fd, must see what tmpfs shows: a newer mtime after
+// each change, ctime with it, both parents of a rename across directories, and a time the program
+// sets with utime standing until the next change.
+const DIR_SCRIPT = `
+import os, sys, time
+d = sys.argv[1]
+def fail(*a):
+    print("FAIL", *a); sys.exit(1)
+sub = os.path.join(d, "sub"); os.mkdir(sub)
+def look(p):
+    st = os.stat(p)
+    fd = os.open(p, os.O_RDONLY | os.O_DIRECTORY)
+    fst = os.fstat(fd); os.close(fd)
+    if (fst.st_mtime_ns, fst.st_ctime_ns) != (st.st_mtime_ns, st.st_ctime_ns):
+        fail("fstat of", p, "shows", fst.st_mtime_ns, fst.st_ctime_ns, "stat", st.st_mtime_ns, st.st_ctime_ns)
+    if st.st_ctime_ns < st.st_mtime_ns: fail(p, "ctime", st.st_ctime_ns, "< mtime", st.st_mtime_ns)
+    return st.st_mtime_ns
+def newer(p, before, what):
+    # strictly newer: each change below follows a sleep past the coarse clock's tick (tmpfs may
+    # otherwise give an unlink the stamp of the change just before it)
+    m = look(p)
+    if m <= before: fail(what, "did not move", p, "mtime:", m, "after", before)
+    return m
+m, ms = look(d), look(sub)
+for i in range(40):  # every change seen by the next look
+    f = os.path.join(d, "f%d" % i)
+    time.sleep(0.005)
+    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644); os.write(fd, b"x" * 100); os.close(fd)
+    m = newer(d, m, "create %d" % i)
+    time.sleep(0.005)
+    os.rename(f, f + ".r")
+    m = newer(d, m, "rename %d" % i)
+    if i % 2:
+        time.sleep(0.005)
+        os.unlink(f + ".r")
+        m = newer(d, m, "unlink %d" % i)
+g = os.path.join(sub, "g")
+time.sleep(0.005)
+fd = os.open(g, os.O_WRONLY | os.O_CREAT, 0o600); os.close(fd)
+ms = newer(sub, ms, "create in sub")
+m0 = look(d)
+time.sleep(0.005)
+os.rename(g, os.path.join(d, "g"))
+m = newer(d, m0, "rename into d"); ms = newer(sub, ms, "rename out of sub")
+past = 1_000_000_000 * 10**9
+os.utime(d, ns=(past, past))
+if look(d) != past: fail("utime of d: mtime", look(d), "not", past)
+os.unlink(os.path.join(d, "g"))
+if newer(d, past, "unlink after utime") < time.time_ns() - 60 * 10**9: fail("unlink after utime: mtime is old")
+print("dir times ok")
+`;
+
+test('a create, rename or unlink in memory moves its directory\'s times as on tmpfs, by path and by fd', { timeout: 60_000 }, async (t) => {
+  requireBuilt(PYTHON);
+  const { shim: r, sc } = await runOnTmpfsAndShim('dirtimes', DIR_SCRIPT);
+  assert.match(r.stdout.toString(), /dir times ok/);
+  // The names lived in memory (the script reads nothing back, so assertServedFromMemory does not apply).
+  assert.ok(r.stats.files_in_memory_peak >= 20 && r.stats.files_on_disk === 0,
+    `dirtimes: the files were not created in memory: ${JSON.stringify(r.stats)}`);
+  t.diagnostic(`fast_writes=${r.stats.fast_writes} fast_stats=${r.stats.fast_stats} files_in_memory_peak=${r.stats.files_in_memory_peak}`);
+  sc.done();
+});

@@ -6,8 +6,9 @@
 // same depth on /dev/shm (the shim's path walks cost calls per component, so a deeper root would
 // cost more), with a budget far above what the loops write (nothing is evicted).
 //
-// Two tests read the same four traces: the target (todo until the namespace moves into the shim)
-// and today's ceiling, so the count cannot creep up meanwhile.
+// Two tests read the same four traces: today's ceiling (the total per cycle), and the target,
+// call by call: nothing the kernel would not make for the same calls on tmpfs, with one exception
+// that the design cannot remove while directories and disk names live on disk (NEW_NAME_LOOK).
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -21,11 +22,12 @@ const WORKLOADS = {
   rename: 'create (O_CREAT|O_EXCL, close), rename, stat, unlink, per file of a set',
 };
 /**
- * Today's calls per cycle under ephemera, measured on main dd05ed5 as root (the shim skips its
- * permission checks for root: another user makes more calls) with a root at /dev/shm/<dir>: 28
- * and 52 (tmpfs: 4 and 5).  The ceiling is that plus one call.
+ * Today's calls per cycle under ephemera, measured on branch sysc as root (the shim skips its
+ * permission checks for root: another user makes more calls) with a root at /dev/shm/<dir>: 4.09
+ * and 4.09 (tmpfs: 4 and 5; on main dd05ed5 they were 28 and 52).  The ceiling is that, rounded
+ * up, plus one call.
  */
-const TODAY = { create: 28, rename: 52 };
+const TODAY = { create: 5, rename: 5 };
 const SLACK = 1;
 /**
  * The target allows amortised work: a call made once per batch of files (the design's pool of 32
@@ -38,6 +40,18 @@ const AMORTISED = 0.1;
  * offset; today's 4 KiB write is already a pwrite64).
  */
 const STANDS_FOR = { 'fcntl:F_DUPFD': 'openat', 'fcntl:F_DUPFD_CLOEXEC': 'openat', pwrite64: 'write', pread64: 'read' };
+/**
+ * The one call above tmpfs's that is left, per new name: an lstat that finds the name free on
+ * disk.  Names on disk are made by the kernel (the program's own disk files, evictions, programs
+ * without the shim), and the region records only in-memory files, so a create, and a rename onto a
+ * name not in memory, must ask the kernel whether something is there before it inserts the name
+ * in memory (the rename asks under the namespace lock, docs/ARCHITECTURE.md).  A create cycle
+ * makes one new name, a rename set two (the created name and the rename's target) where tmpfs's
+ * own stat makes one newfstatat: one newfstatat per cycle above tmpfs in both, which the kernel's
+ * unlink (and rename) that the shim does not make outweigh in the total.  The full design's
+ * EPH_DT_DISK dentries (names found on disk entered in the region) would remove it.
+ */
+const NEW_NAME_LOOK = { newfstatat: 1 };
 
 const sc = scratch('nscount');
 after(() => sc.done());
@@ -138,11 +152,14 @@ test('namespace calls under ephemera stay at or below today\'s count (create+wri
   }
 });
 
-test('namespace calls under ephemera: none that the kernel would not make (issue 15 target)', {
+test('namespace calls under ephemera: none that the kernel would not make but the new name\'s look at the disk (issue 15 target)', {
   timeout: 240_000,
-  todo: `the target of issue 15; on main dd05ed5 (as root, root at /dev/shm/<dir>) a create cycle costs ${TODAY.create} calls under ephemera against 4 on tmpfs (sendmsg/recvmsg 2+2, readlink 2, openat 2, close 4, geteuid 4, getegid 2, getpid 2, fcntl 2, ftruncate, mmap, madvise, munmap, newfstatat, pwrite64) and a rename set ${TODAY.rename} per file against 5`,
 }, async (t) => {
   const ws = await measure();
+  if (process.geteuid() !== 0) {
+    t.skip('measured as root; the shim makes more calls for other users (its permission checks)');
+    return;
+  }
   const problems = [];
   for (const w of Object.keys(WORKLOADS)) {
     const { tmpfs, shim } = ws[w];
@@ -152,7 +169,8 @@ test('namespace calls under ephemera: none that the kernel would not make (issue
       mapped[key] = (mapped[key] ?? 0) + v;
     }
     for (const [k, v] of Object.entries(mapped)) {
-      if (v > (tmpfs[k] ?? 0) + AMORTISED) problems.push(`${w}: ${k} ${v.toFixed(2)} per cycle, tmpfs ${(tmpfs[k] ?? 0).toFixed(2)}`);
+      const allowed = (tmpfs[k] ?? 0) + (NEW_NAME_LOOK[k] ?? 0) + AMORTISED;
+      if (v > allowed) problems.push(`${w}: ${k} ${v.toFixed(2)} per cycle, tmpfs ${(tmpfs[k] ?? 0).toFixed(2)}${NEW_NAME_LOOK[k] ? ` (+${NEW_NAME_LOOK[k]} allowed)` : ''}`);
     }
     if (total(mapped) > total(tmpfs) + AMORTISED) problems.push(`${w}: ${total(mapped).toFixed(2)} calls per cycle in all, tmpfs ${total(tmpfs).toFixed(2)}`);
   }

@@ -1,0 +1,85 @@
+/*
+ * shim/dircache.c - recently seen disk directories (dircache.h).
+ *
+ * A handful of entries, replaced round robin: the common path touches one
+ * directory again and again (a root, a build's object directory, a temporary
+ * directory) and its ancestors.  Only directories are kept: a stat that finds a
+ * file or nothing is the kernel's answer each time.  Guarded by one mutex; the
+ * section is a compare and a copy.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+
+#include "dircache.h"
+#include "init.h"
+#include "sys.h"
+
+#define DC_ENTRIES 16
+#define DC_TTL_NS 1000000000ull /* CLOCK_MONOTONIC_COARSE: a program without the shim is seen within 1 s */
+
+struct dc_entry {
+    size_t len;          /* 0 = unused */
+    uint64_t gen;        /* the region's dir_gen when the stat was made */
+    uint64_t stamp;      /* sh_lru_ns() when the stat was made */
+    struct stat st;
+    char path[EPH_PATH_MAX];
+};
+
+static struct dc_entry dc[DC_ENTRIES];
+static unsigned dc_next;
+static pthread_mutex_t dc_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static inline uint64_t dc_gen(void)
+{
+    return sh.hdr ? atomic_load_explicit(&sh.hdr->dir_gen, memory_order_acquire) : 0;
+}
+
+int dc_stat(const char *dir, struct stat *st)
+{
+    size_t len = strlen(dir);
+    if (!sh.hdr || len >= EPH_PATH_MAX)
+        return sys.stat(dir, st);
+    uint64_t gen = dc_gen(), now = sh_lru_ns();
+    pthread_mutex_lock(&dc_mu);
+    for (int i = 0; i < DC_ENTRIES; i++) {
+        struct dc_entry *e = &dc[i];
+        if (e->len == len && e->gen == gen && now - e->stamp < DC_TTL_NS && memcmp(e->path, dir, len) == 0) {
+            *st = e->st;
+            pthread_mutex_unlock(&dc_mu);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&dc_mu);
+    /* The generation is read before the stat: a change that lands between them
+     * leaves an entry of the old generation, which the next look ignores. */
+    if (sys.stat(dir, st) < 0)
+        return -1;
+    if (!S_ISDIR(st->st_mode))
+        return 0;
+    pthread_mutex_lock(&dc_mu);
+    struct dc_entry *e = &dc[dc_next++ % DC_ENTRIES];
+    e->len = len;
+    e->gen = gen;
+    e->stamp = now;
+    e->st = *st;
+    memcpy(e->path, dir, len + 1);
+    pthread_mutex_unlock(&dc_mu);
+    return 0;
+}
+
+void dc_changed(void)
+{
+    if (sh.hdr)
+        atomic_fetch_add_explicit(&sh.hdr->dir_gen, 1, memory_order_acq_rel);
+}
+
+void dc_after_fork(void)
+{
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    memcpy(&dc_mu, &fresh, sizeof fresh);
+}

@@ -1,0 +1,33 @@
+/*
+ * shim/dircache.h - stats of disk directories, kept in the process (dircache.c).
+ *
+ * A create, unlink or rename in memory needs its parent directory's mode,
+ * owner, device and inode (the permission check, set-gid, st_dev, the parent's
+ * times), and the kernel's walk errors need every ancestor to be a directory.
+ * Asking the kernel each time cost a stat per ancestor per call (issue 15).  A
+ * directory's stat is kept while the region's dir_gen stays (every shim bumps
+ * it when it renames, removes, chmods or chowns something, or asks the daemon
+ * to) and for at most DC_TTL_NS, which bounds how long a change made by a
+ * program without the shim goes unseen.
+ */
+#ifndef SHIM_DIRCACHE_H
+#define SHIM_DIRCACHE_H
+
+#include <sys/stat.h>
+
+/* stat(2) of dir (follows symlinks), from the cache when it is a directory seen
+ * recently: 0, or -1 with errno. */
+int dc_stat(const char *dir, struct stat *st);
+/* Something may have moved a directory or changed its mode or owner. */
+void dc_changed(void);
+/* The result of a kernel call that may have changed a directory, after dc_changed()
+ * (errno is left as the call set it). */
+static inline long dc_after(long r)
+{
+    dc_changed();
+    return r;
+}
+/* In a fork child: the lock may have been held by another thread. */
+void dc_after_fork(void);
+
+#endif
