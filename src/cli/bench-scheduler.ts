@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { EphemeraError } from '../core/errors.js';
 import { writePlot } from '../bench/eval/plot.js';
 import { runTable4 } from '../bench/table4.js';
+import { runTable4Bound } from '../bench/table4-bound.js';
 import { FIG16C_DEFAULTS, fig16cCsv, fig16cPlotSpec, formatFig16c, runFig16c } from '../scheduler/bench.js';
 import { FIG16B_DEFAULTS, formatFig16b, runFig16b } from '../scheduler/bench-fig16b.js';
 import { TABLE4_ARRIVALS, formatTable4Model } from '../scheduler/table4.js';
@@ -31,7 +32,15 @@ export const SCHEDULER_BENCH_USAGE = `  fig16c  scheduling decision time (p50/p9
         (ephemera, most-free), runs alternated; average latency per task kind, per node memory
         requested/allocated/used. Flags: --runs N (default 5), --cpu-seconds N (default 8),
         --io-mib N (default 250), --container-cpus N (the CPU cap of every container in both arms;
-        default the machine's cores / 6, so that the six tasks never contend), --out DIR.`;
+        default the machine's cores / 6, so that the six tasks never contend), --out DIR.
+  table4-bound  the largest improvement any placement could give in Table 4's scenario here: Table
+        4's I/O task in real containers at its 150 MiB limit (spilling), at a loan's 258 MiB and
+        with all its files in memory, in turns, side by side; the ratio and the bound it implies,
+        and the disk under Docker (device, dd with and without page cache / O_DIRECT / fsync).
+        Flags: --runs N (default 5), --containers 150,258,512 (MiB; the first is the spill arm),
+        --concurrent N (I/O tasks at once, default 4 as in Table 4), --io-mib N (default 250),
+        --cpu-seconds N (the CPU task's spin, its latency floor; default 8), --container-cpus N
+        (default cores / 6, as table4), --out DIR.`;
 
 /** \`ephemera bench table4\` */
 export async function table4Main(argv: readonly string[], progress: (line: string) => void): Promise<number> {
@@ -53,6 +62,31 @@ export async function table4Main(argv: readonly string[], progress: (line: strin
   writeFileSync(file, JSON.stringify({ experiment: 'table4', runs: report.runs, summary: report.summary, improvement: report.improvement, loadavg: report.loadavg, containerCpus: report.containerCpus }, null, 2) + '\n');
   process.stdout.write(`${report.table}\nwrote ${file}\n`);
   return report.runs.some((r) => r.failed > 0) ? 1 : 0;
+}
+
+/** \`ephemera bench table4-bound\` */
+export async function table4BoundMain(argv: readonly string[], progress: (line: string) => void): Promise<number> {
+  const context = 'ephemera bench table4-bound';
+  const parsed = parseFlags(argv, { runs: { value: true }, containers: { value: true }, concurrent: { value: true }, 'io-mib': { value: true }, 'cpu-seconds': { value: true }, 'container-cpus': { value: true }, out: { value: true } }, context);
+  const cores = availableParallelism();
+  const containersMiB = countList(flagValue(parsed, 'containers'), [150, 258, 512], 'containers', context);
+  if (containersMiB.some((m) => m < 64)) throw new EphemeraError('EPH_CLI_USAGE', `${context}: --containers takes sizes in MiB of at least 64 (the function runtime needs that much); got ${containersMiB.join(',')}`);
+  const report = await runTable4Bound({
+    cli: [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))],
+    runs: flagPositiveInt(parsed, 'runs', context, 5),
+    containersMiB,
+    concurrent: flagPositiveInt(parsed, 'concurrent', context, 4),
+    ioMiB: flagPositiveInt(parsed, 'io-mib', context, 250),
+    cpuSeconds: flagPositiveInt(parsed, 'cpu-seconds', context, 8),
+    containerCpus: flagCpus(parsed, 'container-cpus', context, cores) ?? Math.floor((cores / TABLE4_ARRIVALS.length) * 100) / 100,
+    progress,
+  });
+  const out = flagValue(parsed, 'out') ?? defaultOut();
+  mkdirSync(out, { recursive: true });
+  const file = join(out, 'table4-bound.json');
+  writeFileSync(file, JSON.stringify({ experiment: 'table4-bound', arms: report.arms, disk: report.disk, ratio: report.ratio, bound: report.bound, neededInMemoryMs: report.neededInMemoryMs, loadavg: report.loadavg }, null, 2) + '\n');
+  process.stdout.write(`${report.table}\nwrote ${file}\n`);
+  return report.arms.some((a) => a.failed > 0) ? 1 : 0;
 }
 
 const defaultOut = (): string => join(BUILD_DIR, '..', 'results', 'scheduler');
