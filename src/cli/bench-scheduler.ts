@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 import { EphemeraError } from '../core/errors.js';
 import { writePlot } from '../bench/eval/plot.js';
+import { formatFig16bAgents, runFig16bAgents, saturation } from '../bench/fig16b-agents.js';
 import { runTable4 } from '../bench/table4.js';
 import { runTable4Bound } from '../bench/table4-bound.js';
 import { FIG16C_DEFAULTS, fig16cCsv, fig16cPlotSpec, formatFig16c, runFig16c } from '../scheduler/bench.js';
@@ -23,9 +24,12 @@ export const SCHEDULER_BENCH_USAGE = `  fig16c  scheduling decision time (p50/p9
         most-free baseline. Flags: --nodes 200,1000,... (default ${FIG16C_DEFAULTS.nodes.join(',')}),
         --requests N (default ${FIG16C_DEFAULTS.requests}), --rounds N (default ${FIG16C_DEFAULTS.rounds}), --out DIR (default
         results/scheduler), --no-plot.
-  fig16b  the same on two model nodes with 200 to 1000 requests arriving evenly within one second
-        (ours and most-free; placed tasks released after --hold-ms, default ${FIG16B_DEFAULTS.holdMs}). Flags:
-        --rates 200,400,... (default ${FIG16B_DEFAULTS.rates.join(',')}), --hold-ms N, --out DIR.
+  fig16b  the same on two nodes with 200 to 1000 requests arriving evenly within one second (ours
+        and most-free; placed tasks released after --hold-ms, default ${FIG16B_DEFAULTS.holdMs}), in two arms side by
+        side: two model nodes, and two real node agents (\`ephemera node\` processes) through the
+        platform's placement path (needs Docker; no container is created). Flags: --rates
+        200,400,... (default ${FIG16B_DEFAULTS.rates.join(',')}), --agent-rates LIST (the real-agent arm's rates, default
+        --rates; go higher to find where it saturates), --no-agents, --hold-ms N, --out DIR.
   table4-model  Table 4's allocation (six tasks on two 1024 MB nodes) through the real scheduler,
         ours vs the most-free baseline, beside the paper's rows. Flags: --out DIR.
   table4  Table 4 on real containers: two \`ephemera up --nodes 2 --node-memory 1024M\` platforms
@@ -127,16 +131,22 @@ export async function fig16cMain(argv: readonly string[], progress: (line: strin
 
 export async function fig16bMain(argv: readonly string[], progress: (line: string) => void): Promise<number> {
   const context = 'ephemera bench fig16b';
-  const parsed = parseFlags(argv, { rates: { value: true }, 'hold-ms': { value: true }, out: { value: true } }, context);
+  const parsed = parseFlags(argv, { rates: { value: true }, 'agent-rates': { value: true }, 'no-agents': { value: false }, 'hold-ms': { value: true }, out: { value: true } }, context);
   const holdMs = flagPositiveInt(parsed, 'hold-ms', context, FIG16B_DEFAULTS.holdMs);
-  const rows = await runFig16b({ rates: countList(flagValue(parsed, 'rates'), FIG16B_DEFAULTS.rates, 'rates', context), holdMs, seed: FIG16B_DEFAULTS.seed, progress });
+  const rates = countList(flagValue(parsed, 'rates'), FIG16B_DEFAULTS.rates, 'rates', context);
+  const agentRates = countList(flagValue(parsed, 'agent-rates'), rates, 'agent-rates', context);
+  const rows = await runFig16b({ rates, holdMs, seed: FIG16B_DEFAULTS.seed, progress });
+  const agentRows = flagSet(parsed, 'no-agents')
+    ? []
+    : await runFig16bAgents({ cli: [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))], rates: agentRates, holdMs, seed: FIG16B_DEFAULTS.seed, progress });
   process.stdout.write(`${formatFig16b(rows, holdMs)}\n`);
+  if (agentRows.length > 0) process.stdout.write(`\n${formatFig16bAgents(agentRows, holdMs)}\n`);
   const out = flagValue(parsed, 'out') ?? defaultOut();
   mkdirSync(out, { recursive: true });
   const file = join(out, 'fig16b.json');
-  writeFileSync(file, JSON.stringify({ experiment: 'fig16b', model_nodes: true, rows }, null, 2) + '\n');
+  writeFileSync(file, JSON.stringify({ experiment: 'fig16b', model_nodes: true, rows, real_agents: { rows: agentRows, ...saturation(agentRows) } }, null, 2) + '\n');
   process.stdout.write(`results: ${file}\n`);
-  return 0;
+  return agentRows.every((r) => r.onAgents === r.placed) ? 0 : 1;
 }
 
 export function table4ModelMain(argv: readonly string[]): number {
