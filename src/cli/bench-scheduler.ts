@@ -46,18 +46,25 @@ export const SCHEDULER_BENCH_USAGE = `  fig16c  scheduling decision time (p50/p9
         --cpu-seconds N (the CPU task's spin, its latency floor; default 8), --container-cpus N
         (default cores / 6, as table4), --out DIR.`;
 
+/** The ephemera CLI as a command line (to start `ephemera up` and `ephemera node` as processes). */
+const selfCli = (): string[] => [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))];
+
+/** `--container-cpus`, by default the cores shared out over Table 4's six tasks, so that the six never contend. */
+function table4Cpus(parsed: ReturnType<typeof parseFlags>, context: string): number {
+  const cores = availableParallelism();
+  return flagCpus(parsed, 'container-cpus', context, cores) ?? Math.floor((cores / TABLE4_ARRIVALS.length) * 100) / 100;
+}
+
 /** \`ephemera bench table4\` */
 export async function table4Main(argv: readonly string[], progress: (line: string) => void): Promise<number> {
   const context = 'ephemera bench table4';
   const parsed = parseFlags(argv, { runs: { value: true }, 'cpu-seconds': { value: true }, 'io-mib': { value: true }, 'container-cpus': { value: true }, out: { value: true } }, context);
-  const cores = availableParallelism();
   const report = await runTable4({
-    cli: [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))],
+    cli: selfCli(),
     runs: flagPositiveInt(parsed, 'runs', context, 5),
     cpuSeconds: flagPositiveInt(parsed, 'cpu-seconds', context, 8),
     ioMiB: flagPositiveInt(parsed, 'io-mib', context, 250),
-    // Default: the cores shared out over the six tasks, so that the six never contend.
-    containerCpus: flagCpus(parsed, 'container-cpus', context, cores) ?? Math.floor((cores / TABLE4_ARRIVALS.length) * 100) / 100,
+    containerCpus: table4Cpus(parsed, context),
     progress,
   });
   const out = flagValue(parsed, 'out') ?? defaultOut();
@@ -72,17 +79,16 @@ export async function table4Main(argv: readonly string[], progress: (line: strin
 export async function table4BoundMain(argv: readonly string[], progress: (line: string) => void): Promise<number> {
   const context = 'ephemera bench table4-bound';
   const parsed = parseFlags(argv, { runs: { value: true }, containers: { value: true }, concurrent: { value: true }, 'io-mib': { value: true }, 'cpu-seconds': { value: true }, 'container-cpus': { value: true }, out: { value: true } }, context);
-  const cores = availableParallelism();
   const containersMiB = countList(flagValue(parsed, 'containers'), [150, 258, 512], 'containers', context);
   if (containersMiB.some((m) => m < 64)) throw new EphemeraError('EPH_CLI_USAGE', `${context}: --containers takes sizes in MiB of at least 64 (the function runtime needs that much); got ${containersMiB.join(',')}`);
   const report = await runTable4Bound({
-    cli: [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))],
+    cli: selfCli(),
     runs: flagPositiveInt(parsed, 'runs', context, 5),
     containersMiB,
     concurrent: flagPositiveInt(parsed, 'concurrent', context, 4),
     ioMiB: flagPositiveInt(parsed, 'io-mib', context, 250),
     cpuSeconds: flagPositiveInt(parsed, 'cpu-seconds', context, 8),
-    containerCpus: flagCpus(parsed, 'container-cpus', context, cores) ?? Math.floor((cores / TABLE4_ARRIVALS.length) * 100) / 100,
+    containerCpus: table4Cpus(parsed, context),
     progress,
   });
   const out = flagValue(parsed, 'out') ?? defaultOut();
@@ -138,7 +144,7 @@ export async function fig16bMain(argv: readonly string[], progress: (line: strin
   const rows = await runFig16b({ rates, holdMs, seed: FIG16B_DEFAULTS.seed, progress });
   const agentRows = flagSet(parsed, 'no-agents')
     ? []
-    : await runFig16bAgents({ cli: [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))], rates: agentRates, holdMs, seed: FIG16B_DEFAULTS.seed, progress });
+    : await runFig16bAgents({ cli: selfCli(), rates: agentRates, holdMs, seed: FIG16B_DEFAULTS.seed, progress });
   process.stdout.write(`${formatFig16b(rows, holdMs)}\n`);
   if (agentRows.length > 0) process.stdout.write(`\n${formatFig16bAgents(agentRows, holdMs)}\n`);
   const out = flagValue(parsed, 'out') ?? defaultOut();
