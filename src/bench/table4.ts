@@ -28,7 +28,8 @@ import { TABLE4_ARRIVALS } from '../scheduler/table4.js';
 const MiB = 1 << 20;
 const POLICIES: readonly SchedulerPolicy[] = ['ephemera', 'most-free'];
 
-const IO_CODE = `
+/** The I/O task: writes a file of `mb` MiB in 1 MiB blocks and reads it back, `passes` times. */
+export const IO_CODE = `
 def main(a):
     block = b"i" * (1 << 20)
     total = 0
@@ -44,6 +45,10 @@ def main(a):
                 total += len(b)
     return {"bytes": total}
 `;
+/** The I/O task's profile (Table 4's baseline rows: T_mem 258 MB against a 150 MB limit). */
+export const IO_PROFILE = { ownPeakBytes: 8 * MiB, filePeakBytes: 250 * MiB } as const;
+/** The I/O task's memory limit, MiB. */
+export const IO_LIMIT_MIB = 150;
 const CPU_CODE = 'import time\ndef main(a):\n    end = time.time() + a.get("s", 8)\n    n = 0\n    while time.time() < end:\n        n += 1\n    return {"spins": n}\n';
 
 export interface Table4Options {
@@ -90,22 +95,22 @@ export interface Table4Report {
   readonly table: string;
 }
 
-interface Stat {
+export interface Stat {
   readonly median: number;
   readonly min: number;
   readonly max: number;
 }
 
-function stat(xs: readonly number[]): Stat {
+export function stat(xs: readonly number[]): Stat {
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   const median = s.length === 0 ? NaN : s.length % 2 === 1 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
   return { median, min: s[0] ?? NaN, max: s.at(-1) ?? NaN };
 }
 
-const mean = (xs: readonly number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
+export const mean = (xs: readonly number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
 
-interface Platform {
+export interface Platform {
   readonly policy: SchedulerPolicy;
   readonly name: string;
   readonly stateDir: string;
@@ -114,7 +119,7 @@ interface Platform {
   readonly auth: string;
 }
 
-async function api(p: Platform, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+export async function api(p: Platform, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${p.url}/api/v1/namespaces/_/${path}`, {
     method,
     headers: { authorization: p.auth, 'content-type': 'application/json' },
@@ -124,15 +129,15 @@ async function api(p: Platform, method: string, path: string, body?: unknown): P
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-function agents(p: Platform): { name: string; client: NodeClient }[] {
-  return [1, 2].map((i) => {
+function agents(p: Platform, nodes = 2): { name: string; client: NodeClient }[] {
+  return Array.from({ length: nodes }, (_x, k) => k + 1).map((i) => {
     const name = `${p.name}-node-${String(i)}`;
     return { name, client: new NodeClient(join(p.stateDir, 'nodes', name, 'node.sock'), { timeoutMs: 10_000 }) };
   });
 }
 
-async function sample(p: Platform): Promise<NodeSample[]> {
-  return Promise.all(agents(p).map(async ({ name, client }) => {
+export async function sample(p: Platform, nodes = 2): Promise<NodeSample[]> {
+  return Promise.all(agents(p, nodes).map(async ({ name, client }) => {
     const [info, containers] = await Promise.all([client.node(), client.listContainers()]);
     return {
       node: name.slice(-6),
@@ -142,6 +147,64 @@ async function sample(p: Platform): Promise<NodeSample[]> {
       tasks: containers.map((c) => c.function.replace(/^.*\/t\d-/, '')).join(','),
     };
   }));
+}
+
+export interface Activation {
+  readonly success: boolean;
+  /** `waitTime + duration`: request to answer. */
+  readonly latencyMs: number;
+  readonly durationMs: number;
+  /** The daemon's peak of file bytes held in memory. */
+  readonly inMemoryMiB: number;
+  /** The memory the container held at the end (its limit plus any loan). */
+  readonly grantedMiB: number;
+}
+
+/** Polls an activation until its record exists, or throws after `deadline` (epoch ms). */
+export async function awaitActivation(p: Platform, id: string, deadline: number, bench: string): Promise<Activation> {
+  for (;;) {
+    const r = await api(p, 'GET', `activations/${id}`);
+    if (r.status === 200) {
+      const rec = r.body as { duration?: number; response?: { success?: boolean }; annotations?: { key: string; value: unknown }[] };
+      const wait = Number(rec.annotations?.find((a) => a.key === 'waitTime')?.value ?? 0);
+      const e = (rec.annotations?.find((a) => a.key === 'ephemera')?.value ?? {}) as Record<string, unknown>;
+      const duration = rec.duration ?? 0;
+      return {
+        success: rec.response?.success === true,
+        latencyMs: wait + duration,
+        durationMs: duration,
+        inMemoryMiB: Number(e.bytes_in_memory_peak ?? NaN) / MiB,
+        grantedMiB: Number(e.grantedBytes ?? NaN) / MiB,
+      };
+    }
+    if (Date.now() > deadline) throw new EphemeraError('EPH_BENCH_FAILED', `${bench}: activation ${id} on ${p.policy} did not finish in time`);
+    await sleep(250);
+  }
+}
+
+/** The containers go after the short keep-alive: waits (up to 120 s) until every node is empty again. */
+export async function awaitEmptyNodes(p: Platform, nodes: number, bench: string): Promise<void> {
+  const emptyBy = Date.now() + 120_000;
+  while ((await sample(p, nodes)).some((n) => n.allocatedMiB > 0)) {
+    if (Date.now() > emptyBy) throw new EphemeraError('EPH_BENCH_FAILED', `${bench}: the nodes of ${p.policy} still hold containers 120 s after the run`);
+    await sleep(500);
+  }
+}
+
+/**
+ * Starts one `ephemera up` (its own state directory and EPHEMERA_HOME under `dir`, 1 s keep-alive,
+ * every container capped at `cpus`), and returns it once its API answers. The caller stops `child`.
+ */
+export async function startPlatform(cli: readonly string[], dir: string, policy: SchedulerPolicy, o: { nodes: number; nodeMemory: string; cpus: number; tag: string }): Promise<Platform> {
+  const name = `${o.tag}-${policy.slice(0, 2)}-${String(process.pid)}`;
+  const stateDir = join(dir, policy);
+  const home = join(dir, `${policy}-home`);
+  const up = await startAnnounced(
+    [...cli, 'up', '--port', '0', '--state-dir', stateDir, '--name', name, '--nodes', String(o.nodes), '--node-memory', o.nodeMemory, '--scheduler', policy, '--keep-alive-ms', '1000', '--container-cpus', String(o.cpus)],
+    /API on (http:\/\/\S+)/, 600_000, { env: { ...process.env, EPHEMERA_HOME: home }, stderr: 'ignore' },
+  );
+  const auth = `Basic ${Buffer.from(readProps(join(home, 'guest.wskprops')).AUTH ?? '').toString('base64')}`;
+  return { policy, name, stateDir, child: up.child, url: up.match[1] ?? '', auth };
 }
 
 async function oneRun(p: Platform, run: number, opts: Table4Options): Promise<Table4Run> {
@@ -161,30 +224,15 @@ async function oneRun(p: Platform, run: number, opts: Table4Options): Promise<Ta
   let failed = 0;
   const deadline = Date.now() + 300_000;
   for (const { kind, id } of ids) {
-    for (;;) {
-      const r = await api(p, 'GET', `activations/${id}`);
-      if (r.status === 200) {
-        const rec = r.body as { duration?: number; response?: { success?: boolean }; annotations?: { key: string; value: unknown }[] };
-        const wait = Number(rec.annotations?.find((a) => a.key === 'waitTime')?.value ?? 0);
-        if (rec.response?.success !== true) failed++;
-        (lat[kind] ?? []).push(wait + (rec.duration ?? 0));
-        if (kind === 'io') {
-          const e = (rec.annotations?.find((a) => a.key === 'ephemera')?.value ?? {}) as Record<string, unknown>;
-          inMemory.push(Number(e.bytes_in_memory_peak ?? NaN) / MiB);
-          granted.push(Number(e.grantedBytes ?? NaN) / MiB);
-        }
-        break;
-      }
-      if (Date.now() > deadline) throw new EphemeraError('EPH_BENCH_FAILED', `table4: activation ${id} on ${p.policy} did not finish within 300 s`);
-      await sleep(250);
+    const a = await awaitActivation(p, id, deadline, 'table4');
+    if (!a.success) failed++;
+    (lat[kind] ?? []).push(a.latencyMs);
+    if (kind === 'io') {
+      inMemory.push(a.inMemoryMiB);
+      granted.push(a.grantedMiB);
     }
   }
-  // The containers go after the short keep-alive: wait until both nodes are empty again.
-  const emptyBy = Date.now() + 120_000;
-  while ((await sample(p)).some((n) => n.allocatedMiB > 0)) {
-    if (Date.now() > emptyBy) throw new EphemeraError('EPH_BENCH_FAILED', `table4: the nodes of ${p.policy} still hold containers 120 s after the run`);
-    await sleep(500);
-  }
+  await awaitEmptyNodes(p, 2, 'table4');
   const io = lat.io ?? [];
   const cpu = lat.cpu ?? [];
   return { policy: p.policy, run, ioMs: mean(io), cpuMs: mean(cpu), allMs: mean([...io, ...cpu]), ioInMemoryMiB: mean(inMemory), ioGrantedMiB: mean(granted), nodes, failed };
@@ -199,16 +247,9 @@ export async function runTable4(opts: Table4Options): Promise<Table4Report> {
   try {
     opts.progress(`bench table4: starting two platforms (2 nodes of 1024M each, every container capped at ${String(opts.containerCpus)} CPUs): ephemera and most-free`);
     const started = await Promise.allSettled(POLICIES.map(async (policy) => {
-      const name = `t4-${policy.slice(0, 2)}-${String(process.pid)}`;
-      const stateDir = join(dir, policy);
-      const home = join(dir, `${policy}-home`);
-      const up = await startAnnounced(
-        [...opts.cli, 'up', '--port', '0', '--state-dir', stateDir, '--name', name, '--nodes', '2', '--node-memory', '1024M', '--scheduler', policy, '--keep-alive-ms', '1000', '--container-cpus', String(opts.containerCpus)],
-        /API on (http:\/\/\S+)/, 600_000, { env: { ...process.env, EPHEMERA_HOME: home }, stderr: 'ignore' },
-      );
-      children.push(up.child);
-      const auth = `Basic ${Buffer.from(readProps(join(home, 'guest.wskprops')).AUTH ?? '').toString('base64')}`;
-      platforms.push({ policy, name, stateDir, child: up.child, url: up.match[1] ?? '', auth });
+      const p = await startPlatform(opts.cli, dir, policy, { nodes: 2, nodeMemory: '1024M', cpus: opts.containerCpus, tag: 't4' });
+      children.push(p.child);
+      platforms.push(p);
     }));
     for (const s of started) if (s.status === 'rejected') throw s.reason;
     for (const p of platforms) {
@@ -216,8 +257,8 @@ export async function runTable4(opts: Table4Options): Promise<Table4Report> {
         const io = kind === 'io';
         const r = await api(p, 'PUT', `actions/t${String(i + 1)}-${kind}?overwrite=true`, {
           exec: { kind: 'python:3', code: io ? IO_CODE : CPU_CODE },
-          limits: { memory: io ? 150 : 300, timeout: 300_000 },
-          annotations: [{ key: 'ephemera.profile', value: io ? { ownPeakBytes: 8 * MiB, filePeakBytes: 250 * MiB } : { ownPeakBytes: 4 * MiB, filePeakBytes: 0 } }],
+          limits: { memory: io ? IO_LIMIT_MIB : 300, timeout: 300_000 },
+          annotations: [{ key: 'ephemera.profile', value: io ? IO_PROFILE : { ownPeakBytes: 4 * MiB, filePeakBytes: 0 } }],
         });
         if (r.status !== 200) throw new EphemeraError('EPH_BENCH_FAILED', `table4: deploying task ${String(i + 1)} answered ${String(r.status)}: ${JSON.stringify(r.body).slice(0, 200)}`);
       }

@@ -16,7 +16,7 @@ import { MOVE_BENCH_DEFAULTS, runMoveBench } from '../node/bench-move.js';
 import { flagPositiveInt, flagSet, flagValue, parseFlags, type ParsedFlags } from './flags.js';
 import { DASHBOARD_BENCH_DEFAULTS } from '../dashboard/bench-defaults.js';
 import { MICRO_USAGE, microBenchMain } from './bench-micro.js';
-import { SCHEDULER_BENCH_USAGE, fig16bMain, fig16cMain, table4Main, table4ModelMain } from './bench-scheduler.js';
+import { SCHEDULER_BENCH_USAGE, fig16bMain, fig16cMain, table4BoundMain, table4Main, table4ModelMain } from './bench-scheduler.js';
 import { BUILD_DIR, buildOutput } from './paths.js';
 import { PLATFORM_DEFAULTS, plotPlatformBench, runPlatformBench } from '../bench/platform.js';
 import { runPlatformDemo } from '../bench/platform-demo.js';
@@ -238,6 +238,7 @@ const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<
   fig16c: (argv) => withProgressLine((line) => fig16cMain(argv, line)),
   'table4-model': (argv) => Promise.resolve(table4ModelMain(argv)),
   table4: (argv) => withProgressLine((line) => table4Main(argv, line)),
+  'table4-bound': (argv) => withProgressLine((line) => table4BoundMain(argv, line)),
   fig14: (argv) => figureMain('fig14', argv),
   fig15: (argv) => figureMain('fig15', argv),
   fig16a: fig16aMain,

@@ -2,8 +2,8 @@
  * The paper's Fig. 16b on model nodes: two nodes, 200 to 1000 requests arriving evenly within one
  * second; the decision time of each (from the request to the reservation). The nodes are in-memory
  * models fed to the real scheduler code, as in Fig. 16c; each placed task is released `holdMs`
- * later, so the nodes fill and drain as with running functions. The run on two real node agents
- * (`ephemera up --nodes 2`) is a separate benchmark.
+ * later, so the nodes fill and drain as with running functions. The arm on two real node agents
+ * (src/bench/fig16b-agents.ts) runs beside this one in `bench fig16b`.
  */
 import type { SchedulerPolicy } from './algorithm.js';
 import { modelCluster, modelRequests, percentile } from './bench.js';
