@@ -143,6 +143,24 @@ int rpc_inode_call(uint32_t op, uint32_t inode, uint32_t gen)
     return resp.status;
 }
 
+int rpc_disk_fd(uint32_t inode, uint32_t gen)
+{
+    struct eph_req req;
+    struct eph_resp resp;
+    int fd;
+    rpc_req_init(&req, EPH_OP_EVICT);
+    req.inode = inode;
+    req.gen = gen;
+    if (rpc_call(&req, &resp, &fd) != 0)
+        return -EIO;
+    if (resp.status < 0 || resp.where != EPH_WHERE_DISK || fd < 0) {
+        if (fd >= 0)
+            sys.close(fd);
+        return resp.status < 0 ? resp.status : -EIO;
+    }
+    return fd;
+}
+
 void rpc_send_fd(struct eph_req *req, int send_fd)
 {
     sh_busy++;
