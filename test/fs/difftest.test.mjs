@@ -204,6 +204,9 @@ const cases = [
   { name: 'users-evicting', mode: 'users', ops: 8000, loose: true, budget: TINY_BUDGET, fixedSeed: 176224884 },
   { name: 'users-beside-w', mode: 'users', ops: 8000, fixedSeed: 138495297 },
   { name: 'users-evicting-beside-w', mode: 'users', ops: 8000, loose: true, budget: TINY_BUDGET, fixedSeed: 774409167 },
+  // uid 1001 read a file it had open after it moved to disk: EIO where tmpfs gives data, because the
+  // shim could not open the daemon's disk fd through /proc as another uid (DIFFTEST_SEED=12345).
+  { name: 'users-evicting-other-uid-reopen', mode: 'users', ops: 8000, loose: true, budget: TINY_BUDGET, fixedSeed: 12352 },
   // sanitised: difftest itself under ASan/UBSan with the shim preloaded, and the ASan daemon
   { name: 'asan-difftest', mode: 'single', ops: 6000, asanDifftest: true },
   { name: 'asan-daemon', mode: 'single', ops: 15000, loose: true, budget: TINY_BUDGET, daemon: DAEMON_ASAN },
