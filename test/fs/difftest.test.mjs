@@ -207,6 +207,9 @@ const cases = [
   // uid 1001 read a file it had open after it moved to disk: EIO where tmpfs gives data, because the
   // shim could not open the daemon's disk fd through /proc as another uid (DIFFTEST_SEED=12345).
   { name: 'users-evicting-other-uid-reopen', mode: 'users', ops: 8000, loose: true, budget: TINY_BUDGET, fixedSeed: 12352 },
+  // uid 1001 renamed a file onto a hard link of itself in a directory it may not write: the kernel
+  // says 0 before any permission check, the shim said EACCES (a seed of the 10 M soak).
+  { name: 'users-evicting-rename-same-file', mode: 'users', ops: 8000, loose: true, budget: TINY_BUDGET, fixedSeed: 880106753 },
   // sanitised: difftest itself under ASan/UBSan with the shim preloaded, and the ASan daemon
   { name: 'asan-difftest', mode: 'single', ops: 6000, asanDifftest: true },
   { name: 'asan-daemon', mode: 'single', ops: 15000, loose: true, budget: TINY_BUDGET, daemon: DAEMON_ASAN },
