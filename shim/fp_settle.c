@@ -27,6 +27,7 @@
 #include "fdtable.h"
 #include "diskbytes.h"
 #include "fp_desc.h"
+#include "rpc.h"
 
 /*
  * Identity across eviction.  A file that moves to disk gets the disk file's
@@ -173,6 +174,14 @@ static int swap_to_disk(int fd, struct eph_inode *ino)
     char p[64];
     snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, ino->disk_fd);
     int nfd = sys.open(p, O_RDWR | O_CLOEXEC);
+    if (nfd < 0 && (errno == EACCES || errno == EPERM)) {
+        /* Another uid than the daemon's: the kernel refuses it the daemon's
+         * fds (ptrace access), but it holds this file open, so the daemon
+         * sends the disk fd over the socket. */
+        nfd = rpc_disk_fd((uint32_t)(ino - sh.inodes), atomic_load(&ino->gen));
+        if (nfd < 0)
+            errno = -nfd;
+    }
     if (nfd < 0) {
         sh_log("cannot open evicted file %s: %s", p, strerror(errno));
         return -EIO;

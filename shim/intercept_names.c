@@ -319,8 +319,10 @@ again:;
             return fail(EINVAL);
         if (strcmp(a, b) != 0 && pn_under(a, b, strlen(b)))
             return fail((flags & RENAME_EXCHANGE) ? EINVAL : ENOTEMPTY);
-        int pe = src_mem && dst_mem && i_src == i ? 0 : rename_may(a, b, src_mem ? (uid_t)sh.inodes[i_src].uid : st.st_uid, src_dir,
-                                                               dst_exists, dst_dir, flags);
+        /* two names of one file (vfs_rename: source == target) succeed before any permission check */
+        int same = src_mem && dst_mem ? i_src == i
+                                      : !src_mem && !dst_mem && dst_exists && st.st_dev == dst.st_dev && st.st_ino == dst.st_ino;
+        int pe = same ? 0 : rename_may(a, b, src_mem ? (uid_t)sh.inodes[i_src].uid : st.st_uid, src_dir, dst_exists, dst_dir, flags);
         if (pe)
             return fail(pe);
         struct eph_resp resp;

@@ -128,19 +128,38 @@ int rpc_call(struct eph_req *req, struct eph_resp *resp, int *fd_out)
     return rpc_call_fd(req, resp, fd_out, -1);
 }
 
-int rpc_inode_call(uint32_t op, uint32_t inode, uint32_t gen)
+static int rpc_inode_ask(uint32_t op, uint32_t inode, uint32_t gen, struct eph_resp *resp, int *fd)
 {
     struct eph_req req;
-    struct eph_resp resp;
-    int fd;
     rpc_req_init(&req, op);
     req.inode = inode;
     req.gen = gen;
-    if (rpc_call(&req, &resp, &fd) != 0)
+    return rpc_call(&req, resp, fd);
+}
+
+int rpc_inode_call(uint32_t op, uint32_t inode, uint32_t gen)
+{
+    struct eph_resp resp;
+    int fd;
+    if (rpc_inode_ask(op, inode, gen, &resp, &fd) != 0)
         return 0;
     if (fd >= 0)
         sys.close(fd);
     return resp.status;
+}
+
+int rpc_disk_fd(uint32_t inode, uint32_t gen)
+{
+    struct eph_resp resp;
+    int fd;
+    if (rpc_inode_ask(EPH_OP_EVICT, inode, gen, &resp, &fd) != 0)
+        return -EIO;
+    if (resp.status < 0 || resp.where != EPH_WHERE_DISK || fd < 0) {
+        if (fd >= 0)
+            sys.close(fd);
+        return resp.status < 0 ? resp.status : -EIO;
+    }
+    return fd;
 }
 
 void rpc_send_fd(struct eph_req *req, int send_fd)

@@ -12,6 +12,13 @@
 int rpc_call(struct eph_req *req, struct eph_resp *resp, int *fd_out);
 /* A request about one inode (RELEASE, EVICT): the daemon's status; 0 if it could not be asked (logged). */
 int rpc_inode_call(uint32_t op, uint32_t inode, uint32_t gen);
+/*
+ * The disk fd of an inode that left memory (EPH_OP_EVICT on a file already on
+ * disk), received over the socket: for a process that may not open the
+ * daemon's fds through /proc/<daemon>/fd (another uid: ptrace access is
+ * refused).  A fresh O_RDWR open file description, or -errno.
+ */
+int rpc_disk_fd(uint32_t inode, uint32_t gen);
 int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int send_fd); /* also sends send_fd */
 void rpc_send_fd(struct eph_req *req, int send_fd); /* a request the daemon does not answer */
 void rpc_after_fork(void);

@@ -75,7 +75,9 @@ enum eph_op {
     /* Move every in-memory file to disk (before exec of a program that cannot load the shim). */
     EPH_OP_MATERIALISE_ALL = 7,
     /* Move one file (req.inode/gen) to disk: before link(2), or when the app wants kernel semantics we lack.
-     * The response carries the disk fd (also when the file was already on disk). */
+     * The response carries the disk fd (also when the file was already on disk): a shim of
+     * another uid than the daemon's, which may not open /proc/<daemon>/fd, gets the disk fd of a
+     * file it has open that way once the file has moved. */
     EPH_OP_EVICT = 8,
     /* Hint: inode req.inode may be freed (nlink==0 and open_count reached 0).  No response needed but one is sent. */
     EPH_OP_RELEASE = 9,
