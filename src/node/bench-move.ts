@@ -86,18 +86,25 @@ function timeCoreDecisions(events: number): number[] {
   return out;
 }
 
-/** Wraps a factory so every `apply` round trip is timed (µs). */
+/**
+ * Wraps a factory so every event's round trip is timed (µs): `apply`, and the variants the agent
+ * prefers when the port has them (`applyWithStanding`, `applyPair`), which would otherwise pass
+ * through the spread untimed.
+ */
 function timedManagers(inner: ManagerFactory, samples: number[]): ManagerFactory {
+  const timed = async <T>(call: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const out = await call();
+    samples.push((performance.now() - t0) * 1000);
+    return out;
+  };
   return async (tenant) => {
     const port = await inner(tenant);
     return {
       ...port,
-      apply: async (event) => {
-        const t0 = performance.now();
-        const moves = await port.apply(event);
-        samples.push((performance.now() - t0) * 1000);
-        return moves;
-      },
+      apply: (event) => timed(() => port.apply(event)),
+      ...(port.applyWithStanding === undefined ? {} : { applyWithStanding: (event: ManagerEvent, at?: number) => timed(() => port.applyWithStanding?.(event, at) ?? Promise.reject(new Error('unreachable'))) }),
+      ...(port.applyPair === undefined ? {} : { applyPair: (first: ManagerEvent, firstAt: number, second: ManagerEvent) => timed(() => port.applyPair?.(first, firstAt, second) ?? Promise.reject(new Error('unreachable'))) }),
     };
   };
 }
@@ -161,6 +168,9 @@ export async function runMoveBench(opts: MoveBenchOptions): Promise<MoveBenchRep
       for (const m of [...lent.moves, ...back.moves]) moves.push(m.durationUs);
     }
     await agent.invocationEnd(donor.id, DONOR);
+    if (ipc.length < 2 * opts.rounds) {
+      throw new EphemeraError('EPH_BENCH_FAILED', `timed ${String(ipc.length)} Manager round trips for ${String(2 * opts.rounds)} events: the agent reached the Manager through a call this bench does not time`);
+    }
     const info = await agent.info();
     const report = {
       decisionCore,
