@@ -35,6 +35,7 @@
 #include "fp_times.h"
 #include "nsview.h"
 #include "nsfast.h"
+#include "nsdir.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -104,6 +105,9 @@ static int unlink_impl(int dirfd, const char *path, int flags)
 {
     char abs[EPH_PATH_MAX];
     int trailing;
+    int d = (flags & AT_REMOVEDIR) ? nsd_rmdir(dirfd, path) : -2;
+    if (d != -2)
+        return d;
     if (!sh_busy && path_resolve(dirfd, path, abs, &trailing) > 0 && !path_is_root(abs) &&
         sh_attach() == 0) {
         uint32_t inode, gen;
@@ -342,6 +346,9 @@ static int exists_in_memory(int dirfd, const char *path)
 
 SH_EXPORT int mkdir(const char *path, mode_t mode)
 {
+    int d = nsd_mkdir(AT_FDCWD, path, mode);
+    if (d != -2)
+        return d;
     if (exists_in_memory(AT_FDCWD, path))
         return fail(EEXIST);
     return ENOENT_FIX(AT_FDCWD, path, REAL(mkdir)(path, mode));
@@ -349,6 +356,9 @@ SH_EXPORT int mkdir(const char *path, mode_t mode)
 
 SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 {
+    int d = nsd_mkdir(dirfd, path, mode);
+    if (d != -2)
+        return d;
     if (exists_in_memory(dirfd, path))
         return fail(EEXIST);
     return ENOENT_FIX(dirfd, path, REAL(mkdirat)(dirfd, path, mode));
@@ -356,6 +366,7 @@ SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 
 SH_EXPORT int symlink(const char *target, const char *path)
 {
+    nsd_symlink(AT_FDCWD, path);
     if (exists_in_memory(AT_FDCWD, path))
         return fail(EEXIST);
     return ENOENT_FIX(AT_FDCWD, path, REAL(symlink)(target, path));
@@ -363,6 +374,7 @@ SH_EXPORT int symlink(const char *target, const char *path)
 
 SH_EXPORT int symlinkat(const char *target, int dirfd, const char *path)
 {
+    nsd_symlink(dirfd, path);
     if (exists_in_memory(dirfd, path))
         return fail(EEXIST);
     return ENOENT_FIX(dirfd, path, REAL(symlinkat)(target, dirfd, path));

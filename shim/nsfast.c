@@ -126,6 +126,27 @@ static void nsf_put_back(const struct nsf_ent *e)
     pthread_mutex_unlock(&nsf_mu);
 }
 
+int nsf_take_slot(uint32_t *inode, int32_t *daemon_fd, int *fd)
+{
+    struct nsf_ent e;
+    if (nsf_take(&e) < 0)
+        return -1;
+    *inode = e.inode;
+    *daemon_fd = e.daemon_fd;
+    *fd = e.fd;
+    return 0;
+}
+
+void nsf_give_slot(uint32_t inode, int32_t daemon_fd, int fd, int back)
+{
+    if (back) {
+        nsf_put_back(&(struct nsf_ent){inode, daemon_fd, fd});
+        return;
+    }
+    ft_mark_priv(fd, UINT32_MAX);
+    sys.close(fd);
+}
+
 void nsf_after_fork(void)
 {
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
@@ -159,17 +180,21 @@ static int nsf_lock(void)
  * (link_impl): every namespace change, the daemon's and the shims', looks at the
  * disk and inserts under ns_lock, so a disk name made while we hold it cannot
  * slip between another's look and its insert.  0, or -1 with errno EIO. */
+SH_TLS int nsf_held;
+
 int nsf_hold(void)
 {
     if (nsf_lock() < 0) {
         errno = EIO;
         return -1;
     }
+    nsf_held = 1;
     return 0;
 }
 
 void nsf_unhold(void)
 {
+    nsf_held = 0;
     eph_ns_unlock(sh.hdr);
 }
 

@@ -8,6 +8,8 @@
 
 #include <sys/types.h>
 
+#include "compiler.h"
+
 /*
  * Create abs (absolute, canonical, managed, not in memory) as a new in-memory
  * file for open(2) with flags and mode (umask applied by the caller); absent:
@@ -32,8 +34,14 @@ int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen);
  * 0, -1 with errno, or -2: ask the daemon. */
 int nsf_rename(const char *a, const char *b, unsigned flags);
 
+/* A pool entry for a directory (nsdir.c): its slot, the daemon's fd number of its
+ * memfd and ours.  -1: none.  Given back with back=1 if unused, else our fd is closed. */
+int nsf_take_slot(uint32_t *inode, int32_t *daemon_fd, int *fd);
+void nsf_give_slot(uint32_t inode, int32_t daemon_fd, int fd, int back);
+
 /* In a fork child: the parent's pool entries are not ours. */
 int nsf_hold(void);
+extern SH_TLS int nsf_held; /* between nsf_hold and nsf_unhold: nobody may ask the daemon */
 
 void nsf_unhold(void);
 

@@ -27,6 +27,7 @@
 #include "pathnorm.h"
 #include "paths.h"
 #include "fp_stat.h"
+#include "nsdir.h"
 
 /*
  * A namespace reader met the daemon inside (or racing) a write section.  Spin
@@ -107,7 +108,7 @@ int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen)
         for (uint32_t steps = 0; idx && idx <= h->ninodes && steps < h->ninodes; steps++) {
             struct eph_inode *ino = &sh.inodes[idx - 1];
             if (ino->hash == hash && strncmp(ino->path, abs, EPH_PATH_MAX) == 0) {
-                found = (int)(idx - 1);
+                found = atomic_load_explicit(&ino->state, memory_order_relaxed) == EPH_MDIR ? -1 : (int)(idx - 1); /* nsdir.c */
                 g = atomic_load_explicit(&ino->gen, memory_order_relaxed);
                 break;
             }
@@ -174,6 +175,8 @@ static int walk_error(const char *abs, int depth)
         int e = 0;
         if (nsv_lookup(buf, &inode, &gen) == 0) {
             e = -ENOTDIR;
+        } else if (nsd_is_dir(buf)) {
+            /* a directory in memory (nsdir.c) */
         } else if (sys.stat(buf, &st) < 0) {
             e = -errno;
             /* a symlink on disk that leads to an in-memory file is a file too */

@@ -1,0 +1,537 @@
+/*
+ * shim/nsdir.c - mkdir, rmdir and stat of directories that live only in the
+ * region, made by the calling process without the daemon or the disk (issue 15).
+ *
+ * A directory made here is an inode of state EPH_MDIR named by its path in
+ * the region's hash, like an in-memory file, under ns_lock with a redo record
+ * (ephemera/nslock.h).  Its slot comes from the pool nsfast.c keeps (the memfd
+ * lent with it is closed: a directory has no bytes).  The counts tmpfs
+ * reports (st_nlink of it and of its parent, st_size) live in the inode.
+ *
+ * Only mkdir, rmdir and stat know these directories.  Every other call that
+ * resolves a path through path_resolve reaches nsd_resolved() first, which
+ * asks the daemon to give each in-memory directory on the path a disk twin
+ * (daemon/dirtwin.c): after that the directory is an ordinary disk directory
+ * and everything the shim and the daemon did before applies unchanged.  So a
+ * directory that is made and removed, or made and only stat'ed, never costs
+ * the disk a call; one that receives a file pays one round trip, once.
+ *
+ * The namespace is keyed by canonical paths.  A symlink under a root could
+ * lead a later walk into an in-memory directory by another name, which the
+ * lexical lookups here would miss; so from the first symlink made under a
+ * root on (or one found there at start), mkdir stays on disk (mdirs_off).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "ephemera/nslock.h"
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+
+#include "nsdir.h"
+#include "compiler.h"
+#include "sys.h"
+#include "init.h"
+#include "rpc.h"
+#include "paths.h"
+#include "pathnorm.h"
+#include "fp_stat.h"
+#include "fp_times.h"
+#include "fdtable.h"
+#include "nsfast.h"
+#include "nsview.h"
+
+#define NSD_BOGO_DIRENT 20 /* tmpfs: st_size of a directory is 20 per entry, 40 empty */
+
+static SH_TLS int nsd_keep; /* set around the resolve of a call answered here */
+
+static inline int nsd_live(void)
+{
+    return atomic_load_explicit(&sh.attached, memory_order_acquire) &&
+           atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed) != 0;
+}
+
+/* abs as an in-memory directory, read under the seqlock: its slot, -1 (not one), or -2 (cannot tell). */
+static int nsd_find(const char *abs, uint32_t *gen)
+{
+    struct eph_shm_header *h = sh.hdr;
+    uint32_t hash = eph_path_hash(abs);
+    for (unsigned tries = 0;; tries++) {
+        uint64_t s1 = atomic_load_explicit(&h->ns_seq, memory_order_acquire);
+        if (s1 & 1) {
+            if (nsv_backoff(tries) < 0)
+                return -2;
+            continue;
+        }
+        int found = -1;
+        uint32_t g = 0, st = EPH_FREE;
+        uint32_t idx = atomic_load_explicit(&sh.buckets[hash & (h->nbuckets - 1)], memory_order_relaxed);
+        for (uint32_t steps = 0; idx && idx <= h->ninodes && steps < h->ninodes; steps++) {
+            struct eph_inode *ino = &sh.inodes[idx - 1];
+            if (ino->hash == hash && strncmp(ino->path, abs, EPH_PATH_MAX) == 0) {
+                found = (int)(idx - 1);
+                g = atomic_load_explicit(&ino->gen, memory_order_relaxed);
+                st = atomic_load_explicit(&ino->state, memory_order_relaxed);
+                break;
+            }
+            idx = ino->next;
+        }
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&h->ns_seq, memory_order_relaxed) != s1) {
+            if (nsv_backoff(tries) < 0)
+                return -2;
+            continue;
+        }
+        if (found < 0 || st != EPH_MDIR)
+            return -1;
+        if (gen)
+            *gen = g;
+        return found;
+    }
+}
+
+static void nsd_twin(const char *abs, uint32_t flags)
+{
+    struct eph_req req;
+    struct eph_resp resp;
+    int fd = -1;
+    rpc_req_init(&req, EPH_OP_DIRTWIN);
+    req.flags = (int32_t)flags;
+    memcpy(req.path, abs, strnlen(abs, EPH_PATH_MAX - 1));
+    req.path[strnlen(abs, EPH_PATH_MAX - 1)] = '\0';
+    int rc = rpc_call(&req, &resp, &fd);
+    if (fd >= 0)
+        sys.close(fd);
+    if (rc < 0 || resp.status < 0)
+        sh_log("disk twin of the in-memory directories on %s failed: %s", abs, strerror(rc < 0 ? -rc : -resp.status));
+}
+
+/* May this call ask for twins: not inside the lock or the shim's own libc calls; attached. */
+static int nsd_may_twin(void)
+{
+    if (nsd_keep || nsf_held || sh_busy || sh.disabled)
+        return 0;
+    if (!atomic_load_explicit(&sh.attached, memory_order_acquire) && sh_attach() < 0)
+        return 0;
+    return atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed) != 0;
+}
+
+void nsd_resolved(const char *abs, const char *p)
+{
+    if (!nsd_may_twin())
+        return;
+    /* "a/.." was folded lexically: the directory it went through is gone from abs. */
+    if (pn_has_dotdot(p)) {
+        nsd_twin("/", EPH_DIRTWIN_ALL);
+        return;
+    }
+    char pre[EPH_PATH_MAX];
+    size_t n = strnlen(abs, sizeof pre - 1);
+    memcpy(pre, abs, n);
+    pre[n] = '\0';
+    for (size_t i = 1; i <= n; i++) {
+        if (i < n && pre[i] != '/')
+            continue;
+        char c = pre[i];
+        pre[i] = '\0';
+        int found = nsd_find(pre, NULL);
+        pre[i] = c;
+        if (found != -1) {
+            nsd_twin(abs, 0);
+            return;
+        }
+    }
+}
+
+void nsd_dotdot(void)
+{
+    if (nsd_may_twin())
+        nsd_twin("/", EPH_DIRTWIN_ALL);
+}
+
+int nsd_is_dir(const char *abs)
+{
+    return nsd_live() && nsd_find(abs, NULL) >= 0;
+}
+
+int nsd_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing)
+{
+    nsd_keep = 1;
+    int r = path_resolve(dirfd, p, out, trailing);
+    nsd_keep = 0;
+    return r;
+}
+
+/* ---- checks ------------------------------------------------------------------ */
+
+/* The last component of p is "." or "..": the kernel's errors (EEXIST, EINVAL, ENOTEMPTY) come from disk. */
+static int nsd_dot_last(const char *p)
+{
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/')
+        n--;
+    size_t s = n;
+    while (s > 0 && p[s - 1] != '/')
+        s--;
+    return (n - s == 1 && p[s] == '.') || (n - s == 2 && p[s] == '.' && p[s + 1] == '.');
+}
+
+/* Mode bits of a directory (owner ouid:ogid) against the caller's effective ids. */
+static int nsd_may(uint32_t mode, uint32_t ouid, uint32_t ogid, uid_t uid, gid_t gid, int want)
+{
+    if (uid == 0)
+        return 1;
+    unsigned bits = uid == ouid ? (mode >> 6) & 7 : (gid == ogid || fp_in_group(ogid)) ? (mode >> 3) & 7 : mode & 7;
+    return (bits & (unsigned)want) == (unsigned)want;
+}
+
+static void nsd_parent(const char *abs, char *out)
+{
+    const char *s = strrchr(abs, '/');
+    size_t n = s && s != abs ? (size_t)(s - abs) : 1;
+    memcpy(out, abs, n);
+    out[n] = '\0';
+}
+
+static void nsd_touch_disk(const char *dir)
+{
+    struct timespec ts[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
+    sys.utimensat(AT_FDCWD, dir, ts, 0);
+}
+
+/* What a directory's parent is: in memory (slot, gen) or on disk (its stat). */
+struct nsd_parent {
+    int idx; /* -1: on disk */
+    uint32_t gen, mode, uid, gid;
+    uint64_t dev, ino;
+};
+
+static void nsd_parent_mem(struct nsd_parent *p, int idx, uint32_t gen)
+{
+    struct eph_inode *in = &sh.inodes[idx];
+    *p = (struct nsd_parent){idx, gen, in->mode, in->uid, in->gid, in->dev, 0};
+}
+
+static void nsd_parent_disk(struct nsd_parent *p, const struct stat *st)
+{
+    *p = (struct nsd_parent){-1, 0, st->st_mode, st->st_uid, st->st_gid, st->st_dev, st->st_ino};
+}
+
+/* Under ns_lock: the parent an operation looked at is still there (in memory: same slot). */
+static int nsd_parent_same(const char *dir, const struct nsd_parent *p)
+{
+    if (p->idx < 0)
+        return eph_chain_lookup(sh.hdr, dir) < 0;
+    struct eph_inode *in = &sh.inodes[p->idx];
+    return eph_chain_lookup(sh.hdr, dir) == p->idx && atomic_load(&in->gen) == p->gen &&
+           atomic_load(&in->state) == EPH_MDIR;
+}
+
+/* Journal the parent's side of adding (+1) or removing (-1) a subdirectory. */
+static void nsd_j_parent(struct eph_shm_header *h, const struct nsd_parent *p, int d, int64_t now)
+{
+    if (p->idx < 0)
+        return;
+    struct eph_inode *in = &sh.inodes[p->idx];
+    eph_j_set32(h, &in->dir_entries, in->dir_entries + (uint32_t)d);
+    eph_j_set32(h, &in->dir_subdirs, in->dir_subdirs + (uint32_t)d);
+    eph_j_set64(h, &in->mtime_ns, (uint64_t)now);
+    eph_j_set64(h, &in->ctime_ns, (uint64_t)now);
+}
+
+/* ---- mkdir ---------------------------------------------------------------------- */
+
+/* The disk parent dir (canonical: no symlink on the way) and its stat; -1: not here. */
+static int nsd_disk_parent(const char *dir, struct stat *st)
+{
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS};
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, dir, &how, sizeof how);
+    if (fd < 0)
+        return -1;
+    if (sys.fstat(fd, st) < 0) {
+        sys.close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int nsd_mkdir(int dirfd, const char *path, mode_t mode)
+{
+    char abs[EPH_PATH_MAX], dir[EPH_PATH_MAX];
+    int trailing;
+    if (sh_busy || !path_maybe_managed(dirfd, path) || pn_has_dotdot(path) || nsd_dot_last(path))
+        return -2;
+    if (nsd_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0 || path_is_root(abs))
+        return -2;
+    struct eph_shm_header *h = sh.hdr;
+    if (atomic_load(&h->mdirs_off))
+        return -2;
+    const char *name = strrchr(abs, '/') + 1;
+    if (!name[0] || strlen(name) > NAME_MAX)
+        return -2;
+    nsd_parent(abs, dir);
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    struct nsd_parent par;
+    uint32_t pg = 0, fi, fg;
+    int pidx = nsd_find(dir, &pg), kfd = -1;
+    if (pidx == -2)
+        return -2;
+    if (pidx >= 0) {
+        nsd_parent_mem(&par, pidx, pg);
+        if (!nsd_may(par.mode, par.uid, par.gid, uid, gid, X_OK))
+            return -2;
+        if (nsd_find(abs, NULL) != -1 || nsv_lookup(abs, &fi, &fg) == 0) {
+            errno = EEXIST;
+            return -1;
+        }
+        if (!nsd_may(par.mode, par.uid, par.gid, uid, gid, W_OK))
+            return -2;
+    } else {
+        struct stat pst;
+        if ((kfd = nsd_disk_parent(dir, &pst)) < 0)
+            return -2;
+        nsd_parent_disk(&par, &pst);
+        if (!nsd_may(par.mode, par.uid, par.gid, uid, gid, W_OK | X_OK) || nsv_lookup(abs, &fi, &fg) == 0) {
+            sys.close(kfd);
+            return -2;
+        }
+    }
+    uint32_t slot;
+    int32_t dfd;
+    int pfd;
+    if (nsf_take_slot(&slot, &dfd, &pfd) < 0) {
+        if (kfd >= 0)
+            sys.close(kfd);
+        return -2;
+    }
+    if (nsf_hold() < 0) {
+        nsf_give_slot(slot, dfd, pfd, 1);
+        if (kfd >= 0)
+            sys.close(kfd);
+        return -1;
+    }
+    struct eph_inode *in = &sh.inodes[slot];
+    struct stat st;
+    int ok = slot < h->ninodes && atomic_load(&in->state) == EPH_FREE && in->mem_fd == dfd;
+    int again = ok && (atomic_load(&h->mdirs_off) || eph_chain_lookup(h, abs) >= 0 || !nsd_parent_same(dir, &par) ||
+                       /* the name free on disk, looked at under the lock as a rename's target is */
+                       (kfd >= 0 && (sys.fstatat(kfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)));
+    if (!ok || again) {
+        nsf_unhold();
+        nsf_give_slot(slot, dfd, pfd, ok); /* not the free slot that was lent: dropped */
+        if (kfd >= 0)
+            sys.close(kfd);
+        return -2;
+    }
+    /* FREE and on no chain: invisible until the record applies. */
+    int64_t now = fp_fine_stamp();
+    uint32_t m = (uint32_t)mode & 01777 & ~sh_umask(), g = gid;
+    if (par.mode & S_ISGID) {
+        g = par.gid;
+        m |= S_ISGID;
+    }
+    atomic_store(&in->gen, atomic_load(&in->gen) + 1);
+    atomic_store(&in->epoch, 0);
+    atomic_store(&in->inflight, 0);
+    atomic_store(&in->lock.word, 0);
+    atomic_store(&in->open_count, 0);
+    atomic_store(&in->nlink, 0);
+    atomic_store(&in->pinned, 0);
+    atomic_store(&in->holes, 0);
+    in->disk_fd = -1;
+    atomic_store(&in->size, 0);
+    atomic_store(&in->capacity, 0);
+    atomic_store(&in->last_use, sh_lru_ns());
+    in->dev = par.dev;
+    in->mode = S_IFDIR | m;
+    in->uid = uid;
+    in->gid = g;
+    in->dir_entries = in->dir_subdirs = 0;
+    in->dir_parent_ino = par.ino;
+    atomic_store(&in->times_seen, 0);
+    atomic_store(&in->atime_ns, now);
+    atomic_store(&in->mtime_ns, now);
+    atomic_store(&in->ctime_ns, now);
+    in->btime_ns = now;
+
+    eph_j_begin(h);
+    memcpy(h->journal.path, abs, strlen(abs) + 1);
+    eph_j_add(h, EPH_JOP_INSERT, slot, 0);
+    eph_j_set32(h, &in->lent_to, 0);
+    eph_j_set32(h, &in->state, EPH_MDIR);
+    eph_j_set32(h, &h->mdirs_live, atomic_load(&h->mdirs_live) + 1);
+    nsd_j_parent(h, &par, 1, now);
+    eph_j_commit(h);
+    atomic_fetch_add(&h->shim_mkdirs, 1);
+    nsf_unhold();
+
+    nsf_give_slot(slot, dfd, pfd, 0); /* a directory has no bytes: our copy of the memfd goes */
+    if (kfd >= 0) {
+        sys.close(kfd);
+        nsd_touch_disk(dir);
+    }
+    return 0;
+}
+
+/* ---- rmdir ----------------------------------------------------------------------- */
+
+int nsd_rmdir(int dirfd, const char *path)
+{
+    char abs[EPH_PATH_MAX], dir[EPH_PATH_MAX];
+    int trailing;
+    if (sh_busy || !path_maybe_managed(dirfd, path) || !nsd_live() || pn_has_dotdot(path) || nsd_dot_last(path))
+        return -2;
+    if (nsd_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
+        return -2;
+    struct eph_shm_header *h = sh.hdr;
+    uint32_t g, pg = 0;
+    int idx = nsd_find(abs, &g);
+    if (idx < 0)
+        return -2;
+    nsd_parent(abs, dir);
+    int pidx = nsd_find(dir, &pg);
+    if (pidx == -2)
+        return -2;
+    struct nsd_parent par;
+    if (pidx >= 0) {
+        nsd_parent_mem(&par, pidx, pg);
+    } else {
+        struct stat pst;
+        if (sys.stat(dir, &pst) < 0)
+            return -2;
+        nsd_parent_disk(&par, &pst);
+    }
+    struct eph_inode *in = &sh.inodes[idx];
+    uid_t uid = geteuid();
+    if (!nsd_may(par.mode, par.uid, par.gid, uid, getegid(), W_OK | X_OK) ||
+        (uid != 0 && (par.mode & S_ISVTX) && uid != in->uid && uid != par.uid))
+        return -2; /* the kernel's EACCES or EPERM, from the twin */
+    if (nsf_hold() < 0)
+        return -1;
+    if (eph_chain_lookup(h, abs) != idx || atomic_load(&in->gen) != g || atomic_load(&in->state) != EPH_MDIR ||
+        !nsd_parent_same(dir, &par)) {
+        nsf_unhold();
+        return -2;
+    }
+    if (in->dir_entries) {
+        nsf_unhold();
+        errno = ENOTEMPTY;
+        return -1;
+    }
+    int64_t now = fp_fine_stamp();
+    uint32_t live = atomic_load(&h->mdirs_live);
+    eph_j_begin(h);
+    eph_j_add(h, EPH_JOP_REMOVE, (uint32_t)idx, 0);
+    eph_j_set32(h, &h->mdirs_live, live ? live - 1 : 0);
+    nsd_j_parent(h, &par, -1, now);
+    eph_j_commit(h);
+    atomic_store(&h->reclaim_pending, 1); /* the daemon frees the slot (unnamed, never opened) */
+    nsf_unhold();
+    if (par.idx < 0)
+        nsd_touch_disk(dir);
+    return 0;
+}
+
+/* ---- stat ------------------------------------------------------------------------ */
+
+int nsd_stat(const char *abs, struct stat *st)
+{
+    if (!nsd_live())
+        return -1;
+    for (int tries = 0; tries < 100; tries++) {
+        uint32_t g;
+        int idx = nsd_find(abs, &g);
+        if (idx < 0)
+            return -1;
+        struct eph_inode *in = &sh.inodes[idx];
+        fp_fill_stat(in, st);
+        uint32_t entries = in->dir_entries, subdirs = in->dir_subdirs;
+        if (atomic_load(&in->gen) != g || atomic_load(&in->state) != EPH_MDIR)
+            continue; /* freed and reused while we copied */
+        st->st_nlink = 2 + subdirs;
+        st->st_size = (off_t)(2 + entries) * NSD_BOGO_DIRENT;
+        st->st_blocks = 0;
+        sh_tc.stats++;
+        sh_count_tick();
+        return 0;
+    }
+    return -1;
+}
+
+int nsd_statx(const char *abs, struct statx *stx)
+{
+    if (!nsd_live())
+        return -1;
+    for (int tries = 0; tries < 100; tries++) {
+        uint32_t g;
+        int idx = nsd_find(abs, &g);
+        if (idx < 0)
+            return -1;
+        struct eph_inode *in = &sh.inodes[idx];
+        fp_fill_statx(in, STATX_BASIC_STATS, stx);
+        uint32_t entries = in->dir_entries, subdirs = in->dir_subdirs;
+        if (atomic_load(&in->gen) != g || atomic_load(&in->state) != EPH_MDIR)
+            continue;
+        stx->stx_nlink = 2 + subdirs;
+        stx->stx_size = (uint64_t)(2 + entries) * NSD_BOGO_DIRENT;
+        stx->stx_blocks = 0;
+        sh_tc.stats++;
+        sh_count_tick();
+        return 0;
+    }
+    return -1;
+}
+
+/* In-memory directories made directly in the disk directory (dev, ino). */
+static uint32_t nsd_children_of(uint64_t dev, uint64_t ino)
+{
+    uint32_t hwm = atomic_load(&sh.hdr->inode_hwm), n = 0;
+    for (uint32_t i = 0; i < hwm && i < sh.hdr->ninodes; i++) {
+        struct eph_inode *in = &sh.inodes[i];
+        if (atomic_load_explicit(&in->state, memory_order_relaxed) == EPH_MDIR && in->dir_parent_ino == ino &&
+            in->dev == dev && atomic_load_explicit(&in->nlink, memory_order_relaxed))
+            n++;
+    }
+    return n;
+}
+
+void nsd_disk_dir(int rc, struct stat *st)
+{
+    if (likely(rc != 0 || !S_ISDIR(st->st_mode)) || !nsd_live())
+        return;
+    st->st_nlink += nsd_children_of(st->st_dev, st->st_ino);
+}
+
+void nsd_disk_dir_x(int rc, struct statx *stx)
+{
+    if (likely(rc != 0 || !S_ISDIR(stx->stx_mode)) || !(stx->stx_mask & STATX_NLINK) || !nsd_live())
+        return;
+    stx->stx_nlink += nsd_children_of(makedev(stx->stx_dev_major, stx->stx_dev_minor), stx->stx_ino);
+}
+
+/* ---- symlinks --------------------------------------------------------------------- */
+
+void nsd_symlink(int dirfd, const char *path)
+{
+    if (sh_busy || sh.disabled || !path_maybe_managed(dirfd, path) || sh_attach() < 0)
+        return;
+    struct eph_shm_header *h = sh.hdr;
+    if (!atomic_load(&h->mdirs_off)) {
+        /* Under the lock, so no mkdir that read the flag before is still to commit. */
+        if (nsf_hold() < 0)
+            return;
+        atomic_store(&h->mdirs_off, 1);
+        nsf_unhold();
+    }
+    if (atomic_load(&h->mdirs_live))
+        nsd_twin("/", EPH_DIRTWIN_ALL | EPH_DIRTWIN_OFF);
+}
