@@ -968,6 +968,8 @@ static void refresh_cwd(void)
 SH_EXPORT int chdir(const char *path)
 {
     int r = REAL(chdir)(path);
+    if (r < 0 && errno == ENOENT && nsd_enoent(AT_FDCWD, path))
+        r = REAL(chdir)(path);
     if (r == 0 && !sh.disabled)
         refresh_cwd();
     return r;

@@ -157,6 +157,19 @@ void nsd_dotdot(void)
         nsd_twin("/", EPH_DIRTWIN_ALL);
 }
 
+int nsd_enoent(int dirfd, const char *path)
+{
+    char abs[EPH_PATH_MAX];
+    int t, e = errno;
+    if (path_bad_ptr(path) || !path_maybe_managed(dirfd, path) || !nsd_may_twin())
+        return 0;
+    uint64_t before = atomic_load(&sh.hdr->dir_twins);
+    path_resolve(dirfd, path, abs, &t); /* makes the twins (nsd_resolved) */
+    int again = atomic_load(&sh.hdr->dir_twins) != before;
+    errno = e;
+    return again;
+}
+
 int nsd_is_dir(const char *abs)
 {
     return nsd_live() && nsd_find(abs, NULL) >= 0;
@@ -280,6 +293,7 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode)
     nsd_parent(abs, dir);
     uid_t uid = geteuid();
     gid_t gid = getegid();
+    uint32_t gone = atomic_load(&h->dirs_gone); /* the parent is looked at before the lock */
     struct nsd_parent par;
     uint32_t pg = 0, fi, fg;
     int pidx = nsd_find(dir, &pg), kfd = -1;
@@ -322,7 +336,8 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode)
     struct eph_inode *in = &sh.inodes[slot];
     struct stat st;
     int ok = slot < h->ninodes && atomic_load(&in->state) == EPH_FREE && in->mem_fd == dfd;
-    int again = ok && (atomic_load(&h->mdirs_off) || eph_chain_lookup(h, abs) >= 0 || !nsd_parent_same(dir, &par) ||
+    int again = ok && (atomic_load(&h->mdirs_off) || atomic_load(&h->dirs_gone) != gone ||
+                       eph_chain_lookup(h, abs) >= 0 || !nsd_parent_same(dir, &par) ||
                        /* the name free on disk, looked at under the lock as a rename's target is */
                        (kfd >= 0 && (sys.fstatat(kfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)));
     if (!ok || again) {
@@ -429,6 +444,7 @@ int nsd_rmdir(int dirfd, const char *path)
     }
     int64_t now = fp_fine_stamp();
     uint32_t live = atomic_load(&h->mdirs_live);
+    atomic_fetch_add(&h->dirs_gone, 1);
     eph_j_begin(h);
     eph_j_add(h, EPH_JOP_REMOVE, (uint32_t)idx, 0);
     eph_j_set32(h, &h->mdirs_live, live ? live - 1 : 0);

@@ -20,6 +20,9 @@
 void nsd_resolved(const char *abs, const char *p);
 /* A path with ".." is about to be walked by the kernel: every in-memory directory gets its twin. */
 void nsd_dotdot(void);
+/* After a kernel call on (dirfd, path) failed with ENOENT: 1 if in-memory directories on the way
+ * got their twins just now (the caller makes the call again), else 0; errno kept. */
+int nsd_enoent(int dirfd, const char *path);
 /* abs is a directory in memory (for the checks that walk a path's ancestors). */
 int nsd_is_dir(const char *abs);
 /* path_resolve for the calls nsdir.c answers itself (no twin is made). */

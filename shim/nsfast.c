@@ -308,6 +308,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
         return -2;
     nsf_parent(abs, parent);
     struct nsf_ids id = nsf_ids();
+    uint32_t gone = atomic_load(&h->dirs_gone); /* the parent is looked at before the lock */
     if (nsv_lookup(parent, &i, &g) == 0 || nsf_dir_writable(abs, -1, id, &pst) < 0)
         return -2;
     struct nsf_ent e;
@@ -345,8 +346,8 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
         sys.close(e.fd);
         return -2;
     }
-    if (eph_chain_lookup(h, abs) >= 0) {
-        /* Someone named it meanwhile: the daemon decides, as for any existing name. */
+    if (eph_chain_lookup(h, abs) >= 0 || atomic_load(&h->dirs_gone) != gone) {
+        /* Someone named it meanwhile, or a directory went (ours?): the daemon decides. */
         eph_ns_unlock(h);
         sys.close(kfd);
         nsf_put_back(&e);
@@ -480,6 +481,7 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     if (atomic_load(&si->state) != EPH_MEM || (dmem && (d == s || atomic_load(&di->state) != EPH_MEM)))
         return -2;
     struct nsf_ids id = nsf_ids();
+    uint32_t gone = atomic_load(&h->dirs_gone); /* the parents are looked at before the lock */
     if (nsf_dir_writable(a, si->uid, id, NULL) < 0 || nsf_dir_writable(b, dmem ? (long long)di->uid : -1, id, NULL) < 0)
         return -2;
     if (nsf_lock() < 0) {
@@ -487,6 +489,7 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
         return -1;
     }
     if (eph_chain_lookup(h, a) != (int)s || atomic_load(&si->gen) != sg || atomic_load(&si->state) != EPH_MEM ||
+        atomic_load(&h->dirs_gone) != gone ||
         eph_chain_lookup(h, b) != (dmem ? (int)d : -1) ||
         (dmem && (atomic_load(&di->gen) != dg || atomic_load(&di->state) != EPH_MEM))) {
         eph_ns_unlock(h);

@@ -28,9 +28,13 @@ int nsv_ancestor_is_file(const char *abs);
 int nsv_walk_error(const char *abs);
 /* After a real call on a managed path failed with ENOENT: make it ENOTDIR where tmpfs would. */
 void nsv_enoent(int dirfd, const char *path);
+/* (An ENOENT may come from an in-memory directory on the way, shim/nsdir.c: then once more, after its twin.) */
+int nsd_enoent(int dirfd, const char *path);
 #define ENOENT_FIX(dirfd, path, call)                                \
     ({                                                               \
         __typeof__(call) r_ = (call);                                \
+        if (r_ < 0 && errno == ENOENT && nsd_enoent(dirfd, path))    \
+            r_ = (call);                                             \
         if (r_ < 0 && errno == ENOENT)                               \
             nsv_enoent(dirfd, path);                                 \
         r_;                                                          \
