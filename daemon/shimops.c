@@ -611,13 +611,15 @@ int shimops_run(struct eph_req *q, struct eph_resp *r, int *fd, pid_t peer, int 
         int rc = dt_settle(q->path);
         if (rc == 0 && q->op == EPH_OP_RENAME)
             rc = dt_settle(q->path2);
-        if (q->op == EPH_OP_RENAME || q->op == EPH_OP_RMDIR)
-            atomic_fetch_add(&D.h->dirs_gone, 1); /* (a rename may move a directory) */
         rc = rc < 0                       ? rc
                  : q->op == EPH_OP_CREATE   ? op_create(q, r, fd)
                  : q->op == EPH_OP_UNLINK ? op_unlink(q)
                  : q->op == EPH_OP_RENAME ? op_rename(q, r)
                                           : op_rmdir(q);
+        /* After the change, before the unlock: a shim that looked at a parent before this bump
+         * sees it moved when it takes the lock (a rename may move a directory). */
+        if (q->op == EPH_OP_RENAME || q->op == EPH_OP_RMDIR)
+            atomic_fetch_add(&D.h->dirs_gone, 1);
         nsl_exit();
         return rc;
     }

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,7 +52,78 @@
 
 #define NSD_BOGO_DIRENT 20 /* tmpfs: st_size of a directory is 20 per entry, 40 empty */
 
+/*
+ * The slots of directories this process made, with our fd of the memfd lent with each: when it
+ * removes one of them itself, the slot goes back to its pool (FREE, lent to it again) instead of
+ * to the daemon, so a mkdir + rmdir loop makes no close, no refill and no memfd in the daemon.
+ * Bounded (the fds stay open); a slot the daemon freed meanwhile (another process removed the
+ * directory, or it got a twin) is noticed by its generation and its fd closed.
+ */
+#define NSD_KEEP 32
+static struct nsd_kept {
+    uint32_t slot, gen;
+    int32_t dfd, lent_to;
+    int fd;
+} nsd_kept[NSD_KEEP];
+static int nsd_nkept;
+static pthread_mutex_t nsd_kept_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int nsd_kept_live(const struct nsd_kept *k)
+{
+    struct eph_inode *in = &sh.inodes[k->slot];
+    return atomic_load(&in->state) == EPH_MDIR && atomic_load(&in->gen) == k->gen && ft_is_priv(k->fd, k->slot);
+}
+
+/* After our mkdir made slot a directory: keep its fd for the rmdir, or close it. */
+static void nsd_keep_slot(struct nsd_kept k)
+{
+    pthread_mutex_lock(&nsd_kept_mu);
+    if (nsd_nkept == NSD_KEEP)
+        for (int i = 0; i < nsd_nkept; i++)
+            if (!nsd_kept_live(&nsd_kept[i])) {
+                nsf_give_slot(nsd_kept[i].slot, nsd_kept[i].dfd, nsd_kept[i].fd, 0);
+                nsd_kept[i--] = nsd_kept[--nsd_nkept];
+            }
+    int kept = nsd_nkept < NSD_KEEP;
+    if (kept)
+        nsd_kept[nsd_nkept++] = k;
+    pthread_mutex_unlock(&nsd_kept_mu);
+    if (!kept)
+        nsf_give_slot(k.slot, k.dfd, k.fd, 0);
+}
+
+/* Take slot (of generation gen) out of the kept ones: 1 with *k, else 0. */
+static int nsd_take_kept(uint32_t slot, uint32_t gen, struct nsd_kept *k)
+{
+    int found = 0;
+    pthread_mutex_lock(&nsd_kept_mu);
+    for (int i = 0; i < nsd_nkept && !found; i++)
+        if (nsd_kept[i].slot == slot && nsd_kept[i].gen == gen) {
+            *k = nsd_kept[i];
+            nsd_kept[i] = nsd_kept[--nsd_nkept];
+            found = 1;
+        }
+    pthread_mutex_unlock(&nsd_kept_mu);
+    return found && ft_is_priv(k->fd, k->slot);
+}
+
+void nsd_after_fork(void)
+{
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    memcpy(&nsd_kept_mu, &fresh, sizeof fresh);
+    for (int i = 0; i < nsd_nkept; i++)
+        if (ft_is_priv(nsd_kept[i].fd, nsd_kept[i].slot))
+            nsf_give_slot(nsd_kept[i].slot, nsd_kept[i].dfd, nsd_kept[i].fd, 0);
+    nsd_nkept = 0;
+}
+
 static SH_TLS int nsd_keep; /* set around the resolve of a call answered here */
+/* The path of the last such call (a stat): its ENOENT from the kernel is the answer, not a
+ * reason for a twin (a name missing in an in-memory directory is missing). */
+static SH_TLS struct {
+    int dirfd;
+    char path[256];
+} nsd_quiet;
 
 static inline int nsd_live(void)
 {
@@ -163,6 +235,10 @@ int nsd_enoent(int dirfd, const char *path)
     int t, e = errno;
     if (path_bad_ptr(path) || !path_maybe_managed(dirfd, path) || !nsd_may_twin())
         return 0;
+    if (nsd_quiet.path[0] && dirfd == nsd_quiet.dirfd && strcmp(path, nsd_quiet.path) == 0) {
+        nsd_quiet.path[0] = '\0';
+        return 0;
+    }
     uint64_t before = atomic_load(&sh.hdr->dir_twins);
     path_resolve(dirfd, path, abs, &t); /* makes the twins (nsd_resolved) */
     int again = atomic_load(&sh.hdr->dir_twins) != before;
@@ -177,6 +253,9 @@ int nsd_is_dir(const char *abs)
 
 int nsd_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing)
 {
+    size_t n = strlen(p);
+    nsd_quiet.dirfd = dirfd;
+    memcpy(nsd_quiet.path, p, n < sizeof nsd_quiet.path ? n + 1 : 1);
     nsd_keep = 1;
     int r = path_resolve(dirfd, p, out, trailing);
     nsd_keep = 0;
@@ -314,9 +393,12 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode)
         if ((kfd = nsd_disk_parent(dir, &pst)) < 0)
             return -2;
         nsd_parent_disk(&par, &pst);
-        if (!nsd_may(par.mode, par.uid, par.gid, uid, gid, W_OK | X_OK) || nsv_lookup(abs, &fi, &fg) == 0) {
+        int x = nsd_may(par.mode, par.uid, par.gid, uid, gid, X_OK), there = x && nsd_find(abs, NULL) != -1;
+        if (!x || there || !nsd_may(par.mode, par.uid, par.gid, uid, gid, W_OK) || nsv_lookup(abs, &fi, &fg) == 0) {
             sys.close(kfd);
-            return -2;
+            if (there)
+                errno = EEXIST; /* a directory in memory: the kernel's lookup finds it before the write check */
+            return there ? -1 : -2;
         }
     }
     uint32_t slot;
@@ -377,6 +459,7 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode)
     atomic_store(&in->mtime_ns, now);
     atomic_store(&in->ctime_ns, now);
     in->btime_ns = now;
+    int32_t lent_to = atomic_load(&in->lent_to); /* our pid: the slot was lent to us */
 
     eph_j_begin(h);
     memcpy(h->journal.path, abs, strlen(abs) + 1);
@@ -389,7 +472,7 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode)
     atomic_fetch_add(&h->shim_mkdirs, 1);
     nsf_unhold();
 
-    nsf_give_slot(slot, dfd, pfd, 0); /* a directory has no bytes: our copy of the memfd goes */
+    nsd_keep_slot((struct nsd_kept){slot, atomic_load(&in->gen), dfd, lent_to, pfd});
     if (kfd >= 0) {
         sys.close(kfd);
         nsd_touch_disk(dir);
@@ -403,7 +486,13 @@ int nsd_rmdir(int dirfd, const char *path)
 {
     char abs[EPH_PATH_MAX], dir[EPH_PATH_MAX];
     int trailing;
-    if (sh_busy || !path_maybe_managed(dirfd, path) || !nsd_live() || pn_has_dotdot(path) || nsd_dot_last(path))
+    if (sh_busy || !path_maybe_managed(dirfd, path))
+        return -2;
+    /* "x/." and "x/..": the kernel's EINVAL or ENOTEMPTY once it has walked to x (the lexical
+     * path is x itself, which must not be removed) */
+    if (nsd_dot_last(path))
+        return ENOENT_FIX(dirfd, path, sys.unlinkat(dirfd, path, AT_REMOVEDIR));
+    if (!nsd_live() || pn_has_dotdot(path))
         return -2;
     if (nsd_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
         return -2;
@@ -417,8 +506,11 @@ int nsd_rmdir(int dirfd, const char *path)
     if (pidx == -2)
         return -2;
     struct nsd_parent par;
+    uid_t uid = geteuid();
     if (pidx >= 0) {
         nsd_parent_mem(&par, pidx, pg);
+    } else if (uid == 0) {
+        par = (struct nsd_parent){.idx = -1}; /* root may remove it whatever the parent's mode */
     } else {
         struct stat pst;
         if (sys.stat(dir, &pst) < 0)
@@ -426,9 +518,8 @@ int nsd_rmdir(int dirfd, const char *path)
         nsd_parent_disk(&par, &pst);
     }
     struct eph_inode *in = &sh.inodes[idx];
-    uid_t uid = geteuid();
-    if (!nsd_may(par.mode, par.uid, par.gid, uid, getegid(), W_OK | X_OK) ||
-        (uid != 0 && (par.mode & S_ISVTX) && uid != in->uid && uid != par.uid))
+    if (uid != 0 && (!nsd_may(par.mode, par.uid, par.gid, uid, getegid(), W_OK | X_OK) ||
+                     ((par.mode & S_ISVTX) && uid != in->uid && uid != par.uid)))
         return -2; /* the kernel's EACCES or EPERM, from the twin */
     if (nsf_hold() < 0)
         return -1;
@@ -444,14 +535,23 @@ int nsd_rmdir(int dirfd, const char *path)
     }
     int64_t now = fp_fine_stamp();
     uint32_t live = atomic_load(&h->mdirs_live);
-    atomic_fetch_add(&h->dirs_gone, 1);
+    struct nsd_kept k;
+    int ours = nsd_take_kept((uint32_t)idx, g, &k);
     eph_j_begin(h);
     eph_j_add(h, EPH_JOP_REMOVE, (uint32_t)idx, 0);
     eph_j_set32(h, &h->mdirs_live, live ? live - 1 : 0);
     nsd_j_parent(h, &par, -1, now);
+    if (ours) { /* back to our pool: FREE and lent to us, as the daemon lent it */
+        eph_j_set32(h, &in->state, EPH_FREE);
+        eph_j_set32(h, &in->lent_to, (uint32_t)k.lent_to);
+    }
     eph_j_commit(h);
-    atomic_store(&h->reclaim_pending, 1); /* the daemon frees the slot (unnamed, never opened) */
+    atomic_fetch_add(&h->dirs_gone, 1); /* after the removal (shm.h) */
+    if (!ours)
+        atomic_store(&h->reclaim_pending, 1); /* the daemon frees the slot (unnamed, never opened) */
     nsf_unhold();
+    if (ours)
+        nsf_give_slot(k.slot, k.dfd, k.fd, 1);
     if (par.idx < 0)
         nsd_touch_disk(dir);
     return 0;

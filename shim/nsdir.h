@@ -41,6 +41,9 @@ int nsd_statx(const char *abs, struct statx *stx);
 void nsd_disk_dir(int rc, struct stat *st);
 void nsd_disk_dir_x(int rc, struct statx *stx);
 
+/* In a fork child (nsf_after_fork): the slots kept for reuse are the parent's. */
+void nsd_after_fork(void);
+
 /* Before a symlink is made under a root (dirfd, path): directories stay on
  * disk from now on, and those in memory get their twins. */
 void nsd_symlink(int dirfd, const char *path);

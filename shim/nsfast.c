@@ -45,6 +45,7 @@
 #include "fp_desc.h"
 #include "fp_times.h"
 #include "nsview.h"
+#include "nsdir.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -159,6 +160,7 @@ void nsf_after_fork(void)
     nsf_npool = 0;
     nsf_fresh = 1;
     nsf_refused = 0;
+    nsd_after_fork(); /* the directories' slots kept for reuse (nsdir.c) are the parent's too */
 }
 
 /* ---- the lock ------------------------------------------------------------- */

@@ -217,7 +217,7 @@ void nsv_enoent(int dirfd, const char *path)
             return;
         }
     }
-    if (path_resolve(dirfd, path, abs, &t) <= 0)
+    if (nsd_resolve(dirfd, path, abs, &t) <= 0) /* (its errno only: no disk twin for it) */
         return;
     uint32_t inode, gen;
     if (nsv_ancestor_is_file(abs) ||

@@ -227,9 +227,9 @@ struct eph_shm_header {
                                      * through a symlink must never miss an in-memory directory */
     _Atomic uint64_t shim_mkdirs;   /* [S] directories made (and removed) in memory */
     _Atomic uint64_t dir_twins;     /* [D] in-memory directories given a disk twin */
-    _Atomic uint32_t dirs_gone;     /* [DS] bumped under ns_lock before any directory is removed or
-                                     * renamed: a change that checked its parent before it took the
-                                     * lock checks again (or asks the daemon) if this moved */
+    _Atomic uint32_t dirs_gone;     /* [DS] bumped under ns_lock after any directory was removed or
+                                     * renamed: a change that read it, then saw its parent, then
+                                     * took the lock, asks the daemon instead if it moved */
 };
 #define EPH_PLACE_DISK (~0ull)
 
