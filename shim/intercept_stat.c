@@ -38,7 +38,7 @@ static int stat_managed(int dirfd, const char *path, struct stat *st, int flags,
     int trailing;
     /* An unwritable st: the kernel finds the file first, then fails to copy out (EFAULT). */
     struct stat tmp, *dst = path_bad_ptr(st) ? &tmp : st;
-    if (sh_busy || nsd_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
+    if (sh_busy || nsd_resolve_stat(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
         return 0;
     int dir = nsd_stat(abs, dst) == 0; /* a directory in memory */
     if (!dir && nsv_stat(abs, dst) < 0 && (path_canon(abs, follow || trailing) <= 0 || nsv_stat(abs, dst) < 0))
@@ -216,7 +216,7 @@ SH_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struc
     char abs[EPH_PATH_MAX];
     int trailing;
     uint32_t inode, gen;
-    if (sh_busy || nsd_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
+    if (sh_busy || nsd_resolve_stat(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
         goto real;
     if (nsd_statx(abs, stx) == 0)
         return 0;

@@ -118,10 +118,11 @@ void nsd_after_fork(void)
 }
 
 static SH_TLS int nsd_keep; /* set around the resolve of a call answered here */
-/* The path of the last such call (a stat): its ENOENT from the kernel is the answer, not a
- * reason for a twin (a name missing in an in-memory directory is missing). */
+/* The path of a stat that found no directory in memory and goes to the kernel: its ENOENT there is
+ * the answer, not a reason for a twin (a name missing in an in-memory directory is missing).
+ * Armed by nsd_stat's miss, consumed by the ENOENT, disarmed by any other resolve. */
 static SH_TLS struct {
-    int dirfd;
+    int dirfd, armed;
     char path[256];
 } nsd_quiet;
 
@@ -198,6 +199,8 @@ static int nsd_may_twin(void)
 
 void nsd_resolved(const char *abs, const char *p)
 {
+    if (!nsd_keep)
+        nsd_quiet.armed = 0;
     if (!nsd_may_twin())
         return;
     /* "a/.." was folded lexically: the directory it went through is gone from abs. */
@@ -235,8 +238,8 @@ int nsd_enoent(int dirfd, const char *path)
     int t, e = errno;
     if (path_bad_ptr(path) || !path_maybe_managed(dirfd, path) || !nsd_may_twin())
         return 0;
-    if (nsd_quiet.path[0] && dirfd == nsd_quiet.dirfd && strcmp(path, nsd_quiet.path) == 0) {
-        nsd_quiet.path[0] = '\0';
+    if (nsd_quiet.armed && dirfd == nsd_quiet.dirfd && strcmp(path, nsd_quiet.path) == 0) {
+        nsd_quiet.armed = 0;
         return 0;
     }
     uint64_t before = atomic_load(&sh.hdr->dir_twins);
@@ -251,11 +254,17 @@ int nsd_is_dir(const char *abs)
     return nsd_live() && nsd_find(abs, NULL) >= 0;
 }
 
-int nsd_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing)
+int nsd_resolve_stat(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing)
 {
     size_t n = strlen(p);
     nsd_quiet.dirfd = dirfd;
     memcpy(nsd_quiet.path, p, n < sizeof nsd_quiet.path ? n + 1 : 1);
+    return nsd_resolve(dirfd, p, out, trailing);
+}
+
+int nsd_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing)
+{
+    nsd_quiet.armed = 0;
     nsd_keep = 1;
     int r = path_resolve(dirfd, p, out, trailing);
     nsd_keep = 0;
@@ -561,6 +570,7 @@ int nsd_rmdir(int dirfd, const char *path)
 
 int nsd_stat(const char *abs, struct stat *st)
 {
+    nsd_quiet.armed = 1;
     if (!nsd_live())
         return -1;
     for (int tries = 0; tries < 100; tries++) {
@@ -568,6 +578,7 @@ int nsd_stat(const char *abs, struct stat *st)
         int idx = nsd_find(abs, &g);
         if (idx < 0)
             return -1;
+        nsd_quiet.armed = 0;
         struct eph_inode *in = &sh.inodes[idx];
         fp_fill_stat(in, st);
         uint32_t entries = in->dir_entries, subdirs = in->dir_subdirs;
@@ -585,6 +596,7 @@ int nsd_stat(const char *abs, struct stat *st)
 
 int nsd_statx(const char *abs, struct statx *stx)
 {
+    nsd_quiet.armed = 1;
     if (!nsd_live())
         return -1;
     for (int tries = 0; tries < 100; tries++) {
@@ -592,6 +604,7 @@ int nsd_statx(const char *abs, struct statx *stx)
         int idx = nsd_find(abs, &g);
         if (idx < 0)
             return -1;
+        nsd_quiet.armed = 0;
         struct eph_inode *in = &sh.inodes[idx];
         fp_fill_statx(in, STATX_BASIC_STATS, stx);
         uint32_t entries = in->dir_entries, subdirs = in->dir_subdirs;

@@ -27,6 +27,9 @@ int nsd_enoent(int dirfd, const char *path);
 int nsd_is_dir(const char *abs);
 /* path_resolve for the calls nsdir.c answers itself (no twin is made). */
 int nsd_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing);
+/* The same for the stat family: when nsd_stat then finds no directory, the kernel's ENOENT for
+ * this very path makes no twin either (nsd_enoent). */
+int nsd_resolve_stat(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing);
 
 /* mkdir(at) and rmdir / unlinkat(AT_REMOVEDIR): 0, -1 with errno, or -2: not
  * a case done here (the caller goes on as before, which makes any twin it needs). */
