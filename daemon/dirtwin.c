@@ -43,6 +43,13 @@ static int dt_twin(uint32_t idx)
     slash[slash == parent ? 1 : 0] = '\0';
     struct stat before, st;
     int have_before = stat(parent, &before) == 0;
+    if (have_before) { /* the times the program sees, which a shim's mkdir or rmdir may have moved */
+        int64_t c = eph_ns(before.st_ctim.tv_sec, before.st_ctim.tv_nsec), m = eph_ns(before.st_mtim.tv_sec, before.st_mtim.tv_nsec);
+        if (eph_mdir_times_shown(D.h, before.st_dev, before.st_ino, &c, &m)) {
+            before.st_ctim = (struct timespec){c / 1000000000, c % 1000000000};
+            before.st_mtim = (struct timespec){m / 1000000000, m % 1000000000};
+        }
+    }
     if (mkdir(path, 0700) < 0 && errno != EEXIST) {
         int e = errno;
         log_msg(LOG_ERR, "disk twin of in-memory directory %s: mkdir: %s", path, strerror(e));

@@ -313,17 +313,48 @@ struct nsd_parent {
     int idx; /* -1: on disk */
     uint32_t gen, mode, uid, gid;
     uint64_t dev, ino;
+    int64_t kc, km; /* on disk: the kernel's ctime and mtime */
 };
 
 static void nsd_parent_mem(struct nsd_parent *p, int idx, uint32_t gen)
 {
     struct eph_inode *in = &sh.inodes[idx];
-    *p = (struct nsd_parent){idx, gen, in->mode, in->uid, in->gid, in->dev, 0};
+    *p = (struct nsd_parent){idx, gen, in->mode, in->uid, in->gid, in->dev, 0, 0, 0};
 }
 
 static void nsd_parent_disk(struct nsd_parent *p, const struct stat *st)
 {
-    *p = (struct nsd_parent){-1, 0, st->st_mode, st->st_uid, st->st_gid, st->st_dev, st->st_ino};
+    *p = (struct nsd_parent){-1, 0, st->st_mode, st->st_uid, st->st_gid, st->st_dev, st->st_ino,
+                             eph_ns(st->st_ctim.tv_sec, st->st_ctim.tv_nsec), eph_ns(st->st_mtim.tv_sec, st->st_mtim.tv_nsec)};
+}
+
+/*
+ * Under ns_lock, after a name was added to or removed from disk directory p in memory: its
+ * ctime and mtime show `now` (shm.h mdir_times) while the kernel's are the ones we read, instead of
+ * a utimensat, which on a journalling file system costs more than the mkdir it stands for.  0, or -1:
+ * every entry is taken by another directory (the caller moves the kernel's times instead).
+ */
+static int nsd_parent_times(const struct nsd_parent *p, int64_t now)
+{
+    struct eph_shm_header *h = sh.hdr;
+    uint32_t used = atomic_load(&h->mdir_times_used), i = 0;
+    while (i < used && (atomic_load(&h->mdir_times[i].ino) != p->ino || atomic_load(&h->mdir_times[i].dev) != p->dev))
+        i++;
+    if (i == EPH_DIRTIMES / 2)
+        return -1;
+    struct eph_dirtime *e = &h->mdir_times[i];
+    uint32_t s = atomic_load(&e->seq) | 1; /* odd even if a holder died half way through */
+    atomic_store(&e->seq, s);
+    atomic_store(&e->dev, p->dev);
+    atomic_store(&e->ino, p->ino);
+    atomic_store(&e->kctime_ns, p->kc);
+    atomic_store(&e->kmtime_ns, p->km);
+    atomic_store(&e->ctime_ns, now);
+    atomic_store(&e->mtime_ns, now);
+    atomic_store(&e->seq, s + 1);
+    if (i == used)
+        atomic_store(&h->mdir_times_used, used + 1);
+    return 0;
 }
 
 /* Under ns_lock: the parent an operation looked at is still there (in memory: same slot). */
@@ -479,12 +510,14 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode)
     nsd_j_parent(h, &par, 1, now);
     eph_j_commit(h);
     atomic_fetch_add(&h->shim_mkdirs, 1);
+    int shown = kfd >= 0 && nsd_parent_times(&par, now) == 0;
     nsf_unhold();
 
     nsd_keep_slot((struct nsd_kept){slot, atomic_load(&in->gen), dfd, lent_to, pfd});
     if (kfd >= 0) {
         sys.close(kfd);
-        nsd_touch_disk(dir);
+        if (!shown)
+            nsd_touch_disk(dir);
     }
     return 0;
 }
@@ -518,8 +551,6 @@ int nsd_rmdir(int dirfd, const char *path)
     uid_t uid = geteuid();
     if (pidx >= 0) {
         nsd_parent_mem(&par, pidx, pg);
-    } else if (uid == 0) {
-        par = (struct nsd_parent){.idx = -1}; /* root may remove it whatever the parent's mode */
     } else {
         struct stat pst;
         if (sys.stat(dir, &pst) < 0)
@@ -544,7 +575,7 @@ int nsd_rmdir(int dirfd, const char *path)
     }
     int64_t now = fp_fine_stamp();
     uint32_t live = atomic_load(&h->mdirs_live);
-    struct nsd_kept k;
+    struct nsd_kept k = {0};
     int ours = nsd_take_kept((uint32_t)idx, g, &k);
     eph_j_begin(h);
     eph_j_add(h, EPH_JOP_REMOVE, (uint32_t)idx, 0);
@@ -558,10 +589,11 @@ int nsd_rmdir(int dirfd, const char *path)
     atomic_fetch_add(&h->dirs_gone, 1); /* after the removal (shm.h) */
     if (!ours)
         atomic_store(&h->reclaim_pending, 1); /* the daemon frees the slot (unnamed, never opened) */
+    int shown = par.idx >= 0 || nsd_parent_times(&par, now) == 0;
     nsf_unhold();
     if (ours)
         nsf_give_slot(k.slot, k.dfd, k.fd, 1);
-    if (par.idx < 0)
+    if (!shown)
         nsd_touch_disk(dir);
     return 0;
 }
@@ -635,16 +667,34 @@ static uint32_t nsd_children_of(uint64_t dev, uint64_t ino)
 
 void nsd_disk_dir(int rc, struct stat *st)
 {
-    if (likely(rc != 0 || !S_ISDIR(st->st_mode)) || !nsd_live())
+    if (likely(rc != 0 || !S_ISDIR(st->st_mode)) || !atomic_load_explicit(&sh.attached, memory_order_acquire))
         return;
-    st->st_nlink += nsd_children_of(st->st_dev, st->st_ino);
+    int64_t c = eph_ns(st->st_ctim.tv_sec, st->st_ctim.tv_nsec), m = eph_ns(st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+    if (atomic_load_explicit(&sh.hdr->mdir_times_used, memory_order_relaxed) &&
+        eph_mdir_times_shown(sh.hdr, st->st_dev, st->st_ino, &c, &m)) {
+        st->st_ctim = (struct timespec){c / 1000000000, c % 1000000000};
+        st->st_mtim = (struct timespec){m / 1000000000, m % 1000000000};
+    }
+    if (nsd_live())
+        st->st_nlink += nsd_children_of(st->st_dev, st->st_ino);
 }
 
 void nsd_disk_dir_x(int rc, struct statx *stx)
 {
-    if (likely(rc != 0 || !S_ISDIR(stx->stx_mode)) || !(stx->stx_mask & STATX_NLINK) || !nsd_live())
+    if (likely(rc != 0 || !S_ISDIR(stx->stx_mode)) || !atomic_load_explicit(&sh.attached, memory_order_acquire))
         return;
-    stx->stx_nlink += nsd_children_of(makedev(stx->stx_dev_major, stx->stx_dev_minor), stx->stx_ino);
+    uint64_t dev = makedev(stx->stx_dev_major, stx->stx_dev_minor);
+    int64_t c = eph_ns(stx->stx_ctime.tv_sec, stx->stx_ctime.tv_nsec), m = eph_ns(stx->stx_mtime.tv_sec, stx->stx_mtime.tv_nsec);
+    if ((stx->stx_mask & STATX_CTIME) && (stx->stx_mask & STATX_MTIME) &&
+        atomic_load_explicit(&sh.hdr->mdir_times_used, memory_order_relaxed) &&
+        eph_mdir_times_shown(sh.hdr, dev, stx->stx_ino, &c, &m)) {
+        stx->stx_ctime.tv_sec = c / 1000000000;
+        stx->stx_ctime.tv_nsec = (uint32_t)(c % 1000000000);
+        stx->stx_mtime.tv_sec = m / 1000000000;
+        stx->stx_mtime.tv_nsec = (uint32_t)(m % 1000000000);
+    }
+    if ((stx->stx_mask & STATX_NLINK) && nsd_live())
+        stx->stx_nlink += nsd_children_of(dev, stx->stx_ino);
 }
 
 /* ---- symlinks --------------------------------------------------------------------- */

@@ -230,7 +230,40 @@ struct eph_shm_header {
     _Atomic uint32_t dirs_gone;     /* [DS] bumped under ns_lock after any directory was removed or
                                      * renamed: a change that read it, then saw its parent, then
                                      * took the lock, asks the daemon instead if it moved */
+    /* Disk directories in which a shim's mkdir or rmdir (made in memory) moved the times: shown
+     * for as long as the kernel's are still the recorded ones, as dirtimes[] (eph_mdir_times_shown).
+     * Entries are never overwritten: when all are taken the shim moves the kernel's times itself. */
+    _Atomic uint32_t mdir_times_used;                 /* [S] under ns_lock */
+    struct eph_dirtime mdir_times[EPH_DIRTIMES / 2];  /* [S] under ns_lock */
 };
+
+/* The times to show for disk directory (dev, ino) whose kernel times are *c, *m: 1 if replaced. */
+static inline int eph_mdir_times_shown(struct eph_shm_header *h, uint64_t dev, uint64_t ino, int64_t *c, int64_t *m)
+{
+    uint32_t used = atomic_load_explicit(&h->mdir_times_used, memory_order_acquire);
+    for (uint32_t i = 0; i < used && i < EPH_DIRTIMES / 2; i++) {
+        struct eph_dirtime *e = &h->mdir_times[i];
+        if (atomic_load_explicit(&e->ino, memory_order_relaxed) != ino)
+            continue;
+        for (int tries = 0; tries < 1000; tries++) {
+            uint32_t s = atomic_load(&e->seq);
+            if (s & 1)
+                continue;
+            uint64_t d = atomic_load(&e->dev), in = atomic_load(&e->ino);
+            int64_t kc = atomic_load(&e->kctime_ns), km = atomic_load(&e->kmtime_ns);
+            int64_t sc = atomic_load(&e->ctime_ns), sm = atomic_load(&e->mtime_ns);
+            if (atomic_load(&e->seq) != s)
+                continue;
+            if (d != dev || in != ino || kc != *c || km != *m)
+                return 0;
+            *c = sc;
+            *m = sm;
+            return 1;
+        }
+        return 0;
+    }
+    return 0;
+}
 #define EPH_PLACE_DISK (~0ull)
 
 static inline struct eph_inode *eph_inodes(struct eph_shm_header *h)
