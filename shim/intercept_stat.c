@@ -61,27 +61,7 @@ static __attribute__((noinline)) int dir_times_shown(uint64_t dev, uint64_t ino,
 {
     struct eph_shm_header *h = sh.hdr;
     uint32_t used = atomic_load_explicit(&h->dirtimes_used, memory_order_acquire);
-    for (uint32_t i = 0; i < used && i < EPH_DIRTIMES; i++) {
-        struct eph_dirtime *e = &h->dirtimes[i];
-        if (atomic_load_explicit(&e->ino, memory_order_relaxed) != ino)
-            continue;
-        for (int tries = 0; tries < 1000; tries++) {
-            uint32_t s = atomic_load(&e->seq);
-            if (s & 1)
-                continue; /* the daemon is between two stores: a few instructions */
-            uint64_t d = atomic_load(&e->dev), in = atomic_load(&e->ino);
-            int64_t kc = atomic_load(&e->kctime_ns), km = atomic_load(&e->kmtime_ns);
-            int64_t sc = atomic_load(&e->ctime_ns), sm = atomic_load(&e->mtime_ns);
-            if (atomic_load(&e->seq) != s)
-                continue;
-            if (d != dev || in != ino || kc != *c || km != *m)
-                break;
-            *c = sc;
-            *m = sm;
-            return 1;
-        }
-    }
-    return 0;
+    return eph_dirtime_shown(h->dirtimes, used < EPH_DIRTIMES ? used : EPH_DIRTIMES, dev, ino, c, m);
 }
 
 /* For every stat result the kernel gave: only directories can have an entry. */

@@ -135,40 +135,15 @@ static inline int nsd_live(void)
 /* abs as an in-memory directory, read under the seqlock: its slot, -1 (not one), or -2 (cannot tell). */
 static int nsd_find(const char *abs, uint32_t *gen)
 {
-    struct eph_shm_header *h = sh.hdr;
-    uint32_t hash = eph_path_hash(abs);
-    for (unsigned tries = 0;; tries++) {
-        uint64_t s1 = atomic_load_explicit(&h->ns_seq, memory_order_acquire);
-        if (s1 & 1) {
-            if (nsv_backoff(tries) < 0)
-                return -2;
-            continue;
-        }
-        int found = -1;
-        uint32_t g = 0, st = EPH_FREE;
-        uint32_t idx = atomic_load_explicit(&sh.buckets[hash & (h->nbuckets - 1)], memory_order_relaxed);
-        for (uint32_t steps = 0; idx && idx <= h->ninodes && steps < h->ninodes; steps++) {
-            struct eph_inode *ino = &sh.inodes[idx - 1];
-            if (ino->hash == hash && strncmp(ino->path, abs, EPH_PATH_MAX) == 0) {
-                found = (int)(idx - 1);
-                g = atomic_load_explicit(&ino->gen, memory_order_relaxed);
-                st = atomic_load_explicit(&ino->state, memory_order_relaxed);
-                break;
-            }
-            idx = ino->next;
-        }
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&h->ns_seq, memory_order_relaxed) != s1) {
-            if (nsv_backoff(tries) < 0)
-                return -2;
-            continue;
-        }
-        if (found < 0 || st != EPH_MDIR)
-            return -1;
-        if (gen)
-            *gen = g;
-        return found;
-    }
+    uint32_t idx, g, st;
+    int r = nsv_find(abs, &idx, &g, &st);
+    if (r == -EAGAIN)
+        return -2;
+    if (r < 0 || st != EPH_MDIR)
+        return -1;
+    if (gen)
+        *gen = g;
+    return (int)idx;
 }
 
 static void nsd_twin(const char *abs, uint32_t flags)
@@ -600,7 +575,8 @@ int nsd_rmdir(int dirfd, const char *path)
 
 /* ---- stat ------------------------------------------------------------------------ */
 
-int nsd_stat(const char *abs, struct stat *st)
+/* abs if it is an in-memory directory, into st (or stx): 0, or -1 (not one). */
+static int nsd_fill(const char *abs, struct stat *st, struct statx *stx)
 {
     nsd_quiet.armed = 1;
     if (!nsd_live())
@@ -612,13 +588,22 @@ int nsd_stat(const char *abs, struct stat *st)
             return -1;
         nsd_quiet.armed = 0;
         struct eph_inode *in = &sh.inodes[idx];
-        fp_fill_stat(in, st);
+        if (st)
+            fp_fill_stat(in, st);
+        else
+            fp_fill_statx(in, STATX_BASIC_STATS, stx);
         uint32_t entries = in->dir_entries, subdirs = in->dir_subdirs;
         if (atomic_load(&in->gen) != g || atomic_load(&in->state) != EPH_MDIR)
             continue; /* freed and reused while we copied */
-        st->st_nlink = 2 + subdirs;
-        st->st_size = (off_t)(2 + entries) * NSD_BOGO_DIRENT;
-        st->st_blocks = 0;
+        if (st) {
+            st->st_nlink = 2 + subdirs;
+            st->st_size = (off_t)(2 + entries) * NSD_BOGO_DIRENT;
+            st->st_blocks = 0;
+        } else {
+            stx->stx_nlink = 2 + subdirs;
+            stx->stx_size = (uint64_t)(2 + entries) * NSD_BOGO_DIRENT;
+            stx->stx_blocks = 0;
+        }
         sh_tc.stats++;
         sh_count_tick();
         return 0;
@@ -626,30 +611,14 @@ int nsd_stat(const char *abs, struct stat *st)
     return -1;
 }
 
+int nsd_stat(const char *abs, struct stat *st)
+{
+    return nsd_fill(abs, st, NULL);
+}
+
 int nsd_statx(const char *abs, struct statx *stx)
 {
-    nsd_quiet.armed = 1;
-    if (!nsd_live())
-        return -1;
-    for (int tries = 0; tries < 100; tries++) {
-        uint32_t g;
-        int idx = nsd_find(abs, &g);
-        if (idx < 0)
-            return -1;
-        nsd_quiet.armed = 0;
-        struct eph_inode *in = &sh.inodes[idx];
-        fp_fill_statx(in, STATX_BASIC_STATS, stx);
-        uint32_t entries = in->dir_entries, subdirs = in->dir_subdirs;
-        if (atomic_load(&in->gen) != g || atomic_load(&in->state) != EPH_MDIR)
-            continue;
-        stx->stx_nlink = 2 + subdirs;
-        stx->stx_size = (uint64_t)(2 + entries) * NSD_BOGO_DIRENT;
-        stx->stx_blocks = 0;
-        sh_tc.stats++;
-        sh_count_tick();
-        return 0;
-    }
-    return -1;
+    return nsd_fill(abs, NULL, stx);
 }
 
 /* In-memory directories made directly in the disk directory (dev, ino). */

@@ -91,7 +91,7 @@ int nsv_parent_searchable(const char *abs)
     return nsv_parent_allows(abs, X_OK);
 }
 
-int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen)
+int nsv_find(const char *abs, uint32_t *inode, uint32_t *gen, uint32_t *state)
 {
     struct eph_shm_header *h = sh.hdr;
     uint32_t hash = eph_path_hash(abs);
@@ -103,13 +103,14 @@ int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen)
             continue;
         }
         int found = -1;
-        uint32_t g = 0;
+        uint32_t g = 0, st = EPH_FREE;
         uint32_t idx = atomic_load_explicit(&sh.buckets[hash & (h->nbuckets - 1)], memory_order_relaxed);
         for (uint32_t steps = 0; idx && idx <= h->ninodes && steps < h->ninodes; steps++) {
             struct eph_inode *ino = &sh.inodes[idx - 1];
             if (ino->hash == hash && strncmp(ino->path, abs, EPH_PATH_MAX) == 0) {
-                found = atomic_load_explicit(&ino->state, memory_order_relaxed) == EPH_MDIR ? -1 : (int)(idx - 1); /* nsdir.c */
+                found = (int)(idx - 1);
                 g = atomic_load_explicit(&ino->gen, memory_order_relaxed);
+                st = atomic_load_explicit(&ino->state, memory_order_relaxed);
                 break;
             }
             idx = ino->next;
@@ -122,12 +123,26 @@ int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen)
         }
         if (found < 0)
             return -ENOENT;
-        if (!nsv_parent_searchable(abs))
-            return -ENOENT; /* left to the kernel, whose walk fails with EACCES */
         *inode = (uint32_t)found;
         *gen = g;
+        *state = st;
         return 0;
     }
+}
+
+int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen)
+{
+    uint32_t i, g, st;
+    int r = nsv_find(abs, &i, &g, &st);
+    if (r < 0)
+        return r;
+    if (st == EPH_MDIR)
+        return -ENOENT; /* a directory in memory (nsdir.c) is no file */
+    if (!nsv_parent_searchable(abs))
+        return -ENOENT; /* left to the kernel, whose walk fails with EACCES */
+    *inode = i;
+    *gen = g;
+    return 0;
 }
 
 int nsv_stat(const char *abs, struct stat *st)

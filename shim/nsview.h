@@ -20,6 +20,9 @@ int nsv_parent_searchable(const char *abs);
 int nsv_dir_allows(const char *dir, int amode);
 int nsv_parent_allows(const char *abs, int amode);
 int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen);
+/* abs in the shared hash whatever it names (files and in-memory directories), no permission check:
+ * 0 with its slot, gen and state, -ENOENT, or -EAGAIN. */
+int nsv_find(const char *abs, uint32_t *inode, uint32_t *gen, uint32_t *state);
 int nsv_backoff(unsigned tries); /* seqlock reader wait: 0 retry, -EAGAIN give up */
 int nsv_stat(const char *abs, struct stat *st);    /* 0, -ENOENT if not in memory */
 

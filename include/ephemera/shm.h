@@ -237,33 +237,41 @@ struct eph_shm_header {
     struct eph_dirtime mdir_times[EPH_DIRTIMES / 2];  /* [S] under ns_lock */
 };
 
-/* The times to show for disk directory (dev, ino) whose kernel times are *c, *m: 1 if replaced. */
-static inline int eph_mdir_times_shown(struct eph_shm_header *h, uint64_t dev, uint64_t ino, int64_t *c, int64_t *m)
+/* In table tab (used entries): the times to show for directory (dev, ino) whose kernel times are
+ * *c, *m (struct eph_dirtime).  1 if replaced. */
+static inline int eph_dirtime_shown(struct eph_dirtime *tab, uint32_t used, uint64_t dev, uint64_t ino, int64_t *c,
+                                    int64_t *m)
 {
-    uint32_t used = atomic_load_explicit(&h->mdir_times_used, memory_order_acquire);
-    for (uint32_t i = 0; i < used && i < EPH_DIRTIMES / 2; i++) {
-        struct eph_dirtime *e = &h->mdir_times[i];
+    for (uint32_t i = 0; i < used; i++) {
+        struct eph_dirtime *e = &tab[i];
         if (atomic_load_explicit(&e->ino, memory_order_relaxed) != ino)
             continue;
         for (int tries = 0; tries < 1000; tries++) {
             uint32_t s = atomic_load(&e->seq);
             if (s & 1)
-                continue;
+                continue; /* a writer is between two stores: a few instructions */
             uint64_t d = atomic_load(&e->dev), in = atomic_load(&e->ino);
             int64_t kc = atomic_load(&e->kctime_ns), km = atomic_load(&e->kmtime_ns);
             int64_t sc = atomic_load(&e->ctime_ns), sm = atomic_load(&e->mtime_ns);
             if (atomic_load(&e->seq) != s)
                 continue;
             if (d != dev || in != ino || kc != *c || km != *m)
-                return 0;
+                break;
             *c = sc;
             *m = sm;
             return 1;
         }
-        return 0;
     }
     return 0;
 }
+
+/* The same for the directories a shim's mkdir or rmdir moved (mdir_times). */
+static inline int eph_mdir_times_shown(struct eph_shm_header *h, uint64_t dev, uint64_t ino, int64_t *c, int64_t *m)
+{
+    uint32_t used = atomic_load_explicit(&h->mdir_times_used, memory_order_acquire);
+    return eph_dirtime_shown(h->mdir_times, used < EPH_DIRTIMES / 2 ? used : EPH_DIRTIMES / 2, dev, ino, c, m);
+}
+
 #define EPH_PLACE_DISK (~0ull)
 
 static inline struct eph_inode *eph_inodes(struct eph_shm_header *h)
