@@ -81,7 +81,9 @@ static void nsd_keep_slot(struct nsd_kept k)
     if (nsd_nkept == NSD_KEEP)
         for (int i = 0; i < nsd_nkept; i++)
             if (!nsd_kept_live(&nsd_kept[i])) {
-                nsf_give_slot(nsd_kept[i].slot, nsd_kept[i].dfd, nsd_kept[i].fd, 0);
+                /* (a number the program closed and reused is the program's now: not ours to close) */
+                if (ft_is_priv(nsd_kept[i].fd, nsd_kept[i].slot))
+                    nsf_give_slot(nsd_kept[i].slot, nsd_kept[i].dfd, nsd_kept[i].fd, 0);
                 nsd_kept[i--] = nsd_kept[--nsd_nkept];
             }
     int kept = nsd_nkept < NSD_KEEP;
