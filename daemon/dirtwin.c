@@ -60,6 +60,13 @@ static int dt_twin(uint32_t idx)
     int64_t a = atomic_load(&in->atime_ns), m = atomic_load(&in->mtime_ns);
     struct timespec ts[2] = {{a / 1000000000, a % 1000000000}, {m / 1000000000, m % 1000000000}};
     utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+    /* The kernel stamped the twin's ctime now (mkdir, chown, chmod, utimensat); the program saw
+     * the one of its mkdir in memory: shown instead while the kernel's stays (eph_dirtime). */
+    struct stat shown = st;
+    int64_t c = atomic_load(&in->ctime_ns);
+    shown.st_ctim = (struct timespec){c / 1000000000, c % 1000000000};
+    shown.st_mtim = ts[1];
+    evict_hide_dir_times(path, &shown);
     /* Our mkdir moved the parent's kernel times, which the program's mkdir (done in memory, long
      * ago) already did: show the earlier ones, as after an eviction's link.  The time of that mkdir
      * is in the region's dirtouch table, which the shims show when it is later (shim/nsfast.c). */

@@ -50,6 +50,7 @@
 #include "nsfast.h"
 #include "nsview.h"
 #include "creds.h"
+#include "dircache.h"
 
 #define NSD_BOGO_DIRENT 20 /* tmpfs: st_size of a directory is 20 per entry, 40 empty */
 
@@ -165,6 +166,7 @@ static void nsd_twin(const char *abs, uint32_t flags)
     memcpy(req.path, abs, strnlen(abs, EPH_PATH_MAX - 1));
     req.path[strnlen(abs, EPH_PATH_MAX - 1)] = '\0';
     int rc = rpc_call(&req, &resp, &fd);
+    dc_changed(); /* new disk directories, and their parents' st_nlink and times (dircache.c) */
     if (fd >= 0)
         sys.close(fd);
     if (rc < 0 || resp.status < 0)
