@@ -118,9 +118,9 @@ static int unlink_impl(int dirfd, const char *path, int flags)
     char abs[EPH_PATH_MAX];
     int trailing, named = 0;
     struct db_victim gone = {.slot = -1};
-    int d = (flags & AT_REMOVEDIR) ? nsd_rmdir(dirfd, path) : -2;
+    int d = (flags & AT_REMOVEDIR) ? nsd_rmdir(dirfd, path, abs) : -2;
     if (d != -2)
-        return d;
+        return d == 0 && abs[0] ? unlinked(abs, flags) : d; /* a directory removed in memory (nsdir.c) */
     if (!sh_busy && path_resolve(dirfd, path, abs, &trailing) > 0 && !path_is_root(abs) &&
         sh_attach() == 0) {
         uint32_t inode, gen;
@@ -409,11 +409,20 @@ static int made_dir(int dirfd, const char *path, int r)
     return r;
 }
 
+/* The same for a directory made in memory (nsdir.c), by the path it resolved. */
+static int made_mdir(int r, const char *abs)
+{
+    if (r == 0 && ino_on())
+        ino_mkdir_abs(abs);
+    return r;
+}
+
 SH_EXPORT int mkdir(const char *path, mode_t mode)
 {
-    int d = nsd_mkdir(AT_FDCWD, path, mode);
+    char abs[EPH_PATH_MAX];
+    int d = nsd_mkdir(AT_FDCWD, path, mode, abs);
     if (d != -2)
-        return d;
+        return made_mdir(d, abs);
     if (exists_in_memory(AT_FDCWD, path))
         return fail(EEXIST);
     return made_dir(AT_FDCWD, path, ENOENT_FIX(AT_FDCWD, path, REAL(mkdir)(path, mode)));
@@ -421,9 +430,10 @@ SH_EXPORT int mkdir(const char *path, mode_t mode)
 
 SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 {
-    int d = nsd_mkdir(dirfd, path, mode);
+    char abs[EPH_PATH_MAX];
+    int d = nsd_mkdir(dirfd, path, mode, abs);
     if (d != -2)
-        return d;
+        return made_mdir(d, abs);
     if (exists_in_memory(dirfd, path))
         return fail(EEXIST);
     return made_dir(dirfd, path, ENOENT_FIX(dirfd, path, REAL(mkdirat)(dirfd, path, mode)));

@@ -336,9 +336,9 @@ static int nsd_disk_parent(const char *dir, struct stat *st)
     return fd;
 }
 
-int nsd_mkdir(int dirfd, const char *path, mode_t mode)
+int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX])
 {
-    char abs[EPH_PATH_MAX], dir[EPH_PATH_MAX];
+    char dir[EPH_PATH_MAX];
     int trailing;
     if (sh_busy || !path_maybe_managed(dirfd, path) || pn_has_dotdot(path) || nsd_dot_last(path))
         return -2;
@@ -465,10 +465,11 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode)
 
 /* ---- rmdir ----------------------------------------------------------------------- */
 
-int nsd_rmdir(int dirfd, const char *path)
+int nsd_rmdir(int dirfd, const char *path, char abs[EPH_PATH_MAX])
 {
-    char abs[EPH_PATH_MAX], dir[EPH_PATH_MAX];
+    char dir[EPH_PATH_MAX];
     int trailing;
+    abs[0] = '\0';
     if (sh_busy || !path_maybe_managed(dirfd, path))
         return -2;
     /* "x/." and "x/..": the kernel's EINVAL or ENOTEMPTY once it has walked to x (the lexical

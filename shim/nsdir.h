@@ -32,9 +32,11 @@ int nsd_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing)
 int nsd_resolve_stat(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing);
 
 /* mkdir(at) and rmdir / unlinkat(AT_REMOVEDIR): 0, -1 with errno, or -2: not
- * a case done here (the caller goes on as before, which makes any twin it needs). */
-int nsd_mkdir(int dirfd, const char *path, mode_t mode);
-int nsd_rmdir(int dirfd, const char *path);
+ * a case done here (the caller goes on as before, which makes any twin it needs).
+ * On 0, abs holds the absolute path of the directory made or removed in memory
+ * (for the inotify hooks, which must not resolve it again: that makes a twin). */
+int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX]);
+int nsd_rmdir(int dirfd, const char *path, char abs[EPH_PATH_MAX]);
 
 /* stat of abs (from nsd_resolve) if it is an in-memory directory: 0, or -1 (not one). */
 int nsd_stat(const char *abs, struct stat *st);
