@@ -417,18 +417,7 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX])
         g = par.gid;
         m |= S_ISGID;
     }
-    atomic_store(&in->gen, atomic_load(&in->gen) + 1);
-    atomic_store(&in->epoch, 0);
-    atomic_store(&in->inflight, 0);
-    atomic_store(&in->lock.word, 0);
-    atomic_store(&in->open_count, 0);
-    atomic_store(&in->nlink, 0);
-    atomic_store(&in->pinned, 0);
-    atomic_store(&in->holes, 0);
-    in->disk_fd = -1;
-    atomic_store(&in->size, 0);
-    atomic_store(&in->capacity, 0);
-    atomic_store(&in->last_use, sh_lru_ns());
+    eph_inode_fresh(in, 0, sh_lru_ns());
     in->dev = par.dev;
     in->mode = S_IFDIR | m;
     in->uid = uid;

@@ -457,19 +457,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
     }
     /* The slot is FREE and chained nowhere: invisible until the record applies. */
     int64_t now = fp_fine_stamp();
-    uint32_t gen = atomic_load(&in->gen) + 1;
-    atomic_store(&in->gen, gen);
-    atomic_store(&in->epoch, 0);
-    atomic_store(&in->inflight, 0);
-    atomic_store(&in->lock.word, 0);
-    atomic_store(&in->open_count, 1); /* the caller's reference, as CREATE gives it */
-    atomic_store(&in->nlink, 0);
-    atomic_store(&in->pinned, 0);
-    atomic_store(&in->holes, 0);
-    in->disk_fd = -1;
-    atomic_store(&in->size, 0);
-    atomic_store(&in->capacity, 0);
-    atomic_store(&in->last_use, sh_lru_ns());
+    uint32_t gen = eph_inode_fresh(in, 1, sh_lru_ns()); /* open_count 1: the caller's reference, as CREATE gives it */
     in->dev = pst.st_dev;
     in->mode = S_IFREG | (mode & 07777);
     in->uid = id.uid;

@@ -292,6 +292,30 @@ struct eph_shm_header {
 
 #define EPH_PLACE_DISK (~0ull)
 
+/*
+ * A FREE slot, on no chain, made ready to become a new file or directory: a new
+ * generation, no lock, pins, holes, bytes or links, open_count references, last
+ * used at lru_ns.  Its identity, times and state are the caller's to set.
+ * Returns the new generation.
+ */
+static inline uint32_t eph_inode_fresh(struct eph_inode *in, uint32_t open_count, uint64_t lru_ns)
+{
+    uint32_t gen = atomic_load(&in->gen) + 1;
+    atomic_store(&in->gen, gen);
+    atomic_store(&in->epoch, 0);
+    atomic_store(&in->inflight, 0);
+    atomic_store(&in->lock.word, 0);
+    atomic_store(&in->open_count, open_count);
+    atomic_store(&in->nlink, 0);
+    atomic_store(&in->pinned, 0);
+    atomic_store(&in->holes, 0);
+    in->disk_fd = -1;
+    atomic_store(&in->size, 0);
+    atomic_store(&in->capacity, 0);
+    atomic_store(&in->last_use, lru_ns);
+    return gen;
+}
+
 static inline struct eph_inode *eph_inodes(struct eph_shm_header *h)
 {
     return (struct eph_inode *)((char *)h + h->inodes_off);
