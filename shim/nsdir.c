@@ -484,7 +484,7 @@ int nsd_rmdir(int dirfd, const char *path, char abs[EPH_PATH_MAX])
         nsd_parent_mem(&par, pidx, pg);
     } else {
         struct stat pst;
-        if (sys.stat(dir, &pst) < 0)
+        if (dc_stat(dir, &pst) < 0)
             return -2;
         nsd_parent_disk(&par, &pst);
     }
