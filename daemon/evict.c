@@ -446,7 +446,7 @@ static int evict_dir_stat(const char *path, char *dir, size_t n, struct stat *st
  * instead (struct eph_dirtime).  A directory we evicted into before and that
  * has not changed since keeps the times it showed then.
  */
-static void evict_hide_dir_times(const char *dir, const struct stat *before)
+void evict_hide_dir_times(const char *dir, const struct stat *before)
 {
     struct stat now;
     if (stat(dir, &now) < 0 || now.st_dev != before->st_dev || now.st_ino != before->st_ino)

@@ -20,6 +20,10 @@ enum {
 
 #include <stddef.h>
 
+struct stat;
+/* After a change of ours moved dir's times (it had *before): shims show the earlier ones. */
+void evict_hide_dir_times(const char *dir, const struct stat *before);
+
 /* Tables sized by the inode count (after ns_init).  0, or -1 with err. */
 int evict_init(char *err, size_t errlen);
 /* Test only: allocate and touch this many bytes in every eviction, and

@@ -29,6 +29,7 @@
 #include "budget.h"
 #include "control.h"
 #include "daemon.h"
+#include "dirtwin.h"
 #include "evict.h"
 #include "filebytes.h"
 #include "ledger.h"
@@ -126,6 +127,10 @@ static void ephd_finish(enum ephd_exit_mode mode)
     ephd_exit_done = 1;
     ns_reclaim(); /* files shims unlinked are not files to write back or count */
     if (mode == EPHD_EXIT_WRITEBACK) {
+        if (nsl_enter() == 0) { /* empty directories made in memory stay too */
+            dt_twin_all(1);
+            nsl_exit();
+        }
         if (evict_writeback() > 0)
             ephd_exit_status = EPHD_EXIT_UNWRITTEN;
     } else {
@@ -313,6 +318,7 @@ int main(int argc, char **argv)
         region_create((uint32_t)inodes, (uint32_t)inodes * 4, err, sizeof err) < 0 ||
         ns_init(err, sizeof err) < 0 || evict_init(err, sizeof err) < 0)
         ephd_die("%s", err);
+    dt_init();
     const char *inject = getenv("EPHEMERAD_TEST_EVICT_ALLOC");
     if (inject && *inject) {
         int64_t n = size_parse(inject);

@@ -153,19 +153,8 @@ int ns_new_inode(int root, uint32_t mode, uint32_t uid, uint32_t gid)
         memset(&st, 0, sizeof st);
     struct eph_inode *in = &D.inodes[idx];
     int64_t now = ephd_real_ns();
-    atomic_store(&in->gen, atomic_load(&in->gen) + 1);
-    atomic_store(&in->epoch, 0);
-    atomic_store(&in->inflight, 0);
-    atomic_store(&in->lock.word, 0);
-    atomic_store(&in->open_count, 0);
-    atomic_store(&in->nlink, 0);
-    atomic_store(&in->pinned, 0);
-    atomic_store(&in->holes, 0);
+    eph_inode_fresh(in, 0, ephd_mono_ns());
     in->mem_fd = fd;
-    in->disk_fd = -1;
-    atomic_store(&in->size, 0);
-    atomic_store(&in->capacity, 0);
-    atomic_store(&in->last_use, ephd_mono_ns());
     /* Identity as a file of its root's file system (find -xdev, FTW_MOUNT and
      * du -x must not take it for a mount point), with an inode number tagged
      * so that it can never equal a disk file's there (shutil's samefile). */

@@ -28,6 +28,7 @@
 #include "evict.h"
 #include "ledger.h"
 #include "log.h"
+#include "dirtwin.h"
 #include "namespace.h"
 #include "place.h"
 
@@ -576,6 +577,11 @@ static int op_evict(const struct eph_req *q, struct eph_resp *r, int *fd)
 
 static int op_materialise(struct eph_resp *r)
 {
+    /* The program cannot see the region: its directories too, and none in memory from now on. */
+    if (nsl_enter() == 0) {
+        dt_twin_all(1);
+        nsl_exit();
+    }
     r->arg = (uint64_t)evict_all(EVICT_FORCE | EVICT_KEEP_PAGES, 1);
     atomic_fetch_add(&D.h->c.materialisations, 1);
     return 0;
@@ -603,15 +609,25 @@ int shimops_run(struct eph_req *q, struct eph_resp *r, int *fd, pid_t peer, int 
         /* Shims change the namespace too: decide and change under ns_lock. */
         if (nsl_enter() < 0)
             return -EIO;
-        int rc = q->op == EPH_OP_CREATE   ? op_create(q, r, fd)
+        /* In-memory directories on the way get a disk twin first: every handler works on disk paths. */
+        int rc = dt_settle(q->path);
+        if (rc == 0 && q->op == EPH_OP_RENAME)
+            rc = dt_settle(q->path2);
+        rc = rc < 0                       ? rc
+                 : q->op == EPH_OP_CREATE   ? op_create(q, r, fd)
                  : q->op == EPH_OP_UNLINK ? op_unlink(q)
                  : q->op == EPH_OP_RENAME ? op_rename(q, r)
                                           : op_rmdir(q);
+        /* After the change, before the unlock: a shim that looked at a parent before this bump
+         * sees it moved when it takes the lock (a rename may move a directory). */
+        if (q->op == EPH_OP_RENAME || q->op == EPH_OP_RMDIR)
+            atomic_fetch_add(&D.h->dirs_gone, 1);
         nsl_exit();
         return rc;
     }
     case EPH_OP_RESERVE: return op_reserve(q, r, fd);
     case EPH_OP_MATERIALISE_ALL: return op_materialise(r);
+    case EPH_OP_DIRTWIN: return dt_op(q);
     case EPH_OP_EVICT: return op_evict(q, r, fd);
     case EPH_OP_RELEASE: return op_release(q);
     case EPH_OP_LEDGER: {

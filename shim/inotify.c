@@ -493,6 +493,15 @@ void ino_unlinked(const char *abs)
 
 void ino_mkdir(int dirfd, const char *path) { repeat_at(dirfd, path, 1); }
 
+void ino_mkdir_abs(const char *abs)
+{
+    char sp[EPH_PATH_MAX];
+    int saved = errno;
+    if (shadow_of(abs, sp))
+        sys.mkdir(sp, 0777);
+    errno = saved;
+}
+
 void ino_rmdir(const char *abs)
 {
     char sp[EPH_PATH_MAX];

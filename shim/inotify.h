@@ -44,6 +44,9 @@ void ino_truncated(int dirfd, const char *path);
 void ino_unlinked(const char *abs);
 void ino_renamed(const char *a, const char *b);
 void ino_mkdir(int dirfd, const char *path);
+/* The same for a directory made in memory (shim/nsdir.c), by the path it resolved: a
+ * resolve here would give it a disk twin. */
+void ino_mkdir_abs(const char *abs);
 void ino_rmdir(const char *abs);
 /* chmod (mode != -1), chown (u or g != -1) or utimensat (times: ts, NULL meaning now) of an
  * in-memory file succeeded: the same call on its placeholder (IN_ATTRIB, or what the kernel

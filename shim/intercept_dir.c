@@ -32,6 +32,7 @@ struct mem_ent {
     uint64_t ino;
     uint32_t hash;   /* eph_path_hash(name): the snapshot is sorted by it */
     int on_disk;     /* the kernel listed this name already: do not repeat it */
+    unsigned char type; /* DT_REG, or DT_DIR for a directory in memory (nsdir.c) */
     char name[256];
 };
 
@@ -116,6 +117,7 @@ static void snapshot(struct eph_dir *e)
             snprintf(m[n].name, sizeof m[n].name, "%s", slash + 1);
             m[n].hash = eph_path_hash(m[n].name);
             m[n].on_disk = 0;
+            m[n].type = S_ISDIR(ino->mode) ? DT_DIR : DT_REG;
             n++;
         }
         atomic_thread_fence(memory_order_acquire);
@@ -204,7 +206,7 @@ static struct dirent *next_mem(struct eph_dir *e)
     struct mem_ent *m = &e->mem[e->pos++];
     e->ent.d_ino = m->ino;
     e->ent.d_off = -(long)(e->pos + 1);
-    e->ent.d_type = DT_REG;
+    e->ent.d_type = m->type;
     e->ent.d_reclen = sizeof e->ent;
     memcpy(e->ent.d_name, m->name, strlen(m->name) + 1);
     return &e->ent;

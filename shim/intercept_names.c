@@ -39,6 +39,7 @@
 #include "nsfast.h"
 #include "inotify.h"
 #include "dircache.h"
+#include "nsdir.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -117,6 +118,9 @@ static int unlink_impl(int dirfd, const char *path, int flags)
     char abs[EPH_PATH_MAX];
     int trailing, named = 0;
     struct db_victim gone = {.slot = -1};
+    int d = (flags & AT_REMOVEDIR) ? nsd_rmdir(dirfd, path, abs) : -2;
+    if (d != -2)
+        return d == 0 && abs[0] ? unlinked(abs, flags) : d; /* a directory removed in memory (nsdir.c) */
     if (!sh_busy && path_resolve(dirfd, path, abs, &trailing) > 0 && !path_is_root(abs) &&
         sh_attach() == 0) {
         uint32_t inode, gen;
@@ -407,8 +411,20 @@ static int made_dir(int dirfd, const char *path, int r)
     return r;
 }
 
+/* The same for a directory made in memory (nsdir.c), by the path it resolved. */
+static int made_mdir(int r, const char *abs)
+{
+    if (r == 0 && ino_on())
+        ino_mkdir_abs(abs);
+    return r;
+}
+
 SH_EXPORT int mkdir(const char *path, mode_t mode)
 {
+    char abs[EPH_PATH_MAX];
+    int d = nsd_mkdir(AT_FDCWD, path, mode, abs);
+    if (d != -2)
+        return made_mdir(d, abs);
     if (exists_in_memory(AT_FDCWD, path))
         return fail(EEXIST);
     return made_dir(AT_FDCWD, path, ENOENT_FIX(AT_FDCWD, path, REAL(mkdir)(path, mode)));
@@ -416,6 +432,10 @@ SH_EXPORT int mkdir(const char *path, mode_t mode)
 
 SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 {
+    char abs[EPH_PATH_MAX];
+    int d = nsd_mkdir(dirfd, path, mode, abs);
+    if (d != -2)
+        return made_mdir(d, abs);
     if (exists_in_memory(dirfd, path))
         return fail(EEXIST);
     return made_dir(dirfd, path, ENOENT_FIX(dirfd, path, REAL(mkdirat)(dirfd, path, mode)));
@@ -423,6 +443,7 @@ SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 
 SH_EXPORT int symlink(const char *target, const char *path)
 {
+    nsd_symlink(AT_FDCWD, path);
     if (exists_in_memory(AT_FDCWD, path))
         return fail(EEXIST);
     return ENOENT_FIX(AT_FDCWD, path, REAL(symlink)(target, path));
@@ -430,6 +451,7 @@ SH_EXPORT int symlink(const char *target, const char *path)
 
 SH_EXPORT int symlinkat(const char *target, int dirfd, const char *path)
 {
+    nsd_symlink(dirfd, path);
     if (exists_in_memory(dirfd, path))
         return fail(EEXIST);
     return ENOENT_FIX(dirfd, path, REAL(symlinkat)(target, dirfd, path));
@@ -1055,6 +1077,8 @@ static void refresh_cwd(void)
 SH_EXPORT int chdir(const char *path)
 {
     int r = REAL(chdir)(path);
+    if (r < 0 && errno == ENOENT && nsd_enoent(AT_FDCWD, path))
+        r = REAL(chdir)(path);
     if (r == 0 && !sh.disabled)
         refresh_cwd();
     return r;

@@ -23,6 +23,7 @@
 #include "fp_settle.h"
 #include "fp_stat.h"
 #include "nsview.h"
+#include "nsdir.h"
 
 /* 1 = answered into st (or failed with errno set; *rc holds the result), 0 = not ours. */
 static int stat_managed(int dirfd, const char *path, struct stat *st, int flags, int *rc, int follow)
@@ -37,12 +38,13 @@ static int stat_managed(int dirfd, const char *path, struct stat *st, int flags,
     int trailing;
     /* An unwritable st: the kernel finds the file first, then fails to copy out (EFAULT). */
     struct stat tmp, *dst = path_bad_ptr(st) ? &tmp : st;
-    if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
+    if (sh_busy || nsd_resolve_stat(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
         return 0;
-    if (nsv_stat(abs, dst) < 0 && (path_canon(abs, follow || trailing) <= 0 || nsv_stat(abs, dst) < 0))
+    int dir = nsd_stat(abs, dst) == 0; /* a directory in memory */
+    if (!dir && nsv_stat(abs, dst) < 0 && (path_canon(abs, follow || trailing) <= 0 || nsv_stat(abs, dst) < 0))
         return 0;
-    if (trailing || dst != st) {
-        errno = trailing ? ENOTDIR : EFAULT;
+    if ((trailing && !dir) || dst != st) {
+        errno = dst != st ? EFAULT : ENOTDIR;
         *rc = -1;
     } else {
         *rc = 0;
@@ -100,6 +102,7 @@ static int dir_times_of(uint64_t dev, uint64_t ino, int64_t *c, int64_t *m)
 
 static inline void dir_times(int rc, struct stat *st)
 {
+    nsd_disk_dir(rc, st); /* and its subdirectories in memory count in st_nlink */
     if (likely(rc != 0 || !S_ISDIR(st->st_mode)) || !dir_times_any())
         return;
     int64_t c = eph_ns(st->st_ctim.tv_sec, st->st_ctim.tv_nsec), m = eph_ns(st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
@@ -111,6 +114,7 @@ static inline void dir_times(int rc, struct stat *st)
 
 static inline void dir_times_x(int rc, struct statx *x)
 {
+    nsd_disk_dir_x(rc, x);
     if (likely(rc != 0 || !S_ISDIR(x->stx_mode)) || !(x->stx_mask & STATX_CTIME) || !(x->stx_mask & STATX_MTIME) ||
         !dir_times_any())
         return;
@@ -225,8 +229,10 @@ SH_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struc
     char abs[EPH_PATH_MAX];
     int trailing;
     uint32_t inode, gen;
-    if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
+    if (sh_busy || nsd_resolve_stat(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
         goto real;
+    if (nsd_statx(abs, stx) == 0)
+        return 0;
     for (int tries = 0; tries < 100; tries++) {
         if (nsv_lookup(abs, &inode, &gen) < 0 && (tries || path_canon(abs, !(flags & AT_SYMLINK_NOFOLLOW) || trailing) <= 0 || nsv_lookup(abs, &inode, &gen) < 0))
             goto real;

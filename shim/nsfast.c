@@ -49,7 +49,7 @@
 #include "fp_desc.h"
 #include "fp_times.h"
 #include "nsview.h"
-#include "dircache.h"
+#include "nsdir.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -144,6 +144,29 @@ static void nsf_put_back(const struct nsf_ent *e)
     pthread_mutex_unlock(&nsf_mu);
 }
 
+int nsf_take_slot(uint32_t *inode, int32_t *daemon_fd, int *fd)
+{
+    struct nsf_ent e;
+    if (nsf_take(&e) < 0)
+        return -1;
+    *inode = e.inode;
+    *daemon_fd = e.daemon_fd;
+    *fd = e.fd;
+    return 0;
+}
+
+void nsf_give_slot(uint32_t inode, int32_t daemon_fd, int fd, int back)
+{
+    if (back) {
+        nsf_put_back(&(struct nsf_ent){inode, daemon_fd, fd});
+        return;
+    }
+    if (fd < 0)
+        return; /* lent without an fd (EPH_POOL_NOFDS) */
+    ft_mark_priv(fd, UINT32_MAX);
+    sys.close(fd);
+}
+
 void nsf_after_fork(void)
 {
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
@@ -156,6 +179,7 @@ void nsf_after_fork(void)
     nsf_npool = 0;
     nsf_fresh = 1;
     nsf_refused = 0;
+    nsd_after_fork(); /* the directories' slots kept for reuse (nsdir.c) are the parent's too */
 }
 
 /* ---- the lock ------------------------------------------------------------- */
@@ -177,23 +201,27 @@ static int nsf_lock(void)
  * (link_impl): every namespace change, the daemon's and the shims', looks at the
  * disk and inserts under ns_lock, so a disk name made while we hold it cannot
  * slip between another's look and its insert.  0, or -1 with errno EIO. */
+SH_TLS int nsf_held;
+
 int nsf_hold(void)
 {
     if (nsf_lock() < 0) {
         errno = EIO;
         return -1;
     }
+    nsf_held = 1;
     return 0;
 }
 
 void nsf_unhold(void)
 {
+    nsf_held = 0;
     eph_ns_unlock(sh.hdr);
 }
 
 /* ---- checks the daemon made on our behalf -------------------------------- */
 
-static void nsf_parent(const char *abs, char *out)
+void nsf_parent(const char *abs, char *out)
 {
     const char *s = strrchr(abs, '/');
     size_t n = s && s != abs ? (size_t)(s - abs) : 1;
@@ -241,16 +269,17 @@ static int nsf_dir_writable(const char *abs, long long file_uid, struct nsf_ids 
 }
 
 /*
- * Under ns_lock: a name in directory d was added or removed at now.  Recorded
- * in the region (struct eph_dirtouch), where every shim's stat of the directory
- * finds it, instead of a utimensat of the disk directory: the disk does not see
- * the in-memory names either.  0, or -1 when the table is full (the caller then
- * moves the kernel's times after the unlock, nsf_touch_kernel).
+ * Under ns_lock: a name in disk directory (dev, ino) was added or removed at
+ * now, by a file's create, unlink or rename here or a directory's mkdir or
+ * rmdir in nsdir.c.  Recorded in the region (struct eph_dirtouch), where every
+ * shim's stat of the directory finds it, instead of a utimensat of the disk
+ * directory: the disk does not see the in-memory names either.  0, or -1 when
+ * the table is full (the caller then moves the kernel's times after the
+ * unlock, nsf_touch_kernel).
  */
-static int nsf_touch_dir(const struct stat *d, int64_t now)
+int nsf_touch_dir(uint64_t dev, uint64_t ino, int64_t now)
 {
     struct eph_shm_header *h = sh.hdr;
-    uint64_t ino = (uint64_t)d->st_ino, dev = (uint64_t)d->st_dev;
     if (ino == 0)
         return -1;
     uint32_t i0 = nsv_dirtouch_slot(ino);
@@ -277,7 +306,7 @@ static int nsf_touch_dir(const struct stat *d, int64_t now)
 }
 
 /* The table is full: move the disk directory's own times, as the daemon did. */
-static void nsf_touch_kernel(const char *abs)
+void nsf_touch_kernel(const char *abs)
 {
     char parent[EPH_PATH_MAX];
     nsf_parent(abs, parent);
@@ -361,6 +390,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
         return -2;
     nsf_parent(abs, parent);
     struct nsf_ids id = nsf_ids();
+    uint32_t gone = atomic_load(&h->dirs_gone); /* the parent is looked at before the lock */
     if (nsv_lookup(parent, &i, &g) == 0 || nsf_dir_writable(abs, -1, id, &pst) < 0)
         return -2;
     struct nsf_ent e;
@@ -418,8 +448,8 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
         }
         return -2;
     }
-    if (eph_chain_lookup(h, abs) >= 0) {
-        /* Someone named it meanwhile: the daemon decides, as for any existing name. */
+    if (eph_chain_lookup(h, abs) >= 0 || atomic_load(&h->dirs_gone) != gone) {
+        /* Someone named it meanwhile, or a directory went (ours?): the daemon decides. */
         eph_ns_unlock(h);
         sys.close(kfd);
         nsf_put_back(&e);
@@ -427,19 +457,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
     }
     /* The slot is FREE and chained nowhere: invisible until the record applies. */
     int64_t now = fp_fine_stamp();
-    uint32_t gen = atomic_load(&in->gen) + 1;
-    atomic_store(&in->gen, gen);
-    atomic_store(&in->epoch, 0);
-    atomic_store(&in->inflight, 0);
-    atomic_store(&in->lock.word, 0);
-    atomic_store(&in->open_count, 1); /* the caller's reference, as CREATE gives it */
-    atomic_store(&in->nlink, 0);
-    atomic_store(&in->pinned, 0);
-    atomic_store(&in->holes, 0);
-    in->disk_fd = -1;
-    atomic_store(&in->size, 0);
-    atomic_store(&in->capacity, 0);
-    atomic_store(&in->last_use, sh_lru_ns());
+    uint32_t gen = eph_inode_fresh(in, 1, sh_lru_ns()); /* open_count 1: the caller's reference, as CREATE gives it */
     in->dev = pst.st_dev;
     in->mode = S_IFREG | (mode & 07777);
     in->uid = id.uid;
@@ -464,7 +482,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
     atomic_fetch_add(&c->files_created, 1);
     eph_atomic_max(&c->files_in_memory_peak, atomic_fetch_add(&c->files_in_memory, 1) + 1);
     atomic_fetch_add(&h->shim_creates, 1);
-    int full = nsf_touch_dir(&pst, now) < 0;
+    int full = nsf_touch_dir(pst.st_dev, pst.st_ino, now) < 0;
     eph_ns_unlock(h);
 
     if (full)
@@ -537,7 +555,7 @@ int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen)
     eph_j_commit(h);
     int release = nsf_reclaim(idx, gen);
     atomic_fetch_add(&h->shim_unlinks, 1);
-    int full = nsf_touch_dir(&pst, now) < 0;
+    int full = nsf_touch_dir(pst.st_dev, pst.st_ino, now) < 0;
     eph_ns_unlock(h);
     if (release)
         rpc_inode_call(EPH_OP_RELEASE, idx, gen);
@@ -564,6 +582,7 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     if (atomic_load(&si->state) != EPH_MEM || (dmem && (d == s || atomic_load(&di->state) != EPH_MEM)))
         return -2;
     struct nsf_ids id = nsf_ids();
+    uint32_t gone = atomic_load(&h->dirs_gone); /* the parents are looked at before the lock */
     struct stat pa_st, pb_st;
     if (nsf_dir_writable(a, si->uid, id, &pa_st) < 0 ||
         nsf_dir_writable(b, dmem ? (long long)di->uid : -1, id, &pb_st) < 0)
@@ -573,6 +592,7 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
         return -1;
     }
     if (eph_chain_lookup(h, a) != (int)s || atomic_load(&si->gen) != sg || atomic_load(&si->state) != EPH_MEM ||
+        atomic_load(&h->dirs_gone) != gone ||
         eph_chain_lookup(h, b) != (dmem ? (int)d : -1) ||
         (dmem && (atomic_load(&di->gen) != dg || atomic_load(&di->state) != EPH_MEM))) {
         eph_ns_unlock(h);
@@ -621,7 +641,7 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     int release = dmem && nsf_reclaim(d, dg);
     atomic_fetch_add(&h->shim_unlinks, 1);
     int two = pa_st.st_dev != pb_st.st_dev || pa_st.st_ino != pb_st.st_ino;
-    int full_a = nsf_touch_dir(&pa_st, now) < 0, full_b = two && nsf_touch_dir(&pb_st, now) < 0;
+    int full_a = nsf_touch_dir(pa_st.st_dev, pa_st.st_ino, now) < 0, full_b = two && nsf_touch_dir(pb_st.st_dev, pb_st.st_ino, now) < 0;
     eph_ns_unlock(h);
     if (release)
         rpc_inode_call(EPH_OP_RELEASE, d, dg);

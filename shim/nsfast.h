@@ -8,6 +8,8 @@
 
 #include <sys/types.h>
 
+#include "compiler.h"
+
 /*
  * Create abs (absolute, canonical, managed, not in memory) as a new in-memory
  * file for open(2) with flags and mode (umask applied by the caller); absent:
@@ -33,12 +35,29 @@ int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen);
  * 0, -1 with errno, or -2: ask the daemon. */
 int nsf_rename(const char *a, const char *b, unsigned flags);
 
+/* A pool entry for a directory (nsdir.c): its slot, the daemon's fd number of its
+ * memfd and ours (-1 when the pool lends slots without fds, EPH_POOL_NOFDS).  -1: none.
+ * Given back with back=1 if unused, else our fd (if any) is closed. */
+int nsf_take_slot(uint32_t *inode, int32_t *daemon_fd, int *fd);
+void nsf_give_slot(uint32_t inode, int32_t daemon_fd, int fd, int back);
+
 /* In a fork child: the parent's pool entries are not ours. */
 int nsf_hold(void);
+extern SH_TLS int nsf_held; /* between nsf_hold and nsf_unhold: nobody may ask the daemon */
 
 void nsf_unhold(void);
 
 void nsf_after_fork(void);
+
+/* The parent directory of absolute path abs ("/" for a name in the root). */
+void nsf_parent(const char *abs, char *out);
+
+/* Under ns_lock: a name was added to or removed from disk directory (dev, ino)
+ * at now; its times show it from the region (struct eph_dirtouch).  0, or -1:
+ * the table is full, and the caller calls nsf_touch_kernel(abs of the name)
+ * after the unlock. */
+int nsf_touch_dir(uint64_t dev, uint64_t ino, int64_t now);
+void nsf_touch_kernel(const char *abs);
 
 /* A utimensat of directory (dev, ino) through the shim: the times recorded for
  * it in the region give way to the ones the program set. */

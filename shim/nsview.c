@@ -29,6 +29,7 @@
 #include "pathnorm.h"
 #include "paths.h"
 #include "fp_stat.h"
+#include "nsdir.h"
 
 /*
  * A namespace reader met the daemon inside (or racing) a write section.  Spin
@@ -92,7 +93,7 @@ int nsv_parent_searchable(const char *abs)
     return nsv_parent_allows(abs, X_OK);
 }
 
-int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen)
+int nsv_find(const char *abs, uint32_t *inode, uint32_t *gen, uint32_t *state)
 {
     struct eph_shm_header *h = sh.hdr;
     uint32_t hash = eph_path_hash(abs);
@@ -104,13 +105,14 @@ int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen)
             continue;
         }
         int found = -1;
-        uint32_t g = 0;
+        uint32_t g = 0, st = EPH_FREE;
         uint32_t idx = atomic_load_explicit(&sh.buckets[hash & (h->nbuckets - 1)], memory_order_relaxed);
         for (uint32_t steps = 0; idx && idx <= h->ninodes && steps < h->ninodes; steps++) {
             struct eph_inode *ino = &sh.inodes[idx - 1];
             if (ino->hash == hash && strncmp(ino->path, abs, EPH_PATH_MAX) == 0) {
                 found = (int)(idx - 1);
                 g = atomic_load_explicit(&ino->gen, memory_order_relaxed);
+                st = atomic_load_explicit(&ino->state, memory_order_relaxed);
                 break;
             }
             idx = ino->next;
@@ -123,12 +125,26 @@ int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen)
         }
         if (found < 0)
             return -ENOENT;
-        if (!nsv_parent_searchable(abs))
-            return -ENOENT; /* left to the kernel, whose walk fails with EACCES */
         *inode = (uint32_t)found;
         *gen = g;
+        *state = st;
         return 0;
     }
+}
+
+int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen)
+{
+    uint32_t i, g, st;
+    int r = nsv_find(abs, &i, &g, &st);
+    if (r < 0)
+        return r;
+    if (st == EPH_MDIR)
+        return -ENOENT; /* a directory in memory (nsdir.c) is no file */
+    if (!nsv_parent_searchable(abs))
+        return -ENOENT; /* left to the kernel, whose walk fails with EACCES */
+    *inode = i;
+    *gen = g;
+    return 0;
 }
 
 int nsv_stat(const char *abs, struct stat *st)
@@ -176,6 +192,8 @@ static int walk_error(const char *abs, int depth)
         int e = 0;
         if (nsv_lookup(buf, &inode, &gen) == 0) {
             e = -ENOTDIR;
+        } else if (nsd_is_dir(buf)) {
+            /* a directory in memory (nsdir.c) */
         } else if (dc_stat(buf, &st) < 0) {
             e = -errno;
             /* a symlink on disk that leads to an in-memory file is a file too */
@@ -216,7 +234,7 @@ void nsv_enoent(int dirfd, const char *path)
             return;
         }
     }
-    if (path_resolve(dirfd, path, abs, &t) <= 0)
+    if (nsd_resolve(dirfd, path, abs, &t) <= 0) /* (its errno only: no disk twin for it) */
         return;
     uint32_t inode, gen;
     if (nsv_ancestor_is_file(abs) ||

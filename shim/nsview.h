@@ -22,6 +22,9 @@ int nsv_parent_searchable(const char *abs);
 int nsv_dir_allows(const char *dir, int amode);
 int nsv_parent_allows(const char *abs, int amode);
 int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen);
+/* abs in the shared hash whatever it names (files and in-memory directories), no permission check:
+ * 0 with its slot, gen and state, -ENOENT, or -EAGAIN. */
+int nsv_find(const char *abs, uint32_t *inode, uint32_t *gen, uint32_t *state);
 int nsv_backoff(unsigned tries); /* seqlock reader wait: 0 retry, -EAGAIN give up */
 int nsv_stat(const char *abs, struct stat *st);    /* 0, -ENOENT if not in memory */
 
@@ -39,9 +42,13 @@ static inline uint32_t nsv_dirtouch_slot(uint64_t ino)
 int nsv_dir_touched(uint64_t dev, uint64_t ino, int64_t *c, int64_t *m);
 /* After a real call on a managed path failed with ENOENT: make it ENOTDIR where tmpfs would. */
 void nsv_enoent(int dirfd, const char *path);
+/* (An ENOENT may come from an in-memory directory on the way, shim/nsdir.c: then once more, after its twin.) */
+int nsd_enoent(int dirfd, const char *path);
 #define ENOENT_FIX(dirfd, path, call)                                \
     ({                                                               \
         __typeof__(call) r_ = (call);                                \
+        if (r_ < 0 && errno == ENOENT && nsd_enoent(dirfd, path))    \
+            r_ = (call);                                             \
         if (r_ < 0 && errno == ENOENT)                               \
             nsv_enoent(dirfd, path);                                 \
         r_;                                                          \

@@ -20,6 +20,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "nsdir.h"
 #include "ephemera/proto.h"
 
 #include "paths.h"
@@ -169,7 +170,17 @@ __attribute__((no_sanitize_address)) static inline size_t common_prefix(const ch
     return i;
 }
 
+static int maybe_managed(int dirfd, const char *p);
+
 int path_maybe_managed(int dirfd, const char *p)
+{
+    int m = maybe_managed(dirfd, p);
+    if (unlikely(m) && unlikely(pn_has_dotdot(p)))
+        nsd_dotdot(); /* the kernel's walk of "x/.." must find x on disk */
+    return m;
+}
+
+static int maybe_managed(int dirfd, const char *p)
 {
     if (unlikely(path_bad_ptr(p) || sh.disabled || !p[0]))
         return 0;
@@ -233,6 +244,7 @@ int path_absolute(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailin
 int path_dotdot_error(int dirfd, const char *p)
 {
     char pre[EPH_PATH_MAX];
+    nsd_dotdot();
     size_t n = strlen(p);
     if (n >= sizeof pre)
         return -ENAMETOOLONG;
@@ -267,7 +279,17 @@ int path_dotdot_error(int dirfd, const char *p)
     return 0;
 }
 
+static int path_resolve_lex(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing_slash);
+
 int path_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing_slash)
+{
+    int r = path_resolve_lex(dirfd, p, out, trailing_slash);
+    if (r > 0)
+        nsd_resolved(out, p); /* in-memory directories on the way get a disk twin */
+    return r;
+}
+
+static int path_resolve_lex(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing_slash)
 {
     if (!path_maybe_managed(dirfd, p))
         return 0;
@@ -397,6 +419,7 @@ int path_canon(char abs[EPH_PATH_MAX], int follow)
 int path_physical_error(int dirfd, const char *p)
 {
     char comp[256], cur[EPH_PATH_MAX], link[64], abs[EPH_PATH_MAX];
+    nsd_dotdot();
     int fd = REAL(openat)(p[0] == '/' ? AT_FDCWD : dirfd, p[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return 0;

@@ -111,7 +111,18 @@ enum eph_op {
      * takes back the entries of processes that died.
      */
     EPH_OP_POOL = 11,
+    /*
+     * Give every in-memory directory (EPH_MDIR) that is path or one of its
+     * ancestors a disk twin (mkdir with its mode, owner and times), top down,
+     * and drop it from the region: the caller is about to do something on or
+     * below it that only the kernel can (shim/nsdir.c).  req.flags below.
+     * status 0 or -errno of the first mkdir that failed.
+     */
+    EPH_OP_DIRTWIN = 12,
 };
+
+#define EPH_DIRTWIN_ALL 1u /* every in-memory directory, not only those on req.path */
+#define EPH_DIRTWIN_OFF 2u /* and mkdir stays on disk from now on (mdirs_off) */
 
 #define EPH_POOL_MAX 32
 #define EPH_POOL_FRESH 1u

@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define EPH_SHM_MAGIC 0x31534d4850455045ull /* "EPEPHMS1" */
-#define EPH_SHM_VERSION 2u
+#define EPH_SHM_VERSION 3u
 #define EPH_PATH_MAX 1024        /* longer managed paths are kept on disk */
 #define EPH_DEFAULT_INODES 16384u
 #define EPH_DEFAULT_DESCS 65536u
@@ -48,6 +48,9 @@ enum eph_state {
     EPH_MEM = 1,    /* bytes live in the memfd; fast path allowed */
     EPH_MOVING = 2, /* daemon is copying it to disk; fast path must back off and wait */
     EPH_DISK = 3,   /* bytes live in the disk file (disk_fd); processes swap their fds */
+    EPH_MDIR = 4,   /* a directory that exists only here (shim/nsdir.c): no bytes, no fds, never
+                     * opened; anything but mkdir, rmdir and stat of it asks the daemon to give it
+                     * a disk twin first (daemon/dirtwin.c), after which the slot is freed */
 };
 
 /*
@@ -96,6 +99,12 @@ struct eph_inode {
     _Atomic int64_t mtime_ns;
     _Atomic int64_t ctime_ns;
     int64_t btime_ns;            /* [DS] birth time */
+    /* EPH_MDIR only, under ns_lock (journalled): names directly inside it (st_size is 40 + 20 per
+     * entry, as tmpfs), how many of them are directories (st_nlink is 2 + that), and the disk
+     * directory it was made in (its st_ino; 0 when the parent is itself in memory), whose
+     * st_nlink the shim raises by one per such child. */
+    uint32_t dir_entries, dir_subdirs;
+    uint64_t dir_parent_ino;
     char path[EPH_PATH_MAX];     /* [DS] absolute normalised path; "" after unlink; ns_lock */
 };
 
@@ -268,8 +277,44 @@ struct eph_shm_header {
     _Atomic uint32_t dirtouch_used; /* [S] entries of dirtouch in use (0: nothing to look up) */
     uint32_t pad2;
     struct eph_dirtouch dirtouch[EPH_DIRTOUCH]; /* [S] under ns_lock */
+    /* ---- version 3: directories in memory (shim/nsdir.c, daemon/dirtwin.c) ---- */
+    _Atomic uint32_t mdirs_live;    /* [DS] EPH_MDIR inodes named now; 0: nobody need look for them.
+                                     * Under ns_lock, journalled */
+    _Atomic uint32_t mdirs_off;     /* [DS] 1: mkdir goes to disk from now on (a symlink was made
+                                     * under a root, or a program without the shim ran): a walk
+                                     * through a symlink must never miss an in-memory directory */
+    _Atomic uint64_t shim_mkdirs;   /* [S] directories made (and removed) in memory */
+    _Atomic uint64_t dir_twins;     /* [D] in-memory directories given a disk twin */
+    _Atomic uint32_t dirs_gone;     /* [DS] bumped under ns_lock after any directory was removed or
+                                     * renamed: a change that read it, then saw its parent, then
+                                     * took the lock, asks the daemon instead if it moved */
 };
+
 #define EPH_PLACE_DISK (~0ull)
+
+/*
+ * A FREE slot, on no chain, made ready to become a new file or directory: a new
+ * generation, no lock, pins, holes, bytes or links, open_count references, last
+ * used at lru_ns.  Its identity, times and state are the caller's to set.
+ * Returns the new generation.
+ */
+static inline uint32_t eph_inode_fresh(struct eph_inode *in, uint32_t open_count, uint64_t lru_ns)
+{
+    uint32_t gen = atomic_load(&in->gen) + 1;
+    atomic_store(&in->gen, gen);
+    atomic_store(&in->epoch, 0);
+    atomic_store(&in->inflight, 0);
+    atomic_store(&in->lock.word, 0);
+    atomic_store(&in->open_count, open_count);
+    atomic_store(&in->nlink, 0);
+    atomic_store(&in->pinned, 0);
+    atomic_store(&in->holes, 0);
+    in->disk_fd = -1;
+    atomic_store(&in->size, 0);
+    atomic_store(&in->capacity, 0);
+    atomic_store(&in->last_use, lru_ns);
+    return gen;
+}
 
 static inline struct eph_inode *eph_inodes(struct eph_shm_header *h)
 {

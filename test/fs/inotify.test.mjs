@@ -103,16 +103,22 @@ os.unlink('sub/f4')
 os.rmdir('sub')
 subprocess.run(['sh', '-c', 'echo one > g; echo two >> g; mv g h; rm h'], check=True)
 os.unlink('back')
+os.mkdir('empty')  # made and removed in memory (shim/nsdir.c): no disk twin
+os.rmdir('empty')
+with open('wd/inner', 'w') as f:  # wd was made in memory and then watched
+    f.write('in a watched directory that was made in memory')
+os.unlink('wd/inner')
 os.close(os.open('zz-end', os.O_CREAT | os.O_WRONLY, 0o644))
 `;
 
 // Start the watchers, wait for both to be ready, run the writer, collect what they saw.
 const DRIVER = String.raw`
-import json, subprocess, sys, time
+import json, os, subprocess, sys, time
 d, watcher, writer = sys.argv[1], sys.argv[2], sys.argv[3]
 with open(d + '/watched', 'w') as f:
     f.write('first\n')
-py = subprocess.Popen([sys.executable, '-c', watcher, 'dir=' + d, 'file=' + d + '/watched'],
+os.mkdir(d + '/wd')  # under the shim: a directory in memory, which the watch below must see
+py = subprocess.Popen([sys.executable, '-c', watcher, 'dir=' + d, 'file=' + d + '/watched', 'wd=' + d + '/wd'],
                       stdout=subprocess.PIPE, text=True)
 iw = subprocess.Popen(['inotifywait', '-m', '-e', 'modify,close_write,close_nowrite,open,moved_from,moved_to,create,delete',
                        '--format', '%e %f', d], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -166,7 +172,7 @@ test('a directory watch and a file watch see what tmpfs gives, for changes by an
   }
   assert.equal(tmpfs.status, 0, `the reference watcher on tmpfs: ${tmpfs.python.join('\n')}`);
   // The reference has what the issue asks for; else the comparison would prove little.
-  for (const ev of ['dir MOVED_FROM c6 watched2', 'dir MOVED_TO c7 x2', 'dir CREATE - f1', 'dir MODIFY - f1', 'dir CLOSE_WRITE - f1', 'dir ATTRIB - f1', 'dir DELETE - back', 'file MODIFY - .', 'file ATTRIB - .', 'file MOVE_SELF - .', 'file DELETE_SELF - .'])
+  for (const ev of ['dir CREATE,ISDIR - empty', 'dir DELETE,ISDIR - empty', 'wd CREATE - inner', 'wd DELETE - inner', 'dir MOVED_FROM c6 watched2', 'dir MOVED_TO c7 x2', 'dir CREATE - f1', 'dir MODIFY - f1', 'dir CLOSE_WRITE - f1', 'dir ATTRIB - f1', 'dir DELETE - back', 'file MODIFY - .', 'file ATTRIB - .', 'file MOVE_SELF - .', 'file DELETE_SELF - .'])
     assert.ok(tmpfs.python.includes(ev), `tmpfs gave no "${ev}": ${tmpfs.python.join('\n')}`);
   assert.ok(tmpfs.python.includes('dir MOVED_FROM c1 f1') && tmpfs.python.includes('dir MOVED_TO c1 f2'), tmpfs.python.join('\n'));
 
@@ -178,6 +184,8 @@ test('a directory watch and a file watch see what tmpfs gives, for changes by an
   assert.deepEqual(shim.inotifywait, tmpfs.inotifywait, 'inotifywait printed other events under the shim than on tmpfs');
   // ...and the files were in memory, where the kernel sees no names: the events came from the shim.
   assert.ok(r.stats.files_created >= 6, `files not created in memory: ${JSON.stringify(r.stats)}`);
+  // ...and so were directories (wd, empty, and those that got a twin later), without the daemon.
+  assert.ok(r.stats.dirs_made_in_memory >= 2, `directories not made in memory: ${JSON.stringify(r.stats)}`);
   sc.done();
 });
 

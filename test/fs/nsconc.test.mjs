@@ -97,8 +97,10 @@ for (const { seed, procs, threads, ops } of RUNS) {
     assert.match(out, /^ok: a consistent directory$/m, describe(s));
     assertServedFromMemory(s.stats, `nsconc seed ${seed}`, { evicting: true });
     assert.ok(s.stats.evictions > 0, `stats.evictions is ${s.stats.evictions} under a ${BUDGET} budget: no file moved to disk while the workers ran, so nothing was tested`);
+    // mkdir/rmdir of the shared directories ran in memory, and files put in them met disk twins
+    assert.ok(s.stats.dirs_made_in_memory > 0 && s.stats.dir_twins > 0, `dirs_made_in_memory ${s.stats.dirs_made_in_memory}, dir_twins ${s.stats.dir_twins}: the directories were not made in memory`);
     t.diagnostic(`seed ${seed}: ${out.split('\n').find((l) => l.startsWith('calls')) ?? ''}`);
-    t.diagnostic(`seed ${seed}: evictions=${s.stats.evictions} files_created=${s.stats.files_created} fast_reads=${s.stats.fast_reads} fast_writes=${s.stats.fast_writes} slow_ops=${s.stats.slow_ops}; calls that met the known bugs: ${knownSummary(out)}`);
+    t.diagnostic(`seed ${seed}: evictions=${s.stats.evictions} files_created=${s.stats.files_created} fast_reads=${s.stats.fast_reads} fast_writes=${s.stats.fast_writes} slow_ops=${s.stats.slow_ops} dirs_made_in_memory=${s.stats.dirs_made_in_memory} dir_twins=${s.stats.dir_twins}; calls that met the known bugs: ${knownSummary(out)}`);
     sc.done();
   });
 }

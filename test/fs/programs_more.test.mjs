@@ -29,8 +29,12 @@ test.before(() => {
   requireBuilt(PYTHON);
 });
 
+// GIT_CEILING_DIRECTORIES: the scratch directory lies inside this repository's build/, so a step that
+// fails (a `cd repo` that did not happen) must not let the next git commands find the repository
+// above it and commit, branch and check out there (it did once, on a shim that broke `cd`).
 const GIT_ENV = `export GIT_AUTHOR_NAME=a GIT_AUTHOR_EMAIL=a@example.org GIT_COMMITTER_NAME=a GIT_COMMITTER_EMAIL=a@example.org
 export GIT_AUTHOR_DATE=2020-01-01T00:00:00Z GIT_COMMITTER_DATE=2020-01-01T00:00:00Z GIT_CONFIG_NOSYSTEM=1
+export GIT_CEILING_DIRECTORIES="$(dirname "$PWD")"
 `;
 
 test('git: init, commit, branch, checkout, merge, gc, repack, fsck, clones (a local clone hard-links objects)', async (t) => {

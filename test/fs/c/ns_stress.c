@@ -36,6 +36,13 @@
  * stats, opens and reads as a valid write; each inode's st_nlink is the number of its names and
  * they read the same bytes.  clean: unlink every name, and the directory must then list nothing.
  *
+ * Directories.  Every worker also makes and removes the shared directories d0 .. d3 (mkdir: 0 or
+ * EEXIST; rmdir: 0, ENOENT or ENOTEMPTY) and puts a file of its own in one (d<k>/x<w>: created,
+ * written, the directory stat'ed, unlinked; while the file is in it, nobody can remove the
+ * directory, so the stat and the unlink must succeed and the directory's st_nlink must be 2).
+ * The checks find each listed d<k> a directory with st_nlink 2 holding only x<w> files (a killed
+ * worker may leave its own), and the directory's st_nlink 2 + the number of them.
+ *
  * Output: "ok ..." with counts and exit 0, or "FAIL seed=S: ..." lines on stderr and exit 1.
  * Every wait is bounded by --deadline-ms (default 120000): a process that hangs inside the file
  * system is reported with the operation it was in, and killed.
@@ -107,16 +114,17 @@ static int tolerate_known;
 enum op {
     OP_WRITE, OP_READ, OP_STAT, OP_UNLINK, OP_RENAME_OO, OP_NOREPL_OO, OP_EXCH_OO, OP_LINK_OO,
     OP_RENAME_OS, OP_NOREPL_OS, OP_EXCH_OS, OP_LINK_OS, OP_RENAME_SO, OP_LINK_SO,
-    OP_RENAME_SS, OP_EXCH_SS, OP_UNLINK_S, OP_STAT_S, OP_READ_S, OP_READDIR, OP_N
+    OP_RENAME_SS, OP_EXCH_SS, OP_UNLINK_S, OP_STAT_S, OP_READ_S, OP_READDIR, OP_MKDIR_D, OP_RMDIR_D,
+    OP_FILE_IN_D, OP_N
 };
 static const char *const op_name[OP_N] = {
     "write own", "read own", "stat own", "unlink own", "rename own->own", "RENAME_NOREPLACE own->own",
     "RENAME_EXCHANGE own<->own", "link own->own", "rename own->shared", "RENAME_NOREPLACE own->shared",
     "RENAME_EXCHANGE own<->shared", "link own->shared", "rename shared->own", "link shared->own",
     "rename shared->shared", "RENAME_EXCHANGE shared<->shared", "unlink shared", "stat shared",
-    "read shared", "readdir"};
+    "read shared", "readdir", "mkdir shared dir", "rmdir shared dir", "file in a shared dir"};
 /* Relative weights of the operations a worker draws. */
-static const int op_weight[OP_N] = {22, 8, 6, 6, 4, 2, 2, 3, 5, 3, 3, 3, 3, 2, 3, 2, 3, 5, 8, 2};
+static const int op_weight[OP_N] = {22, 8, 6, 6, 4, 2, 2, 3, 5, 3, 3, 3, 3, 2, 3, 2, 3, 5, 8, 2, 3, 3, 3};
 
 /* ---- small helpers ---- */
 
@@ -178,6 +186,12 @@ static void own_path(char *p, size_t n, uint32_t wid, uint32_t k)
 static void shared_path(char *p, size_t n, uint32_t k)
 {
     snprintf(p, n, "%s/s%u", dir, k);
+}
+
+#define NDIRS 4
+static void dir_path(char *p, size_t n, uint32_t k)
+{
+    snprintf(p, n, "%s/d%u", dir, k);
 }
 
 /* ---- self-describing contents ---- */
@@ -685,6 +699,27 @@ static void op_readdir(struct wctx *c)
     }
 }
 
+/* A file of this worker's own in shared directory d<k>: the directory cannot go while it is there. */
+static void op_file_in_dir(struct wctx *c, uint32_t k)
+{
+    char d[4200], p[4300];
+    dir_path(d, sizeof d, k);
+    snprintf(p, sizeof p, "%s/x%u", d, c->wid);
+    int fd = open(p, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+    if (!EXPECT(c, OP_FILE_IN_D, p, fd < 0 ? errno : 0, 0, ENOENT) || fd < 0)
+        return;
+    char hdr[HDR] = MAGIC;
+    int e = write(fd, hdr, sizeof hdr) == (ssize_t)sizeof hdr ? 0 : errno ? errno : EIO;
+    EXPECT(c, OP_FILE_IN_D, "write", e, 0);
+    EXPECT(c, OP_FILE_IN_D, "close", res_of(close(fd)), 0);
+    struct stat st;
+    if (EXPECT(c, OP_FILE_IN_D, d, res_of(stat(d, &st)), 0) && (!S_ISDIR(st.st_mode) || st.st_nlink != 2))
+        fail("worker %u, stat %s with a file in it: mode %o nlink %lu", c->wid, d, st.st_mode, (unsigned long)st.st_nlink);
+    if (EXPECT(c, OP_FILE_IN_D, p, res_of(stat(p, &st)), 0) && (!S_ISREG(st.st_mode) || st.st_size != HDR))
+        fail("worker %u, stat %s: mode %o size %lld", c->wid, p, st.st_mode, (long long)st.st_size);
+    EXPECT(c, OP_FILE_IN_D, p, res_of(unlink(p)), 0);
+}
+
 static int weight_total; /* set in main, before any fork */
 
 static void one_op(struct wctx *c)
@@ -729,6 +764,16 @@ static void one_op(struct wctx *c)
     }
     case OP_STAT_S: stat_shared(c, s); break;
     case OP_READ_S: read_shared(c, s); break;
+    case OP_MKDIR_D: case OP_RMDIR_D: {
+        char p[4200];
+        dir_path(p, sizeof p, s % NDIRS);
+        if (op == OP_MKDIR_D)
+            EXPECT(c, op, p, res_of(mkdir(p, 0755)), 0, EEXIST);
+        else
+            EXPECT(c, op, p, res_of(rmdir(p)), 0, ENOENT, ENOTEMPTY);
+        break;
+    }
+    case OP_FILE_IN_D: op_file_in_dir(c, s % NDIRS); break;
     default: op_readdir(c); break;
     }
     atomic_store(&m->op, -1);
@@ -877,6 +922,30 @@ static int names_now(struct entry *es, int n, int i)
  * the names that may exist besides s0..s5.  partial_own: an own name may hold a prefix of a write
  * (its worker was killed inside write()).  exact: workers whose models must match exactly.
  */
+/* A shared directory of a quiet tree: only x<w> files (left by killed workers), none listed twice. */
+static int check_subdir(const char *path, const char *name)
+{
+    DIR *d = opendir(path);
+    if (!d) {
+        fail("check: opendir %s: %s", name, strerror(errno));
+        return 1;
+    }
+    int bad = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        unsigned w;
+        char tail, p[4600];
+        struct stat st;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+        if (sscanf(e->d_name, "x%u%c", &w, &tail) != 1 || lstat(p, &st) < 0 || !S_ISREG(st.st_mode))
+            fail("check: %s/%s: not a file a worker makes there", name, e->d_name), bad++;
+    }
+    closedir(d);
+    return bad;
+}
+
 static int check_dir(int workers, int partial_own, const int *exact, int nexact)
 {
     int before = sh ? atomic_load(&sh->failures) : 0;
@@ -898,6 +967,7 @@ static int check_dir(int workers, int partial_own, const int *exact, int nexact)
     struct entry *es = calloc((size_t)n + 1, sizeof *es);
     uint8_t *b = malloc(MAX_LEN + 1);
     char p[4200], why[256];
+    int ndirs = 0;
     for (int i = 0; i < n; i++) {
         struct entry *e = &es[i];
         snprintf(e->name, sizeof e->name, "%s", v[i]);
@@ -905,6 +975,17 @@ static int check_dir(int workers, int partial_own, const int *exact, int nexact)
         struct stat st, fst;
         if (lstat(p, &st) < 0) {
             fail("check: readdir lists %s but lstat fails: %s", v[i], strerror(errno)), local_failures++;
+            continue;
+        }
+        int k;
+        char tail;
+        if (sscanf(v[i], "d%d%c", &k, &tail) == 1 && k >= 0 && k < NDIRS) {
+            if (!S_ISDIR(st.st_mode) || st.st_nlink != 2)
+                fail("check: %s has mode %o, nlink %lu: not an empty-of-directories directory", v[i], st.st_mode,
+                     (unsigned long)st.st_nlink), local_failures++;
+            else
+                local_failures += check_subdir(p, v[i]);
+            ndirs++;
             continue;
         }
         if (!S_ISREG(st.st_mode)) {
@@ -961,6 +1042,21 @@ static int check_dir(int workers, int partial_own, const int *exact, int nexact)
                  (unsigned long)es[i].nlink, names),
                 local_failures++;
     }
+    struct stat dst;
+    if (stat(dir, &dst) < 0 || dst.st_nlink != (nlink_t)(2 + ndirs))
+        fail("check: %s: st_nlink %lu with %d subdirectories listed", dir, (unsigned long)dst.st_nlink, ndirs),
+            local_failures++;
+    for (int k = 0; k < NDIRS; k++) {
+        char name[16];
+        snprintf(name, sizeof name, "d%d", k);
+        snprintf(p, sizeof p, "%s/%s", dir, name);
+        struct stat st;
+        int found = stat(p, &st) == 0;
+        if (found != listed(v, n, name))
+            fail("check: stat %s %s but readdir %s it", name, found ? "succeeds" : "fails",
+                 listed(v, n, name) ? "lists" : "does not list"),
+                local_failures++;
+    }
     /* stat finds exactly the names readdir lists, among every name that may exist */
     for (int w = -1; w < workers; w++)
         for (int k = 0; k < (w < 0 ? NSHARED : NOWN); k++) {
@@ -983,6 +1079,8 @@ static int check_dir(int workers, int partial_own, const int *exact, int nexact)
         int w, k;
         char tail;
         if (sscanf(v[i], "s%d%c", &k, &tail) == 1 && k >= 0 && k < NSHARED)
+            continue;
+        if (sscanf(v[i], "d%d%c", &k, &tail) == 1 && k >= 0 && k < NDIRS)
             continue;
         if (sscanf(v[i], "o%d_%d%c", &w, &k, &tail) == 2 && w >= 0 && w < workers && k >= 0 && k < NOWN)
             continue;
@@ -1156,6 +1254,23 @@ static int mode_clean(void)
     char p[4200];
     for (int i = 0; i < n; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, v[i]);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+            DIR *d = opendir(p);
+            struct dirent *e;
+            char q[4600];
+            while (d && (e = readdir(d)) != NULL)
+                if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                    snprintf(q, sizeof q, "%s/%s", p, e->d_name);
+                    if (unlink(q) < 0)
+                        fail("clean: unlink %s/%s: %s", v[i], e->d_name, strerror(errno)), bad++;
+                }
+            if (d)
+                closedir(d);
+            if (rmdir(p) < 0)
+                fail("clean: rmdir %s: %s", v[i], strerror(errno)), bad++;
+            continue;
+        }
         if (unlink(p) < 0)
             fail("clean: unlink %s: %s", v[i], strerror(errno)), bad++;
     }

@@ -1,0 +1,190 @@
+/*
+ * daemon/dirtwin.c - disk twins of in-memory directories (issue 15).
+ *
+ * A shim's mkdir makes a directory in the region only (EPH_MDIR, shim/nsdir.c):
+ * mkdir, rmdir and stat of it are answered there.  Everything else that has to
+ * meet it on disk (a file created in it, opendir, chdir, chmod, a rename, an
+ * exec of a program without the shim...) first asks for its disk twin: the
+ * daemon makes the directory on disk with the in-memory mode, owner and times,
+ * for it and every in-memory ancestor, top down, and then drops the slot, so
+ * that from then on it is an ordinary disk directory and every existing path of
+ * the shim and the daemon serves it unchanged.  Done under ns_lock, so no shim
+ * adds or removes a name in between.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ephemera/nslock.h"
+#include "ephemera/shm.h"
+
+#include "daemon.h"
+#include "dirtwin.h"
+#include "evict.h"
+#include "log.h"
+#include "namespace.h"
+
+/* The directory idx (EPH_MDIR, its parent already on disk) made on disk, then dropped. */
+static int dt_twin(uint32_t idx)
+{
+    struct eph_shm_header *h = D.h;
+    struct eph_inode *in = &D.inodes[idx];
+    char path[EPH_PATH_MAX], parent[EPH_PATH_MAX];
+    snprintf(path, sizeof path, "%s", in->path);
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (!slash)
+        return -EINVAL;
+    slash[slash == parent ? 1 : 0] = '\0';
+    struct stat before, st;
+    int have_before = stat(parent, &before) == 0;
+    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+        int e = errno;
+        log_msg(LOG_ERR, "disk twin of in-memory directory %s: mkdir: %s", path, strerror(e));
+        return -e;
+    }
+    /* EEXIST: a program without the shim made it meanwhile; it is the twin if it is a directory. */
+    if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        log_msg(LOG_ERR, "disk twin of in-memory directory %s: a non-directory is in the way", path);
+        return -EEXIST;
+    }
+    if (lchown(path, in->uid, in->gid) < 0 && errno != EPERM)
+        log_msg(LOG_WARN, "disk twin %s: chown %u:%u: %s", path, in->uid, in->gid, strerror(errno));
+    if (chmod(path, in->mode & 07777) < 0)
+        log_msg(LOG_WARN, "disk twin %s: chmod %o: %s", path, in->mode & 07777, strerror(errno));
+    int64_t a = atomic_load(&in->atime_ns), m = atomic_load(&in->mtime_ns);
+    struct timespec ts[2] = {{a / 1000000000, a % 1000000000}, {m / 1000000000, m % 1000000000}};
+    utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+    /* The kernel stamped the twin's ctime now (mkdir, chown, chmod, utimensat); the program saw
+     * the one of its mkdir in memory: shown instead while the kernel's stays (eph_dirtime). */
+    struct stat shown = st;
+    int64_t c = atomic_load(&in->ctime_ns);
+    shown.st_ctim = (struct timespec){c / 1000000000, c % 1000000000};
+    shown.st_mtim = ts[1];
+    evict_hide_dir_times(path, &shown);
+    /* Our mkdir moved the parent's kernel times, which the program's mkdir (done in memory, long
+     * ago) already did: show the earlier ones, as after an eviction's link.  The time of that mkdir
+     * is in the region's dirtouch table, which the shims show when it is later (shim/nsfast.c). */
+    if (have_before)
+        evict_hide_dir_times(parent, &before);
+    /* Its in-memory subdirectories now have a disk parent, whose st_nlink the shims raise
+     * for each (plain stores: they only matter once the directory below is dropped). */
+    size_t plen = strlen(path);
+    uint32_t hwm = atomic_load(&h->inode_hwm);
+    for (uint32_t i = 0; i < hwm; i++) {
+        struct eph_inode *c = &D.inodes[i];
+        if (atomic_load(&c->state) == EPH_MDIR && strncmp(c->path, path, plen) == 0 && c->path[plen] == '/' &&
+            !strchr(c->path + plen + 1, '/'))
+            c->dir_parent_ino = (uint64_t)st.st_ino;
+    }
+    uint32_t live = atomic_load(&h->mdirs_live);
+    eph_j_begin(h);
+    eph_j_add(h, EPH_JOP_REMOVE, idx, 0);
+    eph_j_set32(h, &h->mdirs_live, live ? live - 1 : 0);
+    eph_j_commit(h);
+    atomic_fetch_add(&h->dir_twins, 1);
+    log_msg(LOG_DEBUG, "disk twin of in-memory directory %s", path);
+    ns_maybe_gc(idx); /* unnamed and never opened: the slot and its memfd go back */
+    return 0;
+}
+
+static int dt_find(const char *path)
+{
+    int idx = eph_chain_lookup(D.h, path);
+    return idx >= 0 && atomic_load(&D.inodes[idx].state) == EPH_MDIR ? idx : -1;
+}
+
+int dt_settle(const char *path)
+{
+    if (!path[0] || atomic_load(&D.h->mdirs_live) == 0)
+        return 0;
+    char p[EPH_PATH_MAX];
+    size_t n = strnlen(path, sizeof p - 1);
+    memcpy(p, path, n);
+    p[n] = '\0';
+    /* Shortest prefix first: a directory's parent is made before it. */
+    for (size_t i = 1; i <= n; i++) {
+        if (i < n && p[i] != '/')
+            continue;
+        char c = p[i];
+        p[i] = '\0';
+        int idx = dt_find(p);
+        p[i] = c;
+        if (idx >= 0) {
+            int e = dt_twin((uint32_t)idx);
+            if (e < 0)
+                return e;
+        }
+    }
+    return 0;
+}
+
+static int dt_by_len(const void *a, const void *b)
+{
+    size_t la = strlen(D.inodes[*(const uint32_t *)a].path), lb = strlen(D.inodes[*(const uint32_t *)b].path);
+    return la < lb ? -1 : la > lb;
+}
+
+int dt_twin_all(int off)
+{
+    struct eph_shm_header *h = D.h;
+    if (off)
+        atomic_store(&h->mdirs_off, 1);
+    if (atomic_load(&h->mdirs_live) == 0)
+        return 0;
+    uint32_t hwm = atomic_load(&h->inode_hwm), n = 0;
+    uint32_t *v = malloc(sizeof *v * (hwm ? hwm : 1));
+    if (!v)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < hwm; i++)
+        if (atomic_load(&D.inodes[i].state) == EPH_MDIR && D.inodes[i].path[0])
+            v[n++] = i;
+    qsort(v, n, sizeof *v, dt_by_len); /* parents have shorter names */
+    int rc = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        int e = dt_twin(v[k]);
+        if (e < 0 && rc == 0)
+            rc = e;
+    }
+    free(v);
+    log_msg(LOG_INFO, "gave %u in-memory directories a disk twin%s", n, off ? "; mkdir stays on disk from now on" : "");
+    return rc;
+}
+
+int dt_op(const struct eph_req *q)
+{
+    if (nsl_enter() < 0)
+        return -EIO;
+    int rc = (q->flags & EPH_DIRTWIN_ALL) ? dt_twin_all((q->flags & EPH_DIRTWIN_OFF) != 0) : dt_settle(q->path);
+    nsl_exit();
+    return rc;
+}
+
+/* ---- the start: a walk through a symlink must never miss a directory ---- */
+
+#define DT_SCAN_MAX 20000
+static unsigned dt_seen;
+static int dt_visit(const char *p, const struct stat *st, int type, struct FTW *f)
+{
+    (void)p;
+    (void)st;
+    (void)f;
+    return type == FTW_SL || type == FTW_SLN || ++dt_seen > DT_SCAN_MAX;
+}
+
+void dt_init(void)
+{
+    for (int r = 0; r < D.nroots; r++) {
+        dt_seen = 0;
+        if (nftw(D.roots[r], dt_visit, 16, FTW_PHYS) != 0) {
+            atomic_store(&D.h->mdirs_off, 1);
+            log_msg(LOG_INFO, "%s holds a symlink or over %d entries: mkdir stays on disk", D.roots[r], DT_SCAN_MAX);
+            return;
+        }
+    }
+}

@@ -1,0 +1,625 @@
+/*
+ * shim/nsdir.c - mkdir, rmdir and stat of directories that live only in the
+ * region, made by the calling process without the daemon or the disk (issue 15).
+ *
+ * A directory made here is an inode of state EPH_MDIR named by its path in
+ * the region's hash, like an in-memory file, under ns_lock with a redo record
+ * (ephemera/nslock.h).  Its slot comes from the pool nsfast.c keeps (the memfd
+ * lent with it is closed: a directory has no bytes).  The counts tmpfs
+ * reports (st_nlink of it and of its parent, st_size) live in the inode.
+ *
+ * Only mkdir, rmdir and stat know these directories.  Every other call that
+ * resolves a path through path_resolve reaches nsd_resolved() first, which
+ * asks the daemon to give each in-memory directory on the path a disk twin
+ * (daemon/dirtwin.c): after that the directory is an ordinary disk directory
+ * and everything the shim and the daemon did before applies unchanged.  So a
+ * directory that is made and removed, or made and only stat'ed, never costs
+ * the disk a call; one that receives a file pays one round trip, once.
+ *
+ * The namespace is keyed by canonical paths.  A symlink under a root could
+ * lead a later walk into an in-memory directory by another name, which the
+ * lexical lookups here would miss; so from the first symlink made under a
+ * root on (or one found there at start), mkdir stays on disk (mdirs_off).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "ephemera/nslock.h"
+#include "ephemera/proto.h"
+#include "ephemera/shm.h"
+
+#include "nsdir.h"
+#include "compiler.h"
+#include "sys.h"
+#include "init.h"
+#include "rpc.h"
+#include "paths.h"
+#include "pathnorm.h"
+#include "fp_stat.h"
+#include "fp_times.h"
+#include "fdtable.h"
+#include "nsfast.h"
+#include "nsview.h"
+#include "creds.h"
+#include "dircache.h"
+
+#define NSD_BOGO_DIRENT 20 /* tmpfs: st_size of a directory is 20 per entry, 40 empty */
+
+/*
+ * The slots of directories this process made, with our fd of the memfd lent with each: when it
+ * removes one of them itself, the slot goes back to its pool (FREE, lent to it again) instead of
+ * to the daemon, so a mkdir + rmdir loop makes no close, no refill and no memfd in the daemon.
+ * Bounded (the fds stay open); a slot the daemon freed meanwhile (another process removed the
+ * directory, or it got a twin) is noticed by its generation and its fd closed.
+ */
+#define NSD_KEEP 32
+static struct nsd_kept {
+    uint32_t slot, gen;
+    int32_t dfd, lent_to;
+    int fd;
+} nsd_kept[NSD_KEEP];
+static int nsd_nkept;
+static pthread_mutex_t nsd_kept_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Our fd of the slot's memfd is still ours, or we never had one (a pool lent without fds,
+ * EPH_POOL_NOFDS).  A number the program closed and reused is the program's now. */
+static int nsd_fd_ours(const struct nsd_kept *k)
+{
+    return k->fd < 0 || ft_is_priv(k->fd, k->slot);
+}
+
+static int nsd_kept_live(const struct nsd_kept *k)
+{
+    struct eph_inode *in = &sh.inodes[k->slot];
+    return atomic_load(&in->state) == EPH_MDIR && atomic_load(&in->gen) == k->gen && nsd_fd_ours(k);
+}
+
+/* After our mkdir made slot a directory: keep its fd for the rmdir, or close it. */
+static void nsd_keep_slot(struct nsd_kept k)
+{
+    pthread_mutex_lock(&nsd_kept_mu);
+    if (nsd_nkept == NSD_KEEP)
+        for (int i = 0; i < nsd_nkept; i++)
+            if (!nsd_kept_live(&nsd_kept[i])) {
+                if (nsd_fd_ours(&nsd_kept[i]))
+                    nsf_give_slot(nsd_kept[i].slot, nsd_kept[i].dfd, nsd_kept[i].fd, 0);
+                nsd_kept[i--] = nsd_kept[--nsd_nkept];
+            }
+    int kept = nsd_nkept < NSD_KEEP;
+    if (kept)
+        nsd_kept[nsd_nkept++] = k;
+    pthread_mutex_unlock(&nsd_kept_mu);
+    if (!kept)
+        nsf_give_slot(k.slot, k.dfd, k.fd, 0);
+}
+
+/* Take slot (of generation gen) out of the kept ones: 1 with *k, else 0. */
+static int nsd_take_kept(uint32_t slot, uint32_t gen, struct nsd_kept *k)
+{
+    int found = 0;
+    pthread_mutex_lock(&nsd_kept_mu);
+    for (int i = 0; i < nsd_nkept && !found; i++)
+        if (nsd_kept[i].slot == slot && nsd_kept[i].gen == gen) {
+            *k = nsd_kept[i];
+            nsd_kept[i] = nsd_kept[--nsd_nkept];
+            found = 1;
+        }
+    pthread_mutex_unlock(&nsd_kept_mu);
+    return found && nsd_fd_ours(k);
+}
+
+void nsd_after_fork(void)
+{
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    memcpy(&nsd_kept_mu, &fresh, sizeof fresh);
+    for (int i = 0; i < nsd_nkept; i++)
+        if (nsd_fd_ours(&nsd_kept[i]))
+            nsf_give_slot(nsd_kept[i].slot, nsd_kept[i].dfd, nsd_kept[i].fd, 0);
+    nsd_nkept = 0;
+}
+
+static SH_TLS int nsd_keep; /* set around the resolve of a call answered here */
+/* The path of a stat that found no directory in memory and goes to the kernel: its ENOENT there is
+ * the answer, not a reason for a twin (a name missing in an in-memory directory is missing).
+ * Armed by nsd_stat's miss, consumed by the ENOENT, disarmed by any other resolve. */
+static SH_TLS struct {
+    int dirfd, armed;
+    char path[256];
+} nsd_quiet;
+
+static inline int nsd_live(void)
+{
+    return atomic_load_explicit(&sh.attached, memory_order_acquire) &&
+           atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed) != 0;
+}
+
+/* abs as an in-memory directory, read under the seqlock: its slot, -1 (not one), or -2 (cannot tell). */
+static int nsd_find(const char *abs, uint32_t *gen)
+{
+    uint32_t idx, g, st;
+    int r = nsv_find(abs, &idx, &g, &st);
+    if (r == -EAGAIN)
+        return -2;
+    if (r < 0 || st != EPH_MDIR)
+        return -1;
+    if (gen)
+        *gen = g;
+    return (int)idx;
+}
+
+static void nsd_twin(const char *abs, uint32_t flags)
+{
+    struct eph_req req;
+    struct eph_resp resp;
+    int fd = -1;
+    rpc_req_init(&req, EPH_OP_DIRTWIN);
+    req.flags = (int32_t)flags;
+    memcpy(req.path, abs, strnlen(abs, EPH_PATH_MAX - 1));
+    req.path[strnlen(abs, EPH_PATH_MAX - 1)] = '\0';
+    int rc = rpc_call(&req, &resp, &fd);
+    dc_changed(); /* new disk directories, and their parents' st_nlink and times (dircache.c) */
+    if (fd >= 0)
+        sys.close(fd);
+    if (rc < 0 || resp.status < 0)
+        sh_log("disk twin of the in-memory directories on %s failed: %s", abs, strerror(rc < 0 ? -rc : -resp.status));
+}
+
+/* May this call ask for twins: not inside the lock or the shim's own libc calls; attached. */
+static int nsd_may_twin(void)
+{
+    if (nsd_keep || nsf_held || sh_busy || sh.disabled)
+        return 0;
+    if (!atomic_load_explicit(&sh.attached, memory_order_acquire) && sh_attach() < 0)
+        return 0;
+    return atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed) != 0;
+}
+
+void nsd_resolved(const char *abs, const char *p)
+{
+    if (!nsd_keep)
+        nsd_quiet.armed = 0;
+    if (!nsd_may_twin())
+        return;
+    /* "a/.." was folded lexically: the directory it went through is gone from abs. */
+    if (pn_has_dotdot(p)) {
+        nsd_twin("/", EPH_DIRTWIN_ALL);
+        return;
+    }
+    char pre[EPH_PATH_MAX];
+    size_t n = strnlen(abs, sizeof pre - 1);
+    memcpy(pre, abs, n);
+    pre[n] = '\0';
+    for (size_t i = 1; i <= n; i++) {
+        if (i < n && pre[i] != '/')
+            continue;
+        char c = pre[i];
+        pre[i] = '\0';
+        int found = nsd_find(pre, NULL);
+        pre[i] = c;
+        if (found != -1) {
+            nsd_twin(abs, 0);
+            return;
+        }
+    }
+}
+
+void nsd_dotdot(void)
+{
+    if (nsd_may_twin())
+        nsd_twin("/", EPH_DIRTWIN_ALL);
+}
+
+int nsd_enoent(int dirfd, const char *path)
+{
+    char abs[EPH_PATH_MAX];
+    int t, e = errno;
+    if (path_bad_ptr(path) || !path_maybe_managed(dirfd, path) || !nsd_may_twin())
+        return 0;
+    if (nsd_quiet.armed && dirfd == nsd_quiet.dirfd && strcmp(path, nsd_quiet.path) == 0) {
+        nsd_quiet.armed = 0;
+        return 0;
+    }
+    uint64_t before = atomic_load(&sh.hdr->dir_twins);
+    path_resolve(dirfd, path, abs, &t); /* makes the twins (nsd_resolved) */
+    int again = atomic_load(&sh.hdr->dir_twins) != before;
+    errno = e;
+    return again;
+}
+
+int nsd_is_dir(const char *abs)
+{
+    return nsd_live() && nsd_find(abs, NULL) >= 0;
+}
+
+int nsd_resolve_stat(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing)
+{
+    size_t n = strlen(p);
+    nsd_quiet.dirfd = dirfd;
+    memcpy(nsd_quiet.path, p, n < sizeof nsd_quiet.path ? n + 1 : 1);
+    return nsd_resolve(dirfd, p, out, trailing);
+}
+
+int nsd_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing)
+{
+    nsd_quiet.armed = 0;
+    nsd_keep = 1;
+    int r = path_resolve(dirfd, p, out, trailing);
+    nsd_keep = 0;
+    return r;
+}
+
+/* ---- checks ------------------------------------------------------------------ */
+
+/* The last component of p is "." or "..": the kernel's errors (EEXIST, EINVAL, ENOTEMPTY) come from disk. */
+static int nsd_dot_last(const char *p)
+{
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/')
+        n--;
+    size_t s = n;
+    while (s > 0 && p[s - 1] != '/')
+        s--;
+    return (n - s == 1 && p[s] == '.') || (n - s == 2 && p[s] == '.' && p[s + 1] == '.');
+}
+
+/* Mode bits of a directory (owner ouid:ogid) against the caller's effective ids. */
+static int nsd_may(uint32_t mode, uint32_t ouid, uint32_t ogid, uid_t uid, gid_t gid, int want)
+{
+    if (uid == 0)
+        return 1;
+    unsigned bits = uid == ouid ? (mode >> 6) & 7 : (gid == ogid || fp_in_group(ogid)) ? (mode >> 3) & 7 : mode & 7;
+    return (bits & (unsigned)want) == (unsigned)want;
+}
+
+/* What a directory's parent is: in memory (slot, gen) or on disk (its stat). */
+struct nsd_parent {
+    int idx; /* -1: on disk */
+    uint32_t gen, mode, uid, gid;
+    uint64_t dev, ino;
+};
+
+static void nsd_parent_mem(struct nsd_parent *p, int idx, uint32_t gen)
+{
+    struct eph_inode *in = &sh.inodes[idx];
+    *p = (struct nsd_parent){idx, gen, in->mode, in->uid, in->gid, in->dev, 0};
+}
+
+static void nsd_parent_disk(struct nsd_parent *p, const struct stat *st)
+{
+    *p = (struct nsd_parent){-1, 0, st->st_mode, st->st_uid, st->st_gid, st->st_dev, st->st_ino};
+}
+
+/* Under ns_lock: the parent an operation looked at is still there (in memory: same slot). */
+static int nsd_parent_same(const char *dir, const struct nsd_parent *p)
+{
+    if (p->idx < 0)
+        return eph_chain_lookup(sh.hdr, dir) < 0;
+    struct eph_inode *in = &sh.inodes[p->idx];
+    return eph_chain_lookup(sh.hdr, dir) == p->idx && atomic_load(&in->gen) == p->gen &&
+           atomic_load(&in->state) == EPH_MDIR;
+}
+
+/* Journal the parent's side of adding (+1) or removing (-1) a subdirectory. */
+static void nsd_j_parent(struct eph_shm_header *h, const struct nsd_parent *p, int d, int64_t now)
+{
+    if (p->idx < 0)
+        return;
+    struct eph_inode *in = &sh.inodes[p->idx];
+    eph_j_set32(h, &in->dir_entries, in->dir_entries + (uint32_t)d);
+    eph_j_set32(h, &in->dir_subdirs, in->dir_subdirs + (uint32_t)d);
+    eph_j_set64(h, &in->mtime_ns, (uint64_t)now);
+    eph_j_set64(h, &in->ctime_ns, (uint64_t)now);
+}
+
+/* ---- mkdir ---------------------------------------------------------------------- */
+
+/* The disk parent dir (canonical: no symlink on the way) and its stat; -1: not here. */
+static int nsd_disk_parent(const char *dir, struct stat *st)
+{
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS};
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, dir, &how, sizeof how);
+    if (fd < 0)
+        return -1;
+    if (sys.fstat(fd, st) < 0) {
+        sys.close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX])
+{
+    char dir[EPH_PATH_MAX];
+    int trailing;
+    if (sh_busy || !path_maybe_managed(dirfd, path) || pn_has_dotdot(path) || nsd_dot_last(path))
+        return -2;
+    if (nsd_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0 || path_is_root(abs))
+        return -2;
+    struct eph_shm_header *h = sh.hdr;
+    if (atomic_load(&h->mdirs_off))
+        return -2;
+    const char *name = strrchr(abs, '/') + 1;
+    if (!name[0] || strlen(name) > NAME_MAX)
+        return -2;
+    nsf_parent(abs, dir);
+    uid_t uid = creds_euid();
+    gid_t gid = creds_egid();
+    uint32_t gone = atomic_load(&h->dirs_gone); /* the parent is looked at before the lock */
+    struct nsd_parent par;
+    uint32_t pg = 0, fi, fg;
+    int pidx = nsd_find(dir, &pg), kfd = -1;
+    if (pidx == -2)
+        return -2;
+    if (pidx >= 0) {
+        nsd_parent_mem(&par, pidx, pg);
+        if (!nsd_may(par.mode, par.uid, par.gid, uid, gid, X_OK))
+            return -2;
+        if (nsd_find(abs, NULL) != -1 || nsv_lookup(abs, &fi, &fg) == 0) {
+            errno = EEXIST;
+            return -1;
+        }
+        if (!nsd_may(par.mode, par.uid, par.gid, uid, gid, W_OK))
+            return -2;
+    } else {
+        struct stat pst;
+        if ((kfd = nsd_disk_parent(dir, &pst)) < 0)
+            return -2;
+        nsd_parent_disk(&par, &pst);
+        int x = nsd_may(par.mode, par.uid, par.gid, uid, gid, X_OK), there = x && nsd_find(abs, NULL) != -1;
+        if (!x || there || !nsd_may(par.mode, par.uid, par.gid, uid, gid, W_OK) || nsv_lookup(abs, &fi, &fg) == 0) {
+            sys.close(kfd);
+            if (there)
+                errno = EEXIST; /* a directory in memory: the kernel's lookup finds it before the write check */
+            return there ? -1 : -2;
+        }
+    }
+    uint32_t slot;
+    int32_t dfd;
+    int pfd;
+    if (nsf_take_slot(&slot, &dfd, &pfd) < 0) {
+        if (kfd >= 0)
+            sys.close(kfd);
+        return -2;
+    }
+    if (nsf_hold() < 0) {
+        nsf_give_slot(slot, dfd, pfd, 1);
+        if (kfd >= 0)
+            sys.close(kfd);
+        return -1;
+    }
+    struct eph_inode *in = &sh.inodes[slot];
+    struct stat st;
+    int ok = slot < h->ninodes && atomic_load(&in->state) == EPH_FREE && in->mem_fd == dfd;
+    int again = ok && (atomic_load(&h->mdirs_off) || atomic_load(&h->dirs_gone) != gone ||
+                       eph_chain_lookup(h, abs) >= 0 || !nsd_parent_same(dir, &par) ||
+                       /* the name free on disk, looked at under the lock as a rename's target is */
+                       (kfd >= 0 && (sys.fstatat(kfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)));
+    if (!ok || again) {
+        nsf_unhold();
+        nsf_give_slot(slot, dfd, pfd, ok); /* not the free slot that was lent: dropped */
+        if (kfd >= 0)
+            sys.close(kfd);
+        return -2;
+    }
+    /* FREE and on no chain: invisible until the record applies. */
+    int64_t now = fp_fine_stamp();
+    uint32_t m = (uint32_t)mode & 01777 & ~sh_umask(), g = gid;
+    if (par.mode & S_ISGID) {
+        g = par.gid;
+        m |= S_ISGID;
+    }
+    eph_inode_fresh(in, 0, sh_lru_ns());
+    in->dev = par.dev;
+    in->mode = S_IFDIR | m;
+    in->uid = uid;
+    in->gid = g;
+    in->dir_entries = in->dir_subdirs = 0;
+    in->dir_parent_ino = par.ino;
+    atomic_store(&in->times_seen, 0);
+    atomic_store(&in->atime_ns, now);
+    atomic_store(&in->mtime_ns, now);
+    atomic_store(&in->ctime_ns, now);
+    in->btime_ns = now;
+    int32_t lent_to = atomic_load(&in->lent_to); /* our pid: the slot was lent to us */
+
+    eph_j_begin(h);
+    memcpy(h->journal.path, abs, strlen(abs) + 1);
+    eph_j_add(h, EPH_JOP_INSERT, slot, 0);
+    eph_j_set32(h, &in->lent_to, 0);
+    eph_j_set32(h, &in->state, EPH_MDIR);
+    eph_j_set32(h, &h->mdirs_live, atomic_load(&h->mdirs_live) + 1);
+    nsd_j_parent(h, &par, 1, now);
+    eph_j_commit(h);
+    atomic_fetch_add(&h->shim_mkdirs, 1);
+    /* a disk parent's times: the region's dirtouch table, as for a file's create (nsfast.c) */
+    int shown = kfd < 0 || nsf_touch_dir(par.dev, par.ino, now) == 0;
+    nsf_unhold();
+
+    nsd_keep_slot((struct nsd_kept){slot, atomic_load(&in->gen), dfd, lent_to, pfd});
+    if (kfd >= 0)
+        sys.close(kfd);
+    if (!shown)
+        nsf_touch_kernel(abs);
+    return 0;
+}
+
+/* ---- rmdir ----------------------------------------------------------------------- */
+
+int nsd_rmdir(int dirfd, const char *path, char abs[EPH_PATH_MAX])
+{
+    char dir[EPH_PATH_MAX];
+    int trailing;
+    abs[0] = '\0';
+    if (sh_busy || !path_maybe_managed(dirfd, path))
+        return -2;
+    /* "x/." and "x/..": the kernel's EINVAL or ENOTEMPTY once it has walked to x (the lexical
+     * path is x itself, which must not be removed) */
+    if (nsd_dot_last(path))
+        return ENOENT_FIX(dirfd, path, sys.unlinkat(dirfd, path, AT_REMOVEDIR));
+    if (!nsd_live() || pn_has_dotdot(path))
+        return -2;
+    if (nsd_resolve(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
+        return -2;
+    struct eph_shm_header *h = sh.hdr;
+    uint32_t g, pg = 0;
+    int idx = nsd_find(abs, &g);
+    if (idx < 0)
+        return -2;
+    nsf_parent(abs, dir);
+    int pidx = nsd_find(dir, &pg);
+    if (pidx == -2)
+        return -2;
+    struct nsd_parent par;
+    uid_t uid = creds_euid();
+    if (pidx >= 0) {
+        nsd_parent_mem(&par, pidx, pg);
+    } else {
+        struct stat pst;
+        if (dc_stat(dir, &pst) < 0)
+            return -2;
+        nsd_parent_disk(&par, &pst);
+    }
+    struct eph_inode *in = &sh.inodes[idx];
+    if (uid != 0 && (!nsd_may(par.mode, par.uid, par.gid, uid, creds_egid(), W_OK | X_OK) ||
+                     ((par.mode & S_ISVTX) && uid != in->uid && uid != par.uid)))
+        return -2; /* the kernel's EACCES or EPERM, from the twin */
+    if (nsf_hold() < 0)
+        return -1;
+    if (eph_chain_lookup(h, abs) != idx || atomic_load(&in->gen) != g || atomic_load(&in->state) != EPH_MDIR ||
+        !nsd_parent_same(dir, &par)) {
+        nsf_unhold();
+        return -2;
+    }
+    if (in->dir_entries) {
+        nsf_unhold();
+        errno = ENOTEMPTY;
+        return -1;
+    }
+    int64_t now = fp_fine_stamp();
+    uint32_t live = atomic_load(&h->mdirs_live);
+    struct nsd_kept k = {0};
+    int ours = nsd_take_kept((uint32_t)idx, g, &k);
+    eph_j_begin(h);
+    eph_j_add(h, EPH_JOP_REMOVE, (uint32_t)idx, 0);
+    eph_j_set32(h, &h->mdirs_live, live ? live - 1 : 0);
+    nsd_j_parent(h, &par, -1, now);
+    if (ours) { /* back to our pool: FREE and lent to us, as the daemon lent it */
+        eph_j_set32(h, &in->state, EPH_FREE);
+        eph_j_set32(h, &in->lent_to, (uint32_t)k.lent_to);
+    }
+    eph_j_commit(h);
+    atomic_fetch_add(&h->dirs_gone, 1); /* after the removal (shm.h) */
+    if (!ours)
+        atomic_store(&h->reclaim_pending, 1); /* the daemon frees the slot (unnamed, never opened) */
+    int shown = par.idx >= 0 || nsf_touch_dir(par.dev, par.ino, now) == 0;
+    nsf_unhold();
+    if (ours)
+        nsf_give_slot(k.slot, k.dfd, k.fd, 1);
+    if (!shown)
+        nsf_touch_kernel(abs);
+    return 0;
+}
+
+/* ---- stat ------------------------------------------------------------------------ */
+
+/* abs if it is an in-memory directory, into st (or stx): 0, or -1 (not one). */
+static int nsd_fill(const char *abs, struct stat *st, struct statx *stx)
+{
+    nsd_quiet.armed = 1;
+    if (!nsd_live())
+        return -1;
+    for (int tries = 0; tries < 100; tries++) {
+        uint32_t g;
+        int idx = nsd_find(abs, &g);
+        if (idx < 0)
+            return -1;
+        nsd_quiet.armed = 0;
+        struct eph_inode *in = &sh.inodes[idx];
+        if (st)
+            fp_fill_stat(in, st);
+        else
+            fp_fill_statx(in, STATX_BASIC_STATS, stx);
+        uint32_t entries = in->dir_entries, subdirs = in->dir_subdirs;
+        if (atomic_load(&in->gen) != g || atomic_load(&in->state) != EPH_MDIR)
+            continue; /* freed and reused while we copied */
+        if (st) {
+            st->st_nlink = 2 + subdirs;
+            st->st_size = (off_t)(2 + entries) * NSD_BOGO_DIRENT;
+            st->st_blocks = 0;
+        } else {
+            stx->stx_nlink = 2 + subdirs;
+            stx->stx_size = (uint64_t)(2 + entries) * NSD_BOGO_DIRENT;
+            stx->stx_blocks = 0;
+        }
+        sh_tc.stats++;
+        sh_count_tick();
+        return 0;
+    }
+    return -1;
+}
+
+int nsd_stat(const char *abs, struct stat *st)
+{
+    return nsd_fill(abs, st, NULL);
+}
+
+int nsd_statx(const char *abs, struct statx *stx)
+{
+    return nsd_fill(abs, NULL, stx);
+}
+
+/* In-memory directories made directly in the disk directory (dev, ino). */
+static uint32_t nsd_children_of(uint64_t dev, uint64_t ino)
+{
+    uint32_t hwm = atomic_load(&sh.hdr->inode_hwm), n = 0;
+    for (uint32_t i = 0; i < hwm && i < sh.hdr->ninodes; i++) {
+        struct eph_inode *in = &sh.inodes[i];
+        if (atomic_load_explicit(&in->state, memory_order_relaxed) == EPH_MDIR && in->dir_parent_ino == ino &&
+            in->dev == dev && atomic_load_explicit(&in->nlink, memory_order_relaxed))
+            n++;
+    }
+    return n;
+}
+
+void nsd_disk_dir(int rc, struct stat *st)
+{
+    if (likely(rc != 0 || !S_ISDIR(st->st_mode)) || !atomic_load_explicit(&sh.attached, memory_order_acquire))
+        return;
+    if (nsd_live())
+        st->st_nlink += nsd_children_of(st->st_dev, st->st_ino);
+}
+
+void nsd_disk_dir_x(int rc, struct statx *stx)
+{
+    if (likely(rc != 0 || !S_ISDIR(stx->stx_mode)) || !atomic_load_explicit(&sh.attached, memory_order_acquire))
+        return;
+    if ((stx->stx_mask & STATX_NLINK) && nsd_live())
+        stx->stx_nlink += nsd_children_of(makedev(stx->stx_dev_major, stx->stx_dev_minor), stx->stx_ino);
+}
+
+/* ---- symlinks --------------------------------------------------------------------- */
+
+void nsd_symlink(int dirfd, const char *path)
+{
+    if (sh_busy || sh.disabled || !path_maybe_managed(dirfd, path) || sh_attach() < 0)
+        return;
+    struct eph_shm_header *h = sh.hdr;
+    if (!atomic_load(&h->mdirs_off)) {
+        /* Under the lock, so no mkdir that read the flag before is still to commit. */
+        if (nsf_hold() < 0)
+            return;
+        atomic_store(&h->mdirs_off, 1);
+        nsf_unhold();
+    }
+    if (atomic_load(&h->mdirs_live))
+        nsd_twin("/", EPH_DIRTWIN_ALL | EPH_DIRTWIN_OFF);
+}

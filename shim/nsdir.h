@@ -1,0 +1,56 @@
+/*
+ * shim/nsdir.h - directories made in memory by the calling process (nsdir.c):
+ * mkdir, rmdir and stat of them under the region's ns_lock, and a disk twin
+ * asked of the daemon before anything else meets them.
+ */
+#ifndef SHIM_NSDIR_H
+#define SHIM_NSDIR_H
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "ephemera/proto.h"
+
+/*
+ * The hook of path_resolve: abs (managed, from p) is about to be used by a
+ * call that only the kernel or the daemon can answer, so every in-memory
+ * directory that is abs or an ancestor of it gets its disk twin first.
+ * Nothing to do (one load) while no directory is in memory.
+ */
+void nsd_resolved(const char *abs, const char *p);
+/* A path with ".." is about to be walked by the kernel: every in-memory directory gets its twin. */
+void nsd_dotdot(void);
+/* After a kernel call on (dirfd, path) failed with ENOENT: 1 if in-memory directories on the way
+ * got their twins just now (the caller makes the call again), else 0; errno kept. */
+int nsd_enoent(int dirfd, const char *path);
+/* abs is a directory in memory (for the checks that walk a path's ancestors). */
+int nsd_is_dir(const char *abs);
+/* path_resolve for the calls nsdir.c answers itself (no twin is made). */
+int nsd_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing);
+/* The same for the stat family: when nsd_stat then finds no directory, the kernel's ENOENT for
+ * this very path makes no twin either (nsd_enoent). */
+int nsd_resolve_stat(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing);
+
+/* mkdir(at) and rmdir / unlinkat(AT_REMOVEDIR): 0, -1 with errno, or -2: not
+ * a case done here (the caller goes on as before, which makes any twin it needs).
+ * On 0, abs holds the absolute path of the directory made or removed in memory
+ * (for the inotify hooks, which must not resolve it again: that makes a twin). */
+int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX]);
+int nsd_rmdir(int dirfd, const char *path, char abs[EPH_PATH_MAX]);
+
+/* stat of abs (from nsd_resolve) if it is an in-memory directory: 0, or -1 (not one). */
+int nsd_stat(const char *abs, struct stat *st);
+struct statx;
+int nsd_statx(const char *abs, struct statx *stx);
+/* A kernel stat of a managed directory: count its in-memory subdirectories in st_nlink. */
+void nsd_disk_dir(int rc, struct stat *st);
+void nsd_disk_dir_x(int rc, struct statx *stx);
+
+/* In a fork child (nsf_after_fork): the slots kept for reuse are the parent's. */
+void nsd_after_fork(void);
+
+/* Before a symlink is made under a root (dirfd, path): directories stay on
+ * disk from now on, and those in memory get their twins. */
+void nsd_symlink(int dirfd, const char *path);
+
+#endif

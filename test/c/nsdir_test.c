@@ -1,0 +1,285 @@
+/*
+ * Directories made in memory (shim/nsdir.c) and their disk twins (daemon/dirtwin.c):
+ *
+ * - mkdir, rmdir and stat run in memory: the disk under the root never sees the directory (read
+ *   with libc's own lstat, past the shim), the daemon counts them (dirs_made_in_memory) and makes
+ *   no twin; st_mode, st_nlink, st_size, st_blocks of the directory and st_nlink and times of its
+ *   parent are tmpfs's; EEXIST, ENOTEMPTY, ENOTDIR, ENOENT, EINVAL where tmpfs gives them; the
+ *   umask, the sticky bit and a set-gid parent (its group and S_ISGID inherited);
+ * - another user (setuid in a child): EACCES in a directory it may not write, a directory of its
+ *   own in a sticky one, and EPERM when it removes another user's directory there;
+ * - a listing of the parent shows the directory (DT_DIR);
+ * - a file created inside makes the twin: on disk with the mode, owner and mtime the program saw;
+ * - a process SIGKILLed inside the namespace lock during a mkdir or an rmdir (EPHEMERA_NS_STALL of
+ *   the fault build: before the commit, after the first store, after all of them) leaves the
+ *   state before or after, the daemon's ns-check consistent, and others carry on.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "shimmed.h"
+
+static char run_dir[PATH_MAX];
+
+static void control(const char *op, char *buf, size_t n)
+{
+    char req[128];
+    snprintf(req, sizeof req, "{\"v\":1,\"id\":1,\"op\":\"%s\"}\n", op);
+    ephd_control(run_dir, req, buf, n);
+}
+
+static long long stat_field(const char *name)
+{
+    char buf[8192], key[64];
+    control("stats", buf, sizeof buf);
+    snprintf(key, sizeof key, "\"%s\":", name);
+    const char *p = strstr(buf, key);
+    return p ? atoll(p + strlen(key)) : -1;
+}
+
+static void ns_consistent(const char *when)
+{
+    char buf[4096];
+    control("ns-check", buf, sizeof buf);
+    CHECK(strstr(buf, "\"consistent\":true") != NULL, "ns-check %s: %s", when, buf);
+}
+
+/* The disk's own answer, past the shim. */
+static int disk_lstat(const char *p, struct stat *st)
+{
+    int (*real)(const char *, struct stat *) = (int (*)(const char *, struct stat *))libc_sym("lstat");
+    return real ? real(p, st) : -1;
+}
+
+static int err_of(int r)
+{
+    return r < 0 ? errno : 0;
+}
+
+static void semantics(const char *root)
+{
+    char d[PATH_MAX], e[PATH_MAX], f[PATH_MAX], x[PATH_MAX];
+    struct stat st, rst0, rst;
+    long long made0 = stat_field("dirs_made_in_memory"), twins0 = stat_field("dir_twins");
+    CHECK(stat(root, &rst0) == 0, "stat root: %s", strerror(errno));
+    umask(022);
+    snprintf(d, sizeof d, "%s/d", root);
+    snprintf(e, sizeof e, "%s/d/e", root);
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    /* ---- in memory: mkdir, rmdir, stat, and the parent's listing ---- */
+    CHECK(mkdir(d, 0777) == 0, "mkdir d: %s", strerror(errno));
+    CHECK(stat(d, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0755 && st.st_nlink == 2 &&
+              st.st_size == 40 && st.st_blocks == 0 && st.st_uid == getuid(),
+          "stat d: mode %o nlink %lu size %lld blocks %lld", st.st_mode, (unsigned long)st.st_nlink,
+          (long long)st.st_size, (long long)st.st_blocks);
+    CHECK(disk_lstat(d, &st) < 0 && errno == ENOENT, "d is on disk: it should live in memory only");
+    CHECK(stat(root, &rst) == 0 && rst.st_nlink == rst0.st_nlink + 1, "root nlink %lu, was %lu",
+          (unsigned long)rst.st_nlink, (unsigned long)rst0.st_nlink);
+    CHECK(rst.st_mtim.tv_sec > rst0.st_mtim.tv_sec ||
+              (rst.st_mtim.tv_sec == rst0.st_mtim.tv_sec && rst.st_mtim.tv_nsec > rst0.st_mtim.tv_nsec),
+          "the root's mtime did not move with mkdir");
+    CHECK(err_of(mkdir(d, 0755)) == EEXIST, "mkdir d again: %s", strerror(errno));
+    CHECK(mkdir(e, 0700) == 0, "mkdir d/e: %s", strerror(errno));
+    CHECK(stat(d, &st) == 0 && st.st_nlink == 3 && st.st_size == 60, "d with e: nlink %lu size %lld",
+          (unsigned long)st.st_nlink, (long long)st.st_size);
+    CHECK(lstat(e, &st) == 0 && (st.st_mode & 07777) == 0700, "lstat d/e: mode %o", st.st_mode);
+    snprintf(x, sizeof x, "%s/d/e/", root);
+    CHECK(stat(x, &st) == 0 && S_ISDIR(st.st_mode), "stat d/e/: %s", strerror(errno));
+    CHECK(err_of(rmdir(d)) == ENOTEMPTY, "rmdir of a non-empty d: %s", strerror(errno));
+    snprintf(x, sizeof x, "%s/d/nope", root);
+    CHECK(err_of(stat(x, &st)) == ENOENT, "stat of a missing name: %s", strerror(errno));
+    CHECK(rmdir(e) == 0, "rmdir d/e: %s", strerror(errno));
+    CHECK(stat(d, &st) == 0 && st.st_nlink == 2 && st.st_size == 40, "d emptied: nlink %lu size %lld",
+          (unsigned long)st.st_nlink, (long long)st.st_size);
+    /* sticky and set-gid: kept from the mode, and inherited from the parent */
+    umask(0);
+    snprintf(x, sizeof x, "%s/sticky", root);
+    CHECK(mkdir(x, 01777) == 0 && stat(x, &st) == 0 && (st.st_mode & 07777) == 01777, "sticky: mode %o", st.st_mode);
+    umask(022);
+    CHECK(chmod(root, 02775) == 0 && chown(root, 0, 4242) == 0, "set-gid root: %s", strerror(errno));
+    snprintf(x, sizeof x, "%s/sgid", root);
+    CHECK(mkdir(x, 0755) == 0 && stat(x, &st) == 0 && (st.st_mode & S_ISGID) && st.st_gid == 4242,
+          "under a set-gid parent: mode %o gid %u", st.st_mode, st.st_gid);
+    snprintf(f, sizeof f, "%s/sgid/g", root);
+    CHECK(mkdir(f, 0700) == 0 && stat(f, &st) == 0 && (st.st_mode & 07777) == 02700 && st.st_gid == 4242,
+          "under an in-memory set-gid parent: mode %o gid %u", st.st_mode, st.st_gid);
+    CHECK(rmdir(f) == 0 && rmdir(x) == 0 && chmod(root, 0755) == 0 && chown(root, 0, 0) == 0, "cleanup sgid");
+    /* a file where a directory would go, and a directory where a file is */
+    snprintf(f, sizeof f, "%s/file", root);
+    int fd = open(f, O_CREAT | O_WRONLY, 0644);
+    CHECK(fd >= 0, "create file: %s", strerror(errno));
+    close(fd);
+    CHECK(err_of(mkdir(f, 0755)) == EEXIST, "mkdir over a file: %s", strerror(errno));
+    snprintf(x, sizeof x, "%s/file/sub", root);
+    CHECK(err_of(mkdir(x, 0755)) == ENOTDIR, "mkdir under a file: %s", strerror(errno));
+    CHECK(err_of(rmdir(f)) == ENOTDIR, "rmdir of a file: %s", strerror(errno));
+    int seen = 0;
+    DIR *dir = opendir(root);
+    struct dirent *de;
+    while (dir && (de = readdir(dir)) != NULL)
+        if (!strcmp(de->d_name, "d"))
+            seen = de->d_type == DT_DIR ? 1 : -1;
+    if (dir)
+        closedir(dir);
+    CHECK(seen == 1, "readdir of the root: d %s", seen ? "not DT_DIR" : "missing");
+    CHECK(stat_field("dirs_made_in_memory") - made0 >= 5, "dirs_made_in_memory %lld (was %lld)",
+          stat_field("dirs_made_in_memory"), made0);
+    CHECK(stat_field("dir_twins") == twins0, "a twin was made (%lld, was %lld) though only mkdir, rmdir and stat ran",
+          stat_field("dir_twins"), twins0);
+    /* ---- a listing of it makes the disk twin, as the program saw the directory ---- */
+    struct stat mem;
+    CHECK(stat(d, &mem) == 0 && stat(root, &rst) == 0, "stat d");
+    dir = opendir(d);
+    CHECK(dir != NULL, "opendir d: %s", strerror(errno));
+    int n = 0;
+    while (dir && (de = readdir(dir)) != NULL)
+        n++;
+    if (dir)
+        closedir(dir);
+    CHECK(n == 2, "d lists %d names, want . and ..", n);
+    CHECK(disk_lstat(d, &st) == 0 && S_ISDIR(st.st_mode) && st.st_mode == mem.st_mode && st.st_uid == mem.st_uid &&
+              st.st_gid == mem.st_gid && st.st_mtim.tv_sec == mem.st_mtim.tv_sec &&
+              st.st_mtim.tv_nsec == mem.st_mtim.tv_nsec,
+          "the twin of d: mode %o uid %u mtime %lld.%09ld, the program saw %o %u %lld.%09ld", st.st_mode, st.st_uid,
+          (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, mem.st_mode, mem.st_uid, (long long)mem.st_mtim.tv_sec,
+          mem.st_mtim.tv_nsec);
+    CHECK(stat(root, &st) == 0 && st.st_mtim.tv_sec == rst.st_mtim.tv_sec && st.st_mtim.tv_nsec == rst.st_mtim.tv_nsec,
+          "the twin's mkdir moved the root's mtime: the program's mkdir did, long before");
+    CHECK(stat_field("dir_twins") > twins0, "no twin counted");
+    snprintf(f, sizeof f, "%s/d/inside", root);
+    fd = open(f, O_CREAT | O_WRONLY, 0644);
+    CHECK(fd >= 0, "create d/inside: %s", strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    /* ---- errors that meet the kernel (the twins answer) ---- */
+    CHECK(mkdir(e, 0755) == 0, "mkdir d/e again: %s", strerror(errno));
+    snprintf(x, sizeof x, "%s/d/e/.", root);
+    CHECK(err_of(rmdir(x)) == EINVAL, "rmdir d/e/.: %s", strerror(errno));
+    snprintf(x, sizeof x, "%s/d/e/nope/z", root);
+    CHECK(err_of(mkdir(x, 0755)) == ENOENT, "mkdir under a missing directory: %s", strerror(errno));
+    snprintf(x, sizeof x, "%s/d/e/nope", root);
+    CHECK(err_of(rmdir(x)) == ENOENT, "rmdir of a missing name: %s", strerror(errno));
+    CHECK(err_of(unlink(e)) == EISDIR, "unlink of a directory: %s", strerror(errno));
+    CHECK(rmdir(e) == 0, "rmdir d/e: %s", strerror(errno));
+    /* ---- another user, in a child: the kernel's permission rules ---- */
+    char up[PATH_MAX];
+    snprintf(up, sizeof up, "%.*s", (int)(strrchr(root, '/') - root), root);
+    CHECK(chmod(up, 0755) == 0, "chmod %s: %s", up, strerror(errno)); /* the other user must reach the root */
+    snprintf(x, sizeof x, "%s/mine", root);
+    CHECK(mkdir(x, 0755) == 0, "mkdir mine: %s", strerror(errno));
+    snprintf(f, sizeof f, "%s/sticky/r", root);
+    CHECK(mkdir(f, 0755) == 0, "mkdir sticky/r: %s", strerror(errno));
+    pid_t c = fork();
+    if (c == 0) {
+        char p[PATH_MAX];
+        if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(90);
+        snprintf(p, sizeof p, "%s/mine/x", root);
+        if (err_of(mkdir(p, 0755)) != EACCES)
+            _exit(91);
+        snprintf(p, sizeof p, "%s/sticky/n", root);
+        if (mkdir(p, 0755) != 0)
+            _exit(92);
+        snprintf(p, sizeof p, "%s/sticky/r", root);
+        if (err_of(rmdir(p)) != EPERM)
+            _exit(93);
+        snprintf(p, sizeof p, "%s/mine", root);
+        if (err_of(rmdir(p)) != EACCES)
+            _exit(94);
+        snprintf(p, sizeof p, "%s/sticky/n", root);
+        if (rmdir(p) != 0)
+            _exit(95);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(c, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "another user's mkdir/rmdir: exit %d (see the child)",
+          WEXITSTATUS(status));
+    CHECK(rmdir(f) == 0 && rmdir(x) == 0 && unlink(d) != 0, "cleanup users");
+    snprintf(f, sizeof f, "%s/d/inside", root);
+    CHECK(unlink(f) == 0 && rmdir(d) == 0, "remove d: %s", strerror(errno));
+    ns_consistent("after the semantics");
+}
+
+/* Wait (10 s at most) until pid stops; 1 if it did. */
+static int wait_stopped(pid_t pid)
+{
+    for (int i = 0; i < 1000; i++) {
+        int st;
+        if (waitpid(pid, &st, WUNTRACED | WNOHANG) == pid)
+            return WIFSTOPPED(st);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* A mkdir (or rmdir) stopped at `point` inside the lock, killed: the state before or after. */
+static void kill_inside(const char *root, int is_mkdir, const char *point, int committed)
+{
+    char a[PATH_MAX], other[PATH_MAX], when[128];
+    struct stat st;
+    snprintf(a, sizeof a, "%s/%s-%s", root, is_mkdir ? "mkdir" : "rmdir", point);
+    snprintf(when, sizeof when, "after killing a %s at %s", is_mkdir ? "mkdir" : "rmdir", point);
+    if (!is_mkdir)
+        CHECK(mkdir(a, 0755) == 0, "mkdir %s: %s", a, strerror(errno));
+    pid_t v = fork();
+    if (v == 0) {
+        setenv("EPHEMERA_NS_STALL", point, 1);
+        int r = is_mkdir ? mkdir(a, 0755) : rmdir(a);
+        (void)r;
+        _exit(3);
+    }
+    int stopped = wait_stopped(v);
+    CHECK(stopped, "%s: the victim did not stop inside the lock", when);
+    kill(v, SIGKILL);
+    waitpid(v, NULL, 0);
+    if (!stopped)
+        return;
+    /* The next locker recovers: a mkdir of our own takes the lock. */
+    snprintf(other, sizeof other, "%s/after-%s-%s", root, is_mkdir ? "mkdir" : "rmdir", point);
+    CHECK(mkdir(other, 0700) == 0, "%s: mkdir of another: %s", when, strerror(errno));
+    int there = stat(a, &st) == 0 && S_ISDIR(st.st_mode) && st.st_nlink == 2;
+    CHECK(there == (is_mkdir ? committed : !committed), "%s: the directory %s", when, there ? "exists" : "is missing");
+    ns_consistent(when);
+    /* Others keep going: remove what is left. */
+    CHECK(rmdir(other) == 0, "%s: rmdir of another: %s", when, strerror(errno));
+    if (there)
+        CHECK(rmdir(a) == 0, "%s: rmdir of the survivor: %s", when, strerror(errno));
+    CHECK(stat(a, &st) < 0 && errno == ENOENT, "%s: still there", when);
+}
+
+static int child(const char *root, const char *disk)
+{
+    (void)disk;
+    snprintf(run_dir, sizeof run_dir, "%.*s/run", (int)(strrchr(root, '/') - root), root);
+    semantics(root);
+    static const char *points[] = {"building", "applying", "applied"};
+    for (int m = 1; m >= 0; m--)
+        for (int p = 0; p < 3; p++)
+            kill_inside(root, m, points[p], p > 0);
+    ns_consistent("at the end");
+    printf("nsdir_test: %d checks, %d failures\n", checks, failures);
+    return failures != 0 || checks == 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        return shimmed_main(argc, argv, "nsdir", child);
+    /* EPHEMERA_NS_STALL is in the fault build of the shim only. */
+    if (shimmed_use_faults_build("nsdir_test"))
+        return 1;
+    return shimmed_main(argc, argv, "nsdir", child);
+}
