@@ -34,6 +34,7 @@
 
 #include "daemon.h"
 #include "ephemera/lock.h"
+#include "keeper.h"
 #include "log.h"
 #include "namespace.h"
 #include "pins.h"
@@ -678,8 +679,11 @@ static void evict_commit(struct evict_job *j)
 static int evict_abort(struct evict_job *j, int e)
 {
     struct eph_inode *in = j->in;
-    if (j->dfd >= 0)
+    if (j->dfd >= 0) {
+        keeper_dropped(j->dfd);
         close(j->dfd);
+        keeper_flush();
+    }
     if (j->tmp[0])
         unlink(j->tmp);
     ns_lock(j->idx);
@@ -705,7 +709,11 @@ int evict_inode(uint32_t idx, int flags)
         return e;
     if (!(flags & EVICT_FORCE) && evict_locked(j.in->mem_fd))
         return evict_abort(&j, -EBUSY);
-    if ((e = evict_open_dest(&j)) < 0 || (e = evict_write(&j)) < 0) {
+    /* The keeper holds the disk file from the start: the copy punches the memfd as it goes, so a
+     * daemon killed in the middle leaves part of the bytes only there (takeover.c restores them). */
+    if ((e = evict_open_dest(&j)) == 0)
+        keeper_hold_one(j.dfd, EPH_KEEP_DISK, idx, atomic_load(&j.in->gen));
+    if (e < 0 || (e = evict_write(&j)) < 0) {
         evict_failed++;
         return evict_abort(&j, e);
     }

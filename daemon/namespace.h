@@ -44,6 +44,10 @@ void ns_reclaim(void);
 char *ns_recent_path(uint32_t k);
 void ns_recent_evicted(uint32_t idx, uint32_t gen, const char *path);
 
+/* After a takeover (takeover.h): the daemon's private tables from the region, the free slots
+ * (neither used nor lent) and each named file's root. */
+void ns_adopt_slots(void);
+
 /* Inode index named by path, or -1. */
 int ns_lookup(const char *path);
 /* 1 when idx names a live inode of generation gen. */
