@@ -179,7 +179,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         if (flags & O_PATH) {
             /* An O_PATH fd only names the file: give the kernel's view of the memfd. */
             char p[64];
-            snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, sh.inodes[inode].mem_fd);
+            snprintf(p, sizeof p, "/proc/%d/fd/%d", sh_daemon_pid(), sh.inodes[inode].mem_fd);
             return open_real(AT_FDCWD, p, O_PATH | (flags & O_CLOEXEC), 0);
         }
         int fd = open_cached(abs, inode, gen, flags);
