@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -105,7 +106,8 @@ static void rpc_nap(void)
     nanosleep(&t, NULL);
 }
 
-/* pid is a process that runs (not a zombie waiting to be reaped). */
+/* pid is a process that runs: not a zombie waiting to be reaped, and not exiting (a process
+ * killed with SIGKILL closes its sockets before it becomes a zombie: PF_EXITING meanwhile). */
 static int rpc_pid_runs(int pid)
 {
     char p[64], buf[512];
@@ -119,7 +121,16 @@ static int rpc_pid_runs(int pid)
         return 0;
     buf[n] = 0;
     char *paren = strrchr(buf, ')');
-    return paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
+    if (!paren || paren[1] != ' ' || paren[2] == 'Z' || paren[2] == 'X')
+        return 0;
+    /* state ppid pgrp session tty_nr tpgid flags */
+    char *f = paren + 2;
+    for (int i = 0; i < 6 && f; i++) {
+        f = strchr(f, ' ');
+        if (f)
+            f++;
+    }
+    return f && !(strtoul(f, NULL, 10) & 0x4 /* PF_EXITING */);
 }
 
 #define RPC_RESTART_WAIT_MS 15000
@@ -135,8 +146,10 @@ static int rpc_wait_daemon(int *seen_pid)
         return 0;
     struct eph_shm_header *h = sh.hdr;
     int keeper = atomic_load(&h->keeper_pid);
-    if (!keeper)
+    if (!keeper) {
+        sh_log("ephemerad %d: no keeper", *seen_pid);
         return 0; /* nobody restarts it */
+    }
     int64_t deadline = rpc_mono_ms() + RPC_RESTART_WAIT_MS;
     for (;;) {
         uint32_t down = atomic_load(&h->daemon_down);
@@ -148,8 +161,10 @@ static int rpc_wait_daemon(int *seen_pid)
             *seen_pid = pid;
             return 1;
         }
-        if (down == EPH_DAEMON_UP && rpc_pid_runs(pid))
-            return 0; /* it runs: the failure was something else */
+        if (down == EPH_DAEMON_UP && rpc_pid_runs(pid)) {
+            sh_log("ephemerad %d runs: the request failed for another reason", pid);
+            return 0;
+        }
         if (!rpc_pid_runs(keeper) || rpc_mono_ms() > deadline) {
             sh_log("ephemerad %d died and no new one listens%s", *seen_pid,
                    rpc_mono_ms() > deadline ? " after 15 s" : " (its keeper is gone)");

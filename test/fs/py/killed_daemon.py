@@ -8,6 +8,7 @@
 import hashlib, json, os, signal, sys, time
 
 root, out, kills, writers, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+interval = float(sys.argv[6]) if len(sys.argv) > 6 else 0.4
 IN_MEMORY = 1 << 44  # st_ino of an in-memory file (EPH_INO_TAG)
 
 
@@ -116,7 +117,7 @@ for w in range(writers):
 
 daemon = first[0]
 for k in range(kills):
-    time.sleep(0.4)
+    time.sleep(interval)
     os.kill(daemon, signal.SIGKILL)
     daemon = wait_for_new_daemon(daemon)
 
