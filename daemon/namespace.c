@@ -293,6 +293,24 @@ void ns_remove(uint32_t idx)
         eph_chain_remove(D.h, idx);
 }
 
+void ns_rename_logged(uint32_t s, int64_t d, const char *dst)
+{
+    /* The shims' record (nslock.h), applied inside the caller's write section: a daemon killed
+     * between the removal and the insertion leaves a COMMITTED record that the next locker
+     * (a shim, or the daemon that takes over) applies again. */
+    struct eph_shm_header *h = D.h;
+    eph_j_begin(h);
+    memcpy(h->journal.path, dst, strlen(dst) + 1);
+    if (d >= 0)
+        eph_j_add(h, EPH_JOP_REMOVE, (uint32_t)d, 0);
+    eph_j_add(h, EPH_JOP_REMOVE, s, 0);
+    eph_j_add(h, EPH_JOP_INSERT, s, 0);
+    atomic_store_explicit(&h->journal.state, EPH_J_COMMITTED, memory_order_seq_cst);
+    for (uint32_t k = 0; k < h->journal.n; k++)
+        eph_j_apply_op(h, &h->journal.op[k]);
+    atomic_store_explicit(&h->journal.state, EPH_J_EMPTY, memory_order_release);
+}
+
 /* Length of the directory prefix dir if path lies strictly below it, else 0. */
 static size_t ns_below(const char *path, const char *dir, size_t dlen)
 {

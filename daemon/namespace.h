@@ -80,6 +80,9 @@ void ns_write_end(void);
 void ns_insert(uint32_t idx, const char *path);
 /* Drop idx's name (nlink 0).  Inside a write section. */
 void ns_remove(uint32_t idx);
+/* Rename in memory as one journaled change: d (if >= 0, the replaced target) and s lose their
+ * names, s is named dst.  Inside a write section; dst fits EPH_PATH_MAX. */
+void ns_rename_logged(uint32_t s, int64_t d, const char *dst);
 
 /* 1 if some in-memory file is named below directory dir ("dir/..."). */
 int ns_has_below(const char *dir);

@@ -240,7 +240,7 @@ int keeper_note(const struct keeper *k, uint32_t down, struct keeper_files *f)
     uint32_t hwm = atomic_load(&h->inode_hwm);
     for (uint32_t i = 0; i < hwm && i < h->ninodes; i++) {
         uint32_t st = atomic_load(&in[i].state);
-        if (st == EPH_FREE || !in[i].path[0])
+        if (st == EPH_FREE)
             continue;
         f->files++;
         f->in_mem += st != EPH_DISK;

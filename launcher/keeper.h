@@ -61,7 +61,7 @@ static inline int keeper_poll_fd(const struct keeper *k)
 void keeper_plan_free(struct keeper_plan *p);
 
 struct keeper_files {
-    uint64_t files;  /* live files (in memory or evicted) */
+    uint64_t files;  /* live files (in memory or evicted; named, or unlinked and still open) */
     uint64_t in_mem; /* of which in memory (or being evicted) */
 };
 /* Map the region, set its daemon_down (enum eph_daemon_down) and count its files.  0 or -errno. */

@@ -293,7 +293,7 @@ int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int sen
     int rc;
     *fd_out = -1;
     sh_busy++;
-    int seen = rpc_seen_pid();
+    int seen = rpc_seen_pid(), maybe_ran = 0;
     pthread_mutex_lock(&rpc_mu);
     for (int attempt = 0; attempt < 3; attempt++) {
         if ((rc = rpc_ensure(req, &seen)) < 0)
@@ -309,6 +309,7 @@ int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int sen
             int excl = req->op == EPH_OP_CREATE && (req->flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL);
             if (attempt == 2 || excl || !rpc_wait_daemon(&seen))
                 break;
+            maybe_ran = 1;
             continue;
         }
         /* The daemon never saw it: a stale connection (a daemon that died since), once more. */
@@ -318,6 +319,13 @@ int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int sen
     sh_busy--;
     if (rc < 0)
         sh_log("rpc op %u failed: %s", req->op, strerror(-rc));
+    /* An unlink, rmdir or rename that the dead daemon may have made before it died finds its
+     * name gone when it is made again: that is its own effect, not the program's error. */
+    if (rc == 0 && maybe_ran && resp->status == -ENOENT &&
+        (req->op == EPH_OP_UNLINK || req->op == EPH_OP_RMDIR || req->op == EPH_OP_RENAME)) {
+        sh_log("op %u on %s: ENOENT when made again after the daemon died; taken as done", req->op, req->path);
+        resp->status = 0;
+    }
     return rc;
 }
 
