@@ -329,7 +329,6 @@ int main(int argc, char **argv)
         keeper_hold_one(D.region_fd, EPH_KEEP_REGION, 0, 0);
     }
     atomic_store(&D.h->keeper_pid, keeper_active() ? (int32_t)getppid() : 0);
-    atomic_store(&D.h->daemon_pid, (int32_t)D.pid);
     const char *inject = getenv("EPHEMERAD_TEST_EVICT_ALLOC");
     if (inject && *inject) {
         int64_t n = size_parse(inject);
@@ -357,7 +356,9 @@ int main(int argc, char **argv)
     if (ephd_sig_ev.fd < 0 || loop_add(&ephd_sig_ev, EPOLLIN) < 0)
         ephd_die("signalfd: %s", strerror(errno));
 
-    /* Shims that waited for a new daemon (shim/rpc.c) connect from here on. */
+    /* Shims that waited for a new daemon (shim/rpc.c) connect from here on: a shim that sees our
+     * pid sees us listening (the pid is stored first, then UP; the shim reads them the other way). */
+    atomic_store(&D.h->daemon_pid, (int32_t)D.pid);
     atomic_store(&D.h->daemon_down, EPH_DAEMON_UP);
     for (int i = 0; i < D.nroots; i++)
         log_msg(LOG_INFO, "managing %s", D.roots[i]);

@@ -152,7 +152,7 @@ static int rpc_wait_daemon(int *seen_pid)
     }
     int64_t deadline = rpc_mono_ms() + RPC_RESTART_WAIT_MS;
     for (;;) {
-        uint32_t down = atomic_load(&h->daemon_down);
+        uint32_t down = atomic_load(&h->daemon_down); /* before the pid: see daemon/main.c */
         int pid = atomic_load(&h->daemon_pid);
         if (down == EPH_DAEMON_GONE)
             return 0;
