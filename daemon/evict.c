@@ -682,7 +682,6 @@ static int evict_abort(struct evict_job *j, int e)
     if (j->dfd >= 0) {
         keeper_dropped(j->dfd);
         close(j->dfd);
-        keeper_flush();
     }
     if (j->tmp[0])
         unlink(j->tmp);

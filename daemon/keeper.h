@@ -6,8 +6,9 @@
  *
  * Callers hold an fd with keeper_hold() before the region can name it (so a copy exists before
  * anything depends on it) and report each close with keeper_dropped() before they close it.
- * Drops are batched and sent before the next hold, at the end of a namespace section and on the
- * tick: the socket's order is what keeps a reused number apart from the file it replaced.
+ * Drops are batched and sent before the next hold and after each event the loop handles (a
+ * request, a tick): the socket's order is what keeps a reused number apart from the file it
+ * replaced, and the keeper's copy of a freed memfd must not keep its pages for long.
  */
 #ifndef EPHD_KEEPER_H
 #define EPHD_KEEPER_H

@@ -111,7 +111,6 @@ static void ledger_forget(struct ledger_proc *p)
     close(p->ev.fd);
     keeper_dropped(p->table_fd);
     close(p->table_fd);
-    keeper_flush();
     free(p);
 }
 

@@ -186,7 +186,6 @@ static void ephd_gc_tick(uint64_t expirations)
     ns_gc_all();
     ns_pool_take_back(0, 1); /* pool entries of processes that died */
     ns_pool_restock();
-    keeper_flush();
     ns_sweep_orphans(shim_nconns(), shim_accepts());
     fbytes_sample();
 }
@@ -351,7 +350,9 @@ int main(int argc, char **argv)
     if (ctl_listen(path, ephd_on_shutdown_request, err, sizeof err) < 0 ||
         loop_every(&ephd_gc_timer, 1000000000ull, ephd_gc_tick, err, sizeof err) < 0)
         ephd_die("%s", err);
-    ephd_sig_ev.fd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
+    /* The closes of one request or tick reach the keeper in one message. */
+    loop_after_each(keeper_flush);
+        ephd_sig_ev.fd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
     ephd_sig_ev.fn = ephd_on_signal;
     if (ephd_sig_ev.fd < 0 || loop_add(&ephd_sig_ev, EPOLLIN) < 0)
         ephd_die("signalfd: %s", strerror(errno));

@@ -99,7 +99,6 @@ void nsl_exit(void)
         eph_ns_unlock(D.h);
         while (nsl_ndeferred > 0)
             close(nsl_deferred[--nsl_ndeferred]);
-        keeper_flush();
     }
 }
 
