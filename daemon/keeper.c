@@ -46,28 +46,11 @@ static void keeper_lost(const char *what)
 
 static void keeper_send(uint32_t op, const struct eph_keeper_entry *e, int n, const int *fds)
 {
-    struct eph_keeper_msg h = {.magic = EPH_KEEPER_MAGIC, .op = op, .n = (uint32_t)n};
-    struct iovec iov[2] = {{&h, sizeof h}, {(void *)e, sizeof *e * (size_t)n}};
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * EPH_KEEPER_BATCH)];
-        struct cmsghdr align;
-    } u;
-    struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
-    if (fds) {
-        memset(&u, 0, sizeof u);
-        m.msg_control = u.buf;
-        m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
-    }
     ssize_t w;
     do
-        w = sendmsg(keeper_fd, &m, MSG_NOSIGNAL);
+        w = eph_keeper_send(keeper_fd, op, e, n, fds, MSG_NOSIGNAL);
     while (w < 0 && errno == EINTR);
-    if (w != (ssize_t)(sizeof h + sizeof *e * (size_t)n))
+    if (w != (ssize_t)(sizeof(struct eph_keeper_msg) + sizeof *e * (size_t)n))
         keeper_lost(op == EPH_KEEPER_HOLD ? "sending fds" : "sending closes");
 }
 

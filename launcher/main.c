@@ -625,34 +625,27 @@ static void keeper_log_line(struct run *r, const char *level, const char *msg)
 }
 
 /* A line for the daemon's log, where its own lines about the run are (--log FILE, or the run
- * directory's ephemerad.log). */
-static void keeper_log(struct run *r, const char *level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void keeper_log(struct run *r, const char *level, const char *fmt, ...)
+ * directory's ephemerad.log), and with say, for the user too (stderr). */
+static void keeper_report(struct run *r, bool say, const char *level, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void keeper_report(struct run *r, bool say, const char *level, const char *fmt, ...)
 {
     char msg[4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (say)
+        warn("%s", msg);
     keeper_log_line(r, level, msg);
 }
 
-/* The same line for the user too (stderr). */
-static void keeper_say(struct run *r, const char *level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void keeper_say(struct run *r, const char *level, const char *fmt, ...)
-{
-    char msg[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    warn("%s", msg);
-    keeper_log_line(r, level, msg);
-}
-
+/* Served while a control request waits; a closed link is not polled again (it would spin). */
 static void keeper_aux(void *arg)
 {
-    keeper_pump(arg);
+    struct run *r = arg;
+    keeper_pump(&r->k);
+    if (r->k.eof)
+        r->ctl.aux = NULL;
 }
 
 static int connect_control(struct run *r, struct ctl_error *cerr)
@@ -670,7 +663,7 @@ static int connect_control(struct run *r, struct ctl_error *cerr)
     r->ctl_open = true;
     r->ctl.aux_fd = keeper_poll_fd(&r->k);
     r->ctl.aux = keeper_aux;
-    r->ctl.aux_arg = &r->k;
+    r->ctl.aux_arg = r;
     return 0;
 }
 
@@ -698,7 +691,7 @@ static int daemon_died(struct run *r)
     else if (r->restarts >= MAX_RESTARTS)
         why_not = "it already died " "too often in this run";
     if (why_not == NULL) {
-        keeper_say(r, "warn", "ephemerad died (%s); restarting it and taking over %llu files (%llu in memory)", how,
+        keeper_report(r, true, "warn", "ephemerad died (%s); restarting it and taking over %llu files (%llu in memory)", how,
                    (unsigned long long)f.files, (unsigned long long)f.in_mem);
         r->restarts++;
         int ready_fd = -1;
@@ -706,14 +699,14 @@ static int daemon_died(struct run *r)
         r->err_code = NULL;
         jb_free(&r->err_msg);
         if (spawn_daemon(r, &ready_fd) == 0 && wait_ready(r, ready_fd) == 0 && connect_control(r, &cerr) == 0) {
-            keeper_log(r, "info", "ephemerad restarted (pid %d) and took the region over", (int)r->daemon.pid);
+            keeper_report(r, false, "info", "ephemerad restarted (pid %d) and took the region over", (int)r->daemon.pid);
             return 0;
         }
         if (cerr.code != NULL) {
             jb_puts(&r->err_msg, cerr.msg.s);
             jb_free(&cerr.msg);
         }
-        keeper_say(r, "error", "the new ephemerad did not start: %s", r->err_msg.len ? r->err_msg.s : "no reason given");
+        keeper_report(r, true, "error", "the new ephemerad did not start: %s", r->err_msg.len ? r->err_msg.s : "no reason given");
         r->err_code = NULL;
         jb_free(&r->err_msg);
         if (!r->daemon.done) { /* started but not usable: it must not write beside us */
@@ -722,11 +715,11 @@ static int daemon_died(struct run *r)
         }
         why_not = "no new daemon could start";
     } else {
-        keeper_say(r, "error", "ephemerad died (%s) and cannot be restarted: %s", how, why_not);
+        keeper_report(r, true, "error", "ephemerad died (%s) and cannot be restarted: %s", how, why_not);
     }
     keeper_note(&r->k, EPH_DAEMON_GONE, &f);
     r->fallback = true;
-    keeper_say(r, "warn", "the keeper holds the %llu files in memory and writes them to disk when the command ends",
+    keeper_report(r, true, "warn", "the keeper holds the %llu files in memory and writes them to disk when the command ends",
                (unsigned long long)f.in_mem);
     return -1;
 }
@@ -761,20 +754,20 @@ static void wait_command(struct run *r)
 static void finish_without_daemon(struct run *r)
 {
     if (r->o->discard) {
-        keeper_say(r, "info", "--discard: the files in memory are dropped");
+        keeper_report(r, true, "info", "--discard: the files in memory are dropped");
         return;
     }
     int failed = 0;
     struct jbuf why = {0};
     int written = keeper_writeback(&r->k, &failed, &why);
     if (failed)
-        keeper_say(r, "error", "the keeper wrote %d in-memory files to disk; %d could not be written:\n%s", written, failed,
+        keeper_report(r, true, "error", "the keeper wrote %d in-memory files to disk; %d could not be written:\n%s", written, failed,
                    why.s);
     else
-        keeper_say(r, "info", "the keeper wrote all %d in-memory files to disk", written);
+        keeper_report(r, true, "info", "the keeper wrote all %d in-memory files to disk", written);
     jb_free(&why);
     if (r->o->stats_file != NULL)
-        keeper_say(r, "warn", "--stats %s not written: no daemon was left to count the run", r->o->stats_file);
+        keeper_report(r, true, "warn", "--stats %s not written: no daemon was left to count the run", r->o->stats_file);
 }
 
 static int write_stats(struct run *r, const struct jv *stats, int status, int sig, double elapsed_ms)

@@ -17,6 +17,8 @@
 #define EPHEMERA_KEEPER_H
 
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #define EPH_KEEPER_MAGIC 0x4b504b45u /* "EKPK" */
 
@@ -49,5 +51,30 @@ struct eph_keeper_msg {
 
 /* At most this many fds in one HOLD (the kernel's SCM_MAX_FD is 253) and entries in one DROP. */
 #define EPH_KEEPER_BATCH 240
+
+/* Send one message: n entries, with fds[0..n) in SCM_RIGHTS when fds is not NULL (a HOLD).
+ * sendmsg's result. */
+static inline ssize_t eph_keeper_send(int sock, uint32_t op, const struct eph_keeper_entry *e, int n, const int *fds,
+                                      int flags)
+{
+    struct eph_keeper_msg h = {.magic = EPH_KEEPER_MAGIC, .op = op, .n = (uint32_t)n};
+    struct iovec iov[2] = {{&h, sizeof h}, {(void *)e, sizeof *e * (size_t)n}};
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * EPH_KEEPER_BATCH)];
+        struct cmsghdr align;
+    } u;
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
+    if (fds != NULL && n > 0) {
+        memset(&u, 0, sizeof u);
+        m.msg_control = u.buf;
+        m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+    }
+    return sendmsg(sock, &m, flags);
+}
 
 #endif

@@ -22,24 +22,8 @@
 
 static void send_msg(int sock, uint32_t op, const struct eph_keeper_entry *e, int n, const int *fds)
 {
-    struct eph_keeper_msg h = {.magic = EPH_KEEPER_MAGIC, .op = op, .n = (uint32_t)n};
-    struct iovec iov[2] = {{&h, sizeof h}, {(void *)e, sizeof *e * (size_t)n}};
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * 8)];
-        struct cmsghdr align;
-    } u;
-    struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
-    if (fds != NULL) {
-        memset(&u, 0, sizeof u);
-        m.msg_control = u.buf;
-        m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
-    }
-    CHECK(sendmsg(sock, &m, 0) == (ssize_t)(sizeof h + sizeof *e * (size_t)n), "sendmsg: %s", strerror(errno));
+    ssize_t w = eph_keeper_send(sock, op, e, n, fds, 0);
+    CHECK(w == (ssize_t)(sizeof(struct eph_keeper_msg) + sizeof *e * (size_t)n), "sendmsg: %s", strerror(errno));
 }
 
 static ino_t ino_of(int fd)
