@@ -711,7 +711,7 @@ int evict_inode(uint32_t idx, int flags)
     /* The keeper holds the disk file from the start: the copy punches the memfd as it goes, so a
      * daemon killed in the middle leaves part of the bytes only there (takeover.c restores them). */
     if ((e = evict_open_dest(&j)) == 0)
-        keeper_hold_one(j.dfd, EPH_KEEP_DISK, idx, atomic_load(&j.in->gen));
+        keeper_hold_readonly(j.dfd, EPH_KEEP_DISK, idx, atomic_load(&j.in->gen));
     if (e < 0 || (e = evict_write(&j)) < 0) {
         evict_failed++;
         return evict_abort(&j, e);

@@ -8,6 +8,8 @@
 #include "keeper.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -79,6 +81,23 @@ void keeper_hold_one(int fd, uint32_t kind, uint32_t arg, uint32_t gen)
 {
     struct eph_keeper_entry e = {.fd = fd, .kind = kind, .arg = arg, .gen = gen};
     keeper_hold(&e, 1);
+}
+
+void keeper_hold_readonly(int fd, uint32_t kind, uint32_t arg, uint32_t gen)
+{
+    if (keeper_fd < 0)
+        return;
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    int ro = open(p, O_RDONLY | O_CLOEXEC);
+    struct eph_keeper_entry e = {.fd = fd, .kind = kind, .arg = arg, .gen = gen};
+    keeper_flush();
+    if (ro < 0) {
+        keeper_send(EPH_KEEPER_HOLD, &e, 1, &fd); /* no /proc: the fd itself */
+        return;
+    }
+    keeper_send(EPH_KEEPER_HOLD, &e, 1, &ro);
+    close(ro);
 }
 
 void keeper_dropped(int fd)

@@ -24,6 +24,10 @@ int keeper_active(void);
 /* Copy n fds to the keeper, each with its entry's kind/arg/gen (e[i].fd is fds[i]). */
 void keeper_hold(const struct eph_keeper_entry *e, int n);
 void keeper_hold_one(int fd, uint32_t kind, uint32_t arg, uint32_t gen);
+/* The same for a disk file, as a read-only description of it under fd's number: a copy open for
+ * writing would make exec(2) of the file fail with ETXTBSY until the keeper closed it (a file
+ * materialised to be run), and a new daemon reopens it through /proc for writing when it must. */
+void keeper_hold_readonly(int fd, uint32_t kind, uint32_t arg, uint32_t gen);
 /* fd is about to be closed (the caller closes it). */
 void keeper_dropped(int fd);
 /* Send the drops gathered so far. */
