@@ -667,6 +667,17 @@ static int connect_control(struct run *r, struct ctl_error *cerr)
     return 0;
 }
 
+/* The run directory's mark that a new daemon is being started (EPH_KEEPER_RESTARTING). */
+static void restarting_mark(struct run *r, bool on)
+{
+    char p[PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/%s", r->rundir, EPH_KEEPER_RESTARTING);
+    if (on)
+        close(open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    else
+        unlink(p);
+}
+
 /*
  * The daemon died (any signal, or an exit that was not asked for).  A new one takes its region
  * over with the fds we kept (keeper.h); if none can, from here on we are the files' only holder,
@@ -693,12 +704,15 @@ static int daemon_died(struct run *r)
     if (why_not == NULL) {
         keeper_report(r, true, "warn", "ephemerad died (%s); restarting it and taking over %llu files (%llu in memory)", how,
                    (unsigned long long)f.files, (unsigned long long)f.in_mem);
+        restarting_mark(r, true);
         r->restarts++;
         int ready_fd = -1;
         struct ctl_error cerr = {0};
         r->err_code = NULL;
         jb_free(&r->err_msg);
-        if (spawn_daemon(r, &ready_fd) == 0 && wait_ready(r, ready_fd) == 0 && connect_control(r, &cerr) == 0) {
+        bool up = spawn_daemon(r, &ready_fd) == 0 && wait_ready(r, ready_fd) == 0;
+        restarting_mark(r, false);
+        if (up && connect_control(r, &cerr) == 0) {
             keeper_report(r, false, "info", "ephemerad restarted (pid %d) and took the region over", (int)r->daemon.pid);
             return 0;
         }

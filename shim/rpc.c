@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ephemera/keeper.h"
 #include "ephemera/proto.h"
 
 #include "rpc.h"
@@ -134,7 +136,17 @@ static int rpc_pid_runs(int pid)
 }
 
 #define RPC_RESTART_WAIT_MS 15000
-#define RPC_HELLO_WAIT_MS 5000
+
+/* The keeper's mark beside the socket: a new daemon is being started (EPH_KEEPER_RESTARTING). */
+static int rpc_restarting(void)
+{
+    char p[sizeof sh.sock_path + sizeof EPH_KEEPER_RESTARTING];
+    const char *slash = strrchr(sh.sock_path, '/');
+    if (!slash)
+        return 0;
+    snprintf(p, sizeof p, "%.*s/%s", (int)(slash - sh.sock_path), sh.sock_path, EPH_KEEPER_RESTARTING);
+    return sys.access(p, F_OK) == 0;
+}
 
 /*
  * A request to the daemon seen_pid failed.  If that daemon died and a keeper is replacing it,
@@ -195,11 +207,12 @@ static int rpc_ensure(const struct eph_req *req, int *seen_pid)
                 return rc;
             continue;
         }
-        /* Not attached yet (HELLO): no region tells whether a new daemon is coming; a refused
-         * socket means none listens right now, so try again for a while. */
+        /* Not attached yet (HELLO): no region tells whether a new daemon is coming, but the
+         * keeper marks the run directory while it starts one (keeper.h); without the mark a
+         * refused socket fails at once, as before. */
         if (!hello_until)
-            hello_until = rpc_mono_ms() + RPC_HELLO_WAIT_MS;
-        if (req->op != EPH_OP_HELLO || rc != -ECONNREFUSED || rpc_mono_ms() > hello_until)
+            hello_until = rpc_mono_ms() + RPC_RESTART_WAIT_MS;
+        if (req->op != EPH_OP_HELLO || !rpc_restarting() || rpc_mono_ms() > hello_until)
             return rc;
         rpc_nap();
     }

@@ -49,6 +49,10 @@ struct eph_keeper_msg {
     uint32_t pad;
 };
 
+/* A file in the run directory that exists while the keeper starts a new daemon: a process that is
+ * not attached yet (its HELLO is refused) waits for the new daemon only while it exists. */
+#define EPH_KEEPER_RESTARTING "restarting"
+
 /* At most this many fds in one HOLD (the kernel's SCM_MAX_FD is 253) and entries in one DROP. */
 #define EPH_KEEPER_BATCH 240
 

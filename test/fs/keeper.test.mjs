@@ -119,3 +119,37 @@ test('when no new daemon can start, the keeper writes every in-memory file to di
   assertDiskMatches(root, expected(out), 'written back by the keeper');
   sc.done();
 });
+
+// A process started while the new daemon is still starting (a wrapper makes the restart take 1 s)
+// waits for it instead of running without the shim: its new file is in memory.
+const LATE_START = `
+import os, signal, subprocess, sys, time
+root = sys.argv[1]
+with open(os.path.join(root, 'before'), 'w') as f:
+    f.write('before')
+kids = [p for p in os.listdir('/proc') if p.isdigit() and os.path.exists('/proc/%s/comm' % p)
+        and open('/proc/%s/comm' % p).read().strip() == 'ephemerad'
+        and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getppid())]
+os.kill(int(kids[0]), signal.SIGKILL)
+time.sleep(0.3)
+child = 'import os; f = open(os.path.join(%r, "late"), "w"); f.write("late"); f.close(); print(os.stat(os.path.join(%r, "late")).st_ino >= 1 << 44, open(os.path.join(%r, "before")).read())' % (root, root, root)
+out = subprocess.run([sys.executable, '-c', child], capture_output=True, text=True).stdout
+print(out.strip())
+sys.exit(0 if out.strip() == 'True before' else 3)
+`;
+
+test('a process started while the new daemon starts waits for it and is served from memory', { timeout: 60_000 }, async () => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const sc = scratch('keeper-late');
+  const root = sc.sub('root');
+  const slow = join(sc.dir, 'ephemerad-slow');
+  writeFileSync(slow, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then sleep 1; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
+  chmodSync(slow, 0o755);
+  const r = await run(EPHEMERA, ['run', '--root', root, '--', PYTHON, '-c', LATE_START, root], {
+    env: { ...cleanEnv(), EPHEMERA_EPHEMERAD: slow }, cwd: sc.dir, timeoutMs: 50_000,
+  });
+  assert.equal(r.status, 0, `the late process must see the old file and make its new one in memory: ${describe(r)}`);
+  assert.equal(readFileSync(join(root, 'late'), 'utf8'), 'late');
+  assert.equal(readFileSync(join(root, 'before'), 'utf8'), 'before');
+  sc.done();
+});
