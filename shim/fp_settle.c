@@ -24,6 +24,7 @@
 #include "fp_settle.h"
 #include "sys.h"
 #include "init.h"
+#include "rpc.h"
 #include "fdtable.h"
 #include "diskbytes.h"
 #include "fp_desc.h"
@@ -171,8 +172,13 @@ static int swap_to_disk(int fd, struct eph_inode *ino)
     if (ft_fds[fd].flags & FT_DISK)
         return 1;
     char p[64];
-    snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, ino->disk_fd);
+    int pid = sh_daemon_pid();
+    snprintf(p, sizeof p, "/proc/%d/fd/%d", pid, ino->disk_fd);
     int nfd = sys.open(p, O_RDWR | O_CLOEXEC);
+    if (nfd < 0 && errno == ENOENT && rpc_daemon_replaced(pid)) {
+        snprintf(p, sizeof p, "/proc/%d/fd/%d", sh_daemon_pid(), ino->disk_fd);
+        nfd = sys.open(p, O_RDWR | O_CLOEXEC);
+    }
     if (nfd < 0) {
         sh_log("cannot open evicted file %s: %s", p, strerror(errno));
         return -EIO;

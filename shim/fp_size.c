@@ -344,8 +344,13 @@ int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
         return -EAGAIN;
     }
     char p[64];
-    snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, ino->mem_fd);
+    int pid = sh_daemon_pid();
+    snprintf(p, sizeof p, "/proc/%d/fd/%d", pid, ino->mem_fd);
     int kfd = sys.open(p, O_RDWR | O_CLOEXEC);
+    if (kfd < 0 && errno == ENOENT && rpc_daemon_replaced(pid)) {
+        snprintf(p, sizeof p, "/proc/%d/fd/%d", sh_daemon_pid(), ino->mem_fd);
+        kfd = sys.open(p, O_RDWR | O_CLOEXEC);
+    }
     if (kfd < 0 && (errno == EACCES || errno == EPERM)) {
         /* another user than the daemon's may not open its fds: the caller goes through an fd of its own */
         fp_inode_release(inode, gen);

@@ -217,7 +217,8 @@ struct eph_shm_header {
     uint32_t ninodes;
     uint32_t ndescs;
     uint32_t nbuckets;           /* power of two */
-    int32_t daemon_pid;
+    _Atomic int32_t daemon_pid;  /* [D] the daemon that serves the region now: a new one writes its own
+                                  * pid when it takes the region over (shims name its fds through it) */
     uint64_t inodes_off;         /* byte offsets of the arrays from the header */
     uint64_t descs_off;
     uint64_t buckets_off;
@@ -268,7 +269,15 @@ struct eph_shm_header {
     _Atomic uint32_t dirtouch_used; /* [S] entries of dirtouch in use (0: nothing to look up) */
     uint32_t pad2;
     struct eph_dirtouch dirtouch[EPH_DIRTOUCH]; /* [S] under ns_lock */
+    /* ---- the keeper (include/ephemera/keeper.h): a daemon that dies is replaced ---- */
+    _Atomic int32_t keeper_pid;     /* [D] the process that holds the region's fds and restarts the
+                                  * daemon (the daemon's parent when started with --keeper-fd), or 0 */
+    _Atomic uint32_t daemon_down;   /* [KD] EPH_DAEMON_UP; the keeper sets RESTARTING when it sees the daemon
+                                  * die and GONE when no new one could start; the new daemon sets UP once
+                                  * it listens.  A shim whose request failed waits on it (bounded). */
+    _Atomic uint32_t takeovers;     /* [D] times a new daemon took the region over */
 };
+enum eph_daemon_down { EPH_DAEMON_UP = 0, EPH_DAEMON_RESTARTING = 1, EPH_DAEMON_GONE = 2 };
 #define EPH_PLACE_DISK (~0ull)
 
 static inline struct eph_inode *eph_inodes(struct eph_shm_header *h)
