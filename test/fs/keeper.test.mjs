@@ -153,3 +153,82 @@ test('a process started while the new daemon starts waits for it and is served f
   assert.equal(readFileSync(join(root, 'before'), 'utf8'), 'before');
   sc.done();
 });
+
+// The pool lends its memfds without fds (EPH_POOL_NOFDS, issue 15): a process's file is an open of
+// /proc/<daemon>/fd/N, and the slots it was lent name the daemon's fd numbers.  Files made that way
+// before a kill must read back after it, and the slots lent by the dead daemon must still make
+// files in memory through the new one: the open of /proc/<dead>/fd/N fails with ENOENT, and the
+// shim waits for the daemon that took the region over and opens its fd N (the keeper's copy).  A
+// shim that gave up on the /proc way would ask for batches with fds, which land at fd 640 and above.
+const NOFDS = `
+import hashlib, json, os, signal, subprocess, sys, time
+root, out = sys.argv[1], sys.argv[2]
+IN_MEMORY = 1 << 44
+want, bad = {}, []
+def body(name):
+    return hashlib.sha256(name.encode()).digest() * (300 + len(name) * 40)  # 10-20 KiB: no private fd
+def make(name):
+    with open(os.path.join(root, name), 'wb') as f:
+        f.write(body(name))
+    want[name] = body(name)
+    if os.stat(os.path.join(root, name)).st_ino < IN_MEMORY:
+        bad.append('%s: not in memory' % name)
+def check(name):
+    with open(os.path.join(root, name), 'rb') as f:
+        if f.read() != want[name]:
+            bad.append('%s: wrong bytes' % name)
+def pooled_fds():
+    # Listed by a program without the shim: the shim hides its own fds from this process's view.
+    ls = subprocess.run(['env', '-u', 'LD_PRELOAD', 'ls', '-l', '/proc/%d/fd' % os.getpid()],
+                        capture_output=True, text=True, timeout=10).stdout
+    return sum(1 for line in ls.splitlines()
+               if line.endswith('/memfd:ephemera (deleted)') and int(line.split(' -> ')[0].split()[-1]) >= 640)
+def daemons():
+    return [int(p) for p in os.listdir('/proc') if p.isdigit() and os.path.exists('/proc/%s/comm' % p)
+            and open('/proc/%s/comm' % p).read().strip() == 'ephemerad'
+            and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getppid())
+            and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[0] not in 'ZX']
+for i in range(3):
+    make('before-%d' % i)
+if pooled_fds():
+    bad.append('before the kill: %d pool fds at 640 and above: the pool did not lend without fds' % pooled_fds())
+old = daemons()[0]
+os.kill(old, signal.SIGKILL)
+time.sleep(0.2)              # dead, and the new daemon not up yet (its start takes 1 s here)
+make('racing-0')
+check('before-0')
+end = time.time() + 20
+while time.time() < end and not [p for p in daemons() if p != old]:
+    time.sleep(0.01)
+for i in range(1, 3):
+    make('racing-%d' % i)
+for i in range(3):
+    check('before-%d' % i)
+    check('racing-%d' % i)
+if pooled_fds():
+    bad.append('after the kill: %d pool fds at 640 and above: the shim gave the /proc way up' % pooled_fds())
+with open(os.path.join(out, 'expect.json'), 'w') as f:
+    json.dump({k: hashlib.sha256(v).hexdigest() for k, v in want.items()}, f)
+print('\\n'.join(bad))
+sys.exit(3 if bad else 6)
+`;
+
+test('files made from a pool lent without fds survive a kill, and its slots make files through the new daemon', { timeout: 60_000 }, async () => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const sc = scratch('keeper-nofds');
+  const root = sc.sub('root');
+  const out = sc.sub('out');
+  const log = join(sc.dir, 'ephemerad.log');
+  // The new daemon starts 1 s late, so the first create after the kill meets the dead daemon's fds.
+  const slow = join(sc.dir, 'ephemerad-slow');
+  writeFileSync(slow, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then sleep 1; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
+  chmodSync(slow, 0o755);
+  const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '64M', '--log', log, '--', PYTHON, '-c', NOFDS, root, out], {
+    env: { ...cleanEnv(), EPHEMERA_EPHEMERAD: slow }, cwd: sc.dir, timeoutMs: 50_000,
+  });
+  assert.equal(r.status, 6, `every file in memory and readable across the kill, the pool still without fds: ${describe(r)}`);
+  const logText = readFileSync(log, 'utf8');
+  assert.match(logText, /takeover of the region of pid \d+: .* 0 lost/, `a takeover, nothing lost:\n${logText.slice(-3000)}`);
+  assertDiskMatches(root, expected(out), 'after the kill');
+  sc.done();
+});
