@@ -171,19 +171,12 @@ static int swap_to_disk(int fd, struct eph_inode *ino)
 {
     if (ft_fds[fd].flags & FT_DISK)
         return 1;
-    char p[64];
-    int pid = sh_daemon_pid();
-    snprintf(p, sizeof p, "/proc/%d/fd/%d", pid, ino->disk_fd);
-    int nfd = sys.open(p, O_RDWR | O_CLOEXEC);
-    if (nfd < 0 && errno == ENOENT && rpc_daemon_replaced(pid)) {
-        snprintf(p, sizeof p, "/proc/%d/fd/%d", sh_daemon_pid(), ino->disk_fd);
-        nfd = sys.open(p, O_RDWR | O_CLOEXEC);
-    }
+    int nfd = rpc_open_daemon_fd(ino->disk_fd, O_RDWR | O_CLOEXEC);
     if (nfd < 0) {
-        sh_log("cannot open evicted file %s: %s", p, strerror(errno));
+        sh_log("cannot open evicted file /proc/%d/fd/%d: %s", sh_daemon_pid(), ino->disk_fd, strerror(errno));
         return -EIO;
     }
-    sh_log("fd %d: inode %u moved to disk; now on %s", fd, (unsigned)(ino - sh.inodes), p);
+    sh_log("fd %d: inode %u moved to disk; now on the daemon's fd %d", fd, (unsigned)(ino - sh.inodes), ino->disk_fd);
     ft_lock();
     int r = 1;
     if (!(ft_fds[fd].flags & FT_DISK) && ft_dup_over(nfd, fd) < 0)
