@@ -57,18 +57,33 @@ static int nsl_depth; /* the daemon is single-threaded: nested sections share on
 /* Fds of freed slots, closed once the lock is released: closing a memfd frees
  * its pages, which shims waiting for the lock should not wait for. */
 #define NSL_DEFER 256
-static int nsl_deferred[NSL_DEFER];
+static struct nsl_deferred {
+    int fd;
+    int empty; /* a memfd to truncate to 0 first (nsl_close_later) */
+} nsl_deferred[NSL_DEFER];
 static int nsl_ndeferred;
 
-static void nsl_close_later(int fd)
+static void nsl_close(struct nsl_deferred d)
+{
+    if (d.empty && ftruncate(d.fd, 0) < 0)
+        log_msg(LOG_WARN, "ftruncate of a freed memfd (fd %d): %s", d.fd, strerror(errno));
+    close(d.fd);
+}
+
+/* With empty set (a freed file's memfd that nobody opens or maps), its pages go back when
+ * it is closed here even though the keeper holds a copy of the fd: the keeper closes its
+ * copy only once the DROP reaches it, later than a program that deleted a file expects its
+ * memory charge to drop (test/fs/unlink_charge.test.mjs). */
+static void nsl_close_later(int fd, int empty)
 {
     if (fd < 0)
         return;
     keeper_dropped(fd);
+    struct nsl_deferred d = {.fd = fd, .empty = empty && keeper_active()};
     if (nsl_depth > 0 && nsl_ndeferred < NSL_DEFER)
-        nsl_deferred[nsl_ndeferred++] = fd;
+        nsl_deferred[nsl_ndeferred++] = d;
     else
-        close(fd);
+        nsl_close(d);
 }
 
 int nsl_enter(void)
@@ -98,7 +113,7 @@ void nsl_exit(void)
     if (--nsl_depth == 0) {
         eph_ns_unlock(D.h);
         while (nsl_ndeferred > 0)
-            close(nsl_deferred[--nsl_ndeferred]);
+            nsl_close(nsl_deferred[--nsl_ndeferred]);
     }
 }
 
@@ -228,8 +243,9 @@ void ns_free(uint32_t idx)
         atomic_fetch_sub(&c->files_in_memory, 1);
         atomic_fetch_sub(&c->bytes_in_memory, cap);
     }
-    nsl_close_later(in->mem_fd);
-    nsl_close_later(in->disk_fd);
+    /* As nsfast.c's nsf_reclaim: not while a program maps it (pinned), whose pages must stay. */
+    nsl_close_later(in->mem_fd, cap != 0 && !atomic_load(&in->pinned));
+    nsl_close_later(in->disk_fd, 0);
     in->mem_fd = in->disk_fd = -1;
     atomic_store(&in->capacity, 0);
     atomic_store(&in->size, 0);
