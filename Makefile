@@ -51,14 +51,15 @@ $(BUILD)/ephemera: launcher/ephemera.sh
 # src/cli/run.ts for the command lines it reads the same way, Node's CLI for the rest.  Static: no
 # dynamic loader on a function's start (0.3-0.4 ms a run, measured).
 LAUNCHER_SRC := $(sort $(wildcard launcher/*.c))
-$(BUILD)/ephemera-run: $(LAUNCHER_SRC) $(wildcard launcher/*.h)
+LAUNCHER_HDR := $(wildcard launcher/*.h) include/ephemera/keeper.h include/ephemera/nslock.h include/ephemera/rescue.h include/ephemera/shm.h
+$(BUILD)/ephemera-run: $(LAUNCHER_SRC) $(LAUNCHER_HDR)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -static -o $@.tmp $(LAUNCHER_SRC)
 	mv -f $@.tmp $@
 
 # The launcher under ASan/UBSan for src/cli/launcher-e2e.test.ts, beside the real one: it finds the
 # daemon, the shim and the CLI next to itself.
-$(BUILD)/ephemera-run-asan: $(LAUNCHER_SRC) $(wildcard launcher/*.h)
+$(BUILD)/ephemera-run-asan: $(LAUNCHER_SRC) $(LAUNCHER_HDR)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_COMMON) -O1 $(SAN) -o $@.tmp $(LAUNCHER_SRC)
 	mv -f $@.tmp $@

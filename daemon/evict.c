@@ -36,6 +36,7 @@
 #include "ephemera/lock.h"
 #include "guard.h"
 #include "filebytes.h"
+#include "keeper.h"
 #include "log.h"
 #include "namespace.h"
 #include "pins.h"
@@ -740,8 +741,10 @@ static void evict_commit(struct evict_job *j)
 static int evict_abort(struct evict_job *j, int e)
 {
     struct eph_inode *in = j->in;
-    if (j->dfd >= 0)
+    if (j->dfd >= 0) {
+        keeper_dropped(j->dfd);
         close(j->dfd);
+    }
     if (j->tmp[0])
         unlink(j->tmp);
     ns_lock(j->idx);
@@ -838,8 +841,13 @@ int evict_inode(uint32_t idx, int flags)
         return e;
     if (!(flags & EVICT_FORCE) && evict_locked(j.in->mem_fd))
         return evict_abort(&j, -EBUSY);
-    if ((e = evict_open_dest(&j)) == 0 && (e = evict_write(&j)) == 0)
-        e = evict_name_and_commit(&j);
+    /* The keeper holds the disk file from the start: the copy punches the memfd as it goes, so a
+     * daemon killed in the middle leaves part of the bytes only there (takeover.c restores them). */
+    if ((e = evict_open_dest(&j)) == 0) {
+        keeper_hold_readonly(j.dfd, EPH_KEEP_DISK, idx, atomic_load(&j.in->gen));
+        if ((e = evict_write(&j)) == 0)
+            e = evict_name_and_commit(&j);
+    }
     if (e < 0 && j.freed)
         e = evict_recover(&j, e);
     if (e < 0) {

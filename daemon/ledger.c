@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "keeper.h"
 #include "log.h"
 #include "loop.h"
 #include "namespace.h"
@@ -108,6 +109,7 @@ static void ledger_forget(struct ledger_proc *p)
         }
     loop_del(&p->ev);
     close(p->ev.fd);
+    keeper_dropped(p->table_fd);
     close(p->table_fd);
     free(p);
 }
@@ -131,9 +133,11 @@ int ledger_register(pid_t pid, int self, int *tfd)
         /* A new image after exec replaces the old table; a parent's late
          * registration of a child that registered itself is stale. */
         if (self) {
+            keeper_dropped(p->table_fd);
             close(p->table_fd);
             p->table_fd = *tfd;
             *tfd = -1;
+            keeper_hold_one(p->table_fd, EPH_KEEP_LEDGER, (uint32_t)pid, 0);
         }
         return 0;
     }
@@ -163,6 +167,7 @@ int ledger_register(pid_t pid, int self, int *tfd)
     *tfd = -1;
     p->next = ledger_procs;
     ledger_procs = p;
+    keeper_hold_one(p->table_fd, EPH_KEEP_LEDGER, (uint32_t)pid, 0);
     return 0;
 }
 

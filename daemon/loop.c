@@ -92,6 +92,13 @@ void loop_cancel(struct loop_timer *t)
     t->ev.fd = -1;
 }
 
+static void (*loop_after)(void);
+
+void loop_after_each(void (*fn)(void))
+{
+    loop_after = fn;
+}
+
 void loop_run(void)
 {
     while (!loop_stopping) {
@@ -107,6 +114,8 @@ void loop_run(void)
         if (n == 1) {
             struct loop_ev *ev = e.data.ptr;
             ev->fn(ev, e.events);
+            if (loop_after)
+                loop_after();
         }
     }
 }

@@ -37,6 +37,9 @@ int loop_every(struct loop_timer *t, uint64_t period_ns, void (*fn)(uint64_t exp
                char *err, size_t errlen);
 void loop_cancel(struct loop_timer *t);
 
+/* fn runs after every handler: work gathered while handling an event, sent once (the keeper's
+ * drops, keeper.h). */
+void loop_after_each(void (*fn)(void));
 /* Run until loop_stop() (or an epoll failure). */
 void loop_run(void);
 /* Leave loop_run once the current handler returns. */

@@ -6,6 +6,7 @@
  *   ephemerad --rundir DIR [--root DIR]... [--budget SIZE] [--headroom SIZE]
  *             [--cgroup auto|none|PATH] [--log FILE] [--ready-fd N] [--inodes N]
  *             [--on-exit writeback|discard] [--oom-guard on|off] [--debug]
+ *             [--keeper-fd N [--takeover-manifest M]]
  *
  * Sizes are read as the CLI reads them (size.h): 256M or 1.5GiB in powers of
  * 1024, 500MB in powers of 1000.  stdout is never written; stderr only for
@@ -32,6 +33,7 @@
 #include "dirtwin.h"
 #include "evict.h"
 #include "filebytes.h"
+#include "keeper.h"
 #include "ledger.h"
 #include "log.h"
 #include "loop.h"
@@ -41,6 +43,7 @@
 #include "shimsrv.h"
 #include "size.h"
 #include "sys.h"
+#include "takeover.h"
 #include "watchgc.h"
 
 static enum ephd_exit_mode ephd_on_exit = EPHD_EXIT_WRITEBACK;
@@ -53,10 +56,14 @@ static const char ephd_usage[] =
     "usage: ephemerad --rundir DIR [--root DIR]... [--budget BYTES] [--headroom BYTES]\n"
     "                 [--cgroup auto|none|PATH] [--log FILE] [--ready-fd N] [--inodes N]\n"
     "                 [--on-exit writeback|discard] [--oom-guard on|off] [--debug]\n"
+    "                 [--keeper-fd N [--takeover-manifest M]]\n"
     "sizes are bytes with an optional unit: K, M, G, T, KiB, MiB, GiB, TiB are powers of 1024,\n"
     "KB, MB, GB, TB powers of 1000 (as in `ephemera run`), e.g. --budget 256M or 1.5GiB\n"
     "exit status: 0; 2 for bad arguments or a failed start; 3 when the writeback at exit could not\n"
-    "write every in-memory file to disk (the log names each one)\n";
+    "write every in-memory file to disk (the log names each one)\n"
+    "--keeper-fd: a SOCK_SEQPACKET socket to the process that keeps a copy of every fd that must\n"
+    "outlive the daemon; --takeover-manifest: started by that keeper after a daemon died, take its\n"
+    "region over (docs/PROTOCOL.md, \"The keeper link\")\n";
 
 static void ephd_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void ephd_die(const char *fmt, ...)
@@ -203,7 +210,7 @@ int main(int argc, char **argv)
 {
     const char *rundir = NULL, *logpath = NULL, *cgroup = "auto";
     int64_t budget = -1, headroom = -1;
-    long ready_fd = -1, inodes = EPH_DEFAULT_INODES;
+    long ready_fd = -1, inodes = EPH_DEFAULT_INODES, keeper_fd = -1, manifest_fd = -1;
     int debug = 0, oom_guard = 1;
     char err[EPHD_ERRLEN] = "";
 
@@ -246,6 +253,10 @@ int main(int argc, char **argv)
             logpath = v;
         else if (strcmp(a, "--ready-fd") == 0)
             ready_fd = ephd_int_arg(a, v, 0, INT_MAX);
+        else if (strcmp(a, "--keeper-fd") == 0)
+            keeper_fd = ephd_int_arg(a, v, 0, INT_MAX);
+        else if (strcmp(a, "--takeover-manifest") == 0)
+            manifest_fd = ephd_int_arg(a, v, 0, INT_MAX);
         else if (strcmp(a, "--inodes") == 0)
             inodes = ephd_int_arg(a, v, REGION_MIN_INODES, REGION_MAX_INODES);
         else if (strcmp(a, "--oom-guard") == 0) {
@@ -276,6 +287,13 @@ int main(int argc, char **argv)
         ephd_die("--cgroup: '%s' is not 'auto', 'none' or an absolute cgroup directory", cgroup);
     if (ready_fd >= 0 && fcntl((int)ready_fd, F_GETFD) < 0)
         ephd_die("--ready-fd: %ld is not an open file descriptor", ready_fd);
+    if (keeper_fd >= 0 && keeper_init((int)keeper_fd) < 0)
+        ephd_die("--keeper-fd: %ld is not an open SOCK_SEQPACKET socket", keeper_fd);
+    if (manifest_fd >= 0 && keeper_fd < 0)
+        ephd_die("--takeover-manifest needs --keeper-fd: only a keeper hands a region over");
+    int takeover_region = -1;
+    if (manifest_fd >= 0 && (takeover_region = takeover_manifest((int)manifest_fd, err, sizeof err)) < 0)
+        ephd_die("%s", err);
     /* We never read stdin or write stdout; holding them open would keep a
      * pipe the caller waits on from reaching EOF.  Done before we open
      * anything, so no fd of ours lands on 0 or 1.  stderr stays for
@@ -315,9 +333,17 @@ int main(int argc, char **argv)
     if (dsys_faults_install(err, sizeof err) < 0)
         ephd_die("%s", err);
     if (loop_init(err, sizeof err) < 0 ||
-        region_create((uint32_t)inodes, (uint32_t)inodes * 4, err, sizeof err) < 0 ||
+        (takeover_region >= 0 ? region_adopt(takeover_region, err, sizeof err)
+                              : region_create((uint32_t)inodes, (uint32_t)inodes * 4, err, sizeof err)) < 0 ||
         ns_init(err, sizeof err) < 0 || evict_init(err, sizeof err) < 0)
         ephd_die("%s", err);
+    if (takeover_region >= 0) {
+        takeover_repair();
+        takeover_adopt_fds();
+    } else {
+        keeper_hold_one(D.region_fd, EPH_KEEP_REGION, 0, 0);
+    }
+    atomic_store(&D.h->keeper_pid, keeper_active() ? (int32_t)getppid() : 0);
     dt_init();
     const char *inject = getenv("EPHEMERAD_TEST_EVICT_ALLOC");
     if (inject && *inject) {
@@ -342,11 +368,17 @@ int main(int argc, char **argv)
         loop_every(&ephd_gc_timer, 1000000000ull, ephd_gc_tick, err, sizeof err) < 0 ||
         loop_every(&ephd_reclaim_timer, 20000000ull, ephd_reclaim_tick, err, sizeof err) < 0)
         ephd_die("%s", err);
+    /* The closes of one request or tick reach the keeper in one message. */
+    loop_after_each(keeper_flush);
     ephd_sig_ev.fd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
     ephd_sig_ev.fn = ephd_on_signal;
     if (ephd_sig_ev.fd < 0 || loop_add(&ephd_sig_ev, EPOLLIN) < 0)
         ephd_die("signalfd: %s", strerror(errno));
 
+    /* Shims that waited for a new daemon (shim/rpc.c) connect from here on: a shim that sees our
+     * pid sees us listening (the pid is stored first, then UP; the shim reads them the other way). */
+    atomic_store(&D.h->daemon_pid, (int32_t)D.pid);
+    atomic_store(&D.h->daemon_down, EPH_DAEMON_UP);
     for (int i = 0; i < D.nroots; i++)
         log_msg(LOG_INFO, "managing %s", D.roots[i]);
     log_msg(LOG_INFO, "ready: %s, %ld inodes, region %zu bytes", rundir, inodes, D.region_size);
@@ -359,6 +391,7 @@ int main(int argc, char **argv)
     loop_run();
 
     ephd_finish(ephd_on_exit);
+    keeper_close(); /* the files are where they belong: the keeper needs nothing more */
     loop_cancel(&ephd_gc_timer);
     shim_close();
     ledger_close();

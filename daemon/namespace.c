@@ -26,6 +26,7 @@
 #include "daemon.h"
 #include "ephemera/lock.h"
 #include "ephemera/nslock.h"
+#include "keeper.h"
 #include "log.h"
 
 #define NS_LOCK_STEAL_NS (1000ull * 1000 * 1000)
@@ -56,17 +57,33 @@ static int nsl_depth; /* the daemon is single-threaded: nested sections share on
 /* Fds of freed slots, closed once the lock is released: closing a memfd frees
  * its pages, which shims waiting for the lock should not wait for. */
 #define NSL_DEFER 256
-static int nsl_deferred[NSL_DEFER];
+static struct nsl_deferred {
+    int fd;
+    int empty; /* a memfd to truncate to 0 first (nsl_close_later) */
+} nsl_deferred[NSL_DEFER];
 static int nsl_ndeferred;
 
-static void nsl_close_later(int fd)
+static void nsl_close(struct nsl_deferred d)
+{
+    if (d.empty && ftruncate(d.fd, 0) < 0)
+        log_msg(LOG_WARN, "ftruncate of a freed memfd (fd %d): %s", d.fd, strerror(errno));
+    close(d.fd);
+}
+
+/* With empty set (a freed file's memfd that nobody opens or maps), its pages go back when
+ * it is closed here even though the keeper holds a copy of the fd: the keeper closes its
+ * copy only once the DROP reaches it, later than a program that deleted a file expects its
+ * memory charge to drop (test/fs/unlink_charge.test.mjs). */
+static void nsl_close_later(int fd, int empty)
 {
     if (fd < 0)
         return;
+    keeper_dropped(fd);
+    struct nsl_deferred d = {.fd = fd, .empty = empty && keeper_active()};
     if (nsl_depth > 0 && nsl_ndeferred < NSL_DEFER)
-        nsl_deferred[nsl_ndeferred++] = fd;
+        nsl_deferred[nsl_ndeferred++] = d;
     else
-        close(fd);
+        nsl_close(d);
 }
 
 int nsl_enter(void)
@@ -96,7 +113,7 @@ void nsl_exit(void)
     if (--nsl_depth == 0) {
         eph_ns_unlock(D.h);
         while (nsl_ndeferred > 0)
-            close(nsl_deferred[--nsl_ndeferred]);
+            nsl_close(nsl_deferred[--nsl_ndeferred]);
     }
 }
 
@@ -111,6 +128,18 @@ int ns_valid(uint32_t idx, uint32_t gen)
         return 0;
     struct eph_inode *in = &D.inodes[idx];
     return atomic_load(&in->state) != EPH_FREE && atomic_load(&in->gen) == gen;
+}
+
+void ns_adopt_slots(void)
+{
+    ns_nfree = 0;
+    for (uint32_t i = ns_hwm(); i-- > 0;) {
+        struct eph_inode *in = &D.inodes[i];
+        if (atomic_load(&in->state) == EPH_FREE && !atomic_load(&in->lent_to))
+            ns_freelist[ns_nfree++] = i;
+        else if (in->path[0] && ephd_root_of(in->path) >= 0)
+            D.inode_root[i] = (uint8_t)ephd_root_of(in->path);
+    }
 }
 
 static int ns_alloc_slot(void)
@@ -137,12 +166,14 @@ static uint64_t ns_root_dev(int root, uint64_t fallback)
     return ns_root_devs[root];
 }
 
+static int ns_memfd(void);
+
 int ns_new_inode(int root, uint32_t mode, uint32_t uid, uint32_t gid)
 {
     int idx = ns_alloc_slot();
     if (idx < 0)
         return -ENFILE;
-    int fd = memfd_create("ephemera", MFD_CLOEXEC);
+    int fd = ns_memfd();
     if (fd < 0) {
         int e = errno;
         ns_freelist[ns_nfree++] = (uint32_t)idx;
@@ -201,8 +232,9 @@ void ns_free(uint32_t idx)
         atomic_fetch_sub(&c->files_in_memory, 1);
         atomic_fetch_sub(&c->bytes_in_memory, cap);
     }
-    nsl_close_later(in->mem_fd);
-    nsl_close_later(in->disk_fd);
+    /* As nsfast.c's nsf_reclaim: not while a program maps it (pinned), whose pages must stay. */
+    nsl_close_later(in->mem_fd, cap != 0 && !atomic_load(&in->pinned));
+    nsl_close_later(in->disk_fd, 0);
     in->mem_fd = in->disk_fd = -1;
     atomic_store(&in->capacity, 0);
     atomic_store(&in->size, 0);
@@ -263,6 +295,24 @@ void ns_remove(uint32_t idx)
 {
     if (D.inodes[idx].path[0])
         eph_chain_remove(D.h, idx);
+}
+
+void ns_rename_logged(uint32_t s, int64_t d, const char *dst)
+{
+    /* The shims' record (nslock.h), applied inside the caller's write section: a daemon killed
+     * between the removal and the insertion leaves a COMMITTED record that the next locker
+     * (a shim, or the daemon that takes over) applies again. */
+    struct eph_shm_header *h = D.h;
+    eph_j_begin(h);
+    memcpy(h->journal.path, dst, strlen(dst) + 1);
+    if (d >= 0)
+        eph_j_add(h, EPH_JOP_REMOVE, (uint32_t)d, 0);
+    eph_j_add(h, EPH_JOP_REMOVE, s, 0);
+    eph_j_add(h, EPH_JOP_INSERT, s, 0);
+    atomic_store_explicit(&h->journal.state, EPH_J_COMMITTED, memory_order_seq_cst);
+    for (uint32_t k = 0; k < h->journal.n; k++)
+        eph_j_apply_op(h, &h->journal.op[k]);
+    atomic_store_explicit(&h->journal.state, EPH_J_EMPTY, memory_order_release);
 }
 
 /* Length of the directory prefix dir if path lies strictly below it, else 0. */
@@ -588,16 +638,32 @@ static uint64_t ns_memfd_ino(int fd)
     return fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
-/* Fill the stock of memfds (off every caller's path: after a reply, on the tick). */
+/* Fill the stock of memfds (off every caller's path: after a reply, on the tick).  The keeper
+ * gets a copy of the whole batch in one message, before any slot can name one of them. */
 void ns_pool_restock(void)
 {
+    struct eph_keeper_entry e[NS_STOCK];
+    int n = 0;
     while (ns_nstock < NS_STOCK) {
         int fd = memfd_create("ephemera", MFD_CLOEXEC);
         if (fd < 0)
-            return;
+            break;
         ns_stock_ino[ns_nstock] = ns_memfd_ino(fd);
         ns_stock[ns_nstock++] = fd;
+        e[n++] = (struct eph_keeper_entry){.fd = fd, .kind = EPH_KEEP_MEM};
     }
+    keeper_hold(e, n);
+}
+
+/* A memfd for a new file: from the stock, else a fresh one (copied to the keeper first). */
+static int ns_memfd(void)
+{
+    if (ns_nstock)
+        return ns_stock[--ns_nstock];
+    int fd = memfd_create("ephemera", MFD_CLOEXEC);
+    if (fd >= 0)
+        keeper_hold_one(fd, EPH_KEEP_MEM, 0, 0);
+    return fd;
 }
 
 int ns_pool_lend(int32_t pid, int want, struct eph_pool_entry *out, int *fds)
@@ -605,7 +671,7 @@ int ns_pool_lend(int32_t pid, int want, struct eph_pool_entry *out, int *fds)
     int n = 0;
     while (n < want) {
         int stocked = ns_nstock > 0;
-        int fd = stocked ? ns_stock[--ns_nstock] : memfd_create("ephemera", MFD_CLOEXEC);
+        int fd = ns_memfd(); /* from the stock when stocked, else fresh and held by the keeper */
         if (fd < 0)
             break;
         /* The stock's inode numbers were read when it was filled: no fstat while the caller waits. */
@@ -635,8 +701,10 @@ int ns_pool_lend(int32_t pid, int want, struct eph_pool_entry *out, int *fds)
 static void ns_pool_return(uint32_t idx)
 {
     struct eph_inode *in = &D.inodes[idx];
-    if (in->mem_fd >= 0)
+    if (in->mem_fd >= 0) {
+        keeper_dropped(in->mem_fd);
         close(in->mem_fd);
+    }
     in->mem_fd = -1;
     atomic_store(&in->lent_to, 0);
     ns_freelist[ns_nfree++] = idx;

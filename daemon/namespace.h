@@ -44,6 +44,10 @@ void ns_reclaim(void);
 char *ns_recent_path(uint32_t k);
 void ns_recent_evicted(uint32_t idx, uint32_t gen, const char *path);
 
+/* After a takeover (takeover.h): the daemon's private tables from the region, the free slots
+ * (neither used nor lent) and each named file's root. */
+void ns_adopt_slots(void);
+
 /* Inode index named by path, or -1. */
 int ns_lookup(const char *path);
 /* 1 when idx names a live inode of generation gen. */
@@ -76,6 +80,9 @@ void ns_write_end(void);
 void ns_insert(uint32_t idx, const char *path);
 /* Drop idx's name (nlink 0).  Inside a write section. */
 void ns_remove(uint32_t idx);
+/* Rename in memory as one journaled change: d (if >= 0, the replaced target) and s lose their
+ * names, s is named dst.  Inside a write section; dst fits EPH_PATH_MAX. */
+void ns_rename_logged(uint32_t s, int64_t d, const char *dst);
 
 /* 1 if some in-memory file is named below directory dir ("dir/..."). */
 int ns_has_below(const char *dir);

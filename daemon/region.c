@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -82,6 +83,41 @@ int region_create(uint32_t ninodes, uint32_t ndescs, char *err, size_t errlen)
 err:
     close(fd);
     return -1;
+}
+
+int region_adopt(int fd, char *err, size_t errlen)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "--takeover: the region (fd %d): %s", fd, strerror(errno));
+        return -1;
+    }
+    size_t total = (size_t)st.st_size;
+    if (total < sizeof(struct eph_shm_header)) {
+        snprintf(err, errlen, "--takeover: fd %d is %zu bytes, too small for a region", fd, total);
+        return -1;
+    }
+    struct eph_shm_header *h = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (h == MAP_FAILED) {
+        snprintf(err, errlen, "--takeover: mmap(region, %zu): %s", total, strerror(errno));
+        return -1;
+    }
+    if (h->magic != EPH_SHM_MAGIC || h->version != EPH_SHM_VERSION || h->header_size != sizeof *h ||
+        h->total_size != total || h->inodes_off + (uint64_t)h->ninodes * sizeof(struct eph_inode) > total ||
+        h->buckets_off + (uint64_t)h->nbuckets * sizeof(uint32_t) > total) {
+        snprintf(err, errlen,
+                 "--takeover: fd %d is not a region of this build (magic %#llx version %u header %u bytes, "
+                 "size %llu of %zu); was the daemon rebuilt while the run went on?",
+                 fd, (unsigned long long)h->magic, h->version, h->header_size, (unsigned long long)h->total_size,
+                 total);
+        munmap(h, total);
+        return -1;
+    }
+    D.h = h;
+    D.inodes = eph_inodes(h);
+    D.region_fd = fd;
+    D.region_size = total;
+    return 0;
 }
 
 void region_destroy(void)

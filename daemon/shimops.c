@@ -389,11 +389,14 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
             return e;
         int64_t now = ephd_real_ns();
         ns_write_begin();
-        ns_remove((uint32_t)s);
-        ns_remove((uint32_t)d);
-        ns_insert((uint32_t)s, dst);
-        if (exchange)
+        if (exchange) {
+            ns_remove((uint32_t)s);
+            ns_remove((uint32_t)d);
+            ns_insert((uint32_t)s, dst);
             ns_insert((uint32_t)d, src);
+        } else {
+            ns_rename_logged((uint32_t)s, d, dst);
+        }
         ns_write_end();
         uint8_t sr = D.inode_root[s];
         D.inode_root[s] = D.inode_root[d];
@@ -426,8 +429,7 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
             shim_as_self(sw);
             return e;
         }
-        ns_remove((uint32_t)s);
-        ns_insert((uint32_t)s, dst);
+        ns_rename_logged((uint32_t)s, -1, dst);
         ns_write_end();
         shim_as_self(sw);
         D.inode_root[s] = (uint8_t)droot;

@@ -176,12 +176,16 @@ struct jv *ctl_request(struct ctl *c, const char *op, const char *fields_json, i
             state = -1;
             break;
         }
-        struct pollfd p = {.fd = c->fd, .events = POLLIN | (sent < req.len ? POLLOUT : 0)};
-        int n = poll(&p, 1, (int)left);
+        struct pollfd pa[2] = {{.fd = c->fd, .events = POLLIN | (sent < req.len ? POLLOUT : 0)},
+                               {.fd = c->aux != NULL ? c->aux_fd : -1, .events = POLLIN}};
+        int n = poll(pa, 2, (int)left);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             continue;
+        if (pa[1].revents != 0)
+            c->aux(c->aux_arg);
+        struct pollfd p = pa[0];
         if (sent < req.len && (p.revents & POLLOUT)) {
             ssize_t w = send(c->fd, req.s + sent, req.len - sent, MSG_NOSIGNAL);
             if (w < 0 && errno != EAGAIN && errno != EINTR) {

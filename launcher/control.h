@@ -18,6 +18,10 @@ struct ctl {
     const char *path;
     int next_id;
     struct jbuf in; /* bytes read past the last line */
+    /* Served while a request waits (the keeper's link: the daemon must never block on us). */
+    int aux_fd;
+    void (*aux)(void *arg);
+    void *aux_arg;
 };
 
 /* Connect within timeout_ms.  0, or -1 with *err set (EPH_DAEMON_CONNECT). */

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -27,9 +28,11 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "ephemera/shm.h"
 #include "control.h"
 #include "env.h"
 #include "json.h"
+#include "keeper.h"
 #include "report.h"
 
 extern char **environ;
@@ -42,11 +45,15 @@ extern char **environ;
 #define SHUTDOWN_TIMEOUT_MS 600000 /* writeback of every in-memory file to the disk */
 #define DAEMON_EXIT_TIMEOUT_MS 120000
 #define GONE_GRACE_MS 500
+/* A daemon that keeps dying is not restarted forever: after this many the keeper writes the files
+ * back itself at the end. */
+#define MAX_RESTARTS 5
 
 static char build_dir[PATH_MAX];
 static long long t_start_us;
 #define BUILD_PATH_MAX (PATH_MAX + 32)
 static sigset_t old_mask;
+static struct rlimit old_nofile; /* the children get it back: only we and the daemon need more */
 static bool debug;
 
 /* ---- small helpers ---- */
@@ -271,6 +278,8 @@ static void __attribute__((noreturn)) exec_child(const char *file, char *const *
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    if (old_nofile.rlim_cur != 0)
+        setrlimit(RLIMIT_NOFILE, &old_nofile);
     /* execvp's rules, as libuv's spawn: a name without a slash is looked up in PATH, and a file
      * the kernel cannot run (ENOEXEC: a script without #!) goes to /bin/sh. */
     execvpe(file, argv, envp);
@@ -345,6 +354,9 @@ struct run {
     int pending_signal;
     struct ctl ctl;
     bool ctl_open;
+    struct keeper k;
+    int restarts;          /* daemons started to take over from one that died */
+    bool fallback;         /* none could: the keeper writes the files back itself at the end */
     /* The error that ends the run, printed as main.ts prints an EphemeraError. */
     const char *err_code;
     struct jbuf err_msg;
@@ -388,8 +400,8 @@ static void ready_hint(struct run *r)
 
 static int spawn_daemon(struct run *r, int *ready_fd)
 {
-    char budget[32], headroom[32];
-    char *argv[16 + 2 * r->o->nroots];
+    char budget[32], headroom[32], ready_num[16], keeper_num[16], manifest_num[16];
+    char *argv[20 + 2 * r->o->nroots];
     int n = 0;
     argv[n++] = (char *)r->ephemerad;
     argv[n++] = "--rundir";
@@ -414,11 +426,11 @@ static int spawn_daemon(struct run *r, int *ready_fd)
     }
     argv[n++] = "--on-exit";
     argv[n++] = r->o->discard ? "discard" : "writeback";
-    argv[n++] = "--ready-fd";
-    argv[n++] = "3";
-    argv[n] = NULL;
 
-    int ready[2], err[2];
+    /* The ready pipe, our link (keeper.h) and, for a daemon that takes over, the manifest, at
+     * numbers that none of the fds it takes over needs. */
+    bool takeover = r->restarts > 0;
+    int ready[2], err[2], link = -1, manifest = -1, e;
     if (pipe2(ready, O_CLOEXEC) < 0)
         return fail(r, "EPH_DAEMON_START", "cannot start ephemerad: pipe: %s", strerror(errno));
     if (pipe2(err, O_CLOEXEC) < 0) {
@@ -426,6 +438,37 @@ static int spawn_daemon(struct run *r, int *ready_fd)
         close(ready[1]);
         return fail(r, "EPH_DAEMON_START", "cannot start ephemerad: pipe: %s", strerror(errno));
     }
+    struct keeper_plan plan = {0};
+    if ((e = keeper_link(&r->k, &link)) < 0 || (takeover && (e = manifest = keeper_manifest(&r->k)) < 0)) {
+        manifest = -1;
+    } else {
+        int extra[3] = {ready[1], link, manifest}, at[3];
+        e = keeper_plan(&r->k, extra, at, takeover ? 3 : 2, &plan);
+        snprintf(ready_num, sizeof ready_num, "%d", at[0]);
+        snprintf(keeper_num, sizeof keeper_num, "%d", at[1]);
+        snprintf(manifest_num, sizeof manifest_num, "%d", at[2]);
+    }
+    if (e < 0) {
+        close(ready[0]);
+        close(ready[1]);
+        close(err[0]);
+        close(err[1]);
+        if (link >= 0)
+            close(link);
+        if (manifest >= 0)
+            close(manifest);
+        return fail(r, "EPH_DAEMON_START", "cannot start ephemerad: the keeper's link: %s", strerror(-e));
+    }
+    argv[n++] = "--ready-fd";
+    argv[n++] = ready_num;
+    argv[n++] = "--keeper-fd";
+    argv[n++] = keeper_num;
+    if (takeover) {
+        argv[n++] = "--takeover-manifest";
+        argv[n++] = manifest_num;
+    }
+    argv[n] = NULL;
+
     pid_t pid = fork();
     if (pid == 0) {
         /* Its own session: a terminal's ^C must not stop it before the files are safe. */
@@ -433,22 +476,31 @@ static int spawn_daemon(struct run *r, int *ready_fd)
         int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (null >= 0)
             dup2(null, 0);
-        if (ready[1] == 3)
-            fcntl(3, F_SETFD, 0);
-        else
-            dup2(ready[1], 3);
-        exec_child(r->ephemerad, argv, environ, err[1]);
+        int errfd = err[1];
+        int pe = keeper_place(&plan, &errfd);
+        if (pe < 0) {
+            pe = -pe;
+            if (write(errfd, &pe, sizeof pe) < 0) { /* the parent sees EOF and a 127 exit */
+            }
+            _exit(127);
+        }
+        exec_child(r->ephemerad, argv, environ, errfd);
     }
+    int fork_errno = errno;
+    keeper_plan_free(&plan);
     close(ready[1]);
     close(err[1]);
+    close(link);
+    if (manifest >= 0)
+        close(manifest);
     if (pid < 0) {
         close(ready[0]);
         close(err[0]);
-        return fail(r, "EPH_DAEMON_START", "cannot start ephemerad: fork: %s", strerror(errno));
+        return fail(r, "EPH_DAEMON_START", "cannot start ephemerad: fork: %s", strerror(fork_errno));
     }
     r->daemon = (struct child){.pid = pid, .pidfd = (int)syscall(SYS_pidfd_open, pid, 0), .code = -1};
     r->daemon_started = true;
-    int e = exec_result(err[0]);
+    e = exec_result(err[0]);
     if (e != 0) {
         close(ready[0]);
         wait_child(&r->daemon, 1000);
@@ -476,13 +528,16 @@ static int wait_ready(struct run *r, int ready_fd)
             rc = -1;
             break;
         }
-        struct pollfd p[3] = {
+        struct pollfd p[4] = {
             {.fd = eof ? -1 : ready_fd, .events = POLLIN},
             {.fd = r->daemon.pidfd, .events = POLLIN},
             {.fd = r->sigfd, .events = POLLIN},
+            {.fd = keeper_poll_fd(&r->k), .events = POLLIN},
         };
-        if (poll(p, 3, (int)left) < 0 && errno != EINTR)
+        if (poll(p, 4, (int)left) < 0 && errno != EINTR)
             continue;
+        if (p[3].revents)
+            keeper_pump(&r->k);
         if (p[2].revents & POLLIN)
             drain_signals(r);
         if (p[0].revents & (POLLIN | POLLHUP)) {
@@ -550,18 +605,183 @@ static int spawn_command(struct run *r)
     return rc;
 }
 
-/* The command runs until it ends; signals for us go to it meanwhile. */
+static void keeper_log_line(struct run *r, const char *level, const char *msg)
+{
+    char path[PATH_MAX + 32];
+    if (r->o->log_file != NULL)
+        snprintf(path, sizeof path, "%s", r->o->log_file);
+    else
+        snprintf(path, sizeof path, "%s/ephemerad.log", r->rundir);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    dprintf(fd, "%02d:%02d:%02d.%03ld ephemera-run[%d] %s: %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
+            ts.tv_nsec / 1000000, (int)getpid(), level, msg);
+    close(fd);
+}
+
+/* A line for the daemon's log, where its own lines about the run are (--log FILE, or the run
+ * directory's ephemerad.log), and with say, for the user too (stderr). */
+static void keeper_report(struct run *r, bool say, const char *level, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void keeper_report(struct run *r, bool say, const char *level, const char *fmt, ...)
+{
+    char msg[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (say)
+        warn("%s", msg);
+    keeper_log_line(r, level, msg);
+}
+
+/* Served while a control request waits; a closed link is not polled again (it would spin). */
+static void keeper_aux(void *arg)
+{
+    struct run *r = arg;
+    keeper_pump(&r->k);
+    if (r->k.eof)
+        r->ctl.aux = NULL;
+}
+
+static int connect_control(struct run *r, struct ctl_error *cerr)
+{
+    char *sock = malloc(strlen(r->rundir) + sizeof "/control.sock");
+    if (sock == NULL)
+        abort();
+    sprintf(sock, "%s/control.sock", r->rundir);
+    free((char *)r->ctl.path);
+    if (ctl_connect(&r->ctl, sock, CONNECT_TIMEOUT_MS, cerr) < 0) {
+        free(sock);
+        r->ctl.path = NULL;
+        return -1;
+    }
+    r->ctl_open = true;
+    r->ctl.aux_fd = keeper_poll_fd(&r->k);
+    r->ctl.aux = keeper_aux;
+    r->ctl.aux_arg = r;
+    return 0;
+}
+
+/* The run directory's mark that a new daemon is being started (EPH_KEEPER_RESTARTING). */
+static void restarting_mark(struct run *r, bool on)
+{
+    char p[PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/%s", r->rundir, EPH_KEEPER_RESTARTING);
+    if (on)
+        close(open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    else
+        unlink(p);
+}
+
+/*
+ * The daemon died (any signal, or an exit that was not asked for).  A new one takes its region
+ * over with the fds we kept (keeper.h); if none can, from here on we are the files' only holder,
+ * and write them back ourselves at the end (finish_without_daemon).  0 when a new daemon runs.
+ */
+static int daemon_died(struct run *r)
+{
+    char how[32];
+    how_it_ended(&r->daemon, how, sizeof how);
+    keeper_pump(&r->k); /* everything it sent before it died is still in the socket */
+    if (r->ctl_open) {
+        ctl_close(&r->ctl);
+        r->ctl_open = false;
+    }
+    struct keeper_files f;
+    int noted = keeper_note(&r->k, EPH_DAEMON_RESTARTING, &f);
+    const char *why_not = NULL;
+    if (noted < 0)
+        why_not = "the keeper never received its region";
+    else if (r->k.broken)
+        why_not = "a message from it could not be read, so the keeper's copies may be incomplete";
+    else if (r->restarts >= MAX_RESTARTS)
+        why_not = "it already died " "too often in this run";
+    if (why_not == NULL) {
+        keeper_report(r, true, "warn", "ephemerad died (%s); restarting it and taking over %llu files (%llu in memory)", how,
+                   (unsigned long long)f.files, (unsigned long long)f.in_mem);
+        restarting_mark(r, true);
+        r->restarts++;
+        int ready_fd = -1;
+        struct ctl_error cerr = {0};
+        r->err_code = NULL;
+        jb_free(&r->err_msg);
+        bool up = spawn_daemon(r, &ready_fd) == 0 && wait_ready(r, ready_fd) == 0;
+        restarting_mark(r, false);
+        if (up && connect_control(r, &cerr) == 0) {
+            keeper_report(r, false, "info", "ephemerad restarted (pid %d) and took the region over", (int)r->daemon.pid);
+            return 0;
+        }
+        if (cerr.code != NULL) {
+            jb_puts(&r->err_msg, cerr.msg.s);
+            jb_free(&cerr.msg);
+        }
+        keeper_report(r, true, "error", "the new ephemerad did not start: %s", r->err_msg.len ? r->err_msg.s : "no reason given");
+        r->err_code = NULL;
+        jb_free(&r->err_msg);
+        if (!r->daemon.done) { /* started but not usable: it must not write beside us */
+            kill(r->daemon.pid, SIGKILL);
+            wait_child(&r->daemon, DAEMON_EXIT_TIMEOUT_MS);
+        }
+        why_not = "no new daemon could start";
+    } else {
+        keeper_report(r, true, "error", "ephemerad died (%s) and cannot be restarted: %s", how, why_not);
+    }
+    keeper_note(&r->k, EPH_DAEMON_GONE, &f);
+    r->fallback = true;
+    keeper_report(r, true, "warn", "the keeper holds the %llu files in memory and writes them to disk when the command ends",
+               (unsigned long long)f.in_mem);
+    return -1;
+}
+
+/* The command runs until it ends; signals for us go to it meanwhile, and a daemon that dies is
+ * replaced. */
 static void wait_command(struct run *r)
 {
     while (!r->cmd.done) {
-        struct pollfd p[2] = {{.fd = r->cmd.pidfd, .events = POLLIN}, {.fd = r->sigfd, .events = POLLIN}};
-        if (poll(p, 2, -1) < 0)
+        bool watch = !r->fallback && !r->daemon.done;
+        struct pollfd p[4] = {{.fd = r->cmd.pidfd, .events = POLLIN},
+                              {.fd = r->sigfd, .events = POLLIN},
+                              {.fd = keeper_poll_fd(&r->k), .events = POLLIN},
+                              {.fd = watch ? r->daemon.pidfd : -1, .events = POLLIN}};
+        if (poll(p, 4, -1) < 0)
             continue;
+        if (p[2].revents)
+            keeper_pump(&r->k);
         if (p[1].revents & POLLIN)
             drain_signals(r);
+        if (p[3].revents & POLLIN) {
+            reap(&r->daemon);
+            if (r->daemon.done)
+                daemon_died(r);
+        }
         if (p[0].revents & POLLIN)
             reap(&r->cmd);
     }
+}
+
+/* No daemon is left: the files in memory go to disk from the keeper's copies (unless --discard). */
+static void finish_without_daemon(struct run *r)
+{
+    if (r->o->discard) {
+        keeper_report(r, true, "info", "--discard: the files in memory are dropped");
+        return;
+    }
+    int failed = 0;
+    struct jbuf why = {0};
+    int written = keeper_writeback(&r->k, &failed, &why);
+    if (failed)
+        keeper_report(r, true, "error", "the keeper wrote %d in-memory files to disk; %d could not be written:\n%s", written, failed,
+                   why.s);
+    else
+        keeper_report(r, true, "info", "the keeper wrote all %d in-memory files to disk", written);
+    jb_free(&why);
+    if (r->o->stats_file != NULL)
+        keeper_report(r, true, "warn", "--stats %s not written: no daemon was left to count the run", r->o->stats_file);
 }
 
 static int write_stats(struct run *r, const struct jv *stats, int status, int sig, double elapsed_ms)
@@ -637,15 +857,12 @@ static int run_instance(struct run *r)
     if (wait_ready(r, ready_fd) < 0)
         return -1;
     phase("daemon ready");
-    char sock[PATH_MAX + 16];
-    snprintf(sock, sizeof sock, "%s/control.sock", r->rundir);
     struct ctl_error cerr = {0};
-    if (ctl_connect(&r->ctl, sock, CONNECT_TIMEOUT_MS, &cerr) < 0) {
+    if (connect_control(r, &cerr) < 0) {
         fail(r, cerr.code, "%s", cerr.msg.s);
         jb_free(&cerr.msg);
         return -1;
     }
-    r->ctl_open = true;
 
     drain_signals(r);
     int sig = r->pending_signal, code = -1;
@@ -664,25 +881,49 @@ static int run_instance(struct run *r)
     double elapsed_ms = (double)(ts1.tv_sec - ts0.tv_sec) * 1e3 + (double)(ts1.tv_nsec - ts0.tv_nsec) / 1e6;
     int status = sig ? 128 + sig : code;
 
-    /* stats, then shutdown; a failure of either is reported after CMD's own status. */
+    /* stats, then shutdown; a failure of either is reported after CMD's own status.  A daemon
+     * killed meanwhile (even inside the shutdown's writeback) is replaced and asked again. */
     const struct jv *result = NULL;
-    struct jv *stats_reply = stats_request(r, "stats", "", STATS_TIMEOUT_MS, &result, &cerr);
-    phase("stats answered");
-    if (stats_reply != NULL) {
-        r->shutdown_sent = true;
-        const struct jv *fin = NULL;
-        struct jv *shut = stats_request(r, "shutdown", r->o->discard ? "\"mode\":\"discard\"" : "\"mode\":\"writeback\"",
-                                        SHUTDOWN_TIMEOUT_MS, &fin, &cerr);
-        if (shut == NULL) {
+    struct jv *stats_reply = NULL;
+    while (!r->fallback) {
+        jb_free(&cerr.msg);
+        cerr = (struct ctl_error){0};
+        if (r->ctl_open)
+            stats_reply = stats_request(r, "stats", "", STATS_TIMEOUT_MS, &result, &cerr);
+        else
+            connect_control(r, &cerr);
+        phase("stats answered");
+        if (stats_reply != NULL) {
+            r->shutdown_sent = true;
+            const struct jv *fin = NULL;
+            struct jv *shut = stats_request(r, "shutdown", r->o->discard ? "\"mode\":\"discard\"" : "\"mode\":\"writeback\"",
+                                            SHUTDOWN_TIMEOUT_MS, &fin, &cerr);
+            if (shut != NULL) {
+                jv_free(shut);
+                break;
+            }
             jv_free(stats_reply);
             stats_reply = NULL;
         }
-        jv_free(shut);
-    }
-    phase("shutdown answered");
-    if (stats_reply == NULL) {
+        phase("shutdown answered");
         /* The socket closing and the exit being reaped are separate events; give the second a moment. */
         wait_child(&r->daemon, GONE_GRACE_MS);
+        if (!r->daemon.done || (r->shutdown_sent && r->daemon.signal == 0))
+            break; /* alive, or it ended on its own after the shutdown: reported below */
+        if (cerr.code == NULL) {
+            cerr.code = "EPH_DAEMON_CLOSED";
+            jb_puts(&cerr.msg, "ephemerad ended");
+        }
+        r->shutdown_sent = false;
+        if (daemon_died(r) < 0)
+            break;
+    }
+    if (r->fallback) {
+        jb_free(&cerr.msg);
+        finish_without_daemon(r);
+        return status;
+    }
+    if (stats_reply == NULL) {
         char how[32] = "";
         if (r->daemon.done)
             how_it_ended(&r->daemon, how, sizeof how);
@@ -716,12 +957,14 @@ static void clean_up(struct run *r)
 {
     if (r->ctl_open)
         ctl_close(&r->ctl);
+    free((char *)r->ctl.path);
     if (r->daemon_started && !r->daemon.done && !r->shutdown_sent) {
         /* Set-up or CMD failed before the orderly shutdown: SIGTERM still applies --on-exit. */
         kill(r->daemon.pid, SIGTERM);
         if (!wait_child(&r->daemon, DAEMON_EXIT_TIMEOUT_MS))
             warn("ephemerad did not exit within %d ms of SIGTERM; leaving it running (pid %d)", DAEMON_EXIT_TIMEOUT_MS, (int)r->daemon.pid);
     }
+    keeper_fini(&r->k);
     if (r->rundir != NULL)
         remove_tree(r->rundir);
 }
@@ -797,6 +1040,14 @@ int main(int argc, char **argv)
         hand_to_node(argc, argv, "a command that is not found");
 
     struct run r = {.o = &o, .ephemerad = ephemerad, .lib = lib, .cmd_path = cmd_path, .sigfd = -1};
+    keeper_init(&r.k);
+    /* We hold a copy of every fd the daemon holds (keeper.h); the command gets the old limit back. */
+    if (getrlimit(RLIMIT_NOFILE, &old_nofile) == 0 && old_nofile.rlim_cur < old_nofile.rlim_max) {
+        struct rlimit raised = {old_nofile.rlim_max, old_nofile.rlim_max};
+        setrlimit(RLIMIT_NOFILE, &raised);
+    } else {
+        old_nofile.rlim_cur = 0; /* nothing to give back */
+    }
     sigemptyset(&r.forwarded);
     /* A terminal's ^C already reaches CMD, which shares our process group: passing SIGINT on as
      * well would deliver it twice.  Without a terminal, SIGINT can only have been sent to us. */

@@ -24,6 +24,7 @@
 #include "fp_settle.h"
 #include "sys.h"
 #include "init.h"
+#include "rpc.h"
 #include "fdtable.h"
 #include "diskbytes.h"
 #include "fp_desc.h"
@@ -171,9 +172,7 @@ static int swap_to_disk(int fd, struct eph_inode *ino)
 {
     if (ft_fds[fd].flags & FT_DISK)
         return 1;
-    char p[64];
-    snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, ino->disk_fd);
-    int nfd = sys.open(p, O_RDWR | O_CLOEXEC);
+    int nfd = rpc_open_daemon_fd(ino->disk_fd, O_RDWR | O_CLOEXEC);
     if (nfd < 0 && (errno == EACCES || errno == EPERM)) {
         /* Another uid than the daemon's: the kernel refuses it the daemon's
          * fds (ptrace access), but it holds this file open, so the daemon
@@ -183,10 +182,10 @@ static int swap_to_disk(int fd, struct eph_inode *ino)
             errno = -nfd;
     }
     if (nfd < 0) {
-        sh_log("cannot open evicted file %s: %s", p, strerror(errno));
+        sh_log("cannot open evicted file /proc/%d/fd/%d: %s", sh_daemon_pid(), ino->disk_fd, strerror(errno));
         return -EIO;
     }
-    sh_log("fd %d: inode %u moved to disk; now on %s", fd, (unsigned)(ino - sh.inodes), p);
+    sh_log("fd %d: inode %u moved to disk; now on the daemon's fd %d", fd, (unsigned)(ino - sh.inodes), ino->disk_fd);
     ft_lock();
     int r = 1;
     if (!(ft_fds[fd].flags & FT_DISK) && ft_dup_over(nfd, fd) < 0)

@@ -343,9 +343,7 @@ int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
         fp_inode_release(inode, gen);
         return -EAGAIN;
     }
-    char p[64];
-    snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, ino->mem_fd);
-    int kfd = sys.open(p, O_RDWR | O_CLOEXEC);
+    int kfd = rpc_open_daemon_fd(ino->mem_fd, O_RDWR | O_CLOEXEC);
     if (kfd < 0 && (errno == EACCES || errno == EPERM)) {
         /* another user than the daemon's may not open its fds: the caller goes through an fd of its own */
         fp_inode_release(inode, gen);

@@ -38,7 +38,7 @@ static __attribute__((noinline)) uint64_t allocated_blocks(struct eph_inode *ino
     char p[64];
     struct stat st;
     uint64_t cap = fp_round_up(size, FP_PAGE) / 512;
-    snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, ino->mem_fd);
+    snprintf(p, sizeof p, "/proc/%d/fd/%d", sh_daemon_pid(), ino->mem_fd);
     if (sys.stat(p, &st) < 0 || (uint64_t)st.st_blocks > cap)
         return cap;
     return (uint64_t)st.st_blocks;

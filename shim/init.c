@@ -154,7 +154,6 @@ int sh_attach(void)
     sh.inodes = eph_inodes(h);
     sh.descs = eph_descs(h);
     sh.buckets = eph_buckets(h);
-    sh.daemon_pid = h->daemon_pid ? h->daemon_pid : (int)resp.arg2;
     if (ft_init() < 0) {
         sh_log("cannot allocate the fd table; passing through");
         sh.hdr = NULL;

@@ -22,7 +22,6 @@ struct sh_global {
     struct eph_inode *inodes;
     struct eph_desc *descs;
     _Atomic uint32_t *buckets;
-    int daemon_pid;
     char sock_path[108];
     char lib_path[EPH_PATH_MAX];       /* EPHEMERA_LIB, to restore LD_PRELOAD across exec */
     int log_fd;                        /* EPHEMERA_LOG or -1 */
@@ -32,6 +31,12 @@ struct sh_global {
 extern struct sh_global sh;
 
 int sh_attach(void);                   /* 0, or -errno; idempotent and thread-safe */
+/* The daemon that serves the region now (attached only): a daemon that took the region over
+ * from one that died has a new pid, and the same fd numbers (docs/ARCHITECTURE.md, the keeper). */
+static inline int sh_daemon_pid(void)
+{
+    return atomic_load_explicit(&sh.hdr->daemon_pid, memory_order_relaxed);
+}
 void sh_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint32_t sh_umask(void);
 int64_t sh_now_ns(void);               /* CLOCK_REALTIME, for file times */

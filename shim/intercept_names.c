@@ -783,7 +783,7 @@ static int moved_file(struct eph_inode *ino, char *p, size_t n)
         return 0;
     if (st != EPH_DISK || atomic_load(&ino->gen) != gen)
         return -2; /* moved and already freed: the path names the disk file */
-    snprintf(p, n, "/proc/%d/fd/%d", sh.daemon_pid, ino->disk_fd);
+    snprintf(p, n, "/proc/%d/fd/%d", sh_daemon_pid(), ino->disk_fd);
     return 1;
 }
 
@@ -1183,7 +1183,7 @@ static ssize_t xa_inode(struct eph_inode *ino, int fd, const struct xa *a)
     if (fd >= 0) {
         r = xa_fd(fd, a);
     } else {
-        snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, ino->mem_fd);
+        snprintf(p, sizeof p, "/proc/%d/fd/%d", sh_daemon_pid(), ino->mem_fd);
         r = xa_path(p, a, 1);
     }
     if (change) {

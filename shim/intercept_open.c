@@ -133,9 +133,7 @@ static int open_cached(const char *abs, uint32_t inode, uint32_t gen, int flags)
     if (fd < 0) {
         /* Nothing cached here (a small file keeps no private fd, FT_NO_PRIV): open
          * the daemon's memfd, one call as the kernel's open; the daemon if refused. */
-        char p[64];
-        snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, ino->mem_fd);
-        fd = sys.open(p, O_RDWR | (flags & O_CLOEXEC));
+        fd = rpc_open_daemon_fd(ino->mem_fd, O_RDWR | (flags & O_CLOEXEC));
         priv = FT_NO_PRIV;
     }
     if (fd < 0) {
@@ -202,7 +200,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         if (flags & O_PATH) {
             /* An O_PATH fd only names the file: give the kernel's view of the memfd. */
             char p[64];
-            snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, sh.inodes[inode].mem_fd);
+            snprintf(p, sizeof p, "/proc/%d/fd/%d", sh_daemon_pid(), sh.inodes[inode].mem_fd);
             return open_real(AT_FDCWD, p, O_PATH | (flags & O_CLOEXEC), 0);
         }
         int fd = open_cached(abs, inode, gen, flags);

@@ -401,9 +401,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
     if (e.fd < 0) {
         /* The program's fd: a description of its own on the daemon's memfd, at the
          * number open(2) gives, made by the one call open(2) makes. */
-        char p[64];
-        snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.daemon_pid, e.daemon_fd);
-        kfd = sys.open(p, O_RDWR | (cloexec ? O_CLOEXEC : 0));
+        kfd = rpc_open_daemon_fd(e.daemon_fd, O_RDWR | (cloexec ? O_CLOEXEC : 0));
         if (kfd < 0 && errno != EMFILE && errno != ENFILE) {
             /* Not ours to open (another user): batches with fds from now on. */
             pthread_mutex_lock(&nsf_mu);

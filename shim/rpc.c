@@ -2,16 +2,25 @@
  * shim/rpc.c - the client side of proto.h: one SOCK_SEQPACKET connection per
  * process, opened lazily, serialised by a mutex (namespace calls are the slow
  * path), re-opened after fork so parent and child never share a stream.
+ *
+ * A daemon killed under us is replaced by the keeper (docs/ARCHITECTURE.md, "A namespace that
+ * survives the daemon"): a request whose connection breaks waits, bounded, for the new daemon
+ * and is made once more on a new connection.  Only failures pay for this: the common path makes
+ * no call more.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "ephemera/keeper.h"
 #include "ephemera/proto.h"
 
 #include "rpc.h"
@@ -85,6 +94,152 @@ static int rpc_connect(void)
         }
     }
     return fd;
+}
+
+static int64_t rpc_mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void rpc_nap(void)
+{
+    struct timespec t = {0, 2 * 1000 * 1000};
+    nanosleep(&t, NULL);
+}
+
+/* pid is a process that runs: not a zombie waiting to be reaped, and not exiting (a process
+ * killed with SIGKILL closes its sockets before it becomes a zombie: PF_EXITING meanwhile). */
+static int rpc_pid_runs(int pid)
+{
+    char p[64], buf[512];
+    snprintf(p, sizeof p, "/proc/%d/stat", pid);
+    int fd = sys.open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = sys.read(fd, buf, sizeof buf - 1);
+    sys.close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *paren = strrchr(buf, ')');
+    if (!paren || paren[1] != ' ' || paren[2] == 'Z' || paren[2] == 'X')
+        return 0;
+    /* state ppid pgrp session tty_nr tpgid flags */
+    char *f = paren + 2;
+    for (int i = 0; i < 6 && f; i++) {
+        f = strchr(f, ' ');
+        if (f)
+            f++;
+    }
+    return f && !(strtoul(f, NULL, 10) & 0x4 /* PF_EXITING */);
+}
+
+#define RPC_RESTART_WAIT_MS 15000
+
+/* The keeper's mark beside the socket: a new daemon is being started (EPH_KEEPER_RESTARTING). */
+static int rpc_restarting(void)
+{
+    char p[sizeof sh.sock_path + sizeof EPH_KEEPER_RESTARTING];
+    const char *slash = strrchr(sh.sock_path, '/');
+    if (!slash)
+        return 0;
+    snprintf(p, sizeof p, "%.*s/%s", (int)(slash - sh.sock_path), sh.sock_path, EPH_KEEPER_RESTARTING);
+    return sys.access(p, F_OK) == 0;
+}
+
+/*
+ * A request to the daemon seen_pid failed.  If that daemon died and a keeper is replacing it,
+ * wait (at most 15 s) until the new one listens: 1, with *seen_pid its pid; else 0 at once.
+ */
+static int rpc_wait_daemon(int *seen_pid)
+{
+    if (!*seen_pid || !atomic_load_explicit(&sh.attached, memory_order_acquire))
+        return 0;
+    struct eph_shm_header *h = sh.hdr;
+    int keeper = atomic_load(&h->keeper_pid);
+    if (!keeper) {
+        sh_log("ephemerad %d: no keeper", *seen_pid);
+        return 0; /* nobody restarts it */
+    }
+    int64_t deadline = rpc_mono_ms() + RPC_RESTART_WAIT_MS;
+    for (;;) {
+        uint32_t down = atomic_load(&h->daemon_down); /* before the pid: see daemon/main.c */
+        int pid = atomic_load(&h->daemon_pid);
+        if (down == EPH_DAEMON_GONE)
+            return 0;
+        if (down == EPH_DAEMON_UP && pid != *seen_pid) {
+            sh_log("ephemerad %d was replaced by %d; asking again", *seen_pid, pid);
+            *seen_pid = pid;
+            return 1;
+        }
+        if (down == EPH_DAEMON_UP && rpc_pid_runs(pid)) {
+            sh_log("ephemerad %d runs: the request failed for another reason", pid);
+            return 0;
+        }
+        if (!rpc_pid_runs(keeper) || rpc_mono_ms() > deadline) {
+            sh_log("ephemerad %d died and no new one listens%s", *seen_pid,
+                   rpc_mono_ms() > deadline ? " after 15 s" : " (its keeper is gone)");
+            return 0;
+        }
+        rpc_nap();
+    }
+}
+
+/* Under rpc_mu: a connection of our own, waiting for a daemon being replaced. 0 or -errno. */
+static int rpc_ensure(const struct eph_req *req, int *seen_pid)
+{
+    rpc_own(req);
+    if (rpc_fd >= 0)
+        return 0;
+    int64_t hello_until = 0;
+    for (;;) {
+        int rc = rpc_connect();
+        if (rc >= 0) {
+            rpc_fd = rc;
+            rpc_pid = req->pid;
+            return 0;
+        }
+        if (rc != -ECONNREFUSED && rc != -ENOENT)
+            return rc;
+        if (*seen_pid) {
+            if (!rpc_wait_daemon(seen_pid))
+                return rc;
+            continue;
+        }
+        /* Not attached yet (HELLO): no region tells whether a new daemon is coming, but the
+         * keeper marks the run directory while it starts one (keeper.h); without the mark a
+         * refused socket fails at once, as before. */
+        if (!hello_until)
+            hello_until = rpc_mono_ms() + RPC_RESTART_WAIT_MS;
+        if (req->op != EPH_OP_HELLO || !rpc_restarting() || rpc_mono_ms() > hello_until)
+            return rc;
+        rpc_nap();
+    }
+}
+
+int rpc_daemon_replaced(int pid)
+{
+    return rpc_wait_daemon(&pid);
+}
+
+int rpc_open_daemon_fd(int n, int flags)
+{
+    char p[64];
+    int pid = sh_daemon_pid();
+    snprintf(p, sizeof p, "/proc/%d/fd/%d", pid, n);
+    int fd = sys.open(p, flags);
+    if (fd < 0 && errno == ENOENT && rpc_daemon_replaced(pid)) {
+        snprintf(p, sizeof p, "/proc/%d/fd/%d", sh_daemon_pid(), n);
+        fd = sys.open(p, flags);
+    }
+    return fd;
+}
+
+static int rpc_seen_pid(void)
+{
+    return atomic_load_explicit(&sh.attached, memory_order_acquire) ? sh_daemon_pid() : 0;
 }
 
 /* 0, or 1 when sending failed (the daemon never saw the request). */
@@ -165,18 +320,15 @@ int rpc_disk_fd(uint32_t inode, uint32_t gen)
 void rpc_send_fd(struct eph_req *req, int send_fd)
 {
     sh_busy++;
+    int seen = rpc_seen_pid();
     pthread_mutex_lock(&rpc_mu);
-    rpc_own(req);
-    if (rpc_fd < 0) {
-        int rc = rpc_connect();
-        if (rc >= 0) {
-            rpc_fd = rc;
-            rpc_pid = req->pid;
-        }
-    }
-    if (rpc_fd >= 0 && rpc_send(req, send_fd)) {
+    for (int attempt = 0; attempt < 2 && rpc_ensure(req, &seen) == 0; attempt++) {
+        if (!rpc_send(req, send_fd))
+            break;
         sys.close(rpc_fd);
         rpc_fd = -1;
+        if (!rpc_wait_daemon(&seen))
+            break;
     }
     pthread_mutex_unlock(&rpc_mu);
     sh_busy--;
@@ -187,30 +339,39 @@ int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int sen
     int rc;
     *fd_out = -1;
     sh_busy++;
+    int seen = rpc_seen_pid(), maybe_ran = 0;
     pthread_mutex_lock(&rpc_mu);
-    rpc_own(req);
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (rpc_fd < 0) {
-            rc = rpc_connect();
-            if (rc < 0)
-                break;
-            rpc_fd = rc;
-            rpc_pid = req->pid;
-        }
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if ((rc = rpc_ensure(req, &seen)) < 0)
+            break;
         rc = rpc_exchange(req, resp, fd_out, send_fd);
         if (rc == 0)
             break;
         sys.close(rpc_fd);
         rpc_fd = -1;
-        /* Retry only what the daemon never saw: a CREATE with O_EXCL must not run twice. */
-        if (rc < 0)
-            break;
+        if (rc < 0) {
+            /* The daemon saw it and did not answer.  Asked again only of a new daemon that took
+             * over from a dead one, and never a CREATE with O_EXCL (it may have run). */
+            int excl = req->op == EPH_OP_CREATE && (req->flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL);
+            if (attempt == 2 || excl || !rpc_wait_daemon(&seen))
+                break;
+            maybe_ran = 1;
+            continue;
+        }
+        /* The daemon never saw it: a stale connection (a daemon that died since), once more. */
         rc = -ECONNRESET;
     }
     pthread_mutex_unlock(&rpc_mu);
     sh_busy--;
     if (rc < 0)
         sh_log("rpc op %u failed: %s", req->op, strerror(-rc));
+    /* An unlink, rmdir or rename that the dead daemon may have made before it died finds its
+     * name gone when it is made again: that is its own effect, not the program's error. */
+    if (rc == 0 && maybe_ran && resp->status == -ENOENT &&
+        (req->op == EPH_OP_UNLINK || req->op == EPH_OP_RMDIR || req->op == EPH_OP_RENAME)) {
+        sh_log("op %u on %s: ENOENT when made again after the daemon died; taken as done", req->op, req->path);
+        resp->status = 0;
+    }
     return rc;
 }
 
@@ -222,12 +383,10 @@ int rpc_call_pool(struct eph_req *req, struct eph_pool_resp *resp, int *fds)
 {
     int rc = -ECONNREFUSED, n = 0;
     sh_busy++;
+    int seen = rpc_seen_pid();
     pthread_mutex_lock(&rpc_mu);
-    rpc_own(req);
-    if (rpc_fd < 0 && (rc = rpc_connect()) >= 0) {
-        rpc_fd = rc;
-        rpc_pid = req->pid;
-    }
+again:
+    rc = rpc_ensure(req, &seen);
     if (rpc_fd >= 0) {
         rc = 0;
         if (rpc_send(req, -1)) {
@@ -257,6 +416,9 @@ int rpc_call_pool(struct eph_req *req, struct eph_pool_resp *resp, int *fds)
         if (rc < 0) {
             sys.close(rpc_fd);
             rpc_fd = -1;
+            /* Nothing was lent if the daemon died before its answer: ask the new one once. */
+            if (n == 0 && (rc == -ECONNRESET || rc == -EPROTO || rc == -EPIPE) && rpc_wait_daemon(&seen))
+                goto again;
         }
     }
     pthread_mutex_unlock(&rpc_mu);

@@ -25,5 +25,11 @@ void rpc_after_fork(void);
 /* EPH_OP_POOL: entries lent (fds[i] is resp->e[i]'s memfd), or -errno. */
 int rpc_call_pool(struct eph_req *req, struct eph_pool_resp *resp, int *fds);
 void rpc_req_init(struct eph_req *req, uint32_t op);
+/* Something of daemon pid's could not be reached (a /proc/<pid>/fd path): 1 once a new daemon
+ * took its region over (ask again), 0 if pid still runs or no new one comes (bounded wait). */
+int rpc_daemon_replaced(int pid);
+/* open(2) of the daemon's fd n through /proc/<daemon>/fd/n; when that names nothing (ENOENT: the
+ * daemon died), made once more under the daemon that took the region over.  An fd, or -1/errno. */
+int rpc_open_daemon_fd(int n, int flags);
 
 #endif

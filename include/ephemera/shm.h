@@ -226,7 +226,8 @@ struct eph_shm_header {
     uint32_t ninodes;
     uint32_t ndescs;
     uint32_t nbuckets;           /* power of two */
-    int32_t daemon_pid;
+    _Atomic int32_t daemon_pid;  /* [D] the daemon that serves the region now: a new one writes its own
+                                  * pid when it takes the region over (shims name its fds through it) */
     uint64_t inodes_off;         /* byte offsets of the arrays from the header */
     uint64_t descs_off;
     uint64_t buckets_off;
@@ -288,7 +289,15 @@ struct eph_shm_header {
     _Atomic uint32_t dirs_gone;     /* [DS] bumped under ns_lock after any directory was removed or
                                      * renamed: a change that read it, then saw its parent, then
                                      * took the lock, asks the daemon instead if it moved */
+    /* ---- the keeper (include/ephemera/keeper.h): a daemon that dies is replaced ---- */
+    _Atomic int32_t keeper_pid;     /* [D] the process that holds the region's fds and restarts the
+                                  * daemon (the daemon's parent when started with --keeper-fd), or 0 */
+    _Atomic uint32_t daemon_down;   /* [KD] EPH_DAEMON_UP; the keeper sets RESTARTING when it sees the daemon
+                                  * die and GONE when no new one could start; the new daemon sets UP once
+                                  * it listens.  A shim whose request failed waits on it (bounded). */
+    _Atomic uint32_t takeovers;     /* [D] times a new daemon took the region over */
 };
+enum eph_daemon_down { EPH_DAEMON_UP = 0, EPH_DAEMON_RESTARTING = 1, EPH_DAEMON_GONE = 2 };
 
 #define EPH_PLACE_DISK (~0ull)
 

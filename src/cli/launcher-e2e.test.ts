@@ -166,7 +166,10 @@ test('the daemon gets the same command line and environment from the launcher as
   const fromLauncher = seen(launcher(args, env));
   assert.match(fromLauncher, /^--rundir\n\S+\/run-X\n--root\n/);
   assert.match(fromLauncher, /--budget\n1572864\n--headroom\n8388608\n/);
-  assert.equal(fromLauncher, seen(viaNode(args, env)));
+  // The one difference by design: the launcher is the daemon's keeper (docs/PROTOCOL.md, "The
+  // keeper link"), so it adds its link after --ready-fd; Node's run.ts has none.
+  assert.match(fromLauncher, /--ready-fd\n3\n--keeper-fd\n4\n/);
+  assert.equal(fromLauncher.replace('--keeper-fd\n4\n', ''), seen(viaNode(args, env)));
 });
 
 test('random command lines (seeded): the launcher and Node give the same status and output', { timeout: 120_000 }, () => {
@@ -377,17 +380,27 @@ test('the launcher under ASan/UBSan: runs, failures and hand-overs without a san
   sync('a daemon that exits early', ['--root', dir, '--', 'true'], 1, { ...env, EPHEMERA_EPHEMERAD: '/bin/false' });
   sync('an exec that fails', ['--root', dir, '--', 'true'], 1, { ...env, EPHEMERA_EPHEMERAD: join(dir, 'none') });
   sync('a hand-over to Node', ['--budget', 'lots', '--', 'true'], 2);
-  // The daemon killed under the command: the control client's error path.
-  const child = spawn(asan, ['--root', dir, '--', 'sh', '-c', 'echo started; sleep 2'], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  let err = '';
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
-  const line = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout.split('\n').find((l) => l.includes('ephemerad') && l.includes(dir));
-  assert.ok(line !== undefined, 'the daemon runs');
-  process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGKILL');
-  const status = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  clean('a daemon killed under the command', { status, stderr: err });
-  assert.equal(status, 1, err);
-  assert.match(err, /EPH_DAEMON_CLOSED: .*ephemerad ended \(SIGKILL\)/);
-  noDaemonLeft(dir);
+  // The daemon killed under the command: the keeper restarts it (issue 9 item 2; before, this was
+  // the control client's EPH_DAEMON_CLOSED and status 1), or, when the new one cannot start, writes
+  // the files back itself; the run's status is the command's either way.
+  const killUnder = async (what: string, e: NodeJS.ProcessEnv): Promise<string> => {
+    const child = spawn(asan, ['--root', dir, '--', 'sh', '-c', 'echo started; echo kept > "$0/kept"; sleep 2; exit 4', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: e });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    const line = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout.split('\n').find((l) => l.includes('ephemerad') && l.includes(dir) && !l.includes('sh -c'));
+    assert.ok(line !== undefined, 'the daemon runs');
+    process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGKILL');
+    const status = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    clean(what, { status, stderr: err });
+    assert.equal(status, 4, err);
+    assert.match(err, /ephemerad died \(SIGKILL\); restarting it and taking over/);
+    assert.equal(readFileSync(join(dir, 'kept'), 'utf8'), 'kept\n', `${what}: the file made before the kill`);
+    noDaemonLeft(dir);
+    return err;
+  };
+  await killUnder('a daemon killed under the command', env);
+  const once = script(dir, 'ephemerad-once', `if [ -e "$(dirname "$0")/started" ]; then exit 2; fi; : > "$(dirname "$0")/started"; exec ${join(BUILD, 'ephemerad')} "$@"`);
+  const err = await killUnder('a daemon killed that cannot be restarted', { ...env, EPHEMERA_EPHEMERAD: once });
+  assert.match(err, /the keeper wrote all \d+ in-memory files to disk/);
 });

@@ -1,0 +1,234 @@
+// A killed daemon loses nothing (issue 9 item 2; docs/ARCHITECTURE.md, "A namespace that survives
+// the daemon").  `ephemera run` (the native launcher) keeps a copy of every fd that ephemerad must
+// not lose; when ephemerad dies by a signal it starts a new one that takes the region over, and
+// when none can start it writes every in-memory file to its path itself.  Either way every byte
+// reaches the disk at the end and the run exits with the command's status.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { DAEMON, EPHEMERA, PYTHON, REPO, SHIM, cleanEnv, describe, requireBuilt, run, scratch } from './lib/harness.mjs';
+
+const WORKLOAD = join(REPO, 'test/fs/py/killed_daemon.py');
+
+function sha(buf) {
+  return createHash('sha256').update(buf).digest('hex');
+}
+
+/** Every expectation file the workload wrote, merged: { name: sha256 }. */
+function expected(out) {
+  const all = {};
+  for (const f of readdirSync(out).filter((n) => n.endsWith('.json'))) Object.assign(all, JSON.parse(readFileSync(join(out, f), 'utf8')));
+  return all;
+}
+
+/** The root holds exactly the expected names, each with the expected bytes. */
+function assertDiskMatches(root, want, what) {
+  const have = readdirSync(root).sort();
+  assert.deepEqual(have, Object.keys(want).sort(), `${what}: the names in the root differ from the workload's`);
+  const wrong = have.filter((n) => sha(readFileSync(join(root, n))) !== want[n]);
+  assert.deepEqual(wrong, [], `${what}: files whose bytes differ from what the workload wrote`);
+}
+
+async function runWorkload(sc, { kills, writers, rounds, interval, budget = '1M', env = {} }) {
+  const root = sc.sub('root');
+  const out = sc.sub('out');
+  const log = join(sc.dir, 'ephemerad.log');
+  const args = ['run', '--root', root, '--budget', budget, '--log', log, '--',
+    PYTHON, WORKLOAD, root, out, String(kills), String(writers), String(rounds), String(interval)];
+  const r = await run(EPHEMERA, args, { env: { ...cleanEnv(), ...env }, cwd: sc.dir, timeoutMs: 100_000 });
+  return { r, root, out, log: readFileSync(log, 'utf8') };
+}
+
+test('ephemerad killed three times during a write-heavy workload of four processes: every byte reaches the disk', { timeout: 120_000 }, async () => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const sc = scratch('keeper-kills');
+  const { r, root, out, log } = await runWorkload(sc, { kills: 3, writers: 4, rounds: 40, interval: 0.3 });
+  const err = r.stderr.toString();
+  assert.equal(r.status, 7, `the run must exit with the command's status (7): ${describe(r)}`);
+  const died = err.match(/ephemera run: ephemerad died \(SIGKILL\); restarting it and taking over \d+ files \(\d+ in memory\)/g) ?? [];
+  assert.equal(died.length, 3, `one diagnostic per kill on stderr: ${err}`);
+  assert.equal((log.match(/ephemera-run\[\d+\] warn: ephemerad died \(SIGKILL\)/g) ?? []).length, 3, 'and in the log');
+  assert.equal((log.match(/takeover of the region of pid \d+: .* 0 lost/g) ?? []).length, 3, `three takeovers, nothing lost:\n${log.slice(-3000)}`);
+  assert.equal((log.match(/ns_check after the takeover: consistent/g) ?? []).length, 3, 'the namespace is consistent after each takeover');
+  assert.match(log, /evicted inode/, 'the budget evicted files (some of the workload lives on disk)');
+  assert.match(log, /shutdown: wrote \d+ in-memory files back to disk, 0 could not be written/);
+  assertDiskMatches(root, expected(out), 'after three kills');
+  sc.done();
+});
+
+test('after a restart, new files go to memory again and the files made before it read and write', { timeout: 60_000 }, async () => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const sc = scratch('keeper-after');
+  // The workload's main process checks, through the new daemon: a write through an fd opened
+  // before the kill, the bytes of a file made before it, and st_ino of a new file (in memory).
+  const { r, root, out } = await runWorkload(sc, { kills: 1, writers: 1, rounds: 8, interval: 0.2, budget: '64M' });
+  assert.equal(r.status, 7, `the workload's checks after the restart: ${describe(r)}`);
+  assertDiskMatches(root, expected(out), 'after one kill');
+  sc.done();
+});
+
+// Files made (in memory and evicted), one kept open; the daemon is killed and no new one can
+// start; the open fd is written through afterwards; the command exits 5.
+const NO_RESTART = `
+import hashlib, json, os, signal, sys, time
+root, out = sys.argv[1], sys.argv[2]
+want = {}
+for i in range(12):
+    body = hashlib.sha256(b'%d' % i).digest() * (2000 + i * 97)
+    with open(os.path.join(root, 'f%d' % i), 'wb') as f:
+        f.write(body)
+    want['f%d' % i] = body
+held = os.open(os.path.join(root, 'f11'), os.O_RDWR)
+kids = [p for p in os.listdir('/proc') if p.isdigit() and os.path.exists('/proc/%s/comm' % p)
+        and open('/proc/%s/comm' % p).read().strip() == 'ephemerad'
+        and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getppid())]
+os.kill(int(kids[0]), signal.SIGKILL)
+time.sleep(1.5)
+os.pwrite(held, b'AFTER THE KILL', 100)
+b = bytearray(want['f11']); b[100:114] = b'AFTER THE KILL'; want['f11'] = bytes(b)
+with open(os.path.join(out, 'expect.json'), 'w') as f:
+    json.dump({k: hashlib.sha256(v).hexdigest() for k, v in want.items()}, f)
+sys.exit(5)
+`;
+
+test('when no new daemon can start, the keeper writes every in-memory file to disk and keeps the command\'s status', { timeout: 60_000 }, async () => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const sc = scratch('keeper-fallback');
+  const root = sc.sub('root');
+  const out = sc.sub('out');
+  // A daemon that starts once: the second start (the takeover) fails before it is ready.
+  const wrapper = join(sc.dir, 'ephemerad-once');
+  writeFileSync(wrapper, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then echo "ephemerad-once: not again" >&2; exit 2; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  const log = join(sc.dir, 'ephemerad.log');
+  const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '256K', '--log', log, '--', PYTHON, '-c', NO_RESTART, root, out], {
+    env: { ...cleanEnv(), EPHEMERA_EPHEMERAD: wrapper }, cwd: sc.dir, timeoutMs: 50_000,
+  });
+  const err = r.stderr.toString();
+  assert.equal(r.status, 5, `the run must exit with the command's status (5): ${describe(r)}`);
+  assert.match(err, /ephemerad died \(SIGKILL\); restarting it and taking over \d+ files \(\d+ in memory\)/);
+  assert.match(err, /the new ephemerad did not start: ephemerad exited before it was ready \(status 2\)/);
+  assert.match(err, /the keeper holds the \d+ files in memory and writes them to disk when the command ends/);
+  assert.match(err, /the keeper wrote all \d+ in-memory files to disk/);
+  const logText = readFileSync(log, 'utf8');
+  assert.match(logText, /evicted inode/, 'some files were on disk already (evicted under the budget)');
+  assert.match(logText, /ephemera-run\[\d+\] info: the keeper wrote all \d+ in-memory files to disk/);
+  assertDiskMatches(root, expected(out), 'written back by the keeper');
+  sc.done();
+});
+
+// A process started while the new daemon is still starting (a wrapper makes the restart take 1 s)
+// waits for it instead of running without the shim: its new file is in memory.
+const LATE_START = `
+import os, signal, subprocess, sys, time
+root = sys.argv[1]
+with open(os.path.join(root, 'before'), 'w') as f:
+    f.write('before')
+kids = [p for p in os.listdir('/proc') if p.isdigit() and os.path.exists('/proc/%s/comm' % p)
+        and open('/proc/%s/comm' % p).read().strip() == 'ephemerad'
+        and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getppid())]
+os.kill(int(kids[0]), signal.SIGKILL)
+time.sleep(0.3)
+child = 'import os; f = open(os.path.join(%r, "late"), "w"); f.write("late"); f.close(); print(os.stat(os.path.join(%r, "late")).st_ino >= 1 << 44, open(os.path.join(%r, "before")).read())' % (root, root, root)
+out = subprocess.run([sys.executable, '-c', child], capture_output=True, text=True).stdout
+print(out.strip())
+sys.exit(0 if out.strip() == 'True before' else 3)
+`;
+
+test('a process started while the new daemon starts waits for it and is served from memory', { timeout: 60_000 }, async () => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const sc = scratch('keeper-late');
+  const root = sc.sub('root');
+  const slow = join(sc.dir, 'ephemerad-slow');
+  writeFileSync(slow, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then sleep 1; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
+  chmodSync(slow, 0o755);
+  const r = await run(EPHEMERA, ['run', '--root', root, '--', PYTHON, '-c', LATE_START, root], {
+    env: { ...cleanEnv(), EPHEMERA_EPHEMERAD: slow }, cwd: sc.dir, timeoutMs: 50_000,
+  });
+  assert.equal(r.status, 0, `the late process must see the old file and make its new one in memory: ${describe(r)}`);
+  assert.equal(readFileSync(join(root, 'late'), 'utf8'), 'late');
+  assert.equal(readFileSync(join(root, 'before'), 'utf8'), 'before');
+  sc.done();
+});
+
+// The pool lends its memfds without fds (EPH_POOL_NOFDS, issue 15): a process's file is an open of
+// /proc/<daemon>/fd/N, and the slots it was lent name the daemon's fd numbers.  Files made that way
+// before a kill must read back after it, and the slots lent by the dead daemon must still make
+// files in memory through the new one: the open of /proc/<dead>/fd/N fails with ENOENT, and the
+// shim waits for the daemon that took the region over and opens its fd N (the keeper's copy).  A
+// shim that gave up on the /proc way would ask for batches with fds, which land at fd 640 and above.
+const NOFDS = `
+import hashlib, json, os, signal, subprocess, sys, time
+root, out = sys.argv[1], sys.argv[2]
+IN_MEMORY = 1 << 44
+want, bad = {}, []
+def body(name):
+    return hashlib.sha256(name.encode()).digest() * (300 + len(name) * 40)  # 10-20 KiB: no private fd
+def make(name):
+    with open(os.path.join(root, name), 'wb') as f:
+        f.write(body(name))
+    want[name] = body(name)
+    if os.stat(os.path.join(root, name)).st_ino < IN_MEMORY:
+        bad.append('%s: not in memory' % name)
+def check(name):
+    with open(os.path.join(root, name), 'rb') as f:
+        if f.read() != want[name]:
+            bad.append('%s: wrong bytes' % name)
+def pooled_fds():
+    # Listed by a program without the shim: the shim hides its own fds from this process's view.
+    ls = subprocess.run(['env', '-u', 'LD_PRELOAD', 'ls', '-l', '/proc/%d/fd' % os.getpid()],
+                        capture_output=True, text=True, timeout=10).stdout
+    return sum(1 for line in ls.splitlines()
+               if line.endswith('/memfd:ephemera (deleted)') and int(line.split(' -> ')[0].split()[-1]) >= 640)
+def daemons():
+    return [int(p) for p in os.listdir('/proc') if p.isdigit() and os.path.exists('/proc/%s/comm' % p)
+            and open('/proc/%s/comm' % p).read().strip() == 'ephemerad'
+            and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getppid())
+            and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[0] not in 'ZX']
+for i in range(3):
+    make('before-%d' % i)
+if pooled_fds():
+    bad.append('before the kill: %d pool fds at 640 and above: the pool did not lend without fds' % pooled_fds())
+old = daemons()[0]
+os.kill(old, signal.SIGKILL)
+time.sleep(0.2)              # dead, and the new daemon not up yet (its start takes 1 s here)
+make('racing-0')
+check('before-0')
+end = time.time() + 20
+while time.time() < end and not [p for p in daemons() if p != old]:
+    time.sleep(0.01)
+for i in range(1, 3):
+    make('racing-%d' % i)
+for i in range(3):
+    check('before-%d' % i)
+    check('racing-%d' % i)
+if pooled_fds():
+    bad.append('after the kill: %d pool fds at 640 and above: the shim gave the /proc way up' % pooled_fds())
+with open(os.path.join(out, 'expect.json'), 'w') as f:
+    json.dump({k: hashlib.sha256(v).hexdigest() for k, v in want.items()}, f)
+print('\\n'.join(bad))
+sys.exit(3 if bad else 6)
+`;
+
+test('files made from a pool lent without fds survive a kill, and its slots make files through the new daemon', { timeout: 60_000 }, async () => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const sc = scratch('keeper-nofds');
+  const root = sc.sub('root');
+  const out = sc.sub('out');
+  const log = join(sc.dir, 'ephemerad.log');
+  // The new daemon starts 1 s late, so the first create after the kill meets the dead daemon's fds.
+  const slow = join(sc.dir, 'ephemerad-slow');
+  writeFileSync(slow, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then sleep 1; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
+  chmodSync(slow, 0o755);
+  const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '64M', '--log', log, '--', PYTHON, '-c', NOFDS, root, out], {
+    env: { ...cleanEnv(), EPHEMERA_EPHEMERAD: slow }, cwd: sc.dir, timeoutMs: 50_000,
+  });
+  assert.equal(r.status, 6, `every file in memory and readable across the kill, the pool still without fds: ${describe(r)}`);
+  const logText = readFileSync(log, 'utf8');
+  assert.match(logText, /takeover of the region of pid \d+: .* 0 lost/, `a takeover, nothing lost:\n${logText.slice(-3000)}`);
+  assertDiskMatches(root, expected(out), 'after the kill');
+  sc.done();
+});
