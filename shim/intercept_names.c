@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
 #include <utime.h>
@@ -277,8 +278,12 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
             return fail(EINVAL);
         if (strcmp(a, b) != 0 && pn_under(a, b, strlen(b)))
             return fail((flags & RENAME_EXCHANGE) ? EINVAL : ENOTEMPTY);
-        int pe = src_mem && dst_mem && i_src == i ? 0 : rename_may(a, b, src_mem ? (uid_t)sh.inodes[i_src].uid : st.st_uid, src_dir,
-                                                               dst_exists, dst_dir, flags);
+        /* Two names of one file: vfs_rename returns 0 before any permission check
+         * (in memory one inode; on disk, hard links share st_dev/st_ino). */
+        int same = src_mem || dst_mem ? src_mem && dst_mem && i_src == i
+                                      : dst_exists && st.st_dev == dst.st_dev && st.st_ino == dst.st_ino;
+        int pe = same ? 0 : rename_may(a, b, src_mem ? (uid_t)sh.inodes[i_src].uid : st.st_uid, src_dir, dst_exists,
+                                       dst_dir, flags);
         if (pe)
             return fail(pe);
         struct eph_resp resp;
@@ -553,6 +558,78 @@ static void link_fd_source(int od, const char *o, int flags)
     fp_settle(fd);
 }
 
+/* may_linkat: with fs.protected_hardlinks, a user may link only a file it owns
+ * or a plain one (no set-id to run) that it may read and write. */
+static int link_may_source(struct eph_inode *in)
+{
+    if (in->uid == geteuid())
+        return 1;
+    char c = '1';
+    int fd = sys.open("/proc/sys/fs/protected_hardlinks", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (sys.read(fd, &c, 1) != 1)
+            c = '1';
+        sys.close(fd);
+    }
+    if (c == '0')
+        return 1;
+    uint32_t m = in->mode;
+    if ((m & S_ISUID) || (m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+        return 0;
+    return names_access_ok(in, R_OK | W_OK, 1);
+}
+
+/*
+ * A link of an in-memory file moves it to disk first: the kernel links only
+ * what it has.  Where the kernel will refuse the link for this caller anyway,
+ * nothing may move (on tmpfs nothing changes, and another user's process with
+ * the file open could not follow it to disk: docs/ARCHITECTURE.md, "Other
+ * users").  The refusals that depend on the caller, in do_linkat's order: the
+ * target's directory not searchable (the walk), a target that exists, the
+ * source protected (may_linkat), the directory not writable (may_create).
+ * 0 when the kernel may let the link through (it then decides), and for
+ * anything else the kernel has to say about the target's directory.
+ */
+static int link_refused(int nd, const char *n, uint32_t inode)
+{
+    char abs[EPH_PATH_MAX], dir[EPH_PATH_MAX];
+    int trailing;
+    if (geteuid() == 0 || path_absolute(nd, n, abs, &trailing) <= 0)
+        return 0;
+    const char *slash = strrchr(abs, '/');
+    size_t len = slash && slash != abs ? (size_t)(slash - abs) : 1;
+    if (len >= sizeof dir)
+        return 0;
+    memcpy(dir, abs, len);
+    dir[len] = '\0';
+    int saved = errno, writable = 1;
+    if (syscall(SYS_faccessat2, AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0) {
+        if (errno != EACCES) {
+            errno = saved;
+            return 0;
+        }
+        writable = 0;
+    }
+    int source_ok = link_may_source(&sh.inodes[inode]);
+    errno = saved;
+    if (writable && source_ok)
+        return 0;
+    struct stat st;
+    if (REAL(stat)(dir, &st) < 0) {
+        int e = errno == EACCES ? EACCES : 0; /* the walk's EACCES; else the kernel says */
+        errno = saved;
+        return e;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return ENOTDIR; /* a file on the way: the walk fails first (faccessat checked the file) */
+    if (!writable && !nsv_dir_allows(dir, X_OK))
+        return EACCES;
+    if (REAL(fstatat)(AT_FDCWD, abs, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        return EEXIST;
+    errno = saved;
+    return source_ok ? EACCES : EPERM;
+}
+
 static int link_impl(int od, const char *o, int nd, const char *n, int flags)
 {
     if (path_bad_ptr(o) || path_bad_ptr(n)) /* both names are copied in before any lookup */
@@ -575,7 +652,10 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
         mino = sh.inodes[inode].ino;
         if (atomic_load(&sh.inodes[inode].gen) != gen)
             mino = 0;
-        int e = names_evict(inode, gen);
+        int e = link_refused(nd, n, inode);
+        if (e)
+            return fail(e);
+        e = names_evict(inode, gen);
         if (e < 0)
             return fail(-e);
     }
