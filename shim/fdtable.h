@@ -84,11 +84,26 @@ int ft_install_disk(int fd, uint32_t desc);
 void ft_after_fork_child(void);
 /* Fork: a copy of the fd table for the child (before fork, under ft_lock), adopted by the
  * child and registered with the daemon by the parent (see EPH_OP_LEDGER). */
-#define FT_LEDGER_NONE (-2)             /* ft_ledger_fork_copy: no reference to hand over */
-int ft_ledger_fork_copy(void);
-void ft_ledger_child(int copy_fd);
-void ft_ledger_parent(int copy_fd, pid_t child);
+#define FT_LEDGER_NONE (-2)             /* ft_fork.fd: no reference to hand over */
+struct ft_fork {
+    int fd;                             /* a memfd copy of the table, -1 if none could be made, or FT_LEDGER_NONE */
+    struct ft_entry *snap;              /* fd == -1: the entries at the fork, in private memory */
+    size_t used;                        /* bytes of snap */
+    uint64_t ino;                       /* fd's inode number, to know it again in the child */
+};
+void ft_ledger_fork_copy(struct ft_fork *f);
+void ft_ledger_child(struct ft_fork *f);
+void ft_ledger_child_late(void);        /* after the child's locks are reset: a table of its own, if it has none */
+void ft_ledger_parent(struct ft_fork *f, pid_t child);
 void ft_ledger_exec(void);         /* a new image with inherited references: replace the old image's ledger first */
+/* In-flight references (fdtable.c; proto.h EPH_LEDGER_INFLIGHT_BYTES), in this order: the slot
+ * (the ledger made first) before a reference is taken; _inode right after it is taken; _desc
+ * once it is held by a desc bound for fd; _clear once the desc is listed under fd, or just
+ * before the reference is given back.  ft_inflight_slot: the slot, -1 if none. */
+int ft_inflight_slot(void);
+void ft_inflight_inode(uint32_t inode, uint32_t gen);
+void ft_inflight_desc(uint32_t desc, int fd);
+void ft_inflight_clear(void);
 void ft_priv_lost(int fd);
 /* Drop cached mappings of inodes that left memory or lost their last name (their pages). */
 void ft_sweep_idle(void);
@@ -121,5 +136,11 @@ void ft_mark_disk(int fd);
 int ft_install_dup(int newfd, int oldfd);
 void ft_lock(void);
 void ft_unlock(void);
+/* Around a change of a managed fd, from its kernel step to its table step (fork waits);
+ * and around fork, from the table's copy until the kernel copied its fds (fdtable.c). */
+void ft_change_begin(void);
+void ft_change_end(void);
+void ft_fork_begin(void);
+void ft_fork_end(int child);
 
 #endif

@@ -297,9 +297,12 @@ int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
 {
     struct eph_inode *ino = &sh.inodes[inode];
     /* Hold an open reference meanwhile, so the daemon cannot free the inode under us. */
+    ft_inflight_slot();
     atomic_fetch_add(&ino->open_count, 1);
+    ft_inflight_inode(inode, gen);
     fp_wait_moving(ino, gen);
     if (atomic_load(&ino->gen) != gen || atomic_load(&ino->state) != EPH_MEM) {
+        ft_inflight_clear();
         fp_inode_release(inode, gen);
         return -EAGAIN;
     }
@@ -308,6 +311,7 @@ int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
     int kfd = sys.open(p, O_RDWR | O_CLOEXEC);
     if (kfd < 0 && (errno == EACCES || errno == EPERM)) {
         /* another user than the daemon's may not open its fds: the caller goes through an fd of its own */
+        ft_inflight_clear();
         fp_inode_release(inode, gen);
         return -EPERM;
     }
@@ -316,6 +320,7 @@ int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
         sys.close(kfd);
     if (r == 1)
         fp_wait_moving(ino, gen);
+    ft_inflight_clear();
     fp_inode_release(inode, gen);
     return r == 1 ? -EAGAIN : r;
 }

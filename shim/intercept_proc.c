@@ -78,18 +78,23 @@ SH_EXPORT pid_t fork(void)
         return REAL(fork)();
     sh_flush_counters();
     /* Not held across the fork: atfork handlers may close fds through us. */
+    struct ft_fork ledger;
+    ft_fork_begin(); /* no managed fd changes from the copy until the kernel's own */
     ft_lock();
     ref_all(+1);
-    int ledger = ft_ledger_fork_copy();
+    ft_ledger_fork_copy(&ledger);
     ft_unlock();
     pid_t pid = sys.fork();
     if (pid == 0) {
-        ft_ledger_child(ledger);
+        ft_fork_end(1);
+        ft_ledger_child(&ledger);
         child_reset();
+        ft_ledger_child_late();
         return 0;
     }
     int e = errno;
-    ft_ledger_parent(ledger, pid);
+    ft_fork_end(0);
+    ft_ledger_parent(&ledger, pid);
     if (pid < 0)
         ref_all(-1);
     errno = e;
