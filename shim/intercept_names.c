@@ -594,14 +594,8 @@ static int link_refused(int nd, const char *n, uint32_t inode)
 {
     char abs[EPH_PATH_MAX], dir[EPH_PATH_MAX];
     int trailing;
-    if (geteuid() == 0 || path_absolute(nd, n, abs, &trailing) <= 0)
+    if (geteuid() == 0 || path_absolute(nd, n, abs, &trailing) <= 0 || nsv_parent(abs, dir) < 0)
         return 0;
-    const char *slash = strrchr(abs, '/');
-    size_t len = slash && slash != abs ? (size_t)(slash - abs) : 1;
-    if (len >= sizeof dir)
-        return 0;
-    memcpy(dir, abs, len);
-    dir[len] = '\0';
     int saved = errno, writable = 1;
     if (syscall(SYS_faccessat2, AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0) {
         if (errno != EACCES) {
