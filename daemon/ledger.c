@@ -103,10 +103,16 @@ static void ledger_release_inflight(int table_fd, off_t at)
     ssize_t n = pread(table_fd, slot, sizeof slot, at);
     for (ssize_t i = 0; i < n / (ssize_t)sizeof slot[0]; i++) {
         uint64_t v = slot[i];
-        uint32_t hi = (uint32_t)(v >> 32) & 0x3fffffffu, lo = (uint32_t)v;
+        uint32_t hi = (uint32_t)(v >> 32) & 0x1fffffffu, lo = (uint32_t)v; /* below the type bits */
         if (v & EPH_INFLIGHT_INODE) {
             ledger_refs++;
             ledger_inode_unref(hi, lo);
+        } else if (v & EPH_INFLIGHT_CHARGE) {
+            uint64_t bytes = (uint64_t)lo * EPH_PAGE_INFLIGHT, cur = atomic_load(&D.h->c.bytes_in_memory);
+            do {
+                if (cur < bytes)
+                    bytes = cur;
+            } while (!atomic_compare_exchange_weak(&D.h->c.bytes_in_memory, &cur, cur - bytes));
         } else if ((v & EPH_INFLIGHT_DESC) && hi < D.h->ndescs) {
             struct { uint32_t desc1, flags; } e = {0, 0};
             if ((off_t)lo * (off_t)sizeof e >= at ||

@@ -288,6 +288,15 @@ void ft_inflight_desc(uint32_t desc, int fd)
                               memory_order_release);
 }
 
+int ft_inflight_charge(uint64_t bytes)
+{
+    if (!ft_slot1 || atomic_load(inflight_at(ft_slot1 - 1)) != 0 || bytes / EPH_PAGE_INFLIGHT > UINT32_MAX)
+        return 0;
+    atomic_store_explicit(inflight_at(ft_slot1 - 1), EPH_INFLIGHT_CHARGE | bytes / EPH_PAGE_INFLIGHT,
+                          memory_order_release);
+    return 1;
+}
+
 void ft_inflight_clear(void)
 {
     if (ft_slot1)
@@ -441,13 +450,13 @@ int ft_install_priv(int fd, uint32_t desc, int kfd_for_map, int priv)
     return 0;
 }
 
-int ft_install_disk(int fd, uint32_t desc)
+int ft_install_disk(int fd, uint32_t desc, uint32_t flags)
 {
     if (fd < 0 || (unsigned)fd >= ft_nfds)
         return -EMFILE;
     ft_lock();
     ledger_before_ref();
-    ft_fds[fd].flags = FT_DISK;
+    ft_fds[fd].flags = FT_DISK | (flags & ~(uint32_t)(FT_DISK | FT_PRIV));
     ft_fds[fd].desc1 = desc + 1;
     if ((uint32_t)fd + 1 > atomic_load(&ft_hwm))
         atomic_store(&ft_hwm, (uint32_t)fd + 1);
@@ -710,9 +719,11 @@ void ft_forget(int fd)
 /* After a swap to the disk file: the fd no longer uses the mapping. */
 void ft_mark_disk(int fd)
 {
+    struct stat st; /* the disk file's identity goes with the entry (ft_disk_same) */
+    uint32_t ino = sys.fstat(fd, &st) == 0 ? (uint32_t)st.st_ino & (UINT32_MAX >> FT_DISK_INO_SHIFT) : 0;
     ft_lock();
     if (ft_fds[fd].desc1 && !(ft_fds[fd].flags & FT_DISK)) {
-        ft_fds[fd].flags |= FT_DISK;
+        ft_fds[fd].flags |= FT_DISK | ino << FT_DISK_INO_SHIFT;
         map_unref(sh.descs[ft_fds[fd].desc1 - 1].inode);
     }
     ft_unlock();

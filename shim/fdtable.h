@@ -7,6 +7,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "compiler.h"
@@ -18,6 +19,13 @@ struct ft_entry {
 #define FT_DISK 1u                      /* the fd was swapped to the evicted file's disk copy */
 #define FT_PRIV 2u                      /* desc1 == 0: one of our own cached memfd fds */
 #define FT_PRIV_SHIFT 2                 /* ...whose inode index is flags >> FT_PRIV_SHIFT */
+#define FT_DISK_INO_SHIFT 2             /* FT_DISK: the disk file's st_ino (its low 30 bits) above FT_DISK */
+/* Is st the disk file an FT_DISK entry with these flags was swapped to? (0 bits: not known, yes) */
+static inline int ft_disk_same(uint32_t flags, const struct stat *st)
+{
+    uint32_t want = flags >> FT_DISK_INO_SHIFT;
+    return want == 0 || want == ((uint32_t)st->st_ino & (UINT32_MAX >> FT_DISK_INO_SHIFT));
+}
 extern struct ft_entry *ft_fds;         /* flat array indexed by fd, NULL before init */
 extern uint32_t ft_nfds;
 extern _Atomic uint32_t ft_hwm;         /* 1 + highest fd ever installed: bounds scans */
@@ -80,7 +88,7 @@ static inline int ft_lazy(struct ft_map *m, uint64_t end)
            atomic_fetch_add_explicit(&m->lazy_ops, 1, memory_order_relaxed) < FT_LAZY_OPS;
 }
 /* Install an fd that already refers to the evicted file's disk copy. */
-int ft_install_disk(int fd, uint32_t desc);
+int ft_install_disk(int fd, uint32_t desc, uint32_t flags); /* flags: FT_DISK and the disk identity */
 void ft_after_fork_child(void);
 /* Fork: a copy of the fd table for the child (before fork, under ft_lock), adopted by the
  * child and registered with the daemon by the parent (see EPH_OP_LEDGER). */
@@ -104,6 +112,8 @@ int ft_inflight_slot(void);
 void ft_inflight_inode(uint32_t inode, uint32_t gen);
 void ft_inflight_desc(uint32_t desc, int fd);
 void ft_inflight_clear(void);
+/* A budget charge of bytes (whole pages) not yet counted in a capacity; 1 if noted (the slot was free). */
+int ft_inflight_charge(uint64_t bytes);
 void ft_priv_lost(int fd);
 /* Drop cached mappings of inodes that left memory or lost their last name (their pages). */
 void ft_sweep_idle(void);

@@ -71,24 +71,25 @@ int fp_grow_locked(struct eph_inode *ino, int kfd, uint64_t need)
     uint64_t want = fp_round_up(need > cap + step ? need : cap + step, FP_PAGE);
     uint64_t minimal = fp_round_up(need, FP_PAGE);
     uint64_t newcap;
-    /* The memfd grows first and is charged after, next to the store of the
-     * capacity: a process killed inside the ftruncate used to leave the budget
-     * charged for pages no capacity counts, never given back (file_bytes_memory
-     * 4-32 KiB with no file left).  A memfd longer than the capacity is harmless
-     * (unwritten pages are holes); a shorter one would not be. */
-    int t;
-    while ((t = sys.ftruncate(kfd, (off_t)want)) < 0 && errno == EINTR)
-        ;
-    if (t < 0)
-        return -errno;
     if (fp_budget_take(want - cap))
         newcap = want;
     else if (minimal < want && fp_budget_take(minimal - cap))
         newcap = minimal;
-    else {
-        while (sys.ftruncate(kfd, (off_t)cap) < 0 && errno == EINTR)
-            ;
+    else
         return -EAGAIN;
+    /* Charged and not yet counted in a capacity: a SIGKILL inside the ftruncate
+     * left the budget charged for nothing (file_bytes_memory 4-32 KiB with no
+     * file left), so the charge waits in flight meanwhile (fdtable.c). */
+    int flying = ft_inflight_charge(newcap - cap);
+    int t;
+    while ((t = sys.ftruncate(kfd, (off_t)newcap)) < 0 && errno == EINTR)
+        ;
+    if (flying)
+        ft_inflight_clear(); /* next to the store or the give-back below */
+    if (t < 0) {
+        int e = errno;
+        fp_budget_give(newcap - cap);
+        return -e;
     }
     atomic_store(&ino->capacity, newcap);
     return 0;

@@ -683,8 +683,9 @@ void proc_init_inherited(void)
             } else {
                 struct stat st;
                 int open_ok = sys.fcntl(fd, F_GETFD) >= 0 && sys.fstat(fd, &st) == 0;
-                if (open_ok && (fl & FT_DISK))
-                    ft_install_disk(fd, desc);
+                /* the fd must still be the file it was, not one a raw dup2 or a spawn action put there */
+                if (open_ok && (fl & FT_DISK) && ft_disk_same(fl, &st))
+                    ft_install_disk(fd, desc, fl);
                 else if (open_ok && (st.st_ino | EPH_INO_TAG) == ino->ino)
                     ft_install(fd, desc, fd);
                 else

@@ -124,7 +124,8 @@ struct eph_pool_entry {
  * inode, held for sure (written after the reference is taken: a death in
  * between leaks it rather than dropping one that is not ours), or
  * EPH_INFLIGHT_DESC | desc << 32 | fd: the reference moved into a desc that
- * is being listed under fd (already given back if the entry at fd lists it).
+ * is being listed under fd (already given back if the entry at fd lists it),
+ * or EPH_INFLIGHT_CHARGE | pages: budget charged and not yet in a capacity.
  * EPH_OP_CREATE's req.inflight1 = the caller thread's slot + 1 (0: none):
  * a reference the daemon takes for the caller is written there before the
  * answer is sent. */
@@ -132,6 +133,9 @@ struct eph_pool_entry {
 #define EPH_LEDGER_INFLIGHT_SLOTS (EPH_LEDGER_INFLIGHT_BYTES / 8u)
 #define EPH_INFLIGHT_INODE (1ull << 63)
 #define EPH_INFLIGHT_DESC (1ull << 62)
+/* | pages: a budget charge (bytes_in_memory) no capacity counts yet (a grow's ftruncate) */
+#define EPH_INFLIGHT_CHARGE (1ull << 61)
+#define EPH_PAGE_INFLIGHT 4096u
 
 /* EPH_OP_LEDGER req.flags */
 #define EPH_LEDGER_CHILD 1u   /* req.arg is the pid of a child the caller just forked */

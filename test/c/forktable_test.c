@@ -158,6 +158,56 @@ static void mt_window(const char *path)
     close(null);
 }
 
+/*
+ * exec: the new image takes over the fds the old one listed (EPHEMERA_FDMAP).  An fd
+ * whose file had moved to disk (FT_DISK) was taken over without a look at what the fd
+ * is now; a memory one is checked against the file's identity.  When something put
+ * another file on that number past the shim (a raw dup2, a spawn action glibc ran
+ * itself), the new image served it as the moved file: F_GETFL said O_RDWR|O_APPEND for
+ * /dev/null opened read-only, and a close gave back a reference of the old file.
+ */
+enum { DISK_SLOT = 120 };
+
+static int disk_inherit_helper(void)
+{
+    int fl = fcntl(DISK_SLOT, F_GETFL);
+    return fl >= 0 && (fl & (O_ACCMODE | O_APPEND)) == O_RDONLY ? 0 : 1;
+}
+
+static void disk_inherit(const char *root, const char *self)
+{
+    char path[4096], other[4200];
+    snprintf(path, sizeof path, "%s/moved", root);
+    snprintf(other, sizeof other, "%s/moved-link", root);
+    int fd = open(path, O_CREAT | O_RDWR | O_APPEND, 0644);
+    CHECK(fd >= 0 && write(fd, "disk", 4) == 4 && dup2(fd, DISK_SLOT) == DISK_SLOT, "creating %s: %s", path,
+          strerror(errno));
+    close(fd);
+    /* a hard link moves the file to disk; the next look at the fd follows it there */
+    CHECK(link(path, other) == 0 && unlink(other) == 0, "link: %s", strerror(errno));
+    struct stat st;
+    CHECK(fstat(DISK_SLOT, &st) == 0 && st.st_size == 4, "fstat of the moved file: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid == 0) {
+        long (*raw)(long, ...) = (long (*)(long, ...))libc_sym("syscall");
+        int null = open("/dev/null", O_RDONLY);
+        if (null < 0 || raw(SYS_dup2, null, DISK_SLOT) != DISK_SLOT) /* past the shim */
+            _exit(3);
+        execl(self, self, "--disk-inherit", (char *)NULL);
+        _exit(4);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid, "fork/waitpid: %s", strerror(errno));
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "an exec'd image served /dev/null, put on fd %d past the shim, as the moved file (status %#x)", DISK_SLOT,
+          status);
+    char buf[8] = {0};
+    CHECK(pread(DISK_SLOT, buf, sizeof buf, 0) == 4 && memcmp(buf, "disk", 4) == 0, "the moved file holds [%s]", buf);
+    close(DISK_SLOT);
+}
+
+static const char *self_exe;
+
 static int child_main(const char *root, const char *disk)
 {
     (void)disk;
@@ -200,11 +250,18 @@ static int child_main(const char *root, const char *disk)
     close(fd);
     failed_copy(path);
     mt_window(path);
+    disk_inherit(root, self_exe);
     fprintf(stderr, "forktable_test: %d checks, %d failures\n", checks, failures);
     return failures != 0;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--disk-inherit") == 0)
+        return disk_inherit_helper();
+    static char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = 0;
+    self_exe = exe;
     return shimmed_main(argc, argv, "forktable_test", child_main);
 }
