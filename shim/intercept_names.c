@@ -584,17 +584,31 @@ static int link_may_source(struct eph_inode *in)
  * what it has.  Where the kernel will refuse the link for this caller anyway,
  * nothing may move (on tmpfs nothing changes, and another user's process with
  * the file open could not follow it to disk: docs/ARCHITECTURE.md, "Other
- * users").  The refusals that depend on the caller, in do_linkat's order: the
- * target's directory not searchable (the walk), a target that exists, the
- * source protected (may_linkat), the directory not writable (may_create).
- * 0 when the kernel may let the link through (it then decides), and for
- * anything else the kernel has to say about the target's directory.
+ * users").  The refusals, in do_linkat's order: the target's walk (a missing
+ * directory, a file on the way, one this user may not search), a target with
+ * a trailing slash, one that exists, the source protected (may_linkat), the
+ * directory not writable (may_create).  0 when the kernel may let the link
+ * through (it then decides).
  */
 static int link_refused(int nd, const char *n, uint32_t inode)
 {
     char abs[EPH_PATH_MAX], dir[EPH_PATH_MAX];
     int trailing;
-    if (geteuid() == 0 || path_absolute(nd, n, abs, &trailing) <= 0 || nsv_parent(abs, dir) < 0)
+    if (path_absolute(nd, n, abs, &trailing) <= 0 || nsv_parent(abs, dir) < 0)
+        return 0;
+    /* the target's walk, for every caller: a directory missing or a file on the way */
+    int we = nsv_walk_error(abs);
+    if (we < 0)
+        return -we;
+    struct stat st;
+    if (REAL(stat)(dir, &st) < 0)
+        return errno;
+    if (!S_ISDIR(st.st_mode))
+        return ENOTDIR;
+    /* "name/" asks for a directory: EEXIST if the name is taken, else ENOENT (filename_create) */
+    if (trailing)
+        return REAL(fstatat)(AT_FDCWD, abs, &st, AT_SYMLINK_NOFOLLOW) == 0 ? EEXIST : ENOENT;
+    if (geteuid() == 0)
         return 0;
     int saved = errno, writable = 1;
     if (syscall(SYS_faccessat2, AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0) {
@@ -608,14 +622,6 @@ static int link_refused(int nd, const char *n, uint32_t inode)
     errno = saved;
     if (writable && source_ok)
         return 0;
-    struct stat st;
-    if (REAL(stat)(dir, &st) < 0) {
-        int e = errno == EACCES ? EACCES : 0; /* the walk's EACCES; else the kernel says */
-        errno = saved;
-        return e;
-    }
-    if (!S_ISDIR(st.st_mode))
-        return ENOTDIR; /* a file on the way: the walk fails first (faccessat checked the file) */
     if (!writable && !nsv_dir_allows(dir, X_OK))
         return EACCES;
     if (REAL(fstatat)(AT_FDCWD, abs, &st, AT_SYMLINK_NOFOLLOW) == 0)

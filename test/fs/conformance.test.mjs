@@ -348,7 +348,9 @@ test('a rename of one name of a file onto another name of it succeeds without wr
 // the in-memory file used to move to disk before the kernel's refusal, and then the open descriptor
 // of a process of another user could not follow it there (EIO from its next write; seed 880106753
 // of the 10 M soak, turn 150).  Refused for the target's directory (EACCES), an existing target
-// (EEXIST) and fs.protected_hardlinks (EPERM, checked before the directory's write permission).
+// (EEXIST) and fs.protected_hardlinks (EPERM, checked before the directory's write permission); a
+// target with a trailing slash is the kernel's ENOENT before all of them (seed 880106865), and so
+// is a missing directory (seed 880106801), as a file on the way is ENOTDIR.
 const LINKREFUSED = AS_USERS + String.raw`
 os.mkdir('w'); os.chmod('w', 0o777)
 os.mkdir('r'); os.chmod('r', 0o755)
@@ -359,7 +361,7 @@ def mine():
     fd = os.open('w/f0', os.O_RDWR | os.O_CREAT, 0o600)
     os.write(fd, b'a' * 3000)
     out = []
-    for t in ('r/f0', 'r/taken', 'r/../r/f1'):
+    for t in ('r/f0', 'r/taken', 'r/../r/f1', 'nodir/f2', 'w/f0/f3', 'w/g/'):
         try: os.link('w/f0', t); out.append(t + ' ok')
         except OSError as e: out.append(t + ' ' + errno.errorcode[e.errno])
     os.write(fd, b'b' * 5000)
@@ -371,6 +373,8 @@ def mine():
 print('1001 links its open file', as_user(1001, mine, show=True))
 print('1000 links w/theirs to r/x', as_user(1000, lambda: os.link('w/theirs', 'r/x')))
 print('1000 links w/theirs to w/x', as_user(1000, lambda: os.link('w/theirs', 'w/x')))
+print('1000 links w/theirs to w/y/', as_user(1000, lambda: os.link('w/theirs', 'w/y/')))
+print('1000 links w/theirs to r/y/', as_user(1000, lambda: os.link('w/theirs', 'r/y/')))
 print(sorted(os.listdir('w')), sorted(os.listdir('r')), os.stat('w/f0').st_size, os.stat('w/theirs').st_nlink)
 `;
 
