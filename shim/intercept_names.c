@@ -592,26 +592,40 @@ static int link_may_source(struct eph_inode *in)
  */
 static int link_refused(int nd, const char *n, uint32_t inode)
 {
-    char abs[EPH_PATH_MAX], dir[EPH_PATH_MAX];
-    int trailing;
-    if (path_absolute(nd, n, abs, &trailing) <= 0 || nsv_parent(abs, dir) < 0)
+    char name[EPH_PATH_MAX], dir[EPH_PATH_MAX], abs[EPH_PATH_MAX];
+    size_t len = strlen(n);
+    int trailing = 0, dotdot = pn_has_dotdot(n);
+    if (len == 0 || len >= sizeof name)
         return 0;
-    /* the target's walk, for every caller: a directory missing or a file on the way */
-    int we = nsv_walk_error(abs);
-    if (we < 0)
-        return -we;
+    /* the target without its trailing slashes, and its directory, both from nd as the kernel walks them */
+    memcpy(name, n, len + 1);
+    while (len > 1 && name[len - 1] == '/') {
+        name[--len] = '\0';
+        trailing = 1;
+    }
+    memcpy(dir, name, len + 1);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        memcpy(dir, ".", 2);
+    else
+        slash[slash == dir] = '\0';
+    if (!dotdot) { /* an in-memory file on the way ("..": the walk is physical, and the kernel says) */
+        int t, we = path_absolute(nd, n, abs, &t) > 0 ? nsv_walk_error(abs) : 0;
+        if (we < 0)
+            return -we;
+    }
     struct stat st;
-    if (REAL(stat)(dir, &st) < 0)
-        return errno;
+    if (REAL(fstatat)(nd, dir, &st, 0) < 0)
+        return errno == ENOENT && dotdot ? 0 : errno; /* through "..", ENOENT may be an in-memory file */
     if (!S_ISDIR(st.st_mode))
         return ENOTDIR;
     /* "name/" asks for a directory: EEXIST if the name is taken, else ENOENT (filename_create) */
     if (trailing)
-        return REAL(fstatat)(AT_FDCWD, abs, &st, AT_SYMLINK_NOFOLLOW) == 0 ? EEXIST : ENOENT;
+        return REAL(fstatat)(nd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? EEXIST : ENOENT;
     if (geteuid() == 0)
         return 0;
     int saved = errno, writable = 1;
-    if (syscall(SYS_faccessat2, AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0) {
+    if (syscall(SYS_faccessat2, nd, dir, W_OK | X_OK, AT_EACCESS) < 0) {
         if (errno != EACCES) {
             errno = saved;
             return 0;
@@ -619,12 +633,14 @@ static int link_refused(int nd, const char *n, uint32_t inode)
         writable = 0;
     }
     int source_ok = link_may_source(&sh.inodes[inode]);
+    if (!writable && syscall(SYS_faccessat2, nd, dir, X_OK, AT_EACCESS) < 0 && errno == EACCES) {
+        errno = saved;
+        return EACCES;
+    }
     errno = saved;
     if (writable && source_ok)
         return 0;
-    if (!writable && !nsv_dir_allows(dir, X_OK))
-        return EACCES;
-    if (REAL(fstatat)(AT_FDCWD, abs, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    if (REAL(fstatat)(nd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
         return EEXIST;
     errno = saved;
     return source_ok ? EACCES : EPERM;
