@@ -607,6 +607,9 @@ int shimops_run(struct eph_req *q, struct eph_resp *r, int *fd, pid_t peer, int 
                  : q->op == EPH_OP_UNLINK ? op_unlink(q)
                  : q->op == EPH_OP_RENAME ? op_rename(q, r)
                                           : op_rmdir(q);
+        /* The caller's reference, in its ledger before the answer can be lost with it. */
+        if (q->op == EPH_OP_CREATE && rc == 0 && r->where == EPH_WHERE_MEM && q->inflight1)
+            ledger_note_inflight(peer, q->inflight1 - 1, r->inode, r->gen);
         nsl_exit();
         return rc;
     }

@@ -433,6 +433,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
     atomic_store(&in->inflight, 0);
     atomic_store(&in->lock.word, 0);
     atomic_store(&in->open_count, 1); /* the caller's reference, as CREATE gives it */
+    ft_inflight_inode(e.inode, gen);  /* in the caller's ledger at once (fdtable.c) */
     atomic_store(&in->nlink, 0);
     atomic_store(&in->pinned, 0);
     atomic_store(&in->holes, 0);

@@ -21,6 +21,7 @@ int nsv_parent_searchable(const char *abs);
  * without a call.  Only a definite EACCES says no. */
 int nsv_dir_allows(const char *dir, int amode);
 int nsv_parent_allows(const char *abs, int amode);
+int nsv_parent(const char *abs, char *parent); /* abs's directory ("/" for "/x") into EPH_PATH_MAX bytes; -1 too long */
 int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen);
 int nsv_backoff(unsigned tries); /* seqlock reader wait: 0 retry, -EAGAIN give up */
 int nsv_stat(const char *abs, struct stat *st);    /* 0, -ENOENT if not in memory */

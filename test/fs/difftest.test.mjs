@@ -204,6 +204,11 @@ const cases = [
   { name: 'users-evicting', mode: 'users', ops: 8000, loose: true, budget: TINY_BUDGET, fixedSeed: 176224884 },
   { name: 'users-beside-w', mode: 'users', ops: 8000, fixedSeed: 138495297 },
   { name: 'users-evicting-beside-w', mode: 'users', ops: 8000, loose: true, budget: TINY_BUDGET, fixedSeed: 774409167 },
+  // Seed 880106753 of the 10 M soak: a rename of one name of a file onto another name of it (hard
+  // links on disk) by a user who may not write the directory, refused by the shim where the kernel
+  // does nothing and says 0 (turn 8); and links the kernel refuses (EACCES, ENOTDIR) that moved an
+  // open in-memory file to disk first, where its user's descriptor could not follow (turns 96-150).
+  { name: 'users-evicting-samefile', mode: 'users', ops: 8000, loose: true, budget: TINY_BUDGET, fixedSeed: 880106753 },
   // sanitised: difftest itself under ASan/UBSan with the shim preloaded, and the ASan daemon
   { name: 'asan-difftest', mode: 'single', ops: 6000, asanDifftest: true },
   { name: 'asan-daemon', mode: 'single', ops: 15000, loose: true, budget: TINY_BUDGET, daemon: DAEMON_ASAN },
