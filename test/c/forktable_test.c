@@ -174,19 +174,28 @@ static int disk_inherit_helper(void)
     return fl >= 0 && (fl & (O_ACCMODE | O_APPEND)) == O_RDONLY ? 0 : 1;
 }
 
-static void disk_inherit(const char *root, const char *self)
+/*
+ * counted: the same for a moved file whose size changes are counted (diskbytes.c).
+ * A size change marks its entry with the slot of its count (FT_SIZED), in the
+ * flags word that also holds the disk file's inode bits: the mark must keep them.
+ */
+static void disk_inherit(const char *root, const char *self, int counted)
 {
     char path[4096], other[4200];
-    snprintf(path, sizeof path, "%s/moved", root);
-    snprintf(other, sizeof other, "%s/moved-link", root);
+    const char *want = counted ? "diskcounted" : "disk";
+    snprintf(path, sizeof path, "%s/%s", root, counted ? "counted" : "moved");
+    snprintf(other, sizeof other, "%s-link", path);
     int fd = open(path, O_CREAT | O_RDWR | O_APPEND, 0644);
     CHECK(fd >= 0 && write(fd, "disk", 4) == 4 && dup2(fd, DISK_SLOT) == DISK_SLOT, "creating %s: %s", path,
           strerror(errno));
     close(fd);
     /* a hard link moves the file to disk; the next look at the fd follows it there */
     CHECK(link(path, other) == 0 && unlink(other) == 0, "link: %s", strerror(errno));
+    /* a size change on disk: the entry takes its count's slot */
+    CHECK(!counted || write(DISK_SLOT, "counted", 7) == 7, "write to the moved file: %s", strerror(errno));
     struct stat st;
-    CHECK(fstat(DISK_SLOT, &st) == 0 && st.st_size == 4, "fstat of the moved file: %s", strerror(errno));
+    CHECK(fstat(DISK_SLOT, &st) == 0 && st.st_size == (off_t)strlen(want), "fstat of the moved file: %s",
+          strerror(errno));
     pid_t pid = fork();
     if (pid == 0) {
         long (*raw)(long, ...) = (long (*)(long, ...))libc_sym("syscall");
@@ -199,10 +208,11 @@ static void disk_inherit(const char *root, const char *self)
     int status = 0;
     CHECK(pid > 0 && waitpid(pid, &status, 0) == pid, "fork/waitpid: %s", strerror(errno));
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-          "an exec'd image served /dev/null, put on fd %d past the shim, as the moved file (status %#x)", DISK_SLOT,
-          status);
-    char buf[8] = {0};
-    CHECK(pread(DISK_SLOT, buf, sizeof buf, 0) == 4 && memcmp(buf, "disk", 4) == 0, "the moved file holds [%s]", buf);
+          "an exec'd image served /dev/null, put on fd %d past the shim, as the moved file%s (status %#x)", DISK_SLOT,
+          counted ? " (counted)" : "", status);
+    char buf[16] = {0};
+    CHECK(pread(DISK_SLOT, buf, sizeof buf, 0) == (ssize_t)strlen(want) && memcmp(buf, want, strlen(want)) == 0,
+          "the moved file holds [%s]", buf);
     close(DISK_SLOT);
 }
 
@@ -250,7 +260,8 @@ static int child_main(const char *root, const char *disk)
     close(fd);
     failed_copy(path);
     mt_window(path);
-    disk_inherit(root, self_exe);
+    disk_inherit(root, self_exe, 0);
+    disk_inherit(root, self_exe, 1);
     fprintf(stderr, "forktable_test: %d checks, %d failures\n", checks, failures);
     return failures != 0;
 }
