@@ -52,6 +52,14 @@ const STANDS_FOR = { 'fcntl:F_DUPFD': 'openat', 'fcntl:F_DUPFD_CLOEXEC': 'openat
  * EPH_DT_DISK dentries (names found on disk entered in the region) would remove it.
  */
 const NEW_NAME_LOOK = { newfstatat: 1 };
+/**
+ * A wait, not an operation: a `futex` call is the namespace lock met held (by the daemon's 20 ms
+ * reclaim tick, or another process), where the kernel waits for the directory's lock inside its own
+ * call. How often the cycle meets it depends on the timing, not on the code path: 0.00-0.02 per
+ * cycle in loaded runs, which alone tipped the total over tmpfs + AMORTISED. Allowed up to
+ * CONTENDED per cycle, counted apart from the total; more than that is a lock held too long.
+ */
+const CONTENDED = { futex: 0.05 };
 
 const sc = scratch('nscount');
 after(() => sc.done());
@@ -169,10 +177,11 @@ test('namespace calls under ephemera: none that the kernel would not make but th
       mapped[key] = (mapped[key] ?? 0) + v;
     }
     for (const [k, v] of Object.entries(mapped)) {
-      const allowed = (tmpfs[k] ?? 0) + (NEW_NAME_LOOK[k] ?? 0) + AMORTISED;
+      const allowed = (tmpfs[k] ?? 0) + (NEW_NAME_LOOK[k] ?? 0) + (CONTENDED[k] ?? AMORTISED);
       if (v > allowed) problems.push(`${w}: ${k} ${v.toFixed(2)} per cycle, tmpfs ${(tmpfs[k] ?? 0).toFixed(2)}${NEW_NAME_LOOK[k] ? ` (+${NEW_NAME_LOOK[k]} allowed)` : ''}`);
     }
-    if (total(mapped) > total(tmpfs) + AMORTISED) problems.push(`${w}: ${total(mapped).toFixed(2)} calls per cycle in all, tmpfs ${total(tmpfs).toFixed(2)}`);
+    const waits = Object.keys(CONTENDED).reduce((n, k) => n + Math.min(mapped[k] ?? 0, CONTENDED[k]), 0);
+    if (total(mapped) - waits > total(tmpfs) + AMORTISED) problems.push(`${w}: ${total(mapped).toFixed(2)} calls per cycle in all, tmpfs ${total(tmpfs).toFixed(2)}`);
   }
   t.diagnostic(`per cycle: create ${total(ws.create.shim).toFixed(2)} under ephemera, ${total(ws.create.tmpfs).toFixed(2)} on tmpfs; rename set ${total(ws.rename.shim).toFixed(2)} and ${total(ws.rename.tmpfs).toFixed(2)} (the table is in the test above)`);
   assert.deepEqual(problems, [], `system calls the kernel would not make for the same calls on tmpfs:\n${table(ws)}`);
