@@ -7,6 +7,24 @@ import { PYTHON, sameOnTmpfsAndShim } from './lib/harness.mjs';
 
 const py = (script) => ({ cmd: PYTHON, argv: (dir) => ['-c', script, dir] });
 
+// A Python function the scripts below share: fn() run in a child as uid (and gid uid, no groups);
+// 'ok' or the errno's name.
+const AS_USER = String.raw`def as_user(uid, fn):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.setgroups([]); os.setgid(uid); os.setuid(uid)
+        try:
+            fn(); out = 'ok'
+        except OSError as e:
+            out = errno.errorcode[e.errno]
+        os.write(w, out.encode()); os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    out = os.read(r, 100).decode(); os.close(r)
+    return out`;
+
 // statvfs/fstatvfs on an in-memory file answer (tmpfs answers for its mount; the shim for the
 // file system of the file's directory, where it goes when memory is short): the figures are a
 // file system's, and the errors of a bad path are the kernel's.
@@ -167,21 +185,7 @@ os.chmod(d, 0o777)
 os.chdir(d)
 os.mkdir('s'); os.chmod('s', 0o1777)
 os.mkdir('u'); os.chown('u', 1001, 1001); os.chmod('u', 0o1777)
-def as_user(uid, fn):
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        os.setgroups([]); os.setgid(uid); os.setuid(uid)
-        try:
-            fn(); out = 'ok'
-        except OSError as e:
-            out = errno.errorcode[e.errno]
-        os.write(w, out.encode()); os._exit(0)
-    os.close(w)
-    os.waitpid(pid, 0)
-    out = os.read(r, 100).decode(); os.close(r)
-    return out
+${AS_USER}
 def mk(path, uid):
     def make():
         with open(path, 'wb') as f:
@@ -263,14 +267,7 @@ os.chmod(d, 0o755)
 os.mkdir('b'); os.mkdir('b/c'); open('b/c/x','w').write('x'); open('b/y','w').write('y')
 open('b/k','w').write('k'); os.chown('b', 1000, 1000); os.chmod('b', 0o750)
 os.mkdir('a'); open('a/f1', 'w').write('f')
-def as_user(uid, fn):
-    r, w = os.pipe(); pid = os.fork()
-    if pid == 0:
-        os.close(r); os.setgroups([]); os.setgid(uid); os.setuid(uid)
-        try: fn(); out = 'ok'
-        except OSError as e: out = errno.errorcode[e.errno]
-        os.write(w, out.encode()); os._exit(0)
-    os.close(w); os.waitpid(pid, 0); out = os.read(r, 100).decode(); os.close(r); return out
+${AS_USER}
 for name, fn in [('creat b/c/f0', lambda: os.open('b/c/f0', os.O_WRONLY|os.O_CREAT, 0o640)),
                  ('open b/c/x', lambda: os.open('b/c/x', os.O_RDONLY)),
                  ('open b/y', lambda: os.open('b/y', os.O_RDONLY)),
@@ -440,21 +437,7 @@ with open('a/f', 'wb') as f:
 os.link('a/f', 'g')
 with open('own', 'wb') as f:
     f.write(b'own')
-def as_user(uid, fn):
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        os.setgroups([]); os.setgid(uid); os.setuid(uid)
-        try:
-            fn(); out = 'ok'
-        except OSError as e:
-            out = errno.errorcode[e.errno]
-        os.write(w, out.encode()); os._exit(0)
-    os.close(w)
-    os.waitpid(pid, 0)
-    out = os.read(r, 100).decode(); os.close(r)
-    return out
+${AS_USER}
 print('a/f onto its link g', as_user(1001, lambda: os.rename('a/f', 'g')))
 print('g onto its link a/f', as_user(1001, lambda: os.rename('g', 'a/f')))
 print('a/f onto itself', as_user(1001, lambda: os.rename('a/f', 'a/f')))
