@@ -7,6 +7,13 @@ import { PYTHON, sameOnTmpfsAndShim } from './lib/harness.mjs';
 
 const py = (script) => ({ cmd: PYTHON, argv: (dir) => ['-c', script, dir] });
 
+// The scripts' test directory d, made reachable and writable by the other users, as on tmpfs: its
+// parent gets o+x only when it lacks it (never loosen /dev/shm's 1777), then the script works in d.
+const OPEN_TO_USERS = String.raw`p = os.path.dirname(d); m = os.stat(p).st_mode
+if not m & 0o001: os.chmod(p, (m & 0o7777) | 0o011)
+os.chmod(d, 0o777)
+os.chdir(d)`;
+
 // A Python function the scripts below share: fn() run in a child as uid (and gid uid, no groups);
 // 'ok' or the errno's name.
 const AS_USER = String.raw`def as_user(uid, fn):
@@ -133,10 +140,7 @@ const SETID = String.raw`
 import os, sys
 d = sys.argv[1]
 # (the shim's scratch parent is 0700: the shim used to let other users through it, the kernel never)
-p = os.path.dirname(d); m = os.stat(p).st_mode
-if not m & 0o001: os.chmod(p, (m & 0o7777) | 0o011)  # the users must reach d, as on tmpfs; never loosen /dev/shm (1777) itself
-os.chmod(d, 0o777)
-os.chdir(d)
+${OPEN_TO_USERS}
 cases = [('w', 0o6777, 'write'), ('t', 0o6777, 'truncate'), ('f', 0o6777, 'ftruncate'), ('o', 0o6777, 'otrunc'),
          ('g', 0o2766, 'write'), ('r', 0o6777, 'root-write')]
 for name, mode, _ in cases:
@@ -179,10 +183,7 @@ test('a write or truncate by another user clears the set-id bits as on tmpfs', {
 const STICKY = String.raw`
 import errno, os, sys
 d = sys.argv[1]
-p = os.path.dirname(d); m = os.stat(p).st_mode
-if not m & 0o001: os.chmod(p, (m & 0o7777) | 0o011)  # the users must reach d, as on tmpfs; never loosen /dev/shm (1777) itself
-os.chmod(d, 0o777)
-os.chdir(d)
+${OPEN_TO_USERS}
 os.mkdir('s'); os.chmod('s', 0o1777)
 os.mkdir('u'); os.chown('u', 1001, 1001); os.chmod('u', 0o1777)
 ${AS_USER}
@@ -223,10 +224,7 @@ test('sticky directories: unlink and rename fail and succeed for the users the k
 // owner outside the file's group (S_ISGID silently dropped), as the kernel does.
 const SGID = String.raw`import errno, os, sys
 d = sys.argv[1]
-p = os.path.dirname(d); m = os.stat(p).st_mode
-if not m & 0o001: os.chmod(p, (m & 0o7777) | 0o011)  # the users must reach d, as on tmpfs; never loosen /dev/shm (1777) itself
-os.chmod(d, 0o777)
-os.chdir(d)
+${OPEN_TO_USERS}
 os.mkdir('g'); os.chown('g', 0, 1000); os.chmod('g', 0o2777)
 with open('g/f', 'wb') as f: f.write(b'x')
 st = os.stat('g/f'); print('inherit gid', st.st_gid, oct(st.st_mode & 0o7777))
@@ -357,10 +355,7 @@ test('an in-memory file renamed over a disk name (file, symlink, directory, stic
 const OTHER_USER_MOVED = String.raw`
 import errno, mmap, os, sys, time
 d = sys.argv[1]
-p = os.path.dirname(d); m = os.stat(p).st_mode
-if not m & 0o001: os.chmod(p, (m & 0o7777) | 0o011)
-os.chmod(d, 0o777)
-os.chdir(d)
+${OPEN_TO_USERS}
 with open('a', 'wb') as f:
     f.write(b'x' * 40000)
 os.chown('a', 1001, 1001)
@@ -427,10 +422,7 @@ test("another user's open file that moved to disk: its fd reads, writes, maps an
 const RENAME_SAME_FILE = String.raw`
 import errno, os, sys
 d = sys.argv[1]
-p = os.path.dirname(d); m = os.stat(p).st_mode
-if not m & 0o001: os.chmod(p, (m & 0o7777) | 0o011)
-os.chmod(d, 0o777)
-os.chdir(d)
+${OPEN_TO_USERS}
 os.mkdir('a', 0o755)
 with open('a/f', 'wb') as f:
     f.write(b'data')
