@@ -93,13 +93,14 @@ export class OutputFiles {
     if (this.#closed) return;
     for (const stream of ['stdout', 'stderr'] as const) {
       const s = this.#src[stream];
-      // Emptied by someone else (or the file replaced): start again at its beginning.
-      if (fstatSync(s.fd).size < s.offset) s.offset = 0;
+      // Only #trim empties the files (the runtime appends), so the offset never passes the end.
       for (;;) {
         const n = readSync(s.fd, this.#buf, 0, CHUNK, s.offset);
-        if (n === 0) break;
-        s.offset += n;
-        this.#log.push(stream, s.decoder.write(this.#buf.subarray(0, n)));
+        if (n > 0) {
+          s.offset += n;
+          this.#log.push(stream, s.decoder.write(this.#buf.subarray(0, n)));
+        }
+        if (n < CHUNK) break;
       }
     }
   }
