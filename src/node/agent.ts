@@ -16,7 +16,7 @@ import { join } from 'node:path';
 
 import { EphemeraError, isEphemeraError } from '../core/errors.js';
 import type { ContainerEngine, MountSpec } from '../container/engine.js';
-import { DaemonClient, type DaemonPeaks, type DaemonStats } from '../daemon-client/client.js';
+import { DaemonClient, type DaemonStats } from '../daemon-client/client.js';
 import { cgroupGuardArm } from '../guard/arm.js';
 import { ContainerGuard } from '../guard/container-guard.js';
 import { cgroupGuardKnobs } from '../guard/watchdog.js';
@@ -29,6 +29,7 @@ import { actionRequest, ActionRequestError, runtimeConnection, waitForRuntime } 
 import { activationLogger, type Logger } from '../log/logger.js';
 import { ActivationLog } from './activation-log.js';
 import { OutputFiles } from './output-files.js';
+import { readStatsAndPeaks } from './daemon-reads.js';
 import type {
   ActionReply,
   ContainerCreated,
@@ -485,7 +486,7 @@ export class NodeAgent {
       // then stand still; its usage falls back to counters without the peaks).
       const [logs, [statsRead, peaksRead]] = await Promise.all([
         i.log === undefined ? Promise.resolve([]) : i.log.take(LOG_WAIT_MS),
-        base.peaks ? this.#statsAndPeaks(i) : Promise.allSettled([i.daemon.stats(), Promise.reject(new Error('no window'))]),
+        base.peaks ? readStatsAndPeaks(i.daemon, i) : Promise.allSettled([i.daemon.stats(), Promise.reject(new Error('no window'))]),
       ]);
       if (statsRead.status === 'rejected') this.#log(`stats of ${id} after its run: ${(statsRead.reason as Error).message}`);
       if (base.peaks && peaksRead.status === 'rejected') this.#log(`peaks of ${id} after its run (its usage falls back to counters): ${(peaksRead.reason as Error).message}`);
@@ -587,30 +588,10 @@ export class NodeAgent {
   async #baseline(i: Instance): Promise<Baseline> {
     i.cgroupPeak.open();
     const oomKills = oomCount(i, 0);
-    const [stats, peaks] = await this.#statsAndPeaks(i);
+    const [stats, peaks] = await readStatsAndPeaks(i.daemon, i);
     if (stats.status === 'rejected') throw stats.reason;
     if (peaks.status === 'rejected') this.#log(`the daemon of ${i.id} opened no peaks window (its runs' usage comes from counters): ${(peaks.reason as Error).message}`);
     return { stats: stats.value, oomKills, peaks: peaks.status === 'fulfilled' };
-  }
-
-  /**
-   * The daemon's counters, then its peaks window closed and the next opened (`reset`): one
-   * `stats-peaks` request, or `stats` and `peaks` side by side for a daemon without it. Each side
-   * settles on its own, as two requests would.
-   */
-  async #statsAndPeaks(i: Instance): Promise<[PromiseSettledResult<DaemonStats>, PromiseSettledResult<DaemonPeaks>]> {
-    if (i.statsPeaks) {
-      try {
-        const both = await i.daemon.statsPeaks({ reset: true });
-        return [{ status: 'fulfilled', value: both.stats }, { status: 'fulfilled', value: both.peaks }];
-      } catch (err) {
-        if (!isEphemeraError(err, 'EPH_DAEMON_REPLY') || err.detail['daemonCode'] !== 'EPH_UNKNOWN_OP') {
-          return [{ status: 'rejected', reason: err }, { status: 'rejected', reason: err }];
-        }
-        i.statsPeaks = false;
-      }
-    }
-    return Promise.allSettled([i.daemon.stats(), i.daemon.peaks({ reset: true })]);
   }
 
   /** Stops and removes a container the agent created, after its lent memory came back. */
@@ -669,7 +650,7 @@ export class NodeAgent {
     let u = used;
     if (u === undefined) {
       // The window since the last one this read (or the last run's baseline); the next opens now.
-      const [statsRead, peaksRead] = await this.#statsAndPeaks(i);
+      const [statsRead, peaksRead] = await readStatsAndPeaks(i.daemon, i);
       if (statsRead.status === 'rejected') throw statsRead.reason;
       const stats = statsRead.value;
       const peaks = peaksRead.status === 'fulfilled' ? peaksRead.value : undefined;
