@@ -278,15 +278,15 @@ static int ctl_grow(struct ctl_conn *c, const char *id, int64_t limit)
 
 /* The peaks since the last reset (PROTOCOL.md "peaks"); `reset` opens a new
  * window right after they are read. */
-static int ctl_peaks(struct ctl_conn *c, const char *id, int reset)
+static void ctl_peaks_json(char *res, size_t n, int reset)
 {
     int64_t own = budget_own_window(reset);
     struct fbytes_window w;
     fbytes_window(reset, &w);
-    char own_s[32], ms_s[32], res[640];
+    char own_s[32], ms_s[32];
     ctl_i64(own_s, sizeof own_s, own);
     ctl_i64(ms_s, sizeof ms_s, w.ms);
-    snprintf(res, sizeof res,
+    snprintf(res, n,
              "{\"own_memory_peak\":%s,\"file_bytes_peak\":%llu,\"file_bytes_memory_peak\":%llu,"
              "\"file_bytes_counted_peak\":%llu,\"file_bytes_memory\":%llu,\"file_bytes_disk\":%llu,"
              "\"file_bytes_disk_counted\":%llu,\"window_ms\":%s,\"reset\":%s}",
@@ -294,6 +294,16 @@ static int ctl_peaks(struct ctl_conn *c, const char *id, int reset)
              (unsigned long long)w.counted_peak, (unsigned long long)w.memory,
              (unsigned long long)w.disk, (unsigned long long)w.disk_counted, ms_s,
              reset ? "true" : "false");
+}
+
+/* `stats-peaks` (PROTOCOL.md): the counters, then the window's peaks, in one
+ * answer: what the node agent reads after every activation. */
+static int ctl_stats_peaks(struct ctl_conn *c, const char *id, int reset)
+{
+    char st[8192], pk[640], res[sizeof st + sizeof pk + 32];
+    ctl_stats_json(st, sizeof st);
+    ctl_peaks_json(pk, sizeof pk, reset);
+    snprintf(res, sizeof res, "{\"stats\":%s,\"peaks\":%s}", st, pk);
     return ctl_ok(c, id, res);
 }
 
@@ -329,7 +339,7 @@ static int ctl_dispatch(struct ctl_conn *c, char *line, size_t len)
     int sent = 0;
     if (strcmp(name, "stats") == 0)
         return ctl_ok_stats(c, id);
-    if (strcmp(name, "peaks") == 0) {
+    if (strcmp(name, "peaks") == 0 || strcmp(name, "stats-peaks") == 0) {
         struct jfield *r = json_get(&o, "reset");
         if (r && r->type != J_BOOL) {
             char msg[160];
@@ -337,7 +347,11 @@ static int ctl_dispatch(struct ctl_conn *c, char *line, size_t len)
                      (int)(r->rawlen > 40 ? 40 : r->rawlen), r->raw);
             return ctl_error(c, id, "EPH_BAD_REQUEST", msg, NULL);
         }
-        return ctl_peaks(c, id, r && r->b);
+        if (name[0] == 's')
+            return ctl_stats_peaks(c, id, r && r->b);
+        char pk[640];
+        ctl_peaks_json(pk, sizeof pk, r && r->b);
+        return ctl_ok(c, id, pk);
     }
     if (strcmp(name, "ns-check") == 0) {
         /* The namespace's invariants (namespace.c, ns_check), for tests and operators. */
@@ -413,10 +427,11 @@ static int ctl_dispatch(struct ctl_conn *c, char *line, size_t len)
         c->closing = 1;
         return ctl_ok_stats(c, id);
     }
-    char msg[200], q[120];
+    char msg[240], q[120];
     ctl_quote(q, sizeof q, name);
     snprintf(msg, sizeof msg,
-             "unknown op %s (known: stats, peaks, shrink, set-limit, grow, subscribe, shutdown)",
+             "unknown op %s (known: stats, peaks, stats-peaks, shrink, set-limit, grow, subscribe, "
+             "shutdown)",
              q);
     return ctl_error(c, id, "EPH_UNKNOWN_OP", msg, NULL);
 }

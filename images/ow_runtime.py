@@ -1,6 +1,6 @@
 """The action runtime of the function image: Apache OpenWhisk's action protocol, Python stdlib only.
 
-    python3 ow_runtime.py --socket PATH [--port N] [--rundir DIR --daemon-pid PID --ready-file PATH]
+    python3 ow_runtime.py --socket PATH [--port N] [--output-files] [--rundir DIR --daemon-pid PID --ready-file PATH]
     sh ow_entry.sh RUNDIR ROOT --socket PATH [--port N]        (with Ephemera)
 
 It answers ``POST /init`` and ``POST /run`` exactly as an OpenWhisk action container does
@@ -15,6 +15,10 @@ It answers ``POST /init`` and ``POST /run`` exactly as an OpenWhisk action conta
   its dict (or list). An exception is 502 ``{"error": str(exc)}`` with the traceback on stderr.
 * After every activation the sentinel ``XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX`` goes to stdout and
   stderr, so the host can cut the container's log stream into activations.
+* With ``--output-files`` the process's stdout and stderr (the action's, and every program's it
+  starts) go to ``action.stdout`` and ``action.stderr`` in ``--rundir`` once the runtime serves,
+  instead of to the container's output: the node agent reads them there, at the sentinel, without
+  the engine's log path (docs/ARCHITECTURE.md, node agent, "An activation's output through a file").
 
 The action runs in this process, the function's own: the runtime adds no resident process of its
 own beyond the function, as OpenWhisk's Python runtime does with its one long-lived interpreter.
@@ -277,7 +281,28 @@ class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         return conn, ("unix", 0)
 
 
+def output_to_files(rundir):
+    """Points fds 1 and 2 at action.stdout and action.stderr in the run directory (appended to).
+
+    Opened before the socket listens, so they exist once /health answers; O_APPEND keeps every
+    writer (threads, child processes) at the end. A failure here is the container's to report, on
+    its original output, before it serves.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for fd, name in ((1, "action.stdout"), (2, "action.stderr")):
+        path = os.path.join(rundir, name)
+        try:
+            f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as e:
+            fail(f"cannot open {path} for the action's output: {e}; --output-files needs a writable --rundir")
+        os.dup2(f, fd)
+        os.close(f)
+
+
 def serve(a):
+    if a.output_files:
+        output_to_files(a.rundir)
     # Not a tty: Python would buffer the action's prints past the sentinel.
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
@@ -333,6 +358,8 @@ def main():
     p.add_argument("--socket", required=True, help="unix socket to serve /init and /run on")
     p.add_argument("--port", type=int, help="also listen on this TCP port (inside the container)")
     p.add_argument("--rundir", default="/run/ephemera")
+    p.add_argument("--output-files", action="store_true",
+                   help="write stdout and stderr to action.stdout and action.stderr in --rundir once serving")
     p.add_argument("--daemon-pid", type=int, help="ephemerad's pid (ow_entry.sh passes it)")
     p.add_argument("--ready-file", help="the file ephemerad writes its ready line to (ow_entry.sh)")
     a = p.parse_args()

@@ -152,6 +152,22 @@ export class DaemonClient {
     return parsePeaks(await this.request('peaks', { reset: options.reset === true }), `${this.#path}: the reply to 'peaks'`);
   }
 
+  /**
+   * The counters and the window's peaks in one round trip (`stats-peaks`): the counters are read
+   * first, then the window's peaks (and, with `reset`, the next window opens). A daemon without
+   * the op refuses it with `EPH_DAEMON_REPLY`, `detail.daemonCode` `EPH_UNKNOWN_OP`.
+   */
+  async statsPeaks(options: { readonly reset?: boolean } = {}): Promise<{ stats: DaemonStats; peaks: DaemonPeaks }> {
+    const where = `${this.#path}: the reply to 'stats-peaks'`;
+    const r = await this.request('stats-peaks', { reset: options.reset === true });
+    const stats = r['stats'];
+    const peaks = r['peaks'];
+    if (!isRecord(stats) || !isRecord(peaks)) {
+      throw new EphemeraError('EPH_DAEMON_PROTOCOL', `${where} must hold the objects "stats" and "peaks", got ${JSON.stringify(r).slice(0, 200)}`);
+    }
+    return { stats: parseStats(stats, where), peaks: parsePeaks(peaks, where) };
+  }
+
   /** Ask the daemon to fit under `bytes`; resolves once the memory is really freed. */
   async shrink(bytes: number): Promise<DaemonStats> {
     return parseStats(await this.request('shrink', { bytes }), `${this.#path}: the reply to 'shrink'`);

@@ -220,3 +220,22 @@ with open(os.environ["ROOT"] + "/second", "wb") as f:
     assert.ok((await c.stats()).bytes_in_memory_peak >= first.file_bytes_memory_peak);
   });
 });
+
+test('stats-peaks: the counters and the window in one answer, the reset opening the next window as peaks does', { skip, timeout: 30_000 }, async () => {
+  await withDaemon('64M', async (c, invoke) => {
+    await c.peaks({ reset: true });
+    invoke(`import os
+r = os.environ["ROOT"]
+with open(r + "/scratch", "wb") as f:
+    f.write(b"s" * ${3 * MiB})
+os.unlink(r + "/scratch")`);
+    const both = await c.statsPeaks({ reset: true });
+    assert.ok(both.peaks.file_bytes_memory_peak >= 3 * MiB, `the scratch file counts in the window: ${JSON.stringify(both.peaks)}`);
+    assert.equal(both.peaks.file_bytes_memory, 0);
+    assert.ok(both.stats.fast_writes >= 1 && both.stats.bytes_in_memory_peak >= 3 * MiB, JSON.stringify(both.stats));
+    const next = await c.statsPeaks();
+    assert.equal(next.peaks.file_bytes_memory_peak, 0, `a new window opened at the reset: ${JSON.stringify(next.peaks)}`);
+    assert.ok(next.stats.bytes_in_memory_peak >= 3 * MiB, 'the lifetime peak stays in stats');
+    await assert.rejects(c.request('stats-peaks', { reset: 'yes' }), (err: Error & { detail?: Record<string, unknown> }) => err.detail?.['daemonCode'] === 'EPH_BAD_REQUEST');
+  });
+});

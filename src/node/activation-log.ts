@@ -57,6 +57,14 @@ export class ActivationLog {
       });
       this.#waiter = undefined;
     }
+    return this.cut(timeoutMs);
+  }
+
+  /**
+   * The lines of the next activation as they stand, without waiting; a missing sentinel is noted
+   * as not arrived within `waitedMs`.
+   */
+  cut(waitedMs: number): string[] {
     const out: string[] = [];
     const later: Line[] = [];
     const done: Record<Stream, boolean> = { stdout: false, stderr: false };
@@ -71,9 +79,14 @@ export class ActivationLog {
     this.#lines = later;
     if (!done.stdout || !done.stderr) {
       const missing = (['stdout', 'stderr'] as const).filter((s) => !done[s]).join(' and ');
-      out.push(`${new Date(this.#now()).toISOString()} stderr: [ephemera] the end-of-activation sentinel did not arrive on ${missing} within ${timeoutMs} ms; logs may be cut short`);
+      out.push(`${new Date(this.#now()).toISOString()} stderr: [ephemera] the end-of-activation sentinel did not arrive on ${missing} within ${waitedMs} ms; logs may be cut short`);
     }
     return out;
+  }
+
+  /** Whether both streams carried a sentinel: take would return at once. */
+  get complete(): boolean {
+    return this.#complete();
   }
 
   #complete(): boolean {

@@ -28,6 +28,8 @@ import type { ContainerInfo, LiveContainer, ManagerSnapshot, PoolEntry, PoolName
 import { actionRequest, ActionRequestError, runtimeConnection, waitForRuntime } from './action-client.js';
 import { activationLogger, type Logger } from '../log/logger.js';
 import { ActivationLog } from './activation-log.js';
+import { OutputFiles } from './output-files.js';
+import { readStatsAndPeaks } from './daemon-reads.js';
 import type {
   ActionReply,
   ContainerCreated,
@@ -104,6 +106,16 @@ interface Standing {
   readonly lendWhileIdle: boolean;
 }
 
+/** Where the agent takes an activation's logs from: the run directory's files, or the engine's stream. */
+interface ActivationOutput {
+  take(timeoutMs: number): Promise<string[]>;
+}
+
+interface OutputSource {
+  readonly log: ActivationOutput;
+  readonly stop: () => void;
+}
+
 interface Instance {
   readonly id: string;
   readonly name: string;
@@ -119,13 +131,15 @@ interface Instance {
   /** The container's OOM guard held from the host; undefined when off or it could not be set. */
   readonly guard: ContainerGuard | undefined;
   readonly daemon: DaemonClient;
+  /** False once the daemon refused `stats-peaks` (an older one): its two reads go apart. */
+  statsPeaks: boolean;
   /** The cgroup's own peak over an invocation (the fallback for a daemon without `peaks`). */
   readonly cgroupPeak: CgroupPeakWindow;
   /** The cgroup's OOM-kill count, through a kept descriptor. */
   readonly oom: OomKillCounter;
   /** The host directory bind-mounted at /run/ephemera (created containers). */
   readonly dir: string | undefined;
-  readonly log: ActivationLog | undefined;
+  readonly log: ActivationOutput | undefined;
   stopLogs: (() => void) | undefined;
   busy: boolean;
   /** The limit in force: read at attach, then set by every move that resizes the container. */
@@ -299,7 +313,7 @@ export class NodeAgent {
       id = await this.#o.engine.create({
         name: `eph-${this.#o.node}-${short}`,
         image: req.image ?? this.#o.image,
-        cmd: runtimeCommand(true),
+        cmd: runtimeCommand(true, { outputFiles: true }),
         env: { PYTHONDONTWRITEBYTECODE: '1', ...req.env },
         memory: req.memoryBytes,
         memorySwap: req.memoryBytes,
@@ -311,11 +325,10 @@ export class NodeAgent {
         labels: { ...req.labels, ...containerLabels(this.#o.node, short, info) },
       });
       await this.#o.engine.start(id);
-      // Following a container that has not started yet ends at once; the runtime prints nothing
-      // before it serves, so following right after the start loses no line.
-      const log = new ActivationLog();
-      const stopLogs = await this.#o.engine.followLogs(id, (stream, text) => log.push(stream, text));
-      const instance = await this.#attach(id, `eph-${this.#o.node}-${short}`, { ...info, id }, 'created', dir, log, stopLogs);
+      const started = id;
+      // The runtime writes its output to files in the run directory once it serves (before its
+      // /health answers), and prints nothing before: nothing is missed by opening them then.
+      const instance = await this.#attach(started, `eph-${this.#o.node}-${short}`, { ...info, id }, 'created', dir, () => this.#output(started, dir, false));
       await this.#register(instance);
       return { id, tenant: req.tenant, function: req.function, memoryBytes: req.memoryBytes, createdMs: Math.round(performance.now() - t0) };
     } catch (err) {
@@ -466,23 +479,19 @@ export class NodeAgent {
       // A move that lands while these are read makes them no baseline for the next run (see #finish).
       const readGen = i.moveGen;
       const oomAfter = oomCount(i, base.oomKills);
-      const [logs, afterRead, peaks] = await Promise.all([
+      // The counters and the run's window, opened with the baseline (its exact peaks,
+      // docs/PROTOCOL.md, peaks), in one request that also opens the next run's window (reset),
+      // which the container's next run keeps unless a move resizes it first (then #finish opens
+      // another). The Manager must hear the end even if the daemon cannot answer now (its counters
+      // then stand still; its usage falls back to counters without the peaks).
+      const [logs, [statsRead, peaksRead]] = await Promise.all([
         i.log === undefined ? Promise.resolve([]) : i.log.take(LOG_WAIT_MS),
-        // The Manager must hear the end even if the daemon cannot answer now (its counters then stand still).
-        i.daemon.stats().catch((err: unknown) => {
-          this.#log(`stats of ${id} after its run: ${(err as Error).message}`);
-          return undefined;
-        }),
-        // The run's window, opened with the baseline: its exact peaks (docs/PROTOCOL.md, peaks).
-        // The same request opens the next run's window (reset), which the container's next run
-        // keeps unless a move resizes it first (then #finish opens another).
-        base.peaks
-          ? i.daemon.peaks({ reset: true }).catch((err: unknown) => {
-              this.#log(`peaks of ${id} after its run (its usage falls back to counters): ${(err as Error).message}`);
-              return undefined;
-            })
-          : Promise.resolve(undefined),
+        base.peaks ? readStatsAndPeaks(i.daemon, i) : Promise.allSettled([i.daemon.stats(), Promise.reject(new Error('no window'))]),
       ]);
+      if (statsRead.status === 'rejected') this.#log(`stats of ${id} after its run: ${(statsRead.reason as Error).message}`);
+      if (base.peaks && peaksRead.status === 'rejected') this.#log(`peaks of ${id} after its run (its usage falls back to counters): ${(peaksRead.reason as Error).message}`);
+      const afterRead = statsRead.status === 'fulfilled' ? statsRead.value : undefined;
+      const peaks = peaksRead.status === 'fulfilled' ? peaksRead.value : undefined;
       const after = afterRead ?? before;
       noteFinished(oomAfter > base.oomKills);
       const cgroupPeak = i.cgroupPeak.read();
@@ -578,18 +587,11 @@ export class NodeAgent {
 
   async #baseline(i: Instance): Promise<Baseline> {
     i.cgroupPeak.open();
-    const [peaks, stats, oomKills] = await Promise.all([
-      i.daemon.peaks({ reset: true }).then(
-        () => true,
-        (err: unknown) => {
-          this.#log(`the daemon of ${i.id} opened no peaks window (its runs' usage comes from counters): ${(err as Error).message}`);
-          return false;
-        },
-      ),
-      i.daemon.stats(),
-      Promise.resolve(oomCount(i, 0)),
-    ]);
-    return { stats, oomKills, peaks };
+    const oomKills = oomCount(i, 0);
+    const [stats, peaks] = await readStatsAndPeaks(i.daemon, i);
+    if (stats.status === 'rejected') throw stats.reason;
+    if (peaks.status === 'rejected') this.#log(`the daemon of ${i.id} opened no peaks window (its runs' usage comes from counters): ${(peaks.reason as Error).message}`);
+    return { stats: stats.value, oomKills, peaks: peaks.status === 'fulfilled' };
   }
 
   /** Stops and removes a container the agent created, after its lent memory came back. */
@@ -621,7 +623,7 @@ export class NodeAgent {
       initialQuota: req.memoryBytes,
       ...(req.profile !== undefined ? { profile: req.profile } : {}),
     };
-    const instance = await this.#attach(state.id, id, info, 'registered', undefined, undefined, undefined, req.controlSocket);
+    const instance = await this.#attach(state.id, id, info, 'registered', undefined, undefined, req.controlSocket);
     await writeFile(join(this.#o.stateDir, 'registered', `${state.id}.json`), JSON.stringify({ info, controlSocket: req.controlSocket, name: id }));
     await this.#register(instance);
     return this.#view(instance, undefined);
@@ -648,7 +650,10 @@ export class NodeAgent {
     let u = used;
     if (u === undefined) {
       // The window since the last one this read (or the last run's baseline); the next opens now.
-      const [stats, peaks] = await Promise.all([i.daemon.stats(), i.daemon.peaks({ reset: true }).catch(() => undefined)]);
+      const [statsRead, peaksRead] = await readStatsAndPeaks(i.daemon, i);
+      if (statsRead.status === 'rejected') throw statsRead.reason;
+      const stats = statsRead.value;
+      const peaks = peaksRead.status === 'fulfilled' ? peaksRead.value : undefined;
       const cgroupPeak = i.cgroupPeak.read();
       i.cgroupPeak.open();
       u = peaks !== undefined ? usageFromPeaks(peaks, stats, cgroupPeak) : usageFromCounters(stats, stats, cgroupPeak);
@@ -674,9 +679,8 @@ export class NodeAgent {
       const dir = join(this.#o.stateDir, 'c', parsed.dir);
       try {
         if (!c.running) throw new Error('it is not running');
-        const log = new ActivationLog();
-        const stopLogs = await this.#o.engine.followLogs(c.id, (stream, text) => log.push(stream, text));
-        await this.#attach(c.id, c.name, parsed.info, 'created', dir, log, stopLogs);
+        // Output written before this agent took over was the previous agent's to read.
+        await this.#attach(c.id, c.name, parsed.info, 'created', dir, () => this.#output(c.id, dir, true));
       } catch (err) {
         this.#log(`recovery: removing container ${c.name}: ${(err as Error).message}`);
         await this.#o.engine.remove(c.id).catch(() => undefined);
@@ -687,7 +691,7 @@ export class NodeAgent {
       const path = join(this.#o.stateDir, 'registered', file);
       try {
         const saved = JSON.parse(await readFile(path, 'utf8')) as { info: ContainerInfo; controlSocket: string; name: string };
-        await this.#attach(saved.info.id, saved.name, saved.info, 'registered', undefined, undefined, undefined, saved.controlSocket);
+        await this.#attach(saved.info.id, saved.name, saved.info, 'registered', undefined, undefined, saved.controlSocket);
       } catch (err) {
         this.#log(`recovery: forgetting registered container ${file}: ${(err as Error).message}`);
         await rm(path, { force: true });
@@ -767,15 +771,16 @@ export class NodeAgent {
     info: ContainerInfo,
     origin: 'created' | 'registered',
     dir: string | undefined,
-    log: ActivationLog | undefined,
-    stopLogs: (() => void) | undefined,
+    output: (() => Promise<OutputSource>) | undefined,
     controlSocket?: string,
   ): Promise<Instance> {
     let guard: ContainerGuard | undefined;
+    let out: OutputSource | undefined;
     try {
       if (dir !== undefined) {
         await waitForRuntime(join(dir, 'action.sock'), this.#o.startTimeoutMs ?? 30_000, async () => (await this.#o.engine.inspect(id).catch(() => undefined))?.running === true);
       }
+      out = await output?.();
       const state = await this.#o.engine.inspect(id);
       const loc = await findMemoryCgroup({ pid: state.pid });
       guard = this.#guard(loc.dir, loc.version);
@@ -797,11 +802,12 @@ export class NodeAgent {
         limiter,
         guard: held,
         daemon,
+        statsPeaks: true,
         cgroupPeak: new CgroupPeakWindow(loc.version, loc.dir),
         oom: new OomKillCounter(loc.version, loc.dir),
         dir,
-        log,
-        stopLogs,
+        log: out?.log,
+        stopLogs: out?.stop,
         busy: false,
         limitBytes,
         moveGen: 0,
@@ -821,10 +827,23 @@ export class NodeAgent {
       this.#instances.set(id, instance);
       return instance;
     } catch (err) {
-      stopLogs?.();
+      out?.stop();
       await guard?.stop({ disarm: true }).catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * A created container's output: the files its runtime writes in the run directory
+   * (`--output-files`), or, for a runtime that writes none (started by an older agent), the
+   * engine's log stream.
+   */
+  async #output(id: string, dir: string, fromEnd: boolean): Promise<OutputSource> {
+    const files = OutputFiles.open(dir, { fromEnd });
+    if (files !== undefined) return { log: files, stop: () => { files.close(); } };
+    const log = new ActivationLog();
+    const stop = await this.#o.engine.followLogs(id, (stream, text) => { log.push(stream, text); });
+    return { log, stop };
   }
 
   /**

@@ -16,6 +16,8 @@ export interface RuntimePaths {
   readonly run?: string;
   /** The managed scratch root. */
   readonly root?: string;
+  /** The runtime writes its output to files in the run directory (`--output-files`), not to the container's. */
+  readonly outputFiles?: boolean;
 }
 
 /**
@@ -25,6 +27,6 @@ export interface RuntimePaths {
 export function runtimeCommand(ephemera: boolean, paths: RuntimePaths = {}): string[] {
   const opt = paths.opt ?? '/opt/ephemera';
   const run = paths.run ?? IN_RUN;
-  const serve = ['--socket', `${run}/action.sock`];
+  const serve = ['--socket', `${run}/action.sock`, ...(paths.outputFiles === true ? ['--output-files'] : [])];
   return ephemera ? ['/bin/sh', `${opt}/runtime/ow_entry.sh`, run, paths.root ?? '/tmp', ...serve] : ['python3', `${opt}/runtime/ow_runtime.py`, ...serve, '--rundir', run];
 }

@@ -22,6 +22,7 @@ def main(args):
         f.write("x" * 100000)
     n = int(subprocess.run(["wc", "-c", "/tmp/scratch.txt"], capture_output=True, text=True).stdout.split()[0])
     print("to stderr", file=__import__("sys").stderr)
+    subprocess.run(["echo", "from a child"])
     return {"greeting": "hi " + args.get("name", "?"), "bytes": n,
             "ns": os.environ.get("__OW_NAMESPACE"), "act": os.environ.get("__OW_ACTIVATION_ID"),
             "deadline": os.environ.get("__OW_DEADLINE"), "secret": os.environ.get("SECRET"),
@@ -70,7 +71,11 @@ describe('the action runtime in a real container', { timeout: 240_000 }, () => {
     assert.match(String(body['deadline']), /^\d+$/);
     assert.ok(run.logs.some((l) => / stdout: hello from bob$/.test(l)), run.logs.join('\n'));
     assert.ok(run.logs.some((l) => / stderr: to stderr$/.test(l)), run.logs.join('\n'));
+    assert.ok(run.logs.some((l) => / stdout: from a child$/.test(l)), `a child process's output is the action's: ${run.logs.join('\n')}`);
     assert.ok(!run.logs.some((l) => l.includes('XXX_THE_END')), 'the sentinel itself is not a log line');
+    // The output went to the run directory's files, not through the engine's log path.
+    const engineOut = await node.engine.logs(c.id);
+    assert.ok(!`${engineOut.stdout}${engineOut.stderr}`.includes('hello from bob'), `the engine saw the action's output: ${JSON.stringify(engineOut)}`);
     assert.ok(run.ephemera.stats.fast_writes > 0, `the action wrote /tmp through the fast path: ${JSON.stringify(run.ephemera.stats)}`);
     assert.equal(run.ephemera.initialBytes, 128 * MiB);
 

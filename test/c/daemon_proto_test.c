@@ -839,6 +839,28 @@ static void test_peaks(struct daemon *d)
           "reset 1: %s", reply);
     ctl_req(c, "{\"v\":1,\"id\":9,\"op\":\"peaks\",\"reset\":\"yes\"}", reply, sizeof reply);
     CHECK(strstr(reply, "EPH_BAD_REQUEST"), "reset \"yes\": %s", reply);
+    /* `stats-peaks`: both answers in one, the stats read before the window
+     * closes; a scratch file inside the window counts in its peaks, and the
+     * reset opens the next window as `peaks` does. */
+    idx = create(d, pj(a, root, "scratch2"), &fd);
+    CHECK(idx >= 0 && put_bytes(d, idx, fd, scratch, sizeof scratch) == 0, "write scratch2");
+    cap = atomic_load(&inode_at(d, (uint32_t)idx)->capacity);
+    call(d, EPH_OP_UNLINK, a, NULL, 0, 0, 0, 0, NULL);
+    shim_close_inode(d, idx, fd);
+    ctl_req(c, "{\"v\":1,\"id\":10,\"op\":\"stats-peaks\",\"reset\":true}", reply, sizeof reply);
+    const char *pk = strstr(reply, "\"peaks\":{");
+    CHECK(strstr(reply, "\"id\":10,\"ok\":true,\"result\":{\"stats\":{\"limit\":") && pk &&
+              strstr(reply, "\"fast_writes\":") < pk &&
+              json_int(pk, "file_bytes_memory_peak") == mem0 + (long long)cap &&
+              json_int(pk, "file_bytes_memory") == mem0 && strstr(pk, "\"reset\":true}}"),
+          "stats-peaks (capacity %llu): %s", (unsigned long long)cap, reply);
+    ctl_req(c, "{\"v\":1,\"id\":11,\"op\":\"stats-peaks\"}", reply, sizeof reply);
+    pk = strstr(reply, "\"peaks\":{");
+    CHECK(pk && json_int(pk, "file_bytes_memory_peak") == mem0 && strstr(pk, "\"reset\":false"),
+          "stats-peaks after its reset: %s", reply);
+    ctl_req(c, "{\"v\":1,\"id\":12,\"op\":\"stats-peaks\",\"reset\":0}", reply, sizeof reply);
+    CHECK(strstr(reply, "\"id\":12,\"ok\":false") && strstr(reply, "EPH_BAD_REQUEST"),
+          "stats-peaks reset 0: %s", reply);
     close(c);
 }
 
