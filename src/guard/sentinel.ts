@@ -11,6 +11,7 @@
  * it holds again; until the new one is ready, no new guard is set (arm waits for it).
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
@@ -72,6 +73,10 @@ function startChild(timeoutMs: number): Promise<Child> {
       child.removeAllListeners('exit');
       child.stdout.removeAllListeners('data');
       child.stdout.resume();
+      // The sentinel never keeps the agent alive: an agent that exits without close() ends the
+      // pipe all the same, and the sentinel lifts what it holds.
+      child.unref();
+      for (const pipe of [child.stdin, child.stdout]) if (pipe instanceof Socket) pipe.unref();
       resolve(child);
     });
   });
