@@ -2,7 +2,9 @@
  * `ephemera node` end to end: the real CLI process serving its API on a unix socket, a loan
  * between two real containers, SIGKILL of the agent with the loan outstanding and with a move cut
  * between its steps, and a restarted agent that rebuilds its state from the labels and the live
- * cgroup limits and gives every lent byte back; then SIGTERM removes the containers.
+ * cgroup limits and gives every lent byte back; then SIGTERM removes the containers. And SIGKILL
+ * of the agent while a container's heap outgrows its limit with the OOM guard set: the guard
+ * sentinel lifts the guard, so the kernel kills the function instead of leaving it frozen.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -14,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 import { DockerEngine } from '../container/engine.js';
+import { REPO_DIR } from '../container/repo.js';
 import { DaemonClient } from '../daemon-client/client.js';
 import { findMemoryCgroup } from '../limiter/detect.js';
 import { NodeClient } from '../node/client.js';
@@ -29,8 +32,8 @@ interface Agent {
   readonly exited: Promise<number | null>;
 }
 
-async function startAgent(stateDir: string): Promise<Agent> {
-  const child = spawn(EPHEMERA, ['node', '--state-dir', stateDir, '--node-name', NODE, '--memory', '2G', '--parent-cgroup', `/ephemera-${NODE}`], {
+async function startAgent(stateDir: string, node = NODE): Promise<Agent> {
+  const child = spawn(EPHEMERA, ['node', '--state-dir', stateDir, '--node-name', node, '--memory', '2G', '--parent-cgroup', `/ephemera-${node}`], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const stderr: string[] = [];
@@ -125,5 +128,92 @@ describe('ephemera node, killed and restarted', { timeout: 400_000 }, () => {
     assert.equal(await agent.exited, 0);
     agent = undefined;
     assert.deepEqual(await engine.list([`ephemera.node=${NODE}`]), []);
+  });
+});
+
+/** v1 `memory.oom_control`'s keys (v2: `memory.events`' oom_kill, and the guard as memory.high < max). */
+function guardState(dir: string): { guarded: boolean; underOom: boolean; kills: number } {
+  if (existsSync(join(dir, 'memory.max'))) {
+    const high = readFileSync(join(dir, 'memory.high'), 'utf8').trim();
+    const kills = /oom_kill (\d+)/.exec(readFileSync(join(dir, 'memory.events'), 'utf8'))?.[1];
+    return { guarded: high !== 'max' && high !== readFileSync(join(dir, 'memory.max'), 'utf8').trim(), underOom: false, kills: Number(kills ?? 0) };
+  }
+  const text = readFileSync(join(dir, 'memory.oom_control'), 'utf8');
+  const key = (k: string): number => Number(new RegExp(`${k} (\\d+)`).exec(text)?.[1] ?? 0);
+  return { guarded: key('oom_kill_disable') === 1, underOom: key('under_oom') === 1, kills: key('oom_kill') };
+}
+
+describe('ephemera node SIGKILLed with an OOM guard set', { timeout: 300_000 }, () => {
+  const node = `clitestg${String(process.pid)}`;
+  let skip: string | null = null;
+  let stateDir = '';
+  let agent: Agent | undefined;
+  let cgroup: string | undefined;
+  const engine = new DockerEngine();
+
+  before(async () => {
+    skip = await dockerReady();
+    stateDir = await mkdtemp('/tmp/eph-nodeguard-');
+  });
+  after(async () => {
+    agent?.child.kill('SIGKILL');
+    // A container left frozen by a failed run cannot even be removed: lift its guard first.
+    if (cgroup !== undefined && existsSync(join(cgroup, 'memory.oom_control'))) writeFileSync(join(cgroup, 'memory.oom_control'), '0');
+    for (const c of await engine.list([`ephemera.node=${node}`]).catch(() => [])) await engine.remove(c.id);
+    await rm(stateDir, { recursive: true, force: true });
+    await removeParentCgroups(`ephemera-${node}`);
+  });
+
+  test('the heap outgrows the limit after the agent died: killed by the kernel, not frozen; no guard left set', { timeout: 240_000 }, async (t) => {
+    if (skip !== null) return t.skip(skip);
+    agent = await startAgent(stateDir, node);
+    const client = new NodeClient(join(stateDir, 'node.sock'));
+    const c = await client.createContainer({ tenant: 'acme', function: 'outgrows', memoryBytes: 96 * MiB });
+    const dir = (await findMemoryCgroup({ pid: (await engine.inspect(c.id)).pid })).dir;
+    cgroup = dir;
+    const code = readFileSync(join(REPO_DIR, 'test/memory/guard_fn.py'), 'utf8');
+    assert.equal((await client.init(c.id, { value: { code } })).statusCode, 200);
+    // 16 MiB of files (the daemon wants the guard), a pause, then 8 MiB more heap at a time without
+    // end. The agent is killed in the pause; the request through it fails then.
+    const run = client.run(c.id, { value: { mode: 'outgrows', files_mib: 16, step_mib: 8, pause_s: 5 }, timeoutMs: 60_000 }).catch((e: unknown) => e);
+    const armedBy = Date.now() + 4000;
+    while (!guardState(dir).guarded && Date.now() < armedBy) await sleep(20);
+    t.diagnostic(`guard set ${String(4000 - (armedBy - Date.now()))} ms after the run was sent`);
+    assert.equal(guardState(dir).guarded, true, `the agent set the guard while the files were in memory: ${agent.stderr.join('').slice(-2000)}`);
+
+    agent.child.kill('SIGKILL');
+    await agent.exited;
+    const killedAt = Date.now();
+    assert.ok((await run) instanceof Error, 'the run through the dead agent failed');
+    // The sentinel lifts the guard at once; then the heap outgrows the limit and the kernel kills
+    // the function. Without the sentinel the guard stayed set and the container froze (under_oom
+    // 1) until the test gave up: watched for up to 20 s here, then judged.
+    let last = guardState(dir);
+    let liftedMs: number | null = null;
+    let stalledSince: number | null = null;
+    let longestStallMs = 0;
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      try {
+        last = guardState(dir);
+      } catch {
+        break; // the cgroup went with its container
+      }
+      if (!last.guarded) liftedMs ??= Date.now() - killedAt;
+      if (last.underOom) stalledSince ??= Date.now();
+      else stalledSince = null;
+      if (stalledSince !== null) longestStallMs = Math.max(longestStallMs, Date.now() - stalledSince);
+      if (last.kills > 0 && !last.underOom) break;
+      await sleep(20);
+    }
+    const state = await engine.inspect(c.id);
+    const what = JSON.stringify({ last, liftedMs, longestStallMs, oomKilled: state.oomKilled, running: state.running });
+    assert.ok(liftedMs !== null && liftedMs < 5000, `no guard is left set on a container nobody watches: ${what}`);
+    assert.match(agent.stderr.join(''), /guard sentinel \d+: the node agent is gone \(its pipe ended\): lifted the OOM guard of 1 container cgroup/);
+    assert.ok(last.kills > 0 || state.oomKilled, `the kernel killed the function: ${what}`);
+    assert.equal(last.underOom, false, `not frozen: ${what}`);
+    assert.equal(last.guarded, false, what);
+    t.diagnostic(`guard lifted ${String(liftedMs)} ms after the SIGKILL; longest stall ${String(longestStallMs)} ms`);
+    assert.ok(longestStallMs < 5000, `no stall lasted: ${what}`);
   });
 });

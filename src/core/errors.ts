@@ -259,6 +259,10 @@ export const ERROR_CODES = {
     summary: 'a Manager process exited or timed out before it reported ready',
     exit: 1,
   },
+  EPH_GUARD_SENTINEL: {
+    summary: "the node agent's guard sentinel did not start, or a line on its pipe was not a command",
+    exit: 1,
+  },
   EPH_MANAGER_UNAVAILABLE: {
     summary: "a Manager process's socket could not be reached, or closed while a request waited",
     exit: 1,

@@ -18,6 +18,8 @@ export class CgroupV1Limiter implements MemoryLimiter {
   readonly kind = 'cgroup-v1' as const;
   readonly target: string;
   readonly #swap: boolean;
+  /** Whether the kernel keeps a memsw limit (swap accounting is on): fixed at boot, asked once. */
+  #memsw: boolean | undefined;
 
   /** @param dir absolute path of the cgroup, e.g. /sys/fs/cgroup/memory/ephemera/fn1 */
   constructor(dir: string, options: CgroupV1Options = {}) {
@@ -33,7 +35,8 @@ export class CgroupV1Limiter implements MemoryLimiter {
     checkLimit(bytes, this.target);
     const value = bytes === null ? '-1' : String(bytes);
     // Without swap accounting (swapaccount=0) there is no memsw file, and nothing more to do.
-    if (this.#swap || !(await hasControl(this.target, 'memory.memsw.limit_in_bytes'))) {
+    this.#memsw ??= await hasControl(this.target, 'memory.memsw.limit_in_bytes');
+    if (this.#swap || !this.#memsw) {
       await writeControl(this.target, 'memory.limit_in_bytes', value);
       return;
     }

@@ -10,7 +10,7 @@
  *  - paced (Fig. 16a): the same on the paper's two containers (factorial + I/O), events spread
  *    evenly over each second at each rate, the gaps slept with Atomics.wait;
  *  - through the process: the same events sent to a real Manager process over its unix socket
- *    (the HTTP round trip the node agent pays on top of the decision).
+ *    (the event channel round trip the node agent pays on top of the decision).
  * The time with the limit writes and the daemon's ack belongs to the node agent's benchmark.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -300,7 +300,7 @@ function formatTable(rows: readonly ManagerBenchRow[], coverage: readonly Covera
   const proc = rows.find((r) => r.kind === 'process');
   const two = rows.find((r) => r.kind === 'back-to-back' && r.containers === 2);
   if (proc !== undefined && two !== undefined) {
-    lines.push(`the process round trip (HTTP on a unix socket) costs ${(proc.stats.p50Ns / two.stats.p50Ns).toFixed(0)}x the decision at p50`);
+    lines.push(`the process round trip (the event channel on a unix socket) costs ${(proc.stats.p50Ns / two.stats.p50Ns).toFixed(0)}x the decision at p50`);
   }
   lines.push('paper (Fig. 16a): about 6 µs from an invocation request to its release, flat from 200 to 1000 requests/s');
   for (const c of coverage) {

@@ -19,6 +19,7 @@ import type { ContainerEngine, MountSpec } from '../container/engine.js';
 import { DaemonClient, type DaemonStats } from '../daemon-client/client.js';
 import { cgroupGuardArm } from '../guard/arm.js';
 import { ContainerGuard } from '../guard/container-guard.js';
+import { spawnGuardSentinel, type GuardSentinel, type SentinelOptions } from '../guard/sentinel.js';
 import { cgroupGuardKnobs } from '../guard/watchdog.js';
 import { CgroupV1Limiter } from '../limiter/cgroup-v1.js';
 import { CgroupV2Limiter } from '../limiter/cgroup-v2.js';
@@ -89,6 +90,11 @@ export interface NodeAgentOptions {
    * what the guard prevents. @default true
    */
   readonly oomGuard?: boolean;
+  /**
+   * Starts the process that lifts every guard this agent set if the agent dies (even by SIGKILL):
+   * src/guard/sentinel.ts. Started in prepare() when the guard is on. @default spawnGuardSentinel
+   */
+  readonly sentinel?: (options: SentinelOptions) => Promise<GuardSentinel>;
 }
 
 /** An activation's "before": the daemon's counters, the OOM count, and whether its `peaks` window is open. */
@@ -182,6 +188,8 @@ export class NodeAgent {
   /** Quota reserved by creates in progress, so two cannot both take the last bytes. */
   #reserved = 0;
   #cgroupVersion: 1 | 2 = 1;
+  /** Lifts the guards this agent set if it dies (started in prepare when the guard is on). */
+  #sentinel: GuardSentinel | undefined;
 
   constructor(options: NodeAgentOptions) {
     this.#o = options;
@@ -210,6 +218,7 @@ export class NodeAgent {
     await mkdir(join(this.#o.stateDir, 'c'), { recursive: true, mode: 0o700 });
     await mkdir(join(this.#o.stateDir, 'registered'), { recursive: true, mode: 0o700 });
     this.#cgroupVersion = (await findMemoryCgroup()).version;
+    if (this.#o.oomGuard !== false) this.#sentinel ??= await (this.#o.sentinel ?? spawnGuardSentinel)({ log: (msg) => this.#log(msg) });
   }
 
   // --- queries ---------------------------------------------------------------------------------
@@ -744,6 +753,8 @@ export class NodeAgent {
     const empty = this.#instances.size === 0 || options.removeContainers;
     this.#instances.clear();
     await this.#tenants.close();
+    await this.#sentinel?.close();
+    this.#sentinel = undefined;
     if (empty) await removeParentCgroup(this.#o.parentCgroup);
   }
 
@@ -851,8 +862,9 @@ export class NodeAgent {
    * lifted as the container's daemon asks (its `guard` events, subscribed in #attach).
    */
   #guard(dir: string, version: 1 | 2): ContainerGuard | undefined {
-    if (this.#o.oomGuard === false) return undefined;
-    const guard = new ContainerGuard(cgroupGuardArm(dir, version), cgroupGuardKnobs(dir, version), { onEvent: (e) => this.#log(e.message) });
+    // Without a sentinel nobody would lift the guard if this agent died: no guard then.
+    if (this.#o.oomGuard === false || this.#sentinel === undefined) return undefined;
+    const guard = new ContainerGuard(this.#sentinel.guarded(cgroupGuardArm(dir, version), dir), cgroupGuardKnobs(dir, version), { onEvent: (e) => this.#log(e.message) });
     guard.start();
     return guard;
   }
@@ -894,6 +906,7 @@ export class NodeAgent {
     await this.#sync.untrack(i.id);
     // A registered container runs on unwatched: its guard is lifted, so no stall can last.
     await i.guard?.stop({ disarm: i.origin === 'registered' }).catch(() => undefined);
+    await this.#sentinel?.forget(i.limiter.target).catch(() => undefined);
     i.stopLogs?.();
     i.daemon.close();
     i.cgroupPeak.close();

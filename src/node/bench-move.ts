@@ -91,11 +91,13 @@ function timeCoreDecisions(events: number): number[] {
  * prefers when the port has them (`applyWithStanding`, `applyPair`), which would otherwise pass
  * through the spread untimed.
  */
-function timedManagers(inner: ManagerFactory, samples: number[]): ManagerFactory {
+function timedManagers(inner: ManagerFactory, samples: number[], spans: { start: number; end: number }[]): ManagerFactory {
   const timed = async <T>(call: () => Promise<T>): Promise<T> => {
     const t0 = performance.now();
     const out = await call();
-    samples.push((performance.now() - t0) * 1000);
+    const t1 = performance.now();
+    samples.push((t1 - t0) * 1000);
+    spans.push({ start: t0, end: t1 });
     return out;
   };
   return async (tenant) => {
@@ -124,6 +126,7 @@ export async function runMoveBench(opts: MoveBenchOptions): Promise<MoveBenchRep
   const stateDir = await mkdtemp('/tmp/eph-bench-move-');
   const node = `benchmove${String(process.pid)}`;
   const ipc: number[] = [];
+  const spans: { start: number; end: number }[] = [];
   const steps: { kind: string; at: number }[] = [];
   const agent = new NodeAgent({
     onStep: (_tenant, step) => steps.push({ kind: step.kind, at: performance.now() }),
@@ -135,7 +138,7 @@ export async function runMoveBench(opts: MoveBenchOptions): Promise<MoveBenchRep
     image,
     buildDir: join(REPO_DIR, 'build'),
     engine,
-    managers: timedManagers(processManagers(managerDefaults('tenant'), join(stateDir, 'm')).factory, ipc),
+    managers: timedManagers(processManagers(managerDefaults('tenant'), join(stateDir, 'm')).factory, ipc, spans),
   });
   try {
     await agent.prepare();
@@ -151,9 +154,12 @@ export async function runMoveBench(opts: MoveBenchOptions): Promise<MoveBenchRep
       if (round % 50 === 0) opts.progress(`moves: round ${String(Math.max(0, round))}/${String(opts.rounds)}`);
       const ipcBefore = ipc.length;
       steps.length = 0;
+      spans.length = 0;
       const t0 = performance.now();
       const lent = await agent.invocationStart(recipient.id);
       const t1 = performance.now();
+      const lentSteps = steps.splice(0);
+      const lentSpan = spans.splice(0);
       const back = await agent.invocationEnd(recipient.id, RECIPIENT);
       const t2 = performance.now();
       if (lent.moves.length !== 1 || back.moves.length !== 1 || lent.refused.length + back.refused.length > 0) {
@@ -164,7 +170,8 @@ export async function runMoveBench(opts: MoveBenchOptions): Promise<MoveBenchRep
         continue;
       }
       whole.push((t1 - t0) * 1000, (t2 - t1) * 1000);
-      collectSteps(steps, phases);
+      collectStages(t0, t1, lentSpan, lentSteps, phases);
+      collectStages(t1, t2, spans, steps, phases);
       for (const m of [...lent.moves, ...back.moves]) moves.push(m.durationUs);
     }
     await agent.invocationEnd(donor.id, DONOR);
@@ -188,17 +195,31 @@ export async function runMoveBench(opts: MoveBenchOptions): Promise<MoveBenchRep
   }
 }
 
-/** The time from one step of a move to the next (the first from the shrink's ack backwards is not seen). */
-function collectSteps(steps: readonly { kind: string; at: number }[], into: Map<string, number[]>): void {
+/**
+ * One event's path cut into stages (µs): the agent's own work before the Manager is asked, the
+ * Manager's round trip, its reply to the giver's shrink acknowledged (the limits read, the
+ * engine-record hold, the shrink request), then from one step of the move to the next, and from
+ * the last step to the event's return.
+ */
+function collectStages(t0: number, t1: number, spans: readonly { start: number; end: number }[], steps: readonly { kind: string; at: number }[], into: Map<string, number[]>): void {
+  const add = (key: string, us: number): void => {
+    const list = into.get(key) ?? [];
+    list.push(us);
+    into.set(key, list);
+  };
+  const ask = spans[0];
+  const first = steps[0];
+  const last = steps.at(-1);
+  if (ask === undefined || first === undefined || last === undefined) return;
+  add('event in -> Manager asked (agent)', (ask.start - t0) * 1000);
+  add('Manager reply -> shrink acked', (first.at - ask.end) * 1000);
   for (let i = 1; i < steps.length; i++) {
     const a = steps[i - 1];
     const b = steps[i];
-    if (a === undefined || b === undefined || b.kind === 'shrink') continue;
-    const key = `${a.kind} -> ${b.kind}`;
-    const list = into.get(key) ?? [];
-    list.push((b.at - a.at) * 1000);
-    into.set(key, list);
+    if (a === undefined || b === undefined) continue;
+    add(`${a.kind} -> ${b.kind}`, (b.at - a.at) * 1000);
   }
+  add('last step -> event answered (agent)', (t1 - last.at) * 1000);
 }
 
 function table(r: Omit<MoveBenchReport, 'table'>): string {
@@ -212,7 +233,7 @@ function table(r: Omit<MoveBenchReport, 'table'>): string {
     row('decision through the Manager process', r.decisionProcess),
     row('move: daemon ack + both limits in force', r.move),
     row('whole: event -> decision -> limits in force', r.whole, 1000),
-    'between the steps of a move (acks and cgroup writes as they completed):',
+    'stages of one event (each from the end of the one before, as they completed):',
     ...Object.entries(r.steps).map(([k, p]) => row(`  ${k}`, p)),
   ].join('\n');
 }

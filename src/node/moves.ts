@@ -122,19 +122,19 @@ export async function carryOut(tenant: string, move: Move, ctx: MoveContext): Pr
           detail: { move, limit: from },
         });
       }
-      await resizeSide(giver, target, ctx, move, deferred);
+      await resizeSide(giver, from, target, ctx, move, deferred);
       limits[giver.id] = target;
     }
     if (receiver !== undefined && receiver.gone !== true) {
       const target = (before.get(receiver.id) ?? 0) + move.bytes;
       try {
-        await resizeSide(receiver, target, ctx, move);
+        await resizeSide(receiver, before.get(receiver.id) ?? 0, target, ctx, move);
       } catch (err) {
         // Step 3 or 4 failed: the bytes go back to the giver, raised in the same safe way.
         if (giver !== undefined && giver.gone !== true) {
           const back = before.get(giver.id) ?? 0;
           try {
-            await resizeSide(giver, back, ctx, move);
+            await resizeSide(giver, null, back, ctx, move);
             limits[giver.id] = back;
           } catch {
             // Still lowered: the release below reads where the limit stands.
@@ -153,12 +153,13 @@ export async function carryOut(tenant: string, move: Move, ctx: MoveContext): Pr
 }
 
 /**
- * Resizes one side (resize.ts orders it against its daemon). A giver's closing `grow` (which only
+ * Resizes one side (resize.ts orders it against its daemon), from the limit `known` that the move
+ * read a moment ago under its hold (null: read it again). A giver's closing `grow` (which only
  * lets its daemon use the margin below its already lowered limit again) is not waited for: it goes
  * out with the receiver's raise, and the move awaits it at the end. Should it fail, the daemon
  * keeps the lower limit, which is safe.
  */
-async function resizeSide(p: MoveParty, target: number, ctx: MoveContext, move: Move, deferred?: Promise<unknown>[]): Promise<void> {
+async function resizeSide(p: MoveParty, known: number | null, target: number, ctx: MoveContext, move: Move, deferred?: Promise<unknown>[]): Promise<void> {
   const step = (kind: StepKind, bytes: number): void => ctx.onStep?.({ kind, id: p.id, bytes });
   let lowered = false;
   const daemon: ResizeDaemon = {
@@ -180,10 +181,16 @@ async function resizeSide(p: MoveParty, target: number, ctx: MoveContext, move: 
     },
   };
   let current: number | null = null;
+  // The first read is the one the move made (the hold keeps other writers of this agent away).
+  let fresh = known;
   const limiter: MemoryLimiter = {
     kind: p.limiter.kind,
     target: p.limiter.target,
-    getLimit: async () => (current = await p.limiter.getLimit()),
+    getLimit: async () => {
+      current = fresh ?? (await p.limiter.getLimit());
+      fresh = null;
+      return current;
+    },
     setLimit: async (bytes) => {
       await p.limiter.setLimit(bytes);
       lowered = current !== null && bytes !== null && bytes < current;

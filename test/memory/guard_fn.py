@@ -8,8 +8,12 @@ loads this file as an OpenWhisk action: main(args) runs a workload in /tmp).
     guard_fn.py ROOT outgrows FILES_MIB STEP_MIB
         writes FILES_MIB of files, then grows its heap by STEP_MIB at a time without end: it must
         be killed by the kernel (the guard lifted), never left frozen.
+
+As an action, "outgrows" may take "pause_s": it waits that long between the files and the heap
+(src/cli/node-e2e.test.ts kills the node agent in that pause, with the guard set).
 """
 import sys
+import time
 
 MiB = 1 << 20
 
@@ -46,8 +50,9 @@ def fits(root, files_mib, heap_mib):
     return bad
 
 
-def outgrows(root, files_mib, step_mib):
+def outgrows(root, files_mib, step_mib, pause_s=0):
     write_files(root, files_mib // 8)
+    time.sleep(pause_s)
     chunks = []
     while True:
         chunks.append(bytearray(b"\x01") * (step_mib * MiB))
@@ -56,7 +61,7 @@ def outgrows(root, files_mib, step_mib):
 def main(args):
     """The action: the "fits" workload (or with mode "outgrows", that one) in the managed /tmp."""
     if args.get("mode") == "outgrows":
-        outgrows("/tmp", args["files_mib"], args["step_mib"])
+        outgrows("/tmp", args["files_mib"], args["step_mib"], args.get("pause_s", 0))
     return {"files": args["files_mib"] // 8, "bad": fits("/tmp", args["files_mib"], args["heap_mib"])}
 
 
