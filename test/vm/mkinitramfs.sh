@@ -1,10 +1,15 @@
 #!/bin/sh
-# mkinitramfs.sh BUILD OUT: the cgroup v2 guest's initramfs (gzipped newc cpio) at OUT, from
-# BUILD's ephemerad, libephemera.so and microbench, the C library they load, busybox (static)
-# and test/vm/cgroup-v2-init.sh as /init.
+# mkinitramfs.sh BUILD OUT [node]: the cgroup v2 guest's initramfs (gzipped newc cpio) at OUT,
+# from BUILD's ephemerad, libephemera.so and microbench, the C library they load, busybox
+# (static) and test/vm/cgroup-v2-init.sh as /init.
+# With `node`, the guest runs the node agent's own TypeScript instead (src/node/cgroup-v2-node-vm.test.ts):
+# the tree also gets Node.js and the libraries it loads, the compiled JavaScript of BUILD/js (no
+# tests), coreutils' dd and diffutils' cmp (dynamic, so the shim can preload into them: busybox's
+# are static) and test/vm/cgroup-v2-node-init.sh as /init.
 set -eu
 build=$1
 out=$2
+mode=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 tree=$(mktemp -d "${TMPDIR:-/tmp}/ephemera-v2ir-XXXXXX")
 trap 'rm -rf "$tree"' EXIT
@@ -12,14 +17,33 @@ mkdir -p "$tree/bin" "$tree/lib" "$tree/proc" "$tree/sys" "$tree/dev" "$tree/run
 cp /bin/busybox "$tree/bin/busybox"
 cp "$build/ephemerad" "$build/microbench" "$tree/bin/"
 cp "$build/libephemera.so" "$tree/lib/"
-# The shared libraries the three load, at the paths the dynamic loader looks them up.
-for f in "$build/ephemerad" "$build/microbench" "$build/libephemera.so"; do
+progs="$build/ephemerad $build/microbench $build/libephemera.so"
+init="$here/cgroup-v2-init.sh"
+if [ "$mode" = node ]; then
+  node=$(readlink -f /usr/local/bin/node)
+  cp "$node" "$tree/bin/node"
+  cp -L /bin/dd /usr/bin/cmp "$tree/bin/"
+  progs="$progs $node /bin/dd /usr/bin/cmp"
+  # The compiled code keeps its layout (build/js/<component>/...), so its relative imports hold;
+  # the package.json says the .js files are ES modules, as the checkout's does.
+  mkdir -p "$tree/ephemera"
+  (cd "$build" && find js -name '*.js' ! -name '*.test.js' | while read -r f; do
+    mkdir -p "$tree/ephemera/$(dirname "$f")" && cp "$f" "$tree/ephemera/$f"
+  done)
+  echo '{ "type": "module" }' > "$tree/ephemera/package.json"
+  init="$here/cgroup-v2-node-init.sh"
+elif [ -n "$mode" ]; then
+  echo "mkinitramfs.sh: unknown mode '$mode'; give none, or 'node'" >&2
+  exit 2
+fi
+# The shared libraries the programs load, at the paths the dynamic loader looks them up.
+for f in $progs; do
   ldd "$f" | awk '/=>/ { print $3 } /^\t\/lib/ { print $1 }'
 done | sort -u | while read -r lib; do
   [ -n "$lib" ] || continue
   mkdir -p "$tree$(dirname "$lib")"
   cp -L "$lib" "$tree$lib"
 done
-cp "$here/cgroup-v2-init.sh" "$tree/init"
+cp "$init" "$tree/init"
 chmod +x "$tree/init"
 (cd "$tree" && find . | busybox cpio -o -H newc 2>/dev/null) | gzip -1 > "$out"
