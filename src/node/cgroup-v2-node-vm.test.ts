@@ -10,7 +10,10 @@
  * - a heap pushing against the limit while files are in memory: files go to disk, no OOM kill,
  *   every byte intact (`cmp` under the shim), and the daemon's `peaks` window saw the heap;
  * - the agent's peak window (`memory.peak`; kernel 6.1 has no per-descriptor reset, so it reports
- *   the lifetime peak and says so) and its OOM count from `memory.events`, with one real OOM kill.
+ *   the lifetime peak and says so) and its OOM count from `memory.events`, with one real OOM kill;
+ * - the whole agent (NodeAgent, its tenant's Manager in the same process) with a donor and a
+ *   recipient registered as processes in cgroups: a loan and its reclaim carried out on v2, with
+ *   the recipient's files in memory thanks to the loan and on disk, intact, after it.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -25,12 +28,23 @@ const MiB = 1024 * 1024;
 const QUOTA = 128 * MiB;
 const LOWERED = 48 * MiB;
 const FILES = 3 * 16 * MiB;
-const HEAP = 56 * MiB;
+const HEAP = 88 * MiB;
 /** GUARD_HIGH_GAP (src/guard/arm.ts). */
 const GAP = 8 * MiB;
 
 const skip = guestSkip([join(BUILD, 'ephemerad'), join(BUILD, 'libephemera.so'), join(BUILD, 'js', 'node', 'cgroup-v2-guest.js'), '/usr/local/bin/node', '/bin/dd', '/usr/bin/cmp']);
 
+/** As in cgroup-v2-guest.ts's agent phase: the donor's and the recipient's quotas, and the loan (80 - 64 MiB). */
+const DONOR = 160 * MiB;
+const RECIPIENT = 64 * MiB;
+const LOAN = 16 * MiB;
+
+interface AgentView {
+  moves: { from: string; to: string; bytes: number; reason: string }[];
+  limits: { donor: number; recipient: number };
+  highs: { donor: string; recipient: string };
+  daemons: { donor: DaemonFiles; recipient: DaemonFiles };
+}
 interface DaemonFiles {
   limit: number;
   memory: number;
@@ -46,7 +60,7 @@ interface Resized {
   oom_kill: number;
 }
 
-test('cgroup v2 in a guest kernel, driven by the agent’s own code: safe resizes with memory.high tied to memory.max, a heap against the limit sends files to disk, peak and OOM count', { skip, timeout: 200_000 }, async (t) => {
+test('cgroup v2 in a guest kernel, driven by the agent’s own code: safe resizes with memory.high tied to memory.max, a heap against the limit sends files to disk, peak and OOM count, a loan and its reclaim by the whole agent', { skip, timeout: 200_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ephemera-v2vm-node-'));
   try {
     const initramfs = join(dir, 'initramfs.gz');
@@ -111,12 +125,13 @@ test('cgroup v2 in a guest kernel, driven by the agent’s own code: safe resize
     const before = one('before_heap') as { daemon: DaemonFiles };
     const heap = one('heap') as { status: number; out: string };
     assert.equal(heap.status, 0, show);
-    assert.match(heap.out, /heap 56/, show);
+    assert.match(heap.out, /heap 88/, show);
     const after = one('after_heap') as { daemon: DaemonFiles; events: Record<string, number> };
     assert.ok(after.daemon.disk > before.daemon.disk && after.daemon.evictions > before.daemon.evictions, show);
     assert.equal(after.daemon.memory + after.daemon.disk, FILES, show);
     assert.equal(after.events['oom'], 0, show);
     assert.equal(after.events['oom_kill'], 0, show);
+    t.diagnostic(`heap run: files ${JSON.stringify(before.daemon)} -> ${JSON.stringify(after.daemon)}, memory.events ${JSON.stringify(after.events)}`);
     const cmp = lines.get('cmp') ?? [];
     assert.equal(cmp.length, 3, show);
     for (const c of cmp) assert.equal((c as { status: number }).status, 0, show);
@@ -137,6 +152,53 @@ test('cgroup v2 in a guest kernel, driven by the agent’s own code: safe resize
 
     // One real OOM kill, counted by the agent's counter and the limiter alike.
     assert.deepEqual(one('oom'), { before: 0, after: 1, limiter: 1, status: null, signal: 'SIGKILL' }, show);
+
+    // The whole agent, on v2, with a donor and a recipient registered as processes in cgroups:
+    // the donor that arrives while the recipient runs lends it the recipient's shortfall.
+    const info = one('agent_info') as { cgroupVersion: number };
+    assert.equal(info.cgroupVersion, 2, show);
+    const lend = one('agent_lend') as AgentView;
+    assert.deepEqual(
+      lend.moves.map((m) => [m.from, m.to, m.bytes, m.reason]),
+      [['donor', 'recipient', LOAN, 'lend']],
+      show,
+    );
+    assert.deepEqual(lend.limits, { donor: DONOR - LOAN, recipient: RECIPIENT + LOAN }, show);
+    assert.equal(lend.daemons.donor.limit, DONOR - LOAN, show);
+    assert.equal(lend.daemons.recipient.limit, RECIPIENT + LOAN, show);
+    // Thanks to the loan the recipient's 64 MiB of files stay in memory (its quota alone is 64 MiB),
+    // and its guard sits under the raised limit.
+    const written = one('agent_files') as AgentView & { dd: number[] };
+    assert.deepEqual(written.dd, [0, 0, 0, 0], show);
+    assert.deepEqual(written.daemons.recipient, { limit: RECIPIENT + LOAN, memory: 4 * 16 * MiB, disk: 0, evictions: 0 }, show);
+    assert.equal(written.highs.recipient, String(RECIPIENT + LOAN - GAP), show);
+    // The donor ends first and takes its memory back: the recipient's daemon shrinks first, its
+    // files go to disk, its limit and guard come down, nobody is OOM-killed.
+    const reclaim = one('agent_reclaim') as AgentView & { oom_kill: number[] };
+    assert.deepEqual(
+      reclaim.moves.map((m) => [m.from, m.to, m.bytes, m.reason]),
+      [['recipient', 'donor', LOAN, 'reclaim']],
+      show,
+    );
+    assert.deepEqual(reclaim.limits, { donor: DONOR, recipient: RECIPIENT }, show);
+    assert.equal(reclaim.highs.recipient, String(RECIPIENT - GAP), show);
+    assert.equal(reclaim.daemons.recipient.limit, RECIPIENT, show);
+    assert.equal(reclaim.daemons.donor.limit, DONOR, show);
+    assert.ok(reclaim.daemons.recipient.disk > 0, show);
+    assert.equal(reclaim.daemons.recipient.memory + reclaim.daemons.recipient.disk, 4 * 16 * MiB, show);
+    assert.deepEqual(reclaim.oom_kill, [0, 0], show);
+    // Every file intact; each move in the safe order, and at no step did the tenant's limits,
+    // read from the cgroup files, add up to more than its quotas.
+    const end = one('agent_end') as { cmp: number[]; limits: AgentView['limits']; steps: string[]; worst: number; quotas: number; updates: string[] };
+    assert.deepEqual(end.cmp, [0, 0, 0, 0], show);
+    assert.deepEqual(end.limits, { donor: DONOR, recipient: RECIPIENT }, show);
+    assert.deepEqual(
+      end.steps.map((x) => x.split(' ').slice(0, 2).join(' ')),
+      ['shrink donor', 'lower donor', 'raise recipient', 'grow donor', 'grow recipient', 'shrink recipient', 'lower recipient', 'raise donor', 'grow recipient', 'grow donor'],
+      show,
+    );
+    assert.equal(end.quotas, DONOR + RECIPIENT, show);
+    assert.ok(end.worst <= end.quotas, show);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -2,10 +2,11 @@
 # mkinitramfs.sh BUILD OUT [node]: the cgroup v2 guest's initramfs (gzipped newc cpio) at OUT,
 # from BUILD's ephemerad, libephemera.so and microbench, the C library they load, busybox
 # (static) and test/vm/cgroup-v2-init.sh as /init.
-# With `node`, the guest runs the node agent's own TypeScript instead (src/node/cgroup-v2-node-vm.test.ts):
-# the tree also gets Node.js and the libraries it loads, the compiled JavaScript of BUILD/js (no
-# tests), coreutils' dd and diffutils' cmp (dynamic, so the shim can preload into them: busybox's
-# are static) and test/vm/cgroup-v2-node-init.sh as /init.
+# With `node`, the guest runs the node agent's own TypeScript (src/node/cgroup-v2-node-vm.test.ts):
+# the tree also gets Node.js and the libraries it loads, the compiled modules the guest runs with
+# the npm packages they load (test/vm/js-closure.mjs), coreutils' dd and diffutils' cmp (dynamic,
+# so the shim can preload into them: busybox's are static), and test/vm/cgroup-v2-node-init.sh as
+# /init.
 set -eu
 build=$1
 out=$2
@@ -24,12 +25,10 @@ if [ "$mode" = node ]; then
   cp "$node" "$tree/bin/node"
   cp -L /bin/dd /usr/bin/cmp "$tree/bin/"
   progs="$progs $node /bin/dd /usr/bin/cmp"
-  # The compiled code keeps its layout (build/js/<component>/...), so its relative imports hold;
-  # the package.json says the .js files are ES modules, as the checkout's does.
-  mkdir -p "$tree/ephemera"
-  (cd "$build" && find js -name '*.js' ! -name '*.test.js' | while read -r f; do
-    mkdir -p "$tree/ephemera/$(dirname "$f")" && cp "$f" "$tree/ephemera/$f"
-  done)
+  # The compiled modules the guest script loads,
+  # at their paths under build/, with the npm packages they import; the package.json says the
+  # .js files are ES modules, as the checkout's does.
+  node "$here/js-closure.mjs" "$(cd "$build" && pwd)" "$tree/ephemera" js/node/cgroup-v2-guest.js >/dev/null
   echo '{ "type": "module" }' > "$tree/ephemera/package.json"
   init="$here/cgroup-v2-node-init.sh"
 elif [ -n "$mode" ]; then
