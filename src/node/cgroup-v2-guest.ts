@@ -314,7 +314,7 @@ function guestEngine(inits: ReadonlyMap<string, ChildProcess>, updates: string[]
 
 /**
  * 6. The whole node agent ({@link NodeAgent}, with its tenant's Manager in this process) on
- * v2: a donor (160 MiB quota, small profile) and a recipient (64 MiB quota, 80 MiB profile) of
+ * v2: a donor (160 MiB quota, small profile) and a recipient (64 MiB quota, 88 MiB profile) of
  * one tenant, each a cgroup with an ephemerad, registered with the agent. The recipient starts, the
  * donor arrives and lends; the recipient writes 64 MiB of files; the donor finishes first and
  * takes its memory back (the recipient's daemon shrinks first, its files go to disk, intact).
@@ -359,7 +359,7 @@ async function agentPhase(): Promise<void> {
     const daemonStats = async (): Promise<Record<string, ReturnType<typeof files>>> =>
       Object.fromEntries(await Promise.all(daemons.map(async (d, i) => [i === 0 ? 'donor' : 'recipient', files(await d.client.stats())] as const)));
     await agent.registerExternal('donor', { tenant: 't', function: 'factorial', memoryBytes: DONOR_QUOTA, profile: { ownPeakBytes: 8 * MiB, filePeakBytes: 0 }, controlSocket: '/run/eph-donor/control.sock' });
-    await agent.registerExternal('recipient', { tenant: 't', function: 'io', memoryBytes: RECIPIENT_QUOTA, profile: { ownPeakBytes: 16 * MiB, filePeakBytes: 64 * MiB }, controlSocket: '/run/eph-recipient/control.sock' });
+    await agent.registerExternal('recipient', { tenant: 't', function: 'io', memoryBytes: RECIPIENT_QUOTA, profile: { ownPeakBytes: 24 * MiB, filePeakBytes: 64 * MiB }, controlSocket: '/run/eph-recipient/control.sock' });
     const info = await agent.info();
     say('agent_info', { cgroupVersion: info.cgroupVersion, memory: info.memory });
 
