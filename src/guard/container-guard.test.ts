@@ -102,6 +102,49 @@ test('v2: memory.high set and lifted as the daemon asks, moved with the limit in
   }
 });
 
+test('v2: a limit change while the guard is being set waits for it, so memory.high never ends above a lowered memory.max (or far below a raised one)', { timeout: 5000 }, async () => {
+  const dir = await fakeCgroup({ 'memory.high': 'max', 'memory.max': String(128 * MiB), 'memory.current': String(20 * MiB) });
+  try {
+    // The daemon's first file lands as a move lowers the container: the guard has read the limit
+    // (128M) and not yet written memory.high when the move's write comes.
+    const real = cgroupGuardArm(dir, 2);
+    let reading = (): void => undefined;
+    const read1 = new Promise<void>((r) => (reading = r));
+    let release = (): void => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const arm = {
+      ...real,
+      limit: async () => {
+        const limit = await real.limit();
+        reading();
+        await gate;
+        return limit;
+      },
+    };
+    const g = new ContainerGuard(arm, cgroupGuardKnobs(dir, 2), { watchdog: { pollMs: 60_000 } });
+    g.start();
+    const lim = g.limiter(fakeV2Limiter(dir, []));
+    const wanted = g.want(true);
+    await read1;
+    const lowered = lim.setLimit(48 * MiB);
+    await new Promise((r) => setTimeout(r, 20));
+    release();
+    await Promise.all([wanted, lowered]);
+    assert.equal(await read(dir, 'memory.max'), String(48 * MiB));
+    assert.equal(await read(dir, 'memory.high'), String(40 * MiB), 'the guard sits under the lowered limit');
+
+    // The same with a raise: the guard follows the new limit, not the one it had read.
+    await g.want(false);
+    const wanted2 = g.want(true);
+    const raised = lim.setLimit(160 * MiB);
+    await Promise.all([wanted2, raised]);
+    assert.equal(await read(dir, 'memory.high'), String(152 * MiB));
+    await g.stop({ disarm: true });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('v1: oom_kill_disable follows the wish, the limiter untouched, stop without disarm leaves it set', { timeout: 5000 }, async () => {
   const dir = await fakeCgroup({ 'memory.oom_control': 'oom_kill_disable 0\nunder_oom 0\n', 'memory.limit_in_bytes': String(128 * MiB), 'memory.usage_in_bytes': '0' });
   try {

@@ -45,7 +45,12 @@ export class ContainerGuard {
   /** After a lift by the watchdog, until this timer fires, the daemon's wish waits. */
   #cooling: NodeJS.Timeout | undefined;
   #stopped = false;
-  /** Serialises the writes, so the last wish is the one in force. */
+  /**
+   * Serialises the guard's writes and the limit changes made through {@link limiter}: setting the
+   * guard reads the limit and then writes memory.high, and a limit change in between would leave
+   * memory.high computed from the old limit (above a lowered memory.max: no guard at all; far below
+   * a raised one: a throttle the watchdog ends as a stall).
+   */
   #queue: Promise<void> = Promise.resolve();
 
   constructor(arm: GuardArm, knobs: GuardKnobs, options: ContainerGuardOptions = {}) {
@@ -106,13 +111,14 @@ export class ContainerGuard {
       getUsage: () => limiter.getUsage(),
       getPeak: () => limiter.getPeak(),
       oomKills: () => limiter.oomKills(),
-      setLimit: async (bytes) => {
-        const before = await limiter.getLimit();
-        const lowering = bytes !== null && (before === null || bytes < before);
-        if (lowering && this.#armed === true) await this.#arm.arm(bytes);
-        await limiter.setLimit(bytes);
-        if (!lowering && this.#armed === true) await this.#arm.arm(bytes);
-      },
+      setLimit: (bytes) =>
+        this.#serial(async () => {
+          const before = await limiter.getLimit();
+          const lowering = bytes !== null && (before === null || bytes < before);
+          if (lowering && this.#armed === true) await this.#arm.arm(bytes);
+          await limiter.setLimit(bytes);
+          if (!lowering && this.#armed === true) await this.#arm.arm(bytes);
+        }),
     };
   }
 
@@ -146,7 +152,13 @@ export class ContainerGuard {
         this.#onEvent({ action: 'error', target: this.#target, message: `${this.#target}: ${this.#wanted ? 'setting' : 'lifting'} the OOM guard: ${(err as Error).message}` });
       }
     };
-    this.#queue = this.#queue.then(step);
-    return this.#queue;
+    return this.#serial(step);
+  }
+
+  /** Runs `op` after every write queued before it; its failure is the caller's, not the queue's. */
+  #serial(op: () => Promise<void>): Promise<void> {
+    const run = this.#queue.then(op);
+    this.#queue = run.catch(() => undefined);
+    return run;
   }
 }

@@ -12,54 +12,22 @@
  * its kernel prints anything; under TCG the boot and the run take about 10 s.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
-/** This file runs from build/js/node/: the checkout is three levels up. */
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-const BUILD = join(REPO, 'build');
-const KERNEL = join(BUILD, 'vm', 'vmlinuz');
-const QEMU = '/usr/bin/qemu-system-x86_64';
+import { BUILD, bootGuest, guestSkip, makeInitramfs } from './vm-guest.js';
+
 const MiB = 1024 * 1024;
-const needs = [KERNEL, QEMU, '/bin/busybox', join(BUILD, 'ephemerad'), join(BUILD, 'libephemera.so'), join(BUILD, 'microbench')];
-const missing = needs.filter((f) => !existsSync(f));
-const skip = missing.length > 0 ? `needs ${missing.join(', ')} (scripts/deps.sh installs QEMU and fetches the guest kernel)` : false;
-
-/** Boots the guest; resolves with its console output once it powers off, or rejects after `ms`. */
-function boot(initramfs: string, ms: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const q = spawn(QEMU, ['-accel', 'tcg', '-m', '512', '-smp', '1', '-nographic', '-no-reboot', '-kernel', KERNEL, '-initrd', initramfs, '-append', 'console=ttyS0 panic=-1 cgroup_no_v1=all quiet'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    q.stdout.on('data', (b: Buffer) => (out += b.toString('latin1')));
-    q.stderr.on('data', (b: Buffer) => (out += b.toString('latin1')));
-    const timer = setTimeout(() => {
-      q.kill('SIGKILL');
-      reject(new Error(`the guest did not power off within ${String(ms / 1000)} s; its console:\n${out.slice(-3000)}`));
-    }, ms);
-    q.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    q.on('exit', () => {
-      clearTimeout(timer);
-      resolve(out);
-    });
-  });
-}
+const skip = guestSkip([join(BUILD, 'ephemerad'), join(BUILD, 'libephemera.so'), join(BUILD, 'microbench')]);
 
 test('cgroup v2 with the memory controller (a guest kernel): the daemon budgets by memory.max, files go to disk, no OOM kill', { skip, timeout: 180_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ephemera-v2vm-'));
   try {
     const initramfs = join(dir, 'initramfs.gz');
-    const mk = spawnSync('sh', [join(REPO, 'test', 'vm', 'mkinitramfs.sh'), BUILD, initramfs], { encoding: 'utf8', timeout: 60_000 });
-    assert.equal(mk.status, 0, `mkinitramfs.sh: ${mk.stderr}`);
-    const console = await boot(initramfs, 150_000);
+    makeInitramfs(initramfs);
+    const console = await bootGuest(initramfs, 512, 150_000);
     const v2 = new Map<string, string>();
     for (const m of console.matchAll(/V2 (\w+) ?([^\r\n]*)/g)) v2.set(m[1] ?? '', m[2] ?? '');
     const show = `the guest's report:\n${[...v2].map(([k, v]) => `${k}: ${v}`).join('\n')}`;
