@@ -15,21 +15,21 @@ os.chmod(d, 0o777)
 os.chdir(d)`;
 
 // A Python function the scripts below share: fn() run in a child as uid (and gid uid, no groups);
-// 'ok' or the errno's name.
-const AS_USER = String.raw`def as_user(uid, fn):
+// 'ok' or the errno's name (with show, what fn returned).
+const AS_USER = String.raw`def as_user(uid, fn, show=False):
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
         os.setgroups([]); os.setgid(uid); os.setuid(uid)
         try:
-            fn(); out = 'ok'
+            got = fn(); out = got if show else 'ok'
         except OSError as e:
             out = errno.errorcode[e.errno]
         os.write(w, out.encode()); os._exit(0)
     os.close(w)
     os.waitpid(pid, 0)
-    out = os.read(r, 100).decode(); os.close(r)
+    out = os.read(r, 1000).decode(); os.close(r)
     return out`;
 
 // statvfs/fstatvfs on an in-memory file answer (tmpfs answers for its mount; the shim for the
@@ -444,4 +444,88 @@ test('rename onto another name of the same file by a user who may not write its 
     return;
   }
   await sameOnTmpfsAndShim(t, 'rename-same-file', '', py(RENAME_SAME_FILE));
+});
+
+// Two names of one file (a hard link, so both on disk): the kernel's vfs_rename returns 0 before it
+// checks any permission on the directories when source and target are the same inode, so a user
+// who may not write the directory still "renames" one name onto the other (nothing changes), while
+// RENAME_NOREPLACE says EEXIST and RENAME_EXCHANGE succeeds the same way.  The shim checked write
+// permission on the parents first and said EACCES (seed 880106753 of the 10 M soak, turn 8).
+const SAMEFILE = String.raw`
+import ctypes, errno, os, sys
+d = sys.argv[1]
+${OPEN_TO_USERS}
+${AS_USER}
+os.mkdir('r'); os.chmod('r', 0o755)
+with open('r/a', 'wb') as f: f.write(b'a' * 5000)
+os.chmod('r/a', 0o666)
+os.link('r/a', 'r/b')
+with open('r/m', 'wb') as f: f.write(b'm' * 3000)
+os.mkdir('s'); os.chmod('s', 0o1777)
+with open('s/x', 'wb') as f: f.write(b'x')
+os.link('s/x', 's/y')
+libc = ctypes.CDLL(None, use_errno=True)
+def renameat2(a, b, fl):
+    if libc.renameat2(-100, a.encode(), -100, b.encode(), fl) != 0:
+        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+for name, fn in [('rename r/a r/b', lambda: os.rename('r/a', 'r/b')),
+                 ('rename r/b r/a', lambda: os.rename('r/b', 'r/a')),
+                 ('rename r/m r/m', lambda: os.rename('r/m', 'r/m')),
+                 ('rename r/a r/m', lambda: os.rename('r/a', 'r/m')),
+                 ('noreplace r/a r/b', lambda: renameat2('r/a', 'r/b', 1)),
+                 ('exchange r/a r/b', lambda: renameat2('r/a', 'r/b', 2)),
+                 ('rename s/x s/y (sticky, root owns both)', lambda: os.rename('s/x', 's/y')),
+                 ('rename r/a s/x (other files)', lambda: os.rename('r/a', 's/x'))]:
+    print(name, as_user(1001, fn))
+for q in ('r/a', 'r/b', 'r/m', 's/x', 's/y'):
+    st = os.stat(q)
+    with open(q, 'rb') as f: print(q, st.st_nlink, len(f.read()))
+print(sorted(os.listdir('r')), sorted(os.listdir('s')))
+`;
+
+test('a rename of one name of a file onto another name of it succeeds without write permission, as on tmpfs', { timeout: 60_000 }, async (t) => {
+  await sameOnTmpfsAndShim(t, 'samefile', '', py(SAMEFILE));
+});
+
+// A link that the kernel refuses changes nothing: on tmpfs the file stays as it was; under the shim
+// the in-memory file used to move to disk before the kernel's refusal, and then the open descriptor
+// of a process of another user could not follow it there (EIO from its next write; seed 880106753
+// of the 10 M soak, turn 150).  Refused for the target's directory (EACCES), an existing target
+// (EEXIST) and fs.protected_hardlinks (EPERM, checked before the directory's write permission); a
+// target with a trailing slash is the kernel's ENOENT before all of them (seed 880106865), and so
+// is a missing directory (seed 880106801), as a file on the way is ENOTDIR.
+const LINKREFUSED = String.raw`
+import ctypes, errno, os, sys
+d = sys.argv[1]
+${OPEN_TO_USERS}
+${AS_USER}
+os.mkdir('w'); os.chmod('w', 0o777)
+os.mkdir('r'); os.chmod('r', 0o755)
+with open('r/taken', 'wb') as f: f.write(b't')
+with open('w/theirs', 'wb') as f: f.write(b'o' * 100)
+os.chmod('w/theirs', 0o644)
+def mine():
+    fd = os.open('w/f0', os.O_RDWR | os.O_CREAT, 0o600)
+    os.write(fd, b'a' * 3000)
+    out = []
+    for t in ('r/f0', 'r/taken', 'r/../r/f1', 'nodir/f2', 'w/f0/f3', 'w/g/'):
+        try: os.link('w/f0', t); out.append(t + ' ok')
+        except OSError as e: out.append(t + ' ' + errno.errorcode[e.errno])
+    os.write(fd, b'b' * 5000)
+    os.lseek(fd, 0, 0)
+    out.append('read %d' % len(os.read(fd, 100000)))
+    out.append('fstat size %d nlink %d' % (os.fstat(fd).st_size, os.fstat(fd).st_nlink))
+    os.close(fd)
+    return ', '.join(out)
+print('1001 links its open file', as_user(1001, mine, show=True))
+print('1000 links w/theirs to r/x', as_user(1000, lambda: os.link('w/theirs', 'r/x')))
+print('1000 links w/theirs to w/x', as_user(1000, lambda: os.link('w/theirs', 'w/x')))
+print('1000 links w/theirs to w/y/', as_user(1000, lambda: os.link('w/theirs', 'w/y/')))
+print('1000 links w/theirs to r/y/', as_user(1000, lambda: os.link('w/theirs', 'r/y/')))
+print(sorted(os.listdir('w')), sorted(os.listdir('r')), os.stat('w/f0').st_size, os.stat('w/theirs').st_nlink)
+`;
+
+test('a link the kernel refuses leaves the file as it was, and another user keeps writing to it', { timeout: 60_000 }, async (t) => {
+  const { stats } = await sameOnTmpfsAndShim(t, 'linkrefused', '', py(LINKREFUSED));
+  assert.equal(stats.evictions, 0, 'a refused link moved an in-memory file to disk');
 });
