@@ -123,6 +123,28 @@ static void ledger_release_inflight(int table_fd, off_t at)
     }
 }
 
+/*
+ * A table given back, or replaced by its process's new image, lists nothing
+ * any more: empty it, so that another registration of the same table gives
+ * nothing back a second time.  A fork child's table comes twice, from the
+ * parent (EPH_LEDGER_CHILD, on the parent's connection) and from the child
+ * itself before its first reference (on its own), and nothing orders two
+ * connections: when the daemon reads the second after the child is gone
+ * (busy for a few ms while a short child ran, exited and was reaped), that
+ * one finds no ledger of the pid and gives the table back again.  Each
+ * reference the child held was then dropped twice, its parent's with it:
+ * an exec'd child's flock on the fd its parent locked met EAGAIN (its shim
+ * saw a desc with no other holder and gave the fd a description of its
+ * own), and an unlinked file could be freed while the parent read it.  The
+ * mark lives in the file, not here, so a table the keeper hands a new
+ * daemon keeps it too.
+ */
+static void ledger_retire(int table_fd, pid_t pid)
+{
+    if (ftruncate(table_fd, 0) < 0)
+        log_msg(LOG_WARN, "pid %d: emptying its ledger after giving it back: %s", (int)pid, strerror(errno));
+}
+
 static void ledger_release(int table_fd, pid_t pid)
 {
     struct { uint32_t desc1, flags; } buf[512];
@@ -154,6 +176,7 @@ static void ledger_release(int table_fd, pid_t pid)
     }
     if (inflight)
         ledger_release_inflight(table_fd, inflight);
+    ledger_retire(table_fd, pid);
     if (ledger_refs != before)
         log_msg(LOG_INFO, "pid %d ended holding %llu open file references; dropped them", (int)pid,
                 (unsigned long long)(ledger_refs - before));
@@ -208,6 +231,10 @@ int ledger_register(pid_t pid, int self, int *tfd)
         /* A new image after exec replaces the old table; a parent's late
          * registration of a child that registered itself is stale. */
         if (self) {
+            struct stat a, b;
+            /* the parent's copy of a child's table comes again from the child: the same file */
+            if (fstat(p->table_fd, &a) != 0 || fstat(*tfd, &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+                ledger_retire(p->table_fd, pid); /* the new image lists what it inherited */
             keeper_dropped(p->table_fd);
             close(p->table_fd);
             p->table_fd = *tfd;
