@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -450,6 +451,22 @@ int ft_install_priv(int fd, uint32_t desc, int kfd_for_map, int priv)
         atomic_store(&ft_hwm, (uint32_t)fd + 1);
     ft_unlock();
     return 0;
+}
+
+int ft_install_inherited(int fd, uint32_t desc)
+{
+    struct eph_desc *d = &sh.descs[desc];
+    int priv = -1;
+    if (ft_cached_fd(d->inode, d->inode_gen) < 0) {
+        char p[32];
+        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+        int k = sys.open(p, O_RDWR | O_CLOEXEC); /* a memfd is 0777: any user may open it again */
+        if (k >= 0) {
+            priv = sys.fcntl(k, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
+            sys.close(k);
+        }
+    }
+    return ft_install_priv(fd, desc, fd, priv); /* priv -1: a dup of fd after all */
 }
 
 int ft_install_disk(int fd, uint32_t desc, uint32_t flags)

@@ -114,6 +114,11 @@ static inline int ft_lazy(struct ft_map *m, uint64_t end)
     return atomic_load_explicit(&m->len, memory_order_acquire) < end && end <= FT_LAZY_MAX &&
            atomic_fetch_add_explicit(&m->lazy_ops, 1, memory_order_relaxed) < FT_LAZY_OPS;
 }
+/* Install an fd inherited through exec (the fd of desc on its memfd).  The private fd on the
+ * memfd is opened again, not a dup of fd: the inherited description belongs to fd and the
+ * processes it came from, and a reopen here, which dups the private fd, must not share it
+ * (io_own_description tells the two apart by the private fd's description). */
+int ft_install_inherited(int fd, uint32_t desc);
 /* Install an fd that already refers to the evicted file's disk copy. */
 int ft_install_disk(int fd, uint32_t desc, uint32_t flags); /* flags: FT_DISK and the disk identity */
 void ft_after_fork_child(void);

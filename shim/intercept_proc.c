@@ -704,7 +704,7 @@ void proc_init_inherited(void)
                 if (open_ok && (fl & FT_DISK) && ft_disk_same(fl, &st))
                     ft_install_disk(fd, desc, fl);
                 else if (open_ok && (st.st_ino | EPH_INO_TAG) == ino->ino)
-                    ft_install(fd, desc, fd);
+                    ft_install_inherited(fd, desc);
                 else
                     fp_desc_unref(desc); /* a spawn file action closed or replaced it */
             }
