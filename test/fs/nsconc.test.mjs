@@ -175,9 +175,8 @@ async function killRun(t, { seed, procs, threads, killMs, bystander, strict }) {
     if (by && by.child.exitCode === null && by.child.signalCode === null) by.child.kill('SIGKILL');
     const { stderr } = await d.stop();
     if (!passed && stderr) process.stderr.write(stderr);
-    // A failure keeps the scratch (the daemon's log) for inspection, except in the known-bug case,
-    // which fails on every run until the bug is fixed.
-    if (passed || bystander) sc.done();
+    // A failure keeps the scratch (the daemon's log) for inspection.
+    if (passed) sc.done();
   }
 }
 
