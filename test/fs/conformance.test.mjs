@@ -418,24 +418,44 @@ test("another user's open file that moved to disk: its fd reads, writes, maps an
 // Renaming a file onto another name of the same file succeeds before any permission check (the
 // kernel's vfs_rename: source == target); the shim checked write permission on the directories
 // first and said EACCES (soak seed 880106753, "t8/u1001:22 rename a/f3 f4").  uid 1001 may write
-// the test directory but not a/, where the first name of the hard-linked file (on disk) is.
+// the test directory but not a/, where the first name of the hard-linked file (on disk) is:
+// a rename onto the other name, plain or RENAME_EXCHANGE, changes nothing and succeeds (also
+// between two root-owned links in a sticky directory), RENAME_NOREPLACE says EEXIST, and one onto
+// another file is refused (EACCES; EPERM in the sticky directory).
 const RENAME_SAME_FILE = String.raw`
-import errno, os, sys
+import ctypes, errno, os, sys
 d = sys.argv[1]
 ${OPEN_TO_USERS}
 os.mkdir('a', 0o755)
 with open('a/f', 'wb') as f:
     f.write(b'data')
 os.link('a/f', 'g')
+with open('a/m', 'wb') as f:
+    f.write(b'm' * 3000)
 with open('own', 'wb') as f:
     f.write(b'own')
+os.mkdir('s'); os.chmod('s', 0o1777)
+with open('s/x', 'wb') as f:
+    f.write(b'x')
+os.link('s/x', 's/y')
+libc = ctypes.CDLL(None, use_errno=True)
+def renameat2(a, b, fl):
+    if libc.renameat2(-100, a.encode(), -100, b.encode(), fl) != 0:
+        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
 ${AS_USER}
 print('a/f onto its link g', as_user(1001, lambda: os.rename('a/f', 'g')))
 print('g onto its link a/f', as_user(1001, lambda: os.rename('g', 'a/f')))
 print('a/f onto itself', as_user(1001, lambda: os.rename('a/f', 'a/f')))
 print('a/f to a/h', as_user(1001, lambda: os.rename('a/f', 'a/h')))
+print('a/f onto a/m (another file)', as_user(1001, lambda: os.rename('a/f', 'a/m')))
 print('own to a/own', as_user(1001, lambda: os.rename('own', 'a/own')))
-print(sorted(os.listdir('.')), sorted(os.listdir('a')), os.stat('g').st_nlink, open('a/f', 'rb').read(), open('own', 'rb').read())
+print('noreplace a/f g', as_user(1001, lambda: renameat2('a/f', 'g', 1)))
+print('exchange a/f g', as_user(1001, lambda: renameat2('a/f', 'g', 2)))
+print('s/x onto s/y (sticky, root owns both)', as_user(1001, lambda: os.rename('s/x', 's/y')))
+print('g onto s/x (other files)', as_user(1001, lambda: os.rename('g', 's/x')))
+print(sorted(os.listdir('.')), sorted(os.listdir('a')), sorted(os.listdir('s')), os.stat('g').st_nlink, open('a/f', 'rb').read(), open('own', 'rb').read())
+for q in ('a/m', 's/x', 's/y'):
+    print(q, os.stat(q).st_nlink, len(open(q, 'rb').read()))
 `;
 
 test('rename onto another name of the same file by a user who may not write its directory answers as on tmpfs', { timeout: 60_000 }, async (t) => {
@@ -444,47 +464,6 @@ test('rename onto another name of the same file by a user who may not write its 
     return;
   }
   await sameOnTmpfsAndShim(t, 'rename-same-file', '', py(RENAME_SAME_FILE));
-});
-
-// Two names of one file (a hard link, so both on disk): the kernel's vfs_rename returns 0 before it
-// checks any permission on the directories when source and target are the same inode, so a user
-// who may not write the directory still "renames" one name onto the other (nothing changes), while
-// RENAME_NOREPLACE says EEXIST and RENAME_EXCHANGE succeeds the same way.  The shim checked write
-// permission on the parents first and said EACCES (seed 880106753 of the 10 M soak, turn 8).
-const SAMEFILE = String.raw`
-import ctypes, errno, os, sys
-d = sys.argv[1]
-${OPEN_TO_USERS}
-${AS_USER}
-os.mkdir('r'); os.chmod('r', 0o755)
-with open('r/a', 'wb') as f: f.write(b'a' * 5000)
-os.chmod('r/a', 0o666)
-os.link('r/a', 'r/b')
-with open('r/m', 'wb') as f: f.write(b'm' * 3000)
-os.mkdir('s'); os.chmod('s', 0o1777)
-with open('s/x', 'wb') as f: f.write(b'x')
-os.link('s/x', 's/y')
-libc = ctypes.CDLL(None, use_errno=True)
-def renameat2(a, b, fl):
-    if libc.renameat2(-100, a.encode(), -100, b.encode(), fl) != 0:
-        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
-for name, fn in [('rename r/a r/b', lambda: os.rename('r/a', 'r/b')),
-                 ('rename r/b r/a', lambda: os.rename('r/b', 'r/a')),
-                 ('rename r/m r/m', lambda: os.rename('r/m', 'r/m')),
-                 ('rename r/a r/m', lambda: os.rename('r/a', 'r/m')),
-                 ('noreplace r/a r/b', lambda: renameat2('r/a', 'r/b', 1)),
-                 ('exchange r/a r/b', lambda: renameat2('r/a', 'r/b', 2)),
-                 ('rename s/x s/y (sticky, root owns both)', lambda: os.rename('s/x', 's/y')),
-                 ('rename r/a s/x (other files)', lambda: os.rename('r/a', 's/x'))]:
-    print(name, as_user(1001, fn))
-for q in ('r/a', 'r/b', 'r/m', 's/x', 's/y'):
-    st = os.stat(q)
-    with open(q, 'rb') as f: print(q, st.st_nlink, len(f.read()))
-print(sorted(os.listdir('r')), sorted(os.listdir('s')))
-`;
-
-test('a rename of one name of a file onto another name of it succeeds without write permission, as on tmpfs', { timeout: 60_000 }, async (t) => {
-  await sameOnTmpfsAndShim(t, 'samefile', '', py(SAMEFILE));
 });
 
 // A link that the kernel refuses changes nothing: on tmpfs the file stays as it was; under the shim
