@@ -141,7 +141,12 @@ static void ledger_release_inflight(int table_fd, off_t at)
  */
 static void ledger_retire(int table_fd, pid_t pid)
 {
-    if (ftruncate(table_fd, 0) < 0)
+    /* Zeroed, not truncated: a process that still maps it (a fork child of the
+     * dead one, for the few instructions until it replaces its table) reads
+     * zeros rather than dying of SIGBUS. */
+    struct stat st;
+    if (fstat(table_fd, &st) == 0 && st.st_size > 0 &&
+        fallocate(table_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, st.st_size) < 0)
         log_msg(LOG_WARN, "pid %d: emptying its ledger after giving it back: %s", (int)pid, strerror(errno));
 }
 
