@@ -192,9 +192,12 @@ for (const c of KILLS) {
 // SIGKILL in between lost it until no process mapped the region; now it waits in the ledger's
 // in-flight page meanwhile (docs/ARCHITECTURE.md, "References in flight").  The same runs also met a
 // freeze of the daemon and the survivors about 1 in 10: a thread registering its ledger under ft_mu
-// waited for the daemon, the daemon for ns_lock, and ns_lock's holder for ft_mu.
+// waited for the daemon, the daemon for ns_lock, and ns_lock's holder for ft_mu.  Still a todo: on
+// branch soak2 (soakmerge re-applied on main 17314f0, its double give-back fixed) 79 of 85 runs
+// passed; 5 left one file and 1 froze (test/README.md, "Known bugs").
 test(`SIGKILLed writers' references are given back while another process lives on (seed ${KILLS[0].seed})`, {
   timeout: 120_000,
+  todo: 'known bug killed-refs, the rest of it, on branch soak2: with a bystander alive, 1 unlinked file (0-180 KiB) stays in files_in_memory 10 s after the clean in 5 of 85 runs (8-24 files every run before soakmerge); in 1 more the fresh check process waited out its 60 s bound',
 }, (t) => killRun(t, { ...KILLS[0], killMs: 2000, bystander: true, strict: true }));
 
 // The bugs the randomized runs found, each on its own (test/README.md, "Known bugs" has the ones
