@@ -12,7 +12,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -45,18 +47,10 @@ int ledger_registered(int pid)
     return 0;
 }
 
-static void ledger_unref(uint32_t desc)
+/* One open_count reference on inode (gen: whose slot it was when taken). */
+static void ledger_inode_unref(uint32_t inode, uint32_t gen)
 {
-    struct eph_desc *d = &eph_descs(D.h)[desc];
-    /* Our reference keeps the slot from being reused until we drop it. */
-    uint32_t inode = d->inode, gen = d->inode_gen;
-    uint32_t r = atomic_load(&d->refs);
-    do {
-        if (r == 0)
-            return;
-    } while (!atomic_compare_exchange_weak(&d->refs, &r, r - 1));
-    ledger_refs++;
-    if (r != 1 || inode >= D.h->ninodes)
+    if (inode >= D.h->ninodes)
         return;
     struct eph_inode *in = &D.inodes[inode];
     uint32_t oc = atomic_load(&in->open_count);
@@ -68,19 +62,109 @@ static void ledger_unref(uint32_t desc)
         ns_maybe_gc(inode);
 }
 
+void ledger_drop_ref(uint32_t inode, uint32_t gen)
+{
+    ledger_refs++;
+    ledger_inode_unref(inode, gen);
+}
+
+static void ledger_unref(uint32_t desc)
+{
+    struct eph_desc *d = &eph_descs(D.h)[desc];
+    /* Our reference keeps the slot from being reused until we drop it. */
+    uint32_t inode = d->inode, gen = d->inode_gen;
+    uint32_t r = atomic_load(&d->refs);
+    do {
+        if (r == 0)
+            return;
+    } while (!atomic_compare_exchange_weak(&d->refs, &r, r - 1));
+    ledger_refs++;
+    if (r != 1)
+        return;
+    ledger_inode_unref(inode, gen);
+}
+
+/* Where the in-flight page of a table starts (proto.h): its last page; 0 if it has none. */
+static off_t ledger_inflight_off(int table_fd)
+{
+    struct stat st;
+    if (fstat(table_fd, &st) < 0 || st.st_size < (off_t)EPH_LEDGER_INFLIGHT_BYTES)
+        return 0;
+    return st.st_size - (off_t)EPH_LEDGER_INFLIGHT_BYTES;
+}
+
+/*
+ * The references a dead process held in flight (proto.h, EPH_INFLIGHT_*):
+ * taken and not yet listed under an fd.  A desc already listed at its fd was
+ * given back with the table.
+ */
+static void ledger_release_inflight(int table_fd, off_t at)
+{
+    uint64_t slot[EPH_LEDGER_INFLIGHT_SLOTS];
+    ssize_t n = pread(table_fd, slot, sizeof slot, at);
+    for (ssize_t i = 0; i < n / (ssize_t)sizeof slot[0]; i++) {
+        uint64_t v = slot[i];
+        uint32_t hi = (uint32_t)(v >> 32) & 0x1fffffffu, lo = (uint32_t)v; /* below the type bits */
+        if (v & EPH_INFLIGHT_INODE) {
+            ledger_refs++;
+            ledger_inode_unref(hi, lo);
+        } else if (v & EPH_INFLIGHT_CHARGE) {
+            uint64_t bytes = (uint64_t)lo * EPH_PAGE_INFLIGHT, cur = atomic_load(&D.h->c.bytes_in_memory);
+            do {
+                if (cur < bytes)
+                    bytes = cur;
+            } while (!atomic_compare_exchange_weak(&D.h->c.bytes_in_memory, &cur, cur - bytes));
+        } else if ((v & EPH_INFLIGHT_DESC) && hi < D.h->ndescs) {
+            struct { uint32_t desc1, flags; } e = {0, 0};
+            if ((off_t)lo * (off_t)sizeof e >= at ||
+                pread(table_fd, &e, sizeof e, (off_t)lo * (off_t)sizeof e) != (ssize_t)sizeof e || e.desc1 != hi + 1)
+                ledger_unref(hi);
+        }
+    }
+}
+
+/*
+ * A table given back, or replaced by its process's new image, lists nothing
+ * any more: empty it, so that another registration of the same table gives
+ * nothing back a second time.  A fork child's table comes twice, from the
+ * parent (EPH_LEDGER_CHILD, on the parent's connection) and from the child
+ * itself before its first reference (on its own), and nothing orders two
+ * connections: when the daemon reads the second after the child is gone
+ * (busy for a few ms while a short child ran, exited and was reaped), that
+ * one finds no ledger of the pid and gives the table back again.  Each
+ * reference the child held was then dropped twice, its parent's with it:
+ * an exec'd child's flock on the fd its parent locked met EAGAIN (its shim
+ * saw a desc with no other holder and gave the fd a description of its
+ * own), and an unlinked file could be freed while the parent read it.  The
+ * mark lives in the file, not here, so a table the keeper hands a new
+ * daemon keeps it too.
+ */
+static void ledger_retire(int table_fd, pid_t pid)
+{
+    /* Zeroed, not truncated: a process that still maps it (a fork child of the
+     * dead one, for the few instructions until it replaces its table) reads
+     * zeros rather than dying of SIGBUS. */
+    struct stat st;
+    if (fstat(table_fd, &st) == 0 && st.st_size > 0 &&
+        fallocate(table_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, st.st_size) < 0)
+        log_msg(LOG_WARN, "pid %d: emptying its ledger after giving it back: %s", (int)pid, strerror(errno));
+}
+
 static void ledger_release(int table_fd, pid_t pid)
 {
     struct { uint32_t desc1, flags; } buf[512];
     uint64_t before = ledger_refs;
-    off_t off = 0;
+    off_t off = 0, inflight = ledger_inflight_off(table_fd);
     /* Only the pages the process touched hold entries: skip the holes. */
     for (;;) {
         off_t data = lseek(table_fd, off, SEEK_DATA);
-        if (data < 0)
+        if (data < 0 || (inflight && data >= inflight))
             break;
         off_t end = lseek(table_fd, data, SEEK_HOLE);
         if (end <= data)
             break;
+        if (inflight && end > inflight)
+            end = inflight;
         for (off_t p = data & ~(off_t)(sizeof buf[0] - 1); p < end;) {
             size_t want = sizeof buf;
             if ((off_t)want > end - p)
@@ -95,9 +179,28 @@ static void ledger_release(int table_fd, pid_t pid)
         }
         off = end;
     }
+    if (inflight)
+        ledger_release_inflight(table_fd, inflight);
+    ledger_retire(table_fd, pid);
     if (ledger_refs != before)
         log_msg(LOG_INFO, "pid %d ended holding %llu open file references; dropped them", (int)pid,
                 (unsigned long long)(ledger_refs - before));
+}
+
+/* The daemon took an open_count reference on inode for pid's thread in slot
+ * (EPH_OP_CREATE): it is in flight until that thread lists it. */
+void ledger_note_inflight(pid_t pid, uint32_t slot, uint32_t inode, uint32_t gen)
+{
+    if (slot >= EPH_LEDGER_INFLIGHT_SLOTS)
+        return;
+    for (struct ledger_proc *p = ledger_procs; p; p = p->next)
+        if (p->pid == pid) {
+            off_t at = ledger_inflight_off(p->table_fd);
+            uint64_t v = EPH_INFLIGHT_INODE | (uint64_t)inode << 32 | gen;
+            if (at && pwrite(p->table_fd, &v, sizeof v, at + (off_t)slot * (off_t)sizeof v) != (ssize_t)sizeof v)
+                log_msg(LOG_WARN, "pid %d: noting an open reference in its ledger: %s", (int)pid, strerror(errno));
+            return;
+        }
 }
 
 static void ledger_forget(struct ledger_proc *p)
@@ -133,6 +236,10 @@ int ledger_register(pid_t pid, int self, int *tfd)
         /* A new image after exec replaces the old table; a parent's late
          * registration of a child that registered itself is stale. */
         if (self) {
+            struct stat a, b;
+            /* the parent's copy of a child's table comes again from the child: the same file */
+            if (fstat(p->table_fd, &a) != 0 || fstat(*tfd, &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+                ledger_retire(p->table_fd, pid); /* the new image lists what it inherited */
             keeper_dropped(p->table_fd);
             close(p->table_fd);
             p->table_fd = *tfd;

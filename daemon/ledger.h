@@ -13,6 +13,13 @@
  * its parent for a child).  Takes *tfd (sets it to -1) when kept.  0 or
  * -errno. */
 int ledger_register(pid_t pid, int self, int *tfd);
+/* The daemon took an open_count reference on inode (gen) for the thread of
+ * pid whose in-flight slot is slot (EPH_OP_CREATE's req.inflight1 - 1):
+ * note it in pid's ledger, so that it is given back if pid dies before it
+ * lists it under an fd. */
+void ledger_note_inflight(pid_t pid, uint32_t slot, uint32_t inode, uint32_t gen);
+/* Give back one open_count reference on inode (gen) that no ledger lists. */
+void ledger_drop_ref(uint32_t inode, uint32_t gen);
 /* 1 if pid registered a ledger and is alive (as far as its pidfd told us yet). */
 int ledger_registered(int pid);
 /* Open-file references dropped on behalf of processes that died holding them. */

@@ -624,6 +624,9 @@ int shimops_run(struct eph_req *q, struct eph_resp *r, int *fd, pid_t peer, int 
          * sees it moved when it takes the lock (a rename may move a directory). */
         if (q->op == EPH_OP_RENAME || q->op == EPH_OP_RMDIR)
             atomic_fetch_add(&D.h->dirs_gone, 1);
+        /* The caller's reference, in its ledger before the answer can be lost with it. */
+        if (q->op == EPH_OP_CREATE && rc == 0 && r->where == EPH_WHERE_MEM && q->inflight1)
+            ledger_note_inflight(peer, q->inflight1 - 1, r->inode, r->gen);
         nsl_exit();
         return rc;
     }

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "loop.h"
 #include "namespace.h"
+#include "ledger.h"
 #include "shimops.h"
 
 struct shim_conn {
@@ -177,6 +178,10 @@ static void shim_handle(struct shim_conn *c, struct eph_req *q, int in_fd)
     if (shim_reply(c, &r, fd) < 0) {
         log_msg(LOG_INFO, "shim pid %d: reply failed (%s); dropping it", (int)c->pid,
                 strerror(errno));
+        /* A CREATE's reference for a caller already gone: its ledger was given back
+         * (the pidfd came first) before this request, so nothing lists it. */
+        if (q->op == EPH_OP_CREATE && st == 0 && r.where == EPH_WHERE_MEM && !ledger_registered(c->pid))
+            ledger_drop_ref(r.inode, r.gen);
         shim_drop(c);
     }
 }

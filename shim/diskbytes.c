@@ -33,7 +33,8 @@ static int db_slot_guess(int fd)
 static void db_mark(int fd, int slot)
 {
     ft_lock();
-    uint32_t keep = ft_fds[fd].desc1 ? (ft_fds[fd].flags & FT_DISK) : 0;
+    /* a moved file's fd keeps FT_DISK and its disk identity (ft_disk_same) */
+    uint32_t keep = ft_fds[fd].desc1 ? (ft_fds[fd].flags & (FT_DISK | FT_DISK_INO_MASK << FT_DISK_INO_SHIFT)) : 0;
     ft_fds[fd].flags = keep | FT_SIZED | ((uint32_t)slot << FT_SLOT_SHIFT);
     if ((uint32_t)fd + 1 > atomic_load(&ft_hwm)) /* exec hands the marks on (intercept_proc.c) */
         atomic_store(&ft_hwm, (uint32_t)fd + 1);

@@ -20,9 +20,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ephemera/proto.h"
@@ -62,12 +64,79 @@ static void idle_remove(uint32_t inode)
 }
 static pthread_mutex_t ft_mu = PTHREAD_MUTEX_INITIALIZER;
 
-void ft_lock(void) { pthread_mutex_lock(&ft_mu); }
-void ft_unlock(void) { pthread_mutex_unlock(&ft_mu); }
-
-static size_t ft_bytes;                 /* size of the ft_fds mapping */
+static size_t ft_bytes;                 /* size of the ft_fds mapping: the table, then the in-flight page */
 static int ft_ledger_on;                /* ft_fds is a memfd the daemon holds as our ledger */
 static int ft_ledger_tried;             /* promotion failed once: stay private */
+static int ft_ledger_unsent = -1;       /* under ft_mu: the promoted table's memfd, still to register */
+static int ft_unconfirmed = -1;         /* our copy's memfd, until we registered it ourselves */
+static uint64_t ft_unconfirmed_ino;
+
+static void ledger_register(int table_fd, pid_t child);
+
+void ft_lock(void) { pthread_mutex_lock(&ft_mu); }
+
+/*
+ * A managed fd changes in two steps: the kernel's (open, dup2, close) and our
+ * table's.  A fork between them gave the child a kernel fd table and a copy of
+ * ours that disagree (a memfd served raw, past the file's size, or /dev/null
+ * served as the file; test/c/forktable_test.c).  So each such change is a
+ * reader of ft_fork_rw from before its kernel step until its table step, and
+ * fork a writer from its copy of the table until the kernel has copied its fd
+ * table.  Writers first, so a thread that changes fds in a loop cannot starve
+ * a fork; a thread inside a change (or forking: atfork handlers may close fds
+ * through us) does not take it again.
+ */
+static pthread_rwlock_t ft_fork_rw = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+static __thread int ft_change_depth;
+
+void ft_change_begin(void)
+{
+    if (ft_change_depth++ == 0)
+        pthread_rwlock_rdlock(&ft_fork_rw);
+}
+
+void ft_change_end(void)
+{
+    if (--ft_change_depth == 0)
+        pthread_rwlock_unlock(&ft_fork_rw);
+}
+
+void ft_fork_begin(void)
+{
+    if (ft_change_depth++ == 0)
+        pthread_rwlock_wrlock(&ft_fork_rw);
+}
+
+void ft_fork_end(int child)
+{
+    if (--ft_change_depth != 0)
+        return;
+    if (child) {
+        pthread_rwlock_t fresh = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+        memcpy(&ft_fork_rw, &fresh, sizeof fresh);
+    } else {
+        pthread_rwlock_unlock(&ft_fork_rw);
+    }
+}
+
+/*
+ * The table's registration waits for the daemon, so it is sent after ft_mu is
+ * let go: a thread holding ft_mu must never wait for the daemon, which may be
+ * waiting for ns_lock held by a thread of ours that waits for ft_mu (nsf_reclaim
+ * looks at our cached fds under ns_lock).  That cycle froze a process and the
+ * daemon with it (test/fs/nsconc.test.mjs, the SIGKILL runs, 1 in 10).
+ */
+void ft_unlock(void)
+{
+    int unsent = ft_ledger_unsent;
+    if (unlikely(unsent >= 0))
+        ft_ledger_unsent = -1;
+    pthread_mutex_unlock(&ft_mu);
+    if (unlikely(unsent >= 0)) {
+        ledger_register(unsent, 0);
+        sys.close(unsent);
+    }
+}
 
 /* Hand the daemon the table of child (0: our own; a child's goes without waiting for an answer). */
 static void ledger_register(int table_fd, pid_t child)
@@ -115,7 +184,8 @@ static void ledger_promote(void)
     void *t = sys.mmap(ft_fds, ft_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, mfd, 0);
     if (t != MAP_FAILED) {
         ft_ledger_on = 1;
-        ledger_register(mfd, 0);
+        ft_ledger_unsent = mfd; /* registered by ft_unlock, once ft_mu is free */
+        return;
     }
     sys.close(mfd);
 }
@@ -124,6 +194,114 @@ static inline void ledger_before_ref(void)
 {
     if (unlikely(!ft_ledger_on) && !ft_ledger_tried)
         ledger_promote();
+}
+
+/*
+ * In-flight references: between taking an open_count reference (open_cached,
+ * nsf_create, the daemon's CREATE, a truncate by path) and listing its desc
+ * under an fd, a reference lives in this thread's slot of the ledger's last
+ * page (proto.h, EPH_LEDGER_INFLIGHT_BYTES), so a SIGKILL in between leaves
+ * the daemon something to give back.  Slots are handed to threads from a
+ * bitmap and given back at thread exit.
+ */
+static __thread uint32_t ft_slot1;      /* this thread's slot + 1; 0: none yet */
+static _Atomic uint64_t ft_slot_used[EPH_LEDGER_INFLIGHT_SLOTS / 64];
+static pthread_key_t ft_slot_key;
+static pthread_once_t ft_slot_once = PTHREAD_ONCE_INIT;
+
+static inline _Atomic uint64_t *inflight_at(uint32_t slot)
+{
+    return (_Atomic uint64_t *)((char *)ft_fds + (size_t)ft_nfds * sizeof(struct ft_entry)) + slot;
+}
+
+static void slot_give_back(void *v)
+{
+    uint32_t slot = (uint32_t)(uintptr_t)v - 1;
+    if (ft_fds)
+        atomic_store(inflight_at(slot), 0);
+    atomic_fetch_and(&ft_slot_used[slot / 64], ~(1ull << (slot % 64)));
+}
+
+static void slot_key_init(void)
+{
+    pthread_key_create(&ft_slot_key, slot_give_back);
+}
+
+/* Our copy of the table, registered on our own connection (ft_ledger_child). */
+static void ledger_confirm(void)
+{
+    ft_lock();
+    int fd = ft_unconfirmed;
+    ft_unconfirmed = -1;
+    ft_unlock();
+    struct stat st;
+    if (fd < 0)
+        return;
+    if (sys.fstat(fd, &st) != 0 || st.st_ino != ft_unconfirmed_ino)
+        return; /* the program closed it and the number is another file now */
+    struct eph_req req;
+    rpc_req_init(&req, EPH_OP_LEDGER);
+    req.flags = EPH_LEDGER_NOREPLY;
+    rpc_send_fd(&req, fd);
+    sys.close(fd);
+}
+
+int ft_inflight_slot(void)
+{
+    if (unlikely(!ft_fds))
+        return -1;
+    if (unlikely(ft_unconfirmed >= 0))
+        ledger_confirm();
+    if (unlikely(!ft_ledger_on) && !ft_ledger_tried) {
+        ft_lock();
+        ledger_before_ref();
+        ft_unlock();
+    }
+    if (likely(ft_slot1))
+        return (int)ft_slot1 - 1;
+    pthread_once(&ft_slot_once, slot_key_init);
+    for (uint32_t w = 0; w < EPH_LEDGER_INFLIGHT_SLOTS / 64; w++) {
+        uint64_t used = atomic_load(&ft_slot_used[w]);
+        while (~used) {
+            uint32_t b = (uint32_t)__builtin_ctzll(~used);
+            if (atomic_compare_exchange_weak(&ft_slot_used[w], &used, used | (1ull << b))) {
+                ft_slot1 = w * 64 + b + 1;
+                atomic_store(inflight_at(ft_slot1 - 1), 0);
+                pthread_setspecific(ft_slot_key, (void *)(uintptr_t)ft_slot1);
+                return (int)ft_slot1 - 1;
+            }
+        }
+    }
+    return -1; /* more threads than slots: this one's references go unlisted until installed */
+}
+
+void ft_inflight_inode(uint32_t inode, uint32_t gen)
+{
+    if (ft_slot1)
+        atomic_store_explicit(inflight_at(ft_slot1 - 1), EPH_INFLIGHT_INODE | (uint64_t)inode << 32 | gen,
+                              memory_order_release);
+}
+
+void ft_inflight_desc(uint32_t desc, int fd)
+{
+    if (ft_slot1)
+        atomic_store_explicit(inflight_at(ft_slot1 - 1), EPH_INFLIGHT_DESC | (uint64_t)desc << 32 | (uint32_t)fd,
+                              memory_order_release);
+}
+
+int ft_inflight_charge(uint64_t bytes)
+{
+    if (!ft_slot1 || atomic_load(inflight_at(ft_slot1 - 1)) != 0 || bytes / EPH_PAGE_INFLIGHT > UINT32_MAX)
+        return 0;
+    atomic_store_explicit(inflight_at(ft_slot1 - 1), EPH_INFLIGHT_CHARGE | bytes / EPH_PAGE_INFLIGHT,
+                          memory_order_release);
+    return 1;
+}
+
+void ft_inflight_clear(void)
+{
+    if (ft_slot1)
+        atomic_store_explicit(inflight_at(ft_slot1 - 1), 0, memory_order_release);
 }
 
 int ft_init(void)
@@ -138,14 +316,14 @@ int ft_init(void)
      * (the daemon keeps a memfd of it and, when we die, drops what it still
      * lists).  It starts private: ledger_promote turns it into that memfd
      * before the first reference, so a process that only looks pays nothing. */
-    ft_bytes = n * sizeof(struct ft_entry);
+    ft_bytes = n * sizeof(struct ft_entry) + EPH_LEDGER_INFLIGHT_BYTES;
     void *t = sys.mmap(NULL, ft_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (t == MAP_FAILED)
         return -ENOMEM;
     void *m = sys.mmap(NULL, (size_t)sh.hdr->ninodes * sizeof(struct ft_map), PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
-        munmap(t, n * sizeof(struct ft_entry));
+        munmap(t, ft_bytes);
         return -ENOMEM;
     }
     ft_maps = m; /* zero pages: kfd1 == 0 means no private fd, and nothing is touched */
@@ -275,13 +453,29 @@ int ft_install_priv(int fd, uint32_t desc, int kfd_for_map, int priv)
     return 0;
 }
 
-int ft_install_disk(int fd, uint32_t desc)
+int ft_install_inherited(int fd, uint32_t desc)
+{
+    struct eph_desc *d = &sh.descs[desc];
+    int priv = -1;
+    if (ft_cached_fd(d->inode, d->inode_gen) < 0) {
+        char p[32];
+        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+        int k = sys.open(p, O_RDWR | O_CLOEXEC); /* a memfd is 0777: any user may open it again */
+        if (k >= 0) {
+            priv = sys.fcntl(k, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
+            sys.close(k);
+        }
+    }
+    return ft_install_priv(fd, desc, fd, priv); /* priv -1: a dup of fd after all */
+}
+
+int ft_install_disk(int fd, uint32_t desc, uint32_t flags)
 {
     if (fd < 0 || (unsigned)fd >= ft_nfds)
         return -EMFILE;
     ft_lock();
     ledger_before_ref();
-    ft_fds[fd].flags = FT_DISK;
+    ft_fds[fd].flags = FT_DISK | (flags & ~(uint32_t)(FT_DISK | FT_PRIV));
     ft_fds[fd].desc1 = desc + 1;
     if ((uint32_t)fd + 1 > atomic_load(&ft_hwm))
         atomic_store(&ft_hwm, (uint32_t)fd + 1);
@@ -294,17 +488,39 @@ int ft_install_disk(int fd, uint32_t desc)
  * so the parent prepares the child's while it takes the child's references,
  * both under ft_lock: the copy lists exactly the references taken.  With no
  * reference to hand over (FT_LEDGER_NONE), the child takes a private copy and
- * registers one only if it ever takes a reference itself.
+ * registers one only if it ever takes a reference itself.  When no memfd copy
+ * can be made (at the fd limit, short of memory), the entries are kept in
+ * private memory instead: the child must start from the table as it was at
+ * the fork, not from the shared one the parent goes on changing.
  */
-int ft_ledger_fork_copy(void)
+void ft_ledger_fork_copy(struct ft_fork *f)
 {
-    if (!ft_any_managed())
-        return FT_LEDGER_NONE;
-    return ledger_copy();
+    f->snap = NULL;
+    f->used = 0;
+    f->ino = 0;
+    if (!ft_any_managed()) {
+        f->fd = FT_LEDGER_NONE;
+        return;
+    }
+    f->fd = ledger_copy();
+    struct stat st;
+    if (f->fd >= 0 && sys.fstat(f->fd, &st) == 0)
+        f->ino = st.st_ino;
+    if (f->fd >= 0)
+        return;
+    f->used = (size_t)atomic_load(&ft_hwm) * sizeof(struct ft_entry);
+    void *p = sys.mmap(NULL, f->used, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return; /* the child then gets an empty table: no fd of ours is served as another's */
+    memcpy(p, ft_fds, f->used);
+    f->snap = p;
 }
 
-void ft_ledger_child(int copy_fd)
+static int ft_child_unlisted;           /* the child's references came with no ledger: list them at once */
+
+void ft_ledger_child(struct ft_fork *f)
 {
+    int copy_fd = f->fd;
     if (!ft_ledger_on && copy_fd == FT_LEDGER_NONE) {
         if (ft_ledger_tried)
             ft_ledger_tried = 0; /* the parent's table was private: fork gave us our own copy already */
@@ -314,50 +530,65 @@ void ft_ledger_child(int copy_fd)
     if (copy_fd >= 0) {
         t = sys.mmap(ft_fds, ft_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
                      copy_fd, 0);
-        sys.close(copy_fd);
+        if (ft_unconfirmed >= 0) /* our parent's, never confirmed: its number is ours to close */
+            sys.close(ft_unconfirmed);
+        ft_unconfirmed = -1;
+        /* The parent registers it for us, but on its own connection: a CREATE of ours
+         * may reach the daemon first, and the reference it notes in flight would be
+         * written nowhere.  We send it ourselves, on ours, before our first reference. */
+        if (t != MAP_FAILED) {
+            ft_unconfirmed = copy_fd;
+            ft_unconfirmed_ino = f->ino;
+        } else {
+            sys.close(copy_fd);
+        }
     }
     /* Stores only where the value changes: a child that execs or exits at
      * once then copies none of our pages (fork+_exit loops). */
     if (ft_ledger_on != (t != MAP_FAILED))
         ft_ledger_on = t != MAP_FAILED;
-    if (ft_ledger_tried != (copy_fd == -1))
-        ft_ledger_tried = copy_fd == -1; /* no copy although references came with us: they go unlisted */
+    if (ft_ledger_tried)
+        ft_ledger_tried = 0;
     if (ft_ledger_on || !ft_fds)
         return;
     /* Until it is replaced here, ft_fds is still the parent's shared table, which
      * the parent goes on changing now that fork has returned to it: an fd it opens
      * meanwhile must not become ours (we hold no reference on it, and our fd of
      * that number, if any, is another file).  With no reference handed over, the
-     * parent listed none under ft_lock: start from an empty table. */
-    if (copy_fd == FT_LEDGER_NONE) {
+     * parent listed none under ft_lock: start from an empty table; else from the
+     * entries it kept at the fork. */
+    static struct { uint32_t fd, flags; } sized[256];
+    uint32_t n = 0;
+    if (!f->snap) {
         /* The marks of counted disk files (FT_SIZED, desc1 0) hold no reference: they come
-         * along.  One the parent changes meanwhile is checked against the file at its use. */
-        static struct { uint32_t fd, flags; } sized[256];
-        uint32_t hwm = atomic_load(&ft_hwm), n = 0;
+         * along into an empty table.  One the parent changes meanwhile is checked against
+         * the file at its use.  (A snapshot holds them already.) */
+        uint32_t hwm = atomic_load(&ft_hwm);
         for (uint32_t fd = 0; fd < hwm && n < 256; fd++)
             if (!ft_fds[fd].desc1 && (ft_fds[fd].flags & FT_SIZED))
                 sized[n].fd = fd, sized[n++].flags = ft_fds[fd].flags;
-        sys.mmap(ft_fds, ft_bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-        for (uint32_t i = 0; i < n; i++)
-            ft_fds[sized[i].fd].flags = sized[i].flags;
-        return;
     }
-    /* The only thread of the child: a private table in place, same entries.
-     * Only calls the parent has bound already (a first call through the PLT
-     * costs each child a symbol lookup). */
-    static struct ft_entry keep[8192];
-    size_t used = (size_t)atomic_load(&ft_hwm) * sizeof(struct ft_entry);
-    char *p = used <= sizeof keep ? (char *)keep
-            : sys.mmap(NULL, used, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
+    sys.mmap(ft_fds, ft_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+             -1, 0);
+    for (uint32_t i = 0; i < n; i++)
+        ft_fds[sized[i].fd].flags = sized[i].flags;
+    if (copy_fd == FT_LEDGER_NONE)
         return;
-    memcpy(p, ft_fds, used);
-    if (sys.mmap(ft_fds, ft_bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) != MAP_FAILED)
-        memcpy(ft_fds, p, used);
-    if (p != (char *)keep)
-        munmap(p, used);
+    if (f->snap) {
+        memcpy(ft_fds, f->snap, f->used);
+        munmap(f->snap, f->used);
+    }
+    ft_child_unlisted = 1;
+}
+
+void ft_ledger_child_late(void)
+{
+    if (likely(!ft_child_unlisted))
+        return;
+    ft_child_unlisted = 0;
+    ft_lock();
+    ledger_before_ref(); /* registered by ft_unlock */
+    ft_unlock();
 }
 
 /*
@@ -372,18 +603,25 @@ void ft_ledger_exec(void)
     ft_unlock();
 }
 
-void ft_ledger_parent(int copy_fd, pid_t child)
+void ft_ledger_parent(struct ft_fork *f, pid_t child)
 {
-    if (copy_fd < 0)
+    if (f->snap)
+        munmap(f->snap, f->used);
+    if (f->fd < 0)
         return;
     if (child > 0)
-        ledger_register(copy_fd, child);
-    sys.close(copy_fd);
+        ledger_register(f->fd, child);
+    sys.close(f->fd);
 }
 
 /* Only if another thread held it at fork: an unwritten page stays shared with the parent. */
 void ft_after_fork_child(void)
 {
+    if (unlikely(ft_ledger_unsent >= 0)) {
+        /* another thread was promoting the parent's table at fork: that one is not ours */
+        sys.close(ft_ledger_unsent);
+        ft_ledger_unsent = -1;
+    }
     if (ft_mu.__data.__lock) {
         pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
         memcpy(&ft_mu, &fresh, sizeof fresh);
@@ -483,6 +721,12 @@ void ft_forget(int fd)
 {
     ft_lock();
     struct ft_entry e = ft_fds[fd];
+    /* The reference goes in flight before it leaves the entry (unless this
+     * thread's slot is busy with a reference of its own): a SIGKILL before the
+     * desc's count drops then loses nothing. */
+    int track = e.desc1 && ft_slot1 && atomic_load(inflight_at(ft_slot1 - 1)) == 0;
+    if (track)
+        ft_inflight_desc(e.desc1 - 1, fd);
     ft_fds[fd].desc1 = 0;
     ft_fds[fd].flags = 0;
     if (e.desc1 && !(e.flags & FT_DISK))
@@ -503,6 +747,8 @@ void ft_forget(int fd)
     void (*hook)(uint32_t) = atomic_load_explicit(&ft_forget_hook, memory_order_relaxed);
     if (e.desc1 && hook)
         hook(e.desc1);
+    if (track)
+        ft_inflight_clear(); /* just before the count drops: a death in between leaks, never drops twice */
     if (e.desc1)
         fp_desc_unref(e.desc1 - 1);
 }
@@ -510,9 +756,11 @@ void ft_forget(int fd)
 /* After a swap to the disk file: the fd no longer uses the mapping. */
 void ft_mark_disk(int fd)
 {
+    struct stat st; /* the disk file's identity goes with the entry (ft_disk_same) */
+    uint32_t ino = sys.fstat(fd, &st) == 0 ? ft_disk_ino_bits(&st) : 0;
     ft_lock();
     if (ft_fds[fd].desc1 && !(ft_fds[fd].flags & FT_DISK)) {
-        ft_fds[fd].flags |= FT_DISK;
+        ft_fds[fd].flags |= FT_DISK | ino;
         map_unref(sh.descs[ft_fds[fd].desc1 - 1].inode);
     }
     ft_unlock();

@@ -7,6 +7,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "compiler.h"
@@ -18,12 +19,36 @@ struct ft_entry {
 #define FT_DISK 1u                      /* the fd was swapped to the evicted file's disk copy */
 #define FT_PRIV 2u                      /* desc1 == 0: one of our own cached memfd fds */
 #define FT_PRIV_SHIFT 2                 /* ...whose inode index is flags >> FT_PRIV_SHIFT */
-/* A file on disk whose size changes are counted (diskbytes.h): desc1 == 0, a kernel fd on a
- * managed path; or with FT_DISK, a moved file's fd.  Bits FT_SLOT_SHIFT.. hold the slot of its
- * file, a guess checked against the file's identity; no reference stands behind the mark. */
+/*
+ * The rest of flags, for an fd that is not FT_PRIV (one 32-bit word: the daemon
+ * reads the table as pairs of words, EPH_OP_LEDGER, and exec passes flags on as
+ * one number in EPHEMERA_FDMAP):
+ *   bit 31        FT_SIZED: a file on disk whose size changes are counted (diskbytes.h):
+ *                 desc1 == 0, a kernel fd on a managed path; or with FT_DISK, a moved
+ *                 file's fd.  No reference stands behind the mark.
+ *   bits 2..11    FT_SLOT: the slot of its file, a guess checked against the file's identity.
+ *   bits 12..30   FT_DISK: the low 19 bits of the disk file's st_ino (ft_disk_same).
+ */
 #define FT_SIZED (1u << 31)
 #define FT_SLOT_SHIFT 2
 #define FT_SLOT_MASK 0x3ffu
+#define FT_DISK_INO_SHIFT 12
+#define FT_DISK_INO_MASK 0x7ffffu
+/* The FT_DISK_INO bits of the disk file st. */
+static inline uint32_t ft_disk_ino_bits(const struct stat *st)
+{
+    return ((uint32_t)st->st_ino & FT_DISK_INO_MASK) << FT_DISK_INO_SHIFT;
+}
+/* Is st the disk file an FT_DISK entry with these flags was swapped to? (0 bits: not known, yes) */
+static inline int ft_disk_same(uint32_t flags, const struct stat *st)
+{
+    uint32_t want = flags & (FT_DISK_INO_MASK << FT_DISK_INO_SHIFT);
+    return want == 0 || want == ft_disk_ino_bits(st);
+}
+_Static_assert(((FT_SLOT_MASK << FT_SLOT_SHIFT) & (FT_DISK_INO_MASK << FT_DISK_INO_SHIFT)) == 0 &&
+                   ((FT_SLOT_MASK << FT_SLOT_SHIFT) & (FT_DISK | FT_PRIV | FT_SIZED)) == 0 &&
+                   ((FT_DISK_INO_MASK << FT_DISK_INO_SHIFT) & (FT_DISK | FT_PRIV | FT_SIZED)) == 0,
+               "ft_entry.flags: the slot, the disk inode bits and the flag bits overlap");
 extern struct ft_entry *ft_fds;         /* flat array indexed by fd, NULL before init */
 extern uint32_t ft_nfds;
 extern _Atomic uint32_t ft_hwm;         /* 1 + highest fd ever installed: bounds scans */
@@ -89,16 +114,38 @@ static inline int ft_lazy(struct ft_map *m, uint64_t end)
     return atomic_load_explicit(&m->len, memory_order_acquire) < end && end <= FT_LAZY_MAX &&
            atomic_fetch_add_explicit(&m->lazy_ops, 1, memory_order_relaxed) < FT_LAZY_OPS;
 }
+/* Install an fd inherited through exec (the fd of desc on its memfd).  The private fd on the
+ * memfd is opened again, not a dup of fd: the inherited description belongs to fd and the
+ * processes it came from, and a reopen here, which dups the private fd, must not share it
+ * (io_own_description tells the two apart by the private fd's description). */
+int ft_install_inherited(int fd, uint32_t desc);
 /* Install an fd that already refers to the evicted file's disk copy. */
-int ft_install_disk(int fd, uint32_t desc);
+int ft_install_disk(int fd, uint32_t desc, uint32_t flags); /* flags: FT_DISK and the disk identity */
 void ft_after_fork_child(void);
 /* Fork: a copy of the fd table for the child (before fork, under ft_lock), adopted by the
  * child and registered with the daemon by the parent (see EPH_OP_LEDGER). */
-#define FT_LEDGER_NONE (-2)             /* ft_ledger_fork_copy: no reference to hand over */
-int ft_ledger_fork_copy(void);
-void ft_ledger_child(int copy_fd);
-void ft_ledger_parent(int copy_fd, pid_t child);
+#define FT_LEDGER_NONE (-2)             /* ft_fork.fd: no reference to hand over */
+struct ft_fork {
+    int fd;                             /* a memfd copy of the table, -1 if none could be made, or FT_LEDGER_NONE */
+    struct ft_entry *snap;              /* fd == -1: the entries at the fork, in private memory */
+    size_t used;                        /* bytes of snap */
+    uint64_t ino;                       /* fd's inode number, to know it again in the child */
+};
+void ft_ledger_fork_copy(struct ft_fork *f);
+void ft_ledger_child(struct ft_fork *f);
+void ft_ledger_child_late(void);        /* after the child's locks are reset: a table of its own, if it has none */
+void ft_ledger_parent(struct ft_fork *f, pid_t child);
 void ft_ledger_exec(void);         /* a new image with inherited references: replace the old image's ledger first */
+/* In-flight references (fdtable.c; proto.h EPH_LEDGER_INFLIGHT_BYTES), in this order: the slot
+ * (the ledger made first) before a reference is taken; _inode right after it is taken; _desc
+ * once it is held by a desc bound for fd; _clear once the desc is listed under fd, or just
+ * before the reference is given back.  ft_inflight_slot: the slot, -1 if none. */
+int ft_inflight_slot(void);
+void ft_inflight_inode(uint32_t inode, uint32_t gen);
+void ft_inflight_desc(uint32_t desc, int fd);
+void ft_inflight_clear(void);
+/* A budget charge of bytes (whole pages) not yet counted in a capacity; 1 if noted (the slot was free). */
+int ft_inflight_charge(uint64_t bytes);
 void ft_priv_lost(int fd);
 /* Drop cached mappings of inodes that left memory or lost their last name (their pages). */
 void ft_sweep_idle(void);
@@ -135,5 +182,11 @@ void ft_mark_disk(int fd);
 int ft_install_dup(int newfd, int oldfd);
 void ft_lock(void);
 void ft_unlock(void);
+/* Around a change of a managed fd, from its kernel step to its table step (fork waits);
+ * and around fork, from the table's copy until the kernel copied its fds (fdtable.c). */
+void ft_change_begin(void);
+void ft_change_end(void);
+void ft_fork_begin(void);
+void ft_fork_end(int child);
 
 #endif

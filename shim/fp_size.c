@@ -80,9 +80,15 @@ int fp_grow_locked(struct eph_inode *ino, int kfd, uint64_t need)
         newcap = minimal;
     else
         return -EAGAIN;
+    /* Charged and not yet counted in a capacity: a SIGKILL inside the ftruncate
+     * left the budget charged for nothing (file_bytes_memory 4-32 KiB with no
+     * file left), so the charge waits in flight meanwhile (fdtable.c). */
+    int flying = ft_inflight_charge(newcap - cap);
     int t;
     while ((t = sys.ftruncate(kfd, (off_t)newcap)) < 0 && errno == EINTR)
         ;
+    if (flying)
+        ft_inflight_clear(); /* next to the store or the give-back below */
     if (t < 0) {
         int e = errno;
         fp_budget_give(newcap - cap);
@@ -337,15 +343,19 @@ int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
 {
     struct eph_inode *ino = &sh.inodes[inode];
     /* Hold an open reference meanwhile, so the daemon cannot free the inode under us. */
+    ft_inflight_slot();
     atomic_fetch_add(&ino->open_count, 1);
+    ft_inflight_inode(inode, gen);
     fp_wait_moving(ino, gen);
     if (atomic_load(&ino->gen) != gen || atomic_load(&ino->state) != EPH_MEM) {
+        ft_inflight_clear();
         fp_inode_release(inode, gen);
         return -EAGAIN;
     }
     int kfd = rpc_open_daemon_fd(ino->mem_fd, O_RDWR | O_CLOEXEC);
     if (kfd < 0 && (errno == EACCES || errno == EPERM)) {
         /* another user than the daemon's may not open its fds: the caller goes through an fd of its own */
+        ft_inflight_clear();
         fp_inode_release(inode, gen);
         return -EPERM;
     }
@@ -354,6 +364,7 @@ int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
         sys.close(kfd);
     if (r == 1)
         fp_wait_moving(ino, gen);
+    ft_inflight_clear();
     fp_inode_release(inode, gen);
     return r == 1 ? -EAGAIN : r;
 }

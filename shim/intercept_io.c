@@ -188,10 +188,13 @@ void io_own_description(int fd)
     uint32_t hwm = atomic_load(&ft_hwm);
     int shared = 0, nokcmp = 0;
     /* The cached fd sits above the high-water mark, and after a fork it is
-     * the only other holder here of a description the siblings share.  But
-     * an fd inherited through exec, whose cached fd was made from it, shares
-     * its description with the parent by right: the desc is then referenced
-     * by more fds than this process has. */
+     * the only other holder here of a description the siblings share.  An
+     * exec'd image's cached fd is a description of its own (a reopen,
+     * ft_install_inherited), apart from the inherited one.  Where that reopen
+     * failed it is a dup of the inherited fd, which shares its description
+     * with the parent by right; the only hint left then is that the desc is
+     * referenced by more fds than this process has (while the parent holds
+     * one). */
     uint32_t local = 0;
     for (uint32_t g = 0; g < hwm; g++)
         local += ft_fds[g].desc1 == desc1;

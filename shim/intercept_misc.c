@@ -45,8 +45,11 @@ SH_EXPORT int close(int fd)
     fp_trim_on_close(fd);
     sh_flush_counters();
     /* Forget before the kernel frees the number, so a racing open cannot get a stale entry. */
+    ft_change_begin();
     ft_forget(fd);
-    return sys.close(fd);
+    int r = sys.close(fd);
+    ft_change_end();
+    return r;
 }
 
 static void forget_range(unsigned first, unsigned last)
@@ -69,9 +72,11 @@ SH_EXPORT int close_range(unsigned first, unsigned last, int flags)
         errno = ENOSYS;
         return -1;
     }
+    ft_change_begin();
     int r = sys.close_range(first, last, flags);
     if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
         forget_range(first, last);
+    ft_change_end();
     return r;
 }
 
@@ -79,11 +84,12 @@ SH_EXPORT void closefrom(int lowfd)
 {
     if (lowfd < 0)
         lowfd = 0;
+    ft_change_begin();
     forget_range((unsigned)lowfd, ~0u);
-    if (REAL(close_range) && sys.close_range((unsigned)lowfd, ~0u, 0) == 0)
-        return;
-    for (int fd = lowfd; fd < 65536; fd++)
-        sys.close(fd);
+    if (!REAL(close_range) || sys.close_range((unsigned)lowfd, ~0u, 0) != 0)
+        for (int fd = lowfd; fd < 65536; fd++)
+            sys.close(fd);
+    ft_change_end();
 }
 
 /* newfd now names oldfd's description (if managed). */
@@ -111,29 +117,50 @@ static int after_dup(int oldfd, int newfd)
     return newfd;
 }
 
+/* A dup that involves a managed fd (or may land on one): the kernel's and the table's steps as one change. */
+static inline int dup_changes(int oldfd, int newfd)
+{
+    return ft_touched(oldfd) || (newfd >= 0 && ft_touched(newfd));
+}
+
 SH_EXPORT int dup(int fd)
 {
-    return after_dup(fd, REAL(dup)(fd));
+    if (!dup_changes(fd, -1))
+        return after_dup(fd, REAL(dup)(fd));
+    ft_change_begin();
+    int r = after_dup(fd, REAL(dup)(fd));
+    ft_change_end();
+    return r;
 }
 
 SH_EXPORT int dup2(int oldfd, int newfd)
 {
     if (oldfd == newfd || !ft_fds)
         return REAL(dup2)(oldfd, newfd);
+    int ch = dup_changes(oldfd, newfd);
+    if (ch)
+        ft_change_begin();
     int r = sys.dup2(oldfd, newfd);
-    if (r < 0)
-        return r;
-    return after_dup(oldfd, r);
+    if (r >= 0)
+        r = after_dup(oldfd, r);
+    if (ch)
+        ft_change_end();
+    return r;
 }
 
 SH_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
     if (oldfd == newfd || !ft_fds)
         return REAL(dup3)(oldfd, newfd, flags);
+    int ch = dup_changes(oldfd, newfd);
+    if (ch)
+        ft_change_begin();
     int r = sys.dup3(oldfd, newfd, flags);
-    if (r < 0)
-        return r;
-    return after_dup(oldfd, r);
+    if (r >= 0)
+        r = after_dup(oldfd, r);
+    if (ch)
+        ft_change_end();
+    return r;
 }
 
 #define SETFL_MASK (O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME)
@@ -198,8 +225,12 @@ static int fcntl_impl(int fd, int cmd, unsigned long arg)
     struct eph_desc *d = fp_desc(fd);
     switch (cmd) {
     case F_DUPFD:
-    case F_DUPFD_CLOEXEC:
-        return after_dup(fd, sys.fcntl(fd, cmd, arg));
+    case F_DUPFD_CLOEXEC: {
+        ft_change_begin();
+        int r = after_dup(fd, sys.fcntl(fd, cmd, arg));
+        ft_change_end();
+        return r;
+    }
     case F_GETFL:
         /* The kernel fd is O_RDWR; report what the application asked for. */
         return (int)(atomic_load(&d->flags) | KERNEL_O_LARGEFILE);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
 #include <utime.h>
@@ -323,10 +324,12 @@ again:;
             return fail(EINVAL);
         if (strcmp(a, b) != 0 && pn_under(a, b, strlen(b)))
             return fail((flags & RENAME_EXCHANGE) ? EINVAL : ENOTEMPTY);
-        /* two names of one file (vfs_rename: source == target) succeed before any permission check */
-        int same = src_mem && dst_mem ? i_src == i
-                                      : !src_mem && !dst_mem && dst_exists && st.st_dev == dst.st_dev && st.st_ino == dst.st_ino;
-        int pe = same ? 0 : rename_may(a, b, src_mem ? (uid_t)sh.inodes[i_src].uid : st.st_uid, src_dir, dst_exists, dst_dir, flags);
+        /* Two names of one file: vfs_rename returns 0 before any permission check
+         * (in memory one inode; on disk, hard links share st_dev/st_ino). */
+        int same = src_mem || dst_mem ? src_mem && dst_mem && i_src == i
+                                      : dst_exists && st.st_dev == dst.st_dev && st.st_ino == dst.st_ino;
+        int pe = same ? 0 : rename_may(a, b, src_mem ? (uid_t)sh.inodes[i_src].uid : st.st_uid, src_dir, dst_exists,
+                                       dst_dir, flags);
         if (pe)
             return fail(pe);
         struct eph_resp resp;
@@ -642,6 +645,94 @@ static void link_fd_source(int od, const char *o, int flags)
     fp_settle(fd);
 }
 
+/* may_linkat: with fs.protected_hardlinks, a user may link only a file it owns
+ * or a plain one (no set-id to run) that it may read and write. */
+static int link_may_source(struct eph_inode *in)
+{
+    if (in->uid == geteuid())
+        return 1;
+    char c = '1';
+    int fd = sys.open("/proc/sys/fs/protected_hardlinks", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (sys.read(fd, &c, 1) != 1)
+            c = '1';
+        sys.close(fd);
+    }
+    if (c == '0')
+        return 1;
+    uint32_t m = in->mode;
+    if ((m & S_ISUID) || (m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+        return 0;
+    return names_access_ok(in, R_OK | W_OK, 1);
+}
+
+/*
+ * A link of an in-memory file moves it to disk first: the kernel links only
+ * what it has.  Where the kernel will refuse the link for this caller anyway,
+ * nothing may move (on tmpfs nothing changes, and another user's process with
+ * the file open could not follow it to disk: docs/ARCHITECTURE.md, "Other
+ * users").  The refusals, in do_linkat's order: the target's walk (a missing
+ * directory, a file on the way, one this user may not search), a target with
+ * a trailing slash, one that exists, the source protected (may_linkat), the
+ * directory not writable (may_create).  0 when the kernel may let the link
+ * through (it then decides).
+ */
+static int link_refused(int nd, const char *n, uint32_t inode)
+{
+    char name[EPH_PATH_MAX], dir[EPH_PATH_MAX], abs[EPH_PATH_MAX];
+    size_t len = strlen(n);
+    int trailing = 0, dotdot = pn_has_dotdot(n);
+    if (len == 0 || len >= sizeof name)
+        return 0;
+    /* the target without its trailing slashes, and its directory, both from nd as the kernel walks them */
+    memcpy(name, n, len + 1);
+    while (len > 1 && name[len - 1] == '/') {
+        name[--len] = '\0';
+        trailing = 1;
+    }
+    memcpy(dir, name, len + 1);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        memcpy(dir, ".", 2);
+    else
+        slash[slash == dir] = '\0';
+    if (!dotdot) { /* an in-memory file on the way ("..": the walk is physical, and the kernel says) */
+        int t, we = path_absolute(nd, n, abs, &t) > 0 ? nsv_walk_error(abs) : 0;
+        if (we < 0)
+            return -we;
+    }
+    struct stat st;
+    if (REAL(fstatat)(nd, dir, &st, 0) < 0)
+        return errno == ENOENT && dotdot ? 0 : errno; /* through "..", ENOENT may be an in-memory file */
+    if (!S_ISDIR(st.st_mode))
+        return ENOTDIR;
+    /* "name/" asks for a directory: EEXIST if the name is taken, else ENOENT (filename_create) */
+    if (trailing)
+        return REAL(fstatat)(nd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? EEXIST : ENOENT;
+    if (geteuid() == 0)
+        return 0;
+    int saved = errno, writable = 1;
+    if (syscall(SYS_faccessat2, nd, dir, W_OK | X_OK, AT_EACCESS) < 0) {
+        if (errno != EACCES) {
+            errno = saved;
+            return 0;
+        }
+        writable = 0;
+    }
+    int source_ok = link_may_source(&sh.inodes[inode]);
+    if (!writable && syscall(SYS_faccessat2, nd, dir, X_OK, AT_EACCESS) < 0 && errno == EACCES) {
+        errno = saved;
+        return EACCES;
+    }
+    errno = saved;
+    if (writable && source_ok)
+        return 0;
+    if (REAL(fstatat)(nd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        return EEXIST;
+    errno = saved;
+    return source_ok ? EACCES : EPERM;
+}
+
 static int link_impl(int od, const char *o, int nd, const char *n, int flags)
 {
     if (path_bad_ptr(o) || path_bad_ptr(n)) /* both names are copied in before any lookup */
@@ -664,7 +755,10 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
         mino = sh.inodes[inode].ino;
         if (atomic_load(&sh.inodes[inode].gen) != gen)
             mino = 0;
-        int e = names_evict(inode, gen);
+        int e = link_refused(nd, n, inode);
+        if (e)
+            return fail(e);
+        e = names_evict(inode, gen);
         if (e < 0)
             return fail(-e);
     }

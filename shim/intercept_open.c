@@ -60,6 +60,7 @@ static int adopt_priv(int kfd, uint32_t inode, uint32_t gen, int flags, int cloe
     if (!cloexec_right && !(flags & O_CLOEXEC) && sys.fcntl(kfd, F_SETFD, 0) < 0)
         goto err_errno;
     if ((e = fp_desc_alloc(inode, gen, flags & DESC_FLAGS, &desc)) < 0) {
+        ft_inflight_clear();
         fp_inode_release(inode, gen);
         sys.close(kfd);
         if (priv >= 0)
@@ -67,12 +68,15 @@ static int adopt_priv(int kfd, uint32_t inode, uint32_t gen, int flags, int cloe
         errno = -e;
         return -1;
     }
+    ft_inflight_desc(desc, kfd);
     if ((e = ft_install_priv(kfd, desc, kfd, priv)) < 0) {
+        ft_inflight_clear();
         fp_desc_unref(desc);
         sys.close(kfd);
         errno = -e;
         return -1;
     }
+    ft_inflight_clear(); /* listed under kfd now */
     if (flags & O_TRUNC) {
         if (atomic_load(&sh.inodes[inode].size) > 0 && (e = fp_set_size_fd(kfd, 0)) < 0) {
             ft_forget(kfd);
@@ -89,6 +93,7 @@ static int adopt_priv(int kfd, uint32_t inode, uint32_t gen, int flags, int cloe
     return kfd;
 err_errno:
     e = errno;
+    ft_inflight_clear();
     fp_inode_release(inode, gen);
     sys.close(kfd);
     if (priv >= 0)
@@ -118,13 +123,16 @@ static int open_cached(const char *abs, uint32_t inode, uint32_t gen, int flags)
     if (acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC))
         want |= W_OK;
     atomic_fetch_add(&ino->open_count, 1);
+    ft_inflight_inode(inode, gen);
     uint32_t i2, g2;
     if (atomic_load(&ino->state) != EPH_MEM || atomic_load(&ino->gen) != gen ||
         nsv_lookup(abs, &i2, &g2) < 0 || i2 != inode || g2 != gen) {
+        ft_inflight_clear();
         fp_inode_release(inode, gen);
         return -2;
     }
     if (!names_access_ok(ino, want, 1)) {
+        ft_inflight_clear();
         fp_inode_release(inode, gen);
         errno = EACCES;
         return -1;
@@ -137,6 +145,7 @@ static int open_cached(const char *abs, uint32_t inode, uint32_t gen, int flags)
         priv = FT_NO_PRIV;
     }
     if (fd < 0) {
+        ft_inflight_clear();
         fp_inode_release(inode, gen);
         return -2;
     }
@@ -184,6 +193,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         return open_disk(dirfd, path, flags, mode); /* the kernel's EACCES from its walk */
     if (!tmpfile && (flags & (O_CREAT | O_DIRECTORY)) == (O_CREAT | O_DIRECTORY))
         return open_disk(dirfd, path, flags, mode); /* the kernel's EINVAL */
+    ft_inflight_slot(); /* before any reference is taken below: the ledger and this thread's slot */
     if (in_mem) {
         if (trailing && (flags & O_CREAT)) {
             errno = EISDIR;
@@ -226,6 +236,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
     req.flags = flags;
     req.mode = (uint32_t)(mode & 07777 & ~sh_umask());
     memcpy(req.path, abs, strlen(abs) + 1);
+    req.inflight1 = (uint32_t)(ft_inflight_slot() + 1);
     if (rpc_call(&req, &resp, &kfd) < 0)
         return open_disk(dirfd, path, flags, mode);
     if (resp.status < 0) {
@@ -237,8 +248,10 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
     if (resp.where != EPH_WHERE_MEM || kfd < 0) {
         if (kfd >= 0)
             sys.close(kfd);
-        if (resp.where == EPH_WHERE_MEM)
+        if (resp.where == EPH_WHERE_MEM) {
+            ft_inflight_clear();
             fp_inode_release(resp.inode, resp.gen);
+        }
         return open_disk(dirfd, path, flags, mode);
     }
     return adopt(kfd, resp.inode, resp.gen, flags, 0);
@@ -248,7 +261,12 @@ static inline int open_common(int dirfd, const char *path, int flags, mode_t mod
 {
     if (likely(!path_maybe_managed(dirfd, path)))
         return open_real(dirfd, path, flags, mode);
-    return ENOENT_FIX(dirfd, path, open_managed(dirfd, path, flags, mode));
+    ft_change_begin(); /* from the kernel fd to its entry: a fork waits */
+    int fd = open_managed(dirfd, path, flags, mode);
+    int e = errno;
+    ft_change_end();
+    errno = e;
+    return ENOENT_FIX(dirfd, path, fd);
 }
 
 #define TAKE_MODE(flags, last)                                   \

@@ -83,18 +83,23 @@ SH_EXPORT pid_t fork(void)
         return REAL(fork)();
     sh_flush_counters();
     /* Not held across the fork: atfork handlers may close fds through us. */
+    struct ft_fork ledger;
+    ft_fork_begin(); /* no managed fd changes from the copy until the kernel's own */
     ft_lock();
     ref_all(+1);
-    int ledger = ft_ledger_fork_copy();
+    ft_ledger_fork_copy(&ledger);
     ft_unlock();
     pid_t pid = sys.fork();
     if (pid == 0) {
-        ft_ledger_child(ledger);
+        ft_fork_end(1);
+        ft_ledger_child(&ledger);
         child_reset();
+        ft_ledger_child_late();
         return 0;
     }
     int e = errno;
-    ft_ledger_parent(ledger, pid);
+    ft_fork_end(0);
+    ft_ledger_parent(&ledger, pid);
     if (pid < 0)
         ref_all(-1);
     errno = e;
@@ -695,10 +700,11 @@ void proc_init_inherited(void)
             } else {
                 struct stat st;
                 int open_ok = sys.fcntl(fd, F_GETFD) >= 0 && sys.fstat(fd, &st) == 0;
-                if (open_ok && (fl & FT_DISK))
-                    ft_install_disk(fd, desc);
+                /* the fd must still be the file it was, not one a raw dup2 or a spawn action put there */
+                if (open_ok && (fl & FT_DISK) && ft_disk_same(fl, &st))
+                    ft_install_disk(fd, desc, fl);
                 else if (open_ok && (st.st_ino | EPH_INO_TAG) == ino->ino)
-                    ft_install(fd, desc, fd);
+                    ft_install_inherited(fd, desc);
                 else
                     fp_desc_unref(desc); /* a spawn file action closed or replaced it */
             }

@@ -456,6 +456,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
     /* The slot is FREE and chained nowhere: invisible until the record applies. */
     int64_t now = fp_fine_stamp();
     uint32_t gen = eph_inode_fresh(in, 1, sh_lru_ns()); /* open_count 1: the caller's reference, as CREATE gives it */
+    ft_inflight_inode(e.inode, gen); /* in the caller's ledger at once (fdtable.c) */
     in->dev = pst.st_dev;
     in->mode = S_IFREG | (mode & 07777);
     in->uid = id.uid;

@@ -76,16 +76,21 @@ int nsv_dir_allows(const char *dir, int amode)
     return ok;
 }
 
+int nsv_parent(const char *abs, char *parent)
+{
+    const char *slash = strrchr(abs, '/');
+    size_t n = slash && slash != abs ? (size_t)(slash - abs) : 1;
+    if (n >= EPH_PATH_MAX)
+        return -1;
+    memcpy(parent, abs, n);
+    parent[n] = '\0';
+    return 0;
+}
+
 int nsv_parent_allows(const char *abs, int amode)
 {
     char parent[EPH_PATH_MAX];
-    const char *slash = strrchr(abs, '/');
-    size_t n = slash && slash != abs ? (size_t)(slash - abs) : 1;
-    if (n >= sizeof parent)
-        return 1;
-    memcpy(parent, abs, n);
-    parent[n] = '\0';
-    return nsv_dir_allows(parent, amode);
+    return nsv_parent(abs, parent) < 0 || nsv_dir_allows(parent, amode);
 }
 
 int nsv_parent_searchable(const char *abs)

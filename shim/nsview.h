@@ -21,6 +21,7 @@ int nsv_parent_searchable(const char *abs);
  * without a call.  Only a definite EACCES says no. */
 int nsv_dir_allows(const char *dir, int amode);
 int nsv_parent_allows(const char *abs, int amode);
+int nsv_parent(const char *abs, char *parent); /* abs's directory ("/" for "/x") into EPH_PATH_MAX bytes; -1 too long */
 int nsv_lookup(const char *abs, uint32_t *inode, uint32_t *gen);
 /* abs in the shared hash whatever it names (files and in-memory directories), no permission check:
  * 0 with its slot, gen and state, -ENOENT, or -EAGAIN. */

@@ -89,7 +89,11 @@ enum eph_op {
      * desc1 - 1.  When the process dies (even by SIGKILL) the daemon drops the
      * references its last registered table still holds.  A registration from
      * the process itself replaces an older one (exec); one made on behalf of
-     * another pid is ignored if that pid already registered.
+     * another pid is ignored if that pid already registered.  The table's
+     * last EPH_LEDGER_INFLIGHT_BYTES are the in-flight page: one uint64_t
+     * per thread slot, a reference the process holds and has not yet listed
+     * under an fd (EPH_INFLIGHT_*), so a SIGKILL between taking a reference
+     * and listing it loses nothing.
      */
     EPH_OP_LEDGER = 10,
     /*
@@ -133,6 +137,24 @@ struct eph_pool_entry {
     int32_t daemon_fd;
 };
 
+/* The ledger's in-flight page (EPH_OP_LEDGER).  A slot is 0, or
+ * EPH_INFLIGHT_INODE | inode << 32 | gen: one open_count reference on the
+ * inode, held for sure (written after the reference is taken: a death in
+ * between leaks it rather than dropping one that is not ours), or
+ * EPH_INFLIGHT_DESC | desc << 32 | fd: the reference moved into a desc that
+ * is being listed under fd (already given back if the entry at fd lists it),
+ * or EPH_INFLIGHT_CHARGE | pages: budget charged and not yet in a capacity.
+ * EPH_OP_CREATE's req.inflight1 = the caller thread's slot + 1 (0: none):
+ * a reference the daemon takes for the caller is written there before the
+ * answer is sent. */
+#define EPH_LEDGER_INFLIGHT_BYTES 4096u
+#define EPH_LEDGER_INFLIGHT_SLOTS (EPH_LEDGER_INFLIGHT_BYTES / 8u)
+#define EPH_INFLIGHT_INODE (1ull << 63)
+#define EPH_INFLIGHT_DESC (1ull << 62)
+/* | pages: a budget charge (bytes_in_memory) no capacity counts yet (a grow's ftruncate) */
+#define EPH_INFLIGHT_CHARGE (1ull << 61)
+#define EPH_PAGE_INFLIGHT 4096u
+
 /* EPH_OP_LEDGER req.flags */
 #define EPH_LEDGER_CHILD 1u   /* req.arg is the pid of a child the caller just forked */
 #define EPH_LEDGER_NOREPLY 2u /* send no response (the caller does not wait) */
@@ -152,7 +174,7 @@ struct eph_req {
     uint32_t inode;    /* for RESERVE/EVICT/RELEASE */
     uint32_t gen;
     int32_t pid;       /* caller pid, for logs */
-    uint32_t pad;
+    uint32_t inflight1; /* CREATE: the caller's in-flight slot + 1 (EPH_LEDGER_INFLIGHT_BYTES) */
     uint64_t arg;      /* RESERVE: wanted capacity */
     char path[EPH_PATH_MAX];  /* absolute, normalised */
     char path2[EPH_PATH_MAX]; /* RENAME target */

@@ -15,21 +15,21 @@ os.chmod(d, 0o777)
 os.chdir(d)`;
 
 // A Python function the scripts below share: fn() run in a child as uid (and gid uid, no groups);
-// 'ok' or the errno's name.
-const AS_USER = String.raw`def as_user(uid, fn):
+// 'ok' or the errno's name (with show, what fn returned).
+const AS_USER = String.raw`def as_user(uid, fn, show=False):
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
         os.setgroups([]); os.setgid(uid); os.setuid(uid)
         try:
-            fn(); out = 'ok'
+            got = fn(); out = got if show else 'ok'
         except OSError as e:
             out = errno.errorcode[e.errno]
         os.write(w, out.encode()); os._exit(0)
     os.close(w)
     os.waitpid(pid, 0)
-    out = os.read(r, 100).decode(); os.close(r)
+    out = os.read(r, 1000).decode(); os.close(r)
     return out`;
 
 // statvfs/fstatvfs on an in-memory file answer (tmpfs answers for its mount; the shim for the
@@ -418,24 +418,44 @@ test("another user's open file that moved to disk: its fd reads, writes, maps an
 // Renaming a file onto another name of the same file succeeds before any permission check (the
 // kernel's vfs_rename: source == target); the shim checked write permission on the directories
 // first and said EACCES (soak seed 880106753, "t8/u1001:22 rename a/f3 f4").  uid 1001 may write
-// the test directory but not a/, where the first name of the hard-linked file (on disk) is.
+// the test directory but not a/, where the first name of the hard-linked file (on disk) is:
+// a rename onto the other name, plain or RENAME_EXCHANGE, changes nothing and succeeds (also
+// between two root-owned links in a sticky directory), RENAME_NOREPLACE says EEXIST, and one onto
+// another file is refused (EACCES; EPERM in the sticky directory).
 const RENAME_SAME_FILE = String.raw`
-import errno, os, sys
+import ctypes, errno, os, sys
 d = sys.argv[1]
 ${OPEN_TO_USERS}
 os.mkdir('a', 0o755)
 with open('a/f', 'wb') as f:
     f.write(b'data')
 os.link('a/f', 'g')
+with open('a/m', 'wb') as f:
+    f.write(b'm' * 3000)
 with open('own', 'wb') as f:
     f.write(b'own')
+os.mkdir('s'); os.chmod('s', 0o1777)
+with open('s/x', 'wb') as f:
+    f.write(b'x')
+os.link('s/x', 's/y')
+libc = ctypes.CDLL(None, use_errno=True)
+def renameat2(a, b, fl):
+    if libc.renameat2(-100, a.encode(), -100, b.encode(), fl) != 0:
+        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
 ${AS_USER}
 print('a/f onto its link g', as_user(1001, lambda: os.rename('a/f', 'g')))
 print('g onto its link a/f', as_user(1001, lambda: os.rename('g', 'a/f')))
 print('a/f onto itself', as_user(1001, lambda: os.rename('a/f', 'a/f')))
 print('a/f to a/h', as_user(1001, lambda: os.rename('a/f', 'a/h')))
+print('a/f onto a/m (another file)', as_user(1001, lambda: os.rename('a/f', 'a/m')))
 print('own to a/own', as_user(1001, lambda: os.rename('own', 'a/own')))
-print(sorted(os.listdir('.')), sorted(os.listdir('a')), os.stat('g').st_nlink, open('a/f', 'rb').read(), open('own', 'rb').read())
+print('noreplace a/f g', as_user(1001, lambda: renameat2('a/f', 'g', 1)))
+print('exchange a/f g', as_user(1001, lambda: renameat2('a/f', 'g', 2)))
+print('s/x onto s/y (sticky, root owns both)', as_user(1001, lambda: os.rename('s/x', 's/y')))
+print('g onto s/x (other files)', as_user(1001, lambda: os.rename('g', 's/x')))
+print(sorted(os.listdir('.')), sorted(os.listdir('a')), sorted(os.listdir('s')), os.stat('g').st_nlink, open('a/f', 'rb').read(), open('own', 'rb').read())
+for q in ('a/m', 's/x', 's/y'):
+    print(q, os.stat(q).st_nlink, len(open(q, 'rb').read()))
 `;
 
 test('rename onto another name of the same file by a user who may not write its directory answers as on tmpfs', { timeout: 60_000 }, async (t) => {
@@ -444,4 +464,47 @@ test('rename onto another name of the same file by a user who may not write its 
     return;
   }
   await sameOnTmpfsAndShim(t, 'rename-same-file', '', py(RENAME_SAME_FILE));
+});
+
+// A link that the kernel refuses changes nothing: on tmpfs the file stays as it was; under the shim
+// the in-memory file used to move to disk before the kernel's refusal, and then the open descriptor
+// of a process of another user could not follow it there (EIO from its next write; seed 880106753
+// of the 10 M soak, turn 150).  Refused for the target's directory (EACCES), an existing target
+// (EEXIST) and fs.protected_hardlinks (EPERM, checked before the directory's write permission); a
+// target with a trailing slash is the kernel's ENOENT before all of them (seed 880106865), and so
+// is a missing directory (seed 880106801), as a file on the way is ENOTDIR.
+const LINKREFUSED = String.raw`
+import ctypes, errno, os, sys
+d = sys.argv[1]
+${OPEN_TO_USERS}
+${AS_USER}
+os.mkdir('w'); os.chmod('w', 0o777)
+os.mkdir('r'); os.chmod('r', 0o755)
+with open('r/taken', 'wb') as f: f.write(b't')
+with open('w/theirs', 'wb') as f: f.write(b'o' * 100)
+os.chmod('w/theirs', 0o644)
+def mine():
+    fd = os.open('w/f0', os.O_RDWR | os.O_CREAT, 0o600)
+    os.write(fd, b'a' * 3000)
+    out = []
+    for t in ('r/f0', 'r/taken', 'r/../r/f1', 'nodir/f2', 'w/f0/f3', 'w/g/'):
+        try: os.link('w/f0', t); out.append(t + ' ok')
+        except OSError as e: out.append(t + ' ' + errno.errorcode[e.errno])
+    os.write(fd, b'b' * 5000)
+    os.lseek(fd, 0, 0)
+    out.append('read %d' % len(os.read(fd, 100000)))
+    out.append('fstat size %d nlink %d' % (os.fstat(fd).st_size, os.fstat(fd).st_nlink))
+    os.close(fd)
+    return ', '.join(out)
+print('1001 links its open file', as_user(1001, mine, show=True))
+print('1000 links w/theirs to r/x', as_user(1000, lambda: os.link('w/theirs', 'r/x')))
+print('1000 links w/theirs to w/x', as_user(1000, lambda: os.link('w/theirs', 'w/x')))
+print('1000 links w/theirs to w/y/', as_user(1000, lambda: os.link('w/theirs', 'w/y/')))
+print('1000 links w/theirs to r/y/', as_user(1000, lambda: os.link('w/theirs', 'r/y/')))
+print(sorted(os.listdir('w')), sorted(os.listdir('r')), os.stat('w/f0').st_size, os.stat('w/theirs').st_nlink)
+`;
+
+test('a link the kernel refuses leaves the file as it was, and another user keeps writing to it', { timeout: 60_000 }, async (t) => {
+  const { stats } = await sameOnTmpfsAndShim(t, 'linkrefused', '', py(LINKREFUSED));
+  assert.equal(stats.evictions, 0, 'a refused link moved an in-memory file to disk');
 });

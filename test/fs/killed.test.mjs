@@ -259,3 +259,65 @@ print('ok' if os.read(fd, 2 << 20) == data else 'bad', flush=True)
     await d.stop();
   }
 });
+
+test("a fork child's table, registered by the parent and by the child, is given back once when both come after the child is reaped", async () => {
+  requireBuilt();
+  const sc = scratch('killed-twice');
+  const root = sc.sub('root');
+  const d = await startDaemon({ root });
+  let parent;
+  let stopped = false;
+  try {
+    // The parent holds an unlinked file; its child inherits the fd, takes a reference of its own
+    // (so it registers its table itself, on its own connection, beside the parent's registration
+    // of the same table on the parent's) and exits at once.  The daemon is stopped meanwhile, so
+    // it reads both registrations after the child was reaped, as it does when busy for the few ms
+    // a short child lives: each one found no ledger of the pid and gave the table back, so the
+    // child's reference on the file went twice, the parent's with it, and the file was freed
+    // while the parent still had it open (programs_more's "flock: exec child on the inherited
+    // fd" met EAGAIN about one run in three that way, its exec'd child's desc left with no other
+    // holder).
+    const script = `
+import os, sys
+root = sys.argv[1]
+data = bytes((i * 7 + 3) % 251 for i in range(1 << 20))
+with open(os.path.join(root, 'peek.txt'), 'w') as f:
+    f.write('p')
+fd = os.open(os.path.join(root, 'f.bin'), os.O_CREAT | os.O_RDWR, 0o600)
+os.write(fd, data)
+os.unlink(os.path.join(root, 'f.bin'))
+print('ready', flush=True)
+sys.stdin.readline()
+pid = os.fork()
+if pid == 0:
+    os.close(os.open(os.path.join(root, 'peek.txt'), os.O_RDONLY))
+    os._exit(0)
+os.waitpid(pid, 0)
+print('reaped', flush=True)
+sys.stdin.readline()
+os.lseek(fd, 0, os.SEEK_SET)
+print('ok' if os.read(fd, 2 << 20) == data else 'bad', flush=True)
+`;
+    parent = startPython(d.env, script, root);
+    await parent.line(/ready/);
+    const before = (await d.control({ op: 'stats' })).result;
+    assert.equal(before.files_in_memory, 2, `peek.txt and the unlinked f.bin: ${JSON.stringify(before)}`);
+    process.kill(d.pid, 'SIGSTOP');
+    stopped = true;
+    parent.child.stdin.write('go\n');
+    await parent.line(/reaped/);
+    process.kill(d.pid, 'SIGCONT');
+    stopped = false;
+    // A second give-back frees f.bin within a tick or two of the daemon's reading it.
+    const after = await statsUntil(d, (s) => s.files_in_memory < 2, 1_500);
+    assert.equal(after.files_in_memory, 2, `the parent's open file was freed under it: ${JSON.stringify(after)}`);
+    parent.child.stdin.end('go\n');
+    assert.equal((await parent.line(/ok|bad/))[0], 'ok');
+    assert.equal((await parent.exited).code, 0);
+    sc.done();
+  } finally {
+    if (stopped) process.kill(d.pid, 'SIGCONT');
+    parent?.child.kill('SIGKILL');
+    await d.stop();
+  }
+});

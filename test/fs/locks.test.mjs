@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { runOnTmpfsAndShim } from './lib/harness.mjs';
+import { PYTHON, runOnTmpfsAndShim, sameOnTmpfsAndShim } from './lib/harness.mjs';
 
 const SCRIPT = String.raw`
 import fcntl, os, struct, subprocess, sys, time
@@ -80,4 +80,49 @@ test('fcntl/lockf and OFD locks on in-memory files hold while other files are ev
   assert.equal(shim.stdout.toString(), want);
   assert.ok(shim.stats.evictions >= 3, `only ${shim.stats.evictions} evictions: no memory pressure, nothing tested`);
   sc.done();
+});
+
+// flock() locks belong to the open file description, which an exec'd child shares through the fd
+// it inherits, also once its parent has closed its own fds: the lock the parent took is the
+// child's, its flock on that fd converts it, and another open of the file conflicts.  The new
+// image's shim made its private fd on the memfd a dup of the inherited fd, so the two shared one
+// description; with no other holder of the desc left to show that the description came from
+// outside, its first flock gave the inherited fd a description of its own (as it does for a second
+// open in one process), and met EAGAIN from the lock of the description it came with.
+const EXEC_FLOCK = String.raw`
+import fcntl, os, subprocess, sys
+os.chdir(sys.argv[1])
+with open('lock', 'w') as f:
+    f.write('x')
+NB = '''
+def nb(f):
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return 'got'
+    except OSError as e:
+        return 'busy %d' % e.errno
+'''
+exec(NB)
+CHILD = 'import fcntl, os, sys' + NB + '''
+fd = int(sys.argv[1])
+sys.stdin.readline()
+print('inherited fd', nb(fd), 'own open', nb(os.open('lock', os.O_RDWR)), 'dup of it', nb(os.dup(fd)))
+'''
+for held in ('locked', 'unlocked'):
+    a = open('lock', 'r+')
+    if held == 'locked':
+        fcntl.flock(a, fcntl.LOCK_EX)
+    fd = a.fileno()
+    os.set_inheritable(fd, True)
+    p = subprocess.Popen([sys.executable, '-c', CHILD, str(fd)], pass_fds=(fd,), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    a.close()
+    got = p.communicate('the parent closed its fd\n', timeout=30)[0].strip()
+    print(held, 'by the parent:', got, p.returncode, '/ after the child:', nb(open('lock', 'r+')))
+print('contents', open('lock').read())
+`;
+
+test("an exec'd child's flock on the fd its parent locked and closed converts the parent's lock, as on tmpfs", { timeout: 60_000 }, async (t) => {
+  const { out } = await sameOnTmpfsAndShim(t, 'exec-flock', '', { cmd: PYTHON, argv: (dir) => ['-c', EXEC_FLOCK, dir] });
+  assert.match(out, /^locked by the parent: inherited fd got own open busy 11 dup of it got 0/m);
 });

@@ -175,9 +175,8 @@ async function killRun(t, { seed, procs, threads, killMs, bystander, strict }) {
     if (by && by.child.exitCode === null && by.child.signalCode === null) by.child.kill('SIGKILL');
     const { stderr } = await d.stop();
     if (!passed && stderr) process.stderr.write(stderr);
-    // A failure keeps the scratch (the daemon's log) for inspection, except in the known-bug case,
-    // which fails on every run until the bug is fixed.
-    if (passed || bystander) sc.done();
+    // A failure keeps the scratch (the daemon's log) for inspection.
+    if (passed) sc.done();
   }
 }
 
@@ -187,10 +186,18 @@ for (const c of KILLS) {
 }
 
 // The same with a process alive throughout: references of the killed processes must come back
-// through their ledgers, and the bytes with them.
+// through their ledgers, and the bytes with them.  Until 1ae675c this was a todo (killed-refs): 8-24
+// unlinked files stayed in files_in_memory, because a reference taken (by ephemerad's CREATE, the
+// shim's create or cached reopen) was listed in the ledger only once its fd was installed, and a
+// SIGKILL in between lost it until no process mapped the region; now it waits in the ledger's
+// in-flight page meanwhile (docs/ARCHITECTURE.md, "References in flight").  The same runs also met a
+// freeze of the daemon and the survivors about 1 in 10: a thread registering its ledger under ft_mu
+// waited for the daemon, the daemon for ns_lock, and ns_lock's holder for ft_mu.  Still a todo: on
+// branch soak2 (soakmerge re-applied on main 17314f0, its double give-back fixed) 79 of 85 runs
+// passed; 5 left one file and 1 froze (test/README.md, "Known bugs").
 test(`SIGKILLed writers' references are given back while another process lives on (seed ${KILLS[0].seed})`, {
   timeout: 120_000,
-  todo: 'known bug killed-refs on main dd05ed5: with a bystander process alive, 8-24 unlinked files (0-4 KiB) stay in files_in_memory 10 s after the clean; ephemerad counts the open reference (daemon/shimops.c op_open, open_count) before its reply, and when the caller is killed before it records the fd in its ledger (the log shows "reply failed (Broken pipe)") nothing gives it back until no process maps the region ("dropping N leaked open counts"); and without a bystander file_bytes_memory stayed at 4 or 32 KiB with no file left in 2 of 14 runs',
+  todo: 'known bug killed-refs, the rest of it, on branch soak2: with a bystander alive, 1 unlinked file (0-180 KiB) stays in files_in_memory 10 s after the clean in 5 of 85 runs (8-24 files every run before soakmerge); in 1 more the fresh check process waited out its 60 s bound',
 }, (t) => killRun(t, { ...KILLS[0], killMs: 2000, bystander: true, strict: true }));
 
 // The bugs the randomized runs found, each on its own (test/README.md, "Known bugs" has the ones

@@ -266,6 +266,7 @@ export async function startDaemon({ daemon = DAEMON, root, budget, logFile, extr
   return {
     env,
     rundir,
+    pid: child.pid,
     stderr: () => Buffer.concat(errChunks).toString(),
     async control(req) {
       return controlRequest(join(rundir, 'control.sock'), req);
