@@ -579,8 +579,18 @@ int ns_check(char *first, size_t n)
             else if (in->hash != eph_path_hash(in->path) || (in->hash & (h->nbuckets - 1)) != k)
                 NS_BAD("inode %u (%s) is on bucket %u, its hash says %u", i - 1, in->path, k,
                        in->hash & (h->nbuckets - 1));
-            if (atomic_load(&in->nlink) != 1)
-                NS_BAD("named inode %u (%s) has nlink %u", i - 1, in->path, atomic_load(&in->nlink));
+            uint32_t names = 1;
+            for (uint32_t x = in->link_head, s3 = 0; x && x <= hwm && s3 < hwm; x = D.inodes[x - 1].link_next, s3++)
+                names++;
+            if (atomic_load(&in->state) == EPH_NAME) {
+                uint32_t t = in->link_to;
+                uint32_t ts = t < hwm ? atomic_load(&D.inodes[t].state) : EPH_FREE;
+                if (t >= hwm || atomic_load(&D.inodes[t].gen) != in->link_gen || (ts != EPH_MEM && ts != EPH_MOVING))
+                    NS_BAD("name %u (%s) names slot %u, which is no file of its generation", i - 1, in->path, t);
+            } else if (atomic_load(&in->nlink) != names) {
+                NS_BAD("named inode %u (%s) has nlink %u for %u names", i - 1, in->path, atomic_load(&in->nlink),
+                       names);
+            }
             for (uint32_t j = in->next, s2 = 0; j && j <= hwm && s2 < hwm; j = D.inodes[j - 1].next, s2++)
                 if (strcmp(D.inodes[j - 1].path, in->path) == 0) {
                     NS_BAD("two inodes (%u, %u) are named %s", i - 1, j - 1, in->path);

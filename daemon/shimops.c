@@ -608,12 +608,23 @@ int shimops_run(struct eph_req *q, struct eph_resp *r, int *fd, pid_t peer, int 
     case EPH_OP_UNLINK:
     case EPH_OP_RENAME:
     case EPH_OP_RMDIR: {
+        /* A file with several names (hard links in memory, shim/nslink.c) goes to disk first, every
+         * name a disk link of it: the handlers know one name per file.  Before the lock (its bytes
+         * are copied), and again under it for a link made meanwhile. */
+        int two = q->op == EPH_OP_RENAME;
+        evict_linked(q->path);
+        if (two)
+            evict_linked(q->path2);
         /* Shims change the namespace too: decide and change under ns_lock. */
         if (nsl_enter() < 0)
             return -EIO;
+        int rc = evict_linked(q->path);
+        if (rc == 0 && two)
+            rc = evict_linked(q->path2);
         /* In-memory directories on the way get a disk twin first: every handler works on disk paths. */
-        int rc = dt_settle(q->path);
-        if (rc == 0 && q->op == EPH_OP_RENAME)
+        if (rc == 0)
+            rc = dt_settle(q->path);
+        if (rc == 0 && two)
             rc = dt_settle(q->path2);
         rc = rc < 0                       ? rc
                  : q->op == EPH_OP_CREATE   ? op_create(q, r, fd)

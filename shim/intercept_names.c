@@ -37,6 +37,7 @@
 #include "fp_times.h"
 #include "nsview.h"
 #include "nsfast.h"
+#include "nslink.h"
 #include "inotify.h"
 #include "dircache.h"
 #include "nsdir.h"
@@ -642,6 +643,22 @@ static void link_fd_source(int od, const char *o, int flags)
     fp_settle(fd);
 }
 
+/*
+ * A further name for in-memory file inode of gen at (nd, n), made in memory
+ * (nslink.c): 0, -1 with errno, or -2 when the name is not a plain new name
+ * in a managed disk directory (the caller moves the file to disk and lets the
+ * kernel link it).
+ */
+static int link_in_memory(uint32_t inode, uint32_t gen, int nd, const char *n)
+{
+    char abs[EPH_PATH_MAX];
+    int trailing;
+    if (!path_maybe_managed(nd, n) || path_resolve(nd, n, abs, &trailing) <= 0 || trailing ||
+        path_is_root(abs) || path_canon(abs, 0) < 0)
+        return -2;
+    return nsl_link(inode, gen, abs);
+}
+
 static int link_impl(int od, const char *o, int nd, const char *n, int flags)
 {
     if (path_bad_ptr(o) || path_bad_ptr(n)) /* both names are copied in before any lookup */
@@ -657,6 +674,11 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
     if ((src_mem || REAL(fstatat)(od, o, &st, (flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW) == 0) &&
         exists_in_memory(nd, n))
         return fail(EEXIST);
+    if (src_mem && !(flags & AT_EMPTY_PATH)) {
+        int r = link_in_memory(inode, gen, nd, n);
+        if (r != -2)
+            return r;
+    }
     uint64_t mdev = 0, mino = 0;
     if (src_mem) {
         /* the identity it had in memory, read before the slot can be reused */
