@@ -1130,21 +1130,18 @@ int evict_has_evictable(void)
 
 int evict_linked(const char *path)
 {
-    int idx = ns_lookup(path);
-    if (idx < 0)
+    int idx = ns_lookup(path); /* the file, also through a further name */
+    if (idx < 0 || !D.inodes[idx].link_head)
         return 0;
-    struct eph_inode *in = &D.inodes[idx];
     uint32_t t = (uint32_t)idx;
-    if (atomic_load(&in->state) == EPH_NAME)
-        t = in->link_to;
-    else if (!in->link_head)
-        return 0;
-    if (t >= D.h->ninodes || atomic_load(&D.inodes[t].state) != EPH_MEM)
-        return 0;
+    if (atomic_load(&D.inodes[t].state) != EPH_MEM)
+        return -EAGAIN;
     int flags = EVICT_FORCE;
     if (atomic_load(&D.inodes[t].pinned))
         flags |= EVICT_KEEP_PAGES;
     int e = evict_inode(t, flags);
+    if (e == 0 && D.inodes[t].link_head)
+        e = -EAGAIN; /* never: a committed eviction takes every name */
     if (e < 0)
         log_msg(LOG_WARN, "%s: a name of a file with several; moving it to disk first failed: %s", path, strerror(-e));
     return e;

@@ -57,7 +57,7 @@ uint64_t evict_failures(void);
 uint64_t evict_writeback_failed(void);
 /* If path names an in-memory file that has several names (hard links, shim/nslink.c),
  * move it to disk, every name becoming a disk link of one file: the daemon's
- * path-based requests then see names on disk only.  0, or -errno. */
+ * rename then sees names on disk only.  0 (also: nothing to do), or -errno. */
 int evict_linked(const char *path);
 /* Evict every in-memory file named below directory dir. */
 int evict_below(const char *dir, int flags);

@@ -119,7 +119,26 @@ void nsl_exit(void)
 
 int ns_lookup(const char *path)
 {
-    return eph_chain_lookup(D.h, path);
+    /* a further name of a file (a hard link, shim/nslink.c) is that file */
+    return eph_name_file(D.h, eph_chain_lookup(D.h, path));
+}
+
+int ns_drop_name_logged(const char *path, uint32_t t)
+{
+    /* As ns_rename_logged: the shims' record, applied inside the caller's write section. */
+    struct eph_shm_header *h = D.h;
+    int n = eph_chain_lookup(h, path);
+    if (!eph_names(h, n, t))
+        return -ENOENT;
+    eph_j_begin(h);
+    int dropped = eph_j_drop_name(h, (uint32_t)n, t, 1);
+    atomic_store_explicit(&h->journal.state, EPH_J_COMMITTED, memory_order_seq_cst);
+    for (uint32_t k = 0; k < h->journal.n; k++)
+        eph_j_apply_op(h, &h->journal.op[k]);
+    atomic_store_explicit(&h->journal.state, EPH_J_EMPTY, memory_order_release);
+    if (dropped > 0)
+        atomic_store(&h->reclaim_pending, 1); /* the name's slot: freed at the next reclaim */
+    return 0;
 }
 
 int ns_valid(uint32_t idx, uint32_t gen)
@@ -402,8 +421,11 @@ size_t ns_rename_prefix(const char *a, const char *b, int exchange)
         int n = snprintf(np, sizeof np, "%s%s", side[k] ? olda : oldb, rest);
         if (n < 0 || (size_t)n >= sizeof np)
             continue; /* caller evicted these beforehand */
+        uint32_t nl = atomic_load(&in->nlink); /* a file with further names counts them all */
         ns_remove(movers[k]);
         ns_insert(movers[k], np);
+        if (atomic_load(&in->state) != EPH_NAME && nl > 1)
+            atomic_store(&in->nlink, nl);
         int r = ephd_root_of(np);
         if (r >= 0)
             D.inode_root[movers[k]] = (uint8_t)r;

@@ -270,7 +270,7 @@ static int op_unlink(const struct eph_req *q)
     if (e < 0)
         return e;
     ns_write_begin();
-    ns_remove((uint32_t)idx);
+    ns_drop_name_logged(q->path, (uint32_t)idx); /* the name may be one of several (shim/nslink.c) */
     ns_write_end();
     atomic_store(&in->ctime_ns, ephd_real_ns());
     shim_touch_parent(q->path);
@@ -370,8 +370,8 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
         return -EINVAL;
     if (rn_is_below(src, dst))
         return exchange ? -EINVAL : -ENOTEMPTY;
-    if (strcmp(src, dst) == 0)
-        return 0;
+    if (strcmp(src, dst) == 0 || (ks == K_MEM && kd == K_MEM && s == d))
+        return 0; /* one name, or two names of one file (shim/nslink.c): nothing happens */
     if (!exchange) {
         if (ks == K_DIR && (kd == K_MEM || kd == K_OTHER))
             return -ENOTDIR;
@@ -381,6 +381,18 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
             return -ENOTEMPTY;
     }
     int e;
+    /* The handlers below know one name per file: a file with several (hard links in memory,
+     * shim/nslink.c) goes to disk first, every name a disk link of it, once the rename is sure to
+     * be allowed (a refused one must not move it), and the rename is decided again. */
+    int ls = ks == K_MEM && D.inodes[s].link_head, ld = kd == K_MEM && D.inodes[d].link_head;
+    if (ls || ld) {
+        if ((e = shim_dir_writable(src, q, ks == K_MEM ? (int64_t)D.inodes[s].uid : -1, NULL)) < 0 ||
+            (e = shim_dir_writable(dst, q, kd == K_MEM ? (int64_t)D.inodes[d].uid : -1, NULL)) < 0)
+            return e;
+        if ((ls && (e = evict_linked(src)) < 0) || (ld && (e = evict_linked(dst)) < 0))
+            return e;
+        return op_rename(q, r);
+    }
 
     if (ks == K_MEM && kd == K_MEM) {
         struct eph_inode *si = &D.inodes[s], *di = &D.inodes[d];
@@ -608,23 +620,12 @@ int shimops_run(struct eph_req *q, struct eph_resp *r, int *fd, pid_t peer, int 
     case EPH_OP_UNLINK:
     case EPH_OP_RENAME:
     case EPH_OP_RMDIR: {
-        /* A file with several names (hard links in memory, shim/nslink.c) goes to disk first, every
-         * name a disk link of it: the handlers know one name per file.  Before the lock (its bytes
-         * are copied), and again under it for a link made meanwhile. */
-        int two = q->op == EPH_OP_RENAME;
-        evict_linked(q->path);
-        if (two)
-            evict_linked(q->path2);
         /* Shims change the namespace too: decide and change under ns_lock. */
         if (nsl_enter() < 0)
             return -EIO;
-        int rc = evict_linked(q->path);
-        if (rc == 0 && two)
-            rc = evict_linked(q->path2);
         /* In-memory directories on the way get a disk twin first: every handler works on disk paths. */
-        if (rc == 0)
-            rc = dt_settle(q->path);
-        if (rc == 0 && two)
+        int rc = dt_settle(q->path);
+        if (rc == 0 && q->op == EPH_OP_RENAME)
             rc = dt_settle(q->path2);
         rc = rc < 0                       ? rc
                  : q->op == EPH_OP_CREATE   ? op_create(q, r, fd)

@@ -643,19 +643,54 @@ static void link_fd_source(int od, const char *o, int flags)
     fp_settle(fd);
 }
 
+/* fs.protected_hardlinks, read once (1, Debian's default, if unreadable). */
+static int protected_hardlinks(void)
+{
+    static int v = -1;
+    if (v < 0) {
+        char b[8] = "1";
+        int fd = sys.open("/proc/sys/fs/protected_hardlinks", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            if (sys.read(fd, b, sizeof b - 1) <= 0)
+                b[0] = '1';
+            sys.close(fd);
+        }
+        v = b[0] != '0';
+    }
+    return v;
+}
+
 /*
  * A further name for in-memory file inode of gen at (nd, n), made in memory
- * (nslink.c): 0, -1 with errno, or -2 when the name is not a plain new name
- * in a managed disk directory (the caller moves the file to disk and lets the
- * kernel link it).
+ * (nslink.c).  The errors the kernel finds at the new name are answered here
+ * in its order (the walk to it, a trailing slash, an existing name,
+ * protected_hardlinks, the parent's permission), so a link that fails never
+ * moves the file.  0, -1 with errno, or -2 when the name is not a plain new
+ * name in a managed disk directory (the caller moves the file to disk and
+ * lets the kernel link it).
  */
 static int link_in_memory(uint32_t inode, uint32_t gen, int nd, const char *n)
 {
     char abs[EPH_PATH_MAX];
     int trailing;
-    if (!path_maybe_managed(nd, n) || path_resolve(nd, n, abs, &trailing) <= 0 || trailing ||
-        path_is_root(abs) || path_canon(abs, 0) < 0)
+    struct stat st;
+    if (!path_maybe_managed(nd, n) || path_resolve(nd, n, abs, &trailing) <= 0 || path_is_root(abs) ||
+        path_canon(abs, 0) < 0)
         return -2;
+    int e = nsv_walk_error(abs);
+    if (e < 0)
+        return fail(-e);
+    int exists = sys.lstat(abs, &st) == 0 || nsd_is_dir(abs);
+    if (trailing || exists)
+        return fail(exists ? EEXIST : ENOENT);
+    struct eph_inode *in = &sh.inodes[inode];
+    uid_t uid = creds_euid();
+    if (uid != 0 && uid != in->uid && protected_hardlinks() &&
+        ((in->mode & S_ISUID) || (in->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) ||
+         !names_access_ok(in, R_OK | W_OK, 1)))
+        return fail(EPERM);
+    if (!nsv_parent_allows(abs, W_OK | X_OK))
+        return fail(EACCES);
     return nsl_link(inode, gen, abs);
 }
 

@@ -549,13 +549,13 @@ int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen)
     }
     /* The name: the file's own slot, or one of its further names (nslink.c). */
     int n = eph_chain_lookup(h, abs);
-    if (!nsl_names(h, n, idx) || atomic_load(&in->gen) != gen || atomic_load(&in->state) != EPH_MEM) {
+    if (!eph_names(h, n, idx) || atomic_load(&in->gen) != gen || atomic_load(&in->state) != EPH_MEM) {
         eph_ns_unlock(h);
         return -2;
     }
     int64_t now = fp_fine_stamp();
     eph_j_begin(h);
-    int dropped = nsl_j_drop_name(h, (uint32_t)n, idx, 1);
+    int dropped = eph_j_drop_name(h, (uint32_t)n, idx, 1);
     eph_j_set64(h, &in->ctime_ns, (uint64_t)now);
     eph_j_commit(h);
     if (dropped > 0)
@@ -600,8 +600,8 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     }
     /* Each name: the file's own slot or one of its further names (nslink.c). */
     int na = eph_chain_lookup(h, a), nb = eph_chain_lookup(h, b);
-    if (!nsl_names(h, na, s) || atomic_load(&si->gen) != sg || atomic_load(&si->state) != EPH_MEM ||
-        atomic_load(&h->dirs_gone) != gone || (dmem ? !nsl_names(h, nb, d) : nb != -1) ||
+    if (!eph_names(h, na, s) || atomic_load(&si->gen) != sg || atomic_load(&si->state) != EPH_MEM ||
+        atomic_load(&h->dirs_gone) != gone || (dmem ? !eph_names(h, nb, d) : nb != -1) ||
         (dmem && (atomic_load(&di->gen) != dg || atomic_load(&di->state) != EPH_MEM))) {
         eph_ns_unlock(h);
         return -2;
@@ -613,7 +613,7 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     }
     if (dmem && nb == (int)d && di->link_head) {
         /* The target's own name while it has others: that needs the record's path, which
-         * names b here (nsl_j_drop_name).  The daemon moves it to disk first. */
+         * names b here (eph_j_drop_name).  The daemon moves it to disk first. */
         eph_ns_unlock(h);
         return -2;
     }
@@ -651,7 +651,7 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     memcpy(h->journal.path, b, strlen(b) + 1);
     int dropped = 0;
     if (dmem) {
-        dropped = nsl_j_drop_name(h, (uint32_t)nb, d, 0);
+        dropped = eph_j_drop_name(h, (uint32_t)nb, d, 0);
         eph_j_set64(h, &di->ctime_ns, (uint64_t)now);
     }
     uint32_t snl = atomic_load(&si->nlink);

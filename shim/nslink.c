@@ -31,54 +31,6 @@
 #include "nsfast.h"
 #include "nsview.h"
 
-int nsl_names(struct eph_shm_header *h, int n, uint32_t t)
-{
-    if (n < 0 || (uint32_t)n >= h->ninodes)
-        return 0;
-    if ((uint32_t)n == t)
-        return 1;
-    struct eph_inode *in = &sh.inodes[n];
-    return atomic_load(&in->state) == EPH_NAME && in->link_to == t &&
-           in->link_gen == atomic_load(&sh.inodes[t].gen);
-}
-
-int nsl_j_drop_name(struct eph_shm_header *h, uint32_t n, uint32_t t, int path_free)
-{
-    struct eph_inode *in = &sh.inodes[t];
-    uint32_t nl = atomic_load(&in->nlink);
-    if (n == t && !in->link_head) {
-        eph_j_add(h, EPH_JOP_REMOVE, t, 0);
-        return 0;
-    }
-    if (n == t) {
-        /* The file's own name goes: it takes its first further name. */
-        if (!path_free)
-            return -2;
-        uint32_t x = in->link_head - 1;
-        struct eph_inode *xi = &sh.inodes[x];
-        memcpy(h->journal.path, xi->path, strlen(xi->path) + 1);
-        eph_j_add(h, EPH_JOP_REMOVE, x, 0);
-        eph_j_add(h, EPH_JOP_REMOVE, t, 0);
-        eph_j_add(h, EPH_JOP_INSERT, t, 0);
-        eph_j_set32(h, &in->link_head, xi->link_next);
-        eph_j_set32(h, &in->nlink, nl > 1 ? nl - 1 : 1); /* after INSERT, which sets 1 */
-        return 1;
-    }
-    struct eph_inode *ni = &sh.inodes[n];
-    eph_j_add(h, EPH_JOP_REMOVE, n, 0);
-    if (in->link_head == n + 1) {
-        eph_j_set32(h, &in->link_head, ni->link_next);
-    } else {
-        uint32_t p = in->link_head, steps = 0;
-        while (p && p <= h->ninodes && sh.inodes[p - 1].link_next != n + 1 && steps++ < h->ninodes)
-            p = sh.inodes[p - 1].link_next;
-        if (p && p <= h->ninodes && sh.inodes[p - 1].link_next == n + 1)
-            eph_j_set32(h, &sh.inodes[p - 1].link_next, ni->link_next);
-    }
-    eph_j_set32(h, &in->nlink, nl > 1 ? nl - 1 : 0);
-    return 1;
-}
-
 int nsl_link(uint32_t idx, uint32_t gen, const char *dst)
 {
     struct eph_shm_header *h = sh.hdr;
@@ -87,10 +39,6 @@ int nsl_link(uint32_t idx, uint32_t gen, const char *dst)
     char parent[EPH_PATH_MAX];
     uint32_t pi, pg;
     if (strlen(dst) >= EPH_PATH_MAX || atomic_load(&in->state) != EPH_MEM)
-        return -2;
-    /* Another user's file: the kernel's protected_hardlinks rules decide, on disk. */
-    uid_t uid = creds_euid();
-    if (uid != 0 && uid != in->uid)
         return -2;
     nsf_parent(dst, parent);
     uint32_t gone = atomic_load(&h->dirs_gone); /* the parent is looked at before the lock */
