@@ -97,6 +97,20 @@ def names():
     os.unlink(p('other2'))
     check(sorted(os.listdir(root)) == ['d', 'other'], 'left over: %r' % sorted(os.listdir(root)))
     check(os.stat(p('other')).st_ino & IN_MEMORY, 'other left memory')
+    # a directory renamed with names of one file inside (the daemon moves every name below it)
+    os.mkdir(p('dd'))
+    with open(p('dd/x'), 'wb') as f:
+        f.write(b'dir')
+    os.link(p('dd/x'), p('dd/y'))
+    os.link(p('dd/x'), p('outside'))
+    os.rename(p('dd'), p('ee'))
+    st = same_file(['ee/x', 'ee/y', 'outside'], 3)
+    check(st.st_ino & IN_MEMORY, 'the directory rename moved the file to disk')
+    os.unlink(p('ee/x'))
+    same_file(['ee/y', 'outside'], 2)
+    os.unlink(p('ee/y'))
+    os.unlink(p('outside'))
+    os.rmdir(p('ee'))
     # what the run writes back: two names of one file
     with open(p('kept'), 'wb') as f:
         f.write(b'kept')
