@@ -7,6 +7,8 @@
 # Exit 7 when every check held; a failed check raises (exit 1) with what differed.
 import os, signal, sys, time
 
+from keeperproc import daemons
+
 mode, root = sys.argv[1], sys.argv[2]
 IN_MEMORY = 1 << 44  # st_ino of an in-memory file (EPH_INO_TAG)
 
@@ -142,24 +144,6 @@ def evict():
     same_file(['y', 'z'], 2)
     os.link(p('z'), p('w'))
     same_file(['y', 'z', 'w'], 3)
-
-
-def daemons():
-    found = []
-    for d in os.listdir('/proc'):
-        if not d.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % d) as f:
-                st = f.read()
-            with open('/proc/%s/comm' % d) as f:
-                comm = f.read().strip()
-        except OSError:
-            continue
-        fields = st[st.rindex(')') + 2:].split()
-        if comm == 'ephemerad' and int(fields[1]) == os.getppid() and fields[0] not in 'ZX':
-            found.append(int(d))
-    return found
 
 
 def takeover():
