@@ -123,6 +123,11 @@ int ns_lookup(const char *path)
     return eph_name_file(D.h, eph_chain_lookup(D.h, path));
 }
 
+int ns_name_slot(const char *path)
+{
+    return eph_chain_lookup(D.h, path);
+}
+
 int ns_drop_name_logged(const char *path, uint32_t t)
 {
     /* As ns_rename_logged: the shims' record, applied inside the caller's write section. */

@@ -5,7 +5,7 @@
 #   evict   a linked file pushed to disk by the budget: all names stay names of one file
 #   takeover  a linked file across a SIGKILL of ephemerad (the keeper starts a new one)
 # Exit 7 when every check held; a failed check raises (exit 1) with what differed.
-import os, signal, sys, time
+import ctypes, os, signal, sys, time
 
 from keeperproc import daemons
 
@@ -99,6 +99,27 @@ def names():
     os.unlink(p('other2'))
     check(sorted(os.listdir(root)) == ['d', 'other'], 'left over: %r' % sorted(os.listdir(root)))
     check(os.stat(p('other')).st_ino & IN_MEMORY, 'other left memory')
+    # RENAME_EXCHANGE (the daemon's) with names of a file that has several: the names trade places
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def exchange(a, b):
+        if libc.renameat2(-100, p(a).encode(), -100, p(b).encode(), 2) != 0:
+            raise OSError(ctypes.get_errno(), 'renameat2(%s, %s, RENAME_EXCHANGE)' % (a, b))
+    with open(p('xa'), 'wb') as f:
+        f.write(b'A')
+    with open(p('xb'), 'wb') as f:
+        f.write(b'B')
+    os.link(p('xa'), p('xa2'))
+    os.link(p('xa'), p('xa3'))
+    ino = os.stat(p('xa')).st_ino
+    exchange('xa2', 'xb')  # a further name with another file
+    exchange('xa', 'xa3')  # two names of one file: nothing happens
+    exchange('xb', 'xa')  # the file's own name with one of its further names
+    check(read('xa2') == b'B' and os.stat(p('xa2')).st_nlink == 1, 'xa2 after the exchanges')
+    st = same_file(['xa', 'xa3', 'xb'], 3)
+    check(st.st_ino == ino and read('xb') == b'A', 'an exchange moved the file to disk or lost it')
+    for n in ('xa', 'xa2', 'xa3', 'xb'):
+        os.unlink(p(n))
     # a directory renamed with names of one file inside (the daemon moves every name below it)
     os.mkdir(p('dd'))
     with open(p('dd/x'), 'wb') as f:
