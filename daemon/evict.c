@@ -654,6 +654,8 @@ static int evict_write(struct evict_job *j)
     return 0;
 }
 
+static int evict_link_names(struct evict_job *j);
+
 /* Step 4: the complete file takes the in-memory file's name (link of the
  * unnamed file, or rename of the staging name), with the directory's times
  * kept as tmpfs would show them.  0, or -errno (the memfd may lack what was
@@ -685,7 +687,75 @@ static int evict_name(struct evict_job *j)
     }
     if (j->dir_known)
         evict_hide_dir_times(j->dir, &j->dir_before);
+    return in->link_head ? evict_link_names(j) : 0;
+}
+
+/*
+ * Step 4 for a file with further names (EPH_NAME slots, shim/nslink.c): each
+ * becomes a hard link of the disk file just named at in->path, so all names
+ * end on disk as names of one file, as they were of one inode in memory.  A
+ * name whose directory a program without the shim removed is gone (logged),
+ * as the file's own would be.  0, or -errno with every link made here and the
+ * file's own disk name taken back (the file stays in memory, all its names
+ * with it).
+ */
+static int evict_link_names(struct evict_job *j)
+{
+    struct eph_inode *in = j->in;
+    uint32_t steps = 0;
+    for (uint32_t x = in->link_head; x && x <= D.h->ninodes && steps < D.h->ninodes;
+         x = D.inodes[x - 1].link_next, steps++) {
+        const char *p = D.inodes[x - 1].path;
+        if (!p[0])
+            continue;
+        char dir[EPH_PATH_MAX];
+        struct stat before;
+        int known = evict_dir_stat(p, dir, sizeof dir, &before);
+        int r = EVICT_NOINTR(dsys.linkat(AT_FDCWD, in->path, AT_FDCWD, p, 0));
+        if (r < 0 && errno == EEXIST) {
+            /* a program without the shim made an entry there: ours replaces it */
+            char tmp[EPH_PATH_MAX + 64];
+            evict_staging_name(tmp, sizeof tmp, p, x - 1);
+            unlink(tmp);
+            r = EVICT_NOINTR(dsys.linkat(AT_FDCWD, in->path, AT_FDCWD, tmp, 0));
+            if (r == 0 && (r = dsys.rename(tmp, p)) < 0) {
+                int e = errno;
+                unlink(tmp);
+                errno = e;
+            }
+        }
+        if (r < 0 && (errno == ENOENT || errno == ENOTDIR)) {
+            log_msg(LOG_WARN, "evict %s: its name %s: %s (its directory went); the name is gone", in->path, p,
+                    strerror(errno));
+            continue;
+        }
+        if (r < 0) {
+            int e = -errno;
+            log_msg(LOG_ERR, "evict: linking %s as %s: %s", in->path, p, strerror(-e));
+            for (uint32_t y = in->link_head, k = 0; y && y != x && k < steps; y = D.inodes[y - 1].link_next, k++)
+                unlink(D.inodes[y - 1].path);
+            unlink(in->path);
+            return e;
+        }
+        if (known)
+            evict_hide_dir_times(dir, &before);
+    }
     return 0;
+}
+
+/* Step 5, for a file with further names: they leave the namespace with its own
+ * (inside the caller's write section); the daemon frees their slots after. */
+static void evict_drop_names(struct eph_inode *in, uint32_t *freed, uint32_t *nfreed, uint32_t max)
+{
+    uint32_t steps = 0;
+    for (uint32_t x = in->link_head; x && x <= D.h->ninodes && steps < D.h->ninodes; steps++) {
+        uint32_t next = D.inodes[x - 1].link_next;
+        ns_remove(x - 1);
+        if (*nfreed < max)
+            freed[(*nfreed)++] = x - 1;
+        x = next;
+    }
+    in->link_head = 0;
 }
 
 /* Step 5: DISK, every process swaps to the disk file; then the memory is
@@ -728,12 +798,18 @@ static void evict_commit(struct evict_job *j)
             in->path[0] ? in->path : "(unlinked)", (unsigned long long)j->size,
             atomic_load(&in->open_count), j->sync ? "written through" : "via page cache",
             (double)(ephd_mono_ns() - j->t0) / 1e6);
+    uint32_t names[64], nnames = 0;
     if (in->path[0]) {
         ns_recent_evicted(j->idx, atomic_load(&in->gen), in->path);
         ns_write_begin();
         ns_remove(j->idx);
+        evict_drop_names(in, names, &nnames, 64);
         ns_write_end();
     }
+    for (uint32_t k = 0; k < nnames; k++)
+        ns_maybe_gc(names[k]);
+    if (nnames == 64)
+        atomic_store(&D.h->reclaim_pending, 1); /* more names than we noted: the next reclaim frees them */
     ns_maybe_gc(j->idx);
 }
 
@@ -1050,4 +1126,23 @@ int evict_has_evictable(void)
             return 1;
     }
     return 0;
+}
+
+int evict_linked(const char *path)
+{
+    int idx = ns_lookup(path); /* the file, also through a further name */
+    if (idx < 0 || !D.inodes[idx].link_head)
+        return 0;
+    uint32_t t = (uint32_t)idx;
+    if (atomic_load(&D.inodes[t].state) != EPH_MEM)
+        return -EAGAIN;
+    int flags = EVICT_FORCE;
+    if (atomic_load(&D.inodes[t].pinned))
+        flags |= EVICT_KEEP_PAGES;
+    int e = evict_inode(t, flags);
+    if (e == 0 && D.inodes[t].link_head)
+        e = -EAGAIN; /* never: a committed eviction takes every name */
+    if (e < 0)
+        log_msg(LOG_WARN, "%s: a name of a file with several; moving it to disk first failed: %s", path, strerror(-e));
+    return e;
 }

@@ -55,6 +55,10 @@ int evict_writeback(void);
  * writeback could not write (for stats). */
 uint64_t evict_failures(void);
 uint64_t evict_writeback_failed(void);
+/* If path names an in-memory file that has several names (hard links, shim/nslink.c),
+ * move it to disk, every name becoming a disk link of one file: the daemon's
+ * rename then sees names on disk only.  0 (also: nothing to do), or -errno. */
+int evict_linked(const char *path);
 /* Evict every in-memory file named below directory dir. */
 int evict_below(const char *dir, int flags);
 /* Whether LRU eviction could free anything right now (cheap: stops at the

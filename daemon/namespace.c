@@ -119,7 +119,31 @@ void nsl_exit(void)
 
 int ns_lookup(const char *path)
 {
+    /* a further name of a file (a hard link, shim/nslink.c) is that file */
+    return eph_name_file(D.h, eph_chain_lookup(D.h, path));
+}
+
+int ns_name_slot(const char *path)
+{
     return eph_chain_lookup(D.h, path);
+}
+
+int ns_drop_name_logged(const char *path, uint32_t t)
+{
+    /* As ns_rename_logged: the shims' record, applied inside the caller's write section. */
+    struct eph_shm_header *h = D.h;
+    int n = eph_chain_lookup(h, path);
+    if (!eph_names(h, n, t))
+        return -ENOENT;
+    eph_j_begin(h);
+    int dropped = eph_j_drop_name(h, (uint32_t)n, t, 1);
+    atomic_store_explicit(&h->journal.state, EPH_J_COMMITTED, memory_order_seq_cst);
+    for (uint32_t k = 0; k < h->journal.n; k++)
+        eph_j_apply_op(h, &h->journal.op[k]);
+    atomic_store_explicit(&h->journal.state, EPH_J_EMPTY, memory_order_release);
+    if (dropped > 0)
+        atomic_store(&h->reclaim_pending, 1); /* the name's slot: freed at the next reclaim */
+    return 0;
 }
 
 int ns_valid(uint32_t idx, uint32_t gen)
@@ -402,8 +426,11 @@ size_t ns_rename_prefix(const char *a, const char *b, int exchange)
         int n = snprintf(np, sizeof np, "%s%s", side[k] ? olda : oldb, rest);
         if (n < 0 || (size_t)n >= sizeof np)
             continue; /* caller evicted these beforehand */
+        uint32_t nl = atomic_load(&in->nlink); /* a file with further names counts them all */
         ns_remove(movers[k]);
         ns_insert(movers[k], np);
+        if (atomic_load(&in->state) != EPH_NAME && nl > 1)
+            atomic_store(&in->nlink, nl);
         int r = ephd_root_of(np);
         if (r >= 0)
             D.inode_root[movers[k]] = (uint8_t)r;
@@ -579,8 +606,18 @@ int ns_check(char *first, size_t n)
             else if (in->hash != eph_path_hash(in->path) || (in->hash & (h->nbuckets - 1)) != k)
                 NS_BAD("inode %u (%s) is on bucket %u, its hash says %u", i - 1, in->path, k,
                        in->hash & (h->nbuckets - 1));
-            if (atomic_load(&in->nlink) != 1)
-                NS_BAD("named inode %u (%s) has nlink %u", i - 1, in->path, atomic_load(&in->nlink));
+            uint32_t names = 1;
+            for (uint32_t x = in->link_head, s3 = 0; x && x <= hwm && s3 < hwm; x = D.inodes[x - 1].link_next, s3++)
+                names++;
+            if (atomic_load(&in->state) == EPH_NAME) {
+                uint32_t t = in->link_to;
+                uint32_t ts = t < hwm ? atomic_load(&D.inodes[t].state) : EPH_FREE;
+                if (t >= hwm || atomic_load(&D.inodes[t].gen) != in->link_gen || (ts != EPH_MEM && ts != EPH_MOVING))
+                    NS_BAD("name %u (%s) names slot %u, which is no file of its generation", i - 1, in->path, t);
+            } else if (atomic_load(&in->nlink) != names) {
+                NS_BAD("named inode %u (%s) has nlink %u for %u names", i - 1, in->path, atomic_load(&in->nlink),
+                       names);
+            }
             for (uint32_t j = in->next, s2 = 0; j && j <= hwm && s2 < hwm; j = D.inodes[j - 1].next, s2++)
                 if (strcmp(D.inodes[j - 1].path, in->path) == 0) {
                     NS_BAD("two inodes (%u, %u) are named %s", i - 1, j - 1, in->path);

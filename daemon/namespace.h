@@ -50,6 +50,12 @@ void ns_adopt_slots(void);
 
 /* Inode index named by path, or -1. */
 int ns_lookup(const char *path);
+/* The slot that holds name path (a further name's own slot, shim/nslink.c, where ns_lookup
+ * gives its file), or -1. */
+int ns_name_slot(const char *path);
+/* Under ns_lock, inside a write section: take name path away from file t (the file's own
+ * name or a further one, shim/nslink.c), logged as the shims' changes are.  0 or -ENOENT. */
+int ns_drop_name_logged(const char *path, uint32_t t);
 /* 1 when idx names a live inode of generation gen. */
 int ns_valid(uint32_t idx, uint32_t gen);
 

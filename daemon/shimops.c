@@ -270,7 +270,7 @@ static int op_unlink(const struct eph_req *q)
     if (e < 0)
         return e;
     ns_write_begin();
-    ns_remove((uint32_t)idx);
+    ns_drop_name_logged(q->path, (uint32_t)idx); /* the name may be one of several (shim/nslink.c) */
     ns_write_end();
     atomic_store(&in->ctime_ns, ephd_real_ns());
     shim_touch_parent(q->path);
@@ -370,8 +370,8 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
         return -EINVAL;
     if (rn_is_below(src, dst))
         return exchange ? -EINVAL : -ENOTEMPTY;
-    if (strcmp(src, dst) == 0)
-        return 0;
+    if (strcmp(src, dst) == 0 || (ks == K_MEM && kd == K_MEM && s == d))
+        return 0; /* one name, or two names of one file (shim/nslink.c): nothing happens */
     if (!exchange) {
         if (ks == K_DIR && (kd == K_MEM || kd == K_OTHER))
             return -ENOTDIR;
@@ -381,6 +381,19 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
             return -ENOTEMPTY;
     }
     int e;
+    /* The handlers below know one name per file, but for exchanges, which trade the slots that
+     * hold the two names: a file with several (hard links in memory, shim/nslink.c) goes to disk
+     * first, every name a disk link of it, once the rename is sure to be allowed (a refused one
+     * must not move it), and the rename is decided again. */
+    int ls = ks == K_MEM && D.inodes[s].link_head, ld = kd == K_MEM && D.inodes[d].link_head;
+    if ((ls || ld) && !exchange) {
+        if ((e = shim_dir_writable(src, q, ks == K_MEM ? (int64_t)D.inodes[s].uid : -1, NULL)) < 0 ||
+            (e = shim_dir_writable(dst, q, kd == K_MEM ? (int64_t)D.inodes[d].uid : -1, NULL)) < 0)
+            return e;
+        if ((ls && (e = evict_linked(src)) < 0) || (ld && (e = evict_linked(dst)) < 0))
+            return e;
+        return op_rename(q, r);
+    }
 
     if (ks == K_MEM && kd == K_MEM) {
         struct eph_inode *si = &D.inodes[s], *di = &D.inodes[d];
@@ -390,10 +403,16 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
         int64_t now = ephd_real_ns();
         ns_write_begin();
         if (exchange) {
-            ns_remove((uint32_t)s);
-            ns_remove((uint32_t)d);
-            ns_insert((uint32_t)s, dst);
-            ns_insert((uint32_t)d, src);
+            /* The two names trade places: the slots that hold them, which for a file with
+             * several names may be further-name slots (shim/nslink.c); each file keeps its count. */
+            int na = ns_name_slot(src), nb = ns_name_slot(dst);
+            uint32_t snl = atomic_load(&si->nlink), dnl = atomic_load(&di->nlink);
+            ns_remove((uint32_t)na);
+            ns_remove((uint32_t)nb);
+            ns_insert((uint32_t)na, dst);
+            ns_insert((uint32_t)nb, src);
+            atomic_store(&si->nlink, snl);
+            atomic_store(&di->nlink, dnl);
         } else {
             ns_rename_logged((uint32_t)s, d, dst);
         }
@@ -472,10 +491,14 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
             ns_write_begin();
             e = renameat2(AT_FDCWD, dpath, AT_FDCWD, mpath, RENAME_NOREPLACE) < 0 ? -errno : 0;
             if (e == 0) {
-                ns_remove((uint32_t)m);
+                /* the slot that holds the name: a further name's own, for a file with several */
+                int nm = ns_name_slot(mpath);
+                uint32_t nl = atomic_load(&mi->nlink);
+                ns_remove((uint32_t)nm);
                 if (kdisk == K_DIR)
                     ns_rename_prefix(dpath, mpath, 0);
-                ns_insert((uint32_t)m, dpath);
+                ns_insert((uint32_t)nm, dpath);
+                atomic_store(&mi->nlink, nl);
             }
             ns_write_end();
             shim_as_self(sw);

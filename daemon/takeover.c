@@ -140,6 +140,8 @@ void takeover_repair(void)
                     in->path[0] ? in->path : "unlinked", in->mem_fd);
             continue;
         }
+        if (st == EPH_NAME)
+            continue; /* a further name of a file (shim/nslink.c): no bytes of its own */
         if (st == EPH_MOVING) {
             tk_unmove(i, in);
             moving++;

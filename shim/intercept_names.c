@@ -38,6 +38,7 @@
 #include "fp_times.h"
 #include "nsview.h"
 #include "nsfast.h"
+#include "nslink.h"
 #include "inotify.h"
 #include "dircache.h"
 #include "nsdir.h"
@@ -645,20 +646,28 @@ static void link_fd_source(int od, const char *o, int flags)
     fp_settle(fd);
 }
 
+/* fs.protected_hardlinks, read once (1, Debian's default, if unreadable). */
+static int protected_hardlinks(void)
+{
+    static int v = -1;
+    if (v < 0) {
+        char b[8] = "1";
+        int fd = sys.open("/proc/sys/fs/protected_hardlinks", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            if (sys.read(fd, b, sizeof b - 1) <= 0)
+                b[0] = '1';
+            sys.close(fd);
+        }
+        v = b[0] != '0';
+    }
+    return v;
+}
+
 /* may_linkat: with fs.protected_hardlinks, a user may link only a file it owns
  * or a plain one (no set-id to run) that it may read and write. */
 static int link_may_source(struct eph_inode *in)
 {
-    if (in->uid == geteuid())
-        return 1;
-    char c = '1';
-    int fd = sys.open("/proc/sys/fs/protected_hardlinks", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (sys.read(fd, &c, 1) != 1)
-            c = '1';
-        sys.close(fd);
-    }
-    if (c == '0')
+    if (in->uid == creds_euid() || !protected_hardlinks())
         return 1;
     uint32_t m = in->mode;
     if ((m & S_ISUID) || (m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
@@ -733,6 +742,37 @@ static int link_refused(int nd, const char *n, uint32_t inode)
     return source_ok ? EACCES : EPERM;
 }
 
+/*
+ * A further name for in-memory file inode of gen at (nd, n), made in memory
+ * (nslink.c).  The errors the kernel finds at the new name are answered here
+ * in its order (the walk to it, a trailing slash, an existing name,
+ * protected_hardlinks, the parent's permission), so a link that fails never
+ * moves the file.  0, -1 with errno, or -2 when the name is not a plain new
+ * name in a managed disk directory (the caller moves the file to disk and
+ * lets the kernel link it).
+ */
+static int link_in_memory(uint32_t inode, uint32_t gen, int nd, const char *n)
+{
+    char abs[EPH_PATH_MAX];
+    int trailing;
+    struct stat st;
+    if (!path_maybe_managed(nd, n) || path_resolve(nd, n, abs, &trailing) <= 0 || path_is_root(abs) ||
+        path_canon(abs, 0) < 0)
+        return -2;
+    int e = nsv_walk_error(abs);
+    if (e < 0)
+        return fail(-e);
+    int exists = sys.lstat(abs, &st) == 0 || nsd_is_dir(abs);
+    if (trailing || exists)
+        return fail(exists ? EEXIST : ENOENT);
+    struct eph_inode *in = &sh.inodes[inode];
+    if (creds_euid() != 0 && !link_may_source(in))
+        return fail(EPERM);
+    if (!nsv_parent_allows(abs, W_OK | X_OK))
+        return fail(EACCES);
+    return nsl_link(inode, gen, abs);
+}
+
 static int link_impl(int od, const char *o, int nd, const char *n, int flags)
 {
     if (path_bad_ptr(o) || path_bad_ptr(n)) /* both names are copied in before any lookup */
@@ -748,6 +788,11 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
     if ((src_mem || REAL(fstatat)(od, o, &st, (flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW) == 0) &&
         exists_in_memory(nd, n))
         return fail(EEXIST);
+    if (src_mem && !(flags & AT_EMPTY_PATH)) {
+        int r = link_in_memory(inode, gen, nd, n);
+        if (r != -2)
+            return r;
+    }
     uint64_t mdev = 0, mino = 0;
     if (src_mem) {
         /* the identity it had in memory, read before the slot can be reused */

@@ -50,6 +50,7 @@
 #include "fp_times.h"
 #include "nsview.h"
 #include "nsdir.h"
+#include "nslink.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -266,6 +267,11 @@ static int nsf_dir_writable(const char *abs, long long file_uid, struct nsf_ids 
     if (pst)
         *pst = st;
     return 0;
+}
+
+int nsf_dir_may_write(const char *abs, long long file_uid, struct stat *pst)
+{
+    return nsf_dir_writable(abs, file_uid, nsf_ids(), pst);
 }
 
 /*
@@ -542,17 +548,20 @@ int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen)
         errno = EIO;
         return -1;
     }
-    if (eph_chain_lookup(h, abs) != (int)idx || atomic_load(&in->gen) != gen ||
-        atomic_load(&in->state) != EPH_MEM) {
+    /* The name: the file's own slot, or one of its further names (nslink.c). */
+    int n = eph_chain_lookup(h, abs);
+    if (!eph_names(h, n, idx) || atomic_load(&in->gen) != gen || atomic_load(&in->state) != EPH_MEM) {
         eph_ns_unlock(h);
         return -2;
     }
     int64_t now = fp_fine_stamp();
     eph_j_begin(h);
-    eph_j_add(h, EPH_JOP_REMOVE, idx, 0);
+    int dropped = eph_j_drop_name(h, (uint32_t)n, idx, 1);
     eph_j_set64(h, &in->ctime_ns, (uint64_t)now);
     eph_j_commit(h);
-    int release = nsf_reclaim(idx, gen);
+    if (dropped > 0)
+        atomic_store(&h->reclaim_pending, 1); /* the daemon frees the name's slot */
+    int release = atomic_load(&in->nlink) == 0 && nsf_reclaim(idx, gen);
     atomic_fetch_add(&h->shim_unlinks, 1);
     int full = nsf_touch_dir(pst.st_dev, pst.st_ino, now) < 0;
     eph_ns_unlock(h);
@@ -578,7 +587,7 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
         return -1;
     }
     struct eph_inode *si = &sh.inodes[s], *di = &sh.inodes[d];
-    if (atomic_load(&si->state) != EPH_MEM || (dmem && (d == s || atomic_load(&di->state) != EPH_MEM)))
+    if (atomic_load(&si->state) != EPH_MEM || (dmem && atomic_load(&di->state) != EPH_MEM))
         return -2;
     struct nsf_ids id = nsf_ids();
     uint32_t gone = atomic_load(&h->dirs_gone); /* the parents are looked at before the lock */
@@ -590,10 +599,22 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
         errno = EIO;
         return -1;
     }
-    if (eph_chain_lookup(h, a) != (int)s || atomic_load(&si->gen) != sg || atomic_load(&si->state) != EPH_MEM ||
-        atomic_load(&h->dirs_gone) != gone ||
-        eph_chain_lookup(h, b) != (dmem ? (int)d : -1) ||
+    /* Each name: the file's own slot or one of its further names (nslink.c). */
+    int na = eph_chain_lookup(h, a), nb = eph_chain_lookup(h, b);
+    if (!eph_names(h, na, s) || atomic_load(&si->gen) != sg || atomic_load(&si->state) != EPH_MEM ||
+        atomic_load(&h->dirs_gone) != gone || (dmem ? !eph_names(h, nb, d) : nb != -1) ||
         (dmem && (atomic_load(&di->gen) != dg || atomic_load(&di->state) != EPH_MEM))) {
+        eph_ns_unlock(h);
+        return -2;
+    }
+    if (dmem && d == s) {
+        /* Two names of one file: rename does nothing and succeeds (POSIX, and the kernel). */
+        eph_ns_unlock(h);
+        return 0;
+    }
+    if (dmem && nb == (int)d && di->link_head) {
+        /* The target's own name while it has others: that needs the record's path, which
+         * names b here (eph_j_drop_name).  The daemon moves it to disk first. */
         eph_ns_unlock(h);
         return -2;
     }
@@ -629,15 +650,21 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     int64_t now = fp_fine_stamp();
     eph_j_begin(h);
     memcpy(h->journal.path, b, strlen(b) + 1);
+    int dropped = 0;
     if (dmem) {
-        eph_j_add(h, EPH_JOP_REMOVE, d, 0);
+        dropped = eph_j_drop_name(h, (uint32_t)nb, d, 0);
         eph_j_set64(h, &di->ctime_ns, (uint64_t)now);
     }
-    eph_j_add(h, EPH_JOP_REMOVE, s, 0);
-    eph_j_add(h, EPH_JOP_INSERT, s, 0);
+    uint32_t snl = atomic_load(&si->nlink);
+    eph_j_add(h, EPH_JOP_REMOVE, (uint32_t)na, 0);
+    eph_j_add(h, EPH_JOP_INSERT, (uint32_t)na, 0);
+    if (na == (int)s && snl > 1)
+        eph_j_set32(h, &si->nlink, snl); /* INSERT counts one name; the file has more */
     eph_j_set64(h, &si->ctime_ns, (uint64_t)now);
     eph_j_commit(h);
-    int release = dmem && nsf_reclaim(d, dg);
+    if (dropped > 0)
+        atomic_store(&h->reclaim_pending, 1);
+    int release = dmem && atomic_load(&di->nlink) == 0 && nsf_reclaim(d, dg);
     atomic_fetch_add(&h->shim_unlinks, 1);
     int two = pa_st.st_dev != pb_st.st_dev || pa_st.st_ino != pb_st.st_ino;
     int full_a = nsf_touch_dir(pa_st.st_dev, pa_st.st_ino, now) < 0, full_b = two && nsf_touch_dir(pb_st.st_dev, pb_st.st_ino, now) < 0;

@@ -49,6 +49,12 @@ void nsf_unhold(void);
 
 void nsf_after_fork(void);
 
+/* May the caller add (file_uid -1) or remove (a file of owner file_uid) a name
+ * in abs's parent, a plain disk directory?  Its stat into *pst.  0, or -2: ask
+ * the daemon (or the kernel). */
+#include <sys/stat.h>
+int nsf_dir_may_write(const char *abs, long long file_uid, struct stat *pst);
+
 /* The parent directory of absolute path abs ("/" for a name in the root). */
 void nsf_parent(const char *abs, char *out);
 

@@ -116,8 +116,19 @@ int nsv_find(const char *abs, uint32_t *inode, uint32_t *gen, uint32_t *state)
             struct eph_inode *ino = &sh.inodes[idx - 1];
             if (ino->hash == hash && strncmp(ino->path, abs, EPH_PATH_MAX) == 0) {
                 found = (int)(idx - 1);
-                g = atomic_load_explicit(&ino->gen, memory_order_relaxed);
                 st = atomic_load_explicit(&ino->state, memory_order_relaxed);
+                if (st == EPH_NAME) {
+                    /* a further name of a file (a hard link, nslink.c): the file is the answer */
+                    uint32_t to = ino->link_to;
+                    if (to >= h->ninodes) {
+                        found = -1; /* torn: the seqlock check below sends us round again */
+                        break;
+                    }
+                    found = (int)to;
+                    ino = &sh.inodes[to];
+                    st = atomic_load_explicit(&ino->state, memory_order_relaxed);
+                }
+                g = atomic_load_explicit(&ino->gen, memory_order_relaxed);
                 break;
             }
             idx = ino->next;

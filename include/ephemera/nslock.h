@@ -115,6 +115,78 @@ static inline int eph_chain_lookup(struct eph_shm_header *h, const char *path)
     return -1;
 }
 
+/* ---- further names of a file (hard links in memory, shim/nslink.c) ---- */
+
+/* Does chain slot n name file t: t's own slot, or one of its EPH_NAME slots? */
+static inline int eph_names(struct eph_shm_header *h, int n, uint32_t t)
+{
+    struct eph_inode *inodes = eph_inodes(h);
+    if (n < 0 || (uint32_t)n >= h->ninodes || t >= h->ninodes)
+        return 0;
+    if ((uint32_t)n == t)
+        return 1;
+    struct eph_inode *in = &inodes[n];
+    return atomic_load(&in->state) == EPH_NAME && in->link_to == t && in->link_gen == atomic_load(&inodes[t].gen);
+}
+
+/* The file a chain slot names: itself, or the file of an EPH_NAME slot. */
+static inline int eph_name_file(struct eph_shm_header *h, int n)
+{
+    if (n < 0 || (uint32_t)n >= h->ninodes)
+        return n;
+    struct eph_inode *in = &eph_inodes(h)[n];
+    return atomic_load(&in->state) == EPH_NAME && in->link_to < h->ninodes ? (int)in->link_to : n;
+}
+
+static inline void eph_j_add(struct eph_shm_header *h, uint32_t kind, uint32_t arg, uint64_t val);
+static inline void eph_j_set32(struct eph_shm_header *h, void *field, uint32_t v);
+
+/*
+ * Under ns_lock, in a record being built: take away name slot n of file t
+ * (eph_names(n, t)).  Its last name: t leaves the chain (nlink 0).  A further
+ * name: its slot leaves the chain and t's list, nlink one less.  t's own slot
+ * while it has further names: t takes its first further name, which needs
+ * journal.path (path_free 0: the record uses it, and -2 is returned with
+ * nothing added).  Returns 1 when an EPH_NAME slot left (the daemon frees it:
+ * the caller sets reclaim_pending after the commit), 0, or -2.
+ */
+static inline int eph_j_drop_name(struct eph_shm_header *h, uint32_t n, uint32_t t, int path_free)
+{
+    struct eph_inode *inodes = eph_inodes(h), *in = &inodes[t];
+    uint32_t nl = atomic_load(&in->nlink);
+    if (n == t && !in->link_head) {
+        eph_j_add(h, EPH_JOP_REMOVE, t, 0);
+        return 0;
+    }
+    if (n == t) {
+        /* The file's own name goes: it takes its first further name. */
+        if (!path_free)
+            return -2;
+        uint32_t x = in->link_head - 1;
+        struct eph_inode *xi = &inodes[x];
+        memcpy(h->journal.path, xi->path, strlen(xi->path) + 1);
+        eph_j_add(h, EPH_JOP_REMOVE, x, 0);
+        eph_j_add(h, EPH_JOP_REMOVE, t, 0);
+        eph_j_add(h, EPH_JOP_INSERT, t, 0);
+        eph_j_set32(h, &in->link_head, xi->link_next);
+        eph_j_set32(h, &in->nlink, nl > 1 ? nl - 1 : 1); /* after INSERT, which sets 1 */
+        return 1;
+    }
+    struct eph_inode *ni = &inodes[n];
+    eph_j_add(h, EPH_JOP_REMOVE, n, 0);
+    if (in->link_head == n + 1) {
+        eph_j_set32(h, &in->link_head, ni->link_next);
+    } else {
+        uint32_t p = in->link_head, steps = 0;
+        while (p && p <= h->ninodes && inodes[p - 1].link_next != n + 1 && steps++ < h->ninodes)
+            p = inodes[p - 1].link_next;
+        if (p && p <= h->ninodes && inodes[p - 1].link_next == n + 1)
+            eph_j_set32(h, &inodes[p - 1].link_next, ni->link_next);
+    }
+    eph_j_set32(h, &in->nlink, nl > 1 ? nl - 1 : 0);
+    return 1;
+}
+
 /* ---- seqlock around applied changes ------------------------------------- */
 
 static inline void eph_ns_seq_begin(struct eph_shm_header *h)

@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define EPH_SHM_MAGIC 0x31534d4850455045ull /* "EPEPHMS1" */
-#define EPH_SHM_VERSION 3u
+#define EPH_SHM_VERSION 4u
 #define EPH_PATH_MAX 1024        /* longer managed paths are kept on disk */
 #define EPH_DEFAULT_INODES 16384u
 #define EPH_DEFAULT_DESCS 65536u
@@ -51,6 +51,10 @@ enum eph_state {
     EPH_MDIR = 4,   /* a directory that exists only here (shim/nsdir.c): no bytes, no fds, never
                      * opened; anything but mkdir, rmdir and stat of it asks the daemon to give it
                      * a disk twin first (daemon/dirtwin.c), after which the slot is freed */
+    EPH_NAME = 5,   /* a further name of an in-memory file (a hard link, shim/nslink.c): the slot holds
+                     * only the name (path, hash, next) and link_to/link_gen, the inode that owns the
+                     * memfd, nlink and everything else; a lookup of the name gives that inode.  Its
+                     * ino and mode are copies of the file's (readdir's d_ino and d_type) */
 };
 
 /*
@@ -105,6 +109,13 @@ struct eph_inode {
      * st_nlink the shim raises by one per such child. */
     uint32_t dir_entries, dir_subdirs;
     uint64_t dir_parent_ino;
+    /* Hard links in memory (version 4, shim/nslink.c), under ns_lock, journalled.  A file's slot
+     * keeps its first name in path; every further name is an EPH_NAME slot on the list
+     * link_head -> link_next (index + 1, 0 = end), and nlink counts them all.  An EPH_NAME slot
+     * names link_to, whose gen was link_gen when it was made. */
+    uint32_t link_head;          /* [DS] a file's first EPH_NAME slot + 1, 0 = none */
+    uint32_t link_next;          /* [DS] an EPH_NAME slot's next on its file's list */
+    uint32_t link_to, link_gen;  /* [DS] an EPH_NAME slot's file */
     char path[EPH_PATH_MAX];     /* [DS] absolute normalised path; "" after unlink; ns_lock */
 };
 
@@ -322,6 +333,7 @@ static inline uint32_t eph_inode_fresh(struct eph_inode *in, uint32_t open_count
     atomic_store(&in->size, 0);
     atomic_store(&in->capacity, 0);
     atomic_store(&in->last_use, lru_ns);
+    in->link_head = in->link_next = in->link_to = in->link_gen = 0;
     return gen;
 }
 

@@ -7,28 +7,11 @@
 # and that files made before the kills read back whole.  Exit 7 when all of that held.
 import hashlib, json, os, signal, sys, time
 
+from keeperproc import daemons
+
 root, out, kills, writers, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 interval = float(sys.argv[6]) if len(sys.argv) > 6 else 0.4
 IN_MEMORY = 1 << 44  # st_ino of an in-memory file (EPH_INO_TAG)
-
-
-def daemons():
-    """ephemerad processes whose parent is ours (the keeper)."""
-    found = []
-    for p in os.listdir('/proc'):
-        if not p.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % p) as f:
-                st = f.read()
-            with open('/proc/%s/comm' % p) as f:
-                comm = f.read().strip()
-        except OSError:
-            continue
-        fields = st[st.rindex(')') + 2:].split()
-        if comm == 'ephemerad' and int(fields[1]) == os.getppid() and fields[0] not in 'ZX':
-            found.append(int(p))
-    return found
 
 
 def data(w, r, k, n):

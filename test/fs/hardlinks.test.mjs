@@ -1,0 +1,95 @@
+// Hard links of in-memory files stay in memory (issue 9 item 5, issue 15 item 4; shim/nslink.c,
+// docs/ARCHITECTURE.md "Hard links in memory").  A further name is a slot of its own that points
+// at the file; these tests check what a program sees through several names, that eviction, the
+// exit write-back and a daemon takeover keep every name a name of one file, and that git's object
+// store (a link and an unlink per object) stays in memory.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { lstatSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { DAEMON, EPHEMERA, PYTHON, REPO, SHIM, cleanEnv, describe, ephemeraRun, requireBuilt, run, scratch } from './lib/harness.mjs';
+
+const WORKLOAD = join(REPO, 'test/fs/py/hardlinks.py');
+
+/** Run the workload's MODE under `ephemera run` with a 1 MiB budget; it exits 7 when its checks held. */
+async function workload(sc, mode) {
+  const root = sc.sub('root');
+  const log = join(sc.dir, 'ephemerad.log');
+  const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '1M', '--log', log, '--', PYTHON, WORKLOAD, mode, root], {
+    env: cleanEnv(),
+    cwd: sc.dir,
+    timeoutMs: 60_000,
+  });
+  assert.equal(r.status, 7, `the ${mode} workload failed: ${describe(r)}\n--- log ---\n${readFileSync(log, 'utf8').slice(-3000)}`);
+  return { root, log: readFileSync(log, 'utf8') };
+}
+
+/** The names, each a hard link of one disk file with that many links, holding `bytes`. */
+function assertOneDiskFile(root, names, bytes) {
+  const sts = names.map((n) => lstatSync(join(root, n)));
+  for (const [k, st] of sts.entries()) {
+    assert.equal(st.nlink, names.length, `${names[k]} on disk: nlink ${st.nlink}, want ${names.length}`);
+    assert.equal(st.ino, sts[0].ino, `${names[k]} on disk is another file than ${names[0]}`);
+    assert.deepEqual(readFileSync(join(root, names[k])), Buffer.from(bytes), `${names[k]} on disk holds other bytes`);
+  }
+}
+
+test('names of one in-memory file: st_nlink, st_ino and d_ino, ctime, writes through one name, unlink and rename of names; written back as hard links', { timeout: 60_000 }, async () => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const sc = scratch('hardlinks-names');
+  const { root } = await workload(sc, 'names'); // it checks that every file stayed in memory (st_ino)
+  assert.deepEqual(readdirSync(root).sort(), ['d', 'kept', 'other']);
+  assertOneDiskFile(root, ['kept', 'd/kept2'], 'kept');
+  assert.equal(readFileSync(join(root, 'other'), 'utf8'), 'other');
+  sc.done();
+});
+
+test('a linked file evicted by the budget: every name becomes a disk link of one file, no byte lost', { timeout: 60_000 }, async () => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const sc = scratch('hardlinks-evict');
+  const { root, log } = await workload(sc, 'evict');
+  assert.match(log, /evicted inode \d+ \S+\/[xyz] \(200000 bytes/, 'the linked file was evicted');
+  const names = readdirSync(root).filter((n) => !n.startsWith('fill')).sort();
+  assert.deepEqual(names, ['w', 'y', 'z']);
+  const y = readFileSync(join(root, 'y'));
+  assert.equal(y.subarray(0, 7).toString(), 'EVICTED');
+  assertOneDiskFile(root, names, y);
+  sc.done();
+});
+
+test('a linked file across a SIGKILL of ephemerad: the new daemon takes the names over, consistent, nothing lost', { timeout: 60_000 }, async () => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const sc = scratch('hardlinks-takeover');
+  const { root, log } = await workload(sc, 'takeover');
+  assert.match(log, /takeover of the region of pid \d+: .* 0 lost/, `no takeover, or bytes lost:\n${log.slice(-3000)}`);
+  assert.match(log, /ns_check after the takeover: consistent/);
+  assert.doesNotMatch(log, /ns_check.*inconsistent|names slot|for \d+ names/, `ns_check found a bad link count:\n${log.slice(-3000)}`);
+  assert.deepEqual(readdirSync(root).sort(), ['after', 't2', 't3', 't4']);
+  assertOneDiskFile(root, ['t2', 't3', 't4'], 'across the kill!');
+  sc.done();
+});
+
+test('git add, commit and fsck of 500 files under ephemera run: the loose objects stay in memory', { timeout: 120_000 }, async () => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const sc = scratch('hardlinks-git');
+  const root = sc.sub('root');
+  const script = `set -e
+git init -q -b main repo && cd repo
+git config user.email t@example.com && git config user.name t
+for i in $(seq 1 500); do echo "file $i" > f$i.txt; done
+git add . && git commit -qm five-hundred
+git fsck --strict --no-dangling
+git count-objects -v | grep '^count:'
+git cat-file -p HEAD:f250.txt`;
+  const r = await ephemeraRun({ root, cmd: '/bin/bash', args: ['-c', script], statsDir: sc.dir, discard: true, timeoutMs: 100_000 });
+  assert.equal(r.status, 0, describe(r));
+  const out = r.stdout.toString();
+  assert.match(out, /^count: 502$/m, `500 blobs, a tree and a commit, loose: ${out}`);
+  assert.match(out, /^file 250$/m);
+  // Each object is written to a temporary name, linked at its final name and unlinked: before
+  // links stayed in memory, every link moved its object to disk (an eviction each).
+  assert.equal(r.stats.evictions, 0, `objects were moved to disk: ${JSON.stringify(r.stats)}`);
+  assert.ok(r.stats.files_created >= 1000, `the objects and the work tree were not made in memory: ${JSON.stringify(r.stats)}`);
+  sc.done();
+});
