@@ -5,7 +5,9 @@
  * a private run directory, the wait for `ready`, the command with the shim preloaded, signals
  * passed on, stats, shutdown with writeback or discard, the command's exit status) for every
  * command line it reads exactly as run.ts does; anything else (a mistake, --memory, --help)
- * goes to Node's CLI before anything has happened, so behaviour never differs.
+ * goes to Node's CLI before anything has happened, so behaviour never differs.  Node's CLI hands
+ * the runs it checked back here (a --memory run with its cgroup made: EPHEMERA_RUN_CGROUP), so
+ * that every run has the keeper.
  * docs/ARCHITECTURE.md, "The native launcher", says why and what comes next.
  */
 #include <dirent.h>
@@ -55,6 +57,15 @@ static long long t_start_us;
 static sigset_t old_mask;
 static struct rlimit old_nofile; /* the children get it back: only we and the daemon need more */
 static bool debug;
+/* Set when Node's CLI handed us the run (run.ts, EPHEMERA_RUN_FROM_NODE): handing it back would
+ * loop, so a command line we cannot run is an error instead. */
+static bool from_node;
+/* The cgroup.procs file of the --memory cgroup that Node's CLI made (EPHEMERA_RUN_CGROUP), or
+ * NULL: the daemon and the command each move themselves into it before their exec, so they are
+ * charged from their first page on, while we (the keeper) stay outside it. */
+static const char *cgroup_procs;
+/* exec_child's report of a failure to join that cgroup, beside an exec's errno. */
+#define JOIN_FAILED 0x10000
 
 /* ---- small helpers ---- */
 
@@ -109,6 +120,12 @@ static void build_path(char *out, size_t n, const char *name)
 
 static void __attribute__((noreturn)) hand_to_node(int argc, char **argv, const char *why)
 {
+    if (from_node) {
+        fprintf(stderr, "ephemera: EPH_RUN_LAUNCHER: build/ephemera-run cannot take this run from Node's CLI (%s); "
+                        "run the command line through build/ephemera, or report it: run.ts should not have handed it over\n",
+                why);
+        exit(1);
+    }
     if (debug)
         fprintf(stderr, "ephemera-run: handing over to Node's CLI: %s\n", why);
     char main_js[BUILD_PATH_MAX];
@@ -280,6 +297,19 @@ static void __attribute__((noreturn)) exec_child(const char *file, char *const *
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (old_nofile.rlim_cur != 0)
         setrlimit(RLIMIT_NOFILE, &old_nofile);
+    if (cgroup_procs != NULL) {
+        /* "0" is the writer itself, in cgroup v1 and v2 alike. */
+        int e = 0, fd = open(cgroup_procs, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "0\n", 2) != 2)
+            e = errno | JOIN_FAILED;
+        if (fd >= 0)
+            close(fd);
+        if (e != 0) {
+            if (write(errfd, &e, sizeof e) < 0) { /* the parent sees EOF and a 127 exit */
+            }
+            _exit(127);
+        }
+    }
     /* execvp's rules, as libuv's spawn: a name without a slash is looked up in PATH, and a file
      * the kernel cannot run (ENOEXEC: a script without #!) goes to /bin/sh. */
     execvpe(file, argv, envp);
@@ -504,7 +534,11 @@ static int spawn_daemon(struct run *r, int *ready_fd)
     if (e != 0) {
         close(ready[0]);
         wait_child(&r->daemon, 1000);
-        fail(r, "EPH_DAEMON_START", "cannot start ephemerad: spawn %s %s; run `make`", r->ephemerad, errname(e));
+        if (e & JOIN_FAILED)
+            fail(r, "EPH_CGROUP_IO", "cannot start ephemerad in the --memory cgroup: writing to %s: %s", cgroup_procs,
+                 errname(e & ~JOIN_FAILED));
+        else
+            fail(r, "EPH_DAEMON_START", "cannot start ephemerad: spawn %s %s; run `make`", r->ephemerad, errname(e));
         ready_hint(r);
         return -1;
     }
@@ -598,7 +632,11 @@ static int spawn_command(struct run *r)
         if (e != 0) {
             wait_child(&r->cmd, 1000);
             r->cmd_started = false;
-            rc = fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start %s: spawn %s %s", q.s, r->cmd_path, errname(e));
+            if (e & JOIN_FAILED)
+                rc = fail(r, "EPH_CGROUP_IO", "ephemera run: cannot start %s in the --memory cgroup: writing to %s: %s", q.s,
+                          cgroup_procs, errname(e & ~JOIN_FAILED));
+            else
+                rc = fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start %s: spawn %s %s", q.s, r->cmd_path, errname(e));
         }
     }
     jb_free(&q);
@@ -988,6 +1026,13 @@ int main(int argc, char **argv)
     t_start_us = now_us();
     stdio_open();
     debug = getenv("EPHEMERA_LAUNCHER_DEBUG") != NULL && getenv("EPHEMERA_LAUNCHER_DEBUG")[0] != '\0';
+    /* run.ts's hand-over (docs/ARCHITECTURE.md, "One keeper for every run"); neither reaches the
+     * daemon or the command. */
+    from_node = getenv("EPHEMERA_RUN_FROM_NODE") != NULL;
+    if (getenv("EPHEMERA_RUN_CGROUP") != NULL && getenv("EPHEMERA_RUN_CGROUP")[0] != '\0')
+        cgroup_procs = strdup(getenv("EPHEMERA_RUN_CGROUP"));
+    unsetenv("EPHEMERA_RUN_FROM_NODE");
+    unsetenv("EPHEMERA_RUN_CGROUP");
     sigset_t handled;
     sigemptyset(&handled);
     sigaddset(&handled, SIGINT);
