@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -117,6 +118,23 @@ static void build_path(char *out, size_t n, const char *name)
 }
 
 /* ---- handing over to Node ---- */
+
+/* `ephemera ARGS` for any command but `run`: Node's CLI, as launcher/ephemera.sh did it. */
+static void __attribute__((noreturn)) exec_node_cli(int argc, char **argv)
+{
+    char main_js[BUILD_PATH_MAX];
+    build_path(main_js, sizeof main_js, "js/cli/main.js");
+    char **nargv = calloc((size_t)argc + 3, sizeof *nargv);
+    if (nargv == NULL)
+        abort();
+    nargv[0] = "node";
+    nargv[1] = main_js;
+    for (int i = 0; i < argc; i++)
+        nargv[i + 2] = argv[i];
+    execvp("node", nargv);
+    fprintf(stderr, "ephemera: cannot start node: %s; is Node.js on PATH?\n", strerror(errno));
+    exit(127);
+}
 
 static void __attribute__((noreturn)) hand_to_node(int argc, char **argv, const char *why)
 {
@@ -378,6 +396,10 @@ struct run {
     const char *ephemerad, *lib, *cmd_path;
     char *rundir;
     struct child daemon, cmd;
+    /* Read ends of the pipes on which a child's failed exec reports its errno (EOF once it
+     * exec'd), or -1: read when the daemon's readiness or the command's end is waited for anyway,
+     * so that neither start costs the launcher a wake-up of its own. */
+    int daemon_errfd, cmd_errfd;
     bool daemon_started, cmd_started, shutdown_sent;
     int sigfd;
     sigset_t forwarded;
@@ -530,20 +552,26 @@ static int spawn_daemon(struct run *r, int *ready_fd)
     }
     r->daemon = (struct child){.pid = pid, .pidfd = (int)syscall(SYS_pidfd_open, pid, 0), .code = -1};
     r->daemon_started = true;
-    e = exec_result(err[0]);
-    if (e != 0) {
-        close(ready[0]);
-        wait_child(&r->daemon, 1000);
-        if (e & JOIN_FAILED)
-            fail(r, "EPH_CGROUP_IO", "cannot start ephemerad in the --memory cgroup: writing to %s: %s", cgroup_procs,
-                 errname(e & ~JOIN_FAILED));
-        else
-            fail(r, "EPH_DAEMON_START", "cannot start ephemerad: spawn %s %s; run `make`", r->ephemerad, errname(e));
-        ready_hint(r);
-        return -1;
-    }
+    r->daemon_errfd = err[0];
     *ready_fd = ready[0];
     return 0;
+}
+
+/* The daemon's exec failed (its errno came up the pipe): the run's error.  Else 0. */
+static int daemon_exec_failed(struct run *r)
+{
+    int e = exec_result(r->daemon_errfd);
+    r->daemon_errfd = -1;
+    if (e == 0)
+        return 0;
+    wait_child(&r->daemon, 1000); /* it is on its way to _exit(127) */
+    if (e & JOIN_FAILED)
+        fail(r, "EPH_CGROUP_IO", "cannot start ephemerad in the --memory cgroup: writing to %s: %s", cgroup_procs,
+             errname(e & ~JOIN_FAILED));
+    else
+        fail(r, "EPH_DAEMON_START", "cannot start ephemerad: spawn %s %s; run `make`", r->ephemerad, errname(e));
+    ready_hint(r);
+    return -1;
 }
 
 /* waitForReady: `ready\n` on fd 3 within READY_TIMEOUT_MS, the daemon's early exit, or the bound. */
@@ -562,14 +590,19 @@ static int wait_ready(struct run *r, int ready_fd)
             rc = -1;
             break;
         }
-        struct pollfd p[4] = {
+        struct pollfd p[5] = {
             {.fd = eof ? -1 : ready_fd, .events = POLLIN},
             {.fd = r->daemon.pidfd, .events = POLLIN},
             {.fd = r->sigfd, .events = POLLIN},
             {.fd = keeper_poll_fd(&r->k), .events = POLLIN},
+            {.fd = r->daemon_errfd, .events = POLLIN},
         };
-        if (poll(p, 4, (int)left) < 0 && errno != EINTR)
+        if (poll(p, 5, (int)left) < 0 && errno != EINTR)
             continue;
+        if ((p[4].revents || (p[1].revents & POLLIN)) && r->daemon_errfd >= 0 && daemon_exec_failed(r) < 0) {
+            rc = -1;
+            break;
+        }
         if (p[3].revents)
             keeper_pump(&r->k);
         if (p[2].revents & POLLIN)
@@ -602,6 +635,14 @@ static int wait_ready(struct run *r, int ready_fd)
         }
     }
     close(ready_fd);
+    if (r->daemon_errfd >= 0) { /* ready, or gone: either way it exec'd, or the pipe says why not */
+        if (rc == 0 && daemon_exec_failed(r) < 0)
+            rc = -1;
+        else if (r->daemon_errfd >= 0) {
+            close(r->daemon_errfd);
+            r->daemon_errfd = -1;
+        }
+    }
     return rc;
 }
 
@@ -628,19 +669,29 @@ static int spawn_command(struct run *r)
     } else {
         r->cmd = (struct child){.pid = pid, .pidfd = (int)syscall(SYS_pidfd_open, pid, 0), .code = -1};
         r->cmd_started = true;
-        int e = exec_result(err[0]);
-        if (e != 0) {
-            wait_child(&r->cmd, 1000);
-            r->cmd_started = false;
-            if (e & JOIN_FAILED)
-                rc = fail(r, "EPH_CGROUP_IO", "ephemera run: cannot start %s in the --memory cgroup: writing to %s: %s", q.s,
-                          cgroup_procs, errname(e & ~JOIN_FAILED));
-            else
-                rc = fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start %s: spawn %s %s", q.s, r->cmd_path, errname(e));
-        }
+        r->cmd_errfd = err[0];
     }
     jb_free(&q);
     return rc;
+}
+
+/* After the command ended: whether it never ran because its exec failed (the run's error). */
+static int command_exec_failed(struct run *r)
+{
+    int e = exec_result(r->cmd_errfd); /* the child is gone: no writer is left */
+    r->cmd_errfd = -1;
+    if (e == 0)
+        return 0;
+    r->cmd_started = false;
+    struct jbuf q = {0};
+    js_quote(&q, r->o->command[0], strlen(r->o->command[0]));
+    if (e & JOIN_FAILED)
+        fail(r, "EPH_CGROUP_IO", "ephemera run: cannot start %s in the --memory cgroup: writing to %s: %s", q.s, cgroup_procs,
+             errname(e & ~JOIN_FAILED));
+    else
+        fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start %s: spawn %s %s", q.s, r->cmd_path, errname(e));
+    jb_free(&q);
+    return -1;
 }
 
 static void keeper_log_line(struct run *r, const char *level, const char *msg)
@@ -912,6 +963,8 @@ static int run_instance(struct run *r)
         phase("command started");
         wait_command(r);
         phase("command ended");
+        if (command_exec_failed(r) < 0)
+            return -1;
         sig = r->cmd.signal;
         code = r->cmd.code;
     }
@@ -926,16 +979,25 @@ static int run_instance(struct run *r)
     while (!r->fallback) {
         jb_free(&cerr.msg);
         cerr = (struct ctl_error){0};
-        if (r->ctl_open)
-            stats_reply = stats_request(r, "stats", "", STATS_TIMEOUT_MS, &result, &cerr);
-        else
+        /* The stats are asked for only when --stats wants them: otherwise the shutdown's own reply
+         * (the same counters, checked the same way) says the run ended well, one round trip
+         * fewer on every run's end. */
+        bool want_stats = r->o->stats_file != NULL, was_open = r->ctl_open;
+        if (!was_open)
             connect_control(r, &cerr);
+        else if (want_stats)
+            stats_reply = stats_request(r, "stats", "", STATS_TIMEOUT_MS, &result, &cerr);
         phase("stats answered");
-        if (stats_reply != NULL) {
+        if (was_open && (stats_reply != NULL || !want_stats)) {
             r->shutdown_sent = true;
             const struct jv *fin = NULL;
             struct jv *shut = stats_request(r, "shutdown", r->o->discard ? "\"mode\":\"discard\"" : "\"mode\":\"writeback\"",
                                             SHUTDOWN_TIMEOUT_MS, &fin, &cerr);
+            if (shut != NULL && !want_stats) {
+                stats_reply = shut;
+                result = fin;
+                break;
+            }
             if (shut != NULL) {
                 jv_free(shut);
                 break;
@@ -1002,6 +1064,10 @@ static void clean_up(struct run *r)
         if (!wait_child(&r->daemon, DAEMON_EXIT_TIMEOUT_MS))
             warn("ephemerad did not exit within %d ms of SIGTERM; leaving it running (pid %d)", DAEMON_EXIT_TIMEOUT_MS, (int)r->daemon.pid);
     }
+    if (r->daemon_errfd >= 0)
+        close(r->daemon_errfd);
+    if (r->cmd_errfd >= 0)
+        close(r->cmd_errfd);
     keeper_fini(&r->k);
     if (r->rundir != NULL)
         remove_tree(r->rundir);
@@ -1033,15 +1099,6 @@ int main(int argc, char **argv)
         cgroup_procs = strdup(getenv("EPHEMERA_RUN_CGROUP"));
     unsetenv("EPHEMERA_RUN_FROM_NODE");
     unsetenv("EPHEMERA_RUN_CGROUP");
-    sigset_t handled;
-    sigemptyset(&handled);
-    sigaddset(&handled, SIGINT);
-    sigaddset(&handled, SIGTERM);
-    sigaddset(&handled, SIGHUP);
-    sigaddset(&handled, SIGQUIT);
-    /* From here a signal waits for us (run.ts has its handlers before it makes the run dir). */
-    sigprocmask(SIG_BLOCK, &handled, &old_mask);
-
     ssize_t n = readlink("/proc/self/exe", build_dir, sizeof build_dir - 1);
     if (n >= (ssize_t)sizeof build_dir - 1)
         n = -1;
@@ -1050,7 +1107,26 @@ int main(int argc, char **argv)
         return 1;
     }
     build_dir[n] = '\0';
-    *strrchr(build_dir, '/') = '\0';
+    char *base = strrchr(build_dir, '/');
+    *base++ = '\0';
+    /* Installed as build/ephemera too, this binary is the CLI's front door: `run` is ours, every
+     * other command goes to Node's CLI, with nothing between (no shell: docs/ARCHITECTURE.md,
+     * "Start-up: where the time goes"). */
+    if (strcmp(base, "ephemera") == 0) {
+        if (argc < 2 || strcmp(argv[1], "run") != 0)
+            exec_node_cli(argc - 1, argv + 1);
+        argc--;
+        argv++; /* argv[0] is now "run": the rest are run's arguments, as for build/ephemera-run */
+        prctl(PR_SET_NAME, "ephemera-run"); /* the one name in ps, logs and the workloads' checks */
+    }
+    sigset_t handled;
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGINT);
+    sigaddset(&handled, SIGTERM);
+    sigaddset(&handled, SIGHUP);
+    sigaddset(&handled, SIGQUIT);
+    /* From here a signal waits for us (run.ts has its handlers before it makes the run dir). */
+    sigprocmask(SIG_BLOCK, &handled, &old_mask);
 
     char cwd[PATH_MAX];
     if (getcwd(cwd, sizeof cwd) == NULL)
@@ -1084,7 +1160,7 @@ int main(int argc, char **argv)
     if (cmd_path == NULL)
         hand_to_node(argc, argv, "a command that is not found");
 
-    struct run r = {.o = &o, .ephemerad = ephemerad, .lib = lib, .cmd_path = cmd_path, .sigfd = -1};
+    struct run r = {.o = &o, .ephemerad = ephemerad, .lib = lib, .cmd_path = cmd_path, .sigfd = -1, .daemon_errfd = -1, .cmd_errfd = -1};
     keeper_init(&r.k);
     /* We hold a copy of every fd the daemon holds (keeper.h); the command gets the old limit back. */
     if (getrlimit(RLIMIT_NOFILE, &old_nofile) == 0 && old_nofile.rlim_cur < old_nofile.rlim_max) {
