@@ -67,6 +67,8 @@ static bool from_node;
 static const char *cgroup_procs;
 /* exec_child's report of a failure to join that cgroup, beside an exec's errno. */
 #define JOIN_FAILED 0x10000
+/* The command's child saw the daemon's ready pipe close without `ready`: it never ran. */
+#define NOT_READY 0x20000
 
 /* ---- small helpers ---- */
 
@@ -646,18 +648,58 @@ static int wait_ready(struct run *r, int ready_fd)
     return rc;
 }
 
-static int spawn_command(struct run *r)
+/* In the command's child: wait for the daemon's `ready` line on ready_fd, so that the command
+ * starts the moment the daemon listens, with no wake-up of the launcher in between.  A pipe closed
+ * without it (the daemon died or failed to exec) is reported as NOT_READY. */
+static void child_wait_ready(int ready_fd, int errfd)
+{
+    char seen[256];
+    size_t len = 0;
+    for (;;) {
+        ssize_t got = read(ready_fd, seen + len, sizeof seen - 1 - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            int e = NOT_READY;
+            if (write(errfd, &e, sizeof e) < 0) { /* the parent sees EOF and a 127 exit */
+            }
+            _exit(127);
+        }
+        len += (size_t)got;
+        seen[len] = '\0';
+        if (strstr(seen, "ready\n") != NULL)
+            break;
+        if (len == sizeof seen - 1) { /* keep the tail: `ready\n` may straddle */
+            memmove(seen, seen + len - 8, 8);
+            len = 8;
+        }
+    }
+    close(ready_fd);
+}
+
+/* Fork the command; with ready_fd >= 0 its child waits for the daemon's `ready` before its exec
+ * (run_instance: wait_started), and the pipe is the child's alone from here (closed here in every
+ * case). */
+static int spawn_command(struct run *r, int ready_fd)
 {
     char **env = env_for_command(environ, r->lib, r->rundir, r->o->roots, r->o->nroots, r->o->log_file);
     int err[2];
     if (pipe2(err, O_CLOEXEC) < 0) {
+        int e = errno;
         env_free(env);
-        return fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start a pipe for the command: %s", strerror(errno));
+        if (ready_fd >= 0)
+            close(ready_fd);
+        return fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start a pipe for the command: %s", strerror(e));
     }
     pid_t pid = fork();
     int fork_errno = errno;
-    if (pid == 0)
+    if (pid == 0) {
+        if (ready_fd >= 0)
+            child_wait_ready(ready_fd, err[1]);
         exec_child(r->cmd_path, r->o->command, env, err[1]);
+    }
+    if (ready_fd >= 0)
+        close(ready_fd);
     close(err[1]);
     env_free(env);
     struct jbuf q = {0};
@@ -675,23 +717,87 @@ static int spawn_command(struct run *r)
     return rc;
 }
 
-/* After the command ended: whether it never ran because its exec failed (the run's error). */
-static int command_exec_failed(struct run *r)
+/* The daemon's ready pipe closed without `ready`: why, as wait_ready says it.  Always -1. */
+static int daemon_not_ready(struct run *r)
 {
-    int e = exec_result(r->cmd_errfd); /* the child is gone: no writer is left */
-    r->cmd_errfd = -1;
-    if (e == 0)
-        return 0;
-    r->cmd_started = false;
-    struct jbuf q = {0};
-    js_quote(&q, r->o->command[0], strlen(r->o->command[0]));
-    if (e & JOIN_FAILED)
-        fail(r, "EPH_CGROUP_IO", "ephemera run: cannot start %s in the --memory cgroup: writing to %s: %s", q.s, cgroup_procs,
-             errname(e & ~JOIN_FAILED));
-    else
-        fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start %s: spawn %s %s", q.s, r->cmd_path, errname(e));
-    jb_free(&q);
+    if (r->daemon_errfd >= 0 && daemon_exec_failed(r) < 0)
+        return -1;
+    wait_child(&r->daemon, GONE_GRACE_MS);
+    char how[32] = "still running";
+    if (r->daemon.done)
+        how_it_ended(&r->daemon, how, sizeof how);
+    fail(r, "EPH_DAEMON_START", "ephemerad exited before it was ready (%s)", how);
+    ready_hint(r);
     return -1;
+}
+
+
+/* The command's child waits for `ready` itself (spawn_command); here we wait, within
+ * READY_TIMEOUT_MS, for its exec (its pipe closes: the daemon was ready and the command runs) or
+ * its report that it never ran.  Signals meanwhile go to the child: before its exec one kills it
+ * there, as the command would never have started; after, the command gets it as any other.
+ * 0 once the command runs, -1 with the run's error. */
+static int wait_started(struct run *r)
+{
+    long long deadline = now_ms() + READY_TIMEOUT_MS;
+    for (;;) {
+        long long left = deadline - now_ms();
+        if (left <= 0) {
+            kill(r->cmd.pid, SIGKILL); /* still waiting for `ready`: it never ran */
+            wait_child(&r->cmd, 1000);
+            close(r->cmd_errfd);
+            r->cmd_errfd = -1;
+            r->cmd_started = false;
+            fail(r, "EPH_DAEMON_START", "ephemerad did not report ready within %d ms", READY_TIMEOUT_MS);
+            ready_hint(r);
+            return -1;
+        }
+        struct pollfd p[3] = {
+            {.fd = r->cmd_errfd, .events = POLLIN},
+            {.fd = r->sigfd, .events = POLLIN},
+            {.fd = keeper_poll_fd(&r->k), .events = POLLIN},
+        };
+        if (poll(p, 3, (int)left) < 0 && errno != EINTR)
+            continue;
+        if (p[2].revents)
+            keeper_pump(&r->k);
+        if (p[1].revents & POLLIN)
+            drain_signals(r);
+        if (p[0].revents) {
+            int e = 0;
+            ssize_t got;
+            do
+                got = read(r->cmd_errfd, &e, sizeof e);
+            while (got < 0 && errno == EINTR);
+            if (got == 0) { /* exec'd */
+                close(r->cmd_errfd);
+                r->cmd_errfd = -1;
+                if (r->daemon_errfd >= 0) { /* the daemon exec'd too: it said `ready` */
+                    close(r->daemon_errfd);
+                    r->daemon_errfd = -1;
+                }
+                return 0;
+            }
+            /* It never ran: NOT_READY, or its exec failed; command_exec_failed words it. */
+            wait_child(&r->cmd, 1000);
+            close(r->cmd_errfd);
+            r->cmd_errfd = -1;
+            r->cmd_started = false;
+            if (got != (ssize_t)sizeof e)
+                e = EIO;
+            if (e == NOT_READY)
+                return daemon_not_ready(r);
+            struct jbuf q = {0};
+            js_quote(&q, r->o->command[0], strlen(r->o->command[0]));
+            if (e & JOIN_FAILED)
+                fail(r, "EPH_CGROUP_IO", "ephemera run: cannot start %s in the --memory cgroup: writing to %s: %s", q.s,
+                     cgroup_procs, errname(e & ~JOIN_FAILED));
+            else
+                fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start %s: spawn %s %s", q.s, r->cmd_path, errname(e));
+            jb_free(&q);
+            return -1;
+        }
+    }
 }
 
 static void keeper_log_line(struct run *r, const char *level, const char *msg)
@@ -943,28 +1049,36 @@ static int run_instance(struct run *r)
     if (spawn_daemon(r, &ready_fd) < 0)
         return -1;
     phase("daemon started");
-    if (wait_ready(r, ready_fd) < 0)
-        return -1;
-    phase("daemon ready");
     struct ctl_error cerr = {0};
-    if (connect_control(r, &cerr) < 0) {
-        fail(r, cerr.code, "%s", cerr.msg.s);
-        jb_free(&cerr.msg);
-        return -1;
-    }
-
     drain_signals(r);
     int sig = r->pending_signal, code = -1;
     struct timespec ts0, ts1;
-    clock_gettime(CLOCK_MONOTONIC, &ts0);
-    if (sig == 0) {
-        if (spawn_command(r) < 0)
+    if (sig != 0) {
+        /* A signal before anything ran: the command never starts; the daemon's orderly shutdown
+         * still follows. */
+        if (wait_ready(r, ready_fd) < 0)
             return -1;
-        phase("command started");
+        if (connect_control(r, &cerr) < 0) {
+            fail(r, cerr.code, "%s", cerr.msg.s);
+            jb_free(&cerr.msg);
+            return -1;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &ts0);
+    } else {
+        /* The command's child waits for `ready` itself and execs at once (wait_started): the
+         * launcher is not woken between the daemon's readiness and the command's start. */
+        if (spawn_command(r, ready_fd) < 0) /* it closed ready_fd */
+            return -1;
+        if (wait_started(r) < 0)
+            return -1;
+        clock_gettime(CLOCK_MONOTONIC, &ts0);
+        phase("command started (the daemon ready)");
+        /* The daemon listens (it said `ready`); if the control socket fails now, the command
+         * runs on and the end of the run tries again (and says so). */
+        if (connect_control(r, &cerr) < 0)
+            jb_free(&cerr.msg);
         wait_command(r);
         phase("command ended");
-        if (command_exec_failed(r) < 0)
-            return -1;
         sig = r->cmd.signal;
         code = r->cmd.code;
     }
