@@ -1020,10 +1020,10 @@ static int write_stats(struct run *r, const struct jv *stats, int status, int si
 
 /* A request whose result is the daemon's stats (`stats`, `shutdown`), checked as parseStats
  * checks it: the reply, or NULL with *err set. */
-static struct jv *stats_request(struct run *r, const char *op, const char *fields, int timeout_ms, const struct jv **result,
-                                struct ctl_error *err)
+static struct jv *stats_request(struct run *r, const char *op, const char *fields, int timeout_ms, int gate_fd,
+                                const struct jv **result, struct ctl_error *err)
 {
-    struct jv *reply = ctl_request(&r->ctl, op, fields, timeout_ms, result, err);
+    struct jv *reply = ctl_request_gated(&r->ctl, op, fields, timeout_ms, gate_fd, result, err);
     if (reply == NULL)
         return NULL;
     struct jbuf source = {0}, msg = {0};
@@ -1100,13 +1100,13 @@ static int run_instance(struct run *r)
         if (!was_open)
             connect_control(r, &cerr);
         else if (want_stats)
-            stats_reply = stats_request(r, "stats", "", STATS_TIMEOUT_MS, &result, &cerr);
+            stats_reply = stats_request(r, "stats", "", STATS_TIMEOUT_MS, -1, &result, &cerr);
         phase("stats answered");
         if (was_open && (stats_reply != NULL || !want_stats)) {
             r->shutdown_sent = true;
             const struct jv *fin = NULL;
             struct jv *shut = stats_request(r, "shutdown", r->o->discard ? "\"mode\":\"discard\"" : "\"mode\":\"writeback\"",
-                                            SHUTDOWN_TIMEOUT_MS, &fin, &cerr);
+                                            SHUTDOWN_TIMEOUT_MS, r->daemon.pidfd, &fin, &cerr);
             if (shut != NULL && !want_stats) {
                 stats_reply = shut;
                 result = fin;
