@@ -121,8 +121,8 @@ static void build_path(char *out, size_t n, const char *name)
 
 /* ---- handing over to Node ---- */
 
-/* `ephemera ARGS` for any command but `run`: Node's CLI, as launcher/ephemera.sh did it. */
-static void __attribute__((noreturn)) exec_node_cli(int argc, char **argv)
+/* `node build/js/cli/main.js ARGV...`: Node's CLI (the `node` on PATH). */
+static void __attribute__((noreturn)) exec_node_cli(int argc, char **argv, const char *why)
 {
     char main_js[BUILD_PATH_MAX];
     build_path(main_js, sizeof main_js, "js/cli/main.js");
@@ -134,7 +134,8 @@ static void __attribute__((noreturn)) exec_node_cli(int argc, char **argv)
     for (int i = 0; i < argc; i++)
         nargv[i + 2] = argv[i];
     execvp("node", nargv);
-    fprintf(stderr, "ephemera: cannot start node: %s; is Node.js on PATH?\n", strerror(errno));
+    fprintf(stderr, "ephemera: cannot start node%s%s%s: %s; is Node.js on PATH?\n", why ? " for `ephemera run` (" : "", why ? why : "",
+            why ? ")" : "", strerror(errno));
     exit(127);
 }
 
@@ -148,20 +149,9 @@ static void __attribute__((noreturn)) hand_to_node(int argc, char **argv, const 
     }
     if (debug)
         fprintf(stderr, "ephemera-run: handing over to Node's CLI: %s\n", why);
-    char main_js[BUILD_PATH_MAX];
-    build_path(main_js, sizeof main_js, "js/cli/main.js");
-    char **nargv = calloc((size_t)argc + 3, sizeof *nargv);
-    if (nargv == NULL)
-        abort();
-    nargv[0] = "node";
-    nargv[1] = main_js;
-    nargv[2] = "run";
-    for (int i = 1; i < argc; i++)
-        nargv[i + 2] = argv[i];
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
-    execvp("node", nargv);
-    fprintf(stderr, "ephemera: cannot start node for `ephemera run` (%s): %s; is Node.js on PATH?\n", why, strerror(errno));
-    exit(127);
+    argv[0] = "run"; /* `node main.js run ARGS` */
+    exec_node_cli(argc, argv, why);
 }
 
 /* ---- checks that run.ts makes before it starts anything ---- */
@@ -1228,7 +1218,7 @@ int main(int argc, char **argv)
      * "Start-up: where the time goes"). */
     if (strcmp(base, "ephemera") == 0) {
         if (argc < 2 || strcmp(argv[1], "run") != 0)
-            exec_node_cli(argc - 1, argv + 1);
+            exec_node_cli(argc - 1, argv + 1, NULL);
         argc--;
         argv++; /* argv[0] is now "run": the rest are run's arguments, as for build/ephemera-run */
         prctl(PR_SET_NAME, "ephemera-run"); /* the one name in ps, logs and the workloads' checks */
