@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #define MAX_LINE_BYTES (64 * 1024)
+/* With a gate (ctl_request_gated), how often the socket is looked at anyway. */
+#define GATE_LOOK_MS 20
 
 static long long now_ms(void)
 {
@@ -161,6 +163,12 @@ static int on_line(const char *line, size_t len, int id, const char *op, struct 
 struct jv *ctl_request(struct ctl *c, const char *op, const char *fields_json, int timeout_ms, const struct jv **result,
                        struct ctl_error *err)
 {
+    return ctl_request_gated(c, op, fields_json, timeout_ms, -1, result, err);
+}
+
+struct jv *ctl_request_gated(struct ctl *c, const char *op, const char *fields_json, int timeout_ms, int gate_fd,
+                             const struct jv **result, struct ctl_error *err)
+{
     int id = c->next_id++;
     struct jbuf req = {0};
     jb_printf(&req, "{%s%s\"v\":1,\"id\":%d,\"op\":\"%s\"}\n", fields_json, fields_json[0] ? "," : "", id, op);
@@ -176,16 +184,24 @@ struct jv *ctl_request(struct ctl *c, const char *op, const char *fields_json, i
             state = -1;
             break;
         }
-        struct pollfd pa[2] = {{.fd = c->fd, .events = POLLIN | (sent < req.len ? POLLOUT : 0)},
-                               {.fd = c->aux != NULL ? c->aux_fd : -1, .events = POLLIN}};
-        int n = poll(pa, 2, (int)left);
+        /* Sent, and gated: the socket is not polled (not even its hang-up wakes us), the gate and
+         * the clock are, and the socket is read without waiting after each. */
+        bool hold = gate_fd >= 0 && sent == req.len;
+        struct pollfd pa[3] = {{.fd = hold ? -1 : c->fd, .events = POLLIN | (sent < req.len ? POLLOUT : 0)},
+                               {.fd = c->aux != NULL ? c->aux_fd : -1, .events = POLLIN},
+                               {.fd = hold ? gate_fd : -1, .events = POLLIN}};
+        int n = poll(pa, 3, hold && left > GATE_LOOK_MS ? GATE_LOOK_MS : (int)left);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
+        if (n < 0 || (n == 0 && !hold))
             continue;
         if (pa[1].revents != 0)
             c->aux(c->aux_arg);
+        if (pa[2].revents != 0)
+            gate_fd = -1; /* open: from now on the socket is polled as usual */
         struct pollfd p = pa[0];
+        if (hold)
+            p.revents = POLLIN;
         if (sent < req.len && (p.revents & POLLOUT)) {
             ssize_t w = send(c->fd, req.s + sent, req.len - sent, MSG_NOSIGNAL);
             if (w < 0 && errno != EAGAIN && errno != EINTR) {
@@ -199,7 +215,7 @@ struct jv *ctl_request(struct ctl *c, const char *op, const char *fields_json, i
         if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
         char chunk[16384];
-        ssize_t r = recv(c->fd, chunk, sizeof chunk, 0);
+        ssize_t r = recv(c->fd, chunk, sizeof chunk, MSG_DONTWAIT);
         if (r < 0 && (errno == EAGAIN || errno == EINTR))
             continue;
         if (r <= 0) {

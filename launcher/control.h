@@ -33,6 +33,12 @@ int ctl_connect(struct ctl *c, const char *path, int timeout_ms, struct ctl_erro
 struct jv *ctl_request(struct ctl *c, const char *op, const char *fields_json, int timeout_ms, const struct jv **result,
                        struct ctl_error *err);
 
+/* ctl_request for a request after which the daemon ends (`shutdown`): once it is sent, the reply
+ * is read when gate_fd (the daemon's pidfd) is readable, or every few milliseconds, rather than
+ * the moment it arrives, so that the reply and the exit that follows it wake the caller once. */
+struct jv *ctl_request_gated(struct ctl *c, const char *op, const char *fields_json, int timeout_ms, int gate_fd,
+                             const struct jv **result, struct ctl_error *err);
+
 void ctl_close(struct ctl *c);
 
 #endif

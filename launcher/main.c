@@ -5,7 +5,9 @@
  * a private run directory, the wait for `ready`, the command with the shim preloaded, signals
  * passed on, stats, shutdown with writeback or discard, the command's exit status) for every
  * command line it reads exactly as run.ts does; anything else (a mistake, --memory, --help)
- * goes to Node's CLI before anything has happened, so behaviour never differs.
+ * goes to Node's CLI before anything has happened, so behaviour never differs.  Node's CLI hands
+ * the runs it checked back here (a --memory run with its cgroup made: EPHEMERA_RUN_CGROUP), so
+ * that every run has the keeper.
  * docs/ARCHITECTURE.md, "The native launcher", says why and what comes next.
  */
 #include <dirent.h>
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -55,6 +58,17 @@ static long long t_start_us;
 static sigset_t old_mask;
 static struct rlimit old_nofile; /* the children get it back: only we and the daemon need more */
 static bool debug;
+/* Set when Node's CLI handed us the run (run.ts, EPHEMERA_RUN_FROM_NODE): handing it back would
+ * loop, so a command line we cannot run is an error instead. */
+static bool from_node;
+/* The cgroup.procs file of the --memory cgroup that Node's CLI made (EPHEMERA_RUN_CGROUP), or
+ * NULL: the daemon and the command each move themselves into it before their exec, so they are
+ * charged from their first page on, while we (the keeper) stay outside it. */
+static const char *cgroup_procs;
+/* exec_child's report of a failure to join that cgroup, beside an exec's errno. */
+#define JOIN_FAILED 0x10000
+/* The command's child saw the daemon's ready pipe close without `ready`: it never ran. */
+#define NOT_READY 0x20000
 
 /* ---- small helpers ---- */
 
@@ -107,10 +121,9 @@ static void build_path(char *out, size_t n, const char *name)
 
 /* ---- handing over to Node ---- */
 
-static void __attribute__((noreturn)) hand_to_node(int argc, char **argv, const char *why)
+/* `node build/js/cli/main.js ARGV...`: Node's CLI (the `node` on PATH). */
+static void __attribute__((noreturn)) exec_node_cli(int argc, char **argv, const char *why)
 {
-    if (debug)
-        fprintf(stderr, "ephemera-run: handing over to Node's CLI: %s\n", why);
     char main_js[BUILD_PATH_MAX];
     build_path(main_js, sizeof main_js, "js/cli/main.js");
     char **nargv = calloc((size_t)argc + 3, sizeof *nargv);
@@ -118,13 +131,27 @@ static void __attribute__((noreturn)) hand_to_node(int argc, char **argv, const 
         abort();
     nargv[0] = "node";
     nargv[1] = main_js;
-    nargv[2] = "run";
-    for (int i = 1; i < argc; i++)
+    for (int i = 0; i < argc; i++)
         nargv[i + 2] = argv[i];
-    sigprocmask(SIG_SETMASK, &old_mask, NULL);
     execvp("node", nargv);
-    fprintf(stderr, "ephemera: cannot start node for `ephemera run` (%s): %s; is Node.js on PATH?\n", why, strerror(errno));
+    fprintf(stderr, "ephemera: cannot start node%s%s%s: %s; is Node.js on PATH?\n", why ? " for `ephemera run` (" : "", why ? why : "",
+            why ? ")" : "", strerror(errno));
     exit(127);
+}
+
+static void __attribute__((noreturn)) hand_to_node(int argc, char **argv, const char *why)
+{
+    if (from_node) {
+        fprintf(stderr, "ephemera: EPH_RUN_LAUNCHER: build/ephemera-run cannot take this run from Node's CLI (%s); "
+                        "run the command line through build/ephemera, or report it: run.ts should not have handed it over\n",
+                why);
+        exit(1);
+    }
+    if (debug)
+        fprintf(stderr, "ephemera-run: handing over to Node's CLI: %s\n", why);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    argv[0] = "run"; /* `node main.js run ARGS` */
+    exec_node_cli(argc, argv, why);
 }
 
 /* ---- checks that run.ts makes before it starts anything ---- */
@@ -280,6 +307,19 @@ static void __attribute__((noreturn)) exec_child(const char *file, char *const *
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (old_nofile.rlim_cur != 0)
         setrlimit(RLIMIT_NOFILE, &old_nofile);
+    if (cgroup_procs != NULL) {
+        /* "0" is the writer itself, in cgroup v1 and v2 alike. */
+        int e = 0, fd = open(cgroup_procs, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "0\n", 2) != 2)
+            e = errno | JOIN_FAILED;
+        if (fd >= 0)
+            close(fd);
+        if (e != 0) {
+            if (write(errfd, &e, sizeof e) < 0) { /* the parent sees EOF and a 127 exit */
+            }
+            _exit(127);
+        }
+    }
     /* execvp's rules, as libuv's spawn: a name without a slash is looked up in PATH, and a file
      * the kernel cannot run (ENOEXEC: a script without #!) goes to /bin/sh. */
     execvpe(file, argv, envp);
@@ -348,6 +388,10 @@ struct run {
     const char *ephemerad, *lib, *cmd_path;
     char *rundir;
     struct child daemon, cmd;
+    /* Read ends of the pipes on which a child's failed exec reports its errno (EOF once it
+     * exec'd), or -1: read when the daemon's readiness or the command's end is waited for anyway,
+     * so that neither start costs the launcher a wake-up of its own. */
+    int daemon_errfd, cmd_errfd;
     bool daemon_started, cmd_started, shutdown_sent;
     int sigfd;
     sigset_t forwarded;
@@ -500,16 +544,26 @@ static int spawn_daemon(struct run *r, int *ready_fd)
     }
     r->daemon = (struct child){.pid = pid, .pidfd = (int)syscall(SYS_pidfd_open, pid, 0), .code = -1};
     r->daemon_started = true;
-    e = exec_result(err[0]);
-    if (e != 0) {
-        close(ready[0]);
-        wait_child(&r->daemon, 1000);
-        fail(r, "EPH_DAEMON_START", "cannot start ephemerad: spawn %s %s; run `make`", r->ephemerad, errname(e));
-        ready_hint(r);
-        return -1;
-    }
+    r->daemon_errfd = err[0];
     *ready_fd = ready[0];
     return 0;
+}
+
+/* The daemon's exec failed (its errno came up the pipe): the run's error.  Else 0. */
+static int daemon_exec_failed(struct run *r)
+{
+    int e = exec_result(r->daemon_errfd);
+    r->daemon_errfd = -1;
+    if (e == 0)
+        return 0;
+    wait_child(&r->daemon, 1000); /* it is on its way to _exit(127) */
+    if (e & JOIN_FAILED)
+        fail(r, "EPH_CGROUP_IO", "cannot start ephemerad in the --memory cgroup: writing to %s: %s", cgroup_procs,
+             errname(e & ~JOIN_FAILED));
+    else
+        fail(r, "EPH_DAEMON_START", "cannot start ephemerad: spawn %s %s; run `make`", r->ephemerad, errname(e));
+    ready_hint(r);
+    return -1;
 }
 
 /* waitForReady: `ready\n` on fd 3 within READY_TIMEOUT_MS, the daemon's early exit, or the bound. */
@@ -528,14 +582,19 @@ static int wait_ready(struct run *r, int ready_fd)
             rc = -1;
             break;
         }
-        struct pollfd p[4] = {
+        struct pollfd p[5] = {
             {.fd = eof ? -1 : ready_fd, .events = POLLIN},
             {.fd = r->daemon.pidfd, .events = POLLIN},
             {.fd = r->sigfd, .events = POLLIN},
             {.fd = keeper_poll_fd(&r->k), .events = POLLIN},
+            {.fd = r->daemon_errfd, .events = POLLIN},
         };
-        if (poll(p, 4, (int)left) < 0 && errno != EINTR)
+        if (poll(p, 5, (int)left) < 0 && errno != EINTR)
             continue;
+        if ((p[4].revents || (p[1].revents & POLLIN)) && r->daemon_errfd >= 0 && daemon_exec_failed(r) < 0) {
+            rc = -1;
+            break;
+        }
         if (p[3].revents)
             keeper_pump(&r->k);
         if (p[2].revents & POLLIN)
@@ -568,21 +627,69 @@ static int wait_ready(struct run *r, int ready_fd)
         }
     }
     close(ready_fd);
+    if (r->daemon_errfd >= 0) { /* ready, or gone: either way it exec'd, or the pipe says why not */
+        if (rc == 0 && daemon_exec_failed(r) < 0)
+            rc = -1;
+        else if (r->daemon_errfd >= 0) {
+            close(r->daemon_errfd);
+            r->daemon_errfd = -1;
+        }
+    }
     return rc;
 }
 
-static int spawn_command(struct run *r)
+/* In the command's child: wait for the daemon's `ready` line on ready_fd, so that the command
+ * starts the moment the daemon listens, with no wake-up of the launcher in between.  A pipe closed
+ * without it (the daemon died or failed to exec) is reported as NOT_READY. */
+static void child_wait_ready(int ready_fd, int errfd)
+{
+    char seen[256];
+    size_t len = 0;
+    for (;;) {
+        ssize_t got = read(ready_fd, seen + len, sizeof seen - 1 - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            int e = NOT_READY;
+            if (write(errfd, &e, sizeof e) < 0) { /* the parent sees EOF and a 127 exit */
+            }
+            _exit(127);
+        }
+        len += (size_t)got;
+        seen[len] = '\0';
+        if (strstr(seen, "ready\n") != NULL)
+            break;
+        if (len == sizeof seen - 1) { /* keep the tail: `ready\n` may straddle */
+            memmove(seen, seen + len - 8, 8);
+            len = 8;
+        }
+    }
+    close(ready_fd);
+}
+
+/* Fork the command; with ready_fd >= 0 its child waits for the daemon's `ready` before its exec
+ * (run_instance: wait_started), and the pipe is the child's alone from here (closed here in every
+ * case). */
+static int spawn_command(struct run *r, int ready_fd)
 {
     char **env = env_for_command(environ, r->lib, r->rundir, r->o->roots, r->o->nroots, r->o->log_file);
     int err[2];
     if (pipe2(err, O_CLOEXEC) < 0) {
+        int e = errno;
         env_free(env);
-        return fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start a pipe for the command: %s", strerror(errno));
+        if (ready_fd >= 0)
+            close(ready_fd);
+        return fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start a pipe for the command: %s", strerror(e));
     }
     pid_t pid = fork();
     int fork_errno = errno;
-    if (pid == 0)
+    if (pid == 0) {
+        if (ready_fd >= 0)
+            child_wait_ready(ready_fd, err[1]);
         exec_child(r->cmd_path, r->o->command, env, err[1]);
+    }
+    if (ready_fd >= 0)
+        close(ready_fd);
     close(err[1]);
     env_free(env);
     struct jbuf q = {0};
@@ -594,15 +701,93 @@ static int spawn_command(struct run *r)
     } else {
         r->cmd = (struct child){.pid = pid, .pidfd = (int)syscall(SYS_pidfd_open, pid, 0), .code = -1};
         r->cmd_started = true;
-        int e = exec_result(err[0]);
-        if (e != 0) {
-            wait_child(&r->cmd, 1000);
-            r->cmd_started = false;
-            rc = fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start %s: spawn %s %s", q.s, r->cmd_path, errname(e));
-        }
+        r->cmd_errfd = err[0];
     }
     jb_free(&q);
     return rc;
+}
+
+/* The daemon's ready pipe closed without `ready`: why, as wait_ready says it.  Always -1. */
+static int daemon_not_ready(struct run *r)
+{
+    if (r->daemon_errfd >= 0 && daemon_exec_failed(r) < 0)
+        return -1;
+    wait_child(&r->daemon, GONE_GRACE_MS);
+    char how[32] = "still running";
+    if (r->daemon.done)
+        how_it_ended(&r->daemon, how, sizeof how);
+    fail(r, "EPH_DAEMON_START", "ephemerad exited before it was ready (%s)", how);
+    ready_hint(r);
+    return -1;
+}
+
+
+/* The command's child waits for `ready` itself (spawn_command); here we wait, within
+ * READY_TIMEOUT_MS, for its exec (its pipe closes: the daemon was ready and the command runs) or
+ * its report that it never ran.  Signals meanwhile go to the child: before its exec one kills it
+ * there, as the command would never have started; after, the command gets it as any other.
+ * 0 once the command runs, -1 with the run's error. */
+static int wait_started(struct run *r)
+{
+    long long deadline = now_ms() + READY_TIMEOUT_MS;
+    for (;;) {
+        long long left = deadline - now_ms();
+        if (left <= 0) {
+            kill(r->cmd.pid, SIGKILL); /* still waiting for `ready`: it never ran */
+            wait_child(&r->cmd, 1000);
+            close(r->cmd_errfd);
+            r->cmd_errfd = -1;
+            r->cmd_started = false;
+            fail(r, "EPH_DAEMON_START", "ephemerad did not report ready within %d ms", READY_TIMEOUT_MS);
+            ready_hint(r);
+            return -1;
+        }
+        struct pollfd p[3] = {
+            {.fd = r->cmd_errfd, .events = POLLIN},
+            {.fd = r->sigfd, .events = POLLIN},
+            {.fd = keeper_poll_fd(&r->k), .events = POLLIN},
+        };
+        if (poll(p, 3, (int)left) < 0 && errno != EINTR)
+            continue;
+        if (p[2].revents)
+            keeper_pump(&r->k);
+        if (p[1].revents & POLLIN)
+            drain_signals(r);
+        if (p[0].revents) {
+            int e = 0;
+            ssize_t got;
+            do
+                got = read(r->cmd_errfd, &e, sizeof e);
+            while (got < 0 && errno == EINTR);
+            if (got == 0) { /* exec'd */
+                close(r->cmd_errfd);
+                r->cmd_errfd = -1;
+                if (r->daemon_errfd >= 0) { /* the daemon exec'd too: it said `ready` */
+                    close(r->daemon_errfd);
+                    r->daemon_errfd = -1;
+                }
+                return 0;
+            }
+            /* It never ran: NOT_READY, or its exec failed; command_exec_failed words it. */
+            wait_child(&r->cmd, 1000);
+            close(r->cmd_errfd);
+            r->cmd_errfd = -1;
+            r->cmd_started = false;
+            if (got != (ssize_t)sizeof e)
+                e = EIO;
+            if (e == NOT_READY)
+                return daemon_not_ready(r);
+            struct jbuf q = {0};
+            js_quote(&q, r->o->command[0], strlen(r->o->command[0]));
+            if (e & JOIN_FAILED)
+                fail(r, "EPH_CGROUP_IO", "ephemera run: cannot start %s in the --memory cgroup: writing to %s: %s", q.s,
+                     cgroup_procs, errname(e & ~JOIN_FAILED));
+            else
+                fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start %s: spawn %s %s", q.s, r->cmd_path, errname(e));
+            jb_free(&q);
+            return -1;
+        }
+    }
 }
 
 static void keeper_log_line(struct run *r, const char *level, const char *msg)
@@ -825,10 +1010,10 @@ static int write_stats(struct run *r, const struct jv *stats, int status, int si
 
 /* A request whose result is the daemon's stats (`stats`, `shutdown`), checked as parseStats
  * checks it: the reply, or NULL with *err set. */
-static struct jv *stats_request(struct run *r, const char *op, const char *fields, int timeout_ms, const struct jv **result,
-                                struct ctl_error *err)
+static struct jv *stats_request(struct run *r, const char *op, const char *fields, int timeout_ms, int gate_fd,
+                                const struct jv **result, struct ctl_error *err)
 {
-    struct jv *reply = ctl_request(&r->ctl, op, fields, timeout_ms, result, err);
+    struct jv *reply = ctl_request_gated(&r->ctl, op, fields, timeout_ms, gate_fd, result, err);
     if (reply == NULL)
         return NULL;
     struct jbuf source = {0}, msg = {0};
@@ -854,24 +1039,34 @@ static int run_instance(struct run *r)
     if (spawn_daemon(r, &ready_fd) < 0)
         return -1;
     phase("daemon started");
-    if (wait_ready(r, ready_fd) < 0)
-        return -1;
-    phase("daemon ready");
     struct ctl_error cerr = {0};
-    if (connect_control(r, &cerr) < 0) {
-        fail(r, cerr.code, "%s", cerr.msg.s);
-        jb_free(&cerr.msg);
-        return -1;
-    }
-
     drain_signals(r);
     int sig = r->pending_signal, code = -1;
     struct timespec ts0, ts1;
-    clock_gettime(CLOCK_MONOTONIC, &ts0);
-    if (sig == 0) {
-        if (spawn_command(r) < 0)
+    if (sig != 0) {
+        /* A signal before anything ran: the command never starts; the daemon's orderly shutdown
+         * still follows. */
+        if (wait_ready(r, ready_fd) < 0)
             return -1;
-        phase("command started");
+        if (connect_control(r, &cerr) < 0) {
+            fail(r, cerr.code, "%s", cerr.msg.s);
+            jb_free(&cerr.msg);
+            return -1;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &ts0);
+    } else {
+        /* The command's child waits for `ready` itself and execs at once (wait_started): the
+         * launcher is not woken between the daemon's readiness and the command's start. */
+        if (spawn_command(r, ready_fd) < 0) /* it closed ready_fd */
+            return -1;
+        if (wait_started(r) < 0)
+            return -1;
+        clock_gettime(CLOCK_MONOTONIC, &ts0);
+        phase("command started (the daemon ready)");
+        /* The daemon listens (it said `ready`); if the control socket fails now, the command
+         * runs on and the end of the run tries again (and says so). */
+        if (connect_control(r, &cerr) < 0)
+            jb_free(&cerr.msg);
         wait_command(r);
         phase("command ended");
         sig = r->cmd.signal;
@@ -888,16 +1083,25 @@ static int run_instance(struct run *r)
     while (!r->fallback) {
         jb_free(&cerr.msg);
         cerr = (struct ctl_error){0};
-        if (r->ctl_open)
-            stats_reply = stats_request(r, "stats", "", STATS_TIMEOUT_MS, &result, &cerr);
-        else
+        /* The stats are asked for only when --stats wants them: otherwise the shutdown's own reply
+         * (the same counters, checked the same way) says the run ended well, one round trip
+         * fewer on every run's end. */
+        bool want_stats = r->o->stats_file != NULL, was_open = r->ctl_open;
+        if (!was_open)
             connect_control(r, &cerr);
+        else if (want_stats)
+            stats_reply = stats_request(r, "stats", "", STATS_TIMEOUT_MS, -1, &result, &cerr);
         phase("stats answered");
-        if (stats_reply != NULL) {
+        if (was_open && (stats_reply != NULL || !want_stats)) {
             r->shutdown_sent = true;
             const struct jv *fin = NULL;
             struct jv *shut = stats_request(r, "shutdown", r->o->discard ? "\"mode\":\"discard\"" : "\"mode\":\"writeback\"",
-                                            SHUTDOWN_TIMEOUT_MS, &fin, &cerr);
+                                            SHUTDOWN_TIMEOUT_MS, r->daemon.pidfd, &fin, &cerr);
+            if (shut != NULL && !want_stats) {
+                stats_reply = shut;
+                result = fin;
+                break;
+            }
             if (shut != NULL) {
                 jv_free(shut);
                 break;
@@ -964,6 +1168,10 @@ static void clean_up(struct run *r)
         if (!wait_child(&r->daemon, DAEMON_EXIT_TIMEOUT_MS))
             warn("ephemerad did not exit within %d ms of SIGTERM; leaving it running (pid %d)", DAEMON_EXIT_TIMEOUT_MS, (int)r->daemon.pid);
     }
+    if (r->daemon_errfd >= 0)
+        close(r->daemon_errfd);
+    if (r->cmd_errfd >= 0)
+        close(r->cmd_errfd);
     keeper_fini(&r->k);
     if (r->rundir != NULL)
         remove_tree(r->rundir);
@@ -988,15 +1196,13 @@ int main(int argc, char **argv)
     t_start_us = now_us();
     stdio_open();
     debug = getenv("EPHEMERA_LAUNCHER_DEBUG") != NULL && getenv("EPHEMERA_LAUNCHER_DEBUG")[0] != '\0';
-    sigset_t handled;
-    sigemptyset(&handled);
-    sigaddset(&handled, SIGINT);
-    sigaddset(&handled, SIGTERM);
-    sigaddset(&handled, SIGHUP);
-    sigaddset(&handled, SIGQUIT);
-    /* From here a signal waits for us (run.ts has its handlers before it makes the run dir). */
-    sigprocmask(SIG_BLOCK, &handled, &old_mask);
-
+    /* run.ts's hand-over (docs/ARCHITECTURE.md, "One keeper for every run"); neither reaches the
+     * daemon or the command. */
+    from_node = getenv("EPHEMERA_RUN_FROM_NODE") != NULL;
+    if (getenv("EPHEMERA_RUN_CGROUP") != NULL && getenv("EPHEMERA_RUN_CGROUP")[0] != '\0')
+        cgroup_procs = strdup(getenv("EPHEMERA_RUN_CGROUP"));
+    unsetenv("EPHEMERA_RUN_FROM_NODE");
+    unsetenv("EPHEMERA_RUN_CGROUP");
     ssize_t n = readlink("/proc/self/exe", build_dir, sizeof build_dir - 1);
     if (n >= (ssize_t)sizeof build_dir - 1)
         n = -1;
@@ -1005,7 +1211,26 @@ int main(int argc, char **argv)
         return 1;
     }
     build_dir[n] = '\0';
-    *strrchr(build_dir, '/') = '\0';
+    char *base = strrchr(build_dir, '/');
+    *base++ = '\0';
+    /* Installed as build/ephemera too, this binary is the CLI's front door: `run` is ours, every
+     * other command goes to Node's CLI, with nothing between (no shell: docs/ARCHITECTURE.md,
+     * "Start-up: where the time goes"). */
+    if (strcmp(base, "ephemera") == 0) {
+        if (argc < 2 || strcmp(argv[1], "run") != 0)
+            exec_node_cli(argc - 1, argv + 1, NULL);
+        argc--;
+        argv++; /* argv[0] is now "run": the rest are run's arguments, as for build/ephemera-run */
+        prctl(PR_SET_NAME, "ephemera-run"); /* the one name in ps, logs and the workloads' checks */
+    }
+    sigset_t handled;
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGINT);
+    sigaddset(&handled, SIGTERM);
+    sigaddset(&handled, SIGHUP);
+    sigaddset(&handled, SIGQUIT);
+    /* From here a signal waits for us (run.ts has its handlers before it makes the run dir). */
+    sigprocmask(SIG_BLOCK, &handled, &old_mask);
 
     char cwd[PATH_MAX];
     if (getcwd(cwd, sizeof cwd) == NULL)
@@ -1039,7 +1264,7 @@ int main(int argc, char **argv)
     if (cmd_path == NULL)
         hand_to_node(argc, argv, "a command that is not found");
 
-    struct run r = {.o = &o, .ephemerad = ephemerad, .lib = lib, .cmd_path = cmd_path, .sigfd = -1};
+    struct run r = {.o = &o, .ephemerad = ephemerad, .lib = lib, .cmd_path = cmd_path, .sigfd = -1, .daemon_errfd = -1, .cmd_errfd = -1};
     keeper_init(&r.k);
     /* We hold a copy of every fd the daemon holds (keeper.h); the command gets the old limit back. */
     if (getrlimit(RLIMIT_NOFILE, &old_nofile) == 0 && old_nofile.rlim_cur < old_nofile.rlim_max) {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const EPHEMERA = fileURLToPath(new URL('../../ephemera', import.meta.url));
@@ -21,6 +21,26 @@ function cells(table: string, label: string): string[] {
   assert.ok(line !== undefined, `no row for ${label} in\n${table}`);
   return line.split('|').slice(1, -1).map((c) => c.trim());
 }
+
+test('bench startup: `ephemera run -- true` against `true`, and another build in the same rounds', { timeout: 120_000 }, () => {
+  const json = join(mkdtempSync(join(tmpdir(), 'eph-bench-startup-')), 'startup.json');
+  // This build against itself: the table, the difference column, the verdict, the JSON.
+  const r = bench('startup', '--rounds', '3', '--against', fileURLToPath(new URL('../../', import.meta.url)), '--json', json);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(cells(r.stdout, '`true`')[1] ?? '', /^\d+\.\d\d$/);
+  const [, ms, over] = cells(r.stdout, 'this build');
+  assert.match(ms ?? '', /^\d+\.\d\d$/);
+  assert.match(over ?? '', /^-?\d+\.\d\d \(-?\d+\.\d\d to -?\d+\.\d\d\)$/);
+  assert.match(cells(r.stdout, '--against')[3] ?? '', /^-?\d+\.\d\d \(/);
+  assert.match(r.stdout, /this build: -?\d+\.\d\d ms over `true` \(median of 3 rounds\); target ≤ 10 ms: (met|NOT met)\n$/);
+  const report = JSON.parse(readFileSync(json, 'utf8')) as { rounds: number; rows: unknown[] };
+  assert.equal(report.rounds, 3);
+  assert.equal(report.rows.length, 2);
+  const bad = bench('startup', '--against', '/nonexistent-build');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /EPH_CLI_USAGE: ephemera bench startup: --against "\/nonexistent-build": \/nonexistent-build\/ephemera is not an executable/);
+  rmSync(dirname(json), { recursive: true, force: true });
+});
 
 test('bench io: one table, a number for every contender, fast ops counted', { timeout: 300_000 }, () => {
   const r = bench('io', '--repeats', '1', '--ops', '2000', '--passes', '1');

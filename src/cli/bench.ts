@@ -1,13 +1,15 @@
 /**
  * `ephemera bench EXPERIMENT`: benchmarks that print one table of side-by-side ratios per run.
  */
-import { writeFileSync } from 'node:fs';
+import { accessSync, constants, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { EphemeraError } from '../core/errors.js';
 import { DEMO_DEFAULTS, runDemo } from '../bench/demo.js';
 import { IO_DEFAULTS, runIoBench } from '../bench/io.js';
 import { Progress } from '../bench/progress.js';
+import { STARTUP_DEFAULTS, renderStartupTable, runStartupBench, type StartupContender } from '../bench/startup.js';
 import { TOOLS_DEFAULTS, renderToolsTable, runToolsBench, writeToolsReport } from '../bench/tools.js';
 import { EVAL_EXPERIMENTS } from '../bench/eval/main.js';
 import { MANAGER_BENCH_DEFAULTS, runManagerBench } from '../manager/bench.js';
@@ -35,6 +37,11 @@ experiments:
         \`ephemera run -- true\` against \`true\`. Flags: --rounds N (default ${String(TOOLS_DEFAULTS.rounds)}),
         --scale PERCENT of the default sizes (default ${String(TOOLS_DEFAULTS.scale)}), --work DIR (default ${TOOLS_DEFAULTS.workBase}),
         --json FILE, --csv FILE. Mounting the tmpfs needs root.
+  startup  \`ephemera run -- true\` against \`true\`, whole processes in alternating order, the
+        difference per round (target <= 10 ms). Flags: --rounds N (default ${String(STARTUP_DEFAULTS.rounds)}),
+        --against DIR (repeatable: another build directory's ephemera, e.g. a copy of main's build/,
+        timed in the same rounds), --node (also Node's CLI, \`node build/js/cli/main.js run\`),
+        --work DIR (default ${STARTUP_DEFAULTS.workBase}), --json FILE.
   platform  warm invoke latency through the platform vs straight to the container's /run, from
         1, 4 and 16 clients, and the cold start split into engine, runtime and Ephemera parts.
         Flags: --calls N (per client count, default ${PLATFORM_DEFAULTS.calls}), --rounds N (turns, default
@@ -108,6 +115,30 @@ async function tools(argv: readonly string[]): Promise<number> {
   process.stdout.write(`${renderToolsTable(report)}\n`);
   writeToolsReport(report, flagValue(parsed, 'json'), flagValue(parsed, 'csv'));
   return 0;
+}
+
+function startup(argv: readonly string[]): Promise<number> {
+  const parsed = parseFlags(argv, { rounds: { value: true }, against: { value: true, repeatable: true }, node: { value: false }, work: { value: true }, json: { value: true } }, 'ephemera bench startup');
+  const contenders: StartupContender[] = [
+    { label: 'this build', ephemera: [buildOutput('ephemera', true)] },
+    ...(parsed.values.get('against') ?? []).map((dir) => {
+      const ephemera = resolve(dir, 'ephemera');
+      try {
+        accessSync(ephemera, constants.X_OK);
+      } catch {
+        throw new EphemeraError('EPH_CLI_USAGE', `ephemera bench startup: --against ${JSON.stringify(dir)}: ${ephemera} is not an executable; give a build directory (e.g. a copy of another checkout's build/)`);
+      }
+      return { label: `--against ${dir}`, ephemera: [ephemera] };
+    }),
+    ...(flagSet(parsed, 'node') ? [{ label: "Node's CLI", ephemera: [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))] }] : []),
+  ];
+  const progress = new Progress();
+  const report = runStartupBench(contenders, { rounds: positiveInt(parsed, 'rounds', STARTUP_DEFAULTS.rounds), workBase: flagValue(parsed, 'work') ?? STARTUP_DEFAULTS.workBase, progress });
+  progress.end();
+  process.stdout.write(`${renderStartupTable(report)}\n`);
+  const json = flagValue(parsed, 'json');
+  if (json !== undefined) writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`);
+  return Promise.resolve(0);
 }
 
 async function demo(argv: readonly string[]): Promise<number> {
@@ -225,6 +256,7 @@ async function dashboard(argv: readonly string[]): Promise<number> {
 const EXPERIMENTS: Readonly<Record<string, (argv: readonly string[]) => Promise<number>>> = {
   io,
   tools,
+  startup,
   platform,
   'platform-demo': platformDemo,
   demo,

@@ -94,14 +94,21 @@ test('what the launcher does not do goes to Node: --memory, --help', { timeout: 
     return;
   }
   const root = freshDir('memory');
-  const m = launcher(['--root', root, '--memory', '256M', '--', 'sh', '-c', 'cat /proc/$PPID/comm']);
+  const m = launcher(['--root', root, '--memory', '256M', '--', 'sh', '-c', 'cat /proc/$PPID/comm; grep -E "^[0-9]+:(memory)?:" /proc/self/cgroup; echo ---; grep -E "^[0-9]+:(memory)?:" /proc/$PPID/cgroup']);
   if (m.status === 1 && /EPH_CGROUP_UNAVAILABLE/.test(m.stderr)) {
     t.diagnostic(`no memory cgroup here: ${m.stderr.trim()}`);
     return;
   }
   assert.equal(m.status, 0, m.stderr);
-  // Node's main thread is called MainThread; the launcher would show as ephemera-run.
-  assert.match(m.stdout.trim(), /^(node|MainThread)$/, 'Node ran the command inside its cgroup');
+  // Node made the cgroup and handed the run back to the launcher (its keeper restarts a killed
+  // daemon): the command's parent is the launcher, which stays outside the cgroup it moved the
+  // command into.
+  const [head = '', parent = ''] = m.stdout.split('---\n');
+  const [comm, ...ownLines] = head.trimEnd().split('\n');
+  const own = ownLines.join('\n') + '\n';
+  assert.equal(comm, 'ephemera-run', m.stdout);
+  assert.match(own, /ephemera/, `the command is in the instance's cgroup: ${m.stdout}`);
+  assert.notEqual(own, parent, `the launcher is not in the instance's cgroup: ${m.stdout}`);
 });
 
 test('bad command lines: the same message and status as Node, and nothing started', { timeout: 60_000 }, () => {
@@ -166,10 +173,12 @@ test('the daemon gets the same command line and environment from the launcher as
   const fromLauncher = seen(launcher(args, env));
   assert.match(fromLauncher, /^--rundir\n\S+\/run-X\n--root\n/);
   assert.match(fromLauncher, /--budget\n1572864\n--headroom\n8388608\n/);
-  // The one difference by design: the launcher is the daemon's keeper (docs/PROTOCOL.md, "The
-  // keeper link"), so it adds its link after --ready-fd; Node's run.ts has none.
+  // The launcher is the daemon's keeper (docs/PROTOCOL.md, "The keeper link"): its link follows
+  // --ready-fd.  Node's run.ts hands the run to the launcher, so the daemon gets the link from
+  // there too, and the hand-over's own variables (EPHEMERA_RUN_*) reach neither.
   assert.match(fromLauncher, /--ready-fd\n3\n--keeper-fd\n4\n/);
-  assert.equal(fromLauncher.replace('--keeper-fd\n4\n', ''), seen(viaNode(args, env)));
+  assert.doesNotMatch(fromLauncher, /EPHEMERA_RUN_/);
+  assert.equal(fromLauncher, seen(viaNode(args, env)));
 });
 
 test('random command lines (seeded): the launcher and Node give the same status and output', { timeout: 120_000 }, () => {

@@ -201,21 +201,26 @@ test('a daemon that dies under a running command is replaced, and the run keeps 
   noDaemonLeft(root);
 });
 
-// Node's run.ts (the path of --memory) starts the daemon without a keeper: there the death is still
-// reported and the run fails (docs/ARCHITECTURE.md, the keeper, "What is still missing").
-test('without a keeper (Node\'s run.ts), a daemon that dies under a running command is reported, and the run fails', async () => {
+// Node's run.ts (the path of --memory, and of `node build/js/cli/main.js run`) hands the run to the
+// native launcher, so a daemon killed there is replaced too and the run keeps the command's status
+// (test/fs/keeper.test.mjs checks every byte of a --memory run).
+test('through Node\'s run.ts as well, a daemon that dies under a running command is replaced, and the run keeps the command\'s status', async () => {
   const root = freshRoot('daemon-dies-node');
   const main = fileURLToPath(new URL('./main.js', import.meta.url));
-  const child = spawn(process.execPath, [main, 'run', '--root', root, '--', 'sh', '-c', 'echo started; sleep 2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [main, 'run', '--root', root, '--', 'sh', '-c', 'echo kept > "$0/kept"; echo started; sleep 2; cat "$0/kept"; exit 6', root], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
+  let out = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
   const ps = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout;
   const line = ps.split('\n').find((l) => l.includes('ephemerad') && l.includes(root) && !l.includes('sh -c'));
   assert.ok(line !== undefined, 'the daemon runs');
   process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGKILL');
   const status = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  assert.equal(status, 1, err);
-  assert.match(err, /EPH_DAEMON_CLOSED: .*ephemerad ended \(SIGKILL\) before the command finished/);
+  assert.equal(status, 6, err);
+  assert.match(err, /ephemerad died \(SIGKILL\); restarting it and taking over 1 files \(1 in memory\)/);
+  assert.match(out, /^started\nkept\n$/);
+  assert.equal(readFileSync(join(root, 'kept'), 'utf8'), 'kept\n');
   noDaemonLeft(root);
 });

@@ -3,9 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
-import { RUN_DIR_MODE, checkRoot, exitStatusOf, makeRunDir, parseRunOptions, preloadWith, resolveCommand, shimEnv } from './run.js';
+import { RUN_DIR_MODE, checkRoot, exitStatusOf, launcherArgs, launcherFor, makeRunDir, parseRunOptions, preloadWith, resolveCommand, shimEnv } from './run.js';
 import { isEphemeraError, type ErrorCode } from '../core/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'eph-run-test-'));
@@ -114,4 +114,21 @@ test('exit status like a shell', () => {
   assert.equal(exitStatusOf(3, null), 3);
   assert.equal(exitStatusOf(null, 'SIGKILL'), 137);
   assert.equal(exitStatusOf(null, 'SIGTERM'), 143);
+});
+
+test('the launcher gets every value in the one form it reads as Node does', () => {
+  const opts = parseRunOptions(['--root', '/tmp', '--budget', '1.5M', '--headroom', '64K', '--stats', 's.json', '--log', '/tmp/l', '--discard', '--', 'ls', '--', '-l']);
+  assert.deepEqual(launcherArgs(opts, true), [
+    '--root=/tmp', `--budget=${String(1.5 * 1024 * 1024)}`, '--headroom=65536', `--stats=${resolve('s.json')}`, '--log=/tmp/l', '--discard', '--', 'ls', '--', '-l',
+  ]);
+  // With a --memory cgroup the budget follows the cgroup: not passed on.
+  assert.deepEqual(launcherArgs(parseRunOptions(['--budget', '1M', '--memory', '64M', '--', 'true']), false), ['--root=/tmp', '--keep', '--', 'true']);
+});
+
+test('runs the launcher would hand back stay with Node', () => {
+  const env = { PATH: '/usr/bin' };
+  assert.equal(launcherFor('true', 'bin/true', env), undefined, 'found through a relative PATH entry');
+  assert.equal(launcherFor('true', '/usr/bin/true', env, 'tmp'), undefined, 'a relative TMPDIR');
+  assert.equal(launcherFor('true', '/usr/bin/true', { ...env, XDG_RUNTIME_DIR: 'run' }), undefined, 'a relative XDG_RUNTIME_DIR');
+  assert.equal(launcherFor('true', '/usr/bin/true', { ...env, EPHEMERA_EPHEMERAD: '' }), undefined, 'an empty EPHEMERA_EPHEMERAD');
 });

@@ -6,7 +6,7 @@
  * in-memory file back to disk unless --discard) and exits with the command's status.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { constants as osConstants } from 'node:os';
 import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
@@ -18,7 +18,7 @@ import { spawnDaemon, waitForReady } from '../daemon-client/start.js';
 import { GuardWatchdog, cgroupGuardKnobs } from '../guard/watchdog.js';
 import { createInstanceCgroup, type InstanceCgroup } from '../limiter/cgroup.js';
 import { flagSet, flagValue, parseFlags, type FlagSpec } from './flags.js';
-import { buildOutput } from './paths.js';
+import { BUILD_DIR, buildOutput } from './paths.js';
 
 export const RUN_USAGE = `usage: ephemera run [--root DIR]... [--budget SIZE] [--memory SIZE] [--headroom SIZE]
                     [--stats FILE] [--log FILE] [--keep|--discard] -- CMD [ARGS...]
@@ -286,6 +286,67 @@ function forwardedSignals(): NodeJS.Signals[] {
 }
 
 /**
+ * The native launcher's arguments for a run that {@link parseRunOptions} accepted: every value in
+ * the one form that build/ephemera-run reads exactly as Node does (absolute paths, sizes in bytes,
+ * `--flag=value` so that no value is taken for a flag). --memory is not among them: the cgroup is
+ * made here and passed in EPHEMERA_RUN_CGROUP.
+ */
+export function launcherArgs(opts: RunOptions, useBudget: boolean): string[] {
+  return [
+    ...opts.roots.map((r) => `--root=${r}`),
+    ...(useBudget && opts.budget !== undefined ? [`--budget=${String(opts.budget)}`] : []),
+    ...(opts.headroom === undefined ? [] : [`--headroom=${String(opts.headroom)}`]),
+    ...(opts.statsFile === undefined ? [] : [`--stats=${opts.statsFile}`]),
+    ...(opts.logFile === undefined ? [] : [`--log=${opts.logFile}`]),
+    opts.onExit === 'discard' ? '--discard' : '--keep',
+    '--',
+    ...opts.command,
+  ];
+}
+
+/**
+ * The native launcher, when it is built and will take this run without handing it back: it finds
+ * a command only at an absolute place in PATH (or given with a slash), and makes its run directory
+ * only under absolute bases. Otherwise undefined: run.ts runs the instance itself, without a keeper.
+ */
+export function launcherFor(cmd: string, cmdPath: string, env: NodeJS.ProcessEnv, tmp: string = tmpdir()): string | undefined {
+  const xdg = env['XDG_RUNTIME_DIR'];
+  if (!cmd.includes('/') && !isAbsolute(cmdPath)) return undefined;
+  if (!isAbsolute(tmp) || (xdg !== undefined && xdg !== '' && !isAbsolute(xdg))) return undefined;
+  if (env['EPHEMERA_EPHEMERAD'] === '') return undefined;
+  const launcher = join(BUILD_DIR, 'ephemera-run');
+  try {
+    accessSync(launcher, constants.X_OK);
+  } catch {
+    return undefined;
+  }
+  return launcher;
+}
+
+/** What the --stats report says about the --memory cgroup; read before cg.destroy(). */
+async function cgroupReport(cg: InstanceCgroup, limit: number | undefined, watchdog: GuardWatchdog | undefined): Promise<Record<string, unknown>> {
+  return {
+    cgroup_limit: limit ?? null,
+    cgroup_path: cg.path,
+    // The memory benchmarks compare OOM kills across contenders.
+    oom_kills: await cg.oomKills(),
+    cgroup_peak: await cg.peak(),
+    watchdog_graces: watchdog?.counts.graces ?? 0,
+    watchdog_lifts: watchdog?.counts.lifts ?? 0,
+  };
+}
+
+/** A file's identity and change time, to tell whether the launcher wrote it; undefined when absent. */
+function fileMark(path: string): string | undefined {
+  try {
+    const st = statSync(path, { bigint: true });
+    return `${String(st.ino)}:${String(st.mtimeNs)}:${String(st.size)}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Run the instance. Resolves with the exit status for the CLI.
  *
  * @throws {EphemeraError} when the instance cannot be set up, or the daemon fails
@@ -321,9 +382,37 @@ export async function runInstance(opts: RunOptions): Promise<number> {
       watchdog = new GuardWatchdog(cgroupGuardKnobs(cg.path, cg.version), { onEvent: (e) => warn(e.message) });
       watchdog.start();
     }
-    runDir = makeRunDir(opts.roots);
     const useBudget = opts.budget !== undefined && cg === undefined;
     if (opts.budget !== undefined && cg !== undefined) warn('the budget follows the --memory cgroup; --budget is not used');
+    const launcher = launcherFor(opts.command[0], cmdPath, process.env);
+    if (launcher !== undefined) {
+      // The native launcher runs the instance with its keeper (a killed daemon is restarted and
+      // takes the files over); we keep the cgroup and its watchdog, outside the cgroup as it is.
+      const statsBefore = opts.statsFile === undefined ? undefined : fileMark(opts.statsFile);
+      const env: NodeJS.ProcessEnv = { ...process.env, EPHEMERA_RUN_FROM_NODE: '1' };
+      if (cg !== undefined) env['EPHEMERA_RUN_CGROUP'] = cg.procsFile;
+      else delete env['EPHEMERA_RUN_CGROUP'];
+      cmd = spawn(launcher, launcherArgs(opts, useBudget), { stdio: 'inherit', env });
+      if (pendingSignal !== undefined) cmd.kill(pendingSignal);
+      const spawnFailed = new Promise<never>((_, reject) => {
+        cmd?.once('error', (err) => {
+          reject(new EphemeraError('EPH_RUN_LAUNCHER', `ephemera run: cannot start the native launcher ${launcher}: ${err.message}; run \`make\``, { cause: err }));
+        });
+      });
+      const ended = await Promise.race([waitForExit(cmd), spawnFailed]);
+      if (opts.statsFile !== undefined && cg !== undefined && fileMark(opts.statsFile) !== statsBefore) {
+        // The launcher wrote the run's report; the cgroup's part is ours to add.
+        const report = JSON.parse(readFileSync(opts.statsFile, 'utf8')) as Record<string, unknown>;
+        Object.assign(report, await cgroupReport(cg, opts.memory, watchdog));
+        try {
+          writeFileSync(opts.statsFile, JSON.stringify(report, null, 2) + '\n');
+        } catch (err) {
+          throw new EphemeraError('EPH_RUN_STATS_WRITE', `cannot write --stats ${opts.statsFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; give a writable path`, { cause: err });
+        }
+      }
+      return exitStatusOf(ended.code, ended.signal);
+    }
+    runDir = makeRunDir(opts.roots);
     const daemonArgv = [
       ephemerad,
       '--rundir', runDir,
@@ -381,17 +470,7 @@ export async function runInstance(opts: RunOptions): Promise<number> {
       return status === 0 ? 1 : status;
     }
     if (opts.statsFile !== undefined) {
-      // Read before cg.destroy(): the memory benchmarks compare OOM kills across contenders.
-      const cgroupReport =
-        cg === undefined
-          ? {}
-          : {
-              cgroup_path: cg.path,
-              oom_kills: await cg.oomKills(),
-              cgroup_peak: await cg.peak(),
-              watchdog_graces: watchdog?.counts.graces ?? 0,
-              watchdog_lifts: watchdog?.counts.lifts ?? 0,
-            };
+      const cgroupPart = cg === undefined ? {} : await cgroupReport(cg, opts.memory, watchdog);
       const report = {
         ...stats,
         command: opts.command,
@@ -400,8 +479,8 @@ export async function runInstance(opts: RunOptions): Promise<number> {
         elapsed_ms: Math.round(elapsedMs * 1000) / 1000,
         on_exit: opts.onExit,
         roots: opts.roots,
-        cgroup_limit: cg === undefined ? null : (opts.memory ?? null),
-        ...cgroupReport,
+        cgroup_limit: null,
+        ...cgroupPart,
       };
       try {
         writeFileSync(opts.statsFile, JSON.stringify(report, null, 2) + '\n');

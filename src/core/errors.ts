@@ -43,6 +43,10 @@ export const ERROR_CODES = {
     summary: 'the private run directory for the daemon could not be created',
     exit: 1,
   },
+  EPH_RUN_LAUNCHER: {
+    summary: 'Node\'s CLI handed a run to the native launcher (build/ephemera-run), which could not be started or cannot take that command line',
+    exit: 1,
+  },
   EPH_RUN_SPAWN: {
     summary: 'the command to run could not be started',
     exit: 1,

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { DAEMON, EPHEMERA, PYTHON, REPO, SHIM, cleanEnv, describe, requireBuilt, run, scratch } from './lib/harness.mjs';
@@ -32,11 +32,11 @@ function assertDiskMatches(root, want, what) {
   assert.deepEqual(wrong, [], `${what}: files whose bytes differ from what the workload wrote`);
 }
 
-async function runWorkload(sc, { kills, writers, rounds, interval, budget = '1M', env = {} }) {
+async function runWorkload(sc, { kills, writers, rounds, interval, budget = '1M', limit = ['--budget', budget], env = {} }) {
   const root = sc.sub('root');
   const out = sc.sub('out');
   const log = join(sc.dir, 'ephemerad.log');
-  const args = ['run', '--root', root, '--budget', budget, '--log', log, '--',
+  const args = ['run', '--root', root, ...limit, '--log', log, '--',
     PYTHON, WORKLOAD, root, out, String(kills), String(writers), String(rounds), String(interval)];
   const r = await run(EPHEMERA, args, { env: { ...cleanEnv(), ...env }, cwd: sc.dir, timeoutMs: 100_000 });
   return { r, root, out, log: readFileSync(log, 'utf8') };
@@ -56,6 +56,40 @@ test('ephemerad killed three times during a write-heavy workload of four process
   assert.match(log, /evicted inode/, 'the budget evicted files (some of the workload lives on disk)');
   assert.match(log, /shutdown: wrote \d+ in-memory files back to disk, 0 could not be written/);
   assertDiskMatches(root, expected(out), 'after three kills');
+  sc.done();
+});
+
+// `--memory` makes a cgroup, which Node's CLI does (with the OOM guard's watchdog) before it hands
+// the run to the native launcher: the daemon and the command are moved into the cgroup, the
+// launcher (the keeper) stays outside it and restarts a killed daemon there (issue 9 item 2).
+test('ephemerad killed twice during a --memory run: restarted inside the cgroup, every byte on disk, the status kept', { timeout: 120_000 }, async (t) => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  if (process.getuid() !== 0) {
+    t.skip('needs root to create a memory cgroup');
+    return;
+  }
+  const sc = scratch('keeper-memory');
+  const stats = join(sc.dir, 'stats.json');
+  const { r, root, out, log } = await runWorkload(sc, { kills: 2, writers: 3, rounds: 30, interval: 0.3, limit: ['--memory', '256M', '--stats', stats] });
+  const err = r.stderr.toString();
+  if (r.status === 1 && /EPH_CGROUP_UNAVAILABLE/.test(err)) {
+    t.skip(`no memory cgroup controller here: ${err.trim()}`);
+    return;
+  }
+  assert.equal(r.status, 7, `the run must exit with the command's status (7): ${describe(r)}`);
+  const died = err.match(/ephemera run: ephemerad died \(SIGKILL\); restarting it and taking over \d+ files \(\d+ in memory\)/g) ?? [];
+  assert.equal(died.length, 2, `one diagnostic per kill on stderr: ${err}`);
+  assert.equal((log.match(/takeover of the region of pid \d+: .* 0 lost/g) ?? []).length, 2, `two takeovers, nothing lost:\n${log.slice(-3000)}`);
+  assert.match(log, /shutdown: wrote \d+ in-memory files back to disk, 0 could not be written/);
+  assertDiskMatches(root, expected(out), 'after two kills in a --memory run');
+  // The stats are the last daemon's: it was started in the cgroup, which followed the limit and
+  // is gone now.
+  const s = JSON.parse(readFileSync(stats, 'utf8'));
+  assert.equal(s.cgroup_limit, 256 * 1024 * 1024);
+  assert.equal(s.limit, 256 * 1024 * 1024, 'the restarted daemon follows the cgroup\'s limit');
+  assert.ok(typeof s.cgroup === 'string' && typeof s.cgroup_path === 'string' && s.cgroup_path.endsWith(s.cgroup), `daemon's cgroup ${s.cgroup} against ${s.cgroup_path}`);
+  assert.equal(s.oom_kills, 0);
+  assert.ok(!existsSync(s.cgroup_path), 'the cgroup was removed');
   sc.done();
 });
 
