@@ -10,6 +10,7 @@
  *   ns_stress vanish   DIR [--seed S] [--kill-ms D]   (known bug rename-enoent alone, for D ms)
  *   ns_stress linkrace DIR [--kill-ms D]              (known bug link-over-memory alone, for D ms)
  *   ns_stress hiddenlink DIR [--seed S] [--kill-ms D] (known bug hidden-link alone, for D ms)
+ *   ns_stress hiddenrename DIR [--seed S] [--kill-ms D] [--lag-ms L] (bug hidden-rename alone, for D ms)
  *
  * Names.  Worker w (a thread; P processes of T threads each, forked before the threads start) owns
  * the names o<w>_0 .. o<w>_5, and every worker uses the shared names s0 .. s5.  A worker keeps a
@@ -1503,10 +1504,126 @@ static int mode_hiddenlink(int ms)
     return sh && atomic_load(&sh->failures) ? 1 : 0;
 }
 
+/*
+ * A kernel rename onto a name that an in-memory rename takes at the same moment: rounds in which
+ * this process renames a fresh in-memory file x onto a free name S while a child renames a disk
+ * file E (fresh each round) onto S (both released by a spin barrier, each after a random spin of up
+ * to 30,000 iterations).  On the kernel the later rename replaces the earlier one's file: S is one
+ * name, and one unlink removes it.  The bug: the child's kernel rename made S on disk after the
+ * in-memory rename had looked at the disk under the namespace lock, so S showed the in-memory file
+ * with the disk file hidden under it, and the name was still there after an unlink (the "s5" the
+ * SIGKILL runs' clean found).  Prints the counts.
+ */
+static int mode_hiddenrename(int ms, int lag_ms)
+{
+    char S[4200], E[4200], E2[4200], x[4200];
+    snprintf(S, sizeof S, "%s/S", dir);
+    snprintf(E, sizeof E, "%s/E", dir);
+    snprintf(E2, sizeof E2, "%s/E2", dir);
+    snprintf(x, sizeof x, "%s/x", dir);
+    _Atomic long *bar = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (bar == MAP_FAILED) {
+        perror("mmap");
+        return 1;
+    }
+    atomic_store(&bar[0], 0); /* the round the parent released */
+    atomic_store(&bar[1], 0); /* the round the child finished */
+    atomic_store(&bar[2], 0); /* 1: stop */
+    atomic_store(&bar[3], 0); /* the round the child's E is ready for */
+    atomic_store(&bar[4], 0); /* the child's rename failures */
+    int64_t end = now_ms() + ms;
+    pid_t kid = fork();
+    if (kid == 0) {
+        struct rng r = {mix(seed ^ 0x68726eull)};
+        for (long round = 1;; round++) {
+            /* E on disk: under the shim, the link puts an in-memory file on disk */
+            int fd = open(E, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0 || write(fd, "disk", 4) != 4 || close(fd) < 0 || link(E, E2) < 0 || unlink(E2) < 0)
+                _exit(3);
+            atomic_store(&bar[3], round);
+            int64_t give_up = now_ms() + 10000;
+            while (atomic_load(&bar[0]) < round && !atomic_load(&bar[2]) && now_ms() < give_up) {
+            }
+            if (atomic_load(&bar[0]) < round)
+                _exit(0);
+            for (volatile uint32_t i = 0, n = below(&r, 30000); i < n; i++) {
+            }
+            if (rename(E, S) < 0)
+                atomic_fetch_add(&bar[4], 1);
+            atomic_store(&bar[1], round);
+        }
+    }
+    if (kid < 0) {
+        perror("fork");
+        return 1;
+    }
+    long rounds = 0, hidden = 0, bad = 0;
+    struct rng r = {mix(seed ^ 0x72656eull)};
+    for (long round = 1; now_ms() < end; round++) {
+        for (int i = 0; i < 4 && unlink(S) == 0; i++) {
+        }
+        int fd = open(x, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || write(fd, "memory", 6) != 6 || close(fd) < 0) {
+            bad++, fail("hiddenrename: writing %s: %s", x, strerror(errno));
+            break;
+        }
+        int64_t give_up = now_ms() + 10000;
+        while (atomic_load(&bar[3]) < round && now_ms() < give_up) {
+        }
+        if (atomic_load(&bar[3]) < round) {
+            bad++, fail("hiddenrename: the child did not make E for round %ld in 10 s", round);
+            break;
+        }
+        atomic_store(&bar[0], round);
+        if (lag_ms)
+            sleep_ms(lag_ms);
+        for (volatile uint32_t i = 0, n = lag_ms ? 0 : below(&r, 30000); i < n; i++) {
+        }
+        if (rename(x, S) < 0) {
+            bad++, fail("hiddenrename: rename(x, S): %s", strerror(errno));
+            break;
+        }
+        give_up = now_ms() + 10000;
+        while (atomic_load(&bar[1]) < round && now_ms() < give_up) {
+        }
+        if (atomic_load(&bar[1]) < round) {
+            bad++, fail("hiddenrename: the child did not finish round %ld in 10 s", round);
+            break;
+        }
+        rounds++;
+        char b[8] = "";
+        fd = open(S, O_RDONLY);
+        if (fd < 0 || read(fd, b, sizeof b - 1) < 0 || close(fd) < 0) {
+            bad++, fail("hiddenrename: reading S after both renames: %s", strerror(errno));
+            break;
+        }
+        if (unlink(S) < 0) {
+            bad++, fail("hiddenrename: unlink(S) after both renames: %s", strerror(errno));
+            break;
+        }
+        struct stat ss;
+        if (lstat(S, &ss) == 0 && ++hidden <= 3)
+            printf("round %ld: S read \"%s\", and after unlink(S) the name is still there (%lu bytes)\n", round, b,
+                   (unsigned long)ss.st_size);
+    }
+    atomic_store(&bar[2], 1);
+    int st = 0;
+    waitpid(kid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        bad++, fail("hiddenrename: the child could not make E on disk (status %d)", st);
+    if (atomic_load(&bar[4]))
+        bad++, fail("hiddenrename: %ld of the child's rename(E, S) failed; the kernel allows none", atomic_load(&bar[4]));
+    for (int i = 0; i < 4 && unlink(S) == 0; i++) {
+    }
+    unlink(E);
+    printf("rounds %ld hidden %ld\n", rounds, hidden);
+    return bad ? 1 : 0;
+}
+
 static int usage(void)
 {
-    fprintf(stderr, "usage: ns_stress run|kill|check|clean|vanish|linkrace|hiddenlink DIR [--seed S] [--procs P] [--threads T] [--ops N]\n"
-                    "         [--kill-ms D] [--workers W] [--partial-own] [--deadline-ms D] [--tolerate-known-bugs]\n");
+    fprintf(stderr, "usage: ns_stress run|kill|check|clean|vanish|linkrace|hiddenlink|hiddenrename DIR [--seed S] [--procs P] [--threads T] [--ops N]\n"
+                    "         [--kill-ms D] [--workers W] [--partial-own] [--deadline-ms D] [--tolerate-known-bugs] [--lag-ms L]\n");
     return 2;
 }
 
@@ -1516,7 +1633,7 @@ int main(int argc, char **argv)
         return usage();
     const char *mode = argv[1];
     dir = argv[2];
-    long long o_seed = 0, procs = 3, threads = 2, ops = 300, kill_ms = 3000, workers = 0, deadline = 120000;
+    long long o_seed = 0, procs = 3, threads = 2, ops = 300, kill_ms = 3000, workers = 0, deadline = 120000, lag_ms = 0;
     int partial = 0;
     const struct {
         const char *name;
@@ -1524,7 +1641,7 @@ int main(int argc, char **argv)
         int *on;
     } flags[] = {{"--seed", &o_seed, NULL},        {"--procs", &procs, NULL},      {"--threads", &threads, NULL},
                  {"--ops", &ops, NULL},            {"--kill-ms", &kill_ms, NULL},  {"--workers", &workers, NULL},
-                 {"--deadline-ms", &deadline, NULL}, {"--partial-own", NULL, &partial},
+                 {"--deadline-ms", &deadline, NULL}, {"--partial-own", NULL, &partial}, {"--lag-ms", &lag_ms, NULL},
                  {"--tolerate-known-bugs", NULL, &tolerate_known}};
     for (int i = 3; i < argc; i++) {
         size_t f = 0;
@@ -1549,9 +1666,9 @@ int main(int argc, char **argv)
     seed = (uint64_t)o_seed;
     deadline_ms = (int)deadline;
     if (procs < 1 || procs > MAX_PROCS || threads < 1 || threads > MAX_THREADS || procs * threads > MAX_WORKERS ||
-        ops < 1 || workers > MAX_WORKERS || deadline < 1 || deadline > 3600000 || kill_ms > 3600000) {
+        ops < 1 || workers > MAX_WORKERS || deadline < 1 || deadline > 3600000 || kill_ms > 3600000 || lag_ms > 1000) {
         fprintf(stderr, "ns_stress: out of range: --procs 1..%d, --threads 1..%d, at most %d workers in all, --ops >= 1, "
-                        "--workers <= %d, --deadline-ms and --kill-ms up to an hour\n",
+                        "--workers <= %d, --deadline-ms and --kill-ms up to an hour, --lag-ms up to 1000\n",
                 MAX_PROCS, MAX_THREADS, MAX_WORKERS, MAX_WORKERS);
         return usage();
     }
@@ -1574,6 +1691,8 @@ int main(int argc, char **argv)
         return mode_linkrace(kill_ms);
     if (!strcmp(mode, "hiddenlink"))
         return mode_hiddenlink(kill_ms);
+    if (!strcmp(mode, "hiddenrename"))
+        return mode_hiddenrename(kill_ms, (int)lag_ms);
     /* the models start from nothing: a leftover name would be a wrong answer from the start */
     char **left;
     int nleft = list_dir(&left);
