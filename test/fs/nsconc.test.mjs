@@ -271,3 +271,17 @@ test('a kernel rename racing a rename of an in-memory file onto the same name le
   await knownBugTest(t, { name: 'hidden-rename', mode: 'hiddenrename', budget: undefined, ms: 2000, extra: ['--lag-ms', '5'], prefix: DELAY_RENAMES, want: /^rounds [1-9]\d* hidden 0$/m });
   await knownBugTest(t, { name: 'hidden-rename', mode: 'hiddenrename', budget: undefined, ms: 3000, want: /^rounds [1-9]\d* hidden 0$/m });
 });
+
+// ns_stress staledir: a process removes a directory D while another, which has just made and
+// unlinked a file in D, creates D/x.  On the kernel the rmdir fails with ENOTEMPTY or the create
+// with ENOENT.  On main 17314f0 the create succeeded in memory under the removed D: the creating
+// shim checks the parent with its dircache (shim/dircache.c), which stays valid until the region's
+// dir_gen moves, and only the shim that asked for the rmdir moved it, after ephemerad's answer.
+// A caller SIGKILLed before that left every other shim trusting D for up to a second: seed 777's
+// "file in a shared dir (d1): ENOENT".  Here the remover's receipt of the answer is delayed by
+// 30 ms under strace, as a kill would: 21 of 22 rounds created D/x in a removed D (2 s); 0 after the
+// fix, where ephemerad moves dir_gen itself, under ns_lock, with the rmdir or rename.
+const DELAY_ANSWERS = ['strace', '-qq', '-o', '/dev/null', '-e', 'trace=recvmsg', '-e', 'inject=recvmsg:delay_exit=30000'];
+test('a file is never created in a directory that another process removed while its shim still knew it', {
+  timeout: 60_000,
+}, (t) => knownBugTest(t, { name: 'stale-dir', mode: 'staledir', budget: undefined, ms: 2000, extra: ['--lag-ms', '5'], prefix: DELAY_ANSWERS, want: /^rounds [1-9]\d* created \d+ in a removed directory 0$/m }));

@@ -11,6 +11,7 @@
  *   ns_stress linkrace DIR [--kill-ms D]              (known bug link-over-memory alone, for D ms)
  *   ns_stress hiddenlink DIR [--seed S] [--kill-ms D] (known bug hidden-link alone, for D ms)
  *   ns_stress hiddenrename DIR [--seed S] [--kill-ms D] [--lag-ms L] (bug hidden-rename alone, for D ms)
+ *   ns_stress staledir DIR [--kill-ms D] [--lag-ms L]   (bug stale-dir alone, for D ms)
  *
  * Names.  Worker w (a thread; P processes of T threads each, forked before the threads start) owns
  * the names o<w>_0 .. o<w>_5, and every worker uses the shared names s0 .. s5.  A worker keeps a
@@ -1620,9 +1621,108 @@ static int mode_hiddenrename(int ms, int lag_ms)
     return bad ? 1 : 0;
 }
 
+/*
+ * A create in a directory that another process has just removed: rounds in which this process
+ * makes a directory D (with a file made and unlinked in it, so that under the shim it has a disk
+ * twin), a child makes and unlinks D/w (its shim now knows D as a directory), then this process
+ * removes D while the child, --lag-ms later, creates D/x with O_EXCL.  On the kernel either the
+ * rmdir fails with ENOTEMPTY (the create came first) or the create fails with ENOENT; a create
+ * that succeeds in a D that is gone is the bug (the child's shim still knew D from before the
+ * rmdir: seed 777's "file in a shared dir ... ENOENT").  Prints the counts.
+ */
+static int mode_staledir(int ms, int lag_ms)
+{
+    char D[4200], f[4300], w[4300], x[4300];
+    snprintf(D, sizeof D, "%s/D", dir);
+    snprintf(f, sizeof f, "%s/f", D);
+    snprintf(w, sizeof w, "%s/w", D);
+    snprintf(x, sizeof x, "%s/x", D);
+    _Atomic long *bar = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (bar == MAP_FAILED) {
+        perror("mmap");
+        return 1;
+    }
+    /* [0] D made for round, [1] the child finished round, [2] stop, [3] the child knows D,
+     * [4] the rmdir is starting, [5] creates that succeeded, [6] of them in a D that was gone,
+     * [7] the child's other failures */
+    for (int i = 0; i < 8; i++)
+        atomic_store(&bar[i], 0);
+    int64_t end = now_ms() + ms;
+    pid_t kid = fork();
+    if (kid == 0) {
+        for (long round = 1;; round++) {
+            int64_t give_up = now_ms() + 10000;
+            while (atomic_load(&bar[0]) < round && !atomic_load(&bar[2]) && now_ms() < give_up) {
+            }
+            if (atomic_load(&bar[0]) < round)
+                _exit(0);
+            int fd = open(w, O_WRONLY | O_CREAT | O_EXCL, 0644);
+            if (fd < 0 || close(fd) < 0 || unlink(w) < 0)
+                atomic_fetch_add(&bar[7], 1);
+            atomic_store(&bar[3], round);
+            give_up = now_ms() + 10000;
+            while (atomic_load(&bar[4]) < round && now_ms() < give_up) {
+            }
+            sleep_ms(lag_ms);
+            fd = open(x, O_WRONLY | O_CREAT | O_EXCL, 0644);
+            if (fd >= 0) {
+                close(fd);
+                atomic_fetch_add(&bar[5], 1);
+                struct stat ds;
+                if (stat(D, &ds) < 0 && atomic_fetch_add(&bar[6], 1) < 3)
+                    printf("round %ld: D/x was created, but stat(D): %s\n", round, strerror(errno));
+                (void)!unlink(x);
+            } else if (errno != ENOENT) {
+                atomic_fetch_add(&bar[7], 1);
+            }
+            atomic_store(&bar[1], round);
+        }
+    }
+    if (kid < 0) {
+        perror("fork");
+        return 1;
+    }
+    long rounds = 0, bad = 0;
+    for (long round = 1; now_ms() < end; round++) {
+        int fd;
+        if (mkdir(D, 0755) < 0 || (fd = open(f, O_WRONLY | O_CREAT | O_EXCL, 0644)) < 0 || close(fd) < 0 || unlink(f) < 0) {
+            bad++, fail("staledir: making %s: %s", D, strerror(errno));
+            break;
+        }
+        atomic_store(&bar[0], round);
+        int64_t give_up = now_ms() + 10000;
+        while (atomic_load(&bar[3]) < round && now_ms() < give_up) {
+        }
+        atomic_store(&bar[4], round);
+        int gone = rmdir(D) == 0;
+        if (!gone && errno != ENOTEMPTY) {
+            bad++, fail("staledir: rmdir(D): %s, the kernel allows only 0 or ENOTEMPTY here", strerror(errno));
+            break;
+        }
+        give_up = now_ms() + 10000;
+        while (atomic_load(&bar[1]) < round && now_ms() < give_up) {
+        }
+        if (atomic_load(&bar[1]) < round) {
+            bad++, fail("staledir: the child did not finish round %ld in 10 s", round);
+            break;
+        }
+        rounds++;
+        if (!gone && rmdir(D) < 0) {
+            bad++, fail("staledir: rmdir(D) once the child's file was gone: %s", strerror(errno));
+            break;
+        }
+    }
+    atomic_store(&bar[2], 1);
+    waitpid(kid, NULL, 0);
+    if (atomic_load(&bar[7]))
+        bad++, fail("staledir: %ld of the child's calls failed where the kernel allows no failure", atomic_load(&bar[7]));
+    printf("rounds %ld created %ld in a removed directory %ld\n", rounds, atomic_load(&bar[5]), atomic_load(&bar[6]));
+    return bad ? 1 : 0;
+}
+
 static int usage(void)
 {
-    fprintf(stderr, "usage: ns_stress run|kill|check|clean|vanish|linkrace|hiddenlink|hiddenrename DIR [--seed S] [--procs P] [--threads T] [--ops N]\n"
+    fprintf(stderr, "usage: ns_stress run|kill|check|clean|vanish|linkrace|hiddenlink|hiddenrename|staledir DIR [--seed S] [--procs P] [--threads T] [--ops N]\n"
                     "         [--kill-ms D] [--workers W] [--partial-own] [--deadline-ms D] [--tolerate-known-bugs] [--lag-ms L]\n");
     return 2;
 }
@@ -1693,6 +1793,8 @@ int main(int argc, char **argv)
         return mode_hiddenlink(kill_ms);
     if (!strcmp(mode, "hiddenrename"))
         return mode_hiddenrename(kill_ms, (int)lag_ms);
+    if (!strcmp(mode, "staledir"))
+        return mode_staledir(kill_ms, (int)lag_ms);
     /* the models start from nothing: a leftover name would be a wrong answer from the start */
     char **left;
     int nleft = list_dir(&left);
