@@ -1505,6 +1505,28 @@ static int mode_hiddenlink(int ms)
     return sh && atomic_load(&sh->failures) ? 1 : 0;
 }
 
+/* n words shared with a forked child, zeroed (the round barriers below), or NULL. */
+static _Atomic long *shared_words(int n)
+{
+    _Atomic long *v = mmap(NULL, (size_t)n * sizeof *v, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (v == MAP_FAILED) {
+        perror("mmap");
+        return NULL;
+    }
+    for (int k = 0; k < n; k++)
+        atomic_store(&v[k], 0);
+    return v;
+}
+
+/* Spin until *v reaches round, *stop (if given) is set, or 10 s pass: 1 if it reached round. */
+static int wait_round(_Atomic long *v, long round, _Atomic long *stop)
+{
+    int64_t give_up = now_ms() + 10000;
+    while (atomic_load(v) < round && !(stop && atomic_load(stop)) && now_ms() < give_up) {
+    }
+    return atomic_load(v) >= round;
+}
+
 /*
  * A kernel rename onto a name that an in-memory rename takes at the same moment: rounds in which
  * this process renames a fresh in-memory file x onto a free name S while a child renames a disk
@@ -1522,16 +1544,11 @@ static int mode_hiddenrename(int ms, int lag_ms)
     snprintf(E, sizeof E, "%s/E", dir);
     snprintf(E2, sizeof E2, "%s/E2", dir);
     snprintf(x, sizeof x, "%s/x", dir);
-    _Atomic long *bar = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (bar == MAP_FAILED) {
-        perror("mmap");
+    /* [0] the round the parent released, [1] the round the child finished, [2] 1: stop,
+     * [3] the round the child's E is ready for, [4] the child's rename failures */
+    _Atomic long *bar = shared_words(5);
+    if (!bar)
         return 1;
-    }
-    atomic_store(&bar[0], 0); /* the round the parent released */
-    atomic_store(&bar[1], 0); /* the round the child finished */
-    atomic_store(&bar[2], 0); /* 1: stop */
-    atomic_store(&bar[3], 0); /* the round the child's E is ready for */
-    atomic_store(&bar[4], 0); /* the child's rename failures */
     int64_t end = now_ms() + ms;
     pid_t kid = fork();
     if (kid == 0) {
@@ -1542,10 +1559,7 @@ static int mode_hiddenrename(int ms, int lag_ms)
             if (fd < 0 || write(fd, "disk", 4) != 4 || close(fd) < 0 || link(E, E2) < 0 || unlink(E2) < 0)
                 _exit(3);
             atomic_store(&bar[3], round);
-            int64_t give_up = now_ms() + 10000;
-            while (atomic_load(&bar[0]) < round && !atomic_load(&bar[2]) && now_ms() < give_up) {
-            }
-            if (atomic_load(&bar[0]) < round)
+            if (!wait_round(&bar[0], round, &bar[2]))
                 _exit(0);
             for (volatile uint32_t i = 0, n = below(&r, 30000); i < n; i++) {
             }
@@ -1568,10 +1582,7 @@ static int mode_hiddenrename(int ms, int lag_ms)
             bad++, fail("hiddenrename: writing %s: %s", x, strerror(errno));
             break;
         }
-        int64_t give_up = now_ms() + 10000;
-        while (atomic_load(&bar[3]) < round && now_ms() < give_up) {
-        }
-        if (atomic_load(&bar[3]) < round) {
+        if (!wait_round(&bar[3], round, NULL)) {
             bad++, fail("hiddenrename: the child did not make E for round %ld in 10 s", round);
             break;
         }
@@ -1584,10 +1595,7 @@ static int mode_hiddenrename(int ms, int lag_ms)
             bad++, fail("hiddenrename: rename(x, S): %s", strerror(errno));
             break;
         }
-        give_up = now_ms() + 10000;
-        while (atomic_load(&bar[1]) < round && now_ms() < give_up) {
-        }
-        if (atomic_load(&bar[1]) < round) {
+        if (!wait_round(&bar[1], round, NULL)) {
             bad++, fail("hiddenrename: the child did not finish round %ld in 10 s", round);
             break;
         }
@@ -1637,32 +1645,23 @@ static int mode_staledir(int ms, int lag_ms)
     snprintf(f, sizeof f, "%s/f", D);
     snprintf(w, sizeof w, "%s/w", D);
     snprintf(x, sizeof x, "%s/x", D);
-    _Atomic long *bar = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (bar == MAP_FAILED) {
-        perror("mmap");
-        return 1;
-    }
     /* [0] D made for round, [1] the child finished round, [2] stop, [3] the child knows D,
      * [4] the rmdir is starting, [5] creates that succeeded, [6] of them in a D that was gone,
      * [7] the child's other failures */
-    for (int i = 0; i < 8; i++)
-        atomic_store(&bar[i], 0);
+    _Atomic long *bar = shared_words(8);
+    if (!bar)
+        return 1;
     int64_t end = now_ms() + ms;
     pid_t kid = fork();
     if (kid == 0) {
         for (long round = 1;; round++) {
-            int64_t give_up = now_ms() + 10000;
-            while (atomic_load(&bar[0]) < round && !atomic_load(&bar[2]) && now_ms() < give_up) {
-            }
-            if (atomic_load(&bar[0]) < round)
+            if (!wait_round(&bar[0], round, &bar[2]))
                 _exit(0);
             int fd = open(w, O_WRONLY | O_CREAT | O_EXCL, 0644);
             if (fd < 0 || close(fd) < 0 || unlink(w) < 0)
                 atomic_fetch_add(&bar[7], 1);
             atomic_store(&bar[3], round);
-            give_up = now_ms() + 10000;
-            while (atomic_load(&bar[4]) < round && now_ms() < give_up) {
-            }
+            wait_round(&bar[4], round, NULL);
             sleep_ms(lag_ms);
             fd = open(x, O_WRONLY | O_CREAT | O_EXCL, 0644);
             if (fd >= 0) {
@@ -1690,19 +1689,14 @@ static int mode_staledir(int ms, int lag_ms)
             break;
         }
         atomic_store(&bar[0], round);
-        int64_t give_up = now_ms() + 10000;
-        while (atomic_load(&bar[3]) < round && now_ms() < give_up) {
-        }
+        wait_round(&bar[3], round, NULL);
         atomic_store(&bar[4], round);
         int gone = rmdir(D) == 0;
         if (!gone && errno != ENOTEMPTY) {
             bad++, fail("staledir: rmdir(D): %s, the kernel allows only 0 or ENOTEMPTY here", strerror(errno));
             break;
         }
-        give_up = now_ms() + 10000;
-        while (atomic_load(&bar[1]) < round && now_ms() < give_up) {
-        }
-        if (atomic_load(&bar[1]) < round) {
+        if (!wait_round(&bar[1], round, NULL)) {
             bad++, fail("staledir: the child did not finish round %ld in 10 s", round);
             break;
         }
