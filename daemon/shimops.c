@@ -643,6 +643,12 @@ int shimops_run(struct eph_req *q, struct eph_resp *r, int *fd, pid_t peer, int 
                  : q->op == EPH_OP_UNLINK ? op_unlink(q)
                  : q->op == EPH_OP_RENAME ? op_rename(q, r)
                                           : op_rmdir(q);
+        /* The shims' dircache (shim/dircache.c) goes stale here, not only when the caller gets
+         * our answer: a caller killed before it (or one still on its way back) would leave every
+         * other shim taking a removed directory for a live one for up to a second, and creating
+         * files in memory under it. */
+        if (q->op == EPH_OP_RENAME || q->op == EPH_OP_RMDIR)
+            atomic_fetch_add(&D.h->dir_gen, 1);
         /* After the change, before the unlock: a shim that looked at a parent before this bump
          * sees it moved when it takes the lock (a rename may move a directory). */
         if (q->op == EPH_OP_RENAME || q->op == EPH_OP_RMDIR)

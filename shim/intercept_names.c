@@ -244,6 +244,10 @@ static int renamed(const char *a, const char *b)
     return 0;
 }
 
+/* How often a rename decides again when a name it found on disk went to memory
+ * before its kernel call (each time another process's change came in between). */
+#define RENAME_TRIES 100
+
 static int rename_impl(int od, const char *op, int nd, const char *np, unsigned flags)
 {
     char a[EPH_PATH_MAX], b[EPH_PATH_MAX];
@@ -277,6 +281,8 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
         m1 = 0;
     if (m2 && path_canon(b, 0) < 0)
         m2 = 0;
+    int tries = 0;
+decide:
     if (!sh_busy && (m1 || m2) && named && sh_attach() == 0) {
         uint32_t i, g, i_src = 0;
         int src_mem = m1 && nsv_lookup(a, &i_src, &g) == 0, dst_mem = m2 && nsv_lookup(b, &i, &g) == 0;
@@ -362,8 +368,32 @@ again:;
             return (flags & RENAME_EXCHANGE) ? 0 : renamed(a, b);
         }
     }
+    /* The kernel rename onto a managed name under ns_lock, as link_impl's link(): the
+     * daemon's answer (or our look) that neither name is in memory may be old by now,
+     * and a rename of an in-memory file onto b decides from its look at the disk, under
+     * the lock, whether anything is there; our disk name landing after that look would
+     * stay hidden under its in-memory one (and reappear after an unlink).  A name that
+     * went to memory meanwhile is decided again, by the daemon or nsf_rename. */
+    int held = m2 && named && !sh_busy && sh_attach() == 0;
+    if (held && nsf_hold() < 0)
+        return -1;
+    if (held) {
+        uint32_t i, g;
+        if ((m1 && nsv_lookup(a, &i, &g) == 0) || nsv_lookup(b, &i, &g) == 0) {
+            nsf_unhold();
+            if (++tries < RENAME_TRIES)
+                goto decide;
+            sh_log("rename(%s, %s): its names went to memory and back %d times meanwhile: EBUSY", a, b, tries);
+            return fail(EBUSY);
+        }
+    }
     int r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np)
                                              : sys.renameat2(od, op, nd, np, flags);
+    if (held) {
+        int e = errno;
+        nsf_unhold();
+        errno = e;
+    }
     r = (int)dc_after(r);
     if (r == 0)
         db_replaced(b, &gone);

@@ -284,8 +284,10 @@ struct eph_shm_header {
     struct eph_dfile dfiles[EPH_DFILES]; /* [DS] */
     /* Bumped by every change a shim makes, or asks the daemon to make, that may move a directory
      * or change its mode or owner (rename, rmdir, chmod, chown, xattrs, unlink of a disk name):
-     * the stats of disk directories a shim keeps (shim/dircache.c) hold while it stays. */
-    _Atomic uint64_t dir_gen;       /* [S] */
+     * the stats of disk directories a shim keeps (shim/dircache.c) hold while it stays.  The
+     * daemon bumps it too, under ns_lock, when it removes or renames for a shim: the caller's own
+     * bump comes after the reply, and never if it is killed first. */
+    _Atomic uint64_t dir_gen;       /* [DS] */
     _Atomic uint32_t dirtouch_used; /* [S] entries of dirtouch in use (0: nothing to look up) */
     uint32_t pad2;
     struct eph_dirtouch dirtouch[EPH_DIRTOUCH]; /* [S] under ns_lock */

@@ -204,12 +204,14 @@ test(`SIGKILLed writers' references are given back while another process lives o
 // still open).  The randomized runs above tolerate them (--tolerate-known-bugs: counted apart,
 // printed, and the model repaired), so they keep guarding everything else; each test below fails
 // while its focused reproducer meets the bug or any run above did.
-async function knownBugTest(t, { name, mode, budget, ms, want }) {
+async function knownBugTest(t, { name, mode, budget, ms, want, extra = [], prefix = [] }) {
   const prog = await stressBin();
-  const args = ['--seed', '1', '--kill-ms', String(ms)];
+  const args = ['--seed', '1', '--kill-ms', String(ms), ...extra];
+  // `prefix`: a command that runs ns_stress (strace below), on tmpfs and under the shim alike
+  const [cmd, ...pre] = [...prefix, prog];
   const ref = tmpfsScratch(`nsconc-${mode}`);
   try {
-    const r = await run(prog, [mode, ref.dir, ...args], { env: cleanEnv(), timeoutMs: 30_000 });
+    const r = await run(cmd, [...pre, mode, ref.dir, ...args], { env: cleanEnv(), timeoutMs: 30_000 });
     assert.equal(r.status, 0, describe(r));
     assert.match(r.stdout.toString(), want, `tmpfs: ${r.stdout}`);
   } finally {
@@ -217,7 +219,7 @@ async function knownBugTest(t, { name, mode, budget, ms, want }) {
   }
   const sc = scratch(`nsconc-${mode}`);
   const root = sc.sub('root');
-  const s = await ephemeraRun({ root, budget, cmd: prog, args: [mode, root, ...args], statsDir: sc.dir, timeoutMs: 40_000 });
+  const s = await ephemeraRun({ root, budget, cmd, args: [...pre, mode, root, ...args], statsDir: sc.dir, timeoutMs: 40_000 });
   assert.equal(s.status, 0, describe(s));
   t.diagnostic(`under the shim: ${s.stdout.toString().trim().split('\n').pop()}; evictions=${s.stats?.evictions}`);
   sc.done();
@@ -256,3 +258,37 @@ test('link() onto a name that exists in memory fails with EEXIST even while the 
 test('a link racing a rename of an in-memory file onto the same name leaves no disk link hidden under it', {
   timeout: 60_000,
 }, (t) => knownBugTest(t, { name: 'hidden-link', mode: 'hiddenlink', budget: undefined, ms: 3000, want: /hidden 0$/m }));
+
+// ns_stress hiddenrename: rounds in which a process renames a fresh in-memory file onto a free name S
+// while another renames a disk file E onto S at the same moment.  On the kernel the later rename
+// replaces the other's file, so one unlink of S removes the name.  On main 17314f0 the shim made
+// the kernel rename of two names it had found on disk (ephemerad's answer to EPH_OP_RENAME: "on
+// disk") outside ns_lock, so it could land after the in-memory rename's look at the disk (made
+// under the lock) and before its insert: S showed the in-memory file with the disk file hidden
+// under it, and after an unlink the disk file was still there.  That is the SIGKILL case's "clean:
+// 1 names still listed after unlinking every name (first: s5)" with seed 9150 (no kill needed: a
+// worker's o<w>_k evicted a few ms before its rename onto s5).  Random timing meets it in 0-7 of
+// 100-700 rounds in 3 s on a busy machine; with the kernel rename delayed by 20 ms under strace
+// (the other rename made 5 ms after the release), in every round (60 of 60 in 2 s); 0 after the
+// fix, which makes that kernel rename under ns_lock, as link_impl makes its link().
+const DELAY_RENAMES = ['strace', '-f', '-qq', '-o', '/dev/null', '-e', 'trace=rename,renameat,renameat2', '-e', 'inject=rename,renameat,renameat2:delay_enter=20000'];
+test('a kernel rename racing a rename of an in-memory file onto the same name leaves no disk file hidden under it', {
+  timeout: 90_000,
+}, async (t) => {
+  await knownBugTest(t, { name: 'hidden-rename', mode: 'hiddenrename', budget: undefined, ms: 2000, extra: ['--lag-ms', '5'], prefix: DELAY_RENAMES, want: /^rounds [1-9]\d* hidden 0$/m });
+  await knownBugTest(t, { name: 'hidden-rename', mode: 'hiddenrename', budget: undefined, ms: 3000, want: /^rounds [1-9]\d* hidden 0$/m });
+});
+
+// ns_stress staledir: a process removes a directory D while another, which has just made and
+// unlinked a file in D, creates D/x.  On the kernel the rmdir fails with ENOTEMPTY or the create
+// with ENOENT.  On main 17314f0 the create succeeded in memory under the removed D: the creating
+// shim checks the parent with its dircache (shim/dircache.c), which stays valid until the region's
+// dir_gen moves, and only the shim that asked for the rmdir moved it, after ephemerad's answer.
+// A caller SIGKILLed before that left every other shim trusting D for up to a second: seed 777's
+// "file in a shared dir (d1): ENOENT".  Here the remover's receipt of the answer is delayed by
+// 30 ms under strace, as a kill would: 21 of 22 rounds created D/x in a removed D (2 s); 0 after the
+// fix, where ephemerad moves dir_gen itself, under ns_lock, with the rmdir or rename.
+const DELAY_ANSWERS = ['strace', '-qq', '-o', '/dev/null', '-e', 'trace=recvmsg', '-e', 'inject=recvmsg:delay_exit=30000'];
+test('a file is never created in a directory that another process removed while its shim still knew it', {
+  timeout: 60_000,
+}, (t) => knownBugTest(t, { name: 'stale-dir', mode: 'staledir', budget: undefined, ms: 2000, extra: ['--lag-ms', '5'], prefix: DELAY_ANSWERS, want: /^rounds [1-9]\d* created \d+ in a removed directory 0$/m }));

@@ -10,6 +10,8 @@
  *   ns_stress vanish   DIR [--seed S] [--kill-ms D]   (known bug rename-enoent alone, for D ms)
  *   ns_stress linkrace DIR [--kill-ms D]              (known bug link-over-memory alone, for D ms)
  *   ns_stress hiddenlink DIR [--seed S] [--kill-ms D] (known bug hidden-link alone, for D ms)
+ *   ns_stress hiddenrename DIR [--seed S] [--kill-ms D] [--lag-ms L] (bug hidden-rename alone, for D ms)
+ *   ns_stress staledir DIR [--kill-ms D] [--lag-ms L]   (bug stale-dir alone, for D ms)
  *
  * Names.  Worker w (a thread; P processes of T threads each, forked before the threads start) owns
  * the names o<w>_0 .. o<w>_5, and every worker uses the shared names s0 .. s5.  A worker keeps a
@@ -1503,10 +1505,219 @@ static int mode_hiddenlink(int ms)
     return sh && atomic_load(&sh->failures) ? 1 : 0;
 }
 
+/* n words shared with a forked child, zeroed (the round barriers below), or NULL. */
+static _Atomic long *shared_words(int n)
+{
+    _Atomic long *v = mmap(NULL, (size_t)n * sizeof *v, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (v == MAP_FAILED) {
+        perror("mmap");
+        return NULL;
+    }
+    for (int k = 0; k < n; k++)
+        atomic_store(&v[k], 0);
+    return v;
+}
+
+/* Spin until *v reaches round, *stop (if given) is set, or 10 s pass: 1 if it reached round. */
+static int wait_round(_Atomic long *v, long round, _Atomic long *stop)
+{
+    int64_t give_up = now_ms() + 10000;
+    while (atomic_load(v) < round && !(stop && atomic_load(stop)) && now_ms() < give_up) {
+    }
+    return atomic_load(v) >= round;
+}
+
+/*
+ * A kernel rename onto a name that an in-memory rename takes at the same moment: rounds in which
+ * this process renames a fresh in-memory file x onto a free name S while a child renames a disk
+ * file E (fresh each round) onto S (both released by a spin barrier, each after a random spin of up
+ * to 30,000 iterations).  On the kernel the later rename replaces the earlier one's file: S is one
+ * name, and one unlink removes it.  The bug: the child's kernel rename made S on disk after the
+ * in-memory rename had looked at the disk under the namespace lock, so S showed the in-memory file
+ * with the disk file hidden under it, and the name was still there after an unlink (the "s5" the
+ * SIGKILL runs' clean found).  Prints the counts.
+ */
+static int mode_hiddenrename(int ms, int lag_ms)
+{
+    char S[4200], E[4200], E2[4200], x[4200];
+    snprintf(S, sizeof S, "%s/S", dir);
+    snprintf(E, sizeof E, "%s/E", dir);
+    snprintf(E2, sizeof E2, "%s/E2", dir);
+    snprintf(x, sizeof x, "%s/x", dir);
+    /* [0] the round the parent released, [1] the round the child finished, [2] 1: stop,
+     * [3] the round the child's E is ready for, [4] the child's rename failures */
+    _Atomic long *bar = shared_words(5);
+    if (!bar)
+        return 1;
+    int64_t end = now_ms() + ms;
+    pid_t kid = fork();
+    if (kid == 0) {
+        struct rng r = {mix(seed ^ 0x68726eull)};
+        for (long round = 1;; round++) {
+            /* E on disk: under the shim, the link puts an in-memory file on disk */
+            int fd = open(E, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0 || write(fd, "disk", 4) != 4 || close(fd) < 0 || link(E, E2) < 0 || unlink(E2) < 0)
+                _exit(3);
+            atomic_store(&bar[3], round);
+            if (!wait_round(&bar[0], round, &bar[2]))
+                _exit(0);
+            for (volatile uint32_t i = 0, n = below(&r, 30000); i < n; i++) {
+            }
+            if (rename(E, S) < 0)
+                atomic_fetch_add(&bar[4], 1);
+            atomic_store(&bar[1], round);
+        }
+    }
+    if (kid < 0) {
+        perror("fork");
+        return 1;
+    }
+    long rounds = 0, hidden = 0, bad = 0;
+    struct rng r = {mix(seed ^ 0x72656eull)};
+    for (long round = 1; now_ms() < end; round++) {
+        for (int i = 0; i < 4 && unlink(S) == 0; i++) {
+        }
+        int fd = open(x, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || write(fd, "memory", 6) != 6 || close(fd) < 0) {
+            bad++, fail("hiddenrename: writing %s: %s", x, strerror(errno));
+            break;
+        }
+        if (!wait_round(&bar[3], round, NULL)) {
+            bad++, fail("hiddenrename: the child did not make E for round %ld in 10 s", round);
+            break;
+        }
+        atomic_store(&bar[0], round);
+        if (lag_ms)
+            sleep_ms(lag_ms);
+        for (volatile uint32_t i = 0, n = lag_ms ? 0 : below(&r, 30000); i < n; i++) {
+        }
+        if (rename(x, S) < 0) {
+            bad++, fail("hiddenrename: rename(x, S): %s", strerror(errno));
+            break;
+        }
+        if (!wait_round(&bar[1], round, NULL)) {
+            bad++, fail("hiddenrename: the child did not finish round %ld in 10 s", round);
+            break;
+        }
+        rounds++;
+        char b[8] = "";
+        fd = open(S, O_RDONLY);
+        if (fd < 0 || read(fd, b, sizeof b - 1) < 0 || close(fd) < 0) {
+            bad++, fail("hiddenrename: reading S after both renames: %s", strerror(errno));
+            break;
+        }
+        if (unlink(S) < 0) {
+            bad++, fail("hiddenrename: unlink(S) after both renames: %s", strerror(errno));
+            break;
+        }
+        struct stat ss;
+        if (lstat(S, &ss) == 0 && ++hidden <= 3)
+            printf("round %ld: S read \"%s\", and after unlink(S) the name is still there (%lu bytes)\n", round, b,
+                   (unsigned long)ss.st_size);
+    }
+    atomic_store(&bar[2], 1);
+    int st = 0;
+    waitpid(kid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        bad++, fail("hiddenrename: the child could not make E on disk (status %d)", st);
+    if (atomic_load(&bar[4]))
+        bad++, fail("hiddenrename: %ld of the child's rename(E, S) failed; the kernel allows none", atomic_load(&bar[4]));
+    for (int i = 0; i < 4 && unlink(S) == 0; i++) {
+    }
+    unlink(E);
+    printf("rounds %ld hidden %ld\n", rounds, hidden);
+    return bad ? 1 : 0;
+}
+
+/*
+ * A create in a directory that another process has just removed: rounds in which this process
+ * makes a directory D (with a file made and unlinked in it, so that under the shim it has a disk
+ * twin), a child makes and unlinks D/w (its shim now knows D as a directory), then this process
+ * removes D while the child, --lag-ms later, creates D/x with O_EXCL.  On the kernel either the
+ * rmdir fails with ENOTEMPTY (the create came first) or the create fails with ENOENT; a create
+ * that succeeds in a D that is gone is the bug (the child's shim still knew D from before the
+ * rmdir: seed 777's "file in a shared dir ... ENOENT").  Prints the counts.
+ */
+static int mode_staledir(int ms, int lag_ms)
+{
+    char D[4200], f[4300], w[4300], x[4300];
+    snprintf(D, sizeof D, "%s/D", dir);
+    snprintf(f, sizeof f, "%s/f", D);
+    snprintf(w, sizeof w, "%s/w", D);
+    snprintf(x, sizeof x, "%s/x", D);
+    /* [0] D made for round, [1] the child finished round, [2] stop, [3] the child knows D,
+     * [4] the rmdir is starting, [5] creates that succeeded, [6] of them in a D that was gone,
+     * [7] the child's other failures */
+    _Atomic long *bar = shared_words(8);
+    if (!bar)
+        return 1;
+    int64_t end = now_ms() + ms;
+    pid_t kid = fork();
+    if (kid == 0) {
+        for (long round = 1;; round++) {
+            if (!wait_round(&bar[0], round, &bar[2]))
+                _exit(0);
+            int fd = open(w, O_WRONLY | O_CREAT | O_EXCL, 0644);
+            if (fd < 0 || close(fd) < 0 || unlink(w) < 0)
+                atomic_fetch_add(&bar[7], 1);
+            atomic_store(&bar[3], round);
+            wait_round(&bar[4], round, NULL);
+            sleep_ms(lag_ms);
+            fd = open(x, O_WRONLY | O_CREAT | O_EXCL, 0644);
+            if (fd >= 0) {
+                close(fd);
+                atomic_fetch_add(&bar[5], 1);
+                struct stat ds;
+                if (stat(D, &ds) < 0 && atomic_fetch_add(&bar[6], 1) < 3)
+                    printf("round %ld: D/x was created, but stat(D): %s\n", round, strerror(errno));
+                (void)!unlink(x);
+            } else if (errno != ENOENT) {
+                atomic_fetch_add(&bar[7], 1);
+            }
+            atomic_store(&bar[1], round);
+        }
+    }
+    if (kid < 0) {
+        perror("fork");
+        return 1;
+    }
+    long rounds = 0, bad = 0;
+    for (long round = 1; now_ms() < end; round++) {
+        int fd;
+        if (mkdir(D, 0755) < 0 || (fd = open(f, O_WRONLY | O_CREAT | O_EXCL, 0644)) < 0 || close(fd) < 0 || unlink(f) < 0) {
+            bad++, fail("staledir: making %s: %s", D, strerror(errno));
+            break;
+        }
+        atomic_store(&bar[0], round);
+        wait_round(&bar[3], round, NULL);
+        atomic_store(&bar[4], round);
+        int gone = rmdir(D) == 0;
+        if (!gone && errno != ENOTEMPTY) {
+            bad++, fail("staledir: rmdir(D): %s, the kernel allows only 0 or ENOTEMPTY here", strerror(errno));
+            break;
+        }
+        if (!wait_round(&bar[1], round, NULL)) {
+            bad++, fail("staledir: the child did not finish round %ld in 10 s", round);
+            break;
+        }
+        rounds++;
+        if (!gone && rmdir(D) < 0) {
+            bad++, fail("staledir: rmdir(D) once the child's file was gone: %s", strerror(errno));
+            break;
+        }
+    }
+    atomic_store(&bar[2], 1);
+    waitpid(kid, NULL, 0);
+    if (atomic_load(&bar[7]))
+        bad++, fail("staledir: %ld of the child's calls failed where the kernel allows no failure", atomic_load(&bar[7]));
+    printf("rounds %ld created %ld in a removed directory %ld\n", rounds, atomic_load(&bar[5]), atomic_load(&bar[6]));
+    return bad ? 1 : 0;
+}
+
 static int usage(void)
 {
-    fprintf(stderr, "usage: ns_stress run|kill|check|clean|vanish|linkrace|hiddenlink DIR [--seed S] [--procs P] [--threads T] [--ops N]\n"
-                    "         [--kill-ms D] [--workers W] [--partial-own] [--deadline-ms D] [--tolerate-known-bugs]\n");
+    fprintf(stderr, "usage: ns_stress run|kill|check|clean|vanish|linkrace|hiddenlink|hiddenrename|staledir DIR [--seed S] [--procs P] [--threads T] [--ops N]\n"
+                    "         [--kill-ms D] [--workers W] [--partial-own] [--deadline-ms D] [--tolerate-known-bugs] [--lag-ms L]\n");
     return 2;
 }
 
@@ -1516,7 +1727,7 @@ int main(int argc, char **argv)
         return usage();
     const char *mode = argv[1];
     dir = argv[2];
-    long long o_seed = 0, procs = 3, threads = 2, ops = 300, kill_ms = 3000, workers = 0, deadline = 120000;
+    long long o_seed = 0, procs = 3, threads = 2, ops = 300, kill_ms = 3000, workers = 0, deadline = 120000, lag_ms = 0;
     int partial = 0;
     const struct {
         const char *name;
@@ -1524,7 +1735,7 @@ int main(int argc, char **argv)
         int *on;
     } flags[] = {{"--seed", &o_seed, NULL},        {"--procs", &procs, NULL},      {"--threads", &threads, NULL},
                  {"--ops", &ops, NULL},            {"--kill-ms", &kill_ms, NULL},  {"--workers", &workers, NULL},
-                 {"--deadline-ms", &deadline, NULL}, {"--partial-own", NULL, &partial},
+                 {"--deadline-ms", &deadline, NULL}, {"--partial-own", NULL, &partial}, {"--lag-ms", &lag_ms, NULL},
                  {"--tolerate-known-bugs", NULL, &tolerate_known}};
     for (int i = 3; i < argc; i++) {
         size_t f = 0;
@@ -1549,9 +1760,9 @@ int main(int argc, char **argv)
     seed = (uint64_t)o_seed;
     deadline_ms = (int)deadline;
     if (procs < 1 || procs > MAX_PROCS || threads < 1 || threads > MAX_THREADS || procs * threads > MAX_WORKERS ||
-        ops < 1 || workers > MAX_WORKERS || deadline < 1 || deadline > 3600000 || kill_ms > 3600000) {
+        ops < 1 || workers > MAX_WORKERS || deadline < 1 || deadline > 3600000 || kill_ms > 3600000 || lag_ms > 1000) {
         fprintf(stderr, "ns_stress: out of range: --procs 1..%d, --threads 1..%d, at most %d workers in all, --ops >= 1, "
-                        "--workers <= %d, --deadline-ms and --kill-ms up to an hour\n",
+                        "--workers <= %d, --deadline-ms and --kill-ms up to an hour, --lag-ms up to 1000\n",
                 MAX_PROCS, MAX_THREADS, MAX_WORKERS, MAX_WORKERS);
         return usage();
     }
@@ -1574,6 +1785,10 @@ int main(int argc, char **argv)
         return mode_linkrace(kill_ms);
     if (!strcmp(mode, "hiddenlink"))
         return mode_hiddenlink(kill_ms);
+    if (!strcmp(mode, "hiddenrename"))
+        return mode_hiddenrename(kill_ms, (int)lag_ms);
+    if (!strcmp(mode, "staledir"))
+        return mode_staledir(kill_ms, (int)lag_ms);
     /* the models start from nothing: a leftover name would be a wrong answer from the start */
     char **left;
     int nleft = list_dir(&left);
