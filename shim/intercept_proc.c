@@ -697,7 +697,7 @@ void proc_init_inherited(void)
                 int open_ok = sys.fcntl(fd, F_GETFD) >= 0 && sys.fstat(fd, &st) == 0;
                 if (open_ok && (fl & FT_DISK))
                     ft_install_disk(fd, desc);
-                else if (open_ok && (st.st_ino | EPH_INO_TAG) == ino->ino)
+                else if (open_ok && (uint32_t)st.st_ino == (uint32_t)ino->ino) /* the memfd's own, daemon/namespace.c */
                     ft_install(fd, desc, fd);
                 else
                     fp_desc_unref(desc); /* a spawn file action closed or replaced it */
