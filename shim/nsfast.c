@@ -234,10 +234,14 @@ int nsf_open_daemon_fd(int n, int flags)
 {
     int pid = sh_daemon_pid();
     int d = nsf_fddir_get(pid);
-    if (d >= 0) {
-        char name[16];
-        snprintf(name, sizeof name, "%d", n);
-        int fd = sys.openat(d, name, flags);
+    if (d >= 0 && n >= 0) {
+        char name[16], *q = name + sizeof name;
+        *--q = 0;
+        unsigned v = (unsigned)n;
+        do
+            *--q = (char)('0' + v % 10);
+        while (v /= 10);
+        int fd = sys.openat(d, q, flags);
         if (fd >= 0)
             return fd;
     }
