@@ -197,25 +197,33 @@ void nsf_after_fork(void)
 #define NSF_FDDIR_MARK ((1u << 30) - 1) /* an inode index no region has (ft_mark_priv) */
 static _Atomic int nsf_fddir = -1;
 static _Atomic int nsf_fddir_pid;
+static _Atomic int nsf_fddir_failed; /* the daemon's pid for which it could not be kept: not tried again */
 
 static int nsf_fddir_get(int pid)
 {
     int d = atomic_load(&nsf_fddir);
     if (d >= 0 && atomic_load(&nsf_fddir_pid) == pid && ft_is_priv(d, NSF_FDDIR_MARK))
         return d;
+    if (atomic_load(&nsf_fddir_failed) == pid)
+        return -1;
     char p[48];
     snprintf(p, sizeof p, "/proc/%d/fd", pid);
     int fd = sys.open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0 && fd < NSF_POOL_FD_MIN) {
-        int nfd = sys.fcntl(fd, F_DUPFD_CLOEXEC, NSF_POOL_FD_MIN);
+        int nfd = sys.fcntl(fd, F_DUPFD_CLOEXEC, NSF_POOL_FD_MIN); /* fails under a low RLIMIT_NOFILE */
         sys.close(fd);
         fd = nfd;
     }
-    if (fd < 0)
-        return -1;
-    ft_mark_priv(fd, NSF_FDDIR_MARK);
-    if (!ft_is_priv(fd, NSF_FDDIR_MARK)) { /* beyond the fd table: not kept */
-        sys.close(fd);
+    if (fd >= 0) {
+        ft_mark_priv(fd, NSF_FDDIR_MARK);
+        if (!ft_is_priv(fd, NSF_FDDIR_MARK)) { /* beyond the fd table: not kept */
+            sys.close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0) {
+        /* Every open goes the full way for this daemon, at no more calls than before. */
+        atomic_store(&nsf_fddir_failed, pid);
         return -1;
     }
     pthread_mutex_lock(&nsf_mu);
