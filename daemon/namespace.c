@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -54,20 +55,39 @@ static uint32_t ns_hwm(void)
 
 static int nsl_depth; /* the daemon is single-threaded: nested sections share one lock */
 
-/* Fds of freed slots, closed once the lock is released: closing a memfd frees
- * its pages, which shims waiting for the lock should not wait for. */
+/* Fds of freed slots, closed (or emptied for reuse) once the lock is released:
+ * either frees the memfd's pages, which shims waiting for the lock should not
+ * wait for. */
 #define NSL_DEFER 256
 static struct nsl_deferred {
     int fd;
-    int empty; /* a memfd to truncate to 0 first (nsl_close_later) */
+    int empty;    /* a memfd to truncate to 0 first (nsl_close_later) */
+    int recycle;  /* a freed file's memfd to empty and put back in the stock (nsl_recycle_later) */
+    uint64_t ino; /* with recycle: the st_ino its file reported */
 } nsl_deferred[NSL_DEFER];
 static int nsl_ndeferred;
 
+static int ns_stock_recycle(int fd, uint64_t ino);
+
 static void nsl_close(struct nsl_deferred d)
 {
+    if (d.recycle) {
+        if (ns_stock_recycle(d.fd, d.ino) == 0)
+            return;
+        keeper_dropped(d.fd);
+        d.empty = keeper_active();
+    }
     if (d.empty && ftruncate(d.fd, 0) < 0)
         log_msg(LOG_WARN, "ftruncate of a freed memfd (fd %d): %s", d.fd, strerror(errno));
     close(d.fd);
+}
+
+static void nsl_defer(struct nsl_deferred d)
+{
+    if (nsl_depth > 0 && nsl_ndeferred < NSL_DEFER)
+        nsl_deferred[nsl_ndeferred++] = d;
+    else
+        nsl_close(d);
 }
 
 /* With empty set (a freed file's memfd that nobody opens or maps), its pages go back when
@@ -79,11 +99,15 @@ static void nsl_close_later(int fd, int empty)
     if (fd < 0)
         return;
     keeper_dropped(fd);
-    struct nsl_deferred d = {.fd = fd, .empty = empty && keeper_active()};
-    if (nsl_depth > 0 && nsl_ndeferred < NSL_DEFER)
-        nsl_deferred[nsl_ndeferred++] = d;
-    else
-        nsl_close(d);
+    nsl_defer((struct nsl_deferred){.fd = fd, .empty = empty && keeper_active()});
+}
+
+/* A freed file's memfd that nobody opens or maps: emptied after the unlock and
+ * kept in the stock for the next file, instead of closed here and in the keeper
+ * and made again (docs/ARCHITECTURE.md, "Freed memfds are made files again"). */
+static void nsl_recycle_later(int fd, uint64_t ino)
+{
+    nsl_defer((struct nsl_deferred){.fd = fd, .recycle = 1, .ino = ino});
 }
 
 int nsl_enter(void)
@@ -190,14 +214,15 @@ static uint64_t ns_root_dev(int root, uint64_t fallback)
     return ns_root_devs[root];
 }
 
-static int ns_memfd(void);
+static int ns_memfd(uint64_t *ino);
 
 int ns_new_inode(int root, uint32_t mode, uint32_t uid, uint32_t gid)
 {
     int idx = ns_alloc_slot();
     if (idx < 0)
         return -ENFILE;
-    int fd = ns_memfd();
+    uint64_t ino;
+    int fd = ns_memfd(&ino);
     if (fd < 0) {
         int e = errno;
         ns_freelist[ns_nfree++] = (uint32_t)idx;
@@ -213,7 +238,7 @@ int ns_new_inode(int root, uint32_t mode, uint32_t uid, uint32_t gid)
     /* Identity as a file of its root's file system (find -xdev, FTW_MOUNT and
      * du -x must not take it for a mount point), with an inode number tagged
      * so that it can never equal a disk file's there (shutil's samefile). */
-    in->ino = st.st_ino | EPH_INO_TAG;
+    in->ino = ino;
     in->dev = ns_root_dev(root, st.st_dev);
     in->mode = S_IFREG | (mode & 07777);
     in->uid = uid;
@@ -257,7 +282,11 @@ void ns_free(uint32_t idx)
         atomic_fetch_sub(&c->bytes_in_memory, cap);
     }
     /* As nsfast.c's nsf_reclaim: not while a program maps it (pinned), whose pages must stay. */
-    nsl_close_later(in->mem_fd, cap != 0 && !atomic_load(&in->pinned));
+    int pinned = atomic_load(&in->pinned) != 0;
+    if (st == EPH_MEM && !pinned && in->mem_fd >= 0)
+        nsl_recycle_later(in->mem_fd, in->ino);
+    else
+        nsl_close_later(in->mem_fd, cap != 0 && !pinned);
     nsl_close_later(in->disk_fd, 0);
     in->mem_fd = in->disk_fd = -1;
     atomic_store(&in->capacity, 0);
@@ -664,15 +693,28 @@ void ns_check_and_log(const char *when)
 
 /* ---- the memfd pool ------------------------------------------------------ */
 
-#define NS_STOCK 64
-static int ns_stock[NS_STOCK]; /* memfds made ahead of time */
-static uint64_t ns_stock_ino[NS_STOCK]; /* and their st_ino, read then too */
+#define NS_STOCK 64       /* memfds made ahead of time, at least */
+#define NS_STOCK_MAX 256  /* and with those emptied after their file was freed, at most */
+static int ns_stock[NS_STOCK_MAX]; /* memfds made ahead of time, or emptied after their file was freed */
+static uint64_t ns_stock_ino[NS_STOCK_MAX]; /* and the st_ino their next file reports (ns_file_ino) */
 static int ns_nstock;
+
+/*
+ * The st_ino a file reports: its memfd's own in the low 32 bits (shmem's are
+ * 32-bit; the exec check in shim/intercept_proc.c compares those), how many
+ * files the memfd served before in bits 32-43, and EPH_INO_TAG.  A reused memfd
+ * thus gives every file a number no earlier file had (until 4096 reuses), as
+ * tmpfs does, rather than the deleted one's.
+ */
+static uint64_t ns_file_ino(uint64_t memfd_ino, uint32_t uses)
+{
+    return (memfd_ino & 0xffffffffull) | (uint64_t)(uses & 0xfffu) << 32 | EPH_INO_TAG;
+}
 
 static uint64_t ns_memfd_ino(int fd)
 {
     struct stat st;
-    return fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
+    return ns_file_ino(fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0, 0);
 }
 
 /* Fill the stock of memfds (off every caller's path: after a reply, on the tick).  The keeper
@@ -692,14 +734,39 @@ void ns_pool_restock(void)
     keeper_hold(e, n);
 }
 
-/* A memfd for a new file: from the stock, else a fresh one (copied to the keeper first). */
-static int ns_memfd(void)
+/*
+ * A freed file's memfd (ino: what its file reported) back into the stock,
+ * after the unlock: emptied, and only when it carries nothing the next file
+ * could see (an extended attribute set through the shim lives on the memfd).
+ * The keeper keeps its copy, as it does for the rest of the stock.  0, or -1
+ * when the caller must close it as before (the stock is full, or it is not
+ * empty).
+ */
+static int ns_stock_recycle(int fd, uint64_t ino)
 {
-    if (ns_nstock)
-        return ns_stock[--ns_nstock];
+    if (ns_nstock >= NS_STOCK_MAX)
+        return -1;
+    if (ftruncate(fd, 0) < 0 || flistxattr(fd, NULL, 0) != 0)
+        return -1;
+    ns_stock_ino[ns_nstock] = ns_file_ino(ino, (uint32_t)(ino >> 32) + 1);
+    ns_stock[ns_nstock++] = fd;
+    return 0;
+}
+
+/* A memfd for a new file, and the st_ino that file reports: from the stock, else a fresh one
+ * (copied to the keeper first). */
+static int ns_memfd(uint64_t *ino)
+{
+    if (ns_nstock) {
+        ns_nstock--;
+        *ino = ns_stock_ino[ns_nstock];
+        return ns_stock[ns_nstock];
+    }
     int fd = memfd_create("ephemera", MFD_CLOEXEC);
-    if (fd >= 0)
+    if (fd >= 0) {
         keeper_hold_one(fd, EPH_KEEP_MEM, 0, 0);
+        *ino = ns_memfd_ino(fd); /* a fresh one is rare: the stock is filled after every answer */
+    }
     return fd;
 }
 
@@ -707,12 +774,10 @@ int ns_pool_lend(int32_t pid, int want, struct eph_pool_entry *out, int *fds)
 {
     int n = 0;
     while (n < want) {
-        int stocked = ns_nstock > 0;
-        int fd = ns_memfd(); /* from the stock when stocked, else fresh and held by the keeper */
+        uint64_t ino;
+        int fd = ns_memfd(&ino); /* from the stock when stocked, else fresh and held by the keeper */
         if (fd < 0)
             break;
-        /* The stock's inode numbers were read when it was filled: no fstat while the caller waits. */
-        uint64_t ino = stocked ? ns_stock_ino[ns_nstock] : ns_memfd_ino(fd);
         int idx = ns_alloc_slot();
         if (idx < 0) {
             ns_stock_ino[ns_nstock] = ino;
@@ -722,7 +787,7 @@ int ns_pool_lend(int32_t pid, int want, struct eph_pool_entry *out, int *fds)
         struct eph_inode *in = &D.inodes[idx];
         in->mem_fd = fd;
         in->disk_fd = -1;
-        in->ino = ino | EPH_INO_TAG;
+        in->ino = ino;
         in->path[0] = 0;
         in->next = 0;
         D.inode_root[idx] = 0; /* eviction takes the root from the path (evict.c) */

@@ -72,6 +72,53 @@ int dc_stat(const char *dir, struct stat *st)
     return 0;
 }
 
+/* Directories reached by a kernel walk that met no symlink (paths.c, canon_parent),
+ * kept under the same rules as the stats above. */
+struct dc_canon {
+    size_t len; /* 0 = unused */
+    uint64_t gen;
+    uint64_t stamp;
+    char path[EPH_PATH_MAX];
+};
+
+static struct dc_canon dcc[DC_ENTRIES];
+static unsigned dcc_next;
+
+uint64_t dc_generation(void)
+{
+    return dc_gen();
+}
+
+int dc_canonical(const char *dir, size_t len)
+{
+    if (!sh.hdr || len >= EPH_PATH_MAX)
+        return 0;
+    uint64_t gen = dc_gen(), now = sh_lru_ns();
+    int hit = 0;
+    pthread_mutex_lock(&dc_mu);
+    for (int i = 0; i < DC_ENTRIES && !hit; i++) {
+        struct dc_canon *e = &dcc[i];
+        hit = e->len == len && e->gen == gen && now - e->stamp < DC_TTL_NS && memcmp(e->path, dir, len) == 0;
+    }
+    pthread_mutex_unlock(&dc_mu);
+    return hit;
+}
+
+void dc_canonical_seen(const char *dir, size_t len, uint64_t gen)
+{
+    if (!sh.hdr || len >= EPH_PATH_MAX)
+        return;
+    uint64_t now = sh_lru_ns();
+    pthread_mutex_lock(&dc_mu);
+    struct dc_canon *e = &dcc[dcc_next++ % DC_ENTRIES];
+    e->len = len;
+    e->gen = gen;
+    e->stamp = now;
+    memcpy(e->path, dir, len);
+    e->path[len] = 0;
+    pthread_mutex_unlock(&dc_mu);
+}
+
 void dc_changed(void)
 {
     if (sh.hdr)

@@ -13,11 +13,20 @@
 #ifndef SHIM_DIRCACHE_H
 #define SHIM_DIRCACHE_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 /* stat(2) of dir (follows symlinks), from the cache when it is a directory seen
  * recently: 0, or -1 with errno. */
 int dc_stat(const char *dir, struct stat *st);
+/* The first len bytes of dir name a directory that a kernel walk reached
+ * without meeting a symlink, recently and with no change since (1), or not
+ * known (0).  dc_canonical_seen records one, with the generation read
+ * (dc_generation) before that walk, so that a change racing it is not kept. */
+int dc_canonical(const char *dir, size_t len);
+uint64_t dc_generation(void);
+void dc_canonical_seen(const char *dir, size_t len, uint64_t gen);
 /* Something may have moved a directory or changed its mode or owner. */
 void dc_changed(void);
 /* The result of a kernel call that may have changed a directory, after dc_changed()

@@ -674,8 +674,9 @@ void ft_priv_lost(int fd)
     if ((unsigned)fd < ft_nfds && (ft_fds[fd].flags & FT_PRIV)) {
         uint32_t inode = ft_fds[fd].flags >> FT_PRIV_SHIFT;
         ft_fds[fd].flags = 0;
-        struct ft_map *m = &ft_maps[inode];
-        if (inode < sh.hdr->ninodes && m->kfd1 == fd + 1) {
+        /* inode may be a mark that names no slot (nsfast.c's fd directory) */
+        if (inode < sh.hdr->ninodes && ft_maps[inode].kfd1 == fd + 1) {
+            struct ft_map *m = &ft_maps[inode];
             m->kfd1 = 0; /* the caller's close takes the fd itself */
             if (m->refs == 0)
                 map_drop_all(m);

@@ -141,7 +141,7 @@ static int open_cached(const char *abs, uint32_t inode, uint32_t gen, int flags)
     if (fd < 0) {
         /* Nothing cached here (a small file keeps no private fd, FT_NO_PRIV): open
          * the daemon's memfd, one call as the kernel's open; the daemon if refused. */
-        fd = rpc_open_daemon_fd(ino->mem_fd, O_RDWR | (flags & O_CLOEXEC));
+        fd = nsf_open_daemon_fd(ino->mem_fd, O_RDWR | (flags & O_CLOEXEC));
         priv = FT_NO_PRIV;
     }
     if (fd < 0) {

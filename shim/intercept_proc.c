@@ -700,10 +700,11 @@ void proc_init_inherited(void)
             } else {
                 struct stat st;
                 int open_ok = sys.fcntl(fd, F_GETFD) >= 0 && sys.fstat(fd, &st) == 0;
-                /* the fd must still be the file it was, not one a raw dup2 or a spawn action put there */
+                /* the fd must still be the file it was, not one a raw dup2 or a spawn action put there
+                 * (an in-memory file: the memfd's own number, its low 32 bits; daemon/namespace.c) */
                 if (open_ok && (fl & FT_DISK) && ft_disk_same(fl, &st))
                     ft_install_disk(fd, desc, fl);
-                else if (open_ok && (st.st_ino | EPH_INO_TAG) == ino->ino)
+                else if (open_ok && (uint32_t)st.st_ino == (uint32_t)ino->ino)
                     ft_install_inherited(fd, desc);
                 else
                     fp_desc_unref(desc); /* a spawn file action closed or replaced it */

@@ -183,6 +183,80 @@ void nsf_after_fork(void)
     nsd_after_fork(); /* the directories' slots kept for reuse (nsdir.c) are the parent's too */
 }
 
+/* ---- the daemon's fd directory ---------------------------------------------- */
+
+/*
+ * A memfd of the daemon is opened as /proc/<daemon>/fd/N: one openat, as the
+ * kernel's open, with a description of its own.  The walk of "/proc", the pid
+ * and "fd" was a third of that call's time (perf, BENCHMARKS.md), so the
+ * directory is kept open (O_PATH, close-on-exec, above the numbers programs
+ * use, marked private in the fd table so that a program's close, dup2 or
+ * close_range over the number is seen) and only "N" is looked up.  Anything
+ * unexpected (no mark, another daemon, a failed open through it) takes the
+ * full path, whose answer is authoritative.
+ */
+#define NSF_FDDIR_MARK ((1u << 30) - 1) /* an inode index no region has (ft_mark_priv) */
+static _Atomic int nsf_fddir = -1;
+static _Atomic int nsf_fddir_pid;
+static _Atomic int nsf_fddir_failed; /* the daemon's pid for which it could not be kept: not tried again */
+
+static int nsf_fddir_get(int pid)
+{
+    int d = atomic_load(&nsf_fddir);
+    if (d >= 0 && atomic_load(&nsf_fddir_pid) == pid && ft_is_priv(d, NSF_FDDIR_MARK))
+        return d;
+    if (atomic_load(&nsf_fddir_failed) == pid)
+        return -1;
+    char p[48];
+    snprintf(p, sizeof p, "/proc/%d/fd", pid);
+    int fd = sys.open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0 && fd < NSF_POOL_FD_MIN) {
+        int nfd = sys.fcntl(fd, F_DUPFD_CLOEXEC, NSF_POOL_FD_MIN); /* fails under a low RLIMIT_NOFILE */
+        sys.close(fd);
+        fd = nfd;
+    }
+    if (fd >= 0) {
+        ft_mark_priv(fd, NSF_FDDIR_MARK);
+        if (!ft_is_priv(fd, NSF_FDDIR_MARK)) { /* beyond the fd table: not kept */
+            sys.close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0) {
+        /* Every open goes the full way for this daemon, at no more calls than before. */
+        atomic_store(&nsf_fddir_failed, pid);
+        return -1;
+    }
+    pthread_mutex_lock(&nsf_mu);
+    int old = atomic_exchange(&nsf_fddir, fd);
+    atomic_store(&nsf_fddir_pid, pid);
+    if (old >= 0 && ft_is_priv(old, NSF_FDDIR_MARK)) {
+        /* Another daemon's: a thread still using it fails and takes the full path. */
+        ft_mark_priv(old, UINT32_MAX);
+        sys.close(old);
+    }
+    pthread_mutex_unlock(&nsf_mu);
+    return fd;
+}
+
+int nsf_open_daemon_fd(int n, int flags)
+{
+    int pid = sh_daemon_pid();
+    int d = nsf_fddir_get(pid);
+    if (d >= 0 && n >= 0) {
+        char name[16], *q = name + sizeof name;
+        *--q = 0;
+        unsigned v = (unsigned)n;
+        do
+            *--q = (char)('0' + v % 10);
+        while (v /= 10);
+        int fd = sys.openat(d, q, flags);
+        if (fd >= 0)
+            return fd;
+    }
+    return rpc_open_daemon_fd(n, flags);
+}
+
 /* ---- the lock ------------------------------------------------------------- */
 
 static int nsf_lock(void)
@@ -407,7 +481,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
     if (e.fd < 0) {
         /* The program's fd: a description of its own on the daemon's memfd, at the
          * number open(2) gives, made by the one call open(2) makes. */
-        kfd = rpc_open_daemon_fd(e.daemon_fd, O_RDWR | (cloexec ? O_CLOEXEC : 0));
+        kfd = nsf_open_daemon_fd(e.daemon_fd, O_RDWR | (cloexec ? O_CLOEXEC : 0));
         if (kfd < 0 && errno != EMFILE && errno != ENFILE) {
             /* Not ours to open (another user): batches with fds from now on. */
             pthread_mutex_lock(&nsf_mu);

@@ -41,6 +41,10 @@ int nsf_rename(const char *a, const char *b, unsigned flags);
 int nsf_take_slot(uint32_t *inode, int32_t *daemon_fd, int *fd);
 void nsf_give_slot(uint32_t inode, int32_t daemon_fd, int fd, int back);
 
+/* rpc_open_daemon_fd (the daemon's fd number n, as /proc/<daemon>/fd/n), through
+ * a directory fd kept open: one lookup instead of four.  The fd, or -1 with errno. */
+int nsf_open_daemon_fd(int n, int flags);
+
 /* In a fork child: the parent's pool entries are not ours. */
 int nsf_hold(void);
 extern SH_TLS int nsf_held; /* between nsf_hold and nsf_unhold: nobody may ask the daemon */

@@ -26,6 +26,7 @@
 #include "paths.h"
 #include "compiler.h"
 #include "sys.h"
+#include "dircache.h"
 #include "init.h"
 #include "pathnorm.h"
 #include "nsview.h"
@@ -343,6 +344,11 @@ static int canon_parent(char abs[EPH_PATH_MAX])
      * root is the daemon's, not replaced by a symlink while the instance runs. */
     if (is_canonical_root(abs, (size_t)(slash - abs)))
         return 0;
+    /* A parent found canonical recently, with no directory moved or removed
+     * through any shim since (dircache.c's rules): no call at all. */
+    if (dc_canonical(abs, (size_t)(slash - abs)))
+        return 0;
+    uint64_t gen = dc_generation();
     *slash = '\0';
     /* The common case costs two calls, not three: a parent the kernel walks
      * without meeting a symlink is already canonical (".." was resolved
@@ -351,8 +357,10 @@ static int canon_parent(char abs[EPH_PATH_MAX])
     int fd = (int)syscall(SYS_openat2, AT_FDCWD, abs, &how, sizeof how);
     if (fd >= 0 || (errno != ELOOP && errno != ENOSYS && errno != EPERM && errno != EINVAL)) {
         *slash = '/';
-        if (fd >= 0)
+        if (fd >= 0) {
             sys.close(fd);
+            dc_canonical_seen(abs, (size_t)(slash - abs), gen);
+        }
         return 0;
     }
     fd = REAL(open)(abs, O_PATH | O_DIRECTORY | O_CLOEXEC);

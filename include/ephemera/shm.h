@@ -87,7 +87,8 @@ struct eph_inode {
     _Atomic uint64_t size;       /* [DS] logical size; changed under lock, read lock-free */
     _Atomic uint64_t capacity;   /* [DS] kernel size (ftruncate) of the memfd, >= size; under lock */
     _Atomic uint64_t last_use;   /* [S] CLOCK_MONOTONIC_COARSE ns of the last access, for LRU */
-    uint64_t ino;                /* [D] st_ino: the memfd's own | EPH_INO_TAG (unique on dev) */
+    uint64_t ino;                /* [D] st_ino: the memfd's own (low 32 bits) | its earlier files << 32
+                                  * | EPH_INO_TAG (unique on dev; daemon/namespace.c, ns_file_ino) */
     uint64_t dev;                /* [D] st_dev reported for the file: its root's file system */
     uint32_t mode;               /* [DS] st_mode incl. S_IFREG; chmod under lock */
     uint32_t uid, gid;           /* [DS] owner; chown under lock */
