@@ -217,20 +217,6 @@ static void pattern(unsigned char *b, size_t n, unsigned seed)
         b[i] = (unsigned char)(seed + i * 7 + i / 4096);
 }
 
-/* Wait (10 s at most) until pid stops inside its critical section; 1 if it did. */
-static int wait_stopped(pid_t pid)
-{
-    for (int i = 0; i < 1000; i++) {
-        int st;
-        pid_t r = waitpid(pid, &st, WUNTRACED | WNOHANG);
-        if (r == pid)
-            return WIFSTOPPED(st);
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
-}
-
 /* A forked victim that shares fd's description and stops at point inside a call on it, then is killed. */
 static int kill_inside(int fd, const char *point, int truncate_to)
 {
