@@ -141,22 +141,29 @@ static void bare_locks(void)
     double took;
     int st = wait_bounded(locker(p), &took);
     CHECK(st == 0, "after a killed holder: the locker exited %d after %.2f s (0: both locks taken over)", st, took);
-    CHECK(atomic_load(&p->ino.lock.word) == 0 && atomic_load(&p->desc.lock.word) == 0, "locks left held");
+    if (st != 0)
+        return; /* the locks may still be held: anything more would wait too */
     printf("lockkill_test: a killed holder's two locks taken over in %.3f s\n", took);
 
-    /* Killed but not reaped (a zombie, and we are its parent): we take over ourselves. */
-    h = holder(p);
-    kill(h, SIGKILL);
-    double t0 = now_s();
-    atomic_store(&recovered_calls, 0);
-    int a = eph_lock(&p->desc.lock), b = eph_lock(&p->ino.lock);
-    took = now_s() - t0;
-    CHECK(a == EPH_LOCK_RECOVERED && b == EPH_LOCK_RECOVERED && atomic_load(&recovered_calls) == 2,
-          "behind a zombie holder: %d %d, hook %u", a, b, atomic_load(&recovered_calls));
-    CHECK(took < BOUND_S, "behind a zombie holder: %.2f s", took);
-    eph_unlock(&p->ino.lock);
-    eph_unlock(&p->desc.lock);
-    waitpid(h, NULL, 0);
+    /* Killed but not reaped (a zombie whose parent is the locker itself), in a child so that a
+     * lock that is never taken over fails this within the bound instead of hanging the test. */
+    pid_t z = fork();
+    if (z == 0) {
+        eph_lock_self_init();
+        atomic_store(&recovered_calls, 0);
+        pid_t zh = holder(p);
+        kill(zh, SIGKILL);
+        int a = eph_lock(&p->desc.lock), b = eph_lock(&p->ino.lock);
+        int ok = a == EPH_LOCK_RECOVERED && b == EPH_LOCK_RECOVERED && atomic_load(&recovered_calls) == 2;
+        eph_unlock(&p->ino.lock);
+        eph_unlock(&p->desc.lock);
+        waitpid(zh, NULL, 0);
+        _exit(ok ? 0 : 1);
+    }
+    st = wait_bounded(z, &took);
+    CHECK(st == 0, "behind a zombie holder (its parent locking): exited %d after %.2f s", st, took);
+    if (st != 0)
+        return; /* the locks may still be held */
 
     /* A live holder keeps its locks: the waiter waits, and takes over only once it is killed. */
     h = holder(p);
@@ -168,6 +175,8 @@ static void bare_locks(void)
     waitpid(h, NULL, 0);
     st = wait_bounded(w, &took);
     CHECK(st == 0, "the waiter behind a holder killed later exited %d after %.2f s", st, took);
+    if (st != 0)
+        return;
 
     /* Uncontended: the word holds our pid, and nothing is left behind. */
     CHECK(eph_lock(&p->ino.lock) == 0 && (atomic_load(&p->ino.lock.word) & EPH_LOCK_OWNER) == (uint32_t)getpid(),
