@@ -212,19 +212,6 @@ static void semantics(const char *root)
     ns_consistent("after the semantics");
 }
 
-/* Wait (10 s at most) until pid stops; 1 if it did. */
-static int wait_stopped(pid_t pid)
-{
-    for (int i = 0; i < 1000; i++) {
-        int st;
-        if (waitpid(pid, &st, WUNTRACED | WNOHANG) == pid)
-            return WIFSTOPPED(st);
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
-}
-
 /* A mkdir (or rmdir) stopped at `point` inside the lock, killed: the state before or after. */
 static void kill_inside(const char *root, int is_mkdir, const char *point, int committed)
 {
