@@ -285,20 +285,11 @@ static int file_is_elsewhere(const char *path, const unsigned char *want, size_t
     return wait_bounded(pid, &took) == 0;
 }
 
-static long stat_field(const char *name)
-{
-    char buf[8192], key[64];
-    ephd_control(run_dir, "{\"v\":1,\"id\":1,\"op\":\"stats\"}\n", buf, sizeof buf);
-    snprintf(key, sizeof key, "\"%s\":", name);
-    const char *p = strstr(buf, key);
-    return p ? strtol(p + strlen(key), NULL, 10) : -1;
-}
-
 static void evict_all(const char *when)
 {
     char buf[8192];
     ephd_control(run_dir, "{\"v\":1,\"id\":2,\"op\":\"shrink\",\"bytes\":0}\n", buf, sizeof buf);
-    CHECK(stat_field("files_in_memory") == 0, "%s: still in memory after the shrink: %s", when, buf);
+    CHECK(ephd_stat(run_dir, "files_in_memory") == 0, "%s: still in memory after the shrink: %s", when, buf);
     ephd_control(run_dir, "{\"v\":1,\"id\":3,\"op\":\"grow\",\"bytes\":1073741824}\n", buf, sizeof buf);
 }
 

@@ -38,15 +38,6 @@ static void control(const char *op, char *buf, size_t n)
     ephd_control(run_dir, req, buf, n);
 }
 
-static long long stat_field(const char *name)
-{
-    char buf[8192], key[64];
-    control("stats", buf, sizeof buf);
-    snprintf(key, sizeof key, "\"%s\":", name);
-    const char *p = strstr(buf, key);
-    return p ? atoll(p + strlen(key)) : -1;
-}
-
 static void ns_consistent(const char *when)
 {
     char buf[4096];
@@ -70,7 +61,7 @@ static void semantics(const char *root)
 {
     char d[PATH_MAX], e[PATH_MAX], f[PATH_MAX], x[PATH_MAX];
     struct stat st, rst0, rst;
-    long long made0 = stat_field("dirs_made_in_memory"), twins0 = stat_field("dir_twins");
+    long long made0 = ephd_stat(run_dir, "dirs_made_in_memory"), twins0 = ephd_stat(run_dir, "dir_twins");
     CHECK(stat(root, &rst0) == 0, "stat root: %s", strerror(errno));
     umask(022);
     snprintf(d, sizeof d, "%s/d", root);
@@ -133,10 +124,10 @@ static void semantics(const char *root)
     if (dir)
         closedir(dir);
     CHECK(seen == 1, "readdir of the root: d %s", seen ? "not DT_DIR" : "missing");
-    CHECK(stat_field("dirs_made_in_memory") - made0 >= 5, "dirs_made_in_memory %lld (was %lld)",
-          stat_field("dirs_made_in_memory"), made0);
-    CHECK(stat_field("dir_twins") == twins0, "a twin was made (%lld, was %lld) though only mkdir, rmdir and stat ran",
-          stat_field("dir_twins"), twins0);
+    CHECK(ephd_stat(run_dir, "dirs_made_in_memory") - made0 >= 5, "dirs_made_in_memory %lld (was %lld)",
+          ephd_stat(run_dir, "dirs_made_in_memory"), made0);
+    CHECK(ephd_stat(run_dir, "dir_twins") == twins0, "a twin was made (%lld, was %lld) though only mkdir, rmdir and stat ran",
+          ephd_stat(run_dir, "dir_twins"), twins0);
     /* ---- a listing of it makes the disk twin, as the program saw the directory ---- */
     struct stat mem;
     CHECK(stat(d, &mem) == 0 && stat(root, &rst) == 0, "stat d");
@@ -156,7 +147,7 @@ static void semantics(const char *root)
           mem.st_mtim.tv_nsec);
     CHECK(stat(root, &st) == 0 && st.st_mtim.tv_sec == rst.st_mtim.tv_sec && st.st_mtim.tv_nsec == rst.st_mtim.tv_nsec,
           "the twin's mkdir moved the root's mtime: the program's mkdir did, long before");
-    CHECK(stat_field("dir_twins") > twins0, "no twin counted");
+    CHECK(ephd_stat(run_dir, "dir_twins") > twins0, "no twin counted");
     snprintf(f, sizeof f, "%s/d/inside", root);
     fd = open(f, O_CREAT | O_WRONLY, 0644);
     CHECK(fd >= 0, "create d/inside: %s", strerror(errno));
