@@ -350,22 +350,26 @@ void ns_remove(uint32_t idx)
         eph_chain_remove(D.h, idx);
 }
 
-void ns_rename_logged(uint32_t s, int64_t d, const char *dst)
+int ns_rename_logged(const char *src, uint32_t s, const char *dst, int64_t d)
 {
     /* The shims' record (nslock.h), applied inside the caller's write section: a daemon killed
      * between the removal and the insertion leaves a COMMITTED record that the next locker
-     * (a shim, or the daemon that takes over) applies again. */
+     * (a shim, or the daemon that takes over) applies again.  Name slots move, not files
+     * (hard links in memory, shim/nslink.c), as in the shims' nsf_rename. */
     struct eph_shm_header *h = D.h;
+    int na = eph_chain_lookup(h, src), nb = d >= 0 ? eph_chain_lookup(h, dst) : -1;
+    if (!eph_names(h, na, s) || (d >= 0 && !eph_names(h, nb, (uint32_t)d)))
+        return -ENOENT;
     eph_j_begin(h);
     memcpy(h->journal.path, dst, strlen(dst) + 1);
-    if (d >= 0)
-        eph_j_add(h, EPH_JOP_REMOVE, (uint32_t)d, 0);
-    eph_j_add(h, EPH_JOP_REMOVE, s, 0);
-    eph_j_add(h, EPH_JOP_INSERT, s, 0);
+    int dropped = eph_j_rename(h, (uint32_t)na, s, nb, d >= 0 ? (uint32_t)d : 0);
     atomic_store_explicit(&h->journal.state, EPH_J_COMMITTED, memory_order_seq_cst);
     for (uint32_t k = 0; k < h->journal.n; k++)
         eph_j_apply_op(h, &h->journal.op[k]);
     atomic_store_explicit(&h->journal.state, EPH_J_EMPTY, memory_order_release);
+    if (dropped > 0)
+        atomic_store(&h->reclaim_pending, 1); /* a name's slot: freed at the next reclaim */
+    return 0;
 }
 
 /* Length of the directory prefix dir if path lies strictly below it, else 0. */

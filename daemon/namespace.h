@@ -87,9 +87,10 @@ void ns_write_end(void);
 void ns_insert(uint32_t idx, const char *path);
 /* Drop idx's name (nlink 0).  Inside a write section. */
 void ns_remove(uint32_t idx);
-/* Rename in memory as one journaled change: d (if >= 0, the replaced target) and s lose their
- * names, s is named dst.  Inside a write section; dst fits EPH_PATH_MAX. */
-void ns_rename_logged(uint32_t s, int64_t d, const char *dst);
+/* Rename in memory as one journaled change: name src of file s becomes dst, and name dst of
+ * file d (if >= 0, the replaced target, not s) goes; other names of either stay (shim/nslink.c).
+ * Inside a write section; dst fits EPH_PATH_MAX.  0, or -ENOENT when a name is not the file's. */
+int ns_rename_logged(const char *src, uint32_t s, const char *dst, int64_t d);
 
 /* 1 if some in-memory file is named below directory dir ("dir/..."). */
 int ns_has_below(const char *dir);

@@ -381,12 +381,15 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
             return -ENOTEMPTY;
     }
     int e;
-    /* The handlers below know one name per file, but for exchanges, which trade the slots that
-     * hold the two names: a file with several (hard links in memory, shim/nslink.c) goes to disk
-     * first, every name a disk link of it, once the rename is sure to be allowed (a refused one
-     * must not move it), and the rename is decided again. */
+    int droot = ephd_root_of(dst);
+    /* A file with several names (hard links in memory, shim/nslink.c) keeps them in the handlers
+     * below, which move and drop name slots (ns_rename_logged, ns_drop_name_logged) and trade them
+     * in an exchange.  Left: a file leaving the managed roots, which goes to disk first, every name
+     * a disk link of it, once the rename is sure to be allowed (a refused one must not move it),
+     * and the rename is decided again. */
     int ls = ks == K_MEM && D.inodes[s].link_head, ld = kd == K_MEM && D.inodes[d].link_head;
-    if ((ls || ld) && !exchange) {
+    int in_memory = exchange || kd == K_MEM || (ks == K_MEM && droot >= 0 && strlen(dst) < EPH_PATH_MAX);
+    if ((ls || ld) && !in_memory) {
         if ((e = shim_dir_writable(src, q, ks == K_MEM ? (int64_t)D.inodes[s].uid : -1, NULL)) < 0 ||
             (e = shim_dir_writable(dst, q, kd == K_MEM ? (int64_t)D.inodes[d].uid : -1, NULL)) < 0)
             return e;
@@ -414,7 +417,7 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
             atomic_store(&si->nlink, snl);
             atomic_store(&di->nlink, dnl);
         } else {
-            ns_rename_logged((uint32_t)s, d, dst);
+            ns_rename_logged(src, (uint32_t)s, dst, d);
         }
         ns_write_end();
         uint8_t sr = D.inode_root[s];
@@ -428,7 +431,6 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
             ns_maybe_gc((uint32_t)d);
         return 0;
     }
-    int droot = ephd_root_of(dst);
     if (ks == K_MEM && !exchange && droot >= 0 && strlen(dst) < EPH_PATH_MAX) {
         /* Memory file over nothing or over a disk file: rename in memory;
          * the shadowed disk entry goes in the same write section. */
@@ -448,7 +450,7 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
             shim_as_self(sw);
             return e;
         }
-        ns_rename_logged((uint32_t)s, -1, dst);
+        ns_rename_logged(src, (uint32_t)s, dst, -1);
         ns_write_end();
         shim_as_self(sw);
         D.inode_root[s] = (uint8_t)droot;
@@ -468,11 +470,13 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
         ns_write_begin();
         e = renameat2(AT_FDCWD, src, AT_FDCWD, dst, (unsigned)fl) < 0 ? -errno : 0;
         if (e == 0)
-            ns_remove((uint32_t)d);
+            ns_drop_name_logged(dst, (uint32_t)d); /* a further name, or the file's own */
         ns_write_end();
         shim_as_self(sw);
-        if (e == 0)
+        if (e == 0) {
+            atomic_store(&di->ctime_ns, ephd_real_ns()); /* seen while it has names left */
             ns_maybe_gc((uint32_t)d);
+        }
         return e;
     }
     if (exchange && (ks == K_MEM) != (kd == K_MEM) && droot >= 0 && ephd_root_of(src) >= 0) {

@@ -818,6 +818,16 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
     if ((src_mem || REAL(fstatat)(od, o, &st, (flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW) == 0) &&
         exists_in_memory(nd, n))
         return fail(EEXIST);
+    if (src_mem && pn_has_dotdot(n)) {
+        /* The target's walk is physical: "x/.." needs x to be a directory on the way, which
+         * an in-memory file is not, and what follows walks from the physical parent.  Its
+         * error is the kernel's next (after the source's lookup), before the file could move. */
+        int e = path_dotdot_error(nd, n);
+        if (e == 0)
+            e = path_physical_error(nd, n);
+        if (e < 0)
+            return fail(-e);
+    }
     if (src_mem && !(flags & AT_EMPTY_PATH)) {
         int r = link_in_memory(inode, gen, nd, n);
         if (r != -2)

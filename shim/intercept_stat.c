@@ -41,6 +41,11 @@ static int stat_managed(int dirfd, const char *path, struct stat *st, int flags,
     if (sh_busy || nsd_resolve_stat(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
         return 0;
     int dir = nsd_stat(abs, dst) == 0; /* a directory in memory */
+    if (dir && !nsv_parent_searchable(abs)) { /* the walk to it: search permission on the way */
+        errno = EACCES;
+        *rc = -1;
+        return 1;
+    }
     if (!dir && nsv_stat(abs, dst) < 0 && (path_canon(abs, follow || trailing) <= 0 || nsv_stat(abs, dst) < 0))
         return 0;
     if ((trailing && !dir) || dst != st) {
@@ -231,8 +236,12 @@ SH_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struc
     uint32_t inode, gen;
     if (sh_busy || nsd_resolve_stat(dirfd, path, abs, &trailing) <= 0 || sh_attach() < 0)
         goto real;
-    if (nsd_statx(abs, stx) == 0)
-        return 0;
+    if (nsd_statx(abs, stx) == 0) {
+        if (nsv_parent_searchable(abs))
+            return 0;
+        errno = EACCES; /* the walk to it: search permission on the way */
+        return -1;
+    }
     for (int tries = 0; tries < 100; tries++) {
         if (nsv_lookup(abs, &inode, &gen) < 0 && (tries || path_canon(abs, !(flags & AT_SYMLINK_NOFOLLOW) || trailing) <= 0 || nsv_lookup(abs, &inode, &gen) < 0))
             goto real;

@@ -280,6 +280,43 @@ static int nsd_may(uint32_t mode, uint32_t ouid, uint32_t ogid, uid_t uid, gid_t
     return (bits & (unsigned)want) == (unsigned)want;
 }
 
+int nsd_dir_allows(const char *dir, int amode)
+{
+    uid_t uid = creds_euid();
+    gid_t gid = creds_egid();
+    char cur[EPH_PATH_MAX];
+    size_t n = strnlen(dir, sizeof cur - 1);
+    memcpy(cur, dir, n);
+    cur[n] = '\0';
+    int want = amode, first = 1;
+    /* Up from dir: each directory in memory by its slot's mode, then the first one on disk
+     * (and everything above it) by the kernel, for search. */
+    for (;;) {
+        uint32_t g;
+        int idx = nsd_find(cur, &g);
+        if (idx == -2)
+            return first ? -1 : 1; /* cannot tell now: the kernel's answer stands */
+        if (idx < 0) {
+            if (first)
+                return -1;
+            int saved = errno;
+            int r = uid == 0 ? 0 : (int)syscall(SYS_faccessat2, AT_FDCWD, cur, X_OK, AT_EACCESS);
+            int denied = r < 0 && errno == EACCES;
+            errno = saved;
+            return !denied;
+        }
+        struct eph_inode *in = &sh.inodes[idx];
+        if (!nsd_may(in->mode, in->uid, in->gid, uid, gid, want))
+            return 0;
+        first = 0;
+        want = X_OK;
+        char *slash = strrchr(cur, '/');
+        if (!slash || slash == cur)
+            return 1;
+        *slash = '\0';
+    }
+}
+
 /* What a directory's parent is: in memory (slot, gen) or on disk (its stat). */
 struct nsd_parent {
     int idx; /* -1: on disk */

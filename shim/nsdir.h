@@ -25,6 +25,10 @@ void nsd_dotdot(void);
 int nsd_enoent(int dirfd, const char *path);
 /* abs is a directory in memory (for the checks that walk a path's ancestors). */
 int nsd_is_dir(const char *abs);
+/* The kernel's permission check of dir for amode (X_OK, W_OK...) by the caller, with the search
+ * permission of every directory above it, when dir is a directory in memory without a disk twin:
+ * 1 allowed, 0 not (EACCES), -1 dir is no such directory (the kernel's check is the answer). */
+int nsd_dir_allows(const char *dir, int amode);
 /* path_resolve for the calls nsdir.c answers itself (no twin is made). */
 int nsd_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing);
 /* The same for the stat family: when nsd_stat then finds no directory, the kernel's ENOENT for

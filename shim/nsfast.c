@@ -686,12 +686,6 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
         eph_ns_unlock(h);
         return 0;
     }
-    if (dmem && nb == (int)d && di->link_head) {
-        /* The target's own name while it has others: that needs the record's path, which
-         * names b here (eph_j_drop_name).  The daemon moves it to disk first. */
-        eph_ns_unlock(h);
-        return -2;
-    }
     /* A name on disk, looked at under the lock, as a kernel link() onto a managed
      * name is made under it (link_impl): one made just before our insert would
      * otherwise stay on disk, hidden under ours.  A directory there goes to the
@@ -724,16 +718,11 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     int64_t now = fp_fine_stamp();
     eph_j_begin(h);
     memcpy(h->journal.path, b, strlen(b) + 1);
-    int dropped = 0;
-    if (dmem) {
-        dropped = eph_j_drop_name(h, (uint32_t)nb, d, 0);
+    /* Name slots move, not files: the target's own name while it has further names hands
+     * the file its first further name in the same record (journal.path2, nslink.c). */
+    int dropped = eph_j_rename(h, (uint32_t)na, s, dmem ? nb : -1, d);
+    if (dmem)
         eph_j_set64(h, &di->ctime_ns, (uint64_t)now);
-    }
-    uint32_t snl = atomic_load(&si->nlink);
-    eph_j_add(h, EPH_JOP_REMOVE, (uint32_t)na, 0);
-    eph_j_add(h, EPH_JOP_INSERT, (uint32_t)na, 0);
-    if (na == (int)s && snl > 1)
-        eph_j_set32(h, &si->nlink, snl); /* INSERT counts one name; the file has more */
     eph_j_set64(h, &si->ctime_ns, (uint64_t)now);
     eph_j_commit(h);
     if (dropped > 0)

@@ -72,6 +72,10 @@ int nsv_dir_allows(const char *dir, int amode)
     if (r < 0 && errno == ENOSYS)
         r = sys.faccessat(AT_FDCWD, dir, amode, AT_EACCESS);
     int ok = r == 0 || errno != EACCES;
+    /* Nothing on disk: it may be a directory in memory without a twin (nsdir.c), whose
+     * modes the kernel does not know. */
+    if (r < 0 && errno == ENOENT && nsd_dir_allows(dir, amode) == 0)
+        ok = 0;
     errno = saved;
     return ok;
 }

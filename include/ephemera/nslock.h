@@ -145,10 +145,11 @@ static inline void eph_j_set32(struct eph_shm_header *h, void *field, uint32_t v
  * Under ns_lock, in a record being built: take away name slot n of file t
  * (eph_names(n, t)).  Its last name: t leaves the chain (nlink 0).  A further
  * name: its slot leaves the chain and t's list, nlink one less.  t's own slot
- * while it has further names: t takes its first further name, which needs
- * journal.path (path_free 0: the record uses it, and -2 is returned with
- * nothing added).  Returns 1 when an EPH_NAME slot left (the daemon frees it:
- * the caller sets reclaim_pending after the commit), 0, or -2.
+ * while it has further names: t takes its first further name, which needs a
+ * path of the record: path_free 1 uses journal.path (INSERT), 2 journal.path2
+ * (INSERT2: path holds a rename's target), 0 none (-2 is returned with nothing
+ * added).  Returns 1 when an EPH_NAME slot left (the daemon frees it: the
+ * caller sets reclaim_pending after the commit), 0, or -2.
  */
 static inline int eph_j_drop_name(struct eph_shm_header *h, uint32_t n, uint32_t t, int path_free)
 {
@@ -164,10 +165,11 @@ static inline int eph_j_drop_name(struct eph_shm_header *h, uint32_t n, uint32_t
             return -2;
         uint32_t x = in->link_head - 1;
         struct eph_inode *xi = &inodes[x];
-        memcpy(h->journal.path, xi->path, strlen(xi->path) + 1);
+        char *dst = path_free == 2 ? h->journal.path2 : h->journal.path;
+        memcpy(dst, xi->path, strlen(xi->path) + 1);
         eph_j_add(h, EPH_JOP_REMOVE, x, 0);
         eph_j_add(h, EPH_JOP_REMOVE, t, 0);
-        eph_j_add(h, EPH_JOP_INSERT, t, 0);
+        eph_j_add(h, path_free == 2 ? EPH_JOP_INSERT2 : EPH_JOP_INSERT, t, 0);
         eph_j_set32(h, &in->link_head, xi->link_next);
         eph_j_set32(h, &in->nlink, nl > 1 ? nl - 1 : 1); /* after INSERT, which sets 1 */
         return 1;
@@ -185,6 +187,27 @@ static inline int eph_j_drop_name(struct eph_shm_header *h, uint32_t n, uint32_t
     }
     eph_j_set32(h, &in->nlink, nl > 1 ? nl - 1 : 0);
     return 1;
+}
+
+/*
+ * Under ns_lock, in a record being built whose journal.path holds the new
+ * name: a rename moves name slot na of file s there, and the name slot nb of
+ * file d that held it (nb < 0: none in memory; d != s) goes, its file's own
+ * name included (journal.path2 then names the file after it).  Each name
+ * keeps its slot, so a file's other names, its nlink and st_ino stay as
+ * they were, as on tmpfs.  Times are the caller's.  Returns what
+ * eph_j_drop_name returns for nb (1: set reclaim_pending after the commit).
+ */
+static inline int eph_j_rename(struct eph_shm_header *h, uint32_t na, uint32_t s, int nb, uint32_t d)
+{
+    int dropped = nb >= 0 ? eph_j_drop_name(h, (uint32_t)nb, d, 2) : 0;
+    struct eph_inode *si = &eph_inodes(h)[s];
+    uint32_t snl = atomic_load(&si->nlink);
+    eph_j_add(h, EPH_JOP_REMOVE, na, 0);
+    eph_j_add(h, EPH_JOP_INSERT, na, 0);
+    if (na == s && snl > 1)
+        eph_j_set32(h, &si->nlink, snl); /* INSERT counts one name; the file has more */
+    return dropped;
 }
 
 /* ---- seqlock around applied changes ------------------------------------- */
@@ -251,6 +274,10 @@ static inline void eph_j_apply_op(struct eph_shm_header *h, const struct eph_jop
     case EPH_JOP_INSERT:
         if (o->arg < h->ninodes)
             eph_chain_insert(h, o->arg, h->journal.path);
+        break;
+    case EPH_JOP_INSERT2:
+        if (o->arg < h->ninodes)
+            eph_chain_insert(h, o->arg, h->journal.path2);
         break;
     }
 }

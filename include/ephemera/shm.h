@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define EPH_SHM_MAGIC 0x31534d4850455045ull /* "EPEPHMS1" */
-#define EPH_SHM_VERSION 5u /* 5: eph_lock_t holds the holder's pid */
+#define EPH_SHM_VERSION 6u /* 6: the journal has a second path (a rename over a linked file's name) */
 #define EPH_PATH_MAX 1024        /* longer managed paths are kept on disk */
 #define EPH_DEFAULT_INODES 16384u
 #define EPH_DEFAULT_DESCS 65536u
@@ -185,6 +185,7 @@ enum eph_jkind {
     EPH_JOP_SET64 = 2,  /* *(uint64_t *)(region + off) = val */
     EPH_JOP_REMOVE = 3, /* take inode off its hash chain; path "", nlink 0 (no-op if already off) */
     EPH_JOP_INSERT = 4, /* name inode journal.path and chain it (no-op if already chained there) */
+    EPH_JOP_INSERT2 = 5, /* the same with journal.path2 (version 6) */
 };
 struct eph_jop {
     uint32_t kind;
@@ -198,6 +199,9 @@ struct eph_journal {
     uint32_t pad;
     struct eph_jop op[EPH_JOURNAL_OPS];
     char path[EPH_PATH_MAX];     /* the name an INSERT gives */
+    /* The name an INSERT2 gives: a rename over the own name of a file with further names (nslink.c)
+     * gives the source the target's name (path) and the target file its first further name. */
+    char path2[EPH_PATH_MAX];
 };
 
 #define EPH_PLACE_RECENT 4

@@ -59,7 +59,7 @@ extern char **environ;
 enum {
     F_PATHS = 1 << 0,     /* odd path spellings: ./ // trailing / x/.. */
     F_SYMLINK = 1 << 1,   /* symlinks, O_NOFOLLOW on them, readlink */
-    F_LINK = 1 << 2,      /* hard links (needs --loose: link evicts) */
+    F_LINK = 1 << 2,      /* hard links */
     F_TMPFILE = 1 << 3,   /* O_TMPFILE */
     F_MMAP = 1 << 4,      /* application mmap read and write */
     F_COPY = 1 << 5,      /* sendfile, copy_file_range */
@@ -2719,8 +2719,6 @@ int main(int argc, char **argv)
             usage();
     }
     opt.feat &= ~without;
-    if (!opt.loose)
-        opt.feat &= ~(unsigned)F_LINK; /* link moves a file to disk: its inode changes */
     if (opt.procs < 1 || opt.procs > 64)
         die("--procs must be 1..64");
     opt.selfcheck = getenv("DIFFTEST_SELFCHECK") != NULL;

@@ -7,7 +7,8 @@
  *   parent are tmpfs's; EEXIST, ENOTEMPTY, ENOTDIR, ENOENT, EINVAL where tmpfs gives them; the
  *   umask, the sticky bit and a set-gid parent (its group and S_ISGID inherited);
  * - another user (setuid in a child): EACCES in a directory it may not write, a directory of its
- *   own in a sticky one, and EPERM when it removes another user's directory there;
+ *   own in a sticky one, and EPERM when it removes another user's directory there; EACCES from
+ *   stat and statx of a directory inside one it may not search;
  * - a listing of the parent shows the directory (DT_DIR);
  * - a file created inside makes the twin: on disk with the mode, owner and mtime the program saw;
  * - a process SIGKILLed inside the namespace lock during a mkdir or an rmdir (EPHEMERA_NS_STALL of
@@ -171,6 +172,10 @@ static void semantics(const char *root)
     CHECK(mkdir(x, 0755) == 0, "mkdir mine: %s", strerror(errno));
     snprintf(f, sizeof f, "%s/sticky/r", root);
     CHECK(mkdir(f, 0755) == 0, "mkdir sticky/r: %s", strerror(errno));
+    char priv[PATH_MAX], privsub[PATH_MAX + 8];
+    snprintf(priv, sizeof priv, "%s/priv", root);
+    snprintf(privsub, sizeof privsub, "%s/sub", priv);
+    CHECK(mkdir(priv, 0700) == 0 && mkdir(privsub, 0755) == 0, "mkdir priv/sub: %s", strerror(errno));
     pid_t c = fork();
     if (c == 0) {
         char p[PATH_MAX];
@@ -191,12 +196,23 @@ static void semantics(const char *root)
         snprintf(p, sizeof p, "%s/sticky/n", root);
         if (rmdir(p) != 0)
             _exit(95);
+        /* A directory in memory inside one this user may not search: the kernel's walk says
+         * EACCES to stat and statx (the shim answered from memory; seed 3008 of difftest users). */
+        struct stat sst;
+        struct statx sx;
+        if (err_of(lstat(privsub, &sst)) != EACCES || err_of(stat(privsub, &sst)) != EACCES)
+            _exit(96);
+        if (err_of(statx(AT_FDCWD, privsub, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &sx)) != EACCES)
+            _exit(97);
         _exit(0);
     }
     int status = 0;
     waitpid(c, &status, 0);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "another user's mkdir/rmdir: exit %d (see the child)",
           WEXITSTATUS(status));
+    struct stat pst;
+    CHECK(disk_lstat(priv, &pst) < 0 && errno == ENOENT, "priv got a disk twin: the other user's stat made one");
+    CHECK(rmdir(privsub) == 0 && rmdir(priv) == 0, "rmdir priv/sub: %s", strerror(errno));
     CHECK(rmdir(f) == 0 && rmdir(x) == 0 && unlink(d) != 0, "cleanup users");
     snprintf(f, sizeof f, "%s/d/inside", root);
     CHECK(unlink(f) == 0 && rmdir(d) == 0, "remove d: %s", strerror(errno));

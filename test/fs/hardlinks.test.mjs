@@ -5,16 +5,19 @@
 // store (a link and an unlink per object) stays in memory.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstatSync, readFileSync, readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { lstatSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
-import { DAEMON, EPHEMERA, PYTHON, REPO, SHIM, cleanEnv, describe, ephemeraRun, requireBuilt, run, scratch } from './lib/harness.mjs';
+import { DAEMON, EPHEMERA, PYTHON, REPO, SHIM, TEST_BIN, cleanEnv, describe, ephemeraRun, requireBuilt, run, scratch, startDaemon } from './lib/harness.mjs';
 
 const WORKLOAD = join(REPO, 'test/fs/py/hardlinks.py');
 
 /** Run the workload's MODE under `ephemera run` with a 1 MiB budget; it exits 7 when its checks held. */
-async function workload(sc, mode) {
+async function workload(sc, mode, before = () => {}) {
   const root = sc.sub('root');
+  before(root);
   const log = join(sc.dir, 'ephemerad.log');
   const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '1M', '--log', log, '--', PYTHON, WORKLOAD, mode, root], {
     env: cleanEnv(),
@@ -67,6 +70,87 @@ test('a linked file across a SIGKILL of ephemerad: the new daemon takes the name
   assert.doesNotMatch(log, /ns_check.*inconsistent|names slot|for \d+ names/, `ns_check found a bad link count:\n${log.slice(-3000)}`);
   assert.deepEqual(readdirSync(root).sort(), ['after', 't2', 't3', 't4']);
   assertOneDiskFile(root, ['t2', 't3', 't4'], 'across the kill!');
+  sc.done();
+});
+
+test('renames over the own name of a file with further names, and links through "..": every file stays in memory', { timeout: 60_000 }, async () => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const sc = scratch('hardlinks-renames');
+  // Before the fix both moved the file to disk first (its st_ino changed; the difftest's strict
+  // runs with link, seeds 1000-3000): the rename in the daemon, the link before the kernel's ENOTDIR.
+  const { root } = await workload(sc, 'renames', (r) => writeFileSync(join(r, 'ondisk'), 'from disk'));
+  assertOneDiskFile(root, ['t2', 'u'], 'u');
+  assertOneDiskFile(root, ['t3', 't4'], 'target');
+  assertOneDiskFile(root, ['d'], 'from disk');
+  assertOneDiskFile(root, ['d2'], 'linked');
+  sc.done();
+});
+
+/** Wait (bounded) until process pid is stopped (state T), as EPHEMERA_NS_STALL leaves it. */
+async function stopped(pid) {
+  for (let i = 0; i < 500; i++) {
+    let stat = '';
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return false; // gone
+    }
+    if (/^\d+ \(.*\) [tT] /.test(stat)) return true;
+    await sleep(20);
+  }
+  return false;
+}
+
+test('a rename over the own name of a file with further names, SIGKILLed inside the namespace lock: before or after, consistent', { timeout: 90_000 }, async () => {
+  const FAULTS = join(TEST_BIN, 'libephemera-faults.so');
+  requireBuilt(SHIM, DAEMON, FAULTS);
+  const sc = scratch('hardlinks-kill');
+  const root = sc.sub('root');
+  const d = await startDaemon({ root, budget: 64 << 20 });
+  const py = (code, env = d.env) => run(PYTHON, ['-c', code, root], { env, timeoutMs: 30_000 });
+  try {
+    // The record with two paths (journal.path2): the source takes the target's name, the
+    // target file its first further name.  Stopped before the commit (discarded), after its
+    // first store and after all of them (redone by the next locker), then killed.
+    for (const [point, committed] of [['building', false], ['applying', true], ['applied', true]]) {
+      const setup = await py(`import os, sys
+r = sys.argv[1]
+for n, b in (('t-${point}', b'target'), ('s-${point}', b'source')):
+    with open(os.path.join(r, n), 'wb') as f: f.write(b)
+os.link(os.path.join(r, 't-${point}'), os.path.join(r, 't2-${point}'))
+print(os.stat(os.path.join(r, 't-${point}')).st_ino, os.stat(os.path.join(r, 's-${point}')).st_ino)`);
+      assert.equal(setup.status, 0, describe(setup));
+      const [tino, sino] = setup.stdout.toString().trim().split(' ').map(Number);
+      const victim = spawn(PYTHON, ['-c', `import os, sys; os.rename(os.path.join(sys.argv[1], 's-${point}'), os.path.join(sys.argv[1], 't-${point}'))`, root], {
+        env: { ...d.env, LD_PRELOAD: FAULTS, EPHEMERA_LIB: FAULTS, EPHEMERA_NS_STALL: point },
+        stdio: 'ignore',
+      });
+      const gone = new Promise((res) => victim.on('exit', res));
+      const wasStopped = await stopped(victim.pid);
+      victim.kill('SIGKILL');
+      await gone;
+      assert.ok(wasStopped, `the rename did not stop inside the lock at ${point}`);
+      // The next locker (a create) recovers the lock: the record is redone or discarded.
+      const check = await py(`import os, sys
+r = sys.argv[1]
+p = lambda n: os.path.join(r, n)
+with open(p('after-${point}'), 'wb') as f: f.write(b'after')
+def rd(n):
+    with open(p(n), 'rb') as f: return f.read()
+st = {n: os.stat(p(n)) for n in ('t-${point}', 't2-${point}') }
+print(os.path.exists(p('s-${point}')), rd('t-${point}').decode(), st['t-${point}'].st_ino, st['t-${point}'].st_nlink, rd('t2-${point}').decode(), st['t2-${point}'].st_ino, st['t2-${point}'].st_nlink)`);
+      assert.equal(check.status, 0, describe(check));
+      const got = check.stdout.toString().trim();
+      const want = committed
+        ? `False source ${sino} 1 target ${tino} 1`
+        : `True target ${tino} 2 target ${tino} 2`;
+      assert.equal(got, want, `killed at ${point}: (source exists, t, its ino, nlink, t2, its ino, nlink)`);
+      const ns = await d.control({ op: 'ns-check' });
+      assert.equal(ns.result?.consistent, true, `ns-check after the kill at ${point}: ${JSON.stringify(ns)}`);
+    }
+  } finally {
+    await d.stop();
+  }
   sc.done();
 });
 

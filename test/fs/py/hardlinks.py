@@ -4,6 +4,9 @@
 #           writes through one name read through another, unlink and rename of names
 #   evict   a linked file pushed to disk by the budget: all names stay names of one file
 #   takeover  a linked file across a SIGKILL of ephemerad (the keeper starts a new one)
+#   renames  renames over the own name of a file with further names (in the shim, and a disk
+#           file's over it in the daemon), and links whose new name has a "..": every file keeps
+#           its st_ino (it stays in memory), as on tmpfs; the root holds `ondisk` at the start
 # Exit 7 when every check held; a failed check raises (exit 1) with what differed.
 import ctypes, os, signal, sys, time
 
@@ -198,5 +201,67 @@ def takeover():
     check(os.stat(p('after')).st_ino & IN_MEMORY, 'a new file after the takeover is not in memory')
 
 
-{'names': names, 'evict': evict, 'takeover': takeover}[mode]()
+def renames():
+    def make(name, data):
+        with open(p(name), 'wb') as f:
+            f.write(data)
+        return os.stat(p(name))
+
+    def kept(name, st, nlink, data):
+        now = os.stat(p(name))
+        check(now.st_ino == st.st_ino, '%s: st_ino %d, was %d: the file left memory' % (name, now.st_ino, st.st_ino))
+        check(now.st_ino & IN_MEMORY, '%s is not in memory' % name)
+        check(now.st_nlink == nlink, '%s: st_nlink %d, want %d' % (name, now.st_nlink, nlink))
+        check(read(name) == data, '%s reads %r, want %r' % (name, read(name), data))
+        return now
+
+    # an in-memory file over the own name of one with further names (the shim's record with two
+    # paths): the source keeps its inode under the new name, the target's other names keep theirs
+    t = make('t', b'target')
+    os.link(p('t'), p('t2'))
+    os.link(p('t'), p('t3'))
+    s_ = make('s', b'source')
+    time.sleep(0.01)
+    os.rename(p('s'), p('t'))
+    check(not os.path.exists(p('s')), 's still exists')
+    kept('t', s_, 1, b'source')
+    after = kept('t2', t, 2, b'target')
+    kept('t3', t, 2, b'target')
+    check(after.st_ctime_ns > t.st_ctime_ns, 'the target lost a name but its ctime did not move')
+    for e in os.scandir(root):
+        if e.name in ('t', 't2', 't3'):
+            check(e.inode() == os.stat(p(e.name)).st_ino, 'readdir d_ino of %s differs from st_ino' % e.name)
+    # again over the name that took over (t2 now holds the file's own name), with a further name
+    # of another linked file as the source
+    u = make('u', b'u')
+    os.link(p('u'), p('u2'))
+    os.rename(p('u2'), p('t2'))
+    kept('t2', u, 2, b'u')
+    kept('u', u, 2, b'u')
+    kept('t3', t, 1, b'target')
+    # a disk file over the own name of a file with further names: the daemon's rename
+    d = make('d', b'linked')
+    os.link(p('d'), p('d2'))
+    disk = os.stat(p('ondisk'))
+    check(not disk.st_ino & IN_MEMORY, 'ondisk is in memory: the test needs a disk file')
+    os.rename(p('ondisk'), p('d'))
+    now = os.stat(p('d'))
+    check(now.st_ino == disk.st_ino and read('d') == b'from disk', 'd is not the disk file after the rename')
+    kept('d2', d, 1, b'linked')
+    # links through "..": refused by the walk (an in-memory file before "..", a missing
+    # directory), the file stays in memory; allowed, the new name is made in memory
+    os.mkdir(p('sub'))
+    for target, err in (('t3/../x', 'ENOTDIR'), ('nope/../x', 'ENOENT'), ('sub/../t2/../y', 'ENOTDIR')):
+        try:
+            os.link(p('t3'), p(target))
+            check(False, 'link to %s succeeded' % target)
+        except OSError as e:
+            check(e.errno == getattr(__import__('errno'), err), 'link to %s: %s, want %s' % (target, e, err))
+        kept('t3', t, 1, b'target')
+    os.link(p('t3'), p('sub/../t4'))
+    kept('t4', t, 2, b'target')
+    kept('t3', t, 2, b'target')
+
+
+{'names': names, 'evict': evict, 'takeover': takeover, 'renames': renames}[mode]()
 sys.exit(7)
