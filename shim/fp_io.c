@@ -323,6 +323,7 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
             errno = ENOMEM;
             return -1;
         }
+        eph_lock_stall("read"); /* fault builds: stop before the copy, inflight raised (test/c/lockkill_test.c) */
         if (lazy || (unlikely(atomic_load_explicit(&ino->holes, memory_order_relaxed)) &&
                      range_has_hole(fd, ino, off, off + got)))
             got = read_holes(fd, iov, cnt, base, off, got);
