@@ -578,6 +578,7 @@ static int evict_begin(struct evict_job *j)
     }
     atomic_store(&in->state, EPH_MOVING); /* seq_cst: Dekker with inflight */
     eph_unlock(&in->lock);
+    eph_lock_stall("evict-moving"); /* fault builds: stop with the file MOVING (test/c/movekill_test.c) */
     evict_test_touch();
     j->t0 = ephd_mono_ns();
     j->stalled |= evict_drain(j->idx, in);
