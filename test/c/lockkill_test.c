@@ -35,13 +35,6 @@
 
 #define BOUND_S 5.0 /* a waiter must own a dead holder's lock within this */
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* ---- the bare lock ------------------------------------------------------ */
 
 struct pair {
@@ -108,23 +101,7 @@ static pid_t locker(struct pair *p)
 /* Wait for pid (bounded by BOUND_S): its exit status, or -1 if it is still running. */
 static int wait_bounded(pid_t pid, double *took)
 {
-    double t0 = now_s();
-    for (;;) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            *took = now_s() - t0;
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
-        if (now_s() - t0 > BOUND_S) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            *took = now_s() - t0;
-            return -1;
-        }
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    return wait_bounded_s(pid, BOUND_S, took);
 }
 
 static void bare_locks(void)
@@ -230,6 +207,18 @@ static void pattern(unsigned char *b, size_t n, unsigned seed)
         b[i] = (unsigned char)(seed + i * 7 + i / 4096);
 }
 
+/* root/name (its path in a, PATH_MAX bytes), made with n bytes of the pattern of seed, also in
+ * want: the fd, open O_RDWR. */
+static int patterned_file(const char *root, const char *name, char *a, unsigned char *want, size_t n,
+                          unsigned seed)
+{
+    snprintf(a, PATH_MAX, "%s/%s", root, name);
+    pattern(want, n, seed);
+    int fd = open(a, O_CREAT | O_RDWR | O_TRUNC, 0644);
+    CHECK(fd >= 0 && write(fd, want, n) == (ssize_t)n, "write %s: %s", a, strerror(errno));
+    return fd;
+}
+
 /* What a victim does on the description it shares with us (stop_inside). */
 enum victim_op { V_WRITE, V_TRUNCATE, V_READ };
 
@@ -330,12 +319,9 @@ static void evict_all(const char *when)
 static void killed_writer(const char *root)
 {
     char a[PATH_MAX];
-    snprintf(a, sizeof a, "%s/killed-writer", root);
     enum { N = 96 * 1024 };
     static unsigned char want[N + 16];
-    pattern(want, N, 1);
-    int fd = open(a, O_CREAT | O_RDWR | O_TRUNC, 0644);
-    CHECK(fd >= 0 && write(fd, want, N) == N, "write %s: %s", a, strerror(errno));
+    int fd = patterned_file(root, "killed-writer", a, want, N, 1);
     CHECK(lseek(fd, 4096, SEEK_SET) == 4096, "lseek");
     if (!kill_inside(fd, "write", V_WRITE, 0)) {
         close(fd);
@@ -372,12 +358,9 @@ static void killed_writer(const char *root)
 static void killed_truncate(const char *root)
 {
     char a[PATH_MAX];
-    snprintf(a, sizeof a, "%s/killed-truncate", root);
     enum { N = 512 * 1024, CUT = 8192 };
     static unsigned char want[N];
-    pattern(want, N, 3);
-    int fd = open(a, O_CREAT | O_RDWR | O_TRUNC, 0644);
-    CHECK(fd >= 0 && write(fd, want, N) == N, "write %s: %s", a, strerror(errno));
+    int fd = patterned_file(root, "killed-truncate", a, want, N, 3);
     CHECK(pwrite(fd, want, N, 0) == N, "rewrite through the mapping: %s", strerror(errno));
     if (!kill_inside(fd, "shrink", V_TRUNCATE, CUT)) {
         close(fd);
@@ -425,12 +408,9 @@ static int bounded_truncate(int fd, const char *path, off_t len, double *took)
 static void killed_reader(const char *root)
 {
     char a[PATH_MAX];
-    snprintf(a, sizeof a, "%s/killed-reader", root);
     enum { N = READ_N, CUT = 8192 };
     static unsigned char want[N];
-    pattern(want, N, 5);
-    int fd = open(a, O_CREAT | O_RDWR | O_TRUNC, 0644);
-    CHECK(fd >= 0 && write(fd, want, N) == N, "write %s: %s", a, strerror(errno));
+    int fd = patterned_file(root, "killed-reader", a, want, N, 5);
     if (!kill_inside(fd, "read", V_READ, 0)) {
         close(fd);
         return;
@@ -469,12 +449,9 @@ static void killed_reader(const char *root)
 static void stopped_reader(const char *root)
 {
     char a[PATH_MAX];
-    snprintf(a, sizeof a, "%s/stopped-reader", root);
     enum { N = READ_N, CUT = 8192 };
     static unsigned char want[N];
-    pattern(want, N, 5);
-    int fd = open(a, O_CREAT | O_RDWR | O_TRUNC, 0644);
-    CHECK(fd >= 0 && write(fd, want, N) == N, "write %s: %s", a, strerror(errno));
+    int fd = patterned_file(root, "stopped-reader", a, want, N, 5);
     pid_t v = stop_inside(fd, "read", V_READ, 0);
     if (v < 0) {
         close(fd);
@@ -509,12 +486,9 @@ static void stopped_reader(const char *root)
 static void killed_reader_open_trunc(const char *root)
 {
     char a[PATH_MAX];
-    snprintf(a, sizeof a, "%s/killed-reader-mapped", root);
     enum { N = READ_N };
     static unsigned char want[N];
-    pattern(want, N, 5);
-    int fd = open(a, O_CREAT | O_RDWR | O_TRUNC, 0644);
-    CHECK(fd >= 0 && write(fd, want, N) == N, "write %s: %s", a, strerror(errno));
+    int fd = patterned_file(root, "killed-reader-mapped", a, want, N, 5);
     void *map = mmap(NULL, N, PROT_READ, MAP_SHARED, fd, 0);
     CHECK(map != MAP_FAILED, "mmap: %s", strerror(errno));
     if (map == MAP_FAILED || !kill_inside(fd, "read", V_READ, 0)) {

@@ -26,13 +26,6 @@
 
 #define BOUND_S 20.0 /* the reader must have its answer within this: 15 s for a keeper that never comes, and slack */
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /* The state letter of /proc/pid/stat ('T' stopped, 'Z' zombie), or 0. */
 static char proc_state(pid_t pid)
 {
@@ -48,27 +41,6 @@ static char proc_state(pid_t pid)
     buf[n] = 0;
     char *paren = strrchr(buf, ')');
     return paren && paren[1] == ' ' ? paren[2] : 0;
-}
-
-/* Wait for pid (bounded by BOUND_S): its exit status, or -1 if it is still running (then killed). */
-static int wait_bounded(pid_t pid, double *took)
-{
-    double t0 = now_s();
-    for (;;) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            *took = now_s() - t0;
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
-        if (now_s() - t0 > BOUND_S) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            *took = now_s() - t0;
-            return -1;
-        }
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
 }
 
 static int child(const char *root, const char *disk)
@@ -124,7 +96,7 @@ static int child(const char *root, const char *disk)
     CHECK(waitpid(reader, NULL, WNOHANG) == 0, "the reader did not wait for the move");
     kill(daemon, SIGKILL); /* our parent reaps it: a zombie meanwhile, which counts as gone */
     double took;
-    int st = wait_bounded(reader, &took);
+    int st = wait_bounded_s(reader, BOUND_S, &took);
     CHECK(st == 0, "the reader behind a daemon killed mid-move exited %d after %.1f s (0: EIO or the bytes; -1: "
           "still waiting after %.0f s)", st, took, BOUND_S);
     printf("movekill_test: a read behind a daemon killed while it moved the file answered in %.2f s\n", took);
