@@ -75,6 +75,17 @@ static void rpc_own(const struct eph_req *req)
 
 #define RPC_QUIET_S 10 /* a daemon silent this long is reported, and again after each as long */
 
+/* RPC_QUIET_S; fault builds take EPHEMERA_RPC_QUIET_S (seconds) for a test that cannot wait 10 s. */
+static unsigned rpc_quiet_s(void)
+{
+#ifdef EPH_FAULTS
+    const char *q = getenv("EPHEMERA_RPC_QUIET_S");
+    if (q && atoi(q) > 0)
+        return (unsigned)atoi(q);
+#endif
+    return RPC_QUIET_S;
+}
+
 static int rpc_connect(void)
 {
     int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -88,7 +99,7 @@ static int rpc_connect(void)
         return -e;
     }
     /* Receives time out, so that a daemon that runs but does not answer is reported (rpc_recv). */
-    struct timeval quiet = {RPC_QUIET_S, 0};
+    struct timeval quiet = {(time_t)rpc_quiet_s(), 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &quiet, sizeof quiet);
     /* Keep the socket off the numbers the application expects to get next. */
     if (fd < 100) {
@@ -274,7 +285,7 @@ static ssize_t rpc_recv(struct msghdr *mh, uint32_t op)
             return r;
         if (errno == EINTR)
             continue;
-        quiet += RPC_QUIET_S;
+        quiet += rpc_quiet_s();
         int pid = rpc_seen_pid();
         unsigned long flags;
         char st = pid ? rpc_pid_state(pid, &flags) : 0;

@@ -8,7 +8,9 @@
  *
  * The fault build of the daemon stops itself (SIGSTOP) just after it set
  * MOVING (EPHEMERA_LOCK_STALL=evict-moving, daemon/evict.c), which makes the
- * moment exact.  The shim is the production one.  shimmed.h starts no keeper.
+ * moment exact.  shimmed.h starts no keeper.  Before that, the same daemon is
+ * stopped by the test and a new program's first request must be reported in
+ * the shim's log while it waits (shim/rpc.c, rpc_recv), then answered.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +45,63 @@ static char proc_state(pid_t pid)
     return paren && paren[1] == ' ' ? paren[2] : 0;
 }
 
+/* 1 once the shim's log holds needle (polled up to 5 s). */
+static int log_has(const char *needle)
+{
+    const char *log = getenv("EPHEMERA_LOG");
+    static char buf[1 << 16];
+    for (int i = 0; log && i < 500; i++) {
+        int fd = open(log, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        buf[n > 0 ? n : 0] = 0;
+        if (strstr(buf, needle))
+            return 1;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* 1 once daemon is in state 'T' (stopped), within 5 s. */
+static int stopped_within(pid_t daemon)
+{
+    for (int i = 0; i < 500; i++) {
+        if (proc_state(daemon) == 'T')
+            return 1;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/*
+ * A daemon that runs but does not answer (stopped here with SIGSTOP) is waited
+ * for, but not in silence: a new shimmed program's first request (HELLO) logs
+ * the daemon's pid and state after EPHEMERA_RPC_QUIET_S (1 s in this test; 10 s
+ * in production builds), and gets its answer once the daemon goes on.
+ */
+static void silent_daemon(pid_t daemon)
+{
+    kill(daemon, SIGSTOP);
+    CHECK(stopped_within(daemon), "the daemon did not stop");
+    pid_t c = fork();
+    if (c == 0) {
+        execl("/bin/true", "true", (char *)NULL);
+        _exit(127);
+    }
+    int said = log_has("has not answered request");
+    CHECK(said, "no word in the shim's log (%s) of the daemon that did not answer", getenv("EPHEMERA_LOG"));
+    CHECK(waitpid(c, NULL, WNOHANG) == 0, "the program did not wait for the stopped daemon");
+    kill(daemon, SIGCONT);
+    double took;
+    int st = wait_bounded_s(c, BOUND_S, &took);
+    CHECK(st == 0, "the program, once the daemon went on, exited %d after %.1f s", st, took);
+    if (said)
+        printf("movekill_test: a request to a stopped daemon was reported in the log, and answered once it went on\n");
+}
+
 static int child(const char *root, const char *disk)
 {
     (void)disk;
@@ -59,6 +118,7 @@ static int child(const char *root, const char *disk)
     CHECK(ephd_stat(run, "files_in_memory") == 1, "the file is not in memory");
     if (daemon <= 0 || fd < 0)
         return 1;
+    silent_daemon(daemon);
 
     /* Ask for the move from a child: the daemon stops inside it and never answers. */
     pid_t asker = fork();
@@ -67,12 +127,7 @@ static int child(const char *root, const char *disk)
         ephd_control(run, "{\"v\":1,\"id\":2,\"op\":\"shrink\",\"bytes\":0}\n", reply, sizeof reply);
         _exit(0);
     }
-    int stopped = 0;
-    for (int i = 0; i < 500 && !stopped; i++) {
-        stopped = proc_state(daemon) == 'T';
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    int stopped = stopped_within(daemon);
     CHECK(stopped, "the daemon did not stop with the file MOVING (state %c)", proc_state(daemon));
     if (!stopped) {
         kill(asker, SIGKILL);
@@ -120,5 +175,19 @@ int main(int argc, char **argv)
     }
     setenv("EPHEMERAD", faulty, 1);
     setenv("EPHEMERA_LOCK_STALL", "evict-moving", 1);
-    return shimmed_main(argc, argv, "movekill", child);
+    /* The fault build of the shim: it takes EPHEMERA_RPC_QUIET_S.  Its log, to look for the report. */
+    if (shimmed_use_faults_build("movekill_test"))
+        return 1;
+    setenv("EPHEMERA_RPC_QUIET_S", "1", 1);
+    char log[PATH_MAX], cwd[PATH_MAX - 64];
+    if (!getcwd(cwd, sizeof cwd))
+        return 1;
+    snprintf(log, sizeof log, "%s/build/test/movekill-%d.log", cwd, (int)getpid());
+    setenv("EPHEMERA_LOG", log, 1);
+    int rc = shimmed_main(argc, argv, "movekill", child);
+    if (rc == 0)
+        unlink(log);
+    else
+        fprintf(stderr, "movekill_test: the shim's log is %s\n", log);
+    return rc;
 }
