@@ -60,7 +60,9 @@ void eph_lock_recovered(eph_lock_t *l, uint32_t dead_pid) __attribute__((weak, v
  * says who to look at.  Weak: a binary that defines none reports nothing.
  */
 void eph_lock_waiting(eph_lock_t *l, uint32_t owner, unsigned s) __attribute__((weak, visibility("hidden")));
+#ifndef EPH_LOCK_REPORT_S /* a test may define it shorter */
 #define EPH_LOCK_REPORT_S 10
+#endif
 
 static inline long eph_futex(_Atomic uint32_t *w, int op, uint32_t val, const struct timespec *ts)
 {

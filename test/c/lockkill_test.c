@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#define EPH_LOCK_REPORT_S 1 /* a live holder's waiter reports after 1 s, not 10 */
 #include "ephemera/lock.h"
 #include "shimmed.h"
 
@@ -40,6 +41,7 @@
 struct pair {
     struct eph_inode ino;
     struct eph_desc desc;
+    _Atomic uint32_t reported; /* the holder a waiter's long-wait report named (eph_lock_waiting) */
 };
 
 static _Atomic unsigned recovered_calls; /* this process's calls of the hook */
@@ -50,6 +52,17 @@ void eph_lock_recovered(eph_lock_t *l, uint32_t dead_pid)
     (void)l;
     (void)dead_pid;
     atomic_fetch_add(&recovered_calls, 1);
+}
+
+static struct pair *report_to; /* a locker's: where its report hook writes */
+
+/* The test's report hook: the holder it names, where the test process sees it. */
+void eph_lock_waiting(eph_lock_t *l, uint32_t owner, unsigned s)
+{
+    (void)l;
+    (void)s;
+    if (report_to)
+        atomic_store(&report_to->reported, owner);
 }
 
 /* A child that takes both locks, says so on the pipe and waits to be killed. */
@@ -89,6 +102,7 @@ static pid_t locker(struct pair *p)
     if (pid == 0) {
         eph_lock_self_init();
         atomic_store(&recovered_calls, 0);
+        report_to = p;
         int a = eph_lock(&p->desc.lock), b = eph_lock(&p->ino.lock);
         int ok = a == EPH_LOCK_RECOVERED && b == EPH_LOCK_RECOVERED && atomic_load(&recovered_calls) == 2;
         eph_unlock(&p->ino.lock);
@@ -152,6 +166,14 @@ static void bare_locks(void)
     struct timespec ts = {0, 300 * 1000 * 1000};
     nanosleep(&ts, NULL);
     CHECK(waitpid(w, NULL, WNOHANG) == 0, "a waiter took the locks of a live holder");
+    /* ... and says whom it waits for, once EPH_LOCK_REPORT_S (1 s here) has passed. */
+    for (int i = 0; i < 500 && atomic_load(&p->reported) != (uint32_t)h; i++) {
+        ts.tv_nsec = 10 * 1000 * 1000;
+        nanosleep(&ts, NULL);
+    }
+    CHECK(atomic_load(&p->reported) == (uint32_t)h, "the waiter's report named %u, want the live holder %d",
+          atomic_load(&p->reported), (int)h);
+    CHECK(waitpid(w, NULL, WNOHANG) == 0, "a waiter took the locks of a live holder after reporting it");
     kill(h, SIGKILL);
     waitpid(h, NULL, 0);
     st = wait_bounded(w, &took);
