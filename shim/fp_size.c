@@ -506,8 +506,13 @@ int fp_sync_kernel(int fd, int trim)
     eph_lock(&ino->lock);
     uint64_t size = atomic_load(&ino->size), cap = atomic_load(&ino->capacity);
     int r = 0;
-    /* No drain needed: readers never touch bytes beyond size. */
-    if (atomic_load(&ino->state) == EPH_MEM && cap != size) {
+    /* Readers copy below size only, but one may still copy the tail of a truncation whose drain
+     * gave up on it (set_size): that one keeps the pages, as zeros (the kernel's view is the
+     * mapping's: it must not show the old bytes). */
+    if (atomic_load(&ino->state) == EPH_MEM && cap > size &&
+        fp_drain_reads(ino, d->inode, "handing the file to the kernel") < 0) {
+        r = fp_zero_gap(fd, size, cap);
+    } else if (atomic_load(&ino->state) == EPH_MEM && cap != size) {
         if (sys.ftruncate(fd, (off_t)size) == 0) {
             atomic_store(&ino->capacity, size);
             fp_budget_give(cap - size);

@@ -502,6 +502,41 @@ static void stopped_reader(const char *root)
 }
 
 /*
+ * The same, and then another process maps the file while the reader is still
+ * stopped: handing the file to the kernel for the mapping (fp_sync_kernel)
+ * would cut the memfd to the new size, under the reader's copy.  It keeps the
+ * pages, as zeros; the reader, let go on, must not die of SIGBUS (it may read
+ * zeros where the file was cut: its read raced the truncation).
+ */
+static void stopped_reader_mapped(const char *root)
+{
+    char a[PATH_MAX];
+    enum { N = READ_N, CUT = 8192 };
+    static unsigned char want[N];
+    int fd = patterned_file(root, "stopped-reader-mapped", a, want, N, 5);
+    pid_t v = stop_inside(fd, "read", V_READ, 0);
+    if (v < 0) {
+        close(fd);
+        return;
+    }
+    double took;
+    int ok = bounded_truncate(fd, NULL, CUT, &took);
+    CHECK(ok, "the truncation beside a stopped reader failed or waited %.2f s", took);
+    void *map = mmap(NULL, CUT, PROT_READ, MAP_SHARED, fd, 0);
+    CHECK(map != MAP_FAILED && memcmp(map, want, CUT) == 0, "mmap after the truncation: %s",
+          map == MAP_FAILED ? strerror(errno) : "the bytes differ");
+    if (map != MAP_FAILED)
+        munmap(map, CUT);
+    kill(v, SIGCONT);
+    int st = wait_bounded(v, &took);
+    CHECK(st == 0 || st == 1, "the stopped reader, let go on after the file was mapped, exited %d (%d: SIGBUS)", st,
+          128 + SIGBUS);
+    CHECK(file_is(a, want, CUT), "the file after the truncation and the mapping");
+    close(fd);
+    unlink(a);
+}
+
+/*
  * The same drain at O_TRUNC of a mapped (pinned) file, whose memfd is cut at
  * open (shim/fp_size.c, fp_open_trunc): behind a reader killed in its copy.
  */
@@ -540,6 +575,7 @@ static int child(const char *root, const char *disk)
     killed_truncate(root);
     killed_reader(root);
     stopped_reader(root);
+    stopped_reader_mapped(root);
     killed_reader_open_trunc(root);
     printf("lockkill_test (shimmed): %d checks, %d failures\n", checks, failures);
     return failures != 0 || checks == 0;
