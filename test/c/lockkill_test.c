@@ -466,14 +466,19 @@ static void killed_reader(const char *root)
  * A reader stopped (SIGSTOP, alive) inside its copy of the whole file, while
  * another process cuts the file short.  The truncation may not wait for it
  * forever, and the reader, let go on, must not fault (SIGBUS) on pages the
- * truncation freed: it ends with the bytes it was reading.
+ * truncation freed: it ends with the bytes it was reading.  mapped: and then
+ * the file is mapped while the reader is still stopped; handing the file to
+ * the kernel for the mapping (fp_sync_kernel) would cut the memfd to the new
+ * size, under the reader's copy.  It keeps the pages, as zeros, so the reader
+ * must still not die of SIGBUS (it may read zeros where the file was cut: its
+ * read raced the truncation).
  */
-static void stopped_reader(const char *root)
+static void stopped_reader(const char *root, int mapped)
 {
     char a[PATH_MAX];
     enum { N = READ_N, CUT = 8192 };
     static unsigned char want[N];
-    int fd = patterned_file(root, "stopped-reader", a, want, N, 5);
+    int fd = patterned_file(root, mapped ? "stopped-reader-mapped" : "stopped-reader", a, want, N, 5);
     pid_t v = stop_inside(fd, "read", V_READ, 0);
     if (v < 0) {
         close(fd);
@@ -482,56 +487,36 @@ static void stopped_reader(const char *root)
     double took;
     int ok = bounded_truncate(fd, NULL, CUT, &took);
     CHECK(ok, "the truncation beside a stopped reader failed or waited %.2f s", took);
-    printf("lockkill_test: truncation beside a reader stopped inside read(): %.3f s\n", took);
+    if (!mapped)
+        printf("lockkill_test: truncation beside a reader stopped inside read(): %.3f s\n", took);
+    if (mapped) {
+        void *map = mmap(NULL, CUT, PROT_READ, MAP_SHARED, fd, 0);
+        CHECK(map != MAP_FAILED && memcmp(map, want, CUT) == 0, "mmap after the truncation: %s",
+              map == MAP_FAILED ? strerror(errno) : "the bytes differ");
+        if (map != MAP_FAILED)
+            munmap(map, CUT);
+    }
     kill(v, SIGCONT);
     int st = wait_bounded(v, &took);
-    CHECK(st == 0, "the stopped reader, let go on, exited %d (0: it read the file's bytes; %d: SIGBUS)", st,
-          128 + SIGBUS);
+    if (mapped)
+        CHECK(st == 0 || st == 1, "the stopped reader, let go on after the file was mapped, exited %d (%d: SIGBUS)",
+              st, 128 + SIGBUS);
+    else
+        CHECK(st == 0, "the stopped reader, let go on, exited %d (0: it read the file's bytes; %d: SIGBUS)", st,
+              128 + SIGBUS);
     if (!ok) {
         close(fd);
         return;
     }
-    CHECK(file_is(a, want, CUT), "the file after the truncation");
-    ok = bounded_truncate(fd, NULL, CUT / 2, &took);
-    CHECK(ok, "a truncation after the reader ended failed or waited %.2f s", took);
-    CHECK(ephd_stat(run_dir, "reads_given_back") == 1, "a live reader's count was given back: %lld, want 1 (the dead "
-          "one's)", ephd_stat(run_dir, "reads_given_back"));
-    CHECK(file_is_elsewhere(a, want, CUT / 2), "the file truncated again");
-    close(fd);
-    unlink(a);
-}
-
-/*
- * The same, and then another process maps the file while the reader is still
- * stopped: handing the file to the kernel for the mapping (fp_sync_kernel)
- * would cut the memfd to the new size, under the reader's copy.  It keeps the
- * pages, as zeros; the reader, let go on, must not die of SIGBUS (it may read
- * zeros where the file was cut: its read raced the truncation).
- */
-static void stopped_reader_mapped(const char *root)
-{
-    char a[PATH_MAX];
-    enum { N = READ_N, CUT = 8192 };
-    static unsigned char want[N];
-    int fd = patterned_file(root, "stopped-reader-mapped", a, want, N, 5);
-    pid_t v = stop_inside(fd, "read", V_READ, 0);
-    if (v < 0) {
-        close(fd);
-        return;
+    CHECK(file_is(a, want, CUT), "the file after the truncation%s", mapped ? " and the mapping" : "");
+    if (!mapped) {
+        ok = bounded_truncate(fd, NULL, CUT / 2, &took);
+        CHECK(ok, "a truncation after the reader ended failed or waited %.2f s", took);
+        CHECK(ephd_stat(run_dir, "reads_given_back") == 1,
+              "a live reader's count was given back: %lld, want 1 (the dead one's)",
+              ephd_stat(run_dir, "reads_given_back"));
+        CHECK(file_is_elsewhere(a, want, CUT / 2), "the file truncated again");
     }
-    double took;
-    int ok = bounded_truncate(fd, NULL, CUT, &took);
-    CHECK(ok, "the truncation beside a stopped reader failed or waited %.2f s", took);
-    void *map = mmap(NULL, CUT, PROT_READ, MAP_SHARED, fd, 0);
-    CHECK(map != MAP_FAILED && memcmp(map, want, CUT) == 0, "mmap after the truncation: %s",
-          map == MAP_FAILED ? strerror(errno) : "the bytes differ");
-    if (map != MAP_FAILED)
-        munmap(map, CUT);
-    kill(v, SIGCONT);
-    int st = wait_bounded(v, &took);
-    CHECK(st == 0 || st == 1, "the stopped reader, let go on after the file was mapped, exited %d (%d: SIGBUS)", st,
-          128 + SIGBUS);
-    CHECK(file_is(a, want, CUT), "the file after the truncation and the mapping");
     close(fd);
     unlink(a);
 }
@@ -574,8 +559,8 @@ static int child(const char *root, const char *disk)
     killed_writer(root);
     killed_truncate(root);
     killed_reader(root);
-    stopped_reader(root);
-    stopped_reader_mapped(root);
+    stopped_reader(root, 0);
+    stopped_reader(root, 1);
     killed_reader_open_trunc(root);
     printf("lockkill_test (shimmed): %d checks, %d failures\n", checks, failures);
     return failures != 0 || checks == 0;
