@@ -63,16 +63,19 @@ static int evict_drain(uint32_t idx, struct eph_inode *in)
             continue;
         }
         if (ephd_mono_ns() - start > EVICT_DRAIN_TIMEOUT_NS) {
-            /* A process died inside a fast-path read (its count will never
-             * drop), or is stopped or starved there.  Readers change no
-             * bytes; a live one sees the state or epoch moved when it
-             * resumes and reads again from the disk file (shim/fp_io.c,
-             * copy_overtaken and io_again), so moving on loses nothing. */
+            /* A process is stopped or starved inside a fast-path read (one
+             * that died there had its count dropped by ledger.c as soon as
+             * the kernel said so), or died in the instruction between its
+             * count and its ledger's read word.  Readers change no bytes; a
+             * live one sees the state or epoch moved when it resumes and
+             * reads again from the disk file (shim/fp_io.c, copy_overtaken
+             * and io_again), so moving on loses nothing.  The count is left
+             * as it is: the live reader lowers it itself when it resumes,
+             * and zeroing it here would take that one below zero. */
             log_msg(LOG_WARN,
                     "inode %u: inflight stuck at %d for 500 ms; evicting anyway (a stalled reader will read "
                     "again from disk when it resumes)",
                     idx, (int)atomic_load(&in->inflight));
-            atomic_store(&in->inflight, 0);
             return 1;
         }
         struct timespec ts = {0, 20 * 1000};
@@ -575,6 +578,7 @@ static int evict_begin(struct evict_job *j)
     }
     atomic_store(&in->state, EPH_MOVING); /* seq_cst: Dekker with inflight */
     eph_unlock(&in->lock);
+    eph_lock_stall("evict-moving"); /* fault builds: stop with the file MOVING (test/c/movekill_test.c) */
     evict_test_touch();
     j->t0 = ephd_mono_ns();
     j->stalled |= evict_drain(j->idx, in);

@@ -33,6 +33,12 @@ struct ledger_proc {
 
 static struct ledger_proc *ledger_procs;
 static uint64_t ledger_refs;       /* references dropped for dead processes */
+static uint64_t ledger_reads;      /* counts of reads in flight dropped for dead processes */
+
+uint64_t ledger_reads_dropped(void)
+{
+    return ledger_reads;
+}
 
 uint64_t ledger_dropped(void)
 {
@@ -91,6 +97,38 @@ static off_t ledger_inflight_off(int table_fd)
     if (fstat(table_fd, &st) < 0 || st.st_size < (off_t)EPH_LEDGER_INFLIGHT_BYTES)
         return 0;
     return st.st_size - (off_t)EPH_LEDGER_INFLIGHT_BYTES;
+}
+
+/*
+ * The fast-path reads a dead process was inside (proto.h, EPH_INFLIGHT_READ):
+ * each raised its inode's inflight count, which nothing else will lower, and
+ * a truncation or an eviction of the file waits for that count.  Before the
+ * process's descriptions are given back, so the inode cannot have been freed
+ * and reused meanwhile (the gen check is for a table that lies).  Also for
+ * the table an exec'd process replaces: exec ended its other threads.
+ */
+static void ledger_release_reads(int table_fd, off_t at, pid_t pid)
+{
+    uint64_t word[EPH_LEDGER_INFLIGHT_SLOTS];
+    ssize_t n = pread(table_fd, word, sizeof word, at + (off_t)sizeof word);
+    for (ssize_t i = 0; i < n / (ssize_t)sizeof word[0]; i++) {
+        if (!(word[i] & EPH_INFLIGHT_READ))
+            continue;
+        uint32_t inode = (uint32_t)(word[i] >> 32) & 0x0fffffffu, gen = (uint32_t)word[i];
+        if (inode >= D.h->ninodes || atomic_load(&D.inodes[inode].gen) != gen)
+            continue;
+        _Atomic int32_t *c = &D.inodes[inode].inflight;
+        int32_t v = atomic_load(c);
+        do {
+            if (v <= 0)
+                break;
+        } while (!atomic_compare_exchange_weak(c, &v, v - 1));
+        if (v <= 0)
+            continue;
+        ledger_reads++;
+        log_msg(LOG_INFO, "pid %d ended inside a read of inode %u; dropped its count of reads in flight",
+                (int)pid, inode);
+    }
 }
 
 /*
@@ -155,6 +193,8 @@ static void ledger_release(int table_fd, pid_t pid)
     struct { uint32_t desc1, flags; } buf[512];
     uint64_t before = ledger_refs;
     off_t off = 0, inflight = ledger_inflight_off(table_fd);
+    if (inflight)
+        ledger_release_reads(table_fd, inflight, pid);
     /* Only the pages the process touched hold entries: skip the holes. */
     for (;;) {
         off_t data = lseek(table_fd, off, SEEK_DATA);
@@ -238,8 +278,13 @@ int ledger_register(pid_t pid, int self, int *tfd)
         if (self) {
             struct stat a, b;
             /* the parent's copy of a child's table comes again from the child: the same file */
-            if (fstat(p->table_fd, &a) != 0 || fstat(*tfd, &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev)
+            if (fstat(p->table_fd, &a) != 0 || fstat(*tfd, &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+                /* exec ended the old image's other threads wherever they were, reads included */
+                off_t at = ledger_inflight_off(p->table_fd);
+                if (at)
+                    ledger_release_reads(p->table_fd, at, pid);
                 ledger_retire(p->table_fd, pid); /* the new image lists what it inherited */
+            }
             keeper_dropped(p->table_fd);
             close(p->table_fd);
             p->table_fd = *tfd;

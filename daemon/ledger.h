@@ -24,6 +24,8 @@ void ledger_drop_ref(uint32_t inode, uint32_t gen);
 int ledger_registered(int pid);
 /* Open-file references dropped on behalf of processes that died holding them. */
 uint64_t ledger_dropped(void);
+/* Counts of fast-path reads in flight dropped for processes that died inside one (stats reads_given_back). */
+uint64_t ledger_reads_dropped(void);
 /* Forget every ledger (exit). */
 void ledger_close(void);
 

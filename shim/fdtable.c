@@ -204,7 +204,9 @@ static inline void ledger_before_ref(void)
  * the daemon something to give back.  Slots are handed to threads from a
  * bitmap and given back at thread exit.
  */
-static __thread uint32_t ft_slot1;      /* this thread's slot + 1; 0: none yet */
+static SH_TLS uint32_t ft_slot1;        /* this thread's slot + 1; 0: none yet */
+SH_TLS _Atomic uint64_t *ft_reading;    /* its read word (fdtable.h) */
+static SH_TLS _Atomic uint64_t ft_reading_unseen; /* the read word of a thread with no slot */
 static _Atomic uint64_t ft_slot_used[EPH_LEDGER_INFLIGHT_SLOTS / 64];
 static pthread_key_t ft_slot_key;
 static pthread_once_t ft_slot_once = PTHREAD_ONCE_INIT;
@@ -217,8 +219,10 @@ static inline _Atomic uint64_t *inflight_at(uint32_t slot)
 static void slot_give_back(void *v)
 {
     uint32_t slot = (uint32_t)(uintptr_t)v - 1;
-    if (ft_fds)
+    if (ft_fds) {
         atomic_store(inflight_at(slot), 0);
+        atomic_store(inflight_at(EPH_LEDGER_INFLIGHT_SLOTS + slot), 0);
+    }
     atomic_fetch_and(&ft_slot_used[slot / 64], ~(1ull << (slot % 64)));
 }
 
@@ -267,12 +271,19 @@ int ft_inflight_slot(void)
             if (atomic_compare_exchange_weak(&ft_slot_used[w], &used, used | (1ull << b))) {
                 ft_slot1 = w * 64 + b + 1;
                 atomic_store(inflight_at(ft_slot1 - 1), 0);
+                atomic_store(inflight_at(EPH_LEDGER_INFLIGHT_SLOTS + ft_slot1 - 1), 0);
                 pthread_setspecific(ft_slot_key, (void *)(uintptr_t)ft_slot1);
                 return (int)ft_slot1 - 1;
             }
         }
     }
     return -1; /* more threads than slots: this one's references go unlisted until installed */
+}
+
+void ft_reading_init(void)
+{
+    int slot = ft_inflight_slot();
+    ft_reading = slot >= 0 ? inflight_at(EPH_LEDGER_INFLIGHT_SLOTS + (uint32_t)slot) : &ft_reading_unseen;
 }
 
 void ft_inflight_inode(uint32_t inode, uint32_t gen)

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "compiler.h"
+#include "ephemera/proto.h"
 
 struct ft_entry {
     uint32_t desc1;                     /* desc index + 1; 0 = fd not managed */
@@ -146,6 +147,24 @@ void ft_inflight_desc(uint32_t desc, int fd);
 void ft_inflight_clear(void);
 /* A budget charge of bytes (whole pages) not yet counted in a capacity; 1 if noted (the slot was free). */
 int ft_inflight_charge(uint64_t bytes);
+/*
+ * Reads in flight (proto.h, EPH_INFLIGHT_READ): this thread's read word in the
+ * ledger, NULL until ft_reading_init (a thread's first read, before it raises
+ * any count) gives it one, or a word of its own that nobody sees when the
+ * thread has no slot.  ft_read_mark right after the inode's inflight count is
+ * raised, ft_read_unmark right before it drops: a SIGKILL in between leaves
+ * the word, and the daemon drops the count for the dead process.
+ */
+extern SH_TLS _Atomic uint64_t *ft_reading;
+void ft_reading_init(void);
+static inline void ft_read_mark(uint32_t inode, uint32_t gen)
+{
+    atomic_store_explicit(ft_reading, EPH_INFLIGHT_READ | (uint64_t)inode << 32 | gen, memory_order_relaxed);
+}
+static inline void ft_read_unmark(void)
+{
+    atomic_store_explicit(ft_reading, 0, memory_order_relaxed);
+}
 void ft_priv_lost(int fd);
 /* Drop cached mappings of inodes that left memory or lost their last name (their pages). */
 void ft_sweep_idle(void);

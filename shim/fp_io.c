@@ -9,7 +9,9 @@
  *     eviction while it is held;
  *   - readers take no inode lock: they bump ino->inflight and re-check state
  *     (Dekker with the daemon, which sets MOVING and then waits for inflight
- *     to drain).
+ *     to drain), and name the inode in their thread's read word of the
+ *     ledger meanwhile, so that the daemon drops the count of a reader that
+ *     is killed inside its copy (fdtable.h, ft_read_mark).
  * Order: desc->lock before ino->lock.  Nobody waits for anything while
  * holding an inflight count, so the drains in truncate and eviction finish.
  *
@@ -289,12 +291,16 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
     struct eph_inode *ino = fp_inode_of(d);
     struct ft_map *m = ft_map_of(d->inode);
     const int dl = pos < 0 && fp_desc_shared(d);
+    if (unlikely(!ft_reading))
+        ft_reading_init(); /* may ask the daemon: before any count or lock is held */
     if (dl)
         eph_lock(&d->lock);
     for (;;) {
         atomic_fetch_add_explicit(&ino->inflight, 1, memory_order_seq_cst);
-        if (likely(atomic_load_explicit(&ino->state, memory_order_seq_cst) == EPH_MEM))
+        if (likely(atomic_load_explicit(&ino->state, memory_order_seq_cst) == EPH_MEM)) {
+            ft_read_mark(d->inode, d->inode_gen); /* a SIGKILL from here on: the daemon drops our count */
             break;
+        }
         atomic_fetch_sub_explicit(&ino->inflight, 1, memory_order_release);
         if (dl)
             eph_unlock(&d->lock);
@@ -317,12 +323,14 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
         int lazy = ft_lazy(m, off + got); /* a small file: pread, no mapping */
         char *base = lazy ? NULL : ft_map_covering(m, fd, off + got);
         if (unlikely(!base && !lazy)) {
+            ft_read_unmark();
             atomic_fetch_sub_explicit(&ino->inflight, 1, memory_order_release);
             if (dl)
                 eph_unlock(&d->lock);
             errno = ENOMEM;
             return -1;
         }
+        eph_lock_stall("read"); /* fault builds: stop before the copy, inflight raised (test/c/lockkill_test.c) */
         if (lazy || (unlikely(atomic_load_explicit(&ino->holes, memory_order_relaxed)) &&
                      range_has_hole(fd, ino, off, off + got)))
             got = read_holes(fd, iov, cnt, base, off, got);
@@ -331,6 +339,7 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
         else
             copy_out(iov, cnt, base + off, got);
         if (unlikely(copy_overtaken(ino, epoch))) {
+            ft_read_unmark();
             atomic_fetch_sub_explicit(&ino->inflight, 1, memory_order_release);
             if (dl)
                 eph_unlock(&d->lock);
@@ -339,6 +348,7 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
         if (pos < 0)
             atomic_store_explicit(&d->offset, off + got, memory_order_relaxed);
     }
+    ft_read_unmark();
     atomic_fetch_sub_explicit(&ino->inflight, 1, memory_order_release);
     if (dl)
         eph_unlock(&d->lock);

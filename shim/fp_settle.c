@@ -200,6 +200,32 @@ static int swap_to_disk(int fd, struct eph_inode *ino)
 }
 
 /*
+ * One slice (20 ms) of the wait for a move to disk: 0 to look again, -EIO
+ * when the daemon that set MOVING is gone for good.  A move takes as long as
+ * its copy (seconds for a large file on a slow disk), so the wait is bounded
+ * by the mover's life, not by a time: once a second the kernel is asked
+ * whether the daemon still exists.  A dead one's keeper starts a new daemon,
+ * which puts a file it was moving back in memory (daemon/takeover.c,
+ * tk_unmove) and wakes us; rpc_daemon_replaced waits up to 15 s for it.
+ * With no keeper, or none in time, nobody will ever lower MOVING: the
+ * caller gets EIO rather than a wait without end.
+ */
+static int fp_moving_slice(struct eph_inode *ino, uint32_t e, unsigned *slices)
+{
+    eph_wait_change(&ino->epoch, e, 20 * 1000 * 1000);
+    if (++*slices % 50)
+        return 0;
+    int pid = sh_daemon_pid();
+    if (!eph_pid_gone((uint32_t)pid) || rpc_daemon_replaced(pid) ||
+        atomic_load(&ino->state) != EPH_MOVING || atomic_load(&ino->epoch) != e)
+        return 0;
+    sh_log("inode %u: ephemerad %d died while it moved the file to disk, and no new daemon took over; giving up "
+           "with EIO",
+           (unsigned)(ino - sh.inodes), pid);
+    return -EIO;
+}
+
+/*
  * Called without locks when the inode is not in MEM: wait out a move, then
  * swap.  Returns 0 if the file is back in MEM (not expected, but harmless),
  * 1 if fd now refers to the disk file, or -errno.
@@ -210,7 +236,7 @@ int fp_settle(int fd)
     struct eph_inode *ino = fp_inode_of(d);
     if (ft_fds[fd].flags & FT_DISK)
         return 1;
-    for (;;) {
+    for (unsigned slices = 0;;) {
         uint32_t e = atomic_load_explicit(&ino->epoch, memory_order_acquire);
         uint32_t st = atomic_load_explicit(&ino->state, memory_order_acquire);
         if (st == EPH_MEM)
@@ -219,7 +245,9 @@ int fp_settle(int fd)
             return swap_to_disk(fd, ino);
         if (st != EPH_MOVING)
             return -EIO;
-        eph_wait_change(&ino->epoch, e, 20 * 1000 * 1000);
+        int r = fp_moving_slice(ino, e, &slices);
+        if (r < 0)
+            return r;
     }
 }
 
@@ -271,10 +299,11 @@ ssize_t fp_disk_io(int fd, const struct iovec *iov, int cnt, off_t pos, int is_w
  */
 void fp_wait_moving(struct eph_inode *ino, uint32_t gen)
 {
-    for (;;) {
+    for (unsigned slices = 0;;) {
         uint32_t e = atomic_load_explicit(&ino->epoch, memory_order_acquire);
         if (atomic_load(&ino->gen) != gen || atomic_load(&ino->state) != EPH_MOVING)
             return;
-        eph_wait_change(&ino->epoch, e, 20 * 1000 * 1000);
+        if (fp_moving_slice(ino, e, &slices) < 0)
+            return; /* still MOVING: the caller takes it as not in memory */
     }
 }

@@ -18,7 +18,8 @@ struct statx;
 /* For swapping: make sure fd is usable for kernel I/O (evicted files).
  * 0 back in memory, 1 fd now refers to the disk file, or -errno. */
 int fp_settle(int fd);
-/* Wait while the daemon moves the file to disk (until it is over or the slot was reused). */
+/* Wait while the daemon moves the file to disk (until it is over, the slot was reused, or the
+ * daemon died and no new one took over: the file is then still MOVING). */
 void fp_wait_moving(struct eph_inode *ino, uint32_t gen);
 /* Before a stat of a disk path: swap any of our fds whose file has moved, so its identity is known. */
 void fp_settle_moved(void);

@@ -190,6 +190,54 @@ int fp_reserve_slow(int fd, struct eph_inode *ino, uint32_t inode, uint64_t need
 #define SZ_KEEP_PAGES 2 /* set_size flag: shrinking keeps the memfd's pages (O_TRUNC at open) */
 
 /*
+ * How long a cut of the memfd waits for the fast-path reads in flight to end.
+ * A read is a memcpy of at most one call's buffer, so a count still raised
+ * after this belongs to a reader that is stopped (SIGSTOP, a frozen cgroup),
+ * starved, or dead.  A dead one's count the daemon drops as soon as the
+ * kernel reports the death (ledger.c, a read word in its ledger), which ends
+ * the wait long before this in the common case.  Under the daemon's 1 s
+ * before it takes an inode lock over from a holder it thinks dead: the
+ * waiter holds this one.
+ */
+#define FP_DRAIN_BOUND_NS (500ull * 1000 * 1000)
+
+static uint64_t fp_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Wait, with ino->lock held, until no fast-path read of the inode is in
+ * flight (ino->inflight, Dekker with the size the caller just published):
+ * 0 once drained, -1 when the count stayed raised for FP_DRAIN_BOUND_NS.
+ * The caller then must not cut the memfd below a live reader's copy (it
+ * would fault with SIGBUS), and keeps its pages instead (fp_cut_memfd).
+ */
+static int fp_drain_reads(struct eph_inode *ino, uint32_t inode, const char *why)
+{
+    if (likely(atomic_load_explicit(&ino->inflight, memory_order_seq_cst) <= 0))
+        return 0;
+    uint64_t start = fp_mono_ns();
+    for (unsigned i = 0; atomic_load_explicit(&ino->inflight, memory_order_seq_cst) > 0; i++) {
+        if (i < 64) {
+            sched_yield(); /* a reader mid-copy: microseconds */
+            continue;
+        }
+        if (fp_mono_ns() - start > FP_DRAIN_BOUND_NS) {
+            sh_log("inode %u: %d read(s) still in flight after %llu ms (a reader stopped or starved inside its "
+                   "copy); %s keeps the memfd's pages beyond the new size rather than cut them under it",
+                   inode, (int)atomic_load(&ino->inflight), FP_DRAIN_BOUND_NS / 1000000, why);
+            return -1;
+        }
+        struct timespec ts = {0, i < 256 ? 50 * 1000 : 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/*
  * Set the logical size of an in-memory inode through kernel fd kfd.
  * Returns 0, -errno, or 1 if the inode left memory (caller retries on disk).
  */
@@ -228,9 +276,14 @@ retry:
         atomic_store_explicit(&ino->size, len, memory_order_release);
     } else if (len < size) {
         atomic_store_explicit(&ino->size, len, memory_order_seq_cst);
-        /* Readers that saw the old size may still be copying from the tail. */
-        while (atomic_load_explicit(&ino->inflight, memory_order_seq_cst) != 0)
-            sched_yield();
+        /* Readers that saw the old size may still be copying from the tail.  One
+         * that does not end in time keeps the tail: the stale-tail invariant
+         * (fp_zero_gap) covers it, and the memfd is cut at a later change. */
+        if (fp_drain_reads(ino, inode, "the truncation") < 0) {
+            if (atomic_load(&ino->pinned)) /* the application's mapping must not show the old bytes */
+                fp_zero_gap(kfd, len, atomic_load(&ino->capacity));
+            goto stamp;
+        }
         /* Truncating the memfd zeroes the partial page and frees the rest,
          * which keeps the "zeros beyond size" invariant. */
         uint64_t cap = atomic_load(&ino->capacity);
@@ -244,6 +297,7 @@ retry:
         fp_budget_give(cap - len);
         fp_filled_lower(inode, len);
     }
+stamp:
     if (len == 0)
         atomic_store_explicit(&ino->holes, 0, memory_order_relaxed); /* nothing below size */
     /* truncate, ftruncate and O_TRUNC stamp the times even when the size stays (tmpfs). */
@@ -305,9 +359,9 @@ void fp_open_trunc(int fd)
     uint64_t cap = atomic_load(&ino->capacity);
     if (atomic_load(&ino->state) == EPH_MEM && cap > 0 && atomic_load(&ino->size) == 0 &&
         atomic_load(&ino->pinned)) {
-        while (atomic_load_explicit(&ino->inflight, memory_order_seq_cst) != 0)
-            sched_yield();
-        if (sys.ftruncate(fd, 0) == 0) {
+        if (fp_drain_reads(ino, d->inode, "O_TRUNC") < 0)
+            fp_zero_gap(fd, 0, cap); /* the pages stay, as zeros, under the stopped reader */
+        else if (sys.ftruncate(fd, 0) == 0) {
             atomic_store(&ino->capacity, 0);
             fp_budget_give(cap);
             fp_filled_lower(d->inode, 0);
@@ -452,8 +506,13 @@ int fp_sync_kernel(int fd, int trim)
     eph_lock(&ino->lock);
     uint64_t size = atomic_load(&ino->size), cap = atomic_load(&ino->capacity);
     int r = 0;
-    /* No drain needed: readers never touch bytes beyond size. */
-    if (atomic_load(&ino->state) == EPH_MEM && cap != size) {
+    /* Readers copy below size only, but one may still copy the tail of a truncation whose drain
+     * gave up on it (set_size): that one keeps the pages, as zeros (the kernel's view is the
+     * mapping's: it must not show the old bytes). */
+    if (atomic_load(&ino->state) == EPH_MEM && cap > size &&
+        fp_drain_reads(ino, d->inode, "handing the file to the kernel") < 0) {
+        r = fp_zero_gap(fd, size, cap);
+    } else if (atomic_load(&ino->state) == EPH_MEM && cap != size) {
         if (sys.ftruncate(fd, (off_t)size) == 0) {
             atomic_store(&ino->capacity, size);
             fp_budget_give(cap - size);

@@ -73,6 +73,19 @@ static void rpc_own(const struct eph_req *req)
     }
 }
 
+#define RPC_QUIET_S 10 /* a daemon silent this long is reported, and again after each as long */
+
+/* RPC_QUIET_S; fault builds take EPHEMERA_RPC_QUIET_S (seconds) for a test that cannot wait 10 s. */
+static unsigned rpc_quiet_s(void)
+{
+#ifdef EPH_FAULTS
+    const char *q = getenv("EPHEMERA_RPC_QUIET_S");
+    if (q && atoi(q) > 0)
+        return (unsigned)atoi(q);
+#endif
+    return RPC_QUIET_S;
+}
+
 static int rpc_connect(void)
 {
     int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -85,6 +98,9 @@ static int rpc_connect(void)
         sys.close(fd);
         return -e;
     }
+    /* Receives time out, so that a daemon that runs but does not answer is reported (rpc_recv). */
+    struct timeval quiet = {(time_t)rpc_quiet_s(), 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &quiet, sizeof quiet);
     /* Keep the socket off the numbers the application expects to get next. */
     if (fd < 100) {
         int nfd = sys.fcntl(fd, F_DUPFD_CLOEXEC, 100);
@@ -109,9 +125,8 @@ static void rpc_nap(void)
     nanosleep(&t, NULL);
 }
 
-/* pid is a process that runs: not a zombie waiting to be reaped, and not exiting (a process
- * killed with SIGKILL closes its sockets before it becomes a zombie: PF_EXITING meanwhile). */
-static int rpc_pid_runs(int pid)
+/* The state letter of /proc/<pid>/stat (R, S, D, T, Z...) and its flags; 0 when it cannot be read. */
+static char rpc_pid_state(int pid, unsigned long *flags)
 {
     char p[64], buf[512];
     snprintf(p, sizeof p, "/proc/%d/stat", pid);
@@ -124,7 +139,7 @@ static int rpc_pid_runs(int pid)
         return 0;
     buf[n] = 0;
     char *paren = strrchr(buf, ')');
-    if (!paren || paren[1] != ' ' || paren[2] == 'Z' || paren[2] == 'X')
+    if (!paren || paren[1] != ' ')
         return 0;
     /* state ppid pgrp session tty_nr tpgid flags */
     char *f = paren + 2;
@@ -133,7 +148,17 @@ static int rpc_pid_runs(int pid)
         if (f)
             f++;
     }
-    return f && !(strtoul(f, NULL, 10) & 0x4 /* PF_EXITING */);
+    *flags = f ? strtoul(f, NULL, 10) : 0;
+    return paren[2];
+}
+
+/* pid is a process that runs: not a zombie waiting to be reaped, and not exiting (a process
+ * killed with SIGKILL closes its sockets before it becomes a zombie: PF_EXITING meanwhile). */
+static int rpc_pid_runs(int pid)
+{
+    unsigned long flags = 0;
+    char st = rpc_pid_state(pid, &flags);
+    return st && st != 'Z' && st != 'X' && !(flags & 0x4 /* PF_EXITING */);
 }
 
 #define RPC_RESTART_WAIT_MS 15000
@@ -242,6 +267,33 @@ static int rpc_seen_pid(void)
     return atomic_load_explicit(&sh.attached, memory_order_acquire) ? sh_daemon_pid() : 0;
 }
 
+/*
+ * The daemon's answer to request op.  It comes within milliseconds, or after
+ * seconds when the request moves a large file to disk.  A daemon that dies
+ * closes the connection, which ends the wait (EOF or ECONNRESET, and the
+ * caller's retry on a keeper's new daemon).  One that runs and says nothing
+ * for RPC_QUIET_S (stopped by a signal or a debugger, stalled at its memory
+ * limit until the watchdog lifts the guard) is waited for, as a process waits
+ * for a stopped NFS server, but never in silence: each RPC_QUIET_S the log
+ * says which daemon, in what state, for which request.
+ */
+static ssize_t rpc_recv(struct msghdr *mh, uint32_t op)
+{
+    for (unsigned quiet = 0;;) {
+        ssize_t r = recvmsg(rpc_fd, mh, MSG_CMSG_CLOEXEC);
+        if (r >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+            return r;
+        if (errno == EINTR)
+            continue;
+        quiet += rpc_quiet_s();
+        int pid = rpc_seen_pid();
+        unsigned long flags;
+        char st = pid ? rpc_pid_state(pid, &flags) : 0;
+        sh_log("ephemerad %d has not answered request %u for %u s (process state %c%s); still waiting", pid, op,
+               quiet, st ? st : '?', st == 'T' || st == 't' ? ": stopped" : st == 'D' ? ": in the kernel" : "");
+    }
+}
+
 /* 0, or 1 when sending failed (the daemon never saw the request). */
 static int rpc_send(const struct eph_req *req, int send_fd)
 {
@@ -266,10 +318,7 @@ static int rpc_exchange(const struct eph_req *req, struct eph_resp *resp, int *f
     struct iovec iov = {resp, sizeof *resp};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
     eph_msg_control(&mh, &cm);
-    ssize_t r;
-    do
-        r = recvmsg(rpc_fd, &mh, MSG_CMSG_CLOEXEC);
-    while (r < 0 && errno == EINTR);
+    ssize_t r = rpc_recv(&mh, req->op);
     if (r < 0)
         return -errno;
     if (r != (ssize_t)sizeof *resp)
@@ -397,10 +446,7 @@ again:
             struct iovec iov = {resp, sizeof *resp};
             struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
                                 .msg_controllen = sizeof cm.buf};
-            ssize_t r;
-            do
-                r = recvmsg(rpc_fd, &mh, MSG_CMSG_CLOEXEC);
-            while (r < 0 && errno == EINTR);
+            ssize_t r = rpc_recv(&mh, req->op);
             for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); r > 0 && c; c = CMSG_NXTHDR(&mh, c))
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
                     n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));

@@ -52,6 +52,18 @@ __attribute__((weak, visibility("hidden"))) uint32_t eph_lock_pid;
  */
 void eph_lock_recovered(eph_lock_t *l, uint32_t dead_pid) __attribute__((weak, visibility("hidden")));
 
+/*
+ * The binary's report of a long wait: l has been held by live process owner
+ * for about seconds s (called every EPH_LOCK_REPORT_S while the wait lasts).
+ * A live holder is never taken over by a shim (a stopped writer would resume
+ * and break the exclusion), so its wait is bounded by the holder's life; this
+ * says who to look at.  Weak: a binary that defines none reports nothing.
+ */
+void eph_lock_waiting(eph_lock_t *l, uint32_t owner, unsigned s) __attribute__((weak, visibility("hidden")));
+#ifndef EPH_LOCK_REPORT_S /* a test may define it shorter */
+#define EPH_LOCK_REPORT_S 10
+#endif
+
 static inline long eph_futex(_Atomic uint32_t *w, int op, uint32_t val, const struct timespec *ts)
 {
     /* Not FUTEX_PRIVATE: the word is in memory shared between processes. */
@@ -125,7 +137,7 @@ static __attribute__((noinline, cold, unused)) int eph_lock_wait(eph_lock_t *l, 
             return 0;
         __builtin_ia32_pause();
     }
-    for (;;) {
+    for (unsigned slept = 0;;) {
         c = atomic_load_explicit(&l->word, memory_order_relaxed);
         if (c == 0) {
             /* We slept: others may still sleep, so our unlock wakes one (as the
@@ -146,6 +158,8 @@ static __attribute__((noinline, cold, unused)) int eph_lock_wait(eph_lock_t *l, 
             continue;
         if (atomic_load_explicit(&l->word, memory_order_relaxed) == c && eph_lock_take_dead(l, c, me))
             return EPH_LOCK_RECOVERED;
+        if (++slept % (EPH_LOCK_REPORT_S * 20) == 0 && eph_lock_waiting)
+            eph_lock_waiting(l, c & EPH_LOCK_OWNER, slept / 20);
     }
 }
 

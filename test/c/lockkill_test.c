@@ -11,7 +11,11 @@
  * stops a writer inside its critical section, and a truncation between its
  * ftruncate and the store of the new capacity): the holder is killed, another
  * process writes and reads the file through the same description, the daemon
- * evicts it, and every byte is what was written.
+ * evicts it, and every byte is what was written.  The same for a reader
+ * stopped inside its copy (no lock: the inode's count of reads in flight
+ * raised), killed there or left stopped, while another process truncates the
+ * file: the truncation ends within a bound, a live reader does not fault, and
+ * a dead one's count is given back (shim/fp_size.c, fp_drain_reads).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,23 +30,18 @@
 #include <unistd.h>
 
 #include "check.h"
+#define EPH_LOCK_REPORT_S 1 /* a live holder's waiter reports after 1 s, not 10 */
 #include "ephemera/lock.h"
 #include "shimmed.h"
 
 #define BOUND_S 5.0 /* a waiter must own a dead holder's lock within this */
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 /* ---- the bare lock ------------------------------------------------------ */
 
 struct pair {
     struct eph_inode ino;
     struct eph_desc desc;
+    _Atomic uint32_t reported; /* the holder a waiter's long-wait report named (eph_lock_waiting) */
 };
 
 static _Atomic unsigned recovered_calls; /* this process's calls of the hook */
@@ -53,6 +52,17 @@ void eph_lock_recovered(eph_lock_t *l, uint32_t dead_pid)
     (void)l;
     (void)dead_pid;
     atomic_fetch_add(&recovered_calls, 1);
+}
+
+static struct pair *report_to; /* a locker's: where its report hook writes */
+
+/* The test's report hook: the holder it names, where the test process sees it. */
+void eph_lock_waiting(eph_lock_t *l, uint32_t owner, unsigned s)
+{
+    (void)l;
+    (void)s;
+    if (report_to)
+        atomic_store(&report_to->reported, owner);
 }
 
 /* A child that takes both locks, says so on the pipe and waits to be killed. */
@@ -92,6 +102,7 @@ static pid_t locker(struct pair *p)
     if (pid == 0) {
         eph_lock_self_init();
         atomic_store(&recovered_calls, 0);
+        report_to = p;
         int a = eph_lock(&p->desc.lock), b = eph_lock(&p->ino.lock);
         int ok = a == EPH_LOCK_RECOVERED && b == EPH_LOCK_RECOVERED && atomic_load(&recovered_calls) == 2;
         eph_unlock(&p->ino.lock);
@@ -104,23 +115,7 @@ static pid_t locker(struct pair *p)
 /* Wait for pid (bounded by BOUND_S): its exit status, or -1 if it is still running. */
 static int wait_bounded(pid_t pid, double *took)
 {
-    double t0 = now_s();
-    for (;;) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            *took = now_s() - t0;
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        }
-        if (now_s() - t0 > BOUND_S) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            *took = now_s() - t0;
-            return -1;
-        }
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    return wait_bounded_s(pid, BOUND_S, took);
 }
 
 static void bare_locks(void)
@@ -171,6 +166,14 @@ static void bare_locks(void)
     struct timespec ts = {0, 300 * 1000 * 1000};
     nanosleep(&ts, NULL);
     CHECK(waitpid(w, NULL, WNOHANG) == 0, "a waiter took the locks of a live holder");
+    /* ... and says whom it waits for, once EPH_LOCK_REPORT_S (1 s here) has passed. */
+    for (int i = 0; i < 500 && atomic_load(&p->reported) != (uint32_t)h; i++) {
+        ts.tv_nsec = 10 * 1000 * 1000;
+        nanosleep(&ts, NULL);
+    }
+    CHECK(atomic_load(&p->reported) == (uint32_t)h, "the waiter's report named %u, want the live holder %d",
+          atomic_load(&p->reported), (int)h);
+    CHECK(waitpid(w, NULL, WNOHANG) == 0, "a waiter took the locks of a live holder after reporting it");
     kill(h, SIGKILL);
     waitpid(h, NULL, 0);
     st = wait_bounded(w, &took);
@@ -226,23 +229,64 @@ static void pattern(unsigned char *b, size_t n, unsigned seed)
         b[i] = (unsigned char)(seed + i * 7 + i / 4096);
 }
 
-/* A forked victim that shares fd's description and stops at point inside a call on it, then is killed. */
-static int kill_inside(int fd, const char *point, int truncate_to)
+/* root/name (its path in a, PATH_MAX bytes), made with n bytes of the pattern of seed, also in
+ * want: the fd, open O_RDWR. */
+static int patterned_file(const char *root, const char *name, char *a, unsigned char *want, size_t n,
+                          unsigned seed)
+{
+    snprintf(a, PATH_MAX, "%s/%s", root, name);
+    pattern(want, n, seed);
+    int fd = open(a, O_CREAT | O_RDWR | O_TRUNC, 0644);
+    CHECK(fd >= 0 && write(fd, want, n) == (ssize_t)n, "write %s: %s", a, strerror(errno));
+    return fd;
+}
+
+/* What a victim does on the description it shares with us (stop_inside). */
+enum victim_op { V_WRITE, V_TRUNCATE, V_READ };
+
+#define READ_N (512 * 1024) /* V_READ: the length it reads from offset 0 */
+
+/*
+ * A forked victim that shares fd's description and stops (SIGSTOP) at point
+ * inside a call on it: its pid, stopped, or -1.  A V_READ victim that is let
+ * go on exits 0 when it read READ_N bytes that are the pattern of seed arg,
+ * or arg bytes of it when arg > 0 is a length (the read met a shorter file).
+ */
+static pid_t stop_inside(int fd, const char *point, enum victim_op op, int arg)
 {
     pid_t v = fork();
     if (v == 0) {
         setenv("EPHEMERA_LOCK_STALL", point, 1);
-        if (truncate_to >= 0)
-            (void)!ftruncate(fd, truncate_to);
-        else
+        if (op == V_TRUNCATE)
+            (void)!ftruncate(fd, arg);
+        else if (op == V_WRITE)
             (void)!write(fd, "VICTIM", 6);
-        _exit(3); /* never reached while stopped */
+        if (op != V_READ)
+            _exit(3); /* never reached while stopped */
+        static unsigned char got[READ_N], want[READ_N];
+        pattern(want, READ_N, 5);
+        ssize_t r = pread(fd, got, READ_N, 0);
+        _exit(r > 0 && memcmp(got, want, (size_t)r) == 0 ? 0 : 1);
     }
     int stopped = wait_stopped(v);
-    CHECK(stopped, "the victim did not stop inside the lock at %s", point);
+    CHECK(stopped, "the victim did not stop inside the call at %s", point);
+    if (!stopped) {
+        kill(v, SIGKILL);
+        waitpid(v, NULL, 0);
+        return -1;
+    }
+    return v;
+}
+
+/* The same, killed (SIGKILL) where it stopped: 1 if it stopped there. */
+static int kill_inside(int fd, const char *point, enum victim_op op, int arg)
+{
+    pid_t v = stop_inside(fd, point, op, arg);
+    if (v < 0)
+        return 0;
     kill(v, SIGKILL);
     waitpid(v, NULL, 0);
-    return stopped;
+    return 1;
 }
 
 /* write (off < 0) or pwrite from a forked child, which shares fd's description: 1 if it
@@ -297,14 +341,11 @@ static void evict_all(const char *when)
 static void killed_writer(const char *root)
 {
     char a[PATH_MAX];
-    snprintf(a, sizeof a, "%s/killed-writer", root);
     enum { N = 96 * 1024 };
     static unsigned char want[N + 16];
-    pattern(want, N, 1);
-    int fd = open(a, O_CREAT | O_RDWR | O_TRUNC, 0644);
-    CHECK(fd >= 0 && write(fd, want, N) == N, "write %s: %s", a, strerror(errno));
+    int fd = patterned_file(root, "killed-writer", a, want, N, 1);
     CHECK(lseek(fd, 4096, SEEK_SET) == 4096, "lseek");
-    if (!kill_inside(fd, "write", -1)) {
+    if (!kill_inside(fd, "write", V_WRITE, 0)) {
         close(fd);
         return;
     }
@@ -339,14 +380,11 @@ static void killed_writer(const char *root)
 static void killed_truncate(const char *root)
 {
     char a[PATH_MAX];
-    snprintf(a, sizeof a, "%s/killed-truncate", root);
     enum { N = 512 * 1024, CUT = 8192 };
     static unsigned char want[N];
-    pattern(want, N, 3);
-    int fd = open(a, O_CREAT | O_RDWR | O_TRUNC, 0644);
-    CHECK(fd >= 0 && write(fd, want, N) == N, "write %s: %s", a, strerror(errno));
+    int fd = patterned_file(root, "killed-truncate", a, want, N, 3);
     CHECK(pwrite(fd, want, N, 0) == N, "rewrite through the mapping: %s", strerror(errno));
-    if (!kill_inside(fd, "shrink", CUT)) {
+    if (!kill_inside(fd, "shrink", V_TRUNCATE, CUT)) {
         close(fd);
         return;
     }
@@ -367,12 +405,163 @@ static void killed_truncate(const char *root)
     unlink(a);
 }
 
+/* In a forked child, which shares fd's description: ftruncate(fd, len), or open(path, O_RDWR | O_TRUNC)
+ * when path is given.  1 if it succeeded within BOUND_S (a drain of reads that never end would not). */
+static int bounded_truncate(int fd, const char *path, off_t len, double *took)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (path) {
+            int t = open(path, O_RDWR | O_TRUNC);
+            struct stat sb;
+            _exit(t >= 0 && fstat(t, &sb) == 0 && sb.st_size == 0 ? 0 : 1);
+        }
+        _exit(ftruncate(fd, len) == 0 ? 0 : 1);
+    }
+    return wait_bounded(pid, took) == 0;
+}
+
+/*
+ * A reader killed inside its copy (a fast-path read: no lock, the inode's
+ * count of reads in flight raised) never lowers that count.  The truncation
+ * that waits for reads of the cut tail to drain must still end, and a second
+ * one must not pay for the dead reader again; nothing written is lost.
+ */
+static void killed_reader(const char *root)
+{
+    char a[PATH_MAX];
+    enum { N = READ_N, CUT = 8192 };
+    static unsigned char want[N];
+    int fd = patterned_file(root, "killed-reader", a, want, N, 5);
+    if (!kill_inside(fd, "read", V_READ, 0)) {
+        close(fd);
+        return;
+    }
+    double took;
+    int ok = bounded_truncate(fd, NULL, CUT, &took);
+    CHECK(ok, "the truncation behind a reader killed inside its copy failed or waited %.2f s", took);
+    if (!ok) {
+        close(fd); /* the count is still raised: anything that drains would wait too */
+        return;
+    }
+    printf("lockkill_test: truncation behind a reader killed inside read(): %.3f s\n", took);
+    CHECK(file_is(a, want, CUT), "the file after the truncation");
+    ok = bounded_write(fd, want + CUT, N - CUT, CUT, &took);
+    CHECK(ok, "the rewrite after the truncation failed or waited %.2f s", took);
+    CHECK(file_is_elsewhere(a, want, N), "the file rewritten, in a fresh process");
+    /* The daemon dropped the dead reader's count (its ledger named the read), so the next
+     * truncation has nothing to wait for. */
+    CHECK(ephd_stat(run_dir, "reads_given_back") == 1, "the daemon gave back %lld counts of reads in flight, want 1",
+          ephd_stat(run_dir, "reads_given_back"));
+    ok = bounded_truncate(fd, NULL, CUT, &took);
+    CHECK(ok, "a second truncation failed or waited %.2f s", took);
+    CHECK(file_is_elsewhere(a, want, CUT), "the file truncated again");
+    evict_all("killed reader");
+    CHECK(file_is_elsewhere(a, want, CUT), "the file after eviction");
+    close(fd);
+    unlink(a);
+}
+
+/*
+ * A reader stopped (SIGSTOP, alive) inside its copy of the whole file, while
+ * another process cuts the file short.  The truncation may not wait for it
+ * forever, and the reader, let go on, must not fault (SIGBUS) on pages the
+ * truncation freed: it ends with the bytes it was reading.  mapped: and then
+ * the file is mapped while the reader is still stopped; handing the file to
+ * the kernel for the mapping (fp_sync_kernel) would cut the memfd to the new
+ * size, under the reader's copy.  It keeps the pages, as zeros, so the reader
+ * must still not die of SIGBUS (it may read zeros where the file was cut: its
+ * read raced the truncation).
+ */
+static void stopped_reader(const char *root, int mapped)
+{
+    char a[PATH_MAX];
+    enum { N = READ_N, CUT = 8192 };
+    static unsigned char want[N];
+    int fd = patterned_file(root, mapped ? "stopped-reader-mapped" : "stopped-reader", a, want, N, 5);
+    pid_t v = stop_inside(fd, "read", V_READ, 0);
+    if (v < 0) {
+        close(fd);
+        return;
+    }
+    double took;
+    int ok = bounded_truncate(fd, NULL, CUT, &took);
+    CHECK(ok, "the truncation beside a stopped reader failed or waited %.2f s", took);
+    if (!mapped)
+        printf("lockkill_test: truncation beside a reader stopped inside read(): %.3f s\n", took);
+    if (mapped) {
+        void *map = mmap(NULL, CUT, PROT_READ, MAP_SHARED, fd, 0);
+        CHECK(map != MAP_FAILED && memcmp(map, want, CUT) == 0, "mmap after the truncation: %s",
+              map == MAP_FAILED ? strerror(errno) : "the bytes differ");
+        if (map != MAP_FAILED)
+            munmap(map, CUT);
+    }
+    kill(v, SIGCONT);
+    int st = wait_bounded(v, &took);
+    if (mapped)
+        CHECK(st == 0 || st == 1, "the stopped reader, let go on after the file was mapped, exited %d (%d: SIGBUS)",
+              st, 128 + SIGBUS);
+    else
+        CHECK(st == 0, "the stopped reader, let go on, exited %d (0: it read the file's bytes; %d: SIGBUS)", st,
+              128 + SIGBUS);
+    if (!ok) {
+        close(fd);
+        return;
+    }
+    CHECK(file_is(a, want, CUT), "the file after the truncation%s", mapped ? " and the mapping" : "");
+    if (!mapped) {
+        ok = bounded_truncate(fd, NULL, CUT / 2, &took);
+        CHECK(ok, "a truncation after the reader ended failed or waited %.2f s", took);
+        CHECK(ephd_stat(run_dir, "reads_given_back") == 1,
+              "a live reader's count was given back: %lld, want 1 (the dead one's)",
+              ephd_stat(run_dir, "reads_given_back"));
+        CHECK(file_is_elsewhere(a, want, CUT / 2), "the file truncated again");
+    }
+    close(fd);
+    unlink(a);
+}
+
+/*
+ * The same drain at O_TRUNC of a mapped (pinned) file, whose memfd is cut at
+ * open (shim/fp_size.c, fp_open_trunc): behind a reader killed in its copy.
+ */
+static void killed_reader_open_trunc(const char *root)
+{
+    char a[PATH_MAX];
+    enum { N = READ_N };
+    static unsigned char want[N];
+    int fd = patterned_file(root, "killed-reader-mapped", a, want, N, 5);
+    void *map = mmap(NULL, N, PROT_READ, MAP_SHARED, fd, 0);
+    CHECK(map != MAP_FAILED, "mmap: %s", strerror(errno));
+    if (map == MAP_FAILED || !kill_inside(fd, "read", V_READ, 0)) {
+        close(fd);
+        return;
+    }
+    double took;
+    int ok = bounded_truncate(-1, a, 0, &took);
+    CHECK(ok, "open(O_TRUNC) of a mapped file behind a killed reader failed or waited %.2f s", took);
+    munmap(map, N);
+    if (!ok) {
+        close(fd);
+        return;
+    }
+    printf("lockkill_test: open(O_TRUNC) of a mapped file behind a reader killed inside read(): %.3f s\n", took);
+    CHECK(pwrite(fd, want, 4096, 0) == 4096, "write after O_TRUNC: %s", strerror(errno));
+    CHECK(file_is_elsewhere(a, want, 4096), "the file rewritten after O_TRUNC");
+    close(fd);
+    unlink(a);
+}
+
 static int child(const char *root, const char *disk)
 {
     (void)disk;
     snprintf(run_dir, sizeof run_dir, "%.*s/run", (int)(strrchr(root, '/') - root), root);
     killed_writer(root);
     killed_truncate(root);
+    killed_reader(root);
+    stopped_reader(root, 0);
+    stopped_reader(root, 1);
+    killed_reader_open_trunc(root);
     printf("lockkill_test (shimmed): %d checks, %d failures\n", checks, failures);
     return failures != 0 || checks == 0;
 }

@@ -113,6 +113,35 @@ static inline int shimmed_use_faults_build(const char *name)
     return 0;
 }
 
+static inline double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Wait for pid, at most bound_s: its exit status (128 + signal if killed), or -1 if it was still
+ * running at the bound (it is then killed and reaped).  *took: how long it ran. */
+static inline int wait_bounded_s(pid_t pid, double bound_s, double *took)
+{
+    double t0 = now_s();
+    for (;;) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            *took = now_s() - t0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        if (now_s() - t0 > bound_s) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            *took = now_s() - t0;
+            return -1;
+        }
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Wait (10 s at most) until child pid stops (SIGSTOP, a test's stall point); 1 if it did. */
 static inline int wait_stopped(pid_t pid)
 {
