@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "guardlease.h"
 #include "log.h"
 #include "loop.h"
 
@@ -125,6 +126,7 @@ static void guard_follow(int want)
                 armed ? "armed" : "lifted", armed);
     }
     log_hold(armed && under == 1);
+    lease_tick(armed, under);
 }
 
 /* v1: the guard is off, and stays off for GUARD_REARM_NS, for the reason
@@ -217,6 +219,7 @@ void guard_init(int version, const char *dir, void (*on_oom)(void), void (*befor
         G.ctl_fd = open(p, O_RDONLY | O_CLOEXEC);
         if (G.ctl_fd >= 0) {
             G.follow = 1;
+            lease_init(D.rundir, dir);
             log_msg(LOG_INFO, "oom guard: %s is read-only (a container's cgroup); following the "
                               "guard its host sets (ephemera node arms it)", p);
             return;
@@ -278,7 +281,7 @@ void guard_fini(void)
 {
     if (G.ctl_fd >= 0) {
         if (G.follow)
-            ; /* the host's knob: it lifts it when the container goes */
+            lease_fini(); /* the host's knob: it lifts it when the container goes */
         else if (G.version == 1 && G.armed)
             guard_write("0");
         else if (G.version == 2 && G.high != -2)
