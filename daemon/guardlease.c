@@ -165,7 +165,8 @@ void lease_tick(int armed, int under)
             lease_refresh();
         if (L.killed) {
             log_hold(0);
-            log_msg(LOG_WARN, "oom guard orphaned: the stall ended after pid %d was killed", L.killed);
+            log_msg(LOG_WARN, "oom guard orphaned: the stall ended after the daemon killed pid %d (nobody held the "
+                              "lease to lift the guard)", L.killed);
             L.killed = 0;
         }
         return;

@@ -234,34 +234,44 @@ function daemonLogs(stateDir: string): string {
     .join('');
 }
 
-describe('ephemera node SIGKILLed with an OOM guard set', { timeout: 300_000 }, () => {
-  const node = `clitestg${String(process.pid)}`;
-  let skip: string | null = null;
-  let stateDir = '';
-  let agent: Agent | undefined;
-  let cgroup: string | undefined;
-  const engine = new DockerEngine();
+/** One agent's state for a guard suite, removed after it (a frozen container's guard lifted first). */
+interface GuardSuite {
+  readonly node: string;
+  skip: string | null;
+  stateDir: string;
+  agent: Agent | undefined;
+  cgroup: string | undefined;
+}
 
+function guardSuite(prefix: string): GuardSuite {
+  const s: GuardSuite = { node: `${prefix}${String(process.pid)}`, skip: null, stateDir: '', agent: undefined, cgroup: undefined };
+  const engine = new DockerEngine();
   before(async () => {
-    skip = await dockerReady();
-    stateDir = await mkdtemp('/tmp/eph-nodeguard-');
+    s.skip = await dockerReady();
+    s.stateDir = await mkdtemp(`/tmp/eph-${prefix}-`);
   });
   after(async () => {
-    agent?.child.kill('SIGKILL');
+    s.agent?.child.kill('SIGKILL');
     // A container left frozen by a failed run cannot even be removed: lift its guard first.
-    if (cgroup !== undefined && existsSync(join(cgroup, 'memory.oom_control'))) writeFileSync(join(cgroup, 'memory.oom_control'), '0');
-    for (const c of await engine.list([`ephemera.node=${node}`]).catch(() => [])) await engine.remove(c.id);
-    await rm(stateDir, { recursive: true, force: true });
-    await removeParentCgroups(`ephemera-${node}`);
+    if (s.cgroup !== undefined && existsSync(join(s.cgroup, 'memory.oom_control'))) writeFileSync(join(s.cgroup, 'memory.oom_control'), '0');
+    for (const c of await engine.list([`ephemera.node=${s.node}`]).catch(() => [])) await engine.remove(c.id);
+    await rm(s.stateDir, { recursive: true, force: true });
+    await removeParentCgroups(`ephemera-${s.node}`);
   });
+  return s;
+}
+
+describe('ephemera node SIGKILLed with an OOM guard set', { timeout: 300_000 }, () => {
+  const s = guardSuite('clitestg');
+  const engine = new DockerEngine();
 
   test('the heap outgrows the limit after the agent died: killed by the kernel, not frozen; no guard left set', { timeout: 240_000 }, async (t) => {
-    if (skip !== null) return t.skip(skip);
+    if (s.skip !== null) return t.skip(s.skip);
     // The sentinel lifts the guard at once; then the heap outgrows the limit and the kernel kills
     // the function. Without the sentinel the guard stayed set and the container froze (under_oom
     // 1) until the test gave up: watched for up to 20 s here, then judged.
-    const r = await killWithGuardSet(t, stateDir, node, (d) => (cgroup = d), (a) => {
-      agent = a;
+    const r = await killWithGuardSet(t, s.stateDir, s.node, (d) => (s.cgroup = d), (a) => {
+      s.agent = a;
       a.child.kill('SIGKILL');
     }, (w) => w.last.kills > 0 && !w.last.underOom);
     const { last, liftedMs, longestStallMs } = r.watched;
@@ -278,32 +288,16 @@ describe('ephemera node SIGKILLed with an OOM guard set', { timeout: 300_000 }, 
 });
 
 describe('ephemera node and its guard sentinel SIGKILLed together with an OOM guard set', { timeout: 300_000 }, () => {
-  const node = `clitestgp${String(process.pid)}`;
-  let skip: string | null = null;
-  let stateDir = '';
-  let agent: Agent | undefined;
-  let cgroup: string | undefined;
+  const s = guardSuite('clitestgp');
   const engine = new DockerEngine();
 
-  before(async () => {
-    skip = await dockerReady();
-    stateDir = await mkdtemp('/tmp/eph-nodeguardpair-');
-  });
-  after(async () => {
-    agent?.child.kill('SIGKILL');
-    if (cgroup !== undefined && existsSync(join(cgroup, 'memory.oom_control'))) writeFileSync(join(cgroup, 'memory.oom_control'), '0');
-    for (const c of await engine.list([`ephemera.node=${node}`]).catch(() => [])) await engine.remove(c.id);
-    await rm(stateDir, { recursive: true, force: true });
-    await removeParentCgroups(`ephemera-${node}`);
-  });
-
   test('nobody is left to lift the guard: the daemon sees its lease end and kills the function within the bound, never frozen', { timeout: 240_000 }, async (t) => {
-    if (skip !== null) return t.skip(skip);
+    if (s.skip !== null) return t.skip(s.skip);
     // Both stopped first, then both killed: neither can act on the other's death. The guard then
     // stays set (nobody outside may write the cgroup), and before the lease the container sat in
     // under_oom 1 for the whole 20 s watched. Now the daemon ends the stall after its 1 s bound.
-    const r = await killWithGuardSet(t, stateDir, node, (d) => (cgroup = d), (a) => {
-      agent = a;
+    const r = await killWithGuardSet(t, s.stateDir, s.node, (d) => (s.cgroup = d), (a) => {
+      s.agent = a;
       const agentPid = a.child.pid ?? 0;
       const sentinel = sentinelOf(agentPid);
       assert.ok(sentinel !== undefined, 'the agent runs a guard sentinel');
@@ -311,7 +305,7 @@ describe('ephemera node and its guard sentinel SIGKILLed together with an OOM gu
       process.kill(sentinel, 'SIGSTOP');
       process.kill(sentinel, 'SIGKILL');
       process.kill(agentPid, 'SIGKILL');
-    }, (w) => !w.last.underOom && daemonLogs(stateDir).includes('oom guard orphaned'));
+    }, (w) => !w.last.underOom && daemonLogs(s.stateDir).includes('oom guard orphaned'));
     const { last, liftedMs, longestStallMs } = r.watched;
     const log = readFileSync(join(r.runDir, 'daemon.log'), 'utf8');
     const state = await engine.inspect(r.containerId);
@@ -321,7 +315,7 @@ describe('ephemera node and its guard sentinel SIGKILLed together with an OOM gu
     assert.ok(longestStallMs < 5000, `no stall lasted beyond the bound: ${what}`);
     // The runtime, which runs the function, was the victim: the container ended with it (tini
     // passes on its SIGKILL as 137), and the daemon said so when its write found a page.
-    assert.ok(/oom guard orphaned: nobody holds its lease .* killed pid \d+/.test(log) || (!state.running && state.exitCode === 137), `the daemon killed the function: ${what}`);
+    assert.ok(/oom guard orphaned: .*killed pid \d+/.test(log) || (!state.running && state.exitCode === 137), `the daemon killed the function: ${what}`);
     t.diagnostic(`longest stall ${String(longestStallMs)} ms; ${log.split('\n').find((l) => l.includes('orphaned')) ?? ''}`);
   });
 });
