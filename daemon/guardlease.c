@@ -88,7 +88,8 @@ static struct {
 } tasks[LEASE_TASKS];
 static int ntasks;
 
-/* Brings the list in line with cgroup.procs: outside a stall, while the guard is set. */
+/* Brings the list in line with cgroup.procs, while the guard is set (a pread
+ * of the kept fd: it works during a stall too, and a failed one changes nothing). */
 static void lease_refresh(void)
 {
     if (L.procs_fd < 0)
@@ -159,10 +160,10 @@ void lease_tick(int armed, int under)
 {
     if (L.fd < 0 && L.path[0] && armed)
         lease_open(); /* linked after we started (an agent that took the container over) */
+    if (armed)
+        lease_refresh(); /* an open that fails during a stall (ENOMEM) is tried again next tick */
     if (!armed || under != 1) {
         L.stall_since = 0;
-        if (armed)
-            lease_refresh();
         if (L.killed) {
             log_hold(0);
             log_msg(LOG_WARN, "oom guard orphaned: the stall ended after the daemon killed pid %d (nobody held the "

@@ -11,7 +11,8 @@
  * some writer lives, 0 once every writer is gone.
  *
  * With the guard set, nobody holding the lease, and the cgroup stalled at
- * its limit (v1 under_oom) for LEASE_STALL_NS, the daemon does what the
+ * its limit (v1 under_oom; v2 a throttle above memory.high, which without
+ * anyone to lift it would last for good) for LEASE_STALL_NS, the daemon does what the
  * kernel's OOM killer would have done had the guard been lifted: it sends
  * SIGKILL to the task of its cgroup with the highest oom_score (never itself).
  * A waiting task sleeps killable, so it dies at once; its pages are uncharged
@@ -26,8 +27,9 @@ void lease_init(const char *rundir, const char *cgdir);
 /* 1: a holder lives; 0: nobody holds the lease; -1: there is no lease (a
  * host that keeps none: nothing changes). */
 int lease_held(void);
-/* Each budget tick in v1 follow mode: the guard is set (armed) and tasks
- * wait at the limit (under).  Ends a stall that nobody outside can end. */
+/* Each budget tick in follow mode: the guard is set (armed) and tasks wait
+ * at the limit (under: v1 under_oom, v2 memory.current above memory.high).
+ * Ends a stall that nobody outside can end. */
 void lease_tick(int armed, int under);
 void lease_fini(void);
 
