@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "guardlease.h"
 #include "log.h"
 #include "loop.h"
 
@@ -48,8 +49,9 @@ static struct {
     uint64_t rearm_at;       /* v1: not before (mono ns), after an outside lift */
     int follow;              /* the knob is read-only here (a container): the host arms it */
     int want;                /* follow mode: the daemon's wish, as last reported (-1: never) */
+    int max_fd, cur_fd;      /* follow mode, v2: memory.max and memory.current (read-only) */
     void (*want_fn)(int want);
-} G = {.ctl_fd = -1, .high = -2, .oom = {.fd = -1}, .want = -1};
+} G = {.ctl_fd = -1, .high = -2, .oom = {.fd = -1}, .want = -1, .max_fd = -1, .cur_fd = -1};
 
 static int guard_write(const char *v)
 {
@@ -72,6 +74,17 @@ static int guard_read_v1(int *disabled)
         *disabled = d[17] == '1';
     char *p = strstr(buf, "under_oom ");
     return p && p[10] == '1';
+}
+
+/* A v2 knob's number (an fd kept open): -1 for "max" or unreadable. */
+static int64_t guard_read_num(int fd)
+{
+    char buf[32];
+    ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0 || buf[0] < '0' || buf[0] > '9')
+        return -1;
+    buf[n] = 0;
+    return strtoll(buf, NULL, 10);
 }
 
 int guard_active(void)
@@ -109,8 +122,14 @@ static void guard_follow(int want)
         if (G.want_fn)
             G.want_fn(want);
     }
-    if (G.version == 2)
-        return; /* memory.high throttles, it does not freeze: nothing to hold */
+    if (G.version == 2) {
+        /* memory.high throttles, it does not freeze: no log to hold.  But a guard nobody can
+         * lift any more would throttle for good: the lease's rule bounds that too. */
+        int64_t high = guard_read_num(G.ctl_fd), max = guard_read_num(G.max_fd), cur = guard_read_num(G.cur_fd);
+        int armed = high >= 0 && (max < 0 || high < max);
+        lease_tick(armed, armed && cur > high);
+        return;
+    }
     int disabled, under = guard_read_v1(&disabled);
     int armed = disabled == 1;
     if (armed && G.before_arm) {
@@ -125,6 +144,7 @@ static void guard_follow(int want)
                 armed ? "armed" : "lifted", armed);
     }
     log_hold(armed && under == 1);
+    lease_tick(armed, under);
 }
 
 /* v1: the guard is off, and stays off for GUARD_REARM_NS, for the reason
@@ -217,6 +237,13 @@ void guard_init(int version, const char *dir, void (*on_oom)(void), void (*befor
         G.ctl_fd = open(p, O_RDONLY | O_CLOEXEC);
         if (G.ctl_fd >= 0) {
             G.follow = 1;
+            lease_init(D.rundir, dir);
+            if (version == 2) {
+                snprintf(p, sizeof p, "%s/memory.max", dir);
+                G.max_fd = open(p, O_RDONLY | O_CLOEXEC);
+                snprintf(p, sizeof p, "%s/memory.current", dir);
+                G.cur_fd = open(p, O_RDONLY | O_CLOEXEC);
+            }
             log_msg(LOG_INFO, "oom guard: %s is read-only (a container's cgroup); following the "
                               "guard its host sets (ephemera node arms it)", p);
             return;
@@ -277,8 +304,14 @@ void guard_init(int version, const char *dir, void (*on_oom)(void), void (*befor
 void guard_fini(void)
 {
     if (G.ctl_fd >= 0) {
-        if (G.follow)
-            ; /* the host's knob: it lifts it when the container goes */
+        if (G.follow) { /* the host's knob: it lifts it when the container goes */
+            lease_fini();
+            if (G.max_fd >= 0)
+                close(G.max_fd);
+            if (G.cur_fd >= 0)
+                close(G.cur_fd);
+            G.max_fd = G.cur_fd = -1;
+        }
         else if (G.version == 1 && G.armed)
             guard_write("0");
         else if (G.version == 2 && G.high != -2)

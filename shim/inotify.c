@@ -38,7 +38,8 @@ struct shadow_fd {
     _Atomic int fd1;             /* fd + 1, 0 = none */
     uint32_t inode, gen;         /* the file it was opened for: a reused desc slot never inherits it */
     uint64_t dir;                /* its directory's entry in watch_dirs: once the daemon drops that
-                                  * shadow (daemon/watchgc.c), the fd goes at the next write */
+                                  * shadow (daemon/watchgc.c), the fd goes at the next write; 0 for
+                                  * a name's placeholder in limbo, kept until the last close */
 };
 static struct shadow_fd *_Atomic shadows;
 
@@ -169,6 +170,85 @@ static int path_copy(struct eph_inode *ino, char out[EPH_PATH_MAX])
 }
 
 /*
+ * The names of in-memory file idx (its own, then those made by link,
+ * shim/nslink.c), one at a time: the n-th into out, 0 when there is none.
+ * Read without the lock (a name made or dropped meanwhile is seen or not, as
+ * a lookup would); the list is at most as long as the pool.
+ */
+static int name_nth(uint32_t idx, unsigned n, char out[EPH_PATH_MAX])
+{
+    struct eph_inode *in = &sh.inodes[idx];
+    if (n == 0)
+        return path_copy(in, out);
+    uint32_t s = atomic_load(&in->link_head);
+    for (unsigned k = 1; s && s - 1 < sh.hdr->ninodes && k < sh.hdr->ninodes; k++) {
+        struct eph_inode *ni = &sh.inodes[s - 1];
+        if (k == n)
+            return atomic_load(&ni->state) == EPH_NAME && atomic_load(&ni->link_to) == idx && path_copy(ni, out);
+        s = atomic_load(&ni->link_next);
+    }
+    return 0;
+}
+
+static int shadow_of(const char *abs, char out[EPH_PATH_MAX]);
+
+/*
+ * A name made by link in a directory nobody watches, of a file that is
+ * watched, has its placeholder in limbo, named by the hash of its path: it
+ * is a link of the file's placeholder, so that an open and a write through
+ * that name reach the file's watches (and no directory's), and its unlink
+ * changes their count of links, as on tmpfs.  1 with the path in out.
+ */
+static int limbo_name(const char *abs, char out[EPH_PATH_MAX], int make)
+{
+    const char *root = root_dir();
+    if (!root || snprintf(out, EPH_PATH_MAX, "%s/limbo", root) >= EPH_PATH_MAX)
+        return 0;
+    if (make)
+        sys.mkdir(out, 01777);
+    size_t n = strlen(out);
+    return snprintf(out + n, EPH_PATH_MAX - n, "/n%016llx", (unsigned long long)dir_hash(abs, strlen(abs))) <
+           (int)(EPH_PATH_MAX - n);
+}
+
+/* abs's placeholder: in its directory's shadow, or else in limbo if it has one there. */
+static int placeholder_of(const char *abs, char out[EPH_PATH_MAX])
+{
+    struct stat st;
+    return shadow_of(abs, out) || (limbo_name(abs, out, 0) && sys.lstat(out, &st) == 0);
+}
+
+/* A placeholder that one of file idx's names has now, other than at sp: 1 with its path in out. */
+static int placeholder_other(uint32_t idx, const char *sp, char out[EPH_PATH_MAX])
+{
+    char name[EPH_PATH_MAX];
+    struct stat st;
+    for (unsigned n = 0; n < 64 && (n == 0 || name_nth(idx, n, name)); n++) {
+        if (n == 0 && !name_nth(idx, 0, name))
+            continue;
+        if (shadow_of(name, out) && strcmp(out, sp) != 0 && sys.lstat(out, &st) == 0 && S_ISREG(st.st_mode))
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * The placeholder at sp for a name of in-memory file idx: a hard link of
+ * another name's placeholder when there is one, so that, as on tmpfs, a
+ * write through any name reaches the watches of the file (IN_MODIFY on the
+ * one placeholder inode) and a link or an unlink changes the count of
+ * links the watches see (IN_ATTRIB); an empty file otherwise.  0 when it is
+ * there (made now or before), -1 with errno.
+ */
+static int placeholder_make(uint32_t idx, const char *sp, mode_t mode)
+{
+    char other[EPH_PATH_MAX];
+    if (atomic_load(&sh.inodes[idx].link_head) && placeholder_other(idx, sp, other) && sys.link(other, sp) == 0)
+        return 0;
+    return mknod(sp, S_IFREG | (mode & 0777), 0) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/*
  * Placeholders for what dir holds now: every in-memory file, and every
  * subdirectory on disk (so that its rmdir and a rename of it are reported).
  * Made with mknod and mkdir before the watch exists, so they raise nothing.
@@ -182,17 +262,19 @@ static void populate(const char *dir, const char *sd)
     uint32_t hwm = atomic_load(&h->inode_hwm);
     for (uint32_t i = 0; i < hwm && i < h->ninodes; i++) {
         struct eph_inode *ino = &sh.inodes[i];
-        uint32_t st = atomic_load(&ino->state);
-        if (st != EPH_MEM && st != EPH_MOVING)
+        uint32_t st = atomic_load(&ino->state), file = i;
+        if (st == EPH_NAME) /* a name made by link: its file's placeholder, linked */
+            file = atomic_load(&ino->link_to);
+        else if (st != EPH_MEM && st != EPH_MOVING)
             continue;
         char copy[EPH_PATH_MAX], p[EPH_PATH_MAX];
-        if (!path_copy(ino, copy) || !pn_parent_is(copy, dir, dl))
+        if (file >= h->ninodes || !path_copy(ino, copy) || !pn_parent_is(copy, dir, dl))
             continue;
         if (snprintf(p, sizeof p, "%s/%s", sd, strrchr(copy, '/') + 1) >= (int)sizeof p)
             continue;
-        if (mknod(p, S_IFREG | (ino->mode & 0777), 0) < 0 && errno != EEXIST)
+        if (placeholder_make(file, p, ino->mode) < 0)
             continue;
-        atomic_store(&ino->shadowed, 1);
+        atomic_store(&sh.inodes[file].shadowed, 1);
         uint32_t i2, g2;
         if (nsv_lookup(copy, &i2, &g2) != 0)
             sys.unlink(p); /* unlinked meanwhile; a name that now names another file keeps its placeholder */
@@ -303,7 +385,7 @@ int ino_add_watch(int ifd, const char *path, uint32_t mask)
             if (parent_shadow(abs, sd) < 0 || !shadow_of(abs, sp))
                 goto real;
             struct eph_inode *ino = &sh.inodes[inode];
-            if (mknod(sp, S_IFREG | (ino->mode & 0777), 0) < 0 && errno != EEXIST)
+            if (placeholder_make(inode, sp, ino->mode) < 0)
                 goto real;
             atomic_store(&ino->shadowed, 1);
             h = parent_hash(abs);
@@ -389,14 +471,22 @@ static void shadow_keep(uint32_t desc1, int s, uint64_t dir)
     atomic_store(&ft_forget_hook, ino_forgot);
 }
 
-int ino_opened(int fd, int flags)
+int ino_opened(int fd, int flags, const char *abs)
 {
     char path[EPH_PATH_MAX], sp[EPH_PATH_MAX];
     if (fd < 0 || !ft_managed(fd))
         return fd;
     uint32_t desc1 = ft_fds[fd].desc1;
     struct eph_inode *ino = &sh.inodes[sh.descs[desc1 - 1].inode];
-    if (!path_copy(ino, path) || !shadow_of(path, sp))
+    /* by the name it was opened through (a name made by link has a placeholder of its own) */
+    size_t al = abs ? strlen(abs) : 0;
+    if (al > 0 && al < sizeof path)
+        memcpy(path, abs, al + 1);
+    else if (!path_copy(ino, path))
+        return fd;
+    struct stat lst;
+    int in_shadow = shadow_of(path, sp);
+    if (!in_shadow && !(limbo_name(path, sp, 0) && sys.lstat(sp, &lst) == 0))
         return fd;
     int saved = errno;
     /* the same open: O_CREAT raises IN_CREATE where the name is new, O_TRUNC IN_MODIFY, the open
@@ -406,7 +496,7 @@ int ino_opened(int fd, int flags)
                                          O_CLOEXEC | O_NOFOLLOW, ino->mode & 0777);
     if (s >= 0) {
         atomic_store(&ino->shadowed, 1);
-        shadow_keep(desc1, s, parent_hash(path));
+        shadow_keep(desc1, s, in_shadow ? parent_hash(path) : 0); /* 0: in limbo, kept while open */
     }
     errno = saved;
     return fd;
@@ -425,7 +515,7 @@ static int shadow_fd_for(int fd)
     struct shadow_fd *e = &t[desc1 - 1];
     int f1 = atomic_load(&e->fd1);
     if (f1 && e->inode == d->inode && e->gen == d->inode_gen) {
-        if (reg_has(e->dir))
+        if (!e->dir || reg_has(e->dir))
             return f1 - 1;
         /* nobody watches that shadow any more: let the placeholder go */
         if ((f1 = atomic_exchange(&e->fd1, 0)))
@@ -486,12 +576,29 @@ void ino_unlinked(const char *abs)
 {
     char sp[EPH_PATH_MAX];
     int saved = errno;
-    if (shadow_of(abs, sp))
+    if (placeholder_of(abs, sp))
         sys.unlink(sp);
     errno = saved;
 }
 
 void ino_mkdir(int dirfd, const char *path) { repeat_at(dirfd, path, 1); }
+
+void ino_linked(uint32_t idx, const char *abs)
+{
+    char sp[EPH_PATH_MAX] = "", other[EPH_PATH_MAX];
+    int saved = errno;
+    struct eph_inode *in = &sh.inodes[idx];
+    if (shadow_of(abs, sp)) {
+        /* IN_CREATE in the new name's directory, and IN_ATTRIB (one more link) on the file's */
+        if (placeholder_make(idx, sp, in->mode) == 0)
+            atomic_store(&in->shadowed, 1);
+    } else if (atomic_load(&in->shadowed) && placeholder_other(idx, sp, other) && limbo_name(abs, sp, 1)) {
+        /* a name nobody watches: the file's watches see their count of links change (IN_ATTRIB) */
+        sys.unlink(sp); /* a name of that path before, gone without us */
+        (void)sys.link(other, sp);
+    }
+    errno = saved;
+}
 
 void ino_mkdir_abs(const char *abs)
 {
@@ -534,10 +641,20 @@ void ino_renamed(const char *a, const char *b)
         errno = saved;
         return; /* no placeholder in a shadowed directory: a file on disk, which is not reported */
     }
+    char la[EPH_PATH_MAX], lb[EPH_PATH_MAX];
+    int hl = !ha && limbo_name(a, la, 0) && sys.lstat(la, &st) == 0; /* a name in limbo */
+    if (!hb && limbo_name(b, lb, 0))
+        sys.unlink(lb); /* b's own limbo name, if it had one, is renamed over */
     if (ha && !hb)
         hb = parent_shadow(b, sd) == 0 && shadow_of(b, sb);
     if (ha && hb) {
         sys.rename(sa, sb);
+    } else if (hl) {
+        /* the file's placeholder goes along: IN_MOVE_SELF, and IN_MOVED_TO where b is watched */
+        if (hb)
+            sys.rename(la, sb);
+        else if (limbo_name(b, lb, 0))
+            sys.rename(la, lb);
     } else if (hb) {
         char limbo[EPH_PATH_MAX], p[EPH_PATH_MAX];
         const char *root = root_dir();

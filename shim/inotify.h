@@ -33,9 +33,10 @@ static inline int ino_on(void)
 
 /* inotify_add_watch of a managed path: the watch lands on the shadow. */
 int ino_add_watch(int ifd, const char *path, uint32_t mask);
-/* An open of an in-memory file succeeded on fd (and created it if flags has O_CREAT and the
- * name was new): the same open on its placeholder, if it has one.  Returns fd, errno untouched. */
-int ino_opened(int fd, int flags);
+/* An open of an in-memory file by the name abs (NULL: its own name) succeeded on fd (and created
+ * it if flags has O_CREAT and the name was new): the same open on that name's placeholder, if it
+ * has one.  Returns fd, errno untouched. */
+int ino_opened(int fd, int flags, const char *abs);
 /* A write (trunc 0) or a size change (trunc 1) through fd succeeded. */
 void ino_wrote(int fd, int trunc);
 /* Name changes that succeeded, by the absolute path the call resolved (dirfd/path when the
@@ -44,6 +45,9 @@ void ino_truncated(int dirfd, const char *path);
 void ino_unlinked(const char *abs);
 void ino_renamed(const char *a, const char *b);
 void ino_mkdir(int dirfd, const char *path);
+/* A link of in-memory file idx was made in memory at abs (shim/nslink.c): IN_CREATE for the new
+ * name, IN_ATTRIB for the file's watches, as the kernel's link gives on tmpfs. */
+void ino_linked(uint32_t idx, const char *abs);
 /* The same for a directory made in memory (shim/nsdir.c), by the path it resolved: a
  * resolve here would give it a disk twin. */
 void ino_mkdir_abs(const char *abs);

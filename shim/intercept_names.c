@@ -800,7 +800,10 @@ static int link_in_memory(uint32_t inode, uint32_t gen, int nd, const char *n)
         return fail(EPERM);
     if (!nsv_parent_allows(abs, W_OK | X_OK))
         return fail(EACCES);
-    return nsl_link(inode, gen, abs);
+    int r = nsl_link(inode, gen, abs);
+    if (r == 0 && ino_on())
+        ino_linked(inode, abs);
+    return r;
 }
 
 static int link_impl(int od, const char *o, int nd, const char *n, int flags)

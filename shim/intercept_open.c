@@ -52,7 +52,7 @@ int open_real(int dirfd, const char *path, int flags, mode_t mode)
 
 /* An in-memory file opened by the daemon (or made by nsf_create, whose pool fd
  * priv becomes our private fd of it; -1 otherwise): attach a description to kfd. */
-static int adopt_priv(int kfd, uint32_t inode, uint32_t gen, int flags, int cloexec_right, int priv)
+static int adopt_priv(int kfd, uint32_t inode, uint32_t gen, int flags, int cloexec_right, int priv, const char *abs)
 {
     uint32_t desc;
     int e;
@@ -89,7 +89,7 @@ static int adopt_priv(int kfd, uint32_t inode, uint32_t gen, int flags, int cloe
     if (kfd <= 2)
         stdio_std_managed(kfd);
     if (ino_on())
-        ino_opened(kfd, flags);
+        ino_opened(kfd, flags, abs);
     return kfd;
 err_errno:
     e = errno;
@@ -102,9 +102,9 @@ err_errno:
     return -1;
 }
 
-static int adopt(int kfd, uint32_t inode, uint32_t gen, int flags, int cloexec_right)
+static int adopt(int kfd, uint32_t inode, uint32_t gen, int flags, int cloexec_right, const char *abs)
 {
-    return adopt_priv(kfd, inode, gen, flags, cloexec_right, -1);
+    return adopt_priv(kfd, inode, gen, flags, cloexec_right, -1, abs);
 }
 
 /*
@@ -150,7 +150,7 @@ static int open_cached(const char *abs, uint32_t inode, uint32_t gen, int flags)
         return -2;
     }
     atomic_store_explicit(&ino->last_use, sh_lru_ns(), memory_order_relaxed);
-    return adopt_priv(fd, inode, gen, flags, 1, priv);
+    return adopt_priv(fd, inode, gen, flags, 1, priv, abs);
 }
 
 /* A managed path the kernel opens (on disk): a writer's file has its bytes counted. */
@@ -225,7 +225,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         int priv;
         int kfd = nsf_create(abs, flags, (mode_t)(mode & 07777 & ~sh_umask()), absent, &ni, &ng, &priv);
         if (kfd >= 0)
-            return adopt_priv(kfd, ni, ng, flags, 1, priv);
+            return adopt_priv(kfd, ni, ng, flags, 1, priv, abs);
         if (kfd == -1)
             return -1;
     }
@@ -254,7 +254,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         }
         return open_disk(dirfd, path, flags, mode);
     }
-    return adopt(kfd, resp.inode, resp.gen, flags, 0);
+    return adopt(kfd, resp.inode, resp.gen, flags, 0, abs);
 }
 
 static inline int open_common(int dirfd, const char *path, int flags, mode_t mode)

@@ -40,6 +40,12 @@ export interface ContainerSpec {
    * cgroup, so this takes nothing from anyone else. @default false
    */
   readonly allowMemoryLock?: boolean;
+  /**
+   * Run the engine's minimal init (tini, `docker run --init`) as the container's pid 1, above the
+   * command: a process that is pid 1 of its pid namespace ignores a SIGKILL sent from inside it,
+   * and ephemerad may have to kill the function itself (daemon/guardlease.h). @default false
+   */
+  readonly init?: boolean;
   readonly name?: string;
   /** The cgroup under which the engine puts the container's own (`--cgroup-parent`). */
   readonly cgroupParent?: string;
@@ -196,6 +202,7 @@ export class DockerEngine implements ContainerEngine {
         ? { CapAdd: [...(spec.allowPtrace === true ? ['SYS_PTRACE'] : []), ...(spec.allowMemoryLock === true ? ['IPC_LOCK'] : [])] }
         : {}),
       ...(spec.cgroupParent !== undefined ? { CgroupParent: spec.cgroupParent } : {}),
+      ...(spec.init === true ? { Init: true } : {}),
       ...(spec.cpus !== undefined ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
     };
     const body = {

@@ -267,6 +267,10 @@ export const ERROR_CODES = {
     summary: "the node agent's guard sentinel did not start, or a line on its pipe was not a command",
     exit: 1,
   },
+  EPH_GUARD_LEASE: {
+    summary: "the node agent's OOM guard lease (a FIFO in its state directory) could not be made, opened or linked into a run directory",
+    exit: 1,
+  },
   EPH_MANAGER_UNAVAILABLE: {
     summary: "a Manager process's socket could not be reached, or closed while a request waited",
     exit: 1,

@@ -39,16 +39,21 @@ export interface SentinelOptions {
   /** How long the sentinel may take to print its ready line. @default 10000 */
   readonly startTimeoutMs?: number;
   readonly log?: (msg: string) => void;
+  /**
+   * The agent's fd on its guard lease (lease.ts): the sentinel inherits it as its fd 3 and keeps it
+   * for its life, so the lease ends only when the agent and every sentinel are gone.
+   */
+  readonly leaseFd?: number;
 }
 
 /** Starts one sentinel process and waits for its ready line. */
-function startChild(timeoutMs: number): Promise<Child> {
+function startChild(timeoutMs: number, leaseFd: number | undefined): Promise<Child> {
   const child = spawn(process.execPath, [SENTINEL_MAIN], {
     // Its own process group: a signal meant for the agent's group (a terminal's ^C) does not end it
-    // before the agent had its say. Its stderr is the agent's log.
-    stdio: ['pipe', 'pipe', 'inherit'],
+    // before the agent had its say. Its stderr is the agent's log; fd 3, the lease, it only keeps.
+    stdio: ['pipe', 'pipe', 'inherit', leaseFd ?? 'ignore'],
     detached: true,
-  });
+  }) as Child; // stdin and stdout are pipes: the 4-tuple has no typed overload
   return new Promise((resolve, reject) => {
     const fail = (why: string): void => {
       clearTimeout(timer);
@@ -117,7 +122,7 @@ export async function spawnGuardSentinel(options: SentinelOptions = {}): Promise
     return child;
   };
   const start = async (): Promise<Child> => {
-    const child = watch(await startChild(timeoutMs));
+    const child = watch(await startChild(timeoutMs, options.leaseFd));
     for (const [dir, version] of held) await send(child, { op: 'hold', dir, version });
     live = child;
     return child;

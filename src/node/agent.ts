@@ -19,6 +19,7 @@ import type { ContainerEngine, MountSpec } from '../container/engine.js';
 import { DaemonClient, type DaemonStats } from '../daemon-client/client.js';
 import { cgroupGuardArm } from '../guard/arm.js';
 import { ContainerGuard } from '../guard/container-guard.js';
+import { openGuardLease, type GuardLease } from '../guard/lease.js';
 import { spawnGuardSentinel, type GuardSentinel, type SentinelOptions } from '../guard/sentinel.js';
 import { cgroupGuardKnobs } from '../guard/watchdog.js';
 import { CgroupV1Limiter } from '../limiter/cgroup-v1.js';
@@ -190,6 +191,8 @@ export class NodeAgent {
   #cgroupVersion: 1 | 2 = 1;
   /** Lifts the guards this agent set if it dies (started in prepare when the guard is on). */
   #sentinel: GuardSentinel | undefined;
+  /** Held by this agent and its sentinel: the daemons see it end when both are gone (lease.ts). */
+  #lease: GuardLease | undefined;
 
   constructor(options: NodeAgentOptions) {
     this.#o = options;
@@ -218,7 +221,10 @@ export class NodeAgent {
     await mkdir(join(this.#o.stateDir, 'c'), { recursive: true, mode: 0o700 });
     await mkdir(join(this.#o.stateDir, 'registered'), { recursive: true, mode: 0o700 });
     this.#cgroupVersion = (await findMemoryCgroup()).version;
-    if (this.#o.oomGuard !== false) this.#sentinel ??= await (this.#o.sentinel ?? spawnGuardSentinel)({ log: (msg) => this.#log(msg) });
+    if (this.#o.oomGuard !== false) {
+      this.#lease ??= await openGuardLease(this.#o.stateDir);
+      this.#sentinel ??= await (this.#o.sentinel ?? spawnGuardSentinel)({ log: (msg) => this.#log(msg), leaseFd: this.#lease.fd });
+    }
   }
 
   // --- queries ---------------------------------------------------------------------------------
@@ -330,6 +336,9 @@ export class NodeAgent {
         cgroupParent: this.#o.parentCgroup,
         // The daemon locks its working set before the guard is first set (daemon/reserve.c).
         allowMemoryLock: true,
+        // The function is not pid 1, so that its daemon can kill it when nobody outside is left to
+        // end a stall at the guard (daemon/guardlease.h); tini forwards the engine's signals.
+        init: true,
         mounts,
         labels: { ...req.labels, ...containerLabels(this.#o.node, short, info) },
       });
@@ -755,6 +764,8 @@ export class NodeAgent {
     await this.#tenants.close();
     await this.#sentinel?.close();
     this.#sentinel = undefined;
+    this.#lease?.close();
+    this.#lease = undefined;
     if (empty) await removeParentCgroup(this.#o.parentCgroup);
   }
 
@@ -794,6 +805,8 @@ export class NodeAgent {
       out = await output?.();
       const state = await this.#o.engine.inspect(id);
       const loc = await findMemoryCgroup({ pid: state.pid });
+      // The daemon finds the lease in its run directory (a container taken over gets it again).
+      if (dir !== undefined && this.#lease !== undefined) await this.#lease.linkInto(dir);
       guard = this.#guard(loc.dir, loc.version);
       const held = guard;
       const raw: MemoryLimiter = loc.version === 1 ? new CgroupV1Limiter(loc.dir) : new CgroupV2Limiter(loc.dir);

@@ -6,6 +6,7 @@
 // inotify, not by polling.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
 
 import { PYTHON, cleanEnv, describe, ephemeraRun, run, scratch, tmpfsScratch } from './lib/harness.mjs';
 
@@ -267,5 +268,83 @@ w.kill(); w.wait()
   const r = await ephemeraRun({ root, cmd: PYTHON, args: ['-c', script, root], statsDir: sc.dir, timeoutMs: 45_000 });
   assert.equal(r.status, 0, describe(r));
   assert.equal(r.stdout.toString(), 'watched for 5 s: 1 MODIFY f\nafter the watcher left: 0\nwatched again: 1 MODIFY f\n', describe(r));
+  sc.done();
+});
+
+// Names made by link in memory (shim/nslink.c): the new name's IN_CREATE, writes through every name
+// (IN_MODIFY on its directory's watch and on the file's), the count of links the file's watch sees
+// change (IN_ATTRIB), and the unlink of each further name, as tmpfs gives them. `other` is a disk
+// directory made before (a link into a directory made in memory moves the file to disk).
+const LINK_WRITER = String.raw`
+import os, sys
+os.chdir(sys.argv[1])
+os.link('orig', 'l1')
+os.link('orig', 'other/l2')
+os.link('orig', 'unwatched/l4')
+with open('l1', 'a') as f:
+    f.write('through l1\n')
+with open('other/l2', 'a') as f:
+    f.write('through l2\n')
+with open('orig', 'a') as f:
+    f.write('through orig\n')
+fd = os.open('unwatched/l4', os.O_WRONLY | os.O_APPEND)
+os.write(fd, b'through l4\n')
+os.close(fd)
+os.truncate('l1', 4)
+os.unlink('l1')
+os.unlink('other/l2')
+os.unlink('unwatched/l4')
+os.link('orig', 'l3')
+os.unlink('orig')
+with open('l3', 'a') as f:
+    f.write('through l3\n')
+os.rename('l3', 'other/l5')
+os.unlink('other/l5')
+os.close(os.open('zz-end', os.O_CREAT | os.O_WRONLY, 0o644))
+`;
+
+const LINK_DRIVER = String.raw`
+import json, os, subprocess, sys, time
+d, watcher, writer = sys.argv[1], sys.argv[2], sys.argv[3]
+with open(d + '/orig', 'w') as f:
+    f.write('first\n')
+py = subprocess.Popen([sys.executable, '-c', watcher, 'dir=' + d, 'file=' + d + '/orig', 'other=' + d + '/other'],
+                      stdout=subprocess.PIPE, text=True)
+try:
+    first = py.stdout.readline().strip()
+    if first != 'ready':
+        raise SystemExit('python watcher: ' + first)
+    subprocess.run([sys.executable, '-c', writer, d], check=True, timeout=20)
+    out, _ = py.communicate(timeout=25)
+    print(json.dumps({'python': out.splitlines(), 'status': py.returncode, 'inotifywait': []}))
+finally:
+    if py.poll() is None:
+        py.kill()
+        py.wait()
+`;
+
+test('names made by in-memory hard links: IN_CREATE, IN_MODIFY through every name, IN_ATTRIB and IN_DELETE as on tmpfs', { timeout: 90_000 }, async () => {
+  const ref = tmpfsScratch('inotify_links');
+  let tmpfs;
+  try {
+    mkdirSync(`${ref.dir}/other`);
+    mkdirSync(`${ref.dir}/unwatched`);
+    tmpfs = parse(await run(PYTHON, ['-c', LINK_DRIVER, ref.dir, WATCHER, LINK_WRITER], { env: cleanEnv(), cwd: '/', timeoutMs: 60_000 }), 'on tmpfs');
+  } finally {
+    ref.done();
+  }
+  assert.equal(tmpfs.status, 0, `the reference watcher on tmpfs: ${tmpfs.python.join('\n')}`);
+  for (const ev of ['dir CREATE - l1', 'other CREATE - l2', 'file ATTRIB - .', 'dir MODIFY - l1', 'other MODIFY - l2', 'file MODIFY - .', 'dir DELETE - l1', 'other DELETE - l2', 'dir MODIFY - l3'])
+    assert.ok(tmpfs.python.includes(ev), `tmpfs gave no "${ev}": ${tmpfs.python.join('\n')}`);
+
+  const sc = scratch('inotify_links');
+  const root = sc.sub('root');
+  mkdirSync(`${root}/other`);
+  mkdirSync(`${root}/unwatched`);
+  const r = await ephemeraRun({ root, cmd: PYTHON, args: ['-c', LINK_DRIVER, root, WATCHER, LINK_WRITER], cwd: '/', statsDir: sc.dir, timeoutMs: 60_000 });
+  const shim = parse(r, 'under the shim');
+  assert.deepEqual(shim.python, tmpfs.python, 'the ctypes watcher read other events under the shim than on tmpfs');
+  // ...and the names were made in memory: no link moved the file to disk.
+  assert.equal(r.stats.evictions, 0, `a link moved the file to disk: ${JSON.stringify(r.stats)}`);
   sc.done();
 });

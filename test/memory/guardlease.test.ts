@@ -1,0 +1,107 @@
+/**
+ * The guard lease's rule in the daemon itself (daemon/guardlease.c), on both cgroup versions: a
+ * real ephemerad in follow mode over cgroup files that a read-only bind mount makes read-only, as
+ * Docker does (so the daemon cannot lift the guard), with the guard set and the cgroup stalled
+ * (v1 `under_oom 1`; v2 `memory.current` above `memory.high`) all along, and a real process in
+ * `cgroup.procs`. While a process holds the lease FIFO's write end the daemon leaves the stall to
+ * the outside (the victim lives on); once that process is SIGKILLed, the daemon kills the victim
+ * within its 1 s bound (plus ticks), by SIGKILL, and says so in its log.
+ *
+ * The files are fakes (the stall is written, not made), so the test runs in a second on any
+ * kernel; src/cli/node-e2e.test.ts makes the real stall in a real container.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, constants, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { EPHEMERAD } from './harness.js';
+
+const FILES: Record<1 | 2, Record<string, string>> = {
+  1: {
+    'memory.limit_in_bytes': '100663296\n',
+    'memory.usage_in_bytes': '95000000\n',
+    'memory.oom_control': 'oom_kill_disable 1\nunder_oom 1\noom_kill 0\n',
+    'memory.stat': 'cache 0\nrss 0\nshmem 0\n',
+  },
+  2: {
+    'memory.max': '100663296\n',
+    'memory.current': '95000000\n',
+    'memory.high': '92274688\n',
+    'memory.events': 'low 0\nhigh 5\nmax 0\noom 0\noom_kill 0\n',
+    'memory.stat': 'anon 0\nfile 0\nshmem 0\n',
+  },
+};
+
+function exited(p: ChildProcess): Promise<NodeJS.Signals | number | null> {
+  return new Promise((resolve) => {
+    if (p.exitCode !== null || p.signalCode !== null) resolve(p.signalCode ?? p.exitCode);
+    else p.once('exit', (code, signal) => resolve(signal ?? code));
+  });
+}
+
+for (const version of [1, 2] as const) {
+  test(`cgroup v${String(version)}: the daemon kills the task the kernel would once nobody holds the lease of a guard it cannot lift`, { timeout: 30_000 }, async (t) => {
+    if (process.getuid?.() !== 0) return t.skip('needs root (a bind mount)');
+    const dir = await mkdtemp(`/tmp/eph-guardpair-lease${String(version)}-`);
+    const cg = join(dir, 'cg');
+    const ro = join(dir, 'ro');
+    const runDir = join(dir, 'run');
+    const procs: ChildProcess[] = [];
+    let mounted = false;
+    try {
+      for (const d of [cg, ro, runDir, join(dir, 'root')]) await mkdir(d);
+      for (const [name, text] of Object.entries(FILES[version])) writeFileSync(join(cg, name), text);
+      const victim = spawn('sleep', ['60'], { stdio: 'ignore' });
+      procs.push(victim);
+      writeFileSync(join(cg, 'cgroup.procs'), `${String(victim.pid)}\n`);
+      for (const args of [['--bind', cg, ro], ['-o', 'remount,bind,ro', ro]]) {
+        const m = spawnSync('mount', args, { encoding: 'utf8' });
+        if (m.status !== 0) return t.skip(`mount ${args.join(' ')}: ${m.stderr}`);
+        mounted = true;
+      }
+      // The lease, held by another process (the agent's part): the daemon must not inherit it.
+      const lease = join(runDir, 'guard.lease');
+      assert.equal(spawnSync('mkfifo', [lease]).status, 0);
+      const w = openSync(lease, constants.O_RDWR | constants.O_NONBLOCK);
+      const holder = spawn('sleep', ['60'], { stdio: ['ignore', 'ignore', 'ignore', w] });
+      procs.push(holder);
+      closeSync(w);
+      const log = join(runDir, 'daemon.log');
+      const daemon = spawn(EPHEMERAD, ['--rundir', runDir, '--root', join(dir, 'root'), '--cgroup', ro, '--log', log], { stdio: 'ignore' });
+      procs.push(daemon);
+      const said = (): string => {
+        try {
+          return readFileSync(log, 'utf8');
+        } catch {
+          return '';
+        }
+      };
+
+      // Held: a stall of 2.5 s is the outside watchdog's to end.
+      await sleep(2500);
+      assert.equal(victim.exitCode ?? victim.signalCode, null, `the victim was killed while the lease was held: ${said()}`);
+      assert.match(said(), /oom guard lease: .*guard\.lease/);
+
+      // Nobody holds it any more: killed within the bound.
+      holder.kill('SIGKILL');
+      const lostAt = Date.now();
+      const how = await Promise.race([exited(victim), sleep(5000).then(() => 'still alive after 5 s')]);
+      const tookMs = Date.now() - lostAt;
+      assert.equal(how, 'SIGKILL', `the daemon did not kill the victim: ${said()}`);
+      t.diagnostic(`killed ${String(tookMs)} ms after the lease's last holder died`);
+      assert.ok(tookMs >= 900, `killed before the 1 s bound (${String(tookMs)} ms)`);
+      const deadline = Date.now() + 3000;
+      while (!/oom guard orphaned: .*killed pid \d+/.test(said()) && Date.now() < deadline) await sleep(20);
+      assert.match(said(), new RegExp(`oom guard orphaned: .*killed pid ${String(victim.pid)}`));
+    } finally {
+      for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+      await Promise.all(procs.map(exited));
+      if (mounted) spawnSync('umount', [ro]);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
