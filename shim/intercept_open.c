@@ -190,9 +190,9 @@ static int open_disk_create(int dirfd, const char *path, const char *abs, int fl
             nsf_unhold();
             return -2;
         }
-        /* abs: the path resolved as the kernel would (a final symlink followed unless
-         * O_NOFOLLOW or O_EXCL), so the file made is the one the kernel's open makes */
-        int fd = open_disk(AT_FDCWD, abs, flags | O_EXCL, mode), e = errno;
+        /* the caller's path, for the kernel's own checks (a final symlink gives EEXIST here:
+         * the open below follows it, and one that leads nowhere ends in the caller's open) */
+        int fd = open_disk(dirfd, path, flags | O_EXCL, mode), e = errno;
         if (fd >= 0)
             nsf_disk_named();
         nsf_unhold();
@@ -217,15 +217,20 @@ static int open_disk_create(int dirfd, const char *path, const char *abs, int fl
     return open_disk(dirfd, path, flags, mode);
 }
 
-static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode, int tries);
+#define OPEN_AGAIN (-3) /* open_managed_try: the name went to memory meanwhile, look again */
+
+static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode, int last);
 
 int open_managed(int dirfd, const char *path, int flags, mode_t mode);
 int open_managed(int dirfd, const char *path, int flags, mode_t mode)
 {
-    return open_managed_try(dirfd, path, flags, mode, 0);
+    int fd = OPEN_AGAIN;
+    for (int tries = 0; fd == OPEN_AGAIN; tries++)
+        fd = open_managed_try(dirfd, path, flags, mode, tries + 1 >= OPEN_CREATE_TRIES);
+    return fd;
 }
 
-static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode, int tries)
+static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode, int last)
 {
     char abs[EPH_PATH_MAX];
     int trailing = 0;
@@ -320,8 +325,7 @@ static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode,
         if (fd != -2)
             return fd;
         /* made in memory meanwhile: open that (bounded: each try found it there) */
-        return tries < OPEN_CREATE_TRIES ? open_managed_try(dirfd, path, flags, mode, tries + 1)
-                                         : open_disk(dirfd, path, flags, mode);
+        return last ? open_disk(dirfd, path, flags, mode) : OPEN_AGAIN;
     }
     return adopt(kfd, resp.inode, resp.gen, flags, 0);
 }
