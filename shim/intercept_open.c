@@ -196,22 +196,33 @@ static int open_disk_create(int dirfd, const char *path, const char *abs, int fl
         if (fd >= 0)
             nsf_disk_named();
         nsf_unhold();
-        if (fd >= 0 || e != EEXIST || (flags & O_EXCL)) {
+        if (fd >= 0 || (flags & O_EXCL)) {
             errno = e;
             return fd;
         }
+        /* Not made: the name may be there, and then the kernel's open answers as without
+         * O_CREAT (O_EXCL can say EACCES first, where the caller may not write the directory) */
         fd = open_disk(dirfd, path, flags & ~O_CREAT, mode);
-        if (fd >= 0 && (flags & O_ACCMODE) == O_RDONLY) {
-            /* O_CREAT on a directory is EISDIR even for reading */
+        int oe = errno;
+        if (fd >= 0 || oe != ENOENT) {
+            /* O_CREAT on a directory is EISDIR, for reading too and before the permission checks */
             struct stat st;
-            if (sys.fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-                sys.close(fd);
-                errno = EISDIR;
-                return -1;
+            int dir = fd >= 0 ? (flags & O_ACCMODE) == O_RDONLY && sys.fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)
+                              : sys.fstatat(dirfd, path, &st, (flags & O_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0) == 0 &&
+                                    S_ISDIR(st.st_mode);
+            if (dir) {
+                if (fd >= 0)
+                    sys.close(fd);
+                oe = EISDIR;
+                fd = -1;
             }
-        }
-        if (fd >= 0 || errno != ENOENT)
+            errno = oe;
             return fd;
+        }
+        if (e != EEXIST) {
+            errno = e; /* nothing there: the create's own answer */
+            return -1;
+        }
         /* removed since our try: make it again */
     }
     return open_disk(dirfd, path, flags, mode);
