@@ -13,6 +13,7 @@
  *   ns_stress hiddenrename DIR [--seed S] [--kill-ms D] [--lag-ms L] (bug hidden-rename alone, for D ms)
  *   ns_stress staledir DIR [--kill-ms D] [--lag-ms L]   (bug stale-dir alone, for D ms)
  *   ns_stress hiddencreate DIR [--seed S] [--kill-ms D] [--lag-ms L] (bug hidden-create alone, for D ms)
+ *   ns_stress hiddenevict DIR [--seed S] [--kill-ms D] [--lag-ms L]  (the same, the other file evicted)
  *
  * Names.  Worker w (a thread; P processes of T threads each, forked before the threads start) owns
  * the names o<w>_0 .. o<w>_5, and every worker uses the shared names s0 .. s5.  A worker keeps a
@@ -1643,7 +1644,7 @@ static int mode_hiddenrename(int ms, int lag_ms)
  * writers at once: a connection that opened the other file read the frames the index promised
  * short (SQLITE_IOERR_SHORT_READ, "disk I/O error").  Prints the counts.
  */
-static int mode_hiddencreate(int ms, int lag_ms)
+static int mode_hiddencreate(int ms, int lag_ms, int evict)
 {
     char S[4200], out[4300];
     snprintf(S, sizeof S, "%s/S", dir);
@@ -1662,8 +1663,10 @@ static int mode_hiddencreate(int ms, int lag_ms)
                 _exit(0);
             for (volatile uint32_t i = 0, n = below(&r, 30000); i < n; i++) {
             }
+            static char big[100 * 1024];
             int fd = open(S, O_WRONLY | O_CREAT, 0644);
-            if (fd < 0 || write(fd, "disk", 4) != 4 || close(fd) < 0)
+            if (fd < 0 || (evict ? write(fd, big, sizeof big) != (ssize_t)sizeof big : write(fd, "disk", 4) != 4) ||
+                close(fd) < 0)
                 atomic_fetch_add(&bar[3], 1);
             atomic_store(&bar[1], round);
         }
@@ -1678,9 +1681,10 @@ static int mode_hiddencreate(int ms, int lag_ms)
         for (int i = 0; i < 4 && unlink(S) == 0; i++) {
         }
         /* S on disk: made beside DIR (under the shim, outside its root) and renamed in, as a
-         * file made under the root would be in memory */
-        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || write(fd, "old", 3) != 3 || close(fd) < 0 || rename(out, S) < 0) {
+         * file made under the root would be in memory.  With evict, S is not there: the child
+         * makes it, 100 KiB, which a budget below that sends to disk as it is written. */
+        int fd = evict ? -2 : open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd == -1 || (fd >= 0 && (write(fd, "old", 3) != 3 || close(fd) < 0 || rename(out, S) < 0))) {
             bad++, fail("hiddencreate: making %s on disk: %s", S, strerror(errno));
             break;
         }
@@ -1689,7 +1693,7 @@ static int mode_hiddencreate(int ms, int lag_ms)
             sleep_ms(lag_ms);
         for (volatile uint32_t i = 0, n = lag_ms ? 0 : below(&r, 30000); i < n; i++) {
         }
-        if (unlink(S) < 0) {
+        if (unlink(S) < 0 && !(evict && errno == ENOENT)) {
             bad++, fail("hiddencreate: unlink(S) before the create: %s", strerror(errno));
             break;
         }
@@ -1808,7 +1812,7 @@ static int mode_staledir(int ms, int lag_ms)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: ns_stress run|kill|check|clean|vanish|linkrace|hiddenlink|hiddenrename|staledir|hiddencreate DIR [--seed S] [--procs P] [--threads T] [--ops N]\n"
+    fprintf(stderr, "usage: ns_stress run|kill|check|clean|vanish|linkrace|hiddenlink|hiddenrename|staledir|hiddencreate|hiddenevict DIR [--seed S] [--procs P] [--threads T] [--ops N]\n"
                     "         [--kill-ms D] [--workers W] [--partial-own] [--deadline-ms D] [--tolerate-known-bugs] [--lag-ms L]\n");
     return 2;
 }
@@ -1881,8 +1885,8 @@ int main(int argc, char **argv)
         return mode_hiddenrename(kill_ms, (int)lag_ms);
     if (!strcmp(mode, "staledir"))
         return mode_staledir(kill_ms, (int)lag_ms);
-    if (!strcmp(mode, "hiddencreate"))
-        return mode_hiddencreate(kill_ms, (int)lag_ms);
+    if (!strcmp(mode, "hiddencreate") || !strcmp(mode, "hiddenevict"))
+        return mode_hiddencreate(kill_ms, (int)lag_ms, !strcmp(mode, "hiddenevict"));
     /* the models start from nothing: a leftover name would be a wrong answer from the start */
     char **left;
     int nleft = list_dir(&left);
