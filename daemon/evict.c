@@ -847,6 +847,10 @@ static int evict_name_and_commit(struct evict_job *j)
         return e;
     if ((e = evict_name(j)) == 0)
         evict_commit(j);
+    /* The file's names are on disk now (its own may already be out of the namespace): a shim's
+     * create in memory that looked at the disk before this must not insert over one of them
+     * (shim/nsfast.c, nsf_create; bug hidden-create).  Moved even when a link failed part way. */
+    atomic_fetch_add(&D.h->disk_names, 1);
     nsl_exit();
     return e;
 }

@@ -391,6 +391,8 @@ again:;
                                              : sys.renameat2(od, op, nd, np, flags);
     if (held) {
         int e = errno;
+        if (r == 0)
+            nsf_disk_named(); /* for a create in memory that looked at b before the lock */
         nsf_unhold();
         errno = e;
     }
@@ -873,6 +875,8 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
     int r = REAL(linkat)(od, o, nd, n, flags);
     if (held) {
         int e = errno;
+        if (r == 0)
+            nsf_disk_named(); /* for a create in memory that looked at n before the lock */
         nsf_unhold();
         errno = e;
     }

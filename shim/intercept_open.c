@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ephemera/proto.h"
@@ -162,8 +163,85 @@ static int open_disk(int dirfd, const char *path, int flags, mode_t mode)
     return fd;
 }
 
+/*
+ * The kernel's open of a managed name that is in memory nowhere (the daemon's answer), when it
+ * may create the name (O_CREAT): the create is made under ns_lock, after looking again that the
+ * name did not go to memory meanwhile, and moves disk_names.  A create in memory (the daemon's
+ * CREATE, a shim's nsf_create, a rename or link onto the name) decides from a look at the disk;
+ * a disk name made without the lock could land after that look and before its insert, and stay
+ * hidden under the in-memory file: one name, two files, each process writing the one it opened.
+ * Seen as SQLite's WAL with two files: a new connection read frames that the index said another
+ * writer had written, into the other file, and got SQLITE_IOERR_SHORT_READ (test/README.md,
+ * "hidden-create").  Only the create is made under the lock, with O_EXCL (it cannot block, as an
+ * open of a FIFO would); a name that is there is opened after the unlock, with the caller's
+ * flags minus O_CREAT (the same answer: it makes no name).  -2: the name is in memory now.
+ */
+#define OPEN_CREATE_TRIES 8
+
+static int open_disk_create(int dirfd, const char *path, const char *abs, int flags, mode_t mode)
+{
+    if (!(flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE || nsf_held)
+        return open_disk(dirfd, path, flags, mode);
+    for (int tries = 0; tries < OPEN_CREATE_TRIES; tries++) {
+        uint32_t i, g;
+        if (nsf_hold() < 0)
+            return -1;
+        if (nsv_lookup(abs, &i, &g) == 0) {
+            nsf_unhold();
+            return -2;
+        }
+        /* the caller's path, for the kernel's own checks (a final symlink gives EEXIST here:
+         * the open below follows it, and one that leads nowhere ends in the caller's open) */
+        int fd = open_disk(dirfd, path, flags | O_EXCL, mode), e = errno;
+        if (fd >= 0)
+            nsf_disk_named();
+        nsf_unhold();
+        if (fd >= 0 || (flags & O_EXCL)) {
+            errno = e;
+            return fd;
+        }
+        /* Not made: the name may be there, and then the kernel's open answers as without
+         * O_CREAT (O_EXCL can say EACCES first, where the caller may not write the directory) */
+        fd = open_disk(dirfd, path, flags & ~O_CREAT, mode);
+        int oe = errno;
+        if (fd >= 0 || oe != ENOENT) {
+            /* O_CREAT on a directory is EISDIR, for reading too and before the permission checks */
+            struct stat st;
+            int dir = fd >= 0 ? (flags & O_ACCMODE) == O_RDONLY && sys.fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)
+                              : sys.fstatat(dirfd, path, &st, (flags & O_NOFOLLOW) ? AT_SYMLINK_NOFOLLOW : 0) == 0 &&
+                                    S_ISDIR(st.st_mode);
+            if (dir) {
+                if (fd >= 0)
+                    sys.close(fd);
+                oe = EISDIR;
+                fd = -1;
+            }
+            errno = oe;
+            return fd;
+        }
+        if (e != EEXIST) {
+            errno = e; /* nothing there: the create's own answer */
+            return -1;
+        }
+        /* removed since our try: make it again */
+    }
+    return open_disk(dirfd, path, flags, mode);
+}
+
+#define OPEN_AGAIN (-3) /* open_managed_try: the name went to memory meanwhile, look again */
+
+static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode, int last);
+
 int open_managed(int dirfd, const char *path, int flags, mode_t mode);
 int open_managed(int dirfd, const char *path, int flags, mode_t mode)
+{
+    int fd = OPEN_AGAIN;
+    for (int tries = 0; fd == OPEN_AGAIN; tries++)
+        fd = open_managed_try(dirfd, path, flags, mode, tries + 1 >= OPEN_CREATE_TRIES);
+    return fd;
+}
+
+static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode, int last)
 {
     char abs[EPH_PATH_MAX];
     int trailing = 0;
@@ -171,6 +249,8 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
     if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0 ||
         (path_is_root(abs) && !tmpfile) || sh_attach() < 0)
         return open_real(dirfd, path, flags, mode);
+    /* before any look at the disk below (nsf_create) */
+    uint32_t disk_seen = nsf_disk_names();
     uint32_t inode, gen;
     int absent = 0; /* path_canon's lstat found nothing at abs */
     int in_mem = nsv_lookup(abs, &inode, &gen) == 0;
@@ -223,7 +303,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         /* A new name: made here, under the namespace lock, when it is the common case. */
         uint32_t ni, ng;
         int priv;
-        int kfd = nsf_create(abs, flags, (mode_t)(mode & 07777 & ~sh_umask()), absent, &ni, &ng, &priv);
+        int kfd = nsf_create(abs, flags, (mode_t)(mode & 07777 & ~sh_umask()), absent, disk_seen, &ni, &ng, &priv);
         if (kfd >= 0)
             return adopt_priv(kfd, ni, ng, flags, 1, priv, abs);
         if (kfd == -1)
@@ -252,7 +332,11 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
             ft_inflight_clear();
             fp_inode_release(resp.inode, resp.gen);
         }
-        return open_disk(dirfd, path, flags, mode);
+        int fd = open_disk_create(dirfd, path, abs, flags, mode);
+        if (fd != -2)
+            return fd;
+        /* made in memory meanwhile: open that (bounded: each try found it there) */
+        return last ? open_disk(dirfd, path, flags, mode) : OPEN_AGAIN;
     }
     return adopt(kfd, resp.inode, resp.gen, flags, 0, abs);
 }

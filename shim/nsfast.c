@@ -294,6 +294,16 @@ void nsf_unhold(void)
     eph_ns_unlock(sh.hdr);
 }
 
+void nsf_disk_named(void)
+{
+    atomic_fetch_add(&sh.hdr->disk_names, 1);
+}
+
+uint32_t nsf_disk_names(void)
+{
+    return atomic_load(&sh.attached) ? atomic_load(&sh.hdr->disk_names) : 0;
+}
+
 /* ---- checks the daemon made on our behalf -------------------------------- */
 
 void nsf_parent(const char *abs, char *out)
@@ -455,8 +465,8 @@ static int nsf_place_ok(void)
 
 /* ---- create --------------------------------------------------------------- */
 
-int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *inode_out, uint32_t *gen_out,
-               int *priv)
+int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t disk_seen, uint32_t *inode_out,
+               uint32_t *gen_out, int *priv)
 {
     struct eph_shm_header *h = sh.hdr;
     struct stat st, pst;
@@ -526,8 +536,12 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
         }
         return -2;
     }
-    if (eph_chain_lookup(h, abs) >= 0 || atomic_load(&h->dirs_gone) != gone) {
-        /* Someone named it meanwhile, or a directory went (ours?): the daemon decides. */
+    if (eph_chain_lookup(h, abs) >= 0 || atomic_load(&h->dirs_gone) != gone ||
+        atomic_load(&h->disk_names) != disk_seen) {
+        /* Someone named it meanwhile, or a directory went (ours?), or a shim made a disk
+         * name since our look at the disk (which was made before the lock, to save a call;
+         * it may be this very name: ours would hide it): the daemon decides, looking under
+         * the lock. */
         eph_ns_unlock(h);
         sys.close(kfd);
         nsf_put_back(&e);

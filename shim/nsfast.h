@@ -23,7 +23,9 @@
  */
 #include <stdint.h>
 
-int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *inode, uint32_t *gen, int *priv);
+/* disk_seen: nsf_disk_names() read before the caller's look at the disk (path_canon's lstat). */
+int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t disk_seen, uint32_t *inode, uint32_t *gen,
+               int *priv);
 
 /* Unlink in-memory file abs (found by the caller as inode idx of gen).
  * 0, -1 with errno, or -2: ask the daemon. */
@@ -50,6 +52,10 @@ int nsf_hold(void);
 extern SH_TLS int nsf_held; /* between nsf_hold and nsf_unhold: nobody may ask the daemon */
 
 void nsf_unhold(void);
+/* Between nsf_hold and nsf_unhold, after a kernel call that made a name under a root. */
+void nsf_disk_named(void);
+/* The count nsf_disk_named moves (0 when not attached). */
+uint32_t nsf_disk_names(void);
 
 void nsf_after_fork(void);
 

@@ -9,7 +9,8 @@
 #                     part of `make test`, whose test-c, test-c-asan and test-ts run them too
 #   make test-build   only build the test programs
 #   make soak         (not in make test) the OOM guard's ASan runs: daemon_proto_test 50 times
-#                     and the guard workload of test/memory/guard.test.ts 50 times
+#                     and the guard workload of test/memory/guard.test.ts 50 times; the difftest
+#                     soak; the SQLite WAL soak (test/fs/wal_soak.sh)
 TEST_BUILD := $(BUILD)/test
 ASAN_BUILD := $(BUILD)/asan
 
@@ -81,6 +82,7 @@ soak: all $(TEST_PROGS) $(BUILD)/.memtest-stamp
 	test/c/proto_soak.sh 50 120 $(ASAN_BUILD)/daemon_proto_test $(CURDIR)/$(ASAN_BUILD)/ephemerad
 	GUARD_SOAK_ASAN=1 GUARD_SOAK_RUNS=50 node --test --test-concurrency=1 $(BUILD)/test-memory/guard.test.js
 	node test/fs/difftest_soak.mjs
+	test/fs/wal_soak.sh
 
 test-fs: all $(TEST_PROGS)
 	$(NODE_TEST) --test-reporter=spec test/fs/*.test.mjs

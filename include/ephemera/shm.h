@@ -298,7 +298,11 @@ struct eph_shm_header {
      * bump comes after the reply, and never if it is killed first. */
     _Atomic uint64_t dir_gen;       /* [DS] */
     _Atomic uint32_t dirtouch_used; /* [S] entries of dirtouch in use (0: nothing to look up) */
-    uint32_t pad2;
+    _Atomic uint32_t disk_names;    /* [DS] bumped under ns_lock after a kernel call made a name under
+                                     * a root: a shim's open with O_CREAT, link or rename, the daemon's
+                                     * eviction: a create in memory that looked at the disk before the
+                                     * lock asks the daemon instead if it moved (shim/nsfast.c,
+                                     * nsf_create) */
     struct eph_dirtouch dirtouch[EPH_DIRTOUCH]; /* [S] under ns_lock */
     /* ---- version 3: directories in memory (shim/nsdir.c, daemon/dirtwin.c) ---- */
     _Atomic uint32_t mdirs_live;    /* [DS] EPH_MDIR inodes named now; 0: nobody need look for them.

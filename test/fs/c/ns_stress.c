@@ -12,6 +12,8 @@
  *   ns_stress hiddenlink DIR [--seed S] [--kill-ms D] (known bug hidden-link alone, for D ms)
  *   ns_stress hiddenrename DIR [--seed S] [--kill-ms D] [--lag-ms L] (bug hidden-rename alone, for D ms)
  *   ns_stress staledir DIR [--kill-ms D] [--lag-ms L]   (bug stale-dir alone, for D ms)
+ *   ns_stress hiddencreate DIR [--seed S] [--kill-ms D] [--lag-ms L] (bug hidden-create alone, for D ms)
+ *   ns_stress hiddenevict DIR [--seed S] [--kill-ms D] [--lag-ms L]  (the same, the other file evicted)
  *
  * Names.  Worker w (a thread; P processes of T threads each, forked before the threads start) owns
  * the names o<w>_0 .. o<w>_5, and every worker uses the shared names s0 .. s5.  A worker keeps a
@@ -1630,6 +1632,100 @@ static int mode_hiddenrename(int ms, int lag_ms)
 }
 
 /*
+ * Two creates of one name at once, one of them on disk: rounds in which a child opens S with
+ * O_CREAT while S is a file on disk, and this process (--lag-ms later, or after a random spin)
+ * unlinks S and creates it again with O_CREAT.  On the kernel there is one name at the end
+ * whatever the order (the later open finds the earlier one's file), and one unlink removes it.
+ * Under the shim the child's open goes to the disk (the daemon found S there), and our create goes
+ * to memory (S was gone from the disk when we looked): the bug (hidden-create) was the child's
+ * kernel create landing after our look at the disk and before our insert, outside the namespace
+ * lock, so S named two files: the in-memory one, and on disk one that every process that opened it
+ * before wrote to, and that was still there after an unlink.  Seen as SQLite's WAL file made by two
+ * writers at once: a connection that opened the other file read the frames the index promised
+ * short (SQLITE_IOERR_SHORT_READ, "disk I/O error").  Prints the counts.
+ */
+static int mode_hiddencreate(int ms, int lag_ms, int evict)
+{
+    char S[4200], out[4300];
+    snprintf(S, sizeof S, "%s/S", dir);
+    snprintf(out, sizeof out, "%s/../hiddencreate-%d", dir, (int)getpid());
+    /* [0] the round the parent released, [1] the round the child finished, [2] stop,
+     * [3] the child's failed opens or writes */
+    _Atomic long *bar = shared_words(4);
+    if (!bar)
+        return 1;
+    int64_t end = now_ms() + ms;
+    pid_t kid = fork();
+    if (kid == 0) {
+        struct rng r = {mix(seed ^ 0x6863ull)};
+        for (long round = 1;; round++) {
+            if (!wait_round(&bar[0], round, &bar[2]))
+                _exit(0);
+            for (volatile uint32_t i = 0, n = below(&r, 30000); i < n; i++) {
+            }
+            static char big[100 * 1024];
+            int fd = open(S, O_WRONLY | O_CREAT, 0644);
+            if (fd < 0 || (evict ? write(fd, big, sizeof big) != (ssize_t)sizeof big : write(fd, "disk", 4) != 4) ||
+                close(fd) < 0)
+                atomic_fetch_add(&bar[3], 1);
+            atomic_store(&bar[1], round);
+        }
+    }
+    if (kid < 0) {
+        perror("fork");
+        return 1;
+    }
+    long rounds = 0, hidden = 0, bad = 0;
+    struct rng r = {mix(seed ^ 0x637265ull)};
+    for (long round = 1; now_ms() < end; round++) {
+        for (int i = 0; i < 4 && unlink(S) == 0; i++) {
+        }
+        /* S on disk: made beside DIR (under the shim, outside its root) and renamed in, as a
+         * file made under the root would be in memory.  With evict, S is not there: the child
+         * makes it, 100 KiB, which a budget below that sends to disk as it is written. */
+        int fd = evict ? -2 : open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd == -1 || (fd >= 0 && (write(fd, "old", 3) != 3 || close(fd) < 0 || rename(out, S) < 0))) {
+            bad++, fail("hiddencreate: making %s on disk: %s", S, strerror(errno));
+            break;
+        }
+        atomic_store(&bar[0], round);
+        if (lag_ms)
+            sleep_ms(lag_ms);
+        for (volatile uint32_t i = 0, n = lag_ms ? 0 : below(&r, 30000); i < n; i++) {
+        }
+        if (unlink(S) < 0 && !(evict && errno == ENOENT)) {
+            bad++, fail("hiddencreate: unlink(S) before the create: %s", strerror(errno));
+            break;
+        }
+        fd = open(S, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || write(fd, "memory", 6) != 6 || close(fd) < 0) {
+            bad++, fail("hiddencreate: creating S: %s", strerror(errno));
+            break;
+        }
+        if (!wait_round(&bar[1], round, NULL)) {
+            bad++, fail("hiddencreate: the child did not finish round %ld in 10 s", round);
+            break;
+        }
+        rounds++;
+        if (unlink(S) < 0) {
+            bad++, fail("hiddencreate: unlink(S) after both creates: %s", strerror(errno));
+            break;
+        }
+        struct stat ss;
+        if (lstat(S, &ss) == 0 && ++hidden <= 3)
+            printf("round %ld: after unlink(S) the name is still there (%lu bytes)\n", round, (unsigned long)ss.st_size);
+    }
+    atomic_store(&bar[2], 1);
+    waitpid(kid, NULL, 0);
+    if (atomic_load(&bar[3]))
+        bad++, fail("hiddencreate: %ld of the child's opens of S failed; the kernel allows none", atomic_load(&bar[3]));
+    for (int i = 0; i < 4 && unlink(S) == 0; i++) {
+    }
+    printf("rounds %ld hidden %ld\n", rounds, hidden);
+    return bad ? 1 : 0;
+}
+
+/*
  * A create in a directory that another process has just removed: rounds in which this process
  * makes a directory D (with a file made and unlinked in it, so that under the shim it has a disk
  * twin), a child makes and unlinks D/w (its shim now knows D as a directory), then this process
@@ -1716,7 +1812,7 @@ static int mode_staledir(int ms, int lag_ms)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: ns_stress run|kill|check|clean|vanish|linkrace|hiddenlink|hiddenrename|staledir DIR [--seed S] [--procs P] [--threads T] [--ops N]\n"
+    fprintf(stderr, "usage: ns_stress run|kill|check|clean|vanish|linkrace|hiddenlink|hiddenrename|staledir|hiddencreate|hiddenevict DIR [--seed S] [--procs P] [--threads T] [--ops N]\n"
                     "         [--kill-ms D] [--workers W] [--partial-own] [--deadline-ms D] [--tolerate-known-bugs] [--lag-ms L]\n");
     return 2;
 }
@@ -1789,6 +1885,8 @@ int main(int argc, char **argv)
         return mode_hiddenrename(kill_ms, (int)lag_ms);
     if (!strcmp(mode, "staledir"))
         return mode_staledir(kill_ms, (int)lag_ms);
+    if (!strcmp(mode, "hiddencreate") || !strcmp(mode, "hiddenevict"))
+        return mode_hiddencreate(kill_ms, (int)lag_ms, !strcmp(mode, "hiddenevict"));
     /* the models start from nothing: a leftover name would be a wrong answer from the start */
     char **left;
     int nleft = list_dir(&left);
