@@ -101,6 +101,9 @@ static pthread_mutex_t nsf_home_mu = PTHREAD_MUTEX_INITIALIZER;
 /* Unlinks that found a file to keep but no fd of ours: that many of the next
  * creates from a batch without fds keep one (a seed), at most NSF_HOMES. */
 static _Atomic int nsf_want_home;
+/* Our pid as the daemon names it in lent_to (SO_PEERCRED: its pid namespace, not
+ * necessarily ours), read from a slot of the last batch; 0 until then (no homes). */
+static _Atomic int32_t nsf_lent_pid;
 
 /* Under nsf_mu: a batch from the daemon, moved off the low fd numbers. */
 static int nsf_refill(void)
@@ -117,6 +120,8 @@ static int nsf_refill(void)
         return -1;
     }
     nsf_fresh = 0;
+    if (pr.e[0].inode < sh.hdr->ninodes)
+        atomic_store(&nsf_lent_pid, atomic_load(&sh.inodes[pr.e[0].inode].lent_to));
     if (req.flags & EPH_POOL_NOFDS) {
         for (int i = 0; i < n && i < EPH_POOL_MAX && nsf_npool < NSF_POOL_CAP; i++)
             nsf_pool[nsf_npool++] = (struct nsf_ent){pr.e[i].inode, pr.e[i].daemon_fd, -1, 0};
@@ -227,16 +232,27 @@ static void nsf_forget_entries(struct nsf_ent *v, int n)
         }
 }
 
+/* Under nsf_mu: the next request asks afresh (EPH_POOL_FRESH), and the daemon then
+ * takes back every slot lent to us, homes included; none of them may be used after. */
+static void nsf_forget_lent(void)
+{
+    nsf_forget_entries(nsf_pool, nsf_npool);
+    nsf_npool = 0;
+    pthread_mutex_lock(&nsf_home_mu);
+    nsf_forget_entries(nsf_homes, nsf_nhomes);
+    nsf_nhomes = 0;
+    pthread_mutex_unlock(&nsf_home_mu);
+    nsf_fresh = 1;
+}
+
 void nsf_after_fork(void)
 {
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&nsf_mu, &fresh, sizeof fresh);
     memcpy(&nsf_home_mu, &fresh, sizeof fresh);
-    nsf_forget_entries(nsf_pool, nsf_npool);
-    nsf_forget_entries(nsf_homes, nsf_nhomes);
-    nsf_npool = nsf_nhomes = 0;
+    nsf_forget_lent();
     atomic_store(&nsf_want_home, 0);
-    nsf_fresh = 1;
+    atomic_store(&nsf_lent_pid, 0);
     nsf_refused = 0;
     nsd_after_fork(); /* the directories' slots kept for reuse (nsdir.c) are the parent's too */
 }
@@ -560,8 +576,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
             /* Not ours to open (another user): batches with fds from now on. */
             pthread_mutex_lock(&nsf_mu);
             nsf_procfd = 0;
-            nsf_npool = 0;
-            nsf_fresh = 1;
+            nsf_forget_lent();
             pthread_mutex_unlock(&nsf_mu);
             return -2;
         }
@@ -580,8 +595,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
         if (err == EBADF) {
             /* The program closed our pool fds: ask for a fresh pool next time. */
             pthread_mutex_lock(&nsf_mu);
-            nsf_npool = 0;
-            nsf_fresh = 1;
+            nsf_forget_lent();
             pthread_mutex_unlock(&nsf_mu);
             return -2;
         }
@@ -596,7 +610,8 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
         return -1;
     }
     struct eph_inode *in = &sh.inodes[e.inode];
-    if (e.inode >= h->ninodes || atomic_load(&in->state) != EPH_FREE || in->mem_fd != e.daemon_fd) {
+    if (e.inode >= h->ninodes || atomic_load(&in->state) != EPH_FREE || in->mem_fd != e.daemon_fd ||
+        (e.home && atomic_load(&in->lent_to) != atomic_load(&nsf_lent_pid))) {
         /* Not the free slot that was lent: another process made it a file (a child
          * forked past our fork wrapper shares our pool).  The entry is dropped. */
         eph_ns_unlock(h);
@@ -714,7 +729,8 @@ static int nsf_keep_home(uint32_t idx, uint32_t gen)
 {
     struct eph_shm_header *h = sh.hdr;
     struct eph_inode *in = &sh.inodes[idx];
-    if (atomic_load(&in->open_count) != 0 || atomic_load(&in->xattrs) || in->link_head ||
+    int32_t me = atomic_load(&nsf_lent_pid);
+    if (!me || atomic_load(&in->open_count) != 0 || atomic_load(&in->xattrs) || in->link_head ||
         atomic_load(&in->gen) != gen || atomic_load(&in->state) != EPH_MEM || atomic_load(&in->pinned))
         return 0;
     pthread_mutex_lock(&nsf_home_mu);
@@ -746,7 +762,7 @@ static int nsf_keep_home(uint32_t idx, uint32_t gen)
         eph_j_set64(h, &in->ino, eph_file_ino_next(in->ino));
         eph_j_set64(h, &in->size, 0);
         eph_j_set32(h, &in->gen, gen + 1); /* before the slot is reusable, as ns_free */
-        eph_j_set32(h, &in->lent_to, eph_lock_pid);
+        eph_j_set32(h, &in->lent_to, (uint32_t)me);
         eph_j_set32(h, &in->state, EPH_FREE);
         eph_j_commit(h);
     }
