@@ -907,7 +907,7 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     eph_j_commit(h);
     if (dropped > 0)
         atomic_store(&h->reclaim_pending, 1);
-    int release = dmem && atomic_load(&di->nlink) == 0 && nsf_reclaim(d, dg);
+    int release = dmem && atomic_load(&di->nlink) == 0 && !nsf_keep_home(d, dg) && nsf_reclaim(d, dg);
     atomic_fetch_add(&h->shim_unlinks, 1);
     int two = pa_st.st_dev != pb_st.st_dev || pa_st.st_ino != pb_st.st_ino;
     int full_a = nsf_touch_dir(pa_st.st_dev, pa_st.st_ino, now) < 0, full_b = two && nsf_touch_dir(pb_st.st_dev, pb_st.st_ino, now) < 0;

@@ -1,7 +1,8 @@
 // A freed file's memfd serves a later file twice over: the daemon gives it to a later file
 // (daemon/namespace.c, ns_stock_recycle; docs/ARCHITECTURE.md, "Closer to tmpfs's time"), and a
 // process that unlinks a file it made keeps the slot and memfd, with a small file's pages, for its
-// own next create (shim/nsfast.c, homes; "A create without the /proc open").  Nothing of the old
+// own next create, when it unlinks the file or renames another over it (shim/nsfast.c, homes; "A
+// create without the /proc open").  Nothing of the old
 // file may show through: not its bytes (also not in a hole the new file makes by growing, by a
 // write past the end or through a mapping), not its size, not an extended attribute, and not its
 // inode number (tmpfs gives every file a new one; git and find compare them).
@@ -65,7 +66,13 @@ for r in range(10):
         if i % 5 == 0:
             os.setxattr(p, 'user.tag', b'new')
         os.close(fd)
-    for p in names:
+    for k, p in enumerate(names):
+        if k % 4 == 0:   # replaced by a rename over it: its slot and memfd are freed (or kept) too
+            q = p + '.new'
+            with open(q, 'wb') as f:
+                f.write(b'replacement-%d-' % k * 200)
+            gone[os.stat(p).st_ino & 0xffffffff] = True
+            os.rename(q, p)
         gone[os.stat(p).st_ino & 0xffffffff] = True
         os.unlink(p)
 print(json.dumps({'bad': bad[:10], 'nbad': len(bad), 'reused': reused, 'homed': homed}), flush=True)
