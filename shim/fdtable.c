@@ -694,6 +694,14 @@ int ft_cached_fd(uint32_t inode, uint32_t gen)
     return fd;
 }
 
+int ft_idle_room(void)
+{
+    ft_lock();
+    int room = ft_idle < FT_IDLE_MAX;
+    ft_unlock();
+    return room;
+}
+
 int ft_take_idle_fd(uint32_t inode, uint32_t gen)
 {
     struct ft_map *m = &ft_maps[inode];

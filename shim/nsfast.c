@@ -580,7 +580,9 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
             pthread_mutex_unlock(&nsf_mu);
             return -2;
         }
-        if (kfd >= 0 && atomic_load_explicit(&nsf_want_home, memory_order_relaxed) > 0)
+        /* A seed only where the fd table can keep it after the program's close: else
+         * the close would drop it again, two calls for nothing. */
+        if (kfd >= 0 && atomic_load_explicit(&nsf_want_home, memory_order_relaxed) > 0 && ft_idle_room())
             e.fd = nsf_seed(kfd, e.inode);
     } else {
         /* A home or a batch with fds: the program's fd is a duplicate of ours.  Its
