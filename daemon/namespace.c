@@ -722,25 +722,13 @@ void ns_check_and_log(const char *when)
 #define NS_STOCK 64       /* memfds made ahead of time, at least */
 #define NS_STOCK_MAX 256  /* and with those emptied after their file was freed, at most */
 static int ns_stock[NS_STOCK_MAX]; /* memfds made ahead of time, or emptied after their file was freed */
-static uint64_t ns_stock_ino[NS_STOCK_MAX]; /* and the st_ino their next file reports (ns_file_ino) */
+static uint64_t ns_stock_ino[NS_STOCK_MAX]; /* and the st_ino their next file reports (eph_file_ino) */
 static int ns_nstock;
-
-/*
- * The st_ino a file reports: its memfd's own in the low 32 bits (shmem's are
- * 32-bit; the exec check in shim/intercept_proc.c compares those), how many
- * files the memfd served before in bits 32-43, and EPH_INO_TAG.  A reused memfd
- * thus gives every file a number no earlier file had (until 4096 reuses), as
- * tmpfs does, rather than the deleted one's.
- */
-static uint64_t ns_file_ino(uint64_t memfd_ino, uint32_t uses)
-{
-    return (memfd_ino & 0xffffffffull) | (uint64_t)(uses & 0xfffu) << 32 | EPH_INO_TAG;
-}
 
 static uint64_t ns_memfd_ino(int fd)
 {
     struct stat st;
-    return ns_file_ino(fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0, 0);
+    return eph_file_ino(fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0, 0);
 }
 
 /* Fill the stock of memfds (off every caller's path: after a reply, on the tick).  The keeper
@@ -774,7 +762,7 @@ static int ns_stock_recycle(int fd, uint64_t ino)
         return -1;
     if (ftruncate(fd, 0) < 0 || flistxattr(fd, NULL, 0) != 0)
         return -1;
-    ns_stock_ino[ns_nstock] = ns_file_ino(ino, (uint32_t)(ino >> 32) + 1);
+    ns_stock_ino[ns_nstock] = eph_file_ino_next(ino);
     ns_stock[ns_nstock++] = fd;
     return 0;
 }
@@ -825,7 +813,9 @@ int ns_pool_lend(int32_t pid, int want, struct eph_pool_entry *out, int *fds)
     return n;
 }
 
-/* Slot idx back from a pool (unused): close its memfd, free the slot. */
+/* Slot idx back from a pool (unused): close its memfd, free the slot.  A slot a shim kept
+ * from its own file (nsfast.c, "homes") may still hold that file's pages: not counted in
+ * bytes_in_memory while FREE, and freed with the memfd here. */
 static void ns_pool_return(uint32_t idx)
 {
     struct eph_inode *in = &D.inodes[idx];
@@ -834,6 +824,8 @@ static void ns_pool_return(uint32_t idx)
         close(in->mem_fd);
     }
     in->mem_fd = -1;
+    atomic_store(&in->capacity, 0);
+    atomic_store(&in->size, 0);
     atomic_store(&in->lent_to, 0);
     ns_freelist[ns_nfree++] = idx;
 }

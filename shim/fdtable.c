@@ -705,6 +705,28 @@ int ft_cached_fd(uint32_t inode, uint32_t gen)
     return fd;
 }
 
+int ft_idle_room(void)
+{
+    ft_lock();
+    int room = ft_idle < FT_IDLE_MAX;
+    ft_unlock();
+    return room;
+}
+
+int ft_take_idle_fd(uint32_t inode, uint32_t gen)
+{
+    struct ft_map *m = &ft_maps[inode];
+    int fd = -1;
+    ft_lock();
+    if (m->cached && m->refs == 0 && m->gen == gen && m->kfd1) {
+        fd = m->kfd1 - 1;
+        m->kfd1 = 0; /* map_drop_all leaves it open, with its mark */
+        map_drop_all(m);
+    }
+    ft_unlock();
+    return fd;
+}
+
 /*
  * Reopen of a cached inode: a new kernel fd on its memfd, numbered like
  * open(2) would, or -1 if nothing usable is cached.

@@ -171,6 +171,11 @@ void ft_sweep_idle(void);
 int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec);
 /* This process's private fd on inode's memfd (gen), or -1. */
 int ft_cached_fd(uint32_t inode, uint32_t gen);
+/* That private fd taken out of the cache when no fd of this process uses the inode (idle):
+ * the mapping goes, the fd stays open and marked private of inode, now the caller's.  -1: none. */
+int ft_take_idle_fd(uint32_t inode, uint32_t gen);
+/* Is there room in the cache for one more closed file's private fd (else its last close drops it)? */
+int ft_idle_room(void);
 /* Record fd as a private fd of inode (a pool entry, nsfast.c: the application's close,
  * dup2 or close_range over it then clears the mark); UINT32_MAX: forget the mark. */
 void ft_mark_priv(int fd, uint32_t inode);

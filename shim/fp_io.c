@@ -36,6 +36,7 @@
 #include <unistd.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <sys/platform/x86.h>
 #endif
 
 #include "ephemera/lock.h"
@@ -68,10 +69,16 @@
 #if defined(__x86_64__)
 static int fp_have_avx2;
 
+/*
+ * From what ld.so found at start (glibc's <sys/platform/x86.h>): no cpuid of our own.
+ * __builtin_cpu_supports linked libgcc's __cpu_indicator_init, a constructor that
+ * runs cpuid a dozen times in every process the shim is loaded into, each a VM
+ * exit under a hypervisor: a quarter of the shim's start-up cost (BENCHMARKS.md,
+ * "The shim's start-up cost").
+ */
 __attribute__((constructor)) static void fp_copy_init(void)
 {
-    __builtin_cpu_init();
-    fp_have_avx2 = __builtin_cpu_supports("avx2");
+    fp_have_avx2 = CPU_FEATURE_ACTIVE(AVX2);
 }
 
 static __attribute__((noinline, target("avx2"))) void copy_avx2(char *dst, const char *src, size_t n)

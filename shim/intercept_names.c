@@ -1366,6 +1366,10 @@ static ssize_t xa_inode(struct eph_inode *ino, int fd, const struct xa *a)
             eph_lock(&ino->lock);
     }
     ssize_t r;
+    /* The memfd will carry it: its slot is then never kept for another file (nsfast.c).  Marked
+     * before the call, so that a process killed inside it leaves the mark. */
+    if (a->op == XA_SET)
+        atomic_store(&ino->xattrs, 1);
     if (fd >= 0) {
         r = xa_fd(fd, a);
     } else {

@@ -67,10 +67,13 @@
 struct nsf_ent {
     uint32_t inode;
     int32_t daemon_fd;
-    int fd; /* our copy of the memfd */
+    int fd;   /* our copy of the memfd, -1 none */
+    int home; /* kept from one of our own files (below): its memfd may hold that file's pages */
 };
 
-static struct nsf_ent nsf_pool[EPH_POOL_MAX];
+/* Room for a batch and for entries given back while another thread refilled. */
+#define NSF_POOL_CAP (2 * EPH_POOL_MAX)
+static struct nsf_ent nsf_pool[NSF_POOL_CAP];
 static int nsf_npool;
 static int nsf_fresh = 1; /* the next request says we hold nothing from before */
 static int nsf_refused;   /* the daemon lent nothing (table full): do not ask on every create */
@@ -79,6 +82,28 @@ static int nsf_refused;   /* the daemon lent nothing (table full): do not ask on
  * user than the daemon's, without CAP_SYS_PTRACE): take fds in the batch. */
 static int nsf_procfd = 1;
 static pthread_mutex_t nsf_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * Homes: the slots of files this process made and then unlinked itself while
+ * nobody had them open, kept with our fd of the memfd and, for a small file,
+ * its pages (docs/ARCHITECTURE.md, "A create without the /proc open").  The
+ * next create takes one first: its fd is a dup of ours, and its first write
+ * lands in pages that are already there.  The slot is FREE and lent to us
+ * meanwhile, as a pool entry, so the daemon takes it back when we exit or ask
+ * afresh.  nsf_home_mu is taken under ns_lock (nsf_unlink) and never held
+ * across anything else, so it cannot close a cycle with nsf_mu (held across
+ * the refill's round trip).
+ */
+#define NSF_HOMES 16
+static struct nsf_ent nsf_homes[NSF_HOMES];
+static int nsf_nhomes;
+static pthread_mutex_t nsf_home_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Unlinks that found a file to keep but no fd of ours: that many of the next
+ * creates from a batch without fds keep one (a seed), at most NSF_HOMES. */
+static _Atomic int nsf_want_home;
+/* Our pid as the daemon names it in lent_to (SO_PEERCRED: its pid namespace, not
+ * necessarily ours), read from a slot of the last batch; 0 until then (no homes). */
+static _Atomic int32_t nsf_lent_pid;
 
 /* Under nsf_mu: a batch from the daemon, moved off the low fd numbers. */
 static int nsf_refill(void)
@@ -95,9 +120,11 @@ static int nsf_refill(void)
         return -1;
     }
     nsf_fresh = 0;
+    if (pr.e[0].inode < sh.hdr->ninodes)
+        atomic_store(&nsf_lent_pid, atomic_load(&sh.inodes[pr.e[0].inode].lent_to));
     if (req.flags & EPH_POOL_NOFDS) {
-        for (int i = 0; i < n && i < EPH_POOL_MAX; i++)
-            nsf_pool[nsf_npool++] = (struct nsf_ent){pr.e[i].inode, pr.e[i].daemon_fd, -1};
+        for (int i = 0; i < n && i < EPH_POOL_MAX && nsf_npool < NSF_POOL_CAP; i++)
+            nsf_pool[nsf_npool++] = (struct nsf_ent){pr.e[i].inode, pr.e[i].daemon_fd, -1, 0};
         return nsf_npool ? 0 : -1;
     }
     for (int i = 0; i < n; i++) {
@@ -107,26 +134,41 @@ static int nsf_refill(void)
             sys.close(fd);
             fd = nfd;
         }
-        if (fd < 0)
+        if (fd < 0 || nsf_npool == NSF_POOL_CAP) {
+            if (fd >= 0)
+                sys.close(fd);
             continue; /* the slot stays lent to us: taken back when we die or ask fresh */
+        }
         /* Marked as a private fd: the program's close, dup2 or close_range over the
          * number clears the mark (fdtable.c), and we never use it after that. */
         ft_mark_priv(fd, pr.e[i].inode);
-        nsf_pool[nsf_npool++] = (struct nsf_ent){pr.e[i].inode, pr.e[i].daemon_fd, fd};
+        nsf_pool[nsf_npool++] = (struct nsf_ent){pr.e[i].inode, pr.e[i].daemon_fd, fd, 0};
     }
     return nsf_npool ? 0 : -1;
 }
 
-static int nsf_take(struct nsf_ent *e)
+/* A kept home, if any (homes_ok), else a pool entry (refilled when empty). */
+static int nsf_take(struct nsf_ent *e, int homes_ok)
 {
     int rc = -1;
     pthread_mutex_lock(&nsf_mu);
     for (;;) {
-        if (nsf_npool == 0 && !nsf_refused)
-            nsf_refill();
-        if (nsf_npool == 0)
-            break;
-        *e = nsf_pool[--nsf_npool];
+        int got = 0;
+        if (homes_ok) {
+            pthread_mutex_lock(&nsf_home_mu);
+            if (nsf_nhomes > 0) {
+                *e = nsf_homes[--nsf_nhomes];
+                got = 1;
+            }
+            pthread_mutex_unlock(&nsf_home_mu);
+        }
+        if (!got) {
+            if (nsf_npool == 0 && !nsf_refused)
+                nsf_refill();
+            if (nsf_npool == 0)
+                break;
+            *e = nsf_pool[--nsf_npool];
+        }
         /* The program closed or replaced the number: it is not ours any more (the
          * slot stays lent to us, taken back when we exit or ask fresh). */
         if (e->fd < 0 || ft_is_priv(e->fd, e->inode)) {
@@ -140,15 +182,28 @@ static int nsf_take(struct nsf_ent *e)
 
 static void nsf_put_back(const struct nsf_ent *e)
 {
-    pthread_mutex_lock(&nsf_mu);
-    nsf_pool[nsf_npool++] = *e;
-    pthread_mutex_unlock(&nsf_mu);
+    int kept = 0;
+    if (e->home) {
+        pthread_mutex_lock(&nsf_home_mu);
+        if ((kept = nsf_nhomes < NSF_HOMES))
+            nsf_homes[nsf_nhomes++] = *e;
+        pthread_mutex_unlock(&nsf_home_mu);
+    } else {
+        pthread_mutex_lock(&nsf_mu);
+        if ((kept = nsf_npool < NSF_POOL_CAP))
+            nsf_pool[nsf_npool++] = *e;
+        pthread_mutex_unlock(&nsf_mu);
+    }
+    if (!kept && e->fd >= 0 && ft_is_priv(e->fd, e->inode)) { /* stays lent to us, as above */
+        ft_mark_priv(e->fd, UINT32_MAX);
+        sys.close(e->fd);
+    }
 }
 
 int nsf_take_slot(uint32_t *inode, int32_t *daemon_fd, int *fd)
 {
     struct nsf_ent e;
-    if (nsf_take(&e) < 0)
+    if (nsf_take(&e, 0) < 0) /* a directory: no home, whose memfd may hold a file's pages */
         return -1;
     *inode = e.inode;
     *daemon_fd = e.daemon_fd;
@@ -159,7 +214,7 @@ int nsf_take_slot(uint32_t *inode, int32_t *daemon_fd, int *fd)
 void nsf_give_slot(uint32_t inode, int32_t daemon_fd, int fd, int back)
 {
     if (back) {
-        nsf_put_back(&(struct nsf_ent){inode, daemon_fd, fd});
+        nsf_put_back(&(struct nsf_ent){inode, daemon_fd, fd, 0});
         return;
     }
     if (fd < 0)
@@ -168,17 +223,36 @@ void nsf_give_slot(uint32_t inode, int32_t daemon_fd, int fd, int back)
     sys.close(fd);
 }
 
+static void nsf_forget_entries(struct nsf_ent *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i].fd >= 0 && ft_is_priv(v[i].fd, v[i].inode)) {
+            ft_mark_priv(v[i].fd, UINT32_MAX);
+            sys.close(v[i].fd);
+        }
+}
+
+/* Under nsf_mu: the next request asks afresh (EPH_POOL_FRESH), and the daemon then
+ * takes back every slot lent to us, homes included; none of them may be used after. */
+static void nsf_forget_lent(void)
+{
+    nsf_forget_entries(nsf_pool, nsf_npool);
+    nsf_npool = 0;
+    pthread_mutex_lock(&nsf_home_mu);
+    nsf_forget_entries(nsf_homes, nsf_nhomes);
+    nsf_nhomes = 0;
+    pthread_mutex_unlock(&nsf_home_mu);
+    nsf_fresh = 1;
+}
+
 void nsf_after_fork(void)
 {
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&nsf_mu, &fresh, sizeof fresh);
-    for (int i = 0; i < nsf_npool; i++)
-        if (nsf_pool[i].fd >= 0 && ft_is_priv(nsf_pool[i].fd, nsf_pool[i].inode)) {
-            ft_mark_priv(nsf_pool[i].fd, UINT32_MAX);
-            sys.close(nsf_pool[i].fd);
-        }
-    nsf_npool = 0;
-    nsf_fresh = 1;
+    memcpy(&nsf_home_mu, &fresh, sizeof fresh);
+    nsf_forget_lent();
+    atomic_store(&nsf_want_home, 0);
+    atomic_store(&nsf_lent_pid, 0);
     nsf_refused = 0;
     nsd_after_fork(); /* the directories' slots kept for reuse (nsdir.c) are the parent's too */
 }
@@ -465,6 +539,22 @@ static int nsf_place_ok(void)
 
 /* ---- create --------------------------------------------------------------- */
 
+/* A seed for a home: our own fd of the memfd that the program's kfd opened, kept with the
+ * file so that its unlink can keep the slot (nsf_keep_home).  The fd, or -1. */
+static int nsf_seed(int kfd, uint32_t inode)
+{
+    int fd = sys.fcntl(kfd, F_DUPFD_CLOEXEC, NSF_POOL_FD_MIN);
+    if (fd < 0)
+        return -1;
+    ft_mark_priv(fd, inode);
+    if (!ft_is_priv(fd, inode)) { /* beyond the fd table */
+        sys.close(fd);
+        return -1;
+    }
+    atomic_fetch_sub_explicit(&nsf_want_home, 1, memory_order_relaxed);
+    return fd;
+}
+
 int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t disk_seen, uint32_t *inode_out,
                uint32_t *gen_out, int *priv)
 {
@@ -484,7 +574,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
     if (nsv_lookup(parent, &i, &g) == 0 || nsf_dir_writable(abs, -1, id, &pst) < 0)
         return -2;
     struct nsf_ent e;
-    if (nsf_take(&e) < 0)
+    if (nsf_take(&e, 1) < 0)
         return -2;
     int cloexec = (flags & O_CLOEXEC) != 0;
     int kfd;
@@ -496,12 +586,20 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
             /* Not ours to open (another user): batches with fds from now on. */
             pthread_mutex_lock(&nsf_mu);
             nsf_procfd = 0;
-            nsf_npool = 0;
-            nsf_fresh = 1;
+            nsf_forget_lent();
             pthread_mutex_unlock(&nsf_mu);
             return -2;
         }
+        /* A seed only where the fd table can keep it after the program's close: else
+         * the close would drop it again, two calls for nothing. */
+        if (kfd >= 0 && atomic_load_explicit(&nsf_want_home, memory_order_relaxed) > 0 && ft_idle_room())
+            e.fd = nsf_seed(kfd, e.inode);
     } else {
+        /* A home or a batch with fds: the program's fd is a duplicate of ours.  Its
+         * description is shared with our fd, as a reopen's is (open_cached); the
+         * shim keeps the offset and the flags per description itself (eph_desc),
+         * and gives an fd a description of its own before a lock that needs one
+         * (io_own_description). */
         kfd = sys.fcntl(e.fd, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
     }
     if (kfd < 0) {
@@ -509,8 +607,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
         if (err == EBADF) {
             /* The program closed our pool fds: ask for a fresh pool next time. */
             pthread_mutex_lock(&nsf_mu);
-            nsf_npool = 0;
-            nsf_fresh = 1;
+            nsf_forget_lent();
             pthread_mutex_unlock(&nsf_mu);
             return -2;
         }
@@ -525,7 +622,8 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
         return -1;
     }
     struct eph_inode *in = &sh.inodes[e.inode];
-    if (e.inode >= h->ninodes || atomic_load(&in->state) != EPH_FREE || in->mem_fd != e.daemon_fd) {
+    if (e.inode >= h->ninodes || atomic_load(&in->state) != EPH_FREE || in->mem_fd != e.daemon_fd ||
+        (e.home && atomic_load(&in->lent_to) != atomic_load(&nsf_lent_pid))) {
         /* Not the free slot that was lent: another process made it a file (a child
          * forked past our fork wrapper shares our pool).  The entry is dropped. */
         eph_ns_unlock(h);
@@ -549,7 +647,12 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
     }
     /* The slot is FREE and chained nowhere: invisible until the record applies. */
     int64_t now = fp_fine_stamp();
+    /* A home's pages stay, as the stale tail of an O_TRUNC open does (ARCHITECTURE.md): bytes
+     * in [size, capacity) are never shown, and the memfd stays as long as capacity. */
+    uint64_t keep = e.home ? atomic_load(&in->capacity) : 0;
     uint32_t gen = eph_inode_fresh(in, 1, sh_lru_ns()); /* open_count 1: the caller's reference, as CREATE gives it */
+    if (keep)
+        atomic_store(&in->capacity, keep);
     ft_inflight_inode(e.inode, gen); /* in the caller's ledger at once (fdtable.c) */
     in->dev = pst.st_dev;
     in->mode = S_IFREG | (mode & 07777);
@@ -574,6 +677,8 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
     struct eph_counters *c = &h->c;
     atomic_fetch_add(&c->files_created, 1);
     eph_atomic_max(&c->files_in_memory_peak, atomic_fetch_add(&c->files_in_memory, 1) + 1);
+    if (keep) /* counted again while it is a file (nsf_keep_home) */
+        eph_atomic_max(&c->bytes_in_memory_peak, atomic_fetch_add(&c->bytes_in_memory, keep) + keep);
     atomic_fetch_add(&h->shim_creates, 1);
     int full = nsf_touch_dir(pst.st_dev, pst.st_ino, now) < 0;
     eph_ns_unlock(h);
@@ -625,6 +730,72 @@ static int nsf_reclaim(uint32_t idx, uint32_t gen)
     return 0;
 }
 
+/*
+ * Under ns_lock, just after the last name of file idx (of gen) went, committed
+ * (nlink 0 is stored before open_count is read: the Dekker pair of
+ * fp_inode_release, as in nsf_reclaim): if nobody has it open or mapped, no
+ * extended attribute was set on its memfd, and this process holds an idle fd
+ * of that memfd, the slot becomes a home of ours (FREE, lent to us) instead of
+ * waiting for the daemon's reclaim.  A small file keeps its pages (capacity
+ * stays on the FREE slot, out of bytes_in_memory until the next file counts it
+ * again); a bigger one is emptied now, as nsf_reclaim would.  1 when kept; 0:
+ * nsf_reclaim decides as before.
+ */
+static int nsf_keep_home(uint32_t idx, uint32_t gen)
+{
+    struct eph_shm_header *h = sh.hdr;
+    struct eph_inode *in = &sh.inodes[idx];
+    int32_t me = atomic_load(&nsf_lent_pid);
+    if (!me || atomic_load(&in->open_count) != 0 || atomic_load(&in->xattrs) || in->link_head ||
+        atomic_load(&in->gen) != gen || atomic_load(&in->state) != EPH_MEM || atomic_load(&in->pinned))
+        return 0;
+    pthread_mutex_lock(&nsf_home_mu);
+    int room = nsf_nhomes < NSF_HOMES;
+    pthread_mutex_unlock(&nsf_home_mu);
+    if (!room)
+        return 0;
+    int fd = ft_take_idle_fd(idx, gen);
+    if (fd < 0) {
+        /* Ours to keep but for an fd: the next create from a batch keeps one (nsf_seed). */
+        if (atomic_load(&in->capacity) <= NSF_LAZY_RECLAIM &&
+            atomic_load_explicit(&nsf_want_home, memory_order_relaxed) < NSF_HOMES)
+            atomic_fetch_add_explicit(&nsf_want_home, 1, memory_order_relaxed);
+        return 0;
+    }
+    eph_lock(&in->lock);
+    /* Under the inode lock: the daemon starts a move (MEM -> MOVING) and a program's
+     * mapping pins the file only under it. */
+    uint64_t cap = atomic_load(&in->capacity), left = cap;
+    int ok = atomic_load(&in->state) == EPH_MEM && !atomic_load(&in->pinned);
+    if (ok && cap > NSF_LAZY_RECLAIM) {
+        ok = sys.ftruncate(fd, 0) == 0;
+        if (ok)
+            atomic_store(&in->capacity, left = 0);
+    }
+    if (ok) {
+        atomic_store(&h->reclaim_pending, 1); /* killed before the commit: the daemon frees it */
+        eph_j_begin(h);
+        eph_j_set64(h, &in->ino, eph_file_ino_next(in->ino));
+        eph_j_set64(h, &in->size, 0);
+        eph_j_set32(h, &in->gen, gen + 1); /* before the slot is reusable, as ns_free */
+        eph_j_set32(h, &in->lent_to, (uint32_t)me);
+        eph_j_set32(h, &in->state, EPH_FREE);
+        eph_j_commit(h);
+    }
+    eph_unlock(&in->lock);
+    if (!ok) {
+        ft_mark_priv(fd, UINT32_MAX);
+        sys.close(fd);
+        return 0;
+    }
+    atomic_fetch_sub(&h->c.files_in_memory, 1);
+    atomic_fetch_sub(&h->c.bytes_in_memory, cap);
+    /* Filled meanwhile by a create's put-back: the slot stays lent to us unused, its pages
+     * freed with the memfd when the daemon takes it back (ns_pool_return). */
+    nsf_put_back(&(struct nsf_ent){idx, in->mem_fd, fd, 1});
+    return 1;
+}
+
 int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen)
 {
     struct eph_shm_header *h = sh.hdr;
@@ -649,7 +820,7 @@ int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen)
     eph_j_commit(h);
     if (dropped > 0)
         atomic_store(&h->reclaim_pending, 1); /* the daemon frees the name's slot */
-    int release = atomic_load(&in->nlink) == 0 && nsf_reclaim(idx, gen);
+    int release = atomic_load(&in->nlink) == 0 && !nsf_keep_home(idx, gen) && nsf_reclaim(idx, gen);
     atomic_fetch_add(&h->shim_unlinks, 1);
     int full = nsf_touch_dir(pst.st_dev, pst.st_ino, now) < 0;
     eph_ns_unlock(h);
@@ -741,7 +912,7 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     eph_j_commit(h);
     if (dropped > 0)
         atomic_store(&h->reclaim_pending, 1);
-    int release = dmem && atomic_load(&di->nlink) == 0 && nsf_reclaim(d, dg);
+    int release = dmem && atomic_load(&di->nlink) == 0 && !nsf_keep_home(d, dg) && nsf_reclaim(d, dg);
     atomic_fetch_add(&h->shim_unlinks, 1);
     int two = pa_st.st_dev != pb_st.st_dev || pa_st.st_ino != pb_st.st_ino;
     int full_a = nsf_touch_dir(pa_st.st_dev, pa_st.st_ino, now) < 0, full_b = two && nsf_touch_dir(pb_st.st_dev, pb_st.st_ino, now) < 0;

@@ -205,8 +205,10 @@ static inline int eph_inode_lock_repair(struct eph_inode *in, int memfd)
     atomic_store_explicit(&in->holes, 1, memory_order_relaxed);
     uint32_t st = atomic_load(&in->state);
     struct stat sb;
+    /* The memfd's own number is the low 32 bits of ino; bits 32-43 count its earlier files
+     * (eph_file_ino), which a memfd reused by the daemon or kept by a shim has. */
     if (memfd < 0 || (st != EPH_MEM && st != EPH_MOVING) || syscall(SYS_fstat, memfd, &sb) != 0 ||
-        (uint64_t)sb.st_ino != (in->ino & ~EPH_INO_TAG))
+        (uint32_t)sb.st_ino != (uint32_t)in->ino)
         return 0;
     uint64_t cap = atomic_load(&in->capacity);
     if ((uint64_t)sb.st_size == cap)

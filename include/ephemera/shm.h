@@ -31,13 +31,31 @@
 #include <stdint.h>
 
 #define EPH_SHM_MAGIC 0x31534d4850455045ull /* "EPEPHMS1" */
-#define EPH_SHM_VERSION 6u /* 6: the journal has a second path (a rename over a linked file's name) */
+#define EPH_SHM_VERSION 7u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs */
 #define EPH_PATH_MAX 1024        /* longer managed paths are kept on disk */
 #define EPH_DEFAULT_INODES 16384u
 #define EPH_DEFAULT_DESCS 65536u
 /* Set in eph_inode.ino: in-memory files report their root's st_dev, and no disk
  * file there has an inode number this high (below 2^53: exact in a double). */
 #define EPH_INO_TAG (1ull << 44)
+
+/*
+ * The st_ino a file reports: its memfd's own number in the low 32 bits (shmem's
+ * are 32-bit; the exec check in shim/intercept_proc.c compares those), how many
+ * files the memfd served before in bits 32-43, and EPH_INO_TAG.  A reused memfd
+ * thus gives every file a number no earlier file had (until 4096 reuses), as
+ * tmpfs does, rather than the deleted one's.
+ */
+static inline uint64_t eph_file_ino(uint64_t memfd_ino, uint32_t uses)
+{
+    return (memfd_ino & 0xffffffffull) | (uint64_t)(uses & 0xfffu) << 32 | EPH_INO_TAG;
+}
+
+/* The st_ino of the next file on the memfd whose last file reported ino. */
+static inline uint64_t eph_file_ino_next(uint64_t ino)
+{
+    return eph_file_ino(ino, (uint32_t)(ino >> 32) + 1);
+}
 
 /* A kernel timestamp (seconds, nanoseconds) as the nanoseconds the region keeps. */
 static inline int64_t eph_ns(int64_t sec, int64_t nsec) { return sec * 1000000000 + nsec; }
@@ -92,7 +110,7 @@ struct eph_inode {
     _Atomic uint64_t capacity;   /* [DS] kernel size (ftruncate) of the memfd, >= size; under lock */
     _Atomic uint64_t last_use;   /* [S] CLOCK_MONOTONIC_COARSE ns of the last access, for LRU */
     uint64_t ino;                /* [D] st_ino: the memfd's own (low 32 bits) | its earlier files << 32
-                                  * | EPH_INO_TAG (unique on dev; daemon/namespace.c, ns_file_ino) */
+                                  * | EPH_INO_TAG (unique on dev; eph_file_ino) */
     uint64_t dev;                /* [D] st_dev reported for the file: its root's file system */
     uint32_t mode;               /* [DS] st_mode incl. S_IFREG; chmod under lock */
     uint32_t uid, gid;           /* [DS] owner; chown under lock */
@@ -104,6 +122,10 @@ struct eph_inode {
     _Atomic uint32_t times_seen; /* [S] a stat read the times since they last changed: the next
                                   * change within the same coarse tick takes the fine clock (multigrain,
                                   * as tmpfs; see ARCHITECTURE.md, Shim, "Times").  Stale 1 is harmless. */
+    _Atomic uint32_t xattrs;     /* [S] 1 once an extended attribute was set on the memfd through the
+                                  * shim: a shim then never keeps the memfd for its next file
+                                  * (nsfast.c; the daemon asks flistxattr).  Version 6, in what was
+                                  * padding before atime_ns: no other field moves */
     _Atomic int64_t atime_ns;    /* [S] times as ns since the epoch (CLOCK_REALTIME_COARSE) */
     _Atomic int64_t mtime_ns;
     _Atomic int64_t ctime_ns;
@@ -344,6 +366,7 @@ static inline uint32_t eph_inode_fresh(struct eph_inode *in, uint32_t open_count
     atomic_store(&in->nlink, 0);
     atomic_store(&in->pinned, 0);
     atomic_store(&in->holes, 0);
+    atomic_store(&in->xattrs, 0); /* every memfd a file starts on carries none (nsfast.c, the daemon's stock) */
     in->disk_fd = -1;
     atomic_store(&in->size, 0);
     atomic_store(&in->capacity, 0);

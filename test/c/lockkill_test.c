@@ -215,6 +215,12 @@ static void repair(void)
     CHECK(eph_inode_lock_repair(&in, fd) == 1 && fstat(fd, &sb) == 0 && sb.st_size == 4096, "long memfd: %lld",
           (long long)sb.st_size);
     CHECK(eph_inode_lock_repair(&in, fd) == 0, "a consistent memfd was changed");
+    /* A memfd that served files before reports its reuse count in bits 32-43 (eph_file_ino):
+     * still the inode's own memfd. */
+    in.ino = eph_file_ino((uint64_t)sb.st_ino, 5);
+    atomic_store(&in.capacity, 2 * 4096);
+    CHECK(eph_inode_lock_repair(&in, fd) == 1 && fstat(fd, &sb) == 0 && sb.st_size == 2 * 4096,
+          "a reused memfd was not repaired: size %lld", (long long)sb.st_size);
     close(fd);
     close(other);
 }
