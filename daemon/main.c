@@ -133,6 +133,7 @@ static void ephd_finish(enum ephd_exit_mode mode)
     if (ephd_exit_done)
         return;
     ephd_exit_done = 1;
+    ns_log_held();
     ns_reclaim(); /* files shims unlinked are not files to write back or count */
     if (mode == EPHD_EXIT_WRITEBACK) {
         if (nsl_enter() == 0) { /* empty directories made in memory stay too */

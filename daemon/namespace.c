@@ -506,6 +506,34 @@ static int ns_region_mapped_elsewhere(void)
     return found;
 }
 
+/*
+ * At shutdown: every unnamed file still held, with the descriptions that hold it.  A reference
+ * nobody gives back (a killed process's, missed by its ledger) shows here as open_count with no
+ * description (a reference taken and never put in one) or with one whose refs no live process lists.
+ */
+void ns_log_held(void)
+{
+    uint32_t hwm = ns_hwm(), shown = 0;
+    struct eph_desc *ds = eph_descs(D.h);
+    for (uint32_t i = 0; i < hwm && shown < 16; i++) {
+        struct eph_inode *in = &D.inodes[i];
+        uint32_t st = atomic_load(&in->state), oc = atomic_load(&in->open_count);
+        if (st == EPH_FREE || st == EPH_MDIR || st == EPH_NAME || atomic_load(&in->nlink) != 0 || oc == 0)
+            continue;
+        char buf[256];
+        int n = 0;
+        uint32_t nd = 0;
+        buf[0] = 0;
+        for (uint32_t d = 0; d < D.h->ndescs; d++)
+            if (atomic_load(&ds[d].refs) && ds[d].inode == i && ds[d].inode_gen == atomic_load(&in->gen) &&
+                nd++ < 4 && n < (int)sizeof buf - 32)
+                n += snprintf(buf + n, sizeof buf - (size_t)n, " %u (refs %u)", d, atomic_load(&ds[d].refs));
+        log_msg(LOG_INFO, "at shutdown: unlinked inode %u (%llu bytes, state %u) still has open_count %u, %u descriptions%s%s",
+                i, (unsigned long long)atomic_load(&in->capacity), st, oc, nd, nd ? ":" : "", buf);
+        shown++;
+    }
+}
+
 void ns_sweep_orphans(int nconns, uint64_t accepts)
 {
     static uint64_t first_seen, first_accepts;

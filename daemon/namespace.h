@@ -74,6 +74,8 @@ void ns_gc_all(void);
  * is connected and no other process maps the region (twice, a second
  * apart), every count is a leak: reset them and collect. */
 void ns_sweep_orphans(int nconns, uint64_t accepts);
+/* At shutdown: log the unlinked files that references still hold (a leak's trace). */
+void ns_log_held(void);
 
 /* Take inode idx's lock (eph_unlock releases it).  A holder that died is
  * taken over as eph_lock does (after 20 ms, repaired); unlike eph_lock it also

@@ -138,9 +138,11 @@ void ft_ledger_child_late(void);        /* after the child's locks are reset: a 
 void ft_ledger_parent(struct ft_fork *f, pid_t child);
 void ft_ledger_exec(void);         /* a new image with inherited references: replace the old image's ledger first */
 /* In-flight references (fdtable.c; proto.h EPH_LEDGER_INFLIGHT_BYTES), in this order: the slot
- * (the ledger made first) before a reference is taken; _inode right after it is taken; _desc
- * once it is held by a desc bound for fd; _clear once the desc is listed under fd, or just
- * before the reference is given back.  ft_inflight_slot: the slot, -1 if none. */
+ * (the ledger made first, and registered: it waits while another thread registers it) before a
+ * reference is taken; _inode right after it is taken; _desc once it is held by a desc bound for
+ * fd; _clear once the desc is listed under fd, or just before the reference is given back.
+ * ft_inflight_slot: the slot, -1 if none.  Called holding none of ft_mu, rpc_mu, nsf_mu and the
+ * region's locks (the registering thread needs them). */
 int ft_inflight_slot(void);
 void ft_inflight_inode(uint32_t inode, uint32_t gen);
 void ft_inflight_desc(uint32_t desc, int fd);
