@@ -123,7 +123,7 @@ static int unlink_impl(int dirfd, const char *path, int flags)
     int d = (flags & AT_REMOVEDIR) ? nsd_rmdir(dirfd, path, abs) : -2;
     if (d != -2)
         return d == 0 && abs[0] ? unlinked(abs, flags) : d; /* a directory removed in memory (nsdir.c) */
-    if (!sh_busy && path_resolve(dirfd, path, abs, &trailing) > 0 && !path_is_root(abs) &&
+    if (!sh_busy && nsd_resolve_in(dirfd, path, abs, &trailing) > 0 && !path_is_root(abs) &&
         sh_attach() == 0) {
         uint32_t inode, gen;
         struct eph_resp resp;
@@ -157,6 +157,11 @@ static int unlink_impl(int dirfd, const char *path, int flags)
                 ft_sweep_idle(); /* a cached mapping must not keep the file's pages */
                 return unlinked(abs, flags);
             }
+        } else if (!trailing && nsd_mem_parent(abs, NULL, NULL) && !nsd_is_dir(abs) && nsv_parent_searchable(abs)) {
+            /* No such name in a directory in memory: the kernel's lookup fails before its
+             * permission checks, so this is its answer, without a twin. */
+            nsd_quiet_enoent(dirfd, path);
+            return fail(ENOENT);
         }
         if (!(flags & AT_REMOVEDIR))
             db_before_remove(abs, &gone); /* a counted file on disk */
@@ -275,7 +280,7 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
             return fail(-e);
     }
     struct db_victim gone = {.slot = -1};
-    int m1 = path_resolve(od, op, a, &t1) > 0, m2 = path_resolve(nd, np, b, &t2) > 0;
+    int m1 = nsd_resolve_in(od, op, a, &t1) > 0, m2 = nsd_resolve_in(nd, np, b, &t2) > 0;
     int named = (m1 || path_absolute(od, op, a, &t1) > 0) && (m2 || path_absolute(nd, np, b, &t2) > 0);
     if (m1 && path_canon(a, 0) < 0)
         m1 = 0;

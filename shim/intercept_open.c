@@ -25,6 +25,7 @@
 #include "fp_desc.h"
 #include "fp_size.h"
 #include "nsview.h"
+#include "nsdir.h"
 #include "nsfast.h"
 #include "inotify.h"
 #include "intercept_names.h"
@@ -168,7 +169,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
     char abs[EPH_PATH_MAX];
     int trailing = 0;
     int tmpfile = (flags & O_TMPFILE) == O_TMPFILE;
-    if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0 ||
+    if (sh_busy || nsd_resolve_in(dirfd, path, abs, &trailing) <= 0 ||
         (path_is_root(abs) && !tmpfile) || sh_attach() < 0)
         return open_real(dirfd, path, flags, mode);
     uint32_t inode, gen;
@@ -187,8 +188,15 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         if (c > 0)
             in_mem = nsv_lookup(abs, &inode, &gen) == 0;
     }
-    if (!in_mem && !(flags & O_CREAT) && !tmpfile)
+    if (!in_mem && !(flags & O_CREAT) && !tmpfile) {
+        if (!trailing && nsd_mem_parent(abs, NULL, NULL) && !nsd_is_dir(abs) && nsv_parent_searchable(abs)) {
+            /* No such name in a directory in memory: the kernel's answer, without a twin. */
+            nsd_quiet_enoent(dirfd, path);
+            errno = ENOENT;
+            return -1;
+        }
         return open_disk(dirfd, path, flags, mode);
+    }
     if (!in_mem && (tmpfile ? !nsv_dir_allows(abs, W_OK | X_OK) : !nsv_parent_searchable(abs)))
         return open_disk(dirfd, path, flags, mode); /* the kernel's EACCES from its walk */
     if (!tmpfile && (flags & (O_CREAT | O_DIRECTORY)) == (O_CREAT | O_DIRECTORY))

@@ -127,6 +127,8 @@ void nsd_after_fork(void)
     nsd_nkept = 0;
 }
 
+static int nsd_may(uint32_t mode, uint32_t ouid, uint32_t ogid, uid_t uid, gid_t gid, int want);
+
 static SH_TLS int nsd_keep; /* set around the resolve of a call answered here */
 /* The path of a stat that found no directory in memory and goes to the kernel: its ENOENT there is
  * the answer, not a reason for a twin (a name missing in an in-memory directory is missing).
@@ -238,6 +240,69 @@ int nsd_enoent(int dirfd, const char *path)
 int nsd_is_dir(const char *abs)
 {
     return nsd_live() && nsd_find(abs, NULL) >= 0;
+}
+
+int nsd_mem_parent(const char *abs, uint32_t *idx, uint32_t *gen)
+{
+    if (!nsd_live())
+        return 0;
+    char dir[EPH_PATH_MAX];
+    uint32_t g;
+    nsf_parent(abs, dir);
+    int i = nsd_find(dir, &g);
+    if (i < 0)
+        return 0;
+    if (idx)
+        *idx = (uint32_t)i;
+    if (gen)
+        *gen = g;
+    return 1;
+}
+
+int nsd_allows(const char *dir, int amode)
+{
+    if (!nsd_live() || nsd_find(dir, NULL) < 0)
+        return -1;
+    uid_t uid = creds_euid();
+    gid_t gid = creds_egid();
+    char pre[EPH_PATH_MAX];
+    size_t n = strnlen(dir, sizeof pre - 1);
+    memcpy(pre, dir, n);
+    pre[n] = '\0';
+    /* The kernel's walk: search on every directory on the way, then amode on dir itself. */
+    for (int want = amode;; want = X_OK) {
+        uint32_t g;
+        int i = nsd_find(pre, &g);
+        if (i < 0)
+            return nsv_dir_allows(pre, X_OK); /* the first directory on disk, and the disk above it */
+        struct eph_inode *in = &sh.inodes[i];
+        if (!nsd_may(in->mode, in->uid, in->gid, uid, gid, want))
+            return 0;
+        char *s = strrchr(pre, '/');
+        if (!s || s == pre)
+            return 1;
+        *s = '\0';
+    }
+}
+
+int nsd_resolve_in(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing)
+{
+    nsd_quiet.armed = 0;
+    nsd_keep = 1;
+    int r = path_resolve(dirfd, p, out, trailing);
+    nsd_keep = 0;
+    /* A name in an in-memory directory, itself no directory in memory: served from the region. */
+    if (r > 0 && (pn_has_dotdot(p) || !nsd_mem_parent(out, NULL, NULL) || nsd_find(out, NULL) != -1))
+        nsd_resolved(out, p);
+    return r;
+}
+
+void nsd_quiet_enoent(int dirfd, const char *p)
+{
+    size_t n = strlen(p);
+    nsd_quiet.dirfd = dirfd;
+    memcpy(nsd_quiet.path, p, n < sizeof nsd_quiet.path ? n + 1 : 1);
+    nsd_quiet.armed = n < sizeof nsd_quiet.path;
 }
 
 int nsd_resolve_stat(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing)

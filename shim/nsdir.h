@@ -7,6 +7,7 @@
 #define SHIM_NSDIR_H
 
 #include <sys/stat.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "ephemera/proto.h"
@@ -25,6 +26,18 @@ void nsd_dotdot(void);
 int nsd_enoent(int dirfd, const char *path);
 /* abs is a directory in memory (for the checks that walk a path's ancestors). */
 int nsd_is_dir(const char *abs);
+/* abs's parent is a directory in memory: 1 with its slot and generation (either may be NULL), else 0. */
+int nsd_mem_parent(const char *abs, uint32_t *idx, uint32_t *gen);
+/* dir is a directory in memory: 1 if the caller may amode it (search on every directory on the
+ * way, in memory by their modes, on disk by the kernel's), 0 if not; -1: dir is none in memory. */
+int nsd_allows(const char *dir, int amode);
+/* path_resolve for the calls that serve a file in an in-memory directory from the region (open,
+ * unlink, rename, link): no twin when the name's parent is a directory in memory and the name
+ * itself is none; otherwise the twins nsd_resolved makes. */
+int nsd_resolve_in(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing);
+/* The caller answers ENOENT for (dirfd, p) itself (a name missing in an in-memory directory):
+ * ENOENT_FIX must not make twins and ask the kernel again. */
+void nsd_quiet_enoent(int dirfd, const char *p);
 /* path_resolve for the calls nsdir.c answers itself (no twin is made). */
 int nsd_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing);
 /* The same for the stat family: when nsd_stat then finds no directory, the kernel's ENOENT for

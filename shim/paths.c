@@ -350,6 +350,12 @@ static int canon_parent(char abs[EPH_PATH_MAX])
         return 0;
     uint64_t gen = dc_generation();
     *slash = '\0';
+    /* A directory in memory is named by its canonical path (made so, and kept so: no symlink
+     * under a root while any is in memory, nsdir.c), and the kernel cannot walk it. */
+    if (nsd_is_dir(abs)) {
+        *slash = '/';
+        return 0;
+    }
     /* The common case costs two calls, not three: a parent the kernel walks
      * without meeting a symlink is already canonical (".." was resolved
      * lexically before), so no readlink of /proc/self/fd is needed. */
@@ -396,6 +402,10 @@ int path_canon(char abs[EPH_PATH_MAX], int follow)
             return -1;
         changed |= c;
         struct stat st;
+        if (nsd_mem_parent(abs, NULL, NULL)) {
+            path_canon_absent = 1; /* nothing under a directory in memory is on disk */
+            return changed ? (under_root(abs) ? 1 : -1) : 0;
+        }
         int lr = follow ? REAL(lstat)(abs, &st) : 1;
         if (!follow || lr < 0 || !S_ISLNK(st.st_mode)) {
             path_canon_absent = lr < 0 && errno == ENOENT;

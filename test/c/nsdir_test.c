@@ -38,6 +38,13 @@ static void control(const char *op, char *buf, size_t n)
     ephd_control(run_dir, req, buf, n);
 }
 
+static void control_bytes(const char *op, long long bytes, char *buf, size_t n)
+{
+    char req[160];
+    snprintf(req, sizeof req, "{\"v\":1,\"id\":1,\"op\":\"%s\",\"bytes\":%lld}\n", op, bytes);
+    ephd_control(run_dir, req, buf, n);
+}
+
 static long long stat_field(const char *name)
 {
     char buf[8192], key[64];
@@ -260,11 +267,94 @@ static void kill_inside(const char *root, int is_mkdir, const char *point, int c
     CHECK(stat(a, &st) < 0 && errno == ENOENT, "%s: still there", when);
 }
 
+/* Read all of path into buf (n at most): the length, or -1. */
+static ssize_t slurp(const char *path, char *buf, size_t n)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t got = 0, r;
+    while ((size_t)got < n && (r = read(fd, buf + got, n - (size_t)got)) > 0)
+        got += r;
+    close(fd);
+    return got;
+}
+
+/*
+ * Files inside directories made in memory stay in memory with them: no disk twin for a create,
+ * a write, a read, a stat, a rename, an unlink or a miss; the directories' counts move as
+ * tmpfs's; an eviction then makes the twin chain and lands every byte at its path.
+ */
+static void files_inside(const char *root)
+{
+    char a[PATH_MAX], c[PATH_MAX], f[PATH_MAX], g[PATH_MAX], x[PATH_MAX], buf[8192], want[6000];
+    struct stat st;
+    long long twins0 = stat_field("dir_twins"), made0 = stat_field("dirs_made_in_memory");
+    snprintf(a, sizeof a, "%s/fa", root);
+    snprintf(c, sizeof c, "%s/fa/b/c", root);
+    snprintf(f, sizeof f, "%s/fa/b/c/f", root);
+    snprintf(g, sizeof g, "%s/fa/b/g", root);
+    snprintf(x, sizeof x, "%s/fa/b", root);
+    CHECK(mkdir(a, 0755) == 0 && mkdir(x, 0755) == 0 && mkdir(c, 0750) == 0, "mkdir fa/b/c: %s", strerror(errno));
+    for (size_t i = 0; i < sizeof want; i++)
+        want[i] = (char)('a' + i % 23);
+    int fd = open(f, O_CREAT | O_EXCL | O_WRONLY, 0640);
+    CHECK(fd >= 0, "create fa/b/c/f: %s", strerror(errno));
+    if (fd >= 0) {
+        CHECK(write(fd, want, sizeof want) == (ssize_t)sizeof want, "write f: %s", strerror(errno));
+        close(fd);
+    }
+    CHECK(stat(f, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == (off_t)sizeof want && (st.st_mode & 07777) == 0640,
+          "stat f: size %lld mode %o", (long long)st.st_size, st.st_mode);
+    CHECK(stat(c, &st) == 0 && st.st_size == 60 && st.st_nlink == 2, "c with one file: size %lld nlink %ld (tmpfs: 60, 2)",
+          (long long)st.st_size, (long)st.st_nlink);
+    CHECK(slurp(f, buf, sizeof buf) == (ssize_t)sizeof want && memcmp(buf, want, sizeof want) == 0, "read f back");
+    CHECK(err_of(rmdir(c)) == ENOTEMPTY, "rmdir of c holding f: %s", strerror(errno));
+    snprintf(buf, sizeof buf, "%s/nope", c);
+    CHECK(err_of(open(buf, O_RDONLY)) == ENOENT, "open of a missing name in c: %s", strerror(errno));
+    CHECK(err_of(unlink(buf)) == ENOENT, "unlink of a missing name in c: %s", strerror(errno));
+    CHECK(err_of(stat(buf, &st)) == ENOENT, "stat of a missing name in c: %s", strerror(errno));
+    /* git's pattern: a temporary name, renamed to its final one in another directory */
+    CHECK(rename(f, g) == 0, "rename c/f to b/g: %s", strerror(errno));
+    CHECK(stat(c, &st) == 0 && st.st_size == 40, "c after the rename: size %lld (tmpfs: 40)", (long long)st.st_size);
+    CHECK(stat(x, &st) == 0 && st.st_size == 80 && st.st_nlink == 3, "b after the rename: size %lld nlink %ld (80, 3)",
+          (long long)st.st_size, (long)st.st_nlink);
+    CHECK(rename(g, f) == 0 && err_of(stat(g, &st)) == ENOENT, "rename back: %s", strerror(errno));
+    fd = open(g, O_CREAT | O_WRONLY, 0600);
+    CHECK(fd >= 0 && close(fd) == 0 && unlink(g) == 0, "create and unlink b/g: %s", strerror(errno));
+    CHECK(disk_lstat(a, &st) < 0 && errno == ENOENT, "fa is on disk: a disk mkdir was made");
+    CHECK(stat_field("dir_twins") == twins0, "twins made (%lld, was %lld) for files inside in-memory directories",
+          stat_field("dir_twins"), twins0);
+    CHECK(stat_field("dirs_made_in_memory") - made0 == 3, "dirs_made_in_memory moved by %lld, want 3",
+          stat_field("dirs_made_in_memory") - made0);
+    ns_consistent("with files in in-memory directories");
+    /* an eviction: the twin chain, parents first, then the file at its path, every byte */
+    control_bytes("shrink", 0, buf, sizeof buf);
+    CHECK(disk_lstat(f, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == (off_t)sizeof want, "f not on disk after the shrink: %s",
+          buf);
+    int dfd = -1;
+    {
+        int (*real_open)(const char *, int, ...) = (int (*)(const char *, int, ...))libc_sym("open");
+        dfd = real_open ? real_open(f, O_RDONLY) : -1;
+    }
+    ssize_t got = dfd >= 0 ? read(dfd, buf, sizeof buf) : -1;
+    if (dfd >= 0)
+        close(dfd);
+    CHECK(got == (ssize_t)sizeof want && memcmp(buf, want, sizeof want) == 0, "the disk copy of f differs (%zd bytes)", got);
+    CHECK(disk_lstat(c, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0750, "the twin of c: mode %o",
+          st.st_mode);
+    CHECK(stat_field("dir_twins") - twins0 == 3, "the eviction made %lld twins, want 3", stat_field("dir_twins") - twins0);
+    control_bytes("grow", 1073741824LL, buf, sizeof buf);
+    CHECK(unlink(f) == 0 && rmdir(c) == 0 && rmdir(x) == 0 && rmdir(a) == 0, "remove fa: %s", strerror(errno));
+    ns_consistent("after the eviction");
+}
+
 static int child(const char *root, const char *disk)
 {
     (void)disk;
     snprintf(run_dir, sizeof run_dir, "%.*s/run", (int)(strrchr(root, '/') - root), root);
     semantics(root);
+    files_inside(root);
     static const char *points[] = {"building", "applying", "applied"};
     for (int m = 1; m >= 0; m--)
         for (int p = 0; p < 3; p++)
