@@ -63,13 +63,20 @@ int names_access_ok(struct eph_inode *ino, int amode, int effective)
     return ((uint32_t)amode & bits) == (uint32_t)amode;
 }
 
-/* Resolve a managed path to its in-memory inode: 1 found, 0 not in memory / not managed. */
-static int lookup_f(int dirfd, const char *path, uint32_t *inode, uint32_t *gen, int *trailing, int follow)
+/* Resolve a managed path to its in-memory inode: 1 found, 0 not in memory / not managed.  With
+ * in, a name in an in-memory directory gets no twin (nsd_resolve_in): for callers that make one
+ * themselves before any kernel call on the path. */
+static int lookup_fi(int dirfd, const char *path, uint32_t *inode, uint32_t *gen, int *trailing, int follow, int in)
 {
     char abs[EPH_PATH_MAX];
-    if (sh_busy || path_resolve(dirfd, path, abs, trailing) <= 0 || sh_attach() < 0)
+    if (sh_busy || (in ? nsd_resolve_in : path_resolve)(dirfd, path, abs, trailing) <= 0 || sh_attach() < 0)
         return 0;
     return nsv_lookup(abs, inode, gen) == 0 || (path_canon(abs, follow || *trailing) > 0 && nsv_lookup(abs, inode, gen) == 0);
+}
+
+static int lookup_f(int dirfd, const char *path, uint32_t *inode, uint32_t *gen, int *trailing, int follow)
+{
+    return lookup_fi(dirfd, path, inode, gen, trailing, follow, 0);
 }
 
 /* Calls that follow a final symlink (chmod, truncate, access...). */
@@ -379,6 +386,10 @@ again:;
      * the lock, whether anything is there; our disk name landing after that look would
      * stay hidden under its in-memory one (and reappear after an unlink).  A name that
      * went to memory meanwhile is decided again, by the daemon or nsf_rename. */
+    if (m1)
+        nsd_resolved(a, op); /* the kernel walks both names: twins of in-memory directories first */
+    if (m2)
+        nsd_resolved(b, np);
     int held = m2 && named && !sh_busy && sh_attach() == 0;
     if (held && nsf_hold() < 0)
         return -1;
@@ -791,13 +802,14 @@ static int link_in_memory(uint32_t inode, uint32_t gen, int nd, const char *n)
     char abs[EPH_PATH_MAX];
     int trailing;
     struct stat st;
-    if (!path_maybe_managed(nd, n) || path_resolve(nd, n, abs, &trailing) <= 0 || path_is_root(abs) ||
+    if (!path_maybe_managed(nd, n) || nsd_resolve_in(nd, n, abs, &trailing) <= 0 || path_is_root(abs) ||
         path_canon(abs, 0) < 0)
         return -2;
     int e = nsv_walk_error(abs);
     if (e < 0)
         return fail(-e);
-    int exists = sys.lstat(abs, &st) == 0 || nsd_is_dir(abs);
+    /* in a directory in memory nothing is on disk */
+    int exists = (!nsd_mem_parent(abs, NULL, NULL) && sys.lstat(abs, &st) == 0) || nsd_is_dir(abs);
     if (trailing || exists)
         return fail(exists ? EEXIST : ENOENT);
     struct eph_inode *in = &sh.inodes[inode];
@@ -815,18 +827,25 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
     link_fd_source(od, o, flags);
     uint32_t inode, gen;
     int trailing;
-    int src_mem = path_maybe_managed(od, o) && lookup_f(od, o, &inode, &gen, &trailing, flags & AT_SYMLINK_FOLLOW);
+    /* Names in in-memory directories make no twin until the kernel's link needs one (below). */
+    int src_mem = path_maybe_managed(od, o) && lookup_fi(od, o, &inode, &gen, &trailing, flags & AT_SYMLINK_FOLLOW, 1);
     struct stat st;
+    uint32_t ti, tg;
+    int tt;
     if (src_mem && trailing)
         return fail(ENOTDIR); /* the source's lookup: "file/" is not a directory */
     /* the kernel looks at the source first, then refuses an existing target */
     if ((src_mem || REAL(fstatat)(od, o, &st, (flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW) == 0) &&
-        exists_in_memory(nd, n))
+        path_maybe_managed(nd, n) && lookup_fi(nd, n, &ti, &tg, &tt, 0, 1))
         return fail(EEXIST);
     if (src_mem && !(flags & AT_EMPTY_PATH)) {
         int r = link_in_memory(inode, gen, nd, n);
         if (r != -2)
             return r;
+    }
+    if (!sh_busy && path_maybe_managed(nd, n)) {
+        char tabs[EPH_PATH_MAX];
+        path_resolve(nd, n, tabs, &tt); /* the kernel's link: the target's directories on disk */
     }
     uint64_t mdev = 0, mino = 0;
     if (src_mem) {

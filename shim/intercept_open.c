@@ -163,6 +163,14 @@ static int open_disk(int dirfd, const char *path, int flags, mode_t mode)
     return fd;
 }
 
+/* open_disk after nsd_resolve_in: a name in an in-memory directory gets the twins it skipped,
+ * since the kernel now walks the path (open_common's ENOENT_FIX cannot make the call again). */
+static int open_disk_in(int dirfd, const char *path, int flags, mode_t mode, const char *abs)
+{
+    nsd_resolved(abs, path);
+    return open_disk(dirfd, path, flags, mode);
+}
+
 int open_managed(int dirfd, const char *path, int flags, mode_t mode);
 int open_managed(int dirfd, const char *path, int flags, mode_t mode)
 {
@@ -183,7 +191,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         /* O_CREAT|O_EXCL never follows a final symlink */
         int c = path_canon(abs, !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL));
         if (c < 0)
-            return open_disk(dirfd, path, flags, mode);
+            return open_disk_in(dirfd, path, flags, mode, abs);
         absent = path_canon_absent;
         if (c > 0)
             in_mem = nsv_lookup(abs, &inode, &gen) == 0;
@@ -195,12 +203,12 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
             errno = ENOENT;
             return -1;
         }
-        return open_disk(dirfd, path, flags, mode);
+        return open_disk_in(dirfd, path, flags, mode, abs);
     }
     if (!in_mem && (tmpfile ? !nsv_dir_allows(abs, W_OK | X_OK) : !nsv_parent_searchable(abs)))
-        return open_disk(dirfd, path, flags, mode); /* the kernel's EACCES from its walk */
+        return open_disk_in(dirfd, path, flags, mode, abs); /* the kernel's EACCES from its walk */
     if (!tmpfile && (flags & (O_CREAT | O_DIRECTORY)) == (O_CREAT | O_DIRECTORY))
-        return open_disk(dirfd, path, flags, mode); /* the kernel's EINVAL */
+        return open_disk_in(dirfd, path, flags, mode, abs); /* the kernel's EINVAL */
     ft_inflight_slot(); /* before any reference is taken below: the ledger and this thread's slot */
     if (in_mem) {
         if (trailing && (flags & O_CREAT)) {
@@ -225,7 +233,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
         if (fd != -2)
             return fd;
     } else if (!tmpfile && (trailing || (flags & (O_DIRECTORY | O_PATH)))) {
-        return open_disk(dirfd, path, flags, mode);
+        return open_disk_in(dirfd, path, flags, mode, abs);
     }
     if (!in_mem && !tmpfile && !trailing && (flags & O_CREAT) && !(flags & (O_DIRECTORY | O_PATH))) {
         /* A new name: made here, under the namespace lock, when it is the common case. */
@@ -246,7 +254,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
     memcpy(req.path, abs, strlen(abs) + 1);
     req.inflight1 = (uint32_t)(ft_inflight_slot() + 1);
     if (rpc_call(&req, &resp, &kfd) < 0)
-        return open_disk(dirfd, path, flags, mode);
+        return open_disk_in(dirfd, path, flags, mode, abs);
     if (resp.status < 0) {
         if (kfd >= 0)
             sys.close(kfd);
@@ -260,7 +268,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
             ft_inflight_clear();
             fp_inode_release(resp.inode, resp.gen);
         }
-        return open_disk(dirfd, path, flags, mode);
+        return open_disk_in(dirfd, path, flags, mode, abs);
     }
     return adopt(kfd, resp.inode, resp.gen, flags, 0);
 }

@@ -324,17 +324,6 @@ static struct nsf_ids nsf_ids(void)
     return (struct nsf_ids){creds_euid(), creds_egid()};
 }
 
-/*
- * The directory a name is added to or removed from: on disk (its stat, from
- * the dircache) or in memory (nsdir.c: its slot, whose counts and times the
- * change's record moves, and a stat made of its inode for the checks).
- */
-struct nsf_dir {
-    struct stat st;
-    int32_t midx; /* -1: on disk */
-    uint32_t mgen;
-};
-
 /* May we add or remove (owner file_uid, -1 for a new name) in abs's parent?
  * 0, or -2 for anything the daemon should answer (its errno included). */
 static int nsf_dir_writable(const char *abs, long long file_uid, struct nsf_ids id, struct nsf_dir *pd)
@@ -367,20 +356,14 @@ static int nsf_dir_writable(const char *abs, long long file_uid, struct nsf_ids 
     return 0;
 }
 
-int nsf_dir_may_write(const char *abs, long long file_uid, struct stat *pst)
+int nsf_dir_writable_by_caller(const char *abs, long long file_uid, struct nsf_dir *pd)
 {
-    struct nsf_dir pd;
-    int r = nsf_dir_writable(abs, file_uid, nsf_ids(), &pd);
-    if (r == 0 && pd.midx >= 0)
-        return -2; /* a directory in memory: not for this caller */
-    if (r == 0 && pst)
-        *pst = pd.st;
-    return r;
+    return nsf_dir_writable(abs, file_uid, nsf_ids(), pd);
 }
 
 /* Under ns_lock: the parent of abs that pd describes is still that directory (in memory: the
  * same slot; on disk the callers compare dirs_gone). */
-static int nsf_dir_same(const char *abs, const struct nsf_dir *pd)
+int nsf_dir_same(const char *abs, const struct nsf_dir *pd)
 {
     if (pd->midx < 0)
         return 1;
@@ -399,7 +382,7 @@ static uint32_t nsf_dir_ops(const struct nsf_dir *pd, int d)
 
 /* Into the open record: a name added (d 1), removed (-1) or replaced (0) in an in-memory
  * directory moves its count (st_size) and its times, as tmpfs's do. */
-static void nsf_j_dir(struct eph_shm_header *h, const struct nsf_dir *pd, int d, int64_t now)
+void nsf_j_dir(struct eph_shm_header *h, const struct nsf_dir *pd, int d, int64_t now)
 {
     if (pd->midx < 0)
         return;
@@ -412,7 +395,7 @@ static void nsf_j_dir(struct eph_shm_header *h, const struct nsf_dir *pd, int d,
 
 /* After the record, under the lock: a disk parent's times go to the dirtouch table.  1 when it
  * is full (the caller then moves the kernel's times after the unlock). */
-static int nsf_touch(const struct nsf_dir *pd, int64_t now)
+int nsf_touch(const struct nsf_dir *pd, int64_t now)
 {
     return pd->midx < 0 && nsf_touch_dir(pd->st.st_dev, pd->st.st_ino, now) < 0;
 }
