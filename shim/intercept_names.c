@@ -134,6 +134,8 @@ static int unlink_impl(int dirfd, const char *path, int flags)
         sh_attach() == 0) {
         uint32_t inode, gen;
         struct eph_resp resp;
+        if (nsd_missing())
+            return fail(ENOENT); /* a name missing below a directory in memory (nsdir.c) */
         if (path_canon(abs, 0) < 0)
             return REAL(unlinkat)(dirfd, path, flags);
         named = 1;

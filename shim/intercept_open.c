@@ -180,6 +180,11 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
     if (sh_busy || nsd_resolve_in(dirfd, path, abs, &trailing) <= 0 ||
         (path_is_root(abs) && !tmpfile) || sh_attach() < 0)
         return open_real(dirfd, path, flags, mode);
+    if (nsd_missing()) {
+        nsd_quiet_enoent(dirfd, path); /* a name missing below a directory in memory */
+        errno = ENOENT;
+        return -1;
+    }
     uint32_t inode, gen;
     int absent = 0; /* path_canon's lstat found nothing at abs */
     int in_mem = nsv_lookup(abs, &inode, &gen) == 0;

@@ -134,7 +134,7 @@ static SH_TLS int nsd_keep; /* set around the resolve of a call answered here */
  * the answer, not a reason for a twin (a name missing in an in-memory directory is missing).
  * Armed by nsd_stat's miss, consumed by the ENOENT, disarmed by any other resolve. */
 static SH_TLS struct {
-    int dirfd, armed;
+    int dirfd, armed, final, answered;
     char path[256];
 } nsd_quiet;
 
@@ -224,10 +224,12 @@ int nsd_enoent(int dirfd, const char *path)
 {
     char abs[EPH_PATH_MAX];
     int t, e = errno;
+    nsd_quiet.answered = 0;
     if (path_bad_ptr(path) || !path_maybe_managed(dirfd, path) || !nsd_may_twin())
         return 0;
     if (nsd_quiet.armed && dirfd == nsd_quiet.dirfd && strcmp(path, nsd_quiet.path) == 0) {
         nsd_quiet.armed = 0;
+        nsd_quiet.answered = nsd_quiet.final;
         return 0;
     }
     uint64_t before = atomic_load(&sh.hdr->dir_twins);
@@ -285,16 +287,68 @@ int nsd_allows(const char *dir, int amode)
     }
 }
 
+static SH_TLS int nsd_missing_last;
+
+/* abs goes through a name that exists nowhere, right below a directory in memory that the caller
+ * may search (the kernel's walk says ENOENT there: nothing below an in-memory directory is on
+ * disk), and is not the name itself: 1. */
+static int nsd_under_missing(const char *abs)
+{
+    char pre[EPH_PATH_MAX];
+    size_t n = strnlen(abs, sizeof pre - 1), last = 0;
+    memcpy(pre, abs, n);
+    pre[n] = '\0';
+    for (size_t i = 1; i < n; i++) {
+        if (pre[i] != '/')
+            continue;
+        pre[i] = '\0';
+        int f = nsd_find(pre, NULL);
+        pre[i] = '/';
+        if (f == -2)
+            return 0;
+        if (f >= 0)
+            last = i;
+    }
+    if (last == 0)
+        return 0;
+    const char *next = strchr(abs + last + 1, '/');
+    if (!next)
+        return 0; /* the name itself: its parent is in memory */
+    size_t cut = (size_t)(next - abs);
+    uint32_t idx, g, st;
+    pre[cut] = '\0';
+    int r = nsv_find(pre, &idx, &g, &st);
+    if (r != -ENOENT && r != -1)
+        return 0; /* there (a file: the kernel's ENOTDIR), or cannot tell */
+    pre[last] = '\0';
+    return nsd_allows(pre, X_OK) == 1;
+}
+
 int nsd_resolve_in(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing)
 {
     nsd_quiet.armed = 0;
+    nsd_missing_last = 0;
     nsd_keep = 1;
     int r = path_resolve(dirfd, p, out, trailing);
     nsd_keep = 0;
-    /* A name in an in-memory directory, itself no directory in memory: served from the region. */
-    if (r > 0 && (pn_has_dotdot(p) || !nsd_mem_parent(out, NULL, NULL) || nsd_find(out, NULL) != -1))
+    if (r <= 0 || !nsd_may_twin())
+        return r;
+    /* A name in an in-memory directory, itself no directory in memory: served from the region.
+     * A name below one that is missing there: the caller answers ENOENT (nsd_missing). */
+    if (pn_has_dotdot(p))
+        nsd_resolved(out, p);
+    else if (nsd_mem_parent(out, NULL, NULL) && nsd_find(out, NULL) == -1)
+        return r;
+    else if (nsd_under_missing(out))
+        nsd_missing_last = 1;
+    else
         nsd_resolved(out, p);
     return r;
+}
+
+int nsd_missing(void)
+{
+    return nsd_missing_last;
 }
 
 void nsd_quiet_enoent(int dirfd, const char *p)
@@ -303,12 +357,21 @@ void nsd_quiet_enoent(int dirfd, const char *p)
     nsd_quiet.dirfd = dirfd;
     memcpy(nsd_quiet.path, p, n < sizeof nsd_quiet.path ? n + 1 : 1);
     nsd_quiet.armed = n < sizeof nsd_quiet.path;
+    nsd_quiet.final = 1;
+}
+
+int nsd_enoent_final(void)
+{
+    int a = nsd_quiet.answered;
+    nsd_quiet.answered = 0;
+    return a;
 }
 
 int nsd_resolve_stat(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing)
 {
     size_t n = strlen(p);
     nsd_quiet.dirfd = dirfd;
+    nsd_quiet.final = 0;
     memcpy(nsd_quiet.path, p, n < sizeof nsd_quiet.path ? n + 1 : 1);
     return nsd_resolve(dirfd, p, out, trailing);
 }

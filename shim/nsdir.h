@@ -35,9 +35,15 @@ int nsd_allows(const char *dir, int amode);
  * unlink, rename, link): no twin when the name's parent is a directory in memory and the name
  * itself is none; otherwise the twins nsd_resolved makes. */
 int nsd_resolve_in(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing);
+/* After nsd_resolve_in: the path goes through a name missing below a directory in memory, so
+ * every call on it fails with ENOENT, and no twin was made: the caller answers that itself. */
+int nsd_missing(void);
 /* The caller answers ENOENT for (dirfd, p) itself (a name missing in an in-memory directory):
  * ENOENT_FIX must not make twins and ask the kernel again. */
 void nsd_quiet_enoent(int dirfd, const char *p);
+/* In ENOENT_FIX after nsd_enoent: 1 when that ENOENT was such an answer (nsv_enoent has nothing
+ * to refine: no in-memory file is on the way). */
+int nsd_enoent_final(void);
 /* path_resolve for the calls nsdir.c answers itself (no twin is made). */
 int nsd_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing);
 /* The same for the stat family: when nsd_stat then finds no directory, the kernel's ENOENT for

@@ -244,7 +244,7 @@ void nsv_enoent(int dirfd, const char *path)
 {
     char abs[EPH_PATH_MAX];
     int t;
-    if (sh_busy || !path_maybe_managed(dirfd, path) || sh_attach() < 0)
+    if (nsd_enoent_final() || sh_busy || !path_maybe_managed(dirfd, path) || sh_attach() < 0)
         return;
     if (pn_has_dotdot(path)) {
         int e = path_physical_error(dirfd, path);
