@@ -2,9 +2,10 @@
  * daemon/dirtwin.c - disk twins of in-memory directories (issue 15).
  *
  * A shim's mkdir makes a directory in the region only (EPH_MDIR, shim/nsdir.c):
- * mkdir, rmdir and stat of it are answered there.  Everything else that has to
- * meet it on disk (a file created in it, opendir, chdir, chmod, a rename, an
- * exec of a program without the shim...) first asks for its disk twin: the
+ * mkdir, rmdir and stat of it, and the files made in it, are answered there.
+ * Everything else that has to meet it on disk (the eviction of a file in it,
+ * opendir, chdir, chmod, a rename, an exec of a program without the shim...)
+ * first asks for its disk twin: the
  * daemon makes the directory on disk with the in-memory mode, owner and times,
  * for it and every in-memory ancestor, top down, and then drops the slot, so
  * that from then on it is an ordinary disk directory and every existing path of

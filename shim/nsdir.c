@@ -8,13 +8,14 @@
  * lent with it is closed: a directory has no bytes).  The counts tmpfs
  * reports (st_nlink of it and of its parent, st_size) live in the inode.
  *
- * Only mkdir, rmdir and stat know these directories.  Every other call that
- * resolves a path through path_resolve reaches nsd_resolved() first, which
- * asks the daemon to give each in-memory directory on the path a disk twin
- * (daemon/dirtwin.c): after that the directory is an ordinary disk directory
- * and everything the shim and the daemon did before applies unchanged.  So a
- * directory that is made and removed, or made and only stat'ed, never costs
- * the disk a call; one that receives a file pays one round trip, once.
+ * mkdir, rmdir and stat know these directories, and the calls that serve a
+ * name inside one from the region (open, create, stat, unlink, rename, link:
+ * nsd_resolve_in) keep files, links and misses there without a twin.  Every
+ * other call that resolves a path through path_resolve reaches nsd_resolved()
+ * first, which asks the daemon to give each in-memory directory on the path a
+ * disk twin (daemon/dirtwin.c): after that the directory is an ordinary disk
+ * directory and everything the shim and the daemon did before applies
+ * unchanged.  Eviction makes the twins of a file's directories itself.
  *
  * The namespace is keyed by canonical paths.  A symlink under a root could
  * lead a later walk into an in-memory directory by another name, which the
