@@ -168,6 +168,8 @@ SH_EXPORT int fstat(int fd, struct stat *st)
 {
     if (likely(!ft_managed(fd))) {
         int r = REAL(fstat)(fd, st);
+        if (r == 0 && S_ISDIR(st->st_mode))
+            fp_idmap_translate(st); /* a twin keeps the identity it had in memory (nsdir.c) */
         dir_times(r, st); /* tar's check of a directory it read through an fd */
         return r;
     }

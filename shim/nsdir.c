@@ -46,6 +46,7 @@
 #include "paths.h"
 #include "pathnorm.h"
 #include "fp_stat.h"
+#include "fp_settle.h"
 #include "fp_times.h"
 #include "fdtable.h"
 #include "nsfast.h"
@@ -159,10 +160,43 @@ static int nsd_find(const char *abs, uint32_t *gen)
     return (int)idx;
 }
 
+/* The twins of the in-memory directories on abs keep, in this process, the identity (st_dev,
+ * st_ino) that its stat of them showed while they were in memory: a walk that lstat()s a
+ * directory, opens it (which makes the twin) and compares fstat's answer (shutil.rmtree, fts,
+ * find) must find the same directory (fp_settle.c's table, as for a file a link moved to disk). */
+#define NSD_ID_MAX 8
+struct nsd_id {
+    size_t len;
+    uint64_t dev, ino;
+};
+
+static int nsd_ids_of(const char *abs, struct nsd_id *ids)
+{
+    char pre[EPH_PATH_MAX];
+    size_t n = strnlen(abs, sizeof pre - 1);
+    int k = 0;
+    memcpy(pre, abs, n);
+    pre[n] = '\0';
+    for (size_t i = 1; i <= n && k < NSD_ID_MAX; i++) {
+        if (i < n && pre[i] != '/')
+            continue;
+        char c = pre[i];
+        pre[i] = '\0';
+        uint32_t g;
+        int idx = nsd_find(pre, &g);
+        pre[i] = c;
+        if (idx >= 0)
+            ids[k++] = (struct nsd_id){i, sh.inodes[idx].dev, sh.inodes[idx].ino};
+    }
+    return k;
+}
+
 static void nsd_twin(const char *abs, uint32_t flags)
 {
     struct eph_req req;
     struct eph_resp resp;
+    struct nsd_id ids[NSD_ID_MAX];
+    int nids = flags ? 0 : nsd_ids_of(abs, ids);
     int fd = -1;
     rpc_req_init(&req, EPH_OP_DIRTWIN);
     req.flags = (int32_t)flags;
@@ -172,8 +206,18 @@ static void nsd_twin(const char *abs, uint32_t flags)
     dc_changed(); /* new disk directories, and their parents' st_nlink and times (dircache.c) */
     if (fd >= 0)
         sys.close(fd);
-    if (rc < 0 || resp.status < 0)
+    if (rc < 0 || resp.status < 0) {
         sh_log("disk twin of the in-memory directories on %s failed: %s", abs, strerror(rc < 0 ? -rc : -resp.status));
+        return;
+    }
+    for (int k = 0; k < nids; k++) {
+        char p[EPH_PATH_MAX];
+        struct stat st;
+        memcpy(p, abs, ids[k].len);
+        p[ids[k].len] = '\0';
+        if (sys.lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            fp_idmap_remember((uint64_t)st.st_dev, (uint64_t)st.st_ino, ids[k].dev, ids[k].ino);
+    }
 }
 
 /* May this call ask for twins: not inside the lock or the shim's own libc calls; attached. */

@@ -347,6 +347,18 @@ static void files_inside(const char *root)
     control_bytes("grow", 1073741824LL, buf, sizeof buf);
     CHECK(unlink(f) == 0 && rmdir(c) == 0 && rmdir(x) == 0 && rmdir(a) == 0, "remove fa: %s", strerror(errno));
     ns_consistent("after the eviction");
+    /* shutil.rmtree's check: lstat of a directory in memory, open it (its twin), fstat the fd */
+    struct stat mem;
+    snprintf(x, sizeof x, "%s/ident", root);
+    CHECK(mkdir(x, 0700) == 0 && lstat(x, &mem) == 0, "mkdir ident: %s", strerror(errno));
+    fd = open(x, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    CHECK(fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == mem.st_dev && st.st_ino == mem.st_ino,
+          "a twin's fstat shows another directory than lstat did in memory (%llu:%llu, was %llu:%llu)",
+          (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (unsigned long long)mem.st_dev,
+          (unsigned long long)mem.st_ino);
+    if (fd >= 0)
+        close(fd);
+    CHECK(lstat(x, &st) == 0 && st.st_ino == mem.st_ino && rmdir(x) == 0, "lstat after the twin, rmdir ident");
 }
 
 static int child(const char *root, const char *disk)
