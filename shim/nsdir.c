@@ -380,10 +380,24 @@ int nsd_resolve_in(int dirfd, const char *p, char out[EPH_PATH_MAX], int *traili
         return r;
     /* A name in an in-memory directory, itself no directory in memory: served from the region.
      * A name below one that is missing there: the caller answers ENOENT (nsd_missing). */
-    if (pn_has_dotdot(p))
+    if (pn_has_dotdot(p)) {
         nsd_resolved(out, p);
-    else if (nsd_mem_parent(out, NULL, NULL) && nsd_find(out, NULL) == -1)
+    } else if (nsd_mem_parent(out, NULL, NULL) && nsd_find(out, NULL) == -1) {
+        /* Only the name's own directory stays in memory; the ones above it get their twins (once),
+         * as every ancestor of a file did before files could live in memory.  A program that
+         * walks a tree stats a directory, opens it (which makes its twin) and compares the two:
+         * the directory that holds the files meets its twin at that stat (nsd_fill), and a
+         * directory above them must already be on disk for the sizes to agree. */
+        char gp[EPH_PATH_MAX];
+        nsf_parent(out, gp);
+        char *s = strrchr(gp, '/');
+        if (s && s != gp) {
+            *s = '\0';
+            if (nsd_find(gp, NULL) != -1)
+                nsd_resolved(gp, gp);
+        }
         return r;
+    }
     else if (nsd_under_missing(out))
         nsd_missing_last = 1;
     else
@@ -717,6 +731,15 @@ static int nsd_fill(const char *abs, struct stat *st, struct statx *stx)
             return -1;
         nsd_quiet.armed = 0;
         struct eph_inode *in = &sh.inodes[idx];
+        if (in->dir_entries > in->dir_subdirs && nsd_may_twin()) {
+            /* It holds files: the twin first, and the kernel's stat of it.  A program that stats a
+             * directory, opens it (which makes the twin) and compares the two (tar's "file changed
+             * as we read it", by st_size) must see one directory; a directory holding only
+             * subdirectories keeps tmpfs's answers in memory, as before files could live there
+             * (the ones above files are on disk already: nsd_resolve_in). */
+            nsd_twin(abs, 0);
+            return -1;
+        }
         if (st)
             fp_fill_stat(in, st);
         else

@@ -523,8 +523,18 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
     nsf_parent(abs, parent);
     struct nsf_ids id = nsf_ids();
     uint32_t gone = atomic_load(&h->dirs_gone); /* the parent is looked at before the lock */
-    if (nsv_lookup(parent, &i, &g) == 0 || nsf_dir_writable(abs, -1, id, &pd) < 0)
+    if (nsv_lookup(parent, &i, &g) == 0)
         return -2;
+    if (nsf_dir_writable(abs, -1, id, &pd) < 0) {
+        struct stat pst;
+        if (!nsd_is_dir(parent) && sys.stat(parent, &pst) < 0 && errno == ENOENT) {
+            /* No such directory, on disk or in memory: the kernel's ENOENT, without asking the
+             * daemon (git opens objects/xx/tmp_obj_* before it makes objects/xx). */
+            errno = ENOENT;
+            return -1;
+        }
+        return -2;
+    }
     if (!absent && pd.midx < 0 && (sys.lstat(abs, &st) == 0 || errno != ENOENT))
         return -2;
     const struct stat pst = pd.st;
