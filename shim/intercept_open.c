@@ -180,7 +180,7 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
     if (sh_busy || nsd_resolve_in(dirfd, path, abs, &trailing) <= 0 ||
         (path_is_root(abs) && !tmpfile) || sh_attach() < 0)
         return open_real(dirfd, path, flags, mode);
-    if (nsd_missing()) {
+    if (nsd_missing() && (tmpfile || (flags & (O_CREAT | O_DIRECTORY)) != (O_CREAT | O_DIRECTORY))) {
         nsd_quiet_enoent(dirfd, path); /* a name missing below a directory in memory */
         errno = ENOENT;
         return -1;

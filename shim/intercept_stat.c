@@ -130,9 +130,9 @@ static inline void dir_times_x(int rc, struct statx *x)
 /* A managed path answered by the kernel: it may be a file this process had open when it moved. */
 static int disk_stat_done(int rc, struct stat *st)
 {
+    dir_times(rc, st); /* keyed by the disk's identity: before the translation */
     if (rc == 0 && ft_fds)
         fp_idmap_translate(st);
-    dir_times(rc, st);
     return rc;
 }
 
@@ -168,9 +168,12 @@ SH_EXPORT int fstat(int fd, struct stat *st)
 {
     if (likely(!ft_managed(fd))) {
         int r = REAL(fstat)(fd, st);
-        if (r == 0 && S_ISDIR(st->st_mode))
-            fp_idmap_translate(st); /* a twin keeps the identity it had in memory (nsdir.c) */
         dir_times(r, st); /* tar's check of a directory it read through an fd */
+        if (r == 0 && S_ISDIR(st->st_mode)) {
+            nsd_disk_dir(r, st);     /* its subdirectories in memory count in st_nlink */
+            fp_idmap_translate(st); /* a twin keeps the identity it had in memory (nsdir.c), after
+                                     * the times, which are keyed by the disk's identity */
+        }
         return r;
     }
     if (path_bad_ptr(st)) {

@@ -28,6 +28,7 @@
 #include <pthread.h>
 #include <linux/openat2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -196,7 +197,7 @@ static void nsd_twin(const char *abs, uint32_t flags)
     struct eph_req req;
     struct eph_resp resp;
     struct nsd_id ids[NSD_ID_MAX];
-    int nids = flags ? 0 : nsd_ids_of(abs, ids);
+    int nids = flags || !nsd_files_in_memory() ? 0 : nsd_ids_of(abs, ids);
     int fd = -1;
     rpc_req_init(&req, EPH_OP_DIRTWIN);
     req.flags = (int32_t)flags;
@@ -334,6 +335,23 @@ int nsd_allows(const char *dir, int amode)
 
 static SH_TLS int nsd_missing_last;
 
+/*
+ * Files inside directories in memory (branch dirfiles) are switched on by EPHEMERA_MEMDIR_FILES=1
+ * in the environment, off by default: with them on, nsconc (seed 20261206: a worker read 0 bytes
+ * of its own file under eviction) and programs_more's npm install (node_modules empty) failed, and
+ * neither was diagnosed in the time.  Off, nsd_resolve_in is path_resolve and every directory
+ * gets its twin at its first file, as before.
+ */
+int nsd_files_in_memory(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("EPHEMERA_MEMDIR_FILES");
+        on = v && strcmp(v, "1") == 0;
+    }
+    return on;
+}
+
 /* abs goes through a name that exists nowhere, right below a directory in memory that the caller
  * may search (the kernel's walk says ENOENT there: nothing below an in-memory directory is on
  * disk), and is not the name itself: 1. */
@@ -371,8 +389,10 @@ static int nsd_under_missing(const char *abs)
 
 int nsd_resolve_in(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing)
 {
-    nsd_quiet.armed = 0;
     nsd_missing_last = 0;
+    if (!nsd_files_in_memory())
+        return path_resolve(dirfd, p, out, trailing);
+    nsd_quiet.armed = 0;
     nsd_keep = 1;
     int r = path_resolve(dirfd, p, out, trailing);
     nsd_keep = 0;

@@ -527,7 +527,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t *in
         return -2;
     if (nsf_dir_writable(abs, -1, id, &pd) < 0) {
         struct stat pst;
-        if (!nsd_is_dir(parent) && sys.stat(parent, &pst) < 0 && errno == ENOENT) {
+        if (nsd_files_in_memory() && !nsd_is_dir(parent) && sys.stat(parent, &pst) < 0 && errno == ENOENT) {
             /* No such directory, on disk or in memory: the kernel's ENOENT, without asking the
              * daemon (git opens objects/xx/tmp_obj_* before it makes objects/xx). */
             errno = ENOENT;
