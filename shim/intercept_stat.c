@@ -169,11 +169,9 @@ SH_EXPORT int fstat(int fd, struct stat *st)
     if (likely(!ft_managed(fd))) {
         int r = REAL(fstat)(fd, st);
         dir_times(r, st); /* tar's check of a directory it read through an fd */
-        if (r == 0 && S_ISDIR(st->st_mode)) {
-            nsd_disk_dir(r, st);     /* its subdirectories in memory count in st_nlink */
+        if (r == 0 && S_ISDIR(st->st_mode))
             fp_idmap_translate(st); /* a twin keeps the identity it had in memory (nsdir.c), after
                                      * the times, which are keyed by the disk's identity */
-        }
         return r;
     }
     if (path_bad_ptr(st)) {
