@@ -30,6 +30,7 @@
 #include "budget.h"
 #include "control.h"
 #include "daemon.h"
+#include "ephemera/lock.h"
 #include "dirtwin.h"
 #include "evict.h"
 #include "filebytes.h"
@@ -308,6 +309,7 @@ int main(int argc, char **argv)
         ephd_add_root("/tmp");
     snprintf(D.rundir, sizeof D.rundir, "%s", rundir);
     D.pid = getpid();
+    eph_lock_self_init(); /* the pid our lock words carry */
 
     /* Every in-memory file holds a memfd and possibly a disk fd here. */
     struct rlimit rl;

@@ -550,25 +550,47 @@ int ns_lock(uint32_t idx)
     if (eph_trylock(&in->lock))
         return 0;
     uint64_t start = ephd_mono_ns();
+    const uint32_t me = eph_lock_self();
     for (;;) {
         uint32_t w = atomic_load(&in->lock.word);
         if (w == 0 && eph_trylock(&in->lock))
             return 0;
+        /* A holder that exited: take over at once (the hook repairs, eph_lock_recovered). */
+        if (w != 0 && ephd_mono_ns() - start > 20ull * 1000 * 1000 && eph_lock_take_dead(&in->lock, w, me))
+            return 1;
         if (ephd_mono_ns() - start > NS_LOCK_STEAL_NS) {
             /* Critical sections are a memcpy long: a holder that stays
-             * this long was killed inside one, or is stopped or starved.
-             * Take the lock over, or the whole instance would hang behind
-             * a dead process; a live one sees the state or epoch moved when
+             * this long is stopped or starved (a dead one was taken over
+             * above).  Take the lock over, or the whole instance would hang
+             * behind it; a live one sees the state or epoch moved when
              * it resumes and redoes its write (shim/fp_io.c, io_again). */
             log_msg(LOG_WARN,
-                    "inode %u: lock held for 1 s; taking it over (a dead holder, or a stalled one that will "
-                    "redo its write when it resumes)",
-                    idx);
-            atomic_store(&in->lock.word, 1);
+                    "inode %u: lock held for 1 s by live process %u; taking it over (a stalled holder redoes its "
+                    "write when it resumes)",
+                    idx, w & EPH_LOCK_OWNER);
+            atomic_store(&in->lock.word, me | EPH_LOCK_WAITERS);
             return 1;
         }
         if (w != 0)
             eph_futex(&in->lock.word, FUTEX_WAIT, w, &(struct timespec){0, 10 * 1000 * 1000});
+    }
+}
+
+/* A lock of the region taken over from a process that died holding it: an
+ * inode's is repaired through its memfd (eph_inode_lock_repair); a
+ * description's offset needs nothing (one store, old or new, both valid). */
+void eph_lock_recovered(eph_lock_t *l, uint32_t dead_pid)
+{
+    uintptr_t a = (uintptr_t)l, base = (uintptr_t)D.inodes;
+    if (a >= base && a < base + (uintptr_t)D.h->ninodes * sizeof(struct eph_inode)) {
+        uint32_t idx = (uint32_t)((a - base) / sizeof(struct eph_inode));
+        struct eph_inode *in = &D.inodes[idx];
+        int fixed = eph_inode_lock_repair(in, in->mem_fd);
+        log_msg(LOG_WARN, "inode %u (%s): took its lock over from process %u, which died holding it%s", idx,
+                in->path[0] ? in->path : "unlinked", dead_pid,
+                fixed ? "; its memfd is as long as its capacity again" : "");
+    } else {
+        log_msg(LOG_WARN, "took a description lock over from process %u, which died holding it", dead_pid);
     }
 }
 

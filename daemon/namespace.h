@@ -75,10 +75,11 @@ void ns_gc_all(void);
  * apart), every count is a leak: reset them and collect. */
 void ns_sweep_orphans(int nconns, uint64_t accepts);
 
-/* Take inode idx's lock (eph_unlock releases it).  Unlike eph_lock it
- * gives up waiting on a holder after a second and takes the lock over: the
- * daemon must not hang behind a process killed inside a critical section. */
-int ns_lock(uint32_t idx); /* 1: taken over from a holder stuck for 1 s */
+/* Take inode idx's lock (eph_unlock releases it).  A holder that died is
+ * taken over as eph_lock does (after 20 ms, repaired); unlike eph_lock it also
+ * gives up waiting on a live holder after a second and takes the lock over: the
+ * daemon must not hang behind a process stopped inside a critical section. */
+int ns_lock(uint32_t idx); /* 1: taken over (callers treat the holder as one that may resume) */
 
 void ns_write_begin(void);
 void ns_write_end(void);

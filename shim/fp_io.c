@@ -409,6 +409,7 @@ retry:
             return fp_disk_io(fd, iov, cnt, pos, 1);
         goto retry;
     }
+    eph_lock_stall("write");
     const uint32_t epoch = atomic_load_explicit(&ino->epoch, memory_order_relaxed);
     uint64_t size = atomic_load_explicit(&ino->size, memory_order_relaxed);
     uint64_t off = (fl & O_APPEND) ? size

@@ -239,6 +239,7 @@ retry:
             eph_unlock(&ino->lock);
             return -e;
         }
+        eph_lock_stall("shrink"); /* the memfd is short, capacity not yet */
         atomic_store(&ino->capacity, len);
         fp_budget_give(cap - len);
         fp_filled_lower(inode, len);

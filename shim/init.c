@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ephemera/proto.h"
+#include "ephemera/lock.h"
 #include "ephemera/shm.h"
 
 #include "init.h"
@@ -175,6 +176,7 @@ out:
 
 __attribute__((constructor(101))) static void sh_init(void)
 {
+    eph_lock_self_init(); /* the pid the region's lock words carry for us (fork children: intercept_proc.c) */
     sys_resolve();
 #ifdef EPH_FAULTS
     sys_faults_install();

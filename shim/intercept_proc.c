@@ -29,6 +29,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include "ephemera/lock.h"
 #include "ephemera/proto.h"
 #include "ephemera/shm.h"
 
@@ -79,8 +80,12 @@ static void child_reset(void)
 
 SH_EXPORT pid_t fork(void)
 {
-    if (!ft_fds)
-        return REAL(fork)();
+    if (!ft_fds) {
+        pid_t pid = REAL(fork)();
+        if (pid == 0)
+            eph_lock_self_init();
+        return pid;
+    }
     sh_flush_counters();
     /* Not held across the fork: atfork handlers may close fds through us. */
     struct ft_fork ledger;
@@ -91,6 +96,7 @@ SH_EXPORT pid_t fork(void)
     ft_unlock();
     pid_t pid = sys.fork();
     if (pid == 0) {
+        eph_lock_self_init(); /* our lock words carry our own pid from here on */
         ft_fork_end(1);
         ft_ledger_child(&ledger);
         child_reset();

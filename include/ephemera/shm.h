@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define EPH_SHM_MAGIC 0x31534d4850455045ull /* "EPEPHMS1" */
-#define EPH_SHM_VERSION 4u
+#define EPH_SHM_VERSION 5u /* 5: eph_lock_t holds the holder's pid */
 #define EPH_PATH_MAX 1024        /* longer managed paths are kept on disk */
 #define EPH_DEFAULT_INODES 16384u
 #define EPH_DEFAULT_DESCS 65536u
@@ -58,9 +58,13 @@ enum eph_state {
 };
 
 /*
- * A process-shared lock usable by the daemon and the shim.  Three-state futex
- * mutex (0 free, 1 locked, 2 locked with waiters).  Implemented in
- * include/ephemera/lock.h so both sides share one implementation.
+ * A process-shared lock usable by the daemon and the shim.  A futex mutex
+ * whose word is 0 when free, else the holder's pid | EPH_LOCK_WAITERS once
+ * someone sleeps on it: a waiter takes over the lock of a holder that died.
+ * Implemented in include/ephemera/lock.h so both sides share one
+ * implementation.  Still 32 bits, as the 0/1/2 word before it, so the layout
+ * stays; the version changed (5) all the same, since a shim of the old
+ * encoding would break a new holder's exclusion (it stores 2 over a pid).
  */
 typedef struct { _Atomic uint32_t word; } eph_lock_t;
 

@@ -45,9 +45,11 @@ export interface PlatformBenchOptions {
 
 /**
  * platform: the whole path; controller: the same HTTP API, store and invoker with a node that
- * answers at once (the controller's own cost); node: the node agent's /run; direct: the runtime's.
+ * answers at once (the controller's own cost); node: the node agent's /run; direct: the runtime's;
+ * floor1 / floor2: the runtime's /run through one / two empty forwarding hops (empty-hop.ts) on
+ * the platform's transports (client -TCP-> hop [-unix socket-> hop] -unix socket-> container).
  */
-export type Path = 'platform' | 'controller' | 'node' | 'direct';
+export type Path = 'platform' | 'controller' | 'node' | 'floor1' | 'floor2' | 'direct';
 
 export interface LatencyRow {
   readonly clients: number;
@@ -100,12 +102,15 @@ export interface PlatformBenchReport {
   readonly latency: readonly LatencyRow[];
   readonly cpu: readonly CpuRow[];
   readonly cold: readonly ColdRow[];
-  readonly ratios: readonly { clients: number; p50Ratio: number }[];
+  /** p50 over direct's p50, with `clients` clients: the platform's, and the two-empty-hop floor's. */
+  readonly ratios: readonly Ratio[];
   /** Warm containers the node and direct paths spread their clients over. */
   readonly containers: number;
   readonly table: string;
   readonly csv: string;
 }
+
+export interface Ratio { readonly clients: number; readonly p50Ratio: number; readonly floorRatio: number }
 
 /** The q-quantile (0..1) of sorted samples, nearest rank. */
 export function quantile(sorted: readonly number[], q: number): number {
@@ -118,6 +123,7 @@ export function quantile(sorted: readonly number[], q: number): number {
 const NOOP = 'def main(args):\n    return {}\n';
 
 const FAKE_CONTROLLER = fileURLToPath(new URL('../platform/fake-controller.js', import.meta.url));
+const EMPTY_HOP = fileURLToPath(new URL('./empty-hop.js', import.meta.url));
 
 interface Sample { ms: number; ok: boolean }
 
@@ -371,6 +377,33 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
       return r.statusCode === 200;
     };
 
+    // The floor: the same /run through empty hops in processes of their own, on the platform's
+    // transports (the client's TCP to a controller, a unix socket to a node agent, the container's).
+    opts.progress('bench platform: starting the empty forwarding hops (the floor)');
+    const hop = async (listen: string, targets: readonly string[]): Promise<RegExpExecArray> => {
+      const h = await startAnnounced([process.execPath, EMPTY_HOP, listen, ...targets], /^\{"(?:url|socket)":"([^"]+)"\}$/, 60_000, { stderr: 'ignore' });
+      children.push(h.child);
+      return h.match;
+    };
+    const second = (await hop(join(dir, 'hop2.sock'), sockets))[1] ?? '';
+    const twoHops = (await hop('tcp', [second]))[1] ?? '';
+    const oneHop = (await hop('tcp', sockets))[1] ?? '';
+    const viaHops = (url: string) => async (c: number): Promise<boolean> => {
+      const r = await fetch(`${url}/run`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-hop-container': String(c % sockets.length) },
+        body: JSON.stringify({
+          value: {}, namespace: 'bench', action_name: '/bench/noop', action_version: '0.0.1',
+          activation_id: (++seq).toString(16).padStart(32, '0'), transaction_id: 'bench', deadline: String(Date.now() + 60_000),
+        }),
+        signal: AbortSignal.timeout(60_000),
+      });
+      await r.arrayBuffer();
+      return r.status === 200;
+    };
+    const floor1 = viaHops(oneHop);
+    const floor2 = viaHops(twoHops);
+
     const ids = views.map((v) => v.id);
     const viaNode = async (c: number): Promise<boolean> => {
       const r = await nodeClient.run(ids[c % ids.length] ?? '', {
@@ -415,6 +448,8 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
       const directRuns: { samples: Sample[]; wallMs: number }[] = [];
       const nodeRuns: { samples: Sample[]; wallMs: number }[] = [];
       const bareRuns: { samples: Sample[]; wallMs: number }[] = [];
+      const floor1Runs: { samples: Sample[]; wallMs: number }[] = [];
+      const floor2Runs: { samples: Sample[]; wallMs: number }[] = [];
       const per = Math.max(1, Math.ceil(opts.calls / opts.rounds / clients));
       for (let r = 0; r < opts.rounds; r++) {
         opts.progress(`bench platform: ${clients} client(s), round ${r + 1}/${opts.rounds}`);
@@ -428,13 +463,16 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
         bareRuns.push(b);
         used.bare += cpuNs(barePid) - b0 - idle.bare * b.wallMs;
         nodeRuns.push(await drive(Math.min(clients, ids.length), per, viaNode));
+        floor2Runs.push(await drive(Math.min(clients, sockets.length), per, floor2));
+        floor1Runs.push(await drive(Math.min(clients, sockets.length), per, floor1));
         const d0 = cpuOf(() => insidePids);
         const d = await drive(Math.min(clients, sockets.length), per, direct);
         directRuns.push(d);
         directInsideNs += cpuOf(() => insidePids) - d0 - idle.inside * d.wallMs;
         directCalls += d.samples.length;
       }
-      latency.push(row(clients, 'platform', platformRuns), row(clients, 'controller', bareRuns), row(clients, 'node', nodeRuns), row(clients, 'direct', directRuns));
+      latency.push(row(clients, 'platform', platformRuns), row(clients, 'controller', bareRuns), row(clients, 'node', nodeRuns),
+        row(clients, 'floor2', floor2Runs), row(clients, 'floor1', floor1Runs), row(clients, 'direct', directRuns));
       const calls = per * clients * opts.rounds;
       const ms = (ns: number, n = calls): number => ns / n / 1e6;
       cpu.push({
@@ -500,10 +538,9 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
       const s = summarize(v);
       return { part, medianMs: s.median, minMs: s.min, maxMs: s.max };
     });
-    const ratios = opts.clients.map((clients) => {
-      const p = latency.find((l) => l.clients === clients && l.path === 'platform');
-      const d = latency.find((l) => l.clients === clients && l.path === 'direct');
-      return { clients, p50Ratio: p !== undefined && d !== undefined ? p.p50Ms / d.p50Ms : Number.NaN };
+    const ratios = opts.clients.map((clients): Ratio => {
+      const p50 = (path: Path): number => latency.find((l) => l.clients === clients && l.path === path)?.p50Ms ?? Number.NaN;
+      return { clients, p50Ratio: p50('platform') / p50('direct'), floorRatio: p50('floor2') / p50('direct') };
     });
     return { latency, cpu, cold, ratios, containers: ids.length, table: table(latency, cpu, cold, ratios, ids.length), csv: csv(latency, cold) };
   } finally {
@@ -516,16 +553,18 @@ export async function runPlatformBench(opts: PlatformBenchOptions): Promise<Plat
 const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 
-function table(latency: readonly LatencyRow[], cpu: readonly CpuRow[], cold: readonly ColdRow[], ratios: readonly { clients: number; p50Ratio: number }[], containers: number): string {
+function table(latency: readonly LatencyRow[], cpu: readonly CpuRow[], cold: readonly ColdRow[], ratios: readonly Ratio[], containers: number): string {
   const lines = [
     `warm invocations of a no-op python:3 action (ms); ${containers} warm containers (node and direct use at most one client each)`,
     'clients  path        calls  failed    p50    p90    p99   calls/s',
     ...latency.map((l) => `${String(l.clients).padStart(7)}  ${l.path.padEnd(10)} ${String(l.calls).padStart(6)} ${String(l.failed).padStart(7)} ${f2(l.p50Ms).padStart(6)} ${f2(l.p90Ms).padStart(6)} ${f2(l.p99Ms).padStart(6)} ${f1(l.throughputPerS).padStart(9)}`),
     '',
     'platform = HTTP API + store + invoker + node agent + runtime; controller = the same with a node that answers at once;',
-    'node = the node agent\'s /run (Manager events, daemon stats, logs); direct = the runtime\'s /run over its unix socket',
-    'platform / direct /run, p50 (target <= 1.5 with 1 client):',
-    ...ratios.map((r) => `  ${String(r.clients).padStart(2)} client(s): ${f2(r.p50Ratio)}x`),
+    'node = the node agent\'s /run (Manager events, daemon stats, logs); direct = the runtime\'s /run over its unix socket;',
+    'floor2 / floor1 = the same /run through two / one empty node:http forwarding hops (keep-alive agents; client',
+    '-TCP-> hop [-unix socket-> hop] -unix socket-> container): what the process architecture costs before any work',
+    'platform / direct /run, and the floor (2 empty hops) / direct /run, p50 (target <= 1.5 with 1 client):',
+    ...ratios.map((r) => `  ${String(r.clients).padStart(2)} client(s): platform ${f2(r.p50Ratio)}x   floor, 2 empty hops ÷ direct ${f2(r.floorRatio)}x`),
     '',
     'CPU per warm call on the platform path (ms, every thread, less what each spends idle in as much time;',
     'a busy machine inflates it less than latency): where the work of a call is, process by process',

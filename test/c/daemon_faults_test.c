@@ -107,11 +107,7 @@ static void control(struct inst *in, const char *req, char *buf, size_t n)
 /* A number field of the stats (-1 when absent). */
 static long long stat_of(struct inst *in, const char *key)
 {
-    char buf[8192], want[64];
-    control(in, "{\"v\":1,\"id\":1,\"op\":\"stats\"}\n", buf, sizeof buf);
-    snprintf(want, sizeof want, "\"%s\":", key);
-    const char *p = strstr(buf, want);
-    return p ? strtoll(p + strlen(want), NULL, 10) : -1;
+    return ephd_stat(in->run, key);
 }
 
 /* Ask for every file to leave memory (the Tenant Manager taking memory back). */

@@ -82,6 +82,16 @@ static inline void ephd_control(const char *run, const char *req, char *buf, siz
     close(s);
 }
 
+/* A number field of the daemon's stats (-1 when absent). */
+static inline long long ephd_stat(const char *run, const char *name)
+{
+    char buf[8192], key[64];
+    ephd_control(run, "{\"v\":1,\"id\":1,\"op\":\"stats\"}\n", buf, sizeof buf);
+    snprintf(key, sizeof key, "\"%s\":", name);
+    const char *p = strstr(buf, key);
+    return p ? strtoll(p + strlen(key), NULL, 10) : -1;
+}
+
 static inline int rm_rf(const char *path)
 {
     struct stat st;

@@ -45,15 +45,6 @@ static void control_bytes(const char *op, long long bytes, char *buf, size_t n)
     ephd_control(run_dir, req, buf, n);
 }
 
-static long long stat_field(const char *name)
-{
-    char buf[8192], key[64];
-    control("stats", buf, sizeof buf);
-    snprintf(key, sizeof key, "\"%s\":", name);
-    const char *p = strstr(buf, key);
-    return p ? atoll(p + strlen(key)) : -1;
-}
-
 static void ns_consistent(const char *when)
 {
     char buf[4096];
@@ -77,7 +68,7 @@ static void semantics(const char *root)
 {
     char d[PATH_MAX], e[PATH_MAX], f[PATH_MAX], x[PATH_MAX];
     struct stat st, rst0, rst;
-    long long made0 = stat_field("dirs_made_in_memory"), twins0 = stat_field("dir_twins");
+    long long made0 = ephd_stat(run_dir, "dirs_made_in_memory"), twins0 = ephd_stat(run_dir, "dir_twins");
     CHECK(stat(root, &rst0) == 0, "stat root: %s", strerror(errno));
     umask(022);
     snprintf(d, sizeof d, "%s/d", root);
@@ -140,10 +131,10 @@ static void semantics(const char *root)
     if (dir)
         closedir(dir);
     CHECK(seen == 1, "readdir of the root: d %s", seen ? "not DT_DIR" : "missing");
-    CHECK(stat_field("dirs_made_in_memory") - made0 >= 5, "dirs_made_in_memory %lld (was %lld)",
-          stat_field("dirs_made_in_memory"), made0);
-    CHECK(stat_field("dir_twins") == twins0, "a twin was made (%lld, was %lld) though only mkdir, rmdir and stat ran",
-          stat_field("dir_twins"), twins0);
+    CHECK(ephd_stat(run_dir, "dirs_made_in_memory") - made0 >= 5, "dirs_made_in_memory %lld (was %lld)",
+          ephd_stat(run_dir, "dirs_made_in_memory"), made0);
+    CHECK(ephd_stat(run_dir, "dir_twins") == twins0, "a twin was made (%lld, was %lld) though only mkdir, rmdir and stat ran",
+          ephd_stat(run_dir, "dir_twins"), twins0);
     /* ---- a listing of it makes the disk twin, as the program saw the directory ---- */
     struct stat mem;
     CHECK(stat(d, &mem) == 0 && stat(root, &rst) == 0, "stat d");
@@ -163,7 +154,7 @@ static void semantics(const char *root)
           mem.st_mtim.tv_nsec);
     CHECK(stat(root, &st) == 0 && st.st_mtim.tv_sec == rst.st_mtim.tv_sec && st.st_mtim.tv_nsec == rst.st_mtim.tv_nsec,
           "the twin's mkdir moved the root's mtime: the program's mkdir did, long before");
-    CHECK(stat_field("dir_twins") > twins0, "no twin counted");
+    CHECK(ephd_stat(run_dir, "dir_twins") > twins0, "no twin counted");
     snprintf(f, sizeof f, "%s/d/inside", root);
     fd = open(f, O_CREAT | O_WRONLY, 0644);
     CHECK(fd >= 0, "create d/inside: %s", strerror(errno));
@@ -217,19 +208,6 @@ static void semantics(const char *root)
     snprintf(f, sizeof f, "%s/d/inside", root);
     CHECK(unlink(f) == 0 && rmdir(d) == 0, "remove d: %s", strerror(errno));
     ns_consistent("after the semantics");
-}
-
-/* Wait (10 s at most) until pid stops; 1 if it did. */
-static int wait_stopped(pid_t pid)
-{
-    for (int i = 0; i < 1000; i++) {
-        int st;
-        if (waitpid(pid, &st, WUNTRACED | WNOHANG) == pid)
-            return WIFSTOPPED(st);
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
 }
 
 /* A mkdir (or rmdir) stopped at `point` inside the lock, killed: the state before or after. */
@@ -290,7 +268,7 @@ static void files_inside(const char *root)
 {
     char a[PATH_MAX], c[PATH_MAX], f[PATH_MAX], g[PATH_MAX], x[PATH_MAX], buf[8192], want[6000];
     struct stat st;
-    long long twins0 = stat_field("dir_twins"), made0 = stat_field("dirs_made_in_memory");
+    long long twins0 = ephd_stat(run_dir, "dir_twins"), made0 = ephd_stat(run_dir, "dirs_made_in_memory");
     snprintf(a, sizeof a, "%s/fa", root);
     snprintf(c, sizeof c, "%s/fa/b/c", root);
     snprintf(f, sizeof f, "%s/fa/b/c/f", root);
@@ -321,22 +299,22 @@ static void files_inside(const char *root)
     CHECK(fd >= 0 && close(fd) == 0 && unlink(g) == 0, "create and unlink b/g: %s", strerror(errno));
     /* the file's own directory stays in memory; the two above it got their twins at its create */
     CHECK(disk_lstat(c, &st) < 0 && errno == ENOENT, "fa/b/c is on disk: a disk mkdir was made for it");
-    CHECK(stat_field("dir_twins") - twins0 == 2, "twins made: %lld, want 2 (fa and fa/b, above the file's directory)",
-          stat_field("dir_twins") - twins0);
-    CHECK(stat_field("dirs_made_in_memory") - made0 == 3, "dirs_made_in_memory moved by %lld, want 3",
-          stat_field("dirs_made_in_memory") - made0);
+    CHECK(ephd_stat(run_dir, "dir_twins") - twins0 == 2, "twins made: %lld, want 2 (fa and fa/b, above the file's directory)",
+          ephd_stat(run_dir, "dir_twins") - twins0);
+    CHECK(ephd_stat(run_dir, "dirs_made_in_memory") - made0 == 3, "dirs_made_in_memory moved by %lld, want 3",
+          ephd_stat(run_dir, "dirs_made_in_memory") - made0);
     ns_consistent("with files in in-memory directories");
     /* a stat of a directory that holds a file meets its twin (tar stats, opens and compares) */
     snprintf(x, sizeof x, "%s/held", root);
     snprintf(g, sizeof g, "%s/held/f", root);
-    long long twins1 = stat_field("dir_twins");
+    long long twins1 = ephd_stat(run_dir, "dir_twins");
     CHECK(mkdir(x, 0755) == 0 && (fd = open(g, O_CREAT | O_WRONLY, 0600)) >= 0 && close(fd) == 0, "held/f: %s",
           strerror(errno));
-    CHECK(stat_field("dir_twins") == twins1, "held/f made a twin");
+    CHECK(ephd_stat(run_dir, "dir_twins") == twins1, "held/f made a twin");
     int sr = stat(x, &st);
     CHECK(sr == 0 && S_ISDIR(st.st_mode), "stat of held: %s", strerror(errno));
-    CHECK(disk_lstat(x, &st) == 0 && stat_field("dir_twins") - twins1 == 1,
-          "stat of a directory holding a file: %lld twins made, want 1", stat_field("dir_twins") - twins1);
+    CHECK(disk_lstat(x, &st) == 0 && ephd_stat(run_dir, "dir_twins") - twins1 == 1,
+          "stat of a directory holding a file: %lld twins made, want 1", ephd_stat(run_dir, "dir_twins") - twins1);
     CHECK(unlink(g) == 0 && rmdir(x) == 0, "remove held: %s", strerror(errno));
     twins0 += 1;
     snprintf(x, sizeof x, "%s/fa/b", root);
@@ -357,7 +335,7 @@ static void files_inside(const char *root)
     CHECK(got == (ssize_t)sizeof want && memcmp(buf, want, sizeof want) == 0, "the disk copy of f differs (%zd bytes)", got);
     CHECK(disk_lstat(c, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0750, "the twin of c: mode %o",
           st.st_mode);
-    CHECK(stat_field("dir_twins") - twins0 == 3, "the eviction made %lld twins, want 3", stat_field("dir_twins") - twins0);
+    CHECK(ephd_stat(run_dir, "dir_twins") - twins0 == 3, "the eviction made %lld twins, want 3", ephd_stat(run_dir, "dir_twins") - twins0);
     control_bytes("grow", 1073741824LL, buf, sizeof buf);
     CHECK(unlink(f) == 0 && rmdir(c) == 0 && rmdir(x) == 0 && rmdir(a) == 0, "remove fa: %s", strerror(errno));
     ns_consistent("after the eviction");

@@ -58,20 +58,6 @@ static int has_content(const char *p, const char *content)
     return r == (ssize_t)strlen(content) && memcmp(buf, content, (size_t)r) == 0;
 }
 
-/* Wait (10 s at most) until pid stops; 1 if it did. */
-static int wait_stopped(pid_t pid)
-{
-    for (int i = 0; i < 1000; i++) {
-        int st;
-        pid_t r = waitpid(pid, &st, WUNTRACED | WNOHANG);
-        if (r == pid)
-            return WIFSTOPPED(st);
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
-}
-
 enum op { CREATE, UNLINK, RENAME };
 static const char *op_name[] = {"create", "unlink", "rename"};
 

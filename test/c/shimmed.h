@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ephd.h"
@@ -109,6 +110,19 @@ static inline int shimmed_use_faults_build(const char *name)
         return 1;
     }
     setenv("EPHEMERA_SHIM", faults_shim, 1);
+    return 0;
+}
+
+/* Wait (10 s at most) until child pid stops (SIGSTOP, a test's stall point); 1 if it did. */
+static inline int wait_stopped(pid_t pid)
+{
+    for (int i = 0; i < 1000; i++) {
+        int st;
+        if (waitpid(pid, &st, WUNTRACED | WNOHANG) == pid)
+            return WIFSTOPPED(st);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     return 0;
 }
 

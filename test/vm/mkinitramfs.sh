@@ -25,10 +25,11 @@ if [ "$mode" = node ]; then
   cp "$node" "$tree/bin/node"
   cp -L /bin/dd /usr/bin/cmp "$tree/bin/"
   progs="$progs $node /bin/dd /usr/bin/cmp"
-  # The compiled modules the guest script loads,
-  # at their paths under build/, with the npm packages they import; the package.json says the
-  # .js files are ES modules, as the checkout's does.
-  node "$here/js-closure.mjs" "$(cd "$build" && pwd)" "$tree/ephemera" js/node/cgroup-v2-guest.js >/dev/null
+  # The compiled modules the guest script loads, and the guard sentinel the agent starts as a
+  # process of its own (src/guard/sentinel-main.ts, by path, not by import), at their paths under
+  # build/, with the npm packages they import; the package.json says the .js files are ES modules,
+  # as the checkout's does.
+  node "$here/js-closure.mjs" "$(cd "$build" && pwd)" "$tree/ephemera" js/node/cgroup-v2-guest.js js/guard/sentinel-main.js >/dev/null
   echo '{ "type": "module" }' > "$tree/ephemera/package.json"
   init="$here/cgroup-v2-node-init.sh"
 elif [ -n "$mode" ]; then
