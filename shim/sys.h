@@ -133,6 +133,7 @@ struct statfs;
     X(inotify_add_watch, int, (int, const char *, uint32_t), (), SYS_R, NONE)                                    \
     X(realpath, char *, (const char *, char *), (), SYS_R, NONE)                                                 \
     X(mkostemps, int, (char *, int, int), (), SYS_R, NONE)                                                       \
+    X(mkdtemp, char *, (char *), (), SYS_R, NONE)                                                                \
     X(tmpfile, FILE *, (void), (), SYS_R, NONE)                                                                  \
     X(popen, FILE *, (const char *, const char *), (), SYS_R, NONE)                                              \
     X(pclose, int, (FILE *), (), SYS_R, NONE)                                                                    \
