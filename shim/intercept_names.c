@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -507,6 +510,46 @@ SH_EXPORT int symlinkat(const char *target, int dirfd, const char *path)
     if (exists_in_memory(dirfd, path))
         return fail(EEXIST);
     return ENOENT_FIX(dirfd, path, REAL(symlinkat)(target, dirfd, path));
+}
+
+/*
+ * Names only the kernel can make: a fifo, a device node (mknod), a unix
+ * socket (bind).  glibc's mkfifo calls its internal mknodat, so every one is
+ * interposed here.  The kernel's walk must find the directory, so a directory
+ * in memory gets its twin first (ENOENT_FIX: the call fails with ENOENT, the
+ * twins are made, the call runs again), and a file in memory under the name
+ * is EEXIST, as for a symlink.  Before, a directory that held files in memory
+ * (or, on main, any directory made in memory) made them fail with ENOENT.
+ */
+static int node_at(int dirfd, const char *path, mode_t mode, dev_t dev)
+{
+    if (likely(!path_maybe_managed(dirfd, path)))
+        return REAL(mknodat)(dirfd, path, mode, dev);
+    if (exists_in_memory(dirfd, path))
+        return fail(EEXIST);
+    return ENOENT_FIX(dirfd, path, REAL(mknodat)(dirfd, path, mode, dev));
+}
+
+SH_EXPORT int mknodat(int dirfd, const char *path, mode_t mode, dev_t dev) { return node_at(dirfd, path, mode, dev); }
+SH_EXPORT int mknod(const char *path, mode_t mode, dev_t dev) { return node_at(AT_FDCWD, path, mode, dev); }
+SH_EXPORT int mkfifoat(int dirfd, const char *path, mode_t mode) { return node_at(dirfd, path, (mode & 07777) | S_IFIFO, 0); }
+SH_EXPORT int mkfifo(const char *path, mode_t mode) { return node_at(AT_FDCWD, path, (mode & 07777) | S_IFIFO, 0); }
+
+SH_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)addr;
+    size_t off = offsetof(struct sockaddr_un, sun_path);
+    if (likely(!addr || len <= (socklen_t)off || addr->sa_family != AF_UNIX || un->sun_path[0] == '\0'))
+        return REAL(bind)(fd, addr, len); /* not a name in the file system (abstract, unnamed, not unix) */
+    char path[sizeof un->sun_path + 1];
+    size_t n = (size_t)len - off < sizeof un->sun_path ? (size_t)len - off : sizeof un->sun_path;
+    memcpy(path, un->sun_path, n);
+    path[n] = '\0';
+    if (likely(!path_maybe_managed(AT_FDCWD, path)))
+        return REAL(bind)(fd, addr, len);
+    if (exists_in_memory(AT_FDCWD, path))
+        return fail(EADDRINUSE); /* the kernel's answer for a name that exists */
+    return ENOENT_FIX(AT_FDCWD, path, REAL(bind)(fd, addr, len));
 }
 
 /* readlink of an in-memory file: not a symlink (EINVAL), or ENOTDIR with a trailing slash. */

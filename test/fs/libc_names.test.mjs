@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { assertServedFromMemory, compileProgram, describe, ephemeraRun, run, runCmdOnTmpfsAndShim, scratch } from './lib/harness.mjs';
+import { PYTHON, assertServedFromMemory, compileProgram, describe, ephemeraRun, run, runCmdOnTmpfsAndShim, sameOnTmpfsAndShim, scratch } from './lib/harness.mjs';
 
 const C = String.raw`
 #define _GNU_SOURCE
@@ -321,6 +321,33 @@ test('mkdtemp, and an npm-like unpack through fs.mkdtemp, below directories made
   } finally {
     sc.done();
   }
+});
+
+// Names only the kernel can make (a fifo, a node, a unix socket) below directories made in memory, one
+// holding a file and one empty: glibc's mkfifo calls its internal mknodat and bind is a system call,
+// so the kernel's walk met no directory there (ENOENT) until the shim gave the directory its twin.
+test('mkfifo, mknod and bind below directories made in memory match tmpfs', async (t) => {
+  const py = `import errno, os, socket, stat, sys
+def bind(p):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.bind(p); print('bind', p, 'ok', stat.S_ISSOCK(os.stat(p).st_mode))
+    except OSError as e:
+        print('bind', p, errno.errorcode[e.errno])
+    s.close()
+for p in sys.argv[1:]: bind(p)`;
+  const { stats } = await sameOnTmpfsAndShim(
+    t,
+    'libc-nodes',
+    `mkdir full empty && echo x > full/f
+mkfifo full/p && stat -c '%n %F' full/p && (echo through > full/p &) && cat full/p
+mkfifo empty/p && stat -c '%n %F' empty/p
+mknod full/q p && stat -c '%n %F' full/q
+mkfifo full/f 2>&1 | sed 's/^.*: //'; mkfifo nodir/p 2>&1 | sed 's/^.*: //'
+${PYTHON} -c "${py}" full/s empty/s full/f nodir/s full/s
+ls full empty | cat; cat full/f; rm -r full empty; ls`,
+  );
+  assert.ok(stats.dirs_made_in_memory > 0, `dirs_made_in_memory ${stats.dirs_made_in_memory}: the directories went to disk, so nothing was tested`);
 });
 
 test('a --root given through a symlink keeps its files in memory', async () => {
