@@ -263,9 +263,9 @@ real:
     }
     fp_settle_moved();
     int r = ENOENT_FIX(dirfd, path, sys.statx(dirfd, path, flags, mask, stx));
+    dir_times_x(r, stx); /* keyed by the disk's identity (the in-memory subdirectories too): before the translation */
     if (r == 0)
         fp_idmap_translate_x(stx);
-    dir_times_x(r, stx);
     return r;
 }
 
