@@ -135,7 +135,7 @@ int dt_twin_all(int off)
 {
     struct eph_shm_header *h = D.h;
     if (off)
-        atomic_store(&h->mdirs_off, 1);
+        atomic_fetch_or(&h->mdirs_off, EPH_MDIRS_ALWAYS);
     if (atomic_load(&h->mdirs_live) == 0)
         return 0;
     uint32_t hwm = atomic_load(&h->inode_hwm), n = 0;
@@ -183,7 +183,7 @@ void dt_init(void)
     for (int r = 0; r < D.nroots; r++) {
         dt_seen = 0;
         if (nftw(D.roots[r], dt_visit, 16, FTW_PHYS) != 0) {
-            atomic_store(&D.h->mdirs_off, 1);
+            atomic_fetch_or(&D.h->mdirs_off, EPH_MDIRS_ALWAYS);
             log_msg(LOG_INFO, "%s holds a symlink or over %d entries: mkdir stays on disk", D.roots[r], DT_SCAN_MAX);
             return;
         }

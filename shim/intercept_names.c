@@ -178,7 +178,9 @@ static int unlink_impl(int dirfd, const char *path, int flags)
         if (!(flags & AT_REMOVEDIR))
             db_before_remove(abs, &gone); /* a counted file on disk */
     }
-    int r = ENOENT_FIX(dirfd, path, REAL(unlinkat)(dirfd, path, flags));
+    int r = named && !(flags & AT_REMOVEDIR) ? nsd_symlink_unlink(dirfd, path) : -2;
+    if (r == -2)
+        r = ENOENT_FIX(dirfd, path, REAL(unlinkat)(dirfd, path, flags));
     r = (int)dc_after(r); /* a symlink or a directory on a path the dircache may hold */
     if (r == 0)
         db_removed(&gone);
@@ -496,21 +498,19 @@ SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
     return made_dir(dirfd, path, ENOENT_FIX(dirfd, path, REAL(mkdirat)(dirfd, path, mode)));
 }
 
-SH_EXPORT int symlink(const char *target, const char *path)
+static int symlink_impl(const char *target, int dirfd, const char *path)
 {
-    nsd_symlink(AT_FDCWD, path);
-    if (exists_in_memory(AT_FDCWD, path))
-        return fail(EEXIST);
-    return ENOENT_FIX(AT_FDCWD, path, REAL(symlink)(target, path));
+    int counted = nsd_symlink(dirfd, path), r;
+    if (exists_in_memory(dirfd, path))
+        r = fail(EEXIST);
+    else
+        r = ENOENT_FIX(dirfd, path, REAL(symlinkat)(target, dirfd, path));
+    nsd_symlink_done(counted, r);
+    return r;
 }
 
-SH_EXPORT int symlinkat(const char *target, int dirfd, const char *path)
-{
-    nsd_symlink(dirfd, path);
-    if (exists_in_memory(dirfd, path))
-        return fail(EEXIST);
-    return ENOENT_FIX(dirfd, path, REAL(symlinkat)(target, dirfd, path));
-}
+SH_EXPORT int symlink(const char *target, const char *path) { return symlink_impl(target, AT_FDCWD, path); }
+SH_EXPORT int symlinkat(const char *target, int dirfd, const char *path) { return symlink_impl(target, dirfd, path); }
 
 /*
  * Names only the kernel can make: a fifo, a device node (mknod), a unix
@@ -932,6 +932,8 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
         nsf_unhold();
         errno = e;
     }
+    if (r == 0 && !src_mem)
+        nsd_linked(nd, n); /* a second name of a symlink (nsdir.c) */
     if (r == 0 && mino) {
         struct stat ds;
         if (REAL(fstatat)(nd, n, &ds, AT_SYMLINK_NOFOLLOW) == 0)
@@ -1280,12 +1282,36 @@ SH_EXPORT int utime(const char *path, const struct utimbuf *ub)
 
 /* ---- access ------------------------------------------------------------- */
 
+/*
+ * A name in a directory in memory is answered here without a twin, as stat
+ * answers it: git asks access(F_OK) for every object before it writes it, and
+ * each asked for its fan-out directory's twin (a round trip and a disk mkdir).
+ */
+static int access_lookup(int dirfd, const char *path, int follow, uint32_t *inode, uint32_t *gen, int *t)
+{
+    char abs[EPH_PATH_MAX];
+    if (sh_busy || nsd_resolve_in(dirfd, path, abs, t) <= 0 || sh_attach() < 0)
+        return 0;
+    if (nsd_missing())
+        return -1; /* below a name missing in a directory in memory (nsdir.c) */
+    if (nsv_lookup(abs, inode, gen) == 0 || (path_canon(abs, follow || *t) > 0 && nsv_lookup(abs, inode, gen) == 0))
+        return 1;
+    if (!*t && nsd_mem_parent(abs, NULL, NULL) && !nsd_is_dir(abs) && nsv_parent_searchable(abs)) {
+        nsd_quiet_enoent(dirfd, path); /* the kernel's lookup fails before its permission checks */
+        return -1;
+    }
+    return 0;
+}
+
 static int access_impl(int dirfd, const char *path, int amode, int flags)
 {
     uint32_t inode, gen;
-    int t;
-    if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)))
+    int t = 0, found = 0;
+    if (likely(!path_maybe_managed(dirfd, path)) ||
+        (found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t)) == 0)
         return ENOENT_FIX(dirfd, path, REAL(faccessat)(dirfd, path, amode, flags));
+    if (found < 0)
+        return fail(ENOENT);
     if (t)
         return fail(ENOTDIR);
     if (amode & ~(R_OK | W_OK | X_OK))

@@ -824,18 +824,88 @@ void nsd_disk_dir_x(int rc, struct statx *stx)
 
 /* ---- symlinks --------------------------------------------------------------------- */
 
-void nsd_symlink(int dirfd, const char *path)
+/*
+ * A symlink keeps directories on disk only while it exists: git init makes one
+ * to learn whether the file system has them and unlinks it at once, which used
+ * to turn directories in memory off for the whole instance (and git's object
+ * directories with them).  The count is raised under the lock before the
+ * symlink is made, so no mkdir that read it lower is still to commit, and
+ * lowered only after an unlink the shim made of a name it saw was a symlink,
+ * under the lock (two unlinks of one name cannot both count it).  Every other
+ * way a symlink goes (a rename over it, glibc's remove) leaves the count high:
+ * directories stay on disk, the old behaviour, never the unsafe side.
+ */
+int nsd_symlink(int dirfd, const char *path)
 {
     if (sh_busy || sh.disabled || !path_maybe_managed(dirfd, path) || sh_attach() < 0)
-        return;
+        return 0;
     struct eph_shm_header *h = sh.hdr;
-    if (!atomic_load(&h->mdirs_off)) {
-        /* Under the lock, so no mkdir that read the flag before is still to commit. */
-        if (nsf_hold() < 0)
-            return;
-        atomic_store(&h->mdirs_off, 1);
-        nsf_unhold();
+    if (nsf_hold() < 0) { /* no count: directories off for good rather than a walk that misses one */
+        atomic_fetch_or(&h->mdirs_off, EPH_MDIRS_ALWAYS);
+        if (atomic_load(&h->mdirs_live))
+            nsd_twin("/", EPH_DIRTWIN_ALL | EPH_DIRTWIN_OFF);
+        return 0;
     }
+    int counted = (atomic_load(&h->mdirs_off) & EPH_MDIRS_SYMLINKS) != EPH_MDIRS_SYMLINKS;
+    if (counted)
+        atomic_fetch_add(&h->mdirs_off, 1);
+    else
+        atomic_fetch_or(&h->mdirs_off, EPH_MDIRS_ALWAYS);
+    nsf_unhold();
     if (atomic_load(&h->mdirs_live))
-        nsd_twin("/", EPH_DIRTWIN_ALL | EPH_DIRTWIN_OFF);
+        nsd_twin("/", EPH_DIRTWIN_ALL);
+    return counted;
+}
+
+static void nsd_symlink_gone(void)
+{
+    struct eph_shm_header *h = sh.hdr;
+    uint32_t v = atomic_load(&h->mdirs_off);
+    while ((v & EPH_MDIRS_SYMLINKS) != 0 && !atomic_compare_exchange_weak(&h->mdirs_off, &v, v - 1))
+        ;
+}
+
+void nsd_symlink_done(int counted, int rc)
+{
+    if (counted && rc < 0) {
+        int e = errno;
+        nsd_symlink_gone();
+        errno = e;
+    }
+}
+
+int nsd_symlink_unlink(int dirfd, const char *path)
+{
+    struct eph_shm_header *h = sh.hdr;
+    struct stat st;
+    if (!h || (atomic_load(&h->mdirs_off) & EPH_MDIRS_SYMLINKS) == 0 || nsf_held || sh_busy)
+        return -2;
+    int e = errno;
+    if (sys.fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode) || nsf_hold() < 0) {
+        errno = e;
+        return -2;
+    }
+    int r = -2;
+    if (sys.fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+        r = sys.unlinkat(dirfd, path, 0);
+        e = errno;
+        if (r == 0)
+            nsd_symlink_gone();
+    }
+    nsf_unhold();
+    errno = e;
+    return r;
+}
+
+void nsd_linked(int dirfd, const char *path)
+{
+    struct stat st;
+    int e = errno;
+    if (!sh_busy && !sh.disabled && path_maybe_managed(dirfd, path) && sh_attach() == 0 &&
+        sys.fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+        atomic_fetch_or(&sh.hdr->mdirs_off, EPH_MDIRS_ALWAYS);
+        if (atomic_load(&sh.hdr->mdirs_live))
+            nsd_twin("/", EPH_DIRTWIN_ALL | EPH_DIRTWIN_OFF);
+    }
+    errno = e;
 }

@@ -71,7 +71,16 @@ void nsd_disk_dir_x(int rc, struct statx *stx);
 void nsd_after_fork(void);
 
 /* Before a symlink is made under a root (dirfd, path): directories stay on
- * disk from now on, and those in memory get their twins. */
-void nsd_symlink(int dirfd, const char *path);
+ * disk while it exists, and those in memory get their twins.  1 when it was
+ * counted; then nsd_symlink_done with the kernel's result. */
+int nsd_symlink(int dirfd, const char *path);
+void nsd_symlink_done(int counted, int rc);
+/* unlink(dirfd, path) of a symlink the shims counted, under the lock, and the
+ * count down: the kernel's result, or -2 (not such a symlink: the caller
+ * unlinks as before). */
+int nsd_symlink_unlink(int dirfd, const char *path);
+/* After a kernel link made (dirfd, path): a symlink with a second name keeps
+ * directories on disk for good. */
+void nsd_linked(int dirfd, const char *path);
 
 #endif

@@ -291,6 +291,15 @@ static void files_inside(const char *root)
     CHECK(err_of(open(buf, O_RDONLY)) == ENOENT, "open of a missing name in c: %s", strerror(errno));
     CHECK(err_of(unlink(buf)) == ENOENT, "unlink of a missing name in c: %s", strerror(errno));
     CHECK(err_of(stat(buf, &st)) == ENOENT, "stat of a missing name in c: %s", strerror(errno));
+    /* access (git asks F_OK of every object before it writes it): answered without a twin */
+    long long twins_a = ephd_stat(run_dir, "dir_twins");
+    CHECK(err_of(access(buf, F_OK)) == ENOENT, "access of a missing name in c: %s", strerror(errno));
+    CHECK(access(f, F_OK) == 0 && access(f, R_OK | W_OK) == 0, "access of c/f: %s", strerror(errno));
+    snprintf(buf, sizeof buf, "%s/nope/deeper", c);
+    CHECK(err_of(access(buf, F_OK)) == ENOENT, "access below a missing name in c: %s", strerror(errno));
+    snprintf(buf, sizeof buf, "%s/", f);
+    CHECK(err_of(access(buf, F_OK)) == ENOTDIR, "access of c/f/: %s", strerror(errno));
+    CHECK(ephd_stat(run_dir, "dir_twins") == twins_a && disk_lstat(c, &st) < 0, "access gave c its twin");
     /* git's pattern: a temporary name, renamed to its final one in another directory */
     CHECK(rename(f, g) == 0, "rename c/f to b/g: %s", strerror(errno));
     CHECK(stat(c, &st) == 0 && st.st_size == 40, "c after the rename: size %lld (tmpfs: 40)", (long long)st.st_size);
@@ -353,6 +362,56 @@ static void files_inside(const char *root)
     CHECK(lstat(x, &st) == 0 && st.st_ino == mem.st_ino && rmdir(x) == 0, "lstat after the twin, rmdir ident");
 }
 
+/*
+ * A symlink keeps mkdir on disk only while it exists (git init makes one and unlinks it at once,
+ * which turned directories in memory off for the whole run); access() of names in a directory in
+ * memory answers without a twin (git asks access(F_OK) of every object before it writes it).
+ */
+static void symlinks_and_access(const char *root)
+{
+    char a[PATH_MAX], l[PATH_MAX], x[PATH_MAX], f[PATH_MAX];
+    struct stat st;
+    int fd = -1;
+    snprintf(a, sizeof a, "%s/sa", root);
+    snprintf(l, sizeof l, "%s/sl", root);
+    CHECK(mkdir(a, 0755) == 0 && disk_lstat(a, &st) < 0, "sa made on disk before any symlink");
+    /* git init's probe: made and unlinked at once; the directory in memory got its twin meanwhile */
+    CHECK(symlink("testing", l) == 0 && disk_lstat(a, &st) == 0 && S_ISDIR(st.st_mode),
+          "a symlink gives every directory in memory its twin: %s", strerror(errno));
+    snprintf(x, sizeof x, "%s/sa/while", root);
+    long long made1 = ephd_stat(run_dir, "dirs_made_in_memory");
+    CHECK(mkdir(x, 0755) == 0 && disk_lstat(x, &st) == 0 && ephd_stat(run_dir, "dirs_made_in_memory") == made1,
+          "mkdir while a symlink exists is on disk");
+    CHECK(unlink(l) == 0 && err_of(lstat(l, &st)) == ENOENT, "unlink the symlink: %s", strerror(errno));
+    snprintf(x, sizeof x, "%s/sa/after", root);
+    CHECK(mkdir(x, 0755) == 0 && disk_lstat(x, &st) < 0 && ephd_stat(run_dir, "dirs_made_in_memory") == made1 + 1,
+          "mkdir after the only symlink went is in memory again (made %lld, was %lld)",
+          ephd_stat(run_dir, "dirs_made_in_memory"), made1);
+    /* a symlink to a directory made after it: the walk through it finds the directory */
+    CHECK(symlink("sa/later", l) == 0, "symlink sl -> sa/later: %s", strerror(errno));
+    snprintf(x, sizeof x, "%s/sa/later", root);
+    snprintf(f, sizeof f, "%s/sl/f", root);
+    CHECK(mkdir(x, 0755) == 0 && disk_lstat(x, &st) == 0, "sa/later is on disk while sl exists");
+    CHECK((fd = open(f, O_CREAT | O_WRONLY, 0644)) >= 0 && close(fd) == 0, "create through sl: %s", strerror(errno));
+    snprintf(f, sizeof f, "%s/sa/later/f", root);
+    CHECK(stat(f, &st) == 0 && S_ISREG(st.st_mode) && unlink(f) == 0 && rmdir(x) == 0, "sa/later/f: %s", strerror(errno));
+    CHECK(unlink(l) == 0, "unlink sl: %s", strerror(errno));
+    snprintf(x, sizeof x, "%s/sa/while", root);
+    rmdir(x);
+    snprintf(x, sizeof x, "%s/sa/after", root);
+    rmdir(x);
+    /* a rename over the symlink removes it without the count: mkdir stays on disk (the safe side) */
+    snprintf(f, sizeof f, "%s/sa/plain", root);
+    CHECK(symlink("sa", l) == 0 && (fd = open(f, O_CREAT | O_WRONLY, 0644)) >= 0 && close(fd) == 0 && rename(f, l) == 0 &&
+              unlink(l) == 0,
+          "rename a file over sl: %s", strerror(errno));
+    snprintf(x, sizeof x, "%s/sa/stays", root);
+    CHECK(mkdir(x, 0755) == 0 && disk_lstat(x, &st) == 0, "mkdir after a symlink went by a rename: still on disk");
+    CHECK(rmdir(x) == 0, "rmdir sa/stays: %s", strerror(errno));
+    CHECK(rmdir(a) == 0, "rmdir sa: %s", strerror(errno));
+    ns_consistent("after the symlinks");
+}
+
 static int child(const char *root, const char *disk)
 {
     (void)disk;
@@ -363,6 +422,7 @@ static int child(const char *root, const char *disk)
     for (int m = 1; m >= 0; m--)
         for (int p = 0; p < 3; p++)
             kill_inside(root, m, points[p], p > 0);
+    symlinks_and_access(root); /* last: it leaves a symlink counted (mkdir on disk from then on) */
     ns_consistent("at the end");
     printf("nsdir_test: %d checks, %d failures\n", checks, failures);
     return failures != 0 || checks == 0;
