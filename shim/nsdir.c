@@ -857,6 +857,11 @@ int nsd_symlink(int dirfd, const char *path)
     return counted;
 }
 
+int nsd_no_symlinks(void)
+{
+    return atomic_load_explicit(&sh.attached, memory_order_acquire) && atomic_load(&sh.hdr->mdirs_off) == 0;
+}
+
 static void nsd_symlink_gone(void)
 {
     struct eph_shm_header *h = sh.hdr;

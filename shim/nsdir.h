@@ -74,6 +74,9 @@ void nsd_after_fork(void);
  * disk while it exists, and those in memory get their twins.  1 when it was
  * counted; then nsd_symlink_done with the kernel's result. */
 int nsd_symlink(int dirfd, const char *path);
+/* No symlink can be under a root as far as the shims know (none at the start, none made since
+ * that still exists, every program ran with the shim): a name there is never one. */
+int nsd_no_symlinks(void);
 void nsd_symlink_done(int counted, int rc);
 /* unlink(dirfd, path) of a symlink the shims counted, under the lock, and the
  * count down: the kernel's result, or -2 (not such a symlink: the caller

@@ -406,8 +406,11 @@ int path_canon(char abs[EPH_PATH_MAX], int follow)
             path_canon_absent = 1; /* nothing under a directory in memory is on disk */
             return changed ? (under_root(abs) ? 1 : -1) : 0;
         }
-        int lr = follow ? REAL(lstat)(abs, &st) : 1;
-        if (!follow || lr < 0 || !S_ISLNK(st.st_mode)) {
+        /* No symlink under a root (nsd_no_symlinks): the name cannot be one, and whether it
+         * exists is for the caller's own call to find out. */
+        int look = follow && !nsd_no_symlinks();
+        int lr = look ? REAL(lstat)(abs, &st) : 1;
+        if (!look || lr < 0 || !S_ISLNK(st.st_mode)) {
             path_canon_absent = lr < 0 && errno == ENOENT;
             return changed ? (under_root(abs) ? 1 : -1) : 0;
         }
