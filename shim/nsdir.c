@@ -563,7 +563,7 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX])
     uint32_t gone = atomic_load(&h->dirs_gone); /* the parent is looked at before the lock */
     struct nsd_parent par;
     uint32_t pg = 0, fi, fg;
-    int pidx = nsd_find(dir, &pg), kfd = -1;
+    int pidx = nsd_find(dir, &pg), kfd = -1, disk = pidx == -1;
     if (pidx == -2)
         return -2;
     if (pidx >= 0) {
@@ -578,12 +578,15 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX])
             return -2;
     } else {
         struct stat pst;
-        if ((kfd = nsd_disk_parent(dir, &pst)) < 0)
+        /* No symlink under a root: the lexical parent is the kernel's walk, and its stat may come
+         * from the dircache (git's 256 fan-out mkdirs each opened "objects" with openat2). */
+        if (nsd_no_symlinks() ? dc_stat(dir, &pst) < 0 || !S_ISDIR(pst.st_mode) : (kfd = nsd_disk_parent(dir, &pst)) < 0)
             return -2;
         nsd_parent_disk(&par, &pst);
         int x = nsd_may(par.mode, par.uid, par.gid, uid, gid, X_OK), there = x && nsd_find(abs, NULL) != -1;
         if (!x || there || !nsd_may(par.mode, par.uid, par.gid, uid, gid, W_OK) || nsv_lookup(abs, &fi, &fg) == 0) {
-            sys.close(kfd);
+            if (kfd >= 0)
+                sys.close(kfd);
             if (there)
                 errno = EEXIST; /* a directory in memory: the kernel's lookup finds it before the write check */
             return there ? -1 : -2;
@@ -609,7 +612,9 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX])
     int again = ok && (atomic_load(&h->mdirs_off) || atomic_load(&h->dirs_gone) != gone ||
                        eph_chain_lookup(h, abs) >= 0 || !nsd_parent_same(dir, &par) ||
                        /* the name free on disk, looked at under the lock as a rename's target is */
-                       (kfd >= 0 && (sys.fstatat(kfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)));
+                       (disk && ((kfd >= 0 ? sys.fstatat(kfd, name, &st, AT_SYMLINK_NOFOLLOW)
+                                           : sys.fstatat(AT_FDCWD, abs, &st, AT_SYMLINK_NOFOLLOW)) == 0 ||
+                                 errno != ENOENT)));
     if (!ok || again) {
         nsf_unhold();
         nsf_give_slot(slot, dfd, pfd, ok); /* not the free slot that was lent: dropped */
@@ -648,7 +653,7 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX])
     eph_j_commit(h);
     atomic_fetch_add(&h->shim_mkdirs, 1);
     /* a disk parent's times: the region's dirtouch table, as for a file's create (nsfast.c) */
-    int shown = kfd < 0 || nsf_touch_dir(par.dev, par.ino, now) == 0;
+    int shown = !disk || nsf_touch_dir(par.dev, par.ino, now) == 0;
     nsf_unhold();
 
     nsd_keep_slot((struct nsd_kept){slot, atomic_load(&in->gen), dfd, lent_to, pfd});
