@@ -336,18 +336,17 @@ int nsd_allows(const char *dir, int amode)
 static SH_TLS int nsd_missing_last;
 
 /*
- * Files inside directories in memory (branch dirfiles) are switched on by EPHEMERA_MEMDIR_FILES=1
- * in the environment, off by default: with them on, nsconc (seed 20261206: a worker read 0 bytes
- * of its own file under eviction) and programs_more's npm install (node_modules empty) failed, and
- * neither was diagnosed in the time.  Off, nsd_resolve_in is path_resolve and every directory
- * gets its twin at its first file, as before.
+ * Files inside directories in memory (branch dirfiles): on unless EPHEMERA_MEMDIR_FILES=0 is in
+ * the environment (read once per process; every process of a run sees the same value).  Off,
+ * nsd_resolve_in is path_resolve and every directory gets its twin at its first file, as on main
+ * before; the switch is there to tell a bug of this feature from another while it is young.
  */
 int nsd_files_in_memory(void)
 {
     static int on = -1;
     if (on < 0) {
         const char *v = getenv("EPHEMERA_MEMDIR_FILES");
-        on = v && strcmp(v, "1") == 0;
+        on = !(v && strcmp(v, "0") == 0);
     }
     return on;
 }

@@ -31,7 +31,7 @@ int nsd_mem_parent(const char *abs, uint32_t *idx, uint32_t *gen);
 /* dir is a directory in memory: 1 if the caller may amode it (search on every directory on the
  * way, in memory by their modes, on disk by the kernel's), 0 if not; -1: dir is none in memory. */
 int nsd_allows(const char *dir, int amode);
-/* Files may live inside directories in memory (EPHEMERA_MEMDIR_FILES=1; off by default, nsdir.c). */
+/* Files may live inside directories in memory (on unless EPHEMERA_MEMDIR_FILES=0, nsdir.c). */
 int nsd_files_in_memory(void);
 /* path_resolve for the calls that serve a file in an in-memory directory from the region (open,
  * unlink, rename, link): no twin when the name's parent is a directory in memory and the name

@@ -430,7 +430,7 @@ static int child(const char *root, const char *disk)
 
 int main(int argc, char **argv)
 {
-    setenv("EPHEMERA_MEMDIR_FILES", "1", 1); /* files inside directories in memory (off by default) */
+    setenv("EPHEMERA_MEMDIR_FILES", "1", 1); /* files inside directories in memory (the default; not turned off by the caller) */
     if (argc > 1)
         return shimmed_main(argc, argv, "nsdir", child);
     /* EPHEMERA_NS_STALL is in the fault build of the shim only. */

@@ -324,7 +324,7 @@ for (const mode of ['restart', 'no-restart']) {
     const sc = scratch(`keeper-tree-${mode}`);
     const root = sc.sub('root');
     const out = sc.sub('out');
-    const env = { ...cleanEnv(), EPHEMERA_MEMDIR_FILES: '1' }; // files inside directories in memory (off by default)
+    const env = { ...cleanEnv(), EPHEMERA_MEMDIR_FILES: '1' }; // files inside directories in memory (the default, said here since the test is about them)
     if (mode === 'no-restart') {
       const wrapper = join(sc.dir, 'ephemerad-once');
       writeFileSync(wrapper, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then echo "ephemerad-once: not again" >&2; exit 2; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
