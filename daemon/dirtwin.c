@@ -2,9 +2,10 @@
  * daemon/dirtwin.c - disk twins of in-memory directories (issue 15).
  *
  * A shim's mkdir makes a directory in the region only (EPH_MDIR, shim/nsdir.c):
- * mkdir, rmdir and stat of it are answered there.  Everything else that has to
- * meet it on disk (a file created in it, opendir, chdir, chmod, a rename, an
- * exec of a program without the shim...) first asks for its disk twin: the
+ * mkdir, rmdir and stat of it, and the files made in it, are answered there.
+ * Everything else that has to meet it on disk (the eviction of a file in it,
+ * opendir, chdir, chmod, a rename, an exec of a program without the shim...)
+ * first asks for its disk twin: the
  * daemon makes the directory on disk with the in-memory mode, owner and times,
  * for it and every in-memory ancestor, top down, and then drops the slot, so
  * that from then on it is an ordinary disk directory and every existing path of
@@ -134,7 +135,7 @@ int dt_twin_all(int off)
 {
     struct eph_shm_header *h = D.h;
     if (off)
-        atomic_store(&h->mdirs_off, 1);
+        atomic_fetch_or(&h->mdirs_off, EPH_MDIRS_ALWAYS);
     if (atomic_load(&h->mdirs_live) == 0)
         return 0;
     uint32_t hwm = atomic_load(&h->inode_hwm), n = 0;
@@ -182,7 +183,7 @@ void dt_init(void)
     for (int r = 0; r < D.nroots; r++) {
         dt_seen = 0;
         if (nftw(D.roots[r], dt_visit, 16, FTW_PHYS) != 0) {
-            atomic_store(&D.h->mdirs_off, 1);
+            atomic_fetch_or(&D.h->mdirs_off, EPH_MDIRS_ALWAYS);
             log_msg(LOG_INFO, "%s holds a symlink or over %d entries: mkdir stays on disk", D.roots[r], DT_SCAN_MAX);
             return;
         }

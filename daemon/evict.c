@@ -912,6 +912,44 @@ static int evict_recover(struct evict_job *j, int e)
     }
 }
 
+/*
+ * Every name of the file sits in a disk directory before the move: a file made
+ * in a directory that is still only in memory (shim/nsdir.c, nsfast.c) gets
+ * the twin chain of each of its names' directories first, parents first, as
+ * any other call that needs the directory on disk does (dirtwin.c).  0 or -errno.
+ */
+static int (*evict_settle)(const char *dir); /* dt_settle, passed in: dirtwin.c calls us */
+
+void evict_set_settle(int (*settle)(const char *dir))
+{
+    evict_settle = settle;
+}
+
+static int evict_settle_dirs(struct evict_job *j)
+{
+    if (!evict_settle || atomic_load(&D.h->mdirs_live) == 0)
+        return 0;
+    int e = nsl_enter();
+    if (e < 0)
+        return e;
+    char dir[EPH_PATH_MAX];
+    if (j->in->path[0]) {
+        evict_dir_of(j->in->path, dir, sizeof dir);
+        e = evict_settle(dir);
+    }
+    uint32_t steps = 0;
+    for (uint32_t x = j->in->link_head; e == 0 && x && x <= D.h->ninodes && steps < D.h->ninodes;
+         x = D.inodes[x - 1].link_next, steps++)
+        if (D.inodes[x - 1].path[0]) {
+            evict_dir_of(D.inodes[x - 1].path, dir, sizeof dir);
+            e = evict_settle(dir);
+        }
+    nsl_exit();
+    if (e < 0)
+        log_msg(LOG_ERR, "evict inode %u (%s): the disk twin of its directory: %s", j->idx, j->in->path, strerror(-e));
+    return e;
+}
+
 int evict_inode(uint32_t idx, int flags)
 {
     struct evict_job j = {.idx = idx, .in = &D.inodes[idx], .flags = flags, .dfd = -1};
@@ -920,7 +958,10 @@ int evict_inode(uint32_t idx, int flags)
         return 0;
     if (st != EPH_MEM)
         return -ESTALE;
-    int e = evict_begin(&j);
+    int e = evict_settle_dirs(&j);
+    if (e < 0)
+        return e;
+    e = evict_begin(&j);
     if (e < 0)
         return e;
     if (!(flags & EVICT_FORCE) && evict_locked(j.in->mem_fd))

@@ -65,4 +65,8 @@ int evict_below(const char *dir, int flags);
  * first candidate; runs on every budget tick). */
 int evict_has_evictable(void);
 
+/* How a directory still only in memory gets its disk twin chain (dirtwin.c's dt_settle, under
+ * ns_lock): evict_inode asks it for the directory of each of a file's names first. */
+void evict_set_settle(int (*settle)(const char *dir));
+
 #endif

@@ -348,6 +348,7 @@ int main(int argc, char **argv)
     }
     atomic_store(&D.h->keeper_pid, keeper_active() ? (int32_t)getppid() : 0);
     dt_init();
+    evict_set_settle(dt_settle);
     const char *inject = getenv("EPHEMERAD_TEST_EVICT_ALLOC");
     if (inject && *inject) {
         int64_t n = size_parse(inject);

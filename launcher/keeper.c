@@ -291,6 +291,32 @@ static int write_one(const struct keeper *k, uint32_t idx, struct eph_inode *in)
     return e;
 }
 
+/* Directories made in memory (EPH_MDIR) are made on disk first, parents before children (shorter
+ * paths first), so that a file deep in them lands at its path; one already there is kept. */
+static void write_dirs(struct eph_inode *in, uint32_t hwm, struct jbuf *why)
+{
+    for (size_t len = 1; len < EPH_PATH_MAX; len++) {
+        int more = 0;
+        for (uint32_t i = 0; i < hwm; i++) {
+            if (atomic_load(&in[i].state) != EPH_MDIR || !in[i].path[0])
+                continue;
+            size_t n = strnlen(in[i].path, EPH_PATH_MAX);
+            more |= n > len;
+            if (n != len)
+                continue;
+            if (mkdir(in[i].path, 0700) < 0 && errno != EEXIST) {
+                jb_printf(why, "%s (a directory made in memory): mkdir: %s\n", in[i].path, strerror(errno));
+                continue;
+            }
+            if (lchown(in[i].path, in[i].uid, in[i].gid) < 0) { /* another owner needs root */
+            }
+            chmod(in[i].path, in[i].mode & 07777);
+        }
+        if (!more)
+            return;
+    }
+}
+
 int keeper_writeback(const struct keeper *k, int *failed, struct jbuf *why)
 {
     size_t size;
@@ -306,6 +332,7 @@ int keeper_writeback(const struct keeper *k, int *failed, struct jbuf *why)
     struct eph_inode *in = eph_inodes(h);
     uint32_t hwm = atomic_load(&h->inode_hwm);
     int written = 0;
+    write_dirs(in, hwm < h->ninodes ? hwm : h->ninodes, why);
     for (uint32_t i = 0; i < hwm && i < h->ninodes; i++) {
         uint32_t st = atomic_load(&in[i].state);
         if ((st != EPH_MEM && st != EPH_MOVING) || !in[i].path[0])

@@ -15,7 +15,9 @@
  *
  *   - mkstemp and its relatives, and tmpfile, create their file with glibc's
  *     internal open: the file went to disk, though it lives in a managed root
- *     and is exactly the scratch data the roots are for.  When the template
+ *     and is exactly the scratch data the roots are for.  mkdtemp makes its
+ *     directory with glibc's internal mkdir, which cannot see a directory in
+ *     memory.  When the template
  *     (or P_tmpdir) is managed, the same loop runs here on the interposed
  *     open; otherwise glibc's own function runs.
  */
@@ -226,10 +228,19 @@ static uint64_t tmp_random(void)
     return v ^ (v >> 29);
 }
 
+/* Make one candidate name: a file (flags are open's extra flags) or, with flags -1, a directory. */
+static int tmp_make(const char *name, int flags)
+{
+    if (flags == -1)
+        return mkdir(name, 0700);
+    return open(name, (flags & ~O_ACCMODE) | O_RDWR | O_CREAT | O_EXCL, 0600);
+}
+
 /*
- * glibc's __gen_tempname for files: fill the six X's before the suffix and
- * create the name with O_EXCL until it is new.  The template is left as the
- * last name tried, as glibc leaves it.
+ * glibc's __gen_tempname: fill the six X's before the suffix and create the
+ * name (a file with O_EXCL, or with flags -1 a directory) until it is new.
+ * The template is left as the last name tried, as glibc leaves it.  Returns
+ * the fd, 0 for a directory, or -1.
  */
 static int tmp_create(char *tmpl, int suffixlen, int flags)
 {
@@ -245,7 +256,7 @@ static int tmp_create(char *tmpl, int suffixlen, int flags)
         uint64_t v = tmp_random();
         for (int i = 0; i < 6; i++, v /= 62)
             x[i] = letters[v % 62];
-        int fd = open(tmpl, (flags & ~O_ACCMODE) | O_RDWR | O_CREAT | O_EXCL, 0600);
+        int fd = tmp_make(tmpl, flags);
         if (fd >= 0) {
             errno = saved;
             return fd;
@@ -272,6 +283,23 @@ SH_EXPORT int mkstemps(char *tmpl, int suffixlen) { return tmp_mkostemps(tmpl, s
 SH_EXPORT int mkstemps64(char *tmpl, int suffixlen) { return tmp_mkostemps(tmpl, suffixlen, 0); }
 SH_EXPORT int mkostemps(char *tmpl, int suffixlen, int flags) { return tmp_mkostemps(tmpl, suffixlen, flags); }
 SH_EXPORT int mkostemps64(char *tmpl, int suffixlen, int flags) { return tmp_mkostemps(tmpl, suffixlen, flags); }
+
+/*
+ * mkdtemp: glibc's makes its directory with its internal mkdir, which the
+ * kernel answers alone: a template below a directory in memory (nothing of it
+ * on disk) failed with ENOENT, and one in a disk directory made a directory
+ * the shim never heard of.  npm's cache (`_cacache/tmp/XXXXXX`, through
+ * Node's fs.mkdtemp) met the first.  The same loop runs on the interposed
+ * mkdir when the template is managed.
+ */
+static char *tmp_mkdtemp(char *tmpl)
+{
+    if (!tmpl || !path_maybe_managed(AT_FDCWD, tmpl) || sh_busy)
+        return REAL(mkdtemp)(tmpl);
+    return tmp_create(tmpl, 0, -1) < 0 ? NULL : tmpl;
+}
+
+SH_EXPORT char *mkdtemp(char *tmpl) { return tmp_mkdtemp(tmpl); }
 
 /*
  * tmpfile: glibc creates an O_TMPFILE in P_tmpdir, or failing that a name it

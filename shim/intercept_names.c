@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -63,13 +66,20 @@ int names_access_ok(struct eph_inode *ino, int amode, int effective)
     return ((uint32_t)amode & bits) == (uint32_t)amode;
 }
 
-/* Resolve a managed path to its in-memory inode: 1 found, 0 not in memory / not managed. */
-static int lookup_f(int dirfd, const char *path, uint32_t *inode, uint32_t *gen, int *trailing, int follow)
+/* Resolve a managed path to its in-memory inode: 1 found, 0 not in memory / not managed.  With
+ * in, a name in an in-memory directory gets no twin (nsd_resolve_in): for callers that make one
+ * themselves before any kernel call on the path. */
+static int lookup_fi(int dirfd, const char *path, uint32_t *inode, uint32_t *gen, int *trailing, int follow, int in)
 {
     char abs[EPH_PATH_MAX];
-    if (sh_busy || path_resolve(dirfd, path, abs, trailing) <= 0 || sh_attach() < 0)
+    if (sh_busy || (in ? nsd_resolve_in : path_resolve)(dirfd, path, abs, trailing) <= 0 || sh_attach() < 0)
         return 0;
     return nsv_lookup(abs, inode, gen) == 0 || (path_canon(abs, follow || *trailing) > 0 && nsv_lookup(abs, inode, gen) == 0);
+}
+
+static int lookup_f(int dirfd, const char *path, uint32_t *inode, uint32_t *gen, int *trailing, int follow)
+{
+    return lookup_fi(dirfd, path, inode, gen, trailing, follow, 0);
 }
 
 /* Calls that follow a final symlink (chmod, truncate, access...). */
@@ -123,10 +133,12 @@ static int unlink_impl(int dirfd, const char *path, int flags)
     int d = (flags & AT_REMOVEDIR) ? nsd_rmdir(dirfd, path, abs) : -2;
     if (d != -2)
         return d == 0 && abs[0] ? unlinked(abs, flags) : d; /* a directory removed in memory (nsdir.c) */
-    if (!sh_busy && path_resolve(dirfd, path, abs, &trailing) > 0 && !path_is_root(abs) &&
+    if (!sh_busy && nsd_resolve_in(dirfd, path, abs, &trailing) > 0 && !path_is_root(abs) &&
         sh_attach() == 0) {
         uint32_t inode, gen;
         struct eph_resp resp;
+        if (nsd_missing())
+            return fail(ENOENT); /* a name missing below a directory in memory (nsdir.c) */
         if (path_canon(abs, 0) < 0)
             return REAL(unlinkat)(dirfd, path, flags);
         named = 1;
@@ -157,11 +169,18 @@ static int unlink_impl(int dirfd, const char *path, int flags)
                 ft_sweep_idle(); /* a cached mapping must not keep the file's pages */
                 return unlinked(abs, flags);
             }
+        } else if (!trailing && nsd_mem_parent(abs, NULL, NULL) && !nsd_is_dir(abs) && nsv_parent_searchable(abs)) {
+            /* No such name in a directory in memory: the kernel's lookup fails before its
+             * permission checks, so this is its answer, without a twin. */
+            nsd_quiet_enoent(dirfd, path);
+            return fail(ENOENT);
         }
         if (!(flags & AT_REMOVEDIR))
             db_before_remove(abs, &gone); /* a counted file on disk */
     }
-    int r = ENOENT_FIX(dirfd, path, REAL(unlinkat)(dirfd, path, flags));
+    int r = named && !(flags & AT_REMOVEDIR) ? nsd_symlink_unlink(dirfd, path) : -2;
+    if (r == -2)
+        r = ENOENT_FIX(dirfd, path, REAL(unlinkat)(dirfd, path, flags));
     r = (int)dc_after(r); /* a symlink or a directory on a path the dircache may hold */
     if (r == 0)
         db_removed(&gone);
@@ -275,7 +294,7 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
             return fail(-e);
     }
     struct db_victim gone = {.slot = -1};
-    int m1 = path_resolve(od, op, a, &t1) > 0, m2 = path_resolve(nd, np, b, &t2) > 0;
+    int m1 = nsd_resolve_in(od, op, a, &t1) > 0, m2 = nsd_resolve_in(nd, np, b, &t2) > 0;
     int named = (m1 || path_absolute(od, op, a, &t1) > 0) && (m2 || path_absolute(nd, np, b, &t2) > 0);
     if (m1 && path_canon(a, 0) < 0)
         m1 = 0;
@@ -374,6 +393,10 @@ again:;
      * the lock, whether anything is there; our disk name landing after that look would
      * stay hidden under its in-memory one (and reappear after an unlink).  A name that
      * went to memory meanwhile is decided again, by the daemon or nsf_rename. */
+    if (m1)
+        nsd_resolved(a, op); /* the kernel walks both names: twins of in-memory directories first */
+    if (m2)
+        nsd_resolved(b, np);
     int held = m2 && named && !sh_busy && sh_attach() == 0;
     if (held && nsf_hold() < 0)
         return -1;
@@ -477,20 +500,58 @@ SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
     return made_dir(dirfd, path, ENOENT_FIX(dirfd, path, REAL(mkdirat)(dirfd, path, mode)));
 }
 
-SH_EXPORT int symlink(const char *target, const char *path)
+static int symlink_impl(const char *target, int dirfd, const char *path)
 {
-    nsd_symlink(AT_FDCWD, path);
-    if (exists_in_memory(AT_FDCWD, path))
-        return fail(EEXIST);
-    return ENOENT_FIX(AT_FDCWD, path, REAL(symlink)(target, path));
+    int counted = nsd_symlink(dirfd, path), r;
+    if (exists_in_memory(dirfd, path))
+        r = fail(EEXIST);
+    else
+        r = ENOENT_FIX(dirfd, path, REAL(symlinkat)(target, dirfd, path));
+    nsd_symlink_done(counted, r);
+    return r;
 }
 
-SH_EXPORT int symlinkat(const char *target, int dirfd, const char *path)
+SH_EXPORT int symlink(const char *target, const char *path) { return symlink_impl(target, AT_FDCWD, path); }
+SH_EXPORT int symlinkat(const char *target, int dirfd, const char *path) { return symlink_impl(target, dirfd, path); }
+
+/*
+ * Names only the kernel can make: a fifo, a device node (mknod), a unix
+ * socket (bind).  glibc's mkfifo calls its internal mknodat, so every one is
+ * interposed here.  The kernel's walk must find the directory, so a directory
+ * in memory gets its twin first (ENOENT_FIX: the call fails with ENOENT, the
+ * twins are made, the call runs again), and a file in memory under the name
+ * is EEXIST, as for a symlink.  Before, a directory that held files in memory
+ * (or, on main, any directory made in memory) made them fail with ENOENT.
+ */
+static int node_at(int dirfd, const char *path, mode_t mode, dev_t dev)
 {
-    nsd_symlink(dirfd, path);
+    if (likely(!path_maybe_managed(dirfd, path)))
+        return REAL(mknodat)(dirfd, path, mode, dev);
     if (exists_in_memory(dirfd, path))
         return fail(EEXIST);
-    return ENOENT_FIX(dirfd, path, REAL(symlinkat)(target, dirfd, path));
+    return ENOENT_FIX(dirfd, path, REAL(mknodat)(dirfd, path, mode, dev));
+}
+
+SH_EXPORT int mknodat(int dirfd, const char *path, mode_t mode, dev_t dev) { return node_at(dirfd, path, mode, dev); }
+SH_EXPORT int mknod(const char *path, mode_t mode, dev_t dev) { return node_at(AT_FDCWD, path, mode, dev); }
+SH_EXPORT int mkfifoat(int dirfd, const char *path, mode_t mode) { return node_at(dirfd, path, (mode & 07777) | S_IFIFO, 0); }
+SH_EXPORT int mkfifo(const char *path, mode_t mode) { return node_at(AT_FDCWD, path, (mode & 07777) | S_IFIFO, 0); }
+
+SH_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)addr;
+    size_t off = offsetof(struct sockaddr_un, sun_path);
+    if (likely(!addr || len <= (socklen_t)off || addr->sa_family != AF_UNIX || un->sun_path[0] == '\0'))
+        return REAL(bind)(fd, addr, len); /* not a name in the file system (abstract, unnamed, not unix) */
+    char path[sizeof un->sun_path + 1];
+    size_t n = (size_t)len - off < sizeof un->sun_path ? (size_t)len - off : sizeof un->sun_path;
+    memcpy(path, un->sun_path, n);
+    path[n] = '\0';
+    if (likely(!path_maybe_managed(AT_FDCWD, path)))
+        return REAL(bind)(fd, addr, len);
+    if (exists_in_memory(AT_FDCWD, path))
+        return fail(EADDRINUSE); /* the kernel's answer for a name that exists */
+    return ENOENT_FIX(AT_FDCWD, path, REAL(bind)(fd, addr, len));
 }
 
 /* readlink of an in-memory file: not a symlink (EINVAL), or ENOTDIR with a trailing slash. */
@@ -788,13 +849,14 @@ static int link_in_memory(uint32_t inode, uint32_t gen, int nd, const char *n)
     char abs[EPH_PATH_MAX];
     int trailing;
     struct stat st;
-    if (!path_maybe_managed(nd, n) || path_resolve(nd, n, abs, &trailing) <= 0 || path_is_root(abs) ||
+    if (!path_maybe_managed(nd, n) || nsd_resolve_in(nd, n, abs, &trailing) <= 0 || path_is_root(abs) ||
         path_canon(abs, 0) < 0)
         return -2;
     int e = nsv_walk_error(abs);
     if (e < 0)
         return fail(-e);
-    int exists = sys.lstat(abs, &st) == 0 || nsd_is_dir(abs);
+    /* in a directory in memory nothing is on disk */
+    int exists = (!nsd_mem_parent(abs, NULL, NULL) && sys.lstat(abs, &st) == 0) || nsd_is_dir(abs);
     if (trailing || exists)
         return fail(exists ? EEXIST : ENOENT);
     struct eph_inode *in = &sh.inodes[inode];
@@ -815,13 +877,16 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
     link_fd_source(od, o, flags);
     uint32_t inode, gen;
     int trailing;
-    int src_mem = path_maybe_managed(od, o) && lookup_f(od, o, &inode, &gen, &trailing, flags & AT_SYMLINK_FOLLOW);
+    /* Names in in-memory directories make no twin until the kernel's link needs one (below). */
+    int src_mem = path_maybe_managed(od, o) && lookup_fi(od, o, &inode, &gen, &trailing, flags & AT_SYMLINK_FOLLOW, 1);
     struct stat st;
+    uint32_t ti, tg;
+    int tt;
     if (src_mem && trailing)
         return fail(ENOTDIR); /* the source's lookup: "file/" is not a directory */
     /* the kernel looks at the source first, then refuses an existing target */
     if ((src_mem || REAL(fstatat)(od, o, &st, (flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW) == 0) &&
-        exists_in_memory(nd, n))
+        path_maybe_managed(nd, n) && lookup_fi(nd, n, &ti, &tg, &tt, 0, 1))
         return fail(EEXIST);
     if (src_mem && pn_has_dotdot(n)) {
         /* The target's walk is physical: "x/.." needs x to be a directory on the way, which
@@ -837,6 +902,10 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
         int r = link_in_memory(inode, gen, nd, n);
         if (r != -2)
             return r;
+    }
+    if (!sh_busy && path_maybe_managed(nd, n)) {
+        char tabs[EPH_PATH_MAX];
+        path_resolve(nd, n, tabs, &tt); /* the kernel's link: the target's directories on disk */
     }
     uint64_t mdev = 0, mino = 0;
     if (src_mem) {
@@ -880,6 +949,8 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
         nsf_unhold();
         errno = e;
     }
+    if (r == 0 && !src_mem)
+        nsd_linked(nd, n); /* a second name of a symlink (nsdir.c) */
     if (r == 0 && mino) {
         struct stat ds;
         if (REAL(fstatat)(nd, n, &ds, AT_SYMLINK_NOFOLLOW) == 0)
@@ -1228,12 +1299,36 @@ SH_EXPORT int utime(const char *path, const struct utimbuf *ub)
 
 /* ---- access ------------------------------------------------------------- */
 
+/*
+ * A name in a directory in memory is answered here without a twin, as stat
+ * answers it: git asks access(F_OK) for every object before it writes it, and
+ * each asked for its fan-out directory's twin (a round trip and a disk mkdir).
+ */
+static int access_lookup(int dirfd, const char *path, int follow, uint32_t *inode, uint32_t *gen, int *t)
+{
+    char abs[EPH_PATH_MAX];
+    if (sh_busy || nsd_resolve_in(dirfd, path, abs, t) <= 0 || sh_attach() < 0)
+        return 0;
+    if (nsd_missing())
+        return -1; /* below a name missing in a directory in memory (nsdir.c) */
+    if (nsv_lookup(abs, inode, gen) == 0 || (path_canon(abs, follow || *t) > 0 && nsv_lookup(abs, inode, gen) == 0))
+        return 1;
+    if (!*t && nsd_mem_parent(abs, NULL, NULL) && !nsd_is_dir(abs) && nsv_parent_searchable(abs)) {
+        nsd_quiet_enoent(dirfd, path); /* the kernel's lookup fails before its permission checks */
+        return -1;
+    }
+    return 0;
+}
+
 static int access_impl(int dirfd, const char *path, int amode, int flags)
 {
     uint32_t inode, gen;
-    int t;
-    if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)))
+    int t = 0, found = 0;
+    if (likely(!path_maybe_managed(dirfd, path)) ||
+        (found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t)) == 0)
         return ENOENT_FIX(dirfd, path, REAL(faccessat)(dirfd, path, amode, flags));
+    if (found < 0)
+        return fail(ENOENT);
     if (t)
         return fail(ENOTDIR);
     if (amode & ~(R_OK | W_OK | X_OK))

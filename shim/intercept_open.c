@@ -26,6 +26,7 @@
 #include "fp_desc.h"
 #include "fp_size.h"
 #include "nsview.h"
+#include "nsdir.h"
 #include "nsfast.h"
 #include "inotify.h"
 #include "intercept_names.h"
@@ -232,6 +233,14 @@ static int open_disk_create(int dirfd, const char *path, const char *abs, int fl
 
 static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode, int last);
 
+/* open_disk after nsd_resolve_in: a name in an in-memory directory gets the twins it skipped,
+ * since the kernel now walks the path (open_common's ENOENT_FIX cannot make the call again). */
+static int open_disk_in(int dirfd, const char *path, int flags, mode_t mode, const char *abs)
+{
+    nsd_resolved(abs, path);
+    return open_disk(dirfd, path, flags, mode);
+}
+
 int open_managed(int dirfd, const char *path, int flags, mode_t mode);
 int open_managed(int dirfd, const char *path, int flags, mode_t mode)
 {
@@ -246,11 +255,16 @@ static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode,
     char abs[EPH_PATH_MAX];
     int trailing = 0;
     int tmpfile = (flags & O_TMPFILE) == O_TMPFILE;
-    if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0 ||
+    if (sh_busy || nsd_resolve_in(dirfd, path, abs, &trailing) <= 0 ||
         (path_is_root(abs) && !tmpfile) || sh_attach() < 0)
         return open_real(dirfd, path, flags, mode);
     /* before any look at the disk below (nsf_create) */
     uint32_t disk_seen = nsf_disk_names();
+    if (nsd_missing() && (tmpfile || (flags & (O_CREAT | O_DIRECTORY)) != (O_CREAT | O_DIRECTORY))) {
+        nsd_quiet_enoent(dirfd, path); /* a name missing below a directory in memory */
+        errno = ENOENT;
+        return -1;
+    }
     uint32_t inode, gen;
     int absent = 0; /* path_canon's lstat found nothing at abs */
     int in_mem = nsv_lookup(abs, &inode, &gen) == 0;
@@ -262,17 +276,24 @@ static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode,
         /* O_CREAT|O_EXCL never follows a final symlink */
         int c = path_canon(abs, !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL));
         if (c < 0)
-            return open_disk(dirfd, path, flags, mode);
+            return open_disk_in(dirfd, path, flags, mode, abs);
         absent = path_canon_absent;
         if (c > 0)
             in_mem = nsv_lookup(abs, &inode, &gen) == 0;
     }
-    if (!in_mem && !(flags & O_CREAT) && !tmpfile)
-        return open_disk(dirfd, path, flags, mode);
+    if (!in_mem && !(flags & O_CREAT) && !tmpfile) {
+        if (!trailing && nsd_mem_parent(abs, NULL, NULL) && !nsd_is_dir(abs) && nsv_parent_searchable(abs)) {
+            /* No such name in a directory in memory: the kernel's answer, without a twin. */
+            nsd_quiet_enoent(dirfd, path);
+            errno = ENOENT;
+            return -1;
+        }
+        return open_disk_in(dirfd, path, flags, mode, abs);
+    }
     if (!in_mem && (tmpfile ? !nsv_dir_allows(abs, W_OK | X_OK) : !nsv_parent_searchable(abs)))
-        return open_disk(dirfd, path, flags, mode); /* the kernel's EACCES from its walk */
+        return open_disk_in(dirfd, path, flags, mode, abs); /* the kernel's EACCES from its walk */
     if (!tmpfile && (flags & (O_CREAT | O_DIRECTORY)) == (O_CREAT | O_DIRECTORY))
-        return open_disk(dirfd, path, flags, mode); /* the kernel's EINVAL */
+        return open_disk_in(dirfd, path, flags, mode, abs); /* the kernel's EINVAL */
     ft_inflight_slot(); /* before any reference is taken below: the ledger and this thread's slot */
     if (in_mem) {
         if (trailing && (flags & O_CREAT)) {
@@ -297,7 +318,7 @@ static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode,
         if (fd != -2)
             return fd;
     } else if (!tmpfile && (trailing || (flags & (O_DIRECTORY | O_PATH)))) {
-        return open_disk(dirfd, path, flags, mode);
+        return open_disk_in(dirfd, path, flags, mode, abs);
     }
     if (!in_mem && !tmpfile && !trailing && (flags & O_CREAT) && !(flags & (O_DIRECTORY | O_PATH))) {
         /* A new name: made here, under the namespace lock, when it is the common case. */
@@ -318,7 +339,7 @@ static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode,
     memcpy(req.path, abs, strlen(abs) + 1);
     req.inflight1 = (uint32_t)(ft_inflight_slot() + 1);
     if (rpc_call(&req, &resp, &kfd) < 0)
-        return open_disk(dirfd, path, flags, mode);
+        return open_disk_in(dirfd, path, flags, mode, abs);
     if (resp.status < 0) {
         if (kfd >= 0)
             sys.close(kfd);
@@ -332,6 +353,7 @@ static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode,
             ft_inflight_clear();
             fp_inode_release(resp.inode, resp.gen);
         }
+        nsd_resolved(abs, path); /* the twins the walk skipped: the kernel walks the path now */
         int fd = open_disk_create(dirfd, path, abs, flags, mode);
         if (fd != -2)
             return fd;

@@ -135,9 +135,9 @@ static inline void dir_times_x(int rc, struct statx *x)
 /* A managed path answered by the kernel: it may be a file this process had open when it moved. */
 static int disk_stat_done(int rc, struct stat *st)
 {
+    dir_times(rc, st); /* keyed by the disk's identity: before the translation */
     if (rc == 0 && ft_fds)
         fp_idmap_translate(st);
-    dir_times(rc, st);
     return rc;
 }
 
@@ -174,6 +174,9 @@ SH_EXPORT int fstat(int fd, struct stat *st)
     if (likely(!ft_managed(fd))) {
         int r = REAL(fstat)(fd, st);
         dir_times(r, st); /* tar's check of a directory it read through an fd */
+        if (r == 0 && S_ISDIR(st->st_mode))
+            fp_idmap_translate(st); /* a twin keeps the identity it had in memory (nsdir.c), after
+                                     * the times, which are keyed by the disk's identity */
         return r;
     }
     if (path_bad_ptr(st)) {
@@ -269,9 +272,9 @@ real:
     }
     fp_settle_moved();
     int r = ENOENT_FIX(dirfd, path, sys.statx(dirfd, path, flags, mask, stx));
+    dir_times_x(r, stx); /* keyed by the disk's identity (the in-memory subdirectories too): before the translation */
     if (r == 0)
         fp_idmap_translate_x(stx);
-    dir_times_x(r, stx);
     return r;
 }
 

@@ -8,13 +8,14 @@
  * lent with it is closed: a directory has no bytes).  The counts tmpfs
  * reports (st_nlink of it and of its parent, st_size) live in the inode.
  *
- * Only mkdir, rmdir and stat know these directories.  Every other call that
- * resolves a path through path_resolve reaches nsd_resolved() first, which
- * asks the daemon to give each in-memory directory on the path a disk twin
- * (daemon/dirtwin.c): after that the directory is an ordinary disk directory
- * and everything the shim and the daemon did before applies unchanged.  So a
- * directory that is made and removed, or made and only stat'ed, never costs
- * the disk a call; one that receives a file pays one round trip, once.
+ * mkdir, rmdir and stat know these directories, and the calls that serve a
+ * name inside one from the region (open, create, stat, unlink, rename, link:
+ * nsd_resolve_in) keep files, links and misses there without a twin.  Every
+ * other call that resolves a path through path_resolve reaches nsd_resolved()
+ * first, which asks the daemon to give each in-memory directory on the path a
+ * disk twin (daemon/dirtwin.c): after that the directory is an ordinary disk
+ * directory and everything the shim and the daemon did before applies
+ * unchanged.  Eviction makes the twins of a file's directories itself.
  *
  * The namespace is keyed by canonical paths.  A symlink under a root could
  * lead a later walk into an in-memory directory by another name, which the
@@ -27,6 +28,7 @@
 #include <pthread.h>
 #include <linux/openat2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -45,6 +47,7 @@
 #include "paths.h"
 #include "pathnorm.h"
 #include "fp_stat.h"
+#include "fp_settle.h"
 #include "fp_times.h"
 #include "fdtable.h"
 #include "nsfast.h"
@@ -127,12 +130,14 @@ void nsd_after_fork(void)
     nsd_nkept = 0;
 }
 
+static int nsd_may(uint32_t mode, uint32_t ouid, uint32_t ogid, uid_t uid, gid_t gid, int want);
+
 static SH_TLS int nsd_keep; /* set around the resolve of a call answered here */
 /* The path of a stat that found no directory in memory and goes to the kernel: its ENOENT there is
  * the answer, not a reason for a twin (a name missing in an in-memory directory is missing).
  * Armed by nsd_stat's miss, consumed by the ENOENT, disarmed by any other resolve. */
 static SH_TLS struct {
-    int dirfd, armed;
+    int dirfd, armed, final, answered;
     char path[256];
 } nsd_quiet;
 
@@ -156,10 +161,43 @@ static int nsd_find(const char *abs, uint32_t *gen)
     return (int)idx;
 }
 
+/* The twins of the in-memory directories on abs keep, in this process, the identity (st_dev,
+ * st_ino) that its stat of them showed while they were in memory: a walk that lstat()s a
+ * directory, opens it (which makes the twin) and compares fstat's answer (shutil.rmtree, fts,
+ * find) must find the same directory (fp_settle.c's table, as for a file a link moved to disk). */
+#define NSD_ID_MAX 8
+struct nsd_id {
+    size_t len;
+    uint64_t dev, ino;
+};
+
+static int nsd_ids_of(const char *abs, struct nsd_id *ids)
+{
+    char pre[EPH_PATH_MAX];
+    size_t n = strnlen(abs, sizeof pre - 1);
+    int k = 0;
+    memcpy(pre, abs, n);
+    pre[n] = '\0';
+    for (size_t i = 1; i <= n && k < NSD_ID_MAX; i++) {
+        if (i < n && pre[i] != '/')
+            continue;
+        char c = pre[i];
+        pre[i] = '\0';
+        uint32_t g;
+        int idx = nsd_find(pre, &g);
+        pre[i] = c;
+        if (idx >= 0)
+            ids[k++] = (struct nsd_id){i, sh.inodes[idx].dev, sh.inodes[idx].ino};
+    }
+    return k;
+}
+
 static void nsd_twin(const char *abs, uint32_t flags)
 {
     struct eph_req req;
     struct eph_resp resp;
+    struct nsd_id ids[NSD_ID_MAX];
+    int nids = flags || !nsd_files_in_memory() ? 0 : nsd_ids_of(abs, ids);
     int fd = -1;
     rpc_req_init(&req, EPH_OP_DIRTWIN);
     req.flags = (int32_t)flags;
@@ -169,8 +207,18 @@ static void nsd_twin(const char *abs, uint32_t flags)
     dc_changed(); /* new disk directories, and their parents' st_nlink and times (dircache.c) */
     if (fd >= 0)
         sys.close(fd);
-    if (rc < 0 || resp.status < 0)
+    if (rc < 0 || resp.status < 0) {
         sh_log("disk twin of the in-memory directories on %s failed: %s", abs, strerror(rc < 0 ? -rc : -resp.status));
+        return;
+    }
+    for (int k = 0; k < nids; k++) {
+        char p[EPH_PATH_MAX];
+        struct stat st;
+        memcpy(p, abs, ids[k].len);
+        p[ids[k].len] = '\0';
+        if (sys.lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            fp_idmap_remember((uint64_t)st.st_dev, (uint64_t)st.st_ino, ids[k].dev, ids[k].ino);
+    }
 }
 
 /* May this call ask for twins: not inside the lock or the shim's own libc calls; attached. */
@@ -222,10 +270,12 @@ int nsd_enoent(int dirfd, const char *path)
 {
     char abs[EPH_PATH_MAX];
     int t, e = errno;
+    nsd_quiet.answered = 0;
     if (path_bad_ptr(path) || !path_maybe_managed(dirfd, path) || !nsd_may_twin())
         return 0;
     if (nsd_quiet.armed && dirfd == nsd_quiet.dirfd && strcmp(path, nsd_quiet.path) == 0) {
         nsd_quiet.armed = 0;
+        nsd_quiet.answered = nsd_quiet.final;
         return 0;
     }
     uint64_t before = atomic_load(&sh.hdr->dir_twins);
@@ -240,10 +290,166 @@ int nsd_is_dir(const char *abs)
     return nsd_live() && nsd_find(abs, NULL) >= 0;
 }
 
+int nsd_mem_parent(const char *abs, uint32_t *idx, uint32_t *gen)
+{
+    if (!nsd_live())
+        return 0;
+    char dir[EPH_PATH_MAX];
+    uint32_t g;
+    nsf_parent(abs, dir);
+    int i = nsd_find(dir, &g);
+    if (i < 0)
+        return 0;
+    if (idx)
+        *idx = (uint32_t)i;
+    if (gen)
+        *gen = g;
+    return 1;
+}
+
+int nsd_allows(const char *dir, int amode)
+{
+    if (!nsd_live() || nsd_find(dir, NULL) < 0)
+        return -1;
+    uid_t uid = creds_euid();
+    gid_t gid = creds_egid();
+    char pre[EPH_PATH_MAX];
+    size_t n = strnlen(dir, sizeof pre - 1);
+    memcpy(pre, dir, n);
+    pre[n] = '\0';
+    /* The kernel's walk: search on every directory on the way, then amode on dir itself. */
+    for (int want = amode;; want = X_OK) {
+        uint32_t g;
+        int i = nsd_find(pre, &g);
+        if (i < 0)
+            return nsv_dir_allows(pre, X_OK); /* the first directory on disk, and the disk above it */
+        struct eph_inode *in = &sh.inodes[i];
+        if (!nsd_may(in->mode, in->uid, in->gid, uid, gid, want))
+            return 0;
+        char *s = strrchr(pre, '/');
+        if (!s || s == pre)
+            return 1;
+        *s = '\0';
+    }
+}
+
+static SH_TLS int nsd_missing_last;
+
+/*
+ * Files inside directories in memory (branch dirfiles): on unless EPHEMERA_MEMDIR_FILES=0 is in
+ * the environment (read once per process; every process of a run sees the same value).  Off,
+ * nsd_resolve_in is path_resolve and every directory gets its twin at its first file, as on main
+ * before; the switch is there to tell a bug of this feature from another while it is young.
+ */
+int nsd_files_in_memory(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("EPHEMERA_MEMDIR_FILES");
+        on = !(v && strcmp(v, "0") == 0);
+    }
+    return on;
+}
+
+/* abs goes through a name that exists nowhere, right below a directory in memory that the caller
+ * may search (the kernel's walk says ENOENT there: nothing below an in-memory directory is on
+ * disk), and is not the name itself: 1. */
+static int nsd_under_missing(const char *abs)
+{
+    char pre[EPH_PATH_MAX];
+    size_t n = strnlen(abs, sizeof pre - 1), last = 0;
+    memcpy(pre, abs, n);
+    pre[n] = '\0';
+    for (size_t i = 1; i < n; i++) {
+        if (pre[i] != '/')
+            continue;
+        pre[i] = '\0';
+        int f = nsd_find(pre, NULL);
+        pre[i] = '/';
+        if (f == -2)
+            return 0;
+        if (f >= 0)
+            last = i;
+    }
+    if (last == 0)
+        return 0;
+    const char *next = strchr(abs + last + 1, '/');
+    if (!next)
+        return 0; /* the name itself: its parent is in memory */
+    size_t cut = (size_t)(next - abs);
+    uint32_t idx, g, st;
+    pre[cut] = '\0';
+    int r = nsv_find(pre, &idx, &g, &st);
+    if (r != -ENOENT && r != -1)
+        return 0; /* there (a file: the kernel's ENOTDIR), or cannot tell */
+    pre[last] = '\0';
+    return nsd_allows(pre, X_OK) == 1;
+}
+
+int nsd_resolve_in(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing)
+{
+    nsd_missing_last = 0;
+    if (!nsd_files_in_memory())
+        return path_resolve(dirfd, p, out, trailing);
+    nsd_quiet.armed = 0;
+    nsd_keep = 1;
+    int r = path_resolve(dirfd, p, out, trailing);
+    nsd_keep = 0;
+    if (r <= 0 || !nsd_may_twin())
+        return r;
+    /* A name in an in-memory directory, itself no directory in memory: served from the region.
+     * A name below one that is missing there: the caller answers ENOENT (nsd_missing). */
+    if (pn_has_dotdot(p)) {
+        nsd_resolved(out, p);
+    } else if (nsd_mem_parent(out, NULL, NULL) && nsd_find(out, NULL) == -1) {
+        /* Only the name's own directory stays in memory; the ones above it get their twins (once),
+         * as every ancestor of a file did before files could live in memory.  A program that
+         * walks a tree stats a directory, opens it (which makes its twin) and compares the two:
+         * the directory that holds the files meets its twin at that stat (nsd_fill), and a
+         * directory above them must already be on disk for the sizes to agree. */
+        char gp[EPH_PATH_MAX];
+        nsf_parent(out, gp);
+        char *s = strrchr(gp, '/');
+        if (s && s != gp) {
+            *s = '\0';
+            if (nsd_find(gp, NULL) != -1)
+                nsd_resolved(gp, gp);
+        }
+        return r;
+    }
+    else if (nsd_under_missing(out))
+        nsd_missing_last = 1;
+    else
+        nsd_resolved(out, p);
+    return r;
+}
+
+int nsd_missing(void)
+{
+    return nsd_missing_last;
+}
+
+void nsd_quiet_enoent(int dirfd, const char *p)
+{
+    size_t n = strlen(p);
+    nsd_quiet.dirfd = dirfd;
+    memcpy(nsd_quiet.path, p, n < sizeof nsd_quiet.path ? n + 1 : 1);
+    nsd_quiet.armed = n < sizeof nsd_quiet.path;
+    nsd_quiet.final = 1;
+}
+
+int nsd_enoent_final(void)
+{
+    int a = nsd_quiet.answered;
+    nsd_quiet.answered = 0;
+    return a;
+}
+
 int nsd_resolve_stat(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing)
 {
     size_t n = strlen(p);
     nsd_quiet.dirfd = dirfd;
+    nsd_quiet.final = 0;
     memcpy(nsd_quiet.path, p, n < sizeof nsd_quiet.path ? n + 1 : 1);
     return nsd_resolve(dirfd, p, out, trailing);
 }
@@ -278,43 +484,6 @@ static int nsd_may(uint32_t mode, uint32_t ouid, uint32_t ogid, uid_t uid, gid_t
         return 1;
     unsigned bits = uid == ouid ? (mode >> 6) & 7 : (gid == ogid || fp_in_group(ogid)) ? (mode >> 3) & 7 : mode & 7;
     return (bits & (unsigned)want) == (unsigned)want;
-}
-
-int nsd_dir_allows(const char *dir, int amode)
-{
-    uid_t uid = creds_euid();
-    gid_t gid = creds_egid();
-    char cur[EPH_PATH_MAX];
-    size_t n = strnlen(dir, sizeof cur - 1);
-    memcpy(cur, dir, n);
-    cur[n] = '\0';
-    int want = amode, first = 1;
-    /* Up from dir: each directory in memory by its slot's mode, then the first one on disk
-     * (and everything above it) by the kernel, for search. */
-    for (;;) {
-        uint32_t g;
-        int idx = nsd_find(cur, &g);
-        if (idx == -2)
-            return first ? -1 : 1; /* cannot tell now: the kernel's answer stands */
-        if (idx < 0) {
-            if (first)
-                return -1;
-            int saved = errno;
-            int r = uid == 0 ? 0 : (int)syscall(SYS_faccessat2, AT_FDCWD, cur, X_OK, AT_EACCESS);
-            int denied = r < 0 && errno == EACCES;
-            errno = saved;
-            return !denied;
-        }
-        struct eph_inode *in = &sh.inodes[idx];
-        if (!nsd_may(in->mode, in->uid, in->gid, uid, gid, want))
-            return 0;
-        first = 0;
-        want = X_OK;
-        char *slash = strrchr(cur, '/');
-        if (!slash || slash == cur)
-            return 1;
-        *slash = '\0';
-    }
 }
 
 /* What a directory's parent is: in memory (slot, gen) or on disk (its stat). */
@@ -393,7 +562,7 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX])
     uint32_t gone = atomic_load(&h->dirs_gone); /* the parent is looked at before the lock */
     struct nsd_parent par;
     uint32_t pg = 0, fi, fg;
-    int pidx = nsd_find(dir, &pg), kfd = -1;
+    int pidx = nsd_find(dir, &pg), kfd = -1, disk = pidx == -1;
     if (pidx == -2)
         return -2;
     if (pidx >= 0) {
@@ -408,12 +577,15 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX])
             return -2;
     } else {
         struct stat pst;
-        if ((kfd = nsd_disk_parent(dir, &pst)) < 0)
+        /* No symlink under a root: the lexical parent is the kernel's walk, and its stat may come
+         * from the dircache (git's 256 fan-out mkdirs each opened "objects" with openat2). */
+        if (nsd_no_symlinks() ? dc_stat(dir, &pst) < 0 || !S_ISDIR(pst.st_mode) : (kfd = nsd_disk_parent(dir, &pst)) < 0)
             return -2;
         nsd_parent_disk(&par, &pst);
         int x = nsd_may(par.mode, par.uid, par.gid, uid, gid, X_OK), there = x && nsd_find(abs, NULL) != -1;
         if (!x || there || !nsd_may(par.mode, par.uid, par.gid, uid, gid, W_OK) || nsv_lookup(abs, &fi, &fg) == 0) {
-            sys.close(kfd);
+            if (kfd >= 0)
+                sys.close(kfd);
             if (there)
                 errno = EEXIST; /* a directory in memory: the kernel's lookup finds it before the write check */
             return there ? -1 : -2;
@@ -439,7 +611,9 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX])
     int again = ok && (atomic_load(&h->mdirs_off) || atomic_load(&h->dirs_gone) != gone ||
                        eph_chain_lookup(h, abs) >= 0 || !nsd_parent_same(dir, &par) ||
                        /* the name free on disk, looked at under the lock as a rename's target is */
-                       (kfd >= 0 && (sys.fstatat(kfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)));
+                       (disk && ((kfd >= 0 ? sys.fstatat(kfd, name, &st, AT_SYMLINK_NOFOLLOW)
+                                           : sys.fstatat(AT_FDCWD, abs, &st, AT_SYMLINK_NOFOLLOW)) == 0 ||
+                                 errno != ENOENT)));
     if (!ok || again) {
         nsf_unhold();
         nsf_give_slot(slot, dfd, pfd, ok); /* not the free slot that was lent: dropped */
@@ -478,7 +652,7 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX])
     eph_j_commit(h);
     atomic_fetch_add(&h->shim_mkdirs, 1);
     /* a disk parent's times: the region's dirtouch table, as for a file's create (nsfast.c) */
-    int shown = kfd < 0 || nsf_touch_dir(par.dev, par.ino, now) == 0;
+    int shown = !disk || nsf_touch_dir(par.dev, par.ino, now) == 0;
     nsf_unhold();
 
     nsd_keep_slot((struct nsd_kept){slot, atomic_load(&in->gen), dfd, lent_to, pfd});
@@ -581,6 +755,15 @@ static int nsd_fill(const char *abs, struct stat *st, struct statx *stx)
             return -1;
         nsd_quiet.armed = 0;
         struct eph_inode *in = &sh.inodes[idx];
+        if (in->dir_entries > in->dir_subdirs && nsd_may_twin()) {
+            /* It holds files: the twin first, and the kernel's stat of it.  A program that stats a
+             * directory, opens it (which makes the twin) and compares the two (tar's "file changed
+             * as we read it", by st_size) must see one directory; a directory holding only
+             * subdirectories keeps tmpfs's answers in memory, as before files could live there
+             * (the ones above files are on disk already: nsd_resolve_in). */
+            nsd_twin(abs, 0);
+            return -1;
+        }
         if (st)
             fp_fill_stat(in, st);
         else
@@ -645,18 +828,93 @@ void nsd_disk_dir_x(int rc, struct statx *stx)
 
 /* ---- symlinks --------------------------------------------------------------------- */
 
-void nsd_symlink(int dirfd, const char *path)
+/*
+ * A symlink keeps directories on disk only while it exists: git init makes one
+ * to learn whether the file system has them and unlinks it at once, which used
+ * to turn directories in memory off for the whole instance (and git's object
+ * directories with them).  The count is raised under the lock before the
+ * symlink is made, so no mkdir that read it lower is still to commit, and
+ * lowered only after an unlink the shim made of a name it saw was a symlink,
+ * under the lock (two unlinks of one name cannot both count it).  Every other
+ * way a symlink goes (a rename over it, glibc's remove) leaves the count high:
+ * directories stay on disk, the old behaviour, never the unsafe side.
+ */
+int nsd_symlink(int dirfd, const char *path)
 {
     if (sh_busy || sh.disabled || !path_maybe_managed(dirfd, path) || sh_attach() < 0)
-        return;
+        return 0;
     struct eph_shm_header *h = sh.hdr;
-    if (!atomic_load(&h->mdirs_off)) {
-        /* Under the lock, so no mkdir that read the flag before is still to commit. */
-        if (nsf_hold() < 0)
-            return;
-        atomic_store(&h->mdirs_off, 1);
-        nsf_unhold();
+    if (nsf_hold() < 0) { /* no count: directories off for good rather than a walk that misses one */
+        atomic_fetch_or(&h->mdirs_off, EPH_MDIRS_ALWAYS);
+        if (atomic_load(&h->mdirs_live))
+            nsd_twin("/", EPH_DIRTWIN_ALL | EPH_DIRTWIN_OFF);
+        return 0;
     }
+    int counted = (atomic_load(&h->mdirs_off) & EPH_MDIRS_SYMLINKS) != EPH_MDIRS_SYMLINKS;
+    if (counted)
+        atomic_fetch_add(&h->mdirs_off, 1);
+    else
+        atomic_fetch_or(&h->mdirs_off, EPH_MDIRS_ALWAYS);
+    nsf_unhold();
     if (atomic_load(&h->mdirs_live))
-        nsd_twin("/", EPH_DIRTWIN_ALL | EPH_DIRTWIN_OFF);
+        nsd_twin("/", EPH_DIRTWIN_ALL);
+    return counted;
+}
+
+int nsd_no_symlinks(void)
+{
+    return atomic_load_explicit(&sh.attached, memory_order_acquire) && atomic_load(&sh.hdr->mdirs_off) == 0;
+}
+
+static void nsd_symlink_gone(void)
+{
+    struct eph_shm_header *h = sh.hdr;
+    uint32_t v = atomic_load(&h->mdirs_off);
+    while ((v & EPH_MDIRS_SYMLINKS) != 0 && !atomic_compare_exchange_weak(&h->mdirs_off, &v, v - 1))
+        ;
+}
+
+void nsd_symlink_done(int counted, int rc)
+{
+    if (counted && rc < 0) {
+        int e = errno;
+        nsd_symlink_gone();
+        errno = e;
+    }
+}
+
+int nsd_symlink_unlink(int dirfd, const char *path)
+{
+    struct eph_shm_header *h = sh.hdr;
+    struct stat st;
+    if (!h || (atomic_load(&h->mdirs_off) & EPH_MDIRS_SYMLINKS) == 0 || nsf_held || sh_busy)
+        return -2;
+    int e = errno;
+    if (sys.fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode) || nsf_hold() < 0) {
+        errno = e;
+        return -2;
+    }
+    int r = -2;
+    if (sys.fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+        r = sys.unlinkat(dirfd, path, 0);
+        e = errno;
+        if (r == 0)
+            nsd_symlink_gone();
+    }
+    nsf_unhold();
+    errno = e;
+    return r;
+}
+
+void nsd_linked(int dirfd, const char *path)
+{
+    struct stat st;
+    int e = errno;
+    if (!sh_busy && !sh.disabled && path_maybe_managed(dirfd, path) && sh_attach() == 0 &&
+        sys.fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+        atomic_fetch_or(&sh.hdr->mdirs_off, EPH_MDIRS_ALWAYS);
+        if (atomic_load(&sh.hdr->mdirs_live))
+            nsd_twin("/", EPH_DIRTWIN_ALL | EPH_DIRTWIN_OFF);
+    }
+    errno = e;
 }

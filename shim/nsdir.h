@@ -7,6 +7,7 @@
 #define SHIM_NSDIR_H
 
 #include <sys/stat.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "ephemera/proto.h"
@@ -25,10 +26,26 @@ void nsd_dotdot(void);
 int nsd_enoent(int dirfd, const char *path);
 /* abs is a directory in memory (for the checks that walk a path's ancestors). */
 int nsd_is_dir(const char *abs);
-/* The kernel's permission check of dir for amode (X_OK, W_OK...) by the caller, with the search
- * permission of every directory above it, when dir is a directory in memory without a disk twin:
- * 1 allowed, 0 not (EACCES), -1 dir is no such directory (the kernel's check is the answer). */
-int nsd_dir_allows(const char *dir, int amode);
+/* abs's parent is a directory in memory: 1 with its slot and generation (either may be NULL), else 0. */
+int nsd_mem_parent(const char *abs, uint32_t *idx, uint32_t *gen);
+/* dir is a directory in memory: 1 if the caller may amode it (search on every directory on the
+ * way, in memory by their modes, on disk by the kernel's), 0 if not; -1: dir is none in memory. */
+int nsd_allows(const char *dir, int amode);
+/* Files may live inside directories in memory (on unless EPHEMERA_MEMDIR_FILES=0, nsdir.c). */
+int nsd_files_in_memory(void);
+/* path_resolve for the calls that serve a file in an in-memory directory from the region (open,
+ * unlink, rename, link): no twin when the name's parent is a directory in memory and the name
+ * itself is none; otherwise the twins nsd_resolved makes. */
+int nsd_resolve_in(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing);
+/* After nsd_resolve_in: the path goes through a name missing below a directory in memory, so
+ * every call on it fails with ENOENT, and no twin was made: the caller answers that itself. */
+int nsd_missing(void);
+/* The caller answers ENOENT for (dirfd, p) itself (a name missing in an in-memory directory):
+ * ENOENT_FIX must not make twins and ask the kernel again. */
+void nsd_quiet_enoent(int dirfd, const char *p);
+/* In ENOENT_FIX after nsd_enoent: 1 when that ENOENT was such an answer (nsv_enoent has nothing
+ * to refine: no in-memory file is on the way). */
+int nsd_enoent_final(void);
 /* path_resolve for the calls nsdir.c answers itself (no twin is made). */
 int nsd_resolve(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing);
 /* The same for the stat family: when nsd_stat then finds no directory, the kernel's ENOENT for
@@ -54,7 +71,19 @@ void nsd_disk_dir_x(int rc, struct statx *stx);
 void nsd_after_fork(void);
 
 /* Before a symlink is made under a root (dirfd, path): directories stay on
- * disk from now on, and those in memory get their twins. */
-void nsd_symlink(int dirfd, const char *path);
+ * disk while it exists, and those in memory get their twins.  1 when it was
+ * counted; then nsd_symlink_done with the kernel's result. */
+int nsd_symlink(int dirfd, const char *path);
+/* No symlink can be under a root as far as the shims know (none at the start, none made since
+ * that still exists, every program ran with the shim): a name there is never one. */
+int nsd_no_symlinks(void);
+void nsd_symlink_done(int counted, int rc);
+/* unlink(dirfd, path) of a symlink the shims counted, under the lock, and the
+ * count down: the kernel's result, or -2 (not such a symlink: the caller
+ * unlinks as before). */
+int nsd_symlink_unlink(int dirfd, const char *path);
+/* After a kernel link made (dirfd, path): a symlink with a second name keeps
+ * directories on disk for good. */
+void nsd_linked(int dirfd, const char *path);
 
 #endif

@@ -410,26 +410,78 @@ static struct nsf_ids nsf_ids(void)
 
 /* May we add or remove (owner file_uid, -1 for a new name) in abs's parent?
  * 0, or -2 for anything the daemon should answer (its errno included). */
-static int nsf_dir_writable(const char *abs, long long file_uid, struct nsf_ids id, struct stat *pst)
+static int nsf_dir_writable(const char *abs, long long file_uid, struct nsf_ids id, struct nsf_dir *pd)
 {
     char parent[EPH_PATH_MAX];
     struct stat st;
+    uint32_t mi, mg;
     nsf_parent(abs, parent);
-    if (dc_stat(parent, &st) < 0 || !S_ISDIR(st.st_mode))
+    pd->midx = -1;
+    if (nsd_mem_parent(abs, &mi, &mg)) {
+        struct eph_inode *p = &sh.inodes[mi];
+        memset(&st, 0, sizeof st);
+        st.st_mode = p->mode;
+        st.st_uid = p->uid;
+        st.st_gid = p->gid;
+        st.st_dev = p->dev;
+        if (atomic_load(&p->gen) != mg || atomic_load(&p->state) != EPH_MDIR || !nsv_parent_searchable(parent))
+            return -2;
+        pd->midx = (int32_t)mi;
+        pd->mgen = mg;
+    } else if (dc_stat(parent, &st) < 0 || !S_ISDIR(st.st_mode)) {
         return -2;
+    }
     uid_t uid = id.uid;
     if (!nsf_may(&st, uid, id.gid, W_OK | X_OK))
         return -2;
     if (file_uid >= 0 && uid != 0 && (st.st_mode & S_ISVTX) && uid != (uid_t)file_uid && uid != st.st_uid)
         return -2;
-    if (pst)
-        *pst = st;
+    pd->st = st;
     return 0;
 }
 
-int nsf_dir_may_write(const char *abs, long long file_uid, struct stat *pst)
+int nsf_dir_writable_by_caller(const char *abs, long long file_uid, struct nsf_dir *pd)
 {
-    return nsf_dir_writable(abs, file_uid, nsf_ids(), pst);
+    return nsf_dir_writable(abs, file_uid, nsf_ids(), pd);
+}
+
+/* Under ns_lock: the parent of abs that pd describes is still that directory (in memory: the
+ * same slot; on disk the callers compare dirs_gone). */
+int nsf_dir_same(const char *abs, const struct nsf_dir *pd)
+{
+    if (pd->midx < 0)
+        return 1;
+    char parent[EPH_PATH_MAX];
+    struct eph_inode *p = &sh.inodes[pd->midx];
+    nsf_parent(abs, parent);
+    return eph_chain_lookup(sh.hdr, parent) == pd->midx && atomic_load(&p->gen) == pd->mgen &&
+           atomic_load(&p->state) == EPH_MDIR;
+}
+
+/* How many operations nsf_j_dir adds to a record. */
+static uint32_t nsf_dir_ops(const struct nsf_dir *pd, int d)
+{
+    return pd->midx < 0 ? 0 : 2u + (d != 0);
+}
+
+/* Into the open record: a name added (d 1), removed (-1) or replaced (0) in an in-memory
+ * directory moves its count (st_size) and its times, as tmpfs's do. */
+void nsf_j_dir(struct eph_shm_header *h, const struct nsf_dir *pd, int d, int64_t now)
+{
+    if (pd->midx < 0)
+        return;
+    struct eph_inode *p = &sh.inodes[pd->midx];
+    if (d)
+        eph_j_set32(h, &p->dir_entries, p->dir_entries + (uint32_t)d);
+    eph_j_set64(h, &p->mtime_ns, (uint64_t)now);
+    eph_j_set64(h, &p->ctime_ns, (uint64_t)now);
+}
+
+/* After the record, under the lock: a disk parent's times go to the dirtouch table.  1 when it
+ * is full (the caller then moves the kernel's times after the unlock). */
+int nsf_touch(const struct nsf_dir *pd, int64_t now)
+{
+    return pd->midx < 0 && nsf_touch_dir(pd->st.st_dev, pd->st.st_ino, now) < 0;
 }
 
 /*
@@ -559,20 +611,33 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
                uint32_t *gen_out, int *priv)
 {
     struct eph_shm_header *h = sh.hdr;
-    struct stat st, pst;
+    struct stat st;
+    struct nsf_dir pd;
     char parent[EPH_PATH_MAX];
     uint32_t i, g;
     if (strlen(abs) >= EPH_PATH_MAX || !nsf_place_ok())
         return -2;
     /* The name must be free on disk (else the kernel's open is the answer)
-     * and its parent a directory we may write, not an in-memory file. */
-    if (!absent && (sys.lstat(abs, &st) == 0 || errno != ENOENT))
-        return -2;
+     * and its parent a directory we may write, not an in-memory file.  In a
+     * directory in memory nothing is on disk: no look there. */
     nsf_parent(abs, parent);
     struct nsf_ids id = nsf_ids();
     uint32_t gone = atomic_load(&h->dirs_gone); /* the parent is looked at before the lock */
-    if (nsv_lookup(parent, &i, &g) == 0 || nsf_dir_writable(abs, -1, id, &pst) < 0)
+    if (nsv_lookup(parent, &i, &g) == 0)
         return -2;
+    if (nsf_dir_writable(abs, -1, id, &pd) < 0) {
+        struct stat pst;
+        if (nsd_files_in_memory() && !nsd_is_dir(parent) && sys.stat(parent, &pst) < 0 && errno == ENOENT) {
+            /* No such directory, on disk or in memory: the kernel's ENOENT, without asking the
+             * daemon (git opens objects/xx/tmp_obj_* before it makes objects/xx). */
+            errno = ENOENT;
+            return -1;
+        }
+        return -2;
+    }
+    if (!absent && pd.midx < 0 && (sys.lstat(abs, &st) == 0 || errno != ENOENT))
+        return -2;
+    const struct stat pst = pd.st;
     struct nsf_ent e;
     if (nsf_take(&e, 1) < 0)
         return -2;
@@ -634,12 +699,12 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
         }
         return -2;
     }
-    if (eph_chain_lookup(h, abs) >= 0 || atomic_load(&h->dirs_gone) != gone ||
+    if (eph_chain_lookup(h, abs) >= 0 || atomic_load(&h->dirs_gone) != gone || !nsf_dir_same(abs, &pd) ||
         atomic_load(&h->disk_names) != disk_seen) {
-        /* Someone named it meanwhile, or a directory went (ours?), or a shim made a disk
-         * name since our look at the disk (which was made before the lock, to save a call;
-         * it may be this very name: ours would hide it): the daemon decides, looking under
-         * the lock. */
+        /* Someone named it meanwhile, or a directory went (ours?), or the parent changed, or a
+         * shim made a disk name since our look at the disk (which was made before the lock, to
+         * save a call; it may be this very name: ours would hide it): the daemon decides,
+         * looking under the lock. */
         eph_ns_unlock(h);
         sys.close(kfd);
         nsf_put_back(&e);
@@ -672,6 +737,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
     eph_j_set64(h, &h->place_recent[k], (uint64_t)(e.inode + 1) | (uint64_t)gen << 32);
     eph_j_set32(h, &h->place_next, (k + 1) % EPH_PLACE_RECENT);
     eph_j_set32(h, &in->state, EPH_MEM);
+    nsf_j_dir(h, &pd, 1, now);
     eph_j_commit(h);
 
     struct eph_counters *c = &h->c;
@@ -680,7 +746,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
     if (keep) /* counted again while it is a file (nsf_keep_home) */
         eph_atomic_max(&c->bytes_in_memory_peak, atomic_fetch_add(&c->bytes_in_memory, keep) + keep);
     atomic_fetch_add(&h->shim_creates, 1);
-    int full = nsf_touch_dir(pst.st_dev, pst.st_ino, now) < 0;
+    int full = nsf_touch(&pd, now);
     eph_ns_unlock(h);
 
     if (full)
@@ -800,8 +866,8 @@ int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen)
 {
     struct eph_shm_header *h = sh.hdr;
     struct eph_inode *in = &sh.inodes[idx];
-    struct stat pst;
-    if (atomic_load(&in->state) != EPH_MEM || nsf_dir_writable(abs, in->uid, nsf_ids(), &pst) < 0)
+    struct nsf_dir pd;
+    if (atomic_load(&in->state) != EPH_MEM || nsf_dir_writable(abs, in->uid, nsf_ids(), &pd) < 0)
         return -2;
     if (nsf_lock() < 0) {
         errno = EIO;
@@ -809,7 +875,8 @@ int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen)
     }
     /* The name: the file's own slot, or one of its further names (nslink.c). */
     int n = eph_chain_lookup(h, abs);
-    if (!eph_names(h, n, idx) || atomic_load(&in->gen) != gen || atomic_load(&in->state) != EPH_MEM) {
+    if (!eph_names(h, n, idx) || atomic_load(&in->gen) != gen || atomic_load(&in->state) != EPH_MEM ||
+        !nsf_dir_same(abs, &pd)) {
         eph_ns_unlock(h);
         return -2;
     }
@@ -817,12 +884,13 @@ int nsf_unlink(const char *abs, uint32_t idx, uint32_t gen)
     eph_j_begin(h);
     int dropped = eph_j_drop_name(h, (uint32_t)n, idx, 1);
     eph_j_set64(h, &in->ctime_ns, (uint64_t)now);
+    nsf_j_dir(h, &pd, -1, now); /* at most 5 + 1 + 3 operations */
     eph_j_commit(h);
     if (dropped > 0)
         atomic_store(&h->reclaim_pending, 1); /* the daemon frees the name's slot */
     int release = atomic_load(&in->nlink) == 0 && !nsf_keep_home(idx, gen) && nsf_reclaim(idx, gen);
     atomic_fetch_add(&h->shim_unlinks, 1);
-    int full = nsf_touch_dir(pst.st_dev, pst.st_ino, now) < 0;
+    int full = nsf_touch(&pd, now);
     eph_ns_unlock(h);
     if (release)
         rpc_inode_call(EPH_OP_RELEASE, idx, gen);
@@ -850,9 +918,15 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
         return -2;
     struct nsf_ids id = nsf_ids();
     uint32_t gone = atomic_load(&h->dirs_gone); /* the parents are looked at before the lock */
-    struct stat pa_st, pb_st;
-    if (nsf_dir_writable(a, si->uid, id, &pa_st) < 0 ||
-        nsf_dir_writable(b, dmem ? (long long)di->uid : -1, id, &pb_st) < 0)
+    struct nsf_dir pa, pb;
+    if (nsf_dir_writable(a, si->uid, id, &pa) < 0 || nsf_dir_writable(b, dmem ? (long long)di->uid : -1, id, &pb) < 0)
+        return -2;
+    /* Which directories' counts move: one directory in memory holding both names, or each. */
+    int same = pa.midx >= 0 ? pa.midx == pb.midx
+                            : pb.midx < 0 && pa.st.st_dev == pb.st.st_dev && pa.st.st_ino == pb.st.st_ino;
+    int da = same ? (dmem ? -1 : 0) : -1, db = dmem ? 0 : 1;
+    /* The record: the target's name (at most 3) and its ctime, the move (4), the directories. */
+    if ((dmem ? 4u : 0u) + 4u + nsf_dir_ops(&pa, da) + (same ? 0u : nsf_dir_ops(&pb, db)) > EPH_JOURNAL_OPS)
         return -2;
     if (nsf_lock() < 0) {
         errno = EIO;
@@ -862,7 +936,8 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     int na = eph_chain_lookup(h, a), nb = eph_chain_lookup(h, b);
     if (!eph_names(h, na, s) || atomic_load(&si->gen) != sg || atomic_load(&si->state) != EPH_MEM ||
         atomic_load(&h->dirs_gone) != gone || (dmem ? !eph_names(h, nb, d) : nb != -1) ||
-        (dmem && (atomic_load(&di->gen) != dg || atomic_load(&di->state) != EPH_MEM))) {
+        (dmem && (atomic_load(&di->gen) != dg || atomic_load(&di->state) != EPH_MEM)) || !nsf_dir_same(a, &pa) ||
+        !nsf_dir_same(b, &pb)) {
         eph_ns_unlock(h);
         return -2;
     }
@@ -879,7 +954,9 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
      * read-only mount), and the name then goes to memory in the same section, as
      * the daemon's op_rename does.  One that vanished meanwhile is simply gone. */
     int disk_gone = 0;
-    if (!dmem && sys.lstat(b, &st) == 0) {
+    if (!dmem && pb.midx >= 0) {
+        /* in a directory in memory nothing is on disk */
+    } else if (!dmem && sys.lstat(b, &st) == 0) {
         if (S_ISDIR(st.st_mode)) {
             eph_ns_unlock(h);
             return -2;
@@ -909,13 +986,15 @@ int nsf_rename(const char *a, const char *b, unsigned flags)
     if (dmem)
         eph_j_set64(h, &di->ctime_ns, (uint64_t)now);
     eph_j_set64(h, &si->ctime_ns, (uint64_t)now);
+    nsf_j_dir(h, &pa, da, now);
+    if (!same)
+        nsf_j_dir(h, &pb, db, now);
     eph_j_commit(h);
     if (dropped > 0)
         atomic_store(&h->reclaim_pending, 1);
     int release = dmem && atomic_load(&di->nlink) == 0 && !nsf_keep_home(d, dg) && nsf_reclaim(d, dg);
     atomic_fetch_add(&h->shim_unlinks, 1);
-    int two = pa_st.st_dev != pb_st.st_dev || pa_st.st_ino != pb_st.st_ino;
-    int full_a = nsf_touch_dir(pa_st.st_dev, pa_st.st_ino, now) < 0, full_b = two && nsf_touch_dir(pb_st.st_dev, pb_st.st_ino, now) < 0;
+    int full_a = nsf_touch(&pa, now), full_b = !same && nsf_touch(&pb, now);
     eph_ns_unlock(h);
     if (release)
         rpc_inode_call(EPH_OP_RELEASE, d, dg);

@@ -59,11 +59,25 @@ uint32_t nsf_disk_names(void);
 
 void nsf_after_fork(void);
 
-/* May the caller add (file_uid -1) or remove (a file of owner file_uid) a name
- * in abs's parent, a plain disk directory?  Its stat into *pst.  0, or -2: ask
- * the daemon (or the kernel). */
 #include <sys/stat.h>
-int nsf_dir_may_write(const char *abs, long long file_uid, struct stat *pst);
+/*
+ * The directory a name is added to or removed from: on disk (its stat, from the dircache) or in
+ * memory (shim/nsdir.c: its slot, whose count and times the change's record moves).
+ */
+struct nsf_dir {
+    struct stat st;
+    int32_t midx; /* -1: on disk */
+    uint32_t mgen;
+};
+/* May the caller add a name (file_uid -1) or remove one owned by file_uid in abs's parent: 0 with
+ * *pd, or -2 (the daemon answers). */
+int nsf_dir_writable_by_caller(const char *abs, long long file_uid, struct nsf_dir *pd);
+/* Under ns_lock: the parent of abs that pd describes is still that directory. */
+int nsf_dir_same(const char *abs, const struct nsf_dir *pd);
+/* Into the open record: a name added (1), removed (-1) or replaced (0) in pd; 0 or 2-3 operations. */
+void nsf_j_dir(struct eph_shm_header *h, const struct nsf_dir *pd, int d, int64_t now);
+/* After the record, under the lock: a disk parent's times (dirtouch); 1 when the table is full. */
+int nsf_touch(const struct nsf_dir *pd, int64_t now);
 
 /* The parent directory of absolute path abs ("/" for a name in the root). */
 void nsf_parent(const char *abs, char *out);

@@ -35,14 +35,16 @@ int nsl_link(uint32_t idx, uint32_t gen, const char *dst)
 {
     struct eph_shm_header *h = sh.hdr;
     struct eph_inode *in = &sh.inodes[idx];
-    struct stat pst, st;
+    struct stat st;
+    struct nsf_dir pd;
     char parent[EPH_PATH_MAX];
     uint32_t pi, pg;
     if (strlen(dst) >= EPH_PATH_MAX || atomic_load(&in->state) != EPH_MEM)
         return -2;
     nsf_parent(dst, parent);
     uint32_t gone = atomic_load(&h->dirs_gone); /* the parent is looked at before the lock */
-    if (nsv_lookup(parent, &pi, &pg) == 0 || nsf_dir_may_write(dst, -1, &pst) < 0 || (uint64_t)pst.st_dev != in->dev)
+    if (nsv_lookup(parent, &pi, &pg) == 0 || nsf_dir_writable_by_caller(dst, -1, &pd) < 0 ||
+        (uint64_t)pd.st.st_dev != in->dev)
         return -2;
     uint32_t slot;
     int32_t dfd;
@@ -62,14 +64,14 @@ int nsl_link(uint32_t idx, uint32_t gen, const char *dst)
     }
     uint32_t nl = atomic_load(&in->nlink);
     if (eph_chain_lookup(h, dst) >= 0 || atomic_load(&h->dirs_gone) != gone || atomic_load(&in->gen) != gen ||
-        atomic_load(&in->state) != EPH_MEM || nl == 0) {
+        atomic_load(&in->state) != EPH_MEM || nl == 0 || !nsf_dir_same(dst, &pd)) {
         nsf_unhold();
         nsf_give_slot(slot, dfd, fd, 1);
         return -2;
     }
     /* The disk under the lock, as link_impl's kernel link and nsf_rename look:
      * a disk name made meanwhile cannot end up hidden under ours. */
-    int lr = sys.lstat(dst, &st), le = errno;
+    int lr = pd.midx >= 0 ? -1 : sys.lstat(dst, &st), le = pd.midx >= 0 ? ENOENT : errno; /* in memory: nothing on disk */
     if (lr == 0 || le != ENOENT) {
         nsf_unhold();
         nsf_give_slot(slot, dfd, fd, 1);
@@ -97,8 +99,9 @@ int nsl_link(uint32_t idx, uint32_t gen, const char *dst)
     eph_j_set32(h, &in->nlink, nl + 1);
     eph_j_set64(h, &in->ctime_ns, (uint64_t)now); /* a link changes the file's ctime, as tmpfs's */
     eph_j_set32(h, &si->state, EPH_NAME);
+    nsf_j_dir(h, &pd, 1, now);
     eph_j_commit(h);
-    int full = nsf_touch_dir(pst.st_dev, pst.st_ino, now) < 0;
+    int full = nsf_touch(&pd, now);
     nsf_unhold();
     nsf_give_slot(slot, dfd, fd, 0); /* the name slot needs no memfd of ours */
     if (full)

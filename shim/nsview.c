@@ -67,15 +67,14 @@ int nsv_dir_allows(const char *dir, int amode)
 {
     if (creds_euid() == 0)
         return 1;
+    int m = nsd_allows(dir, amode); /* a directory in memory: its mode bits, no call */
+    if (m >= 0)
+        return m;
     int saved = errno;
     long r = syscall(SYS_faccessat2, AT_FDCWD, dir, amode, AT_EACCESS);
     if (r < 0 && errno == ENOSYS)
         r = sys.faccessat(AT_FDCWD, dir, amode, AT_EACCESS);
     int ok = r == 0 || errno != EACCES;
-    /* Nothing on disk: it may be a directory in memory without a twin (nsdir.c), whose
-     * modes the kernel does not know. */
-    if (r < 0 && errno == ENOENT && nsd_dir_allows(dir, amode) == 0)
-        ok = 0;
     errno = saved;
     return ok;
 }
@@ -245,7 +244,7 @@ void nsv_enoent(int dirfd, const char *path)
 {
     char abs[EPH_PATH_MAX];
     int t;
-    if (sh_busy || !path_maybe_managed(dirfd, path) || sh_attach() < 0)
+    if (nsd_enoent_final() || sh_busy || !path_maybe_managed(dirfd, path) || sh_attach() < 0)
         return;
     if (pn_has_dotdot(path)) {
         int e = path_physical_error(dirfd, path);

@@ -89,6 +89,14 @@ static int is_canonical_root(const char *dir, size_t n)
     return 0;
 }
 
+static int under_canonical_root(const char *abs)
+{
+    for (int i = 0; i < nroots; i++)
+        if (roots[i].canonical && pn_under(abs, roots[i].path, roots[i].len))
+            return 1;
+    return 0;
+}
+
 static int under_root(const char *abs)
 {
     for (int i = 0; i < nroots; i++)
@@ -344,12 +352,23 @@ static int canon_parent(char abs[EPH_PATH_MAX])
      * root is the daemon's, not replaced by a symlink while the instance runs. */
     if (is_canonical_root(abs, (size_t)(slash - abs)))
         return 0;
+    /* No symlink under a root (nsdir.c counts them): below a canonical root the lexical path is
+     * the kernel's walk (".." was resolved before), so nothing to ask.  git's object names in
+     * fan-out directories not made yet asked openat2 for each (884 of them in bench tools' git). */
+    if (nsd_no_symlinks() && under_canonical_root(abs))
+        return 0;
     /* A parent found canonical recently, with no directory moved or removed
      * through any shim since (dircache.c's rules): no call at all. */
     if (dc_canonical(abs, (size_t)(slash - abs)))
         return 0;
     uint64_t gen = dc_generation();
     *slash = '\0';
+    /* A directory in memory is named by its canonical path (made so, and kept so: no symlink
+     * under a root while any is in memory, nsdir.c), and the kernel cannot walk it. */
+    if (nsd_is_dir(abs)) {
+        *slash = '/';
+        return 0;
+    }
     /* The common case costs two calls, not three: a parent the kernel walks
      * without meeting a symlink is already canonical (".." was resolved
      * lexically before), so no readlink of /proc/self/fd is needed. */
@@ -396,8 +415,15 @@ int path_canon(char abs[EPH_PATH_MAX], int follow)
             return -1;
         changed |= c;
         struct stat st;
-        int lr = follow ? REAL(lstat)(abs, &st) : 1;
-        if (!follow || lr < 0 || !S_ISLNK(st.st_mode)) {
+        if (nsd_mem_parent(abs, NULL, NULL)) {
+            path_canon_absent = 1; /* nothing under a directory in memory is on disk */
+            return changed ? (under_root(abs) ? 1 : -1) : 0;
+        }
+        /* No symlink under a root (nsd_no_symlinks): the name cannot be one, and whether it
+         * exists is for the caller's own call to find out. */
+        int look = follow && !nsd_no_symlinks();
+        int lr = look ? REAL(lstat)(abs, &st) : 1;
+        if (!look || lr < 0 || !S_ISLNK(st.st_mode)) {
             path_canon_absent = lr < 0 && errno == ENOENT;
             return changed ? (under_root(abs) ? 1 : -1) : 0;
         }

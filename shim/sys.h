@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -84,6 +85,8 @@ struct statfs;
     X(linkat, int, (int, const char *, int, const char *, int), (), SYS_R, NONE)                                 \
     X(symlink, int, (const char *, const char *), (), SYS_R, NONE)                                               \
     X(symlinkat, int, (const char *, int, const char *), (), SYS_R, NONE)                                        \
+    X(mknodat, int, (int, const char *, mode_t, dev_t), (), SYS_R, NONE)                                         \
+    X(bind, int, (int, const struct sockaddr *, socklen_t), (), SYS_R, NONE)                                     \
     X(readlink, ssize_t, (const char *, char *, size_t), (), SYS_R, NONE)                                        \
     X(readlinkat, ssize_t, (int, const char *, char *, size_t), (), SYS_R, NONE)                                 \
     X(chmod, int, (const char *, mode_t), (), SYS_R, NONE)                                                       \
@@ -133,6 +136,7 @@ struct statfs;
     X(inotify_add_watch, int, (int, const char *, uint32_t), (), SYS_R, NONE)                                    \
     X(realpath, char *, (const char *, char *), (), SYS_R, NONE)                                                 \
     X(mkostemps, int, (char *, int, int), (), SYS_R, NONE)                                                       \
+    X(mkdtemp, char *, (char *), (), SYS_R, NONE)                                                                \
     X(tmpfile, FILE *, (void), (), SYS_R, NONE)                                                                  \
     X(popen, FILE *, (const char *, const char *), (), SYS_R, NONE)                                              \
     X(pclose, int, (FILE *), (), SYS_R, NONE)                                                                    \

@@ -329,9 +329,13 @@ struct eph_shm_header {
     /* ---- version 3: directories in memory (shim/nsdir.c, daemon/dirtwin.c) ---- */
     _Atomic uint32_t mdirs_live;    /* [DS] EPH_MDIR inodes named now; 0: nobody need look for them.
                                      * Under ns_lock, journalled */
-    _Atomic uint32_t mdirs_off;     /* [DS] 1: mkdir goes to disk from now on (a symlink was made
-                                     * under a root, or a program without the shim ran): a walk
-                                     * through a symlink must never miss an in-memory directory */
+    _Atomic uint32_t mdirs_off;     /* [DS] not 0: mkdir goes to disk, since a walk through a symlink
+                                     * must never miss an in-memory directory.  EPH_MDIRS_ALWAYS:
+                                     * for good (a root held a symlink at the start, a program
+                                     * without the shim ran, a symlink got a second name); the
+                                     * low bits (EPH_MDIRS_SYMLINKS): symlinks the shims made under
+                                     * a root that still exist, counted up under ns_lock before
+                                     * each is made and down after its unlink (shim/nsdir.c) */
     _Atomic uint64_t shim_mkdirs;   /* [S] directories made (and removed) in memory */
     _Atomic uint64_t dir_twins;     /* [D] in-memory directories given a disk twin */
     _Atomic uint32_t dirs_gone;     /* [DS] bumped under ns_lock after any directory was removed or
@@ -345,6 +349,8 @@ struct eph_shm_header {
                                   * it listens.  A shim whose request failed waits on it (bounded). */
     _Atomic uint32_t takeovers;     /* [D] times a new daemon took the region over */
 };
+#define EPH_MDIRS_ALWAYS 0x80000000u
+#define EPH_MDIRS_SYMLINKS 0x7fffffffu
 enum eph_daemon_down { EPH_DAEMON_UP = 0, EPH_DAEMON_RESTARTING = 1, EPH_DAEMON_GONE = 2 };
 
 #define EPH_PLACE_DISK (~0ull)

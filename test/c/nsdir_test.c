@@ -39,6 +39,13 @@ static void control(const char *op, char *buf, size_t n)
     ephd_control(run_dir, req, buf, n);
 }
 
+static void control_bytes(const char *op, long long bytes, char *buf, size_t n)
+{
+    char req[160];
+    snprintf(req, sizeof req, "{\"v\":1,\"id\":1,\"op\":\"%s\",\"bytes\":%lld}\n", op, bytes);
+    ephd_control(run_dir, req, buf, n);
+}
+
 static void ns_consistent(const char *when)
 {
     char buf[4096];
@@ -254,15 +261,184 @@ static void kill_inside(const char *root, int is_mkdir, const char *point, int c
     CHECK(stat(a, &st) < 0 && errno == ENOENT, "%s: still there", when);
 }
 
+/* Read all of path into buf (n at most): the length, or -1. */
+static ssize_t slurp(const char *path, char *buf, size_t n)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t got = 0, r;
+    while ((size_t)got < n && (r = read(fd, buf + got, n - (size_t)got)) > 0)
+        got += r;
+    close(fd);
+    return got;
+}
+
+/*
+ * Files inside directories made in memory stay in memory with them: no disk twin of their own
+ * directory for a create, a write, a read, a stat, a rename, an unlink or a miss (the directories
+ * above it get theirs once); the directory's counts move as tmpfs's; an eviction then makes the
+ * twin and lands every byte at its path.
+ */
+static void files_inside(const char *root)
+{
+    char a[PATH_MAX], c[PATH_MAX], f[PATH_MAX], g[PATH_MAX], x[PATH_MAX], buf[8192], want[6000];
+    struct stat st;
+    long long twins0 = ephd_stat(run_dir, "dir_twins"), made0 = ephd_stat(run_dir, "dirs_made_in_memory");
+    snprintf(a, sizeof a, "%s/fa", root);
+    snprintf(c, sizeof c, "%s/fa/b/c", root);
+    snprintf(f, sizeof f, "%s/fa/b/c/f", root);
+    snprintf(g, sizeof g, "%s/fa/b/g", root);
+    snprintf(x, sizeof x, "%s/fa/b", root);
+    CHECK(mkdir(a, 0755) == 0 && mkdir(x, 0755) == 0 && mkdir(c, 0750) == 0, "mkdir fa/b/c: %s", strerror(errno));
+    for (size_t i = 0; i < sizeof want; i++)
+        want[i] = (char)('a' + i % 23);
+    int fd = open(f, O_CREAT | O_EXCL | O_WRONLY, 0640);
+    CHECK(fd >= 0, "create fa/b/c/f: %s", strerror(errno));
+    if (fd >= 0) {
+        CHECK(write(fd, want, sizeof want) == (ssize_t)sizeof want, "write f: %s", strerror(errno));
+        close(fd);
+    }
+    CHECK(stat(f, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == (off_t)sizeof want && (st.st_mode & 07777) == 0640,
+          "stat f: size %lld mode %o", (long long)st.st_size, st.st_mode);
+    CHECK(slurp(f, buf, sizeof buf) == (ssize_t)sizeof want && memcmp(buf, want, sizeof want) == 0, "read f back");
+    CHECK(err_of(rmdir(c)) == ENOTEMPTY, "rmdir of c holding f: %s", strerror(errno));
+    snprintf(buf, sizeof buf, "%s/nope", c);
+    CHECK(err_of(open(buf, O_RDONLY)) == ENOENT, "open of a missing name in c: %s", strerror(errno));
+    CHECK(err_of(unlink(buf)) == ENOENT, "unlink of a missing name in c: %s", strerror(errno));
+    CHECK(err_of(stat(buf, &st)) == ENOENT, "stat of a missing name in c: %s", strerror(errno));
+    /* access (git asks F_OK of every object before it writes it): answered without a twin */
+    long long twins_a = ephd_stat(run_dir, "dir_twins");
+    CHECK(err_of(access(buf, F_OK)) == ENOENT, "access of a missing name in c: %s", strerror(errno));
+    CHECK(access(f, F_OK) == 0 && access(f, R_OK | W_OK) == 0, "access of c/f: %s", strerror(errno));
+    snprintf(buf, sizeof buf, "%s/nope/deeper", c);
+    CHECK(err_of(access(buf, F_OK)) == ENOENT, "access below a missing name in c: %s", strerror(errno));
+    snprintf(buf, sizeof buf, "%s/", f);
+    CHECK(err_of(access(buf, F_OK)) == ENOTDIR, "access of c/f/: %s", strerror(errno));
+    CHECK(ephd_stat(run_dir, "dir_twins") == twins_a && disk_lstat(c, &st) < 0, "access gave c its twin");
+    /* git's pattern: a temporary name, renamed to its final one in another directory */
+    CHECK(rename(f, g) == 0, "rename c/f to b/g: %s", strerror(errno));
+    CHECK(stat(c, &st) == 0 && st.st_size == 40, "c after the rename: size %lld (tmpfs: 40)", (long long)st.st_size);
+    CHECK(rename(g, f) == 0 && err_of(stat(g, &st)) == ENOENT, "rename back: %s", strerror(errno));
+    fd = open(g, O_CREAT | O_WRONLY, 0600);
+    CHECK(fd >= 0 && close(fd) == 0 && unlink(g) == 0, "create and unlink b/g: %s", strerror(errno));
+    /* the file's own directory stays in memory; the two above it got their twins at its create */
+    CHECK(disk_lstat(c, &st) < 0 && errno == ENOENT, "fa/b/c is on disk: a disk mkdir was made for it");
+    CHECK(ephd_stat(run_dir, "dir_twins") - twins0 == 2, "twins made: %lld, want 2 (fa and fa/b, above the file's directory)",
+          ephd_stat(run_dir, "dir_twins") - twins0);
+    CHECK(ephd_stat(run_dir, "dirs_made_in_memory") - made0 == 3, "dirs_made_in_memory moved by %lld, want 3",
+          ephd_stat(run_dir, "dirs_made_in_memory") - made0);
+    ns_consistent("with files in in-memory directories");
+    /* a stat of a directory that holds a file meets its twin (tar stats, opens and compares) */
+    snprintf(x, sizeof x, "%s/held", root);
+    snprintf(g, sizeof g, "%s/held/f", root);
+    long long twins1 = ephd_stat(run_dir, "dir_twins");
+    CHECK(mkdir(x, 0755) == 0 && (fd = open(g, O_CREAT | O_WRONLY, 0600)) >= 0 && close(fd) == 0, "held/f: %s",
+          strerror(errno));
+    CHECK(ephd_stat(run_dir, "dir_twins") == twins1, "held/f made a twin");
+    int sr = stat(x, &st);
+    CHECK(sr == 0 && S_ISDIR(st.st_mode), "stat of held: %s", strerror(errno));
+    CHECK(disk_lstat(x, &st) == 0 && ephd_stat(run_dir, "dir_twins") - twins1 == 1,
+          "stat of a directory holding a file: %lld twins made, want 1", ephd_stat(run_dir, "dir_twins") - twins1);
+    CHECK(unlink(g) == 0 && rmdir(x) == 0, "remove held: %s", strerror(errno));
+    twins0 += 1;
+    snprintf(x, sizeof x, "%s/fa/b", root);
+    snprintf(g, sizeof g, "%s/fa/b/g", root);
+
+    /* an eviction: the twin chain, parents first, then the file at its path, every byte */
+    control_bytes("shrink", 0, buf, sizeof buf);
+    CHECK(disk_lstat(f, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == (off_t)sizeof want, "f not on disk after the shrink: %s",
+          buf);
+    int dfd = -1;
+    {
+        int (*real_open)(const char *, int, ...) = (int (*)(const char *, int, ...))libc_sym("open");
+        dfd = real_open ? real_open(f, O_RDONLY) : -1;
+    }
+    ssize_t got = dfd >= 0 ? read(dfd, buf, sizeof buf) : -1;
+    if (dfd >= 0)
+        close(dfd);
+    CHECK(got == (ssize_t)sizeof want && memcmp(buf, want, sizeof want) == 0, "the disk copy of f differs (%zd bytes)", got);
+    CHECK(disk_lstat(c, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0750, "the twin of c: mode %o",
+          st.st_mode);
+    CHECK(ephd_stat(run_dir, "dir_twins") - twins0 == 3, "the eviction made %lld twins, want 3", ephd_stat(run_dir, "dir_twins") - twins0);
+    control_bytes("grow", 1073741824LL, buf, sizeof buf);
+    CHECK(unlink(f) == 0 && rmdir(c) == 0 && rmdir(x) == 0 && rmdir(a) == 0, "remove fa: %s", strerror(errno));
+    ns_consistent("after the eviction");
+    /* shutil.rmtree's check: lstat of a directory in memory, open it (its twin), fstat the fd */
+    struct stat mem;
+    snprintf(x, sizeof x, "%s/ident", root);
+    CHECK(mkdir(x, 0700) == 0 && lstat(x, &mem) == 0, "mkdir ident: %s", strerror(errno));
+    fd = open(x, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    CHECK(fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == mem.st_dev && st.st_ino == mem.st_ino,
+          "a twin's fstat shows another directory than lstat did in memory (%llu:%llu, was %llu:%llu)",
+          (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, (unsigned long long)mem.st_dev,
+          (unsigned long long)mem.st_ino);
+    if (fd >= 0)
+        close(fd);
+    CHECK(lstat(x, &st) == 0 && st.st_ino == mem.st_ino && rmdir(x) == 0, "lstat after the twin, rmdir ident");
+}
+
+/*
+ * A symlink keeps mkdir on disk only while it exists (git init makes one and unlinks it at once,
+ * which turned directories in memory off for the whole run); access() of names in a directory in
+ * memory answers without a twin (git asks access(F_OK) of every object before it writes it).
+ */
+static void symlinks_and_access(const char *root)
+{
+    char a[PATH_MAX], l[PATH_MAX], x[PATH_MAX], f[PATH_MAX];
+    struct stat st;
+    int fd = -1;
+    snprintf(a, sizeof a, "%s/sa", root);
+    snprintf(l, sizeof l, "%s/sl", root);
+    CHECK(mkdir(a, 0755) == 0 && disk_lstat(a, &st) < 0, "sa made on disk before any symlink");
+    /* git init's probe: made and unlinked at once; the directory in memory got its twin meanwhile */
+    CHECK(symlink("testing", l) == 0 && disk_lstat(a, &st) == 0 && S_ISDIR(st.st_mode),
+          "a symlink gives every directory in memory its twin: %s", strerror(errno));
+    snprintf(x, sizeof x, "%s/sa/while", root);
+    long long made1 = ephd_stat(run_dir, "dirs_made_in_memory");
+    CHECK(mkdir(x, 0755) == 0 && disk_lstat(x, &st) == 0 && ephd_stat(run_dir, "dirs_made_in_memory") == made1,
+          "mkdir while a symlink exists is on disk");
+    CHECK(unlink(l) == 0 && err_of(lstat(l, &st)) == ENOENT, "unlink the symlink: %s", strerror(errno));
+    snprintf(x, sizeof x, "%s/sa/after", root);
+    CHECK(mkdir(x, 0755) == 0 && disk_lstat(x, &st) < 0 && ephd_stat(run_dir, "dirs_made_in_memory") == made1 + 1,
+          "mkdir after the only symlink went is in memory again (made %lld, was %lld)",
+          ephd_stat(run_dir, "dirs_made_in_memory"), made1);
+    /* a symlink to a directory made after it: the walk through it finds the directory */
+    CHECK(symlink("sa/later", l) == 0, "symlink sl -> sa/later: %s", strerror(errno));
+    snprintf(x, sizeof x, "%s/sa/later", root);
+    snprintf(f, sizeof f, "%s/sl/f", root);
+    CHECK(mkdir(x, 0755) == 0 && disk_lstat(x, &st) == 0, "sa/later is on disk while sl exists");
+    CHECK((fd = open(f, O_CREAT | O_WRONLY, 0644)) >= 0 && close(fd) == 0, "create through sl: %s", strerror(errno));
+    snprintf(f, sizeof f, "%s/sa/later/f", root);
+    CHECK(stat(f, &st) == 0 && S_ISREG(st.st_mode) && unlink(f) == 0 && rmdir(x) == 0, "sa/later/f: %s", strerror(errno));
+    CHECK(unlink(l) == 0, "unlink sl: %s", strerror(errno));
+    snprintf(x, sizeof x, "%s/sa/while", root);
+    rmdir(x);
+    snprintf(x, sizeof x, "%s/sa/after", root);
+    rmdir(x);
+    /* a rename over the symlink removes it without the count: mkdir stays on disk (the safe side) */
+    snprintf(f, sizeof f, "%s/sa/plain", root);
+    CHECK(symlink("sa", l) == 0 && (fd = open(f, O_CREAT | O_WRONLY, 0644)) >= 0 && close(fd) == 0 && rename(f, l) == 0 &&
+              unlink(l) == 0,
+          "rename a file over sl: %s", strerror(errno));
+    snprintf(x, sizeof x, "%s/sa/stays", root);
+    CHECK(mkdir(x, 0755) == 0 && disk_lstat(x, &st) == 0, "mkdir after a symlink went by a rename: still on disk");
+    CHECK(rmdir(x) == 0, "rmdir sa/stays: %s", strerror(errno));
+    CHECK(rmdir(a) == 0, "rmdir sa: %s", strerror(errno));
+    ns_consistent("after the symlinks");
+}
+
 static int child(const char *root, const char *disk)
 {
     (void)disk;
     snprintf(run_dir, sizeof run_dir, "%.*s/run", (int)(strrchr(root, '/') - root), root);
     semantics(root);
+    files_inside(root);
     static const char *points[] = {"building", "applying", "applied"};
     for (int m = 1; m >= 0; m--)
         for (int p = 0; p < 3; p++)
             kill_inside(root, m, points[p], p > 0);
+    symlinks_and_access(root); /* last: it leaves a symlink counted (mkdir on disk from then on) */
     ns_consistent("at the end");
     printf("nsdir_test: %d checks, %d failures\n", checks, failures);
     return failures != 0 || checks == 0;
@@ -270,6 +446,7 @@ static int child(const char *root, const char *disk)
 
 int main(int argc, char **argv)
 {
+    setenv("EPHEMERA_MEMDIR_FILES", "1", 1); /* files inside directories in memory (the default; not turned off by the caller) */
     if (argc > 1)
         return shimmed_main(argc, argv, "nsdir", child);
     /* EPHEMERA_NS_STALL is in the fault build of the shim only. */

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { DAEMON, EPHEMERA, PYTHON, REPO, SHIM, cleanEnv, describe, requireBuilt, run, scratch } from './lib/harness.mjs';
@@ -266,3 +266,85 @@ test('files made from a pool lent without fds survive a kill, and its slots make
   assertDiskMatches(root, expected(out), 'after the kill');
   sc.done();
 });
+
+// A tree made and filled in memory (issue 15: files inside directories that live only in the
+// region, no disk twin until something needs one): nested directories, files at each depth, a hard
+// link inside, some files evicted by a small budget (their directories get their twins then), the
+// rest still in memory under directories that are not on disk.  The daemon is killed; with restart
+// (the new daemon takes the region over, then the exit write-back) or without (the keeper writes
+// the files back, making the in-memory directories first), every file lands at its path.
+const TREE = `
+import hashlib, json, os, signal, sys, time
+root, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+want = {}
+def put(rel, n):
+    body = hashlib.sha256(rel.encode()).digest() * n
+    os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
+    with open(os.path.join(root, rel), 'wb') as f:
+        f.write(body)
+    want[rel] = body
+for i in range(6):
+    put('t/a%d/b/c/deep%d' % (i % 3, i), 1500 + i * 700)
+    put('t/a%d/top%d' % (i % 3, i), 300)
+for i in range(4):
+    put('m/x/y/small%d' % i, 3)  # newest and small: still in memory, under directories only in memory
+if mode == 'restart':
+    os.link(os.path.join(root, 't/a0/b/c/deep0'), os.path.join(root, 't/a0/b/c/deep0.link'))
+    want['t/a0/b/c/deep0.link'] = want['t/a0/b/c/deep0']
+kids = [p for p in os.listdir('/proc') if p.isdigit() and os.path.exists('/proc/%s/comm' % p)
+        and open('/proc/%s/comm' % p).read().strip() == 'ephemerad'
+        and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getppid())]
+os.kill(int(kids[0]), signal.SIGKILL)
+time.sleep(1.5)
+if mode == 'restart':
+    put('t/a1/b/c/after', 900)  # through the new daemon, in a directory made in memory before the kill
+    for rel, body in want.items():
+        with open(os.path.join(root, rel), 'rb') as f:
+            if f.read() != body:
+                sys.exit(4)
+with open(os.path.join(out, 'expect.json'), 'w') as f:
+    json.dump({k: hashlib.sha256(v).hexdigest() for k, v in want.items()}, f)
+sys.exit(6)
+`;
+
+/** Every file under dir, by its path relative to dir: { rel: sha256 }. */
+function treeOf(dir, pre = '') {
+  const all = {};
+  for (const e of readdirSync(join(dir, pre), { withFileTypes: true })) {
+    const rel = pre ? `${pre}/${e.name}` : e.name;
+    if (e.isDirectory()) Object.assign(all, treeOf(dir, rel));
+    else all[rel] = sha(readFileSync(join(dir, rel)));
+  }
+  return all;
+}
+
+for (const mode of ['restart', 'no-restart']) {
+  test(`a tree made and filled in memory survives a killed daemon (${mode}): every file at its path, every byte`, { timeout: 60_000 }, async () => {
+    requireBuilt(EPHEMERA, SHIM, DAEMON);
+    const sc = scratch(`keeper-tree-${mode}`);
+    const root = sc.sub('root');
+    const out = sc.sub('out');
+    const env = { ...cleanEnv(), EPHEMERA_MEMDIR_FILES: '1' }; // files inside directories in memory (the default, said here since the test is about them)
+    if (mode === 'no-restart') {
+      const wrapper = join(sc.dir, 'ephemerad-once');
+      writeFileSync(wrapper, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then echo "ephemerad-once: not again" >&2; exit 2; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
+      chmodSync(wrapper, 0o755);
+      env.EPHEMERA_EPHEMERAD = wrapper;
+    }
+    const log = join(sc.dir, 'ephemerad.log');
+    const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '200K', '--log', log, '--', PYTHON, '-c', TREE, root, out, mode], {
+      env, cwd: sc.dir, timeoutMs: 50_000,
+    });
+    assert.equal(r.status, 6, `the run must exit with the command's status (6): ${describe(r)}`);
+    const logText = readFileSync(log, 'utf8');
+    assert.match(logText, /evicted inode \d+ \S+\/t\/a\d\/b\/c\/deep\d/, 'a file deep in the in-memory tree was evicted under the budget');
+    if (mode === 'no-restart') assert.match(r.stderr.toString(), /the keeper wrote all \d+ in-memory files to disk/);
+    const want = JSON.parse(readFileSync(join(out, 'expect.json'), 'utf8'));
+    assert.deepEqual(treeOf(root), want, 'the tree on disk differs from what the program wrote');
+    if (mode === 'restart') {
+      const a = statSync(join(root, 't/a0/b/c/deep0')), b = statSync(join(root, 't/a0/b/c/deep0.link'));
+      assert.ok(a.ino === b.ino && a.nlink === 2, 'the link is a second name of one file on disk');
+    }
+    sc.done();
+  });
+}

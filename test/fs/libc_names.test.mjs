@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { assertServedFromMemory, compileProgram, describe, ephemeraRun, run, runCmdOnTmpfsAndShim, scratch } from './lib/harness.mjs';
+import { PYTHON, assertServedFromMemory, compileProgram, describe, ephemeraRun, run, runCmdOnTmpfsAndShim, sameOnTmpfsAndShim, scratch } from './lib/harness.mjs';
 
 const C = String.raw`
 #define _GNU_SOURCE
@@ -228,6 +228,126 @@ int main(void)
   } finally {
     sc.done();
   }
+});
+
+// mkdtemp(3) makes its directory with glibc's internal mkdir, which the kernel answers alone: below a
+// directory made in memory (nothing of it on disk) it failed with ENOENT, and npm's cache
+// (`_cacache/tmp/XXXXXX`, Node's fs.mkdtemp) lost every package it unpacked.  No symlink here, so
+// the directories are made in memory.  The Node part does what `npm install` does: mkdir -p, a
+// temporary directory in the cache, write, rename into place, readdir, remove the temporary one.
+const MKDTEMP = String.raw`
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+static const char *D;
+static void one(const char *what, const char *rel)
+{
+    char t[4096];
+    snprintf(t, sizeof t, "%s/%s", D, rel);
+    char *r = mkdtemp(t);
+    struct stat st;
+    if (!r) {
+        printf("%s -> %s\n", what, strerrorname_np(errno));
+        return;
+    }
+    int dir = stat(r, &st) == 0 && S_ISDIR(st.st_mode);
+    printf("%s -> a directory %d, mode %o, X's replaced %d\n", what, dir, (unsigned)(st.st_mode & 07777), !strstr(r, "XXXXXX"));
+    char f[4200];
+    snprintf(f, sizeof f, "%s/inside", r);
+    int fd = open(f, O_CREAT | O_WRONLY | O_EXCL, 0644);
+    printf("  a file inside: %s\n", fd >= 0 && write(fd, "x", 1) == 1 ? "made" : strerrorname_np(errno));
+    if (fd >= 0) close(fd);
+}
+int main(int argc, char **argv)
+{
+    (void)argc;
+    D = argv[1];
+    char p[4096];
+    snprintf(p, sizeof p, "%s/a", D);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/a/b", D);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/file", D);
+    close(open(p, O_CREAT | O_WRONLY, 0644));
+    one("mkdtemp in the root", "t.XXXXXX");
+    one("mkdtemp in a directory made here", "a/t.XXXXXX");
+    one("mkdtemp two levels down", "a/b/XXXXXX");
+    one("mkdtemp (no directory)", "a/nodir/XXXXXX");
+    one("mkdtemp (under a file)", "file/XXXXXX");
+    one("mkdtemp (5 X's)", "a/bad.XXXXX");
+    return 0;
+}`;
+
+const NPMLIKE = `
+const fs = require('fs'), path = require('path');
+const d = process.argv[1], out = [];
+const cache = path.join(d, '.cache', '_cacache');
+fs.mkdirSync(path.join(cache, 'tmp'), { recursive: true });
+fs.mkdirSync(path.join(d, 'app', 'node_modules', '.bin'), { recursive: true });
+for (const name of ['alpha', 'beta']) {
+  const tmp = fs.mkdtempSync(path.join(cache, 'tmp', 'x'));
+  fs.mkdirSync(path.join(tmp, 'lib'));
+  fs.writeFileSync(path.join(tmp, 'package.json'), JSON.stringify({ name }));
+  fs.writeFileSync(path.join(tmp, 'lib', 'index.js'), 'module.exports = ' + JSON.stringify(name) + ';\\n');
+  fs.renameSync(tmp, path.join(d, 'app', 'node_modules', name));
+}
+const t2 = fs.mkdtempSync(path.join(cache, 'tmp', 'y'));
+fs.writeFileSync(path.join(t2, 'junk'), 'j');
+fs.rmSync(t2, { recursive: true });
+out.push(fs.readdirSync(path.join(d, 'app', 'node_modules')).sort().join(','));
+out.push(fs.readdirSync(path.join(cache, 'tmp')).length);
+for (const name of ['alpha', 'beta']) out.push(require(path.join(d, 'app', 'node_modules', name, 'lib', 'index.js')));
+fs.promises.mkdtemp(path.join(cache, 'tmp', 'z')).then((p) => { out.push(fs.statSync(p).isDirectory()); console.log(JSON.stringify(out)); });`;
+
+test('mkdtemp, and an npm-like unpack through fs.mkdtemp, below directories made in memory match tmpfs', async () => {
+  const sc = scratch('libc-mkdtemp-bin');
+  try {
+    const bin = await compile(sc, 'mkdt', MKDTEMP);
+    const script = `"$0" "$1" && "$2" -e "$3" "$1" && find "$1" | sed "s#$1#D#; s/\\.[A-Za-z0-9]\\{6\\}$/.??????/; s#/[A-Za-z0-9]\\{6\\}$#/??????#; s#/\\([xyz]\\)[A-Za-z0-9]\\{6\\}#/\\1??????#" | sort`;
+    const res = await runCmdOnTmpfsAndShim('libc-mkdtemp', 'sh', (dir) => ['-c', script, bin, dir, process.execPath, NPMLIKE]);
+    const want = res.tmpfs.stdout.toString();
+    assert.match(want, /mkdtemp two levels down -> a directory 1, mode 700, X's replaced 1\n {2}a file inside: made\n/);
+    assert.match(want, /mkdtemp \(no directory\) -> ENOENT\n/);
+    assert.match(want, /\["\.bin,alpha,beta",0,"alpha","beta",true\]/);
+    assert.equal(res.shim.stdout.toString(), want, `under the shim the results differ from tmpfs\n${describe(res.shim)}`);
+    assert.ok(res.shim.stats.dirs_made_in_memory > 0, `dirs_made_in_memory ${res.shim.stats.dirs_made_in_memory}: the directories went to disk, so nothing was tested`);
+    assertServedFromMemory(res.shim.stats, 'mkdtemp');
+    res.sc.done();
+  } finally {
+    sc.done();
+  }
+});
+
+// Names only the kernel can make (a fifo, a node, a unix socket) below directories made in memory, one
+// holding a file and one empty: glibc's mkfifo calls its internal mknodat and bind is a system call,
+// so the kernel's walk met no directory there (ENOENT) until the shim gave the directory its twin.
+test('mkfifo, mknod and bind below directories made in memory match tmpfs', async (t) => {
+  const py = `import errno, os, socket, stat, sys
+def bind(p):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.bind(p); print('bind', p, 'ok', stat.S_ISSOCK(os.stat(p).st_mode))
+    except OSError as e:
+        print('bind', p, errno.errorcode[e.errno])
+    s.close()
+for p in sys.argv[1:]: bind(p)`;
+  const { stats } = await sameOnTmpfsAndShim(
+    t,
+    'libc-nodes',
+    `mkdir full empty && echo x > full/f
+mkfifo full/p && stat -c '%n %F' full/p && (echo through > full/p &) && cat full/p
+mkfifo empty/p && stat -c '%n %F' empty/p
+mknod full/q p && stat -c '%n %F' full/q
+mkfifo full/f 2>&1 | sed 's/^.*: //'; mkfifo nodir/p 2>&1 | sed 's/^.*: //'
+${PYTHON} -c "${py}" full/s empty/s full/f nodir/s full/s
+ls full empty | cat; cat full/f; rm -r full empty; ls`,
+  );
+  assert.ok(stats.dirs_made_in_memory > 0, `dirs_made_in_memory ${stats.dirs_made_in_memory}: the directories went to disk, so nothing was tested`);
 });
 
 test('a --root given through a symlink keeps its files in memory', async () => {

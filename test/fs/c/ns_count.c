@@ -7,6 +7,11 @@
  *                           unlink (bench io's md-create)
  *   ns_count DIR rename N   bench io's md-rename set of N files: create each (O_CREAT|O_EXCL, close),
  *                           then rename each, stat each, unlink each
+ *   ns_count DIR git N      git's loose objects (git add): N objects fanned out over 256
+ *                           directories of DIR/<tag>o made as they are needed (an open that says
+ *                           ENOENT, a mkdir, the open again), each written to a temporary name
+ *                           (O_CREAT|O_EXCL, 0444), linked to its final name, the temporary
+ *                           unlinked, the object stat'ed
  *
  * The markers are access() of two paths that cannot exist, outside every root; strace shows them
  * with their strings "/nonexistent-ns-count/begin" and ".../end" whatever call the shim makes of
@@ -84,19 +89,56 @@ static int rename_set(const char *dir, const char *tag, long n, unsigned long lo
     return 0;
 }
 
-static int workload(const char *dir, int create, const char *tag, long n, unsigned long long *sum)
+static int git_objects(const char *dir, const char *tag, long n, unsigned long long *sum)
 {
-    return create ? create_cycles(dir, tag, n) : rename_set(dir, tag, n, sum);
+    char objs[4100], fan[4200], tmp[4300], obj[4300];
+    struct stat st;
+    snprintf(objs, sizeof objs, "%s/%so", dir, tag);
+    if (mkdir(objs, 0755) < 0)
+        return die("mkdir", objs);
+    for (long i = 0; i < n; i++) {
+        snprintf(fan, sizeof fan, "%s/%02lx", objs, (unsigned long)(i * 37) % 256);
+        snprintf(tmp, sizeof tmp, "%s/tmp_obj_%ld", fan, i);
+        snprintf(obj, sizeof obj, "%s/%038lx", fan, (unsigned long)i * 2654435761ul);
+        int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL, 0444);
+        if (fd < 0 && errno == ENOENT) {
+            if (mkdir(fan, 0777) < 0)
+                return die("mkdir", fan);
+            fd = open(tmp, O_RDWR | O_CREAT | O_EXCL, 0444);
+        }
+        if (fd < 0)
+            return die("open", tmp);
+        if (write(fd, buf, 100) != 100)
+            return die("write", tmp);
+        if (close(fd) < 0)
+            return die("close", tmp);
+        if (link(tmp, obj) < 0)
+            return die("link", obj);
+        if (unlink(tmp) < 0)
+            return die("unlink", tmp);
+        if (stat(obj, &st) < 0)
+            return die("stat", obj);
+        *sum += (unsigned long long)st.st_size;
+    }
+    return 0;
+}
+
+static int workload(const char *dir, const char *what, const char *tag, long n, unsigned long long *sum)
+{
+    return strcmp(what, "create") == 0   ? create_cycles(dir, tag, n)
+           : strcmp(what, "rename") == 0 ? rename_set(dir, tag, n, sum)
+                                         : git_objects(dir, tag, n, sum);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 4 || (strcmp(argv[2], "create") != 0 && strcmp(argv[2], "rename") != 0) || atol(argv[3]) <= 0) {
-        fprintf(stderr, "usage: ns_count DIR create|rename N\n");
+    if (argc != 4 || (strcmp(argv[2], "create") != 0 && strcmp(argv[2], "rename") != 0 && strcmp(argv[2], "git") != 0) ||
+        atol(argv[3]) <= 0) {
+        fprintf(stderr, "usage: ns_count DIR create|rename|git N\n");
         return 2;
     }
     const char *dir = argv[1];
-    int create = strcmp(argv[2], "create") == 0;
+    const char *create = argv[2];
     long n = atol(argv[3]);
     unsigned long long sum = 0;
     memset(buf, 0xA5, sizeof buf);
