@@ -159,6 +159,8 @@ static int open_disk(int dirfd, const char *path, int flags, mode_t mode)
     int fd = open_real(dirfd, path, flags, mode);
     if (fd >= 0 && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
         db_opened(fd);
+    if (fd >= 0 && !(flags & O_PATH))
+        ft_mark_root(fd); /* its syncs answer at once */
     return fd;
 }
 
