@@ -170,8 +170,11 @@ int open_managed(int dirfd, const char *path, int flags, mode_t mode)
     char abs[EPH_PATH_MAX];
     int trailing = 0;
     int tmpfile = (flags & O_TMPFILE) == O_TMPFILE;
-    if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0 ||
-        (path_is_root(abs) && !tmpfile) || sh_attach() < 0)
+    if (sh_busy || path_resolve(dirfd, path, abs, &trailing) <= 0)
+        return open_real(dirfd, path, flags, mode);
+    if (path_is_root(abs) && !tmpfile)
+        return open_disk(dirfd, path, flags, mode); /* the root itself, a directory on disk */
+    if (sh_attach() < 0)
         return open_real(dirfd, path, flags, mode);
     uint32_t inode, gen;
     int absent = 0; /* path_canon's lstat found nothing at abs */
