@@ -44,3 +44,35 @@ test('an unmanaged path costs no extra system call under the shim', async () => 
   assert.ok(b - a < 200, `under the shim ${b} path system calls, without it ${a}: unmanaged paths are being resolved by the shim`);
   sc.done();
 });
+
+// realpath(3) of a name glibc cannot find is asked again by the shim (an in-memory file is a name
+// the kernel has never heard of), but only when the prefix glibc could not find lies under a root:
+// cpp canonicalises every include directory of its search path, most of which do not exist, and the
+// second walk of each cost gcc ~200 readlink calls per compile.
+const REALPATH_LOOP = `
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.realpath.restype = ctypes.c_void_p
+buf = ctypes.create_string_buffer(4096)
+for i in range(500):
+    assert libc.realpath(sys.argv[1].encode(), buf) is None
+`;
+
+test('realpath of a missing name outside the roots walks it once', async () => {
+  const sc = scratch('passthrough-realpath');
+  const root = sc.sub('root');
+  const missing = join(sc.sub('outside'), 'a', 'b', 'missing');
+  const trace = ['-f', '-c', '-e', 'trace=readlink'];
+  const plainOut = join(sc.dir, 'plain.txt');
+  const plain = await run('strace', [...trace, '-o', plainOut, PYTHON, '-c', REALPATH_LOOP, missing], { env: cleanEnv() });
+  assert.equal(plain.status, 0, describe(plain));
+  const shimOut = join(sc.dir, 'shim.txt');
+  const shim = await ephemeraRun({ root, cmd: 'strace', args: [...trace, '-o', shimOut, PYTHON, '-c', REALPATH_LOOP, missing], statsDir: sc.dir });
+  assert.equal(shim.status, 0, describe(shim));
+  const a = countCalls(plainOut);
+  const b = countCalls(shimOut);
+  // glibc's walk: a readlink per component up to the missing one, 500 times; the shim's start-up
+  // reads a few /proc/self/fd links.  A second walk would add ~2500.
+  assert.ok(b - a < 100, `under the shim ${b} readlink calls, without it ${a}: realpath walks a missing name outside the roots twice`);
+  sc.done();
+});
