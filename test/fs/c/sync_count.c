@@ -71,6 +71,15 @@ static int make_file(const char *dir, const char *name, size_t bytes)
     return fd;
 }
 
+/* A directory or a new file of `bytes`, opened and then synced every way: its fd. */
+static int synced(const char *dir, const char *name, size_t bytes, const char *what)
+{
+    int fd = name ? make_file(dir, name, bytes) : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    check(fd >= 0, what);
+    sync_all(fd, what);
+    return fd;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -84,13 +93,9 @@ int main(int argc, char **argv)
     close(make_file(in, "warm", 10));
 
     marker("managed-begin");
-    int d = open(in, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    check(d >= 0, "open of the managed directory");
-    sync_all(d, "the managed directory");
-    int small = make_file(in, "small", 4096);
-    sync_all(small, "a small managed file");
-    int big = make_file(in, "big", 4u << 20); /* four times the budget: it leaves memory */
-    sync_all(big, "a managed file that left memory");
+    int d = synced(in, NULL, 0, "the managed directory");
+    int small = synced(in, "small", 4096, "a small managed file");
+    int big = synced(in, "big", 4u << 20, "a managed file that left memory"); /* 4× the budget */
     /* the kernel's own name of the fd (raw: the shim's readlink does not see this call), which is
      * a memfd's while the file is in memory: the test checks that it was not */
     char link[64], target[4096];
@@ -107,11 +112,8 @@ int main(int argc, char **argv)
     marker("managed-end");
 
     marker("outside-begin");
-    int o = open(out, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    check(o >= 0, "open of the outside directory");
-    sync_all(o, "the outside directory");
-    int of = make_file(out, "file", 4096);
-    sync_all(of, "an outside file");
+    int o = synced(out, NULL, 0, "the outside directory");
+    int of = synced(out, "file", 4096, "an outside file");
     close(of);
     close(o);
     /* A managed directory's fd handed to libc, closed there, its number taken by a libc open
