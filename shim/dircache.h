@@ -27,6 +27,10 @@ int dc_stat(const char *dir, struct stat *st);
 int dc_canonical(const char *dir, size_t len);
 uint64_t dc_generation(void);
 void dc_canonical_seen(const char *dir, size_t len, uint64_t gen);
+/* The absolute path /proc/self/fd gives for fd (out: n >= EPH_PATH_MAX bytes for the cache):
+ * 0, or -1 (no such fd, or a name that is not a path).  A directory fd named recently, with
+ * no change since and still the same directory (fstat), is answered from the cache. */
+int dc_fd_path(int fd, char *out, size_t n);
 /* Something may have moved a directory or changed its mode or owner. */
 void dc_changed(void);
 /* The result of a kernel call that may have changed a directory, after dc_changed()

@@ -34,7 +34,8 @@ static void db_mark(int fd, int slot)
 {
     ft_lock();
     /* a moved file's fd keeps FT_DISK and its disk identity (ft_disk_same) */
-    uint32_t keep = ft_fds[fd].desc1 ? (ft_fds[fd].flags & (FT_DISK | FT_DISK_INO_MASK << FT_DISK_INO_SHIFT)) : 0;
+    uint32_t keep = ft_fds[fd].desc1 ? (ft_fds[fd].flags & (FT_DISK | FT_DISK_INO_MASK << FT_DISK_INO_SHIFT))
+                                     : (ft_fds[fd].flags & FT_ROOTFD);
     ft_fds[fd].flags = keep | FT_SIZED | ((uint32_t)slot << FT_SLOT_SHIFT);
     if ((uint32_t)fd + 1 > atomic_load(&ft_hwm)) /* exec hands the marks on (intercept_proc.c) */
         atomic_store(&ft_hwm, (uint32_t)fd + 1);
@@ -151,17 +152,17 @@ void db_path_changed(const char *abs)
 
 void db_forget(int fd)
 {
-    if (!ft_sized(fd))
+    if (!ft_kernel_marked(fd))
         return;
     ft_lock();
-    if (!ft_fds[fd].desc1 && (ft_fds[fd].flags & FT_SIZED))
-        ft_fds[fd].flags = 0;
+    if (ft_kernel_marked(fd))
+        ft_fds[fd].flags = 0; /* FT_SIZED and FT_ROOTFD: the fd is no longer the file they name */
     ft_unlock();
 }
 
 void db_dup(int oldfd, int newfd)
 {
-    if (!ft_sized(oldfd) || (unsigned)newfd >= ft_nfds)
+    if (!ft_kernel_marked(oldfd) || (unsigned)newfd >= ft_nfds)
         return;
     ft_lock();
     if (!ft_fds[oldfd].desc1 && !ft_fds[newfd].desc1)

@@ -61,9 +61,9 @@ void db_removed(const struct db_victim *v);
 void db_replaced(const char *abs, const struct db_victim *v);
 /* After truncate(abs): count the size it has now. */
 void db_path_changed(const char *abs);
-/* The app closed or replaced fd (a kernel fd, not ours): forget its mark. */
+/* The app closed or replaced fd (a kernel fd, not ours): forget its marks (FT_SIZED, FT_ROOTFD). */
 void db_forget(int fd);
-/* newfd is a dup of oldfd (neither managed): newfd is counted like oldfd. */
+/* newfd is a dup of oldfd (neither managed): newfd is counted and marked like oldfd. */
 void db_dup(int oldfd, int newfd);
 
 #endif

@@ -637,8 +637,8 @@ void ft_ledger_child(struct ft_fork *f)
          * the file at its use.  (A snapshot holds them already.) */
         uint32_t hwm = atomic_load(&ft_hwm);
         for (uint32_t fd = 0; fd < hwm && n < 256; fd++)
-            if (!ft_fds[fd].desc1 && (ft_fds[fd].flags & FT_SIZED))
-                sized[n].fd = fd, sized[n++].flags = ft_fds[fd].flags;
+            if (!ft_fds[fd].desc1 && (ft_fds[fd].flags & FT_SIZED)) /* not FT_ROOTFD: checked at no use */
+                sized[n].fd = fd, sized[n++].flags = ft_fds[fd].flags & ~FT_ROOTFD;
     }
     sys.mmap(ft_fds, ft_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
              -1, 0);
@@ -732,6 +732,29 @@ void ft_mark_priv(int fd, uint32_t inode)
     ft_fds[fd].flags = inode == UINT32_MAX ? 0 : FT_PRIV | (inode << FT_PRIV_SHIFT);
     if (inode != UINT32_MAX && (uint32_t)fd + 1 > atomic_load(&ft_hwm))
         atomic_store(&ft_hwm, (uint32_t)fd + 1);
+    ft_unlock();
+}
+
+void ft_mark_root(int fd)
+{
+    if (fd < 0 || !ft_fds || (unsigned)fd >= ft_nfds)
+        return;
+    ft_lock();
+    if (!ft_fds[fd].desc1 && !(ft_fds[fd].flags & FT_PRIV)) {
+        ft_fds[fd].flags |= FT_ROOTFD;
+        if ((uint32_t)fd + 1 > atomic_load(&ft_hwm)) /* close_range scans up to it */
+            atomic_store(&ft_hwm, (uint32_t)fd + 1);
+    }
+    ft_unlock();
+}
+
+void ft_unmark_root(int fd)
+{
+    if (!ft_kernel_marked(fd))
+        return;
+    ft_lock();
+    if (ft_kernel_marked(fd))
+        ft_fds[fd].flags &= ~FT_ROOTFD;
     ft_unlock();
 }
 

@@ -29,8 +29,14 @@ struct ft_entry {
  *                 file's fd.  No reference stands behind the mark.
  *   bits 2..11    FT_SLOT: the slot of its file, a guess checked against the file's identity.
  *   bits 12..30   FT_DISK: the low 19 bits of the disk file's st_ino (ft_disk_same).
+ *   bit 30        desc1 == 0, not FT_PRIV: FT_ROOTFD, a kernel fd that this process opened
+ *                 through open() on a managed path (a directory of a root, a file the kernel
+ *                 serves there).  Its syncs answer at once (ft_scratch).  Cleared with the
+ *                 FT_SIZED mark wherever the app closes or replaces the fd, or hands it to
+ *                 libc (fdopen, fdopendir), so a mark never outlives its file.
  */
 #define FT_SIZED (1u << 31)
+#define FT_ROOTFD (1u << 30)
 #define FT_SLOT_SHIFT 2
 #define FT_SLOT_MASK 0x3ffu
 #define FT_DISK_INO_SHIFT 12
@@ -50,6 +56,9 @@ _Static_assert(((FT_SLOT_MASK << FT_SLOT_SHIFT) & (FT_DISK_INO_MASK << FT_DISK_I
                    ((FT_SLOT_MASK << FT_SLOT_SHIFT) & (FT_DISK | FT_PRIV | FT_SIZED)) == 0 &&
                    ((FT_DISK_INO_MASK << FT_DISK_INO_SHIFT) & (FT_DISK | FT_PRIV | FT_SIZED)) == 0,
                "ft_entry.flags: the slot, the disk inode bits and the flag bits overlap");
+/* FT_ROOTFD shares a bit with the disk inode bits, which only an fd with desc1 != 0 has. */
+_Static_assert((FT_ROOTFD & ((FT_SLOT_MASK << FT_SLOT_SHIFT) | FT_DISK | FT_PRIV | FT_SIZED)) == 0,
+               "ft_entry.flags: FT_ROOTFD overlaps the slot or a flag bit of a kernel fd's entry");
 extern struct ft_entry *ft_fds;         /* flat array indexed by fd, NULL before init */
 extern uint32_t ft_nfds;
 extern _Atomic uint32_t ft_hwm;         /* 1 + highest fd ever installed: bounds scans */
@@ -59,6 +68,32 @@ static inline int ft_managed(int fd)
     struct ft_entry *t = ft_fds;
     return t && (unsigned)fd < ft_nfds && t[fd].desc1 != 0;
 }
+
+/* A kernel fd of a managed path (not ours: desc1 == 0) carrying a mark (FT_SIZED, FT_ROOTFD). */
+static inline int ft_kernel_marked(int fd)
+{
+    struct ft_entry *t = ft_fds;
+    return t && (unsigned)fd < ft_nfds && !t[fd].desc1 && !(t[fd].flags & FT_PRIV) &&
+           (t[fd].flags & (FT_SIZED | FT_ROOTFD));
+}
+
+/*
+ * fd's file lives in a managed root, which promises no durability (docs/ARCHITECTURE.md,
+ * "Syncs in a managed root"): an fsync, fdatasync, syncfs or sync_file_range of it has
+ * nothing to do.  Managed fds (in memory, or moved to the disk: FT_DISK) and kernel fds
+ * opened on a managed path (FT_ROOTFD).
+ */
+static inline int ft_scratch(int fd)
+{
+    struct ft_entry *t = ft_fds;
+    if (!t || (unsigned)fd >= ft_nfds)
+        return 0;
+    return t[fd].desc1 != 0 || (t[fd].flags & (FT_PRIV | FT_ROOTFD)) == FT_ROOTFD;
+}
+/* fd was just opened by the kernel on a managed path through our open(): mark it FT_ROOTFD. */
+void ft_mark_root(int fd);
+/* fd goes to libc, whose fclose or closedir will close it past our close(): drop FT_ROOTFD. */
+void ft_unmark_root(int fd);
 
 /* Does this process hold any managed fd (one a child could inherit)? */
 static inline int ft_any_managed(void)

@@ -188,6 +188,8 @@ SH_EXPORT DIR *fdopendir(int fd)
         return NULL;
     }
     DIR *real = REAL(fdopendir)(fd);
+    if (real)
+        ft_unmark_root(fd); /* glibc's closedir closes it */
     if (!real || sh.disabled || sh_busy)
         return real;
     char abs[EPH_PATH_MAX];

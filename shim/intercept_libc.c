@@ -175,7 +175,10 @@ SH_EXPORT char *realpath(const char *name, char *resolved)
     int saved = errno;
     buf[0] = '\0';
     int ok = REAL(realpath)(name, buf) != NULL;
-    if (!ok && (errno == ENOENT || errno == ENOTDIR) && name && *name && !sh_busy) {
+    /* On ENOENT glibc leaves the canonical prefix up to the component it could not find: only
+     * one under a root can be an in-memory file (cpp looks for every missing include directory). */
+    if (!ok && (errno == ENOENT || errno == ENOTDIR) && name && *name && !sh_busy &&
+        (errno == ENOTDIR || buf[0] != '/' || path_maybe_managed(AT_FDCWD, buf))) {
         errno = saved;
         buf[0] = '\0';
         ok = rp_resolve(name, buf) == 0;

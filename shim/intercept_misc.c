@@ -61,7 +61,7 @@ static void forget_range(unsigned first, unsigned last)
             ft_forget((int)fd);
         else if (ft_fds[fd].flags & FT_PRIV)
             ft_priv_lost((int)fd);
-        else if (ft_fds[fd].flags & FT_SIZED)
+        else if (ft_fds[fd].flags & (FT_SIZED | FT_ROOTFD))
             db_forget((int)fd);
     }
 }
@@ -287,18 +287,42 @@ SH_EXPORT int ftruncate(int fd, off_t len)
 
 SH_EXPORT int ftruncate64(int fd, off_t len) __attribute__((alias("ftruncate")));
 
-/* Managed roots are scratch space: an fsync of an in-memory file has nothing to make durable. */
+/*
+ * Managed roots promise no durability (docs/ARCHITECTURE.md, "Syncs in a managed root"):
+ * a sync of an fd of one, in memory, moved to the disk or a directory, answers at once,
+ * as tmpfs's does.  Every other fd gets the kernel's call, untouched.
+ */
 SH_EXPORT int fsync(int fd)
 {
-    if (likely(!ft_managed(fd)) || (ft_fds[fd].flags & FT_DISK))
+    if (likely(!ft_scratch(fd)))
         return REAL(fsync)(fd);
     return 0;
 }
 
 SH_EXPORT int fdatasync(int fd)
 {
-    if (likely(!ft_managed(fd)) || (ft_fds[fd].flags & FT_DISK))
+    if (likely(!ft_scratch(fd)))
         return REAL(fdatasync)(fd);
+    return 0;
+}
+
+SH_EXPORT int syncfs(int fd)
+{
+    if (likely(!ft_scratch(fd)))
+        return REAL(syncfs)(fd);
+    return 0;
+}
+
+SH_EXPORT int sync_file_range(int fd, off64_t off, off64_t n, unsigned int flags)
+{
+    if (likely(!ft_scratch(fd)))
+        return REAL(sync_file_range)(fd, off, n, flags);
+    /* the kernel's argument checks (fs/sync.c), which come before any work */
+    if ((flags & ~(unsigned)(SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER)) ||
+        off < 0 || n < 0 || n > INT64_MAX - off) {
+        errno = EINVAL;
+        return -1;
+    }
     return 0;
 }
 
@@ -740,6 +764,14 @@ SH_EXPORT long syscall(long nr, ...)
             return lseek((int)a1, (off_t)a2, (int)a3);
         case SYS_ftruncate:
             return ftruncate((int)a1, (off_t)a2);
+        case SYS_fsync:
+            return fsync((int)a1);
+        case SYS_fdatasync:
+            return fdatasync((int)a1);
+        case SYS_syncfs:
+            return syncfs((int)a1);
+        case SYS_sync_file_range:
+            return sync_file_range((int)a1, (off64_t)a2, (off64_t)a3, (unsigned)a4);
         case SYS_copy_file_range:
             return copy_file_range((int)a1, (off_t *)a2, (int)a3, (off_t *)a4, (size_t)a5, (unsigned)a6);
         case SYS_unlinkat:

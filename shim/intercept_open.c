@@ -161,6 +161,8 @@ static int open_disk(int dirfd, const char *path, int flags, mode_t mode)
     int fd = open_real(dirfd, path, flags, mode);
     if (fd >= 0 && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
         db_opened(fd);
+    if (fd >= 0 && !(flags & O_PATH))
+        ft_mark_root(fd); /* its syncs answer at once */
     return fd;
 }
 
@@ -255,8 +257,11 @@ static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode,
     char abs[EPH_PATH_MAX];
     int trailing = 0;
     int tmpfile = (flags & O_TMPFILE) == O_TMPFILE;
-    if (sh_busy || nsd_resolve_in(dirfd, path, abs, &trailing) <= 0 ||
-        (path_is_root(abs) && !tmpfile) || sh_attach() < 0)
+    if (sh_busy || nsd_resolve_in(dirfd, path, abs, &trailing) <= 0)
+        return open_real(dirfd, path, flags, mode);
+    if (path_is_root(abs) && !tmpfile)
+        return open_disk(dirfd, path, flags, mode); /* the root itself, a directory on disk */
+    if (sh_attach() < 0)
         return open_real(dirfd, path, flags, mode);
     /* before any look at the disk below (nsf_create) */
     uint32_t disk_seen = nsf_disk_names();

@@ -18,6 +18,7 @@
 #include "sys.h"
 #include "init.h"
 #include "paths.h"
+#include "pathnorm.h"
 #include "fdtable.h"
 #include "fp_desc.h"
 #include "fp_settle.h"
@@ -46,8 +47,22 @@ static int stat_managed(int dirfd, const char *path, struct stat *st, int flags,
         *rc = -1;
         return 1;
     }
-    if (!dir && nsv_stat(abs, dst) < 0 && (path_canon(abs, follow || trailing) <= 0 || nsv_stat(abs, dst) < 0))
-        return 0;
+    if (!dir && nsv_stat(abs, dst) < 0) {
+        int c = path_canon(abs, follow || trailing);
+        if (c == 0 && path_canon_absent && !pn_has_dotdot(path) && !nsd_mem_parent(abs, NULL, NULL)) {
+            /* Its lstat just found no entry at this very name (no symlink on the way), and
+             * memory has none: the kernel's stat would fail alike, and ENOENT_FIX's look
+             * after it would make the same two calls to tell ENOENT from ENOTDIR (an
+             * in-memory file above it).  A missing name costs one call, as on tmpfs.  Not in a
+             * directory in memory: there the lstat's ENOENT may only say "no twin", and the
+             * search permissions are the region's (ENOENT_FIX and nsdir.c answer). */
+            errno = nsv_ancestor_is_file(abs) ? ENOTDIR : ENOENT;
+            *rc = -1;
+            return 1;
+        }
+        if (c <= 0 || nsv_stat(abs, dst) < 0)
+            return 0;
+    }
     if ((trailing && !dir) || dst != st) {
         errno = dst != st ? EFAULT : ENOTDIR;
         *rc = -1;

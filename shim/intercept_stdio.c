@@ -151,6 +151,8 @@ static FILE *fopen_managed(const char *path, const char *mode)
         return NULL;
     if (!ft_managed(fd) && !ft_sized(fd)) {
         FILE *f = REAL(fdopen)(fd, mode);
+        if (f)
+            ft_unmark_root(fd); /* glibc's fclose closes it */
         if (!f) {
             int e = errno;
             sys.close(fd);
@@ -218,7 +220,12 @@ SH_EXPORT FILE *fdopen(int fd, const char *mode)
 {
     if (likely(!ft_managed(fd))) {
         FILE *f = unlikely(ft_sized(fd)) ? fdopen_counted(fd, mode) : NULL;
-        return f ? f : REAL(fdopen)(fd, mode);
+        if (f)
+            return f;
+        f = REAL(fdopen)(fd, mode);
+        if (f)
+            ft_unmark_root(fd); /* glibc's fclose closes it */
+        return f;
     }
     int flags;
     if (mode_flags(mode, &flags) < 0) {

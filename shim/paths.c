@@ -208,17 +208,6 @@ static int maybe_managed(int dirfd, const char *p)
     return atomic_load_explicit(&cwd_relevant, memory_order_relaxed) || pn_has_dotdot(p);
 }
 
-static int fd_path(int dirfd, char *out, size_t n)
-{
-    char link[64];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
-    ssize_t r = sys.readlink(link, out, n - 1);
-    if (r <= 0 || (size_t)r >= n - 1)
-        return -1;
-    out[r] = '\0';
-    return out[0] == '/' ? 0 : -1;
-}
-
 int path_absolute(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing_slash)
 {
     char base[EPH_PATH_MAX];
@@ -233,7 +222,7 @@ int path_absolute(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailin
             pthread_mutex_unlock(&cwd_mu);
             if (!ok && (syscall(SYS_getcwd, base, sizeof base) <= 0 || base[0] != '/'))
                 return 0;
-        } else if (fd_path(dirfd, base, sizeof base) < 0) {
+        } else if (dc_fd_path(dirfd, base, sizeof base) < 0) {
             return 0; /* not a directory fd we can name: the kernel decides */
         }
     } else {

@@ -54,6 +54,8 @@ struct statfs;
     X(truncate, int, (const char *, off_t), (), SYS_R, NONE)                                                     \
     X(fsync, int, (int fd), (fd), SYS_R, ERR)                                                                    \
     X(fdatasync, int, (int fd), (fd), SYS_R, ERR)                                                                \
+    X(syncfs, int, (int), (), SYS_R, NONE)                                                                       \
+    X(sync_file_range, int, (int, off64_t, off64_t, unsigned int), (), SYS_R, NONE)                              \
     X(fallocate, int, (int fd, int mode, off_t o, off_t len), (fd, mode, o, len), SYS_R, ERR)                    \
     X(posix_fallocate, int, (int, off_t, off_t), (), SYS_R, NONE)                                                \
     X(posix_fadvise, int, (int, off_t, off_t, int), (), SYS_R, NONE)                                             \

@@ -26,21 +26,50 @@ function countCalls(file) {
   return Number(total.trim().split(/\s+/)[3]);
 }
 
-test('an unmanaged path costs no extra system call under the shim', async () => {
-  const sc = scratch('passthrough');
-  const root = sc.sub('root');
-  const target = join(sc.sub('outside'), 'file');
-  await run('sh', ['-c', `echo data > "${target}"`]);
-  const trace = ['-f', '-c', '-e', 'trace=openat,newfstatat,statx,readlink,getcwd'];
+/**
+ * The calls `strace -c -e trace=CALLS` counts in `python3 -c script arg`, run without the shim and
+ * under `ephemera run` with a root in sc: { plain, shim }.
+ */
+async function countBoth(sc, calls, script, arg) {
+  const trace = ['-f', '-c', '-e', `trace=${calls}`];
   const plainOut = join(sc.dir, 'plain.txt');
-  const plain = await run('strace', [...trace, '-o', plainOut, PYTHON, '-c', LOOP, target], { env: cleanEnv() });
+  const plain = await run('strace', [...trace, '-o', plainOut, PYTHON, '-c', script, arg], { env: cleanEnv() });
   assert.equal(plain.status, 0, describe(plain));
   const shimOut = join(sc.dir, 'shim.txt');
-  const shim = await ephemeraRun({ root, cmd: 'strace', args: [...trace, '-o', shimOut, PYTHON, '-c', LOOP, target], statsDir: sc.dir });
+  const shim = await ephemeraRun({ root: sc.sub('root'), cmd: 'strace', args: [...trace, '-o', shimOut, PYTHON, '-c', script, arg], statsDir: sc.dir });
   assert.equal(shim.status, 0, describe(shim));
-  const a = countCalls(plainOut);
-  const b = countCalls(shimOut);
+  return { plain: countCalls(plainOut), shim: countCalls(shimOut) };
+}
+
+test('an unmanaged path costs no extra system call under the shim', async () => {
+  const sc = scratch('passthrough');
+  const target = join(sc.sub('outside'), 'file');
+  await run('sh', ['-c', `echo data > "${target}"`]);
+  const { plain: a, shim: b } = await countBoth(sc, 'openat,newfstatat,statx,readlink,getcwd', LOOP, target);
   // 6000 operations; the shim's own start-up (library lookups, the daemon handshake) is a few dozen.
   assert.ok(b - a < 200, `under the shim ${b} path system calls, without it ${a}: unmanaged paths are being resolved by the shim`);
+  sc.done();
+});
+
+// realpath(3) of a name glibc cannot find is asked again by the shim (an in-memory file is a name
+// the kernel has never heard of), but only when the prefix glibc could not find lies under a root:
+// cpp canonicalises every include directory of its search path, most of which do not exist, and the
+// second walk of each cost gcc ~200 readlink calls per compile.
+const REALPATH_LOOP = `
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.realpath.restype = ctypes.c_void_p
+buf = ctypes.create_string_buffer(4096)
+for i in range(500):
+    assert libc.realpath(sys.argv[1].encode(), buf) is None
+`;
+
+test('realpath of a missing name outside the roots walks it once', async () => {
+  const sc = scratch('passthrough-realpath');
+  const missing = join(sc.sub('outside'), 'a', 'b', 'missing');
+  const { plain: a, shim: b } = await countBoth(sc, 'readlink', REALPATH_LOOP, missing);
+  // glibc's walk: a readlink per component up to the missing one, 500 times; the shim's start-up
+  // reads a few /proc/self/fd links.  A second walk would add ~2500.
+  assert.ok(b - a < 100, `under the shim ${b} readlink calls, without it ${a}: realpath walks a missing name outside the roots twice`);
   sc.done();
 });
