@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { DAEMON, EPHEMERA, PYTHON, REPO, SHIM, cleanEnv, describe, requireBuilt, run, scratch } from './lib/harness.mjs';
+import { DAEMON, EPHEMERA, PYTHON, REPO, SHIM, TEST_BIN, cleanEnv, describe, requireBuilt, run, scratch } from './lib/harness.mjs';
 
 const WORKLOAD = join(REPO, 'test/fs/py/killed_daemon.py');
 
@@ -264,5 +264,101 @@ test('files made from a pool lent without fds survive a kill, and its slots make
   const logText = readFileSync(log, 'utf8');
   assert.match(logText, /takeover of the region of pid \d+: .* 0 lost/, `a takeover, nothing lost:\n${logText.slice(-3000)}`);
   assertDiskMatches(root, expected(out), 'after the kill');
+  sc.done();
+});
+
+// A shim makes a file from a slot the daemon lent it by one record under the namespace lock, whose
+// stores clear the slot's lent_to before they set its state to MEM (shim/nsfast.c).  A daemon that
+// takes the region over while such a record is half applied must not take the slot for a free one
+// nor close its memfd as one that nothing names: that lost the file (the takeover flake of the case
+// above).  The fault build of the shim stops the create there ("last": every store of the record
+// but the state's) while the daemon is killed; the new one waits out the stopped holder of the lock
+// (5 s) and takes over without it; then the create goes on.
+const HALF_CREATE = `
+import ctypes, hashlib, json, os, signal, sys, time
+root, out, faults, log = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+IN_MEMORY = 1 << 44
+want, bad = {}, []
+def body(name):
+    return hashlib.sha256(name.encode()).digest() * (500 + len(name) * 40)
+def make(name):
+    with open(os.path.join(root, name), 'wb') as f:
+        f.write(body(name))
+    want[name] = body(name)
+    if os.stat(os.path.join(root, name)).st_ino < IN_MEMORY:
+        bad.append('%s: not in memory' % name)
+def check(name):
+    try:
+        with open(os.path.join(root, name), 'rb') as f:
+            got = f.read()
+    except OSError as e:
+        bad.append('%s: %s' % (name, e))
+        return
+    if got != want[name]:
+        bad.append('%s: %d bytes read back, %d written' % (name, len(got), len(want[name])))
+def daemons():
+    return [int(p) for p in os.listdir('/proc') if p.isdigit() and os.path.exists('/proc/%s/comm' % p)
+            and open('/proc/%s/comm' % p).read().strip() == 'ephemerad'
+            and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getppid())
+            and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[0] not in 'ZX']
+def until(cond, what, seconds):
+    end = time.time() + seconds
+    while not cond():
+        if time.time() > end:
+            print(what, flush=True)
+            sys.exit(3)
+        time.sleep(0.02)
+def stopped(pid):
+    with open('/proc/%d/stat' % pid) as f:
+        return f.read().rsplit(')', 1)[1].split()[0] in 'tT'
+for i in range(3):
+    make('before-%d' % i)
+old = daemons()[0]
+victim_code = 'import sys; f = open(sys.argv[1], "wb"); f.write(bytes.fromhex(sys.argv[2])); f.close()'
+env = dict(os.environ, LD_PRELOAD=faults, EPHEMERA_LIB=faults, EPHEMERA_NS_STALL='last')
+# Our shim's execve would put its own library first in LD_PRELOAD: the raw system call does not.
+argv = [sys.executable, '-c', victim_code, os.path.join(root, 'victim'), body('victim').hex()]
+c_argv = (ctypes.c_char_p * (len(argv) + 1))(*[a.encode() for a in argv], None)
+c_env = (ctypes.c_char_p * (len(env) + 1))(*[('%s=%s' % kv).encode() for kv in env.items()], None)
+victim_pid = os.fork()
+if victim_pid == 0:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall(59, argv[0].encode(), c_argv, c_env)  # SYS_execve
+    os._exit(127)
+until(lambda: stopped(victim_pid), 'the create did not stop inside its record', 20)
+os.kill(old, signal.SIGKILL)
+until(lambda: 'took the region over' in open(log).read(), 'no takeover within 30 s', 30)
+os.kill(victim_pid, signal.SIGCONT)
+ended = []
+until(lambda: ended or ended.extend(p for p in [os.waitpid(victim_pid, os.WNOHANG)] if p[0] == victim_pid), 'the create did not end within 30 s', 30)
+if ended[0][1] != 0:
+    bad.append('the create ended with wait status %d' % ended[0][1])
+want['victim'] = body('victim')
+for i in range(3):
+    make('after-%d' % i)
+for name in sorted(want):
+    check(name)
+with open(os.path.join(out, 'expect.json'), 'w') as f:
+    json.dump({k: hashlib.sha256(v).hexdigest() for k, v in want.items()}, f)
+print('\\n'.join(bad))
+sys.exit(3 if bad else 6)
+`;
+
+test('a takeover while a shim\'s create is half applied keeps that file\'s slot and memfd', { timeout: 90_000 }, async () => {
+  const FAULTS = join(TEST_BIN, 'libephemera-faults.so');
+  requireBuilt(EPHEMERA, SHIM, DAEMON, FAULTS);
+  const sc = scratch('keeper-halfcreate');
+  const root = sc.sub('root');
+  const out = sc.sub('out');
+  const log = join(sc.dir, 'ephemerad.log');
+  const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '64M', '--log', log, '--', PYTHON, '-c', HALF_CREATE, root, out, FAULTS, log], {
+    env: cleanEnv(), cwd: sc.dir, timeoutMs: 80_000,
+  });
+  const logText = readFileSync(log, 'utf8');
+  assert.equal(r.status, 6, `the file made across the takeover, and every other, read back whole: ${describe(r)}\n${logText.slice(-3000)}`);
+  assert.match(logText, /takeover of the region of pid \d+: .* 0 lost/, `a takeover, nothing lost:\n${logText.slice(-3000)}`);
+  assert.doesNotMatch(logText, /reply failed/, 'every answer reached its shim');
+  assert.match(logText, /shutdown: wrote \d+ in-memory files back to disk, 0 could not be written/);
+  assertDiskMatches(root, expected(out), 'after the takeover');
   sc.done();
 });
