@@ -763,6 +763,12 @@ void ns_pool_restock(void)
     keeper_hold(e, n);
 }
 
+const int *ns_stock_fds(int *n)
+{
+    *n = ns_nstock;
+    return ns_stock;
+}
+
 /*
  * A freed file's memfd (ino: what its file reported) back into the stock,
  * after the unlock: emptied, and only when it carries nothing the next file

@@ -206,6 +206,16 @@ void takeover_adopt_fds(void)
         if (st == EPH_DISK && in->disk_fd >= 0 && in->disk_fd <= maxfd)
             named[in->disk_fd] = 1;
     }
+    /* And the stock's: a file freed since the takeover began (the collection of unlinked,
+     * unopened files that ns_check runs after takeover_repair: files shims unlinked while no
+     * daemon ran) left its memfd there, for the next file.  Closed here, it became that file's
+     * closed fd (a CREATE answered with EBADF), or a number the kernel gave to the next fd we
+     * opened, whose bytes the next file then shared. */
+    int nstock = 0;
+    const int *stock = ns_stock_fds(&nstock);
+    for (int k = 0; named && k < nstock; k++)
+        if (stock[k] >= 0 && stock[k] <= maxfd)
+            named[stock[k]] = 1;
     int ledgers = 0, closed = 0;
     for (size_t i = 0; i < tk_n; i++) {
         struct eph_keeper_entry *e = &tk_entries[i];
