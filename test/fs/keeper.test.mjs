@@ -32,6 +32,19 @@ function assertDiskMatches(root, want, what) {
   assert.deepEqual(wrong, [], `${what}: files whose bytes differ from what the workload wrote`);
 }
 
+/** The environment of an inline workload: its `from keeperproc import daemons` (test/fs/py). */
+function workloadEnv(extra = {}) {
+  return { ...cleanEnv(), PYTHONPATH: join(REPO, 'test/fs/py'), ...extra };
+}
+
+/** A daemon wrapper whose every start after the first waits a second: the restart is slow. */
+function slowRestart(sc) {
+  const slow = join(sc.dir, 'ephemerad-slow');
+  writeFileSync(slow, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then sleep 1; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
+  chmodSync(slow, 0o755);
+  return slow;
+}
+
 async function runWorkload(sc, { kills, writers, rounds, interval, budget = '1M', limit = ['--budget', budget], env = {} }) {
   const root = sc.sub('root');
   const out = sc.sub('out');
@@ -116,9 +129,8 @@ for i in range(12):
         f.write(body)
     want['f%d' % i] = body
 held = os.open(os.path.join(root, 'f11'), os.O_RDWR)
-kids = [p for p in os.listdir('/proc') if p.isdigit() and os.path.exists('/proc/%s/comm' % p)
-        and open('/proc/%s/comm' % p).read().strip() == 'ephemerad'
-        and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getppid())]
+from keeperproc import daemons  # test/fs/py, on PYTHONPATH
+kids = daemons()
 os.kill(int(kids[0]), signal.SIGKILL)
 time.sleep(1.5)
 os.pwrite(held, b'AFTER THE KILL', 100)
@@ -139,7 +151,7 @@ test('when no new daemon can start, the keeper writes every in-memory file to di
   chmodSync(wrapper, 0o755);
   const log = join(sc.dir, 'ephemerad.log');
   const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '256K', '--log', log, '--', PYTHON, '-c', NO_RESTART, root, out], {
-    env: { ...cleanEnv(), EPHEMERA_EPHEMERAD: wrapper }, cwd: sc.dir, timeoutMs: 50_000,
+    env: workloadEnv({ EPHEMERA_EPHEMERAD: wrapper }), cwd: sc.dir, timeoutMs: 50_000,
   });
   const err = r.stderr.toString();
   assert.equal(r.status, 5, `the run must exit with the command's status (5): ${describe(r)}`);
@@ -161,9 +173,8 @@ import os, signal, subprocess, sys, time
 root = sys.argv[1]
 with open(os.path.join(root, 'before'), 'w') as f:
     f.write('before')
-kids = [p for p in os.listdir('/proc') if p.isdigit() and os.path.exists('/proc/%s/comm' % p)
-        and open('/proc/%s/comm' % p).read().strip() == 'ephemerad'
-        and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getppid())]
+from keeperproc import daemons  # test/fs/py, on PYTHONPATH
+kids = daemons()
 os.kill(int(kids[0]), signal.SIGKILL)
 time.sleep(0.3)
 child = 'import os; f = open(os.path.join(%r, "late"), "w"); f.write("late"); f.close(); print(os.stat(os.path.join(%r, "late")).st_ino >= 1 << 44, open(os.path.join(%r, "before")).read())' % (root, root, root)
@@ -176,11 +187,9 @@ test('a process started while the new daemon starts waits for it and is served f
   requireBuilt(EPHEMERA, SHIM, DAEMON);
   const sc = scratch('keeper-late');
   const root = sc.sub('root');
-  const slow = join(sc.dir, 'ephemerad-slow');
-  writeFileSync(slow, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then sleep 1; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
-  chmodSync(slow, 0o755);
+  const slow = slowRestart(sc);
   const r = await run(EPHEMERA, ['run', '--root', root, '--', PYTHON, '-c', LATE_START, root], {
-    env: { ...cleanEnv(), EPHEMERA_EPHEMERAD: slow }, cwd: sc.dir, timeoutMs: 50_000,
+    env: workloadEnv({ EPHEMERA_EPHEMERAD: slow }), cwd: sc.dir, timeoutMs: 50_000,
   });
   assert.equal(r.status, 0, `the late process must see the old file and make its new one in memory: ${describe(r)}`);
   assert.equal(readFileSync(join(root, 'late'), 'utf8'), 'late');
@@ -217,11 +226,7 @@ def pooled_fds():
                         capture_output=True, text=True, timeout=10).stdout
     return sum(1 for line in ls.splitlines()
                if line.endswith('/memfd:ephemera (deleted)') and int(line.split(' -> ')[0].split()[-1]) >= 640)
-def daemons():
-    return [int(p) for p in os.listdir('/proc') if p.isdigit() and os.path.exists('/proc/%s/comm' % p)
-            and open('/proc/%s/comm' % p).read().strip() == 'ephemerad'
-            and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getppid())
-            and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[0] not in 'ZX']
+from keeperproc import daemons  # test/fs/py, on PYTHONPATH
 for i in range(3):
     make('before-%d' % i)
 if pooled_fds():
@@ -254,11 +259,9 @@ test('files made from a pool lent without fds survive a kill, and its slots make
   const out = sc.sub('out');
   const log = join(sc.dir, 'ephemerad.log');
   // The new daemon starts 1 s late, so the first create after the kill meets the dead daemon's fds.
-  const slow = join(sc.dir, 'ephemerad-slow');
-  writeFileSync(slow, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then sleep 1; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
-  chmodSync(slow, 0o755);
+  const slow = slowRestart(sc);
   const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '64M', '--log', log, '--', PYTHON, '-c', NOFDS, root, out], {
-    env: { ...cleanEnv(), EPHEMERA_EPHEMERAD: slow }, cwd: sc.dir, timeoutMs: 50_000,
+    env: workloadEnv({ EPHEMERA_EPHEMERAD: slow }), cwd: sc.dir, timeoutMs: 50_000,
   });
   assert.equal(r.status, 6, `every file in memory and readable across the kill, the pool still without fds: ${describe(r)}`);
   const logText = readFileSync(log, 'utf8');
@@ -296,11 +299,7 @@ def check(name):
         return
     if got != want[name]:
         bad.append('%s: %d bytes read back, %d written' % (name, len(got), len(want[name])))
-def daemons():
-    return [int(p) for p in os.listdir('/proc') if p.isdigit() and os.path.exists('/proc/%s/comm' % p)
-            and open('/proc/%s/comm' % p).read().strip() == 'ephemerad'
-            and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getppid())
-            and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[0] not in 'ZX']
+from keeperproc import daemons  # test/fs/py, on PYTHONPATH
 def until(cond, what, seconds):
     end = time.time() + seconds
     while not cond():
@@ -352,7 +351,7 @@ test('a takeover while a shim\'s create is half applied keeps that file\'s slot 
   const out = sc.sub('out');
   const log = join(sc.dir, 'ephemerad.log');
   const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '64M', '--log', log, '--', PYTHON, '-c', HALF_CREATE, root, out, FAULTS, log], {
-    env: cleanEnv(), cwd: sc.dir, timeoutMs: 80_000,
+    env: workloadEnv(), cwd: sc.dir, timeoutMs: 80_000,
   });
   const logText = readFileSync(log, 'utf8');
   assert.equal(r.status, 6, `the file made across the takeover, and every other, read back whole: ${describe(r)}\n${logText.slice(-3000)}`);
@@ -381,11 +380,7 @@ def make(name):
     with open(os.path.join(root, name), 'wb') as f:
         f.write(body(name))
     want[name] = body(name)
-def daemons():
-    return [int(p) for p in os.listdir('/proc') if p.isdigit() and os.path.exists('/proc/%s/comm' % p)
-            and open('/proc/%s/comm' % p).read().strip() == 'ephemerad'
-            and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getppid())
-            and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[0] not in 'ZX']
+from keeperproc import daemons  # test/fs/py, on PYTHONPATH
 for i in range(100):
     make('gone-%d' % i)
 make('kept')
@@ -432,11 +427,9 @@ test('files freed during a takeover give the new daemon memfds it keeps for the 
   const root = sc.sub('root');
   const out = sc.sub('out');
   const log = join(sc.dir, 'ephemerad.log');
-  const slow = join(sc.dir, 'ephemerad-slow');
-  writeFileSync(slow, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then sleep 1; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
-  chmodSync(slow, 0o755);
+  const slow = slowRestart(sc);
   const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '64M', '--log', log, '--', PYTHON, '-c', FREED_IN_TAKEOVER, root, out], {
-    env: { ...cleanEnv(), EPHEMERA_EPHEMERAD: slow }, cwd: sc.dir, timeoutMs: 50_000,
+    env: workloadEnv({ EPHEMERA_EPHEMERAD: slow }), cwd: sc.dir, timeoutMs: 50_000,
   });
   const logText = readFileSync(log, 'utf8');
   assert.equal(r.status, 6, `every file made after the takeover read back whole: ${describe(r)}\n${logText.slice(-3000)}`);
