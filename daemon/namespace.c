@@ -183,7 +183,9 @@ void ns_adopt_slots(void)
     ns_nfree = 0;
     for (uint32_t i = ns_hwm(); i-- > 0;) {
         struct eph_inode *in = &D.inodes[i];
-        if (atomic_load(&in->state) == EPH_FREE && !atomic_load(&in->lent_to))
+        /* A free slot has no memfd (ns_free; takeover_repair, under the lock, takes a dead
+         * daemon's unfinished lend's away): one with a memfd is a shim's create half applied. */
+        if (atomic_load(&in->state) == EPH_FREE && !atomic_load(&in->lent_to) && in->mem_fd < 0)
             ns_freelist[ns_nfree++] = i;
         else if (in->path[0] && ephd_root_of(in->path) >= 0)
             D.inode_root[i] = (uint8_t)ephd_root_of(in->path);
@@ -197,6 +199,7 @@ static int ns_alloc_slot(void)
     uint32_t hwm = ns_hwm();
     if (hwm >= D.h->ninodes)
         return -1;
+    D.inodes[hwm].mem_fd = D.inodes[hwm].disk_fd = -1; /* a free slot has no fds (ns_adopt_slots) */
     atomic_store_explicit(&D.h->inode_hwm, hwm + 1, memory_order_release);
     return (int)hwm;
 }
@@ -774,6 +777,12 @@ void ns_pool_restock(void)
         e[n++] = (struct eph_keeper_entry){.fd = fd, .kind = EPH_KEEP_MEM};
     }
     keeper_hold(e, n);
+}
+
+const int *ns_stock_fds(int *n)
+{
+    *n = ns_nstock;
+    return ns_stock;
 }
 
 /*

@@ -34,6 +34,8 @@ int ns_pool_lend(int32_t pid, int want, struct eph_pool_entry *out, int *fds);
 int ns_pool_take_back(int32_t pid, int only_dead);
 /* Make memfds ahead of time, off the callers' path. */
 void ns_pool_restock(void);
+/* The memfds in stock (n of them): made ahead, or a freed file's kept for the next. */
+const int *ns_stock_fds(int *n);
 /* Free the files shims unlinked, if any shim said so (reclaim_pending). */
 void ns_reclaim(void);
 

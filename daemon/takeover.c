@@ -128,8 +128,14 @@ void takeover_repair(void)
     for (uint32_t i = 0; i < hwm; i++) {
         struct eph_inode *in = &D.inodes[i];
         uint32_t st = atomic_load(&in->state);
-        if (st == EPH_FREE)
+        if (st == EPH_FREE) {
+            /* Free, lent to nobody, yet with a memfd: with the lock held no shim is inside a
+             * record, so the dead daemon was killed inside a lend or a create of its own before
+             * the slot was lent or a file.  The memfd goes with the rest of its stock. */
+            if (locked && in->mem_fd >= 0 && !atomic_load(&in->lent_to))
+                in->mem_fd = -1;
             continue;
+        }
         if (atomic_load(&in->lock.word) != 0) {
             ns_lock(i);
             eph_unlock(&in->lock);
@@ -164,9 +170,12 @@ void takeover_repair(void)
     atomic_store(&c->bytes_in_memory, bytes);
     eph_atomic_max(&c->files_in_memory_peak, files);
     eph_atomic_max(&c->bytes_in_memory_peak, bytes);
+    /* Which slots are free is read under the lock: a shim's create from a lent slot clears
+     * lent_to before it sets the state, so outside it a slot can look free and lent to nobody
+     * while it becomes a file (ns_adopt_slots leaves such a slot alone when we have no lock). */
+    ns_adopt_slots();
     if (locked)
         nsl_exit();
-    ns_adopt_slots();
     atomic_fetch_add(&h->takeovers, 1);
     log_msg(lost ? LOG_ERR : LOG_INFO,
             "takeover of the region of pid %d: %llu files in memory (%llu bytes), %llu on disk, %llu evictions undone, "
@@ -184,16 +193,29 @@ void takeover_adopt_fds(void)
             maxfd = tk_entries[i].fd;
     uint8_t *named = calloc((size_t)maxfd + 1, 1);
     uint32_t hwm = atomic_load(&D.h->inode_hwm);
+    /* Every slot's memfd is named, whatever its state: a freed slot has none (ns_free), and the
+     * one state pair that says "free and lent to nobody" while a memfd is in use is a shim's
+     * create from a lent slot half applied (lent_to cleared, state not yet MEM), which shims make
+     * without us at any time, the lock no help when its holder is stopped.  Closing that memfd
+     * here lost the file: the keeper dropped its copy, and CREATE answered with a closed fd. */
     for (uint32_t i = 0; named && i < hwm; i++) {
         struct eph_inode *in = &D.inodes[i];
         uint32_t st = atomic_load(&in->state);
-        if (st == EPH_FREE && !atomic_load(&in->lent_to))
-            continue;
         if (in->mem_fd >= 0 && in->mem_fd <= maxfd)
             named[in->mem_fd] = 1;
         if (st == EPH_DISK && in->disk_fd >= 0 && in->disk_fd <= maxfd)
             named[in->disk_fd] = 1;
     }
+    /* And the stock's: a file freed since the takeover began (the collection of unlinked,
+     * unopened files that ns_check runs after takeover_repair: files shims unlinked while no
+     * daemon ran) left its memfd there, for the next file.  Closed here, it became that file's
+     * closed fd (a CREATE answered with EBADF), or a number the kernel gave to the next fd we
+     * opened, whose bytes the next file then shared. */
+    int nstock = 0;
+    const int *stock = ns_stock_fds(&nstock);
+    for (int k = 0; named && k < nstock; k++)
+        if (stock[k] >= 0 && stock[k] <= maxfd)
+            named[stock[k]] = 1;
     int ledgers = 0, closed = 0;
     for (size_t i = 0; i < tk_n; i++) {
         struct eph_keeper_entry *e = &tk_entries[i];

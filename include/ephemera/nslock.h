@@ -283,7 +283,8 @@ static inline void eph_j_apply_op(struct eph_shm_header *h, const struct eph_jop
 }
 
 /* A test hook of the fault builds: EPHEMERA_NS_STALL=<point> stops the process
- * (SIGSTOP) at that point of a change, lock held, for a test to kill it. */
+ * (SIGSTOP) at that point of a change, lock held, for a test to kill it (or, for
+ * "last", to keep it there while another process looks at the region). */
 static inline void eph_ns_stall(const char *point)
 {
 #ifdef EPH_FAULTS
@@ -303,6 +304,8 @@ static inline void eph_j_commit(struct eph_shm_header *h)
     atomic_store_explicit(&j->state, EPH_J_COMMITTED, memory_order_seq_cst);
     eph_ns_seq_begin(h);
     for (uint32_t k = 0; k < j->n; k++) {
+        if (k > 0 && k + 1 == j->n)
+            eph_ns_stall("last"); /* all but the last store applied: a create's slot still FREE */
         eph_j_apply_op(h, &j->op[k]);
         if (k == 0)
             eph_ns_stall("applying");

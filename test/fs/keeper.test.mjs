@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { DAEMON, EPHEMERA, PYTHON, REPO, SHIM, cleanEnv, describe, requireBuilt, run, scratch } from './lib/harness.mjs';
+import { DAEMON, EPHEMERA, PYTHON, REPO, SHIM, TEST_BIN, cleanEnv, describe, requireBuilt, run, scratch } from './lib/harness.mjs';
 
 const WORKLOAD = join(REPO, 'test/fs/py/killed_daemon.py');
 
@@ -30,6 +30,19 @@ function assertDiskMatches(root, want, what) {
   assert.deepEqual(have, Object.keys(want).sort(), `${what}: the names in the root differ from the workload's`);
   const wrong = have.filter((n) => sha(readFileSync(join(root, n))) !== want[n]);
   assert.deepEqual(wrong, [], `${what}: files whose bytes differ from what the workload wrote`);
+}
+
+/** The environment of an inline workload: its `from keeperproc import daemons` (test/fs/py). */
+function workloadEnv(extra = {}) {
+  return { ...cleanEnv(), PYTHONPATH: join(REPO, 'test/fs/py'), ...extra };
+}
+
+/** A daemon wrapper whose every start after the first waits a second: the restart is slow. */
+function slowRestart(sc) {
+  const slow = join(sc.dir, 'ephemerad-slow');
+  writeFileSync(slow, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then sleep 1; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
+  chmodSync(slow, 0o755);
+  return slow;
 }
 
 async function runWorkload(sc, { kills, writers, rounds, interval, budget = '1M', limit = ['--budget', budget], env = {} }) {
@@ -116,9 +129,8 @@ for i in range(12):
         f.write(body)
     want['f%d' % i] = body
 held = os.open(os.path.join(root, 'f11'), os.O_RDWR)
-kids = [p for p in os.listdir('/proc') if p.isdigit() and os.path.exists('/proc/%s/comm' % p)
-        and open('/proc/%s/comm' % p).read().strip() == 'ephemerad'
-        and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getppid())]
+from keeperproc import daemons  # test/fs/py, on PYTHONPATH
+kids = daemons()
 os.kill(int(kids[0]), signal.SIGKILL)
 time.sleep(1.5)
 os.pwrite(held, b'AFTER THE KILL', 100)
@@ -139,7 +151,7 @@ test('when no new daemon can start, the keeper writes every in-memory file to di
   chmodSync(wrapper, 0o755);
   const log = join(sc.dir, 'ephemerad.log');
   const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '256K', '--log', log, '--', PYTHON, '-c', NO_RESTART, root, out], {
-    env: { ...cleanEnv(), EPHEMERA_EPHEMERAD: wrapper }, cwd: sc.dir, timeoutMs: 50_000,
+    env: workloadEnv({ EPHEMERA_EPHEMERAD: wrapper }), cwd: sc.dir, timeoutMs: 50_000,
   });
   const err = r.stderr.toString();
   assert.equal(r.status, 5, `the run must exit with the command's status (5): ${describe(r)}`);
@@ -161,9 +173,8 @@ import os, signal, subprocess, sys, time
 root = sys.argv[1]
 with open(os.path.join(root, 'before'), 'w') as f:
     f.write('before')
-kids = [p for p in os.listdir('/proc') if p.isdigit() and os.path.exists('/proc/%s/comm' % p)
-        and open('/proc/%s/comm' % p).read().strip() == 'ephemerad'
-        and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getppid())]
+from keeperproc import daemons  # test/fs/py, on PYTHONPATH
+kids = daemons()
 os.kill(int(kids[0]), signal.SIGKILL)
 time.sleep(0.3)
 child = 'import os; f = open(os.path.join(%r, "late"), "w"); f.write("late"); f.close(); print(os.stat(os.path.join(%r, "late")).st_ino >= 1 << 44, open(os.path.join(%r, "before")).read())' % (root, root, root)
@@ -176,11 +187,9 @@ test('a process started while the new daemon starts waits for it and is served f
   requireBuilt(EPHEMERA, SHIM, DAEMON);
   const sc = scratch('keeper-late');
   const root = sc.sub('root');
-  const slow = join(sc.dir, 'ephemerad-slow');
-  writeFileSync(slow, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then sleep 1; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
-  chmodSync(slow, 0o755);
+  const slow = slowRestart(sc);
   const r = await run(EPHEMERA, ['run', '--root', root, '--', PYTHON, '-c', LATE_START, root], {
-    env: { ...cleanEnv(), EPHEMERA_EPHEMERAD: slow }, cwd: sc.dir, timeoutMs: 50_000,
+    env: workloadEnv({ EPHEMERA_EPHEMERAD: slow }), cwd: sc.dir, timeoutMs: 50_000,
   });
   assert.equal(r.status, 0, `the late process must see the old file and make its new one in memory: ${describe(r)}`);
   assert.equal(readFileSync(join(root, 'late'), 'utf8'), 'late');
@@ -217,11 +226,7 @@ def pooled_fds():
                         capture_output=True, text=True, timeout=10).stdout
     return sum(1 for line in ls.splitlines()
                if line.endswith('/memfd:ephemera (deleted)') and int(line.split(' -> ')[0].split()[-1]) >= 640)
-def daemons():
-    return [int(p) for p in os.listdir('/proc') if p.isdigit() and os.path.exists('/proc/%s/comm' % p)
-            and open('/proc/%s/comm' % p).read().strip() == 'ephemerad'
-            and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getppid())
-            and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[0] not in 'ZX']
+from keeperproc import daemons  # test/fs/py, on PYTHONPATH
 for i in range(3):
     make('before-%d' % i)
 if pooled_fds():
@@ -254,11 +259,9 @@ test('files made from a pool lent without fds survive a kill, and its slots make
   const out = sc.sub('out');
   const log = join(sc.dir, 'ephemerad.log');
   // The new daemon starts 1 s late, so the first create after the kill meets the dead daemon's fds.
-  const slow = join(sc.dir, 'ephemerad-slow');
-  writeFileSync(slow, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then sleep 1; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
-  chmodSync(slow, 0o755);
+  const slow = slowRestart(sc);
   const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '64M', '--log', log, '--', PYTHON, '-c', NOFDS, root, out], {
-    env: { ...cleanEnv(), EPHEMERA_EPHEMERAD: slow }, cwd: sc.dir, timeoutMs: 50_000,
+    env: workloadEnv({ EPHEMERA_EPHEMERAD: slow }), cwd: sc.dir, timeoutMs: 50_000,
   });
   assert.equal(r.status, 6, `every file in memory and readable across the kill, the pool still without fds: ${describe(r)}`);
   const logText = readFileSync(log, 'utf8');
@@ -348,3 +351,172 @@ for (const mode of ['restart', 'no-restart']) {
     sc.done();
   });
 }
+
+// A shim makes a file from a slot the daemon lent it by one record under the namespace lock, whose
+// stores clear the slot's lent_to before they set its state to MEM (shim/nsfast.c).  A daemon that
+// takes the region over while such a record is half applied must not take the slot for a free one
+// nor close its memfd as one that nothing names: that lost the file (the takeover flake of the case
+// above).  The fault build of the shim stops the create there ("last": every store of the record
+// but the state's) while the daemon is killed; the new one waits out the stopped holder of the lock
+// (5 s) and takes over without it; then the create goes on.
+const HALF_CREATE = `
+import ctypes, hashlib, json, os, signal, sys, time
+root, out, faults, log = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+IN_MEMORY = 1 << 44
+want, bad = {}, []
+def body(name):
+    return hashlib.sha256(name.encode()).digest() * (500 + len(name) * 40)
+def make(name):
+    with open(os.path.join(root, name), 'wb') as f:
+        f.write(body(name))
+    want[name] = body(name)
+    if os.stat(os.path.join(root, name)).st_ino < IN_MEMORY:
+        bad.append('%s: not in memory' % name)
+def check(name):
+    try:
+        with open(os.path.join(root, name), 'rb') as f:
+            got = f.read()
+    except OSError as e:
+        bad.append('%s: %s' % (name, e))
+        return
+    if got != want[name]:
+        bad.append('%s: %d bytes read back, %d written' % (name, len(got), len(want[name])))
+from keeperproc import daemons  # test/fs/py, on PYTHONPATH
+def until(cond, what, seconds):
+    end = time.time() + seconds
+    while not cond():
+        if time.time() > end:
+            print(what, flush=True)
+            sys.exit(3)
+        time.sleep(0.02)
+def stopped(pid):
+    with open('/proc/%d/stat' % pid) as f:
+        return f.read().rsplit(')', 1)[1].split()[0] in 'tT'
+for i in range(3):
+    make('before-%d' % i)
+old = daemons()[0]
+victim_code = 'import sys; f = open(sys.argv[1], "wb"); f.write(bytes.fromhex(sys.argv[2])); f.close()'
+env = dict(os.environ, LD_PRELOAD=faults, EPHEMERA_LIB=faults, EPHEMERA_NS_STALL='last')
+# Our shim's execve would put its own library first in LD_PRELOAD: the raw system call does not.
+argv = [sys.executable, '-c', victim_code, os.path.join(root, 'victim'), body('victim').hex()]
+c_argv = (ctypes.c_char_p * (len(argv) + 1))(*[a.encode() for a in argv], None)
+c_env = (ctypes.c_char_p * (len(env) + 1))(*[('%s=%s' % kv).encode() for kv in env.items()], None)
+victim_pid = os.fork()
+if victim_pid == 0:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall(59, argv[0].encode(), c_argv, c_env)  # SYS_execve
+    os._exit(127)
+until(lambda: stopped(victim_pid), 'the create did not stop inside its record', 20)
+os.kill(old, signal.SIGKILL)
+until(lambda: 'took the region over' in open(log).read(), 'no takeover within 30 s', 30)
+os.kill(victim_pid, signal.SIGCONT)
+ended = []
+until(lambda: ended or ended.extend(p for p in [os.waitpid(victim_pid, os.WNOHANG)] if p[0] == victim_pid), 'the create did not end within 30 s', 30)
+if ended[0][1] != 0:
+    bad.append('the create ended with wait status %d' % ended[0][1])
+want['victim'] = body('victim')
+for i in range(3):
+    make('after-%d' % i)
+for name in sorted(want):
+    check(name)
+with open(os.path.join(out, 'expect.json'), 'w') as f:
+    json.dump({k: hashlib.sha256(v).hexdigest() for k, v in want.items()}, f)
+print('\\n'.join(bad))
+sys.exit(3 if bad else 6)
+`;
+
+test('a takeover while a shim\'s create is half applied keeps that file\'s slot and memfd', { timeout: 90_000 }, async () => {
+  const FAULTS = join(TEST_BIN, 'libephemera-faults.so');
+  requireBuilt(EPHEMERA, SHIM, DAEMON, FAULTS);
+  const sc = scratch('keeper-halfcreate');
+  const root = sc.sub('root');
+  const out = sc.sub('out');
+  const log = join(sc.dir, 'ephemerad.log');
+  const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '64M', '--log', log, '--', PYTHON, '-c', HALF_CREATE, root, out, FAULTS, log], {
+    env: workloadEnv(), cwd: sc.dir, timeoutMs: 80_000,
+  });
+  const logText = readFileSync(log, 'utf8');
+  assert.equal(r.status, 6, `the file made across the takeover, and every other, read back whole: ${describe(r)}\n${logText.slice(-3000)}`);
+  assert.match(logText, /takeover of the region of pid \d+: .* 0 lost/, `a takeover, nothing lost:\n${logText.slice(-3000)}`);
+  assert.doesNotMatch(logText, /reply failed/, 'every answer reached its shim');
+  assert.match(logText, /shutdown: wrote \d+ in-memory files back to disk, 0 could not be written/);
+  assertDiskMatches(root, expected(out), 'after the takeover');
+  sc.done();
+});
+
+// Files unlinked by shims while no daemon runs are freed by the new one during its takeover (the
+// collection of ns_check), and their memfds go to its stock for the next files.  The takeover must
+// not then close them as copies nothing names: the next CREATE was answered with a closed fd
+// (`reply failed (Bad file descriptor)`) and the file made from it lost (the takeover flake of the
+// three-kill case).  A hundred small files keep the stock above its low mark, so the first files
+// after the restart are made from those memfds; some are anonymous (O_TMPFILE, a CREATE in the
+// daemon), the rest named (the pool).
+const FREED_IN_TAKEOVER = `
+import hashlib, json, os, signal, sys, time
+root, out = sys.argv[1], sys.argv[2]
+IN_MEMORY = 1 << 44
+want, bad = {}, []
+def body(name):
+    return hashlib.sha256(name.encode()).digest() * (100 + len(name) * 10)
+def make(name):
+    with open(os.path.join(root, name), 'wb') as f:
+        f.write(body(name))
+    want[name] = body(name)
+from keeperproc import daemons  # test/fs/py, on PYTHONPATH
+for i in range(100):
+    make('gone-%d' % i)
+make('kept')
+old = daemons()[0]
+os.kill(old, signal.SIGKILL)
+time.sleep(0.2)  # dead, and the new daemon not up yet (its start takes 1 s here)
+for i in range(100):
+    os.unlink(os.path.join(root, 'gone-%d' % i))
+    del want['gone-%d' % i]
+end = time.time() + 20
+while time.time() < end and not [p for p in daemons() if p != old]:
+    time.sleep(0.01)
+for i in range(40):
+    try:
+        fd = os.open(root, os.O_TMPFILE | os.O_RDWR, 0o600)
+        b = body('anon-%d' % i)
+        os.write(fd, b)
+        if os.pread(fd, len(b) + 1, 0) != b:
+            bad.append('anon-%d: wrong bytes' % i)
+        os.close(fd)
+    except OSError as e:
+        bad.append('anon-%d: %s' % (i, e))
+for i in range(60):
+    try:
+        make('after-%d' % i)
+    except OSError as e:
+        bad.append('after-%d: %s' % (i, e))
+for name in sorted(want):
+    try:
+        with open(os.path.join(root, name), 'rb') as f:
+            if f.read() != want[name]:
+                bad.append('%s: wrong bytes' % name)
+    except OSError as e:
+        bad.append('%s: %s' % (name, e))
+with open(os.path.join(out, 'expect.json'), 'w') as f:
+    json.dump({k: hashlib.sha256(v).hexdigest() for k, v in want.items()}, f)
+print('\\n'.join(bad[:10]))
+sys.exit(3 if bad else 6)
+`;
+
+test('files freed during a takeover give the new daemon memfds it keeps for the next files', { timeout: 60_000 }, async () => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const sc = scratch('keeper-freed');
+  const root = sc.sub('root');
+  const out = sc.sub('out');
+  const log = join(sc.dir, 'ephemerad.log');
+  const slow = slowRestart(sc);
+  const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '64M', '--log', log, '--', PYTHON, '-c', FREED_IN_TAKEOVER, root, out], {
+    env: workloadEnv({ EPHEMERA_EPHEMERAD: slow }), cwd: sc.dir, timeoutMs: 50_000,
+  });
+  const logText = readFileSync(log, 'utf8');
+  assert.equal(r.status, 6, `every file made after the takeover read back whole: ${describe(r)}\n${logText.slice(-3000)}`);
+  assert.match(logText, /takeover of the region of pid \d+: .* 0 lost/, `a takeover, nothing lost:\n${logText.slice(-3000)}`);
+  assert.doesNotMatch(logText, /reply failed/, 'every answer reached its shim');
+  assertDiskMatches(root, expected(out), 'after the takeover');
+  sc.done();
+});
