@@ -435,34 +435,35 @@ static void fill_holes(struct eph_inode *ino, int fd, uint64_t off, uint64_t end
     sys.fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(end - off));
 }
 
-int fp_fallocate(int fd, int mode, off_t off, off_t len)
+/*
+ * fallocate on the memfd.  Returns 0, -errno, or 1 when the inode left memory:
+ * its size and pages are then the disk file's, and the caller retries there.
+ * Every branch checks the state under ino->lock (which MEM->MOVING takes), so
+ * none can act on the memfd or the in-memory size of a file evicted since its
+ * fd last looked (a posix_fallocate that grows a file another description had
+ * truncated on disk would otherwise compare with the stale in-memory size and
+ * grow nothing).
+ */
+static int falloc_mem(int fd, struct eph_desc *d, int mode, off_t off, off_t len)
 {
-    struct eph_desc *d = fp_desc(fd);
-    if (off < 0 || len <= 0)
-        return -EINVAL;
-    if ((atomic_load(&d->flags) & O_ACCMODE) == O_RDONLY)
-        return -EBADF;
-    if (ft_fds[fd].flags & FT_DISK) {
-        if (sys.fallocate(fd, mode, off, len) < 0)
-            return -errno;
-        db_changed(fd, 1);
-        return 0;
-    }
     struct eph_inode *ino = fp_inode_of(d);
     uint64_t end = (uint64_t)off + (uint64_t)len;
     if (mode == 0 || mode == FALLOC_FL_KEEP_SIZE) {
         /* tmpfs stamps the times even when nothing grows */
+        eph_lock(&ino->lock);
+        if (atomic_load(&ino->state) != EPH_MEM) {
+            eph_unlock(&ino->lock);
+            return 1;
+        }
         if (mode == FALLOC_FL_KEEP_SIZE || end <= atomic_load(&ino->size)) {
-            eph_lock(&ino->lock);
             fp_touch_mtime(ino);
             fp_write_setid(ino);
             fill_holes(ino, fd, (uint64_t)off, end);
             eph_unlock(&ino->lock);
             return 0;
         }
+        eph_unlock(&ino->lock);
         int r = set_size(ino, d->inode, fd, end, 1);
-        if (r == 1)
-            return fp_settle(fd) < 0 ? -EIO : (sys.fallocate(fd, mode, off, len) < 0 ? -errno : 0);
         if (r == 0) {
             eph_lock(&ino->lock);
             fill_holes(ino, fd, (uint64_t)off, end);
@@ -470,10 +471,14 @@ int fp_fallocate(int fd, int mode, off_t off, off_t len)
         }
         return r;
     }
+    eph_lock(&ino->lock);
+    if (atomic_load(&ino->state) != EPH_MEM) {
+        eph_unlock(&ino->lock);
+        return 1;
+    }
+    int r = 0;
     if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
-        eph_lock(&ino->lock);
         uint64_t cap = atomic_load(&ino->capacity);
-        int r = 0;
         if ((uint64_t)off < cap)
             r = sys.fallocate(fd, mode, off, (off_t)(end > cap ? cap - (uint64_t)off : (uint64_t)len)) < 0 ? -errno : 0;
         if (r == 0 && fp_round_up((uint64_t)off, FP_PAGE) < (end & ~(FP_PAGE - 1)) &&
@@ -483,11 +488,35 @@ int fp_fallocate(int fd, int mode, off_t off, off_t len)
             fp_touch_mtime(ino);
             fp_write_setid(ino);
         }
-        eph_unlock(&ino->lock);
-        return r;
+    } else {
+        /* Other modes: the memfd is shmem like tmpfs, so it gives tmpfs's answer. */
+        r = sys.fallocate(fd, mode, off, len) < 0 ? -errno : 0;
     }
-    /* Other modes: the memfd is shmem like tmpfs, so it gives tmpfs's answer. */
-    return sys.fallocate(fd, mode, off, len) < 0 ? -errno : 0;
+    eph_unlock(&ino->lock);
+    return r;
+}
+
+int fp_fallocate(int fd, int mode, off_t off, off_t len)
+{
+    struct eph_desc *d = fp_desc(fd);
+    if (off < 0 || len <= 0)
+        return -EINVAL;
+    if ((atomic_load(&d->flags) & O_ACCMODE) == O_RDONLY)
+        return -EBADF;
+    for (;;) {
+        if (ft_fds[fd].flags & FT_DISK) {
+            if (sys.fallocate(fd, mode, off, len) < 0)
+                return -errno;
+            db_changed(fd, 1);
+            return 0;
+        }
+        int r = falloc_mem(fd, d, mode, off, len);
+        if (r != 1)
+            return r;
+        r = fp_settle(fd); /* 1: fd is the disk file now; 0: back in memory (retry there) */
+        if (r < 0)
+            return r;
+    }
 }
 
 /* ---- handing the file to the kernel ------------------------------------ */

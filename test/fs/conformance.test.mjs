@@ -415,6 +415,47 @@ test("another user's open file that moved to disk: its fd reads, writes, maps an
   assert.ok(stats.evictions >= 1, `the file never moved to disk (evictions=${stats.evictions}): the test proved nothing`);
 });
 
+// fallocate through a description that has not touched its file since the file moved to disk
+// (difftest seed 3001, single-evicting, op 35862: an fstat showed 0 where tmpfs showed 24044).
+// The shim compared the fallocate's end with the in-memory size the file had when it left, so a
+// posix_fallocate that grew the file (which another open had truncated on disk) did nothing, and a
+// punched hole went to the memfd rather than the disk file.
+const EVICTED_FALLOCATE = String.raw`import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+d = sys.argv[1]; os.chdir(d)
+s = os.open('small', os.O_RDWR | os.O_CREAT, 0o600)  # the harness wants most I/O from memory
+for i in range(20):
+    os.pwrite(s, b'a' * 100, 0); assert os.pread(s, 100, 0) == b'a' * 100
+os.close(s)
+def fresh(p):
+    keep = os.open(p, os.O_RDWR | os.O_CREAT, 0o600)  # a description that only looks
+    w = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(w, b'y' * 30000)                          # in memory: 30000 bytes under a 64 KiB budget
+    assert os.pread(keep, 4, 0) == b'yyyy'
+    os.pwrite(keep, b'x' * 300000, 30000)              # past the budget: the file moves to disk
+    return keep, w                                     # w has not touched the file since
+# Grow: another open truncates the disk file; a posix_fallocate through w to 24044 (below the
+# 30000 the file had in memory) must grow it, as every description sees.
+keep, w = fresh('grow')
+t = os.open('grow', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
+os.posix_fallocate(w, 1, 24043)
+print('grow: fstat', os.fstat(keep).st_size, os.fstat(t).st_size, 'stat', os.stat('grow').st_size)
+for fd in (keep, w, t): os.close(fd)
+# Punch: a hole punched through w must show in the disk file's bytes.
+keep, w = fresh('punch')
+if libc.fallocate(w, 3, ctypes.c_long(0), ctypes.c_long(8192)) < 0:  # PUNCH_HOLE | KEEP_SIZE
+    raise OSError(ctypes.get_errno(), 'fallocate')
+b = os.pread(keep, 10000, 0)
+print('punch: size', os.fstat(keep).st_size, 'zeros', b.count(0), 'y', b.count(b'y'))
+for fd in (keep, w): os.close(fd)
+print('evicted-size ok')
+`;
+
+test('fallocate through a description left behind by a move to disk acts on the disk file', { timeout: 60_000 }, async (t) => {
+  const { stats } = await sameOnTmpfsAndShim(t, 'evicted-fallocate', '', { ...py(EVICTED_FALLOCATE), budget: 65536 });
+  assert.ok(stats.evictions >= 2, `the files never moved to disk (evictions=${stats.evictions}): the test proved nothing`);
+});
+
 // Renaming a file onto another name of the same file succeeds before any permission check (the
 // kernel's vfs_rename: source == target); the shim checked write permission on the directories
 // first and said EACCES (soak seed 880106753, "t8/u1001:22 rename a/f3 f4").  uid 1001 may write
