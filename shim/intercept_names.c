@@ -465,10 +465,13 @@ static int made_mdir(int r, const char *abs)
  * "hidden-mkdir").  The kernel's answers and their order are unchanged: a name in memory is EEXIST
  * before any of the kernel's checks, as it was.
  */
-enum make_kind { MAKE_DIR, MAKE_SYMLINK };
+enum make_kind { MAKE_DIR, MAKE_SYMLINK, MAKE_NODE };
 
 static int make_real(enum make_kind kind, int dirfd, const char *path, mode_t mode, const char *target)
 {
+    if (kind == MAKE_NODE) /* target: the device number's place */
+        return REAL(mknodat) ? REAL(mknodat)(dirfd, path, mode, *(const dev_t *)(const void *)target)
+                             : (int)syscall(SYS_mknodat, dirfd, path, mode, *(const dev_t *)(const void *)target);
     return kind == MAKE_DIR ? REAL(mkdirat)(dirfd, path, mode) : REAL(symlinkat)(target, dirfd, path);
 }
 
@@ -534,6 +537,29 @@ SH_EXPORT int symlinkat(const char *target, int dirfd, const char *path)
 {
     nsd_symlink(dirfd, path);
     return make_name(MAKE_SYMLINK, dirfd, path, 0, target);
+}
+
+/* mknod and mkfifo (glibc's mkfifo calls its own mknodat, which no interposer sees) */
+SH_EXPORT int mknodat(int dirfd, const char *path, mode_t mode, dev_t dev)
+{
+    return make_name(MAKE_NODE, dirfd, path, mode, (const char *)(const void *)&dev);
+}
+
+SH_EXPORT int mknod(const char *path, mode_t mode, dev_t dev)
+{
+    return make_name(MAKE_NODE, AT_FDCWD, path, mode, (const char *)(const void *)&dev);
+}
+
+SH_EXPORT int mkfifoat(int dirfd, const char *path, mode_t mode)
+{
+    dev_t dev = 0;
+    return make_name(MAKE_NODE, dirfd, path, S_IFIFO | (mode & 07777), (const char *)(const void *)&dev);
+}
+
+SH_EXPORT int mkfifo(const char *path, mode_t mode)
+{
+    dev_t dev = 0;
+    return make_name(MAKE_NODE, AT_FDCWD, path, S_IFIFO | (mode & 07777), (const char *)(const void *)&dev);
 }
 
 /* readlink of an in-memory file: not a symlink (EINVAL), or ENOTDIR with a trailing slash. */

@@ -16,6 +16,7 @@
  *   ns_stress hiddenevict DIR [--seed S] [--kill-ms D] [--lag-ms L]  (the same, the other file evicted)
  *   ns_stress hiddenmkdir DIR [--seed S] [--kill-ms D] [--lag-ms L]   (bug hidden-mkdir alone, for D ms)
  *   ns_stress hiddensymlink DIR [--seed S] [--kill-ms D] [--lag-ms L] (bug hidden-symlink alone, for D ms)
+ *   ns_stress hiddenmkfifo DIR [--seed S] [--kill-ms D] [--lag-ms L]  (bug hidden-mkfifo alone, for D ms)
  *
  * Names.  Worker w (a thread; P processes of T threads each, forked before the threads start) owns
  * the names o<w>_0 .. o<w>_5, and every worker uses the shared names s0 .. s5.  A worker keeps a
@@ -1729,7 +1730,7 @@ static int mode_hiddencreate(int ms, int lag_ms, int evict)
 
 /*
  * A directory or a symlink made on disk while a file of the same name is made in memory: rounds in
- * which a child makes S with mkdir (kind 0) or symlink (kind 1), and this process (--lag-ms later,
+ * which a child makes S with mkdir (kind 0), symlink (kind 1) or mkfifo (kind 2), and this process (--lag-ms later,
  * or after a random spin) creates S with O_CREAT | O_EXCL.  On the kernel exactly one of the two
  * makes S, the other fails with EEXIST.  Under the shim the create goes to memory (nsf_create, S
  * was not on disk when it looked) and the child's call to the kernel (a symlink under the root
@@ -1740,7 +1741,8 @@ static int mode_hiddencreate(int ms, int lag_ms, int evict)
  */
 static int mode_hiddenmake(int ms, int lag_ms, int kind)
 {
-    const char *what = kind ? "hiddensymlink" : "hiddenmkdir";
+    static const char *const whats[] = {"hiddenmkdir", "hiddensymlink", "hiddenmkfifo"}, *const calls[] = {"mkdir", "symlink", "mkfifo"};
+    const char *what = whats[kind];
     char S[4200], L[4200];
     snprintf(S, sizeof S, "%s/S", dir);
     snprintf(L, sizeof L, "%s/L", dir);
@@ -1763,7 +1765,7 @@ static int mode_hiddenmake(int ms, int lag_ms, int kind)
                 _exit(0);
             for (volatile uint32_t i = 0, n = lag_ms ? 0 : below(&r, 30000); i < n; i++) {
             }
-            int rc = kind ? symlink("target", S) : mkdir(S, 0755);
+            int rc = kind == 2 ? mkfifo(S, 0644) : kind ? symlink("target", S) : mkdir(S, 0755);
             if (rc == 0)
                 atomic_store(&bar[3], round);
             else if (errno != EEXIST)
@@ -1799,7 +1801,7 @@ static int mode_hiddenmake(int ms, int lag_ms, int kind)
         rounds++;
         int theirs = atomic_load(&bar[3]) == round;
         if (made && theirs && ++hidden <= 3)
-            printf("round %ld: both the create and the %s made S\n", round, kind ? "symlink" : "mkdir");
+            printf("round %ld: both the create and the %s made S\n", round, calls[kind]);
         /* each removes what it made: a file or a symlink with unlink, a directory with rmdir */
         for (int i = 0; i < 4 && (unlink(S) == 0 || rmdir(S) == 0); i++) {
         }
@@ -1907,7 +1909,7 @@ static int mode_staledir(int ms, int lag_ms)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: ns_stress run|kill|check|clean|vanish|linkrace|hiddenlink|hiddenrename|staledir|hiddencreate|hiddenevict|hiddenmkdir|hiddensymlink DIR [--seed S] [--procs P] [--threads T] [--ops N]\n"
+    fprintf(stderr, "usage: ns_stress run|kill|check|clean|vanish|linkrace|hiddenlink|hiddenrename|staledir|hiddencreate|hiddenevict|hiddenmkdir|hiddensymlink|hiddenmkfifo DIR [--seed S] [--procs P] [--threads T] [--ops N]\n"
                     "         [--kill-ms D] [--workers W] [--partial-own] [--deadline-ms D] [--tolerate-known-bugs] [--lag-ms L]\n");
     return 2;
 }
@@ -1982,8 +1984,8 @@ int main(int argc, char **argv)
         return mode_staledir(kill_ms, (int)lag_ms);
     if (!strcmp(mode, "hiddencreate") || !strcmp(mode, "hiddenevict"))
         return mode_hiddencreate(kill_ms, (int)lag_ms, !strcmp(mode, "hiddenevict"));
-    if (!strcmp(mode, "hiddenmkdir") || !strcmp(mode, "hiddensymlink"))
-        return mode_hiddenmake(kill_ms, (int)lag_ms, !strcmp(mode, "hiddensymlink"));
+    if (!strcmp(mode, "hiddenmkdir") || !strcmp(mode, "hiddensymlink") || !strcmp(mode, "hiddenmkfifo"))
+        return mode_hiddenmake(kill_ms, (int)lag_ms, !strcmp(mode, "hiddenmkfifo") ? 2 : !strcmp(mode, "hiddensymlink"));
     /* the models start from nothing: a leftover name would be a wrong answer from the start */
     char **left;
     int nleft = list_dir(&left);
