@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "ephemera/shm.h"
@@ -245,7 +246,7 @@ static int placeholder_make(uint32_t idx, const char *sp, mode_t mode)
     char other[EPH_PATH_MAX];
     if (atomic_load(&sh.inodes[idx].link_head) && placeholder_other(idx, sp, other) && sys.link(other, sp) == 0)
         return 0;
-    return mknod(sp, S_IFREG | (mode & 0777), 0) < 0 && errno != EEXIST ? -1 : 0;
+    return (int)syscall(SYS_mknodat, AT_FDCWD, sp, S_IFREG | (mode & 0777), 0) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 /*
@@ -662,7 +663,7 @@ void ino_renamed(const char *a, const char *b)
         if (root && snprintf(limbo, sizeof limbo, "%s/limbo", root) < (int)sizeof limbo &&
             snprintf(p, sizeof p, "%s/%d.%u", limbo, getpid(), atomic_fetch_add(&limbo_seq, 1)) < (int)sizeof p) {
             sys.mkdir(limbo, 01777);
-            if ((isdir ? sys.mkdir(p, 0777) : mknod(p, S_IFREG | 0666, 0)) == 0 && sys.rename(p, sb) < 0) {
+            if ((isdir ? sys.mkdir(p, 0777) : (int)syscall(SYS_mknodat, AT_FDCWD, p, S_IFREG | 0666, 0)) == 0 && sys.rename(p, sb) < 0) {
                 if (isdir)
                     sys.rmdir(p);
                 else

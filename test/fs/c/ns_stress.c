@@ -14,6 +14,9 @@
  *   ns_stress staledir DIR [--kill-ms D] [--lag-ms L]   (bug stale-dir alone, for D ms)
  *   ns_stress hiddencreate DIR [--seed S] [--kill-ms D] [--lag-ms L] (bug hidden-create alone, for D ms)
  *   ns_stress hiddenevict DIR [--seed S] [--kill-ms D] [--lag-ms L]  (the same, the other file evicted)
+ *   ns_stress hiddenmkdir DIR [--seed S] [--kill-ms D] [--lag-ms L]   (bug hidden-mkdir alone, for D ms)
+ *   ns_stress hiddensymlink DIR [--seed S] [--kill-ms D] [--lag-ms L] (bug hidden-symlink alone, for D ms)
+ *   ns_stress hiddenmkfifo DIR [--seed S] [--kill-ms D] [--lag-ms L]  (bug hidden-mkfifo alone, for D ms)
  *
  * Names.  Worker w (a thread; P processes of T threads each, forked before the threads start) owns
  * the names o<w>_0 .. o<w>_5, and every worker uses the shared names s0 .. s5.  A worker keeps a
@@ -1726,6 +1729,100 @@ static int mode_hiddencreate(int ms, int lag_ms, int evict)
 }
 
 /*
+ * A directory or a symlink made on disk while a file of the same name is made in memory: rounds in
+ * which a child makes S with mkdir (kind 0), symlink (kind 1) or mkfifo (kind 2), and this process (--lag-ms later,
+ * or after a random spin) creates S with O_CREAT | O_EXCL.  On the kernel exactly one of the two
+ * makes S, the other fails with EEXIST.  Under the shim the create goes to memory (nsf_create, S
+ * was not on disk when it looked) and the child's call to the kernel (a symlink under the root
+ * keeps mkdir on disk, nsdir.c's mdirs_off): the bug (hidden-mkdir, hidden-symlink) was that call
+ * made outside the namespace lock, after the shim's check that S is not in memory, so both made
+ * S: a file in memory with a directory or symlink on disk hidden under it, there after an unlink.
+ * Prints the counts.
+ */
+static int mode_hiddenmake(int ms, int lag_ms, int kind)
+{
+    static const char *const whats[] = {"hiddenmkdir", "hiddensymlink", "hiddenmkfifo"}, *const calls[] = {"mkdir", "symlink", "mkfifo"};
+    const char *what = whats[kind];
+    char S[4200], L[4200];
+    snprintf(S, sizeof S, "%s/S", dir);
+    snprintf(L, sizeof L, "%s/L", dir);
+    /* a symlink under the root: from now on the shim makes every mkdir on disk */
+    if (symlink("nowhere", L) < 0 && errno != EEXIST) {
+        fail("%s: symlink %s: %s", what, L, strerror(errno));
+        return 1;
+    }
+    /* [0] the round the parent released, [1] the round the child finished, [2] stop,
+     * [3] the last round whose mkdir or symlink made S, [4] its failures other than EEXIST */
+    _Atomic long *bar = shared_words(5);
+    if (!bar)
+        return 1;
+    int64_t end = now_ms() + ms;
+    pid_t kid = fork();
+    if (kid == 0) {
+        struct rng r = {mix(seed ^ 0x6d6bull)};
+        for (long round = 1;; round++) {
+            if (!wait_round(&bar[0], round, &bar[2]))
+                _exit(0);
+            for (volatile uint32_t i = 0, n = lag_ms ? 0 : below(&r, 30000); i < n; i++) {
+            }
+            int rc = kind == 2 ? mkfifo(S, 0644) : kind ? symlink("target", S) : mkdir(S, 0755);
+            if (rc == 0)
+                atomic_store(&bar[3], round);
+            else if (errno != EEXIST)
+                atomic_fetch_add(&bar[4], 1);
+            atomic_store(&bar[1], round);
+        }
+    }
+    if (kid < 0) {
+        perror("fork");
+        return 1;
+    }
+    long rounds = 0, hidden = 0, bad = 0;
+    struct rng r = {mix(seed ^ 0x6d616bull)};
+    for (long round = 1; now_ms() < end; round++) {
+        atomic_store(&bar[0], round);
+        if (lag_ms)
+            sleep_ms(lag_ms);
+        for (volatile uint32_t i = 0, n = lag_ms ? 0 : below(&r, 30000); i < n; i++) {
+        }
+        int fd = open(S, O_WRONLY | O_CREAT | O_EXCL, 0644), made = fd >= 0;
+        if (fd < 0 && errno != EEXIST) {
+            bad++, fail("%s: creating S: %s", what, strerror(errno));
+            break;
+        }
+        if (fd >= 0 && (write(fd, "memory", 6) != 6 || close(fd) < 0)) {
+            bad++, fail("%s: writing S: %s", what, strerror(errno));
+            break;
+        }
+        if (!wait_round(&bar[1], round, NULL)) {
+            bad++, fail("%s: the child did not finish round %ld in 10 s", what, round);
+            break;
+        }
+        rounds++;
+        int theirs = atomic_load(&bar[3]) == round;
+        if (made && theirs && ++hidden <= 3)
+            printf("round %ld: both the create and the %s made S\n", round, calls[kind]);
+        /* each removes what it made: a file or a symlink with unlink, a directory with rmdir */
+        for (int i = 0; i < 4 && (unlink(S) == 0 || rmdir(S) == 0); i++) {
+        }
+        struct stat ss;
+        if (lstat(S, &ss) == 0) {
+            bad++, fail("%s: S is still there after removing it (mode %o)", what, (unsigned)ss.st_mode);
+            break;
+        }
+    }
+    atomic_store(&bar[2], 1);
+    waitpid(kid, NULL, 0);
+    if (atomic_load(&bar[4]))
+        bad++, fail("%s: %ld of the child's calls failed with other than EEXIST", what, atomic_load(&bar[4]));
+    for (int i = 0; i < 4 && (unlink(S) == 0 || rmdir(S) == 0); i++) {
+    }
+    unlink(L);
+    printf("rounds %ld hidden %ld\n", rounds, hidden);
+    return bad ? 1 : 0;
+}
+
+/*
  * A create in a directory that another process has just removed: rounds in which this process
  * makes a directory D (with a file made and unlinked in it, so that under the shim it has a disk
  * twin), a child makes and unlinks D/w (its shim now knows D as a directory), then this process
@@ -1812,7 +1909,7 @@ static int mode_staledir(int ms, int lag_ms)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: ns_stress run|kill|check|clean|vanish|linkrace|hiddenlink|hiddenrename|staledir|hiddencreate|hiddenevict DIR [--seed S] [--procs P] [--threads T] [--ops N]\n"
+    fprintf(stderr, "usage: ns_stress run|kill|check|clean|vanish|linkrace|hiddenlink|hiddenrename|staledir|hiddencreate|hiddenevict|hiddenmkdir|hiddensymlink|hiddenmkfifo DIR [--seed S] [--procs P] [--threads T] [--ops N]\n"
                     "         [--kill-ms D] [--workers W] [--partial-own] [--deadline-ms D] [--tolerate-known-bugs] [--lag-ms L]\n");
     return 2;
 }
@@ -1887,6 +1984,8 @@ int main(int argc, char **argv)
         return mode_staledir(kill_ms, (int)lag_ms);
     if (!strcmp(mode, "hiddencreate") || !strcmp(mode, "hiddenevict"))
         return mode_hiddencreate(kill_ms, (int)lag_ms, !strcmp(mode, "hiddenevict"));
+    if (!strcmp(mode, "hiddenmkdir") || !strcmp(mode, "hiddensymlink") || !strcmp(mode, "hiddenmkfifo"))
+        return mode_hiddenmake(kill_ms, (int)lag_ms, !strcmp(mode, "hiddenmkfifo") ? 2 : !strcmp(mode, "hiddensymlink"));
     /* the models start from nothing: a leftover name would be a wrong answer from the start */
     char **left;
     int nleft = list_dir(&left);
