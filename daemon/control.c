@@ -175,7 +175,7 @@ static void ctl_stats_json(char *buf, size_t n)
              "\"eviction_failures\":%llu,\"writeback_failed\":%llu,\"file_bytes_disk_counted\":%llu,"
              "\"dirs_made_in_memory\":%llu,\"dir_twins\":%llu,\"reads_given_back\":%llu}",
              lim, use, (unsigned long long)atomic_load(&c->bytes_in_memory),
-             (unsigned long long)disk, (unsigned long long)atomic_load(&c->files_in_memory),
+             (unsigned long long)disk, (unsigned long long)ns_files_in_memory(),
              (unsigned long long)s.budget, (unsigned long long)s.headroom,
              (unsigned long long)atomic_load(&c->evictions),
              (unsigned long long)atomic_load(&c->bytes_evicted),

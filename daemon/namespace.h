@@ -83,6 +83,7 @@ void ns_log_held(void);
  * taken over as eph_lock does (after 20 ms, repaired); unlike eph_lock it also
  * gives up waiting on a live holder after a second and takes the lock over: the
  * daemon must not hang behind a process stopped inside a critical section. */
+uint64_t ns_files_in_memory(void); /* counted from the slots (the stats' gauge) */
 int ns_lock(uint32_t idx); /* 1: taken over (callers treat the holder as one that may resume) */
 
 void ns_write_begin(void);
