@@ -51,13 +51,6 @@ struct shared {
 static struct shared *sh_words;
 static char run_dir[PATH_MAX];
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 static void name_of(char *out, size_t n, const char *root, int round, int t)
 {
     snprintf(out, n, "%s/f%d_%d", root, round, t);
