@@ -63,11 +63,19 @@ int nsl_link(uint32_t idx, uint32_t gen, const char *dst)
         return -2;
     }
     uint32_t nl = atomic_load(&in->nlink);
-    if (eph_chain_lookup(h, dst) >= 0 || atomic_load(&h->dirs_gone) != gone || atomic_load(&in->gen) != gen ||
-        atomic_load(&in->state) != EPH_MEM || nl == 0 || !nsf_dir_same(dst, &pd)) {
+    if (eph_chain_lookup(h, dst) >= 0 || atomic_load(&in->gen) != gen || atomic_load(&in->state) != EPH_MEM ||
+        nl == 0) {
         nsf_unhold();
         nsf_give_slot(slot, dfd, fd, 1);
         return -2;
+    }
+    if (atomic_load(&h->dirs_gone) != gone || !nsf_dir_same(dst, &pd)) {
+        /* Some directory went, or the parent changed, since our look at it: look again.  Any
+         * process's rmdir or the daemon's rename bumps dirs_gone, so this is common when
+         * processes share a root; the caller's way on (-2) would move the file to disk. */
+        nsf_unhold();
+        nsf_give_slot(slot, dfd, fd, 1);
+        return -3;
     }
     /* The disk under the lock, as link_impl's kernel link and nsf_rename look:
      * a disk name made meanwhile cannot end up hidden under ours. */

@@ -177,3 +177,18 @@ git cat-file -p HEAD:f250.txt`;
   assert.ok(r.stats.files_created >= 1000, `the objects and the work tree were not made in memory: ${JSON.stringify(r.stats)}`);
   sc.done();
 });
+
+test('links while another process removes directories: every link stays in memory', { timeout: 90_000 }, async () => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const sc = scratch('hardlinks-linkrace');
+  const root = sc.sub('root');
+  // Any rmdir (and any rename the daemon makes) bumps the region's dirs_gone, which a link in
+  // memory compares under the namespace lock with what it read before its look at the parent.
+  // Before the fix a change meant "not a case for memory": the link moved its file to disk, and
+  // other processes' stats showed the disk file's st_ino (the multi-process difftest's strict
+  // runs under load: link-multi-2002, link-multi-3002, multi 5002).  Now it looks again.
+  const r = await ephemeraRun({ root, cmd: PYTHON, args: [WORKLOAD, 'linkrace', root], statsDir: sc.dir, timeoutMs: 80_000 });
+  assert.equal(r.status, 7, `the linkrace workload failed: ${describe(r)}`);
+  assert.equal(r.stats.evictions, 0, `links moved their files to disk: ${JSON.stringify(r.stats)}`);
+  sc.done();
+});

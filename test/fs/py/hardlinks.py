@@ -7,6 +7,9 @@
 #   renames  renames over the own name of a file with further names (in the shim, and a disk
 #           file's over it in the daemon), and links whose new name has a "..": every file keeps
 #           its st_ino (it stays in memory), as on tmpfs; the root holds `ondisk` at the start
+#   linkrace  links while another process makes and removes a directory in a loop (each
+#           removal bumps the region's dirs_gone, which a link in memory checks under the lock);
+#           the test checks that no link moved its file to disk (the stats' evictions)
 # Exit 7 when every check held; a failed check raises (exit 1) with what differed.
 import ctypes, os, signal, sys, time
 
@@ -263,5 +266,30 @@ def renames():
     kept('t3', t, 2, b'target')
 
 
-{'names': names, 'evict': evict, 'takeover': takeover, 'renames': renames}[mode]()
+def linkrace():
+    churn = os.fork()
+    if churn == 0:
+        code = 0
+        try:
+            for _ in range(3000):
+                os.mkdir(p('churn'))
+                os.rmdir(p('churn'))
+        except BaseException:
+            code = 1
+        os._exit(code)
+    try:
+        for i in range(1500):
+            with open(p('a'), 'wb') as f:
+                f.write(b'link %d' % i)
+            os.link(p('a'), p('b'))
+            st = same_file(['a', 'b'], 2)
+            check(st.st_ino & IN_MEMORY, 'round %d: the linked file is not in memory (st_ino %x)' % (i, st.st_ino))
+            os.unlink(p('a'))
+            os.unlink(p('b'))
+    finally:
+        _, status = os.waitpid(churn, 0)
+    check(status == 0, 'the mkdir/rmdir loop failed: status %d' % status)
+
+
+{'names': names, 'evict': evict, 'takeover': takeover, 'renames': renames, 'linkrace': linkrace}[mode]()
 sys.exit(7)
