@@ -39,15 +39,8 @@ case $n in ''|*[!0-9]*) die "N must be a positive integer, got '$n'";; esac
 start() { t0=${EPOCHREALTIME/./}; }
 stop() { t1=${EPOCHREALTIME/./}; elapsed=$((10#$t1 - 10#$t0)); }
 
-# Small text files in directories of 50: what a source tree or an archive holds.
-make_files() { # DIR COUNT
-  local d=$1 count=$2 i sub
-  for ((i = 0; i < count; i++)); do
-    sub=$d/d$((i / 50))
-    [ -d "$sub" ] || mkdir -p "$sub"
-    printf 'file %d\n%s\n' "$i" "$(printf 'line %d of some scratch content\n' {1..40})" > "$sub/f$i.txt"
-  done
-}
+# shellcheck source=files.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/files.sh"
 
 case $wl in
 sort)

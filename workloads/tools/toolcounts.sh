@@ -10,14 +10,8 @@ set -euo pipefail
 [ $# -eq 4 ] || { echo "usage: toolcounts.sh git|tar|zip|tempfile DIR INPUTS OUT" >&2; exit 2; }
 wl=$1 dir=$2 in=$3 out=$4
 here=$(dirname "$(readlink -f "$0")")
-make_files() { # DIR COUNT, as toolbench.sh
-  local d=$1 count=$2 i sub
-  for ((i = 0; i < count; i++)); do
-    sub=$d/d$((i / 50))
-    [ -d "$sub" ] || mkdir -p "$sub"
-    printf 'file %d\n%s\n' "$i" "$(printf 'line %d of some scratch content\n' {1..40})" > "$sub/f$i.txt"
-  done
-}
+# shellcheck source=files.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/files.sh"
 case $wl in
 git)
   mkdir "$dir/repo" && git -C "$dir/repo" init -q && make_files "$dir/repo" 500
