@@ -542,7 +542,7 @@ static int evict_locked(int memfd)
 
 /* One eviction in progress: what its steps hand to each other. */
 struct evict_job {
-    uint32_t idx;
+    uint32_t idx, gen;        /* the file chosen: its slot, and its generation when chosen */
     struct eph_inode *in;
     int flags;
     int pinned;               /* an app maps it: its pages stay, no write-through */
@@ -560,8 +560,9 @@ struct evict_job {
     int dir_known;
 };
 
-/* Step 1: set MOVING and let the fast paths drain.  0, or -EBUSY for a
- * pinned file without EVICT_FORCE (nothing changed then). */
+/* Step 1: set MOVING and let the fast paths drain.  0, -EBUSY for a pinned
+ * file without EVICT_FORCE, or -ESTALE when the file chosen is no longer in
+ * the slot (nothing changed then). */
 static int evict_begin(struct evict_job *j)
 {
     struct eph_inode *in = j->in;
@@ -569,6 +570,14 @@ static int evict_begin(struct evict_job *j)
     if (j->pinned && !(j->flags & EVICT_FORCE))
         return -EBUSY;
     j->stalled = ns_lock(j->idx);
+    /* The state was seen without the lock: meanwhile a shim may have unlinked the file and
+     * kept its slot as a home, FREE with its pages, or made it a new file (shim/nsfast.c,
+     * nsf_keep_home, under this lock).  Moving that slot would take its capacity out of
+     * bytes_in_memory a second time (nsconc seed 20261206 under load: 2^64 - 45056 at exit). */
+    if (atomic_load(&in->state) != EPH_MEM || atomic_load(&in->gen) != j->gen) {
+        eph_unlock(&in->lock);
+        return -ESTALE;
+    }
     /* Again under the lock: the shim pins (an app mmap) under it, and must
      * then be sure its mapping of the memfd stays valid. */
     j->pinned = atomic_load(&in->pinned) != 0;
@@ -953,11 +962,13 @@ static int evict_settle_dirs(struct evict_job *j)
 int evict_inode(uint32_t idx, int flags)
 {
     struct evict_job j = {.idx = idx, .in = &D.inodes[idx], .flags = flags, .dfd = -1};
+    j.gen = atomic_load(&j.in->gen);
     uint32_t st = atomic_load(&j.in->state);
     if (st == EPH_DISK)
         return 0;
     if (st != EPH_MEM)
         return -ESTALE;
+    eph_lock_stall("evict-chosen"); /* fault builds: stop between the look and the lock (test/c/evicthome_test.c) */
     int e = evict_settle_dirs(&j);
     if (e < 0)
         return e;
