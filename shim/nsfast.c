@@ -716,8 +716,14 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
      * in [size, capacity) are never shown, and the memfd stays as long as capacity. */
     uint64_t keep = e.home ? atomic_load(&in->capacity) : 0;
     uint32_t gen = eph_inode_fresh(in, 1, sh_lru_ns()); /* open_count 1: the caller's reference, as CREATE gives it */
-    if (keep)
+    struct eph_counters *c = &h->c;
+    if (keep) {
         atomic_store(&in->capacity, keep);
+        /* Counted again while it is a file (nsf_keep_home), before the record makes it one: a
+         * process killed in between leaves the count too high by at most 64 KiB, never below zero
+         * (after the record, the daemon's later ns_free took it below zero). */
+        eph_atomic_max(&c->bytes_in_memory_peak, atomic_fetch_add(&c->bytes_in_memory, keep) + keep);
+    }
     ft_inflight_inode(e.inode, gen); /* in the caller's ledger at once (fdtable.c) */
     in->dev = pst.st_dev;
     in->mode = S_IFREG | (mode & 07777);
@@ -740,11 +746,8 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
     nsf_j_dir(h, &pd, 1, now);
     eph_j_commit(h);
 
-    struct eph_counters *c = &h->c;
     atomic_fetch_add(&c->files_created, 1);
     eph_atomic_max(&c->files_in_memory_peak, atomic_fetch_add(&c->files_in_memory, 1) + 1);
-    if (keep) /* counted again while it is a file (nsf_keep_home) */
-        eph_atomic_max(&c->bytes_in_memory_peak, atomic_fetch_add(&c->bytes_in_memory, keep) + keep);
     atomic_fetch_add(&h->shim_creates, 1);
     int full = nsf_touch(&pd, now);
     eph_ns_unlock(h);
