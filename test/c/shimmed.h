@@ -15,6 +15,7 @@
 #define EPH_TEST_SHIMMED_H
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -149,6 +150,36 @@ static inline int wait_stopped(pid_t pid)
         int st;
         if (waitpid(pid, &st, WUNTRACED | WNOHANG) == pid)
             return WIFSTOPPED(st);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* The state letter of /proc/pid/stat ('T' stopped, 'Z' zombie) of any process (not only a
+ * child of ours, as wait_stopped needs), or 0. */
+static inline char proc_state(pid_t pid)
+{
+    char p[64], buf[512];
+    snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' ? paren[2] : 0;
+}
+
+/* 1 once pid (the daemon, say: not our child) is stopped, within 5 s. */
+static inline int stopped_within(pid_t pid)
+{
+    for (int i = 0; i < 500; i++) {
+        if (proc_state(pid) == 'T')
+            return 1;
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
