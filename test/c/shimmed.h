@@ -186,6 +186,44 @@ static inline int stopped_within(pid_t pid)
     return 0;
 }
 
+/*
+ * Run the daemon's fault build (EPHEMERAD_FAULTY, which `make test-build` makes) instead of the
+ * production one, stopping itself (SIGSTOP) at stall point `point` (eph_lock_stall,
+ * include/ephemera/lock.h): 0, or 1 with a message when that build is missing.
+ */
+static inline int shimmed_use_stalling_daemon(const char *name, const char *point)
+{
+    const char *faulty = getenv("EPHEMERAD_FAULTY");
+    if (!faulty || access(faulty, X_OK) != 0) {
+        fprintf(stderr, "%s: EPHEMERAD_FAULTY (%s) is missing; run `make test-build`\n", name,
+                faulty ? faulty : "unset");
+        return 1;
+    }
+    setenv("EPHEMERAD", faulty, 1);
+    setenv("EPHEMERA_LOCK_STALL", point, 1);
+    return 0;
+}
+
+/*
+ * Ask the daemon to shrink to 0 bytes from a child (its answer never comes while it is stopped) and
+ * wait for the daemon to stop at its stall point: the asker's pid (the caller kills and reaps it),
+ * or -1, the asker reaped, when the daemon did not stop within 5 s.
+ */
+static inline pid_t shrink_until_stopped(const char *run, pid_t daemon)
+{
+    pid_t asker = fork();
+    if (asker == 0) {
+        char reply[4096];
+        ephd_control(run, "{\"v\":1,\"id\":2,\"op\":\"shrink\",\"bytes\":0}\n", reply, sizeof reply);
+        _exit(0);
+    }
+    if (asker < 0 || stopped_within(daemon))
+        return asker;
+    kill(asker, SIGKILL);
+    waitpid(asker, NULL, 0);
+    return -1;
+}
+
 static inline int shimmed_main(int argc, char **argv, const char *name, int (*child)(const char *, const char *))
 {
     return shimmed_main_args(argc, argv, name, child, NULL);
