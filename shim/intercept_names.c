@@ -581,6 +581,23 @@ SH_EXPORT int mknod(const char *path, mode_t mode, dev_t dev) { return node_at(A
 SH_EXPORT int mkfifoat(int dirfd, const char *path, mode_t mode) { return node_at(dirfd, path, (mode & 07777) | S_IFIFO, 0); }
 SH_EXPORT int mkfifo(const char *path, mode_t mode) { return node_at(AT_FDCWD, path, (mode & 07777) | S_IFIFO, 0); }
 
+/* The old ABI (binaries built against glibc < 2.33): the device by pointer, behind a version
+ * number that glibc checked (_MKNOD_VER, 0 on x86-64), as it did. */
+static int xnode_at(int ver, int dirfd, const char *path, mode_t mode, const dev_t *dev)
+{
+    if (ver != 0 || !dev) {
+        errno = ver != 0 ? EINVAL : EFAULT;
+        return -1;
+    }
+    return node_at(dirfd, path, mode, *dev);
+}
+
+SH_EXPORT int __xmknod(int ver, const char *path, mode_t mode, dev_t *dev) { return xnode_at(ver, AT_FDCWD, path, mode, dev); }
+SH_EXPORT int __xmknodat(int ver, int dirfd, const char *path, mode_t mode, dev_t *dev)
+{
+    return xnode_at(ver, dirfd, path, mode, dev);
+}
+
 SH_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
     const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)addr;

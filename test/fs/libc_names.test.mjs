@@ -431,3 +431,67 @@ test('popen with a managed fd open: the shell inherits it as tmpfs would give it
     sc.done();
   }
 });
+
+// A program built against glibc < 2.33 calls mknod through __xmknod and __xmknodat (the device by
+// pointer, behind a version number). This one binds to those old symbols as such a binary does
+// (.symver), so the shim must export them: before, a fifo over a file in memory was made by the
+// kernel (the name looked free on disk) and one below a directory made in memory failed ENOENT.
+const XMKNOD = String.raw`
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int old_xmknod(int ver, const char *path, mode_t mode, dev_t *dev);
+int old_xmknodat(int ver, int dirfd, const char *path, mode_t mode, dev_t *dev);
+__asm__(".symver old_xmknod, __xmknod@GLIBC_2.2.5");
+__asm__(".symver old_xmknodat, __xmknodat@GLIBC_2.4");
+
+static void say(const char *what, int r)
+{
+    struct stat st;
+    if (r == 0 && lstat(what, &st) == 0)
+        printf("%s: made, %s\n", what, S_ISFIFO(st.st_mode) ? "fifo" : S_ISREG(st.st_mode) ? "file" : "other");
+    else
+        printf("%s: %s\n", what, r == 0 ? "made, but no stat" : strerrorname_np(errno));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2 || chdir(argv[1]) != 0)
+        return 2;
+    dev_t dev = 0;
+    int fd = open("f", O_CREAT | O_WRONLY, 0644);
+    if (fd < 0 || write(fd, "in memory\n", 10) != 10 || close(fd) != 0 || mkdir("d", 0755) != 0)
+        return 3;
+    say("p", old_xmknod(0, "p", S_IFIFO | 0644, &dev));
+    errno = 0;
+    say("f", old_xmknod(0, "f", S_IFIFO | 0644, &dev));
+    say("d/p", old_xmknod(0, "d/p", S_IFIFO | 0600, &dev));
+    int dfd = open("d", O_RDONLY | O_DIRECTORY);
+    say("d/q", old_xmknodat(0, dfd, "q", S_IFIFO | 0600, &dev));
+    say("d/p", old_xmknodat(0, dfd, "p", S_IFIFO | 0600, &dev));
+    close(dfd);
+    say("nodir/p", old_xmknod(0, "nodir/p", S_IFIFO | 0600, &dev));
+    say("v", old_xmknod(1, "v", S_IFIFO | 0600, &dev));
+    return 0;
+}
+`;
+
+test('mknod through the pre-2.33 ABI (__xmknod, __xmknodat) matches tmpfs', async () => {
+  const sc = scratch('libc-xmknod-bin');
+  try {
+    const bin = await compile(sc, 'xmknod', XMKNOD);
+    const res = await runCmdOnTmpfsAndShim('libc-xmknod', bin, (dir) => [dir]);
+    const want = res.tmpfs.stdout.toString();
+    assert.match(want, /^p: made, fifo\nf: EEXIST\nd\/p: made, fifo\nd\/q: made, fifo\nd\/p: EEXIST\nnodir\/p: ENOENT\nv: EINVAL\n$/);
+    assert.equal(res.shim.stdout.toString(), want, `under the shim the results differ from tmpfs\n${describe(res.shim)}`);
+    assert.ok(res.shim.stats.files_in_memory_peak >= 1, `files_in_memory_peak ${res.shim.stats.files_in_memory_peak}: f went to disk, so nothing was tested`);
+    res.sc.done();
+  } finally {
+    sc.done();
+  }
+});
