@@ -1083,12 +1083,14 @@ SH_EXPORT int truncate64(const char *path, off_t len) __attribute__((alias("trun
 static int moved_file(struct eph_inode *ino, char *p, size_t n)
 {
     uint32_t gen = atomic_load(&ino->gen);
+    eph_lock_stall("moved-wait"); /* fault builds: the file was found and is leaving memory (test/c/evictattr_test.c) */
     fp_wait_moving(ino, gen);
     uint32_t st = atomic_load(&ino->state);
     if (st == EPH_MEM)
         return 0;
     if (st != EPH_DISK || atomic_load(&ino->gen) != gen)
         return -2; /* moved and already freed: the path names the disk file */
+    eph_lock_stall("moved-disk"); /* fault builds: on disk, the daemon's fd not yet reached */
     snprintf(p, n, "/proc/%d/fd/%d", sh_daemon_pid(), ino->disk_fd);
     return 1;
 }

@@ -29,35 +29,6 @@
 
 #define BOUND_S 20.0
 
-/* The state letter of /proc/pid/stat ('T' stopped), or 0. */
-static char proc_state(pid_t pid)
-{
-    char p[64], buf[512];
-    snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    char *paren = strrchr(buf, ')');
-    return paren && paren[1] == ' ' ? paren[2] : 0;
-}
-
-/* 1 once pid is stopped, within 5 s. */
-static int stopped_within(pid_t pid)
-{
-    for (int i = 0; i < 500; i++) {
-        if (proc_state(pid) == 'T')
-            return 1;
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
-}
-
 /* Create path with n bytes of c, closed: 0, or -1 with a failed check. */
 static int put(const char *path, char c, size_t n)
 {

@@ -28,23 +28,6 @@
 
 #define BOUND_S 20.0 /* the reader must have its answer within this: 15 s for a keeper that never comes, and slack */
 
-/* The state letter of /proc/pid/stat ('T' stopped, 'Z' zombie), or 0. */
-static char proc_state(pid_t pid)
-{
-    char p[64], buf[512];
-    snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    char *paren = strrchr(buf, ')');
-    return paren && paren[1] == ' ' ? paren[2] : 0;
-}
-
 /* 1 once the shim's log holds needle (polled up to 5 s). */
 static int log_has(const char *needle)
 {
@@ -57,18 +40,6 @@ static int log_has(const char *needle)
             close(fd);
         buf[n > 0 ? n : 0] = 0;
         if (strstr(buf, needle))
-            return 1;
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
-}
-
-/* 1 once daemon is in state 'T' (stopped), within 5 s. */
-static int stopped_within(pid_t daemon)
-{
-    for (int i = 0; i < 500; i++) {
-        if (proc_state(daemon) == 'T')
             return 1;
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);

@@ -15,6 +15,7 @@
 #define EPH_TEST_SHIMMED_H
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -140,6 +141,36 @@ static inline int wait_bounded_s(pid_t pid, double bound_s, double *took)
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+}
+
+/* The state letter of /proc/pid/stat ('T' stopped, 'Z' zombie), or 0: for a process that is not
+ * our child (the daemon), which wait_stopped cannot watch. */
+static inline char proc_state(pid_t pid)
+{
+    char p[64], buf[512];
+    snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' ? paren[2] : 0;
+}
+
+/* 1 once pid is in state 'T' (stopped), within 5 s. */
+static inline int stopped_within(pid_t pid)
+{
+    for (int i = 0; i < 500; i++) {
+        if (proc_state(pid) == 'T')
+            return 1;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
 }
 
 /* Wait (10 s at most) until child pid stops (SIGSTOP, a test's stall point); 1 if it did. */
