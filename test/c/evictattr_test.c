@@ -17,7 +17,9 @@
  * meanwhile, so that the slot lives until the caller has looked; then it
  * closes it, waits until the daemon has closed the disk fd, moves another
  * file to disk (which may take the same fd number) and lets the caller go
- * on.  Every call must have the kernel's answer, on the right file.
+ * on.  Every call must have the kernel's answer, on the right file.  Each
+ * call also runs with the file still open (the slot lives), where it must
+ * reach the disk file itself.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -251,13 +253,18 @@ static int make(const char *path, size_t n)
 
 /* ---- one call, in the moment ---------------------------------------------- */
 
-/* Call ops[k] on a file freed right after its move; with other, once another file moved to disk
- * after it (it may take over the freed slot and the daemon's fd number). */
-static void one(const char *root, int k, int other)
+/* How the moment ends before the stalled call goes on. */
+enum after { FREED, TAKEN_OVER, STILL_OPEN };
+static const char *const after_names[] = {"freed", "freed, its slot taken over", "still open"};
+
+/* Call ops[k] on a file that moved to disk and was freed meanwhile (FREED); then another file moved
+ * to disk (TAKEN_OVER: it may take over the slot and the daemon's fd number); or, to see the call
+ * reach a file that stays, the test still has it open (STILL_OPEN). */
+static void one(const char *root, int k, enum after other)
 {
     const struct op *op = &ops[k];
     char f[PATH_MAX], g[PATH_MAX];
-    snprintf(f, sizeof f, "%s/f%d-%d", root, k, other);
+    snprintf(f, sizeof f, "%s/f%d-%d", root, k, (int)other);
     snprintf(g, sizeof g, "%s/g%d", root, k);
 
     /* The caller exists before the file, so it holds no reference to it. */
@@ -306,10 +313,12 @@ static void one(const char *root, int k, int other)
     int at_disk = at_wait && wait_stopped(caller);
     CHECK(at_disk, "%s: the caller did not stop with the file on disk", op->name);
     /* Nobody has f open any more: the daemon frees its slot and closes the disk fd. */
-    close(fd);
-    CHECK(daemon_lets_go(f), "%s: the daemon still has an fd on %s after its last close", op->name, f);
+    if (other != STILL_OPEN) {
+        close(fd);
+        CHECK(daemon_lets_go(f), "%s: the daemon still has an fd on %s after its last close", op->name, f);
+    }
     /* Another file moves to disk: it may take over f's slot, and the daemon's fd number. */
-    int gfd = other && moved && at_disk ? make(g, 4096) : -1;
+    int gfd = other == TAKEN_OVER && moved && at_disk ? make(g, 4096) : -1;
     pid_t asker2 = gfd >= 0 ? move_start() : -1;
     if (asker2 >= 0)
         move_end(asker2);
@@ -323,8 +332,10 @@ static void one(const char *root, int k, int other)
     CHECK(spared, "%s: %s, another file moved to disk meanwhile, was changed instead", op->name, g);
     if (gfd >= 0)
         close(gfd);
-    printf("evictattr_test: %-12s on a file freed right after its move%s: %s%s\n", op->name,
-           other ? ", its slot taken over" : "", right ? "the kernel's answer" : "WRONG",
+    if (other == STILL_OPEN)
+        close(fd);
+    printf("evictattr_test: %-12s right after the move (%s): %s%s\n", op->name,
+           after_names[other], right ? "the kernel's answer" : "WRONG",
            spared ? "" : ", and the other file changed");
 }
 
@@ -351,8 +362,9 @@ static int child(const char *root, const char *disk)
             printf("evictattr_test: %s skipped (not root)\n", ops[k].name);
             continue;
         }
-        one(root, k, 0);
-        one(root, k, 1);
+        one(root, k, FREED);
+        one(root, k, TAKEN_OVER);
+        one(root, k, STILL_OPEN);
     }
     printf("evictattr_test (shimmed): %d checks, %d failures\n", checks, failures);
     return failures != 0 || checks == 0;
