@@ -356,6 +356,17 @@ static int child(const char *root, const char *disk)
     if (w < 0)
         return 1;
     close(w);
+    /* O_PATH on an in-memory file is held the same way (shim/intercept_open.c): the kernel's view of
+     * its memfd, with the close-on-exec flag asked for. */
+    int pa = open(warm, O_PATH), pb = open(warm, O_PATH | O_CLOEXEC);
+    struct stat ps;
+    CHECK(pa >= 0 && fstat(pa, &ps) == 0 && S_ISREG(ps.st_mode), "O_PATH open of %s: %s", warm, strerror(errno));
+    CHECK(pa >= 0 && fcntl(pa, F_GETFD) == 0, "O_PATH without O_CLOEXEC: fd flags %d", fcntl(pa, F_GETFD));
+    CHECK(pb >= 0 && fcntl(pb, F_GETFD) == FD_CLOEXEC, "O_PATH | O_CLOEXEC: fd flags %d", fcntl(pb, F_GETFD));
+    if (pa >= 0)
+        close(pa);
+    if (pb >= 0)
+        close(pb);
     CHECK(unlink(warm) == 0, "unlink %s: %s", warm, strerror(errno));
     for (int k = 0; k < (int)(sizeof ops / sizeof ops[0]); k++) {
         if (ops[k].took == owner_took && geteuid() != 0) {
