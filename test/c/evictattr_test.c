@@ -289,7 +289,7 @@ static void one(const char *root, int k, enum after other)
     int fd = make(f, 64 * 1024);
     if (fd >= 0 && op->keep)
         CHECK(setxattr(f, "user.keep", "kept", 4, 0) == 0, "setxattr %s in memory: %s", f, strerror(errno));
-    CHECK(ephd_stat(run_dir, "files_in_memory") == 1, "%s is not the one file in memory (%lld)", f,
+    CHECK(ephd_stat_becomes(run_dir, "files_in_memory", 1), "%s is not the one file in memory (%lld)", f,
           ephd_stat(run_dir, "files_in_memory"));
     pid_t asker = fd >= 0 ? move_start() : -1;
     if (asker < 0) {

@@ -59,19 +59,6 @@ static int holds(const char *path, char c, size_t n)
     return 1;
 }
 
-/* 1 once the stat name reads want (the daemon frees an unlinked small file within its reclaim
- * tick, not at once), within 5 s. */
-static int stat_becomes(const char *run, const char *name, long long want)
-{
-    for (int i = 0; i < 500; i++) {
-        if (ephd_stat(run, name) == want)
-            return 1;
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
-}
-
 static int child(const char *root, const char *disk)
 {
     (void)disk;
@@ -95,7 +82,7 @@ static int child(const char *root, const char *disk)
     enum { N = 8192 };
     if (put(b, 'b', N) < 0)
         return 1;
-    CHECK(stat_becomes(run, "files_in_memory", 1), "b is not the one file in memory: %lld files",
+    CHECK(ephd_stat_becomes(run, "files_in_memory", 1), "b is not the one file in memory: %lld files",
           ephd_stat(run, "files_in_memory"));
     CHECK(ephd_stat(run, "file_bytes_memory") == N, "bytes in memory with b: %lld, want %d",
           ephd_stat(run, "file_bytes_memory"), N);
