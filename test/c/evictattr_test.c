@@ -163,19 +163,8 @@ static const struct op ops[] = {
  * The asker's pid, or -1 (a failed check). */
 static pid_t move_start(void)
 {
-    pid_t asker = fork();
-    if (asker == 0) {
-        char reply[4096];
-        ephd_control(run_dir, "{\"v\":1,\"id\":2,\"op\":\"shrink\",\"bytes\":0}\n", reply, sizeof reply);
-        _exit(0);
-    }
-    int stopped = stopped_within(daemon_pid);
-    CHECK(stopped, "the daemon did not stop with the file MOVING (state %c)", proc_state(daemon_pid));
-    if (!stopped) {
-        kill(asker, SIGKILL);
-        waitpid(asker, NULL, 0);
-        return -1;
-    }
+    pid_t asker = shrink_until_stopped(run_dir, daemon_pid);
+    CHECK(asker > 0, "the daemon did not stop with the file MOVING (state %c)", proc_state(daemon_pid));
     return asker;
 }
 
@@ -386,14 +375,8 @@ int main(int argc, char **argv)
     if (argc > 1)
         return shimmed_main(argc, argv, "evictattr", child);
     /* Both fault builds: the daemon's stall point (evict-moving) and the shim's (moved-wait, moved-disk). */
-    const char *faulty = getenv("EPHEMERAD_FAULTY");
-    if (!faulty || access(faulty, X_OK) != 0) {
-        fprintf(stderr, "evictattr_test: EPHEMERAD_FAULTY (%s) is missing; run `make test-build`\n",
-                faulty ? faulty : "unset");
+    if (shimmed_use_faulty_daemon("evictattr_test", "evict-moving"))
         return 1;
-    }
-    setenv("EPHEMERAD", faulty, 1);
-    setenv("EPHEMERA_LOCK_STALL", "evict-moving", 1);
     if (shimmed_use_faults_build("evictattr_test"))
         return 1;
     return shimmed_main(argc, argv, "evictattr", child);

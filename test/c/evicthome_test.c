@@ -88,19 +88,10 @@ static int child(const char *root, const char *disk)
           ephd_stat(run, "file_bytes_memory"), N);
 
     /* The daemon chooses b to move and stops before it takes the lock. */
-    pid_t asker = fork();
-    if (asker == 0) {
-        char reply[4096];
-        ephd_control(run, "{\"v\":1,\"id\":2,\"op\":\"shrink\",\"bytes\":0}\n", reply, sizeof reply);
-        _exit(0);
-    }
-    int stopped = stopped_within(daemon);
-    CHECK(stopped, "the daemon did not stop after choosing b (state %c)", proc_state(daemon));
-    if (!stopped) {
-        kill(asker, SIGKILL);
-        waitpid(asker, NULL, 0);
+    pid_t asker = shrink_until_stopped(run, daemon);
+    CHECK(asker > 0, "the daemon did not stop after choosing b (state %c)", proc_state(daemon));
+    if (asker <= 0)
         return 1;
-    }
     /* Meanwhile b's last name goes: its slot becomes this process's home. */
     CHECK(unlink(b) == 0, "unlink %s while the daemon is stopped: %s", b, strerror(errno));
     kill(daemon, SIGCONT);
@@ -130,13 +121,7 @@ int main(int argc, char **argv)
 {
     if (argc > 1)
         return shimmed_main(argc, argv, "evicthome", child);
-    const char *faulty = getenv("EPHEMERAD_FAULTY");
-    if (!faulty || access(faulty, X_OK) != 0) {
-        fprintf(stderr, "evicthome_test: EPHEMERAD_FAULTY (%s) is missing; run `make test-build`\n",
-                faulty ? faulty : "unset");
+    if (shimmed_use_faulty_daemon("evicthome_test", "evict-chosen"))
         return 1;
-    }
-    setenv("EPHEMERAD", faulty, 1);
-    setenv("EPHEMERA_LOCK_STALL", "evict-chosen", 1);
     return shimmed_main(argc, argv, "evicthome", child);
 }

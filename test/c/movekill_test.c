@@ -92,19 +92,10 @@ static int child(const char *root, const char *disk)
     silent_daemon(daemon);
 
     /* Ask for the move from a child: the daemon stops inside it and never answers. */
-    pid_t asker = fork();
-    if (asker == 0) {
-        char reply[4096];
-        ephd_control(run, "{\"v\":1,\"id\":2,\"op\":\"shrink\",\"bytes\":0}\n", reply, sizeof reply);
-        _exit(0);
-    }
-    int stopped = stopped_within(daemon);
-    CHECK(stopped, "the daemon did not stop with the file MOVING (state %c)", proc_state(daemon));
-    if (!stopped) {
-        kill(asker, SIGKILL);
-        waitpid(asker, NULL, 0);
+    pid_t asker = shrink_until_stopped(run, daemon);
+    CHECK(asker > 0, "the daemon did not stop with the file MOVING (state %c)", proc_state(daemon));
+    if (asker <= 0)
         return 1;
-    }
 
     /* A reader meets MOVING and waits for the move; then the mover dies. */
     pid_t reader = fork();
@@ -138,14 +129,8 @@ int main(int argc, char **argv)
     if (argc > 1)
         return shimmed_main(argc, argv, "movekill", child);
     /* The daemon's stall point is in its fault build only; the shim stays the production one. */
-    const char *faulty = getenv("EPHEMERAD_FAULTY");
-    if (!faulty || access(faulty, X_OK) != 0) {
-        fprintf(stderr, "movekill_test: EPHEMERAD_FAULTY (%s) is missing; run `make test-build`\n",
-                faulty ? faulty : "unset");
+    if (shimmed_use_faulty_daemon("movekill_test", "evict-moving"))
         return 1;
-    }
-    setenv("EPHEMERAD", faulty, 1);
-    setenv("EPHEMERA_LOCK_STALL", "evict-moving", 1);
     /* The fault build of the shim: it takes EPHEMERA_RPC_QUIET_S.  Its log, to look for the report. */
     if (shimmed_use_faults_build("movekill_test"))
         return 1;

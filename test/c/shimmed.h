@@ -114,6 +114,22 @@ static inline int shimmed_use_faults_build(const char *name)
     return 0;
 }
 
+/*
+ * Run the daemon's fault build ($EPHEMERAD_FAULTY, daemon/sys.h) stopping itself (SIGSTOP) at the
+ * stall point stall (EPHEMERA_LOCK_STALL): 0, or 1 with a message naming `name` when it is missing.
+ */
+static inline int shimmed_use_faulty_daemon(const char *name, const char *stall)
+{
+    const char *faulty = getenv("EPHEMERAD_FAULTY");
+    if (!faulty || access(faulty, X_OK) != 0) {
+        fprintf(stderr, "%s: EPHEMERAD_FAULTY (%s) is missing; run `make test-build`\n", name, faulty ? faulty : "unset");
+        return 1;
+    }
+    setenv("EPHEMERAD", faulty, 1);
+    setenv("EPHEMERA_LOCK_STALL", stall, 1);
+    return 0;
+}
+
 static inline double now_s(void)
 {
     struct timespec t;
@@ -171,6 +187,28 @@ static inline int stopped_within(pid_t pid)
         nanosleep(&ts, NULL);
     }
     return 0;
+}
+
+/*
+ * Ask the daemon of run directory run, from a child, to shrink to 0 (every file to disk); a daemon
+ * built to stop at a point of the move (shimmed_use_faulty_daemon) stops inside it.  The asker's
+ * pid once daemon is stopped, or -1 (the asker is then killed) when it did not stop within 5 s.
+ */
+static inline pid_t shrink_until_stopped(const char *run, pid_t daemon)
+{
+    pid_t asker = fork();
+    if (asker == 0) {
+        char reply[4096];
+        ephd_control(run, "{\"v\":1,\"id\":2,\"op\":\"shrink\",\"bytes\":0}\n", reply, sizeof reply);
+        _exit(0);
+    }
+    if (asker > 0 && stopped_within(daemon))
+        return asker;
+    if (asker > 0) {
+        kill(asker, SIGKILL);
+        waitpid(asker, NULL, 0);
+    }
+    return -1;
 }
 
 /* Wait (10 s at most) until child pid stops (SIGSTOP, a test's stall point); 1 if it did. */
