@@ -167,6 +167,36 @@ void fp_settle_moved(void)
     }
 }
 
+/*
+ * A file for a call that has no fd on it (chmod, chown, utimensat and the
+ * xattr calls by path, shim/intercept_names.c), reached through the daemon's
+ * fd.  Its number alone does not name the file for long: when nobody has the
+ * file open the daemon frees the slot right after a move (daemon/evict.c,
+ * evict_commit, then ns_maybe_gc) or an unlink, closes the fd or gives the
+ * memfd to its next file, and the number and the slot to other files.  So the
+ * file is held, an fd of our own opened through the number, and kept only
+ * if the slot still shows the same file in the same state afterwards.  That
+ * suffices: the daemon moves gen before it closes or recycles a freed slot's
+ * fds (ns_free defers them to the end of its namespace lock), and never
+ * changes the fds of a live slot.  An open of a disk file refused to another
+ * uid than the daemon's goes over the socket, where the daemon checks gen
+ * itself (as swap_to_disk).
+ */
+int fp_hold(struct eph_inode *ino, uint32_t gen, uint32_t state)
+{
+    if (atomic_load(&ino->state) != state || atomic_load(&ino->gen) != gen)
+        return -1;
+    int n = state == EPH_DISK ? ino->disk_fd : ino->mem_fd;
+    int fd = n >= 0 ? rpc_open_daemon_fd(n, O_PATH | O_CLOEXEC) : -1;
+    if (fd < 0 && state == EPH_DISK && (errno == EACCES || errno == EPERM))
+        fd = rpc_disk_fd((uint32_t)(ino - sh.inodes), gen);
+    if (fd >= 0 && (atomic_load(&ino->state) != state || atomic_load(&ino->gen) != gen)) {
+        sys.close(fd);
+        fd = -1;
+    }
+    return fd < 0 ? -1 : fd;
+}
+
 /* The daemon moved the file to disk: put its disk fd under our fd number. */
 static int swap_to_disk(int fd, struct eph_inode *ino)
 {

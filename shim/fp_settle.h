@@ -21,6 +21,11 @@ int fp_settle(int fd);
 /* Wait while the daemon moves the file to disk (until it is over, the slot was reused, or the
  * daemon died and no new one took over: the file is then still MOVING). */
 void fp_wait_moving(struct eph_inode *ino, uint32_t gen);
+/* An fd of our own on inode ino's file as it is at generation gen in state (EPH_MEM: its memfd;
+ * EPH_DISK: its disk file), for a call by path that has no fd on it (O_PATH, or O_RDWR when it came
+ * over the socket); -1 when the slot has moved on (another state, freed, reused) or the file cannot
+ * be reached from here. */
+int fp_hold(struct eph_inode *ino, uint32_t gen, uint32_t state);
 /* Before a stat of a disk path: swap any of our fds whose file has moved, so its identity is known. */
 void fp_settle_moved(void);
 /* Read or write (pos < 0: at the description's offset) on an fd swapped to the disk file. */

@@ -1090,27 +1090,83 @@ SH_EXPORT int truncate64(const char *path, off_t len) __attribute__((alias("trun
 /* ---- modes and owners --------------------------------------------------- */
 
 /*
- * The attribute changes below are made under the inode lock while the file
- * is in memory.  Once the daemon has set MOVING it copies mode, owner and
- * times to the disk file at its own pace, so a change made then would be
- * lost: wait for the move and change the disk file (through the daemon's fd)
- * instead.  1: *p names the disk file; 0: back in memory, retry; -2: freed
- * after the move (the caller that has a path uses the kernel on it).
+ * The attribute changes below (and the times and extended attributes after
+ * them) are made under the inode lock while the file is in memory.  Once the
+ * daemon has set MOVING it copies mode, owner, times and xattrs to the disk
+ * file at its own pace, so a change made then would be lost: wait for the move
+ * and change the disk file instead, through the caller's own fd when it has
+ * one (swapped to the disk file), else through an fd of our own on it
+ * (fp_hold), never the daemon's fd number itself: a slot nobody has open is
+ * freed right after its move, and its fd number and the slot go to other files.
  */
-static int moved_file(struct eph_inode *ino, char *p, size_t n)
+struct moved {
+    char p[32]; /* /proc/self/fd/N: the disk file, for the kernel's call by path */
+    int held;   /* our fd on it, to close after (moved_done), or -1 */
+};
+
+/*
+ * ino left memory (or was never the file at gen): 1: m->p names its disk file,
+ * call the kernel on it and close with moved_done; 0: back in memory, try again;
+ * MOVED_AGAIN: not that file any more (unlinked and freed, or freed right after
+ * its move): the caller looks the path up again; MOVED_KERNEL: the kernel on the
+ * caller's path has the answer (the file is on disk under its names, but
+ * unreachable from here, or its mover died); -1 with errno.  fd >= 0: a
+ * managed fd on the file, which keeps its slot.
+ */
+enum { MOVED_KERNEL = -2, MOVED_AGAIN = -3 };
+
+static int moved_file(struct eph_inode *ino, uint32_t gen, int fd, struct moved *m)
 {
-    uint32_t gen = atomic_load(&ino->gen);
+    m->held = -1;
+    if (fd >= 0) {
+        int r = fp_settle(fd); /* the fd now names the disk file */
+        if (r <= 0)
+            return r < 0 ? fail(-r) : 0;
+        snprintf(m->p, sizeof m->p, "/proc/self/fd/%d", fd);
+        return 1;
+    }
+    eph_lock_stall("moved-wait"); /* fault builds: the file was found and is leaving memory (test/c/evictattr_test.c) */
     fp_wait_moving(ino, gen);
     uint32_t st = atomic_load(&ino->state);
+    if (atomic_load(&ino->gen) != gen)
+        return MOVED_AGAIN;
     if (st == EPH_MEM)
         return 0;
-    if (st != EPH_DISK || atomic_load(&ino->gen) != gen)
-        return -2; /* moved and already freed: the path names the disk file */
-    snprintf(p, n, "/proc/%d/fd/%d", sh_daemon_pid(), ino->disk_fd);
+    if (st != EPH_DISK)
+        return MOVED_KERNEL;
+    eph_lock_stall("moved-disk"); /* fault builds: on disk, not yet held */
+    m->held = fp_hold(ino, gen, EPH_DISK);
+    if (m->held < 0)
+        return atomic_load(&ino->gen) != gen ? MOVED_AGAIN : MOVED_KERNEL;
+    snprintf(m->p, sizeof m->p, "/proc/self/fd/%d", m->held);
     return 1;
 }
 
-static int chmod_inode(struct eph_inode *ino, mode_t mode)
+/* The result r of the kernel's call on m->p, our fd on the file closed. */
+static ssize_t moved_done(struct moved *m, ssize_t r)
+{
+    if (m->held >= 0) {
+        int e = errno;
+        sys.close(m->held);
+        errno = e;
+    }
+    return r;
+}
+
+/* How many times a call by path looks its name up again when the file it found went meanwhile. */
+#define NAMES_ROUNDS 4
+
+/* Under ino's lock, and it is still the in-memory file of gen: 1, else 0 with the lock released. */
+static int lock_in_memory(struct eph_inode *ino, uint32_t gen)
+{
+    eph_lock(&ino->lock);
+    if (atomic_load(&ino->state) == EPH_MEM && atomic_load(&ino->gen) == gen)
+        return 1;
+    eph_unlock(&ino->lock);
+    return 0;
+}
+
+static int chmod_inode(struct eph_inode *ino, uint32_t gen, int fd, mode_t mode)
 {
     uid_t uid = creds_euid();
     if (uid != 0 && uid != ino->uid)
@@ -1118,14 +1174,11 @@ static int chmod_inode(struct eph_inode *ino, mode_t mode)
     uint32_t m = (uint32_t)(mode & 07777);
     if (uid != 0 && !fp_in_group(ino->gid))
         m &= ~(uint32_t)S_ISGID;
-    eph_lock(&ino->lock);
-    while (atomic_load(&ino->state) != EPH_MEM) {
-        eph_unlock(&ino->lock);
-        char p[64];
-        int r = moved_file(ino, p, sizeof p);
+    while (!lock_in_memory(ino, gen)) {
+        struct moved mv;
+        int r = moved_file(ino, gen, fd, &mv);
         if (r)
-            return r < 0 ? r : REAL(chmod)(p, mode);
-        eph_lock(&ino->lock);
+            return r < 0 ? r : (int)moved_done(&mv, REAL(chmod)(mv.p, mode));
     }
     ino->mode = S_IFREG | m;
     atomic_store(&ino->ctime_ns, sh_now_ns());
@@ -1135,7 +1188,7 @@ static int chmod_inode(struct eph_inode *ino, mode_t mode)
     return 0;
 }
 
-static int chown_inode(struct eph_inode *ino, uid_t u, gid_t g)
+static int chown_inode(struct eph_inode *ino, uint32_t gen, int fd, uid_t u, gid_t g)
 {
     uid_t me = creds_euid();
     if (me != 0) {
@@ -1143,14 +1196,11 @@ static int chown_inode(struct eph_inode *ino, uid_t u, gid_t g)
             (g != (gid_t)-1 && g != ino->gid && !fp_in_group(g)))
             return fail(EPERM);
     }
-    eph_lock(&ino->lock);
-    while (atomic_load(&ino->state) != EPH_MEM) {
-        eph_unlock(&ino->lock);
-        char p[64];
-        int r = moved_file(ino, p, sizeof p);
+    while (!lock_in_memory(ino, gen)) {
+        struct moved mv;
+        int r = moved_file(ino, gen, fd, &mv);
         if (r)
-            return r < 0 ? r : REAL(chown)(p, u, g);
-        eph_lock(&ino->lock);
+            return r < 0 ? r : (int)moved_done(&mv, REAL(chown)(mv.p, u, g));
     }
     if (u != (uid_t)-1)
         ino->uid = u;
@@ -1168,7 +1218,9 @@ static int chown_inode(struct eph_inode *ino, uid_t u, gid_t g)
     return 0;
 }
 
-static struct eph_inode *mem_inode_of_fd(int fd)
+/* The in-memory file a managed fd is on (and its generation), or NULL: the fd is not managed, or
+ * its file has moved to disk (the fd is then swapped to it, and the kernel's fd call answers). */
+static struct eph_inode *mem_inode_of_fd(int fd, uint32_t *gen)
 {
     if (!ft_managed(fd))
         return NULL;
@@ -1176,48 +1228,69 @@ static struct eph_inode *mem_inode_of_fd(int fd)
         fp_settle(fd); /* evicted: from now on the kernel's file is the truth */
     if (ft_fds[fd].flags & FT_DISK)
         return NULL;
+    *gen = fp_desc(fd)->inode_gen;
     return fp_inode_of(fp_desc(fd));
+}
+
+/*
+ * One round of a call by path: 1 when path names an in-memory file (*inode,
+ * *gen) for the call to act on; 0 when the call is over (*r its answer,
+ * ENOTDIR here) or the kernel's to make (*r MOVED_AGAIN or MOVED_KERNEL).  A
+ * new round looks the path up again while the file found last went before the
+ * call reached it (*r MOVED_AGAIN), at most NAMES_ROUNDS times.
+ */
+static int names_round(int dirfd, const char *path, int follow, int *round, uint32_t *inode, uint32_t *gen, ssize_t *r)
+{
+    int t;
+    if (*r != MOVED_AGAIN || (*round)++ == NAMES_ROUNDS || likely(!path_maybe_managed(dirfd, path)) ||
+        !lookup_f(dirfd, path, inode, gen, &t, follow))
+        return 0;
+    if (t) {
+        *r = fail(ENOTDIR);
+        return 0;
+    }
+    return 1;
 }
 
 SH_EXPORT int chmod(const char *path, mode_t mode)
 {
     uint32_t inode, gen;
-    int t;
-    int r = 0;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup(AT_FDCWD, path, &inode, &gen, &t) ||
-        (r = t ? fail(ENOTDIR) : chmod_inode(&sh.inodes[inode], mode)) == -2)
+    ssize_t r = MOVED_AGAIN;
+    for (int n = 0; names_round(AT_FDCWD, path, 1, &n, &inode, &gen, &r);)
+        r = chmod_inode(&sh.inodes[inode], gen, -1, mode);
+    if (r <= MOVED_KERNEL)
         return (int)dc_after(ENOENT_FIX(AT_FDCWD, path, REAL(chmod)(path, mode)));
-    return r;
+    return (int)r;
 }
 
 SH_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
 {
     uint32_t inode, gen;
-    int t;
-    int r = 0;
-    if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)) ||
-        (r = t ? fail(ENOTDIR) : chmod_inode(&sh.inodes[inode], mode)) == -2)
+    ssize_t r = MOVED_AGAIN;
+    for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
+        r = chmod_inode(&sh.inodes[inode], gen, -1, mode);
+    if (r <= MOVED_KERNEL)
         return (int)dc_after(ENOENT_FIX(dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags)));
-    return r;
+    return (int)r;
 }
 
 SH_EXPORT int fchmod(int fd, mode_t mode)
 {
-    struct eph_inode *ino = mem_inode_of_fd(fd);
-    return ino ? chmod_inode(ino, mode) : (int)dc_after(REAL(fchmod)(fd, mode));
+    uint32_t gen;
+    struct eph_inode *ino = mem_inode_of_fd(fd, &gen);
+    return ino ? chmod_inode(ino, gen, fd, mode) : (int)dc_after(REAL(fchmod)(fd, mode));
 }
 
 /* chown and lchown by path: an in-memory file changes in the region, anything else in the kernel. */
 static int chown_path(const char *path, uid_t u, gid_t g, int follow)
 {
     uint32_t inode, gen;
-    int t;
-    int r = 0;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)) ||
-        !(follow ? lookup : lookup_nofollow)(AT_FDCWD, path, &inode, &gen, &t) ||
-        (r = t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g)) == -2)
+    ssize_t r = MOVED_AGAIN;
+    for (int n = 0; names_round(AT_FDCWD, path, follow, &n, &inode, &gen, &r);)
+        r = chown_inode(&sh.inodes[inode], gen, -1, u, g);
+    if (r <= MOVED_KERNEL)
         return (int)dc_after(ENOENT_FIX(AT_FDCWD, path, follow ? REAL(chown)(path, u, g) : REAL(lchown)(path, u, g)));
-    return r;
+    return (int)r;
 }
 
 SH_EXPORT int chown(const char *path, uid_t u, gid_t g) { return chown_path(path, u, g, 1); }
@@ -1227,26 +1300,28 @@ SH_EXPORT int lchown(const char *path, uid_t u, gid_t g) { return chown_path(pat
 SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
 {
     uint32_t inode, gen;
-    int t;
+    struct eph_inode *ino;
     __asm__("" : "+r"(path)); /* declared nonnull, but the kernel takes NULL */
-    if (path && !path_bad_ptr(path) && !path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
-        return chown_inode(mem_inode_of_fd(dirfd), u, g);
-    int r = 0;
-    if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)) ||
-        (r = t ? fail(ENOTDIR) : chown_inode(&sh.inodes[inode], u, g)) == -2)
+    if (path && !path_bad_ptr(path) && !path[0] && (flags & AT_EMPTY_PATH) && (ino = mem_inode_of_fd(dirfd, &gen)))
+        return chown_inode(ino, gen, dirfd, u, g);
+    ssize_t r = MOVED_AGAIN;
+    for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
+        r = chown_inode(&sh.inodes[inode], gen, -1, u, g);
+    if (r <= MOVED_KERNEL)
         return (int)dc_after(ENOENT_FIX(dirfd, path, REAL(fchownat)(dirfd, path, u, g, flags)));
-    return r;
+    return (int)r;
 }
 
 SH_EXPORT int fchown(int fd, uid_t u, gid_t g)
 {
-    struct eph_inode *ino = mem_inode_of_fd(fd);
-    return ino ? chown_inode(ino, u, g) : (int)dc_after(REAL(fchown)(fd, u, g));
+    uint32_t gen;
+    struct eph_inode *ino = mem_inode_of_fd(fd, &gen);
+    return ino ? chown_inode(ino, gen, fd, u, g) : (int)dc_after(REAL(fchown)(fd, u, g));
 }
 
 /* ---- times -------------------------------------------------------------- */
 
-static int utimens_inode(struct eph_inode *ino, const struct timespec ts[2])
+static int utimens_inode(struct eph_inode *ino, uint32_t gen, int fd, const struct timespec ts[2])
 {
     int set_now = !ts || (ts[0].tv_nsec == UTIME_NOW && ts[1].tv_nsec == UTIME_NOW);
     if (ts)
@@ -1264,14 +1339,11 @@ static int utimens_inode(struct eph_inode *ino, const struct timespec ts[2])
     if (ts && ts[0].tv_nsec == UTIME_OMIT && ts[1].tv_nsec == UTIME_OMIT)
         return 0;
     int64_t now = sh_now_ns();
-    eph_lock(&ino->lock);
-    while (atomic_load(&ino->state) != EPH_MEM) {
-        eph_unlock(&ino->lock);
-        char p[64];
-        int r = moved_file(ino, p, sizeof p);
+    while (!lock_in_memory(ino, gen)) {
+        struct moved mv;
+        int r = moved_file(ino, gen, fd, &mv);
         if (r)
-            return r < 0 ? r : REAL(utimensat)(AT_FDCWD, p, ts, 0);
-        eph_lock(&ino->lock);
+            return r < 0 ? r : (int)moved_done(&mv, REAL(utimensat)(AT_FDCWD, mv.p, ts, 0));
     }
     if (!ts || ts[0].tv_nsec != UTIME_OMIT)
         atomic_store(&ino->atime_ns, (!ts || ts[0].tv_nsec == UTIME_NOW) ? now : eph_ns(ts[0].tv_sec, ts[0].tv_nsec));
@@ -1303,25 +1375,28 @@ static int utimens_disk_done(int r, int dirfd, const char *path, int flags)
 SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2], int flags)
 {
     uint32_t inode, gen;
-    int t;
+    struct eph_inode *ino;
     __asm__("" : "+r"(path)); /* declared nonnull, but utimensat(fd, NULL, ...) is futimens */
     if (!path) {
-        struct eph_inode *ino = mem_inode_of_fd(dirfd);
-        return ino ? utimens_inode(ino, ts) : utimens_disk_done(REAL(utimensat)(dirfd, path, ts, flags), dirfd, NULL, 0);
+        ino = mem_inode_of_fd(dirfd, &gen);
+        return ino ? utimens_inode(ino, gen, dirfd, ts)
+                   : utimens_disk_done(REAL(utimensat)(dirfd, path, ts, flags), dirfd, NULL, 0);
     }
-    if (!path_bad_ptr(path) && !path[0] && (flags & AT_EMPTY_PATH) && mem_inode_of_fd(dirfd))
-        return utimens_inode(mem_inode_of_fd(dirfd), ts);
-    int r = 0;
-    if (likely(!path_maybe_managed(dirfd, path)) || !lookup_f(dirfd, path, &inode, &gen, &t, !(flags & AT_SYMLINK_NOFOLLOW)) ||
-        (r = t ? fail(ENOTDIR) : utimens_inode(&sh.inodes[inode], ts)) == -2)
+    if (!path_bad_ptr(path) && !path[0] && (flags & AT_EMPTY_PATH) && (ino = mem_inode_of_fd(dirfd, &gen)))
+        return utimens_inode(ino, gen, dirfd, ts);
+    ssize_t r = MOVED_AGAIN;
+    for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
+        r = utimens_inode(&sh.inodes[inode], gen, -1, ts);
+    if (r <= MOVED_KERNEL)
         return utimens_disk_done(ENOENT_FIX(dirfd, path, REAL(utimensat)(dirfd, path, ts, flags)), dirfd, path, flags);
-    return r;
+    return (int)r;
 }
 
 SH_EXPORT int futimens(int fd, const struct timespec ts[2])
 {
-    struct eph_inode *ino = mem_inode_of_fd(fd);
-    return ino ? utimens_inode(ino, ts) : utimens_disk_done(REAL(futimens)(fd, ts), fd, NULL, 0);
+    uint32_t gen;
+    struct eph_inode *ino = mem_inode_of_fd(fd, &gen);
+    return ino ? utimens_inode(ino, gen, fd, ts) : utimens_disk_done(REAL(futimens)(fd, ts), fd, NULL, 0);
 }
 
 static const struct timespec *tv_to_ts(const struct timeval tv[2], struct timespec out[2])
@@ -1501,30 +1576,38 @@ static int xa_allowed(struct eph_inode *ino, const struct xa *a)
 }
 
 /*
- * On an in-memory inode; fd >= 0 is a managed fd on it (its memfd), else the
- * daemon's fd is used.  -2: the file moved to disk and was freed meanwhile
- * (the caller with a path asks the kernel).
+ * On the in-memory inode of gen; fd >= 0 is a managed fd on it (its memfd),
+ * else an fd of our own on the memfd, held through the daemon's (fp_hold: the
+ * slot may be freed meanwhile, its memfd then given to the next file), and
+ * looked at again after the call: a slot freed during it may have taken the
+ * call elsewhere, so the call is made again on what the path names then.
+ * MOVED_AGAIN and MOVED_KERNEL as moved_file.
  */
-static ssize_t xa_inode(struct eph_inode *ino, int fd, const struct xa *a)
+static ssize_t xa_inode(struct eph_inode *ino, uint32_t gen, int fd, const struct xa *a)
 {
-    char p[64];
     if (!xa_allowed(ino, a))
         return fail(EACCES);
-    int change = a->op == XA_SET || a->op == XA_REMOVE;
-    if (change)
-        eph_lock(&ino->lock);
-    while (atomic_load(&ino->state) != EPH_MEM) {
-        if (change)
-            eph_unlock(&ino->lock);
-        if (fd >= 0) {
-            fp_settle(fd); /* the fd now names the disk file */
-            return xa_fd(fd, a);
+    int change = a->op == XA_SET || a->op == XA_REMOVE, held = -1;
+    for (;;) {
+        int in_mem = change ? lock_in_memory(ino, gen)
+                            : atomic_load(&ino->state) == EPH_MEM && atomic_load(&ino->gen) == gen;
+        if (in_mem && (fd >= 0 || (held = fp_hold(ino, gen, EPH_MEM)) >= 0))
+            break;
+        if (in_mem) {
+            /* Not held: the slot moved on meanwhile, or the daemon's fds are not ours to open. */
+            int e = errno;
+            if (change)
+                eph_unlock(&ino->lock);
+            if (atomic_load(&ino->gen) != gen)
+                return MOVED_AGAIN;
+            if (atomic_load(&ino->state) == EPH_MEM)
+                return fail(e);
+            continue;
         }
-        int r = moved_file(ino, p, sizeof p);
+        struct moved mv;
+        int r = moved_file(ino, gen, fd, &mv);
         if (r)
-            return r < 0 ? r : xa_path(p, a, 1);
-        if (change)
-            eph_lock(&ino->lock);
+            return r < 0 ? r : moved_done(&mv, xa_path(mv.p, a, 1));
     }
     ssize_t r;
     /* The memfd will carry it: its slot is then never kept for another file (nsfast.c).  Marked
@@ -1534,8 +1617,12 @@ static ssize_t xa_inode(struct eph_inode *ino, int fd, const struct xa *a)
     if (fd >= 0) {
         r = xa_fd(fd, a);
     } else {
-        snprintf(p, sizeof p, "/proc/%d/fd/%d", sh_daemon_pid(), ino->mem_fd);
-        r = xa_path(p, a, 1);
+        char p[32];
+        snprintf(p, sizeof p, "/proc/self/fd/%d", held); /* an O_PATH fd: through its /proc name */
+        struct moved mv = {.held = held};
+        r = moved_done(&mv, xa_path(p, a, 1));
+        if (atomic_load(&ino->gen) != gen)
+            r = MOVED_AGAIN; /* freed during the call: the file may not have been ours by then */
     }
     if (change) {
         if (r == 0)
@@ -1548,10 +1635,10 @@ static ssize_t xa_inode(struct eph_inode *ino, int fd, const struct xa *a)
 static ssize_t xa_on_path(const char *path, const struct xa *a, int follow)
 {
     uint32_t inode, gen;
-    int t;
-    ssize_t r = 0;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)) || !lookup_f(AT_FDCWD, path, &inode, &gen, &t, follow) ||
-        (r = t ? fail(ENOTDIR) : xa_inode(&sh.inodes[inode], -1, a)) == -2)
+    ssize_t r = MOVED_AGAIN;
+    for (int n = 0; names_round(AT_FDCWD, path, follow, &n, &inode, &gen, &r);)
+        r = xa_inode(&sh.inodes[inode], gen, -1, a);
+    if (r <= MOVED_KERNEL)
         return ENOENT_FIX(AT_FDCWD, path, xa_path(path, a, follow));
     return r;
 }
@@ -1560,8 +1647,9 @@ static ssize_t xa_on_fd(int fd, const struct xa *a)
 {
     if (likely(!ft_managed(fd)) || (ft_fds[fd].flags & FT_DISK))
         return xa_fd(fd, a);
-    struct eph_inode *ino = mem_inode_of_fd(fd);
-    return ino ? xa_inode(ino, fd, a) : xa_fd(fd, a);
+    uint32_t gen;
+    struct eph_inode *ino = mem_inode_of_fd(fd, &gen);
+    return ino ? xa_inode(ino, gen, fd, a) : xa_fd(fd, a);
 }
 
 SH_EXPORT ssize_t getxattr(const char *path, const char *name, void *v, size_t n)

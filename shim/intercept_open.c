@@ -24,6 +24,7 @@
 #include "diskbytes.h"
 #include "rpc.h"
 #include "fp_desc.h"
+#include "fp_settle.h"
 #include "fp_size.h"
 #include "nsview.h"
 #include "nsdir.h"
@@ -314,10 +315,24 @@ static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode,
             return -1;
         }
         if (flags & O_PATH) {
-            /* An O_PATH fd only names the file: give the kernel's view of the memfd. */
-            char p[64];
-            snprintf(p, sizeof p, "/proc/%d/fd/%d", sh_daemon_pid(), sh.inodes[inode].mem_fd);
-            return open_real(AT_FDCWD, p, O_PATH | (flags & O_CLOEXEC), 0);
+            /* An O_PATH fd only names the file: give the kernel's view of the memfd, held as the
+             * attribute calls hold it (a slot freed since the lookup gives its memfd and fd number
+             * to other files).  A file that left memory meanwhile is the kernel's to open. */
+            struct eph_inode *ino = &sh.inodes[inode];
+            int fd = fp_hold(ino, gen, EPH_MEM);
+            if (fd < 0 && (atomic_load(&ino->gen) != gen || atomic_load(&ino->state) != EPH_MEM)) {
+                fp_wait_moving(ino, gen);
+                return open_disk_in(dirfd, path, flags, mode, abs);
+            }
+            if (fd >= 0)
+                claim_fd(fd);
+            if (fd >= 0 && !(flags & O_CLOEXEC) && sys.fcntl(fd, F_SETFD, 0) < 0) {
+                int e = errno;
+                sys.close(fd);
+                errno = e;
+                return -1;
+            }
+            return fd;
         }
         int fd = open_cached(abs, inode, gen, flags);
         if (fd != -2)

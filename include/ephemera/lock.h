@@ -216,15 +216,20 @@ static inline int eph_inode_lock_repair(struct eph_inode *in, int memfd)
     return syscall(SYS_ftruncate, memfd, (off_t)cap) == 0;
 }
 
-/* A test hook of the fault builds: EPHEMERA_LOCK_STALL=<point> stops the process
- * (SIGSTOP) at that point inside a critical section, locks held, for a test
- * to kill it there (test/c/lockkill_test.c).  Nothing in production builds. */
+/* A test hook of the fault builds: EPHEMERA_LOCK_STALL=<point>[,<point>...] stops the
+ * process (SIGSTOP) at each of those points, inside a critical section, locks held, for a
+ * test to kill it there (test/c/lockkill_test.c) or to change the world meanwhile and let
+ * it go on (test/c/evictattr_test.c).  Nothing in production builds. */
 static inline void eph_lock_stall(const char *point)
 {
 #ifdef EPH_FAULTS
     const char *s = getenv("EPHEMERA_LOCK_STALL");
-    if (s && strcmp(s, point) == 0)
-        raise(SIGSTOP);
+    size_t n = strlen(point);
+    for (; s && *s; s += strcspn(s, ","), s += *s == ',')
+        if (strncmp(s, point, n) == 0 && (s[n] == ',' || s[n] == 0)) {
+            raise(SIGSTOP);
+            return;
+        }
 #else
     (void)point;
 #endif

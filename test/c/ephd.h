@@ -17,6 +17,7 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -90,6 +91,19 @@ static inline long long ephd_stat(const char *run, const char *name)
     snprintf(key, sizeof key, "\"%s\":", name);
     const char *p = strstr(buf, key);
     return p ? strtoll(p + strlen(key), NULL, 10) : -1;
+}
+
+/* 1 once the stats field name reads want, within 5 s (the daemon frees an unlinked small file
+ * within its reclaim tick, not at once). */
+static inline int ephd_stat_becomes(const char *run, const char *name, long long want)
+{
+    for (int i = 0; i < 500; i++) {
+        if (ephd_stat(run, name) == want)
+            return 1;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
 }
 
 static inline int rm_rf(const char *path)

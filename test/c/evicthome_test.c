@@ -59,19 +59,6 @@ static int holds(const char *path, char c, size_t n)
     return 1;
 }
 
-/* 1 once the stat name reads want (the daemon frees an unlinked small file within its reclaim
- * tick, not at once), within 5 s. */
-static int stat_becomes(const char *run, const char *name, long long want)
-{
-    for (int i = 0; i < 500; i++) {
-        if (ephd_stat(run, name) == want)
-            return 1;
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
-}
-
 static int child(const char *root, const char *disk)
 {
     (void)disk;
@@ -95,7 +82,7 @@ static int child(const char *root, const char *disk)
     enum { N = 8192 };
     if (put(b, 'b', N) < 0)
         return 1;
-    CHECK(stat_becomes(run, "files_in_memory", 1), "b is not the one file in memory: %lld files",
+    CHECK(ephd_stat_becomes(run, "files_in_memory", 1), "b is not the one file in memory: %lld files",
           ephd_stat(run, "files_in_memory"));
     CHECK(ephd_stat(run, "file_bytes_memory") == N, "bytes in memory with b: %lld, want %d",
           ephd_stat(run, "file_bytes_memory"), N);
@@ -103,7 +90,7 @@ static int child(const char *root, const char *disk)
     /* The daemon chooses b to move and stops before it takes the lock. */
     pid_t asker = shrink_until_stopped(run, daemon);
     CHECK(asker > 0, "the daemon did not stop after choosing b (state %c)", proc_state(daemon));
-    if (asker < 0)
+    if (asker <= 0)
         return 1;
     /* Meanwhile b's last name goes: its slot becomes this process's home. */
     CHECK(unlink(b) == 0, "unlink %s while the daemon is stopped: %s", b, strerror(errno));
@@ -134,7 +121,7 @@ int main(int argc, char **argv)
 {
     if (argc > 1)
         return shimmed_main(argc, argv, "evicthome", child);
-    if (shimmed_use_stalling_daemon("evicthome_test", "evict-chosen"))
+    if (shimmed_use_faulty_daemon("evicthome_test", "evict-chosen"))
         return 1;
     return shimmed_main(argc, argv, "evicthome", child);
 }

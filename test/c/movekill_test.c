@@ -94,7 +94,7 @@ static int child(const char *root, const char *disk)
     /* Ask for the move from a child: the daemon stops inside it and never answers. */
     pid_t asker = shrink_until_stopped(run, daemon);
     CHECK(asker > 0, "the daemon did not stop with the file MOVING (state %c)", proc_state(daemon));
-    if (asker < 0)
+    if (asker <= 0)
         return 1;
 
     /* A reader meets MOVING and waits for the move; then the mover dies. */
@@ -129,7 +129,7 @@ int main(int argc, char **argv)
     if (argc > 1)
         return shimmed_main(argc, argv, "movekill", child);
     /* The daemon's stall point is in its fault build only; the shim stays the production one. */
-    if (shimmed_use_stalling_daemon("movekill_test", "evict-moving"))
+    if (shimmed_use_faulty_daemon("movekill_test", "evict-moving"))
         return 1;
     /* The fault build of the shim: it takes EPHEMERA_RPC_QUIET_S.  Its log, to look for the report. */
     if (shimmed_use_faults_build("movekill_test"))

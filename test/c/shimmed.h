@@ -114,6 +114,22 @@ static inline int shimmed_use_faults_build(const char *name)
     return 0;
 }
 
+/*
+ * Run the daemon's fault build ($EPHEMERAD_FAULTY, daemon/sys.h) stopping itself (SIGSTOP) at the
+ * stall point stall (EPHEMERA_LOCK_STALL): 0, or 1 with a message naming `name` when it is missing.
+ */
+static inline int shimmed_use_faulty_daemon(const char *name, const char *stall)
+{
+    const char *faulty = getenv("EPHEMERAD_FAULTY");
+    if (!faulty || access(faulty, X_OK) != 0) {
+        fprintf(stderr, "%s: EPHEMERAD_FAULTY (%s) is missing; run `make test-build`\n", name, faulty ? faulty : "unset");
+        return 1;
+    }
+    setenv("EPHEMERAD", faulty, 1);
+    setenv("EPHEMERA_LOCK_STALL", stall, 1);
+    return 0;
+}
+
 static inline double now_s(void)
 {
     struct timespec t;
@@ -143,21 +159,8 @@ static inline int wait_bounded_s(pid_t pid, double bound_s, double *took)
     }
 }
 
-/* Wait (10 s at most) until child pid stops (SIGSTOP, a test's stall point); 1 if it did. */
-static inline int wait_stopped(pid_t pid)
-{
-    for (int i = 0; i < 1000; i++) {
-        int st;
-        if (waitpid(pid, &st, WUNTRACED | WNOHANG) == pid)
-            return WIFSTOPPED(st);
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
-}
-
-/* The state letter of /proc/pid/stat ('T' stopped, 'Z' zombie) of any process (not only a
- * child of ours, as wait_stopped needs), or 0. */
+/* The state letter of /proc/pid/stat ('T' stopped, 'Z' zombie), or 0: for a process that is not
+ * our child (the daemon), which wait_stopped cannot watch. */
 static inline char proc_state(pid_t pid)
 {
     char p[64], buf[512];
@@ -174,7 +177,7 @@ static inline char proc_state(pid_t pid)
     return paren && paren[1] == ' ' ? paren[2] : 0;
 }
 
-/* 1 once pid (the daemon, say: not our child) is stopped, within 5 s. */
+/* 1 once pid is in state 'T' (stopped), within 5 s. */
 static inline int stopped_within(pid_t pid)
 {
     for (int i = 0; i < 500; i++) {
@@ -187,27 +190,9 @@ static inline int stopped_within(pid_t pid)
 }
 
 /*
- * Run the daemon's fault build (EPHEMERAD_FAULTY, which `make test-build` makes) instead of the
- * production one, stopping itself (SIGSTOP) at stall point `point` (eph_lock_stall,
- * include/ephemera/lock.h): 0, or 1 with a message when that build is missing.
- */
-static inline int shimmed_use_stalling_daemon(const char *name, const char *point)
-{
-    const char *faulty = getenv("EPHEMERAD_FAULTY");
-    if (!faulty || access(faulty, X_OK) != 0) {
-        fprintf(stderr, "%s: EPHEMERAD_FAULTY (%s) is missing; run `make test-build`\n", name,
-                faulty ? faulty : "unset");
-        return 1;
-    }
-    setenv("EPHEMERAD", faulty, 1);
-    setenv("EPHEMERA_LOCK_STALL", point, 1);
-    return 0;
-}
-
-/*
- * Ask the daemon to shrink to 0 bytes from a child (its answer never comes while it is stopped) and
- * wait for the daemon to stop at its stall point: the asker's pid (the caller kills and reaps it),
- * or -1, the asker reaped, when the daemon did not stop within 5 s.
+ * Ask the daemon of run directory run, from a child, to shrink to 0 (every file to disk); a daemon
+ * built to stop at a point of the move (shimmed_use_faulty_daemon) stops inside it.  The asker's
+ * pid once daemon is stopped, or -1 (the asker is then killed) when it did not stop within 5 s.
  */
 static inline pid_t shrink_until_stopped(const char *run, pid_t daemon)
 {
@@ -217,11 +202,26 @@ static inline pid_t shrink_until_stopped(const char *run, pid_t daemon)
         ephd_control(run, "{\"v\":1,\"id\":2,\"op\":\"shrink\",\"bytes\":0}\n", reply, sizeof reply);
         _exit(0);
     }
-    if (asker < 0 || stopped_within(daemon))
+    if (asker > 0 && stopped_within(daemon))
         return asker;
-    kill(asker, SIGKILL);
-    waitpid(asker, NULL, 0);
+    if (asker > 0) {
+        kill(asker, SIGKILL);
+        waitpid(asker, NULL, 0);
+    }
     return -1;
+}
+
+/* Wait (10 s at most) until child pid stops (SIGSTOP, a test's stall point); 1 if it did. */
+static inline int wait_stopped(pid_t pid)
+{
+    for (int i = 0; i < 1000; i++) {
+        int st;
+        if (waitpid(pid, &st, WUNTRACED | WNOHANG) == pid)
+            return WIFSTOPPED(st);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
 }
 
 static inline int shimmed_main(int argc, char **argv, const char *name, int (*child)(const char *, const char *))
