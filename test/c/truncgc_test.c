@@ -1,0 +1,194 @@
+/*
+ * truncate(path) of an in-memory file looks the name up, takes an open
+ * reference (open_count) and checks that the slot still holds that file
+ * (shim/fp_size.c, fp_truncate_inode).  The daemon frees a slot that has no
+ * name and that it saw nobody open (daemon/namespace.c, ns_maybe_gc).  When
+ * the name went between the lookup and the reference, and the daemon had read
+ * open_count just before the reference was taken, both went on: the slot was
+ * freed, given to the next file created, and the late truncate cut that new
+ * file (its size set to the truncate's length).
+ *
+ * Three stall points make the moment exact (fault builds of the shim and the
+ * daemon): the truncating process stops after its lookup (truncate-ref) and
+ * again just before it changes the size (truncate-checked); the daemon stops
+ * between its look under the namespace lock and the free (gc-chosen).  Fixed,
+ * the truncate sees the name gone once it holds its reference and leaves the
+ * slot alone (the kernel's answer for the path, ENOENT); the new files keep
+ * every byte.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ephemera/proto.h"
+
+#include "check.h"
+#include "shimmed.h"
+
+#define BOUND_S 20.0
+/* A batch of free slots is used from its end: the slot freed last, lent first, is the last one used. */
+#define NEW_FILES EPH_POOL_MAX
+#define N 8192
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* Create path with n bytes of c, closed: 1 when it worked. */
+static int put(const char *path, char c, size_t n)
+{
+    static char buf[N];
+    memset(buf, c, n);
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    int ok = fd >= 0 && write(fd, buf, n) == (ssize_t)n;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* 1 when path holds exactly n bytes of c. */
+static int holds(const char *path, char c, size_t n)
+{
+    static char buf[N + 1];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    ssize_t r = read(fd, buf, sizeof buf);
+    close(fd);
+    if (r != (ssize_t)n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] != c)
+            return 0;
+    return 1;
+}
+
+/* Continue pid until it has exited, within BOUND_S (it may stop at a stall point again): its
+ * exit status, or -1. */
+static int continue_until_exit(pid_t pid)
+{
+    for (int i = 0; i < (int)(BOUND_S * 100); i++) {
+        int st;
+        pid_t w = waitpid(pid, &st, WNOHANG | WUNTRACED);
+        if (w == pid && WIFEXITED(st))
+            return WEXITSTATUS(st);
+        if (w == pid && WIFSIGNALED(st))
+            return 128 + WTERMSIG(st);
+        kill(pid, SIGCONT);
+        pause_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static int child(const char *root, const char *disk)
+{
+    (void)disk;
+    char run[PATH_MAX], f[PATH_MAX], w[PATH_MAX], g[NEW_FILES][PATH_MAX];
+    snprintf(run, sizeof run, "%.*s/run", (int)(strrchr(root, '/') - root), root);
+    snprintf(f, sizeof f, "%s/f", root);
+    snprintf(w, sizeof w, "%s/w", root);
+    for (int i = 0; i < NEW_FILES; i++)
+        snprintf(g[i], sizeof g[i], "%s/g%d", root, i);
+    pid_t daemon = (pid_t)ephd_stat(run, "pid");
+    CHECK(daemon > 0, "the daemon's pid from stats: %d", (int)daemon);
+    if (daemon <= 0)
+        return 1;
+
+    /* f is made by a process that then exits: nobody holds an fd of it, so its unlink leaves the
+     * slot to the daemon's collection (not a home of ours). */
+    pid_t maker = fork();
+    if (maker == 0)
+        _exit(put(f, 'f', 4096) && put(w, 'w', 4096) ? 0 : 1);
+    double took;
+    CHECK(wait_bounded_s(maker, BOUND_S, &took) == 0, "the process making f failed");
+    CHECK(ephd_stat_becomes(run, "files_in_memory", 2), "f and w are not the two files in memory (%lld)",
+          ephd_stat(run, "files_in_memory"));
+
+    /* The truncate finds f in memory and stops before its reference. */
+    pid_t trunc = fork();
+    if (trunc == 0) {
+        /* A first reference (to w) while the daemon runs: a new process's first one waits until the
+         * daemon holds its ledger (shim/fdtable.c), which a stopped daemon never would. */
+        int wfd = open(w, O_RDONLY);
+        if (wfd < 0)
+            _exit(12);
+        close(wfd);
+        int r = truncate(f, 100);
+        _exit(r == 0 ? 0 : errno == ENOENT ? 10 : 11);
+    }
+    CHECK(wait_stopped(trunc), "the truncating process did not stop after its lookup");
+
+    /* f's name goes; the daemon collects the slot and stops before it frees it. */
+    CHECK(unlink(f) == 0, "unlink %s: %s", f, strerror(errno));
+    int stopped = stopped_within(daemon);
+    CHECK(stopped, "the daemon did not stop before freeing f's slot (state %c)", proc_state(daemon));
+    if (!stopped) {
+        kill(trunc, SIGKILL);
+        waitpid(trunc, NULL, 0);
+        return 1;
+    }
+    /* The truncate takes its reference now, after the daemon's look: without the fix it passes its
+     * checks and stops again before changing the size; with it, it gives the reference back (and
+     * waits for the stopped daemon's answer). */
+    kill(trunc, SIGCONT);
+    int st = 0, again = 0;
+    for (int i = 0; i < 50 && !again; i++) {
+        pid_t w = waitpid(trunc, &st, WNOHANG | WUNTRACED);
+        again = w == trunc && WIFSTOPPED(st);
+        if (!again)
+            pause_ms(10);
+    }
+    /* The slot is freed, and new files are made from this process's first batch, which starts with it. */
+    kill(daemon, SIGCONT);
+    int made = 1;
+    for (int i = 0; i < NEW_FILES; i++)
+        made &= put(g[i], 'G', N);
+    CHECK(made, "making the new files: %s", strerror(errno));
+    int tr = continue_until_exit(trunc);
+    CHECK(tr == 0 || tr == 10, "truncate of a name unlinked meanwhile: status %d (0: done before the unlink, "
+          "10: ENOENT; 11: another error)", tr);
+    printf("truncgc_test: the truncate %s its checks and %s\n", again ? "passed" : "did not pass",
+           tr == 0 ? "succeeded" : tr == 10 ? "got ENOENT" : "failed");
+
+    int whole = 0;
+    for (int i = 0; i < NEW_FILES; i++) {
+        int ok = holds(g[i], 'G', N);
+        CHECK(ok, "%s lost its bytes to a truncate of the file freed before it", g[i]);
+        whole += ok;
+    }
+    struct stat sb;
+    CHECK(stat(f, &sb) < 0 && errno == ENOENT, "f exists again after its unlink");
+    printf("truncgc_test: %d of %d new files whole after a late truncate of a freed slot\n", whole, NEW_FILES);
+    /* The daemon stops at every collection from now on too (its shutdown's among them): a process
+     * of ours keeps it going for the rest of the run, at most BOUND_S. */
+    if (fork() == 0) {
+        for (int i = 0; i < (int)(BOUND_S * 20) && kill(daemon, SIGCONT) == 0; i++)
+            pause_ms(50);
+        _exit(0);
+    }
+    printf("truncgc_test (shimmed): %d checks, %d failures\n", checks, failures);
+    return failures != 0 || checks == 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        return shimmed_main(argc, argv, "truncgc", child);
+    if (shimmed_use_faulty_daemon("truncgc_test", "gc-chosen,truncate-ref,truncate-checked"))
+        return 1;
+    /* The shim's stall points are in its fault build. */
+    if (shimmed_use_faults_build("truncgc_test"))
+        return 1;
+    return shimmed_main(argc, argv, "truncgc", child);
+}
