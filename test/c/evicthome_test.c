@@ -1,7 +1,7 @@
 /*
  * The daemon picks a file to move to disk by looking at its slot without the
  * inode lock, then takes the lock and sets MOVING.  In between, the program
- * that holds the file's last name may unlink it, and its shim keep the slot
+ * that holds the file's last name may unlink it, and its shim keeps the slot
  * as a "home" for its next create: FREE, lent to that process, with the
  * file's pages (shim/nsfast.c, nsf_keep_home), and already taken out of
  * bytes_in_memory.  A daemon that moved that slot anyway took its capacity
@@ -32,31 +32,9 @@
 /* Create path with n bytes of c, closed: 0, or -1 with a failed check. */
 static int put(const char *path, char c, size_t n)
 {
-    static char buf[1 << 16];
-    memset(buf, c, n);
-    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    int ok = fd >= 0 && write(fd, buf, n) == (ssize_t)n;
+    int ok = file_put(path, c, n);
     CHECK(ok, "write %s: %s", path, strerror(errno));
-    if (fd >= 0)
-        close(fd);
     return ok ? 0 : -1;
-}
-
-/* 1 when path holds exactly n bytes of c. */
-static int holds(const char *path, char c, size_t n)
-{
-    static char buf[(1 << 16) + 1];
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return 0;
-    ssize_t r = read(fd, buf, sizeof buf);
-    close(fd);
-    if (r != (ssize_t)n)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (buf[i] != c)
-            return 0;
-    return 1;
 }
 
 static int child(const char *root, const char *disk)
@@ -108,7 +86,7 @@ static int child(const char *root, const char *disk)
     /* The next file, from the home, is whole and counted once. */
     if (put(c, 'c', N) < 0)
         return 1;
-    CHECK(holds(c, 'c', N), "c does not read back as written");
+    CHECK(file_holds(c, 'c', N), "c does not read back as written");
     bytes = ephd_stat(run, "file_bytes_memory");
     CHECK(bytes == N, "bytes in memory with c: %lld, want %d", bytes, N);
     CHECK(unlink(c) == 0, "unlink %s: %s", c, strerror(errno));

@@ -224,6 +224,37 @@ static inline int wait_stopped(pid_t pid)
     return 0;
 }
 
+/* Create path (truncated) holding n bytes of c, at most 64 KiB, and close it: 1 when that worked. */
+static inline int file_put(const char *path, char c, size_t n)
+{
+    static char buf[1 << 16];
+    if (n > sizeof buf)
+        return 0;
+    memset(buf, c, n);
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    int ok = fd >= 0 && write(fd, buf, n) == (ssize_t)n;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* 1 when path holds exactly n bytes of c (n at most 64 KiB). */
+static inline int file_holds(const char *path, char c, size_t n)
+{
+    static char buf[(1 << 16) + 1];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    ssize_t r = read(fd, buf, sizeof buf);
+    close(fd);
+    if (r != (ssize_t)n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] != c)
+            return 0;
+    return 1;
+}
+
 static inline int shimmed_main(int argc, char **argv, const char *name, int (*child)(const char *, const char *))
 {
     return shimmed_main_args(argc, argv, name, child, NULL);

@@ -43,35 +43,6 @@ static void pause_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* Create path with n bytes of c, closed: 1 when it worked. */
-static int put(const char *path, char c, size_t n)
-{
-    static char buf[N];
-    memset(buf, c, n);
-    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    int ok = fd >= 0 && write(fd, buf, n) == (ssize_t)n;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
-/* 1 when path holds exactly n bytes of c. */
-static int holds(const char *path, char c, size_t n)
-{
-    static char buf[N + 1];
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return 0;
-    ssize_t r = read(fd, buf, sizeof buf);
-    close(fd);
-    if (r != (ssize_t)n)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (buf[i] != c)
-            return 0;
-    return 1;
-}
-
 /* Continue pid until it has exited, within BOUND_S (it may stop at a stall point again): its
  * exit status, or -1. */
 static int continue_until_exit(pid_t pid)
@@ -109,7 +80,7 @@ static int child(const char *root, const char *disk)
      * slot to the daemon's collection (not a home of ours). */
     pid_t maker = fork();
     if (maker == 0)
-        _exit(put(f, 'f', 4096) && put(w, 'w', 4096) ? 0 : 1);
+        _exit(file_put(f, 'f', 4096) && file_put(w, 'w', 4096) ? 0 : 1);
     double took;
     CHECK(wait_bounded_s(maker, BOUND_S, &took) == 0, "the process making f failed");
     CHECK(ephd_stat_becomes(run, "files_in_memory", 2), "f and w are not the two files in memory (%lld)",
@@ -153,7 +124,7 @@ static int child(const char *root, const char *disk)
     kill(daemon, SIGCONT);
     int made = 1;
     for (int i = 0; i < NEW_FILES; i++)
-        made &= put(g[i], 'G', N);
+        made &= file_put(g[i], 'G', N);
     CHECK(made, "making the new files: %s", strerror(errno));
     int tr = continue_until_exit(trunc);
     CHECK(tr == 0 || tr == 10, "truncate of a name unlinked meanwhile: status %d (0: done before the unlink, "
@@ -163,7 +134,7 @@ static int child(const char *root, const char *disk)
 
     int whole = 0;
     for (int i = 0; i < NEW_FILES; i++) {
-        int ok = holds(g[i], 'G', N);
+        int ok = file_holds(g[i], 'G', N);
         CHECK(ok, "%s lost its bytes to a truncate of the file freed before it", g[i]);
         whole += ok;
     }
