@@ -54,9 +54,15 @@ describe('the OOM guard in a real container, set by the node agent', { timeout: 
       assert.equal(run.statusCode, 200, what);
       assert.deepEqual(run.body, { files: FILES_MIB / 8, bad: [] }, what);
       assert.notEqual(run.oom, true, what);
-      // Files moved to disk to make room (the log, not the run's counters: these are read after
-      // the run and may miss an eviction the daemon made while the run was being answered).
-      assert.match(daemonLog, /evicted inode \d+ \/tmp\/f\d+/, `files moved to disk to make room: ${what}`);
+      // Files moved to disk to make room. Either witness suffices, and neither is always there:
+      // the run's counters are read after the run and may miss an eviction the daemon made while
+      // the run was being answered; the log's lines are dropped while the cgroup sits at its limit
+      // (the daemon then must not fault: "N messages dropped while the cgroup was at its limit"),
+      // which is when evictions happen (a fresh-clone CI run: evictions 12 in the counters, no
+      // "evicted" line in the log).
+      const evictedInLog = /evicted inode \d+ \/tmp\/f\d+/.test(daemonLog);
+      const evictedInStats = run.ephemera.stats.evictions > 0;
+      assert.ok(evictedInLog || evictedInStats, `files moved to disk to make room: ${what}`);
       // The daemon saw the knob read-only and followed the guard the agent set.
       assert.match(daemonLog, /read-only \(a container's cgroup\); following the guard/, what);
       assert.match(daemonLog, /oom guard armed from outside the container/, what);
