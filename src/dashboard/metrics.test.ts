@@ -22,18 +22,27 @@ async function scrape(base: string, key: string | null = KEYS.admin): Promise<Re
   return fetch(`${base}/metrics`, { headers: key === null ? {} : { authorization: basicAuthFor(key) }, signal: AbortSignal.timeout(5000) });
 }
 
-describe('GET /metrics after one loan, one shortfall and three activations', { timeout: 60_000 }, () => {
+/**
+ * For a suite: hooks that serve /metrics over a source the scenario has played into, and close it
+ * after; the returned function gives its URL once the suite runs.
+ */
+function servedScenario(): () => string {
   const source = new MemoryClusterSource();
-  let app: FastifyInstance;
-  let base: string;
+  let app: FastifyInstance | undefined;
+  let base = '';
   before(async () => {
     ({ app, base } = await serve(source));
     playScenario(source);
   });
-  after(() => app.close());
+  after(() => app?.close());
+  return () => base;
+}
+
+describe('GET /metrics after one loan, one shortfall and three activations', { timeout: 60_000 }, () => {
+  const served = servedScenario();
 
   test('a real Prometheus scrapes it with the operator key and reads the values the scenario made', { timeout: 45_000 }, async () => {
-    const prom = await PrometheusServer.start(new URL(base).host, KEYS.admin);
+    const prom = await PrometheusServer.start(new URL(served()).host, KEYS.admin);
     try {
       await waitFor('a successful scrape', 30_000, async () => ((await prom.value('up{job="ephemera"}')) === 1 && (await prom.value('ephemera_activations_total{action="resize"}')) !== undefined ? true : undefined));
       // Each series' value (undefined: no such series).
@@ -91,7 +100,7 @@ describe('GET /metrics after one loan, one shortfall and three activations', { t
   });
 
   test('promtool check metrics finds the exposition valid and without lint problems', { timeout: 15_000 }, async () => {
-    const res = await scrape(base);
+    const res = await scrape(served());
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     const check = await promtoolCheck(await res.text());
@@ -101,16 +110,10 @@ describe('GET /metrics after one loan, one shortfall and three activations', { t
 });
 
 describe('GET /metrics needs the operator key', { timeout: 20_000 }, () => {
-  const source = new MemoryClusterSource();
-  let app: FastifyInstance;
-  let base: string;
-  before(async () => {
-    ({ app, base } = await serve(source));
-    playScenario(source);
-  });
-  after(() => app.close());
+  const served = servedScenario();
 
   test('401 without a key and with an unknown key, 403 with a tenant key', async () => {
+    const base = served();
     const none = await scrape(base, null);
     assert.equal(none.status, 401);
     assert.match(none.headers.get('www-authenticate') ?? '', /^Basic /);
