@@ -178,12 +178,14 @@ test('--memory runs daemon and command in a fresh cgroup with that limit', (t) =
   noDaemonLeft(root);
 });
 
-// A daemon killed under the command (issue 9 item 2): `ephemera run` (the native launcher) keeps a
-// copy of its fds and starts a new one that takes the files over; the run keeps the command's
-// status.  test/fs/keeper.test.mjs checks every byte under a write-heavy workload.
-test('a daemon that dies under a running command is replaced, and the run keeps the command\'s status', async () => {
-  const root = freshRoot('daemon-dies');
-  const child = spawn(EPHEMERA, ['run', '--root', root, '--', 'sh', '-c', 'echo kept > "$0/kept"; echo started; sleep 2; cat "$0/kept"; exit 6', root], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * `ephemera run` through `argv` (the command and the arguments before `run`) around a command that
+ * writes a file in memory, then sleeps: its daemon is SIGKILLed meanwhile.  The replacement is
+ * announced, the command reads its file back and its status is the run's.
+ */
+async function daemonDiesUnderRun(root: string, argv: [string, ...string[]]): Promise<void> {
+  const [cmd, ...pre] = argv;
+  const child = spawn(cmd, [...pre, 'run', '--root', root, '--', 'sh', '-c', 'echo kept > "$0/kept"; echo started; sleep 2; cat "$0/kept"; exit 6', root], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   let out = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
@@ -199,28 +201,16 @@ test('a daemon that dies under a running command is replaced, and the run keeps 
   assert.match(out, /^started\nkept\n$/);
   assert.equal(readFileSync(join(root, 'kept'), 'utf8'), 'kept\n');
   noDaemonLeft(root);
-});
+}
+
+// A daemon killed under the command (issue 9 item 2): `ephemera run` (the native launcher) keeps a
+// copy of its fds and starts a new one that takes the files over; the run keeps the command's
+// status.  test/fs/keeper.test.mjs checks every byte under a write-heavy workload.
+test('a daemon that dies under a running command is replaced, and the run keeps the command\'s status', () =>
+  daemonDiesUnderRun(freshRoot('daemon-dies'), [EPHEMERA]));
 
 // Node's run.ts (the path of --memory, and of `node build/js/cli/main.js run`) hands the run to the
 // native launcher, so a daemon killed there is replaced too and the run keeps the command's status
 // (test/fs/keeper.test.mjs checks every byte of a --memory run).
-test('through Node\'s run.ts as well, a daemon that dies under a running command is replaced, and the run keeps the command\'s status', async () => {
-  const root = freshRoot('daemon-dies-node');
-  const main = fileURLToPath(new URL('./main.js', import.meta.url));
-  const child = spawn(process.execPath, [main, 'run', '--root', root, '--', 'sh', '-c', 'echo kept > "$0/kept"; echo started; sleep 2; cat "$0/kept"; exit 6', root], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  let out = '';
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
-  const ps = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout;
-  const line = ps.split('\n').find((l) => l.includes('ephemerad') && l.includes(root) && !l.includes('sh -c'));
-  assert.ok(line !== undefined, 'the daemon runs');
-  process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGKILL');
-  const status = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  assert.equal(status, 6, err);
-  assert.match(err, /ephemerad died \(SIGKILL\); restarting it and taking over 1 files \(1 in memory\)/);
-  assert.match(out, /^started\nkept\n$/);
-  assert.equal(readFileSync(join(root, 'kept'), 'utf8'), 'kept\n');
-  noDaemonLeft(root);
-});
+test('through Node\'s run.ts as well, a daemon that dies under a running command is replaced, and the run keeps the command\'s status', () =>
+  daemonDiesUnderRun(freshRoot('daemon-dies-node'), [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))]));

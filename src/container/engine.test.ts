@@ -3,8 +3,7 @@ import { before, describe, test } from 'node:test';
 
 import { EphemeraError } from '../core/errors.js';
 import { DockerEngine, demuxLogs } from './engine.js';
-import { ensureDockerEngine } from './dockerd.js';
-import { ensureBusyboxImage } from './testimage.js';
+import { busyboxOnRealEngine } from './testimage.js';
 
 const MiB = 1024 * 1024;
 
@@ -36,8 +35,7 @@ describe('DockerEngine against the real engine', () => {
   let skip: string | null = null;
 
   before(async () => {
-    skip = ensureDockerEngine();
-    if (skip === null) image = await ensureBusyboxImage(engine);
+    ({ skip, image } = await busyboxOnRealEngine(engine));
   });
 
   test('run returns exit code, and stdout and stderr apart', async (t) => {

@@ -8,6 +8,7 @@ import { mkdtemp, rm, symlink, copyFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { ensureDockerEngine } from './dockerd.js';
 import type { ContainerEngine } from './engine.js';
 
 export const BUSYBOX_REF = 'ephemera-test-busybox:1';
@@ -33,4 +34,13 @@ export async function ensureBusyboxImage(engine: ContainerEngine): Promise<strin
     await rm(dir, { recursive: true, force: true });
   }
   return BUSYBOX_REF;
+}
+
+/**
+ * What a suite against the real engine needs first (in its `before`): dockerd started if need be,
+ * then the busybox image. `skip`: why the engine cannot be used (and no image), or null.
+ */
+export async function busyboxOnRealEngine(engine: ContainerEngine): Promise<{ readonly skip: string | null; readonly image: string }> {
+  const skip = ensureDockerEngine();
+  return { skip, image: skip === null ? await ensureBusyboxImage(engine) : '' };
 }

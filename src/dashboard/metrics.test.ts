@@ -22,62 +22,74 @@ async function scrape(base: string, key: string | null = KEYS.admin): Promise<Re
   return fetch(`${base}/metrics`, { headers: key === null ? {} : { authorization: basicAuthFor(key) }, signal: AbortSignal.timeout(5000) });
 }
 
-describe('GET /metrics after one loan, one shortfall and three activations', { timeout: 60_000 }, () => {
+/**
+ * For a suite: hooks that serve /metrics over a source the scenario has played into, and close it
+ * after; the returned function gives its URL once the suite runs.
+ */
+function servedScenario(): () => string {
   const source = new MemoryClusterSource();
-  let app: FastifyInstance;
-  let base: string;
+  let app: FastifyInstance | undefined;
+  let base = '';
   before(async () => {
     ({ app, base } = await serve(source));
     playScenario(source);
   });
-  after(() => app.close());
+  after(() => app?.close());
+  return () => base;
+}
+
+describe('GET /metrics after one loan, one shortfall and three activations', { timeout: 60_000 }, () => {
+  const served = servedScenario();
 
   test('a real Prometheus scrapes it with the operator key and reads the values the scenario made', { timeout: 45_000 }, async () => {
-    const prom = await PrometheusServer.start(new URL(base).host, KEYS.admin);
+    const prom = await PrometheusServer.start(new URL(served()).host, KEYS.admin);
     try {
       await waitFor('a successful scrape', 30_000, async () => ((await prom.value('up{job="ephemera"}')) === 1 && (await prom.value('ephemera_activations_total{action="resize"}')) !== undefined ? true : undefined));
-      const v = (q: string): Promise<number | undefined> => prom.value(q);
-      // The node: N_lim, N_alloc (448 + 320 + 1024 MiB granted), N_req (512 + 256 + 1024 MiB asked).
-      assert.equal(await v('ephemera_node_memory_limit_bytes{node="node-1"}'), 8192 * MiB);
-      assert.equal(await v('ephemera_node_memory_allocated_bytes{node="node-1"}'), 1792 * MiB);
-      assert.equal(await v('ephemera_node_memory_requested_bytes{node="node-1"}'), 1792 * MiB);
-      assert.equal(await v('ephemera_tenant_memory_allocated_bytes{node="node-1",tenant="alpha"}'), 768 * MiB);
-      // The loan: 64 MiB from alpha's resize container to its gzip container.
-      assert.equal(await v('ephemera_container_lent_bytes{container="alpha-resize-0",tenant="alpha",action="resize"}'), 64 * MiB);
-      assert.equal(await v('ephemera_container_borrowed_bytes{container="alpha-gzip-0"}'), 64 * MiB);
-      assert.equal(await v('ephemera_container_borrowed_bytes{container="alpha-resize-0"}'), 0);
-      assert.equal(await v('ephemera_container_initial_quota_bytes{container="alpha-gzip-0"}'), 256 * MiB);
-      assert.equal(await v('ephemera_container_limit_bytes{container="alpha-gzip-0"}'), 320 * MiB);
-      assert.equal(await v('ephemera_container_limit_bytes{container="alpha-resize-0"}'), 448 * MiB);
-      assert.equal(await v('ephemera_container_memory_usage_bytes{container="alpha-gzip-0"}'), 200 * MiB);
-      assert.equal(await v('ephemera_container_file_memory_bytes{container="alpha-resize-0"}'), 128 * MiB);
-      assert.equal(await v('ephemera_container_files_in_memory{container="alpha-resize-0"}'), 3);
-      assert.equal(await v('ephemera_container_evictions_total{container="alpha-resize-0"}'), 2);
-      assert.equal(await v('ephemera_container_fast_reads_total{container="alpha-resize-0"}'), 4200);
-      assert.equal(await v('ephemera_container_fast_writes_total{container="alpha-resize-0"}'), 1800);
-      assert.equal(await v('ephemera_container_slow_ops_total{container="alpha-resize-0"}'), 300);
-      assert.equal(await v('ephemera_container_pool_info{container="alpha-resize-0",pool="harvest"}'), 1);
-      assert.equal(await v('ephemera_container_pool_info{container="beta-ml-0",pool="self-sufficient",tenant="beta"}'), 1);
-      // The Manager: one lend of 64 MiB in 12 ms, one shortfall, no safeguard reclaim.
-      assert.equal(await v('ephemera_manager_moves_total{node="node-1",tenant="alpha",reason="lend"}'), 1);
-      assert.equal(await v('ephemera_manager_moved_bytes_total{reason="lend"}'), 64 * MiB);
-      assert.equal(await v('ephemera_manager_move_duration_seconds_count{reason="lend"}'), 1);
-      assert.equal(await v('ephemera_manager_move_duration_seconds_sum{reason="lend"}'), 0.012);
-      assert.equal(await v('ephemera_manager_move_duration_seconds_bucket{reason="lend",le="0.01"}'), 0);
-      assert.equal(await v('ephemera_manager_move_duration_seconds_bucket{reason="lend",le="0.025"}'), 1);
-      assert.equal(await v('ephemera_manager_shortfalls_total{tenant="alpha"}'), 1);
-      assert.equal(await v('ephemera_manager_shortfall_bytes_total{tenant="alpha"}'), 32 * MiB);
-      assert.equal(await v('ephemera_manager_safeguard_reclaims_total'), undefined);
-      // Three activations: resize ok (120 ms), gzip ok (80 ms), gzip application error (40 ms).
-      assert.equal(await v('sum(ephemera_activations_total)'), 3);
-      assert.equal(await v('ephemera_activations_total{tenant="alpha",action="resize",status="success"}'), 1);
-      assert.equal(await v('ephemera_activations_total{action="gzip",status="success"}'), 1);
-      assert.equal(await v('ephemera_activations_total{action="gzip",status="application error"}'), 1);
-      assert.equal(await v('ephemera_activation_duration_seconds_count{action="gzip"}'), 2);
-      assert.ok(Math.abs((await v('sum(ephemera_activation_duration_seconds_sum)')) ?? NaN) - 0.24 < 1e-9);
-      assert.equal(await v('ephemera_activation_duration_seconds_bucket{action="gzip",le="0.05"}'), 1);
-      assert.equal(await v('ephemera_activation_duration_seconds_bucket{action="gzip",le="0.1"}'), 2);
-      assert.equal(await v('ephemera_activation_duration_seconds_bucket{action="resize",le="0.1"}'), 0);
+      // Each series' value (undefined: no such series).
+      const want: [string, number | undefined][] = [
+        // The node: N_lim, N_alloc (448 + 320 + 1024 MiB granted), N_req (512 + 256 + 1024 MiB asked).
+        ['ephemera_node_memory_limit_bytes{node="node-1"}', 8192 * MiB],
+        ['ephemera_node_memory_allocated_bytes{node="node-1"}', 1792 * MiB],
+        ['ephemera_node_memory_requested_bytes{node="node-1"}', 1792 * MiB],
+        ['ephemera_tenant_memory_allocated_bytes{node="node-1",tenant="alpha"}', 768 * MiB],
+        // The loan: 64 MiB from alpha's resize container to its gzip container.
+        ['ephemera_container_lent_bytes{container="alpha-resize-0",tenant="alpha",action="resize"}', 64 * MiB],
+        ['ephemera_container_borrowed_bytes{container="alpha-gzip-0"}', 64 * MiB],
+        ['ephemera_container_borrowed_bytes{container="alpha-resize-0"}', 0],
+        ['ephemera_container_initial_quota_bytes{container="alpha-gzip-0"}', 256 * MiB],
+        ['ephemera_container_limit_bytes{container="alpha-gzip-0"}', 320 * MiB],
+        ['ephemera_container_limit_bytes{container="alpha-resize-0"}', 448 * MiB],
+        ['ephemera_container_memory_usage_bytes{container="alpha-gzip-0"}', 200 * MiB],
+        ['ephemera_container_file_memory_bytes{container="alpha-resize-0"}', 128 * MiB],
+        ['ephemera_container_files_in_memory{container="alpha-resize-0"}', 3],
+        ['ephemera_container_evictions_total{container="alpha-resize-0"}', 2],
+        ['ephemera_container_fast_reads_total{container="alpha-resize-0"}', 4200],
+        ['ephemera_container_fast_writes_total{container="alpha-resize-0"}', 1800],
+        ['ephemera_container_slow_ops_total{container="alpha-resize-0"}', 300],
+        ['ephemera_container_pool_info{container="alpha-resize-0",pool="harvest"}', 1],
+        ['ephemera_container_pool_info{container="beta-ml-0",pool="self-sufficient",tenant="beta"}', 1],
+        // The Manager: one lend of 64 MiB in 12 ms, one shortfall, no safeguard reclaim.
+        ['ephemera_manager_moves_total{node="node-1",tenant="alpha",reason="lend"}', 1],
+        ['ephemera_manager_moved_bytes_total{reason="lend"}', 64 * MiB],
+        ['ephemera_manager_move_duration_seconds_count{reason="lend"}', 1],
+        ['ephemera_manager_move_duration_seconds_sum{reason="lend"}', 0.012],
+        ['ephemera_manager_move_duration_seconds_bucket{reason="lend",le="0.01"}', 0],
+        ['ephemera_manager_move_duration_seconds_bucket{reason="lend",le="0.025"}', 1],
+        ['ephemera_manager_shortfalls_total{tenant="alpha"}', 1],
+        ['ephemera_manager_shortfall_bytes_total{tenant="alpha"}', 32 * MiB],
+        ['ephemera_manager_safeguard_reclaims_total', undefined],
+        // Three activations: resize ok (120 ms), gzip ok (80 ms), gzip application error (40 ms).
+        ['sum(ephemera_activations_total)', 3],
+        ['ephemera_activations_total{tenant="alpha",action="resize",status="success"}', 1],
+        ['ephemera_activations_total{action="gzip",status="success"}', 1],
+        ['ephemera_activations_total{action="gzip",status="application error"}', 1],
+        ['ephemera_activation_duration_seconds_count{action="gzip"}', 2],
+        ['ephemera_activation_duration_seconds_bucket{action="gzip",le="0.05"}', 1],
+        ['ephemera_activation_duration_seconds_bucket{action="gzip",le="0.1"}', 2],
+        ['ephemera_activation_duration_seconds_bucket{action="resize",le="0.1"}', 0],
+      ];
+      for (const [q, value] of want) assert.equal(await prom.value(q), value, q);
+      assert.ok(Math.abs((await prom.value('sum(ephemera_activation_duration_seconds_sum)')) ?? NaN) - 0.24 < 1e-9);
       // No activation id ever becomes a label.
       const series = await prom.query('{job="ephemera",__name__=~"ephemera_.*"}');
       assert.ok(series.length > 0);
@@ -88,7 +100,7 @@ describe('GET /metrics after one loan, one shortfall and three activations', { t
   });
 
   test('promtool check metrics finds the exposition valid and without lint problems', { timeout: 15_000 }, async () => {
-    const res = await scrape(base);
+    const res = await scrape(served());
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     const check = await promtoolCheck(await res.text());
@@ -98,16 +110,10 @@ describe('GET /metrics after one loan, one shortfall and three activations', { t
 });
 
 describe('GET /metrics needs the operator key', { timeout: 20_000 }, () => {
-  const source = new MemoryClusterSource();
-  let app: FastifyInstance;
-  let base: string;
-  before(async () => {
-    ({ app, base } = await serve(source));
-    playScenario(source);
-  });
-  after(() => app.close());
+  const served = servedScenario();
 
   test('401 without a key and with an unknown key, 403 with a tenant key', async () => {
+    const base = served();
     const none = await scrape(base, null);
     assert.equal(none.status, 401);
     assert.match(none.headers.get('www-authenticate') ?? '', /^Basic /);

@@ -12,21 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
 
 import { createInstanceCgroup, type InstanceCgroup } from './cgroup.js';
-import { findMemoryCgroup } from './detect.js';
+import { findMemoryCgroup, memoryCgroupUnusable } from './detect.js';
 import { isEphemeraError } from '../core/errors.js';
 
 const MiB = 1024 * 1024;
 
-async function skipReason(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return 'needs root to create cgroups';
-  try {
-    await findMemoryCgroup();
-  } catch (err) {
-    return `this kernel has no memory cgroup controller: ${(err as Error).message}`;
-  }
-  return undefined;
-}
-const SKIP = await skipReason();
+const SKIP = await memoryCgroupUnusable();
 if (SKIP !== undefined) console.log(`# skipping real-cgroup tests: ${SKIP}`);
 
 interface Exit {

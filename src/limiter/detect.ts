@@ -167,3 +167,17 @@ export async function findMemoryCgroup(options: FindOptions = {}): Promise<Memor
   }
   return found;
 }
+
+/**
+ * Why this process cannot make memory cgroups of its own here (it is not root, or the kernel has
+ * no memory controller), or undefined when it can: what the real-cgroup tests skip on.
+ */
+export async function memoryCgroupUnusable(): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return 'needs root to create memory cgroups';
+  try {
+    await findMemoryCgroup();
+  } catch (err) {
+    return `the kernel lacks the memory cgroup controller: ${(err as Error).message}`;
+  }
+  return undefined;
+}

@@ -12,8 +12,7 @@ import { once } from 'node:events';
 
 import { DockerLimiter } from './docker.js';
 import { DockerEngine } from '../container/engine.js';
-import { ensureDockerEngine } from '../container/dockerd.js';
-import { ensureBusyboxImage } from '../container/testimage.js';
+import { busyboxOnRealEngine } from '../container/testimage.js';
 import { isEphemeraError } from '../core/errors.js';
 
 const MiB = 1024 * 1024;
@@ -121,8 +120,7 @@ describe('DockerLimiter against the real engine', () => {
   let skip: string | null = null;
 
   before(async () => {
-    skip = ensureDockerEngine();
-    if (skip === null) image = await ensureBusyboxImage(engine);
+    ({ skip, image } = await busyboxOnRealEngine(engine));
   });
 
   test('reads and changes the limit of a running container; usage and peak from its cgroup', async (t) => {

@@ -678,6 +678,14 @@ static void test_budget(struct daemon *d)
     shim_close_inode(d, idx[2], fds[2]);
 }
 
+/* Send a control request line: its reply must hold want and, if given, also. */
+static void ctl_expect(int c, const char *line, const char *want, const char *also)
+{
+    static char reply[70000];
+    ctl_req(c, line, reply, sizeof reply);
+    CHECK(strstr(reply, want) && (!also || strstr(reply, also)), "%s: %s", *line ? line : "empty line", reply);
+}
+
 static void test_control(struct daemon *d)
 {
     char reply[70000];
@@ -694,37 +702,22 @@ static void test_control(struct daemon *d)
                   json_int(reply, "file_bytes_disk") + json_int(reply, "file_bytes_memory") &&
               json_int(reply, "file_bytes_peak") >= json_int(reply, "bytes_in_memory_peak"),
           "peaks: %s", reply);
-    ctl_req(c, "{\"v\":1,\"id\":2,\"op\":\"explode\"}", reply, sizeof reply);
-    CHECK(strstr(reply, "\"id\":2,\"ok\":false") && strstr(reply, "EPH_UNKNOWN_OP"), "%s", reply);
-    ctl_req(c, "{\"v\":1,\"id\":3,\"op\":\"shrink\",\"bytes\":\"12x\"}", reply, sizeof reply);
-    CHECK(strstr(reply, "EPH_BAD_REQUEST") && strstr(reply, "bytes"), "%s", reply);
-    ctl_req(c, "{\"v\":1,\"id\":4,\"op\":\"shrink\",\"bytes\":-5}", reply, sizeof reply);
-    CHECK(strstr(reply, "EPH_BAD_REQUEST"), "%s", reply);
-    ctl_req(c, "{\"v\":1,\"id\":5,\"op\":\"grow\",\"bytes\":1.5}", reply, sizeof reply);
-    CHECK(strstr(reply, "EPH_BAD_REQUEST"), "%s", reply);
-    ctl_req(c, "{\"v\":1, \"id\":6 \"op\":\"stats\"}", reply, sizeof reply);
-    CHECK(strstr(reply, "\"id\":null") && strstr(reply, "EPH_BAD_JSON"), "%s", reply);
-    ctl_req(c, "[1,2]", reply, sizeof reply);
-    CHECK(strstr(reply, "EPH_BAD_JSON"), "%s", reply);
-    ctl_req(c, "{\"v\":1,\"id\":7,\"op\":\"stats\"} trailing", reply, sizeof reply);
-    CHECK(strstr(reply, "EPH_BAD_JSON"), "%s", reply);
-    ctl_req(c, "{\"v\":2,\"id\":8,\"op\":\"stats\"}", reply, sizeof reply);
-    CHECK(strstr(reply, "\"id\":8") && strstr(reply, "EPH_BAD_VERSION"), "%s", reply);
-    ctl_req(c, "{\"id\":9,\"op\":\"stats\"}", reply, sizeof reply);
-    CHECK(strstr(reply, "EPH_BAD_VERSION"), "%s", reply);
-    ctl_req(c, "{\"v\":1,\"id\":10,\"id\":11,\"op\":\"stats\"}", reply, sizeof reply);
-    CHECK(strstr(reply, "EPH_BAD_REQUEST") && strstr(reply, "twice"), "%s", reply);
-    ctl_req(c, "{\"v\":1,\"id\":12,\"op\":\"stats\",\"x\":{\"y\":1}}", reply, sizeof reply);
-    CHECK(strstr(reply, "EPH_BAD_REQUEST") && strstr(reply, "nested"), "%s", reply);
-    ctl_req(c, "{\"v\":1,\"id\":\"s\\u00e9\",\"op\":\"st\\u0061ts\"}", reply, sizeof reply);
-    CHECK(strstr(reply, "\"id\":\"s\\u00e9\",\"ok\":true"), "escapes: %s", reply);
-    ctl_req(c, "{\"v\":1,\"id\":13,\"op\":\"subscribe\",\"events\":[\"nope\"]}", reply,
-            sizeof reply);
-    CHECK(strstr(reply, "EPH_BAD_REQUEST") && strstr(reply, "nope"), "%s", reply);
-    ctl_req(c, "{\"v\":1,\"id\":14,\"op\":\"shutdown\",\"mode\":\"later\"}", reply, sizeof reply);
-    CHECK(strstr(reply, "EPH_BAD_REQUEST"), "%s", reply);
-    ctl_req(c, "", reply, sizeof reply);
-    CHECK(strstr(reply, "EPH_BAD_JSON"), "empty line: %s", reply);
+    /* Bad requests, each refused with its code; a request spelled with escapes, answered. */
+    ctl_expect(c, "{\"v\":1,\"id\":2,\"op\":\"explode\"}", "\"id\":2,\"ok\":false", "EPH_UNKNOWN_OP");
+    ctl_expect(c, "{\"v\":1,\"id\":3,\"op\":\"shrink\",\"bytes\":\"12x\"}", "EPH_BAD_REQUEST", "bytes");
+    ctl_expect(c, "{\"v\":1,\"id\":4,\"op\":\"shrink\",\"bytes\":-5}", "EPH_BAD_REQUEST", NULL);
+    ctl_expect(c, "{\"v\":1,\"id\":5,\"op\":\"grow\",\"bytes\":1.5}", "EPH_BAD_REQUEST", NULL);
+    ctl_expect(c, "{\"v\":1, \"id\":6 \"op\":\"stats\"}", "\"id\":null", "EPH_BAD_JSON");
+    ctl_expect(c, "[1,2]", "EPH_BAD_JSON", NULL);
+    ctl_expect(c, "{\"v\":1,\"id\":7,\"op\":\"stats\"} trailing", "EPH_BAD_JSON", NULL);
+    ctl_expect(c, "{\"v\":2,\"id\":8,\"op\":\"stats\"}", "\"id\":8", "EPH_BAD_VERSION");
+    ctl_expect(c, "{\"id\":9,\"op\":\"stats\"}", "EPH_BAD_VERSION", NULL);
+    ctl_expect(c, "{\"v\":1,\"id\":10,\"id\":11,\"op\":\"stats\"}", "EPH_BAD_REQUEST", "twice");
+    ctl_expect(c, "{\"v\":1,\"id\":12,\"op\":\"stats\",\"x\":{\"y\":1}}", "EPH_BAD_REQUEST", "nested");
+    ctl_expect(c, "{\"v\":1,\"id\":\"s\\u00e9\",\"op\":\"st\\u0061ts\"}", "\"id\":\"s\\u00e9\",\"ok\":true", NULL);
+    ctl_expect(c, "{\"v\":1,\"id\":13,\"op\":\"subscribe\",\"events\":[\"nope\"]}", "EPH_BAD_REQUEST", "nope");
+    ctl_expect(c, "{\"v\":1,\"id\":14,\"op\":\"shutdown\",\"mode\":\"later\"}", "EPH_BAD_REQUEST", NULL);
+    ctl_expect(c, "", "EPH_BAD_JSON", NULL);
 
     /* An oversized line gets one error, and the connection stays usable. */
     static char huge[80000];

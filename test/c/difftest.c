@@ -983,6 +983,21 @@ static void print_data(ssize_t n)
     tr(" #%016" PRIx64, fnv64(g_buf, (size_t)n, FNV_INIT));
 }
 
+/* g_buf's first len bytes as 1 to 4 iovecs, their lengths added to the op's line: the count. */
+static int iov_split(struct rng *r, struct iovec *iov, size_t len)
+{
+    int cnt = 1 + (int)below(r, 4);
+    size_t used = 0;
+    for (int i = 0; i < cnt; i++) {
+        size_t l = len / (size_t)cnt + (i == 0 ? len % (size_t)cnt : 0);
+        iov[i].iov_base = g_buf + used;
+        iov[i].iov_len = l;
+        used += l;
+        tr(" %zu", l);
+    }
+    return cnt;
+}
+
 static void op_read(struct rng *r, int kind)
 {
     int h = pick_handle(r, chance(r, 950) ? H_FILE : H_ANY);
@@ -1007,16 +1022,8 @@ static void op_read(struct rng *r, int kind)
         e = errno;
     } else {
         struct iovec iov[4];
-        int cnt = 1 + (int)below(r, 4);
-        size_t used = 0;
         op("readv h%d", h);
-        for (int i = 0; i < cnt; i++) {
-            size_t l = len / (size_t)cnt + (i == 0 ? len % (size_t)cnt : 0);
-            iov[i].iov_base = g_buf + used;
-            iov[i].iov_len = l;
-            used += l;
-            tr(" %zu", l);
-        }
+        int cnt = iov_split(r, iov, len);
         n = readv(g_h[h].fd, iov, cnt);
         e = errno;
         if (n > 0 && d)
@@ -1061,16 +1068,8 @@ static void op_write(struct rng *r, int kind)
             start = (uint64_t)off;
     } else {
         struct iovec iov[4];
-        int cnt = 1 + (int)below(r, 4);
-        size_t used = 0;
         op("writev h%d", h);
-        for (int i = 0; i < cnt; i++) {
-            size_t l = len / (size_t)cnt + (i == 0 ? len % (size_t)cnt : 0);
-            iov[i].iov_base = g_buf + used;
-            iov[i].iov_len = l;
-            used += l;
-            tr(" %zu", l);
-        }
+        int cnt = iov_split(r, iov, len);
         n = writev(g_h[h].fd, iov, cnt);
         e = errno;
     }

@@ -372,12 +372,6 @@ static int child(const char *root, const char *disk)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        return shimmed_main(argc, argv, "evictattr", child);
     /* Both fault builds: the daemon's stall point (evict-moving) and the shim's (moved-wait, moved-disk). */
-    if (shimmed_use_faulty_daemon("evictattr_test", "evict-moving"))
-        return 1;
-    if (shimmed_use_faults_build("evictattr_test"))
-        return 1;
-    return shimmed_main(argc, argv, "evictattr", child);
+    return shimmed_main_faulty(argc, argv, "evictattr", child, "evict-moving", 1);
 }

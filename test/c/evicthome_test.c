@@ -97,9 +97,5 @@ static int child(const char *root, const char *disk)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        return shimmed_main(argc, argv, "evicthome", child);
-    if (shimmed_use_faulty_daemon("evicthome_test", "evict-chosen"))
-        return 1;
-    return shimmed_main(argc, argv, "evicthome", child);
+    return shimmed_main_faulty(argc, argv, "evicthome", child, "evict-chosen", 0);
 }

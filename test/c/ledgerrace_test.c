@@ -163,10 +163,6 @@ static int child(const char *root, const char *disk)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        return shimmed_main(argc, argv, "ledgerrace", child);
     /* EPHEMERA_LEDGER_DELAY_MS is in the fault build of the shim only. */
-    if (shimmed_use_faults_build("ledgerrace_test"))
-        return 1;
-    return shimmed_main(argc, argv, "ledgerrace", child);
+    return shimmed_main_faulty(argc, argv, "ledgerrace", child, NULL, 1);
 }

@@ -169,10 +169,6 @@ static int child(const char *root, const char *disk)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        return shimmed_main(argc, argv, "nslock_kill", child);
     /* EPHEMERA_NS_STALL is in the fault build of the shim only. */
-    if (shimmed_use_faults_build("nslock_kill_test"))
-        return 1;
-    return shimmed_main(argc, argv, "nslock_kill", child);
+    return shimmed_main_faulty(argc, argv, "nslock_kill", child, NULL, 1);
 }

@@ -9,7 +9,8 @@
  *
  * child_main(root, disk) runs in the shimmed process: root is managed, disk
  * is a plain directory beside it.  The scratch directory is removed at the end.
- * shimmed_main_args() also passes extra arguments to the daemon (NULL-ended).
+ * shimmed_main_args() also passes extra arguments to the daemon (NULL-ended);
+ * shimmed_main_faulty() runs the parent with the daemon's or the shim's fault build.
  */
 #ifndef EPH_TEST_SHIMMED_H
 #define EPH_TEST_SHIMMED_H
@@ -258,6 +259,25 @@ static inline int file_holds(const char *path, char c, size_t n)
 static inline int shimmed_main(int argc, char **argv, const char *name, int (*child)(const char *, const char *))
 {
     return shimmed_main_args(argc, argv, name, child, NULL);
+}
+
+/*
+ * shimmed_main for a test that needs fault builds: in the parent, first the daemon's fault build
+ * stopping at `stall` (shimmed_use_faulty_daemon; NULL: the production daemon), then, with
+ * `faults_shim`, the shim's (shimmed_use_faults_build); a missing build is said under name_test.
+ */
+static inline int shimmed_main_faulty(int argc, char **argv, const char *name, int (*child)(const char *, const char *),
+                                      const char *stall, int faults_shim)
+{
+    if (argc > 1)
+        return shimmed_main(argc, argv, name, child);
+    char test[128];
+    snprintf(test, sizeof test, "%s_test", name);
+    if (stall && shimmed_use_faulty_daemon(test, stall))
+        return 1;
+    if (faults_shim && shimmed_use_faults_build(test))
+        return 1;
+    return shimmed_main(argc, argv, name, child);
 }
 
 #endif

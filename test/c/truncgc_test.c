@@ -154,12 +154,6 @@ static int child(const char *root, const char *disk)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        return shimmed_main(argc, argv, "truncgc", child);
-    if (shimmed_use_faulty_daemon("truncgc_test", "gc-chosen,truncate-ref,truncate-checked"))
-        return 1;
-    /* The shim's stall points are in its fault build. */
-    if (shimmed_use_faults_build("truncgc_test"))
-        return 1;
-    return shimmed_main(argc, argv, "truncgc", child);
+    /* The daemon's stall points are in its fault build, the shim's in its own. */
+    return shimmed_main_faulty(argc, argv, "truncgc", child, "gc-chosen,truncate-ref,truncate-checked", 1);
 }

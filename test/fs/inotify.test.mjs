@@ -112,30 +112,36 @@ os.unlink('wd/inner')
 os.close(os.open('zz-end', os.O_CREAT | os.O_WRONLY, 0o644))
 `;
 
-// Start the watchers, wait for both to be ready, run the writer, collect what they saw.
+// Start the watchers, wait for them to be ready, run the writer, collect what they saw.  The setup,
+// a JSON argument: files to write ('first\n') and directories to make in d before watching (under
+// the shim, in memory), the watches ({label: path in d, '' for d itself}), and whether inotifywait
+// watches d too.
 const DRIVER = String.raw`
 import json, os, subprocess, sys, time
-d, watcher, writer = sys.argv[1], sys.argv[2], sys.argv[3]
-with open(d + '/watched', 'w') as f:
-    f.write('first\n')
-os.mkdir(d + '/wd')  # under the shim: a directory in memory, which the watch below must see
-py = subprocess.Popen([sys.executable, '-c', watcher, 'dir=' + d, 'file=' + d + '/watched', 'wd=' + d + '/wd'],
+d, watcher, writer, setup = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+for name in setup['files']:
+    with open(d + '/' + name, 'w') as f:
+        f.write('first\n')
+for name in setup['dirs']:
+    os.mkdir(d + '/' + name)
+py = subprocess.Popen([sys.executable, '-c', watcher] + ['%s=%s' % (label, os.path.join(d, rel) if rel else d) for label, rel in setup['watch'].items()],
                       stdout=subprocess.PIPE, text=True)
-iw = subprocess.Popen(['inotifywait', '-m', '-e', 'modify,close_write,close_nowrite,open,moved_from,moved_to,create,delete',
-                       '--format', '%e %f', d], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+iw = setup['inotifywait'] and subprocess.Popen(
+    ['inotifywait', '-m', '-e', 'modify,close_write,close_nowrite,open,moved_from,moved_to,create,delete',
+     '--format', '%e %f', d], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 try:
     first = py.stdout.readline().strip()
     if first != 'ready':
         raise SystemExit('python watcher: ' + first)
     deadline = time.monotonic() + 10
-    while 'Watches established' not in iw.stderr.readline():
+    while iw and 'Watches established' not in iw.stderr.readline():
         if time.monotonic() > deadline or iw.poll() is not None:
             raise SystemExit('inotifywait did not start')
     subprocess.run([sys.executable, '-c', writer, d], check=True, timeout=20)
     out, _ = py.communicate(timeout=25)
     lines = []
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    while iw and time.monotonic() < deadline:
         line = iw.stdout.readline()
         if not line:
             break
@@ -145,7 +151,7 @@ try:
     print(json.dumps({'python': out.splitlines(), 'status': py.returncode, 'inotifywait': lines}))
 finally:
     for p in (py, iw):
-        if p.poll() is None:
+        if p and p.poll() is None:
             p.kill()
             p.wait()
 `;
@@ -161,33 +167,47 @@ function parse(r, what) {
   return { ...out, python: runs(out.python), inotifywait: runs(out.inotifywait) };
 }
 
-test('a directory watch and a file watch see what tmpfs gives, for changes by another process', { timeout: 90_000 }, async () => {
-  const ref = tmpfsScratch('inotify');
+/**
+ * The driver with `writer` and `setup` on tmpfs, then under the shim, each in a fresh directory
+ * with the disk directories `diskDirs` made first.  The reference must have every event in `musts`
+ * (else the comparison would prove little).  Returns both runs' events and the shim run's stats.
+ * (The working directory is elsewhere: Python lists its own at start-up, and the open of the
+ * watched directory itself is not reported for in-memory directories' shadows.)
+ */
+async function onTmpfsAndShim(name, writer, setup, { musts, diskDirs = [] }) {
+  const args = (d) => ['-c', DRIVER, d, WATCHER, writer, JSON.stringify(setup)];
+  const ref = tmpfsScratch(name);
   let tmpfs;
   try {
-    // (the working directory is elsewhere: Python lists its own at start-up, and the open of the
-    // watched directory itself is not reported for in-memory directories' shadows)
-    tmpfs = parse(await run(PYTHON, ['-c', DRIVER, ref.dir, WATCHER, WRITER], { env: cleanEnv(), cwd: '/', timeoutMs: 60_000 }), 'on tmpfs');
+    for (const dir of diskDirs) mkdirSync(`${ref.dir}/${dir}`);
+    tmpfs = parse(await run(PYTHON, args(ref.dir), { env: cleanEnv(), cwd: '/', timeoutMs: 60_000 }), 'on tmpfs');
   } finally {
     ref.done();
   }
   assert.equal(tmpfs.status, 0, `the reference watcher on tmpfs: ${tmpfs.python.join('\n')}`);
-  // The reference has what the issue asks for; else the comparison would prove little.
-  for (const ev of ['dir CREATE,ISDIR - empty', 'dir DELETE,ISDIR - empty', 'wd CREATE - inner', 'wd DELETE - inner', 'dir MOVED_FROM c6 watched2', 'dir MOVED_TO c7 x2', 'dir CREATE - f1', 'dir MODIFY - f1', 'dir CLOSE_WRITE - f1', 'dir ATTRIB - f1', 'dir DELETE - back', 'file MODIFY - .', 'file ATTRIB - .', 'file MOVE_SELF - .', 'file DELETE_SELF - .'])
-    assert.ok(tmpfs.python.includes(ev), `tmpfs gave no "${ev}": ${tmpfs.python.join('\n')}`);
-  assert.ok(tmpfs.python.includes('dir MOVED_FROM c1 f1') && tmpfs.python.includes('dir MOVED_TO c1 f2'), tmpfs.python.join('\n'));
+  for (const ev of musts) assert.ok(tmpfs.python.includes(ev), `tmpfs gave no "${ev}": ${tmpfs.python.join('\n')}`);
 
-  const sc = scratch('inotify');
+  const sc = scratch(name);
   const root = sc.sub('root');
-  const r = await ephemeraRun({ root, cmd: PYTHON, args: ['-c', DRIVER, root, WATCHER, WRITER], cwd: '/', statsDir: sc.dir, timeoutMs: 60_000 });
+  for (const dir of diskDirs) mkdirSync(`${root}/${dir}`);
+  const r = await ephemeraRun({ root, cmd: PYTHON, args: args(root), cwd: '/', statsDir: sc.dir, timeoutMs: 60_000 });
   const shim = parse(r, 'under the shim');
   assert.deepEqual(shim.python, tmpfs.python, 'the ctypes watcher read other events under the shim than on tmpfs');
+  return { tmpfs, shim, stats: r.stats, done: () => sc.done() };
+}
+
+test('a directory watch and a file watch see what tmpfs gives, for changes by another process', { timeout: 90_000 }, async () => {
+  // wd: under the shim a directory made in memory, which its watch must see
+  const setup = { files: ['watched'], dirs: ['wd'], watch: { dir: '', file: 'watched', wd: 'wd' }, inotifywait: true };
+  const musts = ['dir CREATE,ISDIR - empty', 'dir DELETE,ISDIR - empty', 'wd CREATE - inner', 'wd DELETE - inner', 'dir MOVED_FROM c6 watched2', 'dir MOVED_TO c7 x2', 'dir CREATE - f1', 'dir MODIFY - f1', 'dir CLOSE_WRITE - f1', 'dir ATTRIB - f1', 'dir DELETE - back', 'file MODIFY - .', 'file ATTRIB - .', 'file MOVE_SELF - .', 'file DELETE_SELF - .'];
+  const { tmpfs, shim, stats, done } = await onTmpfsAndShim('inotify', WRITER, setup, { musts });
+  assert.ok(tmpfs.python.includes('dir MOVED_FROM c1 f1') && tmpfs.python.includes('dir MOVED_TO c1 f2'), tmpfs.python.join('\n'));
   assert.deepEqual(shim.inotifywait, tmpfs.inotifywait, 'inotifywait printed other events under the shim than on tmpfs');
   // ...and the files were in memory, where the kernel sees no names: the events came from the shim.
-  assert.ok(r.stats.files_created >= 6, `files not created in memory: ${JSON.stringify(r.stats)}`);
+  assert.ok(stats.files_created >= 6, `files not created in memory: ${JSON.stringify(stats)}`);
   // ...and so were directories (wd, empty, and those that got a twin later), without the daemon.
-  assert.ok(r.stats.dirs_made_in_memory >= 2, `directories not made in memory: ${JSON.stringify(r.stats)}`);
-  sc.done();
+  assert.ok(stats.dirs_made_in_memory >= 2, `directories not made in memory: ${JSON.stringify(stats)}`);
+  done();
 });
 
 test('tail -f of an in-memory file follows appends by another process with inotify', { timeout: 60_000 }, async () => {
@@ -303,48 +323,11 @@ os.unlink('other/l5')
 os.close(os.open('zz-end', os.O_CREAT | os.O_WRONLY, 0o644))
 `;
 
-const LINK_DRIVER = String.raw`
-import json, os, subprocess, sys, time
-d, watcher, writer = sys.argv[1], sys.argv[2], sys.argv[3]
-with open(d + '/orig', 'w') as f:
-    f.write('first\n')
-py = subprocess.Popen([sys.executable, '-c', watcher, 'dir=' + d, 'file=' + d + '/orig', 'other=' + d + '/other'],
-                      stdout=subprocess.PIPE, text=True)
-try:
-    first = py.stdout.readline().strip()
-    if first != 'ready':
-        raise SystemExit('python watcher: ' + first)
-    subprocess.run([sys.executable, '-c', writer, d], check=True, timeout=20)
-    out, _ = py.communicate(timeout=25)
-    print(json.dumps({'python': out.splitlines(), 'status': py.returncode, 'inotifywait': []}))
-finally:
-    if py.poll() is None:
-        py.kill()
-        py.wait()
-`;
-
 test('names made by in-memory hard links: IN_CREATE, IN_MODIFY through every name, IN_ATTRIB and IN_DELETE as on tmpfs', { timeout: 90_000 }, async () => {
-  const ref = tmpfsScratch('inotify_links');
-  let tmpfs;
-  try {
-    mkdirSync(`${ref.dir}/other`);
-    mkdirSync(`${ref.dir}/unwatched`);
-    tmpfs = parse(await run(PYTHON, ['-c', LINK_DRIVER, ref.dir, WATCHER, LINK_WRITER], { env: cleanEnv(), cwd: '/', timeoutMs: 60_000 }), 'on tmpfs');
-  } finally {
-    ref.done();
-  }
-  assert.equal(tmpfs.status, 0, `the reference watcher on tmpfs: ${tmpfs.python.join('\n')}`);
-  for (const ev of ['dir CREATE - l1', 'other CREATE - l2', 'file ATTRIB - .', 'dir MODIFY - l1', 'other MODIFY - l2', 'file MODIFY - .', 'dir DELETE - l1', 'other DELETE - l2', 'dir MODIFY - l3'])
-    assert.ok(tmpfs.python.includes(ev), `tmpfs gave no "${ev}": ${tmpfs.python.join('\n')}`);
-
-  const sc = scratch('inotify_links');
-  const root = sc.sub('root');
-  mkdirSync(`${root}/other`);
-  mkdirSync(`${root}/unwatched`);
-  const r = await ephemeraRun({ root, cmd: PYTHON, args: ['-c', LINK_DRIVER, root, WATCHER, LINK_WRITER], cwd: '/', statsDir: sc.dir, timeoutMs: 60_000 });
-  const shim = parse(r, 'under the shim');
-  assert.deepEqual(shim.python, tmpfs.python, 'the ctypes watcher read other events under the shim than on tmpfs');
+  const setup = { files: ['orig'], dirs: [], watch: { dir: '', file: 'orig', other: 'other' }, inotifywait: false };
+  const musts = ['dir CREATE - l1', 'other CREATE - l2', 'file ATTRIB - .', 'dir MODIFY - l1', 'other MODIFY - l2', 'file MODIFY - .', 'dir DELETE - l1', 'other DELETE - l2', 'dir MODIFY - l3'];
+  const { stats, done } = await onTmpfsAndShim('inotify_links', LINK_WRITER, setup, { musts, diskDirs: ['other', 'unwatched'] });
   // ...and the names were made in memory: no link moved the file to disk.
-  assert.equal(r.stats.evictions, 0, `a link moved the file to disk: ${JSON.stringify(r.stats)}`);
-  sc.done();
+  assert.equal(stats.evictions, 0, `a link moved the file to disk: ${JSON.stringify(stats)}`);
+  done();
 });

@@ -45,14 +45,30 @@ function slowRestart(sc) {
   return slow;
 }
 
-async function runWorkload(sc, { kills, writers, rounds, interval, budget = '1M', limit = ['--budget', budget], env = {} }) {
+/** A daemon wrapper that starts once: the second start (the takeover) fails before it is ready. */
+function onceOnly(sc) {
+  const wrapper = join(sc.dir, 'ephemerad-once');
+  writeFileSync(wrapper, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then echo "ephemerad-once: not again" >&2; exit 2; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  return wrapper;
+}
+
+/**
+ * `ephemera run` of the command `cmd(root, out, log)` gives, in the scratch's root and with the
+ * daemon's log in the scratch; `out` is where the workload writes what the disk must hold.
+ * Returns { r, root, out, log } (log: the log's text).
+ */
+async function runInRoot(sc, cmd, { limit = ['--budget', '64M'], env = workloadEnv(), timeoutMs = 50_000 } = {}) {
   const root = sc.sub('root');
   const out = sc.sub('out');
   const log = join(sc.dir, 'ephemerad.log');
-  const args = ['run', '--root', root, ...limit, '--log', log, '--',
-    PYTHON, WORKLOAD, root, out, String(kills), String(writers), String(rounds), String(interval)];
-  const r = await run(EPHEMERA, args, { env: { ...cleanEnv(), ...env }, cwd: sc.dir, timeoutMs: 100_000 });
+  const r = await run(EPHEMERA, ['run', '--root', root, ...limit, '--log', log, '--', ...cmd(root, out, log)], { env, cwd: sc.dir, timeoutMs });
   return { r, root, out, log: readFileSync(log, 'utf8') };
+}
+
+async function runWorkload(sc, { kills, writers, rounds, interval, budget = '1M', limit = ['--budget', budget], env = {} }) {
+  const cmd = (root, out) => [PYTHON, WORKLOAD, root, out, String(kills), String(writers), String(rounds), String(interval)];
+  return runInRoot(sc, cmd, { limit, env: { ...cleanEnv(), ...env }, timeoutMs: 100_000 });
 }
 
 test('ephemerad killed three times during a write-heavy workload of four processes: every byte reaches the disk', { timeout: 120_000 }, async () => {
@@ -120,7 +136,7 @@ test('after a restart, new files go to memory again and the files made before it
 // Files made (in memory and evicted), one kept open; the daemon is killed and no new one can
 // start; the open fd is written through afterwards; the command exits 5.
 const NO_RESTART = `
-import hashlib, json, os, signal, sys, time
+import hashlib, os, signal, sys, time
 root, out = sys.argv[1], sys.argv[2]
 want = {}
 for i in range(12):
@@ -129,29 +145,21 @@ for i in range(12):
         f.write(body)
     want['f%d' % i] = body
 held = os.open(os.path.join(root, 'f11'), os.O_RDWR)
-from keeperproc import daemons  # test/fs/py, on PYTHONPATH
+from keeperproc import daemons, expect  # test/fs/py, on PYTHONPATH
 kids = daemons()
 os.kill(int(kids[0]), signal.SIGKILL)
 time.sleep(1.5)
 os.pwrite(held, b'AFTER THE KILL', 100)
 b = bytearray(want['f11']); b[100:114] = b'AFTER THE KILL'; want['f11'] = bytes(b)
-with open(os.path.join(out, 'expect.json'), 'w') as f:
-    json.dump({k: hashlib.sha256(v).hexdigest() for k, v in want.items()}, f)
+expect(out, want)
 sys.exit(5)
 `;
 
 test('when no new daemon can start, the keeper writes every in-memory file to disk and keeps the command\'s status', { timeout: 60_000 }, async () => {
   requireBuilt(EPHEMERA, SHIM, DAEMON);
   const sc = scratch('keeper-fallback');
-  const root = sc.sub('root');
-  const out = sc.sub('out');
-  // A daemon that starts once: the second start (the takeover) fails before it is ready.
-  const wrapper = join(sc.dir, 'ephemerad-once');
-  writeFileSync(wrapper, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then echo "ephemerad-once: not again" >&2; exit 2; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
-  chmodSync(wrapper, 0o755);
-  const log = join(sc.dir, 'ephemerad.log');
-  const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '256K', '--log', log, '--', PYTHON, '-c', NO_RESTART, root, out], {
-    env: workloadEnv({ EPHEMERA_EPHEMERAD: wrapper }), cwd: sc.dir, timeoutMs: 50_000,
+  const { r, root, out, log: logText } = await runInRoot(sc, (root, out) => [PYTHON, '-c', NO_RESTART, root, out], {
+    limit: ['--budget', '256K'], env: workloadEnv({ EPHEMERA_EPHEMERAD: onceOnly(sc) }),
   });
   const err = r.stderr.toString();
   assert.equal(r.status, 5, `the run must exit with the command's status (5): ${describe(r)}`);
@@ -159,7 +167,6 @@ test('when no new daemon can start, the keeper writes every in-memory file to di
   assert.match(err, /the new ephemerad did not start: ephemerad exited before it was ready \(status 2\)/);
   assert.match(err, /the keeper holds the \d+ files in memory and writes them to disk when the command ends/);
   assert.match(err, /the keeper wrote all \d+ in-memory files to disk/);
-  const logText = readFileSync(log, 'utf8');
   assert.match(logText, /evicted inode/, 'some files were on disk already (evicted under the budget)');
   assert.match(logText, /ephemera-run\[\d+\] info: the keeper wrote all \d+ in-memory files to disk/);
   assertDiskMatches(root, expected(out), 'written back by the keeper');
@@ -204,67 +211,44 @@ test('a process started while the new daemon starts waits for it and is served f
 // shim waits for the daemon that took the region over and opens its fd N (the keeper's copy).  A
 // shim that gave up on the /proc way would ask for batches with fds, which land at fd 640 and above.
 const NOFDS = `
-import hashlib, json, os, signal, subprocess, sys, time
+import os, signal, subprocess, sys, time
+from keeperproc import Files, daemons, restarted  # test/fs/py, on PYTHONPATH
 root, out = sys.argv[1], sys.argv[2]
-IN_MEMORY = 1 << 44
-want, bad = {}, []
-def body(name):
-    return hashlib.sha256(name.encode()).digest() * (300 + len(name) * 40)  # 10-20 KiB: no private fd
-def make(name):
-    with open(os.path.join(root, name), 'wb') as f:
-        f.write(body(name))
-    want[name] = body(name)
-    if os.stat(os.path.join(root, name)).st_ino < IN_MEMORY:
-        bad.append('%s: not in memory' % name)
-def check(name):
-    with open(os.path.join(root, name), 'rb') as f:
-        if f.read() != want[name]:
-            bad.append('%s: wrong bytes' % name)
+files = Files(root, 300, 40)  # 10-20 KiB: no private fd
 def pooled_fds():
     # Listed by a program without the shim: the shim hides its own fds from this process's view.
     ls = subprocess.run(['env', '-u', 'LD_PRELOAD', 'ls', '-l', '/proc/%d/fd' % os.getpid()],
                         capture_output=True, text=True, timeout=10).stdout
     return sum(1 for line in ls.splitlines()
                if line.endswith('/memfd:ephemera (deleted)') and int(line.split(' -> ')[0].split()[-1]) >= 640)
-from keeperproc import daemons  # test/fs/py, on PYTHONPATH
 for i in range(3):
-    make('before-%d' % i)
+    files.make('before-%d' % i)
 if pooled_fds():
-    bad.append('before the kill: %d pool fds at 640 and above: the pool did not lend without fds' % pooled_fds())
+    files.bad.append('before the kill: %d pool fds at 640 and above: the pool did not lend without fds' % pooled_fds())
 old = daemons()[0]
 os.kill(old, signal.SIGKILL)
 time.sleep(0.2)              # dead, and the new daemon not up yet (its start takes 1 s here)
-make('racing-0')
-check('before-0')
-end = time.time() + 20
-while time.time() < end and not [p for p in daemons() if p != old]:
-    time.sleep(0.01)
+files.make('racing-0')
+files.check('before-0')
+restarted(old)
 for i in range(1, 3):
-    make('racing-%d' % i)
+    files.make('racing-%d' % i)
 for i in range(3):
-    check('before-%d' % i)
-    check('racing-%d' % i)
+    files.check('before-%d' % i)
+    files.check('racing-%d' % i)
 if pooled_fds():
-    bad.append('after the kill: %d pool fds at 640 and above: the shim gave the /proc way up' % pooled_fds())
-with open(os.path.join(out, 'expect.json'), 'w') as f:
-    json.dump({k: hashlib.sha256(v).hexdigest() for k, v in want.items()}, f)
-print('\\n'.join(bad))
-sys.exit(3 if bad else 6)
+    files.bad.append('after the kill: %d pool fds at 640 and above: the shim gave the /proc way up' % pooled_fds())
+files.finish(out)
 `;
 
 test('files made from a pool lent without fds survive a kill, and its slots make files through the new daemon', { timeout: 60_000 }, async () => {
   requireBuilt(EPHEMERA, SHIM, DAEMON);
   const sc = scratch('keeper-nofds');
-  const root = sc.sub('root');
-  const out = sc.sub('out');
-  const log = join(sc.dir, 'ephemerad.log');
   // The new daemon starts 1 s late, so the first create after the kill meets the dead daemon's fds.
-  const slow = slowRestart(sc);
-  const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '64M', '--log', log, '--', PYTHON, '-c', NOFDS, root, out], {
-    env: workloadEnv({ EPHEMERA_EPHEMERAD: slow }), cwd: sc.dir, timeoutMs: 50_000,
+  const { r, root, out, log: logText } = await runInRoot(sc, (root, out) => [PYTHON, '-c', NOFDS, root, out], {
+    env: workloadEnv({ EPHEMERA_EPHEMERAD: slowRestart(sc) }),
   });
   assert.equal(r.status, 6, `every file in memory and readable across the kill, the pool still without fds: ${describe(r)}`);
-  const logText = readFileSync(log, 'utf8');
   assert.match(logText, /takeover of the region of pid \d+: .* 0 lost/, `a takeover, nothing lost:\n${logText.slice(-3000)}`);
   assertDiskMatches(root, expected(out), 'after the kill');
   sc.done();
@@ -277,7 +261,8 @@ test('files made from a pool lent without fds survive a kill, and its slots make
 // (the new daemon takes the region over, then the exit write-back) or without (the keeper writes
 // the files back, making the in-memory directories first), every file lands at its path.
 const TREE = `
-import hashlib, json, os, signal, sys, time
+import hashlib, os, signal, sys, time
+from keeperproc import daemons, expect  # test/fs/py, on PYTHONPATH
 root, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 want = {}
 def put(rel, n):
@@ -294,9 +279,7 @@ for i in range(4):
 if mode == 'restart':
     os.link(os.path.join(root, 't/a0/b/c/deep0'), os.path.join(root, 't/a0/b/c/deep0.link'))
     want['t/a0/b/c/deep0.link'] = want['t/a0/b/c/deep0']
-kids = [p for p in os.listdir('/proc') if p.isdigit() and os.path.exists('/proc/%s/comm' % p)
-        and open('/proc/%s/comm' % p).read().strip() == 'ephemerad'
-        and open('/proc/%s/stat' % p).read().rsplit(')', 1)[1].split()[1] == str(os.getppid())]
+kids = daemons()
 os.kill(int(kids[0]), signal.SIGKILL)
 time.sleep(1.5)
 if mode == 'restart':
@@ -305,8 +288,7 @@ if mode == 'restart':
         with open(os.path.join(root, rel), 'rb') as f:
             if f.read() != body:
                 sys.exit(4)
-with open(os.path.join(out, 'expect.json'), 'w') as f:
-    json.dump({k: hashlib.sha256(v).hexdigest() for k, v in want.items()}, f)
+expect(out, want)
 sys.exit(6)
 `;
 
@@ -325,21 +307,12 @@ for (const mode of ['restart', 'no-restart']) {
   test(`a tree made and filled in memory survives a killed daemon (${mode}): every file at its path, every byte`, { timeout: 60_000 }, async () => {
     requireBuilt(EPHEMERA, SHIM, DAEMON);
     const sc = scratch(`keeper-tree-${mode}`);
-    const root = sc.sub('root');
-    const out = sc.sub('out');
-    const env = { ...cleanEnv(), EPHEMERA_MEMDIR_FILES: '1' }; // files inside directories in memory (the default, said here since the test is about them)
-    if (mode === 'no-restart') {
-      const wrapper = join(sc.dir, 'ephemerad-once');
-      writeFileSync(wrapper, `#!/bin/sh\nif [ -e "${sc.dir}/started" ]; then echo "ephemerad-once: not again" >&2; exit 2; fi\n: > "${sc.dir}/started"\nexec "${DAEMON}" "$@"\n`);
-      chmodSync(wrapper, 0o755);
-      env.EPHEMERA_EPHEMERAD = wrapper;
-    }
-    const log = join(sc.dir, 'ephemerad.log');
-    const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '200K', '--log', log, '--', PYTHON, '-c', TREE, root, out, mode], {
-      env, cwd: sc.dir, timeoutMs: 50_000,
+    const env = workloadEnv({ EPHEMERA_MEMDIR_FILES: '1' }); // files inside directories in memory (the default, said here since the test is about them)
+    if (mode === 'no-restart') env.EPHEMERA_EPHEMERAD = onceOnly(sc);
+    const { r, root, out, log: logText } = await runInRoot(sc, (root, out) => [PYTHON, '-c', TREE, root, out, mode], {
+      limit: ['--budget', '200K'], env,
     });
     assert.equal(r.status, 6, `the run must exit with the command's status (6): ${describe(r)}`);
-    const logText = readFileSync(log, 'utf8');
     assert.match(logText, /evicted inode \d+ \S+\/t\/a\d\/b\/c\/deep\d/, 'a file deep in the in-memory tree was evicted under the budget');
     if (mode === 'no-restart') assert.match(r.stderr.toString(), /the keeper wrote all \d+ in-memory files to disk/);
     const want = JSON.parse(readFileSync(join(out, 'expect.json'), 'utf8'));
@@ -360,28 +333,10 @@ for (const mode of ['restart', 'no-restart']) {
 // but the state's) while the daemon is killed; the new one waits out the stopped holder of the lock
 // (5 s) and takes over without it; then the create goes on.
 const HALF_CREATE = `
-import ctypes, hashlib, json, os, signal, sys, time
+import ctypes, os, signal, sys, time
+from keeperproc import Files, daemons  # test/fs/py, on PYTHONPATH
 root, out, faults, log = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-IN_MEMORY = 1 << 44
-want, bad = {}, []
-def body(name):
-    return hashlib.sha256(name.encode()).digest() * (500 + len(name) * 40)
-def make(name):
-    with open(os.path.join(root, name), 'wb') as f:
-        f.write(body(name))
-    want[name] = body(name)
-    if os.stat(os.path.join(root, name)).st_ino < IN_MEMORY:
-        bad.append('%s: not in memory' % name)
-def check(name):
-    try:
-        with open(os.path.join(root, name), 'rb') as f:
-            got = f.read()
-    except OSError as e:
-        bad.append('%s: %s' % (name, e))
-        return
-    if got != want[name]:
-        bad.append('%s: %d bytes read back, %d written' % (name, len(got), len(want[name])))
-from keeperproc import daemons  # test/fs/py, on PYTHONPATH
+files = Files(root, 500, 40)
 def until(cond, what, seconds):
     end = time.time() + seconds
     while not cond():
@@ -393,12 +348,12 @@ def stopped(pid):
     with open('/proc/%d/stat' % pid) as f:
         return f.read().rsplit(')', 1)[1].split()[0] in 'tT'
 for i in range(3):
-    make('before-%d' % i)
+    files.make('before-%d' % i)
 old = daemons()[0]
 victim_code = 'import sys; f = open(sys.argv[1], "wb"); f.write(bytes.fromhex(sys.argv[2])); f.close()'
 env = dict(os.environ, LD_PRELOAD=faults, EPHEMERA_LIB=faults, EPHEMERA_NS_STALL='last')
 # Our shim's execve would put its own library first in LD_PRELOAD: the raw system call does not.
-argv = [sys.executable, '-c', victim_code, os.path.join(root, 'victim'), body('victim').hex()]
+argv = [sys.executable, '-c', victim_code, os.path.join(root, 'victim'), files.body('victim').hex()]
 c_argv = (ctypes.c_char_p * (len(argv) + 1))(*[a.encode() for a in argv], None)
 c_env = (ctypes.c_char_p * (len(env) + 1))(*[('%s=%s' % kv).encode() for kv in env.items()], None)
 victim_pid = os.fork()
@@ -413,29 +368,22 @@ os.kill(victim_pid, signal.SIGCONT)
 ended = []
 until(lambda: ended or ended.extend(p for p in [os.waitpid(victim_pid, os.WNOHANG)] if p[0] == victim_pid), 'the create did not end within 30 s', 30)
 if ended[0][1] != 0:
-    bad.append('the create ended with wait status %d' % ended[0][1])
-want['victim'] = body('victim')
+    files.bad.append('the create ended with wait status %d' % ended[0][1])
+files.want['victim'] = files.body('victim')
 for i in range(3):
-    make('after-%d' % i)
-for name in sorted(want):
-    check(name)
-with open(os.path.join(out, 'expect.json'), 'w') as f:
-    json.dump({k: hashlib.sha256(v).hexdigest() for k, v in want.items()}, f)
-print('\\n'.join(bad))
-sys.exit(3 if bad else 6)
+    files.make('after-%d' % i)
+for name in sorted(files.want):
+    files.check(name)
+files.finish(out)
 `;
 
 test('a takeover while a shim\'s create is half applied keeps that file\'s slot and memfd', { timeout: 90_000 }, async () => {
   const FAULTS = join(TEST_BIN, 'libephemera-faults.so');
   requireBuilt(EPHEMERA, SHIM, DAEMON, FAULTS);
   const sc = scratch('keeper-halfcreate');
-  const root = sc.sub('root');
-  const out = sc.sub('out');
-  const log = join(sc.dir, 'ephemerad.log');
-  const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '64M', '--log', log, '--', PYTHON, '-c', HALF_CREATE, root, out, FAULTS, log], {
-    env: workloadEnv(), cwd: sc.dir, timeoutMs: 80_000,
+  const { r, root, out, log: logText } = await runInRoot(sc, (root, out, log) => [PYTHON, '-c', HALF_CREATE, root, out, FAULTS, log], {
+    timeoutMs: 80_000,
   });
-  const logText = readFileSync(log, 'utf8');
   assert.equal(r.status, 6, `the file made across the takeover, and every other, read back whole: ${describe(r)}\n${logText.slice(-3000)}`);
   assert.match(logText, /takeover of the region of pid \d+: .* 0 lost/, `a takeover, nothing lost:\n${logText.slice(-3000)}`);
   assert.doesNotMatch(logText, /reply failed/, 'every answer reached its shim');
@@ -452,68 +400,46 @@ test('a takeover while a shim\'s create is half applied keeps that file\'s slot 
 // after the restart are made from those memfds; some are anonymous (O_TMPFILE, a CREATE in the
 // daemon), the rest named (the pool).
 const FREED_IN_TAKEOVER = `
-import hashlib, json, os, signal, sys, time
+import os, signal, sys, time
+from keeperproc import Files, daemons, restarted  # test/fs/py, on PYTHONPATH
 root, out = sys.argv[1], sys.argv[2]
-IN_MEMORY = 1 << 44
-want, bad = {}, []
-def body(name):
-    return hashlib.sha256(name.encode()).digest() * (100 + len(name) * 10)
-def make(name):
-    with open(os.path.join(root, name), 'wb') as f:
-        f.write(body(name))
-    want[name] = body(name)
-from keeperproc import daemons  # test/fs/py, on PYTHONPATH
+files = Files(root, 100, 10, in_memory=False)
 for i in range(100):
-    make('gone-%d' % i)
-make('kept')
+    files.make('gone-%d' % i)
+files.make('kept')
 old = daemons()[0]
 os.kill(old, signal.SIGKILL)
 time.sleep(0.2)  # dead, and the new daemon not up yet (its start takes 1 s here)
 for i in range(100):
     os.unlink(os.path.join(root, 'gone-%d' % i))
-    del want['gone-%d' % i]
-end = time.time() + 20
-while time.time() < end and not [p for p in daemons() if p != old]:
-    time.sleep(0.01)
+    del files.want['gone-%d' % i]
+restarted(old)
 for i in range(40):
     try:
         fd = os.open(root, os.O_TMPFILE | os.O_RDWR, 0o600)
-        b = body('anon-%d' % i)
+        b = files.body('anon-%d' % i)
         os.write(fd, b)
         if os.pread(fd, len(b) + 1, 0) != b:
-            bad.append('anon-%d: wrong bytes' % i)
+            files.bad.append('anon-%d: wrong bytes' % i)
         os.close(fd)
     except OSError as e:
-        bad.append('anon-%d: %s' % (i, e))
+        files.bad.append('anon-%d: %s' % (i, e))
 for i in range(60):
     try:
-        make('after-%d' % i)
+        files.make('after-%d' % i)
     except OSError as e:
-        bad.append('after-%d: %s' % (i, e))
-for name in sorted(want):
-    try:
-        with open(os.path.join(root, name), 'rb') as f:
-            if f.read() != want[name]:
-                bad.append('%s: wrong bytes' % name)
-    except OSError as e:
-        bad.append('%s: %s' % (name, e))
-with open(os.path.join(out, 'expect.json'), 'w') as f:
-    json.dump({k: hashlib.sha256(v).hexdigest() for k, v in want.items()}, f)
-print('\\n'.join(bad[:10]))
-sys.exit(3 if bad else 6)
+        files.bad.append('after-%d: %s' % (i, e))
+for name in sorted(files.want):
+    files.check(name)
+files.finish(out, shown=10)
 `;
 
 test('files freed during a takeover give the new daemon memfds it keeps for the next files', { timeout: 60_000 }, async () => {
   requireBuilt(EPHEMERA, SHIM, DAEMON);
   const sc = scratch('keeper-freed');
-  const root = sc.sub('root');
-  const out = sc.sub('out');
-  const log = join(sc.dir, 'ephemerad.log');
-  const slow = slowRestart(sc);
-  const r = await run(EPHEMERA, ['run', '--root', root, '--budget', '64M', '--log', log, '--', PYTHON, '-c', FREED_IN_TAKEOVER, root, out], {
-    env: workloadEnv({ EPHEMERA_EPHEMERAD: slow }), cwd: sc.dir, timeoutMs: 50_000,
+  const { r, root, out, log: logText } = await runInRoot(sc, (root, out) => [PYTHON, '-c', FREED_IN_TAKEOVER, root, out], {
+    env: workloadEnv({ EPHEMERA_EPHEMERAD: slowRestart(sc) }),
   });
-  const logText = readFileSync(log, 'utf8');
   assert.equal(r.status, 6, `every file made after the takeover read back whole: ${describe(r)}\n${logText.slice(-3000)}`);
   assert.match(logText, /takeover of the region of pid \d+: .* 0 lost/, `a takeover, nothing lost:\n${logText.slice(-3000)}`);
   assert.doesNotMatch(logText, /reply failed/, 'every answer reached its shim');

@@ -263,6 +263,16 @@ test('a link racing a rename of an in-memory file onto the same name leaves no d
   timeout: 60_000,
 }, (t) => knownBugTest(t, { name: 'hidden-link', mode: 'hiddenlink', budget: undefined, ms: 3000, want: /hidden 0$/m }));
 
+/**
+ * The command that runs ns_stress with `calls` delayed under strace, to hold a race's window open:
+ * each call held `us` microseconds at `at` (strace's delay_enter or delay_exit), in every process
+ * ns_stress forks unless `forks` is false.
+ */
+function strace(calls, { at = 'delay_enter', us = 20_000, forks = true } = {}) {
+  const list = calls.join(',');
+  return ['strace', ...(forks ? ['-f'] : []), '-qq', '-o', '/dev/null', '-e', `trace=${list}`, '-e', `inject=${list}:${at}=${us}`];
+}
+
 // ns_stress hiddenrename: rounds in which a process renames a fresh in-memory file onto a free name S
 // while another renames a disk file E onto S at the same moment.  On the kernel the later rename
 // replaces the other's file, so one unlink of S removes the name.  On main 17314f0 the shim made
@@ -275,7 +285,7 @@ test('a link racing a rename of an in-memory file onto the same name leaves no d
 // 100-700 rounds in 3 s on a busy machine; with the kernel rename delayed by 20 ms under strace
 // (the other rename made 5 ms after the release), in every round (60 of 60 in 2 s); 0 after the
 // fix, which makes that kernel rename under ns_lock, as link_impl makes its link().
-const DELAY_RENAMES = ['strace', '-f', '-qq', '-o', '/dev/null', '-e', 'trace=rename,renameat,renameat2', '-e', 'inject=rename,renameat,renameat2:delay_enter=20000'];
+const DELAY_RENAMES = strace(['rename', 'renameat', 'renameat2']);
 /** A hidden-name bug's two runs: its window held open under strace for 2 s, then random timing for 3 s. */
 async function hiddenNameTest(t, { name, mode, lagMs, prefix }) {
   const want = /^rounds [1-9]\d* hidden 0$/m;
@@ -295,7 +305,7 @@ test('a kernel rename racing a rename of an in-memory file onto the same name le
 // "file in a shared dir (d1): ENOENT".  Here the remover's receipt of the answer is delayed by
 // 30 ms under strace, as a kill would: 21 of 22 rounds created D/x in a removed D (2 s); 0 after the
 // fix, where ephemerad moves dir_gen itself, under ns_lock, with the rmdir or rename.
-const DELAY_ANSWERS = ['strace', '-qq', '-o', '/dev/null', '-e', 'trace=recvmsg', '-e', 'inject=recvmsg:delay_exit=30000'];
+const DELAY_ANSWERS = strace(['recvmsg'], { at: 'delay_exit', us: 30_000, forks: false });
 test('a file is never created in a directory that another process removed while its shim still knew it', {
   timeout: 60_000,
 }, (t) => knownBugTest(t, { name: 'stale-dir', mode: 'staledir', budget: undefined, ms: 2000, extra: ['--lag-ms', '5'], prefix: DELAY_ANSWERS, want: /^rounds [1-9]\d* created \d+ in a removed directory 0$/m }));
@@ -313,7 +323,7 @@ test('a file is never created in a directory that another process removed while 
 // (2 s); with random timing 2 of 107 (3 s, busy machine); 0 after it, where that kernel create is
 // made under ns_lock (O_EXCL, after looking again that S is not in memory) and moves disk_names,
 // which a create in memory that looked at the disk before the lock checks under it.
-const DELAY_OPENS = ['strace', '-f', '-qq', '-o', '/dev/null', '-e', 'trace=openat', '-e', 'inject=openat:delay_enter=20000'];
+const DELAY_OPENS = strace(['openat']);
 test('an O_CREAT open that goes to disk racing a create in memory of the same name leaves one file under it', {
   timeout: 90_000,
 }, (t) => hiddenNameTest(t, { name: 'hidden-create', mode: 'hiddencreate', lagMs: 10, prefix: DELAY_OPENS }));
@@ -328,7 +338,7 @@ test('an O_CREAT open that goes to disk racing a create in memory of the same na
 // (the create 5 ms after the release): 17 of 26 and 21 of 24 rounds (2 s); with random timing 6 of
 // 57 and 11 of 72 (3 s, busy machine); 0 after the fix, where that kernel call is made under ns_lock
 // after looking again that S is not in memory, and moves disk_names (test/README.md, "hidden-mkdir").
-const DELAY_MAKES = ['strace', '-f', '-qq', '-o', '/dev/null', '-e', 'trace=mkdir,mkdirat,symlink,symlinkat', '-e', 'inject=mkdir,mkdirat,symlink,symlinkat:delay_enter=20000'];
+const DELAY_MAKES = strace(['mkdir', 'mkdirat', 'symlink', 'symlinkat']);
 test('a kernel mkdir racing a create in memory of the same name: exactly one of them makes it', {
   timeout: 90_000,
 }, (t) => hiddenNameTest(t, { name: 'hidden-mkdir', mode: 'hiddenmkdir', lagMs: 5, prefix: DELAY_MAKES }));
@@ -340,7 +350,7 @@ test('a kernel symlink racing a create in memory of the same name: exactly one o
 // mkfifo at all, so mkfifo made S on disk even over a file in memory: 69 of 69 rounds (strace, 2 s)
 // and 5860 of 6626 (random, 3 s) made S twice; 0 after, where mknod, mknodat, mkfifo and mkfifoat
 // go the way of mkdir (EEXIST over a name in memory, the kernel's call under ns_lock).
-const DELAY_MKNOD = ['strace', '-f', '-qq', '-o', '/dev/null', '-e', 'trace=mknodat', '-e', 'inject=mknodat:delay_enter=20000'];
+const DELAY_MKNOD = strace(['mknodat']);
 test('a mkfifo racing a create in memory of the same name: exactly one of them makes it', {
   timeout: 90_000,
 }, (t) => hiddenNameTest(t, { name: 'hidden-mkfifo', mode: 'hiddenmkfifo', lagMs: 5, prefix: DELAY_MKNOD }));

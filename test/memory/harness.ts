@@ -14,7 +14,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { startDaemon as startDaemonReady } from '../../build/js/daemon-client/start.js';
-import { findMemoryCgroup } from '../../build/js/limiter/detect.js';
 import type { InstanceCgroup } from '../../build/js/limiter/cgroup.js';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -25,15 +24,7 @@ export const PYTHON = '/usr/bin/python3';
 export const MiB = 1024 * 1024;
 
 /** Why real-cgroup tests cannot run here, or undefined when they can. */
-export async function cgroupSkipReason(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return 'needs root to create memory cgroups';
-  try {
-    await findMemoryCgroup();
-  } catch (err) {
-    return `the kernel lacks the memory cgroup controller: ${(err as Error).message}`;
-  }
-  return undefined;
-}
+export { memoryCgroupUnusable as cgroupSkipReason } from '../../build/js/limiter/detect.js';
 
 export interface Daemon {
   readonly proc: ChildProcess;

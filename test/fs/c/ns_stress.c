@@ -1416,100 +1416,6 @@ static int mode_linkrace(int ms)
     return sh && atomic_load(&sh->failures) ? 1 : 0;
 }
 
-/*
- * Known bug hidden-link on its own: rounds in which this process renames a fresh in-memory file x
- * onto a free name S while a child links a disk file D to S at the same moment (both released by
- * a spin barrier, each after a random spin of up to 30,000 iterations).  On the kernel the later call wins: the link
- * fails with EEXIST, or it made S and the rename replaced it; either way D keeps st_nlink 1 unless
- * S names D.  The bug: the link made S on disk between the rename's look at S and its insert in
- * memory, so D has st_nlink 2 and S shows the in-memory file.  Prints the counts.
- */
-static int mode_hiddenlink(int ms)
-{
-    char S[4200], D[4200], D2[4200], x[4200];
-    snprintf(S, sizeof S, "%s/S", dir);
-    snprintf(D, sizeof D, "%s/D", dir);
-    snprintf(D2, sizeof D2, "%s/D2", dir);
-    snprintf(x, sizeof x, "%s/x", dir);
-    int fd = open(D, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || write(fd, "disk", 4) != 4 || close(fd) < 0 || link(D, D2) < 0 || unlink(D2) < 0) {
-        fail("hiddenlink: making %s: %s", D, strerror(errno));
-        return 1;
-    }
-    /* (the link put D on disk, under the shim) */
-    _Atomic long *bar = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (bar == MAP_FAILED) {
-        perror("mmap");
-        return 1;
-    }
-    atomic_store(&bar[0], 0); /* the round the parent released */
-    atomic_store(&bar[1], 0); /* the round the child finished */
-    atomic_store(&bar[2], 0); /* 1: stop */
-    int64_t end = now_ms() + ms;
-    pid_t kid = fork();
-    if (kid == 0) {
-        struct rng r = {mix(seed ^ 0x686c6eull)};
-        for (long round = 1;; round++) {
-            int64_t give_up = now_ms() + 10000;
-            while (atomic_load(&bar[0]) < round && !atomic_load(&bar[2]) && now_ms() < give_up) {
-            }
-            if (atomic_load(&bar[0]) < round)
-                _exit(0);
-            for (volatile uint32_t i = 0, n = below(&r, 30000); i < n; i++) {
-            }
-            (void)!link(D, S);
-            atomic_store(&bar[1], round);
-        }
-    }
-    if (kid < 0) {
-        perror("fork");
-        return 1;
-    }
-    long rounds = 0, hidden = 0, linked = 0;
-    struct stat ds;
-    struct rng r = {mix(seed ^ 0x72656eull)};
-    for (long round = 1; now_ms() < end; round++) {
-        for (int i = 0; i < 4 && unlink(S) == 0; i++) {
-        }
-        fd = open(x, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || write(fd, "memory", 6) != 6 || close(fd) < 0) {
-            fail("hiddenlink: writing %s: %s", x, strerror(errno));
-            break;
-        }
-        atomic_store(&bar[0], round);
-        for (volatile uint32_t i = 0, n = below(&r, 30000); i < n; i++) {
-        }
-        if (rename(x, S) < 0) {
-            fail("hiddenlink: rename(x, S): %s", strerror(errno));
-            break;
-        }
-        int64_t give_up = now_ms() + 10000;
-        while (atomic_load(&bar[1]) < round && now_ms() < give_up) {
-        }
-        if (atomic_load(&bar[1]) < round) {
-            fail("hiddenlink: the child did not finish round %ld in 10 s", round);
-            break;
-        }
-        rounds++;
-        struct stat ss;
-        if (lstat(D, &ds) < 0 || lstat(S, &ss) < 0) {
-            fail("hiddenlink: lstat: %s", strerror(errno));
-            break;
-        }
-        int names_d = ss.st_ino == ds.st_ino && ss.st_dev == ds.st_dev;
-        linked += names_d;
-        if ((long)ds.st_nlink != 1 + names_d && ++hidden <= 3)
-            printf("round %ld: D has st_nlink %lu, and S names %s\n", round, (unsigned long)ds.st_nlink,
-                   names_d ? "D" : "another file");
-    }
-    atomic_store(&bar[2], 1);
-    waitpid(kid, NULL, 0);
-    for (int i = 0; i < 4 && unlink(S) == 0; i++) {
-    }
-    printf("rounds %ld S names D %ld hidden %ld\n", rounds, linked, hidden);
-    return sh && atomic_load(&sh->failures) ? 1 : 0;
-}
-
 /* n words shared with a forked child, zeroed (the round barriers below), or NULL. */
 static _Atomic long *shared_words(int n)
 {
@@ -1532,6 +1438,158 @@ static int wait_round(_Atomic long *v, long round, _Atomic long *stop)
     return atomic_load(v) >= round;
 }
 
+/* Unlink path until it is gone, at most 4 times (a name hidden under another shows up again). */
+static void unlink_all(const char *path)
+{
+    for (int i = 0; i < 4 && unlink(path) == 0; i++) {
+    }
+}
+
+/*
+ * The race modes below (hiddenlink, hiddenrename, hiddencreate, hiddenmake, staledir) run rounds
+ * in which a forked child and this process each make one call on the same name at the same moment.
+ * They meet at a spin barrier in words they share: [0] the round this process released, [1] the
+ * round the child finished, [2] 1: stop; a mode's own words follow.  In each round the child runs
+ * its ready step (if the mode has one), waits for the release, spins a random while (if asked),
+ * runs its step and says it finished; it exits once stopped, or after 10 s without a release.
+ */
+struct race {
+    const char *what; /* the mode, in failures */
+    _Atomic long *bar;
+    pid_t kid;
+    int lag_ms;   /* race_release: the wait after a release; 0, a random spin instead */
+    struct rng r; /* this process's spins */
+    void *arg;    /* the mode's names, for the child's steps */
+};
+
+typedef void race_step(struct race *rc, long round);
+
+/* The words (3 + the mode's own) and the child, forked: 0, or 1 with the failure printed. */
+static int race_start(struct race *rc, int own_words, uint64_t child_salt, int child_spins, race_step *ready, race_step *step)
+{
+    rc->bar = shared_words(3 + own_words);
+    if (!rc->bar)
+        return 1;
+    rc->kid = fork();
+    if (rc->kid == 0) {
+        struct rng r = {mix(seed ^ child_salt)};
+        for (long round = 1;; round++) {
+            if (ready)
+                ready(rc, round);
+            if (!wait_round(&rc->bar[0], round, &rc->bar[2]))
+                _exit(0);
+            for (volatile uint32_t i = 0, n = child_spins ? below(&r, 30000) : 0; i < n; i++) {
+            }
+            step(rc, round);
+            atomic_store(&rc->bar[1], round);
+        }
+    }
+    if (rc->kid < 0) {
+        perror("fork");
+        return 1;
+    }
+    return 0;
+}
+
+/* Release the child for round, then wait lag_ms, or without a lag spin a random while. */
+static void race_release(struct race *rc, long round)
+{
+    atomic_store(&rc->bar[0], round);
+    if (rc->lag_ms)
+        sleep_ms(rc->lag_ms);
+    for (volatile uint32_t i = 0, n = rc->lag_ms ? 0 : below(&rc->r, 30000); i < n; i++) {
+    }
+}
+
+/* 1 once the child finished round; 0, with a failure said, if it did not within 10 s. */
+static int race_finished(struct race *rc, long round)
+{
+    if (wait_round(&rc->bar[1], round, NULL))
+        return 1;
+    fail("%s: the child did not finish round %ld in 10 s", rc->what, round);
+    return 0;
+}
+
+/* Stop the child and reap it: its wait status. */
+static int race_stop(struct race *rc)
+{
+    atomic_store(&rc->bar[2], 1);
+    int st = 0;
+    waitpid(rc->kid, &st, 0);
+    return st;
+}
+
+/*
+ * Known bug hidden-link on its own: rounds in which this process renames a fresh in-memory file x
+ * onto a free name S while a child links a disk file D to S at the same moment (both released by
+ * a spin barrier, each after a random spin of up to 30,000 iterations).  On the kernel the later call wins: the link
+ * fails with EEXIST, or it made S and the rename replaced it; either way D keeps st_nlink 1 unless
+ * S names D.  The bug: the link made S on disk between the rename's look at S and its insert in
+ * memory, so D has st_nlink 2 and S shows the in-memory file.  Prints the counts.
+ */
+struct hiddenlink_names {
+    const char *S, *D;
+};
+
+static void hiddenlink_child(struct race *rc, long round)
+{
+    const struct hiddenlink_names *n = rc->arg;
+    (void)round;
+    (void)!link(n->D, n->S);
+}
+
+static int mode_hiddenlink(int ms)
+{
+    char S[4200], D[4200], D2[4200], x[4200];
+    snprintf(S, sizeof S, "%s/S", dir);
+    snprintf(D, sizeof D, "%s/D", dir);
+    snprintf(D2, sizeof D2, "%s/D2", dir);
+    snprintf(x, sizeof x, "%s/x", dir);
+    int fd = open(D, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, "disk", 4) != 4 || close(fd) < 0 || link(D, D2) < 0 || unlink(D2) < 0) {
+        fail("hiddenlink: making %s: %s", D, strerror(errno));
+        return 1;
+    }
+    /* (the link put D on disk, under the shim) */
+    struct hiddenlink_names names = {S, D};
+    struct race rc = {.what = "hiddenlink", .r = {mix(seed ^ 0x72656eull)}, .arg = &names};
+    int64_t end = now_ms() + ms;
+    if (race_start(&rc, 0, 0x686c6eull, 1, NULL, hiddenlink_child))
+        return 1;
+    long rounds = 0, hidden = 0, linked = 0;
+    struct stat ds;
+    for (long round = 1; now_ms() < end; round++) {
+        unlink_all(S);
+        fd = open(x, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || write(fd, "memory", 6) != 6 || close(fd) < 0) {
+            fail("hiddenlink: writing %s: %s", x, strerror(errno));
+            break;
+        }
+        race_release(&rc, round);
+        if (rename(x, S) < 0) {
+            fail("hiddenlink: rename(x, S): %s", strerror(errno));
+            break;
+        }
+        if (!race_finished(&rc, round))
+            break;
+        rounds++;
+        struct stat ss;
+        if (lstat(D, &ds) < 0 || lstat(S, &ss) < 0) {
+            fail("hiddenlink: lstat: %s", strerror(errno));
+            break;
+        }
+        int names_d = ss.st_ino == ds.st_ino && ss.st_dev == ds.st_dev;
+        linked += names_d;
+        if ((long)ds.st_nlink != 1 + names_d && ++hidden <= 3)
+            printf("round %ld: D has st_nlink %lu, and S names %s\n", round, (unsigned long)ds.st_nlink,
+                   names_d ? "D" : "another file");
+    }
+    race_stop(&rc);
+    unlink_all(S);
+    printf("rounds %ld S names D %ld hidden %ld\n", rounds, linked, hidden);
+    return sh && atomic_load(&sh->failures) ? 1 : 0;
+}
+
 /*
  * A kernel rename onto a name that an in-memory rename takes at the same moment: rounds in which
  * this process renames a fresh in-memory file x onto a free name S while a child renames a disk
@@ -1542,6 +1600,28 @@ static int wait_round(_Atomic long *v, long round, _Atomic long *stop)
  * with the disk file hidden under it, and the name was still there after an unlink (the "s5" the
  * SIGKILL runs' clean found).  Prints the counts.
  */
+struct hiddenrename_names {
+    const char *S, *E, *E2;
+};
+
+/* E on disk (under the shim, the link puts an in-memory file on disk), then ready for round. */
+static void hiddenrename_ready(struct race *rc, long round)
+{
+    const struct hiddenrename_names *n = rc->arg;
+    int fd = open(n->E, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, "disk", 4) != 4 || close(fd) < 0 || link(n->E, n->E2) < 0 || unlink(n->E2) < 0)
+        _exit(3);
+    atomic_store(&rc->bar[3], round);
+}
+
+static void hiddenrename_child(struct race *rc, long round)
+{
+    const struct hiddenrename_names *n = rc->arg;
+    (void)round;
+    if (rename(n->E, n->S) < 0)
+        atomic_fetch_add(&rc->bar[4], 1);
+}
+
 static int mode_hiddenrename(int ms, int lag_ms)
 {
     char S[4200], E[4200], E2[4200], x[4200];
@@ -1549,59 +1629,31 @@ static int mode_hiddenrename(int ms, int lag_ms)
     snprintf(E, sizeof E, "%s/E", dir);
     snprintf(E2, sizeof E2, "%s/E2", dir);
     snprintf(x, sizeof x, "%s/x", dir);
-    /* [0] the round the parent released, [1] the round the child finished, [2] 1: stop,
-     * [3] the round the child's E is ready for, [4] the child's rename failures */
-    _Atomic long *bar = shared_words(5);
-    if (!bar)
-        return 1;
+    /* own words: [3] the round the child's E is ready for, [4] the child's rename failures */
+    struct hiddenrename_names names = {S, E, E2};
+    struct race rc = {.what = "hiddenrename", .lag_ms = lag_ms, .r = {mix(seed ^ 0x72656eull)}, .arg = &names};
     int64_t end = now_ms() + ms;
-    pid_t kid = fork();
-    if (kid == 0) {
-        struct rng r = {mix(seed ^ 0x68726eull)};
-        for (long round = 1;; round++) {
-            /* E on disk: under the shim, the link puts an in-memory file on disk */
-            int fd = open(E, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            if (fd < 0 || write(fd, "disk", 4) != 4 || close(fd) < 0 || link(E, E2) < 0 || unlink(E2) < 0)
-                _exit(3);
-            atomic_store(&bar[3], round);
-            if (!wait_round(&bar[0], round, &bar[2]))
-                _exit(0);
-            for (volatile uint32_t i = 0, n = below(&r, 30000); i < n; i++) {
-            }
-            if (rename(E, S) < 0)
-                atomic_fetch_add(&bar[4], 1);
-            atomic_store(&bar[1], round);
-        }
-    }
-    if (kid < 0) {
-        perror("fork");
+    if (race_start(&rc, 2, 0x68726eull, 1, hiddenrename_ready, hiddenrename_child))
         return 1;
-    }
     long rounds = 0, hidden = 0, bad = 0;
-    struct rng r = {mix(seed ^ 0x72656eull)};
     for (long round = 1; now_ms() < end; round++) {
-        for (int i = 0; i < 4 && unlink(S) == 0; i++) {
-        }
+        unlink_all(S);
         int fd = open(x, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd < 0 || write(fd, "memory", 6) != 6 || close(fd) < 0) {
             bad++, fail("hiddenrename: writing %s: %s", x, strerror(errno));
             break;
         }
-        if (!wait_round(&bar[3], round, NULL)) {
+        if (!wait_round(&rc.bar[3], round, NULL)) {
             bad++, fail("hiddenrename: the child did not make E for round %ld in 10 s", round);
             break;
         }
-        atomic_store(&bar[0], round);
-        if (lag_ms)
-            sleep_ms(lag_ms);
-        for (volatile uint32_t i = 0, n = lag_ms ? 0 : below(&r, 30000); i < n; i++) {
-        }
+        race_release(&rc, round);
         if (rename(x, S) < 0) {
             bad++, fail("hiddenrename: rename(x, S): %s", strerror(errno));
             break;
         }
-        if (!wait_round(&bar[1], round, NULL)) {
-            bad++, fail("hiddenrename: the child did not finish round %ld in 10 s", round);
+        if (!race_finished(&rc, round)) {
+            bad++;
             break;
         }
         rounds++;
@@ -1620,15 +1672,12 @@ static int mode_hiddenrename(int ms, int lag_ms)
             printf("round %ld: S read \"%s\", and after unlink(S) the name is still there (%lu bytes)\n", round, b,
                    (unsigned long)ss.st_size);
     }
-    atomic_store(&bar[2], 1);
-    int st = 0;
-    waitpid(kid, &st, 0);
+    int st = race_stop(&rc);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         bad++, fail("hiddenrename: the child could not make E on disk (status %d)", st);
-    if (atomic_load(&bar[4]))
-        bad++, fail("hiddenrename: %ld of the child's rename(E, S) failed; the kernel allows none", atomic_load(&bar[4]));
-    for (int i = 0; i < 4 && unlink(S) == 0; i++) {
-    }
+    if (atomic_load(&rc.bar[4]))
+        bad++, fail("hiddenrename: %ld of the child's rename(E, S) failed; the kernel allows none", atomic_load(&rc.bar[4]));
+    unlink_all(S);
     unlink(E);
     printf("rounds %ld hidden %ld\n", rounds, hidden);
     return bad ? 1 : 0;
@@ -1647,42 +1696,36 @@ static int mode_hiddenrename(int ms, int lag_ms)
  * writers at once: a connection that opened the other file read the frames the index promised
  * short (SQLITE_IOERR_SHORT_READ, "disk I/O error").  Prints the counts.
  */
+struct hiddencreate_names {
+    const char *S;
+    int evict;
+};
+
+static void hiddencreate_child(struct race *rc, long round)
+{
+    const struct hiddencreate_names *n = rc->arg;
+    (void)round;
+    static char big[100 * 1024];
+    int fd = open(n->S, O_WRONLY | O_CREAT, 0644);
+    if (fd < 0 || (n->evict ? write(fd, big, sizeof big) != (ssize_t)sizeof big : write(fd, "disk", 4) != 4) ||
+        close(fd) < 0)
+        atomic_fetch_add(&rc->bar[3], 1);
+}
+
 static int mode_hiddencreate(int ms, int lag_ms, int evict)
 {
     char S[4200], out[4300];
     snprintf(S, sizeof S, "%s/S", dir);
     snprintf(out, sizeof out, "%s/../hiddencreate-%d", dir, (int)getpid());
-    /* [0] the round the parent released, [1] the round the child finished, [2] stop,
-     * [3] the child's failed opens or writes */
-    _Atomic long *bar = shared_words(4);
-    if (!bar)
-        return 1;
+    /* own words: [3] the child's failed opens or writes */
+    struct hiddencreate_names names = {S, evict};
+    struct race rc = {.what = "hiddencreate", .lag_ms = lag_ms, .r = {mix(seed ^ 0x637265ull)}, .arg = &names};
     int64_t end = now_ms() + ms;
-    pid_t kid = fork();
-    if (kid == 0) {
-        struct rng r = {mix(seed ^ 0x6863ull)};
-        for (long round = 1;; round++) {
-            if (!wait_round(&bar[0], round, &bar[2]))
-                _exit(0);
-            for (volatile uint32_t i = 0, n = below(&r, 30000); i < n; i++) {
-            }
-            static char big[100 * 1024];
-            int fd = open(S, O_WRONLY | O_CREAT, 0644);
-            if (fd < 0 || (evict ? write(fd, big, sizeof big) != (ssize_t)sizeof big : write(fd, "disk", 4) != 4) ||
-                close(fd) < 0)
-                atomic_fetch_add(&bar[3], 1);
-            atomic_store(&bar[1], round);
-        }
-    }
-    if (kid < 0) {
-        perror("fork");
+    if (race_start(&rc, 1, 0x6863ull, 1, NULL, hiddencreate_child))
         return 1;
-    }
     long rounds = 0, hidden = 0, bad = 0;
-    struct rng r = {mix(seed ^ 0x637265ull)};
     for (long round = 1; now_ms() < end; round++) {
-        for (int i = 0; i < 4 && unlink(S) == 0; i++) {
-        }
+        unlink_all(S);
         /* S on disk: made beside DIR (under the shim, outside its root) and renamed in, as a
          * file made under the root would be in memory.  With evict, S is not there: the child
          * makes it, 100 KiB, which a budget below that sends to disk as it is written. */
@@ -1691,11 +1734,7 @@ static int mode_hiddencreate(int ms, int lag_ms, int evict)
             bad++, fail("hiddencreate: making %s on disk: %s", S, strerror(errno));
             break;
         }
-        atomic_store(&bar[0], round);
-        if (lag_ms)
-            sleep_ms(lag_ms);
-        for (volatile uint32_t i = 0, n = lag_ms ? 0 : below(&r, 30000); i < n; i++) {
-        }
+        race_release(&rc, round);
         if (unlink(S) < 0 && !(evict && errno == ENOENT)) {
             bad++, fail("hiddencreate: unlink(S) before the create: %s", strerror(errno));
             break;
@@ -1705,8 +1744,8 @@ static int mode_hiddencreate(int ms, int lag_ms, int evict)
             bad++, fail("hiddencreate: creating S: %s", strerror(errno));
             break;
         }
-        if (!wait_round(&bar[1], round, NULL)) {
-            bad++, fail("hiddencreate: the child did not finish round %ld in 10 s", round);
+        if (!race_finished(&rc, round)) {
+            bad++;
             break;
         }
         rounds++;
@@ -1718,12 +1757,10 @@ static int mode_hiddencreate(int ms, int lag_ms, int evict)
         if (lstat(S, &ss) == 0 && ++hidden <= 3)
             printf("round %ld: after unlink(S) the name is still there (%lu bytes)\n", round, (unsigned long)ss.st_size);
     }
-    atomic_store(&bar[2], 1);
-    waitpid(kid, NULL, 0);
-    if (atomic_load(&bar[3]))
-        bad++, fail("hiddencreate: %ld of the child's opens of S failed; the kernel allows none", atomic_load(&bar[3]));
-    for (int i = 0; i < 4 && unlink(S) == 0; i++) {
-    }
+    race_stop(&rc);
+    if (atomic_load(&rc.bar[3]))
+        bad++, fail("hiddencreate: %ld of the child's opens of S failed; the kernel allows none", atomic_load(&rc.bar[3]));
+    unlink_all(S);
     printf("rounds %ld hidden %ld\n", rounds, hidden);
     return bad ? 1 : 0;
 }
@@ -1739,6 +1776,21 @@ static int mode_hiddencreate(int ms, int lag_ms, int evict)
  * S: a file in memory with a directory or symlink on disk hidden under it, there after an unlink.
  * Prints the counts.
  */
+struct hiddenmake_names {
+    const char *S;
+    int kind;
+};
+
+static void hiddenmake_child(struct race *rc, long round)
+{
+    const struct hiddenmake_names *n = rc->arg;
+    int r = n->kind == 2 ? mkfifo(n->S, 0644) : n->kind ? symlink("target", n->S) : mkdir(n->S, 0755);
+    if (r == 0)
+        atomic_store(&rc->bar[3], round);
+    else if (errno != EEXIST)
+        atomic_fetch_add(&rc->bar[4], 1);
+}
+
 static int mode_hiddenmake(int ms, int lag_ms, int kind)
 {
     static const char *const whats[] = {"hiddenmkdir", "hiddensymlink", "hiddenmkfifo"}, *const calls[] = {"mkdir", "symlink", "mkfifo"};
@@ -1751,40 +1803,15 @@ static int mode_hiddenmake(int ms, int lag_ms, int kind)
         fail("%s: symlink %s: %s", what, L, strerror(errno));
         return 1;
     }
-    /* [0] the round the parent released, [1] the round the child finished, [2] stop,
-     * [3] the last round whose mkdir or symlink made S, [4] its failures other than EEXIST */
-    _Atomic long *bar = shared_words(5);
-    if (!bar)
-        return 1;
+    /* own words: [3] the last round whose mkdir or symlink made S, [4] its failures other than EEXIST */
+    struct hiddenmake_names names = {S, kind};
+    struct race rc = {.what = what, .lag_ms = lag_ms, .r = {mix(seed ^ 0x6d616bull)}, .arg = &names};
     int64_t end = now_ms() + ms;
-    pid_t kid = fork();
-    if (kid == 0) {
-        struct rng r = {mix(seed ^ 0x6d6bull)};
-        for (long round = 1;; round++) {
-            if (!wait_round(&bar[0], round, &bar[2]))
-                _exit(0);
-            for (volatile uint32_t i = 0, n = lag_ms ? 0 : below(&r, 30000); i < n; i++) {
-            }
-            int rc = kind == 2 ? mkfifo(S, 0644) : kind ? symlink("target", S) : mkdir(S, 0755);
-            if (rc == 0)
-                atomic_store(&bar[3], round);
-            else if (errno != EEXIST)
-                atomic_fetch_add(&bar[4], 1);
-            atomic_store(&bar[1], round);
-        }
-    }
-    if (kid < 0) {
-        perror("fork");
+    if (race_start(&rc, 2, 0x6d6bull, !lag_ms, NULL, hiddenmake_child))
         return 1;
-    }
     long rounds = 0, hidden = 0, bad = 0;
-    struct rng r = {mix(seed ^ 0x6d616bull)};
     for (long round = 1; now_ms() < end; round++) {
-        atomic_store(&bar[0], round);
-        if (lag_ms)
-            sleep_ms(lag_ms);
-        for (volatile uint32_t i = 0, n = lag_ms ? 0 : below(&r, 30000); i < n; i++) {
-        }
+        race_release(&rc, round);
         int fd = open(S, O_WRONLY | O_CREAT | O_EXCL, 0644), made = fd >= 0;
         if (fd < 0 && errno != EEXIST) {
             bad++, fail("%s: creating S: %s", what, strerror(errno));
@@ -1794,12 +1821,12 @@ static int mode_hiddenmake(int ms, int lag_ms, int kind)
             bad++, fail("%s: writing S: %s", what, strerror(errno));
             break;
         }
-        if (!wait_round(&bar[1], round, NULL)) {
-            bad++, fail("%s: the child did not finish round %ld in 10 s", what, round);
+        if (!race_finished(&rc, round)) {
+            bad++;
             break;
         }
         rounds++;
-        int theirs = atomic_load(&bar[3]) == round;
+        int theirs = atomic_load(&rc.bar[3]) == round;
         if (made && theirs && ++hidden <= 3)
             printf("round %ld: both the create and the %s made S\n", round, calls[kind]);
         /* each removes what it made: a file or a symlink with unlink, a directory with rmdir */
@@ -1811,10 +1838,9 @@ static int mode_hiddenmake(int ms, int lag_ms, int kind)
             break;
         }
     }
-    atomic_store(&bar[2], 1);
-    waitpid(kid, NULL, 0);
-    if (atomic_load(&bar[4]))
-        bad++, fail("%s: %ld of the child's calls failed with other than EEXIST", what, atomic_load(&bar[4]));
+    race_stop(&rc);
+    if (atomic_load(&rc.bar[4]))
+        bad++, fail("%s: %ld of the child's calls failed with other than EEXIST", what, atomic_load(&rc.bar[4]));
     for (int i = 0; i < 4 && (unlink(S) == 0 || rmdir(S) == 0); i++) {
     }
     unlink(L);
@@ -1831,6 +1857,33 @@ static int mode_hiddenmake(int ms, int lag_ms, int kind)
  * that succeeds in a D that is gone is the bug (the child's shim still knew D from before the
  * rmdir: seed 777's "file in a shared dir ... ENOENT").  Prints the counts.
  */
+struct staledir_names {
+    const char *D, *w, *x;
+};
+
+static void staledir_child(struct race *rc, long round)
+{
+    const struct staledir_names *n = rc->arg;
+    _Atomic long *bar = rc->bar;
+    int fd = open(n->w, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0 || close(fd) < 0 || unlink(n->w) < 0)
+        atomic_fetch_add(&bar[7], 1);
+    atomic_store(&bar[3], round);
+    wait_round(&bar[4], round, NULL);
+    sleep_ms(rc->lag_ms);
+    fd = open(n->x, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd >= 0) {
+        close(fd);
+        atomic_fetch_add(&bar[5], 1);
+        struct stat ds;
+        if (stat(n->D, &ds) < 0 && atomic_fetch_add(&bar[6], 1) < 3)
+            printf("round %ld: D/x was created, but stat(D): %s\n", round, strerror(errno));
+        (void)!unlink(n->x);
+    } else if (errno != ENOENT) {
+        atomic_fetch_add(&bar[7], 1);
+    }
+}
+
 static int mode_staledir(int ms, int lag_ms)
 {
     char D[4200], f[4300], w[4300], x[4300];
@@ -1838,42 +1891,15 @@ static int mode_staledir(int ms, int lag_ms)
     snprintf(f, sizeof f, "%s/f", D);
     snprintf(w, sizeof w, "%s/w", D);
     snprintf(x, sizeof x, "%s/x", D);
-    /* [0] D made for round, [1] the child finished round, [2] stop, [3] the child knows D,
-     * [4] the rmdir is starting, [5] creates that succeeded, [6] of them in a D that was gone,
-     * [7] the child's other failures */
-    _Atomic long *bar = shared_words(8);
-    if (!bar)
-        return 1;
+    /* [0] D made for round, and own words: [3] the child knows D, [4] the rmdir is starting,
+     * [5] creates that succeeded, [6] of them in a D that was gone, [7] the child's other failures.
+     * The lag is the child's, between [4] and its create. */
+    struct staledir_names names = {D, w, x};
+    struct race rc = {.what = "staledir", .lag_ms = lag_ms, .arg = &names};
     int64_t end = now_ms() + ms;
-    pid_t kid = fork();
-    if (kid == 0) {
-        for (long round = 1;; round++) {
-            if (!wait_round(&bar[0], round, &bar[2]))
-                _exit(0);
-            int fd = open(w, O_WRONLY | O_CREAT | O_EXCL, 0644);
-            if (fd < 0 || close(fd) < 0 || unlink(w) < 0)
-                atomic_fetch_add(&bar[7], 1);
-            atomic_store(&bar[3], round);
-            wait_round(&bar[4], round, NULL);
-            sleep_ms(lag_ms);
-            fd = open(x, O_WRONLY | O_CREAT | O_EXCL, 0644);
-            if (fd >= 0) {
-                close(fd);
-                atomic_fetch_add(&bar[5], 1);
-                struct stat ds;
-                if (stat(D, &ds) < 0 && atomic_fetch_add(&bar[6], 1) < 3)
-                    printf("round %ld: D/x was created, but stat(D): %s\n", round, strerror(errno));
-                (void)!unlink(x);
-            } else if (errno != ENOENT) {
-                atomic_fetch_add(&bar[7], 1);
-            }
-            atomic_store(&bar[1], round);
-        }
-    }
-    if (kid < 0) {
-        perror("fork");
+    if (race_start(&rc, 5, 0, 0, NULL, staledir_child))
         return 1;
-    }
+    _Atomic long *bar = rc.bar;
     long rounds = 0, bad = 0;
     for (long round = 1; now_ms() < end; round++) {
         int fd;
@@ -1889,8 +1915,8 @@ static int mode_staledir(int ms, int lag_ms)
             bad++, fail("staledir: rmdir(D): %s, the kernel allows only 0 or ENOTEMPTY here", strerror(errno));
             break;
         }
-        if (!wait_round(&bar[1], round, NULL)) {
-            bad++, fail("staledir: the child did not finish round %ld in 10 s", round);
+        if (!race_finished(&rc, round)) {
+            bad++;
             break;
         }
         rounds++;
@@ -1899,8 +1925,7 @@ static int mode_staledir(int ms, int lag_ms)
             break;
         }
     }
-    atomic_store(&bar[2], 1);
-    waitpid(kid, NULL, 0);
+    race_stop(&rc);
     if (atomic_load(&bar[7]))
         bad++, fail("staledir: %ld of the child's calls failed where the kernel allows no failure", atomic_load(&bar[7]));
     printf("rounds %ld created %ld in a removed directory %ld\n", rounds, atomic_load(&bar[5]), atomic_load(&bar[6]));
