@@ -147,14 +147,14 @@ static int continue_until_exit(pid_t pid)
     return -1;
 }
 
-/* A new process makes the NEW_FILES files g[i]: 1 when it did. */
-static int make_new_files(char g[][PATH_MAX])
+/* A new process makes the NEW_FILES files g[i], of n bytes each: 1 when it did. */
+static int make_new_files(char g[][PATH_MAX], size_t n)
 {
     pid_t maker = fork();
     if (maker == 0) {
         int ok = 1;
         for (int i = 0; i < NEW_FILES; i++)
-            ok &= file_put(g[i], 'g', 4096);
+            ok &= file_put(g[i], 'g', n);
         _exit(ok ? 0 : 1);
     }
     double took;
@@ -209,7 +209,7 @@ static void one(const char *root, int k, enum when when)
     CHECK(unlink(f) == 0, "unlink %s: %s", f, strerror(errno));
     int freed = stopped && in_memory_within(before, 1000);
     if (when == TAKEN)
-        CHECK(make_new_files(g), "%s: making the new files: %s", op->name, strerror(errno));
+        CHECK(make_new_files(g, 4096), "%s: making the new files: %s", op->name, strerror(errno));
     int st = continue_until_exit(caller);
     CHECK(st == 0 || st == 10, "%s of a file unlinked during the call: status %d (0: done, 10: ENOENT, 11: another "
           "error)", op->name, st);
@@ -219,7 +219,7 @@ static void one(const char *root, int k, enum when when)
     int stray = op->clean == xattr_clean ? daemon_fds_with_stray() : 0;
     CHECK(stray == 0, "%s: %d of the daemon's memfds carry the attribute the call set on %s", op->name, stray, f);
     if (when == STOCK)
-        CHECK(make_new_files(g), "%s: making the new files: %s", op->name, strerror(errno));
+        CHECK(make_new_files(g, 4096), "%s: making the new files: %s", op->name, strerror(errno));
 
     int clean = 0, took_memfd = -1;
     for (int i = 0; i < NEW_FILES; i++) {
@@ -240,6 +240,109 @@ static void one(const char *root, int k, enum when when)
     CHECK(ephd_stat_becomes(run_dir, "files_in_memory", before), "%s: the new files were not freed", op->name);
 }
 
+/* ---- st_blocks of a file with holes ---------------------------------------- */
+
+/*
+ * A stat by path of a file with holes asks the kernel how many blocks its
+ * memfd holds through the daemon's fd number (shim/fp_stat.c,
+ * allocated_blocks), which is the file's only while its slot is.  The caller
+ * stops with the number read (blocks-stat); meanwhile f's last name goes, the
+ * daemon collects it and a new process makes 32 files of 64 KiB, one on the
+ * memfd f had.  The answer must be f's own (one page written: 8 blocks) or
+ * ENOENT, never the 128 blocks of the new file.  The kernel does answer 128
+ * then; the stat looks at the slot's generation after its fill and starts
+ * again when it moved (nsv_stat, statx), finding the name gone.  (An fstat asks
+ * through the caller's own fd, below.)
+ */
+static void blocks_by_path(const char *root)
+{
+    char f[PATH_MAX], g[NEW_FILES][PATH_MAX];
+    snprintf(f, sizeof f, "%s/h", root);
+    for (int i = 0; i < NEW_FILES; i++)
+        snprintf(g[i], sizeof g[i], "%s/gh%d", root, i);
+    long long before = ephd_stat(run_dir, "files_in_memory");
+    pid_t maker = fork();
+    if (maker == 0) {
+        static char page[4096];
+        memset(page, 'h', sizeof page);
+        int fd = open(f, O_CREAT | O_RDWR | O_TRUNC, 0644);
+        _exit(fd >= 0 && pwrite(fd, page, sizeof page, 512 * 1024) == (ssize_t)sizeof page && close(fd) == 0 ? 0 : 1);
+    }
+    double took;
+    CHECK(wait_bounded_s(maker, BOUND_S, &took) == 0, "the process making %s failed", f);
+    struct stat fs;
+    CHECK(stat(f, &fs) == 0 && fs.st_blocks == 8, "%s, one page written past a hole: %lld blocks, not 8", f,
+          (long long)fs.st_blocks);
+
+    pid_t caller = fork();
+    if (caller == 0) {
+        setenv("EPHEMERA_LOCK_STALL", "blocks-stat", 1);
+        struct stat st;
+        int r = stat(f, &st);
+        if (r == 0 && st.st_blocks != fs.st_blocks)
+            fprintf(stderr, "attrgc_test: stat of %s: %lld blocks\n", f, (long long)st.st_blocks);
+        _exit(r == 0 ? (st.st_blocks == fs.st_blocks ? 0 : 12) : errno == ENOENT ? 10 : 11);
+    }
+    int stopped = wait_stopped(caller);
+    CHECK(stopped, "the stat of %s did not stop at blocks-stat", f);
+    CHECK(unlink(f) == 0, "unlink %s: %s", f, strerror(errno));
+    int freed = stopped && in_memory_within(before, 1000);
+    CHECK(make_new_files(g, 64 * 1024), "making the new files: %s", strerror(errno));
+    int took_memfd = 0;
+    for (int i = 0; i < NEW_FILES; i++) {
+        struct stat gs;
+        took_memfd |= stat(g[i], &gs) == 0 && (uint32_t)gs.st_ino == (uint32_t)fs.st_ino;
+    }
+    int st = continue_until_exit(caller);
+    CHECK(st == 0 || st == 10, "stat of a file with holes whose slot went meanwhile: status %d (0: its blocks, "
+          "10: ENOENT, 12: another number)", st);
+    printf("attrgc_test: stat      of a file with holes: the daemon %s it while the call waited%s; %s\n",
+           freed ? "freed" : "kept", took_memfd ? ", a new file took its memfd" : "",
+           st == 0 ? "its own blocks" : st == 10 ? "ENOENT" : st == 12 ? "ANOTHER FILE'S BLOCKS" : "failed");
+    for (int i = 0; i < NEW_FILES; i++)
+        unlink(g[i]);
+    CHECK(ephd_stat_becomes(run_dir, "files_in_memory", before), "the files of the blocks case were not freed");
+}
+
+/*
+ * The same count through an fd held by another user than the daemon's, who may
+ * not open the daemon's fds (/proc/<pid>/fd needs ptrace access): fstat and
+ * statx(AT_EMPTY_PATH) of a child that dropped to uid 65534 with the fd
+ * inherited ask the kernel through that fd, and count as tmpfs (8 blocks), not
+ * the size's pages.
+ */
+static void blocks_other_user(const char *root)
+{
+    char f[PATH_MAX];
+    snprintf(f, sizeof f, "%s/hu", root);
+    static char page[4096];
+    memset(page, 'h', sizeof page);
+    int fd = open(f, O_CREAT | O_RDWR | O_TRUNC, 0644);
+    CHECK(fd >= 0 && pwrite(fd, page, sizeof page, 512 * 1024) == (ssize_t)sizeof page, "writing %s: %s", f,
+          strerror(errno));
+    pid_t user = fd >= 0 ? fork() : -1;
+    if (user == 0) {
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(13);
+        struct stat st;
+        struct statx sx;
+        if (fstat(fd, &st) != 0 || statx(fd, "", AT_EMPTY_PATH, STATX_BLOCKS, &sx) != 0)
+            _exit(11);
+        if (st.st_blocks != 8 || sx.stx_blocks != 8)
+            fprintf(stderr, "attrgc_test: uid 65534's fstat of %s: %lld blocks, statx %llu\n", f,
+                    (long long)st.st_blocks, (unsigned long long)sx.stx_blocks);
+        _exit(st.st_blocks == 8 && sx.stx_blocks == 8 ? 0 : 12);
+    }
+    double took;
+    int st = user > 0 ? wait_bounded_s(user, BOUND_S, &took) : -1;
+    CHECK(st == 0, "fstat and statx of a file with holes by uid 65534: status %d (12: not its 8 blocks)", st);
+    printf("attrgc_test: fstat     of a file with holes by another user: %s\n",
+           st == 0 ? "its own blocks" : st == 12 ? "NOT ITS BLOCKS" : "failed");
+    if (fd >= 0)
+        close(fd);
+    unlink(f);
+}
+
 static int child(const char *root, const char *disk)
 {
     (void)disk;
@@ -257,6 +360,9 @@ static int child(const char *root, const char *disk)
         one(root, k, TAKEN);
         one(root, k, STOCK);
     }
+    blocks_by_path(root);
+    if (geteuid() == 0)
+        blocks_other_user(root);
     printf("attrgc_test (shimmed): %d checks, %d failures\n", checks, failures);
     return failures != 0 || checks == 0;
 }
