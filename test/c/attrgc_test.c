@@ -129,24 +129,6 @@ static int daemon_fds_with_stray(void)
 
 /* ---- one call ------------------------------------------------------------- */
 
-/* Continue pid until it has exited, within BOUND_S: its exit status, or -1. */
-static int continue_until_exit(pid_t pid)
-{
-    for (int i = 0; i < (int)(BOUND_S * 100); i++) {
-        int st;
-        pid_t w = waitpid(pid, &st, WNOHANG | WUNTRACED);
-        if (w == pid && WIFEXITED(st))
-            return WEXITSTATUS(st);
-        if (w == pid && WIFSIGNALED(st))
-            return 128 + WTERMSIG(st);
-        kill(pid, SIGCONT);
-        pause_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
-}
-
 /* A new process makes the NEW_FILES files g[i], of n bytes each: 1 when it did. */
 static int make_new_files(char g[][PATH_MAX], size_t n)
 {
@@ -210,7 +192,7 @@ static void one(const char *root, int k, enum when when)
     int freed = stopped && in_memory_within(before, 1000);
     if (when == TAKEN)
         CHECK(make_new_files(g, 4096), "%s: making the new files: %s", op->name, strerror(errno));
-    int st = continue_until_exit(caller);
+    int st = continue_until_exit_s(caller, BOUND_S);
     CHECK(st == 0 || st == 10, "%s of a file unlinked during the call: status %d (0: done, 10: ENOENT, 11: another "
           "error)", op->name, st);
     CHECK(ephd_stat_becomes(run_dir, "files_in_memory", before + (when == TAKEN ? NEW_FILES : 0)),
@@ -293,7 +275,7 @@ static void blocks_by_path(const char *root)
         struct stat gs;
         took_memfd |= stat(g[i], &gs) == 0 && (uint32_t)gs.st_ino == (uint32_t)fs.st_ino;
     }
-    int st = continue_until_exit(caller);
+    int st = continue_until_exit_s(caller, BOUND_S);
     CHECK(st == 0 || st == 10, "stat of a file with holes whose slot went meanwhile: status %d (0: its blocks, "
           "10: ENOENT, 12: another number)", st);
     printf("attrgc_test: stat      of a file with holes: the daemon %s it while the call waited%s; %s\n",
