@@ -63,7 +63,6 @@ void fp_inode_release(uint32_t inode, uint32_t gen)
 
 void fp_call_ref(uint32_t inode, uint32_t gen)
 {
-    ft_inflight_slot();
     atomic_fetch_add(&sh.inodes[inode].open_count, 1);
     ft_inflight_inode(inode, gen);
 }

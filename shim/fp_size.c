@@ -399,6 +399,7 @@ int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
     struct eph_inode *ino = &sh.inodes[inode];
     eph_lock_stall("truncate-ref"); /* fault builds: after the lookup, before the reference (test/c/truncgc_test.c) */
     /* Hold an open reference meanwhile, so the daemon cannot free the inode under us. */
+    ft_inflight_slot();
     fp_call_ref(inode, gen);
     fp_wait_moving(ino, gen);
     /* The name may have gone since the lookup, and the daemon may have freed the slot before our

@@ -1163,31 +1163,42 @@ static ssize_t moved_done(struct moved *m, ssize_t r)
  * lock keeps a move out but not the daemon's collection of a slot whose last
  * name another process removed (ns_maybe_gc frees it without the lock), after
  * which the change would land on the slot's next file, or an xattr on the
- * memfd the daemon put back in its stock for one.  With the reference taken and
- * a name seen after it the slot stays until the call is over (fp_call_ref); no
- * name left is MOVED_AGAIN (the path looked up again finds the kernel's answer,
- * as a call that came after the unlink on tmpfs).
+ * memfd the daemon put back in its stock for one.  With the reference taken
+ * and a name seen after it the slot stays until the call is over
+ * (fp_call_ref); no name left is MOVED_AGAIN (the path looked up again finds
+ * the kernel's answer, as a call that came after the unlink on tmpfs).  Taken
+ * only for a file found in memory: one leaving it needs none (its disk file
+ * is held, moved_file), and its release would be a round trip to the daemon.
  */
 static int lock_in_memory(struct eph_inode *ino, uint32_t gen, int fd)
 {
     uint32_t inode = (uint32_t)(ino - sh.inodes);
-    if (fd < 0)
-        fp_call_ref(inode, gen);
-    eph_lock(&ino->lock);
-    if (atomic_load(&ino->state) == EPH_MEM && atomic_load(&ino->gen) == gen) {
-        if (fd >= 0 || atomic_load(&ino->nlink) != 0) {
-            if (fd < 0)
-                eph_lock_stall("attr-locked"); /* fault builds: checked and locked, not yet changed (test/c/attrgc_test.c) */
-            return 1;
+    for (int slot = fd >= 0;;) {
+        /* The ledger's slot before the inode lock (fdtable.h); a process's first one may ask the
+         * daemon to hold its ledger, so only when a reference is to be taken. */
+        if (!slot && atomic_load(&ino->state) == EPH_MEM) {
+            ft_inflight_slot();
+            slot = 1;
         }
-        eph_unlock(&ino->lock);
-        fp_call_unref(inode, gen);
-        return MOVED_AGAIN;
+        eph_lock(&ino->lock);
+        if (atomic_load(&ino->state) != EPH_MEM || atomic_load(&ino->gen) != gen) {
+            eph_unlock(&ino->lock);
+            return 0;
+        }
+        if (fd >= 0)
+            return 1;
+        if (slot)
+            break;
+        eph_unlock(&ino->lock); /* back in memory since the look */
+    }
+    fp_call_ref(inode, gen);
+    if (atomic_load(&ino->nlink) != 0 && atomic_load(&ino->gen) == gen && atomic_load(&ino->state) == EPH_MEM) {
+        eph_lock_stall("attr-locked"); /* fault builds: checked and locked, not yet changed (test/c/attrgc_test.c) */
+        return 1;
     }
     eph_unlock(&ino->lock);
-    if (fd < 0)
-        fp_call_unref(inode, gen);
-    return 0;
+    fp_call_unref(inode, gen);
+    return MOVED_AGAIN;
 }
 
 static void unlock_in_memory(struct eph_inode *ino, uint32_t gen, int fd)
