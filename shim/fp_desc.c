@@ -61,6 +61,18 @@ void fp_inode_release(uint32_t inode, uint32_t gen)
         rpc_inode_call(EPH_OP_RELEASE, inode, gen);
 }
 
+void fp_call_ref(uint32_t inode, uint32_t gen)
+{
+    atomic_fetch_add(&sh.inodes[inode].open_count, 1);
+    ft_inflight_inode(inode, gen);
+}
+
+void fp_call_unref(uint32_t inode, uint32_t gen)
+{
+    ft_inflight_clear(); /* just before the count drops: a death in between leaks, never drops twice */
+    fp_inode_release(inode, gen);
+}
+
 void fp_desc_unref(uint32_t desc)
 {
     struct eph_desc *d = &sh.descs[desc];

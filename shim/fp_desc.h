@@ -19,6 +19,20 @@ int fp_desc_alloc(uint32_t inode, uint32_t gen, int flags, uint32_t *out);
 void fp_desc_ref(uint32_t desc);
 void fp_desc_unref(uint32_t desc);      /* drops the open_count on the inode at 0 */
 void fp_inode_release(uint32_t inode, uint32_t gen);
+/*
+ * An open reference for a call that has no fd on the file (truncate, chmod, the
+ * xattr calls by path), listed in this thread's ledger while held: taken after
+ * ft_inflight_slot(), which must be called holding no region lock (so before
+ * the inode lock), and it may be taken under that lock.  The daemon frees a
+ * slot with no name that it saw nobody open (ns_maybe_gc), so the reference
+ * keeps the file only once the caller, after taking it, sees the same gen, in
+ * memory, with a name (the unlink lowers nlink before the daemon reads
+ * open_count; this raises open_count before the caller reads nlink: the Dekker
+ * pair of fp_inode_release).  Given back with fp_call_unref (an RPC when it was
+ * the last reference of a file unlinked or moved meanwhile).
+ */
+void fp_call_ref(uint32_t inode, uint32_t gen);
+void fp_call_unref(uint32_t inode, uint32_t gen);
 
 /*
  * The offset lock of a description serialises read/write/lseek of everyone

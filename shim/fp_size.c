@@ -400,24 +400,19 @@ int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
     eph_lock_stall("truncate-ref"); /* fault builds: after the lookup, before the reference (test/c/truncgc_test.c) */
     /* Hold an open reference meanwhile, so the daemon cannot free the inode under us. */
     ft_inflight_slot();
-    atomic_fetch_add(&ino->open_count, 1);
-    ft_inflight_inode(inode, gen);
+    fp_call_ref(inode, gen);
     fp_wait_moving(ino, gen);
-    /* The name may have gone since the lookup, and the daemon frees a slot with no name that it saw
-     * nobody open (ns_maybe_gc) before our reference: a name seen after the reference means the
-     * daemon will see the reference (the unlink lowers nlink before the daemon reads open_count,
-     * we raise open_count before we read nlink: the Dekker pair of fp_inode_release).  Without this
-     * look, a slot freed and given to a new file meanwhile had that file truncated. */
+    /* The name may have gone since the lookup, and the daemon may have freed the slot before our
+     * reference (fp_call_ref): without this look, a slot freed and given to a new file meanwhile
+     * had that file truncated. */
     if (atomic_load(&ino->gen) != gen || atomic_load(&ino->state) != EPH_MEM || atomic_load(&ino->nlink) == 0) {
-        ft_inflight_clear();
-        fp_inode_release(inode, gen);
+        fp_call_unref(inode, gen);
         return -EAGAIN;
     }
     int kfd = rpc_open_daemon_fd(ino->mem_fd, O_RDWR | O_CLOEXEC);
     if (kfd < 0 && (errno == EACCES || errno == EPERM)) {
         /* another user than the daemon's may not open its fds: the caller goes through an fd of its own */
-        ft_inflight_clear();
-        fp_inode_release(inode, gen);
+        fp_call_unref(inode, gen);
         return -EPERM;
     }
     eph_lock_stall("truncate-checked");
@@ -426,8 +421,7 @@ int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
         sys.close(kfd);
     if (r == 1)
         fp_wait_moving(ino, gen);
-    ft_inflight_clear();
-    fp_inode_release(inode, gen);
+    fp_call_unref(inode, gen);
     return r == 1 ? -EAGAIN : r;
 }
 

@@ -1156,14 +1156,56 @@ static ssize_t moved_done(struct moved *m, ssize_t r)
 /* How many times a call by path looks its name up again when the file it found went meanwhile. */
 #define NAMES_ROUNDS 4
 
-/* Under ino's lock, and it is still the in-memory file of gen: 1, else 0 with the lock released. */
-static int lock_in_memory(struct eph_inode *ino, uint32_t gen)
+/*
+ * Under ino's lock, and it is still the in-memory file of gen: 1, else 0 with
+ * the lock released (it left memory: moved_file), or MOVED_AGAIN.  fd < 0, a
+ * call by path, also holds an open reference until unlock_in_memory: the inode
+ * lock keeps a move out but not the daemon's collection of a slot whose last
+ * name another process removed (ns_maybe_gc frees it without the lock), after
+ * which the change would land on the slot's next file, or an xattr on the
+ * memfd the daemon put back in its stock for one.  With the reference taken
+ * and a name seen after it the slot stays until the call is over
+ * (fp_call_ref); no name left is MOVED_AGAIN (the path looked up again finds
+ * the kernel's answer, as a call that came after the unlink on tmpfs).  Taken
+ * only for a file found in memory: one leaving it needs none (its disk file
+ * is held, moved_file), and its release would be a round trip to the daemon.
+ */
+static int lock_in_memory(struct eph_inode *ino, uint32_t gen, int fd)
 {
-    eph_lock(&ino->lock);
-    if (atomic_load(&ino->state) == EPH_MEM && atomic_load(&ino->gen) == gen)
+    uint32_t inode = (uint32_t)(ino - sh.inodes);
+    for (int slot = fd >= 0;;) {
+        /* The ledger's slot before the inode lock (fdtable.h); a process's first one may ask the
+         * daemon to hold its ledger, so only when a reference is to be taken. */
+        if (!slot && atomic_load(&ino->state) == EPH_MEM) {
+            ft_inflight_slot();
+            slot = 1;
+        }
+        eph_lock(&ino->lock);
+        if (atomic_load(&ino->state) != EPH_MEM || atomic_load(&ino->gen) != gen) {
+            eph_unlock(&ino->lock);
+            return 0;
+        }
+        if (fd >= 0)
+            return 1;
+        if (slot)
+            break;
+        eph_unlock(&ino->lock); /* back in memory since the look */
+    }
+    fp_call_ref(inode, gen);
+    if (atomic_load(&ino->nlink) != 0 && atomic_load(&ino->gen) == gen && atomic_load(&ino->state) == EPH_MEM) {
+        eph_lock_stall("attr-locked"); /* fault builds: checked and locked, not yet changed (test/c/attrgc_test.c) */
         return 1;
+    }
     eph_unlock(&ino->lock);
-    return 0;
+    fp_call_unref(inode, gen);
+    return MOVED_AGAIN;
+}
+
+static void unlock_in_memory(struct eph_inode *ino, uint32_t gen, int fd)
+{
+    eph_unlock(&ino->lock);
+    if (fd < 0)
+        fp_call_unref((uint32_t)(ino - sh.inodes), gen);
 }
 
 static int chmod_inode(struct eph_inode *ino, uint32_t gen, int fd, mode_t mode)
@@ -1174,15 +1216,15 @@ static int chmod_inode(struct eph_inode *ino, uint32_t gen, int fd, mode_t mode)
     uint32_t m = (uint32_t)(mode & 07777);
     if (uid != 0 && !fp_in_group(ino->gid))
         m &= ~(uint32_t)S_ISGID;
-    while (!lock_in_memory(ino, gen)) {
+    for (int l; (l = lock_in_memory(ino, gen, fd)) != 1;) {
         struct moved mv;
-        int r = moved_file(ino, gen, fd, &mv);
+        int r = l == MOVED_AGAIN ? MOVED_AGAIN : moved_file(ino, gen, fd, &mv);
         if (r)
             return r < 0 ? r : (int)moved_done(&mv, REAL(chmod)(mv.p, mode));
     }
     ino->mode = S_IFREG | m;
     atomic_store(&ino->ctime_ns, sh_now_ns());
-    eph_unlock(&ino->lock);
+    unlock_in_memory(ino, gen, fd);
     if (ino_on())
         ino_attr(ino, m, (uid_t)-1, (gid_t)-1, NULL, 0);
     return 0;
@@ -1196,9 +1238,9 @@ static int chown_inode(struct eph_inode *ino, uint32_t gen, int fd, uid_t u, gid
             (g != (gid_t)-1 && g != ino->gid && !fp_in_group(g)))
             return fail(EPERM);
     }
-    while (!lock_in_memory(ino, gen)) {
+    for (int l; (l = lock_in_memory(ino, gen, fd)) != 1;) {
         struct moved mv;
-        int r = moved_file(ino, gen, fd, &mv);
+        int r = l == MOVED_AGAIN ? MOVED_AGAIN : moved_file(ino, gen, fd, &mv);
         if (r)
             return r < 0 ? r : (int)moved_done(&mv, REAL(chown)(mv.p, u, g));
     }
@@ -1212,7 +1254,7 @@ static int chown_inode(struct eph_inode *ino, uint32_t gen, int fd, uid_t u, gid
         m &= ~(uint32_t)S_ISGID;
     ino->mode = m;
     atomic_store(&ino->ctime_ns, sh_now_ns());
-    eph_unlock(&ino->lock);
+    unlock_in_memory(ino, gen, fd);
     if (ino_on())
         ino_attr(ino, (mode_t)-1, u, g, NULL, 0);
     return 0;
@@ -1339,9 +1381,9 @@ static int utimens_inode(struct eph_inode *ino, uint32_t gen, int fd, const stru
     if (ts && ts[0].tv_nsec == UTIME_OMIT && ts[1].tv_nsec == UTIME_OMIT)
         return 0;
     int64_t now = sh_now_ns();
-    while (!lock_in_memory(ino, gen)) {
+    for (int l; (l = lock_in_memory(ino, gen, fd)) != 1;) {
         struct moved mv;
-        int r = moved_file(ino, gen, fd, &mv);
+        int r = l == MOVED_AGAIN ? MOVED_AGAIN : moved_file(ino, gen, fd, &mv);
         if (r)
             return r < 0 ? r : (int)moved_done(&mv, REAL(utimensat)(AT_FDCWD, mv.p, ts, 0));
     }
@@ -1350,7 +1392,7 @@ static int utimens_inode(struct eph_inode *ino, uint32_t gen, int fd, const stru
     if (!ts || ts[1].tv_nsec != UTIME_OMIT)
         atomic_store(&ino->mtime_ns, (!ts || ts[1].tv_nsec == UTIME_NOW) ? now : eph_ns(ts[1].tv_sec, ts[1].tv_nsec));
     atomic_store(&ino->ctime_ns, now);
-    eph_unlock(&ino->lock);
+    unlock_in_memory(ino, gen, fd);
     if (ino_on())
         ino_attr(ino, (mode_t)-1, (uid_t)-1, (gid_t)-1, ts, 1);
     return 0;
@@ -1577,11 +1619,14 @@ static int xa_allowed(struct eph_inode *ino, const struct xa *a)
 
 /*
  * On the in-memory inode of gen; fd >= 0 is a managed fd on it (its memfd),
- * else an fd of our own on the memfd, held through the daemon's (fp_hold: the
- * slot may be freed meanwhile, its memfd then given to the next file), and
- * looked at again after the call: a slot freed during it may have taken the
- * call elsewhere, so the call is made again on what the path names then.
- * MOVED_AGAIN and MOVED_KERNEL as moved_file.
+ * else an fd of our own on the memfd, held through the daemon's (fp_hold).  A
+ * change by path also holds an open reference (lock_in_memory), so the slot
+ * and its memfd stay the file's until the call is over.  A look (get, list)
+ * only holds the memfd, which the daemon may meanwhile give to the next file
+ * or put back in its stock, so the slot is looked at again after the call: a
+ * slot freed during it may have answered for another file, and the call is
+ * made again on what the path names then.  MOVED_AGAIN and MOVED_KERNEL as
+ * moved_file.
  */
 static ssize_t xa_inode(struct eph_inode *ino, uint32_t gen, int fd, const struct xa *a)
 {
@@ -1589,15 +1634,17 @@ static ssize_t xa_inode(struct eph_inode *ino, uint32_t gen, int fd, const struc
         return fail(EACCES);
     int change = a->op == XA_SET || a->op == XA_REMOVE, held = -1;
     for (;;) {
-        int in_mem = change ? lock_in_memory(ino, gen)
+        int in_mem = change ? lock_in_memory(ino, gen, fd)
                             : atomic_load(&ino->state) == EPH_MEM && atomic_load(&ino->gen) == gen;
+        if (in_mem == MOVED_AGAIN)
+            return MOVED_AGAIN;
         if (in_mem && (fd >= 0 || (held = fp_hold(ino, gen, EPH_MEM)) >= 0))
             break;
         if (in_mem) {
             /* Not held: the slot moved on meanwhile, or the daemon's fds are not ours to open. */
             int e = errno;
             if (change)
-                eph_unlock(&ino->lock);
+                unlock_in_memory(ino, gen, fd);
             if (atomic_load(&ino->gen) != gen)
                 return MOVED_AGAIN;
             if (atomic_load(&ino->state) == EPH_MEM)
@@ -1609,6 +1656,8 @@ static ssize_t xa_inode(struct eph_inode *ino, uint32_t gen, int fd, const struc
         if (r)
             return r < 0 ? r : moved_done(&mv, xa_path(mv.p, a, 1));
     }
+    if (fd < 0 && change)
+        eph_lock_stall("xattr-held"); /* fault builds: the memfd held, the call not yet made (test/c/attrgc_test.c) */
     ssize_t r;
     /* The memfd will carry it: its slot is then never kept for another file (nsfast.c).  Marked
      * before the call, so that a process killed inside it leaves the mark. */
@@ -1621,13 +1670,13 @@ static ssize_t xa_inode(struct eph_inode *ino, uint32_t gen, int fd, const struc
         snprintf(p, sizeof p, "/proc/self/fd/%d", held); /* an O_PATH fd: through its /proc name */
         struct moved mv = {.held = held};
         r = moved_done(&mv, xa_path(p, a, 1));
-        if (atomic_load(&ino->gen) != gen)
+        if (!change && atomic_load(&ino->gen) != gen)
             r = MOVED_AGAIN; /* freed during the call: the file may not have been ours by then */
     }
     if (change) {
         if (r == 0)
             atomic_store(&ino->ctime_ns, sh_now_ns()); /* as tmpfs's simple_xattr_set */
-        eph_unlock(&ino->lock);
+        unlock_in_memory(ino, gen, fd);
     }
     return r;
 }

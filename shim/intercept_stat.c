@@ -245,7 +245,7 @@ SH_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struc
             return r;
         }
         sh_tc.stats++;
-        return fp_fill_statx(fp_inode_of(fp_desc(dirfd)), mask, stx);
+        return fp_fill_statx(fp_inode_of(fp_desc(dirfd)), dirfd, mask, stx);
     }
     if (likely(!path_maybe_managed(dirfd, path)))
         goto real;
@@ -264,7 +264,7 @@ SH_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struc
         if (nsv_lookup(abs, &inode, &gen) < 0 && (tries || path_canon(abs, !(flags & AT_SYMLINK_NOFOLLOW) || trailing) <= 0 || nsv_lookup(abs, &inode, &gen) < 0))
             goto real;
         struct eph_inode *ino = &sh.inodes[inode];
-        fp_fill_statx(ino, mask, stx);
+        fp_fill_statx(ino, -1, mask, stx);
         if (atomic_load(&ino->gen) == gen && atomic_load(&ino->state) != EPH_FREE) {
             if (trailing) {
                 errno = ENOTDIR;

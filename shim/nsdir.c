@@ -765,9 +765,9 @@ static int nsd_fill(const char *abs, struct stat *st, struct statx *stx)
             return -1;
         }
         if (st)
-            fp_fill_stat(in, st);
+            fp_fill_stat(in, -1, st);
         else
-            fp_fill_statx(in, STATX_BASIC_STATS, stx);
+            fp_fill_statx(in, -1, STATX_BASIC_STATS, stx);
         uint32_t entries = in->dir_entries, subdirs = in->dir_subdirs;
         if (atomic_load(&in->gen) != g || atomic_load(&in->state) != EPH_MDIR)
             continue; /* freed and reused while we copied */

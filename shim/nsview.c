@@ -174,7 +174,7 @@ int nsv_stat(const char *abs, struct stat *st)
         if (r < 0)
             return r;
         struct eph_inode *ino = &sh.inodes[inode];
-        fp_fill_stat(ino, st);
+        fp_fill_stat(ino, -1, st);
         /* The slot may have been freed and reused while we copied. */
         if (atomic_load(&ino->gen) == gen && atomic_load(&ino->state) != EPH_FREE) {
             sh_tc.stats++;

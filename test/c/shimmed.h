@@ -212,6 +212,26 @@ static inline pid_t shrink_until_stopped(const char *run, pid_t daemon)
     return -1;
 }
 
+/* Continue child pid (SIGCONT every 10 ms: it may stop at a stall point again) until it has exited,
+ * within bound_s: its exit status (128 + signal if killed), or -1 (it is then killed and reaped). */
+static inline int continue_until_exit_s(pid_t pid, double bound_s)
+{
+    for (int i = 0; i < (int)(bound_s * 100); i++) {
+        int st;
+        pid_t w = waitpid(pid, &st, WNOHANG | WUNTRACED);
+        if (w == pid && WIFEXITED(st))
+            return WEXITSTATUS(st);
+        if (w == pid && WIFSIGNALED(st))
+            return 128 + WTERMSIG(st);
+        kill(pid, SIGCONT);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
 /* Wait (10 s at most) until child pid stops (SIGSTOP, a test's stall point); 1 if it did. */
 static inline int wait_stopped(pid_t pid)
 {

@@ -43,25 +43,6 @@ static void pause_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* Continue pid until it has exited, within BOUND_S (it may stop at a stall point again): its
- * exit status, or -1. */
-static int continue_until_exit(pid_t pid)
-{
-    for (int i = 0; i < (int)(BOUND_S * 100); i++) {
-        int st;
-        pid_t w = waitpid(pid, &st, WNOHANG | WUNTRACED);
-        if (w == pid && WIFEXITED(st))
-            return WEXITSTATUS(st);
-        if (w == pid && WIFSIGNALED(st))
-            return 128 + WTERMSIG(st);
-        kill(pid, SIGCONT);
-        pause_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
-}
-
 static int child(const char *root, const char *disk)
 {
     (void)disk;
@@ -126,7 +107,7 @@ static int child(const char *root, const char *disk)
     for (int i = 0; i < NEW_FILES; i++)
         made &= file_put(g[i], 'G', N);
     CHECK(made, "making the new files: %s", strerror(errno));
-    int tr = continue_until_exit(trunc);
+    int tr = continue_until_exit_s(trunc, BOUND_S);
     CHECK(tr == 0 || tr == 10, "truncate of a name unlinked meanwhile: status %d (0: done before the unlink, "
           "10: ENOENT; 11: another error)", tr);
     printf("truncgc_test: the truncate %s its checks and %s\n", again ? "passed" : "did not pass",
