@@ -51,6 +51,7 @@ static struct {
     char dir[PATH_MAX];         /* the directory whose limit binds (base or an ancestor) */
     char mount[PATH_MAX];       /* hierarchy mount point: the walk stops there */
     int fd_limit, fd_usage;     /* open on dir, read with pread */
+    int fd_stat;                /* dir's memory.stat, read with pread */
     int64_t limit;              /* cgroup limit, -1 unlimited */
     int64_t usage;              /* cgroup usage, -1 unknown */
     int64_t own;                /* last computed own memory, -1 unknown */
@@ -63,7 +64,7 @@ static struct {
     uint64_t last_shortfall;
     struct loop_timer timer;
     struct loop_ev notify;
-} B = {.fd_limit = -1, .fd_usage = -1, .override = -1, .limit = -1, .usage = -1, .own = -1,
+} B = {.fd_limit = -1, .fd_usage = -1, .fd_stat = -1, .override = -1, .limit = -1, .usage = -1, .own = -1,
        .own_peak = -1, .own_peak_win = -1};
 
 static int64_t budget_read_fd(int fd)
@@ -119,20 +120,26 @@ static int budget_read_stat(struct budget_mstat *m)
     static const char *v2[] = {"inactive_file", "active_file", "file_dirty", "file_writeback",
                                "shmem"};
     const char *const *names = B.version == 2 ? v2 : v1;
+    /* A pread of an fd kept open, into a static buffer: an open would charge a struct file to
+     * our cgroup, which on v2 above memory.high throttles us (this is read just before evicting,
+     * when the function stalls at the guard), and fopen's buffer came from the heap. */
+    static char buf[16384];
     int64_t val[5] = {0};
-    char p[PATH_MAX + 64], line[256];
-    snprintf(p, sizeof p, "%s/memory.stat", B.dir);
-    FILE *f = fopen(p, "re");
-    if (!f)
+    ssize_t n = B.fd_stat < 0 ? -1 : pread(B.fd_stat, buf, sizeof buf - 1, 0);
+    if (n <= 0)
         return -1;
-    while (fgets(line, sizeof line, f)) {
+    buf[n] = 0;
+    for (char *line = buf; *line;) {
         for (int i = 0; i < 5; i++) {
             size_t l = strlen(names[i]);
             if (strncmp(line, names[i], l) == 0 && line[l] == ' ')
                 val[i] = strtoll(line + l + 1, NULL, 10);
         }
+        char *nl = strchr(line, '\n');
+        if (!nl)
+            break;
+        line = nl + 1;
     }
-    fclose(f);
     /* Dirty and writeback pages count as reclaimable too: under the cgroup's
      * pressure the kernel writes them back and frees them (v1 reclaim waits
      * on writeback, v2 throttles the writer) instead of OOM-killing.  Counting
@@ -179,12 +186,16 @@ static void budget_rescan(void)
         close(B.fd_limit);
     if (B.fd_usage >= 0)
         close(B.fd_usage);
+    if (B.fd_stat >= 0)
+        close(B.fd_stat);
     snprintf(B.dir, sizeof B.dir, "%s", best);
     char p[PATH_MAX + 64];
     snprintf(p, sizeof p, "%s/%s", B.dir, budget_limit_name());
     B.fd_limit = open(p, O_RDONLY | O_CLOEXEC);
     snprintf(p, sizeof p, "%s/%s", B.dir, budget_usage_name());
     B.fd_usage = open(p, O_RDONLY | O_CLOEXEC);
+    snprintf(p, sizeof p, "%s/memory.stat", B.dir);
+    B.fd_stat = open(p, O_RDONLY | O_CLOEXEC);
     log_msg(LOG_INFO, "cgroup v%d: limit from %s (%lld)", B.version, B.dir, (long long)best_limit);
 }
 
@@ -468,8 +479,10 @@ static void budget_on_tick(uint64_t n)
 {
     B.ticks += n;
     uint64_t per_sec = B.version ? (uint64_t)(1000000000ll / BUDGET_POLL_NS) : 1;
-    if (B.ticks % per_sec < n) {
-        /* Once a second: limits set on ancestors, and MemAvailable. */
+    if (B.ticks % per_sec < n && !guard_stalled()) {
+        /* Once a second: limits set on ancestors, and MemAvailable.  Not while the cgroup
+         * stalls at the guard: the walk opens each ancestor's limit file (a struct file charged
+         * to us: on v1 the open fails then, on v2 it throttles us for up to 2 s). */
         if (B.version)
             budget_rescan();
         else

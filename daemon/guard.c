@@ -50,6 +50,7 @@ static struct {
     int follow;              /* the knob is read-only here (a container): the host arms it */
     int want;                /* follow mode: the daemon's wish, as last reported (-1: never) */
     int max_fd, cur_fd;      /* follow mode, v2: memory.max and memory.current (read-only) */
+    int stalled;             /* at the last reading: the guard set and the cgroup waiting at it */
     void (*want_fn)(int want);
 } G = {.ctl_fd = -1, .high = -2, .oom = {.fd = -1}, .want = -1, .max_fd = -1, .cur_fd = -1};
 
@@ -92,6 +93,11 @@ int guard_active(void)
     return G.ctl_fd >= 0;
 }
 
+int guard_stalled(void)
+{
+    return G.ctl_fd >= 0 && G.stalled;
+}
+
 int guard_wanted(void)
 {
     return G.follow ? G.want > 0 : -1;
@@ -123,11 +129,16 @@ static void guard_follow(int want)
             G.want_fn(want);
     }
     if (G.version == 2) {
-        /* memory.high throttles, it does not freeze: no log to hold.  But a guard nobody can
-         * lift any more would throttle for good: the lease's rule bounds that too. */
+        /* memory.high throttles, it does not freeze; but it throttles us too (we are in the
+         * cgroup): a page charged while usage is above it (a log line's page, a struct file for
+         * an open) puts us to sleep for up to 2 s on our way back to user space.  So the log is
+         * held as on v1, and the budget's opens wait (guard_stalled).  A guard nobody can lift
+         * any more would throttle for good: the lease's rule bounds that too. */
         int64_t high = guard_read_num(G.ctl_fd), max = guard_read_num(G.max_fd), cur = guard_read_num(G.cur_fd);
         int armed = high >= 0 && (max < 0 || high < max);
-        lease_tick(armed, armed && cur > high);
+        G.stalled = armed && cur > high;
+        log_hold(G.stalled);
+        lease_tick(armed, G.stalled);
         return;
     }
     int disabled, under = guard_read_v1(&disabled);
@@ -143,7 +154,8 @@ static void guard_follow(int want)
         log_msg(LOG_INFO, "oom guard %s from outside the container (oom_kill_disable=%d)",
                 armed ? "armed" : "lifted", armed);
     }
-    log_hold(armed && under == 1);
+    G.stalled = armed && under == 1;
+    log_hold(G.stalled);
     lease_tick(armed, under);
 }
 
@@ -188,7 +200,8 @@ void guard_update(int64_t limit, uint64_t headroom, int want)
         }
         /* Writing to the log may need a page of page cache: not while the
          * cgroup is frozen at its limit. */
-        log_hold(G.armed && under == 1);
+        G.stalled = G.armed && under == 1;
+        log_hold(G.stalled);
     } else {
         int64_t high = -1;
         if (want && limit >= 0)
@@ -239,10 +252,11 @@ void guard_init(int version, const char *dir, void (*on_oom)(void), void (*befor
             G.follow = 1;
             lease_init(D.rundir, dir);
             if (version == 2) {
-                snprintf(p, sizeof p, "%s/memory.max", dir);
-                G.max_fd = open(p, O_RDONLY | O_CLOEXEC);
-                snprintf(p, sizeof p, "%s/memory.current", dir);
-                G.cur_fd = open(p, O_RDONLY | O_CLOEXEC);
+                char q[PATH_MAX + 64];
+                snprintf(q, sizeof q, "%s/memory.max", dir);
+                G.max_fd = open(q, O_RDONLY | O_CLOEXEC);
+                snprintf(q, sizeof q, "%s/memory.current", dir);
+                G.cur_fd = open(q, O_RDONLY | O_CLOEXEC);
             }
             log_msg(LOG_INFO, "oom guard: %s is read-only (a container's cgroup); following the "
                               "guard its host sets (ephemera node arms it)", p);

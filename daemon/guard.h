@@ -17,6 +17,11 @@
 void guard_init(int version, const char *dir, void (*on_oom)(void), void (*before_arm)(void));
 /* 1 when guard_init found a knob it may write. */
 int guard_active(void);
+
+/* At the last reading, the guard was set and the cgroup waiting at it (v1 under_oom, v2 usage
+ * above a guarding memory.high; v2 only in follow mode): nothing may charge a page then, or the
+ * charge waits too (v1) or is throttled for up to 2 s (v2). */
+int guard_stalled(void);
 /* Arm the guard (want) or lift it, for a cgroup limit (-1: none) and the
  * budget's headroom. */
 void guard_update(int64_t limit, uint64_t headroom, int want);

@@ -8,6 +8,13 @@
  * checked here: the daemon's budget follows the v2 limit, files went to disk, the benchmark
  * verified its data, no OOM kill, and `memory.peak` stayed under the limit.
  *
+ * Then the guard lease (daemon/guardlease.c) on the real controller: a second function cgroup
+ * guarded as the agent guards one on v2 (`memory.high` 8 MiB below `memory.max`), its daemon in
+ * it in follow mode (the cgroup tree read-only to it, as in a container), a process holding the
+ * lease FIFO for the agent, and a heap with nothing to evict that stalls against `memory.high`:
+ * while the lease is held the throttled workload lives past the 1 s bound; once the holder is
+ * SIGKILLed the daemon kills it (the delay is measured in the guest), and the kernel killed nobody.
+ *
  * QEMU emulates the CPU (TCG): this machine's /dev/kvm opens, but a nested KVM guest hangs before
  * its kernel prints anything; under TCG the boot and the run take about 10 s.
  */
@@ -20,9 +27,20 @@ import { test } from 'node:test';
 import { BUILD, bootGuest, guestSkip, makeInitramfs } from './vm-guest.js';
 
 const MiB = 1024 * 1024;
+interface LeaseHeld {
+  stall_ms: number;
+  alive: boolean;
+  samples: number;
+  above: number;
+  throttled: number;
+  daemon_throttled: number;
+  high_events: number;
+  orphaned_lines: number;
+}
+
 const skip = guestSkip([join(BUILD, 'ephemerad'), join(BUILD, 'libephemera.so'), join(BUILD, 'microbench')]);
 
-test('cgroup v2 with the memory controller (a guest kernel): the daemon budgets by memory.max, files go to disk, no OOM kill', { skip, timeout: 180_000 }, async () => {
+test('cgroup v2 with the memory controller (a guest kernel): the daemon budgets by memory.max, files go to disk, no OOM kill; the guard lease ends a real stall once nobody holds it', { skip, timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ephemera-v2vm-'));
   try {
     const initramfs = join(dir, 'initramfs.gz');
@@ -49,6 +67,34 @@ test('cgroup v2 with the memory controller (a guest kernel): the daemon budgets 
     assert.equal(v2.get('oom_kill'), '0', show);
     const peak = Number(v2.get('peak'));
     assert.ok(peak > 8 * MiB && peak <= 32 * MiB, show);
+
+    // The guard lease on the real controller: the daemon in follow mode (the cgroup tree read-only
+    // to it), in the function's cgroup, its working set locked once it wanted the guard.
+    assert.equal(v2.get('lease_daemon_ready'), 'yes', show);
+    assert.match(v2.get('lease_daemon_lease') ?? '', /oom guard lease: \/run\/lease\/guard\.lease/, show);
+    assert.match(v2.get('lease_daemon_guard') ?? '', /memory\.high is read-only \(a container's cgroup\)/, show);
+    assert.equal(v2.get('lease_files_status'), '0', show);
+    const daemon = JSON.parse(v2.get('lease_daemon') ?? '{}') as { locked_kb?: number };
+    assert.ok((daemon.locked_kb ?? 0) > 0, show);
+    // (1) Held: the heap stalls above memory.high, throttled by the kernel, past the 1 s bound, and
+    // the daemon leaves it to the lease's holder.
+    const held = JSON.parse(v2.get('lease_held') ?? '{}') as LeaseHeld;
+    assert.equal(held.alive, true, `the workload was killed while the lease was held; ${show}`);
+    assert.ok(held.stall_ms >= 2500 && held.samples > 0 && held.above === held.samples, show);
+    assert.ok(held.throttled > 0 && held.high_events > 0, `the workload was throttled at memory.high; ${show}`);
+    assert.equal(held.orphaned_lines, 0, show);
+    // The daemon itself is never throttled there: in the stalled cgroup, each page it charged (a
+    // struct file for an open, a page of its log) made the kernel put it to sleep for up to 2 s,
+    // the kill's bound included (before the fix it was in 3 of 9-14 samples, killed 1.1-2.5 s after).
+    assert.equal(held.daemon_throttled, 0, `the daemon was seen throttled at memory.high; ${show}`);
+    // (2) The holder SIGKILLed: the daemon kills the workload after its 1 s bound (generously
+    // bounded above: the guest's CPU is emulated), by SIGKILL, and says so; the kernel killed nobody.
+    const killed = JSON.parse(v2.get('lease_killed') ?? '{}') as { status: number; after_ms: number; pid: number };
+    assert.equal(killed.status, 128 + 9, `the daemon did not SIGKILL the workload (143: ended by the guest's 60 s bound); ${show}`);
+    assert.ok(killed.after_ms >= 900 && killed.after_ms < 20_000, show);
+    assert.match(v2.get('lease_events') ?? '', / oom_kill 0 /, show);
+    assert.match(v2.get('lease_log') ?? '', new RegExp(`oom guard orphaned: .*killed pid ${String(killed.pid)} `), show);
+    t.diagnostic(`guard lease: stall held ${String(held.stall_ms)} ms (${String(held.throttled)}/${String(held.samples)} samples throttled, daemon ${String(held.daemon_throttled)}), killed ${String(killed.after_ms)} ms after the holder's SIGKILL`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

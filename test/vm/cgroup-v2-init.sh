@@ -39,5 +39,78 @@ while kill -0 $DAEMON 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1));
 say daemon_log_budget "$(grep -m1 'budget ' /run/eph.log)"
 say daemon_evictions "$(grep -c 'evicted inode' /run/eph.log)"
 say daemon_guard "$(grep -m1 'oom guard' /run/eph.log)"
+
+# The guard lease on the real controller (daemon/guardlease.c). A second function cgroup, guarded
+# the way the agent guards one on v2 (memory.high = memory.max - 8 MiB, src/guard/arm.ts), with
+# its daemon in it and the cgroup tree read-only to that daemon, as in a container (follow mode).
+# A process stands in for the agent: it holds the lease FIFO's write end. The workload is a heap
+# with nothing to evict that wants more than the limit (busybox dd reads 64 MiB of /dev/zero into
+# one buffer): above memory.high the kernel throttles it; at memory.max, tens of seconds of
+# throttling later, the kernel itself would kill it. While the lease is held the stall is left
+# alone; once its holder is SIGKILLed the daemon kills the workload after its 1 s bound.
+ms() { read -r up _ < /proc/uptime; echo $(( ${up%.*} * 1000 + 1${up#*.} * 10 - 1000 )); }
+CGL=/sys/fs/cgroup/lease
+HIGH=$(( 40 << 20 ))
+mkdir $CGL /run/lease /scratch-lease
+echo $(( 48 << 20 )) > $CGL/memory.max
+echo $HIGH > $CGL/memory.high
+mkfifo /run/lease/guard.lease
+sleep 600 3<> /run/lease/guard.lease &
+HOLDER=$!
+unshare -m sh -c "echo \$\$ > $CGL/cgroup.procs && mount --bind /sys/fs/cgroup /sys/fs/cgroup && mount -o remount,bind,ro /sys/fs/cgroup && exec ephemerad --rundir /run/lease --root /scratch-lease --cgroup $CGL --log /run/lease.log" &
+LDAEMON=$!
+i=0
+while [ ! -S /run/lease/shim.sock ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+say lease_daemon_ready "$([ -S /run/lease/shim.sock ] && echo yes || echo no)"
+say lease_daemon_guard "$(grep -m1 'oom guard:' /run/lease.log)"
+say lease_daemon_lease "$(grep -m1 'oom guard lease' /run/lease.log)"
+# Files first, as a function's are: the daemon wants the guard while they are in memory, and so
+# locks its working set (daemon/reserve.c) as it does before any guard is set; the benchmark
+# removes them before the heap comes, so nothing is left to evict.
+sh -c "echo \$\$ > $CGL/cgroup.procs && exec env LD_PRELOAD=/lib/libephemera.so EPHEMERA_SOCK=/run/lease/shim.sock EPHEMERA_ROOTS=/scratch-lease /bin/microbench --dir /scratch-lease --file-size 4194304 --ops 500" > /dev/null 2> /run/lease-mb.err
+say lease_files_status $?
+DPID=$(cat $CGL/cgroup.procs)
+say lease_daemon "{\"pid\":$DPID,\"locked_kb\":$(grep VmLck /proc/$DPID/status | tr -dc 0-9)}"
+high0=$(grep '^high ' $CGL/memory.events | cut -d' ' -f2)
+sh -c "echo \$\$ > $CGL/cgroup.procs && exec dd if=/dev/zero of=/dev/null bs=64M count=1" 2> /dev/null &
+VICTIM=$!
+# Bounded: a workload nobody kills is ended by SIGTERM (status 143, not 137).
+(sleep 60; kill -TERM $VICTIM) 2> /dev/null &
+WATCH=$!
+i=0
+while [ "$(cat $CGL/memory.current)" -le $HIGH ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+stall=$(ms)
+# Held: 3 s of the stall, sampled every 0.1 s (reads by the shell itself: no process started to
+# look): the workload lives, throttled, memory.current stays above memory.high; and the daemon,
+# in the same cgroup, is it throttled too?
+above=0 samples=0 throttled=0 dthrottled=0
+while [ $(( $(ms) - stall )) -lt 3000 ]; do
+  read -r cur < $CGL/memory.current
+  [ "$cur" -gt $HIGH ] && above=$((above + 1))
+  w= d=
+  read -r w < /proc/$VICTIM/wchan
+  [ "$w" = mem_cgroup_handle_over_high ] && throttled=$((throttled + 1))
+  read -r d < /proc/$DPID/wchan
+  [ "$d" = mem_cgroup_handle_over_high ] && dthrottled=$((dthrottled + 1))
+  samples=$((samples + 1))
+  sleep 0.1
+done
+alive=false
+grep -q '^State:.*[RSD]' /proc/$VICTIM/status 2> /dev/null && alive=true
+say lease_held "{\"stall_ms\":$(( $(ms) - stall )),\"alive\":$alive,\"samples\":$samples,\"above\":$above,\"throttled\":$throttled,\"daemon_throttled\":$dthrottled,\"high_events\":$(( $(grep '^high ' $CGL/memory.events | cut -d' ' -f2) - high0 )),\"current\":$(cat $CGL/memory.current),\"orphaned_lines\":$(grep -c 'oom guard orphaned' /run/lease.log)}"
+# The agent's stand-in dies: nobody holds the lease any more.
+lost=$(ms)
+kill -KILL $HOLDER
+wait $VICTIM
+status=$?
+say lease_killed "{\"status\":$status,\"after_ms\":$(( $(ms) - lost )),\"pid\":$VICTIM}"
+kill $WATCH 2> /dev/null
+say lease_events "$(tr '\n' ' ' < $CGL/memory.events)"
+i=0
+while ! grep -q 'killed pid' /run/lease.log && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+say lease_log "$(grep -m1 'killed pid' /run/lease.log)"
+kill $LDAEMON
+i=0
+while kill -0 $LDAEMON 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 say done
 poweroff -f
