@@ -108,10 +108,11 @@ const keyOf = (w: Workload): string => w.key ?? w.name;
 
 /**
  * The lock row's laps: short, and many.  A lock + unlock pair takes about 1.1 µs, so a lap of 2000
- * pairs (2.4 ms) spanned time slices on a loaded machine and timed the wait for a core (3-5× the
- * CPU time; the per-round ratio's quartiles 0.3-1.7 at load 7).  A lap of 100 pairs (110 µs) mostly
- * fits in one slice, and the median of 240 per-round ratios resolves 1% (quartiles within ±1% at
- * the same load).  Same operations per run as before (24,000 pairs per contender).
+ * pairs (2.4 ms) spanned time slices on a loaded machine and timed the wait for a core (2-5× the
+ * CPU time; the per-round ratio's quartiles as far apart as 0.28 and 2.83 at load 7).  A lap of
+ * 100 pairs (110 µs) mostly fits in one slice, and the median of 240 per-round ratios resolves 1%
+ * (quartiles mostly within ±2% at the same load).  Same operations per run as before (24,000 pairs
+ * per contender).
  */
 const LOCK_LAP = 100;
 export const LOCK_ROUNDS = 240;
