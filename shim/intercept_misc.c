@@ -170,13 +170,22 @@ SH_EXPORT int dup3(int oldfd, int newfd, int flags)
  * Record locks (F_SETLK and OFD locks) live on the kernel inode under the fd:
  * the memfd while the file is in memory, the disk file after a move.  The
  * daemon does not move a file anyone holds such a lock on (it probes with
- * F_OFD_GETLK after draining inflight), so a lock taken here is rechecked
- * the way a fast-path operation is: with inflight raised, is the file still
- * in memory and unmoved since we looked?  If not, the lock we got is on the
- * memfd left behind, and it is taken again on the file's new home.  A file
- * not in memory is settled first, so the lock and its queries land on the
- * disk file every other process uses.
+ * F_OFD_GETLK after its seq_cst store of MOVING and the drain), so a lock
+ * taken here is rechecked: after a full fence, is the file still in memory
+ * and unmoved since we looked?  Either the daemon's probe sees our lock or we
+ * see its MOVING (lock_stayed).  If not, the lock we got is on the memfd left
+ * behind, and it is taken again on the file's new home.  A file not in memory
+ * is settled first, so the lock and its queries land on the disk file every
+ * other process uses.
  */
+static inline int lock_stayed(struct eph_inode *ino, uint32_t epoch)
+{
+    /* Dekker with the daemon's MOVING: our lock, in the kernel's list, is visible before our
+     * load of the state (one locked instruction on our own stack, not two on the shared line). */
+    atomic_thread_fence(memory_order_seq_cst);
+    return atomic_load(&ino->state) == EPH_MEM && atomic_load(&ino->epoch) == epoch;
+}
+
 int misc_lock_on_home(int fd, int (*call)(int, int, unsigned long), int cmd, unsigned long arg, int recheck)
 {
     for (;;) {
@@ -193,35 +202,90 @@ int misc_lock_on_home(int fd, int (*call)(int, int, unsigned long), int cmd, uns
             continue;
         }
         int r = call(fd, cmd, arg);
-        if (r < 0 || !recheck)
-            return r;
-        atomic_fetch_add(&ino->inflight, 1); /* seq_cst: Dekker with the daemon's MOVING */
-        int stayed = atomic_load(&ino->state) == EPH_MEM && atomic_load(&ino->epoch) == epoch;
-        atomic_fetch_sub(&ino->inflight, 1);
-        if (stayed)
+        if (r < 0 || !recheck || lock_stayed(ino, epoch))
             return r;
     }
 }
 
 static int fcntl_call(int fd, int cmd, unsigned long arg) { return sys.fcntl(fd, cmd, arg); }
 
+/*
+ * The kernel places a SEEK_CUR or SEEK_END lock by the kernel fd's offset and
+ * size, which are not the file's while it is in memory (the offset lives in
+ * the description, the memfd is as long as its capacity; a swapped fd's
+ * kernel offset is not kept either): such a request is made absolute here,
+ * as the kernel would (EOVERFLOW past OFF_MAX; a negative start gets its
+ * EINVAL).  0, or 1 with *abs to be used instead, or -errno.
+ */
+static int lock_absolute(int fd, const struct flock *fl, struct flock *abs)
+{
+    if (path_bad_ptr(fl) || (fl->l_whence != SEEK_CUR && fl->l_whence != SEEK_END))
+        return 0; /* a bad pointer: the kernel's EFAULT */
+    struct eph_desc *d = fp_desc(fd);
+    int64_t base;
+    if (fl->l_whence == SEEK_CUR)
+        base = (int64_t)atomic_load(&d->offset);
+    else if (ft_fds[fd].flags & FT_DISK)
+        return 0; /* the disk file's size is the file's */
+    else
+        base = (int64_t)atomic_load_explicit(&fp_inode_of(d)->size, memory_order_acquire);
+    if (fl->l_start > INT64_MAX - base)
+        return -EOVERFLOW;
+    *abs = *fl;
+    abs->l_whence = SEEK_SET;
+    abs->l_start = base + fl->l_start;
+    return 1;
+}
+
 static int record_lock(int fd, int cmd, unsigned long arg)
 {
     if ((cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW) && !(ft_fds[fd].flags & FT_DISK))
         io_own_description(fd);
+    struct flock *user = (struct flock *)arg, abs;
+    int a = lock_absolute(fd, user, &abs);
+    if (a < 0) {
+        errno = -a;
+        return -1;
+    }
+    int query = cmd == F_GETLK || cmd == F_OFD_GETLK;
     /* An unlock is rechecked too (harmless: unlocking again on the disk file
-     * is a no-op), so the caller's struct is never read here: a bad pointer
-     * gets the kernel's EFAULT. */
-    return misc_lock_on_home(fd, fcntl_call, cmd, arg, cmd != F_GETLK && cmd != F_OFD_GETLK);
+     * is a no-op). */
+    int r = misc_lock_on_home(fd, fcntl_call, cmd, a ? (unsigned long)&abs : arg, !query);
+    if (a && r == 0 && query) {
+        /* The kernel's answer: the conflicting lock (SEEK_SET), or only F_UNLCK in the caller's request. */
+        if (abs.l_type == F_UNLCK) {
+            abs.l_whence = user->l_whence;
+            abs.l_start = user->l_start;
+        }
+        *user = abs;
+    }
+    return r;
 }
 
-static int fcntl_impl(int fd, int cmd, unsigned long arg)
+/* The fcntl system call, made as libc's wrapper makes it for every command it
+ * passes through unchanged (all but F_GETOWN and the waiting locks, which are
+ * cancellation points): -errno on failure.  Inline, so that after the kernel
+ * returns there is one return to the program, as from libc's own fcntl: each
+ * further return after a system call costs about 6 ns here (the kernel refills
+ * the return stack on the way out), 2.5% of an uncontended lock. */
+static inline long fcntl_syscall(int fd, int cmd, unsigned long arg)
 {
-    if (likely(!ft_managed(fd))) {
-        if (unlikely(ft_sized(fd)) && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
-            return after_dup(fd, sys.fcntl(fd, cmd, arg));
-        return REAL(fcntl)(fd, cmd, arg);
-    }
+#if defined(__x86_64__)
+    long r;
+    __asm__ volatile("syscall"
+                     : "=a"(r)
+                     : "0"((long)SYS_fcntl), "D"((long)fd), "S"((long)cmd), "d"(arg)
+                     : "rcx", "r11", "memory");
+    return r;
+#else
+    long r = syscall(SYS_fcntl, fd, cmd, arg);
+    return r < 0 ? -errno : r;
+#endif
+}
+
+/* Everything on a managed fd but the common lock calls of sh_fcntl. */
+static __attribute__((noinline)) int fcntl_managed(int fd, int cmd, unsigned long arg)
+{
     struct eph_desc *d = fp_desc(fd);
     switch (cmd) {
     case F_DUPFD:
@@ -253,13 +317,53 @@ static int fcntl_impl(int fd, int cmd, unsigned long arg)
     }
 }
 
+/*
+ * F_SETLK and F_GETLK by SEEK_SET on an fd of an in-memory file (SQLite's
+ * every lock): the kernel's one call on the memfd and the check that the file
+ * stayed, nothing else; the rest goes to fcntl_managed.  A call on any other
+ * fd is a tail jump into libc's fcntl.
+ */
+static int sh_fcntl(int fd, int cmd, unsigned long arg)
+{
+    if (likely(!ft_managed(fd))) {
+        if (unlikely(ft_sized(fd)) && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+            return after_dup(fd, sys.fcntl(fd, cmd, arg));
+        return REAL(fcntl)(fd, cmd, arg);
+    }
+    const struct flock *fl = (const struct flock *)arg;
+    if ((cmd == F_SETLK || cmd == F_GETLK) && !(ft_fds[fd].flags & FT_DISK) && !path_bad_ptr(fl) &&
+        fl->l_whence == SEEK_SET) {
+        struct eph_inode *ino = fp_inode_of(fp_desc(fd));
+        uint32_t epoch = atomic_load(&ino->epoch);
+        if (likely(atomic_load(&ino->state) == EPH_MEM)) {
+            long r = fcntl_syscall(fd, cmd, arg);
+            if (r < 0) {
+                errno = (int)-r;
+                return -1;
+            }
+            if (cmd == F_GETLK || lock_stayed(ino, epoch))
+                return (int)r;
+            /* moved meanwhile: fcntl_managed takes it again on the file's new home */
+        }
+    }
+    return fcntl_managed(fd, cmd, arg);
+}
+
+#if defined(__x86_64__) || defined(__aarch64__)
+/* fcntl is variadic, but on these ABIs a variadic call leaves its third
+ * argument where sh_fcntl reads it, so sh_fcntl is the entry point itself:
+ * no va_start frame, and a pass-through is a tail jump (a frame of our own
+ * around libc's call is one more return after the system call). */
+SH_EXPORT extern __typeof__(sh_fcntl) sh_fcntl_entry __asm__("fcntl") __attribute__((alias("sh_fcntl")));
+SH_EXPORT extern __typeof__(sh_fcntl) sh_fcntl64_entry __asm__("fcntl64") __attribute__((alias("sh_fcntl")));
+#else
 SH_EXPORT int fcntl(int fd, int cmd, ...)
 {
     va_list ap;
     va_start(ap, cmd);
     unsigned long arg = va_arg(ap, unsigned long);
     va_end(ap);
-    return fcntl_impl(fd, cmd, arg);
+    return sh_fcntl(fd, cmd, arg);
 }
 
 SH_EXPORT int fcntl64(int fd, int cmd, ...)
@@ -268,8 +372,43 @@ SH_EXPORT int fcntl64(int fd, int cmd, ...)
     va_start(ap, cmd);
     unsigned long arg = va_arg(ap, unsigned long);
     va_end(ap);
-    return fcntl_impl(fd, cmd, arg);
+    return sh_fcntl(fd, cmd, arg);
 }
+#endif
+
+/* glibc's lockf calls its fcntl inside libc, where we cannot see it, and
+ * locks by SEEK_CUR, which the kernel would place by the memfd's offset: on
+ * a managed fd it is made here, as glibc makes it, through ours. */
+SH_EXPORT int lockf(int fd, int cmd, off_t len)
+{
+    if (likely(!ft_managed(fd)))
+        return REAL(lockf)(fd, cmd, len);
+    struct flock fl = {.l_whence = SEEK_CUR, .l_start = 0, .l_len = len};
+    switch (cmd) {
+    case F_TEST:
+        fl.l_type = F_RDLCK;
+        if (sh_fcntl(fd, F_GETLK, (unsigned long)&fl) < 0)
+            return -1;
+        if (fl.l_type == F_UNLCK || fl.l_pid == getpid())
+            return 0;
+        errno = EACCES;
+        return -1;
+    case F_ULOCK:
+        fl.l_type = F_UNLCK;
+        return sh_fcntl(fd, F_SETLK, (unsigned long)&fl);
+    case F_LOCK:
+        fl.l_type = F_WRLCK;
+        return sh_fcntl(fd, F_SETLKW, (unsigned long)&fl);
+    case F_TLOCK:
+        fl.l_type = F_WRLCK;
+        return sh_fcntl(fd, F_SETLK, (unsigned long)&fl);
+    default:
+        errno = EINVAL;
+        return -1;
+    }
+}
+
+SH_EXPORT int lockf64(int fd, int cmd, off_t len) { return lockf(fd, cmd, len); }
 
 SH_EXPORT int ftruncate(int fd, off_t len)
 {

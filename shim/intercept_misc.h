@@ -7,8 +7,8 @@
 /*
  * A lock call on a managed fd, made on the file's current home (settled first
  * if it is not in memory); with recheck, taken again there if the file moved
- * while the call ran (the daemon probes for locks after draining inflight, so
- * a lock that saw MEM with inflight raised is seen).
+ * while the call ran (the daemon probes for locks after its seq_cst store of
+ * MOVING, so a lock that still sees MEM after a full fence is seen).
  */
 int misc_lock_on_home(int fd, int (*call)(int, int, unsigned long), int cmd, unsigned long arg, int recheck);
 

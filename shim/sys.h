@@ -134,6 +134,7 @@ struct statfs;
     X(syscall, long, (long, ...), (), SYS_R, NONE)                                                               \
     X(glob, int, (const char *, int, int (*)(const char *, int), void *), (), SYS_O, NONE) /* glob_t */          \
     X(flock, int, (int, int), (), SYS_R, NONE)                                                                   \
+    X(lockf, int, (int, int, off_t), (), SYS_R, NONE)                                                            \
     X(dlopen, void *, (const char *, int), (), SYS_R, NONE)                                                      \
     X(inotify_add_watch, int, (int, const char *, uint32_t), (), SYS_R, NONE)                                    \
     X(realpath, char *, (const char *, char *), (), SYS_R, NONE)                                                 \

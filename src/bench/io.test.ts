@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { fmtPct, fmtQ, markdown, median, namespaceSizes, NS_ROUNDS, pairedTargets, parseIobench, parsePaired, passThroughOverhead, quartiles, roundRatios, summarisePaired, summarisePassThrough, verdict } from './io.js';
+import { fmtPct, fmtQ, LOCK_ROUNDS, markdown, median, namespaceSizes, NS_ROUNDS, pairedTargets, parseIobench, parsePaired, passThroughOverhead, quartiles, roundRatios, summarisePaired, summarisePassThrough, verdict } from './io.js';
 import { isEphemeraError } from '../core/errors.js';
 
 test('median', () => {
@@ -124,6 +124,10 @@ test('namespace rows: laps scale with --ops, a rename lap is one set, a listing 
   assert.deepEqual(namespaceSizes(rename, 2000), { lapOps: 10, entries: 10, ops: 10 * NS_ROUNDS });
   assert.deepEqual(namespaceSizes(readdir, 2000), { lapOps: 2, entries: 1000, ops: 2 * NS_ROUNDS });
   assert.equal(NS_ROUNDS % 6, 0, 'every contender takes every position equally often');
+  const lock = { name: 'md-lock', label: 'l', kind: 'namespace', lapOps: 100, rounds: 240 } as const;
+  assert.deepEqual(namespaceSizes(lock, 500_000), { lapOps: 100, entries: 1000, ops: 100 * 240 });
+  assert.deepEqual(namespaceSizes(lock, 2000), { lapOps: 2, entries: 1000, ops: 2 * 240 });
+  assert.equal(LOCK_ROUNDS % 6, 0, 'the lock row too');
 });
 
 test('namespace verdict: ephemera\'s time at most tmpfs\'s', () => {

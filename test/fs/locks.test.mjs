@@ -126,3 +126,57 @@ test("an exec'd child's flock on the fd its parent locked and closed converts th
   const { out } = await sameOnTmpfsAndShim(t, 'exec-flock', '', { cmd: PYTHON, argv: (dir) => ['-c', EXEC_FLOCK, dir] });
   assert.match(out, /^locked by the parent: inherited fd got own open busy 11 dup of it got 0/m);
 });
+
+// A lock by SEEK_CUR or SEEK_END is placed by the kernel from its fd's offset and size, which for an
+// in-memory file are not the file's: the offset lives in the shared description, and the memfd is as
+// long as its capacity.  Before the fix a lock at offset 100 by SEEK_CUR landed at 0, so two
+// processes could both hold the record at 100; and glibc's lockf (SEEK_CUR, through libc's own
+// fcntl, out of the shim's sight) did the same.  Another process lists the ranges it sees locked.
+const WHENCE = String.raw`
+import fcntl, os, struct, subprocess, sys
+os.chdir(sys.argv[1])
+FL = 'hhqqi4x'
+PROBE = r'''
+import fcntl, os, struct, sys
+FL = 'hhqqi4x'
+fd = os.open('R', os.O_RDWR)
+def getlk(whence, start):
+    return struct.unpack(FL, fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack(FL, fcntl.F_WRLCK, whence, start, 10, 0)))[:4]
+held = [s for s in range(0, 400, 10) if getlk(os.SEEK_SET, s)[0] != fcntl.F_UNLCK]
+os.lseek(fd, 120, os.SEEK_SET)
+print('held', held, 'by SEEK_CUR -20', getlk(os.SEEK_CUR, -20), 'free by SEEK_CUR 200', getlk(os.SEEK_CUR, 200))
+for off in (40, 60):
+    os.lseek(fd, off, os.SEEK_SET)
+    try:
+        print('lockf F_TEST at', off, os.lockf(fd, os.F_TEST, 10))
+    except OSError as e:
+        print('lockf F_TEST at', off, 'errno', e.errno)
+'''
+def probe(what):
+    r = subprocess.run([sys.executable, '-c', PROBE], capture_output=True, text=True, timeout=30)
+    print(what, r.stdout.strip(), r.stderr.strip())
+f = os.open('R', os.O_RDWR | os.O_CREAT, 0o644)
+os.write(f, b'r' * 5000)
+os.ftruncate(f, 250)
+os.lseek(f, 100, os.SEEK_SET)
+fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 0, os.SEEK_CUR)
+fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, -30, os.SEEK_END)
+os.lseek(f, 40, os.SEEK_SET)
+os.lockf(f, os.F_TLOCK, 10)
+probe('three locks:')
+os.lockf(f, os.F_ULOCK, 10)
+probe('lockf released:')
+for start in (2**63 - 1, -1000):
+    try:
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, start, os.SEEK_CUR)
+        print('lock at', start, 'granted')
+    except OSError as e:
+        print('lock at', start, 'errno', e.errno)
+print('contents', os.pread(f, 300, 0) == b'r' * 250)
+`;
+
+test('locks by SEEK_CUR, SEEK_END and lockf cover the ranges they cover on tmpfs', { timeout: 60_000 }, async (t) => {
+  const { out } = await sameOnTmpfsAndShim(t, 'lock-whence', '', { cmd: PYTHON, argv: (dir) => ['-c', WHENCE, dir] });
+  assert.match(out, /^three locks: held \[40, 100, 220\]/m);
+  assert.match(out, /^lockf released: held \[100, 220\]/m);
+});

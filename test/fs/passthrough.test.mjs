@@ -38,7 +38,7 @@ async function countBoth(sc, calls, script, arg) {
   const shimOut = join(sc.dir, 'shim.txt');
   const shim = await ephemeraRun({ root: sc.sub('root'), cmd: 'strace', args: [...trace, '-o', shimOut, PYTHON, '-c', script, arg], statsDir: sc.dir });
   assert.equal(shim.status, 0, describe(shim));
-  return { plain: countCalls(plainOut), shim: countCalls(shimOut) };
+  return { plain: countCalls(plainOut), shim: countCalls(shimOut), stats: shim.stats };
 }
 
 test('an unmanaged path costs no extra system call under the shim', async () => {
@@ -71,5 +71,32 @@ test('realpath of a missing name outside the roots walks it once', async () => {
   // glibc's walk: a readlink per component up to the missing one, 500 times; the shim's start-up
   // reads a few /proc/self/fd links.  A second walk would add ~2500.
   assert.ok(b - a < 100, `under the shim ${b} readlink calls, without it ${a}: realpath walks a missing name outside the roots twice`);
+  sc.done();
+});
+
+// A record lock on an in-memory file is the kernel's one fcntl, as on any other file: SQLite locks
+// and unlocks on every transaction.  2000 rounds of lock, unlock and a query (lockf and F_GETLK by
+// SEEK_SET, what SQLite calls) in a root, counted against the same loop without the shim.
+const LOCK_LOOP = `
+import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+os.write(fd, b'x' * 100)
+q = struct.pack('hhqqi4x', fcntl.F_WRLCK, 0, 0, 0, 0)
+for i in range(2000):
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    fcntl.lockf(fd, fcntl.LOCK_UN)
+    fcntl.fcntl(fd, fcntl.F_GETLK, q)
+os.unlink(sys.argv[1])
+`;
+
+test('a lock on an in-memory file costs the kernel its one fcntl and nothing else', { timeout: 60_000 }, async () => {
+  const sc = scratch('passthrough-lock');
+  const target = join(sc.sub('root'), 'locked');
+  // What a lock path could add: another fcntl, a kcmp (an fd's own description), a look at the file.
+  // The shim's own start-up makes a few dozen of these (python's imports are the rest of both counts).
+  const { plain: a, shim: b, stats } = await countBoth(sc, 'fcntl,kcmp,lseek,fstat,newfstatat,getpid', LOCK_LOOP, target);
+  assert.ok(stats && stats.fast_writes >= 1, `the file was not in memory: ${JSON.stringify(stats)}`);
+  assert.ok(a >= 6000, `without the shim only ${a} calls counted: the loop did not run`);
+  assert.ok(b - a < 500, `under the shim ${b} calls for 6000 lock calls, without it ${a}: a lock call makes more than the kernel's one`);
   sc.done();
 });
