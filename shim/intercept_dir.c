@@ -25,6 +25,8 @@
 #include "fdtable.h"
 #include "fp_settle.h"
 #include "nsview.h"
+#include "nsdir.h"
+#include "nsdirfd.h"
 
 #define DIR_MAGIC 0x45504844495252ULL /* "EPHDIRR" */
 
@@ -44,6 +46,7 @@ struct eph_dir {
     struct mem_ent *mem;         /* in-memory entries, snapshot at open/rewind */
     uint32_t nmem, pos;
     int phase;                   /* 0: kernel entries, 1: in-memory entries */
+    int standin;                 /* on a stand-in fd (nsdirfd.c): no kernel entries; "." and ".." first */
     uint64_t dev;                /* the directory's st_dev, for the identity map of moved files */
     struct dirent ent;
 };
@@ -78,6 +81,28 @@ static void mark_on_disk(struct eph_dir *e, const char *name)
     for (; lo < e->nmem && e->mem[lo].hash == hash; lo++)
         if (strcmp(e->mem[lo].name, name) == 0)
             e->mem[lo].on_disk = 1;
+}
+
+/* A stand-in's listing starts as the kernel's does: "." and "..", with the numbers stat gives. */
+static void add_dots(struct eph_dir *e)
+{
+    struct stat self, up;
+    char parent[EPH_PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", e->path);
+    char *s = strrchr(parent, '/');
+    if (!s)
+        return;
+    s[s == parent ? 1 : 0] = '\0';
+    if (stat(e->path, &self) < 0 || stat(parent, &up) < 0)
+        return; /* removed meanwhile: an empty listing, as the kernel gives for a removed directory */
+    struct mem_ent *m = realloc(e->mem, (e->nmem + 2) * sizeof *m);
+    if (!m)
+        return;
+    memmove(m + 2, m, e->nmem * sizeof *m);
+    m[0] = (struct mem_ent){.ino = (uint64_t)self.st_ino, .type = DT_DIR, .name = "."};
+    m[1] = (struct mem_ent){.ino = (uint64_t)up.st_ino, .type = DT_DIR, .name = ".."};
+    e->mem = m;
+    e->nmem += 2;
 }
 
 static void snapshot(struct eph_dir *e)
@@ -126,6 +151,8 @@ static void snapshot(struct eph_dir *e)
                 qsort(m, n, sizeof *m, ent_cmp);
             e->mem = m;
             e->nmem = n;
+            if (e->standin)
+                add_dots(e);
             return;
         }
         free(m);
@@ -152,12 +179,56 @@ static DIR *wrap(DIR *real, const char *abs)
     return (DIR *)(void *)e;
 }
 
+/* A stream on a stand-in fd (nsdirfd.c): the listing of the directory in memory it stands for,
+ * by its current name; nothing once it is removed, as the kernel lists a removed directory. */
+static DIR *wrap_standin(DIR *real, int fd)
+{
+    struct eph_dir *e = calloc(1, sizeof *e);
+    if (!e) {
+        closedir(real);
+        errno = ENOMEM;
+        return NULL;
+    }
+    e->magic = DIR_MAGIC;
+    e->real = real;
+    e->standin = 1;
+    e->phase = 1;
+    if (ndf_path(fd, e->path) == 0 && ft_mdirfd(fd)) {
+        e->plen = strlen(e->path);
+        snapshot(e);
+    } else if (!ft_mdirfd(fd)) {
+        /* put on its twin just now: a disk directory's stream */
+        e->standin = 0;
+        e->phase = 0;
+        e->plen = strlen(e->path);
+        struct stat st;
+        if (sys.fstat(fd, &st) == 0)
+            e->dev = (uint64_t)st.st_dev;
+        fp_settle_moved();
+        snapshot(e);
+    }
+    return (DIR *)(void *)e;
+}
+
 SH_EXPORT DIR *opendir(const char *path)
 {
     char abs[EPH_PATH_MAX];
     int t;
     if (likely(!path_maybe_managed(AT_FDCWD, path)))
         return REAL(opendir)(path);
+    if (!sh_busy && ndf_on() && sh_attach() == 0) {
+        int fd = ndf_open_path(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) {
+            DIR *real = REAL(fdopendir)(fd);
+            if (!real) {
+                int e = errno;
+                close(fd);
+                errno = e;
+                return NULL;
+            }
+            return wrap_standin(real, fd);
+        }
+    }
     if (sh_busy || path_resolve(AT_FDCWD, path, abs, &t) <= 0 || sh_attach() < 0) {
         DIR *d = REAL(opendir)(path);
         if (!d && errno == ENOENT)
@@ -186,6 +257,11 @@ SH_EXPORT DIR *fdopendir(int fd)
     if (ft_managed(fd)) {
         errno = ENOTDIR;
         return NULL;
+    }
+    if (ft_mdirfd(fd)) {
+        /* a stand-in keeps its mark while the stream lives (dirfd() names it); closedir drops it */
+        DIR *real = REAL(fdopendir)(fd);
+        return real ? wrap_standin(real, fd) : NULL;
     }
     DIR *real = REAL(fdopendir)(fd);
     if (real)
@@ -274,6 +350,7 @@ SH_EXPORT int closedir(DIR *d)
     struct eph_dir *e = ours(d);
     if (likely(!e))
         return REAL(closedir)(d);
+    ft_unmark_root(sys.dirfd(e->real)); /* a stand-in's or a twin's mark: glibc closes the fd */
     int r = sys.closedir(e->real);
     free(e->mem);
     e->magic = 0;
@@ -289,7 +366,7 @@ SH_EXPORT void rewinddir(DIR *d)
         return;
     }
     sys.rewinddir(e->real);
-    e->phase = 0;
+    e->phase = e->standin;
     snapshot(e);
 }
 
@@ -388,4 +465,11 @@ SH_EXPORT int scandir64(const char *path, struct dirent64 ***list, int (*sel)(co
 {
     return scandir_impl(path, (struct dirent ***)(void *)list, (int (*)(const struct dirent *))(void *)sel,
                         (int (*)(const struct dirent **, const struct dirent **))(void *)cmp);
+}
+
+/* glibc's getdents64 is the kernel's call on the fd: a stand-in gets its twin first. */
+SH_EXPORT ssize_t getdents64(int fd, void *buf, size_t n)
+{
+    ndf_settle_if(fd);
+    return REAL(getdents64)(fd, buf, n);
 }

@@ -33,6 +33,7 @@
 #include "elfcheck.h"
 #include "paths.h"
 #include "fdtable.h"
+#include "nsdirfd.h"
 #include "diskbytes.h"
 #include "rpc.h"
 #include "fp_desc.h"
@@ -1222,8 +1223,10 @@ static int chown_inode(struct eph_inode *ino, uint32_t gen, int fd, uid_t u, gid
  * its file has moved to disk (the fd is then swapped to it, and the kernel's fd call answers). */
 static struct eph_inode *mem_inode_of_fd(int fd, uint32_t *gen)
 {
-    if (!ft_managed(fd))
+    if (!ft_managed(fd)) {
+        ndf_settle_if(fd); /* a stand-in: the kernel's call is made on the directory's twin */
         return NULL;
+    }
     if (atomic_load(&fp_inode_of(fp_desc(fd))->state) != EPH_MEM)
         fp_settle(fd); /* evicted: from now on the kernel's file is the truth */
     if (ft_fds[fd].flags & FT_DISK)
@@ -1508,6 +1511,7 @@ SH_EXPORT int chdir(const char *path)
 
 SH_EXPORT int fchdir(int fd)
 {
+    ndf_settle_if(fd);
     int r = REAL(fchdir)(fd);
     if (r == 0 && !sh.disabled)
         refresh_cwd();
@@ -1645,6 +1649,7 @@ static ssize_t xa_on_path(const char *path, const struct xa *a, int follow)
 
 static ssize_t xa_on_fd(int fd, const struct xa *a)
 {
+    ndf_settle_if(fd);
     if (likely(!ft_managed(fd)) || (ft_fds[fd].flags & FT_DISK))
         return xa_fd(fd, a);
     uint32_t gen;

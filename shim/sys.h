@@ -114,6 +114,7 @@ struct statfs;
     X(telldir, long, (DIR *), (), SYS_R, NONE)                                                                   \
     X(seekdir, void, (DIR *, long), (), SYS_R, NONE)                                                             \
     X(dirfd, int, (DIR *), (), SYS_R, NONE)                                                                      \
+    X(getdents64, ssize_t, (int, void *, size_t), (), SYS_O, NONE)                                               \
     X(fopen, FILE *, (const char *, const char *), (), SYS_R, NONE)                                              \
     X(fdopen, FILE *, (int, const char *), (), SYS_R, NONE)                                                      \
     X(freopen, FILE *, (const char *, const char *, FILE *), (), SYS_R, NONE)                                    \
