@@ -29,6 +29,7 @@
 #include "nsdirfd.h"
 
 #define DIR_MAGIC 0x45504844495252ULL /* "EPHDIRR" */
+#define STANDIN_END 0x7fffffff /* a stand-in's position once its listing was read */
 
 struct mem_ent {
     uint64_t ino;
@@ -47,6 +48,8 @@ struct eph_dir {
     uint32_t nmem, pos;
     int phase;                   /* 0: kernel entries, 1: in-memory entries */
     int standin;                 /* on a stand-in fd (nsdirfd.c): no kernel entries; "." and ".." first */
+    int fresh;                   /* a stand-in's stream before its first read: the position is the
+                                  * description's, shared with the fd's copies (STANDIN_END once read) */
     uint64_t dev;                /* the directory's st_dev, for the identity map of moved files */
     struct dirent ent;
 };
@@ -196,6 +199,12 @@ static DIR *wrap_standin(DIR *real, int fd)
     if (ndf_path(fd, e->path) == 0 && ft_mdirfd(fd)) {
         e->plen = strlen(e->path);
         snapshot(e);
+        /* A copy of an fd whose listing was read to the end (glibc reads it in one batch) starts
+         * at the end, as the kernel's position says; rewinddir starts it again. */
+        if (sys.lseek(fd, 0, SEEK_CUR) > 0)
+            e->pos = e->nmem;
+        else
+            e->fresh = 1;
     } else if (!ft_mdirfd(fd)) {
         /* put on its twin just now: a disk directory's stream */
         e->standin = 0;
@@ -295,6 +304,10 @@ SH_EXPORT struct dirent *readdir(DIR *d)
     struct eph_dir *e = ours(d);
     if (likely(!e))
         return REAL(readdir)(d);
+    if (e->fresh) {
+        e->fresh = 0;
+        sys.lseek(sys.dirfd(e->real), STANDIN_END, SEEK_SET);
+    }
     if (e->phase == 0) {
         int saved = errno;
         errno = 0;
@@ -365,8 +378,9 @@ SH_EXPORT void rewinddir(DIR *d)
         REAL(rewinddir)(d);
         return;
     }
-    sys.rewinddir(e->real);
+    sys.rewinddir(e->real); /* the kernel's position to 0 */
     e->phase = e->standin;
+    e->fresh = e->standin;
     snapshot(e);
 }
 
