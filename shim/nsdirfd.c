@@ -153,8 +153,7 @@ int ndf_open(const char *abs, uint32_t idx, uint32_t gen, int flags)
     pthread_mutex_lock(&ndf_mu);
     int base = ndf_make_base();
     int fd = base < 0 ? -1
-                      : sys.openat(base, ".", O_RDONLY | O_DIRECTORY |
-                                               (flags & (O_CLOEXEC | O_PATH | O_NONBLOCK | O_NOCTTY | O_LARGEFILE)));
+                      : sys.openat(base, ".", flags & ~(O_ACCMODE | O_CREAT | O_TRUNC | O_NOATIME | O_DIRECT));
     struct ndf_ent *e = fd >= 0 && (unsigned)fd < ft_nfds ? ndf_get(fd) : NULL;
     if (!e) {
         pthread_mutex_unlock(&ndf_mu);
@@ -195,7 +194,13 @@ static int ndf_replace(int fd, const char *path)
     int fl = sys.fcntl(fd, F_GETFL), fdfl = sys.fcntl(fd, F_GETFD);
     if (fl < 0 || fdfl < 0)
         return -1;
-    int nfd = sys.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (fl & (O_PATH | O_NONBLOCK)));
+    /* the stand-in's open flags (F_GETFL shows them), so the fd looks as the program opened it */
+    int nfd = sys.open(path, (fl & ~O_ACCMODE) | O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (nfd >= 0 && (sys.fstat(nfd, &st) < 0 || !S_ISDIR(st.st_mode))) {
+        sys.close(nfd);
+        return -1;
+    }
     if (nfd < 0)
         return -1;
     int r = sys.dup3(nfd, fd, (fdfl & FD_CLOEXEC) ? O_CLOEXEC : 0);
