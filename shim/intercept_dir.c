@@ -27,6 +27,7 @@
 #include "nsview.h"
 #include "nsdir.h"
 #include "nsdirfd.h"
+#include "dircache.h"
 
 #define DIR_MAGIC 0x45504844495252ULL /* "EPHDIRR" */
 #define STANDIN_END 0x7fffffff /* a stand-in's position once its listing was read */
@@ -47,7 +48,9 @@ struct eph_dir {
     struct mem_ent *mem;         /* in-memory entries, snapshot at open/rewind */
     uint32_t nmem, pos;
     int phase;                   /* 0: kernel entries, 1: in-memory entries */
-    int standin;                 /* on a stand-in fd (nsdirfd.c): no kernel entries; "." and ".." first */
+    int standin;                 /* on a stand-in fd (nsdirfd.c): no kernel stream (real is NULL), its
+                                  * fd below; "." and ".." first */
+    int fd;
     int fresh;                   /* a stand-in's stream before its first read: the position is the
                                   * description's, shared with the fd's copies (STANDIN_END once read) */
     uint64_t dev;                /* the directory's st_dev, for the identity map of moved files */
@@ -96,8 +99,11 @@ static void add_dots(struct eph_dir *e)
     if (!s)
         return;
     s[s == parent ? 1 : 0] = '\0';
-    if (stat(e->path, &self) < 0 || stat(parent, &up) < 0)
+    int up_mem = nsd_dir_slot(parent, NULL) >= 0;
+    if (nsd_stat(e->path, &self) < 0 || (up_mem ? nsd_stat(parent, &up) : dc_stat(parent, &up)) < 0)
         return; /* removed meanwhile: an empty listing, as the kernel gives for a removed directory */
+    if (!up_mem)
+        fp_idmap_translate(&up); /* a twin this process made shows the number it had in memory */
     struct mem_ent *m = realloc(e->mem, (e->nmem + 2) * sizeof *m);
     if (!m)
         return;
@@ -183,40 +189,41 @@ static DIR *wrap(DIR *real, const char *abs)
 }
 
 /* A stream on a stand-in fd (nsdirfd.c): the listing of the directory in memory it stands for,
- * by its current name; nothing once it is removed, as the kernel lists a removed directory. */
-static DIR *wrap_standin(DIR *real, int fd)
+ * by its current name; nothing once it is removed, as the kernel lists a removed directory.  No
+ * kernel stream: glibc's would only read the removed directory.  fresh_fd: fd was just opened
+ * here (opendir), so its position is 0.  NULL with errno, fd untouched, on failure. */
+static DIR *wrap_standin(int fd, int fresh_fd)
 {
     struct eph_dir *e = calloc(1, sizeof *e);
     if (!e) {
-        closedir(real);
         errno = ENOMEM;
         return NULL;
     }
     e->magic = DIR_MAGIC;
-    e->real = real;
     e->standin = 1;
+    e->fd = fd;
     e->phase = 1;
     if (ndf_path(fd, e->path) == 0 && ft_mdirfd(fd)) {
         e->plen = strlen(e->path);
         snapshot(e);
         /* A copy of an fd whose listing was read to the end (glibc reads it in one batch) starts
          * at the end, as the kernel's position says; rewinddir starts it again. */
-        if (sys.lseek(fd, 0, SEEK_CUR) > 0)
+        if (!fresh_fd && sys.lseek(fd, 0, SEEK_CUR) > 0)
             e->pos = e->nmem;
         else
             e->fresh = 1;
-    } else if (!ft_mdirfd(fd)) {
-        /* put on its twin just now: a disk directory's stream */
-        e->standin = 0;
-        e->phase = 0;
-        e->plen = strlen(e->path);
-        struct stat st;
-        if (sys.fstat(fd, &st) == 0)
-            e->dev = (uint64_t)st.st_dev;
-        fp_settle_moved();
-        snapshot(e);
+        return (DIR *)(void *)e;
     }
-    return (DIR *)(void *)e;
+    free(e);
+    if (ft_mdirfd(fd))
+        return REAL(fdopendir)(fd); /* removed: the kernel's stream of a removed directory */
+    /* put on its twin just now: a disk directory's stream */
+    char abs[EPH_PATH_MAX];
+    int t;
+    DIR *real = REAL(fdopendir)(fd);
+    if (!real || path_resolve(fd, ".", abs, &t) <= 0)
+        return real;
+    return wrap(real, abs);
 }
 
 SH_EXPORT DIR *opendir(const char *path)
@@ -228,14 +235,13 @@ SH_EXPORT DIR *opendir(const char *path)
     if (!sh_busy && ndf_on() && sh_attach() == 0) {
         int fd = ndf_open_path(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
         if (fd >= 0) {
-            DIR *real = REAL(fdopendir)(fd);
-            if (!real) {
+            DIR *d = wrap_standin(fd, 1);
+            if (!d) {
                 int e = errno;
                 close(fd);
                 errno = e;
-                return NULL;
             }
-            return wrap_standin(real, fd);
+            return d;
         }
     }
     if (sh_busy || path_resolve(AT_FDCWD, path, abs, &t) <= 0 || sh_attach() < 0) {
@@ -268,9 +274,18 @@ SH_EXPORT DIR *fdopendir(int fd)
         return NULL;
     }
     if (ft_mdirfd(fd)) {
-        /* a stand-in keeps its mark while the stream lives (dirfd() names it); closedir drops it */
-        DIR *real = REAL(fdopendir)(fd);
-        return real ? wrap_standin(real, fd) : NULL;
+        /* glibc's checks and its FD_CLOEXEC; the stand-in keeps its mark while the stream lives
+         * (dirfd() names it), closedir drops it */
+        int fl = sys.fcntl(fd, F_GETFL);
+        if (fl < 0)
+            return NULL;
+        if (fl & O_PATH) {
+            errno = EBADF;
+            return NULL;
+        }
+        if (sys.fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+            return NULL;
+        return wrap_standin(fd, 0);
     }
     DIR *real = REAL(fdopendir)(fd);
     if (real)
@@ -306,7 +321,7 @@ SH_EXPORT struct dirent *readdir(DIR *d)
         return REAL(readdir)(d);
     if (e->fresh) {
         e->fresh = 0;
-        sys.lseek(sys.dirfd(e->real), STANDIN_END, SEEK_SET);
+        sys.lseek(e->fd, STANDIN_END, SEEK_SET);
     }
     if (e->phase == 0) {
         int saved = errno;
@@ -363,8 +378,9 @@ SH_EXPORT int closedir(DIR *d)
     struct eph_dir *e = ours(d);
     if (likely(!e))
         return REAL(closedir)(d);
-    ft_unmark_root(sys.dirfd(e->real)); /* a stand-in's or a twin's mark: glibc closes the fd */
-    int r = sys.closedir(e->real);
+    int fd = e->standin ? e->fd : sys.dirfd(e->real);
+    ft_unmark_root(fd); /* a stand-in's or a twin's mark: the fd goes */
+    int r = e->standin ? sys.close(fd) : sys.closedir(e->real);
     free(e->mem);
     e->magic = 0;
     free(e);
@@ -378,7 +394,10 @@ SH_EXPORT void rewinddir(DIR *d)
         REAL(rewinddir)(d);
         return;
     }
-    sys.rewinddir(e->real); /* the kernel's position to 0 */
+    if (e->standin)
+        sys.lseek(e->fd, 0, SEEK_SET); /* the kernel's position to 0, as glibc's rewinddir */
+    else
+        sys.rewinddir(e->real);
     e->phase = e->standin;
     e->fresh = e->standin;
     snapshot(e);
@@ -402,6 +421,10 @@ SH_EXPORT void seekdir(DIR *d, long pos)
         REAL(seekdir)(d, pos);
         return;
     }
+    if (pos >= 0 && e->standin) {
+        e->pos = 0; /* no position of a stand-in's stream is a kernel one */
+        return;
+    }
     if (pos >= 0) {
         e->phase = 0;
         sys.seekdir(e->real, pos);
@@ -415,6 +438,8 @@ SH_EXPORT void seekdir(DIR *d, long pos)
 SH_EXPORT int dirfd(DIR *d)
 {
     struct eph_dir *e = ours(d);
+    if (e && e->standin)
+        return e->fd;
     return REAL(dirfd)(e ? e->real : d);
 }
 
