@@ -202,6 +202,27 @@ SH_EXPORT int unlinkat(int dirfd, const char *path, int flags)
     return unlink_impl(dirfd, path, flags);
 }
 
+/*
+ * glibc's remove is its internal unlink, then rmdir on EISDIR: both past the shim, so a file or a
+ * directory in memory (on no disk) got the kernel's ENOENT.  A directory's only way out was its
+ * twin, made by an open of it before (std::filesystem::remove_all, which Node's fs.rmSync uses,
+ * opens the directory to empty it, then removes it by remove()); with stand-in fds (nsdirfd.c)
+ * the open makes none.  The same two steps through our unlink and rmdir; a directory in memory
+ * goes straight to rmdir (unlink of a directory is EISDIR, after the same permission checks).
+ */
+SH_EXPORT int remove(const char *path)
+{
+    char abs[EPH_PATH_MAX];
+    int t;
+    if (likely(!path_maybe_managed(AT_FDCWD, path)))
+        return REAL(remove)(path);
+    if (!sh_busy && nsd_resolve(AT_FDCWD, path, abs, &t) > 0 && nsd_dir_slot(abs, NULL) >= 0)
+        return rmdir(path);
+    if (unlink(path) == 0)
+        return 0;
+    return errno == EISDIR ? rmdir(path) : -1;
+}
+
 SH_EXPORT int rmdir(const char *path)
 {
     if (likely(!path_maybe_managed(AT_FDCWD, path)))

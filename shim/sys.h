@@ -77,6 +77,7 @@ struct statfs;
     X(euidaccess, int, (const char *, int), (), SYS_R, NONE)                                                     \
     X(unlink, int, (const char *), (), SYS_R, NONE)                                                              \
     X(unlinkat, int, (int, const char *, int), (), SYS_R, NONE)                                                  \
+    X(remove, int, (const char *), (), SYS_R, NONE)                                                              \
     X(rename, int, (const char *, const char *), (), SYS_R, NONE)                                                \
     X(renameat, int, (int, const char *, int, const char *), (), SYS_R, NONE)                                    \
     X(renameat2, int, (int, const char *, int, const char *, unsigned), (), SYS_O, NONE)                         \

@@ -343,6 +343,20 @@ int main(int argc, char **argv)
     close(tfd);
     res("rmdir t", rmdir(P("t")));
 
+    /* glibc's remove (its own unlink, then rmdir): a file and an empty directory made in memory,
+     * one of them opened first (std::filesystem::remove_all opens, empties, then removes) */
+    res("mkdir r", mkdir(P("r"), 0755));
+    write_at(AT_FDCWD, P("r/file"), "f"); /* (printed with DIR: the harness replaces it) */
+    int rfd = open(P("r"), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    res("remove r (not empty)", remove(P("r")));
+    res("remove r/file", remove(P("r/file")));
+    close(rfd);
+    res("remove r", remove(P("r")));
+    res("remove r again", remove(P("r")));
+    res("mkdir r2", mkdir(P("r2"), 0755));
+    res("remove r2", remove(P("r2")));
+    res("stat r2", stat(P("r2"), &st));
+
     /* the end: everything through the first fd, then the directory */
     res("unlinkat viadup", unlinkat(fd, "viadup", 0));
     res("unlinkat fromchild", unlinkat(fd, "fromchild", 0));
