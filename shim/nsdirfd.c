@@ -222,6 +222,10 @@ int ndf_path(int fd, char out[EPH_PATH_MAX])
     int cur = ent ? ndf_current(ent, out) : 0;
     if (cur == 1) {
         r = 0;
+    } else if (cur < 0) {
+        /* the namespace kept changing under the read: the path it had a moment ago */
+        memcpy(out, ent->path, strlen(ent->path) + 1);
+        r = 0;
     } else if (ent && cur == 0 && ent->slot != NDF_GONE) {
         /* Not in memory any more: on disk at its last path if another process gave it its twin
          * (then this fd is put on the twin), else removed (the stand-in answers as one). */
@@ -304,8 +308,10 @@ void ndf_settle(int fd)
     pthread_mutex_lock(&ndf_mu);
     struct ndf_ent *ent = ndf_tab ? ndf_tab[fd] : NULL;
     int cur = ent ? ndf_current(ent, p) : 0;
+    if (cur < 0)
+        memcpy(p, ent->path, strlen(ent->path) + 1); /* could not read it settled: the last one */
     pthread_mutex_unlock(&ndf_mu);
-    if (cur == 1)
+    if (cur != 0)
         nsd_give_twin(p); /* ndf_after_twin puts this fd (and its copies) on the twin */
     if (ft_mdirfd(fd))
         ndf_path(fd, p); /* twinned elsewhere meanwhile, or removed */
