@@ -215,13 +215,15 @@ static DIR *wrap_standin(int fd, int fresh_fd)
         return (DIR *)(void *)e;
     }
     free(e);
-    if (ft_mdirfd(fd))
-        return REAL(fdopendir)(fd); /* removed: the kernel's stream of a removed directory */
-    /* put on its twin just now: a disk directory's stream */
+    /* Removed (the kernel's stream of a removed directory is the answer), or put on its twin just
+     * now (a disk directory's stream).  Either way glibc's closedir will close the fd past our
+     * close: no mark may outlive it. */
+    int removed = ft_mdirfd(fd);
+    ft_unmark_root(fd);
+    DIR *real = REAL(fdopendir)(fd);
     char abs[EPH_PATH_MAX];
     int t;
-    DIR *real = REAL(fdopendir)(fd);
-    if (!real || path_resolve(fd, ".", abs, &t) <= 0)
+    if (!real || removed || path_resolve(fd, ".", abs, &t) <= 0)
         return real;
     return wrap(real, abs);
 }

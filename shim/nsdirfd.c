@@ -323,6 +323,8 @@ void ndf_dup(int oldfd, int newfd)
     if (!ft_mdirfd(oldfd) || newfd < 0 || (unsigned)newfd >= ft_nfds)
         return;
     pthread_mutex_lock(&ndf_mu);
+    if (newfd == ndf_base)
+        ndf_base = -1; /* the program put its own fd there: the next stand-in makes a new base */
     struct ndf_ent *o = ndf_tab ? ndf_tab[oldfd] : NULL, *n = o ? ndf_get(newfd) : NULL;
     if (n)
         memcpy(n, o, sizeof *n);
