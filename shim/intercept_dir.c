@@ -396,6 +396,18 @@ SH_EXPORT void rewinddir(DIR *d)
         REAL(rewinddir)(d);
         return;
     }
+    if (e->standin && !ft_mdirfd(e->fd)) {
+        /* Put on its twin while the stream was open (an fchdir of dirfd(d)...): from now on a
+         * disk directory's stream, the kernel's entries and then the names in memory. */
+        DIR *real = REAL(fdopendir)(e->fd);
+        struct stat st;
+        if (real) {
+            e->real = real;
+            e->standin = 0;
+            if (sys.fstat(e->fd, &st) == 0)
+                e->dev = (uint64_t)st.st_dev;
+        }
+    }
     if (e->standin)
         sys.lseek(e->fd, 0, SEEK_SET); /* the kernel's position to 0, as glibc's rewinddir */
     else

@@ -303,6 +303,39 @@ int main(int argc, char **argv)
     show("a/viacwd");
     list("list after fallbacks", fd, D);
 
+    /* a stream whose fd is put on the directory's twin while it is open (fchdir of its dirfd) */
+    res("mkdir s", mkdir(P("s"), 0755));
+    write_at(AT_FDCWD, P("s/one"), "1"); /* (printed with DIR: the harness replaces it) */
+    DIR *sd = opendir(P("s"));
+    int seen = 0;
+    while (sd && readdir(sd))
+        seen++;
+    cwd = open(".", O_RDONLY | O_DIRECTORY);
+    res("fchdir s", sd ? fchdir(dirfd(sd)) : -1);
+    write_at(AT_FDCWD, "two", "2");
+    res("fchdir back", fchdir(cwd));
+    close(cwd);
+    if (sd) {
+        rewinddir(sd);
+        char *nm[8];
+        int k = 0;
+        struct dirent *de;
+        while ((de = readdir(sd)) && k < 8)
+            if (de->d_name[0] != '.')
+                nm[k++] = strdup(de->d_name);
+        qsort(nm, (size_t)k, sizeof nm[0], cmp);
+        printf("s: %d entries first, then", seen);
+        for (int i = 0; i < k; i++) {
+            printf(" %s", nm[i]);
+            free(nm[i]);
+        }
+        printf("\n");
+        closedir(sd);
+    }
+    res("unlink s/one", unlink(P("s/one")));
+    res("unlink s/two", unlink(P("s/two")));
+    res("rmdir s", rmdir(P("s")));
+
     /* removed while open: nothing listed, creates fail with ENOENT */
     res("mkdir b", mkdir(P("b"), 0755));
     int b = open(P("b"), O_RDONLY | O_DIRECTORY);
