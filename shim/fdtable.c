@@ -639,6 +639,8 @@ void ft_ledger_child(struct ft_fork *f)
         for (uint32_t fd = 0; fd < hwm && n < 256; fd++)
             if (!ft_fds[fd].desc1 && (ft_fds[fd].flags & FT_SIZED)) /* not FT_ROOTFD: checked at no use */
                 sized[n].fd = fd, sized[n++].flags = ft_fds[fd].flags & ~FT_ROOTFD;
+            else if (!ft_fds[fd].desc1 && (ft_fds[fd].flags & (FT_PRIV | FT_MDIRFD)) == FT_MDIRFD)
+                sized[n].fd = fd, sized[n++].flags = ft_fds[fd].flags; /* a stand-in: its fd came along */
     }
     sys.mmap(ft_fds, ft_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
              -1, 0);
@@ -754,7 +756,7 @@ void ft_unmark_root(int fd)
         return;
     ft_lock();
     if (ft_kernel_marked(fd))
-        ft_fds[fd].flags &= ~FT_ROOTFD;
+        ft_fds[fd].flags &= ~(FT_ROOTFD | FT_MDIRFD);
     ft_unlock();
 }
 

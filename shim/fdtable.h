@@ -37,6 +37,13 @@ struct ft_entry {
  */
 #define FT_SIZED (1u << 31)
 #define FT_ROOTFD (1u << 30)
+/*
+ *   bit 29        desc1 == 0, not FT_PRIV, always with FT_ROOTFD: FT_MDIRFD, a stand-in fd for a
+ *                 directory in memory (nsdirfd.c: an fd of an empty, removed directory; the
+ *                 directory it stands for is in nsdirfd.c's table under the same number).
+ *                 Set only by nsdirfd.c; cleared with FT_ROOTFD (db_forget, ft_unmark_root).
+ */
+#define FT_MDIRFD (1u << 29)
 #define FT_SLOT_SHIFT 2
 #define FT_SLOT_MASK 0x3ffu
 #define FT_DISK_INO_SHIFT 12
@@ -56,6 +63,8 @@ _Static_assert(((FT_SLOT_MASK << FT_SLOT_SHIFT) & (FT_DISK_INO_MASK << FT_DISK_I
                    ((FT_SLOT_MASK << FT_SLOT_SHIFT) & (FT_DISK | FT_PRIV | FT_SIZED)) == 0 &&
                    ((FT_DISK_INO_MASK << FT_DISK_INO_SHIFT) & (FT_DISK | FT_PRIV | FT_SIZED)) == 0,
                "ft_entry.flags: the slot, the disk inode bits and the flag bits overlap");
+_Static_assert((FT_MDIRFD & ((FT_SLOT_MASK << FT_SLOT_SHIFT) | FT_DISK | FT_PRIV | FT_SIZED | FT_ROOTFD)) == 0,
+               "ft_entry.flags: FT_MDIRFD overlaps the slot or a flag bit of a kernel fd's entry");
 /* FT_ROOTFD shares a bit with the disk inode bits, which only an fd with desc1 != 0 has. */
 _Static_assert((FT_ROOTFD & ((FT_SLOT_MASK << FT_SLOT_SHIFT) | FT_DISK | FT_PRIV | FT_SIZED)) == 0,
                "ft_entry.flags: FT_ROOTFD overlaps the slot or a flag bit of a kernel fd's entry");
@@ -89,6 +98,12 @@ static inline int ft_scratch(int fd)
     if (!t || (unsigned)fd >= ft_nfds)
         return 0;
     return t[fd].desc1 != 0 || (t[fd].flags & (FT_PRIV | FT_ROOTFD)) == FT_ROOTFD;
+}
+/* fd is a stand-in for a directory in memory (nsdirfd.c): one load, like ft_managed. */
+static inline int ft_mdirfd(int fd)
+{
+    struct ft_entry *t = ft_fds;
+    return t && (unsigned)fd < ft_nfds && !t[fd].desc1 && (t[fd].flags & (FT_PRIV | FT_MDIRFD)) == FT_MDIRFD;
 }
 /* fd was just opened by the kernel on a managed path through our open(): mark it FT_ROOTFD. */
 void ft_mark_root(int fd);

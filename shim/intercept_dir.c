@@ -25,8 +25,12 @@
 #include "fdtable.h"
 #include "fp_settle.h"
 #include "nsview.h"
+#include "nsdir.h"
+#include "nsdirfd.h"
+#include "dircache.h"
 
 #define DIR_MAGIC 0x45504844495252ULL /* "EPHDIRR" */
+#define STANDIN_END 0x7fffffff /* a stand-in's position once its listing was read */
 
 struct mem_ent {
     uint64_t ino;
@@ -44,6 +48,11 @@ struct eph_dir {
     struct mem_ent *mem;         /* in-memory entries, snapshot at open/rewind */
     uint32_t nmem, pos;
     int phase;                   /* 0: kernel entries, 1: in-memory entries */
+    int standin;                 /* on a stand-in fd (nsdirfd.c): no kernel stream (real is NULL), its
+                                  * fd below; "." and ".." first */
+    int fd;
+    int fresh;                   /* a stand-in's stream before its first read: the position is the
+                                  * description's, shared with the fd's copies (STANDIN_END once read) */
     uint64_t dev;                /* the directory's st_dev, for the identity map of moved files */
     struct dirent ent;
 };
@@ -78,6 +87,31 @@ static void mark_on_disk(struct eph_dir *e, const char *name)
     for (; lo < e->nmem && e->mem[lo].hash == hash; lo++)
         if (strcmp(e->mem[lo].name, name) == 0)
             e->mem[lo].on_disk = 1;
+}
+
+/* A stand-in's listing starts as the kernel's does: "." and "..", with the numbers stat gives. */
+static void add_dots(struct eph_dir *e)
+{
+    struct stat self, up;
+    char parent[EPH_PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", e->path);
+    char *s = strrchr(parent, '/');
+    if (!s)
+        return;
+    s[s == parent ? 1 : 0] = '\0';
+    int up_mem = nsd_dir_slot(parent, NULL) >= 0;
+    if (nsd_stat(e->path, &self) < 0 || (up_mem ? nsd_stat(parent, &up) : dc_stat(parent, &up)) < 0)
+        return; /* removed meanwhile: an empty listing, as the kernel gives for a removed directory */
+    if (!up_mem)
+        fp_idmap_translate(&up); /* a twin this process made shows the number it had in memory */
+    struct mem_ent *m = realloc(e->mem, (e->nmem + 2) * sizeof *m);
+    if (!m)
+        return;
+    memmove(m + 2, m, e->nmem * sizeof *m);
+    m[0] = (struct mem_ent){.ino = (uint64_t)self.st_ino, .type = DT_DIR, .name = "."};
+    m[1] = (struct mem_ent){.ino = (uint64_t)up.st_ino, .type = DT_DIR, .name = ".."};
+    e->mem = m;
+    e->nmem += 2;
 }
 
 static void snapshot(struct eph_dir *e)
@@ -126,6 +160,8 @@ static void snapshot(struct eph_dir *e)
                 qsort(m, n, sizeof *m, ent_cmp);
             e->mem = m;
             e->nmem = n;
+            if (e->standin)
+                add_dots(e);
             return;
         }
         free(m);
@@ -152,12 +188,64 @@ static DIR *wrap(DIR *real, const char *abs)
     return (DIR *)(void *)e;
 }
 
+/* A stream on a stand-in fd (nsdirfd.c): the listing of the directory in memory it stands for,
+ * by its current name; nothing once it is removed, as the kernel lists a removed directory.  No
+ * kernel stream: glibc's would only read the removed directory.  fresh_fd: fd was just opened
+ * here (opendir), so its position is 0.  NULL with errno, fd untouched, on failure. */
+static DIR *wrap_standin(int fd, int fresh_fd)
+{
+    struct eph_dir *e = calloc(1, sizeof *e);
+    if (!e) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    e->magic = DIR_MAGIC;
+    e->standin = 1;
+    e->fd = fd;
+    e->phase = 1;
+    if (ndf_path(fd, e->path) == 0 && ft_mdirfd(fd)) {
+        e->plen = strlen(e->path);
+        snapshot(e);
+        /* A copy of an fd whose listing was read to the end (glibc reads it in one batch) starts
+         * at the end, as the kernel's position says; rewinddir starts it again. */
+        if (!fresh_fd && sys.lseek(fd, 0, SEEK_CUR) > 0)
+            e->pos = e->nmem;
+        else
+            e->fresh = 1;
+        return (DIR *)(void *)e;
+    }
+    free(e);
+    /* Removed (the kernel's stream of a removed directory is the answer), or put on its twin just
+     * now (a disk directory's stream).  Either way glibc's closedir will close the fd past our
+     * close: no mark may outlive it. */
+    int removed = ft_mdirfd(fd);
+    ft_unmark_root(fd);
+    DIR *real = REAL(fdopendir)(fd);
+    char abs[EPH_PATH_MAX];
+    int t;
+    if (!real || removed || path_resolve(fd, ".", abs, &t) <= 0)
+        return real;
+    return wrap(real, abs);
+}
+
 SH_EXPORT DIR *opendir(const char *path)
 {
     char abs[EPH_PATH_MAX];
     int t;
     if (likely(!path_maybe_managed(AT_FDCWD, path)))
         return REAL(opendir)(path);
+    if (!sh_busy && ndf_on() && sh_attach() == 0) {
+        int fd = ndf_open_path(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) {
+            DIR *d = wrap_standin(fd, 1);
+            if (!d) {
+                int e = errno;
+                close(fd);
+                errno = e;
+            }
+            return d;
+        }
+    }
     if (sh_busy || path_resolve(AT_FDCWD, path, abs, &t) <= 0 || sh_attach() < 0) {
         DIR *d = REAL(opendir)(path);
         if (!d && errno == ENOENT)
@@ -186,6 +274,20 @@ SH_EXPORT DIR *fdopendir(int fd)
     if (ft_managed(fd)) {
         errno = ENOTDIR;
         return NULL;
+    }
+    if (ft_mdirfd(fd)) {
+        /* glibc's checks and its FD_CLOEXEC; the stand-in keeps its mark while the stream lives
+         * (dirfd() names it), closedir drops it */
+        int fl = sys.fcntl(fd, F_GETFL);
+        if (fl < 0)
+            return NULL;
+        if (fl & O_PATH) {
+            errno = EBADF;
+            return NULL;
+        }
+        if (sys.fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+            return NULL;
+        return wrap_standin(fd, 0);
     }
     DIR *real = REAL(fdopendir)(fd);
     if (real)
@@ -219,6 +321,10 @@ SH_EXPORT struct dirent *readdir(DIR *d)
     struct eph_dir *e = ours(d);
     if (likely(!e))
         return REAL(readdir)(d);
+    if (e->fresh) {
+        e->fresh = 0;
+        sys.lseek(e->fd, STANDIN_END, SEEK_SET);
+    }
     if (e->phase == 0) {
         int saved = errno;
         errno = 0;
@@ -274,7 +380,9 @@ SH_EXPORT int closedir(DIR *d)
     struct eph_dir *e = ours(d);
     if (likely(!e))
         return REAL(closedir)(d);
-    int r = sys.closedir(e->real);
+    int fd = e->standin ? e->fd : sys.dirfd(e->real);
+    ft_unmark_root(fd); /* a stand-in's or a twin's mark: the fd goes */
+    int r = e->standin ? sys.close(fd) : sys.closedir(e->real);
     free(e->mem);
     e->magic = 0;
     free(e);
@@ -288,8 +396,24 @@ SH_EXPORT void rewinddir(DIR *d)
         REAL(rewinddir)(d);
         return;
     }
-    sys.rewinddir(e->real);
-    e->phase = 0;
+    if (e->standin && !ft_mdirfd(e->fd)) {
+        /* Put on its twin while the stream was open (an fchdir of dirfd(d)...): from now on a
+         * disk directory's stream, the kernel's entries and then the names in memory. */
+        DIR *real = REAL(fdopendir)(e->fd);
+        struct stat st;
+        if (real) {
+            e->real = real;
+            e->standin = 0;
+            if (sys.fstat(e->fd, &st) == 0)
+                e->dev = (uint64_t)st.st_dev;
+        }
+    }
+    if (e->standin)
+        sys.lseek(e->fd, 0, SEEK_SET); /* the kernel's position to 0, as glibc's rewinddir */
+    else
+        sys.rewinddir(e->real);
+    e->phase = e->standin;
+    e->fresh = e->standin;
     snapshot(e);
 }
 
@@ -311,6 +435,10 @@ SH_EXPORT void seekdir(DIR *d, long pos)
         REAL(seekdir)(d, pos);
         return;
     }
+    if (pos >= 0 && e->standin) {
+        e->pos = 0; /* no position of a stand-in's stream is a kernel one */
+        return;
+    }
     if (pos >= 0) {
         e->phase = 0;
         sys.seekdir(e->real, pos);
@@ -324,6 +452,8 @@ SH_EXPORT void seekdir(DIR *d, long pos)
 SH_EXPORT int dirfd(DIR *d)
 {
     struct eph_dir *e = ours(d);
+    if (e && e->standin)
+        return e->fd;
     return REAL(dirfd)(e ? e->real : d);
 }
 
@@ -388,4 +518,11 @@ SH_EXPORT int scandir64(const char *path, struct dirent64 ***list, int (*sel)(co
 {
     return scandir_impl(path, (struct dirent ***)(void *)list, (int (*)(const struct dirent *))(void *)sel,
                         (int (*)(const struct dirent **, const struct dirent **))(void *)cmp);
+}
+
+/* glibc's getdents64 is the kernel's call on the fd: a stand-in gets its twin first. */
+SH_EXPORT ssize_t getdents64(int fd, void *buf, size_t n)
+{
+    ndf_settle_if(fd);
+    return REAL(getdents64)(fd, buf, n);
 }

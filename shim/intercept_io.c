@@ -16,6 +16,7 @@
 #include "sys.h"
 #include "init.h"
 #include "fdtable.h"
+#include "nsdirfd.h"
 #include "fp_io.h"
 #include "diskbytes.h"
 #include "intercept_misc.h"
@@ -248,6 +249,7 @@ static int flock_call(int fd, int op, unsigned long unused)
 
 SH_EXPORT int flock(int fd, int op)
 {
+    ndf_settle_if(fd);
     if (likely(!ft_managed(fd)) || (ft_fds[fd].flags & FT_DISK) || (op & ~LOCK_NB) == LOCK_UN)
         return REAL(flock)(fd, op);
     io_own_description(fd);

@@ -25,6 +25,7 @@
 #include "init.h"
 #include "paths.h"
 #include "fdtable.h"
+#include "nsdirfd.h"
 #include "diskbytes.h"
 #include "fp_desc.h"
 #include "fp_settle.h"
@@ -104,6 +105,8 @@ static int after_dup(int oldfd, int newfd)
         ft_priv_lost(newfd);
     }
     db_dup(oldfd, newfd);
+    if (unlikely(ft_mdirfd(oldfd)))
+        ndf_dup(oldfd, newfd);
     if (ft_managed(oldfd)) {
         int e = ft_install_dup(newfd, oldfd);
         if (e < 0) {
@@ -326,8 +329,10 @@ static __attribute__((noinline)) int fcntl_managed(int fd, int cmd, unsigned lon
 static int sh_fcntl(int fd, int cmd, unsigned long arg)
 {
     if (likely(!ft_managed(fd))) {
-        if (unlikely(ft_sized(fd)) && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+        if (unlikely(ft_sized(fd) || ft_mdirfd(fd)) && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
             return after_dup(fd, sys.fcntl(fd, cmd, arg));
+        if (unlikely(ft_mdirfd(fd)) && cmd != F_GETFD && cmd != F_SETFD && cmd != F_GETFL && cmd != F_SETFL)
+            ndf_settle(fd); /* locks, leases, notify...: on the twin */
         return REAL(fcntl)(fd, cmd, arg);
     }
     const struct flock *fl = (const struct flock *)arg;
@@ -526,8 +531,10 @@ SH_EXPORT int ioctl(int fd, unsigned long req, ...)
     va_start(ap, req);
     void *arg = va_arg(ap, void *);
     va_end(ap);
-    if (likely(!ft_managed(fd)))
+    if (likely(!ft_managed(fd))) {
+        ndf_settle_if(fd);
         return REAL(ioctl)(fd, req, arg);
+    }
     if (req == FIONREAD) {
         /* size minus our offset, as the kernel computes it (the kernel's own offset is stale) */
         struct eph_desc *d = fp_desc(fd);

@@ -33,6 +33,7 @@
 #include "elfcheck.h"
 #include "paths.h"
 #include "fdtable.h"
+#include "nsdirfd.h"
 #include "diskbytes.h"
 #include "rpc.h"
 #include "fp_desc.h"
@@ -199,6 +200,27 @@ SH_EXPORT int unlinkat(int dirfd, const char *path, int flags)
     if (likely(!path_maybe_managed(dirfd, path)))
         return (flags & AT_REMOVEDIR) ? (int)dc_after(REAL(unlinkat)(dirfd, path, flags)) : REAL(unlinkat)(dirfd, path, flags);
     return unlink_impl(dirfd, path, flags);
+}
+
+/*
+ * glibc's remove is its internal unlink, then rmdir on EISDIR: both past the shim, so a file or a
+ * directory in memory (on no disk) got the kernel's ENOENT.  A directory's only way out was its
+ * twin, made by an open of it before (std::filesystem::remove_all, which Node's fs.rmSync uses,
+ * opens the directory to empty it, then removes it by remove()); with stand-in fds (nsdirfd.c)
+ * the open makes none.  The same two steps through our unlink and rmdir; a directory in memory
+ * goes straight to rmdir (unlink of a directory is EISDIR, after the same permission checks).
+ */
+SH_EXPORT int remove(const char *path)
+{
+    char abs[EPH_PATH_MAX];
+    int t;
+    if (likely(!path_maybe_managed(AT_FDCWD, path)))
+        return REAL(remove)(path);
+    if (!sh_busy && nsd_resolve(AT_FDCWD, path, abs, &t) > 0 && nsd_dir_slot(abs, NULL) >= 0)
+        return rmdir(path);
+    if (unlink(path) == 0)
+        return 0;
+    return errno == EISDIR ? rmdir(path) : -1;
 }
 
 SH_EXPORT int rmdir(const char *path)
@@ -1264,8 +1286,10 @@ static int chown_inode(struct eph_inode *ino, uint32_t gen, int fd, uid_t u, gid
  * its file has moved to disk (the fd is then swapped to it, and the kernel's fd call answers). */
 static struct eph_inode *mem_inode_of_fd(int fd, uint32_t *gen)
 {
-    if (!ft_managed(fd))
+    if (!ft_managed(fd)) {
+        ndf_settle_if(fd); /* a stand-in: the kernel's call is made on the directory's twin */
         return NULL;
+    }
     if (atomic_load(&fp_inode_of(fp_desc(fd))->state) != EPH_MEM)
         fp_settle(fd); /* evicted: from now on the kernel's file is the truth */
     if (ft_fds[fd].flags & FT_DISK)
@@ -1550,6 +1574,7 @@ SH_EXPORT int chdir(const char *path)
 
 SH_EXPORT int fchdir(int fd)
 {
+    ndf_settle_if(fd);
     int r = REAL(fchdir)(fd);
     if (r == 0 && !sh.disabled)
         refresh_cwd();
@@ -1694,6 +1719,7 @@ static ssize_t xa_on_path(const char *path, const struct xa *a, int follow)
 
 static ssize_t xa_on_fd(int fd, const struct xa *a)
 {
+    ndf_settle_if(fd);
     if (likely(!ft_managed(fd)) || (ft_fds[fd].flags & FT_DISK))
         return xa_fd(fd, a);
     uint32_t gen;

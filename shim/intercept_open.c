@@ -28,6 +28,7 @@
 #include "fp_size.h"
 #include "nsview.h"
 #include "nsdir.h"
+#include "nsdirfd.h"
 #include "nsfast.h"
 #include "inotify.h"
 #include "intercept_names.h"
@@ -258,8 +259,21 @@ static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode,
     char abs[EPH_PATH_MAX];
     int trailing = 0;
     int tmpfile = (flags & O_TMPFILE) == O_TMPFILE;
-    if (sh_busy || nsd_resolve_in(dirfd, path, abs, &trailing) <= 0)
+    /* A directory in memory opened to be read or named: a stand-in fd, no twin (nsdirfd.c). */
+    int dir_ok = ndf_on() && !tmpfile && !(flags & (O_CREAT | O_TRUNC)) && ((flags & O_ACCMODE) == O_RDONLY || (flags & O_PATH));
+    uint32_t didx = 0, dgen = 0;
+    int rr = sh_busy ? 0
+             : dir_ok ? nsd_resolve_dir(dirfd, path, abs, &trailing, &didx, &dgen)
+                      : nsd_resolve_in(dirfd, path, abs, &trailing);
+    if (rr <= 0)
         return open_real(dirfd, path, flags, mode);
+    if (rr == 2) {
+        int fd = sh_attach() < 0 ? -2 : ndf_open(abs, didx, dgen, flags);
+        if (fd != -2)
+            return fd;
+        nsd_resolved(abs, path); /* not served here: the twin, and the kernel's open of it */
+        return open_disk(dirfd, path, flags, mode);
+    }
     if (path_is_root(abs) && !tmpfile)
         return open_disk(dirfd, path, flags, mode); /* the root itself, a directory on disk */
     if (sh_attach() < 0)

@@ -40,6 +40,7 @@
 #include "elfcheck.h"
 #include "paths.h"
 #include "fdtable.h"
+#include "nsdirfd.h"
 #include "diskbytes.h"
 #include "rpc.h"
 #include "nsfast.h"
@@ -76,6 +77,7 @@ static void child_reset(void)
     nsf_after_fork();
     creds_changed();
     dc_after_fork();
+    ndf_after_fork();
 }
 
 SH_EXPORT pid_t fork(void)
@@ -329,6 +331,7 @@ static int exec_prepared(int kind, const char *file, int fd, char *const argv[],
         return REAL(fexecve)(fd, argv, envp);
     }
     char target[EPH_PATH_MAX];
+    ndf_before_exec(); /* the new image knows no stand-in fd: those it keeps are put on twins */
     int can_load = !env_has(envp, "EPHEMERA_NO_PRELOAD", 19, NULL);
     if (can_load) {
         if (kind == 2)
@@ -609,6 +612,7 @@ static int spawn_common(int p, pid_t *pid, const char *file, const posix_spawn_f
     if (sh.disabled || sh_busy)
         return p ? REAL(posix_spawnp)(pid, file, fa, at, argv, envp)
                  : REAL(posix_spawn)(pid, file, fa, at, argv, envp);
+    ndf_before_exec(); /* the child's image knows no stand-in fd */
     int need = spawn_needs_us(fa);
     if (need > 0)
         return spawn_ourselves(p, pid, file, fa, at, argv, envp);
@@ -616,6 +620,7 @@ static int spawn_common(int p, pid_t *pid, const char *file, const posix_spawn_f
         sh_log("posix_spawn file actions in an unknown layout; letting glibc run them");
     /* No managed fd can reach the child: glibc's fast spawn, with our environment. */
     char target[EPH_PATH_MAX];
+    ndf_before_exec(); /* the new image knows no stand-in fd: those it keeps are put on twins */
     int can_load = !env_has(envp, "EPHEMERA_NO_PRELOAD", 19, NULL);
     if (can_load && find_in_path(file, target, sizeof target) == 0 && (p || strchr(file, '/')))
         can_load = target_loads_shim(target, -1, 0);

@@ -25,6 +25,7 @@
 #include "fp_stat.h"
 #include "nsview.h"
 #include "nsdir.h"
+#include "nsdirfd.h"
 
 /* 1 = answered into st (or failed with errno set; *rc holds the result), 0 = not ours. */
 static int stat_managed(int dirfd, const char *path, struct stat *st, int flags, int *rc, int follow)
@@ -187,6 +188,8 @@ SH_EXPORT int lstat64(const char *path, struct stat64 *st) { return lstat(path, 
 SH_EXPORT int fstat(int fd, struct stat *st)
 {
     if (likely(!ft_managed(fd))) {
+        if (unlikely(ft_mdirfd(fd)) && !path_bad_ptr(st))
+            return ndf_stat(fd, st); /* a stand-in: the directory in memory it stands for */
         int r = REAL(fstat)(fd, st);
         dir_times(r, st); /* tar's check of a directory it read through an fd */
         if (r == 0 && S_ISDIR(st->st_mode))
@@ -207,6 +210,9 @@ SH_EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int flags)
 {
     int rc;
     __asm__("" : "+r"(path)); /* declared nonnull, but the kernel accepts NULL with AT_EMPTY_PATH */
+    if (unlikely(ft_mdirfd(dirfd)) && (flags & AT_EMPTY_PATH) && (!path || (!path_bad_ptr(path) && !path[0])) &&
+        !path_bad_ptr(st))
+        return ndf_stat(dirfd, st);
     if (likely(!path_maybe_managed(dirfd, path)) && !(path && !path_bad_ptr(path) && !path[0] && ft_managed(dirfd))) {
         int r = REAL(fstatat)(dirfd, path, st, flags);
         dir_times(r, st);
@@ -235,6 +241,8 @@ SH_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struc
             errno = EFAULT;
         return r == 0 ? -1 : r;
     }
+    if (unlikely(ft_mdirfd(dirfd)) && (flags & AT_EMPTY_PATH) && (!path || (!path_bad_ptr(path) && !path[0])))
+        return ndf_statx(dirfd, mask, stx);
     if (path && !path_bad_ptr(path) && !path[0] && (flags & AT_EMPTY_PATH) && ft_managed(dirfd)) {
         if (atomic_load(&fp_inode_of(fp_desc(dirfd))->state) != EPH_MEM)
             fp_settle(dirfd);
@@ -390,6 +398,7 @@ static int vfs_fd_dir(int fd, char dir[EPH_PATH_MAX])
     SH_EXPORT int fn(int fd, struct T *b)                                      \
     {                                                                          \
         char dir[EPH_PATH_MAX];                                                \
+        ndf_settle_if(fd);                                                     \
         if (likely(!ft_managed(fd)) || !vfs_fd_dir(fd, dir))                   \
             return REAL(fn)(fd, b);                                            \
         if (path_bad_ptr(b)) {                                                 \

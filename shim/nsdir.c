@@ -54,6 +54,7 @@
 #include "nsview.h"
 #include "creds.h"
 #include "dircache.h"
+#include "nsdirfd.h"
 
 #define NSD_BOGO_DIRENT 20 /* tmpfs: st_size of a directory is 20 per entry, 40 empty */
 
@@ -203,6 +204,7 @@ static void nsd_twin(const char *abs, uint32_t flags)
     req.flags = (int32_t)flags;
     memcpy(req.path, abs, strnlen(abs, EPH_PATH_MAX - 1));
     req.path[strnlen(abs, EPH_PATH_MAX - 1)] = '\0';
+    ndf_before_twin();
     int rc = rpc_call(&req, &resp, &fd);
     dc_changed(); /* new disk directories, and their parents' st_nlink and times (dircache.c) */
     if (fd >= 0)
@@ -219,7 +221,10 @@ static void nsd_twin(const char *abs, uint32_t flags)
         if (sys.lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
             fp_idmap_remember((uint64_t)st.st_dev, (uint64_t)st.st_ino, ids[k].dev, ids[k].ino);
     }
+    ndf_after_twin(); /* stand-in fds of these directories are put on their twins (nsdirfd.c) */
 }
+
+
 
 /* May this call ask for twins: not inside the lock or the shim's own libc calls; attached. */
 static int nsd_may_twin(void)
@@ -229,6 +234,17 @@ static int nsd_may_twin(void)
     if (!atomic_load_explicit(&sh.attached, memory_order_acquire) && sh_attach() < 0)
         return 0;
     return atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed) != 0;
+}
+
+void nsd_give_twin(const char *abs)
+{
+    if (nsd_may_twin())
+        nsd_twin(abs, 0);
+}
+
+int nsd_dir_slot(const char *abs, uint32_t *gen)
+{
+    return nsd_live() ? nsd_find(abs, gen) : -1;
 }
 
 void nsd_resolved(const char *abs, const char *p)
@@ -334,6 +350,9 @@ int nsd_allows(const char *dir, int amode)
 }
 
 static SH_TLS int nsd_missing_last;
+/* nsd_resolve_dir: a directory in memory at the path itself is wanted (its slot, no twin). */
+static SH_TLS int nsd_dir_wanted, nsd_dir_found;
+static SH_TLS uint32_t nsd_dir_gen;
 
 /*
  * Files inside directories in memory (branch dirfiles): on unless EPHEMERA_MEMDIR_FILES=0 is in
@@ -419,8 +438,24 @@ int nsd_resolve_in(int dirfd, const char *p, char out[EPH_PATH_MAX], int *traili
     }
     else if (nsd_under_missing(out))
         nsd_missing_last = 1;
+    else if (nsd_dir_wanted && (nsd_dir_found = nsd_find(out, &nsd_dir_gen)) >= 0)
+        ; /* the directory itself, opened on a stand-in (nsdirfd.c): no twin */
     else
         nsd_resolved(out, p);
+    return r;
+}
+
+int nsd_resolve_dir(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing, uint32_t *idx, uint32_t *gen)
+{
+    nsd_dir_wanted = 1;
+    nsd_dir_found = -1;
+    int r = nsd_resolve_in(dirfd, p, out, trailing);
+    nsd_dir_wanted = 0;
+    if (r > 0 && nsd_dir_found >= 0) {
+        *idx = (uint32_t)nsd_dir_found;
+        *gen = nsd_dir_gen;
+        return 2;
+    }
     return r;
 }
 
@@ -755,7 +790,7 @@ static int nsd_fill(const char *abs, struct stat *st, struct statx *stx)
             return -1;
         nsd_quiet.armed = 0;
         struct eph_inode *in = &sh.inodes[idx];
-        if (in->dir_entries > in->dir_subdirs && nsd_may_twin()) {
+        if (in->dir_entries > in->dir_subdirs && !ndf_on() && nsd_may_twin()) {
             /* It holds files: the twin first, and the kernel's stat of it.  A program that stats a
              * directory, opens it (which makes the twin) and compares the two (tar's "file changed
              * as we read it", by st_size) must see one directory; a directory holding only

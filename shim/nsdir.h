@@ -37,6 +37,13 @@ int nsd_files_in_memory(void);
  * unlink, rename, link): no twin when the name's parent is a directory in memory and the name
  * itself is none; otherwise the twins nsd_resolved makes. */
 int nsd_resolve_in(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing);
+/* nsd_resolve_in for an open that a stand-in fd can serve (nsdirfd.c): 2 with the slot and
+ * generation when the path is itself a directory in memory (no twin made), else its result. */
+int nsd_resolve_dir(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing, uint32_t *idx, uint32_t *gen);
+/* abs is a directory in memory: its slot (and generation), else -1. */
+int nsd_dir_slot(const char *abs, uint32_t *gen);
+/* Give the in-memory directories on abs their disk twins (the old way, for a stand-in fd). */
+void nsd_give_twin(const char *abs);
 /* After nsd_resolve_in: the path goes through a name missing below a directory in memory, so
  * every call on it fails with ENOENT, and no twin was made: the caller answers that itself. */
 int nsd_missing(void);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "nsdir.h"
+#include "nsdirfd.h"
 #include "ephemera/proto.h"
 
 #include "paths.h"
@@ -191,8 +192,12 @@ int path_maybe_managed(int dirfd, const char *p)
 
 static int maybe_managed(int dirfd, const char *p)
 {
-    if (unlikely(path_bad_ptr(p) || sh.disabled || !p[0]))
+    if (unlikely(path_bad_ptr(p) || sh.disabled))
         return 0;
+    if (unlikely(!p[0])) {
+        ndf_settle_if(dirfd); /* AT_EMPTY_PATH on a stand-in: the kernel's call, on the twin */
+        return 0;
+    }
     if (p[0] == '/') {
         if (p[1] == '/' || p[1] == '.')
             return 1;
@@ -222,7 +227,7 @@ int path_absolute(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailin
             pthread_mutex_unlock(&cwd_mu);
             if (!ok && (syscall(SYS_getcwd, base, sizeof base) <= 0 || base[0] != '/'))
                 return 0;
-        } else if (dc_fd_path(dirfd, base, sizeof base) < 0) {
+        } else if (ft_mdirfd(dirfd) ? ndf_path(dirfd, base) < 0 : dc_fd_path(dirfd, base, sizeof base) < 0) {
             return 0; /* not a directory fd we can name: the kernel decides */
         }
     } else {

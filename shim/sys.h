@@ -77,6 +77,7 @@ struct statfs;
     X(euidaccess, int, (const char *, int), (), SYS_R, NONE)                                                     \
     X(unlink, int, (const char *), (), SYS_R, NONE)                                                              \
     X(unlinkat, int, (int, const char *, int), (), SYS_R, NONE)                                                  \
+    X(remove, int, (const char *), (), SYS_R, NONE)                                                              \
     X(rename, int, (const char *, const char *), (), SYS_R, NONE)                                                \
     X(renameat, int, (int, const char *, int, const char *), (), SYS_R, NONE)                                    \
     X(renameat2, int, (int, const char *, int, const char *, unsigned), (), SYS_O, NONE)                         \
@@ -114,6 +115,7 @@ struct statfs;
     X(telldir, long, (DIR *), (), SYS_R, NONE)                                                                   \
     X(seekdir, void, (DIR *, long), (), SYS_R, NONE)                                                             \
     X(dirfd, int, (DIR *), (), SYS_R, NONE)                                                                      \
+    X(getdents64, ssize_t, (int, void *, size_t), (), SYS_O, NONE)                                               \
     X(fopen, FILE *, (const char *, const char *), (), SYS_R, NONE)                                              \
     X(fdopen, FILE *, (int, const char *), (), SYS_R, NONE)                                                      \
     X(freopen, FILE *, (const char *, const char *, FILE *), (), SYS_R, NONE)                                    \

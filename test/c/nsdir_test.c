@@ -9,8 +9,9 @@
  * - another user (setuid in a child): EACCES in a directory it may not write, a directory of its
  *   own in a sticky one, and EPERM when it removes another user's directory there; EACCES from
  *   stat and statx of a directory inside one it may not search;
- * - a listing of the parent shows the directory (DT_DIR);
- * - a file created inside makes the twin: on disk with the mode, owner and mtime the program saw;
+ * - a listing of the parent shows the directory (DT_DIR); a listing of the directory itself makes
+ *   no twin (a stand-in fd, shim/nsdirfd.c), a chdir into it does: on disk with the mode, owner and
+ *   mtime the program saw;
  * - a process SIGKILLed inside the namespace lock during a mkdir or an rmdir (EPHEMERA_NS_STALL of
  *   the fault build: before the commit, after the first store, after all of them) leaves the
  *   state before or after, the daemon's ns-check consistent, and others carry on.
@@ -136,7 +137,7 @@ static void semantics(const char *root)
           ephd_stat(run_dir, "dirs_made_in_memory"), made0);
     CHECK(ephd_stat(run_dir, "dir_twins") == twins0, "a twin was made (%lld, was %lld) though only mkdir, rmdir and stat ran",
           ephd_stat(run_dir, "dir_twins"), twins0);
-    /* ---- a listing of it makes the disk twin, as the program saw the directory ---- */
+    /* ---- a listing of it is served on a stand-in fd: no twin (shim/nsdirfd.c) ---- */
     struct stat mem;
     CHECK(stat(d, &mem) == 0 && stat(root, &rst) == 0, "stat d");
     dir = opendir(d);
@@ -147,6 +148,12 @@ static void semantics(const char *root)
     if (dir)
         closedir(dir);
     CHECK(n == 2, "d lists %d names, want . and ..", n);
+    CHECK(ephd_stat(run_dir, "dir_twins") == twins0 && disk_lstat(d, &st) < 0, "opendir of d made its twin");
+    /* ---- chdir into it makes the disk twin, as the program saw the directory ---- */
+    int here = open(".", O_RDONLY | O_DIRECTORY);
+    CHECK(here >= 0 && chdir(d) == 0 && fchdir(here) == 0, "chdir d and back: %s", strerror(errno));
+    if (here >= 0)
+        close(here);
     CHECK(disk_lstat(d, &st) == 0 && S_ISDIR(st.st_mode) && st.st_mode == mem.st_mode && st.st_uid == mem.st_uid &&
               st.st_gid == mem.st_gid && st.st_mtim.tv_sec == mem.st_mtim.tv_sec &&
               st.st_mtim.tv_nsec == mem.st_mtim.tv_nsec,
@@ -329,7 +336,8 @@ static void files_inside(const char *root)
     CHECK(ephd_stat(run_dir, "dirs_made_in_memory") - made0 == 3, "dirs_made_in_memory moved by %lld, want 3",
           ephd_stat(run_dir, "dirs_made_in_memory") - made0);
     ns_consistent("with files in in-memory directories");
-    /* a stat of a directory that holds a file meets its twin (tar stats, opens and compares) */
+    /* a stat of a directory that holds a file answers from memory, and so does the fstat of an fd
+     * opened on it (a stand-in, shim/nsdirfd.c): tar stats, opens and compares st_size */
     snprintf(x, sizeof x, "%s/held", root);
     snprintf(g, sizeof g, "%s/held/f", root);
     long long twins1 = ephd_stat(run_dir, "dir_twins");
@@ -337,11 +345,18 @@ static void files_inside(const char *root)
           strerror(errno));
     CHECK(ephd_stat(run_dir, "dir_twins") == twins1, "held/f made a twin");
     int sr = stat(x, &st);
-    CHECK(sr == 0 && S_ISDIR(st.st_mode), "stat of held: %s", strerror(errno));
-    CHECK(disk_lstat(x, &st) == 0 && ephd_stat(run_dir, "dir_twins") - twins1 == 1,
-          "stat of a directory holding a file: %lld twins made, want 1", ephd_stat(run_dir, "dir_twins") - twins1);
+    CHECK(sr == 0 && S_ISDIR(st.st_mode) && st.st_size == 60, "stat of held: %s, st_size %ld (tmpfs: 60)", strerror(errno),
+          (long)st.st_size);
+    struct stat fst;
+    int hfd = open(x, O_RDONLY | O_DIRECTORY);
+    CHECK(hfd >= 0 && fstat(hfd, &fst) == 0 && fst.st_size == st.st_size && fst.st_ino == st.st_ino,
+          "fstat of held: size %ld ino %llu, stat said %ld %llu", (long)fst.st_size, (unsigned long long)fst.st_ino,
+          (long)st.st_size, (unsigned long long)st.st_ino);
+    if (hfd >= 0)
+        close(hfd);
+    CHECK(disk_lstat(x, &st) < 0 && ephd_stat(run_dir, "dir_twins") == twins1,
+          "stat and open of a directory holding a file: %lld twins made, want 0", ephd_stat(run_dir, "dir_twins") - twins1);
     CHECK(unlink(g) == 0 && rmdir(x) == 0, "remove held: %s", strerror(errno));
-    twins0 += 1;
     snprintf(x, sizeof x, "%s/fa/b", root);
     snprintf(g, sizeof g, "%s/fa/b/g", root);
 
@@ -364,7 +379,7 @@ static void files_inside(const char *root)
     control_bytes("grow", 1073741824LL, buf, sizeof buf);
     CHECK(unlink(f) == 0 && rmdir(c) == 0 && rmdir(x) == 0 && rmdir(a) == 0, "remove fa: %s", strerror(errno));
     ns_consistent("after the eviction");
-    /* shutil.rmtree's check: lstat of a directory in memory, open it (its twin), fstat the fd */
+    /* shutil.rmtree's check: lstat of a directory in memory, open it (a stand-in), fstat the fd */
     struct stat mem;
     snprintf(x, sizeof x, "%s/ident", root);
     CHECK(mkdir(x, 0700) == 0 && lstat(x, &mem) == 0, "mkdir ident: %s", strerror(errno));

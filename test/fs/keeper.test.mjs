@@ -446,3 +446,70 @@ test('files freed during a takeover give the new daemon memfds it keeps for the 
   assertDiskMatches(root, expected(out), 'after the takeover');
   sc.done();
 });
+
+// Fds of directories in memory (shim/nsdirfd.c) are stand-ins: kernel fds of a removed directory,
+// with the directory they stand for kept by slot in the process.  They hold nothing of the daemon,
+// so a takeover must not change them: opened before a kill, they list, stat, create and remove
+// through the new daemon, the fallback (fchmod: the twin, asked of the new daemon) works, and
+// every file made through them is at its path at the end.
+const DIR_FDS = `
+import os, shutil, signal, stat, sys, time
+root = sys.argv[1]
+bad = []
+d = os.path.join(root, 'd')
+os.mkdir(d)
+os.mkdir(os.path.join(d, 'sub'))
+with open(os.path.join(d, 'before'), 'w') as f:
+    f.write('before')
+os.mkdir(os.path.join(root, 'tree'))
+with open(os.path.join(root, 'tree', 'leaf'), 'w') as f:
+    f.write('leaf')
+fd = os.open(d, os.O_RDONLY)
+ino = os.fstat(fd).st_ino
+if ino != os.lstat(d).st_ino:
+    bad.append('before the kill: fstat and lstat differ')
+from keeperproc import daemons  # test/fs/py, on PYTHONPATH
+old = daemons()[0]
+os.kill(old, signal.SIGKILL)
+end = time.time() + 20
+while time.time() < end and not [p for p in daemons() if p != old]:
+    time.sleep(0.01)
+time.sleep(0.1)
+if os.fstat(fd).st_ino != ino or os.lstat(d).st_ino != ino:
+    bad.append('after the kill: the directory changed identity')
+names = sorted(os.listdir(fd))
+if names != ['before', 'sub']:
+    bad.append('after the kill: listing %r' % names)
+w = os.open('after', os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd)
+os.write(w, b'after')
+os.close(w)
+os.mkdir('made', dir_fd=fd)
+os.rmdir('sub', dir_fd=fd)
+shutil.rmtree(os.path.join(root, 'tree'))
+if os.path.exists(os.path.join(root, 'tree')):
+    bad.append('rmtree left the tree')
+names = sorted(os.listdir(fd))
+if names != ['after', 'before', 'made']:
+    bad.append('after the changes: listing %r' % names)
+os.chmod(fd, 0o750)  # fchmod: the twin, from the new daemon, and the kernel's call
+if stat.S_IMODE(os.stat(d).st_mode) != 0o750:
+    bad.append('fchmod: mode %o' % stat.S_IMODE(os.stat(d).st_mode))
+if os.fstat(fd).st_ino != ino:
+    bad.append('after the twin: fstat shows another directory')
+print('\\n'.join(bad))
+sys.exit(3 if bad else 6)
+`;
+
+test('fds of directories in memory opened before a takeover keep working through the new daemon', { timeout: 60_000 }, async () => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const sc = scratch('keeper-dirfds');
+  const root = sc.sub('root');
+  const r = await run(EPHEMERA, ['run', '--root', root, '--', PYTHON, '-c', DIR_FDS, root], { env: workloadEnv(), cwd: sc.dir, timeoutMs: 50_000 });
+  assert.equal(r.status, 6, `the stand-in fd's checks after the restart: ${describe(r)}`);
+  assert.deepEqual(readdirSync(join(root, 'd')).sort(), ['after', 'before', 'made']);
+  assert.equal(readFileSync(join(root, 'd', 'after'), 'utf8'), 'after');
+  assert.equal(readFileSync(join(root, 'd', 'before'), 'utf8'), 'before');
+  assert.equal(statSync(join(root, 'd')).mode & 0o7777, 0o750);
+  assert.ok(!existsSync(join(root, 'tree')));
+  sc.done();
+});

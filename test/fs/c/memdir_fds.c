@@ -1,0 +1,404 @@
+/*
+ * test/fs/c/memdir_fds.c - fds of directories made in a root, for memdir_fds.test.mjs: the same
+ * output on tmpfs and under the shim, which opens a directory that lives only in memory on a
+ * stand-in fd (shim/nsdirfd.c) instead of giving it a disk twin.
+ *
+ *   memdir_fds DIR            the scenarios
+ *   memdir_fds DIR child FD   (the exec'd child of the fork + exec scenario)
+ *   memdir_fds DIR getdents   a raw getdents64 on a fresh directory's fd: the number of names
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *D;
+
+static const char *P(const char *sub)
+{
+    static char buf[4][4096];
+    static int k;
+    char *b = buf[k++ % 4];
+    snprintf(b, sizeof buf[0], "%s/%s", D, sub);
+    return b;
+}
+
+static void res(const char *what, int r)
+{
+    if (r < 0)
+        printf("%s: %s\n", what, strerror(errno));
+    else
+        printf("%s: ok\n", what);
+}
+
+/* The stat of fd against the stat of path: the same directory, and its counts. */
+static void same(const char *what, int fd, const char *path)
+{
+    struct stat a, b;
+    if (fstat(fd, &a) < 0) {
+        printf("%s: fstat %s\n", what, strerror(errno));
+        return;
+    }
+    if (lstat(path, &b) < 0) {
+        printf("%s: lstat %s\n", what, strerror(errno));
+        return;
+    }
+    /* (st_size: a directory that got its disk twin, after a rename of one in it, shows the disk's) */
+    printf("%s: %s mode=%o nlink=%lu size=%s uid=%s\n", what,
+           a.st_dev == b.st_dev && a.st_ino == b.st_ino ? "same" : "DIFFERENT", a.st_mode, (unsigned long)a.st_nlink,
+           a.st_size == b.st_size ? "same" : "DIFFERENT",
+           a.st_uid == b.st_uid && a.st_gid == b.st_gid && a.st_mtime == b.st_mtime ? "same" : "DIFFERENT");
+}
+
+static int cmp(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* The listing through a stream on a copy of fd: sorted names with their types; "." and ".."
+ * checked against fstat of fd and stat of parent. */
+static void list(const char *what, int fd, const char *parent)
+{
+    int c = dup(fd);
+    DIR *d = fdopendir(c);
+    if (!d) {
+        printf("%s: fdopendir %s\n", what, strerror(errno));
+        close(c);
+        return;
+    }
+    rewinddir(d); /* the copy shares the fd's position */
+    struct stat self, up;
+    int have = fstat(fd, &self) == 0 && stat(parent, &up) == 0;
+    char *names[64];
+    int n = 0, dots = 0;
+    struct dirent *e;
+    errno = 0;
+    while ((e = readdir(d)) != NULL && n < 64) {
+        if (strcmp(e->d_name, ".") == 0) {
+            dots |= have && e->d_ino == self.st_ino ? 1 : 4;
+            continue;
+        }
+        if (strcmp(e->d_name, "..") == 0) {
+            dots |= have && e->d_ino == up.st_ino ? 2 : 8;
+            continue;
+        }
+        char buf[300];
+        snprintf(buf, sizeof buf, "%s%s", e->d_name, e->d_type == DT_DIR ? "/" : e->d_type == DT_REG ? "" : "?");
+        names[n++] = strdup(buf);
+    }
+    int err = errno;
+    qsort(names, (size_t)n, sizeof names[0], cmp);
+    printf("%s: dots=%d err=%s [", what, dots, err ? strerror(err) : "none");
+    for (int i = 0; i < n; i++) {
+        printf("%s%s", i ? " " : "", names[i]);
+        free(names[i]);
+    }
+    printf("] dirfd=%s\n", dirfd(d) == c ? "same" : "DIFFERENT");
+    /* seekdir back to a position telldir gave: the same entry again */
+    rewinddir(d);
+    struct dirent *first = readdir(d);
+    long pos = telldir(d);
+    struct dirent *second = readdir(d);
+    char name2[256] = "";
+    if (second)
+        snprintf(name2, sizeof name2, "%s", second->d_name);
+    seekdir(d, pos);
+    struct dirent *again = readdir(d);
+    printf("%s: seek %s\n", what,
+           !first ? "empty" : (!second && !again) || (second && again && strcmp(name2, again->d_name) == 0) ? "same" : "DIFFERENT");
+    closedir(d);
+}
+
+static void write_at(int dfd, const char *name, const char *text)
+{
+    int fd = openat(dfd, name, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    if (fd < 0) {
+        printf("create %s: %s\n", name, strerror(errno));
+        return;
+    }
+    if (write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+        printf("write %s: short\n", name);
+    close(fd);
+    printf("create %s: ok\n", name);
+}
+
+static void show(const char *sub)
+{
+    char buf[64] = "";
+    int fd = open(P(sub), O_RDONLY);
+    if (fd < 0) {
+        printf("%s: %s\n", sub, strerror(errno));
+        return;
+    }
+    ssize_t r = read(fd, buf, sizeof buf - 1);
+    buf[r > 0 ? r : 0] = '\0';
+    close(fd);
+    printf("%s: \"%s\"\n", sub, buf);
+}
+
+static int child(int fd)
+{
+    same("child fstat", fd, P("a"));
+    write_at(fd, "fromchild", "child");
+    list("child list", fd, D);
+    return 0;
+}
+
+static int raw_getdents(void)
+{
+    mkdir(P("g"), 0755);
+    close(open(P("g/one"), O_CREAT | O_WRONLY, 0644));
+    int fd = open(P("g"), O_RDONLY | O_DIRECTORY);
+    char buf[4096];
+    long n = syscall(SYS_getdents64, fd, buf, sizeof buf), names = 0;
+    for (long off = 0; n > 0 && off < n;) {
+        struct dirent64 *e = (struct dirent64 *)(buf + off);
+        names++;
+        off += e->d_reclen;
+    }
+    printf("getdents64: %ld names (%s)\n", names, n < 0 ? strerror(errno) : "ok");
+    close(fd);
+    unlink(P("g/one"));
+    rmdir(P("g"));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return 2;
+    D = argv[1];
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 4 && strcmp(argv[2], "child") == 0)
+        return child(atoi(argv[3]));
+    if (argc == 3 && strcmp(argv[2], "getdents") == 0)
+        return raw_getdents();
+
+    /* open, identity, creates and listings through the fd */
+    res("mkdir a", mkdir(P("a"), 0755));
+    int fd = open(P("a"), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    res("open a", fd);
+    same("fstat a", fd, P("a"));
+    struct stat st;
+    res("fstatat a empty", fstatat(fd, "", &st, AT_EMPTY_PATH));
+    printf("fstatat a empty: nlink=%lu size=%ld\n", (unsigned long)st.st_nlink, (long)st.st_size);
+    list("list empty", fd, D);
+    write_at(fd, "f1", "one");
+    res("mkdirat sub", mkdirat(fd, "sub", 0700));
+    write_at(fd, "f2", "two");
+    same("fstat after creates", fd, P("a"));
+    res("fstat", fstat(fd, &st));
+    printf("after creates: nlink=%lu size=%ld\n", (unsigned long)st.st_nlink, (long)st.st_size);
+    list("list after creates", fd, D);
+    /* a copy's stream starts where the last one left the shared position: at the end */
+    lseek(fd, 0, SEEK_SET);
+    int c1 = dup(fd), n1 = 0, n2 = 0;
+    DIR *s1 = fdopendir(c1);
+    while (s1 && readdir(s1))
+        n1++;
+    if (s1)
+        closedir(s1);
+    int c2 = dup(fd);
+    DIR *s2 = fdopendir(c2);
+    while (s2 && readdir(s2))
+        n2++;
+    printf("shared position: first %d, then %d\n", n1, n2);
+    if (s2) {
+        rewinddir(s2);
+        for (n2 = 0; readdir(s2);)
+            n2++;
+        printf("after rewinddir: %d\n", n2);
+        closedir(s2);
+    }
+    res("fstatat sub", fstatat(fd, "sub", &st, AT_SYMLINK_NOFOLLOW));
+    printf("sub: dir=%d mode=%o\n", S_ISDIR(st.st_mode), st.st_mode & 07777);
+    res("unlinkat f1", unlinkat(fd, "f1", 0));
+    res("unlinkat f1 again", unlinkat(fd, "f1", 0));
+    res("renameat sub sub2", renameat(fd, "sub", fd, "sub2"));
+    res("renameat f2 to root", renameat(fd, "f2", AT_FDCWD, P("f2moved")));
+    show("f2moved");
+    res("unlinkat sub2 notdir", unlinkat(fd, "sub2", 0));
+    list("list after changes", fd, D);
+    int r = openat(fd, "f1", O_RDONLY);
+    res("openat f1 missing", r);
+    int sub = openat(fd, "sub2", O_RDONLY | O_DIRECTORY);
+    res("openat sub2", sub);
+    same("fstat sub2", sub, P("a/sub2"));
+    list("list sub2", sub, P("a"));
+    int dot = openat(fd, ".", O_RDONLY);
+    same("fstat a/.", dot, P("a"));
+    int dotdot = openat(sub, "..", O_RDONLY | O_DIRECTORY);
+    same("fstat sub2/..", dotdot, P("a"));
+    close(dot);
+    close(dotdot);
+    int ps = open(P("a"), O_PATH | O_DIRECTORY);
+    same("O_PATH a", ps, P("a"));
+    DIR *bad = fdopendir(ps);
+    printf("fdopendir O_PATH: %s\n", bad ? "ok" : strerror(errno));
+    close(ps);
+    int plain = open(P("a"), O_RDONLY);
+    same("O_RDONLY a", plain, P("a"));
+    char c;
+    printf("read dir: %s\n", read(plain, &c, 1) < 0 ? strerror(errno) : "data");
+    close(plain);
+    printf("open a for writing: %s\n", open(P("a"), O_WRONLY) < 0 ? strerror(errno) : "ok");
+
+    /* copies */
+    int d1 = dup(fd), d2 = fcntl(fd, F_DUPFD_CLOEXEC, 40), d3 = dup2(fd, 60), d4 = dup3(fd, 61, O_CLOEXEC);
+    same("dup", d1, P("a"));
+    same("F_DUPFD_CLOEXEC", d2, P("a"));
+    same("dup2", d3, P("a"));
+    same("dup3", d4, P("a"));
+    printf("cloexec: dup=%d dupfd=%d dup3=%d\n", fcntl(d1, F_GETFD) & FD_CLOEXEC, fcntl(d2, F_GETFD) & FD_CLOEXEC,
+           fcntl(d4, F_GETFD) & FD_CLOEXEC);
+    write_at(d2, "viadup", "dup");
+    close(d2);
+    close(d3);
+    close(d4);
+
+    /* fork + exec: the child inherits d1 (no FD_CLOEXEC) */
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char fdn[16];
+        snprintf(fdn, sizeof fdn, "%d", d1);
+        execl("/proc/self/exe", argv[0], D, "child", fdn, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    printf("child: status %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    show("a/fromchild");
+    same("after child", d1, P("a"));
+    /* fork without exec: the child's copy of the table */
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        write_at(fd, "fromfork", "fork");
+        same("forked fstat", fd, P("a"));
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(pid, &status, 0);
+    show("a/fromfork");
+    close(d1);
+
+    /* calls the shim does not serve on the fd: the directory's twin, then the kernel's call */
+    res("fchmod a 0750", fchmod(fd, 0750));
+    res("stat a", stat(P("a"), &st));
+    printf("a: mode=%o\n", st.st_mode & 07777);
+    same("after fchmod", fd, P("a"));
+    int cwd = open(".", O_RDONLY | O_DIRECTORY);
+    res("fchdir a", fchdir(fd));
+    write_at(AT_FDCWD, "viacwd", "cwd");
+    res("fchdir back", fchdir(cwd));
+    close(cwd);
+    show("a/viacwd");
+    list("list after fallbacks", fd, D);
+
+    /* a stream whose fd is put on the directory's twin while it is open (fchdir of its dirfd) */
+    res("mkdir s", mkdir(P("s"), 0755));
+    write_at(AT_FDCWD, P("s/one"), "1"); /* (printed with DIR: the harness replaces it) */
+    DIR *sd = opendir(P("s"));
+    int seen = 0;
+    while (sd && readdir(sd))
+        seen++;
+    cwd = open(".", O_RDONLY | O_DIRECTORY);
+    res("fchdir s", sd ? fchdir(dirfd(sd)) : -1);
+    write_at(AT_FDCWD, "two", "2");
+    res("fchdir back", fchdir(cwd));
+    close(cwd);
+    if (sd) {
+        rewinddir(sd);
+        char *nm[8];
+        int k = 0;
+        struct dirent *de;
+        while ((de = readdir(sd)) && k < 8)
+            if (de->d_name[0] != '.')
+                nm[k++] = strdup(de->d_name);
+        qsort(nm, (size_t)k, sizeof nm[0], cmp);
+        printf("s: %d entries first, then", seen);
+        for (int i = 0; i < k; i++) {
+            printf(" %s", nm[i]);
+            free(nm[i]);
+        }
+        printf("\n");
+        closedir(sd);
+    }
+    res("unlink s/one", unlink(P("s/one")));
+    res("unlink s/two", unlink(P("s/two")));
+    res("rmdir s", rmdir(P("s")));
+
+    /* removed while open: nothing listed, creates fail with ENOENT */
+    res("mkdir b", mkdir(P("b"), 0755));
+    int b = open(P("b"), O_RDONLY | O_DIRECTORY);
+    res("rmdir b", rmdir(P("b")));
+    list("list removed", b, D);
+    struct stat bs;
+    res("fstat removed", fstat(b, &bs));
+    printf("removed: nlink=%lu dir=%d\n", (unsigned long)bs.st_nlink, S_ISDIR(bs.st_mode));
+    r = openat(b, "x", O_CREAT | O_WRONLY, 0644);
+    res("create in removed", r);
+    res("mkdirat in removed", mkdirat(b, "y", 0755));
+    res("fstatat in removed", fstatat(b, "x", &bs, 0));
+    close(b);
+
+    /* renamed while open: the fd stays on the directory */
+    res("mkdir c", mkdir(P("c"), 0755));
+    int cfd = open(P("c"), O_RDONLY | O_DIRECTORY);
+    write_at(cfd, "before", "b");
+    res("rename c c2", rename(P("c"), P("c2")));
+    write_at(cfd, "after", "a");
+    show("c2/before");
+    show("c2/after");
+    same("renamed", cfd, P("c2"));
+    list("list renamed", cfd, D);
+    close(cfd);
+
+    /* a directory below one in memory, opened and emptied through fds as rmtree does */
+    res("mkdir t", mkdir(P("t"), 0700));
+    res("mkdir t/u", mkdir(P("t/u"), 0700));
+    write_at(AT_FDCWD, P("t/u/leaf"), "leaf"); /* (printed with DIR: the harness replaces it) */
+    int tfd = open(P("t"), O_RDONLY);
+    int ufd = openat(tfd, "u", O_RDONLY);
+    same("t/u", ufd, P("t/u"));
+    list("list t/u", ufd, P("t"));
+    res("unlinkat leaf", unlinkat(ufd, "leaf", 0));
+    close(ufd);
+    res("rmdir u at", unlinkat(tfd, "u", AT_REMOVEDIR));
+    close(tfd);
+    res("rmdir t", rmdir(P("t")));
+
+    /* glibc's remove (its own unlink, then rmdir): a file and an empty directory made in memory,
+     * one of them opened first (std::filesystem::remove_all opens, empties, then removes) */
+    res("mkdir r", mkdir(P("r"), 0755));
+    write_at(AT_FDCWD, P("r/file"), "f"); /* (printed with DIR: the harness replaces it) */
+    int rfd = open(P("r"), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    res("remove r (not empty)", remove(P("r")));
+    res("remove r/file", remove(P("r/file")));
+    close(rfd);
+    res("remove r", remove(P("r")));
+    res("remove r again", remove(P("r")));
+    res("mkdir r2", mkdir(P("r2"), 0755));
+    res("remove r2", remove(P("r2")));
+    res("stat r2", stat(P("r2"), &st));
+
+    /* the end: everything through the first fd, then the directory */
+    res("unlinkat viadup", unlinkat(fd, "viadup", 0));
+    res("unlinkat fromchild", unlinkat(fd, "fromchild", 0));
+    res("unlinkat fromfork", unlinkat(fd, "fromfork", 0));
+    res("unlinkat viacwd", unlinkat(fd, "viacwd", 0));
+    res("rmdir sub2 at", unlinkat(fd, "sub2", AT_REMOVEDIR));
+    close(sub);
+    list("list at the end", fd, D);
+    close(fd);
+    res("rmdir a", rmdir(P("a")));
+    return 0;
+}

@@ -1,0 +1,88 @@
+// Fds of directories that live only in memory (issue 15, branch dirfd): an open of one returns a
+// stand-in fd (shim/nsdirfd.c) instead of giving the directory its disk twin, which cost a daemon
+// round trip and a disk mkdir per directory opened (Python's TemporaryDirectory cleanup, scandir,
+// tar c, zip -r), and a disk rmdir through the daemon when it went.
+//
+// test/fs/c/memdir_fds.c runs the calls on directory fds on tmpfs and under the shim and the two
+// outputs must be equal: open (O_DIRECTORY, O_RDONLY, O_PATH), fstat against lstat, fdopendir and
+// readdir (".", "..", rewinddir, seekdir, the position shared by copies), creates, unlinks, renames
+// and mkdirs relative to the fd, dup/dup2/dup3/F_DUPFD, fork and fork + exec inheriting the fd,
+// fchmod and fchdir (served by the twin, the fallback), a directory removed or renamed while open.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { PYTHON, REPO, cleanEnv, compileProgram, describe, ephemeraRun, requireBuilt, run, sameOnTmpfsAndShim, scratch, tmpfsScratch } from './lib/harness.mjs';
+
+const SOURCE = readFileSync(join(REPO, 'test/fs/c/memdir_fds.c'), 'utf8');
+const FLAGS = { flags: ['-O1', '-Wall', '-Wextra', '-Werror'] };
+const ROUNDS = 300;
+
+const sc = scratch('memdir-fds');
+after(() => sc.done());
+let prog;
+const program = async () => (prog ??= await compileProgram(sc, 'memdir_fds', SOURCE, FLAGS));
+
+test('calls on fds of directories made in memory answer as on tmpfs', { timeout: 60_000 }, async (t) => {
+  const p = await program();
+  const { out, stats } = await sameOnTmpfsAndShim(t, 'memdir-fds', '', { cmd: p, argv: (dir) => [dir] });
+  assert.match(out, /^list after creates: dots=3 err=none \[f1 f2 sub\/\] dirfd=same$/m, 'the scenarios did not run as written');
+  assert.match(out, /^create in removed: No such file or directory$/m);
+  assert.ok(stats.dirs_made_in_memory >= 5, `the directories were not made in memory (dirs_made_in_memory ${stats.dirs_made_in_memory})`);
+});
+
+test('a raw getdents64 on a stand-in fd finds a removed directory (ENOENT), the documented limit', { timeout: 60_000 }, async () => {
+  const p = await program();
+  const root = sc.sub('getdents');
+  const r = await ephemeraRun({ root, cmd: p, args: [root, 'getdents'], statsDir: sc.dir });
+  assert.equal(r.status, 0, describe(r));
+  assert.equal(String(r.stdout), 'getdents64: 0 names (No such file or directory)\n');
+});
+
+test('TemporaryDirectory and scandir of directories in memory make no daemon round trip and no disk directory', { timeout: 180_000 }, async (t) => {
+  requireBuilt();
+  const script = join(REPO, 'test/fs/py/memdir_rounds.py');
+  const count = (file) => {
+    const counts = {};
+    let inside = false;
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      if (line.includes('"/nonexistent-ns-count/begin"')) inside = true;
+      else if (line.includes('"/nonexistent-ns-count/end"')) return counts;
+      else if (inside) {
+        const m = /^\d+\s+([a-z0-9_]+)\(/.exec(line);
+        if (m) counts[m[1]] = (counts[m[1]] ?? 0) + 1;
+      }
+    }
+    throw new Error(`${file}: no end marker (the script failed?)`);
+  };
+  const ref = tmpfsScratch('memdir-fds-count');
+  const tmpfsTrace = join(sc.dir, 'tmpfs.txt');
+  try {
+    const r = await run('strace', ['-f', '-o', tmpfsTrace, PYTHON, script, ref.dir, String(ROUNDS)], { env: cleanEnv(), timeoutMs: 120_000 });
+    assert.equal(r.status, 0, `on tmpfs: ${describe(r)}`);
+  } finally {
+    ref.done();
+  }
+  const root = sc.sub('count-root');
+  mkdirSync(root, { recursive: true });
+  const shimTrace = join(sc.dir, 'shim.txt');
+  const s = await ephemeraRun({ root, budget: 1 << 30, cmd: 'strace', args: ['-f', '-o', shimTrace, PYTHON, script, root, String(ROUNDS)], statsDir: sc.dir, timeoutMs: 150_000 });
+  assert.equal(s.status, 0, `under ephemera: ${describe(s)}`);
+  const tmpfs = count(tmpfsTrace), shim = count(shimTrace);
+  const per = (c, k) => ((c[k] ?? 0) / ROUNDS).toFixed(2);
+  const names = [...new Set([...Object.keys(tmpfs), ...Object.keys(shim)])].sort();
+  t.diagnostic(`system calls per round, ${ROUNDS} rounds:\n${names.map((k) => `  ${k.padEnd(20)} ephemera ${per(shim, k).padStart(6)}   tmpfs ${per(tmpfs, k).padStart(6)}`).join('\n')}`);
+  // tmpfs: two mkdirs and two rmdirs per round, the kernel's own.
+  assert.equal(tmpfs.mkdir, 2 * ROUNDS, 'tmpfs: mkdir per round');
+  // Before: each opened directory asked the daemon for its twin (EPH_OP_DIRTWIN) and its rmdir
+  // went to the daemon (EPH_OP_RMDIR): 4 round trips per round, 2 disk mkdirs in the daemon.
+  assert.ok((shim.sendmsg ?? 0) <= ROUNDS * 0.1, `daemon round trips: ${per(shim, 'sendmsg')} per round`);
+  assert.ok(!shim.mkdir && !shim.rmdir, `directories made or removed by the kernel: mkdir ${per(shim, 'mkdir')}, rmdir ${per(shim, 'rmdir')} per round`);
+  // In all, no more calls than tmpfs's (22 against 35 per round when written): the stream of a
+  // stand-in is served without the kernel's getdents, stat or fcntl checks.
+  const all = (c) => Object.values(c).reduce((a, b) => a + b, 0);
+  assert.ok(all(shim) <= all(tmpfs) + ROUNDS * 0.1, `${(all(shim) / ROUNDS).toFixed(2)} calls per round, tmpfs ${(all(tmpfs) / ROUNDS).toFixed(2)}`);
+  assert.equal(s.stats.dir_twins, 0, `directories given a disk twin: ${s.stats.dir_twins}`);
+  assert.ok(s.stats.dirs_made_in_memory >= 2 * ROUNDS, `dirs_made_in_memory ${s.stats.dirs_made_in_memory}`);
+});
