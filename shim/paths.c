@@ -35,9 +35,11 @@
 #define MAX_ROOTS 16
 
 /* canonical: the kernel's resolution of the root gave exactly this path at start-up (realpath),
- * so a name directly in it needs no canonicalisation (canon_parent). */
-static struct { char path[EPH_PATH_MAX]; size_t len; int canonical; } roots[MAX_ROOTS];
+ * so a name directly in it needs no canonicalisation (canon_parent).  canon_of: for a root given
+ * through a symlink, 1 + the index of its canonical spelling (0: none, or it is canonical). */
+static struct { char path[EPH_PATH_MAX]; size_t len; int canonical, canon_of; } roots[MAX_ROOTS];
 static int nroots;
+static int naliased; /* roots with a canon_of */
 
 static pthread_mutex_t cwd_mu = PTHREAD_MUTEX_INITIALIZER;
 static char cwd[EPH_PATH_MAX];
@@ -71,14 +73,46 @@ static void add_root(const char *r, size_t n)
         roots[me].canonical = 1;
         return;
     }
+    for (int i = 0; i < nroots; i++)
+        if (strcmp(roots[i].path, canon) == 0) {
+            roots[me].canon_of = i + 1;
+            naliased++;
+            return;
+        }
     if (nroots < MAX_ROOTS && strlen(canon) < sizeof roots[nroots].path) {
-        for (int i = 0; i < nroots; i++)
-            if (strcmp(roots[i].path, canon) == 0)
-                return;
         strcpy(roots[nroots].path, canon);
         roots[nroots].canonical = 1;
-        roots[nroots++].len = strlen(canon);
+        roots[nroots].len = strlen(canon);
+        roots[me].canon_of = ++nroots;
+        naliased++;
     }
+}
+
+/*
+ * A name below a root given through a symlink, in the root's canonical spelling.  The namespace
+ * (files, directories in memory, their parents' counts) is keyed by canonical paths, as the daemon
+ * manages realpath(--root); a lexical path under the given spelling named another key, so a
+ * directory made in memory through the link, and the file created in it, lived under two
+ * different parents, and rmdir of the one found the other empty (issue 9: the file was lost).
+ * Rewritten here, every spelling of a root names the same entries, with no call to the kernel.
+ * The root itself keeps its spelling (an lstat of a symlinked root is the symlink's).
+ * 0, or -ENAMETOOLONG.
+ */
+static int root_canonical(char out[EPH_PATH_MAX])
+{
+    for (int i = 0; i < nroots; i++) {
+        size_t len = roots[i].len;
+        if (!roots[i].canon_of || strncmp(out, roots[i].path, len) != 0 || out[len] != '/')
+            continue;
+        const char *c = roots[roots[i].canon_of - 1].path;
+        size_t clen = roots[roots[i].canon_of - 1].len, rest = strlen(out + len);
+        if (clen + rest >= EPH_PATH_MAX)
+            return -ENAMETOOLONG;
+        memmove(out + clen, out + len, rest + 1);
+        memcpy(out, c, clen);
+        return 0;
+    }
+    return 0;
 }
 
 /* Is dir (n bytes) exactly a root that was canonical at start-up? */
@@ -235,6 +269,8 @@ int path_absolute(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailin
         base[1] = '\0';
     }
     if (pn_normalize(base, p, out, EPH_PATH_MAX, trailing_slash) < 0)
+        return -ENAMETOOLONG;
+    if (unlikely(naliased) && root_canonical(out) < 0)
         return -ENAMETOOLONG;
     return 1;
 }

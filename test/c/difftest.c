@@ -91,6 +91,7 @@ static struct {
     long ops;
     int procs;
     int loose;
+    int as_given;        /* --as-given: absolute paths spell DIR as given (a symlink kept), not getcwd's answer */
     unsigned feat;
     const char *mode;
     char self_exe[PATH_MAX];
@@ -2643,7 +2644,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: difftest --dir DIR [--seed N] [--ops N] [--mode single|multi|fork|users]\n"
-            "                [--procs N] [--loose] [--features LIST] [--without LIST]\n"
+            "                [--procs N] [--loose] [--features LIST] [--without LIST] [--as-given]\n"
             "       difftest --scan DIR      print only the final-tree listing of DIR\n"
             "features (comma separated, 'all' = default set):");
     for (size_t i = 0; i < NFEATURES; i++)
@@ -2695,6 +2696,10 @@ int main(int argc, char **argv)
             opt.loose = 1;
             continue;
         }
+        if (!strcmp(a, "--as-given")) {
+            opt.as_given = 1;
+            continue;
+        }
         if (!v)
             usage();
         i++;
@@ -2744,6 +2749,13 @@ int main(int argc, char **argv)
         die("chdir %s: %s", opt.dir, strerror(errno));
     if (!getcwd(opt.dir_abs, sizeof opt.dir_abs))
         die("getcwd: %s", strerror(errno));
+    /* a root reached through a symlink: the relative names take the kernel's (canonical) cwd, the
+     * absolute ones this spelling, so both name the same entries in one sequence */
+    if (opt.as_given) {
+        if (opt.dir[0] != '/')
+            die("--as-given needs an absolute --dir, not %s", opt.dir);
+        sfmt(opt.dir_abs, sizeof opt.dir_abs, "%s", opt.dir);
+    }
     DIR *d = opendir(".");
     if (!d)
         die("opendir %s: %s", opt.dir, strerror(errno));
