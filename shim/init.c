@@ -125,11 +125,14 @@ static int region_ok(const struct eph_shm_header *h, uint64_t size)
 
 /*
  * The region through the daemon's own fd, which a process exec'd by an
- * attached one knows from EPHEMERA_REGION: an openat and an fstat where HELLO
- * is a socket, a connect and a round trip through a daemon that has to be
- * scheduled first.  NULL when the variable is absent or stale (a daemon that
- * died, a pid given to another process), or when /proc refuses us the
- * daemon's fd (another uid): HELLO then, as before.
+ * attached one knows from EPHEMERA_REGION: a stat, an open and the mmap where
+ * HELLO is a socket, a connect and a round trip through a daemon that has to
+ * be scheduled first.  NULL when the variable is absent or stale (a daemon
+ * that died, its pid given to another process), or when /proc refuses us the
+ * daemon's fd (another uid): HELLO then, as before.  The stat comes first so
+ * that a stale number never opens what it names now (a device, a FIFO): only
+ * the regular file with the region's inode number is opened, and then the
+ * region's own header (magic, version, the daemon's pid) decides.
  */
 static struct eph_shm_header *attach_inherited(uint64_t *size)
 {
@@ -137,13 +140,14 @@ static struct eph_shm_header *attach_inherited(uint64_t *size)
         return NULL;
     char p[64];
     snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.region_pid, sh.region_fd);
-    int fd = sys.open(p, O_RDWR | O_CLOEXEC);
+    struct stat st;
+    if (sys.stat(p, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_ino != sh.region_ino ||
+        (uint64_t)st.st_size < sizeof(struct eph_shm_header))
+        return NULL;
+    int fd = sys.open(p, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return NULL;
-    struct stat st;
-    void *map = MAP_FAILED;
-    if (sys.fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size >= sizeof(struct eph_shm_header))
-        map = sys.mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void *map = sys.mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     sys.close(fd);
     if (map == MAP_FAILED)
         return NULL;
@@ -197,10 +201,14 @@ int sh_attach(void)
         sh_log("shared region has the wrong magic/version/header size; passing through");
         goto err;
     }
+    struct stat st;
+    if (sys.fstat(fd, &st) == 0) { /* handed on to the images we exec (EPHEMERA_REGION) */
+        sh.region_pid = (int)resp.arg2;
+        sh.region_fd = (int)resp.inode;
+        sh.region_ino = (uint64_t)st.st_ino;
+    }
     sys.close(fd);
     fd = -1;
-    sh.region_pid = (int)resp.arg2; /* handed on to the images we exec (EPHEMERA_REGION) */
-    sh.region_fd = (int)resp.inode;
 mapped:
     sh.hdr = h;
     sh.inodes = eph_inodes(h);
@@ -266,13 +274,15 @@ __attribute__((constructor(101))) static void sh_init(void)
         return;
     }
     strcpy(sh.sock_path, sock);
-    const char *rg = getenv("EPHEMERA_REGION"); /* "pid:fd", from the process that exec'd us */
+    const char *rg = getenv("EPHEMERA_REGION"); /* "pid:fd:inode", from the process that exec'd us */
     if (rg) {
         char *e;
         long pid = strtol(rg, &e, 10), n = *e == ':' ? strtol(e + 1, &e, 10) : -1;
-        if (*e == '\0' && pid > 0 && pid <= INT32_MAX && n >= 0 && n <= INT32_MAX) {
+        unsigned long long ino = *e == ':' ? strtoull(e + 1, &e, 10) : 0;
+        if (*e == '\0' && pid > 0 && pid <= INT32_MAX && n >= 0 && n <= INT32_MAX && ino) {
             sh.region_pid = (int)pid;
             sh.region_fd = (int)n;
+            sh.region_ino = ino;
         }
     }
     pthread_key_create(&flush_key, flush_on_thread_exit);

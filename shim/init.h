@@ -28,6 +28,7 @@ struct sh_global {
     char roots_env[EPH_PATH_MAX];      /* EPHEMERA_ROOTS as we got it, restored across exec */
     char log_env[EPH_PATH_MAX];        /* EPHEMERA_LOG as we got it */
     int region_pid, region_fd;         /* the daemon's pid and its fd of the region (EPHEMERA_REGION), or 0, -1 */
+    uint64_t region_ino;               /* and the region's inode number */
 };
 extern struct sh_global sh;
 

@@ -249,7 +249,7 @@ struct env_bufs {
     char roots[EPH_PATH_MAX + 32];
     char log[EPH_PATH_MAX + 32];
     char lib[EPH_PATH_MAX + 32];
-    char region[48];
+    char region[80];
 };
 
 static void env_build(char **env, char *const in[], const char *fdmap_var, struct env_bufs *b)
@@ -296,9 +296,10 @@ static void env_build(char **env, char *const in[], const char *fdmap_var, struc
         snprintf(b->log, sizeof b->log, "EPHEMERA_LOG=%s", sh.log_env);
         env[k++] = b->log;
     }
-    if (atomic_load(&sh.attached) && sh.region_fd >= 0) {
+    if (atomic_load(&sh.attached) && sh.region_fd >= 0 && sh.region_ino) {
         /* The daemon that serves the region now: one that took it over has the same fd numbers. */
-        snprintf(b->region, sizeof b->region, "EPHEMERA_REGION=%d:%d", sh_daemon_pid(), sh.region_fd);
+        snprintf(b->region, sizeof b->region, "EPHEMERA_REGION=%d:%d:%llu", sh_daemon_pid(), sh.region_fd,
+                 (unsigned long long)sh.region_ino);
         env[k++] = b->region;
     }
     if (fdmap_var && fdmap_var[15])
