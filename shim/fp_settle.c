@@ -174,13 +174,18 @@ static _Atomic uint64_t settled_at = UINT64_MAX;
  * can show the disk file (DISK) reads the bump, and an fd opened after a look
  * that read it cannot be on that file in memory (an open checks MEM after
  * taking its reference, intercept_open.c, and goes to the disk otherwise).
+ * That holds within one thread; with several, an open that checked MEM just
+ * before the eviction could list its fd after another thread's look passed
+ * its number, so a process that ever started a thread looks every time, as
+ * before.  (A signal handler's stat inside the main flow's open is the same
+ * window: one eviction's identity then waits for the next eviction's look.)
  */
 void fp_settle_moved(void)
 {
     if (!ft_fds)
         return;
     uint64_t moves = atomic_load(&sh.hdr->moves_begun);
-    if (moves == atomic_load_explicit(&settled_at, memory_order_relaxed))
+    if (__libc_single_threaded && moves == atomic_load_explicit(&settled_at, memory_order_relaxed))
         return;
     int left = 0;
     uint32_t hwm = atomic_load(&ft_hwm);
