@@ -116,6 +116,15 @@ static void flush_on_thread_exit(void *p)
     sh_flush_counters();
 }
 
+/* FNV-1a of EPHEMERA_SOCK: which run an EPHEMERA_REGION was written for. */
+uint64_t sh_sock_hash(void)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)sh.sock_path; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    return h;
+}
+
 /* A mapping of size bytes that is a region of this build. */
 static int region_ok(const struct eph_shm_header *h, uint64_t size)
 {
@@ -274,12 +283,15 @@ __attribute__((constructor(101))) static void sh_init(void)
         return;
     }
     strcpy(sh.sock_path, sock);
-    const char *rg = getenv("EPHEMERA_REGION"); /* "pid:fd:inode", from the process that exec'd us */
+    /* "pid:fd:inode:sock", from the process that exec'd us; sock: sh_sock_hash() of its EPHEMERA_SOCK,
+     * so a variable left from another run (a nested `ephemera run`) is not taken for ours */
+    const char *rg = getenv("EPHEMERA_REGION");
     if (rg) {
         char *e;
         long pid = strtol(rg, &e, 10), n = *e == ':' ? strtol(e + 1, &e, 10) : -1;
         unsigned long long ino = *e == ':' ? strtoull(e + 1, &e, 10) : 0;
-        if (*e == '\0' && pid > 0 && pid <= INT32_MAX && n >= 0 && n <= INT32_MAX && ino) {
+        unsigned long long sk = *e == ':' ? strtoull(e + 1, &e, 16) : 0;
+        if (*e == '\0' && pid > 0 && pid <= INT32_MAX && n >= 0 && n <= INT32_MAX && ino && sk == sh_sock_hash()) {
             sh.region_pid = (int)pid;
             sh.region_fd = (int)n;
             sh.region_ino = ino;

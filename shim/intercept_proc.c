@@ -249,7 +249,7 @@ struct env_bufs {
     char roots[EPH_PATH_MAX + 32];
     char log[EPH_PATH_MAX + 32];
     char lib[EPH_PATH_MAX + 32];
-    char region[80];
+    char region[96];
 };
 
 static void env_build(char **env, char *const in[], const char *fdmap_var, struct env_bufs *b)
@@ -298,8 +298,8 @@ static void env_build(char **env, char *const in[], const char *fdmap_var, struc
     }
     if (atomic_load(&sh.attached) && sh.region_fd >= 0 && sh.region_ino) {
         /* The daemon that serves the region now: one that took it over has the same fd numbers. */
-        snprintf(b->region, sizeof b->region, "EPHEMERA_REGION=%d:%d:%llu", sh_daemon_pid(), sh.region_fd,
-                 (unsigned long long)sh.region_ino);
+        snprintf(b->region, sizeof b->region, "EPHEMERA_REGION=%d:%d:%llu:%llx", sh_daemon_pid(), sh.region_fd,
+                 (unsigned long long)sh.region_ino, (unsigned long long)sh_sock_hash());
         env[k++] = b->region;
     }
     if (fdmap_var && fdmap_var[15])
