@@ -586,6 +586,7 @@ static int evict_begin(struct evict_job *j)
         return -EBUSY;
     }
     atomic_store(&in->state, EPH_MOVING); /* seq_cst: Dekker with inflight */
+    atomic_fetch_add(&D.h->moves_begun, 1); /* after MOVING, before DISK: shim/fp_settle.c */
     eph_unlock(&in->lock);
     eph_lock_stall("evict-moving"); /* fault builds: stop with the file MOVING (test/c/movekill_test.c) */
     evict_test_touch();

@@ -629,6 +629,7 @@ int shimops_run(struct eph_req *q, struct eph_resp *r, int *fd, pid_t peer, int 
     case EPH_OP_HELLO:
         r->arg = D.region_size;
         r->arg2 = (uint64_t)D.pid;
+        r->inode = (uint32_t)D.region_fd; /* for EPHEMERA_REGION: the same number after a takeover */
         *fd = D.region_fd;
         return 0;
     case EPH_OP_CREATE:

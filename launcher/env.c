@@ -97,7 +97,8 @@ char **env_for_command(char *const *base, const char *lib, const char *rundir, c
         abort();
     size_t n = 0;
     for (size_t i = 0; i < nbase; i++) {
-        if (strchr(base[i], '=') == NULL || named(base[i], "EPHEMERA_FDMAP"))
+        /* the shim's own hand-overs across exec, about the run that started us, not this one */
+        if (strchr(base[i], '=') == NULL || named(base[i], "EPHEMERA_FDMAP") || named(base[i], "EPHEMERA_REGION"))
             continue;
         int k = -1;
         for (int j = 0; j < 5; j++)

@@ -8,10 +8,13 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,7 +32,7 @@
 #include "fp_desc.h"
 #include "intercept_proc.h"
 
-struct sh_global sh = {.log_fd = -1};
+struct sh_global sh = {.log_fd = -1, .region_fd = -1};
 SH_TLS int sh_busy;
 SH_TLS struct sh_tcount sh_tc;
 
@@ -113,6 +116,60 @@ static void flush_on_thread_exit(void *p)
     sh_flush_counters();
 }
 
+/* FNV-1a of EPHEMERA_SOCK: which run an EPHEMERA_REGION was written for. */
+uint64_t sh_sock_hash(void)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)sh.sock_path; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    return h;
+}
+
+/* A mapping of size bytes that is a region of this build. */
+static int region_ok(const struct eph_shm_header *h, uint64_t size)
+{
+    return h->magic == EPH_SHM_MAGIC && h->version == EPH_SHM_VERSION &&
+           h->header_size == sizeof(struct eph_shm_header) && h->total_size <= size;
+}
+
+/*
+ * The region through the daemon's own fd, which a process exec'd by an
+ * attached one knows from EPHEMERA_REGION: a stat, an open and the mmap where
+ * HELLO is a socket, a connect and a round trip through a daemon that has to
+ * be scheduled first.  NULL when the variable is absent or stale (a daemon
+ * that died, its pid given to another process), or when /proc refuses us the
+ * daemon's fd (another uid): HELLO then, as before.  The stat comes first so
+ * that a stale number never opens what it names now (a device, a FIFO): only
+ * the regular file with the region's inode number is opened, and then the
+ * region's own header (magic, version, the daemon's pid) decides.
+ */
+static struct eph_shm_header *attach_inherited(uint64_t *size)
+{
+    if (sh.region_pid <= 0 || sh.region_fd < 0)
+        return NULL;
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/fd/%d", sh.region_pid, sh.region_fd);
+    struct stat st;
+    if (sys.stat(p, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_ino != sh.region_ino ||
+        (uint64_t)st.st_size < sizeof(struct eph_shm_header))
+        return NULL;
+    int fd = sys.open(p, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return NULL;
+    void *map = sys.mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    sys.close(fd);
+    if (map == MAP_FAILED)
+        return NULL;
+    struct eph_shm_header *h = map;
+    if (!region_ok(h, (uint64_t)st.st_size) ||
+        atomic_load_explicit(&h->daemon_pid, memory_order_acquire) != sh.region_pid) {
+        munmap(map, (size_t)st.st_size);
+        return NULL;
+    }
+    *size = (uint64_t)st.st_size;
+    return h;
+}
+
 int sh_attach(void)
 {
     if (atomic_load_explicit(&sh.attached, memory_order_acquire))
@@ -129,7 +186,12 @@ int sh_attach(void)
         goto out;
     }
     struct eph_req req;
-    struct eph_resp resp;
+    struct eph_resp resp = {0};
+    struct eph_shm_header *h = attach_inherited(&resp.arg);
+    if (h) {
+        map = h;
+        goto mapped;
+    }
     rpc_req_init(&req, EPH_OP_HELLO);
     rc = rpc_call(&req, &resp, &fd);
     if (rc < 0 || resp.status < 0 || fd < 0) {
@@ -143,14 +205,20 @@ int sh_attach(void)
                strerror(errno));
         goto err;
     }
-    struct eph_shm_header *h = map;
-    if (h->magic != EPH_SHM_MAGIC || h->version != EPH_SHM_VERSION ||
-        h->header_size != sizeof(struct eph_shm_header) || h->total_size > resp.arg) {
+    h = map;
+    if (!region_ok(h, resp.arg)) {
         sh_log("shared region has the wrong magic/version/header size; passing through");
         goto err;
     }
+    struct stat st;
+    if (sys.fstat(fd, &st) == 0) { /* handed on to the images we exec (EPHEMERA_REGION) */
+        sh.region_pid = (int)resp.arg2;
+        sh.region_fd = (int)resp.inode;
+        sh.region_ino = (uint64_t)st.st_ino;
+    }
     sys.close(fd);
     fd = -1;
+mapped:
     sh.hdr = h;
     sh.inodes = eph_inodes(h);
     sh.descs = eph_descs(h);
@@ -215,6 +283,20 @@ __attribute__((constructor(101))) static void sh_init(void)
         return;
     }
     strcpy(sh.sock_path, sock);
+    /* "pid:fd:inode:sock", from the process that exec'd us; sock: sh_sock_hash() of its EPHEMERA_SOCK,
+     * so a variable left from another run (a nested `ephemera run`) is not taken for ours */
+    const char *rg = getenv("EPHEMERA_REGION");
+    if (rg) {
+        char *e;
+        long pid = strtol(rg, &e, 10), n = *e == ':' ? strtol(e + 1, &e, 10) : -1;
+        unsigned long long ino = *e == ':' ? strtoull(e + 1, &e, 10) : 0;
+        unsigned long long sk = *e == ':' ? strtoull(e + 1, &e, 16) : 0;
+        if (*e == '\0' && pid > 0 && pid <= INT32_MAX && n >= 0 && n <= INT32_MAX && ino && sk == sh_sock_hash()) {
+            sh.region_pid = (int)pid;
+            sh.region_fd = (int)n;
+            sh.region_ino = ino;
+        }
+    }
     pthread_key_create(&flush_key, flush_on_thread_exit);
     path_init();
     proc_init_inherited();

@@ -27,10 +27,13 @@ struct sh_global {
     int log_fd;                        /* EPHEMERA_LOG or -1 */
     char roots_env[EPH_PATH_MAX];      /* EPHEMERA_ROOTS as we got it, restored across exec */
     char log_env[EPH_PATH_MAX];        /* EPHEMERA_LOG as we got it */
+    int region_pid, region_fd;         /* the daemon's pid and its fd of the region (EPHEMERA_REGION), or 0, -1 */
+    uint64_t region_ino;               /* and the region's inode number */
 };
 extern struct sh_global sh;
 
 int sh_attach(void);                   /* 0, or -errno; idempotent and thread-safe */
+uint64_t sh_sock_hash(void);           /* of EPHEMERA_SOCK, the fourth field of EPHEMERA_REGION */
 /* The daemon that serves the region now (attached only): a daemon that took the region over
  * from one that died has a new pid, and the same fd numbers (docs/ARCHITECTURE.md, the keeper). */
 static inline int sh_daemon_pid(void)

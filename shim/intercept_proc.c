@@ -239,7 +239,7 @@ static size_t fdmap_build(char *out, size_t cap, int can_load)
     return len;
 }
 
-#define ENV_EXTRA 8
+#define ENV_EXTRA 9
 
 /*
  * Fill env (room for n_in + ENV_EXTRA pointers) from in, replacing our
@@ -251,6 +251,7 @@ struct env_bufs {
     char roots[EPH_PATH_MAX + 32];
     char log[EPH_PATH_MAX + 32];
     char lib[EPH_PATH_MAX + 32];
+    char region[96];
 };
 
 static void env_build(char **env, char *const in[], const char *fdmap_var, struct env_bufs *b)
@@ -259,6 +260,9 @@ static void env_build(char **env, char *const in[], const char *fdmap_var, struc
     const char *pre = NULL;
     for (size_t i = 0; in && in[i]; i++) {
         if (strncmp(in[i], "EPHEMERA_FDMAP=", 15) == 0)
+            continue;
+        /* ours replaces it once we are attached; before, it goes on as the program passes it */
+        if (strncmp(in[i], "EPHEMERA_REGION=", 16) == 0 && atomic_load(&sh.attached))
             continue;
         if (strncmp(in[i], "LD_PRELOAD=", 11) == 0) {
             pre = in[i] + 11;
@@ -293,6 +297,12 @@ static void env_build(char **env, char *const in[], const char *fdmap_var, struc
     if (sh.log_env[0] && !env_has(in, "EPHEMERA_LOG", 12, NULL)) {
         snprintf(b->log, sizeof b->log, "EPHEMERA_LOG=%s", sh.log_env);
         env[k++] = b->log;
+    }
+    if (atomic_load(&sh.attached) && sh.region_fd >= 0 && sh.region_ino) {
+        /* The daemon that serves the region now: one that took it over has the same fd numbers. */
+        snprintf(b->region, sizeof b->region, "EPHEMERA_REGION=%d:%d:%llu:%llx", sh_daemon_pid(), sh.region_fd,
+                 (unsigned long long)sh.region_ino, (unsigned long long)sh_sock_hash());
+        env[k++] = b->region;
     }
     if (fdmap_var && fdmap_var[15])
         env[k++] = (char *)fdmap_var;

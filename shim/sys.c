@@ -3,7 +3,9 @@
  * test builds (-DEPH_FAULTS) the faults that EPHEMERA_FAULTS puts in front of
  * its entries.
  *
- * The constructor (init.c) resolves every symbol eagerly.  Wrappers called
+ * The constructor (init.c) resolves every symbol eagerly, in one walk over
+ * the symbol tables of the objects after ours (symres.c), with dlsym only for
+ * what that walk leaves.  Wrappers called
  * before it (by an earlier library's constructor) resolve on demand, because
  * sys_resolve is idempotent and never calls back into the shim.
  */
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "sys.h"
+#include "symres.h"
 
 struct sys_table sys;
 static _Atomic int sys_resolved;
@@ -38,7 +41,10 @@ void sys_resolve(void)
 {
     if (atomic_load_explicit(&sys_resolved, memory_order_acquire))
         return;
-    const char *missing = eph_systable_resolve(&sys, sys_syms, sizeof sys_syms / sizeof sys_syms[0], RTLD_NEXT);
+    enum { NSYMS = sizeof sys_syms / sizeof sys_syms[0] };
+    void *found[NSYMS];
+    symres_next((const void *)sys_resolve, sys_syms, NSYMS, found); /* one walk; dlsym for the rest */
+    const char *missing = eph_systable_resolve_from(&sys, sys_syms, NSYMS, RTLD_NEXT, found);
     if (missing)
         sys_missing(missing);
     atomic_store_explicit(&sys_resolved, 1, memory_order_release);

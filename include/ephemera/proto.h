@@ -25,7 +25,9 @@
 #define EPH_PROTO_VERSION 1u
 
 enum eph_op {
-    /* -> resp.fd = the shared region (memfd), resp.arg = its size, resp.arg2 = daemon pid */
+    /* -> resp.fd = the shared region (memfd), resp.arg = its size, resp.arg2 = daemon pid,
+     * resp.inode = the daemon's own fd number of the region: a process exec'd by an attached one
+     * opens /proc/<pid>/<fd> itself (EPHEMERA_REGION, shim/init.c) instead of asking again. */
     EPH_OP_HELLO = 1,
     /*
      * Open-or-create path in memory.  req.flags = open(2) flags, req.mode =

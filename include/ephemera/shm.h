@@ -348,6 +348,10 @@ struct eph_shm_header {
                                   * die and GONE when no new one could start; the new daemon sets UP once
                                   * it listens.  A shim whose request failed waits on it (bounded). */
     _Atomic uint32_t takeovers;     /* [D] times a new daemon took the region over */
+    /* [D] bumped by every eviction after the file is MOVING and before it is DISK: a shim whose
+     * last look at its fds saw the same count has no fd whose file left memory since, so a stat
+     * that reaches the kernel skips the look (shim/fp_settle.c, fp_settle_moved) */
+    _Atomic uint64_t moves_begun;
 };
 #define EPH_MDIRS_ALWAYS 0x80000000u
 #define EPH_MDIRS_SYMLINKS 0x7fffffffu

@@ -81,18 +81,27 @@ struct eph_sys_sym {
 /*
  * Resolve every entry through handle (RTLD_NEXT or RTLD_DEFAULT).  Returns
  * NULL, or the name of a required symbol that is missing.  Never calls back
- * into an interposing library (dlsym does not).
+ * into an interposing library (dlsym does not).  With found (n entries), an
+ * entry already found elsewhere (the shim's one walk, shim/symres.h) is taken
+ * as it is and only the NULL ones are asked of dlsym.
  */
-static inline const char *eph_systable_resolve(void *table, const struct eph_sys_sym *syms, size_t n,
-                                               void *handle)
+static inline const char *eph_systable_resolve_from(void *table, const struct eph_sys_sym *syms, size_t n,
+                                                    void *handle, void *const *found)
 {
     for (size_t i = 0; i < n; i++) {
-        void *p = syms[i].version ? dlvsym(handle, syms[i].name, syms[i].version) : dlsym(handle, syms[i].name);
+        void *p = found && found[i] ? found[i]
+                  : syms[i].version ? dlvsym(handle, syms[i].name, syms[i].version)
+                                    : dlsym(handle, syms[i].name);
         if (!p && !syms[i].optional)
             return syms[i].name;
         memcpy((char *)table + syms[i].off, &p, sizeof p);
     }
     return NULL;
+}
+
+static inline const char *eph_systable_resolve(void *table, const struct eph_sys_sym *syms, size_t n, void *handle)
+{
+    return eph_systable_resolve_from(table, syms, n, handle, NULL);
 }
 
 /* ---- fault injection (test builds) ------------------------------------- */

@@ -90,13 +90,14 @@ test('LD_PRELOAD gets the shim first, keeps others, never twice', () => {
 });
 
 test('the environment contract', () => {
-  const env = shimEnv({ PATH: '/bin', EPHEMERA_FDMAP: 'stale', EPHEMERA_LOG: 'old' }, '/b/lib.so', '/run/x', ['/tmp', '/scratch'], undefined);
+  const env = shimEnv({ PATH: '/bin', EPHEMERA_FDMAP: 'stale', EPHEMERA_LOG: 'old', EPHEMERA_REGION: '1:2:3:4' }, '/b/lib.so', '/run/x', ['/tmp', '/scratch'], undefined);
   assert.equal(env['PATH'], '/bin');
   assert.equal(env['LD_PRELOAD'], '/b/lib.so');
   assert.equal(env['EPHEMERA_SOCK'], '/run/x/shim.sock');
   assert.equal(env['EPHEMERA_ROOTS'], '/tmp:/scratch');
   assert.equal(env['EPHEMERA_LIB'], '/b/lib.so');
   assert.equal(env['EPHEMERA_FDMAP'], undefined);
+  assert.equal(env['EPHEMERA_REGION'], undefined, "a run nested in another must not map the outer run's region");
   assert.equal(env['EPHEMERA_LOG'], undefined);
   assert.equal(shimEnv({}, '/l.so', '/r', ['/tmp'], '/log')['EPHEMERA_LOG'], '/log');
 });

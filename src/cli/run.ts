@@ -233,6 +233,7 @@ export function shimEnv(base: NodeJS.ProcessEnv, lib: string, runDir: string, ro
     EPHEMERA_LIB: lib,
   };
   delete env['EPHEMERA_FDMAP'];
+  delete env['EPHEMERA_REGION']; // the region of a run this one may be nested in, not its own
   if (logFile !== undefined) env['EPHEMERA_LOG'] = logFile;
   else delete env['EPHEMERA_LOG'];
   return env;

@@ -142,7 +142,8 @@ static void test_environment(void)
         free(got);
     }
     /* "the environment contract" of run.test.ts, plus where each variable lands. */
-    char *base[] = {"PATH=/bin", "EPHEMERA_FDMAP=stale", "EPHEMERA_LOG=old", "EPHEMERA_ROOTS=/old", "NOEQUALS", NULL};
+    char *base[] = {"PATH=/bin", "EPHEMERA_FDMAP=stale", "EPHEMERA_LOG=old", "EPHEMERA_ROOTS=/old", "NOEQUALS",
+                    "EPHEMERA_REGION=1:2:3:4", NULL};
     char *roots[] = {"/tmp", "/scratch"};
     char **env = env_for_command(base, "/b/lib.so", "/run/x", roots, 2, NULL);
     const char *want[] = {"PATH=/bin", "EPHEMERA_ROOTS=/tmp:/scratch", "LD_PRELOAD=/b/lib.so", "EPHEMERA_SOCK=/run/x/shim.sock",

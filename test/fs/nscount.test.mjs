@@ -201,3 +201,62 @@ test('namespace calls under ephemera: none that the kernel would not make but th
   t.diagnostic(`per cycle: create ${total(ws.create.shim).toFixed(2)} under ephemera, ${total(ws.create.tmpfs).toFixed(2)} on tmpfs; rename set ${total(ws.rename.shim).toFixed(2)} and ${total(ws.rename.tmpfs).toFixed(2)} (the table is in the test above)`);
   assert.deepEqual(problems, [], `system calls the kernel would not make for the same calls on tmpfs:\n${table(ws)}`);
 });
+
+/**
+ * A process's start, under the same rule: a program exec'd by an attached one (a compiler driver's
+ * cc1 and as, make's recipes, git's helpers) maps the region through the daemon's fd, whose pid,
+ * number and inode its parent put in EPHEMERA_REGION, where it used to ask for it: a socket, a
+ * connect and a HELLO round trip through a daemon that must be scheduled first, on every exec.
+ * Counted per process in an strace of 20 `stat`s and 20 `cat`s of an in-memory file: a stat needs
+ * no round trip at all, a cat one (its open takes a reference, so its fd table goes to the daemon
+ * first: the ledger).  A stale or forged variable costs the HELLO it replaces, never an open of
+ * what the number names now: with pid 1's fd 0 (not a regular file) the child stats it and asks.
+ */
+test('a program exec\'d by an attached one maps the region without asking the daemon (EPHEMERA_REGION)', { timeout: 120_000 }, async (t) => {
+  requireBuilt();
+  const rootDir = tmpfsScratch('nscount-start');
+  const trace = join(sc.dir, 'start.txt');
+  try {
+    // forged: pid 1's fd 0 with the right socket's hash; other: the real region with another
+    // socket's hash (a variable left from a run this one is nested in)
+    const script = `echo hi > f && strace -f -o ${trace} sh -c 'for i in $(seq 20); do stat -c %s f; cat f; done; ` +
+      `env EPHEMERA_REGION="1:0:1:\${EPHEMERA_REGION##*:}" stat -c forged:%s f; env EPHEMERA_REGION="\${EPHEMERA_REGION%:*}:0" stat -c other:%s f'`;
+    const s = await ephemeraRun({ root: rootDir.dir, budget: 1 << 30, cmd: 'sh', args: ['-c', script], statsDir: sc.dir, timeoutMs: 60_000 });
+    assert.equal(s.status, 0, describe(s));
+    assert.equal(s.stdout.toString(), '3\nhi\n'.repeat(20) + 'forged:3\nother:3\n', describe(s));
+    assert.ok(s.stats.files_in_memory_peak >= 1 && s.stats.files_on_disk === 0, `f was not in memory (files_in_memory_peak ${s.stats.files_in_memory_peak}, files_on_disk ${s.stats.files_on_disk})`);
+  } finally {
+    rootDir.done();
+  }
+  // Calls per process, and what each process exec'd last.
+  const procs = new Map();
+  for (const line of readFileSync(trace, 'utf8').split('\n')) {
+    const m = /^(\d+)\s+([a-z0-9_]+)\((.*)$/.exec(line);
+    if (!m) continue;
+    const p = procs.get(m[1]) ?? { prog: '', calls: {}, args: '' };
+    procs.set(m[1], p);
+    if (m[2] === 'execve' && / = 0$/.test(m[3])) p.prog = /^"([^"]*)"/.exec(m[3])?.[1] ?? '';
+    if (m[2] === 'execve' && / = 0$/.test(m[3])) p.args = m[3];
+    p.calls[m[2]] = (p.calls[m[2]] ?? 0) + 1;
+    if (/"\/proc\/1\/fd\/0"/.test(m[3])) p.calls[`${m[2]}:/proc/1/fd/0`] = (p.calls[`${m[2]}:/proc/1/fd/0`] ?? 0) + 1;
+    if (/"\/proc\/\d+\/fd\/\d+"/.test(m[3])) p.calls['proc-fd'] = (p.calls['proc-fd'] ?? 0) + 1;
+  }
+  const of = (name, tag) => [...procs.values()].filter((p) => p.prog.endsWith(`/${name}`) && (tag ? p.args.includes(tag) : !/forged|other/.test(p.args)));
+  const stats = of('stat'), cats = of('cat'), forged = of('stat', 'forged'), other = of('stat', 'other');
+  assert.equal(stats.length, 20, 'the trace has the 20 stat processes');
+  assert.equal(cats.length, 20, 'the trace has the 20 cat processes');
+  assert.equal(forged.length, 1, 'the trace has the stat under a forged EPHEMERA_REGION');
+  assert.equal(other.length, 1, "the trace has the stat under another run's EPHEMERA_REGION");
+  const rt = (p) => (p.calls.sendmsg ?? 0) + (p.calls.connect ?? 0) + (p.calls.socket ?? 0);
+  t.diagnostic(`per process: stat ${JSON.stringify(stats[0].calls)}\ncat ${JSON.stringify(cats[0].calls)}\nforged ${JSON.stringify(forged[0].calls)}`);
+  for (const p of stats) assert.equal(rt(p), 0, `a stat of an in-memory file talked to the daemon at its start: ${JSON.stringify(p.calls)}`);
+  for (const p of cats) {
+    assert.equal(p.calls.sendmsg ?? 0, 1, `a cat of an in-memory file: one round trip (its ledger), no HELLO: ${JSON.stringify(p.calls)}`);
+  }
+  const f = forged[0].calls;
+  assert.ok((f.connect ?? 0) === 1 && (f.sendmsg ?? 0) >= 1, `a forged EPHEMERA_REGION must fall back to HELLO: ${JSON.stringify(f)}`);
+  assert.ok(!f['openat:/proc/1/fd/0'] && !f['open:/proc/1/fd/0'], `a forged EPHEMERA_REGION naming something that is not the region was opened: ${JSON.stringify(f)}`);
+  assert.ok(f['newfstatat:/proc/1/fd/0'] === 1, `the forged EPHEMERA_REGION was not looked at (stat first): ${JSON.stringify(f)}`);
+  const o = other[0].calls;
+  assert.ok((o.connect ?? 0) === 1 && (o.sendmsg ?? 0) >= 1 && !o['proc-fd'], `another run's EPHEMERA_REGION must not be used: ${JSON.stringify(o)}`);
+});

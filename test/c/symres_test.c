@@ -1,0 +1,88 @@
+/*
+ * Tests for shim/symres.c: the one walk over the symbol tables of the
+ * objects after the caller's gives, for every name of the shim's table of
+ * real calls (shim/sys.h), exactly what dlsym(RTLD_NEXT) gives the caller,
+ * and decides nearly all of them itself.  Under ASan (make test-c-asan) the
+ * sanitizer's runtime comes right after this program and interposes many of
+ * the names (read, write, open...), so the walk must find its definitions,
+ * not libc's, as RTLD_NEXT does.
+ */
+// test-tier: unit
+// test-sources: shim/symres.c
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sys.h"
+#include "symres.h"
+
+#include "check.h"
+
+#define T_SYM(name, ret, params, args, need, fault) EPH_SYS_SYM_ENTRY(struct sys_table, name, need)
+static const struct eph_sys_sym t_syms[] = {SHIM_SYSCALLS(T_SYM)};
+#undef T_SYM
+enum { NSYMS = sizeof t_syms / sizeof t_syms[0] };
+
+/* Names beyond the table's: a data symbol, a weak alias, an IFUNC (memcpy), a default version among
+ * hidden ones (realpath@@GLIBC_2.3 beside realpath@GLIBC_2.2.5), and names nobody defines. */
+static const struct eph_sys_sym extra_syms[] = {
+    {.name = "environ", .optional = 1},          {.name = "__environ", .optional = 1},
+    {.name = "memcpy", .optional = 1},           {.name = "realpath", .optional = 1},
+    {.name = "pthread_create", .optional = 1},   {.name = "no_such_symbol_anywhere", .optional = 1},
+    {.name = "", .optional = 1},                 {.name = "gnu_get_libc_version", .optional = 1},
+    {.name = "_dl_find_object", .optional = 1}, {.name = "__libc_start_main", .optional = 1},
+};
+enum { NEXTRA = sizeof extra_syms / sizeof extra_syms[0] };
+
+static size_t check_against_dlsym(const struct eph_sys_sym *syms, size_t n, const char *what)
+{
+    void *found[n ? n : 1];
+    size_t nfound = symres_next((const void *)check_against_dlsym, syms, n, found);
+    size_t counted = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!found[i])
+            continue;
+        counted++;
+        void *want = dlsym(RTLD_NEXT, syms[i].name);
+        CHECK(found[i] == want, "%s: %s: the walk found %p, dlsym(RTLD_NEXT) %p", what, syms[i].name, found[i], want);
+        CHECK(!syms[i].version, "%s: %s has a version (%s): it is dlvsym's", what, syms[i].name, syms[i].version);
+    }
+    CHECK(counted == nfound, "%s: %zu entries filled, %zu reported", what, counted, nfound);
+    return nfound;
+}
+
+int main(void)
+{
+    size_t nver = 0;
+    for (size_t i = 0; i < NSYMS; i++)
+        nver += t_syms[i].version != NULL;
+    size_t n = check_against_dlsym(t_syms, NSYMS, "the shim's table");
+    /* Everything but the versioned compat names (dlvsym's) and names this libc lacks. */
+    size_t absent = 0;
+    for (size_t i = 0; i < NSYMS; i++)
+        absent += !t_syms[i].version && !dlsym(RTLD_NEXT, t_syms[i].name);
+    CHECK(n == NSYMS - nver - absent, "the walk decided %zu of %zu names (%zu versioned, %zu absent)", n,
+          (size_t)NSYMS, nver, absent);
+
+    check_against_dlsym(extra_syms, NEXTRA, "other names");
+    void *found[NEXTRA];
+    symres_next((const void *)main, extra_syms, NEXTRA, found);
+    for (size_t i = 0; i < NEXTRA; i++) {
+        const char *nm = extra_syms[i].name;
+        if (strcmp(nm, "no_such_symbol_anywhere") == 0 || nm[0] == '\0')
+            CHECK(!found[i], "%s: found %p where nothing defines it", nm, found[i]);
+        if (strcmp(nm, "realpath") == 0)
+            CHECK(found[i] != NULL, "realpath (one default version beside a hidden one) was not found");
+    }
+
+    /* An address in no object: nothing is decided, everything is left to dlsym. */
+    void *none[NSYMS];
+    CHECK(symres_next((const void *)(uintptr_t)4096, t_syms, NSYMS, none) == 0, "a caller in no object got answers");
+    for (size_t i = 0; i < NSYMS; i++)
+        CHECK(!none[i], "a caller in no object: %s filled", t_syms[i].name);
+
+    printf("symres: %zu of %zu names found in one walk (%zu versioned left to dlvsym); %d checks, %d failures\n", n,
+           (size_t)NSYMS, nver, checks, failures);
+    return failures != 0;
+}
