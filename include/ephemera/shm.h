@@ -208,6 +208,9 @@ enum eph_jkind {
     EPH_JOP_REMOVE = 3, /* take inode off its hash chain; path "", nlink 0 (no-op if already off) */
     EPH_JOP_INSERT = 4, /* name inode journal.path and chain it (no-op if already chained there) */
     EPH_JOP_INSERT2 = 5, /* the same with journal.path2 (version 6) */
+    EPH_JOP_ADD64 = 6,  /* *(uint64_t *)(region + off) += val (two's complement: a negative val takes
+                         * away), once: the op becomes EPH_JOP_ADDED as it is applied (nslock.h) */
+    EPH_JOP_ADDED = 7,  /* an ADD64 already applied: nothing to do */
 };
 struct eph_jop {
     uint32_t kind;
