@@ -195,7 +195,8 @@ struct eph_dirtime {
 
 /*
  * The redo journal of the namespace change in progress (nslock.h).  The holder
- * of ns_lock records the change as a few idempotent operations, sets COMMITTED,
+ * of ns_lock records the change as a few idempotent operations (and adds to a
+ * counter, each marked as it is applied, so made once), sets COMMITTED,
  * applies them inside an odd ns_seq, then sets EMPTY.  A locker that inherits
  * the lock from a dead holder (EOWNERDEAD) applies a COMMITTED record again and
  * discards any other: the namespace is then exactly before or after the change.
