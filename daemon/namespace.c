@@ -659,7 +659,7 @@ uint64_t ns_files_in_memory(void)
  * tried: one held (a write in progress, a holder that died with its charge in flight, which its
  * ledger gives back) gives -EBUSY at once rather than a wait.  0, -EBUSY, or -EIO (ns_lock).
  */
-int ns_bytes_recount(uint64_t *slots, uint64_t *counter)
+static int ns_bytes_recount(uint64_t *slots, uint64_t *counter)
 {
     uint32_t hwm = ns_hwm(), n = 0;
     uint32_t *held = malloc((hwm ? hwm : 1) * sizeof *held);
@@ -701,7 +701,8 @@ int ns_bytes_recount(uint64_t *slots, uint64_t *counter)
  * what a dead holder can leave behind without breaking them: a live inode
  * that nobody names or opens is freed (its unlinker died before the reclaim
  * hint), and files_in_memory is recounted.  Returns the number of violations;
- * the first is described in first.
+ * the first is described in first; bytes (may be NULL) gets bytes_in_memory
+ * and what the files in memory hold, counted in the same section.
  */
 int ns_check(char *first, size_t n, struct ns_bytes *bytes)
 {

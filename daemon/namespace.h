@@ -35,10 +35,6 @@ struct ns_bytes {
  * same section. */
 int ns_check(char *first, size_t n, struct ns_bytes *bytes);
 void ns_check_and_log(const char *when);
-/* The capacity of every file in memory (*slots) and bytes_in_memory (*counter), read together
- * under ns_lock and every such file's inode lock: 0, -EBUSY when a file's lock was held (not
- * waited for), -EIO. */
-int ns_bytes_recount(uint64_t *slots, uint64_t *counter);
 
 /* The memfd pool (EPH_OP_POOL): lend up to want free slots, each with a
  * fresh memfd, to process pid; out/fds receive them.  Number lent. */
