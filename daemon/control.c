@@ -357,10 +357,17 @@ static int ctl_dispatch(struct ctl_conn *c, char *line, size_t len)
     if (strcmp(name, "ns-check") == 0) {
         /* The namespace's invariants (namespace.c, ns_check), for tests and operators. */
         char first[EPH_PATH_MAX + 200], q[2 * sizeof first + 8], res[sizeof q + 200];
-        int bad = ns_check(first, sizeof first);
+        struct ns_bytes b = {0, 0, 0};
+        int bad = ns_check(first, sizeof first, &b);
         ctl_quote(q, sizeof q, first);
-        snprintf(res, sizeof res, "{\"consistent\":%s,\"violations\":%d,\"first\":%s,\"recoveries\":%u}",
-                 bad ? "false" : "true", bad, q, atomic_load(&D.h->ns_recoveries));
+        /* bytes_in_memory against the files' capacities, counted together (ns_bytes_recount): null
+         * when a file's lock was held at that moment. */
+        char bytes[96] = "\"bytes_in_memory\":null,\"bytes_in_files\":null";
+        if (b.ok)
+            snprintf(bytes, sizeof bytes, "\"bytes_in_memory\":%llu,\"bytes_in_files\":%llu",
+                     (unsigned long long)b.counter, (unsigned long long)b.files);
+        snprintf(res, sizeof res, "{\"consistent\":%s,\"violations\":%d,\"first\":%s,\"recoveries\":%u,%s}",
+                 bad ? "false" : "true", bad, q, atomic_load(&D.h->ns_recoveries), bytes);
         return ctl_ok(c, id, res);
     }
     if (strcmp(name, "shrink") == 0 || strcmp(name, "shrink-to") == 0) {

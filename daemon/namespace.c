@@ -651,6 +651,49 @@ uint64_t ns_files_in_memory(void)
 }
 
 /*
+ * The bytes the in-memory files hold (the capacity of every MEM or MOVING slot: a FREE slot's
+ * pages, a shim's home, are not counted, nor a further name's) into *slots, and bytes_in_memory
+ * at the same moment into *counter.  The counter moves without ns_lock (a write's growth, under
+ * the file's inode lock) as well as with it (the shims' records, the daemon's frees), so both
+ * are read under ns_lock and every such file's inode lock at once.  The inode locks are only
+ * tried: one held (a write in progress, a holder that died with its charge in flight, which its
+ * ledger gives back) gives -EBUSY at once rather than a wait.  0, -EBUSY, or -EIO (ns_lock).
+ */
+static int ns_bytes_recount(uint64_t *slots, uint64_t *counter)
+{
+    uint32_t hwm = ns_hwm(), n = 0;
+    uint32_t *held = malloc((hwm ? hwm : 1) * sizeof *held);
+    if (!held || nsl_enter() < 0) {
+        free(held);
+        return -EIO;
+    }
+    uint64_t sum = 0;
+    int busy = 0;
+    for (uint32_t i = 0; i < hwm && !busy; i++) {
+        struct eph_inode *in = &D.inodes[i];
+        uint32_t st = atomic_load(&in->state);
+        if (st != EPH_MEM && st != EPH_MOVING)
+            continue;
+        if (!eph_trylock(&in->lock)) {
+            busy = 1;
+            break;
+        }
+        held[n++] = i;
+        sum += atomic_load(&in->capacity);
+    }
+    uint64_t c = atomic_load(&D.h->c.bytes_in_memory);
+    while (n > 0)
+        eph_unlock(&D.inodes[held[--n]].lock);
+    nsl_exit();
+    free(held);
+    if (busy)
+        return -EBUSY;
+    *slots = sum;
+    *counter = c;
+    return 0;
+}
+
+/*
  * Checks, under ns_lock: the seqlock is even and the journal empty; every
  * chained inode is live, named, hashed to its own bucket and chained once; no
  * two chained inodes share a path; every live named inode is chained and has
@@ -658,9 +701,10 @@ uint64_t ns_files_in_memory(void)
  * what a dead holder can leave behind without breaking them: a live inode
  * that nobody names or opens is freed (its unlinker died before the reclaim
  * hint), and files_in_memory is recounted.  Returns the number of violations;
- * the first is described in first.
+ * the first is described in first; bytes (may be NULL) gets bytes_in_memory
+ * and what the files in memory hold, counted in the same section.
  */
-int ns_check(char *first, size_t n)
+int ns_check(char *first, size_t n, struct ns_bytes *bytes)
 {
     int bad = 0;
     first[0] = 0;
@@ -742,6 +786,9 @@ int ns_check(char *first, size_t n)
     free(seen);
     atomic_store(&h->c.files_in_memory, ns_files_in_memory());
     atomic_store(&h->ns_unchecked, 0);
+    /* Inside this section: a check that could not take the lock makes no second 5 s wait. */
+    if (bytes)
+        bytes->ok = ns_bytes_recount(&bytes->files, &bytes->counter) == 0;
     nsl_exit();
     ns_gc_all();
 #undef NS_BAD
@@ -755,11 +802,15 @@ void ns_check_and_log(const char *when)
         return;
     running = 1;
     char first[EPH_PATH_MAX + 200];
-    int bad = ns_check(first, sizeof first);
+    struct ns_bytes b = {0, 0, 0};
+    int bad = ns_check(first, sizeof first, &b);
     if (bad)
         log_msg(LOG_ERR, "ns_check %s: %d violations; first: %s", when, bad, first);
     else
         log_msg(LOG_INFO, "ns_check %s: consistent", when);
+    if (b.ok && b.files != b.counter)
+        log_msg(LOG_WARN, "ns_check %s: bytes_in_memory is %llu, the files in memory hold %llu", when,
+                (unsigned long long)b.counter, (unsigned long long)b.files);
     running = 0;
 }
 

@@ -21,9 +21,19 @@ int ns_init(char *err, size_t errlen);
 int nsl_enter(void);
 void nsl_exit(void);
 
+/* bytes_in_memory (counter) and the capacity of every file in memory (files), read together
+ * under ns_lock and every such file's inode lock (ns_bytes_recount); ok 0 when a file's lock
+ * was held then (not waited for) or ns_lock could not be had. */
+struct ns_bytes {
+    int ok;
+    uint64_t counter, files;
+};
+
 /* The namespace's invariants (namespace.c): 0, or the number violated with
- * the first described in first.  Frees inodes left unnamed and unopened. */
-int ns_check(char *first, size_t n);
+ * the first described in first.  Frees inodes left unnamed and unopened.
+ * bytes (may be NULL) receives the count of bytes in memory, made in the
+ * same section. */
+int ns_check(char *first, size_t n, struct ns_bytes *bytes);
 void ns_check_and_log(const char *when);
 
 /* The memfd pool (EPH_OP_POOL): lend up to want free slots, each with a

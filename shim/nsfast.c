@@ -717,13 +717,8 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
     uint64_t keep = e.home ? atomic_load(&in->capacity) : 0;
     uint32_t gen = eph_inode_fresh(in, 1, sh_lru_ns()); /* open_count 1: the caller's reference, as CREATE gives it */
     struct eph_counters *c = &h->c;
-    if (keep) {
-        atomic_store(&in->capacity, keep);
-        /* Counted again while it is a file (nsf_keep_home), before the record makes it one: a
-         * process killed in between leaves the count too high by at most 64 KiB, never below zero
-         * (after the record, the daemon's later ns_free took it below zero). */
-        eph_atomic_max(&c->bytes_in_memory_peak, atomic_fetch_add(&c->bytes_in_memory, keep) + keep);
-    }
+    if (keep)
+        atomic_store(&in->capacity, keep); /* not counted while FREE: the record below counts it */
     ft_inflight_inode(e.inode, gen); /* in the caller's ledger at once (fdtable.c) */
     in->dev = pst.st_dev;
     in->mode = S_IFREG | (mode & 07777);
@@ -738,14 +733,21 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
 
     eph_j_begin(h);
     memcpy(h->journal.path, abs, strlen(abs) + 1);
+    /* A home's pages are counted again by the record that makes the slot a file, once, first
+     * (before the file is MEM, as a grow charges before it stores its capacity): killed before
+     * the commit, neither; after it, both (ARCHITECTURE.md, "The count across a kill"). */
+    if (keep)
+        eph_j_add64(h, &c->bytes_in_memory, (int64_t)keep);
     eph_j_add(h, EPH_JOP_INSERT, e.inode, 0);
     eph_j_set32(h, &in->lent_to, 0);
     eph_j_set64(h, &h->place_recent[k], (uint64_t)(e.inode + 1) | (uint64_t)gen << 32);
     eph_j_set32(h, &h->place_next, (k + 1) % EPH_PLACE_RECENT);
     eph_j_set32(h, &in->state, EPH_MEM);
     nsf_j_dir(h, &pd, 1, now);
-    eph_j_commit(h);
+    eph_j_commit_as(h, keep ? "home" : NULL); /* EPHEMERA_NS_STALL=home-<point> stops here only */
 
+    if (keep)
+        eph_atomic_max(&c->bytes_in_memory_peak, atomic_load(&c->bytes_in_memory));
     atomic_fetch_add(&c->files_created, 1);
     eph_atomic_max(&c->files_in_memory_peak, atomic_fetch_add(&c->files_in_memory, 1) + 1);
     atomic_fetch_add(&h->shim_creates, 1);
@@ -838,18 +840,24 @@ static int nsf_keep_home(uint32_t idx, uint32_t gen)
     int ok = atomic_load(&in->state) == EPH_MEM && !atomic_load(&in->pinned);
     if (ok && cap > NSF_LAZY_RECLAIM) {
         ok = sys.ftruncate(fd, 0) == 0;
+        /* Out of the count with its capacity, as nsf_reclaim does: a file stays MEM (counted)
+         * until the record commits, and a kill before then leaves it MEM with capacity 0. */
         if (ok)
-            atomic_store(&in->capacity, left = 0);
+            atomic_fetch_sub(&h->c.bytes_in_memory, atomic_exchange(&in->capacity, left = 0));
+        eph_ns_stall("home-emptied");
     }
     if (ok) {
         atomic_store(&h->reclaim_pending, 1); /* killed before the commit: the daemon frees it */
         eph_j_begin(h);
+        /* The pages the FREE slot keeps leave the count in the record that makes it FREE, once
+         * (a kill before the commit leaves a MEM file the daemon frees, counted until then). */
+        eph_j_add64(h, &h->c.bytes_in_memory, -(int64_t)left);
         eph_j_set64(h, &in->ino, eph_file_ino_next(in->ino));
         eph_j_set64(h, &in->size, 0);
         eph_j_set32(h, &in->gen, gen + 1); /* before the slot is reusable, as ns_free */
         eph_j_set32(h, &in->lent_to, (uint32_t)me);
         eph_j_set32(h, &in->state, EPH_FREE);
-        eph_j_commit(h);
+        eph_j_commit_as(h, "home");
     }
     eph_unlock(&in->lock);
     if (!ok) {
@@ -858,7 +866,6 @@ static int nsf_keep_home(uint32_t idx, uint32_t gen)
         return 0;
     }
     atomic_fetch_sub(&h->c.files_in_memory, 1);
-    atomic_fetch_sub(&h->c.bytes_in_memory, cap);
     /* Filled meanwhile by a create's put-back: the slot stays lent to us unused, its pages
      * freed with the memfd when the daemon takes it back (ns_pool_return). */
     nsf_put_back(&(struct nsf_ent){idx, in->mem_fd, fd, 1});

@@ -10,7 +10,10 @@
  * readers retry), then EMPTY.  The locker that inherits a dead holder's lock
  * applies a COMMITTED record again (each operation may run twice: stores of
  * precomputed values, and chain removals and insertions that first look
- * whether they were done) and discards any other.
+ * whether they were done) and discards any other.  The one operation that is
+ * not a store, an add to a counter that other processes move at the same time
+ * without the lock (bytes_in_memory: a write's growth), marks itself applied
+ * (EPH_JOP_ADD64 -> EPH_JOP_ADDED) next to the add, so it is made once.
  *
  * Waits are bounded: pthread_mutex_clocklock in 100 ms slices; after 5 s the
  * caller gets -EIO (and logs the holder's tid), never a hang.  A holder that
@@ -258,9 +261,40 @@ static inline void eph_j_set64(struct eph_shm_header *h, void *field, uint64_t v
     eph_j_add(h, EPH_JOP_SET64, EPH_OFF(h, field), v);
 }
 
-static inline void eph_j_apply_op(struct eph_shm_header *h, const struct eph_jop *o)
+/* Into the open record: add delta (negative: take away) to a counter, once, as the record
+ * applies.  A counter whose value is kept only under ns_lock would take a SET64 instead. */
+static inline void eph_j_add64(struct eph_shm_header *h, _Atomic uint64_t *counter, int64_t delta)
+{
+    eph_j_add(h, EPH_JOP_ADD64, EPH_OFF(h, counter), (uint64_t)delta);
+}
+
+/*
+ * An add applied once, by the holder or by the locker that redoes its record: the op is
+ * marked applied in the same breath as the add.  Two stores, so a holder killed between
+ * them leaves one of two outcomes, and the order picks the safe one: an add is made
+ * before its mark (killed between: made again by the redo, the count too high by val),
+ * a take-away after its mark (killed between: not made, too high again).  Never below
+ * the truth, so never below zero: a count below zero stopped `ephemera run`'s shutdown.
+ */
+static inline void eph_j_apply_add(struct eph_shm_header *h, struct eph_jop *o)
+{
+    _Atomic uint64_t *w = (_Atomic uint64_t *)(void *)((char *)h + o->arg);
+    _Atomic uint32_t *kind = (_Atomic uint32_t *)(void *)&o->kind;
+    if ((int64_t)o->val >= 0) {
+        atomic_fetch_add(w, o->val);
+        atomic_store(kind, EPH_JOP_ADDED);
+    } else {
+        atomic_store(kind, EPH_JOP_ADDED);
+        atomic_fetch_add(w, o->val);
+    }
+}
+
+static inline void eph_j_apply_op(struct eph_shm_header *h, struct eph_jop *o)
 {
     switch (o->kind) {
+    case EPH_JOP_ADD64:
+        eph_j_apply_add(h, o);
+        break;
     case EPH_JOP_SET32:
         atomic_store((_Atomic uint32_t *)(void *)((char *)h + o->arg), (uint32_t)o->val);
         break;
@@ -284,35 +318,51 @@ static inline void eph_j_apply_op(struct eph_shm_header *h, const struct eph_jop
 
 /* A test hook of the fault builds: EPHEMERA_NS_STALL=<point> stops the process
  * (SIGSTOP) at that point of a change, lock held, for a test to kill it (or, for
- * "last", to keep it there while another process looks at the region). */
-static inline void eph_ns_stall(const char *point)
+ * "last", to keep it there while another process looks at the region).  A record
+ * committed with a tag (eph_j_commit_as) stops at "<tag>-<point>" too, and only it,
+ * so a test can reach that record past the others of the same call (an unlink's
+ * own record comes before its home's, nsfast.c). */
+static inline void eph_ns_stall_in(const char *point, const char *tag)
 {
 #ifdef EPH_FAULTS
     const char *s = getenv("EPHEMERA_NS_STALL");
-    if (s && strcmp(s, point) == 0)
+    size_t n = tag ? strlen(tag) : 0;
+    if (s && (strcmp(s, point) == 0 || (tag && strncmp(s, tag, n) == 0 && s[n] == '-' && strcmp(s + n + 1, point) == 0)))
         raise(SIGSTOP);
 #else
     (void)point;
+    (void)tag;
 #endif
 }
 
-/* Commit the record and apply it, readers kept out by an odd ns_seq. */
-static inline void eph_j_commit(struct eph_shm_header *h)
+static inline void eph_ns_stall(const char *point)
+{
+    eph_ns_stall_in(point, NULL);
+}
+
+/* Commit the record and apply it, readers kept out by an odd ns_seq; tag names its
+ * stall points in the fault builds (NULL: none but the plain ones). */
+static inline void eph_j_commit_as(struct eph_shm_header *h, const char *tag)
 {
     struct eph_journal *j = &h->journal;
-    eph_ns_stall("building");
+    eph_ns_stall_in("building", tag);
     atomic_store_explicit(&j->state, EPH_J_COMMITTED, memory_order_seq_cst);
     eph_ns_seq_begin(h);
     for (uint32_t k = 0; k < j->n; k++) {
         if (k > 0 && k + 1 == j->n)
-            eph_ns_stall("last"); /* all but the last store applied: a create's slot still FREE */
+            eph_ns_stall_in("last", tag); /* all but the last store applied: a create's slot still FREE */
         eph_j_apply_op(h, &j->op[k]);
         if (k == 0)
-            eph_ns_stall("applying");
+            eph_ns_stall_in("applying", tag);
     }
     eph_ns_seq_end(h);
-    eph_ns_stall("applied");
+    eph_ns_stall_in("applied", tag);
     atomic_store_explicit(&j->state, EPH_J_EMPTY, memory_order_release);
+}
+
+static inline void eph_j_commit(struct eph_shm_header *h)
+{
+    eph_j_commit_as(h, NULL);
 }
 
 /*

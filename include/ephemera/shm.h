@@ -195,7 +195,8 @@ struct eph_dirtime {
 
 /*
  * The redo journal of the namespace change in progress (nslock.h).  The holder
- * of ns_lock records the change as a few idempotent operations, sets COMMITTED,
+ * of ns_lock records the change as a few idempotent operations (and adds to a
+ * counter, each marked as it is applied, so made once), sets COMMITTED,
  * applies them inside an odd ns_seq, then sets EMPTY.  A locker that inherits
  * the lock from a dead holder (EOWNERDEAD) applies a COMMITTED record again and
  * discards any other: the namespace is then exactly before or after the change.
@@ -208,6 +209,9 @@ enum eph_jkind {
     EPH_JOP_REMOVE = 3, /* take inode off its hash chain; path "", nlink 0 (no-op if already off) */
     EPH_JOP_INSERT = 4, /* name inode journal.path and chain it (no-op if already chained there) */
     EPH_JOP_INSERT2 = 5, /* the same with journal.path2 (version 6) */
+    EPH_JOP_ADD64 = 6,  /* *(uint64_t *)(region + off) += val (two's complement: a negative val takes
+                         * away), once: the op becomes EPH_JOP_ADDED as it is applied (nslock.h) */
+    EPH_JOP_ADDED = 7,  /* an ADD64 already applied: nothing to do */
 };
 struct eph_jop {
     uint32_t kind;
