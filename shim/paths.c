@@ -442,14 +442,24 @@ static int canon_parent(char abs[EPH_PATH_MAX])
  * it were lost at exit; a rename moved it away from them.  So before such a call the name's
  * directory is resolved by the kernel, and a name that lands under a root is handed to the managed
  * call in its canonical spelling.  Only while something is in memory (two loads of the region), or
- * when this process has not attached and so cannot tell: then one openat2 and a close, two more
- * when a symlink is on the way.  Every other call through such a path (open, stat, listings) stays
+ * for the first ALIAS_LOOKS_UNATTACHED such calls of a process that has not attached to the region
+ * and so cannot tell (after those it attaches, once): then one openat2 and a close, two more when
+ * a symlink is on the way.  Every other call through such a path (open, stat, listings) stays
  * the kernel's: canonicalising each would cost every program's every call outside the roots.
  * 1 with out the canonical absolute name (its trailing slash kept), or 0: the kernel's call.
  */
+#define ALIAS_LOOKS_UNATTACHED 4
+
 int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX])
 {
+    static _Atomic int unattached_looks;
     if (path_bad_ptr(p) || !p[0] || sh.disabled || sh_busy)
+        return 0;
+    /* A process that never touched a root has not mapped the region: its first few such calls
+     * ask the kernel, then it attaches once, so that a loop of them costs nothing per call. */
+    if (!atomic_load_explicit(&sh.attached, memory_order_acquire) &&
+        atomic_fetch_add_explicit(&unattached_looks, 1, memory_order_relaxed) >= ALIAS_LOOKS_UNATTACHED &&
+        sh_attach() < 0)
         return 0;
     if (atomic_load_explicit(&sh.attached, memory_order_acquire) &&
         !atomic_load_explicit(&sh.hdr->c.files_in_memory, memory_order_relaxed) &&
