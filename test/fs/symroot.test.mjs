@@ -203,7 +203,8 @@ test('a canonical root used through a symlink outside it: rmdir of a directory h
 // The same layout, more calls through the outside link, each answered as tmpfs answers it: a
 // directory holding in-memory files renamed through the link (by mv, a process that never touched
 // a root, and by a Python process that did), an empty directory removed through it, a file in
-// memory unlinked and renamed through it, and `rmdir` of a directory still holding one. The tree
+// memory unlinked and renamed through it, `rmdir` and `remove()` of a directory still holding one, `remove()` of a file
+// in memory and of an empty directory. The tree
 // written back at exit must be tmpfs's, byte for byte.
 const OUTSIDE = String.raw`
 R=$0 V=$1
@@ -232,6 +233,15 @@ do("rename-file", lambda: os.rename(V + "/e3/w", V + "/e3/w2"))
 do("unlink-file", lambda: os.unlink(V + "/e3/y"))
 do("unlink-missing", lambda: os.unlink(V + "/e3/nothing"))
 do("rename-into", lambda: os.rename(V + "/mem", V + "/e3/mem"))
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+def remove(p):
+    if libc.remove(p.encode()) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+do("remove-full", lambda: remove(V + "/e3"))
+do("remove-file", lambda: remove(V + "/e3/w2"))
+do("remove-empty", lambda: os.mkdir(R + "/e3/x") or remove(V + "/e3/x"))
 print(sorted(os.listdir(R + "/e3")), sorted(os.listdir(R)))
 ' "$R" "$V"
 `;
