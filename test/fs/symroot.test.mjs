@@ -203,9 +203,9 @@ test('a canonical root used through a symlink outside it: rmdir of a directory h
 // The same layout, more calls through the outside link, each answered as tmpfs answers it: a
 // directory holding in-memory files renamed through the link (by mv, a process that never touched
 // a root, and by a Python process that did), an empty directory removed through it, a file in
-// memory unlinked and renamed through it, `rmdir` and `remove()` of a directory still holding one, `remove()` of a file
-// in memory and of an empty directory. The tree
-// written back at exit must be tmpfs's, byte for byte.
+// memory unlinked and renamed through it, `rmdir` and `remove()` of a directory still holding one,
+// `remove()` of a file in memory and of an empty directory. The tree written back at exit must be
+// tmpfs's, byte for byte.
 const OUTSIDE = String.raw`
 R=$0 V=$1
 mkdir "$V/e" && echo bytes of e > "$R/e/y" && mkdir "$R/e/sub" && echo deep > "$R/e/sub/z"; echo mkdir=$?
