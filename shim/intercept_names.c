@@ -188,17 +188,36 @@ static int unlink_impl(int dirfd, const char *path, int flags)
     return r == 0 && named ? unlinked(abs, flags) : r;
 }
 
+/*
+ * A name outside every root as spelled, which a symlink outside them may lead into one (paths.c,
+ * path_alias): a directory is looked up before the kernel removes it (it may hold names only in
+ * memory), a file name only after the kernel's ENOENT (it may be in memory).  With nothing in
+ * memory, the kernel's call alone.
+ */
+static int unlink_outside(int dirfd, const char *path, int flags)
+{
+    char canon[EPH_PATH_MAX];
+    if ((flags & AT_REMOVEDIR) && unlikely(path_alias(dirfd, path, canon)))
+        return unlink_impl(AT_FDCWD, canon, flags);
+    int r = REAL(unlinkat)(dirfd, path, flags);
+    if (flags & AT_REMOVEDIR)
+        return (int)dc_after(r);
+    if (unlikely(r < 0 && errno == ENOENT) && path_alias(dirfd, path, canon))
+        return unlink_impl(AT_FDCWD, canon, flags);
+    return r;
+}
+
 SH_EXPORT int unlink(const char *path)
 {
     if (likely(!path_maybe_managed(AT_FDCWD, path)))
-        return REAL(unlink)(path);
+        return unlink_outside(AT_FDCWD, path, 0);
     return unlink_impl(AT_FDCWD, path, 0);
 }
 
 SH_EXPORT int unlinkat(int dirfd, const char *path, int flags)
 {
     if (likely(!path_maybe_managed(dirfd, path)))
-        return (flags & AT_REMOVEDIR) ? (int)dc_after(REAL(unlinkat)(dirfd, path, flags)) : REAL(unlinkat)(dirfd, path, flags);
+        return unlink_outside(dirfd, path, flags);
     return unlink_impl(dirfd, path, flags);
 }
 
@@ -215,7 +234,7 @@ SH_EXPORT int remove(const char *path)
     char abs[EPH_PATH_MAX];
     int t;
     if (likely(!path_maybe_managed(AT_FDCWD, path)))
-        return REAL(remove)(path);
+        return unlink_outside(AT_FDCWD, path, 0) == 0 ? 0 : errno == EISDIR ? unlink_outside(AT_FDCWD, path, AT_REMOVEDIR) : -1;
     if (!sh_busy && nsd_resolve(AT_FDCWD, path, abs, &t) > 0 && nsd_dir_slot(abs, NULL) >= 0)
         return rmdir(path);
     if (unlink(path) == 0)
@@ -226,7 +245,7 @@ SH_EXPORT int remove(const char *path)
 SH_EXPORT int rmdir(const char *path)
 {
     if (likely(!path_maybe_managed(AT_FDCWD, path)))
-        return (int)dc_after(REAL(rmdir)(path));
+        return unlink_outside(AT_FDCWD, path, AT_REMOVEDIR);
     return unlink_impl(AT_FDCWD, path, AT_REMOVEDIR);
 }
 
@@ -451,25 +470,53 @@ again:;
     return r;
 }
 
+/*
+ * Both names outside every root as spelled, but a symlink outside them may lead either into one
+ * (path_alias): a directory moved away from the names in memory under it, or a disk name moved
+ * over one in memory, lost them.  So while anything is in memory both are looked up first (a
+ * file's ENOENT, the kernel's answer for a name in memory, comes to the same rename_impl).
+ * 0: the kernel's rename is right.
+ */
+static int rename_outside(int od, const char *o, int nd, const char *n, unsigned flags, int *r)
+{
+    char a[EPH_PATH_MAX], b[EPH_PATH_MAX];
+    int ma = path_alias(od, o, a), mb = path_alias(nd, n, b);
+    if (likely(!ma && !mb))
+        return 0;
+    *r = rename_impl(ma ? AT_FDCWD : od, ma ? a : o, mb ? AT_FDCWD : nd, mb ? b : n, flags);
+    return 1;
+}
+
 SH_EXPORT int rename(const char *o, const char *n)
 {
-    if (likely(!path_maybe_managed(AT_FDCWD, o) && !path_maybe_managed(AT_FDCWD, n)))
+    int r;
+    if (likely(!path_maybe_managed(AT_FDCWD, o) && !path_maybe_managed(AT_FDCWD, n))) {
+        if (unlikely(rename_outside(AT_FDCWD, o, AT_FDCWD, n, 0, &r)))
+            return r;
         return (int)dc_after(REAL(rename)(o, n));
+    }
     return rename_impl(AT_FDCWD, o, AT_FDCWD, n, 0);
 }
 
 SH_EXPORT int renameat(int od, const char *o, int nd, const char *n)
 {
-    if (likely(!path_maybe_managed(od, o) && !path_maybe_managed(nd, n)))
+    int r;
+    if (likely(!path_maybe_managed(od, o) && !path_maybe_managed(nd, n))) {
+        if (unlikely(rename_outside(od, o, nd, n, 0, &r)))
+            return r;
         return (int)dc_after(REAL(renameat)(od, o, nd, n));
+    }
     return rename_impl(od, o, nd, n, 0);
 }
 
 SH_EXPORT int renameat2(int od, const char *o, int nd, const char *n, unsigned flags)
 {
+    int r;
     if (likely(!path_maybe_managed(od, o) && !path_maybe_managed(nd, n))) {
         if (!REAL(renameat2))
             return fail(ENOSYS);
+        if (unlikely(rename_outside(od, o, nd, n, flags, &r)))
+            return r;
         return (int)dc_after(sys.renameat2(od, o, nd, n, flags));
     }
     return rename_impl(od, o, nd, n, flags);

@@ -23,6 +23,7 @@
 #include "nsdir.h"
 #include "nsdirfd.h"
 #include "ephemera/proto.h"
+#include "ephemera/shm.h"
 
 #include "paths.h"
 #include "compiler.h"
@@ -431,6 +432,86 @@ static int canon_parent(char abs[EPH_PATH_MAX])
     memmove(abs + n, slash, blen + 1);
     memcpy(abs, real, (size_t)n);
     return 1;
+}
+
+/*
+ * A name the lexical check put outside every root, for a call that removes or moves it (issue 9:
+ * never lose a byte).  A symlink outside the roots may lead into one (l -> r, the root r/root, the
+ * program using l/root/d): the kernel alone answers such a path, and a directory on disk there may
+ * hold names that live only in memory.  Its rmdir found it empty and removed it, and the files in
+ * it were lost at exit; a rename moved it away from them.  So before such a call the name's
+ * directory is resolved by the kernel, and a name that lands under a root is handed to the managed
+ * call in its canonical spelling.  Only while something is in memory (two loads of the region), or
+ * for the first ALIAS_LOOKS_UNATTACHED such calls of a process that has not attached to the region
+ * and so cannot tell (after those it attaches, once): then one openat2 and a close, two more when
+ * a symlink is on the way.  Every other call through such a path (open, stat, listings) stays
+ * the kernel's: canonicalising each would cost every program's every call outside the roots.
+ * 1 with out the canonical absolute name (its trailing slash kept), or 0: the kernel's call.
+ */
+#define ALIAS_LOOKS_UNATTACHED 4
+
+int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX])
+{
+    static _Atomic int unattached_looks;
+    if (path_bad_ptr(p) || !p[0] || sh.disabled || sh_busy)
+        return 0;
+    /* A process that never touched a root has not mapped the region: its first few such calls
+     * ask the kernel, then it attaches once, so that a loop of them costs nothing per call. */
+    if (!atomic_load_explicit(&sh.attached, memory_order_acquire) &&
+        atomic_fetch_add_explicit(&unattached_looks, 1, memory_order_relaxed) >= ALIAS_LOOKS_UNATTACHED &&
+        sh_attach() < 0)
+        return 0;
+    if (atomic_load_explicit(&sh.attached, memory_order_acquire) &&
+        !atomic_load_explicit(&sh.hdr->c.files_in_memory, memory_order_relaxed) &&
+        !atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed))
+        return 0;
+    size_t n = strlen(p), end = n;
+    while (end > 1 && p[end - 1] == '/')
+        end--;
+    size_t s = end;
+    while (s > 0 && p[s - 1] != '/')
+        s--;
+    size_t nlen = end - s;
+    /* "x/.", "x/..", "/": the kernel's own errors, nothing moves */
+    if (nlen == 0 || (nlen == 1 && p[s] == '.') || (nlen == 2 && p[s] == '.' && p[s + 1] == '.') || n >= EPH_PATH_MAX)
+        return 0;
+    char dir[EPH_PATH_MAX];
+    if (s == 0) {
+        dir[0] = '.';
+        dir[1] = '\0';
+    } else {
+        memcpy(dir, p, s);
+        dir[s] = '\0';
+    }
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS};
+    int fd = (int)syscall(SYS_openat2, dirfd, dir, &how, sizeof how);
+    if (fd >= 0 || (errno != ELOOP && errno != ENOSYS && errno != EPERM && errno != EINVAL)) {
+        /* No symlink on the way (or no such directory): the lexical name is the kernel's, and
+         * only an odd spelling of a root ("/r//root/d") can have hidden it from the check. */
+        int t;
+        if (fd >= 0)
+            sys.close(fd);
+        if (fd < 0 || path_absolute(dirfd, p, out, &t) <= 0 || !under_root(out) || path_is_root(out))
+            return 0;
+        size_t len = strlen(out);
+        if (t && len + 1 < EPH_PATH_MAX)
+            memcpy(out + len, "/", 2);
+        return 1;
+    }
+    fd = REAL(openat)(dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t k = sys.readlink(link, out, EPH_PATH_MAX - 1);
+    sys.close(fd);
+    if (k <= 0 || out[0] != '/' || (size_t)k + 1 + (n - s) >= EPH_PATH_MAX)
+        return 0;
+    if (k == 1)
+        k = 0; /* the directory is "/" */
+    out[k] = '/';
+    memcpy(out + k + 1, p + s, n - s + 1);
+    return under_root(out) && !path_is_root(out);
 }
 
 SH_TLS int path_canon_absent;

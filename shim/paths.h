@@ -45,6 +45,12 @@ int path_canon(char abs[EPH_PATH_MAX], int follow);
 /* Set by path_canon: 1 if, following, its final lstat found no entry at the
  * (canonical) abs it returned; the creator then needs no lstat of its own. */
 extern SH_TLS int path_canon_absent;
+/*
+ * A name path_maybe_managed left to the kernel, for a call that removes or moves it: while anything
+ * is in memory, its directory resolved by the kernel.  1 with out the canonical name under a root
+ * (a symlink outside the roots led there: the managed call must make it), else 0.
+ */
+int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX]);
 /* For a path with "..": the error the kernel's physical walk gives (0, -ENOTDIR, -ENOENT...). */
 int path_dotdot_error(int dirfd, const char *p);
 int path_physical_error(int dirfd, const char *p);      /* abs is exactly a managed root */

@@ -100,3 +100,26 @@ test('a lock on an in-memory file costs the kernel its one fcntl and nothing els
   assert.ok(b - a < 500, `under the shim ${b} calls for 6000 lock calls, without it ${a}: a lock call makes more than the kernel's one`);
   sc.done();
 });
+
+// A remove or move outside the roots may name a directory under one through a symlink outside them
+// (paths.c, path_alias): while anything is in memory the shim asks the kernel where the name's
+// directory is.  With nothing in memory it must not: a process that has not attached asks for its
+// first few only, then attaches once and reads the region's counters.  2000 renames and 1000 rmdirs
+// outside the roots; a look per call would add 6000 openat2 and close calls.
+const MOVE_LOOP = `
+import os, sys
+p = sys.argv[1]
+for i in range(1000):
+    os.mkdir(p + '/d')
+    os.rename(p + '/d', p + '/e')
+    os.rename(p + '/e', p + '/f')
+    os.rmdir(p + '/f')
+`;
+
+test('a rename or rmdir outside the roots costs no extra system call while nothing is in memory', { timeout: 60_000 }, async () => {
+  const sc = scratch('passthrough-moves');
+  const { plain: a, shim: b } = await countBoth(sc, 'openat2,openat,readlink,close,rename,renameat,renameat2,rmdir,unlinkat', MOVE_LOOP, sc.sub('outside'));
+  assert.ok(a >= 3000, `without the shim only ${a} calls counted: the loop did not run`);
+  assert.ok(b - a < 300, `under the shim ${b} calls, without it ${a}: removes and moves outside the roots are being resolved by the shim`);
+  sc.done();
+});

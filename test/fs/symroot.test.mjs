@@ -183,14 +183,12 @@ for (const name of Object.keys(LAYOUTS)) {
 
 // The other way round: the root given by its canonical path, the program using a spelling through
 // a symlink outside every root. The shim does not see such a path as managed, so the kernel alone
-// answers it: a disk directory made through the link, a file created in it under the root's own
-// spelling (in memory), then `rmdir` through the link finds the disk directory empty and removes
-// it, and the file is gone at exit (tmpfs: ENOTEMPTY). Measured on b864d11; docs/ARCHITECTURE.md,
-// "Roots through symlinks", has it as not covered.
-test('a canonical root used through a symlink outside it: rmdir of a directory holding an in-memory file fails', {
-  timeout: 60_000,
-  todo: 'not covered: a path through a symlink outside every root is not managed (issue 9)',
-}, async () => {
+// answered it: a disk directory made through the link, a file created in it under the root's own
+// spelling (in memory), then `rmdir` through the link found the disk directory empty and removed
+// it, and the file was gone at exit (tmpfs: ENOTEMPTY; rmdir=0 on b864d11). A call that removes or
+// moves a name outside the roots now asks the kernel where the name's directory is while anything
+// is in memory (paths.c, path_alias), and one under a root is the managed call's.
+test('a canonical root used through a symlink outside it: rmdir of a directory holding an in-memory file fails', { timeout: 60_000 }, async () => {
   const sc = scratch('symroot-outside');
   mkdirSync(join(sc.dir, 'real', 'root'), { recursive: true });
   symlinkSync('real', join(sc.dir, 'l'));
@@ -199,5 +197,77 @@ test('a canonical root used through a symlink outside it: rmdir of a directory h
   assert.equal(r.status, 0, describe(r));
   assert.equal(r.stdout.toString(), 'rmdir=1\n', 'rmdir through the link must fail with ENOTEMPTY');
   assert.equal(readFileSync(join(root, 'd', 'x'), 'utf8'), 'hi\n', 'the file written back at exit');
+  sc.done();
+});
+
+// The same layout, more calls through the outside link, each answered as tmpfs answers it: a
+// directory holding in-memory files renamed through the link (by mv, a process that never touched
+// a root, and by a Python process that did), an empty directory removed through it, a file in
+// memory unlinked and renamed through it, `rmdir` and `remove()` of a directory still holding one,
+// `remove()` of a file in memory and of an empty directory. The tree written back at exit must be
+// tmpfs's, byte for byte.
+const OUTSIDE = String.raw`
+R=$0 V=$1
+mkdir "$V/e" && echo bytes of e > "$R/e/y" && mkdir "$R/e/sub" && echo deep > "$R/e/sub/z"; echo mkdir=$?
+mv "$V/e" "$V/e2"; echo mv=$?
+cat "$R/e2/y" "$R/e2/sub/z"; ls "$R/e2"; ls "$R"
+mkdir "$V/empty"; echo mkdir-empty=$?
+rmdir "$V/empty"; echo rmdir-empty=$?
+ls "$R"
+mkdir "$R/mem"; echo in memory > "$R/mem/m"; rmdir "$V/mem" 2>/dev/null; echo rmdir-mem=$?
+mkdir "$R/gone"; rmdir "$V/gone"; echo rmdir-mem-empty=$?
+"$2" -c '
+import errno, os, sys
+R, V = sys.argv[1], sys.argv[2]
+def do(name, fn):
+    try:
+        fn()
+        print(name, "ok")
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+with open(R + "/e2/w", "w") as f:
+    f.write("written by python")
+do("rename-dir", lambda: os.rename(V + "/e2", V + "/e3"))
+do("rmdir-full", lambda: os.rmdir(V + "/e3"))
+do("rename-file", lambda: os.rename(V + "/e3/w", V + "/e3/w2"))
+do("unlink-file", lambda: os.unlink(V + "/e3/y"))
+do("unlink-missing", lambda: os.unlink(V + "/e3/nothing"))
+do("rename-into", lambda: os.rename(V + "/mem", V + "/e3/mem"))
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+def remove(p):
+    if libc.remove(p.encode()) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+do("remove-full", lambda: remove(V + "/e3"))
+do("remove-file", lambda: remove(V + "/e3/w2"))
+do("remove-empty", lambda: os.mkdir(R + "/e3/x") or remove(V + "/e3/x"))
+print(sorted(os.listdir(R + "/e3")), sorted(os.listdir(R)))
+' "$R" "$V"
+`;
+
+test('a canonical root used through a symlink outside it: renames and removals as on tmpfs, nothing lost', { timeout: 120_000 }, async () => {
+  const lay = (base) => {
+    mkdirSync(join(base, 'real', 'root'), { recursive: true });
+    symlinkSync('real', join(base, 'l'));
+    return { root: join(base, 'real', 'root'), via: join(base, 'l', 'root') };
+  };
+  const ref = mkdtempSync('/dev/shm/ephemera-test-aliasroot-');
+  let tmpfs, want;
+  try {
+    const l = lay(ref);
+    tmpfs = await run('sh', ['-c', OUTSIDE, l.root, l.via, PYTHON], { env: cleanEnv(), cwd: l.root, timeoutMs: 60_000 });
+    want = tree(l.root);
+  } finally {
+    rmSync(ref, { recursive: true, force: true });
+  }
+  assert.equal(tmpfs.status, 0, `reference run on tmpfs: ${describe(tmpfs)}`);
+  const sc = scratch('symroot-outside-moves');
+  const l = lay(sc.dir);
+  const shim = await ephemeraRun({ root: l.root, cmd: 'sh', args: ['-c', OUTSIDE, l.root, l.via, PYTHON], statsDir: sc.dir, timeoutMs: 60_000 });
+  assert.equal(shim.status, 0, `under the shim: ${describe(shim)}`);
+  assert.equal(shim.stdout.toString(), tmpfs.stdout.toString(), 'every call as on tmpfs');
+  assert.deepEqual(tree(l.root), want, 'the tree written back at exit is the one tmpfs kept');
+  assert.ok(shim.stats.files_created > 0, `files_created ${shim.stats.files_created}: no file was made in memory`);
   sc.done();
 });
