@@ -64,7 +64,12 @@ static void ledger_inode_unref(uint32_t inode, uint32_t gen)
         if (oc == 0)
             return;
     } while (!atomic_compare_exchange_weak(&in->open_count, &oc, oc - 1));
-    if (oc == 1 && atomic_load(&in->gen) == gen)
+    if (oc != 1)
+        return;
+    /* The last: its own file's, or (a slot reused since, whose count held it: eph_inode_fresh) the
+     * new file's, whose last close left the release to this reference. */
+    uint32_t st = atomic_load(&in->state);
+    if (atomic_load(&in->gen) == gen || st == EPH_MEM || st == EPH_DISK)
         ns_maybe_gc(inode);
 }
 

@@ -571,9 +571,9 @@ void ns_sweep_orphans(int nconns, uint64_t accepts)
     atomic_store(&D.h->desc_hint, 0);
     for (uint32_t i = 0; i < hwm; i++) {
         struct eph_inode *in = &D.inodes[i];
+        atomic_store(&in->open_count, 0); /* a FREE slot's too: nobody is left to give a late one back */
         if (atomic_load(&in->state) == EPH_FREE)
             continue;
-        atomic_store(&in->open_count, 0);
         atomic_store(&in->pinned, 0);
         atomic_store(&in->inflight, 0);
         ns_maybe_gc(i);

@@ -168,7 +168,7 @@ static int op_create(const struct eph_req *q, struct eph_resp *r, int *fd)
             return 0;
         }
         struct eph_inode *in = &D.inodes[idx];
-        atomic_store(&in->open_count, 1);
+        atomic_fetch_add(&in->open_count, 1); /* added: a late reference to the slot's last file may be in it (eph_inode_fresh) */
         r->where = EPH_WHERE_MEM;
         r->inode = (uint32_t)idx;
         r->gen = atomic_load(&in->gen);
@@ -247,7 +247,7 @@ static int op_create(const struct eph_req *q, struct eph_resp *r, int *fd)
         return 0;
     }
     struct eph_inode *in = &D.inodes[idx];
-    atomic_store(&in->open_count, 1);
+    atomic_fetch_add(&in->open_count, 1); /* added, as above */
     ns_write_begin();
     ns_insert((uint32_t)idx, path);
     ns_write_end();

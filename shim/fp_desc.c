@@ -53,9 +53,17 @@ void fp_desc_ref(uint32_t desc) { atomic_fetch_add(&sh.descs[desc].refs, 1); }
 void fp_inode_release(uint32_t inode, uint32_t gen)
 {
     struct eph_inode *ino = &sh.inodes[inode];
-    /* A reference taken on a slot that was reused meanwhile is still ours to give back. */
-    if (atomic_fetch_sub(&ino->open_count, 1) != 1 || atomic_load(&ino->gen) != gen)
+    /* A reference taken on a slot that was reused meanwhile is still ours to give back: the new
+     * file's count holds it (eph_inode_fresh adds). */
+    if (atomic_fetch_sub(&ino->open_count, 1) != 1)
         return;
+    if (atomic_load(&ino->gen) != gen) {
+        /* Ours was the last: the new file's last close came first and left its release to us. */
+        uint32_t now = atomic_load(&ino->gen), st = atomic_load(&ino->state);
+        if ((st == EPH_MEM || st == EPH_DISK) && atomic_load(&ino->nlink) == 0)
+            rpc_inode_call(EPH_OP_RELEASE, inode, now);
+        return;
+    }
     /* Last open description: an unlinked file (or an evicted one) can now be freed. */
     if (atomic_load(&ino->nlink) == 0 || atomic_load(&ino->state) != EPH_MEM)
         rpc_inode_call(EPH_OP_RELEASE, inode, gen);

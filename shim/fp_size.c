@@ -401,6 +401,7 @@ int fp_truncate_inode(uint32_t inode, uint32_t gen, off_t len)
     /* Hold an open reference meanwhile, so the daemon cannot free the inode under us. */
     ft_inflight_slot();
     fp_call_ref(inode, gen);
+    eph_lock_stall("truncate-reffed"); /* fault builds: the reference taken, not yet checked (test/c/staleref_test.c) */
     fp_wait_moving(ino, gen);
     /* The name may have gone since the lookup, and the daemon may have freed the slot before our
      * reference (fp_call_ref): without this look, a slot freed and given to a new file meanwhile

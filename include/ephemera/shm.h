@@ -365,9 +365,15 @@ enum eph_daemon_down { EPH_DAEMON_UP = 0, EPH_DAEMON_RESTARTING = 1, EPH_DAEMON_
 
 /*
  * A FREE slot, on no chain, made ready to become a new file or directory: a new
- * generation, no lock, pins, holes, bytes or links, open_count references, last
- * used at lru_ns.  Its identity, times and state are the caller's to set.
- * Returns the new generation.
+ * generation, no lock, pins, holes, bytes or links, open_count more references,
+ * last used at lru_ns.  Its identity, times and state are the caller's to set.
+ * Returns the new generation.  open_count is added, never stored: a FREE slot's
+ * count is the references still to be given back by callers that took one on
+ * the file it held just as that file was freed (fp_call_ref, open_cached: they
+ * give it back when they see the generation moved on, fp_inode_release).  A
+ * store would erase such a reference, and its late release would then take
+ * one from the new file, leaving it unopened in the daemon's eyes while a
+ * process still reads and writes it.
  */
 static inline uint32_t eph_inode_fresh(struct eph_inode *in, uint32_t open_count, uint64_t lru_ns)
 {
@@ -376,7 +382,7 @@ static inline uint32_t eph_inode_fresh(struct eph_inode *in, uint32_t open_count
     atomic_store(&in->epoch, 0);
     atomic_store(&in->inflight, 0);
     atomic_store(&in->lock.word, 0);
-    atomic_store(&in->open_count, open_count);
+    atomic_fetch_add(&in->open_count, open_count);
     atomic_store(&in->nlink, 0);
     atomic_store(&in->pinned, 0);
     atomic_store(&in->holes, 0);

@@ -1,0 +1,168 @@
+/*
+ * A reference taken on a slot just as the daemon frees it (a late reference:
+ * truncate by path, an attribute call by path, a cached reopen) is given back
+ * by its taker once it sees the slot's generation moved on (fp_inode_release).
+ * The slot's next file used to be made with open_count *stored* as 1, which
+ * erased the late reference; its give-back then took one from the new file.
+ * That file looked unopened while a process still had it open: once unlinked,
+ * the shim or the daemon freed it under that process, whose reads then showed
+ * the next file's bytes.  Now a fresh slot's count is added to
+ * (eph_inode_fresh), so the late reference is still in it when given back.
+ *
+ * The stall points make the moment exact (fault builds of the shim and the
+ * daemon): the truncating process stops after its lookup (truncate-ref) and
+ * again with its reference taken, before its check (truncate-reffed); the
+ * daemon stops between its look and the free (gc-chosen).  While the truncate
+ * holds its late reference, the slot is freed and a new file made in it; the
+ * truncate then gives the reference back.  Each new file is then opened,
+ * unlinked while open and other files made: every open fd must still read
+ * its own file's bytes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ephemera/proto.h"
+
+#include "check.h"
+#include "shimmed.h"
+
+#define BOUND_S 20.0
+/* A batch of free slots is used from its end: the slot freed last, lent first, is the last one used. */
+#define NEW_FILES EPH_POOL_MAX
+#define N 8192
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* 1 when fd reads exactly n bytes of c from offset 0. */
+static int fd_holds(int fd, char c, size_t n)
+{
+    static char buf[N + 1];
+    ssize_t r = pread(fd, buf, sizeof buf, 0);
+    if (r != (ssize_t)n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] != c)
+            return 0;
+    return 1;
+}
+
+static int child(const char *root, const char *disk)
+{
+    (void)disk;
+    char run[PATH_MAX], f[PATH_MAX], w[PATH_MAX], g[NEW_FILES][PATH_MAX], h[NEW_FILES][PATH_MAX];
+    snprintf(run, sizeof run, "%.*s/run", (int)(strrchr(root, '/') - root), root);
+    snprintf(f, sizeof f, "%s/f", root);
+    snprintf(w, sizeof w, "%s/w", root);
+    for (int i = 0; i < NEW_FILES; i++) {
+        snprintf(g[i], sizeof g[i], "%s/g%d", root, i);
+        snprintf(h[i], sizeof h[i], "%s/h%d", root, i);
+    }
+    pid_t daemon = (pid_t)ephd_stat(run, "pid");
+    CHECK(daemon > 0, "the daemon's pid from stats: %d", (int)daemon);
+    if (daemon <= 0)
+        return 1;
+
+    /* f is made by a process that then exits: its unlink leaves the slot to the daemon's collection. */
+    pid_t maker = fork();
+    if (maker == 0)
+        _exit(file_put(f, 'f', 4096) && file_put(w, 'w', 4096) ? 0 : 1);
+    double took;
+    CHECK(wait_bounded_s(maker, BOUND_S, &took) == 0, "the process making f failed");
+    CHECK(ephd_stat_becomes(run, "files_in_memory", 2), "f and w are not the two files in memory (%lld)",
+          ephd_stat(run, "files_in_memory"));
+
+    pid_t trunc = fork();
+    if (trunc == 0) {
+        /* A first reference (to w) while the daemon runs: it registers this process's ledger. */
+        int wfd = open(w, O_RDONLY);
+        if (wfd < 0)
+            _exit(12);
+        close(wfd);
+        int r = truncate(f, 100);
+        _exit(r == 0 ? 0 : errno == ENOENT ? 10 : 11);
+    }
+    CHECK(wait_stopped(trunc), "the truncating process did not stop after its lookup");
+
+    /* f's name goes; the daemon looks, finds nobody has it open, and stops before the free. */
+    CHECK(unlink(f) == 0, "unlink %s: %s", f, strerror(errno));
+    int stopped = stopped_within(daemon);
+    CHECK(stopped, "the daemon did not stop before freeing f's slot (state %c)", proc_state(daemon));
+    if (!stopped) {
+        kill(trunc, SIGKILL);
+        waitpid(trunc, NULL, 0);
+        return 1;
+    }
+    /* The late reference: taken after the daemon's look, held across the free. */
+    kill(trunc, SIGCONT);
+    CHECK(wait_stopped(trunc), "the truncating process did not stop with its reference taken");
+    /* From now on the daemon stops at every collection: a process of ours keeps it going, at most BOUND_S. */
+    pid_t keeper = fork();
+    if (keeper == 0) {
+        for (int i = 0; i < (int)(BOUND_S * 20) && kill(daemon, SIGCONT) == 0; i++)
+            pause_ms(50);
+        _exit(0);
+    }
+    CHECK(ephd_stat_becomes(run, "files_in_memory", 1), "f's slot was not freed (%lld files in memory)",
+          ephd_stat(run, "files_in_memory"));
+    /* New files, one of them in f's old slot; then the truncate gives its late reference back. */
+    int made = 1;
+    for (int i = 0; i < NEW_FILES; i++)
+        made &= file_put(g[i], 'G', N);
+    CHECK(made, "making the new files: %s", strerror(errno));
+    int tr = continue_until_exit_s(trunc, BOUND_S);
+    CHECK(tr == 10, "truncate of a name unlinked meanwhile: status %d (10: ENOENT, as on tmpfs)", tr);
+
+    /* Each new file open, then unlinked while open; other files made after. */
+    int fds[NEW_FILES];
+    for (int i = 0; i < NEW_FILES; i++) {
+        fds[i] = open(g[i], O_RDONLY);
+        CHECK(fds[i] >= 0, "open %s: %s", g[i], strerror(errno));
+        CHECK(unlink(g[i]) == 0, "unlink %s: %s", g[i], strerror(errno));
+    }
+    made = 1;
+    for (int i = 0; i < NEW_FILES; i++)
+        made &= file_put(h[i], 'H', N);
+    CHECK(made, "making the later files: %s", strerror(errno));
+    int whole = 0;
+    for (int i = 0; i < NEW_FILES; i++) {
+        int ok = fds[i] >= 0 && fd_holds(fds[i], 'G', N);
+        CHECK(ok, "g%d, unlinked while open, no longer reads its own bytes through its fd", i);
+        whole += ok;
+        if (fds[i] >= 0)
+            close(fds[i]);
+    }
+    printf("staleref_test: %d of %d files unlinked while open read their own bytes\n", whole, NEW_FILES);
+    for (int i = 0; i < NEW_FILES; i++)
+        CHECK(file_holds(h[i], 'H', N), "%s lost its bytes", h[i]);
+    /* Every count back: nothing held, so every file but w and the h files is freed. */
+    CHECK(ephd_stat_becomes(run, "files_in_memory", 1 + NEW_FILES), "files in memory after the closes: %lld, want %d",
+          ephd_stat(run, "files_in_memory"), 1 + NEW_FILES);
+    kill(keeper, SIGKILL);
+    waitpid(keeper, NULL, 0);
+    /* The daemon still stops at each collection (its shutdown's too): keep it going as before. */
+    if (fork() == 0) {
+        for (int i = 0; i < (int)(BOUND_S * 20) && kill(daemon, SIGCONT) == 0; i++)
+            pause_ms(50);
+        _exit(0);
+    }
+    printf("staleref_test (shimmed): %d checks, %d failures\n", checks, failures);
+    return failures != 0 || checks == 0;
+}
+
+int main(int argc, char **argv)
+{
+    /* The daemon's stall points are in its fault build, the shim's in its own. */
+    return shimmed_main_faulty(argc, argv, "staleref", child, "gc-chosen,truncate-ref,truncate-reffed", 1);
+}
