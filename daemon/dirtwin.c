@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ephemera/lock.h"
 #include "ephemera/nslock.h"
 #include "ephemera/shm.h"
 
@@ -31,7 +32,7 @@
 #include "namespace.h"
 
 /* The directory idx (EPH_MDIR, its parent already on disk) made on disk, then dropped. */
-static int dt_twin(uint32_t idx)
+static int dt_twin_made(uint32_t idx)
 {
     struct eph_shm_header *h = D.h;
     struct eph_inode *in = &D.inodes[idx];
@@ -83,6 +84,7 @@ static int dt_twin(uint32_t idx)
             !strchr(c->path + plen + 1, '/'))
             c->dir_parent_ino = (uint64_t)st.st_ino;
     }
+    eph_lock_stall("twin-made"); /* fault builds: on disk, still in memory (test/c/twinlinks_test.c) */
     uint32_t live = atomic_load(&h->mdirs_live);
     eph_j_begin(h);
     eph_j_add(h, EPH_JOP_REMOVE, idx, 0);
@@ -92,6 +94,15 @@ static int dt_twin(uint32_t idx)
     log_msg(LOG_DEBUG, "disk twin of in-memory directory %s", path);
     ns_maybe_gc(idx); /* unnamed and never opened: the slot and its memfd go back */
     return 0;
+}
+
+/* dt_twin_made with twin_seq odd throughout: the shims' count of the parent's links waits it out. */
+static int dt_twin(uint32_t idx)
+{
+    atomic_fetch_add(&D.h->twin_seq, 1);
+    int e = dt_twin_made(idx);
+    atomic_fetch_add(&D.h->twin_seq, 1);
+    return e;
 }
 
 static int dt_find(const char *path)

@@ -177,6 +177,8 @@ void takeover_repair(void)
     if (locked)
         nsl_exit();
     atomic_fetch_add(&h->takeovers, 1);
+    if (atomic_load(&h->twin_seq) & 1)
+        atomic_fetch_add(&h->twin_seq, 1); /* the dead daemon was giving a directory its twin: done or not, it is over */
     log_msg(lost ? LOG_ERR : LOG_INFO,
             "takeover of the region of pid %d: %llu files in memory (%llu bytes), %llu on disk, %llu evictions undone, "
             "%llu lost",

@@ -148,10 +148,27 @@ static inline void dir_times_x(int rc, struct statx *x)
     }
 }
 
-/* A managed path answered by the kernel: it may be a file this process had open when it moved. */
+/*
+ * r = call, the kernel's stat into st, and the in-memory part of a directory's
+ * answer added (dir_times, keyed by the disk's identity: before any
+ * translation).  Made again when the daemon gave some directory its disk twin
+ * meanwhile (twin_seq): its link in the parent may have been counted twice, by
+ * the kernel and as a subdirectory in memory, or not at all (at most 8 times).
+ */
+#define DIR_STAT(r, call, st, times, mode)                                                                 \
+    do {                                                                                                  \
+        for (int try_ = 0;; try_++) {                                                                     \
+            uint32_t seq_ = nsd_twin_seq();                                                               \
+            (r) = (call);                                                                                 \
+            times((r), (st));                                                                             \
+            if ((r) != 0 || !S_ISDIR((st)->mode) || !nsd_twin_moved(seq_) || try_ == 8)                   \
+                break;                                                                                    \
+        }                                                                                                 \
+    } while (0)
+
+/* A managed path answered by the kernel (DIR_STAT): it may be a file this process had open when it moved. */
 static int disk_stat_done(int rc, struct stat *st)
 {
-    dir_times(rc, st); /* keyed by the disk's identity: before the translation */
     if (rc == 0 && ft_fds)
         fp_idmap_translate(st);
     return rc;
@@ -164,7 +181,9 @@ SH_EXPORT int stat(const char *path, struct stat *st)
         return REAL(stat)(path, st);
     if (!stat_managed(AT_FDCWD, path, st, 0, &rc, 1)) {
         fp_settle_moved();
-        return disk_stat_done(ENOENT_FIX(AT_FDCWD, path, REAL(stat)(path, st)), st);
+        int r;
+        DIR_STAT(r, ENOENT_FIX(AT_FDCWD, path, REAL(stat)(path, st)), st, dir_times, st_mode);
+        return disk_stat_done(r, st);
     }
     return rc;
 }
@@ -178,7 +197,9 @@ SH_EXPORT int lstat(const char *path, struct stat *st)
         return REAL(lstat)(path, st);
     if (!stat_managed(AT_FDCWD, path, st, 0, &rc, 0)) {
         fp_settle_moved();
-        return disk_stat_done(ENOENT_FIX(AT_FDCWD, path, REAL(lstat)(path, st)), st);
+        int r;
+        DIR_STAT(r, ENOENT_FIX(AT_FDCWD, path, REAL(lstat)(path, st)), st, dir_times, st_mode);
+        return disk_stat_done(r, st);
     }
     return rc;
 }
@@ -190,8 +211,8 @@ SH_EXPORT int fstat(int fd, struct stat *st)
     if (likely(!ft_managed(fd))) {
         if (unlikely(ft_mdirfd(fd)) && !path_bad_ptr(st))
             return ndf_stat(fd, st); /* a stand-in: the directory in memory it stands for */
-        int r = REAL(fstat)(fd, st);
-        dir_times(r, st); /* tar's check of a directory it read through an fd */
+        int r;
+        DIR_STAT(r, REAL(fstat)(fd, st), st, dir_times, st_mode); /* tar's check of a directory it read through an fd */
         if (r == 0 && S_ISDIR(st->st_mode))
             fp_idmap_translate(st); /* a twin keeps the identity it had in memory (nsdir.c), after
                                      * the times, which are keyed by the disk's identity */
@@ -214,13 +235,15 @@ SH_EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int flags)
         !path_bad_ptr(st))
         return ndf_stat(dirfd, st);
     if (likely(!path_maybe_managed(dirfd, path)) && !(path && !path_bad_ptr(path) && !path[0] && ft_managed(dirfd))) {
-        int r = REAL(fstatat)(dirfd, path, st, flags);
-        dir_times(r, st);
+        int r;
+        DIR_STAT(r, REAL(fstatat)(dirfd, path, st, flags), st, dir_times, st_mode);
         return r;
     }
     if (!stat_managed(dirfd, path, st, flags, &rc, !(flags & AT_SYMLINK_NOFOLLOW))) {
         fp_settle_moved();
-        return disk_stat_done(ENOENT_FIX(dirfd, path, REAL(fstatat)(dirfd, path, st, flags)), st);
+        int r;
+        DIR_STAT(r, ENOENT_FIX(dirfd, path, REAL(fstatat)(dirfd, path, st, flags)), st, dir_times, st_mode);
+        return disk_stat_done(r, st);
     }
     return rc;
 }
@@ -289,13 +312,13 @@ real:
         return -1;
     }
     if (!ft_fds || !path_maybe_managed(dirfd, path)) {
-        int r = sys.statx(dirfd, path, flags, mask, stx);
-        dir_times_x(r, stx);
+        int r;
+        DIR_STAT(r, sys.statx(dirfd, path, flags, mask, stx), stx, dir_times_x, stx_mode);
         return r;
     }
     fp_settle_moved();
-    int r = ENOENT_FIX(dirfd, path, sys.statx(dirfd, path, flags, mask, stx));
-    dir_times_x(r, stx); /* keyed by the disk's identity (the in-memory subdirectories too): before the translation */
+    int r;
+    DIR_STAT(r, ENOENT_FIX(dirfd, path, sys.statx(dirfd, path, flags, mask, stx)), stx, dir_times_x, stx_mode);
     if (r == 0)
         fp_idmap_translate_x(stx);
     return r;

@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ephemera/nslock.h"
@@ -843,6 +844,30 @@ static uint32_t nsd_children_of(uint64_t dev, uint64_t ino)
             n++;
     }
     return n;
+}
+
+uint32_t nsd_twin_seq(void)
+{
+    if (!atomic_load_explicit(&sh.attached, memory_order_acquire))
+        return 0;
+    uint32_t s = atomic_load(&sh.hdr->twin_seq);
+    if (likely(!(s & 1)) || !nsd_live())
+        return s;
+    /* A twin under way (a mkdir and a few calls: well under a millisecond): its end waited for, at
+     * most a second (a daemon stopped or killed in it; a takeover ends it). */
+    for (int i = 0; i < 2000 && (s & 1); i++) {
+        struct timespec ts = {0, 500 * 1000};
+        nanosleep(&ts, NULL);
+        s = atomic_load(&sh.hdr->twin_seq);
+    }
+    return s;
+}
+
+int nsd_twin_moved(uint32_t seq)
+{
+    if (!atomic_load_explicit(&sh.attached, memory_order_acquire) || !nsd_live())
+        return 0;
+    return atomic_load(&sh.hdr->twin_seq) != seq;
 }
 
 void nsd_disk_dir(int rc, struct stat *st)

@@ -72,6 +72,9 @@ struct statx;
 int nsd_statx(const char *abs, struct statx *stx);
 /* A kernel stat of a managed directory: count its in-memory subdirectories in st_nlink. */
 void nsd_disk_dir(int rc, struct stat *st);
+/* twin_seq before a kernel stat; whether a twin was under way or made since (then stat again). */
+uint32_t nsd_twin_seq(void);
+int nsd_twin_moved(uint32_t seq);
 void nsd_disk_dir_x(int rc, struct statx *stx);
 
 /* In a fork child (nsf_after_fork): the slots kept for reuse are the parent's. */

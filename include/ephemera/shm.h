@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define EPH_SHM_MAGIC 0x31534d4850455045ull /* "EPEPHMS1" */
-#define EPH_SHM_VERSION 8u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs; 8: the header's moves_begun and the journal's ADD64 steps */
+#define EPH_SHM_VERSION 8u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs; 8: the header's moves_begun and twin_seq, the journal's ADD64 steps */
 #define EPH_PATH_MAX 1024        /* longer managed paths are kept on disk */
 #define EPH_DEFAULT_INODES 16384u
 #define EPH_DEFAULT_DESCS 65536u
@@ -356,6 +356,11 @@ struct eph_shm_header {
      * last look at its fds saw the same count has no fd whose file left memory since, so a stat
      * that reaches the kernel skips the look (shim/fp_settle.c, fp_settle_moved) */
     _Atomic uint64_t moves_begun;
+    /* [D] odd while the daemon gives an in-memory directory its disk twin (from before its mkdir
+     * to after the slot left the hash): a disk directory's st_nlink, the kernel's count plus its
+     * subdirectories in memory (shim/nsdir.c, nsd_disk_dir), is read again when it moved, since
+     * meanwhile the twin may be counted twice, or not at all */
+    _Atomic uint32_t twin_seq;
 };
 #define EPH_MDIRS_ALWAYS 0x80000000u
 #define EPH_MDIRS_SYMLINKS 0x7fffffffu
