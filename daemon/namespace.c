@@ -816,7 +816,7 @@ void ns_check_and_log(const char *when)
 
 /* ---- the memfd pool ------------------------------------------------------ */
 
-#define NS_STOCK 64       /* memfds made ahead of time, at least */
+#define NS_STOCK EPH_POOL_MAX /* memfds made ahead of time, at least: one grown batch */
 #define NS_STOCK_MAX 256  /* and with those emptied after their file was freed, at most */
 static int ns_stock[NS_STOCK_MAX]; /* memfds made ahead of time, or emptied after their file was freed */
 static uint64_t ns_stock_ino[NS_STOCK_MAX]; /* and the st_ino their next file reports (eph_file_ino) */
@@ -887,10 +887,24 @@ static int ns_memfd(uint64_t *ino)
     return fd;
 }
 
+/* Free slots, those never used included. */
+static uint32_t ns_free_slots(void)
+{
+    return ns_nfree + (D.h->ninodes - ns_hwm());
+}
+
+/*
+ * A batch: up to EPH_POOL_FIRST slots whatever it costs (a fresh memfd when the stock is
+ * empty), and beyond that, for a shim that asked for more because it used its last batch up,
+ * only memfds already in stock and only while more than a quarter of the slots are free, so
+ * a grown batch never puts memfd_create on the caller's path nor starves other processes.
+ */
 int ns_pool_lend(int32_t pid, int want, struct eph_pool_entry *out, int *fds)
 {
     int n = 0;
     while (n < want) {
+        if (n >= EPH_POOL_FIRST && (ns_nstock == 0 || ns_free_slots() <= D.h->ninodes / 4))
+            break;
         uint64_t ino;
         int fd = ns_memfd(&ino); /* from the stock when stocked, else fresh and held by the keeper */
         if (fd < 0)

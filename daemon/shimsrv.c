@@ -113,7 +113,8 @@ static void shim_pool(struct shim_conn *c, struct eph_req *q)
     int32_t pid = c->pid > 0 ? c->pid : q->pid;
     if (q->flags & EPH_POOL_FRESH)
         ns_pool_take_back(pid, 0);
-    int want = q->arg > EPH_POOL_MAX ? EPH_POOL_MAX : (int)q->arg;
+    int most = (q->flags & EPH_POOL_NOFDS) ? EPH_POOL_MAX : EPH_POOL_FIRST;
+    int want = q->arg > (uint64_t)most ? most : (int)q->arg;
     int n = ns_pool_lend(pid, want, pr.e, fds);
     pr.r.arg = (uint64_t)n;
     pr.r.status = n > 0 ? 0 : -ENFILE;

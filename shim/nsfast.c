@@ -5,8 +5,9 @@
  * The namespace is still the region's path hash (shm.h); since version 2 any
  * process may change it under ns_lock, a robust process-shared mutex, with
  * every change written first as a redo record (ephemera/nslock.h).  Slots and
- * memfds come from a pool: the daemon lends a batch of EPH_POOL_MAX free slots,
- * each with a fresh memfd, in one message (EPH_OP_POOL); the daemon keeps its
+ * memfds come from a pool: the daemon lends a batch of free slots (EPH_POOL_FIRST,
+ * growing to EPH_POOL_MAX for a process that uses them up), each with a memfd, in
+ * one message (EPH_OP_POOL); the daemon keeps its
  * own copy of every memfd (inode.mem_fd) for eviction and write-back.  The pool
  * is refilled before the lock is taken, never inside it.
  *
@@ -76,6 +77,10 @@ struct nsf_ent {
 static struct nsf_ent nsf_pool[NSF_POOL_CAP];
 static int nsf_npool;
 static int nsf_fresh = 1; /* the next request says we hold nothing from before */
+/* How many slots the next request asks for: EPH_POOL_FIRST, doubled after every batch we
+ * used up (a refill only happens when the pool is empty), up to EPH_POOL_MAX; a process
+ * that makes few files pays one small batch, one that keeps making them fewer round trips. */
+static int nsf_batch = EPH_POOL_FIRST;
 static int nsf_refused;   /* the daemon lent nothing (table full): do not ask on every create */
 /* Ask for slots without fds and open each memfd through /proc/<daemon>/fd/N when
  * it becomes a file (EPH_POOL_NOFDS); 0 once such an open was refused (another
@@ -110,24 +115,26 @@ static int nsf_refill(void)
 {
     struct eph_req req;
     static struct eph_pool_resp pr;
-    int fds[EPH_POOL_MAX];
+    int fds[EPH_POOL_FIRST];
     rpc_req_init(&req, EPH_OP_POOL);
-    req.arg = EPH_POOL_MAX;
+    req.arg = (uint64_t)(nsf_procfd ? nsf_batch : EPH_POOL_FIRST); /* fds: at most EPH_POOL_FIRST */
     req.flags = (nsf_fresh ? EPH_POOL_FRESH : 0) | (nsf_procfd ? EPH_POOL_NOFDS : 0);
     int n = rpc_call_pool(&req, &pr, fds);
     if (n <= 0) {
         nsf_refused = 1;
         return -1;
     }
+    if (nsf_batch < EPH_POOL_MAX)
+        nsf_batch *= 2;
     nsf_fresh = 0;
     if (pr.e[0].inode < sh.hdr->ninodes)
         atomic_store(&nsf_lent_pid, atomic_load(&sh.inodes[pr.e[0].inode].lent_to));
     if (req.flags & EPH_POOL_NOFDS) {
-        for (int i = 0; i < n && i < EPH_POOL_MAX && nsf_npool < NSF_POOL_CAP; i++)
+        for (int i = 0; i < n && i < EPH_POOL_MAX && nsf_npool < NSF_POOL_CAP; i++) /* the rest stays lent to us */
             nsf_pool[nsf_npool++] = (struct nsf_ent){pr.e[i].inode, pr.e[i].daemon_fd, -1, 0};
         return nsf_npool ? 0 : -1;
     }
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && i < EPH_POOL_FIRST; i++) {
         int fd = fds[i];
         if (fd < NSF_POOL_FD_MIN) {
             int nfd = sys.fcntl(fd, F_DUPFD_CLOEXEC, NSF_POOL_FD_MIN);
@@ -254,6 +261,7 @@ void nsf_after_fork(void)
     atomic_store(&nsf_want_home, 0);
     atomic_store(&nsf_lent_pid, 0);
     nsf_refused = 0;
+    nsf_batch = EPH_POOL_FIRST; /* a child starts small, as a new image does */
     nsd_after_fork(); /* the directories' slots kept for reuse (nsdir.c) are the parent's too */
 }
 

@@ -425,7 +425,7 @@ int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int sen
 }
 
 /*
- * EPH_OP_POOL: one request, one answer carrying up to EPH_POOL_MAX fds.
+ * EPH_OP_POOL: one request, one answer carrying up to EPH_POOL_FIRST fds.
  * Returns the number of entries (fds[i] belongs to resp->e[i]), or -errno.
  */
 int rpc_call_pool(struct eph_req *req, struct eph_pool_resp *resp, int *fds)
@@ -450,8 +450,8 @@ again:
             for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); r > 0 && c; c = CMSG_NXTHDR(&mh, c))
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
                     n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-                    if (n > EPH_POOL_MAX)
-                        n = EPH_POOL_MAX;
+                    if (n > EPH_POOL_FIRST)
+                        n = EPH_POOL_FIRST;
                     memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)n);
                 }
             if (r < 0)

@@ -101,7 +101,8 @@ enum eph_op {
      */
     EPH_OP_LEDGER = 10,
     /*
-     * Lend the caller up to req.arg (at most EPH_POOL_MAX) free inode slots, each
+     * Lend the caller up to req.arg (at most EPH_POOL_MAX, and at most EPH_POOL_FIRST
+     * with fds; beyond EPH_POOL_FIRST, only what the daemon has in stock) free inode slots, each
      * with a fresh memfd, so that it can create files in memory without a round
      * trip each (shim/nsfast.c).  The answer is one struct eph_pool_resp: r.arg =
      * the number n lent, e[0..n) the slots with the daemon's own fd number of
@@ -132,7 +133,12 @@ enum eph_op {
 #define EPH_DIRTWIN_ALL 1u /* every in-memory directory, not only those on req.path */
 #define EPH_DIRTWIN_OFF 2u /* and mkdir stays on disk from now on (mdirs_off) */
 
-#define EPH_POOL_MAX 32
+/* A pool answer lends at most EPH_POOL_MAX slots; a first request, and any request with
+ * fds (without EPH_POOL_NOFDS), at most EPH_POOL_FIRST.  A shim that used a whole batch up
+ * asks for twice as many next time (shim/nsfast.c), and the daemon lends beyond
+ * EPH_POOL_FIRST only from its stock of memfds made ahead and while free slots are plenty. */
+#define EPH_POOL_MAX 128
+#define EPH_POOL_FIRST 32
 #define EPH_POOL_FRESH 1u
 #define EPH_POOL_NOFDS 2u
 
@@ -213,7 +219,7 @@ struct eph_pool_resp {
 
 /* Control buffer for a pool answer's fds. */
 union eph_pool_cmsg {
-    char buf[CMSG_SPACE(sizeof(int) * EPH_POOL_MAX)];
+    char buf[CMSG_SPACE(sizeof(int) * EPH_POOL_FIRST)];
     struct cmsghdr align;
 };
 

@@ -41,7 +41,7 @@
 #include "shimmed.h"
 
 #define BOUND_S 20.0
-#define NEW_FILES EPH_POOL_MAX
+#define NEW_FILES EPH_POOL_FIRST
 #define WHEN 1000000000 /* the times utimensat sets */
 
 static pid_t daemon_pid;

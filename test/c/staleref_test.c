@@ -36,7 +36,7 @@
 
 #define BOUND_S 20.0
 /* A batch of free slots is used from its end: the slot freed last, lent first, is the last one used. */
-#define NEW_FILES EPH_POOL_MAX
+#define NEW_FILES EPH_POOL_FIRST
 #define N 8192
 
 static void pause_ms(long ms)

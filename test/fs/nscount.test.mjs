@@ -55,6 +55,13 @@ const STANDS_FOR = { 'fcntl:F_DUPFD': 'openat', 'fcntl:F_DUPFD_CLOEXEC': 'openat
  */
 const NEW_NAME_LOOK = { newfstatat: 1 };
 /**
+ * Pool refills (one sendmsg each, the only round trip of the loop) of the rename set's 1000 files,
+ * all alive at once: a batch of free slots grows for a process that uses it up (32, 64, then 128:
+ * EPH_POOL_FIRST to EPH_POOL_MAX, branch poolbatch), so 1000 files cost 9 refills, where batches of
+ * 32 always made 31.
+ */
+const RENAME_REFILLS = 9;
+/**
  * A wait, not an operation: a `futex` call is the namespace lock met held (by the daemon's 20 ms
  * reclaim tick, or another process), where the kernel waits for the directory's lock inside its own
  * call. How often the cycle meets it depends on the timing, not on the code path: 0.00-0.02 per
@@ -159,6 +166,8 @@ test('namespace calls under ephemera stay at or below today\'s count (create+wri
   // The method: on tmpfs each libc call is exactly its one system call.
   assert.deepEqual(ws.create.tmpfs, { openat: 1, write: 1, close: 1, unlink: 1 }, 'tmpfs create cycle');
   assert.deepEqual(ws.rename.tmpfs, { openat: 1, close: 1, rename: 1, newfstatat: 1, unlink: 1 }, 'tmpfs rename set');
+  const refills = Math.round((ws.rename.shim.sendmsg ?? 0) * N);
+  assert.ok(refills <= RENAME_REFILLS, `rename set: ${refills} daemon round trips for ${N} files, more than ${RENAME_REFILLS}: the pool's batch no longer grows\n${table(ws)}`);
   if (process.geteuid() !== 0) {
     t.skip('the ceiling was measured as root; the shim makes more calls for other users (its permission checks)');
     return;
