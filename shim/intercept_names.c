@@ -1277,14 +1277,24 @@ static void unlock_in_memory(struct eph_inode *ino, uint32_t gen, int fd)
         fp_call_unref((uint32_t)(ino - sh.inodes), gen);
 }
 
-static int chmod_inode(struct eph_inode *ino, uint32_t gen, int fd, mode_t mode)
+/* The kernel's chmod checks: the owner or root may; set-group-ID goes unless the caller is in the
+ * file's group.  0 with the bits to store in *m, or -1 (EPERM). */
+static int chmod_bits(const struct eph_inode *ino, mode_t mode, uint32_t *m)
 {
     uid_t uid = creds_euid();
     if (uid != 0 && uid != ino->uid)
         return fail(EPERM);
-    uint32_t m = (uint32_t)(mode & 07777);
+    *m = (uint32_t)(mode & 07777);
     if (uid != 0 && !fp_in_group(ino->gid))
-        m &= ~(uint32_t)S_ISGID;
+        *m &= ~(uint32_t)S_ISGID;
+    return 0;
+}
+
+static int chmod_inode(struct eph_inode *ino, uint32_t gen, int fd, mode_t mode)
+{
+    uint32_t m;
+    if (chmod_bits(ino, mode, &m) < 0)
+        return -1;
     for (int l; (l = lock_in_memory(ino, gen, fd)) != 1;) {
         struct moved mv;
         int r = l == MOVED_AGAIN ? MOVED_AGAIN : moved_file(ino, gen, fd, &mv);
@@ -1350,13 +1360,16 @@ static struct eph_inode *mem_inode_of_fd(int fd, uint32_t *gen)
  * *gen) for the call to act on; 0 when the call is over (*r its answer,
  * ENOTDIR here) or the kernel's to make (*r MOVED_AGAIN or MOVED_KERNEL).  A
  * new round looks the path up again while the file found last went before the
- * call reached it (*r MOVED_AGAIN), at most NAMES_ROUNDS times.
+ * call reached it (*r MOVED_AGAIN), at most NAMES_ROUNDS times.  A file in a
+ * directory in memory is found without giving the directory its twin
+ * (nsd_resolve_in): the kernel's call, when it is made, fails with ENOENT there
+ * and ENOENT_FIX makes the twins then (unzip sets every file's times and mode).
  */
 static int names_round(int dirfd, const char *path, int follow, int *round, uint32_t *inode, uint32_t *gen, ssize_t *r)
 {
     int t;
     if (*r != MOVED_AGAIN || (*round)++ == NAMES_ROUNDS || likely(!path_maybe_managed(dirfd, path)) ||
-        !lookup_f(dirfd, path, inode, gen, &t, follow))
+        !lookup_fi(dirfd, path, inode, gen, &t, follow, 1))
         return 0;
     if (t) {
         *r = fail(ENOTDIR);
@@ -1365,10 +1378,54 @@ static int names_round(int dirfd, const char *path, int follow, int *round, uint
     return 1;
 }
 
+/* The directory in memory that (dirfd, path), or the stand-in fd dirfd (path NULL), names: its
+ * slot (1, *idx and *gen, its path in abs), else 0 (an O_PATH stand-in too: the calls below give
+ * the kernel's EBADF on its twin).  No twin is made. */
+static int mdir_of(int dirfd, const char *path, char abs[EPH_PATH_MAX], uint32_t *idx, uint32_t *gen)
+{
+    int t, i;
+    if (sh_busy || !ndf_on())
+        return 0;
+    if (path ? !path_maybe_managed(dirfd, path) || pn_has_dotdot(path) || nsd_resolve(dirfd, path, abs, &t) <= 0
+             : !ft_mdirfd(dirfd) || (sys.fcntl(dirfd, F_GETFL) & O_PATH) || ndf_path(dirfd, abs) < 0 || !ft_mdirfd(dirfd))
+        return 0;
+    if (sh_attach() < 0 || (i = nsd_dir_slot(abs, gen)) < 0)
+        return 0;
+    *idx = (uint32_t)i;
+    return 1;
+}
+
+static void chmod_apply(struct eph_inode *in, const void *arg)
+{
+    in->mode = S_IFDIR | *(const uint32_t *)arg;
+    atomic_store(&in->ctime_ns, sh_now_ns());
+}
+
+/* chmod of a directory in memory: its slot changes, no twin is made (nsd_change).  1 with *r the
+ * answer; 0: not one, the usual way. */
+static int chmod_mdir(int dirfd, const char *path, mode_t mode, int *r)
+{
+    char abs[EPH_PATH_MAX];
+    uint32_t idx, gen, m;
+    if (!mdir_of(dirfd, path, abs, &idx, &gen))
+        return 0;
+    if (chmod_bits(&sh.inodes[idx], mode, &m) < 0) {
+        *r = -1;
+        return 1;
+    }
+    if (nsd_change(abs, idx, gen, path != NULL, chmod_apply, &m) < 0)
+        return 0;
+    *r = 0;
+    return 1;
+}
+
 SH_EXPORT int chmod(const char *path, mode_t mode)
 {
     uint32_t inode, gen;
     ssize_t r = MOVED_AGAIN;
+    int d;
+    if (chmod_mdir(AT_FDCWD, path, mode, &d))
+        return d;
     for (int n = 0; names_round(AT_FDCWD, path, 1, &n, &inode, &gen, &r);)
         r = chmod_inode(&sh.inodes[inode], gen, -1, mode);
     if (r <= MOVED_KERNEL)
@@ -1380,6 +1437,9 @@ SH_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
 {
     uint32_t inode, gen;
     ssize_t r = MOVED_AGAIN;
+    int d;
+    if (flags == 0 && !path_bad_ptr(path) && chmod_mdir(dirfd, path, mode, &d))
+        return d;
     for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
         r = chmod_inode(&sh.inodes[inode], gen, -1, mode);
     if (r <= MOVED_KERNEL)
@@ -1390,6 +1450,9 @@ SH_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
 SH_EXPORT int fchmod(int fd, mode_t mode)
 {
     uint32_t gen;
+    int d;
+    if (fd >= 0 && chmod_mdir(fd, NULL, mode, &d))
+        return d;
     struct eph_inode *ino = mem_inode_of_fd(fd, &gen);
     return ino ? chmod_inode(ino, gen, fd, mode) : (int)dc_after(REAL(fchmod)(fd, mode));
 }
@@ -1434,7 +1497,9 @@ SH_EXPORT int fchown(int fd, uid_t u, gid_t g)
 
 /* ---- times -------------------------------------------------------------- */
 
-static int utimens_inode(struct eph_inode *ino, uint32_t gen, int fd, const struct timespec ts[2])
+/* The kernel's utimensat checks on ino: -1 (errno), 1 when nothing is to change (both UTIME_OMIT),
+ * 0: go on. */
+static int utimens_check(struct eph_inode *ino, const struct timespec ts[2])
 {
     int set_now = !ts || (ts[0].tv_nsec == UTIME_NOW && ts[1].tv_nsec == UTIME_NOW);
     if (ts)
@@ -1449,20 +1514,33 @@ static int utimens_inode(struct eph_inode *ino, uint32_t gen, int fd, const stru
         if (!names_access_ok(ino, W_OK, 1))
             return fail(EACCES);
     }
-    if (ts && ts[0].tv_nsec == UTIME_OMIT && ts[1].tv_nsec == UTIME_OMIT)
-        return 0;
+    return ts && ts[0].tv_nsec == UTIME_OMIT && ts[1].tv_nsec == UTIME_OMIT;
+}
+
+/* The times ts (NULL: now) stored in ino, under its caller's lock. */
+static void utimens_apply(struct eph_inode *ino, const void *arg)
+{
+    const struct timespec *ts = arg;
     int64_t now = sh_now_ns();
+    if (!ts || ts[0].tv_nsec != UTIME_OMIT)
+        atomic_store(&ino->atime_ns, (!ts || ts[0].tv_nsec == UTIME_NOW) ? now : eph_ns(ts[0].tv_sec, ts[0].tv_nsec));
+    if (!ts || ts[1].tv_nsec != UTIME_OMIT)
+        atomic_store(&ino->mtime_ns, (!ts || ts[1].tv_nsec == UTIME_NOW) ? now : eph_ns(ts[1].tv_sec, ts[1].tv_nsec));
+    atomic_store(&ino->ctime_ns, now);
+}
+
+static int utimens_inode(struct eph_inode *ino, uint32_t gen, int fd, const struct timespec ts[2])
+{
+    int c = utimens_check(ino, ts);
+    if (c)
+        return c < 0 ? -1 : 0;
     for (int l; (l = lock_in_memory(ino, gen, fd)) != 1;) {
         struct moved mv;
         int r = l == MOVED_AGAIN ? MOVED_AGAIN : moved_file(ino, gen, fd, &mv);
         if (r)
             return r < 0 ? r : (int)moved_done(&mv, REAL(utimensat)(AT_FDCWD, mv.p, ts, 0));
     }
-    if (!ts || ts[0].tv_nsec != UTIME_OMIT)
-        atomic_store(&ino->atime_ns, (!ts || ts[0].tv_nsec == UTIME_NOW) ? now : eph_ns(ts[0].tv_sec, ts[0].tv_nsec));
-    if (!ts || ts[1].tv_nsec != UTIME_OMIT)
-        atomic_store(&ino->mtime_ns, (!ts || ts[1].tv_nsec == UTIME_NOW) ? now : eph_ns(ts[1].tv_sec, ts[1].tv_nsec));
-    atomic_store(&ino->ctime_ns, now);
+    utimens_apply(ino, ts);
     unlock_in_memory(ino, gen, fd);
     if (ino_on())
         ino_attr(ino, (mode_t)-1, (uid_t)-1, (gid_t)-1, ts, 1);
@@ -1485,11 +1563,29 @@ static int utimens_disk_done(int r, int dirfd, const char *path, int flags)
     return r;
 }
 
+/* utimensat of a directory in memory (as chmod_mdir): 1 with *r the answer, 0: the usual way. */
+static int utimens_mdir(int dirfd, const char *path, const struct timespec ts[2], int *r)
+{
+    char abs[EPH_PATH_MAX];
+    uint32_t idx, gen;
+    if (!mdir_of(dirfd, path, abs, &idx, &gen))
+        return 0;
+    int c = utimens_check(&sh.inodes[idx], ts);
+    if (c == 0 && nsd_change(abs, idx, gen, path != NULL, utimens_apply, ts) < 0)
+        return 0;
+    *r = c < 0 ? -1 : 0;
+    return 1;
+}
+
 SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2], int flags)
 {
     uint32_t inode, gen;
     struct eph_inode *ino;
+    int d;
     __asm__("" : "+r"(path)); /* declared nonnull, but utimensat(fd, NULL, ...) is futimens */
+    if ((!path || (!path_bad_ptr(path) && (flags == 0 || (!path[0] && flags == AT_EMPTY_PATH)))) &&
+        utimens_mdir(dirfd, path && path[0] ? path : NULL, ts, &d))
+        return d;
     if (!path) {
         ino = mem_inode_of_fd(dirfd, &gen);
         return ino ? utimens_inode(ino, gen, dirfd, ts)
@@ -1508,6 +1604,9 @@ SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2]
 SH_EXPORT int futimens(int fd, const struct timespec ts[2])
 {
     uint32_t gen;
+    int d;
+    if (fd >= 0 && utimens_mdir(fd, NULL, ts, &d))
+        return d;
     struct eph_inode *ino = mem_inode_of_fd(fd, &gen);
     return ino ? utimens_inode(ino, gen, fd, ts) : utimens_disk_done(REAL(futimens)(fd, ts), fd, NULL, 0);
 }

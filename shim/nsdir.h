@@ -40,6 +40,11 @@ int nsd_resolve_in(int dirfd, const char *p, char out[EPH_PATH_MAX], int *traili
 /* nsd_resolve_in for an open that a stand-in fd can serve (nsdirfd.c): 2 with the slot and
  * generation when the path is itself a directory in memory (no twin made), else its result. */
 int nsd_resolve_dir(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailing, uint32_t *idx, uint32_t *gen);
+/* A change of the directory in memory at abs (slot idx of generation gen), already checked
+ * against the caller: apply(its slot, arg) under the namespace lock, 0; -2 when it is in memory no
+ * longer or (by_path) a directory on the way denies search: the caller goes the kernel's way. */
+int nsd_change(const char *abs, uint32_t idx, uint32_t gen, int by_path, void (*apply)(struct eph_inode *, const void *),
+               const void *arg);
 /* abs is a directory in memory: its slot (and generation), else -1. */
 int nsd_dir_slot(const char *abs, uint32_t *gen);
 /* Give the in-memory directories on abs their disk twins (the old way, for a stand-in fd). */

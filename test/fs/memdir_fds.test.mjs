@@ -7,7 +7,8 @@
 // outputs must be equal: open (O_DIRECTORY, O_RDONLY, O_PATH), fstat against lstat, fdopendir and
 // readdir (".", "..", rewinddir, seekdir, the position shared by copies), creates, unlinks, renames
 // and mkdirs relative to the fd, dup/dup2/dup3/F_DUPFD, fork and fork + exec inheriting the fd,
-// fchmod and fchdir (served by the twin, the fallback), a directory removed or renamed while open.
+// fchmod (in memory) and fchdir (served by the twin, the fallback), a directory removed or renamed
+// while open; chmod, utime, futimens of directories in memory and of files in them (branch twincount).
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -38,6 +39,25 @@ test('a raw getdents64 on a stand-in fd finds a removed directory (ENOENT), the 
   const r = await ephemeraRun({ root, cmd: p, args: [root, 'getdents'], statsDir: sc.dir });
   assert.equal(r.status, 0, describe(r));
   assert.equal(String(r.stdout), 'getdents64: 0 names (No such file or directory)\n');
+});
+
+test('chmod, utime and futimens of directories in memory and of the files in them answer as on tmpfs', { timeout: 60_000 }, async (t) => {
+  const p = await program();
+  const { out } = await sameOnTmpfsAndShim(t, 'memdir-attrs', '', { cmd: p, argv: (dir) => [dir, 'attrs'] });
+  assert.match(out, /^u: mode=40755 atime=1000000007\.000000000 mtime=1100000003\.000000000 nlink=3$/m, 'the scenario did not run as written');
+});
+
+test("unzip's pattern (times and mode of each file, then of each directory) and fd calls make no disk twin", { timeout: 60_000 }, async () => {
+  // Before (main 8131c46): the utime of a file in a directory in memory, and the chmod and utime
+  // of the directory, each gave the directory its twin (unzip of 1000 files: 21 DIRTWIN round trips).
+  const p = await program();
+  const root = sc.sub('attrs-count');
+  mkdirSync(root, { recursive: true });
+  const r = await ephemeraRun({ root, cmd: p, args: [root, 'attrs-tools'], statsDir: sc.dir });
+  assert.equal(r.status, 0, describe(r));
+  assert.match(String(r.stdout), /^fstat v after: same mode=42750 /m, describe(r));
+  assert.equal(r.stats.dir_twins, 0, `directories given a disk twin: ${r.stats.dir_twins}`);
+  assert.ok(r.stats.dirs_made_in_memory >= 2, `dirs_made_in_memory ${r.stats.dirs_made_in_memory}`);
 });
 
 test('TemporaryDirectory and scandir of directories in memory make no daemon round trip and no disk directory', { timeout: 180_000 }, async (t) => {

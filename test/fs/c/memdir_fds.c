@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <utime.h>
 
 static const char *D;
 
@@ -170,6 +171,77 @@ static int raw_getdents(void)
     return 0;
 }
 
+/* A directory's mode and times, or the error. */
+static void attrs_of(const char *sub)
+{
+    struct stat st;
+    if (stat(P(sub), &st) < 0) {
+        printf("%s: %s\n", sub, strerror(errno));
+        return;
+    }
+    printf("%s: mode=%o atime=%ld.%09ld mtime=%ld.%09ld nlink=%lu\n", sub, st.st_mode, (long)st.st_atim.tv_sec,
+           st.st_atim.tv_nsec, (long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (unsigned long)st.st_nlink);
+}
+
+/* chmod and the times of directories in memory and of the files in them (issue 15, branch twincount).
+ * "tools": only unzip's pattern (each file's times and mode, then each directory's, by a name with a
+ * trailing slash, deepest first) and the fd calls served in memory, which make no disk twin; "all"
+ * adds the calls that still take the twin (an O_PATH fd, AT_SYMLINK_NOFOLLOW, misses). */
+static int attrs(int all)
+{
+    res("mkdir u", mkdir(P("u"), 0700));
+    res("mkdir u/v", mkdir(P("u/v"), 0700));
+    write_at(AT_FDCWD, P("u/f"), "f"); /* (printed with DIR: the harness replaces it) */
+    struct utimbuf ub = {1000000000, 1100000000};
+    res("utime u/f", utime(P("u/f"), &ub));
+    res("chmod u/f", chmod(P("u/f"), 0640));
+    ub.actime += 7;
+    res("utime u/v/", utime(P("u/v/"), &ub));
+    res("chmod u/v/", chmod(P("u/v/"), 040751));
+    ub.modtime += 3;
+    res("utime u/", utime(P("u/"), &ub));
+    res("chmod u/", chmod(P("u/"), 040755));
+    attrs_of("u");
+    attrs_of("u/v");
+    attrs_of("u/f");
+    show("u/f");
+
+    int fd = open(P("u/v"), O_RDONLY | O_DIRECTORY);
+    res("open u/v", fd);
+    struct timespec ts[2] = {{1200000000, 5}, {0, UTIME_OMIT}};
+    res("futimens v atime", futimens(fd, ts));
+    struct timespec omit[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
+    res("futimens v omit", futimens(fd, omit));
+    struct timespec bad[2] = {{0, 1000000000}, {0, 0}};
+    res("futimens v bad", futimens(fd, bad));
+    res("utimensat u/v bad", utimensat(AT_FDCWD, P("u/v"), bad, 0));
+    res("fchmod v 0705", fchmod(fd, 0705));
+    same("fstat v", fd, P("u/v"));
+    res("fchmodat u/v 2750", fchmodat(AT_FDCWD, P("u/v"), 02750, 0));
+    struct timespec both[2] = {{1300000000, 0}, {1300000001, 0}};
+    res("utimensat u/v", utimensat(AT_FDCWD, P("u/v"), both, 0));
+    same("fstat v after", fd, P("u/v"));
+    attrs_of("u/v");
+    if (all) {
+        int pfd = open(P("u/v"), O_PATH | O_DIRECTORY);
+        res("fchmod O_PATH v", fchmod(pfd, 0700));
+        close(pfd);
+        both[0].tv_sec++;
+        res("utimensat u/v nofollow", utimensat(AT_FDCWD, P("u/v"), both, AT_SYMLINK_NOFOLLOW));
+        attrs_of("u/v");
+        /* misses in a directory in memory: the kernel's answer, after the twin */
+        res("chmod u/nothere", chmod(P("u/nothere"), 0755));
+        res("utime u/nothere/x", utime(P("u/nothere/x"), &ub));
+        res("chmod u/f/x", chmod(P("u/f/x"), 0755));
+        res("chown u/f/x", chown(P("u/f/x"), 0, 0));
+    }
+    close(fd);
+    res("unlink u/f", unlink(P("u/f")));
+    res("rmdir u/v", rmdir(P("u/v")));
+    res("rmdir u", rmdir(P("u")));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -180,6 +252,10 @@ int main(int argc, char **argv)
         return child(atoi(argv[3]));
     if (argc == 3 && strcmp(argv[2], "getdents") == 0)
         return raw_getdents();
+    if (argc == 3 && strcmp(argv[2], "attrs") == 0)
+        return attrs(1);
+    if (argc == 3 && strcmp(argv[2], "attrs-tools") == 0)
+        return attrs(0);
 
     /* open, identity, creates and listings through the fd */
     res("mkdir a", mkdir(P("a"), 0755));
@@ -290,7 +366,8 @@ int main(int argc, char **argv)
     show("a/fromfork");
     close(d1);
 
-    /* calls the shim does not serve on the fd: the directory's twin, then the kernel's call */
+    /* fchmod is served in memory (branch twincount); fchdir takes the directory's twin, then the
+     * kernel's call */
     res("fchmod a 0750", fchmod(fd, 0750));
     res("stat a", stat(P("a"), &st));
     printf("a: mode=%o\n", st.st_mode & 07777);
