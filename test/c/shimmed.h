@@ -259,21 +259,28 @@ static inline int file_put(const char *path, char c, size_t n)
     return ok;
 }
 
-/* 1 when path holds exactly n bytes of c (n at most 64 KiB). */
-static inline int file_holds(const char *path, char c, size_t n)
+/* 1 when fd reads exactly n bytes of c from offset 0 (n at most 64 KiB). */
+static inline int fd_holds(int fd, char c, size_t n)
 {
     static char buf[(1 << 16) + 1];
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return 0;
-    ssize_t r = read(fd, buf, sizeof buf);
-    close(fd);
+    ssize_t r = pread(fd, buf, sizeof buf, 0);
     if (r != (ssize_t)n)
         return 0;
     for (size_t i = 0; i < n; i++)
         if (buf[i] != c)
             return 0;
     return 1;
+}
+
+/* 1 when path holds exactly n bytes of c (n at most 64 KiB). */
+static inline int file_holds(const char *path, char c, size_t n)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    int ok = fd_holds(fd, c, n);
+    close(fd);
+    return ok;
 }
 
 static inline int shimmed_main(int argc, char **argv, const char *name, int (*child)(const char *, const char *))

@@ -45,19 +45,6 @@ static void pause_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* 1 when fd reads exactly n bytes of c from offset 0. */
-static int fd_holds(int fd, char c, size_t n)
-{
-    static char buf[N + 1];
-    ssize_t r = pread(fd, buf, sizeof buf, 0);
-    if (r != (ssize_t)n)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (buf[i] != c)
-            return 0;
-    return 1;
-}
-
 static int child(const char *root, const char *disk)
 {
     (void)disk;
