@@ -884,7 +884,10 @@ static int evict_name_and_commit(struct evict_job *j)
  * frees memory) or back (restore the punched part into the memfd, resumed
  * where it stopped).  Waiting for memory is bounded: after a second the
  * daemon lifts its own guard, so the kernel's OOM handling frees memory (as
- * on disk), and after EVICT_RECOVER_NS it gives up and says which bytes
+ * on disk); in follow mode the host's watchdog lifts it, or, with the host's
+ * lease gone, the lease's rule kills as the kernel would, and that rule is
+ * run from this loop since the tick waits for it (a 10 s stall and lost bytes
+ * in node-e2e before); after EVICT_RECOVER_NS it gives up and says which bytes
  * are lost.  0 when the move completed after all; else e, the file's bytes
  * back in the memfd.
  */
@@ -917,6 +920,9 @@ static int evict_recover(struct evict_job *j, int e)
             guard_give_way();
             gave_way = 1;
         }
+        /* Follow mode: the host lifts the guard, or, with its lease gone, our own rule kills
+         * the victim after its bound; that rule runs on the tick, which waits for us. */
+        guard_waiting();
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

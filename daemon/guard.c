@@ -229,6 +229,12 @@ void guard_give_way(void)
         guard_off_for_a_while("by the daemon: it needs memory back to keep a file's bytes");
 }
 
+void guard_waiting(void)
+{
+    if (G.ctl_fd >= 0 && G.follow)
+        guard_follow(G.want > 0);
+}
+
 static void guard_on_oom(struct loop_ev *ev, uint32_t events)
 {
     (void)events;

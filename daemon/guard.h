@@ -38,6 +38,13 @@ void guard_on_want(void (*fn)(int want));
  * Nothing in follow mode (the host's watchdog bounds the stall) or on v2
  * (memory.high throttles, it does not fail the daemon's charges). */
 void guard_give_way(void);
+
+/* An eviction is waiting for memory (evict/evict_recover) and the daemon's
+ * tick does not run meanwhile: in follow mode, the guard is read as the tick
+ * would, so the lease's rule (guardlease.h) still ends a stall nobody outside
+ * can end any more.  Nothing in the daemon's own mode (guard_give_way is its
+ * way out). */
+void guard_waiting(void);
 /* Restore the cgroup knobs the guard changed. */
 void guard_fini(void);
 

@@ -105,3 +105,99 @@ for (const version of [1, 2] as const) {
     }
   });
 }
+
+// An eviction that must wait for memory (daemon/evict.c, evict_recover: its link and the
+// putting back of its punched bytes both fail with ENOMEM, as at a v1 limit) holds up the
+// daemon's tick for seconds.  The lease's rule runs on that tick, so with the lease's holder gone
+// nobody ended the stall until the wait gave up: node-e2e saw an 11 s stall and the bytes given up
+// for lost.  The rule must run from the wait too: the victim is killed within its bound while
+// the eviction still waits, and once memory comes back (here: the injected failures run out) the
+// move completes with every byte.
+const FAULTY = join(EPHEMERAD, '..', 'test', 'ephemerad-faults');
+const SHIM = join(EPHEMERAD, '..', 'libephemera.so');
+test('cgroup v1: an eviction waiting for memory does not hold up the lease rule; no byte is lost', { timeout: 40_000 }, async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root (a bind mount)');
+  const dir = await mkdtemp('/tmp/eph-guardlease-wait-');
+  const cg = join(dir, 'cg');
+  const ro = join(dir, 'ro');
+  const runDir = join(dir, 'run');
+  const root = join(dir, 'root');
+  const procs: ChildProcess[] = [];
+  let mounted = false;
+  const calm = { ...FILES[1], 'memory.usage_in_bytes': '10000000\n', 'memory.oom_control': 'oom_kill_disable 1\nunder_oom 0\noom_kill 0\n' };
+  try {
+    for (const d of [cg, ro, runDir, root]) await mkdir(d);
+    for (const [name, text] of Object.entries(calm)) writeFileSync(join(cg, name), text);
+    const victim = spawn('sleep', ['60'], { stdio: 'ignore' });
+    procs.push(victim);
+    writeFileSync(join(cg, 'cgroup.procs'), `${String(victim.pid)}\n`);
+    for (const args of [['--bind', cg, ro], ['-o', 'remount,bind,ro', ro]]) {
+      const m = spawnSync('mount', args, { encoding: 'utf8' });
+      if (m.status !== 0) return t.skip(`mount ${args.join(' ')}: ${m.stderr}`);
+      mounted = true;
+    }
+    const lease = join(runDir, 'guard.lease');
+    assert.equal(spawnSync('mkfifo', [lease]).status, 0);
+    const w = openSync(lease, constants.O_RDWR | constants.O_NONBLOCK);
+    const holder = spawn('sleep', ['60'], { stdio: ['ignore', 'ignore', 'ignore', w] });
+    procs.push(holder);
+    closeSync(w);
+    const log = join(runDir, 'daemon.log');
+    // ~6 s of ENOMEM for both ways out of a failed move (one of each per 10 ms try): longer than
+    // the rule's 1 s bound, shorter than the wait's 10 s limit.
+    const faults = 'linkat:ENOMEM:times=600,pwrite:ENOMEM:on=mem:times=600';
+    const daemon = spawn(FAULTY, ['--rundir', runDir, '--root', root, '--cgroup', ro, '--log', log], { stdio: 'ignore', env: { ...process.env, EPHEMERAD_FAULTS: faults } });
+    procs.push(daemon);
+    const said = (): string => {
+      try {
+        return readFileSync(log, 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    const sock = join(runDir, 'shim.sock');
+    for (let i = 0; i < 250 && !said().includes('ready:'); i++) await sleep(20);
+    assert.match(said(), /ready:/, 'the daemon did not start');
+
+    // 6 MiB into memory through the shim: more than one 256 KiB block of the punching copy.
+    const bytes = Buffer.alloc(6 * 1024 * 1024);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 131 + (i >> 12)) & 0xff;
+    const file = join(root, 'f');
+    const wrote = spawnSync('/bin/sh', ['-c', `cat > '${file}'`], {
+      input: bytes,
+      env: { ...process.env, LD_PRELOAD: SHIM, EPHEMERA_ROOTS: root, EPHEMERA_SOCK: sock },
+    });
+    assert.equal(wrote.status, 0, `writing through the shim: ${String(wrote.stderr)}`);
+
+    // The cgroup at its limit, stalled: the daemon evicts, and the move fails after its punch.
+    writeFileSync(join(cg, 'memory.usage_in_bytes'), '95000000\n');
+    writeFileSync(join(cg, 'memory.oom_control'), 'oom_kill_disable 1\nunder_oom 1\noom_kill 0\n');
+    const deadline = Date.now() + 5000;
+    while (!/copy of \d+ bytes|linking .*Cannot allocate memory|evict: linking/.test(said()) && Date.now() < deadline) await sleep(20);
+    assert.match(said(), /Cannot allocate memory/, `the eviction did not meet the injected ENOMEM: ${said()}`);
+
+    // Nobody holds the lease any more, while the eviction still waits for memory.
+    holder.kill('SIGKILL');
+    const lostAt = Date.now();
+    const how = await Promise.race([exited(victim), sleep(4000).then(() => 'still alive after 4 s')]);
+    const tookMs = Date.now() - lostAt;
+    t.diagnostic(`killed ${String(tookMs)} ms after the lease's last holder died, during the eviction's wait`);
+    assert.equal(how, 'SIGKILL', `the lease rule did not run while the eviction waited: ${said()}`);
+
+    // The kill gave memory back: the stall is over (the kernel would say so), and once the
+    // injected failures run out the move completes, every byte on disk.
+    for (const [name, text] of Object.entries(calm)) writeFileSync(join(cg, name), text);
+    const done = Date.now() + 15_000;
+    while (!/no byte lost|restored to memory|LOST/.test(said()) && Date.now() < done) await sleep(50);
+    assert.doesNotMatch(said(), /LOST/);
+    assert.match(said(), /no byte lost|restored to memory/, `the eviction's wait did not end: ${said()}`);
+    daemon.kill('SIGTERM');
+    assert.equal(await exited(daemon), 0, `the daemon's exit: ${said()}`);
+    assert.ok(readFileSync(file).equals(bytes), 'the file on disk differs from what was written');
+  } finally {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    await Promise.all(procs.map(exited));
+    if (mounted) spawnSync('umount', [ro]);
+    await rm(dir, { recursive: true, force: true });
+  }
+});
