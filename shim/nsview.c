@@ -103,6 +103,11 @@ int nsv_parent_searchable(const char *abs)
 
 int nsv_find(const char *abs, uint32_t *inode, uint32_t *gen, uint32_t *state)
 {
+    /* Only names strictly below a root are in the region: the prefixes above a root that every
+     * walk of a path's ancestors (walk_error, nsd_resolved) asks about, and the root itself, are
+     * answered without hashing the prefix and walking its chain. */
+    if (!path_below_root(abs))
+        return -ENOENT;
     struct eph_shm_header *h = sh.hdr;
     uint32_t hash = eph_path_hash(abs);
     for (unsigned tries = 0;; tries++) {
@@ -209,9 +214,13 @@ static int walk_error(const char *abs, int depth)
         *s = '\0';
         struct stat st;
         int e = 0;
-        if (nsv_lookup(buf, &inode, &gen) == 0) {
+        /* One look at the region per ancestor: what nsv_lookup and then nsd_is_dir would each
+         * have looked up (a file the caller may reach, else a directory in memory). */
+        uint32_t state;
+        int found = nsv_find(buf, &inode, &gen, &state) == 0;
+        if (found && state != EPH_MDIR && nsv_parent_searchable(buf)) {
             e = -ENOTDIR;
-        } else if (nsd_is_dir(buf)) {
+        } else if (found && state == EPH_MDIR && nsd_dirs_live()) {
             /* a directory in memory (nsdir.c) */
         } else if (dc_stat(buf, &st) < 0) {
             e = -errno;

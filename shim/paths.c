@@ -215,6 +215,20 @@ __attribute__((no_sanitize_address)) static inline size_t common_prefix(const ch
     return i;
 }
 
+int path_below_root(const char *abs)
+{
+    for (int i = 0; i < nroots; i++) {
+        size_t n = roots[i].len;
+        if (n == 1) {
+            if (abs[0] == '/' && abs[1] != '\0')
+                return 1;
+        } else if (common_prefix(abs, roots[i].path, n) == n && abs[n] == '/' && abs[n + 1] != '\0') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int maybe_managed(int dirfd, const char *p);
 
 int path_maybe_managed(int dirfd, const char *p)
