@@ -40,6 +40,7 @@
  * through a symlink, 1 + the index of its canonical spelling (0: none, or it is canonical). */
 static struct { char path[EPH_PATH_MAX]; size_t len; int canonical, canon_of; } roots[MAX_ROOTS];
 static int nroots;
+static size_t roots_shortest; /* the length of the shortest root, either spelling (0: none) */
 static int naliased; /* roots with a canon_of */
 
 static pthread_mutex_t cwd_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -162,6 +163,9 @@ void path_init(void)
         if (*s == ':')
             s++;
     }
+    for (int i = 0; i < nroots; i++)
+        if (roots_shortest == 0 || roots[i].len < roots_shortest)
+            roots_shortest = roots[i].len;
     if (syscall(SYS_getcwd, cwd, sizeof cwd) > 0 && cwd[0] == '/') {
         atomic_store(&cwd_valid, 1);
         cwd_classify();
@@ -215,18 +219,9 @@ __attribute__((no_sanitize_address)) static inline size_t common_prefix(const ch
     return i;
 }
 
-int path_below_root(const char *abs)
+size_t path_roots_shortest(void)
 {
-    for (int i = 0; i < nroots; i++) {
-        size_t n = roots[i].len;
-        if (n == 1) {
-            if (abs[0] == '/' && abs[1] != '\0')
-                return 1;
-        } else if (common_prefix(abs, roots[i].path, n) == n && abs[n] == '/' && abs[n + 1] != '\0') {
-            return 1;
-        }
-    }
-    return 0;
+    return roots_shortest;
 }
 
 static int maybe_managed(int dirfd, const char *p);
