@@ -30,7 +30,7 @@ const WORKLOADS = {
  * cycle 4.00, its slot and memfd kept by the shim from one cycle to the next (no pool refill).
  * The ceiling is that, rounded up, plus one call.
  */
-const TODAY = { create: 4, rename: 5, git: 5, gitdisk: 5 }; // git: 4.24 since branch dirfiles' second session (6.04 before); gitdisk 4.09 since branch gitcost (4.60 before)
+const TODAY = { create: 4, rename: 5, git: 5, gitdisk: 5 }; // git: 4.24 since branch dirfiles' second session (6.04 before); gitdisk 4.10 since branch gitcost (4.60 before)
 const SLACK = 1;
 /**
  * The target allows amortised work: a call made once per batch of files (the design's pool of 32
