@@ -40,12 +40,37 @@ static inline uint64_t dc_gen(void)
     return sh.hdr ? atomic_load_explicit(&sh.hdr->dir_gen, memory_order_acquire) : 0;
 }
 
+/* The miss of the current call (dircache.h): short paths only (a thread's copy stays small). */
+static SH_TLS struct {
+    int depth;  /* calls in progress on this thread that keep a miss */
+    size_t len; /* 0 = none kept */
+    uint64_t gen;
+    char path[256];
+} dc_miss;
+
+void dc_miss_begin(void)
+{
+    dc_miss.depth++;
+    dc_miss.len = 0;
+}
+
+void dc_miss_end(void)
+{
+    if (dc_miss.depth > 0)
+        dc_miss.depth--;
+    dc_miss.len = 0;
+}
+
 int dc_stat(const char *dir, struct stat *st)
 {
     size_t len = strlen(dir);
     if (!sh.hdr || len >= EPH_PATH_MAX)
         return sys.stat(dir, st);
     uint64_t gen = dc_gen(), now = sh_lru_ns();
+    if (dc_miss.len != 0 && dc_miss.len == len && dc_miss.depth > 0 && dc_miss.gen == gen && memcmp(dc_miss.path, dir, len) == 0) {
+        errno = ENOENT; /* this call's own stat of it found nothing */
+        return -1;
+    }
     pthread_mutex_lock(&dc_mu);
     for (int i = 0; i < DC_ENTRIES; i++) {
         struct dc_entry *e = &dc[i];
@@ -58,8 +83,14 @@ int dc_stat(const char *dir, struct stat *st)
     pthread_mutex_unlock(&dc_mu);
     /* The generation is read before the stat: a change that lands between them
      * leaves an entry of the old generation, which the next look ignores. */
-    if (sys.stat(dir, st) < 0)
+    if (sys.stat(dir, st) < 0) {
+        if (errno == ENOENT && dc_miss.depth > 0 && len < sizeof dc_miss.path) {
+            memcpy(dc_miss.path, dir, len);
+            dc_miss.gen = gen;
+            dc_miss.len = len;
+        }
         return -1;
+    }
     if (!S_ISDIR(st->st_mode))
         return 0;
     pthread_mutex_lock(&dc_mu);

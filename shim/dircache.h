@@ -40,6 +40,16 @@ static inline long dc_after(long r)
     dc_changed();
     return r;
 }
+/*
+ * Within one intercepted call (between dc_miss_begin and dc_miss_end, on this thread), a stat of
+ * a name that found nothing answers the next stat of the same name in the same call: the kernel
+ * walks a path once per call, where the shim's checks (the parent a create writes into, the walk
+ * that refines the ENOENT) look at a missing parent two or three times.  Never kept past the call,
+ * and dropped when dir_gen moves (a twin made meanwhile).  Calls may nest (a signal handler's): a
+ * begin forgets the outer call's miss, which then only costs it the stat again.
+ */
+void dc_miss_begin(void);
+void dc_miss_end(void);
 /* In a fork child: the lock may have been held by another thread. */
 void dc_after_fork(void);
 

@@ -21,6 +21,7 @@
 #include "init.h"
 #include "paths.h"
 #include "fdtable.h"
+#include "dircache.h"
 #include "diskbytes.h"
 #include "rpc.h"
 #include "fp_desc.h"
@@ -402,11 +403,16 @@ static inline int open_common(int dirfd, const char *path, int flags, mode_t mod
     if (likely(!path_maybe_managed(dirfd, path)))
         return open_real(dirfd, path, flags, mode);
     ft_change_begin(); /* from the kernel fd to its entry: a fork waits */
+    dc_miss_begin(); /* a missing parent is stat'ed once per call (git's objects/xx) */
     int fd = open_managed(dirfd, path, flags, mode);
     int e = errno;
     ft_change_end();
     errno = e;
-    return ENOENT_FIX(dirfd, path, fd);
+    fd = ENOENT_FIX(dirfd, path, fd);
+    e = errno;
+    dc_miss_end();
+    errno = e;
+    return fd;
 }
 
 #define TAKE_MODE(flags, last)                                   \

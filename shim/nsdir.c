@@ -302,6 +302,11 @@ int nsd_enoent(int dirfd, const char *path)
     return again;
 }
 
+int nsd_dirs_live(void)
+{
+    return nsd_live();
+}
+
 int nsd_is_dir(const char *abs)
 {
     return nsd_live() && nsd_find(abs, NULL) >= 0;

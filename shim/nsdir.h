@@ -26,6 +26,8 @@ void nsd_dotdot(void);
 int nsd_enoent(int dirfd, const char *path);
 /* abs is a directory in memory (for the checks that walk a path's ancestors). */
 int nsd_is_dir(const char *abs);
+/* Any directory in memory at all (the region's mdirs_live), and the region attached. */
+int nsd_dirs_live(void);
 /* abs's parent is a directory in memory: 1 with its slot and generation (either may be NULL), else 0. */
 int nsd_mem_parent(const char *abs, uint32_t *idx, uint32_t *gen);
 /* dir is a directory in memory: 1 if the caller may amode it (search on every directory on the

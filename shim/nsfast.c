@@ -635,9 +635,10 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
         return -2;
     if (nsf_dir_writable(abs, -1, id, &pd) < 0) {
         struct stat pst;
-        if (nsd_files_in_memory() && !nsd_is_dir(parent) && sys.stat(parent, &pst) < 0 && errno == ENOENT) {
+        if (nsd_files_in_memory() && !nsd_is_dir(parent) && dc_stat(parent, &pst) < 0 && errno == ENOENT) {
             /* No such directory, on disk or in memory: the kernel's ENOENT, without asking the
-             * daemon (git opens objects/xx/tmp_obj_* before it makes objects/xx). */
+             * daemon (git opens objects/xx/tmp_obj_* before it makes objects/xx).  The stat that
+             * nsf_dir_writable just made of it answers, within this call (dc_miss_begin). */
             errno = ENOENT;
             return -1;
         }

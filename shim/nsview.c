@@ -101,9 +101,82 @@ int nsv_parent_searchable(const char *abs)
     return nsv_parent_allows(abs, X_OK);
 }
 
+/*
+ * The answers of this thread's last lookups, each valid while ns_seq still has the even value it
+ * had when the answer was read: every change to the chains, paths and names happens inside an odd
+ * ns_seq (nslock.h), so an unchanged ns_seq means a new lookup would walk the same chain to the
+ * same slot.  One call asks about the same names several times (its path's ancestors in
+ * nsd_resolve_in, walk_error and nsd_resolved, its parent in nsd_mem_parent and nsf_dir_writable,
+ * the name itself before and under the lock): the FNV hash of the whole path and the chain walk
+ * (two cache misses) were most of the shim's own time in `git add` (branch gitcost).  The slot's
+ * state and gen are read again at each hit, as a lookup reads them, since an eviction changes a
+ * state without a namespace change; a gen that moved sends the lookup the long way.
+ */
+#define NSV_MEMO 16 /* direct-mapped by the name's length and last byte: one compare per lookup */
+#define NSV_MEMO_PATH 160
+static SH_TLS struct nsv_memo {
+    const void *hdr; /* the region it was read from (NULL: unused) */
+    uint64_t seq;
+    uint32_t len;
+    int32_t idx; /* -1: no such name */
+    uint32_t gen;
+    char path[NSV_MEMO_PATH];
+} nsv_memo[NSV_MEMO];
+
+static inline struct nsv_memo *nsv_memo_slot(const char *abs, size_t len)
+{
+    return &nsv_memo[(len * 7 + (unsigned char)abs[len - 1]) % NSV_MEMO];
+}
+
+/* 0 or -ENOENT: the answer kept for abs; 1: none (look it up). */
+static int nsv_memo_find(const struct eph_shm_header *h, const char *abs, size_t len, uint32_t *inode, uint32_t *gen,
+                         uint32_t *state)
+{
+    const struct nsv_memo *m = nsv_memo_slot(abs, len);
+    uint64_t s = atomic_load_explicit(&h->ns_seq, memory_order_acquire);
+    if (m->seq != s || (s & 1) || m->hdr != h || m->len != len || memcmp(m->path, abs, len) != 0)
+        return 1;
+    if (m->idx < 0)
+        return -ENOENT;
+    struct eph_inode *ino = &sh.inodes[m->idx];
+    uint32_t st = atomic_load_explicit(&ino->state, memory_order_acquire);
+    if (atomic_load_explicit(&ino->gen, memory_order_acquire) != m->gen)
+        return 1;
+    *inode = (uint32_t)m->idx;
+    *gen = m->gen;
+    *state = st;
+    return 0;
+}
+
+static void nsv_memo_keep(const struct eph_shm_header *h, uint64_t seq, const char *abs, size_t len, int idx, uint32_t gen)
+{
+    if (len >= NSV_MEMO_PATH)
+        return;
+    struct nsv_memo *m = nsv_memo_slot(abs, len);
+    /* unused while it is filled: a signal handler's lookup on this thread never sees half of it */
+    m->hdr = NULL;
+    atomic_signal_fence(memory_order_seq_cst);
+    m->seq = seq;
+    m->len = (uint32_t)len;
+    m->idx = idx;
+    m->gen = gen;
+    memcpy(m->path, abs, len);
+    atomic_signal_fence(memory_order_seq_cst);
+    m->hdr = h;
+}
+
 int nsv_find(const char *abs, uint32_t *inode, uint32_t *gen, uint32_t *state)
 {
+    /* Only names strictly below a root are in the region: the prefixes above the roots that every
+     * walk of a path's ancestors (walk_error, nsd_resolved, nsd_under_missing) asks about, and a
+     * root itself, are answered without hashing the prefix and walking its chain. */
+    size_t len = strlen(abs);
+    if (len <= path_roots_shortest())
+        return -ENOENT;
     struct eph_shm_header *h = sh.hdr;
+    int r = nsv_memo_find(h, abs, len, inode, gen, state);
+    if (r <= 0)
+        return r;
     uint32_t hash = eph_path_hash(abs);
     for (unsigned tries = 0;; tries++) {
         uint64_t s1 = atomic_load_explicit(&h->ns_seq, memory_order_acquire);
@@ -142,6 +215,7 @@ int nsv_find(const char *abs, uint32_t *inode, uint32_t *gen, uint32_t *state)
                 return -EAGAIN;
             continue;
         }
+        nsv_memo_keep(h, s1, abs, len, found, g);
         if (found < 0)
             return -ENOENT;
         *inode = (uint32_t)found;
@@ -209,9 +283,13 @@ static int walk_error(const char *abs, int depth)
         *s = '\0';
         struct stat st;
         int e = 0;
-        if (nsv_lookup(buf, &inode, &gen) == 0) {
+        /* One look at the region per ancestor: what nsv_lookup and then nsd_is_dir would each
+         * have looked up (a file the caller may reach, else a directory in memory). */
+        uint32_t state;
+        int found = nsv_find(buf, &inode, &gen, &state) == 0;
+        if (found && state != EPH_MDIR && nsv_parent_searchable(buf)) {
             e = -ENOTDIR;
-        } else if (nsd_is_dir(buf)) {
+        } else if (found && state == EPH_MDIR && nsd_dirs_live()) {
             /* a directory in memory (nsdir.c) */
         } else if (dc_stat(buf, &st) < 0) {
             e = -errno;

@@ -40,6 +40,7 @@
  * through a symlink, 1 + the index of its canonical spelling (0: none, or it is canonical). */
 static struct { char path[EPH_PATH_MAX]; size_t len; int canonical, canon_of; } roots[MAX_ROOTS];
 static int nroots;
+static size_t roots_shortest; /* the length of the shortest root, either spelling (0: none) */
 static int naliased; /* roots with a canon_of */
 
 static pthread_mutex_t cwd_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -162,6 +163,9 @@ void path_init(void)
         if (*s == ':')
             s++;
     }
+    for (int i = 0; i < nroots; i++)
+        if (roots_shortest == 0 || roots[i].len < roots_shortest)
+            roots_shortest = roots[i].len;
     if (syscall(SYS_getcwd, cwd, sizeof cwd) > 0 && cwd[0] == '/') {
         atomic_store(&cwd_valid, 1);
         cwd_classify();
@@ -213,6 +217,11 @@ __attribute__((no_sanitize_address)) static inline size_t common_prefix(const ch
     while (i < len && p[i] == r[i])
         i++;
     return i;
+}
+
+size_t path_roots_shortest(void)
+{
+    return roots_shortest;
 }
 
 static int maybe_managed(int dirfd, const char *p);

@@ -36,6 +36,9 @@ int path_absolute(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trailin
 /* The cheap pre-check: can p (relative to dirfd) possibly be managed?  0 for a bad pointer. */
 int path_maybe_managed(int dirfd, const char *p);
 int path_is_root(const char *abs);
+/* The length of the shortest root (0: none).  Only names strictly below a root are in the region,
+ * so a normalised path no longer than this (a root itself, or a directory above the roots) is not. */
+size_t path_roots_shortest(void);
 /*
  * On a namespace miss: resolve abs's parent through the kernel (symlinked
  * directories) and, if follow, a final symlink (which may name an in-memory

@@ -12,6 +12,10 @@
  *                           ENOENT, a mkdir, the open again), each written to a temporary name
  *                           (O_CREAT|O_EXCL, 0444), linked to its final name, the temporary
  *                           unlinked, the object stat'ed
+ *   ns_count DIR gitdisk N  the same as a real `git add` meets it: DIR/<tag>o gets its disk twin
+ *                           first (git init's probe for symlinks: a symlink made and removed in
+ *                           it), and each object's name is looked up with access(F_OK) before
+ *                           it is written (git's "have I got it" check)
  *
  * The markers are access() of two paths that cannot exist, outside every root; strace shows them
  * with their strings "/nonexistent-ns-count/begin" and ".../end" whatever call the shim makes of
@@ -89,17 +93,26 @@ static int rename_set(const char *dir, const char *tag, long n, unsigned long lo
     return 0;
 }
 
-static int git_objects(const char *dir, const char *tag, long n, unsigned long long *sum)
+static int git_objects(const char *dir, const char *tag, long n, unsigned long long *sum, int on_disk)
 {
     char objs[4100], fan[4200], tmp[4300], obj[4300];
     struct stat st;
     snprintf(objs, sizeof objs, "%s/%so", dir, tag);
     if (mkdir(objs, 0755) < 0)
         return die("mkdir", objs);
+    if (on_disk) {
+        snprintf(tmp, sizeof tmp, "%s/probe", objs);
+        if (symlink("testing", tmp) < 0)
+            return die("symlink", tmp);
+        if (unlink(tmp) < 0)
+            return die("unlink", tmp);
+    }
     for (long i = 0; i < n; i++) {
         snprintf(fan, sizeof fan, "%s/%02lx", objs, (unsigned long)(i * 37) % 256);
         snprintf(tmp, sizeof tmp, "%s/tmp_obj_%ld", fan, i);
         snprintf(obj, sizeof obj, "%s/%038lx", fan, (unsigned long)i * 2654435761ul);
+        if (on_disk && (access(obj, F_OK) == 0 || errno != ENOENT))
+            return die("access (expected ENOENT)", obj);
         int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL, 0444);
         if (fd < 0 && errno == ENOENT) {
             if (mkdir(fan, 0777) < 0)
@@ -127,14 +140,16 @@ static int workload(const char *dir, const char *what, const char *tag, long n, 
 {
     return strcmp(what, "create") == 0   ? create_cycles(dir, tag, n)
            : strcmp(what, "rename") == 0 ? rename_set(dir, tag, n, sum)
-                                         : git_objects(dir, tag, n, sum);
+                                         : git_objects(dir, tag, n, sum, strcmp(what, "gitdisk") == 0);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 4 || (strcmp(argv[2], "create") != 0 && strcmp(argv[2], "rename") != 0 && strcmp(argv[2], "git") != 0) ||
+    if (argc != 4 ||
+        (strcmp(argv[2], "create") != 0 && strcmp(argv[2], "rename") != 0 && strcmp(argv[2], "git") != 0 &&
+         strcmp(argv[2], "gitdisk") != 0) ||
         atol(argv[3]) <= 0) {
-        fprintf(stderr, "usage: ns_count DIR create|rename|git N\n");
+        fprintf(stderr, "usage: ns_count DIR create|rename|git|gitdisk N\n");
         return 2;
     }
     const char *dir = argv[1];
