@@ -47,12 +47,6 @@
 static pid_t daemon_pid;
 static char run_dir[PATH_MAX];
 
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
-    nanosleep(&ts, NULL);
-}
-
 /* ---- the calls, and how their effect shows -------------------------------- */
 
 struct op {
