@@ -145,7 +145,7 @@ static void kill_inside(const char *root, enum op op, const char *point)
 static int child(const char *root, const char *disk)
 {
     (void)disk;
-    snprintf(run_dir, sizeof run_dir, "%.*s/run", (int)(strrchr(root, '/') - root), root);
+    shimmed_run_dir(root, run_dir);
     count_exact("at the start");
     static const char *points[] = {"building", "applying", "last", "applied"};
     for (int op = CREATE; op <= UNLINK_BIG; op++)
@@ -159,10 +159,6 @@ static int child(const char *root, const char *disk)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        return shimmed_main(argc, argv, "homekill", child);
     /* EPHEMERA_NS_STALL is in the fault build of the shim only. */
-    if (shimmed_use_faults_build("homekill_test"))
-        return 1;
-    return shimmed_main(argc, argv, "homekill", child);
+    return shimmed_main_faulty(argc, argv, "homekill", child, NULL, 1);
 }

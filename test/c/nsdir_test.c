@@ -446,7 +446,7 @@ static void symlinks_and_access(const char *root)
 static int child(const char *root, const char *disk)
 {
     (void)disk;
-    snprintf(run_dir, sizeof run_dir, "%.*s/run", (int)(strrchr(root, '/') - root), root);
+    shimmed_run_dir(root, run_dir);
     semantics(root);
     files_inside(root);
     static const char *points[] = {"building", "applying", "applied"};
@@ -462,10 +462,6 @@ static int child(const char *root, const char *disk)
 int main(int argc, char **argv)
 {
     setenv("EPHEMERA_MEMDIR_FILES", "1", 1); /* files inside directories in memory (the default; not turned off by the caller) */
-    if (argc > 1)
-        return shimmed_main(argc, argv, "nsdir", child);
     /* EPHEMERA_NS_STALL is in the fault build of the shim only. */
-    if (shimmed_use_faults_build("nsdir_test"))
-        return 1;
-    return shimmed_main(argc, argv, "nsdir", child);
+    return shimmed_main_faulty(argc, argv, "nsdir", child, NULL, 1);
 }

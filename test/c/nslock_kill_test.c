@@ -156,7 +156,7 @@ static void stopped_holder(const char *root)
 static int child(const char *root, const char *disk)
 {
     (void)disk;
-    snprintf(run_dir, sizeof run_dir, "%.*s/run", (int)(strrchr(root, '/') - root), root);
+    shimmed_run_dir(root, run_dir);
     static const char *points[] = {"building", "applying", "applied"};
     for (int op = CREATE; op <= RENAME; op++)
         for (int p = 0; p < 3; p++)
