@@ -323,17 +323,25 @@ static inline int file_holds(const char *path, char c, size_t n)
 
 /*
  * The start of a late truncate (staleref_test, truncgc_test: the daemon's fault build stops at
- * gc-chosen, the shim's at truncate-ref).  f and w (4 KiB each) are made in memory by a process that
- * then exits: nobody holds an fd of f, so its unlink leaves the slot to the daemon's collection (not
- * a home of ours).  A child opens w, a first reference while the daemon runs (a new process's first
- * one waits until the daemon holds its ledger, shim/fdtable.c, which a stopped daemon never would),
- * then truncates f to 100 bytes and stops after its lookup.  f's name goes; the daemon collects the
- * slot and stops before it frees it.  The truncating child's pid (its exit status: 0 truncated,
- * 10 ENOENT, 11 another error, 12 w did not open), or -1 when the daemon did not stop (a failed
- * check; the child is then killed).
+ * gc-chosen, the shim's at truncate-ref), in child() of root: the daemon's run directory into run and
+ * its pid into *daemon (shimmed_daemon), root/f into f.  f and w (4 KiB each) are made in memory by a
+ * process that then exits: nobody holds an fd of f, so its unlink leaves the slot to the daemon's
+ * collection (not a home of ours).  A child opens w, a first reference while the daemon runs (a new
+ * process's first one waits until the daemon holds its ledger, shim/fdtable.c, which a stopped
+ * daemon never would), then truncates f to 100 bytes and stops after its lookup.  f's name goes; the
+ * daemon collects the slot and stops before it frees it.  The truncating child's pid (its exit
+ * status: 0 truncated, 10 ENOENT, 11 another error, 12 w did not open), or -1 when there was no
+ * daemon or it did not stop (a failed check; the child is then killed).
  */
-static inline pid_t late_truncate_started(const char *run, pid_t daemon, const char *f, const char *w, double bound_s)
+static inline pid_t late_truncate_started(const char *root, char run[PATH_MAX], pid_t *daemon, char f[PATH_MAX],
+                                          double bound_s)
 {
+    char w[PATH_MAX];
+    snprintf(f, PATH_MAX, "%s/f", root);
+    snprintf(w, sizeof w, "%s/w", root);
+    *daemon = shimmed_daemon(root, run);
+    if (*daemon <= 0)
+        return -1;
     pid_t maker = fork();
     if (maker == 0)
         _exit(file_put(f, 'f', 4096) && file_put(w, 'w', 4096) ? 0 : 1);
@@ -354,8 +362,8 @@ static inline pid_t late_truncate_started(const char *run, pid_t daemon, const c
     CHECK(wait_stopped(trunc), "the truncating process did not stop after its lookup");
 
     CHECK(unlink(f) == 0, "unlink %s: %s", f, strerror(errno));
-    int stopped = stopped_within(daemon);
-    CHECK(stopped, "the daemon did not stop before freeing f's slot (state %c)", proc_state(daemon));
+    int stopped = stopped_within(*daemon);
+    CHECK(stopped, "the daemon did not stop before freeing f's slot (state %c)", proc_state(*daemon));
     if (!stopped) {
         kill(trunc, SIGKILL);
         waitpid(trunc, NULL, 0);

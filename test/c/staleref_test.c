@@ -42,20 +42,14 @@
 static int child(const char *root, const char *disk)
 {
     (void)disk;
-    char run[PATH_MAX], f[PATH_MAX], w[PATH_MAX], g[NEW_FILES][PATH_MAX], h[NEW_FILES][PATH_MAX];
-    snprintf(f, sizeof f, "%s/f", root);
-    snprintf(w, sizeof w, "%s/w", root);
+    char run[PATH_MAX], f[PATH_MAX], g[NEW_FILES][PATH_MAX], h[NEW_FILES][PATH_MAX];
     for (int i = 0; i < NEW_FILES; i++) {
         snprintf(g[i], sizeof g[i], "%s/g%d", root, i);
         snprintf(h[i], sizeof h[i], "%s/h%d", root, i);
     }
-    pid_t daemon = shimmed_daemon(root, run);
-    if (daemon <= 0)
-        return 1;
-
     /* f is unlinked by us while a truncating process stopped after its lookup of it; the daemon
      * looks, finds nobody has it open, and stops before the free. */
-    pid_t trunc = late_truncate_started(run, daemon, f, w, BOUND_S);
+    pid_t daemon, trunc = late_truncate_started(root, run, &daemon, f, BOUND_S);
     if (trunc < 0)
         return 1;
     /* The late reference: taken after the daemon's look, held across the free. */

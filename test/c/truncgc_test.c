@@ -40,18 +40,12 @@
 static int child(const char *root, const char *disk)
 {
     (void)disk;
-    char run[PATH_MAX], f[PATH_MAX], w[PATH_MAX], g[NEW_FILES][PATH_MAX];
-    snprintf(f, sizeof f, "%s/f", root);
-    snprintf(w, sizeof w, "%s/w", root);
+    char run[PATH_MAX], f[PATH_MAX], g[NEW_FILES][PATH_MAX];
     for (int i = 0; i < NEW_FILES; i++)
         snprintf(g[i], sizeof g[i], "%s/g%d", root, i);
-    pid_t daemon = shimmed_daemon(root, run);
-    if (daemon <= 0)
-        return 1;
-
     /* The truncate finds f in memory and stops before its reference; f's name goes; the daemon
      * collects the slot and stops before it frees it. */
-    pid_t trunc = late_truncate_started(run, daemon, f, w, BOUND_S);
+    pid_t daemon, trunc = late_truncate_started(root, run, &daemon, f, BOUND_S);
     if (trunc < 0)
         return 1;
     /* The truncate takes its reference now, after the daemon's look: without the fix it passes its
