@@ -283,10 +283,11 @@ static inline pid_t keep_continuing(pid_t pid, double bound_s)
     return keeper;
 }
 
-/* Create path (truncated) holding n bytes of c, at most 64 KiB, and close it: 1 when that worked. */
+/* Create path (truncated) holding n bytes of c, at most 128 KiB, written at once, and close it: 1
+ * when that worked. */
 static inline int file_put(const char *path, char c, size_t n)
 {
-    static char buf[1 << 16];
+    static char buf[1 << 17];
     if (n > sizeof buf)
         return 0;
     memset(buf, c, n);
