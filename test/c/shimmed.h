@@ -298,6 +298,17 @@ static inline int file_put(const char *path, char c, size_t n)
     return ok;
 }
 
+/* Create path (truncated) holding the text data and close it, each step a check. */
+static inline void file_put_text(const char *path, const char *data)
+{
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    CHECK(fd >= 0, "create %s: %s", path, strerror(errno));
+    if (fd >= 0) {
+        CHECK(write(fd, data, strlen(data)) == (ssize_t)strlen(data), "write %s", path);
+        close(fd);
+    }
+}
+
 /* 1 when fd reads exactly n bytes of c from offset 0 (n at most 64 KiB). */
 static inline int fd_holds(int fd, char c, size_t n)
 {
