@@ -102,10 +102,8 @@ static void kill_inside(const char *root, enum op op, const char *point)
         (void)r;
         _exit(3); /* never reached while stopped; a victim that was not stopped fails below */
     }
-    int stopped = wait_stopped(v);
+    int stopped = killed_when_stopped(v);
     CHECK(stopped, "%s: the victim did not stop there (no home?)", when);
-    kill(v, SIGKILL);
-    waitpid(v, NULL, 0);
     if (!stopped)
         return;
     /* The next locker recovers the namespace lock: a create of our own. */

@@ -249,10 +249,8 @@ static void kill_inside(const char *root, int is_mkdir, const char *point, int c
         (void)r;
         _exit(3);
     }
-    int stopped = wait_stopped(v);
+    int stopped = killed_when_stopped(v);
     CHECK(stopped, "%s: the victim did not stop inside the lock", when);
-    kill(v, SIGKILL);
-    waitpid(v, NULL, 0);
     if (!stopped)
         return;
     /* The next locker recovers: a mkdir of our own takes the lock. */

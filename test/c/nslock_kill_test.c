@@ -66,10 +66,8 @@ static void kill_inside(const char *root, enum op op, const char *point, int com
         (void)r;
         _exit(3); /* never reached while stopped; a victim that was not stopped fails below */
     }
-    int stopped = wait_stopped(v);
+    int stopped = killed_when_stopped(v);
     CHECK(stopped, "%s at %s: the victim did not stop inside the lock", op_name[op], point);
-    kill(v, SIGKILL);
-    waitpid(v, NULL, 0);
     if (!stopped)
         return;
     /* The next locker recovers: a create of our own takes the lock. */

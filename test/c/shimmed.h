@@ -283,6 +283,16 @@ static inline pid_t keep_continuing(pid_t pid, double bound_s)
     return keeper;
 }
 
+/* Wait (10 s at most) until child pid stops at its stall point (wait_stopped), then SIGKILL it
+ * there and reap it: 1 if it had stopped (killed inside the call), 0 if not. */
+static inline int killed_when_stopped(pid_t pid)
+{
+    int stopped = wait_stopped(pid);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return stopped;
+}
+
 /* Create path (truncated) holding n bytes of c, at most 128 KiB, written at once, and close it: 1
  * when that worked. */
 static inline int file_put(const char *path, char c, size_t n)
