@@ -152,6 +152,20 @@ int ns_name_slot(const char *path)
     return eph_chain_lookup(D.h, path);
 }
 
+/* Commit the record built (eph_j_begin and its steps) and apply it, inside the caller's write
+ * section (eph_j_commit is the shims', with a section and stall points of its own); dropped > 0:
+ * it dropped a name, whose slot is freed at the next reclaim.  0. */
+static int ns_commit_logged(struct eph_shm_header *h, int dropped)
+{
+    atomic_store_explicit(&h->journal.state, EPH_J_COMMITTED, memory_order_seq_cst);
+    for (uint32_t k = 0; k < h->journal.n; k++)
+        eph_j_apply_op(h, &h->journal.op[k]);
+    atomic_store_explicit(&h->journal.state, EPH_J_EMPTY, memory_order_release);
+    if (dropped > 0)
+        atomic_store(&h->reclaim_pending, 1);
+    return 0;
+}
+
 int ns_drop_name_logged(const char *path, uint32_t t)
 {
     /* As ns_rename_logged: the shims' record, applied inside the caller's write section. */
@@ -160,14 +174,7 @@ int ns_drop_name_logged(const char *path, uint32_t t)
     if (!eph_names(h, n, t))
         return -ENOENT;
     eph_j_begin(h);
-    int dropped = eph_j_drop_name(h, (uint32_t)n, t, 1);
-    atomic_store_explicit(&h->journal.state, EPH_J_COMMITTED, memory_order_seq_cst);
-    for (uint32_t k = 0; k < h->journal.n; k++)
-        eph_j_apply_op(h, &h->journal.op[k]);
-    atomic_store_explicit(&h->journal.state, EPH_J_EMPTY, memory_order_release);
-    if (dropped > 0)
-        atomic_store(&h->reclaim_pending, 1); /* the name's slot: freed at the next reclaim */
-    return 0;
+    return ns_commit_logged(h, eph_j_drop_name(h, (uint32_t)n, t, 1));
 }
 
 int ns_valid(uint32_t idx, uint32_t gen)
@@ -366,14 +373,7 @@ int ns_rename_logged(const char *src, uint32_t s, const char *dst, int64_t d)
         return -ENOENT;
     eph_j_begin(h);
     memcpy(h->journal.path, dst, strlen(dst) + 1);
-    int dropped = eph_j_rename(h, (uint32_t)na, s, nb, d >= 0 ? (uint32_t)d : 0);
-    atomic_store_explicit(&h->journal.state, EPH_J_COMMITTED, memory_order_seq_cst);
-    for (uint32_t k = 0; k < h->journal.n; k++)
-        eph_j_apply_op(h, &h->journal.op[k]);
-    atomic_store_explicit(&h->journal.state, EPH_J_EMPTY, memory_order_release);
-    if (dropped > 0)
-        atomic_store(&h->reclaim_pending, 1); /* a name's slot: freed at the next reclaim */
-    return 0;
+    return ns_commit_logged(h, eph_j_rename(h, (uint32_t)na, s, nb, d >= 0 ? (uint32_t)d : 0));
 }
 
 /* Length of the directory prefix dir if path lies strictly below it, else 0. */

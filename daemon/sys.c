@@ -16,14 +16,10 @@ struct ephd_sys_table dsys = {EPHD_SYSCALLS(DSYS_INIT)};
 static struct ephd_sys_table dsys_orig;
 static struct eph_faults dsys_faults;
 
-/* on=mem: the memfd of an in-memory file ("ephemera"; the region is "ephemera-region"). */
+/* on=mem: the memfd of an in-memory file. */
 static int dsys_fd_is_mem(int fd)
 {
-    static const char want[] = "/memfd:ephemera (deleted)";
-    char p[64], t[sizeof want];
-    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(p, t, sizeof t);
-    return n == (ssize_t)sizeof want - 1 && memcmp(t, want, sizeof want - 1) == 0;
+    return eph_fault_fd_is_mem(fd, readlink);
 }
 
 #define EPH_FAULT_TABLE dsys_faults

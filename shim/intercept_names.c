@@ -67,6 +67,17 @@ int names_access_ok(struct eph_inode *ino, int amode, int effective)
     return ((uint32_t)amode & bits) == (uint32_t)amode;
 }
 
+/* After the kernel's call under nsf_hold: made (it made a name under a root) is counted for a create
+ * in memory that looked at the disk before the lock; the hold ends; errno kept. */
+static void unhold_after(int made)
+{
+    int e = errno;
+    if (made)
+        nsf_disk_named();
+    nsf_unhold();
+    errno = e;
+}
+
 /* Resolve a managed path to its in-memory inode: 1 found, 0 not in memory / not managed.  With
  * in, a name in an in-memory directory gets no twin (nsd_resolve_in): for callers that make one
  * themselves before any kernel call on the path. */
@@ -453,13 +464,8 @@ again:;
     }
     int r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np)
                                              : sys.renameat2(od, op, nd, np, flags);
-    if (held) {
-        int e = errno;
-        if (r == 0)
-            nsf_disk_named(); /* for a create in memory that looked at b before the lock */
-        nsf_unhold();
-        errno = e;
-    }
+    if (held)
+        unhold_after(r == 0);
     r = (int)dc_after(r);
     if (r == 0)
         db_replaced(b, &gone);
@@ -579,11 +585,8 @@ static int make_locked(enum make_kind kind, int dirfd, const char *path, mode_t 
         nsf_unhold();
         return fail(EEXIST);
     }
-    int r = make_real(kind, dirfd, path, mode, target), e = errno;
-    if (r == 0)
-        nsf_disk_named(); /* for a create in memory that looked at the disk before the lock */
-    nsf_unhold();
-    errno = e;
+    int r = make_real(kind, dirfd, path, mode, target);
+    unhold_after(r == 0);
     return r;
 }
 
@@ -1077,13 +1080,8 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
         return -1;
     }
     int r = REAL(linkat)(od, o, nd, n, flags);
-    if (held) {
-        int e = errno;
-        if (r == 0)
-            nsf_disk_named(); /* for a create in memory that looked at n before the lock */
-        nsf_unhold();
-        errno = e;
-    }
+    if (held)
+        unhold_after(r == 0);
     if (r == 0 && !src_mem)
         nsd_linked(nd, n); /* a second name of a symlink (nsdir.c) */
     if (r == 0 && mino) {

@@ -369,11 +369,7 @@ static SH_TLS uint32_t nsd_dir_gen;
 int nsd_files_in_memory(void)
 {
     static int on = -1;
-    if (on < 0) {
-        const char *v = getenv("EPHEMERA_MEMDIR_FILES");
-        on = !(v && strcmp(v, "0") == 0);
-    }
-    return on;
+    return nsd_switch_on("EPHEMERA_MEMDIR_FILES", &on);
 }
 
 /* abs goes through a name that exists nowhere, right below a directory in memory that the caller

@@ -8,6 +8,8 @@
 
 #include <sys/stat.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "ephemera/proto.h"
@@ -35,6 +37,16 @@ int nsd_mem_parent(const char *abs, uint32_t *idx, uint32_t *gen);
 int nsd_allows(const char *dir, int amode);
 /* Files may live inside directories in memory (on unless EPHEMERA_MEMDIR_FILES=0, nsdir.c). */
 int nsd_files_in_memory(void);
+/* A switch of this feature that is on unless the environment says name=0, read once into *on (-1
+ * until then): nsd_files_in_memory, ndf_on.  Inline, so the answer costs them one load as before. */
+static inline int nsd_switch_on(const char *name, int *on)
+{
+    if (*on < 0) {
+        const char *v = getenv(name);
+        *on = !(v && strcmp(v, "0") == 0);
+    }
+    return *on;
+}
 /* path_resolve for the calls that serve a file in an in-memory directory from the region (open,
  * unlink, rename, link): no twin when the name's parent is a directory in memory and the name
  * itself is none; otherwise the twins nsd_resolved makes. */

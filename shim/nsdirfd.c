@@ -57,11 +57,7 @@ static _Atomic int ndf_used;     /* any stand-in was ever made here: the twin ho
 int ndf_on(void)
 {
     static int on = -1;
-    if (on < 0) {
-        const char *v = getenv("EPHEMERA_MEMDIR_FDS");
-        on = !(v && strcmp(v, "0") == 0);
-    }
-    return on;
+    return nsd_switch_on("EPHEMERA_MEMDIR_FDS", &on);
 }
 
 /* The removed directory, made once (under ndf_mu): an fd, or -1. */

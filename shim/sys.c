@@ -61,14 +61,10 @@ void sys_resolve(void)
 static struct sys_table sys_orig;
 static struct eph_faults sys_faults;
 
-/* on=mem: a memfd of the daemon's that holds a file ("ephemera"; not the region or our fd-table ledger). */
+/* on=mem: a memfd of the daemon's that holds a file. */
 static int sys_fd_is_mem(int fd)
 {
-    static const char want[] = "/memfd:ephemera (deleted)";
-    char p[64], t[sizeof want];
-    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-    ssize_t n = sys_orig.readlink(p, t, sizeof t);
-    return n == (ssize_t)sizeof want - 1 && memcmp(t, want, sizeof want - 1) == 0;
+    return eph_fault_fd_is_mem(fd, sys_orig.readlink);
 }
 
 #define EPH_FAULT_TABLE sys_faults

@@ -57,6 +57,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -123,6 +124,18 @@ struct eph_faults {
     int n;
     int (*fd_is_mem)(int fd);           /* the component's test of on=mem (a memfd) */
 };
+
+/* The test of on=mem for eph_faults.fd_is_mem: fd is a memfd of the daemon's that holds a file
+ * ("ephemera"; not the region, "ephemera-region", nor the shim's fd-table ledger), by its link in
+ * /proc/self/fd read with the component's own readlink (the shim's: its unfaulted entry). */
+static inline int eph_fault_fd_is_mem(int fd, ssize_t (*readlink_fn)(const char *, char *, size_t))
+{
+    static const char want[] = "/memfd:ephemera (deleted)";
+    char p[64], t[sizeof want];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink_fn(p, t, sizeof t);
+    return n == (ssize_t)sizeof want - 1 && memcmp(t, want, sizeof want - 1) == 0;
+}
 
 static inline int eph_fault_errno(const char *s, size_t len)
 {

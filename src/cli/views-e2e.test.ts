@@ -11,22 +11,20 @@
  * - the controller's and the agent's JSON log lines carry the activations' ids.
  */
 import assert from 'node:assert/strict';
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import type { Browser, Page } from 'puppeteer-core';
+import type { Page } from 'puppeteer-core';
 
-import { ensureDockerEngine } from '../container/dockerd.js';
 import { basicAuthFor } from '../dashboard/auth.js';
-import { attrs, closeChromium, inPage, launchChromium, signIn as signInAt } from '../dashboard/chromium.js';
+import { attrs, inPage, signIn as signInAt } from '../dashboard/chromium.js';
 import { PrometheusServer, promtoolCheck, waitFor } from '../dashboard/prometheus-harness.js';
 import { CPU_ACTION, IO_ACTION } from '../bench/platform-demo.js';
 import { NodeClient } from '../node/client.js';
-import { startAnnounced, stopChild } from '../platform/child.js';
-import { containersOfNode, readProps } from '../platform/harness.js';
+import { UpUnderTest } from './views-harness.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const NAME = `views-e2e-${String(process.pid)}`;
@@ -90,77 +88,43 @@ async function signIn(page: Page, base: string, key: string): Promise<void> {
 }
 
 describe('the operator views on `ephemera up` (real node agent, Docker, Chromium, Prometheus)', { timeout: 900_000 }, () => {
-  let skip: string | null = null;
-  let dir = '';
-  let up: ChildProcess | undefined;
-  let url = '';
-  let browser: Browser | undefined;
-  const key = (tenant: string): string => readProps(join(dir, 'home', `${tenant}.wskprops`)).AUTH ?? '';
-  const agent = (): NodeClient => new NodeClient(join(dir, 'state', 'nodes', NODE, 'node.sock'), { timeoutMs: 10_000 });
+  const h = new UpUnderTest('views-e2e', ['--name', NAME, '--keep-alive-ms', '300000', '--tenant', 'alpha', '--tenant', 'beta'], [NODE]);
+  const agent = (): NodeClient => new NodeClient(join(h.dir, 'state', 'nodes', NODE, 'node.sock'), { timeoutMs: 10_000 });
   const records: ActivationRecord[] = [];
 
-  const api = async (tenant: string, method: string, path: string, body?: unknown, timeoutMs = 120_000): Promise<{ status: number; json: unknown }> => {
-    const res = await fetch(`${url}/api/v1/namespaces/_/${path}`, {
-      method,
-      headers: { authorization: basicAuthFor(key(tenant)), 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    return { status: res.status, json: await res.json() };
-  };
   const invoke = async (action: string, params: object): Promise<ActivationRecord> => {
-    const r = await api('alpha', 'POST', `actions/${action}?blocking=true`, params);
+    const r = await h.api('alpha', 'POST', `actions/${action}?blocking=true`, params);
     assert.equal(r.status, 200, JSON.stringify(r.json));
     const rec = r.json as ActivationRecord;
     records.push(rec);
     return rec;
   };
 
-  before(async () => {
-    skip = ensureDockerEngine();
-    if (skip !== null) return;
-    dir = mkdtempSync('/tmp/views-e2e-');
-    const started = await startAnnounced(
-      [process.execPath, MAIN, 'up', '--port', '0', '--state-dir', join(dir, 'state'), '--name', NAME, '--keep-alive-ms', '300000', '--tenant', 'alpha', '--tenant', 'beta'],
-      /API on (http:\/\/\S+)/,
-      600_000,
-      { env: { ...process.env, EPHEMERA_HOME: join(dir, 'home') }, stderr: 'ignore' },
-    );
-    up = started.child;
-    url = started.match[1] ?? '';
-    mkdirSync(join(dir, 'chromium'));
-    browser = await launchChromium(join(dir, 'chromium'));
-  });
-
-  after(async () => {
-    if (browser !== undefined) await closeChromium(browser);
-    if (up !== undefined) await stopChild(up, 'SIGTERM', 120_000);
-    for (const id of containersOfNode(NODE)) spawnSync('docker', ['rm', '-f', id], { timeout: 30_000 });
-    if (dir !== '') rmSync(dir, { recursive: true, force: true });
-  });
+  before(() => h.begin());
+  after(() => h.end());
 
   test('the dashboard: the loan appears, activations arrive without a reload, another tenant sees none of it', { timeout: 400_000 }, async (t) => {
-    if (skip !== null || browser === undefined) return t.skip(skip ?? 'no browser');
+    if (h.skip !== null || h.browser === undefined) return t.skip(h.skip ?? 'no h.browser');
     // What the profiler would say: the CPU action needs little of its 256 MiB, the I/O action
     // more file space than its 128 MiB hold, so the Manager lends from one to the other.
     for (const [name, code, memory, profile] of [
       ['cpu', CPU_ACTION, 256, { ownPeakBytes: 12 * MiB, filePeakBytes: 0 }],
       ['io', IO_ACTION, 128, { ownPeakBytes: 24 * MiB, filePeakBytes: 160 * MiB }],
     ] as const) {
-      const r = await api('alpha', 'PUT', `actions/${name}`, { exec: { kind: 'python:3', code }, limits: { memory }, annotations: [{ key: 'ephemera.profile', value: profile }] });
+      const r = await h.api('alpha', 'PUT', `actions/${name}`, { exec: { kind: 'python:3', code }, limits: { memory }, annotations: [{ key: 'ephemera.profile', value: profile }] });
       assert.equal(r.status, 200, JSON.stringify(r.json));
     }
     // No profile: it is self-sufficient with its 256 MiB until its daemon says it is short.
-    const grow = await api('alpha', 'PUT', 'actions/grow', { exec: { kind: 'python:3', code: GROW_ACTION }, limits: { memory: 256 } });
+    const grow = await h.api('alpha', 'PUT', 'actions/grow', { exec: { kind: 'python:3', code: GROW_ACTION }, limits: { memory: 256 } });
     assert.equal(grow.status, 200, JSON.stringify(grow.json));
-    const alphaCtx = await browser.createBrowserContext();
-    const operatorCtx = await browser.createBrowserContext();
+    const alphaCtx = await h.browser.createBrowserContext();
+    const operatorCtx = await h.browser.createBrowserContext();
     try {
       const alpha = await alphaCtx.newPage();
-      await signIn(alpha, url, key('alpha'));
+      await signIn(alpha, h.url, h.key('alpha'));
       const operator = await operatorCtx.newPage();
       await operator.setViewport({ width: 1280, height: 900 });
-      await signIn(operator, url, key('admin'));
+      await signIn(operator, h.url, h.key('admin'));
       assert.equal((await attrs(alpha, '#activations tbody tr[data-activation]', 'data-activation')).length, 0);
 
       // One activation: it arrives in the open page.
@@ -209,10 +173,10 @@ describe('the operator views on `ephemera up` (real node agent, Docker, Chromium
       assert.equal(await inPage(alpha, 'window.__noReload'), 'still here');
 
       // Another tenant's key: none of alpha's containers, loans or activations.
-      const betaCtx = await browser.createBrowserContext();
+      const betaCtx = await h.browser.createBrowserContext();
       try {
         const beta = await betaCtx.newPage();
-        await signIn(beta, url, key('beta'));
+        await signIn(beta, h.url, h.key('beta'));
         assert.equal((await attrs(beta, '[data-container]', 'data-container')).length, 0);
         assert.equal((await attrs(beta, '[data-loan]', 'data-from')).length, 0);
         assert.equal((await attrs(beta, '#activations tbody tr[data-activation]', 'data-activation')).length, 0);
@@ -228,10 +192,10 @@ describe('the operator views on `ephemera up` (real node agent, Docker, Chromium
   });
 
   test('/metrics, scraped by Prometheus with the operator key, says what happened', { timeout: 120_000 }, async (t) => {
-    if (skip !== null || records.length !== ACTIVATIONS) return t.skip(skip ?? 'the dashboard test did not run its four activations');
-    assert.equal((await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) })).status, 401);
-    assert.equal((await fetch(`${url}/metrics`, { headers: { authorization: basicAuthFor(key('alpha')) }, signal: AbortSignal.timeout(10_000) })).status, 403);
-    const text = await (await fetch(`${url}/metrics`, { headers: { authorization: basicAuthFor(key('admin')) }, signal: AbortSignal.timeout(10_000) })).text();
+    if (h.skip !== null || records.length !== ACTIVATIONS) return t.skip(h.skip ?? 'the dashboard test did not run its four activations');
+    assert.equal((await fetch(`${h.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).status, 401);
+    assert.equal((await fetch(`${h.url}/metrics`, { headers: { authorization: basicAuthFor(h.key('alpha')) }, signal: AbortSignal.timeout(10_000) })).status, 403);
+    const text = await (await fetch(`${h.url}/metrics`, { headers: { authorization: basicAuthFor(h.key('admin')) }, signal: AbortSignal.timeout(10_000) })).text();
     const lint = await promtoolCheck(text);
     assert.equal(lint.status, 0, lint.output);
 
@@ -245,7 +209,7 @@ describe('the operator views on `ephemera up` (real node agent, Docker, Chromium
     t.diagnostic(`shortfalls: ${JSON.stringify(shortfalls)}`);
     assert.ok(shortfalls.some((e) => e.container === grower.id), `the grow action ran short of memory at least once: ${JSON.stringify(journal)}`);
 
-    const prom = await PrometheusServer.start(new URL(url).host, key('admin'));
+    const prom = await PrometheusServer.start(new URL(h.url).host, h.key('admin'));
     try {
       const v = (q: string): Promise<number | undefined> => prom.value(q);
       await waitFor('a scrape after the scenario', 30_000, async () => ((await v('sum(ephemera_activations_total)')) === ACTIVATIONS ? true : undefined));
@@ -279,7 +243,7 @@ describe('the operator views on `ephemera up` (real node agent, Docker, Chromium
         assert.equal(await v(`ephemera_container_borrowed_bytes${sel}`), c.borrowedFrom.reduce((s, l) => s + l.bytes, 0));
       }
       // The I/O action's file operations: its one run's counters, from its record's annotation.
-      const io = await api('alpha', 'GET', `activations/${records.find((r) => r.name === 'io')?.activationId ?? ''}`, undefined, 10_000);
+      const io = await h.api('alpha', 'GET', `activations/${records.find((r) => r.name === 'io')?.activationId ?? ''}`, undefined, 10_000);
       const eph = ((io.json as { annotations: { key: string; value: Record<string, number> }[] }).annotations.find((a) => a.key === 'ephemera')?.value) ?? {};
       assert.equal(await v('sum(ephemera_container_fast_writes_total{action="alpha/io"})'), eph['fast_writes']);
       assert.equal(await v('sum(ephemera_container_fast_reads_total{action="alpha/io"})'), eph['fast_reads']);
@@ -290,9 +254,9 @@ describe('the operator views on `ephemera up` (real node agent, Docker, Chromium
   });
 
   test("`ephemera status` against it: the operator sees alpha's containers and activations, another tenant nothing", { timeout: 60_000 }, (t) => {
-    if (skip !== null || records.length !== ACTIVATIONS) return t.skip(skip ?? 'the dashboard test did not run its four activations');
+    if (h.skip !== null || records.length !== ACTIVATIONS) return t.skip(h.skip ?? 'the dashboard test did not run its four activations');
     const status = (tenant: string): string => {
-      const r = spawnSync(process.execPath, [MAIN, 'status', '--props', join(dir, 'home', `${tenant}.wskprops`)], { encoding: 'utf8', timeout: 30_000 });
+      const r = spawnSync(process.execPath, [MAIN, 'status', '--props', join(h.dir, 'home', `${tenant}.wskprops`)], { encoding: 'utf8', timeout: 30_000 });
       assert.equal(r.status, 0, r.stderr);
       return r.stdout;
     };
@@ -308,10 +272,10 @@ describe('the operator views on `ephemera up` (real node agent, Docker, Chromium
   });
 
   test("the controller's and the agent's logs are JSON lines that carry the activations' ids", { timeout: 30_000 }, (t) => {
-    if (skip !== null || records.length !== ACTIVATIONS) return t.skip(skip ?? 'the dashboard test did not run its four activations');
+    if (h.skip !== null || records.length !== ACTIVATIONS) return t.skip(h.skip ?? 'the dashboard test did not run its four activations');
     const lines = (path: string): Record<string, unknown>[] => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    const controller = lines(join(dir, 'state', 'controller.log'));
-    const node = lines(join(dir, 'state', 'nodes', NODE, 'agent.log'));
+    const controller = lines(join(h.dir, 'state', 'controller.log'));
+    const node = lines(join(h.dir, 'state', 'nodes', NODE, 'agent.log'));
     for (const l of [...controller, ...node]) assert.ok(typeof l['time'] === 'string' && typeof l['level'] === 'string' && typeof l['msg'] === 'string', JSON.stringify(l));
     assert.ok(controller.every((l) => l['component'] === 'controller'));
     assert.ok(node.every((l) => l['component'] === 'node-agent' && l['node'] === NODE));

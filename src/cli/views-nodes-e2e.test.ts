@@ -14,21 +14,18 @@
  *   "After a controller restart", says why they are not seeded from the store).
  */
 import assert from 'node:assert/strict';
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import type { Browser, Page } from 'puppeteer-core';
+import type { Page } from 'puppeteer-core';
 
-import { ensureDockerEngine } from '../container/dockerd.js';
 import { basicAuthFor } from '../dashboard/auth.js';
-import { attrs, closeChromium, launchChromium, signIn } from '../dashboard/chromium.js';
+import { attrs, signIn } from '../dashboard/chromium.js';
 import { PrometheusServer, promtoolCheck, waitFor } from '../dashboard/prometheus-harness.js';
 import { NodeClient } from '../node/client.js';
-import { startAnnounced, stopChild } from '../platform/child.js';
-import { containersOfNode, readProps } from '../platform/harness.js';
+import { UpUnderTest } from './views-harness.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const NAME = `views-nodes-${String(process.pid)}`;
@@ -48,74 +45,36 @@ interface ActivationRecord {
 }
 
 describe('the operator views across two nodes (`ephemera up --nodes 2`, real agents, Docker, Chromium, Prometheus)', { timeout: 600_000 }, () => {
-  let skip: string | null = null;
-  let dir = '';
-  let up: ChildProcess | undefined;
-  let url = '';
-  let browser: Browser | undefined;
-  const key = (tenant: string): string => readProps(join(dir, 'home', `${tenant}.wskprops`)).AUTH ?? '';
-  const agent = (node: string): NodeClient => new NodeClient(join(dir, 'state', 'nodes', node, 'node.sock'), { timeoutMs: 10_000 });
+  const h = new UpUnderTest(
+    'views-nodes-e2e',
+    ['--name', NAME, '--nodes', '2', '--node-memory', '1024M', '--scheduler', 'most-free', '--keep-alive-ms', '300000', '--tenant', 'alpha', '--tenant', 'beta'],
+    NODES,
+  );
+  const agent = (node: string): NodeClient => new NodeClient(join(h.dir, 'state', 'nodes', node, 'node.sock'), { timeoutMs: 10_000 });
   const records: ActivationRecord[] = [];
   /** Container id → the node whose agent runs it, after the invocations. */
   const placed = new Map<string, { node: string; tenant: string; action: string }>();
 
-  const api = async (tenant: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> => {
-    const res = await fetch(`${url}/api/v1/namespaces/_/${path}`, {
-      method,
-      headers: { authorization: basicAuthFor(key(tenant)), 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(120_000),
-    });
-    return { status: res.status, json: await res.json() };
-  };
-  const startUp = async (): Promise<void> => {
-    const started = await startAnnounced(
-      [process.execPath, MAIN, 'up', '--port', '0', '--state-dir', join(dir, 'state'), '--name', NAME, '--nodes', '2', '--node-memory', '1024M',
-        '--scheduler', 'most-free', '--keep-alive-ms', '300000', '--tenant', 'alpha', '--tenant', 'beta'],
-      /API on (http:\/\/\S+)/,
-      600_000,
-      { env: { ...process.env, EPHEMERA_HOME: join(dir, 'home') }, stderr: 'ignore' },
-    );
-    up = started.child;
-    url = started.match[1] ?? '';
-  };
-  const stopUp = async (): Promise<void> => {
-    if (up !== undefined) await stopChild(up, 'SIGTERM', 120_000);
-    up = undefined;
-  };
   const metricsText = async (): Promise<string> =>
-    (await fetch(`${url}/metrics`, { headers: { authorization: basicAuthFor(key('admin')) }, signal: AbortSignal.timeout(10_000) })).text();
+    (await fetch(`${h.url}/metrics`, { headers: { authorization: basicAuthFor(h.key('admin')) }, signal: AbortSignal.timeout(10_000) })).text();
   const page = async (tenant: string): Promise<{ page: Page; close: () => Promise<void> }> => {
-    if (browser === undefined) throw new Error('no browser');
-    const ctx = await browser.createBrowserContext();
+    if (h.browser === undefined) throw new Error('no browser');
+    const ctx = await h.browser.createBrowserContext();
     const p = await ctx.newPage();
-    await signIn(p, url, key(tenant), STEP_MS);
+    await signIn(p, h.url, h.key(tenant), STEP_MS);
     return { page: p, close: () => ctx.close() };
   };
 
-  before(async () => {
-    skip = ensureDockerEngine();
-    if (skip !== null) return;
-    dir = mkdtempSync('/tmp/views-nodes-e2e-');
-    await startUp();
-    mkdirSync(join(dir, 'chromium'));
-    browser = await launchChromium(join(dir, 'chromium'));
-  });
-
-  after(async () => {
-    if (browser !== undefined) await closeChromium(browser);
-    await stopUp();
-    for (const node of NODES) for (const id of containersOfNode(node)) spawnSync('docker', ['rm', '-f', id], { timeout: 30_000 });
-    if (dir !== '') rmSync(dir, { recursive: true, force: true });
-  });
+  before(() => h.begin());
+  after(() => h.end());
 
   test('the most-free scheduler puts a tenant\'s two actions on the two nodes', { timeout: 300_000 }, async (t) => {
-    if (skip !== null) return t.skip(skip);
+    if (h.skip !== null) return t.skip(h.skip);
     for (const [tenant, action] of [['alpha', 'one'], ['alpha', 'two'], ['beta', 'three']] as const) {
-      const put = await api(tenant, 'PUT', `actions/${action}`, { exec: { kind: 'python:3', code: QUICK_ACTION }, limits: { memory: 256 } });
+      const put = await h.api(tenant, 'PUT', `actions/${action}`, { exec: { kind: 'python:3', code: QUICK_ACTION }, limits: { memory: 256 } });
       assert.equal(put.status, 200, JSON.stringify(put.json));
       // One after the other: each placement sees the containers placed before it.
-      const r = await api(tenant, 'POST', `actions/${action}?blocking=true`, { name: action });
+      const r = await h.api(tenant, 'POST', `actions/${action}?blocking=true`, { name: action });
       assert.equal(r.status, 200, JSON.stringify(r.json));
       records.push(r.json as ActivationRecord);
     }
@@ -135,10 +94,10 @@ describe('the operator views across two nodes (`ephemera up --nodes 2`, real age
   });
 
   test("/metrics has each node's series under its node label, and each container under its node", { timeout: 120_000 }, async (t) => {
-    if (skip !== null || placed.size !== 3) return t.skip(skip ?? 'the placement test did not place three containers');
+    if (h.skip !== null || placed.size !== 3) return t.skip(h.skip ?? 'the placement test did not place three containers');
     const lint = await promtoolCheck(await metricsText());
     assert.equal(lint.status, 0, lint.output);
-    const prom = await PrometheusServer.start(new URL(url).host, key('admin'));
+    const prom = await PrometheusServer.start(new URL(h.url).host, h.key('admin'));
     try {
       const v = (q: string): Promise<number | undefined> => prom.value(q);
       await waitFor('a scrape after the invocations', 30_000, async () => ((await v('sum(ephemera_activations_total)')) === 3 ? true : undefined));
@@ -168,7 +127,7 @@ describe('the operator views across two nodes (`ephemera up --nodes 2`, real age
   });
 
   test("the dashboard: the operator sees both nodes' containers, a tenant only its own", { timeout: 120_000 }, async (t) => {
-    if (skip !== null || placed.size !== 3) return t.skip(skip ?? 'the placement test did not place three containers');
+    if (h.skip !== null || placed.size !== 3) return t.skip(h.skip ?? 'the placement test did not place three containers');
     const idsOn = (node: string, tenant?: string): string[] =>
       [...placed].filter(([, c]) => c.node === node && (tenant === undefined || c.tenant === tenant)).map(([id]) => id).sort();
     const operator = await page('admin');
@@ -203,8 +162,8 @@ describe('the operator views across two nodes (`ephemera up --nodes 2`, real age
   });
 
   test('`ephemera status` lists both nodes, each with its containers', { timeout: 60_000 }, (t) => {
-    if (skip !== null || placed.size !== 3) return t.skip(skip ?? 'the placement test did not place three containers');
-    const r = spawnSync(process.execPath, [MAIN, 'status', '--props', join(dir, 'home', 'admin.wskprops')], { encoding: 'utf8', timeout: 30_000 });
+    if (h.skip !== null || placed.size !== 3) return t.skip(h.skip ?? 'the placement test did not place three containers');
+    const r = spawnSync(process.execPath, [MAIN, 'status', '--props', join(h.dir, 'home', 'admin.wskprops')], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(r.status, 0, r.stderr);
     // One section per node, from its NODE line to the next (the last one to the pools' legend).
     const sections = new Map<string, string>();
@@ -217,12 +176,12 @@ describe('the operator views across two nodes (`ephemera up --nodes 2`, real age
   });
 
   test("after the controller restarts, the dashboard's activation list and /metrics' activation counters agree with the stored records", { timeout: 240_000 }, async (t) => {
-    if (skip !== null || records.length !== 3) return t.skip(skip ?? 'the placement test did not run its three activations');
+    if (h.skip !== null || records.length !== 3) return t.skip(h.skip ?? 'the placement test did not run its three activations');
     const restartedAt = Date.now();
-    await stopUp();
-    await startUp();
+    await h.stop();
+    await h.start();
     const stored = async (tenant: string): Promise<ActivationRecord[]> => {
-      const r = await api(tenant, 'GET', 'activations?limit=200&docs=true');
+      const r = await h.api(tenant, 'GET', 'activations?limit=200&docs=true');
       assert.equal(r.status, 200, JSON.stringify(r.json));
       return r.json as ActivationRecord[];
     };
@@ -249,7 +208,7 @@ describe('the operator views across two nodes (`ephemera up --nodes 2`, real age
         }
       }
       // A new activation: it joins the open page, and it is the one the counters count.
-      const r = await api('alpha', 'POST', 'actions/one?blocking=true', { name: 'again' });
+      const r = await h.api('alpha', 'POST', 'actions/one?blocking=true', { name: 'again' });
       assert.equal(r.status, 200, JSON.stringify(r.json));
       const again = r.json as ActivationRecord;
       await operator.page.waitForSelector(`#activations tbody tr[data-activation="${again.activationId}"]`, { timeout: STEP_MS });

@@ -69,6 +69,21 @@ async function fakeDaemon(handler: Handler): Promise<{ path: string; server: Ser
   };
 }
 
+/** A client connected (with opts) to a fakeDaemon driven by handler, given to use; both closed after. */
+async function withFakeDaemon(handler: Handler, use: (c: DaemonClient) => Promise<void>, opts?: { requestTimeoutMs: number }): Promise<void> {
+  const d = await fakeDaemon(handler);
+  try {
+    const c = await DaemonClient.connect(d.path, opts);
+    try {
+      await use(c);
+    } finally {
+      c.close();
+    }
+  } finally {
+    d.dispose();
+  }
+}
+
 const reply = (sock: Socket, msg: unknown): void => {
   sock.write(JSON.stringify(msg) + '\n');
 };
@@ -76,7 +91,7 @@ const reply = (sock: Socket, msg: unknown): void => {
 test('requests carry v, id and op; responses are matched by id even out of order', async () => {
   const seen: Record<string, unknown>[] = [];
   let held: Record<string, unknown> | undefined;
-  const d = await fakeDaemon((req, sock) => {
+  await withFakeDaemon((req, sock) => {
     seen.push(req);
     if (req['op'] === 'slow') {
       held = req;
@@ -87,93 +102,66 @@ test('requests carry v, id and op; responses are matched by id even out of order
       reply(sock, { v: 1, id: held['id'], ok: true, result: { op: 'slow' } });
       held = undefined;
     }
-  });
-  const c = await DaemonClient.connect(d.path);
-  try {
+  }, async (c) => {
     const slow = c.request('slow');
     const fast = c.request('grow', { bytes: 42 });
     assert.deepEqual(await fast, { op: 'grow', bytes: 42 });
     assert.deepEqual(await slow, { op: 'slow' });
     assert.deepEqual(seen[0], { v: 1, id: 1, op: 'slow' });
     assert.deepEqual(seen[1], { v: 1, id: 2, op: 'grow', bytes: 42 });
-  } finally {
-    c.close();
-    d.dispose();
-  }
+  });
 });
 
 test('stats are validated and extra fields kept; a chunked response is reassembled', async () => {
-  const d = await fakeDaemon((req, sock) => {
+  await withFakeDaemon((req, sock) => {
     const line = JSON.stringify({ v: 1, id: req['id'], ok: true, result: STATS }) + '\n';
     sock.write(line.slice(0, 10));
     setTimeout(() => sock.write(line.slice(10)), 5);
-  });
-  const c = await DaemonClient.connect(d.path);
-  try {
+  }, async (c) => {
     const s = await c.stats();
     assert.equal(s.fast_reads, 9);
     assert.equal(s['extra_counter'], 13);
-  } finally {
-    c.close();
-    d.dispose();
-  }
+  });
 });
 
 test('usage and limit may be null (a daemon without a cgroup)', async () => {
-  const d = await fakeDaemon((req, sock) => {
+  await withFakeDaemon((req, sock) => {
     reply(sock, { v: 1, id: req['id'], ok: true, result: { ...STATS, usage: null, limit: null } });
-  });
-  const c = await DaemonClient.connect(d.path);
-  try {
+  }, async (c) => {
     assert.equal((await c.stats()).usage, null);
-  } finally {
-    c.close();
-    d.dispose();
-  }
+  });
 });
 
 test('peaks sends reset as a boolean and checks the result: own peak and window may be null', async () => {
   const seen: unknown[] = [];
-  const d = await fakeDaemon((req, sock) => {
+  await withFakeDaemon((req, sock) => {
     seen.push(req['reset']);
     const result = { own_memory_peak: req['reset'] === true ? null : 5, file_bytes_peak: 7, file_bytes_memory_peak: 6, file_bytes_memory: 1, file_bytes_disk: 1, window_ms: null, reset: req['reset'] };
     reply(sock, { v: 1, id: req['id'], ok: true, result: req['reset'] === true ? result : { ...result, window_ms: 12, file_bytes_disk: -1 } });
-  });
-  const c = await DaemonClient.connect(d.path);
-  try {
+  }, async (c) => {
     const p = await c.peaks({ reset: true });
     assert.deepEqual(p, { own_memory_peak: null, file_bytes_peak: 7, file_bytes_memory_peak: 6, file_bytes_memory: 1, file_bytes_disk: 1, window_ms: null, reset: true });
     await assert.rejects(c.peaks(), (e: unknown) => isEphemeraError(e, 'EPH_DAEMON_PROTOCOL') && /'file_bytes_disk' is -1/.test(e.message));
     assert.deepEqual(seen, [true, false]);
-  } finally {
-    c.close();
-    d.dispose();
-  }
+  });
 });
 
 test('a stats result with a wrong field is a protocol error naming the field', async () => {
-  const d = await fakeDaemon((req, sock) => {
+  await withFakeDaemon((req, sock) => {
     reply(sock, { v: 1, id: req['id'], ok: true, result: { ...STATS, evictions: '7' } });
-  });
-  const c = await DaemonClient.connect(d.path);
-  try {
+  }, async (c) => {
     await assert.rejects(c.stats(), (err: unknown) => isEphemeraError(err, 'EPH_DAEMON_PROTOCOL') && err.message.includes("'evictions'"));
-  } finally {
-    c.close();
-    d.dispose();
-  }
+  });
 });
 
 test('a daemon error becomes EPH_DAEMON_REPLY with the daemon code; the connection stays usable', async () => {
-  const d = await fakeDaemon((req, sock) => {
+  await withFakeDaemon((req, sock) => {
     if (req['op'] === 'shrink') {
       reply(sock, { v: 1, id: req['id'], ok: false, error: { code: 'EPH_CANNOT_SHRINK', message: 'pinned', detail: { pinned: 1 } } });
     } else {
       reply(sock, { v: 1, id: req['id'], ok: true, result: STATS });
     }
-  });
-  const c = await DaemonClient.connect(d.path);
-  try {
+  }, async (c) => {
     await assert.rejects(c.shrink(1), (err: unknown) => {
       assert.ok(isEphemeraError(err, 'EPH_DAEMON_REPLY'));
       assert.equal(err.detail['daemonCode'], 'EPH_CANNOT_SHRINK');
@@ -182,81 +170,53 @@ test('a daemon error becomes EPH_DAEMON_REPLY with the daemon code; the connecti
       return true;
     });
     assert.equal((await c.stats()).usage, 1);
-  } finally {
-    c.close();
-    d.dispose();
-  }
+  });
 });
 
 test('an error response without a code is malformed, not a daemon code the client made up', async () => {
-  const d = await fakeDaemon((req, sock) => {
+  await withFakeDaemon((req, sock) => {
     reply(sock, { v: 1, id: req['id'], ok: false, error: { message: 'something failed' } });
-  });
-  const c = await DaemonClient.connect(d.path);
-  try {
+  }, async (c) => {
     await assert.rejects(c.stats(), (err: unknown) => isEphemeraError(err, 'EPH_DAEMON_PROTOCOL') && err.message.includes('malformed response'));
-  } finally {
-    c.close();
-    d.dispose();
-  }
+  });
 });
 
 test('subscribe delivers events without ids to the listener', async () => {
-  const d = await fakeDaemon((req, sock) => {
+  await withFakeDaemon((req, sock) => {
     reply(sock, { v: 1, id: req['id'], ok: true, result: {} });
     if (req['op'] === 'subscribe') reply(sock, { v: 1, event: 'shortfall', bytes: 8, limit: 100, usage: 99, file_bytes_memory: 0 });
-  });
-  const c = await DaemonClient.connect(d.path);
-  try {
+  }, async (c) => {
     const got = new Promise<DaemonEvent>((resolve) => {
       void c.subscribe(['shortfall'], resolve);
     });
     const ev = await got;
     assert.equal(ev.event, 'shortfall');
     assert.equal(ev['bytes'], 8);
-  } finally {
-    c.close();
-    d.dispose();
-  }
+  });
 });
 
 test('a daemon that closes mid-request fails the request with EPH_DAEMON_CLOSED', async () => {
-  const d = await fakeDaemon((_req, sock) => {
+  await withFakeDaemon((_req, sock) => {
     sock.destroy();
+  }, async (c) => {
+    await assert.rejects(c.stats(), (err: unknown) => isEphemeraError(err, 'EPH_DAEMON_CLOSED'));
+    await assert.rejects(c.stats(), (err: unknown) => isEphemeraError(err, 'EPH_DAEMON_CLOSED'));
   });
-  const c = await DaemonClient.connect(d.path);
-  try {
-    await assert.rejects(c.stats(), (err: unknown) => isEphemeraError(err, 'EPH_DAEMON_CLOSED'));
-    await assert.rejects(c.stats(), (err: unknown) => isEphemeraError(err, 'EPH_DAEMON_CLOSED'));
-  } finally {
-    c.close();
-    d.dispose();
-  }
 });
 
 test('garbage from the daemon is a protocol error', async () => {
-  const d = await fakeDaemon((_req, sock) => {
+  await withFakeDaemon((_req, sock) => {
     sock.write('this is not json\n');
-  });
-  const c = await DaemonClient.connect(d.path);
-  try {
+  }, async (c) => {
     await assert.rejects(c.stats(), (err: unknown) => isEphemeraError(err, 'EPH_DAEMON_PROTOCOL') && err.message.includes('not JSON'));
-  } finally {
-    c.close();
-    d.dispose();
-  }
+  });
 });
 
 test('request timeout and oversized requests', async () => {
-  const d = await fakeDaemon(() => undefined);
-  const c = await DaemonClient.connect(d.path, { requestTimeoutMs: 50 });
-  try {
+  await withFakeDaemon(() => undefined, async (c) => {
     await assert.rejects(c.stats(), (err: unknown) => isEphemeraError(err, 'EPH_DAEMON_TIMEOUT'));
     await assert.rejects(c.request('x', { pad: 'a'.repeat(MAX_LINE_BYTES) }), (err: unknown) => isEphemeraError(err, 'EPH_DAEMON_PROTOCOL'));
-  } finally {
-    c.close();
-    d.dispose();
-  }
+  }, { requestTimeoutMs: 50 });
 });
 
 test('connecting to a missing socket names the path', async () => {

@@ -47,12 +47,6 @@
 static pid_t daemon_pid;
 static char run_dir[PATH_MAX];
 
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
-    nanosleep(&ts, NULL);
-}
-
 /* ---- the calls, and how their effect shows -------------------------------- */
 
 struct op {
@@ -328,9 +322,7 @@ static void blocks_other_user(const char *root)
 static int child(const char *root, const char *disk)
 {
     (void)disk;
-    snprintf(run_dir, sizeof run_dir, "%.*s/run", (int)(strrchr(root, '/') - root), root);
-    daemon_pid = (pid_t)ephd_stat(run_dir, "pid");
-    CHECK(daemon_pid > 0, "the daemon's pid from stats: %d", (int)daemon_pid);
+    daemon_pid = shimmed_daemon(root, run_dir);
     if (daemon_pid <= 0)
         return 1;
     umask(022);
@@ -351,10 +343,6 @@ static int child(const char *root, const char *disk)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        return shimmed_main(argc, argv, "attrgc", child);
     /* The shim's stall points (attr-locked, xattr-held) are in its fault build. */
-    if (shimmed_use_faults_build("attrgc_test"))
-        return 1;
-    return shimmed_main(argc, argv, "attrgc", child);
+    return shimmed_main_faulty(argc, argv, "attrgc", child, NULL, 1);
 }

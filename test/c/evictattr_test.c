@@ -331,9 +331,7 @@ static void one(const char *root, int k, enum after other)
 static int child(const char *root, const char *disk)
 {
     (void)disk;
-    snprintf(run_dir, sizeof run_dir, "%.*s/run", (int)(strrchr(root, '/') - root), root);
-    daemon_pid = (pid_t)ephd_stat(run_dir, "pid");
-    CHECK(daemon_pid > 0, "the daemon's pid from stats: %d", (int)daemon_pid);
+    daemon_pid = shimmed_daemon(root, run_dir);
     if (daemon_pid <= 0)
         return 1;
     umask(022);

@@ -41,12 +41,10 @@ static int child(const char *root, const char *disk)
 {
     (void)disk;
     char run[PATH_MAX], a[PATH_MAX], b[PATH_MAX], c[PATH_MAX];
-    snprintf(run, sizeof run, "%.*s/run", (int)(strrchr(root, '/') - root), root);
     snprintf(a, sizeof a, "%s/a", root);
     snprintf(b, sizeof b, "%s/b", root);
     snprintf(c, sizeof c, "%s/c", root);
-    pid_t daemon = (pid_t)ephd_stat(run, "pid");
-    CHECK(daemon > 0, "the daemon's pid from stats: %d", (int)daemon);
+    pid_t daemon = shimmed_daemon(root, run);
     if (daemon <= 0)
         return 1;
 

@@ -49,9 +49,9 @@ static const char *rel(const char *p)
 static void build_tree(const char *t, const char *other_fs)
 {
     tree_common(t);
-    put(TP("%s/b/again", t), "again!");
+    file_put_text(TP("%s/b/again", t), "again!");
     mkdir(TP("%s/b/d/deeper", t), 0755);
-    put(TP("%s/b/d/deeper/f", t), "ffff");
+    file_put_text(TP("%s/b/d/deeper/f", t), "ffff");
     CHECK(symlink("d", TP("%s/b/followdir", t)) == 0, "symlink: %s", strerror(errno));
     if (other_fs)
         CHECK(symlink(other_fs, TP("%s/b/otherfs", t)) == 0, "symlink: %s", strerror(errno));
@@ -145,7 +145,7 @@ static void check_against_glibc(const struct fts_api *real, const struct fts_api
     snprintf(shm, sizeof shm, "/dev/shm/fts_test-%d", (int)getpid());
     mkdir(shm, 0755);
     snprintf(cwd0, sizeof cwd0, "%s/inside", shm);
-    put(cwd0, "on another file system");
+    file_put_text(cwd0, "on another file system");
     build_tree(t, shm);
     strip = disk;
     CHECK(getcwd(cwd0, sizeof cwd0) != NULL, "getcwd");

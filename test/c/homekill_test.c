@@ -67,18 +67,6 @@ static void count_exact(const char *when)
           counter - files);
 }
 
-/* Create path with n bytes of c (any size), closed: 1 when that worked. */
-static int put(const char *path, char c, size_t n)
-{
-    static char buf[BIG];
-    memset(buf, c, n);
-    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    int ok = fd >= 0 && write(fd, buf, n) == (ssize_t)n;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
 /* In the victim: create-write-unlink cycles until its creates come from a home (the first gets
  * a pool and asks for a home, the second keeps an fd of its memfd, its unlink the slot). */
 static void warm(const char *root)
@@ -86,7 +74,7 @@ static void warm(const char *root)
     char w[PATH_MAX];
     snprintf(w, sizeof w, "%s/warm-%d", root, (int)getpid());
     for (int i = 0; i < 3; i++) {
-        if (!put(w, 'w', SMALL) || unlink(w) < 0)
+        if (!file_put(w, 'w', SMALL) || unlink(w) < 0)
             _exit(4);
     }
 }
@@ -105,24 +93,22 @@ static void kill_inside(const char *root, enum op op, const char *point)
     pid_t v = fork();
     if (v == 0) {
         warm(root);
-        if (op != CREATE && !put(a, 'a', op == UNLINK_BIG ? BIG : SMALL))
+        if (op != CREATE && !file_put(a, 'a', op == UNLINK_BIG ? BIG : SMALL))
             _exit(5);
-        if (op == RENAME && !put(b, 'b', SMALL))
+        if (op == RENAME && !file_put(b, 'b', SMALL))
             _exit(5);
         setenv("EPHEMERA_NS_STALL", stall, 1);
         int r = op == CREATE ? open(a, O_CREAT | O_WRONLY, 0644) : op == RENAME ? rename(b, a) : unlink(a);
         (void)r;
         _exit(3); /* never reached while stopped; a victim that was not stopped fails below */
     }
-    int stopped = wait_stopped(v);
+    int stopped = killed_when_stopped(v);
     CHECK(stopped, "%s: the victim did not stop there (no home?)", when);
-    kill(v, SIGKILL);
-    waitpid(v, NULL, 0);
     if (!stopped)
         return;
     /* The next locker recovers the namespace lock: a create of our own. */
     snprintf(other, sizeof other, "%s.after", a);
-    CHECK(put(other, 'o', SMALL) && file_holds(other, 'o', SMALL), "%s: a file made after it is wrong", when);
+    CHECK(file_put(other, 'o', SMALL) && file_holds(other, 'o', SMALL), "%s: a file made after it is wrong", when);
     count_exact(when);
     /* What the victim named is whole, whichever side of its change it was left on. */
     struct stat st;
@@ -145,7 +131,7 @@ static void kill_inside(const char *root, enum op op, const char *point)
 static int child(const char *root, const char *disk)
 {
     (void)disk;
-    snprintf(run_dir, sizeof run_dir, "%.*s/run", (int)(strrchr(root, '/') - root), root);
+    shimmed_run_dir(root, run_dir);
     count_exact("at the start");
     static const char *points[] = {"building", "applying", "last", "applied"};
     for (int op = CREATE; op <= UNLINK_BIG; op++)
@@ -159,10 +145,6 @@ static int child(const char *root, const char *disk)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        return shimmed_main(argc, argv, "homekill", child);
     /* EPHEMERA_NS_STALL is in the fault build of the shim only. */
-    if (shimmed_use_faults_build("homekill_test"))
-        return 1;
-    return shimmed_main(argc, argv, "homekill", child);
+    return shimmed_main_faulty(argc, argv, "homekill", child, NULL, 1);
 }

@@ -106,7 +106,7 @@ static long long stat_of(const char *name)
 static int child(const char *root, const char *disk)
 {
     (void)disk;
-    snprintf(run_dir, sizeof run_dir, "%.*s/run", (int)(strrchr(root, '/') - root), root);
+    shimmed_run_dir(root, run_dir);
     sh_words = mmap(NULL, sizeof *sh_words, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     CHECK(sh_words != MAP_FAILED, "mmap: %s", strerror(errno));
     if (sh_words == MAP_FAILED)

@@ -561,7 +561,7 @@ static void killed_reader_open_trunc(const char *root)
 static int child(const char *root, const char *disk)
 {
     (void)disk;
-    snprintf(run_dir, sizeof run_dir, "%.*s/run", (int)(strrchr(root, '/') - root), root);
+    shimmed_run_dir(root, run_dir);
     killed_writer(root);
     killed_truncate(root);
     killed_reader(root);

@@ -77,10 +77,8 @@ static int child(const char *root, const char *disk)
 {
     (void)disk;
     char run[PATH_MAX], a[PATH_MAX];
-    snprintf(run, sizeof run, "%.*s/run", (int)(strrchr(root, '/') - root), root);
     snprintf(a, sizeof a, "%s/moving", root);
-    pid_t daemon = (pid_t)ephd_stat(run, "pid");
-    CHECK(daemon > 0, "the daemon's pid from stats: %d", (int)daemon);
+    pid_t daemon = shimmed_daemon(root, run);
     enum { N = 64 * 1024 };
     static char buf[N];
     memset(buf, 'm', N);

@@ -249,10 +249,8 @@ static void kill_inside(const char *root, int is_mkdir, const char *point, int c
         (void)r;
         _exit(3);
     }
-    int stopped = wait_stopped(v);
+    int stopped = killed_when_stopped(v);
     CHECK(stopped, "%s: the victim did not stop inside the lock", when);
-    kill(v, SIGKILL);
-    waitpid(v, NULL, 0);
     if (!stopped)
         return;
     /* The next locker recovers: a mkdir of our own takes the lock. */
@@ -446,7 +444,7 @@ static void symlinks_and_access(const char *root)
 static int child(const char *root, const char *disk)
 {
     (void)disk;
-    snprintf(run_dir, sizeof run_dir, "%.*s/run", (int)(strrchr(root, '/') - root), root);
+    shimmed_run_dir(root, run_dir);
     semantics(root);
     files_inside(root);
     static const char *points[] = {"building", "applying", "applied"};
@@ -462,10 +460,6 @@ static int child(const char *root, const char *disk)
 int main(int argc, char **argv)
 {
     setenv("EPHEMERA_MEMDIR_FILES", "1", 1); /* files inside directories in memory (the default; not turned off by the caller) */
-    if (argc > 1)
-        return shimmed_main(argc, argv, "nsdir", child);
     /* EPHEMERA_NS_STALL is in the fault build of the shim only. */
-    if (shimmed_use_faults_build("nsdir_test"))
-        return 1;
-    return shimmed_main(argc, argv, "nsdir", child);
+    return shimmed_main_faulty(argc, argv, "nsdir", child, NULL, 1);
 }

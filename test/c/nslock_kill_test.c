@@ -37,16 +37,6 @@ static int exists(const char *p)
     return stat(p, &st) == 0;
 }
 
-static void make_file(const char *p, const char *content)
-{
-    int fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    CHECK(fd >= 0, "create %s: %s", p, strerror(errno));
-    if (fd >= 0) {
-        CHECK(write(fd, content, strlen(content)) == (ssize_t)strlen(content), "write %s", p);
-        close(fd);
-    }
-}
-
 static int has_content(const char *p, const char *content)
 {
     char buf[256] = "";
@@ -68,7 +58,7 @@ static void kill_inside(const char *root, enum op op, const char *point, int com
     snprintf(a, sizeof a, "%s/%s-%s", root, op_name[op], point);
     snprintf(b, sizeof b, "%s/%s-%s.renamed", root, op_name[op], point);
     if (op != CREATE)
-        make_file(a, "payload");
+        file_put_text(a, "payload");
     pid_t v = fork();
     if (v == 0) {
         setenv("EPHEMERA_NS_STALL", point, 1);
@@ -76,16 +66,14 @@ static void kill_inside(const char *root, enum op op, const char *point, int com
         (void)r;
         _exit(3); /* never reached while stopped; a victim that was not stopped fails below */
     }
-    int stopped = wait_stopped(v);
+    int stopped = killed_when_stopped(v);
     CHECK(stopped, "%s at %s: the victim did not stop inside the lock", op_name[op], point);
-    kill(v, SIGKILL);
-    waitpid(v, NULL, 0);
     if (!stopped)
         return;
     /* The next locker recovers: a create of our own takes the lock. */
     char other[PATH_MAX];
     snprintf(other, sizeof other, "%s/after-%s-%s", root, op_name[op], point);
-    make_file(other, "other");
+    file_put_text(other, "other");
     CHECK(has_content(other, "other"), "%s at %s: a file created after the kill is wrong", op_name[op], point);
     switch (op) {
     case CREATE:
@@ -148,7 +136,7 @@ static void stopped_holder(const char *root)
     waitpid(v, &st, 0);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the resumed holder failed (status %#x)", st);
     CHECK(exists(a), "the resumed holder's file is missing");
-    make_file(b, "w");
+    file_put_text(b, "w");
     CHECK(has_content(b, "w"), "create after the holder resumed");
     ns_consistent("after a stopped holder resumed");
 }
@@ -156,7 +144,7 @@ static void stopped_holder(const char *root)
 static int child(const char *root, const char *disk)
 {
     (void)disk;
-    snprintf(run_dir, sizeof run_dir, "%.*s/run", (int)(strrchr(root, '/') - root), root);
+    shimmed_run_dir(root, run_dir);
     static const char *points[] = {"building", "applying", "applied"};
     for (int op = CREATE; op <= RENAME; op++)
         for (int p = 0; p < 3; p++)

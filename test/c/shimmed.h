@@ -16,6 +16,7 @@
 #define EPH_TEST_SHIMMED_H
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -27,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "ephd.h"
 
 /* glibc's own definition (RTLD_NEXT from the program would find the preloaded shim's). */
@@ -129,6 +131,28 @@ static inline int shimmed_use_faulty_daemon(const char *name, const char *stall)
     setenv("EPHEMERAD", faulty, 1);
     setenv("EPHEMERA_LOCK_STALL", stall, 1);
     return 0;
+}
+
+static inline void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* The daemon's run directory, beside the managed root that child() was given (shimmed_main's layout). */
+static inline void shimmed_run_dir(const char *root, char run[PATH_MAX])
+{
+    snprintf(run, PATH_MAX, "%.*s/run", (int)(strrchr(root, '/') - root), root);
+}
+
+/* The run directory into run (shimmed_run_dir) and the daemon's pid from its stats, checked: the
+ * pid, or 0 or less after a failed check. */
+static inline pid_t shimmed_daemon(const char *root, char run[PATH_MAX])
+{
+    shimmed_run_dir(root, run);
+    pid_t daemon = (pid_t)ephd_stat(run, "pid");
+    CHECK(daemon > 0, "the daemon's pid from stats: %d", (int)daemon);
+    return daemon;
 }
 
 static inline double now_s(void)
@@ -245,10 +269,35 @@ static inline int wait_stopped(pid_t pid)
     return 0;
 }
 
-/* Create path (truncated) holding n bytes of c, at most 64 KiB, and close it: 1 when that worked. */
+/* A child that continues pid (SIGCONT every 50 ms) until pid is gone, bound_s at most: for a daemon
+ * of a fault build that stops at a stall point it passes again and again (its shutdown's among
+ * them).  The child's pid. */
+static inline pid_t keep_continuing(pid_t pid, double bound_s)
+{
+    pid_t keeper = fork();
+    if (keeper == 0) {
+        for (int i = 0; i < (int)(bound_s * 20) && kill(pid, SIGCONT) == 0; i++)
+            pause_ms(50);
+        _exit(0);
+    }
+    return keeper;
+}
+
+/* Wait (10 s at most) until child pid stops at its stall point (wait_stopped), then SIGKILL it
+ * there and reap it: 1 if it had stopped (killed inside the call), 0 if not. */
+static inline int killed_when_stopped(pid_t pid)
+{
+    int stopped = wait_stopped(pid);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return stopped;
+}
+
+/* Create path (truncated) holding n bytes of c, at most 128 KiB, written at once, and close it: 1
+ * when that worked. */
 static inline int file_put(const char *path, char c, size_t n)
 {
-    static char buf[1 << 16];
+    static char buf[1 << 17];
     if (n > sizeof buf)
         return 0;
     memset(buf, c, n);
@@ -257,6 +306,17 @@ static inline int file_put(const char *path, char c, size_t n)
     if (fd >= 0)
         close(fd);
     return ok;
+}
+
+/* Create path (truncated) holding the text data and close it, each step a check. */
+static inline void file_put_text(const char *path, const char *data)
+{
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    CHECK(fd >= 0, "create %s: %s", path, strerror(errno));
+    if (fd >= 0) {
+        CHECK(write(fd, data, strlen(data)) == (ssize_t)strlen(data), "write %s", path);
+        close(fd);
+    }
 }
 
 /* 1 when fd reads exactly n bytes of c from offset 0 (n at most 64 KiB). */
@@ -281,6 +341,57 @@ static inline int file_holds(const char *path, char c, size_t n)
     int ok = fd_holds(fd, c, n);
     close(fd);
     return ok;
+}
+
+/*
+ * The start of a late truncate (staleref_test, truncgc_test: the daemon's fault build stops at
+ * gc-chosen, the shim's at truncate-ref), in child() of root: the daemon's run directory into run and
+ * its pid into *daemon (shimmed_daemon), root/f into f.  f and w (4 KiB each) are made in memory by a
+ * process that then exits: nobody holds an fd of f, so its unlink leaves the slot to the daemon's
+ * collection (not a home of ours).  A child opens w, a first reference while the daemon runs (a new
+ * process's first one waits until the daemon holds its ledger, shim/fdtable.c, which a stopped
+ * daemon never would), then truncates f to 100 bytes and stops after its lookup.  f's name goes; the
+ * daemon collects the slot and stops before it frees it.  The truncating child's pid (its exit
+ * status: 0 truncated, 10 ENOENT, 11 another error, 12 w did not open), or -1 when there was no
+ * daemon or it did not stop (a failed check; the child is then killed).
+ */
+static inline pid_t late_truncate_started(const char *root, char run[PATH_MAX], pid_t *daemon, char f[PATH_MAX],
+                                          double bound_s)
+{
+    char w[PATH_MAX];
+    snprintf(f, PATH_MAX, "%s/f", root);
+    snprintf(w, sizeof w, "%s/w", root);
+    *daemon = shimmed_daemon(root, run);
+    if (*daemon <= 0)
+        return -1;
+    pid_t maker = fork();
+    if (maker == 0)
+        _exit(file_put(f, 'f', 4096) && file_put(w, 'w', 4096) ? 0 : 1);
+    double took;
+    CHECK(wait_bounded_s(maker, bound_s, &took) == 0, "the process making f failed");
+    CHECK(ephd_stat_becomes(run, "files_in_memory", 2), "f and w are not the two files in memory (%lld)",
+          ephd_stat(run, "files_in_memory"));
+
+    pid_t trunc = fork();
+    if (trunc == 0) {
+        int wfd = open(w, O_RDONLY);
+        if (wfd < 0)
+            _exit(12);
+        close(wfd);
+        int r = truncate(f, 100);
+        _exit(r == 0 ? 0 : errno == ENOENT ? 10 : 11);
+    }
+    CHECK(wait_stopped(trunc), "the truncating process did not stop after its lookup");
+
+    CHECK(unlink(f) == 0, "unlink %s: %s", f, strerror(errno));
+    int stopped = stopped_within(*daemon);
+    CHECK(stopped, "the daemon did not stop before freeing f's slot (state %c)", proc_state(*daemon));
+    if (!stopped) {
+        kill(trunc, SIGKILL);
+        waitpid(trunc, NULL, 0);
+        return -1;
+    }
+    return trunc;
 }
 
 static inline int shimmed_main(int argc, char **argv, const char *name, int (*child)(const char *, const char *))

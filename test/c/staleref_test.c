@@ -39,68 +39,24 @@
 #define NEW_FILES EPH_POOL_FIRST
 #define N 8192
 
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
-    nanosleep(&ts, NULL);
-}
-
 static int child(const char *root, const char *disk)
 {
     (void)disk;
-    char run[PATH_MAX], f[PATH_MAX], w[PATH_MAX], g[NEW_FILES][PATH_MAX], h[NEW_FILES][PATH_MAX];
-    snprintf(run, sizeof run, "%.*s/run", (int)(strrchr(root, '/') - root), root);
-    snprintf(f, sizeof f, "%s/f", root);
-    snprintf(w, sizeof w, "%s/w", root);
+    char run[PATH_MAX], f[PATH_MAX], g[NEW_FILES][PATH_MAX], h[NEW_FILES][PATH_MAX];
     for (int i = 0; i < NEW_FILES; i++) {
         snprintf(g[i], sizeof g[i], "%s/g%d", root, i);
         snprintf(h[i], sizeof h[i], "%s/h%d", root, i);
     }
-    pid_t daemon = (pid_t)ephd_stat(run, "pid");
-    CHECK(daemon > 0, "the daemon's pid from stats: %d", (int)daemon);
-    if (daemon <= 0)
+    /* f is unlinked by us while a truncating process stopped after its lookup of it; the daemon
+     * looks, finds nobody has it open, and stops before the free. */
+    pid_t daemon, trunc = late_truncate_started(root, run, &daemon, f, BOUND_S);
+    if (trunc < 0)
         return 1;
-
-    /* f is made by a process that then exits: its unlink leaves the slot to the daemon's collection. */
-    pid_t maker = fork();
-    if (maker == 0)
-        _exit(file_put(f, 'f', 4096) && file_put(w, 'w', 4096) ? 0 : 1);
-    double took;
-    CHECK(wait_bounded_s(maker, BOUND_S, &took) == 0, "the process making f failed");
-    CHECK(ephd_stat_becomes(run, "files_in_memory", 2), "f and w are not the two files in memory (%lld)",
-          ephd_stat(run, "files_in_memory"));
-
-    pid_t trunc = fork();
-    if (trunc == 0) {
-        /* A first reference (to w) while the daemon runs: it registers this process's ledger. */
-        int wfd = open(w, O_RDONLY);
-        if (wfd < 0)
-            _exit(12);
-        close(wfd);
-        int r = truncate(f, 100);
-        _exit(r == 0 ? 0 : errno == ENOENT ? 10 : 11);
-    }
-    CHECK(wait_stopped(trunc), "the truncating process did not stop after its lookup");
-
-    /* f's name goes; the daemon looks, finds nobody has it open, and stops before the free. */
-    CHECK(unlink(f) == 0, "unlink %s: %s", f, strerror(errno));
-    int stopped = stopped_within(daemon);
-    CHECK(stopped, "the daemon did not stop before freeing f's slot (state %c)", proc_state(daemon));
-    if (!stopped) {
-        kill(trunc, SIGKILL);
-        waitpid(trunc, NULL, 0);
-        return 1;
-    }
     /* The late reference: taken after the daemon's look, held across the free. */
     kill(trunc, SIGCONT);
     CHECK(wait_stopped(trunc), "the truncating process did not stop with its reference taken");
     /* From now on the daemon stops at every collection: a process of ours keeps it going, at most BOUND_S. */
-    pid_t keeper = fork();
-    if (keeper == 0) {
-        for (int i = 0; i < (int)(BOUND_S * 20) && kill(daemon, SIGCONT) == 0; i++)
-            pause_ms(50);
-        _exit(0);
-    }
+    pid_t keeper = keep_continuing(daemon, BOUND_S);
     CHECK(ephd_stat_becomes(run, "files_in_memory", 1), "f's slot was not freed (%lld files in memory)",
           ephd_stat(run, "files_in_memory"));
     /* New files, one of them in f's old slot; then the truncate gives its late reference back. */
@@ -139,11 +95,7 @@ static int child(const char *root, const char *disk)
     kill(keeper, SIGKILL);
     waitpid(keeper, NULL, 0);
     /* The daemon still stops at each collection (its shutdown's too): keep it going as before. */
-    if (fork() == 0) {
-        for (int i = 0; i < (int)(BOUND_S * 20) && kill(daemon, SIGCONT) == 0; i++)
-            pause_ms(50);
-        _exit(0);
-    }
+    keep_continuing(daemon, BOUND_S);
     printf("staleref_test (shimmed): %d checks, %d failures\n", checks, failures);
     return failures != 0 || checks == 0;
 }

@@ -1,7 +1,7 @@
 /*
  * trace.h - the text trace the walk tests compare: lines appended with
- * emit(), the same lines sorted when two directory orders may differ, and a
- * helper that makes a small file.  Include after check.h.
+ * emit(), the same lines sorted when two directory orders may differ, and the
+ * tree both walk tests start from.  Include after shimmed.h (file_put_text).
  */
 #ifndef EPH_TEST_TRACE_H
 #define EPH_TEST_TRACE_H
@@ -53,16 +53,6 @@ static char *sorted(const char *t)
     return out;
 }
 
-static void put(const char *path, const char *data)
-{
-    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
-    CHECK(fd >= 0, "create %s: %s", path, strerror(errno));
-    if (fd >= 0) {
-        CHECK(write(fd, data, strlen(data)) == (ssize_t)strlen(data), "write %s", path);
-        close(fd);
-    }
-}
-
 /* A path built in one static buffer, for the tree builders: TP("%s/b/c", t). */
 static char tp_buf[PATH_MAX];
 #define TP(...) (snprintf(tp_buf, sizeof tp_buf, __VA_ARGS__), tp_buf)
@@ -72,19 +62,19 @@ static char tp_buf[PATH_MAX];
 static void tree_common(const char *t)
 {
     mkdir(t, 0755);
-    put(TP("%s/a", t), "a-data");
+    file_put_text(TP("%s/a", t), "a-data");
     mkdir(TP("%s/b", t), 0755);
-    put(TP("%s/b/c", t), "cc");
+    file_put_text(TP("%s/b/c", t), "cc");
     mkdir(TP("%s/b/d", t), 0755);
-    put(TP("%s/b/d/e", t), "eee");
+    file_put_text(TP("%s/b/d/e", t), "eee");
     mkdir(TP("%s/b/skipsub", t), 0755);
-    put(TP("%s/b/skipsub/f", t), "f");
+    file_put_text(TP("%s/b/skipsub/f", t), "f");
     CHECK(symlink("../a", TP("%s/b/lnk", t)) == 0, "symlink: %s", strerror(errno));
     CHECK(symlink("nowhere", TP("%s/b/dang", t)) == 0, "symlink: %s", strerror(errno));
     CHECK(symlink("..", TP("%s/b/loop", t)) == 0, "symlink: %s", strerror(errno));
     mkdir(TP("%s/z", t), 0755);
-    put(TP("%s/z/y", t), "yy");
-    put(TP("%s/z/x", t), "xxx");
+    file_put_text(TP("%s/z/y", t), "yy");
+    file_put_text(TP("%s/z/x", t), "xxx");
 }
 
 #endif

@@ -37,59 +37,17 @@
 #define NEW_FILES EPH_POOL_FIRST
 #define N 8192
 
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
-    nanosleep(&ts, NULL);
-}
-
 static int child(const char *root, const char *disk)
 {
     (void)disk;
-    char run[PATH_MAX], f[PATH_MAX], w[PATH_MAX], g[NEW_FILES][PATH_MAX];
-    snprintf(run, sizeof run, "%.*s/run", (int)(strrchr(root, '/') - root), root);
-    snprintf(f, sizeof f, "%s/f", root);
-    snprintf(w, sizeof w, "%s/w", root);
+    char run[PATH_MAX], f[PATH_MAX], g[NEW_FILES][PATH_MAX];
     for (int i = 0; i < NEW_FILES; i++)
         snprintf(g[i], sizeof g[i], "%s/g%d", root, i);
-    pid_t daemon = (pid_t)ephd_stat(run, "pid");
-    CHECK(daemon > 0, "the daemon's pid from stats: %d", (int)daemon);
-    if (daemon <= 0)
+    /* The truncate finds f in memory and stops before its reference; f's name goes; the daemon
+     * collects the slot and stops before it frees it. */
+    pid_t daemon, trunc = late_truncate_started(root, run, &daemon, f, BOUND_S);
+    if (trunc < 0)
         return 1;
-
-    /* f is made by a process that then exits: nobody holds an fd of it, so its unlink leaves the
-     * slot to the daemon's collection (not a home of ours). */
-    pid_t maker = fork();
-    if (maker == 0)
-        _exit(file_put(f, 'f', 4096) && file_put(w, 'w', 4096) ? 0 : 1);
-    double took;
-    CHECK(wait_bounded_s(maker, BOUND_S, &took) == 0, "the process making f failed");
-    CHECK(ephd_stat_becomes(run, "files_in_memory", 2), "f and w are not the two files in memory (%lld)",
-          ephd_stat(run, "files_in_memory"));
-
-    /* The truncate finds f in memory and stops before its reference. */
-    pid_t trunc = fork();
-    if (trunc == 0) {
-        /* A first reference (to w) while the daemon runs: a new process's first one waits until the
-         * daemon holds its ledger (shim/fdtable.c), which a stopped daemon never would. */
-        int wfd = open(w, O_RDONLY);
-        if (wfd < 0)
-            _exit(12);
-        close(wfd);
-        int r = truncate(f, 100);
-        _exit(r == 0 ? 0 : errno == ENOENT ? 10 : 11);
-    }
-    CHECK(wait_stopped(trunc), "the truncating process did not stop after its lookup");
-
-    /* f's name goes; the daemon collects the slot and stops before it frees it. */
-    CHECK(unlink(f) == 0, "unlink %s: %s", f, strerror(errno));
-    int stopped = stopped_within(daemon);
-    CHECK(stopped, "the daemon did not stop before freeing f's slot (state %c)", proc_state(daemon));
-    if (!stopped) {
-        kill(trunc, SIGKILL);
-        waitpid(trunc, NULL, 0);
-        return 1;
-    }
     /* The truncate takes its reference now, after the daemon's look: without the fix it passes its
      * checks and stops again before changing the size; with it, it gives the reference back (and
      * waits for the stopped daemon's answer). */
@@ -124,11 +82,7 @@ static int child(const char *root, const char *disk)
     printf("truncgc_test: %d of %d new files whole after a late truncate of a freed slot\n", whole, NEW_FILES);
     /* The daemon stops at every collection from now on too (its shutdown's among them): a process
      * of ours keeps it going for the rest of the run, at most BOUND_S. */
-    if (fork() == 0) {
-        for (int i = 0; i < (int)(BOUND_S * 20) && kill(daemon, SIGCONT) == 0; i++)
-            pause_ms(50);
-        _exit(0);
-    }
+    keep_continuing(daemon, BOUND_S);
     printf("truncgc_test (shimmed): %d checks, %d failures\n", checks, failures);
     return failures != 0 || checks == 0;
 }

@@ -33,10 +33,8 @@ static int child(const char *root, const char *disk)
 {
     (void)disk;
     char run[PATH_MAX], d[PATH_MAX];
-    snprintf(run, sizeof run, "%.*s/run", (int)(strrchr(root, '/') - root), root);
     snprintf(d, sizeof d, "%s/d", root);
-    pid_t daemon = (pid_t)ephd_stat(run, "pid");
-    CHECK(daemon > 0, "the daemon's pid from stats: %d", (int)daemon);
+    pid_t daemon = shimmed_daemon(root, run);
     if (daemon <= 0)
         return 1;
     CHECK(mkdir(d, 0755) == 0, "mkdir %s: %s", d, strerror(errno));

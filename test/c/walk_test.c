@@ -88,10 +88,10 @@ static int on_ftw(const char *path, const struct stat *st, int flag)
 static void build_tree(const char *t)
 {
     tree_common(t);
-    put(TP("%s/z/skipsib", t), "s");
+    file_put_text(TP("%s/z/skipsib", t), "s");
     mkdir(TP("%s/s", t), 0755);
-    put(TP("%s/s/stop", t), "stop");
-    put(TP("%s/s/after", t), "after");
+    file_put_text(TP("%s/s/stop", t), "stop");
+    file_put_text(TP("%s/s/after", t), "after");
 }
 
 
@@ -173,9 +173,9 @@ static void build_deep(const char *t, int levels)
     int top = open(".", O_RDONLY | O_DIRECTORY);
     CHECK(mkdir(t, 0755) == 0 && chdir(t) == 0, "mkdir %s: %s", t, strerror(errno));
     for (int i = 0; i < levels; i++) {
-        put("f", "x");
+        file_put_text("f", "x");
         CHECK(mkdir(name, 0755) == 0 && chdir(name) == 0, "level %d: %s", i, strerror(errno));
-        put("g", "y");
+        file_put_text("g", "y");
     }
     CHECK(fchdir(top) == 0, "back to the start");
     close(top);

@@ -39,39 +39,76 @@ async function waitForFile(path: string, ms: number): Promise<string> {
   }
 }
 
-test('lowering and raising the limit under a running writer and reader loses nothing and kills nothing', { skip: SKIP, timeout: 180_000 }, async (t) => {
+/** An instance of `ephemera run --memory` around `sh -c script`, its files in a scratch directory. */
+interface Instance {
+  readonly work: string;
+  readonly root: string;
+  readonly statsFile: string;
+  /** Where the script's first line writes the shim's socket ($EPHEMERA_SOCK). */
+  readonly info: string;
+  readonly exited: Promise<[number | null, NodeJS.Signals | null]>;
+  /** What the script printed so far, on stdout and on stderr. */
+  readonly out: () => string;
+  readonly err: () => string;
+}
+
+/**
+ * Run script (made from the scratch directory and the managed root in it) as an instance limited
+ * to limit bytes, after a first line that tells the shim's socket, and give it to use; the scratch
+ * directory is removed after.
+ */
+async function withInstance(limit: number, script: (work: string, root: string) => string, use: (inst: Instance) => Promise<void>): Promise<void> {
   const work = await mkdtemp('/var/tmp/eph-resize-');
   try {
     const root = join(work, 'root');
     await mkdir(root);
     const info = join(work, 'sock');
     const statsFile = join(work, 'stats.json');
-    const script = [
-      `echo "$EPHEMERA_SOCK" > ${info}`,
+    const proc = spawn(EPHEMERA, ['run', '--memory', String(limit), '--root', root, '--stats', statsFile, '--', '/bin/sh', '-c', `echo "$EPHEMERA_SOCK" > ${info}\n${script(work, root)}`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    proc.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    await use({ work, root, statsFile, info, exited, out: () => out, err: () => err });
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** The daemon's control connection once the instance has told the shim's socket, and the limiter of its cgroup. */
+async function attach(inst: Instance): Promise<{ client: DaemonClient; limiter: CgroupV1Limiter | CgroupV2Limiter }> {
+  const shimSock = await waitForFile(inst.info, 15_000);
+  const client = await DaemonClient.connect(join(dirname(shimSock), 'control.sock'));
+  try {
+    const s = await client.stats();
+    assert.ok(s.cgroup !== null, 'ephemera run --memory must report its cgroup');
+    return { client, limiter: s.cgroup_version === 2 ? new CgroupV2Limiter(s.cgroup) : new CgroupV1Limiter(s.cgroup) };
+  } catch (e) {
+    client.close();
+    throw e;
+  }
+}
+
+test('lowering and raising the limit under a running writer and reader loses nothing and kills nothing', { skip: SKIP, timeout: 180_000 }, async (t) => {
+  const script = (_work: string, root: string): string =>
+    [
       `${PYTHON} ${IO} writer ${root} ${FILES} ${SIZE} & w=$!`,
       `${PYTHON} ${IO} reader ${root} ${FILES} ${SIZE} & r=$!`,
       'wait $w || exit 11',
       'wait $r || exit 12',
     ].join('\n');
-    const inst = spawn(EPHEMERA, ['run', '--memory', String(256 * MiB), '--root', root, '--stats', statsFile, '--', '/bin/sh', '-c', script], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    inst.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    inst.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const exited = once(inst, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  await withInstance(256 * MiB, script, async (inst) => {
+    const { root, statsFile, exited } = inst;
     const state = { finished: false };
     void exited.then(() => (state.finished = true));
     const running = (): boolean => !state.finished;
 
-    const shimSock = await waitForFile(info, 15_000);
-    const client = await DaemonClient.connect(join(dirname(shimSock), 'control.sock'));
+    const { client, limiter } = await attach(inst);
     const resizes: ResizeResult[] = [];
     try {
-      const s = await client.stats();
-      assert.ok(s.cgroup !== null, 'ephemera run --memory must report its cgroup');
-      const limiter = s.cgroup_version === 2 ? new CgroupV2Limiter(s.cgroup) : new CgroupV1Limiter(s.cgroup);
       assert.equal(await limiter.getLimit(), 256 * MiB);
       for (let i = 0; running(); i++) {
         const target = LIMITS[i % LIMITS.length] ?? 256 * MiB;
@@ -92,8 +129,8 @@ test('lowering and raising the limit under a running writer and reader loses not
     }
     const [code, signal] = await exited;
     assert.equal(signal, null);
-    assert.equal(code, 0, `writer/reader failed (11 = writer, 12 = reader): ${err}`);
-    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+    assert.equal(code, 0, `writer/reader failed (11 = writer, 12 = reader): ${inst.err()}`);
+    const lines = inst.out().trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
     assert.deepEqual(lines.find((l) => 'written' in l), { written: FILES });
     const reader = lines.find((l) => 'verified' in l);
     assert.equal(reader?.['verified'], FILES);
@@ -111,35 +148,17 @@ test('lowering and raising the limit under a running writer and reader loses not
     }
     assert.equal(await readFile(join(root, 'journal.log'), 'utf8'), Array.from({ length: FILES }, (_, i) => `${i}\n`).join(''));
     t.diagnostic(`${lowered} lowerings, ${raised} raisings, ${resizes.reduce((a, r) => a + r.attempts, 0)} shrink rounds; evictions ${stats['evictions']}, OOM kills 0, reader passes ${String(reader['passes'])}`);
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a limit below what the function itself uses is refused safely: EPH_RESIZE_FAILED, limit kept, nothing killed', { skip: SKIP, timeout: 120_000 }, async () => {
-  const work = await mkdtemp('/var/tmp/eph-resize-');
-  try {
-    const root = join(work, 'root');
-    await mkdir(root);
-    const info = join(work, 'sock');
-    const statsFile = join(work, 'stats.json');
-    // 48 MiB of the function's own memory, held until the test says so.
-    const release = join(work, 'release');
-    const hold = `import os, time\nb = b"x" * (${48 * MiB})\nopen(${JSON.stringify(join(work, 'holding'))}, "w").close()\nwhile not os.path.exists(${JSON.stringify(release)}): time.sleep(0.02)\nprint(len(b))`;
-    const script = `echo "$EPHEMERA_SOCK" > ${info}\nexec ${PYTHON} -c '${hold}'`;
-    const inst = spawn(EPHEMERA, ['run', '--memory', String(128 * MiB), '--root', root, '--stats', statsFile, '--', '/bin/sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    inst.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    inst.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const exited = once(inst, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-    const shimSock = await waitForFile(info, 15_000);
-    await waitForFile(join(work, 'holding'), 15_000).catch(() => undefined);
-    const client = await DaemonClient.connect(join(dirname(shimSock), 'control.sock'));
+  // 48 MiB of the function's own memory, held until the test says so.
+  const hold = (work: string): string =>
+    `import os, time\nb = b"x" * (${48 * MiB})\nopen(${JSON.stringify(join(work, 'holding'))}, "w").close()\nwhile not os.path.exists(${JSON.stringify(join(work, 'release'))}): time.sleep(0.02)\nprint(len(b))`;
+  await withInstance(128 * MiB, (work) => `exec ${PYTHON} -c '${hold(work)}'`, async (inst) => {
+    await waitForFile(join(inst.work, 'holding'), 15_000).catch(() => undefined);
+    const { client, limiter } = await attach(inst);
     try {
-      const s = await client.stats();
-      assert.ok(s.cgroup !== null);
-      const limiter = s.cgroup_version === 2 ? new CgroupV2Limiter(s.cgroup) : new CgroupV1Limiter(s.cgroup);
       await assert.rejects(resizeInstance(limiter, client, 32 * MiB), (e) => isEphemeraError(e, 'EPH_RESIZE_FAILED') && e.detail['limit'] === 128 * MiB);
       assert.equal(await limiter.getLimit(), 128 * MiB, 'the cgroup limit must be left alone');
       // The daemon got its old limit back and still serves.
@@ -150,13 +169,11 @@ test('a limit below what the function itself uses is refused safely: EPH_RESIZE_
     } finally {
       client.close();
     }
-    await writeFile(release, '');
-    const [code] = await exited;
-    assert.equal(code, 0, err);
-    assert.equal(out.trim(), String(48 * MiB));
-    const stats = JSON.parse(await readFile(statsFile, 'utf8')) as Record<string, number>;
+    await writeFile(join(inst.work, 'release'), '');
+    const [code] = await inst.exited;
+    assert.equal(code, 0, inst.err());
+    assert.equal(inst.out().trim(), String(48 * MiB));
+    const stats = JSON.parse(await readFile(inst.statsFile, 'utf8')) as Record<string, number>;
     assert.equal(stats['oom_kills'], 0);
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+  });
 });
