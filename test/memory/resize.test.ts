@@ -154,9 +154,10 @@ test('lowering and raising the limit under a running writer and reader loses not
 test('a limit below what the function itself uses is refused safely: EPH_RESIZE_FAILED, limit kept, nothing killed', { skip: SKIP, timeout: 120_000 }, async () => {
   // 48 MiB of the function's own memory, held until the test says so.
   const hold = (work: string): string =>
-    `import os, time\nb = b"x" * (${48 * MiB})\nopen(${JSON.stringify(join(work, 'holding'))}, "w").close()\nwhile not os.path.exists(${JSON.stringify(join(work, 'release'))}): time.sleep(0.02)\nprint(len(b))`;
+    `import os, time\nb = b"x" * (${48 * MiB})\nopen(${JSON.stringify(join(work, 'holding'))}, "w").write("held")\nwhile not os.path.exists(${JSON.stringify(join(work, 'release'))}): time.sleep(0.02)\nprint(len(b))`;
   await withInstance(128 * MiB, (work) => `exec ${PYTHON} -c '${hold(work)}'`, async (inst) => {
-    await waitForFile(join(inst.work, 'holding'), 15_000).catch(() => undefined);
+    // Written once the 48 MiB are the function's (waitForFile wants text: an empty file never counted).
+    assert.equal(await waitForFile(join(inst.work, 'holding'), 15_000), 'held');
     const { client, limiter } = await attach(inst);
     try {
       await assert.rejects(resizeInstance(limiter, client, 32 * MiB), (e) => isEphemeraError(e, 'EPH_RESIZE_FAILED') && e.detail['limit'] === 128 * MiB);
