@@ -101,6 +101,38 @@ test('a lock on an in-memory file costs the kernel its one fcntl and nothing els
   sc.done();
 });
 
+// An OFD lock or a flock on an in-memory file is the kernel's one call too, once the fd's description
+// is known to be its own: the first lock gives it one (a kcmp against each other fd of the file and a
+// move of whatever shares it), the rest are the kernel's call alone.  Before, every OFD lock and flock
+// made a getpid and a kcmp per other fd of the file (4 per round here).  The file is opened twice (a
+// reopen is a dup of the shim's private fd, so the second open shares its first description) and is
+// large enough to be mapped.
+const OFD_LOOP = `
+import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+os.write(fd, b'x' * 100000)
+other = os.open(sys.argv[1], os.O_RDWR)
+lk = struct.pack('hhqqi4x', fcntl.F_WRLCK, 0, 0, 0, 0)
+un = struct.pack('hhqqi4x', fcntl.F_UNLCK, 0, 0, 0, 0)
+for i in range(2000):
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLK, lk)
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLK, un)
+    fcntl.fcntl(other, fcntl.F_OFD_GETLK, lk)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+os.unlink(sys.argv[1])
+`;
+
+test('an OFD lock or flock on an in-memory file costs the kernel its one call after the first', { timeout: 60_000 }, async () => {
+  const sc = scratch('passthrough-ofdlock');
+  const target = join(sc.sub('root'), 'locked');
+  const { plain: a, shim: b, stats } = await countBoth(sc, 'fcntl,flock,kcmp,getpid,openat,dup3,close,lseek,fstat,newfstatat', OFD_LOOP, target);
+  assert.ok(stats && stats.fast_writes >= 1, `the file was not in memory: ${JSON.stringify(stats)}`);
+  assert.ok(a >= 10000, `without the shim only ${a} calls counted: the loop did not run`);
+  assert.ok(b - a < 500, `under the shim ${b} calls for 10000 lock calls, without it ${a}: an OFD lock or flock makes more than the kernel's one`);
+  sc.done();
+});
+
 // A remove or move outside the roots may name a directory under one through a symlink outside them
 // (paths.c, path_alias): while anything is in memory the shim asks the kernel where the name's
 // directory is.  With nothing in memory it must not: a process that has not attached asks for its
