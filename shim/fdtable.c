@@ -425,6 +425,7 @@ static void map_drop_all(struct ft_map *m)
     if (m->cached && m->refs == 0)
         idle_remove(m->inode);
     m->cached = 0;
+    m->forked = 0;
     char *b = atomic_load(&m->base);
     if (b)
         munmap(b, atomic_load(&m->len));
@@ -483,33 +484,36 @@ int ft_install_priv(int fd, uint32_t desc, int kfd_for_map, int priv)
         map_drop_all(m);
         sweep_locked(); /* a new mapping: let go of the dead ones first */
         uint64_t cap = atomic_load(&ino->capacity), len = 0;
-        void *b = NULL;
-        if (cap > FT_LAZY_MAX) { /* a small file is mapped lazily (FT_LAZY_MAX) */
-            len = reserve_for(cap);
-            b = sys.mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, kfd_for_map, 0);
-            if (b != MAP_FAILED) /* our view: out of core dumps, and told apart from the app's (evict.c) */
-                madvise(b, len, MADV_DONTDUMP);
-            if (b == MAP_FAILED) {
-                int e = errno;
-                ft_unlock();
-                if (priv >= 0)
-                    sys.close(priv);
-                return -e;
-            }
-        }
-        m->gen = d->inode_gen;
-        m->refs = 0;
-        m->cached = 1;
-        m->inode = d->inode;
-        atomic_store(&m->lazy_ops, 0);
-        atomic_store(&m->base, b);
-        atomic_store(&m->len, len);
         int kfd = priv >= FT_PRIV_MIN ? priv
                 : priv == FT_NO_PRIV && cap <= FT_LAZY_MAX ? -1
                 : sys.fcntl(kfd_for_map, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
         if (priv >= 0 && kfd != priv)
             sys.close(priv);
         priv = -1;
+        void *b = NULL;
+        if (cap > FT_LAZY_MAX) { /* a small file is mapped lazily (FT_LAZY_MAX) */
+            len = reserve_for(cap);
+            /* made through our private fd: a mapping holds the description it was made from
+             * (ft_repoint_kfd) */
+            b = sys.mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, kfd >= 0 ? kfd : kfd_for_map, 0);
+            if (b != MAP_FAILED) /* our view: out of core dumps, and told apart from the app's (evict.c) */
+                madvise(b, len, MADV_DONTDUMP);
+            if (b == MAP_FAILED) {
+                int e = errno;
+                ft_unlock();
+                if (kfd >= 0)
+                    sys.close(kfd);
+                return -e;
+            }
+        }
+        m->gen = d->inode_gen;
+        m->refs = 0;
+        m->cached = 1;
+        m->forked = 0;
+        m->inode = d->inode;
+        atomic_store(&m->lazy_ops, 0);
+        atomic_store(&m->base, b);
+        atomic_store(&m->len, len);
         m->kfd1 = kfd + 1;
         if (kfd >= 0 && (unsigned)kfd < ft_nfds)
             ft_fds[kfd].flags = FT_PRIV | (d->inode << FT_PRIV_SHIFT);
@@ -528,17 +532,18 @@ int ft_install_priv(int fd, uint32_t desc, int kfd_for_map, int priv)
 int ft_install_inherited(int fd, uint32_t desc)
 {
     struct eph_desc *d = &sh.descs[desc];
-    int priv = -1;
-    if (ft_cached_fd(d->inode, d->inode_gen) < 0) {
-        char p[32];
-        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-        int k = sys.open(p, O_RDWR | O_CLOEXEC); /* a memfd is 0777: any user may open it again */
-        if (k >= 0) {
-            priv = sys.fcntl(k, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
-            sys.close(k);
-        }
+    int priv = -1, fresh = ft_cached_fd(d->inode, d->inode_gen) < 0;
+    if (fresh)
+        priv = ft_reopen(fd, FT_PRIV_MIN, 0);
+    int r = ft_install_priv(fd, desc, fd, priv); /* priv -1: a dup of fd after all */
+    if (r == 0) {
+        ft_lock();
+        ft_fds[fd].flags |= FT_INHERITED;
+        if (fresh && priv < 0) /* that dup shares the inherited description with the processes it came from */
+            ft_maps[d->inode].forked = 1;
+        ft_unlock();
     }
-    return ft_install_priv(fd, desc, fd, priv); /* priv -1: a dup of fd after all */
+    return r;
 }
 
 int ft_install_disk(int fd, uint32_t desc, uint32_t flags)
@@ -556,6 +561,27 @@ int ft_install_disk(int fd, uint32_t desc, uint32_t flags)
 }
 
 /*
+ * Both sides of a fork (the table is marked before it is copied for the child): every in-memory
+ * fd open here is FT_INHERITED, and its file's mapping forked (ft_map), so that neither process
+ * keeps an idle private fd on a description the other's fds may hold, and OFD locks on it end at
+ * the last close, as on tmpfs.  Only stores where the mark changes.
+ */
+static void fork_mark(void)
+{
+    uint32_t hwm = atomic_load(&ft_hwm);
+    for (uint32_t fd = 0; fd < hwm; fd++) {
+        struct ft_entry e = ft_fds[fd];
+        if (!e.desc1 || (e.flags & FT_DISK))
+            continue;
+        struct ft_map *m = &ft_maps[sh.descs[e.desc1 - 1].inode];
+        if (!m->forked)
+            m->forked = 1;
+        if (!(e.flags & FT_INHERITED))
+            ft_fds[fd].flags = e.flags | FT_INHERITED;
+    }
+}
+
+/*
  * A forked child must not write into its parent's table (a shared mapping),
  * so the parent prepares the child's while it takes the child's references,
  * both under ft_lock: the copy lists exactly the references taken.  With no
@@ -570,6 +596,7 @@ void ft_ledger_fork_copy(struct ft_fork *f)
     f->snap = NULL;
     f->used = 0;
     f->ino = 0;
+    fork_mark();
     if (!ft_any_managed()) {
         f->fd = FT_LEDGER_NONE;
         return;
@@ -710,7 +737,7 @@ static void map_unref(uint32_t inode)
     struct ft_map *m = &ft_maps[inode];
     if (m->refs > 0 && --m->refs == 0) {
         struct eph_inode *ino = &sh.inodes[inode];
-        if (ft_idle < FT_IDLE_MAX && m->kfd1 && atomic_load(&ino->state) == EPH_MEM &&
+        if (ft_idle < FT_IDLE_MAX && m->kfd1 && !m->forked && atomic_load(&ino->state) == EPH_MEM &&
             atomic_load(&ino->nlink) > 0 && atomic_load(&ino->gen) == m->gen)
             idle_add(inode);
         else
@@ -837,6 +864,66 @@ int ft_dup_over(int nfd, int fd)
     return sys.dup3(nfd, fd, fl >= 0 && (fl & FD_CLOEXEC) ? O_CLOEXEC : 0);
 }
 
+int ft_reopen(int fd, int min, int app)
+{
+    char p[32];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    int kfl = app ? sys.fcntl(fd, F_GETFL) : -1; /* a memfd is 0777: any user may open it again */
+    int k = sys.open(p, (kfl >= 0 ? kfl & (O_ACCMODE | O_APPEND | O_NONBLOCK) : O_RDWR) | O_CLOEXEC);
+    if (k < 0 || k >= min)
+        return k;
+    int n = sys.fcntl(k, F_DUPFD_CLOEXEC, min);
+    sys.close(k);
+    return n;
+}
+
+/* A mapping of ours made again over itself through the private fd (same address, same pages). */
+static int remap(char *b, uint64_t len, int kfd)
+{
+    if (!b)
+        return 0;
+    void *r = sys.mmap(b, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, kfd, 0);
+    if (r == MAP_FAILED)
+        return -1;
+    madvise(b, len, MADV_DONTDUMP);
+    return 0;
+}
+
+int ft_repoint_kfd(struct ft_map *m)
+{
+    int kfd = m->kfd1 - 1;
+    if (kfd < 0 || ft_repoint(kfd, 0) < 0)
+        return -1;
+    int r = remap(atomic_load(&m->base), atomic_load(&m->len), kfd);
+    for (int i = 0; i < 8; i++)
+        r |= remap(m->old_base[i], m->old_len[i], kfd);
+    if (r == 0)
+        m->forked = 0;
+    return r;
+}
+
+int ft_repoint(int fd, int own)
+{
+    uint32_t desc1 = (unsigned)fd < ft_nfds ? ft_fds[fd].desc1 : 0; /* (a private fd may lie past the table) */
+    int nfd = ft_reopen(fd, 0, desc1 != 0);
+    if (nfd < 0)
+        return -1;
+    if (!desc1 && ft_dup_over(nfd, fd) < 0) {
+        sys.close(nfd);
+        return -1;
+    }
+    uint32_t hwm = atomic_load(&ft_hwm);
+    for (uint32_t g = 0; desc1 && g < hwm; g++) {
+        if (ft_fds[g].desc1 != desc1 || (ft_fds[g].flags & FT_DISK))
+            continue;
+        ft_fds[g].flags &= ~(FT_OWNDESC | FT_INHERITED); /* a description nobody else holds */
+        if (ft_dup_over(nfd, (int)g) >= 0 && own)
+            ft_fds[g].flags |= FT_OWNDESC;
+    }
+    sys.close(nfd);
+    return 0;
+}
+
 void (*_Atomic ft_forget_hook)(uint32_t desc1);
 
 void ft_forget(int fd)
@@ -882,7 +969,7 @@ void ft_mark_disk(int fd)
     uint32_t ino = sys.fstat(fd, &st) == 0 ? ft_disk_ino_bits(&st) : 0;
     ft_lock();
     if (ft_fds[fd].desc1 && !(ft_fds[fd].flags & FT_DISK)) {
-        ft_fds[fd].flags |= FT_DISK | ino;
+        ft_fds[fd].flags = (ft_fds[fd].flags & ~(FT_OWNDESC | FT_INHERITED)) | FT_DISK | ino;
         map_unref(sh.descs[ft_fds[fd].desc1 - 1].inode);
     }
     ft_unlock();
@@ -901,8 +988,10 @@ int ft_install_dup(int newfd, int oldfd)
         return -EBADF;
     }
     fp_desc_ref(e.desc1 - 1);
-    if (!(e.flags & FT_DISK))
+    if (!(e.flags & FT_DISK)) {
         ft_maps[sh.descs[e.desc1 - 1].inode].refs++;
+        e.flags &= ~FT_OWNDESC; /* checked again at its first lock (a dup racing the lock's move) */
+    }
     ft_fds[newfd] = e;
     if ((uint32_t)newfd + 1 > atomic_load(&ft_hwm))
         atomic_store(&ft_hwm, (uint32_t)newfd + 1);
@@ -916,7 +1005,9 @@ char *ft_map_grow(struct ft_map *m, int fd, uint64_t need)
     /* A file installed small keeps no private fd (FT_NO_PRIV); mapped now, it is worth the
      * cache of the idle ones again: the mapping outlives its last close for a fast reopen. */
     if (!m->kfd1 && m->cached) {
-        int k = sys.fcntl(fd, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
+        /* Not a dup of an fd whose description is its own (its OFD locks and flocks would outlive
+         * its close in ours): a description of our own then (this once, where a lock asked). */
+        int k = ft_own_description(fd) ? ft_reopen(fd, FT_PRIV_MIN, 0) : sys.fcntl(fd, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
         if (k >= 0 && (unsigned)k < ft_nfds) {
             m->kfd1 = k + 1;
             ft_fds[k].flags = FT_PRIV | (m->inode << FT_PRIV_SHIFT);
@@ -927,7 +1018,8 @@ char *ft_map_grow(struct ft_map *m, int fd, uint64_t need)
     char *b = atomic_load(&m->base);
     if (atomic_load(&m->len) < need) {
         uint64_t len = reserve_for(need);
-        void *nb = sys.mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+        int via = m->kfd1 ? m->kfd1 - 1 : fd; /* as in ft_install_priv */
+        void *nb = sys.mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, via, 0);
         if (nb != MAP_FAILED) /* as in ft_map */
             madvise(nb, len, MADV_DONTDUMP);
         if (nb == MAP_FAILED) {

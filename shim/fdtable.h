@@ -44,6 +44,25 @@ struct ft_entry {
  *                 Set only by nsdirfd.c; cleared with FT_ROOTFD (db_forget, ft_unmark_root).
  */
 #define FT_MDIRFD (1u << 29)
+/*
+ *   bit 12        desc1 != 0, not FT_DISK (where the disk inode bits start): FT_OWNDESC, the fd's
+ *                 kernel open file description is its desc's alone in this process: no fd of
+ *                 another desc and no private fd of ours refers to it (io_own_description made
+ *                 or checked it so), so an OFD lock or flock on it needs nothing more.  Only
+ *                 io_own_description sets it; every other writer of the entry drops it: an
+ *                 install (a reused number), ft_install_dup (a dup: checked again at its first
+ *                 lock), ft_forget, ft_mark_disk; exec does not hand it on.  Nothing of ours makes
+ *                 a private fd out of such an fd (ft_map_grow opens the memfd again).
+ */
+#define FT_OWNDESC (1u << 12)
+/*
+ *   bit 13        desc1 != 0, not FT_DISK: FT_INHERITED, the fd's description was open here at a
+ *                 fork (either side), or came with an exec: another process may hold it, and the
+ *                 locks taken through it, by right.  io_own_description keeps such a description
+ *                 and moves whatever else of this process shares it.  Copied by a dup; dropped
+ *                 like FT_OWNDESC otherwise.
+ */
+#define FT_INHERITED (1u << 13)
 #define FT_SLOT_SHIFT 2
 #define FT_SLOT_MASK 0x3ffu
 #define FT_DISK_INO_SHIFT 12
@@ -68,6 +87,8 @@ _Static_assert((FT_MDIRFD & ((FT_SLOT_MASK << FT_SLOT_SHIFT) | FT_DISK | FT_PRIV
 /* FT_ROOTFD shares a bit with the disk inode bits, which only an fd with desc1 != 0 has. */
 _Static_assert((FT_ROOTFD & ((FT_SLOT_MASK << FT_SLOT_SHIFT) | FT_DISK | FT_PRIV | FT_SIZED)) == 0,
                "ft_entry.flags: FT_ROOTFD overlaps the slot or a flag bit of a kernel fd's entry");
+_Static_assert(((FT_OWNDESC | FT_INHERITED) & ~(FT_DISK_INO_MASK << FT_DISK_INO_SHIFT)) == 0,
+               "ft_entry.flags: FT_OWNDESC and FT_INHERITED must be disk inode bits (unused before FT_DISK)");
 extern struct ft_entry *ft_fds;         /* flat array indexed by fd, NULL before init */
 extern uint32_t ft_nfds;
 extern _Atomic uint32_t ft_hwm;         /* 1 + highest fd ever installed: bounds scans */
@@ -76,6 +97,12 @@ static inline int ft_managed(int fd)
 {
     struct ft_entry *t = ft_fds;
     return t && (unsigned)fd < ft_nfds && t[fd].desc1 != 0;
+}
+
+/* fd is an in-memory file's whose kernel description is its desc's alone here (FT_OWNDESC). */
+static inline int ft_own_description(int fd)
+{
+    return (ft_fds[fd].flags & (FT_DISK | FT_OWNDESC)) == FT_OWNDESC;
 }
 
 /* A kernel fd of a managed path (not ours: desc1 == 0) carrying a mark (FT_SIZED, FT_ROOTFD). */
@@ -129,6 +156,12 @@ struct ft_map {
     int refs;                           /* local fds using this inode, under ft_lock */
     int kfd1;                           /* private O_CLOEXEC fd on the memfd + 1, 0 = none */
     int cached;                         /* mapping valid (in use or idle) */
+    /* An fd of ours of this inode was open at a fork (ft_ledger_fork_copy): kfd1, and the app's
+     * fds that share its description (a reopen is a dup of it), may share one with another process.
+     * Until kfd1 gets a description of its own (ft_repoint), it is not dup'ed for a reopen nor
+     * kept idle past the last local close, where it would hold that description, and the OFD
+     * locks on it, after the app closed its last fd. */
+    int forked;
     _Atomic uint32_t lazy_ops;          /* I/O served by pread/pwrite while unmapped (FT_LAZY_*) */
     uint32_t inode;
     char *old_base[8];                  /* superseded mappings, unmapped on last close */
@@ -140,6 +173,16 @@ extern struct ft_map *ft_maps;          /* indexed by inode slot */
 int ft_init(void);
 /* Put nfd's open file description under fd, keeping fd's close-on-exec flag: dup3's result. */
 int ft_dup_over(int nfd, int fd);
+/* A new open file description of fd's file (an open of /proc/self/fd/N: O_RDWR, or for an app's
+ * fd its kernel access mode, O_APPEND and O_NONBLOCK), as an fd numbered from min (O_CLOEXEC), or -1. */
+int ft_reopen(int fd, int min, int app);
+/* Under ft_lock: give fd a new description of its own file.  One of our private fds moves alone;
+ * a managed fd moves with every in-memory fd here of its desc, which then carry FT_OWNDESC if own.
+ * 0, or -1 if the open failed (nothing moved). */
+int ft_repoint(int fd, int own);
+/* Under ft_lock: m's private fd moves to a new description, and m's mappings, made through it (each
+ * holds the description it was made from, as an fd does), are made again through it.  0, or -1. */
+int ft_repoint_kfd(struct ft_map *m);
 static inline struct ft_map *ft_map_of(uint32_t inode) { return &ft_maps[inode]; }
 /* Install fd -> desc (new reference already held on desc); maps the memfd on first use. */
 int ft_install(int fd, uint32_t desc, int kfd_for_map);

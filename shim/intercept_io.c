@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <linux/kcmp.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <sys/file.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -168,70 +167,65 @@ static int same_description(int a, int b)
     return r < 0 ? -1 : r != 0;
 }
 
-/* Where kcmp is refused (a container's seccomp profile): fds this process already gave their own description. */
-static uint32_t *own_desc1;
-
 /*
- * flock() locks belong to the open file description.  A reopen of an
- * in-memory file is a dup of the process's cached fd on its memfd, so every
- * open of it in one process shares one kernel description: two opens would
- * never conflict.  Before a lock, give fd (and its own dups here) a
- * description of its own, as open(2) would have.  An fd inherited through
- * fork or exec keeps sharing it, as the kernel's would.
+ * flock() and OFD locks belong to the open file description.  A reopen of an
+ * in-memory file is a dup of the process's private fd on its memfd (a
+ * create's fd may be a dup of a pooled fd), so every open of it in one process
+ * shares one kernel description: two opens would never conflict, and a lock
+ * would outlive the file's last close in the private fd (or in our mapping,
+ * which holds the description it was made through).  Before such a lock,
+ * fd's description is made its desc's alone in this process, by kcmp: fd's
+ * fds move to a new description, as open(2) would have given them one.  But
+ * a description that another process may hold by right (FT_INHERITED: open
+ * at a fork, or inherited through exec; or a desc with references elsewhere)
+ * stays, with the locks taken through it there, and the rest moves instead:
+ * our private fd with the mappings made through it, other private fds of
+ * the file, and the fds of any other desc.  Where kcmp is refused (a
+ * container's seccomp profile), everything of the file counts as sharing.
+ * The answer is kept in the entry (FT_OWNDESC), so the next lock on fd is the
+ * kernel's call alone (sh_fcntl); whatever could make another fd share the
+ * description drops the mark (fdtable.h).  Each move closes an fd on the file,
+ * which drops the process's POSIX locks on it, as the old reopen did: a
+ * process that mixes them with flock or OFD locks on one file loses them at
+ * its first such lock (not here on tmpfs).
  */
 void io_own_description(int fd)
 {
+    if (ft_own_description(fd))
+        return;
     uint32_t desc1 = ft_fds[fd].desc1;
     uint32_t inode = sh.descs[desc1 - 1].inode;
     ft_lock();
-    if (!own_desc1)
-        own_desc1 = calloc(ft_nfds, sizeof *own_desc1);
-    uint32_t hwm = atomic_load(&ft_hwm);
-    int shared = 0, nokcmp = 0;
-    /* The cached fd sits above the high-water mark, and after a fork it is
-     * the only other holder here of a description the siblings share.  An
-     * exec'd image's cached fd is a description of its own (a reopen,
-     * ft_install_inherited), apart from the inherited one.  Where that reopen
-     * failed it is a dup of the inherited fd, which shares its description
-     * with the parent by right; the only hint left then is that the desc is
-     * referenced by more fds than this process has (while the parent holds
-     * one). */
-    uint32_t local = 0;
+    uint32_t hwm = atomic_load(&ft_hwm), local = 0;
     for (uint32_t g = 0; g < hwm; g++)
         local += ft_fds[g].desc1 == desc1;
-    int kfd = (int)ft_map_of(inode)->kfd1 - 1;
-    if (kfd >= 0 && kfd != fd && atomic_load(&sh.descs[desc1 - 1].refs) <= local) {
-        int s = same_description(fd, kfd);
-        nokcmp = s < 0;
-        shared = s == 0 || (s < 0 && !(own_desc1 && own_desc1[fd] == desc1));
+    int stay = (ft_fds[fd].flags & FT_INHERITED) || atomic_load(&sh.descs[desc1 - 1].refs) > local;
+    struct ft_map *m = ft_map_of(inode);
+    int kfd = (int)m->kfd1 - 1, move_fd = 0, failed = 0;
+    if (kfd >= 0 && kfd != fd && same_description(fd, kfd) != 1) {
+        if (!stay)
+            move_fd = 1;
+        else if (ft_repoint_kfd(m) < 0)
+            failed = 1;
+    } else if (stay && kfd < 0 && atomic_load(&m->base)) {
+        failed = 1; /* a mapping through fd's description, and no private fd to make it again */
     }
-    for (uint32_t g = 0; g < hwm && !shared; g++) {
+    for (uint32_t g = 0; g < hwm && !move_fd; g++) {
         struct ft_entry e = ft_fds[g];
-        int other = (e.desc1 && e.desc1 != desc1 && !(e.flags & FT_DISK) && sh.descs[e.desc1 - 1].inode == inode) ||
-                    (!e.desc1 && (e.flags & FT_PRIV) && (e.flags >> FT_PRIV_SHIFT) == inode);
-        if (!other)
+        int ours = !e.desc1 && (e.flags & FT_PRIV) && (e.flags >> FT_PRIV_SHIFT) == inode && (int)g != kfd;
+        int theirs = e.desc1 && e.desc1 != desc1 && !(e.flags & FT_DISK) && sh.descs[e.desc1 - 1].inode == inode;
+        if ((!ours && !theirs) || same_description(fd, (int)g) == 1)
             continue;
-        int s = same_description(fd, (int)g);
-        if (s < 0)
-            nokcmp = 1;
-        shared = s == 0 || (s < 0 && !(own_desc1 && own_desc1[fd] == desc1));
+        if (!stay)
+            move_fd = 1;
+        else if (ft_repoint((int)g, 0) < 0)
+            failed = 1;
     }
-    char p[64];
-    int nfd = -1;
-    if (shared) {
-        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-        int kfl = sys.fcntl(fd, F_GETFL);
-        nfd = sys.open(p, (kfl >= 0 ? kfl & (O_ACCMODE | O_APPEND | O_NONBLOCK) : O_RDWR) | O_CLOEXEC);
-    }
-    for (uint32_t g = 0; nfd >= 0 && g < hwm; g++) {
-        if (ft_fds[g].desc1 != desc1)
-            continue;
-        if (ft_dup_over(nfd, (int)g) >= 0 && nokcmp && own_desc1)
-            own_desc1[g] = desc1;
-    }
+    if (move_fd)
+        failed = ft_repoint(fd, 1) < 0;
+    else if (!failed)
+        ft_fds[fd].flags |= FT_OWNDESC;
     ft_unlock();
-    if (nfd >= 0)
-        sys.close(nfd);
 }
 
 /*

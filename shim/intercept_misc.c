@@ -322,9 +322,11 @@ static __attribute__((noinline)) int fcntl_managed(int fd, int cmd, unsigned lon
 
 /*
  * F_SETLK and F_GETLK by SEEK_SET on an fd of an in-memory file (SQLite's
- * every lock): the kernel's one call on the memfd and the check that the file
- * stayed, nothing else; the rest goes to fcntl_managed.  A call on any other
- * fd is a tail jump into libc's fcntl.
+ * every lock), and their OFD twins where the fd's description is known to be
+ * its own (FT_OWNDESC: io_own_description has nothing to do): the kernel's
+ * one call on the memfd and the check that the file stayed, nothing else; the
+ * rest goes to fcntl_managed.  A call on any other fd is a tail jump into
+ * libc's fcntl.
  */
 static int sh_fcntl(int fd, int cmd, unsigned long arg)
 {
@@ -336,8 +338,9 @@ static int sh_fcntl(int fd, int cmd, unsigned long arg)
         return REAL(fcntl)(fd, cmd, arg);
     }
     const struct flock *fl = (const struct flock *)arg;
-    if ((cmd == F_SETLK || cmd == F_GETLK) && !(ft_fds[fd].flags & FT_DISK) && !path_bad_ptr(fl) &&
-        fl->l_whence == SEEK_SET) {
+    uint32_t flags = ft_fds[fd].flags;
+    if ((cmd == F_SETLK || cmd == F_GETLK || cmd == F_OFD_GETLK || (cmd == F_OFD_SETLK && (flags & FT_OWNDESC))) &&
+        !(flags & FT_DISK) && !path_bad_ptr(fl) && fl->l_whence == SEEK_SET) {
         struct eph_inode *ino = fp_inode_of(fp_desc(fd));
         uint32_t epoch = atomic_load(&ino->epoch);
         if (likely(atomic_load(&ino->state) == EPH_MEM)) {
@@ -346,7 +349,7 @@ static int sh_fcntl(int fd, int cmd, unsigned long arg)
                 errno = (int)-r;
                 return -1;
             }
-            if (cmd == F_GETLK || lock_stayed(ino, epoch))
+            if (cmd == F_GETLK || cmd == F_OFD_GETLK || lock_stayed(ino, epoch))
                 return (int)r;
             /* moved meanwhile: fcntl_managed takes it again on the file's new home */
         }

@@ -13,8 +13,8 @@
  * workloads (issue 15), whose operation is: md-create (create, write 4 KiB, close, unlink),
  * md-rename (one file of a set of --entries files: the set is created, then each renamed, then each
  * stat'ed, then each unlinked), md-mkdir (mkdir and rmdir of a subdirectory), md-readdir
- * (opendir, readdir of --entries files, closedir) or md-lock (fcntl F_SETLK write lock and unlock
- * of the whole file).  Each target of a namespace workload works in a directory of its own.
+ * (opendir, readdir of --entries files, closedir), md-lock (fcntl F_SETLK write lock and unlock
+ * of the whole file) or md-ofdlock (the same by F_OFD_SETLK, the open file description's lock).  Each target of a namespace workload works in a directory of its own.
  * pass-pread and pass-meta measure what an interposed library costs on calls it passes through:
  * IB_PAIRS pairs of short laps, one calling open/fstat/close/pread by name (which an LD_PRELOAD
  * library interposes) and one calling libc's own definitions through pointers looked up in
@@ -71,12 +71,13 @@
 enum ib_workload {
     IB_RAND_PREAD, IB_RAND_PWRITE, IB_RAND_READ, IB_RAND_WRITE, IB_SEQ_WRITE, IB_SEQ_READ, IB_META,
     IB_PASS_PREAD, IB_PASS_META,
-    IB_MD_CREATE, IB_MD_RENAME, IB_MD_MKDIR, IB_MD_READDIR, IB_MD_LOCK
+    IB_MD_CREATE, IB_MD_RENAME, IB_MD_MKDIR, IB_MD_READDIR, IB_MD_LOCK, IB_MD_OFDLOCK
 };
 
 static const char *const ib_names[] = {"rand-pread", "rand-pwrite", "rand-read", "rand-write", "seq-write",
                                        "seq-read",   "meta",        "pass-pread", "pass-meta",
-                                       "md-create",  "md-rename",   "md-mkdir",   "md-readdir", "md-lock"};
+                                       "md-create",  "md-rename",   "md-mkdir",   "md-readdir", "md-lock",
+                                       "md-ofdlock"};
 
 /* Bytes md-create writes into each file. */
 #define IB_MD_WRITE 4096
@@ -386,7 +387,7 @@ static int ib_md_setup(struct ib_target *t, const struct ib_opts *o) {
             int fd = t->io->open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
             if (fd < 0 || t->io->close(fd) < 0) return ib_fail("create (set-up)");
         }
-    } else if (o->wl == IB_MD_LOCK) {
+    } else if (o->wl == IB_MD_LOCK || o->wl == IB_MD_OFDLOCK) {
         ib_name(p, sizeof p, t->path, "lock", 0);
         t->fd = t->io->open(p, O_RDWR | O_CREAT | O_EXCL, 0644);
         if (t->fd < 0) return ib_fail("create (set-up)");
@@ -405,7 +406,7 @@ static void ib_md_teardown(struct ib_target *t, const struct ib_opts *o) {
             ib_name(p, sizeof p, t->path, "e", i);
             t->io->unlink(p);
         }
-    if (o->wl == IB_MD_LOCK) {
+    if (o->wl == IB_MD_LOCK || o->wl == IB_MD_OFDLOCK) {
         ib_name(p, sizeof p, t->path, "lock", 0);
         t->io->unlink(p);
     }
@@ -481,6 +482,14 @@ static int ib_md_lap(struct ib_target *t, const struct ib_opts *o, uint64_t n, u
             if (io->fcntl(t->fd, F_SETLK, &lk) < 0) return ib_fail("fcntl F_SETLK F_WRLCK");
             lk.l_type = F_UNLCK;
             if (io->fcntl(t->fd, F_SETLK, &lk) < 0) return ib_fail("fcntl F_SETLK F_UNLCK");
+        }
+        break;
+    case IB_MD_OFDLOCK:
+        for (uint64_t i = 0; i < n; i++) {
+            struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0, .l_pid = 0};
+            if (io->fcntl(t->fd, F_OFD_SETLK, &lk) < 0) return ib_fail("fcntl F_OFD_SETLK F_WRLCK");
+            lk.l_type = F_UNLCK;
+            if (io->fcntl(t->fd, F_OFD_SETLK, &lk) < 0) return ib_fail("fcntl F_OFD_SETLK F_UNLCK");
         }
         break;
     default:
@@ -798,7 +807,7 @@ int main(int argc, char **argv) {
         if (ib_pass(&ts[0], &o, buf, &lib, &direct, &pass, &sum) != IB_OK) goto err;
         ops = pass.lib_ops;
         break;
-    case IB_MD_CREATE: case IB_MD_RENAME: case IB_MD_MKDIR: case IB_MD_READDIR: case IB_MD_LOCK:
+    case IB_MD_CREATE: case IB_MD_RENAME: case IB_MD_MKDIR: case IB_MD_READDIR: case IB_MD_LOCK: case IB_MD_OFDLOCK:
         if (ib_md(ts, nt, &o, &sum, &rounds, &lap_ops) != IB_OK) goto err;
         ops = rounds * lap_ops;
         break;

@@ -134,6 +134,8 @@ const WORKLOADS: readonly Workload[] = [
   { name: 'md-mkdir', label: 'mkdir+rmdir', kind: 'namespace', lapOps: 200 },
   { name: 'md-readdir', label: 'readdir of 1000 entries', kind: 'namespace', lapOps: 5, entries: 1000 },
   { name: 'md-lock', label: 'fcntl lock+unlock', kind: 'namespace', lapOps: LOCK_LAP, rounds: LOCK_ROUNDS },
+  // The same by F_OFD_SETLK: the open file description's lock, which the shim first gives a description of its own.
+  { name: 'md-ofdlock', label: 'fcntl OFD lock+unlock', kind: 'namespace', lapOps: LOCK_LAP, rounds: LOCK_ROUNDS },
 ];
 
 /**
@@ -642,7 +644,7 @@ function renderTable(
   const rounds = Object.values(paired)[0]?.rounds ?? 0;
   const header = [
     `ephemera bench io: ${formatSize(FILE_SIZE)} file, ${formatSize(BLOCK)} blocks, ${opts.ops} random/meta ops, ${opts.passes} sequential passes, ${opts.repeats} runs`,
-    `namespace rows (issue 15): paired like the data workloads, ${String(NS_ROUNDS)} laps per contender per run (the lock row: ${String(LOCK_ROUNDS)} laps of ${String(LOCK_LAP)} pairs, short enough to fit in a time slice on a busy machine), ephemera through the shim, tmpfs and disk straight into libc, each in a directory of its own; a rename row's lap is one set (create every file, then rename, stat and unlink each), its µs are per file`,
+    `namespace rows (issue 15): paired like the data workloads, ${String(NS_ROUNDS)} laps per contender per run (the lock rows: ${String(LOCK_ROUNDS)} laps of ${String(LOCK_LAP)} pairs, short enough to fit in a time slice on a busy machine), ephemera through the shim, tmpfs and disk straight into libc, each in a directory of its own; a rename row's lap is one set (create every file, then rename, stat and unlink each), its µs are per file`,
     `data workloads: one process per run times all contenders in turns (random: laps of ${Math.min(LAP_OPS, opts.ops)} ops, each after an untimed read of that contender's whole file, since 4 × 32 MiB cannot share the last-level cache; sequential: one pass a lap; rotating order), ephemera through the shim, tmpfs and disk straight into libc; µs/op = median lap over all runs; ratios = median (quartiles) of the per-round ratios, ${rounds} rounds for random workloads`,
     'the buffer row reads into a buffer 16 bytes into a page (where malloc puts buffers of 128 KiB or more): there rep movsb, in memcpy and in the kernel\'s copy, is 4-5× slower on AMD Zen 3; the shim copies with its own loop; not an issue target',
     '"vs X" = X time / ephemera time (higher is better for ephemera); "bound" = tmpfs time / memcpy time in the same round, the most any copying design can gain over tmpfs; meta: one process per contender, median over runs of each run\'s median lap; "fast ops" = reads, writes, seeks and fstats the last ephemera run served from memory without a system call',

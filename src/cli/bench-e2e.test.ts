@@ -54,7 +54,7 @@ test('bench io: one table, a number for every contender, fast ops counted', { ti
   assert.match(eph ?? '', /^\d+\.\d{3}$/);
   assert.match(cells(r.stdout, 'random 8 KiB pread, unmanaged')[5] ?? '', /^-?\d+\.\d%$/);
   // issue 15's namespace rows: a time for each contender and a ratio with its quartiles
-  for (const label of ['create+write 4 KiB+close+unlink', 'create/rename/stat/unlink, per file of a set', 'mkdir+rmdir', 'readdir of 1000 entries', 'fcntl lock+unlock']) {
+  for (const label of ['create+write 4 KiB+close+unlink', 'create/rename/stat/unlink, per file of a set', 'mkdir+rmdir', 'readdir of 1000 entries', 'fcntl lock+unlock', 'fcntl OFD lock+unlock']) {
     const [, eph, tmpfs, disk, , vsTmpfs, vsDisk] = cells(r.stdout, label);
     for (const v of [eph, disk, ...(ROOT ? [tmpfs] : [])]) assert.match(v ?? '', /^\d+\.\d{3}$/, `${label}: ${String(v)}`);
     for (const v of [vsDisk, ...(ROOT ? [vsTmpfs] : [])]) assert.match(v ?? '', /^\d+\.\d\d× \(/, `${label}: ${String(v)}`);

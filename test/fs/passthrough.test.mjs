@@ -89,16 +89,50 @@ for i in range(2000):
 os.unlink(sys.argv[1])
 `;
 
-test('a lock on an in-memory file costs the kernel its one fcntl and nothing else', { timeout: 60_000 }, async () => {
-  const sc = scratch('passthrough-lock');
+/**
+ * Count `calls` in a loop of `n` lock calls on an in-memory file (`loop`, given its path), under the
+ * shim and without it: the shim's own start-up makes a few dozen of these (python's imports are the
+ * rest of both counts), a lock call that makes more than the kernel's one adds thousands.
+ */
+async function assertLockLoopCost(name, calls, loop, n, what) {
+  const sc = scratch(name);
   const target = join(sc.sub('root'), 'locked');
-  // What a lock path could add: another fcntl, a kcmp (an fd's own description), a look at the file.
-  // The shim's own start-up makes a few dozen of these (python's imports are the rest of both counts).
-  const { plain: a, shim: b, stats } = await countBoth(sc, 'fcntl,kcmp,lseek,fstat,newfstatat,getpid', LOCK_LOOP, target);
+  const { plain: a, shim: b, stats } = await countBoth(sc, calls, loop, target);
   assert.ok(stats && stats.fast_writes >= 1, `the file was not in memory: ${JSON.stringify(stats)}`);
-  assert.ok(a >= 6000, `without the shim only ${a} calls counted: the loop did not run`);
-  assert.ok(b - a < 500, `under the shim ${b} calls for 6000 lock calls, without it ${a}: a lock call makes more than the kernel's one`);
+  assert.ok(a >= n, `without the shim only ${a} calls counted: the loop did not run`);
+  assert.ok(b - a < 500, `under the shim ${b} calls for ${n} lock calls, without it ${a}: ${what} makes more than the kernel's one`);
   sc.done();
+}
+
+test('a lock on an in-memory file costs the kernel its one fcntl and nothing else', { timeout: 60_000 }, async () => {
+  // What a lock path could add: another fcntl, a kcmp (an fd's own description), a look at the file.
+  await assertLockLoopCost('passthrough-lock', 'fcntl,kcmp,lseek,fstat,newfstatat,getpid', LOCK_LOOP, 6000, 'a lock call');
+});
+
+// An OFD lock or a flock on an in-memory file is the kernel's one call too, once the fd's description
+// is known to be its own: the first lock gives it one (a kcmp against each other fd of the file and a
+// move of whatever shares it), the rest are the kernel's call alone.  Before, every OFD lock and flock
+// made a getpid and a kcmp per other fd of the file (4 per round here).  The file is opened twice (a
+// reopen is a dup of the shim's private fd, so the second open shares its first description) and is
+// large enough to be mapped.
+const OFD_LOOP = `
+import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+os.write(fd, b'x' * 100000)
+other = os.open(sys.argv[1], os.O_RDWR)
+lk = struct.pack('hhqqi4x', fcntl.F_WRLCK, 0, 0, 0, 0)
+un = struct.pack('hhqqi4x', fcntl.F_UNLCK, 0, 0, 0, 0)
+for i in range(2000):
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLK, lk)
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLK, un)
+    fcntl.fcntl(other, fcntl.F_OFD_GETLK, lk)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+os.unlink(sys.argv[1])
+`;
+
+test('an OFD lock or flock on an in-memory file costs the kernel its one call after the first', { timeout: 60_000 }, async () => {
+  await assertLockLoopCost('passthrough-ofdlock', 'fcntl,flock,kcmp,getpid,openat,dup3,close,lseek,fstat,newfstatat', OFD_LOOP, 10000, 'an OFD lock or flock');
 });
 
 // A remove or move outside the roots may name a directory under one through a symlink outside them
