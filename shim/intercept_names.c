@@ -462,6 +462,11 @@ again:;
             return fail(EBUSY);
         }
     }
+    /* A stand-in dirfd whose directory got its twin from someone else (the daemon's RENAME
+     * above, another process): nsd_resolved found nothing left to twin, so the stand-in, a
+     * removed directory, would reach the kernel (EXDEV, difftest seed 548040001). */
+    ndf_settle_if(od);
+    ndf_settle_if(nd);
     int r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np)
                                              : sys.renameat2(od, op, nd, np, flags);
     if (held)

@@ -11,7 +11,7 @@
 // while open; chmod, utime, futimens of directories in memory and of files in them (branch twincount).
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { PYTHON, REPO, cleanEnv, compileProgram, describe, ephemeraRun, requireBuilt, run, sameOnTmpfsAndShim, scratch, tmpfsScratch } from './lib/harness.mjs';
@@ -105,4 +105,50 @@ test('TemporaryDirectory and scandir of directories in memory make no daemon rou
   assert.ok(all(shim) <= all(tmpfs) + ROUNDS * 0.1, `${(all(shim) / ROUNDS).toFixed(2)} calls per round, tmpfs ${(all(tmpfs) / ROUNDS).toFixed(2)}`);
   assert.equal(s.stats.dir_twins, 0, `directories given a disk twin: ${s.stats.dir_twins}`);
   assert.ok(s.stats.dirs_made_in_memory >= 2 * ROUNDS, `dirs_made_in_memory ${s.stats.dirs_made_in_memory}`);
+});
+
+// A file on disk renamed into a directory in memory through the directory's stand-in fd.  The
+// daemon's RENAME gave the directory its disk twin, so the shim's own twin step found nothing left
+// to do and handed the kernel the stand-in, a removed directory: EXDEV where tmpfs renames
+// (difftest mdirs-multi-evicting-symroot, seed 548040001, op 5053; main 7fc2fa0).  The files are
+// on disk before the run, as a function's inputs are.
+const RENAME_INTO_STANDIN = `
+import os, sys
+os.chdir(sys.argv[1])
+os.mkdir('d')
+fd = os.open('d', os.O_RDONLY)
+for name, fn in [('rename', lambda: os.rename('f3', 'r', dst_dir_fd=fd)),
+                 ('rename again', lambda: os.rename('f4', 'r4', dst_dir_fd=fd)),
+                 ('rename out', lambda: os.rename('r', 'back', src_dir_fd=fd)),
+                 ('link', lambda: os.link('back', 'l', dst_dir_fd=fd)),
+                 ('mkdir', lambda: os.mkdir('sub', dir_fd=fd))]:
+    try:
+        fn()
+        print(name, 'ok')
+    except OSError as e:
+        print(name, e.strerror)
+open('m', 'w').write('memory')
+print(sorted(os.listdir('d')), sorted(os.listdir('.')), open('d/r4').read().strip(), open('m').read())
+`;
+test('a disk file renamed into a directory in memory through its stand-in fd, as on tmpfs', { timeout: 60_000 }, async () => {
+  const script = join(sc.dir, 'rename_into_standin.py');
+  writeFileSync(script, RENAME_INTO_STANDIN);
+  const seed = (dir) => ['f3', 'f4'].forEach((f) => writeFileSync(join(dir, f), 'disk\n'));
+  const ref = tmpfsScratch('memdir-rename-into');
+  let want;
+  try {
+    seed(ref.dir);
+    const r = await run(PYTHON, [script, ref.dir], { env: cleanEnv() });
+    assert.equal(r.status, 0, `on tmpfs: ${describe(r)}`);
+    want = String(r.stdout);
+  } finally {
+    ref.done();
+  }
+  assert.match(want, /^rename ok$/m, 'the scenario did not run as written');
+  const root = sc.sub('rename-into');
+  seed(root);
+  const r = await ephemeraRun({ root, cmd: PYTHON, args: [script, root], statsDir: sc.dir });
+  assert.equal(r.status, 0, describe(r));
+  assert.equal(String(r.stdout), want, 'under the shim');
+  assert.ok(r.stats.dirs_made_in_memory >= 1, `d was not made in memory (dirs_made_in_memory ${r.stats.dirs_made_in_memory})`);
 });
