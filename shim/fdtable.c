@@ -77,8 +77,16 @@ static __thread int ft_registering;     /* this thread is the one registering th
 static int ft_ledger_unsent = -1;       /* under ft_mu: the promoted table's memfd, still to register */
 static int ft_unconfirmed = -1;         /* our copy's memfd, until we registered it ourselves */
 static uint64_t ft_unconfirmed_ino;
+/* Our registered table's memfd, kept above the program's numbers after it was sent, with the
+ * daemon it was sent to: a daemon that dies before it reads the registration (which nobody
+ * waits for) loses it, so it is sent again to the one that takes over (ledger_again). */
+static int ft_kept = -1;
+static pid_t ft_kept_pid;               /* whose: a fork child inherits the number, not the table */
+static uint64_t ft_kept_ino;
+static int ft_kept_daemon;
 
 static void ledger_register(int table_fd, pid_t child);
+static void ledger_keep(int fd, int daemon);
 
 /* The promotion is over (registered, or failed: the table stays private): waiters go on. */
 static void ledger_settled(void)
@@ -186,28 +194,83 @@ void ft_unlock(void)
     if (unlikely(unsent >= 0)) {
         ledger_test_delay();
         ft_registering = 1;
+        int daemon = sh_daemon_pid(); /* before the send: a daemon replaced meanwhile is seen as such */
         ledger_register(unsent, 0);
         ft_registering = 0;
-        sys.close(unsent);
+        ledger_keep(unsent, daemon);
         ledger_settled();
     }
 }
 
-/* Hand the daemon the table of child (0: our own; a child's goes without waiting for an answer). */
+/*
+ * Hand the daemon the table of child (0: our own), without waiting for an answer.  Our own
+ * registration used to wait for one, a round trip in every process that takes a reference
+ * (three per compile in a gcc build, each waiting for the daemon to be scheduled).  What the
+ * wait bought is that the daemon holds the table before our first reference; the send gives the
+ * same where it matters, because the daemon reads a connection's requests in order and reads
+ * those a dead process left queued before it sees the connection close: a request of ours that
+ * takes a reference (a CREATE noting it in flight) finds the table, and so does the pidfd of a
+ * process killed right after the send (the connection's own, SO_PEERPIDFD, so a pid reused
+ * meanwhile is not mistaken for us; daemon/ledger.c).  The one thing a send cannot give is a
+ * daemon that dies with the registration unread: ledger_again sends it to the next one.
+ */
 static void ledger_register(int table_fd, pid_t child)
 {
     struct eph_req req;
-    struct eph_resp resp;
-    int fd;
     rpc_req_init(&req, EPH_OP_LEDGER);
+    req.flags = EPH_LEDGER_NOREPLY;
     if (child > 0) {
-        req.flags = EPH_LEDGER_CHILD | EPH_LEDGER_NOREPLY;
+        req.flags |= EPH_LEDGER_CHILD;
         req.arg = (uint64_t)child;
-        rpc_send_fd(&req, table_fd);
+    }
+    rpc_send_fd(&req, table_fd);
+}
+
+/* Keep fd, our registered table (sent to daemon), above the program's numbers; closes fd. */
+static void ledger_keep(int fd, int daemon)
+{
+    struct stat st;
+    int hi = sys.fcntl(fd, F_DUPFD_CLOEXEC, 100);
+    sys.close(fd);
+    if (hi < 0)
+        return;
+    if (sys.fstat(hi, &st) != 0) {
+        sys.close(hi);
         return;
     }
-    if (rpc_call_fd(&req, &resp, &fd, table_fd) == 0 && fd >= 0)
-        sys.close(fd);
+    pid_t me = getpid();
+    ft_lock();
+    struct stat old;
+    /* One inherited through fork (our parent's table, unused here), if the number is still it. */
+    if (ft_kept >= 0 && sys.fstat(ft_kept, &old) == 0 && old.st_ino == ft_kept_ino)
+        sys.close(ft_kept);
+    ft_kept = hi;
+    ft_kept_pid = me;
+    ft_kept_ino = st.st_ino;
+    ft_kept_daemon = daemon;
+    ft_unlock();
+}
+
+/*
+ * The daemon our table went to was replaced (keeper.h: a new one took the region over).  If the
+ * old one died before it read the registration, the new one never got it from the keeper, and
+ * a SIGKILL would leave our references held; so before a reference is taken under the new
+ * daemon, the table goes to it again.  A registration it already has (the same file) changes
+ * nothing (daemon/ledger.c).  Not under ft_mu: the send may wait for the new daemon to listen.
+ */
+static void ledger_again(void)
+{
+    ft_lock();
+    int fd = ft_kept, daemon = sh_daemon_pid();
+    int ours = fd >= 0 && ft_kept_pid == getpid() && daemon != ft_kept_daemon;
+    if (ours)
+        ft_kept_daemon = daemon;
+    ft_unlock();
+    struct stat st;
+    if (!ours || sys.fstat(fd, &st) != 0 || st.st_ino != ft_kept_ino)
+        return; /* not ours (a fork child's inherited number), or the program closed it */
+    sh_log("ephemerad %d took over: registering our fd table with it", daemon);
+    ledger_register(fd, 0);
 }
 
 /* A memfd holding the first used entries of the table, or -1. */
@@ -302,11 +365,9 @@ static void ledger_confirm(void)
         return;
     if (sys.fstat(fd, &st) != 0 || st.st_ino != ft_unconfirmed_ino)
         return; /* the program closed it and the number is another file now */
-    struct eph_req req;
-    rpc_req_init(&req, EPH_OP_LEDGER);
-    req.flags = EPH_LEDGER_NOREPLY;
-    rpc_send_fd(&req, fd);
-    sys.close(fd);
+    int daemon = sh_daemon_pid();
+    ledger_register(fd, 0);
+    ledger_keep(fd, daemon);
 }
 
 int ft_inflight_slot(void)
@@ -315,6 +376,8 @@ int ft_inflight_slot(void)
         return -1;
     if (unlikely(ft_unconfirmed >= 0))
         ledger_confirm();
+    if (unlikely(ft_kept >= 0) && unlikely(sh_daemon_pid() != ft_kept_daemon))
+        ledger_again();
     if (unlikely(!ft_ledger_on) && !ft_ledger_tried) {
         ft_lock();
         ledger_before_ref();
