@@ -271,8 +271,9 @@ static void ledger_on_exit(struct loop_ev *ev, uint32_t events)
     ledger_forget(p);
 }
 
-#ifndef SO_PEERPIDFD
-#define SO_PEERPIDFD 77 /* Linux 6.5; older headers lack it */
+#if !defined(SO_PEERPIDFD) && (defined(__x86_64__) || defined(__i386__) || defined(__aarch64__) || \
+                                defined(__arm__) || defined(__riscv))
+#define SO_PEERPIDFD 77 /* Linux 6.5, asm-generic's number; older headers lack it */
 #endif
 
 /*
@@ -285,6 +286,7 @@ static void ledger_on_exit(struct loop_ev *ev, uint32_t events)
  */
 static int ledger_pidfd(pid_t pid, int peer_sock)
 {
+#ifdef SO_PEERPIDFD
     if (peer_sock >= 0) {
         int pfd = -1;
         socklen_t len = sizeof pfd;
@@ -293,6 +295,9 @@ static int ledger_pidfd(pid_t pid, int peer_sock)
         if (errno == ESRCH || errno == EINVAL)
             return -ESRCH;
     }
+#else
+    (void)peer_sock;
+#endif
     int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
     return pfd < 0 ? -errno : pfd;
 }
