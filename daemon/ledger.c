@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -270,7 +271,38 @@ static void ledger_on_exit(struct loop_ev *ev, uint32_t events)
     ledger_forget(p);
 }
 
-int ledger_register(pid_t pid, int self, int *tfd)
+#if !defined(SO_PEERPIDFD) && (defined(__x86_64__) || defined(__i386__) || defined(__aarch64__) || \
+                                defined(__arm__) || defined(__riscv))
+#define SO_PEERPIDFD 77 /* Linux 6.5, asm-generic's number; older headers lack it */
+#endif
+
+/*
+ * A pidfd of the process whose table this is, or -errno (-ESRCH: it is gone).  A process's own
+ * registration is not waited for (the shim sends it and goes on), so it may be read here after
+ * the process died and its pid went to another: the connection's own pidfd (SO_PEERPIDFD, taken
+ * by the kernel at connect) names the process that sent it whatever became of the number, and
+ * on 6.17 and later even once it was reaped (a pidfd that polls as exited).  Older kernels say
+ * EINVAL or ESRCH for a reaped peer (gone), or ENOPROTOOPT before 6.5 (then pidfd_open).
+ */
+static int ledger_pidfd(pid_t pid, int peer_sock)
+{
+#ifdef SO_PEERPIDFD
+    if (peer_sock >= 0) {
+        int pfd = -1;
+        socklen_t len = sizeof pfd;
+        if (getsockopt(peer_sock, SOL_SOCKET, SO_PEERPIDFD, &pfd, &len) == 0 && pfd >= 0)
+            return pfd;
+        if (errno == ESRCH || errno == EINVAL)
+            return -ESRCH;
+    }
+#else
+    (void)peer_sock;
+#endif
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    return pfd < 0 ? -errno : pfd;
+}
+
+int ledger_register(pid_t pid, int self, int *tfd, int peer_sock)
 {
     if (*tfd < 0 || pid <= 0)
         return -EINVAL;
@@ -298,10 +330,10 @@ int ledger_register(pid_t pid, int self, int *tfd)
         }
         return 0;
     }
-    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int pfd = ledger_pidfd(pid, peer_sock);
     if (pfd < 0) {
-        if (errno != ESRCH)
-            return -errno;
+        if (pfd != -ESRCH)
+            return pfd;
         ledger_release(*tfd, pid); /* already gone (and reaped) */
         return 0;
     }

@@ -10,9 +10,11 @@
 #include <sys/types.h>
 
 /* Register the table *tfd of process pid (self: sent by pid itself, else by
- * its parent for a child).  Takes *tfd (sets it to -1) when kept.  0 or
+ * its parent for a child).  peer_sock: the connection pid itself sent it on,
+ * whose pidfd names pid even once the number is reused (-1: none, e.g. a
+ * table the keeper hands over).  Takes *tfd (sets it to -1) when kept.  0 or
  * -errno. */
-int ledger_register(pid_t pid, int self, int *tfd);
+int ledger_register(pid_t pid, int self, int *tfd, int peer_sock);
 /* The daemon took an open_count reference on inode (gen) for the thread of
  * pid whose in-flight slot is slot (EPH_OP_CREATE's req.inflight1 - 1):
  * note it in pid's ledger, so that it is given back if pid dies before it

@@ -623,7 +623,7 @@ static int op_release(const struct eph_req *q)
     return 0;
 }
 
-int shimops_run(struct eph_req *q, struct eph_resp *r, int *fd, pid_t peer, int *in_fd)
+int shimops_run(struct eph_req *q, struct eph_resp *r, int *fd, pid_t peer, int peer_sock, int *in_fd)
 {
     switch (q->op) {
     case EPH_OP_HELLO:
@@ -671,7 +671,7 @@ int shimops_run(struct eph_req *q, struct eph_resp *r, int *fd, pid_t peer, int 
     case EPH_OP_RELEASE: return op_release(q);
     case EPH_OP_LEDGER: {
         int self = !(q->flags & EPH_LEDGER_CHILD);
-        return ledger_register(self ? peer : (pid_t)q->arg, self, in_fd);
+        return ledger_register(self ? peer : (pid_t)q->arg, self, in_fd, self ? peer_sock : -1);
     }
     default: return -EOPNOTSUPP;
     }

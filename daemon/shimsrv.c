@@ -165,7 +165,7 @@ static void shim_handle(struct shim_conn *c, struct eph_req *q, int in_fd)
     }
     ns_reclaim(); /* files shims unlinked: freed before anything is decided on the budget */
     int st = q->version != EPH_PROTO_VERSION ? -EPROTONOSUPPORT
-                                             : shimops_run(q, &r, &fd, c->pid, &in_fd);
+                                             : shimops_run(q, &r, &fd, c->pid, c->ev.fd, &in_fd);
     r.status = st;
     if (in_fd >= 0)
         close(in_fd);

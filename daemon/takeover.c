@@ -225,7 +225,7 @@ void takeover_adopt_fds(void)
             continue;
         if (e->kind == EPH_KEEP_LEDGER) {
             int fd = e->fd;
-            if (ledger_register((pid_t)e->arg, 1, &fd) == 0)
+            if (ledger_register((pid_t)e->arg, 1, &fd, -1) == 0)
                 ledgers++;
             if (fd >= 0) {
                 keeper_dropped(fd);

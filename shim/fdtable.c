@@ -75,10 +75,30 @@ static _Atomic int ft_ledger_tried;     /* promotion started (or failed once: st
 static _Atomic uint32_t ft_ledger_pending;
 static __thread int ft_registering;     /* this thread is the one registering the table */
 static int ft_ledger_unsent = -1;       /* under ft_mu: the promoted table's memfd, still to register */
+/*
+ * A new image that took over references its predecessor listed (EPHEMERA_FDMAP) waits for the
+ * daemon's answer to its registration, as every registration did before branch gccstart.  Its
+ * table replaces the old image's, which the daemon retires (empties) only then; the old image's
+ * copy of a fork child's table also comes from the parent (EPH_LEDGER_CHILD, on the parent's
+ * connection).  Unanswered, the new image could drop an inherited reference and exit before the
+ * daemon read either, and the parent's copy, read after the death, would give that reference back
+ * a second time (killed.test.mjs's "held across exec", 1 run in 3 on a loaded machine).  A compile's
+ * processes inherit no in-memory file and do not wait.
+ */
+static int ft_exec_inherited;
 static int ft_unconfirmed = -1;         /* our copy's memfd, until we registered it ourselves */
 static uint64_t ft_unconfirmed_ino;
+/* Our registered table's memfd, kept above the program's numbers after it was sent, with the
+ * daemon it was sent to: a daemon that dies before it reads the registration (which nobody
+ * waits for) loses it, so it is sent again to the one that takes over (ledger_again). */
+static int ft_kept = -1;
+static pid_t ft_kept_pid;               /* whose: a fork child inherits the number, not the table */
+static uint64_t ft_kept_ino;
+static int ft_kept_daemon;
+static int ft_kept_answered;            /* the daemon answered a registration of it (read it for sure) */
 
-static void ledger_register(int table_fd, pid_t child);
+static void ledger_register(int table_fd, pid_t child, int answered);
+static void ledger_keep(int fd, int daemon);
 
 /* The promotion is over (registered, or failed: the table stays private): waiters go on. */
 static void ledger_settled(void)
@@ -186,28 +206,102 @@ void ft_unlock(void)
     if (unlikely(unsent >= 0)) {
         ledger_test_delay();
         ft_registering = 1;
-        ledger_register(unsent, 0);
+        int daemon = sh_daemon_pid(); /* before the send: a daemon replaced meanwhile is seen as such */
+        int answered = ft_exec_inherited;
+        ledger_register(unsent, 0, answered);
+        ft_exec_inherited = 0;
         ft_registering = 0;
-        sys.close(unsent);
+        ledger_keep(unsent, daemon);
+        ft_kept_answered = answered;
         ledger_settled();
     }
 }
 
-/* Hand the daemon the table of child (0: our own; a child's goes without waiting for an answer). */
-static void ledger_register(int table_fd, pid_t child)
+/*
+ * Hand the daemon the table of child (0: our own), without waiting for an answer.  Our own
+ * registration used to wait for one, a round trip in every process that takes a reference
+ * (three per compile in a gcc build, each waiting for the daemon to be scheduled).  What the
+ * wait bought is that the daemon holds the table before our first reference; the send gives the
+ * same where it matters, because the daemon reads a connection's requests in order and reads
+ * those a dead process left queued before it sees the connection close: a request of ours that
+ * takes a reference (a CREATE noting it in flight) finds the table, and so does the pidfd of a
+ * process killed right after the send (the connection's own, SO_PEERPIDFD, so a pid reused
+ * meanwhile is not mistaken for us; daemon/ledger.c).  The one thing a send cannot give is a
+ * daemon that dies with the registration unread: ledger_again sends it to the next one.
+ */
+static void ledger_register(int table_fd, pid_t child, int answered)
 {
     struct eph_req req;
-    struct eph_resp resp;
-    int fd;
     rpc_req_init(&req, EPH_OP_LEDGER);
-    if (child > 0) {
-        req.flags = EPH_LEDGER_CHILD | EPH_LEDGER_NOREPLY;
-        req.arg = (uint64_t)child;
-        rpc_send_fd(&req, table_fd);
+    if (answered) {
+        struct eph_resp resp;
+        int fd;
+        if (rpc_call_fd(&req, &resp, &fd, table_fd) == 0 && fd >= 0)
+            sys.close(fd);
         return;
     }
-    if (rpc_call_fd(&req, &resp, &fd, table_fd) == 0 && fd >= 0)
-        sys.close(fd);
+    req.flags = EPH_LEDGER_NOREPLY;
+    if (child > 0) {
+        req.flags |= EPH_LEDGER_CHILD;
+        req.arg = (uint64_t)child;
+    }
+    rpc_send_fd(&req, table_fd);
+}
+
+/* Keep fd, our registered table (sent to daemon), above the program's numbers; closes fd. */
+static void ledger_keep(int fd, int daemon)
+{
+    struct stat st;
+    int hi = sys.fcntl(fd, F_DUPFD_CLOEXEC, 100);
+    sys.close(fd);
+    if (hi < 0)
+        return;
+    if (sys.fstat(hi, &st) != 0) {
+        sys.close(hi);
+        return;
+    }
+    pid_t me = getpid();
+    ft_lock();
+    struct stat old;
+    /* One inherited through fork (our parent's table, unused here), if the number is still it. */
+    if (ft_kept >= 0 && sys.fstat(ft_kept, &old) == 0 && old.st_ino == ft_kept_ino)
+        sys.close(ft_kept);
+    ft_kept = hi;
+    ft_kept_pid = me;
+    ft_kept_ino = st.st_ino;
+    ft_kept_daemon = daemon;
+    ft_kept_answered = 0;
+    ft_unlock();
+}
+
+/*
+ * The daemon our table went to was replaced (keeper.h: a new one took the region over).  If the
+ * old one died before it read the registration, the new one never got it from the keeper, and
+ * a SIGKILL would leave our references held; so before a reference is taken under the new
+ * daemon, the table goes to it again.  A registration it already has (the same file) changes
+ * nothing (daemon/ledger.c).  Not under ft_mu: the send may wait for the new daemon to listen.
+ */
+static void ledger_again(void)
+{
+    ft_lock();
+    int fd = ft_kept, daemon = sh_daemon_pid();
+    int ours = fd >= 0 && ft_kept_pid == getpid() && daemon != ft_kept_daemon;
+    if (ours) {
+        ft_kept_daemon = daemon;
+        atomic_store(&ft_ledger_pending, 1); /* our other threads take no reference until it is sent */
+    }
+    ft_unlock();
+    if (!ours)
+        return;
+    struct stat st;
+    if (sys.fstat(fd, &st) == 0 && st.st_ino == ft_kept_ino) { /* else the program closed it */
+        sh_log("ephemerad %d took over: registering our fd table with it", daemon);
+        ft_registering = 1;
+        ledger_register(fd, 0, 0);
+        ft_kept_answered = 0;
+        ft_registering = 0;
+    }
+    ledger_settled();
 }
 
 /* A memfd holding the first used entries of the table, or -1. */
@@ -302,11 +396,9 @@ static void ledger_confirm(void)
         return;
     if (sys.fstat(fd, &st) != 0 || st.st_ino != ft_unconfirmed_ino)
         return; /* the program closed it and the number is another file now */
-    struct eph_req req;
-    rpc_req_init(&req, EPH_OP_LEDGER);
-    req.flags = EPH_LEDGER_NOREPLY;
-    rpc_send_fd(&req, fd);
-    sys.close(fd);
+    int daemon = sh_daemon_pid();
+    ledger_register(fd, 0, 0);
+    ledger_keep(fd, daemon);
 }
 
 int ft_inflight_slot(void)
@@ -315,6 +407,8 @@ int ft_inflight_slot(void)
         return -1;
     if (unlikely(ft_unconfirmed >= 0))
         ledger_confirm();
+    if (unlikely(ft_kept >= 0) && unlikely(sh_daemon_pid() != ft_kept_daemon))
+        ledger_again();
     if (unlikely(!ft_ledger_on) && !ft_ledger_tried) {
         ft_lock();
         ledger_before_ref();
@@ -700,8 +794,28 @@ void ft_ledger_child_late(void)
 void ft_ledger_exec(void)
 {
     ft_lock();
+    ft_exec_inherited = 1; /* the registration below waits for its answer */
     ledger_before_ref();
     ft_unlock();
+}
+
+/*
+ * Just before exec: the new image's table replaces ours only if the daemon reads ours first.  Ours
+ * went unanswered, and the new image's comes on a new connection, which nothing orders after ours:
+ * read second, ours would replace the new image's table, and what ours lists (handed on through
+ * EPHEMERA_FDMAP) would be given back a second time when the process dies.  So a process that sent
+ * its own table unanswered asks once, answered, before it execs (a registration of the same file,
+ * which changes nothing); a fork child about to exec sent none of its own (a compiler driver's).
+ */
+void ft_ledger_before_exec(void)
+{
+    if (likely(ft_kept < 0) || ft_kept_answered || ft_kept_pid != getpid())
+        return;
+    struct stat st;
+    if (sys.fstat(ft_kept, &st) != 0 || st.st_ino != ft_kept_ino)
+        return;
+    ledger_register(ft_kept, 0, 1);
+    ft_kept_answered = 1;
 }
 
 void ft_ledger_parent(struct ft_fork *f, pid_t child)
@@ -711,7 +825,7 @@ void ft_ledger_parent(struct ft_fork *f, pid_t child)
     if (f->fd < 0)
         return;
     if (child > 0)
-        ledger_register(f->fd, child);
+        ledger_register(f->fd, child, 0);
     sys.close(f->fd);
 }
 

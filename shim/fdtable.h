@@ -230,6 +230,7 @@ void ft_ledger_child(struct ft_fork *f);
 void ft_ledger_child_late(void);        /* after the child's locks are reset: a table of its own, if it has none */
 void ft_ledger_parent(struct ft_fork *f, pid_t child);
 void ft_ledger_exec(void);         /* a new image with inherited references: replace the old image's ledger first */
+void ft_ledger_before_exec(void);  /* our own table sent unanswered: have the daemon read it before the new image's */
 /* In-flight references (fdtable.c; proto.h EPH_LEDGER_INFLIGHT_BYTES), in this order: the slot
  * (the ledger made first, and registered: it waits while another thread registers it) before a
  * reference is taken; _inode right after it is taken; _desc once it is held by a desc bound for

@@ -364,6 +364,7 @@ static int exec_prepared(int kind, const char *file, int fd, char *const argv[],
     struct env_bufs bufs;
     env_build(env, envp, fdmap, &bufs);
     sh_flush_counters();
+    ft_ledger_before_exec();
     if (kind == 0)
         return REAL(execve)(file, argv, env);
     if (kind == 1)

@@ -371,12 +371,14 @@ void rpc_send_fd(struct eph_req *req, int send_fd)
     sh_busy++;
     int seen = rpc_seen_pid();
     pthread_mutex_lock(&rpc_mu);
-    for (int attempt = 0; attempt < 2 && rpc_ensure(req, &seen) == 0; attempt++) {
+    for (int attempt = 0; attempt < 3 && rpc_ensure(req, &seen) == 0; attempt++) {
         if (!rpc_send(req, send_fd))
             break;
         sys.close(rpc_fd);
         rpc_fd = -1;
-        if (!rpc_wait_daemon(&seen))
+        /* A connection to a daemon that died since (one already replaced is not waited for:
+         * rpc_wait_daemon finds the new one running): once more on a new one, as rpc_call_fd. */
+        if (attempt > 0 && !rpc_wait_daemon(&seen))
             break;
     }
     pthread_mutex_unlock(&rpc_mu);

@@ -49,17 +49,21 @@ static int log_has(const char *needle)
 
 /*
  * A daemon that runs but does not answer (stopped here with SIGSTOP) is waited
- * for, but not in silence: a new shimmed program's first request (HELLO) logs
- * the daemon's pid and state after EPHEMERA_RPC_QUIET_S (1 s in this test; 10 s
+ * for, but not in silence: a new shimmed program's first request that waits
+ * for an answer (a pool batch for its first new file: its fd table's
+ * registration is sent without waiting since branch gccstart) logs the
+ * daemon's pid and state after EPHEMERA_RPC_QUIET_S (1 s in this test; 10 s
  * in production builds), and gets its answer once the daemon goes on.
  */
-static void silent_daemon(pid_t daemon)
+static void silent_daemon(pid_t daemon, const char *root)
 {
+    char fresh[PATH_MAX];
+    snprintf(fresh, sizeof fresh, "%s/silent", root);
     kill(daemon, SIGSTOP);
     CHECK(stopped_within(daemon), "the daemon did not stop");
     pid_t c = fork();
     if (c == 0) {
-        execl("/bin/true", "true", (char *)NULL);
+        execl("/usr/bin/touch", "touch", fresh, (char *)NULL);
         _exit(127);
     }
     int said = log_has("has not answered request");
@@ -71,6 +75,7 @@ static void silent_daemon(pid_t daemon)
     CHECK(st == 0, "the program, once the daemon went on, exited %d after %.1f s", st, took);
     if (said)
         printf("movekill_test: a request to a stopped daemon was reported in the log, and answered once it went on\n");
+    unlink(fresh); /* the file moved next is the test's own */
 }
 
 static int child(const char *root, const char *disk)
@@ -87,7 +92,7 @@ static int child(const char *root, const char *disk)
     CHECK(ephd_stat(run, "files_in_memory") == 1, "the file is not in memory");
     if (daemon <= 0 || fd < 0)
         return 1;
-    silent_daemon(daemon);
+    silent_daemon(daemon, root);
 
     /* Ask for the move from a child: the daemon stops inside it and never answers. */
     pid_t asker = shrink_until_stopped(run, daemon);

@@ -254,6 +254,58 @@ test('files made from a pool lent without fds survive a kill, and its slots make
   sc.done();
 });
 
+// A process registers its fd table (its ledger) without waiting for the daemon's answer (branch
+// gccstart): the daemon gives back what the table lists when the process dies.  A daemon killed
+// with that registration still unread in its socket loses it, and the keeper never got it, so the
+// daemon that takes over would not know the process: killed later, it would leave its references
+// held and its unlinked file in memory.  The shim sends its table again before its next reference
+// under the new daemon.  Here the victim opens a file while the daemon is stopped (the registration
+// queued), the daemon is killed, the victim opens it again through the new one and is SIGKILLed:
+// the new daemon must give both references back (the log says so, and names no file still held).
+const REREGISTER = `
+import os, signal, subprocess, sys, time
+from keeperproc import daemons, restarted  # test/fs/py, on PYTHONPATH
+root = sys.argv[1]
+p = os.path.join(root, 'held')
+with open(p, 'wb') as f:
+    f.write(b'q' * 5000)
+old = daemons()[0]
+os.kill(old, signal.SIGSTOP)
+victim = ('import os, sys\\n'
+          'fd = os.open(%r, os.O_RDONLY)\\n'
+          'print("open", os.pread(fd, 1, 0).decode(), flush=True)\\n'
+          'sys.stdin.readline()\\n'
+          'fd2 = os.open(%r, os.O_RDONLY)\\n'
+          'print("again", os.pread(fd2, 1, 0).decode(), flush=True)\\n'
+          'sys.stdin.readline()\\n') % (p, p)
+v = subprocess.Popen([sys.executable, '-c', victim], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+first = v.stdout.readline().strip()    # its first reference, with the daemon stopped
+os.kill(old, signal.SIGKILL)           # the registration dies unread with it
+restarted(old)
+v.stdin.write('go\\n'); v.stdin.flush()
+second = v.stdout.readline().strip()   # a reference under the new daemon
+v.kill(); v.wait()
+os.unlink(p)
+print(first, '|', second, '| victim', v.pid)
+sys.exit(0 if (first, second) == ('open q', 'again q') else 3)
+`;
+
+test('a table registered with a daemon killed before it read it is registered again with the new one', { timeout: 60_000 }, async () => {
+  requireBuilt(EPHEMERA, SHIM, DAEMON);
+  const sc = scratch('keeper-reregister');
+  const { r, log: logText } = await runInRoot(sc, (root) => [PYTHON, '-c', REREGISTER, root]);
+  assert.equal(r.status, 0, `the victim opened the file with the daemon stopped and again after the restart: ${describe(r)}`);
+  const victim = /\| victim (\d+)/.exec(r.stdout.toString())?.[1];
+  assert.ok(victim, `the workload names its victim: ${describe(r)}`);
+  assert.match(logText, /takeover of the region of pid \d+: .* 0 lost/, `a takeover, nothing lost:\n${logText.slice(-3000)}`);
+  assert.match(logText, new RegExp(`ephemera\\[${victim}\\]: ephemerad \\d+ took over: registering our fd table with it`),
+    `the victim registered its table again with the new daemon:\n${logText.slice(-3000)}`);
+  assert.match(logText, new RegExp(`pid ${victim} ended holding 2 open file references; dropped them`),
+    `the new daemon gave the killed victim's two references back:\n${logText.slice(-3000)}`);
+  assert.doesNotMatch(logText, /at shutdown: unlinked inode \d+ .* still has open_count/, 'no unlinked file is still held at the end');
+  sc.done();
+});
+
 // A tree made and filled in memory (issue 15: files inside directories that live only in the
 // region, no disk twin until something needs one): nested directories, files at each depth, a hard
 // link inside, some files evicted by a small budget (their directories get their twins then), the
