@@ -870,7 +870,7 @@ int nsd_statx(const char *abs, struct statx *stx)
  * longer EPH_MDIR, not counted), so only the list's membership is cached.  More directories than
  * the list holds: the walk every time, as before.
  */
-#define NSD_KIDS_MAX 64
+#define NSD_KIDS_MAX 256
 static SH_TLS struct {
     const void *hdr;
     uint64_t made; /* shim_mkdirs at the walk */
