@@ -830,11 +830,111 @@ int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec)
     return fd;
 }
 
-/* Put nfd's open file description under fd, keeping fd's close-on-exec flag. */
+/* ---- fds on the daemon's own description (nsfast.c, nsf_daemon_fd) ---------------------------- */
+
+/* Per fd: desc1 << 1 | the program's FD_CLOEXEC, for an fd that pidfd_getfd made (its kernel flag
+ * is set whatever the program asked); 0: none.  Valid while the entry still names that desc. */
+static _Atomic uint32_t *ft_ddesc;
+static _Atomic uint32_t ft_ddesc_live; /* marks made since a walk last found none */
+
+void ft_ddesc_mark(int fd, int cloexec)
+{
+    if (!ft_fds || fd < 0 || (unsigned)fd >= ft_nfds || !ft_fds[fd].desc1)
+        return;
+    _Atomic uint32_t *t = atomic_load(&ft_ddesc);
+    if (!t) {
+        void *m = mmap(NULL, (size_t)ft_nfds * sizeof *t, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return;
+        _Atomic uint32_t *none = NULL;
+        if (atomic_compare_exchange_strong(&ft_ddesc, &none, (_Atomic uint32_t *)m))
+            t = (_Atomic uint32_t *)m;
+        else {
+            munmap(m, (size_t)ft_nfds * sizeof *t);
+            t = none;
+        }
+    }
+    atomic_store_explicit(&t[fd], ft_fds[fd].desc1 << 1 | (cloexec ? 1u : 0u), memory_order_relaxed);
+    atomic_fetch_add(&ft_ddesc_live, 1);
+}
+
+static void ft_ddesc_clear(int fd)
+{
+    _Atomic uint32_t *t = atomic_load_explicit(&ft_ddesc, memory_order_relaxed);
+    if (t && fd >= 0 && (unsigned)fd < ft_nfds)
+        atomic_store_explicit(&t[fd], 0, memory_order_relaxed);
+}
+
+int ft_ddesc_cloexec(int fd)
+{
+    _Atomic uint32_t *t = atomic_load_explicit(&ft_ddesc, memory_order_relaxed);
+    if (!t || fd < 0 || (unsigned)fd >= ft_nfds)
+        return -1;
+    uint32_t v = atomic_load_explicit(&t[fd], memory_order_relaxed);
+    if (!v || (v >> 1) != ft_fds[fd].desc1 || (ft_fds[fd].flags & FT_DISK))
+        return -1;
+    return (int)(v & 1);
+}
+
+void ft_ddesc_set_cloexec(int fd, int cloexec)
+{
+    if (ft_ddesc_cloexec(fd) >= 0)
+        ft_ddesc_mark(fd, cloexec);
+}
+
+void ft_ddesc_own(int fd)
+{
+    int view = ft_ddesc_cloexec(fd);
+    if (view < 0)
+        return;
+    char p[32] = "/proc/self/fd/", *q = p + sizeof p;
+    *--q = '\0';
+    unsigned v = (unsigned)fd;
+    do
+        *--q = (char)('0' + v % 10);
+    while (v /= 10);
+    memmove(p + 14, q, (size_t)(p + sizeof p - q));
+    int nfd = sys.open(p, O_RDWR | O_CLOEXEC);
+    if (nfd < 0) {
+        /* The description stays shared; the program's flag at least is right. */
+        if (sys.fcntl(fd, F_SETFD, view ? FD_CLOEXEC : 0) == 0)
+            ft_ddesc_clear(fd);
+        return;
+    }
+    ft_dup_over(nfd, fd);
+    sys.close(nfd);
+}
+
+void ft_ddesc_own_all(int inheritable_only)
+{
+    if (!atomic_load_explicit(&ft_ddesc, memory_order_relaxed) || !atomic_load_explicit(&ft_ddesc_live, memory_order_relaxed))
+        return;
+    uint32_t live = atomic_load(&ft_ddesc_live), hwm = atomic_load(&ft_hwm);
+    int left = 0;
+    for (uint32_t fd = 0; fd < hwm && fd < ft_nfds; fd++) {
+        int view = ft_ddesc_cloexec((int)fd);
+        if (view < 0)
+            continue;
+        if (inheritable_only && view) {
+            left = 1; /* closed by the exec, as the program asked */
+            continue;
+        }
+        ft_ddesc_own((int)fd);
+    }
+    if (!left) /* none left: later calls skip the walk (unless a mark was made meanwhile) */
+        atomic_compare_exchange_strong(&ft_ddesc_live, &live, 0);
+}
+
+/* Put nfd's open file description under fd, keeping fd's close-on-exec flag (the program's,
+ * for an fd on the daemon's description, which then no longer is). */
 int ft_dup_over(int nfd, int fd)
 {
-    int fl = sys.fcntl(fd, F_GETFD);
-    return sys.dup3(nfd, fd, fl >= 0 && (fl & FD_CLOEXEC) ? O_CLOEXEC : 0);
+    int fl = sys.fcntl(fd, F_GETFD), view = ft_ddesc_cloexec(fd);
+    int cl = view >= 0 ? view : fl >= 0 && (fl & FD_CLOEXEC);
+    int r = sys.dup3(nfd, fd, cl ? O_CLOEXEC : 0);
+    if (r >= 0)
+        ft_ddesc_clear(fd);
+    return r;
 }
 
 void (*_Atomic ft_forget_hook)(uint32_t desc1);
@@ -851,6 +951,7 @@ void ft_forget(int fd)
         ft_inflight_desc(e.desc1 - 1, fd);
     ft_fds[fd].desc1 = 0;
     ft_fds[fd].flags = 0;
+    ft_ddesc_clear(fd);
     if (e.desc1 && !(e.flags & FT_DISK))
         map_unref(sh.descs[e.desc1 - 1].inode);
     uint32_t inode = e.desc1 ? sh.descs[e.desc1 - 1].inode : 0;

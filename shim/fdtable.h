@@ -140,6 +140,20 @@ extern struct ft_map *ft_maps;          /* indexed by inode slot */
 int ft_init(void);
 /* Put nfd's open file description under fd, keeping fd's close-on-exec flag: dup3's result. */
 int ft_dup_over(int nfd, int fd);
+/*
+ * An fd that pidfd_getfd took from the daemon (nsf_daemon_fd) shares the daemon's own open file
+ * description, and its kernel close-on-exec flag is set whatever the program asked.  The mark keeps
+ * the program's flag (F_GETFD, F_SETFD, FIOCLEX answer from it) until the fd needs what only a
+ * description of its own gives: a lock (io_own_description), a fork, an exec that keeps it, a dup.
+ * Then ft_ddesc_own reopens it (/proc/self/fd/N, as the open that pidfd_getfd stood for would have
+ * made) under the same number with the program's flag.  ARCHITECTURE.md, "Opening the daemon's
+ * memfd by pidfd".
+ */
+void ft_ddesc_mark(int fd, int cloexec);
+int ft_ddesc_cloexec(int fd); /* the program's flag (0, 1) of a marked fd; -1: not marked */
+void ft_ddesc_set_cloexec(int fd, int cloexec);
+void ft_ddesc_own(int fd);
+void ft_ddesc_own_all(int inheritable_only); /* fork (0), exec (1: those it keeps) */
 static inline struct ft_map *ft_map_of(uint32_t inode) { return &ft_maps[inode]; }
 /* Install fd -> desc (new reference already held on desc); maps the memfd on first use. */
 int ft_install(int fd, uint32_t desc, int kfd_for_map);

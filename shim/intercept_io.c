@@ -181,6 +181,7 @@ static uint32_t *own_desc1;
  */
 void io_own_description(int fd)
 {
+    ft_ddesc_own(fd); /* the daemon's description (pidfd_getfd), shared with every process that took it */
     uint32_t desc1 = ft_fds[fd].desc1;
     uint32_t inode = sh.descs[desc1 - 1].inode;
     ft_lock();

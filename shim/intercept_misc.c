@@ -73,6 +73,9 @@ SH_EXPORT int close_range(unsigned first, unsigned last, int flags)
         errno = ENOSYS;
         return -1;
     }
+    if (flags & CLOSE_RANGE_CLOEXEC)
+        for (unsigned fd = first; fd < ft_nfds && fd <= last; fd++)
+            ft_ddesc_set_cloexec((int)fd, 1);
     ft_change_begin();
     int r = sys.close_range(first, last, flags);
     if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
@@ -128,6 +131,7 @@ static inline int dup_changes(int oldfd, int newfd)
 
 SH_EXPORT int dup(int fd)
 {
+    ft_ddesc_own(fd); /* the copy shares a description of its own, not the daemon's */
     if (!dup_changes(fd, -1))
         return after_dup(fd, REAL(dup)(fd));
     ft_change_begin();
@@ -140,6 +144,7 @@ SH_EXPORT int dup2(int oldfd, int newfd)
 {
     if (oldfd == newfd || !ft_fds)
         return REAL(dup2)(oldfd, newfd);
+    ft_ddesc_own(oldfd);
     int ch = dup_changes(oldfd, newfd);
     if (ch)
         ft_change_begin();
@@ -155,6 +160,7 @@ SH_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
     if (oldfd == newfd || !ft_fds)
         return REAL(dup3)(oldfd, newfd, flags);
+    ft_ddesc_own(oldfd);
     int ch = dup_changes(oldfd, newfd);
     if (ch)
         ft_change_begin();
@@ -290,6 +296,17 @@ static inline long fcntl_syscall(int fd, int cmd, unsigned long arg)
 static __attribute__((noinline)) int fcntl_managed(int fd, int cmd, unsigned long arg)
 {
     struct eph_desc *d = fp_desc(fd);
+    int view = ft_ddesc_cloexec(fd); /* an fd on the daemon's description: the program's FD_CLOEXEC */
+    if (unlikely(view >= 0)) {
+        if (cmd == F_GETFD)
+            return view ? FD_CLOEXEC : 0;
+        if (cmd == F_SETFD) {
+            ft_ddesc_set_cloexec(fd, (arg & FD_CLOEXEC) != 0);
+            return 0;
+        }
+        if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+            ft_ddesc_own(fd); /* the copy shares a description of its own */
+    }
     switch (cmd) {
     case F_DUPFD:
     case F_DUPFD_CLOEXEC: {
@@ -548,6 +565,10 @@ SH_EXPORT int ioctl(int fd, unsigned long req, ...)
             size = st.st_size;
         }
         *(int *)arg = (int)(size - (int64_t)atomic_load(&d->offset));
+        return 0;
+    }
+    if ((req == FIOCLEX || req == FIONCLEX) && ft_ddesc_cloexec(fd) >= 0) {
+        ft_ddesc_set_cloexec(fd, req == FIOCLEX); /* the kernel's flag stays set (fdtable.h) */
         return 0;
     }
     if (ft_fds[fd].flags & FT_DISK)

@@ -312,7 +312,7 @@ static int nsf_fddir_get(int pid)
     pthread_mutex_lock(&nsf_mu);
     int old = atomic_exchange(&nsf_fddir, fd);
     atomic_store(&nsf_fddir_pid, pid);
-    if (old >= 0 && ft_is_priv(old, NSF_FDDIR_MARK)) {
+    if (old >= 0 && old != fd && ft_is_priv(old, NSF_FDDIR_MARK)) { /* (a closefrom may have given us its number) */
         /* Another daemon's: a thread still using it fails and takes the full path. */
         ft_mark_priv(old, UINT32_MAX);
         sys.close(old);
@@ -337,6 +337,76 @@ int nsf_open_daemon_fd(int n, int flags)
             return fd;
     }
     return rpc_open_daemon_fd(n, flags);
+}
+
+/*
+ * The daemon's memfd by pidfd_getfd: the file the daemon holds, at the number open(2) gives, in one
+ * call that walks nothing.  The /proc open above makes the kernel instantiate a /proc inode and
+ * dentry for each memfd number and check ptrace access on the way (5.8 us a first open here, against
+ * 1.6 for pidfd_getfd with its close: BENCHMARKS.md, "zipcost"), and every file unzip creates or zip
+ * reads is a memfd opened for the first time.  The fd shares the daemon's own description and is
+ * close-on-exec whatever the program asked; the fd table marks it (ft_ddesc_mark) and gives it a
+ * description of its own, with the program's flag, when it needs one (fdtable.h).  The pidfd is kept
+ * as the fd directory is; a daemon that refuses (another user's, or a seccomp profile without the
+ * call) sends every open the /proc way for that daemon, as before.
+ */
+#define NSF_PIDFD_MARK ((1u << 30) - 2) /* an inode index no region has (ft_mark_priv) */
+static _Atomic int nsf_pidfd = -1;
+static _Atomic int nsf_pidfd_pid;
+static _Atomic int nsf_pidfd_failed;
+SH_TLS int nsf_ddesc_took;
+
+static int nsf_pidfd_get(int pid)
+{
+    int d = atomic_load(&nsf_pidfd);
+    if (d >= 0 && atomic_load(&nsf_pidfd_pid) == pid && ft_is_priv(d, NSF_PIDFD_MARK))
+        return d;
+    if (atomic_load(&nsf_pidfd_failed) == pid || pid <= 0)
+        return -1;
+    int fd = (int)sys.syscall(SYS_pidfd_open, pid, 0); /* close-on-exec */
+    if (fd >= 0 && fd < NSF_POOL_FD_MIN) {
+        int nfd = sys.fcntl(fd, F_DUPFD_CLOEXEC, NSF_POOL_FD_MIN);
+        sys.close(fd);
+        fd = nfd;
+    }
+    if (fd >= 0) {
+        ft_mark_priv(fd, NSF_PIDFD_MARK);
+        if (!ft_is_priv(fd, NSF_PIDFD_MARK)) {
+            sys.close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0) {
+        atomic_store(&nsf_pidfd_failed, pid);
+        return -1;
+    }
+    pthread_mutex_lock(&nsf_mu);
+    int old = atomic_exchange(&nsf_pidfd, fd);
+    atomic_store(&nsf_pidfd_pid, pid);
+    if (old >= 0 && old != fd && ft_is_priv(old, NSF_PIDFD_MARK)) { /* (a closefrom may have given us its number) */
+        ft_mark_priv(old, UINT32_MAX);
+        sys.close(old);
+    }
+    pthread_mutex_unlock(&nsf_mu);
+    return fd;
+}
+
+int nsf_daemon_fd(int n, int cloexec)
+{
+    nsf_ddesc_took = 0;
+    int pid = sh_daemon_pid(), p = n >= 0 ? nsf_pidfd_get(pid) : -1;
+    if (p >= 0) {
+        int fd = (int)sys.syscall(SYS_pidfd_getfd, p, n, 0);
+        if (fd >= 0) {
+            nsf_ddesc_took = 1;
+            return fd;
+        }
+        if (errno == EMFILE || errno == ENFILE)
+            return -1; /* what the kernel's open would say */
+        if (errno != EBADF && errno != ESRCH)
+            atomic_store(&nsf_pidfd_failed, pid); /* refused: the /proc way for this daemon */
+    }
+    return nsf_open_daemon_fd(n, O_RDWR | (cloexec ? O_CLOEXEC : 0));
 }
 
 /* ---- the lock ------------------------------------------------------------- */
@@ -654,7 +724,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
     if (e.fd < 0) {
         /* The program's fd: a description of its own on the daemon's memfd, at the
          * number open(2) gives, made by the one call open(2) makes. */
-        kfd = nsf_open_daemon_fd(e.daemon_fd, O_RDWR | (cloexec ? O_CLOEXEC : 0));
+        kfd = nsf_daemon_fd(e.daemon_fd, cloexec);
         if (kfd < 0 && errno != EMFILE && errno != ENFILE) {
             /* Not ours to open (another user): batches with fds from now on. */
             pthread_mutex_lock(&nsf_mu);

@@ -37,11 +37,12 @@ const SLACK = 1;
  */
 const AMORTISED = 0.1;
 /**
- * Calls that may stand for the program's own: a duplicate of a pooled memfd for the kernel's openat
- * (the design in docs/ARCHITECTURE.md), pwrite/pread on the memfd for write/read (the shim keeps the
- * offset; today's 4 KiB write is already a pwrite64).
+ * Calls that may stand for the program's own: a duplicate of a pooled memfd, or the daemon's memfd
+ * taken by pidfd_getfd (branch zipcost), for the kernel's openat (the design in
+ * docs/ARCHITECTURE.md), pwrite/pread on the memfd for write/read (the shim keeps the offset;
+ * today's 4 KiB write is already a pwrite64).
  */
-const STANDS_FOR = { 'fcntl:F_DUPFD': 'openat', 'fcntl:F_DUPFD_CLOEXEC': 'openat', pwrite64: 'write', pread64: 'read' };
+const STANDS_FOR = { 'fcntl:F_DUPFD': 'openat', 'fcntl:F_DUPFD_CLOEXEC': 'openat', pidfd_getfd: 'openat', pwrite64: 'write', pread64: 'read' };
 /**
  * The one call above tmpfs's that is left, per new name: an lstat that finds the name free on
  * disk.  Names on disk are made by the kernel (the program's own disk files, evictions, programs
