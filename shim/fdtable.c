@@ -45,6 +45,11 @@
 #define FT_PRIV_MIN 512
 #define FT_IDLE_MAX 64
 
+/* Per fd: desc1 << 1 | the program's FD_CLOEXEC, for an fd that pidfd_getfd made (its kernel flag
+ * is set whatever the program asked); 0: none.  Valid while the entry still names that desc. */
+static _Atomic uint32_t *ft_ddesc;
+static _Atomic uint32_t ft_ddesc_live; /* marks made since a walk last found none */
+
 struct ft_entry *ft_fds;
 uint32_t ft_nfds;
 _Atomic uint32_t ft_hwm;
@@ -392,13 +397,17 @@ int ft_init(void)
     void *t = sys.mmap(NULL, ft_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (t == MAP_FAILED)
         return -ENOMEM;
-    void *m = sys.mmap(NULL, (size_t)sh.hdr->ninodes * sizeof(struct ft_map), PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    /* ft_maps, then the daemon's-description marks of the fds (ft_ddesc_mark): one mapping */
+    size_t maps_bytes = (size_t)sh.hdr->ninodes * sizeof(struct ft_map);
+    maps_bytes = (maps_bytes + 7) & ~(size_t)7;
+    void *m = sys.mmap(NULL, maps_bytes + n * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) {
         munmap(t, ft_bytes);
         return -ENOMEM;
     }
     ft_maps = m; /* zero pages: kfd1 == 0 means no private fd, and nothing is touched */
+    atomic_store(&ft_ddesc, (_Atomic uint32_t *)(void *)((char *)m + maps_bytes));
     ft_nfds = (uint32_t)n;
     atomic_thread_fence(memory_order_release);
     ft_fds = t;
@@ -832,28 +841,14 @@ int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec)
 
 /* ---- fds on the daemon's own description (nsfast.c, nsf_daemon_fd) ---------------------------- */
 
-/* Per fd: desc1 << 1 | the program's FD_CLOEXEC, for an fd that pidfd_getfd made (its kernel flag
- * is set whatever the program asked); 0: none.  Valid while the entry still names that desc. */
-static _Atomic uint32_t *ft_ddesc;
-static _Atomic uint32_t ft_ddesc_live; /* marks made since a walk last found none */
 
 void ft_ddesc_mark(int fd, int cloexec)
 {
     if (!ft_fds || fd < 0 || (unsigned)fd >= ft_nfds || !ft_fds[fd].desc1)
         return;
     _Atomic uint32_t *t = atomic_load(&ft_ddesc);
-    if (!t) {
-        void *m = mmap(NULL, (size_t)ft_nfds * sizeof *t, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED)
-            return;
-        _Atomic uint32_t *none = NULL;
-        if (atomic_compare_exchange_strong(&ft_ddesc, &none, (_Atomic uint32_t *)m))
-            t = (_Atomic uint32_t *)m;
-        else {
-            munmap(m, (size_t)ft_nfds * sizeof *t);
-            t = none;
-        }
-    }
+    if (!t)
+        return;
     atomic_store_explicit(&t[fd], ft_fds[fd].desc1 << 1 | (cloexec ? 1u : 0u), memory_order_relaxed);
     atomic_fetch_add(&ft_ddesc_live, 1);
 }
@@ -905,10 +900,30 @@ void ft_ddesc_own(int fd)
     sys.close(nfd);
 }
 
+_Atomic int ft_posix_locks;
+
+void ft_ddesc_own_unlocked(int fd)
+{
+    if (!atomic_load_explicit(&ft_posix_locks, memory_order_relaxed))
+        ft_ddesc_own(fd);
+}
+
 void ft_ddesc_own_all(int inheritable_only)
 {
     if (!atomic_load_explicit(&ft_ddesc, memory_order_relaxed) || !atomic_load_explicit(&ft_ddesc_live, memory_order_relaxed))
         return;
+    if (atomic_load_explicit(&ft_posix_locks, memory_order_relaxed)) {
+        /* A reopen under the number would close the fd, and a close drops every POSIX lock
+         * the process holds on the file: the exec's fds only get the program's flag back, and a
+         * fork child shares the daemon's description (fdtable.h). */
+        if (!inheritable_only)
+            return;
+        uint32_t hwm = atomic_load(&ft_hwm);
+        for (uint32_t fd = 0; fd < hwm && fd < ft_nfds; fd++)
+            if (ft_ddesc_cloexec((int)fd) == 0 && sys.fcntl((int)fd, F_SETFD, 0) == 0)
+                ft_ddesc_clear((int)fd);
+        return;
+    }
     uint32_t live = atomic_load(&ft_ddesc_live), hwm = atomic_load(&ft_hwm);
     int left = 0;
     for (uint32_t fd = 0; fd < hwm && fd < ft_nfds; fd++) {

@@ -153,6 +153,12 @@ void ft_ddesc_mark(int fd, int cloexec);
 int ft_ddesc_cloexec(int fd); /* the program's flag (0, 1) of a marked fd; -1: not marked */
 void ft_ddesc_set_cloexec(int fd, int cloexec);
 void ft_ddesc_own(int fd);
+/* The reopen replaces the fd, and the kernel drops a process's POSIX locks on a file at the close
+ * of any fd of it: once the process took one (ft_posix_locks, set by fcntl's F_SETLK(W) and lockf
+ * through the shim) a dup and a fork keep the daemon's description, and an exec only gets the
+ * program's flag back.  A lock of the description itself (flock, OFD) still reopens first. */
+extern _Atomic int ft_posix_locks;
+void ft_ddesc_own_unlocked(int fd);
 void ft_ddesc_own_all(int inheritable_only); /* fork (0), exec (1: those it keeps) */
 static inline struct ft_map *ft_map_of(uint32_t inode) { return &ft_maps[inode]; }
 /* Install fd -> desc (new reference already held on desc); maps the memfd on first use. */

@@ -131,7 +131,7 @@ static inline int dup_changes(int oldfd, int newfd)
 
 SH_EXPORT int dup(int fd)
 {
-    ft_ddesc_own(fd); /* the copy shares a description of its own, not the daemon's */
+    ft_ddesc_own_unlocked(fd); /* the copy shares a description of its own, not the daemon's */
     if (!dup_changes(fd, -1))
         return after_dup(fd, REAL(dup)(fd));
     ft_change_begin();
@@ -144,7 +144,7 @@ SH_EXPORT int dup2(int oldfd, int newfd)
 {
     if (oldfd == newfd || !ft_fds)
         return REAL(dup2)(oldfd, newfd);
-    ft_ddesc_own(oldfd);
+    ft_ddesc_own_unlocked(oldfd);
     int ch = dup_changes(oldfd, newfd);
     if (ch)
         ft_change_begin();
@@ -160,7 +160,7 @@ SH_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
     if (oldfd == newfd || !ft_fds)
         return REAL(dup3)(oldfd, newfd, flags);
-    ft_ddesc_own(oldfd);
+    ft_ddesc_own_unlocked(oldfd);
     int ch = dup_changes(oldfd, newfd);
     if (ch)
         ft_change_begin();
@@ -305,7 +305,7 @@ static __attribute__((noinline)) int fcntl_managed(int fd, int cmd, unsigned lon
             return 0;
         }
         if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
-            ft_ddesc_own(fd); /* the copy shares a description of its own */
+            ft_ddesc_own_unlocked(fd); /* the copy shares a description of its own */
     }
     switch (cmd) {
     case F_DUPFD:
@@ -352,6 +352,8 @@ static int sh_fcntl(int fd, int cmd, unsigned long arg)
             ndf_settle(fd); /* locks, leases, notify...: on the twin */
         return REAL(fcntl)(fd, cmd, arg);
     }
+    if ((cmd == F_SETLK || cmd == F_SETLKW) && !atomic_load_explicit(&ft_posix_locks, memory_order_relaxed))
+        atomic_store_explicit(&ft_posix_locks, 1, memory_order_relaxed); /* fdtable.h: no reopen from now on */
     const struct flock *fl = (const struct flock *)arg;
     if ((cmd == F_SETLK || cmd == F_GETLK) && !(ft_fds[fd].flags & FT_DISK) && !path_bad_ptr(fl) &&
         fl->l_whence == SEEK_SET) {
