@@ -282,43 +282,60 @@ static _Atomic int nsf_fddir = -1;
 static _Atomic int nsf_fddir_pid;
 static _Atomic int nsf_fddir_failed; /* the daemon's pid for which it could not be kept: not tried again */
 
-static int nsf_fddir_get(int pid)
+/*
+ * Keep fd (just opened for daemon pid; -1: it could not be) as *kept: above the numbers programs
+ * use, close-on-exec, marked private in the fd table so that a program's close, dup2 or close_range
+ * over the number is seen.  Another daemon's fd kept before is closed (a thread still using it
+ * fails and takes the full path).  Returns fd, or -1 with *failed = pid: not tried again for it.
+ */
+static int nsf_keep(int fd, uint32_t mark, _Atomic int *kept, _Atomic int *kept_pid, _Atomic int *failed, int pid)
 {
-    int d = atomic_load(&nsf_fddir);
-    if (d >= 0 && atomic_load(&nsf_fddir_pid) == pid && ft_is_priv(d, NSF_FDDIR_MARK))
-        return d;
-    if (atomic_load(&nsf_fddir_failed) == pid)
-        return -1;
-    char p[48];
-    snprintf(p, sizeof p, "/proc/%d/fd", pid);
-    int fd = sys.open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0 && fd < NSF_POOL_FD_MIN) {
         int nfd = sys.fcntl(fd, F_DUPFD_CLOEXEC, NSF_POOL_FD_MIN); /* fails under a low RLIMIT_NOFILE */
         sys.close(fd);
         fd = nfd;
     }
     if (fd >= 0) {
-        ft_mark_priv(fd, NSF_FDDIR_MARK);
-        if (!ft_is_priv(fd, NSF_FDDIR_MARK)) { /* beyond the fd table: not kept */
+        ft_mark_priv(fd, mark);
+        if (!ft_is_priv(fd, mark)) { /* beyond the fd table: not kept */
             sys.close(fd);
             fd = -1;
         }
     }
     if (fd < 0) {
         /* Every open goes the full way for this daemon, at no more calls than before. */
-        atomic_store(&nsf_fddir_failed, pid);
+        atomic_store(failed, pid);
         return -1;
     }
     pthread_mutex_lock(&nsf_mu);
-    int old = atomic_exchange(&nsf_fddir, fd);
-    atomic_store(&nsf_fddir_pid, pid);
-    if (old >= 0 && old != fd && ft_is_priv(old, NSF_FDDIR_MARK)) { /* (a closefrom may have given us its number) */
-        /* Another daemon's: a thread still using it fails and takes the full path. */
+    int old = atomic_exchange(kept, fd);
+    atomic_store(kept_pid, pid);
+    if (old >= 0 && old != fd && ft_is_priv(old, mark)) { /* (a closefrom may have given fd its number) */
         ft_mark_priv(old, UINT32_MAX);
         sys.close(old);
     }
     pthread_mutex_unlock(&nsf_mu);
     return fd;
+}
+
+/* The fd kept for daemon pid (>= 0), -1 (it could not be kept for this daemon), or -2 (open one). */
+static int nsf_kept(_Atomic int *kept, _Atomic int *kept_pid, _Atomic int *failed, uint32_t mark, int pid)
+{
+    int d = atomic_load(kept);
+    if (d >= 0 && atomic_load(kept_pid) == pid && ft_is_priv(d, mark))
+        return d;
+    return atomic_load(failed) == pid || pid <= 0 ? -1 : -2;
+}
+
+static int nsf_fddir_get(int pid)
+{
+    int d = nsf_kept(&nsf_fddir, &nsf_fddir_pid, &nsf_fddir_failed, NSF_FDDIR_MARK, pid);
+    if (d != -2)
+        return d;
+    char p[48];
+    snprintf(p, sizeof p, "/proc/%d/fd", pid);
+    return nsf_keep(sys.open(p, O_PATH | O_DIRECTORY | O_CLOEXEC), NSF_FDDIR_MARK, &nsf_fddir, &nsf_fddir_pid,
+                    &nsf_fddir_failed, pid);
 }
 
 int nsf_open_daemon_fd(int n, int flags)
@@ -358,37 +375,11 @@ SH_TLS int nsf_ddesc_took;
 
 static int nsf_pidfd_get(int pid)
 {
-    int d = atomic_load(&nsf_pidfd);
-    if (d >= 0 && atomic_load(&nsf_pidfd_pid) == pid && ft_is_priv(d, NSF_PIDFD_MARK))
+    int d = nsf_kept(&nsf_pidfd, &nsf_pidfd_pid, &nsf_pidfd_failed, NSF_PIDFD_MARK, pid);
+    if (d != -2)
         return d;
-    if (atomic_load(&nsf_pidfd_failed) == pid || pid <= 0)
-        return -1;
-    int fd = (int)sys.syscall(SYS_pidfd_open, pid, 0); /* close-on-exec */
-    if (fd >= 0 && fd < NSF_POOL_FD_MIN) {
-        int nfd = sys.fcntl(fd, F_DUPFD_CLOEXEC, NSF_POOL_FD_MIN);
-        sys.close(fd);
-        fd = nfd;
-    }
-    if (fd >= 0) {
-        ft_mark_priv(fd, NSF_PIDFD_MARK);
-        if (!ft_is_priv(fd, NSF_PIDFD_MARK)) {
-            sys.close(fd);
-            fd = -1;
-        }
-    }
-    if (fd < 0) {
-        atomic_store(&nsf_pidfd_failed, pid);
-        return -1;
-    }
-    pthread_mutex_lock(&nsf_mu);
-    int old = atomic_exchange(&nsf_pidfd, fd);
-    atomic_store(&nsf_pidfd_pid, pid);
-    if (old >= 0 && old != fd && ft_is_priv(old, NSF_PIDFD_MARK)) { /* (a closefrom may have given us its number) */
-        ft_mark_priv(old, UINT32_MAX);
-        sys.close(old);
-    }
-    pthread_mutex_unlock(&nsf_mu);
-    return fd;
+    return nsf_keep((int)sys.syscall(SYS_pidfd_open, pid, 0), NSF_PIDFD_MARK, &nsf_pidfd, &nsf_pidfd_pid, &nsf_pidfd_failed,
+                    pid);
 }
 
 int nsf_daemon_fd(int n, int cloexec)
