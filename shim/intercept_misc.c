@@ -73,8 +73,8 @@ SH_EXPORT int close_range(unsigned first, unsigned last, int flags)
         errno = ENOSYS;
         return -1;
     }
-    if (flags & CLOSE_RANGE_CLOEXEC)
-        for (unsigned fd = first; fd < ft_nfds && fd <= last; fd++)
+    if (flags & CLOSE_RANGE_CLOEXEC) /* the program's flag of fds on the daemon's description (fdtable.h) */
+        for (unsigned fd = first, hwm = ft_fds ? atomic_load(&ft_hwm) : 0; fd < hwm && fd <= last; fd++)
             ft_ddesc_set_cloexec((int)fd, 1);
     ft_change_begin();
     int r = sys.close_range(first, last, flags);
