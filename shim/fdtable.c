@@ -45,6 +45,11 @@
 #define FT_PRIV_MIN 512
 #define FT_IDLE_MAX 64
 
+/* Per fd: desc1 << 1 | the program's FD_CLOEXEC, for an fd that pidfd_getfd made (its kernel flag
+ * is set whatever the program asked); 0: none.  Valid while the entry still names that desc. */
+static _Atomic uint32_t *ft_ddesc;
+static _Atomic uint32_t ft_ddesc_live; /* marks made since a walk last found none */
+
 struct ft_entry *ft_fds;
 uint32_t ft_nfds;
 _Atomic uint32_t ft_hwm;
@@ -486,13 +491,17 @@ int ft_init(void)
     void *t = sys.mmap(NULL, ft_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (t == MAP_FAILED)
         return -ENOMEM;
-    void *m = sys.mmap(NULL, (size_t)sh.hdr->ninodes * sizeof(struct ft_map), PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    /* ft_maps, then the daemon's-description marks of the fds (ft_ddesc_mark): one mapping */
+    size_t maps_bytes = (size_t)sh.hdr->ninodes * sizeof(struct ft_map);
+    maps_bytes = (maps_bytes + 7) & ~(size_t)7;
+    void *m = sys.mmap(NULL, maps_bytes + n * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) {
         munmap(t, ft_bytes);
         return -ENOMEM;
     }
     ft_maps = m; /* zero pages: kfd1 == 0 means no private fd, and nothing is touched */
+    atomic_store(&ft_ddesc, (_Atomic uint32_t *)(void *)((char *)m + maps_bytes));
     ft_nfds = (uint32_t)n;
     atomic_thread_fence(memory_order_release);
     ft_fds = t;
@@ -971,11 +980,152 @@ int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec)
     return fd;
 }
 
-/* Put nfd's open file description under fd, keeping fd's close-on-exec flag. */
+/* ---- fds on the daemon's own description (nsfast.c, nsf_daemon_fd) ---------------------------- */
+
+
+void ft_ddesc_mark(int fd, int cloexec)
+{
+    if (!ft_fds || fd < 0 || (unsigned)fd >= ft_nfds || !ft_fds[fd].desc1)
+        return;
+    _Atomic uint32_t *t = atomic_load(&ft_ddesc);
+    if (!t)
+        return;
+    atomic_store_explicit(&t[fd], ft_fds[fd].desc1 << 1 | (cloexec ? 1u : 0u), memory_order_relaxed);
+    atomic_fetch_add(&ft_ddesc_live, 1);
+}
+
+static void ft_ddesc_clear(int fd)
+{
+    _Atomic uint32_t *t = atomic_load_explicit(&ft_ddesc, memory_order_relaxed);
+    if (t && fd >= 0 && (unsigned)fd < ft_nfds)
+        atomic_store_explicit(&t[fd], 0, memory_order_relaxed);
+}
+
+int ft_ddesc_cloexec(int fd)
+{
+    _Atomic uint32_t *t = atomic_load_explicit(&ft_ddesc, memory_order_relaxed);
+    if (!t || fd < 0 || (unsigned)fd >= ft_nfds)
+        return -1;
+    uint32_t v = atomic_load_explicit(&t[fd], memory_order_relaxed);
+    if (!v || (v >> 1) != ft_fds[fd].desc1 || (ft_fds[fd].flags & FT_DISK))
+        return -1;
+    return (int)(v & 1);
+}
+
+void ft_ddesc_set_cloexec(int fd, int cloexec)
+{
+    if (ft_ddesc_cloexec(fd) >= 0)
+        ft_ddesc_mark(fd, cloexec);
+}
+
+/* Under ft_lock: g onto nfd's description, a description nobody else holds (ft_repoint's marks). */
+static void ddesc_move(int nfd, int g)
+{
+    if (ft_dup_over(nfd, g) >= 0)
+        ft_fds[g].flags &= ~(FT_OWNDESC | FT_INHERITED);
+}
+
+int ft_ddesc_own(int fd)
+{
+    int view = ft_ddesc_cloexec(fd);
+    if (view < 0)
+        return 0;
+    char p[32] = "/proc/self/fd/", *q = p + sizeof p;
+    *--q = '\0';
+    unsigned v = (unsigned)fd;
+    do
+        *--q = (char)('0' + v % 10);
+    while (v /= 10);
+    memmove(p + 14, q, (size_t)(p + sizeof p - q));
+    int nfd = sys.open(p, O_RDWR | O_CLOEXEC);
+    if (nfd < 0)
+        return -1; /* the mark stays: the next lock, dup, fork or exec tries again */
+    uint32_t desc1 = ft_fds[fd].desc1;
+    ft_lock();
+    ddesc_move(nfd, fd);
+    /* Its dups made while it stayed (ft_ddesc_dup) share the daemon's description with it: they move
+     * with it, as every fd of one desc shares one description (ft_repoint).  A desc nobody else
+     * holds has no dup to look for. */
+    if (atomic_load(&sh.descs[desc1 - 1].refs) > 1) {
+        uint32_t hwm = atomic_load(&ft_hwm);
+        for (uint32_t g = 0; g < hwm && g < ft_nfds; g++)
+            if ((int)g != fd && ft_fds[g].desc1 == desc1 && ft_ddesc_cloexec((int)g) >= 0)
+                ddesc_move(nfd, (int)g);
+    }
+    ft_unlock();
+    sys.close(nfd);
+    return 0;
+}
+
+void ft_ddesc_dup(int oldfd, int newfd)
+{
+    if (ft_ddesc_cloexec(oldfd) < 0 || !ft_managed(newfd))
+        return;
+    /* The copy's own flag, as its dup call set it; the kernel's is then set, as pidfd_getfd's is
+     * (an exec closes a marked fd whose program flag is set, and ft_ddesc_own_all keeps the others). */
+    int fl = sys.fcntl(newfd, F_GETFD);
+    if (fl < 0 || (!(fl & FD_CLOEXEC) && sys.fcntl(newfd, F_SETFD, FD_CLOEXEC) < 0))
+        return;
+    ft_ddesc_mark(newfd, (fl & FD_CLOEXEC) != 0);
+}
+
+_Atomic int ft_posix_locks;
+
+void ft_ddesc_own_unlocked(int fd)
+{
+    if (!atomic_load_explicit(&ft_posix_locks, memory_order_relaxed))
+        ft_ddesc_own(fd);
+}
+
+void ft_ddesc_own_all(int inheritable_only)
+{
+    if (!atomic_load_explicit(&ft_ddesc, memory_order_relaxed) || !atomic_load_explicit(&ft_ddesc_live, memory_order_relaxed))
+        return;
+    if (atomic_load_explicit(&ft_posix_locks, memory_order_relaxed)) {
+        /* A reopen under the number would close the fd, and a close drops every POSIX lock
+         * the process holds on the file: the exec's fds only get the program's flag back, and a
+         * fork child shares the daemon's description (fdtable.h). */
+        if (!inheritable_only)
+            return;
+        uint32_t hwm = atomic_load(&ft_hwm);
+        for (uint32_t fd = 0; fd < hwm && fd < ft_nfds; fd++)
+            if (ft_ddesc_cloexec((int)fd) == 0 && sys.fcntl((int)fd, F_SETFD, 0) == 0)
+                ft_ddesc_clear((int)fd);
+        return;
+    }
+    uint32_t live = atomic_load(&ft_ddesc_live), hwm = atomic_load(&ft_hwm);
+    int left = 0;
+    for (uint32_t fd = 0; fd < hwm && fd < ft_nfds; fd++) {
+        int view = ft_ddesc_cloexec((int)fd);
+        if (view < 0)
+            continue;
+        if (inheritable_only && view) {
+            left = 1; /* closed by the exec, as the program asked */
+            continue;
+        }
+        if (ft_ddesc_own((int)fd) == 0)
+            continue;
+        /* The description stays shared; the program's flag at least is right for the exec (a
+         * fork child keeps the mark and tries again where it needs to). */
+        if (inheritable_only && sys.fcntl((int)fd, F_SETFD, 0) == 0)
+            ft_ddesc_clear((int)fd);
+        else
+            left = 1;
+    }
+    if (!left) /* none left: later calls skip the walk (unless a mark was made meanwhile) */
+        atomic_compare_exchange_strong(&ft_ddesc_live, &live, 0);
+}
+
+/* Put nfd's open file description under fd, keeping fd's close-on-exec flag (the program's,
+ * for an fd on the daemon's description, which then no longer is). */
 int ft_dup_over(int nfd, int fd)
 {
-    int fl = sys.fcntl(fd, F_GETFD);
-    return sys.dup3(nfd, fd, fl >= 0 && (fl & FD_CLOEXEC) ? O_CLOEXEC : 0);
+    int fl = sys.fcntl(fd, F_GETFD), view = ft_ddesc_cloexec(fd);
+    int cl = view >= 0 ? view : fl >= 0 && (fl & FD_CLOEXEC);
+    int r = sys.dup3(nfd, fd, cl ? O_CLOEXEC : 0);
+    if (r >= 0)
+        ft_ddesc_clear(fd);
+    return r;
 }
 
 int ft_reopen(int fd, int min, int app)
@@ -1052,6 +1202,7 @@ void ft_forget(int fd)
         ft_inflight_desc(e.desc1 - 1, fd);
     ft_fds[fd].desc1 = 0;
     ft_fds[fd].flags = 0;
+    ft_ddesc_clear(fd);
     if (e.desc1 && !(e.flags & FT_DISK))
         map_unref(sh.descs[e.desc1 - 1].inode);
     uint32_t inode = e.desc1 ? sh.descs[e.desc1 - 1].inode : 0;

@@ -183,6 +183,34 @@ int ft_repoint(int fd, int own);
 /* Under ft_lock: m's private fd moves to a new description, and m's mappings, made through it (each
  * holds the description it was made from, as an fd does), are made again through it.  0, or -1. */
 int ft_repoint_kfd(struct ft_map *m);
+/*
+ * An fd that pidfd_getfd took from the daemon (nsf_daemon_fd) shares the daemon's own open file
+ * description, and its kernel close-on-exec flag is set whatever the program asked.  The mark keeps
+ * the program's flag (F_GETFD, F_SETFD, FIOCLEX answer from it) until the fd needs what only a
+ * description of its own gives: a lock (io_own_description), a fork, an exec that keeps it, a dup.
+ * Then ft_ddesc_own reopens it (/proc/self/fd/N, as the open that pidfd_getfd stood for would have
+ * made) under the same number with the program's flag.  ARCHITECTURE.md, "Opening the daemon's
+ * memfd by pidfd".
+ */
+void ft_ddesc_mark(int fd, int cloexec);
+int ft_ddesc_cloexec(int fd); /* the program's flag (0, 1) of a marked fd; -1: not marked */
+void ft_ddesc_set_cloexec(int fd, int cloexec);
+/* Every fd of fd's desc still on the daemon's description moves to one new description, and loses
+ * FT_OWNDESC and FT_INHERITED (nobody else holds it).  0: fd is not (or no longer) on the daemon's
+ * description; -1: the reopen failed and it still is, marked, close-on-exec in the kernel.  A marked
+ * fd never carries FT_OWNDESC (io_own_description sets it only after this returned 0): an OFD lock
+ * or flock through the daemon's description would be every program's that took it. */
+int ft_ddesc_own(int fd);
+/* After a dup of a marked fd that stayed on the daemon's description (a POSIX lock, or a failed
+ * reopen): the copy is marked too, with its own flag, so that its first lock moves both. */
+void ft_ddesc_dup(int oldfd, int newfd);
+/* The reopen replaces the fd, and the kernel drops a process's POSIX locks on a file at the close
+ * of any fd of it: once the process took one (ft_posix_locks, set by fcntl's F_SETLK(W) and lockf
+ * through the shim) a dup and a fork keep the daemon's description, and an exec only gets the
+ * program's flag back.  A lock of the description itself (flock, OFD) still reopens first. */
+extern _Atomic int ft_posix_locks;
+void ft_ddesc_own_unlocked(int fd);
+void ft_ddesc_own_all(int inheritable_only); /* fork (0), exec (1: those it keeps) */
 static inline struct ft_map *ft_map_of(uint32_t inode) { return &ft_maps[inode]; }
 /* Install fd -> desc (new reference already held on desc); maps the memfd on first use. */
 int ft_install(int fd, uint32_t desc, int kfd_for_map);

@@ -191,7 +191,13 @@ static int same_description(int a, int b)
  */
 void io_own_description(int fd)
 {
-    if (ft_own_description(fd))
+    if (ft_own_description(fd)) /* never on the daemon's description (ft_ddesc_own) */
+        return;
+    /* An fd taken by pidfd_getfd shares the daemon's description with every process that took the
+     * file: it (with its dups) moves to a description of its own first, and only then is it told
+     * apart from the rest of this process's.  Where that reopen fails the lock is the daemon's
+     * description's, and fd gets no FT_OWNDESC: the next lock tries again. */
+    if (ft_ddesc_own(fd) < 0)
         return;
     uint32_t desc1 = ft_fds[fd].desc1;
     uint32_t inode = sh.descs[desc1 - 1].inode;

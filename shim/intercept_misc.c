@@ -73,6 +73,9 @@ SH_EXPORT int close_range(unsigned first, unsigned last, int flags)
         errno = ENOSYS;
         return -1;
     }
+    if (flags & CLOSE_RANGE_CLOEXEC) /* the program's flag of fds on the daemon's description (fdtable.h) */
+        for (unsigned fd = first, hwm = ft_fds ? atomic_load(&ft_hwm) : 0; fd < hwm && fd <= last; fd++)
+            ft_ddesc_set_cloexec((int)fd, 1);
     ft_change_begin();
     int r = sys.close_range(first, last, flags);
     if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
@@ -114,6 +117,7 @@ static int after_dup(int oldfd, int newfd)
             errno = -e;
             return -1;
         }
+        ft_ddesc_dup(oldfd, newfd); /* oldfd stayed on the daemon's description (fdtable.h) */
         if (newfd <= 2)
             stdio_std_managed(newfd);
     }
@@ -128,6 +132,7 @@ static inline int dup_changes(int oldfd, int newfd)
 
 SH_EXPORT int dup(int fd)
 {
+    ft_ddesc_own_unlocked(fd); /* the copy shares a description of its own, not the daemon's */
     if (!dup_changes(fd, -1))
         return after_dup(fd, REAL(dup)(fd));
     ft_change_begin();
@@ -140,6 +145,7 @@ SH_EXPORT int dup2(int oldfd, int newfd)
 {
     if (oldfd == newfd || !ft_fds)
         return REAL(dup2)(oldfd, newfd);
+    ft_ddesc_own_unlocked(oldfd);
     int ch = dup_changes(oldfd, newfd);
     if (ch)
         ft_change_begin();
@@ -155,6 +161,7 @@ SH_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
     if (oldfd == newfd || !ft_fds)
         return REAL(dup3)(oldfd, newfd, flags);
+    ft_ddesc_own_unlocked(oldfd);
     int ch = dup_changes(oldfd, newfd);
     if (ch)
         ft_change_begin();
@@ -290,6 +297,17 @@ static inline long fcntl_syscall(int fd, int cmd, unsigned long arg)
 static __attribute__((noinline)) int fcntl_managed(int fd, int cmd, unsigned long arg)
 {
     struct eph_desc *d = fp_desc(fd);
+    int view = ft_ddesc_cloexec(fd); /* an fd on the daemon's description: the program's FD_CLOEXEC */
+    if (unlikely(view >= 0)) {
+        if (cmd == F_GETFD)
+            return view ? FD_CLOEXEC : 0;
+        if (cmd == F_SETFD) {
+            ft_ddesc_set_cloexec(fd, (arg & FD_CLOEXEC) != 0);
+            return 0;
+        }
+        if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+            ft_ddesc_own_unlocked(fd); /* the copy shares a description of its own */
+    }
     switch (cmd) {
     case F_DUPFD:
     case F_DUPFD_CLOEXEC: {
@@ -337,6 +355,8 @@ static int sh_fcntl(int fd, int cmd, unsigned long arg)
             ndf_settle(fd); /* locks, leases, notify...: on the twin */
         return REAL(fcntl)(fd, cmd, arg);
     }
+    if ((cmd == F_SETLK || cmd == F_SETLKW) && !atomic_load_explicit(&ft_posix_locks, memory_order_relaxed))
+        atomic_store_explicit(&ft_posix_locks, 1, memory_order_relaxed); /* fdtable.h: no reopen from now on */
     const struct flock *fl = (const struct flock *)arg;
     uint32_t flags = ft_fds[fd].flags;
     if ((cmd == F_SETLK || cmd == F_GETLK || cmd == F_OFD_GETLK || (cmd == F_OFD_SETLK && (flags & FT_OWNDESC))) &&
@@ -551,6 +571,10 @@ SH_EXPORT int ioctl(int fd, unsigned long req, ...)
             size = st.st_size;
         }
         *(int *)arg = (int)(size - (int64_t)atomic_load(&d->offset));
+        return 0;
+    }
+    if ((req == FIOCLEX || req == FIONCLEX) && ft_ddesc_cloexec(fd) >= 0) {
+        ft_ddesc_set_cloexec(fd, req == FIOCLEX); /* the kernel's flag stays set (fdtable.h) */
         return 0;
     }
     if (ft_fds[fd].flags & FT_DISK)

@@ -60,7 +60,8 @@ int open_real(int dirfd, const char *path, int flags, mode_t mode)
 static int adopt_priv(int kfd, uint32_t inode, uint32_t gen, int flags, int cloexec_right, int priv, const char *abs)
 {
     uint32_t desc;
-    int e;
+    int e, ddesc = nsf_ddesc_took; /* kfd is on the daemon's description (nsf_daemon_fd) */
+    nsf_ddesc_took = 0;
     claim_fd(kfd);
     if (!cloexec_right && !(flags & O_CLOEXEC) && sys.fcntl(kfd, F_SETFD, 0) < 0)
         goto err_errno;
@@ -82,6 +83,8 @@ static int adopt_priv(int kfd, uint32_t inode, uint32_t gen, int flags, int cloe
         return -1;
     }
     ft_inflight_clear(); /* listed under kfd now */
+    if (ddesc)
+        ft_ddesc_mark(kfd, (flags & O_CLOEXEC) != 0);
     if (flags & O_TRUNC) {
         if (atomic_load(&sh.inodes[inode].size) > 0 && (e = fp_set_size_fd(kfd, 0)) < 0) {
             ft_forget(kfd);
@@ -146,7 +149,7 @@ static int open_cached(const char *abs, uint32_t inode, uint32_t gen, int flags)
     if (fd < 0) {
         /* Nothing cached here (a small file keeps no private fd, FT_NO_PRIV): open
          * the daemon's memfd, one call as the kernel's open; the daemon if refused. */
-        fd = nsf_open_daemon_fd(ino->mem_fd, O_RDWR | (flags & O_CLOEXEC));
+        fd = nsf_daemon_fd(ino->mem_fd, flags & O_CLOEXEC);
         priv = FT_NO_PRIV;
     }
     if (fd < 0) {

@@ -89,6 +89,7 @@ SH_EXPORT pid_t fork(void)
         return pid;
     }
     sh_flush_counters();
+    ft_ddesc_own_all(0); /* the child would share the daemon's descriptions, not only ours */
     /* Not held across the fork: atfork handlers may close fds through us. */
     struct ft_fork ledger;
     ft_fork_begin(); /* no managed fd changes from the copy until the kernel's own */
@@ -342,6 +343,7 @@ static int exec_prepared(int kind, const char *file, int fd, char *const argv[],
     }
     char target[EPH_PATH_MAX];
     ndf_before_exec(); /* the new image knows no stand-in fd: those it keeps are put on twins */
+    ft_ddesc_own_all(1); /* fds it keeps lose the close-on-exec flag pidfd_getfd set */
     int can_load = !env_has(envp, "EPHEMERA_NO_PRELOAD", 19, NULL);
     if (can_load) {
         if (kind == 2)
@@ -624,6 +626,7 @@ static int spawn_common(int p, pid_t *pid, const char *file, const posix_spawn_f
         return p ? REAL(posix_spawnp)(pid, file, fa, at, argv, envp)
                  : REAL(posix_spawn)(pid, file, fa, at, argv, envp);
     ndf_before_exec(); /* the child's image knows no stand-in fd */
+    ft_ddesc_own_all(1);
     int need = spawn_needs_us(fa);
     if (need > 0)
         return spawn_ourselves(p, pid, file, fa, at, argv, envp);

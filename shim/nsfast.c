@@ -282,43 +282,60 @@ static _Atomic int nsf_fddir = -1;
 static _Atomic int nsf_fddir_pid;
 static _Atomic int nsf_fddir_failed; /* the daemon's pid for which it could not be kept: not tried again */
 
-static int nsf_fddir_get(int pid)
+/*
+ * Keep fd (just opened for daemon pid; -1: it could not be) as *kept: above the numbers programs
+ * use, close-on-exec, marked private in the fd table so that a program's close, dup2 or close_range
+ * over the number is seen.  Another daemon's fd kept before is closed (a thread still using it
+ * fails and takes the full path).  Returns fd, or -1 with *failed = pid: not tried again for it.
+ */
+static int nsf_keep(int fd, uint32_t mark, _Atomic int *kept, _Atomic int *kept_pid, _Atomic int *failed, int pid)
 {
-    int d = atomic_load(&nsf_fddir);
-    if (d >= 0 && atomic_load(&nsf_fddir_pid) == pid && ft_is_priv(d, NSF_FDDIR_MARK))
-        return d;
-    if (atomic_load(&nsf_fddir_failed) == pid)
-        return -1;
-    char p[48];
-    snprintf(p, sizeof p, "/proc/%d/fd", pid);
-    int fd = sys.open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0 && fd < NSF_POOL_FD_MIN) {
         int nfd = sys.fcntl(fd, F_DUPFD_CLOEXEC, NSF_POOL_FD_MIN); /* fails under a low RLIMIT_NOFILE */
         sys.close(fd);
         fd = nfd;
     }
     if (fd >= 0) {
-        ft_mark_priv(fd, NSF_FDDIR_MARK);
-        if (!ft_is_priv(fd, NSF_FDDIR_MARK)) { /* beyond the fd table: not kept */
+        ft_mark_priv(fd, mark);
+        if (!ft_is_priv(fd, mark)) { /* beyond the fd table: not kept */
             sys.close(fd);
             fd = -1;
         }
     }
     if (fd < 0) {
         /* Every open goes the full way for this daemon, at no more calls than before. */
-        atomic_store(&nsf_fddir_failed, pid);
+        atomic_store(failed, pid);
         return -1;
     }
     pthread_mutex_lock(&nsf_mu);
-    int old = atomic_exchange(&nsf_fddir, fd);
-    atomic_store(&nsf_fddir_pid, pid);
-    if (old >= 0 && ft_is_priv(old, NSF_FDDIR_MARK)) {
-        /* Another daemon's: a thread still using it fails and takes the full path. */
+    int old = atomic_exchange(kept, fd);
+    atomic_store(kept_pid, pid);
+    if (old >= 0 && old != fd && ft_is_priv(old, mark)) { /* (a closefrom may have given fd its number) */
         ft_mark_priv(old, UINT32_MAX);
         sys.close(old);
     }
     pthread_mutex_unlock(&nsf_mu);
     return fd;
+}
+
+/* The fd kept for daemon pid (>= 0), -1 (it could not be kept for this daemon), or -2 (open one). */
+static int nsf_kept(_Atomic int *kept, _Atomic int *kept_pid, _Atomic int *failed, uint32_t mark, int pid)
+{
+    int d = atomic_load(kept);
+    if (d >= 0 && atomic_load(kept_pid) == pid && ft_is_priv(d, mark))
+        return d;
+    return atomic_load(failed) == pid || pid <= 0 ? -1 : -2;
+}
+
+static int nsf_fddir_get(int pid)
+{
+    int d = nsf_kept(&nsf_fddir, &nsf_fddir_pid, &nsf_fddir_failed, NSF_FDDIR_MARK, pid);
+    if (d != -2)
+        return d;
+    char p[48];
+    snprintf(p, sizeof p, "/proc/%d/fd", pid);
+    return nsf_keep(sys.open(p, O_PATH | O_DIRECTORY | O_CLOEXEC), NSF_FDDIR_MARK, &nsf_fddir, &nsf_fddir_pid,
+                    &nsf_fddir_failed, pid);
 }
 
 int nsf_open_daemon_fd(int n, int flags)
@@ -337,6 +354,50 @@ int nsf_open_daemon_fd(int n, int flags)
             return fd;
     }
     return rpc_open_daemon_fd(n, flags);
+}
+
+/*
+ * The daemon's memfd by pidfd_getfd: the file the daemon holds, at the number open(2) gives, in one
+ * call that walks nothing.  The /proc open above makes the kernel instantiate a /proc inode and
+ * dentry for each memfd number and check ptrace access on the way (5.8 us a first open here, against
+ * 1.6 for pidfd_getfd with its close: BENCHMARKS.md, "zipcost"), and every file unzip creates or zip
+ * reads is a memfd opened for the first time.  The fd shares the daemon's own description and is
+ * close-on-exec whatever the program asked; the fd table marks it (ft_ddesc_mark) and gives it a
+ * description of its own, with the program's flag, when it needs one (fdtable.h).  The pidfd is kept
+ * as the fd directory is; a daemon that refuses (another user's, or a seccomp profile without the
+ * call) sends every open the /proc way for that daemon, as before.
+ */
+#define NSF_PIDFD_MARK ((1u << 30) - 2) /* an inode index no region has (ft_mark_priv) */
+static _Atomic int nsf_pidfd = -1;
+static _Atomic int nsf_pidfd_pid;
+static _Atomic int nsf_pidfd_failed;
+SH_TLS int nsf_ddesc_took;
+
+static int nsf_pidfd_get(int pid)
+{
+    int d = nsf_kept(&nsf_pidfd, &nsf_pidfd_pid, &nsf_pidfd_failed, NSF_PIDFD_MARK, pid);
+    if (d != -2)
+        return d;
+    return nsf_keep((int)sys.syscall(SYS_pidfd_open, pid, 0), NSF_PIDFD_MARK, &nsf_pidfd, &nsf_pidfd_pid, &nsf_pidfd_failed,
+                    pid);
+}
+
+int nsf_daemon_fd(int n, int cloexec)
+{
+    nsf_ddesc_took = 0;
+    int pid = sh_daemon_pid(), p = n >= 0 ? nsf_pidfd_get(pid) : -1;
+    if (p >= 0) {
+        int fd = (int)sys.syscall(SYS_pidfd_getfd, p, n, 0);
+        if (fd >= 0) {
+            nsf_ddesc_took = 1;
+            return fd;
+        }
+        if (errno == EMFILE || errno == ENFILE)
+            return -1; /* what the kernel's open would say */
+        if (errno != EBADF && errno != ESRCH)
+            atomic_store(&nsf_pidfd_failed, pid); /* refused: the /proc way for this daemon */
+    }
+    return nsf_open_daemon_fd(n, O_RDWR | (cloexec ? O_CLOEXEC : 0));
 }
 
 /* ---- the lock ------------------------------------------------------------- */
@@ -655,7 +716,7 @@ int nsf_create(const char *abs, int flags, mode_t mode, int absent, uint32_t dis
     if (e.fd < 0) {
         /* The program's fd: a description of its own on the daemon's memfd, at the
          * number open(2) gives, made by the one call open(2) makes. */
-        kfd = nsf_open_daemon_fd(e.daemon_fd, O_RDWR | (cloexec ? O_CLOEXEC : 0));
+        kfd = nsf_daemon_fd(e.daemon_fd, cloexec);
         if (kfd < 0 && errno != EMFILE && errno != ENFILE) {
             /* Not ours to open (another user): batches with fds from now on. */
             pthread_mutex_lock(&nsf_mu);

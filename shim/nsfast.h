@@ -46,6 +46,10 @@ void nsf_give_slot(uint32_t inode, int32_t daemon_fd, int fd, int back);
 /* rpc_open_daemon_fd (the daemon's fd number n, as /proc/<daemon>/fd/n), through
  * a directory fd kept open: one lookup instead of four.  The fd, or -1 with errno. */
 int nsf_open_daemon_fd(int n, int flags);
+/* The daemon's memfd n for the program (O_RDWR): by pidfd_getfd, which sets nsf_ddesc_took (the fd
+ * is on the daemon's description, close-on-exec: ft_ddesc_mark), or the /proc way. */
+int nsf_daemon_fd(int n, int cloexec);
+extern SH_TLS int nsf_ddesc_took;
 
 /* In a fork child: the parent's pool entries are not ours. */
 int nsf_hold(void);

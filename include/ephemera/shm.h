@@ -340,7 +340,10 @@ struct eph_shm_header {
                                      * low bits (EPH_MDIRS_SYMLINKS): symlinks the shims made under
                                      * a root that still exist, counted up under ns_lock before
                                      * each is made and down after its unlink (shim/nsdir.c) */
-    _Atomic uint64_t shim_mkdirs;   /* [S] directories made (and removed) in memory */
+    _Atomic uint64_t shim_mkdirs;   /* [S] directories made (and removed) in memory; added in the
+                                     * mkdir's record (EPH_JOP_ADD64) after the slot's state: every
+                                     * slot that becomes EPH_MDIR moves it (shim/nsdir.c,
+                                     * nsd_children_of keeps its list of them by it) */
     _Atomic uint64_t dir_twins;     /* [D] in-memory directories given a disk twin */
     _Atomic uint32_t dirs_gone;     /* [DS] bumped under ns_lock after any directory was removed or
                                      * renamed: a change that read it, then saw its parent, then

@@ -38,12 +38,13 @@ const SLACK = 1;
  */
 const AMORTISED = 0.1;
 /**
- * Calls that may stand for the program's own: a duplicate of a pooled memfd for the kernel's openat
- * (the design in docs/ARCHITECTURE.md), pwrite/pread on the memfd for write/read (the shim keeps the
- * offset; today's 4 KiB write is already a pwrite64), and faccessat2 for access (the shim passes a
- * name that memory does not hold to the kernel with the syscall that takes its flags).
+ * Calls that may stand for the program's own: a duplicate of a pooled memfd, or the daemon's memfd
+ * taken by pidfd_getfd, for the kernel's openat (the design in docs/ARCHITECTURE.md), pwrite/pread
+ * on the memfd for write/read (the shim keeps the offset; today's 4 KiB write is already a
+ * pwrite64), and faccessat2 for access (the shim passes a name that memory does not hold to the
+ * kernel with the syscall that takes its flags).
  */
-const STANDS_FOR = { 'fcntl:F_DUPFD': 'openat', 'fcntl:F_DUPFD_CLOEXEC': 'openat', pwrite64: 'write', pread64: 'read', faccessat2: 'access' };
+const STANDS_FOR = { 'fcntl:F_DUPFD': 'openat', 'fcntl:F_DUPFD_CLOEXEC': 'openat', pidfd_getfd: 'openat', pwrite64: 'write', pread64: 'read', faccessat2: 'access' };
 /**
  * The one call above tmpfs's that is left, per new name: an lstat that finds the name free on
  * disk.  Names on disk are made by the kernel (the program's own disk files, evictions, programs

@@ -68,3 +68,39 @@ test('a stat of a missing name in a root is one system call', { timeout: 60_000 
   assert.ok(calls <= 1010, `${calls} system calls for 1000 stats of a missing name`);
   sc.done();
 });
+
+const LOOP_MEMDIR = `
+import os, sys
+d = os.path.join(sys.argv[1], "out")
+os.mkdir(d)  # a directory in memory: nothing below it is on disk
+p = os.path.join(d, "f.txt")
+os.path.exists(p)
+os.access("/nonexistent-statmiss/begin", os.F_OK)
+for i in range(1000):  # unzip's look before each file it writes: stat and lstat
+    for call in (os.stat, os.lstat):
+        try:
+            call(p)
+        except FileNotFoundError:
+            pass
+os.access("/nonexistent-statmiss/end", os.F_OK)
+`;
+
+test('a stat of a name missing in a directory in memory makes no system call (branch zipcost)', { timeout: 60_000 }, async () => {
+  // main 5312959: the kernel's stat (ENOENT at the directory, which is not on disk) for each, and
+  // ENOENT_FIX's walk after it: 2000 newfstatat for these 2000 calls, as many as on tmpfs.
+  const sc = scratch('statmiss-memdir');
+  const root = sc.sub('root');
+  const trace = join(sc.dir, 'trace.txt');
+  const r = await ephemeraRun({ root, cmd: 'strace', args: ['-f', '-o', trace, PYTHON, '-c', LOOP_MEMDIR, root], statsDir: sc.dir });
+  assert.equal(r.status, 0, describe(r));
+  assert.ok(r.stats.dirs_made_in_memory >= 1, `out was not made in memory (dirs_made_in_memory ${r.stats.dirs_made_in_memory})`);
+  let inside = false;
+  let calls = 0;
+  for (const line of readFileSync(trace, 'utf8').split('\n')) {
+    if (line.includes('/nonexistent-statmiss/begin')) inside = true;
+    else if (line.includes('/nonexistent-statmiss/end')) inside = false;
+    else if (inside && /^\d+\s+[a-z0-9_]+\(/.test(line)) calls++;
+  }
+  assert.ok(calls <= 10, `${calls} system calls for 1000 stats and 1000 lstats of a name missing in a directory in memory`);
+  sc.done();
+});
