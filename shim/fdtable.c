@@ -1040,8 +1040,15 @@ int ft_ddesc_own(int fd)
     int nfd = sys.open(p, O_RDWR | O_CLOEXEC);
     if (nfd < 0)
         return -1; /* the mark stays: the next lock, dup, fork or exec tries again */
-    uint32_t desc1 = ft_fds[fd].desc1;
     ft_lock();
+    /* Looked at again under the lock: another thread may have closed fd meanwhile (a fork's walk
+     * runs with every fd change held off, ft_fork_begin; a lock or dup racing a close does not). */
+    if (ft_ddesc_cloexec(fd) < 0) {
+        ft_unlock();
+        sys.close(nfd);
+        return 0;
+    }
+    uint32_t desc1 = ft_fds[fd].desc1;
     ddesc_move(nfd, fd);
     /* Its dups made while it stayed (ft_ddesc_dup) share the daemon's description with it: they move
      * with it, as every fd of one desc shares one description (ft_repoint).  A desc nobody else

@@ -89,10 +89,12 @@ SH_EXPORT pid_t fork(void)
         return pid;
     }
     sh_flush_counters();
-    ft_ddesc_own_all(0); /* the child would share the daemon's descriptions, not only ours */
     /* Not held across the fork: atfork handlers may close fds through us. */
     struct ft_fork ledger;
     ft_fork_begin(); /* no managed fd changes from the copy until the kernel's own */
+    /* the child would share the daemon's descriptions, not only ours; after ft_fork_begin, so that
+     * no other thread closes (or opens another file under) a number the walk reopens */
+    ft_ddesc_own_all(0);
     ft_lock();
     ref_all(+1);
     ft_ledger_fork_copy(&ledger);
