@@ -525,6 +525,7 @@ static void map_drop_all(struct ft_map *m)
         sys.close(kfd);
         m->kfd1 = 0;
     }
+    m->kfd_ddesc = m->kfd_from = 0;
     if (m->cached && m->refs == 0)
         idle_remove(m->inode);
     m->cached = 0;
@@ -587,6 +588,7 @@ int ft_install_priv(int fd, uint32_t desc, int kfd_for_map, int priv)
         map_drop_all(m);
         sweep_locked(); /* a new mapping: let go of the dead ones first */
         uint64_t cap = atomic_load(&ino->capacity), len = 0;
+        int given = priv >= FT_PRIV_MIN ? priv : -1;
         int kfd = priv >= FT_PRIV_MIN ? priv
                 : priv == FT_NO_PRIV && cap <= FT_LAZY_MAX ? -1
                 : sys.fcntl(kfd_for_map, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
@@ -618,6 +620,8 @@ int ft_install_priv(int fd, uint32_t desc, int kfd_for_map, int priv)
         atomic_store(&m->base, b);
         atomic_store(&m->len, len);
         m->kfd1 = kfd + 1;
+        m->kfd_ddesc = 0;
+        m->kfd_from = kfd >= 0 && kfd != given ? kfd_for_map + 1 : 0; /* its mark, if any, comes next */
         if (kfd >= 0 && (unsigned)kfd < ft_nfds)
             ft_fds[kfd].flags = FT_PRIV | (d->inode << FT_PRIV_SHIFT);
     }
@@ -927,6 +931,7 @@ void ft_priv_lost(int fd)
         if (inode < sh.hdr->ninodes && ft_maps[inode].kfd1 == fd + 1) {
             struct ft_map *m = &ft_maps[inode];
             m->kfd1 = 0; /* the caller's close takes the fd itself */
+            m->kfd_ddesc = m->kfd_from = 0;
             if (m->refs == 0)
                 map_drop_all(m);
         }
@@ -959,6 +964,7 @@ int ft_take_idle_fd(uint32_t inode, uint32_t gen)
     if (m->cached && m->refs == 0 && m->gen == gen && m->kfd1) {
         fd = m->kfd1 - 1;
         m->kfd1 = 0; /* map_drop_all leaves it open, with its mark */
+        m->kfd_ddesc = m->kfd_from = 0;
         map_drop_all(m);
     }
     ft_unlock();
@@ -969,13 +975,14 @@ int ft_take_idle_fd(uint32_t inode, uint32_t gen)
  * Reopen of a cached inode: a new kernel fd on its memfd, numbered like
  * open(2) would, or -1 if nothing usable is cached.
  */
-int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec)
+int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec, int *ddesc)
 {
     struct ft_map *m = &ft_maps[inode];
     int fd = -1;
     ft_lock();
-    if (m->cached && m->gen == gen && m->kfd1)
-        fd = sys.fcntl(m->kfd1 - 1, cloexec ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+    *ddesc = m->kfd_ddesc;
+    if (m->cached && m->gen == gen && m->kfd1) /* on the daemon's description: flagged as pidfd_getfd's */
+        fd = sys.fcntl(m->kfd1 - 1, cloexec || m->kfd_ddesc ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
     ft_unlock();
     return fd;
 }
@@ -992,6 +999,13 @@ void ft_ddesc_mark(int fd, int cloexec)
         return;
     atomic_store_explicit(&t[fd], ft_fds[fd].desc1 << 1 | (cloexec ? 1u : 0u), memory_order_relaxed);
     atomic_fetch_add(&ft_ddesc_live, 1);
+    struct ft_map *m = &ft_maps[sh.descs[ft_fds[fd].desc1 - 1].inode];
+    if (!(ft_fds[fd].flags & FT_DISK) && m->kfd_from == fd + 1 && !m->kfd_ddesc) {
+        ft_lock();
+        if (m->kfd1 && m->kfd_from == fd + 1)
+            m->kfd_ddesc = 1; /* the private fd ft_install_priv dup'ed from it */
+        ft_unlock();
+    }
 }
 
 static void ft_ddesc_clear(int fd)
@@ -1168,6 +1182,7 @@ int ft_repoint_kfd(struct ft_map *m)
     int r = remap(atomic_load(&m->base), atomic_load(&m->len), kfd);
     for (int i = 0; i < 8; i++)
         r |= remap(m->old_base[i], m->old_len[i], kfd);
+    m->kfd_ddesc = 0; /* moved: a description of its own */
     if (r == 0)
         m->forked = 0;
     return r;
@@ -1282,6 +1297,8 @@ char *ft_map_grow(struct ft_map *m, int fd, uint64_t need)
         int k = ft_own_description(fd) ? ft_reopen(fd, FT_PRIV_MIN, 0) : sys.fcntl(fd, F_DUPFD_CLOEXEC, FT_PRIV_MIN);
         if (k >= 0 && (unsigned)k < ft_nfds) {
             m->kfd1 = k + 1;
+            m->kfd_ddesc = !ft_own_description(fd) && ft_ddesc_cloexec(fd) >= 0; /* a dup of the daemon's */
+            m->kfd_from = 0;
             ft_fds[k].flags = FT_PRIV | (m->inode << FT_PRIV_SHIFT);
         } else if (k >= 0) {
             sys.close(k);

@@ -162,6 +162,11 @@ struct ft_map {
      * kept idle past the last local close, where it would hold that description, and the OFD
      * locks on it, after the app closed its last fd. */
     int forked;
+    /* kfd1 is a dup of an fd on the daemon's description (pidfd_getfd: ft_ddesc_mark), so it is on
+     * that description itself, and so is every reopen dup'ed from it: ft_cached_dup says so, and
+     * the open marks it as it marks the fd pidfd_getfd gave.  kfd_from: the fd kfd1 was dup'ed
+     * from at its install (+ 1), whose mark tells.  Cleared with kfd1 and when it moves. */
+    int kfd_ddesc, kfd_from;
     _Atomic uint32_t lazy_ops;          /* I/O served by pread/pwrite while unmapped (FT_LAZY_*) */
     uint32_t inode;
     char *old_base[8];                  /* superseded mappings, unmapped on last close */
@@ -292,7 +297,8 @@ static inline void ft_read_unmark(void)
 void ft_priv_lost(int fd);
 /* Drop cached mappings of inodes that left memory or lost their last name (their pages). */
 void ft_sweep_idle(void);
-int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec);
+/* *ddesc: the fd shares the daemon's description (kfd_ddesc), close-on-exec whatever cloexec asked. */
+int ft_cached_dup(uint32_t inode, uint32_t gen, int cloexec, int *ddesc);
 /* This process's private fd on inode's memfd (gen), or -1. */
 int ft_cached_fd(uint32_t inode, uint32_t gen);
 /* That private fd taken out of the cache when no fd of this process uses the inode (idle):

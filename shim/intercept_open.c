@@ -145,7 +145,8 @@ static int open_cached(const char *abs, uint32_t inode, uint32_t gen, int flags)
         errno = EACCES;
         return -1;
     }
-    int fd = ft_cached_dup(inode, gen, flags & O_CLOEXEC), priv = -1;
+    int dd, fd = ft_cached_dup(inode, gen, flags & O_CLOEXEC, &dd), priv = -1;
+    nsf_ddesc_took = fd >= 0 && dd; /* a dup of a private fd on the daemon's description is on it too */
     if (fd < 0) {
         /* Nothing cached here (a small file keeps no private fd, FT_NO_PRIV): open
          * the daemon's memfd, one call as the kernel's open; the daemon if refused. */
