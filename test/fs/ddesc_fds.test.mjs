@@ -47,14 +47,13 @@ test('an open of an in-memory file and a create take the daemon\'s memfd by pidf
   assert.equal(procOpens, 0, `opens of the daemon's memfds through /proc/<daemon>/fd: ${procOpens}`);
 });
 
-// test/fs/c/ddesc_ofd.c: the daemon's description and branch ofdlock's FT_OWNDESC together.  An OFD
-// lock on a fresh open taken by pidfd_getfd must leave the daemon's description first (another
-// process's open of the file shares it), then a fork child's lock shares the parent's, and a dup
-// made after a POSIX lock (still on the daemon's description) moves with the fd it copies.
-let ofdProg;
+// ddesc_fds DIR ofd: the daemon's description and branch ofdlock's FT_OWNDESC together.  An OFD lock
+// on a fresh open taken by pidfd_getfd must leave the daemon's description first (another process's
+// open of the file shares it), then a fork child's lock shares the parent's, and a dup made after a
+// POSIX lock (still on the daemon's description) moves with the fd it copies.
 test('OFD locks on fds taken from the daemon, their forks and their dups conflict as on tmpfs', { timeout: 60_000 }, async (t) => {
-  ofdProg ??= await compileProgram(sc, 'ddesc_ofd', readFileSync(join(REPO, 'test/fs/c/ddesc_ofd.c'), 'utf8'), { flags: ['-O1', '-Wall', '-Wextra', '-Werror'] });
-  const { out } = await sameOnTmpfsAndShim(t, 'ddesc-ofd', '', { cmd: ofdProg, argv: (dir) => [dir] });
+  const p = await program();
+  const { out } = await sameOnTmpfsAndShim(t, 'ddesc-ofd', '', { cmd: p, argv: (dir) => [dir, 'ofd'] });
   assert.match(out, /^another process's open locks o \(1: busy\): 1$/m, 'the scenarios did not run as written');
   assert.match(out, /^a fork child locks d, then its own process opens q \(1: was not busy\): 0$/m);
   assert.match(out, /^OFD lock r \(another open\): Resource temporarily unavailable$/m);

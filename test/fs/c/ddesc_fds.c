@@ -94,13 +94,104 @@ static void exec_cat(const char *what, int fd)
     waitpid(p, &st, 0);
 }
 
+/*
+ * ddesc_fds DIR ofd: OFD locks with branch ofdlock's FT_OWNDESC, which answers an fd's later OFD
+ * locks at the kernel's cost once its description is known to be its own: an fd on the daemon's
+ * description must first leave it (ft_ddesc_own), with every copy of it, or its lock would be every
+ * program's (docs/ARCHITECTURE.md, "With ofdlock's marks").
+ */
+static const char *const names[] = {"o", "p", "q"};
+
+static int make_named(int i)
+{
+    FILE *f = fopen(names[i], "w");
+    return f && fputs("made by a child\n", f) >= 0 && fclose(f) == 0 ? 0 : 1;
+}
+
+/* Another process's own open of names[i]: 0 it locked, 1 busy, 2 no open. */
+static int open_try_ofd(int i)
+{
+    closefrom(3);
+    int fd = open(names[i], O_RDWR);
+    return fd < 0 ? 2 : ofd_lock(fd, F_WRLCK) == 0 ? 0 : 1;
+}
+
+/* A fork child's lock through the description it shares with its parent: 0 it locked, 1 busy. */
+static int ofd_inherited(int fd) { return ofd_lock(fd, F_WRLCK) == 0 ? 0 : 1; }
+
+/* A fork child locks fd (of q), then a process of its own opens q: 0 that open was busy. */
+static int ofd_inherited_then_other(int fd)
+{
+    if (ofd_lock(fd, F_WRLCK) != 0)
+        return 2;
+    return child(open_try_ofd, 2) == 1 ? 0 : 1;
+}
+
+/* Is there a POSIX lock on fd's file that another process sees? */
+static int posix_held(int fd)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    return fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK ? 1 : 0;
+}
+
+static int ofd_main(void)
+{
+    /* A file another process made: this process's first open of it (pidfd_getfd under the shim). */
+    say("made o", child(make_named, 0));
+    int a = open("o", O_RDWR);
+    say("open a", a < 0 ? -1 : 0);
+    say("OFD lock a", ofd_lock(a, F_WRLCK));
+    say("OFD lock a again", ofd_lock(a, F_WRLCK));
+    say("another process's open locks o (1: busy)", child(open_try_ofd, 0));
+    say("a fork child locks a (its parent's description)", child(ofd_inherited, a));
+    say("a fork child's own open (1: busy)", child(open_try_ofd, 0));
+    int b = open("o", O_RDWR);
+    say("OFD lock b (another open)", ofd_lock(b, F_WRLCK));
+    say("unlock a", ofd_lock(a, F_UNLCK));
+    say("OFD lock b", ofd_lock(b, F_WRLCK));
+    say("another process's open locks o (1: busy)", child(open_try_ofd, 0));
+    close(b);
+    say("another process's open locks o after b's close", child(open_try_ofd, 0));
+
+    /* After a POSIX lock a dup and a fork keep the daemon's description under the shim. */
+    say("made p", child(make_named, 1));
+    say("made q", child(make_named, 2));
+    int p = open("p", O_RDWR);
+    struct flock pl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    say("POSIX lock p", fcntl(p, F_SETLK, &pl));
+    int q = open("q", O_RDWR), d = dup(q), e = fcntl(q, F_DUPFD_CLOEXEC, 0);
+    say("dup d cloexec", cloexec(d));
+    say("F_DUPFD_CLOEXEC e cloexec", cloexec(e));
+    say("a fork child locks d, then its own process opens q (1: was not busy)", child(ofd_inherited_then_other, d));
+    /* (Not asked: whether that child's lock outlives it.  On tmpfs it does, held by the parent's
+     * description; under the shim, in a process that holds POSIX locks, the child's lock was on a
+     * description of the child's own: ARCHITECTURE.md, "A reopen closes the fd it replaces".) */
+    say("OFD lock d", ofd_lock(d, F_WRLCK));
+    say("OFD lock q (d's description)", ofd_lock(q, F_WRLCK));
+    say("OFD lock e (d's description)", ofd_lock(e, F_WRLCK));
+    int r = open("q", O_RDWR);
+    say("OFD lock r (another open)", ofd_lock(r, F_WRLCK));
+    say("another process's open locks q (1: busy)", child(open_try_ofd, 2));
+    close(q);
+    close(e);
+    say("another process's open locks q, d still open (1: busy)", child(open_try_ofd, 2));
+    exec_cat("exec reads d", d);
+    close(d);
+    say("OFD lock r after d's close", ofd_lock(r, F_WRLCK));
+    say("POSIX lock on p still held (1)", child(posix_held, p));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2 || chdir(argv[1]) != 0) {
-        fprintf(stderr, "usage: ddesc_fds DIR\n");
+    int ofd = argc == 3 && strcmp(argv[2], "ofd") == 0;
+    if ((argc != 2 && !ofd) || chdir(argv[1]) != 0) {
+        fprintf(stderr, "usage: ddesc_fds DIR [ofd]\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (ofd)
+        return ofd_main();
     say("made by a child", child(make_f, 0));
     int a = open("f", O_RDWR), b = open("f", O_RDONLY), c = open("f", O_RDONLY | O_CLOEXEC);
     if (a < 0 || b < 0 || c < 0) {
