@@ -280,7 +280,14 @@ static int rename_may(const char *a, const char *b, uid_t src_owner, int src_dir
     if (n < sizeof dir) {
         memcpy(dir, a, n);
         dir[n] = '\0';
-        if (dc_stat(dir, &ds) == 0 && (ds.st_mode & S_ISVTX) && ds.st_uid != me && src_owner != me)
+        /* (a directory in memory: its slot's mode and owner) */
+        uint32_t dg;
+        int di = nsd_dir_slot(dir, &dg);
+        if (di >= 0) {
+            ds.st_mode = sh.inodes[di].mode;
+            ds.st_uid = sh.inodes[di].uid;
+        }
+        if ((di >= 0 || dc_stat(dir, &ds) == 0) && (ds.st_mode & S_ISVTX) && ds.st_uid != me && src_owner != me)
             return EPERM;
     }
     if (!nsv_parent_allows(b, W_OK | X_OK))
@@ -302,6 +309,88 @@ static int renamed(const char *a, const char *b)
     if (ino_on())
         ino_renamed(a, b);
     return 0;
+}
+
+/*
+ * A rename whose source is a directory in memory, in memory (nsd_rename_dir): the kernel's checks
+ * in its order (do_renameat2, then vfs_rename), on the region's answers, with no twin.  0, -1 with
+ * errno, or -2: not a case for it (the rename goes on as before: twins, then the kernel's or
+ * the daemon's rename).  RENAME_EXCHANGE, "..", and a name on disk where b goes are such cases.
+ */
+static int mdir_rename(int od, const char *op, int nd, const char *np, unsigned flags, char a[EPH_PATH_MAX],
+                       char b[EPH_PATH_MAX])
+{
+    int ta, tb;
+    uint32_t sg, tg = 0, fi, fg;
+    if ((flags & ~(unsigned)RENAME_NOREPLACE) || !nsd_files_in_memory() || pn_has_dotdot(op) || pn_has_dotdot(np) ||
+        sh_attach() < 0 || !atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed) ||
+        atomic_load_explicit(&sh.hdr->mdirs_off, memory_order_relaxed))
+        return -2; /* (a symlink under a root: lexical names may not be the kernel's) */
+    if (nsd_resolve(od, op, a, &ta) <= 0 || nsd_resolve(nd, np, b, &tb) <= 0 || path_is_root(a) || path_is_root(b))
+        return -2;
+    int s = nsd_dir_slot(a, &sg);
+    if (s == -1 && nsd_dir_slot(b, &tg) >= 0 && nsv_lookup(a, &fi, &fg) == 0) {
+        /* A file in memory onto a directory in memory: the kernel's answer, never a success (its
+         * EISDIR comes after the walk, the flags and the permission checks), with no twin of b. */
+        int we = nsv_walk_error(a);
+        if (we == 0)
+            we = nsv_walk_error(b);
+        if (we < 0)
+            return fail(-we);
+        if (flags & RENAME_NOREPLACE)
+            return fail(EEXIST);
+        if (ta)
+            return fail(ENOTDIR);
+        int pe = rename_may(a, b, (uid_t)sh.inodes[fi].uid, 0, 1, 1, flags);
+        return fail(pe ? pe : EISDIR);
+    }
+    if (s < 0)
+        return -2;
+    /* "x/." and "x/.." as the last name: the kernel's EBUSY or EINVAL from its lookup */
+    size_t ol = strlen(op), nl = strlen(np);
+    while (ol > 1 && op[ol - 1] == '/')
+        ol--;
+    while (nl > 1 && np[nl - 1] == '/')
+        nl--;
+    if ((ol >= 1 && op[ol - 1] == '.' && (ol == 1 || op[ol - 2] == '/')) ||
+        (nl >= 1 && np[nl - 1] == '.' && (nl == 1 || np[nl - 2] == '/')))
+        return -2;
+    int we = nsv_walk_error(a);
+    if (we == 0)
+        we = nsv_walk_error(b);
+    if (we < 0)
+        return fail(-we);
+    int t = nsd_dir_slot(b, &tg), tfile = t < 0 && nsv_lookup(b, &fi, &fg) == 0;
+    if (t == -2)
+        return -2;
+    if (t < 0 && !tfile && !nsd_mem_parent(b, NULL, NULL)) {
+        struct stat st; /* a disk parent: anything there goes the old way (nsd_rename_dir looks again) */
+        if (REAL(lstat)(b, &st) == 0 || errno != ENOENT)
+            return -2;
+    }
+    int exists = t >= 0 || tfile;
+    if ((flags & RENAME_NOREPLACE) && exists)
+        return fail(EEXIST);
+    size_t al = strlen(a), bl = strlen(b);
+    if (strcmp(a, b) != 0 && pn_under(b, a, al))
+        return fail(EINVAL); /* into its own subtree */
+    if (strcmp(a, b) != 0 && pn_under(a, b, bl))
+        return fail(ENOTEMPTY); /* onto a directory above it */
+    if (strcmp(a, b) == 0)
+        return 0; /* the same directory: vfs_rename returns before any check */
+    int pe = rename_may(a, b, (uid_t)sh.inodes[s].uid, 1, exists, t >= 0, flags);
+    if (pe)
+        return fail(pe);
+    if (tfile)
+        return fail(ENOTDIR); /* (rename_may checks the types only for others than root) */
+    if (t >= 0 && sh.inodes[t].dir_entries)
+        return fail(ENOTEMPTY);
+    int r = nsd_rename_dir(a, (uint32_t)s, sg, b, t, tg);
+    if (r == -1)
+        return -1;
+    if (r == 0)
+        renamed(a, b);
+    return r;
 }
 
 /* How often a rename decides again when a name it found on disk went to memory
@@ -333,6 +422,11 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
             e = path_physical_error(nd, np); /* a -> b/c, then a/../x/y: b/x must be a directory */
         if (e < 0)
             return fail(-e);
+    }
+    if (!sh_busy) {
+        int r = mdir_rename(od, op, nd, np, flags, a, b);
+        if (r != -2)
+            return r;
     }
     struct db_victim gone = {.slot = -1};
     int m1 = nsd_resolve_in(od, op, a, &t1) > 0, m2 = nsd_resolve_in(nd, np, b, &t2) > 0;
