@@ -1532,7 +1532,9 @@ SH_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
     uint32_t inode, gen;
     ssize_t r = MOVED_AGAIN;
     int d;
-    if (flags == 0 && !path_bad_ptr(path) && chmod_mdir(dirfd, path, mode, &d))
+    /* (AT_SYMLINK_NOFOLLOW too: a directory in memory is no symlink; tar restores each directory's
+     * mode that way) */
+    if ((flags & ~AT_SYMLINK_NOFOLLOW) == 0 && !path_bad_ptr(path) && path[0] && chmod_mdir(dirfd, path, mode, &d))
         return d;
     for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
         r = chmod_inode(&sh.inodes[inode], gen, -1, mode);
@@ -1551,10 +1553,52 @@ SH_EXPORT int fchmod(int fd, mode_t mode)
     return ino ? chmod_inode(ino, gen, fd, mode) : (int)dc_after(REAL(fchmod)(fd, mode));
 }
 
+struct chown_ids {
+    uid_t u;
+    gid_t g;
+};
+
+static void chown_apply(struct eph_inode *in, const void *arg)
+{
+    const struct chown_ids *c = arg;
+    if (c->u != (uid_t)-1)
+        in->uid = c->u;
+    if (c->g != (gid_t)-1)
+        in->gid = c->g;
+    /* a directory keeps its set-id bits (notify_change kills them for other files only) */
+    atomic_store(&in->ctime_ns, sh_now_ns());
+}
+
+/* chown of a directory in memory (by path, or of a stand-in fd with path NULL): its slot changes,
+ * no twin is made (tar restores every directory's owner as root: one twin each before branch
+ * dirtwin).  1 with *r the answer; 0: not one, the usual way. */
+static int chown_mdir(int dirfd, const char *path, uid_t u, gid_t g, int *r)
+{
+    char abs[EPH_PATH_MAX];
+    uint32_t idx, gen;
+    if (!mdir_of(dirfd, path, abs, &idx, &gen))
+        return 0;
+    if (path && nsd_allows(abs, 0) != 1)
+        return 0; /* a directory on the way denies search: the kernel's EACCES, on the twin */
+    struct eph_inode *in = &sh.inodes[idx];
+    uid_t me = creds_euid();
+    if (me != 0 && ((u != (uid_t)-1 && u != in->uid) || me != in->uid || (g != (gid_t)-1 && g != in->gid && !fp_in_group(g)))) {
+        *r = fail(EPERM);
+        return 1;
+    }
+    if (nsd_change(abs, idx, gen, path != NULL, chown_apply, &(struct chown_ids){u, g}) < 0)
+        return 0;
+    *r = 0;
+    return 1;
+}
+
 /* chown and lchown by path: an in-memory file changes in the region, anything else in the kernel. */
 static int chown_path(const char *path, uid_t u, gid_t g, int follow)
 {
     uint32_t inode, gen;
+    int d;
+    if (chown_mdir(AT_FDCWD, path, u, g, &d)) /* (a directory is no symlink: lchown too) */
+        return d;
     ssize_t r = MOVED_AGAIN;
     for (int n = 0; names_round(AT_FDCWD, path, follow, &n, &inode, &gen, &r);)
         r = chown_inode(&sh.inodes[inode], gen, -1, u, g);
@@ -1571,7 +1615,11 @@ SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
 {
     uint32_t inode, gen;
     struct eph_inode *ino;
+    int d;
     __asm__("" : "+r"(path)); /* declared nonnull, but the kernel takes NULL */
+    if (path && !path_bad_ptr(path) && ((path[0] && (flags & ~AT_SYMLINK_NOFOLLOW) == 0) || (!path[0] && flags == AT_EMPTY_PATH)) &&
+        chown_mdir(dirfd, path[0] ? path : NULL, u, g, &d))
+        return d;
     if (path && !path_bad_ptr(path) && !path[0] && (flags & AT_EMPTY_PATH) && (ino = mem_inode_of_fd(dirfd, &gen)))
         return chown_inode(ino, gen, dirfd, u, g);
     ssize_t r = MOVED_AGAIN;
@@ -1585,6 +1633,9 @@ SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
 SH_EXPORT int fchown(int fd, uid_t u, gid_t g)
 {
     uint32_t gen;
+    int d;
+    if (fd >= 0 && chown_mdir(fd, NULL, u, g, &d))
+        return d;
     struct eph_inode *ino = mem_inode_of_fd(fd, &gen);
     return ino ? chown_inode(ino, gen, fd, u, g) : (int)dc_after(REAL(fchown)(fd, u, g));
 }
@@ -1677,7 +1728,9 @@ SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2]
     struct eph_inode *ino;
     int d;
     __asm__("" : "+r"(path)); /* declared nonnull, but utimensat(fd, NULL, ...) is futimens */
-    if ((!path || (!path_bad_ptr(path) && (flags == 0 || (!path[0] && flags == AT_EMPTY_PATH)))) &&
+    /* AT_SYMLINK_NOFOLLOW too: a directory in memory is no symlink (tar sets each directory's times
+     * that way at the end: 36 twins for this repository's sources before branch dirtwin) */
+    if ((!path || (!path_bad_ptr(path) && ((flags & ~AT_SYMLINK_NOFOLLOW) == 0 || (!path[0] && flags == AT_EMPTY_PATH)))) &&
         utimens_mdir(dirfd, path && path[0] ? path : NULL, ts, &d))
         return d;
     if (!path) {

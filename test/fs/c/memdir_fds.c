@@ -222,6 +222,28 @@ static int attrs(int all)
     res("utimensat u/v", utimensat(AT_FDCWD, P("u/v"), both, 0));
     same("fstat v after", fd, P("u/v"));
     attrs_of("u/v");
+    /* tar x's last pass as root, each directory by a name relative to its parent's fd, with
+     * AT_SYMLINK_NOFOLLOW: owner, mode, times (branch dirtwin: served in memory, no twin) */
+    int ufd = open(P("u"), O_RDONLY | O_DIRECTORY);
+    struct stat so;
+    res("fchownat u v 1:2 nofollow", fchownat(ufd, "v", 1, 2, AT_SYMLINK_NOFOLLOW));
+    res("fchmodat u v 2751 nofollow", fchmodat(ufd, "v", 02751, AT_SYMLINK_NOFOLLOW));
+    struct timespec tt[2] = {{0, UTIME_OMIT}, {1400000000, 9}};
+    res("utimensat u v nofollow", utimensat(ufd, "v", tt, AT_SYMLINK_NOFOLLOW));
+    attrs_of("u/v");
+    printf("owner u/v: %s\n", stat(P("u/v"), &so) == 0 && so.st_uid == 1 && so.st_gid == 2 ? "1:2" : "OTHER");
+    res("chown u/v 3:4", chown(P("u/v"), 3, 4));
+    res("lchown u/v -1:5", lchown(P("u/v"), (uid_t)-1, 5));
+    res("fchown v 0:0", fchown(fd, 0, 0));
+    res("fchownat u \"\" empty path", fchownat(ufd, "", 6, 6, AT_EMPTY_PATH));
+    if (stat(P("u/v"), &so) == 0)
+        printf("owner u/v: %u:%u mode %o\n", (unsigned)so.st_uid, (unsigned)so.st_gid, (unsigned)so.st_mode);
+    if (stat(P("u"), &so) == 0)
+        printf("owner u: %u:%u\n", (unsigned)so.st_uid, (unsigned)so.st_gid);
+    res("fchownat u \"\" back", fchownat(ufd, "", 0, 0, AT_EMPTY_PATH));
+    if (all) /* a miss: the kernel's answer, after the twin */
+        res("fchownat u nothere nofollow", fchownat(ufd, "nothere", 1, 1, AT_SYMLINK_NOFOLLOW));
+    close(ufd);
     if (all) {
         int pfd = open(P("u/v"), O_PATH | O_DIRECTORY);
         res("fchmod O_PATH v", fchmod(pfd, 0700));
