@@ -778,6 +778,20 @@ SH_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
     return ENOENT_FIX(AT_FDCWD, path, REAL(bind)(fd, addr, len));
 }
 
+/*
+ * fds sent to another process: a stand-in of a directory in memory (nsdirfd.c) is a removed
+ * directory whose meaning lives in this process's fd table only, so the receiver would list
+ * nothing and create nothing through it.  It is settled first (the directory gets its twin, the
+ * fd is put on it in place), as before an exec.  Nothing is looked at unless fds travel and this
+ * process ever made a stand-in.
+ */
+SH_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    if (unlikely(!path_bad_ptr(msg) && msg->msg_controllen && !path_bad_ptr(msg->msg_control) && !sh_busy))
+        ndf_before_send(msg);
+    return REAL(sendmsg)(fd, msg, flags);
+}
+
 /* readlink of an in-memory file: not a symlink (EINVAL), or ENOTDIR with a trailing slash. */
 static int readlink_mem_errno(int dirfd, const char *path)
 {

@@ -133,3 +133,14 @@ test('tar x and tar cz of a tree as root make no disk twin, and the archive hold
   assert.ok(r.stats.dirs_made_in_memory >= 5, `dirs_made_in_memory ${r.stats.dirs_made_in_memory}`);
   assert.equal(r.stats.dir_twins, 0, `directories given a disk twin: ${r.stats.dir_twins}`);
 });
+
+test('a directory fd sent over a unix socket (SCM_RIGHTS) lists, opens, creates and fchdirs in the receiver as on tmpfs', { timeout: 60_000 }, async (t) => {
+  // Before branch dirtwin (main 5312959): the stand-in arrived as the removed directory it is, with
+  // no mark in the receiver: fstat said st_nlink 0, the listing was empty, openat and creates said
+  // ENOENT. Now the sender settles it (its twin, as before an exec): one twin per directory sent.
+  const p = await program();
+  const { out, stats } = await sameOnTmpfsAndShim(t, 'memdir-scm', '', { cmd: p, argv: (dir) => [dir, 'scm'] });
+  assert.match(out, /^child: list: dots=3 err=none \[f in\/\] dirfd=same$/m, 'the scenario did not run as written');
+  assert.match(out, /^parent: list after: dots=3 err=none \[f in\/ in2\/ made\] dirfd=same$/m);
+  assert.equal(stats.dir_twins, 1, `directories given a disk twin: ${stats.dir_twins} (the one sent)`);
+});

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -264,6 +265,78 @@ static int attrs(int all)
     return 0;
 }
 
+/* A directory fd sent to another process over a unix socket (SCM_RIGHTS): the receiver lists,
+ * opens and creates through it, and fchdir()s into it, as on tmpfs (branch dirtwin: a stand-in
+ * arrived as a removed directory, empty and refusing creates). */
+static int scm(void)
+{
+    res("mkdir s", mkdir(P("s"), 0755));
+    res("mkdir s/in", mkdir(P("s/in"), 0755));
+    write_at(AT_FDCWD, P("s/f"), "sent");
+    int fd = open(P("s"), O_RDONLY | O_DIRECTORY);
+    res("open s", fd);
+    int sv[2];
+    res("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+    pid_t c = fork();
+    if (c == 0) {
+        close(sv[0]);
+        char byte;
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } u;
+        struct iovec iov = {&byte, 1};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+        ssize_t got = recvmsg(sv[1], &m, 0);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+        int rfd = -1;
+        if (got == 1 && cm && cm->cmsg_type == SCM_RIGHTS)
+            memcpy(&rfd, CMSG_DATA(cm), sizeof rfd);
+        printf("child: received %s\n", rfd >= 0 ? "an fd" : "nothing");
+        same("child: fstat", rfd, P("s"));
+        list("child: list", rfd, D);
+        int f = openat(rfd, "f", O_RDONLY);
+        char b[16] = "";
+        res("child: openat f", f);
+        if (f >= 0) {
+            printf("child: read f: %.*s\n", (int)read(f, b, sizeof b - 1), b);
+            close(f);
+        }
+        write_at(rfd, "made", "by child");
+        res("child: mkdirat in2", mkdirat(rfd, "in2", 0700));
+        res("child: fchdir", fchdir(rfd));
+        struct stat st;
+        res("child: stat in (relative)", stat("in", &st));
+        res("child: stat made (relative)", stat("made", &st));
+        fflush(stdout);
+        _exit(0);
+    }
+    close(sv[1]);
+    char byte = 'x';
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof u);
+    struct iovec iov = {&byte, 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    int sent = (int)sendmsg(sv[0], &m, 0), e = errno, st;
+    waitpid(c, &st, 0); /* (the child's lines first, whatever the scheduling) */
+    errno = e;
+    res("sendmsg s", sent);
+    printf("child exit: %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    same("parent: fstat after", fd, P("s"));
+    list("parent: list after", fd, D);
+    close(fd);
+    close(sv[0]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -278,6 +351,8 @@ int main(int argc, char **argv)
         return attrs(1);
     if (argc == 3 && strcmp(argv[2], "attrs-tools") == 0)
         return attrs(0);
+    if (argc == 3 && strcmp(argv[2], "scm") == 0)
+        return scm();
 
     /* open, identity, creates and listings through the fd */
     res("mkdir a", mkdir(P("a"), 0755));
