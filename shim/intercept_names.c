@@ -317,8 +317,8 @@ static int renamed(const char *a, const char *b)
  * errno, or -2: not a case for it (the rename goes on as before: twins, then the kernel's or
  * the daemon's rename).  RENAME_EXCHANGE, "..", and a name on disk where b goes are such cases.
  */
-static int mdir_rename(int od, const char *op, int nd, const char *np, unsigned flags, char a[EPH_PATH_MAX],
-                       char b[EPH_PATH_MAX])
+static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsigned flags, char a[EPH_PATH_MAX],
+                            char b[EPH_PATH_MAX])
 {
     int ta, tb;
     uint32_t sg, tg = 0, fi, fg;
@@ -343,6 +343,17 @@ static int mdir_rename(int od, const char *op, int nd, const char *np, unsigned 
             return fail(ENOTDIR);
         int pe = rename_may(a, b, (uid_t)sh.inodes[fi].uid, 0, 1, 1, flags);
         return fail(pe ? pe : EISDIR);
+    }
+    if (s == -1 && nsd_dir_slot(b, &tg) >= 0 && nsv_lookup(a, &fi, &fg) != 0) {
+        /* No source, onto a directory in memory (two processes renaming it back and forth): the
+         * kernel's ENOENT once it walked both parents, with no twin of b. */
+        struct stat st;
+        if (!nsd_mem_parent(a, NULL, NULL) && (REAL(lstat)(a, &st) == 0 || errno != ENOENT))
+            return -2;
+        int we = nsv_walk_error(a);
+        if (we == 0)
+            we = nsv_walk_error(b);
+        return fail(we < 0 ? -we : ENOENT);
     }
     if (s < 0)
         return -2;
@@ -391,6 +402,21 @@ static int mdir_rename(int od, const char *op, int nd, const char *np, unsigned 
     if (r == 0)
         renamed(a, b);
     return r;
+}
+
+/* How often a directory's rename decides again when its names changed before it took the lock
+ * (another process renamed, made or removed one of them meanwhile). */
+#define MDIR_RENAME_TRIES 100
+
+static int mdir_rename(int od, const char *op, int nd, const char *np, unsigned flags, char a[EPH_PATH_MAX],
+                       char b[EPH_PATH_MAX])
+{
+    for (int tries = 0; tries < MDIR_RENAME_TRIES; tries++) {
+        int r = mdir_rename_once(od, op, nd, np, flags, a, b);
+        if (r != -3)
+            return r;
+    }
+    return -2; /* the old way: the twins, then the kernel decides */
 }
 
 /* How often a rename decides again when a name it found on disk went to memory

@@ -865,11 +865,14 @@ int nsd_rename_dir(const char *a, uint32_t s, uint32_t sg, const char *b, int t,
     int same = strcmp(da, db) == 0;
     if (nsf_hold() < 0)
         return -1;
-    int r = -2;
+    int r = -3; /* changed since the caller looked: it decides again */
     struct stat st;
-    if (atomic_load(&h->mdirs_off) || atomic_load(&h->dirs_gone) != gone || eph_chain_lookup(h, a) != (int)s ||
-        atomic_load(&in->gen) != sg || atomic_load(&in->state) != EPH_MDIR || !nsd_parent_same(da, &pa) ||
-        !nsd_parent_same(db, &pb))
+    if (atomic_load(&h->mdirs_off)) {
+        r = -2;
+        goto out;
+    }
+    if (atomic_load(&h->dirs_gone) != gone || eph_chain_lookup(h, a) != (int)s || atomic_load(&in->gen) != sg ||
+        atomic_load(&in->state) != EPH_MDIR || !nsd_parent_same(da, &pa) || !nsd_parent_same(db, &pb))
         goto out;
     if (ti) {
         if (eph_chain_lookup(h, b) != t || atomic_load(&ti->gen) != tg || atomic_load(&ti->state) != EPH_MDIR)
@@ -879,13 +882,16 @@ int nsd_rename_dir(const char *a, uint32_t s, uint32_t sg, const char *b, int t,
             r = -1;
             goto out;
         }
-    } else if (eph_chain_lookup(h, b) >= 0 ||
-               /* the name free on disk, looked at under the lock, as mkdir's and a file's rename's */
-               (pb.idx < 0 && (sys.lstat(b, &st) == 0 || errno != ENOENT))) {
+    } else if (eph_chain_lookup(h, b) >= 0) {
+        goto out;
+    } else if (pb.idx < 0 && (sys.lstat(b, &st) == 0 || errno != ENOENT)) {
+        r = -2; /* a name on disk there (looked at under the lock, as mkdir's): the kernel's rename */
         goto out;
     }
-    if (in->dir_entries && !nsd_tree_movable(a, b))
+    if (in->dir_entries && !nsd_tree_movable(a, b)) {
+        r = -2;
         goto out;
+    }
     int64_t now = fp_fine_stamp();
     uint32_t live = atomic_load(&h->mdirs_live);
     uint64_t pino = pb.idx < 0 ? pb.ino : 0;

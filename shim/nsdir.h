@@ -76,9 +76,10 @@ int nsd_rmdir(int dirfd, const char *path, char abs[EPH_PATH_MAX]);
  * already made by the caller (intercept_names.c): b is free (t -1: in memory, and on disk in a
  * disk parent, looked at again under the lock) or the empty directory in memory t of generation
  * tg, which goes.  Made in the region under ns_lock in one record, with everything below a
- * (EPH_JOP_MOVETREE): 0; -1 with errno (ENOTEMPTY: t filled meanwhile); -2 when anything changed
- * since the caller looked, a file below is on its way to disk, a name would not fit, or b is on
- * another file system: the caller goes the old way (the twins, then the kernel's rename).
+ * (EPH_JOP_MOVETREE): 0; -1 with errno (ENOTEMPTY: t filled meanwhile); -3 when a name or a
+ * parent changed since the caller looked (it decides again); -2 when a file below is on its way
+ * to disk, a name would not fit, a name is on disk at b, or b is on another file system: the
+ * caller goes the old way (the twins, then the kernel's rename).
  */
 int nsd_rename_dir(const char *a, uint32_t s, uint32_t sg, const char *b, int t, uint32_t tg);
 

@@ -7,6 +7,7 @@
  *   memdir_rename DIR           the scenarios (no RENAME_EXCHANGE: no twin is needed)
  *   memdir_rename DIR exchange  RENAME_EXCHANGE of directories in memory (the twin way)
  *   memdir_rename DIR tree N    a tree of N files in 4 directories renamed 20 times, checked
+ *   memdir_rename DIR race N    renames of a directory racing creates and unlinks below it
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -300,6 +301,125 @@ static void tree(int n)
     printf("tree of %d files renamed 20 times: %d wrong, t0 %s\n", n, bad, lstat(P("t0"), &st) < 0 ? "gone" : "STILL THERE");
 }
 
+/* Try path under "a" then under "b" (the renamers move one to the other meanwhile). */
+static int either(const char *rest, int (*op)(const char *, void *), void *arg)
+{
+    for (int tries = 0; tries < 100000; tries++) {
+        for (int k = 0; k < 2; k++) {
+            char p[1024];
+            snprintf(p, sizeof p, "%s/%c/%s", D, k ? 'b' : 'a', rest);
+            int r = op(p, arg);
+            if (r >= 0 || errno != ENOENT)
+                return r;
+        }
+    }
+    errno = ETIMEDOUT;
+    return -1;
+}
+
+static int op_create(const char *p, void *arg)
+{
+    int fd = open(p, O_CREAT | O_EXCL | O_WRONLY, 0644);
+    if (fd < 0)
+        return -1;
+    const char *text = arg;
+    ssize_t w = write(fd, text, strlen(text));
+    close(fd);
+    return w == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+static int op_unlink(const char *p, void *arg)
+{
+    (void)arg;
+    return unlink(p);
+}
+
+static int op_mkdir(const char *p, void *arg)
+{
+    (void)arg;
+    return mkdir(p, 0755);
+}
+
+/*
+ * Processes rename a directory holding a subtree back and forth (a <-> b, plain and with
+ * RENAME_NOREPLACE) while others create, write, unlink and mkdir below it: at the end exactly one
+ * of the two names is there and holds exactly the names the workers made and did not remove,
+ * each with its bytes.  Prints only what must match tmpfs.
+ */
+static void race(int files)
+{
+    mk("a");
+    mk("a/sub");
+    enum { RENAMERS = 2, WORKERS = 3, RENAMES = 300 };
+    pid_t kids[RENAMERS + WORKERS];
+    for (int k = 0; k < RENAMERS + WORKERS; k++) {
+        kids[k] = fork();
+        if (kids[k] != 0)
+            continue;
+        if (k < RENAMERS) {
+            int done = 0;
+            for (int n = 0; done < RENAMES && n < 100 * RENAMES * 1000; n++) {
+                unsigned fl = (n & 1) ? RENAME_NOREPLACE : 0;
+                if (renameat2(AT_FDCWD, P("a"), AT_FDCWD, P("b"), fl) == 0 ||
+                    renameat2(AT_FDCWD, P("b"), AT_FDCWD, P("a"), fl) == 0)
+                    done++;
+                else if (errno != ENOENT && errno != EEXIST)
+                    _exit(10 + errno);
+            }
+            _exit(done == RENAMES ? 0 : 9);
+        }
+        int w = k - RENAMERS, bad = 0;
+        char rest[64], dir[64];
+        snprintf(dir, sizeof dir, "sub/w%d", w);
+        bad += either(dir, op_mkdir, NULL) < 0;
+        for (int i = 0; i < files; i++) {
+            snprintf(rest, sizeof rest, "sub/w%d/f%d", w, i);
+            bad += either(rest, op_create, rest) < 0;
+            if (i % 3 == 0)
+                bad += either(rest, op_unlink, NULL) < 0;
+        }
+        _exit(bad ? 8 : 0);
+    }
+    int failed = 0;
+    for (int k = 0; k < RENAMERS + WORKERS; k++) {
+        int st;
+        waitpid(kids[k], &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            printf("process %d: status %d\n", k, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+            failed++;
+        }
+    }
+    struct stat st;
+    int at_a = lstat(P("a"), &st) == 0, at_b = lstat(P("b"), &st) == 0;
+    const char *top = at_a ? "a" : "b";
+    int wrong = 0, found = 0;
+    for (int w = 0; w < WORKERS; w++)
+        for (int i = 0; i < files; i++) {
+            char name[128], want[64], buf[64] = "";
+            snprintf(want, sizeof want, "sub/w%d/f%d", w, i);
+            snprintf(name, sizeof name, "%s/%s", top, want);
+            int fd = open(P(name), O_RDONLY);
+            ssize_t got = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+            if (fd >= 0)
+                close(fd);
+            found += fd >= 0;
+            wrong += (i % 3 == 0) ? fd >= 0 : (got != (ssize_t)strlen(want) || memcmp(buf, want, strlen(want)) != 0);
+        }
+    int listed = 0;
+    for (int w = 0; w < WORKERS; w++) {
+        char sub[64];
+        snprintf(sub, sizeof sub, "%s/sub/w%d", top, w);
+        DIR *d = opendir(P(sub));
+        for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+            listed += e->d_name[0] != '.';
+        if (d)
+            closedir(d);
+    }
+    printf("race: %d processes failed, one name: %s, files expected %s, listed %s, wrong %d\n", failed,
+           at_a != at_b ? "yes" : "NO", found == WORKERS * (files - (files + 2) / 3) ? "found" : "MISSING",
+           listed == found ? "same" : "DIFFERENT", wrong);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -310,6 +430,8 @@ int main(int argc, char **argv)
         exchange();
     else if (argc > 3 && strcmp(argv[2], "tree") == 0)
         tree(atoi(argv[3]));
+    else if (argc > 3 && strcmp(argv[2], "race") == 0)
+        race(atoi(argv[3]));
     else
         scenarios();
     return 0;
