@@ -157,7 +157,8 @@ static inline void eph_tree_rename_slot(struct eph_shm_header *h, uint32_t idx, 
     eph_chain_unhook(h, idx, old_hash);
     if (stall)
         eph_ns_stall("movetree"); /* fault builds: a slot off every chain, two moved before it */
-    eph_chain_unhook(h, idx, in->hash); /* a redo after the new hash was stored */
+    if (in->hash != old_hash)
+        eph_chain_unhook(h, idx, in->hash); /* a redo after the new hash was stored */
     eph_chain_name(h, idx, h->journal.path3);
 }
 
