@@ -235,6 +235,41 @@ static void semantics(const char *root)
     ns_consistent("after the semantics");
 }
 
+static void call_mkdir(const char *a, const char *b)
+{
+    (void)b;
+    (void)mkdir(a, 0755);
+}
+
+static void call_rmdir(const char *a, const char *b)
+{
+    (void)b;
+    (void)rmdir(a);
+}
+
+static void call_rename(const char *a, const char *b)
+{
+    (void)rename(a, b);
+}
+
+/* call(a, b) in a child that stops at `point` inside the namespace lock (EPHEMERA_NS_STALL of the
+ * fault build), then is SIGKILLed there: 1 if it stopped. */
+static int killed_at(const char *point, const char *when, void (*call)(const char *, const char *), const char *a,
+                     const char *b)
+{
+    pid_t v = fork();
+    if (v == 0) {
+        setenv("EPHEMERA_NS_STALL", point, 1);
+        call(a, b);
+        _exit(3);
+    }
+    int stopped = wait_stopped(v);
+    CHECK(stopped, "%s: the victim did not stop inside the lock", when);
+    kill(v, SIGKILL);
+    waitpid(v, NULL, 0);
+    return stopped;
+}
+
 /* A mkdir (or rmdir) stopped at `point` inside the lock, killed: the state before or after. */
 static void kill_inside(const char *root, int is_mkdir, const char *point, int committed)
 {
@@ -244,18 +279,7 @@ static void kill_inside(const char *root, int is_mkdir, const char *point, int c
     snprintf(when, sizeof when, "after killing a %s at %s", is_mkdir ? "mkdir" : "rmdir", point);
     if (!is_mkdir)
         CHECK(mkdir(a, 0755) == 0, "mkdir %s: %s", a, strerror(errno));
-    pid_t v = fork();
-    if (v == 0) {
-        setenv("EPHEMERA_NS_STALL", point, 1);
-        int r = is_mkdir ? mkdir(a, 0755) : rmdir(a);
-        (void)r;
-        _exit(3);
-    }
-    int stopped = wait_stopped(v);
-    CHECK(stopped, "%s: the victim did not stop inside the lock", when);
-    kill(v, SIGKILL);
-    waitpid(v, NULL, 0);
-    if (!stopped)
+    if (!killed_at(point, when, is_mkdir ? call_mkdir : call_rmdir, a, NULL))
         return;
     /* The next locker recovers: a mkdir of our own takes the lock. */
     snprintf(other, sizeof other, "%s/after-%s-%s", root, is_mkdir ? "mkdir" : "rmdir", point);
@@ -307,18 +331,7 @@ static void rename_killed(const char *root, const char *point, int committed)
     }
     CHECK(disk_lstat(from, &st) < 0 && errno == ENOENT, "%s: the tree is not in memory", when);
     long long renamed0 = ephd_stat(run_dir, "dirs_renamed_in_memory");
-    pid_t v = fork();
-    if (v == 0) {
-        setenv("EPHEMERA_NS_STALL", point, 1);
-        int r = rename(from, to);
-        (void)r;
-        _exit(3);
-    }
-    int stopped = wait_stopped(v);
-    CHECK(stopped, "%s: the victim did not stop inside the lock", when);
-    kill(v, SIGKILL);
-    waitpid(v, NULL, 0);
-    if (!stopped)
+    if (!killed_at(point, when, call_rename, from, to))
         return;
     /* The next locker recovers: a mkdir of our own takes the lock. */
     char other[PATH_MAX];
