@@ -818,6 +818,14 @@ SH_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     return REAL(sendmsg)(fd, msg, flags);
 }
 
+SH_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
+{
+    for (unsigned int k = 0; k < n && !path_bad_ptr(v) && !sh_busy; k++)
+        if (unlikely(v[k].msg_hdr.msg_controllen && !path_bad_ptr(v[k].msg_hdr.msg_control)))
+            ndf_before_send(&v[k].msg_hdr);
+    return REAL(sendmmsg)(fd, v, n, flags);
+}
+
 /* readlink of an in-memory file: not a symlink (EINVAL), or ENOTDIR with a trailing slash. */
 static int readlink_mem_errno(int dirfd, const char *path)
 {

@@ -308,6 +308,15 @@ static int scm(void)
         struct stat st;
         res("child: stat in (relative)", stat("in", &st));
         res("child: stat made (relative)", stat("made", &st));
+        /* the second, through sendmmsg: s/in */
+        m.msg_controllen = sizeof u.buf;
+        got = recvmsg(sv[1], &m, 0);
+        cm = CMSG_FIRSTHDR(&m);
+        rfd = -1;
+        if (got == 1 && cm && cm->cmsg_type == SCM_RIGHTS)
+            memcpy(&rfd, CMSG_DATA(cm), sizeof rfd);
+        write_at(rfd, "in-made", "by child");
+        list("child: list in", rfd, P("s"));
         fflush(stdout);
         _exit(0);
     }
@@ -326,9 +335,17 @@ static int scm(void)
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &fd, sizeof fd);
     int sent = (int)sendmsg(sv[0], &m, 0), e = errno, st;
+    int infd = open(P("s/in"), O_RDONLY | O_DIRECTORY);
+    memcpy(CMSG_DATA(cm), &infd, sizeof infd);
+    struct mmsghdr mm = {.msg_hdr = m};
+    int sent2 = sendmmsg(sv[0], &mm, 1, 0), e2 = errno;
     waitpid(c, &st, 0); /* (the child's lines first, whatever the scheduling) */
     errno = e;
     res("sendmsg s", sent);
+    errno = e2;
+    res("sendmmsg s/in", sent2 == 1 ? 0 : -1);
+    list("parent: list in after", infd, P("s"));
+    close(infd);
     printf("child exit: %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     same("parent: fstat after", fd, P("s"));
     list("parent: list after", fd, D);
