@@ -1868,10 +1868,35 @@ static int access_lookup(int dirfd, const char *path, int follow, uint32_t *inod
     return 0;
 }
 
+/* access of a directory in memory itself, from its slot: no twin (git asks X_OK of its object
+ * directories: one DIRTWIN request gave 9 directories their twins).  1 with *r the answer; 0: the
+ * usual way (another process's ids than the effective ones, a directory on the way that denies
+ * search, anything else). */
+static int access_mdir(int dirfd, const char *path, int amode, int flags, int *r)
+{
+    char abs[EPH_PATH_MAX];
+    uint32_t idx, gen;
+    int eff = flags & AT_EACCESS;
+    if ((flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW)) || path_bad_ptr(path) || !path[0] ||
+        (!eff && (getuid() != creds_euid() || getgid() != creds_egid())) || !mdir_of(dirfd, path, abs, &idx, &gen) ||
+        nsd_allows(abs, 0) != 1)
+        return 0;
+    struct eph_inode *in = &sh.inodes[idx];
+    if (amode & ~(R_OK | W_OK | X_OK))
+        *r = fail(EINVAL);
+    else if (creds_euid() == 0 || names_access_ok(in, amode, 1)) /* root may search any directory */
+        *r = 0;
+    else
+        *r = fail(EACCES);
+    return 1;
+}
+
 static int access_impl(int dirfd, const char *path, int amode, int flags)
 {
     uint32_t inode, gen;
-    int t = 0, found = 0;
+    int t = 0, found = 0, d;
+    if (path_maybe_managed(dirfd, path) && access_mdir(dirfd, path, amode, flags, &d))
+        return d;
     if (likely(!path_maybe_managed(dirfd, path)) ||
         (found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t)) == 0)
         return ENOENT_FIX(dirfd, path, REAL(faccessat)(dirfd, path, amode, flags));

@@ -242,6 +242,12 @@ static int attrs(int all)
     if (stat(P("u"), &so) == 0)
         printf("owner u: %u:%u\n", (unsigned)so.st_uid, (unsigned)so.st_gid);
     res("fchownat u \"\" back", fchownat(ufd, "", 0, 0, AT_EMPTY_PATH));
+    /* git's access(X_OK) of its object directories: answered from the slot (branch dirtwin) */
+    res("access u/v X_OK", access(P("u/v"), X_OK));
+    res("access u/v/ R_OK|W_OK", access(P("u/v/"), R_OK | W_OK));
+    res("faccessat u v F_OK eaccess", faccessat(ufd, "v", F_OK, AT_EACCESS));
+    res("faccessat u v bad mode", faccessat(ufd, "v", 0x40, 0));
+    res("access u/v/ nofollow", faccessat(AT_FDCWD, P("u/v/"), W_OK, AT_SYMLINK_NOFOLLOW));
     if (all) /* a miss: the kernel's answer, after the twin */
         res("fchownat u nothere nofollow", fchownat(ufd, "nothere", 1, 1, AT_SYMLINK_NOFOLLOW));
     close(ufd);
