@@ -291,7 +291,14 @@ static int rename_may(const char *a, const char *b, uid_t src_owner, int src_dir
     if (n < sizeof dir) {
         memcpy(dir, a, n);
         dir[n] = '\0';
-        if (dc_stat(dir, &ds) == 0 && (ds.st_mode & S_ISVTX) && ds.st_uid != me && src_owner != me)
+        /* (a directory in memory: its slot's mode and owner) */
+        uint32_t dg;
+        int di = nsd_dir_slot(dir, &dg);
+        if (di >= 0) {
+            ds.st_mode = sh.inodes[di].mode;
+            ds.st_uid = sh.inodes[di].uid;
+        }
+        if ((di >= 0 || dc_stat(dir, &ds) == 0) && (ds.st_mode & S_ISVTX) && ds.st_uid != me && src_owner != me)
             return EPERM;
     }
     if (!nsv_parent_allows(b, W_OK | X_OK))
@@ -313,6 +320,114 @@ static int renamed(const char *a, const char *b)
     if (ino_on())
         ino_renamed(a, b);
     return 0;
+}
+
+/*
+ * A rename whose source is a directory in memory, in memory (nsd_rename_dir): the kernel's checks
+ * in its order (do_renameat2, then vfs_rename), on the region's answers, with no twin.  0, -1 with
+ * errno, or -2: not a case for it (the rename goes on as before: twins, then the kernel's or
+ * the daemon's rename).  RENAME_EXCHANGE, "..", and a name on disk where b goes are such cases.
+ */
+static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsigned flags, char a[EPH_PATH_MAX],
+                            char b[EPH_PATH_MAX])
+{
+    int ta, tb;
+    uint32_t sg, tg = 0, fi, fg;
+    if ((flags & ~(unsigned)RENAME_NOREPLACE) || !nsd_files_in_memory() || pn_has_dotdot(op) || pn_has_dotdot(np) ||
+        sh_attach() < 0 || !atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed) ||
+        atomic_load_explicit(&sh.hdr->mdirs_off, memory_order_relaxed))
+        return -2; /* (a symlink under a root: lexical names may not be the kernel's) */
+    if (nsd_resolve(od, op, a, &ta) <= 0 || nsd_resolve(nd, np, b, &tb) <= 0 || path_is_root(a) || path_is_root(b))
+        return -2;
+    int s = nsd_dir_slot(a, &sg);
+    if (s == -1 && nsd_dir_slot(b, &tg) >= 0 && nsv_lookup(a, &fi, &fg) == 0) {
+        /* A file in memory onto a directory in memory: the kernel's answer, never a success (its
+         * EISDIR comes after the walk, the flags and the permission checks), with no twin of b. */
+        int we = nsv_walk_error(a);
+        if (we == 0)
+            we = nsv_walk_error(b);
+        if (we < 0)
+            return fail(-we);
+        if (flags & RENAME_NOREPLACE)
+            return fail(EEXIST);
+        if (ta)
+            return fail(ENOTDIR);
+        int pe = rename_may(a, b, (uid_t)sh.inodes[fi].uid, 0, 1, 1, flags);
+        return fail(pe ? pe : EISDIR);
+    }
+    if (s == -1 && nsd_dir_slot(b, &tg) >= 0 && nsv_lookup(a, &fi, &fg) != 0) {
+        /* No source, onto a directory in memory (two processes renaming it back and forth): the
+         * kernel's ENOENT once it walked both parents, with no twin of b. */
+        struct stat st;
+        if (!nsd_mem_parent(a, NULL, NULL) && (REAL(lstat)(a, &st) == 0 || errno != ENOENT))
+            return -2;
+        int we = nsv_walk_error(a);
+        if (we == 0)
+            we = nsv_walk_error(b);
+        return fail(we < 0 ? -we : ENOENT);
+    }
+    if (s < 0)
+        return -2;
+    /* "x/." and "x/.." as the last name: the kernel's EBUSY or EINVAL from its lookup */
+    size_t ol = strlen(op), nl = strlen(np);
+    while (ol > 1 && op[ol - 1] == '/')
+        ol--;
+    while (nl > 1 && np[nl - 1] == '/')
+        nl--;
+    if ((ol >= 1 && op[ol - 1] == '.' && (ol == 1 || op[ol - 2] == '/')) ||
+        (nl >= 1 && np[nl - 1] == '.' && (nl == 1 || np[nl - 2] == '/')))
+        return -2;
+    int we = nsv_walk_error(a);
+    if (we == 0)
+        we = nsv_walk_error(b);
+    if (we < 0)
+        return fail(-we);
+    int t = nsd_dir_slot(b, &tg), tfile = t < 0 && nsv_lookup(b, &fi, &fg) == 0;
+    if (t == -2)
+        return -2;
+    if (t < 0 && !tfile && !nsd_mem_parent(b, NULL, NULL)) {
+        struct stat st; /* a disk parent: anything there goes the old way (nsd_rename_dir looks again) */
+        if (REAL(lstat)(b, &st) == 0 || errno != ENOENT)
+            return -2;
+    }
+    int exists = t >= 0 || tfile;
+    if ((flags & RENAME_NOREPLACE) && exists)
+        return fail(EEXIST);
+    size_t al = strlen(a), bl = strlen(b);
+    if (strcmp(a, b) != 0 && pn_under(b, a, al))
+        return fail(EINVAL); /* into its own subtree */
+    if (strcmp(a, b) != 0 && pn_under(a, b, bl))
+        return fail(ENOTEMPTY); /* onto a directory above it */
+    if (strcmp(a, b) == 0)
+        return 0; /* the same directory: vfs_rename returns before any check */
+    int pe = rename_may(a, b, (uid_t)sh.inodes[s].uid, 1, exists, t >= 0, flags);
+    if (pe)
+        return fail(pe);
+    if (tfile)
+        return fail(ENOTDIR); /* (rename_may checks the types only for others than root) */
+    if (t >= 0 && sh.inodes[t].dir_entries)
+        return fail(ENOTEMPTY);
+    int r = nsd_rename_dir(a, (uint32_t)s, sg, b, t, tg);
+    if (r == -1)
+        return -1;
+    if (r == 0)
+        renamed(a, b);
+    return r;
+}
+
+/* How often a directory's rename decides again when its names changed before it took the lock
+ * (another process renamed, made or removed one of them meanwhile). */
+#define MDIR_RENAME_TRIES 100
+
+static int mdir_rename(int od, const char *op, int nd, const char *np, unsigned flags, char a[EPH_PATH_MAX],
+                       char b[EPH_PATH_MAX])
+{
+    for (int tries = 0; tries < MDIR_RENAME_TRIES; tries++) {
+        int r = mdir_rename_once(od, op, nd, np, flags, a, b);
+        if (r != -3)
+            return r;
+    }
+    return -2; /* the old way: the twins, then the kernel decides */
 }
 
 /* How often a rename decides again when a name it found on disk went to memory
@@ -344,6 +459,11 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
             e = path_physical_error(nd, np); /* a -> b/c, then a/../x/y: b/x must be a directory */
         if (e < 0)
             return fail(-e);
+    }
+    if (!sh_busy) {
+        int r = mdir_rename(od, op, nd, np, flags, a, b);
+        if (r != -2)
+            return r;
     }
     struct db_victim gone = {.slot = -1};
     int m1 = nsd_resolve_in(od, op, a, &t1) > 0, m2 = nsd_resolve_in(nd, np, b, &t2) > 0;
@@ -690,6 +810,28 @@ SH_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
     if (exists_in_memory(AT_FDCWD, path))
         return fail(EADDRINUSE); /* the kernel's answer for a name that exists */
     return ENOENT_FIX(AT_FDCWD, path, REAL(bind)(fd, addr, len));
+}
+
+/*
+ * fds sent to another process: a stand-in of a directory in memory (nsdirfd.c) is a removed
+ * directory whose meaning lives in this process's fd table only, so the receiver would list
+ * nothing and create nothing through it.  It is settled first (the directory gets its twin, the
+ * fd is put on it in place), as before an exec.  Nothing is looked at unless fds travel and this
+ * process ever made a stand-in.
+ */
+SH_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    if (unlikely(!path_bad_ptr(msg) && msg->msg_controllen && !path_bad_ptr(msg->msg_control) && !sh_busy))
+        ndf_before_send(msg);
+    return REAL(sendmsg)(fd, msg, flags);
+}
+
+SH_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
+{
+    for (unsigned int k = 0; k < n && !path_bad_ptr(v) && !sh_busy; k++)
+        if (unlikely(v[k].msg_hdr.msg_controllen && !path_bad_ptr(v[k].msg_hdr.msg_control)))
+            ndf_before_send(&v[k].msg_hdr);
+    return REAL(sendmmsg)(fd, v, n, flags);
 }
 
 /* readlink of an in-memory file: not a symlink (EINVAL), or ENOTDIR with a trailing slash. */
@@ -1441,7 +1583,9 @@ SH_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
     uint32_t inode, gen;
     ssize_t r = MOVED_AGAIN;
     int d;
-    if (flags == 0 && !path_bad_ptr(path) && chmod_mdir(dirfd, path, mode, &d))
+    /* (AT_SYMLINK_NOFOLLOW too: a directory in memory is no symlink; tar restores each directory's
+     * mode that way) */
+    if ((flags & ~AT_SYMLINK_NOFOLLOW) == 0 && !path_bad_ptr(path) && path[0] && chmod_mdir(dirfd, path, mode, &d))
         return d;
     for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
         r = chmod_inode(&sh.inodes[inode], gen, -1, mode);
@@ -1460,10 +1604,52 @@ SH_EXPORT int fchmod(int fd, mode_t mode)
     return ino ? chmod_inode(ino, gen, fd, mode) : (int)dc_after(REAL(fchmod)(fd, mode));
 }
 
+struct chown_ids {
+    uid_t u;
+    gid_t g;
+};
+
+static void chown_apply(struct eph_inode *in, const void *arg)
+{
+    const struct chown_ids *c = arg;
+    if (c->u != (uid_t)-1)
+        in->uid = c->u;
+    if (c->g != (gid_t)-1)
+        in->gid = c->g;
+    /* a directory keeps its set-id bits (notify_change kills them for other files only) */
+    atomic_store(&in->ctime_ns, sh_now_ns());
+}
+
+/* chown of a directory in memory (by path, or of a stand-in fd with path NULL): its slot changes,
+ * no twin is made (tar restores every directory's owner as root: one twin each before branch
+ * dirtwin).  1 with *r the answer; 0: not one, the usual way. */
+static int chown_mdir(int dirfd, const char *path, uid_t u, gid_t g, int *r)
+{
+    char abs[EPH_PATH_MAX];
+    uint32_t idx, gen;
+    if (!mdir_of(dirfd, path, abs, &idx, &gen))
+        return 0;
+    if (path && nsd_allows(abs, 0) != 1)
+        return 0; /* a directory on the way denies search: the kernel's EACCES, on the twin */
+    struct eph_inode *in = &sh.inodes[idx];
+    uid_t me = creds_euid();
+    if (me != 0 && ((u != (uid_t)-1 && u != in->uid) || me != in->uid || (g != (gid_t)-1 && g != in->gid && !fp_in_group(g)))) {
+        *r = fail(EPERM);
+        return 1;
+    }
+    if (nsd_change(abs, idx, gen, path != NULL, chown_apply, &(struct chown_ids){u, g}) < 0)
+        return 0;
+    *r = 0;
+    return 1;
+}
+
 /* chown and lchown by path: an in-memory file changes in the region, anything else in the kernel. */
 static int chown_path(const char *path, uid_t u, gid_t g, int follow)
 {
     uint32_t inode, gen;
+    int d;
+    if (chown_mdir(AT_FDCWD, path, u, g, &d)) /* (a directory is no symlink: lchown too) */
+        return d;
     ssize_t r = MOVED_AGAIN;
     for (int n = 0; names_round(AT_FDCWD, path, follow, &n, &inode, &gen, &r);)
         r = chown_inode(&sh.inodes[inode], gen, -1, u, g);
@@ -1480,7 +1666,11 @@ SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
 {
     uint32_t inode, gen;
     struct eph_inode *ino;
+    int d;
     __asm__("" : "+r"(path)); /* declared nonnull, but the kernel takes NULL */
+    if (path && !path_bad_ptr(path) && ((path[0] && (flags & ~AT_SYMLINK_NOFOLLOW) == 0) || (!path[0] && flags == AT_EMPTY_PATH)) &&
+        chown_mdir(dirfd, path[0] ? path : NULL, u, g, &d))
+        return d;
     if (path && !path_bad_ptr(path) && !path[0] && (flags & AT_EMPTY_PATH) && (ino = mem_inode_of_fd(dirfd, &gen)))
         return chown_inode(ino, gen, dirfd, u, g);
     ssize_t r = MOVED_AGAIN;
@@ -1494,6 +1684,9 @@ SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
 SH_EXPORT int fchown(int fd, uid_t u, gid_t g)
 {
     uint32_t gen;
+    int d;
+    if (fd >= 0 && chown_mdir(fd, NULL, u, g, &d))
+        return d;
     struct eph_inode *ino = mem_inode_of_fd(fd, &gen);
     return ino ? chown_inode(ino, gen, fd, u, g) : (int)dc_after(REAL(fchown)(fd, u, g));
 }
@@ -1586,7 +1779,9 @@ SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2]
     struct eph_inode *ino;
     int d;
     __asm__("" : "+r"(path)); /* declared nonnull, but utimensat(fd, NULL, ...) is futimens */
-    if ((!path || (!path_bad_ptr(path) && (flags == 0 || (!path[0] && flags == AT_EMPTY_PATH)))) &&
+    /* AT_SYMLINK_NOFOLLOW too: a directory in memory is no symlink (tar sets each directory's times
+     * that way at the end: 36 twins for this repository's sources before branch dirtwin) */
+    if ((!path || (!path_bad_ptr(path) && ((flags & ~AT_SYMLINK_NOFOLLOW) == 0 || (!path[0] && flags == AT_EMPTY_PATH)))) &&
         utimens_mdir(dirfd, path && path[0] ? path : NULL, ts, &d))
         return d;
     if (!path) {
@@ -1676,10 +1871,35 @@ static int access_lookup(int dirfd, const char *path, int follow, uint32_t *inod
     return 0;
 }
 
+/* access of a directory in memory itself, from its slot: no twin (git asks X_OK of its object
+ * directories: one DIRTWIN request gave 9 directories their twins).  1 with *r the answer; 0: the
+ * usual way (another process's ids than the effective ones, a directory on the way that denies
+ * search, anything else). */
+static int access_mdir(int dirfd, const char *path, int amode, int flags, int *r)
+{
+    char abs[EPH_PATH_MAX];
+    uint32_t idx, gen;
+    int eff = flags & AT_EACCESS;
+    if ((flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW)) || path_bad_ptr(path) || !path[0] ||
+        (!eff && (getuid() != creds_euid() || getgid() != creds_egid())) || !mdir_of(dirfd, path, abs, &idx, &gen) ||
+        nsd_allows(abs, 0) != 1)
+        return 0;
+    struct eph_inode *in = &sh.inodes[idx];
+    if (amode & ~(R_OK | W_OK | X_OK))
+        *r = fail(EINVAL);
+    else if (creds_euid() == 0 || names_access_ok(in, amode, 1)) /* root may search any directory */
+        *r = 0;
+    else
+        *r = fail(EACCES);
+    return 1;
+}
+
 static int access_impl(int dirfd, const char *path, int amode, int flags)
 {
     uint32_t inode, gen;
-    int t = 0, found = 0;
+    int t = 0, found = 0, d;
+    if (path_maybe_managed(dirfd, path) && access_mdir(dirfd, path, amode, flags, &d))
+        return d;
     if (likely(!path_maybe_managed(dirfd, path)) ||
         (found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t)) == 0)
         return ENOENT_FIX(dirfd, path, REAL(faccessat)(dirfd, path, amode, flags));
