@@ -84,15 +84,24 @@ if [ "$mode" = asan ] && [ "$tier" = all ]; then
     local a b
     for m in single multi fork; do
       rm -rf "${ref:?}"/* "${disk:?}"/*
-      a=$("$out/difftest" --dir "$ref" --seed 11 --ops 4000 --mode $m --loose) || return 1
+      a=$(DIFFTEST_SELFCHECK=1 "$out/difftest" --dir "$ref" --seed 11 --ops 4000 --mode $m --loose 2>"$ref.err") || return 1
+      if grep selfcheck "$ref.err"; then echo "difftest --mode $m: the model disagrees with tmpfs"; return 1; fi
       b=$("$out/difftest" --dir "$disk" --seed 11 --ops 4000 --mode $m --loose) || return 1
       if [ "$a" != "$b" ]; then echo "difftest --mode $m: tmpfs and disk traces differ"; diff <(echo "$a") <(echo "$b") | head; return 1; fi
     done
   }
   run "difftest self-check [asan]" selfcheck
+  # Soak seed 305686565: "rename f0 b/f0" of two hard links to one symlink does nothing, but the
+  # model dropped f0, then took f1 (made through f0) for a new file and gave it a later mtime window.
+  selfcheck_model() {
+    rm -rf "${ref:?}"/*
+    DIFFTEST_SELFCHECK=1 "$out/difftest" --dir "$ref" --seed 305686565 --ops 30300 --mode single --loose >/dev/null 2>"$ref.err" || return 1
+    if grep selfcheck "$ref.err"; then echo "difftest's model disagrees with tmpfs"; return 1; fi
+  }
+  run "difftest model self-check, seed 305686565 [asan]" selfcheck_model
   rm -rf "${ref:?}"/*
   run "mt_hammer on tmpfs [asan]" "$out/mt_hammer" "$ref" 4 400
-  rm -rf "$ref" "$disk"
+  rm -rf "$ref" "$ref.err" "$disk"
 fi
 
 label=$mode
