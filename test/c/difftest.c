@@ -95,7 +95,7 @@ static struct {
     unsigned feat;
     const char *mode;
     char self_exe[PATH_MAX];
-    int selfcheck;       /* DIFFTEST_SELFCHECK=1: report model/kernel size disagreements on stderr */
+    int selfcheck;       /* DIFFTEST_SELFCHECK=1: report model/kernel disagreements (size, entries) on stderr */
     int paranoid;        /* DIFFTEST_PARANOID=N: offset and size of every open file after each op >= N */
 } opt;
 
@@ -817,7 +817,7 @@ static void selfcheck_kind(int kind, const char *canon, int rc, int err, mode_t 
                : S_ISREG(mode) ? K_FILE : S_ISDIR(mode) ? K_DIR : S_ISLNK(mode) ? K_LINK : K_UNKNOWN;
     if (!opt.selfcheck || kind == K_UNKNOWN || real == K_UNKNOWN || kind == real)
         return;
-    fprintf(stderr, "difftest: selfcheck op %s%ld: the model has %s at %s, the kernel %s\n", g_tag, g_opno,
+    fprintf(stderr, "difftest: model lost track, op %s%ld: it has %s at %s, the kernel %s\n", g_tag, g_opno,
             names[kind], canon, names[real]);
 }
 

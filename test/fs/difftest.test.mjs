@@ -69,7 +69,7 @@ async function reference(c, bin, extra) {
     assert.equal(r.status, 0, `difftest on tmpfs failed (a tester bug, not a shim bug): ${r.stderr}`);
     // The model decides each mtime window: one that has lost track of a name passes or fails the
     // shim by timing alone (seed 305686565).  On tmpfs it must agree with the kernel everywhere.
-    const own = r.stderr.toString().split('\n').filter((l) => l.includes('selfcheck'));
+    const own = r.stderr.toString().split('\n').filter((l) => l.includes('model lost track'));
     assert.deepEqual(own, [], `difftest's model disagrees with tmpfs (a tester bug, not a shim bug)`);
     return r.stdout.toString();
   } finally {

@@ -97,7 +97,7 @@ async function oneCase(c, sc) {
     const tmpfs = t.stdout.toString();
     const shim = s.stdout.toString();
     let why = null;
-    const own = t.stderr.toString().split('\n').filter((l) => l.includes('selfcheck'));
+    const own = t.stderr.toString().split('\n').filter((l) => l.includes('model lost track'));
     if (t.status !== 0) why = `difftest on tmpfs exited with ${t.status} (a tester problem): ${t.stderr.toString().slice(-500)}`;
     // the model decides the mtime windows: where it disagrees with tmpfs, a verdict is the tester's
     else if (own.length) why = `difftest's model disagrees with tmpfs (a tester problem): ${own.slice(0, 3).join('; ')}`;
