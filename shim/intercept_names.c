@@ -603,19 +603,26 @@ static int make_name(enum make_kind kind, int dirfd, const char *path, mode_t mo
 
 SH_EXPORT int mkdir(const char *path, mode_t mode)
 {
-    char abs[EPH_PATH_MAX];
-    int d = nsd_mkdir(AT_FDCWD, path, mode, abs);
-    if (d != -2)
-        return made_mdir(d, abs);
-    return made_dir(AT_FDCWD, path, make_name(MAKE_DIR, AT_FDCWD, path, mode, NULL));
+    return mkdirat(AT_FDCWD, path, mode);
 }
 
+/*
+ * A name outside every root as spelled, which a symlink outside them may lead into one (paths.c,
+ * path_alias): while anything is in memory it is looked up first, as a create is (intercept_open.c):
+ * a directory made on disk under a name in memory would hide it, and in a directory in memory the
+ * kernel finds no parent.  The managed mkdir makes it as under the root's own spelling.
+ */
 SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 {
     char abs[EPH_PATH_MAX];
-    int d = nsd_mkdir(dirfd, path, mode, abs);
+    if (!path_maybe_managed(dirfd, path) && unlikely(path_alias(dirfd, path, abs))) {
+        dirfd = AT_FDCWD;
+        path = abs;
+    }
+    char made[EPH_PATH_MAX];
+    int d = nsd_mkdir(dirfd, path, mode, made);
     if (d != -2)
-        return made_mdir(d, abs);
+        return made_mdir(d, made);
     return made_dir(dirfd, path, make_name(MAKE_DIR, dirfd, path, mode, NULL));
 }
 
@@ -694,12 +701,22 @@ static int readlink_mem_errno(int dirfd, const char *path)
     return trailing ? ENOTDIR : EINVAL;
 }
 
+/* The kernel's ENOENT for a name outside the roots as spelled: one in memory through a symlink
+ * outside them (path_alias) is answered as the managed name. */
+static ssize_t readlink_outside(ssize_t r, int dirfd, const char *path, char *buf, size_t n)
+{
+    char canon[EPH_PATH_MAX];
+    if (unlikely(r < 0) && errno == ENOENT && !path_maybe_managed(dirfd, path) && path_alias(dirfd, path, canon))
+        return readlinkat(AT_FDCWD, canon, buf, n);
+    return r;
+}
+
 SH_EXPORT ssize_t readlink(const char *path, char *buf, size_t n)
 {
     int e = readlink_mem_errno(AT_FDCWD, path);
     if (e)
         return fail(e);
-    return ENOENT_FIX(AT_FDCWD, path, REAL(readlink)(path, buf, n));
+    return readlink_outside(ENOENT_FIX(AT_FDCWD, path, REAL(readlink)(path, buf, n)), AT_FDCWD, path, buf, n);
 }
 
 SH_EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t n)
@@ -707,7 +724,7 @@ SH_EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t n)
     int e = readlink_mem_errno(dirfd, path);
     if (e)
         return fail(e);
-    return ENOENT_FIX(dirfd, path, REAL(readlinkat)(dirfd, path, buf, n));
+    return readlink_outside(ENOENT_FIX(dirfd, path, REAL(readlinkat)(dirfd, path, buf, n)), dirfd, path, buf, n);
 }
 
 /*
@@ -1677,8 +1694,15 @@ static int access_impl(int dirfd, const char *path, int amode, int flags)
 {
     uint32_t inode, gen;
     int t = 0, found = 0;
-    if (likely(!path_maybe_managed(dirfd, path)) ||
-        (found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t)) == 0)
+    if (likely(!path_maybe_managed(dirfd, path))) {
+        /* after the kernel's ENOENT: a name in memory through a symlink outside the roots (path_alias) */
+        char canon[EPH_PATH_MAX];
+        int r = REAL(faccessat)(dirfd, path, amode, flags);
+        if (unlikely(r < 0) && errno == ENOENT && path_alias(dirfd, path, canon))
+            return access_impl(AT_FDCWD, canon, amode, flags);
+        return r;
+    }
+    if ((found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t)) == 0)
         return ENOENT_FIX(dirfd, path, REAL(faccessat)(dirfd, path, amode, flags));
     if (found < 0)
         return fail(ENOENT);

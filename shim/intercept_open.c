@@ -397,16 +397,50 @@ static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode,
     return adopt(kfd, resp.inode, resp.gen, flags, 0, abs);
 }
 
-static inline int open_common(int dirfd, const char *path, int flags, mode_t mode)
+static int open_managed_path(int dirfd, const char *path, int flags, mode_t mode)
 {
-    if (likely(!path_maybe_managed(dirfd, path)))
-        return open_real(dirfd, path, flags, mode);
     ft_change_begin(); /* from the kernel fd to its entry: a fork waits */
     int fd = open_managed(dirfd, path, flags, mode);
     int e = errno;
     ft_change_end();
     errno = e;
     return ENOENT_FIX(dirfd, path, fd);
+}
+
+/*
+ * A name outside every root as spelled, which a symlink outside them may lead into one (paths.c,
+ * path_alias).  A create asks first, while anything is in memory: the kernel would make a second
+ * file on disk under a name in memory (one name, two files), or fail in a directory in memory.
+ * Any other open asks only after the kernel's ENOENT, the answer it gives for a name in memory.
+ */
+static __attribute__((noinline)) int open_create_outside(int dirfd, const char *path, int flags, mode_t mode)
+{
+    char canon[EPH_PATH_MAX];
+    if (path_alias(dirfd, path, canon))
+        return open_managed_path(AT_FDCWD, canon, flags, mode);
+    return open_real(dirfd, path, flags, mode);
+}
+
+static __attribute__((noinline)) int open_enoent_outside(int dirfd, const char *path, int flags, mode_t mode)
+{
+    char canon[EPH_PATH_MAX];
+    if (path_alias(dirfd, path, canon))
+        return open_managed_path(AT_FDCWD, canon, flags, mode);
+    errno = ENOENT;
+    return -1;
+}
+
+static inline int open_common(int dirfd, const char *path, int flags, mode_t mode)
+{
+    if (likely(!path_maybe_managed(dirfd, path))) {
+        if (flags & O_CREAT)
+            return open_create_outside(dirfd, path, flags, mode);
+        int fd = open_real(dirfd, path, flags, mode);
+        if (likely(fd >= 0) || errno != ENOENT)
+            return fd;
+        return open_enoent_outside(dirfd, path, flags, mode);
+    }
+    return open_managed_path(dirfd, path, flags, mode);
 }
 
 #define TAKE_MODE(flags, last)                                   \

@@ -435,25 +435,32 @@ static int canon_parent(char abs[EPH_PATH_MAX])
 }
 
 /*
- * A name the lexical check put outside every root, for a call that removes or moves it (issue 9:
- * never lose a byte).  A symlink outside the roots may lead into one (l -> r, the root r/root, the
- * program using l/root/d): the kernel alone answers such a path, and a directory on disk there may
- * hold names that live only in memory.  Its rmdir found it empty and removed it, and the files in
- * it were lost at exit; a rename moved it away from them.  So before such a call the name's
- * directory is resolved by the kernel, and a name that lands under a root is handed to the managed
- * call in its canonical spelling.  Only while something is in memory (two loads of the region), or
- * for the first ALIAS_LOOKS_UNATTACHED such calls of a process that has not attached to the region
- * and so cannot tell (after those it attaches, once): then one openat2 and a close, two more when
- * a symlink is on the way.  Every other call through such a path (open, stat, listings) stays
- * the kernel's: canonicalising each would cost every program's every call outside the roots.
+ * A name the lexical check put outside every root (issue 9: never lose a byte, match the kernel).
+ * A symlink outside the roots may lead into one (l -> r, the root r/root, the program using
+ * l/root/d): the kernel alone answers such a path, and a directory on disk there may hold names
+ * that live only in memory.  Its rmdir found it empty and removed it, and the files in it were
+ * lost at exit; a rename moved it away from them; an open or a stat of a name in memory got ENOENT;
+ * a create made a second file on disk under a name in memory.  So the callers (the removes and
+ * moves before their call, the creates before theirs, the lookups after the kernel's ENOENT) ask
+ * here where the kernel puts the name's directory, and a name that lands under a root is handed
+ * to the managed call in its canonical spelling.
+ *
+ * Only while something is in memory (two loads of the region), or for the first
+ * ALIAS_LOOKS_UNATTACHED such calls of a process that has not attached to the region and so cannot
+ * tell (after those it attaches, once).  Then: nothing, when the directory's spelling was walked
+ * without meeting a symlink recently (dircache.c's rules: the region's dir_gen and 1 s); else one
+ * openat2 and a close; when a symlink is on the way, an open, a readlink of /proc/self/fd and a
+ * close, and one more open for each component missing on disk at the end (a directory in memory:
+ * l/root/memdir/f is found as r/root/memdir/f).
  * 1 with out the canonical absolute name (its trailing slash kept), or 0: the kernel's call.
+ * errno is kept.
  */
 #define ALIAS_LOOKS_UNATTACHED 4
 
-int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX])
+int path_alias_on(void)
 {
     static _Atomic int unattached_looks;
-    if (path_bad_ptr(p) || !p[0] || sh.disabled || sh_busy)
+    if (sh.disabled || sh_busy)
         return 0;
     /* A process that never touched a root has not mapped the region: its first few such calls
      * ask the kernel, then it attaches once, so that a loop of them costs nothing per call. */
@@ -461,9 +468,27 @@ int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX])
         atomic_fetch_add_explicit(&unattached_looks, 1, memory_order_relaxed) >= ALIAS_LOOKS_UNATTACHED &&
         sh_attach() < 0)
         return 0;
-    if (atomic_load_explicit(&sh.attached, memory_order_acquire) &&
-        !atomic_load_explicit(&sh.hdr->c.files_in_memory, memory_order_relaxed) &&
-        !atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed))
+    return !atomic_load_explicit(&sh.attached, memory_order_acquire) ||
+           atomic_load_explicit(&sh.hdr->c.files_in_memory, memory_order_relaxed) ||
+           atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed);
+}
+
+/* The lexical (dirfd, p) names a directory the kernel reaches without a symlink: out its name, under
+ * a root and not a root itself (1), or 0. */
+static int alias_lexical(int dirfd, const char *p, char out[EPH_PATH_MAX])
+{
+    int t;
+    if (path_absolute(dirfd, p, out, &t) <= 0 || !under_root(out) || path_is_root(out))
+        return 0;
+    size_t len = strlen(out);
+    if (t && len + 1 < EPH_PATH_MAX)
+        memcpy(out + len, "/", 2);
+    return 1;
+}
+
+static int alias_look(int dirfd, const char *p, char out[EPH_PATH_MAX])
+{
+    if (path_bad_ptr(p) || !p[0] || !path_alias_on())
         return 0;
     size_t n = strlen(p), end = n;
     while (end > 1 && p[end - 1] == '/')
@@ -483,35 +508,118 @@ int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX])
         memcpy(dir, p, s);
         dir[s] = '\0';
     }
+    /* The spelling the walk below is remembered by: an absolute one as written (a walk that met no
+     * symlink resolved its ".." as the lexical normalisation does), a relative one from the cwd
+     * when it has no ".." (the cwd is the kernel's own name of it). */
+    char key[EPH_PATH_MAX];
+    size_t klen = 0;
+    if (dir[0] == '/') {
+        klen = s;
+        while (klen > 1 && dir[klen - 1] == '/')
+            klen--;
+        memcpy(key, dir, klen);
+        key[klen] = '\0';
+    } else if (!pn_has_dotdot(dir) && path_absolute(dirfd, dir, key, NULL) > 0) {
+        klen = strlen(key);
+    }
+    if (klen && dc_canonical(key, klen))
+        return alias_lexical(dirfd, p, out);
+    uint64_t gen = dc_generation();
     struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS};
     int fd = (int)syscall(SYS_openat2, dirfd, dir, &how, sizeof how);
     if (fd >= 0 || (errno != ELOOP && errno != ENOSYS && errno != EPERM && errno != EINVAL)) {
-        /* No symlink on the way (or no such directory): the lexical name is the kernel's, and
-         * only an odd spelling of a root ("/r//root/d") can have hidden it from the check. */
-        int t;
-        if (fd >= 0)
-            sys.close(fd);
-        if (fd < 0 || path_absolute(dirfd, p, out, &t) <= 0 || !under_root(out) || path_is_root(out))
+        /* No symlink on the way (or a name missing before any): the lexical name is the kernel's,
+         * and only an odd spelling of a root ("/r//root/d") can have hidden it from the check. */
+        if (fd < 0)
             return 0;
-        size_t len = strlen(out);
-        if (t && len + 1 < EPH_PATH_MAX)
-            memcpy(out + len, "/", 2);
-        return 1;
+        sys.close(fd);
+        if (klen)
+            dc_canonical_seen(key, klen, gen);
+        return alias_lexical(dirfd, p, out);
     }
-    fd = REAL(openat)(dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
+    /* A symlink on the way.  The deepest directory of the path that is on disk (those below it can
+     * only be in memory: no symlink there), then the rest of the path below its canonical name. */
+    size_t t = s; /* p[0..t): the directory opened; p + t: the rest */
+    for (;;) {
+        fd = REAL(openat)(dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0)
+            break;
+        if (errno != ENOENT)
+            return 0;
+        size_t e = t;
+        while (e > 0 && p[e - 1] == '/')
+            e--;
+        size_t b = e;
+        while (b > 0 && p[b - 1] != '/')
+            b--;
+        if (e == 0 || (e - b == 2 && p[b] == '.' && p[b + 1] == '.'))
+            return 0; /* nothing above to try, or a ".." the kernel resolves after a missing name */
+        t = b;
+        if (t == 0) {
+            dir[0] = '.';
+            dir[1] = '\0';
+        } else {
+            dir[t] = '\0';
+        }
+    }
+    char link[64], real[EPH_PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t k = sys.readlink(link, real, sizeof real - 1);
+    sys.close(fd);
+    if (k <= 0 || real[0] != '/')
         return 0;
+    real[k] = '\0';
+    int trailing = 0;
+    if (pn_normalize(real, p + t, out, EPH_PATH_MAX, &trailing) <= 0)
+        return 0;
+    size_t len = strlen(out);
+    if (trailing && len + 1 < EPH_PATH_MAX)
+        memcpy(out + len, "/", 2);
+    return under_root(out) && !path_is_root(out);
+}
+
+int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX])
+{
+    int e = errno, r = alias_look(dirfd, p, out);
+    errno = e;
+    return r;
+}
+
+/*
+ * A directory opened by the kernel from (dirfd, p), a name outside every root: 1 with its canonical
+ * name when it is under a root (or is one), its listing must show the names in memory; else 0.
+ * While something is in memory only: nothing when its spelling was walked without a symlink
+ * recently (dircache.c), else a readlink of /proc/self/fd.
+ */
+int path_alias_dir(int fd, int dirfd, const char *p, char out[EPH_PATH_MAX])
+{
+    int e = errno, r = 0;
+    char key[EPH_PATH_MAX];
+    size_t klen = 0;
+    if (path_bad_ptr(p) || !p[0] || !path_alias_on())
+        goto out;
+    if (!pn_has_dotdot(p) && path_absolute(dirfd, p, key, NULL) > 0) {
+        klen = strlen(key);
+        if (dc_canonical(key, klen)) {
+            r = under_root(key);
+            if (r)
+                memcpy(out, key, klen + 1);
+            goto out;
+        }
+    }
+    uint64_t gen = dc_generation();
     char link[64];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     ssize_t k = sys.readlink(link, out, EPH_PATH_MAX - 1);
-    sys.close(fd);
-    if (k <= 0 || out[0] != '/' || (size_t)k + 1 + (n - s) >= EPH_PATH_MAX)
-        return 0;
-    if (k == 1)
-        k = 0; /* the directory is "/" */
-    out[k] = '/';
-    memcpy(out + k + 1, p + s, n - s + 1);
-    return under_root(out) && !path_is_root(out);
+    if (k <= 0 || out[0] != '/')
+        goto out;
+    out[k] = '\0';
+    if (klen == (size_t)k && memcmp(key, out, klen) == 0)
+        dc_canonical_seen(key, klen, gen); /* the same name: no symlink on the way */
+    r = under_root(out);
+out:
+    errno = e;
+    return r;
 }
 
 SH_TLS int path_canon_absent;

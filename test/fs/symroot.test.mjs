@@ -271,3 +271,107 @@ test('a canonical root used through a symlink outside it: renames and removals a
   assert.ok(shim.stats.files_created > 0, `files_created ${shim.stats.files_created}: no file was made in memory`);
   sc.done();
 });
+
+// The same layout, every other call through the outside link (paths.c, path_alias; issue 9): a
+// file, a directory and a file in it made in memory under the root's own spelling, then read,
+// stat, lstat, access, readlink, listed (listdir, scandir) through the link, a name below a file
+// (ENOTDIR) and names missing; then files created through the link (a new one, an append to one in
+// memory, O_EXCL over one, in a directory in memory), directories made through it (a new one, one
+// over a name in memory, one in a directory in memory), and the listings after. On 5312959 (only
+// removes and moves asked) the reads got ENOENT, the listings missed the names in memory, the
+// appends and creates made disk files beside them or failed in the directory in memory, and mkdir
+// over a name in memory succeeded.
+const LOOKUPS = String.raw`
+import errno, os, stat, sys
+R, V = sys.argv[1], sys.argv[2]
+out = []
+def do(name, fn):
+    try:
+        r = fn()
+        out.append(f'{name} ok' + ('' if r is None else f' {r}'))
+    except OSError as e:
+        out.append(f'{name} {errno.errorcode[e.errno]}')
+def write(p, data, mode='wb'):
+    with open(p, mode) as f:
+        f.write(data)
+def read(p):
+    with open(p, 'rb') as f:
+        return f.read().decode()
+def st(p, follow=True):
+    s = os.stat(p, follow_symlinks=follow)
+    return f'dir={int(stat.S_ISDIR(s.st_mode))} nlink={s.st_nlink}' + ('' if stat.S_ISDIR(s.st_mode) else f' size={s.st_size}')
+def ls(p):
+    return ' '.join(sorted(os.listdir(p)))
+def scan(p):
+    return ' '.join(sorted(e.name + ('/' if e.is_dir() else '') for e in os.scandir(p)))
+# in memory under the root's own spelling, read through the link
+do('mem-file', lambda: write(R + '/f', b'in memory'))
+do('mem-dir', lambda: os.mkdir(R + '/md'))
+do('mem-in-dir', lambda: write(R + '/md/g', b'g in md'))
+do('mem-sub', lambda: os.mkdir(R + '/md/sub'))
+do('read-v', lambda: read(V + '/f'))
+do('read-v-in-dir', lambda: read(V + '/md/g'))
+do('stat-v', lambda: st(V + '/f'))
+do('lstat-v', lambda: st(V + '/f', False))
+do('stat-v-dir', lambda: st(V + '/md'))
+do('stat-v-root', lambda: st(V)[:5])
+do('stat-v-sub', lambda: st(V + '/md/sub'))
+do('access-v', lambda: os.access(V + '/md/g', os.R_OK))
+do('access-v-missing', lambda: os.access(V + '/md/nothing', os.F_OK))
+do('readlink-v', lambda: os.readlink(V + '/f'))
+do('ls-v-root', lambda: ls(V))
+do('ls-v-dir', lambda: ls(V + '/md'))
+do('scandir-v', lambda: scan(V))
+do('enotdir-v', lambda: read(V + '/f/x'))
+do('missing-v', lambda: read(V + '/md/none'))
+do('missing-v-deep', lambda: read(V + '/nodir/none'))
+# created through the link, seen under the root's spelling
+do('create-v', lambda: write(V + '/c', b'created through the link'))
+do('read-c', lambda: read(R + '/c'))
+do('append-v', lambda: write(V + '/f', b' and more', 'ab'))
+do('read-f', lambda: read(R + '/f'))
+do('create-excl-v', lambda: os.close(os.open(V + '/f', os.O_CREAT | os.O_EXCL | os.O_WRONLY)))
+do('create-v-in-dir', lambda: write(V + '/md/h', b'h through the link'))
+do('read-h', lambda: read(R + '/md/h'))
+do('create-v-sub', lambda: write(V + '/md/sub/k', b'k'))
+do('ls-sub', lambda: ls(R + '/md/sub'))
+do('mkdir-v', lambda: os.mkdir(V + '/vd'))
+do('mkdir-v-exists', lambda: os.mkdir(V + '/md'))
+do('mkdir-v-file', lambda: os.mkdir(V + '/f'))
+do('mkdir-v-in-dir', lambda: os.mkdir(V + '/md/vd2'))
+do('create-in-vd', lambda: write(R + '/vd/x', b'x'))
+do('ls-vd', lambda: ls(V + '/vd'))
+do('stat-vd', lambda: st(R + '/vd'))
+do('rmdir-vd', lambda: os.rmdir(V + '/vd'))
+do('ls-root', lambda: ls(R))
+do('ls-v-root2', lambda: ls(V))
+do('ls-md', lambda: ls(V + '/md'))
+print('\n'.join(out))
+`;
+
+test('a canonical root used through a symlink outside it: opens, stats, listings, creates and mkdirs as on tmpfs', { timeout: 120_000 }, async () => {
+  const lay = (base) => {
+    mkdirSync(join(base, 'real', 'root'), { recursive: true });
+    symlinkSync('real', join(base, 'l'));
+    return { root: join(base, 'real', 'root'), via: join(base, 'l', 'root') };
+  };
+  const ref = mkdtempSync('/dev/shm/ephemera-test-aliasopen-');
+  let tmpfs, want;
+  try {
+    const l = lay(ref);
+    tmpfs = await run(PYTHON, ['-c', LOOKUPS, l.root, l.via], { env: cleanEnv(), cwd: l.root, timeoutMs: 60_000 });
+    want = tree(l.root);
+  } finally {
+    rmSync(ref, { recursive: true, force: true });
+  }
+  assert.equal(tmpfs.status, 0, `reference run on tmpfs: ${describe(tmpfs)}`);
+  const sc = scratch('symroot-outside-lookups');
+  const l = lay(sc.dir);
+  const shim = await ephemeraRun({ root: l.root, cmd: PYTHON, args: ['-c', LOOKUPS, l.root, l.via], statsDir: sc.dir, timeoutMs: 60_000 });
+  assert.equal(shim.status, 0, `under the shim: ${describe(shim)}`);
+  assert.equal(shim.stdout.toString(), tmpfs.stdout.toString(), 'every call as on tmpfs');
+  assert.deepEqual(tree(l.root), want, 'the tree written back at exit is the one tmpfs kept');
+  assert.ok(shim.stats.files_created >= 5, `files_created ${shim.stats.files_created}: the files were not made in memory`);
+  assert.ok(shim.stats.dirs_made_in_memory >= 4, `dirs_made_in_memory ${shim.stats.dirs_made_in_memory}: the directories were not made in memory`);
+  sc.done();
+});
