@@ -121,6 +121,55 @@ void dc_canonical_seen(const char *dir, size_t len, uint64_t gen)
 }
 
 /*
+ * Directories spelled through a symlink (paths.c, path_alias: a root reached through a symlink
+ * outside every root), with the kernel's name of each, under the same rules.  A symlink on the way
+ * re-pointed by a shim goes by an unlink or a rename, and both move the generation.
+ */
+struct dc_alias {
+    size_t len; /* 0 = unused */
+    uint64_t gen;
+    uint64_t stamp;
+    char path[EPH_PATH_MAX], real[EPH_PATH_MAX];
+};
+
+static struct dc_alias dca[DC_ENTRIES];
+static unsigned dca_next;
+
+int dc_alias(const char *dir, size_t len, char *real)
+{
+    if (!sh.hdr || len >= EPH_PATH_MAX)
+        return 0;
+    uint64_t gen = dc_gen(), now = sh_lru_ns();
+    int hit = 0;
+    pthread_mutex_lock(&dc_mu);
+    for (int i = 0; i < DC_ENTRIES && !hit; i++) {
+        struct dc_alias *e = &dca[i];
+        hit = e->len == len && e->gen == gen && now - e->stamp < DC_TTL_NS && memcmp(e->path, dir, len) == 0;
+        if (hit)
+            memcpy(real, e->real, strlen(e->real) + 1);
+    }
+    pthread_mutex_unlock(&dc_mu);
+    return hit;
+}
+
+void dc_alias_seen(const char *dir, size_t len, const char *real, uint64_t gen)
+{
+    size_t rlen = strlen(real);
+    if (!sh.hdr || len >= EPH_PATH_MAX || rlen >= EPH_PATH_MAX)
+        return;
+    uint64_t now = sh_lru_ns();
+    pthread_mutex_lock(&dc_mu);
+    struct dc_alias *e = &dca[dca_next++ % DC_ENTRIES];
+    e->len = len;
+    e->gen = gen;
+    e->stamp = now;
+    memcpy(e->path, dir, len);
+    e->path[len] = 0;
+    memcpy(e->real, real, rlen + 1);
+    pthread_mutex_unlock(&dc_mu);
+}
+
+/*
  * Directory fds named through /proc/self/fd (a readlink costs 10-15 µs here, an fstat
  * under 1.5 µs): an *at call relative to a directory fd names it each time, and tar or
  * rm -r make thousands of them on a few fds.  An entry is used while the generation and

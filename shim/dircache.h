@@ -27,6 +27,10 @@ int dc_stat(const char *dir, struct stat *st);
 int dc_canonical(const char *dir, size_t len);
 uint64_t dc_generation(void);
 void dc_canonical_seen(const char *dir, size_t len, uint64_t gen);
+/* The first len bytes of dir spell a directory through a symlink: its kernel name into real (1), seen
+ * recently with no change since, or not known (0).  dc_alias_seen records one, as dc_canonical_seen. */
+int dc_alias(const char *dir, size_t len, char *real); /* real: EPH_PATH_MAX bytes */
+void dc_alias_seen(const char *dir, size_t len, const char *real, uint64_t gen);
 /* The absolute path /proc/self/fd gives for fd (out: n >= EPH_PATH_MAX bytes for the cache):
  * 0, or -1 (no such fd, or a name that is not a path).  A directory fd named recently, with
  * no change since and still the same directory (fstat), is answered from the cache. */

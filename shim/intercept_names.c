@@ -200,8 +200,8 @@ static int unlink_outside(int dirfd, const char *path, int flags)
     if ((flags & AT_REMOVEDIR) && unlikely(path_alias(dirfd, path, canon)))
         return unlink_impl(AT_FDCWD, canon, flags);
     int r = REAL(unlinkat)(dirfd, path, flags);
-    if (flags & AT_REMOVEDIR)
-        return (int)dc_after(r);
+    if ((flags & AT_REMOVEDIR) || r == 0)
+        return (int)dc_after(r); /* a directory, or a symlink the dircache's aliases may go through */
     if (unlikely(r < 0 && errno == ENOENT) && path_alias(dirfd, path, canon))
         return unlink_impl(AT_FDCWD, canon, flags);
     return r;

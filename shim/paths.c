@@ -486,6 +486,32 @@ static int alias_lexical(int dirfd, const char *p, char out[EPH_PATH_MAX])
     return 1;
 }
 
+/*
+ * The spelling by which the kernel's walk of p's first t bytes (a directory) is remembered
+ * (dircache.c): an absolute one as written (a walk that met no symlink resolved its ".." as the
+ * lexical normalisation does; one that met some is kept with the kernel's answer), a relative one
+ * from the cwd when it has no ".." (the cwd is the kernel's own name of it).  Its length, or 0.
+ */
+static size_t alias_key(int dirfd, const char *p, size_t t, char key[EPH_PATH_MAX])
+{
+    if (p[0] == '/') {
+        size_t k = t;
+        while (k > 1 && p[k - 1] == '/')
+            k--;
+        memcpy(key, p, k);
+        key[k] = '\0';
+        return k;
+    }
+    char rel[EPH_PATH_MAX];
+    memcpy(rel, p, t);
+    rel[t] = '\0';
+    if (t == 0)
+        memcpy(rel, ".", 2);
+    if (pn_has_dotdot(rel) || path_absolute(dirfd, rel, key, NULL) <= 0)
+        return 0;
+    return strlen(key);
+}
+
 static int alias_look(int dirfd, const char *p, char out[EPH_PATH_MAX])
 {
     if (path_bad_ptr(p) || !p[0] || !path_alias_on())
@@ -508,67 +534,63 @@ static int alias_look(int dirfd, const char *p, char out[EPH_PATH_MAX])
         memcpy(dir, p, s);
         dir[s] = '\0';
     }
-    /* The spelling the walk below is remembered by: an absolute one as written (a walk that met no
-     * symlink resolved its ".." as the lexical normalisation does), a relative one from the cwd
-     * when it has no ".." (the cwd is the kernel's own name of it). */
-    char key[EPH_PATH_MAX];
-    size_t klen = 0;
-    if (dir[0] == '/') {
-        klen = s;
-        while (klen > 1 && dir[klen - 1] == '/')
-            klen--;
-        memcpy(key, dir, klen);
-        key[klen] = '\0';
-    } else if (!pn_has_dotdot(dir) && path_absolute(dirfd, dir, key, NULL) > 0) {
-        klen = strlen(key);
-    }
+    char key[EPH_PATH_MAX], real[EPH_PATH_MAX];
+    size_t klen = alias_key(dirfd, p, s, key);
     if (klen && dc_canonical(key, klen))
         return alias_lexical(dirfd, p, out);
-    uint64_t gen = dc_generation();
-    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS};
-    int fd = (int)syscall(SYS_openat2, dirfd, dir, &how, sizeof how);
-    if (fd >= 0 || (errno != ELOOP && errno != ENOSYS && errno != EPERM && errno != EINVAL)) {
-        /* No symlink on the way (or a name missing before any): the lexical name is the kernel's,
-         * and only an odd spelling of a root ("/r//root/d") can have hidden it from the check. */
-        if (fd < 0)
-            return 0;
-        sys.close(fd);
-        if (klen)
-            dc_canonical_seen(key, klen, gen);
-        return alias_lexical(dirfd, p, out);
-    }
-    /* A symlink on the way.  The deepest directory of the path that is on disk (those below it can
-     * only be in memory: no symlink there), then the rest of the path below its canonical name. */
-    size_t t = s; /* p[0..t): the directory opened; p + t: the rest */
-    for (;;) {
-        fd = REAL(openat)(dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (fd >= 0)
-            break;
-        if (errno != ENOENT)
-            return 0;
-        size_t e = t;
-        while (e > 0 && p[e - 1] == '/')
-            e--;
-        size_t b = e;
-        while (b > 0 && p[b - 1] != '/')
-            b--;
-        if (e == 0 || (e - b == 2 && p[b] == '.' && p[b + 1] == '.'))
-            return 0; /* nothing above to try, or a ".." the kernel resolves after a missing name */
-        t = b;
-        if (t == 0) {
-            dir[0] = '.';
-            dir[1] = '\0';
-        } else {
-            dir[t] = '\0';
+    size_t t = s; /* p[0..t): the directory the kernel names; p + t: the rest */
+    if (!(klen && dc_alias(key, klen, real))) {
+        uint64_t gen = dc_generation();
+        struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS};
+        int fd = (int)syscall(SYS_openat2, dirfd, dir, &how, sizeof how);
+        if (fd >= 0 || (errno != ELOOP && errno != ENOSYS && errno != EPERM && errno != EINVAL)) {
+            /* No symlink on the way (or a name missing before any): the lexical name is the
+             * kernel's, and only an odd spelling of a root ("/r//root/d") can have hidden it. */
+            if (fd < 0)
+                return 0;
+            sys.close(fd);
+            if (klen)
+                dc_canonical_seen(key, klen, gen);
+            return alias_lexical(dirfd, p, out);
         }
+        /* A symlink on the way.  The deepest directory of the path that is on disk (those below
+         * it can only be in memory: no symlink there), then the rest below its kernel name. */
+        for (;;) {
+            fd = REAL(openat)(dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (fd >= 0)
+                break;
+            if (errno != ENOENT)
+                return 0;
+            size_t e = t;
+            while (e > 0 && p[e - 1] == '/')
+                e--;
+            size_t b = e;
+            while (b > 0 && p[b - 1] != '/')
+                b--;
+            if (e == 0 || (e - b == 2 && p[b] == '.' && p[b + 1] == '.'))
+                return 0; /* nothing above to try, or a ".." the kernel resolves after a missing name */
+            t = b;
+            if (t == 0) {
+                dir[0] = '.';
+                dir[1] = '\0';
+            } else {
+                dir[t] = '\0';
+            }
+            klen = alias_key(dirfd, p, t, key);
+            if (klen && dc_alias(key, klen, real))
+                goto found;
+        }
+        char link[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t k = sys.readlink(link, real, sizeof real - 1);
+        sys.close(fd);
+        if (k <= 0 || real[0] != '/')
+            return 0;
+        real[k] = '\0';
+        if (klen)
+            dc_alias_seen(key, klen, real, gen);
     }
-    char link[64], real[EPH_PATH_MAX];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t k = sys.readlink(link, real, sizeof real - 1);
-    sys.close(fd);
-    if (k <= 0 || real[0] != '/')
-        return 0;
-    real[k] = '\0';
+found:;
     int trailing = 0;
     if (pn_normalize(real, p + t, out, EPH_PATH_MAX, &trailing) <= 0)
         return 0;
@@ -588,8 +610,8 @@ int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX])
 /*
  * A directory opened by the kernel from (dirfd, p), a name outside every root: 1 with its canonical
  * name when it is under a root (or is one), its listing must show the names in memory; else 0.
- * While something is in memory only: nothing when its spelling was walked without a symlink
- * recently (dircache.c), else a readlink of /proc/self/fd.
+ * While something is in memory only: nothing when its spelling was named recently (dircache.c),
+ * else a readlink of /proc/self/fd.
  */
 int path_alias_dir(int fd, int dirfd, const char *p, char out[EPH_PATH_MAX])
 {
@@ -606,6 +628,10 @@ int path_alias_dir(int fd, int dirfd, const char *p, char out[EPH_PATH_MAX])
                 memcpy(out, key, klen + 1);
             goto out;
         }
+        if (dc_alias(key, klen, out)) {
+            r = under_root(out);
+            goto out;
+        }
     }
     uint64_t gen = dc_generation();
     char link[64];
@@ -616,6 +642,8 @@ int path_alias_dir(int fd, int dirfd, const char *p, char out[EPH_PATH_MAX])
     out[k] = '\0';
     if (klen == (size_t)k && memcmp(key, out, klen) == 0)
         dc_canonical_seen(key, klen, gen); /* the same name: no symlink on the way */
+    else if (klen)
+        dc_alias_seen(key, klen, out, gen);
     r = under_root(out);
 out:
     errno = e;
