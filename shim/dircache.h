@@ -21,8 +21,9 @@
  * recently: 0, or -1 with errno. */
 int dc_stat(const char *dir, struct stat *st);
 /* The first len bytes of dir name a directory that a kernel walk reached
- * without meeting a symlink, recently and with no change since (1), or not
- * known (0).  dc_canonical_seen records one, with the generation read
+ * without meeting a symlink (paths.c's path_alias also keeps one whose walk
+ * ended at a missing name before any symlink), recently and with no change
+ * since (1), or not known (0).  dc_canonical_seen records one, with the generation read
  * (dc_generation) before that walk, so that a change racing it is not kept. */
 int dc_canonical(const char *dir, size_t len);
 uint64_t dc_generation(void);

@@ -631,6 +631,8 @@ static int symlink_impl(const char *target, int dirfd, const char *path)
     int counted = nsd_symlink(dirfd, path);
     int r = make_name(MAKE_SYMLINK, dirfd, path, 0, target);
     nsd_symlink_done(counted, r);
+    if (r == 0)
+        dc_changed(); /* a walk the dircache holds (paths.c, path_alias) may meet it now */
     return r;
 }
 

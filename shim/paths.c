@@ -544,14 +544,19 @@ static int alias_look(int dirfd, const char *p, char out[EPH_PATH_MAX])
         struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS};
         int fd = (int)syscall(SYS_openat2, dirfd, dir, &how, sizeof how);
         if (fd >= 0 || (errno != ELOOP && errno != ENOSYS && errno != EPERM && errno != EINVAL)) {
-            /* No symlink on the way (or a name missing before any): the lexical name is the
-             * kernel's, and only an odd spelling of a root ("/r//root/d") can have hidden it. */
-            if (fd < 0)
+            /* No symlink on the way, or a name missing (or a file) before any: the lexical name is
+             * the kernel's, and only an odd spelling of a root ("/r//root/d") can have hidden it.
+             * A missing directory is kept too: cc1 looks for "bits/x.h" in every include directory
+             * that has no bits/ (gcc: 165 looks of 30 directories).  A symlink made there later
+             * moves the generation (symlink_impl), as a rename does. */
+            int e = errno;
+            if (fd >= 0)
+                sys.close(fd);
+            else if (e != ENOENT && e != ENOTDIR)
                 return 0;
-            sys.close(fd);
             if (klen)
                 dc_canonical_seen(key, klen, gen);
-            return alias_lexical(dirfd, p, out);
+            return fd >= 0 ? alias_lexical(dirfd, p, out) : 0;
         }
         /* A symlink on the way.  The deepest directory of the path that is on disk (those below
          * it can only be in memory: no symlink there), then the rest below its kernel name. */

@@ -277,7 +277,9 @@ test('a canonical root used through a symlink outside it: renames and removals a
 // stat, lstat, access, readlink, listed (listdir, scandir) through the link, a name below a file
 // (ENOTDIR) and names missing; then files created through the link (a new one, an append to one in
 // memory, O_EXCL over one, in a directory in memory), directories made through it (a new one, one
-// over a name in memory, one in a directory in memory), and the listings after. On 5312959 (only
+// over a name in memory, one in a directory in memory), and the listings after; then a second link
+// made where a look found nothing, and pointed elsewhere after a look through it (the looks are
+// kept for a second: a symlink made or removed must not be hidden by them). On 5312959 (only
 // removes and moves asked) the reads got ENOENT, the listings missed the names in memory, the
 // appends and creates made disk files beside them or failed in the directory in memory, and mkdir
 // over a name in memory succeeded.
@@ -346,6 +348,17 @@ do('rmdir-vd', lambda: os.rmdir(V + '/vd'))
 do('ls-root', lambda: ls(R))
 do('ls-v-root2', lambda: ls(V))
 do('ls-md', lambda: ls(V + '/md'))
+# a link made after a look found its place empty, then pointed elsewhere (the looks are kept)
+base = os.path.dirname(os.path.dirname(V))
+do('late-missing', lambda: read(base + '/late/root/f'))
+do('late-symlink', lambda: os.symlink('real', base + '/late'))
+do('late-read', lambda: read(base + '/late/root/f'))
+do('late-ls', lambda: ls(base + '/late/root/md'))
+do('late-unlink', lambda: os.unlink(base + '/late'))
+do('late-gone', lambda: read(base + '/late/root/f'))
+do('late-repoint', lambda: os.symlink('elsewhere', base + '/late') or os.makedirs(base + '/elsewhere/root'))
+do('late-read-again', lambda: read(base + '/late/root/f'))
+do('late-ls-again', lambda: ls(base + '/late/root'))
 print('\n'.join(out))
 `;
 
