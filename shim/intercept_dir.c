@@ -263,6 +263,8 @@ SH_EXPORT DIR *opendir(const char *path)
             return d;
         }
     }
+    if (!sh_busy && path_outside(AT_FDCWD, path))
+        return opendir_outside(path); /* from a cwd above a root, a relative name outside them */
     if (sh_busy || path_resolve(AT_FDCWD, path, abs, &t) <= 0 || sh_attach() < 0) {
         DIR *d = REAL(opendir)(path);
         if (!d && errno == ENOENT)

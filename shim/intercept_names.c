@@ -601,25 +601,30 @@ static int make_name(enum make_kind kind, int dirfd, const char *path, mode_t mo
     return ENOENT_FIX(dirfd, path, make_locked(kind, dirfd, path, mode, target, managed ? abs : NULL));
 }
 
+/*
+ * A name outside every root as spelled that a symlink outside them leads into one (paths.c,
+ * path_alias), for the calls that make a name: while anything is in memory, its canonical name,
+ * so that the managed call finds a name in memory there (EEXIST) and counts a symlink it makes.
+ */
+static const char *made_outside(int *dirfd, const char *path, char canon[EPH_PATH_MAX])
+{
+    if (!path_outside(*dirfd, path) || !path_alias(*dirfd, path, canon))
+        return path;
+    *dirfd = AT_FDCWD;
+    return canon;
+}
+
 SH_EXPORT int mkdir(const char *path, mode_t mode)
 {
     return mkdirat(AT_FDCWD, path, mode);
 }
 
-/*
- * A name outside every root as spelled, which a symlink outside them may lead into one (paths.c,
- * path_alias): while anything is in memory it is looked up first, as a create is (intercept_open.c):
- * a directory made on disk under a name in memory would hide it, and in a directory in memory the
- * kernel finds no parent.  The managed mkdir makes it as under the root's own spelling.
- */
+/* Through a symlink outside the roots (made_outside): a directory made on disk under a name in
+ * memory would hide it, and in a directory in memory the kernel finds no parent. */
 SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 {
-    char abs[EPH_PATH_MAX];
-    if (!path_maybe_managed(dirfd, path) && unlikely(path_alias(dirfd, path, abs))) {
-        dirfd = AT_FDCWD;
-        path = abs;
-    }
-    char made[EPH_PATH_MAX];
+    char abs[EPH_PATH_MAX], made[EPH_PATH_MAX];
+    path = made_outside(&dirfd, path, abs);
     int d = nsd_mkdir(dirfd, path, mode, made);
     if (d != -2)
         return made_mdir(d, made);
@@ -628,6 +633,8 @@ SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 
 static int symlink_impl(const char *target, int dirfd, const char *path)
 {
+    char canon[EPH_PATH_MAX];
+    path = made_outside(&dirfd, path, canon);
     int counted = nsd_symlink(dirfd, path);
     int r = make_name(MAKE_SYMLINK, dirfd, path, 0, target);
     nsd_symlink_done(counted, r);
@@ -651,6 +658,8 @@ SH_EXPORT int symlinkat(const char *target, int dirfd, const char *path) { retur
 static int node_at(int dirfd, const char *path, mode_t mode, dev_t dev)
 {
     /* under ns_lock after a fresh look, as mkdir and symlink (make_name: branch hidename) */
+    char canon[EPH_PATH_MAX];
+    path = made_outside(&dirfd, path, canon);
     return make_name(MAKE_NODE, dirfd, path, mode, (const char *)(const void *)&dev);
 }
 
@@ -708,7 +717,7 @@ static int readlink_mem_errno(int dirfd, const char *path)
 static ssize_t readlink_outside(ssize_t r, int dirfd, const char *path, char *buf, size_t n)
 {
     char canon[EPH_PATH_MAX];
-    if (unlikely(r < 0) && errno == ENOENT && !path_maybe_managed(dirfd, path) && path_alias(dirfd, path, canon))
+    if (unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, path) && path_alias(dirfd, path, canon))
         return readlinkat(AT_FDCWD, canon, buf, n);
     return r;
 }
@@ -1704,8 +1713,13 @@ static int access_impl(int dirfd, const char *path, int amode, int flags)
             return access_impl(AT_FDCWD, canon, amode, flags);
         return r;
     }
-    if ((found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t)) == 0)
-        return ENOENT_FIX(dirfd, path, REAL(faccessat)(dirfd, path, amode, flags));
+    if ((found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t)) == 0) {
+        char canon[EPH_PATH_MAX];
+        int r = ENOENT_FIX(dirfd, path, REAL(faccessat)(dirfd, path, amode, flags));
+        if (unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, path) && path_alias(dirfd, path, canon))
+            return access_impl(AT_FDCWD, canon, amode, flags);
+        return r;
+    }
     if (found < 0)
         return fail(ENOENT);
     if (t)

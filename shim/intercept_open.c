@@ -265,6 +265,16 @@ static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode,
     int rr = sh_busy ? 0
              : dir_ok ? nsd_resolve_dir(dirfd, path, abs, &trailing, &didx, &dgen)
                       : nsd_resolve_in(dirfd, path, abs, &trailing);
+    if (rr == 0 && (path[0] == '/' || dirfd == AT_FDCWD)) {
+        /* maybe managed (from a cwd above a root), but outside as spelled: open_common's look */
+        char canon[EPH_PATH_MAX];
+        if ((flags & O_CREAT) && path_alias(dirfd, path, canon))
+            return open_managed(AT_FDCWD, canon, flags, mode);
+        int fd = open_real(dirfd, path, flags, mode);
+        if (fd < 0 && errno == ENOENT && !(flags & O_CREAT) && path_alias(dirfd, path, canon))
+            return open_managed(AT_FDCWD, canon, flags, mode);
+        return fd;
+    }
     if (rr <= 0)
         return open_real(dirfd, path, flags, mode);
     if (rr == 2) {

@@ -188,6 +188,14 @@ static __attribute__((noinline)) int stat_enoent_outside(int dirfd, const char *
     return -1;
 }
 
+/* A managed spelling's kernel stat (from a cwd above a root, a relative name may be outside them). */
+static inline int stat_done_outside(int r, int dirfd, const char *path, struct stat *st, int flags)
+{
+    if (unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, path))
+        return stat_enoent_outside(dirfd, path, st, flags);
+    return r;
+}
+
 /* The kernel's stat of a name outside the roots: a directory's in-memory part (as fstatat adds),
  * a name in memory reached through a symlink outside the roots. */
 #define STAT_OUTSIDE(r, call, dirfd, path, st, flags)                          \
@@ -209,7 +217,7 @@ SH_EXPORT int stat(const char *path, struct stat *st)
         fp_settle_moved();
         int r;
         DIR_STAT(r, ENOENT_FIX(AT_FDCWD, path, REAL(stat)(path, st)), st, dir_times, st_mode);
-        return disk_stat_done(r, st);
+        return stat_done_outside(disk_stat_done(r, st), AT_FDCWD, path, st, 0);
     }
     return rc;
 }
@@ -228,7 +236,7 @@ SH_EXPORT int lstat(const char *path, struct stat *st)
         fp_settle_moved();
         int r;
         DIR_STAT(r, ENOENT_FIX(AT_FDCWD, path, REAL(lstat)(path, st)), st, dir_times, st_mode);
-        return disk_stat_done(r, st);
+        return stat_done_outside(disk_stat_done(r, st), AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
     }
     return rc;
 }
@@ -272,7 +280,7 @@ SH_EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int flags)
         fp_settle_moved();
         int r;
         DIR_STAT(r, ENOENT_FIX(dirfd, path, REAL(fstatat)(dirfd, path, st, flags)), st, dir_times, st_mode);
-        return disk_stat_done(r, st);
+        return stat_done_outside(disk_stat_done(r, st), dirfd, path, st, flags);
     }
     return rc;
 }
@@ -344,7 +352,7 @@ real:
         int r;
         DIR_STAT(r, sys.statx(dirfd, path, flags, mask, stx), stx, dir_times_x, stx_mode);
         char canon[EPH_PATH_MAX];
-        if (unlikely(r < 0) && errno == ENOENT && !path_maybe_managed(dirfd, path) && path_alias(dirfd, path, canon))
+        if (unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, path) && path_alias(dirfd, path, canon))
             return statx(AT_FDCWD, canon, flags & ~AT_EMPTY_PATH, mask, stx); /* stat_enoent_outside's */
         return r;
     }
@@ -353,6 +361,9 @@ real:
     DIR_STAT(r, ENOENT_FIX(dirfd, path, sys.statx(dirfd, path, flags, mask, stx)), stx, dir_times_x, stx_mode);
     if (r == 0)
         fp_idmap_translate_x(stx);
+    char canon[EPH_PATH_MAX];
+    if (unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, path) && path_alias(dirfd, path, canon))
+        return statx(AT_FDCWD, canon, flags & ~AT_EMPTY_PATH, mask, stx);
     return r;
 }
 

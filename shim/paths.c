@@ -605,6 +605,16 @@ found:;
     return under_root(out) && !path_is_root(out);
 }
 
+int path_outside(int dirfd, const char *p)
+{
+    char abs[EPH_PATH_MAX];
+    if (!path_maybe_managed(dirfd, p))
+        return 1;
+    if (p[0] != '/' && dirfd != AT_FDCWD)
+        return 0; /* named from a directory fd: its name is the kernel's (no second look) */
+    return path_absolute(dirfd, p, abs, NULL) > 0 && !under_root(abs);
+}
+
 int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX])
 {
     int e = errno, r = alias_look(dirfd, p, out);

@@ -52,6 +52,10 @@ extern SH_TLS int path_canon_absent;
  * name (before the kernel's call) and the lookups (after its ENOENT).  errno is kept.
  */
 int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX]);
+/* (dirfd, p) lies outside every root as spelled (from the cwd too: one that is an ancestor of a
+ * root makes relative names "maybe managed"); a name relative to a directory fd counts as inside.
+ * No call.  For the callers of path_alias. */
+int path_outside(int dirfd, const char *p);
 /* Anything in memory that a name outside the roots might reach (no call; see path_alias). */
 int path_alias_on(void);
 /* A directory fd the kernel opened from such a name: 1 with its canonical name when it is under a

@@ -277,7 +277,8 @@ test('a canonical root used through a symlink outside it: renames and removals a
 // stat, lstat, access, readlink, listed (listdir, scandir) through the link, a name below a file
 // (ENOTDIR) and names missing; then files created through the link (a new one, an append to one in
 // memory, O_EXCL over one, in a directory in memory), directories made through it (a new one, one
-// over a name in memory, one in a directory in memory), and the listings after; then a second link
+// over a name in memory, one in a directory in memory), and the listings after; names relative
+// to a cwd outside the roots; a FIFO and symlinks made through the link; then a second link
 // made where a look found nothing, and pointed elsewhere after a look through it (the looks are
 // kept for a second: a symlink made or removed must not be hidden by them). On 5312959 (only
 // removes and moves asked) the reads got ENOENT, the listings missed the names in memory, the
@@ -359,6 +360,19 @@ do('late-gone', lambda: read(base + '/late/root/f'))
 do('late-repoint', lambda: os.symlink('elsewhere', base + '/late') or os.makedirs(base + '/elsewhere/root'))
 do('late-read-again', lambda: read(base + '/late/root/f'))
 do('late-ls-again', lambda: ls(base + '/late/root'))
+# relative names from a cwd outside the roots
+os.chdir(base)
+do('rel-read', lambda: read('l/root/md/g'))
+do('rel-stat', lambda: st('l/root/f'))
+do('rel-create', lambda: write('l/root/md/rel', b'relative'))
+os.chdir(R)
+do('rel-read-back', lambda: read('md/rel'))
+# other names made through the link: over a name in memory, then in a directory in memory
+do('mkfifo-v-exists', lambda: os.mkfifo(V + '/f'))
+do('symlink-v-exists', lambda: os.symlink('x', V + '/md/g'))
+do('symlink-v-in-dir', lambda: os.symlink('g', V + '/md/sl'))
+do('read-sl', lambda: read(V + '/md/sl'))
+do('readlink-sl', lambda: os.readlink(R + '/md/sl'))
 print('\n'.join(out))
 `;
 
