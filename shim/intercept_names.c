@@ -189,6 +189,16 @@ static int unlink_impl(int dirfd, const char *path, int flags)
 }
 
 /*
+ * After the kernel's ENOENT for a name outside every root as spelled: 1 with canon its canonical
+ * name when a symlink outside the roots leads under one (paths.c, path_alias), for the by-path
+ * calls to make again as managed ones (a name in memory is one the kernel never heard of).
+ */
+static int again_outside(long r, int dirfd, const char *path, char canon[EPH_PATH_MAX])
+{
+    return unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, path) && path_alias(dirfd, path, canon);
+}
+
+/*
  * A name outside every root as spelled, which a symlink outside them may lead into one (paths.c,
  * path_alias): a directory is looked up before the kernel removes it (it may hold names only in
  * memory), a file name only after the kernel's ENOENT (it may be in memory).  With nothing in
@@ -717,9 +727,7 @@ static int readlink_mem_errno(int dirfd, const char *path)
 static ssize_t readlink_outside(ssize_t r, int dirfd, const char *path, char *buf, size_t n)
 {
     char canon[EPH_PATH_MAX];
-    if (unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, path) && path_alias(dirfd, path, canon))
-        return readlinkat(AT_FDCWD, canon, buf, n);
-    return r;
+    return again_outside(r, dirfd, path, canon) ? readlinkat(AT_FDCWD, canon, buf, n) : r;
 }
 
 SH_EXPORT ssize_t readlink(const char *path, char *buf, size_t n)
@@ -1147,15 +1155,17 @@ SH_EXPORT int truncate(const char *path, off_t len)
 {
     uint32_t inode, gen;
     int trailing;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)))
-        return ENOENT_FIX(AT_FDCWD, path, REAL(truncate)(path, len));
+    char abs[EPH_PATH_MAX];
+    if (likely(!path_maybe_managed(AT_FDCWD, path))) {
+        int r = ENOENT_FIX(AT_FDCWD, path, REAL(truncate)(path, len));
+        return again_outside(r, AT_FDCWD, path, abs) ? truncate(abs, len) : r;
+    }
     if (!lookup(AT_FDCWD, path, &inode, &gen, &trailing)) {
         int r = ENOENT_FIX(AT_FDCWD, path, REAL(truncate)(path, len));
-        char abs[EPH_PATH_MAX];
         int t;
         if (r == 0 && !sh_busy && path_resolve(AT_FDCWD, path, abs, &t) > 0)
             db_path_changed(abs); /* a counted file on disk */
-        return r;
+        return again_outside(r, AT_FDCWD, path, abs) ? truncate(abs, len) : r;
     }
     if (len < 0)
         return fail(EINVAL);
@@ -1456,8 +1466,9 @@ SH_EXPORT int chmod(const char *path, mode_t mode)
         return d;
     for (int n = 0; names_round(AT_FDCWD, path, 1, &n, &inode, &gen, &r);)
         r = chmod_inode(&sh.inodes[inode], gen, -1, mode);
-    if (r <= MOVED_KERNEL)
-        return (int)dc_after(ENOENT_FIX(AT_FDCWD, path, REAL(chmod)(path, mode)));
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL && again_outside(r = dc_after(ENOENT_FIX(AT_FDCWD, path, REAL(chmod)(path, mode))), AT_FDCWD, path, canon))
+        return chmod(canon, mode);
     return (int)r;
 }
 
@@ -1470,8 +1481,9 @@ SH_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
         return d;
     for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
         r = chmod_inode(&sh.inodes[inode], gen, -1, mode);
-    if (r <= MOVED_KERNEL)
-        return (int)dc_after(ENOENT_FIX(dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags)));
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL && again_outside(r = dc_after(ENOENT_FIX(dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags))), dirfd, path, canon))
+        return fchmodat(AT_FDCWD, canon, mode, flags);
     return (int)r;
 }
 
@@ -1492,8 +1504,10 @@ static int chown_path(const char *path, uid_t u, gid_t g, int follow)
     ssize_t r = MOVED_AGAIN;
     for (int n = 0; names_round(AT_FDCWD, path, follow, &n, &inode, &gen, &r);)
         r = chown_inode(&sh.inodes[inode], gen, -1, u, g);
-    if (r <= MOVED_KERNEL)
-        return (int)dc_after(ENOENT_FIX(AT_FDCWD, path, follow ? REAL(chown)(path, u, g) : REAL(lchown)(path, u, g)));
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL &&
+        again_outside(r = dc_after(ENOENT_FIX(AT_FDCWD, path, follow ? REAL(chown)(path, u, g) : REAL(lchown)(path, u, g))), AT_FDCWD, path, canon))
+        return chown_path(canon, u, g, follow);
     return (int)r;
 }
 
@@ -1511,8 +1525,9 @@ SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
     ssize_t r = MOVED_AGAIN;
     for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
         r = chown_inode(&sh.inodes[inode], gen, -1, u, g);
-    if (r <= MOVED_KERNEL)
-        return (int)dc_after(ENOENT_FIX(dirfd, path, REAL(fchownat)(dirfd, path, u, g, flags)));
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL && again_outside(r = dc_after(ENOENT_FIX(dirfd, path, REAL(fchownat)(dirfd, path, u, g, flags))), dirfd, path, canon))
+        return fchownat(AT_FDCWD, canon, u, g, flags);
     return (int)r;
 }
 
@@ -1624,8 +1639,10 @@ SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2]
     ssize_t r = MOVED_AGAIN;
     for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
         r = utimens_inode(&sh.inodes[inode], gen, -1, ts);
-    if (r <= MOVED_KERNEL)
-        return utimens_disk_done(ENOENT_FIX(dirfd, path, REAL(utimensat)(dirfd, path, ts, flags)), dirfd, path, flags);
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL &&
+        again_outside(r = utimens_disk_done(ENOENT_FIX(dirfd, path, REAL(utimensat)(dirfd, path, ts, flags)), dirfd, path, flags), dirfd, path, canon))
+        return utimensat(AT_FDCWD, canon, ts, flags);
     return (int)r;
 }
 
@@ -1709,16 +1726,12 @@ static int access_impl(int dirfd, const char *path, int amode, int flags)
         /* after the kernel's ENOENT: a name in memory through a symlink outside the roots (path_alias) */
         char canon[EPH_PATH_MAX];
         int r = REAL(faccessat)(dirfd, path, amode, flags);
-        if (unlikely(r < 0) && errno == ENOENT && path_alias(dirfd, path, canon))
-            return access_impl(AT_FDCWD, canon, amode, flags);
-        return r;
+        return again_outside(r, dirfd, path, canon) ? access_impl(AT_FDCWD, canon, amode, flags) : r;
     }
     if ((found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t)) == 0) {
         char canon[EPH_PATH_MAX];
         int r = ENOENT_FIX(dirfd, path, REAL(faccessat)(dirfd, path, amode, flags));
-        if (unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, path) && path_alias(dirfd, path, canon))
-            return access_impl(AT_FDCWD, canon, amode, flags);
-        return r;
+        return again_outside(r, dirfd, path, canon) ? access_impl(AT_FDCWD, canon, amode, flags) : r;
     }
     if (found < 0)
         return fail(ENOENT);
@@ -1898,8 +1911,9 @@ static ssize_t xa_on_path(const char *path, const struct xa *a, int follow)
     ssize_t r = MOVED_AGAIN;
     for (int n = 0; names_round(AT_FDCWD, path, follow, &n, &inode, &gen, &r);)
         r = xa_inode(&sh.inodes[inode], gen, -1, a);
-    if (r <= MOVED_KERNEL)
-        return ENOENT_FIX(AT_FDCWD, path, xa_path(path, a, follow));
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL && again_outside(r = ENOENT_FIX(AT_FDCWD, path, xa_path(path, a, follow)), AT_FDCWD, path, canon))
+        return xa_on_path(canon, a, follow);
     return r;
 }
 

@@ -278,7 +278,8 @@ test('a canonical root used through a symlink outside it: renames and removals a
 // (ENOTDIR) and names missing; then files created through the link (a new one, an append to one in
 // memory, O_EXCL over one, in a directory in memory), directories made through it (a new one, one
 // over a name in memory, one in a directory in memory), and the listings after; names relative
-// to a cwd outside the roots; a FIFO and symlinks made through the link; then a second link
+// to a cwd outside the roots; a FIFO and symlinks made through the link; chmod, chown, utime,
+// truncate and extended attributes through it; then a second link
 // made where a look found nothing, and pointed elsewhere after a look through it (the looks are
 // kept for a second: a symlink made or removed must not be hidden by them). On 5312959 (only
 // removes and moves asked) the reads got ENOENT, the listings missed the names in memory, the
@@ -349,6 +350,15 @@ do('rmdir-vd', lambda: os.rmdir(V + '/vd'))
 do('ls-root', lambda: ls(R))
 do('ls-v-root2', lambda: ls(V))
 do('ls-md', lambda: ls(V + '/md'))
+# attributes changed and read through the link (ls -l reads the extended attributes)
+do('chmod-v', lambda: os.chmod(V + '/md/g', 0o600))
+do('chmod-v-dir', lambda: os.chmod(V + '/md/sub', 0o700))
+do('chown-v', lambda: os.chown(V + '/md/g', os.getuid(), os.getgid()))
+do('utime-v', lambda: os.utime(V + '/md/g', (1000000, 2000000)))
+do('truncate-v', lambda: os.truncate(V + '/c', 7))
+do('listxattr-v', lambda: os.listxattr(V + '/md/g'))
+do('getxattr-v', lambda: os.getxattr(V + '/md/g', 'user.none'))
+do('attrs', lambda: (oct(os.stat(R + '/md/g').st_mode & 0o777), oct(os.stat(R + '/md/sub').st_mode & 0o777), os.stat(R + '/md/g').st_mtime, read(R + '/c')))
 # a link made after a look found its place empty, then pointed elsewhere (the looks are kept)
 base = os.path.dirname(os.path.dirname(V))
 do('late-missing', lambda: read(base + '/late/root/f'))
