@@ -1045,6 +1045,10 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
 {
     if (path_bad_ptr(o) || path_bad_ptr(n)) /* both names are copied in before any lookup */
         return o && n ? fail(EFAULT) : REAL(linkat)(od, o, nd, n, flags);
+    /* through a symlink outside the roots, as rename (made_outside): the source may be in memory */
+    char ca[EPH_PATH_MAX], cb[EPH_PATH_MAX];
+    o = made_outside(&od, o, ca);
+    n = made_outside(&nd, n, cb);
     link_fd_source(od, o, flags);
     uint32_t inode, gen;
     int trailing;

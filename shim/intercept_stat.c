@@ -446,8 +446,13 @@ static int vfs_fd_dir(int fd, char dir[EPH_PATH_MAX])
     SH_EXPORT int fn(const char *path, struct T *b)                            \
     {                                                                          \
         char dir[EPH_PATH_MAX];                                                \
-        if (likely(!path_maybe_managed(AT_FDCWD, path)))                       \
-            return REAL(fn)(path, b);                                          \
+        int r_;                                                                \
+        if (likely(!path_maybe_managed(AT_FDCWD, path))) {                     \
+            r_ = REAL(fn)(path, b);                                            \
+            if (unlikely(r_ < 0) && errno == ENOENT && path_alias(AT_FDCWD, path, dir)) \
+                return fn(dir, b); /* through a symlink outside the roots */   \
+            return r_;                                                         \
+        }                                                                      \
         int m = vfs_mem_dir(AT_FDCWD, path, dir);                              \
         if (m < 0)                                                             \
             return -1;                                                         \
@@ -458,7 +463,10 @@ static int vfs_fd_dir(int fd, char dir[EPH_PATH_MAX])
             }                                                                  \
             return sys.fn(dir, b);                                             \
         }                                                                      \
-        return ENOENT_FIX(AT_FDCWD, path, sys.fn(path, b));                    \
+        r_ = ENOENT_FIX(AT_FDCWD, path, sys.fn(path, b));                      \
+        if (unlikely(r_ < 0) && errno == ENOENT && path_outside(AT_FDCWD, path) && path_alias(AT_FDCWD, path, dir)) \
+            return fn(dir, b);                                                 \
+        return r_;                                                             \
     }
 #define VFS_FD(fn, T, pathfn)                                                  \
     SH_EXPORT int fn(int fd, struct T *b)                                      \

@@ -279,7 +279,7 @@ test('a canonical root used through a symlink outside it: renames and removals a
 // memory, O_EXCL over one, in a directory in memory), directories made through it (a new one, one
 // over a name in memory, one in a directory in memory), and the listings after; names relative
 // to a cwd outside the roots; a FIFO and symlinks made through the link; chmod, chown, utime,
-// truncate and extended attributes through it; then a second link
+// truncate, extended attributes, statvfs, link and chdir through it; then a second link
 // made where a look found nothing, and pointed elsewhere after a look through it (the looks are
 // kept for a second: a symlink made or removed must not be hidden by them). On 5312959 (only
 // removes and moves asked) the reads got ENOENT, the listings missed the names in memory, the
@@ -358,6 +358,11 @@ do('utime-v', lambda: os.utime(V + '/md/g', (1000000, 2000000)))
 do('truncate-v', lambda: os.truncate(V + '/c', 7))
 do('listxattr-v', lambda: os.listxattr(V + '/md/g'))
 do('getxattr-v', lambda: os.getxattr(V + '/md/g', 'user.none'))
+do('statvfs-v', lambda: os.statvfs(V + '/md/g').f_bsize > 0)
+do('link-v', lambda: os.link(V + '/md/g', V + '/md/g2'))
+do('link-nlink', lambda: os.stat(R + '/md/g2').st_nlink)
+do('chdir-v', lambda: os.chdir(V + '/md') or os.path.relpath(os.getcwd(), R))
+os.chdir(R)
 do('attrs', lambda: (oct(os.stat(R + '/md/g').st_mode & 0o777), oct(os.stat(R + '/md/sub').st_mode & 0o777), os.stat(R + '/md/g').st_mtime, read(R + '/c')))
 # a link made after a look found its place empty, then pointed elsewhere (the looks are kept)
 base = os.path.dirname(os.path.dirname(V))
