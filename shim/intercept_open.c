@@ -235,6 +235,25 @@ static int open_disk_create(int dirfd, const char *path, const char *abs, int fl
 
 #define OPEN_AGAIN (-3) /* open_managed_try: the name went to memory meanwhile, look again */
 
+/*
+ * A name outside every root as spelled, which a symlink outside them may lead into one (paths.c,
+ * path_alias).  A create asks first, while anything is in memory: the kernel would make a second
+ * file on disk under a name in memory (one name, two files), or fail in a directory in memory.
+ * Any other open asks only after the kernel's ENOENT, the answer it gives for a name in memory.
+ * managed: the open of the canonical name (open_managed inside a change, open_managed_path).
+ */
+static __attribute__((noinline)) int open_outside(int dirfd, const char *path, int flags, mode_t mode,
+                                                  int (*managed)(int, const char *, int, mode_t))
+{
+    char canon[EPH_PATH_MAX];
+    if ((flags & O_CREAT) && path_alias(dirfd, path, canon))
+        return managed(AT_FDCWD, canon, flags, mode);
+    int fd = open_real(dirfd, path, flags, mode);
+    if (fd < 0 && errno == ENOENT && !(flags & O_CREAT) && path_alias(dirfd, path, canon))
+        return managed(AT_FDCWD, canon, flags, mode);
+    return fd;
+}
+
 static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode, int last);
 
 /* open_disk after nsd_resolve_in: a name in an in-memory directory gets the twins it skipped,
@@ -265,16 +284,8 @@ static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode,
     int rr = sh_busy ? 0
              : dir_ok ? nsd_resolve_dir(dirfd, path, abs, &trailing, &didx, &dgen)
                       : nsd_resolve_in(dirfd, path, abs, &trailing);
-    if (rr == 0 && (path[0] == '/' || dirfd == AT_FDCWD)) {
-        /* maybe managed (from a cwd above a root), but outside as spelled: open_common's look */
-        char canon[EPH_PATH_MAX];
-        if ((flags & O_CREAT) && path_alias(dirfd, path, canon))
-            return open_managed(AT_FDCWD, canon, flags, mode);
-        int fd = open_real(dirfd, path, flags, mode);
-        if (fd < 0 && errno == ENOENT && !(flags & O_CREAT) && path_alias(dirfd, path, canon))
-            return open_managed(AT_FDCWD, canon, flags, mode);
-        return fd;
-    }
+    if (rr == 0 && (path[0] == '/' || dirfd == AT_FDCWD))
+        return open_outside(dirfd, path, flags, mode, open_managed); /* from a cwd above a root */
     if (rr <= 0)
         return open_real(dirfd, path, flags, mode);
     if (rr == 2) {
@@ -417,20 +428,7 @@ static int open_managed_path(int dirfd, const char *path, int flags, mode_t mode
     return ENOENT_FIX(dirfd, path, fd);
 }
 
-/*
- * A name outside every root as spelled, which a symlink outside them may lead into one (paths.c,
- * path_alias).  A create asks first, while anything is in memory: the kernel would make a second
- * file on disk under a name in memory (one name, two files), or fail in a directory in memory.
- * Any other open asks only after the kernel's ENOENT, the answer it gives for a name in memory.
- */
-static __attribute__((noinline)) int open_create_outside(int dirfd, const char *path, int flags, mode_t mode)
-{
-    char canon[EPH_PATH_MAX];
-    if (path_alias(dirfd, path, canon))
-        return open_managed_path(AT_FDCWD, canon, flags, mode);
-    return open_real(dirfd, path, flags, mode);
-}
-
+/* The kernel's ENOENT for a name outside the roots (open_outside, without a second kernel open). */
 static __attribute__((noinline)) int open_enoent_outside(int dirfd, const char *path, int flags, mode_t mode)
 {
     char canon[EPH_PATH_MAX];
@@ -444,7 +442,7 @@ static inline int open_common(int dirfd, const char *path, int flags, mode_t mod
 {
     if (likely(!path_maybe_managed(dirfd, path))) {
         if (flags & O_CREAT)
-            return open_create_outside(dirfd, path, flags, mode);
+            return open_outside(dirfd, path, flags, mode, open_managed_path);
         int fd = open_real(dirfd, path, flags, mode);
         if (likely(fd >= 0) || errno != ENOENT)
             return fd;
