@@ -73,13 +73,16 @@ int dc_stat(const char *dir, struct stat *st)
     return 0;
 }
 
-/* Directories reached by a kernel walk that met no symlink (paths.c, canon_parent),
- * kept under the same rules as the stats above. */
+/* Directories reached by a kernel walk that met no symlink (paths.c, canon_parent), kept under
+ * the same rules as the stats above; and directories spelled through a symlink (paths.c,
+ * path_alias: a root reached through a symlink outside every root) with the kernel's name of each
+ * in real (empty for the first kind).  A symlink on the way re-pointed by a shim goes by an unlink
+ * or a rename, made by a symlink, and all three move the generation. */
 struct dc_canon {
     size_t len; /* 0 = unused */
     uint64_t gen;
     uint64_t stamp;
-    char path[EPH_PATH_MAX];
+    char path[EPH_PATH_MAX], real[EPH_PATH_MAX];
 };
 
 static struct dc_canon dcc[DC_ENTRIES];
@@ -90,7 +93,8 @@ uint64_t dc_generation(void)
     return dc_gen();
 }
 
-int dc_canonical(const char *dir, size_t len)
+/* An entry for dir of the kind asked (alias: real is not empty): 1, real copied when asked. */
+static int canon_find(const char *dir, size_t len, char *real)
 {
     if (!sh.hdr || len >= EPH_PATH_MAX)
         return 0;
@@ -99,15 +103,19 @@ int dc_canonical(const char *dir, size_t len)
     pthread_mutex_lock(&dc_mu);
     for (int i = 0; i < DC_ENTRIES && !hit; i++) {
         struct dc_canon *e = &dcc[i];
-        hit = e->len == len && e->gen == gen && now - e->stamp < DC_TTL_NS && memcmp(e->path, dir, len) == 0;
+        hit = e->len == len && e->gen == gen && now - e->stamp < DC_TTL_NS && memcmp(e->path, dir, len) == 0 &&
+              !e->real[0] == !real;
+        if (hit && real)
+            memcpy(real, e->real, strlen(e->real) + 1);
     }
     pthread_mutex_unlock(&dc_mu);
     return hit;
 }
 
-void dc_canonical_seen(const char *dir, size_t len, uint64_t gen)
+static void canon_put(const char *dir, size_t len, const char *real, uint64_t gen)
 {
-    if (!sh.hdr || len >= EPH_PATH_MAX)
+    size_t rlen = real ? strlen(real) : 0;
+    if (!sh.hdr || len >= EPH_PATH_MAX || rlen >= EPH_PATH_MAX)
         return;
     uint64_t now = sh_lru_ns();
     pthread_mutex_lock(&dc_mu);
@@ -117,56 +125,28 @@ void dc_canonical_seen(const char *dir, size_t len, uint64_t gen)
     e->stamp = now;
     memcpy(e->path, dir, len);
     e->path[len] = 0;
+    memcpy(e->real, real ? real : "", rlen + 1);
     pthread_mutex_unlock(&dc_mu);
 }
 
-/*
- * Directories spelled through a symlink (paths.c, path_alias: a root reached through a symlink
- * outside every root), with the kernel's name of each, under the same rules.  A symlink on the way
- * re-pointed by a shim goes by an unlink or a rename, and both move the generation.
- */
-struct dc_alias {
-    size_t len; /* 0 = unused */
-    uint64_t gen;
-    uint64_t stamp;
-    char path[EPH_PATH_MAX], real[EPH_PATH_MAX];
-};
+int dc_canonical(const char *dir, size_t len)
+{
+    return canon_find(dir, len, NULL);
+}
 
-static struct dc_alias dca[DC_ENTRIES];
-static unsigned dca_next;
+void dc_canonical_seen(const char *dir, size_t len, uint64_t gen)
+{
+    canon_put(dir, len, NULL, gen);
+}
 
 int dc_alias(const char *dir, size_t len, char *real)
 {
-    if (!sh.hdr || len >= EPH_PATH_MAX)
-        return 0;
-    uint64_t gen = dc_gen(), now = sh_lru_ns();
-    int hit = 0;
-    pthread_mutex_lock(&dc_mu);
-    for (int i = 0; i < DC_ENTRIES && !hit; i++) {
-        struct dc_alias *e = &dca[i];
-        hit = e->len == len && e->gen == gen && now - e->stamp < DC_TTL_NS && memcmp(e->path, dir, len) == 0;
-        if (hit)
-            memcpy(real, e->real, strlen(e->real) + 1);
-    }
-    pthread_mutex_unlock(&dc_mu);
-    return hit;
+    return canon_find(dir, len, real);
 }
 
 void dc_alias_seen(const char *dir, size_t len, const char *real, uint64_t gen)
 {
-    size_t rlen = strlen(real);
-    if (!sh.hdr || len >= EPH_PATH_MAX || rlen >= EPH_PATH_MAX)
-        return;
-    uint64_t now = sh_lru_ns();
-    pthread_mutex_lock(&dc_mu);
-    struct dc_alias *e = &dca[dca_next++ % DC_ENTRIES];
-    e->len = len;
-    e->gen = gen;
-    e->stamp = now;
-    memcpy(e->path, dir, len);
-    e->path[len] = 0;
-    memcpy(e->real, real, rlen + 1);
-    pthread_mutex_unlock(&dc_mu);
+    canon_put(dir, len, real, gen);
 }
 
 /*

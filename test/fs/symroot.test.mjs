@@ -14,10 +14,9 @@ import { join } from 'node:path';
 
 import { PYTHON, cleanEnv, describe, ephemeraRun, run, scratch } from './lib/harness.mjs';
 
-// argv: X Y (two spellings of the same root), then the names of the cases to run.
-const SCRIPT = String.raw`
+// The scripts' helpers: each call's result or errno name, one line per call, in `out`.
+const HELPERS = String.raw`
 import errno, os, stat, sys
-X, Y = sys.argv[1], sys.argv[2]
 out = []
 def do(name, fn):
     try:
@@ -25,17 +24,24 @@ def do(name, fn):
         out.append(f'{name} ok' + ('' if r is None else f' {r}'))
     except OSError as e:
         out.append(f'{name} {errno.errorcode[e.errno]}')
-def write(p, data):
-    with open(p, 'wb') as f:
+def write(p, data, mode='wb'):
+    with open(p, mode) as f:
         f.write(data)
 def read(p):
     with open(p, 'rb') as f:
         return f.read().decode()
-def st(p):
-    s = os.stat(p)
+def st(p, follow=True):
+    s = os.stat(p, follow_symlinks=follow)
     return f'dir={int(stat.S_ISDIR(s.st_mode))} nlink={s.st_nlink}' + ('' if stat.S_ISDIR(s.st_mode) else f' size={s.st_size}')
 def ls(p):
     return ' '.join(sorted(os.listdir(p)))
+def scan(p):
+    return ' '.join(sorted(e.name + ('/' if e.is_dir() else '') for e in os.scandir(p)))
+`;
+
+// argv: X Y (two spellings of the same root), then the names of the cases to run.
+const SCRIPT = HELPERS + String.raw`
+X, Y = sys.argv[1], sys.argv[2]
 for a, b, tag in [(X, X, 'xx'), (X, Y, 'xy'), (Y, X, 'yx'), (Y, Y, 'yy')]:
     d = tag + 'd'
     do(f'{tag} mkdir', lambda: os.mkdir(f'{a}/{d}'))
@@ -246,30 +252,40 @@ print(sorted(os.listdir(R + "/e3")), sorted(os.listdir(R)))
 ' "$R" "$V"
 `;
 
-test('a canonical root used through a symlink outside it: renames and removals as on tmpfs, nothing lost', { timeout: 120_000 }, async () => {
+/**
+ * The outside-link layout (base/real/root the root, given canonically; base/l -> real), cmd run
+ * with args(root, via) on a tmpfs laid out the same way and under `ephemera run`: the same output,
+ * the same tree at exit. Returns the shim run's stats.
+ */
+async function outsideAgainstTmpfs(name, cmd, args) {
   const lay = (base) => {
     mkdirSync(join(base, 'real', 'root'), { recursive: true });
     symlinkSync('real', join(base, 'l'));
     return { root: join(base, 'real', 'root'), via: join(base, 'l', 'root') };
   };
-  const ref = mkdtempSync('/dev/shm/ephemera-test-aliasroot-');
+  const ref = mkdtempSync(`/dev/shm/ephemera-test-${name}-`);
   let tmpfs, want;
   try {
     const l = lay(ref);
-    tmpfs = await run('sh', ['-c', OUTSIDE, l.root, l.via, PYTHON], { env: cleanEnv(), cwd: l.root, timeoutMs: 60_000 });
+    tmpfs = await run(cmd, args(l.root, l.via), { env: cleanEnv(), cwd: l.root, timeoutMs: 60_000 });
     want = tree(l.root);
   } finally {
     rmSync(ref, { recursive: true, force: true });
   }
   assert.equal(tmpfs.status, 0, `reference run on tmpfs: ${describe(tmpfs)}`);
-  const sc = scratch('symroot-outside-moves');
+  const sc = scratch(name);
   const l = lay(sc.dir);
-  const shim = await ephemeraRun({ root: l.root, cmd: 'sh', args: ['-c', OUTSIDE, l.root, l.via, PYTHON], statsDir: sc.dir, timeoutMs: 60_000 });
+  const shim = await ephemeraRun({ root: l.root, cmd, args: args(l.root, l.via), statsDir: sc.dir, timeoutMs: 60_000 });
   assert.equal(shim.status, 0, `under the shim: ${describe(shim)}`);
   assert.equal(shim.stdout.toString(), tmpfs.stdout.toString(), 'every call as on tmpfs');
   assert.deepEqual(tree(l.root), want, 'the tree written back at exit is the one tmpfs kept');
-  assert.ok(shim.stats.files_created > 0, `files_created ${shim.stats.files_created}: no file was made in memory`);
   sc.done();
+  return shim.stats;
+}
+
+test('a canonical root used through a symlink outside it: renames and removals as on tmpfs, nothing lost', { timeout: 120_000 }, async () => {
+  const stats = await outsideAgainstTmpfs('symroot-outside-moves', 'sh', (root, via) => ['-c', OUTSIDE, root, via, PYTHON]);
+  assert.ok(stats.files_created > 0, `files_created ${stats.files_created}: no file was made in memory`);
 });
 
 // The same layout, every other call through the outside link (paths.c, path_alias; issue 9): a
@@ -285,29 +301,8 @@ test('a canonical root used through a symlink outside it: renames and removals a
 // removes and moves asked) the reads got ENOENT, the listings missed the names in memory, the
 // appends and creates made disk files beside them or failed in the directory in memory, and mkdir
 // over a name in memory succeeded.
-const LOOKUPS = String.raw`
-import errno, os, stat, sys
+const LOOKUPS = HELPERS + String.raw`
 R, V = sys.argv[1], sys.argv[2]
-out = []
-def do(name, fn):
-    try:
-        r = fn()
-        out.append(f'{name} ok' + ('' if r is None else f' {r}'))
-    except OSError as e:
-        out.append(f'{name} {errno.errorcode[e.errno]}')
-def write(p, data, mode='wb'):
-    with open(p, mode) as f:
-        f.write(data)
-def read(p):
-    with open(p, 'rb') as f:
-        return f.read().decode()
-def st(p, follow=True):
-    s = os.stat(p, follow_symlinks=follow)
-    return f'dir={int(stat.S_ISDIR(s.st_mode))} nlink={s.st_nlink}' + ('' if stat.S_ISDIR(s.st_mode) else f' size={s.st_size}')
-def ls(p):
-    return ' '.join(sorted(os.listdir(p)))
-def scan(p):
-    return ' '.join(sorted(e.name + ('/' if e.is_dir() else '') for e in os.scandir(p)))
 # in memory under the root's own spelling, read through the link
 do('mem-file', lambda: write(R + '/f', b'in memory'))
 do('mem-dir', lambda: os.mkdir(R + '/md'))
@@ -392,28 +387,7 @@ print('\n'.join(out))
 `;
 
 test('a canonical root used through a symlink outside it: opens, stats, listings, creates and mkdirs as on tmpfs', { timeout: 120_000 }, async () => {
-  const lay = (base) => {
-    mkdirSync(join(base, 'real', 'root'), { recursive: true });
-    symlinkSync('real', join(base, 'l'));
-    return { root: join(base, 'real', 'root'), via: join(base, 'l', 'root') };
-  };
-  const ref = mkdtempSync('/dev/shm/ephemera-test-aliasopen-');
-  let tmpfs, want;
-  try {
-    const l = lay(ref);
-    tmpfs = await run(PYTHON, ['-c', LOOKUPS, l.root, l.via], { env: cleanEnv(), cwd: l.root, timeoutMs: 60_000 });
-    want = tree(l.root);
-  } finally {
-    rmSync(ref, { recursive: true, force: true });
-  }
-  assert.equal(tmpfs.status, 0, `reference run on tmpfs: ${describe(tmpfs)}`);
-  const sc = scratch('symroot-outside-lookups');
-  const l = lay(sc.dir);
-  const shim = await ephemeraRun({ root: l.root, cmd: PYTHON, args: ['-c', LOOKUPS, l.root, l.via], statsDir: sc.dir, timeoutMs: 60_000 });
-  assert.equal(shim.status, 0, `under the shim: ${describe(shim)}`);
-  assert.equal(shim.stdout.toString(), tmpfs.stdout.toString(), 'every call as on tmpfs');
-  assert.deepEqual(tree(l.root), want, 'the tree written back at exit is the one tmpfs kept');
-  assert.ok(shim.stats.files_created >= 5, `files_created ${shim.stats.files_created}: the files were not made in memory`);
-  assert.ok(shim.stats.dirs_made_in_memory >= 4, `dirs_made_in_memory ${shim.stats.dirs_made_in_memory}: the directories were not made in memory`);
-  sc.done();
+  const stats = await outsideAgainstTmpfs('symroot-outside-lookups', PYTHON, (root, via) => ['-c', LOOKUPS, root, via]);
+  assert.ok(stats.files_created >= 5, `files_created ${stats.files_created}: the files were not made in memory`);
+  assert.ok(stats.dirs_made_in_memory >= 4, `dirs_made_in_memory ${stats.dirs_made_in_memory}: the directories were not made in memory`);
 });
