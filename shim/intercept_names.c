@@ -427,8 +427,12 @@ again:;
             assume_absent = 0;
             goto again;
         }
+        ndf_after_twin(); /* stand-ins whose directory got its twin meanwhile: on it, which the rename moves */
         if (simple_rpc(EPH_OP_RENAME, a, b, (int)flags, &resp) == 0 && resp.where != EPH_WHERE_DISK) {
             dc_changed();
+            /* In-memory directories may have moved: the stand-in fds learn their new paths now, for
+             * a twin the daemon makes before their next use (an eviction; nsdirfd.c, ndf_path). */
+            ndf_before_twin();
             if (resp.status == -ENOENT)
                 return fail(rename_enoent(a, b));
             if (resp.status < 0)
@@ -461,6 +465,10 @@ again:;
             return fail(EBUSY);
         }
     }
+    /* A stand-in fd whose directory the daemon gave its twin since the fd's last use (the eviction
+     * of a file in it) still knows it by its path: on the twin before the kernel moves it (under the
+     * lock when held, so no twin comes between). */
+    ndf_after_twin();
     int r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np)
                                              : sys.renameat2(od, op, nd, np, flags);
     if (held) {
