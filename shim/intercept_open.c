@@ -160,6 +160,12 @@ static int open_cached(const char *abs, uint32_t inode, uint32_t gen, int flags)
 /* A managed path the kernel opens (on disk): a writer's file has its bytes counted. */
 static int open_disk(int dirfd, const char *path, int flags, mode_t mode)
 {
+    if (unlikely(ft_mdirfd(dirfd)) && path[0] != '/') {
+        /* A stand-in whose directory got its twin since this call named it (the daemon's, for an
+         * eviction): the kernel's open goes to the twin, not to the removed stand-in (ENOENT). */
+        char p[EPH_PATH_MAX];
+        ndf_path(dirfd, p);
+    }
     int fd = open_real(dirfd, path, flags, mode);
     if (fd >= 0 && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
         db_opened(fd);
