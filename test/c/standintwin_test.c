@@ -1,0 +1,163 @@
+/*
+ * A directory fd opened on a directory that lives in memory is a stand-in (shim/nsdirfd.c): it
+ * knows its directory by slot, and by the last path it saw once the daemon gives the directory
+ * its disk twin and drops the slot.  Both ways of losing track of it were seen in the difftest
+ * mdirs-multi-evicting-symroot, seed 744887610 (`creat h3:f2` ENOENT under the shim, tmpfs made
+ * it; 6 runs in 30 on a busy machine):
+ *
+ *   moved:    the daemon gave the directory its twin for another process (there: the eviction of
+ *             a file in it) and then this process renamed an ancestor; the stand-in's last path
+ *             named the old place, where nothing was, and the fd took its directory for removed;
+ *   renamed:  the same the other way round: an ancestor on disk renamed by the daemon, which moves
+ *             the directories in memory below it in the region (there: renameat2 RENAME_EXCHANGE
+ *             of a/c), then the twin before the fd's next use, which looked for it at its path
+ *             before the rename;
+ *   mid-call: the twin came between the open's look at the stand-in and the kernel's open through
+ *             it (there: an eviction; here: the create's own request, which gives the directories
+ *             on its path their twins before it answers "on disk"), and the kernel's open went to
+ *             the removed stand-in (ENOENT).
+ *
+ * Each must create the file in the directory the fd was opened on, as tmpfs does.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "shimmed.h"
+
+/* fd is a stand-in (the removed directory it is opened on), not a disk directory. */
+static int is_standin(int fd)
+{
+    char l[64], t[PATH_MAX];
+    snprintf(l, sizeof l, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(l, t, sizeof t - 1);
+    if (n < 0)
+        return 0;
+    t[n] = '\0';
+    return strstr(t, ".ephemera-standin-") != NULL;
+}
+
+/* Another process (its shim's twin hooks are its own) gives the directories on dir their twins. */
+static int twin_elsewhere(const char *dir)
+{
+    pid_t p = fork();
+    if (p == 0) {
+        char l[PATH_MAX + 32];
+        snprintf(l, sizeof l, "%s/l", dir);
+        /* a symlink is made on disk: the directories on its path get their twins first */
+        _exit(symlink("x", l) == 0 && unlink(l) == 0 ? 0 : 1);
+    }
+    int st = 0;
+    return p > 0 && waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static void moved(const char *root, const char *run)
+{
+    char a[PATH_MAX], c[PATH_MAX + 8], f3[PATH_MAX + 16], b[PATH_MAX], made[PATH_MAX + 32];
+    snprintf(a, sizeof a, "%s/a", root);
+    snprintf(c, sizeof c, "%s/c", a);
+    snprintf(f3, sizeof f3, "%s/f3", c);
+    snprintf(b, sizeof b, "%s/b", root);
+    CHECK(mkdir(a, 0755) == 0 && mkdir(c, 0755) == 0 && mkdir(f3, 0755) == 0, "mkdir a/c/f3: %s", strerror(errno));
+    long long twins = ephd_stat(run, "dir_twins");
+    int fd = open(f3, O_RDONLY | O_DIRECTORY);
+    CHECK(fd >= 0, "open a/c/f3: %s", strerror(errno));
+    if (fd < 0)
+        return;
+    CHECK(is_standin(fd), "a/c/f3 was not in memory: its fd is no stand-in, the test shows nothing");
+    CHECK(twin_elsewhere(f3) == 0, "another process's symlink in a/c/f3 failed");
+    CHECK(ephd_stat(run, "dir_twins") >= twins + 3, "a, a/c and a/c/f3 did not get their twins (%lld twins, %lld before)",
+          ephd_stat(run, "dir_twins"), twins);
+    CHECK(rename(a, b) == 0, "rename a b: %s", strerror(errno));
+    int f = openat(fd, "f2", O_CREAT | O_WRONLY, 0600);
+    CHECK(f >= 0, "moved: creat f2 through the fd of a/c/f3 after its twin and the rename of a: %s (tmpfs: made)",
+          strerror(errno));
+    if (f >= 0)
+        close(f);
+    snprintf(made, sizeof made, "%s/c/f3/f2", b);
+    struct stat st;
+    CHECK(stat(made, &st) == 0 && S_ISREG(st.st_mode), "moved: b/c/f3/f2 is not there: %s", strerror(errno));
+    close(fd);
+}
+
+static void renamed(const char *root, const char *run)
+{
+    char a[PATH_MAX], f3[PATH_MAX + 8], b[PATH_MAX], bf3[PATH_MAX + 8], made[PATH_MAX + 32];
+    snprintf(a, sizeof a, "%s/ra", root);
+    snprintf(f3, sizeof f3, "%s/f3", a);
+    snprintf(b, sizeof b, "%s/rb", root);
+    snprintf(bf3, sizeof bf3, "%s/f3", b);
+    /* ra on disk (its twin), ra/f3 in memory below it */
+    CHECK(mkdir(a, 0755) == 0, "mkdir ra: %s", strerror(errno));
+    CHECK(twin_elsewhere(a) == 0, "another process's symlink in ra failed");
+    CHECK(mkdir(f3, 0755) == 0, "mkdir ra/f3: %s", strerror(errno));
+    long long twins = ephd_stat(run, "dir_twins");
+    int fd = open(f3, O_RDONLY | O_DIRECTORY);
+    CHECK(fd >= 0, "open ra/f3: %s", strerror(errno));
+    if (fd < 0)
+        return;
+    CHECK(is_standin(fd), "ra/f3 was not in memory: its fd is no stand-in, the test shows nothing");
+    CHECK(rename(a, b) == 0, "rename ra rb: %s", strerror(errno));
+    CHECK(ephd_stat(run, "dir_twins") == twins, "the rename of ra gave ra/f3 its twin: it did not move in memory");
+    CHECK(twin_elsewhere(bf3) == 0, "another process's symlink in rb/f3 failed");
+    CHECK(ephd_stat(run, "dir_twins") == twins + 1, "rb/f3 did not get its twin (%lld twins, %lld before)",
+          ephd_stat(run, "dir_twins"), twins);
+    int f = openat(fd, "f2", O_CREAT | O_WRONLY, 0600);
+    CHECK(f >= 0, "renamed: creat f2 through the fd of ra/f3 after the rename of ra and rb/f3's twin: %s (tmpfs: made)",
+          strerror(errno));
+    if (f >= 0)
+        close(f);
+    snprintf(made, sizeof made, "%s/f2", bf3);
+    struct stat st;
+    CHECK(stat(made, &st) == 0 && S_ISREG(st.st_mode), "renamed: rb/f3/f2 is not there: %s", strerror(errno));
+    close(fd);
+}
+
+static void mid_call(const char *root, const char *run)
+{
+    char d[PATH_MAX], made[PATH_MAX + 8];
+    snprintf(d, sizeof d, "%s/m", root);
+    CHECK(mkdir(d, 0755) == 0, "mkdir m: %s", strerror(errno));
+    long long twins = ephd_stat(run, "dir_twins");
+    int fd = open(d, O_RDONLY | O_DIRECTORY);
+    CHECK(fd >= 0, "open m: %s", strerror(errno));
+    if (fd < 0)
+        return;
+    CHECK(is_standin(fd), "m was not in memory: its fd is no stand-in, the test shows nothing");
+    /* The budget is 0: the create asks the daemon, which gives m its twin and answers "on disk". */
+    int f = openat(fd, "f", O_CREAT | O_EXCL | O_RDWR, 0600);
+    CHECK(f >= 0, "mid-call: creat f through the fd of m, m given its twin during the call: %s (tmpfs: made)",
+          strerror(errno));
+    if (f >= 0)
+        close(f);
+    CHECK(ephd_stat(run, "dir_twins") == twins + 1, "m did not get its twin in the call (%lld twins, %lld before)",
+          ephd_stat(run, "dir_twins"), twins);
+    snprintf(made, sizeof made, "%s/f", d);
+    struct stat st;
+    CHECK(stat(made, &st) == 0 && S_ISREG(st.st_mode), "mid-call: m/f is not there: %s", strerror(errno));
+    close(fd);
+}
+
+static int child(const char *root, const char *disk)
+{
+    (void)disk;
+    char run[PATH_MAX];
+    snprintf(run, sizeof run, "%.*s/run", (int)(strrchr(root, '/') - root), root);
+    moved(root, run);
+    renamed(root, run);
+    mid_call(root, run);
+    printf("standintwin_test (shimmed): %d checks, %d failures\n", checks, failures);
+    return failures != 0 || checks == 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *const args[] = {"--budget", "0", NULL};
+    return shimmed_main_args(argc, argv, "standintwin", child, args);
+}
