@@ -57,6 +57,27 @@ static int twin_elsewhere(const char *dir)
     return p > 0 && waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
+/* An fd of the directory dir (in memory): a stand-in, or -1. */
+static int open_standin(const char *dir, const char *name)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    CHECK(fd >= 0, "open %s: %s", name, strerror(errno));
+    CHECK(fd < 0 || is_standin(fd), "%s was not in memory: its fd is no stand-in, the test shows nothing", name);
+    return fd;
+}
+
+/* A create of f through fd, which must make the file at want, as tmpfs does; fd is closed. */
+static void create_through(int fd, const char *f, int flags, const char *want, const char *what)
+{
+    int nf = openat(fd, f, O_CREAT | flags, 0600);
+    CHECK(nf >= 0, "%s: creat %s through the stand-in: %s (tmpfs: made)", what, f, strerror(errno));
+    if (nf >= 0)
+        close(nf);
+    struct stat st;
+    CHECK(stat(want, &st) == 0 && S_ISREG(st.st_mode), "%s: %s is not there: %s", what, want, strerror(errno));
+    close(fd);
+}
+
 static void moved(const char *root, const char *run)
 {
     char a[PATH_MAX], c[PATH_MAX + 8], f3[PATH_MAX + 16], b[PATH_MAX], made[PATH_MAX + 32];
@@ -64,26 +85,17 @@ static void moved(const char *root, const char *run)
     snprintf(c, sizeof c, "%s/c", a);
     snprintf(f3, sizeof f3, "%s/f3", c);
     snprintf(b, sizeof b, "%s/b", root);
+    snprintf(made, sizeof made, "%s/c/f3/f2", b);
     CHECK(mkdir(a, 0755) == 0 && mkdir(c, 0755) == 0 && mkdir(f3, 0755) == 0, "mkdir a/c/f3: %s", strerror(errno));
     long long twins = ephd_stat(run, "dir_twins");
-    int fd = open(f3, O_RDONLY | O_DIRECTORY);
-    CHECK(fd >= 0, "open a/c/f3: %s", strerror(errno));
+    int fd = open_standin(f3, "a/c/f3");
     if (fd < 0)
         return;
-    CHECK(is_standin(fd), "a/c/f3 was not in memory: its fd is no stand-in, the test shows nothing");
     CHECK(twin_elsewhere(f3) == 0, "another process's symlink in a/c/f3 failed");
     CHECK(ephd_stat(run, "dir_twins") >= twins + 3, "a, a/c and a/c/f3 did not get their twins (%lld twins, %lld before)",
           ephd_stat(run, "dir_twins"), twins);
     CHECK(rename(a, b) == 0, "rename a b: %s", strerror(errno));
-    int f = openat(fd, "f2", O_CREAT | O_WRONLY, 0600);
-    CHECK(f >= 0, "moved: creat f2 through the fd of a/c/f3 after its twin and the rename of a: %s (tmpfs: made)",
-          strerror(errno));
-    if (f >= 0)
-        close(f);
-    snprintf(made, sizeof made, "%s/c/f3/f2", b);
-    struct stat st;
-    CHECK(stat(made, &st) == 0 && S_ISREG(st.st_mode), "moved: b/c/f3/f2 is not there: %s", strerror(errno));
-    close(fd);
+    create_through(fd, "f2", O_WRONLY, made, "moved (a/c/f3 twinned by another process, then a renamed)");
 }
 
 static void renamed(const char *root, const char *run)
@@ -93,55 +105,37 @@ static void renamed(const char *root, const char *run)
     snprintf(f3, sizeof f3, "%s/f3", a);
     snprintf(b, sizeof b, "%s/rb", root);
     snprintf(bf3, sizeof bf3, "%s/f3", b);
+    snprintf(made, sizeof made, "%s/f2", bf3);
     /* ra on disk (its twin), ra/f3 in memory below it */
     CHECK(mkdir(a, 0755) == 0, "mkdir ra: %s", strerror(errno));
     CHECK(twin_elsewhere(a) == 0, "another process's symlink in ra failed");
     CHECK(mkdir(f3, 0755) == 0, "mkdir ra/f3: %s", strerror(errno));
     long long twins = ephd_stat(run, "dir_twins");
-    int fd = open(f3, O_RDONLY | O_DIRECTORY);
-    CHECK(fd >= 0, "open ra/f3: %s", strerror(errno));
+    int fd = open_standin(f3, "ra/f3");
     if (fd < 0)
         return;
-    CHECK(is_standin(fd), "ra/f3 was not in memory: its fd is no stand-in, the test shows nothing");
     CHECK(rename(a, b) == 0, "rename ra rb: %s", strerror(errno));
     CHECK(ephd_stat(run, "dir_twins") == twins, "the rename of ra gave ra/f3 its twin: it did not move in memory");
     CHECK(twin_elsewhere(bf3) == 0, "another process's symlink in rb/f3 failed");
     CHECK(ephd_stat(run, "dir_twins") == twins + 1, "rb/f3 did not get its twin (%lld twins, %lld before)",
           ephd_stat(run, "dir_twins"), twins);
-    int f = openat(fd, "f2", O_CREAT | O_WRONLY, 0600);
-    CHECK(f >= 0, "renamed: creat f2 through the fd of ra/f3 after the rename of ra and rb/f3's twin: %s (tmpfs: made)",
-          strerror(errno));
-    if (f >= 0)
-        close(f);
-    snprintf(made, sizeof made, "%s/f2", bf3);
-    struct stat st;
-    CHECK(stat(made, &st) == 0 && S_ISREG(st.st_mode), "renamed: rb/f3/f2 is not there: %s", strerror(errno));
-    close(fd);
+    create_through(fd, "f2", O_WRONLY, made, "renamed (ra renamed, then rb/f3 twinned by another process)");
 }
 
 static void mid_call(const char *root, const char *run)
 {
     char d[PATH_MAX], made[PATH_MAX + 8];
     snprintf(d, sizeof d, "%s/m", root);
+    snprintf(made, sizeof made, "%s/f", d);
     CHECK(mkdir(d, 0755) == 0, "mkdir m: %s", strerror(errno));
     long long twins = ephd_stat(run, "dir_twins");
-    int fd = open(d, O_RDONLY | O_DIRECTORY);
-    CHECK(fd >= 0, "open m: %s", strerror(errno));
+    int fd = open_standin(d, "m");
     if (fd < 0)
         return;
-    CHECK(is_standin(fd), "m was not in memory: its fd is no stand-in, the test shows nothing");
     /* The budget is 0: the create asks the daemon, which gives m its twin and answers "on disk". */
-    int f = openat(fd, "f", O_CREAT | O_EXCL | O_RDWR, 0600);
-    CHECK(f >= 0, "mid-call: creat f through the fd of m, m given its twin during the call: %s (tmpfs: made)",
-          strerror(errno));
-    if (f >= 0)
-        close(f);
+    create_through(fd, "f", O_EXCL | O_RDWR, made, "mid-call (m twinned by the create's own request)");
     CHECK(ephd_stat(run, "dir_twins") == twins + 1, "m did not get its twin in the call (%lld twins, %lld before)",
           ephd_stat(run, "dir_twins"), twins);
-    snprintf(made, sizeof made, "%s/f", d);
-    struct stat st;
-    CHECK(stat(made, &st) == 0 && S_ISREG(st.st_mode), "mid-call: m/f is not there: %s", strerror(errno));
-    close(fd);
 }
 
 static int child(const char *root, const char *disk)
