@@ -200,6 +200,16 @@ static int unlink_impl(int dirfd, const char *path, int flags)
 }
 
 /*
+ * After the kernel's ENOENT for a name outside every root as spelled: 1 with canon its canonical
+ * name when a symlink outside the roots leads under one (paths.c, path_alias), for the by-path
+ * calls to make again as managed ones (a name in memory is one the kernel never heard of).
+ */
+static int again_outside(long r, int dirfd, const char *path, char canon[EPH_PATH_MAX])
+{
+    return unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, path) && path_alias(dirfd, path, canon);
+}
+
+/*
  * A name outside every root as spelled, which a symlink outside them may lead into one (paths.c,
  * path_alias): a directory is looked up before the kernel removes it (it may hold names only in
  * memory), a file name only after the kernel's ENOENT (it may be in memory).  With nothing in
@@ -211,8 +221,8 @@ static int unlink_outside(int dirfd, const char *path, int flags)
     if ((flags & AT_REMOVEDIR) && unlikely(path_alias(dirfd, path, canon)))
         return unlink_impl(AT_FDCWD, canon, flags);
     int r = REAL(unlinkat)(dirfd, path, flags);
-    if (flags & AT_REMOVEDIR)
-        return (int)dc_after(r);
+    if ((flags & AT_REMOVEDIR) || r == 0)
+        return (int)dc_after(r); /* a directory, or a symlink the dircache's aliases may go through */
     if (unlikely(r < 0 && errno == ENOENT) && path_alias(dirfd, path, canon))
         return unlink_impl(AT_FDCWD, canon, flags);
     return r;
@@ -548,8 +558,12 @@ again:;
             assume_absent = 0;
             goto again;
         }
+        ndf_after_twin(); /* stand-ins whose directory got its twin meanwhile: on it, which the rename moves */
         if (simple_rpc(EPH_OP_RENAME, a, b, (int)flags, &resp) == 0 && resp.where != EPH_WHERE_DISK) {
             dc_changed();
+            /* In-memory directories may have moved: the stand-in fds learn their new paths now, for
+             * a twin the daemon makes before their next use (an eviction; nsdirfd.c, ndf_path). */
+            ndf_before_twin();
             if (resp.status == -ENOENT)
                 return fail(rename_enoent(a, b));
             if (resp.status < 0)
@@ -582,6 +596,10 @@ again:;
             return fail(EBUSY);
         }
     }
+    /* A stand-in fd whose directory the daemon gave its twin since the fd's last use (the eviction
+     * of a file in it) still knows it by its path: on the twin before the kernel moves it (under the
+     * lock when held, so no twin comes between). */
+    ndf_after_twin();
     /* A stand-in dirfd whose directory got its twin from someone else (the daemon's RENAME
      * above, another process): nsd_resolved found nothing left to twin, so the stand-in, a
      * removed directory, would reach the kernel (EXDEV, difftest seed 548040001). */
@@ -729,29 +747,45 @@ static int make_name(enum make_kind kind, int dirfd, const char *path, mode_t mo
     return ENOENT_FIX(dirfd, path, make_locked(kind, dirfd, path, mode, target, managed ? abs : NULL));
 }
 
-SH_EXPORT int mkdir(const char *path, mode_t mode)
+/*
+ * A name outside every root as spelled that a symlink outside them leads into one (paths.c,
+ * path_alias), for the calls that make a name: while anything is in memory, its canonical name,
+ * so that the managed call finds a name in memory there (EEXIST) and counts a symlink it makes.
+ */
+static const char *made_outside(int *dirfd, const char *path, char canon[EPH_PATH_MAX])
 {
-    char abs[EPH_PATH_MAX];
-    int d = nsd_mkdir(AT_FDCWD, path, mode, abs);
-    if (d != -2)
-        return made_mdir(d, abs);
-    return made_dir(AT_FDCWD, path, make_name(MAKE_DIR, AT_FDCWD, path, mode, NULL));
+    if (!path_outside(*dirfd, path) || !path_alias(*dirfd, path, canon))
+        return path;
+    *dirfd = AT_FDCWD;
+    return canon;
 }
 
+SH_EXPORT int mkdir(const char *path, mode_t mode)
+{
+    return mkdirat(AT_FDCWD, path, mode);
+}
+
+/* Through a symlink outside the roots (made_outside): a directory made on disk under a name in
+ * memory would hide it, and in a directory in memory the kernel finds no parent. */
 SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 {
-    char abs[EPH_PATH_MAX];
-    int d = nsd_mkdir(dirfd, path, mode, abs);
+    char abs[EPH_PATH_MAX], made[EPH_PATH_MAX];
+    path = made_outside(&dirfd, path, abs);
+    int d = nsd_mkdir(dirfd, path, mode, made);
     if (d != -2)
-        return made_mdir(d, abs);
+        return made_mdir(d, made);
     return made_dir(dirfd, path, make_name(MAKE_DIR, dirfd, path, mode, NULL));
 }
 
 static int symlink_impl(const char *target, int dirfd, const char *path)
 {
+    char canon[EPH_PATH_MAX];
+    path = made_outside(&dirfd, path, canon);
     int counted = nsd_symlink(dirfd, path);
     int r = make_name(MAKE_SYMLINK, dirfd, path, 0, target);
     nsd_symlink_done(counted, r);
+    if (r == 0)
+        dc_changed(); /* a walk the dircache holds (paths.c, path_alias) may meet it now */
     return r;
 }
 
@@ -770,6 +804,8 @@ SH_EXPORT int symlinkat(const char *target, int dirfd, const char *path) { retur
 static int node_at(int dirfd, const char *path, mode_t mode, dev_t dev)
 {
     /* under ns_lock after a fresh look, as mkdir and symlink (make_name: branch hidename) */
+    char canon[EPH_PATH_MAX];
+    path = made_outside(&dirfd, path, canon);
     return make_name(MAKE_NODE, dirfd, path, mode, (const char *)(const void *)&dev);
 }
 
@@ -844,12 +880,20 @@ static int readlink_mem_errno(int dirfd, const char *path)
     return trailing ? ENOTDIR : EINVAL;
 }
 
+/* The kernel's ENOENT for a name outside the roots as spelled: one in memory through a symlink
+ * outside them (path_alias) is answered as the managed name. */
+static ssize_t readlink_outside(ssize_t r, int dirfd, const char *path, char *buf, size_t n)
+{
+    char canon[EPH_PATH_MAX];
+    return again_outside(r, dirfd, path, canon) ? readlinkat(AT_FDCWD, canon, buf, n) : r;
+}
+
 SH_EXPORT ssize_t readlink(const char *path, char *buf, size_t n)
 {
     int e = readlink_mem_errno(AT_FDCWD, path);
     if (e)
         return fail(e);
-    return ENOENT_FIX(AT_FDCWD, path, REAL(readlink)(path, buf, n));
+    return readlink_outside(ENOENT_FIX(AT_FDCWD, path, REAL(readlink)(path, buf, n)), AT_FDCWD, path, buf, n);
 }
 
 SH_EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t n)
@@ -857,7 +901,7 @@ SH_EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t n)
     int e = readlink_mem_errno(dirfd, path);
     if (e)
         return fail(e);
-    return ENOENT_FIX(dirfd, path, REAL(readlinkat)(dirfd, path, buf, n));
+    return readlink_outside(ENOENT_FIX(dirfd, path, REAL(readlinkat)(dirfd, path, buf, n)), dirfd, path, buf, n);
 }
 
 /*
@@ -1159,6 +1203,10 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
 {
     if (path_bad_ptr(o) || path_bad_ptr(n)) /* both names are copied in before any lookup */
         return o && n ? fail(EFAULT) : REAL(linkat)(od, o, nd, n, flags);
+    /* through a symlink outside the roots, as rename (made_outside): the source may be in memory */
+    char ca[EPH_PATH_MAX], cb[EPH_PATH_MAX];
+    o = made_outside(&od, o, ca);
+    n = made_outside(&nd, n, cb);
     link_fd_source(od, o, flags);
     uint32_t inode, gen;
     int trailing;
@@ -1264,15 +1312,17 @@ SH_EXPORT int truncate(const char *path, off_t len)
 {
     uint32_t inode, gen;
     int trailing;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)))
-        return ENOENT_FIX(AT_FDCWD, path, REAL(truncate)(path, len));
+    char abs[EPH_PATH_MAX];
+    if (likely(!path_maybe_managed(AT_FDCWD, path))) {
+        int r = ENOENT_FIX(AT_FDCWD, path, REAL(truncate)(path, len));
+        return again_outside(r, AT_FDCWD, path, abs) ? truncate(abs, len) : r;
+    }
     if (!lookup(AT_FDCWD, path, &inode, &gen, &trailing)) {
         int r = ENOENT_FIX(AT_FDCWD, path, REAL(truncate)(path, len));
-        char abs[EPH_PATH_MAX];
         int t;
         if (r == 0 && !sh_busy && path_resolve(AT_FDCWD, path, abs, &t) > 0)
             db_path_changed(abs); /* a counted file on disk */
-        return r;
+        return again_outside(r, AT_FDCWD, path, abs) ? truncate(abs, len) : r;
     }
     if (len < 0)
         return fail(EINVAL);
@@ -1573,8 +1623,9 @@ SH_EXPORT int chmod(const char *path, mode_t mode)
         return d;
     for (int n = 0; names_round(AT_FDCWD, path, 1, &n, &inode, &gen, &r);)
         r = chmod_inode(&sh.inodes[inode], gen, -1, mode);
-    if (r <= MOVED_KERNEL)
-        return (int)dc_after(ENOENT_FIX(AT_FDCWD, path, REAL(chmod)(path, mode)));
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL && again_outside(r = dc_after(ENOENT_FIX(AT_FDCWD, path, REAL(chmod)(path, mode))), AT_FDCWD, path, canon))
+        return chmod(canon, mode);
     return (int)r;
 }
 
@@ -1589,8 +1640,9 @@ SH_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
         return d;
     for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
         r = chmod_inode(&sh.inodes[inode], gen, -1, mode);
-    if (r <= MOVED_KERNEL)
-        return (int)dc_after(ENOENT_FIX(dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags)));
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL && again_outside(r = dc_after(ENOENT_FIX(dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags))), dirfd, path, canon))
+        return fchmodat(AT_FDCWD, canon, mode, flags);
     return (int)r;
 }
 
@@ -1653,8 +1705,10 @@ static int chown_path(const char *path, uid_t u, gid_t g, int follow)
     ssize_t r = MOVED_AGAIN;
     for (int n = 0; names_round(AT_FDCWD, path, follow, &n, &inode, &gen, &r);)
         r = chown_inode(&sh.inodes[inode], gen, -1, u, g);
-    if (r <= MOVED_KERNEL)
-        return (int)dc_after(ENOENT_FIX(AT_FDCWD, path, follow ? REAL(chown)(path, u, g) : REAL(lchown)(path, u, g)));
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL &&
+        again_outside(r = dc_after(ENOENT_FIX(AT_FDCWD, path, follow ? REAL(chown)(path, u, g) : REAL(lchown)(path, u, g))), AT_FDCWD, path, canon))
+        return chown_path(canon, u, g, follow);
     return (int)r;
 }
 
@@ -1676,8 +1730,9 @@ SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
     ssize_t r = MOVED_AGAIN;
     for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
         r = chown_inode(&sh.inodes[inode], gen, -1, u, g);
-    if (r <= MOVED_KERNEL)
-        return (int)dc_after(ENOENT_FIX(dirfd, path, REAL(fchownat)(dirfd, path, u, g, flags)));
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL && again_outside(r = dc_after(ENOENT_FIX(dirfd, path, REAL(fchownat)(dirfd, path, u, g, flags))), dirfd, path, canon))
+        return fchownat(AT_FDCWD, canon, u, g, flags);
     return (int)r;
 }
 
@@ -1794,8 +1849,10 @@ SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2]
     ssize_t r = MOVED_AGAIN;
     for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
         r = utimens_inode(&sh.inodes[inode], gen, -1, ts);
-    if (r <= MOVED_KERNEL)
-        return utimens_disk_done(ENOENT_FIX(dirfd, path, REAL(utimensat)(dirfd, path, ts, flags)), dirfd, path, flags);
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL &&
+        again_outside(r = utimens_disk_done(ENOENT_FIX(dirfd, path, REAL(utimensat)(dirfd, path, ts, flags)), dirfd, path, flags), dirfd, path, canon))
+        return utimensat(AT_FDCWD, canon, ts, flags);
     return (int)r;
 }
 
@@ -1900,9 +1957,17 @@ static int access_impl(int dirfd, const char *path, int amode, int flags)
     int t = 0, found = 0, d;
     if (path_maybe_managed(dirfd, path) && access_mdir(dirfd, path, amode, flags, &d))
         return d;
-    if (likely(!path_maybe_managed(dirfd, path)) ||
-        (found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t)) == 0)
-        return ENOENT_FIX(dirfd, path, REAL(faccessat)(dirfd, path, amode, flags));
+    if (likely(!path_maybe_managed(dirfd, path))) {
+        /* after the kernel's ENOENT: a name in memory through a symlink outside the roots (path_alias) */
+        char canon[EPH_PATH_MAX];
+        int r = REAL(faccessat)(dirfd, path, amode, flags);
+        return again_outside(r, dirfd, path, canon) ? access_impl(AT_FDCWD, canon, amode, flags) : r;
+    }
+    if ((found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t)) == 0) {
+        char canon[EPH_PATH_MAX];
+        int r = ENOENT_FIX(dirfd, path, REAL(faccessat)(dirfd, path, amode, flags));
+        return again_outside(r, dirfd, path, canon) ? access_impl(AT_FDCWD, canon, amode, flags) : r;
+    }
     if (found < 0)
         return fail(ENOENT);
     if (t)
@@ -2081,8 +2146,9 @@ static ssize_t xa_on_path(const char *path, const struct xa *a, int follow)
     ssize_t r = MOVED_AGAIN;
     for (int n = 0; names_round(AT_FDCWD, path, follow, &n, &inode, &gen, &r);)
         r = xa_inode(&sh.inodes[inode], gen, -1, a);
-    if (r <= MOVED_KERNEL)
-        return ENOENT_FIX(AT_FDCWD, path, xa_path(path, a, follow));
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL && again_outside(r = ENOENT_FIX(AT_FDCWD, path, xa_path(path, a, follow)), AT_FDCWD, path, canon))
+        return xa_on_path(canon, a, follow);
     return r;
 }
 
