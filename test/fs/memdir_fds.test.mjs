@@ -154,6 +154,8 @@ test('a disk file renamed into a directory in memory through its stand-in fd, as
   assert.equal(r.status, 0, describe(r));
   assert.equal(String(r.stdout), want, 'under the shim');
   assert.ok(r.stats.dirs_made_in_memory >= 1, `d was not made in memory (dirs_made_in_memory ${r.stats.dirs_made_in_memory})`);
+});
+
 test('tar x and tar cz of a tree as root make no disk twin, and the archive holds every file', { timeout: 60_000 }, async (t) => {
   // Before branch dirtwin (main 5312959): tar x gave each directory its twin at its last pass
   // (fchownat, fchmodat and utimensat with AT_SYMLINK_NOFOLLOW), and a file's open gave the
