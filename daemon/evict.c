@@ -619,6 +619,17 @@ static int evict_open_dest(struct evict_job *j)
     if (in->path[0]) {
         evict_dir_of(in->path, j->tmp, sizeof j->tmp);
         j->dfd = dsys.open(j->tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (j->dfd < 0 && (errno == ENOENT || errno == ENOTDIR) && nsl_enter() == 0) {
+            /* The path was read without the namespace lock: a shim's rename of a directory above
+             * the file (on disk, or in memory, shim/nsdir.c) may have moved it and its names since.
+             * Under the lock the name is current; only a directory gone under it is really gone
+             * (memdir_rename's race lost files: "keeping it anonymous" under a renamed parent). */
+            evict_dir_of(in->path, j->tmp, sizeof j->tmp);
+            j->dfd = in->path[0] ? dsys.open(j->tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600) : -1;
+            int e = errno;
+            nsl_exit();
+            errno = j->dfd < 0 && !in->path[0] ? ENOENT : e;
+        }
         if (j->dfd >= 0) {
             j->unnamed = 1;
             j->tmp[0] = 0;

@@ -104,13 +104,16 @@ int dc_stat(const char *dir, struct stat *st)
     return 0;
 }
 
-/* Directories reached by a kernel walk that met no symlink (paths.c, canon_parent),
- * kept under the same rules as the stats above. */
+/* Directories reached by a kernel walk that met no symlink (paths.c, canon_parent), kept under
+ * the same rules as the stats above; and directories spelled through a symlink (paths.c,
+ * path_alias: a root reached through a symlink outside every root) with the kernel's name of each
+ * in real (empty for the first kind).  A symlink on the way re-pointed by a shim goes by an unlink
+ * or a rename, made by a symlink, and all three move the generation. */
 struct dc_canon {
     size_t len; /* 0 = unused */
     uint64_t gen;
     uint64_t stamp;
-    char path[EPH_PATH_MAX];
+    char path[EPH_PATH_MAX], real[EPH_PATH_MAX];
 };
 
 static struct dc_canon dcc[DC_ENTRIES];
@@ -121,7 +124,8 @@ uint64_t dc_generation(void)
     return dc_gen();
 }
 
-int dc_canonical(const char *dir, size_t len)
+/* An entry for dir of the kind asked (alias: real is not empty): 1, real copied when asked. */
+static int canon_find(const char *dir, size_t len, char *real)
 {
     if (!sh.hdr || len >= EPH_PATH_MAX)
         return 0;
@@ -130,15 +134,19 @@ int dc_canonical(const char *dir, size_t len)
     pthread_mutex_lock(&dc_mu);
     for (int i = 0; i < DC_ENTRIES && !hit; i++) {
         struct dc_canon *e = &dcc[i];
-        hit = e->len == len && e->gen == gen && now - e->stamp < DC_TTL_NS && memcmp(e->path, dir, len) == 0;
+        hit = e->len == len && e->gen == gen && now - e->stamp < DC_TTL_NS && memcmp(e->path, dir, len) == 0 &&
+              !e->real[0] == !real;
+        if (hit && real)
+            memcpy(real, e->real, strlen(e->real) + 1);
     }
     pthread_mutex_unlock(&dc_mu);
     return hit;
 }
 
-void dc_canonical_seen(const char *dir, size_t len, uint64_t gen)
+static void canon_put(const char *dir, size_t len, const char *real, uint64_t gen)
 {
-    if (!sh.hdr || len >= EPH_PATH_MAX)
+    size_t rlen = real ? strlen(real) : 0;
+    if (!sh.hdr || len >= EPH_PATH_MAX || rlen >= EPH_PATH_MAX)
         return;
     uint64_t now = sh_lru_ns();
     pthread_mutex_lock(&dc_mu);
@@ -148,7 +156,28 @@ void dc_canonical_seen(const char *dir, size_t len, uint64_t gen)
     e->stamp = now;
     memcpy(e->path, dir, len);
     e->path[len] = 0;
+    memcpy(e->real, real ? real : "", rlen + 1);
     pthread_mutex_unlock(&dc_mu);
+}
+
+int dc_canonical(const char *dir, size_t len)
+{
+    return canon_find(dir, len, NULL);
+}
+
+void dc_canonical_seen(const char *dir, size_t len, uint64_t gen)
+{
+    canon_put(dir, len, NULL, gen);
+}
+
+int dc_alias(const char *dir, size_t len, char *real)
+{
+    return canon_find(dir, len, real);
+}
+
+void dc_alias_seen(const char *dir, size_t len, const char *real, uint64_t gen)
+{
+    canon_put(dir, len, real, gen);
 }
 
 /*

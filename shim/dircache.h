@@ -21,12 +21,17 @@
  * recently: 0, or -1 with errno. */
 int dc_stat(const char *dir, struct stat *st);
 /* The first len bytes of dir name a directory that a kernel walk reached
- * without meeting a symlink, recently and with no change since (1), or not
- * known (0).  dc_canonical_seen records one, with the generation read
+ * without meeting a symlink (paths.c's path_alias also keeps one whose walk
+ * ended at a missing name before any symlink), recently and with no change
+ * since (1), or not known (0).  dc_canonical_seen records one, with the generation read
  * (dc_generation) before that walk, so that a change racing it is not kept. */
 int dc_canonical(const char *dir, size_t len);
 uint64_t dc_generation(void);
 void dc_canonical_seen(const char *dir, size_t len, uint64_t gen);
+/* The first len bytes of dir spell a directory through a symlink: its kernel name into real (1), seen
+ * recently with no change since, or not known (0).  dc_alias_seen records one, as dc_canonical_seen. */
+int dc_alias(const char *dir, size_t len, char *real); /* real: EPH_PATH_MAX bytes */
+void dc_alias_seen(const char *dir, size_t len, const char *real, uint64_t gen);
 /* The absolute path /proc/self/fd gives for fd (out: n >= EPH_PATH_MAX bytes for the cache):
  * 0, or -1 (no such fd, or a name that is not a path).  A directory fd named recently, with
  * no change since and still the same directory (fstat), is answered from the cache. */

@@ -228,12 +228,29 @@ static DIR *wrap_standin(int fd, int fresh_fd)
     return wrap(real, abs);
 }
 
+/*
+ * A name outside every root as spelled, which a symlink outside them may lead into one (paths.c):
+ * while anything is in memory, a directory the kernel opened is named by its fd, and one under a
+ * root lists the names in memory after the kernel's, as the managed stream does; one the kernel
+ * did not find may be a directory in memory, opened by its canonical name.
+ */
+static __attribute__((noinline)) DIR *opendir_outside(const char *path)
+{
+    char abs[EPH_PATH_MAX];
+    DIR *real = REAL(opendir)(path);
+    if (!real)
+        return errno == ENOENT && path_alias(AT_FDCWD, path, abs) ? opendir(abs) : NULL;
+    if (!sh_busy && path_alias_dir(sys.dirfd(real), AT_FDCWD, path, abs) && sh_attach() == 0)
+        return wrap(real, abs);
+    return real;
+}
+
 SH_EXPORT DIR *opendir(const char *path)
 {
     char abs[EPH_PATH_MAX];
     int t;
     if (likely(!path_maybe_managed(AT_FDCWD, path)))
-        return REAL(opendir)(path);
+        return opendir_outside(path);
     if (!sh_busy && ndf_on() && sh_attach() == 0) {
         int fd = ndf_open_path(AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
         if (fd >= 0) {
@@ -246,6 +263,8 @@ SH_EXPORT DIR *opendir(const char *path)
             return d;
         }
     }
+    if (!sh_busy && path_outside(AT_FDCWD, path))
+        return opendir_outside(path); /* from a cwd above a root, a relative name outside them */
     if (sh_busy || path_resolve(AT_FDCWD, path, abs, &t) <= 0 || sh_attach() < 0) {
         DIR *d = REAL(opendir)(path);
         if (!d && errno == ENOENT)

@@ -200,6 +200,16 @@ static int unlink_impl(int dirfd, const char *path, int flags)
 }
 
 /*
+ * After the kernel's ENOENT for a name outside every root as spelled: 1 with canon its canonical
+ * name when a symlink outside the roots leads under one (paths.c, path_alias), for the by-path
+ * calls to make again as managed ones (a name in memory is one the kernel never heard of).
+ */
+static int again_outside(long r, int dirfd, const char *path, char canon[EPH_PATH_MAX])
+{
+    return unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, path) && path_alias(dirfd, path, canon);
+}
+
+/*
  * A name outside every root as spelled, which a symlink outside them may lead into one (paths.c,
  * path_alias): a directory is looked up before the kernel removes it (it may hold names only in
  * memory), a file name only after the kernel's ENOENT (it may be in memory).  With nothing in
@@ -211,8 +221,8 @@ static int unlink_outside(int dirfd, const char *path, int flags)
     if ((flags & AT_REMOVEDIR) && unlikely(path_alias(dirfd, path, canon)))
         return unlink_impl(AT_FDCWD, canon, flags);
     int r = REAL(unlinkat)(dirfd, path, flags);
-    if (flags & AT_REMOVEDIR)
-        return (int)dc_after(r);
+    if ((flags & AT_REMOVEDIR) || r == 0)
+        return (int)dc_after(r); /* a directory, or a symlink the dircache's aliases may go through */
     if (unlikely(r < 0 && errno == ENOENT) && path_alias(dirfd, path, canon))
         return unlink_impl(AT_FDCWD, canon, flags);
     return r;
@@ -291,7 +301,14 @@ static int rename_may(const char *a, const char *b, uid_t src_owner, int src_dir
     if (n < sizeof dir) {
         memcpy(dir, a, n);
         dir[n] = '\0';
-        if (dc_stat(dir, &ds) == 0 && (ds.st_mode & S_ISVTX) && ds.st_uid != me && src_owner != me)
+        /* (a directory in memory: its slot's mode and owner) */
+        uint32_t dg;
+        int di = nsd_dir_slot(dir, &dg);
+        if (di >= 0) {
+            ds.st_mode = sh.inodes[di].mode;
+            ds.st_uid = sh.inodes[di].uid;
+        }
+        if ((di >= 0 || dc_stat(dir, &ds) == 0) && (ds.st_mode & S_ISVTX) && ds.st_uid != me && src_owner != me)
             return EPERM;
     }
     if (!nsv_parent_allows(b, W_OK | X_OK))
@@ -313,6 +330,114 @@ static int renamed(const char *a, const char *b)
     if (ino_on())
         ino_renamed(a, b);
     return 0;
+}
+
+/*
+ * A rename whose source is a directory in memory, in memory (nsd_rename_dir): the kernel's checks
+ * in its order (do_renameat2, then vfs_rename), on the region's answers, with no twin.  0, -1 with
+ * errno, or -2: not a case for it (the rename goes on as before: twins, then the kernel's or
+ * the daemon's rename).  RENAME_EXCHANGE, "..", and a name on disk where b goes are such cases.
+ */
+static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsigned flags, char a[EPH_PATH_MAX],
+                            char b[EPH_PATH_MAX])
+{
+    int ta, tb;
+    uint32_t sg, tg = 0, fi, fg;
+    if ((flags & ~(unsigned)RENAME_NOREPLACE) || !nsd_files_in_memory() || pn_has_dotdot(op) || pn_has_dotdot(np) ||
+        sh_attach() < 0 || !atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed) ||
+        atomic_load_explicit(&sh.hdr->mdirs_off, memory_order_relaxed))
+        return -2; /* (a symlink under a root: lexical names may not be the kernel's) */
+    if (nsd_resolve(od, op, a, &ta) <= 0 || nsd_resolve(nd, np, b, &tb) <= 0 || path_is_root(a) || path_is_root(b))
+        return -2;
+    int s = nsd_dir_slot(a, &sg);
+    if (s == -1 && nsd_dir_slot(b, &tg) >= 0 && nsv_lookup(a, &fi, &fg) == 0) {
+        /* A file in memory onto a directory in memory: the kernel's answer, never a success (its
+         * EISDIR comes after the walk, the flags and the permission checks), with no twin of b. */
+        int we = nsv_walk_error(a);
+        if (we == 0)
+            we = nsv_walk_error(b);
+        if (we < 0)
+            return fail(-we);
+        if (flags & RENAME_NOREPLACE)
+            return fail(EEXIST);
+        if (ta)
+            return fail(ENOTDIR);
+        int pe = rename_may(a, b, (uid_t)sh.inodes[fi].uid, 0, 1, 1, flags);
+        return fail(pe ? pe : EISDIR);
+    }
+    if (s == -1 && nsd_dir_slot(b, &tg) >= 0 && nsv_lookup(a, &fi, &fg) != 0) {
+        /* No source, onto a directory in memory (two processes renaming it back and forth): the
+         * kernel's ENOENT once it walked both parents, with no twin of b. */
+        struct stat st;
+        if (!nsd_mem_parent(a, NULL, NULL) && (REAL(lstat)(a, &st) == 0 || errno != ENOENT))
+            return -2;
+        int we = nsv_walk_error(a);
+        if (we == 0)
+            we = nsv_walk_error(b);
+        return fail(we < 0 ? -we : ENOENT);
+    }
+    if (s < 0)
+        return -2;
+    /* "x/." and "x/.." as the last name: the kernel's EBUSY or EINVAL from its lookup */
+    size_t ol = strlen(op), nl = strlen(np);
+    while (ol > 1 && op[ol - 1] == '/')
+        ol--;
+    while (nl > 1 && np[nl - 1] == '/')
+        nl--;
+    if ((ol >= 1 && op[ol - 1] == '.' && (ol == 1 || op[ol - 2] == '/')) ||
+        (nl >= 1 && np[nl - 1] == '.' && (nl == 1 || np[nl - 2] == '/')))
+        return -2;
+    int we = nsv_walk_error(a);
+    if (we == 0)
+        we = nsv_walk_error(b);
+    if (we < 0)
+        return fail(-we);
+    int t = nsd_dir_slot(b, &tg), tfile = t < 0 && nsv_lookup(b, &fi, &fg) == 0;
+    if (t == -2)
+        return -2;
+    if (t < 0 && !tfile && !nsd_mem_parent(b, NULL, NULL)) {
+        struct stat st; /* a disk parent: anything there goes the old way (nsd_rename_dir looks again) */
+        if (REAL(lstat)(b, &st) == 0 || errno != ENOENT)
+            return -2;
+    }
+    int exists = t >= 0 || tfile;
+    if ((flags & RENAME_NOREPLACE) && exists)
+        return fail(EEXIST);
+    size_t al = strlen(a), bl = strlen(b);
+    if (strcmp(a, b) != 0 && pn_under(b, a, al))
+        return fail(EINVAL); /* into its own subtree */
+    if (strcmp(a, b) != 0 && pn_under(a, b, bl))
+        return fail(ENOTEMPTY); /* onto a directory above it */
+    if (strcmp(a, b) == 0)
+        return 0; /* the same directory: vfs_rename returns before any check */
+    int pe = rename_may(a, b, (uid_t)sh.inodes[s].uid, 1, exists, t >= 0, flags);
+    if (pe)
+        return fail(pe);
+    if (tfile)
+        return fail(ENOTDIR); /* (rename_may checks the types only for others than root) */
+    if (t >= 0 && sh.inodes[t].dir_entries)
+        return fail(ENOTEMPTY);
+    int r = nsd_rename_dir(a, (uint32_t)s, sg, b, t, tg);
+    if (r == -1)
+        return -1;
+    if (r == 0)
+        renamed(a, b);
+    return r;
+}
+
+/* How often a directory's rename decides again when its names changed before it took the lock
+ * (another process renamed, made or removed one of them meanwhile). */
+#define MDIR_RENAME_TRIES 100
+
+static int mdir_rename(int od, const char *op, int nd, const char *np, unsigned flags, char a[EPH_PATH_MAX],
+                       char b[EPH_PATH_MAX])
+{
+    for (int tries = 0; tries < MDIR_RENAME_TRIES; tries++) {
+        int r = mdir_rename_once(od, op, nd, np, flags, a, b);
+        if (r != -3)
+            return r;
+    }
+    return -2; /* the old way: the twins, then the kernel decides */
 }
 
 /* How often a rename decides again when a name it found on disk went to memory
@@ -344,6 +469,11 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
             e = path_physical_error(nd, np); /* a -> b/c, then a/../x/y: b/x must be a directory */
         if (e < 0)
             return fail(-e);
+    }
+    if (!sh_busy) {
+        int r = mdir_rename(od, op, nd, np, flags, a, b);
+        if (r != -2)
+            return r;
     }
     struct db_victim gone = {.slot = -1};
     int m1 = nsd_resolve_in(od, op, a, &t1) > 0, m2 = nsd_resolve_in(nd, np, b, &t2) > 0;
@@ -428,8 +558,12 @@ again:;
             assume_absent = 0;
             goto again;
         }
+        ndf_after_twin(); /* stand-ins whose directory got its twin meanwhile: on it, which the rename moves */
         if (simple_rpc(EPH_OP_RENAME, a, b, (int)flags, &resp) == 0 && resp.where != EPH_WHERE_DISK) {
             dc_changed();
+            /* In-memory directories may have moved: the stand-in fds learn their new paths now, for
+             * a twin the daemon makes before their next use (an eviction; nsdirfd.c, ndf_path). */
+            ndf_before_twin();
             if (resp.status == -ENOENT)
                 return fail(rename_enoent(a, b));
             if (resp.status < 0)
@@ -462,6 +596,10 @@ again:;
             return fail(EBUSY);
         }
     }
+    /* A stand-in fd whose directory the daemon gave its twin since the fd's last use (the eviction
+     * of a file in it) still knows it by its path: on the twin before the kernel moves it (under the
+     * lock when held, so no twin comes between). */
+    ndf_after_twin();
     /* A stand-in dirfd whose directory got its twin from someone else (the daemon's RENAME
      * above, another process): nsd_resolved found nothing left to twin, so the stand-in, a
      * removed directory, would reach the kernel (EXDEV, difftest seed 548040001). */
@@ -609,29 +747,45 @@ static int make_name(enum make_kind kind, int dirfd, const char *path, mode_t mo
     return ENOENT_FIX(dirfd, path, make_locked(kind, dirfd, path, mode, target, managed ? abs : NULL));
 }
 
-SH_EXPORT int mkdir(const char *path, mode_t mode)
+/*
+ * A name outside every root as spelled that a symlink outside them leads into one (paths.c,
+ * path_alias), for the calls that make a name: while anything is in memory, its canonical name,
+ * so that the managed call finds a name in memory there (EEXIST) and counts a symlink it makes.
+ */
+static const char *made_outside(int *dirfd, const char *path, char canon[EPH_PATH_MAX])
 {
-    char abs[EPH_PATH_MAX];
-    int d = nsd_mkdir(AT_FDCWD, path, mode, abs);
-    if (d != -2)
-        return made_mdir(d, abs);
-    return made_dir(AT_FDCWD, path, make_name(MAKE_DIR, AT_FDCWD, path, mode, NULL));
+    if (!path_outside(*dirfd, path) || !path_alias(*dirfd, path, canon))
+        return path;
+    *dirfd = AT_FDCWD;
+    return canon;
 }
 
+SH_EXPORT int mkdir(const char *path, mode_t mode)
+{
+    return mkdirat(AT_FDCWD, path, mode);
+}
+
+/* Through a symlink outside the roots (made_outside): a directory made on disk under a name in
+ * memory would hide it, and in a directory in memory the kernel finds no parent. */
 SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 {
-    char abs[EPH_PATH_MAX];
-    int d = nsd_mkdir(dirfd, path, mode, abs);
+    char abs[EPH_PATH_MAX], made[EPH_PATH_MAX];
+    path = made_outside(&dirfd, path, abs);
+    int d = nsd_mkdir(dirfd, path, mode, made);
     if (d != -2)
-        return made_mdir(d, abs);
+        return made_mdir(d, made);
     return made_dir(dirfd, path, make_name(MAKE_DIR, dirfd, path, mode, NULL));
 }
 
 static int symlink_impl(const char *target, int dirfd, const char *path)
 {
+    char canon[EPH_PATH_MAX];
+    path = made_outside(&dirfd, path, canon);
     int counted = nsd_symlink(dirfd, path);
     int r = make_name(MAKE_SYMLINK, dirfd, path, 0, target);
     nsd_symlink_done(counted, r);
+    if (r == 0)
+        dc_changed(); /* a walk the dircache holds (paths.c, path_alias) may meet it now */
     return r;
 }
 
@@ -650,6 +804,8 @@ SH_EXPORT int symlinkat(const char *target, int dirfd, const char *path) { retur
 static int node_at(int dirfd, const char *path, mode_t mode, dev_t dev)
 {
     /* under ns_lock after a fresh look, as mkdir and symlink (make_name: branch hidename) */
+    char canon[EPH_PATH_MAX];
+    path = made_outside(&dirfd, path, canon);
     return make_name(MAKE_NODE, dirfd, path, mode, (const char *)(const void *)&dev);
 }
 
@@ -692,6 +848,28 @@ SH_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
     return ENOENT_FIX(AT_FDCWD, path, REAL(bind)(fd, addr, len));
 }
 
+/*
+ * fds sent to another process: a stand-in of a directory in memory (nsdirfd.c) is a removed
+ * directory whose meaning lives in this process's fd table only, so the receiver would list
+ * nothing and create nothing through it.  It is settled first (the directory gets its twin, the
+ * fd is put on it in place), as before an exec.  Nothing is looked at unless fds travel and this
+ * process ever made a stand-in.
+ */
+SH_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    if (unlikely(!path_bad_ptr(msg) && msg->msg_controllen && !path_bad_ptr(msg->msg_control) && !sh_busy))
+        ndf_before_send(msg);
+    return REAL(sendmsg)(fd, msg, flags);
+}
+
+SH_EXPORT int sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
+{
+    for (unsigned int k = 0; k < n && !path_bad_ptr(v) && !sh_busy; k++)
+        if (unlikely(v[k].msg_hdr.msg_controllen && !path_bad_ptr(v[k].msg_hdr.msg_control)))
+            ndf_before_send(&v[k].msg_hdr);
+    return REAL(sendmmsg)(fd, v, n, flags);
+}
+
 /* readlink of an in-memory file: not a symlink (EINVAL), or ENOTDIR with a trailing slash. */
 static int readlink_mem_errno(int dirfd, const char *path)
 {
@@ -702,12 +880,20 @@ static int readlink_mem_errno(int dirfd, const char *path)
     return trailing ? ENOTDIR : EINVAL;
 }
 
+/* The kernel's ENOENT for a name outside the roots as spelled: one in memory through a symlink
+ * outside them (path_alias) is answered as the managed name. */
+static ssize_t readlink_outside(ssize_t r, int dirfd, const char *path, char *buf, size_t n)
+{
+    char canon[EPH_PATH_MAX];
+    return again_outside(r, dirfd, path, canon) ? readlinkat(AT_FDCWD, canon, buf, n) : r;
+}
+
 SH_EXPORT ssize_t readlink(const char *path, char *buf, size_t n)
 {
     int e = readlink_mem_errno(AT_FDCWD, path);
     if (e)
         return fail(e);
-    return ENOENT_FIX(AT_FDCWD, path, REAL(readlink)(path, buf, n));
+    return readlink_outside(ENOENT_FIX(AT_FDCWD, path, REAL(readlink)(path, buf, n)), AT_FDCWD, path, buf, n);
 }
 
 SH_EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t n)
@@ -715,7 +901,7 @@ SH_EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t n)
     int e = readlink_mem_errno(dirfd, path);
     if (e)
         return fail(e);
-    return ENOENT_FIX(dirfd, path, REAL(readlinkat)(dirfd, path, buf, n));
+    return readlink_outside(ENOENT_FIX(dirfd, path, REAL(readlinkat)(dirfd, path, buf, n)), dirfd, path, buf, n);
 }
 
 /*
@@ -1017,6 +1203,10 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
 {
     if (path_bad_ptr(o) || path_bad_ptr(n)) /* both names are copied in before any lookup */
         return o && n ? fail(EFAULT) : REAL(linkat)(od, o, nd, n, flags);
+    /* through a symlink outside the roots, as rename (made_outside): the source may be in memory */
+    char ca[EPH_PATH_MAX], cb[EPH_PATH_MAX];
+    o = made_outside(&od, o, ca);
+    n = made_outside(&nd, n, cb);
     link_fd_source(od, o, flags);
     uint32_t inode, gen;
     int trailing;
@@ -1122,15 +1312,17 @@ SH_EXPORT int truncate(const char *path, off_t len)
 {
     uint32_t inode, gen;
     int trailing;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)))
-        return ENOENT_FIX(AT_FDCWD, path, REAL(truncate)(path, len));
+    char abs[EPH_PATH_MAX];
+    if (likely(!path_maybe_managed(AT_FDCWD, path))) {
+        int r = ENOENT_FIX(AT_FDCWD, path, REAL(truncate)(path, len));
+        return again_outside(r, AT_FDCWD, path, abs) ? truncate(abs, len) : r;
+    }
     if (!lookup(AT_FDCWD, path, &inode, &gen, &trailing)) {
         int r = ENOENT_FIX(AT_FDCWD, path, REAL(truncate)(path, len));
-        char abs[EPH_PATH_MAX];
         int t;
         if (r == 0 && !sh_busy && path_resolve(AT_FDCWD, path, abs, &t) > 0)
             db_path_changed(abs); /* a counted file on disk */
-        return r;
+        return again_outside(r, AT_FDCWD, path, abs) ? truncate(abs, len) : r;
     }
     if (len < 0)
         return fail(EINVAL);
@@ -1431,8 +1623,9 @@ SH_EXPORT int chmod(const char *path, mode_t mode)
         return d;
     for (int n = 0; names_round(AT_FDCWD, path, 1, &n, &inode, &gen, &r);)
         r = chmod_inode(&sh.inodes[inode], gen, -1, mode);
-    if (r <= MOVED_KERNEL)
-        return (int)dc_after(ENOENT_FIX(AT_FDCWD, path, REAL(chmod)(path, mode)));
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL && again_outside(r = dc_after(ENOENT_FIX(AT_FDCWD, path, REAL(chmod)(path, mode))), AT_FDCWD, path, canon))
+        return chmod(canon, mode);
     return (int)r;
 }
 
@@ -1441,12 +1634,15 @@ SH_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
     uint32_t inode, gen;
     ssize_t r = MOVED_AGAIN;
     int d;
-    if (flags == 0 && !path_bad_ptr(path) && chmod_mdir(dirfd, path, mode, &d))
+    /* (AT_SYMLINK_NOFOLLOW too: a directory in memory is no symlink; tar restores each directory's
+     * mode that way) */
+    if ((flags & ~AT_SYMLINK_NOFOLLOW) == 0 && !path_bad_ptr(path) && path[0] && chmod_mdir(dirfd, path, mode, &d))
         return d;
     for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
         r = chmod_inode(&sh.inodes[inode], gen, -1, mode);
-    if (r <= MOVED_KERNEL)
-        return (int)dc_after(ENOENT_FIX(dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags)));
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL && again_outside(r = dc_after(ENOENT_FIX(dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags))), dirfd, path, canon))
+        return fchmodat(AT_FDCWD, canon, mode, flags);
     return (int)r;
 }
 
@@ -1460,15 +1656,59 @@ SH_EXPORT int fchmod(int fd, mode_t mode)
     return ino ? chmod_inode(ino, gen, fd, mode) : (int)dc_after(REAL(fchmod)(fd, mode));
 }
 
+struct chown_ids {
+    uid_t u;
+    gid_t g;
+};
+
+static void chown_apply(struct eph_inode *in, const void *arg)
+{
+    const struct chown_ids *c = arg;
+    if (c->u != (uid_t)-1)
+        in->uid = c->u;
+    if (c->g != (gid_t)-1)
+        in->gid = c->g;
+    /* a directory keeps its set-id bits (notify_change kills them for other files only) */
+    atomic_store(&in->ctime_ns, sh_now_ns());
+}
+
+/* chown of a directory in memory (by path, or of a stand-in fd with path NULL): its slot changes,
+ * no twin is made (tar restores every directory's owner as root: one twin each before branch
+ * dirtwin).  1 with *r the answer; 0: not one, the usual way. */
+static int chown_mdir(int dirfd, const char *path, uid_t u, gid_t g, int *r)
+{
+    char abs[EPH_PATH_MAX];
+    uint32_t idx, gen;
+    if (!mdir_of(dirfd, path, abs, &idx, &gen))
+        return 0;
+    if (path && nsd_allows(abs, 0) != 1)
+        return 0; /* a directory on the way denies search: the kernel's EACCES, on the twin */
+    struct eph_inode *in = &sh.inodes[idx];
+    uid_t me = creds_euid();
+    if (me != 0 && ((u != (uid_t)-1 && u != in->uid) || me != in->uid || (g != (gid_t)-1 && g != in->gid && !fp_in_group(g)))) {
+        *r = fail(EPERM);
+        return 1;
+    }
+    if (nsd_change(abs, idx, gen, path != NULL, chown_apply, &(struct chown_ids){u, g}) < 0)
+        return 0;
+    *r = 0;
+    return 1;
+}
+
 /* chown and lchown by path: an in-memory file changes in the region, anything else in the kernel. */
 static int chown_path(const char *path, uid_t u, gid_t g, int follow)
 {
     uint32_t inode, gen;
+    int d;
+    if (chown_mdir(AT_FDCWD, path, u, g, &d)) /* (a directory is no symlink: lchown too) */
+        return d;
     ssize_t r = MOVED_AGAIN;
     for (int n = 0; names_round(AT_FDCWD, path, follow, &n, &inode, &gen, &r);)
         r = chown_inode(&sh.inodes[inode], gen, -1, u, g);
-    if (r <= MOVED_KERNEL)
-        return (int)dc_after(ENOENT_FIX(AT_FDCWD, path, follow ? REAL(chown)(path, u, g) : REAL(lchown)(path, u, g)));
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL &&
+        again_outside(r = dc_after(ENOENT_FIX(AT_FDCWD, path, follow ? REAL(chown)(path, u, g) : REAL(lchown)(path, u, g))), AT_FDCWD, path, canon))
+        return chown_path(canon, u, g, follow);
     return (int)r;
 }
 
@@ -1480,20 +1720,28 @@ SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
 {
     uint32_t inode, gen;
     struct eph_inode *ino;
+    int d;
     __asm__("" : "+r"(path)); /* declared nonnull, but the kernel takes NULL */
+    if (path && !path_bad_ptr(path) && ((path[0] && (flags & ~AT_SYMLINK_NOFOLLOW) == 0) || (!path[0] && flags == AT_EMPTY_PATH)) &&
+        chown_mdir(dirfd, path[0] ? path : NULL, u, g, &d))
+        return d;
     if (path && !path_bad_ptr(path) && !path[0] && (flags & AT_EMPTY_PATH) && (ino = mem_inode_of_fd(dirfd, &gen)))
         return chown_inode(ino, gen, dirfd, u, g);
     ssize_t r = MOVED_AGAIN;
     for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
         r = chown_inode(&sh.inodes[inode], gen, -1, u, g);
-    if (r <= MOVED_KERNEL)
-        return (int)dc_after(ENOENT_FIX(dirfd, path, REAL(fchownat)(dirfd, path, u, g, flags)));
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL && again_outside(r = dc_after(ENOENT_FIX(dirfd, path, REAL(fchownat)(dirfd, path, u, g, flags))), dirfd, path, canon))
+        return fchownat(AT_FDCWD, canon, u, g, flags);
     return (int)r;
 }
 
 SH_EXPORT int fchown(int fd, uid_t u, gid_t g)
 {
     uint32_t gen;
+    int d;
+    if (fd >= 0 && chown_mdir(fd, NULL, u, g, &d))
+        return d;
     struct eph_inode *ino = mem_inode_of_fd(fd, &gen);
     return ino ? chown_inode(ino, gen, fd, u, g) : (int)dc_after(REAL(fchown)(fd, u, g));
 }
@@ -1586,7 +1834,9 @@ SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2]
     struct eph_inode *ino;
     int d;
     __asm__("" : "+r"(path)); /* declared nonnull, but utimensat(fd, NULL, ...) is futimens */
-    if ((!path || (!path_bad_ptr(path) && (flags == 0 || (!path[0] && flags == AT_EMPTY_PATH)))) &&
+    /* AT_SYMLINK_NOFOLLOW too: a directory in memory is no symlink (tar sets each directory's times
+     * that way at the end: 36 twins for this repository's sources before branch dirtwin) */
+    if ((!path || (!path_bad_ptr(path) && ((flags & ~AT_SYMLINK_NOFOLLOW) == 0 || (!path[0] && flags == AT_EMPTY_PATH)))) &&
         utimens_mdir(dirfd, path && path[0] ? path : NULL, ts, &d))
         return d;
     if (!path) {
@@ -1599,8 +1849,10 @@ SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2]
     ssize_t r = MOVED_AGAIN;
     for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
         r = utimens_inode(&sh.inodes[inode], gen, -1, ts);
-    if (r <= MOVED_KERNEL)
-        return utimens_disk_done(ENOENT_FIX(dirfd, path, REAL(utimensat)(dirfd, path, ts, flags)), dirfd, path, flags);
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL &&
+        again_outside(r = utimens_disk_done(ENOENT_FIX(dirfd, path, REAL(utimensat)(dirfd, path, ts, flags)), dirfd, path, flags), dirfd, path, canon))
+        return utimensat(AT_FDCWD, canon, ts, flags);
     return (int)r;
 }
 
@@ -1676,13 +1928,46 @@ static int access_lookup(int dirfd, const char *path, int follow, uint32_t *inod
     return 0;
 }
 
+/* access of a directory in memory itself, from its slot: no twin (git asks X_OK of its object
+ * directories: one DIRTWIN request gave 9 directories their twins).  1 with *r the answer; 0: the
+ * usual way (another process's ids than the effective ones, a directory on the way that denies
+ * search, anything else). */
+static int access_mdir(int dirfd, const char *path, int amode, int flags, int *r)
+{
+    char abs[EPH_PATH_MAX];
+    uint32_t idx, gen;
+    int eff = flags & AT_EACCESS;
+    if ((flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW)) || path_bad_ptr(path) || !path[0] ||
+        (!eff && (getuid() != creds_euid() || getgid() != creds_egid())) || !mdir_of(dirfd, path, abs, &idx, &gen) ||
+        nsd_allows(abs, 0) != 1)
+        return 0;
+    struct eph_inode *in = &sh.inodes[idx];
+    if (amode & ~(R_OK | W_OK | X_OK))
+        *r = fail(EINVAL);
+    else if (creds_euid() == 0 || names_access_ok(in, amode, 1)) /* root may search any directory */
+        *r = 0;
+    else
+        *r = fail(EACCES);
+    return 1;
+}
+
 static int access_impl(int dirfd, const char *path, int amode, int flags)
 {
     uint32_t inode, gen;
-    int t = 0, found = 0;
-    if (likely(!path_maybe_managed(dirfd, path)) ||
-        (found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t)) == 0)
-        return ENOENT_FIX(dirfd, path, REAL(faccessat)(dirfd, path, amode, flags));
+    int t = 0, found = 0, d;
+    if (path_maybe_managed(dirfd, path) && access_mdir(dirfd, path, amode, flags, &d))
+        return d;
+    if (likely(!path_maybe_managed(dirfd, path))) {
+        /* after the kernel's ENOENT: a name in memory through a symlink outside the roots (path_alias) */
+        char canon[EPH_PATH_MAX];
+        int r = REAL(faccessat)(dirfd, path, amode, flags);
+        return again_outside(r, dirfd, path, canon) ? access_impl(AT_FDCWD, canon, amode, flags) : r;
+    }
+    if ((found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t)) == 0) {
+        char canon[EPH_PATH_MAX];
+        int r = ENOENT_FIX(dirfd, path, REAL(faccessat)(dirfd, path, amode, flags));
+        return again_outside(r, dirfd, path, canon) ? access_impl(AT_FDCWD, canon, amode, flags) : r;
+    }
     if (found < 0)
         return fail(ENOENT);
     if (t)
@@ -1861,8 +2146,9 @@ static ssize_t xa_on_path(const char *path, const struct xa *a, int follow)
     ssize_t r = MOVED_AGAIN;
     for (int n = 0; names_round(AT_FDCWD, path, follow, &n, &inode, &gen, &r);)
         r = xa_inode(&sh.inodes[inode], gen, -1, a);
-    if (r <= MOVED_KERNEL)
-        return ENOENT_FIX(AT_FDCWD, path, xa_path(path, a, follow));
+    char canon[EPH_PATH_MAX];
+    if (r <= MOVED_KERNEL && again_outside(r = ENOENT_FIX(AT_FDCWD, path, xa_path(path, a, follow)), AT_FDCWD, path, canon))
+        return xa_on_path(canon, a, follow);
     return r;
 }
 

@@ -165,6 +165,12 @@ static int open_cached(const char *abs, uint32_t inode, uint32_t gen, int flags)
 /* A managed path the kernel opens (on disk): a writer's file has its bytes counted. */
 static int open_disk(int dirfd, const char *path, int flags, mode_t mode)
 {
+    if (unlikely(ft_mdirfd(dirfd)) && path[0] != '/') {
+        /* A stand-in whose directory got its twin since this call named it (the daemon's, for an
+         * eviction): the kernel's open goes to the twin, not to the removed stand-in (ENOENT). */
+        char p[EPH_PATH_MAX];
+        ndf_path(dirfd, p);
+    }
     int fd = open_real(dirfd, path, flags, mode);
     if (fd >= 0 && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
         db_opened(fd);
@@ -240,6 +246,25 @@ static int open_disk_create(int dirfd, const char *path, const char *abs, int fl
 
 #define OPEN_AGAIN (-3) /* open_managed_try: the name went to memory meanwhile, look again */
 
+/*
+ * A name outside every root as spelled, which a symlink outside them may lead into one (paths.c,
+ * path_alias).  A create asks first, while anything is in memory: the kernel would make a second
+ * file on disk under a name in memory (one name, two files), or fail in a directory in memory.
+ * Any other open asks only after the kernel's ENOENT, the answer it gives for a name in memory.
+ * managed: the open of the canonical name (open_managed inside a change, open_managed_path).
+ */
+static __attribute__((noinline)) int open_outside(int dirfd, const char *path, int flags, mode_t mode,
+                                                  int (*managed)(int, const char *, int, mode_t))
+{
+    char canon[EPH_PATH_MAX];
+    if ((flags & O_CREAT) && path_alias(dirfd, path, canon))
+        return managed(AT_FDCWD, canon, flags, mode);
+    int fd = open_real(dirfd, path, flags, mode);
+    if (fd < 0 && errno == ENOENT && !(flags & O_CREAT) && path_alias(dirfd, path, canon))
+        return managed(AT_FDCWD, canon, flags, mode);
+    return fd;
+}
+
 static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode, int last);
 
 /* open_disk after nsd_resolve_in: a name in an in-memory directory gets the twins it skipped,
@@ -270,6 +295,8 @@ static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode,
     int rr = sh_busy ? 0
              : dir_ok ? nsd_resolve_dir(dirfd, path, abs, &trailing, &didx, &dgen)
                       : nsd_resolve_in(dirfd, path, abs, &trailing);
+    if (rr == 0 && (path[0] == '/' || dirfd == AT_FDCWD))
+        return open_outside(dirfd, path, flags, mode, open_managed); /* from a cwd above a root */
     if (rr <= 0)
         return open_real(dirfd, path, flags, mode);
     if (rr == 2) {
@@ -402,10 +429,8 @@ static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode,
     return adopt(kfd, resp.inode, resp.gen, flags, 0, abs);
 }
 
-static inline int open_common(int dirfd, const char *path, int flags, mode_t mode)
+static int open_managed_path(int dirfd, const char *path, int flags, mode_t mode)
 {
-    if (likely(!path_maybe_managed(dirfd, path)))
-        return open_real(dirfd, path, flags, mode);
     ft_change_begin(); /* from the kernel fd to its entry: a fork waits */
     dc_miss_begin(); /* a missing parent is stat'ed once per call (git's objects/xx) */
     int fd = open_managed(dirfd, path, flags, mode);
@@ -417,6 +442,29 @@ static inline int open_common(int dirfd, const char *path, int flags, mode_t mod
     dc_miss_end();
     errno = e;
     return fd;
+}
+
+/* The kernel's ENOENT for a name outside the roots (open_outside, without a second kernel open). */
+static __attribute__((noinline)) int open_enoent_outside(int dirfd, const char *path, int flags, mode_t mode)
+{
+    char canon[EPH_PATH_MAX];
+    if (path_alias(dirfd, path, canon))
+        return open_managed_path(AT_FDCWD, canon, flags, mode);
+    errno = ENOENT;
+    return -1;
+}
+
+static inline int open_common(int dirfd, const char *path, int flags, mode_t mode)
+{
+    if (likely(!path_maybe_managed(dirfd, path))) {
+        if (flags & O_CREAT)
+            return open_outside(dirfd, path, flags, mode, open_managed_path);
+        int fd = open_real(dirfd, path, flags, mode);
+        if (likely(fd >= 0) || errno != ENOENT)
+            return fd;
+        return open_enoent_outside(dirfd, path, flags, mode);
+    }
+    return open_managed_path(dirfd, path, flags, mode);
 }
 
 #define TAKE_MODE(flags, last)                                   \

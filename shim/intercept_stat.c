@@ -194,16 +194,50 @@ static int disk_stat_done(int rc, struct stat *st)
     return rc;
 }
 
+/*
+ * A name outside every root as spelled, which the kernel did not find: a symlink outside the roots
+ * may lead into one, to a name in memory (paths.c, path_alias).  The managed stat of its canonical
+ * name, or the kernel's ENOENT.
+ */
+static __attribute__((noinline)) int stat_enoent_outside(int dirfd, const char *path, struct stat *st, int flags)
+{
+    char canon[EPH_PATH_MAX];
+    if (path_alias(dirfd, path, canon))
+        return fstatat(AT_FDCWD, canon, st, flags & AT_SYMLINK_NOFOLLOW);
+    errno = ENOENT;
+    return -1;
+}
+
+/* A managed spelling's kernel stat (from a cwd above a root, a relative name may be outside them). */
+static inline int stat_done_outside(int r, int dirfd, const char *path, struct stat *st, int flags)
+{
+    if (unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, path))
+        return stat_enoent_outside(dirfd, path, st, flags);
+    return r;
+}
+
+/* The kernel's stat of a name outside the roots: a directory's in-memory part (as fstatat adds),
+ * a name in memory reached through a symlink outside the roots. */
+#define STAT_OUTSIDE(r, call, dirfd, path, st, flags)                          \
+    do {                                                                      \
+        DIR_STAT(r, call, st, dir_times, st_mode);                            \
+        if (unlikely((r) < 0) && errno == ENOENT)                             \
+            (r) = stat_enoent_outside(dirfd, path, st, flags);                \
+    } while (0)
+
 SH_EXPORT int stat(const char *path, struct stat *st)
 {
     int rc;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)))
-        return REAL(stat)(path, st);
+    if (likely(!path_maybe_managed(AT_FDCWD, path))) {
+        int r;
+        STAT_OUTSIDE(r, REAL(stat)(path, st), AT_FDCWD, path, st, 0);
+        return r;
+    }
     if (!stat_managed(AT_FDCWD, path, st, 0, &rc, 1)) {
         fp_settle_moved();
         int r;
         DIR_STAT(r, ENOENT_FIX(AT_FDCWD, path, REAL(stat)(path, st)), st, dir_times, st_mode);
-        return disk_stat_done(r, st);
+        return stat_done_outside(disk_stat_done(r, st), AT_FDCWD, path, st, 0);
     }
     return rc;
 }
@@ -213,13 +247,16 @@ SH_EXPORT int stat64(const char *path, struct stat64 *st) { return stat(path, (s
 SH_EXPORT int lstat(const char *path, struct stat *st)
 {
     int rc;
-    if (likely(!path_maybe_managed(AT_FDCWD, path)))
-        return REAL(lstat)(path, st);
+    if (likely(!path_maybe_managed(AT_FDCWD, path))) {
+        int r;
+        STAT_OUTSIDE(r, REAL(lstat)(path, st), AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
+        return r;
+    }
     if (!stat_managed(AT_FDCWD, path, st, 0, &rc, 0)) {
         fp_settle_moved();
         int r;
         DIR_STAT(r, ENOENT_FIX(AT_FDCWD, path, REAL(lstat)(path, st)), st, dir_times, st_mode);
-        return disk_stat_done(r, st);
+        return stat_done_outside(disk_stat_done(r, st), AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
     }
     return rc;
 }
@@ -256,14 +293,14 @@ SH_EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int flags)
         return ndf_stat(dirfd, st);
     if (likely(!path_maybe_managed(dirfd, path)) && !(path && !path_bad_ptr(path) && !path[0] && ft_managed(dirfd))) {
         int r;
-        DIR_STAT(r, REAL(fstatat)(dirfd, path, st, flags), st, dir_times, st_mode);
+        STAT_OUTSIDE(r, REAL(fstatat)(dirfd, path, st, flags), dirfd, path, st, flags);
         return r;
     }
     if (!stat_managed(dirfd, path, st, flags, &rc, !(flags & AT_SYMLINK_NOFOLLOW))) {
         fp_settle_moved();
         int r;
         DIR_STAT(r, ENOENT_FIX(dirfd, path, REAL(fstatat)(dirfd, path, st, flags)), st, dir_times, st_mode);
-        return disk_stat_done(r, st);
+        return stat_done_outside(disk_stat_done(r, st), dirfd, path, st, flags);
     }
     return rc;
 }
@@ -341,6 +378,9 @@ real:
     if (!ft_fds || !path_maybe_managed(dirfd, path)) {
         int r;
         DIR_STAT(r, sys.statx(dirfd, path, flags, mask, stx), stx, dir_times_x, stx_mode);
+        char canon[EPH_PATH_MAX];
+        if (unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, path) && path_alias(dirfd, path, canon))
+            return statx(AT_FDCWD, canon, flags & ~AT_EMPTY_PATH, mask, stx); /* stat_enoent_outside's */
         return r;
     }
     fp_settle_moved();
@@ -348,6 +388,9 @@ real:
     DIR_STAT(r, ENOENT_FIX(dirfd, path, sys.statx(dirfd, path, flags, mask, stx)), stx, dir_times_x, stx_mode);
     if (r == 0)
         fp_idmap_translate_x(stx);
+    char canon[EPH_PATH_MAX];
+    if (unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, path) && path_alias(dirfd, path, canon))
+        return statx(AT_FDCWD, canon, flags & ~AT_EMPTY_PATH, mask, stx);
     return r;
 }
 
@@ -430,8 +473,13 @@ static int vfs_fd_dir(int fd, char dir[EPH_PATH_MAX])
     SH_EXPORT int fn(const char *path, struct T *b)                            \
     {                                                                          \
         char dir[EPH_PATH_MAX];                                                \
-        if (likely(!path_maybe_managed(AT_FDCWD, path)))                       \
-            return REAL(fn)(path, b);                                          \
+        int r_;                                                                \
+        if (likely(!path_maybe_managed(AT_FDCWD, path))) {                     \
+            r_ = REAL(fn)(path, b);                                            \
+            if (unlikely(r_ < 0) && errno == ENOENT && path_alias(AT_FDCWD, path, dir)) \
+                return fn(dir, b); /* through a symlink outside the roots */   \
+            return r_;                                                         \
+        }                                                                      \
         int m = vfs_mem_dir(AT_FDCWD, path, dir);                              \
         if (m < 0)                                                             \
             return -1;                                                         \
@@ -442,7 +490,10 @@ static int vfs_fd_dir(int fd, char dir[EPH_PATH_MAX])
             }                                                                  \
             return sys.fn(dir, b);                                             \
         }                                                                      \
-        return ENOENT_FIX(AT_FDCWD, path, sys.fn(path, b));                    \
+        r_ = ENOENT_FIX(AT_FDCWD, path, sys.fn(path, b));                      \
+        if (unlikely(r_ < 0) && errno == ENOENT && path_outside(AT_FDCWD, path) && path_alias(AT_FDCWD, path, dir)) \
+            return fn(dir, b);                                                 \
+        return r_;                                                             \
     }
 #define VFS_FD(fn, T, pathfn)                                                  \
     SH_EXPORT int fn(int fd, struct T *b)                                      \

@@ -431,7 +431,11 @@ int nsd_resolve_in(int dirfd, const char *p, char out[EPH_PATH_MAX], int *traili
         char gp[EPH_PATH_MAX];
         nsf_parent(out, gp);
         char *s = strrchr(gp, '/');
-        if (s && s != gp) {
+        /* With stand-in fds the open of a directory makes no twin and its fstat is the region's,
+         * as its stat is: the sizes agree at every level, and the directories above stay in
+         * memory too (branch dirtwin: tar x made 10 twins here, and each one kept its subtree
+         * from a rename in memory). */
+        if (s && s != gp && !ndf_on()) {
             *s = '\0';
             if (nsd_find(gp, NULL) != -1)
                 nsd_resolved(gp, gp);
@@ -580,8 +584,10 @@ static void nsd_j_parent(struct eph_shm_header *h, const struct nsd_parent *p, i
     if (p->idx < 0)
         return;
     struct eph_inode *in = &sh.inodes[p->idx];
-    eph_j_set32(h, &in->dir_entries, in->dir_entries + (uint32_t)d);
-    eph_j_set32(h, &in->dir_subdirs, in->dir_subdirs + (uint32_t)d);
+    if (d) { /* 0: a name replaced (a rename over an empty directory), only the times move */
+        eph_j_set32(h, &in->dir_entries, in->dir_entries + (uint32_t)d);
+        eph_j_set32(h, &in->dir_subdirs, in->dir_subdirs + (uint32_t)d);
+    }
     eph_j_set64(h, &in->mtime_ns, (uint64_t)now);
     eph_j_set64(h, &in->ctime_ns, (uint64_t)now);
 }
@@ -800,6 +806,140 @@ int nsd_rmdir(int dirfd, const char *path, char abs[EPH_PATH_MAX])
     if (!shown)
         nsf_touch_kernel(abs);
     return 0;
+}
+
+/* ---- rename ---------------------------------------------------------------------- */
+
+/* a directory's parent, as nsd_parent: 0, or -2 (cannot tell, or no directory there) */
+static int nsd_parent_of(const char *abs, char dir[EPH_PATH_MAX], struct nsd_parent *p)
+{
+    uint32_t g = 0;
+    nsf_parent(abs, dir);
+    int i = nsd_find(dir, &g);
+    if (i == -2)
+        return -2;
+    if (i >= 0) {
+        nsd_parent_mem(p, i, g);
+        return 0;
+    }
+    struct stat st;
+    if (dc_stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+        return -2;
+    nsd_parent_disk(p, &st);
+    return 0;
+}
+
+/*
+ * Under ns_lock: may the subtree of directory a (holding names) move to b?  Every slot at or
+ * below it in memory with a name that still fits (EPH_PATH_MAX) once renamed, and none of its
+ * files on its way to disk (an eviction links its file at the path it read).  One pass over
+ * the slots ever used.
+ */
+static int nsd_tree_movable(const char *a, const char *b)
+{
+    struct eph_shm_header *h = sh.hdr;
+    size_t alen = strlen(a), blen = strlen(b);
+    uint32_t hwm = atomic_load(&h->inode_hwm);
+    if (hwm > h->ninodes)
+        hwm = h->ninodes;
+    for (uint32_t i = 0; i < hwm; i++) {
+        struct eph_inode *in = &sh.inodes[i];
+        uint32_t st = atomic_load(&in->state);
+        if (st == EPH_FREE || !eph_path_at_or_below(in->path, a, alen))
+            continue;
+        if ((st != EPH_MEM && st != EPH_MDIR && st != EPH_NAME) || blen + strlen(in->path) - alen >= EPH_PATH_MAX)
+            return 0;
+    }
+    return 1;
+}
+
+int nsd_rename_dir(const char *a, uint32_t s, uint32_t sg, const char *b, int t, uint32_t tg)
+{
+    struct eph_shm_header *h = sh.hdr;
+    char da[EPH_PATH_MAX], db[EPH_PATH_MAX];
+    struct nsd_parent pa, pb;
+    uint32_t gone = atomic_load(&h->dirs_gone); /* the parents are looked at before the lock */
+    if (strlen(b) >= EPH_PATH_MAX || nsd_parent_of(a, da, &pa) < 0 || nsd_parent_of(b, db, &pb) < 0)
+        return -2;
+    struct eph_inode *in = &sh.inodes[s], *ti = t >= 0 ? &sh.inodes[t] : NULL;
+    /* Another file system (or root) is the kernel's EXDEV, after its twins: the old way. */
+    if (pb.dev != in->dev)
+        return -2;
+    int same = strcmp(da, db) == 0;
+    if (nsf_hold() < 0)
+        return -1;
+    int r = -3; /* changed since the caller looked: it decides again */
+    struct stat st;
+    if (atomic_load(&h->mdirs_off)) {
+        r = -2;
+        goto out;
+    }
+    if (atomic_load(&h->dirs_gone) != gone || eph_chain_lookup(h, a) != (int)s || atomic_load(&in->gen) != sg ||
+        atomic_load(&in->state) != EPH_MDIR || !nsd_parent_same(da, &pa) || !nsd_parent_same(db, &pb))
+        goto out;
+    if (ti) {
+        if (eph_chain_lookup(h, b) != t || atomic_load(&ti->gen) != tg || atomic_load(&ti->state) != EPH_MDIR)
+            goto out;
+        if (ti->dir_entries) {
+            errno = ENOTEMPTY; /* filled since the caller's look */
+            r = -1;
+            goto out;
+        }
+    } else if (eph_chain_lookup(h, b) >= 0) {
+        goto out;
+    } else if (pb.idx < 0 && (sys.lstat(b, &st) == 0 || errno != ENOENT)) {
+        r = -2; /* a name on disk there (looked at under the lock, as mkdir's): the kernel's rename */
+        goto out;
+    }
+    if (in->dir_entries && !nsd_tree_movable(a, b)) {
+        r = -2;
+        goto out;
+    }
+    int64_t now = fp_fine_stamp();
+    uint32_t live = atomic_load(&h->mdirs_live);
+    uint64_t pino = pb.idx < 0 ? pb.ino : 0;
+    eph_j_begin(h);
+    if (ti) { /* the empty directory replaced goes, as an rmdir (the daemon frees its slot) */
+        eph_j_add(h, EPH_JOP_REMOVE, (uint32_t)t, 0);
+        eph_j_set32(h, &h->mdirs_live, live ? live - 1 : 0);
+    }
+    memcpy(h->journal.path, b, strlen(b) + 1);
+    if (!in->dir_entries) {
+        /* alone: one name changes, as a file's rename (nlink of a directory slot is 1) */
+        eph_j_add(h, EPH_JOP_REMOVE, s, 0);
+        eph_j_add(h, EPH_JOP_INSERT, s, 0);
+    } else {
+        size_t alen = strlen(a);
+        memcpy(h->journal.path2, a, alen + 1);
+        eph_j_add(h, EPH_JOP_MOVETREE, 0, (uint64_t)alen);
+    }
+    eph_j_set64(h, &in->ctime_ns, (uint64_t)now);
+    if (in->dir_parent_ino != pino)
+        eph_j_set64(h, &in->dir_parent_ino, pino);
+    if (same) {
+        nsd_j_parent(h, &pa, ti ? -1 : 0, now);
+    } else {
+        nsd_j_parent(h, &pa, -1, now);
+        nsd_j_parent(h, &pb, ti ? 0 : 1, now);
+    }
+    eph_j_commit_as(h, "dirmove");
+    atomic_fetch_add(&h->dirs_gone, 1); /* every path below a changed (shm.h) */
+    atomic_fetch_add(&h->shim_dir_renames, 1);
+    if (ti)
+        atomic_store(&h->reclaim_pending, 1);
+    int full = (pa.idx < 0 && nsf_touch_dir(pa.dev, pa.ino, now) < 0) ||
+               (!same && pb.idx < 0 && nsf_touch_dir(pb.dev, pb.ino, now) < 0);
+    r = 0;
+    nsf_unhold();
+    dc_changed(); /* a disk parent's st_nlink counts its subdirectories in memory */
+    if (full) {
+        nsf_touch_kernel(a);
+        nsf_touch_kernel(b);
+    }
+    return r;
+out:
+    nsf_unhold();
+    return r;
 }
 
 /* ---- stat ------------------------------------------------------------------------ */

@@ -85,6 +85,18 @@ int nsd_resolve_stat(int dirfd, const char *p, char out[EPH_PATH_MAX], int *trai
 int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX]);
 int nsd_rmdir(int dirfd, const char *path, char abs[EPH_PATH_MAX]);
 
+/*
+ * rename(a, b) of directory a in memory (slot s of generation sg), every check of the kernel's
+ * already made by the caller (intercept_names.c): b is free (t -1: in memory, and on disk in a
+ * disk parent, looked at again under the lock) or the empty directory in memory t of generation
+ * tg, which goes.  Made in the region under ns_lock in one record, with everything below a
+ * (EPH_JOP_MOVETREE): 0; -1 with errno (ENOTEMPTY: t filled meanwhile); -3 when a name or a
+ * parent changed since the caller looked (it decides again); -2 when a file below is on its way
+ * to disk, a name would not fit, a name is on disk at b, or b is on another file system: the
+ * caller goes the old way (the twins, then the kernel's rename).
+ */
+int nsd_rename_dir(const char *a, uint32_t s, uint32_t sg, const char *b, int t, uint32_t tg);
+
 /* stat of abs (from nsd_resolve) if it is an in-memory directory: 0, or -1 (not one). */
 int nsd_stat(const char *abs, struct stat *st);
 struct statx;

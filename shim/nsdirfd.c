@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -368,6 +369,24 @@ void ndf_before_exec(void)
         int fdfl = sys.fcntl((int)fd, F_GETFD);
         if (fdfl >= 0 && !(fdfl & FD_CLOEXEC))
             ndf_settle((int)fd);
+    }
+}
+
+void ndf_before_send(const struct msghdr *msg)
+{
+    if (!atomic_load_explicit(&ndf_used, memory_order_relaxed))
+        return;
+    struct msghdr m = *msg; /* (CMSG_NXTHDR takes no const) */
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        const unsigned char *data = CMSG_DATA(c);
+        for (size_t k = 0; k < n; k++) {
+            int fd;
+            memcpy(&fd, data + k * sizeof fd, sizeof fd);
+            ndf_settle_if(fd);
+        }
     }
 }
 

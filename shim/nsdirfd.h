@@ -51,6 +51,11 @@ void ndf_after_twin(void);
 /* Before exec: every stand-in the new image keeps (no FD_CLOEXEC) is settled, so the image,
  * which knows nothing of the marks, holds real fds of the directories. */
 void ndf_before_exec(void);
+/* Before a sendmsg that carries fds (SCM_RIGHTS) to another process: every stand-in among them is
+ * settled, so the receiver, which cannot know what a removed directory stands for, gets a real fd
+ * of the directory (its twin).  msg was checked readable by the caller. */
+struct msghdr;
+void ndf_before_send(const struct msghdr *msg);
 /* In a fork child: the lock may have been held by another thread. */
 void ndf_after_fork(void);
 

@@ -444,35 +444,89 @@ static int canon_parent(char abs[EPH_PATH_MAX])
 }
 
 /*
- * A name the lexical check put outside every root, for a call that removes or moves it (issue 9:
- * never lose a byte).  A symlink outside the roots may lead into one (l -> r, the root r/root, the
- * program using l/root/d): the kernel alone answers such a path, and a directory on disk there may
- * hold names that live only in memory.  Its rmdir found it empty and removed it, and the files in
- * it were lost at exit; a rename moved it away from them.  So before such a call the name's
- * directory is resolved by the kernel, and a name that lands under a root is handed to the managed
- * call in its canonical spelling.  Only while something is in memory (two loads of the region), or
- * for the first ALIAS_LOOKS_UNATTACHED such calls of a process that has not attached to the region
- * and so cannot tell (after those it attaches, once): then one openat2 and a close, two more when
- * a symlink is on the way.  Every other call through such a path (open, stat, listings) stays
- * the kernel's: canonicalising each would cost every program's every call outside the roots.
+ * A name the lexical check put outside every root (issue 9: never lose a byte, match the kernel).
+ * A symlink outside the roots may lead into one (l -> r, the root r/root, the program using
+ * l/root/d): the kernel alone answers such a path, and a directory on disk there may hold names
+ * that live only in memory.  Its rmdir found it empty and removed it, and the files in it were
+ * lost at exit; a rename moved it away from them; an open or a stat of a name in memory got ENOENT;
+ * a create made a second file on disk under a name in memory.  So the callers (the removes and
+ * moves before their call, the creates before theirs, the lookups after the kernel's ENOENT) ask
+ * here where the kernel puts the name's directory, and a name that lands under a root is handed
+ * to the managed call in its canonical spelling.
+ *
+ * Only while something is in memory (two loads of the region), or for the first
+ * ALIAS_LOOKS_UNATTACHED such calls of a process that has not attached to the region and so cannot
+ * tell (after those it attaches, once).  Then: nothing, when the directory's spelling was walked
+ * without meeting a symlink recently (dircache.c's rules: the region's dir_gen and 1 s); else one
+ * openat2 and a close; when a symlink is on the way, an open, a readlink of /proc/self/fd and a
+ * close, and one more open for each component missing on disk at the end (a directory in memory:
+ * l/root/memdir/f is found as r/root/memdir/f).
  * 1 with out the canonical absolute name (its trailing slash kept), or 0: the kernel's call.
+ * errno is kept.
  */
 #define ALIAS_LOOKS_UNATTACHED 4
 
-int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX])
+int path_alias_on(void)
 {
     static _Atomic int unattached_looks;
-    if (path_bad_ptr(p) || !p[0] || sh.disabled || sh_busy)
+    if (sh.disabled || sh_busy)
         return 0;
-    /* A process that never touched a root has not mapped the region: its first few such calls
-     * ask the kernel, then it attaches once, so that a loop of them costs nothing per call. */
+    /* A process that never touched a root has not mapped the region.  One exec'd by an attached
+     * process maps it at once (EPHEMERA_REGION: a stat, an open, the mmap and a close, no round
+     * trip); any other asks the kernel for its first few such calls, then attaches once (a HELLO
+     * to the daemon), so that a loop of them costs nothing per call. */
     if (!atomic_load_explicit(&sh.attached, memory_order_acquire) &&
-        atomic_fetch_add_explicit(&unattached_looks, 1, memory_order_relaxed) >= ALIAS_LOOKS_UNATTACHED &&
+        (sh.region_pid > 0 ||
+         atomic_fetch_add_explicit(&unattached_looks, 1, memory_order_relaxed) >= ALIAS_LOOKS_UNATTACHED) &&
         sh_attach() < 0)
         return 0;
-    if (atomic_load_explicit(&sh.attached, memory_order_acquire) &&
-        !atomic_load_explicit(&sh.hdr->c.files_in_memory, memory_order_relaxed) &&
-        !atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed))
+    return !atomic_load_explicit(&sh.attached, memory_order_acquire) ||
+           atomic_load_explicit(&sh.hdr->c.files_in_memory, memory_order_relaxed) ||
+           atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed);
+}
+
+/* The lexical (dirfd, p) names a directory the kernel reaches without a symlink: out its name, under
+ * a root and not a root itself (1), or 0. */
+static int alias_lexical(int dirfd, const char *p, char out[EPH_PATH_MAX])
+{
+    int t;
+    if (path_absolute(dirfd, p, out, &t) <= 0 || !under_root(out) || path_is_root(out))
+        return 0;
+    size_t len = strlen(out);
+    if (t && len + 1 < EPH_PATH_MAX)
+        memcpy(out + len, "/", 2);
+    return 1;
+}
+
+/*
+ * The spelling by which the kernel's walk of p's first t bytes (a directory) is remembered
+ * (dircache.c): an absolute one as written (a walk that met no symlink resolved its ".." as the
+ * lexical normalisation does; one that met some is kept with the kernel's answer), a relative one
+ * from the cwd when it has no ".." (the cwd is the kernel's own name of it).  Its length, or 0.
+ */
+static size_t alias_key(int dirfd, const char *p, size_t t, char key[EPH_PATH_MAX])
+{
+    if (p[0] == '/') {
+        size_t k = t;
+        while (k > 1 && p[k - 1] == '/')
+            k--;
+        memcpy(key, p, k);
+        key[k] = '\0';
+        return k;
+    }
+    char rel[EPH_PATH_MAX];
+    memcpy(rel, p, t);
+    rel[t] = '\0';
+    if (t == 0)
+        memcpy(rel, ".", 2);
+    if (pn_has_dotdot(rel) || path_absolute(dirfd, rel, key, NULL) <= 0)
+        return 0;
+    return strlen(key);
+}
+
+static int alias_look(int dirfd, const char *p, char out[EPH_PATH_MAX])
+{
+    if (path_bad_ptr(p) || !p[0] || !path_alias_on())
         return 0;
     size_t n = strlen(p), end = n;
     while (end > 1 && p[end - 1] == '/')
@@ -492,35 +546,135 @@ int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX])
         memcpy(dir, p, s);
         dir[s] = '\0';
     }
-    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS};
-    int fd = (int)syscall(SYS_openat2, dirfd, dir, &how, sizeof how);
-    if (fd >= 0 || (errno != ELOOP && errno != ENOSYS && errno != EPERM && errno != EINVAL)) {
-        /* No symlink on the way (or no such directory): the lexical name is the kernel's, and
-         * only an odd spelling of a root ("/r//root/d") can have hidden it from the check. */
-        int t;
-        if (fd >= 0)
-            sys.close(fd);
-        if (fd < 0 || path_absolute(dirfd, p, out, &t) <= 0 || !under_root(out) || path_is_root(out))
+    char key[EPH_PATH_MAX], real[EPH_PATH_MAX];
+    size_t klen = alias_key(dirfd, p, s, key);
+    if (klen && dc_canonical(key, klen))
+        return alias_lexical(dirfd, p, out);
+    size_t t = s; /* p[0..t): the directory the kernel names; p + t: the rest */
+    if (!(klen && dc_alias(key, klen, real))) {
+        uint64_t gen = dc_generation();
+        struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS};
+        int fd = (int)syscall(SYS_openat2, dirfd, dir, &how, sizeof how);
+        if (fd >= 0 || (errno != ELOOP && errno != ENOSYS && errno != EPERM && errno != EINVAL)) {
+            /* No symlink on the way, or a name missing (or a file) before any: the lexical name is
+             * the kernel's, and only an odd spelling of a root ("/r//root/d") can have hidden it.
+             * A missing directory is kept too: cc1 looks for "bits/x.h" in every include directory
+             * that has no bits/ (gcc: 165 looks of 30 directories).  A symlink made there later
+             * moves the generation (symlink_impl), as a rename does. */
+            int e = errno;
+            if (fd >= 0)
+                sys.close(fd);
+            else if (e != ENOENT && e != ENOTDIR)
+                return 0;
+            if (klen)
+                dc_canonical_seen(key, klen, gen);
+            return fd >= 0 ? alias_lexical(dirfd, p, out) : 0;
+        }
+        /* A symlink on the way.  The deepest directory of the path that is on disk (those below
+         * it can only be in memory: no symlink there), then the rest below its kernel name. */
+        for (;;) {
+            fd = REAL(openat)(dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (fd >= 0)
+                break;
+            if (errno != ENOENT)
+                return 0;
+            size_t e = t;
+            while (e > 0 && p[e - 1] == '/')
+                e--;
+            size_t b = e;
+            while (b > 0 && p[b - 1] != '/')
+                b--;
+            if (e == 0 || (e - b == 2 && p[b] == '.' && p[b + 1] == '.'))
+                return 0; /* nothing above to try, or a ".." the kernel resolves after a missing name */
+            t = b;
+            if (t == 0) {
+                dir[0] = '.';
+                dir[1] = '\0';
+            } else {
+                dir[t] = '\0';
+            }
+            klen = alias_key(dirfd, p, t, key);
+            if (klen && dc_alias(key, klen, real))
+                goto found;
+        }
+        char link[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t k = sys.readlink(link, real, sizeof real - 1);
+        sys.close(fd);
+        if (k <= 0 || real[0] != '/')
             return 0;
-        size_t len = strlen(out);
-        if (t && len + 1 < EPH_PATH_MAX)
-            memcpy(out + len, "/", 2);
-        return 1;
+        real[k] = '\0';
+        if (klen)
+            dc_alias_seen(key, klen, real, gen);
     }
-    fd = REAL(openat)(dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
+found:;
+    int trailing = 0;
+    if (pn_normalize(real, p + t, out, EPH_PATH_MAX, &trailing) <= 0)
         return 0;
+    size_t len = strlen(out);
+    if (trailing && len + 1 < EPH_PATH_MAX)
+        memcpy(out + len, "/", 2);
+    return under_root(out) && !path_is_root(out);
+}
+
+int path_outside(int dirfd, const char *p)
+{
+    char abs[EPH_PATH_MAX];
+    if (!path_maybe_managed(dirfd, p))
+        return 1;
+    if (p[0] != '/' && dirfd != AT_FDCWD)
+        return 0; /* named from a directory fd: its name is the kernel's (no second look) */
+    return path_absolute(dirfd, p, abs, NULL) > 0 && !under_root(abs);
+}
+
+int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX])
+{
+    int e = errno, r = alias_look(dirfd, p, out);
+    errno = e;
+    return r;
+}
+
+/*
+ * A directory opened by the kernel from (dirfd, p), a name outside every root: 1 with its canonical
+ * name when it is under a root (or is one), its listing must show the names in memory; else 0.
+ * While something is in memory only: nothing when its spelling was named recently (dircache.c),
+ * else a readlink of /proc/self/fd.
+ */
+int path_alias_dir(int fd, int dirfd, const char *p, char out[EPH_PATH_MAX])
+{
+    int e = errno, r = 0;
+    char key[EPH_PATH_MAX];
+    size_t klen = 0;
+    if (path_bad_ptr(p) || !p[0] || !path_alias_on())
+        goto out;
+    if (!pn_has_dotdot(p) && path_absolute(dirfd, p, key, NULL) > 0) {
+        klen = strlen(key);
+        if (dc_canonical(key, klen)) {
+            r = under_root(key);
+            if (r)
+                memcpy(out, key, klen + 1);
+            goto out;
+        }
+        if (dc_alias(key, klen, out)) {
+            r = under_root(out);
+            goto out;
+        }
+    }
+    uint64_t gen = dc_generation();
     char link[64];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     ssize_t k = sys.readlink(link, out, EPH_PATH_MAX - 1);
-    sys.close(fd);
-    if (k <= 0 || out[0] != '/' || (size_t)k + 1 + (n - s) >= EPH_PATH_MAX)
-        return 0;
-    if (k == 1)
-        k = 0; /* the directory is "/" */
-    out[k] = '/';
-    memcpy(out + k + 1, p + s, n - s + 1);
-    return under_root(out) && !path_is_root(out);
+    if (k <= 0 || out[0] != '/')
+        goto out;
+    out[k] = '\0';
+    if (klen == (size_t)k && memcmp(key, out, klen) == 0)
+        dc_canonical_seen(key, klen, gen); /* the same name: no symlink on the way */
+    else if (klen)
+        dc_alias_seen(key, klen, out, gen);
+    r = under_root(out);
+out:
+    errno = e;
+    return r;
 }
 
 SH_TLS int path_canon_absent;

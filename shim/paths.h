@@ -49,11 +49,21 @@ int path_canon(char abs[EPH_PATH_MAX], int follow);
  * (canonical) abs it returned; the creator then needs no lstat of its own. */
 extern SH_TLS int path_canon_absent;
 /*
- * A name path_maybe_managed left to the kernel, for a call that removes or moves it: while anything
- * is in memory, its directory resolved by the kernel.  1 with out the canonical name under a root
- * (a symlink outside the roots led there: the managed call must make it), else 0.
+ * A name path_maybe_managed left to the kernel (paths.c): while anything is in memory, its directory
+ * resolved by the kernel.  1 with out the canonical name under a root (a symlink outside the roots
+ * led there: the managed call must make it), else 0.  For the calls that remove, move or create a
+ * name (before the kernel's call) and the lookups (after its ENOENT).  errno is kept.
  */
 int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX]);
+/* (dirfd, p) lies outside every root as spelled (from the cwd too: one that is an ancestor of a
+ * root makes relative names "maybe managed"); a name relative to a directory fd counts as inside.
+ * No call.  For the callers of path_alias. */
+int path_outside(int dirfd, const char *p);
+/* Anything in memory that a name outside the roots might reach (no call; see path_alias). */
+int path_alias_on(void);
+/* A directory fd the kernel opened from such a name: 1 with its canonical name when it is under a
+ * root (its listing must merge the names in memory), else 0.  errno is kept. */
+int path_alias_dir(int fd, int dirfd, const char *p, char out[EPH_PATH_MAX]);
 /* For a path with "..": the error the kernel's physical walk gives (0, -ENOTDIR, -ENOENT...). */
 int path_dotdot_error(int dirfd, const char *p);
 int path_physical_error(int dirfd, const char *p);      /* abs is exactly a managed root */

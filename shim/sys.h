@@ -90,6 +90,8 @@ struct statfs;
     X(symlinkat, int, (const char *, int, const char *), (), SYS_R, NONE)                                        \
     X(mknodat, int, (int, const char *, mode_t, dev_t), (), SYS_O, NONE)                                         \
     X(bind, int, (int, const struct sockaddr *, socklen_t), (), SYS_R, NONE)                                     \
+    X(sendmsg, ssize_t, (int, const struct msghdr *, int), (), SYS_R, NONE)                                      \
+    X(sendmmsg, int, (int, struct mmsghdr *, unsigned int, int), (), SYS_R, NONE)                               \
     X(readlink, ssize_t, (const char *, char *, size_t), (), SYS_R, NONE)                                        \
     X(readlinkat, ssize_t, (int, const char *, char *, size_t), (), SYS_R, NONE)                                 \
     X(chmod, int, (const char *, mode_t), (), SYS_R, NONE)                                                       \

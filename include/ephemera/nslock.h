@@ -77,9 +77,9 @@ static inline void eph_chain_remove(struct eph_shm_header *h, uint32_t idx)
     atomic_store(&in->nlink, 0);
 }
 
-/* Give inode idx the name path and chain it.  Idempotent: an inode already
- * on path's chain only gets its name (re)written. */
-static inline void eph_chain_insert(struct eph_shm_header *h, uint32_t idx, const char *path)
+/* Give inode idx the name path and chain it, its nlink untouched.  Idempotent: an inode
+ * already on path's chain only gets its name (re)written. */
+static inline void eph_chain_name(struct eph_shm_header *h, uint32_t idx, const char *path)
 {
     struct eph_inode *inodes = eph_inodes(h), *in = &inodes[idx];
     uint32_t hv = eph_path_hash(path);
@@ -100,7 +100,13 @@ static inline void eph_chain_insert(struct eph_shm_header *h, uint32_t idx, cons
         in->next = atomic_load_explicit(b, memory_order_relaxed);
         atomic_store_explicit(b, idx + 1, memory_order_release);
     }
-    atomic_store(&in->nlink, 1);
+}
+
+/* Give inode idx the name path and chain it, as its one name (nlink 1).  Idempotent. */
+static inline void eph_chain_insert(struct eph_shm_header *h, uint32_t idx, const char *path)
+{
+    eph_chain_name(h, idx, path);
+    atomic_store(&eph_inodes(h)[idx].nlink, 1);
 }
 
 /* The inode on path's chain, or -1.  Under ns_lock (or as its only writer). */
@@ -116,6 +122,89 @@ static inline int eph_chain_lookup(struct eph_shm_header *h, const char *path)
         i = in->next;
     }
     return -1;
+}
+
+/* ---- a directory renamed with its subtree (version 9, shim/nsdir.c) ---- */
+
+/* Take slot idx off the chain of bucket hv, if it is there; its name and nlink stay.  Idempotent. */
+static inline void eph_chain_unhook(struct eph_shm_header *h, uint32_t idx, uint32_t hv)
+{
+    struct eph_inode *inodes = eph_inodes(h), *in = &inodes[idx];
+    _Atomic uint32_t *b = &eph_buckets(h)[hv & (h->nbuckets - 1)];
+    uint32_t i = atomic_load_explicit(b, memory_order_relaxed);
+    if (i == idx + 1) {
+        atomic_store_explicit(b, in->next, memory_order_release);
+        in->next = 0;
+        return;
+    }
+    for (uint32_t steps = 0; i && i <= h->ninodes && steps < h->ninodes; steps++) {
+        struct eph_inode *p = &inodes[i - 1];
+        if (p->next == idx + 1) {
+            p->next = in->next;
+            in->next = 0;
+            return;
+        }
+        i = p->next;
+    }
+}
+
+/* Slot idx takes the name journal.path3 (complete), off the chain of its old hash and onto the
+ * new one; nlink untouched (a file's further names stay counted). */
+static inline void eph_ns_stall(const char *point);
+static inline void eph_tree_rename_slot(struct eph_shm_header *h, uint32_t idx, uint32_t old_hash, int stall)
+{
+    struct eph_inode *in = &eph_inodes(h)[idx];
+    eph_chain_unhook(h, idx, old_hash);
+    if (stall)
+        eph_ns_stall("movetree"); /* fault builds: a slot off every chain, two moved before it */
+    if (in->hash != old_hash)
+        eph_chain_unhook(h, idx, in->hash); /* a redo after the new hash was stored */
+    eph_chain_name(h, idx, h->journal.path3);
+}
+
+/* Is path p name (of length n) itself or below it? */
+static inline int eph_path_at_or_below(const char *p, const char *name, size_t n)
+{
+    return strncmp(p, name, n) == 0 && (p[n] == '\0' || p[n] == '/');
+}
+
+/*
+ * The MOVETREE step: every live slot named journal.path2 or below it gets journal.path plus the
+ * rest of its name.  One slot at a time, each marked in flight in the step itself (arg: its index
+ * + 1, val's high half: its old hash) once its new name is whole in journal.path3; a locker that
+ * redoes the record finishes the slot in flight, then renames whatever still has the old prefix
+ * (the new one is never below the old: the shim refuses to move a directory into itself).  The
+ * walk is over the slots ever used (inode_hwm), under ns_lock and an odd ns_seq.
+ */
+static inline void eph_j_move_tree(struct eph_shm_header *h, struct eph_jop *o)
+{
+    struct eph_journal *j = &h->journal;
+    struct eph_inode *inodes = eph_inodes(h);
+    _Atomic uint32_t *arg = (_Atomic uint32_t *)(void *)&o->arg;
+    _Atomic uint64_t *val = (_Atomic uint64_t *)(void *)&o->val;
+    size_t flen = (size_t)(atomic_load(val) & 0xffffffffu), tlen = strnlen(j->path, EPH_PATH_MAX);
+    uint32_t inflight = atomic_load(arg);
+    if (inflight && inflight <= h->ninodes) {
+        eph_tree_rename_slot(h, inflight - 1, (uint32_t)(atomic_load(val) >> 32), 0);
+        atomic_store(arg, 0);
+    }
+    uint32_t hwm = atomic_load(&h->inode_hwm);
+    if (hwm > h->ninodes)
+        hwm = h->ninodes;
+    for (uint32_t i = 0, moved = 0; i < hwm; i++) {
+        struct eph_inode *in = &inodes[i];
+        if (atomic_load(&in->state) == EPH_FREE || !eph_path_at_or_below(in->path, j->path2, flen))
+            continue;
+        size_t rest = strnlen(in->path + flen, EPH_PATH_MAX - flen);
+        if (tlen + rest >= EPH_PATH_MAX)
+            continue; /* the shim checked every name fits before it committed */
+        memcpy(j->path3, j->path, tlen);
+        memcpy(j->path3 + tlen, in->path + flen, rest + 1);
+        atomic_store(val, (uint64_t)in->hash << 32 | flen);
+        atomic_store(arg, i + 1);
+        eph_tree_rename_slot(h, i, in->hash, moved++ == 2);
+        atomic_store(arg, 0);
+    }
 }
 
 /* ---- further names of a file (hard links in memory, shim/nslink.c) ---- */
@@ -312,6 +401,9 @@ static inline void eph_j_apply_op(struct eph_shm_header *h, struct eph_jop *o)
     case EPH_JOP_INSERT2:
         if (o->arg < h->ninodes)
             eph_chain_insert(h, o->arg, h->journal.path2);
+        break;
+    case EPH_JOP_MOVETREE:
+        eph_j_move_tree(h, o);
         break;
     }
 }

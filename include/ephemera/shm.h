@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define EPH_SHM_MAGIC 0x31534d4850455045ull /* "EPEPHMS1" */
-#define EPH_SHM_VERSION 8u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs; 8: the header's moves_begun and twin_seq, the journal's ADD64 steps */
+#define EPH_SHM_VERSION 9u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs; 8: the header's moves_begun and twin_seq, the journal's ADD64 steps; 9: the journal's MOVETREE step and its third path (a directory in memory renamed with its subtree) */
 #define EPH_PATH_MAX 1024        /* longer managed paths are kept on disk */
 #define EPH_DEFAULT_INODES 16384u
 #define EPH_DEFAULT_DESCS 65536u
@@ -212,6 +212,12 @@ enum eph_jkind {
     EPH_JOP_ADD64 = 6,  /* *(uint64_t *)(region + off) += val (two's complement: a negative val takes
                          * away), once: the op becomes EPH_JOP_ADDED as it is applied (nslock.h) */
     EPH_JOP_ADDED = 7,  /* an ADD64 already applied: nothing to do */
+    /* Version 9: every slot named journal.path2 or below it is renamed to journal.path plus the
+     * rest of its name, keeping its nlink (a directory in memory renamed with its subtree,
+     * shim/nsdir.c).  val: strlen(path2) in the low 32 bits; while one slot is in flight, arg is
+     * its index + 1, the high 32 bits of val its old hash and journal.path3 its new name, so a
+     * redo finishes that slot first and then looks for the rest (nslock.h, eph_j_move_tree). */
+    EPH_JOP_MOVETREE = 8,
 };
 struct eph_jop {
     uint32_t kind;
@@ -228,6 +234,9 @@ struct eph_journal {
     /* The name an INSERT2 gives: a rename over the own name of a file with further names (nslink.c)
      * gives the source the target's name (path) and the target file its first further name. */
     char path2[EPH_PATH_MAX];
+    /* The new name of the slot a MOVETREE step is renaming (version 9): written whole before the
+     * step marks that slot in flight, so a redo never reads a name half copied. */
+    char path3[EPH_PATH_MAX];
 };
 
 #define EPH_PLACE_RECENT 4
@@ -364,6 +373,10 @@ struct eph_shm_header {
      * subdirectories in memory (shim/nsdir.c, nsd_disk_dir), is read again when it moved, since
      * meanwhile the twin may be counted twice, or not at all */
     _Atomic uint32_t twin_seq;
+    /* [S] version 9: directories in memory renamed in memory, with their subtrees (shim/nsdir.c,
+     * nsd_rename_dir), rather than given their disk twins first */
+    _Atomic uint32_t pad_v9;
+    _Atomic uint64_t shim_dir_renames;
 };
 #define EPH_MDIRS_ALWAYS 0x80000000u
 #define EPH_MDIRS_SYMLINKS 0x7fffffffu

@@ -14,7 +14,9 @@
  *   mtime the program saw;
  * - a process SIGKILLed inside the namespace lock during a mkdir or an rmdir (EPHEMERA_NS_STALL of
  *   the fault build: before the commit, after the first store, after all of them) leaves the
- *   state before or after, the daemon's ns-check consistent, and others carry on.
+ *   state before or after, the daemon's ns-check consistent, and others carry on; the same for a
+ *   rename of a directory holding a subtree, killed before its commit, in the middle of its
+ *   MOVETREE step and after it (branch dirtwin).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -233,6 +235,39 @@ static void semantics(const char *root)
     ns_consistent("after the semantics");
 }
 
+static void call_mkdir(const char *a, const char *b)
+{
+    (void)b;
+    (void)mkdir(a, 0755);
+}
+
+static void call_rmdir(const char *a, const char *b)
+{
+    (void)b;
+    (void)rmdir(a);
+}
+
+static void call_rename(const char *a, const char *b)
+{
+    (void)rename(a, b);
+}
+
+/* call(a, b) in a child that stops at `point` inside the namespace lock (EPHEMERA_NS_STALL of the
+ * fault build), then is SIGKILLed there: 1 if it stopped. */
+static int killed_at(const char *point, const char *when, void (*call)(const char *, const char *), const char *a,
+                     const char *b)
+{
+    pid_t v = fork();
+    if (v == 0) {
+        setenv("EPHEMERA_NS_STALL", point, 1);
+        call(a, b);
+        _exit(3);
+    }
+    int stopped = killed_when_stopped(v);
+    CHECK(stopped, "%s: the victim did not stop inside the lock", when);
+    return stopped;
+}
+
 /* A mkdir (or rmdir) stopped at `point` inside the lock, killed: the state before or after. */
 static void kill_inside(const char *root, int is_mkdir, const char *point, int committed)
 {
@@ -242,16 +277,7 @@ static void kill_inside(const char *root, int is_mkdir, const char *point, int c
     snprintf(when, sizeof when, "after killing a %s at %s", is_mkdir ? "mkdir" : "rmdir", point);
     if (!is_mkdir)
         CHECK(mkdir(a, 0755) == 0, "mkdir %s: %s", a, strerror(errno));
-    pid_t v = fork();
-    if (v == 0) {
-        setenv("EPHEMERA_NS_STALL", point, 1);
-        int r = is_mkdir ? mkdir(a, 0755) : rmdir(a);
-        (void)r;
-        _exit(3);
-    }
-    int stopped = killed_when_stopped(v);
-    CHECK(stopped, "%s: the victim did not stop inside the lock", when);
-    if (!stopped)
+    if (!killed_at(point, when, is_mkdir ? call_mkdir : call_rmdir, a, NULL))
         return;
     /* The next locker recovers: a mkdir of our own takes the lock. */
     snprintf(other, sizeof other, "%s/after-%s-%s", root, is_mkdir ? "mkdir" : "rmdir", point);
@@ -264,6 +290,76 @@ static void kill_inside(const char *root, int is_mkdir, const char *point, int c
     if (there)
         CHECK(rmdir(a) == 0, "%s: rmdir of the survivor: %s", when, strerror(errno));
     CHECK(stat(a, &st) < 0 && errno == ENOENT, "%s: still there", when);
+}
+
+/*
+ * A rename of a directory in memory holding a subtree (one record: its MOVETREE step renames every
+ * slot below it, shim/nsdir.c) stopped at `point` inside the lock and killed: the next locker finds
+ * every name at the old place (killed before the commit) or every name at the new one (after it:
+ * the record is redone, the slot the victim had taken off its chain included), the files' bytes,
+ * the counts and the daemon's ns-check intact.  "movetree" stops with two slots renamed and the
+ * third off every chain.
+ */
+static ssize_t slurp(const char *path, char *buf, size_t n);
+static void rename_killed(const char *root, const char *point, int committed)
+{
+    char from[PATH_MAX], to[PATH_MAX], p[PATH_MAX + 32], when[128];
+    static const char *const names[] = {"", "/f1", "/s", "/s/f2", "/s/t", "/s/t/f3"};
+    struct stat st;
+    snprintf(from, sizeof from, "%s/mv-%s", root, point);
+    snprintf(to, sizeof to, "%s/moved-%s", root, point);
+    snprintf(when, sizeof when, "after killing a directory's rename at %s", point);
+    /* (after the eviction above, creates ask the daemon until EPH_PLACE_RECENT files were made in
+     * memory again, and its CREATE gives the file's directory its twin: warm-up files in the root) */
+    for (int k = 0; k < 6; k++) {
+        snprintf(p, sizeof p, "%s/warm-%s-%d", root, point, k);
+        CHECK(file_put(p, 'w', 1) && unlink(p) == 0, "%s: warm-up file: %s", when, strerror(errno));
+    }
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        snprintf(p, sizeof p, "%s%s", from, names[k]);
+        if (strchr(names[k], 'f')) {
+            int fd = open(p, O_CREAT | O_WRONLY, 0644);
+            CHECK(fd >= 0 && write(fd, names[k], strlen(names[k])) == (ssize_t)strlen(names[k]), "create %s: %s", p,
+                  strerror(errno));
+            if (fd >= 0)
+                close(fd);
+        } else {
+            CHECK(mkdir(p, 0755) == 0, "mkdir %s: %s", p, strerror(errno));
+        }
+    }
+    CHECK(disk_lstat(from, &st) < 0 && errno == ENOENT, "%s: the tree is not in memory", when);
+    long long renamed0 = ephd_stat(run_dir, "dirs_renamed_in_memory");
+    if (!killed_at(point, when, call_rename, from, to))
+        return;
+    /* The next locker recovers: a mkdir of our own takes the lock. */
+    char other[PATH_MAX];
+    snprintf(other, sizeof other, "%s/after-mv-%s", root, point);
+    CHECK(mkdir(other, 0700) == 0 && rmdir(other) == 0, "%s: mkdir and rmdir of another: %s", when, strerror(errno));
+    const char *here = committed ? to : from, *gone = committed ? from : to;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        char buf[64] = "";
+        snprintf(p, sizeof p, "%s%s", here, names[k]);
+        if (strchr(names[k], 'f'))
+            CHECK(slurp(p, buf, sizeof buf - 1) == (ssize_t)strlen(names[k]) && memcmp(buf, names[k], strlen(names[k])) == 0,
+                  "%s: %s: %s", when, p, strerror(errno));
+        else
+            CHECK(stat(p, &st) == 0 && S_ISDIR(st.st_mode), "%s: %s is no directory: %s", when, p, strerror(errno));
+        snprintf(p, sizeof p, "%s%s", gone, names[k]);
+        CHECK(lstat(p, &st) < 0 && errno == ENOENT, "%s: %s is there too", when, p);
+    }
+    snprintf(p, sizeof p, "%s/s", here);
+    CHECK(stat(p, &st) == 0 && st.st_nlink == 3 && st.st_size == 80, "%s: %s nlink %lu size %lld (tmpfs: 3, 80)", when, p,
+          (unsigned long)st.st_nlink, (long long)st.st_size);
+    CHECK(ephd_stat(run_dir, "dirs_renamed_in_memory") == renamed0, "%s: the victim's count moved", when);
+    ns_consistent(when);
+    /* Others keep going: the tree moves again, then goes. */
+    CHECK(rename(here, gone) == 0, "%s: rename back: %s", when, strerror(errno));
+    CHECK(ephd_stat(run_dir, "dirs_renamed_in_memory") == renamed0 + 1, "%s: the rename back was not made in memory", when);
+    for (size_t k = sizeof names / sizeof names[0]; k-- > 0;) {
+        snprintf(p, sizeof p, "%s%s", gone, names[k]);
+        CHECK((strchr(names[k], 'f') ? unlink(p) : rmdir(p)) == 0, "%s: remove %s: %s", when, p, strerror(errno));
+    }
+    ns_consistent(when);
 }
 
 /* Read all of path into buf (n at most): the length, or -1. */
@@ -327,9 +423,12 @@ static void files_inside(const char *root)
     CHECK(rename(g, f) == 0 && err_of(stat(g, &st)) == ENOENT, "rename back: %s", strerror(errno));
     fd = open(g, O_CREAT | O_WRONLY, 0600);
     CHECK(fd >= 0 && close(fd) == 0 && unlink(g) == 0, "create and unlink b/g: %s", strerror(errno));
-    /* the file's own directory stays in memory; the two above it got their twins at its create */
+    /* the file's own directory stays in memory, and so do the two above it: with stand-in fds
+     * (nsdirfd.c) a walker's open and fstat of each agree with its stat, with no twin (before
+     * branch dirtwin, fa and fa/b got their twins at the file's create) */
     CHECK(disk_lstat(c, &st) < 0 && errno == ENOENT, "fa/b/c is on disk: a disk mkdir was made for it");
-    CHECK(ephd_stat(run_dir, "dir_twins") - twins0 == 2, "twins made: %lld, want 2 (fa and fa/b, above the file's directory)",
+    CHECK(disk_lstat(x, &st) < 0 && errno == ENOENT, "fa/b is on disk: a twin was made for it");
+    CHECK(ephd_stat(run_dir, "dir_twins") - twins0 == 0, "twins made: %lld, want 0 (fa, fa/b and fa/b/c stay in memory)",
           ephd_stat(run_dir, "dir_twins") - twins0);
     CHECK(ephd_stat(run_dir, "dirs_made_in_memory") - made0 == 3, "dirs_made_in_memory moved by %lld, want 3",
           ephd_stat(run_dir, "dirs_made_in_memory") - made0);
@@ -451,6 +550,9 @@ static int child(const char *root, const char *disk)
     for (int m = 1; m >= 0; m--)
         for (int p = 0; p < 3; p++)
             kill_inside(root, m, points[p], p > 0);
+    rename_killed(root, "dirmove-building", 0);
+    rename_killed(root, "movetree", 1);
+    rename_killed(root, "dirmove-applied", 1);
     symlinks_and_access(root); /* last: it leaves a symlink counted (mkdir on disk from then on) */
     ns_consistent("at the end");
     printf("nsdir_test: %d checks, %d failures\n", checks, failures);

@@ -27,16 +27,16 @@ function countCalls(file) {
 }
 
 /**
- * The calls `strace -c -e trace=CALLS` counts in `python3 -c script arg`, run without the shim and
+ * The calls `strace -c -e trace=CALLS` counts in `python3 -c script arg ...more`, run without the shim and
  * under `ephemera run` with a root in sc: { plain, shim }.
  */
-async function countBoth(sc, calls, script, arg) {
+async function countBoth(sc, calls, script, arg, more = []) {
   const trace = ['-f', '-c', '-e', `trace=${calls}`];
   const plainOut = join(sc.dir, 'plain.txt');
-  const plain = await run('strace', [...trace, '-o', plainOut, PYTHON, '-c', script, arg], { env: cleanEnv() });
+  const plain = await run('strace', [...trace, '-o', plainOut, PYTHON, '-c', script, arg, ...more], { env: cleanEnv() });
   assert.equal(plain.status, 0, describe(plain));
   const shimOut = join(sc.dir, 'shim.txt');
-  const shim = await ephemeraRun({ root: sc.sub('root'), cmd: 'strace', args: [...trace, '-o', shimOut, PYTHON, '-c', script, arg], statsDir: sc.dir });
+  const shim = await ephemeraRun({ root: sc.sub('root'), cmd: 'strace', args: [...trace, '-o', shimOut, PYTHON, '-c', script, arg, ...more], statsDir: sc.dir });
   assert.equal(shim.status, 0, describe(shim));
   return { plain: countCalls(plainOut), shim: countCalls(shimOut), stats: shim.stats };
 }
@@ -157,3 +157,43 @@ test('a rename or rmdir outside the roots costs no extra system call while nothi
   assert.ok(b - a < 300, `under the shim ${b} calls, without it ${a}: removes and moves outside the roots are being resolved by the shim`);
   sc.done();
 });
+
+// The lookups and creates outside the roots ask too (paths.c, path_alias: a root reached through a
+// symlink outside every root): a lookup after the kernel's ENOENT, a create or mkdir before its
+// call, a listing after its opendir.  With nothing in memory none of them may ask: 1000 rounds of
+// a stat, an access and an open of a missing name, a create, a mkdir and a listing outside the
+// roots.  With a file in memory (written in the root first; in the run without the shim, beside
+// the others) each directory is asked about once and then kept (dircache.c): one openat2 and a
+// close for the loop's directory (again after each second), one readlink for the listing of each new
+// directory (1000); a look per call would add 12000 openat2 and close calls.
+const LOOKUP_LOOP = `
+import os, sys
+p = sys.argv[1] + '/' + str(os.getpid())
+os.mkdir(p)
+root = os.environ.get('EPHEMERA_ROOTS', p)
+if 'mem' in sys.argv[2:]:
+    with open(root + '/inmem', 'w') as f:
+        f.write('in memory')
+for i in range(1000):
+    os.path.exists(p + '/missing')
+    os.access(p + '/missing', os.F_OK)
+    try:
+        os.close(os.open(p + '/missing', os.O_RDONLY))
+    except FileNotFoundError:
+        pass
+    os.close(os.open(p + '/f', os.O_CREAT | os.O_WRONLY, 0o644))
+    os.mkdir(p + '/d%d' % i)
+    os.listdir(p + '/d%d' % i)
+`;
+
+for (const mem of [false, true]) {
+  test(`lookups, creates, mkdirs and listings outside the roots ${mem ? 'ask once per directory with a file in memory' : 'ask nothing while nothing is in memory'}`, { timeout: 60_000 }, async () => {
+    const sc = scratch(mem ? 'passthrough-lookups-mem' : 'passthrough-lookups');
+    const calls = 'openat2,openat,readlink,close,newfstatat,statx,access,faccessat,faccessat2,mkdir,mkdirat,getdents64';
+    const { plain: a, shim: b, stats } = await countBoth(sc, calls, LOOKUP_LOOP, sc.sub('outside'), mem ? ['mem'] : []);
+    assert.ok(a >= 6000, `without the shim only ${a} calls counted: the loop did not run`);
+    if (mem) assert.ok(stats && stats.files_created >= 1, `the file was not in memory: ${JSON.stringify(stats)}`);
+    assert.ok(b - a < (mem ? 1400 : 300), `under the shim ${b} calls, without it ${a}: lookups and creates outside the roots are being resolved by the shim`);
+    sc.done();
+  });
+}

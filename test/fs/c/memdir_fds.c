@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -222,6 +223,34 @@ static int attrs(int all)
     res("utimensat u/v", utimensat(AT_FDCWD, P("u/v"), both, 0));
     same("fstat v after", fd, P("u/v"));
     attrs_of("u/v");
+    /* tar x's last pass as root, each directory by a name relative to its parent's fd, with
+     * AT_SYMLINK_NOFOLLOW: owner, mode, times (branch dirtwin: served in memory, no twin) */
+    int ufd = open(P("u"), O_RDONLY | O_DIRECTORY);
+    struct stat so;
+    res("fchownat u v 1:2 nofollow", fchownat(ufd, "v", 1, 2, AT_SYMLINK_NOFOLLOW));
+    res("fchmodat u v 2751 nofollow", fchmodat(ufd, "v", 02751, AT_SYMLINK_NOFOLLOW));
+    struct timespec tt[2] = {{0, UTIME_OMIT}, {1400000000, 9}};
+    res("utimensat u v nofollow", utimensat(ufd, "v", tt, AT_SYMLINK_NOFOLLOW));
+    attrs_of("u/v");
+    printf("owner u/v: %s\n", stat(P("u/v"), &so) == 0 && so.st_uid == 1 && so.st_gid == 2 ? "1:2" : "OTHER");
+    res("chown u/v 3:4", chown(P("u/v"), 3, 4));
+    res("lchown u/v -1:5", lchown(P("u/v"), (uid_t)-1, 5));
+    res("fchown v 0:0", fchown(fd, 0, 0));
+    res("fchownat u \"\" empty path", fchownat(ufd, "", 6, 6, AT_EMPTY_PATH));
+    if (stat(P("u/v"), &so) == 0)
+        printf("owner u/v: %u:%u mode %o\n", (unsigned)so.st_uid, (unsigned)so.st_gid, (unsigned)so.st_mode);
+    if (stat(P("u"), &so) == 0)
+        printf("owner u: %u:%u\n", (unsigned)so.st_uid, (unsigned)so.st_gid);
+    res("fchownat u \"\" back", fchownat(ufd, "", 0, 0, AT_EMPTY_PATH));
+    /* git's access(X_OK) of its object directories: answered from the slot (branch dirtwin) */
+    res("access u/v X_OK", access(P("u/v"), X_OK));
+    res("access u/v/ R_OK|W_OK", access(P("u/v/"), R_OK | W_OK));
+    res("faccessat u v F_OK eaccess", faccessat(ufd, "v", F_OK, AT_EACCESS));
+    res("faccessat u v bad mode", faccessat(ufd, "v", 0x40, 0));
+    res("access u/v/ nofollow", faccessat(AT_FDCWD, P("u/v/"), W_OK, AT_SYMLINK_NOFOLLOW));
+    if (all) /* a miss: the kernel's answer, after the twin */
+        res("fchownat u nothere nofollow", fchownat(ufd, "nothere", 1, 1, AT_SYMLINK_NOFOLLOW));
+    close(ufd);
     if (all) {
         int pfd = open(P("u/v"), O_PATH | O_DIRECTORY);
         res("fchmod O_PATH v", fchmod(pfd, 0700));
@@ -242,6 +271,95 @@ static int attrs(int all)
     return 0;
 }
 
+/* A directory fd sent to another process over a unix socket (SCM_RIGHTS): the receiver lists,
+ * opens and creates through it, and fchdir()s into it, as on tmpfs (branch dirtwin: a stand-in
+ * arrived as a removed directory, empty and refusing creates). */
+static int scm(void)
+{
+    res("mkdir s", mkdir(P("s"), 0755));
+    res("mkdir s/in", mkdir(P("s/in"), 0755));
+    write_at(AT_FDCWD, P("s/f"), "sent");
+    int fd = open(P("s"), O_RDONLY | O_DIRECTORY);
+    res("open s", fd);
+    int sv[2];
+    res("socketpair", socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+    pid_t c = fork();
+    if (c == 0) {
+        close(sv[0]);
+        char byte;
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } u;
+        struct iovec iov = {&byte, 1};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+        ssize_t got = recvmsg(sv[1], &m, 0);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+        int rfd = -1;
+        if (got == 1 && cm && cm->cmsg_type == SCM_RIGHTS)
+            memcpy(&rfd, CMSG_DATA(cm), sizeof rfd);
+        printf("child: received %s\n", rfd >= 0 ? "an fd" : "nothing");
+        same("child: fstat", rfd, P("s"));
+        list("child: list", rfd, D);
+        int f = openat(rfd, "f", O_RDONLY);
+        char b[16] = "";
+        res("child: openat f", f);
+        if (f >= 0) {
+            printf("child: read f: %.*s\n", (int)read(f, b, sizeof b - 1), b);
+            close(f);
+        }
+        write_at(rfd, "made", "by child");
+        res("child: mkdirat in2", mkdirat(rfd, "in2", 0700));
+        res("child: fchdir", fchdir(rfd));
+        struct stat st;
+        res("child: stat in (relative)", stat("in", &st));
+        res("child: stat made (relative)", stat("made", &st));
+        /* the second, through sendmmsg: s/in */
+        m.msg_controllen = sizeof u.buf;
+        got = recvmsg(sv[1], &m, 0);
+        cm = CMSG_FIRSTHDR(&m);
+        rfd = -1;
+        if (got == 1 && cm && cm->cmsg_type == SCM_RIGHTS)
+            memcpy(&rfd, CMSG_DATA(cm), sizeof rfd);
+        write_at(rfd, "in-made", "by child");
+        list("child: list in", rfd, P("s"));
+        fflush(stdout);
+        _exit(0);
+    }
+    close(sv[1]);
+    char byte = 'x';
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof u);
+    struct iovec iov = {&byte, 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    int sent = (int)sendmsg(sv[0], &m, 0), e = errno, st;
+    int infd = open(P("s/in"), O_RDONLY | O_DIRECTORY);
+    memcpy(CMSG_DATA(cm), &infd, sizeof infd);
+    struct mmsghdr mm = {.msg_hdr = m};
+    int sent2 = sendmmsg(sv[0], &mm, 1, 0), e2 = errno;
+    waitpid(c, &st, 0); /* (the child's lines first, whatever the scheduling) */
+    errno = e;
+    res("sendmsg s", sent);
+    errno = e2;
+    res("sendmmsg s/in", sent2 == 1 ? 0 : -1);
+    list("parent: list in after", infd, P("s"));
+    close(infd);
+    printf("child exit: %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    same("parent: fstat after", fd, P("s"));
+    list("parent: list after", fd, D);
+    close(fd);
+    close(sv[0]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -256,6 +374,8 @@ int main(int argc, char **argv)
         return attrs(1);
     if (argc == 3 && strcmp(argv[2], "attrs-tools") == 0)
         return attrs(0);
+    if (argc == 3 && strcmp(argv[2], "scm") == 0)
+        return scm();
 
     /* open, identity, creates and listings through the fd */
     res("mkdir a", mkdir(P("a"), 0755));
