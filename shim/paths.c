@@ -471,13 +471,10 @@ int path_alias_on(void)
     static _Atomic int unattached_looks;
     if (sh.disabled || sh_busy)
         return 0;
-    /* A process that never touched a root has not mapped the region.  One exec'd by an attached
-     * process maps it at once (EPHEMERA_REGION: a stat, an open, the mmap and a close, no round
-     * trip); any other asks the kernel for its first few such calls, then attaches once (a HELLO
-     * to the daemon), so that a loop of them costs nothing per call. */
+    /* A process that never touched a root has not mapped the region: its first few such calls
+     * ask the kernel, then it attaches once, so that a loop of them costs nothing per call. */
     if (!atomic_load_explicit(&sh.attached, memory_order_acquire) &&
-        (sh.region_pid > 0 ||
-         atomic_fetch_add_explicit(&unattached_looks, 1, memory_order_relaxed) >= ALIAS_LOOKS_UNATTACHED) &&
+        atomic_fetch_add_explicit(&unattached_looks, 1, memory_order_relaxed) >= ALIAS_LOOKS_UNATTACHED &&
         sh_attach() < 0)
         return 0;
     return !atomic_load_explicit(&sh.attached, memory_order_acquire) ||
