@@ -1937,8 +1937,10 @@ static int access_mdir(int dirfd, const char *path, int amode, int flags, int *r
     char abs[EPH_PATH_MAX];
     uint32_t idx, gen;
     int eff = flags & AT_EACCESS;
+    /* The lookup before the ids: getuid and getgid are system calls, paid only for a directory in
+     * memory (nscount's gitdisk: an access(F_OK) of each object's name, not one). */
     if ((flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW)) || path_bad_ptr(path) || !path[0] ||
-        (!eff && (getuid() != creds_euid() || getgid() != creds_egid())) || !mdir_of(dirfd, path, abs, &idx, &gen) ||
+        !mdir_of(dirfd, path, abs, &idx, &gen) || (!eff && (getuid() != creds_euid() || getgid() != creds_egid())) ||
         nsd_allows(abs, 0) != 1)
         return 0;
     struct eph_inode *in = &sh.inodes[idx];
