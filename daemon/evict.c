@@ -306,18 +306,6 @@ static int evict_copy(int src, int dst, uint64_t size, int sync, off_t *freed_up
         if (hole < 0 || (uint64_t)hole > size)
             hole = (off_t)size;
         if (direct) {
-            /* The segment's disk blocks first, before any of it is punched: a block allocation
-             * is where the file system takes memory (its bitmaps' pages are charged to the
-             * cgroup; CI saw ENOMEM two blocks into a copy at the limit, with the punched bytes
-             * then unable to come back) and where a full disk says so.  Failing here frees
-             * nothing and loses nothing.  KEEP_SIZE: the size is set at the end. */
-            off_t a = data & ~(off_t)4095, b = (hole + 4095) & ~(off_t)4095;
-            if (dsys.fallocate(dst, FALLOC_FL_KEEP_SIZE, a, b - a) < 0 && errno != EOPNOTSUPP && errno != ENOSYS &&
-                errno != EINVAL) {
-                int e = -errno;
-                fcntl(dst, F_SETFL, fl);
-                return e;
-            }
             int e = evict_copy_direct(src, dst, data, hole, freed_upto);
             if (e == -EINVAL && *freed_upto <= data) {
                 /* O_DIRECT accepted by open but refused on write: buffered. */
