@@ -338,6 +338,13 @@ static int renamed(const char *a, const char *b)
  * errno, or -2: not a case for it (the rename goes on as before: twins, then the kernel's or
  * the daemon's rename).  RENAME_EXCHANGE, "..", and a name on disk where b goes are such cases.
  */
+/* The namespace changed (or was changing) since seq was read. */
+static int mdir_seq_moved(uint64_t seq)
+{
+    atomic_thread_fence(memory_order_acquire);
+    return (seq & 1) || atomic_load_explicit(&sh.hdr->ns_seq, memory_order_relaxed) != seq;
+}
+
 static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsigned flags, char a[EPH_PATH_MAX],
                             char b[EPH_PATH_MAX])
 {
@@ -349,6 +356,12 @@ static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsi
         return -2; /* (a symlink under a root: lexical names may not be the kernel's) */
     if (nsd_resolve(od, op, a, &ta) <= 0 || nsd_resolve(nd, np, b, &tb) <= 0 || path_is_root(a) || path_is_root(b))
         return -2;
+    /* Every answer below comes from looks without the lock: one taken while another process's
+     * change was being applied (an odd ns_seq, or a new one since) may have seen both names of a
+     * directory on its way from one to the other (memdir_rename's race: ENOTEMPTY, 4 of 30 runs),
+     * so a failure is only given when the namespace held still; else the caller decides again. */
+    uint64_t seq = atomic_load_explicit(&sh.hdr->ns_seq, memory_order_acquire);
+#define MDIR_FAIL(e) (mdir_seq_moved(seq) ? -3 : fail(e))
     int s = nsd_dir_slot(a, &sg);
     if (s == -1 && nsd_dir_slot(b, &tg) >= 0 && nsv_lookup(a, &fi, &fg) == 0) {
         /* A file in memory onto a directory in memory: the kernel's answer, never a success (its
@@ -357,13 +370,13 @@ static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsi
         if (we == 0)
             we = nsv_walk_error(b);
         if (we < 0)
-            return fail(-we);
+            return MDIR_FAIL(-we);
         if (flags & RENAME_NOREPLACE)
-            return fail(EEXIST);
+            return MDIR_FAIL(EEXIST);
         if (ta)
-            return fail(ENOTDIR);
+            return MDIR_FAIL(ENOTDIR);
         int pe = rename_may(a, b, (uid_t)sh.inodes[fi].uid, 0, 1, 1, flags);
-        return fail(pe ? pe : EISDIR);
+        return MDIR_FAIL(pe ? pe : EISDIR);
     }
     if (s == -1 && nsd_dir_slot(b, &tg) >= 0 && nsv_lookup(a, &fi, &fg) != 0) {
         /* No source, onto a directory in memory (two processes renaming it back and forth): the
@@ -374,7 +387,7 @@ static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsi
         int we = nsv_walk_error(a);
         if (we == 0)
             we = nsv_walk_error(b);
-        return fail(we < 0 ? -we : ENOENT);
+        return MDIR_FAIL(we < 0 ? -we : ENOENT);
     }
     if (s < 0)
         return -2;
@@ -391,7 +404,7 @@ static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsi
     if (we == 0)
         we = nsv_walk_error(b);
     if (we < 0)
-        return fail(-we);
+        return MDIR_FAIL(-we);
     int t = nsd_dir_slot(b, &tg), tfile = t < 0 && nsv_lookup(b, &fi, &fg) == 0;
     if (t == -2)
         return -2;
@@ -402,21 +415,22 @@ static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsi
     }
     int exists = t >= 0 || tfile;
     if ((flags & RENAME_NOREPLACE) && exists)
-        return fail(EEXIST);
+        return MDIR_FAIL(EEXIST);
     size_t al = strlen(a), bl = strlen(b);
     if (strcmp(a, b) != 0 && pn_under(b, a, al))
-        return fail(EINVAL); /* into its own subtree */
+        return MDIR_FAIL(EINVAL); /* into its own subtree */
     if (strcmp(a, b) != 0 && pn_under(a, b, bl))
-        return fail(ENOTEMPTY); /* onto a directory above it */
+        return MDIR_FAIL(ENOTEMPTY); /* onto a directory above it */
     if (strcmp(a, b) == 0)
         return 0; /* the same directory: vfs_rename returns before any check */
     int pe = rename_may(a, b, (uid_t)sh.inodes[s].uid, 1, exists, t >= 0, flags);
     if (pe)
-        return fail(pe);
+        return MDIR_FAIL(pe);
     if (tfile)
-        return fail(ENOTDIR); /* (rename_may checks the types only for others than root) */
+        return MDIR_FAIL(ENOTDIR); /* (rename_may checks the types only for others than root) */
     if (t >= 0 && sh.inodes[t].dir_entries)
-        return fail(ENOTEMPTY);
+        return MDIR_FAIL(ENOTEMPTY);
+#undef MDIR_FAIL
     int r = nsd_rename_dir(a, (uint32_t)s, sg, b, t, tg);
     if (r == -1)
         return -1;
