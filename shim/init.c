@@ -170,7 +170,19 @@ static struct eph_shm_header *attach_inherited(uint64_t *size)
     return h;
 }
 
+static int attach_common(int soft);
+
 int sh_attach(void)
+{
+    return attach_common(0);
+}
+
+int sh_attach_try(void)
+{
+    return attach_common(1);
+}
+
+static int attach_common(int soft)
 {
     if (atomic_load_explicit(&sh.attached, memory_order_acquire))
         return 0;
@@ -235,8 +247,12 @@ err:
         munmap(map, resp.arg);
     if (fd >= 0)
         sys.close(fd);
-    sh.disabled = 1;
-    rc = -ENOSYS;
+    /* A try (sh_attach_try) leaves the process free to attach later: the daemon may not be up yet
+     * (ow_entry.sh starts the runtime beside it, and Python's imports look up missing names
+     * outside the roots before the daemon listens). */
+    if (!soft)
+        sh.disabled = 1;
+    rc = soft ? -EAGAIN : -ENOSYS;
 out:
     pthread_mutex_unlock(&attach_mu);
     return rc;

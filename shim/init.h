@@ -33,6 +33,9 @@ struct sh_global {
 extern struct sh_global sh;
 
 int sh_attach(void);                   /* 0, or -errno; idempotent and thread-safe */
+/* The same, but a failed HELLO does not turn the shim off for good (-EAGAIN): for an attach the
+ * process does not need yet (paths.c, path_alias_on). */
+int sh_attach_try(void);
 uint64_t sh_sock_hash(void);           /* of EPHEMERA_SOCK, the fourth field of EPHEMERA_REGION */
 /* The daemon that serves the region now (attached only): a daemon that took the region over
  * from one that died has a new pid, and the same fd numbers (docs/ARCHITECTURE.md, the keeper). */

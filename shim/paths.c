@@ -475,8 +475,13 @@ int path_alias_on(void)
      * ask the kernel, then it attaches once, so that a loop of them costs nothing per call. */
     if (!atomic_load_explicit(&sh.attached, memory_order_acquire) &&
         atomic_fetch_add_explicit(&unattached_looks, 1, memory_order_relaxed) >= ALIAS_LOOKS_UNATTACHED &&
-        sh_attach() < 0)
+        sh_attach_try() < 0) {
+        /* No daemon yet (or none at all): no alias check now, another try after as many looks.  A
+         * failed sh_attach() here turned the shim off for the process's life: the action runtime,
+         * started beside its daemon, then kept every file on disk (CI: up-e2e, views-e2e). */
+        atomic_store_explicit(&unattached_looks, 0, memory_order_relaxed);
         return 0;
+    }
     return !atomic_load_explicit(&sh.attached, memory_order_acquire) ||
            atomic_load_explicit(&sh.hdr->c.files_in_memory, memory_order_relaxed) ||
            atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed);
