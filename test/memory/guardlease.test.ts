@@ -43,33 +43,61 @@ function exited(p: ChildProcess): Promise<NodeJS.Signals | number | null> {
   });
 }
 
+/** The fake cgroup made read-only, as Docker mounts it, with a victim in its cgroup.procs and the
+ * lease FIFO held by another process (the agent's part): what both kinds of test below start from. */
+interface Leased {
+  readonly dir: string;
+  readonly cg: string;
+  readonly ro: string;
+  readonly runDir: string;
+  readonly root: string;
+  readonly victim: ChildProcess;
+  readonly holder: ChildProcess;
+  readonly procs: ChildProcess[];
+}
+
+async function withLeasedCgroup(t: { skip: (why: string) => void }, prefix: string, files: Record<string, string>, body: (l: Leased) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(prefix);
+  const cg = join(dir, 'cg');
+  const ro = join(dir, 'ro');
+  const runDir = join(dir, 'run');
+  const root = join(dir, 'root');
+  const procs: ChildProcess[] = [];
+  let mounted = false;
+  try {
+    for (const d of [cg, ro, runDir, root]) await mkdir(d);
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(cg, name), text);
+    const victim = spawn('sleep', ['60'], { stdio: 'ignore' });
+    procs.push(victim);
+    writeFileSync(join(cg, 'cgroup.procs'), `${String(victim.pid)}\n`);
+    for (const args of [['--bind', cg, ro], ['-o', 'remount,bind,ro', ro]]) {
+      const m = spawnSync('mount', args, { encoding: 'utf8' });
+      if (m.status !== 0) {
+        t.skip(`mount ${args.join(' ')}: ${m.stderr}`);
+        return;
+      }
+      mounted = true;
+    }
+    // The lease, held by another process (the agent's part): the daemon must not inherit it.
+    const lease = join(runDir, 'guard.lease');
+    assert.equal(spawnSync('mkfifo', [lease]).status, 0);
+    const w = openSync(lease, constants.O_RDWR | constants.O_NONBLOCK);
+    const holder = spawn('sleep', ['60'], { stdio: ['ignore', 'ignore', 'ignore', w] });
+    procs.push(holder);
+    closeSync(w);
+    await body({ dir, cg, ro, runDir, root, victim, holder, procs });
+  } finally {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    await Promise.all(procs.map(exited));
+    if (mounted) spawnSync('umount', [ro]);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 for (const version of [1, 2] as const) {
   test(`cgroup v${String(version)}: the daemon kills the task the kernel would once nobody holds the lease of a guard it cannot lift`, { timeout: 30_000 }, async (t) => {
     if (process.getuid?.() !== 0) return t.skip('needs root (a bind mount)');
-    const dir = await mkdtemp(`/tmp/eph-guardpair-lease${String(version)}-`);
-    const cg = join(dir, 'cg');
-    const ro = join(dir, 'ro');
-    const runDir = join(dir, 'run');
-    const procs: ChildProcess[] = [];
-    let mounted = false;
-    try {
-      for (const d of [cg, ro, runDir, join(dir, 'root')]) await mkdir(d);
-      for (const [name, text] of Object.entries(FILES[version])) writeFileSync(join(cg, name), text);
-      const victim = spawn('sleep', ['60'], { stdio: 'ignore' });
-      procs.push(victim);
-      writeFileSync(join(cg, 'cgroup.procs'), `${String(victim.pid)}\n`);
-      for (const args of [['--bind', cg, ro], ['-o', 'remount,bind,ro', ro]]) {
-        const m = spawnSync('mount', args, { encoding: 'utf8' });
-        if (m.status !== 0) return t.skip(`mount ${args.join(' ')}: ${m.stderr}`);
-        mounted = true;
-      }
-      // The lease, held by another process (the agent's part): the daemon must not inherit it.
-      const lease = join(runDir, 'guard.lease');
-      assert.equal(spawnSync('mkfifo', [lease]).status, 0);
-      const w = openSync(lease, constants.O_RDWR | constants.O_NONBLOCK);
-      const holder = spawn('sleep', ['60'], { stdio: ['ignore', 'ignore', 'ignore', w] });
-      procs.push(holder);
-      closeSync(w);
+    await withLeasedCgroup(t, `/tmp/eph-guardpair-lease${String(version)}-`, FILES[version], async ({ dir, ro, runDir, victim, holder, procs }) => {
       const log = join(runDir, 'daemon.log');
       const daemon = spawn(EPHEMERAD, ['--rundir', runDir, '--root', join(dir, 'root'), '--cgroup', ro, '--log', log], { stdio: 'ignore' });
       procs.push(daemon);
@@ -97,12 +125,7 @@ for (const version of [1, 2] as const) {
       const deadline = Date.now() + 3000;
       while (!/oom guard orphaned: .*killed pid \d+/.test(said()) && Date.now() < deadline) await sleep(20);
       assert.match(said(), new RegExp(`oom guard orphaned: .*killed pid ${String(victim.pid)}`));
-    } finally {
-      for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-      await Promise.all(procs.map(exited));
-      if (mounted) spawnSync('umount', [ro]);
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 }
 
@@ -117,31 +140,8 @@ const FAULTY = join(EPHEMERAD, '..', 'test', 'ephemerad-faults');
 const SHIM = join(EPHEMERAD, '..', 'libephemera.so');
 test('cgroup v1: an eviction waiting for memory does not hold up the lease rule; no byte is lost', { timeout: 40_000 }, async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root (a bind mount)');
-  const dir = await mkdtemp('/tmp/eph-guardlease-wait-');
-  const cg = join(dir, 'cg');
-  const ro = join(dir, 'ro');
-  const runDir = join(dir, 'run');
-  const root = join(dir, 'root');
-  const procs: ChildProcess[] = [];
-  let mounted = false;
   const calm = { ...FILES[1], 'memory.usage_in_bytes': '10000000\n', 'memory.oom_control': 'oom_kill_disable 1\nunder_oom 0\noom_kill 0\n' };
-  try {
-    for (const d of [cg, ro, runDir, root]) await mkdir(d);
-    for (const [name, text] of Object.entries(calm)) writeFileSync(join(cg, name), text);
-    const victim = spawn('sleep', ['60'], { stdio: 'ignore' });
-    procs.push(victim);
-    writeFileSync(join(cg, 'cgroup.procs'), `${String(victim.pid)}\n`);
-    for (const args of [['--bind', cg, ro], ['-o', 'remount,bind,ro', ro]]) {
-      const m = spawnSync('mount', args, { encoding: 'utf8' });
-      if (m.status !== 0) return t.skip(`mount ${args.join(' ')}: ${m.stderr}`);
-      mounted = true;
-    }
-    const lease = join(runDir, 'guard.lease');
-    assert.equal(spawnSync('mkfifo', [lease]).status, 0);
-    const w = openSync(lease, constants.O_RDWR | constants.O_NONBLOCK);
-    const holder = spawn('sleep', ['60'], { stdio: ['ignore', 'ignore', 'ignore', w] });
-    procs.push(holder);
-    closeSync(w);
+  await withLeasedCgroup(t, '/tmp/eph-guardlease-wait-', calm, async ({ cg, ro, runDir, root, victim, holder, procs }) => {
     const log = join(runDir, 'daemon.log');
     // ~6 s of ENOMEM for both ways out of a failed move (one of each per 10 ms try): longer than
     // the rule's 1 s bound, shorter than the wait's 10 s limit.
@@ -194,10 +194,5 @@ test('cgroup v1: an eviction waiting for memory does not hold up the lease rule;
     daemon.kill('SIGTERM');
     assert.equal(await exited(daemon), 0, `the daemon's exit: ${said()}`);
     assert.ok(readFileSync(file).equals(bytes), 'the file on disk differs from what was written');
-  } finally {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-    await Promise.all(procs.map(exited));
-    if (mounted) spawnSync('umount', [ro]);
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
