@@ -612,13 +612,9 @@ again:;
     }
     /* A stand-in fd whose directory the daemon gave its twin since the fd's last use (the eviction
      * of a file in it) still knows it by its path: on the twin before the kernel moves it (under the
-     * lock when held, so no twin comes between). */
+     * lock when held, so no twin comes between); also one the daemon's RENAME just twinned
+     * (EXDEV before, difftest seed 548040001). */
     ndf_after_twin();
-    /* A stand-in dirfd whose directory got its twin from someone else (the daemon's RENAME
-     * above, another process): nsd_resolved found nothing left to twin, so the stand-in, a
-     * removed directory, would reach the kernel (EXDEV, difftest seed 548040001). */
-    ndf_settle_if(od);
-    ndf_settle_if(nd);
     int r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np)
                                              : sys.renameat2(od, op, nd, np, flags);
     if (held)
