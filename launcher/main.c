@@ -34,6 +34,8 @@
 #include "ephemera/shm.h"
 #include "control.h"
 #include "env.h"
+#include "ephemera/gate.h"
+#include "gate.h"
 #include "json.h"
 #include "keeper.h"
 #include "report.h"
@@ -58,6 +60,9 @@ static long long t_start_us;
 static sigset_t old_mask;
 static struct rlimit old_nofile; /* the children get it back: only we and the daemon need more */
 static bool debug;
+/* EPHEMERA_START_GATE=0: every command waits for `ready` in the launcher's child, as before the
+ * gate (for measuring the gate against it; docs/BENCHMARKS.md). */
+static bool gate_off;
 /* Set when Node's CLI handed us the run (run.ts, EPHEMERA_RUN_FROM_NODE): handing it back would
  * loop, so a command line we cannot run is an error instead. */
 static bool from_node;
@@ -67,8 +72,9 @@ static bool from_node;
 static const char *cgroup_procs;
 /* exec_child's report of a failure to join that cgroup, beside an exec's errno. */
 #define JOIN_FAILED 0x10000
-/* The command's child saw the daemon's ready pipe close without `ready`: it never ran. */
-#define NOT_READY 0x20000
+/* The command's child (or its shim, at the start gate) saw the daemon's ready pipe close without
+ * `ready`: it never ran. */
+#define NOT_READY EPH_GATE_NOT_READY
 
 /* ---- small helpers ---- */
 
@@ -393,6 +399,7 @@ struct run {
      * so that neither start costs the launcher a wake-up of its own. */
     int daemon_errfd, cmd_errfd;
     bool daemon_started, cmd_started, shutdown_sent;
+    bool gated; /* the command waits at the shim's start gate (spawn_command) */
     int sigfd;
     sigset_t forwarded;
     int pending_signal;
@@ -667,9 +674,11 @@ static void child_wait_ready(int ready_fd, int errfd)
     close(ready_fd);
 }
 
-/* Fork the command; with ready_fd >= 0 its child waits for the daemon's `ready` before its exec
- * (run_instance: wait_started), and the pipe is the child's alone from here (closed here in every
- * case). */
+/* Fork the command; with ready_fd >= 0 it runs only once the daemon said `ready` (run_instance:
+ * wait_started), and the pipe is the child's alone from here (closed here in every case).  A
+ * command that will load the shim is exec'd at once and waits at the shim's start gate
+ * (include/ephemera/gate.h), so that its exec, the dynamic loader and the shim's constructor run
+ * beside the daemon's start; any other waits in the child before its exec, as before. */
 static int spawn_command(struct run *r, int ready_fd)
 {
     char **env = env_for_command(environ, r->lib, r->rundir, r->o->roots, r->o->nroots, r->o->log_file);
@@ -681,13 +690,39 @@ static int spawn_command(struct run *r, int ready_fd)
             close(ready_fd);
         return fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start a pipe for the command: %s", strerror(e));
     }
+    /* The gate's ends, above the numbers a program expects to get from its first opens. */
+    int gate_r = -1, gate_w = -1;
+    if (ready_fd >= 0 && !gate_off && gate_possible(r->cmd_path)) {
+        gate_r = fcntl(ready_fd, F_DUPFD_CLOEXEC, 100);
+        gate_w = fcntl(err[1], F_DUPFD_CLOEXEC, 100);
+        if (gate_r >= 0 && gate_w >= 0) {
+            char v[64];
+            snprintf(v, sizeof v, EPH_GATE_ENV "=%d:%d", gate_r, gate_w);
+            env = env_add(env, v);
+        } else {
+            if (gate_r >= 0)
+                close(gate_r);
+            if (gate_w >= 0)
+                close(gate_w);
+            gate_r = gate_w = -1;
+        }
+    }
+    r->gated = gate_r >= 0;
     pid_t pid = fork();
     int fork_errno = errno;
     if (pid == 0) {
-        if (ready_fd >= 0)
+        if (gate_r >= 0) {
+            /* Only the gate's two ends cross the exec; the shim closes them. */
+            if (fcntl(gate_r, F_SETFD, 0) < 0 || fcntl(gate_w, F_SETFD, 0) < 0)
+                child_wait_ready(ready_fd, err[1]);
+        } else if (ready_fd >= 0)
             child_wait_ready(ready_fd, err[1]);
         exec_child(r->cmd_path, r->o->command, env, err[1]);
     }
+    if (gate_r >= 0)
+        close(gate_r);
+    if (gate_w >= 0)
+        close(gate_w);
     if (ready_fd >= 0)
         close(ready_fd);
     close(err[1]);
@@ -1062,7 +1097,7 @@ static int run_instance(struct run *r)
         if (wait_started(r) < 0)
             return -1;
         clock_gettime(CLOCK_MONOTONIC, &ts0);
-        phase("command started (the daemon ready)");
+        phase(r->gated ? "command past the shim's start gate (the daemon ready)" : "command started (the daemon ready)");
         /* The daemon listens (it said `ready`); if the control socket fails now, the command
          * runs on and the end of the run tries again (and says so). */
         if (connect_control(r, &cerr) < 0)
@@ -1199,6 +1234,7 @@ int main(int argc, char **argv)
     /* run.ts's hand-over (docs/ARCHITECTURE.md, "One keeper for every run"); neither reaches the
      * daemon or the command. */
     from_node = getenv("EPHEMERA_RUN_FROM_NODE") != NULL;
+    gate_off = getenv(EPH_GATE_ENV) != NULL && strcmp(getenv(EPH_GATE_ENV), "0") == 0;
     if (getenv("EPHEMERA_RUN_CGROUP") != NULL && getenv("EPHEMERA_RUN_CGROUP")[0] != '\0')
         cgroup_procs = strdup(getenv("EPHEMERA_RUN_CGROUP"));
     unsetenv("EPHEMERA_RUN_FROM_NODE");
