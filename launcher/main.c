@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -347,6 +348,19 @@ static int exec_result(int errfd)
     return r == (ssize_t)sizeof e ? e : 0;
 }
 
+/*
+ * A child that shares our memory until its exec, as posix_spawn's (CLONE_VM | CLONE_VFORK): no
+ * page tables are copied and neither process takes copy-on-write faults afterwards, each of which
+ * costs ~17 us on a shadow-paging VM (docs/ARCHITECTURE.md, "Start-up on a shadow-paging VM").
+ * We are suspended until it execs or exits, so fn must do neither anything that waits nor
+ * anything but system calls, exec and _exit; it runs on its own stack (here, above our frames).
+ */
+static pid_t spawn_shared(int (*fn)(void *), void *arg)
+{
+    char stack[64 << 10] __attribute__((aligned(16)));
+    return clone(fn, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, arg);
+}
+
 static void reap(struct child *c)
 {
     siginfo_t si = {0};
@@ -449,6 +463,33 @@ static void ready_hint(struct run *r)
         jb_printf(&r->err_msg, "; its message is above and in %s", r->o->log_file);
 }
 
+/* The daemon's child (spawn_shared: our memory, its own stack) up to its exec. */
+struct daemon_child {
+    const char *file;
+    char **argv;
+    int errfd;
+    struct keeper_plan *plan;
+};
+
+static int daemon_child_main(void *arg)
+{
+    struct daemon_child *dc = arg;
+    /* Its own session: a terminal's ^C must not stop it before the files are safe. */
+    setsid();
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null >= 0)
+        dup2(null, 0);
+    int errfd = dc->errfd;
+    int pe = keeper_place(dc->plan, &errfd);
+    if (pe < 0) {
+        pe = -pe;
+        if (write(errfd, &pe, sizeof pe) < 0) { /* the parent sees EOF and a 127 exit */
+        }
+        _exit(127);
+    }
+    exec_child(dc->file, dc->argv, environ, errfd);
+}
+
 static int spawn_daemon(struct run *r, int *ready_fd)
 {
     char budget[32], headroom[32], ready_num[16], keeper_num[16], manifest_num[16];
@@ -520,23 +561,8 @@ static int spawn_daemon(struct run *r, int *ready_fd)
     }
     argv[n] = NULL;
 
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* Its own session: a terminal's ^C must not stop it before the files are safe. */
-        setsid();
-        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (null >= 0)
-            dup2(null, 0);
-        int errfd = err[1];
-        int pe = keeper_place(&plan, &errfd);
-        if (pe < 0) {
-            pe = -pe;
-            if (write(errfd, &pe, sizeof pe) < 0) { /* the parent sees EOF and a 127 exit */
-            }
-            _exit(127);
-        }
-        exec_child(r->ephemerad, argv, environ, errfd);
-    }
+    struct daemon_child dc = {.file = r->ephemerad, .argv = argv, .errfd = err[1], .plan = &plan};
+    pid_t pid = spawn_shared(daemon_child_main, &dc);
     int fork_errno = errno;
     keeper_plan_free(&plan);
     close(ready[1]);
@@ -674,6 +700,25 @@ static void child_wait_ready(int ready_fd, int errfd)
     close(ready_fd);
 }
 
+/* The gated command's child (spawn_shared) up to its exec: only the gate's two ends cross it. */
+struct command_child {
+    const char *file;
+    char **argv, **env;
+    int errfd, gate_r, gate_w;
+};
+
+static int command_child_main(void *arg)
+{
+    struct command_child *cc = arg;
+    if (fcntl(cc->gate_r, F_SETFD, 0) < 0 || fcntl(cc->gate_w, F_SETFD, 0) < 0) {
+        int e = errno;
+        if (write(cc->errfd, &e, sizeof e) < 0) { /* the parent sees EOF and a 127 exit */
+        }
+        _exit(127);
+    }
+    exec_child(cc->file, cc->argv, cc->env, cc->errfd);
+}
+
 /* Fork the command; with ready_fd >= 0 it runs only once the daemon said `ready` (run_instance:
  * wait_started), and the pipe is the child's alone from here (closed here in every case).  A
  * command that will load the shim is exec'd at once and waits at the shim's start gate
@@ -708,17 +753,20 @@ static int spawn_command(struct run *r, int ready_fd)
         }
     }
     r->gated = gate_r >= 0;
-    pid_t pid = fork();
-    int fork_errno = errno;
-    if (pid == 0) {
-        if (gate_r >= 0) {
-            /* Only the gate's two ends cross the exec; the shim closes them. */
-            if (fcntl(gate_r, F_SETFD, 0) < 0 || fcntl(gate_w, F_SETFD, 0) < 0)
+    pid_t pid;
+    if (r->gated) {
+        /* Nothing to wait for before its exec: it can share our memory until then. */
+        struct command_child cc = {.file = r->cmd_path, .argv = r->o->command, .env = env, .errfd = err[1], .gate_r = gate_r, .gate_w = gate_w};
+        pid = spawn_shared(command_child_main, &cc);
+    } else {
+        pid = fork();
+        if (pid == 0) {
+            if (ready_fd >= 0)
                 child_wait_ready(ready_fd, err[1]);
-        } else if (ready_fd >= 0)
-            child_wait_ready(ready_fd, err[1]);
-        exec_child(r->cmd_path, r->o->command, env, err[1]);
+            exec_child(r->cmd_path, r->o->command, env, err[1]);
+        }
     }
+    int fork_errno = errno;
     if (gate_r >= 0)
         close(gate_r);
     if (gate_w >= 0)
