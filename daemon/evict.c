@@ -39,6 +39,7 @@
 #include "keeper.h"
 #include "log.h"
 #include "namespace.h"
+#include "reserve.h"
 #include "pins.h"
 #include "sys.h"
 
@@ -101,12 +102,15 @@ static size_t evict_test_bytes;
 #define EVICT_NOMEM_HOLD_NS (10000ull * 1000 * 1000)
 static uint64_t evict_nomem_since; /* first ENOMEM since the last eviction that worked, or 0 */ /* evict_test_alloc(): bytes allocated in each eviction */
 
+static size_t evict_retry_bytes;
+
 int evict_init(char *err, size_t errlen)
 {
     /* Allocated here, not on first use: the eviction path allocates nothing. */
-    evict_retry_at = calloc(D.h->ninodes, sizeof *evict_retry_at);
+    evict_retry_bytes = (size_t)D.h->ninodes * sizeof *evict_retry_at;
+    evict_retry_at = reserve_table(evict_retry_bytes);
     if (!evict_retry_at) {
-        snprintf(err, errlen, "calloc(eviction back-off table, %u): out of memory", D.h->ninodes);
+        snprintf(err, errlen, "mmap(eviction back-off table, %u): out of memory", D.h->ninodes);
         return -1;
     }
     return 0;
@@ -142,7 +146,7 @@ void evict_set_sync(int on)
     if (on && !evict_bounce) {
         void *p = NULL;
         if (posix_memalign(&p, 4096, EVICT_BOUNCE) == 0) {
-            memset(p, 0, EVICT_BOUNCE);
+            reserve_populate(p, EVICT_BOUNCE);
             evict_bounce = p;
         }
     }
@@ -152,7 +156,7 @@ void evict_fini(void)
 {
     free(evict_bounce);
     evict_bounce = NULL;
-    free(evict_retry_at);
+    reserve_table_free(evict_retry_at, evict_retry_bytes);
     evict_retry_at = NULL;
 }
 

@@ -29,6 +29,7 @@
 #include "ephemera/nslock.h"
 #include "keeper.h"
 #include "log.h"
+#include "reserve.h"
 
 #define NS_LOCK_STEAL_NS (1000ull * 1000 * 1000)
 
@@ -37,10 +38,10 @@ static uint32_t ns_nfree;
 
 int ns_init(char *err, size_t errlen)
 {
-    ns_freelist = calloc(D.h->ninodes, sizeof *ns_freelist);
-    D.inode_root = calloc(D.h->ninodes, 1);
+    ns_freelist = reserve_table((size_t)D.h->ninodes * sizeof *ns_freelist);
+    D.inode_root = reserve_table(D.h->ninodes);
     if (!ns_freelist || !D.inode_root) {
-        snprintf(err, errlen, "calloc(inode tables, %u): out of memory", D.h->ninodes);
+        snprintf(err, errlen, "mmap(inode tables, %u): out of memory", D.h->ninodes);
         return -1;
     }
     return 0;

@@ -33,6 +33,29 @@ void reserve_heap_policy(void)
     mallopt(M_TOP_PAD, 0);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+void reserve_populate(void *p, size_t len)
+{
+    if (len == 0 || madvise(p, len, MADV_POPULATE_WRITE) == 0)
+        return;
+    memset(p, 0, len);
+}
+
+void *reserve_table(size_t bytes)
+{
+    void *p = mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void reserve_table_free(void *p, size_t bytes)
+{
+    if (p)
+        munmap(p, bytes ? bytes : 1);
+}
+
 static void __attribute__((noinline)) reserve_touch_stack(void)
 {
     volatile char stack[RESERVE_STACK];

@@ -26,4 +26,19 @@ void reserve_heap_policy(void);
  * failed. */
 const char *reserve_lock(size_t heap_bytes, const void *skip, size_t skip_len);
 
+/* Make [p, p + len) resident and charged now (page-aligned), without the
+ * page faults of touching it: one madvise(MADV_POPULATE_WRITE), which leaves
+ * the contents as they are; where the kernel lacks it (before 5.14), a
+ * memset to zero, so only for memory that nobody else writes yet.  A fault
+ * costs ~17 us on a shadow-paging VM against ~1.3 us a page populated
+ * (docs/ARCHITECTURE.md, "Start-up on a shadow-paging VM"). */
+void reserve_populate(void *p, size_t len);
+/* A zeroed table of bytes that lives as long as the daemon (or until
+ * reserve_table_free): its own anonymous mapping, so that its pages are
+ * zero-filled by the kernel as they are first used, or all at once by
+ * reserve_lock before the guard is armed, never cleared at start-up by
+ * calloc.  NULL when out of memory. */
+void *reserve_table(size_t bytes);
+void reserve_table_free(void *p, size_t bytes);
+
 #endif

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ephemera/gate.h"
+
 static char *xstrdup(const char *s)
 {
     char *d = strdup(s);
@@ -98,7 +100,8 @@ char **env_for_command(char *const *base, const char *lib, const char *rundir, c
     size_t n = 0;
     for (size_t i = 0; i < nbase; i++) {
         /* the shim's own hand-overs across exec, about the run that started us, not this one */
-        if (strchr(base[i], '=') == NULL || named(base[i], "EPHEMERA_FDMAP") || named(base[i], "EPHEMERA_REGION"))
+        if (strchr(base[i], '=') == NULL || named(base[i], "EPHEMERA_FDMAP") || named(base[i], "EPHEMERA_REGION") ||
+            named(base[i], EPH_GATE_ENV))
             continue;
         int k = -1;
         for (int j = 0; j < 5; j++)
@@ -120,6 +123,19 @@ char **env_for_command(char *const *base, const char *lib, const char *rundir, c
     free(sock);
     free(rootlist);
     return env;
+}
+
+char **env_add(char **env, const char *entry)
+{
+    size_t n = 0;
+    while (env[n] != NULL)
+        n++;
+    char **out = realloc(env, sizeof *out * (n + 2));
+    if (out == NULL)
+        abort();
+    out[n] = xstrdup(entry);
+    out[n + 1] = NULL;
+    return out;
 }
 
 void env_free(char **env)

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -34,6 +35,8 @@
 #include "ephemera/shm.h"
 #include "control.h"
 #include "env.h"
+#include "ephemera/gate.h"
+#include "gate.h"
 #include "json.h"
 #include "keeper.h"
 #include "report.h"
@@ -58,6 +61,9 @@ static long long t_start_us;
 static sigset_t old_mask;
 static struct rlimit old_nofile; /* the children get it back: only we and the daemon need more */
 static bool debug;
+/* EPHEMERA_START_GATE=0: every command waits for `ready` in the launcher's child, as before the
+ * gate (for measuring the gate against it; docs/BENCHMARKS.md). */
+static bool gate_off;
 /* Set when Node's CLI handed us the run (run.ts, EPHEMERA_RUN_FROM_NODE): handing it back would
  * loop, so a command line we cannot run is an error instead. */
 static bool from_node;
@@ -67,8 +73,9 @@ static bool from_node;
 static const char *cgroup_procs;
 /* exec_child's report of a failure to join that cgroup, beside an exec's errno. */
 #define JOIN_FAILED 0x10000
-/* The command's child saw the daemon's ready pipe close without `ready`: it never ran. */
-#define NOT_READY 0x20000
+/* The command's child (or its shim, at the start gate) saw the daemon's ready pipe close without
+ * `ready`: it never ran. */
+#define NOT_READY EPH_GATE_NOT_READY
 
 /* ---- small helpers ---- */
 
@@ -341,6 +348,28 @@ static int exec_result(int errfd)
     return r == (ssize_t)sizeof e ? e : 0;
 }
 
+/*
+ * A child that shares our memory until its exec, as posix_spawn's (CLONE_VM | CLONE_VFORK): no
+ * page tables are copied and neither process takes copy-on-write faults afterwards, each of which
+ * costs ~17 us on a shadow-paging VM (docs/ARCHITECTURE.md, "Start-up on a shadow-paging VM").
+ * We are suspended until it execs or exits, so fn must do neither anything that waits nor
+ * anything but system calls, exec and _exit; it runs on its own stack (here, above our frames).
+ */
+static pid_t spawn_shared(int (*fn)(void *), void *arg)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan keeps one shadow of the stack per thread: a child running on a stack of its own in
+     * our memory confuses it (a CHECK failure, then a hang).  The sanitizer build forks. */
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(fn(arg));
+    return pid;
+#else
+    char stack[64 << 10] __attribute__((aligned(16)));
+    return clone(fn, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, arg);
+#endif
+}
+
 static void reap(struct child *c)
 {
     siginfo_t si = {0};
@@ -393,6 +422,7 @@ struct run {
      * so that neither start costs the launcher a wake-up of its own. */
     int daemon_errfd, cmd_errfd;
     bool daemon_started, cmd_started, shutdown_sent;
+    bool gated; /* the command waits at the shim's start gate (spawn_command) */
     int sigfd;
     sigset_t forwarded;
     int pending_signal;
@@ -440,6 +470,33 @@ static void ready_hint(struct run *r)
         jb_puts(&r->err_msg, "; its message, if any, is above; rerun with --log FILE for more");
     else
         jb_printf(&r->err_msg, "; its message is above and in %s", r->o->log_file);
+}
+
+/* The daemon's child (spawn_shared: our memory, its own stack) up to its exec. */
+struct daemon_child {
+    const char *file;
+    char **argv;
+    int errfd;
+    struct keeper_plan *plan;
+};
+
+static int daemon_child_main(void *arg)
+{
+    struct daemon_child *dc = arg;
+    /* Its own session: a terminal's ^C must not stop it before the files are safe. */
+    setsid();
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null >= 0)
+        dup2(null, 0);
+    int errfd = dc->errfd;
+    int pe = keeper_place(dc->plan, &errfd);
+    if (pe < 0) {
+        pe = -pe;
+        if (write(errfd, &pe, sizeof pe) < 0) { /* the parent sees EOF and a 127 exit */
+        }
+        _exit(127);
+    }
+    exec_child(dc->file, dc->argv, environ, errfd);
 }
 
 static int spawn_daemon(struct run *r, int *ready_fd)
@@ -513,23 +570,8 @@ static int spawn_daemon(struct run *r, int *ready_fd)
     }
     argv[n] = NULL;
 
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* Its own session: a terminal's ^C must not stop it before the files are safe. */
-        setsid();
-        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (null >= 0)
-            dup2(null, 0);
-        int errfd = err[1];
-        int pe = keeper_place(&plan, &errfd);
-        if (pe < 0) {
-            pe = -pe;
-            if (write(errfd, &pe, sizeof pe) < 0) { /* the parent sees EOF and a 127 exit */
-            }
-            _exit(127);
-        }
-        exec_child(r->ephemerad, argv, environ, errfd);
-    }
+    struct daemon_child dc = {.file = r->ephemerad, .argv = argv, .errfd = err[1], .plan = &plan};
+    pid_t pid = spawn_shared(daemon_child_main, &dc);
     int fork_errno = errno;
     keeper_plan_free(&plan);
     close(ready[1]);
@@ -667,9 +709,30 @@ static void child_wait_ready(int ready_fd, int errfd)
     close(ready_fd);
 }
 
-/* Fork the command; with ready_fd >= 0 its child waits for the daemon's `ready` before its exec
- * (run_instance: wait_started), and the pipe is the child's alone from here (closed here in every
- * case). */
+/* The gated command's child (spawn_shared) up to its exec: only the gate's two ends cross it. */
+struct command_child {
+    const char *file;
+    char **argv, **env;
+    int errfd, gate_r, gate_w;
+};
+
+static int command_child_main(void *arg)
+{
+    struct command_child *cc = arg;
+    if (fcntl(cc->gate_r, F_SETFD, 0) < 0 || fcntl(cc->gate_w, F_SETFD, 0) < 0) {
+        int e = errno;
+        if (write(cc->errfd, &e, sizeof e) < 0) { /* the parent sees EOF and a 127 exit */
+        }
+        _exit(127);
+    }
+    exec_child(cc->file, cc->argv, cc->env, cc->errfd);
+}
+
+/* Fork the command; with ready_fd >= 0 it runs only once the daemon said `ready` (run_instance:
+ * wait_started), and the pipe is the child's alone from here (closed here in every case).  A
+ * command that will load the shim is exec'd at once and waits at the shim's start gate
+ * (include/ephemera/gate.h), so that its exec, the dynamic loader and the shim's constructor run
+ * beside the daemon's start; any other waits in the child before its exec, as before. */
 static int spawn_command(struct run *r, int ready_fd)
 {
     char **env = env_for_command(environ, r->lib, r->rundir, r->o->roots, r->o->nroots, r->o->log_file);
@@ -681,13 +744,42 @@ static int spawn_command(struct run *r, int ready_fd)
             close(ready_fd);
         return fail(r, "EPH_RUN_SPAWN", "ephemera run: cannot start a pipe for the command: %s", strerror(e));
     }
-    pid_t pid = fork();
-    int fork_errno = errno;
-    if (pid == 0) {
-        if (ready_fd >= 0)
-            child_wait_ready(ready_fd, err[1]);
-        exec_child(r->cmd_path, r->o->command, env, err[1]);
+    /* The gate's ends, above the numbers a program expects to get from its first opens. */
+    int gate_r = -1, gate_w = -1;
+    if (ready_fd >= 0 && !gate_off && gate_possible(r->cmd_path)) {
+        gate_r = fcntl(ready_fd, F_DUPFD_CLOEXEC, 100);
+        gate_w = fcntl(err[1], F_DUPFD_CLOEXEC, 100);
+        if (gate_r >= 0 && gate_w >= 0) {
+            char v[64];
+            snprintf(v, sizeof v, EPH_GATE_ENV "=%d:%d", gate_r, gate_w);
+            env = env_add(env, v);
+        } else {
+            if (gate_r >= 0)
+                close(gate_r);
+            if (gate_w >= 0)
+                close(gate_w);
+            gate_r = gate_w = -1;
+        }
     }
+    r->gated = gate_r >= 0;
+    pid_t pid;
+    if (r->gated) {
+        /* Nothing to wait for before its exec: it can share our memory until then. */
+        struct command_child cc = {.file = r->cmd_path, .argv = r->o->command, .env = env, .errfd = err[1], .gate_r = gate_r, .gate_w = gate_w};
+        pid = spawn_shared(command_child_main, &cc);
+    } else {
+        pid = fork();
+        if (pid == 0) {
+            if (ready_fd >= 0)
+                child_wait_ready(ready_fd, err[1]);
+            exec_child(r->cmd_path, r->o->command, env, err[1]);
+        }
+    }
+    int fork_errno = errno;
+    if (gate_r >= 0)
+        close(gate_r);
+    if (gate_w >= 0)
+        close(gate_w);
     if (ready_fd >= 0)
         close(ready_fd);
     close(err[1]);
@@ -1062,7 +1154,7 @@ static int run_instance(struct run *r)
         if (wait_started(r) < 0)
             return -1;
         clock_gettime(CLOCK_MONOTONIC, &ts0);
-        phase("command started (the daemon ready)");
+        phase(r->gated ? "command past the shim's start gate (the daemon ready)" : "command started (the daemon ready)");
         /* The daemon listens (it said `ready`); if the control socket fails now, the command
          * runs on and the end of the run tries again (and says so). */
         if (connect_control(r, &cerr) < 0)
@@ -1199,6 +1291,7 @@ int main(int argc, char **argv)
     /* run.ts's hand-over (docs/ARCHITECTURE.md, "One keeper for every run"); neither reaches the
      * daemon or the command. */
     from_node = getenv("EPHEMERA_RUN_FROM_NODE") != NULL;
+    gate_off = getenv(EPH_GATE_ENV) != NULL && strcmp(getenv(EPH_GATE_ENV), "0") == 0;
     if (getenv("EPHEMERA_RUN_CGROUP") != NULL && getenv("EPHEMERA_RUN_CGROUP")[0] != '\0')
         cgroup_procs = strdup(getenv("EPHEMERA_RUN_CGROUP"));
     unsetenv("EPHEMERA_RUN_FROM_NODE");

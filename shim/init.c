@@ -14,11 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "ephemera/gate.h"
 #include "ephemera/proto.h"
 #include "ephemera/lock.h"
 #include "ephemera/shm.h"
@@ -84,7 +87,7 @@ uint32_t sh_umask(void) { return atomic_load_explicit(&sh_umask_cache, memory_or
 /* umask is wrapped only to cache it: reading it otherwise means setting it. */
 SH_EXPORT mode_t umask(mode_t m)
 {
-    mode_t old = (mode_t)syscall(SYS_umask, m);
+    mode_t old = (mode_t)sys.syscall(SYS_umask, m);
     atomic_store_explicit(&sh_umask_cache, m & 0777, memory_order_relaxed);
     return old;
 }
@@ -258,15 +261,94 @@ out:
     return rc;
 }
 
+/* Something listens on EPHEMERA_SOCK: the daemon got past its start. */
+static int sh_daemon_listens(void)
+{
+    if (!sh.sock_path[0])
+        return 0;
+    int fd = (int)sys.syscall(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, sh.sock_path, strlen(sh.sock_path) + 1);
+    int ok = sys.syscall(SYS_connect, fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    sys.syscall(SYS_close, fd);
+    return ok;
+}
+
+/*
+ * The launcher's start gate (include/ephemera/gate.h): the command was exec'd beside the daemon's
+ * start, and its program must not run before the daemon listens, or its first managed call would
+ * find no socket and send its files to the disk.  So the constructor, after the work that needs
+ * no daemon (the table of real calls, the roots), reads the daemon's ready pipe here.  Without
+ * `ready\n` (the daemon died, or a child that an earlier library's constructor started read it
+ * first) a connect to the socket decides; if nothing listens the program never runs, as when the
+ * launcher's child waited: NOT_READY goes up the launcher's pipe and the process exits 127.  The
+ * wait's bound is the launcher's (15 s, then it kills us).  Libc's syscall() from the table of
+ * real calls: none of our wrappers (not even our own syscall()), nothing of ours counted.
+ */
+static void sh_start_gate(void)
+{
+    const char *g = getenv(EPH_GATE_ENV);
+    if (!g)
+        return;
+    char *e;
+    long rfd = strtol(g, &e, 10), wfd = *e == ':' ? strtol(e + 1, &e, 10) : -1;
+    int valid = *e == '\0' && rfd >= 0 && wfd >= 0 && rfd <= INT32_MAX && wfd <= INT32_MAX;
+    unsetenv(EPH_GATE_ENV); /* the program and its children never see it */
+    if (!valid)
+        return;
+    char seen[256];
+    size_t len = 0;
+    int ready = 0;
+    for (;;) {
+        ssize_t got = sys.syscall(SYS_read, (int)rfd, seen + len, sizeof seen - 1 - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+        seen[len] = '\0';
+        if (strstr(seen, "ready\n") != NULL) {
+            ready = 1;
+            break;
+        }
+        if (len == sizeof seen - 1) { /* keep the tail: `ready\n` may straddle */
+            memmove(seen, seen + len - 8, 8);
+            len = 8;
+        }
+    }
+    sys.syscall(SYS_close, (int)rfd);
+    if (!ready && !sh_daemon_listens()) {
+        int word = EPH_GATE_NOT_READY;
+        if (sys.syscall(SYS_write, (int)wfd, &word, sizeof word) < 0) { /* the launcher sees EOF and a 127 exit */
+        }
+        _exit(127);
+    }
+    sys.syscall(SYS_close, (int)wfd); /* the launcher's sign that the program runs */
+}
+
+/* The constructor's work up to the gate: no daemon needed. */
+static void sh_init_env(void);
+
 __attribute__((constructor(101))) static void sh_init(void)
+{
+    sh_init_env();
+    sh_start_gate();
+    if (!sh.disabled)
+        proc_init_inherited(); /* may attach: after the gate */
+}
+
+static void sh_init_env(void)
 {
     eph_lock_self_init(); /* the pid the region's lock words carry for us (fork children: intercept_proc.c) */
     sys_resolve();
 #ifdef EPH_FAULTS
     sys_faults_install();
 #endif
-    mode_t m = (mode_t)syscall(SYS_umask, 022);
-    syscall(SYS_umask, m);
+    /* Libc's syscall(), not ours: our wrapper's code and tables are pages this process need not touch. */
+    mode_t m = (mode_t)sys.syscall(SYS_umask, 022);
+    sys.syscall(SYS_umask, m);
     atomic_store(&sh_umask_cache, m);
 
     const char *lg = getenv("EPHEMERA_LOG");
@@ -315,7 +397,6 @@ __attribute__((constructor(101))) static void sh_init(void)
     }
     pthread_key_create(&flush_key, flush_on_thread_exit);
     path_init();
-    proc_init_inherited();
 }
 
 /*

@@ -293,6 +293,30 @@ test('a signal while the daemon starts: the command never runs, the status is 12
   noDaemonLeft(root);
 });
 
+test("the start gate: a command that loads the shim is exec'd beside the daemon's start, and its program runs once the daemon is ready, with its files in memory", { timeout: 60_000 }, async () => {
+  const dir = freshDir('gate');
+  const root = freshDir('gate-root');
+  const slow = script(dir, 'slow-ephemerad', `sleep 2; exec ${join(BUILD, 'ephemerad')} "$@"`);
+  // EPHEMERA_START_GATE=0 is the launcher before the gate: its child waits for `ready`, then execs.
+  for (const gate of ['on', 'off'] as const) {
+    const marker = join(root, `ran-${gate}`);
+    const stats = join(dir, `stats-${gate}.json`);
+    const env = { ...process.env, EPHEMERA_EPHEMERAD: slow, ...(gate === 'off' ? { EPHEMERA_START_GATE: '0' } : {}) };
+    const child = spawn(EPHEMERA, ['run', '--root', root, '--stats', stats, '--', 'touch', marker], { stdio: 'ignore', env });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // The daemon still sleeps: the launcher's children are its wrapper and the command's process.
+    const kids = spawnSync('ps', ['-o', 'comm=', '--ppid', String(child.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').sort();
+    assert.deepEqual(kids, gate === 'on' ? ['slow-ephemerad', 'touch'] : ['ephemera-run', 'slow-ephemerad'], `gate ${gate}: ${kids.join(', ')}`);
+    assert.equal(existsSync(marker), false, `gate ${gate}: the program waits for the daemon`);
+    assert.equal(await exited, 0);
+    assert.ok(existsSync(marker), `gate ${gate}: the file was written back`);
+    const report = JSON.parse(readFileSync(stats, 'utf8')) as { files_created: number };
+    assert.equal(report.files_created, 1, `gate ${gate}: touch made its file in memory`);
+  }
+  noDaemonLeft(root);
+});
+
 test('a daemon that exits before it is ready: the error names it and its status', { timeout: 60_000 }, () => {
   const dir = freshDir('early-exit');
   const bad = script(dir, 'bad-ephemerad', 'echo "ephemerad: cannot start: no memory here" >&2; exit 3');

@@ -5,15 +5,21 @@
  * and which it leaves to Node, sizes, paths, the command's environment, and the JSON it writes.
  * The expected values were printed by Node (parseSize, path.resolve, String(number),
  * JSON.stringify) and are the contract: a launcher that reads a command line differently from
- * run.ts must hand it to Node instead.
+ * run.ts must hand it to Node instead.  And which commands wait for the daemon at the shim's
+ * start gate (launcher/gate.c): only those that surely run the shim's constructor.
  */
-// test-sources: launcher/args.c launcher/env.c launcher/json.c launcher/report.c
+// test-sources: launcher/args.c launcher/env.c launcher/gate.c launcher/json.c launcher/report.c
+#include <elf.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "../../launcher/args.h"
 #include "../../launcher/env.h"
+#include "../../launcher/gate.h"
 #include "../../launcher/json.h"
 #include "../../launcher/report.h"
 
@@ -143,7 +149,7 @@ static void test_environment(void)
     }
     /* "the environment contract" of run.test.ts, plus where each variable lands. */
     char *base[] = {"PATH=/bin", "EPHEMERA_FDMAP=stale", "EPHEMERA_LOG=old", "EPHEMERA_ROOTS=/old", "NOEQUALS",
-                    "EPHEMERA_REGION=1:2:3:4", NULL};
+                    "EPHEMERA_REGION=1:2:3:4", "EPHEMERA_START_GATE=7:8", NULL};
     char *roots[] = {"/tmp", "/scratch"};
     char **env = env_for_command(base, "/b/lib.so", "/run/x", roots, 2, NULL);
     const char *want[] = {"PATH=/bin", "EPHEMERA_ROOTS=/tmp:/scratch", "LD_PRELOAD=/b/lib.so", "EPHEMERA_SOCK=/run/x/shim.sock",
@@ -158,7 +164,92 @@ static void test_environment(void)
     char *empty[] = {NULL};
     env = env_for_command(empty, "/l.so", "/r", roots, 1, "/log");
     CHECK(env[4] != NULL && strcmp(env[4], "EPHEMERA_LOG=/log") == 0 && env[5] == NULL, "EPHEMERA_LOG set: %s", env[4]);
+    env = env_add(env, "EPHEMERA_START_GATE=101:102");
+    CHECK(env[5] != NULL && strcmp(env[5], "EPHEMERA_START_GATE=101:102") == 0 && env[6] == NULL, "the gate's variable last: %s", env[5]);
     env_free(env);
+}
+
+/* A minimal 64-bit ELF header and one program header: PT_INTERP naming `interp`, or PT_LOAD. */
+static size_t fake_elf(unsigned char *buf, unsigned char cls, unsigned machine, const char *interp)
+{
+    memset(buf, 0, 512);
+    Elf64_Ehdr eh = {.e_type = ET_DYN, .e_machine = (Elf64_Half)machine, .e_version = EV_CURRENT, .e_phoff = sizeof eh,
+                     .e_ehsize = sizeof eh, .e_phentsize = sizeof(Elf64_Phdr), .e_phnum = 1};
+    memcpy(eh.e_ident, ELFMAG, SELFMAG);
+    eh.e_ident[EI_CLASS] = cls;
+    eh.e_ident[EI_DATA] = ELFDATA2LSB;
+    memcpy(buf, &eh, sizeof eh);
+    Elf64_Phdr ph = {.p_type = interp ? PT_INTERP : PT_LOAD, .p_offset = 256, .p_filesz = interp ? strlen(interp) + 1 : 0};
+    memcpy(buf + sizeof eh, &ph, sizeof ph);
+    if (interp)
+        memcpy(buf + 256, interp, strlen(interp) + 1);
+    return 512;
+}
+
+static void write_file(const char *path, const void *data, size_t n, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0700);
+    CHECK(fd >= 0 && write(fd, data, n) == (ssize_t)n, "write %s", path);
+    close(fd);
+    chmod(path, mode);
+}
+
+static void test_gate(void)
+{
+    unsigned char b[512];
+#if defined(__x86_64__)
+    const unsigned me = EM_X86_64;
+    const char *glibc = "/lib64/ld-linux-x86-64.so.2";
+#else
+    const unsigned me = EM_AARCH64;
+    const char *glibc = "/lib/ld-linux-aarch64.so.1";
+#endif
+    CHECK(gate_elf_loads_shim(b, fake_elf(b, ELFCLASS64, me, glibc)), "glibc's loader: the shim's constructor runs");
+    CHECK(!gate_elf_loads_shim(b, fake_elf(b, ELFCLASS64, me, NULL)), "static: no shim, no gate");
+    CHECK(!gate_elf_loads_shim(b, fake_elf(b, ELFCLASS64, me, "/lib/ld-musl-x86_64.so.1")), "musl's loader: our shim does not load");
+    CHECK(!gate_elf_loads_shim(b, fake_elf(b, ELFCLASS32, me, glibc)), "32-bit: our shim does not load");
+    CHECK(!gate_elf_loads_shim(b, fake_elf(b, ELFCLASS64, me == EM_X86_64 ? EM_AARCH64 : EM_X86_64, glibc)), "another machine");
+    CHECK(!gate_elf_loads_shim(b, 40), "a truncated header");
+    fake_elf(b, ELFCLASS64, me, glibc);
+    CHECK(!gate_elf_loads_shim(b, 260), "an interpreter cut off by the read");
+
+    char dir[] = "/tmp/launcher-gate-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char prog[64], suid[64], stat_prog[64], sh[64], sh_env[64], sh_static[64], sh_rel[64], text[64];
+    snprintf(prog, sizeof prog, "%s/prog", dir);
+    snprintf(suid, sizeof suid, "%s/suid", dir);
+    snprintf(stat_prog, sizeof stat_prog, "%s/static", dir);
+    snprintf(sh, sizeof sh, "%s/a.sh", dir);
+    snprintf(sh_env, sizeof sh_env, "%s/b.sh", dir);
+    snprintf(sh_static, sizeof sh_static, "%s/c.sh", dir);
+    snprintf(sh_rel, sizeof sh_rel, "%s/d.sh", dir);
+    snprintf(text, sizeof text, "%s/e.txt", dir);
+    write_file(prog, b, fake_elf(b, ELFCLASS64, me, glibc), 0755);
+    write_file(suid, b, 512, 04755);
+    write_file(stat_prog, b, fake_elf(b, ELFCLASS64, me, NULL), 0755);
+    char line[128];
+    snprintf(line, sizeof line, "#!%s -e\necho\n", prog);
+    write_file(sh, line, strlen(line), 0755);
+    snprintf(line, sizeof line, "#! %s\n", prog);
+    write_file(sh_env, line, strlen(line), 0755);
+    snprintf(line, sizeof line, "#!%s\n", stat_prog);
+    write_file(sh_static, line, strlen(line), 0755);
+    write_file(sh_rel, "#!prog\n", 7, 0755);
+    write_file(text, "echo hi\n", 8, 0755);
+    CHECK(gate_possible(prog), "a dynamic glibc program");
+    CHECK(!gate_possible(suid), "set-id: a secure exec ignores LD_PRELOAD");
+    CHECK(!gate_possible(stat_prog), "a static program");
+    CHECK(gate_possible(sh), "a script run by a dynamic glibc program");
+    CHECK(gate_possible(sh_env), "#! with a blank before the interpreter");
+    CHECK(!gate_possible(sh_static), "a script run by a static program");
+    CHECK(!gate_possible(sh_rel), "a relative interpreter");
+    CHECK(!gate_possible(text), "no #! (/bin/sh through ENOEXEC): the launcher's child waits");
+    CHECK(!gate_possible(dir), "a directory");
+    CHECK(!gate_possible("/nonexistent/prog"), "a missing file");
+    const char *files[] = {prog, suid, stat_prog, sh, sh_env, sh_static, sh_rel, text};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        unlink(files[i]);
+    rmdir(dir);
 }
 
 static void expect_number(double x, const char *want)
@@ -267,6 +358,7 @@ int main(void)
     test_sizes();
     test_paths();
     test_environment();
+    test_gate();
     test_json();
     test_report();
     printf("launcher_test: %d checks, %d failures\n", checks, failures);
