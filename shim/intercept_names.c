@@ -23,6 +23,7 @@
 #include "ephemera/lock.h"
 #include "ephemera/proto.h"
 #include "ephemera/shm.h"
+#include "ephemera/twinrec.h"
 
 #include "intercept_names.h"
 #include "compiler.h"
@@ -615,10 +616,18 @@ again:;
      * lock when held, so no twin comes between); also one the daemon's RENAME just twinned
      * (EXDEV before, difftest seed 548040001). */
     ndf_after_twin();
+    /* Twins of other processes' stand-ins below either name move with it: their records too
+     * (include/ephemera/twinrec.h), marked moving meanwhile, under the lock. */
+    int exch = (flags & RENAME_EXCHANGE) != 0;
+    uint64_t tr = held ? eph_twinrec_moving(sh.hdr, a, b, exch) : 0;
     int r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np)
                                              : sys.renameat2(od, op, nd, np, flags);
-    if (held)
+    if (held) {
+        int e = errno;
+        eph_twinrec_moved(sh.hdr, tr, a, b, r == 0);
+        errno = e;
         unhold_after(r == 0);
+    }
     r = (int)dc_after(r);
     if (r == 0)
         db_replaced(b, &gone);
