@@ -622,6 +622,8 @@ again:;
     uint64_t tr = held ? eph_twinrec_moving(sh.hdr, a, b, exch) : 0;
     int r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np)
                                              : sys.renameat2(od, op, nd, np, flags);
+    if (r < 0 && errno == ENOENT && (ndf_moved(od) | ndf_moved(nd))) /* twinned since ndf_after_twin */
+        r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np) : sys.renameat2(od, op, nd, np, flags);
     if (held) {
         int e = errno;
         eph_twinrec_moved(sh.hdr, tr, a, b, r == 0);
@@ -1294,6 +1296,8 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
         return -1;
     }
     int r = REAL(linkat)(od, o, nd, n, flags);
+    if (r < 0 && errno == ENOENT && (ndf_moved(od) | ndf_moved(nd)))
+        r = REAL(linkat)(od, o, nd, n, flags); /* a stand-in twinned since the call named it */
     if (held)
         unhold_after(r == 0);
     if (r == 0 && !src_mem)

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,21 @@ static int ndf_find_twin(int fd, struct ndf_ent *e, char out[EPH_PATH_MAX])
     return -1;
 }
 
+/* Fault builds: EPHEMERA_NS_STALL=standin-look stops the process (SIGSTOP) once, just after a call
+ * named a directory in memory through its stand-in, for a test to give the directory its twin
+ * there (test/c/standincall_test.c). */
+static void ndf_stall_look(void)
+{
+#ifdef EPH_FAULTS
+    static int once;
+    const char *s = getenv("EPHEMERA_NS_STALL");
+    if (s && strcmp(s, "standin-look") == 0 && !once) {
+        once = 1;
+        raise(SIGSTOP);
+    }
+#endif
+}
+
 int ndf_path(int fd, char out[EPH_PATH_MAX])
 {
     int e = errno, r = -1;
@@ -268,8 +284,19 @@ int ndf_path(int fd, char out[EPH_PATH_MAX])
         }
     }
     pthread_mutex_unlock(&ndf_mu);
+    if (cur == 1)
+        ndf_stall_look();
     errno = e;
     return r;
+}
+
+int ndf_moved(int fd)
+{
+    if (fd < 0 || !ft_mdirfd(fd) || fd == ndf_base)
+        return 0;
+    char p[EPH_PATH_MAX];
+    ndf_path(fd, p);
+    return !ft_mdirfd(fd);
 }
 
 int ndf_stat(int fd, struct stat *st)
