@@ -18,6 +18,8 @@
  *                              another process's rename moves it in the region (the daemon's
  *                              ns_rename_prefix), then another gives it its twin.
  *
+ *   exchange, either order:    the same with RENAME_EXCHANGE of the top directory and another.
+ *
  * Each must create the file in the directory the fd was opened on, as tmpfs does.  `--budget 0`
  * only keeps the daemon's evictions out of the way (the twins here are the test's own).
  */
@@ -63,6 +65,15 @@ static int elsewhere_rename(const char *from, const char *to)
     pid_t p = fork();
     if (p == 0)
         _exit(rename(from, to) == 0 ? 0 : 1);
+    int st = 0;
+    return p > 0 && waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static int elsewhere_exchange(const char *a, const char *b)
+{
+    pid_t p = fork();
+    if (p == 0)
+        _exit(renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) == 0 ? 0 : 1);
     int st = 0;
     return p > 0 && waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
@@ -138,6 +149,31 @@ static void rename_then_twin(const char *root, const char *run, int on_disk)
     close(fd);
 }
 
+/* RENAME_EXCHANGE of a (holding f3, the stand-in's) and b by another process, with the twin of
+ * a/f3 before it (twin_first) or after it (then the exchange, made by the twin way, leaves f3 in
+ * memory below and the daemon moves it in the region). */
+static void exchanged(const char *root, int twin_first)
+{
+    char a[PATH_MAX], f3[PATH_MAX + 8], b[PATH_MAX], bf3[PATH_MAX + 8], made[PATH_MAX + 16];
+    const char *what = twin_first ? "twin, then exchange" : "exchange, then twin";
+    snprintf(a, sizeof a, "%s/%s", root, twin_first ? "ya" : "za");
+    snprintf(b, sizeof b, "%s/%s", root, twin_first ? "yb" : "zb");
+    snprintf(f3, sizeof f3, "%s/f3", a);
+    snprintf(bf3, sizeof bf3, "%s/f3", b);
+    snprintf(made, sizeof made, "%s/f2", bf3);
+    CHECK(mkdir(a, 0755) == 0 && mkdir(f3, 0755) == 0 && mkdir(b, 0755) == 0, "%s: mkdir: %s", what, strerror(errno));
+    int fd = open_standin(f3, "a/f3");
+    if (fd < 0)
+        return;
+    if (twin_first)
+        CHECK(elsewhere_symlink(f3) == 0, "%s: another process's symlink in a/f3 failed", what);
+    CHECK(elsewhere_exchange(a, b) == 0, "%s: another process's exchange failed", what);
+    if (!twin_first)
+        CHECK(elsewhere_symlink(bf3) == 0, "%s: another process's symlink in b/f3 failed", what);
+    create_through(fd, "f2", made, what);
+    close(fd);
+}
+
 static int child(const char *root, const char *disk)
 {
     (void)disk;
@@ -147,6 +183,8 @@ static int child(const char *root, const char *disk)
     twin_then_rename(root, run, "d", 1);
     rename_then_twin(root, run, 0);
     rename_then_twin(root, run, 1);
+    exchanged(root, 1);
+    exchanged(root, 0);
     printf("standinrename_test (shimmed): %d checks, %d failures\n", checks, failures);
     return failures != 0 || checks == 0;
 }
