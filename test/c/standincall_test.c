@@ -24,21 +24,11 @@
 
 #include "check.h"
 #include "shimmed.h"
+#include "standin.h"
 
 enum call { C_MKDIR, C_MKNOD, C_LINK, C_RENAME, C_CREATE, C_UNLINK, C_CHMOD, C_RMDIR, C_N };
 static const char *const names[C_N] = {"mkdirat", "mknodat", "linkat", "renameat", "openat O_CREAT",
                                        "unlinkat", "fchmodat", "unlinkat AT_REMOVEDIR"};
-
-static int is_standin(int fd)
-{
-    char l[64], t[PATH_MAX];
-    snprintf(l, sizeof l, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(l, t, sizeof t - 1);
-    if (n < 0)
-        return 0;
-    t[n] = '\0';
-    return strstr(t, ".ephemera-standin-") != NULL;
-}
 
 /* In the caller: the call through the stand-in fd.  0, or -1 with errno. */
 static int do_call(enum call c, int fd, const char *src)

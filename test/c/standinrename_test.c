@@ -34,56 +34,16 @@
 
 #include "check.h"
 #include "shimmed.h"
+#include "standin.h"
 
-static int is_standin(int fd)
-{
-    char l[64], t[PATH_MAX];
-    snprintf(l, sizeof l, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(l, t, sizeof t - 1);
-    if (n < 0)
-        return 0;
-    t[n] = '\0';
-    return strstr(t, ".ephemera-standin-") != NULL;
-}
-
-/* In another process (its shim's hooks are its own, not this one's): 0 on success. */
-static int elsewhere_symlink(const char *dir)
-{
-    pid_t p = fork();
-    if (p == 0) {
-        char l[PATH_MAX + 32];
-        snprintf(l, sizeof l, "%s/l", dir);
-        /* a symlink is made on disk: the directories on its path get their twins first */
-        _exit(symlink("x", l) == 0 && unlink(l) == 0 ? 0 : 1);
-    }
-    int st = 0;
-    return p > 0 && waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-static int elsewhere_rename(const char *from, const char *to)
+/* renameat2(from, to, flags) in another process (its shim's hooks are its own): 0 or -1. */
+static int elsewhere_rename(const char *from, const char *to, unsigned flags)
 {
     pid_t p = fork();
     if (p == 0)
-        _exit(rename(from, to) == 0 ? 0 : 1);
+        _exit(renameat2(AT_FDCWD, from, AT_FDCWD, to, flags) == 0 ? 0 : 1);
     int st = 0;
     return p > 0 && waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-static int elsewhere_exchange(const char *a, const char *b)
-{
-    pid_t p = fork();
-    if (p == 0)
-        _exit(renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) == 0 ? 0 : 1);
-    int st = 0;
-    return p > 0 && waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-static int open_standin(const char *dir, const char *name)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    CHECK(fd >= 0, "open %s: %s", name, strerror(errno));
-    CHECK(fd < 0 || is_standin(fd), "%s was not in memory: its fd is no stand-in, the test shows nothing", name);
-    return fd;
 }
 
 static void create_through(int fd, const char *f, const char *want, const char *what)
@@ -114,11 +74,11 @@ static void twin_then_rename(const char *root, const char *run, const char *t, i
     if (fd < 0)
         return;
     long long twins = ephd_stat(run, "dir_twins");
-    CHECK(elsewhere_symlink(f3) == 0, "%s: another process's symlink in a/c/f3 failed", what);
+    CHECK(twin_elsewhere(f3) == 0, "%s: another process's symlink in a/c/f3 failed", what);
     CHECK(ephd_stat(run, "dir_twins") >= twins + 3, "%s: a, a/c and a/c/f3 did not get their twins", what);
     if (keep)
         CHECK(mkdir(m, 0755) == 0, "%s: mkdir a/m: %s", what, strerror(errno));
-    CHECK(elsewhere_rename(a, b) == 0, "%s: another process's rename failed", what);
+    CHECK(elsewhere_rename(a, b, 0) == 0, "%s: another process's rename failed", what);
     create_through(fd, "f2", made, what);
     close(fd);
 }
@@ -135,15 +95,15 @@ static void rename_then_twin(const char *root, const char *run, int on_disk)
     snprintf(made, sizeof made, "%s/f2", bf3);
     CHECK(mkdir(a, 0755) == 0 && mkdir(c, 0755) == 0, "%s: mkdir: %s", what, strerror(errno));
     if (on_disk)
-        CHECK(elsewhere_symlink(c) == 0, "%s: another process's symlink in a/c failed", what);
+        CHECK(twin_elsewhere(c) == 0, "%s: another process's symlink in a/c failed", what);
     CHECK(mkdir(f3, 0755) == 0, "%s: mkdir a/c/f3: %s", what, strerror(errno));
     int fd = open_standin(f3, "a/c/f3");
     if (fd < 0)
         return;
     long long twins = ephd_stat(run, "dir_twins");
-    CHECK(elsewhere_rename(a, b) == 0, "%s: another process's rename failed", what);
+    CHECK(elsewhere_rename(a, b, 0) == 0, "%s: another process's rename failed", what);
     CHECK(ephd_stat(run, "dir_twins") == twins, "%s: the rename made twins: a/c/f3 did not move in memory", what);
-    CHECK(elsewhere_symlink(bf3) == 0, "%s: another process's symlink in b/c/f3 failed", what);
+    CHECK(twin_elsewhere(bf3) == 0, "%s: another process's symlink in b/c/f3 failed", what);
     CHECK(ephd_stat(run, "dir_twins") > twins, "%s: b/c/f3 did not get its twin", what);
     create_through(fd, "f2", made, what);
     close(fd);
@@ -166,10 +126,10 @@ static void exchanged(const char *root, int twin_first)
     if (fd < 0)
         return;
     if (twin_first)
-        CHECK(elsewhere_symlink(f3) == 0, "%s: another process's symlink in a/f3 failed", what);
-    CHECK(elsewhere_exchange(a, b) == 0, "%s: another process's exchange failed", what);
+        CHECK(twin_elsewhere(f3) == 0, "%s: another process's symlink in a/f3 failed", what);
+    CHECK(elsewhere_rename(a, b, RENAME_EXCHANGE) == 0, "%s: another process's exchange failed", what);
     if (!twin_first)
-        CHECK(elsewhere_symlink(bf3) == 0, "%s: another process's symlink in b/f3 failed", what);
+        CHECK(twin_elsewhere(bf3) == 0, "%s: another process's symlink in b/f3 failed", what);
     create_through(fd, "f2", made, what);
     close(fd);
 }
