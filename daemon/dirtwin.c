@@ -24,6 +24,7 @@
 #include "ephemera/lock.h"
 #include "ephemera/nslock.h"
 #include "ephemera/shm.h"
+#include "ephemera/twinrec.h"
 
 #include "daemon.h"
 #include "dirtwin.h"
@@ -85,6 +86,8 @@ static int dt_twin_made(uint32_t idx)
             c->dir_parent_ino = (uint64_t)st.st_ino;
     }
     eph_lock_stall("twin-made"); /* fault builds: on disk, still in memory (test/c/twinlinks_test.c) */
+    /* Before the slot goes: a stand-in fd that finds it gone finds where the twin is. */
+    eph_twinrec_add(h, idx, atomic_load(&in->gen), (uint64_t)st.st_dev, (uint64_t)st.st_ino, path);
     uint32_t live = atomic_load(&h->mdirs_live);
     eph_j_begin(h);
     eph_j_add(h, EPH_JOP_REMOVE, idx, 0);

@@ -23,6 +23,7 @@
 #include "ephemera/lock.h"
 #include "ephemera/proto.h"
 #include "ephemera/shm.h"
+#include "ephemera/twinrec.h"
 
 #include "intercept_names.h"
 #include "compiler.h"
@@ -373,7 +374,7 @@ static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsi
             return MDIR_FAIL(-we);
         if (flags & RENAME_NOREPLACE)
             return MDIR_FAIL(EEXIST);
-        if (ta)
+        if (ta || tb) /* a trailing slash on either name of a file (no exchange here): before the checks */
             return MDIR_FAIL(ENOTDIR);
         int pe = rename_may(a, b, (uid_t)sh.inodes[fi].uid, 0, 1, 1, flags);
         return MDIR_FAIL(pe ? pe : EISDIR);
@@ -615,10 +616,20 @@ again:;
      * lock when held, so no twin comes between); also one the daemon's RENAME just twinned
      * (EXDEV before, difftest seed 548040001). */
     ndf_after_twin();
+    /* Twins of other processes' stand-ins below either name move with it: their records too
+     * (include/ephemera/twinrec.h), marked moving meanwhile, under the lock. */
+    int exch = (flags & RENAME_EXCHANGE) != 0;
+    uint64_t tr = held ? eph_twinrec_moving(sh.hdr, a, b, exch) : 0;
     int r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np)
                                              : sys.renameat2(od, op, nd, np, flags);
-    if (held)
+    if (r < 0 && errno == ENOENT && (ndf_moved(od) | ndf_moved(nd))) /* twinned since ndf_after_twin */
+        r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np) : sys.renameat2(od, op, nd, np, flags);
+    if (held) {
+        int e = errno;
+        eph_twinrec_moved(sh.hdr, tr, a, b, r == 0);
+        errno = e;
         unhold_after(r == 0);
+    }
     r = (int)dc_after(r);
     if (r == 0)
         db_replaced(b, &gone);
@@ -1285,6 +1296,8 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
         return -1;
     }
     int r = REAL(linkat)(od, o, nd, n, flags);
+    if (r < 0 && errno == ENOENT && (ndf_moved(od) | ndf_moved(nd)))
+        r = REAL(linkat)(od, o, nd, n, flags); /* a stand-in twinned since the call named it */
     if (held)
         unhold_after(r == 0);
     if (r == 0 && !src_mem)

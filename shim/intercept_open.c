@@ -172,6 +172,8 @@ static int open_disk(int dirfd, const char *path, int flags, mode_t mode)
         ndf_path(dirfd, p);
     }
     int fd = open_real(dirfd, path, flags, mode);
+    if (unlikely(fd < 0) && errno == ENOENT && path[0] != '/' && ndf_moved(dirfd))
+        fd = open_real(dirfd, path, flags, mode); /* the twin came after the look above */
     if (fd >= 0 && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
         db_opened(fd);
     if (fd >= 0 && !(flags & O_PATH))

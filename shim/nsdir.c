@@ -288,6 +288,12 @@ int nsd_enoent(int dirfd, const char *path)
     char abs[EPH_PATH_MAX];
     int t, e = errno;
     nsd_quiet.answered = 0;
+    /* Through a stand-in whose directory got its twin in the middle of the call: on the twin now,
+     * and again (the kernel met the removed stand-in, where nothing can be). */
+    if (unlikely(ft_mdirfd(dirfd)) && !path_bad_ptr(path) && path[0] != '/' && ndf_moved(dirfd)) {
+        errno = e;
+        return 1;
+    }
     if (path_bad_ptr(path) || !path_maybe_managed(dirfd, path) || !nsd_may_twin())
         return 0;
     if (nsd_quiet.armed && dirfd == nsd_quiet.dirfd && strcmp(path, nsd_quiet.path) == 0) {

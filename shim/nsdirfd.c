@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 
 #include "ephemera/proto.h"
 #include "ephemera/shm.h"
+#include "ephemera/twinrec.h"
 
 #include "nsdirfd.h"
 #include "compiler.h"
@@ -185,8 +187,9 @@ int ndf_open_path(int dirfd, const char *path, int flags)
     return idx < 0 ? -2 : ndf_open(abs, (uint32_t)idx, gen, flags);
 }
 
-/* fd (a stand-in) now refers to the disk directory at path, if one is there: 0, else -1. */
-static int ndf_replace(int fd, const char *path)
+/* fd (a stand-in) now refers to the disk directory at path, if one is there (and, with ino not 0,
+ * it is that one: dev, ino): 0, else -1. */
+static int ndf_replace(int fd, const char *path, uint64_t dev, uint64_t ino)
 {
     int fl = sys.fcntl(fd, F_GETFL), fdfl = sys.fcntl(fd, F_GETFD);
     if (fl < 0 || fdfl < 0)
@@ -194,7 +197,8 @@ static int ndf_replace(int fd, const char *path)
     /* the stand-in's open flags (F_GETFL shows them), so the fd looks as the program opened it */
     int nfd = sys.open(path, (fl & ~O_ACCMODE) | O_RDONLY | O_CLOEXEC);
     struct stat st;
-    if (nfd >= 0 && (sys.fstat(nfd, &st) < 0 || !S_ISDIR(st.st_mode))) {
+    if (nfd >= 0 && (sys.fstat(nfd, &st) < 0 || !S_ISDIR(st.st_mode) ||
+                     (ino && ((uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != ino)))) {
         sys.close(nfd);
         return -1;
     }
@@ -211,6 +215,52 @@ static int ndf_replace(int fd, const char *path)
     return 0;
 }
 
+/*
+ * Under ndf_mu: e's directory left memory (its slot is gone): fd put on its twin, wherever renames
+ * by any process took it since (the twin's record, include/ephemera/twinrec.h), or, with no record
+ * left (a ring: many twins since), at the last path this process saw.  0 with the path in out, or
+ * -1: removed (or moved by a program without the shim).
+ */
+static int ndf_find_twin(int fd, struct ndf_ent *e, char out[EPH_PATH_MAX])
+{
+    struct eph_shm_header *h = sh.hdr;
+    uint64_t dev = 0, ino = 0;
+    int known = 0;
+    for (unsigned tries = 0; h && tries < 8; tries++) {
+        unsigned k = 0;
+        uint32_t s = eph_twinrec_find(h, e->slot, e->gen, out, &dev, &ino, &k);
+        if (!s)
+            break;
+        known = 1;
+        if (ndf_replace(fd, out, dev, ino) == 0)
+            return 0;
+        if (eph_twinrec_seq(h, k) == s)
+            break; /* not moved meanwhile: not there */
+    }
+    /* the last path seen: with a record, only if the twin is there (a program without the shim
+     * renamed it back, say); without one, whatever directory is there, as before the records */
+    if (ndf_replace(fd, e->path, known ? dev : 0, known ? ino : 0) == 0) {
+        memcpy(out, e->path, strlen(e->path) + 1);
+        return 0;
+    }
+    return -1;
+}
+
+/* Fault builds: EPHEMERA_NS_STALL=standin-look stops the process (SIGSTOP) once, just after a call
+ * named a directory in memory through its stand-in, for a test to give the directory its twin
+ * there (test/c/standincall_test.c). */
+static void ndf_stall_look(void)
+{
+#ifdef EPH_FAULTS
+    static int once;
+    const char *s = getenv("EPHEMERA_NS_STALL");
+    if (s && strcmp(s, "standin-look") == 0 && !once) {
+        once = 1;
+        raise(SIGSTOP);
+    }
+#endif
+}
+
 int ndf_path(int fd, char out[EPH_PATH_MAX])
 {
     int e = errno, r = -1;
@@ -224,18 +274,29 @@ int ndf_path(int fd, char out[EPH_PATH_MAX])
         memcpy(out, ent->path, strlen(ent->path) + 1);
         r = 0;
     } else if (ent && cur == 0 && ent->slot != NDF_GONE) {
-        /* Not in memory any more: on disk at its last path if another process gave it its twin
-         * (then this fd is put on the twin), else removed (the stand-in answers as one). */
-        if (ndf_replace(fd, ent->path) == 0) {
-            memcpy(out, ent->path, strlen(ent->path) + 1);
+        /* Not in memory any more: on disk if another process gave it its twin (then this fd is
+         * put on the twin), else removed (the stand-in answers as one). */
+        if (ndf_find_twin(fd, ent, out) == 0) {
+            memcpy(ent->path, out, strlen(out) + 1);
             r = 0;
         } else {
             ent->slot = NDF_GONE;
         }
     }
     pthread_mutex_unlock(&ndf_mu);
+    if (cur == 1)
+        ndf_stall_look();
     errno = e;
     return r;
+}
+
+int ndf_moved(int fd)
+{
+    if (fd < 0 || !ft_mdirfd(fd) || fd == ndf_base)
+        return 0;
+    char p[EPH_PATH_MAX];
+    ndf_path(fd, p);
+    return !ft_mdirfd(fd);
 }
 
 int ndf_stat(int fd, struct stat *st)

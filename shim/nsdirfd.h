@@ -31,6 +31,11 @@ int ndf_open_path(int dirfd, const char *path, int flags);
 /* The path of the directory fd stands for (its current name: a rename keeps the fd on it): 0,
  * or -1 when it is gone (the kernel then answers on the stand-in, a removed directory). */
 int ndf_path(int fd, char out[EPH_PATH_MAX]);
+/* After a kernel call relative to fd failed with ENOENT: 1 if fd was a stand-in whose directory
+ * got its disk twin since the call named it (the daemon's, for an eviction, at a moment the call
+ * does not see): fd is now an fd of the twin and the call, which met the removed stand-in and did
+ * nothing, is to be made again.  0 otherwise (the ENOENT is the call's answer).  errno kept. */
+int ndf_moved(int fd);
 /* fstat / statx of a stand-in: the directory's identity as stat of its path gives. */
 int ndf_stat(int fd, struct stat *st);
 int ndf_statx(int fd, unsigned mask, struct statx *stx);

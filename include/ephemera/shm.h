@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define EPH_SHM_MAGIC 0x31534d4850455045ull /* "EPEPHMS1" */
-#define EPH_SHM_VERSION 9u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs; 8: the header's moves_begun and twin_seq, the journal's ADD64 steps; 9: the journal's MOVETREE step and its third path (a directory in memory renamed with its subtree) */
+#define EPH_SHM_VERSION 10u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs; 8: the header's moves_begun and twin_seq, the journal's ADD64 steps; 9: the journal's MOVETREE step and its third path (a directory in memory renamed with its subtree); 10: the header's twinrecs (where the twins of directories in memory went) */
 #define EPH_PATH_MAX 1024        /* longer managed paths are kept on disk */
 #define EPH_DEFAULT_INODES 16384u
 #define EPH_DEFAULT_DESCS 65536u
@@ -274,6 +274,25 @@ struct eph_dirtouch {
     _Atomic int64_t mtime_ns, ctime_ns; /* [S] the latest change made in memory */
 };
 
+/*
+ * Where a directory in memory went when the daemon gave it its disk twin (version 10,
+ * include/ephemera/twinrec.h).  A stand-in fd (shim/nsdirfd.c) knows its directory by slot and
+ * generation, and the slot is dropped at the twin, at a moment its owner does not see; a rename
+ * by another process may move the directory before or after that.  The record keeps the twin's
+ * path as it is now: written under ns_lock by the twin (daemon/dirtwin.c), moved under ns_lock by
+ * every rename of a disk directory through the shim or the daemon.  A ring: the oldest record is
+ * reused, and a stand-in whose record is gone looks at the last path it saw, as before.
+ */
+#define EPH_TWINRECS 64
+struct eph_twinrec {
+    _Atomic uint32_t seq;        /* [DS] odd while a holder of ns_lock writes the record, or a kernel
+                                  * rename may be moving the twin; 0: never written */
+    uint32_t slot, gen;          /* [DS] the directory's slot and generation while it was in memory */
+    uint32_t pad;
+    uint64_t dev, ino;           /* [DS] the twin's disk identity */
+    char path[EPH_PATH_MAX];     /* [DS] the twin's path now */
+};
+
 struct eph_shm_header {
     uint64_t magic;              /* EPH_SHM_MAGIC */
     uint32_t version;            /* EPH_SHM_VERSION */
@@ -377,6 +396,10 @@ struct eph_shm_header {
      * nsd_rename_dir), rather than given their disk twins first */
     _Atomic uint32_t pad_v9;
     _Atomic uint64_t shim_dir_renames;
+    /* ---- version 10: where the twins went (struct eph_twinrec above) ---- */
+    _Atomic uint32_t twinrec_next;  /* [DS] under ns_lock: the record the next twin fills */
+    uint32_t twinrec_pad;
+    struct eph_twinrec twinrecs[EPH_TWINRECS]; /* [DS] */
 };
 #define EPH_MDIRS_ALWAYS 0x80000000u
 #define EPH_MDIRS_SYMLINKS 0x7fffffffu

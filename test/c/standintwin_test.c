@@ -30,41 +30,7 @@
 
 #include "check.h"
 #include "shimmed.h"
-
-/* fd is a stand-in (the removed directory it is opened on), not a disk directory. */
-static int is_standin(int fd)
-{
-    char l[64], t[PATH_MAX];
-    snprintf(l, sizeof l, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(l, t, sizeof t - 1);
-    if (n < 0)
-        return 0;
-    t[n] = '\0';
-    return strstr(t, ".ephemera-standin-") != NULL;
-}
-
-/* Another process (its shim's twin hooks are its own) gives the directories on dir their twins. */
-static int twin_elsewhere(const char *dir)
-{
-    pid_t p = fork();
-    if (p == 0) {
-        char l[PATH_MAX + 32];
-        snprintf(l, sizeof l, "%s/l", dir);
-        /* a symlink is made on disk: the directories on its path get their twins first */
-        _exit(symlink("x", l) == 0 && unlink(l) == 0 ? 0 : 1);
-    }
-    int st = 0;
-    return p > 0 && waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-/* An fd of the directory dir (in memory): a stand-in, or -1. */
-static int open_standin(const char *dir, const char *name)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    CHECK(fd >= 0, "open %s: %s", name, strerror(errno));
-    CHECK(fd < 0 || is_standin(fd), "%s was not in memory: its fd is no stand-in, the test shows nothing", name);
-    return fd;
-}
+#include "standin.h"
 
 /* A create of f through fd, which must make the file at want, as tmpfs does; fd is closed. */
 static void create_through(int fd, const char *f, int flags, const char *want, const char *what)

@@ -192,6 +192,8 @@ static void scenarios(void)
     res("rename e onto a file", rename(P("e"), P("file")));
     res("rename e onto file/", rename(P("e"), P("file/")));
     res("rename a file onto e", rename(P("file"), P("e")));
+    res("rename a file onto e/", rename(P("file"), P("e/")));
+    res("renameat2 a file NOREPLACE onto e/", renameat2(AT_FDCWD, P("file"), AT_FDCWD, P("e/"), RENAME_NOREPLACE));
     res("rename e onto a missing parent", rename(P("e"), P("missing/e")));
     res("rename e below a file", rename(P("e"), P("file/e")));
     res("rename missing", rename(P("nothere"), P("e9")));

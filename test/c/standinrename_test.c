@@ -1,0 +1,156 @@
+/*
+ * A stand-in (shim/nsdirfd.c: an fd of a directory that lives in memory) whose directory gets
+ * its disk twin while *another* process renames a directory above it.  The fd's owner sees
+ * neither: it knows the path it read at its last use, and once the daemon gave the directory its
+ * twin the slot that named it is gone.  Before region version 10 the fd then looked for its
+ * directory at the old path, found nothing and took it for removed: a create through it failed
+ * with ENOENT where tmpfs makes the file (docs/ARCHITECTURE.md, "The last path must be the
+ * twin's", still open there).  Each case is forced, in both orders:
+ *
+ *   twin, then kernel rename:  another process makes a symlink in the directory (its twin and
+ *                              its ancestors'), then another renames the top one on disk (the
+ *                              shim's own kernel rename: nothing of it is in memory any more);
+ *   twin, then daemon rename:  the same with a directory in memory left beside the twin, so the
+ *                              rename goes to the daemon, which moves the names in memory below;
+ *   memory rename, then twin:  another process renames the top directory while it is all in
+ *                              memory (one MOVETREE record), then another gives the twin;
+ *   daemon move, then twin:    the top directory is on disk, the stand-in's below it in memory:
+ *                              another process's rename moves it in the region (the daemon's
+ *                              ns_rename_prefix), then another gives it its twin.
+ *
+ *   exchange, either order:    the same with RENAME_EXCHANGE of the top directory and another.
+ *
+ * Each must create the file in the directory the fd was opened on, as tmpfs does.  `--budget 0`
+ * only keeps the daemon's evictions out of the way (the twins here are the test's own).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "shimmed.h"
+#include "standin.h"
+
+/* renameat2(from, to, flags) in another process (its shim's hooks are its own): 0 or -1. */
+static int elsewhere_rename(const char *from, const char *to, unsigned flags)
+{
+    pid_t p = fork();
+    if (p == 0)
+        _exit(renameat2(AT_FDCWD, from, AT_FDCWD, to, flags) == 0 ? 0 : 1);
+    int st = 0;
+    return p > 0 && waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static void create_through(int fd, const char *f, const char *want, const char *what)
+{
+    int nf = openat(fd, f, O_CREAT | O_WRONLY, 0600);
+    CHECK(nf >= 0, "%s: creat %s through the stand-in: %s (tmpfs: made)", what, f, strerror(errno));
+    if (nf >= 0)
+        close(nf);
+    struct stat st;
+    CHECK(stat(want, &st) == 0 && S_ISREG(st.st_mode), "%s: %s is not there: %s", what, want, strerror(errno));
+}
+
+/* root/<t>a/c/f3 in memory, the stand-in on f3; the twin given; root/<t>a renamed to <t>b by
+ * another process; keep: a directory in memory left beside the twin (the daemon's rename). */
+static void twin_then_rename(const char *root, const char *run, const char *t, int keep)
+{
+    char a[PATH_MAX], c[PATH_MAX + 8], f3[PATH_MAX + 16], m[PATH_MAX + 8], b[PATH_MAX], made[PATH_MAX + 32];
+    char what[64];
+    snprintf(what, sizeof what, "twin, then %s rename", keep ? "daemon" : "kernel");
+    snprintf(a, sizeof a, "%s/%sa", root, t);
+    snprintf(c, sizeof c, "%s/c", a);
+    snprintf(f3, sizeof f3, "%s/f3", c);
+    snprintf(m, sizeof m, "%s/m", a);
+    snprintf(b, sizeof b, "%s/%sb", root, t);
+    snprintf(made, sizeof made, "%s/c/f3/f2", b);
+    CHECK(mkdir(a, 0755) == 0 && mkdir(c, 0755) == 0 && mkdir(f3, 0755) == 0, "%s: mkdir: %s", what, strerror(errno));
+    int fd = open_standin(f3, "a/c/f3");
+    if (fd < 0)
+        return;
+    long long twins = ephd_stat(run, "dir_twins");
+    CHECK(twin_elsewhere(f3) == 0, "%s: another process's symlink in a/c/f3 failed", what);
+    CHECK(ephd_stat(run, "dir_twins") >= twins + 3, "%s: a, a/c and a/c/f3 did not get their twins", what);
+    if (keep)
+        CHECK(mkdir(m, 0755) == 0, "%s: mkdir a/m: %s", what, strerror(errno));
+    CHECK(elsewhere_rename(a, b, 0) == 0, "%s: another process's rename failed", what);
+    create_through(fd, "f2", made, what);
+    close(fd);
+}
+
+static void rename_then_twin(const char *root, const char *run, int on_disk)
+{
+    char a[PATH_MAX], c[PATH_MAX + 8], f3[PATH_MAX + 16], b[PATH_MAX], bf3[PATH_MAX + 16], made[PATH_MAX + 32];
+    const char *what = on_disk ? "daemon move, then twin" : "memory rename, then twin";
+    snprintf(a, sizeof a, "%s/%s", root, on_disk ? "xa" : "ma");
+    snprintf(c, sizeof c, "%s/c", a);
+    snprintf(f3, sizeof f3, "%s/f3", c);
+    snprintf(b, sizeof b, "%s/%s", root, on_disk ? "xb" : "mb");
+    snprintf(bf3, sizeof bf3, "%s/c/f3", b);
+    snprintf(made, sizeof made, "%s/f2", bf3);
+    CHECK(mkdir(a, 0755) == 0 && mkdir(c, 0755) == 0, "%s: mkdir: %s", what, strerror(errno));
+    if (on_disk)
+        CHECK(twin_elsewhere(c) == 0, "%s: another process's symlink in a/c failed", what);
+    CHECK(mkdir(f3, 0755) == 0, "%s: mkdir a/c/f3: %s", what, strerror(errno));
+    int fd = open_standin(f3, "a/c/f3");
+    if (fd < 0)
+        return;
+    long long twins = ephd_stat(run, "dir_twins");
+    CHECK(elsewhere_rename(a, b, 0) == 0, "%s: another process's rename failed", what);
+    CHECK(ephd_stat(run, "dir_twins") == twins, "%s: the rename made twins: a/c/f3 did not move in memory", what);
+    CHECK(twin_elsewhere(bf3) == 0, "%s: another process's symlink in b/c/f3 failed", what);
+    CHECK(ephd_stat(run, "dir_twins") > twins, "%s: b/c/f3 did not get its twin", what);
+    create_through(fd, "f2", made, what);
+    close(fd);
+}
+
+/* RENAME_EXCHANGE of a (holding f3, the stand-in's) and b by another process, with the twin of
+ * a/f3 before it (twin_first) or after it (then the exchange, made by the twin way, leaves f3 in
+ * memory below and the daemon moves it in the region). */
+static void exchanged(const char *root, int twin_first)
+{
+    char a[PATH_MAX], f3[PATH_MAX + 8], b[PATH_MAX], bf3[PATH_MAX + 8], made[PATH_MAX + 16];
+    const char *what = twin_first ? "twin, then exchange" : "exchange, then twin";
+    snprintf(a, sizeof a, "%s/%s", root, twin_first ? "ya" : "za");
+    snprintf(b, sizeof b, "%s/%s", root, twin_first ? "yb" : "zb");
+    snprintf(f3, sizeof f3, "%s/f3", a);
+    snprintf(bf3, sizeof bf3, "%s/f3", b);
+    snprintf(made, sizeof made, "%s/f2", bf3);
+    CHECK(mkdir(a, 0755) == 0 && mkdir(f3, 0755) == 0 && mkdir(b, 0755) == 0, "%s: mkdir: %s", what, strerror(errno));
+    int fd = open_standin(f3, "a/f3");
+    if (fd < 0)
+        return;
+    if (twin_first)
+        CHECK(twin_elsewhere(f3) == 0, "%s: another process's symlink in a/f3 failed", what);
+    CHECK(elsewhere_rename(a, b, RENAME_EXCHANGE) == 0, "%s: another process's exchange failed", what);
+    if (!twin_first)
+        CHECK(twin_elsewhere(bf3) == 0, "%s: another process's symlink in b/f3 failed", what);
+    create_through(fd, "f2", made, what);
+    close(fd);
+}
+
+static int child(const char *root, const char *disk)
+{
+    (void)disk;
+    char run[PATH_MAX];
+    snprintf(run, sizeof run, "%.*s/run", (int)(strrchr(root, '/') - root), root);
+    twin_then_rename(root, run, "k", 0);
+    twin_then_rename(root, run, "d", 1);
+    rename_then_twin(root, run, 0);
+    rename_then_twin(root, run, 1);
+    exchanged(root, 1);
+    exchanged(root, 0);
+    printf("standinrename_test (shimmed): %d checks, %d failures\n", checks, failures);
+    return failures != 0 || checks == 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *const args[] = {"--budget", "0", NULL};
+    return shimmed_main_args(argc, argv, "standinrename", child, args);
+}
