@@ -512,6 +512,34 @@ static int ns_region_mapped_elsewhere(void)
 }
 
 /*
+ * The descriptions of the region that can be in use, a run at a time: [*d0, *d1).  Only the
+ * pages of the table some process wrote hold data; a read of any other page of the shared region
+ * would fault in a fresh page of shared memory, charged to the instance's cgroup.  A whole scan
+ * of the default table (65536 descriptions, 2 MiB) did that at shutdown, while the function could
+ * be at its limit with nothing left to evict (daemon_proto_test's 128 MiB cgroup under ASan was
+ * OOM-killed there).  SEEK_DATA/SEEK_HOLE on the region's memfd read nothing.  *pos starts at 0;
+ * 0 when there is no further run (or the memfd cannot say: then nothing is read either).
+ */
+static int ns_desc_run(off_t *pos, uint32_t *d0, uint32_t *d1)
+{
+    const off_t base = (off_t)((char *)eph_descs(D.h) - (char *)D.h);
+    const off_t end = base + (off_t)D.h->ndescs * (off_t)sizeof(struct eph_desc);
+    if (D.region_fd < 0 || base + *pos >= end)
+        return 0;
+    off_t data = lseek(D.region_fd, base + *pos, SEEK_DATA);
+    if (data < 0 || data >= end)
+        return 0;
+    off_t hole = lseek(D.region_fd, data, SEEK_HOLE);
+    if (hole < 0 || hole > end)
+        hole = end;
+    const off_t sz = (off_t)sizeof(struct eph_desc);
+    *d0 = (uint32_t)((data - base) / sz);
+    *d1 = (uint32_t)((hole - base + sz - 1) / sz);
+    *pos = hole - base;
+    return *d1 > *d0;
+}
+
+/*
  * At shutdown: every unnamed file still held, with the descriptions that hold it.  A reference
  * nobody gives back (a killed process's, missed by its ledger) shows here as open_count with no
  * description (a reference taken and never put in one) or with one whose refs no live process lists.
@@ -527,12 +555,13 @@ void ns_log_held(void)
             continue;
         char buf[256];
         int n = 0;
-        uint32_t nd = 0;
+        uint32_t nd = 0, d0, d1;
         buf[0] = 0;
-        for (uint32_t d = 0; d < D.h->ndescs; d++)
-            if (atomic_load(&ds[d].refs) && ds[d].inode == i && ds[d].inode_gen == atomic_load(&in->gen) &&
-                nd++ < 4 && n < (int)sizeof buf - 32)
-                n += snprintf(buf + n, sizeof buf - (size_t)n, " %u (refs %u)", d, atomic_load(&ds[d].refs));
+        for (off_t pos = 0; ns_desc_run(&pos, &d0, &d1);)
+            for (uint32_t d = d0; d < d1; d++)
+                if (atomic_load(&ds[d].refs) && ds[d].inode == i && ds[d].inode_gen == atomic_load(&in->gen) &&
+                    nd++ < 4 && n < (int)sizeof buf - 32)
+                    n += snprintf(buf + n, sizeof buf - (size_t)n, " %u (refs %u)", d, atomic_load(&ds[d].refs));
         log_msg(LOG_INFO, "at shutdown: unlinked inode %u (%llu bytes, state %u) still has open_count %u, %u descriptions%s%s",
                 i, (unsigned long long)atomic_load(&in->capacity), st, oc, nd, nd ? ":" : "", buf);
         shown++;
