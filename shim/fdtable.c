@@ -541,6 +541,8 @@ static void map_drop_all(struct ft_map *m)
     atomic_store(&m->len, 0);
     atomic_store(&m->base, NULL);
     atomic_store(&m->filled, 0);
+    atomic_store(&m->touched, 0);
+    atomic_store(&m->kread, 0);
     atomic_store(&m->lazy_ops, 0);
 }
 
@@ -1323,6 +1325,7 @@ char *ft_map_grow(struct ft_map *m, int fd, uint64_t need)
             m->old_base[slot] = b;
             m->old_len[slot] = atomic_load(&m->len);
         }
+        atomic_store(&m->touched, 0); /* the new mapping has no page-table entries yet */
         /* base before len: a reader that sees the new len must see the new base */
         atomic_store_explicit(&m->base, nb, memory_order_release);
         atomic_store_explicit(&m->len, len, memory_order_release);

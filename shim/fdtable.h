@@ -152,6 +152,8 @@ struct ft_map {
     _Atomic(char *) base;               /* current mapping (NULL if none) */
     _Atomic uint64_t len;               /* bytes reserved by that mapping */
     _Atomic uint64_t filled;            /* hint: memfd pages below this are populated (write picks memcpy or pwrite) */
+    _Atomic uint64_t touched;           /* hint: this mapping (base) was copied through up to here (ft_read_cold) */
+    _Atomic uint64_t kread;             /* bytes read through the kernel while cold (ft_read_cold) */
     uint32_t gen;                       /* inode gen the mapping belongs to */
     int refs;                           /* local fds using this inode, under ft_lock */
     int kfd1;                           /* private O_CLOEXEC fd on the memfd + 1, 0 = none */
@@ -240,6 +242,33 @@ static inline int ft_lazy(struct ft_map *m, uint64_t end)
 {
     return atomic_load_explicit(&m->len, memory_order_acquire) < end && end <= FT_LAZY_MAX &&
            atomic_fetch_add_explicit(&m->lazy_ops, 1, memory_order_relaxed) < FT_LAZY_OPS;
+}
+/*
+ * A read of pages this process never copied through its mapping costs a page fault per 64 KiB
+ * (the kernel's fault-around), and on this VM each new page-table entry is dear (the hypervisor
+ * mirrors it); the kernel's pread copies the same bytes through its own mapping of the pages, as
+ * tmpfs's read does.  So a read that ends past `touched` goes through the kernel while this process
+ * has read fewer bytes of the file that way than the file holds: a file read once (sort's merge
+ * input, tar's and zip's reads of files another process wrote) costs one call per read, as on
+ * tmpfs, and never faults; a file read again (a second pass, random reads of a file read before)
+ * is mapped and copied by memcpy, as before.  Only a choice of copy: both give the same bytes.
+ * ARCHITECTURE.md, "Reads of pages not yet mapped".
+ */
+static inline int ft_read_cold(struct ft_map *m, uint64_t end, uint64_t size, size_t n)
+{
+    if (end <= atomic_load_explicit(&m->touched, memory_order_relaxed))
+        return 0;
+    uint64_t k = atomic_load_explicit(&m->kread, memory_order_relaxed);
+    if (k >= size)
+        return 0;
+    atomic_store_explicit(&m->kread, k + n, memory_order_relaxed);
+    return 1;
+}
+/* A copy through the mapping reached end: its pages are in this process's page tables now. */
+static inline void ft_map_touched(struct ft_map *m, uint64_t end)
+{
+    if (end > atomic_load_explicit(&m->touched, memory_order_relaxed))
+        atomic_store_explicit(&m->touched, end, memory_order_relaxed);
 }
 /* Install an fd inherited through exec (the fd of desc on its memfd).  The private fd on the
  * memfd is opened again, not a dup of fd: the inherited description belongs to fd and the
