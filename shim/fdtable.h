@@ -173,6 +173,8 @@ struct ft_map {
     uint32_t inode;
     uint32_t nold;                      /* superseded mappings in ft_olds[inode], under ft_lock */
 };
+/* Every file a process opens touches its ft_map: keep 51 of them a page (struct ft_old). */
+_Static_assert(sizeof(struct ft_map) <= 80, "struct ft_map grew: see struct ft_old");
 /*
  * The mappings a map_grow superseded, unmapped on last close.  Apart from ft_map, touched only for
  * an inode whose mapping grew: every file a process opens touches its ft_map, and an ft_map of
