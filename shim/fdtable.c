@@ -54,6 +54,7 @@ struct ft_entry *ft_fds;
 uint32_t ft_nfds;
 _Atomic uint32_t ft_hwm;
 struct ft_map *ft_maps;
+static struct ft_old *ft_olds; /* indexed by inode slot, after the ddesc marks in ft_maps' mapping */
 static uint32_t ft_idle_ino[FT_IDLE_MAX]; /* cached inodes with refs == 0, under ft_mu */
 static int ft_idle;                     /* how many of ft_idle_ino are used */
 
@@ -494,14 +495,16 @@ int ft_init(void)
     /* ft_maps, then the daemon's-description marks of the fds (ft_ddesc_mark): one mapping */
     size_t maps_bytes = (size_t)sh.hdr->ninodes * sizeof(struct ft_map);
     maps_bytes = (maps_bytes + 7) & ~(size_t)7;
-    void *m = sys.mmap(NULL, maps_bytes + n * sizeof(uint32_t), PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    size_t ddesc_bytes = ((size_t)n * sizeof(uint32_t) + 7) & ~(size_t)7;
+    void *m = sys.mmap(NULL, maps_bytes + ddesc_bytes + (size_t)sh.hdr->ninodes * sizeof(struct ft_old),
+                       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) {
         munmap(t, ft_bytes);
         return -ENOMEM;
     }
     ft_maps = m; /* zero pages: kfd1 == 0 means no private fd, and nothing is touched */
     atomic_store(&ft_ddesc, (_Atomic uint32_t *)(void *)((char *)m + maps_bytes));
+    ft_olds = (struct ft_old *)(void *)((char *)m + maps_bytes + ddesc_bytes);
     ft_nfds = (uint32_t)n;
     atomic_thread_fence(memory_order_release);
     ft_fds = t;
@@ -533,14 +536,18 @@ static void map_drop_all(struct ft_map *m)
     char *b = atomic_load(&m->base);
     if (b)
         munmap(b, atomic_load(&m->len));
-    for (int i = 0; i < 8; i++)
-        if (m->old_base[i]) {
-            munmap(m->old_base[i], m->old_len[i]);
-            m->old_base[i] = NULL;
+    struct ft_old *o = &ft_olds[m->inode];
+    for (int i = 0; m->nold && i < 8; i++)
+        if (o->base[i]) {
+            munmap(o->base[i], o->len[i]);
+            o->base[i] = NULL;
         }
+    m->nold = 0;
     atomic_store(&m->len, 0);
     atomic_store(&m->base, NULL);
     atomic_store(&m->filled, 0);
+    atomic_store(&m->touched, 0);
+    atomic_store(&m->kread, 0);
     atomic_store(&m->lazy_ops, 0);
 }
 
@@ -1180,8 +1187,9 @@ int ft_repoint_kfd(struct ft_map *m)
     if (kfd < 0 || ft_repoint(kfd, 0) < 0)
         return -1;
     int r = remap(atomic_load(&m->base), atomic_load(&m->len), kfd);
-    for (int i = 0; i < 8; i++)
-        r |= remap(m->old_base[i], m->old_len[i], kfd);
+    struct ft_old *o = &ft_olds[m->inode];
+    for (int i = 0; m->nold && i < 8; i++)
+        r |= remap(o->base[i], o->len[i], kfd);
     m->kfd_ddesc = 0; /* moved: a description of its own */
     if (r == 0)
         m->forked = 0;
@@ -1315,14 +1323,19 @@ char *ft_map_grow(struct ft_map *m, int fd, uint64_t need)
             ft_unlock();
             return NULL;
         }
+        struct ft_old *o = &ft_olds[m->inode];
         int slot = -1;
-        for (int i = 0; i < 8 && slot < 0; i++)
-            if (!m->old_base[i])
+        for (int i = 0; b && i < 8 && slot < 0; i++)
+            if (!m->nold || !o->base[i])
                 slot = i;
-        if (slot >= 0 && b) {
-            m->old_base[slot] = b;
-            m->old_len[slot] = atomic_load(&m->len);
+        if (slot >= 0) {
+            if (!m->nold) /* a first: whatever a dropped map left here is stale */
+                memset(o, 0, sizeof *o);
+            o->base[slot] = b;
+            o->len[slot] = atomic_load(&m->len);
+            m->nold++;
         }
+        atomic_store(&m->touched, 0); /* the new mapping has no page-table entries yet */
         /* base before len: a reader that sees the new len must see the new base */
         atomic_store_explicit(&m->base, nb, memory_order_release);
         atomic_store_explicit(&m->len, len, memory_order_release);

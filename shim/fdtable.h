@@ -152,6 +152,8 @@ struct ft_map {
     _Atomic(char *) base;               /* current mapping (NULL if none) */
     _Atomic uint64_t len;               /* bytes reserved by that mapping */
     _Atomic uint64_t filled;            /* hint: memfd pages below this are populated (write picks memcpy or pwrite) */
+    _Atomic uint64_t touched;           /* hint: this mapping (base) was copied through up to here (ft_read_cold) */
+    _Atomic uint64_t kread;             /* bytes read through the kernel while cold (ft_read_cold) */
     uint32_t gen;                       /* inode gen the mapping belongs to */
     int refs;                           /* local fds using this inode, under ft_lock */
     int kfd1;                           /* private O_CLOEXEC fd on the memfd + 1, 0 = none */
@@ -169,8 +171,19 @@ struct ft_map {
     int kfd_ddesc, kfd_from;
     _Atomic uint32_t lazy_ops;          /* I/O served by pread/pwrite while unmapped (FT_LAZY_*) */
     uint32_t inode;
-    char *old_base[8];                  /* superseded mappings, unmapped on last close */
-    uint64_t old_len[8];
+    uint32_t nold;                      /* superseded mappings in ft_olds[inode], under ft_lock */
+};
+/* Every file a process opens touches its ft_map: keep 51 of them a page (struct ft_old). */
+_Static_assert(sizeof(struct ft_map) <= 80, "struct ft_map grew: see struct ft_old");
+/*
+ * The mappings a map_grow superseded, unmapped on last close.  Apart from ft_map, touched only for
+ * an inode whose mapping grew: every file a process opens touches its ft_map, and an ft_map of
+ * 80 bytes puts 51 inodes on a page where the 224 bytes with these inside put 18 (each first touch
+ * of a page is a fault, ~10 us here: zip and unzip of 1,000 files faulted 104 times in ft_maps).
+ */
+struct ft_old {
+    char *base[8];
+    uint64_t len[8];
 };
 
 extern struct ft_map *ft_maps;          /* indexed by inode slot */
@@ -240,6 +253,33 @@ static inline int ft_lazy(struct ft_map *m, uint64_t end)
 {
     return atomic_load_explicit(&m->len, memory_order_acquire) < end && end <= FT_LAZY_MAX &&
            atomic_fetch_add_explicit(&m->lazy_ops, 1, memory_order_relaxed) < FT_LAZY_OPS;
+}
+/*
+ * A read of pages this process never copied through its mapping costs a page fault per 64 KiB
+ * (the kernel's fault-around), and on this VM each new page-table entry is dear (the hypervisor
+ * mirrors it); the kernel's pread copies the same bytes through its own mapping of the pages, as
+ * tmpfs's read does.  So a read that ends past `touched` goes through the kernel while this process
+ * has read fewer bytes of the file that way than the file holds: a file read once (sort's merge
+ * input, tar's and zip's reads of files another process wrote) costs one call per read, as on
+ * tmpfs, and never faults; a file read again (a second pass, random reads of a file read before)
+ * is mapped and copied by memcpy, as before.  Only a choice of copy: both give the same bytes.
+ * ARCHITECTURE.md, "Reads of pages not yet mapped".
+ */
+static inline int ft_read_cold(struct ft_map *m, uint64_t end, uint64_t size, size_t n)
+{
+    if (end <= atomic_load_explicit(&m->touched, memory_order_relaxed))
+        return 0;
+    uint64_t k = atomic_load_explicit(&m->kread, memory_order_relaxed);
+    if (k >= size)
+        return 0;
+    atomic_store_explicit(&m->kread, k + n, memory_order_relaxed);
+    return 1;
+}
+/* A copy through the mapping reached end: its pages are in this process's page tables now. */
+static inline void ft_map_touched(struct ft_map *m, uint64_t end)
+{
+    if (end > atomic_load_explicit(&m->touched, memory_order_relaxed))
+        atomic_store_explicit(&m->touched, end, memory_order_relaxed);
 }
 /* Install an fd inherited through exec (the fd of desc on its memfd).  The private fd on the
  * memfd is opened again, not a dup of fd: the inherited description belongs to fd and the

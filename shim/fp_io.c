@@ -178,12 +178,14 @@ static inline int io_check(struct eph_desc *d, uint32_t denied_mode, const struc
  * hole (st_blocks, SEEK_DATA and the budget would all see the difference).
  */
 static __attribute__((noinline)) size_t read_holes(int fd, const struct iovec *iov, int cnt, const char *base,
-                                                   uint64_t off, size_t got)
+                                                   uint64_t off, size_t got, struct ft_map *cold)
 {
     size_t done = 0;
     for (int i = 0; i < cnt && done < got; i++) {
         size_t k = iov[i].iov_len < got - done ? iov[i].iov_len : got - done;
         ssize_t r = sys.pread(fd, iov[i].iov_base, k, (off_t)(off + done));
+        if (r < 0 && !base && cold) /* a cold read (ft_read_cold): the mapping after all */
+            base = ft_map_covering(cold, fd, off + got);
         if (r < 0 && !base) /* not mapped (FT_LAZY_MAX): what was read */
             break;
         if (r < 0) { /* cannot happen on a memfd within its size; keep the bytes right anyway */
@@ -327,7 +329,9 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
     size_t got = 0;
     if (off < size && n) {
         got = size - off < n ? (size_t)(size - off) : n;
-        int lazy = ft_lazy(m, off + got); /* a small file: pread, no mapping */
+        int cold = 0, lazy = ft_lazy(m, off + got); /* a small file: pread, no mapping */
+        if (!lazy)
+            lazy = cold = ft_read_cold(m, off + got, size, got); /* pages not mapped here yet: pread */
         char *base = lazy ? NULL : ft_map_covering(m, fd, off + got);
         if (unlikely(!base && !lazy)) {
             ft_read_unmark();
@@ -340,11 +344,14 @@ static inline __attribute__((always_inline)) ssize_t do_read(int fd, const struc
         eph_lock_stall("read"); /* fault builds: stop before the copy, inflight raised (test/c/lockkill_test.c) */
         if (lazy || (unlikely(atomic_load_explicit(&ino->holes, memory_order_relaxed)) &&
                      range_has_hole(fd, ino, off, off + got)))
-            got = read_holes(fd, iov, cnt, base, off, got);
-        else if (cnt == 1)
-            fp_copy(iov[0].iov_base, base + off, got);
-        else
-            copy_out(iov, cnt, base + off, got);
+            got = read_holes(fd, iov, cnt, base, off, got, cold ? m : NULL);
+        else {
+            if (cnt == 1)
+                fp_copy(iov[0].iov_base, base + off, got);
+            else
+                copy_out(iov, cnt, base + off, got);
+            ft_map_touched(m, off + got);
+        }
         if (unlikely(copy_overtaken(ino, epoch))) {
             ft_read_unmark();
             atomic_fetch_sub_explicit(&ino->inflight, 1, memory_order_release);
@@ -514,6 +521,7 @@ retry:
             fp_copy(base + off, iov[0].iov_base, n);
         else
             copy_in(base + off, iov, cnt);
+        ft_map_touched(m, end);
     }
     if (unlikely(copy_overtaken(ino, epoch))) {
         /* the size it would publish is stale too: leave it (and the lock) */

@@ -162,6 +162,8 @@ static void fp_filled_lower(uint32_t inode, uint64_t to)
     struct ft_map *m = ft_map_of(inode);
     if (atomic_load_explicit(&m->filled, memory_order_relaxed) > to)
         atomic_store_explicit(&m->filled, to, memory_order_relaxed);
+    if (atomic_load_explicit(&m->touched, memory_order_relaxed) > to) /* the kernel unmapped the rest */
+        atomic_store_explicit(&m->touched, to, memory_order_relaxed);
 }
 
 /* No budget left: ask the daemon to make room or to move this file to disk. */
