@@ -172,7 +172,7 @@ static int add_dots(struct eph_dir *e, size_t *used)
         return -1; /* removed meanwhile: no dots, as the kernel lists a removed directory */
     if (!up_mem)
         fp_idmap_translate(&up); /* a twin this process made shows the number it had in memory */
-    if (snap_room(e, e->nmem, *used, 3) < 0)
+    if (snap_room(e, e->nmem, *used, 4) < 0) /* room for ".\0..\0", 5 bytes */
         return -1;
     e->mem[0] = (struct mem_ent){.ino = (uint64_t)self.st_ino, .type = DT_DIR, .len = 1,
                                  .name = snap_name(e, used, ".", 1), .hash = eph_path_hash(".")};
