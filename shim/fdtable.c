@@ -881,7 +881,7 @@ void ft_sweep_idle(void)
 
 void ft_mark_priv(int fd, uint32_t inode)
 {
-    if (fd < 0 || (unsigned)fd >= ft_nfds)
+    if (fd < 0 || (unsigned)fd >= ft_nfds || sh_vfork_child())
         return;
     ft_lock();
     ft_fds[fd].desc1 = 0;
@@ -893,7 +893,7 @@ void ft_mark_priv(int fd, uint32_t inode)
 
 void ft_mark_root(int fd)
 {
-    if (fd < 0 || !ft_fds || (unsigned)fd >= ft_nfds)
+    if (fd < 0 || !ft_fds || (unsigned)fd >= ft_nfds || sh_vfork_child())
         return;
     ft_lock();
     if (!ft_fds[fd].desc1 && !(ft_fds[fd].flags & FT_PRIV)) {
@@ -923,6 +923,8 @@ int ft_is_priv(int fd, uint32_t inode)
 /* A private fd of ours is being closed or replaced by the application. */
 void ft_priv_lost(int fd)
 {
+    if (sh_vfork_child())
+        return; /* the child's copy of our private fd: ours stays open in the parent */
     ft_lock();
     if ((unsigned)fd < ft_nfds && (ft_fds[fd].flags & FT_PRIV)) {
         uint32_t inode = ft_fds[fd].flags >> FT_PRIV_SHIFT;
@@ -1214,6 +1216,8 @@ void (*_Atomic ft_forget_hook)(uint32_t desc1);
 
 void ft_forget(int fd)
 {
+    if (sh_vfork_child())
+        return; /* the entry is the parent's (vforkchild.h) */
     ft_lock();
     struct ft_entry e = ft_fds[fd];
     /* The reference goes in flight before it leaves the entry (unless this

@@ -31,6 +31,7 @@
 #include "rpc.h"
 #include "fp_desc.h"
 #include "intercept_proc.h"
+#include "vforkchild.h"
 
 struct sh_global sh = {.log_fd = -1, .region_fd = -1};
 SH_TLS int sh_busy;
@@ -85,7 +86,8 @@ uint32_t sh_umask(void) { return atomic_load_explicit(&sh_umask_cache, memory_or
 SH_EXPORT mode_t umask(mode_t m)
 {
     mode_t old = (mode_t)syscall(SYS_umask, m);
-    atomic_store_explicit(&sh_umask_cache, m & 0777, memory_order_relaxed);
+    if (!sh_vfork_child()) /* a vfork child's umask is its own; the cache is its parent's */
+        atomic_store_explicit(&sh_umask_cache, m & 0777, memory_order_relaxed);
     return old;
 }
 
@@ -188,6 +190,8 @@ static int attach_common(int soft)
         return 0;
     if (sh.disabled)
         return -ENOSYS;
+    if (sh_vfork_child())
+        return -EAGAIN; /* the connection and the mapping would be the parent's (vforkchild.h) */
     int rc = 0, fd = -1;
     void *map = MAP_FAILED;
     pthread_mutex_lock(&attach_mu);
@@ -327,6 +331,8 @@ __attribute__((constructor(101))) static void sh_init(void)
  */
 __attribute__((destructor)) static void sh_fini(void)
 {
+    if (sh_vfork_child())
+        return; /* exit() in a vfork child: the references and the counters are the parent's */
     sh_flush_counters();
     if (!ft_fds)
         return;

@@ -25,6 +25,7 @@
 #include "ephemera/shm.h"
 
 #include "intercept_names.h"
+#include "vforkchild.h"
 #include "compiler.h"
 #include "sys.h"
 #include "creds.h"
@@ -2010,6 +2011,12 @@ static void refresh_cwd(void)
 
 SH_EXPORT int chdir(const char *path)
 {
+    if (sh_vfork_child()) { /* the cached directory is the parent's (vforkchild.h) */
+        int r = REAL(chdir)(path);
+        if (r == 0)
+            path_vfork_child_cwd();
+        return r;
+    }
     int r = REAL(chdir)(path);
     if (r < 0 && errno == ENOENT && nsd_enoent(AT_FDCWD, path))
         r = REAL(chdir)(path);
@@ -2020,6 +2027,12 @@ SH_EXPORT int chdir(const char *path)
 
 SH_EXPORT int fchdir(int fd)
 {
+    if (sh_vfork_child()) {
+        int r = REAL(fchdir)(fd);
+        if (r == 0)
+            path_vfork_child_cwd();
+        return r;
+    }
     ndf_settle_if(fd);
     int r = REAL(fchdir)(fd);
     if (r == 0 && !sh.disabled)
