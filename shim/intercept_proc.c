@@ -151,6 +151,10 @@ static int table_clean(void)
     return 1;
 }
 
+/* AddressSanitizer's runtime, when the program has it: its own vfork (which ours overrides) cleans
+ * the shadow of the stack the child used; without that, the parent would find stale poison there. */
+extern void __asan_handle_vfork(void *sp) __attribute__((weak));
+
 /* 1 when the thread runs on a shadow stack (CET): the entry's return path would not match it. */
 static int shadow_stack_on(void)
 {
@@ -171,7 +175,7 @@ __attribute__((used)) void *vfork_target(void);
 __attribute__((used)) void *vfork_target(void)
 {
     void *real = (void *)sys.vfork;
-    if (!real || sh_vfork_child() || shadow_stack_on() || getenv("EPHEMERA_VFORK_AS_FORK"))
+    if (!real || sh_vfork_child() || shadow_stack_on() || __asan_handle_vfork || getenv("EPHEMERA_VFORK_AS_FORK"))
         return (void *)vfork_by_fork;
     vfork_materialised = 0;
     if (sh.disabled) {

@@ -645,6 +645,11 @@ static int child_alias(int dirfd, const char *p)
 {
     if (path_bad_ptr(p) || !p[0] || strlen(p) >= EPH_PATH_MAX)
         return 0;
+    /* nothing in memory (path_alias_on's test, read only): the kernel's answer is right already */
+    if (atomic_load_explicit(&sh.attached, memory_order_acquire) &&
+        !atomic_load_explicit(&sh.hdr->c.files_in_memory, memory_order_relaxed) &&
+        !atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed))
+        return 0;
     int e = errno;
     int fd = REAL(openat)(dirfd, p, O_PATH | O_CLOEXEC);
     if (fd < 0) {
