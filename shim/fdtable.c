@@ -196,6 +196,34 @@ void ft_fork_end(int child)
 }
 
 /*
+ * vfork (intercept_proc.c) holds ft_fork_rw as fork does, from its look at the table until the
+ * kernel has copied the fds, and the child lets it go as its first step: the parent thread waits
+ * in the system call until the child's exec or exit, and must not keep the other threads waiting
+ * that long.  The child shares the parent thread's TCB, so glibc's unlock finds the writer's tid
+ * and unlocks as the writer.  A child killed before it did (SIGKILL, the OOM killer: it has the
+ * parent's size) leaves the lock with the parent thread's tid as its writer: the parent's return
+ * lets it go then.  Not taken by a thread inside a change already (-1: fork instead).
+ */
+int ft_vfork_begin(void)
+{
+    if (ft_change_depth)
+        return -1;
+    pthread_rwlock_wrlock(&ft_fork_rw);
+    return 0;
+}
+
+void ft_vfork_child_end(void)
+{
+    pthread_rwlock_unlock(&ft_fork_rw);
+}
+
+void ft_vfork_parent_end(void)
+{
+    if (atomic_load((_Atomic unsigned *)&ft_fork_rw.__data.__cur_writer) == (unsigned)gettid())
+        pthread_rwlock_unlock(&ft_fork_rw);
+}
+
+/*
  * The table's registration waits for the daemon, so it is sent after ft_mu is
  * let go: a thread holding ft_mu must never wait for the daemon, which may be
  * waiting for ns_lock held by a thread of ours that waits for ft_mu (nsf_reclaim

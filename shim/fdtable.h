@@ -347,5 +347,10 @@ void ft_change_begin(void);
 void ft_change_end(void);
 void ft_fork_begin(void);
 void ft_fork_end(int child);
+/* The same hold for vfork: taken by the parent (0, or -1: this thread is inside a change: fork),
+ * let go by the child once the kernel copied the fds, or by the parent if the child never did. */
+int ft_vfork_begin(void);
+void ft_vfork_child_end(void);
+void ft_vfork_parent_end(void);
 
 #endif

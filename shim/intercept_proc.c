@@ -168,8 +168,8 @@ static int shadow_stack_on(void)
  * Called by the entry, before the vfork: libc's vfork, or vfork_by_fork.  The real vfork needs a
  * child that cannot touch what it shares with us: no managed, counted or stand-in fd open (none
  * to take a reference on for it, no table to copy), and none installed by another thread until
- * the kernel has copied the fd table (ft_fork_begin, as fork holds it, let go by the child's first
- * instruction: vfork_child_start).  Every wrapper the child then reaches steps aside (vforkchild.h).
+ * the kernel has copied the fd table (ft_vfork_begin, the hold fork takes, let go by the child's
+ * first step: vfork_child_start).  Every wrapper the child then reaches steps aside (vforkchild.h).
  */
 __attribute__((used)) void *vfork_target(void);
 __attribute__((used)) void *vfork_target(void)
@@ -184,9 +184,10 @@ __attribute__((used)) void *vfork_target(void)
     }
     if (!ft_fds)
         return (void *)vfork_by_fork;
-    ft_fork_begin();
+    if (ft_vfork_begin() < 0)
+        return (void *)vfork_by_fork;
     if (!table_clean()) {
-        ft_fork_end(0);
+        ft_vfork_child_end(); /* (no child: let go as the child would) */
         return (void *)vfork_by_fork;
     }
     sh_vfork_mark = 2; /* 2: ft_fork_rw is held */
@@ -198,8 +199,8 @@ __attribute__((used)) void vfork_child_start(void);
 __attribute__((used)) void vfork_child_start(void)
 {
     if (sh_vfork_mark == 2) {
+        ft_vfork_child_end(); /* the parent thread's tid, which took it, is in the TCB we share */
         sh_vfork_mark = 1;
-        ft_fork_end(0); /* the parent thread's tid, which took it, is in the TCB we share */
     }
 }
 
@@ -209,7 +210,7 @@ __attribute__((used)) void vfork_parent_return(void)
 {
     int e = errno;
     if (sh_vfork_mark == 2)
-        ft_fork_end(0); /* no child ran */
+        ft_vfork_parent_end(); /* no child, or one killed before its first step */
     sh_vfork_mark = 0;
     errno = e;
 }
