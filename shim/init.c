@@ -35,6 +35,7 @@
 
 struct sh_global sh = {.log_fd = -1, .region_fd = -1};
 SH_TLS int sh_busy;
+SH_TLS int sh_vfork_mark; /* vforkchild.h */
 SH_TLS struct sh_tcount sh_tc;
 
 static _Atomic uint32_t sh_umask_cache;

@@ -90,18 +90,16 @@ SH_EXPORT void closefrom(int lowfd)
 {
     if (lowfd < 0)
         lowfd = 0;
-    if (sh_vfork_child()) {
-        if (!REAL(close_range) || sys.close_range((unsigned)lowfd, ~0u, 0) != 0)
-            for (int fd = lowfd; fd < 65536; fd++)
-                sys.close(fd);
-        return;
+    int ours = !sh_vfork_child(); /* a vfork child's table is its parent's (vforkchild.h) */
+    if (ours) {
+        ft_change_begin();
+        forget_range((unsigned)lowfd, ~0u);
     }
-    ft_change_begin();
-    forget_range((unsigned)lowfd, ~0u);
     if (!REAL(close_range) || sys.close_range((unsigned)lowfd, ~0u, 0) != 0)
         for (int fd = lowfd; fd < 65536; fd++)
             sys.close(fd);
-    ft_change_end();
+    if (ours)
+        ft_change_end();
 }
 
 /* newfd now names oldfd's description (if managed). */

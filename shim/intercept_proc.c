@@ -125,8 +125,6 @@ SH_EXPORT pid_t fork(void)
 
 /* ---- vfork -------------------------------------------------------------- */
 
-SH_TLS int sh_vfork_mark;
-static int vfork_materialised; /* the pid of the child that asked (vfork_child_materialise) */
 
 /*
  * vfork as fork: the target when the child could reach shared state, and the whole of vfork on
@@ -177,7 +175,7 @@ __attribute__((used)) void *vfork_target(void)
     void *real = (void *)sys.vfork;
     if (!real || sh_vfork_child() || shadow_stack_on() || __asan_handle_vfork || getenv("EPHEMERA_VFORK_AS_FORK"))
         return (void *)vfork_by_fork;
-    vfork_materialised = 0;
+    vfork_child_forget();
     if (sh.disabled) {
         sh_vfork_mark = 1;
         return real;
@@ -479,29 +477,6 @@ static void materialise_all(void)
     if (rpc_call(&req, &resp, &fd) == 0 && fd >= 0)
         sys.close(fd);
     sh_log("materialised in-memory files before exec of a program that cannot load the shim");
-}
-
-/*
- * In a vfork child, a path in a root: the daemon puts everything on disk (MATERIALISE_ALL, as for
- * a program that cannot load the shim), once per child, over a connection of the child's own
- * (rpc.c); the kernel then answers as the shim would.  Rare: a child that only dup2s, closes and
- * execs a program outside the roots never asks.
- */
-void vfork_child_materialise(void)
-{
-    int me = (int)getpid();
-    if (vfork_materialised == me || sh.disabled)
-        return;
-    struct eph_req req;
-    struct eph_resp resp;
-    int fd;
-    rpc_req_init(&req, EPH_OP_MATERIALISE_ALL);
-    if (rpc_call(&req, &resp, &fd) == 0) {
-        if (fd >= 0)
-            sys.close(fd);
-        vfork_materialised = me;
-    }
-    sh_log("vfork child: in-memory files materialised for a path in a root");
 }
 
 /* Run fn with the prepared environment.  kind: 0 execve(path), 1 execvpe(file), 2 fexecve(fd). */

@@ -513,3 +513,33 @@ again:
     }
     return n;
 }
+
+/*
+ * In a vfork child, a path in a root: the daemon puts everything on disk (MATERIALISE_ALL, as for
+ * a program that cannot load the shim), once per child, over a connection of the child's own
+ * (rpc.c); the kernel then answers as the shim would.  Rare: a child that only dup2s, closes and
+ * execs a program outside the roots never asks.
+ */
+static int vfork_materialised; /* the pid of the child that asked */
+
+void vfork_child_forget(void)
+{
+    vfork_materialised = 0;
+}
+
+void vfork_child_materialise(void)
+{
+    int me = (int)getpid();
+    if (vfork_materialised == me || sh.disabled)
+        return;
+    struct eph_req req;
+    struct eph_resp resp;
+    int fd;
+    rpc_req_init(&req, EPH_OP_MATERIALISE_ALL);
+    if (rpc_call(&req, &resp, &fd) == 0) {
+        if (fd >= 0)
+            sys.close(fd);
+        vfork_materialised = me;
+    }
+    sh_log("vfork child: in-memory files materialised for a path in a root");
+}

@@ -17,7 +17,7 @@
 
 #include "compiler.h"
 
-extern SH_TLS int sh_vfork_mark;
+extern SH_TLS int sh_vfork_mark;     /* init.c */
 
 static inline int sh_vfork_child(void)
 {
@@ -26,6 +26,7 @@ static inline int sh_vfork_child(void)
 
 /* In a vfork child: have the daemon put every in-memory file and directory on disk (once per
  * child), so that the kernel serves the child's calls on paths in a root as the shim would. */
-void vfork_child_materialise(void);
+void vfork_child_materialise(void);   /* rpc.c */
+void vfork_child_forget(void);        /* before a vfork: a pid noted by an earlier child is stale */
 
 #endif

@@ -42,6 +42,7 @@ static int spawn(char *const argv[], int in, int out, int *was_vfork)
             _exit(120);
         if (out >= 0 && (dup2(out, 1) < 0 || close(out) < 0))
             _exit(121);
+        closefrom(3); /* our private fds too: the child's copies, the parent's stay */
         execv(argv[0], argv);
         _exit(127);
     }
