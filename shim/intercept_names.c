@@ -2013,6 +2013,10 @@ SH_EXPORT int chdir(const char *path)
 {
     if (sh_vfork_child()) { /* the cached directory is the parent's (vforkchild.h) */
         int r = REAL(chdir)(path);
+        if (r < 0 && errno == ENOENT && !path_bad_ptr(path)) {
+            int e = errno; /* a directory in memory: its twin, then the kernel again */
+            r = vfork_child_twin(path) ? REAL(chdir)(path) : (errno = e, -1);
+        }
         if (r == 0)
             path_vfork_child_cwd();
         return r;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #include "creds.h"
 #include "init.h"
 #include "vforkchild.h"
+#include "pathnorm.h"
 
 static int rpc_fd = -1;
 static pid_t rpc_pid;                   /* the process that opened rpc_fd */
@@ -542,4 +544,44 @@ void vfork_child_materialise(void)
         vfork_materialised = me;
     }
     sh_log("vfork child: in-memory files materialised for a path in a root");
+}
+
+/*
+ * In a vfork child, a chdir or fchdir the kernel answered ENOENT: the directory may be one in
+ * memory (Python's subprocess with cwd= changes directory in its vfork child).  As a parent's
+ * chdir does through nsd_enoent, the in-memory directories on its path get their disk twins
+ * (DIRTWIN over the child's own connection), and nothing else moves; a name with ".." (a symlink
+ * on the way makes its lexical form wrong) puts everything on disk instead.  dir_gen moves as
+ * after any twin (dircache.c): it is the region's, not the parent's private state.  1 when the
+ * caller should try the kernel again.
+ */
+int vfork_child_twin(const char *path)
+{
+    char cwd[EPH_PATH_MAX], abs[EPH_PATH_MAX];
+    if (sh.disabled || !path || !path[0])
+        return 0;
+    if (pn_has_dotdot(path)) {
+        vfork_child_materialise();
+        return 1;
+    }
+    if (path[0] != '/' && (syscall(SYS_getcwd, cwd, sizeof cwd) <= 0 || cwd[0] != '/'))
+        return 0;
+    if (pn_normalize(path[0] == '/' ? "/" : cwd, path, abs, sizeof abs, NULL) < 0)
+        return 0;
+    struct eph_req req;
+    struct eph_resp resp;
+    int fd = -1;
+    rpc_req_init(&req, EPH_OP_DIRTWIN);
+    req.flags = 0;
+    size_t n = strnlen(abs, sizeof req.path - 1);
+    memcpy(req.path, abs, n);
+    req.path[n] = '\0';
+    int rc = rpc_call(&req, &resp, &fd);
+    if (fd >= 0)
+        sys.close(fd);
+    if (rc < 0 || resp.status < 0)
+        return 0;
+    if (sh.hdr)
+        atomic_fetch_add_explicit(&sh.hdr->dir_gen, 1, memory_order_acq_rel);
+    return 1;
 }

@@ -27,6 +27,9 @@ static inline int sh_vfork_child(void)
 /* In a vfork child: have the daemon put every in-memory file and directory on disk (once per
  * child), so that the kernel serves the child's calls on paths in a root as the shim would. */
 void vfork_child_materialise(void);   /* rpc.c */
+/* In a vfork child, a chdir the kernel answered ENOENT: its in-memory directories get disk twins
+ * (or, for a name with "..", everything goes to disk); 1 when the kernel should be asked again. */
+int vfork_child_twin(const char *path); /* rpc.c */
 void vfork_child_forget(void);        /* before a vfork: a pid noted by an earlier child is stale */
 
 #endif

@@ -268,12 +268,53 @@ static void multithreaded(const char *root)
     CHECK((real > 0) == WANT_VFORK, "%d children of the multithreaded parent came by vfork", real);
 }
 
+/* A vfork child that changes into a directory in memory before its exec (Python's subprocess with
+ * cwd=): the directory gets its disk twin for the kernel's chdir, and the program reads its file
+ * by a relative name.  Before, the kernel's chdir met ENOENT and the spawn failed. */
+static void child_chdirs(const char *root)
+{
+    char dir[PATH_MAX], f[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/cwd", root);
+    snprintf(f, sizeof f, "%s/cwd/f", root);
+    CHECK(mkdir(dir, 0755) == 0, "mkdir %s: %s", dir, strerror(errno));
+    put(f, "in cwd\n");
+    for (int round = 0; round < 2; round++) {
+        int p[2];
+        CHECK(pipe2(p, O_CLOEXEC) == 0, "pipe: %s", strerror(errno));
+        const char *volatile where = round ? "cwd" : dir;
+        child_wrote = 0;
+        if (round && chdir(root) != 0)
+            CHECK(0, "chdir %s: %s", root, strerror(errno));
+        pid_t pid = vfork();
+        if (pid == 0) {
+            child_wrote = 1;
+            if (chdir(where) != 0)
+                _exit(121);
+            if (dup2(p[1], 1) < 0)
+                _exit(122);
+            execl("/bin/cat", "cat", "f", (char *)NULL);
+            _exit(127);
+        }
+        close(p[1]);
+        char buf[64] = {0};
+        read_all(p[0], buf, sizeof buf);
+        close(p[0]);
+        int status = 0;
+        CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "child changing into %s: status %#x", where, status);
+        CHECK(strcmp(buf, "in cwd\n") == 0, "cat f in %s read [%s]", where, buf);
+        CHECK(child_wrote == WANT_VFORK, "vfork was served by fork");
+    }
+    expect(f, "in cwd\n");
+}
+
 static int child_main(const char *root, const char *disk)
 {
     (void)disk;
     plain_spawns(root);
     with_managed_fd(root);
     multithreaded(root);
+    child_chdirs(root);
     exec_in_root(root);
     child_opens_root(root); /* last: it puts the root on disk */
     fprintf(stderr, "vfork_test: %d checks, %d failures\n", checks, failures);
