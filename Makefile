@@ -28,7 +28,7 @@ TEST_TARGETS := lint test-ts
 
 all: native cli
 
-native: $(BUILD)/libephemera.so $(BUILD)/ephemerad $(BUILD)/ephemera-run $(BUILD)/iobench $(BUILD)/microbench $(BUILD)/nsprims
+native: $(BUILD)/libephemera.so $(BUILD)/ephemerad $(BUILD)/ephemera-run $(BUILD)/iobench $(BUILD)/microbench $(BUILD)/nsprims $(BUILD)/spawnloop
 
 # The CLI: TypeScript compiled by project references into build/js/, started by build/ephemera.
 cli: $(BUILD)/ephemera $(BUILD)/.tsc-stamp
@@ -74,6 +74,12 @@ $(BUILD)/iobench: bench/native/iobench.c
 $(BUILD)/nsprims: bench/native/nsprims.c include/ephemera/lock.h include/ephemera/proto.h include/ephemera/shm.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@ $< -lpthread
+
+# gcc's driver's spawn (vfork, exec, a close-on-exec pipe), timed with and without the shim
+# (docs/BENCHMARKS.md, "vfork served as vfork"): build/spawnloop N vfork|fork [MiB [FILE]].
+$(BUILD)/spawnloop: bench/native/spawnloop.c
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@ $<
 
 # --- memory harvesting (issue 3): the paper's micro benchmark for `ephemera bench fig7|fig8|fig9`.
 $(BUILD)/microbench: bench/native/microbench.c

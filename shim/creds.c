@@ -16,6 +16,7 @@
 
 #include "compiler.h"
 #include "creds.h"
+#include "vforkchild.h"
 #include "sys.h"
 
 #define CREDS_UNKNOWN UINT64_MAX
@@ -39,6 +40,8 @@ gid_t creds_egid(void) { return (gid_t)(uint32_t)creds_now(); }
 
 void creds_changed(void)
 {
+    if (sh_vfork_child())
+        return; /* a vfork child's ids are its own; the cache is its parent's (vforkchild.h) */
     atomic_store_explicit(&creds_word, CREDS_UNKNOWN, memory_order_release);
 }
 

@@ -46,7 +46,7 @@ void db_opened(int fd)
 {
     struct stat st;
     int e = errno;
-    if (fd < 0 || !ft_fds || (unsigned)fd >= ft_nfds || ft_fds[fd].desc1)
+    if (fd < 0 || !ft_fds || (unsigned)fd >= ft_nfds || ft_fds[fd].desc1 || sh_vfork_child())
         return;
     int acc = sys.fcntl(fd, F_GETFL);
     if (acc >= 0 && (acc & O_ACCMODE) != O_RDONLY && !(acc & O_PATH) && sys.fstat(fd, &st) == 0 &&

@@ -18,7 +18,7 @@
 static inline int ft_sized(int fd)
 {
     struct ft_entry *t = ft_fds;
-    return t && (unsigned)fd < ft_nfds && (t[fd].flags & FT_SIZED);
+    return t && (unsigned)fd < ft_nfds && (t[fd].flags & FT_SIZED) && !sh_vfork_child();
 }
 
 /* fd, just opened by the kernel on a managed path: count its file from now on

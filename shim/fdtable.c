@@ -197,6 +197,34 @@ void ft_fork_end(int child)
 }
 
 /*
+ * vfork (intercept_proc.c) holds ft_fork_rw as fork does, from its look at the table until the
+ * kernel has copied the fds, and the child lets it go as its first step: the parent thread waits
+ * in the system call until the child's exec or exit, and must not keep the other threads waiting
+ * that long.  The child shares the parent thread's TCB, so glibc's unlock finds the writer's tid
+ * and unlocks as the writer.  A child killed before it did (SIGKILL, the OOM killer: it has the
+ * parent's size) leaves the lock with the parent thread's tid as its writer: the parent's return
+ * lets it go then.  Not taken by a thread inside a change already (-1: fork instead).
+ */
+int ft_vfork_begin(void)
+{
+    if (ft_change_depth)
+        return -1;
+    pthread_rwlock_wrlock(&ft_fork_rw);
+    return 0;
+}
+
+void ft_vfork_child_end(void)
+{
+    pthread_rwlock_unlock(&ft_fork_rw);
+}
+
+void ft_vfork_parent_end(void)
+{
+    if (atomic_load((_Atomic unsigned *)&ft_fork_rw.__data.__cur_writer) == (unsigned)gettid())
+        pthread_rwlock_unlock(&ft_fork_rw);
+}
+
+/*
  * The table's registration waits for the daemon, so it is sent after ft_mu is
  * let go: a thread holding ft_mu must never wait for the daemon, which may be
  * waiting for ns_lock held by a thread of ours that waits for ft_mu (nsf_reclaim
@@ -888,7 +916,7 @@ void ft_sweep_idle(void)
 
 void ft_mark_priv(int fd, uint32_t inode)
 {
-    if (fd < 0 || (unsigned)fd >= ft_nfds)
+    if (fd < 0 || (unsigned)fd >= ft_nfds || sh_vfork_child())
         return;
     ft_lock();
     ft_fds[fd].desc1 = 0;
@@ -900,7 +928,7 @@ void ft_mark_priv(int fd, uint32_t inode)
 
 void ft_mark_root(int fd)
 {
-    if (fd < 0 || !ft_fds || (unsigned)fd >= ft_nfds)
+    if (fd < 0 || !ft_fds || (unsigned)fd >= ft_nfds || sh_vfork_child())
         return;
     ft_lock();
     if (!ft_fds[fd].desc1 && !(ft_fds[fd].flags & FT_PRIV)) {
@@ -930,6 +958,8 @@ int ft_is_priv(int fd, uint32_t inode)
 /* A private fd of ours is being closed or replaced by the application. */
 void ft_priv_lost(int fd)
 {
+    if (sh_vfork_child())
+        return; /* the child's copy of our private fd: ours stays open in the parent */
     ft_lock();
     if ((unsigned)fd < ft_nfds && (ft_fds[fd].flags & FT_PRIV)) {
         uint32_t inode = ft_fds[fd].flags >> FT_PRIV_SHIFT;
@@ -1222,6 +1252,8 @@ void (*_Atomic ft_forget_hook)(uint32_t desc1);
 
 void ft_forget(int fd)
 {
+    if (sh_vfork_child())
+        return; /* the entry is the parent's (vforkchild.h) */
     ft_lock();
     struct ft_entry e = ft_fds[fd];
     /* The reference goes in flight before it leaves the entry (unless this

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "compiler.h"
+#include "vforkchild.h"
 #include "ephemera/proto.h"
 
 struct ft_entry {
@@ -90,13 +91,16 @@ _Static_assert((FT_ROOTFD & ((FT_SLOT_MASK << FT_SLOT_SHIFT) | FT_DISK | FT_PRIV
 _Static_assert(((FT_OWNDESC | FT_INHERITED) & ~(FT_DISK_INO_MASK << FT_DISK_INO_SHIFT)) == 0,
                "ft_entry.flags: FT_OWNDESC and FT_INHERITED must be disk inode bits (unused before FT_DISK)");
 extern struct ft_entry *ft_fds;         /* flat array indexed by fd, NULL before init */
+/* In a vfork child the table is the parent's, and other threads of the parent may change it while
+ * the child runs: each test below says "not ours" there (vforkchild.h), checked last, once the entry
+ * said yes, so the common "no" costs nothing more. */
 extern uint32_t ft_nfds;
 extern _Atomic uint32_t ft_hwm;         /* 1 + highest fd ever installed: bounds scans */
 
 static inline int ft_managed(int fd)
 {
     struct ft_entry *t = ft_fds;
-    return t && (unsigned)fd < ft_nfds && t[fd].desc1 != 0;
+    return t && (unsigned)fd < ft_nfds && t[fd].desc1 != 0 && !sh_vfork_child();
 }
 
 /* fd is an in-memory file's whose kernel description is its desc's alone here (FT_OWNDESC). */
@@ -110,7 +114,7 @@ static inline int ft_kernel_marked(int fd)
 {
     struct ft_entry *t = ft_fds;
     return t && (unsigned)fd < ft_nfds && !t[fd].desc1 && !(t[fd].flags & FT_PRIV) &&
-           (t[fd].flags & (FT_SIZED | FT_ROOTFD));
+           (t[fd].flags & (FT_SIZED | FT_ROOTFD)) && !sh_vfork_child();
 }
 
 /*
@@ -124,13 +128,14 @@ static inline int ft_scratch(int fd)
     struct ft_entry *t = ft_fds;
     if (!t || (unsigned)fd >= ft_nfds)
         return 0;
-    return t[fd].desc1 != 0 || (t[fd].flags & (FT_PRIV | FT_ROOTFD)) == FT_ROOTFD;
+    return (t[fd].desc1 != 0 || (t[fd].flags & (FT_PRIV | FT_ROOTFD)) == FT_ROOTFD) && !sh_vfork_child();
 }
 /* fd is a stand-in for a directory in memory (nsdirfd.c): one load, like ft_managed. */
 static inline int ft_mdirfd(int fd)
 {
     struct ft_entry *t = ft_fds;
-    return t && (unsigned)fd < ft_nfds && !t[fd].desc1 && (t[fd].flags & (FT_PRIV | FT_MDIRFD)) == FT_MDIRFD;
+    return t && (unsigned)fd < ft_nfds && !t[fd].desc1 && (t[fd].flags & (FT_PRIV | FT_MDIRFD)) == FT_MDIRFD &&
+           !sh_vfork_child();
 }
 /* fd was just opened by the kernel on a managed path through our open(): mark it FT_ROOTFD. */
 void ft_mark_root(int fd);
@@ -140,7 +145,7 @@ void ft_unmark_root(int fd);
 /* Does this process hold any managed fd (one a child could inherit)? */
 static inline int ft_any_managed(void)
 {
-    uint32_t hwm = ft_fds ? atomic_load(&ft_hwm) : 0;
+    uint32_t hwm = ft_fds && !sh_vfork_child() ? atomic_load(&ft_hwm) : 0;
     for (uint32_t fd = 0; fd < hwm; fd++)
         if (ft_fds[fd].desc1 != 0)
             return 1;
@@ -355,7 +360,7 @@ int ft_is_priv(int fd, uint32_t inode);
 static inline int ft_touched(int fd)
 {
     struct ft_entry *t = ft_fds;
-    return t && (unsigned)fd < ft_nfds && (t[fd].desc1 | t[fd].flags) != 0;
+    return t && (unsigned)fd < ft_nfds && (t[fd].desc1 | t[fd].flags) != 0 && !sh_vfork_child();
 }
 /* Forget fd locally and drop its desc reference (does not close the kernel fd). */
 void ft_forget(int fd);
@@ -382,5 +387,10 @@ void ft_change_begin(void);
 void ft_change_end(void);
 void ft_fork_begin(void);
 void ft_fork_end(int child);
+/* The same hold for vfork: taken by the parent (0, or -1: this thread is inside a change: fork),
+ * let go by the child once the kernel copied the fds, or by the parent if the child never did. */
+int ft_vfork_begin(void);
+void ft_vfork_child_end(void);
+void ft_vfork_parent_end(void);
 
 #endif

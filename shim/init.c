@@ -34,9 +34,11 @@
 #include "rpc.h"
 #include "fp_desc.h"
 #include "intercept_proc.h"
+#include "vforkchild.h"
 
 struct sh_global sh = {.log_fd = -1, .region_fd = -1};
 SH_TLS int sh_busy;
+SH_TLS int sh_vfork_mark; /* vforkchild.h */
 SH_TLS struct sh_tcount sh_tc;
 
 static _Atomic uint32_t sh_umask_cache;
@@ -89,6 +91,9 @@ SH_EXPORT mode_t umask(mode_t m)
 {
     mode_t old = (mode_t)sys.syscall(SYS_umask, m);
     atomic_store_explicit(&sh_umask_cache, m & 0777, memory_order_relaxed);
+    mode_t old = (mode_t)syscall(SYS_umask, m);
+    if (!sh_vfork_child()) /* a vfork child's umask is its own; the cache is its parent's */
+        atomic_store_explicit(&sh_umask_cache, m & 0777, memory_order_relaxed);
     return old;
 }
 
@@ -191,6 +196,8 @@ static int attach_common(int soft)
         return 0;
     if (sh.disabled)
         return -ENOSYS;
+    if (sh_vfork_child())
+        return -EAGAIN; /* the connection and the mapping would be the parent's (vforkchild.h) */
     int rc = 0, fd = -1;
     void *map = MAP_FAILED;
     pthread_mutex_lock(&attach_mu);
@@ -408,6 +415,8 @@ static void sh_init_env(void)
  */
 __attribute__((destructor)) static void sh_fini(void)
 {
+    if (sh_vfork_child())
+        return; /* exit() in a vfork child: the references and the counters are the parent's */
     sh_flush_counters();
     if (!ft_fds)
         return;

@@ -73,6 +73,8 @@ SH_EXPORT int close_range(unsigned first, unsigned last, int flags)
         errno = ENOSYS;
         return -1;
     }
+    if (sh_vfork_child())
+        return sys.close_range(first, last, flags); /* the table is the parent's (vforkchild.h) */
     if (flags & CLOSE_RANGE_CLOEXEC) /* the program's flag of fds on the daemon's description (fdtable.h) */
         for (unsigned fd = first, hwm = ft_fds ? atomic_load(&ft_hwm) : 0; fd < hwm && fd <= last; fd++)
             ft_ddesc_set_cloexec((int)fd, 1);
@@ -88,12 +90,16 @@ SH_EXPORT void closefrom(int lowfd)
 {
     if (lowfd < 0)
         lowfd = 0;
-    ft_change_begin();
-    forget_range((unsigned)lowfd, ~0u);
+    int ours = !sh_vfork_child(); /* a vfork child's table is its parent's (vforkchild.h) */
+    if (ours) {
+        ft_change_begin();
+        forget_range((unsigned)lowfd, ~0u);
+    }
     if (!REAL(close_range) || sys.close_range((unsigned)lowfd, ~0u, 0) != 0)
         for (int fd = lowfd; fd < 65536; fd++)
             sys.close(fd);
-    ft_change_end();
+    if (ours)
+        ft_change_end();
 }
 
 /* newfd now names oldfd's description (if managed). */
@@ -132,6 +138,8 @@ static inline int dup_changes(int oldfd, int newfd)
 
 SH_EXPORT int dup(int fd)
 {
+    if (sh_vfork_child())
+        return REAL(dup)(fd);
     ft_ddesc_own_unlocked(fd); /* the copy shares a description of its own, not the daemon's */
     if (!dup_changes(fd, -1))
         return after_dup(fd, REAL(dup)(fd));
@@ -143,7 +151,7 @@ SH_EXPORT int dup(int fd)
 
 SH_EXPORT int dup2(int oldfd, int newfd)
 {
-    if (oldfd == newfd || !ft_fds)
+    if (oldfd == newfd || !ft_fds || sh_vfork_child())
         return REAL(dup2)(oldfd, newfd);
     ft_ddesc_own_unlocked(oldfd);
     int ch = dup_changes(oldfd, newfd);
@@ -159,7 +167,7 @@ SH_EXPORT int dup2(int oldfd, int newfd)
 
 SH_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
-    if (oldfd == newfd || !ft_fds)
+    if (oldfd == newfd || !ft_fds || sh_vfork_child())
         return REAL(dup3)(oldfd, newfd, flags);
     ft_ddesc_own_unlocked(oldfd);
     int ch = dup_changes(oldfd, newfd);

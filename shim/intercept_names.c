@@ -26,6 +26,7 @@
 #include "ephemera/twinrec.h"
 
 #include "intercept_names.h"
+#include "vforkchild.h"
 #include "compiler.h"
 #include "sys.h"
 #include "creds.h"
@@ -2023,6 +2024,16 @@ static void refresh_cwd(void)
 
 SH_EXPORT int chdir(const char *path)
 {
+    if (sh_vfork_child()) { /* the cached directory is the parent's (vforkchild.h) */
+        int r = REAL(chdir)(path);
+        if (r < 0 && errno == ENOENT && !path_bad_ptr(path)) {
+            int e = errno; /* a directory in memory: its twin, then the kernel again */
+            r = vfork_child_twin(path) ? REAL(chdir)(path) : (errno = e, -1);
+        }
+        if (r == 0)
+            path_vfork_child_cwd();
+        return r;
+    }
     int r = REAL(chdir)(path);
     if (r < 0 && errno == ENOENT && nsd_enoent(AT_FDCWD, path))
         r = REAL(chdir)(path);
@@ -2033,6 +2044,12 @@ SH_EXPORT int chdir(const char *path)
 
 SH_EXPORT int fchdir(int fd)
 {
+    if (sh_vfork_child()) {
+        int r = REAL(fchdir)(fd);
+        if (r == 0)
+            path_vfork_child_cwd();
+        return r;
+    }
     ndf_settle_if(fd);
     int r = REAL(fchdir)(fd);
     if (r == 0 && !sh.disabled)

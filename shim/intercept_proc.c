@@ -4,8 +4,11 @@
  * fork: the child shares every managed description with the parent, so each
  * gets one more reference, taken in the parent before the fork so a racing
  * close in the parent can never free a description the child still names.
- * vfork is served by fork: a vfork child shares our tables, and any wrapper
- * it calls (dup2 before exec is typical) would corrupt the parent's.
+ * vfork is served as vfork when the child cannot reach a managed fd (none is
+ * open, and none can be made in another thread before the kernel copies the
+ * fd table): an entry in assembly (x86_64) asks vfork_target, then calls
+ * libc's vfork, and the parent's return clears the child mark (vforkchild.h).
+ * Otherwise, and on other machines, it is served by fork.
  *
  * exec: the new image inherits the references of fds that survive exec, and
  * learns about them from EPHEMERA_FDMAP ("fd:desc:gen:flags,..."; fd -1 marks
@@ -50,6 +53,7 @@
 #include "fp_size.h"
 #include "intercept_names.h"
 #include "intercept_stdio.h"
+#include "vforkchild.h"
 
 extern char **environ;
 
@@ -82,6 +86,8 @@ static void child_reset(void)
 
 SH_EXPORT pid_t fork(void)
 {
+    if (unlikely(sh_vfork_child()))
+        return sys.fork(); /* our tables are the parent's: the copy keeps the child's mark (vforkchild.h) */
     if (!ft_fds) {
         pid_t pid = REAL(fork)();
         if (pid == 0)
@@ -117,10 +123,150 @@ SH_EXPORT pid_t fork(void)
     return pid;
 }
 
-SH_EXPORT pid_t vfork(void)
+/* ---- vfork -------------------------------------------------------------- */
+
+
+/*
+ * vfork as fork: the target when the child could reach shared state, and the whole of vfork on
+ * machines without the entry below.
+ */
+__attribute__((used)) pid_t vfork_by_fork(void);
+__attribute__((used)) pid_t vfork_by_fork(void)
 {
     return fork();
 }
+
+#if defined(__x86_64__)
+/* No fd the table knows, but our own private ones (close-on-exec, of no concern to the child). */
+static int table_clean(void)
+{
+    uint32_t hwm = atomic_load(&ft_hwm);
+    for (uint32_t fd = 0; fd < hwm; fd++) {
+        struct ft_entry e = ft_fds[fd];
+        if (e.desc1 || (e.flags && !(e.flags & FT_PRIV)))
+            return 0;
+    }
+    return 1;
+}
+
+/* AddressSanitizer's runtime, when the program has it: its own vfork (which ours overrides) cleans
+ * the shadow of the stack the child used; without that, the parent would find stale poison there. */
+extern void __asan_handle_vfork(void *sp) __attribute__((weak));
+
+/* 1 when the thread runs on a shadow stack (CET): the entry's return path would not match it. */
+static int shadow_stack_on(void)
+{
+    unsigned long ssp = 0;
+    __asm__ volatile(".byte 0xf3, 0x48, 0x0f, 0x1e, 0xc8" /* rdsspq %rax: a no-op without CET */
+                     : "+a"(ssp));
+    return ssp != 0;
+}
+
+/*
+ * Called by the entry, before the vfork: libc's vfork, or vfork_by_fork.  The real vfork needs a
+ * child that cannot touch what it shares with us: no managed, counted or stand-in fd open (none
+ * to take a reference on for it, no table to copy), and none installed by another thread until
+ * the kernel has copied the fd table (ft_vfork_begin, the hold fork takes, let go by the child's
+ * first step: vfork_child_start).  Every wrapper the child then reaches steps aside (vforkchild.h).
+ */
+__attribute__((used)) void *vfork_target(void);
+__attribute__((used)) void *vfork_target(void)
+{
+    void *real = (void *)sys.vfork;
+    if (!real || sh_vfork_child() || shadow_stack_on() || __asan_handle_vfork || getenv("EPHEMERA_VFORK_AS_FORK"))
+        return (void *)vfork_by_fork;
+    vfork_child_forget();
+    if (sh.disabled) {
+        sh_vfork_mark = 1;
+        return real;
+    }
+    if (!ft_fds)
+        return (void *)vfork_by_fork;
+    if (ft_vfork_begin() < 0)
+        return (void *)vfork_by_fork;
+    if (!table_clean()) {
+        ft_vfork_child_end(); /* (no child: let go as the child would) */
+        return (void *)vfork_by_fork;
+    }
+    sh_vfork_mark = 2; /* 2: ft_fork_rw is held */
+    return real;
+}
+
+/* The child's first step after the kernel copied the fds: other threads may change theirs again. */
+__attribute__((used)) void vfork_child_start(void);
+__attribute__((used)) void vfork_child_start(void)
+{
+    if (sh_vfork_mark == 2) {
+        ft_vfork_child_end(); /* the parent thread's tid, which took it, is in the TCB we share */
+        sh_vfork_mark = 1;
+    }
+}
+
+/* The parent's return (pid, or -1 with errno): the child has exec'd or exited, or none was made. */
+__attribute__((used)) void vfork_parent_return(void);
+__attribute__((used)) void vfork_parent_return(void)
+{
+    int e = errno;
+    if (sh_vfork_mark == 2)
+        ft_vfork_parent_end(); /* no child, or one killed before its first step */
+    sh_vfork_mark = 0;
+    errno = e;
+}
+
+/*
+ * The exported vfork.  A C function cannot be it: the child returns from it first and its calls
+ * overwrite the frame the parent would return through.  This entry keeps nothing on the stack
+ * across the system call: the caller's return address waits in a thread-local word (the child
+ * only reads it; a vfork in the child goes by fork and leaves it alone), and libc's vfork returns
+ * here in both processes.
+ */
+__attribute__((used)) static SH_TLS void *vfork_ret;
+__asm__(".text\n"
+        ".globl vfork\n"
+        ".type vfork,@function\n"
+        "vfork:\n"
+        "  .cfi_startproc\n"
+        "  subq $8, %rsp\n"
+        "  .cfi_adjust_cfa_offset 8\n"
+        "  call vfork_target@PLT\n"
+        "  addq $8, %rsp\n"
+        "  .cfi_adjust_cfa_offset -8\n"
+        "  leaq vfork_by_fork(%rip), %rcx\n"
+        "  cmpq %rcx, %rax\n"
+        "  jne 1f\n"
+        "  jmp *%rax\n" /* a tail call: vfork_by_fork returns to our caller */
+        "1:\n"
+        "  popq %rcx\n"
+        "  .cfi_adjust_cfa_offset -8\n"
+        "  .cfi_register %rip, %rcx\n"
+        "  movq vfork_ret@gottpoff(%rip), %r11\n"
+        "  movq %rcx, %fs:(%r11)\n"
+        "  .cfi_undefined %rip\n"
+        "  call *%rax\n"
+        "  testq %rax, %rax\n"
+        "  jnz 2f\n"
+        "  call vfork_child_start@PLT\n" /* the stack is 16-aligned here: the caller's, less the return */
+        "  xorl %eax, %eax\n"
+        "  movq vfork_ret@gottpoff(%rip), %rcx\n"
+        "  pushq %fs:(%rcx)\n"
+        "  ret\n"
+        "2:\n"
+        "  pushq %rax\n"
+        "  subq $8, %rsp\n"
+        "  call vfork_parent_return@PLT\n"
+        "  addq $8, %rsp\n"
+        "  popq %rax\n"
+        "  movq vfork_ret@gottpoff(%rip), %rcx\n"
+        "  pushq %fs:(%rcx)\n"
+        "  ret\n"
+        "  .cfi_endproc\n"
+        ".size vfork, .-vfork\n");
+#else
+SH_EXPORT pid_t vfork(void)
+{
+    return vfork_by_fork();
+}
+#endif
 
 /* ---- exec preparation --------------------------------------------------- */
 
@@ -344,8 +490,12 @@ static int exec_prepared(int kind, const char *file, int fd, char *const argv[],
         return REAL(fexecve)(fd, argv, envp);
     }
     char target[EPH_PATH_MAX];
-    ndf_before_exec(); /* the new image knows no stand-in fd: those it keeps are put on twins */
-    ft_ddesc_own_all(1); /* fds it keeps lose the close-on-exec flag pidfd_getfd set */
+    /* A vfork child has no fd of ours to hand on (vfork_target) and must change nothing of ours. */
+    int child = sh_vfork_child();
+    if (!child) {
+        ndf_before_exec(); /* the new image knows no stand-in fd: those it keeps are put on twins */
+        ft_ddesc_own_all(1); /* fds it keeps lose the close-on-exec flag pidfd_getfd set */
+    }
     int can_load = !env_has(envp, "EPHEMERA_NO_PRELOAD", 19, NULL);
     if (can_load) {
         if (kind == 2)
@@ -356,19 +506,24 @@ static int exec_prepared(int kind, const char *file, int fd, char *const argv[],
             can_load = target_loads_shim(target, -1, 0);
         }
     }
-    if (!can_load)
+    if (!can_load && child)
+        vfork_child_materialise();
+    else if (!can_load)
         materialise_all();
-    uint32_t nm = ft_fds ? atomic_load(&ft_hwm) : 0;
+    uint32_t nm = ft_fds && !child ? atomic_load(&ft_hwm) : 0;
     size_t cap = 16 + (size_t)(nm < 4096 ? nm : 4096) * 40;
     char fdmap[cap];
     memcpy(fdmap, "EPHEMERA_FDMAP=", 16);
-    fdmap_build(fdmap + 15, cap - 15, can_load);
+    if (!child)
+        fdmap_build(fdmap + 15, cap - 15, can_load);
     size_t n = env_count(envp);
     char *env[n + ENV_EXTRA];
     struct env_bufs bufs;
     env_build(env, envp, fdmap, &bufs);
-    sh_flush_counters();
-    ft_ledger_before_exec();
+    if (!child) {
+        sh_flush_counters();
+        ft_ledger_before_exec();
+    }
     if (kind == 0)
         return REAL(execve)(file, argv, env);
     if (kind == 1)
@@ -624,7 +779,7 @@ static int spawn_ourselves(int p, pid_t *pidp, const char *file, const posix_spa
 static int spawn_common(int p, pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
                         const posix_spawnattr_t *at, char *const argv[], char *const envp[])
 {
-    if (sh.disabled || sh_busy)
+    if (sh.disabled || sh_busy || sh_vfork_child())
         return p ? REAL(posix_spawnp)(pid, file, fa, at, argv, envp)
                  : REAL(posix_spawn)(pid, file, fa, at, argv, envp);
     ndf_before_exec(); /* the child's image knows no stand-in fd */

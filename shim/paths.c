@@ -32,6 +32,7 @@
 #include "init.h"
 #include "pathnorm.h"
 #include "nsview.h"
+#include "vforkchild.h"
 
 #define MAX_ROOTS 16
 
@@ -229,6 +230,11 @@ static int maybe_managed(int dirfd, const char *p);
 int path_maybe_managed(int dirfd, const char *p)
 {
     int m = maybe_managed(dirfd, p);
+    if (unlikely(m) && sh_vfork_child()) {
+        /* The shim's state is the parent's: the kernel serves the child, on a file system put on disk */
+        vfork_child_materialise();
+        return 0;
+    }
     if (unlikely(m) && unlikely(pn_has_dotdot(p)))
         nsd_dotdot(); /* the kernel's walk of "x/.." must find x on disk */
     return m;
@@ -629,8 +635,67 @@ int path_outside(int dirfd, const char *p)
     return path_absolute(dirfd, p, abs, NULL) > 0 && !under_root(abs);
 }
 
+/*
+ * A vfork child (vforkchild.h) must not fill the caches above, its parent's: a name outside every
+ * root is placed by the kernel, the object it names (or else its directory) opened O_PATH and read
+ * back through /proc/self/fd.  Under a root (a symlink on the way), everything goes to disk first.
+ * The kernel then serves the call: 0.
+ */
+static int child_alias(int dirfd, const char *p)
+{
+    if (path_bad_ptr(p) || !p[0] || strlen(p) >= EPH_PATH_MAX)
+        return 0;
+    /* nothing in memory (path_alias_on's test, read only): the kernel's answer is right already */
+    if (atomic_load_explicit(&sh.attached, memory_order_acquire) &&
+        !atomic_load_explicit(&sh.hdr->c.files_in_memory, memory_order_relaxed) &&
+        !atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed))
+        return 0;
+    int e = errno;
+    int fd = REAL(openat)(dirfd, p, O_PATH | O_CLOEXEC);
+    if (fd < 0) {
+        char dir[EPH_PATH_MAX];
+        strcpy(dir, p);
+        char *slash = strrchr(dir, '/');
+        if (slash == dir)
+            slash[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        else
+            strcpy(dir, ".");
+        fd = REAL(openat)(dirfd, dir, O_PATH | O_CLOEXEC);
+    }
+    if (fd < 0) {
+        errno = e;
+        return 0;
+    }
+    char link[64], out[EPH_PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t k = sys.readlink(link, out, sizeof out - 1);
+    sys.close(fd);
+    if (k > 0 && out[0] == '/') {
+        out[k] = '\0';
+        if (under_root(out))
+            vfork_child_materialise();
+    }
+    errno = e;
+    return 0;
+}
+
+/* A vfork child changed directory (the kernel's chdir): its cache above is the parent's, so a
+ * new working directory in a root puts everything on disk for the names relative to it. */
+void path_vfork_child_cwd(void)
+{
+    char buf[EPH_PATH_MAX];
+    int e = errno;
+    if (syscall(SYS_getcwd, buf, sizeof buf) > 0 && buf[0] == '/' && maybe_managed(AT_FDCWD, buf))
+        vfork_child_materialise();
+    errno = e;
+}
+
 int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX])
 {
+    if (sh_vfork_child())
+        return child_alias(dirfd, p);
     int e = errno, r = alias_look(dirfd, p, out);
     errno = e;
     return r;
@@ -644,6 +709,8 @@ int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX])
  */
 int path_alias_dir(int fd, int dirfd, const char *p, char out[EPH_PATH_MAX])
 {
+    if (sh_vfork_child())
+        return child_alias(dirfd, p);
     int e = errno, r = 0;
     char key[EPH_PATH_MAX];
     size_t klen = 0;

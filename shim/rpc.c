@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,8 @@
 #include "sys.h"
 #include "creds.h"
 #include "init.h"
+#include "vforkchild.h"
+#include "pathnorm.h"
 
 static int rpc_fd = -1;
 static pid_t rpc_pid;                   /* the process that opened rpc_fd */
@@ -277,10 +280,10 @@ static int rpc_seen_pid(void)
  * for a stopped NFS server, but never in silence: each RPC_QUIET_S the log
  * says which daemon, in what state, for which request.
  */
-static ssize_t rpc_recv(struct msghdr *mh, uint32_t op)
+static ssize_t rpc_recv(int sock, struct msghdr *mh, uint32_t op)
 {
     for (unsigned quiet = 0;;) {
-        ssize_t r = recvmsg(rpc_fd, mh, MSG_CMSG_CLOEXEC);
+        ssize_t r = recvmsg(sock, mh, MSG_CMSG_CLOEXEC);
         if (r >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
             return r;
         if (errno == EINTR)
@@ -295,7 +298,7 @@ static ssize_t rpc_recv(struct msghdr *mh, uint32_t op)
 }
 
 /* 0, or 1 when sending failed (the daemon never saw the request). */
-static int rpc_send(const struct eph_req *req, int send_fd)
+static int rpc_send(int sock, const struct eph_req *req, int send_fd)
 {
     union eph_fd_cmsg out;
     struct iovec oiov = {(void *)req, sizeof *req};
@@ -304,21 +307,21 @@ static int rpc_send(const struct eph_req *req, int send_fd)
         eph_msg_attach_fd(&omh, &out, send_fd);
     ssize_t w;
     do
-        w = REAL(sendmsg)(rpc_fd, &omh, MSG_NOSIGNAL); /* (not our wrapper: intercept_names.c) */
+        w = REAL(sendmsg)(sock, &omh, MSG_NOSIGNAL); /* (not our wrapper: intercept_names.c) */
     while (w < 0 && errno == EINTR);
     return w != (ssize_t)sizeof *req;
 }
 
 /* Returns 0, -errno, or 1 when sending failed (the daemon never saw the request). */
-static int rpc_exchange(const struct eph_req *req, struct eph_resp *resp, int *fd_out, int send_fd)
+static int rpc_exchange(int sock, const struct eph_req *req, struct eph_resp *resp, int *fd_out, int send_fd)
 {
-    if (rpc_send(req, send_fd))
+    if (rpc_send(sock, req, send_fd))
         return 1;
     union eph_fd_cmsg cm;
     struct iovec iov = {resp, sizeof *resp};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
     eph_msg_control(&mh, &cm);
-    ssize_t r = rpc_recv(&mh, req->op);
+    ssize_t r = rpc_recv(sock, &mh, req->op);
     if (r < 0)
         return -errno;
     if (r != (ssize_t)sizeof *resp)
@@ -366,13 +369,35 @@ int rpc_disk_fd(uint32_t inode, uint32_t gen)
     return fd;
 }
 
+/*
+ * A vfork child shares our memory, so rpc_fd and rpc_mu are its parent's: it asks over a
+ * connection of its own, made for the request and closed after it (vforkchild.h), once.
+ */
+static int rpc_child_call(const struct eph_req *req, struct eph_resp *resp, int *fd_out, int send_fd)
+{
+    int sock = rpc_connect();
+    if (sock < 0)
+        return sock;
+    int rc = rpc_exchange(sock, req, resp, fd_out, send_fd);
+    sys.close(sock);
+    return rc > 0 ? -ECONNRESET : rc;
+}
+
 void rpc_send_fd(struct eph_req *req, int send_fd)
 {
+    if (unlikely(sh_vfork_child())) {
+        int sock = rpc_connect();
+        if (sock >= 0) {
+            rpc_send(sock, req, send_fd);
+            sys.close(sock);
+        }
+        return;
+    }
     sh_busy++;
     int seen = rpc_seen_pid();
     pthread_mutex_lock(&rpc_mu);
     for (int attempt = 0; attempt < 3 && rpc_ensure(req, &seen) == 0; attempt++) {
-        if (!rpc_send(req, send_fd))
+        if (!rpc_send(rpc_fd, req, send_fd))
             break;
         sys.close(rpc_fd);
         rpc_fd = -1;
@@ -389,13 +414,15 @@ int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int sen
 {
     int rc;
     *fd_out = -1;
+    if (unlikely(sh_vfork_child()))
+        return rpc_child_call(req, resp, fd_out, send_fd);
     sh_busy++;
     int seen = rpc_seen_pid(), maybe_ran = 0;
     pthread_mutex_lock(&rpc_mu);
     for (int attempt = 0; attempt < 3; attempt++) {
         if ((rc = rpc_ensure(req, &seen)) < 0)
             break;
-        rc = rpc_exchange(req, resp, fd_out, send_fd);
+        rc = rpc_exchange(rpc_fd, req, resp, fd_out, send_fd);
         if (rc == 0)
             break;
         sys.close(rpc_fd);
@@ -433,6 +460,8 @@ int rpc_call_fd(struct eph_req *req, struct eph_resp *resp, int *fd_out, int sen
 int rpc_call_pool(struct eph_req *req, struct eph_pool_resp *resp, int *fds)
 {
     int rc = -ECONNREFUSED, n = 0;
+    if (unlikely(sh_vfork_child()))
+        return rc; /* lent to the parent, whose memory this is: a vfork child makes no file in memory */
     sh_busy++;
     int seen = rpc_seen_pid();
     pthread_mutex_lock(&rpc_mu);
@@ -440,7 +469,7 @@ again:
     rc = rpc_ensure(req, &seen);
     if (rpc_fd >= 0) {
         rc = 0;
-        if (rpc_send(req, -1)) {
+        if (rpc_send(rpc_fd, req, -1)) {
             rc = -ECONNRESET;
         } else {
             union eph_pool_cmsg cm;
@@ -448,7 +477,7 @@ again:
             struct iovec iov = {resp, sizeof *resp};
             struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
                                 .msg_controllen = sizeof cm.buf};
-            ssize_t r = rpc_recv(&mh, req->op);
+            ssize_t r = rpc_recv(rpc_fd, &mh, req->op);
             for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); r > 0 && c; c = CMSG_NXTHDR(&mh, c))
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
                     n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
@@ -485,4 +514,74 @@ again:
         return -EPROTO;
     }
     return n;
+}
+
+/*
+ * In a vfork child, a path in a root: the daemon puts everything on disk (MATERIALISE_ALL, as for
+ * a program that cannot load the shim), once per child, over a connection of the child's own
+ * (rpc.c); the kernel then answers as the shim would.  Rare: a child that only dup2s, closes and
+ * execs a program outside the roots never asks.
+ */
+static int vfork_materialised; /* the pid of the child that asked */
+
+void vfork_child_forget(void)
+{
+    vfork_materialised = 0;
+}
+
+void vfork_child_materialise(void)
+{
+    int me = (int)getpid();
+    if (vfork_materialised == me || sh.disabled)
+        return;
+    struct eph_req req;
+    struct eph_resp resp;
+    int fd;
+    rpc_req_init(&req, EPH_OP_MATERIALISE_ALL);
+    if (rpc_call(&req, &resp, &fd) == 0) {
+        if (fd >= 0)
+            sys.close(fd);
+        vfork_materialised = me;
+    }
+    sh_log("vfork child: in-memory files materialised for a path in a root");
+}
+
+/*
+ * In a vfork child, a chdir or fchdir the kernel answered ENOENT: the directory may be one in
+ * memory (Python's subprocess with cwd= changes directory in its vfork child).  As a parent's
+ * chdir does through nsd_enoent, the in-memory directories on its path get their disk twins
+ * (DIRTWIN over the child's own connection), and nothing else moves; a name with ".." (a symlink
+ * on the way makes its lexical form wrong) puts everything on disk instead.  dir_gen moves as
+ * after any twin (dircache.c): it is the region's, not the parent's private state.  1 when the
+ * caller should try the kernel again.
+ */
+int vfork_child_twin(const char *path)
+{
+    char cwd[EPH_PATH_MAX], abs[EPH_PATH_MAX];
+    if (sh.disabled || !path || !path[0])
+        return 0;
+    if (pn_has_dotdot(path)) {
+        vfork_child_materialise();
+        return 1;
+    }
+    if (path[0] != '/' && (syscall(SYS_getcwd, cwd, sizeof cwd) <= 0 || cwd[0] != '/'))
+        return 0;
+    if (pn_normalize(path[0] == '/' ? "/" : cwd, path, abs, sizeof abs, NULL) < 0)
+        return 0;
+    struct eph_req req;
+    struct eph_resp resp;
+    int fd = -1;
+    rpc_req_init(&req, EPH_OP_DIRTWIN);
+    req.flags = 0;
+    size_t n = strnlen(abs, sizeof req.path - 1);
+    memcpy(req.path, abs, n);
+    req.path[n] = '\0';
+    int rc = rpc_call(&req, &resp, &fd);
+    if (fd >= 0)
+        sys.close(fd);
+    if (rc < 0 || resp.status < 0)
+        return 0;
+    if (sh.hdr)
+        atomic_fetch_add_explicit(&sh.hdr->dir_gen, 1, memory_order_acq_rel);
+    return 1;
 }

@@ -122,6 +122,7 @@ struct statfs;
     X(fdopen, FILE *, (int, const char *), (), SYS_R, NONE)                                                      \
     X(freopen, FILE *, (const char *, const char *, FILE *), (), SYS_R, NONE)                                    \
     X(fork, pid_t, (void), (), SYS_R, NONE)                                                                      \
+    X(vfork, pid_t, (void), (), SYS_O, NONE)                                                                     \
     X(execve, int, (const char *, char *const[], char *const[]), (), SYS_R, NONE)                                \
     X(execvpe, int, (const char *, char *const[], char *const[]), (), SYS_R, NONE)                               \
     X(fexecve, int, (int, char *const[], char *const[]), (), SYS_R, NONE)                                        \
