@@ -90,8 +90,6 @@ uint32_t sh_umask(void) { return atomic_load_explicit(&sh_umask_cache, memory_or
 SH_EXPORT mode_t umask(mode_t m)
 {
     mode_t old = (mode_t)sys.syscall(SYS_umask, m);
-    atomic_store_explicit(&sh_umask_cache, m & 0777, memory_order_relaxed);
-    mode_t old = (mode_t)syscall(SYS_umask, m);
     if (!sh_vfork_child()) /* a vfork child's umask is its own; the cache is its parent's */
         atomic_store_explicit(&sh_umask_cache, m & 0777, memory_order_relaxed);
     return old;
