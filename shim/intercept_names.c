@@ -373,7 +373,7 @@ static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsi
             return MDIR_FAIL(-we);
         if (flags & RENAME_NOREPLACE)
             return MDIR_FAIL(EEXIST);
-        if (ta)
+        if (ta || tb) /* a trailing slash on either name of a file: the kernel's ENOTDIR before may_delete */
             return MDIR_FAIL(ENOTDIR);
         int pe = rename_may(a, b, (uid_t)sh.inodes[fi].uid, 0, 1, 1, flags);
         return MDIR_FAIL(pe ? pe : EISDIR);

@@ -192,6 +192,7 @@ static void scenarios(void)
     res("rename e onto a file", rename(P("e"), P("file")));
     res("rename e onto file/", rename(P("e"), P("file/")));
     res("rename a file onto e", rename(P("file"), P("e")));
+    res("rename a file onto e/", rename(P("file"), P("e/"))); /* ENOTDIR: the trailing slash, before EISDIR */
     res("rename e onto a missing parent", rename(P("e"), P("missing/e")));
     res("rename e below a file", rename(P("e"), P("file/e")));
     res("rename missing", rename(P("nothere"), P("e9")));
