@@ -174,7 +174,7 @@ static void ctl_stats_json(char *buf, size_t n)
              "\"files_on_disk_predicted\":%llu,\"own_memory_peak\":%s,\"file_bytes_peak\":%llu,"
              "\"eviction_failures\":%llu,\"writeback_failed\":%llu,\"file_bytes_disk_counted\":%llu,"
              "\"dirs_made_in_memory\":%llu,\"dir_twins\":%llu,\"reads_given_back\":%llu,"
-             "\"dirs_renamed_in_memory\":%llu}",
+             "\"dirs_renamed_in_memory\":%llu,\"dir_slot_walks\":%llu}",
              lim, use, (unsigned long long)atomic_load(&c->bytes_in_memory),
              (unsigned long long)disk, (unsigned long long)ns_files_in_memory(),
              (unsigned long long)s.budget, (unsigned long long)s.headroom,
@@ -197,7 +197,8 @@ static void ctl_stats_json(char *buf, size_t n)
              (unsigned long long)evict_failures(), (unsigned long long)evict_writeback_failed(),
              (unsigned long long)atomic_load(&D.h->disk_bytes), (unsigned long long)atomic_load(&D.h->shim_mkdirs),
              (unsigned long long)atomic_load(&D.h->dir_twins), (unsigned long long)ledger_reads_dropped(),
-             (unsigned long long)atomic_load(&D.h->shim_dir_renames));
+             (unsigned long long)atomic_load(&D.h->shim_dir_renames),
+             (unsigned long long)atomic_load(&D.h->mdir_walks));
 }
 
 static int ctl_ok(struct ctl_conn *c, const char *id, const char *result)

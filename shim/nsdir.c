@@ -614,6 +614,8 @@ static int nsd_disk_parent(const char *dir, struct stat *st)
     return fd;
 }
 
+static void nsd_list_add(struct eph_shm_header *h, uint64_t before, uint32_t slot);
+
 int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX])
 {
     char dir[EPH_PATH_MAX];
@@ -714,6 +716,7 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX])
     in->btime_ns = now;
     int32_t lent_to = atomic_load(&in->lent_to); /* our pid: the slot was lent to us */
 
+    uint64_t made = atomic_load(&h->shim_mkdirs); /* under ns_lock: the record moves it by one */
     eph_j_begin(h);
     memcpy(h->journal.path, abs, strlen(abs) + 1);
     eph_j_add(h, EPH_JOP_INSERT, slot, 0);
@@ -725,6 +728,7 @@ int nsd_mkdir(int dirfd, const char *path, mode_t mode, char abs[EPH_PATH_MAX])
      * redo after a kill counts it too (nsd_children_of's lists of directories depend on it). */
     eph_j_add64(h, &h->shim_mkdirs, 1);
     eph_j_commit(h);
+    nsd_list_add(h, made, slot);
     /* a disk parent's times: the region's dirtouch table, as for a file's create (nsfast.c) */
     int shown = !disk || nsf_touch_dir(par.dev, par.ino, now) == 0;
     nsf_unhold();
@@ -1017,7 +1021,7 @@ int nsd_statx(const char *abs, struct statx *stx)
  * longer EPH_MDIR, not counted), so only the list's membership is cached.  More directories than
  * the list holds: the walk every time, as before.
  */
-#define NSD_KIDS_MAX 256
+#define NSD_KIDS_MAX EPH_MDIR_LIST
 static SH_TLS struct {
     const void *hdr;
     uint64_t made; /* shim_mkdirs at the walk */
@@ -1031,9 +1035,100 @@ static int nsd_kid_of(const struct eph_inode *in, uint64_t dev, uint64_t ino)
            in->dev == dev && atomic_load_explicit(&in->nlink, memory_order_relaxed);
 }
 
+/*
+ * The region's shared list (the header's mdir_list, branch gitfast): every process walked the slots
+ * once for itself, at its first stat of a disk directory, and again after any mkdir in memory: git
+ * add's and git commit's first stats each read 600-1,500 slots 1,208 bytes apart (a cache and a TLB
+ * miss each), the shim's largest symbol in `bench tools`' git row.  Now the first process walks and
+ * leaves its list in the region; nsd_mkdir appends the slot it made; a process whose list is out of
+ * date copies the region's when it is complete for the shim_mkdirs it read (1), else walks (0).
+ */
+static int nsd_kids_adopt(struct eph_shm_header *h, uint64_t made, uint32_t takeovers)
+{
+    uint32_t s = atomic_load_explicit(&h->mdir_list_seq, memory_order_acquire);
+    if ((s & 1) || atomic_load_explicit(&h->mdir_list_made, memory_order_relaxed) != made ||
+        atomic_load_explicit(&h->mdir_list_takeovers, memory_order_relaxed) != takeovers)
+        return 0;
+    uint32_t n = atomic_load_explicit(&h->mdir_list_n, memory_order_relaxed);
+    if (n > NSD_KIDS_MAX)
+        return 0;
+    nsd_kids.hdr = NULL; /* a signal handler's stat meanwhile walks for itself */
+    for (uint32_t k = 0; k < n; k++)
+        nsd_kids.idx[k] = atomic_load_explicit(&h->mdir_list[k], memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&h->mdir_list_seq, memory_order_relaxed) != s)
+        return 0; /* written meanwhile: the caller walks */
+    for (uint32_t k = 0; k < n; k++)
+        if (nsd_kids.idx[k] >= h->ninodes)
+            return 0; /* not what a shim wrote: walk */
+    nsd_kids.n = n;
+    nsd_kids.full = 0;
+    nsd_kids.made = made;
+    nsd_kids.takeovers = takeovers;
+    nsd_kids.hdr = h;
+    return 1;
+}
+
+/* Take the list for writing: the even seq it had, or 1 (odd) when another writer holds it. */
+static uint32_t nsd_list_take(struct eph_shm_header *h)
+{
+    uint32_t s = atomic_load_explicit(&h->mdir_list_seq, memory_order_relaxed);
+    if ((s & 1) || !atomic_compare_exchange_strong(&h->mdir_list_seq, &s, s + 1))
+        return 1;
+    return s;
+}
+
+static void nsd_list_give(struct eph_shm_header *h, uint32_t s)
+{
+    atomic_store_explicit(&h->mdir_list_seq, s + 2, memory_order_release);
+}
+
+/* After a walk that found them all: the region's list, for the next process. */
+static void nsd_list_publish(struct eph_shm_header *h)
+{
+    uint32_t s = nsd_list_take(h);
+    if (s & 1)
+        return;
+    for (uint32_t k = 0; k < nsd_kids.n; k++)
+        atomic_store_explicit(&h->mdir_list[k], nsd_kids.idx[k], memory_order_relaxed);
+    atomic_store_explicit(&h->mdir_list_n, nsd_kids.n, memory_order_relaxed);
+    atomic_store_explicit(&h->mdir_list_made, nsd_kids.made, memory_order_relaxed);
+    atomic_store_explicit(&h->mdir_list_takeovers, nsd_kids.takeovers, memory_order_relaxed);
+    nsd_list_give(h, s);
+}
+
+/*
+ * nsd_mkdir, under ns_lock, after its record made slot EPH_MDIR and moved shim_mkdirs from before:
+ * a list complete for before is complete for before + 1 with the slot in it (listed already when it
+ * was a directory in memory before, read live: not twice).  Else nothing: the list stays out of
+ * date and the next reader walks.
+ */
+static void nsd_list_add(struct eph_shm_header *h, uint64_t before, uint32_t slot)
+{
+    uint32_t s = nsd_list_take(h);
+    if (s & 1)
+        return;
+    uint32_t n = atomic_load_explicit(&h->mdir_list_n, memory_order_relaxed), k = 0;
+    if (atomic_load_explicit(&h->mdir_list_made, memory_order_relaxed) == before &&
+        atomic_load_explicit(&h->mdir_list_takeovers, memory_order_relaxed) == atomic_load(&h->takeovers) &&
+        n <= NSD_KIDS_MAX) {
+        while (k < n && atomic_load_explicit(&h->mdir_list[k], memory_order_relaxed) != slot)
+            k++;
+        if (k < n || n < NSD_KIDS_MAX) {
+            if (k == n) {
+                atomic_store_explicit(&h->mdir_list[n], slot, memory_order_relaxed);
+                atomic_store_explicit(&h->mdir_list_n, n + 1, memory_order_relaxed);
+            }
+            atomic_store_explicit(&h->mdir_list_made, before + 1, memory_order_relaxed);
+        }
+    }
+    nsd_list_give(h, s);
+}
+
 static void nsd_kids_walk(uint64_t made, uint32_t takeovers)
 {
     nsd_kids.hdr = NULL; /* a signal handler's stat meanwhile walks for itself */
+    atomic_fetch_add_explicit(&sh.hdr->mdir_walks, 1, memory_order_relaxed);
     uint32_t hwm = atomic_load(&sh.hdr->inode_hwm), n = 0, full = 0;
     for (uint32_t i = 0; i < hwm && i < sh.hdr->ninodes; i++) {
         if (atomic_load_explicit(&sh.inodes[i].state, memory_order_relaxed) != EPH_MDIR)
@@ -1049,6 +1144,8 @@ static void nsd_kids_walk(uint64_t made, uint32_t takeovers)
     nsd_kids.made = made;
     nsd_kids.takeovers = takeovers;
     nsd_kids.hdr = sh.hdr;
+    if (!full)
+        nsd_list_publish(sh.hdr);
 }
 
 static uint32_t nsd_children_of(uint64_t dev, uint64_t ino)
@@ -1056,9 +1153,11 @@ static uint32_t nsd_children_of(uint64_t dev, uint64_t ino)
     struct eph_shm_header *h = sh.hdr;
     uint64_t made = atomic_load_explicit(&h->shim_mkdirs, memory_order_acquire);
     uint32_t takeovers = atomic_load(&h->takeovers), n = 0;
-    if (nsd_kids.hdr != h || nsd_kids.made != made || nsd_kids.takeovers != takeovers)
+    if ((nsd_kids.hdr != h || nsd_kids.made != made || nsd_kids.takeovers != takeovers) &&
+        !nsd_kids_adopt(h, made, takeovers))
         nsd_kids_walk(made, takeovers);
     if (nsd_kids.full || nsd_kids.hdr != h) {
+        atomic_fetch_add_explicit(&h->mdir_walks, 1, memory_order_relaxed);
         uint32_t hwm = atomic_load(&h->inode_hwm);
         for (uint32_t i = 0; i < hwm && i < h->ninodes; i++)
             n += (uint32_t)nsd_kid_of(&sh.inodes[i], dev, ino);

@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define EPH_SHM_MAGIC 0x31534d4850455045ull /* "EPEPHMS1" */
-#define EPH_SHM_VERSION 10u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs; 8: the header's moves_begun and twin_seq, the journal's ADD64 steps; 9: the journal's MOVETREE step and its third path (a directory in memory renamed with its subtree); 10: the header's twinrecs (where the twins of directories in memory went) */
+#define EPH_SHM_VERSION 11u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs; 8: the header's moves_begun and twin_seq, the journal's ADD64 steps; 9: the journal's MOVETREE step and its third path (a directory in memory renamed with its subtree); 10: the header's twinrecs (where the twins of directories in memory went); 11: the header's shared list of directories in memory (mdir_list) */
 #define EPH_PATH_MAX 1024        /* longer managed paths are kept on disk */
 #define EPH_DEFAULT_INODES 16384u
 #define EPH_DEFAULT_DESCS 65536u
@@ -267,6 +267,7 @@ struct eph_dfile {
  * kernel's times with utimensat, as before.
  */
 #define EPH_DIRTOUCH 256
+#define EPH_MDIR_LIST 256 /* slots of the header's mdir_list */
 struct eph_dirtouch {
     _Atomic uint32_t seq;        /* [S] odd while a holder of ns_lock rewrites the entry */
     uint32_t pad;
@@ -400,6 +401,20 @@ struct eph_shm_header {
     _Atomic uint32_t twinrec_next;  /* [DS] under ns_lock: the record the next twin fills */
     uint32_t twinrec_pad;
     struct eph_twinrec twinrecs[EPH_TWINRECS]; /* [DS] */
+    /* [S] version 11: the slots that are EPH_MDIR, as a shim found them, shared so that each new
+     * process need not read every slot to find them (shim/nsdir.c, nsd_children_of: the st_nlink
+     * of a disk directory).  A cache, never the truth: complete for shim_mkdirs == mdir_list_made
+     * and takeovers == mdir_list_takeovers (a slot becomes EPH_MDIR only in nsd_mkdir's record,
+     * which moves shim_mkdirs); a listed slot is read live.  Written by a shim after its walk of
+     * the slots and by nsd_mkdir (under ns_lock) appending its slot, each between an odd and an
+     * even mdir_list_seq taken by compare-and-swap; readers copy it and check the seq.  A writer
+     * killed while it was odd leaves it odd: every process then walks, as before version 11. */
+    _Atomic uint32_t mdir_list_seq;
+    _Atomic uint32_t mdir_list_n;
+    _Atomic uint64_t mdir_list_made;
+    _Atomic uint32_t mdir_list_takeovers;
+    _Atomic uint32_t mdir_walks; /* [S] walks of every slot for them (the stats' dir_slot_walks) */
+    _Atomic uint32_t mdir_list[EPH_MDIR_LIST];
 };
 #define EPH_MDIRS_ALWAYS 0x80000000u
 #define EPH_MDIRS_SYMLINKS 0x7fffffffu
