@@ -257,7 +257,22 @@ test('a program exec\'d by an attached one maps the region without asking the da
   }
   // Calls per process, and what each process exec'd last.
   const procs = new Map();
-  for (const line of readFileSync(trace, 'utf8').split('\n')) {
+  // A call interrupted by another process's line is split by strace into "name(args <unfinished
+  // ...>" and "<... name resumed>rest": joined here, so that an execve in a vfork child (whose
+  // parent's vfork line comes between) is read whole.
+  const pending = new Map();
+  for (let line of readFileSync(trace, 'utf8').split('\n')) {
+    const u = /^(\d+)\s+(.*) <unfinished \.\.\.>$/.exec(line);
+    if (u) {
+      pending.set(u[1], u[2]);
+      continue;
+    }
+    const r = /^(\d+)\s+<\.\.\. [a-z0-9_]+ resumed>(.*)$/.exec(line);
+    if (r) {
+      if (!pending.has(r[1])) continue;
+      line = `${r[1]} ${pending.get(r[1])}${r[2]}`;
+      pending.delete(r[1]);
+    }
     const m = /^(\d+)\s+([a-z0-9_]+)\((.*)$/.exec(line);
     if (!m) continue;
     const p = procs.get(m[1]) ?? { prog: '', calls: {}, args: '' };
