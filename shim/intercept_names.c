@@ -377,6 +377,8 @@ static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsi
             return MDIR_FAIL(EEXIST);
         if (ta || tb) /* a trailing slash on either name of a file (no exchange here): before the checks */
             return MDIR_FAIL(ENOTDIR);
+        if (pn_under(a, b, strlen(b))) /* b is an ancestor of a: the kernel's rename trap, before may_delete */
+            return MDIR_FAIL(ENOTEMPTY);
         int pe = rename_may(a, b, (uid_t)sh.inodes[fi].uid, 0, 1, 1, flags);
         return MDIR_FAIL(pe ? pe : EISDIR);
     }

@@ -194,6 +194,9 @@ static void scenarios(void)
     res("rename a file onto e", rename(P("file"), P("e")));
     res("rename a file onto e/", rename(P("file"), P("e/")));
     res("renameat2 a file NOREPLACE onto e/", renameat2(AT_FDCWD, P("file"), AT_FDCWD, P("e/"), RENAME_NOREPLACE));
+    put("e/sub2/f", "f");
+    res("rename a file onto its own directory (an ancestor)", rename(P("e/sub2/f"), P("e/sub2")));
+    res("rename a file onto a higher ancestor", rename(P("e/sub2/f"), P("e")));
     res("rename e onto a missing parent", rename(P("e"), P("missing/e")));
     res("rename e below a file", rename(P("e"), P("file/e")));
     res("rename missing", rename(P("nothere"), P("e9")));
