@@ -1212,12 +1212,7 @@ static int link_in_memory(uint32_t inode, uint32_t gen, int nd, const char *n)
         return fail(EPERM);
     if (!nsv_parent_allows(abs, W_OK | X_OK))
         return fail(EACCES);
-    int r, tries = 0;
-    while ((r = nsl_link(inode, gen, abs)) == -3) /* a directory went meanwhile: bounded retries */
-        if (++tries == 64) {
-            r = -2;
-            break;
-        }
+    int r = nsl_link(inode, gen, abs);
     if (r == 0 && ino_on())
         ino_linked(inode, abs);
     return r;

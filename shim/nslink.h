@@ -15,8 +15,8 @@
  * dst exists on disk; EIO: the lock stayed held 5 s), or -2: not a case done
  * here (another file system, an in-memory parent, a file being moved to disk,
  * no pool slot...; the caller made the kernel's permission checks): the caller moves it to disk and lets
- * the kernel link it, as before; or -3: a directory went or the parent changed
- * between the look at the parent and the lock, so the caller calls again. */
+ * the kernel link it, as before.  The parent is looked at under ns_lock, so a
+ * directory removed or renamed elsewhere meanwhile never sends the file to disk. */
 int nsl_link(uint32_t idx, uint32_t gen, const char *dst);
 
 #endif
