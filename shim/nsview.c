@@ -303,6 +303,12 @@ static int walk_error(const char *abs, int depth)
                     e = -ENOTDIR;
                 else if (walk_error(tgt, depth + 1) == -ENOTDIR)
                     e = -ENOTDIR;
+                /* The disk was asked before memory here: a file the daemon moved to disk in
+                 * between (named there before it leaves memory) was in neither look, and the walk
+                 * said ENOENT for it (soak seed 146144258).  The disk again, past the dircache's
+                 * miss of this call: it is there now if it was in memory at the first look. */
+                else if (sys.stat(buf, &st) == 0)
+                    e = S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
             }
         } else if (!S_ISDIR(st.st_mode)) {
             e = -ENOTDIR;
