@@ -30,7 +30,7 @@ static inline enum eph_phdr eph_elf64_phdr(const unsigned char *buf, size_t n, u
         return EPH_PHDR_BAD;
     for (unsigned k = 0; k < eh.e_phnum; k++) {
         size_t o = (size_t)eh.e_phoff + (size_t)k * sizeof(Elf64_Phdr);
-        if (o < (size_t)eh.e_phoff || o + sizeof(Elf64_Phdr) > n)
+        if (o < (size_t)eh.e_phoff || o > n || n - o < sizeof(Elf64_Phdr)) /* n - o: o + size wraps near 2^64 */
             return EPH_PHDR_CUT;
         memcpy(out, buf + o, sizeof *out);
         if (out->p_type == type)

@@ -78,6 +78,14 @@ int main(void)
     CHECK(eph_elf64_phdr(buf, n - 1, PT_NOTE, &ph) == EPH_PHDR_CUT, "the walk: the last header cut off");
     CHECK(eph_elf64_phdr(buf, n - 1, PT_INTERP, &ph) == EPH_PHDR_FOUND, "the walk: PT_INTERP before the cut");
     CHECK(eph_elf64_phdr(buf, sizeof(Elf64_Ehdr) - 1, PT_INTERP, &ph) == EPH_PHDR_BAD, "the walk: no whole ELF header");
+    /* a table offset near 2^64: its end wraps past zero, and must not pass for inside the buffer */
+    uint64_t far = UINT64_MAX - 7;
+    uint16_t one = 1; /* one header: no second one whose offset wraps the other way */
+    memcpy(buf + offsetof(Elf64_Ehdr, e_phoff), &far, sizeof far);
+    memcpy(buf + offsetof(Elf64_Ehdr, e_phnum), &one, sizeof one);
+    CHECK(eph_elf64_phdr(buf, n, PT_INTERP, &ph) == EPH_PHDR_CUT, "the walk: a table offset whose end wraps");
+    CHECK(elf_classify(buf, n, interp, sizeof interp) == ELF_DYNAMIC, "a table offset whose end wraps: cut, so dynamic");
+    n = make_elf64(buf, sizeof buf, dyn, 4);
     buf[offsetof(Elf64_Ehdr, e_phentsize)] = 32;
     CHECK(eph_elf64_phdr(buf, n, PT_INTERP, &ph) == EPH_PHDR_BAD, "the walk: headers of another size");
     CHECK(elf_classify(buf, n, interp, sizeof interp) == ELF_UNKNOWN, "headers of another size: unknown");
