@@ -51,7 +51,7 @@ $(BUILD)/ephemera: $(BUILD)/ephemera-run
 # src/cli/run.ts for the command lines it reads the same way, Node's CLI for the rest.  Static: no
 # dynamic loader on a function's start (0.3-0.4 ms a run, measured).
 LAUNCHER_SRC := $(sort $(wildcard launcher/*.c))
-LAUNCHER_HDR := $(wildcard launcher/*.h) include/ephemera/gate.h include/ephemera/keeper.h include/ephemera/nslock.h include/ephemera/rescue.h include/ephemera/shm.h
+LAUNCHER_HDR := $(wildcard launcher/*.h) include/ephemera/elfphdr.h include/ephemera/gate.h include/ephemera/keeper.h include/ephemera/nslock.h include/ephemera/rescue.h include/ephemera/shm.h
 $(BUILD)/ephemera-run: $(LAUNCHER_SRC) $(LAUNCHER_HDR)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -static -o $@.tmp $(LAUNCHER_SRC)

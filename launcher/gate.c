@@ -1,6 +1,8 @@
 /* Which commands can wait for the daemon inside the shim: see gate.h. */
 #include "gate.h"
 
+#include "ephemera/elfphdr.h"
+
 #include <elf.h>
 #include <fcntl.h>
 #include <string.h>
@@ -26,26 +28,19 @@ bool gate_elf_loads_shim(const unsigned char *buf, size_t n)
         buf[EI_DATA] != ELFDATA2LSB)
         return false;
     memcpy(&eh, buf, sizeof eh);
-    if (eh.e_machine != GATE_MACHINE || (eh.e_type != ET_EXEC && eh.e_type != ET_DYN) || eh.e_phentsize != sizeof(Elf64_Phdr))
+    if (eh.e_machine != GATE_MACHINE || (eh.e_type != ET_EXEC && eh.e_type != ET_DYN))
         return false;
-    for (unsigned k = 0; k < eh.e_phnum; k++) {
-        size_t o = (size_t)eh.e_phoff + (size_t)k * sizeof(Elf64_Phdr);
-        if (o < (size_t)eh.e_phoff || o + sizeof(Elf64_Phdr) > n)
-            return false;
-        Elf64_Phdr ph;
-        memcpy(&ph, buf + o, sizeof ph);
-        if (ph.p_type != PT_INTERP)
-            continue;
-        if (ph.p_offset >= n || ph.p_filesz == 0 || ph.p_filesz > n - ph.p_offset)
-            return false;
-        const char *interp = (const char *)buf + ph.p_offset;
-        size_t len = strnlen(interp, (size_t)ph.p_filesz);
-        for (size_t i = 0; i < sizeof gate_loaders / sizeof gate_loaders[0]; i++)
-            if (len == strlen(gate_loaders[i]) && memcmp(interp, gate_loaders[i], len) == 0)
-                return true;
+    Elf64_Phdr ph;
+    if (eph_elf64_phdr(buf, n, PT_INTERP, &ph) != EPH_PHDR_FOUND)
+        return false; /* static, or its headers are not all in the bytes read */
+    if (ph.p_offset >= n || ph.p_filesz == 0 || ph.p_filesz > n - ph.p_offset)
         return false;
-    }
-    return false; /* static */
+    const char *interp = (const char *)buf + ph.p_offset;
+    size_t len = strnlen(interp, (size_t)ph.p_filesz);
+    for (size_t i = 0; i < sizeof gate_loaders / sizeof gate_loaders[0]; i++)
+        if (len == strlen(gate_loaders[i]) && memcmp(interp, gate_loaders[i], len) == 0)
+            return true;
+    return false;
 }
 
 /* The first bytes of an executable regular file that runs without a secure exec, or -1. */

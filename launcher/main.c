@@ -612,8 +612,8 @@ static int daemon_exec_failed(struct run *r)
 static int wait_ready(struct run *r, int ready_fd)
 {
     long long deadline = now_ms() + READY_TIMEOUT_MS;
-    char seen[256];
-    size_t len = 0;
+    struct eph_ready_scan seen;
+    seen.len = 0;
     bool eof = false;
     int rc = 1;
     while (rc == 1) {
@@ -642,17 +642,13 @@ static int wait_ready(struct run *r, int ready_fd)
         if (p[2].revents & POLLIN)
             drain_signals(r);
         if (p[0].revents & (POLLIN | POLLHUP)) {
-            ssize_t got = read(ready_fd, seen + len, sizeof seen - 1 - len);
+            size_t room;
+            char *at = eph_ready_room(&seen, &room);
+            ssize_t got = read(ready_fd, at, room);
             if (got > 0) {
-                len += (size_t)got;
-                seen[len] = '\0';
-                if (strstr(seen, "ready\n") != NULL) {
+                if (eph_ready_took(&seen, (size_t)got)) {
                     rc = 0;
                     break;
-                }
-                if (len == sizeof seen - 1) { /* keep the tail: `ready\n` may straddle */
-                    memmove(seen, seen + len - 8, 8);
-                    len = 8;
                 }
             } else if (got == 0 || (errno != EINTR && errno != EAGAIN))
                 eof = true;
@@ -685,26 +681,11 @@ static int wait_ready(struct run *r, int ready_fd)
  * without it (the daemon died or failed to exec) is reported as NOT_READY. */
 static void child_wait_ready(int ready_fd, int errfd)
 {
-    char seen[256];
-    size_t len = 0;
-    for (;;) {
-        ssize_t got = read(ready_fd, seen + len, sizeof seen - 1 - len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0) {
-            int e = NOT_READY;
-            if (write(errfd, &e, sizeof e) < 0) { /* the parent sees EOF and a 127 exit */
-            }
-            _exit(127);
+    if (!eph_ready_wait(ready_fd, read)) {
+        int e = NOT_READY;
+        if (write(errfd, &e, sizeof e) < 0) { /* the parent sees EOF and a 127 exit */
         }
-        len += (size_t)got;
-        seen[len] = '\0';
-        if (strstr(seen, "ready\n") != NULL)
-            break;
-        if (len == sizeof seen - 1) { /* keep the tail: `ready\n` may straddle */
-            memmove(seen, seen + len - 8, 8);
-            len = 8;
-        }
+        _exit(127);
     }
     close(ready_fd);
 }

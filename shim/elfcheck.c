@@ -5,6 +5,8 @@
  */
 #include "elfcheck.h"
 
+#include "ephemera/elfphdr.h"
+
 #include <elf.h>
 #include <string.h>
 
@@ -30,20 +32,17 @@ int elf_classify(const unsigned char *buf, size_t n, char *interp, size_t interp
      * inside the first page the caller reads; if not, assume dynamic (the
      * common case) rather than materialise needlessly. */
     if (buf[EI_CLASS] == ELFCLASS64) {
-        Elf64_Ehdr eh;
-        memcpy(&eh, buf, sizeof eh);
-        if (eh.e_phentsize != sizeof(Elf64_Phdr))
+        Elf64_Phdr ph;
+        switch (eph_elf64_phdr(buf, n, PT_INTERP, &ph)) {
+        case EPH_PHDR_NONE:
+            return ELF_STATIC;
+        case EPH_PHDR_BAD:
             return ELF_UNKNOWN;
-        for (unsigned k = 0; k < eh.e_phnum; k++) {
-            size_t o = (size_t)eh.e_phoff + (size_t)k * sizeof(Elf64_Phdr);
-            if (o < (size_t)eh.e_phoff || o + sizeof(Elf64_Phdr) > n)
-                return ELF_DYNAMIC;
-            Elf64_Phdr ph;
-            memcpy(&ph, buf + o, sizeof ph);
-            if (ph.p_type == PT_INTERP)
-                return ELF_DYNAMIC;
+        case EPH_PHDR_FOUND:
+        case EPH_PHDR_CUT:
+            break;
         }
-        return ELF_STATIC;
+        return ELF_DYNAMIC;
     }
     /* A 32-bit program cannot load our 64-bit shim, interpreter or not. */
     if (buf[EI_CLASS] == ELFCLASS32)

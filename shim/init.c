@@ -292,6 +292,11 @@ static int sh_daemon_listens(void)
  * wait's bound is the launcher's (15 s, then it kills us).  Libc's syscall() from the table of
  * real calls: none of our wrappers (not even our own syscall()), nothing of ours counted.
  */
+static ssize_t sh_gate_read(int fd, void *buf, size_t n)
+{
+    return sys.syscall(SYS_read, fd, buf, n);
+}
+
 static void sh_start_gate(void)
 {
     const char *g = getenv(EPH_GATE_ENV);
@@ -303,26 +308,7 @@ static void sh_start_gate(void)
     unsetenv(EPH_GATE_ENV); /* the program and its children never see it */
     if (!valid)
         return;
-    char seen[256];
-    size_t len = 0;
-    int ready = 0;
-    for (;;) {
-        ssize_t got = sys.syscall(SYS_read, (int)rfd, seen + len, sizeof seen - 1 - len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        len += (size_t)got;
-        seen[len] = '\0';
-        if (strstr(seen, "ready\n") != NULL) {
-            ready = 1;
-            break;
-        }
-        if (len == sizeof seen - 1) { /* keep the tail: `ready\n` may straddle */
-            memmove(seen, seen + len - 8, 8);
-            len = 8;
-        }
-    }
+    int ready = eph_ready_wait((int)rfd, sh_gate_read);
     sys.syscall(SYS_close, (int)rfd);
     if (!ready && !sh_daemon_listens()) {
         int word = EPH_GATE_NOT_READY;

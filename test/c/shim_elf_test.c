@@ -2,7 +2,9 @@
 /*
  * Unit tests for elf_classify (shim/elfcheck.c): the check that decides
  * whether an exec target can load the shim or needs the files materialised;
- * and elf_dynamic, which lists the libraries ld.so will load.
+ * the walk of the program headers it shares with the launcher's start gate
+ * (include/ephemera/elfphdr.h); and elf_dynamic, which lists the libraries
+ * ld.so will load.
  */
 // test-sources: shim/elfcheck.c
 #include <elf.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "../../shim/elfcheck.h"
+#include "ephemera/elfphdr.h"
 
 #include "check.h"
 
@@ -66,6 +69,26 @@ int main(void)
     /* program headers cut off by the read: assume dynamic rather than materialise needlessly */
     n = make_elf64(buf, sizeof buf, stat_, 4);
     CHECK(elf_classify(buf, n - 8, interp, sizeof interp) == ELF_DYNAMIC, "truncated headers");
+
+    /* the walk itself (include/ephemera/elfphdr.h; launcher/gate.c walks with it too) */
+    Elf64_Phdr ph;
+    n = make_elf64(buf, sizeof buf, dyn, 4);
+    CHECK(eph_elf64_phdr(buf, n, PT_DYNAMIC, &ph) == EPH_PHDR_FOUND && ph.p_type == PT_DYNAMIC, "the walk finds PT_DYNAMIC");
+    CHECK(eph_elf64_phdr(buf, n, PT_NOTE, &ph) == EPH_PHDR_NONE, "the walk: no PT_NOTE");
+    CHECK(eph_elf64_phdr(buf, n - 1, PT_NOTE, &ph) == EPH_PHDR_CUT, "the walk: the last header cut off");
+    CHECK(eph_elf64_phdr(buf, n - 1, PT_INTERP, &ph) == EPH_PHDR_FOUND, "the walk: PT_INTERP before the cut");
+    CHECK(eph_elf64_phdr(buf, sizeof(Elf64_Ehdr) - 1, PT_INTERP, &ph) == EPH_PHDR_BAD, "the walk: no whole ELF header");
+    /* a table offset near 2^64: its end wraps past zero, and must not pass for inside the buffer */
+    uint64_t far = UINT64_MAX - 7;
+    uint16_t one = 1; /* one header: no second one whose offset wraps the other way */
+    memcpy(buf + offsetof(Elf64_Ehdr, e_phoff), &far, sizeof far);
+    memcpy(buf + offsetof(Elf64_Ehdr, e_phnum), &one, sizeof one);
+    CHECK(eph_elf64_phdr(buf, n, PT_INTERP, &ph) == EPH_PHDR_CUT, "the walk: a table offset whose end wraps");
+    CHECK(elf_classify(buf, n, interp, sizeof interp) == ELF_DYNAMIC, "a table offset whose end wraps: cut, so dynamic");
+    n = make_elf64(buf, sizeof buf, dyn, 4);
+    buf[offsetof(Elf64_Ehdr, e_phentsize)] = 32;
+    CHECK(eph_elf64_phdr(buf, n, PT_INTERP, &ph) == EPH_PHDR_BAD, "the walk: headers of another size");
+    CHECK(elf_classify(buf, n, interp, sizeof interp) == ELF_UNKNOWN, "headers of another size: unknown");
 
     /* 32-bit: cannot load a 64-bit shim either way */
     unsigned char e32[64] = {0x7f, 'E', 'L', 'F', ELFCLASS32, ELFDATA2LSB};

@@ -46,16 +46,6 @@ static int elsewhere_rename(const char *from, const char *to, unsigned flags)
     return p > 0 && waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
-static void create_through(int fd, const char *f, const char *want, const char *what)
-{
-    int nf = openat(fd, f, O_CREAT | O_WRONLY, 0600);
-    CHECK(nf >= 0, "%s: creat %s through the stand-in: %s (tmpfs: made)", what, f, strerror(errno));
-    if (nf >= 0)
-        close(nf);
-    struct stat st;
-    CHECK(stat(want, &st) == 0 && S_ISREG(st.st_mode), "%s: %s is not there: %s", what, want, strerror(errno));
-}
-
 /* root/<t>a/c/f3 in memory, the stand-in on f3; the twin given; root/<t>a renamed to <t>b by
  * another process; keep: a directory in memory left beside the twin (the daemon's rename). */
 static void twin_then_rename(const char *root, const char *run, const char *t, int keep)
@@ -79,8 +69,7 @@ static void twin_then_rename(const char *root, const char *run, const char *t, i
     if (keep)
         CHECK(mkdir(m, 0755) == 0, "%s: mkdir a/m: %s", what, strerror(errno));
     CHECK(elsewhere_rename(a, b, 0) == 0, "%s: another process's rename failed", what);
-    create_through(fd, "f2", made, what);
-    close(fd);
+    create_through(fd, "f2", O_WRONLY, made, what);
 }
 
 static void rename_then_twin(const char *root, const char *run, int on_disk)
@@ -105,8 +94,7 @@ static void rename_then_twin(const char *root, const char *run, int on_disk)
     CHECK(ephd_stat(run, "dir_twins") == twins, "%s: the rename made twins: a/c/f3 did not move in memory", what);
     CHECK(twin_elsewhere(bf3) == 0, "%s: another process's symlink in b/c/f3 failed", what);
     CHECK(ephd_stat(run, "dir_twins") > twins, "%s: b/c/f3 did not get its twin", what);
-    create_through(fd, "f2", made, what);
-    close(fd);
+    create_through(fd, "f2", O_WRONLY, made, what);
 }
 
 /* RENAME_EXCHANGE of a (holding f3, the stand-in's) and b by another process, with the twin of
@@ -130,15 +118,14 @@ static void exchanged(const char *root, int twin_first)
     CHECK(elsewhere_rename(a, b, RENAME_EXCHANGE) == 0, "%s: another process's exchange failed", what);
     if (!twin_first)
         CHECK(twin_elsewhere(bf3) == 0, "%s: another process's symlink in b/f3 failed", what);
-    create_through(fd, "f2", made, what);
-    close(fd);
+    create_through(fd, "f2", O_WRONLY, made, what);
 }
 
 static int child(const char *root, const char *disk)
 {
     (void)disk;
     char run[PATH_MAX];
-    snprintf(run, sizeof run, "%.*s/run", (int)(strrchr(root, '/') - root), root);
+    shimmed_run_dir(root, run);
     twin_then_rename(root, run, "k", 0);
     twin_then_rename(root, run, "d", 1);
     rename_then_twin(root, run, 0);
@@ -151,6 +138,5 @@ static int child(const char *root, const char *disk)
 
 int main(int argc, char **argv)
 {
-    const char *const args[] = {"--budget", "0", NULL};
-    return shimmed_main_args(argc, argv, "standinrename", child, args);
+    return standin_main(argc, argv, "standinrename", child);
 }

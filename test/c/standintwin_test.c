@@ -32,18 +32,6 @@
 #include "shimmed.h"
 #include "standin.h"
 
-/* A create of f through fd, which must make the file at want, as tmpfs does; fd is closed. */
-static void create_through(int fd, const char *f, int flags, const char *want, const char *what)
-{
-    int nf = openat(fd, f, O_CREAT | flags, 0600);
-    CHECK(nf >= 0, "%s: creat %s through the stand-in: %s (tmpfs: made)", what, f, strerror(errno));
-    if (nf >= 0)
-        close(nf);
-    struct stat st;
-    CHECK(stat(want, &st) == 0 && S_ISREG(st.st_mode), "%s: %s is not there: %s", what, want, strerror(errno));
-    close(fd);
-}
-
 static void moved(const char *root, const char *run)
 {
     char a[PATH_MAX], c[PATH_MAX + 8], f3[PATH_MAX + 16], b[PATH_MAX], made[PATH_MAX + 32];
@@ -108,7 +96,7 @@ static int child(const char *root, const char *disk)
 {
     (void)disk;
     char run[PATH_MAX];
-    snprintf(run, sizeof run, "%.*s/run", (int)(strrchr(root, '/') - root), root);
+    shimmed_run_dir(root, run);
     moved(root, run);
     renamed(root, run);
     mid_call(root, run);
@@ -118,6 +106,5 @@ static int child(const char *root, const char *disk)
 
 int main(int argc, char **argv)
 {
-    const char *const args[] = {"--budget", "0", NULL};
-    return shimmed_main_args(argc, argv, "standintwin", child, args);
+    return standin_main(argc, argv, "standintwin", child);
 }
