@@ -6,6 +6,9 @@
 
 /* Nothing leaves libephemera.so but what is marked so (and listed in shim/exports.map). */
 #define SH_EXPORT __attribute__((visibility("default")))
+/* On the declaration of a variable of ours that a fast path reads: the compiler then addresses it
+ * from %rip itself, as it does a definition under -fvisibility=hidden, not through the GOT. */
+#define SH_HIDDEN __attribute__((visibility("hidden")))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 

@@ -152,6 +152,26 @@ static inline void ledger_test_delay(void) {}
 
 void ft_lock(void) { pthread_mutex_lock(&ft_mu); }
 
+/* fdtable.h: a desc about to be listed under an fd of ours forgets what was read of its number. */
+static void desc_inode_forget(uint32_t desc1)
+{
+    _Atomic uint64_t *w = &ft_desc_inode[desc1 % FT_DESC_INODES];
+    if ((uint32_t)atomic_load_explicit(w, memory_order_relaxed) == desc1) {
+        atomic_store_explicit(w, 0, memory_order_relaxed);
+        atomic_thread_fence(memory_order_release); /* before the entry's stores */
+    }
+}
+
+void ft_desc_inode_note(int fd, uint32_t desc1)
+{
+    if (pthread_mutex_trylock(&ft_mu) != 0)
+        return;
+    if (ft_fds && (unsigned)fd < ft_nfds && ft_fds[fd].desc1 == desc1 && desc1 != 0)
+        atomic_store_explicit(&ft_desc_inode[desc1 % FT_DESC_INODES],
+                              (uint64_t)sh.descs[desc1 - 1].inode << 32 | desc1, memory_order_relaxed);
+    pthread_mutex_unlock(&ft_mu);
+}
+
 /*
  * A managed fd changes in two steps: the kernel's (open, dup2, close) and our
  * table's.  A fork between them gave the child a kernel fd table and a copy of
@@ -663,6 +683,7 @@ int ft_install_priv(int fd, uint32_t desc, int kfd_for_map, int priv)
     if (priv >= 0)
         sys.close(priv);
     m->refs++;
+    desc_inode_forget(desc + 1);
     ft_fds[fd].flags = 0;
     ft_fds[fd].desc1 = desc + 1;
     if ((uint32_t)fd + 1 > atomic_load(&ft_hwm))
@@ -694,6 +715,7 @@ int ft_install_disk(int fd, uint32_t desc, uint32_t flags)
         return -EMFILE;
     ft_lock();
     ledger_before_ref();
+    desc_inode_forget(desc + 1);
     ft_fds[fd].flags = FT_DISK | (flags & ~(uint32_t)(FT_DISK | FT_PRIV));
     ft_fds[fd].desc1 = desc + 1;
     if ((uint32_t)fd + 1 > atomic_load(&ft_hwm))
@@ -1128,6 +1150,7 @@ void ft_ddesc_dup(int oldfd, int newfd)
 }
 
 _Atomic int ft_posix_locks;
+_Atomic uint64_t ft_desc_inode[FT_DESC_INODES];
 
 void ft_ddesc_own_unlocked(int fd)
 {

@@ -30,7 +30,7 @@ struct sh_global {
     int region_pid, region_fd;         /* the daemon's pid and its fd of the region (EPHEMERA_REGION), or 0, -1 */
     uint64_t region_ino;               /* and the region's inode number */
 };
-extern struct sh_global sh;
+extern SH_HIDDEN struct sh_global sh;
 
 int sh_attach(void);                   /* 0, or -errno; idempotent and thread-safe */
 /* The same, but a failed HELLO does not turn the shim off for good (-EAGAIN): for an attach the

@@ -346,15 +346,10 @@ static __attribute__((noinline)) int fcntl_managed(int fd, int cmd, unsigned lon
     }
 }
 
-/*
- * F_SETLK and F_GETLK by SEEK_SET on an fd of an in-memory file (SQLite's
- * every lock), and their OFD twins where the fd's description is known to be
- * its own (FT_OWNDESC: io_own_description has nothing to do): the kernel's
- * one call on the memfd and the check that the file stayed, nothing else; the
- * rest goes to fcntl_managed.  A call on any other fd is a tail jump into
- * libc's fcntl.
- */
-static int sh_fcntl(int fd, int cmd, unsigned long arg)
+/* Every fcntl but sh_fcntl's fast path: a call on an fd the shim does not
+ * manage (or made by a vfork child) is a tail jump into libc's fcntl; the
+ * rest goes to fcntl_managed. */
+static __attribute__((noinline)) int fcntl_slow(int fd, int cmd, unsigned long arg)
 {
     if (likely(!ft_managed(fd))) {
         if (unlikely(ft_sized(fd) || ft_mdirfd(fd)) && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
@@ -365,24 +360,82 @@ static int sh_fcntl(int fd, int cmd, unsigned long arg)
     }
     if ((cmd == F_SETLK || cmd == F_SETLKW) && !atomic_load_explicit(&ft_posix_locks, memory_order_relaxed))
         atomic_store_explicit(&ft_posix_locks, 1, memory_order_relaxed); /* fdtable.h: no reopen from now on */
-    const struct flock *fl = (const struct flock *)arg;
-    uint32_t flags = ft_fds[fd].flags;
-    if ((cmd == F_SETLK || cmd == F_GETLK || cmd == F_OFD_GETLK || (cmd == F_OFD_SETLK && (flags & FT_OWNDESC))) &&
-        !(flags & FT_DISK) && !path_bad_ptr(fl) && fl->l_whence == SEEK_SET) {
-        struct eph_inode *ino = fp_inode_of(fp_desc(fd));
-        uint32_t epoch = atomic_load(&ino->epoch);
-        if (likely(atomic_load(&ino->state) == EPH_MEM)) {
-            long r = fcntl_syscall(fd, cmd, arg);
-            if (r < 0) {
-                errno = (int)-r;
-                return -1;
-            }
-            if (cmd == F_GETLK || cmd == F_OFD_GETLK || lock_stayed(ino, epoch))
-                return (int)r;
-            /* moved meanwhile: fcntl_managed takes it again on the file's new home */
-        }
-    }
     return fcntl_managed(fd, cmd, arg);
+}
+
+/* sh_fcntl's desc not in ft_desc_inode: noted for the next call (not by a vfork child, which
+ * changes nothing of ours), this one by the slow path. */
+static __attribute__((noinline)) int fcntl_unknown(int fd, int cmd, unsigned long arg, uint32_t desc1)
+{
+    if (!sh_vfork_child())
+        ft_desc_inode_note(fd, desc1);
+    return fcntl_slow(fd, cmd, arg);
+}
+
+/* The kernel's -errno as libc returns it (a call of its own: sh_fcntl makes none). */
+static __attribute__((noinline, cold)) int fcntl_failed(long r)
+{
+    errno = (int)-r;
+    return -1;
+}
+
+/*
+ * F_SETLK and F_GETLK by SEEK_SET on an fd of an in-memory file (SQLite's
+ * every lock), and their OFD twins where the fd's description is known to be
+ * its own (FT_OWNDESC: io_own_description has nothing to do): the kernel's
+ * one call on the memfd and the check that the file stayed, nothing else;
+ * everything else goes to fcntl_slow.  An F_SETLK takes this path only once
+ * ft_posix_locks is set (fcntl_slow sets it at the process's first).
+ *
+ * On a machine with PTI and no PCID every system call leaves the user TLB
+ * empty, so each page the wrapper touches costs a page walk, before the call
+ * and again after it.  So this path is a leaf (every other case a tail jump)
+ * that reads the fd's entry, the desc's inode from ft_desc_inode (on the page
+ * of ft_fds, instead of the desc in the region: fdtable.h), the inode, and
+ * nothing else of ours.  In particular it does not read the thread's vfork
+ * mark (a load through the GOT, then the TLS page): in a vfork child it
+ * makes the very call libc's fcntl would (these commands pass through glibc's
+ * unchanged, on the child's own kernel fd) and changes nothing of the shim's;
+ * whatever it would do besides (note a desc, the first F_SETLK's mark, a
+ * file not in memory, a file moved meanwhile) is fcntl_unknown's and
+ * fcntl_slow's, which step aside in a vfork child.
+ */
+static int sh_fcntl(int fd, int cmd, unsigned long arg)
+{
+    struct ft_entry *t = ft_fds;
+    const struct flock *fl = (const struct flock *)arg;
+    if (unlikely(t == NULL || (unsigned)fd >= ft_nfds))
+        goto slow;
+    uint32_t desc1 = t[fd].desc1, flags = t[fd].flags;
+    int query = 0;
+    if (cmd == F_SETLK) {
+        if (!atomic_load_explicit(&ft_posix_locks, memory_order_relaxed))
+            goto slow;
+    } else if (cmd == F_OFD_SETLK) {
+        if (!(flags & FT_OWNDESC))
+            goto slow;
+    } else if (cmd == F_GETLK || cmd == F_OFD_GETLK) {
+        query = 1;
+    } else {
+        goto slow;
+    }
+    if (desc1 == 0 || (flags & FT_DISK) || path_bad_ptr(fl) || fl->l_whence != SEEK_SET)
+        goto slow;
+    uint64_t known = atomic_load_explicit(&ft_desc_inode[desc1 % FT_DESC_INODES], memory_order_relaxed);
+    if (unlikely((uint32_t)known != desc1))
+        return fcntl_unknown(fd, cmd, arg, desc1);
+    struct eph_inode *ino = &sh.inodes[known >> 32];
+    uint32_t epoch = atomic_load(&ino->epoch);
+    if (unlikely(atomic_load(&ino->state) != EPH_MEM))
+        goto slow;
+    long r = fcntl_syscall(fd, cmd, arg);
+    if (unlikely(r < 0))
+        return fcntl_failed(r);
+    if (query || lock_stayed(ino, epoch))
+        return (int)r;
+    /* moved meanwhile: fcntl_managed takes it again on the file's new home */
+slow:
+    return fcntl_slow(fd, cmd, arg);
 }
 
 #if defined(__x86_64__) || defined(__aarch64__)
