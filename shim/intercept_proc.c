@@ -176,6 +176,7 @@ __attribute__((used)) void *vfork_target(void)
     if (!real || sh_vfork_child() || shadow_stack_on() || __asan_handle_vfork || getenv("EPHEMERA_VFORK_AS_FORK"))
         return (void *)vfork_by_fork;
     vfork_child_forget();
+    path_vfork_child_forget();
     if (sh.disabled) {
         sh_vfork_mark = 1;
         return real;

@@ -49,6 +49,15 @@ static char cwd[EPH_PATH_MAX];
 static _Atomic int cwd_valid;
 /* cwd lies under a root, or is an ancestor of one: relative names may be managed */
 static _Atomic int cwd_relevant;
+/*
+ * A vfork child's own working directory (vforkchild.h), once it changed it: 2 when relative names
+ * may be in a root (as cwd_relevant), 1 when not; 0 while it is the one the child was born with,
+ * whose answer is cwd_relevant.  The child writes it on the TLS of the parent thread that called
+ * vfork (the only memory it has), which is suspended until the exec or the exit; that thread
+ * reads it only as a child (sh_vfork_child) and clears it before each vfork
+ * (path_vfork_child_forget).  A process the child forks keeps the child's, its own cwd too.
+ */
+static SH_TLS int child_cwd;
 
 static void add_root(const char *r, size_t n)
 {
@@ -143,12 +152,18 @@ static int under_root(const char *abs)
     return 0;
 }
 
-static void cwd_classify(void)
+/* Names relative to dir (absolute, normalised) may be in a root: it is under one, or above one. */
+static int dir_relevant(const char *dir)
 {
     int rel = 0;
     for (int i = 0; i < nroots && !rel; i++)
-        rel = pn_under(cwd, roots[i].path, roots[i].len) || pn_is_ancestor(cwd, roots[i].path);
-    atomic_store(&cwd_relevant, rel);
+        rel = pn_under(dir, roots[i].path, roots[i].len) || pn_is_ancestor(dir, roots[i].path);
+    return rel;
+}
+
+static void cwd_classify(void)
+{
+    atomic_store(&cwd_relevant, dir_relevant(cwd));
 }
 
 void path_init(void)
@@ -260,6 +275,8 @@ static int maybe_managed(int dirfd, const char *p)
     }
     if (dirfd != AT_FDCWD)
         return 1;
+    if (unlikely(sh_vfork_child()) && child_cwd) /* it changed directory: its own, not the cache's */
+        return child_cwd == 2 || pn_has_dotdot(p);
     return atomic_load_explicit(&cwd_relevant, memory_order_relaxed) || pn_has_dotdot(p);
 }
 
@@ -681,15 +698,27 @@ static int child_alias(int dirfd, const char *p)
     return 0;
 }
 
-/* A vfork child changed directory (the kernel's chdir): its cache above is the parent's, so a
- * new working directory in a root puts everything on disk for the names relative to it. */
+/*
+ * A vfork child changed directory (the kernel's chdir, onto the disk twin of a directory in
+ * memory): the cache above is the parent's, so the child notes in child_cwd whether names relative
+ * to its new one may be in a root.  Nothing moves to disk for the change itself: a program it
+ * execs that loads the shim finds the files in memory from that working directory; one that cannot
+ * has everything put on disk by the exec (exec_prepared); a relative name the child itself uses is
+ * "maybe managed" (maybe_managed), so on disk before the kernel's call (path_maybe_managed).
+ * A working directory the kernel cannot name counts as in a root.
+ */
 void path_vfork_child_cwd(void)
 {
     char buf[EPH_PATH_MAX];
     int e = errno;
-    if (syscall(SYS_getcwd, buf, sizeof buf) > 0 && buf[0] == '/' && maybe_managed(AT_FDCWD, buf))
-        vfork_child_materialise();
+    long n = syscall(SYS_getcwd, buf, sizeof buf);
+    child_cwd = n > 0 && buf[0] == '/' && !dir_relevant(buf) ? 1 : 2;
     errno = e;
+}
+
+void path_vfork_child_forget(void)
+{
+    child_cwd = 0;
 }
 
 int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX])

@@ -55,8 +55,11 @@ extern SH_TLS int path_canon_absent;
  * name (before the kernel's call) and the lookups (after its ENOENT).  errno is kept.
  */
 int path_alias(int dirfd, const char *p, char out[EPH_PATH_MAX]);
-/* In a vfork child, after its chdir or fchdir: a working directory in a root puts everything on disk. */
+/* In a vfork child, after its chdir or fchdir: notes whether names relative to its new working
+ * directory may be in a root (the parent's cached one no longer answers for the child). */
 void path_vfork_child_cwd(void);
+/* Before a vfork, in the parent: the next child starts in the parent's working directory. */
+void path_vfork_child_forget(void);
 /* (dirfd, p) lies outside every root as spelled (from the cwd too: one that is an ancestor of a
  * root makes relative names "maybe managed"); a name relative to a directory fd counts as inside.
  * No call.  For the callers of path_alias. */

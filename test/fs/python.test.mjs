@@ -32,7 +32,7 @@ async function pyWorkload(t, script, { extraArgs = () => [], verify, budget } = 
   assertServedFromMemory(r.stats, `python ${script}.py`, { evicting: budget !== undefined });
   t.diagnostic(`fast_reads=${r.stats.fast_reads} fast_writes=${r.stats.fast_writes} files_in_memory_peak=${r.stats.files_in_memory_peak} evictions=${r.stats.evictions}`);
   if (budget !== undefined) assert.ok(r.stats.evictions > 0, `${script}.py with a ${budget}-byte budget evicted nothing: ${JSON.stringify(r.stats)}`);
-  if (verify) verify(result, root);
+  if (verify) verify(result, root, r.stats);
   sc.done();
 }
 
@@ -93,6 +93,33 @@ test('python: subprocess gzip of a file Python wrote, children on inherited fds,
   await pyWorkload(t, 'subprocess_ops', {
     extraArgs: () => [STATIC_READER],
     verify: (res, root) => onDisk(root, 'a', res.a),
+  });
+});
+
+// Python's vfork child changes into a directory in memory (subprocess.run(cwd=)) before its exec:
+// a program that loads the shim again reads the files from memory, so none goes to disk (each
+// spawn used to send every in-memory file there, MATERIALISE_ALL); one that cannot load the shim
+// (static, EPHEMERA_NO_PRELOAD) still finds them on disk.
+test('python: subprocess with cwd= in memory keeps the files in memory', async (t) => {
+  await pyWorkload(t, 'subprocess_cwd', {
+    extraArgs: () => ['memory'],
+    verify: (res, root, stats) => {
+      for (const [name, digest] of Object.entries(res)) onDisk(root, `sub/${name}`, digest);
+      assert.equal(stats.materialisations, 0, `spawns with cwd= in memory put the files on disk: ${JSON.stringify(stats)}`);
+      assert.equal(stats.evictions, 0, `spawns with cwd= in memory evicted files: ${JSON.stringify(stats)}`);
+      assert.ok(stats.files_in_memory >= 20, `only ${stats.files_in_memory} files left in memory: ${JSON.stringify(stats)}`);
+    },
+  });
+});
+
+test('python: subprocess with cwd= in memory, programs that cannot load the shim read the bytes', async (t) => {
+  requireBuilt(STATIC_READER);
+  await pyWorkload(t, 'subprocess_cwd', {
+    extraArgs: () => ['disk', STATIC_READER],
+    verify: (res, root, stats) => {
+      for (const [name, digest] of Object.entries(res)) onDisk(root, `sub/${name}`, digest);
+      assert.ok(stats.materialisations > 0, `a static child read files never put on disk: ${JSON.stringify(stats)}`);
+    },
   });
 });
 
