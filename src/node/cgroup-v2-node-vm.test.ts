@@ -95,7 +95,9 @@ test('cgroup v2 in a guest kernel, driven by the agent’s own code: safe resize
     assert.deepEqual(fn, { path: '/sys/fs/cgroup/ephemera/fn', version: 2, max: String(QUOTA), swap_max: '0' }, show);
     assert.equal(one('located'), fn.path, show);
     // The daemon's word on the guard (since the guard lease, its first line is the lease's): it follows the host's.
-    const guardLine = (one('daemon_log') as string[]).find((l) => l.includes('oom guard:')) ?? '';
+    const daemonLog = one('daemon_log');
+    assert.ok(Array.isArray(daemonLog), `the daemon's log lines, as a list; ${show}`);
+    const guardLine = (daemonLog as string[]).find((l) => l.includes('oom guard:')) ?? '';
     assert.ok(guardLine.includes('read-only'), `the daemon follows the host's guard, as in a container; ${show}`);
 
     // The files are in memory, and the daemon asked for the guard: memory.high = memory.max - gap.
