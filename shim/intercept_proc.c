@@ -631,6 +631,26 @@ struct spawn_fa {
     int pad[16];
 };
 
+/*
+ * Could a path action name a managed path?  Relative ones resolve in the child's directory at that
+ * action: the parent's, joined with the chdir actions before it (at), or unknown after an fchdir
+ * (at == NULL): then, and when the join would not fit, say "maybe".
+ */
+static int spawn_path_managed(const char *at, const char *p)
+{
+    if (!p)
+        return 1;
+    if (p[0] == '/')
+        return path_maybe_managed(AT_FDCWD, p);
+    if (!at)
+        return 1;
+    if (!at[0])
+        return path_maybe_managed(AT_FDCWD, p);
+    char joined[EPH_PATH_MAX];
+    int n = snprintf(joined, sizeof joined, "%s/%s", at, p);
+    return n < 0 || (size_t)n >= sizeof joined || path_maybe_managed(AT_FDCWD, joined);
+}
+
 /* 0: glibc may spawn; 1: we must; -1: the actions are not in the layout we know. */
 static int spawn_needs_us(const posix_spawn_file_actions_t *fa)
 {
@@ -640,12 +660,41 @@ static int spawn_needs_us(const posix_spawn_file_actions_t *fa)
     const struct spawn_fa *f = (const void *)fa;
     if (f->used < 0 || f->used > f->allocated || (f->used && !f->actions))
         return -1;
+    /* glibc's child changes directory and opens with calls we cannot see: the kernel would miss a
+     * directory or file in memory (ENOENT), or an O_CREAT would make a disk file the in-memory name
+     * hides.  Such actions are run through our wrappers (spawn_ourselves). */
+    char cwd_buf[EPH_PATH_MAX];
+    const char *at = ""; /* "": the parent's directory */
     for (int i = 0; i < f->used; i++) {
         const struct spawn_action *a = &f->actions[i];
         if ((unsigned)a->tag > SA_TCSETPGRP)
             return -1;
-        if (a->tag == SA_OPEN && path_maybe_managed(AT_FDCWD, a->action.open_action.path))
+        if (managed)
+            continue; /* (the layout of the rest is still checked) */
+        if (a->tag == SA_OPEN && spawn_path_managed(at, a->action.open_action.path))
             managed = 1;
+        else if (a->tag == SA_CHDIR) {
+            const char *d = a->action.chdir_action.path;
+            if (spawn_path_managed(at, d))
+                managed = 1;
+            else if (d[0] == '/' || !at[0])
+                at = d;
+            else {
+                size_t al = strlen(at), dl = strlen(d);
+                if (al + 1 + dl >= sizeof cwd_buf) {
+                    managed = 1;
+                } else {
+                    memmove(cwd_buf, at, al); /* (at may be cwd_buf) */
+                    cwd_buf[al] = '/';
+                    memcpy(cwd_buf + al + 1, d, dl + 1);
+                    at = cwd_buf;
+                }
+            }
+        } else if (a->tag == SA_FCHDIR) {
+            if (ft_mdirfd(a->action.fchdir_action.fd))
+                managed = 1; /* a stand-in: glibc's fchdir would land on no directory of ours */
+            at = NULL; /* unknown from here: relative names are "maybe" */
+        }
     }
     return managed;
 }
