@@ -197,6 +197,60 @@ static void one_case(enum call c, const char *fmt, int k, const char *point, con
         printf("  %s of %s: stopped at %s, %s\n", names[c], slash, point, code == want ? "right" : "wrong");
 }
 
+/*
+ * 3. link-exists (shim/intercept_names.c, link_in_memory): link(f, "D") with f a file in memory and
+ *    D a directory in memory (no symlink in the root yet: so it has no disk twin) holding a file in
+ *    memory, g.  The kernel: EEXIST.  The caller stops between its two looks at D, the disk's and
+ *    then memory's; the eviction of g makes D's twin on disk and then drops D from memory, so both
+ *    looks miss.  The link under the lock (nslink.c) looks at the chain and the disk again: EEXIST.
+ *    (Spelled "D/", the resolve makes D's twin before either look.)
+ */
+static void link_case(const char *root, const char *ref)
+{
+    char d[PATH_MAX], g[PATH_MAX], f[PATH_MAX], dname[PATH_MAX];
+    int want = -1;
+    for (int pass = 0; pass < 2; pass++) {
+        const char *dir = pass ? root : ref;
+        snprintf(d, sizeof d, "%s/D", dir);
+        snprintf(g, sizeof g, "%s/D/g", dir);
+        snprintf(f, sizeof f, "%s/lf", dir);
+        snprintf(dname, sizeof dname, "%s/D", dir);
+        CHECK(mkdir(d, 0755) == 0, "mkdir %s: %s", d, strerror(errno));
+        for (int k = 0; k < 2; k++) {
+            const char *p = k ? g : f;
+            int fd = open(p, O_CREAT | O_EXCL | O_WRONLY, 0644);
+            CHECK(fd >= 0 && write(fd, "bytes", 5) == 5 && close(fd) == 0, "create %s: %s", p, strerror(errno));
+        }
+        if (!pass)
+            want = link(f, dname) == 0 ? 0 : errno;
+    }
+    struct stat st;
+    int mem = stat(f, &st) == 0 && (st.st_ino & INO_IN_MEMORY) && !disk_has(f) && !disk_has(d) && !disk_has(g);
+    CHECK(mem, "%s, %s or %s is on disk: the case shows nothing", f, d, g);
+    if (!mem)
+        return;
+    pid_t p = fork();
+    if (p == 0) {
+        setenv("EPHEMERA_NS_STALL", "link-exists", 1);
+        _exit(link(f, dname) == 0 ? 0 : errno > 0 && errno < 100 ? errno : 99);
+    }
+    CHECK(p > 0, "fork: %s", strerror(errno));
+    int ws = 0, stops = 0;
+    while (waitpid(p, &ws, WUNTRACED) == p && WIFSTOPPED(ws)) {
+        if (stops++ == 0) {
+            evict_everything();
+            CHECK(disk_has(d) && disk_has(g), "%s did not go to disk: the case shows nothing", g);
+        }
+        kill(p, SIGCONT);
+    }
+    int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+    CHECK(stops >= 1, "link onto %s never stopped at link-exists: the case shows nothing", dname);
+    printf("  link onto %s: %d stops, %s (the kernel: %s)\n", dname, stops, code > 0 && code < 99 ? strerror(code) : "?", strerror(want));
+    CHECK(code == want, "link onto %s: %s, the kernel %s (%d stops)", dname,
+          code == 0 ? "success" : code > 0 && code < 99 ? strerror(code) : "the caller failed",
+          want ? strerror(want) : "success", stops);
+}
+
 /* A name that is nowhere (dangling: a symlink to nothing), which point must stop at:
  * the kernel's ENOENT, as without a stop. */
 static void control(const char *root, const char *name, enum call c, const char *point)
@@ -226,6 +280,7 @@ static int child(const char *root, const char *disk)
     shimmed_run_dir(root, run_dir);
     char ref[] = "/tmp/enoentorder.XXXXXX";
     CHECK(mkdtemp(ref) != NULL, "mkdtemp: %s", strerror(errno));
+    link_case(root, ref); /* first: before any symlink gives every directory its twin */
     int k = 0;
     for (int c = 0; c < C_N; c++)
         for (int sp = 0; sp < SPELLINGS; sp++)
