@@ -326,6 +326,15 @@ int nsv_ancestor_is_file(const char *abs)
     return nsv_walk_error(abs) == -ENOTDIR;
 }
 
+/* nsv_enoent, a name spelled with a trailing slash whose symlink leads to abs (canonical): 1 if abs
+ * is a file, which the kernel's walk would have met (ENOTDIR). */
+static int slash_file(const char *abs)
+{
+    uint32_t inode, gen;
+    eph_ns_stall("enoent-slash"); /* fault builds: the kernel said ENOENT, memory not yet asked (test/c/enoentorder_test.c) */
+    return nsv_lookup(abs, &inode, &gen) == 0;
+}
+
 void nsv_enoent(int dirfd, const char *path)
 {
     char abs[EPH_PATH_MAX];
@@ -341,9 +350,7 @@ void nsv_enoent(int dirfd, const char *path)
     }
     if (nsd_resolve(dirfd, path, abs, &t) <= 0) /* (its errno only: no disk twin for it) */
         return;
-    uint32_t inode, gen;
-    if (nsv_ancestor_is_file(abs) ||
-        (path_canon(abs, 1) > 0 && (nsv_ancestor_is_file(abs) || (t && nsv_lookup(abs, &inode, &gen) == 0))))
+    if (nsv_ancestor_is_file(abs) || (path_canon(abs, 1) > 0 && (nsv_ancestor_is_file(abs) || (t && slash_file(abs)))))
         errno = ENOTDIR; /* a trailing slash through a symlink to an in-memory file, too */
     else
         errno = ENOENT;
