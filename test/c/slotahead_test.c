@@ -32,30 +32,11 @@
 
 static pid_t daemon_pid;
 
-/* The region as this process (the shim) maps it: the header at the start of the mapping. */
-static struct eph_shm_header *own_region(void)
+/* Where the process whose maps file this is maps the region (its mapping at offset 0), or 0. */
+static unsigned long region_in(const char *maps)
 {
-    FILE *f = fopen("/proc/self/maps", "r");
+    FILE *f = fopen(maps, "r");
     char line[PATH_MAX + 128];
-    unsigned long lo = 0;
-    while (f && fgets(line, sizeof line, f)) {
-        unsigned long a, b, off;
-        if (strstr(line, "memfd:ephemera-region") && sscanf(line, "%lx-%lx %*s %lx", &a, &b, &off) == 3 && off == 0) {
-            lo = a;
-            break;
-        }
-    }
-    if (f)
-        fclose(f);
-    return (struct eph_shm_header *)lo;
-}
-
-/* Where the daemon maps the region (its mapping at offset 0), or 0. */
-static unsigned long daemon_region(void)
-{
-    char path[64], line[PATH_MAX + 128];
-    snprintf(path, sizeof path, "/proc/%d/maps", (int)daemon_pid);
-    FILE *f = fopen(path, "r");
     unsigned long lo = 0;
     while (f && fgets(line, sizeof line, f)) {
         unsigned long a, b, off;
@@ -95,8 +76,10 @@ static void ahead_resident(const char *root)
     char f[PATH_MAX + 16];
     snprintf(f, sizeof f, "%s/first", root);
     CHECK(file_put(f, 'a', 100), "the first file: %s", strerror(errno));
-    struct eph_shm_header *h = own_region();
-    unsigned long d = daemon_region();
+    char maps[64];
+    snprintf(maps, sizeof maps, "/proc/%d/maps", (int)daemon_pid);
+    struct eph_shm_header *h = (struct eph_shm_header *)region_in("/proc/self/maps"); /* the shim's */
+    unsigned long d = region_in(maps);
     CHECK(h && d, "the region's mapping: ours %p, the daemon's %#lx", (void *)h, d);
     if (!h || !d)
         return;
