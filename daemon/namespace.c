@@ -858,10 +858,51 @@ static uint64_t ns_memfd_ino(int fd)
     return eph_file_ino(fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0, 0);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+/* Slots past the high-water mark whose region pages are made resident ahead: one grown batch. */
+#define NS_POPULATE_AHEAD EPH_POOL_MAX
+static size_t ns_populated_end; /* bytes of the slot table made resident by ns_populate_ahead */
+static int ns_populate_off;     /* MADV_POPULATE_WRITE is not known to this kernel (before 5.14) */
+
+/*
+ * The region pages of the slots the next batches will take (from the high-water mark on:
+ * freed slots are on pages already touched), made resident with one madvise instead of a
+ * page fault each in ns_alloc_slot and ns_pool_lend: on a shadow-paging VM a fault costs
+ * ~13 us and a populated page ~1.5 us plus ~6 us at its first touch (docs/ARCHITECTURE.md,
+ * "tar's time").  The contents are left alone (fresh pages read as zero, as a fault would
+ * give them); at most NS_POPULATE_AHEAD slots (~150 KiB) are charged ahead, no more than the
+ * memfds the stock makes ahead.  A failure only leaves the faults to happen as before.
+ */
+static void ns_populate_ahead(void)
+{
+    if (ns_populate_off)
+        return;
+    static size_t page;
+    if (!page)
+        page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t sz = sizeof(struct eph_inode);
+    uint64_t hwm = ns_hwm(), n = D.h->ninodes;
+    uint64_t to = hwm + NS_POPULATE_AHEAD < n ? hwm + NS_POPULATE_AHEAD : n;
+    /* The table starts on a page and the descriptions start on the page after its end
+     * (region.c), so whole pages from the slot at hwm to the one before `to` are its own. */
+    size_t lo = ((size_t)hwm * sz) & ~(page - 1), hi = ((size_t)to * sz + page - 1) & ~(page - 1);
+    if (lo < ns_populated_end)
+        lo = ns_populated_end;
+    if (hi <= lo)
+        return;
+    if (madvise((char *)D.inodes + lo, hi - lo, MADV_POPULATE_WRITE) < 0 && errno == EINVAL)
+        ns_populate_off = 1;
+    ns_populated_end = hi; /* also after another failure (memory short): not retried every tick */
+}
+
 /* Fill the stock of memfds (off every caller's path: after a reply, on the tick).  The keeper
- * gets a copy of the whole batch in one message, before any slot can name one of them. */
+ * gets a copy of the whole batch in one message, before any slot can name one of them.  And
+ * the slots the next batches will take are made resident (ns_populate_ahead). */
 void ns_pool_restock(void)
 {
+    ns_populate_ahead();
     struct eph_keeper_entry e[NS_STOCK];
     int n = 0;
     while (ns_nstock < NS_STOCK) {
