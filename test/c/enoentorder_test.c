@@ -33,31 +33,10 @@
 
 #include "check.h"
 #include "shimmed.h"
+#include "stalled.h"
 
-#define INO_IN_MEMORY (1ull << 44) /* EPH_INO_TAG (include/ephemera/shm.h) */
 
 static char run_dir[PATH_MAX];
-
-/* The disk's own answer, past the shim (which serves syscall(2) too): glibc's fstatat. */
-static int disk_has(const char *path)
-{
-    struct stat st;
-    int (*real_fstatat)(int, const char *, struct stat *, int) =
-        (int (*)(int, const char *, struct stat *, int))libc_sym("fstatat");
-    return real_fstatat && real_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
-/* Every file to disk (the budget shrunk to nothing), then the budget back. */
-static void evict_everything(void)
-{
-    char buf[4096];
-    /* (its answer is EPH_CANNOT_SHRINK once every file it can move is on disk: the caller checks
-     * that its file is) */
-    ephd_control(run_dir, "{\"v\":1,\"id\":1,\"op\":\"shrink\",\"bytes\":0}\n", buf, sizeof buf);
-    CHECK(buf[0] != 0, "shrink: no answer");
-    ephd_control(run_dir, "{\"v\":1,\"id\":2,\"op\":\"grow\",\"bytes\":1073741824}\n", buf, sizeof buf);
-    CHECK(strstr(buf, "\"ok\":true") != NULL, "grow: %s", buf);
-}
 
 enum call {
     C_STAT, C_LSTAT, C_ACCESS, C_READLINK, C_CHMOD, C_CHOWN, C_LCHOWN, C_UTIMENS, C_TRUNCATE, C_OPEN, C_CREATE,
@@ -183,7 +162,7 @@ static void one_case(enum call c, const char *fmt, int k, const char *point, con
         if (!WIFSTOPPED(st))
             break;
         if (stops++ == 0) {
-            evict_everything();
+            evict_everything(run_dir);
             CHECK(disk_has(f), "%s: the file did not go to disk: the case shows nothing", names[c]);
         }
         kill(p, SIGCONT);
@@ -238,7 +217,7 @@ static void link_case(const char *root, const char *ref)
     int ws = 0, stops = 0;
     while (waitpid(p, &ws, WUNTRACED) == p && WIFSTOPPED(ws)) {
         if (stops++ == 0) {
-            evict_everything();
+            evict_everything(run_dir);
             CHECK(disk_has(d) && disk_has(g), "%s did not go to disk: the case shows nothing", g);
         }
         kill(p, SIGCONT);

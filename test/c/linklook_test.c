@@ -25,18 +25,9 @@
 
 #include "check.h"
 #include "shimmed.h"
+#include "stalled.h"
 
-#define INO_IN_MEMORY (1ull << 44) /* EPH_INO_TAG (include/ephemera/shm.h) */
 #define DIRS 80                    /* more than the 64 tries the link had */
-
-/* The disk's own answer, past the shim (which serves syscall(2) too): glibc's fstatat. */
-static int disk_has(const char *path)
-{
-    struct stat st;
-    int (*real_fstatat)(int, const char *, struct stat *, int) =
-        (int (*)(int, const char *, struct stat *, int))libc_sym("fstatat");
-    return real_fstatat && real_fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
-}
 
 static int child(const char *root, const char *disk)
 {
