@@ -16,8 +16,6 @@
  * links each further name to the disk file (daemon/evict.c).
  */
 #include <errno.h>
-#include <signal.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -32,17 +30,6 @@
 #include "fp_times.h"
 #include "nsfast.h"
 #include "nsview.h"
-
-/* Fault builds: EPHEMERA_NS_STALL=link-look stops the process (SIGSTOP) at each try of a link in
- * memory, before the lock, for a test to remove a directory meanwhile (test/c/linklook_test.c). */
-static void nsl_stall_look(void)
-{
-#ifdef EPH_FAULTS
-    const char *s = getenv("EPHEMERA_NS_STALL");
-    if (s && strcmp(s, "link-look") == 0)
-        raise(SIGSTOP);
-#endif
-}
 
 int nsl_link(uint32_t idx, uint32_t gen, const char *dst)
 {
@@ -59,7 +46,7 @@ int nsl_link(uint32_t idx, uint32_t gen, const char *dst)
     int fd;
     if (nsf_take_slot(&slot, &dfd, &fd) < 0)
         return -2;
-    nsl_stall_look();
+    eph_ns_stall("link-look"); /* fault builds: each try stops here (test/c/linklook_test.c) */
     if (nsf_hold() < 0) {
         nsf_give_slot(slot, dfd, fd, 1);
         return -1;
