@@ -153,24 +153,12 @@ static void one_case(enum call c, const char *fmt, int k, const char *point, con
         _exit(e > 0 && e < 100 ? e : e == 0 ? 0 : 99);
     }
     CHECK(p > 0, "fork: %s", strerror(errno));
-    int st = 0, stops = 0;
-    for (;;) {
-        if (waitpid(p, &st, WUNTRACED) != p) {
-            CHECK(0, "wait: %s", strerror(errno));
-            return;
-        }
-        if (!WIFSTOPPED(st))
-            break;
-        if (stops++ == 0) {
-            evict_everything(run_dir);
-            CHECK(disk_has(f), "%s: the file did not go to disk: the case shows nothing", names[c]);
-        }
-        kill(p, SIGCONT);
-    }
+    if (p < 0)
+        return;
+    struct to_disk moved = {run_dir, names[c], f, NULL};
+    int code, stops = stall_run(p, evict_at_first_stop, &moved, &code);
     stopped_calls += stops > 0;
-    int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    CHECK(code == want, "%s of %s: %s, the kernel %s (%d stops)", names[c], slash,
-          code == 0 ? "success" : code > 0 && code < 99 ? strerror(code) : "the caller failed",
+    CHECK(code == want, "%s of %s: %s, the kernel %s (%d stops)", names[c], slash, stall_said(code),
           want ? strerror(want) : "success", stops);
     if (stops)
         printf("  %s of %s: stopped at %s, %s\n", names[c], slash, point, code == want ? "right" : "wrong");
@@ -211,22 +199,16 @@ static void link_case(const char *root, const char *ref)
     pid_t p = fork();
     if (p == 0) {
         setenv("EPHEMERA_NS_STALL", "link-exists", 1);
-        _exit(link(f, dname) == 0 ? 0 : errno > 0 && errno < 100 ? errno : 99);
+        _exit(stall_exit_code(link(f, dname)));
     }
     CHECK(p > 0, "fork: %s", strerror(errno));
-    int ws = 0, stops = 0;
-    while (waitpid(p, &ws, WUNTRACED) == p && WIFSTOPPED(ws)) {
-        if (stops++ == 0) {
-            evict_everything(run_dir);
-            CHECK(disk_has(d) && disk_has(g), "%s did not go to disk: the case shows nothing", g);
-        }
-        kill(p, SIGCONT);
-    }
-    int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+    if (p < 0)
+        return;
+    struct to_disk moved = {run_dir, "link", g, d};
+    int code, stops = stall_run(p, evict_at_first_stop, &moved, &code);
     CHECK(stops >= 1, "link onto %s never stopped at link-exists: the case shows nothing", dname);
-    printf("  link onto %s: %d stops, %s (the kernel: %s)\n", dname, stops, code > 0 && code < 99 ? strerror(code) : "?", strerror(want));
-    CHECK(code == want, "link onto %s: %s, the kernel %s (%d stops)", dname,
-          code == 0 ? "success" : code > 0 && code < 99 ? strerror(code) : "the caller failed",
+    printf("  link onto %s: %d stops, %s (the kernel: %s)\n", dname, stops, stall_said(code), strerror(want));
+    CHECK(code == want, "link onto %s: %s, the kernel %s (%d stops)", dname, stall_said(code),
           want ? strerror(want) : "success", stops);
 }
 
@@ -243,14 +225,12 @@ static void control(const char *root, const char *name, enum call c, const char 
         setenv("EPHEMERA_NS_STALL", point, 1);
         _exit(do_call(c, path, NULL));
     }
-    int st = 0, stops = 0;
-    while (waitpid(p, &st, WUNTRACED) == p && WIFSTOPPED(st)) {
-        stops++;
-        kill(p, SIGCONT);
-    }
-    CHECK(stops >= 1 && WIFEXITED(st) && WEXITSTATUS(st) == ENOENT,
-          "%s of %s: %d stops at %s, status 0x%x: the point is not where the test looks", names[c], path, stops, point,
-          st);
+    CHECK(p > 0, "fork: %s", strerror(errno));
+    if (p < 0)
+        return;
+    int code, stops = stall_run(p, NULL, NULL, &code);
+    CHECK(stops >= 1 && code == ENOENT, "%s of %s: %d stops at %s, %s: the point is not where the test looks",
+          names[c], path, stops, point, stall_said(code));
 }
 
 static int child(const char *root, const char *disk)

@@ -29,6 +29,15 @@
 
 #define DIRS 80                    /* more than the 64 tries the link had */
 
+/* At the k-th stop, a directory goes while the link is between its tries and the lock (on disk or
+ * in memory: the daemon's rmdir and the shim's both bump dirs_gone). */
+static void remove_a_directory(int k, void *arg)
+{
+    char(*g)[PATH_MAX] = arg;
+    if (k < DIRS)
+        CHECK(rmdir(g[k]) == 0, "rmdir %s: %s", g[k], strerror(errno));
+}
+
 static int child(const char *root, const char *disk)
 {
     (void)disk;
@@ -47,28 +56,12 @@ static int child(const char *root, const char *disk)
     pid_t p = fork();
     if (p == 0) {
         setenv("EPHEMERA_NS_STALL", "link-look", 1);
-        int r = link(a, b);
-            _exit(r == 0 ? 0 : errno > 0 && errno < 100 ? errno : 99);
+        _exit(stall_exit_code(link(a, b)));
     }
     CHECK(p > 0, "fork: %s", strerror(errno));
-    int st = 0, stops = 0;
-    for (;;) {
-        if (waitpid(p, &st, WUNTRACED) != p) {
-            CHECK(0, "wait: %s", strerror(errno));
-            break;
-        }
-        if (!WIFSTOPPED(st))
-            break;
-        /* a directory goes while the link is between its tries and the lock (on disk or in
-         * memory: the daemon's rmdir and the shim's both bump dirs_gone) */
-        if (stops < DIRS)
-            CHECK(rmdir(g[stops]) == 0, "rmdir %s: %s", g[stops], strerror(errno));
-        stops++;
-        kill(p, SIGCONT);
-    }
-    CHECK(stops >= 1, "the link never stopped at link-look: the test shows nothing (status 0x%x)", st);
-    int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    CHECK(code == 0, "link: %s", code > 0 && code < 99 ? strerror(code) : "the caller failed");
+    int code = -1, stops = p > 0 ? stall_run(p, remove_a_directory, g, &code) : 0;
+    CHECK(stops >= 1, "the link never stopped at link-look: the test shows nothing (%s)", stall_said(code));
+    CHECK(code == 0, "link: %s", stall_said(code));
     CHECK(stops == 1, "the link tried %d times: a directory removed meanwhile sent it round again", stops);
     CHECK(!disk_has(a) && !disk_has(b), "the link moved the file to disk (a %d, b %d on disk)", disk_has(a), disk_has(b));
     struct stat s1, s2;

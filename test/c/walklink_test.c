@@ -90,28 +90,15 @@ static void one_case(enum call c, const char *root, const char *dir)
     pid_t p = fork();
     if (p == 0) {
         setenv("EPHEMERA_NS_STALL", "walk-link", 1);
-        int r = do_call(c, dir, g, dst);
-        _exit(r == 0 ? 0 : errno > 0 && errno < 100 ? errno : 99);
+        _exit(stall_exit_code(do_call(c, dir, g, dst)));
     }
     CHECK(p > 0, "fork: %s", strerror(errno));
-    int st = 0, stops = 0;
-    for (;;) {
-        if (waitpid(p, &st, WUNTRACED) != p) {
-            CHECK(0, "wait: %s", strerror(errno));
-            return;
-        }
-        if (!WIFSTOPPED(st))
-            break;
-        if (stops++ == 0) {
-            evict_everything(run_dir);
-            CHECK(disk_has(f), "%s: the file did not go to disk: the case shows nothing", names[c]);
-        }
-        kill(p, SIGCONT);
-    }
-    CHECK(stops >= 1, "%s: the call never stopped at walk-link: the case shows nothing (status 0x%x)", names[c], st);
-    int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    CHECK(code == ENOTDIR, "%s onto %s: %s, tmpfs ENOTDIR (%d stops)", names[c], dst,
-          code == 0 ? "success" : code > 0 && code < 99 ? strerror(code) : "the caller failed", stops);
+    if (p < 0)
+        return;
+    struct to_disk moved = {run_dir, names[c], f, NULL};
+    int code, stops = stall_run(p, evict_at_first_stop, &moved, &code);
+    CHECK(stops >= 1, "%s: the call never stopped at walk-link: the case shows nothing (%s)", names[c], stall_said(code));
+    CHECK(code == ENOTDIR, "%s onto %s: %s, tmpfs ENOTDIR (%d stops)", names[c], dst, stall_said(code), stops);
 }
 
 static int child(const char *root, const char *disk)
