@@ -513,7 +513,7 @@ void ndf_forget(int fd)
  */
 static struct {
     int fd;
-    uint32_t hold;
+    uint32_t hold, slot, gen;
 } ndf_fk[EPH_STANDIN_HOLDS];
 static uint32_t ndf_nfk;
 static int ndf_fork_held; /* ndf_fork_mu taken by ndf_fork_prepare */
@@ -533,6 +533,8 @@ void ndf_fork_prepare(void)
         uint32_t k = e && e->hold && e->slot != NDF_GONE ? ndf_claim(e->slot, e->gen) : 0;
         if (k) {
             ndf_fk[ndf_nfk].fd = (int)fd;
+            ndf_fk[ndf_nfk].slot = e->slot;
+            ndf_fk[ndf_nfk].gen = e->gen;
             ndf_fk[ndf_nfk++].hold = k;
         }
     }
@@ -574,8 +576,8 @@ void ndf_after_fork(void)
     int have_base = ndf_nfk && ndf_base >= 0 && sys.fstat(ndf_base, &bst) == 0;
     for (uint32_t i = 0; i < ndf_nfk; i++) {
         int fd = ndf_fk[i].fd;
-        if (!ndf_tab[fd])
-            continue;
+        if (!ndf_tab[fd] || ndf_tab[fd]->slot != ndf_fk[i].slot || ndf_tab[fd]->gen != ndf_fk[i].gen)
+            continue; /* closed and opened again by another thread meanwhile: the hold goes with us */
         ndf_tab[fd]->hold = ndf_fk[i].hold;
         if (ft_mdirfd(fd) || !have_base || sys.fstat(fd, &st) < 0 || st.st_dev != bst.st_dev ||
             st.st_ino != bst.st_ino)
