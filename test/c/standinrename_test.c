@@ -34,6 +34,9 @@
  *                              rename: the copy has a hold of its own;
  *   a fork child's copy:       the parent closes its fd right after the fork, then the twins and
  *                              the rename: the child's copy creates the file.
+ *
+ * And the holds themselves: given back at close (1,000 rounds of open, dup, close), and 600 fds
+ * of one directory at once (more than the 512 holds: the rest take the old way) all create.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -216,6 +219,50 @@ static void ring_round(const char *root, const char *run, enum ring_case how)
     CHECK(stat(made, &sb) == 0 && S_ISREG(sb.st_mode), "%s: %s is not there: %s", what, made, strerror(errno));
 }
 
+/* The holds (region version 12) come back: 1,000 rounds of open, dup and close leave the next open a
+ * stand-in (a hold leaked at each close would have run the 512 out).  Then 600 fds of one directory
+ * at once: past the 512th the open takes the old way (the twin), and every fd still creates where
+ * tmpfs does. */
+static void holds(const char *root, const char *run)
+{
+    const char *what = "holds";
+    char d[PATH_MAX], f[PATH_MAX + 16];
+    snprintf(d, sizeof d, "%s/ho", root);
+    CHECK(mkdir(d, 0755) == 0, "%s: mkdir: %s", what, strerror(errno));
+    int ok = 1;
+    for (int i = 0; i < 1000 && ok; i++) {
+        int fd = open(d, O_RDONLY | O_DIRECTORY), c = fd >= 0 ? dup(fd) : -1;
+        ok = fd >= 0 && c >= 0 && is_standin(fd) && is_standin(c);
+        close(c);
+        close(fd);
+    }
+    CHECK(ok, "%s: a round of open, dup and close gave no stand-in", what);
+    int fd = open(d, O_RDONLY | O_DIRECTORY);
+    CHECK(fd >= 0 && is_standin(fd), "%s: after 1,000 rounds the open gives no stand-in (holds not given back?)", what);
+    close(fd);
+    enum { N = 600 };
+    static int fds[N];
+    int opened = 0;
+    long long twins = ephd_stat(run, "dir_twins");
+    for (int i = 0; i < N; i++)
+        opened += (fds[i] = open(d, O_RDONLY | O_DIRECTORY)) >= 0;
+    CHECK(opened == N, "%s: %d of %d opens: %s", what, opened, N, strerror(errno));
+    CHECK(ephd_stat(run, "dir_twins") > twins, "%s: %d opens at once made no twin: more holds than 512?", what, N);
+    for (int i = 0; i < N; i += 99) {
+        snprintf(f, sizeof f, "f%d", i);
+        int nf = fds[i] >= 0 ? openat(fds[i], f, O_CREAT | O_WRONLY, 0600) : -1;
+        CHECK(nf >= 0, "%s: creat %s through fd %d of %d: %s", what, f, i, N, strerror(errno));
+        if (nf >= 0)
+            close(nf);
+        snprintf(f, sizeof f, "%s/f%d", d, i);
+        struct stat st;
+        CHECK(stat(f, &st) == 0 && S_ISREG(st.st_mode), "%s: %s is not there: %s", what, f, strerror(errno));
+    }
+    for (int i = 0; i < N; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
 static int child(const char *root, const char *disk)
 {
     (void)disk;
@@ -231,6 +278,7 @@ static int child(const char *root, const char *disk)
     ring_round(root, run, RENAME_THEN_RING);
     ring_round(root, run, RING_DUP);
     ring_round(root, run, RING_FORK);
+    holds(root, run);
     printf("standinrename_test (shimmed): %d checks, %d failures\n", checks, failures);
     return failures != 0 || checks == 0;
 }
