@@ -32,6 +32,58 @@
 #include "log.h"
 #include "namespace.h"
 
+static int dt_key_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * Under ns_lock: the record the next twin fills (include/ephemera/twinrec.h): the lowest one never
+ * filled or whose slot and generation no stand-in holds (a hold being filled in is not one yet: its
+ * claimer reads its slot after, finds it gone and makes no stand-in).  One exists while there are
+ * as many records as holds: the holds name at most EPH_STANDIN_HOLDS directories, the one being
+ * twinned among them, and it has no record yet.  The usual case, no hold at all: record 0.
+ */
+static unsigned dt_twinrec_pick(struct eph_shm_header *h)
+{
+    static uint64_t held[EPH_STANDIN_HOLDS];
+    unsigned n = 0, hw = atomic_load(&h->holds_hwm);
+    for (unsigned i = 0; i < hw && i < EPH_STANDIN_HOLDS; i++) {
+        struct eph_standin_hold *o = &h->standin_holds[i];
+        uint32_t pid = atomic_load(&o->pid);
+        if (pid && !(pid & EPH_HOLD_FILLING))
+            held[n++] = (uint64_t)atomic_load(&o->slot) << 32 | atomic_load(&o->gen);
+    }
+    if (n)
+        qsort(held, n, sizeof *held, dt_key_cmp);
+    for (unsigned k = 0; k < EPH_TWINRECS; k++) {
+        struct eph_twinrec *r = &h->twinrecs[k];
+        uint64_t key = (uint64_t)r->slot << 32 | r->gen;
+        if (!atomic_load(&r->seq) || !n || !bsearch(&key, held, n, sizeof *held, dt_key_cmp))
+            return k;
+    }
+    /* Unreachable while the counts match: the old ring, the oldest record reused. */
+    unsigned k = atomic_load(&h->twinrec_next) % EPH_TWINRECS;
+    atomic_store(&h->twinrec_next, (k + 1) % EPH_TWINRECS);
+    log_msg(LOG_WARN, "every record of a twin is held by a stand-in: record %u reused", k);
+    return k;
+}
+
+void dt_holds_gc(void)
+{
+    struct eph_shm_header *h = D.h;
+    unsigned hw = atomic_load(&h->holds_hwm), freed = 0;
+    for (unsigned i = 0; i < hw && i < EPH_STANDIN_HOLDS; i++) {
+        struct eph_standin_hold *o = &h->standin_holds[i];
+        uint32_t pid = atomic_load(&o->pid);
+        if (pid && eph_pid_gone(pid & ~EPH_HOLD_FILLING) && atomic_compare_exchange_strong(&o->pid, &pid, 0))
+            freed++;
+    }
+    if (freed)
+        log_msg(LOG_DEBUG, "%u stand-in holds of processes that died given back", freed);
+}
+
 /* The directory idx (EPH_MDIR, its parent already on disk) made on disk, then dropped. */
 static int dt_twin_made(uint32_t idx)
 {
@@ -87,7 +139,8 @@ static int dt_twin_made(uint32_t idx)
     }
     eph_lock_stall("twin-made"); /* fault builds: on disk, still in memory (test/c/twinlinks_test.c) */
     /* Before the slot goes: a stand-in fd that finds it gone finds where the twin is. */
-    eph_twinrec_add(h, idx, atomic_load(&in->gen), (uint64_t)st.st_dev, (uint64_t)st.st_ino, path);
+    eph_twinrec_put(h, dt_twinrec_pick(h), idx, atomic_load(&in->gen), (uint64_t)st.st_dev, (uint64_t)st.st_ino,
+                    path);
     uint32_t live = atomic_load(&h->mdirs_live);
     eph_j_begin(h);
     eph_j_add(h, EPH_JOP_REMOVE, idx, 0);

@@ -15,6 +15,8 @@ void dt_init(void);
 int dt_settle(const char *path);
 /* Under ns_lock: every in-memory directory; with off, mkdir stays on disk from now on. */
 int dt_twin_all(int off);
+/* Once a second: the stand-ins' holds on twins' records (twinrec.h) of processes that died. */
+void dt_holds_gc(void);
 /* EPH_OP_DIRTWIN. */
 int dt_op(const struct eph_req *q);
 

@@ -202,6 +202,7 @@ static void ephd_gc_tick(uint64_t expirations)
         ns_check_and_log("after a shim's lock recovery");
     ns_gc_all();
     ns_pool_take_back(0, 1); /* pool entries of processes that died */
+    dt_holds_gc();           /* and their stand-ins' holds on twins' records */
     ns_pool_restock();
     ns_sweep_orphans(shim_nconns(), shim_accepts());
     fbytes_sample();

@@ -320,11 +320,12 @@ static int rn_disk(const struct eph_req *q, int exchange)
 {
     int sw = shim_as_caller(q);
     ns_write_begin();
-    uint64_t tr = eph_twinrec_moving(D.h, q->path, q->path2, exchange); /* twins of stand-ins below */
+    struct eph_twinmask tr;
+    eph_twinrec_moving(D.h, q->path, q->path2, exchange, &tr); /* twins of stand-ins below */
     int rc = renameat2(AT_FDCWD, q->path, AT_FDCWD, q->path2, (unsigned)q->flags) < 0 ? -errno : 0;
     if (rc == 0)
         ns_rename_prefix(q->path, q->path2, exchange);
-    eph_twinrec_moved(D.h, tr, q->path, q->path2, rc == 0);
+    eph_twinrec_moved(D.h, &tr, q->path, q->path2, rc == 0);
     ns_write_end();
     shim_as_self(sw);
     return rc;
@@ -496,9 +497,11 @@ static int op_rename(const struct eph_req *q, struct eph_resp *r)
         if (kdisk != K_DIR || ns_longest_renamed(dpath, mpath) < EPH_PATH_MAX) {
             int sw = shim_as_caller(q);
             ns_write_begin();
-            uint64_t tr = kdisk == K_DIR ? eph_twinrec_moving(D.h, dpath, mpath, 0) : 0;
+            struct eph_twinmask tr = {{0}};
+            if (kdisk == K_DIR)
+                eph_twinrec_moving(D.h, dpath, mpath, 0, &tr);
             e = renameat2(AT_FDCWD, dpath, AT_FDCWD, mpath, RENAME_NOREPLACE) < 0 ? -errno : 0;
-            eph_twinrec_moved(D.h, tr, dpath, mpath, e == 0);
+            eph_twinrec_moved(D.h, &tr, dpath, mpath, e == 0);
             if (e == 0) {
                 /* the slot that holds the name: a further name's own, for a file with several */
                 int nm = ns_name_slot(mpath);

@@ -301,6 +301,7 @@ static DIR *wrap_standin(int fd, int fresh_fd)
      * now (a disk directory's stream).  Either way glibc's closedir will close the fd past our
      * close: no mark may outlive it. */
     int removed = ft_mdirfd(fd);
+    ndf_forget_if(fd);
     ft_unmark_root(fd);
     DIR *real = REAL(fdopendir)(fd);
     char abs[EPH_PATH_MAX];
@@ -482,6 +483,7 @@ SH_EXPORT int closedir(DIR *d)
     if (likely(!e))
         return REAL(closedir)(d);
     int fd = e->standin ? e->fd : sys.dirfd(e->real);
+    ndf_forget_if(fd);
     ft_unmark_root(fd); /* a stand-in's or a twin's mark: the fd goes */
     int r = e->standin ? sys.close(fd) : sys.closedir(e->real);
     free(e->mem);

@@ -39,6 +39,7 @@ SH_EXPORT int close(int fd)
     if (likely(!ft_touched(fd)))
         return REAL(close)(fd);
     if (!ft_fds[fd].desc1) {
+        ndf_forget_if(fd);
         db_forget(fd);
         ft_priv_lost(fd);
         return sys.close(fd);
@@ -62,8 +63,10 @@ static void forget_range(unsigned first, unsigned last)
             ft_forget((int)fd);
         else if (ft_fds[fd].flags & FT_PRIV)
             ft_priv_lost((int)fd);
-        else if (ft_fds[fd].flags & (FT_SIZED | FT_ROOTFD))
+        else if (ft_fds[fd].flags & (FT_SIZED | FT_ROOTFD)) {
+            ndf_forget_if((int)fd);
             db_forget((int)fd);
+        }
     }
 }
 
@@ -110,6 +113,7 @@ static int after_dup(int oldfd, int newfd)
     if (ft_managed(newfd))
         ft_forget(newfd);
     else if (ft_touched(newfd)) {
+        ndf_forget_if(newfd);
         db_forget(newfd);
         ft_priv_lost(newfd);
     }

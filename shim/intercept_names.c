@@ -623,14 +623,16 @@ again:;
     /* Twins of other processes' stand-ins below either name move with it: their records too
      * (include/ephemera/twinrec.h), marked moving meanwhile, under the lock. */
     int exch = (flags & RENAME_EXCHANGE) != 0;
-    uint64_t tr = held ? eph_twinrec_moving(sh.hdr, a, b, exch) : 0;
+    struct eph_twinmask tr = {{0}};
+    if (held)
+        eph_twinrec_moving(sh.hdr, a, b, exch, &tr);
     int r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np)
                                              : sys.renameat2(od, op, nd, np, flags);
     if (r < 0 && errno == ENOENT && (ndf_moved(od) | ndf_moved(nd))) /* twinned since ndf_after_twin */
         r = (!REAL(renameat2) || flags == 0) ? REAL(renameat)(od, op, nd, np) : sys.renameat2(od, op, nd, np, flags);
     if (held) {
         int e = errno;
-        eph_twinrec_moved(sh.hdr, tr, a, b, r == 0);
+        eph_twinrec_moved(sh.hdr, &tr, a, b, r == 0);
         errno = e;
         unhold_after(r == 0);
     }

@@ -105,6 +105,7 @@ SH_EXPORT pid_t fork(void)
     ref_all(+1);
     ft_ledger_fork_copy(&ledger);
     ft_unlock();
+    ndf_fork_prepare(); /* the child's stand-ins' holds on their twins' records */
     pid_t pid = sys.fork();
     if (pid == 0) {
         eph_lock_self_init(); /* our lock words carry our own pid from here on */
@@ -115,6 +116,7 @@ SH_EXPORT pid_t fork(void)
         return 0;
     }
     int e = errno;
+    ndf_fork_parent(pid);
     ft_fork_end(0);
     ft_ledger_parent(&ledger, pid);
     if (pid < 0)

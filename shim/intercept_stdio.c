@@ -23,6 +23,7 @@
 #include "init.h"
 #include "paths.h"
 #include "fdtable.h"
+#include "nsdirfd.h"
 #include "diskbytes.h"
 #include "fp_desc.h"
 #include "fp_settle.h"
@@ -151,8 +152,10 @@ static FILE *fopen_managed(const char *path, const char *mode)
         return NULL;
     if (!ft_managed(fd) && !ft_sized(fd)) {
         FILE *f = REAL(fdopen)(fd, mode);
-        if (f)
+        if (f) {
+            ndf_forget_if(fd); /* a stand-in's hold: the mark goes (the FILE cannot say when it closes) */
             ft_unmark_root(fd); /* glibc's fclose closes it */
+        }
         if (!f) {
             int e = errno;
             sys.close(fd);
@@ -237,8 +240,10 @@ SH_EXPORT FILE *fdopen(int fd, const char *mode)
         if (f)
             return f;
         f = REAL(fdopen)(fd, mode);
-        if (f)
+        if (f) {
+            ndf_forget_if(fd); /* a stand-in's hold: the mark goes (the FILE cannot say when it closes) */
             ft_unmark_root(fd); /* glibc's fclose closes it */
+        }
         return f;
     }
     int flags;

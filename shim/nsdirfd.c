@@ -14,8 +14,11 @@
  * The fd's entry in the fd table carries FT_MDIRFD (with FT_ROOTFD: its syncs answer at once);
  * the directory it stands for is kept here by slot and generation, not by path, so a rename of
  * the directory keeps the fd on it and a removal leaves it on a removed directory, as on tmpfs.
- * The last path seen is kept too: a directory that got its twin from another process (the slot
- * is freed then) is found again on disk by that path.
+ * A directory that got its twin from another process (the slot is freed then) is found again on
+ * disk through the twin's record in the region (include/ephemera/twinrec.h), which the stand-in's
+ * hold keeps (one per stand-in fd, claimed at its open or dup, or for a fork child before the
+ * fork, given back when the fd stops being one); the last path seen is kept for a stand-in
+ * without a hold (none free).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +51,7 @@
 
 struct ndf_ent {
     uint32_t slot, gen;
+    uint32_t hold; /* its hold on the twin's record (index + 1), or 0 */
     struct stat st; /* the directory's stat at the open: fstat's answer once it is removed */
     char path[EPH_PATH_MAX]; /* the last path the slot had */
 };
@@ -102,12 +106,35 @@ static int ndf_make_base(void)
     return -1;
 }
 
+/* Under ndf_mu: e's hold given back (its fd is no stand-in now, or no longer needs the record). */
+static void ndf_unhold(struct ndf_ent *e)
+{
+    if (e && e->hold && sh.hdr)
+        eph_hold_give(sh.hdr, e->hold, eph_lock_self());
+    if (e)
+        e->hold = 0;
+}
+
+/* A hold on the record of slot/gen for this process: index + 1, or 0 (none free).  The lowest free
+ * one: holds_hwm, which bounds the daemon's look at them at each twin, stays low. */
+static uint32_t ndf_claim(uint32_t slot, uint32_t gen)
+{
+    return sh.hdr ? eph_hold_claim(sh.hdr, eph_lock_self(), slot, gen, 0) : 0;
+}
+
 static struct ndf_ent *ndf_get(int fd)
 {
     if (!ndf_tab) {
         ndf_tab = calloc(ft_nfds, sizeof *ndf_tab);
         if (!ndf_tab)
             return NULL;
+        /* The first stand-in of this image: holds under our pid are an earlier image's (exec
+         * settled or closed its stand-ins; a fork child inherits the table, so never comes here). */
+        struct eph_shm_header *h = sh.hdr;
+        uint32_t me = eph_lock_self(), hw = h ? atomic_load(&h->holds_hwm) : 0;
+        for (uint32_t k = 0; k < hw && k < EPH_STANDIN_HOLDS; k++)
+            if (atomic_load_explicit(&h->standin_holds[k].pid, memory_order_relaxed) == me)
+                eph_hold_give(h, k + 1, me);
     }
     if (!ndf_tab[fd])
         ndf_tab[fd] = calloc(1, sizeof **ndf_tab);
@@ -150,20 +177,33 @@ int ndf_open(const char *abs, uint32_t idx, uint32_t gen, int flags)
     if (nsd_allows(abs, (flags & O_PATH) ? 0 : R_OK) != 1 || nsd_stat(abs, &st) < 0)
         return -2;
     pthread_mutex_lock(&ndf_mu);
-    int base = ndf_make_base();
+    /* The hold first, then the slot read live (ndf_current): a twin after that read keeps the
+     * record for us; one before it leaves the slot gone, and the open goes the old way. */
+    struct ndf_ent probe = {.slot = idx, .gen = gen};
+    char now[EPH_PATH_MAX];
+    uint32_t hold = ndf_claim(idx, gen);
+    if (hold && ndf_current(&probe, now) != 1) {
+        eph_hold_give(sh.hdr, hold, eph_lock_self());
+        hold = 0;
+    }
+    int base = hold ? ndf_make_base() : -1;
     int fd = base < 0 ? -1
                       : sys.openat(base, ".", flags & ~(O_ACCMODE | O_CREAT | O_TRUNC | O_NOATIME | O_DIRECT));
     struct ndf_ent *e = fd >= 0 && (unsigned)fd < ft_nfds ? ndf_get(fd) : NULL;
     if (!e) {
+        if (hold)
+            eph_hold_give(sh.hdr, hold, eph_lock_self());
         pthread_mutex_unlock(&ndf_mu);
         if (fd >= 0)
             sys.close(fd);
         return -2;
     }
+    ndf_unhold(e); /* a stale entry's (its fd was closed past us) */
     e->slot = idx;
     e->gen = gen;
+    e->hold = hold;
     e->st = st;
-    snprintf(e->path, sizeof e->path, "%s", abs);
+    snprintf(e->path, sizeof e->path, "%s", now);
     ft_lock();
     if (ft_fds[fd].desc1) /* a stale entry under the number the kernel gave us */
         ft_unlock(), ft_forget(fd), ft_lock();
@@ -282,6 +322,7 @@ int ndf_path(int fd, char out[EPH_PATH_MAX])
         } else {
             ent->slot = NDF_GONE;
         }
+        ndf_unhold(ent); /* on its twin now, or removed: the record is no longer needed */
     }
     pthread_mutex_unlock(&ndf_mu);
     if (cur == 1)
@@ -383,9 +424,14 @@ void ndf_dup(int oldfd, int newfd)
     pthread_mutex_lock(&ndf_mu);
     if (newfd == ndf_base)
         ndf_base = -1; /* the program put its own fd there: the next stand-in makes a new base */
-    struct ndf_ent *o = ndf_tab ? ndf_tab[oldfd] : NULL, *n = o ? ndf_get(newfd) : NULL;
-    if (n)
+    struct ndf_ent *o = ndf_tab ? ndf_tab[oldfd] : NULL, *n = o && oldfd != newfd ? ndf_get(newfd) : NULL;
+    if (n) {
+        ndf_unhold(n); /* newfd was a stand-in itself */
         memcpy(n, o, sizeof *n);
+        /* its own hold (oldfd's keeps the record meanwhile), or none: it then finds the twin
+         * while oldfd lives, and by the last path seen after */
+        n->hold = o->hold && o->slot != NDF_GONE ? ndf_claim(o->slot, o->gen) : 0;
+    }
     pthread_mutex_unlock(&ndf_mu);
     ft_lock();
     if (!ft_fds[newfd].desc1)
@@ -451,8 +497,95 @@ void ndf_before_send(const struct msghdr *msg)
     }
 }
 
+void ndf_forget(int fd)
+{
+    if (fd < 0 || (unsigned)fd >= ft_nfds || sh_vfork_child())
+        return;
+    pthread_mutex_lock(&ndf_mu);
+    ndf_unhold(ndf_tab ? ndf_tab[fd] : NULL);
+    pthread_mutex_unlock(&ndf_mu);
+}
+
+/*
+ * Holds for a fork child's copies of the stand-ins, claimed by the parent before the fork (under
+ * our pid: kept even if the parent closes its own at once), passed to the child's pid after it
+ * (or given back if the fork failed).  The child takes them as its stand-ins' own.
+ */
+static struct {
+    int fd;
+    uint32_t hold, slot, gen;
+} ndf_fk[EPH_STANDIN_HOLDS];
+static uint32_t ndf_nfk;
+static int ndf_fork_held; /* ndf_fork_mu taken by ndf_fork_prepare */
+static pthread_mutex_t ndf_fork_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void ndf_fork_prepare(void)
+{
+    if (!atomic_load_explicit(&ndf_used, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&ndf_fork_mu); /* to ndf_fork_parent: one fork's list at a time */
+    ndf_fork_held = 1;
+    ndf_nfk = 0;
+    uint32_t hwm = atomic_load(&ft_hwm);
+    pthread_mutex_lock(&ndf_mu);
+    for (uint32_t fd = 0; fd < hwm && ndf_nfk < EPH_STANDIN_HOLDS; fd++) {
+        struct ndf_ent *e = ndf_tab && ft_mdirfd((int)fd) && (int)fd != ndf_base ? ndf_tab[fd] : NULL;
+        uint32_t k = e && e->hold && e->slot != NDF_GONE ? ndf_claim(e->slot, e->gen) : 0;
+        if (k) {
+            ndf_fk[ndf_nfk].fd = (int)fd;
+            ndf_fk[ndf_nfk].slot = e->slot;
+            ndf_fk[ndf_nfk].gen = e->gen;
+            ndf_fk[ndf_nfk++].hold = k;
+        }
+    }
+    pthread_mutex_unlock(&ndf_mu);
+}
+
+void ndf_fork_parent(pid_t pid)
+{
+    if (!ndf_fork_held)
+        return;
+    uint32_t me = eph_lock_self();
+    for (uint32_t i = 0; i < ndf_nfk; i++) {
+        if (pid > 0)
+            eph_hold_pass(sh.hdr, ndf_fk[i].hold, me, (uint32_t)pid);
+        else
+            eph_hold_give(sh.hdr, ndf_fk[i].hold, me);
+    }
+    ndf_nfk = 0;
+    ndf_fork_held = 0;
+    pthread_mutex_unlock(&ndf_fork_mu);
+}
+
 void ndf_after_fork(void)
 {
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&ndf_mu, &fresh, sizeof fresh);
+    memcpy(&ndf_fork_mu, &fresh, sizeof fresh);
+    ndf_fork_held = 0;
+    if (!ndf_tab)
+        return;
+    /* The parent's holds are the parent's: ours are the ones it claimed for us. */
+    for (uint32_t fd = 0, hwm = atomic_load(&ft_hwm); fd < hwm && fd < ft_nfds; fd++)
+        if (ndf_tab[fd])
+            ndf_tab[fd]->hold = 0;
+    /* The marks came along in a table the parent shares until the copy (fdtable.c,
+     * ft_after_fork_child): one its close cleared first is set again, if the kernel's fd here is
+     * still on our removed directory. */
+    struct stat bst, st;
+    int have_base = ndf_nfk && ndf_base >= 0 && sys.fstat(ndf_base, &bst) == 0;
+    for (uint32_t i = 0; i < ndf_nfk; i++) {
+        int fd = ndf_fk[i].fd;
+        if (!ndf_tab[fd] || ndf_tab[fd]->slot != ndf_fk[i].slot || ndf_tab[fd]->gen != ndf_fk[i].gen)
+            continue; /* closed and opened again by another thread meanwhile: the hold goes with us */
+        ndf_tab[fd]->hold = ndf_fk[i].hold;
+        if (ft_mdirfd(fd) || !have_base || sys.fstat(fd, &st) < 0 || st.st_dev != bst.st_dev ||
+            st.st_ino != bst.st_ino)
+            continue;
+        ft_lock();
+        if (!ft_fds[fd].desc1 && !(ft_fds[fd].flags & FT_PRIV))
+            ft_fds[fd].flags = FT_ROOTFD | FT_MDIRFD;
+        ft_unlock();
+    }
+    ndf_nfk = 0;
 }

@@ -12,6 +12,7 @@
 #define SHIM_NSDIRFD_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/stat.h>
 
 #include "ephemera/proto.h"
@@ -61,7 +62,20 @@ void ndf_before_exec(void);
  * of the directory (its twin).  msg was checked readable by the caller. */
 struct msghdr;
 void ndf_before_send(const struct msghdr *msg);
-/* In a fork child: the lock may have been held by another thread. */
+/* fd stops being a stand-in (close, close_range, a dup2 over it, closedir): its hold on the twin's
+ * record given back.  Nothing for other fds. */
+void ndf_forget(int fd);
+static inline void ndf_forget_if(int fd)
+{
+    if (__builtin_expect(ft_mdirfd(fd), 0))
+        ndf_forget(fd);
+}
+/* Around fork (intercept_proc.c): holds for the child's copies of the stand-ins, claimed before,
+ * passed to the child after (pid), or given back (pid < 0). */
+void ndf_fork_prepare(void);
+void ndf_fork_parent(pid_t pid);
+/* In a fork child: the lock may have been held by another thread; the stand-ins' holds are the
+ * ones ndf_fork_prepare claimed. */
 void ndf_after_fork(void);
 
 #endif

@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define EPH_SHM_MAGIC 0x31534d4850455045ull /* "EPEPHMS1" */
-#define EPH_SHM_VERSION 11u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs; 8: the header's moves_begun and twin_seq, the journal's ADD64 steps; 9: the journal's MOVETREE step and its third path (a directory in memory renamed with its subtree); 10: the header's twinrecs (where the twins of directories in memory went); 11: the header's shared list of directories in memory (mdir_list) */
+#define EPH_SHM_VERSION 12u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs; 8: the header's moves_begun and twin_seq, the journal's ADD64 steps; 9: the journal's MOVETREE step and its third path (a directory in memory renamed with its subtree); 10: the header's twinrecs (where the twins of directories in memory went); 11: the header's shared list of directories in memory (mdir_list); 12: the stand-ins' holds on the twins' records (standin_holds), twinrecs sized to them and no longer a ring */
 #define EPH_PATH_MAX 1024        /* longer managed paths are kept on disk */
 #define EPH_DEFAULT_INODES 16384u
 #define EPH_DEFAULT_DESCS 65536u
@@ -281,10 +281,12 @@ struct eph_dirtouch {
  * generation, and the slot is dropped at the twin, at a moment its owner does not see; a rename
  * by another process may move the directory before or after that.  The record keeps the twin's
  * path as it is now: written under ns_lock by the twin (daemon/dirtwin.c), moved under ns_lock by
- * every rename of a disk directory through the shim or the daemon.  A ring: the oldest record is
- * reused, and a stand-in whose record is gone looks at the last path it saw, as before.
+ * every rename of a disk directory through the shim or the daemon.  Version 12: a record is reused
+ * only when no stand-in holds its slot and generation (struct eph_standin_hold below), so a
+ * stand-in's record stays for as long as the stand-in may need it; as many records as holds.
  */
-#define EPH_TWINRECS 64
+#define EPH_STANDIN_HOLDS 512
+#define EPH_TWINRECS EPH_STANDIN_HOLDS
 struct eph_twinrec {
     _Atomic uint32_t seq;        /* [DS] odd while a holder of ns_lock writes the record, or a kernel
                                   * rename may be moving the twin; 0: never written */
@@ -292,6 +294,21 @@ struct eph_twinrec {
     uint32_t pad;
     uint64_t dev, ino;           /* [DS] the twin's disk identity */
     char path[EPH_PATH_MAX];     /* [DS] the twin's path now */
+};
+
+/*
+ * A stand-in's hold on the record its directory's twin will have (version 12, twinrec.h).  A shim
+ * claims one for each stand-in fd (shim/nsdirfd.c, ndf_open, ndf_dup, and for a fork child's copies
+ * before the fork) and gives it back when the fd stops being a stand-in; the daemon reuses a record
+ * only if no hold names its slot and generation.  pid: 0 free; the holder's pid, with
+ * EPH_HOLD_FILLING while the claimer writes slot and gen.  A holder that dies keeps its holds until
+ * a claimer that finds none free takes those of dead pids back: never wrong, only kept longer.
+ */
+#define EPH_HOLD_FILLING 0x80000000u
+struct eph_standin_hold {
+    _Atomic uint32_t pid;        /* [S] 0, or the holder (| EPH_HOLD_FILLING while filled in) */
+    _Atomic uint32_t slot, gen;  /* [S] the stand-in's directory while it was in memory */
+    uint32_t pad;
 };
 
 struct eph_shm_header {
@@ -398,7 +415,8 @@ struct eph_shm_header {
     _Atomic uint32_t pad_v9;
     _Atomic uint64_t shim_dir_renames;
     /* ---- version 10: where the twins went (struct eph_twinrec above) ---- */
-    _Atomic uint32_t twinrec_next;  /* [DS] under ns_lock: the record the next twin fills */
+    _Atomic uint32_t twinrec_next;  /* [D] under ns_lock: where the next twin looks first when every
+                                     * record is held (cannot happen: as many records as holds) */
     uint32_t twinrec_pad;
     struct eph_twinrec twinrecs[EPH_TWINRECS]; /* [DS] */
     /* [S] version 11: the slots that are EPH_MDIR, as a shim found them, shared so that each new
@@ -415,6 +433,10 @@ struct eph_shm_header {
     _Atomic uint32_t mdir_list_takeovers;
     _Atomic uint32_t mdir_walks; /* [S] walks of every slot for them (the stats' dir_slot_walks) */
     _Atomic uint32_t mdir_list[EPH_MDIR_LIST];
+    /* ---- version 12: records kept while a stand-in holds them (struct eph_standin_hold) ---- */
+    _Atomic uint32_t twinrec_hwm;   /* [D] 1 + highest record ever filled: bounds the readers' scans */
+    _Atomic uint32_t holds_hwm;     /* [S] 1 + highest hold ever claimed: bounds the daemon's scan */
+    struct eph_standin_hold standin_holds[EPH_STANDIN_HOLDS]; /* [S] */
 };
 #define EPH_MDIRS_ALWAYS 0x80000000u
 #define EPH_MDIRS_SYMLINKS 0x7fffffffu
