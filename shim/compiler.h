@@ -20,4 +20,17 @@
  */
 #define SH_TLS __thread __attribute__((tls_model("initial-exec")))
 
+/*
+ * On a zero-initialised array that most processes never touch, or touch a page of: it goes to
+ * .lbss, which the x86-64 linker script places after all of .bss, so that the small variables
+ * every shimmed process writes share two or three pages instead of lying between the arrays (each
+ * first touch of a page is a page fault, 13-17 µs on a shadow-paging VM: "The shim's pages in
+ * every process (branch shimload)" in docs/ARCHITECTURE.md).  Elsewhere an ordinary variable.
+ */
+#if defined(__x86_64__)
+#define SH_COLD __attribute__((section(".lbss")))
+#else
+#define SH_COLD
+#endif
+
 #endif

@@ -6,6 +6,11 @@
  * directory) and its ancestors.  Only directories are kept: a stat that finds a
  * file or nothing is the kernel's answer each time.  Guarded by one mutex; the
  * section is a compare and a copy.
+ *
+ * Each table keeps what a look compares (length, generation, time) in a small array of its own
+ * and the names and answers in another, SH_COLD: a look that misses reads one page, and a process
+ * writes a name's page only when it keeps that name (before, a miss read every entry's length,
+ * spread one per page over 13 pages of .bss, each a page fault in every shimmed process).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -17,22 +22,30 @@
 #include "ephemera/proto.h"
 #include "ephemera/shm.h"
 
+#include "compiler.h"
 #include "dircache.h"
 #include "init.h"
 #include "sys.h"
 
 #define DC_ENTRIES 16
+/* Names kept inline, at most this long: longer ones are not kept (each look asks the kernel), so
+ * that the driver of a compile, which fills every entry, writes 2 pages and not 8. */
+#define DC_NAME_MAX 256
 #define DC_TTL_NS 1000000000ull /* CLOCK_MONOTONIC_COARSE: a program without the shim is seen within 1 s */
 
-struct dc_entry {
-    size_t len;          /* 0 = unused */
-    uint64_t gen;        /* the region's dir_gen when the stat was made */
-    uint64_t stamp;      /* sh_lru_ns() when the stat was made */
-    struct stat st;
-    char path[EPH_PATH_MAX];
+struct dc_key {
+    size_t len;     /* 0 = unused */
+    uint64_t gen;   /* the region's dir_gen when the stat was made */
+    uint64_t stamp; /* sh_lru_ns() when the stat was made */
 };
 
-static struct dc_entry dc[DC_ENTRIES];
+struct dc_entry {
+    struct stat st;
+    char path[DC_NAME_MAX];
+};
+
+static struct dc_key dc_keys[DC_ENTRIES];
+static struct dc_entry dc[DC_ENTRIES] SH_COLD;
 static unsigned dc_next;
 static pthread_mutex_t dc_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -65,7 +78,7 @@ void dc_miss_end(void)
 int dc_stat(const char *dir, struct stat *st)
 {
     size_t len = strlen(dir);
-    if (!sh.hdr || len >= EPH_PATH_MAX)
+    if (!sh.hdr || len >= DC_NAME_MAX)
         return sys.stat(dir, st);
     uint64_t gen = dc_gen(), now = sh_lru_ns();
     if (dc_miss.len != 0 && dc_miss.len == len && dc_miss.depth > 0 && dc_miss.gen == gen && memcmp(dc_miss.path, dir, len) == 0) {
@@ -75,9 +88,9 @@ int dc_stat(const char *dir, struct stat *st)
     }
     pthread_mutex_lock(&dc_mu);
     for (int i = 0; i < DC_ENTRIES; i++) {
-        struct dc_entry *e = &dc[i];
-        if (e->len == len && e->gen == gen && now - e->stamp < DC_TTL_NS && memcmp(e->path, dir, len) == 0) {
-            *st = e->st;
+        const struct dc_key *k = &dc_keys[i];
+        if (k->len == len && k->gen == gen && now - k->stamp < DC_TTL_NS && memcmp(dc[i].path, dir, len) == 0) {
+            *st = dc[i].st;
             pthread_mutex_unlock(&dc_mu);
             return 0;
         }
@@ -96,10 +109,9 @@ int dc_stat(const char *dir, struct stat *st)
     if (!S_ISDIR(st->st_mode))
         return 0;
     pthread_mutex_lock(&dc_mu);
-    struct dc_entry *e = &dc[dc_next++ % DC_ENTRIES];
-    e->len = len;
-    e->gen = gen;
-    e->stamp = now;
+    unsigned i = dc_next++ % DC_ENTRIES;
+    struct dc_entry *e = &dc[i];
+    dc_keys[i] = (struct dc_key){len, gen, now};
     e->st = *st;
     memcpy(e->path, dir, len + 1);
     pthread_mutex_unlock(&dc_mu);
@@ -111,14 +123,17 @@ int dc_stat(const char *dir, struct stat *st)
  * path_alias: a root reached through a symlink outside every root) with the kernel's name of each
  * in real (empty for the first kind).  A symlink on the way re-pointed by a shim goes by an unlink
  * or a rename, made by a symlink, and all three move the generation. */
-struct dc_canon {
-    size_t len; /* 0 = unused */
-    uint64_t gen;
-    uint64_t stamp;
-    char path[EPH_PATH_MAX], real[EPH_PATH_MAX];
+struct dc_canon_key {
+    struct dc_key k;
+    int alias; /* real is not empty */
 };
 
-static struct dc_canon dcc[DC_ENTRIES];
+struct dc_canon {
+    char path[DC_NAME_MAX], real[DC_NAME_MAX];
+};
+
+static struct dc_canon_key dcc_keys[DC_ENTRIES];
+static struct dc_canon dcc[DC_ENTRIES] SH_COLD;
 static unsigned dcc_next;
 
 uint64_t dc_generation(void)
@@ -129,17 +144,17 @@ uint64_t dc_generation(void)
 /* An entry for dir of the kind asked (alias: real is not empty): 1, real copied when asked. */
 static int canon_find(const char *dir, size_t len, char *real)
 {
-    if (!sh.hdr || len >= EPH_PATH_MAX)
+    if (!sh.hdr || len >= DC_NAME_MAX)
         return 0;
     uint64_t gen = dc_gen(), now = sh_lru_ns();
     int hit = 0;
     pthread_mutex_lock(&dc_mu);
     for (int i = 0; i < DC_ENTRIES && !hit; i++) {
-        struct dc_canon *e = &dcc[i];
-        hit = e->len == len && e->gen == gen && now - e->stamp < DC_TTL_NS && memcmp(e->path, dir, len) == 0 &&
-              !e->real[0] == !real;
+        const struct dc_canon_key *k = &dcc_keys[i];
+        hit = k->k.len == len && k->k.gen == gen && now - k->k.stamp < DC_TTL_NS && k->alias == !!real &&
+              memcmp(dcc[i].path, dir, len) == 0;
         if (hit && real)
-            memcpy(real, e->real, strlen(e->real) + 1);
+            memcpy(real, dcc[i].real, strlen(dcc[i].real) + 1);
     }
     pthread_mutex_unlock(&dc_mu);
     return hit;
@@ -148,14 +163,13 @@ static int canon_find(const char *dir, size_t len, char *real)
 static void canon_put(const char *dir, size_t len, const char *real, uint64_t gen)
 {
     size_t rlen = real ? strlen(real) : 0;
-    if (!sh.hdr || len >= EPH_PATH_MAX || rlen >= EPH_PATH_MAX)
+    if (!sh.hdr || len >= DC_NAME_MAX || rlen >= DC_NAME_MAX)
         return;
     uint64_t now = sh_lru_ns();
     pthread_mutex_lock(&dc_mu);
-    struct dc_canon *e = &dcc[dcc_next++ % DC_ENTRIES];
-    e->len = len;
-    e->gen = gen;
-    e->stamp = now;
+    unsigned i = dcc_next++ % DC_ENTRIES;
+    struct dc_canon *e = &dcc[i];
+    dcc_keys[i] = (struct dc_canon_key){{len, gen, now}, rlen != 0};
     memcpy(e->path, dir, len);
     e->path[len] = 0;
     memcpy(e->real, real ? real : "", rlen + 1);
@@ -189,17 +203,17 @@ void dc_alias_seen(const char *dir, size_t len, const char *real, uint64_t gen)
  * the time rules above hold and fstat still finds the same directory behind the fd (the
  * fd may have been closed and its number given to another directory since).
  */
-struct dc_fdname {
-    int fd1;             /* fd + 1, 0 = unused */
+struct dc_fdkey {
+    int fd1; /* fd + 1, 0 = unused */
     size_t len;
     uint64_t gen;
     uint64_t stamp;
     dev_t dev;
     ino_t ino;
-    char path[EPH_PATH_MAX];
 };
 
-static struct dc_fdname dcf[DC_ENTRIES];
+static struct dc_fdkey dcf_keys[DC_ENTRIES];
+static char dcf_path[DC_ENTRIES][DC_NAME_MAX] SH_COLD;
 static unsigned dcf_next;
 
 static int fd_readlink(int fd, char *out, size_t n)
@@ -224,9 +238,9 @@ int dc_fd_path(int fd, char *out, size_t n)
     ino_t ino = 0;
     pthread_mutex_lock(&dc_mu);
     for (int i = 0; i < DC_ENTRIES && !have; i++) {
-        struct dc_fdname *e = &dcf[i];
+        const struct dc_fdkey *e = &dcf_keys[i];
         if (e->fd1 == fd + 1 && e->gen == gen && now - e->stamp < DC_TTL_NS) {
-            memcpy(out, e->path, e->len + 1);
+            memcpy(out, dcf_path[i], e->len + 1);
             dev = e->dev;
             ino = e->ino;
             have = 1;
@@ -240,23 +254,18 @@ int dc_fd_path(int fd, char *out, size_t n)
     /* As for the stats: the generation read before the readlink keeps a racing change out. */
     if (fd_readlink(fd, out, n) < 0)
         return -1;
-    if (sys.fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode))
-        return 0;
     size_t len = strlen(out);
+    if (len >= DC_NAME_MAX || sys.fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode))
+        return 0;
     pthread_mutex_lock(&dc_mu);
-    struct dc_fdname *e = NULL;
-    for (int i = 0; i < DC_ENTRIES && !e; i++)
-        if (dcf[i].fd1 == fd + 1)
-            e = &dcf[i]; /* one entry per fd */
-    if (!e)
-        e = &dcf[dcf_next++ % DC_ENTRIES];
-    e->fd1 = fd + 1;
-    e->len = len;
-    e->gen = gen;
-    e->stamp = now;
-    e->dev = st.st_dev;
-    e->ino = st.st_ino;
-    memcpy(e->path, out, len + 1);
+    int i = -1;
+    for (int j = 0; j < DC_ENTRIES && i < 0; j++)
+        if (dcf_keys[j].fd1 == fd + 1)
+            i = j; /* one entry per fd */
+    if (i < 0)
+        i = (int)(dcf_next++ % DC_ENTRIES);
+    dcf_keys[i] = (struct dc_fdkey){fd + 1, len, gen, now, st.st_dev, st.st_ino};
+    memcpy(dcf_path[i], out, len + 1);
     pthread_mutex_unlock(&dc_mu);
     return 0;
 }

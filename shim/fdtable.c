@@ -820,7 +820,7 @@ void ft_ledger_child(struct ft_fork *f)
      * that number, if any, is another file).  With no reference handed over, the
      * parent listed none under ft_lock: start from an empty table; else from the
      * entries it kept at the fork. */
-    static struct { uint32_t fd, flags; } sized[256];
+    static struct { uint32_t fd, flags; } sized[256] SH_COLD;
     uint32_t n = 0;
     if (!f->snap) {
         /* The marks of counted disk files (FT_SIZED, desc1 0) hold no reference: they come

@@ -44,7 +44,7 @@ static struct idmap {
     uint64_t mdev, mino;   /* what we reported while it was in memory */
     uint32_t inode;        /* slot, to forget the entry at the last local close */
     int used;
-} idmap[IDMAP_MAX];
+} idmap[IDMAP_MAX] SH_COLD;
 static pthread_mutex_t idmap_mu = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int idmap_n;
 

@@ -59,7 +59,7 @@ static struct shadow_fd *shadow_table(void)
 
 /* ---- the shadow tree ---------------------------------------------------- */
 
-static char shadow_root[EPH_PATH_MAX];
+static char shadow_root[EPH_PATH_MAX] SH_COLD;
 
 static const char *root_dir(void)
 {

@@ -67,11 +67,15 @@ static int rp_suffix_needs_dir(const char *end)
 }
 
 /*
+ * Not inlined: its 20 KiB of buffers would sit in realpath's frame on the common path too, and
+ * glibc's realpath below it would then write stack pages 20 KiB deeper, five or six page faults
+ * more in every process that canonicalises a name (gcc's driver and cc1 do).
+ *
  * glibc's algorithm (stdlib/canonicalize.c) on the interposed calls.  out has
  * room for PATH_MAX bytes.  Returns 0, or -1 with errno set and out holding
  * the prefix that failed (as glibc leaves it).
  */
-static int rp_resolve(const char *name, char *out)
+static __attribute__((noinline)) int rp_resolve(const char *name, char *out)
 {
     char rname[2 * PATH_MAX], link[PATH_MAX], rest[2 * PATH_MAX];
     char *const lim = rname + sizeof rname - 1;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 #include "ephemera/shm.h"
 
@@ -185,8 +186,24 @@ static FILE *fopen_managed(const char *path, const char *mode)
  */
 static __attribute__((noinline)) void scrub_stack(void)
 {
+    enum { PG = 4096 };
     char buf[16384];
-    explicit_bzero(buf, sizeof buf);
+    /* Only pages already in memory can hold what the open left: a page never touched reads as
+     * zeros, and zeroing it would be a page fault of its own (two to four in every fopen of an
+     * in-memory file; cc1 and as make one each).  Pages are at least 4 KiB: a larger page size
+     * only makes vec longer than needed. */
+    uintptr_t lo = (uintptr_t)buf, hi = lo + sizeof buf, first = lo & ~(uintptr_t)(PG - 1);
+    unsigned char vec[sizeof buf / PG + 1];
+    if (PG != sysconf(_SC_PAGESIZE) || mincore((void *)first, hi - first, vec) != 0) {
+        explicit_bzero(buf, sizeof buf);
+    } else {
+        size_t i = 0;
+        for (uintptr_t p = first; p < hi; p += PG, i++)
+            if (vec[i] & 1) {
+                uintptr_t a = p < lo ? lo : p, b = p + PG < hi ? p + PG : hi;
+                explicit_bzero((void *)a, b - a);
+            }
+    }
     __asm__ volatile("" : : "r"(buf) : "memory");
 }
 

@@ -74,7 +74,7 @@ struct nsf_ent {
 
 /* Room for a batch and for entries given back while another thread refilled. */
 #define NSF_POOL_CAP (2 * EPH_POOL_MAX)
-static struct nsf_ent nsf_pool[NSF_POOL_CAP];
+static struct nsf_ent nsf_pool[NSF_POOL_CAP] SH_COLD;
 static int nsf_npool;
 static int nsf_fresh = 1; /* the next request says we hold nothing from before */
 /* How many slots the next request asks for: EPH_POOL_FIRST, doubled after every batch we

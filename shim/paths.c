@@ -39,7 +39,7 @@
 /* canonical: the kernel's resolution of the root gave exactly this path at start-up (realpath),
  * so a name directly in it needs no canonicalisation (canon_parent).  canon_of: for a root given
  * through a symlink, 1 + the index of its canonical spelling (0: none, or it is canonical). */
-static struct { char path[EPH_PATH_MAX]; size_t len; int canonical, canon_of; } roots[MAX_ROOTS];
+static struct { char path[EPH_PATH_MAX]; size_t len; int canonical, canon_of; } roots[MAX_ROOTS] SH_COLD;
 static int nroots;
 static size_t roots_shortest; /* the length of the shortest root, either spelling (0: none) */
 static int naliased; /* roots with a canon_of */

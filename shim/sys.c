@@ -23,9 +23,11 @@
 struct sys_table sys;
 static _Atomic int sys_resolved;
 
+/* The names to look up are an automatic array of sys_resolve, built by its code from the string
+ * literals' %rip-relative addresses: as a static array it was 4.3 KiB of pointers in .data.rel.ro,
+ * 140 relocations that the loader wrote in every process, a page of copy-on-write more each time
+ * ("The shim's pages in every process (branch shimload)" in docs/ARCHITECTURE.md). */
 #define SYS_SYM(name, ret, params, args, need, fault) EPH_SYS_SYM_ENTRY(struct sys_table, name, need)
-static const struct eph_sys_sym sys_syms[] = {SHIM_SYSCALLS(SYS_SYM)};
-#undef SYS_SYM
 
 /* Without the real call we cannot even pass through: say so and stop. */
 static __attribute__((noreturn)) void sys_missing(const char *name)
@@ -41,6 +43,7 @@ void sys_resolve(void)
 {
     if (atomic_load_explicit(&sys_resolved, memory_order_acquire))
         return;
+    const struct eph_sys_sym sys_syms[] = {SHIM_SYSCALLS(SYS_SYM)};
     enum { NSYMS = sizeof sys_syms / sizeof sys_syms[0] };
     void *found[NSYMS];
     symres_next((const void *)sys_resolve, sys_syms, NSYMS, found); /* one walk; dlsym for the rest */
