@@ -952,6 +952,76 @@ out:
     return r;
 }
 
+/*
+ * RENAME_EXCHANGE of directories a (slot s, generation sg) and b (t, tg), both in memory, the
+ * kernel's checks made by the caller: one record of three XTREE steps (a's subtree parked, b's to
+ * a, the parked one to b; nslock.h), both ctimes, both dir_parent_inos (a disk parent counts its
+ * subdirectories in memory by them) and the parents' times; no parent's count moves (a directory
+ * leaves each and one arrives).  0; -3 when a name or a parent changed since the caller looked;
+ * -2 (the old way) when a file below either is on its way to disk, a name would not fit, or the
+ * two are on different file systems.
+ */
+int nsd_exchange_dirs(const char *a, uint32_t s, uint32_t sg, const char *b, uint32_t t, uint32_t tg)
+{
+    struct eph_shm_header *h = sh.hdr;
+    char da[EPH_PATH_MAX], db[EPH_PATH_MAX];
+    struct nsd_parent pa, pb;
+    uint32_t gone = atomic_load(&h->dirs_gone); /* the parents are looked at before the lock */
+    if (nsd_parent_of(a, da, &pa) < 0 || nsd_parent_of(b, db, &pb) < 0)
+        return -2;
+    struct eph_inode *ai = &sh.inodes[s], *bi = &sh.inodes[t];
+    if (ai->dev != bi->dev || pa.dev != pb.dev)
+        return -2; /* the kernel's EXDEV, after the twins */
+    int same = strcmp(da, db) == 0;
+    if (nsf_hold() < 0)
+        return -1;
+    int r = -3;
+    if (atomic_load(&h->mdirs_off)) {
+        r = -2;
+        goto out;
+    }
+    if (atomic_load(&h->dirs_gone) != gone || eph_chain_lookup(h, a) != (int)s || atomic_load(&ai->gen) != sg ||
+        atomic_load(&ai->state) != EPH_MDIR || eph_chain_lookup(h, b) != (int)t || atomic_load(&bi->gen) != tg ||
+        atomic_load(&bi->state) != EPH_MDIR || !nsd_parent_same(da, &pa) || !nsd_parent_same(db, &pb))
+        goto out;
+    if (!nsd_tree_movable(a, b) || !nsd_tree_movable(b, a)) {
+        r = -2;
+        goto out;
+    }
+    int64_t now = fp_fine_stamp();
+    uint64_t aino = pb.idx < 0 ? pb.ino : 0, bino = pa.idx < 0 ? pa.ino : 0; /* the new parents */
+    eph_j_begin(h);
+    memcpy(h->journal.path, a, strlen(a) + 1);
+    memcpy(h->journal.path2, b, strlen(b) + 1);
+    for (uint64_t step = 1; step <= 3; step++)
+        eph_j_add(h, EPH_JOP_XTREE, 0, step);
+    eph_j_set64(h, &ai->ctime_ns, (uint64_t)now);
+    eph_j_set64(h, &bi->ctime_ns, (uint64_t)now);
+    if (ai->dir_parent_ino != aino)
+        eph_j_set64(h, &ai->dir_parent_ino, aino);
+    if (bi->dir_parent_ino != bino)
+        eph_j_set64(h, &bi->dir_parent_ino, bino);
+    nsd_j_parent(h, &pa, 0, now);
+    if (!same)
+        nsd_j_parent(h, &pb, 0, now);
+    eph_j_commit_as(h, "dirxchg");
+    atomic_fetch_add(&h->dirs_gone, 1); /* every path below both changed (shm.h) */
+    atomic_fetch_add(&h->shim_dir_renames, 1);
+    int full = (pa.idx < 0 && nsf_touch_dir(pa.dev, pa.ino, now) < 0) ||
+               (!same && pb.idx < 0 && nsf_touch_dir(pb.dev, pb.ino, now) < 0);
+    r = 0;
+    nsf_unhold();
+    dc_changed();
+    if (full) {
+        nsf_touch_kernel(a);
+        nsf_touch_kernel(b);
+    }
+    return r;
+out:
+    nsf_unhold();
+    return r;
+}
+
 /* ---- stat ------------------------------------------------------------------------ */
 
 /* abs if it is an in-memory directory, into st (or stx): 0, or -1 (not one). */
