@@ -40,16 +40,28 @@ test('RENAME_EXCHANGE of directories in memory answers as on tmpfs (the twin way
   assert.match(out, /^exchange x y: ok$/m, 'the scenario did not run as written');
 });
 
+test('RENAME_EXCHANGE of two directory trees in memory answers as on tmpfs', { timeout: 60_000 }, async (t) => {
+  // Listings, bytes, counts of the two and of their parents, st_ino following the trees, both
+  // ctimes and the parents' mtimes moved, stand-in fds below either name, the errors (branch
+  // exchange: made in memory, before by the twins, whose ext4 st_size tmpfs would not show).
+  const p = await program();
+  const { out } = await sameOnTmpfsAndShim(t, 'memdir-xtrees', '', { cmd: p, argv: (dir) => [dir, 'xtrees'] });
+  assert.match(out, /^exchange x y: ok$/m, 'the scenario did not run as written');
+  assert.match(out, /^x holds y's inode: yes, y holds x's: yes$/m);
+  assert.match(out, /^exchange x x\/in: Invalid argument$/m);
+});
+
 test('renames of directories in memory, and of trees of files in them, make no disk twin', { timeout: 60_000 }, async () => {
   // Before (main 5312959): each rename gave the directory its twin, and a tree's files made twins
-  // of the directories above their own: the scenarios made 5 twins, the tree 4.
+  // of the directories above their own: the scenarios made 5 twins, the tree 4.  The exchanges of
+  // two directories in memory (5 made) gave both their twins before branch exchange.
   const p = await program();
-  for (const [args, renames] of [[[], 10], [['tree', '400'], 20]]) {
-    const root = sc.sub(`count-${args.length}`);
+  for (const [args, renames] of [[[], 10], [['tree', '400'], 20], [['xtrees'], 5]]) {
+    const root = sc.sub(`count-${args.join('-') || 'scenarios'}`);
     mkdirSync(root, { recursive: true });
     const r = await ephemeraRun({ root, cmd: p, args: [root, ...args], statsDir: sc.dir });
     assert.equal(r.status, 0, describe(r));
-    if (args.length) assert.match(String(r.stdout), /^tree of 400 files renamed 20 times: 0 wrong, t0 gone$/m, describe(r));
+    if (args[0] === 'tree') assert.match(String(r.stdout), /^tree of 400 files renamed 20 times: 0 wrong, t0 gone$/m, describe(r));
     assert.equal(r.stats.dir_twins, 0, `${args.join(' ') || 'scenarios'}: directories given a disk twin: ${r.stats.dir_twins}`);
     assert.equal(r.stats.dirs_renamed_in_memory, renames, `${args.join(' ') || 'scenarios'}: dirs_renamed_in_memory ${r.stats.dirs_renamed_in_memory}`);
   }

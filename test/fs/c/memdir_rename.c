@@ -5,7 +5,10 @@
  * giving it a disk twin first.
  *
  *   memdir_rename DIR           the scenarios (no RENAME_EXCHANGE: no twin is needed)
- *   memdir_rename DIR exchange  RENAME_EXCHANGE of directories in memory (the twin way)
+ *   memdir_rename DIR exchange  RENAME_EXCHANGE of directories in memory against files and
+ *                               missing names (a directory against a file: the twin way)
+ *   memdir_rename DIR xtrees    RENAME_EXCHANGE of two directory trees in memory, in memory
+ *                               (branch exchange): listings, counts, inodes, ctimes, stand-ins
  *   memdir_rename DIR tree N    a tree of N files in 4 directories renamed 20 times, checked
  *   memdir_rename DIR race N    renames of a directory racing creates and unlinks below it
  */
@@ -18,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *D;
@@ -270,6 +274,115 @@ static void exchange(void)
     walk(".", 0);
 }
 
+/* Did t move past before (strictly: the caller slept first)? */
+static const char *later(const struct timespec *before, const struct timespec *t)
+{
+    return t->tv_sec > before->tv_sec || (t->tv_sec == before->tv_sec && t->tv_nsec > before->tv_nsec) ? "later" : "NOT LATER";
+}
+
+/* Read name through the directory fd dfd (a stand-in of a directory in memory under the shim). */
+static void cat_at(int dfd, const char *what, const char *name)
+{
+    char buf[128];
+    int fd = openat(dfd, name, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    printf("%s: %s\n", what, n < 0 ? strerror(errno) : buf);
+}
+
+/* Two trees exchanged, in one parent and across two, and back; the kernel's errors. */
+static void xtrees(void)
+{
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    struct stat bx, by, ax, ay, bp, bq, ap, aq;
+    mk("x");
+    mk("x/in");
+    mk("x/in/deep");
+    put("x/in/f", "xf");
+    put("x/g", "xg");
+    put("x/in/deep/h", "xh");
+    mk("y");
+    put("y/k", "yk");
+    mk("y/sub");
+    mk("y/sub/s2");
+    mk("xy"); /* a sibling whose name starts with one of them: stays */
+    put("xy/keep", "kept");
+    mk("p");
+    mk("p/w");
+    put("p/w/ww", "ww");
+    mk("p/w/w2");
+    mk("q");
+    mk("q/z");
+    put("q/z/zz", "zz");
+    res("link x/g y/lg", link(P("x/g"), P("y/lg"))); /* a file with a name in each tree */
+    counts_root();
+    lstat(P("x"), &bx);
+    lstat(P("y"), &by);
+    int xfd = open(P("x/in"), O_RDONLY | O_DIRECTORY), yfd = open(P("y"), O_RDONLY | O_DIRECTORY);
+    nanosleep(&pause, NULL);
+    res("exchange x y", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("y"), RENAME_EXCHANGE));
+    lstat(P("x"), &ax);
+    lstat(P("y"), &ay);
+    printf("x holds y's inode: %s, y holds x's: %s\n", ax.st_ino == by.st_ino ? "yes" : "no",
+           ay.st_ino == bx.st_ino ? "yes" : "no");
+    printf("ctime of x %s, of y %s\n", later(&by.st_ctim, &ax.st_ctim), later(&bx.st_ctim, &ay.st_ctim));
+    counts("x");
+    counts("y");
+    counts("y/in");
+    counts("x/sub");
+    counts("y/g");
+    counts_root();
+    cat("y/in/deep/h");
+    cat("x/k");
+    cat("x/lg");
+    cat("x/in/f");
+    cat_at(xfd, "through the fd of x/in, f", "f");
+    cat_at(yfd, "through the fd of y, k", "k");
+    if (xfd >= 0) {
+        int fd = openat(xfd, "new", O_CREAT | O_WRONLY, 0644);
+        res("create through the fd of x/in", fd);
+        if (fd >= 0)
+            close(fd);
+        close(xfd);
+    }
+    counts("y/in/new");
+    if (yfd >= 0)
+        close(yfd);
+    /* across two parents: their link counts stay, their times move */
+    lstat(P("p"), &bp);
+    lstat(P("q"), &bq);
+    nanosleep(&pause, NULL);
+    res("exchange p/w q/z", renameat2(AT_FDCWD, P("p/w"), AT_FDCWD, P("q/z"), RENAME_EXCHANGE));
+    lstat(P("p"), &ap);
+    lstat(P("q"), &aq);
+    printf("mtime of p %s, of q %s\n", later(&bp.st_mtim, &ap.st_mtim), later(&bq.st_mtim, &aq.st_mtim));
+    counts("p");
+    counts("q");
+    counts("p/w");
+    counts("q/z");
+    res("exchange x/ y/ (back)", renameat2(AT_FDCWD, P("x/"), AT_FDCWD, P("y/"), RENAME_EXCHANGE));
+    /* two empty directories, and one with a tree against an empty one */
+    mk("e1");
+    mk("e2");
+    res("exchange e1 e2", renameat2(AT_FDCWD, P("e1"), AT_FDCWD, P("e2"), RENAME_EXCHANGE));
+    res("exchange e1 q/z", renameat2(AT_FDCWD, P("e1"), AT_FDCWD, P("q/z"), RENAME_EXCHANGE));
+    counts("e1");
+    counts("q/z");
+    /* the kernel's errors */
+    res("exchange x x", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("x"), RENAME_EXCHANGE));
+    res("exchange x missing", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("missing"), RENAME_EXCHANGE));
+    res("exchange x y/missing", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("y/missing"), RENAME_EXCHANGE));
+    res("exchange x missing/y", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("missing/y"), RENAME_EXCHANGE));
+    res("exchange x x/g/z", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("x/g/z"), RENAME_EXCHANGE));
+    res("exchange x x/in", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("x/in"), RENAME_EXCHANGE));
+    res("exchange x/in/deep x", renameat2(AT_FDCWD, P("x/in/deep"), AT_FDCWD, P("x"), RENAME_EXCHANGE));
+    res("exchange x y NOREPLACE", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("y"), RENAME_EXCHANGE | RENAME_NOREPLACE));
+    printf("--- the tree ---\n");
+    walk(".", 0);
+}
+
 static void tree(int n)
 {
     mk("t0");
@@ -433,6 +546,8 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 2 && strcmp(argv[2], "exchange") == 0)
         exchange();
+    else if (argc > 2 && strcmp(argv[2], "xtrees") == 0)
+        xtrees();
     else if (argc > 3 && strcmp(argv[2], "tree") == 0)
         tree(atoi(argv[3]));
     else if (argc > 3 && strcmp(argv[2], "race") == 0)
