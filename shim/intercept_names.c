@@ -373,47 +373,63 @@ static int mdir_dot_last(const char *p)
 }
 
 /*
- * RENAME_EXCHANGE of two directories in memory, in memory (nsd_exchange_dirs): the kernel's checks
- * in its order (do_renameat2, then vfs_rename) on the region's answers, as mdir_rename_once's.  A
- * directory in memory against a missing name in a directory in memory is its ENOENT here too.  0,
- * -1 with errno, -2 (the old way: a file or a disk name on either side, "x/.", another file
+ * RENAME_EXCHANGE of two names in memory, at least one a directory, in memory (nsd_exchange): the
+ * kernel's checks in its order (do_renameat2, then vfs_rename) on the region's answers, as
+ * mdir_rename_once's.  A directory in memory against a missing name is its ENOENT here too.  0,
+ * -1 with errno, -2 (the old way: two files, a disk name on either side, "x/.", another file
  * system) or -3 (decide again).
  */
 static int mdir_exchange_once(int od, const char *op, int nd, const char *np, char a[EPH_PATH_MAX], char b[EPH_PATH_MAX])
 {
     int ta, tb;
-    uint32_t sg = 0, tg = 0, fi, fg;
+    uint32_t ga = 0, gb = 0, fi, fg;
     if (nsd_resolve(od, op, a, &ta) <= 0 || nsd_resolve(nd, np, b, &tb) <= 0 || path_is_root(a) || path_is_root(b) ||
         mdir_dot_last(op) || mdir_dot_last(np))
         return -2;
     uint64_t seq = atomic_load_explicit(&sh.hdr->ns_seq, memory_order_acquire);
 #define MDIR_FAIL(e) (mdir_seq_moved(seq) ? -3 : fail(e))
-    int s = nsd_dir_slot(a, &sg), t = nsd_dir_slot(b, &tg);
-    if (s < 0 || t == -2)
+    int s = nsd_dir_slot(a, &ga), t = nsd_dir_slot(b, &gb);
+    if (s == -2 || t == -2)
         return -2;
+    struct nsd_xside xa = {(uint32_t)s, ga, 1}, xb = {(uint32_t)t, gb, 1};
+    if (s < 0 && nsv_lookup(a, &fi, &fg) == 0 && atomic_load(&sh.inodes[fi].state) == EPH_MEM)
+        xa = (struct nsd_xside){fi, fg, 0};
+    else if (s < 0)
+        return -2; /* missing, or on disk: the kernel's */
+    int bmissing = 0;
+    if (t < 0 && nsv_lookup(b, &fi, &fg) == 0) {
+        if (atomic_load(&sh.inodes[fi].state) != EPH_MEM)
+            return -2; /* on its way to disk, or placed there */
+        xb = (struct nsd_xside){fi, fg, 0};
+    } else if (t < 0) {
+        /* missing (in memory, and on disk in a disk parent): the kernel's ENOENT; anything on disk,
+         * the old way */
+        struct stat st;
+        if (!xa.dir || (!nsd_mem_parent(b, NULL, NULL) && (REAL(lstat)(b, &st) == 0 || errno != ENOENT)))
+            return -2;
+        bmissing = 1;
+    }
+    if (!xa.dir && !xb.dir)
+        return -2; /* two files: nsf's and the daemon's */
     int we = nsv_walk_error(a);
     if (we == 0)
         we = nsv_walk_error(b);
     if (we < 0)
         return MDIR_FAIL(-we);
-    if (t < 0) {
-        /* b is no directory in memory: missing (in memory, and on disk in a disk parent), the
-         * kernel's ENOENT; a file, or anything on disk, the old way */
-        struct stat st;
-        if (nsv_lookup(b, &fi, &fg) == 0 ||
-            (!nsd_mem_parent(b, NULL, NULL) && (REAL(lstat)(b, &st) == 0 || errno != ENOENT)))
-            return -2;
+    if (bmissing)
         return MDIR_FAIL(ENOENT);
-    }
+    if ((!xb.dir && tb) || (!xa.dir && ta))
+        return MDIR_FAIL(ENOTDIR); /* a trailing slash on a file's name */
     if (strcmp(a, b) == 0)
         return 0; /* one directory: vfs_rename returns before any check */
     if (pn_under(b, a, strlen(a)) || pn_under(a, b, strlen(b)))
         return MDIR_FAIL(EINVAL); /* either inside the other (the rename trap) */
-    int pe = rename_may(a, b, (uid_t)sh.inodes[s].uid, 1, 1, 1, RENAME_EXCHANGE, (uid_t)sh.inodes[t].uid);
+    int pe = rename_may(a, b, (uid_t)sh.inodes[xa.slot].uid, xa.dir, 1, xb.dir, RENAME_EXCHANGE,
+                        (uid_t)sh.inodes[xb.slot].uid);
     if (pe)
         return MDIR_FAIL(pe);
 #undef MDIR_FAIL
-    return nsd_exchange_dirs(a, (uint32_t)s, sg, b, (uint32_t)t, tg);
+    return nsd_exchange(a, &xa, b, &xb);
 }
 
 static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsigned flags, char a[EPH_PATH_MAX],

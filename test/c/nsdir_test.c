@@ -393,26 +393,31 @@ static void tree_there(const char *top, const char *const *names, size_t n, cons
  * the next locker finds both trees where they were (killed before the commit) or exchanged (after
  * it: the steps done are skipped and the one in flight finished), with the bytes, the counts and
  * the daemon's ns-check intact.  "exchangeN" stops in step N with two slots of it moved and the
- * third off every chain; "dirxchg-applying" after step 1.
+ * third off every chain; "dirxchg-applying" after step 1.  bfile: b is a file in memory (its step
+ * moves one slot: no stop in step 2), and the root's st_nlink is unchanged (same parent).
  */
-static void exchange_killed(const char *root, const char *point, int committed)
+static void exchange_killed(const char *root, const char *point, int committed, int bfile)
 {
-    char a[PATH_MAX], b[PATH_MAX], p[PATH_MAX + 32], when[128];
+    char a[PATH_MAX], b[PATH_MAX], p[PATH_MAX + 32], when[160];
     static const char *const an[] = {"", "/f1", "/s", "/s/f2", "/s/t"};
     static const char *const bn[] = {"", "/f3", "/u", "/u/f4", "/u/f5", "/u/v"};
-    struct stat st;
-    snprintf(a, sizeof a, "%s/xa-%s", root, point);
-    snprintf(b, sizeof b, "%s/xb-%s", root, point);
-    snprintf(when, sizeof when, "after killing an exchange at %s", point);
+    static const char *const bf[] = {"f"}; /* (a name holding 'f': a file) */
+    const char *const *bnames = bfile ? bf : bn;
+    size_t na = sizeof an / sizeof an[0], nb = bfile ? 1 : sizeof bn / sizeof bn[0];
+    struct stat st, rst0;
+    snprintf(a, sizeof a, "%s/xa-%s-%d", root, point, bfile);
+    snprintf(b, sizeof b, "%s/xb-%s-%d", root, point, bfile);
+    snprintf(when, sizeof when, "after killing an exchange%s at %s", bfile ? " with a file" : "", point);
     for (int k = 0; k < 6; k++) { /* warm-up files, as rename_killed's */
         snprintf(p, sizeof p, "%s/warm-%s-%d", root, point, k);
         CHECK(file_put(p, 'w', 1) && unlink(p) == 0, "%s: warm-up file: %s", when, strerror(errno));
     }
     for (int side = 0; side < 2; side++) {
-        const char *const *names = side ? bn : an;
-        size_t n = side ? sizeof bn / sizeof bn[0] : sizeof an / sizeof an[0];
+        const char *const *names = side ? bnames : an;
+        size_t n = side ? nb : na;
         for (size_t k = 0; k < n; k++) {
-            snprintf(p, sizeof p, "%s%s", side ? b : a, names[k]);
+            const char *rest = bfile && side ? "" : names[k];
+            snprintf(p, sizeof p, "%s%s", side ? b : a, rest);
             if (strchr(names[k], 'f')) {
                 char text[64];
                 snprintf(text, sizeof text, "%s%s", side ? "B" : "A", names[k]);
@@ -427,6 +432,7 @@ static void exchange_killed(const char *root, const char *point, int committed)
         }
     }
     CHECK(disk_lstat(a, &st) < 0 && disk_lstat(b, &st) < 0, "%s: the trees are not in memory", when);
+    CHECK(stat(root, &rst0) == 0, "stat root");
     long long renamed0 = ephd_stat(run_dir, "dirs_renamed_in_memory"), twins0 = ephd_stat(run_dir, "dir_twins");
     if (!killed_at(point, when, call_exchange, a, b))
         return;
@@ -434,30 +440,39 @@ static void exchange_killed(const char *root, const char *point, int committed)
     snprintf(other, sizeof other, "%s/after-x-%s", root, point);
     CHECK(mkdir(other, 0700) == 0 && rmdir(other) == 0, "%s: mkdir and rmdir of another: %s", when, strerror(errno));
     const char *at_a = committed ? b : a, *at_b = committed ? a : b; /* where tree A and tree B are now */
-    tree_there(at_a, an, sizeof an / sizeof an[0], "A", when);
-    tree_there(at_b, bn, sizeof bn / sizeof bn[0], "B", when);
+    tree_there(at_a, an, na, "A", when);
+    if (bfile) {
+        char buf[16] = "";
+        CHECK(slurp(at_b, buf, sizeof buf - 1) == 2 && memcmp(buf, "Bf", 2) == 0, "%s: %s holds \"%s\", want \"Bf\"",
+              when, at_b, buf);
+    } else {
+        tree_there(at_b, bn, nb, "B", when);
+        snprintf(p, sizeof p, "%s/u", at_b);
+        CHECK(stat(p, &st) == 0 && st.st_nlink == 3 && st.st_size == 100, "%s: %s nlink %lu size %lld (tmpfs: 3, 100)",
+              when, p, (unsigned long)st.st_nlink, (long long)st.st_size);
+    }
     snprintf(p, sizeof p, "%s/s/f2", at_b);
-    CHECK(lstat(p, &st) < 0 && errno == ENOENT, "%s: %s is there too", when, p);
+    CHECK(lstat(p, &st) < 0 && (errno == ENOENT || errno == ENOTDIR), "%s: %s is there too", when, p);
     snprintf(p, sizeof p, "%s/u", at_a);
     CHECK(lstat(p, &st) < 0 && errno == ENOENT, "%s: %s is there too", when, p);
-    snprintf(p, sizeof p, "%s/u", at_b);
-    CHECK(stat(p, &st) == 0 && st.st_nlink == 3 && st.st_size == 100, "%s: %s nlink %lu size %lld (tmpfs: 3, 100)", when,
-          p, (unsigned long)st.st_nlink, (long long)st.st_size);
     CHECK(stat(at_a, &st) == 0 && st.st_nlink == 3 && st.st_size == 80, "%s: %s nlink %lu size %lld (tmpfs: 3, 80)", when,
           at_a, (unsigned long)st.st_nlink, (long long)st.st_size);
+    CHECK(stat(root, &st) == 0 && st.st_nlink == rst0.st_nlink, "%s: the root's nlink %lu, was %lu", when,
+          (unsigned long)st.st_nlink, (unsigned long)rst0.st_nlink);
     CHECK(ephd_stat(run_dir, "dirs_renamed_in_memory") == renamed0 && ephd_stat(run_dir, "dir_twins") == twins0,
           "%s: the victim's count moved, or twins were made", when);
     ns_consistent(when);
-    /* Others keep going: the trees are exchanged back (in memory), then go. */
+    /* Others keep going: the two are exchanged back (in memory), then go. */
     CHECK(renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) == 0, "%s: exchange back: %s", when, strerror(errno));
     CHECK(ephd_stat(run_dir, "dirs_renamed_in_memory") == renamed0 + 1 && ephd_stat(run_dir, "dir_twins") == twins0,
           "%s: the exchange back was not made in memory", when);
-    tree_there(at_b, an, sizeof an / sizeof an[0], "A", when);
-    tree_there(at_a, bn, sizeof bn / sizeof bn[0], "B", when);
+    tree_there(at_b, an, na, "A", when);
+    if (!bfile)
+        tree_there(at_a, bn, nb, "B", when);
     for (int side = 0; side < 2; side++) {
-        const char *const *names = side ? bn : an;
-        for (size_t k = side ? sizeof bn / sizeof bn[0] : sizeof an / sizeof an[0]; k-- > 0;) {
-            snprintf(p, sizeof p, "%s%s", side ? at_a : at_b, names[k]);
+        const char *const *names = side ? bnames : an;
+        for (size_t k = side ? nb : na; k-- > 0;) {
+            snprintf(p, sizeof p, "%s%s", side ? at_a : at_b, bfile && side ? "" : names[k]);
             CHECK((strchr(names[k], 'f') ? unlink(p) : rmdir(p)) == 0, "%s: remove %s: %s", when, p, strerror(errno));
         }
     }
@@ -655,12 +670,14 @@ static int child(const char *root, const char *disk)
     rename_killed(root, "dirmove-building", 0);
     rename_killed(root, "movetree", 1);
     rename_killed(root, "dirmove-applied", 1);
-    exchange_killed(root, "dirxchg-building", 0);
-    exchange_killed(root, "exchange1", 1);
-    exchange_killed(root, "dirxchg-applying", 1);
-    exchange_killed(root, "exchange2", 1);
-    exchange_killed(root, "exchange3", 1);
-    exchange_killed(root, "dirxchg-applied", 1);
+    exchange_killed(root, "dirxchg-building", 0, 0);
+    exchange_killed(root, "exchange1", 1, 0);
+    exchange_killed(root, "dirxchg-applying", 1, 0);
+    exchange_killed(root, "exchange2", 1, 0);
+    exchange_killed(root, "exchange3", 1, 0);
+    exchange_killed(root, "dirxchg-applied", 1, 0);
+    exchange_killed(root, "exchange1", 1, 1);
+    exchange_killed(root, "exchange3", 1, 1);
     symlinks_and_access(root); /* last: it leaves a symlink counted (mkdir on disk from then on) */
     ns_consistent("at the end");
     printf("nsdir_test: %d checks, %d failures\n", checks, failures);

@@ -34,7 +34,7 @@ test('renames of directories in memory answer as on tmpfs', { timeout: 60_000 },
   assert.ok(stats.dirs_made_in_memory >= 9, `the directories were not made in memory (dirs_made_in_memory ${stats.dirs_made_in_memory})`);
 });
 
-test('RENAME_EXCHANGE of directories in memory answers as on tmpfs (the twin way)', { timeout: 60_000 }, async (t) => {
+test('RENAME_EXCHANGE of directories in memory against each other, a file and a missing name answers as on tmpfs', { timeout: 60_000 }, async (t) => {
   const p = await program();
   const { out } = await sameOnTmpfsAndShim(t, 'memdir-exchange', '', { cmd: p, argv: (dir) => [dir, 'exchange'] });
   assert.match(out, /^exchange x y: ok$/m, 'the scenario did not run as written');
@@ -42,8 +42,9 @@ test('RENAME_EXCHANGE of directories in memory answers as on tmpfs (the twin way
 
 test('RENAME_EXCHANGE of two directory trees in memory answers as on tmpfs', { timeout: 60_000 }, async (t) => {
   // Listings, bytes, counts of the two and of their parents, st_ino following the trees, both
-  // ctimes and the parents' mtimes moved, stand-in fds below either name, the errors (branch
-  // exchange: made in memory, before by the twins, whose ext4 st_size tmpfs would not show).
+  // ctimes and the parents' mtimes moved, stand-in fds below either name, a directory against a
+  // file (with a second name) in one parent and in two, the errors (branch exchange: made in
+  // memory, before by the twins, whose ext4 st_size tmpfs would not show).
   const p = await program();
   const { out } = await sameOnTmpfsAndShim(t, 'memdir-xtrees', '', { cmd: p, argv: (dir) => [dir, 'xtrees'] });
   assert.match(out, /^exchange x y: ok$/m, 'the scenario did not run as written');
@@ -54,9 +55,10 @@ test('RENAME_EXCHANGE of two directory trees in memory answers as on tmpfs', { t
 test('renames of directories in memory, and of trees of files in them, make no disk twin', { timeout: 60_000 }, async () => {
   // Before (main 5312959): each rename gave the directory its twin, and a tree's files made twins
   // of the directories above their own: the scenarios made 5 twins, the tree 4.  The exchanges of
-  // two directories in memory (5 made) gave both their twins before branch exchange.
+  // two directories in memory, or of one and a file in memory (8 made), gave the directories
+  // their twins before branch exchange.
   const p = await program();
-  for (const [args, renames] of [[[], 10], [['tree', '400'], 20], [['xtrees'], 5]]) {
+  for (const [args, renames] of [[[], 10], [['tree', '400'], 20], [['xtrees'], 8]]) {
     const root = sc.sub(`count-${args.join('-') || 'scenarios'}`);
     mkdirSync(root, { recursive: true });
     const r = await ephemeraRun({ root, cmd: p, args: [root, ...args], statsDir: sc.dir });

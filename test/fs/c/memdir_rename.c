@@ -5,8 +5,8 @@
  * giving it a disk twin first.
  *
  *   memdir_rename DIR           the scenarios (no RENAME_EXCHANGE: no twin is needed)
- *   memdir_rename DIR exchange  RENAME_EXCHANGE of directories in memory against files and
- *                               missing names (a directory against a file: the twin way)
+ *   memdir_rename DIR exchange  RENAME_EXCHANGE of directories in memory against each other,
+ *                               a file and missing names (in memory since branch exchange)
  *   memdir_rename DIR xtrees    RENAME_EXCHANGE of two directory trees in memory, in memory
  *                               (branch exchange): listings, counts, inodes, ctimes, stand-ins
  *   memdir_rename DIR tree N    a tree of N files in 4 directories renamed 20 times, checked
@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 static const char *D;
-static int show_size = 1; /* the exchange's directories get their twins: ext4's st_size */
 
 static const char *P(const char *sub)
 {
@@ -118,7 +117,7 @@ static void walk(const char *sub, int depth)
             printf("%*s%s: %s\n", depth * 2, "", names[i], strerror(errno));
         } else if (S_ISDIR(st.st_mode)) {
             printf("%*s%s/ nlink=%lu size=%lld\n", depth * 2, "", names[i], (unsigned long)st.st_nlink,
-                   show_size ? (long long)st.st_size : -1LL);
+                   (long long)st.st_size);
             walk(child, depth + 1);
         } else {
             char buf[128];
@@ -260,7 +259,6 @@ static void scenarios(void)
 
 static void exchange(void)
 {
-    show_size = 0;
     mk("x");
     mk("x/in");
     put("x/in/f", "x");
@@ -370,6 +368,37 @@ static void xtrees(void)
     res("exchange e1 q/z", renameat2(AT_FDCWD, P("e1"), AT_FDCWD, P("q/z"), RENAME_EXCHANGE));
     counts("e1");
     counts("q/z");
+    /* a directory against a file (with a second name), in one parent and across two: each kind in
+     * the other's place, the parents' link counts move */
+    struct stat bf, be, af, ae;
+    put("fl", "file");
+    res("link fl p/fl2", link(P("fl"), P("p/fl2")));
+    lstat(P("fl"), &bf);
+    lstat(P("e2"), &be);
+    nanosleep(&pause, NULL);
+    res("exchange e2 fl", renameat2(AT_FDCWD, P("e2"), AT_FDCWD, P("fl"), RENAME_EXCHANGE));
+    lstat(P("fl"), &af);
+    lstat(P("e2"), &ae);
+    printf("e2 holds fl's inode: %s, fl holds e2's: %s\n", ae.st_ino == bf.st_ino ? "yes" : "no",
+           af.st_ino == be.st_ino ? "yes" : "no");
+    printf("ctime of e2 %s, of fl %s\n", later(&bf.st_ctim, &ae.st_ctim), later(&be.st_ctim, &af.st_ctim));
+    counts("e2");
+    counts("fl");
+    counts("p/fl2");
+    counts_root();
+    cat("e2");
+    res("exchange fl/ e2 (back)", renameat2(AT_FDCWD, P("fl/"), AT_FDCWD, P("e2"), RENAME_EXCHANGE));
+    res("exchange e2 fl/", renameat2(AT_FDCWD, P("e2"), AT_FDCWD, P("fl/"), RENAME_EXCHANGE));
+    res("exchange fl/ e2", renameat2(AT_FDCWD, P("fl/"), AT_FDCWD, P("e2"), RENAME_EXCHANGE));
+    res("exchange p/fl2 e1", renameat2(AT_FDCWD, P("p/fl2"), AT_FDCWD, P("e1"), RENAME_EXCHANGE));
+    counts("p");
+    counts_root();
+    counts("p/fl2");
+    counts("e1");
+    cat("e1");
+    cat("p/fl2/ww");
+    res("exchange p p/fl2/w2", renameat2(AT_FDCWD, P("p"), AT_FDCWD, P("p/fl2/w2"), RENAME_EXCHANGE));
+    res("exchange p/fl2 fl/x", renameat2(AT_FDCWD, P("p/fl2"), AT_FDCWD, P("fl/x"), RENAME_EXCHANGE));
     /* the kernel's errors */
     res("exchange x x", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("x"), RENAME_EXCHANGE));
     res("exchange x missing", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("missing"), RENAME_EXCHANGE));
