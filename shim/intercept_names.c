@@ -437,14 +437,13 @@ static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsi
 {
     int ta, tb;
     uint32_t sg, tg = 0, fi, fg;
-    if (flags == RENAME_EXCHANGE && nsd_files_in_memory() && !pn_has_dotdot(op) && !pn_has_dotdot(np) &&
-        sh_attach() == 0 && atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed) &&
-        !atomic_load_explicit(&sh.hdr->mdirs_off, memory_order_relaxed))
-        return mdir_exchange_once(od, op, nd, np, a, b);
-    if ((flags & ~(unsigned)RENAME_NOREPLACE) || !nsd_files_in_memory() || pn_has_dotdot(op) || pn_has_dotdot(np) ||
-        sh_attach() < 0 || !atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed) ||
+    if ((flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) || flags == (RENAME_NOREPLACE | RENAME_EXCHANGE) ||
+        !nsd_files_in_memory() || pn_has_dotdot(op) || pn_has_dotdot(np) || sh_attach() < 0 ||
+        !atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed) ||
         atomic_load_explicit(&sh.hdr->mdirs_off, memory_order_relaxed))
         return -2; /* (a symlink under a root: lexical names may not be the kernel's) */
+    if (flags == RENAME_EXCHANGE)
+        return mdir_exchange_once(od, op, nd, np, a, b);
     if (nsd_resolve(od, op, a, &ta) <= 0 || nsd_resolve(nd, np, b, &tb) <= 0 || path_is_root(a) || path_is_root(b))
         return -2;
     /* Every answer below comes from looks without the lock: one taken while another process's
