@@ -81,3 +81,14 @@ test('renames of a directory in memory racing creates, unlinks and mkdirs below 
   assert.ok(stats.dirs_renamed_in_memory >= 1, `dirs_renamed_in_memory ${stats.dirs_renamed_in_memory}`);
   t.diagnostic(`dirs_renamed_in_memory=${stats.dirs_renamed_in_memory} dir_twins=${stats.dir_twins}`);
 });
+
+test('exchanges of two directories in memory racing creates and unlinks below one lose nothing, as on tmpfs', { timeout: 90_000 }, async (t) => {
+  // Two processes exchange a <-> b 300 times each while three make 200 files each below tree A's
+  // sub/ (and remove every third) through whichever name holds it: tree A at one name with exactly
+  // the workers' files, tree B's 20 at the other (branch exchange).
+  const p = await program();
+  const { out, stats } = await sameOnTmpfsAndShim(t, 'memdir-xrace', '', { cmd: p, argv: (dir) => [dir, 'xrace', '200'] });
+  assert.match(out, /^xrace: 0 processes failed, files expected found, listed same, wrong 0, tree B kept 20 of 20, w0 in B: no$/m, out);
+  assert.ok(stats.dirs_renamed_in_memory >= 1, `dirs_renamed_in_memory ${stats.dirs_renamed_in_memory}`);
+  t.diagnostic(`dirs_renamed_in_memory=${stats.dirs_renamed_in_memory} dir_twins=${stats.dir_twins}`);
+});

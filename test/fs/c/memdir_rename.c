@@ -11,6 +11,7 @@
  *                               (branch exchange): listings, counts, inodes, ctimes, stand-ins
  *   memdir_rename DIR tree N    a tree of N files in 4 directories renamed 20 times, checked
  *   memdir_rename DIR race N    renames of a directory racing creates and unlinks below it
+ *   memdir_rename DIR xrace N   exchanges of two directories racing creates and unlinks below one
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -567,6 +568,96 @@ static void race(int files)
            listed == found ? "same" : "DIFFERENT", wrong);
 }
 
+/*
+ * Two processes exchange a and b (RENAME_EXCHANGE) 300 times each while three create files below
+ * tree A's sub/wN (and remove every third) through whichever name holds it (tree B has no sub):
+ * tree A whole at one name with exactly the workers' files, tree B's files whole at the other.
+ */
+static void xrace(int files)
+{
+    mk("a");
+    mk("a/sub");
+    mk("b");
+    mk("b/keep");
+    enum { EXCHANGERS = 2, WORKERS = 3, EXCHANGES = 300, KEPT = 20 };
+    for (int i = 0; i < KEPT; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "b/keep/k%d", i);
+        put(name, name + 2);
+    }
+    pid_t kids[EXCHANGERS + WORKERS];
+    for (int k = 0; k < EXCHANGERS + WORKERS; k++) {
+        kids[k] = fork();
+        if (kids[k] != 0)
+            continue;
+        if (k < EXCHANGERS) {
+            for (int n = 0; n < EXCHANGES; n++)
+                if (renameat2(AT_FDCWD, P(n & 1 ? "a" : "b"), AT_FDCWD, P(n & 1 ? "b" : "a"), RENAME_EXCHANGE) < 0)
+                    _exit(10 + errno);
+            _exit(0);
+        }
+        int w = k - EXCHANGERS, bad = 0;
+        char rest[64], dir[64];
+        snprintf(dir, sizeof dir, "sub/w%d", w);
+        bad += either(dir, op_mkdir, NULL) < 0; /* only tree A has a sub: under whichever name holds it */
+        for (int i = 0; i < files; i++) {
+            snprintf(rest, sizeof rest, "sub/w%d/f%d", w, i);
+            bad += either(rest, op_create, rest) < 0;
+            if (i % 3 == 0)
+                bad += either(rest, op_unlink, NULL) < 0;
+        }
+        _exit(bad ? 8 : 0);
+    }
+    int failed = 0;
+    for (int k = 0; k < EXCHANGERS + WORKERS; k++) {
+        int st;
+        waitpid(kids[k], &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            printf("process %d: status %d\n", k, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+            failed++;
+        }
+    }
+    struct stat st;
+    const char *ta = lstat(P("a/keep"), &st) == 0 ? "b" : "a", *tb = ta[0] == 'a' ? "b" : "a";
+    int wrong = 0, found = 0, kept = 0, listed = 0;
+    for (int w = 0; w < WORKERS; w++)
+        for (int i = 0; i < files; i++) {
+            char name[128], want[64], buf[64] = "";
+            snprintf(want, sizeof want, "sub/w%d/f%d", w, i);
+            snprintf(name, sizeof name, "%s/%s", ta, want);
+            int fd = open(P(name), O_RDONLY);
+            ssize_t got = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+            if (fd >= 0)
+                close(fd);
+            found += fd >= 0;
+            wrong += (i % 3 == 0) ? fd >= 0 : (got != (ssize_t)strlen(want) || memcmp(buf, want, strlen(want)) != 0);
+        }
+    for (int i = 0; i < KEPT; i++) {
+        char name[128], want[64], buf[64] = "";
+        snprintf(want, sizeof want, "keep/k%d", i);
+        snprintf(name, sizeof name, "%s/%s", tb, want);
+        int fd = open(P(name), O_RDONLY);
+        ssize_t got = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        kept += got == (ssize_t)strlen(want) && memcmp(buf, want, strlen(want)) == 0;
+    }
+    for (int w = 0; w < WORKERS; w++) {
+        char sub[64];
+        snprintf(sub, sizeof sub, "%s/sub/w%d", ta, w);
+        DIR *d = opendir(P(sub));
+        for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+            listed += e->d_name[0] != '.';
+        if (d)
+            closedir(d);
+    }
+    char other[64];
+    snprintf(other, sizeof other, "%s/sub/w0", tb);
+    printf("xrace: %d processes failed, files expected %s, listed %s, wrong %d, tree B kept %d of %d, w0 in B: %s\n",
+           failed, found == WORKERS * (files - (files + 2) / 3) ? "found" : "MISSING", listed == found ? "same" : "DIFFERENT",
+           wrong, kept, KEPT, lstat(P(other), &st) == 0 ? "YES" : "no");
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -581,6 +672,8 @@ int main(int argc, char **argv)
         tree(atoi(argv[3]));
     else if (argc > 3 && strcmp(argv[2], "race") == 0)
         race(atoi(argv[3]));
+    else if (argc > 3 && strcmp(argv[2], "xrace") == 0)
+        xrace(atoi(argv[3]));
     else
         scenarios();
     return 0;
