@@ -282,47 +282,61 @@ static int rename_enoent(const char *a, const char *b)
     return e ? -e : ENOENT;
 }
 
+/* The sticky rule of path's directory for me, the entry's owner being owner: 1 when it denies
+ * (the directory sticky, and neither it nor the entry mine).  A directory in memory: its slot. */
+static int rename_sticky_denies(const char *path, uid_t owner, uid_t me)
+{
+    char dir[EPH_PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash && slash != path ? (size_t)(slash - path) : 1;
+    struct stat ds;
+    if (n >= sizeof dir)
+        return 0;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    uint32_t dg;
+    int di = nsd_dir_slot(dir, &dg);
+    if (di >= 0) {
+        ds.st_mode = sh.inodes[di].mode;
+        ds.st_uid = sh.inodes[di].uid;
+    }
+    return (di >= 0 || dc_stat(dir, &ds) == 0) && (ds.st_mode & S_ISVTX) && ds.st_uid != me && owner != me;
+}
+
 /*
  * The permission checks of the kernel's vfs_rename, which come before its
  * checks of the entries' types and emptiness: write and search on the
  * source's directory, the sticky rule there (its owner or the entry's may
- * move it), write and search on the target's directory, and write on a
- * directory that moves to another parent.  0 or the errno; root passes.
+ * move it), write and search on the target's directory (with RENAME_EXCHANGE
+ * its sticky rule too, for the target's owner dst_owner), and write on a
+ * directory that moves to another parent (both, in an exchange).  0 or the
+ * errno; root passes.
  */
 static int rename_may(const char *a, const char *b, uid_t src_owner, int src_dir, int dst_exists, int dst_dir,
-                      unsigned flags)
+                      unsigned flags, uid_t dst_owner)
 {
     uid_t me = creds_euid();
     if (me == 0 || strcmp(a, b) == 0) /* renaming a file onto itself succeeds before any check */
         return 0;
     if (!nsv_parent_allows(a, W_OK | X_OK))
         return EACCES;
-    char dir[EPH_PATH_MAX];
-    const char *slash = strrchr(a, '/');
-    size_t n = slash && slash != a ? (size_t)(slash - a) : 1;
-    struct stat ds;
-    if (n < sizeof dir) {
-        memcpy(dir, a, n);
-        dir[n] = '\0';
-        /* (a directory in memory: its slot's mode and owner) */
-        uint32_t dg;
-        int di = nsd_dir_slot(dir, &dg);
-        if (di >= 0) {
-            ds.st_mode = sh.inodes[di].mode;
-            ds.st_uid = sh.inodes[di].uid;
-        }
-        if ((di >= 0 || dc_stat(dir, &ds) == 0) && (ds.st_mode & S_ISVTX) && ds.st_uid != me && src_owner != me)
-            return EPERM;
-    }
+    if (rename_sticky_denies(a, src_owner, me))
+        return EPERM;
     if (!nsv_parent_allows(b, W_OK | X_OK))
         return EACCES;
+    int exch = (flags & RENAME_EXCHANGE) != 0;
+    if (exch && dst_exists && rename_sticky_denies(b, dst_owner, me))
+        return EPERM; /* may_delete of the target, which goes to a's place */
     /* the replaced entry's type is checked with it (may_delete), before the ".." below */
-    if (dst_exists && !(flags & RENAME_EXCHANGE) && src_dir != dst_dir)
+    if (dst_exists && !exch && src_dir != dst_dir)
         return src_dir ? ENOTDIR : EISDIR;
     /* a directory that changes parent gets a new "..": it must be writable too */
-    const char *bslash = strrchr(b, '/');
-    size_t bn = bslash && bslash != b ? (size_t)(bslash - b) : 1;
-    if (src_dir && (bn != n || strncmp(a, b, n) != 0) && !nsv_dir_allows(a, W_OK))
+    const char *slash = strrchr(a, '/'), *bslash = strrchr(b, '/');
+    size_t n = slash && slash != a ? (size_t)(slash - a) : 1, bn = bslash && bslash != b ? (size_t)(bslash - b) : 1;
+    int moves = bn != n || strncmp(a, b, n) != 0;
+    if (src_dir && moves && !nsv_dir_allows(a, W_OK))
+        return EACCES;
+    if (exch && dst_exists && dst_dir && moves && !nsv_dir_allows(b, W_OK))
         return EACCES;
     return 0;
 }
@@ -348,15 +362,88 @@ static int mdir_seq_moved(uint64_t seq)
     return (seq & 1) || atomic_load_explicit(&sh.hdr->ns_seq, memory_order_relaxed) != seq;
 }
 
+/* "x/." or "x/.." as the last name (trailing slashes aside): the kernel's EBUSY or EINVAL from its
+ * lookup, left to it. */
+static int mdir_dot_last(const char *p)
+{
+    size_t l = strlen(p);
+    while (l > 1 && p[l - 1] == '/')
+        l--;
+    return l >= 1 && p[l - 1] == '.' && (l == 1 || p[l - 2] == '/');
+}
+
+/*
+ * RENAME_EXCHANGE of two names in memory, at least one a directory, in memory (nsd_exchange): the
+ * kernel's checks in its order (do_renameat2, then vfs_rename) on the region's answers, as
+ * mdir_rename_once's.  A directory in memory against a missing name is its ENOENT here too.  0,
+ * -1 with errno, -2 (the old way: two files, a disk name on either side, "x/.", another file
+ * system) or -3 (decide again).
+ */
+static int mdir_exchange_once(int od, const char *op, int nd, const char *np, char a[EPH_PATH_MAX], char b[EPH_PATH_MAX])
+{
+    int ta, tb;
+    uint32_t ga = 0, gb = 0, fi, fg;
+    if (nsd_resolve(od, op, a, &ta) <= 0 || nsd_resolve(nd, np, b, &tb) <= 0 || path_is_root(a) || path_is_root(b) ||
+        mdir_dot_last(op) || mdir_dot_last(np))
+        return -2;
+    uint64_t seq = atomic_load_explicit(&sh.hdr->ns_seq, memory_order_acquire);
+#define MDIR_FAIL(e) (mdir_seq_moved(seq) ? -3 : fail(e))
+    int s = nsd_dir_slot(a, &ga), t = nsd_dir_slot(b, &gb);
+    if (s == -2 || t == -2)
+        return -2;
+    struct nsd_xside xa = {(uint32_t)s, ga, 1}, xb = {(uint32_t)t, gb, 1};
+    if (s < 0 && nsv_lookup(a, &fi, &fg) == 0 && atomic_load(&sh.inodes[fi].state) == EPH_MEM)
+        xa = (struct nsd_xside){fi, fg, 0};
+    else if (s < 0)
+        return -2; /* missing, or on disk: the kernel's */
+    int bmissing = 0;
+    if (t < 0 && nsv_lookup(b, &fi, &fg) == 0) {
+        if (atomic_load(&sh.inodes[fi].state) != EPH_MEM)
+            return -2; /* on its way to disk, or placed there */
+        xb = (struct nsd_xside){fi, fg, 0};
+    } else if (t < 0) {
+        /* missing (in memory, and on disk in a disk parent): the kernel's ENOENT; anything on disk,
+         * the old way */
+        struct stat st;
+        if (!xa.dir || (!nsd_mem_parent(b, NULL, NULL) && (REAL(lstat)(b, &st) == 0 || errno != ENOENT)))
+            return -2;
+        bmissing = 1;
+    }
+    if (!xa.dir && !xb.dir)
+        return -2; /* two files: nsf's and the daemon's */
+    int we = nsv_walk_error(a);
+    if (we == 0)
+        we = nsv_walk_error(b);
+    if (we < 0)
+        return MDIR_FAIL(-we);
+    if (bmissing)
+        return MDIR_FAIL(ENOENT);
+    if ((!xb.dir && tb) || (!xa.dir && ta))
+        return MDIR_FAIL(ENOTDIR); /* a trailing slash on a file's name */
+    if (strcmp(a, b) == 0)
+        return 0; /* one directory: vfs_rename returns before any check */
+    if (pn_under(b, a, strlen(a)) || pn_under(a, b, strlen(b)))
+        return MDIR_FAIL(EINVAL); /* either inside the other (the rename trap) */
+    int pe = rename_may(a, b, (uid_t)sh.inodes[xa.slot].uid, xa.dir, 1, xb.dir, RENAME_EXCHANGE,
+                        (uid_t)sh.inodes[xb.slot].uid);
+    if (pe)
+        return MDIR_FAIL(pe);
+#undef MDIR_FAIL
+    return nsd_exchange(a, &xa, b, &xb);
+}
+
 static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsigned flags, char a[EPH_PATH_MAX],
                             char b[EPH_PATH_MAX])
 {
     int ta, tb;
     uint32_t sg, tg = 0, fi, fg;
-    if ((flags & ~(unsigned)RENAME_NOREPLACE) || !nsd_files_in_memory() || pn_has_dotdot(op) || pn_has_dotdot(np) ||
-        sh_attach() < 0 || !atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed) ||
+    if ((flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) || flags == (RENAME_NOREPLACE | RENAME_EXCHANGE) ||
+        !nsd_files_in_memory() || pn_has_dotdot(op) || pn_has_dotdot(np) || sh_attach() < 0 ||
+        !atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed) ||
         atomic_load_explicit(&sh.hdr->mdirs_off, memory_order_relaxed))
         return -2; /* (a symlink under a root: lexical names may not be the kernel's) */
+    if (flags == RENAME_EXCHANGE)
+        return mdir_exchange_once(od, op, nd, np, a, b);
     if (nsd_resolve(od, op, a, &ta) <= 0 || nsd_resolve(nd, np, b, &tb) <= 0 || path_is_root(a) || path_is_root(b))
         return -2;
     /* Every answer below comes from looks without the lock: one taken while another process's
@@ -380,7 +467,7 @@ static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsi
             return MDIR_FAIL(ENOTDIR);
         if (pn_under(a, b, strlen(b))) /* b is an ancestor of a: the kernel's rename trap, before may_delete */
             return MDIR_FAIL(ENOTEMPTY);
-        int pe = rename_may(a, b, (uid_t)sh.inodes[fi].uid, 0, 1, 1, flags);
+        int pe = rename_may(a, b, (uid_t)sh.inodes[fi].uid, 0, 1, 1, flags, 0);
         return MDIR_FAIL(pe ? pe : EISDIR);
     }
     if (s == -1 && nsd_dir_slot(b, &tg) >= 0 && nsv_lookup(a, &fi, &fg) != 0) {
@@ -396,14 +483,7 @@ static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsi
     }
     if (s < 0)
         return -2;
-    /* "x/." and "x/.." as the last name: the kernel's EBUSY or EINVAL from its lookup */
-    size_t ol = strlen(op), nl = strlen(np);
-    while (ol > 1 && op[ol - 1] == '/')
-        ol--;
-    while (nl > 1 && np[nl - 1] == '/')
-        nl--;
-    if ((ol >= 1 && op[ol - 1] == '.' && (ol == 1 || op[ol - 2] == '/')) ||
-        (nl >= 1 && np[nl - 1] == '.' && (nl == 1 || np[nl - 2] == '/')))
+    if (mdir_dot_last(op) || mdir_dot_last(np)) /* "x/." and "x/..": the kernel's EBUSY or EINVAL */
         return -2;
     int we = nsv_walk_error(a);
     if (we == 0)
@@ -428,7 +508,7 @@ static int mdir_rename_once(int od, const char *op, int nd, const char *np, unsi
         return MDIR_FAIL(ENOTEMPTY); /* onto a directory above it */
     if (strcmp(a, b) == 0)
         return 0; /* the same directory: vfs_rename returns before any check */
-    int pe = rename_may(a, b, (uid_t)sh.inodes[s].uid, 1, exists, t >= 0, flags);
+    int pe = rename_may(a, b, (uid_t)sh.inodes[s].uid, 1, exists, t >= 0, flags, 0);
     if (pe)
         return MDIR_FAIL(pe);
     if (tfile)
@@ -467,6 +547,12 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
 {
     char a[EPH_PATH_MAX], b[EPH_PATH_MAX];
     int t1 = 0, t2 = 0;
+    /* do_renameat2's first answer, before it looks at either name: unknown flags, or an exchange
+     * that would also refuse a target or leave a whiteout (the daemon's way gave EEXIST, after
+     * both directories' twins) */
+    if ((flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) ||
+        ((flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT))))
+        return fail(EINVAL);
     if (path_bad_ptr(op) || path_bad_ptr(np)) {
         /* The kernel copies both names in before looking at either: EFAULT (NULL: its own answer). */
         if (op && np)
@@ -555,8 +641,9 @@ again:;
          * (in memory one inode; on disk, hard links share st_dev/st_ino). */
         int same = src_mem || dst_mem ? src_mem && dst_mem && i_src == i
                                       : dst_exists && st.st_dev == dst.st_dev && st.st_ino == dst.st_ino;
+        uid_t dst_owner = dst_mem ? (uid_t)sh.inodes[i].uid : dst_exists ? dst.st_uid : 0;
         int pe = same ? 0 : rename_may(a, b, src_mem ? (uid_t)sh.inodes[i_src].uid : st.st_uid, src_dir, dst_exists,
-                                       dst_dir, flags);
+                                       dst_dir, flags, dst_owner);
         if (pe)
             return fail(pe);
         struct eph_resp resp;

@@ -584,18 +584,25 @@ static int nsd_parent_same(const char *dir, const struct nsd_parent *p)
            atomic_load(&in->state) == EPH_MDIR;
 }
 
-/* Journal the parent's side of adding (+1) or removing (-1) a subdirectory. */
-static void nsd_j_parent(struct eph_shm_header *h, const struct nsd_parent *p, int d, int64_t now)
+/* A parent in a record: its entries and subdirectories moved by de and ds, its times now. */
+static void nsd_j_parent_by(struct eph_shm_header *h, const struct nsd_parent *p, int de, int ds, int64_t now)
 {
     if (p->idx < 0)
         return;
     struct eph_inode *in = &sh.inodes[p->idx];
-    if (d) { /* 0: a name replaced (a rename over an empty directory), only the times move */
-        eph_j_set32(h, &in->dir_entries, in->dir_entries + (uint32_t)d);
-        eph_j_set32(h, &in->dir_subdirs, in->dir_subdirs + (uint32_t)d);
-    }
+    if (de)
+        eph_j_set32(h, &in->dir_entries, in->dir_entries + (uint32_t)de);
+    if (ds)
+        eph_j_set32(h, &in->dir_subdirs, in->dir_subdirs + (uint32_t)ds);
     eph_j_set64(h, &in->mtime_ns, (uint64_t)now);
     eph_j_set64(h, &in->ctime_ns, (uint64_t)now);
+}
+
+/* Journal the parent's side of adding (+1) or removing (-1) a subdirectory; 0: a name replaced (a
+ * rename over an empty directory), only the times move. */
+static void nsd_j_parent(struct eph_shm_header *h, const struct nsd_parent *p, int d, int64_t now)
+{
+    nsd_j_parent_by(h, p, d, d, now);
 }
 
 /* ---- mkdir ---------------------------------------------------------------------- */
@@ -937,6 +944,92 @@ int nsd_rename_dir(const char *a, uint32_t s, uint32_t sg, const char *b, int t,
     atomic_fetch_add(&h->shim_dir_renames, 1);
     if (ti)
         atomic_store(&h->reclaim_pending, 1);
+    int full = (pa.idx < 0 && nsf_touch_dir(pa.dev, pa.ino, now) < 0) ||
+               (!same && pb.idx < 0 && nsf_touch_dir(pb.dev, pb.ino, now) < 0);
+    r = 0;
+    nsf_unhold();
+    dc_changed(); /* a disk parent's st_nlink counts its subdirectories in memory */
+    if (full) {
+        nsf_touch_kernel(a);
+        nsf_touch_kernel(b);
+    }
+    return r;
+out:
+    nsf_unhold();
+    return r;
+}
+
+/* Under ns_lock: is side x (name abs) still what the caller saw?  A directory: its slot on the
+ * chain, of its generation, EPH_MDIR; a file: a name of it on the chain, the file EPH_MEM. */
+static int nsd_xside_same(struct eph_shm_header *h, const char *abs, const struct nsd_xside *x)
+{
+    struct eph_inode *in = &sh.inodes[x->slot];
+    int n = eph_chain_lookup(h, abs);
+    if (atomic_load(&in->gen) != x->gen || atomic_load(&in->state) != (x->dir ? EPH_MDIR : EPH_MEM))
+        return 0;
+    return x->dir ? n == (int)x->slot : eph_names(h, n, x->slot);
+}
+
+/*
+ * RENAME_EXCHANGE of a and b, both in memory and at least one a directory, the kernel's checks
+ * made by the caller: one record of three XTREE steps (a's subtree or name parked, b's to a, the
+ * parked one to b; nslock.h), both ctimes, a directory's dir_parent_ino (a disk parent counts its
+ * subdirectories in memory by it) and the parents' times.  Two directories: no parent's count
+ * moves (one leaves each and one arrives); a directory against a file in two parents: the
+ * directory's old parent has a subdirectory less, its new one one more, as tmpfs's
+ * simple_rename_exchange.  0; -3 when a name or a parent changed since the caller looked; -2 (the
+ * old way) when a file below either is on its way to disk, a name would not fit, or the two are
+ * on different file systems.
+ */
+int nsd_exchange(const char *a, const struct nsd_xside *xa, const char *b, const struct nsd_xside *xb)
+{
+    struct eph_shm_header *h = sh.hdr;
+    char da[EPH_PATH_MAX], db[EPH_PATH_MAX];
+    struct nsd_parent pa, pb;
+    uint32_t gone = atomic_load(&h->dirs_gone); /* the parents are looked at before the lock */
+    if ((!xa->dir && !xb->dir) || nsd_parent_of(a, da, &pa) < 0 || nsd_parent_of(b, db, &pb) < 0)
+        return -2;
+    struct eph_inode *ai = &sh.inodes[xa->slot], *bi = &sh.inodes[xb->slot];
+    if (ai->dev != bi->dev || pa.dev != pb.dev)
+        return -2; /* the kernel's EXDEV, after the twins */
+    int same = strcmp(da, db) == 0;
+    /* a directory against a file in two parents: the subdirectory moves from the one to the other */
+    int sa = same || xa->dir == xb->dir ? 0 : xa->dir ? -1 : 1, sb = -sa;
+    if (nsf_hold() < 0)
+        return -1;
+    int r = -3;
+    if (atomic_load(&h->mdirs_off)) {
+        r = -2;
+        goto out;
+    }
+    if (atomic_load(&h->dirs_gone) != gone || !nsd_xside_same(h, a, xa) || !nsd_xside_same(h, b, xb) ||
+        !nsd_parent_same(da, &pa) || !nsd_parent_same(db, &pb))
+        goto out;
+    if (!nsd_tree_movable(a, b) || !nsd_tree_movable(b, a)) {
+        r = -2;
+        goto out;
+    }
+    int64_t now = fp_fine_stamp();
+    uint64_t aino = pb.idx < 0 ? pb.ino : 0, bino = pa.idx < 0 ? pa.ino : 0; /* the new parents */
+    eph_j_begin(h);
+    memcpy(h->journal.path, a, strlen(a) + 1);
+    memcpy(h->journal.path2, b, strlen(b) + 1);
+    for (uint64_t step = 1; step <= 3; step++)
+        eph_j_add(h, EPH_JOP_XTREE, 0, step);
+    eph_j_set64(h, &ai->ctime_ns, (uint64_t)now);
+    eph_j_set64(h, &bi->ctime_ns, (uint64_t)now);
+    if (xa->dir && ai->dir_parent_ino != aino)
+        eph_j_set64(h, &ai->dir_parent_ino, aino);
+    if (xb->dir && bi->dir_parent_ino != bino)
+        eph_j_set64(h, &bi->dir_parent_ino, bino);
+    /* at most 12: 3 steps, 2 ctimes, 2 dir_parent_inos with two directories (1 with a file), and 2
+     * times of each parent in memory (with a file in two parents, 3: the subdirectory count) */
+    nsd_j_parent_by(h, &pa, 0, sa, now);
+    if (!same)
+        nsd_j_parent_by(h, &pb, 0, sb, now);
+    eph_j_commit_as(h, "dirxchg");
+    atomic_fetch_add(&h->dirs_gone, 1); /* every path below both changed (shm.h) */
+    atomic_fetch_add(&h->shim_dir_renames, 1);
     int full = (pa.idx < 0 && nsf_touch_dir(pa.dev, pa.ino, now) < 0) ||
                (!same && pb.idx < 0 && nsf_touch_dir(pb.dev, pb.ino, now) < 0);
     r = 0;

@@ -97,6 +97,21 @@ int nsd_rmdir(int dirfd, const char *path, char abs[EPH_PATH_MAX]);
  */
 int nsd_rename_dir(const char *a, uint32_t s, uint32_t sg, const char *b, int t, uint32_t tg);
 
+/* One name of an exchange: a directory in memory (its slot), or a file in memory (the file's
+ * slot, as nsv_lookup gives it: the name may be one of its further names). */
+struct nsd_xside {
+    uint32_t slot, gen;
+    int dir;
+};
+/*
+ * RENAME_EXCHANGE of a and b, both in memory, at least one a directory, every check of the
+ * kernel's made by the caller: one record of three EPH_JOP_XTREE steps.  0; -1 with errno; -3
+ * when a name or a parent changed since the caller looked (it decides again); -2 when a file below
+ * is on its way to disk, a name would not fit, or the two are on different file systems: the
+ * caller goes the old way.
+ */
+int nsd_exchange(const char *a, const struct nsd_xside *xa, const char *b, const struct nsd_xside *xb);
+
 /* stat of abs (from nsd_resolve) if it is an in-memory directory: 0, or -1 (not one). */
 int nsd_stat(const char *abs, struct stat *st);
 struct statx;

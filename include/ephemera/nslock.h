@@ -149,14 +149,15 @@ static inline void eph_chain_unhook(struct eph_shm_header *h, uint32_t idx, uint
 }
 
 /* Slot idx takes the name journal.path3 (complete), off the chain of its old hash and onto the
- * new one; nlink untouched (a file's further names stay counted). */
+ * new one; nlink untouched (a file's further names stay counted).  stall: the fault builds' stall
+ * point between the two (NULL: none). */
 static inline void eph_ns_stall(const char *point);
-static inline void eph_tree_rename_slot(struct eph_shm_header *h, uint32_t idx, uint32_t old_hash, int stall)
+static inline void eph_tree_rename_slot(struct eph_shm_header *h, uint32_t idx, uint32_t old_hash, const char *stall)
 {
     struct eph_inode *in = &eph_inodes(h)[idx];
     eph_chain_unhook(h, idx, old_hash);
     if (stall)
-        eph_ns_stall("movetree"); /* fault builds: a slot off every chain, two moved before it */
+        eph_ns_stall(stall); /* fault builds: a slot off every chain, two moved before it */
     if (in->hash != old_hash)
         eph_chain_unhook(h, idx, in->hash); /* a redo after the new hash was stored */
     eph_chain_name(h, idx, h->journal.path3);
@@ -169,23 +170,26 @@ static inline int eph_path_at_or_below(const char *p, const char *name, size_t n
 }
 
 /*
- * The MOVETREE step: every live slot named journal.path2 or below it gets journal.path plus the
- * rest of its name.  One slot at a time, each marked in flight in the step itself (arg: its index
- * + 1, val's high half: its old hash) once its new name is whole in journal.path3; a locker that
- * redoes the record finishes the slot in flight, then renames whatever still has the old prefix
- * (the new one is never below the old: the shim refuses to move a directory into itself).  The
- * walk is over the slots ever used (inode_hwm), under ns_lock and an odd ns_seq.
+ * Every live slot named from or below it gets to plus the rest of its name.  One slot at a time,
+ * each marked in flight in step o itself (arg: its index + 1, val's high half: its old hash; the
+ * low half is the step's own) once its new name is whole in journal.path3; a locker that redoes
+ * the record finishes the slot in flight, then renames whatever still has the old prefix (to is
+ * never at or below from: the shim refuses to move a directory into itself).  The walk is over
+ * the slots ever used (inode_hwm), under ns_lock and an odd ns_seq.  from and to must not be
+ * journal.path3.
  */
-static inline void eph_j_move_tree(struct eph_shm_header *h, struct eph_jop *o)
+static inline void eph_j_move_prefix(struct eph_shm_header *h, struct eph_jop *o, const char *from, const char *to,
+                                     const char *stall)
 {
     struct eph_journal *j = &h->journal;
     struct eph_inode *inodes = eph_inodes(h);
     _Atomic uint32_t *arg = (_Atomic uint32_t *)(void *)&o->arg;
     _Atomic uint64_t *val = (_Atomic uint64_t *)(void *)&o->val;
-    size_t flen = (size_t)(atomic_load(val) & 0xffffffffu), tlen = strnlen(j->path, EPH_PATH_MAX);
+    uint64_t low = atomic_load(val) & 0xffffffffu;
+    size_t flen = strnlen(from, EPH_PATH_MAX), tlen = strnlen(to, EPH_PATH_MAX);
     uint32_t inflight = atomic_load(arg);
     if (inflight && inflight <= h->ninodes) {
-        eph_tree_rename_slot(h, inflight - 1, (uint32_t)(atomic_load(val) >> 32), 0);
+        eph_tree_rename_slot(h, inflight - 1, (uint32_t)(atomic_load(val) >> 32), NULL);
         atomic_store(arg, 0);
     }
     uint32_t hwm = atomic_load(&h->inode_hwm);
@@ -193,18 +197,48 @@ static inline void eph_j_move_tree(struct eph_shm_header *h, struct eph_jop *o)
         hwm = h->ninodes;
     for (uint32_t i = 0, moved = 0; i < hwm; i++) {
         struct eph_inode *in = &inodes[i];
-        if (atomic_load(&in->state) == EPH_FREE || !eph_path_at_or_below(in->path, j->path2, flen))
+        if (atomic_load(&in->state) == EPH_FREE || !eph_path_at_or_below(in->path, from, flen))
             continue;
         size_t rest = strnlen(in->path + flen, EPH_PATH_MAX - flen);
         if (tlen + rest >= EPH_PATH_MAX)
             continue; /* the shim checked every name fits before it committed */
-        memcpy(j->path3, j->path, tlen);
+        memcpy(j->path3, to, tlen);
         memcpy(j->path3 + tlen, in->path + flen, rest + 1);
-        atomic_store(val, (uint64_t)in->hash << 32 | flen);
+        atomic_store(val, (uint64_t)in->hash << 32 | low);
         atomic_store(arg, i + 1);
-        eph_tree_rename_slot(h, i, in->hash, moved++ == 2);
+        eph_tree_rename_slot(h, i, in->hash, moved++ == 2 ? stall : NULL);
         atomic_store(arg, 0);
     }
+}
+
+/*
+ * The MOVETREE step: every live slot named journal.path2 or below it gets journal.path plus the
+ * rest of its name (val's low half: strlen(path2), as written; the walk measures path2 itself).
+ */
+static inline void eph_j_move_tree(struct eph_shm_header *h, struct eph_jop *o)
+{
+    eph_j_move_prefix(h, o, h->journal.path2, h->journal.path, "movetree");
+}
+
+/*
+ * A step of the XTREE exchange (version 13): 1 parks journal.path's subtree at EPH_XTREE_PARK,
+ * 2 moves journal.path2's to journal.path, 3 the parked one to journal.path2.  Each step is redone
+ * as MOVETREE's (its new prefix is never at or below its old: the two names are not nested, and
+ * the park is below neither) and marked done as it ends: after step 1, journal.path holds the
+ * other subtree, which a redo of step 1 would park again.  A kill between a step's last slot and
+ * its mark redoes a step with nothing left at its old prefix.
+ */
+static inline void eph_j_xtree(struct eph_shm_header *h, struct eph_jop *o)
+{
+    struct eph_journal *j = &h->journal;
+    uint32_t step = (uint32_t)(atomic_load((_Atomic uint64_t *)(void *)&o->val) & 0xffffffffu);
+    if (step == 1)
+        eph_j_move_prefix(h, o, j->path, EPH_XTREE_PARK, "exchange1");
+    else if (step == 2)
+        eph_j_move_prefix(h, o, j->path2, j->path, "exchange2");
+    else if (step == 3)
+        eph_j_move_prefix(h, o, EPH_XTREE_PARK, j->path2, "exchange3");
+    atomic_store((_Atomic uint32_t *)(void *)&o->kind, EPH_JOP_XTREE_DONE);
 }
 
 /* ---- further names of a file (hard links in memory, shim/nslink.c) ---- */
@@ -404,6 +438,9 @@ static inline void eph_j_apply_op(struct eph_shm_header *h, struct eph_jop *o)
         break;
     case EPH_JOP_MOVETREE:
         eph_j_move_tree(h, o);
+        break;
+    case EPH_JOP_XTREE:
+        eph_j_xtree(h, o);
         break;
     }
 }

@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define EPH_SHM_MAGIC 0x31534d4850455045ull /* "EPEPHMS1" */
-#define EPH_SHM_VERSION 12u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs; 8: the header's moves_begun and twin_seq, the journal's ADD64 steps; 9: the journal's MOVETREE step and its third path (a directory in memory renamed with its subtree); 10: the header's twinrecs (where the twins of directories in memory went); 11: the header's shared list of directories in memory (mdir_list); 12: the stand-ins' holds on the twins' records (standin_holds), twinrecs sized to them and no longer a ring */
+#define EPH_SHM_VERSION 13u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs; 8: the header's moves_begun and twin_seq, the journal's ADD64 steps; 9: the journal's MOVETREE step and its third path (a directory in memory renamed with its subtree); 10: the header's twinrecs (where the twins of directories in memory went); 11: the header's shared list of directories in memory (mdir_list); 12: the stand-ins' holds on the twins' records (standin_holds), twinrecs sized to them and no longer a ring; 13: the journal's XTREE step (RENAME_EXCHANGE of directories in memory, with their subtrees) */
 #define EPH_PATH_MAX 1024        /* longer managed paths are kept on disk */
 #define EPH_DEFAULT_INODES 16384u
 #define EPH_DEFAULT_DESCS 65536u
@@ -218,7 +218,19 @@ enum eph_jkind {
      * its index + 1, the high 32 bits of val its old hash and journal.path3 its new name, so a
      * redo finishes that slot first and then looks for the rest (nslock.h, eph_j_move_tree). */
     EPH_JOP_MOVETREE = 8,
+    /* Version 12: one of the three steps of RENAME_EXCHANGE of two directories in memory, or of
+     * one and a file in memory (shim/nsdir.c, nsd_exchange): journal.path and journal.path2 name
+     * the two, and the steps move journal.path's subtree to EPH_XTREE_PARK (a prefix no name
+     * has: managed names are absolute), journal.path2's to journal.path, then the parked one to
+     * journal.path2.  val's low 32 bits: the step (1, 2, 3); arg, val's high half and path3 as
+     * MOVETREE's slot in flight.  A step becomes EPH_JOP_XTREE_DONE as it ends, so a redo
+     * skips it. */
+    EPH_JOP_XTREE = 9,
+    EPH_JOP_XTREE_DONE = 10, /* a step of XTREE already made: nothing to do */
 };
+/* The prefix an exchange parks a subtree at: no leading '/', so no managed name is at or below it;
+ * one record at a time holds ns_lock, so one constant does.  Shorter than any managed name. */
+#define EPH_XTREE_PARK "~"
 struct eph_jop {
     uint32_t kind;
     uint32_t arg;                /* SET: region offset; REMOVE/INSERT: inode index */

@@ -16,7 +16,9 @@
  *   the fault build: before the commit, after the first store, after all of them) leaves the
  *   state before or after, the daemon's ns-check consistent, and others carry on; the same for a
  *   rename of a directory holding a subtree, killed before its commit, in the middle of its
- *   MOVETREE step and after it (branch dirtwin).
+ *   MOVETREE step and after it (branch dirtwin); and for RENAME_EXCHANGE of two directory trees
+ *   in memory, killed before its commit, in each of its three XTREE steps, between two, and after
+ *   them (branch exchange).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -362,6 +364,121 @@ static void rename_killed(const char *root, const char *point, int committed)
     ns_consistent(when);
 }
 
+static void call_exchange(const char *a, const char *b)
+{
+    (void)renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
+}
+
+/* Is every name of tree `names` (directories, and files holding `tag` plus their name) below
+ * top, with the bytes?  The failures are checks. */
+static void tree_there(const char *top, const char *const *names, size_t n, const char *tag, const char *when)
+{
+    char p[PATH_MAX + 32], want[64];
+    struct stat st;
+    for (size_t k = 0; k < n; k++) {
+        char buf[64] = "";
+        snprintf(p, sizeof p, "%s%s", top, names[k]);
+        snprintf(want, sizeof want, "%s%s", tag, names[k]);
+        if (strchr(names[k], 'f'))
+            CHECK(slurp(p, buf, sizeof buf - 1) == (ssize_t)strlen(want) && memcmp(buf, want, strlen(want)) == 0,
+                  "%s: %s holds \"%s\", want \"%s\" (%s)", when, p, buf, want, strerror(errno));
+        else
+            CHECK(stat(p, &st) == 0 && S_ISDIR(st.st_mode), "%s: %s is no directory: %s", when, p, strerror(errno));
+    }
+}
+
+/*
+ * RENAME_EXCHANGE of two directory trees in memory (one record of three XTREE steps: a's subtree
+ * parked, b's to a, the parked one to b; nslock.h) stopped at `point` inside the lock and killed:
+ * the next locker finds both trees where they were (killed before the commit) or exchanged (after
+ * it: the steps done are skipped and the one in flight finished), with the bytes, the counts and
+ * the daemon's ns-check intact.  "exchangeN" stops in step N with two slots of it moved and the
+ * third off every chain; "dirxchg-applying" after step 1.  bfile: b is a file in memory (its step
+ * moves one slot: no stop in step 2), and the root's st_nlink is unchanged (same parent).
+ */
+static void exchange_killed(const char *root, const char *point, int committed, int bfile)
+{
+    char a[PATH_MAX], b[PATH_MAX], p[PATH_MAX + 32], when[160];
+    static const char *const an[] = {"", "/f1", "/s", "/s/f2", "/s/t"};
+    static const char *const bn[] = {"", "/f3", "/u", "/u/f4", "/u/f5", "/u/v"};
+    static const char *const bf[] = {"f"}; /* (a name holding 'f': a file) */
+    const char *const *bnames = bfile ? bf : bn;
+    size_t na = sizeof an / sizeof an[0], nb = bfile ? 1 : sizeof bn / sizeof bn[0];
+    struct stat st, rst0;
+    snprintf(a, sizeof a, "%s/xa-%s-%d", root, point, bfile);
+    snprintf(b, sizeof b, "%s/xb-%s-%d", root, point, bfile);
+    snprintf(when, sizeof when, "after killing an exchange%s at %s", bfile ? " with a file" : "", point);
+    for (int k = 0; k < 6; k++) { /* warm-up files, as rename_killed's */
+        snprintf(p, sizeof p, "%s/warm-%s-%d", root, point, k);
+        CHECK(file_put(p, 'w', 1) && unlink(p) == 0, "%s: warm-up file: %s", when, strerror(errno));
+    }
+    for (int side = 0; side < 2; side++) {
+        const char *const *names = side ? bnames : an;
+        size_t n = side ? nb : na;
+        for (size_t k = 0; k < n; k++) {
+            const char *rest = bfile && side ? "" : names[k];
+            snprintf(p, sizeof p, "%s%s", side ? b : a, rest);
+            if (strchr(names[k], 'f')) {
+                char text[64];
+                snprintf(text, sizeof text, "%s%s", side ? "B" : "A", names[k]);
+                int fd = open(p, O_CREAT | O_WRONLY, 0644);
+                CHECK(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text), "create %s: %s", p,
+                      strerror(errno));
+                if (fd >= 0)
+                    close(fd);
+            } else {
+                CHECK(mkdir(p, 0755) == 0, "mkdir %s: %s", p, strerror(errno));
+            }
+        }
+    }
+    CHECK(disk_lstat(a, &st) < 0 && disk_lstat(b, &st) < 0, "%s: the trees are not in memory", when);
+    CHECK(stat(root, &rst0) == 0, "stat root");
+    long long renamed0 = ephd_stat(run_dir, "dirs_renamed_in_memory"), twins0 = ephd_stat(run_dir, "dir_twins");
+    if (!killed_at(point, when, call_exchange, a, b))
+        return;
+    char other[PATH_MAX];
+    snprintf(other, sizeof other, "%s/after-x-%s", root, point);
+    CHECK(mkdir(other, 0700) == 0 && rmdir(other) == 0, "%s: mkdir and rmdir of another: %s", when, strerror(errno));
+    const char *at_a = committed ? b : a, *at_b = committed ? a : b; /* where tree A and tree B are now */
+    tree_there(at_a, an, na, "A", when);
+    if (bfile) {
+        char buf[16] = "";
+        CHECK(slurp(at_b, buf, sizeof buf - 1) == 2 && memcmp(buf, "Bf", 2) == 0, "%s: %s holds \"%s\", want \"Bf\"",
+              when, at_b, buf);
+    } else {
+        tree_there(at_b, bn, nb, "B", when);
+        snprintf(p, sizeof p, "%s/u", at_b);
+        CHECK(stat(p, &st) == 0 && st.st_nlink == 3 && st.st_size == 100, "%s: %s nlink %lu size %lld (tmpfs: 3, 100)",
+              when, p, (unsigned long)st.st_nlink, (long long)st.st_size);
+    }
+    snprintf(p, sizeof p, "%s/s/f2", at_b);
+    CHECK(lstat(p, &st) < 0 && (errno == ENOENT || errno == ENOTDIR), "%s: %s is there too", when, p);
+    snprintf(p, sizeof p, "%s/u", at_a);
+    CHECK(lstat(p, &st) < 0 && errno == ENOENT, "%s: %s is there too", when, p);
+    CHECK(stat(at_a, &st) == 0 && st.st_nlink == 3 && st.st_size == 80, "%s: %s nlink %lu size %lld (tmpfs: 3, 80)", when,
+          at_a, (unsigned long)st.st_nlink, (long long)st.st_size);
+    CHECK(stat(root, &st) == 0 && st.st_nlink == rst0.st_nlink, "%s: the root's nlink %lu, was %lu", when,
+          (unsigned long)st.st_nlink, (unsigned long)rst0.st_nlink);
+    CHECK(ephd_stat(run_dir, "dirs_renamed_in_memory") == renamed0 && ephd_stat(run_dir, "dir_twins") == twins0,
+          "%s: the victim's count moved, or twins were made", when);
+    ns_consistent(when);
+    /* Others keep going: the two are exchanged back (in memory), then go. */
+    CHECK(renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) == 0, "%s: exchange back: %s", when, strerror(errno));
+    CHECK(ephd_stat(run_dir, "dirs_renamed_in_memory") == renamed0 + 1 && ephd_stat(run_dir, "dir_twins") == twins0,
+          "%s: the exchange back was not made in memory", when);
+    tree_there(at_b, an, na, "A", when);
+    if (!bfile)
+        tree_there(at_a, bn, nb, "B", when);
+    for (int side = 0; side < 2; side++) {
+        const char *const *names = side ? bnames : an;
+        for (size_t k = side ? nb : na; k-- > 0;) {
+            snprintf(p, sizeof p, "%s%s", side ? at_a : at_b, bfile && side ? "" : names[k]);
+            CHECK((strchr(names[k], 'f') ? unlink(p) : rmdir(p)) == 0, "%s: remove %s: %s", when, p, strerror(errno));
+        }
+    }
+    ns_consistent(when);
+}
+
 /* Read all of path into buf (n at most): the length, or -1. */
 static ssize_t slurp(const char *path, char *buf, size_t n)
 {
@@ -553,6 +670,14 @@ static int child(const char *root, const char *disk)
     rename_killed(root, "dirmove-building", 0);
     rename_killed(root, "movetree", 1);
     rename_killed(root, "dirmove-applied", 1);
+    exchange_killed(root, "dirxchg-building", 0, 0);
+    exchange_killed(root, "exchange1", 1, 0);
+    exchange_killed(root, "dirxchg-applying", 1, 0);
+    exchange_killed(root, "exchange2", 1, 0);
+    exchange_killed(root, "exchange3", 1, 0);
+    exchange_killed(root, "dirxchg-applied", 1, 0);
+    exchange_killed(root, "exchange1", 1, 1);
+    exchange_killed(root, "exchange3", 1, 1);
     symlinks_and_access(root); /* last: it leaves a symlink counted (mkdir on disk from then on) */
     ns_consistent("at the end");
     printf("nsdir_test: %d checks, %d failures\n", checks, failures);

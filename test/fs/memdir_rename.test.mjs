@@ -34,22 +34,36 @@ test('renames of directories in memory answer as on tmpfs', { timeout: 60_000 },
   assert.ok(stats.dirs_made_in_memory >= 9, `the directories were not made in memory (dirs_made_in_memory ${stats.dirs_made_in_memory})`);
 });
 
-test('RENAME_EXCHANGE of directories in memory answers as on tmpfs (the twin way)', { timeout: 60_000 }, async (t) => {
+test('RENAME_EXCHANGE of directories in memory against each other, a file and a missing name answers as on tmpfs', { timeout: 60_000 }, async (t) => {
   const p = await program();
   const { out } = await sameOnTmpfsAndShim(t, 'memdir-exchange', '', { cmd: p, argv: (dir) => [dir, 'exchange'] });
   assert.match(out, /^exchange x y: ok$/m, 'the scenario did not run as written');
 });
 
+test('RENAME_EXCHANGE of two directory trees in memory answers as on tmpfs', { timeout: 60_000 }, async (t) => {
+  // Listings, bytes, counts of the two and of their parents, st_ino following the trees, both
+  // ctimes and the parents' mtimes moved, stand-in fds below either name, a directory against a
+  // file (with a second name) in one parent and in two, the errors (branch exchange: made in
+  // memory, before by the twins, whose ext4 st_size tmpfs would not show).
+  const p = await program();
+  const { out } = await sameOnTmpfsAndShim(t, 'memdir-xtrees', '', { cmd: p, argv: (dir) => [dir, 'xtrees'] });
+  assert.match(out, /^exchange x y: ok$/m, 'the scenario did not run as written');
+  assert.match(out, /^x holds y's inode: yes, y holds x's: yes$/m);
+  assert.match(out, /^exchange x x\/in: Invalid argument$/m);
+});
+
 test('renames of directories in memory, and of trees of files in them, make no disk twin', { timeout: 60_000 }, async () => {
   // Before (main 5312959): each rename gave the directory its twin, and a tree's files made twins
-  // of the directories above their own: the scenarios made 5 twins, the tree 4.
+  // of the directories above their own: the scenarios made 5 twins, the tree 4.  The exchanges of
+  // two directories in memory, or of one and a file in memory (8 made), gave the directories
+  // their twins before branch exchange.
   const p = await program();
-  for (const [args, renames] of [[[], 10], [['tree', '400'], 20]]) {
-    const root = sc.sub(`count-${args.length}`);
+  for (const [args, renames] of [[[], 10], [['tree', '400'], 20], [['xtrees'], 8]]) {
+    const root = sc.sub(`count-${args.join('-') || 'scenarios'}`);
     mkdirSync(root, { recursive: true });
     const r = await ephemeraRun({ root, cmd: p, args: [root, ...args], statsDir: sc.dir });
     assert.equal(r.status, 0, describe(r));
-    if (args.length) assert.match(String(r.stdout), /^tree of 400 files renamed 20 times: 0 wrong, t0 gone$/m, describe(r));
+    if (args[0] === 'tree') assert.match(String(r.stdout), /^tree of 400 files renamed 20 times: 0 wrong, t0 gone$/m, describe(r));
     assert.equal(r.stats.dir_twins, 0, `${args.join(' ') || 'scenarios'}: directories given a disk twin: ${r.stats.dir_twins}`);
     assert.equal(r.stats.dirs_renamed_in_memory, renames, `${args.join(' ') || 'scenarios'}: dirs_renamed_in_memory ${r.stats.dirs_renamed_in_memory}`);
   }
@@ -64,6 +78,17 @@ test('renames of a directory in memory racing creates, unlinks and mkdirs below 
   // Most renames are made in memory; a create that raced one (its parent moved under it) may go to
   // the daemon, whose CREATE gives the directories on its path their twins, after which the
   // renames are the kernel's.
+  assert.ok(stats.dirs_renamed_in_memory >= 1, `dirs_renamed_in_memory ${stats.dirs_renamed_in_memory}`);
+  t.diagnostic(`dirs_renamed_in_memory=${stats.dirs_renamed_in_memory} dir_twins=${stats.dir_twins}`);
+});
+
+test('exchanges of two directories in memory racing creates and unlinks below one lose nothing, as on tmpfs', { timeout: 90_000 }, async (t) => {
+  // Two processes exchange a <-> b 300 times each while three make 200 files each below tree A's
+  // sub/ (and remove every third) through whichever name holds it: tree A at one name with exactly
+  // the workers' files, tree B's 20 at the other (branch exchange).
+  const p = await program();
+  const { out, stats } = await sameOnTmpfsAndShim(t, 'memdir-xrace', '', { cmd: p, argv: (dir) => [dir, 'xrace', '200'] });
+  assert.match(out, /^xrace: 0 processes failed, files expected found, listed same, wrong 0, tree B kept 20 of 20, w0 in B: no$/m, out);
   assert.ok(stats.dirs_renamed_in_memory >= 1, `dirs_renamed_in_memory ${stats.dirs_renamed_in_memory}`);
   t.diagnostic(`dirs_renamed_in_memory=${stats.dirs_renamed_in_memory} dir_twins=${stats.dir_twins}`);
 });

@@ -5,9 +5,13 @@
  * giving it a disk twin first.
  *
  *   memdir_rename DIR           the scenarios (no RENAME_EXCHANGE: no twin is needed)
- *   memdir_rename DIR exchange  RENAME_EXCHANGE of directories in memory (the twin way)
+ *   memdir_rename DIR exchange  RENAME_EXCHANGE of directories in memory against each other,
+ *                               a file and missing names (in memory since branch exchange)
+ *   memdir_rename DIR xtrees    RENAME_EXCHANGE of two directory trees in memory, in memory
+ *                               (branch exchange): listings, counts, inodes, ctimes, stand-ins
  *   memdir_rename DIR tree N    a tree of N files in 4 directories renamed 20 times, checked
  *   memdir_rename DIR race N    renames of a directory racing creates and unlinks below it
+ *   memdir_rename DIR xrace N   exchanges of two directories racing creates and unlinks below one
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -18,10 +22,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *D;
-static int show_size = 1; /* the exchange's directories get their twins: ext4's st_size */
 
 static const char *P(const char *sub)
 {
@@ -114,7 +118,7 @@ static void walk(const char *sub, int depth)
             printf("%*s%s: %s\n", depth * 2, "", names[i], strerror(errno));
         } else if (S_ISDIR(st.st_mode)) {
             printf("%*s%s/ nlink=%lu size=%lld\n", depth * 2, "", names[i], (unsigned long)st.st_nlink,
-                   show_size ? (long long)st.st_size : -1LL);
+                   (long long)st.st_size);
             walk(child, depth + 1);
         } else {
             char buf[128];
@@ -256,7 +260,6 @@ static void scenarios(void)
 
 static void exchange(void)
 {
-    show_size = 0;
     mk("x");
     mk("x/in");
     put("x/in/f", "x");
@@ -267,6 +270,146 @@ static void exchange(void)
     res("exchange y file", renameat2(AT_FDCWD, P("y"), AT_FDCWD, P("file"), RENAME_EXCHANGE));
     res("exchange x missing", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("missing"), RENAME_EXCHANGE));
     res("exchange x x/g", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("x/g"), RENAME_EXCHANGE));
+    walk(".", 0);
+}
+
+/* Did t move past before (strictly: the caller slept first)? */
+static const char *later(const struct timespec *before, const struct timespec *t)
+{
+    return t->tv_sec > before->tv_sec || (t->tv_sec == before->tv_sec && t->tv_nsec > before->tv_nsec) ? "later" : "NOT LATER";
+}
+
+/* Read name through the directory fd dfd (a stand-in of a directory in memory under the shim). */
+static void cat_at(int dfd, const char *what, const char *name)
+{
+    char buf[128];
+    int fd = openat(dfd, name, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    printf("%s: %s\n", what, n < 0 ? strerror(errno) : buf);
+}
+
+/* Two trees exchanged, in one parent and across two, and back; the kernel's errors. */
+static void xtrees(void)
+{
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    struct stat bx, by, ax, ay, bp, bq, ap, aq;
+    mk("x");
+    mk("x/in");
+    mk("x/in/deep");
+    put("x/in/f", "xf");
+    put("x/g", "xg");
+    put("x/in/deep/h", "xh");
+    mk("y");
+    put("y/k", "yk");
+    mk("y/sub");
+    mk("y/sub/s2");
+    mk("xy"); /* a sibling whose name starts with one of them: stays */
+    put("xy/keep", "kept");
+    mk("p");
+    mk("p/w");
+    put("p/w/ww", "ww");
+    mk("p/w/w2");
+    mk("q");
+    mk("q/z");
+    put("q/z/zz", "zz");
+    res("link x/g y/lg", link(P("x/g"), P("y/lg"))); /* a file with a name in each tree */
+    counts_root();
+    lstat(P("x"), &bx);
+    lstat(P("y"), &by);
+    int xfd = open(P("x/in"), O_RDONLY | O_DIRECTORY), yfd = open(P("y"), O_RDONLY | O_DIRECTORY);
+    nanosleep(&pause, NULL);
+    res("exchange x y", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("y"), RENAME_EXCHANGE));
+    lstat(P("x"), &ax);
+    lstat(P("y"), &ay);
+    printf("x holds y's inode: %s, y holds x's: %s\n", ax.st_ino == by.st_ino ? "yes" : "no",
+           ay.st_ino == bx.st_ino ? "yes" : "no");
+    printf("ctime of x %s, of y %s\n", later(&by.st_ctim, &ax.st_ctim), later(&bx.st_ctim, &ay.st_ctim));
+    counts("x");
+    counts("y");
+    counts("y/in");
+    counts("x/sub");
+    counts("y/g");
+    counts_root();
+    cat("y/in/deep/h");
+    cat("x/k");
+    cat("x/lg");
+    cat("x/in/f");
+    cat_at(xfd, "through the fd of x/in, f", "f");
+    cat_at(yfd, "through the fd of y, k", "k");
+    if (xfd >= 0) {
+        int fd = openat(xfd, "new", O_CREAT | O_WRONLY, 0644);
+        res("create through the fd of x/in", fd);
+        if (fd >= 0)
+            close(fd);
+        close(xfd);
+    }
+    counts("y/in/new");
+    if (yfd >= 0)
+        close(yfd);
+    /* across two parents: their link counts stay, their times move */
+    lstat(P("p"), &bp);
+    lstat(P("q"), &bq);
+    nanosleep(&pause, NULL);
+    res("exchange p/w q/z", renameat2(AT_FDCWD, P("p/w"), AT_FDCWD, P("q/z"), RENAME_EXCHANGE));
+    lstat(P("p"), &ap);
+    lstat(P("q"), &aq);
+    printf("mtime of p %s, of q %s\n", later(&bp.st_mtim, &ap.st_mtim), later(&bq.st_mtim, &aq.st_mtim));
+    counts("p");
+    counts("q");
+    counts("p/w");
+    counts("q/z");
+    res("exchange x/ y/ (back)", renameat2(AT_FDCWD, P("x/"), AT_FDCWD, P("y/"), RENAME_EXCHANGE));
+    /* two empty directories, and one with a tree against an empty one */
+    mk("e1");
+    mk("e2");
+    res("exchange e1 e2", renameat2(AT_FDCWD, P("e1"), AT_FDCWD, P("e2"), RENAME_EXCHANGE));
+    res("exchange e1 q/z", renameat2(AT_FDCWD, P("e1"), AT_FDCWD, P("q/z"), RENAME_EXCHANGE));
+    counts("e1");
+    counts("q/z");
+    /* a directory against a file (with a second name), in one parent and across two: each kind in
+     * the other's place, the parents' link counts move */
+    struct stat bf, be, af, ae;
+    put("fl", "file");
+    res("link fl p/fl2", link(P("fl"), P("p/fl2")));
+    lstat(P("fl"), &bf);
+    lstat(P("e2"), &be);
+    nanosleep(&pause, NULL);
+    res("exchange e2 fl", renameat2(AT_FDCWD, P("e2"), AT_FDCWD, P("fl"), RENAME_EXCHANGE));
+    lstat(P("fl"), &af);
+    lstat(P("e2"), &ae);
+    printf("e2 holds fl's inode: %s, fl holds e2's: %s\n", ae.st_ino == bf.st_ino ? "yes" : "no",
+           af.st_ino == be.st_ino ? "yes" : "no");
+    printf("ctime of e2 %s, of fl %s\n", later(&bf.st_ctim, &ae.st_ctim), later(&be.st_ctim, &af.st_ctim));
+    counts("e2");
+    counts("fl");
+    counts("p/fl2");
+    counts_root();
+    cat("e2");
+    res("exchange fl/ e2 (back)", renameat2(AT_FDCWD, P("fl/"), AT_FDCWD, P("e2"), RENAME_EXCHANGE));
+    res("exchange e2 fl/", renameat2(AT_FDCWD, P("e2"), AT_FDCWD, P("fl/"), RENAME_EXCHANGE));
+    res("exchange fl/ e2", renameat2(AT_FDCWD, P("fl/"), AT_FDCWD, P("e2"), RENAME_EXCHANGE));
+    res("exchange p/fl2 e1", renameat2(AT_FDCWD, P("p/fl2"), AT_FDCWD, P("e1"), RENAME_EXCHANGE));
+    counts("p");
+    counts_root();
+    counts("p/fl2");
+    counts("e1");
+    cat("e1");
+    cat("p/fl2/ww");
+    res("exchange p p/fl2/w2", renameat2(AT_FDCWD, P("p"), AT_FDCWD, P("p/fl2/w2"), RENAME_EXCHANGE));
+    res("exchange p/fl2 fl/x", renameat2(AT_FDCWD, P("p/fl2"), AT_FDCWD, P("fl/x"), RENAME_EXCHANGE));
+    /* the kernel's errors */
+    res("exchange x x", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("x"), RENAME_EXCHANGE));
+    res("exchange x missing", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("missing"), RENAME_EXCHANGE));
+    res("exchange x y/missing", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("y/missing"), RENAME_EXCHANGE));
+    res("exchange x missing/y", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("missing/y"), RENAME_EXCHANGE));
+    res("exchange x x/g/z", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("x/g/z"), RENAME_EXCHANGE));
+    res("exchange x x/in", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("x/in"), RENAME_EXCHANGE));
+    res("exchange x/in/deep x", renameat2(AT_FDCWD, P("x/in/deep"), AT_FDCWD, P("x"), RENAME_EXCHANGE));
+    res("exchange x y NOREPLACE", renameat2(AT_FDCWD, P("x"), AT_FDCWD, P("y"), RENAME_EXCHANGE | RENAME_NOREPLACE));
+    printf("--- the tree ---\n");
     walk(".", 0);
 }
 
@@ -425,6 +568,96 @@ static void race(int files)
            listed == found ? "same" : "DIFFERENT", wrong);
 }
 
+/*
+ * Two processes exchange a and b (RENAME_EXCHANGE) 300 times each while three create files below
+ * tree A's sub/wN (and remove every third) through whichever name holds it (tree B has no sub):
+ * tree A whole at one name with exactly the workers' files, tree B's files whole at the other.
+ */
+static void xrace(int files)
+{
+    mk("a");
+    mk("a/sub");
+    mk("b");
+    mk("b/keep");
+    enum { EXCHANGERS = 2, WORKERS = 3, EXCHANGES = 300, KEPT = 20 };
+    for (int i = 0; i < KEPT; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "b/keep/k%d", i);
+        put(name, name + 2);
+    }
+    pid_t kids[EXCHANGERS + WORKERS];
+    for (int k = 0; k < EXCHANGERS + WORKERS; k++) {
+        kids[k] = fork();
+        if (kids[k] != 0)
+            continue;
+        if (k < EXCHANGERS) {
+            for (int n = 0; n < EXCHANGES; n++)
+                if (renameat2(AT_FDCWD, P(n & 1 ? "a" : "b"), AT_FDCWD, P(n & 1 ? "b" : "a"), RENAME_EXCHANGE) < 0)
+                    _exit(10 + errno);
+            _exit(0);
+        }
+        int w = k - EXCHANGERS, bad = 0;
+        char rest[64], dir[64];
+        snprintf(dir, sizeof dir, "sub/w%d", w);
+        bad += either(dir, op_mkdir, NULL) < 0; /* only tree A has a sub: under whichever name holds it */
+        for (int i = 0; i < files; i++) {
+            snprintf(rest, sizeof rest, "sub/w%d/f%d", w, i);
+            bad += either(rest, op_create, rest) < 0;
+            if (i % 3 == 0)
+                bad += either(rest, op_unlink, NULL) < 0;
+        }
+        _exit(bad ? 8 : 0);
+    }
+    int failed = 0;
+    for (int k = 0; k < EXCHANGERS + WORKERS; k++) {
+        int st;
+        waitpid(kids[k], &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            printf("process %d: status %d\n", k, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+            failed++;
+        }
+    }
+    struct stat st;
+    const char *ta = lstat(P("a/keep"), &st) == 0 ? "b" : "a", *tb = ta[0] == 'a' ? "b" : "a";
+    int wrong = 0, found = 0, kept = 0, listed = 0;
+    for (int w = 0; w < WORKERS; w++)
+        for (int i = 0; i < files; i++) {
+            char name[128], want[64], buf[64] = "";
+            snprintf(want, sizeof want, "sub/w%d/f%d", w, i);
+            snprintf(name, sizeof name, "%s/%s", ta, want);
+            int fd = open(P(name), O_RDONLY);
+            ssize_t got = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+            if (fd >= 0)
+                close(fd);
+            found += fd >= 0;
+            wrong += (i % 3 == 0) ? fd >= 0 : (got != (ssize_t)strlen(want) || memcmp(buf, want, strlen(want)) != 0);
+        }
+    for (int i = 0; i < KEPT; i++) {
+        char name[128], want[64], buf[64] = "";
+        snprintf(want, sizeof want, "keep/k%d", i);
+        snprintf(name, sizeof name, "%s/%s", tb, want);
+        int fd = open(P(name), O_RDONLY);
+        ssize_t got = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        kept += got == (ssize_t)strlen(want) && memcmp(buf, want, strlen(want)) == 0;
+    }
+    for (int w = 0; w < WORKERS; w++) {
+        char sub[64];
+        snprintf(sub, sizeof sub, "%s/sub/w%d", ta, w);
+        DIR *d = opendir(P(sub));
+        for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+            listed += e->d_name[0] != '.';
+        if (d)
+            closedir(d);
+    }
+    char other[64];
+    snprintf(other, sizeof other, "%s/sub/w0", tb);
+    printf("xrace: %d processes failed, files expected %s, listed %s, wrong %d, tree B kept %d of %d, w0 in B: %s\n",
+           failed, found == WORKERS * (files - (files + 2) / 3) ? "found" : "MISSING", listed == found ? "same" : "DIFFERENT",
+           wrong, kept, KEPT, lstat(P(other), &st) == 0 ? "YES" : "no");
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -433,10 +666,14 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 2 && strcmp(argv[2], "exchange") == 0)
         exchange();
+    else if (argc > 2 && strcmp(argv[2], "xtrees") == 0)
+        xtrees();
     else if (argc > 3 && strcmp(argv[2], "tree") == 0)
         tree(atoi(argv[3]));
     else if (argc > 3 && strcmp(argv[2], "race") == 0)
         race(atoi(argv[3]));
+    else if (argc > 3 && strcmp(argv[2], "xrace") == 0)
+        xrace(atoi(argv[3]));
     else
         scenarios();
     return 0;
