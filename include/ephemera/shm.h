@@ -218,7 +218,7 @@ enum eph_jkind {
      * its index + 1, the high 32 bits of val its old hash and journal.path3 its new name, so a
      * redo finishes that slot first and then looks for the rest (nslock.h, eph_j_move_tree). */
     EPH_JOP_MOVETREE = 8,
-    /* Version 12: one of the three steps of RENAME_EXCHANGE of two directories in memory, or of
+    /* Version 13: one of the three steps of RENAME_EXCHANGE of two directories in memory, or of
      * one and a file in memory (shim/nsdir.c, nsd_exchange): journal.path and journal.path2 name
      * the two, and the steps move journal.path's subtree to EPH_XTREE_PARK (a prefix no name
      * has: managed names are absolute), journal.path2's to journal.path, then the parked one to
