@@ -47,7 +47,8 @@ test('tar x grows each file by its writes: at most one ftruncate per file', { ti
   const c = callsOf(out);
   const writes = (c.pwrite64 ?? 0) + (c.write ?? 0);
   assert.ok(writes >= 2 * FILES, `tar made ${writes} writes for ${FILES} files of ${SIZE} bytes: not appends, the test tests nothing`);
-  // Plus the shim's own one at its start (its stand-in file in /dev/shm), whatever tar does.  Before:
+  // Plus the shim's own one, not a file's: the copy of its fd table it hands the ledger
+  // (fdtable.c, ledger_copy) at its first in-memory file.  Before:
   // 4 per file (12288, 24576, 49152, and the trim to 40960 at close).
   const ft = c.ftruncate ?? 0;
   assert.ok(ft <= FILES + 2, `tar x of ${FILES} files of ${SIZE} bytes made ${ft} ftruncate under the shim (tmpfs: 0), want at most one per file`);
