@@ -1001,16 +1001,19 @@ int ns_pool_lend(int32_t pid, int want, struct eph_pool_entry *out, int *fds)
     return n;
 }
 
-/* Slot idx back from a pool (unused): close its memfd, free the slot.  A slot a shim kept
+/* Slot idx back from a pool (unused): its memfd back into the stock (emptied after the unlock,
+ * as a freed file's: ns_stock_recycle; closed when the stock is full or it carries an extended
+ * attribute), the slot freed.  A process that makes one file returns 31 of its batch of 32
+ * when it is gone: kept, they spare the restock a memfd_create + fstat each and the keeper a
+ * copy and a drop (docs/ARCHITECTURE.md, "tar's daemon and growth, cut").  A slot a shim kept
  * from its own file (nsfast.c, "homes") may still hold that file's pages: not counted in
- * bytes_in_memory while FREE, and freed with the memfd here. */
+ * bytes_in_memory while FREE, and freed with the emptying here.  Its program's fds of it are
+ * gone (a home is open nowhere, and the shim closes its own before it asks afresh). */
 static void ns_pool_return(uint32_t idx)
 {
     struct eph_inode *in = &D.inodes[idx];
-    if (in->mem_fd >= 0) {
-        keeper_dropped(in->mem_fd);
-        close(in->mem_fd);
-    }
+    if (in->mem_fd >= 0)
+        nsl_recycle_later(in->mem_fd, in->ino);
     in->mem_fd = -1;
     atomic_store(&in->capacity, 0);
     atomic_store(&in->size, 0);
@@ -1024,12 +1027,18 @@ int ns_pool_take_back(int32_t pid, int only_dead)
     if (nsl_enter() < 0)
         return 0;
     uint32_t hwm = ns_hwm();
+    int32_t seen = 0; /* the last pid looked up, and whether it is gone: a batch is 32 slots of one pid */
+    int gone = 0;
     for (uint32_t i = 0; i < hwm; i++) {
         struct eph_inode *in = &D.inodes[i];
         int32_t p = atomic_load(&in->lent_to);
         if (!p || atomic_load(&in->state) != EPH_FREE)
             continue;
-        if (only_dead ? !(kill(p, 0) < 0 && errno == ESRCH) : p != pid)
+        if (only_dead && p != seen) {
+            seen = p;
+            gone = kill(p, 0) < 0 && errno == ESRCH;
+        }
+        if (only_dead ? !gone : p != pid)
             continue;
         ns_pool_return(i);
         n++;

@@ -451,12 +451,14 @@ retry:
     /* Pages this process does not know to be populated, or a small file not worth a
      * mapping: the kernel's shmem write (below) allocates them without the fault +
      * zero-fill per 4 KiB that a memcpy through the mapping costs (measured 1.5-2x
-     * faster creation).  Within a file's first page that write also extends the memfd,
-     * with no ftruncate first (the common tiny file: a lock, a journal header, a 4 KiB
-     * temporary); past it, capacity grows by doubling through ftruncate, so that a file
-     * written in many appends pays O(log n) of them and the budget is reserved ahead. */
+     * faster creation).  That write also extends the memfd, with no ftruncate first: within
+     * a file's first page (the common tiny file: a lock, a journal header, a 4 KiB temporary),
+     * and for every growth of a file that has a capacity already (the appends of tar x, of
+     * sort's temporaries).  Only a file's first growth past its first page still reserves
+     * whole pages through ftruncate (shim_faults_test grow-enospc checks its failure), and a
+     * write through the mapping still grows by doubling through ftruncate. */
     const int via_kernel = end > (filled > size ? filled : size) || ft_lazy(m, end);
-    const int by_write = via_kernel && end <= FP_PAGE;
+    const int by_write = via_kernel && (end <= FP_PAGE || oldcap != 0);
     int grown_by_write = 0;
     if (end > oldcap) {
         int r = by_write ? fp_grow_by_write(ino, end) : fp_grow_locked(ino, fd, end);

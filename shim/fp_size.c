@@ -100,7 +100,7 @@ int fp_grow_locked(struct eph_inode *ino, int kfd, uint64_t need)
 
 /*
  * Make capacity == need for a write through the kernel fd (pwrite) that ends at
- * need, within the file's first page (fp_io.c's do_write): the write itself
+ * need (fp_io.c's do_write: within the first page, or a file with a capacity): the write itself
  * extends the memfd to need, so the kernel size equals
  * the capacity again without an ftruncate (issue 15: no system call that tmpfs
  * would not make).  The budget is charged the exact bytes.  Called with
@@ -570,8 +570,9 @@ void fp_trim_on_close(int fd)
     struct eph_inode *ino = fp_inode_of(d);
     if (atomic_load(&ino->open_count) != 1 || atomic_load(&ino->pinned))
         return;
+    /* Nothing past the size's last page (a file grown by its writes ends at its size). */
     uint64_t cap = atomic_load(&ino->capacity);
-    if (cap == fp_round_up(atomic_load(&ino->size), FP_PAGE))
+    if (cap <= fp_round_up(atomic_load(&ino->size), FP_PAGE))
         return;
     eph_lock(&ino->lock);
     uint64_t want = fp_round_up(atomic_load(&ino->size), FP_PAGE);
