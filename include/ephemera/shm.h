@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define EPH_SHM_MAGIC 0x31534d4850455045ull /* "EPEPHMS1" */
-#define EPH_SHM_VERSION 11u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs; 8: the header's moves_begun and twin_seq, the journal's ADD64 steps; 9: the journal's MOVETREE step and its third path (a directory in memory renamed with its subtree); 10: the header's twinrecs (where the twins of directories in memory went); 11: the header's shared list of directories in memory (mdir_list); 12: the slots' directory hashes (dirhash_off) */
+#define EPH_SHM_VERSION 12u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs; 8: the header's moves_begun and twin_seq, the journal's ADD64 steps; 9: the journal's MOVETREE step and its third path (a directory in memory renamed with its subtree); 10: the header's twinrecs (where the twins of directories in memory went); 11: the header's shared list of directories in memory (mdir_list); 12: the slots' directory hashes (dirhash_off) */
 #define EPH_PATH_MAX 1024        /* longer managed paths are kept on disk */
 #define EPH_DEFAULT_INODES 16384u
 #define EPH_DEFAULT_DESCS 65536u
