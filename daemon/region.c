@@ -34,7 +34,8 @@ int region_create(uint32_t ninodes, uint32_t ndescs, char *err, size_t errlen)
     size_t inodes_off = region_align(sizeof(struct eph_shm_header), page);
     size_t descs_off = region_align(inodes_off + (size_t)ninodes * sizeof(struct eph_inode), page);
     size_t buckets_off = region_align(descs_off + (size_t)ndescs * sizeof(struct eph_desc), page);
-    size_t total = region_align(buckets_off + (size_t)nbuckets * sizeof(uint32_t), page);
+    size_t dirhash_off = region_align(buckets_off + (size_t)nbuckets * sizeof(uint32_t), page);
+    size_t total = region_align(dirhash_off + (size_t)ninodes * sizeof(uint32_t), page);
 
     int fd = memfd_create("ephemera-region", MFD_CLOEXEC);
     if (fd < 0) {
@@ -60,6 +61,7 @@ int region_create(uint32_t ninodes, uint32_t ndescs, char *err, size_t errlen)
     h->inodes_off = inodes_off;
     h->descs_off = descs_off;
     h->buckets_off = buckets_off;
+    h->dirhash_off = dirhash_off;
     h->total_size = total;
     atomic_store(&h->grow_step_max, 64ull << 20);
     int e = eph_ns_lock_init(h);
@@ -105,7 +107,8 @@ int region_adopt(int fd, char *err, size_t errlen)
     }
     if (h->magic != EPH_SHM_MAGIC || h->version != EPH_SHM_VERSION || h->header_size != sizeof *h ||
         h->total_size != total || h->inodes_off + (uint64_t)h->ninodes * sizeof(struct eph_inode) > total ||
-        h->buckets_off + (uint64_t)h->nbuckets * sizeof(uint32_t) > total) {
+        h->buckets_off + (uint64_t)h->nbuckets * sizeof(uint32_t) > total ||
+        h->dirhash_off + (uint64_t)h->ninodes * sizeof(uint32_t) > total) {
         snprintf(err, errlen,
                  "--takeover: fd %d is not a region of this build (magic %#llx version %u header %u bytes, "
                  "size %llu of %zu); was the daemon rebuilt while the run went on?",

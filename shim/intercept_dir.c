@@ -184,9 +184,12 @@ static int add_dots(struct eph_dir *e, size_t *used)
 /*
  * The names in memory directly inside e->path, read under ns_seq (a reader that meets a writer
  * tries again), into e->mem sorted by hash (mark_on_disk's search; the listing's order).  One
- * pass over the slots: a slot of another directory costs a compare of its path's first bytes
- * against the directory's, read in place (a torn read is thrown away with the whole pass when
- * ns_seq moved); a child's name is copied once, into the pool.
+ * pass over the slots' directory hashes (eph_dirhashes: 4 bytes a slot, written with the path):
+ * a slot of another directory costs that load; a slot whose hash is the directory's is read,
+ * its path compared in place (a torn read is thrown away with the whole pass when ns_seq moved),
+ * and a child's name copied once, into the pool.  Reading every slot's state and path instead
+ * cost two cache lines of each slot up to the high-water mark, and in a new process a page
+ * fault per few slots (docs/ARCHITECTURE.md, "branch gitcost3").
  */
 static void snapshot(struct eph_dir *e)
 {
@@ -194,6 +197,8 @@ static void snapshot(struct eph_dir *e)
     /* The names of children begin after "dir/" ("/" for the root: after the slash). */
     size_t pfx = e->plen == 1 && e->path[0] == '/' ? 0 : e->plen;
     uint32_t first = e->standin ? 2 : 0; /* a stand-in's "." and ".." go in front */
+    const _Atomic uint32_t *dh = eph_dirhashes(h);
+    const uint32_t want = eph_path_hash(e->path); /* "/" for the root: eph_dir_hash of "/x" */
     e->nmem = e->pos = 0;
     for (unsigned tries = 0; nsv_backoff(tries) == 0; tries++) {
         uint64_t s1 = atomic_load_explicit(&h->ns_seq, memory_order_acquire);
@@ -204,6 +209,8 @@ static void snapshot(struct eph_dir *e)
         if (!e->cap && snap_room(e, 0, 0, 0) < 0) /* room for the dots */
             return;
         for (uint32_t i = 0; i < hwm && i < h->ninodes; i++) {
+            if (atomic_load_explicit(&dh[i], memory_order_relaxed) != want)
+                continue; /* named in another directory, or not at all */
             const struct eph_inode *ino = &sh.inodes[i];
             if (atomic_load_explicit(&ino->state, memory_order_relaxed) == EPH_FREE)
                 continue;

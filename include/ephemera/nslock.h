@@ -74,6 +74,7 @@ static inline void eph_chain_remove(struct eph_shm_header *h, uint32_t idx)
     }
     in->next = 0;
     in->path[0] = 0;
+    atomic_store_explicit(&eph_dirhashes(h)[idx], 0, memory_order_relaxed);
     atomic_store(&in->nlink, 0);
 }
 
@@ -96,6 +97,7 @@ static inline void eph_chain_name(struct eph_shm_header *h, uint32_t idx, const 
     if (in->path != path)
         memcpy(in->path, path, strlen(path) + 1);
     in->hash = hv;
+    atomic_store_explicit(&eph_dirhashes(h)[idx], eph_dir_hash(in->path), memory_order_relaxed);
     if (!chained) {
         in->next = atomic_load_explicit(b, memory_order_relaxed);
         atomic_store_explicit(b, idx + 1, memory_order_release);

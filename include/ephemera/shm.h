@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #define EPH_SHM_MAGIC 0x31534d4850455045ull /* "EPEPHMS1" */
-#define EPH_SHM_VERSION 13u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs; 8: the header's moves_begun and twin_seq, the journal's ADD64 steps; 9: the journal's MOVETREE step and its third path (a directory in memory renamed with its subtree); 10: the header's twinrecs (where the twins of directories in memory went); 11: the header's shared list of directories in memory (mdir_list); 12: the stand-ins' holds on the twins' records (standin_holds), twinrecs sized to them and no longer a ring; 13: the journal's XTREE step (RENAME_EXCHANGE of directories in memory, with their subtrees) */
+#define EPH_SHM_VERSION 14u /* 5: eph_lock_t holds the holder's pid; 6: the journal has a second path (a rename over a linked file's name); 7: eph_inode.xattrs; 8: the header's moves_begun and twin_seq, the journal's ADD64 steps; 9: the journal's MOVETREE step and its third path (a directory in memory renamed with its subtree); 10: the header's twinrecs (where the twins of directories in memory went); 11: the header's shared list of directories in memory (mdir_list); 12: the stand-ins' holds on the twins' records (standin_holds), twinrecs sized to them and no longer a ring; 13: the journal's XTREE step (RENAME_EXCHANGE of directories in memory, with their subtrees); 14: the slots' directory hashes (dirhash_off) */
 #define EPH_PATH_MAX 1024        /* longer managed paths are kept on disk */
 #define EPH_DEFAULT_INODES 16384u
 #define EPH_DEFAULT_DESCS 65536u
@@ -449,6 +449,12 @@ struct eph_shm_header {
     _Atomic uint32_t twinrec_hwm;   /* [D] 1 + highest record ever filled: bounds the readers' scans */
     _Atomic uint32_t holds_hwm;     /* [S] 1 + highest hold ever claimed: bounds the daemon's scan */
     struct eph_standin_hold standin_holds[EPH_STANDIN_HOLDS]; /* [S] */
+    /* [DS] version 14: the offset of an array of one uint32_t per slot, the hash of the directory
+     * part of the slot's path (eph_dir_hash; 0 once the slot has no name), written with the path
+     * itself (eph_chain_name, eph_chain_remove: under ns_lock and an odd ns_seq).  A listing
+     * (shim/intercept_dir.c) reads these 4 bytes a slot and the slot itself only where they match
+     * the directory, instead of two cache lines of every slot up to the high-water mark. */
+    uint64_t dirhash_off;
 };
 #define EPH_MDIRS_ALWAYS 0x80000000u
 #define EPH_MDIRS_SYMLINKS 0x7fffffffu
@@ -500,6 +506,10 @@ static inline _Atomic uint32_t *eph_buckets(struct eph_shm_header *h)
 {
     return (_Atomic uint32_t *)((char *)h + h->buckets_off);
 }
+static inline _Atomic uint32_t *eph_dirhashes(struct eph_shm_header *h)
+{
+    return (_Atomic uint32_t *)((char *)h + h->dirhash_off);
+}
 
 /* FNV-1a; both sides must hash identically. */
 static inline uint32_t eph_path_hash(const char *p)
@@ -510,6 +520,23 @@ static inline uint32_t eph_path_hash(const char *p)
         x *= 16777619u;
     }
     return x;
+}
+
+/* eph_path_hash of p's directory part: up to its last '/' ("/" for a name at the top), so that
+ * every name directly inside a directory d has eph_dir_hash == eph_path_hash(d). */
+static inline uint32_t eph_dir_hash(const char *p)
+{
+    uint32_t x = 2166136261u, at = 0;
+    int seen = 0;
+    for (const char *q = p; *q; q++) {
+        if (*q == '/' && q != p) {
+            at = x;
+            seen = 1;
+        }
+        x ^= (unsigned char)*q;
+        x *= 16777619u;
+    }
+    return seen ? at : eph_path_hash("/");
 }
 
 /* Atomically raise *peak to at least v. */
