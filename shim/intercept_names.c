@@ -230,7 +230,7 @@ SH_EXPORT int unlink(const char *path)
 
 SH_EXPORT int unlinkat(int dirfd, const char *path, int flags)
 {
-    if (likely(!path_maybe_managed(dirfd, path)))
+    if (likely(!path_maybe_managed(dirfd, path)) || path_fd_outside(dirfd, path))
         return unlink_outside(dirfd, path, flags);
     return unlink_impl(dirfd, path, flags);
 }
@@ -665,7 +665,8 @@ SH_EXPORT int rename(const char *o, const char *n)
 SH_EXPORT int renameat(int od, const char *o, int nd, const char *n)
 {
     int r;
-    if (likely(!path_maybe_managed(od, o) && !path_maybe_managed(nd, n))) {
+    if (likely(!path_maybe_managed(od, o) || path_fd_outside(od, o)) &&
+        likely(!path_maybe_managed(nd, n) || path_fd_outside(nd, n))) {
         if (unlikely(rename_outside(od, o, nd, n, 0, &r)))
             return r;
         return (int)dc_after(REAL(renameat)(od, o, nd, n));
@@ -676,7 +677,8 @@ SH_EXPORT int renameat(int od, const char *o, int nd, const char *n)
 SH_EXPORT int renameat2(int od, const char *o, int nd, const char *n, unsigned flags)
 {
     int r;
-    if (likely(!path_maybe_managed(od, o) && !path_maybe_managed(nd, n))) {
+    if (likely(!path_maybe_managed(od, o) || path_fd_outside(od, o)) &&
+        likely(!path_maybe_managed(nd, n) || path_fd_outside(nd, n))) {
         if (!REAL(renameat2))
             return fail(ENOSYS);
         if (unlikely(rename_outside(od, o, nd, n, flags, &r)))

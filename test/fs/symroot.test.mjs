@@ -434,28 +434,6 @@ do('mem-prog', lambda: write(R + '/md/prog', b'#!/bin/sh\necho prog ran "$@"\nex
 do('mem-prog-x', lambda: os.chmod(R + '/md/prog', 0o755))
 do('mem-elf', lambda: write(R + '/md/true', open('/bin/true', 'rb').read()))
 do('mem-elf-x', lambda: os.chmod(R + '/md/true', 0o755))
-# exec of a program in memory named through the link
-env = dict(os.environ, PATH=V + '/md:/usr/bin:/bin')
-do('exec-subprocess', lambda: subprocess.run([V + '/md/prog', 'a'], capture_output=True).stdout.decode().strip())
-do('exec-subprocess-elf', lambda: subprocess.run([V + '/md/true']).returncode)
-do('exec-execv', lambda: forked(lambda: os.execv(V + '/md/prog', ['prog'])))
-do('exec-execvp', lambda: forked(lambda: os.execvpe('prog', ['prog'], env)))
-do('exec-spawn', lambda: waitcode(os.posix_spawn(V + '/md/prog', ['prog'], os.environ)))
-def spawnp():
-    old = os.environ['PATH']
-    os.environ['PATH'] = env['PATH']
-    try:
-        return waitcode(os.posix_spawnp('prog', ['prog'], env))
-    finally:
-        os.environ['PATH'] = old
-do('exec-spawnp', spawnp)
-do('exec-fexecve', lambda: forked(lambda: os.execve(os.open(V + '/md/true', os.O_RDONLY), ['true'], os.environ)))
-def execveat():
-    argv = (ctypes.c_char_p * 2)(b'prog', None)
-    envp = (ctypes.c_char_p * 1)(None)
-    cerr(libc.syscall(322, -100, cpath(V + '/md/true'), argv, envp, 0))
-do('exec-execveat', lambda: forked(execveat))
-do('exec-missing', lambda: subprocess.run([V + '/md/none']).returncode)
 # unix sockets bound and reached through the link
 def sock_cases():
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -547,6 +525,8 @@ do('fd-mkdir-exists', lambda: os.mkdir('l/root/f', dir_fd=bfd))
 do('fd-chmod', lambda: os.chmod('l/root/md/g', 0o640, dir_fd=bfd))
 do('fd-symlink', lambda: os.symlink('g', 'l/root/md/fsl', dir_fd=bfd))
 do('fd-rename', lambda: os.rename('l/root/md/fdc', 'l/root/md/fdc2', src_dir_fd=bfd, dst_dir_fd=bfd))
+do('fd-link', lambda: os.link('l/root/md/fdc2', 'l/root/md/fdl', src_dir_fd=bfd, dst_dir_fd=bfd))
+do('fd-unlink-link', lambda: os.unlink('l/root/md/fdl', dir_fd=bfd))
 do('fd-unlink', lambda: os.unlink('l/root/md/fdc2', dir_fd=bfd))
 do('fd-rmdir-full', lambda: os.rmdir('l/root/md', dir_fd=bfd))
 do('fd-rmdir', lambda: os.rmdir('l/root/md/fdd', dir_fd=bfd))
@@ -574,6 +554,29 @@ do('mem-in-dir2', lambda: write(R + '/md2/a', b'a'))
 # managed path that the link does not change: docs/ARCHITECTURE.md, branch symlinkout)
 do('getdents64-same', lambda: dents(V + '/md2', False) == dents(R + '/md2', False))
 do('getdents64-raw-same', lambda: dents(V + '/md2', True) == dents(R + '/md2', True))
+# exec of a program in memory named through the link (last: the subprocess module's vfork child
+# puts every file on disk before its exec, as a vfork child must)
+env = dict(os.environ, PATH=V + '/md:/usr/bin:/bin')
+do('exec-subprocess', lambda: subprocess.run([V + '/md/prog', 'a'], capture_output=True).stdout.decode().strip())
+do('exec-subprocess-elf', lambda: subprocess.run([V + '/md/true']).returncode)
+do('exec-execv', lambda: forked(lambda: os.execv(V + '/md/prog', ['prog'])))
+do('exec-execvp', lambda: forked(lambda: os.execvpe('prog', ['prog'], env)))
+do('exec-spawn', lambda: waitcode(os.posix_spawn(V + '/md/prog', ['prog'], os.environ)))
+def spawnp():
+    old = os.environ['PATH']
+    os.environ['PATH'] = env['PATH']
+    try:
+        return waitcode(os.posix_spawnp('prog', ['prog'], env))
+    finally:
+        os.environ['PATH'] = old
+do('exec-spawnp', spawnp)
+do('exec-fexecve', lambda: forked(lambda: os.execve(os.open(V + '/md/true', os.O_RDONLY), ['true'], os.environ)))
+def execveat():
+    argv = (ctypes.c_char_p * 2)(b'prog', None)
+    envp = (ctypes.c_char_p * 1)(None)
+    cerr(libc.syscall(322, -100, cpath(V + '/md/true'), argv, envp, 0))
+do('exec-execveat', lambda: forked(execveat))
+do('exec-missing', lambda: subprocess.run([V + '/md/none']).returncode)
 # the random names and the programs' bytes leave the tree compared at exit
 do('unlink-temps', lambda: os.unlink(temps[0]) or os.rmdir(temps[1]))
 do('unlink-elves', lambda: os.unlink(V + '/md/true') or os.unlink(V + '/md/lib.so'))
