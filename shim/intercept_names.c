@@ -140,6 +140,8 @@ static int unlinked(const char *abs, int flags)
     return 0;
 }
 
+static int unlink_outside(int dirfd, const char *path, int flags);
+
 static int unlink_impl(int dirfd, const char *path, int flags)
 {
     char abs[EPH_PATH_MAX];
@@ -148,8 +150,10 @@ static int unlink_impl(int dirfd, const char *path, int flags)
     int d = (flags & AT_REMOVEDIR) ? nsd_rmdir(dirfd, path, abs) : -2;
     if (d != -2)
         return d == 0 && abs[0] ? unlinked(abs, flags) : d; /* a directory removed in memory (nsdir.c) */
-    if (!sh_busy && nsd_resolve_in(dirfd, path, abs, &trailing) > 0 && !path_is_root(abs) &&
-        sh_attach() == 0) {
+    int in = sh_busy ? 0 : nsd_resolve_in(dirfd, path, abs, &trailing);
+    if (unlikely(in == 0) && !sh_busy && path[0] != '/' && dirfd != AT_FDCWD)
+        return unlink_outside(dirfd, path, flags); /* relative to a directory fd, outside the roots */
+    if (in > 0 && !path_is_root(abs) && sh_attach() == 0) {
         uint32_t inode, gen;
         struct eph_resp resp;
         if (nsd_missing())
@@ -230,7 +234,7 @@ SH_EXPORT int unlink(const char *path)
 
 SH_EXPORT int unlinkat(int dirfd, const char *path, int flags)
 {
-    if (likely(!path_maybe_managed(dirfd, path)) || path_fd_outside(dirfd, path))
+    if (likely(!path_maybe_managed(dirfd, path)))
         return unlink_outside(dirfd, path, flags);
     return unlink_impl(dirfd, path, flags);
 }
@@ -453,6 +457,20 @@ static int mdir_rename(int od, const char *op, int nd, const char *np, unsigned 
  * before its kernel call (each time another process's change came in between). */
 #define RENAME_TRIES 100
 
+static int rename_impl(int od, const char *op, int nd, const char *np, unsigned flags);
+
+/* rename_impl's names, those not in a root (m1, m2: 0) by their canonical names when a symlink
+ * outside the roots leads under one: 1 with *r the managed rename's answer, else 0. */
+static int rename_alias(int od, const char *op, int m1, int nd, const char *np, int m2, unsigned flags, int *r)
+{
+    char ca[EPH_PATH_MAX], cb[EPH_PATH_MAX];
+    const char *o = m1 ? op : path_alias_name(&od, op, ca), *n = m2 ? np : path_alias_name(&nd, np, cb);
+    if (o == op && n == np)
+        return 0;
+    *r = rename_impl(od, o, nd, n, flags);
+    return 1;
+}
+
 static int rename_impl(int od, const char *op, int nd, const char *np, unsigned flags)
 {
     char a[EPH_PATH_MAX], b[EPH_PATH_MAX];
@@ -486,6 +504,13 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
     }
     struct db_victim gone = {.slot = -1};
     int m1 = nsd_resolve_in(od, op, a, &t1) > 0, m2 = nsd_resolve_in(nd, np, b, &t2) > 0;
+    if (unlikely(!m1 || !m2) && !sh_busy) {
+        /* A name outside the roots (relative to a directory fd, or beside one in a root): through a
+         * symlink outside them it may lead under one, and is moved as such (path_alias_name). */
+        int r;
+        if (rename_alias(od, op, m1, nd, np, m2, flags, &r))
+            return r;
+    }
     int named = (m1 || path_absolute(od, op, a, &t1) > 0) && (m2 || path_absolute(nd, np, b, &t2) > 0);
     if (m1 && path_canon(a, 0) < 0)
         m1 = 0;
@@ -665,8 +690,7 @@ SH_EXPORT int rename(const char *o, const char *n)
 SH_EXPORT int renameat(int od, const char *o, int nd, const char *n)
 {
     int r;
-    if (likely(!path_maybe_managed(od, o) || path_fd_outside(od, o)) &&
-        likely(!path_maybe_managed(nd, n) || path_fd_outside(nd, n))) {
+    if (likely(!path_maybe_managed(od, o) && !path_maybe_managed(nd, n))) {
         if (unlikely(rename_outside(od, o, nd, n, 0, &r)))
             return r;
         return (int)dc_after(REAL(renameat)(od, o, nd, n));
@@ -677,8 +701,7 @@ SH_EXPORT int renameat(int od, const char *o, int nd, const char *n)
 SH_EXPORT int renameat2(int od, const char *o, int nd, const char *n, unsigned flags)
 {
     int r;
-    if (likely(!path_maybe_managed(od, o) || path_fd_outside(od, o)) &&
-        likely(!path_maybe_managed(nd, n) || path_fd_outside(nd, n))) {
+    if (likely(!path_maybe_managed(od, o) && !path_maybe_managed(nd, n))) {
         if (!REAL(renameat2))
             return fail(ENOSYS);
         if (unlikely(rename_outside(od, o, nd, n, flags, &r)))

@@ -673,11 +673,6 @@ int path_outside(int dirfd, const char *p)
     return path_absolute(dirfd, p, abs, NULL) > 0 && !under_root(abs);
 }
 
-int path_fd_outside(int dirfd, const char *p)
-{
-    return dirfd != AT_FDCWD && !path_bad_ptr(p) && p[0] && p[0] != '/' && path_outside(dirfd, p);
-}
-
 int path_alias_after(long r, int dirfd, const char *p, char canon[EPH_PATH_MAX])
 {
     return unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, p) && path_alias(dirfd, p, canon);

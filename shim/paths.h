@@ -75,11 +75,6 @@ int path_outside(int dirfd, const char *p);
  * name is under a root, else p.  Both cost nothing while nothing is in memory.
  */
 int path_alias_after(long r, int dirfd, const char *p, char canon[EPH_PATH_MAX]);
-/* A name relative to a directory fd (path_maybe_managed: "maybe") that lies outside every root,
- * known only while anything is in memory (else 0): for the calls whose outside path is a separate
- * one (unlinkat, renameat), so that a relative part through a symlink outside the roots is
- * looked up there. */
-int path_fd_outside(int dirfd, const char *p);
 const char *path_alias_name(int *dirfd, const char *p, char canon[EPH_PATH_MAX]);
 /* Anything in memory that a name outside the roots might reach (no call; see path_alias). */
 int path_alias_on(void);

@@ -528,6 +528,13 @@ do('fd-rename', lambda: os.rename('l/root/md/fdc', 'l/root/md/fdc2', src_dir_fd=
 do('fd-link', lambda: os.link('l/root/md/fdc2', 'l/root/md/fdl', src_dir_fd=bfd, dst_dir_fd=bfd))
 do('fd-unlink-link', lambda: os.unlink('l/root/md/fdl', dir_fd=bfd))
 do('fd-unlink', lambda: os.unlink('l/root/md/fdc2', dir_fd=bfd))
+# a rename with one name through the link and the other by the root's own spelling
+do('mem-m', lambda: write(R + '/m', b'moved about'))
+do('mv-v-r', lambda: os.rename(V + '/m', R + '/md/m2'))
+do('mv-r-v', lambda: os.rename(R + '/md/m2', V + '/m3'))
+do('mv-fd-r', lambda: os.rename('l/root/m3', R + '/md/m4', src_dir_fd=bfd))
+do('mv-r-fd', lambda: os.rename(R + '/md/m4', 'l/root/m5', dst_dir_fd=bfd))
+do('read-m5', lambda: read(R + '/m5'))
 do('fd-rmdir-full', lambda: os.rmdir('l/root/md', dir_fd=bfd))
 do('fd-rmdir', lambda: os.rmdir('l/root/md/fdd', dir_fd=bfd))
 do('fd-ls', lambda: ' '.join(sorted(n for n in os.listdir(os.open('l/root/md', os.O_RDONLY | os.O_DIRECTORY, dir_fd=bfd)) if not n.startswith(('t', 'd')) or n == 'true')))
