@@ -681,8 +681,16 @@ void ino_renamed(const char *a, const char *b)
  * that the whole of inotify is one module). */
 SH_EXPORT int inotify_add_watch(int ifd, const char *path, uint32_t mask)
 {
-    if (likely(!path_maybe_managed(AT_FDCWD, path)))
-        return REAL(inotify_add_watch)(ifd, path, mask);
+    if (likely(!path_maybe_managed(AT_FDCWD, path))) {
+        /* Through a symlink outside the roots, asked first: the kernel would watch a disk directory
+         * and miss the changes made in memory, or fail on a file in memory (path_alias_name). */
+        char canon[EPH_PATH_MAX];
+        int dirfd = AT_FDCWD;
+        const char *name = sh_busy ? path : path_alias_name(&dirfd, path, canon);
+        if (likely(name == path))
+            return REAL(inotify_add_watch)(ifd, path, mask);
+        return ino_add_watch(ifd, name, mask);
+    }
     return ino_add_watch(ifd, path, mask);
 }
 

@@ -1024,6 +1024,10 @@ SH_EXPORT long syscall(long nr, ...)
             return dup3((int)a1, (int)a2, (int)a3);
         case SYS_renameat2:
             return renameat2((int)a1, (const char *)a2, (int)a3, (const char *)a4, (unsigned)a5);
+        case SYS_execve: /* a program in memory goes to disk first (intercept_proc.c) */
+            return execve((const char *)a1, (char *const *)a2, (char *const *)a3);
+        case SYS_execveat:
+            return execveat((int)a1, (const char *)a2, (char *const *)a3, (char *const *)a4, (int)a5);
         case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid:
         case SYS_setresuid: case SYS_setresgid: case SYS_setfsuid: case SYS_setfsgid: case SYS_unshare: {
             /* The calling thread's ids may change: the cached ones (creds.c) go. */

@@ -140,6 +140,8 @@ static int unlinked(const char *abs, int flags)
     return 0;
 }
 
+static int unlink_outside(int dirfd, const char *path, int flags);
+
 static int unlink_impl(int dirfd, const char *path, int flags)
 {
     char abs[EPH_PATH_MAX];
@@ -148,8 +150,10 @@ static int unlink_impl(int dirfd, const char *path, int flags)
     int d = (flags & AT_REMOVEDIR) ? nsd_rmdir(dirfd, path, abs) : -2;
     if (d != -2)
         return d == 0 && abs[0] ? unlinked(abs, flags) : d; /* a directory removed in memory (nsdir.c) */
-    if (!sh_busy && nsd_resolve_in(dirfd, path, abs, &trailing) > 0 && !path_is_root(abs) &&
-        sh_attach() == 0) {
+    int in = sh_busy ? 0 : nsd_resolve_in(dirfd, path, abs, &trailing);
+    if (unlikely(in == 0) && !sh_busy && path[0] != '/' && dirfd != AT_FDCWD)
+        return unlink_outside(dirfd, path, flags); /* relative to a directory fd, outside the roots */
+    if (in > 0 && !path_is_root(abs) && sh_attach() == 0) {
         uint32_t inode, gen;
         struct eph_resp resp;
         if (nsd_missing())
@@ -200,16 +204,6 @@ static int unlink_impl(int dirfd, const char *path, int flags)
     if (r == 0)
         db_removed(&gone);
     return r == 0 && named ? unlinked(abs, flags) : r;
-}
-
-/*
- * After the kernel's ENOENT for a name outside every root as spelled: 1 with canon its canonical
- * name when a symlink outside the roots leads under one (paths.c, path_alias), for the by-path
- * calls to make again as managed ones (a name in memory is one the kernel never heard of).
- */
-static int again_outside(long r, int dirfd, const char *path, char canon[EPH_PATH_MAX])
-{
-    return unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, path) && path_alias(dirfd, path, canon);
 }
 
 /*
@@ -543,6 +537,20 @@ static int mdir_rename(int od, const char *op, int nd, const char *np, unsigned 
  * before its kernel call (each time another process's change came in between). */
 #define RENAME_TRIES 100
 
+static int rename_impl(int od, const char *op, int nd, const char *np, unsigned flags);
+
+/* rename_impl's names, those not in a root (m1, m2: 0) by their canonical names when a symlink
+ * outside the roots leads under one: 1 with *r the managed rename's answer, else 0. */
+static int rename_alias(int od, const char *op, int m1, int nd, const char *np, int m2, unsigned flags, int *r)
+{
+    char ca[EPH_PATH_MAX], cb[EPH_PATH_MAX];
+    const char *o = m1 ? op : path_alias_name(&od, op, ca), *n = m2 ? np : path_alias_name(&nd, np, cb);
+    if (o == op && n == np)
+        return 0;
+    *r = rename_impl(od, o, nd, n, flags);
+    return 1;
+}
+
 static int rename_impl(int od, const char *op, int nd, const char *np, unsigned flags)
 {
     char a[EPH_PATH_MAX], b[EPH_PATH_MAX];
@@ -582,6 +590,13 @@ static int rename_impl(int od, const char *op, int nd, const char *np, unsigned 
     }
     struct db_victim gone = {.slot = -1};
     int m1 = nsd_resolve_in(od, op, a, &t1) > 0, m2 = nsd_resolve_in(nd, np, b, &t2) > 0;
+    if (unlikely(!m1 || !m2) && !sh_busy) {
+        /* A name outside the roots (relative to a directory fd, or beside one in a root): through a
+         * symlink outside them it may lead under one, and is moved as such (path_alias_name). */
+        int r;
+        if (rename_alias(od, op, m1, nd, np, m2, flags, &r))
+            return r;
+    }
     int named = (m1 || path_absolute(od, op, a, &t1) > 0) && (m2 || path_absolute(nd, np, b, &t2) > 0);
     if (m1 && path_canon(a, 0) < 0)
         m1 = 0;
@@ -861,30 +876,17 @@ static int make_name(enum make_kind kind, int dirfd, const char *path, mode_t mo
     return ENOENT_FIX(dirfd, path, make_locked(kind, dirfd, path, mode, target, managed ? abs : NULL));
 }
 
-/*
- * A name outside every root as spelled that a symlink outside them leads into one (paths.c,
- * path_alias), for the calls that make a name: while anything is in memory, its canonical name,
- * so that the managed call finds a name in memory there (EEXIST) and counts a symlink it makes.
- */
-static const char *made_outside(int *dirfd, const char *path, char canon[EPH_PATH_MAX])
-{
-    if (!path_outside(*dirfd, path) || !path_alias(*dirfd, path, canon))
-        return path;
-    *dirfd = AT_FDCWD;
-    return canon;
-}
-
 SH_EXPORT int mkdir(const char *path, mode_t mode)
 {
     return mkdirat(AT_FDCWD, path, mode);
 }
 
-/* Through a symlink outside the roots (made_outside): a directory made on disk under a name in
+/* Through a symlink outside the roots (path_alias_name): a directory made on disk under a name in
  * memory would hide it, and in a directory in memory the kernel finds no parent. */
 SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 {
     char abs[EPH_PATH_MAX], made[EPH_PATH_MAX];
-    path = made_outside(&dirfd, path, abs);
+    path = path_alias_name(&dirfd, path, abs);
     int d = nsd_mkdir(dirfd, path, mode, made);
     if (d != -2)
         return made_mdir(d, made);
@@ -894,7 +896,7 @@ SH_EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 static int symlink_impl(const char *target, int dirfd, const char *path)
 {
     char canon[EPH_PATH_MAX];
-    path = made_outside(&dirfd, path, canon);
+    path = path_alias_name(&dirfd, path, canon);
     int counted = nsd_symlink(dirfd, path);
     int r = make_name(MAKE_SYMLINK, dirfd, path, 0, target);
     nsd_symlink_done(counted, r);
@@ -919,7 +921,7 @@ static int node_at(int dirfd, const char *path, mode_t mode, dev_t dev)
 {
     /* under ns_lock after a fresh look, as mkdir and symlink (make_name: branch hidename) */
     char canon[EPH_PATH_MAX];
-    path = made_outside(&dirfd, path, canon);
+    path = path_alias_name(&dirfd, path, canon);
     return make_name(MAKE_NODE, dirfd, path, mode, (const char *)(const void *)&dev);
 }
 
@@ -955,11 +957,17 @@ SH_EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
     size_t n = (size_t)len - off < sizeof un->sun_path ? (size_t)len - off : sizeof un->sun_path;
     memcpy(path, un->sun_path, n);
     path[n] = '\0';
-    if (likely(!path_maybe_managed(AT_FDCWD, path)))
+    /* A name through a symlink outside the roots is made as under its canonical spelling (it makes
+     * a name: path_alias_name): its twins first, EADDRINUSE over a name in memory.  The kernel
+     * binds the name as given (sun_path has no room for a longer canonical one). */
+    char canon[EPH_PATH_MAX];
+    int dirfd = AT_FDCWD;
+    const char *name = path;
+    if (likely(!path_maybe_managed(AT_FDCWD, path)) && likely((name = path_alias_name(&dirfd, path, canon)) == path))
         return REAL(bind)(fd, addr, len);
-    if (exists_in_memory(AT_FDCWD, path))
+    if (exists_in_memory(AT_FDCWD, name))
         return fail(EADDRINUSE); /* the kernel's answer for a name that exists */
-    return ENOENT_FIX(AT_FDCWD, path, REAL(bind)(fd, addr, len));
+    return ENOENT_FIX(AT_FDCWD, name, REAL(bind)(fd, addr, len));
 }
 
 /*
@@ -999,7 +1007,7 @@ static int readlink_mem_errno(int dirfd, const char *path)
 static ssize_t readlink_outside(ssize_t r, int dirfd, const char *path, char *buf, size_t n)
 {
     char canon[EPH_PATH_MAX];
-    return again_outside(r, dirfd, path, canon) ? readlinkat(AT_FDCWD, canon, buf, n) : r;
+    return path_alias_after(r, dirfd, path, canon) ? readlinkat(AT_FDCWD, canon, buf, n) : r;
 }
 
 SH_EXPORT ssize_t readlink(const char *path, char *buf, size_t n)
@@ -1314,10 +1322,10 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
 {
     if (path_bad_ptr(o) || path_bad_ptr(n)) /* both names are copied in before any lookup */
         return o && n ? fail(EFAULT) : REAL(linkat)(od, o, nd, n, flags);
-    /* through a symlink outside the roots, as rename (made_outside): the source may be in memory */
+    /* through a symlink outside the roots, as rename (path_alias_name): the source may be in memory */
     char ca[EPH_PATH_MAX], cb[EPH_PATH_MAX];
-    o = made_outside(&od, o, ca);
-    n = made_outside(&nd, n, cb);
+    o = path_alias_name(&od, o, ca);
+    n = path_alias_name(&nd, n, cb);
     link_fd_source(od, o, flags);
     uint32_t inode, gen;
     int trailing;
@@ -1428,14 +1436,14 @@ SH_EXPORT int truncate(const char *path, off_t len)
     char abs[EPH_PATH_MAX];
     if (likely(!path_maybe_managed(AT_FDCWD, path))) {
         int r = ENOENT_FIX(AT_FDCWD, path, REAL(truncate)(path, len));
-        return again_outside(r, AT_FDCWD, path, abs) ? truncate(abs, len) : r;
+        return path_alias_after(r, AT_FDCWD, path, abs) ? truncate(abs, len) : r;
     }
     if (!lookup(AT_FDCWD, path, &inode, &gen, &trailing)) {
         int r = ENOENT_FIX(AT_FDCWD, path, REAL(truncate)(path, len));
         int t;
         if (r == 0 && !sh_busy && path_resolve(AT_FDCWD, path, abs, &t) > 0)
             db_path_changed(abs); /* a counted file on disk */
-        return again_outside(r, AT_FDCWD, path, abs) ? truncate(abs, len) : r;
+        return path_alias_after(r, AT_FDCWD, path, abs) ? truncate(abs, len) : r;
     }
     if (len < 0)
         return fail(EINVAL);
@@ -1737,7 +1745,7 @@ SH_EXPORT int chmod(const char *path, mode_t mode)
     for (int n = 0; names_round(AT_FDCWD, path, 1, &n, &inode, &gen, &r);)
         r = chmod_inode(&sh.inodes[inode], gen, -1, mode);
     char canon[EPH_PATH_MAX];
-    if (r <= MOVED_KERNEL && again_outside(r = dc_after(ENOENT_FIX(AT_FDCWD, path, REAL(chmod)(path, mode))), AT_FDCWD, path, canon))
+    if (r <= MOVED_KERNEL && path_alias_after(r = dc_after(ENOENT_FIX(AT_FDCWD, path, REAL(chmod)(path, mode))), AT_FDCWD, path, canon))
         return chmod(canon, mode);
     return (int)r;
 }
@@ -1754,7 +1762,7 @@ SH_EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
     for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
         r = chmod_inode(&sh.inodes[inode], gen, -1, mode);
     char canon[EPH_PATH_MAX];
-    if (r <= MOVED_KERNEL && again_outside(r = dc_after(ENOENT_FIX(dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags))), dirfd, path, canon))
+    if (r <= MOVED_KERNEL && path_alias_after(r = dc_after(ENOENT_FIX(dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags))), dirfd, path, canon))
         return fchmodat(AT_FDCWD, canon, mode, flags);
     return (int)r;
 }
@@ -1820,7 +1828,7 @@ static int chown_path(const char *path, uid_t u, gid_t g, int follow)
         r = chown_inode(&sh.inodes[inode], gen, -1, u, g);
     char canon[EPH_PATH_MAX];
     if (r <= MOVED_KERNEL &&
-        again_outside(r = dc_after(ENOENT_FIX(AT_FDCWD, path, follow ? REAL(chown)(path, u, g) : REAL(lchown)(path, u, g))), AT_FDCWD, path, canon))
+        path_alias_after(r = dc_after(ENOENT_FIX(AT_FDCWD, path, follow ? REAL(chown)(path, u, g) : REAL(lchown)(path, u, g))), AT_FDCWD, path, canon))
         return chown_path(canon, u, g, follow);
     return (int)r;
 }
@@ -1844,7 +1852,7 @@ SH_EXPORT int fchownat(int dirfd, const char *path, uid_t u, gid_t g, int flags)
     for (int n = 0; names_round(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &n, &inode, &gen, &r);)
         r = chown_inode(&sh.inodes[inode], gen, -1, u, g);
     char canon[EPH_PATH_MAX];
-    if (r <= MOVED_KERNEL && again_outside(r = dc_after(ENOENT_FIX(dirfd, path, REAL(fchownat)(dirfd, path, u, g, flags))), dirfd, path, canon))
+    if (r <= MOVED_KERNEL && path_alias_after(r = dc_after(ENOENT_FIX(dirfd, path, REAL(fchownat)(dirfd, path, u, g, flags))), dirfd, path, canon))
         return fchownat(AT_FDCWD, canon, u, g, flags);
     return (int)r;
 }
@@ -1964,7 +1972,7 @@ SH_EXPORT int utimensat(int dirfd, const char *path, const struct timespec ts[2]
         r = utimens_inode(&sh.inodes[inode], gen, -1, ts);
     char canon[EPH_PATH_MAX];
     if (r <= MOVED_KERNEL &&
-        again_outside(r = utimens_disk_done(ENOENT_FIX(dirfd, path, REAL(utimensat)(dirfd, path, ts, flags)), dirfd, path, flags), dirfd, path, canon))
+        path_alias_after(r = utimens_disk_done(ENOENT_FIX(dirfd, path, REAL(utimensat)(dirfd, path, ts, flags)), dirfd, path, flags), dirfd, path, canon))
         return utimensat(AT_FDCWD, canon, ts, flags);
     return (int)r;
 }
@@ -2076,12 +2084,12 @@ static int access_impl(int dirfd, const char *path, int amode, int flags)
         /* after the kernel's ENOENT: a name in memory through a symlink outside the roots (path_alias) */
         char canon[EPH_PATH_MAX];
         int r = REAL(faccessat)(dirfd, path, amode, flags);
-        return again_outside(r, dirfd, path, canon) ? access_impl(AT_FDCWD, canon, amode, flags) : r;
+        return path_alias_after(r, dirfd, path, canon) ? access_impl(AT_FDCWD, canon, amode, flags) : r;
     }
     if ((found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t)) == 0) {
         char canon[EPH_PATH_MAX];
         int r = ENOENT_FIX(dirfd, path, REAL(faccessat)(dirfd, path, amode, flags));
-        return again_outside(r, dirfd, path, canon) ? access_impl(AT_FDCWD, canon, amode, flags) : r;
+        return path_alias_after(r, dirfd, path, canon) ? access_impl(AT_FDCWD, canon, amode, flags) : r;
     }
     if (found < 0)
         return fail(ENOENT);
@@ -2278,7 +2286,7 @@ static ssize_t xa_on_path(const char *path, const struct xa *a, int follow)
     for (int n = 0; names_round(AT_FDCWD, path, follow, &n, &inode, &gen, &r);)
         r = xa_inode(&sh.inodes[inode], gen, -1, a);
     char canon[EPH_PATH_MAX];
-    if (r <= MOVED_KERNEL && again_outside(r = ENOENT_FIX(AT_FDCWD, path, xa_path(path, a, follow)), AT_FDCWD, path, canon))
+    if (r <= MOVED_KERNEL && path_alias_after(r = ENOENT_FIX(AT_FDCWD, path, xa_path(path, a, follow)), AT_FDCWD, path, canon))
         return xa_on_path(canon, a, follow);
     return r;
 }

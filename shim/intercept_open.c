@@ -297,8 +297,8 @@ static int open_managed_try(int dirfd, const char *path, int flags, mode_t mode,
     int rr = sh_busy ? 0
              : dir_ok ? nsd_resolve_dir(dirfd, path, abs, &trailing, &didx, &dgen)
                       : nsd_resolve_in(dirfd, path, abs, &trailing);
-    if (rr == 0 && (path[0] == '/' || dirfd == AT_FDCWD))
-        return open_outside(dirfd, path, flags, mode, open_managed); /* from a cwd above a root */
+    if (rr == 0 && path_outside(dirfd, path))
+        return open_outside(dirfd, path, flags, mode, open_managed); /* from a cwd above a root, a directory fd */
     if (rr <= 0)
         return open_real(dirfd, path, flags, mode);
     if (rr == 2) {
@@ -526,9 +526,34 @@ SH_EXPORT int __openat64_2(int dirfd, const char *path, int flags) { return open
  * reached by a tail call (test/fs/programs_more.test.mjs checks a bare-name
  * dlopen through the caller's RUNPATH still works).
  */
+/*
+ * A library in memory named through a symlink outside the roots: the kernel's ENOENT (ld.so's open)
+ * for a path outside them, then its canonical name goes to disk and ld.so tries again
+ * (paths.c, path_alias_after).  Not a tail call, so only for a name with no "$" (a DST the caller's
+ * address would expand) whose first try failed; the others keep the tail call.
+ */
+static __attribute__((noinline)) void *dlopen_outside(const char *file, int mode)
+{
+    void *h = REAL(dlopen)(file, mode);
+    if (likely(h))
+        return h;
+    char canon[EPH_PATH_MAX];
+    int e = errno;
+    errno = ENOENT; /* dlopen sets no errno: a name it did not load may be one in memory */
+    if (path_alias_after(-1, AT_FDCWD, file, canon)) {
+        names_to_disk(AT_FDCWD, canon);
+        return REAL(dlopen)(file, mode);
+    }
+    errno = e;
+    return NULL;
+}
+
 SH_EXPORT void *dlopen(const char *file, int mode)
 {
-    if (file && strchr(file, '/'))
+    if (file && strchr(file, '/')) {
+        if (!path_bad_ptr(file) && !strchr(file, '$') && !path_maybe_managed(AT_FDCWD, file) && !sh_busy)
+            return dlopen_outside(file, mode);
         names_to_disk(AT_FDCWD, file);
+    }
     return REAL(dlopen)(file, mode);
 }

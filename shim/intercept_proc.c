@@ -285,6 +285,18 @@ static int target_loads_shim(const char *path, int fd_in, int depth)
     if (fd_in < 0)
         names_to_disk(AT_FDCWD, path); /* the kernel reads a script's interpreter by path */
     int fd = fd_in >= 0 ? fd_in : sys.open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && fd_in < 0) {
+        /* The kernel's ENOENT: a program (or interpreter) in memory named through a symlink outside
+         * the roots (paths.c, path_alias_after) goes to disk by its canonical name, as one named
+         * under its root does above; the kernel's exec then finds it through the link.  A vfork
+         * child has put everything on disk in the look instead (child_alias). */
+        char canon[EPH_PATH_MAX];
+        int moved = path_alias_after(-1, AT_FDCWD, path, canon);
+        if (moved)
+            names_to_disk(AT_FDCWD, canon);
+        if (moved || sh_vfork_child())
+            fd = sys.open(path, O_RDONLY | O_CLOEXEC);
+    }
     if (fd < 0)
         return 1; /* the exec will fail anyway */
     unsigned char buf[4096];
@@ -482,16 +494,23 @@ static void materialise_all(void)
     sh_log("materialised in-memory files before exec of a program that cannot load the shim");
 }
 
-/* Run fn with the prepared environment.  kind: 0 execve(path), 1 execvpe(file), 2 fexecve(fd). */
-static int exec_prepared(int kind, const char *file, int fd, char *const argv[], char *const envp[])
+/* The exec itself.  kind: 0 execve(path), 1 execvpe(file), 2 fexecve(fd), 3 execveat(fd, file, flags). */
+static int exec_call(int kind, const char *file, int fd, int flags, char *const argv[], char *const envp[])
 {
-    if (sh.disabled || sh_busy) {
-        if (kind == 0)
-            return REAL(execve)(file, argv, envp);
-        if (kind == 1)
-            return REAL(execvpe)(file, argv, envp);
+    if (kind == 0)
+        return REAL(execve)(file, argv, envp);
+    if (kind == 1)
+        return REAL(execvpe)(file, argv, envp);
+    if (kind == 2)
         return REAL(fexecve)(fd, argv, envp);
-    }
+    return (int)REAL(syscall)(SYS_execveat, fd, file, argv, envp, flags);
+}
+
+/* Run the exec with the prepared environment (exec_call's kinds). */
+static int exec_prepared(int kind, const char *file, int fd, int flags, char *const argv[], char *const envp[])
+{
+    if (sh.disabled || sh_busy)
+        return exec_call(kind, file, fd, flags, argv, envp);
     char target[EPH_PATH_MAX];
     /* A vfork child has no fd of ours to hand on (vfork_target) and must change nothing of ours. */
     int child = sh_vfork_child();
@@ -503,7 +522,7 @@ static int exec_prepared(int kind, const char *file, int fd, char *const argv[],
     if (can_load) {
         if (kind == 2)
             can_load = target_loads_shim(NULL, fd, 0);
-        else if (find_in_path(file, target, sizeof target) == 0) {
+        else if (kind == 3 ? path_absolute(fd, file, target, NULL) > 0 : find_in_path(file, target, sizeof target) == 0) {
             /* the kernel and ld.so read the program and its libraries by path */
             names_exec_to_disk(target, envp);
             can_load = target_loads_shim(target, -1, 0);
@@ -527,36 +546,45 @@ static int exec_prepared(int kind, const char *file, int fd, char *const argv[],
         sh_flush_counters();
         ft_ledger_before_exec();
     }
-    if (kind == 0)
-        return REAL(execve)(file, argv, env);
-    if (kind == 1)
-        return REAL(execvpe)(file, argv, env);
-    return REAL(fexecve)(fd, argv, env);
+    return exec_call(kind, file, fd, flags, argv, env);
 }
 
 SH_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-    return exec_prepared(0, path, -1, argv, envp);
+    return exec_prepared(0, path, -1, 0, argv, envp);
 }
 
 SH_EXPORT int execv(const char *path, char *const argv[])
 {
-    return exec_prepared(0, path, -1, argv, environ);
+    return exec_prepared(0, path, -1, 0, argv, environ);
 }
 
 SH_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-    return exec_prepared(1, file, -1, argv, envp);
+    return exec_prepared(1, file, -1, 0, argv, envp);
 }
 
 SH_EXPORT int execvp(const char *file, char *const argv[])
 {
-    return exec_prepared(1, file, -1, argv, environ);
+    return exec_prepared(1, file, -1, 0, argv, environ);
 }
 
 SH_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
-    return exec_prepared(2, NULL, fd, argv, envp);
+    return exec_prepared(2, NULL, fd, 0, argv, envp);
+}
+
+/* execveat(2) (glibc's wrapper, and the raw call through syscall()): a name, relative to a directory
+ * fd or not, the fd itself (AT_EMPTY_PATH), as execve and fexecve prepare them. */
+SH_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+    if (path_bad_ptr(path))
+        return (int)REAL(syscall)(SYS_execveat, dirfd, path, argv, envp, flags); /* the kernel's EFAULT */
+    if (!path[0] && (flags & AT_EMPTY_PATH))
+        return exec_prepared(2, NULL, dirfd, 0, argv, envp);
+    if ((path[0] == '/' || dirfd == AT_FDCWD) && !(flags & AT_SYMLINK_NOFOLLOW))
+        return exec_prepared(0, path, -1, 0, argv, envp);
+    return exec_prepared(3, path, dirfd, flags, argv, envp);
 }
 
 /* execl*: collect the variadic list on the stack (no malloc after vfork/fork). */
@@ -580,7 +608,7 @@ SH_EXPORT int execl(const char *path, const char *arg, ...)
     COLLECT_ARGS(arg, ap, unused_env);
     (void)unused_env;
     va_end(ap);
-    return exec_prepared(0, path, -1, argv, environ);
+    return exec_prepared(0, path, -1, 0, argv, environ);
 }
 
 SH_EXPORT int execlp(const char *file, const char *arg, ...)
@@ -590,7 +618,7 @@ SH_EXPORT int execlp(const char *file, const char *arg, ...)
     COLLECT_ARGS(arg, ap, unused_env);
     (void)unused_env;
     va_end(ap);
-    return exec_prepared(1, file, -1, argv, environ);
+    return exec_prepared(1, file, -1, 0, argv, environ);
 }
 
 SH_EXPORT int execle(const char *path, const char *arg, ...)
@@ -599,7 +627,7 @@ SH_EXPORT int execle(const char *path, const char *arg, ...)
     va_start(ap, arg);
     COLLECT_ARGS(arg, ap, envp);
     va_end(ap);
-    return exec_prepared(0, path, -1, argv, envp);
+    return exec_prepared(0, path, -1, 0, argv, envp);
 }
 
 /* ---- posix_spawn -------------------------------------------------------- */

@@ -379,7 +379,7 @@ real:
         int r;
         DIR_STAT(r, sys.statx(dirfd, path, flags, mask, stx), stx, dir_times_x, stx_mode);
         char canon[EPH_PATH_MAX];
-        if (unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, path) && path_alias(dirfd, path, canon))
+        if (path_alias_after(r, dirfd, path, canon))
             return statx(AT_FDCWD, canon, flags & ~AT_EMPTY_PATH, mask, stx); /* stat_enoent_outside's */
         return r;
     }
@@ -389,7 +389,7 @@ real:
     if (r == 0)
         fp_idmap_translate_x(stx);
     char canon[EPH_PATH_MAX];
-    if (unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, path) && path_alias(dirfd, path, canon))
+    if (path_alias_after(r, dirfd, path, canon))
         return statx(AT_FDCWD, canon, flags & ~AT_EMPTY_PATH, mask, stx);
     return r;
 }
@@ -491,7 +491,7 @@ static int vfs_fd_dir(int fd, char dir[EPH_PATH_MAX])
             return sys.fn(dir, b);                                             \
         }                                                                      \
         r_ = ENOENT_FIX(AT_FDCWD, path, sys.fn(path, b));                      \
-        if (unlikely(r_ < 0) && errno == ENOENT && path_outside(AT_FDCWD, path) && path_alias(AT_FDCWD, path, dir)) \
+        if (path_alias_after(r_, AT_FDCWD, path, dir))                         \
             return fn(dir, b);                                                 \
         return r_;                                                             \
     }

@@ -382,6 +382,12 @@ static FILE *freopen_into_cookie(FILE *stream, int fd, const char *mode)
 
 static FILE *freopen_impl(const char *path, const char *mode, FILE *stream)
 {
+    /* Through a symlink outside the roots, asked first (paths.c, path_alias_name): a failed open
+     * closes the stream, so there is no second try after the kernel's ENOENT. */
+    char canon[EPH_PATH_MAX];
+    int dirfd = AT_FDCWD;
+    if (path && !path_bad_ptr(path) && !sh.disabled && !sh_busy)
+        path = path_alias_name(&dirfd, path, canon);
     struct ck *k = stream ? ck_of(stream) : NULL;
     if (k) {
         /* one of our streams: point its record at the new file (any file: the

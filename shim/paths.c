@@ -489,6 +489,16 @@ static int canon_parent(char abs[EPH_PATH_MAX])
  */
 #define ALIAS_LOOKS_UNATTACHED 4
 
+/* path_alias_on's answer without its count of looks (no attach): for a test made before the look. */
+static int alias_maybe(void)
+{
+    if (sh.disabled || sh_busy)
+        return 0;
+    return !atomic_load_explicit(&sh.attached, memory_order_acquire) ||
+           atomic_load_explicit(&sh.hdr->c.files_in_memory, memory_order_relaxed) ||
+           atomic_load_explicit(&sh.hdr->mdirs_live, memory_order_relaxed);
+}
+
 int path_alias_on(void)
 {
     static _Atomic int unattached_looks;
@@ -549,6 +559,29 @@ static size_t alias_key(int dirfd, const char *p, size_t t, char key[EPH_PATH_MA
     return strlen(key);
 }
 
+/*
+ * p[0..*t) names what the kernel did not find: dir (a copy of p's first *t bytes at least) becomes
+ * the directory above it, "." for none, and *t its length; 1.  0 when there is nothing above to try,
+ * or the last component is a ".." (the kernel resolves it after a missing name).
+ */
+static int climb(const char *p, size_t *t, char *dir)
+{
+    size_t e = *t;
+    while (e > 0 && p[e - 1] == '/')
+        e--;
+    size_t b = e;
+    while (b > 0 && p[b - 1] != '/')
+        b--;
+    if (e == 0 || (e - b == 2 && p[b] == '.' && p[b + 1] == '.'))
+        return 0;
+    *t = b;
+    if (b == 0)
+        memcpy(dir, ".", 2);
+    else
+        dir[b] = '\0';
+    return 1;
+}
+
 static int alias_look(int dirfd, const char *p, char out[EPH_PATH_MAX])
 {
     if (path_bad_ptr(p) || !p[0] || !path_alias_on())
@@ -601,23 +634,8 @@ static int alias_look(int dirfd, const char *p, char out[EPH_PATH_MAX])
             fd = REAL(openat)(dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
             if (fd >= 0)
                 break;
-            if (errno != ENOENT)
+            if (errno != ENOENT || !climb(p, &t, dir))
                 return 0;
-            size_t e = t;
-            while (e > 0 && p[e - 1] == '/')
-                e--;
-            size_t b = e;
-            while (b > 0 && p[b - 1] != '/')
-                b--;
-            if (e == 0 || (e - b == 2 && p[b] == '.' && p[b + 1] == '.'))
-                return 0; /* nothing above to try, or a ".." the kernel resolves after a missing name */
-            t = b;
-            if (t == 0) {
-                dir[0] = '.';
-                dir[1] = '\0';
-            } else {
-                dir[t] = '\0';
-            }
             klen = alias_key(dirfd, p, t, key);
             if (klen && dc_alias(key, klen, real))
                 goto found;
@@ -647,9 +665,25 @@ int path_outside(int dirfd, const char *p)
     char abs[EPH_PATH_MAX];
     if (!path_maybe_managed(dirfd, p))
         return 1;
-    if (p[0] != '/' && dirfd != AT_FDCWD)
-        return 0; /* named from a directory fd: its name is the kernel's (no second look) */
+    /* Named from a directory fd: the fd's name is the kernel's, but the relative part may go
+     * through a symlink outside the roots ("l/root/f" from a directory above l).  Its name costs a
+     * look (dc_fd_path), so it is asked only while something is in memory, as path_alias would. */
+    if (p[0] != '/' && dirfd != AT_FDCWD && !alias_maybe())
+        return 0;
     return path_absolute(dirfd, p, abs, NULL) > 0 && !under_root(abs);
+}
+
+int path_alias_after(long r, int dirfd, const char *p, char canon[EPH_PATH_MAX])
+{
+    return unlikely(r < 0) && errno == ENOENT && path_outside(dirfd, p) && path_alias(dirfd, p, canon);
+}
+
+const char *path_alias_name(int *dirfd, const char *p, char canon[EPH_PATH_MAX])
+{
+    if (!path_outside(*dirfd, p) || !path_alias(*dirfd, p, canon))
+        return p;
+    *dirfd = AT_FDCWD;
+    return canon;
 }
 
 /*
@@ -669,29 +703,24 @@ static int child_alias(int dirfd, const char *p)
         return 0;
     int e = errno;
     int fd = REAL(openat)(dirfd, p, O_PATH | O_CLOEXEC);
-    if (fd < 0) {
-        char dir[EPH_PATH_MAX];
-        strcpy(dir, p);
-        char *slash = strrchr(dir, '/');
-        if (slash == dir)
-            slash[1] = '\0';
-        else if (slash)
-            *slash = '\0';
-        else
-            strcpy(dir, ".");
+    size_t t = strlen(p); /* p + t: the part below what fd names */
+    char dir[EPH_PATH_MAX];
+    strcpy(dir, p);
+    /* The deepest directory on disk: those below it can only be in memory (a directory in memory
+     * holding the name: no disk entry, the kernel's walk stops above it). */
+    while (fd < 0 && errno == ENOENT && climb(p, &t, dir))
         fd = REAL(openat)(dirfd, dir, O_PATH | O_CLOEXEC);
-    }
     if (fd < 0) {
         errno = e;
         return 0;
     }
-    char link[64], out[EPH_PATH_MAX];
+    char link[64], real[EPH_PATH_MAX], out[EPH_PATH_MAX];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t k = sys.readlink(link, out, sizeof out - 1);
+    ssize_t k = sys.readlink(link, real, sizeof real - 1);
     sys.close(fd);
-    if (k > 0 && out[0] == '/') {
-        out[k] = '\0';
-        if (under_root(out))
+    if (k > 0 && real[0] == '/') {
+        real[k] = '\0';
+        if (pn_normalize(real, p + t, out, EPH_PATH_MAX, NULL) > 0 && under_root(out))
             vfork_child_materialise();
     }
     errno = e;

@@ -61,9 +61,21 @@ void path_vfork_child_cwd(void);
 /* Before a vfork, in the parent: the next child starts in the parent's working directory. */
 void path_vfork_child_forget(void);
 /* (dirfd, p) lies outside every root as spelled (from the cwd too: one that is an ancestor of a
- * root makes relative names "maybe managed"); a name relative to a directory fd counts as inside.
- * No call.  For the callers of path_alias. */
+ * root makes relative names "maybe managed"); a name relative to a directory fd counts as inside
+ * while nothing is in memory, else by the fd's name (dc_fd_path).  For the callers of path_alias. */
 int path_outside(int dirfd, const char *p);
+/*
+ * The two rules every by-path call follows for a name outside the roots as spelled (path_outside)
+ * that a symlink outside them may lead under one (path_alias); one place, so that each call is a
+ * line.  A lookup or a change of an existing name asks after the kernel's ENOENT, its answer for a
+ * name that lives only in memory: path_alias_after(r, ...) is 1 with canon the canonical name when
+ * r failed so and the name is under a root (the call is made again as a managed one).  A call that
+ * makes a name, or whose kernel answer would be wrong without failing (a watch, an exec, a library
+ * moved to disk first), asks before: path_alias_name gives canon (and *dirfd AT_FDCWD) when the
+ * name is under a root, else p.  Both cost nothing while nothing is in memory.
+ */
+int path_alias_after(long r, int dirfd, const char *p, char canon[EPH_PATH_MAX]);
+const char *path_alias_name(int *dirfd, const char *p, char canon[EPH_PATH_MAX]);
 /* Anything in memory that a name outside the roots might reach (no call; see path_alias). */
 int path_alias_on(void);
 /* A directory fd the kernel opened from such a name: 1 with its canonical name when it is under a
