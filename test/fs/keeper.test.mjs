@@ -405,12 +405,14 @@ old = daemons()[0]
 victim_code = 'import sys; f = open(sys.argv[1], "wb"); f.write(bytes.fromhex(sys.argv[2])); f.close()'
 env = dict(os.environ, LD_PRELOAD=faults, EPHEMERA_LIB=faults, EPHEMERA_NS_STALL='last')
 # Our shim's execve would put its own library first in LD_PRELOAD: the raw system call does not.
+# glibc's own syscall(), from libc's handle: the global one is the shim's, which sends SYS_execve
+# through its execve wrapper (branch symlinkout).
 argv = [sys.executable, '-c', victim_code, os.path.join(root, 'victim'), files.body('victim').hex()]
 c_argv = (ctypes.c_char_p * (len(argv) + 1))(*[a.encode() for a in argv], None)
 c_env = (ctypes.c_char_p * (len(env) + 1))(*[('%s=%s' % kv).encode() for kv in env.items()], None)
 victim_pid = os.fork()
 if victim_pid == 0:
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = ctypes.CDLL('libc.so.6', use_errno=True)
     libc.syscall(59, argv[0].encode(), c_argv, c_env)  # SYS_execve
     os._exit(127)
 until(lambda: stopped(victim_pid), 'the create did not stop inside its record', 20)
