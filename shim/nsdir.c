@@ -870,6 +870,24 @@ static int nsd_tree_movable(const char *a, const char *b)
     return 1;
 }
 
+/* After a move or exchange of a directory in memory has committed, still holding: the times of
+ * the parents on disk (pa, and pb unless same), the hold let go, the directory cache told (a disk
+ * parent's st_nlink counts its subdirectories in memory); a parent whose times had no room in the
+ * table gets the kernel's touch of both names instead.  0. */
+static int nsd_moved(const struct nsd_parent *pa, const struct nsd_parent *pb, int same, int64_t now, const char *a,
+                     const char *b)
+{
+    int full = (pa->idx < 0 && nsf_touch_dir(pa->dev, pa->ino, now) < 0) ||
+               (!same && pb->idx < 0 && nsf_touch_dir(pb->dev, pb->ino, now) < 0);
+    nsf_unhold();
+    dc_changed();
+    if (full) {
+        nsf_touch_kernel(a);
+        nsf_touch_kernel(b);
+    }
+    return 0;
+}
+
 int nsd_rename_dir(const char *a, uint32_t s, uint32_t sg, const char *b, int t, uint32_t tg)
 {
     struct eph_shm_header *h = sh.hdr;
@@ -944,16 +962,7 @@ int nsd_rename_dir(const char *a, uint32_t s, uint32_t sg, const char *b, int t,
     atomic_fetch_add(&h->shim_dir_renames, 1);
     if (ti)
         atomic_store(&h->reclaim_pending, 1);
-    int full = (pa.idx < 0 && nsf_touch_dir(pa.dev, pa.ino, now) < 0) ||
-               (!same && pb.idx < 0 && nsf_touch_dir(pb.dev, pb.ino, now) < 0);
-    r = 0;
-    nsf_unhold();
-    dc_changed(); /* a disk parent's st_nlink counts its subdirectories in memory */
-    if (full) {
-        nsf_touch_kernel(a);
-        nsf_touch_kernel(b);
-    }
-    return r;
+    return nsd_moved(&pa, &pb, same, now, a, b);
 out:
     nsf_unhold();
     return r;
@@ -1030,16 +1039,7 @@ int nsd_exchange(const char *a, const struct nsd_xside *xa, const char *b, const
     eph_j_commit_as(h, "dirxchg");
     atomic_fetch_add(&h->dirs_gone, 1); /* every path below both changed (shm.h) */
     atomic_fetch_add(&h->shim_dir_renames, 1);
-    int full = (pa.idx < 0 && nsf_touch_dir(pa.dev, pa.ino, now) < 0) ||
-               (!same && pb.idx < 0 && nsf_touch_dir(pb.dev, pb.ino, now) < 0);
-    r = 0;
-    nsf_unhold();
-    dc_changed(); /* a disk parent's st_nlink counts its subdirectories in memory */
-    if (full) {
-        nsf_touch_kernel(a);
-        nsf_touch_kernel(b);
-    }
-    return r;
+    return nsd_moved(&pa, &pb, same, now, a, b);
 out:
     nsf_unhold();
     return r;
