@@ -55,6 +55,7 @@ test('summariseStartup: per-round differences in ms', () => {
   const s = summariseStartup([120, 130, 125], [2, 3, 4]);
   assert.equal(s.ephemeraMs, 125);
   assert.equal(s.trueMs, 3);
+  assert.equal(s.pairs, 3);
   assert.deepEqual(s.overMs, [118, 121, 127]);
 });
 

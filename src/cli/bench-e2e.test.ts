@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { START_PAIRS_PER_ROUND } from '../bench/tools.js';
 
 const EPHEMERA = fileURLToPath(new URL('../../ephemera', import.meta.url));
 const ROOT = process.getuid?.() === 0;
@@ -76,8 +77,9 @@ test('bench tools: every real program runs under ephemera, tmpfs and disk, with 
     }
     assert.match(cells(r.stdout, 'ephemera run -- true')[3] ?? '', /^-?\d+\.\d \(/);
     assert.match(readFileSync(csv, 'utf8'), /^workload,n,contender,median_us,/);
-    const parsed = JSON.parse(readFileSync(json, 'utf8')) as { rows: unknown[] };
+    const parsed = JSON.parse(readFileSync(json, 'utf8')) as { rows: unknown[]; startup: { pairs: number } };
     assert.equal(parsed.rows.length, 8);
+    assert.equal(parsed.startup.pairs, START_PAIRS_PER_ROUND, 'one round times START_PAIRS_PER_ROUND start-up pairs');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
