@@ -479,7 +479,7 @@ static void budget_on_tick(uint64_t n)
 {
     B.ticks += n;
     uint64_t per_sec = B.version ? (uint64_t)(1000000000ll / BUDGET_POLL_NS) : 1;
-    if (B.ticks % per_sec < n && !guard_stalled()) {
+    if (B.ticks % per_sec < n && !guard_stalled_now()) {
         /* Once a second: limits set on ancestors, and MemAvailable.  Not while the cgroup
          * stalls at the guard: the walk opens each ancestor's limit file (a struct file charged
          * to us: on v1 the open fails then, on v2 it throttles us for up to 2 s). */

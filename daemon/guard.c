@@ -93,9 +93,28 @@ int guard_active(void)
     return G.ctl_fd >= 0;
 }
 
-int guard_stalled(void)
+/* Follow mode, v2: the host's guard read now (preads of fds kept open: nothing charged), into
+ * *armed; returns whether the cgroup waits above it. */
+static int guard_read_follow_v2(int *armed)
 {
-    return G.ctl_fd >= 0 && G.stalled;
+    int64_t high = guard_read_num(G.ctl_fd), max = guard_read_num(G.max_fd), cur = guard_read_num(G.cur_fd);
+    *armed = high >= 0 && (max < 0 || high < max);
+    return *armed && cur > high;
+}
+
+int guard_stalled_now(void)
+{
+    if (G.ctl_fd < 0)
+        return 0;
+    if (G.version == 2 && G.follow) {
+        int armed;
+        G.stalled = guard_read_follow_v2(&armed);
+    } else if (G.version == 1) {
+        int disabled, under = guard_read_v1(&disabled);
+        G.stalled = (G.follow ? disabled == 1 : G.armed) && under == 1;
+    }
+    log_hold(G.stalled);
+    return G.stalled;
 }
 
 int guard_wanted(void)
@@ -132,11 +151,10 @@ static void guard_follow(int want)
         /* memory.high throttles, it does not freeze; but it throttles us too (we are in the
          * cgroup): a page charged while usage is above it (a log line's page, a struct file for
          * an open) puts us to sleep for up to 2 s on our way back to user space.  So the log is
-         * held as on v1, and the budget's opens wait (guard_stalled).  A guard nobody can lift
+         * held as on v1, and the budget's opens wait (guard_stalled_now).  A guard nobody can lift
          * any more would throttle for good: the lease's rule bounds that too. */
-        int64_t high = guard_read_num(G.ctl_fd), max = guard_read_num(G.max_fd), cur = guard_read_num(G.cur_fd);
-        int armed = high >= 0 && (max < 0 || high < max);
-        G.stalled = armed && cur > high;
+        int armed;
+        G.stalled = guard_read_follow_v2(&armed);
         log_hold(G.stalled);
         lease_tick(armed, G.stalled);
         return;

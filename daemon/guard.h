@@ -18,10 +18,12 @@ void guard_init(int version, const char *dir, void (*on_oom)(void), void (*befor
 /* 1 when guard_init found a knob it may write. */
 int guard_active(void);
 
-/* At the last reading, the guard was set and the cgroup waiting at it (v1 under_oom, v2 usage
- * above a guarding memory.high; v2 only in follow mode): nothing may charge a page then, or the
- * charge waits too (v1) or is throttled for up to 2 s (v2). */
-int guard_stalled(void);
+/* The guard is set and the cgroup waits at it, read now (v1 under_oom; v2 usage above a guarding
+ * memory.high, in follow mode only: preads of fds kept open, which charge nothing); the log held
+ * or let go by it as at a tick.  Nothing may charge a page then, or the charge waits too (v1) or
+ * is throttled for up to 2 s (v2): work that can wait (a walk, a /proc scan, a memfd made ahead)
+ * asks just before it starts. */
+int guard_stalled_now(void);
 /* Arm the guard (want) or lift it, for a cgroup limit (-1: none) and the
  * budget's headroom. */
 void guard_update(int64_t limit, uint64_t headroom, int want);

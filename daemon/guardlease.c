@@ -89,8 +89,12 @@ static struct {
 static int ntasks;
 
 /* Brings the list in line with cgroup.procs, while the guard is set (a pread
- * of the kept fd: it works during a stall too, and a failed one changes nothing). */
-static void lease_refresh(void)
+ * of the kept fd: it works during a stall too, and a failed one changes nothing).
+ * A task not listed yet is opened only when may_open: on v2 an open during a
+ * stall is not refused, it charges a struct file (and the seq_file and its
+ * buffer) to the cgroup above memory.high, and the kernel throttles the daemon
+ * for up to 2 s on its way back to user space. */
+static void lease_refresh(int may_open)
 {
     if (L.procs_fd < 0)
         return;
@@ -112,7 +116,7 @@ static void lease_refresh(void)
         for (i = 0; i < ntasks && tasks[i].pid != pid; i++)
             ;
         if (i == ntasks) {
-            if (ntasks == LEASE_TASKS)
+            if (ntasks == LEASE_TASKS || !may_open)
                 continue;
             char p[64], v[32];
             snprintf(p, sizeof p, "/proc/%ld/oom_score", pid);
@@ -160,8 +164,8 @@ void lease_tick(int armed, int under)
 {
     if (L.fd < 0 && L.path[0] && armed)
         lease_open(); /* linked after we started (an agent that took the container over) */
-    if (armed)
-        lease_refresh(); /* an open that fails during a stall (ENOMEM) is tried again next tick */
+    if (armed) /* a task that came during a stall is opened after it (or when nobody else is left to kill) */
+        lease_refresh(under != 1);
     if (!armed || under != 1) {
         L.stall_since = 0;
         if (L.killed) {
@@ -183,6 +187,12 @@ void lease_tick(int armed, int under)
         return;
     int score;
     pid_t v = lease_victim(&score);
+    if (v <= 0) {
+        /* Nobody we know of is left to kill: the tasks that came during the stall, opened now
+         * (the daemon may be throttled for it, but it has to act). */
+        lease_refresh(1);
+        v = lease_victim(&score);
+    }
     if (v > 0 && kill(v, SIGKILL) == 0) {
         L.killed = v;
         /* Said now, while the container still runs (the victim may be its whole function, and the

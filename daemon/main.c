@@ -34,6 +34,7 @@
 #include "dirtwin.h"
 #include "evict.h"
 #include "filebytes.h"
+#include "guard.h"
 #include "keeper.h"
 #include "ledger.h"
 #include "log.h"
@@ -203,6 +204,15 @@ static void ephd_gc_tick(uint64_t expirations)
     ns_gc_all();
     ns_pool_take_back(0, 1); /* pool entries of processes that died */
     dt_holds_gc();           /* and their stand-ins' holds on twins' records */
+    /* The rest charges the cgroup for kernel memory: memfds made ahead (an inode, a dentry, a
+     * struct file each, and the slots' region pages), the walk of the roots and the /proc scans
+     * (a struct file per directory opened).  While the cgroup waits at its guard that charge
+     * would find it above memory.high and the kernel would throttle the daemon for up to 2 s on
+     * its way back to user space, the daemon that has to end the stall (the lease's bound,
+     * eviction): so it waits for the next tick after the stall.  Read now, not at the last
+     * budget tick: the stall may have begun since. */
+    if (guard_stalled_now())
+        return;
     ns_pool_restock();
     ns_sweep_orphans(shim_nconns(), shim_accepts());
     fbytes_sample();

@@ -1001,18 +1001,19 @@ int ns_pool_lend(int32_t pid, int want, struct eph_pool_entry *out, int *fds)
     return n;
 }
 
-/* Slot idx back from a pool (unused): close its memfd, free the slot.  Not put back in the stock
- * as a freed file's is: that made the daemon of a stalled container throttled at memory.high
- * (docs/ARCHITECTURE.md, "A pool slot given back unused keeps its memfd in the stock", the
- * lead's note).  A slot a shim kept from its own file (nsfast.c, "homes") may still hold that
- * file's pages: not counted in bytes_in_memory while FREE, and freed with the memfd here. */
+/* Slot idx back from a pool (unused): its memfd back into the stock (emptied after the unlock,
+ * as a freed file's: ns_stock_recycle; closed when the stock is full or it carries an extended
+ * attribute), the slot freed.  A process that makes one file returns 31 of its batch of 32
+ * when it is gone: kept, they spare the restock a memfd_create + fstat each and the keeper a
+ * copy and a drop (docs/ARCHITECTURE.md, "tar's daemon and growth, cut").  A slot a shim kept
+ * from its own file (nsfast.c, "homes") may still hold that file's pages: not counted in
+ * bytes_in_memory while FREE, and freed with the emptying here.  Its program's fds of it are
+ * gone (a home is open nowhere, and the shim closes its own before it asks afresh). */
 static void ns_pool_return(uint32_t idx)
 {
     struct eph_inode *in = &D.inodes[idx];
-    if (in->mem_fd >= 0) {
-        keeper_dropped(in->mem_fd);
-        close(in->mem_fd);
-    }
+    if (in->mem_fd >= 0)
+        nsl_recycle_later(in->mem_fd, in->ino);
     in->mem_fd = -1;
     atomic_store(&in->capacity, 0);
     atomic_store(&in->size, 0);

@@ -1,16 +1,16 @@
-// Issue 15, bench tools' tar row (branch tarcut): a cost that tmpfs does not have, counted by
+// Issue 15, bench tools' tar row (branch tarcut): two costs that tmpfs does not have, counted by
 // strace, never timed.
 //
-// `tar x` writes each file in appends (a record of the archive at a time).  A pwrite past the end
-// extends a memfd by itself, so after a file's first growth its appends grow it with no
-// ftruncate: at most one per file (a first write past the first page still reserves its pages
-// through ftruncate, whose failure shim_faults_test grow-enospc checks).  Before: the first
-// growth, a doubling each time an append passed the capacity, and a trim at close: 3 per file of
-// 40,000 bytes.
-//
-// (The branch's second change, a pool batch's unused memfds kept in the daemon's stock, and its
-// test were taken out: docs/ARCHITECTURE.md, "A pool slot given back unused keeps its memfd in the
-// stock".)
+// 1. `tar x` writes each file in appends (a record of the archive at a time).  A pwrite past the end
+//    extends a memfd by itself, so after a file's first growth its appends grow it with no
+//    ftruncate: at most one per file (a first write past the first page still reserves its pages
+//    through ftruncate, whose failure shim_faults_test grow-enospc checks).  Before: the first
+//    growth, a doubling each time an append passed the capacity, and a trim at close: 3 per file of
+//    40,000 bytes.
+// 2. A process's pool batch (32 free slots, each with a memfd the daemon made) comes back to the
+//    daemon when the process asks afresh (a new image after exec) or is gone; 31 of 32 are unused
+//    when it made one file.  Their memfds go back into the daemon's stock instead of being closed
+//    and made again: the daemon's memfd_create per such process drops from 32 to ~1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -52,5 +52,38 @@ test('tar x grows each file by its writes: at most one ftruncate per file', { ti
   // 4 per file (12288, 24576, 49152, and the trim to 40960 at close).
   const ft = c.ftruncate ?? 0;
   assert.ok(ft <= FILES + 2, `tar x of ${FILES} files of ${SIZE} bytes made ${ft} ftruncate under the shim (tmpfs: 0), want at most one per file`);
+  sc.done();
+});
+
+const STEPS = 10;
+
+test("a batch's unused memfds go back into the daemon's stock, not closed and made again", { timeout: 120_000 }, async () => {
+  const sc = scratch('tarcount-pool');
+  const root = sc.sub('root');
+  const out = join(sc.dir, 'daemon.txt');
+  // Each step is a new image in the same process (exec): it makes one file, which takes a batch,
+  // and its successor's first create asks afresh, which gives the 31 unused slots back at once.
+  const step = join(sc.dir, 'step.sh');
+  writeFileSync(step, 'echo x > "$R/f$1"\nif [ "$1" -lt $((STEPS - 1)) ]; then exec bash "$0" $(($1 + 1)); fi\n');
+  const inner = [
+    'set -e',
+    'd=$(pgrep -P $PPID -x ephemerad)',
+    // A file first, untraced: the daemon's first batch and its first stock of 128 are made here.
+    'echo x > "$R/warm"',
+    'strace -f -c -e trace=memfd_create,close,ftruncate -o "$O" -p "$d" 2>/dev/null & sp=$!',
+    // Attached before the first step (bounded: 20 s).
+    'for i in $(seq 400); do grep -Eq "^TracerPid:[[:space:]]*[1-9]" /proc/$d/status && break; sleep 0.05; done',
+    'grep -Eq "^TracerPid:[[:space:]]*[1-9]" /proc/$d/status',
+    'bash "$S" 0',
+    'for i in $(seq 0 $((STEPS - 1))); do test -s "$R/f$i"; done',
+    'kill -INT $sp; wait $sp || true',
+  ].join('\n');
+  const r = await ephemeraRun({ root, cmd: 'bash', args: ['-c', inner], env: { R: root, O: out, S: step, STEPS: String(STEPS) }, statsDir: sc.dir, discard: true });
+  assert.equal(r.status, 0, describe(r));
+  const c = callsOf(out);
+  const made = c.memfd_create ?? 0;
+  // The first step's batch is restocked (32); each later step gets 31 back and restocks 1 (41 in
+  // all).  Before: 32 per step (320), the 31 given back closed.
+  assert.ok(made <= 32 + 3 * STEPS, `the daemon made ${made} memfds for ${STEPS} processes of one file each, want at most ${32 + 3 * STEPS}`);
   sc.done();
 });

@@ -71,6 +71,21 @@ sh -c "echo \$\$ > $CGL/cgroup.procs && exec env LD_PRELOAD=/lib/libephemera.so 
 say lease_files_status $?
 DPID=$(cat $CGL/cgroup.procs)
 say lease_daemon "{\"pid\":$DPID,\"locked_kb\":$(grep VmLck /proc/$DPID/status | tr -dc 0-9)}"
+# What the daemon charges while the stall is held, from the kernel's side: a kprobe on the memory
+# controller's charge (try_charge_memcg: every accounted allocation that its per-CPU stocks do not
+# cover; a refill found above memory.high throttles the caller on its way back to user space),
+# for the daemon's pid only, each hit with its kernel stack.
+T=/sys/kernel/tracing
+probe=none
+if mount -t tracefs nodev $T 2> /dev/null; then
+  for sym in try_charge_memcg try_charge; do
+    grep -q " $sym\$" /proc/kallsyms && echo "p:ephchg $sym" >> $T/kprobe_events 2> /dev/null && probe=$sym && break
+  done
+fi
+if [ $probe != none ]; then
+  echo "common_pid == $DPID" > $T/events/kprobes/ephchg/filter
+  echo 1 > $T/options/stacktrace
+fi
 high0=$(grep '^high ' $CGL/memory.events | cut -d' ' -f2)
 sh -c "echo \$\$ > $CGL/cgroup.procs && exec dd if=/dev/zero of=/dev/null bs=64M count=1" 2> /dev/null &
 VICTIM=$!
@@ -80,23 +95,35 @@ WATCH=$!
 i=0
 while [ "$(cat $CGL/memory.current)" -le $HIGH ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
 stall=$(ms)
-# Held: 3 s of the stall, sampled every 0.1 s (reads by the shell itself: no process started to
+[ $probe != none ] && echo 1 > $T/events/kprobes/ephchg/enable
+# Held: 6.5 s of the stall, sampled every 0.1 s (reads by the shell itself: no process started to
 # look): the workload lives, throttled, memory.current stays above memory.high; and the daemon,
-# in the same cgroup, is it throttled too?
-above=0 samples=0 throttled=0 dthrottled=0
-while [ $(( $(ms) - stall )) -lt 3000 ]; do
+# in the same cgroup, is it throttled too, or does it charge anything?  6.5 s: longer than every
+# period of the daemon's work (the 1 s tick, its 5 s walk of the roots).
+above=0 samples=0 throttled=0 dthrottled=0 dsyscall=
+while [ $(( $(ms) - stall )) -lt 6500 ]; do
   read -r cur < $CGL/memory.current
   [ "$cur" -gt $HIGH ] && above=$((above + 1))
   w= d=
   read -r w < /proc/$VICTIM/wchan
   [ "$w" = mem_cgroup_handle_over_high ] && throttled=$((throttled + 1))
   read -r d < /proc/$DPID/wchan
-  [ "$d" = mem_cgroup_handle_over_high ] && dthrottled=$((dthrottled + 1))
+  if [ "$d" = mem_cgroup_handle_over_high ]; then
+    dthrottled=$((dthrottled + 1))
+    read -r dsyscall < /proc/$DPID/syscall
+  fi
   samples=$((samples + 1))
   sleep 0.1
 done
 alive=false
 grep -q '^State:.*[RSD]' /proc/$VICTIM/status 2> /dev/null && alive=true
+charges=0 chstack=
+if [ $probe != none ]; then
+  echo 0 > $T/events/kprobes/ephchg/enable
+  charges=$(grep -c ': ephchg:' $T/trace)
+  chstack=$(grep -m1 -A14 ': ephchg:' $T/trace | sed -n 's/^ => //p' | tr '\n' ' ')
+fi
+say lease_daemon_charges "{\"probe\":\"$probe\",\"count\":$charges,\"first_stack\":\"$chstack\",\"throttled_in_syscall\":\"$dsyscall\"}"
 say lease_held "{\"stall_ms\":$(( $(ms) - stall )),\"alive\":$alive,\"samples\":$samples,\"above\":$above,\"throttled\":$throttled,\"daemon_throttled\":$dthrottled,\"high_events\":$(( $(grep '^high ' $CGL/memory.events | cut -d' ' -f2) - high0 )),\"current\":$(cat $CGL/memory.current),\"orphaned_lines\":$(grep -c 'oom guard orphaned' /run/lease.log)}"
 # The agent's stand-in dies: nobody holds the lease any more.
 lost=$(ms)
