@@ -50,8 +50,7 @@
 static _Atomic uint32_t *ft_ddesc;
 static _Atomic uint32_t ft_ddesc_live; /* marks made since a walk last found none */
 
-struct ft_entry *ft_fds;
-uint32_t ft_nfds;
+struct ft_hot ft_hot __attribute__((aligned(2048))); /* fdtable.h: sh_fcntl's one page */
 _Atomic uint32_t ft_hwm;
 struct ft_map *ft_maps;
 static struct ft_old *ft_olds; /* indexed by inode slot, after the ddesc marks in ft_maps' mapping */
@@ -157,7 +156,7 @@ static void desc_inode_forget(uint32_t desc1)
 {
     _Atomic uint64_t *w = &ft_desc_inode[desc1 % FT_DESC_INODES];
     if ((uint32_t)atomic_load_explicit(w, memory_order_relaxed) == desc1) {
-        atomic_store_explicit(w, 0, memory_order_relaxed);
+        atomic_store_explicit(w, FT_DESC_NONE, memory_order_relaxed);
         atomic_thread_fence(memory_order_release); /* before the entry's stores */
     }
 }
@@ -553,9 +552,13 @@ int ft_init(void)
     ft_maps = m; /* zero pages: kfd1 == 0 means no private fd, and nothing is touched */
     atomic_store(&ft_ddesc, (_Atomic uint32_t *)(void *)((char *)m + maps_bytes));
     ft_olds = (struct ft_old *)(void *)((char *)m + maps_bytes + ddesc_bytes);
-    ft_nfds = (uint32_t)n;
-    atomic_thread_fence(memory_order_release);
+    ft_inodes = sh.inodes;
+    for (uint32_t i = 0; i < FT_DESC_INODES; i++)
+        atomic_store_explicit(&ft_desc_inode[i], FT_DESC_NONE, memory_order_relaxed);
     ft_fds = t;
+    /* ft_nfds last: sh_fcntl takes a number below it as one with an entry, without a look at ft_fds */
+    atomic_thread_fence(memory_order_release);
+    ft_nfds = (uint32_t)n;
     return 0;
 }
 
@@ -1149,8 +1152,6 @@ void ft_ddesc_dup(int oldfd, int newfd)
     ft_ddesc_mark(newfd, (fl & FD_CLOEXEC) != 0);
 }
 
-_Atomic int ft_posix_locks;
-_Atomic uint64_t ft_desc_inode[FT_DESC_INODES];
 
 void ft_ddesc_own_unlocked(int fd)
 {

@@ -90,11 +90,27 @@ _Static_assert((FT_ROOTFD & ((FT_SLOT_MASK << FT_SLOT_SHIFT) | FT_DISK | FT_PRIV
                "ft_entry.flags: FT_ROOTFD overlaps the slot or a flag bit of a kernel fd's entry");
 _Static_assert(((FT_OWNDESC | FT_INHERITED) & ~(FT_DISK_INO_MASK << FT_DISK_INO_SHIFT)) == 0,
                "ft_entry.flags: FT_OWNDESC and FT_INHERITED must be disk inode bits (unused before FT_DISK)");
-extern SH_HIDDEN struct ft_entry *ft_fds;        /* flat array indexed by fd, NULL before init */
+/*
+ * What sh_fcntl's lock path reads of the shim's own data, and nothing else of it: one block of
+ * less than 2 KiB, 2 KiB aligned, so one page.  Where every system call empties the TLB, each page
+ * touched between two calls costs a page walk (ARCHITECTURE.md, "The lock path in one page").
+ * Its members keep their names (the macros below).
+ */
+#define FT_DESC_INODES 128u
+struct ft_hot {
+    _Atomic uint64_t desc_inode[FT_DESC_INODES]; /* ft_desc_inode, below */
+    struct ft_entry *fds;
+    uint32_t nfds;
+    _Atomic int posix_locks;
+    struct eph_inode *inodes;
+};
+extern SH_HIDDEN struct ft_hot ft_hot;
+_Static_assert(sizeof(struct ft_hot) <= 2048, "struct ft_hot must fit its 2 KiB-aligned block");
+#define ft_fds (ft_hot.fds)               /* flat array indexed by fd, NULL before init */
 /* In a vfork child the table is the parent's, and other threads of the parent may change it while
  * the child runs: each test below says "not ours" there (vforkchild.h), checked last, once the entry
  * said yes, so the common "no" costs nothing more. */
-extern SH_HIDDEN uint32_t ft_nfds;
+#define ft_nfds (ft_hot.nfds)
 extern _Atomic uint32_t ft_hwm;         /* 1 + highest fd ever installed: bounds scans */
 
 static inline int ft_managed(int fd)
@@ -231,10 +247,10 @@ void ft_ddesc_dup(int oldfd, int newfd);
  * of any fd of it: once the process took one (ft_posix_locks, set by fcntl's F_SETLK(W) and lockf
  * through the shim) a dup and a fork keep the daemon's description, and an exec only gets the
  * program's flag back.  A lock of the description itself (flock, OFD) still reopens first. */
-extern SH_HIDDEN _Atomic int ft_posix_locks;
+#define ft_posix_locks (ft_hot.posix_locks)
 /*
  * The inode of a desc as this process read it, by desc1 modulo FT_DESC_INODES: (inode << 32) |
- * desc1, 0 for none.  For sh_fcntl's lock path, which then reads the fd's entry and this word
+ * desc1, FT_DESC_NONE for none.  For sh_fcntl's lock path, which then reads the fd's entry and this word
  * (beside ft_fds, on a page the lookup reads anyway) instead of the desc in the region: on a
  * machine where every system call empties the TLB, one page fewer a call.  A desc's inode is set
  * at its allocation and a desc is not freed while an fd of ours holds it, so a word is wrong only
@@ -243,8 +259,12 @@ extern SH_HIDDEN _Atomic int ft_posix_locks;
  * before the entry shows the desc).  ft_desc_inode_note writes one, under ft_lock too, from the
  * desc an fd of ours holds right then (only if ft_lock is free: it never waits).
  */
-#define FT_DESC_INODES 128u
-extern SH_HIDDEN _Atomic uint64_t ft_desc_inode[FT_DESC_INODES];
+#define ft_desc_inode (ft_hot.desc_inode)
+/* An empty word: its low half matches no desc1, not even an fd's 0 (not ours). */
+#define FT_DESC_NONE ((uint64_t)UINT32_MAX)
+/* sh.inodes, copied by ft_init before it publishes ft_fds, beside ft_desc_inode: the lock path
+ * then reads no page of the shim's data but that one (sh is on another). */
+#define ft_inodes (ft_hot.inodes)
 void ft_desc_inode_note(int fd, uint32_t desc1);
 void ft_ddesc_own_unlocked(int fd);
 void ft_ddesc_own_all(int inheritable_only); /* fork (0), exec (1: those it keeps) */

@@ -293,10 +293,11 @@ static int record_lock(int fd, int cmd, unsigned long arg)
 static inline long fcntl_syscall(int fd, int cmd, unsigned long arg)
 {
 #if defined(__x86_64__)
+    /* fd and cmd as the kernel reads them (unsigned int: the upper halves are not looked at) */
     long r;
     __asm__ volatile("syscall"
                      : "=a"(r)
-                     : "0"((long)SYS_fcntl), "D"((long)fd), "S"((long)cmd), "d"(arg)
+                     : "0"((long)SYS_fcntl), "D"((unsigned)fd), "S"((unsigned)cmd), "d"(arg)
                      : "rcx", "r11", "memory");
     return r;
 #else
@@ -368,10 +369,11 @@ static __attribute__((noinline)) int fcntl_slow(int fd, int cmd, unsigned long a
 }
 
 /* sh_fcntl's desc not in ft_desc_inode: noted for the next call (not by a vfork child, which
- * changes nothing of ours), this one by the slow path. */
+ * changes nothing of ours), this one by the slow path.  An fd not of ours (desc1 0) comes here
+ * too, and goes straight on. */
 static __attribute__((noinline)) int fcntl_unknown(int fd, int cmd, unsigned long arg, uint32_t desc1)
 {
-    if (!sh_vfork_child())
+    if (desc1 != 0 && !sh_vfork_child())
         ft_desc_inode_note(fd, desc1);
     return fcntl_slow(fd, cmd, arg);
 }
@@ -387,16 +389,19 @@ static __attribute__((noinline, cold)) int fcntl_failed(long r)
  * F_SETLK and F_GETLK by SEEK_SET on an fd of an in-memory file (SQLite's
  * every lock), and their OFD twins where the fd's description is known to be
  * its own (FT_OWNDESC: io_own_description has nothing to do): the kernel's
- * one call on the memfd and the check that the file stayed, nothing else;
- * everything else goes to fcntl_slow.  An F_SETLK takes this path only once
+ * one call on the memfd and, after a lock, the check that the file stayed,
+ * nothing else; everything else goes to fcntl_slow.  An F_SETLK takes this path only once
  * ft_posix_locks is set (fcntl_slow sets it at the process's first).
  *
  * On a machine with PTI and no PCID every system call leaves the user TLB
  * empty, so each page the wrapper touches costs a page walk, before the call
  * and again after it.  So this path is a leaf (every other case a tail jump)
- * that reads the fd's entry, the desc's inode from ft_desc_inode (on the page
- * of ft_fds, instead of the desc in the region: fdtable.h), the inode, and
- * nothing else of ours.  In particular it does not read the thread's vfork
+ * that reads the fd's entry, the desc's inode from ft_desc_inode (in ft_hot,
+ * one page of the shim's own with ft_fds and ft_inodes, instead of the desc in
+ * the region: fdtable.h), the inode, and nothing else of ours.  Measured here,
+ * the pages outside the shim's image are what cost (the fd table's and the
+ * region's, about 2% of a lock + unlock pair each), not the instructions
+ * (ARCHITECTURE.md, "The lock path: what a page costs").  In particular it does not read the thread's vfork
  * mark (a load through the GOT, then the TLS page): in a vfork child it
  * makes the very call libc's fcntl would (these commands pass through glibc's
  * unchanged, on the child's own kernel fd) and changes nothing of the shim's;
@@ -404,41 +409,56 @@ static __attribute__((noinline, cold)) int fcntl_failed(long r)
  * file not in memory, a file moved meanwhile) is fcntl_unknown's and
  * fcntl_slow's, which step aside in a vfork child.
  */
-static int sh_fcntl(int fd, int cmd, unsigned long arg)
+/* sh_fcntl's path for one command, inlined into each (the tests on cmd, want and lock fold
+ * away): want, the flag bits the command needs among FT_DISK (never) and FT_OWNDESC (an OFD
+ * lock's); lock, a lock to check against a move after the call (a query is not). */
+static inline __attribute__((always_inline)) int lock_fast(int fd, int cmd, unsigned long arg, uint32_t want,
+                                                           int lock)
 {
-    struct ft_entry *t = ft_fds;
     const struct flock *fl = (const struct flock *)arg;
-    if (unlikely(t == NULL || (unsigned)fd >= ft_nfds))
+    /* ft_init publishes ft_nfds after ft_fds: a number below it has an entry */
+    if (unlikely((unsigned)fd >= __atomic_load_n(&ft_nfds, __ATOMIC_ACQUIRE)))
         goto slow;
-    uint32_t desc1 = t[fd].desc1, flags = t[fd].flags;
-    int query = 0;
-    if (cmd == F_SETLK) {
-        if (!atomic_load_explicit(&ft_posix_locks, memory_order_relaxed))
-            goto slow;
-    } else if (cmd == F_OFD_SETLK) {
-        if (!(flags & FT_OWNDESC))
-            goto slow;
-    } else if (cmd == F_GETLK || cmd == F_OFD_GETLK) {
-        query = 1;
-    } else {
+    struct ft_entry e = ft_fds[fd];
+    if ((e.flags & (FT_DISK | want)) != want || path_bad_ptr(fl) || fl->l_whence != SEEK_SET)
         goto slow;
+    /* An fd not of ours (desc1 0) never matches: an empty word's low half is FT_DESC_NONE. */
+    uint64_t known = atomic_load_explicit(&ft_desc_inode[e.desc1 % FT_DESC_INODES], memory_order_relaxed);
+    if (unlikely((uint32_t)known != e.desc1))
+        return fcntl_unknown(fd, cmd, arg, e.desc1);
+    struct eph_inode *ino = &ft_inodes[known >> 32];
+    if (!lock || fl->l_type == F_UNLCK) {
+        /* A query changes nothing, and neither does an unlock whose file moved meanwhile: a lock
+         * of ours on the memfd stopped any move but a forced one, and a forced move leaves the
+         * disk file without it (ARCHITECTURE.md, "The lock path: what a page costs"). */
+        if (unlikely(atomic_load(&ino->state) != EPH_MEM))
+            goto slow;
+        long r = fcntl_syscall(fd, cmd, arg);
+        return unlikely(r < 0) ? fcntl_failed(r) : (int)r;
     }
-    if (desc1 == 0 || (flags & FT_DISK) || path_bad_ptr(fl) || fl->l_whence != SEEK_SET)
-        goto slow;
-    uint64_t known = atomic_load_explicit(&ft_desc_inode[desc1 % FT_DESC_INODES], memory_order_relaxed);
-    if (unlikely((uint32_t)known != desc1))
-        return fcntl_unknown(fd, cmd, arg, desc1);
-    struct eph_inode *ino = &sh.inodes[known >> 32];
     uint32_t epoch = atomic_load(&ino->epoch);
     if (unlikely(atomic_load(&ino->state) != EPH_MEM))
         goto slow;
     long r = fcntl_syscall(fd, cmd, arg);
     if (unlikely(r < 0))
         return fcntl_failed(r);
-    if (query || lock_stayed(ino, epoch))
+    if (likely(lock_stayed(ino, epoch)))
         return (int)r;
     /* moved meanwhile: fcntl_managed takes it again on the file's new home */
 slow:
+    return fcntl_slow(fd, cmd, arg);
+}
+
+static int sh_fcntl(int fd, int cmd, unsigned long arg)
+{
+    if (cmd == F_SETLK) {
+        if (likely(atomic_load_explicit(&ft_posix_locks, memory_order_relaxed)))
+            return lock_fast(fd, F_SETLK, arg, 0, 1);
+    } else if (cmd == F_OFD_SETLK) {
+        return lock_fast(fd, F_OFD_SETLK, arg, FT_OWNDESC, 1);
+    } else if (cmd == F_GETLK || cmd == F_OFD_GETLK) {
+        return lock_fast(fd, cmd, arg, 0, 0);
+    }
     return fcntl_slow(fd, cmd, arg);
 }
 
