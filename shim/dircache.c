@@ -35,9 +35,23 @@
 
 struct dc_key {
     size_t len;     /* 0 = unused */
+    uint64_t tail;  /* the name's last 8 bytes (dc_tail): a look compares names only where it agrees */
     uint64_t gen;   /* the region's dir_gen when the stat was made */
     uint64_t stamp; /* sh_lru_ns() when the stat was made */
 };
+
+/* The last 8 bytes of a name of len bytes (fewer, zero-filled, for a shorter one).  Names of one
+ * length are often siblings (git's objects/xx, a build's object directories), whose first bytes
+ * agree: comparing the whole name with every entry of its length cost git add 3.4 memcmp a look. */
+static inline uint64_t dc_tail(const char *s, size_t len)
+{
+    uint64_t t = 0;
+    if (len >= sizeof t)
+        memcpy(&t, s + len - sizeof t, sizeof t);
+    else
+        memcpy(&t, s, len);
+    return t;
+}
 
 struct dc_entry {
     struct stat st;
@@ -80,7 +94,7 @@ int dc_stat(const char *dir, struct stat *st)
     size_t len = strlen(dir);
     if (!sh.hdr || len >= DC_NAME_MAX)
         return sys.stat(dir, st);
-    uint64_t gen = dc_gen(), now = sh_lru_ns();
+    uint64_t gen = dc_gen(), now = sh_lru_ns(), tail = dc_tail(dir, len);
     if (dc_miss.len != 0 && dc_miss.len == len && dc_miss.depth > 0 && dc_miss.gen == gen && memcmp(dc_miss.path, dir, len) == 0) {
         eph_ns_stall("dc-miss"); /* fault builds: the call's own miss answers (test/c/enoentorder_test.c) */
         errno = ENOENT; /* this call's own stat of it found nothing */
@@ -89,7 +103,8 @@ int dc_stat(const char *dir, struct stat *st)
     pthread_mutex_lock(&dc_mu);
     for (int i = 0; i < DC_ENTRIES; i++) {
         const struct dc_key *k = &dc_keys[i];
-        if (k->len == len && k->gen == gen && now - k->stamp < DC_TTL_NS && memcmp(dc[i].path, dir, len) == 0) {
+        if (k->len == len && k->tail == tail && k->gen == gen && now - k->stamp < DC_TTL_NS &&
+            memcmp(dc[i].path, dir, len) == 0) {
             *st = dc[i].st;
             pthread_mutex_unlock(&dc_mu);
             return 0;
@@ -111,7 +126,7 @@ int dc_stat(const char *dir, struct stat *st)
     pthread_mutex_lock(&dc_mu);
     unsigned i = dc_next++ % DC_ENTRIES;
     struct dc_entry *e = &dc[i];
-    dc_keys[i] = (struct dc_key){len, gen, now};
+    dc_keys[i] = (struct dc_key){len, tail, gen, now};
     e->st = *st;
     memcpy(e->path, dir, len + 1);
     pthread_mutex_unlock(&dc_mu);
@@ -146,12 +161,12 @@ static int canon_find(const char *dir, size_t len, char *real)
 {
     if (!sh.hdr || len >= DC_NAME_MAX)
         return 0;
-    uint64_t gen = dc_gen(), now = sh_lru_ns();
+    uint64_t gen = dc_gen(), now = sh_lru_ns(), tail = dc_tail(dir, len);
     int hit = 0;
     pthread_mutex_lock(&dc_mu);
     for (int i = 0; i < DC_ENTRIES && !hit; i++) {
         const struct dc_canon_key *k = &dcc_keys[i];
-        hit = k->k.len == len && k->k.gen == gen && now - k->k.stamp < DC_TTL_NS && k->alias == !!real &&
+        hit = k->k.len == len && k->k.tail == tail && k->k.gen == gen && now - k->k.stamp < DC_TTL_NS && k->alias == !!real &&
               memcmp(dcc[i].path, dir, len) == 0;
         if (hit && real)
             memcpy(real, dcc[i].real, strlen(dcc[i].real) + 1);
@@ -169,7 +184,7 @@ static void canon_put(const char *dir, size_t len, const char *real, uint64_t ge
     pthread_mutex_lock(&dc_mu);
     unsigned i = dcc_next++ % DC_ENTRIES;
     struct dc_canon *e = &dcc[i];
-    dcc_keys[i] = (struct dc_canon_key){{len, gen, now}, rlen != 0};
+    dcc_keys[i] = (struct dc_canon_key){{len, dc_tail(dir, len), gen, now}, rlen != 0};
     memcpy(e->path, dir, len);
     e->path[len] = 0;
     memcpy(e->real, real ? real : "", rlen + 1);

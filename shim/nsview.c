@@ -280,7 +280,21 @@ static int walk_error(const char *abs, int depth)
         return 0;
     memcpy(buf, abs, n + 1);
     uint32_t inode, gen;
-    for (char *s = strchr(buf + 1, '/'); s; s = strchr(s + 1, '/')) {
+    char *s = strchr(buf + 1, '/');
+    /* Below a root, the walk starts under it when the root is a directory: every ancestor above a
+     * root is below none, so not in memory, and a stat of the root succeeds exactly when each of
+     * them leads to a directory, which is all the walk asked of them (git's loose objects: one
+     * look where there were two or three more; a new process stats one directory, not each). */
+    size_t rl = path_outer_root(buf);
+    if (rl) {
+        struct stat rs;
+        buf[rl] = '\0';
+        int dir = dc_stat(buf, &rs) == 0 && S_ISDIR(rs.st_mode);
+        buf[rl] = '/';
+        if (dir)
+            s = strchr(buf + rl + 1, '/');
+    }
+    for (; s; s = strchr(s + 1, '/')) {
         *s = '\0';
         struct stat st;
         int e = 0;

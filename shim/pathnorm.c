@@ -5,11 +5,52 @@
 
 #include <string.h>
 
+/* p's length if it is its own normal form below a directory: no empty, "." or ".." component and
+ * no trailing '/' (what every intercept is handed nearly always); 0 if not.  One strchrnul a
+ * component, where the general loop below copies each one on its own. */
+static size_t pn_plain(const char *p)
+{
+    const char *c = p + (p[0] == '/');
+    for (;;) {
+        const char *e = strchrnul(c, '/');
+        size_t cl = (size_t)(e - c);
+        if (cl == 0 || (c[0] == '.' && (cl == 1 || (cl == 2 && c[1] == '.'))))
+            return 0;
+        if (!*e)
+            return (size_t)(e - p);
+        c = e + 1;
+    }
+}
+
 int pn_normalize(const char *base, const char *p, char *out, size_t outsz, int *trailing)
 {
     size_t len = 0;
     if (outsz < 2)
         return -1;
+    size_t pl = pn_plain(p);
+    if (pl) {
+        /* The general loop's answer in one copy: p itself, or base, '/' and p ("/" and p for a base
+         * of one byte); too long exactly where its last component's check would fail. */
+        if (trailing)
+            *trailing = 0;
+        if (p[0] == '/') {
+            if (pl + 1 > outsz)
+                return -1;
+            memcpy(out, p, pl + 1);
+            return (int)pl;
+        }
+        size_t bl = strlen(base);
+        if (bl + 1 > outsz)
+            return -1;
+        if (bl == 1)
+            bl = 0;
+        if (bl + 1 + pl + 1 > outsz)
+            return -1;
+        memcpy(out, base, bl);
+        out[bl] = '/';
+        memcpy(out + bl + 1, p, pl + 1);
+        return (int)(bl + 1 + pl);
+    }
     if (p[0] != '/') {
         size_t bl = strlen(base);
         if (bl + 1 > outsz)

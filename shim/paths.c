@@ -240,6 +240,17 @@ size_t path_roots_shortest(void)
     return roots_shortest;
 }
 
+size_t path_outer_root(const char *abs)
+{
+    size_t best = 0;
+    for (int i = 0; i < nroots; i++) {
+        size_t len = roots[i].len;
+        if (len > 1 && (best == 0 || len < best) && strncmp(abs, roots[i].path, len) == 0 && abs[len] == '/')
+            best = len;
+    }
+    return best;
+}
+
 static int maybe_managed(int dirfd, const char *p);
 
 int path_maybe_managed(int dirfd, const char *p)

@@ -39,6 +39,9 @@ int path_is_root(const char *abs);
 /* The length of the shortest root (0: none).  Only names strictly below a root are in the region,
  * so a normalised path no longer than this (a root itself, or a directory above the roots) is not. */
 size_t path_roots_shortest(void);
+/* The length of the shortest root (not "/") that abs (absolute, normalised) is strictly below, 0 if
+ * none: its proper ancestors are below no root, so nothing of them is in memory. */
+size_t path_outer_root(const char *abs);
 /*
  * On a namespace miss: resolve abs's parent through the kernel (symlinked
  * directories) and, if follow, a final symlink (which may name an in-memory
