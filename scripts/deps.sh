@@ -22,6 +22,7 @@ APT_PACKAGES=(
   chromium         # src/dashboard: the dashboard test and bench drive it headless (puppeteer-core)
   prometheus       # src/dashboard: the metrics test lints /metrics with promtool and scrapes it with a real Prometheus
   inotify-tools    # test/fs/inotify.test.mjs: inotifywait watches in-memory files (issue 9 item 6)
+  valgrind         # test/fs/lockcost.test.mjs: callgrind counts the shim's instructions on the lock path
   qemu-system-x86  # src/node/cgroup-v2-vm.test.ts: a guest kernel with cgroup v2's memory controller (hosts like this one bind it to v1)
 )
 
