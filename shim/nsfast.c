@@ -213,7 +213,7 @@ void nsf_vfork_reserve(void)
 {
     nsf_reserve.n = 0;
     nsf_reserve.pid = 0;
-    if (!atomic_load_explicit(&sh.attached, memory_order_acquire) || atomic_load(&nsf_lent_pid) != getpid())
+    if (!atomic_load_explicit(&sh.attached, memory_order_acquire) || atomic_load(&nsf_lent_pid) != (int32_t)eph_lock_self())
         return; /* no batch yet, or the daemon names us otherwise (another pid namespace) */
     if (pthread_mutex_trylock(&nsf_mu) != 0)
         return;
