@@ -20,7 +20,7 @@ test('a vfork child makes its first file in memory with no pool round trip of it
   const prog = await compileProgram(sc, 'vfork_pool', readFileSync(join(REPO, 'test/fs/c/vfork_pool.c'), 'utf8'), { flags: ['-O1', '-Wall', '-Wextra', '-Werror'] });
   const root = sc.sub('root');
   const out = join(sc.dir, 'trace.txt');
-  const r = await ephemeraRun({ root, cmd: 'strace', args: ['-f', '-e', 'trace=execve,recvmsg', '-o', out, prog, root], statsDir: sc.dir, discard: true });
+  const r = await ephemeraRun({ root, cmd: 'strace', args: ['-f', '-v', '-s', '1000', '-e', 'trace=execve,recvmsg', '-o', out, prog, root], statsDir: sc.dir, discard: true });
   assert.equal(r.status, 0, describe(r));
   assert.match(String(r.stdout), /^ok$/m, describe(r));
   // Per pid: the arguments of its execve, and its recvmsg calls (a waited-for answer of the daemon).
@@ -38,5 +38,14 @@ test('a vfork child makes its first file in memory with no pool round trip of it
   assert.ok(parent !== undefined && (waits.get(parent) ?? 0) >= 1, `the parent took a pool batch (a recvmsg): the test tests nothing\n${readFileSync(out, 'utf8')}`);
   // Before: 1 each (the child's own batch, EPH_OP_POOL).
   for (const pid of makers) assert.equal(waits.get(pid) ?? 0, 0, `child ${pid} waited for the daemon ${String(waits.get(pid))} times\n${readFileSync(out, 'utf8')}`);
+  // The slots an idle child never claimed go back to the parent once it is gone: the next child is
+  // handed the same ones (the parent does not keep losing slots to children that make nothing).
+  const slotsOf = (a) => (/EPHEMERA_POOL=\d+:\d+((?:,\d+\.\d+\.[0-9a-f]+)+)/.exec(a)?.[1] ?? '').split(',').filter(Boolean).sort().join(',');
+  const order = [...argsOf.values()].filter((a) => /"make"|"idle"/.test(a));
+  assert.equal(order.length, 4, `four children, found ${String(order.length)}`);
+  for (const i of [0, 2]) {
+    assert.notEqual(slotsOf(order[i]), '', `the idle child was handed no slots\n${order[i]}`);
+    assert.equal(slotsOf(order[i + 1]), slotsOf(order[i]), 'the idle child\'s unclaimed slots went to the next child');
+  }
   sc.done();
 });
