@@ -167,46 +167,54 @@ static int nsf_refill(void)
  * entries stay lent to the giver until claimed, so a child killed before its claim, an exec that
  * fails, or an image that never creates a file leaves them to the giver, which takes the unclaimed
  * ones back (nsf_resolve_handed) once that child is gone, or the daemon when the giver dies.
- * One handoff is outstanding at a time, so at most NSF_HAND slots wait on a child.
+ * At most NSF_HANDOFFS handoffs are outstanding or in flight (threads that vfork at once), so at
+ * most NSF_HANDOFFS * NSF_HAND slots wait on children.
  */
 #define NSF_HAND 4
+#define NSF_HANDOFFS 4
 struct nsf_hand {
     int n;
     int32_t pid;      /* the child that exec'd with them; 0: no exec (back to the pool) */
+    unsigned era;     /* nsf_era when taken: a fresh request since gave them back to the daemon */
     struct nsf_ent e[NSF_HAND];
     uint64_t ino[NSF_HAND]; /* the lent memfd's inode number, which the claim checks */
 };
 static SH_TLS struct nsf_hand nsf_reserve; /* the vfork caller's thread: its child shares it */
-static struct nsf_hand nsf_handed;        /* under nsf_mu: the outstanding handoff */
+static struct nsf_hand nsf_handed[NSF_HANDOFFS]; /* under nsf_mu: outstanding handoffs (n > 0) */
+static int nsf_hand_busy;  /* under nsf_mu: outstanding handoffs + reserves in flight */
+static unsigned nsf_era;   /* under nsf_mu: moved by nsf_forget_lent */
 /* Entries named in EPHEMERA_POOL, claimed at the first create. */
 static struct nsf_hand nsf_inherited;
 static int nsf_lock(void);
 static int32_t nsf_inh_giver, nsf_inh_daemon;
 
-/* Under nsf_mu: the handed entries that the child never claimed go back to the pool once it is
- * gone (no claim can come after); 0 when nothing is outstanding any more. */
-static int nsf_resolve_handed(void)
+static int nsf_hand_unclaimed(const struct nsf_hand *hd, int i, int32_t me)
 {
-    struct nsf_hand *hd = &nsf_handed;
-    if (!hd->n)
-        return 0;
+    const struct eph_inode *in = &sh.inodes[hd->e[i].inode];
+    return atomic_load(&in->state) == EPH_FREE && atomic_load(&in->lent_to) == me && in->mem_fd == hd->e[i].daemon_fd &&
+           in->ino == hd->ino[i];
+}
+
+/* Under nsf_mu: the handed entries that a child never claimed go back to the pool once it is
+ * gone (no claim can come after). */
+static void nsf_resolve_handed(void)
+{
     int32_t me = atomic_load(&nsf_lent_pid);
-    int unclaimed = 0;
-    for (int i = 0; i < hd->n; i++) {
-        struct eph_inode *in = &sh.inodes[hd->e[i].inode];
-        unclaimed += atomic_load(&in->state) == EPH_FREE && atomic_load(&in->lent_to) == me &&
-                     in->mem_fd == hd->e[i].daemon_fd && in->ino == hd->ino[i];
+    for (int h = 0; h < NSF_HANDOFFS; h++) {
+        struct nsf_hand *hd = &nsf_handed[h];
+        if (!hd->n)
+            continue;
+        int unclaimed = 0;
+        for (int i = 0; i < hd->n; i++)
+            unclaimed += nsf_hand_unclaimed(hd, i, me);
+        if (unclaimed && !eph_pid_gone((uint32_t)hd->pid))
+            continue; /* it may still claim them */
+        for (int i = 0; i < hd->n; i++)
+            if (nsf_hand_unclaimed(hd, i, me) && nsf_npool < NSF_POOL_CAP)
+                nsf_pool[nsf_npool++] = hd->e[i];
+        hd->n = 0;
+        nsf_hand_busy--;
     }
-    if (unclaimed && !eph_pid_gone((uint32_t)hd->pid))
-        return 1; /* it may still claim them */
-    for (int i = 0; i < hd->n; i++) {
-        struct eph_inode *in = &sh.inodes[hd->e[i].inode];
-        if (atomic_load(&in->state) == EPH_FREE && atomic_load(&in->lent_to) == me &&
-            in->mem_fd == hd->e[i].daemon_fd && in->ino == hd->ino[i] && nsf_npool < NSF_POOL_CAP)
-            nsf_pool[nsf_npool++] = hd->e[i];
-    }
-    hd->n = 0;
-    return 0;
 }
 
 void nsf_vfork_reserve(void)
@@ -217,7 +225,8 @@ void nsf_vfork_reserve(void)
         return; /* no batch yet, or the daemon names us otherwise (another pid namespace) */
     if (pthread_mutex_trylock(&nsf_mu) != 0)
         return;
-    if (!nsf_resolve_handed()) {
+    nsf_resolve_handed();
+    if (nsf_hand_busy < NSF_HANDOFFS) {
         for (int i = nsf_npool - 1; i >= 0 && nsf_reserve.n < NSF_HAND && nsf_npool > NSF_HAND; i--) {
             struct nsf_ent e = nsf_pool[i];
             if (e.fd >= 0 || e.home || e.inode >= sh.hdr->ninodes)
@@ -225,6 +234,10 @@ void nsf_vfork_reserve(void)
             nsf_reserve.ino[nsf_reserve.n] = sh.inodes[e.inode].ino;
             nsf_reserve.e[nsf_reserve.n++] = e;
             nsf_pool[i] = nsf_pool[--nsf_npool];
+        }
+        if (nsf_reserve.n) {
+            nsf_reserve.era = nsf_era;
+            nsf_hand_busy++;
         }
     }
     pthread_mutex_unlock(&nsf_mu);
@@ -256,12 +269,21 @@ void nsf_vfork_done(void)
     if (!r->n)
         return;
     pthread_mutex_lock(&nsf_mu);
-    if (r->pid > 0 && !nsf_handed.n) {
-        nsf_handed = *r;
+    if (r->era != nsf_era) {
+        /* A fresh request since: the daemon took them back with the rest; neither ours nor a handoff. */
+    } else if (r->pid > 0) {
+        for (int h = 0; h < NSF_HANDOFFS; h++) /* a record is free: nsf_hand_busy counted this reserve */
+            if (!nsf_handed[h].n) {
+                nsf_handed[h] = *r;
+                r->n = 0;
+                break;
+            }
     } else {
         for (int i = 0; i < r->n && nsf_npool < NSF_POOL_CAP; i++) /* (else they stay lent to us) */
             nsf_pool[nsf_npool++] = r->e[i];
     }
+    if (r->n && r->era == nsf_era)
+        nsf_hand_busy--; /* not kept as a handoff */
     pthread_mutex_unlock(&nsf_mu);
     r->n = 0;
     r->pid = 0;
@@ -410,7 +432,9 @@ static void nsf_forget_entries(struct nsf_ent *v, int n)
  * takes back every slot lent to us, homes included; none of them may be used after. */
 static void nsf_forget_lent(void)
 {
-    nsf_handed.n = 0; /* the daemon takes back the unclaimed ones with the rest */
+    memset(nsf_handed, 0, sizeof nsf_handed); /* the daemon takes back the unclaimed ones with the rest */
+    nsf_hand_busy = 0;
+    nsf_era++; /* and the reserves in flight */
     nsf_forget_entries(nsf_pool, nsf_npool);
     nsf_npool = 0;
     pthread_mutex_lock(&nsf_home_mu);
