@@ -328,6 +328,8 @@ __attribute__((constructor(101))) static void sh_init(void)
     sh_start_gate();
     if (!sh.disabled)
         proc_init_inherited(); /* may attach: after the gate */
+    else
+        unsetenv("EPHEMERA_POOL"); /* slots a parent handed us (nsfast.c): never our children's */
 }
 
 static void sh_init_env(void)

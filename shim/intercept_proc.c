@@ -191,6 +191,7 @@ __attribute__((used)) void *vfork_target(void)
         ft_vfork_child_end(); /* (no child: let go as the child would) */
         return (void *)vfork_by_fork;
     }
+    nsf_vfork_reserve(); /* the child's exec may hand these on (nsfast.c) */
     sh_vfork_mark = 2; /* 2: ft_fork_rw is held */
     return real;
 }
@@ -213,6 +214,7 @@ __attribute__((used)) void vfork_parent_return(void)
     if (sh_vfork_mark == 2)
         ft_vfork_parent_end(); /* no child, or one killed before its first step */
     sh_vfork_mark = 0;
+    nsf_vfork_done();
     errno = e;
 }
 
@@ -403,11 +405,11 @@ static size_t fdmap_build(char *out, size_t cap, int can_load)
     return len;
 }
 
-#define ENV_EXTRA 9
+#define ENV_EXTRA 10
 
 /*
  * Fill env (room for n_in + ENV_EXTRA pointers) from in, replacing our
- * variables.  Strings live in bufs (one per variable).
+ * variables (EPHEMERA_POOL: only this exec's own, when pool).  Strings live in bufs (one per variable).
  */
 struct env_bufs {
     char preload[2 * EPH_PATH_MAX + 32];
@@ -416,14 +418,15 @@ struct env_bufs {
     char log[EPH_PATH_MAX + 32];
     char lib[EPH_PATH_MAX + 32];
     char region[96];
+    char pool[256];
 };
 
-static void env_build(char **env, char *const in[], const char *fdmap_var, struct env_bufs *b)
+static void env_build(char **env, char *const in[], const char *fdmap_var, int pool, struct env_bufs *b)
 {
     size_t k = 0;
     const char *pre = NULL;
     for (size_t i = 0; in && in[i]; i++) {
-        if (strncmp(in[i], "EPHEMERA_FDMAP=", 15) == 0)
+        if (strncmp(in[i], "EPHEMERA_FDMAP=", 15) == 0 || strncmp(in[i], "EPHEMERA_POOL=", 14) == 0)
             continue;
         /* ours replaces it once we are attached; before, it goes on as the program passes it */
         if (strncmp(in[i], "EPHEMERA_REGION=", 16) == 0 && atomic_load(&sh.attached))
@@ -470,6 +473,9 @@ static void env_build(char **env, char *const in[], const char *fdmap_var, struc
     }
     if (fdmap_var && fdmap_var[15])
         env[k++] = (char *)fdmap_var;
+    /* pool: a vfork child's exec of an image that loads us, which may claim the slots handed on */
+    if (pool && sh_vfork_child() && atomic_load(&sh.attached) && nsf_exec_pool_env(b->pool, sizeof b->pool))
+        env[k++] = b->pool;
     env[k] = NULL;
 }
 
@@ -541,12 +547,15 @@ static int exec_prepared(int kind, const char *file, int fd, int flags, char *co
     size_t n = env_count(envp);
     char *env[n + ENV_EXTRA];
     struct env_bufs bufs;
-    env_build(env, envp, fdmap, &bufs);
+    env_build(env, envp, fdmap, child && can_load, &bufs);
     if (!child) {
         sh_flush_counters();
         ft_ledger_before_exec();
     }
-    return exec_call(kind, file, fd, flags, argv, env);
+    int rc = exec_call(kind, file, fd, flags, argv, env);
+    if (child)
+        nsf_exec_pool_failed(); /* the exec failed: the entries go back to the parent's pool */
+    return rc;
 }
 
 SH_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
@@ -880,7 +889,7 @@ static int spawn_common(int p, pid_t *pid, const char *file, const posix_spawn_f
     size_t n = env_count(envp);
     char *env[n + ENV_EXTRA];
     struct env_bufs bufs;
-    env_build(env, envp, NULL, &bufs);
+    env_build(env, envp, NULL, 0, &bufs);
     return p ? REAL(posix_spawnp)(pid, file, fa, at, argv, env)
              : REAL(posix_spawn)(pid, file, fa, at, argv, env);
 }
@@ -939,6 +948,7 @@ SH_EXPORT int system(const char *cmd)
 
 void proc_init_inherited(void)
 {
+    nsf_init_inherited();
     const char *map = getenv("EPHEMERA_FDMAP");
     if (!map || !*map)
         return;

@@ -154,6 +154,193 @@ static int nsf_refill(void)
     return nsf_npool ? 0 : -1;
 }
 
+/*
+ * Slots handed to a vfork child's new image (docs/ARCHITECTURE.md, "A child's first file without
+ * a pool round trip").  A compile is the driver, cc1 and as; the driver's first create takes a
+ * batch, and as, exec'd by it after vfork, would wait for a batch of its own for its one output.
+ * So before a real vfork (the parent's own thread, nsf_vfork_reserve) up to NSF_HAND entries
+ * without fds leave the pool for a thread-local reserve; the child's exec names them in
+ * EPHEMERA_POOL (nsf_exec_pool_env); the new image claims them at its first create
+ * (nsf_claim_inherited): under ns_lock, a slot still FREE, lent to the giver, with the memfd that
+ * was lent (mem_fd, ino), is made lent to the claimer (a journaled store), so the daemon takes it
+ * back when the claimer dies, as any batch.  Nothing else changes in the region: the giver's
+ * entries stay lent to the giver until claimed, so a child killed before its claim, an exec that
+ * fails, or an image that never creates a file leaves them to the giver, which takes the unclaimed
+ * ones back (nsf_resolve_handed) once that child is gone, or the daemon when the giver dies.
+ * At most NSF_HANDOFFS handoffs are outstanding or in flight (threads that vfork at once), so at
+ * most NSF_HANDOFFS * NSF_HAND slots wait on children.
+ */
+#define NSF_HAND 4
+#define NSF_HANDOFFS 4
+struct nsf_hand {
+    int n;
+    int32_t pid;      /* the child that exec'd with them; 0: no exec (back to the pool) */
+    unsigned era;     /* nsf_era when taken: a fresh request since gave them back to the daemon */
+    struct nsf_ent e[NSF_HAND];
+    uint64_t ino[NSF_HAND]; /* the lent memfd's inode number, which the claim checks */
+};
+static SH_TLS struct nsf_hand nsf_reserve; /* the vfork caller's thread: its child shares it */
+static struct nsf_hand nsf_handed[NSF_HANDOFFS]; /* under nsf_mu: outstanding handoffs (n > 0) */
+static int nsf_hand_busy;  /* under nsf_mu: outstanding handoffs + reserves in flight */
+static unsigned nsf_era;   /* under nsf_mu: moved by nsf_forget_lent */
+/* Entries named in EPHEMERA_POOL, claimed at the first create. */
+static struct nsf_hand nsf_inherited;
+static int nsf_lock(void);
+static int32_t nsf_inh_giver, nsf_inh_daemon;
+
+static int nsf_hand_unclaimed(const struct nsf_hand *hd, int i, int32_t me)
+{
+    const struct eph_inode *in = &sh.inodes[hd->e[i].inode];
+    return atomic_load(&in->state) == EPH_FREE && atomic_load(&in->lent_to) == me && in->mem_fd == hd->e[i].daemon_fd &&
+           in->ino == hd->ino[i];
+}
+
+/* Under nsf_mu: the handed entries that a child never claimed go back to the pool once it is
+ * gone (no claim can come after). */
+static void nsf_resolve_handed(void)
+{
+    int32_t me = atomic_load(&nsf_lent_pid);
+    for (int h = 0; h < NSF_HANDOFFS; h++) {
+        struct nsf_hand *hd = &nsf_handed[h];
+        if (!hd->n)
+            continue;
+        int unclaimed = 0;
+        for (int i = 0; i < hd->n; i++)
+            unclaimed += nsf_hand_unclaimed(hd, i, me);
+        if (unclaimed && !eph_pid_gone((uint32_t)hd->pid))
+            continue; /* it may still claim them */
+        for (int i = 0; i < hd->n; i++)
+            if (nsf_hand_unclaimed(hd, i, me) && nsf_npool < NSF_POOL_CAP)
+                nsf_pool[nsf_npool++] = hd->e[i];
+        hd->n = 0;
+        nsf_hand_busy--;
+    }
+}
+
+void nsf_vfork_reserve(void)
+{
+    nsf_reserve.n = 0;
+    nsf_reserve.pid = 0;
+    if (!atomic_load_explicit(&sh.attached, memory_order_acquire) || atomic_load(&nsf_lent_pid) != (int32_t)eph_lock_self())
+        return; /* no batch yet, or the daemon names us otherwise (another pid namespace) */
+    if (pthread_mutex_trylock(&nsf_mu) != 0)
+        return;
+    nsf_resolve_handed();
+    if (nsf_hand_busy < NSF_HANDOFFS) {
+        for (int i = nsf_npool - 1; i >= 0 && nsf_reserve.n < NSF_HAND && nsf_npool > NSF_HAND; i--) {
+            struct nsf_ent e = nsf_pool[i];
+            if (e.fd >= 0 || e.home || e.inode >= sh.hdr->ninodes)
+                continue;
+            nsf_reserve.ino[nsf_reserve.n] = sh.inodes[e.inode].ino;
+            nsf_reserve.e[nsf_reserve.n++] = e;
+            nsf_pool[i] = nsf_pool[--nsf_npool];
+        }
+        if (nsf_reserve.n) {
+            nsf_reserve.era = nsf_era;
+            nsf_hand_busy++;
+        }
+    }
+    pthread_mutex_unlock(&nsf_mu);
+}
+
+int nsf_exec_pool_env(char *buf, size_t cap)
+{
+    struct nsf_hand *r = &nsf_reserve;
+    if (!r->n)
+        return 0;
+    int k = snprintf(buf, cap, "EPHEMERA_POOL=%d:%d", sh_daemon_pid(), (int)atomic_load(&nsf_lent_pid));
+    for (int i = 0; i < r->n && k > 0 && (size_t)k < cap; i++)
+        k += snprintf(buf + k, cap - (size_t)k, ",%u.%d.%llx", r->e[i].inode, r->e[i].daemon_fd,
+                      (unsigned long long)r->ino[i]);
+    if (k <= 0 || (size_t)k >= cap)
+        return 0;
+    r->pid = (int32_t)syscall(SYS_getpid); /* the child's: the parent learns it from this store */
+    return 1;
+}
+
+void nsf_exec_pool_failed(void)
+{
+    nsf_reserve.pid = 0;
+}
+
+void nsf_vfork_done(void)
+{
+    struct nsf_hand *r = &nsf_reserve;
+    if (!r->n)
+        return;
+    pthread_mutex_lock(&nsf_mu);
+    if (r->era != nsf_era) {
+        /* A fresh request since: the daemon took them back with the rest; neither ours nor a handoff. */
+    } else if (r->pid > 0) {
+        for (int h = 0; h < NSF_HANDOFFS; h++) /* a record is free: nsf_hand_busy counted this reserve */
+            if (!nsf_handed[h].n) {
+                nsf_handed[h] = *r;
+                r->n = 0;
+                break;
+            }
+    } else {
+        for (int i = 0; i < r->n && nsf_npool < NSF_POOL_CAP; i++) /* (else they stay lent to us) */
+            nsf_pool[nsf_npool++] = r->e[i];
+    }
+    if (r->n && r->era == nsf_era)
+        nsf_hand_busy--; /* not kept as a handoff */
+    pthread_mutex_unlock(&nsf_mu);
+    r->n = 0;
+    r->pid = 0;
+}
+
+void nsf_init_inherited(void)
+{
+    const char *v = getenv("EPHEMERA_POOL");
+    if (!v)
+        return;
+    int d = 0, g = 0, k = 0;
+    if (sscanf(v, "%d:%d%n", &d, &g, &k) == 2 && d > 0 && g > 0) {
+        nsf_inh_daemon = d;
+        nsf_inh_giver = g;
+        for (const char *p = v + k; *p == ',' && nsf_inherited.n < NSF_HAND;) {
+            unsigned idx;
+            int dfd, m = 0;
+            unsigned long long ino;
+            if (sscanf(p, ",%u.%d.%llx%n", &idx, &dfd, &ino, &m) != 3 || m <= 0)
+                break;
+            nsf_inherited.e[nsf_inherited.n] = (struct nsf_ent){idx, dfd, -1, 0};
+            nsf_inherited.ino[nsf_inherited.n++] = ino;
+            p += m;
+        }
+    }
+    unsetenv("EPHEMERA_POOL"); /* ours only: not this image's children's */
+}
+
+/* Under nsf_mu, our pool empty: the entries our parent handed us, made ours under ns_lock. */
+static void nsf_claim_inherited(void)
+{
+    struct nsf_hand *ih = &nsf_inherited;
+    int n = ih->n;
+    ih->n = 0;
+    int32_t me = (int32_t)getpid();
+    if (!n || !nsf_fresh || nsf_inh_giver == me || nsf_inh_daemon != sh_daemon_pid() || nsf_lock() < 0)
+        return;
+    struct eph_shm_header *h = sh.hdr;
+    int got = 0;
+    eph_j_begin(h);
+    for (int i = 0; i < n; i++) {
+        struct eph_inode *in = &sh.inodes[ih->e[i].inode];
+        if (ih->e[i].inode >= h->ninodes || atomic_load(&in->state) != EPH_FREE ||
+            atomic_load(&in->lent_to) != nsf_inh_giver || in->mem_fd != ih->e[i].daemon_fd || in->ino != ih->ino[i])
+            continue; /* not the slot that was lent to the giver: never ours */
+        eph_j_set32(h, &in->lent_to, (uint32_t)me);
+        nsf_pool[nsf_npool++] = ih->e[i];
+        got++;
+    }
+    eph_j_commit(h);
+    eph_ns_unlock(h);
+    if (got) {
+        nsf_fresh = 0; /* a fresh request would take back what we hold */
+        atomic_store(&nsf_lent_pid, me);
+    }
+}
+
 /* A kept home, if any (homes_ok), else a pool entry (refilled when empty). */
 static int nsf_take(struct nsf_ent *e, int homes_ok)
 {
@@ -170,6 +357,8 @@ static int nsf_take(struct nsf_ent *e, int homes_ok)
             pthread_mutex_unlock(&nsf_home_mu);
         }
         if (!got) {
+            if (nsf_npool == 0 && nsf_inherited.n)
+                nsf_claim_inherited();
             if (nsf_npool == 0 && !nsf_refused)
                 nsf_refill();
             if (nsf_npool == 0)
@@ -243,6 +432,9 @@ static void nsf_forget_entries(struct nsf_ent *v, int n)
  * takes back every slot lent to us, homes included; none of them may be used after. */
 static void nsf_forget_lent(void)
 {
+    memset(nsf_handed, 0, sizeof nsf_handed); /* the daemon takes back the unclaimed ones with the rest */
+    nsf_hand_busy = 0;
+    nsf_era++; /* and the reserves in flight */
     nsf_forget_entries(nsf_pool, nsf_npool);
     nsf_npool = 0;
     pthread_mutex_lock(&nsf_home_mu);
@@ -262,6 +454,8 @@ void nsf_after_fork(void)
     atomic_store(&nsf_lent_pid, 0);
     nsf_refused = 0;
     nsf_batch = EPH_POOL_FIRST; /* a child starts small, as a new image does */
+    nsf_reserve.n = 0;          /* the parent's, lent to it (a vfork served by fork) */
+    nsf_inherited.n = 0;        /* claimed by the parent image or by nobody */
     nsd_after_fork(); /* the directories' slots kept for reuse (nsdir.c) are the parent's too */
 }
 

@@ -63,6 +63,15 @@ uint32_t nsf_disk_names(void);
 
 void nsf_after_fork(void);
 
+/* A vfork child's first file without a pool round trip (nsfast.c, "Slots handed"): before a real
+ * vfork (the parent), the child's exec (EPHEMERA_POOL into buf: 1 when written), its failure, the
+ * parent's return; and a new image's reading of the variable. */
+void nsf_vfork_reserve(void);
+int nsf_exec_pool_env(char *buf, size_t cap);
+void nsf_exec_pool_failed(void);
+void nsf_vfork_done(void);
+void nsf_init_inherited(void);
+
 #include <sys/stat.h>
 /*
  * The directory a name is added to or removed from: on disk (its stat, from the dircache) or in
