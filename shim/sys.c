@@ -19,6 +19,7 @@
 
 #include "sys.h"
 #include "symres.h"
+#include "libcsyms.h" /* written at build time by shim/gen/libcsyms.c (Makefile) */
 
 struct sys_table sys;
 static _Atomic int sys_resolved;
@@ -39,14 +40,21 @@ static __attribute__((noreturn)) void sys_missing(const char *name)
     abort();
 }
 
+/* The baked table is of this list: same length, same names (a stale build/gen/libcsyms.h does not compile). */
+#define SYS_NAME(name, ret, params, args, need, fault) " " #name
+_Static_assert(sizeof(LIBCSYMS_NAMES) == sizeof("" SHIM_SYSCALLS(SYS_NAME)), "build/gen/libcsyms.h is of another list");
+
 void sys_resolve(void)
 {
     if (atomic_load_explicit(&sys_resolved, memory_order_acquire))
         return;
     const struct eph_sys_sym sys_syms[] = {SHIM_SYSCALLS(SYS_SYM)};
     enum { NSYMS = sizeof sys_syms / sizeof sys_syms[0] };
+    _Static_assert(NSYMS == LIBCSYMS_N, "build/gen/libcsyms.h is of another list");
     void *found[NSYMS];
-    symres_next((const void *)sys_resolve, sys_syms, NSYMS, found); /* one walk; dlsym for the rest */
+    /* One walk, libc's answers from the build's table when it is this libc; dlsym for the rest. */
+    const struct symres_bake bake = libcsyms_bake();
+    symres_next_baked((const void *)sys_resolve, sys_syms, NSYMS, found, &bake, NULL);
     const char *missing = eph_systable_resolve_from(&sys, sys_syms, NSYMS, RTLD_NEXT, found);
     if (missing)
         sys_missing(missing);
