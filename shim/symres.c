@@ -190,6 +190,17 @@ struct symres_walk {
     enum { W_BEFORE, W_AFTER, W_DONE, W_FAILED } state;
 };
 
+/* Entry i's name, and whether it is a versioned one (dlvsym's): from the caller's list, or from the bake's. */
+static const char *w_name(const struct symres_walk *w, size_t i)
+{
+    return w->syms ? w->syms[i].name : w->bake->strs + w->bake->name_off[i];
+}
+
+static int w_versioned(const struct symres_walk *w, size_t i)
+{
+    return w->syms ? w->syms[i].version != NULL : w->bake->versioned[i];
+}
+
 /* This libc is the one the table was baked from: its build-id, and an anchor symbol where the table says. */
 static int bake_matches(const struct dl_phdr_info *info, const struct symres_bake *b, const void *in_libc)
 {
@@ -247,10 +258,10 @@ static int walk_one(struct dl_phdr_info *info, size_t size, void *arg)
                 continue;
             uint32_t hash = w->bake ? w->bake->hash[i] : symres_gnu_hash(w->syms[i].name);
             int r;
-            if (w->syms[i].version) /* only with a bake: an object that may define it leaves it to dlvsym */
+            if (w_versioned(w, i)) /* only with a bake: an object that may define it leaves it to dlvsym */
                 r = obj_may_have(&o, hash) ? SR_UNDECIDED : SR_ABSENT;
             else
-                r = obj_lookup(&o, w->syms[i].name, hash, &w->found[i]);
+                r = obj_lookup(&o, w_name(w, i), hash, &w->found[i]);
             if (r != SR_ABSENT) {
                 w->decided[i] = 1;
                 w->ndecided++;
@@ -269,13 +280,14 @@ size_t symres_next_baked(const void *self, const struct eph_sys_sym *syms, size_
                          const struct symres_bake *bake, int *baked)
 {
     unsigned char decided[n ? n : 1];
-    if (bake && (bake->n != n || bake->id_len == 0))
-        bake = NULL; /* a table of another list, or nothing baked: the plain walk */
+    if (bake && bake->n != n)
+        bake = NULL; /* a table of another list: the plain walk (nothing baked, id_len 0: never matches) */
     struct symres_walk w = {.self = self, .in_libc = (const void *)gnu_get_libc_version, .syms = syms, .n = n,
                             .found = found, .decided = decided, .bake = bake, .state = W_BEFORE};
     for (size_t i = 0; i < n; i++) {
         found[i] = NULL;
-        decided[i] = syms[i].version != NULL && !bake; /* without a bake, dlvsym's version rules are left to it */
+        /* without a bake, dlvsym's version rules are left to it; without names, everything to dlsym */
+        decided[i] = !syms && !bake ? 1 : !bake && syms[i].version != NULL;
         w.ndecided += decided[i];
     }
     if (w.ndecided < n)

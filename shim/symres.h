@@ -26,6 +26,9 @@ struct symres_bake {
     size_t id_len;              /* the build-id's length; 0: nothing baked (no libc found at build) */
     const unsigned char *id;    /* libc's NT_GNU_BUILD_ID */
     uintptr_t anchor;           /* gnu_get_libc_version's offset in libc */
+    const char *strs;           /* the names, each ended by a NUL */
+    const uint16_t *name_off;   /* entry i's name: strs + name_off[i] */
+    const unsigned char *versioned; /* 1: a versioned name (dlvsym's) */
     const uint32_t *hash;       /* each name's GNU hash (for the Bloom filters of objects before libc) */
     const uint64_t *value;      /* SYMRES_FOUND: the definition's offset in libc */
     const unsigned char *state; /* SYMRES_*: what libc answers, with dlsym's rules (versioned names: dlvsym's) */
@@ -47,8 +50,9 @@ size_t symres_next(const void *self, const struct eph_sys_sym *syms, size_t n, v
  * The same with what libc answers taken from bake (its n equal to n) when the loaded libc is the
  * baked one: libc's tables are then not read at all, and the versioned names are decided too (by
  * the baked dlvsym answer) unless an object between ours and libc may define them (its Bloom
- * filter says maybe: left to dlvsym).  Any other libc: exactly symres_next.  *baked (may be
- * NULL): 1 when the baked answers were used.
+ * filter says maybe: left to dlvsym).  Any other libc: exactly symres_next.  syms may be NULL when
+ * bake is given: the names are then the bake's (the same list).  *baked (may be NULL): 1 when the
+ * baked answers were used.
  */
 size_t symres_next_baked(const void *self, const struct eph_sys_sym *syms, size_t n, void **found,
                          const struct symres_bake *bake, int *baked);

@@ -144,6 +144,19 @@ int main(int argc, char **argv)
     fprintf(f, "%s};\n", id_len ? "" : "0");
     fprintf(f, "#define LIBCSYMS_ANCHOR 0x%llxu\n",
             id_len ? (unsigned long long)((uintptr_t)gnu_get_libc_version - l.info.dlpi_addr) : 0ull);
+    fprintf(f, "static const char libcsyms_strs[] =");
+    for (size_t i = 0; i < N; i++)
+        fprintf(f, "%s\"%s\\0\"", i % 8 ? " " : "\n    ", g_syms[i].name);
+    fprintf(f, ";\nstatic const uint16_t libcsyms_name[LIBCSYMS_N] = {");
+    size_t off = 0;
+    for (size_t i = 0; i < N; i++) {
+        fprintf(f, "%s%zu", i % 12 ? ", " : (i ? ",\n    " : "\n    "), off);
+        off += strlen(g_syms[i].name) + 1;
+    }
+    fprintf(f, "};\nstatic const unsigned char libcsyms_versioned[LIBCSYMS_N] = {");
+    for (size_t i = 0; i < N; i++)
+        fprintf(f, "%s%d", i % 20 ? ", " : (i ? ",\n    " : "\n    "), g_syms[i].version != NULL);
+    fprintf(f, "};\n");
     fprintf(f, "static const uint32_t libcsyms_hash[LIBCSYMS_N] = {");
     for (size_t i = 0; i < N; i++)
         fprintf(f, "%s0x%08xu", i % 6 ? ", " : (i ? ",\n    " : "\n    "), symres_gnu_hash(g_syms[i].name));
@@ -156,7 +169,9 @@ int main(int argc, char **argv)
     fprintf(f, "};\n\n/* The table as symres_next_baked takes it: built by code, so nothing to relocate. */\n"
                "static inline struct symres_bake libcsyms_bake(void)\n{\n"
                "    return (struct symres_bake){.n = LIBCSYMS_N, .id_len = LIBCSYMS_ID_LEN, .id = libcsyms_id,\n"
-               "                                .anchor = LIBCSYMS_ANCHOR, .hash = libcsyms_hash,\n"
+               "                                .anchor = LIBCSYMS_ANCHOR, .strs = libcsyms_strs,\n"
+               "                                .name_off = libcsyms_name, .versioned = libcsyms_versioned,\n"
+               "                                .hash = libcsyms_hash,\n"
                "                                .value = libcsyms_value, .state = libcsyms_state};\n}\n");
     if (fclose(f) != 0 || rename(tmp, argv[1]) != 0) {
         perror(argv[1]);

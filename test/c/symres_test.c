@@ -86,6 +86,20 @@ static void check_baked(size_t nplain)
         CHECK(!baked[i] || baked[i] == want, "%s: baked %p, dlsym/dlvsym(RTLD_NEXT) %p", t_syms[i].name, baked[i],
               want);
     }
+    /* The names from the bake itself (sys_resolve's way): the same answers. */
+    void *named[NSYMS];
+    used = -1;
+    CHECK(symres_next_baked((const void *)check_baked, NULL, NSYMS, named, &bake, &used) == nb && used == 1,
+          "with the bake's names: a different count, or the bake not used");
+    for (size_t i = 0; i < NSYMS; i++)
+        CHECK(named[i] == baked[i], "%s: with the bake's names %p, with the list's %p", t_syms[i].name, named[i],
+              baked[i]);
+    for (size_t i = 0; i < NSYMS; i++) {
+        CHECK(strcmp(bake.strs + bake.name_off[i], t_syms[i].name) == 0, "entry %zu's name is %s, not %s", i,
+              bake.strs + bake.name_off[i], t_syms[i].name);
+        CHECK(bake.versioned[i] == (t_syms[i].version != NULL), "entry %zu (%s): versioned flag", i, t_syms[i].name);
+    }
+
     /* Plain: libc's definitions; under ASan its runtime interposes the compat stat calls, so those go to dlvsym. */
     CHECK(nb >= nplain && nb == nplain + nver, "baked %zu, plain %zu + %zu versioned", nb, nplain, nver);
 
@@ -106,6 +120,13 @@ static void check_baked(size_t nplain)
         CHECK(ng == nplain, "forged table %d: %zu found, the plain walk %zu", f, ng, nplain);
         for (size_t i = 0; i < NSYMS; i++)
             CHECK(got[i] == plain[i], "forged table %d: %s: %p, the plain walk %p", f, t_syms[i].name, got[i], plain[i]);
+        /* with the bake's names: the same (another libc's walk needs no list either) */
+        used = -1;
+        CHECK(symres_next_baked((const void *)check_baked, NULL, NSYMS, got, &forged[f], &used) == nplain && used == 0,
+              "forged table %d with the bake's names: a different count, or used", f);
+        for (size_t i = 0; i < NSYMS; i++)
+            CHECK(got[i] == plain[i], "forged table %d, the bake's names: %s: %p, the plain walk %p", f,
+                  t_syms[i].name, got[i], plain[i]);
     }
     printf("symres: baked from build-id of %zu bytes: %zu names, %zu of them versioned\n", bake.id_len, nb, nver);
 }
