@@ -95,7 +95,7 @@ SH_EXPORT mode_t umask(mode_t m)
     return old;
 }
 
-void sh_flush_counters(void)
+SH_START void sh_flush_counters(void) /* at every exit (sh_fini): beside the start */
 {
     struct sh_tcount *t = &sh_tc;
     struct eph_shm_header *h = sh.hdr;

@@ -937,7 +937,7 @@ SH_EXPORT int system(const char *cmd)
 
 /* ---- start of a new image ----------------------------------------------- */
 
-void proc_init_inherited(void)
+SH_START void proc_init_inherited(void)
 {
     const char *map = getenv("EPHEMERA_FDMAP");
     if (!map || !*map)

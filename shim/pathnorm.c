@@ -1,11 +1,12 @@
 /*
  * shim/pathnorm.c - pure lexical path helpers (see pathnorm.h).
  */
+#include "compiler.h"
 #include "pathnorm.h"
 
 #include <string.h>
 
-int pn_normalize(const char *base, const char *p, char *out, size_t outsz, int *trailing)
+SH_START int pn_normalize(const char *base, const char *p, char *out, size_t outsz, int *trailing)
 {
     size_t len = 0;
     if (outsz < 2)
@@ -61,7 +62,7 @@ int pn_normalize(const char *base, const char *p, char *out, size_t outsz, int *
     return (int)len;
 }
 
-int pn_under(const char *path, const char *root, size_t rootlen)
+SH_START int pn_under(const char *path, const char *root, size_t rootlen)
 {
     if (rootlen == 1 && root[0] == '/')
         return path[0] == '/';
@@ -79,7 +80,7 @@ int pn_parent_is(const char *path, const char *dir, size_t dirlen)
     return plen == dirlen && memcmp(path, dir, dirlen) == 0;
 }
 
-int pn_is_ancestor(const char *dir, const char *root)
+SH_START int pn_is_ancestor(const char *dir, const char *root)
 {
     size_t dl = strlen(dir);
     if (dl == 1 && dir[0] == '/')

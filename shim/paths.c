@@ -59,7 +59,7 @@ static _Atomic int cwd_relevant;
  */
 static SH_TLS int child_cwd;
 
-static void add_root(const char *r, size_t n)
+SH_START static void add_root(const char *r, size_t n)
 {
     char tmp[EPH_PATH_MAX];
     if (n == 0 || n >= sizeof tmp || nroots == MAX_ROOTS || r[0] != '/')
@@ -153,7 +153,7 @@ static int under_root(const char *abs)
 }
 
 /* Names relative to dir (absolute, normalised) may be in a root: it is under one, or above one. */
-static int dir_relevant(const char *dir)
+SH_START static int dir_relevant(const char *dir)
 {
     int rel = 0;
     for (int i = 0; i < nroots && !rel; i++)
@@ -166,7 +166,7 @@ static void cwd_classify(void)
     atomic_store(&cwd_relevant, dir_relevant(cwd));
 }
 
-void path_init(void)
+SH_START void path_init(void)
 {
     const char *env = getenv("EPHEMERA_ROOTS");
     if (!env || !*env)
@@ -182,7 +182,7 @@ void path_init(void)
     for (int i = 0; i < nroots; i++)
         if (roots_shortest == 0 || roots[i].len < roots_shortest)
             roots_shortest = roots[i].len;
-    if (syscall(SYS_getcwd, cwd, sizeof cwd) > 0 && cwd[0] == '/') {
+    if (REAL(syscall)(SYS_getcwd, cwd, sizeof cwd) > 0 && cwd[0] == '/') { /* libc's: not our wrapper's page */
         atomic_store(&cwd_valid, 1);
         cwd_classify();
     }

@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "compiler.h"
 #include "symres.h"
 
 struct symres_obj {
@@ -41,10 +42,10 @@ struct symres_obj {
 
 /* The loader relocates the dynamic section's pointers in place on x86-64, but not every object's
  * (the vDSO's): an address below the load base is still an offset. */
-static const void *dyn_ptr(ElfW(Addr) base, ElfW(Addr) p) { return (const void *)(p < base ? p + base : p); }
+SH_START static const void *dyn_ptr(ElfW(Addr) base, ElfW(Addr) p) { return (const void *)(p < base ? p + base : p); }
 
 /* The object's dynamic section, from its program headers. */
-static int obj_open(const struct dl_phdr_info *info, struct symres_obj *o)
+SH_START static int obj_open(const struct dl_phdr_info *info, struct symres_obj *o)
 {
     memset(o, 0, sizeof *o);
     o->base = info->dlpi_addr;
@@ -66,7 +67,7 @@ static int obj_open(const struct dl_phdr_info *info, struct symres_obj *o)
     return o->symtab && o->strtab && o->gnu_hash ? 0 : -1;
 }
 
-static int obj_contains(const struct dl_phdr_info *info, const void *a)
+SH_START static int obj_contains(const struct dl_phdr_info *info, const void *a)
 {
     uintptr_t x = (uintptr_t)a;
     for (ElfW(Half) k = 0; k < info->dlpi_phnum; k++) {
@@ -78,7 +79,7 @@ static int obj_contains(const struct dl_phdr_info *info, const void *a)
     return 0;
 }
 
-uint32_t symres_gnu_hash(const char *s)
+SH_START uint32_t symres_gnu_hash(const char *s)
 {
     uint32_t h = 5381;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
@@ -89,7 +90,7 @@ uint32_t symres_gnu_hash(const char *s)
 enum { SR_ABSENT = SYMRES_ABSENT, SR_FOUND = SYMRES_FOUND, SR_UNDECIDED = SYMRES_UNDECIDED };
 
 /* The Bloom filter's answer: 0 when the object certainly does not define a symbol of this hash. */
-static int obj_may_have(const struct symres_obj *o, uint32_t hash)
+SH_START static int obj_may_have(const struct symres_obj *o, uint32_t hash)
 {
     const uint32_t *h = o->gnu_hash;
     uint32_t nbuckets = h[0], bloom_size = h[2], bloom_shift = h[3];
@@ -102,7 +103,7 @@ static int obj_may_have(const struct symres_obj *o, uint32_t hash)
 }
 
 /* One name in one object, with dlsym's rules (glibc elf/dl-lookup.c, check_match and do_lookup_x). */
-static int obj_lookup(const struct symres_obj *o, const char *name, uint32_t hash, void **out)
+SH_START static int obj_lookup(const struct symres_obj *o, const char *name, uint32_t hash, void **out)
 {
     if (!obj_may_have(o, hash))
         return SR_ABSENT;
@@ -148,7 +149,7 @@ static int obj_lookup(const struct symres_obj *o, const char *name, uint32_t has
     return nversioned > 1 ? SR_UNDECIDED : SR_ABSENT;
 }
 
-int symres_lookup_in(const struct dl_phdr_info *info, const char *name, void **out)
+SH_START int symres_lookup_in(const struct dl_phdr_info *info, const char *name, void **out)
 {
     struct symres_obj o;
     if (obj_open(info, &o) < 0)
@@ -156,7 +157,7 @@ int symres_lookup_in(const struct dl_phdr_info *info, const char *name, void **o
     return obj_lookup(&o, name, symres_gnu_hash(name), out);
 }
 
-size_t symres_build_id(const struct dl_phdr_info *info, const unsigned char **id)
+SH_START size_t symres_build_id(const struct dl_phdr_info *info, const unsigned char **id)
 {
     for (ElfW(Half) k = 0; k < info->dlpi_phnum; k++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[k];
@@ -191,18 +192,18 @@ struct symres_walk {
 };
 
 /* Entry i's name, and whether it is a versioned one (dlvsym's): from the caller's list, or from the bake's. */
-static const char *w_name(const struct symres_walk *w, size_t i)
+SH_START static const char *w_name(const struct symres_walk *w, size_t i)
 {
     return w->syms ? w->syms[i].name : w->bake->strs + w->bake->name_off[i];
 }
 
-static int w_versioned(const struct symres_walk *w, size_t i)
+SH_START static int w_versioned(const struct symres_walk *w, size_t i)
 {
     return w->syms ? w->syms[i].version != NULL : w->bake->versioned[i];
 }
 
 /* This libc is the one the table was baked from: its build-id, and an anchor symbol where the table says. */
-static int bake_matches(const struct dl_phdr_info *info, const struct symres_bake *b, const void *in_libc)
+SH_START static int bake_matches(const struct dl_phdr_info *info, const struct symres_bake *b, const void *in_libc)
 {
     const unsigned char *id;
     size_t len = symres_build_id(info, &id);
@@ -211,7 +212,7 @@ static int bake_matches(const struct dl_phdr_info *info, const struct symres_bak
 }
 
 /* libc's answers from the baked table; the walk ends here, as it ends at libc. */
-static void walk_libc_baked(struct symres_walk *w, ElfW(Addr) base)
+SH_START static void walk_libc_baked(struct symres_walk *w, ElfW(Addr) base)
 {
     const struct symres_bake *b = w->bake;
     for (size_t i = 0; i < w->n; i++) {
@@ -229,7 +230,7 @@ static void walk_libc_baked(struct symres_walk *w, ElfW(Addr) base)
 
 /* dl_iterate_phdr visits the objects in the loader's list order (under its lock): skip up to and
  * including ours, then ask each object for every name not yet decided, up to and including libc. */
-static int walk_one(struct dl_phdr_info *info, size_t size, void *arg)
+SH_START static int walk_one(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     struct symres_walk *w = arg;
@@ -276,7 +277,7 @@ static int walk_one(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-size_t symres_next_baked(const void *self, const struct eph_sys_sym *syms, size_t n, void **found,
+SH_START size_t symres_next_baked(const void *self, const struct eph_sys_sym *syms, size_t n, void **found,
                          const struct symres_bake *bake, int *baked)
 {
     unsigned char decided[n ? n : 1];
@@ -302,7 +303,7 @@ size_t symres_next_baked(const void *self, const struct eph_sys_sym *syms, size_
     return w.nfound;
 }
 
-size_t symres_next(const void *self, const struct eph_sys_sym *syms, size_t n, void **found)
+SH_START size_t symres_next(const void *self, const struct eph_sys_sym *syms, size_t n, void **found)
 {
     return symres_next_baked(self, syms, n, found, NULL, NULL);
 }

@@ -60,7 +60,7 @@ static __attribute__((noinline)) void sys_resolve_rest(void **slots)
         sys_missing(missing);
 }
 
-void sys_resolve(void)
+SH_START void sys_resolve(void)
 {
     if (atomic_load_explicit(&sys_resolved, memory_order_acquire))
         return;
