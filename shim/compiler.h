@@ -36,6 +36,13 @@
  */
 #define SH_START __attribute__((section(".text.startup")))
 
+/*
+ * On a small zero-initialised variable that every process writes at start: it goes to .data,
+ * whose pages the loader writes anyway (relocations, the end of the file's part), instead of one
+ * of the .bss pages it would otherwise be the only reason to fault in (branch symtab).
+ */
+#define SH_STARTDATA __attribute__((section(".data")))
+
 #if defined(__x86_64__)
 #define SH_COLD __attribute__((section(".lbss")))
 #else

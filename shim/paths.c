@@ -40,15 +40,15 @@
  * so a name directly in it needs no canonicalisation (canon_parent).  canon_of: for a root given
  * through a symlink, 1 + the index of its canonical spelling (0: none, or it is canonical). */
 static struct { char path[EPH_PATH_MAX]; size_t len; int canonical, canon_of; } roots[MAX_ROOTS] SH_COLD;
-static int nroots;
-static size_t roots_shortest; /* the length of the shortest root, either spelling (0: none) */
-static int naliased; /* roots with a canon_of */
+SH_STARTDATA static int nroots;
+SH_STARTDATA static size_t roots_shortest; /* the length of the shortest root, either spelling (0: none) */
+SH_STARTDATA static int naliased; /* roots with a canon_of */
 
 static pthread_mutex_t cwd_mu = PTHREAD_MUTEX_INITIALIZER;
-static char cwd[EPH_PATH_MAX];
-static _Atomic int cwd_valid;
+SH_STARTDATA static char cwd[EPH_PATH_MAX];
+SH_STARTDATA static _Atomic int cwd_valid;
 /* cwd lies under a root, or is an ancestor of one: relative names may be managed */
-static _Atomic int cwd_relevant;
+SH_STARTDATA static _Atomic int cwd_relevant;
 /*
  * A vfork child's own working directory (vforkchild.h), once it changed it: 2 when relative names
  * may be in a root (as cwd_relevant), 1 when not; 0 while it is the one the child was born with,

@@ -21,8 +21,8 @@
 #include "symres.h"
 #include "libcsyms.h" /* written at build time by shim/gen/libcsyms.c (Makefile) */
 
-struct sys_table sys;
-static _Atomic int sys_resolved;
+SH_STARTDATA struct sys_table sys;
+SH_STARTDATA static _Atomic int sys_resolved;
 
 /* The names to look up are an automatic array of sys_resolve, built by its code from the string
  * literals' %rip-relative addresses: as a static array it was 4.3 KiB of pointers in .data.rel.ro,
