@@ -88,11 +88,20 @@ $(BUILD)/microbench: bench/native/microbench.c
 -include test/memory/memory.mk
 # --- end memory harvesting
 
+# What this machine's libc answers for the shim's table of real calls, for every process whose
+# libc is this one (same build-id): shim/gen/libcsyms.c, docs/ARCHITECTURE.md "The table of real
+# calls from the build's libc (branch symtab)".  Another libc at run time is walked as before.
+LIBCSYMS := $(BUILD)/gen/libcsyms.h
+$(LIBCSYMS): shim/gen/libcsyms.c shim/symres.c shim/symres.h shim/sys.h shim/compiler.h include/ephemera/systable.h
+	@mkdir -p $(BUILD)/gen
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -Ishim -o $(BUILD)/gen/libcsyms shim/gen/libcsyms.c shim/symres.c -ldl
+	$(BUILD)/gen/libcsyms $@
+
 # Built aside and renamed into place: processes running with the old library keep its inode
 # (rewriting a mapped .so in place crashes them).
-$(BUILD)/libephemera.so: $(SHIM_SRC) $(HEADERS) shim/exports.map
+$(BUILD)/libephemera.so: $(SHIM_SRC) $(HEADERS) shim/exports.map $(LIBCSYMS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -fPIC -shared -fvisibility=hidden \
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -I$(BUILD)/gen -fPIC -shared -fvisibility=hidden \
 	  -Wl,--version-script=shim/exports.map -o $@.tmp $(SHIM_SRC) -ldl -lpthread
 	mv -f $@.tmp $@
 

@@ -27,6 +27,22 @@
  * first touch of a page is a page fault, 13-17 µs on a shadow-paging VM: "The shim's pages in
  * every process (branch shimload)" in docs/ARCHITECTURE.md).  Elsewhere an ordinary variable.
  */
+/*
+ * On a function every process runs at start (the constructor's path): it goes to .text.startup,
+ * which the linker puts at the head of .text beside the constructors, .init and the PLT, so that
+ * the start faults in one window of code (the kernel maps up to 16 pages around a faulting one)
+ * instead of one window per place the functions happened to land: four windows before (branch
+ * symtab, docs/ARCHITECTURE.md).  Placement only.
+ */
+#define SH_START __attribute__((section(".text.startup")))
+
+/*
+ * On a small zero-initialised variable that every process writes at start: it goes to .data,
+ * whose pages the loader writes anyway (relocations, the end of the file's part), instead of one
+ * of the .bss pages it would otherwise be the only reason to fault in (branch symtab).
+ */
+#define SH_STARTDATA __attribute__((section(".data")))
+
 #if defined(__x86_64__)
 #define SH_COLD __attribute__((section(".lbss")))
 #else

@@ -67,7 +67,7 @@
  * 128-byte blocks by the loop, the rest by memcpy.
  */
 #if defined(__x86_64__)
-static int fp_have_avx2;
+SH_STARTDATA static int fp_have_avx2;
 
 /*
  * From what ld.so found at start (glibc's <sys/platform/x86.h>): no cpuid of our own.

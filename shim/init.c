@@ -41,7 +41,7 @@ SH_TLS int sh_busy;
 SH_TLS int sh_vfork_mark; /* vforkchild.h */
 SH_TLS struct sh_tcount sh_tc;
 
-static _Atomic uint32_t sh_umask_cache;
+SH_STARTDATA static _Atomic uint32_t sh_umask_cache;
 static pthread_mutex_t attach_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void sh_log(const char *fmt, ...)
@@ -95,7 +95,7 @@ SH_EXPORT mode_t umask(mode_t m)
     return old;
 }
 
-void sh_flush_counters(void)
+SH_START void sh_flush_counters(void) /* at every exit (sh_fini): beside the start */
 {
     struct sh_tcount *t = &sh_tc;
     struct eph_shm_header *h = sh.hdr;
@@ -115,7 +115,7 @@ void sh_flush_counters(void)
 }
 
 /* Flush the exiting thread's counters too, not only the main thread's. */
-static pthread_key_t flush_key;
+SH_STARTDATA static pthread_key_t flush_key;
 static void flush_on_thread_exit(void *p)
 {
     (void)p;

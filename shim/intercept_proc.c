@@ -946,7 +946,7 @@ SH_EXPORT int system(const char *cmd)
 
 /* ---- start of a new image ----------------------------------------------- */
 
-void proc_init_inherited(void)
+SH_START void proc_init_inherited(void)
 {
     nsf_init_inherited();
     const char *map = getenv("EPHEMERA_FDMAP");

@@ -536,7 +536,7 @@ static int std_fd_to_disk(int fd)
 
 /* The process this image started as: a forked child that redirects fd 0-2 is
  * about to exec (spawns from C++ programs such as Node.js); its streams stay. */
-static pid_t std_image_pid;
+SH_STARTDATA static pid_t std_image_pid;
 
 __attribute__((constructor)) static void std_note_image(void)
 {

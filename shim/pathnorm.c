@@ -1,6 +1,7 @@
 /*
  * shim/pathnorm.c - pure lexical path helpers (see pathnorm.h).
  */
+#include "compiler.h"
 #include "pathnorm.h"
 
 #include <string.h>
@@ -8,7 +9,7 @@
 /* p's length if it is its own normal form below a directory: no empty, "." or ".." component and
  * no trailing '/' (what every intercept is handed nearly always); 0 if not.  One strchrnul a
  * component, where the general loop below copies each one on its own. */
-static size_t pn_plain(const char *p)
+SH_START static size_t pn_plain(const char *p)
 {
     const char *c = p + (p[0] == '/');
     for (;;) {
@@ -22,7 +23,7 @@ static size_t pn_plain(const char *p)
     }
 }
 
-int pn_normalize(const char *base, const char *p, char *out, size_t outsz, int *trailing)
+SH_START int pn_normalize(const char *base, const char *p, char *out, size_t outsz, int *trailing)
 {
     size_t len = 0;
     if (outsz < 2)
@@ -102,7 +103,7 @@ int pn_normalize(const char *base, const char *p, char *out, size_t outsz, int *
     return (int)len;
 }
 
-int pn_under(const char *path, const char *root, size_t rootlen)
+SH_START int pn_under(const char *path, const char *root, size_t rootlen)
 {
     if (rootlen == 1 && root[0] == '/')
         return path[0] == '/';
@@ -120,7 +121,7 @@ int pn_parent_is(const char *path, const char *dir, size_t dirlen)
     return plen == dirlen && memcmp(path, dir, dirlen) == 0;
 }
 
-int pn_is_ancestor(const char *dir, const char *root)
+SH_START int pn_is_ancestor(const char *dir, const char *root)
 {
     size_t dl = strlen(dir);
     if (dl == 1 && dir[0] == '/')

@@ -40,15 +40,15 @@
  * so a name directly in it needs no canonicalisation (canon_parent).  canon_of: for a root given
  * through a symlink, 1 + the index of its canonical spelling (0: none, or it is canonical). */
 static struct { char path[EPH_PATH_MAX]; size_t len; int canonical, canon_of; } roots[MAX_ROOTS] SH_COLD;
-static int nroots;
-static size_t roots_shortest; /* the length of the shortest root, either spelling (0: none) */
-static int naliased; /* roots with a canon_of */
+SH_STARTDATA static int nroots;
+SH_STARTDATA static size_t roots_shortest; /* the length of the shortest root, either spelling (0: none) */
+SH_STARTDATA static int naliased; /* roots with a canon_of */
 
 static pthread_mutex_t cwd_mu = PTHREAD_MUTEX_INITIALIZER;
-static char cwd[EPH_PATH_MAX];
-static _Atomic int cwd_valid;
+SH_STARTDATA static char cwd[EPH_PATH_MAX];
+SH_STARTDATA static _Atomic int cwd_valid;
 /* cwd lies under a root, or is an ancestor of one: relative names may be managed */
-static _Atomic int cwd_relevant;
+SH_STARTDATA static _Atomic int cwd_relevant;
 /*
  * A vfork child's own working directory (vforkchild.h), once it changed it: 2 when relative names
  * may be in a root (as cwd_relevant), 1 when not; 0 while it is the one the child was born with,
@@ -59,7 +59,7 @@ static _Atomic int cwd_relevant;
  */
 static SH_TLS int child_cwd;
 
-static void add_root(const char *r, size_t n)
+SH_START static void add_root(const char *r, size_t n)
 {
     char tmp[EPH_PATH_MAX];
     if (n == 0 || n >= sizeof tmp || nroots == MAX_ROOTS || r[0] != '/')
@@ -153,7 +153,7 @@ static int under_root(const char *abs)
 }
 
 /* Names relative to dir (absolute, normalised) may be in a root: it is under one, or above one. */
-static int dir_relevant(const char *dir)
+SH_START static int dir_relevant(const char *dir)
 {
     int rel = 0;
     for (int i = 0; i < nroots && !rel; i++)
@@ -166,7 +166,7 @@ static void cwd_classify(void)
     atomic_store(&cwd_relevant, dir_relevant(cwd));
 }
 
-void path_init(void)
+SH_START void path_init(void)
 {
     const char *env = getenv("EPHEMERA_ROOTS");
     if (!env || !*env)
@@ -182,7 +182,7 @@ void path_init(void)
     for (int i = 0; i < nroots; i++)
         if (roots_shortest == 0 || roots[i].len < roots_shortest)
             roots_shortest = roots[i].len;
-    if (syscall(SYS_getcwd, cwd, sizeof cwd) > 0 && cwd[0] == '/') {
+    if (REAL(syscall)(SYS_getcwd, cwd, sizeof cwd) > 0 && cwd[0] == '/') { /* libc's: not our wrapper's page */
         atomic_store(&cwd_valid, 1);
         cwd_classify();
     }

@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "compiler.h"
 #include "symres.h"
 
 struct symres_obj {
@@ -41,10 +42,10 @@ struct symres_obj {
 
 /* The loader relocates the dynamic section's pointers in place on x86-64, but not every object's
  * (the vDSO's): an address below the load base is still an offset. */
-static const void *dyn_ptr(ElfW(Addr) base, ElfW(Addr) p) { return (const void *)(p < base ? p + base : p); }
+SH_START static const void *dyn_ptr(ElfW(Addr) base, ElfW(Addr) p) { return (const void *)(p < base ? p + base : p); }
 
 /* The object's dynamic section, from its program headers. */
-static int obj_open(const struct dl_phdr_info *info, struct symres_obj *o)
+SH_START static int obj_open(const struct dl_phdr_info *info, struct symres_obj *o)
 {
     memset(o, 0, sizeof *o);
     o->base = info->dlpi_addr;
@@ -66,7 +67,7 @@ static int obj_open(const struct dl_phdr_info *info, struct symres_obj *o)
     return o->symtab && o->strtab && o->gnu_hash ? 0 : -1;
 }
 
-static int obj_contains(const struct dl_phdr_info *info, const void *a)
+SH_START static int obj_contains(const struct dl_phdr_info *info, const void *a)
 {
     uintptr_t x = (uintptr_t)a;
     for (ElfW(Half) k = 0; k < info->dlpi_phnum; k++) {
@@ -78,7 +79,7 @@ static int obj_contains(const struct dl_phdr_info *info, const void *a)
     return 0;
 }
 
-static uint32_t gnu_hash(const char *s)
+SH_START uint32_t symres_gnu_hash(const char *s)
 {
     uint32_t h = 5381;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
@@ -86,23 +87,31 @@ static uint32_t gnu_hash(const char *s)
     return h;
 }
 
-enum { SR_ABSENT, SR_FOUND, SR_UNDECIDED };
+enum { SR_ABSENT = SYMRES_ABSENT, SR_FOUND = SYMRES_FOUND, SR_UNDECIDED = SYMRES_UNDECIDED };
 
-/* One name in one object, with dlsym's rules (glibc elf/dl-lookup.c, check_match and do_lookup_x). */
-static int obj_lookup(const struct symres_obj *o, const char *name, void **out)
+/* The Bloom filter's answer: 0 when the object certainly does not define a symbol of this hash. */
+SH_START static int obj_may_have(const struct symres_obj *o, uint32_t hash)
 {
     const uint32_t *h = o->gnu_hash;
-    uint32_t nbuckets = h[0], symoffset = h[1], bloom_size = h[2], bloom_shift = h[3];
+    uint32_t nbuckets = h[0], bloom_size = h[2], bloom_shift = h[3];
     if (nbuckets == 0 || bloom_size == 0)
+        return 0;
+    const ElfW(Addr) *bloom = (const ElfW(Addr) *)(const void *)(h + 4);
+    const unsigned bits = sizeof(ElfW(Addr)) * 8;
+    ElfW(Addr) word = bloom[(hash / bits) & (bloom_size - 1)];
+    return (int)((word >> (hash % bits)) & (word >> ((hash >> bloom_shift) % bits)) & 1);
+}
+
+/* One name in one object, with dlsym's rules (glibc elf/dl-lookup.c, check_match and do_lookup_x). */
+SH_START static int obj_lookup(const struct symres_obj *o, const char *name, uint32_t hash, void **out)
+{
+    if (!obj_may_have(o, hash))
         return SR_ABSENT;
+    const uint32_t *h = o->gnu_hash;
+    uint32_t nbuckets = h[0], symoffset = h[1], bloom_size = h[2];
     const ElfW(Addr) *bloom = (const ElfW(Addr) *)(const void *)(h + 4);
     const uint32_t *buckets = (const uint32_t *)(const void *)(bloom + bloom_size);
     const uint32_t *chain = buckets + nbuckets;
-    uint32_t hash = gnu_hash(name);
-    const unsigned bits = sizeof(ElfW(Addr)) * 8;
-    ElfW(Addr) word = bloom[(hash / bits) & (bloom_size - 1)];
-    if (!((word >> (hash % bits)) & (word >> ((hash >> bloom_shift) % bits)) & 1))
-        return SR_ABSENT;
     uint32_t i = buckets[hash % nbuckets];
     if (i < symoffset)
         return SR_ABSENT;
@@ -140,18 +149,88 @@ static int obj_lookup(const struct symres_obj *o, const char *name, void **out)
     return nversioned > 1 ? SR_UNDECIDED : SR_ABSENT;
 }
 
+SH_START int symres_lookup_in(const struct dl_phdr_info *info, const char *name, void **out)
+{
+    struct symres_obj o;
+    if (obj_open(info, &o) < 0)
+        return SR_UNDECIDED;
+    return obj_lookup(&o, name, symres_gnu_hash(name), out);
+}
+
+SH_START size_t symres_build_id(const struct dl_phdr_info *info, const unsigned char **id)
+{
+    for (ElfW(Half) k = 0; k < info->dlpi_phnum; k++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[k];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const unsigned char *p = (const unsigned char *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
+        while ((size_t)(end - p) >= sizeof(ElfW(Nhdr))) { /* notes: 4-byte aligned name and descriptor */
+            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)(const void *)p;
+            size_t name = (nh->n_namesz + 3u) & ~(size_t)3, desc = (nh->n_descsz + 3u) & ~(size_t)3;
+            if ((size_t)(end - p) - sizeof *nh < name || (size_t)(end - p) - sizeof *nh - name < desc)
+                break;
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(p + sizeof *nh, "GNU", 4) == 0 &&
+                nh->n_descsz > 0) {
+                *id = p + sizeof *nh + name;
+                return nh->n_descsz;
+            }
+            p += sizeof *nh + name + desc;
+        }
+    }
+    return 0;
+}
+
 struct symres_walk {
     const void *self, *in_libc;
     const struct eph_sys_sym *syms;
     size_t n, nfound, ndecided;
     void **found;
     unsigned char *decided;
+    const struct symres_bake *bake;
+    int baked;
     enum { W_BEFORE, W_AFTER, W_DONE, W_FAILED } state;
 };
 
+/* Entry i's name, and whether it is a versioned one (dlvsym's): from the caller's list, or from the bake's. */
+SH_START static const char *w_name(const struct symres_walk *w, size_t i)
+{
+    return w->syms ? w->syms[i].name : w->bake->strs + w->bake->name_off[i];
+}
+
+SH_START static int w_versioned(const struct symres_walk *w, size_t i)
+{
+    return w->syms ? w->syms[i].version != NULL : w->bake->versioned[i];
+}
+
+/* This libc is the one the table was baked from: its build-id, and an anchor symbol where the table says. */
+SH_START static int bake_matches(const struct dl_phdr_info *info, const struct symres_bake *b, const void *in_libc)
+{
+    const unsigned char *id;
+    size_t len = symres_build_id(info, &id);
+    return b->id_len > 0 && len == b->id_len && memcmp(id, b->id, len) == 0 &&
+           (uintptr_t)in_libc - info->dlpi_addr == b->anchor;
+}
+
+/* libc's answers from the baked table; the walk ends here, as it ends at libc. */
+SH_START static void walk_libc_baked(struct symres_walk *w, ElfW(Addr) base)
+{
+    const struct symres_bake *b = w->bake;
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->decided[i])
+            continue;
+        w->decided[i] = 1;
+        w->ndecided++;
+        if (b->state[i] == SR_FOUND) {
+            w->found[i] = (void *)(base + b->value[i]);
+            w->nfound++;
+        }
+    }
+    w->baked = 1;
+}
+
 /* dl_iterate_phdr visits the objects in the loader's list order (under its lock): skip up to and
  * including ours, then ask each object for every name not yet decided, up to and including libc. */
-static int walk_one(struct dl_phdr_info *info, size_t size, void *arg)
+SH_START static int walk_one(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     struct symres_walk *w = arg;
@@ -161,6 +240,12 @@ static int walk_one(struct dl_phdr_info *info, size_t size, void *arg)
         else if (obj_contains(info, w->self))
             w->state = W_AFTER;
         return w->state == W_FAILED;
+    }
+    int is_libc = obj_contains(info, w->in_libc);
+    if (is_libc && w->bake && bake_matches(info, w->bake, w->in_libc)) {
+        walk_libc_baked(w, info->dlpi_addr);
+        w->state = W_DONE;
+        return 1;
     }
     struct symres_obj o;
     if (obj_open(info, &o) < 0) {
@@ -172,7 +257,12 @@ static int walk_one(struct dl_phdr_info *info, size_t size, void *arg)
         for (size_t i = 0; i < w->n; i++) {
             if (w->decided[i])
                 continue;
-            int r = obj_lookup(&o, w->syms[i].name, &w->found[i]);
+            uint32_t hash = w->bake ? w->bake->hash[i] : symres_gnu_hash(w->syms[i].name);
+            int r;
+            if (w_versioned(w, i)) /* only with a bake: an object that may define it leaves it to dlvsym */
+                r = obj_may_have(&o, hash) ? SR_UNDECIDED : SR_ABSENT;
+            else
+                r = obj_lookup(&o, w_name(w, i), hash, &w->found[i]);
             if (r != SR_ABSENT) {
                 w->decided[i] = 1;
                 w->ndecided++;
@@ -180,28 +270,40 @@ static int walk_one(struct dl_phdr_info *info, size_t size, void *arg)
             }
         }
     }
-    if (obj_contains(info, w->in_libc) || w->ndecided == w->n) {
+    if (is_libc || w->ndecided == w->n) {
         w->state = W_DONE;
         return 1;
     }
     return 0;
 }
 
-size_t symres_next(const void *self, const struct eph_sys_sym *syms, size_t n, void **found)
+SH_START size_t symres_next_baked(const void *self, const struct eph_sys_sym *syms, size_t n, void **found,
+                         const struct symres_bake *bake, int *baked)
 {
     unsigned char decided[n ? n : 1];
+    if (bake && bake->n != n)
+        bake = NULL; /* a table of another list: the plain walk (nothing baked, id_len 0: never matches) */
     struct symres_walk w = {.self = self, .in_libc = (const void *)gnu_get_libc_version, .syms = syms, .n = n,
-                            .found = found, .decided = decided, .state = W_BEFORE};
+                            .found = found, .decided = decided, .bake = bake, .state = W_BEFORE};
     for (size_t i = 0; i < n; i++) {
         found[i] = NULL;
-        decided[i] = syms[i].version != NULL; /* dlvsym's version rules are left to it */
+        /* without a bake, dlvsym's version rules are left to it; without names, everything to dlsym */
+        decided[i] = !syms && !bake ? 1 : !bake && syms[i].version != NULL;
         w.ndecided += decided[i];
     }
-    dl_iterate_phdr(walk_one, &w);
+    if (w.ndecided < n)
+        dl_iterate_phdr(walk_one, &w);
+    if (baked)
+        *baked = w.baked && w.state == W_DONE;
     if (w.state != W_DONE) {
         for (size_t i = 0; i < n; i++)
             found[i] = NULL;
         return 0;
     }
     return w.nfound;
+}
+
+SH_START size_t symres_next(const void *self, const struct eph_sys_sym *syms, size_t n, void **found)
+{
+    return symres_next_baked(self, syms, n, found, NULL, NULL);
 }

@@ -19,9 +19,10 @@
 
 #include "sys.h"
 #include "symres.h"
+#include "libcsyms.h" /* written at build time by shim/gen/libcsyms.c (Makefile) */
 
-struct sys_table sys;
-static _Atomic int sys_resolved;
+SH_STARTDATA struct sys_table sys;
+SH_STARTDATA static _Atomic int sys_resolved;
 
 /* The names to look up are an automatic array of sys_resolve, built by its code from the string
  * literals' %rip-relative addresses: as a static array it was 4.3 KiB of pointers in .data.rel.ro,
@@ -39,17 +40,36 @@ static __attribute__((noreturn)) void sys_missing(const char *name)
     abort();
 }
 
-void sys_resolve(void)
+/* The baked table is of this list: same length, same names (a stale build/gen/libcsyms.h does not compile). */
+#define SYS_NAME(name, ret, params, args, need, fault) " " #name
+_Static_assert(sizeof(LIBCSYMS_NAMES) == sizeof("" SHIM_SYSCALLS(SYS_NAME)), "build/gen/libcsyms.h is of another list");
+#define SYS_ONE(name, ret, params, args, need, fault) +1
+enum { NSYMS = 0 SHIM_SYSCALLS(SYS_ONE) };
+_Static_assert(NSYMS == LIBCSYMS_N, "build/gen/libcsyms.h is of another list");
+/* The table is an array of pointers in the list's order: the walk fills it in place. */
+_Static_assert(sizeof(struct sys_table) == NSYMS * sizeof(void *), "struct sys_table is not an array of pointers");
+
+/* What the walk left (versioned names an object before libc may define, names libc lacks, another
+ * libc whose walk failed): dlsym and dlvsym, with the list of names built here, off the common path. */
+static __attribute__((noinline)) void sys_resolve_rest(void **slots)
+{
+    const struct eph_sys_sym sys_syms[] = {SHIM_SYSCALLS(SYS_SYM)};
+    _Static_assert(sizeof sys_syms / sizeof sys_syms[0] == NSYMS, "the list's length");
+    const char *missing = eph_systable_resolve_from(&sys, sys_syms, NSYMS, RTLD_NEXT, slots);
+    if (missing)
+        sys_missing(missing);
+}
+
+SH_START void sys_resolve(void)
 {
     if (atomic_load_explicit(&sys_resolved, memory_order_acquire))
         return;
-    const struct eph_sys_sym sys_syms[] = {SHIM_SYSCALLS(SYS_SYM)};
-    enum { NSYMS = sizeof sys_syms / sizeof sys_syms[0] };
-    void *found[NSYMS];
-    symres_next((const void *)sys_resolve, sys_syms, NSYMS, found); /* one walk; dlsym for the rest */
-    const char *missing = eph_systable_resolve_from(&sys, sys_syms, NSYMS, RTLD_NEXT, found);
-    if (missing)
-        sys_missing(missing);
+    /* One walk, with libc's answers from the build's table when it is this libc (else libc's own
+     * tables), the names from that table too: no list to build in the common case. */
+    void **slots = (void **)(void *)&sys;
+    const struct symres_bake bake = libcsyms_bake();
+    if (symres_next_baked((const void *)sys_resolve, NULL, NSYMS, slots, &bake, NULL) < NSYMS)
+        sys_resolve_rest(slots);
     atomic_store_explicit(&sys_resolved, 1, memory_order_release);
 }
 

@@ -48,9 +48,9 @@ $(TEST_BUILD)/static_reader: test/c/static_reader.c
 # The shim as tests build it: the same sources with -DEPH_FAULTS, so that EPHEMERA_FAULTS can put a
 # fault in front of an entry of its syscall table (shim/sys.c).  Never installed; the production
 # library above has no fault code at all.
-$(TEST_BUILD)/libephemera-faults.so: $(SHIM_SRC) $(HEADERS) shim/exports.map
+$(TEST_BUILD)/libephemera-faults.so: $(SHIM_SRC) $(HEADERS) shim/exports.map $(LIBCSYMS)
 	@mkdir -p $(TEST_BUILD)
-	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -DEPH_FAULTS -fPIC -shared -fvisibility=hidden \
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -I$(BUILD)/gen -DEPH_FAULTS -fPIC -shared -fvisibility=hidden \
 	  -Wl,--version-script=shim/exports.map -o $@.tmp $(SHIM_SRC) -ldl -lpthread
 	mv -f $@.tmp $@
 
@@ -93,7 +93,7 @@ test-fs: all $(TEST_PROGS)
 # cores' tests the same way; nothing here needs to change for them.  test/README.md lists the tiers.
 UNIT_TS := $(shell grep -rlx --include='*.test.ts' '// test-tier: unit' src 2>/dev/null | sort)
 
-test-unit: cli
+test-unit: cli $(LIBCSYMS)
 	$(NODE_TEST) $(patsubst src/%.ts,$(BUILD)/js/%.js,$(UNIT_TS))
 	@$(TEST_C_ENV) test/c/run_c_tests.sh plain unit
 	@$(TEST_C_ENV) test/c/run_c_tests.sh asan unit

@@ -70,15 +70,17 @@ static inline long eph_futex(_Atomic uint32_t *w, int op, uint32_t val, const st
     return syscall(SYS_futex, (uint32_t *)w, op, val, ts, NULL, 0);
 }
 
+/* getpid(), not syscall(SYS_getpid): in the shim, syscall() is its own exported wrapper, whose code
+ * page and lazy binding every process paid at start (docs/ARCHITECTURE.md, branch symtab). */
 static inline void eph_lock_self_init(void)
 {
-    eph_lock_pid = (uint32_t)syscall(SYS_getpid);
+    eph_lock_pid = (uint32_t)getpid();
 }
 
 static inline uint32_t eph_lock_self(void)
 {
     uint32_t me = eph_lock_pid;
-    return me ? me : (uint32_t)syscall(SYS_getpid);
+    return me ? me : (uint32_t)getpid();
 }
 
 /*

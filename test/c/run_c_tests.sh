@@ -66,7 +66,7 @@ for src in test/c/*_test.c; do
   name=$(basename "$src" .c)
   extra=$(sed -n 's|^// test-sources:||p' "$src" | head -n 1)
   # shellcheck disable=SC2086
-  if ! $CC $CFLAGS_COMMON -Ishim -Idaemon $flags -o "$out/$name" "$src" $extra -lpthread -ldl 2>"$out/$name.build.log"; then
+  if ! $CC $CFLAGS_COMMON -Ishim -Idaemon -Ibuild/gen $flags -o "$out/$name" "$src" $extra -lpthread -ldl 2>"$out/$name.build.log"; then
     failed=$((failed + 1))
     failures+=("$name (build)")
     sed 's/^/    /' "$out/$name.build.log" | head -n 40
