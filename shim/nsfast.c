@@ -188,10 +188,15 @@ static struct nsf_hand nsf_inherited;
 static int nsf_lock(void);
 static int32_t nsf_inh_giver, nsf_inh_daemon;
 
-static int nsf_hand_unclaimed(const struct nsf_hand *hd, int i, int32_t me)
+/* Entry i of hd names the very slot that was lent to `to`: still FREE, lent to it, with the memfd
+ * that was lent (its daemon fd and inode number).  Both ends of a handoff ask it: the giver of an
+ * entry a child never claimed, the claimer of an entry it was handed. */
+static int nsf_hand_lent(const struct nsf_hand *hd, int i, int32_t to)
 {
+    if (hd->e[i].inode >= sh.hdr->ninodes)
+        return 0;
     const struct eph_inode *in = &sh.inodes[hd->e[i].inode];
-    return atomic_load(&in->state) == EPH_FREE && atomic_load(&in->lent_to) == me && in->mem_fd == hd->e[i].daemon_fd &&
+    return atomic_load(&in->state) == EPH_FREE && atomic_load(&in->lent_to) == to && in->mem_fd == hd->e[i].daemon_fd &&
            in->ino == hd->ino[i];
 }
 
@@ -206,11 +211,11 @@ static void nsf_resolve_handed(void)
             continue;
         int unclaimed = 0;
         for (int i = 0; i < hd->n; i++)
-            unclaimed += nsf_hand_unclaimed(hd, i, me);
+            unclaimed += nsf_hand_lent(hd, i, me);
         if (unclaimed && !eph_pid_gone((uint32_t)hd->pid))
             continue; /* it may still claim them */
         for (int i = 0; i < hd->n; i++)
-            if (nsf_hand_unclaimed(hd, i, me) && nsf_npool < NSF_POOL_CAP)
+            if (nsf_hand_lent(hd, i, me) && nsf_npool < NSF_POOL_CAP)
                 nsf_pool[nsf_npool++] = hd->e[i];
         hd->n = 0;
         nsf_hand_busy--;
@@ -325,11 +330,9 @@ static void nsf_claim_inherited(void)
     int got = 0;
     eph_j_begin(h);
     for (int i = 0; i < n; i++) {
-        struct eph_inode *in = &sh.inodes[ih->e[i].inode];
-        if (ih->e[i].inode >= h->ninodes || atomic_load(&in->state) != EPH_FREE ||
-            atomic_load(&in->lent_to) != nsf_inh_giver || in->mem_fd != ih->e[i].daemon_fd || in->ino != ih->ino[i])
+        if (!nsf_hand_lent(ih, i, nsf_inh_giver))
             continue; /* not the slot that was lent to the giver: never ours */
-        eph_j_set32(h, &in->lent_to, (uint32_t)me);
+        eph_j_set32(h, &sh.inodes[ih->e[i].inode].lent_to, (uint32_t)me);
         nsf_pool[nsf_npool++] = ih->e[i];
         got++;
     }

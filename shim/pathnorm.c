@@ -28,30 +28,6 @@ SH_START int pn_normalize(const char *base, const char *p, char *out, size_t out
     size_t len = 0;
     if (outsz < 2)
         return -1;
-    size_t pl = pn_plain(p);
-    if (pl) {
-        /* The general loop's answer in one copy: p itself, or base, '/' and p ("/" and p for a base
-         * of one byte); too long exactly where its last component's check would fail. */
-        if (trailing)
-            *trailing = 0;
-        if (p[0] == '/') {
-            if (pl + 1 > outsz)
-                return -1;
-            memcpy(out, p, pl + 1);
-            return (int)pl;
-        }
-        size_t bl = strlen(base);
-        if (bl + 1 > outsz)
-            return -1;
-        if (bl == 1)
-            bl = 0;
-        if (bl + 1 + pl + 1 > outsz)
-            return -1;
-        memcpy(out, base, bl);
-        out[bl] = '/';
-        memcpy(out + bl + 1, p, pl + 1);
-        return (int)(bl + 1 + pl);
-    }
     if (p[0] != '/') {
         size_t bl = strlen(base);
         if (bl + 1 > outsz)
@@ -60,6 +36,20 @@ SH_START int pn_normalize(const char *base, const char *p, char *out, size_t out
         len = bl;
         if (len == 1) /* base is "/" */
             len = 0;
+    }
+    size_t pl = pn_plain(p);
+    if (pl) {
+        /* The general loop's answer in one copy: p joined to the base by a '/' (an absolute p brings
+         * its own); too long exactly where its last component's check would fail. */
+        size_t join = p[0] != '/';
+        if (len + join + pl + 1 > outsz)
+            return -1;
+        if (join)
+            out[len++] = '/';
+        memcpy(out + len, p, pl + 1);
+        if (trailing)
+            *trailing = 0;
+        return (int)(len + pl);
     }
     out[len] = '\0';
     if (trailing) {
