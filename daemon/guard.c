@@ -127,6 +127,14 @@ int guard_stalled_now(void)
     return G.stalled;
 }
 
+void guard_usage(int64_t usage)
+{
+    if (G.ctl_fd < 0 || G.follow || G.version != 2)
+        return;
+    G.stalled = G.inside && G.high >= 0 && usage > G.high;
+    log_hold(G.stalled);
+}
+
 int guard_blocks_requests(void)
 {
     /* The guard not set at the last reading (every 20 ms; in follow mode the host's knob as
@@ -254,8 +262,7 @@ void guard_update(int64_t limit, uint64_t headroom, int want)
                 log_msg(LOG_INFO, "oom guard: memory.high=%s", v);
             }
         }
-        /* Above the value written, the daemon's own charges are throttled as the function's
-         * are (it is in the cgroup): its log is held as in follow mode. */
+        /* The stall against the value now written (guard_usage saw the one before). */
         G.stalled = guard_read_own_v2();
         log_hold(G.stalled);
     }

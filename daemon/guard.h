@@ -30,6 +30,11 @@ int guard_stalled_now(void);
  * charges to the sender; an fd passed, a memfd made) and be throttled or, on v1, wait: requests
  * wait in their sockets until the stall ends (shimsrv.h). */
 int guard_blocks_requests(void);
+/* The cgroup's usage as the budget just read it (v2), before the tick evicts: in the daemon's own
+ * mode, above the memory.high it wrote while it is in that cgroup, its own charges are throttled
+ * as the function's are (`ephemera run --memory`), so that is its stall, seen and the log held as
+ * in follow mode (the eviction's lines too).  Nothing in follow mode (guard_update reads it). */
+void guard_usage(int64_t usage);
 /* Arm the guard (want) or lift it, for a cgroup limit (-1: none) and the
  * budget's headroom. */
 void guard_update(int64_t limit, uint64_t headroom, int want);

@@ -122,6 +122,19 @@ test('cgroup v2 with the memory controller (a guest kernel): the daemon budgets 
     assert.ok(killed.after_ms >= 900 && killed.after_ms < 20_000, show);
     assert.match(v2.get('lease_events') ?? '', / oom_kill 0 /, show);
     assert.match(v2.get('lease_log') ?? '', new RegExp(`oom guard orphaned: .*killed pid ${String(killed.pid)} `), show);
+
+    // The daemon's own guard on v2 (`ephemera run --memory`): it wrote memory.high, the heap went
+    // above it while the files were in memory, and the daemon saw that stall (its log held, and
+    // told once the hold was over; main's daemon read no stall there); the heap ran, nobody was
+    // OOM-killed, and the files are intact after the daemon's exit.
+    const own = JSON.parse(v2.get('own') ?? '{}') as { files_status?: number; heap_status?: number; same?: number; oom_kill?: number; evictions?: number };
+    assert.match(v2.get('own_guard') ?? '', /oom guard: memory\.high=\d+/, show);
+    assert.equal(own.files_status, 0, show);
+    assert.equal(own.heap_status, 0, show);
+    assert.equal(own.oom_kill, 0, show);
+    assert.equal(own.same, 2, `a file lost bytes; ${show}`);
+    assert.match(v2.get('own_hold') ?? '', /while the cgroup was at its limit/, `the daemon did not see the stall at its own memory.high; ${show}`);
+    t.diagnostic(`own guard: ${v2.get('own_hold') ?? ''}`);
     t.diagnostic(`guard lease: stall held ${String(held.stall_ms)} ms (${String(held.throttled)}/${String(held.samples)} samples throttled, daemon ${String(held.daemon_throttled)}, its charges ${String(charges.count)}; writers done within it: ${String(v2.get('lease_writer')?.includes('"done_in_stall":true'))}, ${String(v2.get('lease_attached_writer')?.includes('"done_in_stall":true'))}), killed ${String(killed.after_ms)} ms after the holder's SIGKILL`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -188,5 +188,58 @@ for f in /scratch-lease/s/f[0-9]*; do
 done
 say lease_attached_writer "{\"status\":$sstatus,\"done_in_stall\":$sdone,\"out\":\"$(tr '\n' ' ' < /run/s.out)\",\"files\":$sfiles,\"same\":$ssame,\"err\":\"$(head -c 300 /run/s.err | tr '\n"' '  ')\"}"
 say lease_writer "{\"status\":$wstatus,\"done_in_stall\":$wdone,\"runs\":$(grep -c file_size /run/w.out),\"files\":$wfiles,\"same\":$wsame,\"err\":\"$(head -c 300 /run/w.err | tr '\n"' '  ')\"}"
+# The daemon's own guard on v2 (`ephemera run --memory`: daemon and function in one cgroup, the
+# daemon writes memory.high itself): files in memory under the shim, then, while the daemon is
+# stopped (so that it cannot evict first), a heap that stays: a file on this guest's tmpfs root
+# (not managed), written in the cgroup, that lands between that memory.high and memory.max. Above
+# the memory.high it wrote the daemon's charges are throttled too, so once resumed it must see that
+# stall as in follow mode (it holds its log and its deferred work, it answers no shim): the log
+# tells each hold once it is over. The files are evicted to this guest's "disk", a tmpfs charged to
+# the daemon, so eviction frees nothing here: small files (2 x 1 MiB, one copied at a time) and a
+# heap 1.5 MiB above memory.high keep the cgroup below memory.max (4 MiB above it); the guard is
+# lifted once nothing is left to evict. The files are intact; nobody is OOM-killed.
+CGO=/sys/fs/cgroup/own
+mkdir $CGO /run/own /scratch-own /ref-own
+echo $(( 48 << 20 )) > $CGO/memory.max
+/bin/microbench --dir /ref-own --file-size 1048576 --ops 100 --keep > /dev/null 2>&1
+sh -c "echo \$\$ > $CGO/cgroup.procs && exec ephemerad --rundir /run/own --root /scratch-own --cgroup $CGO --log /run/own.log --debug" &
+ODAEMON=$!
+i=0
+while [ ! -S /run/own/shim.sock ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+sh -c "echo \$\$ > $CGO/cgroup.procs && exec env LD_PRELOAD=/lib/libephemera.so EPHEMERA_SOCK=/run/own/shim.sock EPHEMERA_ROOTS=/scratch-own /bin/microbench --dir /scratch-own --file-size 1048576 --ops 100 --keep" > /dev/null 2> /run/own-mb.err
+ofiles=$?
+i=0
+while ! grep -q 'oom guard: memory.high=[0-9]' /run/own.log && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+ohigh=$(cat $CGO/memory.high)
+kill -STOP $ODAEMON
+ocur=$(cat $CGO/memory.current)
+oheap=$(( ohigh - ocur + (3 << 19) ))
+[ $oheap -gt 0 ] || oheap=$(( 1 << 20 ))
+sh -c "echo \$\$ > $CGO/cgroup.procs && exec dd if=/dev/zero of=/heap-own bs=65536 count=$(( oheap >> 16 ))" 2> /dev/null &
+OHEAP=$!
+(sleep 60; kill -TERM $OHEAP) 2> /dev/null &
+OWATCH=$!
+wait $OHEAP
+oheapst=$?
+kill $OWATCH 2> /dev/null
+oabove=$(cat $CGO/memory.current)
+kill -CONT $ODAEMON
+# Resumed: it evicts both files (nothing freed) and lifts the guard; the stall ends with it.
+i=0
+while [ "$(cat $CGO/memory.high)" != max ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+olifted=$(cat $CGO/memory.high)
+rm -f /heap-own
+kill $ODAEMON
+i=0
+while kill -0 $ODAEMON 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+osame=0
+for f in /scratch-own/microbench-*.dat; do
+  [ -f "$f" ] || continue
+  case $f in *-1.dat) r=/ref-own/microbench-*-1.dat ;; *) r=/ref-own/microbench-*-0.dat ;; esac
+  cmp -s "$f" $r && osame=$((osame + 1))
+done
+say own "{\"files_status\":$ofiles,\"high\":\"$ohigh\",\"current_before\":$ocur,\"heap\":$oheap,\"heap_status\":$oheapst,\"current_above\":$oabove,\"high_after\":\"$olifted\",\"same\":$osame,\"oom_kill\":$(grep '^oom_kill ' $CGO/memory.events | cut -d' ' -f2),\"evictions\":$(grep -c 'evicted inode' /run/own.log),\"err\":\"$(head -c 200 /run/own-mb.err | tr '\n"' '  ')\"}"
+say own_guard "$(grep -m1 'oom guard: memory.high=[0-9]' /run/own.log)"
+say own_hold "$(grep -m1 'while the cgroup was at its limit' /run/own.log)"
 say done
 poweroff -f
