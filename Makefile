@@ -28,7 +28,7 @@ TEST_TARGETS := lint test-ts
 
 all: native cli
 
-native: $(BUILD)/libephemera.so $(BUILD)/ephemerad $(BUILD)/ephemera-run $(BUILD)/iobench $(BUILD)/microbench $(BUILD)/nsprims $(BUILD)/spawnloop
+native: $(BUILD)/libephemera.so $(BUILD)/ephemerad $(BUILD)/ephemera-run $(BUILD)/iobench $(BUILD)/microbench $(BUILD)/nsprims $(BUILD)/spawnloop $(BUILD)/stallfiles
 
 # The CLI: TypeScript compiled by project references into build/js/, started by build/ephemera.
 cli: $(BUILD)/ephemera $(BUILD)/.tsc-stamp
@@ -86,6 +86,10 @@ $(BUILD)/microbench: bench/native/microbench.c
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@ $<
 -include test/memory/memory.mk
+# The cgroup v2 guest's writer attached before a stall (test/vm/cgroup-v2-init.sh).
+$(BUILD)/stallfiles: test/vm/stallfiles.c
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -o $@ $<
 # --- end memory harvesting
 
 # What this machine's libc answers for the shim's table of real calls, for every process whose

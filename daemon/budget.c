@@ -333,6 +333,8 @@ static void budget_read(void)
 
 static void budget_apply(void)
 {
+    if (B.version == 2 && guard_active())
+        guard_usage(B.usage);
     uint64_t budget = budget_compute(0);
     uint64_t ours = atomic_load(&D.h->c.bytes_in_memory);
     if (ours > budget && B.version)

@@ -49,8 +49,9 @@ static struct {
     uint64_t rearm_at;       /* v1: not before (mono ns), after an outside lift */
     int follow;              /* the knob is read-only here (a container): the host arms it */
     int want;                /* follow mode: the daemon's wish, as last reported (-1: never) */
-    int max_fd, cur_fd;      /* follow mode, v2: memory.max and memory.current (read-only) */
+    int max_fd, cur_fd;      /* v2: memory.max (follow mode) and memory.current (read-only) */
     int stalled;             /* at the last reading: the guard set and the cgroup waiting at it */
+    int inside;              /* the daemon is a member of the guarded cgroup: its charges wait too */
     void (*want_fn)(int want);
 } G = {.ctl_fd = -1, .high = -2, .oom = {.fd = -1}, .want = -1, .max_fd = -1, .cur_fd = -1};
 
@@ -102,19 +103,45 @@ static int guard_read_follow_v2(int *armed)
     return *armed && cur > high;
 }
 
+/* Own mode, v2 (the daemon wrote memory.high itself: `ephemera run --memory`): the cgroup above
+ * the value written, read now.  Only when the daemon is in that cgroup: outside it nothing it
+ * charges is throttled, and its eviction lines are not held (tests count them). */
+static int guard_read_own_v2(void)
+{
+    return G.inside && G.high >= 0 && guard_read_num(G.cur_fd) > G.high;
+}
+
 int guard_stalled_now(void)
 {
     if (G.ctl_fd < 0)
         return 0;
     if (G.version == 2 && G.follow) {
-        int armed;
-        G.stalled = guard_read_follow_v2(&armed);
+        G.stalled = guard_read_follow_v2(&G.armed);
+    } else if (G.version == 2) {
+        G.stalled = guard_read_own_v2();
     } else if (G.version == 1) {
         int disabled, under = guard_read_v1(&disabled);
         G.stalled = (G.follow ? disabled == 1 : G.armed) && under == 1;
     }
     log_hold(G.stalled);
     return G.stalled;
+}
+
+void guard_usage(int64_t usage)
+{
+    if (G.ctl_fd < 0 || G.follow || G.version != 2)
+        return;
+    G.stalled = G.inside && G.high >= 0 && usage > G.high;
+    log_hold(G.stalled);
+}
+
+int guard_blocks_requests(void)
+{
+    /* The guard not set at the last reading (every 20 ms; in follow mode the host's knob as
+     * read then): no stall, no read. */
+    if (G.ctl_fd < 0 || !G.inside || !G.armed)
+        return 0;
+    return guard_stalled_now();
 }
 
 int guard_wanted(void)
@@ -153,10 +180,9 @@ static void guard_follow(int want)
          * an open) puts us to sleep for up to 2 s on our way back to user space.  So the log is
          * held as on v1, and the budget's opens wait (guard_stalled_now).  A guard nobody can lift
          * any more would throttle for good: the lease's rule bounds that too. */
-        int armed;
-        G.stalled = guard_read_follow_v2(&armed);
+        G.stalled = guard_read_follow_v2(&G.armed);
         log_hold(G.stalled);
-        lease_tick(armed, G.stalled);
+        lease_tick(G.armed, G.stalled);
         return;
     }
     int disabled, under = guard_read_v1(&disabled);
@@ -236,6 +262,9 @@ void guard_update(int64_t limit, uint64_t headroom, int want)
                 log_msg(LOG_INFO, "oom guard: memory.high=%s", v);
             }
         }
+        /* The stall against the value now written (guard_usage saw the one before). */
+        G.stalled = guard_read_own_v2();
+        log_hold(G.stalled);
     }
 }
 
@@ -262,10 +291,27 @@ static void guard_on_oom(struct loop_ev *ev, uint32_t events)
     G.on_oom();
 }
 
+/* Whether this process is listed in dir's cgroup.procs (read once, at start: the daemon is
+ * started in its cgroup, `ephemera run --memory` and a container alike). */
+static int guard_member(const char *dir)
+{
+    char p[PATH_MAX + 64], line[32];
+    snprintf(p, sizeof p, "%s/cgroup.procs", dir);
+    FILE *f = fopen(p, "re");
+    int found = 0;
+    long self = (long)getpid();
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strtol(line, NULL, 10) == self;
+    if (f)
+        fclose(f);
+    return found;
+}
+
 void guard_init(int version, const char *dir, void (*on_oom)(void), void (*before_arm)(void))
 {
     char p[PATH_MAX + 64];
     G.version = version;
+    G.inside = guard_member(dir);
     G.on_oom = on_oom;
     G.before_arm = before_arm;
     snprintf(p, sizeof p, "%s/%s", dir, version == 1 ? "memory.oom_control" : "memory.high");
@@ -300,7 +346,10 @@ void guard_init(int version, const char *dir, void (*on_oom)(void), void (*befor
             log_msg(LOG_INFO, "oom guard off: memory.high is already %s", G.orig);
             close(G.ctl_fd);
             G.ctl_fd = -1;
+            return;
         }
+        snprintf(p, sizeof p, "%s/memory.current", dir);
+        G.cur_fd = open(p, O_RDONLY | O_CLOEXEC);
         return;
     }
     /* v1: leave it alone if someone already disabled the OOM killer;
@@ -342,14 +391,13 @@ void guard_init(int version, const char *dir, void (*on_oom)(void), void (*befor
 void guard_fini(void)
 {
     if (G.ctl_fd >= 0) {
-        if (G.follow) { /* the host's knob: it lifts it when the container goes */
+        if (G.max_fd >= 0)
+            close(G.max_fd);
+        if (G.cur_fd >= 0)
+            close(G.cur_fd);
+        G.max_fd = G.cur_fd = -1;
+        if (G.follow) /* the host's knob: it lifts it when the container goes */
             lease_fini();
-            if (G.max_fd >= 0)
-                close(G.max_fd);
-            if (G.cur_fd >= 0)
-                close(G.cur_fd);
-            G.max_fd = G.cur_fd = -1;
-        }
         else if (G.version == 1 && G.armed)
             guard_write("0");
         else if (G.version == 2 && G.high != -2)

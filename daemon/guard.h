@@ -24,6 +24,17 @@ int guard_active(void);
  * is throttled for up to 2 s (v2): work that can wait (a walk, a /proc scan, a memfd made ahead)
  * asks just before it starts. */
 int guard_stalled_now(void);
+/* guard_stalled_now, for a daemon that is itself in the guarded cgroup (0 at once when it is
+ * not, or when the guard was not set at the last reading): then every answer to a shim would
+ * charge it (an accepted connection's socket, inode and file; a reply's skb, which af_unix
+ * charges to the sender; an fd passed, a memfd made) and be throttled or, on v1, wait: requests
+ * wait in their sockets until the stall ends (shimsrv.h). */
+int guard_blocks_requests(void);
+/* The cgroup's usage as the budget just read it (v2), before the tick evicts: in the daemon's own
+ * mode, above the memory.high it wrote while it is in that cgroup, its own charges are throttled
+ * as the function's are (`ephemera run --memory`), so that is its stall, seen and the log held as
+ * in follow mode (the eviction's lines too).  Nothing in follow mode (guard_update reads it). */
+void guard_usage(int64_t usage);
 /* Arm the guard (want) or lift it, for a cgroup limit (-1: none) and the
  * budget's headroom. */
 void guard_update(int64_t limit, uint64_t headroom, int want);

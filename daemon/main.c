@@ -194,6 +194,9 @@ static void ephd_reclaim_tick(uint64_t expirations)
 {
     (void)expirations;
     ns_reclaim();
+    /* Shim requests held back during a stall (shimsrv.h): answered once it is over. */
+    if (shim_paused() && !guard_blocks_requests())
+        shim_resume();
 }
 
 static void ephd_gc_tick(uint64_t expirations)

@@ -23,6 +23,7 @@
 
 #include "daemon.h"
 #include "ephemera/proto.h"
+#include "guard.h"
 #include "log.h"
 #include "loop.h"
 #include "namespace.h"
@@ -34,12 +35,15 @@ struct shim_conn {
     pid_t pid;              /* from SO_PEERCRED, for logs */
     uid_t uid;              /* SO_PEERCRED: a non-root peer cannot claim another identity */
     gid_t gid;
+    int paused;             /* off the loop during a stall (shim_resume) */
     struct shim_conn *next; /* all connections, closed at exit */
 };
 
 static struct shim_conn *shim_conns;
 static int shim_count;
 static uint64_t shim_accepted;
+static int shim_npaused; /* connections, and the listener, off the loop during a stall */
+static int shim_listener_paused;
 
 int shim_nconns(void)
 {
@@ -79,7 +83,10 @@ static void shim_drop(struct shim_conn *c)
             shim_count--;
             break;
         }
-    loop_del(&c->ev);
+    if (c->paused)
+        shim_npaused--;
+    else
+        loop_del(&c->ev);
     close(c->ev.fd);
     free(c);
 }
@@ -140,7 +147,9 @@ static void shim_pool(struct shim_conn *c, struct eph_req *q)
         shim_drop(c);
         return;
     }
-    ns_pool_restock();
+    /* The stock is made again after the stall (the next reply, or the tick) if one began. */
+    if (!guard_blocks_requests())
+        ns_pool_restock();
 }
 
 static void shim_handle(struct shim_conn *c, struct eph_req *q, int in_fd)
@@ -190,6 +199,12 @@ static void shim_handle(struct shim_conn *c, struct eph_req *q, int in_fd)
 static void shim_on_conn(struct loop_ev *ev, uint32_t events)
 {
     struct shim_conn *c = (struct shim_conn *)ev;
+    if (guard_blocks_requests()) {
+        loop_del(ev); /* not a mask: a peer's hang-up would still be reported, at every turn */
+        c->paused = 1;
+        shim_npaused++;
+        return;
+    }
     static struct eph_req q; /* 2 KiB: static, the loop is single-threaded */
     union eph_fd_cmsg cm;
     struct iovec iov = {&q, sizeof q};
@@ -222,6 +237,12 @@ static void shim_on_conn(struct loop_ev *ev, uint32_t events)
 static void shim_on_accept(struct loop_ev *ev, uint32_t events)
 {
     (void)events;
+    if (guard_blocks_requests()) {
+        loop_del(ev);
+        shim_listener_paused = 1;
+        shim_npaused++;
+        return;
+    }
     int fd = accept4(ev->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0)
         return;
@@ -252,6 +273,24 @@ static void shim_on_accept(struct loop_ev *ev, uint32_t events)
     shim_accepted++;
 }
 
+int shim_paused(void)
+{
+    return shim_npaused;
+}
+
+void shim_resume(void)
+{
+    for (struct shim_conn *c = shim_conns; c; c = c->next)
+        if (c->paused && loop_add(&c->ev, EPOLLIN) == 0) {
+            c->paused = 0;
+            shim_npaused--;
+        }
+    if (shim_listener_paused && loop_add(&shim_listener, EPOLLIN) == 0) {
+        shim_listener_paused = 0;
+        shim_npaused--;
+    }
+}
+
 int shim_listen(const char *path, char *err, size_t errlen)
 {
     /* Any user of the instance may run shimmed programs. */
@@ -267,7 +306,8 @@ void shim_close(void)
     while (shim_conns)
         shim_drop(shim_conns);
     if (shim_listener.fd >= 0) {
-        loop_del(&shim_listener);
+        if (!shim_listener_paused)
+            loop_del(&shim_listener);
         close(shim_listener.fd);
         unlink(shim_path);
     }

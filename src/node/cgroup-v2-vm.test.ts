@@ -39,7 +39,7 @@ interface LeaseHeld {
   orphaned_lines: number;
 }
 
-const skip = guestSkip([join(BUILD, 'ephemerad'), join(BUILD, 'libephemera.so'), join(BUILD, 'microbench')]);
+const skip = guestSkip([join(BUILD, 'ephemerad'), join(BUILD, 'libephemera.so'), join(BUILD, 'microbench'), join(BUILD, 'stallfiles')]);
 
 test('cgroup v2 with the memory controller (a guest kernel): the daemon budgets by memory.max, files go to disk, no OOM kill; the guard lease ends a real stall once nobody holds it', { skip, timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ephemera-v2vm-'));
@@ -98,6 +98,23 @@ test('cgroup v2 with the memory controller (a guest kernel): the daemon budgets 
     const charges = JSON.parse(v2.get('lease_daemon_charges') ?? '{}') as { probe?: string; count?: number };
     assert.notEqual(charges.probe ?? 'none', 'none', `the guest kernel has no kprobe on its memory charge; ${show}`);
     assert.equal(charges.count, 0, `the daemon charged the stalled cgroup; ${show}`);
+    // A process under the shim (in a cgroup of its own) connected, took a pool batch, created and
+    // wrote 8 files while the stall was held: the daemon answered it without charging anything
+    // (the check above), and every byte is there after the daemon's exit (written back), the same
+    // as the files the same program wrote without the shim.
+    const writer = JSON.parse(v2.get('lease_writer') ?? '{}') as { status?: number; runs?: number; files?: number; same?: number };
+    assert.equal(writer.status, 0, `the shim's writer failed; ${show}`);
+    assert.equal(writer.runs, 4, show);
+    assert.equal(writer.files, 8, show);
+    assert.equal(writer.same, 8, `a file the shim's writer wrote in the stall lost bytes; ${show}`);
+    // And a process attached before the stall (connected, its first pool batch taken) that asks
+    // during it: 40 files of 64 KiB, more than one batch, each created and renamed, then read back
+    // by it; the same bytes as without the shim after the daemon's exit.
+    const attached = JSON.parse(v2.get('lease_attached_writer') ?? '{}') as { status?: number; out?: string; files?: number; same?: number };
+    assert.equal(attached.status, 0, `the attached writer failed; ${show}`);
+    assert.match(attached.out ?? '', /^attached ok 40 $/, show);
+    assert.equal(attached.files, 40, show);
+    assert.equal(attached.same, 40, `a file the attached writer wrote in the stall lost bytes; ${show}`);
     // (2) The holder SIGKILLed: the daemon kills the workload after its 1 s bound (generously
     // bounded above: the guest's CPU is emulated), by SIGKILL, and says so; the kernel killed nobody.
     const killed = JSON.parse(v2.get('lease_killed') ?? '{}') as { status: number; after_ms: number; pid: number };
@@ -105,7 +122,20 @@ test('cgroup v2 with the memory controller (a guest kernel): the daemon budgets 
     assert.ok(killed.after_ms >= 900 && killed.after_ms < 20_000, show);
     assert.match(v2.get('lease_events') ?? '', / oom_kill 0 /, show);
     assert.match(v2.get('lease_log') ?? '', new RegExp(`oom guard orphaned: .*killed pid ${String(killed.pid)} `), show);
-    t.diagnostic(`guard lease: stall held ${String(held.stall_ms)} ms (${String(held.throttled)}/${String(held.samples)} samples throttled, daemon ${String(held.daemon_throttled)}, its charges ${String(charges.count)}), killed ${String(killed.after_ms)} ms after the holder's SIGKILL`);
+
+    // The daemon's own guard on v2 (`ephemera run --memory`): it wrote memory.high, the heap went
+    // above it while the files were in memory, and the daemon saw that stall (its log held, and
+    // told once the hold was over; main's daemon read no stall there); the heap ran, nobody was
+    // OOM-killed, and the files are intact after the daemon's exit.
+    const own = JSON.parse(v2.get('own') ?? '{}') as { files_status?: number; heap_status?: number; same?: number; oom_kill?: number; evictions?: number };
+    assert.match(v2.get('own_guard') ?? '', /oom guard: memory\.high=\d+/, show);
+    assert.equal(own.files_status, 0, show);
+    assert.equal(own.heap_status, 0, show);
+    assert.equal(own.oom_kill, 0, show);
+    assert.equal(own.same, 2, `a file lost bytes; ${show}`);
+    assert.match(v2.get('own_hold') ?? '', /while the cgroup was at its limit/, `the daemon did not see the stall at its own memory.high; ${show}`);
+    t.diagnostic(`own guard: ${v2.get('own_hold') ?? ''}`);
+    t.diagnostic(`guard lease: stall held ${String(held.stall_ms)} ms (${String(held.throttled)}/${String(held.samples)} samples throttled, daemon ${String(held.daemon_throttled)}, its charges ${String(charges.count)}; writers done within it: ${String(v2.get('lease_writer')?.includes('"done_in_stall":true'))}, ${String(v2.get('lease_attached_writer')?.includes('"done_in_stall":true'))}), killed ${String(killed.after_ms)} ms after the holder's SIGKILL`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

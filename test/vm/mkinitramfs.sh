@@ -1,6 +1,6 @@
 #!/bin/sh
 # mkinitramfs.sh BUILD OUT [node]: the cgroup v2 guest's initramfs (newc cpio, gzipped) at OUT,
-# from BUILD's ephemerad, libephemera.so and microbench, the C library they load, busybox
+# from BUILD's ephemerad, libephemera.so, microbench and stallfiles, the C library they load, busybox
 # (static) and test/vm/cgroup-v2-init.sh as /init.
 # With `node`, the guest runs the node agent's own TypeScript (src/node/cgroup-v2-node-vm.test.ts):
 # the tree also gets Node.js and the libraries it loads, the compiled modules the guest runs with
@@ -16,7 +16,7 @@ tree=$(mktemp -d "${TMPDIR:-/tmp}/ephemera-v2ir-XXXXXX")
 trap 'rm -rf "$tree"' EXIT
 mkdir -p "$tree/bin" "$tree/lib" "$tree/proc" "$tree/sys" "$tree/dev" "$tree/run" "$tree/tmp"
 cp /bin/busybox "$tree/bin/busybox"
-cp "$build/ephemerad" "$build/microbench" "$tree/bin/"
+cp "$build/ephemerad" "$build/microbench" "$build/stallfiles" "$tree/bin/"
 cp "$build/libephemera.so" "$tree/lib/"
 progs="$build/ephemerad $build/microbench $build/libephemera.so"
 init="$here/cgroup-v2-init.sh"
