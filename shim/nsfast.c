@@ -81,6 +81,13 @@ static int nsf_fresh = 1; /* the next request says we hold nothing from before *
  * used up (a refill only happens when the pool is empty), up to EPH_POOL_MAX; a process
  * that makes few files pays one small batch, one that keeps making them fewer round trips. */
 static int nsf_batch = EPH_POOL_FIRST;
+/* A fork child's first request asks for this many: the child of a shell's redirection (`cmd >
+ * file`), of tar -z (it creates the archive, then execs the compressor) or of system() makes one
+ * file, and each slot lent beyond it was a memfd the daemon made again (memfd_create + fstat + the
+ * keeper's copy) right after the reply, while the child, its parent and the compressor ran on the
+ * machine's cores, and a slot it took back later.  A child that keeps making files doubles from
+ * here (4, 8, 16, 32...): two round trips more than from EPH_POOL_FIRST by its 60th file. */
+#define NSF_FORK_FIRST 4
 static int nsf_refused;   /* the daemon lent nothing (table full): do not ask on every create */
 /* Ask for slots without fds and open each memfd through /proc/<daemon>/fd/N when
  * it becomes a file (EPH_POOL_NOFDS); 0 once such an open was refused (another
@@ -117,7 +124,8 @@ static int nsf_refill(void)
     static struct eph_pool_resp pr;
     int fds[EPH_POOL_FIRST];
     rpc_req_init(&req, EPH_OP_POOL);
-    req.arg = (uint64_t)(nsf_procfd ? nsf_batch : EPH_POOL_FIRST); /* fds: at most EPH_POOL_FIRST */
+    /* fds: at most EPH_POOL_FIRST */
+    req.arg = (uint64_t)(nsf_procfd || nsf_batch < EPH_POOL_FIRST ? nsf_batch : EPH_POOL_FIRST);
     req.flags = (nsf_fresh ? EPH_POOL_FRESH : 0) | (nsf_procfd ? EPH_POOL_NOFDS : 0);
     int n = rpc_call_pool(&req, &pr, fds);
     if (n <= 0) {
@@ -456,7 +464,7 @@ void nsf_after_fork(void)
     atomic_store(&nsf_want_home, 0);
     atomic_store(&nsf_lent_pid, 0);
     nsf_refused = 0;
-    nsf_batch = EPH_POOL_FIRST; /* a child starts small, as a new image does */
+    nsf_batch = NSF_FORK_FIRST; /* a child starts smaller than a new image (NSF_FORK_FIRST) */
     nsf_reserve.n = 0;          /* the parent's, lent to it (a vfork served by fork) */
     nsf_inherited.n = 0;        /* claimed by the parent image or by nobody */
     nsd_after_fork(); /* the directories' slots kept for reuse (nsdir.c) are the parent's too */

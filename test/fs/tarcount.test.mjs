@@ -87,3 +87,47 @@ test("a batch's unused memfds go back into the daemon's stock, not closed and ma
   assert.ok(made <= 32 + 3 * STEPS, `the daemon made ${made} memfds for ${STEPS} processes of one file each, want at most ${32 + 3 * STEPS}`);
   sc.done();
 });
+
+const CHILDREN = 10;
+
+// 3. tar -z's child (it creates the archive, then execs the compressor) and a shell's `cmd > file`
+//    are fork children that make one file.  A fork child forgets its parent's pool, so its first
+//    create asks for a batch; a batch of 32 made the daemon make 32 memfds again right after its
+//    reply (the stock refilled), 31 of them for slots the child never used.  A fork child now asks
+//    for 4 first (doubling as it uses them up).  The children here stay alive (sleep) while the
+//    daemon is counted, so no slot comes back to its stock meanwhile, whatever the machine's load.
+test("a fork child that makes one file takes a small batch: the daemon makes a few memfds for it, not 32", { timeout: 120_000 }, async () => {
+  const sc = scratch('tarcount-fork');
+  const root = sc.sub('root');
+  const out = join(sc.dir, 'daemon.txt');
+  const inner = [
+    'set -e',
+    'd=$(pgrep -P $PPID -x ephemerad)',
+    // A file first, untraced, from this shell itself (a builtin's redirection: no fork): the
+    // daemon's first batch and its first stock of 128 are made here.
+    'echo x > "$R/warm"',
+    'strace -f -c -e trace=memfd_create -o "$O" -p "$d" 2>/dev/null & sp=$!',
+    // Attached before the first child (bounded: 20 s).
+    'for i in $(seq 400); do grep -Eq "^TracerPid:[[:space:]]*[1-9]" /proc/$d/status && break; sleep 0.05; done',
+    'grep -Eq "^TracerPid:[[:space:]]*[1-9]" /proc/$d/status',
+    // Each child creates its file (the redirection, in the fork child) and execs sleep.
+    'kids=""',
+    'for i in $(seq 0 $((N - 1))); do sleep 60 > "$R/f$i" & kids="$kids $!"; done',
+    // Every file made (bounded: 20 s), then a moment for the last reply's restock.
+    'for i in $(seq 0 $((N - 1))); do for t in $(seq 400); do test -e "$R/f$i" && break; sleep 0.05; done; done',
+    'sleep 0.5',
+    'kill -INT $sp; wait $sp || true',
+    'kill $kids; wait $kids 2>/dev/null || true',
+    'for i in $(seq 0 $((N - 1))); do test -e "$R/f$i"; done',
+    // A fork child that keeps making files grows its batches: 100 files, each read back.
+    '( for i in $(seq 100); do echo "line $i" > "$R/g$i"; done )',
+    'for i in $(seq 100); do [ "$(cat "$R/g$i")" = "line $i" ]; done',
+  ].join('\n');
+  const r = await ephemeraRun({ root, cmd: 'bash', args: ['-c', inner], env: { R: root, O: out, N: String(CHILDREN) }, statsDir: sc.dir, discard: true });
+  assert.equal(r.status, 0, describe(r));
+  const c = callsOf(out);
+  const made = c.memfd_create ?? 0;
+  // 4 a child here (40).  Before: 32 a child (320), each batch restocked.
+  assert.ok(made <= 8 * CHILDREN + 8, `the daemon made ${made} memfds for ${CHILDREN} fork children of one file each, want at most ${8 * CHILDREN + 8}`);
+  sc.done();
+});
