@@ -50,7 +50,7 @@
 static _Atomic uint32_t *ft_ddesc;
 static _Atomic uint32_t ft_ddesc_live; /* marks made since a walk last found none */
 
-struct ft_hot ft_hot __attribute__((aligned(4096))); /* fdtable.h: sh_fcntl's one page */
+struct ft_hot ft_hot __attribute__((aligned(2048))); /* fdtable.h: sh_fcntl's one page */
 _Atomic uint32_t ft_hwm;
 struct ft_map *ft_maps;
 static struct ft_old *ft_olds; /* indexed by inode slot, after the ddesc marks in ft_maps' mapping */

@@ -91,8 +91,8 @@ _Static_assert((FT_ROOTFD & ((FT_SLOT_MASK << FT_SLOT_SHIFT) | FT_DISK | FT_PRIV
 _Static_assert(((FT_OWNDESC | FT_INHERITED) & ~(FT_DISK_INO_MASK << FT_DISK_INO_SHIFT)) == 0,
                "ft_entry.flags: FT_OWNDESC and FT_INHERITED must be disk inode bits (unused before FT_DISK)");
 /*
- * What sh_fcntl's lock path reads of the shim's own data, and nothing else of it: one 4 KiB-aligned
- * page.  Where every system call empties the TLB, each page touched between two calls costs a page
+ * What sh_fcntl's lock path reads of the shim's own data, and nothing else of it: one 2 KiB-aligned
+ * block, so one page.  Where every system call empties the TLB, each page touched between two calls costs a page
  * walk, and a page of another mapping (the fd table, which is a memfd the daemon reads, or the
  * region) about 2% of a lock + unlock pair (ARCHITECTURE.md, "The lock path: what a page costs").
  * So the path reads the fd's word here instead of its entry in the table.
@@ -106,7 +106,7 @@ _Static_assert(((FT_OWNDESC | FT_INHERITED) & ~(FT_DISK_INO_MASK << FT_DISK_INO_
  * starts with all 0, and its imports go through ft_set.  ARCHITECTURE.md, "The lock path without
  * the fd table's page".
  */
-#define FT_HOT_FDS 1016u
+#define FT_HOT_FDS 248u
 #define FW_MEM 1u
 #define FW_OWNDESC 2u
 #define FW_INODE_SHIFT 2
@@ -118,7 +118,7 @@ struct ft_hot {
     struct eph_inode *inodes;
 };
 extern SH_HIDDEN struct ft_hot ft_hot;
-_Static_assert(sizeof(struct ft_hot) <= 4096, "struct ft_hot must fit its page");
+_Static_assert(sizeof(struct ft_hot) <= 2048, "struct ft_hot must fit its 2 KiB-aligned block");
 #define ft_fds ((const struct ft_entry *)ft_hot.fds) /* flat array indexed by fd, NULL before init */
 /* The one writer of an entry: fd's entry becomes (desc1, flags), and its word in ft_hot.fdw follows.
  * Callers hold ft_lock, or are alone (a fork child, exit).  fd < ft_nfds. */

@@ -379,8 +379,8 @@ static __attribute__((noinline, cold)) int fcntl_failed(long r)
  * F_SETLK and F_GETLK by SEEK_SET on an fd of an in-memory file (SQLite's
  * every lock), and their OFD twins where the fd's description is known to be
  * its own (FT_OWNDESC: io_own_description has nothing to do): the kernel's
- * one call on the memfd and, after a lock, the check that the file stayed,
- * nothing else; everything else goes to fcntl_slow.  An F_SETLK takes this path only once
+ * one call on the memfd and, after a lock (before an unlock or a query), the
+ * check that the file is in memory, nothing else; everything else goes to fcntl_slow.  An F_SETLK takes this path only once
  * ft_posix_locks is set (fcntl_slow sets it at the process's first).
  *
  * On a machine with PTI and no PCID every system call leaves the user TLB
@@ -423,15 +423,19 @@ static inline __attribute__((always_inline)) int lock_fast(int fd, int cmd, unsi
         long r = fcntl_syscall(fd, cmd, arg);
         return unlikely(r < 0) ? fcntl_failed(r) : (int)r;
     }
-    uint32_t epoch = atomic_load(&ino->epoch);
-    if (unlikely(atomic_load(&ino->state) != EPH_MEM))
-        goto slow;
+    /* A lock is made first and checked after: the region's page is then read once a pair (the
+     * unlock's look before its call follows this one with no system call between), not before
+     * and after the lock's call.  The state alone says it (ARCHITECTURE.md, "The lock path
+     * without the fd table's page"): the file leaves memory for good (EPH_DISK, while our desc
+     * holds the slot) or comes back from MOVING into the same memfd (a move abandoned), so MEM
+     * seen after the fence means our lock is on the file's home and any move from now on sees it
+     * (Dekker with the daemon's MOVING, as lock_stayed).  A lock that failed on a memfd left
+     * behind (a conflict with a holder that has not moved yet) goes to the file's home too. */
     long r = fcntl_syscall(fd, cmd, arg);
-    if (unlikely(r < 0))
-        return fcntl_failed(r);
-    if (likely(lock_stayed(ino, epoch)))
-        return (int)r;
-    /* moved meanwhile: fcntl_managed takes it again on the file's new home */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (likely(atomic_load(&ino->state) == EPH_MEM))
+        return unlikely(r < 0) ? fcntl_failed(r) : (int)r;
+    /* not in memory, or moving: fcntl_managed settles it and takes the lock on the file's home */
 slow:
     return fcntl_slow(fd, cmd, arg);
 }
