@@ -162,8 +162,17 @@ static uint32_t fw_of(uint32_t desc1, uint32_t flags)
 void ft_set(int fd, uint32_t desc1, uint32_t flags)
 {
     struct ft_entry *e = &ft_hot.fds[fd];
-    e->desc1 = desc1;
-    e->flags = flags;
+    /* desc1 != 0 is what readers test first: it is stored after the flags it comes with, and
+     * cleared before the flags (the order of the stores each writer made before ft_set). */
+    if (desc1) {
+        e->flags = flags;
+        atomic_signal_fence(memory_order_release);
+        e->desc1 = desc1;
+    } else {
+        e->desc1 = 0;
+        atomic_signal_fence(memory_order_release);
+        e->flags = flags;
+    }
     if ((unsigned)fd < FT_HOT_FDS) {
         uint32_t w = fw_of(desc1, flags);
         if (atomic_load_explicit(&ft_hot.fdw[fd], memory_order_relaxed) != w)
