@@ -36,7 +36,7 @@ static void db_mark(int fd, int slot)
     /* a moved file's fd keeps FT_DISK and its disk identity (ft_disk_same) */
     uint32_t keep = ft_fds[fd].desc1 ? (ft_fds[fd].flags & (FT_DISK | FT_DISK_INO_MASK << FT_DISK_INO_SHIFT))
                                      : (ft_fds[fd].flags & FT_ROOTFD);
-    ft_fds[fd].flags = keep | FT_SIZED | ((uint32_t)slot << FT_SLOT_SHIFT);
+    ft_set_flags(fd, keep | FT_SIZED | ((uint32_t)slot << FT_SLOT_SHIFT));
     if ((uint32_t)fd + 1 > atomic_load(&ft_hwm)) /* exec hands the marks on (intercept_proc.c) */
         atomic_store(&ft_hwm, (uint32_t)fd + 1);
     ft_unlock();
@@ -156,7 +156,7 @@ void db_forget(int fd)
         return;
     ft_lock();
     if (ft_kernel_marked(fd))
-        ft_fds[fd].flags = 0; /* FT_SIZED and FT_ROOTFD: the fd is no longer the file they name */
+        ft_set_flags(fd, 0); /* FT_SIZED and FT_ROOTFD: the fd is no longer the file they name */
     ft_unlock();
 }
 
@@ -166,6 +166,6 @@ void db_dup(int oldfd, int newfd)
         return;
     ft_lock();
     if (!ft_fds[oldfd].desc1 && !ft_fds[newfd].desc1)
-        ft_fds[newfd].flags = ft_fds[oldfd].flags;
+        ft_set_flags(newfd, ft_fds[oldfd].flags);
     ft_unlock();
 }

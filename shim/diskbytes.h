@@ -17,7 +17,7 @@
 
 static inline int ft_sized(int fd)
 {
-    struct ft_entry *t = ft_fds;
+    const struct ft_entry *t = ft_fds;
     return t && (unsigned)fd < ft_nfds && (t[fd].flags & FT_SIZED) && !sh_vfork_child();
 }
 

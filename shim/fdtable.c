@@ -151,24 +151,45 @@ static inline void ledger_test_delay(void) {}
 
 void ft_lock(void) { pthread_mutex_lock(&ft_mu); }
 
-/* fdtable.h: a desc about to be listed under an fd of ours forgets what was read of its number. */
-static void desc_inode_forget(uint32_t desc1)
+/* fd's word for sh_fcntl (fdtable.h, struct ft_hot) from its entry. */
+static uint32_t fw_of(uint32_t desc1, uint32_t flags)
 {
-    _Atomic uint64_t *w = &ft_desc_inode[desc1 % FT_DESC_INODES];
-    if ((uint32_t)atomic_load_explicit(w, memory_order_relaxed) == desc1) {
-        atomic_store_explicit(w, FT_DESC_NONE, memory_order_relaxed);
-        atomic_thread_fence(memory_order_release); /* before the entry's stores */
+    if (!desc1 || (flags & FT_DISK))
+        return 0;
+    return sh.descs[desc1 - 1].inode << FW_INODE_SHIFT | FW_MEM | (flags & FT_OWNDESC ? FW_OWNDESC : 0);
+}
+
+void ft_set(int fd, uint32_t desc1, uint32_t flags)
+{
+    struct ft_entry *e = &ft_hot.fds[fd];
+    /* desc1 != 0 is what readers test first: it is stored after the flags it comes with, and
+     * cleared before the flags (the order of the stores each writer made before ft_set). */
+    if (desc1) {
+        e->flags = flags;
+        atomic_signal_fence(memory_order_release);
+        e->desc1 = desc1;
+    } else {
+        e->desc1 = 0;
+        atomic_signal_fence(memory_order_release);
+        e->flags = flags;
+    }
+    if ((unsigned)fd < FT_HOT_FDS) {
+        uint32_t w = fw_of(desc1, flags);
+        if (atomic_load_explicit(&ft_hot.fdw[fd], memory_order_relaxed) != w)
+            atomic_store_explicit(&ft_hot.fdw[fd], w, memory_order_release);
     }
 }
 
-void ft_desc_inode_note(int fd, uint32_t desc1)
+/* Every word from the table as it is (a fork child's, which may differ from the parent's words it
+ * inherited).  Stores only where a word changes: a child that execs or exits at once copies no page. */
+static void ft_hot_sync(void)
 {
-    if (pthread_mutex_trylock(&ft_mu) != 0)
-        return;
-    if (ft_fds && (unsigned)fd < ft_nfds && ft_fds[fd].desc1 == desc1 && desc1 != 0)
-        atomic_store_explicit(&ft_desc_inode[desc1 % FT_DESC_INODES],
-                              (uint64_t)sh.descs[desc1 - 1].inode << 32 | desc1, memory_order_relaxed);
-    pthread_mutex_unlock(&ft_mu);
+    uint32_t n = ft_fds ? ft_nfds : 0;
+    for (uint32_t fd = 0; fd < FT_HOT_FDS; fd++) {
+        uint32_t w = fd < n ? fw_of(ft_fds[fd].desc1, ft_fds[fd].flags) : 0;
+        if (atomic_load_explicit(&ft_hot.fdw[fd], memory_order_relaxed) != w)
+            atomic_store_explicit(&ft_hot.fdw[fd], w, memory_order_relaxed);
+    }
 }
 
 /*
@@ -386,7 +407,7 @@ static void ledger_promote(void)
         ledger_settled();
         return;
     }
-    void *t = sys.mmap(ft_fds, ft_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, mfd, 0);
+    void *t = sys.mmap(ft_hot.fds, ft_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, mfd, 0);
     if (t != MAP_FAILED) {
         ft_ledger_on = 1;
         ft_ledger_unsent = mfd; /* registered by ft_unlock, once ft_mu is free; settled then */
@@ -553,9 +574,7 @@ int ft_init(void)
     atomic_store(&ft_ddesc, (_Atomic uint32_t *)(void *)((char *)m + maps_bytes));
     ft_olds = (struct ft_old *)(void *)((char *)m + maps_bytes + ddesc_bytes);
     ft_inodes = sh.inodes;
-    for (uint32_t i = 0; i < FT_DESC_INODES; i++)
-        atomic_store_explicit(&ft_desc_inode[i], FT_DESC_NONE, memory_order_relaxed);
-    ft_fds = t;
+    ft_hot.fds = t;
     /* ft_nfds last: sh_fcntl takes a number below it as one with an entry, without a look at ft_fds */
     atomic_thread_fence(memory_order_release);
     ft_nfds = (uint32_t)n;
@@ -575,7 +594,7 @@ static void map_drop_all(struct ft_map *m)
     if (m->kfd1) {
         int kfd = m->kfd1 - 1;
         if ((unsigned)kfd < ft_nfds)
-            ft_fds[kfd].flags = 0;
+            ft_set_flags(kfd, 0);
         sys.close(kfd);
         m->kfd1 = 0;
     }
@@ -681,14 +700,12 @@ int ft_install_priv(int fd, uint32_t desc, int kfd_for_map, int priv)
         m->kfd_ddesc = 0;
         m->kfd_from = kfd >= 0 && kfd != given ? kfd_for_map + 1 : 0; /* its mark, if any, comes next */
         if (kfd >= 0 && (unsigned)kfd < ft_nfds)
-            ft_fds[kfd].flags = FT_PRIV | (d->inode << FT_PRIV_SHIFT);
+            ft_set_flags(kfd, FT_PRIV | (d->inode << FT_PRIV_SHIFT));
     }
     if (priv >= 0)
         sys.close(priv);
     m->refs++;
-    desc_inode_forget(desc + 1);
-    ft_fds[fd].flags = 0;
-    ft_fds[fd].desc1 = desc + 1;
+    ft_set(fd, desc + 1, 0);
     if ((uint32_t)fd + 1 > atomic_load(&ft_hwm))
         atomic_store(&ft_hwm, (uint32_t)fd + 1);
     ft_unlock();
@@ -704,7 +721,7 @@ int ft_install_inherited(int fd, uint32_t desc)
     int r = ft_install_priv(fd, desc, fd, priv); /* priv -1: a dup of fd after all */
     if (r == 0) {
         ft_lock();
-        ft_fds[fd].flags |= FT_INHERITED;
+        ft_set_flags(fd, ft_fds[fd].flags | FT_INHERITED);
         if (fresh && priv < 0) /* that dup shares the inherited description with the processes it came from */
             ft_maps[d->inode].forked = 1;
         ft_unlock();
@@ -718,9 +735,7 @@ int ft_install_disk(int fd, uint32_t desc, uint32_t flags)
         return -EMFILE;
     ft_lock();
     ledger_before_ref();
-    desc_inode_forget(desc + 1);
-    ft_fds[fd].flags = FT_DISK | (flags & ~(uint32_t)(FT_DISK | FT_PRIV));
-    ft_fds[fd].desc1 = desc + 1;
+    ft_set(fd, desc + 1, FT_DISK | (flags & ~(uint32_t)(FT_DISK | FT_PRIV)));
     if ((uint32_t)fd + 1 > atomic_load(&ft_hwm))
         atomic_store(&ft_hwm, (uint32_t)fd + 1);
     ft_unlock();
@@ -744,7 +759,7 @@ static void fork_mark(void)
         if (!m->forked)
             m->forked = 1;
         if (!(e.flags & FT_INHERITED))
-            ft_fds[fd].flags = e.flags | FT_INHERITED;
+            ft_set_flags((int)fd, e.flags | FT_INHERITED);
     }
 }
 
@@ -784,7 +799,7 @@ void ft_ledger_fork_copy(struct ft_fork *f)
 
 static int ft_child_unlisted;           /* the child's references came with no ledger: list them at once */
 
-void ft_ledger_child(struct ft_fork *f)
+static void ledger_child_table(struct ft_fork *f)
 {
     int copy_fd = f->fd;
     if (!ft_ledger_on && copy_fd == FT_LEDGER_NONE) {
@@ -794,7 +809,7 @@ void ft_ledger_child(struct ft_fork *f)
     }
     void *t = MAP_FAILED;
     if (copy_fd >= 0) {
-        t = sys.mmap(ft_fds, ft_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
+        t = sys.mmap(ft_hot.fds, ft_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
                      copy_fd, 0);
         if (ft_unconfirmed >= 0) /* our parent's, never confirmed: its number is ours to close */
             sys.close(ft_unconfirmed);
@@ -836,17 +851,25 @@ void ft_ledger_child(struct ft_fork *f)
             else if (!ft_fds[fd].desc1 && (ft_fds[fd].flags & (FT_PRIV | FT_MDIRFD)) == FT_MDIRFD)
                 sized[n].fd = fd, sized[n++].flags = ft_fds[fd].flags; /* a stand-in: its fd came along */
     }
-    sys.mmap(ft_fds, ft_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+    sys.mmap(ft_hot.fds, ft_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
              -1, 0);
     for (uint32_t i = 0; i < n; i++)
-        ft_fds[sized[i].fd].flags = sized[i].flags;
+        ft_set_flags((int)sized[i].fd, sized[i].flags);
     if (copy_fd == FT_LEDGER_NONE)
         return;
     if (f->snap) {
-        memcpy(ft_fds, f->snap, f->used);
+        memcpy(ft_hot.fds, f->snap, f->used);
         munmap(f->snap, f->used);
     }
     ft_child_unlisted = 1;
+}
+
+/* The child's table, then the lock path's words from it (ft_hot_sync: the table may now differ
+ * from the parent's at the fork, whose words the child's memory holds). */
+void ft_ledger_child(struct ft_fork *f)
+{
+    ledger_child_table(f);
+    ft_hot_sync();
 }
 
 void ft_ledger_child_late(void)
@@ -944,8 +967,7 @@ void ft_mark_priv(int fd, uint32_t inode)
     if (fd < 0 || (unsigned)fd >= ft_nfds || sh_vfork_child())
         return;
     ft_lock();
-    ft_fds[fd].desc1 = 0;
-    ft_fds[fd].flags = inode == UINT32_MAX ? 0 : FT_PRIV | (inode << FT_PRIV_SHIFT);
+    ft_set(fd, 0, inode == UINT32_MAX ? 0 : FT_PRIV | (inode << FT_PRIV_SHIFT));
     if (inode != UINT32_MAX && (uint32_t)fd + 1 > atomic_load(&ft_hwm))
         atomic_store(&ft_hwm, (uint32_t)fd + 1);
     ft_unlock();
@@ -957,7 +979,7 @@ void ft_mark_root(int fd)
         return;
     ft_lock();
     if (!ft_fds[fd].desc1 && !(ft_fds[fd].flags & FT_PRIV)) {
-        ft_fds[fd].flags |= FT_ROOTFD;
+        ft_set_flags(fd, ft_fds[fd].flags | FT_ROOTFD);
         if ((uint32_t)fd + 1 > atomic_load(&ft_hwm)) /* close_range scans up to it */
             atomic_store(&ft_hwm, (uint32_t)fd + 1);
     }
@@ -970,7 +992,7 @@ void ft_unmark_root(int fd)
         return;
     ft_lock();
     if (ft_kernel_marked(fd))
-        ft_fds[fd].flags &= ~(FT_ROOTFD | FT_MDIRFD);
+        ft_set_flags(fd, ft_fds[fd].flags & ~(FT_ROOTFD | FT_MDIRFD));
     ft_unlock();
 }
 
@@ -988,7 +1010,7 @@ void ft_priv_lost(int fd)
     ft_lock();
     if ((unsigned)fd < ft_nfds && (ft_fds[fd].flags & FT_PRIV)) {
         uint32_t inode = ft_fds[fd].flags >> FT_PRIV_SHIFT;
-        ft_fds[fd].flags = 0;
+        ft_set_flags(fd, 0);
         /* inode may be a mark that names no slot (nsfast.c's fd directory) */
         if (inode < sh.hdr->ninodes && ft_maps[inode].kfd1 == fd + 1) {
             struct ft_map *m = &ft_maps[inode];
@@ -1098,7 +1120,7 @@ void ft_ddesc_set_cloexec(int fd, int cloexec)
 static void ddesc_move(int nfd, int g)
 {
     if (ft_dup_over(nfd, g) >= 0)
-        ft_fds[g].flags &= ~(FT_OWNDESC | FT_INHERITED);
+        ft_set_flags(g, ft_fds[g].flags & ~(FT_OWNDESC | FT_INHERITED));
 }
 
 int ft_ddesc_own(int fd)
@@ -1264,9 +1286,9 @@ int ft_repoint(int fd, int own)
     for (uint32_t g = 0; desc1 && g < hwm; g++) {
         if (ft_fds[g].desc1 != desc1 || (ft_fds[g].flags & FT_DISK))
             continue;
-        ft_fds[g].flags &= ~(FT_OWNDESC | FT_INHERITED); /* a description nobody else holds */
+        ft_set_flags((int)g, ft_fds[g].flags & ~(FT_OWNDESC | FT_INHERITED)); /* a description nobody else holds */
         if (ft_dup_over(nfd, (int)g) >= 0 && own)
-            ft_fds[g].flags |= FT_OWNDESC;
+            ft_set_flags((int)g, ft_fds[g].flags | FT_OWNDESC);
     }
     sys.close(nfd);
     return 0;
@@ -1286,8 +1308,7 @@ void ft_forget(int fd)
     int track = e.desc1 && ft_slot1 && atomic_load(inflight_at(ft_slot1 - 1)) == 0;
     if (track)
         ft_inflight_desc(e.desc1 - 1, fd);
-    ft_fds[fd].desc1 = 0;
-    ft_fds[fd].flags = 0;
+    ft_set(fd, 0, 0);
     ft_ddesc_clear(fd);
     if (e.desc1 && !(e.flags & FT_DISK))
         map_unref(sh.descs[e.desc1 - 1].inode);
@@ -1320,7 +1341,7 @@ void ft_mark_disk(int fd)
     uint32_t ino = sys.fstat(fd, &st) == 0 ? ft_disk_ino_bits(&st) : 0;
     ft_lock();
     if (ft_fds[fd].desc1 && !(ft_fds[fd].flags & FT_DISK)) {
-        ft_fds[fd].flags = (ft_fds[fd].flags & ~(FT_OWNDESC | FT_INHERITED)) | FT_DISK | ino;
+        ft_set_flags(fd, (ft_fds[fd].flags & ~(FT_OWNDESC | FT_INHERITED)) | FT_DISK | ino);
         map_unref(sh.descs[ft_fds[fd].desc1 - 1].inode);
     }
     ft_unlock();
@@ -1343,7 +1364,7 @@ int ft_install_dup(int newfd, int oldfd)
         ft_maps[sh.descs[e.desc1 - 1].inode].refs++;
         e.flags &= ~FT_OWNDESC; /* checked again at its first lock (a dup racing the lock's move) */
     }
-    ft_fds[newfd] = e;
+    ft_set(newfd, e.desc1, e.flags);
     if ((uint32_t)newfd + 1 > atomic_load(&ft_hwm))
         atomic_store(&ft_hwm, (uint32_t)newfd + 1);
     ft_unlock();
@@ -1363,7 +1384,7 @@ char *ft_map_grow(struct ft_map *m, int fd, uint64_t need)
             m->kfd1 = k + 1;
             m->kfd_ddesc = !ft_own_description(fd) && ft_ddesc_cloexec(fd) >= 0; /* a dup of the daemon's */
             m->kfd_from = 0;
-            ft_fds[k].flags = FT_PRIV | (m->inode << FT_PRIV_SHIFT);
+            ft_set_flags(k, FT_PRIV | (m->inode << FT_PRIV_SHIFT));
         } else if (k >= 0) {
             sys.close(k);
         }

@@ -91,22 +91,39 @@ _Static_assert((FT_ROOTFD & ((FT_SLOT_MASK << FT_SLOT_SHIFT) | FT_DISK | FT_PRIV
 _Static_assert(((FT_OWNDESC | FT_INHERITED) & ~(FT_DISK_INO_MASK << FT_DISK_INO_SHIFT)) == 0,
                "ft_entry.flags: FT_OWNDESC and FT_INHERITED must be disk inode bits (unused before FT_DISK)");
 /*
- * What sh_fcntl's lock path reads of the shim's own data, and nothing else of it: one block of
- * less than 2 KiB, 2 KiB aligned, so one page.  Where every system call empties the TLB, each page
- * touched between two calls costs a page walk (ARCHITECTURE.md, "The lock path in one page").
- * Its members keep their names (the macros below).
+ * What sh_fcntl's lock path reads of the shim's own data, and nothing else of it: one 2 KiB-aligned
+ * block, so one page.  Where every system call empties the TLB, each page touched between two calls costs a page
+ * walk, and a page of another mapping (the fd table, which is a memfd the daemon reads, or the
+ * region) about 2% of a lock + unlock pair (ARCHITECTURE.md, "The lock path: what a page costs").
+ * So the path reads the fd's word here instead of its entry in the table.
+ *
+ * fdw[fd], for fd < FT_HOT_FDS: what sh_fcntl needs of the fd's entry, kept by ft_set, the one
+ * function that writes an entry (ft_fds is a pointer to const: a store anywhere else does not
+ * compile).  0 unless the fd is ours and its file in memory (desc1 != 0, no FT_DISK); then FW_MEM,
+ * FW_OWNDESC for FT_OWNDESC, and the desc's inode (set at the desc's allocation; a desc is not freed
+ * while an fd of ours holds it) from bit FW_INODE_SHIFT.  A fork child's words are its parent's
+ * until ft_ledger_child gives the child its table and recomputes them from it (ft_hot_sync); an exec
+ * starts with all 0, and its imports go through ft_set.  ARCHITECTURE.md, "The lock path without
+ * the fd table's page".
  */
-#define FT_DESC_INODES 128u
+#define FT_HOT_FDS 248u
+#define FW_MEM 1u
+#define FW_OWNDESC 2u
+#define FW_INODE_SHIFT 2
 struct ft_hot {
-    _Atomic uint64_t desc_inode[FT_DESC_INODES]; /* ft_desc_inode, below */
-    struct ft_entry *fds;
+    _Atomic uint32_t fdw[FT_HOT_FDS];
+    struct ft_entry *fds;               /* through ft_fds (const) to read; written by ft_set only */
     uint32_t nfds;
     _Atomic int posix_locks;
     struct eph_inode *inodes;
 };
 extern SH_HIDDEN struct ft_hot ft_hot;
 _Static_assert(sizeof(struct ft_hot) <= 2048, "struct ft_hot must fit its 2 KiB-aligned block");
-#define ft_fds (ft_hot.fds)               /* flat array indexed by fd, NULL before init */
+#define ft_fds ((const struct ft_entry *)ft_hot.fds) /* flat array indexed by fd, NULL before init */
+/* The one writer of an entry: fd's entry becomes (desc1, flags), and its word in ft_hot.fdw follows.
+ * Callers hold ft_lock, or are alone (a fork child, exit).  fd < ft_nfds. */
+void ft_set(int fd, uint32_t desc1, uint32_t flags);
+static inline void ft_set_flags(int fd, uint32_t flags) { ft_set(fd, ft_fds[fd].desc1, flags); }
 /* In a vfork child the table is the parent's, and other threads of the parent may change it while
  * the child runs: each test below says "not ours" there (vforkchild.h), checked last, once the entry
  * said yes, so the common "no" costs nothing more. */
@@ -115,7 +132,7 @@ extern _Atomic uint32_t ft_hwm;         /* 1 + highest fd ever installed: bounds
 
 static inline int ft_managed(int fd)
 {
-    struct ft_entry *t = ft_fds;
+    const struct ft_entry *t = ft_fds;
     return t && (unsigned)fd < ft_nfds && t[fd].desc1 != 0 && !sh_vfork_child();
 }
 
@@ -128,7 +145,7 @@ static inline int ft_own_description(int fd)
 /* A kernel fd of a managed path (not ours: desc1 == 0) carrying a mark (FT_SIZED, FT_ROOTFD). */
 static inline int ft_kernel_marked(int fd)
 {
-    struct ft_entry *t = ft_fds;
+    const struct ft_entry *t = ft_fds;
     return t && (unsigned)fd < ft_nfds && !t[fd].desc1 && !(t[fd].flags & FT_PRIV) &&
            (t[fd].flags & (FT_SIZED | FT_ROOTFD)) && !sh_vfork_child();
 }
@@ -141,7 +158,7 @@ static inline int ft_kernel_marked(int fd)
  */
 static inline int ft_scratch(int fd)
 {
-    struct ft_entry *t = ft_fds;
+    const struct ft_entry *t = ft_fds;
     if (!t || (unsigned)fd >= ft_nfds)
         return 0;
     return (t[fd].desc1 != 0 || (t[fd].flags & (FT_PRIV | FT_ROOTFD)) == FT_ROOTFD) && !sh_vfork_child();
@@ -149,7 +166,7 @@ static inline int ft_scratch(int fd)
 /* fd is a stand-in for a directory in memory (nsdirfd.c): one load, like ft_managed. */
 static inline int ft_mdirfd(int fd)
 {
-    struct ft_entry *t = ft_fds;
+    const struct ft_entry *t = ft_fds;
     return t && (unsigned)fd < ft_nfds && !t[fd].desc1 && (t[fd].flags & (FT_PRIV | FT_MDIRFD)) == FT_MDIRFD &&
            !sh_vfork_child();
 }
@@ -248,24 +265,9 @@ void ft_ddesc_dup(int oldfd, int newfd);
  * through the shim) a dup and a fork keep the daemon's description, and an exec only gets the
  * program's flag back.  A lock of the description itself (flock, OFD) still reopens first. */
 #define ft_posix_locks (ft_hot.posix_locks)
-/*
- * The inode of a desc as this process read it, by desc1 modulo FT_DESC_INODES: (inode << 32) |
- * desc1, FT_DESC_NONE for none.  For sh_fcntl's lock path, which then reads the fd's entry and this word
- * (beside ft_fds, on a page the lookup reads anyway) instead of the desc in the region: on a
- * machine where every system call empties the TLB, one page fewer a call.  A desc's inode is set
- * at its allocation and a desc is not freed while an fd of ours holds it, so a word is wrong only
- * if its desc was freed and allocated again since it was written, and such a desc reaches our
- * table only through ft_install_priv or ft_install_disk, which drop the word (under ft_lock,
- * before the entry shows the desc).  ft_desc_inode_note writes one, under ft_lock too, from the
- * desc an fd of ours holds right then (only if ft_lock is free: it never waits).
- */
-#define ft_desc_inode (ft_hot.desc_inode)
-/* An empty word: its low half matches no desc1, not even an fd's 0 (not ours). */
-#define FT_DESC_NONE ((uint64_t)UINT32_MAX)
-/* sh.inodes, copied by ft_init before it publishes ft_fds, beside ft_desc_inode: the lock path
+/* sh.inodes, copied by ft_init before it publishes ft_fds, beside ft_hot.fdw: the lock path
  * then reads no page of the shim's data but that one (sh is on another). */
 #define ft_inodes (ft_hot.inodes)
-void ft_desc_inode_note(int fd, uint32_t desc1);
 void ft_ddesc_own_unlocked(int fd);
 void ft_ddesc_own_all(int inheritable_only); /* fork (0), exec (1: those it keeps) */
 static inline struct ft_map *ft_map_of(uint32_t inode) { return &ft_maps[inode]; }
@@ -393,7 +395,7 @@ int ft_is_priv(int fd, uint32_t inode);
 /* The fd is managed or one of our private fds: close/dup2 must look. */
 static inline int ft_touched(int fd)
 {
-    struct ft_entry *t = ft_fds;
+    const struct ft_entry *t = ft_fds;
     return t && (unsigned)fd < ft_nfds && (t[fd].desc1 | t[fd].flags) != 0 && !sh_vfork_child();
 }
 /* Forget fd locally and drop its desc reference (does not close the kernel fd). */

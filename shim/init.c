@@ -413,7 +413,7 @@ __attribute__((destructor)) static void sh_fini(void)
         uint32_t d1 = ft_fds[fd].desc1;
         if (!d1)
             continue;
-        ft_fds[fd].desc1 = 0;
+        ft_set((int)fd, 0, ft_fds[fd].flags);
         fp_desc_unref(d1 - 1);
     }
 }

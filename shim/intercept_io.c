@@ -230,7 +230,7 @@ void io_own_description(int fd)
     if (move_fd)
         failed = ft_repoint(fd, 1) < 0;
     else if (!failed)
-        ft_fds[fd].flags |= FT_OWNDESC;
+        ft_set_flags(fd, ft_fds[fd].flags | FT_OWNDESC);
     ft_unlock();
 }
 

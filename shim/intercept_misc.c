@@ -368,16 +368,6 @@ static __attribute__((noinline)) int fcntl_slow(int fd, int cmd, unsigned long a
     return fcntl_managed(fd, cmd, arg);
 }
 
-/* sh_fcntl's desc not in ft_desc_inode: noted for the next call (not by a vfork child, which
- * changes nothing of ours), this one by the slow path.  An fd not of ours (desc1 0) comes here
- * too, and goes straight on. */
-static __attribute__((noinline)) int fcntl_unknown(int fd, int cmd, unsigned long arg, uint32_t desc1)
-{
-    if (desc1 != 0 && !sh_vfork_child())
-        ft_desc_inode_note(fd, desc1);
-    return fcntl_slow(fd, cmd, arg);
-}
-
 /* The kernel's -errno as libc returns it (a call of its own: sh_fcntl makes none). */
 static __attribute__((noinline, cold)) int fcntl_failed(long r)
 {
@@ -389,44 +379,41 @@ static __attribute__((noinline, cold)) int fcntl_failed(long r)
  * F_SETLK and F_GETLK by SEEK_SET on an fd of an in-memory file (SQLite's
  * every lock), and their OFD twins where the fd's description is known to be
  * its own (FT_OWNDESC: io_own_description has nothing to do): the kernel's
- * one call on the memfd and, after a lock, the check that the file stayed,
- * nothing else; everything else goes to fcntl_slow.  An F_SETLK takes this path only once
+ * one call on the memfd and, after a lock (before an unlock or a query), the
+ * check that the file is in memory, nothing else; everything else goes to fcntl_slow.  An F_SETLK takes this path only once
  * ft_posix_locks is set (fcntl_slow sets it at the process's first).
  *
  * On a machine with PTI and no PCID every system call leaves the user TLB
  * empty, so each page the wrapper touches costs a page walk, before the call
  * and again after it.  So this path is a leaf (every other case a tail jump)
- * that reads the fd's entry, the desc's inode from ft_desc_inode (in ft_hot,
- * one page of the shim's own with ft_fds and ft_inodes, instead of the desc in
- * the region: fdtable.h), the inode, and nothing else of ours.  Measured here,
- * the pages outside the shim's image are what cost (the fd table's and the
- * region's, about 2% of a lock + unlock pair each), not the instructions
- * (ARCHITECTURE.md, "The lock path: what a page costs").  In particular it does not read the thread's vfork
+ * that reads the fd's word in ft_hot (fdtable.h: its file in memory, its inode,
+ * FT_OWNDESC; one page of the shim's own with ft_inodes, instead of the entry
+ * in the fd table's mapping and the desc in the region), the inode, and nothing
+ * else of ours.  Measured here, the pages outside the shim's image are what cost
+ * (the fd table's and the region's, about 2% of a lock + unlock pair each), not
+ * the instructions (ARCHITECTURE.md, "The lock path: what a page costs").  In particular it does not read the thread's vfork
  * mark (a load through the GOT, then the TLS page): in a vfork child it
  * makes the very call libc's fcntl would (these commands pass through glibc's
  * unchanged, on the child's own kernel fd) and changes nothing of the shim's;
- * whatever it would do besides (note a desc, the first F_SETLK's mark, a
- * file not in memory, a file moved meanwhile) is fcntl_unknown's and
- * fcntl_slow's, which step aside in a vfork child.
+ * whatever it would do besides (the first F_SETLK's mark, a file not in
+ * memory, a file moved meanwhile) is fcntl_slow's, which steps aside in a
+ * vfork child.
  */
 /* sh_fcntl's path for one command, inlined into each (the tests on cmd, want and lock fold
- * away): want, the flag bits the command needs among FT_DISK (never) and FT_OWNDESC (an OFD
- * lock's); lock, a lock to check against a move after the call (a query is not). */
+ * away): want, FW_OWNDESC for an OFD lock (its description known to be its own), else 0; lock, a
+ * lock to check against a move after the call (a query is not). */
 static inline __attribute__((always_inline)) int lock_fast(int fd, int cmd, unsigned long arg, uint32_t want,
                                                            int lock)
 {
     const struct flock *fl = (const struct flock *)arg;
-    /* ft_init publishes ft_nfds after ft_fds: a number below it has an entry */
-    if (unlikely((unsigned)fd >= __atomic_load_n(&ft_nfds, __ATOMIC_ACQUIRE)))
+    /* The fd's word, not its entry (fdtable.h): 0 for an fd not ours, or not in memory, or before
+     * ft_init; an fd past the words goes by the slow path. */
+    if (unlikely((unsigned)fd >= FT_HOT_FDS))
         goto slow;
-    struct ft_entry e = ft_fds[fd];
-    if ((e.flags & (FT_DISK | want)) != want || path_bad_ptr(fl) || fl->l_whence != SEEK_SET)
+    uint32_t w = atomic_load_explicit(&ft_hot.fdw[fd], memory_order_acquire);
+    if ((w & (FW_MEM | want)) != (FW_MEM | want) || path_bad_ptr(fl) || fl->l_whence != SEEK_SET)
         goto slow;
-    /* An fd not of ours (desc1 0) never matches: an empty word's low half is FT_DESC_NONE. */
-    uint64_t known = atomic_load_explicit(&ft_desc_inode[e.desc1 % FT_DESC_INODES], memory_order_relaxed);
-    if (unlikely((uint32_t)known != e.desc1))
-        return fcntl_unknown(fd, cmd, arg, e.desc1);
-    struct eph_inode *ino = &ft_inodes[known >> 32];
+    struct eph_inode *ino = &ft_inodes[w >> FW_INODE_SHIFT];
     if (!lock || fl->l_type == F_UNLCK) {
         /* A query changes nothing, and neither does an unlock whose file moved meanwhile: a lock
          * of ours on the memfd stopped any move but a forced one, and a forced move leaves the
@@ -436,15 +423,19 @@ static inline __attribute__((always_inline)) int lock_fast(int fd, int cmd, unsi
         long r = fcntl_syscall(fd, cmd, arg);
         return unlikely(r < 0) ? fcntl_failed(r) : (int)r;
     }
-    uint32_t epoch = atomic_load(&ino->epoch);
-    if (unlikely(atomic_load(&ino->state) != EPH_MEM))
-        goto slow;
+    /* A lock is made first and checked after: the region's page is then read once a pair (the
+     * unlock's look before its call follows this one with no system call between), not before
+     * and after the lock's call.  The state alone says it (ARCHITECTURE.md, "The lock path
+     * without the fd table's page"): the file leaves memory for good (EPH_DISK, while our desc
+     * holds the slot) or comes back from MOVING into the same memfd (a move abandoned), so MEM
+     * seen after the fence means our lock is on the file's home and any move from now on sees it
+     * (Dekker with the daemon's MOVING, as lock_stayed).  A lock that failed on a memfd left
+     * behind (a conflict with a holder that has not moved yet) goes to the file's home too. */
     long r = fcntl_syscall(fd, cmd, arg);
-    if (unlikely(r < 0))
-        return fcntl_failed(r);
-    if (likely(lock_stayed(ino, epoch)))
-        return (int)r;
-    /* moved meanwhile: fcntl_managed takes it again on the file's new home */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (likely(atomic_load(&ino->state) == EPH_MEM))
+        return unlikely(r < 0) ? fcntl_failed(r) : (int)r;
+    /* not in memory, or moving: fcntl_managed settles it and takes the lock on the file's home */
 slow:
     return fcntl_slow(fd, cmd, arg);
 }
@@ -455,7 +446,7 @@ static int sh_fcntl(int fd, int cmd, unsigned long arg)
         if (likely(atomic_load_explicit(&ft_posix_locks, memory_order_relaxed)))
             return lock_fast(fd, F_SETLK, arg, 0, 1);
     } else if (cmd == F_OFD_SETLK) {
-        return lock_fast(fd, F_OFD_SETLK, arg, FT_OWNDESC, 1);
+        return lock_fast(fd, F_OFD_SETLK, arg, FW_OWNDESC, 1);
     } else if (cmd == F_GETLK || cmd == F_OFD_GETLK) {
         return lock_fast(fd, cmd, arg, 0, 0);
     }

@@ -95,8 +95,7 @@ static int ndf_make_base(void)
             return -1;
         }
         ft_lock();
-        ft_fds[fd].desc1 = 0;
-        ft_fds[fd].flags = FT_ROOTFD | FT_MDIRFD;
+        ft_set(fd, 0, FT_ROOTFD | FT_MDIRFD);
         if ((uint32_t)fd + 1 > atomic_load(&ft_hwm))
             atomic_store(&ft_hwm, (uint32_t)fd + 1);
         ft_unlock();
@@ -207,7 +206,7 @@ int ndf_open(const char *abs, uint32_t idx, uint32_t gen, int flags)
     ft_lock();
     if (ft_fds[fd].desc1) /* a stale entry under the number the kernel gave us */
         ft_unlock(), ft_forget(fd), ft_lock();
-    ft_fds[fd].flags = FT_ROOTFD | FT_MDIRFD;
+    ft_set_flags(fd, FT_ROOTFD | FT_MDIRFD);
     if ((uint32_t)fd + 1 > atomic_load(&ft_hwm))
         atomic_store(&ft_hwm, (uint32_t)fd + 1);
     ft_unlock();
@@ -250,7 +249,7 @@ static int ndf_replace(int fd, const char *path, uint64_t dev, uint64_t ino)
         return -1;
     ft_lock();
     if (!ft_fds[fd].desc1)
-        ft_fds[fd].flags = (ft_fds[fd].flags & ~FT_MDIRFD) | FT_ROOTFD;
+        ft_set_flags(fd, (ft_fds[fd].flags & ~FT_MDIRFD) | FT_ROOTFD);
     ft_unlock();
     return 0;
 }
@@ -435,7 +434,7 @@ void ndf_dup(int oldfd, int newfd)
     pthread_mutex_unlock(&ndf_mu);
     ft_lock();
     if (!ft_fds[newfd].desc1)
-        ft_fds[newfd].flags = n ? FT_ROOTFD | FT_MDIRFD : 0;
+        ft_set_flags(newfd, n ? FT_ROOTFD | FT_MDIRFD : 0);
     if ((uint32_t)newfd + 1 > atomic_load(&ft_hwm))
         atomic_store(&ft_hwm, (uint32_t)newfd + 1);
     ft_unlock();
@@ -584,7 +583,7 @@ void ndf_after_fork(void)
             continue;
         ft_lock();
         if (!ft_fds[fd].desc1 && !(ft_fds[fd].flags & FT_PRIV))
-            ft_fds[fd].flags = FT_ROOTFD | FT_MDIRFD;
+            ft_set_flags(fd, FT_ROOTFD | FT_MDIRFD);
         ft_unlock();
     }
     ndf_nfk = 0;

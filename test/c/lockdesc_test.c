@@ -2,13 +2,16 @@
  * lockdesc_test.c - an F_SETLK through a desc number that was used before, by another file, lands
  * on its own file's home.
  *
- * sh_fcntl (shim/intercept_misc.c) takes the inode of an fd's desc from ft_desc_inode
- * (shim/fdtable.h), written when a lock first goes through the desc, and not from the desc in the
- * region.  A desc is freed at its last close and allocated again for another file; the word its
- * number left must not be taken for the new file's inode.  If it were, a lock on the new file after
- * an eviction would be checked against the old file (still in memory here: another process holds a
- * lock on it, so the daemon keeps it) and go to the new file's stale memfd, where no other process
- * sees it.
+ * sh_fcntl (shim/intercept_misc.c) takes the inode of an fd from the fd's word in the shim's own
+ * data (ft_hot.fdw, shim/fdtable.h), written with the fd's entry, and not from the desc in the
+ * region; before that (branch locks) from a cache by desc number, ft_desc_inode.  A desc is freed
+ * at its last close and allocated again for another file; what the shim kept of its number must not
+ * be taken for the new file's inode.  If it were, a lock on the new file after an eviction would be
+ * checked against the old file (still in memory here: another process holds a lock on it, so the
+ * daemon keeps it) and go to the new file's stale memfd, where no other process sees it.  Each lock
+ * here is also one on a file already moved through an fd not yet swapped to the disk file: the
+ * lock path makes it on the memfd left behind first, sees the state after the call, and takes it
+ * again on the disk file (branch locks2).
  *
  * The daemon has 16 inodes, so 64 descs: the loop opens a file a desc at a time until the numbers
  * wrap past the first file's desc (descs are handed out in rotation).  Each round: a fresh file, an
