@@ -1,5 +1,5 @@
-// How much of the shim's code a shimmed process maps, counted in 64 KiB windows (a count, not a
-// time).  On this VM a page is paid for where it is first touched, and a read fault on a file maps
+// What a shimmed process maps of the shim's code, counted in 64 KiB windows, and of its fd table's
+// memfd, counted in pages (counts, not times).  On this VM a page is paid for where it is first touched, and a read fault on a file maps
 // the 64 KiB around it (fault-around): so a process pays a fault per window of the shim's code it
 // runs in, and a shadow-page fill per page.  Until branch attachcost the code a process ran lay
 // across all of the shim's .text: a process attached to a root (gcc's driver, cc1 and as each are)
@@ -8,6 +8,10 @@
 // .fini beside .init (ARCHITECTURE.md, "The attached paths' code in one place"): 2-3 windows here.
 // A window counts if any of its pages is in the process's page table (/proc/self/pagemap), which
 // holds with or without fault-around.
+// The fd table (the ledger the daemon reads when a process dies, proto.h) kept a thread's two
+// in-flight words 4 KiB apart, all slots' reference words before all read words: a process that
+// made a file and read one touched 4 pages of it (fds 0-511, the shim's fds from 512, and the two
+// words' pages); each slot's words now lie side by side: 3.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -41,15 +45,16 @@ int main(int argc, char **argv) {
     if (!f || fwrite(buf, 1, 7, f) != 7 || fclose(f) != 0) { perror("output"); return 1; }
     if (unlink(tmp) != 0 || unlink(obj) != 0) { perror("unlink"); return 1; }
     FILE *m = fopen("/proc/self/maps", "r");
-    unsigned long lo = 0, hi = 0;
+    unsigned long lo = 0, hi = 0, tlo = 0, thi = 0;
     while (m && fgets(line, sizeof line, m)) {
         unsigned long a, b;
         char perm[8];
-        if (sscanf(line, "%lx-%lx %7s", &a, &b, perm) == 3 && strcmp(perm, "r-xp") == 0 && strstr(line, "/libephemera"))
-            lo = a, hi = b;
+        if (sscanf(line, "%lx-%lx %7s", &a, &b, perm) != 3) continue;
+        if (strcmp(perm, "r-xp") == 0 && strstr(line, "/libephemera")) lo = a, hi = b;
+        if (strstr(line, "memfd:ephemera-fdtable")) tlo = a, thi = b;
     }
     if (!lo) { fprintf(stderr, "no code mapping of the shim\\n"); return 1; }
-    int pm = open("/proc/self/pagemap", O_RDONLY), pages = 0, windows = 0;
+    int pm = open("/proc/self/pagemap", O_RDONLY), pages = 0, windows = 0, tpages = 0;
     unsigned long last = 0;
     for (unsigned long p = lo; p < hi; p += 4096) {
         uint64_t e;
@@ -58,7 +63,12 @@ int main(int argc, char **argv) {
         pages++;
         if (p >> 16 != last) windows++, last = p >> 16;
     }
-    printf("%d %lu %d\\n", windows, (hi - lo) / 4096, pages);
+    for (unsigned long p = tlo; p < thi; p += 4096) {
+        uint64_t e;
+        if (pread(pm, &e, 8, (off_t)(p / 4096 * 8)) != 8) { perror("pagemap"); return 1; }
+        tpages += (int)(e >> 63);
+    }
+    printf("%d %lu %d %d\\n", windows, (hi - lo) / 4096, pages, tlo ? tpages : -1);
     return 0;
 }
 `;
@@ -86,3 +96,17 @@ for (const [where, inRoot] of [
     sc.done();
   });
 }
+
+test("a process that makes an in-memory file and reads one has at most 3 pages of its fd table's memfd in its page table", { timeout: 60_000 }, async (t) => {
+  const sc = scratch('tablepages');
+  const bin = await compileProgram(sc, 'codewin', PROGRAM, { flags: ['-O2', '-Wall'] });
+  const root = sc.sub('root');
+  const r = await ephemeraRun({ root, cmd: bin, args: [root], statsDir: sc.dir });
+  assert.equal(r.status, 0, describe(r));
+  const tablePages = Number(r.stdout.toString().trim().split(/\s+/)[3]);
+  t.diagnostic(`${tablePages} pages of the fd table`);
+  assert.ok(r.stats && r.stats.fast_reads >= 1 && r.stats.fast_writes >= 1, `no read and write in memory: ${JSON.stringify(r.stats)}`);
+  assert.ok(tablePages >= 1, `the process registered no fd table (${tablePages}): it did not attach`);
+  assert.ok(tablePages <= 3, `${tablePages} pages of the fd table in the page table; at most 3 expected (fds 0-511, 512-1023, the in-flight words)`);
+  sc.done();
+});
