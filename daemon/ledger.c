@@ -115,10 +115,12 @@ static off_t ledger_inflight_off(int table_fd)
  */
 static void ledger_release_reads(int table_fd, off_t at, pid_t pid)
 {
-    uint64_t word[EPH_LEDGER_INFLIGHT_SLOTS];
-    ssize_t n = pread(table_fd, word, sizeof word, at + (off_t)sizeof word);
-    for (ssize_t i = 0; i < n / (ssize_t)sizeof word[0]; i++) {
-        if (!(word[i] & EPH_INFLIGHT_READ))
+    uint64_t word[EPH_LEDGER_INFLIGHT_WORDS];
+    ssize_t n = pread(table_fd, word, sizeof word, at);
+    size_t have = n > 0 ? (size_t)n / sizeof word[0] : 0; /* words read: a short table has fewer */
+    for (uint32_t s = 0; s < EPH_LEDGER_INFLIGHT_SLOTS; s++) {
+        uint32_t i = EPH_LEDGER_READ_WORD(s);
+        if (i >= have || !(word[i] & EPH_INFLIGHT_READ))
             continue;
         uint32_t inode = (uint32_t)(word[i] >> 32) & 0x0fffffffu, gen = (uint32_t)word[i];
         if (inode >= D.h->ninodes || atomic_load(&D.inodes[inode].gen) != gen)
@@ -144,10 +146,14 @@ static void ledger_release_reads(int table_fd, off_t at, pid_t pid)
  */
 static void ledger_release_inflight(int table_fd, off_t at)
 {
-    uint64_t slot[EPH_LEDGER_INFLIGHT_SLOTS];
-    ssize_t n = pread(table_fd, slot, sizeof slot, at);
-    for (ssize_t i = 0; i < n / (ssize_t)sizeof slot[0]; i++) {
-        uint64_t v = slot[i];
+    uint64_t word[EPH_LEDGER_INFLIGHT_WORDS];
+    ssize_t n = pread(table_fd, word, sizeof word, at);
+    size_t have = n > 0 ? (size_t)n / sizeof word[0] : 0;
+    for (uint32_t s = 0; s < EPH_LEDGER_INFLIGHT_SLOTS; s++) {
+        uint32_t i = EPH_LEDGER_REF_WORD(s);
+        if (i >= have)
+            break;
+        uint64_t v = word[i];
         uint32_t hi = (uint32_t)(v >> 32) & 0x1fffffffu, lo = (uint32_t)v; /* below the type bits */
         if (v & EPH_INFLIGHT_INODE) {
             ledger_refs++;
@@ -243,7 +249,8 @@ void ledger_note_inflight(pid_t pid, uint32_t slot, uint32_t inode, uint32_t gen
         if (p->pid == pid) {
             off_t at = ledger_inflight_off(p->table_fd);
             uint64_t v = EPH_INFLIGHT_INODE | (uint64_t)inode << 32 | gen;
-            if (at && pwrite(p->table_fd, &v, sizeof v, at + (off_t)slot * (off_t)sizeof v) != (ssize_t)sizeof v)
+            if (at && pwrite(p->table_fd, &v, sizeof v, at + (off_t)EPH_LEDGER_REF_WORD(slot) * (off_t)sizeof v) !=
+                          (ssize_t)sizeof v)
                 log_msg(LOG_WARN, "pid %d: noting an open reference in its ledger: %s", (int)pid, strerror(errno));
             return;
         }

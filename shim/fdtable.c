@@ -438,17 +438,18 @@ static _Atomic uint64_t ft_slot_used[EPH_LEDGER_INFLIGHT_SLOTS / 64];
 static pthread_key_t ft_slot_key;
 static pthread_once_t ft_slot_once = PTHREAD_ONCE_INIT;
 
-static inline _Atomic uint64_t *inflight_at(uint32_t slot)
+/* The in-flight word at index word (proto.h: EPH_LEDGER_REF_WORD, EPH_LEDGER_READ_WORD). */
+static inline _Atomic uint64_t *inflight_at(uint32_t word)
 {
-    return (_Atomic uint64_t *)((char *)ft_fds + (size_t)ft_nfds * sizeof(struct ft_entry)) + slot;
+    return (_Atomic uint64_t *)((char *)ft_fds + (size_t)ft_nfds * sizeof(struct ft_entry)) + word;
 }
 
 static void slot_give_back(void *v)
 {
     uint32_t slot = (uint32_t)(uintptr_t)v - 1;
     if (ft_fds) {
-        atomic_store(inflight_at(slot), 0);
-        atomic_store(inflight_at(EPH_LEDGER_INFLIGHT_SLOTS + slot), 0);
+        atomic_store(inflight_at(EPH_LEDGER_REF_WORD(slot)), 0);
+        atomic_store(inflight_at(EPH_LEDGER_READ_WORD(slot)), 0);
     }
     atomic_fetch_and(&ft_slot_used[slot / 64], ~(1ull << (slot % 64)));
 }
@@ -499,8 +500,8 @@ int ft_inflight_slot(void)
             uint32_t b = (uint32_t)__builtin_ctzll(~used);
             if (atomic_compare_exchange_weak(&ft_slot_used[w], &used, used | (1ull << b))) {
                 ft_slot1 = w * 64 + b + 1;
-                atomic_store(inflight_at(ft_slot1 - 1), 0);
-                atomic_store(inflight_at(EPH_LEDGER_INFLIGHT_SLOTS + ft_slot1 - 1), 0);
+                atomic_store(inflight_at(EPH_LEDGER_REF_WORD(ft_slot1 - 1)), 0);
+                atomic_store(inflight_at(EPH_LEDGER_READ_WORD(ft_slot1 - 1)), 0);
                 pthread_setspecific(ft_slot_key, (void *)(uintptr_t)ft_slot1);
                 return (int)ft_slot1 - 1;
             }
@@ -512,28 +513,28 @@ int ft_inflight_slot(void)
 void ft_reading_init(void)
 {
     int slot = ft_inflight_slot();
-    ft_reading = slot >= 0 ? inflight_at(EPH_LEDGER_INFLIGHT_SLOTS + (uint32_t)slot) : &ft_reading_unseen;
+    ft_reading = slot >= 0 ? inflight_at(EPH_LEDGER_READ_WORD((uint32_t)slot)) : &ft_reading_unseen;
 }
 
 void ft_inflight_inode(uint32_t inode, uint32_t gen)
 {
     if (ft_slot1)
-        atomic_store_explicit(inflight_at(ft_slot1 - 1), EPH_INFLIGHT_INODE | (uint64_t)inode << 32 | gen,
+        atomic_store_explicit(inflight_at(EPH_LEDGER_REF_WORD(ft_slot1 - 1)), EPH_INFLIGHT_INODE | (uint64_t)inode << 32 | gen,
                               memory_order_release);
 }
 
 void ft_inflight_desc(uint32_t desc, int fd)
 {
     if (ft_slot1)
-        atomic_store_explicit(inflight_at(ft_slot1 - 1), EPH_INFLIGHT_DESC | (uint64_t)desc << 32 | (uint32_t)fd,
+        atomic_store_explicit(inflight_at(EPH_LEDGER_REF_WORD(ft_slot1 - 1)), EPH_INFLIGHT_DESC | (uint64_t)desc << 32 | (uint32_t)fd,
                               memory_order_release);
 }
 
 int ft_inflight_charge(uint64_t bytes)
 {
-    if (!ft_slot1 || atomic_load(inflight_at(ft_slot1 - 1)) != 0 || bytes / EPH_PAGE_INFLIGHT > UINT32_MAX)
+    if (!ft_slot1 || atomic_load(inflight_at(EPH_LEDGER_REF_WORD(ft_slot1 - 1))) != 0 || bytes / EPH_PAGE_INFLIGHT > UINT32_MAX)
         return 0;
-    atomic_store_explicit(inflight_at(ft_slot1 - 1), EPH_INFLIGHT_CHARGE | bytes / EPH_PAGE_INFLIGHT,
+    atomic_store_explicit(inflight_at(EPH_LEDGER_REF_WORD(ft_slot1 - 1)), EPH_INFLIGHT_CHARGE | bytes / EPH_PAGE_INFLIGHT,
                           memory_order_release);
     return 1;
 }
@@ -541,7 +542,7 @@ int ft_inflight_charge(uint64_t bytes)
 void ft_inflight_clear(void)
 {
     if (ft_slot1)
-        atomic_store_explicit(inflight_at(ft_slot1 - 1), 0, memory_order_release);
+        atomic_store_explicit(inflight_at(EPH_LEDGER_REF_WORD(ft_slot1 - 1)), 0, memory_order_release);
 }
 
 int ft_init(void)
@@ -1305,7 +1306,7 @@ void ft_forget(int fd)
     /* The reference goes in flight before it leaves the entry (unless this
      * thread's slot is busy with a reference of its own): a SIGKILL before the
      * desc's count drops then loses nothing. */
-    int track = e.desc1 && ft_slot1 && atomic_load(inflight_at(ft_slot1 - 1)) == 0;
+    int track = e.desc1 && ft_slot1 && atomic_load(inflight_at(EPH_LEDGER_REF_WORD(ft_slot1 - 1))) == 0;
     if (track)
         ft_inflight_desc(e.desc1 - 1, fd);
     ft_set(fd, 0, 0);

@@ -226,7 +226,7 @@ __attribute__((used)) void vfork_parent_return(void)
  * here in both processes.
  */
 __attribute__((used)) static SH_TLS void *vfork_ret;
-__asm__(".text\n"
+__asm__(".pushsection .text.vfork,\"ax\",@progbits\n" /* its own section: shim/hot.ld places it */
         ".globl vfork\n"
         ".type vfork,@function\n"
         "vfork:\n"
@@ -265,7 +265,8 @@ __asm__(".text\n"
         "  pushq %fs:(%rcx)\n"
         "  ret\n"
         "  .cfi_endproc\n"
-        ".size vfork, .-vfork\n");
+        ".size vfork, .-vfork\n"
+        ".popsection\n");
 #else
 SH_EXPORT pid_t vfork(void)
 {

@@ -48,9 +48,9 @@ $(TEST_BUILD)/static_reader: test/c/static_reader.c
 # The shim as tests build it: the same sources with -DEPH_FAULTS, so that EPHEMERA_FAULTS can put a
 # fault in front of an entry of its syscall table (shim/sys.c).  Never installed; the production
 # library above has no fault code at all.
-$(TEST_BUILD)/libephemera-faults.so: $(SHIM_SRC) $(HEADERS) shim/exports.map $(LIBCSYMS)
+$(TEST_BUILD)/libephemera-faults.so: $(SHIM_SRC) $(HEADERS) shim/exports.map $(SHIM_LDS) $(LIBCSYMS)
 	@mkdir -p $(TEST_BUILD)
-	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -I$(BUILD)/gen -DEPH_FAULTS -fPIC -shared -fvisibility=hidden \
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_OPT) -I$(BUILD)/gen -DEPH_FAULTS -fPIC -shared -fvisibility=hidden $(SHIM_LAYOUT) \
 	  -Wl,--version-script=shim/exports.map -o $@.tmp $(SHIM_SRC) -ldl -lpthread
 	mv -f $@.tmp $@
 

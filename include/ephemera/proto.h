@@ -92,12 +92,12 @@ enum eph_op {
      * references its last registered table still holds.  A registration from
      * the process itself replaces an older one (exec); one made on behalf of
      * another pid is ignored if that pid already registered.  The table's
-     * last EPH_LEDGER_INFLIGHT_BYTES are the in-flight pages: one uint64_t
-     * per thread slot, a reference the process holds and has not yet listed
-     * under an fd (EPH_INFLIGHT_*), so a SIGKILL between taking a reference
-     * and listing it loses nothing; then one per thread slot naming the
-     * inode it is reading (EPH_INFLIGHT_READ), so a SIGKILL inside a read
-     * leaves no count of reads in flight behind.
+     * last EPH_LEDGER_INFLIGHT_BYTES are the in-flight pages: two uint64_t
+     * per thread slot, side by side (EPH_LEDGER_REF_WORD, _READ_WORD): a
+     * reference the process holds and has not yet listed under an fd
+     * (EPH_INFLIGHT_*), so a SIGKILL between taking a reference and listing
+     * it loses nothing; and the inode it is reading (EPH_INFLIGHT_READ), so a
+     * SIGKILL inside a read leaves no count of reads in flight behind.
      */
     EPH_OP_LEDGER = 10,
     /*
@@ -157,8 +157,9 @@ struct eph_pool_entry {
  * EPH_OP_CREATE's req.inflight1 = the caller thread's slot + 1 (0: none):
  * a reference the daemon takes for the caller is written there before the
  * answer is sent.
- * The second half of the page has a word per thread slot too, at
- * EPH_LEDGER_INFLIGHT_SLOTS + slot: 0, or EPH_INFLIGHT_READ | inode << 32 |
+ * Each slot has a second word, right after it (EPH_LEDGER_READ_WORD, so that
+ * a thread's two words share a page: one page of the table fewer in every
+ * process that reads an in-memory file): 0, or EPH_INFLIGHT_READ | inode << 32 |
  * gen while that thread is inside a fast-path read of the inode with the
  * inode's inflight count raised (shim/fp_io.c).  Written after the count is
  * raised and cleared before it drops, so a death in between leaks a count
@@ -166,6 +167,10 @@ struct eph_pool_entry {
  * each such word of a dead process (daemon/ledger.c). */
 #define EPH_LEDGER_INFLIGHT_SLOTS 512u
 #define EPH_LEDGER_INFLIGHT_BYTES (2u * EPH_LEDGER_INFLIGHT_SLOTS * 8u)
+#define EPH_LEDGER_INFLIGHT_WORDS (2u * EPH_LEDGER_INFLIGHT_SLOTS)
+/* The words of thread slot s, counted from the start of the in-flight pages. */
+#define EPH_LEDGER_REF_WORD(s) (2u * (s))
+#define EPH_LEDGER_READ_WORD(s) (2u * (s) + 1u)
 #define EPH_INFLIGHT_READ (1ull << 60)
 #define EPH_INFLIGHT_INODE (1ull << 63)
 #define EPH_INFLIGHT_DESC (1ull << 62)
