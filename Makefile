@@ -10,7 +10,7 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 
 SHIM_SRC := $(sort $(wildcard shim/*.c))
 # The shim's code that shimmed processes run, in one block at the head of .text in shim/hot.ld's
-# order (scripts/shim-hot-order.mjs makes it from callgrind profiles): an attached process's calls
+# order (scripts/shim-hot-order.mjs makes it from gcov counts of real runs): an attached process's calls
 # touch fewer of the code's pages and 64 KiB windows (ARCHITECTURE.md, "The attached paths' code in
 # one place").  The script is the linker's own default with those lines put after .text.startup's.
 SHIM_LDS := $(BUILD)/gen/shim.ld
