@@ -61,7 +61,35 @@ struct dc_entry {
 static struct dc_key dc_keys[DC_ENTRIES];
 static struct dc_entry dc[DC_ENTRIES] SH_COLD;
 static unsigned dc_next;
-static pthread_mutex_t dc_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t dc_mu = PTHREAD_MUTEX_INITIALIZER; /* writers, and dc_fd_path's readers */
+static _Atomic unsigned dc_seq;                            /* odd: a writer is changing an entry */
+#define DC_READ_TRIES 4
+
+/* A reader's start: the sequence to check at the end (odd: a writer inside, the read will fail). */
+static inline unsigned dc_read_begin(void)
+{
+    return atomic_load_explicit(&dc_seq, memory_order_acquire);
+}
+
+/* A reader's end: 1 when what it read since dc_read_begin(s) is one writer's complete state. */
+static inline int dc_read_valid(unsigned s)
+{
+    atomic_thread_fence(memory_order_acquire); /* the entry's loads before the second look */
+    return !(s & 1) && atomic_load_explicit(&dc_seq, memory_order_relaxed) == s;
+}
+
+static void dc_write_begin(void)
+{
+    pthread_mutex_lock(&dc_mu);
+    atomic_store_explicit(&dc_seq, atomic_load_explicit(&dc_seq, memory_order_relaxed) + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release); /* odd before any store to an entry */
+}
+
+static void dc_write_end(void)
+{
+    atomic_store_explicit(&dc_seq, atomic_load_explicit(&dc_seq, memory_order_relaxed) + 1, memory_order_release);
+    pthread_mutex_unlock(&dc_mu);
+}
 
 static inline uint64_t dc_gen(void)
 {
@@ -100,17 +128,23 @@ int dc_stat(const char *dir, struct stat *st)
         errno = ENOENT; /* this call's own stat of it found nothing */
         return -1;
     }
-    pthread_mutex_lock(&dc_mu);
-    for (int i = 0; i < DC_ENTRIES; i++) {
-        const struct dc_key *k = &dc_keys[i];
-        if (k->len == len && k->tail == tail && k->gen == gen && now - k->stamp < DC_TTL_NS &&
-            memcmp(dc[i].path, dir, len) == 0) {
-            *st = dc[i].st;
-            pthread_mutex_unlock(&dc_mu);
-            return 0;
+    for (int tries = 0; tries < DC_READ_TRIES; tries++) {
+        unsigned s = dc_read_begin();
+        int hit = 0;
+        for (int i = 0; i < DC_ENTRIES && !hit; i++) {
+            const struct dc_key *k = &dc_keys[i];
+            if (k->len == len && k->tail == tail && k->gen == gen && now - k->stamp < DC_TTL_NS &&
+                memcmp(dc[i].path, dir, len) == 0) {
+                *st = dc[i].st; /* a torn copy is overwritten: by the next try's, or the kernel's */
+                hit = 1;
+            }
+        }
+        if (dc_read_valid(s)) {
+            if (hit)
+                return 0;
+            break;
         }
     }
-    pthread_mutex_unlock(&dc_mu);
     /* The generation is read before the stat: a change that lands between them
      * leaves an entry of the old generation, which the next look ignores. */
     if (sys.stat(dir, st) < 0) {
@@ -123,13 +157,13 @@ int dc_stat(const char *dir, struct stat *st)
     }
     if (!S_ISDIR(st->st_mode))
         return 0;
-    pthread_mutex_lock(&dc_mu);
+    dc_write_begin();
     unsigned i = dc_next++ % DC_ENTRIES;
     struct dc_entry *e = &dc[i];
     dc_keys[i] = (struct dc_key){len, tail, gen, now};
     e->st = *st;
     memcpy(e->path, dir, len + 1);
-    pthread_mutex_unlock(&dc_mu);
+    dc_write_end();
     return 0;
 }
 
@@ -162,17 +196,20 @@ static int canon_find(const char *dir, size_t len, char *real)
     if (!sh.hdr || len >= DC_NAME_MAX)
         return 0;
     uint64_t gen = dc_gen(), now = sh_lru_ns(), tail = dc_tail(dir, len);
-    int hit = 0;
-    pthread_mutex_lock(&dc_mu);
-    for (int i = 0; i < DC_ENTRIES && !hit; i++) {
-        const struct dc_canon_key *k = &dcc_keys[i];
-        hit = k->k.len == len && k->k.tail == tail && k->k.gen == gen && now - k->k.stamp < DC_TTL_NS && k->alias == !!real &&
-              memcmp(dcc[i].path, dir, len) == 0;
-        if (hit && real)
-            memcpy(real, dcc[i].real, strlen(dcc[i].real) + 1);
+    for (int tries = 0; tries < DC_READ_TRIES; tries++) {
+        unsigned s = dc_read_begin();
+        int hit = 0;
+        for (int i = 0; i < DC_ENTRIES && !hit; i++) {
+            const struct dc_canon_key *k = &dcc_keys[i];
+            hit = k->k.len == len && k->k.tail == tail && k->k.gen == gen && now - k->k.stamp < DC_TTL_NS &&
+                  k->alias == !!real && memcmp(dcc[i].path, dir, len) == 0;
+            if (hit && real)
+                memcpy(real, dcc[i].real, strnlen(dcc[i].real, DC_NAME_MAX - 1) + 1); /* torn: bounded */
+        }
+        if (dc_read_valid(s))
+            return hit;
     }
-    pthread_mutex_unlock(&dc_mu);
-    return hit;
+    return 0;
 }
 
 static void canon_put(const char *dir, size_t len, const char *real, uint64_t gen)
@@ -181,14 +218,14 @@ static void canon_put(const char *dir, size_t len, const char *real, uint64_t ge
     if (!sh.hdr || len >= DC_NAME_MAX || rlen >= DC_NAME_MAX)
         return;
     uint64_t now = sh_lru_ns();
-    pthread_mutex_lock(&dc_mu);
+    dc_write_begin();
     unsigned i = dcc_next++ % DC_ENTRIES;
     struct dc_canon *e = &dcc[i];
     dcc_keys[i] = (struct dc_canon_key){{len, dc_tail(dir, len), gen, now}, rlen != 0};
     memcpy(e->path, dir, len);
     e->path[len] = 0;
     memcpy(e->real, real ? real : "", rlen + 1);
-    pthread_mutex_unlock(&dc_mu);
+    dc_write_end();
 }
 
 int dc_canonical(const char *dir, size_t len)
@@ -295,4 +332,12 @@ void dc_after_fork(void)
 {
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&dc_mu, &fresh, sizeof fresh);
+    /* Another thread of the parent was inside a write: its entry may be half made.  Forget every
+     * entry (a miss asks the kernel) and make the sequence even again, or no read would succeed. */
+    unsigned s = atomic_load_explicit(&dc_seq, memory_order_relaxed);
+    if (s & 1) {
+        memset(dc_keys, 0, sizeof dc_keys);
+        memset(dcc_keys, 0, sizeof dcc_keys);
+        atomic_store_explicit(&dc_seq, s + 1, memory_order_relaxed);
+    }
 }

@@ -92,6 +92,28 @@ static int lookup_fi(int dirfd, const char *path, uint32_t *inode, uint32_t *gen
     return nsv_lookup(abs, inode, gen) == 0 || (path_canon(abs, follow || *trailing) > 0 && nsv_lookup(abs, inode, gen) == 0);
 }
 
+/*
+ * link's look at its new name (nd, n): lookup_fi(nd, n, ..., 0, 1), and when it finds nothing, the
+ * name as link_in_memory would make it (its resolve, not a root, path_canon(abs, 0) >= 0, no
+ * trailing slash, no ".."), kept in made (else made is empty): one resolve of the name a link, where
+ * link_in_memory resolved it again (branch gitres).
+ */
+static int link_target_lookup(int nd, const char *n, uint32_t *inode, uint32_t *gen, int *trailing, char made[EPH_PATH_MAX])
+{
+    char abs[EPH_PATH_MAX];
+    made[0] = '\0';
+    if (sh_busy || nsd_resolve_in(nd, n, abs, trailing) <= 0 || sh_attach() < 0)
+        return 0;
+    if (nsv_lookup(abs, inode, gen) == 0)
+        return 1;
+    int root = path_is_root(abs), c = path_canon(abs, *trailing);
+    if (c > 0 && nsv_lookup(abs, inode, gen) == 0)
+        return 1;
+    if (c >= 0 && !root && !*trailing && !pn_has_dotdot(n))
+        memcpy(made, abs, strlen(abs) + 1);
+    return 0;
+}
+
 static int lookup_f(int dirfd, const char *path, uint32_t *inode, uint32_t *gen, int *trailing, int follow)
 {
     return lookup_fi(dirfd, path, inode, gen, trailing, follow, 0);
@@ -1290,13 +1312,15 @@ static int link_refused(int nd, const char *n, uint32_t inode)
  * name in a managed disk directory (the caller moves the file to disk and
  * lets the kernel link it).
  */
-static int link_in_memory(uint32_t inode, uint32_t gen, int nd, const char *n)
+static int link_in_memory(uint32_t inode, uint32_t gen, int nd, const char *n, const char *made)
 {
     char abs[EPH_PATH_MAX];
-    int trailing;
+    int trailing = 0;
     struct stat st;
-    if (!path_maybe_managed(nd, n) || nsd_resolve_in(nd, n, abs, &trailing) <= 0 || path_is_root(abs) ||
-        path_canon(abs, 0) < 0)
+    if (made[0]) /* link_target_lookup resolved it, just before */
+        memcpy(abs, made, strlen(made) + 1);
+    else if (!path_maybe_managed(nd, n) || nsd_resolve_in(nd, n, abs, &trailing) <= 0 || path_is_root(abs) ||
+             path_canon(abs, 0) < 0)
         return -2;
     int e = nsv_walk_error(abs);
     if (e < 0)
@@ -1334,11 +1358,13 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
     struct stat st;
     uint32_t ti, tg;
     int tt;
+    char made[EPH_PATH_MAX];
+    made[0] = '\0';
     if (src_mem && trailing)
         return fail(ENOTDIR); /* the source's lookup: "file/" is not a directory */
     /* the kernel looks at the source first, then refuses an existing target */
     if ((src_mem || REAL(fstatat)(od, o, &st, (flags & AT_SYMLINK_FOLLOW) ? 0 : AT_SYMLINK_NOFOLLOW) == 0) &&
-        path_maybe_managed(nd, n) && lookup_fi(nd, n, &ti, &tg, &tt, 0, 1))
+        path_maybe_managed(nd, n) && link_target_lookup(nd, n, &ti, &tg, &tt, made))
         return fail(EEXIST);
     if (src_mem && pn_has_dotdot(n)) {
         /* The target's walk is physical: "x/.." needs x to be a directory on the way, which
@@ -1351,7 +1377,7 @@ static int link_impl(int od, const char *o, int nd, const char *n, int flags)
             return fail(-e);
     }
     if (src_mem && !(flags & AT_EMPTY_PATH)) {
-        int r = link_in_memory(inode, gen, nd, n);
+        int r = link_in_memory(inode, gen, nd, n, made);
         if (r != -2)
             return r;
     }
@@ -2033,11 +2059,15 @@ SH_EXPORT int utime(const char *path, const struct utimbuf *ub)
  * answers it: git asks access(F_OK) for every object before it writes it, and
  * each asked for its fan-out directory's twin (a round trip and a disk mkdir).
  */
-static int access_lookup(int dirfd, const char *path, int follow, uint32_t *inode, uint32_t *gen, int *t)
+static int access_lookup(int dirfd, const char *path, int follow, uint32_t *inode, uint32_t *gen, int *t,
+                         char lex[EPH_PATH_MAX])
 {
     char abs[EPH_PATH_MAX];
+    lex[0] = '\0';
     if (sh_busy || nsd_resolve_in(dirfd, path, abs, t) <= 0 || sh_attach() < 0)
         return 0;
+    if (!pn_has_dotdot(path))
+        memcpy(lex, abs, strlen(abs) + 1); /* for the ENOENT's refinement: the name resolved once */
     if (nsd_missing())
         return -1; /* below a name missing in a directory in memory (nsdir.c) */
     if (nsv_lookup(abs, inode, gen) == 0 || (path_canon(abs, follow || *t) > 0 && nsv_lookup(abs, inode, gen) == 0))
@@ -2086,9 +2116,15 @@ static int access_impl(int dirfd, const char *path, int amode, int flags)
         int r = REAL(faccessat)(dirfd, path, amode, flags);
         return path_alias_after(r, dirfd, path, canon) ? access_impl(AT_FDCWD, canon, amode, flags) : r;
     }
-    if ((found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t)) == 0) {
+    char lex[EPH_PATH_MAX];
+    if ((found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t, lex)) == 0) {
         char canon[EPH_PATH_MAX];
-        int r = ENOENT_FIX(dirfd, path, REAL(faccessat)(dirfd, path, amode, flags));
+        /* ENOENT_FIX, with the name's resolution above handed to the refinement (nsv_enoent_resolved) */
+        int r = REAL(faccessat)(dirfd, path, amode, flags);
+        if (r < 0 && errno == ENOENT && nsd_enoent(dirfd, path))
+            r = REAL(faccessat)(dirfd, path, amode, flags);
+        if (r < 0 && errno == ENOENT)
+            lex[0] ? nsv_enoent_resolved(lex, t) : nsv_enoent(dirfd, path);
         return path_alias_after(r, dirfd, path, canon) ? access_impl(AT_FDCWD, canon, amode, flags) : r;
     }
     if (found < 0)

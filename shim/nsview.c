@@ -349,6 +349,16 @@ static int slash_file(const char *abs)
     return nsv_lookup(abs, &inode, &gen) == 0;
 }
 
+/* The errno for the kernel's ENOENT at abs (resolved lexically; canonicalised here): ENOTDIR when
+ * the walk meets a file in memory. */
+static void enoent_of(char abs[EPH_PATH_MAX], int t)
+{
+    if (nsv_ancestor_is_file(abs) || (path_canon(abs, 1) > 0 && (nsv_ancestor_is_file(abs) || (t && slash_file(abs)))))
+        errno = ENOTDIR; /* a trailing slash through a symlink to an in-memory file, too */
+    else
+        errno = ENOENT;
+}
+
 void nsv_enoent(int dirfd, const char *path)
 {
     char abs[EPH_PATH_MAX];
@@ -364,10 +374,17 @@ void nsv_enoent(int dirfd, const char *path)
     }
     if (nsd_resolve(dirfd, path, abs, &t) <= 0) /* (its errno only: no disk twin for it) */
         return;
-    if (nsv_ancestor_is_file(abs) || (path_canon(abs, 1) > 0 && (nsv_ancestor_is_file(abs) || (t && slash_file(abs)))))
-        errno = ENOTDIR; /* a trailing slash through a symlink to an in-memory file, too */
-    else
-        errno = ENOENT;
+    enoent_of(abs, t);
+}
+
+void nsv_enoent_resolved(const char *abs, int t)
+{
+    char a[EPH_PATH_MAX];
+    size_t n = strlen(abs);
+    if (nsd_enoent_final() || sh_busy || n >= sizeof a || sh_attach() < 0)
+        return;
+    memcpy(a, abs, n + 1);
+    enoent_of(a, t);
 }
 
 int nsv_dir_touched(uint64_t dev, uint64_t ino, int64_t *c, int64_t *m)

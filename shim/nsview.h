@@ -43,6 +43,10 @@ static inline uint32_t nsv_dirtouch_slot(uint64_t ino)
 int nsv_dir_touched(uint64_t dev, uint64_t ino, int64_t *c, int64_t *m);
 /* After a real call on a managed path failed with ENOENT: make it ENOTDIR where tmpfs would. */
 void nsv_enoent(int dirfd, const char *path);
+/* nsv_enoent for a caller that resolved (dirfd, path) itself before its kernel call: abs is
+ * nsd_resolve_in's (or nsd_resolve's) answer for it (> 0, and path has no ".."), t its trailing
+ * slash.  The same errno, without a second resolve of the name. */
+void nsv_enoent_resolved(const char *abs, int t);
 /* (An ENOENT may come from an in-memory directory on the way, shim/nsdir.c: then once more, after its twin.) */
 int nsd_enoent(int dirfd, const char *path);
 #define ENOENT_FIX(dirfd, path, call)                                \
