@@ -139,9 +139,17 @@ int guard_blocks_requests(void)
 {
     /* The guard not set at the last reading (every 20 ms; in follow mode the host's knob as
      * read then): no stall, no read. */
-    if (G.ctl_fd < 0 || !G.inside || !G.armed)
+    if (G.ctl_fd < 0 || !G.inside || !G.armed || !guard_stalled_now())
         return 0;
-    return guard_stalled_now();
+    if (G.version != 2)
+        return 1; /* v1: under_oom, a real freeze */
+    /* v2: memory.current a little above memory.high is the steady state of a cgroup full of page
+     * cache (the kernel reclaims it back towards memory.high), not a stall.  The kernel sleeps a
+     * charger only when its penalty exceeds HZ/100 jiffies, 64 * HZ * overage^2 for a charge of a
+     * batch (mm/memcontrol.c, calculate_high_delay): an overage above 1/80 of memory.high.  Below
+     * 1/128 (0.78%) the daemon's charges cost a little reclaim and no sleep, so it answers. */
+    int64_t high = G.follow ? guard_read_num(G.ctl_fd) : G.high, cur = guard_read_num(G.cur_fd);
+    return high < 0 || cur < 0 || cur - high > high / 128;
 }
 
 int guard_wanted(void)

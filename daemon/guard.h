@@ -28,7 +28,9 @@ int guard_stalled_now(void);
  * not, or when the guard was not set at the last reading): then every answer to a shim would
  * charge it (an accepted connection's socket, inode and file; a reply's skb, which af_unix
  * charges to the sender; an fd passed, a memfd made) and be throttled or, on v1, wait: requests
- * wait in their sockets until the stall ends (shimsrv.h). */
+ * wait in their sockets until the stall ends (shimsrv.h).  On v2 only an overage the kernel would
+ * throttle for counts (more than 1/128 of memory.high): a cgroup held at memory.high by its page
+ * cache is answered. */
 int guard_blocks_requests(void);
 /* The cgroup's usage as the budget just read it (v2), before the tick evicts: in the daemon's own
  * mode, above the memory.high it wrote while it is in that cgroup, its own charges are throttled

@@ -78,11 +78,16 @@ static inline int dc_read_valid(unsigned s)
     return !(s & 1) && atomic_load_explicit(&dc_seq, memory_order_relaxed) == s;
 }
 
-static void dc_write_begin(void)
+/* A writer's start: 0 when the lock is busy, and then the store is skipped (a cache may always
+ * leave an entry out).  Not a wait: the holder may be this very thread, interrupted inside a write
+ * by a signal whose handler names a file. */
+static int dc_write_begin(void)
 {
-    pthread_mutex_lock(&dc_mu);
+    if (pthread_mutex_trylock(&dc_mu) != 0)
+        return 0;
     atomic_store_explicit(&dc_seq, atomic_load_explicit(&dc_seq, memory_order_relaxed) + 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release); /* odd before any store to an entry */
+    return 1;
 }
 
 static void dc_write_end(void)
@@ -155,9 +160,8 @@ int dc_stat(const char *dir, struct stat *st)
         }
         return -1;
     }
-    if (!S_ISDIR(st->st_mode))
+    if (!S_ISDIR(st->st_mode) || !dc_write_begin())
         return 0;
-    dc_write_begin();
     unsigned i = dc_next++ % DC_ENTRIES;
     struct dc_entry *e = &dc[i];
     dc_keys[i] = (struct dc_key){len, tail, gen, now};
@@ -218,7 +222,8 @@ static void canon_put(const char *dir, size_t len, const char *real, uint64_t ge
     if (!sh.hdr || len >= DC_NAME_MAX || rlen >= DC_NAME_MAX)
         return;
     uint64_t now = sh_lru_ns();
-    dc_write_begin();
+    if (!dc_write_begin())
+        return;
     unsigned i = dcc_next++ % DC_ENTRIES;
     struct dc_canon *e = &dcc[i];
     dcc_keys[i] = (struct dc_canon_key){{len, dc_tail(dir, len), gen, now}, rlen != 0};
@@ -288,8 +293,9 @@ int dc_fd_path(int fd, char *out, size_t n)
     int have = 0;
     dev_t dev = 0;
     ino_t ino = 0;
-    pthread_mutex_lock(&dc_mu);
-    for (int i = 0; i < DC_ENTRIES && !have; i++) {
+    /* A busy lock (perhaps this thread's own, a signal handler having interrupted it): as a miss. */
+    int locked = pthread_mutex_trylock(&dc_mu) == 0;
+    for (int i = 0; locked && i < DC_ENTRIES && !have; i++) {
         const struct dc_fdkey *e = &dcf_keys[i];
         if (e->fd1 == fd + 1 && e->gen == gen && now - e->stamp < DC_TTL_NS) {
             memcpy(out, dcf_path[i], e->len + 1);
@@ -298,7 +304,8 @@ int dc_fd_path(int fd, char *out, size_t n)
             have = 1;
         }
     }
-    pthread_mutex_unlock(&dc_mu);
+    if (locked)
+        pthread_mutex_unlock(&dc_mu);
     if (have) {
         if (sys.fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == dev && st.st_ino == ino)
             return 0;
@@ -307,9 +314,8 @@ int dc_fd_path(int fd, char *out, size_t n)
     if (fd_readlink(fd, out, n) < 0)
         return -1;
     size_t len = strlen(out);
-    if (len >= DC_NAME_MAX || sys.fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode))
+    if (len >= DC_NAME_MAX || sys.fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode) || pthread_mutex_trylock(&dc_mu) != 0)
         return 0;
-    pthread_mutex_lock(&dc_mu);
     int i = -1;
     for (int j = 0; j < DC_ENTRIES && i < 0; j++)
         if (dcf_keys[j].fd1 == fd + 1)
@@ -330,6 +336,10 @@ void dc_changed(void)
 
 void dc_after_fork(void)
 {
+    /* Another thread of the parent held the lock at the fork (a trylock fails only then, the
+     * child being alone): the fd-name entries it was writing may be half made. */
+    if (pthread_mutex_trylock(&dc_mu) != 0)
+        memset(dcf_keys, 0, sizeof dcf_keys);
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&dc_mu, &fresh, sizeof fresh);
     /* Another thread of the parent was inside a write: its entry may be half made.  Forget every
