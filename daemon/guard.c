@@ -52,6 +52,7 @@ static struct {
     int max_fd, cur_fd;      /* v2: memory.max (follow mode) and memory.current (read-only) */
     int stalled;             /* at the last reading: the guard set and the cgroup waiting at it */
     int inside;              /* the daemon is a member of the guarded cgroup: its charges wait too */
+    int64_t seen_high, seen_cur; /* v2: memory.high and memory.current at the last stall reading */
     void (*want_fn)(int want);
 } G = {.ctl_fd = -1, .high = -2, .oom = {.fd = -1}, .want = -1, .max_fd = -1, .cur_fd = -1};
 
@@ -100,6 +101,8 @@ static int guard_read_follow_v2(int *armed)
 {
     int64_t high = guard_read_num(G.ctl_fd), max = guard_read_num(G.max_fd), cur = guard_read_num(G.cur_fd);
     *armed = high >= 0 && (max < 0 || high < max);
+    G.seen_high = high;
+    G.seen_cur = cur;
     return *armed && cur > high;
 }
 
@@ -108,7 +111,11 @@ static int guard_read_follow_v2(int *armed)
  * charges is throttled, and its eviction lines are not held (tests count them). */
 static int guard_read_own_v2(void)
 {
-    return G.inside && G.high >= 0 && guard_read_num(G.cur_fd) > G.high;
+    if (!G.inside || G.high < 0)
+        return 0;
+    G.seen_high = G.high;
+    G.seen_cur = guard_read_num(G.cur_fd);
+    return G.seen_cur > G.high;
 }
 
 int guard_stalled_now(void)
@@ -147,9 +154,9 @@ int guard_blocks_requests(void)
      * cache (the kernel reclaims it back towards memory.high), not a stall.  The kernel sleeps a
      * charger only when its penalty exceeds HZ/100 jiffies, 64 * HZ * overage^2 for a charge of a
      * batch (mm/memcontrol.c, calculate_high_delay): an overage above 1/80 of memory.high.  Below
-     * 1/128 (0.78%) the daemon's charges cost a little reclaim and no sleep, so it answers. */
-    int64_t high = G.follow ? guard_read_num(G.ctl_fd) : G.high, cur = guard_read_num(G.cur_fd);
-    return high < 0 || cur < 0 || cur - high > high / 128;
+     * 1/128 (0.78%) the daemon's charges cost a little reclaim and no sleep, so it answers.  The
+     * values are those the stall was just read from. */
+    return G.seen_cur - G.seen_high > G.seen_high / 128;
 }
 
 int guard_wanted(void)

@@ -159,6 +159,13 @@ static uint32_t fw_of(uint32_t desc1, uint32_t flags)
     return sh.descs[desc1 - 1].inode << FW_INODE_SHIFT | FW_MEM | (flags & FT_OWNDESC ? FW_OWNDESC : 0);
 }
 
+/* fd's word becomes w; stored only when it changes (a fork child that execs at once copies no page). */
+static void fw_keep(uint32_t fd, uint32_t w)
+{
+    if (atomic_load_explicit(&ft_hot.fdw[fd], memory_order_relaxed) != w)
+        atomic_store_explicit(&ft_hot.fdw[fd], w, memory_order_release);
+}
+
 void ft_set(int fd, uint32_t desc1, uint32_t flags)
 {
     struct ft_entry *e = &ft_hot.fds[fd];
@@ -173,11 +180,8 @@ void ft_set(int fd, uint32_t desc1, uint32_t flags)
         atomic_signal_fence(memory_order_release);
         e->flags = flags;
     }
-    if ((unsigned)fd < FT_HOT_FDS) {
-        uint32_t w = fw_of(desc1, flags);
-        if (atomic_load_explicit(&ft_hot.fdw[fd], memory_order_relaxed) != w)
-            atomic_store_explicit(&ft_hot.fdw[fd], w, memory_order_release);
-    }
+    if ((unsigned)fd < FT_HOT_FDS)
+        fw_keep((uint32_t)fd, fw_of(desc1, flags));
 }
 
 /* Every word from the table as it is (a fork child's, which may differ from the parent's words it
@@ -185,11 +189,8 @@ void ft_set(int fd, uint32_t desc1, uint32_t flags)
 static void ft_hot_sync(void)
 {
     uint32_t n = ft_fds ? ft_nfds : 0;
-    for (uint32_t fd = 0; fd < FT_HOT_FDS; fd++) {
-        uint32_t w = fd < n ? fw_of(ft_fds[fd].desc1, ft_fds[fd].flags) : 0;
-        if (atomic_load_explicit(&ft_hot.fdw[fd], memory_order_relaxed) != w)
-            atomic_store_explicit(&ft_hot.fdw[fd], w, memory_order_relaxed);
-    }
+    for (uint32_t fd = 0; fd < FT_HOT_FDS; fd++)
+        fw_keep(fd, fd < n ? fw_of(ft_fds[fd].desc1, ft_fds[fd].flags) : 0);
 }
 
 /*

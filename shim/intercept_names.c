@@ -2119,12 +2119,7 @@ static int access_impl(int dirfd, const char *path, int amode, int flags)
     char lex[EPH_PATH_MAX];
     if ((found = access_lookup(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), &inode, &gen, &t, lex)) == 0) {
         char canon[EPH_PATH_MAX];
-        /* ENOENT_FIX, with the name's resolution above handed to the refinement (nsv_enoent_resolved) */
-        int r = REAL(faccessat)(dirfd, path, amode, flags);
-        if (r < 0 && errno == ENOENT && nsd_enoent(dirfd, path))
-            r = REAL(faccessat)(dirfd, path, amode, flags);
-        if (r < 0 && errno == ENOENT)
-            lex[0] ? nsv_enoent_resolved(lex, t) : nsv_enoent(dirfd, path);
+        int r = ENOENT_FIX_RESOLVED(dirfd, path, lex, t, REAL(faccessat)(dirfd, path, amode, flags));
         return path_alias_after(r, dirfd, path, canon) ? access_impl(AT_FDCWD, canon, amode, flags) : r;
     }
     if (found < 0)

@@ -49,13 +49,20 @@ void nsv_enoent(int dirfd, const char *path);
 void nsv_enoent_resolved(const char *abs, int t);
 /* (An ENOENT may come from an in-memory directory on the way, shim/nsdir.c: then once more, after its twin.) */
 int nsd_enoent(int dirfd, const char *path);
-#define ENOENT_FIX(dirfd, path, call)                                \
+#define ENOENT_FIX(dirfd, path, call) ENOENT_FIX_RESOLVED(dirfd, path, "", 0, call)
+/* ENOENT_FIX for a caller that resolved the name itself (abs, t: nsv_enoent_resolved's), or
+ * could not (abs empty: as ENOENT_FIX). */
+#define ENOENT_FIX_RESOLVED(dirfd, path, abs, t, call)               \
     ({                                                               \
         __typeof__(call) r_ = (call);                                \
         if (r_ < 0 && errno == ENOENT && nsd_enoent(dirfd, path))    \
             r_ = (call);                                             \
-        if (r_ < 0 && errno == ENOENT)                               \
-            nsv_enoent(dirfd, path);                                 \
+        if (r_ < 0 && errno == ENOENT) {                             \
+            if ((abs)[0])                                            \
+                nsv_enoent_resolved(abs, t);                         \
+            else                                                     \
+                nsv_enoent(dirfd, path);                             \
+        }                                                            \
         r_;                                                          \
     })
 
